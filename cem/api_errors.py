@@ -1,0 +1,78 @@
+"""One JSON error shape for every HTTP service, and the one place domain errors map to statuses.
+
+Shape: {"error": {"code": str, "message": str, "details": [{"code", "message", "path", "index"?}]}}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cem.ports import LogUnavailable
+
+
+class ApiError(Exception):
+    """An error with an HTTP status, a machine-readable code and optional per-field details."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.details = details or []
+        self.headers = headers or {}
+
+
+def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or []}}
+
+
+def _respond(status: int, code: str, message: str, details: Any = None, headers: Any = None) -> JSONResponse:
+    return JSONResponse(error_body(code, message, details), status_code=status, headers=headers)
+
+
+async def _api_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return _respond(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+
+async def _log_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    # Never a 2xx without the log's acknowledgement (F01, F12): the client retries later.
+    return _respond(503, "log_unavailable", str(exc) or "event log unavailable", headers={"Retry-After": "5"})
+
+
+async def _validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = [
+        {
+            "code": e.get("type", "invalid"),
+            "message": e.get("msg", ""),
+            "path": ".".join(str(p) for p in e.get("loc", ())),
+        }
+        for e in exc.errors()
+    ]
+    return _respond(422, "invalid_request", "the request has invalid parameters", details)
+
+
+async def _http(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+    return _respond(exc.status_code, code.get(exc.status_code, "http_error"), str(exc.detail),
+                    headers=getattr(exc, "headers", None))
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that give every error the one shape."""
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(LogUnavailable, _log_unavailable)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)

@@ -1,0 +1,145 @@
+"""The ports every adapter implements. The pure core depends on these, never on an engine."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+TOUCHPOINTS_TOPIC = "touchpoints"
+DEAD_LETTER_TOPIC = "touchpoints.dead_letters"
+
+
+@dataclass(frozen=True)
+class Record:
+    """A record to append to a topic."""
+
+    key: bytes
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass(frozen=True)
+class Consumed:
+    """A record read from a topic, with its position."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+class EventLog(Protocol):
+    """A partitioned, durable, append-only log with consumer groups (Kafka semantics)."""
+
+    def append(self, topic: str, records: Sequence[Record]) -> list[tuple[int, int]]:
+        """Durably append; returns (partition, offset) per record once acknowledged."""
+        ...
+
+    def poll(self, topic: str, group: str, max_records: int, timeout_s: float) -> list[Consumed]:
+        """Records after the group's position, waiting up to timeout_s for the first."""
+        ...
+
+    def commit(self, topic: str, group: str, offsets: Mapping[int, int]) -> None:
+        """Store, per partition, the offset of the next record the group will read."""
+        ...
+
+    def committed(self, topic: str, group: str) -> dict[int, int]:
+        """The group's committed next-offsets per partition."""
+        ...
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        """The next offset to be written per partition (for lag)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class PublishStatus(StrEnum):
+    accepted = "accepted"
+    duplicate = "duplicate"
+    conflict = "conflict"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A validated event ready to publish, with its idempotency identity."""
+
+    tenant_id: str
+    event_id: str
+    fingerprint: str
+    record: Record
+
+
+class Publisher(Protocol):
+    """Publishes validated events idempotently by (tenant_id, event_id)."""
+
+    def publish(self, events: Sequence[Outgoing]) -> list[PublishStatus]:
+        """Returns a status per event, only after the log acknowledged the accepted ones.
+
+        Raises LogUnavailable when the log cannot acknowledge in bounded time.
+        """
+        ...
+
+
+class Warehouse(Protocol):
+    """A ClickHouse-compatible SQL store. Queries use `{name:Type}` parameters."""
+
+    version: tuple[int, ...]
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        """Run DDL or a statement that returns nothing."""
+        ...
+
+    def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert rows (dicts keyed by column) in one batch; retries are the caller's."""
+        ...
+
+    def select(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run a query and return rows as dicts."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a credential belongs to."""
+
+    key_id: str
+    tenant_id: str
+    role: str
+    scopes: frozenset[str] = field(default_factory=frozenset)
+
+
+class KeyStore(Protocol):
+    """API keys, stored hashed."""
+
+    def create(self, tenant_id: str, role: str, name: str = "") -> tuple[str, str]:
+        """Make a key; returns (key_id, secret) — the secret is shown once."""
+        ...
+
+    def authenticate(self, secret: str) -> Principal | None:
+        """The principal of a valid, unrevoked key, else None (constant-time compare)."""
+        ...
+
+    def revoke(self, key_id: str) -> None: ...
+
+    def list(self, tenant_id: str) -> list[dict[str, Any]]: ...
+
+
+class Clock(Protocol):
+    """Wall-clock time; injected so tests control it."""
+
+    def now(self) -> Any: ...
+
+
+class LogUnavailable(RuntimeError):
+    """The event log cannot acknowledge right now; callers answer 503 with Retry-After."""
+
+
+class StorageFull(LogUnavailable):
+    """The data directory is full or not writable."""

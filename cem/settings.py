@@ -1,0 +1,35 @@
+"""Settings shared by every service; each service subclasses with its own fields. Env prefix CEM_."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CoreSettings(BaseSettings):
+    """Where the platform's state lives. Validated at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="CEM_", extra="ignore")
+
+    mode: Literal["embedded", "distributed"] = "embedded"
+    data_dir: Path = Path(".cem")
+    partitions: int = Field(default=12, ge=1, le=1024)
+    # distributed mode
+    kafka_bootstrap: str = "localhost:9092"
+    kafka_replication: int = Field(default=1, ge=1)
+    clickhouse_url: str = "clickhouse://localhost:9000/default"
+    postgres_dsn: SecretStr = SecretStr("postgresql://cem@localhost:5432/cem")
+
+
+class IngestSettings(CoreSettings):
+    max_batch_events: int = Field(default=1000, ge=1)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_event_bytes: int = Field(default=64 * 1024, ge=256)
+    publish_timeout_s: float = Field(default=5.0, gt=0)
+
+
+class QuerySettings(CoreSettings):
+    page_size: int = Field(default=50, ge=1, le=1000)

@@ -1,0 +1,253 @@
+"""Typed payloads of the v1 event families, keyed by event type."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from schemas.envelope import Channel, Name, SafeStr
+
+Seconds = Annotated[float, Field(ge=0, le=7 * 24 * 3600)]
+Text = Annotated[SafeStr, StringConstraints(max_length=20_000)]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+Money = Annotated[Decimal, Field(ge=0, le=Decimal("1e12"), max_digits=18, decimal_places=4)]
+Attributes = dict[Annotated[str, StringConstraints(max_length=100)], str | int | float | bool | None]
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    attributes: Attributes = Field(default_factory=dict, max_length=50)
+
+
+# --- calls -----------------------------------------------------------------------------------
+class CallOffered(Payload):
+    queue: Name
+    direction: Literal["inbound", "outbound"] = "inbound"
+
+
+class CallAnswered(Payload):
+    queue: Name | None = None
+    agent: Name
+    queue_wait_s: Seconds = 0
+
+
+class CallHeld(Payload):
+    agent: Name | None = None
+    hold_s: Seconds
+
+
+class CallTransferred(Payload):
+    from_agent: Name | None = None
+    to_agent: Name | None = None
+    to_queue: Name | None = None
+
+
+class CallEnded(Payload):
+    agent: Name | None = None
+    queue: Name | None = None
+    direction: Literal["inbound", "outbound"] = "inbound"
+    queue_wait_s: Seconds = 0
+    talk_s: Seconds = 0
+    hold_s: Seconds = 0
+    wrap_s: Seconds = 0
+    abandoned: bool = False
+    resolved: bool | None = None
+    topic: Name | None = None
+    transcript: Text | None = None
+
+
+# --- messages on chat, SMS and social ----------------------------------------------------------
+class Message(Payload):
+    sender: Literal["customer", "agent", "bot"]
+    text: Text = ""
+    agent: Name | None = None
+    queue: Name | None = None
+    message_id: Name | None = None
+
+
+class MessageReceived(Message):
+    sender: Literal["customer", "agent", "bot"] = "customer"
+
+
+class MessageSent(Message):
+    sender: Literal["customer", "agent", "bot"] = "agent"
+
+
+# --- email -----------------------------------------------------------------------------------
+class Email(Payload):
+    message_id: Name
+    campaign: Name | None = None
+    subject: Annotated[SafeStr, StringConstraints(max_length=1000)] | None = None
+
+
+class EmailClicked(Email):
+    url: Annotated[SafeStr, StringConstraints(max_length=4000)]
+
+
+class EmailBounced(Email):
+    reason: Name | None = None
+    hard: bool = True
+
+
+class EmailReplied(Email):
+    text: Text = ""
+
+
+# --- web and app -----------------------------------------------------------------------------
+class PageViewed(Payload):
+    url: Annotated[SafeStr, StringConstraints(min_length=1, max_length=4000)]
+    title: Annotated[SafeStr, StringConstraints(max_length=1000)] | None = None
+    referrer: Annotated[SafeStr, StringConstraints(max_length=4000)] | None = None
+
+
+class ActionPerformed(Payload):
+    name: Name
+
+
+# --- orders and stores -----------------------------------------------------------------------
+class Order(Payload):
+    order_id: Name
+    amount: Money
+    currency: Currency
+    items: int = Field(default=1, ge=0, le=100_000)
+
+
+class OrderReturned(Order):
+    reason: Name | None = None
+
+
+class StoreVisited(Payload):
+    store_id: Name
+
+
+class StorePurchased(Payload):
+    store_id: Name
+    order_id: Name | None = None
+    amount: Money
+    currency: Currency
+    items: int = Field(default=1, ge=0, le=100_000)
+
+
+# --- cases -----------------------------------------------------------------------------------
+class Case(Payload):
+    case_id: Name
+    topic: Name | None = None
+    agent: Name | None = None
+    queue: Name | None = None
+
+
+class CaseOpened(Case):
+    subject: Annotated[SafeStr, StringConstraints(max_length=1000)] | None = None
+    priority: Literal["low", "normal", "high", "urgent"] = "normal"
+
+
+class CaseResolved(Case):
+    resolution: Annotated[SafeStr, StringConstraints(max_length=1000)] | None = None
+
+
+# --- surveys ---------------------------------------------------------------------------------
+SurveyKind = Literal["nps", "csat", "ces"]
+# METRICS.md v1: NPS 0-10, CSAT 1-5, CES 2.0 1-7.
+SCALES: dict[str, tuple[int, int]] = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
+
+
+class SurveySent(Payload):
+    survey_id: Name
+    kind: SurveyKind
+
+
+class SurveyAnswered(Payload):
+    survey_id: Name | None = None
+    kind: SurveyKind
+    score: int
+    scale: Annotated[str, StringConstraints(pattern=r"^\d+-\d+$")] | None = None
+    comment: Text | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_scale(cls, data: Any) -> Any:
+        # The scale is stored with every answer so that a later definition can tell them apart.
+        if isinstance(data, dict) and data.get("scale") is None and data.get("kind") in SCALES:
+            low, high = SCALES[data["kind"]]
+            return {**data, "scale": f"{low}-{high}"}
+        return data
+
+    @field_validator("scale")
+    @classmethod
+    def _known_scale(cls, scale: str, info: ValidationInfo) -> str:
+        kind = info.data.get("kind")
+        if kind in SCALES and scale != "{}-{}".format(*SCALES[kind]):
+            raise ValueError("scale for {} must be {}-{}".format(kind, *SCALES[kind]))
+        return scale
+
+    @field_validator("score")
+    @classmethod
+    def _score_in_scale(cls, score: int, info: ValidationInfo) -> int:
+        kind = info.data.get("kind")
+        if kind in SCALES and not SCALES[kind][0] <= score <= SCALES[kind][1]:
+            raise ValueError("score {} outside the {} scale {}-{}".format(score, kind, *SCALES[kind]))
+        return score
+
+
+class CustomPayload(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+_MESSAGING = frozenset({Channel.chat, Channel.sms, Channel.social})
+_ANY: frozenset[Channel] = frozenset(Channel)
+
+# type -> (payload model, channels it may arrive on)
+FAMILIES: dict[str, tuple[type[BaseModel], frozenset[Channel]]] = {
+    "call.offered": (CallOffered, frozenset({Channel.phone})),
+    "call.answered": (CallAnswered, frozenset({Channel.phone})),
+    "call.held": (CallHeld, frozenset({Channel.phone})),
+    "call.transferred": (CallTransferred, frozenset({Channel.phone})),
+    "call.ended": (CallEnded, frozenset({Channel.phone})),
+    "message.received": (MessageReceived, _MESSAGING),
+    "message.sent": (MessageSent, _MESSAGING),
+    "email.sent": (Email, frozenset({Channel.email})),
+    "email.delivered": (Email, frozenset({Channel.email})),
+    "email.opened": (Email, frozenset({Channel.email})),
+    "email.clicked": (EmailClicked, frozenset({Channel.email})),
+    "email.bounced": (EmailBounced, frozenset({Channel.email})),
+    "email.replied": (EmailReplied, frozenset({Channel.email})),
+    "page.viewed": (PageViewed, frozenset({Channel.web, Channel.mobile_app})),
+    "action.performed": (ActionPerformed, frozenset({Channel.web, Channel.mobile_app})),
+    "order.placed": (Order, _ANY),
+    "order.returned": (OrderReturned, _ANY),
+    "store.visited": (StoreVisited, frozenset({Channel.store})),
+    "store.purchased": (StorePurchased, frozenset({Channel.store})),
+    "case.opened": (CaseOpened, _ANY),
+    "case.resolved": (CaseResolved, _ANY),
+    "case.reopened": (Case, _ANY),
+    "survey.sent": (SurveySent, _ANY),
+    "survey.answered": (SurveyAnswered, _ANY),
+}
+
+CUSTOM_PREFIX = "custom."
+
+
+def payload_model(event_type: str) -> tuple[type[BaseModel], frozenset[Channel]] | None:
+    """The payload model and allowed channels of a type; None if the type is unknown."""
+    if event_type.startswith(CUSTOM_PREFIX):
+        return CustomPayload, _ANY
+    return FAMILIES.get(event_type)
+
+
+def parse_payload(event_type: str, payload: dict[str, Any]) -> BaseModel:
+    """Validate a payload known to be of a registered type (raises pydantic.ValidationError)."""
+    found = payload_model(event_type)
+    if found is None:
+        raise KeyError(event_type)
+    return found[0].model_validate(payload)

@@ -1,0 +1,134 @@
+"""Turn raw input into a stored `Event`, or a list of every violation with its path."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from schemas.envelope import EARLIEST, MAX_FUTURE, Channel, Event, EventIn, derive_time
+from schemas.families import payload_model
+
+SERVER_FIELDS = frozenset({"tenant_id", "received_at", "derived_at", "clock_corrected"})
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One thing wrong with an input, located by a dotted path (`payload.score`)."""
+
+    code: str
+    message: str
+    path: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message, "path": self.path}
+
+
+class InvalidEvent(ValueError):
+    def __init__(self, violations: list[Violation]) -> None:
+        super().__init__("; ".join(f"{v.path}: {v.message}" for v in violations))
+        self.violations = violations
+
+
+def _path(prefix: str, loc: tuple[int | str, ...]) -> str:
+    parts = [prefix] if prefix else []
+    parts += [str(p) for p in loc if not str(p).startswith("function-")]
+    return ".".join(parts) or "$"
+
+
+def violations_of(error: ValidationError, prefix: str = "") -> list[Violation]:
+    return [
+        Violation(code=e["type"], message=e["msg"], path=_path(prefix, tuple(e["loc"])))
+        for e in error.errors(include_url=False)
+    ]
+
+
+def _server_field_violations(raw: dict[str, Any]) -> list[Violation]:
+    return [
+        Violation("server_owned", f"{name} is set by the server and must not be sent", name)
+        for name in sorted(SERVER_FIELDS & raw.keys())
+    ]
+
+
+def _payload_violations(raw: dict[str, Any]) -> tuple[BaseModel | None, list[Violation]]:
+    """Checks type, channel and payload from the raw input, so that they are reported even when
+    the envelope itself has other violations."""
+    event_type, channel, payload = raw.get("type"), raw.get("channel"), raw.get("payload", {})
+    if not isinstance(event_type, str):
+        return None, []
+    found = payload_model(event_type)
+    if found is None:
+        msg = f"unknown event type {event_type!r}; custom types must start with 'custom.'"
+        return None, [Violation("unknown_type", msg, "type")]
+    model, channels = found
+    problems: list[Violation] = []
+    if channel in {c.value for c in Channel} and channel not in channels:
+        allowed = ", ".join(sorted(c.value for c in channels))
+        msg = f"{event_type} cannot arrive on channel {channel}; allowed: {allowed}"
+        problems.append(Violation("channel_mismatch", msg, "channel"))
+    if not isinstance(payload, dict):
+        return None, problems  # the envelope check reports payload's type
+    try:
+        return model.model_validate(payload), problems
+    except ValidationError as exc:
+        return None, problems + violations_of(exc, "payload")
+
+
+def _time_violations(derived: datetime, received_at: datetime) -> list[Violation]:
+    if derived < EARLIEST:
+        return [Violation("absurd_timestamp", "occurred_at is before 2000-01-01", "occurred_at")]
+    if derived > received_at + MAX_FUTURE:
+        msg = "occurred_at is in the future even after clock-skew correction via sent_at"
+        return [Violation("absurd_timestamp", msg, "occurred_at")]
+    return []
+
+
+def fingerprint(event: EventIn) -> str:
+    """A hash of what the producer sent, used to tell a duplicate from a conflict."""
+    body = orjson.dumps(event.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(body).hexdigest()
+
+
+def accept(raw: Any, tenant_id: str, received_at: datetime) -> tuple[Event, str]:
+    """Validate one raw event and stamp the server-owned fields; returns the event and fingerprint.
+
+    Raises InvalidEvent listing every violated path.
+    """
+    if not isinstance(raw, dict):
+        raise InvalidEvent([Violation("type_error", "an event must be a JSON object", "$")])
+    problems = _server_field_violations(raw)
+    payload, payload_problems = _payload_violations(raw)
+    problems += payload_problems
+    try:
+        incoming = EventIn.model_validate({k: v for k, v in raw.items() if k not in SERVER_FIELDS})
+    except ValidationError as exc:
+        envelope = [v for v in violations_of(exc) if not v.path.startswith("payload.")]
+        raise InvalidEvent(problems + envelope) from None
+    derived = derive_time(incoming.occurred_at, incoming.sent_at, received_at)
+    problems += _time_violations(derived, received_at)
+    if problems or payload is None:
+        raise InvalidEvent(problems)
+    event = Event(
+        **incoming.model_dump(exclude={"payload", "touchpoint"}),
+        touchpoint=incoming.touchpoint or incoming.channel.value,
+        payload=payload.model_dump(mode="json"),
+        tenant_id=tenant_id,
+        received_at=received_at,
+        derived_at=derived,
+        clock_corrected=incoming.sent_at is not None and derived != incoming.occurred_at,
+    )
+    return event, fingerprint(incoming)
+
+
+def encode(event: Event) -> bytes:
+    """The log's wire form of an event: compact UTF-8 JSON."""
+    return orjson.dumps(event.model_dump(mode="json"))
+
+
+def decode(data: bytes) -> Event:
+    """Parse an event read from the log (raises ValueError / ValidationError on bad bytes)."""
+    return Event.model_validate(orjson.loads(data))
