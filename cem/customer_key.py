@@ -1,0 +1,51 @@
+"""The simple identity rule of the foundation: which customer an event belongs to.
+
+Explicit customer_id wins; otherwise the strongest identifier present, in the order external id, email,
+phone, anonymous id. The event-sourced identity service (services/identity) replaces this behind the
+same function signature.
+"""
+
+from __future__ import annotations
+
+import re
+
+from schemas.envelope import CustomerRef
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def normalise_phone(phone: str) -> str:
+    digits = re.sub(r"[^0-9]", "", phone)
+    return ("+" if phone.strip().startswith("+") else "") + digits
+
+
+def customer_key(ref: CustomerRef) -> str:
+    """The customer id an event is filed under. Deterministic: the same identifiers, the same id."""
+    if ref.customer_id:
+        return ref.customer_id
+    if ref.external_ids:
+        namespace = min(ref.external_ids)
+        return f"ext:{namespace}:{ref.external_ids[namespace]}"
+    if ref.email:
+        return f"email:{normalise_email(ref.email)}"
+    if ref.phone:
+        return f"phone:{normalise_phone(ref.phone)}"
+    assert ref.anonymous_id, "CustomerRef guarantees at least one identifier"
+    return f"anon:{ref.anonymous_id}"
+
+
+def identifiers(ref: CustomerRef) -> list[tuple[str, str]]:
+    """Every (kind, normalised value) an event carries, for lookups by identifier."""
+    found: list[tuple[str, str]] = []
+    if ref.customer_id:
+        found.append(("customer_id", ref.customer_id))
+    if ref.email:
+        found.append(("email", normalise_email(ref.email)))
+    if ref.phone:
+        found.append(("phone", normalise_phone(ref.phone)))
+    if ref.anonymous_id:
+        found.append(("anonymous_id", ref.anonymous_id))
+    found += [("external_id", f"{ns}:{value}") for ns, value in sorted(ref.external_ids.items())]
+    return found
