@@ -1,0 +1,93 @@
+"""Warehouse adapter on chdb: the ClickHouse engine in-process (embedded mode)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from chdb import session as chdb_session
+
+# chdb runs one embedded server per process and per data path; every ChdbWarehouse in a process
+# shares it, each in its own database (tests use one database per test).
+_shared: dict[str, Any] = {"session": None, "path": None, "current_db": None, "users": 0}
+_lock = threading.RLock()
+
+
+def _open(path: str) -> Any:
+    if _shared["session"] is None:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        _shared["session"] = chdb_session.Session(path)
+        _shared["path"] = path
+        _shared["session"].query("SET output_format_json_quote_64bit_integers = 0")
+    elif _shared["path"] != path:
+        raise RuntimeError(
+            f"chdb already runs on {_shared['path']} in this process; it cannot also open {path}"
+        )
+    _shared["users"] += 1
+    return _shared["session"]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, frozenset | set | tuple):
+        return list(value)
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+class ChdbWarehouse:
+    """A Warehouse on chdb. Thread-safe: calls are serialised, since the session is shared."""
+
+    def __init__(self, path: str | Path, database: str = "cem") -> None:
+        if not database.replace("_", "").isalnum():
+            raise ValueError(f"invalid database name {database!r}")
+        self.database = database
+        with _lock:
+            self._session = _open(str(Path(path).resolve()))
+            self._session.query(f"CREATE DATABASE IF NOT EXISTS {database}")
+            self.version = self._read_version()
+        self._closed = False
+
+    def _read_version(self) -> tuple[int, ...]:
+        text = self._session.query("SELECT version()", "TabSeparated").bytes().decode().strip()
+        return tuple(int(p) for p in text.split(".") if p.isdigit())
+
+    def _run(self, sql: str, fmt: str, params: Mapping[str, Any] | None) -> bytes:
+        with _lock:
+            if _shared["current_db"] != self.database:
+                self._session.query(f"USE {self.database}")
+                _shared["current_db"] = self.database
+            result = self._session.query(sql, fmt, params=dict(params) if params else None)
+            return bytes(result.bytes())
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self._run(sql, "TabSeparated", params)
+
+    def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        # Rows travel as JSONEachRow data after the statement, never formatted into SQL.
+        body = b"\n".join(orjson.dumps(row, default=_json_default) for row in rows)
+        self._run(f"INSERT INTO {table} FORMAT JSONEachRow\n" + body.decode(), "TabSeparated", None)
+
+    def select(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        data = self._run(sql, "JSONEachRow", params)
+        return [orjson.loads(line) for line in data.splitlines() if line]
+
+    def drop_database(self) -> None:
+        """Remove this warehouse's database (tests and `cem replay` into fresh tables)."""
+        with _lock:
+            self._session.query(f"DROP DATABASE IF EXISTS {self.database}")
+            if _shared["current_db"] == self.database:
+                _shared["current_db"] = None
+
+    def close(self) -> None:
+        with _lock:
+            if self._closed:
+                return
+            self._closed = True
+            _shared["users"] -= 1
+            if _shared["users"] == 0 and _shared["session"] is not None:
+                _shared["session"].close()
+                _shared.update(session=None, path=None, current_db=None)

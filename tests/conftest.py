@@ -1,0 +1,34 @@
+"""Fixtures shared by every test folder."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cem.adapters.chdb_warehouse import ChdbWarehouse
+
+
+def missing_service(reason: str) -> None:
+    """A test that needs a real service skips locally, but fails under CI (HOUSE_STYLE)."""
+    if os.environ.get("CI"):
+        pytest.fail(f"required service unavailable under CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # chdb allows one data path per process: every test shares it, each in its own database.
+    return tmp_path_factory.mktemp("chdb")
+
+
+@pytest.fixture
+def warehouse(chdb_path: Path) -> Iterator[ChdbWarehouse]:
+    """A fresh, empty chdb database for one test."""
+    wh = ChdbWarehouse(chdb_path, database=f"t_{uuid.uuid4().hex[:12]}")
+    yield wh
+    wh.drop_database()
+    wh.close()
