@@ -1,0 +1,120 @@
+"""The composition root of the embedded mode: every service in one process, no servers.
+
+`build` constructs the real adapters inside itself; tests pass in-memory twins or their own instances.
+Nothing is built at import time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI
+
+from cem import api_errors
+from cem.adapters.chdb_warehouse import ChdbWarehouse
+from cem.adapters.sqlite_keys import SqliteKeyStore
+from cem.adapters.sqlite_log import SqliteLog, SqlitePublisher
+from cem.clock import SystemClock
+from cem.ports import TOUCHPOINTS_TOPIC, Clock, EventLog, KeyStore, Publisher, Warehouse
+from cem.processing import Projection
+from cem.runner import Runner, ensure_tables
+from cem.settings import IngestSettings
+from services.projections.projection import ProjectionsProjection
+from services.satisfaction.projection import SatisfactionProjection
+
+
+def default_projections() -> list[Projection]:
+    return [ProjectionsProjection(), SatisfactionProjection()]
+
+
+@dataclass
+class Platform:
+    """Everything `cem up` runs, wired together."""
+
+    settings: IngestSettings
+    log: EventLog
+    publisher: Publisher
+    warehouse: Warehouse
+    keys: KeyStore
+    clock: Clock
+    projections: list[Projection]
+    app: FastAPI
+    runners: list[Runner] = field(default_factory=list)
+
+    def start(self) -> None:
+        ensure_tables(self.warehouse, self.projections)
+        self.runners = [Runner(self.log, self.warehouse, p) for p in self.projections]
+        for runner in self.runners:
+            runner.start()
+
+    def stop(self) -> None:
+        for runner in self.runners:
+            runner.stop()
+        self.warehouse.close()
+        self.log.close()
+
+    def lag(self) -> dict[str, int]:
+        """Records not yet processed, per consumer group."""
+        ends = self.log.end_offsets(TOUCHPOINTS_TOPIC)
+        return {
+            p.name: sum(
+                end - self.log.committed(TOUCHPOINTS_TOPIC, p.name).get(part, 0)
+                for part, end in ends.items()
+            )
+            for p in self.projections
+        }
+
+
+def build(
+    settings: IngestSettings | None = None,
+    *,
+    log: EventLog | None = None,
+    publisher: Publisher | None = None,
+    warehouse: Warehouse | None = None,
+    keys: KeyStore | None = None,
+    clock: Clock | None = None,
+) -> Platform:
+    """Wire the embedded platform; any adapter given is used instead of the real one."""
+    settings = settings or IngestSettings()
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if log is None:
+        log = SqliteLog(data_dir / "log.sqlite", partitions=settings.partitions)
+    if publisher is None:
+        assert isinstance(log, SqliteLog), "pass a publisher matching the given log"
+        publisher = SqlitePublisher(log)
+    warehouse = warehouse or ChdbWarehouse(data_dir / "warehouse", database="cem")
+    keys = keys or SqliteKeyStore(data_dir / "keys.sqlite")
+    clock = clock or SystemClock()
+    platform = Platform(
+        settings, log, publisher, warehouse, keys, clock, default_projections(), FastAPI()
+    )
+    platform.app = create_app(platform)
+    return platform
+
+
+def create_app(platform: Platform) -> FastAPI:
+    """One HTTP app with the ingest and query routes, as `cem up` serves it."""
+    from services.ingest.router import router as ingest_router
+    from services.query_api.app import include_query_routes
+
+    app = FastAPI(
+        title="cem",
+        version="0.1.0",
+        description="Event-sourced omnichannel customer-experience platform (embedded mode).",
+    )
+    api_errors.install(app)
+    state: dict[str, Any] = {
+        "publisher": platform.publisher,
+        "keys": platform.keys,
+        "ingest_settings": platform.settings,
+        "clock": platform.clock,
+        "warehouse": platform.warehouse,
+        "platform": platform,
+    }
+    for name, value in state.items():
+        setattr(app.state, name, value)
+    app.include_router(ingest_router)
+    include_query_routes(app, health=lambda: {"mode": "embedded", "lag": platform.lag()})
+    return app

@@ -1,0 +1,156 @@
+"""The `cem` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from cem.auth import ROLES
+
+
+def _up(args: argparse.Namespace) -> int:
+    from cem.up import UpOptions, run
+
+    run(
+        UpOptions(
+            data_dir=Path(args.data_dir),
+            host=args.host,
+            port=args.port,
+            demo=args.demo,
+            demo_customers=args.demo_customers,
+            demo_days=args.demo_days,
+            demo_rate=args.demo_rate,
+        )
+    )
+    return 0
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    from cem.adapters.sqlite_keys import SqliteKeyStore
+
+    Path(args.data_dir).mkdir(parents=True, exist_ok=True)
+    store = SqliteKeyStore(Path(args.data_dir) / "keys.sqlite")
+    key_id, secret = store.create(args.tenant, args.role, name=args.name)
+    print(secret)
+    print(f"key id {key_id} · tenant {args.tenant} · role {args.role}", file=sys.stderr)
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    from cem.adapters.sqlite_keys import SqliteKeyStore
+
+    for row in SqliteKeyStore(Path(args.data_dir) / "keys.sqlite").list(args.tenant):
+        print("\t".join(str(v) for v in row.values()))
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    from cem.adapters.sqlite_keys import SqliteKeyStore
+
+    SqliteKeyStore(Path(args.data_dir) / "keys.sqlite").revoke(args.key_id)
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from cem.simulate import simulate
+
+    report = simulate(
+        args.url.rstrip("/"), args.key, rate=args.rate, customers=args.customers,
+        duration_s=args.duration, batch_size=args.batch_size, seed=args.seed,
+    )
+    print(report)
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from cem.adapters.chdb_warehouse import ChdbWarehouse
+    from cem.adapters.sqlite_log import SqliteLog
+    from cem.bootstrap import default_projections
+    from cem.replay import replay
+
+    data_dir = Path(args.data_dir)
+    log = SqliteLog(data_dir / "log.sqlite")
+    warehouse = ChdbWarehouse(data_dir / "warehouse", database=args.into)
+    if args.into == "cem":
+        raise SystemExit("replay into a fresh database, not the live one: pass --into NAME")
+    warehouse.drop_database()
+    warehouse = ChdbWarehouse(data_dir / "warehouse", database=args.into)
+    count = replay(log, warehouse, default_projections())
+    print(f"replayed {count} records into database {args.into!r}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from bench.embedded import main as bench_main
+
+    return bench_main(args)
+
+
+def _add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", default=".cem", help="where the embedded state lives (default ./.cem)")
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="cem", description="customer-experience platform")
+    sub = root.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run the whole platform in one process (embedded mode)")
+    _add_data_dir(up)
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=8000)
+    up.add_argument("--demo", action="store_true", help="seed a demo population and live traffic")
+    up.add_argument("--demo-customers", type=int, default=2000)
+    up.add_argument("--demo-days", type=int, default=180)
+    up.add_argument("--demo-rate", type=float, default=5.0, help="live demo events per second")
+    up.set_defaults(func=_up)
+
+    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys", required=True)
+    create = keys.add_parser("create", help="create a key and print it (shown once)")
+    _add_data_dir(create)
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--role", required=True, choices=ROLES)
+    create.add_argument("--name", default="")
+    create.set_defaults(func=_keys_create)
+    lst = keys.add_parser("list", help="list a tenant's keys (without secrets)")
+    _add_data_dir(lst)
+    lst.add_argument("--tenant", required=True)
+    lst.set_defaults(func=_keys_list)
+    revoke = keys.add_parser("revoke", help="revoke a key by id")
+    _add_data_dir(revoke)
+    revoke.add_argument("key_id")
+    revoke.set_defaults(func=_keys_revoke)
+
+    sim = sub.add_parser("simulate", help="drive a running instance with generated traffic")
+    sim.add_argument("--url", required=True)
+    sim.add_argument("--key", required=True)
+    sim.add_argument("--rate", type=float, default=100.0, help="events per second")
+    sim.add_argument("--customers", type=int, default=1000)
+    sim.add_argument("--duration", type=float, default=60.0, help="seconds (bounded run)")
+    sim.add_argument("--batch-size", type=int, default=100)
+    sim.add_argument("--seed", type=int, default=0)
+    sim.set_defaults(func=_simulate)
+
+    rep = sub.add_parser("replay", help="rebuild the warehouse tables from the event log")
+    _add_data_dir(rep)
+    rep.add_argument("--into", default="cem_replay", help="database to rebuild into")
+    rep.set_defaults(func=_replay)
+
+    bench = sub.add_parser("bench", help="measure throughput, freshness and latency")
+    _add_data_dir(bench)
+    bench.add_argument("--events", type=int, default=1_000_000, help="background events (≥1M)")
+    bench.add_argument("--ten-million", action="store_true", help="use 10M background events")
+    bench.add_argument("--out", default="bench-results/embedded.json")
+    bench.set_defaults(func=_bench)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    return func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,107 @@
+"""`cem up`: the whole platform in one process, optionally with a demo population and live traffic."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from cem.bootstrap import Platform, build
+from cem.ports import KeyStore
+from cem.settings import IngestSettings
+
+DEMO_TENANT = "demo"
+DEMO_ROLES = ("ingest", "agent", "manager", "admin")
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    demo: bool = False
+    demo_customers: int = 2000
+    demo_days: int = 180
+    demo_rate: float = 5.0
+
+
+def demo_keys(keys: KeyStore, data_dir: Path) -> dict[str, str]:
+    """One key per role for the demo tenant, kept in the data directory so reruns print the same."""
+    path = data_dir / "demo-keys.json"
+    if path.exists():
+        stored: dict[str, str] = json.loads(path.read_text())
+        if all(keys.authenticate(secret) for secret in stored.values()):
+            return stored
+    created = {role: keys.create(DEMO_TENANT, role, name=f"demo {role}")[1] for role in DEMO_ROLES}
+    path.write_text(json.dumps(created, indent=2))
+    path.chmod(0o600)
+    return created
+
+
+def wait_until_serving(url: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"the server at {url} did not become healthy in {timeout_s}s")
+
+
+def seed_and_simulate(url: str, ingest_key: str, opts: UpOptions, stop: threading.Event) -> None:
+    """Post months of history through the real ingest API, then keep live traffic flowing."""
+    from cem import demo, simulate
+
+    wait_until_serving(url)
+    rng = random.Random(42)
+    population = demo.Population.generate(rng, opts.demo_customers)
+    events = demo.history(population, rng, datetime.now(UTC), opts.demo_days)
+    report = simulate.post_history(url, ingest_key, events, batch_size=1000)
+    print(f"demo: seeded history: {report}", flush=True)
+    simulate.live_traffic(url, ingest_key, population, rng, opts.demo_rate, stop)
+
+
+def print_banner(url: str, keys: dict[str, str] | None, sample_customer: str | None) -> None:
+    lines = [
+        "cem is running (embedded mode)",
+        f"  API docs        {url}/docs",
+        f"  health          {url}/health",
+        f"  ingest          POST {url}/v1/events",
+        f"  satisfaction    {url}/v1/satisfaction/touchpoints",
+        f"  alerts          {url}/v1/alerts",
+    ]
+    if sample_customer:
+        lines.append(f"  a customer      {url}/v1/customers/{sample_customer}/timeline")
+    if keys:
+        lines.append("  demo keys (tenant 'demo'; send as 'Authorization: Bearer <key>'):")
+        lines += [f"    {role:<8} {secret}" for role, secret in keys.items()]
+    print("\n".join(lines), flush=True)
+
+
+def run(opts: UpOptions, settings: IngestSettings | None = None) -> None:
+    settings = settings or IngestSettings(data_dir=opts.data_dir)
+    platform: Platform = build(settings)
+    platform.start()
+    url = f"http://{opts.host}:{opts.port}"
+    keys = demo_keys(platform.keys, opts.data_dir) if opts.demo else None
+    stop = threading.Event()
+    if keys:
+        seeder = threading.Thread(
+            target=seed_and_simulate, args=(url, keys["ingest"], opts, stop), daemon=True
+        )
+        seeder.start()
+    print_banner(url, keys, None)
+    try:
+        uvicorn.run(platform.app, host=opts.host, port=opts.port, log_level="warning")
+    finally:
+        stop.set()
+        platform.stop()
