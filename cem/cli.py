@@ -49,7 +49,11 @@ def _keys_list(args: argparse.Namespace) -> int:
 def _keys_revoke(args: argparse.Namespace) -> int:
     from cem.adapters.sqlite_keys import SqliteKeyStore
 
-    SqliteKeyStore(Path(args.data_dir) / "keys.sqlite").revoke(args.key_id)
+    try:
+        SqliteKeyStore(Path(args.data_dir) / "keys.sqlite").revoke(args.key_id)
+    except KeyError:
+        print(f"no key with id {args.key_id!r}", file=sys.stderr)
+        return 1
     return 0
 
 

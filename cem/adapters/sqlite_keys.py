@@ -1,0 +1,112 @@
+"""API keys in a SQLite file (embedded mode), stored as SHA-256 digests."""
+
+from __future__ import annotations
+
+import builtins
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from cem.adapters.memory_keys import StoredKey, check_new_key, digest, key_id_of, matches, mint_key
+from cem.adapters.sqlite_log import from_micros, micros_now, storage_errors
+from cem.ports import Principal
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_keys (
+  key_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, role TEXT NOT NULL, name TEXT NOT NULL,
+  secret_sha256 TEXT NOT NULL, created_at INTEGER NOT NULL, revoked_at INTEGER);
+CREATE INDEX IF NOT EXISTS api_keys_by_tenant ON api_keys (tenant_id);
+"""
+COLUMNS = "key_id, tenant_id, role, name, secret_sha256, created_at, revoked_at"
+INSERT_KEY = f"INSERT INTO api_keys ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, NULL)"
+SELECT_KEY = f"SELECT {COLUMNS} FROM api_keys WHERE key_id = ?"
+SELECT_TENANT_KEYS = (
+    f"SELECT {COLUMNS} FROM api_keys WHERE tenant_id = ? ORDER BY created_at, key_id"
+)
+REVOKE_KEY = "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL"
+
+# Authentication runs on every request, so valid keys are remembered briefly. The TTL bounds how
+# long a revocation made by another process (or another store on the same file) takes to apply;
+# a revocation through this store applies at once.
+CACHE_TTL_S = 1.0
+CACHE_MAX_ENTRIES = 10_000
+
+
+def _stored(row: tuple[Any, ...]) -> StoredKey:
+    key_id, tenant_id, role, name, secret_sha256, created_at, revoked_at = row
+    revoked = None if revoked_at is None else from_micros(revoked_at)
+    return StoredKey(key_id, tenant_id, role, name, secret_sha256, from_micros(created_at), revoked)
+
+
+class SqliteKeyStore:
+    """A KeyStore in one SQLite file. Thread-safe (one connection behind a lock)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._valid: dict[str, tuple[StoredKey, float]] = {}
+        with storage_errors(self.path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            # Keys change rarely, so they keep SQLite's default synchronous=FULL: a created key
+            # survives power loss; WAL lets authentication read while a key is being written.
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.executescript(SCHEMA)
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, storage_errors(self.path):
+            yield self._conn
+
+    def create(self, tenant_id: str, role: str, name: str = "") -> tuple[str, str]:
+        check_new_key(tenant_id, role, name)
+        key_id, secret = mint_key()
+        with self._db() as conn:
+            conn.execute(INSERT_KEY, (key_id, tenant_id, role, name, digest(secret), micros_now()))
+        return key_id, secret
+
+    def authenticate(self, secret: str) -> Principal | None:
+        key_id = key_id_of(secret)
+        stored = self._lookup(key_id) if key_id else None
+        if stored is None or stored.revoked_at is not None:
+            return None
+        return stored.principal() if matches(secret, stored.secret_sha256) else None
+
+    def _lookup(self, key_id: str) -> StoredKey | None:
+        cached = self._valid.get(key_id)
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
+        with self._db() as conn:
+            row = conn.execute(SELECT_KEY, (key_id,)).fetchone()
+        stored = None if row is None else _stored(row)
+        if stored is not None and stored.revoked_at is None:
+            self._remember(stored)
+        return stored
+
+    def _remember(self, stored: StoredKey) -> None:
+        # Only known key ids are cached, so random guesses cannot grow the cache.
+        if len(self._valid) >= CACHE_MAX_ENTRIES:
+            self._valid.clear()
+        self._valid[stored.key_id] = (stored, time.monotonic() + CACHE_TTL_S)
+
+    def revoke(self, key_id: str) -> None:
+        """Revoke a key (again is a no-op); KeyError if there is no such key."""
+        with self._db() as conn:
+            if conn.execute(SELECT_KEY, (key_id,)).fetchone() is None:
+                raise KeyError(key_id)
+            conn.execute(REVOKE_KEY, (micros_now(), key_id))
+        self._valid.pop(key_id, None)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def list(self, tenant_id: str) -> builtins.list[dict[str, Any]]:
+        """The tenant's keys, oldest first, without secrets or digests."""
+        with self._db() as conn:
+            rows = conn.execute(SELECT_TENANT_KEYS, (tenant_id,)).fetchall()
+        return [_stored(row).public() for row in rows]

@@ -1,0 +1,376 @@
+"""The embedded event log and idempotent publisher: one SQLite file with Kafka-like semantics.
+
+Topics have a fixed partition count; records get contiguous offsets per partition; consumer
+groups store the next offset to read. The publisher claims (tenant_id, event_id) in the same
+transaction as the append, so a crash can never leave a claim without its record or vice versa.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from cem.adapters.memory_log import Decision, accepted_events, check_offsets, classify
+from cem.partitioning import fair_quotas, partition_for
+from cem.ports import (
+    TOUCHPOINTS_TOPIC,
+    Consumed,
+    LogUnavailable,
+    Outgoing,
+    PublishStatus,
+    Record,
+    StorageFull,
+)
+
+LOG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS topics (name TEXT PRIMARY KEY, partitions INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS partition_ends (
+  topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
+  PRIMARY KEY (topic, partition)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS records (
+  topic TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL,
+  key BLOB NOT NULL, value BLOB NOT NULL, headers BLOB, appended_at INTEGER NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS records_by_position ON records (topic, partition, offset);
+CREATE TABLE IF NOT EXISTS group_offsets (
+  topic TEXT NOT NULL, consumer_group TEXT NOT NULL, partition INTEGER NOT NULL,
+  next_offset INTEGER NOT NULL, PRIMARY KEY (topic, consumer_group, partition)) WITHOUT ROWID;
+"""
+INSERT_RECORD = """INSERT INTO records (topic, partition, offset, key, value, headers, appended_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)"""
+SELECT_RECORDS = """SELECT offset, key, value, headers FROM records
+WHERE topic = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?"""
+SELECT_ENDS = "SELECT partition, next_offset FROM partition_ends WHERE topic = ?"
+UPDATE_END = "UPDATE partition_ends SET next_offset = ? WHERE topic = ? AND partition = ?"
+SELECT_COMMITTED = """SELECT partition, next_offset FROM group_offsets
+WHERE topic = ? AND consumer_group = ?"""
+UPSERT_COMMITTED = """INSERT INTO group_offsets (topic, consumer_group, partition, next_offset)
+VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET next_offset = excluded.next_offset"""
+
+# Primary SQLite result codes that mean "the disk or directory will not take writes".
+_STORAGE_CODES = {
+    sqlite3.SQLITE_FULL,
+    sqlite3.SQLITE_READONLY,
+    sqlite3.SQLITE_CANTOPEN,
+    sqlite3.SQLITE_IOERR,
+    sqlite3.SQLITE_PERM,
+}
+_BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+
+
+@contextmanager
+def storage_errors(path: Path) -> Iterator[None]:
+    """Turn disk-full, read-only and lock timeouts into the port's exceptions (ingest answers 503).
+
+    SQLite rolls the failed transaction back, so the file is left as it was: never half-written.
+    """
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        code = getattr(exc, "sqlite_errorcode", -1) & 0xFF
+        if code in _STORAGE_CODES:
+            raise StorageFull(
+                f"cannot write {path}: {exc}; free disk space or make the data directory writable"
+            ) from exc
+        if code in _BUSY_CODES:
+            raise LogUnavailable(f"{path} is locked by another writer") from exc
+        raise
+    except OSError as exc:
+        raise StorageFull(f"cannot use the data directory {path.parent}: {exc}") from exc
+
+
+def _connect(path: Path, *, fsync: bool, max_bytes: int | None) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
+    conn.execute("PRAGMA journal_mode = WAL")
+    # In WAL mode a commit under NORMAL has written its frames to the WAL file (the OS page cache)
+    # before it returns, so it survives SIGKILL of this process; only an OS crash or power loss
+    # can lose the last commits (never corrupt the file). FULL adds an fsync per commit for that.
+    conn.execute(f"PRAGMA synchronous = {'FULL' if fsync else 'NORMAL'}")
+    conn.execute("PRAGMA cache_size = -32000")
+    if max_bytes is not None:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {max(1, max_bytes // page_size)}")
+    return conn
+
+
+def _encode_headers(headers: Sequence[tuple[str, bytes]]) -> bytes | None:
+    return orjson.dumps([[name, value.hex()] for name, value in headers]) if headers else None
+
+
+def _decode_headers(blob: bytes | None) -> tuple[tuple[str, bytes], ...]:
+    return tuple((name, bytes.fromhex(value)) for name, value in orjson.loads(blob or b"[]"))
+
+
+def micros_now() -> int:
+    return time.time_ns() // 1000
+
+
+def from_micros(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros / 1_000_000, UTC)
+
+
+class SqliteLog:
+    """An EventLog in one SQLite file (WAL). Thread-safe: appends go through one writer
+    connection, polls through a reader connection, so ingest threads and runners overlap.
+
+    `fsync=True` makes acknowledged appends survive power loss too, at one fsync per batch.
+    `max_bytes` caps the file size; beyond it appends raise StorageFull like a full disk.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        partitions: int = 12,
+        *,
+        fsync: bool = False,
+        max_bytes: int | None = None,
+    ) -> None:
+        if partitions < 1:
+            raise ValueError(f"a topic needs at least one partition, got {partitions}")
+        self.path, self.partitions = Path(path), partitions
+        self._write_lock, self._read_lock = threading.RLock(), threading.Lock()
+        self._appended = threading.Condition()
+        self._generation, self._closed = 0, False
+        self._topics: dict[str, int] = {}
+        self._turns: dict[tuple[str, str], int] = {}
+        with storage_errors(self.path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = _connect(self.path, fsync=fsync, max_bytes=max_bytes)
+            self._reader = _connect(self.path, fsync=fsync, max_bytes=None)
+        self._create_tables(LOG_SCHEMA)
+
+    def _create_tables(self, script: str) -> None:
+        """Run CREATE ... IF NOT EXISTS statements. Not inside `_transaction`: executescript
+        commits whatever transaction is open first."""
+        with self._write_lock, storage_errors(self.path):
+            self._check_open()
+            self._writer.executescript(script)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction on the writer connection; pollers wake after it commits."""
+        with self._write_lock, storage_errors(self.path):
+            self._check_open()
+            self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._writer
+                self._writer.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._writer.execute("ROLLBACK")
+                raise
+        with self._appended:
+            self._generation += 1
+            self._appended.notify_all()
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        with self._read_lock, storage_errors(self.path):
+            self._check_open()
+            yield self._reader
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogUnavailable(f"the event log {self.path} is closed")
+
+    def _partition_count(self, topic: str) -> int:
+        """The topic's partition count, creating the topic with the log's default if new."""
+        count = self._topics.get(topic)
+        if count is None:
+            with self._transaction() as conn:
+                count = self._create_topic(conn, topic)
+            self._topics[topic] = count
+        return count
+
+    def _create_topic(self, conn: sqlite3.Connection, topic: str) -> int:
+        conn.execute("INSERT OR IGNORE INTO topics VALUES (?, ?)", (topic, self.partitions))
+        (count,) = conn.execute("SELECT partitions FROM topics WHERE name = ?", (topic,)).fetchone()
+        conn.executemany(
+            "INSERT OR IGNORE INTO partition_ends VALUES (?, ?, 0)",
+            [(topic, p) for p in range(count)],
+        )
+        return int(count)
+
+    def append(self, topic: str, records: Sequence[Record]) -> list[tuple[int, int]]:
+        if not records:
+            return []
+        self._partition_count(topic)
+        with self._transaction() as conn:
+            return self._append_in(conn, topic, records)
+
+    def _append_in(
+        self, conn: sqlite3.Connection, topic: str, records: Sequence[Record]
+    ) -> list[tuple[int, int]]:
+        """Append inside the caller's transaction; offsets come from the stored partition ends,
+        so they stay contiguous even across processes and crashes."""
+        count, now = self._topics[topic], micros_now()
+        ends = dict(conn.execute(SELECT_ENDS, (topic,)).fetchall())
+        positions, rows = [], []
+        for record in records:
+            p = partition_for(record.key, count)
+            positions.append((p, ends[p]))
+            rows.append(
+                (topic, p, ends[p], record.key, record.value, _encode_headers(record.headers), now)
+            )
+            ends[p] += 1
+        conn.executemany(INSERT_RECORD, rows)
+        conn.executemany(UPDATE_END, [(end, topic, p) for p, end in ends.items()])
+        return positions
+
+    def poll(self, topic: str, group: str, max_records: int, timeout_s: float) -> list[Consumed]:
+        """Records after the group's committed offsets: a batch that is not committed is read
+        again by the next poll (embedded mode has one consumer per group)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self._appended:
+                generation = self._generation
+            found = self._read_batch(topic, group, max_records)
+            remaining = deadline - time.monotonic()
+            if found or remaining <= 0:
+                return found
+            if not self._wait_for_append(generation, remaining):
+                return []
+
+    def _wait_for_append(self, generation: int, timeout_s: float) -> bool:
+        """Sleep until a commit after `generation` or the timeout; False once the log is closed."""
+        with self._appended:
+            self._appended.wait_for(
+                lambda: self._generation != generation or self._closed, timeout_s
+            )
+            return not self._closed
+
+    def _read_batch(self, topic: str, group: str, max_records: int) -> list[Consumed]:
+        self._partition_count(topic)
+        with self._reading() as conn:
+            ends = dict(conn.execute(SELECT_ENDS, (topic,)).fetchall())
+            position = dict(conn.execute(SELECT_COMMITTED, (topic, group)).fetchall())
+            turn = self._turns.get((topic, group), 0)
+            self._turns[(topic, group)] = turn + 1
+            backlog = {p: end - position.get(p, 0) for p, end in ends.items()}
+            found: list[Consumed] = []
+            for p, quota in fair_quotas(backlog, max_records, turn).items():
+                rows = conn.execute(SELECT_RECORDS, (topic, p, position.get(p, 0), quota))
+                found += [Consumed(topic, p, o, k, v, _decode_headers(h)) for o, k, v, h in rows]
+            return found
+
+    def commit(self, topic: str, group: str, offsets: Mapping[int, int]) -> None:
+        check_offsets(offsets, self._partition_count(topic))
+        with self._transaction() as conn:
+            rows = [(topic, group, p, offset) for p, offset in offsets.items()]
+            conn.executemany(UPSERT_COMMITTED, rows)
+
+    def committed(self, topic: str, group: str) -> dict[int, int]:
+        self._partition_count(topic)
+        with self._reading() as conn:
+            return dict(conn.execute(SELECT_COMMITTED, (topic, group)).fetchall())
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        self._partition_count(topic)
+        with self._reading() as conn:
+            return dict(conn.execute(SELECT_ENDS, (topic,)).fetchall())
+
+    def close(self) -> None:
+        with self._write_lock, self._read_lock, self._appended:
+            if self._closed:
+                return
+            self._closed = True
+            self._appended.notify_all()
+            self._reader.close()
+            self._writer.close()
+
+
+PUBLISHER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS claims (
+  tenant_id TEXT NOT NULL, event_id TEXT NOT NULL, fingerprint TEXT NOT NULL,
+  topic TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL,
+  claimed_at INTEGER NOT NULL, PRIMARY KEY (tenant_id, event_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS conflicts (
+  tenant_id TEXT NOT NULL, event_id TEXT NOT NULL, original_fingerprint TEXT NOT NULL,
+  fingerprint TEXT NOT NULL, value BLOB NOT NULL, recorded_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS conflicts_by_tenant ON conflicts (tenant_id);
+"""
+# One indexed lookup per batch: the (tenant_id, event_id) pairs travel as one JSON parameter.
+SELECT_CLAIMS = """SELECT c.tenant_id, c.event_id, c.fingerprint FROM json_each(?) AS j
+JOIN claims AS c ON c.tenant_id = json_extract(j.value, '$[0]')
+AND c.event_id = json_extract(j.value, '$[1]')"""
+INSERT_CLAIM = "INSERT INTO claims VALUES (?, ?, ?, ?, ?, ?, ?)"
+INSERT_CONFLICT = "INSERT INTO conflicts VALUES (?, ?, ?, ?, ?, ?)"
+SELECT_CONFLICTS = """SELECT event_id, original_fingerprint, fingerprint, value, recorded_at
+FROM conflicts WHERE tenant_id = ? ORDER BY rowid DESC LIMIT ?"""
+
+
+class SqlitePublisher:
+    """A Publisher on a SqliteLog: the idempotency claim and the append share one transaction."""
+
+    def __init__(self, log: SqliteLog, topic: str = TOUCHPOINTS_TOPIC) -> None:
+        self.log, self.topic = log, topic
+        log._create_tables(PUBLISHER_SCHEMA)
+
+    def publish(self, events: Sequence[Outgoing]) -> list[PublishStatus]:
+        if not events:
+            return []
+        self.log._partition_count(self.topic)
+        with self.log._transaction() as conn:
+            claimed = _claimed(conn, events)
+            decisions = classify(events, lambda tenant, event: claimed.get((tenant, event)))
+            accepted = accepted_events(events, decisions)
+            positions = self.log._append_in(conn, self.topic, [e.record for e in accepted])
+            self._claim(conn, accepted, positions)
+            _record_conflicts(conn, events, decisions)
+        return [d.status for d in decisions]
+
+    def _claim(
+        self, conn: sqlite3.Connection, accepted: list[Outgoing], positions: list[tuple[int, int]]
+    ) -> None:
+        now = micros_now()
+        conn.executemany(
+            INSERT_CLAIM,
+            [
+                (e.tenant_id, e.event_id, e.fingerprint, self.topic, p, offset, now)
+                for e, (p, offset) in zip(accepted, positions, strict=True)
+            ],
+        )
+
+    def conflicts(self, tenant_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The tenant's recorded conflicts, newest first."""
+        with self.log._reading() as conn:
+            rows = conn.execute(SELECT_CONFLICTS, (tenant_id, limit)).fetchall()
+        return [
+            {
+                "tenant_id": tenant_id,
+                "event_id": event_id,
+                "original_fingerprint": original,
+                "fingerprint": new,
+                "value": value,
+                "recorded_at": from_micros(at),
+            }
+            for event_id, original, new, value, at in rows
+        ]
+
+
+def _claimed(conn: sqlite3.Connection, events: Sequence[Outgoing]) -> dict[tuple[str, str], str]:
+    """The stored fingerprint of every event of the batch that was published before."""
+    pairs = orjson.dumps([[e.tenant_id, e.event_id] for e in events])
+    return {(t, e): f for t, e, f in conn.execute(SELECT_CLAIMS, (pairs,)).fetchall()}
+
+
+def _record_conflicts(
+    conn: sqlite3.Connection, events: Sequence[Outgoing], decisions: list[Decision]
+) -> None:
+    now = micros_now()
+    conn.executemany(
+        INSERT_CONFLICT,
+        [
+            (e.tenant_id, e.event_id, d.original, e.fingerprint, e.record.value, now)
+            for e, d in zip(events, decisions, strict=True)
+            if d.status is PublishStatus.conflict
+        ],
+    )

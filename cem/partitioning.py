@@ -1,0 +1,86 @@
+"""Which partition a record lands on, and how a poll shares its budget between partitions.
+
+The embedded log uses Kafka's default partitioner for keyed records, so a producer writing
+straight to Kafka and the HTTP ingest writing to either log put one customer on the same partition.
+"""
+
+from __future__ import annotations
+
+import functools
+import struct
+from collections.abc import Mapping
+
+_SEED = 0x9747B28C
+_M = 0x5BD1E995
+_MASK = 0xFFFFFFFF
+
+
+def _mix_word(h: int, k: int) -> int:
+    k = (k * _M) & _MASK
+    k ^= k >> 24
+    k = (k * _M) & _MASK
+    return ((h * _M) & _MASK) ^ k
+
+
+def _mix_tail(h: int, tail: bytes) -> int:
+    # Java's switch falls through, so every tail byte is folded in before the one multiply.
+    if not tail:
+        return h
+    for shift, byte in enumerate(tail):
+        h ^= byte << (8 * shift)
+    return (h * _M) & _MASK
+
+
+def _to_signed(h: int) -> int:
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def murmur2(data: bytes) -> int:
+    """MurmurHash2 exactly as Kafka's Java `Utils.murmur2` (seed 0x9747b28c), signed 32-bit."""
+    length = len(data)
+    words = length // 4
+    h = (_SEED ^ length) & _MASK
+    for k in struct.unpack_from(f"<{words}I", data):
+        h = _mix_word(h, k)
+    h = _mix_tail(h, data[words * 4 :])
+    h ^= h >> 13
+    h = (h * _M) & _MASK
+    h ^= h >> 15
+    return _to_signed(h)
+
+
+# A customer's key recurs with each of its events, and hashing in Python costs microseconds.
+@functools.lru_cache(maxsize=1 << 16)
+def partition_for(key: bytes, partitions: int) -> int:
+    """Kafka's default partitioner for a keyed record: positive murmur2 modulo the count."""
+    if partitions < 1:
+        raise ValueError(f"a topic needs at least one partition, got {partitions}")
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def partition_key(tenant_id: str, customer_key: str) -> bytes:
+    """The record key: one customer of one tenant always shares a partition, hence an order."""
+    return f"{tenant_id}/{customer_key}".encode()
+
+
+def fair_quotas(backlog: Mapping[int, int], max_records: int, start: int = 0) -> dict[int, int]:
+    """Split a poll's `max_records` between partitions with a backlog, max-min fairly.
+
+    Every partition gets an equal share; what a short partition cannot use goes to the others.
+    `start` rotates who receives the indivisible remainder, so that no partition is always last.
+    """
+    order = sorted(p for p, waiting in backlog.items() if waiting > 0)
+    if not order or max_records <= 0:
+        return {}
+    first = start % len(order)
+    order = order[first:] + order[:first]
+    quotas = dict.fromkeys(order, 0)
+    left = max_records
+    while left > 0 and order:
+        share = max(1, left // len(order))
+        for p in order:
+            given = min(share, backlog[p] - quotas[p], left)
+            quotas[p] += given
+            left -= given
+        order = [p for p in order if quotas[p] < backlog[p]]
+    return {p: q for p, q in quotas.items() if q > 0}
