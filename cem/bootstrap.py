@@ -96,6 +96,7 @@ def build(
 
 def create_app(platform: Platform) -> FastAPI:
     """One HTTP app with the ingest and query routes, as `cem up` serves it."""
+    from cem.telemetry import router as telemetry_router
     from services.ingest.router import router as ingest_router
     from services.query_api.app import include_query_routes
 
@@ -116,5 +117,6 @@ def create_app(platform: Platform) -> FastAPI:
     for name, value in state.items():
         setattr(app.state, name, value)
     app.include_router(ingest_router)
+    app.include_router(telemetry_router)
     include_query_routes(app, health=lambda: {"mode": "embedded", "lag": platform.lag()})
     return app

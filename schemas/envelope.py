@@ -50,10 +50,14 @@ def _no_control_chars(value: str) -> str:
     return value
 
 
-SafeStr = Annotated[str, BeforeValidator(lambda v: _no_control_chars(v) if isinstance(v, str) else v)]
+SafeStr = Annotated[
+    str, BeforeValidator(lambda v: _no_control_chars(v) if isinstance(v, str) else v)
+]
 Name = Annotated[SafeStr, StringConstraints(min_length=1, max_length=200)]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.\-]{0,63}$")]
-EventType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$", max_length=100)]
+EventType = Annotated[
+    str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$", max_length=100)
+]
 
 
 def parse_timestamp(value: Any) -> Any:
@@ -91,10 +95,12 @@ class CustomerRef(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     customer_id: Name | None = None
-    email: Annotated[SafeStr, StringConstraints(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
-    phone: Annotated[SafeStr, StringConstraints(max_length=40, pattern=r"^\+?[0-9 ()\-.]{4,}$")] | None = (
-        None
-    )
+    email: (
+        Annotated[SafeStr, StringConstraints(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")] | None
+    ) = None
+    phone: (
+        Annotated[SafeStr, StringConstraints(max_length=40, pattern=r"^\+?[0-9 ()\-.]{4,}$")] | None
+    ) = None
     anonymous_id: Name | None = None
     external_ids: dict[Slug, Name] = Field(default_factory=dict, max_length=20)
 

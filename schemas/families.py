@@ -21,7 +21,9 @@ Seconds = Annotated[float, Field(ge=0, le=7 * 24 * 3600)]
 Text = Annotated[SafeStr, StringConstraints(max_length=20_000)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Money = Annotated[Decimal, Field(ge=0, le=Decimal("1e12"), max_digits=18, decimal_places=4)]
-Attributes = dict[Annotated[str, StringConstraints(max_length=100)], str | int | float | bool | None]
+Attributes = dict[
+    Annotated[str, StringConstraints(max_length=100)], str | int | float | bool | None
+]
 
 
 class Payload(BaseModel):
@@ -178,7 +180,8 @@ class SurveyAnswered(Payload):
     @classmethod
     def _default_scale(cls, data: Any) -> Any:
         # The scale is stored with every answer so that a later definition can tell them apart.
-        if isinstance(data, dict) and data.get("scale") is None and data.get("kind") in SCALES:
+        kind = data.get("kind") if isinstance(data, dict) else None
+        if isinstance(kind, str) and kind in SCALES and data.get("scale") is None:
             low, high = SCALES[data["kind"]]
             return {**data, "scale": f"{low}-{high}"}
         return data
@@ -187,7 +190,7 @@ class SurveyAnswered(Payload):
     @classmethod
     def _known_scale(cls, scale: str, info: ValidationInfo) -> str:
         kind = info.data.get("kind")
-        if kind in SCALES and scale != "{}-{}".format(*SCALES[kind]):
+        if isinstance(kind, str) and kind in SCALES and scale != "{}-{}".format(*SCALES[kind]):
             raise ValueError("scale for {} must be {}-{}".format(kind, *SCALES[kind]))
         return scale
 
@@ -195,8 +198,14 @@ class SurveyAnswered(Payload):
     @classmethod
     def _score_in_scale(cls, score: int, info: ValidationInfo) -> int:
         kind = info.data.get("kind")
-        if kind in SCALES and not SCALES[kind][0] <= score <= SCALES[kind][1]:
-            raise ValueError("score {} outside the {} scale {}-{}".format(score, kind, *SCALES[kind]))
+        if (
+            isinstance(kind, str)
+            and kind in SCALES
+            and not SCALES[kind][0] <= score <= SCALES[kind][1]
+        ):
+            raise ValueError(
+                "score {} outside the {} scale {}-{}".format(score, kind, *SCALES[kind])
+            )
         return score
 
 

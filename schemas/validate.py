@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -12,26 +11,10 @@ from pydantic import BaseModel, ValidationError
 
 from schemas.envelope import EARLIEST, MAX_FUTURE, Channel, Event, EventIn, derive_time
 from schemas.families import payload_model
+from schemas.json_safety import json_violations
+from schemas.violations import InvalidEvent, Violation
 
 SERVER_FIELDS = frozenset({"tenant_id", "received_at", "derived_at", "clock_corrected"})
-
-
-@dataclass(frozen=True)
-class Violation:
-    """One thing wrong with an input, located by a dotted path (`payload.score`)."""
-
-    code: str
-    message: str
-    path: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message, "path": self.path}
-
-
-class InvalidEvent(ValueError):
-    def __init__(self, violations: list[Violation]) -> None:
-        super().__init__("; ".join(f"{v.path}: {v.message}" for v in violations))
-        self.violations = violations
 
 
 def _path(prefix: str, loc: tuple[int | str, ...]) -> str:
@@ -66,7 +49,11 @@ def _payload_violations(raw: dict[str, Any]) -> tuple[BaseModel | None, list[Vio
         return None, [Violation("unknown_type", msg, "type")]
     model, channels = found
     problems: list[Violation] = []
-    if channel in {c.value for c in Channel} and channel not in channels:
+    if (
+        isinstance(channel, str)
+        and channel in {c.value for c in Channel}
+        and channel not in channels
+    ):
         allowed = ", ".join(sorted(c.value for c in channels))
         msg = f"{event_type} cannot arrive on channel {channel}; allowed: {allowed}"
         problems.append(Violation("channel_mismatch", msg, "channel"))
@@ -100,6 +87,22 @@ def accept(raw: Any, tenant_id: str, received_at: datetime) -> tuple[Event, str]
     """
     if not isinstance(raw, dict):
         raise InvalidEvent([Violation("type_error", "an event must be a JSON object", "$")])
+    structural = json_violations(raw)
+    if any(v.code == "nested_too_deeply" for v in structural):
+        raise InvalidEvent(structural)
+    try:
+        return _accept_checked(raw, tenant_id, received_at, structural)
+    except InvalidEvent as exc:
+        # A value no field may hold is reported once, under its structural code.
+        paths = {v.path for v in structural}
+        raise InvalidEvent(
+            structural + [v for v in exc.violations if v.path not in paths]
+        ) from None
+
+
+def _accept_checked(
+    raw: dict[str, Any], tenant_id: str, received_at: datetime, structural: list[Violation]
+) -> tuple[Event, str]:
     problems = _server_field_violations(raw)
     payload, payload_problems = _payload_violations(raw)
     problems += payload_problems
@@ -108,9 +111,13 @@ def accept(raw: Any, tenant_id: str, received_at: datetime) -> tuple[Event, str]
     except ValidationError as exc:
         envelope = [v for v in violations_of(exc) if not v.path.startswith("payload.")]
         raise InvalidEvent(problems + envelope) from None
-    derived = derive_time(incoming.occurred_at, incoming.sent_at, received_at)
+    try:
+        derived = derive_time(incoming.occurred_at, incoming.sent_at, received_at)
+    except OverflowError:
+        message = "occurred_at and sent_at are too far apart to correct the clock"
+        raise InvalidEvent(problems + [Violation("absurd_timestamp", message, "sent_at")]) from None
     problems += _time_violations(derived, received_at)
-    if problems or payload is None:
+    if problems or structural or payload is None:
         raise InvalidEvent(problems)
     event = Event(
         **incoming.model_dump(exclude={"payload", "touchpoint"}),

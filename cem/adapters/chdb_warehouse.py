@@ -19,9 +19,9 @@ _lock = threading.RLock()
 def _open(path: str) -> Any:
     if _shared["session"] is None:
         Path(path).mkdir(parents=True, exist_ok=True)
-        _shared["session"] = chdb_session.Session(path)
-        _shared["path"] = path
-        _shared["session"].query("SET output_format_json_quote_64bit_integers = 0")
+        session = chdb_session.Session(path)
+        session.query("SET output_format_json_quote_64bit_integers = 0")
+        _shared.update(session=session, path=path)
     elif _shared["path"] != path:
         raise RuntimeError(
             f"chdb already runs on {_shared['path']} in this process; it cannot also open {path}"

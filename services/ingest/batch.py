@@ -1,0 +1,201 @@
+"""Pure ingest logic: raw items → per-item results and the records to publish.
+
+No I/O, clock or randomness: the router passes `received_at` in, publishes `Prepared.outgoing` in
+one call, and hands the statuses back to `complete`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from cem.customer_key import customer_key
+from cem.partitioning import partition_key
+from cem.ports import Outgoing, PublishStatus, Record
+from schemas.envelope import Event
+from schemas.json_safety import json_violations
+from schemas.validate import InvalidEvent, Violation, accept, encode
+
+log = logging.getLogger(__name__)
+
+
+def printable(text: str) -> str:
+    """Text safe to put in a UTF-8 response: lone surrogates become `\\udXXX` escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+@dataclass(frozen=True)
+class Unparseable:
+    """An NDJSON line that is not JSON: a rejected item, not a failed request."""
+
+    violation: Violation
+
+
+class ItemStatus(StrEnum):
+    accepted = "accepted"
+    duplicate = "duplicate"
+    conflict = "conflict"
+    rejected = "rejected"
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """What happened to one submitted item."""
+
+    index: int
+    status: ItemStatus
+    event_id: str | None = None
+    errors: tuple[Violation, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"index": self.index, "status": self.status.value}
+        if self.event_id is not None:
+            body["event_id"] = self.event_id
+        if self.errors:
+            body["errors"] = [safe_violation(v) for v in self.errors]
+        return body
+
+    @property
+    def rejection_code(self) -> str:
+        """The code a rejected item is counted under: why it could not even be validated, or
+        `invalid_event` when validation listed its violations."""
+        codes = {v.code for v in self.errors}
+        for code in ("malformed_json", "event_too_large", "nested_too_deeply"):
+            if code in codes:
+                return code
+        return "invalid_event"
+
+
+@dataclass
+class Prepared:
+    """Items checked but not yet published: the rejected results and, in submission order, the
+    valid items' records with their item indexes."""
+
+    rejected: list[ItemResult] = field(default_factory=list)
+    outgoing: list[Outgoing] = field(default_factory=list)
+    indexes: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """Every item's result, by index. accepted + duplicates + conflicts + rejected = submitted."""
+
+    results: list[ItemResult]
+
+    def count(self, status: ItemStatus) -> int:
+        return sum(1 for r in self.results if r.status is status)
+
+    @property
+    def all_rejected(self) -> bool:
+        return self.count(ItemStatus.rejected) == len(self.results)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "submitted": len(self.results),
+            "accepted": self.count(ItemStatus.accepted),
+            "duplicates": self.count(ItemStatus.duplicate),
+            "conflicts": self.count(ItemStatus.conflict),
+            "rejected": self.count(ItemStatus.rejected),
+            "results": [r.as_dict() for r in self.results],
+        }
+
+
+def safe_violation(violation: Violation) -> dict[str, str]:
+    """A violation as JSON, with any lone surrogate echoed from the input escaped."""
+    return {k: printable(v) for k, v in violation.as_dict().items()}
+
+
+def prepare(
+    items: Sequence[Any], tenant_id: str, received_at: datetime, max_event_bytes: int
+) -> Prepared:
+    """Validate every item; valid ones become records keyed by tenant and customer."""
+    prepared = Prepared()
+    for index, raw in enumerate(items):
+        checked = check_item(index, raw, tenant_id, received_at, max_event_bytes)
+        if isinstance(checked, ItemResult):
+            prepared.rejected.append(checked)
+        else:
+            prepared.outgoing.append(checked)
+            prepared.indexes.append(index)
+    return prepared
+
+
+def complete(prepared: Prepared, statuses: Sequence[PublishStatus]) -> BatchOutcome:
+    """Merge the publisher's status per record into the results, ordered by index."""
+    published = [
+        _published_result(index, out, status)
+        for index, out, status in zip(prepared.indexes, prepared.outgoing, statuses, strict=True)
+    ]
+    return BatchOutcome(sorted(prepared.rejected + published, key=lambda r: r.index))
+
+
+def _published_result(index: int, out: Outgoing, status: PublishStatus) -> ItemResult:
+    errors: tuple[Violation, ...] = ()
+    if status is PublishStatus.conflict:
+        message = "event_id already accepted with a different payload; the original is kept"
+        errors = (Violation("conflict", message, "event_id"),)
+    return ItemResult(index, ItemStatus(status.value), out.event_id, errors)
+
+
+def check_item(
+    index: int, raw: Any, tenant_id: str, received_at: datetime, max_event_bytes: int
+) -> ItemResult | Outgoing:
+    """One item: rejected with every violation found, or the record to publish."""
+    if isinstance(raw, Unparseable):
+        return _rejected(index, raw, [raw.violation])
+    structural = json_violations(raw)
+    if any(v.code == "nested_too_deeply" for v in structural):
+        return _rejected(index, raw, structural)  # before sizing: json.dumps recurses
+    size = encoded_size(raw)
+    if size > max_event_bytes:
+        message = f"the event is {size} bytes; the limit is {max_event_bytes} (max_event_bytes)"
+        return _rejected(index, raw, [Violation("event_too_large", message, "$")])
+    try:
+        event, fingerprint = accept(raw, tenant_id, received_at)
+    except InvalidEvent as exc:
+        return _rejected(index, raw, exc.violations)
+    return to_outgoing(event, fingerprint)
+
+
+def _rejected(index: int, raw: Any, errors: Sequence[Violation]) -> ItemResult:
+    return ItemResult(index, ItemStatus.rejected, _event_id_of(raw), tuple(errors))
+
+
+def _event_id_of(raw: Any) -> str | None:
+    """The item's event_id when it is a valid UUID, so that a client can match rejections."""
+    candidate = raw.get("event_id") if isinstance(raw, dict) else None
+    if not isinstance(candidate, str) or len(candidate) > 64:
+        return None
+    try:
+        return str(UUID(candidate))
+    except ValueError:
+        return None
+
+
+def to_outgoing(event: Event, fingerprint: str) -> Outgoing:
+    """The record of an accepted event, keyed so that one customer keeps one partition."""
+    headers = (
+        ("tenant_id", event.tenant_id.encode()),
+        ("source_id", event.source_id.encode()),
+        ("schema_version", str(event.schema_version).encode()),
+    )
+    key = partition_key(event.tenant_id, customer_key(event.customer))
+    record = Record(key=key, value=encode(event), headers=headers)
+    return Outgoing(event.tenant_id, str(event.event_id), fingerprint, record)
+
+
+def encoded_size(raw: Any) -> int:
+    """An event's size for the per-event limit: its compact UTF-8 JSON, so that whitespace a
+    producer adds (pretty-printing, NDJSON padding) never changes whether it fits."""
+    text = json.dumps(raw, ensure_ascii=False, separators=(",", ":"))
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _dotted(path: tuple[str, ...]) -> str:
+    return ".".join(path) or "$"
