@@ -64,9 +64,14 @@ def seed_and_simulate(url: str, ingest_key: str, opts: UpOptions, stop: threadin
     wait_until_serving(url)
     rng = random.Random(42)
     population = demo.Population.generate(rng, opts.demo_customers)
-    events = demo.history(population, rng, datetime.now(UTC), opts.demo_days)
-    report = simulate.post_history(url, ingest_key, events, batch_size=1000)
-    print(f"demo: seeded history: {report}", flush=True)
+    marker = opts.data_dir / "demo-seeded.json"
+    if marker.exists():
+        print("demo: history already seeded in this data directory; live traffic only", flush=True)
+    else:
+        events = demo.history(population, rng, datetime.now(UTC), opts.demo_days)
+        report = simulate.post_history(url, ingest_key, events, batch_size=1000)
+        marker.write_text(json.dumps({"seeded_at": datetime.now(UTC).isoformat()}))
+        print(f"demo: seeded history: {report}", flush=True)
     simulate.live_traffic(url, ingest_key, population, rng, opts.demo_rate, stop)
 
 
