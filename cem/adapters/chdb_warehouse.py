@@ -30,6 +30,15 @@ def _open(path: str) -> Any:
     return _shared["session"]
 
 
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _escape_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """chdb parses string parameters as escaped text, so escape them: otherwise a tab breaks the
+    query and a backslash sequence changes the value (a lookup could match another customer)."""
+    return {k: v.translate(_ESCAPES) if isinstance(v, str) else v for k, v in params.items()}
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, frozenset | set | tuple):
         return list(value)
@@ -58,7 +67,7 @@ class ChdbWarehouse:
             if _shared["current_db"] != self.database:
                 self._session.query(f"USE {self.database}")
                 _shared["current_db"] = self.database
-            result = self._session.query(sql, fmt, params=dict(params) if params else None)
+            result = self._session.query(sql, fmt, params=_escape_params(params) if params else None)
             return bytes(result.bytes())
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:

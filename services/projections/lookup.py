@@ -1,0 +1,112 @@
+"""Finding customers by identifier: the customer ids an email, phone or other id was seen on.
+
+One row per (identifier, event), so that the first and last sighting are exact commutative
+aggregates whatever the arrival order; the SQL is in `sql.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from cem.customer_key import customer_key, identifiers, normalise_email, normalise_phone
+from cem.processing import to_micros
+from schemas.envelope import Event
+from services.projections.timeline import from_micros
+
+LOOKUP_KINDS = ("email", "phone", "anonymous_id", "external_id")
+MAX_MATCHES = 100
+
+# The query value goes through the same normalisation as the stored identifier, so that
+# "Ana@Example.COM" finds what was sent as "ana@example.com". Others match exactly.
+_NORMALISE: dict[str, Callable[[str], str]] = {
+    "email": normalise_email,
+    "phone": normalise_phone,
+}
+
+
+def to_identifier_rows(event: Event) -> list[dict[str, Any]]:
+    """The customer_identifiers rows of one event: one per identifier it carries."""
+    owner, at, event_id = (
+        customer_key(event.customer),
+        to_micros(event.derived_at),
+        str(event.event_id),
+    )
+    return [
+        {
+            "tenant_id": event.tenant_id,
+            "kind": kind,
+            "value": value,
+            "customer_id": owner,
+            "derived_at": at,
+            "event_id": event_id,
+        }
+        for kind, value in identifiers(event.customer)
+    ]
+
+
+class InvalidLookup(ValueError):
+    """A lookup that does not name exactly one usable identifier."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def lookup_key(
+    email: str | None = None,
+    phone: str | None = None,
+    anonymous_id: str | None = None,
+    external_id: str | None = None,
+) -> tuple[str, str]:
+    """The (kind, normalised value) to search for; InvalidLookup unless exactly one is given."""
+    given = {
+        kind: value
+        for kind, value in zip(LOOKUP_KINDS, (email, phone, anonymous_id, external_id), strict=True)
+        if value is not None
+    }
+    if len(given) != 1:
+        raise InvalidLookup(f"pass exactly one of {', '.join(LOOKUP_KINDS)}", "query")
+    kind, raw = given.popitem()
+    value = _NORMALISE.get(kind, lambda v: v)(raw)
+    if not value.strip("+"):
+        raise InvalidLookup(f"{kind} must not be empty", f"query.{kind}")
+    if kind == "external_id" and ":" not in value.strip(":"):
+        raise InvalidLookup(
+            "external_id must be namespace:value, e.g. shopify:1234", "query.external_id"
+        )
+    return kind, value
+
+
+class CustomerMatch(BaseModel):
+    """A customer an identifier was seen on."""
+
+    customer_id: str
+    first_seen: datetime
+    last_seen: datetime
+    events: int = Field(description="how many events carried the identifier")
+
+
+class CustomerLookup(BaseModel):
+    """Customers matching an identifier, most recently seen first."""
+
+    kind: str
+    value: str = Field(description="the identifier as searched, after normalisation")
+    customers: list[CustomerMatch]
+
+
+def matches_from_rows(rows: Sequence[dict[str, Any]]) -> list[CustomerMatch]:
+    matches = [
+        CustomerMatch(
+            customer_id=row["customer_id"],
+            first_seen=from_micros(row["first_at"]),
+            last_seen=from_micros(row["last_at"]),
+            events=row["events"],
+        )
+        for row in rows
+    ]
+    by_id = sorted(matches, key=lambda m: m.customer_id)
+    return sorted(by_id, key=lambda m: m.last_seen, reverse=True)

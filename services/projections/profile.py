@@ -1,0 +1,289 @@
+"""The customer profile: what a CRM knows about a customer, as per-event facts folded at read time.
+
+Every event contributes facts (`to_profile_facts`), never an updated profile row: the warehouse
+stores the facts and the read combines them with commutative operations only — count, sum, min, max
+and "latest by (derived_at, event_id)". So any arrival order, a reprocessed batch (once deduplicated
+by event id) and a replay all give the same profile (B08, F03, F13).
+
+Money is exact: amounts are stored as integer ten-thousandths (`to_units`), never floats, and
+reported back as decimal strings.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from cem.customer_key import customer_key, identifiers
+from cem.processing import to_micros
+from schemas import families as f
+from schemas.envelope import Event
+from schemas.families import SCALES, parse_payload
+from services.projections.timeline import amount_text, from_micros
+
+UNITS_PER_AMOUNT = 10_000  # payload amounts have at most 4 decimal places
+
+# Fact fields. The field decides how the read combines a fact; the key says what it is about.
+TOUCH = "touch"  # every event; key = channel, str = touchpoint
+ORDER = "order"  # key = currency, num = amount in units
+RETURN = "return"  # key = currency, num = amount in units
+SURVEY = "survey"  # key = survey kind, num = score
+CASE = "case"  # key = case id, str = "open" | "resolved"
+CASE_SUBJECT = "case_subject"  # key = case id, str = subject or topic
+IDENTIFIER = "identifier"  # key = "kind:value"
+
+
+def to_units(amount: Decimal) -> int:
+    """An amount as an exact integer of ten-thousandths; refuses to round."""
+    scaled = amount.scaleb(4)
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"amount {amount} has more than 4 decimal places")
+    return int(scaled)
+
+
+def format_units(units: int) -> str:
+    return amount_text(Decimal(units).scaleb(-4))
+
+
+# --- facts -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Fact:
+    """One thing an event says about its customer. (event, field, key) is unique per event."""
+
+    field: str
+    key: str
+    str_value: str = ""
+    num_value: int = 0
+
+
+def _order_facts(p: f.Order | f.StorePurchased) -> list[Fact]:
+    return [Fact(ORDER, p.currency, num_value=to_units(p.amount))]
+
+
+def _return_facts(p: f.OrderReturned) -> list[Fact]:
+    return [Fact(RETURN, p.currency, num_value=to_units(p.amount))]
+
+
+def _survey_facts(p: f.SurveyAnswered) -> list[Fact]:
+    return [Fact(SURVEY, p.kind, num_value=p.score)]
+
+
+def _case_opened_facts(p: f.CaseOpened) -> list[Fact]:
+    subject = p.subject or p.topic
+    described = [Fact(CASE_SUBJECT, p.case_id, subject)] if subject else []
+    return [Fact(CASE, p.case_id, "open"), *described]
+
+
+def _case_state(state: str) -> Callable[[f.Case], list[Fact]]:
+    return lambda p: [Fact(CASE, p.case_id, state)]
+
+
+_FAMILY_FACTS: dict[str, Callable[[Any], list[Fact]]] = {
+    "order.placed": _order_facts,
+    "store.purchased": _order_facts,
+    "order.returned": _return_facts,
+    "survey.answered": _survey_facts,
+    "case.opened": _case_opened_facts,
+    "case.reopened": _case_state("open"),
+    "case.resolved": _case_state("resolved"),
+}
+
+
+def facts_of(event: Event) -> list[Fact]:
+    touch = Fact(TOUCH, event.channel.value, event.touchpoint, 1)
+    known = [Fact(IDENTIFIER, f"{kind}:{value}") for kind, value in identifiers(event.customer)]
+    family = _FAMILY_FACTS.get(event.type)
+    extra = family(parse_payload(event.type, event.payload)) if family else []
+    return [touch, *known, *extra]
+
+
+def to_profile_facts(event: Event) -> list[dict[str, Any]]:
+    """The profile_facts rows of one event."""
+    base = {
+        "tenant_id": event.tenant_id,
+        "customer_id": customer_key(event.customer),
+        "event_id": str(event.event_id),
+        "derived_at": to_micros(event.derived_at),
+    }
+    return [{**base, **vars(fact)} for fact in facts_of(event)]
+
+
+# --- the folded profile ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class FactGroup:
+    """The facts of one (field, key) combined by the read query (see sql.PROFILE_QUERY)."""
+
+    field: str
+    key: str
+    n: int
+    total: int
+    first_at: int
+    last_at: int
+    latest_str: str
+    latest_num: int
+    latest_event: str
+
+    @property
+    def latest(self) -> tuple[int, str]:
+        """The timeline position of the group's latest fact, to compare groups with each other."""
+        return (self.last_at, self.latest_event)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> FactGroup:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+
+class ChannelUsage(BaseModel):
+    channel: str
+    events: int
+    first_at: datetime
+    last_at: datetime
+
+
+class Spend(BaseModel):
+    """Orders and returns in one currency; amounts are exact decimal strings."""
+
+    currency: str
+    orders: int
+    amount: str
+    returns: int
+    returned_amount: str
+    net_amount: str = Field(description="amount minus returned_amount")
+
+
+class Orders(BaseModel):
+    count: int
+    returns: int
+    by_currency: list[Spend]
+
+
+class Score(BaseModel):
+    """The customer's latest answer of one survey kind."""
+
+    score: int
+    scale: str
+    at: datetime
+    responses: int = Field(description="how many answers of this kind the customer gave")
+
+
+class Satisfaction(BaseModel):
+    csat: Score | None = None
+    nps: Score | None = None
+    ces: Score | None = None
+
+
+class OpenCase(BaseModel):
+    case_id: str
+    opened_at: datetime
+    updated_at: datetime
+    subject: str | None
+
+
+class Profile(BaseModel):
+    """What is known about a customer, from every event filed under them."""
+
+    customer_id: str
+    first_seen: datetime
+    last_seen: datetime
+    events: int
+    last_channel: str
+    last_touchpoint: str
+    channels: list[ChannelUsage] = Field(description="most used first")
+    orders: Orders
+    satisfaction: Satisfaction
+    open_cases: list[OpenCase] = Field(description="most recently updated first")
+    identifiers: list[str] = Field(description="every identifier seen, as kind:value")
+
+
+def _channels(touches: list[FactGroup]) -> list[ChannelUsage]:
+    usage = [
+        ChannelUsage(
+            channel=g.key,
+            events=g.n,
+            first_at=from_micros(g.first_at),
+            last_at=from_micros(g.last_at),
+        )
+        for g in touches
+    ]
+    return sorted(usage, key=lambda u: (-u.events, u.channel))
+
+
+def _spend(currency: str, order: FactGroup | None, returned: FactGroup | None) -> Spend:
+    amount, refunded = order.total if order else 0, returned.total if returned else 0
+    return Spend(
+        currency=currency,
+        orders=order.n if order else 0,
+        amount=format_units(amount),
+        returns=returned.n if returned else 0,
+        returned_amount=format_units(refunded),
+        net_amount=format_units(amount - refunded),
+    )
+
+
+def _orders(orders: list[FactGroup], returns: list[FactGroup]) -> Orders:
+    by_order, by_return = {g.key: g for g in orders}, {g.key: g for g in returns}
+    currencies = sorted(by_order.keys() | by_return.keys())
+    return Orders(
+        count=sum(g.n for g in orders),
+        returns=sum(g.n for g in returns),
+        by_currency=[_spend(c, by_order.get(c), by_return.get(c)) for c in currencies],
+    )
+
+
+def _satisfaction(surveys: list[FactGroup]) -> Satisfaction:
+    scores = {
+        g.key: Score(
+            score=g.latest_num,
+            scale="{}-{}".format(*SCALES[g.key]),
+            at=from_micros(g.last_at),
+            responses=g.n,
+        )
+        for g in surveys
+        if g.key in SCALES
+    }
+    return Satisfaction(**scores)
+
+
+def _open_cases(cases: list[FactGroup], subjects: list[FactGroup]) -> list[OpenCase]:
+    subject_of = {g.key: g.latest_str for g in subjects}
+    still_open = [g for g in cases if g.latest_str == "open"]
+    found = [
+        OpenCase(
+            case_id=g.key,
+            opened_at=from_micros(g.first_at),
+            updated_at=from_micros(g.last_at),
+            subject=subject_of.get(g.key),
+        )
+        for g in sorted(still_open, key=lambda g: g.latest, reverse=True)
+    ]
+    return found
+
+
+def fold_profile(customer_id: str, groups: Iterable[FactGroup]) -> Profile | None:
+    """The profile from the combined facts; None when nothing is known about the customer."""
+    by_field: dict[str, list[FactGroup]] = defaultdict(list)
+    for group in groups:
+        by_field[group.field].append(group)
+    touches = by_field[TOUCH]
+    if not touches:
+        return None
+    latest = max(touches, key=lambda g: g.latest)
+    return Profile(
+        customer_id=customer_id,
+        first_seen=from_micros(min(g.first_at for g in touches)),
+        last_seen=from_micros(max(g.last_at for g in touches)),
+        events=sum(g.n for g in touches),
+        last_channel=latest.key,
+        last_touchpoint=latest.latest_str,
+        channels=_channels(touches),
+        orders=_orders(by_field[ORDER], by_field[RETURN]),
+        satisfaction=_satisfaction(by_field[SURVEY]),
+        open_cases=_open_cases(by_field[CASE], by_field[CASE_SUBJECT]),
+        identifiers=sorted(g.key for g in by_field[IDENTIFIER]),
+    )

@@ -1,0 +1,160 @@
+"""DDL and queries of the projections tables: customer_timeline, profile_facts and
+customer_identifiers.
+
+Conventions shared by the three tables:
+- ReplacingMergeTree with a sorting key that is unique per event (and per fact), so a reprocessed
+  batch (F03) collapses on merge; until the merge happens, every read deduplicates by event id.
+- No PARTITION BY. Monthly partitions would turn one batch of late or replayed events spanning
+  years into hundreds of partitions, failing the insert with "too many partitions" (B09), and would
+  leave many tiny parts to merge. Reads here are per customer, which the sorting key already makes
+  a range scan; retention, if it comes, is per tenant or per customer (erasure), not per month.
+- Input values are always `{name:Type}` parameters; only table names and fixed fragments are
+  formatted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cem.dialect import replacing_engine
+from cem.ports import Warehouse
+from services.projections.lookup import MAX_MATCHES, CustomerMatch, matches_from_rows
+from services.projections.profile import FactGroup, Profile, fold_profile
+from services.projections.timeline import Cursor, TimelineFilter, TimelinePage, page_from_rows
+
+TIMELINE = "customer_timeline"
+PROFILE_FACTS = "profile_facts"
+IDENTIFIERS = "customer_identifiers"
+
+
+def ddl(version: tuple[int, ...]) -> list[str]:
+    """CREATE TABLE statements of the three tables, for the given server version."""
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {TIMELINE} (
+            tenant_id String, customer_id String, derived_at Int64, event_id String,
+            channel String, type String, touchpoint String, source_id String, correlation_id String,
+            occurred_at Int64, received_at Int64, clock_corrected UInt8,
+            summary String, payload_json String, identifiers Array(String)
+        ) {replacing_engine(("tenant_id", "customer_id", "derived_at", "event_id"), version)}""",
+        f"""CREATE TABLE IF NOT EXISTS {PROFILE_FACTS} (
+            tenant_id String, customer_id String, event_id String, derived_at Int64,
+            field String, key String, str_value String, num_value Int64
+        ) {replacing_engine(("tenant_id", "customer_id", "field", "key", "event_id"), version)}""",
+        # event_id is in the key: one row per sighting keeps first/last seen exact in any order.
+        f"""CREATE TABLE IF NOT EXISTS {IDENTIFIERS} (
+            tenant_id String, kind String, value String, customer_id String,
+            derived_at Int64, event_id String
+        ) {replacing_engine(("tenant_id", "kind", "value", "customer_id", "event_id"), version)}""",
+    ]
+
+
+# --- timeline --------------------------------------------------------------------------------
+# Newest first by (derived_at, event_id), the sorting key, read backwards. LIMIT 1 BY event_id drops
+# the copies of a re-inserted batch; the page asks for one row more to know whether another follows.
+TIMELINE_QUERY = """SELECT event_id, derived_at, occurred_at, received_at, clock_corrected, channel,
+       type, touchpoint, source_id, correlation_id, summary, payload_json, identifiers
+FROM {table}
+WHERE tenant_id = {{tenant_id:String}} AND customer_id = {{customer_id:String}}{conditions}
+ORDER BY derived_at DESC, event_id DESC
+LIMIT 1 BY event_id
+LIMIT {{limit:UInt32}}"""
+
+# Written without tuple comparison so that the primary key prunes on derived_at on every server.
+_AFTER_CURSOR = (
+    "(derived_at < {cursor_at:Int64}"
+    " OR (derived_at = {cursor_at:Int64} AND event_id < {cursor_id:String}))"
+)
+_FILTERS = {
+    "channel": "channel = {channel:String}",
+    "type": "type = {type:String}",
+    "since": "derived_at >= {since:Int64}",
+    "until": "derived_at < {until:Int64}",
+}
+
+
+def timeline_query(
+    tenant_id: str, customer_id: str, filters: TimelineFilter, cursor: Cursor | None, limit: int
+) -> tuple[str, dict[str, Any]]:
+    """The SQL and parameters of one timeline page (limit + 1 rows, to detect a next page)."""
+    params: dict[str, Any] = {
+        "tenant_id": tenant_id,
+        "customer_id": customer_id,
+        "limit": limit + 1,
+    }
+    conditions = []
+    for name, fragment in _FILTERS.items():
+        value = getattr(filters, name)
+        if value is not None:
+            conditions.append(fragment)
+            params[name] = value
+    if cursor is not None:
+        conditions.append(_AFTER_CURSOR)
+        params.update(cursor_at=cursor.derived_at, cursor_id=cursor.event_id)
+    where = "".join(f"\n  AND {c}" for c in conditions)
+    return TIMELINE_QUERY.format(table=TIMELINE, conditions=where), params
+
+
+def customer_exists(warehouse: Warehouse, tenant_id: str, customer_id: str) -> bool:
+    rows = warehouse.select(
+        f"""SELECT 1 AS found FROM {TIMELINE}
+            WHERE tenant_id = {{tenant_id:String}} AND customer_id = {{customer_id:String}}
+            LIMIT 1""",
+        {"tenant_id": tenant_id, "customer_id": customer_id},
+    )
+    return bool(rows)
+
+
+def read_timeline(
+    warehouse: Warehouse,
+    tenant_id: str,
+    customer_id: str,
+    filters: TimelineFilter | None = None,
+    cursor: Cursor | None = None,
+    limit: int = 50,
+) -> TimelinePage | None:
+    """A page of the customer's timeline, newest first; None if the tenant has no such customer."""
+    sql, params = timeline_query(tenant_id, customer_id, filters or TimelineFilter(), cursor, limit)
+    page = page_from_rows(warehouse.select(sql, params), limit)
+    if not page.entries and not customer_exists(warehouse, tenant_id, customer_id):
+        return None
+    return page
+
+
+# --- profile ---------------------------------------------------------------------------------
+# One pass over the customer's facts: deduplicate by (field, key, event_id) — the copies of a
+# re-inserted batch are identical — then combine commutatively per (field, key).
+PROFILE_QUERY = f"""SELECT field, key, count() AS n, sum(num_value) AS total,
+       min(derived_at) AS first_at, max(derived_at) AS last_at,
+       argMax(str_value, (derived_at, event_id)) AS latest_str,
+       argMax(num_value, (derived_at, event_id)) AS latest_num,
+       argMax(event_id, (derived_at, event_id)) AS latest_event
+FROM (
+    SELECT field, key, event_id, derived_at, str_value, num_value FROM {PROFILE_FACTS}
+    WHERE tenant_id = {{tenant_id:String}} AND customer_id = {{customer_id:String}}
+    LIMIT 1 BY field, key, event_id
+)
+GROUP BY field, key"""
+
+
+def read_profile(warehouse: Warehouse, tenant_id: str, customer_id: str) -> Profile | None:
+    """The customer's profile; None when the tenant has no such customer."""
+    rows = warehouse.select(PROFILE_QUERY, {"tenant_id": tenant_id, "customer_id": customer_id})
+    return fold_profile(customer_id, (FactGroup.from_row(r) for r in rows))
+
+
+# --- lookup by identifier --------------------------------------------------------------------
+LOOKUP_QUERY = f"""SELECT customer_id, min(derived_at) AS first_at, max(derived_at) AS last_at,
+       uniqExact(event_id) AS events
+FROM {IDENTIFIERS}
+WHERE tenant_id = {{tenant_id:String}} AND kind = {{kind:String}} AND value = {{value:String}}
+GROUP BY customer_id
+ORDER BY last_at DESC, customer_id
+LIMIT {MAX_MATCHES}"""
+
+
+def find_customers(
+    warehouse: Warehouse, tenant_id: str, kind: str, value: str
+) -> list[CustomerMatch]:
+    """Customers of the tenant on whom the (already normalised) identifier was seen."""
+    rows = warehouse.select(LOOKUP_QUERY, {"tenant_id": tenant_id, "kind": kind, "value": value})
+    return matches_from_rows(rows)

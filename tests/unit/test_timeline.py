@@ -1,0 +1,271 @@
+"""Timeline rows, summaries, cursors and pages: the pure half of the customer timeline."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cem.customer_key import customer_key
+from cem.processing import to_micros
+from schemas.envelope import Channel, Event
+from schemas.families import FAMILIES
+from schemas.validate import accept
+from services.projections.timeline import (
+    Cursor,
+    InvalidCursor,
+    InvalidFilter,
+    TimelineFilter,
+    clip,
+    decode_cursor,
+    duration,
+    encode_cursor,
+    from_micros,
+    page_from_rows,
+    quote,
+    summarise,
+    to_timeline_rows,
+)
+
+AT = datetime(2026, 3, 14, 9, 30, tzinfo=UTC)
+
+# One realistic payload per registered event family, with the channel it arrives on.
+SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
+    "call.offered": ("phone", {"queue": "billing"}),
+    "call.answered": ("phone", {"agent": "ana", "queue_wait_s": 35}),
+    "call.held": ("phone", {"agent": "ana", "hold_s": 65}),
+    "call.transferred": ("phone", {"from_agent": "ana", "to_queue": "tier2"}),
+    "call.ended": ("phone", {"agent": "ana", "talk_s": 432}),
+    "message.received": ("chat", {"text": "Where is my parcel?"}),
+    "message.sent": ("chat", {"agent": "bob", "text": "It ships today"}),
+    "email.sent": ("email", {"message_id": "m1", "subject": "Your order"}),
+    "email.delivered": ("email", {"message_id": "m1", "campaign": "spring"}),
+    "email.opened": ("email", {"message_id": "m1"}),
+    "email.clicked": ("email", {"message_id": "m1", "url": "https://shop.example/track"}),
+    "email.bounced": ("email", {"message_id": "m1", "hard": False, "reason": "mailbox full"}),
+    "email.replied": ("email", {"message_id": "m1", "text": "Thanks!"}),
+    "page.viewed": ("web", {"url": "https://shop.example/cart", "title": "Cart"}),
+    "action.performed": ("mobile_app", {"name": "add_to_cart"}),
+    "order.placed": ("web", {"order_id": "A-1", "amount": "129.90", "currency": "EUR", "items": 3}),
+    "order.returned": ("web", {"order_id": "A-1", "amount": "20.1", "currency": "EUR"}),
+    "store.visited": ("store", {"store_id": "paris-1"}),
+    "store.purchased": ("store", {"store_id": "paris-1", "amount": "12", "currency": "EUR"}),
+    "case.opened": ("email", {"case_id": "C-7", "subject": "Broken lid", "priority": "high"}),
+    "case.resolved": ("email", {"case_id": "C-7", "resolution": "Replacement sent"}),
+    "case.reopened": ("email", {"case_id": "C-7"}),
+    "survey.sent": ("email", {"survey_id": "s1", "kind": "nps"}),
+    "survey.answered": ("survey", {"kind": "csat", "score": 2, "comment": "Late again"}),
+}
+
+
+def event(
+    event_type: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    channel: str | None = None,
+    touchpoint: str | None = None,
+    customer: dict[str, Any] | None = None,
+    **envelope: Any,
+) -> Event:
+    """An event as the ingest edge accepts it, for the sample of its family unless told otherwise."""
+    sample_channel, sample_payload = SAMPLES.get(event_type, ("other", {}))
+    raw = {
+        "event_id": str(uuid.uuid4()),
+        "channel": channel or sample_channel,
+        "type": event_type,
+        "customer": customer or {"email": "Ana.Lopez@Example.com", "phone": "+33 6 12 34 56 78"},
+        "occurred_at": AT.isoformat(),
+        "payload": sample_payload if payload is None else payload,
+        **({"touchpoint": touchpoint} if touchpoint else {}),
+        **envelope,
+    }
+    accepted, _ = accept(raw, "acme", AT + timedelta(seconds=2))
+    return accepted
+
+
+def test_every_event_family_has_a_sample() -> None:
+    assert set(SAMPLES) == set(FAMILIES)
+
+
+@pytest.mark.parametrize("event_type", sorted(SAMPLES))
+def test_every_family_projects_to_one_faithful_row(event_type: str) -> None:
+    ev = event(event_type, correlation_id="conv-9")
+    [row] = to_timeline_rows(ev)
+    assert row["tenant_id"] == "acme"
+    assert row["customer_id"] == customer_key(ev.customer) == "email:ana.lopez@example.com"
+    assert row["event_id"] == str(ev.event_id)
+    assert (row["channel"], row["type"], row["touchpoint"]) == (
+        ev.channel.value,
+        event_type,
+        ev.channel.value,
+    )
+    assert row["derived_at"] == row["occurred_at"] == to_micros(AT)
+    assert row["received_at"] == to_micros(AT) + 2_000_000
+    assert row["correlation_id"] == "conv-9"
+    assert row["clock_corrected"] == 0
+    assert orjson.loads(row["payload_json"]) == ev.payload
+    assert row["identifiers"] == ["email:ana.lopez@example.com", "phone:+33612345678"]
+    assert row["summary"] and "\n" not in row["summary"]
+
+
+@pytest.mark.parametrize("event_type", sorted(SAMPLES))
+def test_rows_are_identical_when_the_event_is_projected_again(event_type: str) -> None:
+    ev = event(event_type)
+    assert to_timeline_rows(ev) == to_timeline_rows(Event.model_validate_json(ev.model_dump_json()))
+
+
+def test_row_flags_a_clock_corrected_event_and_files_it_at_the_corrected_time() -> None:
+    skewed = AT + timedelta(hours=3)  # the device clock runs three hours fast
+    ev = event(
+        "page.viewed",
+        occurred_at=skewed.isoformat(),
+        sent_at=(skewed + timedelta(seconds=1)).isoformat(),
+    )
+    [row] = to_timeline_rows(ev)
+    assert row["clock_corrected"] == 1
+    assert row["derived_at"] == to_micros(AT + timedelta(seconds=1))
+    assert row["occurred_at"] == to_micros(skewed)
+    assert row["correlation_id"] == ""
+
+
+@pytest.mark.parametrize(
+    ("event_type", "payload", "touchpoint", "expected"),
+    [
+        ("call.ended", {"agent": "ana", "talk_s": 432}, "support_line",
+         "Call ended · support_line · 7m12s talk · agent ana"),
+        ("call.ended", {"queue": "billing", "queue_wait_s": 95, "abandoned": True}, "support_line",
+         "Call abandoned · support_line · waited 1m35s · queue billing"),
+        ("call.ended", {"agent": "ana", "talk_s": 3725, "resolved": False}, None,
+         "Call ended · phone · 1h02m talk · agent ana · not resolved"),
+        ("call.answered", {"agent": "ana", "queue_wait_s": 35}, "support_line",
+         "Call answered · support_line · agent ana · waited 35s"),
+        ("message.received", {"text": "Where   is\nmy parcel?"}, "help_chat",
+         "Message received · help_chat · “Where is my parcel?”"),
+        ("message.sent", {"sender": "bot", "text": "Hi"}, None, "Message sent · chat · bot · “Hi”"),
+        ("order.placed", {"order_id": "A-1", "amount": "129.9", "currency": "EUR", "items": 3},
+         "checkout", "Order placed · checkout · 129.90 EUR · 3 items · order A-1"),
+        ("order.placed", {"order_id": "B", "amount": "0.1234", "currency": "USD"}, "checkout",
+         "Order placed · checkout · 0.1234 USD · 1 item · order B"),
+        ("order.returned", {"order_id": "A-1", "amount": "20", "currency": "EUR", "reason": "damaged"},
+         "returns", "Order returned · returns · 20.00 EUR · order A-1 · damaged"),
+        ("case.opened", {"case_id": "C-7", "subject": "Broken lid", "priority": "urgent"}, "support",
+         "Case opened · support · case C-7 · “Broken lid” · urgent priority"),
+        ("case.opened", {"case_id": "C-8", "topic": "delivery"}, "support",
+         "Case opened · support · case C-8 · delivery"),
+        ("survey.answered", {"kind": "csat", "score": 2, "comment": "Late again"}, "delivery",
+         "CSAT 2/5 · delivery · “Late again”"),
+        ("survey.answered", {"kind": "nps", "score": 9}, "checkout", "NPS 9/10 · checkout"),
+        ("survey.sent", {"survey_id": "s", "kind": "ces"}, "support", "CES survey sent · support"),
+        ("email.bounced", {"message_id": "m", "reason": "no such user"}, "newsletter",
+         "Email bounced · newsletter · hard bounce · no such user"),
+        ("page.viewed", {"url": "https://shop.example/p/1"}, "product_page",
+         "Page viewed · product_page · https://shop.example/p/1"),
+        ("custom.loyalty.joined", {"tier": "gold"}, "loyalty", "custom.loyalty.joined · loyalty"),
+    ],
+)  # fmt: skip
+def test_summary_reads_as_a_line_for_the_agent_console(
+    event_type: str, payload: dict[str, Any], touchpoint: str | None, expected: str
+) -> None:
+    assert summarise(event(event_type, payload, touchpoint=touchpoint)) == expected
+
+
+def test_summary_shortens_long_text_and_keeps_unicode() -> None:
+    text = "مرحبا 👋🏽 " * 40
+    summary = summarise(event("message.received", {"text": text}))
+    quoted = summary.split(" · ")[-1]
+    assert quoted.startswith("“مرحبا 👋🏽") and quoted.endswith("…”")
+    assert len(quoted) <= 62
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0s"), (44.6, "45s"), (60, "1m00s"), (432, "7m12s"), (3599, "59m59s"), (3725, "1h02m")],
+)
+def test_duration(seconds: float, text: str) -> None:
+    assert duration(seconds) == text
+
+
+def test_quote_of_nothing_is_empty() -> None:
+    assert quote(None) == quote("   \n ") == ""
+    assert clip("two\tlines\n  here", limit=8) == "two lin…"
+
+
+def test_long_urls_and_titles_are_clipped_to_keep_the_line_short() -> None:
+    url = "https://shop.example/" + "very-long-path/" * 200
+    summary = summarise(event("email.clicked", {"message_id": "m", "url": url}))
+    assert summary.startswith("Email link clicked · email · https://shop.example/very-long-path/")
+    assert summary.endswith("…") and len(summary) < 120
+
+
+@settings(max_examples=50)
+@given(micros=st.integers(min_value=0, max_value=2**62), event_id=st.uuids())
+def test_cursor_round_trips(micros: int, event_id: uuid.UUID) -> None:
+    cursor = Cursor(micros, str(event_id))
+    text = encode_cursor(cursor)
+    assert decode_cursor(text) == cursor
+    assert text.isascii() and "=" not in text
+
+
+@settings(max_examples=50)
+@given(text=st.text(max_size=80))
+def test_decoding_any_text_is_a_cursor_or_an_invalid_cursor_error(text: str) -> None:
+    try:
+        cursor = decode_cursor(text)
+    except InvalidCursor:
+        return
+    assert decode_cursor(encode_cursor(cursor)) == cursor
+
+
+@pytest.mark.parametrize(
+    "text", ["", "abc", encode_cursor(Cursor(5, str(uuid.uuid4())))[:-3], "%%%"]
+)
+def test_mangled_cursors_are_rejected(text: str) -> None:
+    with pytest.raises(InvalidCursor):
+        decode_cursor(text)
+
+
+def _row(micros: int) -> dict[str, Any]:
+    ev = event("page.viewed")
+    return {**to_timeline_rows(ev)[0], "derived_at": micros}
+
+
+def test_a_full_page_points_at_its_last_entry() -> None:
+    rows = [_row(m) for m in (30, 20, 10)]
+    page = page_from_rows(rows, limit=2)
+    assert [e.derived_at for e in page.entries] == [from_micros(30), from_micros(20)]
+    assert page.next_cursor is not None
+    assert decode_cursor(page.next_cursor) == Cursor(20, rows[1]["event_id"])
+
+
+def test_the_last_page_has_no_cursor() -> None:
+    page = page_from_rows([_row(30), _row(20)], limit=2)
+    assert len(page.entries) == 2 and page.next_cursor is None
+    assert page_from_rows([], limit=50).next_cursor is None
+
+
+def test_entries_show_payload_and_times_as_sent() -> None:
+    ev = event("order.placed", correlation_id="basket-1")
+    entry = page_from_rows(to_timeline_rows(ev), limit=1).entries[0]
+    assert entry.payload == ev.payload
+    assert entry.derived_at == entry.occurred_at == AT
+    assert entry.received_at == AT + timedelta(seconds=2)
+    assert entry.correlation_id == "basket-1" and entry.clock_corrected is False
+
+
+def test_filter_converts_times_to_micros_and_refuses_an_empty_window() -> None:
+    window = TimelineFilter.of(Channel.chat, "message.sent", AT, AT + timedelta(days=1))
+    assert window == TimelineFilter(
+        "chat", "message.sent", to_micros(AT), to_micros(AT) + 86_400_000_000
+    )
+    with pytest.raises(InvalidFilter):
+        TimelineFilter.of(since=AT, until=AT)
+
+
+def test_from_micros_inverts_to_micros_exactly() -> None:
+    moment = datetime(2031, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
+    assert from_micros(to_micros(moment)) == moment
