@@ -32,11 +32,15 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def error_body(
+    code: str, message: str, details: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or []}}
 
 
-def _respond(status: int, code: str, message: str, details: Any = None, headers: Any = None) -> JSONResponse:
+def _respond(
+    status: int, code: str, message: str, details: Any = None, headers: Any = None
+) -> JSONResponse:
     return JSONResponse(error_body(code, message, details), status_code=status, headers=headers)
 
 
@@ -47,7 +51,9 @@ async def _api_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _log_unavailable(_: Request, exc: Exception) -> JSONResponse:
     # Never a 2xx without the log's acknowledgement (F01, F12): the client retries later.
-    return _respond(503, "log_unavailable", str(exc) or "event log unavailable", headers={"Retry-After": "5"})
+    return _respond(
+        503, "log_unavailable", str(exc) or "event log unavailable", headers={"Retry-After": "5"}
+    )
 
 
 async def _validation(_: Request, exc: Exception) -> JSONResponse:
@@ -66,8 +72,12 @@ async def _validation(_: Request, exc: Exception) -> JSONResponse:
 async def _http(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
-    return _respond(exc.status_code, code.get(exc.status_code, "http_error"), str(exc.detail),
-                    headers=getattr(exc, "headers", None))
+    return _respond(
+        exc.status_code,
+        code.get(exc.status_code, "http_error"),
+        str(exc.detail),
+        headers=getattr(exc, "headers", None),
+    )
 
 
 def install(app: FastAPI) -> None:

@@ -20,8 +20,12 @@ def _bearer(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "unauthorized", "missing bearer key: send 'Authorization: Bearer <key>'",
-                       headers={"WWW-Authenticate": "Bearer"})
+        raise ApiError(
+            401,
+            "unauthorized",
+            "missing bearer key: send 'Authorization: Bearer <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return token.strip()
 
 
@@ -35,8 +39,12 @@ def require(allowed: frozenset[str]) -> Callable[[Request], Principal]:
         keys: KeyStore = request.app.state.keys
         principal = keys.authenticate(_bearer(request))
         if principal is None:
-            raise ApiError(401, "unauthorized", "unknown or revoked key",
-                           headers={"WWW-Authenticate": "Bearer"})
+            raise ApiError(
+                401,
+                "unauthorized",
+                "unknown or revoked key",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         if principal.role not in allowed:
             raise ApiError(403, "forbidden", f"role {principal.role!r} may not do this")
         return principal

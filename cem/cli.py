@@ -61,8 +61,13 @@ def _simulate(args: argparse.Namespace) -> int:
     from cem.simulate import simulate
 
     report = simulate(
-        args.url.rstrip("/"), args.key, rate=args.rate, customers=args.customers,
-        duration_s=args.duration, batch_size=args.batch_size, seed=args.seed,
+        args.url.rstrip("/"),
+        args.key,
+        rate=args.rate,
+        customers=args.customers,
+        duration_s=args.duration,
+        batch_size=args.batch_size,
+        seed=args.seed,
     )
     print(report)
     return 0
@@ -93,7 +98,9 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", default=".cem", help="where the embedded state lives (default ./.cem)")
+    p.add_argument(
+        "--data-dir", default=".cem", help="where the embedded state lives (default ./.cem)"
+    )
 
 
 def parser() -> argparse.ArgumentParser:

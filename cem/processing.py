@@ -64,7 +64,9 @@ class DeadLetter:
         }
 
     def to_json(self) -> bytes:
-        return orjson.dumps({**self.to_row(datetime.now(UTC)), "headers": [h[0] for h in self.headers]})
+        return orjson.dumps(
+            {**self.to_row(datetime.now(UTC)), "headers": [h[0] for h in self.headers]}
+        )
 
 
 @dataclass

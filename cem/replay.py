@@ -44,5 +44,7 @@ def replay(
     for projection in projections:
         renamed = _Renamed(projection, f"replay-{run_id}-{projection.name}")
         while not caught_up(log, topic, renamed.name, target):
-            total += run_once(log, warehouse, renamed, max_records=batch, timeout_s=0.05, topic=topic)
+            total += run_once(
+                log, warehouse, renamed, max_records=batch, timeout_s=0.05, topic=topic
+            )
     return total

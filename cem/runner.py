@@ -6,11 +6,11 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from cem import dead_letters
 from cem.ports import DEAD_LETTER_TOPIC, TOUCHPOINTS_TOPIC, EventLog, Record, Warehouse
 from cem.processing import Projection, process_batch
-from datetime import UTC, datetime
 
 log = logging.getLogger(__name__)
 
