@@ -141,5 +141,9 @@ class LogUnavailable(RuntimeError):
     """The event log cannot acknowledge right now; callers answer 503 with Retry-After."""
 
 
+class WarehouseUnavailable(RuntimeError):
+    """The warehouse cannot take or answer a query right now; runners retry the same batch."""
+
+
 class StorageFull(LogUnavailable):
     """The data directory is full or not writable."""

@@ -32,3 +32,8 @@ def warehouse(chdb_path: Path) -> Iterator[ChdbWarehouse]:
     yield wh
     wh.drop_database()
     wh.close()
+
+
+# The real engines' fixtures (kafka_bootstrap, clickhouse_url, postgres_dsn, clickhouse_warehouse,
+# engines), available to every test folder.
+pytest_plugins = ["tests.engines"]

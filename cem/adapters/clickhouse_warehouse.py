@@ -1,0 +1,272 @@
+"""Warehouse adapter on a ClickHouse server with clickhouse-driver (distributed mode).
+
+The only module importing clickhouse_driver. Queries keep the port's `{name:Type}` parameters;
+they are translated here into the driver's client-side `%(name)s` parameters, which the driver
+escapes into SQL literals before the query leaves the process. That is what makes the oldest
+supported server (Debian's 18.16, which has no server-side parameters) safe from injection (S04):
+values are coerced to their declared Type first, so only str, numbers, dates, UUIDs and lists of
+them ever reach the driver's escaping, and a string can never end its literal early.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+from uuid import UUID
+
+from clickhouse_driver import Client
+from clickhouse_driver import errors as driver_errors
+from clickhouse_driver.util.escape import escape_params
+
+from cem.ports import WarehouseUnavailable
+
+_PLACEHOLDER = re.compile(r"\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([^{}]+?)\s*\}")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
+_DEFAULT_MAX_QUERY_SIZE = 262_144
+_INTS = {f"{s}Int{n}" for s in ("", "U") for n in (8, 16, 32, 64, 128, 256)}
+_FLOATS = {"Float32", "Float64", "Decimal", "Decimal32", "Decimal64", "Decimal128"}
+_STRINGS = {"String", "FixedString", "UUID", "Enum8", "Enum16", "IPv4", "IPv6"}
+# Lost connections and timeouts: the server may be down or restarting, and a retry may succeed.
+_UNAVAILABLE = (
+    driver_errors.NetworkError,
+    driver_errors.SocketTimeoutError,
+    driver_errors.UnexpectedPacketFromServerError,
+    EOFError,
+    OSError,
+)
+
+# After an insert fails with one of these, the server may still have committed it (F09): the tables
+# are ReplacingMergeTree and reads deduplicate, so retrying the batch is safe.
+
+
+# ---------------------------------------------------------------- `{name:Type}` → `%(pN)s`
+
+
+def _quoted_end(sql: str, start: int) -> int:
+    """Index after the quoted literal or identifier opening at start (\\-escapes, doubled quotes)."""
+    quote, i = sql[start], start + 1
+    while i < len(sql):
+        if sql[i] == "\\" or (sql[i] == quote and sql.startswith(quote * 2, i)):
+            i += 2
+        elif sql[i] == quote:
+            return i + 1
+        else:
+            i += 1
+    return len(sql)
+
+
+def _segments(sql: str) -> Iterator[tuple[str, re.Match[str] | None]]:
+    """The SQL cut into (text, None) and (placeholder, match); literals and comments are text."""
+    i, plain = 0, 0
+    while i < len(sql):
+        if sql[i] in "'\"`":
+            i = _quoted_end(sql, i)
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = len(sql) if end < 0 else end
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            i = len(sql) if end < 0 else end + 2
+        elif sql[i] == "{" and (match := _PLACEHOLDER.match(sql, i)):
+            yield sql[plain:i], None
+            yield match.group(0), match
+            i = plain = match.end()
+        else:
+            i += 1
+    yield sql[plain:], None
+
+
+def translate(sql: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """The query in the driver's `%(pN)s` style and the values coerced to their declared types.
+
+    Only `{identifier:Type}` outside string literals, quoted identifiers and comments is a
+    parameter, so a literal such as '{"a": 1}' is left alone. Every other `%` is doubled because
+    the driver substitutes with Python's `%` operator. A query without parameters is unchanged.
+    """
+    parts: list[tuple[str, bool]] = []
+    values: dict[str, Any] = {}
+    for text, match in _segments(sql):
+        if match is None:
+            parts.append((text, False))
+            continue
+        name, type_ = match.group(1), match.group(2)
+        if params is None or name not in params:
+            raise ValueError(f"no value for query parameter {name!r}")
+        key = f"p{len(values)}"
+        values[key] = coerce(params[name], type_)
+        # The leading space keeps a negative number after a minus from opening a `--` comment.
+        parts.append((f" %({key})s", True))
+    if not values:
+        return sql, {}
+    return "".join(p if is_param else p.replace("%", "%%") for p, is_param in parts), values
+
+
+def _inner(type_: str, wrapper: str) -> str:
+    return type_[len(wrapper) + 1 : -1].strip()
+
+
+def coerce(value: Any, type_: str) -> Any:
+    """The value as the Python type the driver escapes for a ClickHouse `type_`; else TypeError."""
+    type_ = type_.strip()
+    for wrapper in ("Nullable", "LowCardinality"):
+        if type_.startswith(wrapper + "("):
+            if value is None and wrapper == "Nullable":
+                return None
+            return coerce(value, _inner(type_, wrapper))
+    if type_.startswith("Array("):
+        if isinstance(value, str | bytes) or not isinstance(value, Sequence | set | frozenset):
+            raise TypeError(f"{type_} parameter needs a list, not {type(value).__name__}")
+        return [coerce(item, _inner(type_, "Array")) for item in value]
+    base = type_.split("(", 1)[0]
+    if value is None:
+        raise TypeError(f"None for a non-Nullable {type_} parameter")
+    if base in _INTS or base == "Bool":
+        return _to_int(value, type_)
+    if base in _FLOATS:
+        return float(value)
+    if base in _STRINGS:
+        return _to_str(value, type_)
+    if base in ("Date", "Date32", "DateTime", "DateTime64"):
+        return _to_time(value, type_)
+    raise TypeError(f"unsupported query parameter type {type_}")
+
+
+def _to_int(value: Any, type_: str) -> int:
+    if isinstance(value, bool | int):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
+        return int(value)
+    raise TypeError(f"{value!r} is not a whole number for a {type_} parameter")
+
+
+def _to_str(value: Any, type_: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, UUID | int | float) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not text for a {type_} parameter")
+
+
+def _to_time(value: Any, type_: str) -> int | str:
+    # An instant (aware datetime) goes as epoch seconds, which ClickHouse compares with a DateTime
+    # exactly whatever the server's time zone; a naive one as text, read in the server's zone.
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            return int(value.timestamp())
+        return value.strftime(
+            "%Y-%m-%d" if type_.startswith("Date") and "Time" not in type_ else "%Y-%m-%d %H:%M:%S"
+        )
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise TypeError(f"{type(value).__name__} is not a time for a {type_} parameter")
+
+
+# ---------------------------------------------------------------- results and rows
+
+
+def _plain(value: Any) -> Any:
+    """Driver values as the embedded adapter (JSON) returns them, so both adapters read alike."""
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, UUID):
+        return str(value)
+    return value
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, set | frozenset):
+        try:
+            return sorted(value)
+        except TypeError:
+            return list(value)
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _with_database(url: str, database: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+
+
+class ClickHouseWarehouse:
+    """A Warehouse on a ClickHouse server (18.16 or newer). Thread-safe: calls are serialised."""
+
+    def __init__(self, url: str, database: str = "cem") -> None:
+        if not database.replace("_", "").isalnum():
+            raise ValueError(f"invalid database name {database!r}")
+        self.database = database
+        self._lock = threading.Lock()
+        bootstrap = Client.from_url(_with_database(url, "default"))
+        try:
+            self._call(bootstrap, f"CREATE DATABASE IF NOT EXISTS {database}")
+        finally:
+            bootstrap.disconnect()
+        self._client = Client.from_url(_with_database(url, database))
+        [(text,)] = self._execute("SELECT version()")
+        self.version: tuple[int, ...] = tuple(int(p) for p in str(text).split(".") if p.isdigit())
+
+    @staticmethod
+    def _call(client: Any, sql: str, params: Mapping[str, Any] | None = None, **kw: Any) -> Any:
+        template, values = translate(sql, params)
+        try:
+            # The driver's own escaping (what execute(query, params) does), applied here so the
+            # query's final size is known.
+            query = template % escape_params(values, None) if values else template
+            size = len(query.encode())
+            # Long string parameters become long literals: raise the parser's limit to fit them.
+            settings = {"max_query_size": size + 1} if size >= _DEFAULT_MAX_QUERY_SIZE else None
+            return client.execute(query, settings=settings, **kw)
+        except _UNAVAILABLE as exc:
+            raise WarehouseUnavailable(f"ClickHouse unavailable: {exc}") from exc
+
+    def _execute(self, sql: str, params: Mapping[str, Any] | None = None, **kw: Any) -> Any:
+        with self._lock:
+            return self._call(self._client, sql, params, **kw)
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self._execute(sql, params)
+
+    def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        columns = list(rows[0])
+        if not all(_NAME.fullmatch(name) for name in [table, *columns]):
+            raise ValueError(f"invalid table or column name in {table} {columns}")
+        if any(set(row) != set(columns) for row in rows):
+            raise ValueError(f"rows for {table} do not all have the columns {columns}")
+        # Native protocol: the values travel as typed column blocks, never as SQL text.
+        data = [[_storable(row[c]) for row in rows] for c in columns]
+        query = f"INSERT INTO {table} ({', '.join(columns)}) VALUES"
+        with self._lock:
+            try:
+                self._client.execute(query, data, columnar=True)
+            except _UNAVAILABLE as exc:
+                raise WarehouseUnavailable(f"ClickHouse unavailable: {exc}") from exc
+
+    def select(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        rows, columns = self._execute(sql, params, with_column_types=True)
+        names = [name for name, _ in columns]
+        return [{n: _plain(v) for n, v in zip(names, row, strict=True)} for row in rows]
+
+    def drop_database(self) -> None:
+        """Remove this warehouse's database (tests and `cem replay` into fresh tables)."""
+        self._execute(f"DROP DATABASE IF EXISTS {self.database}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._client.disconnect()

@@ -1,0 +1,96 @@
+"""ClickHouse server (Debian's clickhouse-server 18.16, or a newer `clickhouse` binary) with a
+generated minimal config: free ports on 127.0.0.1, data in the state directory, bounded memory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import urllib.request
+from pathlib import Path
+
+from processes import EngineError, State, spawn, wait_until
+
+CLICKHOUSE_MEMORY = int(os.environ.get("CEM_CLICKHOUSE_MEMORY", str(1 << 30)))
+
+
+def clickhouse_command(config: Path) -> list[str]:
+    """clickhouse-server (Debian's 18.16), or `clickhouse server` (the single binary of newer
+    releases); CEM_CLICKHOUSE_BIN chooses another."""
+    candidates = [os.environ.get("CEM_CLICKHOUSE_BIN") or shutil.which("clickhouse-server")]
+    candidates += ["/usr/sbin/clickhouse-server", "/usr/bin/clickhouse"]
+    binary = next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+    if binary is None or (os.environ.get("CEM_CLICKHOUSE_BIN") not in (None, "", binary)):
+        raise EngineError(
+            "no clickhouse-server binary (CEM_CLICKHOUSE_BIN or run .ci/provision.sh)"
+        )
+    server = ["server"] if Path(binary).name == "clickhouse" else []
+    return [binary, *server, f"--config-file={config}"]
+
+
+def write_clickhouse_config(state: State, tcp: int, http: int) -> Path:
+    d = state.dir
+    for sub in ("data", "tmp", "logs", "data/user_files", "data/format_schemas"):
+        state.path(sub).mkdir(parents=True, exist_ok=True)
+    # <yandex> is the root element 18.16 reads; current servers still accept it.
+    state.path("config.xml").write_text(f"""<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>{d}/logs/server.log</log>
+    <errorlog>{d}/logs/server.err.log</errorlog><size>20M</size><count>2</count></logger>
+  <listen_host>127.0.0.1</listen_host>
+  <tcp_port>{tcp}</tcp_port>
+  <http_port>{http}</http_port>
+  <path>{d}/data/</path>
+  <tmp_path>{d}/tmp/</tmp_path>
+  <user_files_path>{d}/data/user_files/</user_files_path>
+  <format_schema_path>{d}/data/format_schemas/</format_schema_path>
+  <users_config>{d}/users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <timezone>UTC</timezone>
+  <mlock_executable>false</mlock_executable>
+  <max_concurrent_queries>50</max_concurrent_queries>
+  <mark_cache_size>268435456</mark_cache_size>
+  <uncompressed_cache_size>268435456</uncompressed_cache_size>
+  <max_server_memory_usage>{CLICKHOUSE_MEMORY}</max_server_memory_usage>
+</yandex>
+""")
+    state.path("users.xml").write_text(f"""<?xml version="1.0"?>
+<yandex>
+  <profiles><default>
+    <max_memory_usage>{CLICKHOUSE_MEMORY // 2}</max_memory_usage>
+    <max_memory_usage_for_all_queries>{CLICKHOUSE_MEMORY}</max_memory_usage_for_all_queries>
+    <background_pool_size>4</background_pool_size>
+  </default></profiles>
+  <users><default>
+    <password></password>
+    <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+    <profile>default</profile><quota>default</quota>
+  </default></users>
+  <quotas><default></default></quotas>
+</yandex>
+""")
+    return state.path("config.xml")
+
+
+def clickhouse_answers(http: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http}/ping", timeout=2) as response:
+            return bool(response.read().strip() == b"Ok.")
+    except OSError:
+        return False
+
+
+def start_clickhouse(state: State) -> dict[str, str]:
+    ports = state.ports("tcp", "http")
+    if state.running_pid() is None:
+        config = write_clickhouse_config(state, ports["tcp"], ports["http"])
+        # 18.16 runs as root; current servers refuse only when the data belongs to another user,
+        # and the state directory is always the caller's own.
+        spawn(clickhouse_command(config), state, "stdout.log")
+        wait_until(
+            lambda: clickhouse_answers(ports["http"]), state, "logs/server.err.log", "ClickHouse"
+        )
+    return {
+        "CLICKHOUSE_URL": f"clickhouse://127.0.0.1:{ports['tcp']}/default",
+        "CLICKHOUSE_HTTP": f"http://127.0.0.1:{ports['http']}",
+    }
