@@ -1,0 +1,77 @@
+"""At-risk customer alerts, newest first, for the agent console and the CX dashboard."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from cem.auth import CAN_READ_AGGREGATES, require
+from cem.ports import Principal
+from cem.processing import to_micros
+from services.query_api.routers.satisfaction import TOUCHPOINT_PATTERN, utc
+from services.satisfaction.alerts import RULE_SET
+from services.satisfaction.sql import AlertQuery, read_alerts
+
+router = APIRouter(tags=["alerts"])
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class AlertOut(BaseModel):
+    alert_id: str
+    customer_id: str
+    rule: str = Field(examples=["at_risk.csat"])
+    severity: Literal["high", "medium"]
+    metric: str = Field(description="survey kind: nps, csat or ces")
+    score: int
+    scale: str
+    touchpoint: str = Field(description="attributed touchpoint (of the rated interaction)")
+    channel: str
+    agent: str | None = Field(description="agent of the rated interaction, when known")
+    queue: str | None
+    event_id: str = Field(description="the survey answer that raised the alert")
+    correlation_id: str | None
+    raised_at: datetime
+    message: str
+
+
+class AlertList(BaseModel):
+    rule_set: str = Field(examples=[RULE_SET])
+    alerts: list[AlertOut]
+
+
+def _from_micros(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def _alert_out(row: dict[str, Any]) -> AlertOut:
+    # '' is how the warehouse stores "unknown" (no Nullable columns); the API says null.
+    optional = {name: row[name] or None for name in ("agent", "queue", "correlation_id")}
+    raised_at = _from_micros(int(row["raised_at"]))
+    return AlertOut.model_validate({**row, **optional, "raised_at": raised_at})
+
+
+@router.get("/v1/alerts", response_model=AlertList)
+def list_alerts(
+    request: Request,
+    principal: Principal = Depends(require(CAN_READ_AGGREGATES)),
+    since: datetime | None = Query(None, description="raised at or after; default all"),
+    customer_id: str | None = Query(None, min_length=1, max_length=400),
+    touchpoint: str | None = Query(None, pattern=TOUCHPOINT_PATTERN, max_length=64),
+    limit: int = Query(100, ge=1, le=1000),
+) -> AlertList:
+    """At-risk customer alerts of the caller's tenant, newest first."""
+    start = utc("since", since)
+    # The tenant comes only from the credential: another tenant's customer id finds nothing (S01).
+    query = AlertQuery(
+        tenant_id=principal.tenant_id,
+        since=to_micros(start) if start else 0,
+        customer_id=customer_id or "",
+        touchpoint=touchpoint or "",
+        limit=limit,
+    )
+    rows = read_alerts(request.app.state.warehouse, query)
+    return AlertList(rule_set=RULE_SET, alerts=[_alert_out(row) for row in rows])

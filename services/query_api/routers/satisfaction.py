@@ -1,0 +1,169 @@
+"""Satisfaction per touchpoint: CSAT, NPS and CES over time, by channel, with sample sizes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from cem.api_errors import ApiError
+from cem.auth import CAN_READ_AGGREGATES, require
+from cem.ports import Principal
+from cem.processing import to_micros
+from schemas.envelope import Channel
+from services.satisfaction.metrics import DEFINITIONS, MIN_CONFIDENT_N, Definition, MetricValue
+from services.satisfaction.sql import (
+    TouchpointMetrics,
+    TouchpointQuery,
+    read_touchpoint_metrics,
+)
+
+router = APIRouter(tags=["satisfaction"])
+
+Bucket = Literal["hour", "day"]
+DEFAULT_WINDOW = timedelta(days=30)
+BUCKET_LENGTH: dict[str, timedelta] = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
+# Bounds the response: a range may span at most this many buckets (e.g. ~1 year of hours).
+MAX_BUCKETS = 10_000
+TOUCHPOINT_PATTERN = r"^[a-z0-9][a-z0-9_.\-]{0,63}$"
+
+
+class DefinitionOut(BaseModel):
+    """A published metric definition; values below refer to it by `key`."""
+
+    key: str = Field(examples=["nps@1"])
+    name: str
+    version: int
+    kind: str
+    scale: str
+    description: str
+
+
+class MetricOut(BaseModel):
+    value: float | None = Field(description="null when no response was in the sample")
+    n: int = Field(description="responses the value was computed from")
+    low_confidence: bool = Field(description=f"n < {MIN_CONFIDENT_N}")
+
+
+class ResponseCounts(BaseModel):
+    nps: int
+    csat: int
+    ces: int
+
+
+class TouchpointBucket(BaseModel):
+    touchpoint: str = Field(description="attributed touchpoint (of the rated interaction)")
+    channel: str = Field(description="attributed channel")
+    bucket_start: datetime
+    responses: ResponseCounts
+    metrics: dict[str, MetricOut] = Field(description="by definition key, e.g. `nps@1`")
+
+
+class TouchpointSatisfaction(BaseModel):
+    tenant_id: str
+    since: datetime
+    until: datetime
+    bucket: Bucket
+    min_confident_n: int
+    definitions: list[DefinitionOut]
+    buckets: list[TouchpointBucket]
+
+
+def utc(name: str, value: datetime | None) -> datetime | None:
+    """Query timestamps must carry an offset: a naive one is ambiguous (422, as at the edge)."""
+    if value is None:
+        return None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise _invalid(name, "must include a UTC offset, e.g. 2026-01-31T00:00:00Z")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise _invalid(name, "is out of range") from None
+
+
+def _invalid(name: str, message: str, code: str = "invalid_parameter") -> ApiError:
+    details = [{"code": code, "message": message, "path": f"query.{name}"}]
+    return ApiError(422, code, f"{name} {message}", details)
+
+
+def now(request: Request) -> datetime:
+    """The app's clock when the composition root set one (tests control it), else the system's."""
+    clock = getattr(request.app.state, "clock", None)
+    current: datetime = clock.now() if clock is not None else datetime.now(UTC)
+    return current.astimezone(UTC)
+
+
+def _window(
+    request: Request, since: datetime | None, until: datetime | None, bucket: str
+) -> tuple[datetime, datetime]:
+    end = utc("until", until) or now(request)
+    try:
+        start = utc("since", since) or end - DEFAULT_WINDOW
+    except OverflowError:
+        raise _invalid("until", "is too early for the default window") from None
+    if start >= end:
+        raise _invalid("since", "must be before until", "invalid_range")
+    if (end - start) / BUCKET_LENGTH[bucket] > MAX_BUCKETS:
+        message = f"spans more than {MAX_BUCKETS} {bucket} buckets; narrow the range"
+        raise _invalid("since", message, "range_too_large")
+    return start, end
+
+
+def _definition_out(d: Definition) -> DefinitionOut:
+    return DefinitionOut(
+        key=d.key,
+        name=d.name,
+        version=d.version,
+        kind=d.kind,
+        scale=d.scale,
+        description=d.description,
+    )
+
+
+def _metric_out(value: MetricValue) -> MetricOut:
+    return MetricOut(value=value.value, n=value.n, low_confidence=value.low_confidence)
+
+
+def _bucket_out(row: TouchpointMetrics) -> TouchpointBucket:
+    return TouchpointBucket(
+        touchpoint=row.touchpoint,
+        channel=row.channel,
+        bucket_start=datetime.fromtimestamp(row.bucket_start, UTC),
+        responses=ResponseCounts(**row.responses),
+        metrics={key: _metric_out(value) for key, value in row.metrics.items()},
+    )
+
+
+@router.get("/v1/satisfaction/touchpoints", response_model=TouchpointSatisfaction)
+def touchpoint_satisfaction(
+    request: Request,
+    principal: Principal = Depends(require(CAN_READ_AGGREGATES)),
+    since: datetime | None = Query(None, description="inclusive; default until − 30 days"),
+    until: datetime | None = Query(None, description="exclusive; default now"),
+    channel: Channel | None = Query(None, description="attributed channel"),
+    touchpoint: str | None = Query(None, pattern=TOUCHPOINT_PATTERN, max_length=64),
+    bucket: Bucket = Query("day"),
+) -> TouchpointSatisfaction:
+    """Responses and every metric definition per touchpoint × channel × bucket, oldest first."""
+    start, end = _window(request, since, until, bucket)
+    # The tenant comes only from the credential, never from the request (S01).
+    query = TouchpointQuery(
+        tenant_id=principal.tenant_id,
+        since=to_micros(start),
+        until=to_micros(end),
+        bucket=bucket,
+        channel=channel.value if channel else "",
+        touchpoint=touchpoint or "",
+    )
+    rows = read_touchpoint_metrics(request.app.state.warehouse, query)
+    return TouchpointSatisfaction(
+        tenant_id=principal.tenant_id,
+        since=start,
+        until=end,
+        bucket=bucket,
+        min_confident_n=MIN_CONFIDENT_N,
+        definitions=[_definition_out(d) for d in DEFINITIONS],
+        buckets=[_bucket_out(row) for row in rows],
+    )

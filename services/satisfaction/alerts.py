@@ -1,0 +1,87 @@
+"""At-risk customer alerts (METRICS.md): one poor answer raises an alert for that customer.
+
+Rule set `at_risk@1`: CSAT ≤ 2, NPS ≤ 6, CES ≤ 3. Severity is `high` for the worst answers of each
+band (CSAT 1, NPS 0–3, CES 1–2), else `medium`, so a console can put the angriest customers first.
+Pure: an alert is a function of one response row, and its id is derived from the event and the
+rule, so a reprocessed batch writes the same alert again and the warehouse keeps one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+RULE_SET = "at_risk@1"
+# A fixed namespace: alert ids must be identical on every replay and every machine.
+_ALERT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "cem:satisfaction:alerts")
+_LABELS = {"nps": "NPS", "csat": "CSAT", "ces": "CES"}
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AtRiskRule:
+    """Raises when a `kind` answer is ≤ `at_most`; severity is `high` up to `high_at_most`."""
+
+    rule: str
+    kind: str
+    scale: str
+    at_most: int
+    high_at_most: int
+
+    def matches(self, response: Row) -> bool:
+        return (
+            response["kind"] == self.kind
+            and response["scale"] == self.scale
+            and response["score"] <= self.at_most
+        )
+
+    def severity(self, score: int) -> str:
+        return "high" if score <= self.high_at_most else "medium"
+
+
+AT_RISK_RULES: tuple[AtRiskRule, ...] = (
+    AtRiskRule("at_risk.csat", "csat", "1-5", at_most=2, high_at_most=1),
+    AtRiskRule("at_risk.nps", "nps", "0-10", at_most=6, high_at_most=3),
+    AtRiskRule("at_risk.ces", "ces", "1-7", at_most=3, high_at_most=2),
+)
+
+
+def alert_id(tenant_id: str, event_id: str, rule: str) -> str:
+    """Deterministic: the same response and rule always give the same id (F03 dedup)."""
+    # The tenant is part of the name because event ids are unique only within a tenant.
+    return str(uuid.uuid5(_ALERT_NAMESPACE, f"{tenant_id}/{event_id}/{rule}"))
+
+
+def alert_message(rule: AtRiskRule, score: int) -> str:
+    label = _LABELS.get(rule.kind, rule.kind.upper())
+    return (
+        f"{label} answer {score} on the {rule.scale} scale is at or below {rule.at_most}: "
+        "customer at risk"
+    )
+
+
+def to_alert_row(rule: AtRiskRule, response: Row) -> Row:
+    score = int(response["score"])
+    return {
+        "tenant_id": response["tenant_id"],
+        "alert_id": alert_id(response["tenant_id"], response["event_id"], rule.rule),
+        "customer_id": response["customer_id"],
+        "rule": rule.rule,
+        "severity": rule.severity(score),
+        "metric": rule.kind,
+        "score": score,
+        "scale": rule.scale,
+        "touchpoint": response["touchpoint"],
+        "channel": response["channel"],
+        "correlation_id": response["correlation_id"],
+        "event_id": response["event_id"],
+        "raised_at": response["answered_at"],
+        "message": alert_message(rule, score),
+    }
+
+
+def to_alert_rows(response: Row) -> list[Row]:
+    """The `alerts` rows a `survey_responses` row raises (none for a satisfied customer)."""
+    return [to_alert_row(rule, response) for rule in AT_RISK_RULES if rule.matches(response)]

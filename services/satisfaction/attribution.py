@@ -1,0 +1,66 @@
+"""Attribution (METRICS.md): a survey response counts for the interaction that triggered it.
+
+A response with a `correlation_id` is attributed to the touchpoint, channel, agent and queue of the
+latest non-survey interaction of that conversation — latest by `(derived_at, event_id)`, so ties
+break the same way everywhere. Agent and queue are the latest *known* ones, because a closing event
+(say `call.ended` without an agent) still belongs to the agent who handled the call. Without a
+`correlation_id`, or when no interaction of it is stored, the response keeps its own envelope
+values.
+
+Why at read time: a survey answer can arrive before the call it rates (B08), and a replay may
+deliver them in any order. Writing the attribution into the response row would freeze whichever
+interaction had arrived by then. Instead both sides are stored as per-event facts and the warehouse
+joins them when queried (`sql.py`), so every arrival order, and a replay, give the same numbers.
+This module is the Python reference of that join, used by tests to check the SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+Row = dict[str, Any]
+ConversationKey = tuple[str, str]  # (tenant_id, correlation_id)
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Where a response is counted, and whether an interaction was found for it."""
+
+    touchpoint: str
+    channel: str
+    agent: str
+    queue: str
+    attributed: bool
+
+
+def _order(row: Row) -> tuple[int, str]:
+    return (row["derived_at"], row["event_id"])
+
+
+def _latest_known(rows: list[Row], column: str) -> str:
+    known = [r for r in rows if r[column]]
+    return max(known, key=_order)[column] if known else ""
+
+
+def _conversation(rows: list[Row]) -> Attribution:
+    latest = max(rows, key=_order)
+    agent, queue = _latest_known(rows, "agent"), _latest_known(rows, "queue")
+    return Attribution(latest["touchpoint"], latest["channel"], agent, queue, attributed=True)
+
+
+def latest_interactions(interactions: Iterable[Row]) -> dict[ConversationKey, Attribution]:
+    """The attribution each conversation gives, from its `interactions` rows in any order."""
+    grouped: dict[ConversationKey, list[Row]] = {}
+    for row in interactions:
+        grouped.setdefault((row["tenant_id"], row["correlation_id"]), []).append(row)
+    return {key: _conversation(rows) for key, rows in grouped.items()}
+
+
+def attribute(response: Row, conversations: Mapping[ConversationKey, Attribution]) -> Attribution:
+    """The attribution of one `survey_responses` row."""
+    found = conversations.get((response["tenant_id"], response["correlation_id"]))
+    if response["correlation_id"] and found is not None:
+        return found
+    return Attribution(response["touchpoint"], response["channel"], "", "", attributed=False)

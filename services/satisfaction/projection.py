@@ -1,0 +1,39 @@
+"""The `satisfaction` consumer's projection: events → responses, interactions and alerts rows."""
+
+from __future__ import annotations
+
+from cem.processing import Rows
+from schemas.envelope import Event
+from services.satisfaction import sql
+from services.satisfaction.alerts import to_alert_rows
+from services.satisfaction.responses import (
+    is_interaction,
+    is_survey_answer,
+    to_interaction_row,
+    to_response_row,
+)
+
+
+class SatisfactionProjection:
+    """Implements `cem.processing.Projection`. Pure: the runner does the reading and writing."""
+
+    name = "satisfaction"
+
+    def ddl(self, version: tuple[int, ...]) -> list[str]:
+        return sql.ddl(version)
+
+    def rows(self, event: Event) -> Rows:
+        if is_survey_answer(event):
+            return self._answer_rows(event)
+        if is_interaction(event):
+            return {sql.INTERACTIONS_TABLE: [to_interaction_row(event)]}
+        return {}
+
+    @staticmethod
+    def _answer_rows(event: Event) -> Rows:
+        response = to_response_row(event)
+        rows: Rows = {sql.RESPONSES_TABLE: [response]}
+        alerts = to_alert_rows(response)
+        if alerts:
+            rows[sql.ALERTS_TABLE] = alerts
+        return rows

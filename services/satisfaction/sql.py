@@ -1,0 +1,236 @@
+"""Tables and queries of the satisfaction consumer (ClickHouse SQL that also runs on server 18.16).
+
+Tables are ReplacingMergeTree keyed so that a reprocessed batch writes identical keys (F03), and
+every read deduplicates before it aggregates, since merges happen whenever ClickHouse likes. No
+PARTITION BY: a batch of very late events must never hit "too many partitions" (B09). Only table
+names, fixed fragments and the metric definitions' constants are formatted into SQL; every input
+value is a `{name:Type}` parameter (S04).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cem.ports import Warehouse
+from services.satisfaction.metrics import DEFINITIONS, Definition, MetricValue
+
+RESPONSES_TABLE = "survey_responses"
+INTERACTIONS_TABLE = "interactions"
+ALERTS_TABLE = "alerts"
+KINDS = ("nps", "csat", "ces")
+BUCKET_FUNCTIONS = {"hour": "toStartOfHour", "day": "toStartOfDay"}
+
+
+def ddl(version: tuple[int, ...]) -> list[str]:
+    """CREATE statements; the same on every supported server version."""
+    # Each sorting key ends in the row's identity and only holds values fixed by the event, so a
+    # re-inserted row collapses with the first on merge; the leading columns serve the reads.
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {RESPONSES_TABLE} (
+            tenant_id String, event_id String, customer_id String, survey_id String,
+            kind String, score Int16, scale String, touchpoint String, channel String,
+            correlation_id String, answered_at Int64, comment String
+        ) ENGINE = ReplacingMergeTree() ORDER BY (tenant_id, answered_at, event_id)""",
+        f"""CREATE TABLE IF NOT EXISTS {INTERACTIONS_TABLE} (
+            tenant_id String, correlation_id String, event_id String, derived_at Int64,
+            type String, touchpoint String, channel String, agent String, queue String
+        ) ENGINE = ReplacingMergeTree()
+        ORDER BY (tenant_id, correlation_id, derived_at, event_id)""",
+        f"""CREATE TABLE IF NOT EXISTS {ALERTS_TABLE} (
+            tenant_id String, alert_id String, customer_id String, rule String, severity String,
+            metric String, score Int16, scale String, touchpoint String, channel String,
+            correlation_id String, event_id String, raised_at Int64, message String
+        ) ENGINE = ReplacingMergeTree() ORDER BY (tenant_id, raised_at, alert_id)""",
+    ]
+
+
+# The attribution join (attribution.py says why it happens at read time). One row per
+# conversation: touchpoint and channel of its latest interaction by (derived_at, event_id), and the
+# latest known agent and queue. `ANY LEFT JOIN ... USING` is valid on 18.16 and on current servers;
+# unmatched rows get '' and 0. `{conversations}` limits the scan to conversations the left side
+# refers to.
+_CONVERSATIONS = f"""
+    SELECT tenant_id, correlation_id,
+        argMax(touchpoint, (derived_at, event_id)) AS conv_touchpoint,
+        argMax(channel, (derived_at, event_id)) AS conv_channel,
+        argMaxIf(agent, (derived_at, event_id), agent != '') AS conv_agent,
+        argMaxIf(queue, (derived_at, event_id), queue != '') AS conv_queue,
+        toUInt8(count() > 0) AS conv_found
+    FROM {INTERACTIONS_TABLE}
+    WHERE tenant_id = {{tenant_id:String}} AND correlation_id IN ({{conversations}})
+    GROUP BY tenant_id, correlation_id"""
+
+_ATTRIBUTED = "if(conv_found = 1, conv_{column}, own_{column}) AS {column}"
+
+_RESPONSES_IN_RANGE = f"""
+    SELECT tenant_id, correlation_id, event_id, kind, score, scale, answered_at,
+        touchpoint AS own_touchpoint, channel AS own_channel
+    FROM {RESPONSES_TABLE}
+    WHERE tenant_id = {{tenant_id:String}}
+        AND answered_at >= {{since:Int64}} AND answered_at < {{until:Int64}}
+    LIMIT 1 BY event_id"""
+
+_RESPONSE_CONVERSATIONS = f"""
+    SELECT correlation_id FROM {RESPONSES_TABLE}
+    WHERE tenant_id = {{tenant_id:String}} AND correlation_id != ''
+        AND answered_at >= {{since:Int64}} AND answered_at < {{until:Int64}}"""
+
+
+def _metric_prefix(definition: Definition) -> str:
+    return f"{definition.name}_v{definition.version}"
+
+
+# The numerator of each definition over its matching answers `{m}`; the value is numerator / n.
+# These are the SQL twins of the formulas in metrics.py, and tests hold them equal.
+_NUMERATORS = {
+    "nps@1": "100 * (toInt64(countIf({m} AND score >= 9)) - toInt64(countIf({m} AND score <= 6)))",
+    "csat@1": "100 * countIf({m} AND score >= 4)",
+    "csat_mean@1": "sumIf(score, {m})",
+    "ces@1": "sumIf(score, {m})",
+    "ces_easy@1": "100 * countIf({m} AND score >= 5)",
+}
+
+
+def _metric_columns(definition: Definition) -> str:
+    match = f"(kind = '{definition.kind}' AND scale = '{definition.scale}')"
+    numerator = _NUMERATORS[definition.key].format(m=match)
+    prefix = _metric_prefix(definition)
+    # n = 0 gives 0 here rather than NaN; the reader turns it into None (never a division by zero).
+    return (
+        f"countIf({match}) AS {prefix}_n, "
+        f"if({prefix}_n = 0, 0, {numerator} / {prefix}_n) AS {prefix}_value"
+    )
+
+
+def touchpoint_metrics_sql(bucket: str) -> str:
+    """Responses and every metric per attributed touchpoint × channel × time bucket."""
+    bucket_fn = BUCKET_FUNCTIONS[bucket]
+    kinds = ", ".join(f"countIf(kind = '{k}') AS responses_{k}" for k in KINDS)
+    metrics = ",\n        ".join(_metric_columns(d) for d in DEFINITIONS)
+    conversations = _CONVERSATIONS.replace("{conversations}", _RESPONSE_CONVERSATIONS)
+    return f"""
+    SELECT touchpoint, channel,
+        toUInt32({bucket_fn}(toDateTime(intDiv(answered_at, 1000000), 'UTC'))) AS bucket_start,
+        {kinds},
+        {metrics}
+    FROM (
+        SELECT {_ATTRIBUTED.format(column="touchpoint")}, {_ATTRIBUTED.format(column="channel")},
+            kind, score, scale, answered_at
+        FROM ({_RESPONSES_IN_RANGE}) AS response
+        ANY LEFT JOIN ({conversations}) AS conversation USING (tenant_id, correlation_id)
+    )
+    WHERE ({{touchpoint:String}} = '' OR touchpoint = {{touchpoint:String}})
+        AND ({{channel:String}} = '' OR channel = {{channel:String}})
+    GROUP BY touchpoint, channel, bucket_start
+    ORDER BY bucket_start, touchpoint, channel"""
+
+
+_ALERTS_MATCHING = f"""
+    SELECT tenant_id, alert_id, customer_id, rule, severity, metric, score, scale,
+        correlation_id, event_id, raised_at, message,
+        touchpoint AS own_touchpoint, channel AS own_channel
+    FROM {ALERTS_TABLE}
+    WHERE tenant_id = {{tenant_id:String}} AND raised_at >= {{since:Int64}}
+        AND ({{customer_id:String}} = '' OR customer_id = {{customer_id:String}})
+    LIMIT 1 BY alert_id"""
+
+_ALERT_CONVERSATIONS = f"""
+    SELECT correlation_id FROM {ALERTS_TABLE}
+    WHERE tenant_id = {{tenant_id:String}} AND correlation_id != ''
+        AND raised_at >= {{since:Int64}}"""
+
+
+def alerts_sql() -> str:
+    """At-risk alerts, newest first, attributed like the responses that raised them."""
+    conversations = _CONVERSATIONS.replace("{conversations}", _ALERT_CONVERSATIONS)
+    return f"""
+    SELECT alert_id, customer_id, rule, severity, metric, score, scale, correlation_id, event_id,
+        raised_at, message, {_ATTRIBUTED.format(column="touchpoint")},
+        {_ATTRIBUTED.format(column="channel")}, conv_agent AS agent, conv_queue AS queue
+    FROM ({_ALERTS_MATCHING}) AS alert
+    ANY LEFT JOIN ({conversations}) AS conversation USING (tenant_id, correlation_id)
+    WHERE ({{touchpoint:String}} = '' OR touchpoint = {{touchpoint:String}})
+    ORDER BY raised_at DESC, alert_id DESC
+    LIMIT {{limit:UInt32}}"""
+
+
+@dataclass(frozen=True)
+class TouchpointQuery:
+    """One tenant's responses answered in [since, until) (epoch micros), optionally filtered."""
+
+    tenant_id: str
+    since: int
+    until: int
+    bucket: str = "day"
+    channel: str = ""
+    touchpoint: str = ""
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "tenant_id": self.tenant_id,
+            "since": self.since,
+            "until": self.until,
+            "channel": self.channel,
+            "touchpoint": self.touchpoint,
+        }
+
+
+@dataclass(frozen=True)
+class TouchpointMetrics:
+    """Satisfaction of one touchpoint on one channel during one bucket."""
+
+    touchpoint: str
+    channel: str
+    bucket_start: int  # epoch seconds, UTC
+    responses: dict[str, int]  # by survey kind
+    metrics: dict[str, MetricValue]  # by definition key, `nps@1`
+
+
+def _metric_value(row: dict[str, Any], definition: Definition) -> MetricValue:
+    prefix = _metric_prefix(definition)
+    n = int(row[f"{prefix}_n"])
+    return MetricValue(float(row[f"{prefix}_value"]) if n else None, n)
+
+
+def _to_touchpoint_metrics(row: dict[str, Any]) -> TouchpointMetrics:
+    return TouchpointMetrics(
+        touchpoint=row["touchpoint"],
+        channel=row["channel"],
+        bucket_start=int(row["bucket_start"]),
+        responses={k: int(row[f"responses_{k}"]) for k in KINDS},
+        metrics={d.key: _metric_value(row, d) for d in DEFINITIONS},
+    )
+
+
+def read_touchpoint_metrics(
+    warehouse: Warehouse, query: TouchpointQuery
+) -> list[TouchpointMetrics]:
+    """Satisfaction per attributed touchpoint × channel × bucket, oldest bucket first."""
+    rows = warehouse.select(touchpoint_metrics_sql(query.bucket), query.params())
+    return [_to_touchpoint_metrics(row) for row in rows]
+
+
+@dataclass(frozen=True)
+class AlertQuery:
+    """One tenant's alerts raised at or after `since` (epoch micros), optionally filtered."""
+
+    tenant_id: str
+    since: int = 0
+    customer_id: str = ""
+    touchpoint: str = ""
+    limit: int = 100
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "tenant_id": self.tenant_id,
+            "since": self.since,
+            "customer_id": self.customer_id,
+            "touchpoint": self.touchpoint,
+            "limit": self.limit,
+        }
+
+
+def read_alerts(warehouse: Warehouse, query: AlertQuery) -> list[dict[str, Any]]:
+    """Alerts newest first, one row per alert_id, with attributed touchpoint, agent and queue."""
+    return warehouse.select(alerts_sql(), query.params())

@@ -1,0 +1,142 @@
+"""The v1 metric definitions behave as METRICS.md defines them."""
+
+from __future__ import annotations
+
+import math
+from statistics import fmean
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.satisfaction.metrics import (
+    BY_KEY,
+    DEFINITIONS,
+    MIN_CONFIDENT_N,
+    Answer,
+    Definition,
+    MetricValue,
+    compute_ces,
+    compute_ces_easy,
+    compute_csat,
+    compute_csat_mean,
+    compute_nps,
+    evaluate_all,
+)
+
+nps_scores = st.lists(st.integers(0, 10), max_size=60)
+csat_scores = st.lists(st.integers(1, 5), max_size=60)
+ces_scores = st.lists(st.integers(1, 7), max_size=60)
+
+
+def _nps_contribution(score: int) -> int:
+    """Each answer as METRICS.md classifies it: promoter +100, passive 0, detractor −100."""
+    if score >= 9:
+        return 100
+    return 0 if score >= 7 else -100
+
+
+@settings(max_examples=50)
+@given(nps_scores.filter(bool))
+def test_nps_is_promoters_minus_detractors_over_responses(scores: list[int]) -> None:
+    result = compute_nps(scores)
+    assert result.n == len(scores)
+    assert result.value == pytest.approx(fmean(_nps_contribution(s) for s in scores))
+    assert result.value is not None and -100 <= result.value <= 100
+
+
+@settings(max_examples=50)
+@given(csat_scores.filter(bool))
+def test_csat_is_share_of_4_and_5(scores: list[int]) -> None:
+    result = compute_csat(scores)
+    assert result.value == pytest.approx(100 * fmean(s >= 4 for s in scores))
+    assert result.value is not None and 0 <= result.value <= 100
+    assert result.n == len(scores)
+
+
+@settings(max_examples=50)
+@given(csat_scores.filter(bool))
+def test_csat_mean_is_the_mean_rating(scores: list[int]) -> None:
+    result = compute_csat_mean(scores)
+    assert result.value == pytest.approx(fmean(scores))
+    assert result.value is not None and 1 <= result.value <= 5
+
+
+@settings(max_examples=50)
+@given(ces_scores.filter(bool))
+def test_ces_is_mean_and_easy_is_share_of_5_to_7(scores: list[int]) -> None:
+    assert compute_ces(scores).value == pytest.approx(fmean(scores))
+    assert compute_ces_easy(scores).value == pytest.approx(100 * fmean(s >= 5 for s in scores))
+    assert compute_ces_easy(scores).n == compute_ces(scores).n == len(scores)
+
+
+@pytest.mark.parametrize(
+    ("score", "expected"), [(0, -100.0), (6, -100.0), (7, 0.0), (8, 0.0), (9, 100.0), (10, 100.0)]
+)
+def test_nps_class_boundaries(score: int, expected: float) -> None:
+    assert compute_nps([score]).value == expected
+
+
+@pytest.mark.parametrize(("score", "satisfied"), [(1, False), (3, False), (4, True), (5, True)])
+def test_csat_boundary_between_3_and_4(score: int, satisfied: bool) -> None:
+    assert compute_csat([score]).value == (100.0 if satisfied else 0.0)
+
+
+@pytest.mark.parametrize(("score", "easy"), [(1, False), (4, False), (5, True), (7, True)])
+def test_ces_easy_boundary_between_4_and_5(score: int, easy: bool) -> None:
+    assert compute_ces_easy([score]).value == (100.0 if easy else 0.0)
+
+
+def test_a_mixed_nps_sample() -> None:
+    # two promoters, two passives, two detractors: they cancel out
+    assert compute_nps([10, 9, 8, 7, 6, 0]) == MetricValue(0.0, 6)
+    # three promoters and one detractor of four: 100 × (3 − 1) / 4
+    assert compute_nps([9, 9, 10, 3]) == MetricValue(50.0, 4)
+
+
+@pytest.mark.parametrize("definition", DEFINITIONS, ids=lambda d: d.key)
+def test_an_empty_sample_has_no_value_and_n_zero(definition: Definition) -> None:
+    result = definition.evaluate([])
+    assert result == MetricValue(None, 0)
+    assert result.low_confidence
+
+
+@pytest.mark.parametrize(("n", "low"), [(1, True), (MIN_CONFIDENT_N - 1, True), (30, False)])
+def test_low_confidence_below_30_responses(n: int, low: bool) -> None:
+    assert MIN_CONFIDENT_N == 30
+    assert compute_csat([5] * n).low_confidence is low
+
+
+def test_definitions_are_named_and_versioned() -> None:
+    assert set(BY_KEY) == {"nps@1", "csat@1", "csat_mean@1", "ces@1", "ces_easy@1"}
+    assert {(d.kind, d.scale) for d in DEFINITIONS} == {
+        ("nps", "0-10"),
+        ("csat", "1-5"),
+        ("ces", "1-7"),
+    }
+
+
+answers = st.one_of(
+    st.builds(Answer, st.just("nps"), st.integers(0, 10), st.just("0-10")),
+    st.builds(Answer, st.just("csat"), st.integers(1, 5), st.just("1-5")),
+    st.builds(Answer, st.just("ces"), st.integers(1, 7), st.just("1-7")),
+)
+
+
+@settings(max_examples=40)
+@given(st.lists(answers, max_size=80))
+def test_each_definition_reads_only_its_own_kind(mixed: list[Answer]) -> None:
+    results = evaluate_all(mixed)
+    by_kind = {k: [a.score for a in mixed if a.kind == k] for k in ("nps", "csat", "ces")}
+    assert results["nps@1"] == compute_nps(by_kind["nps"])
+    assert results["csat@1"] == compute_csat(by_kind["csat"])
+    assert results["csat_mean@1"] == compute_csat_mean(by_kind["csat"])
+    assert results["ces@1"] == compute_ces(by_kind["ces"])
+    assert results["ces_easy@1"] == compute_ces_easy(by_kind["ces"])
+    assert all(r.value is None or math.isfinite(r.value) for r in results.values())
+
+
+def test_an_answer_on_another_scale_is_not_in_the_sample() -> None:
+    # A future 0-10 CSAT must not leak into csat@1, whose input is the 1-5 scale.
+    result = BY_KEY["csat@1"].evaluate([Answer("csat", 5, "1-5"), Answer("csat", 9, "0-10")])
+    assert result == MetricValue(100.0, 1)
