@@ -22,6 +22,8 @@ def _up(args: argparse.Namespace) -> int:
             demo_customers=args.demo_customers,
             demo_days=args.demo_days,
             demo_rate=args.demo_rate,
+            database=args.database,
+            read_only=args.read_only,
         )
     )
     return 0
@@ -115,6 +117,10 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--demo-customers", type=int, default=2000)
     up.add_argument("--demo-days", type=int, default=180)
     up.add_argument("--demo-rate", type=float, default=5.0, help="live demo events per second")
+    up.add_argument("--database", default="cem", help="warehouse database to serve (default cem)")
+    up.add_argument(
+        "--read-only", action="store_true", help="serve the tables without processing the log"
+    )
     up.set_defaults(func=_up)
 
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys", required=True)

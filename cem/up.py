@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import uvicorn
 
+from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.bootstrap import Platform, build
 from cem.ports import KeyStore
 from cem.settings import IngestSettings
@@ -30,6 +31,8 @@ class UpOptions:
     demo_customers: int = 2000
     demo_days: int = 180
     demo_rate: float = 5.0
+    database: str = "cem"
+    read_only: bool = False
 
 
 def demo_keys(keys: KeyStore, data_dir: Path) -> dict[str, str]:
@@ -94,8 +97,11 @@ def print_banner(url: str, keys: dict[str, str] | None, sample_customer: str | N
 
 def run(opts: UpOptions, settings: IngestSettings | None = None) -> None:
     settings = settings or IngestSettings(data_dir=opts.data_dir)
-    platform: Platform = build(settings)
-    platform.start()
+    warehouse = ChdbWarehouse(opts.data_dir / "warehouse", database=opts.database)
+    platform: Platform = build(settings, warehouse=warehouse)
+    if not opts.read_only:
+        # Read-only serves the tables as they are (e.g. a database rebuilt by `cem replay`).
+        platform.start()
     url = f"http://{opts.host}:{opts.port}"
     keys = demo_keys(platform.keys, opts.data_dir) if opts.demo else None
     stop = threading.Event()

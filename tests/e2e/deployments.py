@@ -4,10 +4,8 @@ A `Deployment` is a running platform reached only over HTTP (plus the operator a
 test needs: stop, SIGKILL, start, replay). The same tests run against every kind listed in
 `conftest.DEPLOYMENT_KINDS`; the embedded one is `cem up` in a subprocess.
 
-Run as a module this file also serves a *read-only* query API over a chosen embedded database
-(`serve-database`) and dumps a database's tables (`dump-tables`), both for F13: `cem up` cannot
-yet be pointed at a database other than the live one, and chdb allows one process per data
-directory, so the test process itself never opens the warehouse.
+Run as a module this file dumps a database's tables (`dump-tables`) for F13 in a subprocess, since chdb allows one process
+per data directory, so the test process itself never opens the warehouse.
 """
 
 from __future__ import annotations
@@ -175,8 +173,8 @@ class EmbeddedDeployment:
     def serve_database(self, database: str) -> Iterator[str]:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        args = ["serve-database", "--data-dir", str(self.data_dir), "--database", database]
-        process = _spawn([*args, "--port", str(port)], self.log_path, module=SELF_MODULE)
+        args = ["up", "--data-dir", str(self.data_dir), "--database", database, "--read-only"]
+        process = _spawn([*args, "--port", str(port)], self.log_path)
         try:
             _wait_healthy(url, process, self.log_path)
             yield url
@@ -380,29 +378,12 @@ def story(customer: dict[str, Any], tag: str, start: datetime) -> list[dict[str,
 
 def main(argv: list[str] | None = None) -> int:
     root = argparse.ArgumentParser(description="F13 helpers over an embedded data directory")
-    root.add_argument("command", choices=["serve-database", "dump-tables"])
+    root.add_argument("command", choices=["dump-tables"])
     root.add_argument("--data-dir", type=Path, required=True)
     root.add_argument("--database", required=True)
-    root.add_argument("--port", type=int, default=0)
     args = root.parse_args(argv)
-    if args.command == "dump-tables":
-        print(json.dumps(dump_tables(args.data_dir, args.database)))
-    else:
-        serve_database(args.data_dir, args.database, args.port)
+    print(json.dumps(dump_tables(args.data_dir, args.database)))
     return 0
-
-
-def serve_database(data_dir: Path, database: str, port: int) -> None:
-    """The embedded app over `database`, without stream runners: its tables are read as they are."""
-    import uvicorn
-
-    from cem.adapters.chdb_warehouse import ChdbWarehouse
-    from cem.bootstrap import build
-    from cem.settings import IngestSettings
-
-    warehouse = ChdbWarehouse(data_dir / "warehouse", database=database)
-    platform = build(IngestSettings(data_dir=data_dir), warehouse=warehouse)
-    uvicorn.run(platform.app, host="127.0.0.1", port=port, log_level="warning")
 
 
 # Columns that record when or by whom a row was processed, not what the log says.

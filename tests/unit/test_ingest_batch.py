@@ -16,8 +16,8 @@ from cem.customer_key import customer_key
 from cem.partitioning import partition_key
 from cem.ports import Outgoing, PublishStatus
 from cem.telemetry import Telemetry
-from schemas.validate import decode
 from schemas.json_safety import MAX_DEPTH, json_violations
+from schemas.validate import decode
 from services.ingest.batch import (
     ItemResult,
     ItemStatus,
