@@ -80,7 +80,20 @@ def clickhouse_answers(http: int) -> bool:
         return False
 
 
-def start_clickhouse(state: State) -> dict[str, str]:
+def start_clickhouse(state: State, attempts: int = 3) -> dict[str, str]:
+    for attempt in range(attempts):
+        try:
+            return _start_once(state)
+        except EngineError:
+            # A port picked as free can be taken by another process before the server binds it
+            # (several test sessions share this machine): pick new ports and try again.
+            if attempt == attempts - 1 or state.running_pid() is not None:
+                raise
+            state.path("ports.json").unlink(missing_ok=True)
+    raise AssertionError("unreachable")
+
+
+def _start_once(state: State) -> dict[str, str]:
     ports = state.ports("tcp", "http")
     if state.running_pid() is None:
         config = write_clickhouse_config(state, ports["tcp"], ports["http"])
