@@ -1,0 +1,83 @@
+"""Read models computed from a customer's own events: its identities and its identity history."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from services.identity.domain import Customer
+from services.identity.models import AuditEntry, CustomerIdentities, IdentityView
+from services.identity.rules import Identifier
+from services.identity.state import IdentityState
+
+_ENVELOPE = {"originator_id", "originator_version", "timestamp", "originator_topic"}
+
+
+def _events(state: IdentityState, customer_id: str) -> list[Any]:
+    return list(state.repository.event_store.get(state.customer(customer_id).id))
+
+
+def identities(state: IdentityState, customer_id: str) -> CustomerIdentities:
+    """Every identifier the customer holds, its own or through the customers merged into it."""
+    canonical = state.canonical(customer_id)
+    members = state.members(canonical)
+    views = [view for member in members for view in _member_identities(state, member)]
+    return CustomerIdentities(
+        requested_id=state.customer(customer_id).customer_id,
+        customer_id=canonical,
+        members=tuple(members),
+        identities=tuple(sorted(views, key=lambda v: (v.linked_at, v.kind, v.value))),
+    )
+
+
+def _member_identities(state: IdentityState, member: str) -> list[IdentityView]:
+    linked: dict[Identifier, Any] = {}
+    for event in _events(state, member):
+        if isinstance(event, Customer.IdentifierLinked):
+            linked[Identifier(event.kind, event.value)] = event
+        elif isinstance(event, Customer.IdentifierUnlinked):
+            linked.pop(Identifier(event.kind, event.value), None)
+    return [_view(state, member, identifier, event) for identifier, event in linked.items()]
+
+
+def _view(state: IdentityState, member: str, identifier: Identifier, event: Any) -> IdentityView:
+    index = state.index(identifier)
+    status = "active"
+    if index is not None and index.suppressed:
+        status = "erased"
+    elif index is not None and index.saturated:
+        status = "saturated"
+    return IdentityView(
+        kind=identifier.kind,
+        value=identifier.value,
+        held_by=member,
+        source=event.source,
+        rule=event.rule,
+        evidence_event_id=event.evidence_event_id,
+        actor=event.actor,
+        linked_at=event.timestamp,
+        holders=len(index.holders) if index else 1,
+        status=status,
+    )
+
+
+def history(state: IdentityState, customer_id: str) -> list[AuditEntry]:
+    """Every identity event of the customer and of the customers merged into it, oldest first."""
+    members = state.members(state.canonical(customer_id))
+    entries = [_entry(member, event) for member in members for event in _events(state, member)]
+    return sorted(entries, key=lambda e: (e.at, e.customer_id, e.version))
+
+
+def _entry(member: str, event: Any) -> AuditEntry:
+    details = {k: v for k, v in vars(event).items() if k not in _ENVELOPE}
+    return AuditEntry(
+        at=event.timestamp,
+        customer_id=member,
+        version=event.originator_version,
+        action=_snake(type(event).__name__),
+        details=details,
+    )
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()

@@ -1,0 +1,210 @@
+"""Identity commands as events on loaded aggregates: register, link, merge, split, propose, unlink.
+
+Both the automatic path (a resolution's `Decision`) and the manual path (an API call) go through
+these functions, so a merge is the same pair of events whoever asked for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.identity.domain import Customer, MergeCandidate, stable_id
+from services.identity.errors import IdentifierNotLinked, MergeRefused, SplitRefused
+from services.identity.models import MergePlan
+from services.identity.policy import Link, Proposal, unique_conflicts
+from services.identity.rules import Identifier, TenantRules
+from services.identity.state import IdentityState
+
+SYSTEM_ACTOR = "system:identity-resolver"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The touchpoint that justifies a change, and who made it."""
+
+    event_id: str | None
+    source: str
+    actor: str = SYSTEM_ACTOR
+
+
+def register(state: IdentityState, seed: str, reason: str, evidence: Evidence) -> Customer:
+    customer = Customer(
+        tenant_id=state.tenant_id,
+        seed=seed,
+        reason=reason,
+        actor=evidence.actor,
+        source=evidence.source,
+        evidence_event_id=evidence.event_id,
+    )
+    state.add(customer)
+    return customer
+
+
+def link(state: IdentityState, customer_id: str, link: Link, evidence: Evidence) -> None:
+    identifier = link.identifier
+    state.customer(customer_id).link(
+        kind=identifier.kind,
+        value=identifier.value,
+        source=evidence.source,
+        rule=link.rule,
+        evidence_event_id=evidence.event_id,
+        actor=evidence.actor,
+    )
+    state.index_or_new(identifier).claim(customer_id, evidence.event_id, link.rule)
+
+
+def saturate(state: IdentityState, identifier: Identifier, limit: int, evidence: Evidence) -> None:
+    index = state.index_or_new(identifier)
+    if not index.saturated:
+        index.saturate(limit=limit, evidence_event_id=evidence.event_id)
+
+
+def plan_merge(
+    state: IdentityState, survivor_id: str, absorbed_id: str, rules: TenantRules
+) -> MergePlan:
+    """What merging would give, and whether the rules allow it. Changes nothing."""
+    survivor, absorbed = state.customer(survivor_id), state.customer(absorbed_id)
+    reasons = []
+    if survivor.id == absorbed.id:
+        reasons.append("a customer cannot be merged into itself")
+    if absorbed.merged_into:
+        reasons.append(f"{absorbed_id} is already merged into {state.canonical(absorbed_id)}")
+    if survivor.merged_into:
+        reasons.append(
+            f"{survivor_id} is merged into {state.canonical(survivor_id)}: merge into it"
+        )
+    first, second = state.group(survivor_id), state.group(absorbed_id)
+    conflicts = unique_conflicts(first.identifiers, second.identifiers, rules)
+    if conflicts:
+        reasons.append(f"both hold a different {', '.join(conflicts)}")
+    members = state.members(survivor_id) + state.members(absorbed_id)
+    return MergePlan(
+        survivor_id=survivor.customer_id,
+        absorbed_id=absorbed.customer_id,
+        allowed=not reasons,
+        reasons=tuple(reasons),
+        members=tuple(dict.fromkeys(members)),
+        identifiers=tuple(sorted(first.identifiers | second.identifiers)),
+        conflicts=tuple(conflicts),
+    )
+
+
+def merge(state: IdentityState, survivor_id: str, absorbed_id: str, reason: str, actor: str) -> str:
+    """Record the merge on both customers; nothing else moves. Returns the merge id."""
+    survivor, absorbed = state.customer(survivor_id), state.customer(absorbed_id)
+    if absorbed.merged_into or survivor.merged_into or survivor.id == absorbed.id:
+        raise MergeRefused([f"{absorbed_id} cannot be merged into {survivor_id}"])
+    merge_id = str(stable_id(state.tenant_id, "merge", absorbed.customer_id, str(absorbed.version)))
+    fields = {
+        "tenant_id": state.tenant_id,
+        "merge_id": merge_id,
+        "survivor_id": survivor.customer_id,
+        "absorbed_id": absorbed.customer_id,
+        "reason": reason,
+        "actor": actor,
+    }
+    survivor.absorb(**fields)
+    absorbed.merge_into(**fields)
+    return merge_id
+
+
+def split(state: IdentityState, survivor_id: str, absorbed_id: str, reason: str, actor: str) -> str:
+    """Reverse the active merge of absorbed into survivor exactly, and keep the pair apart."""
+    survivor, absorbed = state.customer(survivor_id), state.customer(absorbed_id)
+    merge_id = next((m for m, a in survivor.absorbed.items() if a == absorbed.customer_id), None)
+    if merge_id is None:
+        raise SplitRefused(f"{absorbed_id} is not merged into {survivor_id}")
+    fields = {
+        "tenant_id": state.tenant_id,
+        "merge_id": merge_id,
+        "survivor_id": survivor.customer_id,
+        "absorbed_id": absorbed.customer_id,
+        "reason": reason,
+        "actor": actor,
+    }
+    survivor.split_off(**fields)
+    absorbed.restore(**fields)
+    pair = state.pair_or_new(survivor.customer_id, absorbed.customer_id)
+    pair.separate(merge_id=merge_id, reason=reason, actor=actor)
+    return merge_id
+
+
+def propose(state: IdentityState, proposal: Proposal, evidence: Evidence) -> str | None:
+    """Open a merge candidate for review, unless the pair is already open or kept apart."""
+    existing = state.pair(proposal.first_id, proposal.second_id)
+    if existing is not None and (existing.status == "open" or existing.kept_apart):
+        return None
+    pair = state.pair_or_new(proposal.first_id, proposal.second_id)
+    pair.propose(
+        proposer_id=proposal.first_id,
+        reason=proposal.reason,
+        identifiers=[str(i) for i in proposal.identifiers],
+        evidence_event_id=evidence.event_id,
+    )
+    return str(pair.id)
+
+
+def unlink(
+    state: IdentityState,
+    customer_id: str,
+    identifier: Identifier,
+    reason: str,
+    actor: str,
+    erase: bool,
+) -> str:
+    """Unlink from whichever member holds it; erasing also stops it linking anyone, ever."""
+    holder = next(
+        (
+            m
+            for m in state.members(state.canonical(customer_id))
+            if identifier in state.customer(m).links
+        ),
+        None,
+    )
+    if holder is None:
+        raise IdentifierNotLinked(f"{customer_id} does not hold {identifier}")
+    state.customer(holder).unlink(
+        kind=identifier.kind, value=identifier.value, reason=reason, actor=actor, erased=erase
+    )
+    index = state.index_or_new(identifier)
+    index.release(customer_id=holder, reason=reason, actor=actor)
+    if erase and not index.suppressed:
+        index.suppress(reason=reason, actor=actor)
+    return holder
+
+
+def survivor_of(state: IdentityState, customer_id: str, absorbed_id: str) -> str:
+    """The customer absorbed_id was merged into, if that is within customer_id's group."""
+    absorbed = state.customer(absorbed_id)
+    if absorbed.merged_into is None:
+        raise SplitRefused(f"{absorbed_id} is not merged into any customer")
+    if state.canonical(absorbed_id) != state.canonical(customer_id):
+        raise SplitRefused(f"{absorbed_id} is not merged into {customer_id}")
+    return absorbed.merged_into
+
+
+def pair_sides(pair: MergeCandidate, survivor_id: str | None) -> tuple[str, str]:
+    """(survivor, absorbed) to accept a candidate; the proposer survives unless told otherwise."""
+    survivor = survivor_id or pair.proposal["proposer_id"]
+    sides = (pair.first_id, pair.second_id)
+    if survivor not in sides:
+        raise MergeRefused([f"the survivor must be {sides[0]} or {sides[1]}"])
+    return survivor, sides[1] if survivor == sides[0] else sides[0]
+
+
+def merge_pair(
+    state: IdentityState,
+    survivor_id: str,
+    absorbed_id: str,
+    reason: str,
+    actor: str,
+    rules: TenantRules,
+) -> str:
+    """Merge the groups the two customers belong to now; "" when they are one group already."""
+    survivor, absorbed = state.canonical(survivor_id), state.canonical(absorbed_id)
+    if survivor == absorbed:
+        return ""
+    plan = plan_merge(state, survivor, absorbed, rules)
+    if not plan.allowed:
+        raise MergeRefused(list(plan.reasons))
+    return merge(state, survivor, absorbed, reason, actor)

@@ -1,0 +1,333 @@
+"""Event-sourced identity: the aggregates and their events.
+
+- `Customer`: a person as the platform knows them; links, unlinks, merges and splits are its
+  events. A merge never moves identifiers or events: the survivor records the absorbed id, the
+  absorbed customer records its survivor, and a split appends the reverse on both.
+- `IdentifierIndex`: one per (tenant, kind, value), with a deterministic id, so two concurrent
+  claims of one identifier collide at the recorder (optimistic concurrency) instead of creating
+  two customers.
+- `MergeCandidate`: one per pair of customers: proposals for review and every decision about the
+  pair (accepted, rejected, separated by a split), so a rejected or split pair is never merged
+  automatically.
+- `Filing`: one per touchpoint event: which customer the evidence was filed under, so a replay or a
+  redelivery resolves to the same customer and never resurrects an unlinked identifier.
+
+Every event says who (`actor`) and why (`reason` or `rule`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from services.identity.rules import Identifier
+
+# All identity ids derive from this namespace, so they are stable across processes and replicas.
+IDENTITY_NAMESPACE = uuid5(NAMESPACE_URL, "https://cem.invalid/identity")
+
+
+def stable_id(*parts: str) -> UUID:
+    """A deterministic UUID for a tuple of strings (unambiguous: parts are length-prefixed)."""
+    return uuid5(IDENTITY_NAMESPACE, "".join(f"{len(p)}:{p}" for p in parts))
+
+
+@dataclass(frozen=True)
+class LinkInfo:
+    """Why a customer holds an identifier."""
+
+    source: str
+    rule: str
+    evidence_event_id: str | None
+    actor: str
+
+
+class Customer(Aggregate):
+    class Registered(Aggregate.Created):
+        tenant_id: str
+        seed: str
+        reason: str
+        actor: str
+        source: str
+        evidence_event_id: str | None
+
+    class IdentifierLinked(Aggregate.Event):
+        kind: str
+        value: str
+        source: str
+        rule: str
+        evidence_event_id: str | None
+        actor: str
+
+    class IdentifierUnlinked(Aggregate.Event):
+        kind: str
+        value: str
+        reason: str
+        actor: str
+        erased: bool
+
+    class MergeRecorded(Aggregate.Event):
+        """What every merge and split event says: which merge, of whom into whom, who and why."""
+
+        tenant_id: str
+        merge_id: str
+        survivor_id: str
+        absorbed_id: str
+        reason: str
+        actor: str
+
+    class CustomersMerged(MergeRecorded):
+        """On the survivor: it absorbed another customer."""
+
+    class MergedIntoSurvivor(MergeRecorded):
+        """On the absorbed customer: its id now redirects to the survivor."""
+
+    class CustomersSplit(MergeRecorded):
+        """On the survivor: a merge is reversed."""
+
+    class RestoredBySplit(MergeRecorded):
+        """On the absorbed customer: it stands on its own again, exactly as before the merge."""
+
+    @staticmethod
+    def create_id(tenant_id: str, seed: str) -> UUID:
+        return stable_id(tenant_id, "customer", seed)
+
+    @event(Registered)
+    def __init__(
+        self,
+        tenant_id: str,
+        seed: str,
+        reason: str,
+        actor: str,
+        source: str,
+        evidence_event_id: str | None,
+    ) -> None:
+        self.tenant_id = tenant_id
+        self.seed = seed
+        self.links: dict[Identifier, LinkInfo] = {}
+        self.merged_into: str | None = None
+        self.merge_in: str | None = None  # the merge that absorbed this customer
+        self.absorbed: dict[str, str] = {}  # merge id -> absorbed customer id, for active merges
+
+    @property
+    def customer_id(self) -> str:
+        return str(self.id)
+
+    @event(IdentifierLinked)
+    def link(
+        self,
+        kind: str,
+        value: str,
+        source: str,
+        rule: str,
+        evidence_event_id: str | None,
+        actor: str,
+    ) -> None:
+        self.links[Identifier(kind, value)] = LinkInfo(source, rule, evidence_event_id, actor)
+
+    @event(IdentifierUnlinked)
+    def unlink(self, kind: str, value: str, reason: str, actor: str, erased: bool) -> None:
+        self.links.pop(Identifier(kind, value), None)
+
+    @event(CustomersMerged)
+    def absorb(
+        self,
+        tenant_id: str,
+        merge_id: str,
+        survivor_id: str,
+        absorbed_id: str,
+        reason: str,
+        actor: str,
+    ) -> None:
+        self.absorbed[merge_id] = absorbed_id
+
+    @event(MergedIntoSurvivor)
+    def merge_into(
+        self,
+        tenant_id: str,
+        merge_id: str,
+        survivor_id: str,
+        absorbed_id: str,
+        reason: str,
+        actor: str,
+    ) -> None:
+        self.merged_into, self.merge_in = survivor_id, merge_id
+
+    @event(CustomersSplit)
+    def split_off(
+        self,
+        tenant_id: str,
+        merge_id: str,
+        survivor_id: str,
+        absorbed_id: str,
+        reason: str,
+        actor: str,
+    ) -> None:
+        self.absorbed.pop(merge_id, None)
+
+    @event(RestoredBySplit)
+    def restore(
+        self,
+        tenant_id: str,
+        merge_id: str,
+        survivor_id: str,
+        absorbed_id: str,
+        reason: str,
+        actor: str,
+    ) -> None:
+        self.merged_into, self.merge_in = None, None
+
+
+class IdentifierIndex(Aggregate):
+    """Who holds one identifier: the customers that linked it (merges never rewrite them)."""
+
+    class Indexed(Aggregate.Created):
+        tenant_id: str
+        kind: str
+        value: str
+
+    class Claimed(Aggregate.Event):
+        customer_id: str
+        evidence_event_id: str | None
+        rule: str
+
+    class Released(Aggregate.Event):
+        customer_id: str
+        reason: str
+        actor: str
+
+    class Saturated(Aggregate.Event):
+        """Shared by more customers than the tenant allows: it stops linking anyone."""
+
+        limit: int
+        evidence_event_id: str | None
+
+    class Suppressed(Aggregate.Event):
+        """Erased: it never links anyone again, whatever is replayed."""
+
+        reason: str
+        actor: str
+
+    @staticmethod
+    def create_id(tenant_id: str, kind: str, value: str) -> UUID:
+        return stable_id(tenant_id, "identifier", kind, value)
+
+    @event(Indexed)
+    def __init__(self, tenant_id: str, kind: str, value: str) -> None:
+        self.tenant_id = tenant_id
+        self.identifier = Identifier(kind, value)
+        self.holders: list[str] = []
+        self.released: set[str] = set()
+        self.saturated = False
+        self.suppressed = False
+
+    @event(Claimed)
+    def claim(self, customer_id: str, evidence_event_id: str | None, rule: str) -> None:
+        if customer_id not in self.holders:
+            self.holders.append(customer_id)
+        self.released.discard(customer_id)
+
+    @event(Released)
+    def release(self, customer_id: str, reason: str, actor: str) -> None:
+        if customer_id in self.holders:
+            self.holders.remove(customer_id)
+        self.released.add(customer_id)
+
+    @event(Saturated)
+    def saturate(self, limit: int, evidence_event_id: str | None) -> None:
+        self.saturated = True
+
+    @event(Suppressed)
+    def suppress(self, reason: str, actor: str) -> None:
+        self.suppressed = True
+
+
+class MergeCandidate(Aggregate):
+    """Everything decided about one pair of customers (stored in a fixed order of the two ids)."""
+
+    class Opened(Aggregate.Created):
+        tenant_id: str
+        first_id: str
+        second_id: str
+
+    class Proposed(Aggregate.Event):
+        proposer_id: str
+        reason: str
+        identifiers: list[str]
+        evidence_event_id: str | None
+
+    class Accepted(Aggregate.Event):
+        merge_id: str
+        reason: str
+        actor: str
+
+    class Rejected(Aggregate.Event):
+        reason: str
+        actor: str
+
+    class Separated(Aggregate.Event):
+        """A merge of the pair was split: they are different people."""
+
+        merge_id: str
+        reason: str
+        actor: str
+
+    @staticmethod
+    def create_id(tenant_id: str, first_id: str, second_id: str) -> UUID:
+        return stable_id(tenant_id, "pair", *sorted((first_id, second_id)))
+
+    @event(Opened)
+    def __init__(self, tenant_id: str, first_id: str, second_id: str) -> None:
+        self.tenant_id = tenant_id
+        self.first_id, self.second_id = first_id, second_id
+        self.status: str | None = None  # None: never proposed; else open, accepted or rejected
+        self.kept_apart = False
+        self.proposal: dict[str, Any] = {}
+        self.decision: dict[str, Any] = {}
+
+    @event(Proposed)
+    def propose(
+        self, proposer_id: str, reason: str, identifiers: list[str], evidence_event_id: str | None
+    ) -> None:
+        self.status = "open"
+        self.proposal = {
+            "proposer_id": proposer_id,
+            "reason": reason,
+            "identifiers": list(identifiers),
+            "evidence_event_id": evidence_event_id,
+        }
+
+    @event(Accepted)
+    def accept(self, merge_id: str, reason: str, actor: str) -> None:
+        self.status, self.kept_apart = "accepted", False
+        self.decision = {"merge_id": merge_id, "reason": reason, "actor": actor}
+
+    @event(Rejected)
+    def reject(self, reason: str, actor: str) -> None:
+        self.status, self.kept_apart = "rejected", True
+        self.decision = {"reason": reason, "actor": actor}
+
+    @event(Separated)
+    def separate(self, merge_id: str, reason: str, actor: str) -> None:
+        self.kept_apart = True
+
+
+class Filing(Aggregate):
+    """Which customer one touchpoint event was filed under, decided once."""
+
+    class Filed(Aggregate.Created):
+        tenant_id: str
+        evidence_event_id: str
+        home_id: str
+        source: str
+
+    @staticmethod
+    def create_id(tenant_id: str, evidence_event_id: str) -> UUID:
+        return stable_id(tenant_id, "filing", evidence_event_id)
+
+    @event(Filed)
+    def __init__(self, tenant_id: str, evidence_event_id: str, home_id: str, source: str) -> None:
+        self.tenant_id = tenant_id
+        self.home_id = home_id

@@ -1,0 +1,43 @@
+"""Domain errors of the identity service; the router maps each to one HTTP status."""
+
+from __future__ import annotations
+
+
+class IdentityError(Exception):
+    """Base class: a command that cannot be carried out as asked."""
+
+
+class CustomerNotFound(IdentityError):
+    def __init__(self, customer_id: str) -> None:
+        super().__init__(f"no customer {customer_id!r} in this tenant")
+        self.customer_id = customer_id
+
+
+class CandidateNotFound(IdentityError):
+    def __init__(self, candidate_id: str) -> None:
+        super().__init__(f"no merge candidate {candidate_id!r} in this tenant")
+        self.candidate_id = candidate_id
+
+
+class IdentifierNotLinked(IdentityError):
+    """The customer does not hold the identifier to unlink."""
+
+
+class MergeRefused(IdentityError):
+    """The merge would break a rule (same customer, already merged, unique identifiers differ)."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
+class SplitRefused(IdentityError):
+    """There is no active merge to reverse."""
+
+
+class CandidateAlreadyDecided(IdentityError):
+    """A decision was already recorded for this candidate."""
+
+
+class IdentityBusy(IdentityError):
+    """Concurrent writers kept conflicting with this command; the caller may retry later."""

@@ -1,0 +1,104 @@
+"""What the identity resolver returns: plain frozen values, ready for projections and the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from services.identity.normalise import Rejected
+from services.identity.policy import Skip
+from services.identity.rules import Identifier
+
+
+@dataclass(frozen=True)
+class ResolvedCustomer:
+    """The outcome of resolving one touchpoint event's identifiers."""
+
+    # File the touchpoint under `home_id`: it never changes for this event, whatever merges or
+    # splits follow. `customer_id` is who an agent sees now (home_id, or the survivor it joined).
+    customer_id: str
+    home_id: str
+    created: bool = False
+    replayed: bool = False  # this event was resolved before; nothing was changed
+    linked: tuple[Identifier, ...] = ()
+    merged: tuple[str, ...] = ()  # customers merged into customer_id because of this event
+    proposed: tuple[str, ...] = ()  # merge candidate ids opened for review
+    skipped: tuple[Skip, ...] = ()
+    rejected: tuple[Rejected, ...] = ()
+    ambiguous_between: tuple[str, ...] = ()  # only shared identifiers: who it might have been
+
+
+@dataclass(frozen=True)
+class MergePlan:
+    survivor_id: str
+    absorbed_id: str
+    allowed: bool
+    reasons: tuple[str, ...]  # why not, when not allowed
+    members: tuple[str, ...]  # customers the survivor stands for after the merge
+    identifiers: tuple[Identifier, ...]  # identifiers of the survivor after the merge
+    conflicts: tuple[str, ...] = ()  # unique kinds with different values on each side
+    merge_id: str | None = None  # set once carried out
+
+
+@dataclass(frozen=True)
+class SplitOutcome:
+    merge_id: str
+    survivor_id: str
+    absorbed_id: str
+    survivor_members: tuple[str, ...]
+    absorbed_members: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class IdentityView:
+    """One identifier as an agent sees it on a customer."""
+
+    kind: str
+    value: str
+    held_by: (
+        str  # the member customer that linked it (the requested customer or one merged into it)
+    )
+    source: str
+    rule: str
+    evidence_event_id: str | None
+    actor: str
+    linked_at: datetime
+    holders: int  # how many customers share it
+    status: str  # active, saturated (shared by too many: links nobody) or erased
+
+
+@dataclass(frozen=True)
+class CustomerIdentities:
+    requested_id: str
+    customer_id: str  # the survivor the requested id redirects to, or itself
+    members: tuple[str, ...]
+    identities: tuple[IdentityView, ...]
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One identity event of a customer: link, unlink, merge, split ... with who and why."""
+
+    at: datetime
+    customer_id: str
+    version: int
+    action: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CandidateView:
+    candidate_id: str
+    first_id: str
+    second_id: str
+    proposer_id: str
+    reason: str
+    identifiers: tuple[str, ...]
+    evidence_event_id: str | None
+    status: str  # open, accepted or rejected
+    proposed_at: datetime
+    decided_at: datetime | None = None
+    decided_by: str | None = None
+    decision_reason: str | None = None
+    merge_id: str | None = None

@@ -1,0 +1,151 @@
+"""Identifier normalisation: every spelling of one mailbox, line or account becomes one value, and
+placeholders typed by agents or systems never become identifiers (pure: no I/O or clock)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+import phonenumbers
+
+from schemas.envelope import CustomerRef
+from services.identity.rules import ExternalNamespace, Identifier, TenantRules
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An identifier of the event that cannot link anyone, and why."""
+
+    kind: str
+    raw: str
+    reason: Literal["blocked", "placeholder", "invalid"]
+
+
+@dataclass(frozen=True)
+class Normalised:
+    identifiers: tuple[Identifier, ...]
+    rejected: tuple[Rejected, ...]
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Tokens that mean "no value" in any kind, compared case-insensitively.
+PLACEHOLDER_TOKENS = _words(
+    "- 0 00000000-0000-0000-0000-000000000000 anon anonymous default guest n/a na nan nil none "
+    "null test undefined unknown"
+)
+PLACEHOLDER_EMAIL_LOCALS = _words(
+    "do-not-reply donotreply n/a na no-email no-reply nobody noemail nomail none noreply "
+    "notiene null sinemail test unknown"
+)
+# RFC 2606 reserves example.*, .invalid, .test and localhost; the rest are what people type.
+PLACEHOLDER_EMAIL_DOMAINS = _words(
+    "example.com example.net example.org invalid localhost noemail.com none.com test test.com "
+    "unknown.com"
+)
+_PHONE_SEQUENCES = "01234567890123456789", "98765432109876543210"
+
+
+def normalise_email(raw: str, rules: TenantRules) -> str:
+    local, _, domain = raw.strip().lower().rpartition("@")
+    domain = domain.rstrip(".")
+    domain = rules.email_domain_fixes.get(domain, domain)
+    if rules.email_strip_plus_tags:
+        local = local.partition("+")[0] or local
+    if domain in rules.email_dotless_domains:
+        local = local.replace(".", "")
+    return f"{local}@{domain}"
+
+
+def normalise_phone(raw: str, rules: TenantRules) -> str | None:
+    """E.164, or None when it is not a valid number (in the tenant's region if national)."""
+    try:
+        number = phonenumbers.parse(raw, rules.phone_region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_external(namespace: str, raw: str, rules: TenantRules) -> str:
+    config = rules.external.get(namespace, ExternalNamespace())
+    value = raw.strip()
+    value = value.translate({ord(c): None for c in config.drop})
+    if config.case == "lower":
+        return value.lower()
+    return value.upper() if config.case == "upper" else value
+
+
+def is_placeholder(identifier: Identifier, raw: str) -> bool:
+    if (
+        identifier.value.casefold() in PLACEHOLDER_TOKENS
+        or raw.strip().casefold() in PLACEHOLDER_TOKENS
+    ):
+        return True
+    if identifier.family == "email":
+        local, _, domain = identifier.value.rpartition("@")
+        return local in PLACEHOLDER_EMAIL_LOCALS or domain in PLACEHOLDER_EMAIL_DOMAINS
+    if identifier.family == "phone":
+        return _placeholder_digits(re.sub(r"\D", "", raw))
+    return False
+
+
+def _placeholder_digits(digits: str) -> bool:
+    national = digits[-9:]
+    return len(set(national)) <= 1 or any(national in seq for seq in _PHONE_SEQUENCES)
+
+
+def is_blocked(identifier: Identifier, raw: str, rules: TenantRules) -> bool:
+    blocked = {v.casefold() for v in rules.blocked.get(identifier.family, ())}  # type: ignore[call-overload]
+    return identifier.value.casefold() in blocked or raw.strip().casefold() in blocked
+
+
+def _raw_identifiers(ref: CustomerRef) -> list[tuple[str, str]]:
+    found = [
+        (kind, raw)
+        for kind, raw in (
+            ("customer_id", ref.customer_id),
+            ("email", ref.email),
+            ("phone", ref.phone),
+            ("anonymous_id", ref.anonymous_id),
+        )
+        if raw
+    ]
+    return found + [(f"external:{ns}", raw) for ns, raw in sorted(ref.external_ids.items())]
+
+
+def normalise_one(kind: str, raw: str, rules: TenantRules) -> Identifier | Rejected:
+    value = _normalised_value(kind, raw, rules)
+    # Placeholders are named as such even when they are not valid values (0000000000).
+    seen = Identifier(kind, value or raw.strip())
+    if is_blocked(seen, raw, rules):
+        return Rejected(kind, raw, "blocked")
+    if rules.detect_placeholders and is_placeholder(seen, raw):
+        return Rejected(kind, raw, "placeholder")
+    if not value:
+        return Rejected(kind, raw, "invalid")
+    return seen
+
+
+def _normalised_value(kind: str, raw: str, rules: TenantRules) -> str | None:
+    family, _, namespace = kind.partition(":")
+    if family == "email":
+        return normalise_email(raw, rules)
+    if family == "phone":
+        return normalise_phone(raw, rules)
+    if family == "external":
+        return normalise_external(namespace, raw, rules)
+    return raw.strip()
+
+
+def normalise_ref(ref: CustomerRef, rules: TenantRules) -> Normalised:
+    """Every identifier of the event, normalised; those that may not link anyone are set apart."""
+    results = [normalise_one(kind, raw, rules) for kind, raw in _raw_identifiers(ref)]
+    return Normalised(
+        identifiers=tuple(r for r in results if isinstance(r, Identifier)),
+        rejected=tuple(r for r in results if isinstance(r, Rejected)),
+    )

@@ -1,0 +1,98 @@
+"""One touchpoint's identifiers in, one customer out: load the situation, decide, record.
+
+Every resolution is recorded as a `Filing` of the touchpoint, in the same transaction as the
+identity changes it causes. Resolving the same touchpoint again (a replay, a redelivery) returns
+that filing and changes nothing, so replays rebuild identical projections and cannot resurrect an
+unlinked identifier.
+"""
+
+from __future__ import annotations
+
+from services.identity import changes
+from services.identity.changes import Evidence
+from services.identity.domain import Customer, Filing
+from services.identity.models import ResolvedCustomer
+from services.identity.normalise import Normalised
+from services.identity.policy import Claim, Decision, Situation, decide, rank
+from services.identity.rules import TenantRules
+from services.identity.state import IdentityState
+
+
+def resolve_in(
+    state: IdentityState, normalised: Normalised, evidence: Evidence, rules: TenantRules
+) -> ResolvedCustomer:
+    assert evidence.event_id, "a resolution needs the touchpoint event that evidences it"
+    filing = state.filing(evidence.event_id)
+    if filing is not None:
+        return ResolvedCustomer(
+            customer_id=state.canonical(filing.home_id),
+            home_id=filing.home_id,
+            replayed=True,
+            rejected=normalised.rejected,
+        )
+    claims = tuple(state.claim(i) for i in normalised.identifiers)
+    groups = {h: state.group(h) for claim in claims for h in claim.holders}
+    seed = new_customer_seed(state, claims, rules, evidence.event_id)
+    situation = Situation(
+        claims=claims,
+        groups=groups,
+        new_customer_id=str(Customer.create_id(state.tenant_id, seed)),
+        kept_apart=state.kept_apart(groups),
+    )
+    decision = decide(situation, rules)
+    return _record(state, decision, seed, normalised, evidence, rules)
+
+
+def new_customer_seed(
+    state: IdentityState, claims: tuple[Claim, ...], rules: TenantRules, event_id: str
+) -> str:
+    """What a new customer's id derives from: the identifier it is first seen with, at the version
+    of that identifier's index (which the registration advances, so the id is never reused); or the
+    touchpoint itself when nothing usable is free."""
+    for claim in rank(claims, rules):
+        if not (claim.holders or claim.suppressed or claim.saturated):
+            index = state.index(claim.identifier)
+            version = index.version if index else 0
+            return f"{claim.identifier.kind}|{claim.identifier.value}|{version}"
+    return f"event|{event_id}"
+
+
+def _record(
+    state: IdentityState,
+    decision: Decision,
+    seed: str,
+    normalised: Normalised,
+    evidence: Evidence,
+    rules: TenantRules,
+) -> ResolvedCustomer:
+    if decision.register:
+        changes.register(state, seed, _registration_reason(decision), evidence)
+    for link in decision.links:
+        changes.link(state, decision.home_id, link, evidence)
+    for identifier in decision.saturate:
+        limit = rules.rule_for(identifier).max_holders
+        changes.saturate(state, identifier, limit, evidence)
+    for merge in decision.merges:
+        changes.merge(state, merge.survivor_id, merge.absorbed_id, merge.reason, evidence.actor)
+    proposed = [changes.propose(state, proposal, evidence) for proposal in decision.proposals]
+    assert evidence.event_id
+    state.add(Filing(state.tenant_id, evidence.event_id, decision.home_id, evidence.source))
+    return ResolvedCustomer(
+        customer_id=state.canonical(decision.home_id),
+        home_id=decision.home_id,
+        created=decision.register,
+        linked=tuple(link.identifier for link in decision.links),
+        merged=tuple(merge.absorbed_id for merge in decision.merges),
+        proposed=tuple(p for p in proposed if p),
+        skipped=decision.skipped,
+        rejected=normalised.rejected,
+        ambiguous_between=decision.ambiguous_between,
+    )
+
+
+def _registration_reason(decision: Decision) -> str:
+    if decision.links:
+        return f"first seen with {decision.links[0].identifier.kind}"
+    if decision.ambiguous_between:
+        return "only identifiers shared by several customers"
+    return "no usable identifier"

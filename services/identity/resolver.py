@@ -1,0 +1,234 @@
+"""The identity application: resolve touchpoints to customers; merge, split, unlink; review.
+
+Built on the eventsourcing library: every change is an event on an aggregate, saved atomically with
+the other changes of the same command. Commands are retried on a concurrency conflict, so concurrent
+resolutions of the same new identifiers converge on one customer. Reads of the identity map go
+through `identity_map`, which is versioned for projections.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import TypeVar
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import Environment, EnvType
+
+from schemas.envelope import CustomerRef
+from services.identity import audit, changes
+from services.identity.changes import SYSTEM_ACTOR, Evidence
+from services.identity.errors import (
+    CandidateAlreadyDecided,
+    IdentifierNotLinked,
+    IdentityBusy,
+    MergeRefused,
+)
+from services.identity.models import (
+    AuditEntry,
+    CandidateView,
+    CustomerIdentities,
+    MergePlan,
+    ResolvedCustomer,
+    SplitOutcome,
+)
+from services.identity.normalise import Rejected, normalise_one, normalise_ref
+from services.identity.resolution import resolve_in
+from services.identity.rules import IdentityRules
+from services.identity.state import IdentityState
+from services.identity.views import CandidateBoard, IdentityMap
+
+T = TypeVar("T")
+MAX_ATTEMPTS = 25
+
+
+class IdentityResolver(Application[UUID]):
+    name = "Identity"  # PostgreSQL tables are named after it: identity_events
+
+    def __init__(self, env: Mapping[str, str], rules: IdentityRules | None = None) -> None:
+        self.rules = rules or IdentityRules()
+        super().__init__(env=dict(env))
+        self.identity_map = IdentityMap(self.recorder, self.mapper)
+        self.candidate_board = CandidateBoard(self.recorder, self.mapper)
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        # The composition root passes persistence settings explicitly; the process environment is
+        # not read, so two resolvers in one process (or one test) never share a store by accident.
+        return Environment(name, dict(env or {}))
+
+    # writes
+
+    def resolve(
+        self,
+        tenant_id: str,
+        ref: CustomerRef,
+        evidence_event_id: str | UUID,
+        source: str,
+        actor: str = SYSTEM_ACTOR,
+    ) -> ResolvedCustomer:
+        """The customer a touchpoint belongs to; links, merges or proposes as the rules allow."""
+        rules = self.rules.for_tenant(tenant_id)
+        normalised = normalise_ref(ref, rules)
+        evidence = Evidence(str(evidence_event_id), source, actor)
+        return self._run(tenant_id, lambda state: resolve_in(state, normalised, evidence, rules))
+
+    def resolve_batch(
+        self,
+        tenant_id: str,
+        touchpoints: Sequence[tuple[CustomerRef, str | UUID, str]],
+        actor: str = SYSTEM_ACTOR,
+    ) -> list[ResolvedCustomer]:
+        """Resolve (ref, evidence event id, source) in order, in one transaction: the same results
+        as one call each, for one commit per batch instead of one per touchpoint."""
+        rules = self.rules.for_tenant(tenant_id)
+        work = [
+            (normalise_ref(ref, rules), Evidence(str(event_id), source, actor))
+            for ref, event_id, source in touchpoints
+        ]
+        return self._run(tenant_id, lambda state: [resolve_in(state, n, e, rules) for n, e in work])
+
+    def merge(
+        self,
+        tenant_id: str,
+        survivor_id: str,
+        absorbed_id: str,
+        reason: str,
+        actor: str,
+        preview: bool = False,
+    ) -> MergePlan:
+        """Merge absorbed into survivor (both keep their events; absorbed redirects to survivor)."""
+        rules = self.rules.for_tenant(tenant_id)
+
+        def work(state: IdentityState) -> MergePlan:
+            plan = changes.plan_merge(state, survivor_id, absorbed_id, rules)
+            if preview:
+                return plan
+            if not plan.allowed:
+                raise MergeRefused(list(plan.reasons))
+            merge_id = changes.merge(state, plan.survivor_id, plan.absorbed_id, reason, actor)
+            _close_open_candidate(state, plan, merge_id, reason, actor)
+            return replace(plan, merge_id=merge_id)
+
+        return self._run(tenant_id, work)
+
+    def split(
+        self, tenant_id: str, customer_id: str, absorbed_id: str, reason: str, actor: str
+    ) -> SplitOutcome:
+        """Reverse the merge that brought absorbed_id into customer_id's group, exactly."""
+
+        def work(state: IdentityState) -> SplitOutcome:
+            survivor_id = changes.survivor_of(state, customer_id, absorbed_id)
+            merge_id = changes.split(state, survivor_id, absorbed_id, reason, actor)
+            return SplitOutcome(
+                merge_id=merge_id,
+                survivor_id=survivor_id,
+                absorbed_id=state.customer(absorbed_id).customer_id,
+                survivor_members=tuple(state.members(state.canonical(survivor_id))),
+                absorbed_members=tuple(state.members(absorbed_id)),
+            )
+
+        return self._run(tenant_id, work)
+
+    def unlink(
+        self,
+        tenant_id: str,
+        customer_id: str,
+        kind: str,
+        value: str,
+        reason: str,
+        actor: str,
+        erase: bool = False,
+    ) -> str:
+        """Unlink an identifier (never relinked to this customer automatically); returns its holder.
+        With erase, the identifier stops linking anybody, whatever is replayed later."""
+        identifier = normalise_one(kind, value, self.rules.for_tenant(tenant_id))
+        if isinstance(identifier, Rejected):
+            raise IdentifierNotLinked(f"{kind} {value!r} is not a linkable identifier")
+        return self._run(
+            tenant_id,
+            lambda state: changes.unlink(state, customer_id, identifier, reason, actor, erase),
+        )
+
+    def decide_candidate(
+        self,
+        tenant_id: str,
+        candidate_id: str,
+        accept: bool,
+        reason: str,
+        actor: str,
+        survivor_id: str | None = None,
+    ) -> CandidateView:
+        """Accept (merge the pair) or reject (keep it apart for good) an open merge candidate."""
+        rules = self.rules.for_tenant(tenant_id)
+
+        def work(state: IdentityState) -> None:
+            pair = state.candidate(candidate_id)
+            if pair.status != "open":
+                raise CandidateAlreadyDecided(f"candidate {candidate_id} is already {pair.status}")
+            if not accept:
+                pair.reject(reason=reason, actor=actor)
+                return
+            survivor, absorbed = changes.pair_sides(pair, survivor_id)
+            merge_id = changes.merge_pair(state, survivor, absorbed, reason, actor, rules)
+            pair.accept(merge_id=merge_id, reason=reason, actor=actor)
+
+        self._run(tenant_id, work)
+        decided = self.candidate_board.get(tenant_id, candidate_id)
+        assert decided is not None, "a decided candidate is on the board"
+        return decided
+
+    # reads
+
+    def candidates(self, tenant_id: str, status: str | None = "open") -> list[CandidateView]:
+        """Merge candidates; open ones whose customers were merged since are left out."""
+        found = self.candidate_board.list(tenant_id, status)
+        if status != "open":
+            return found
+        redirects = self.identity_map.redirects(tenant_id)
+        return [
+            c
+            for c in found
+            if redirects.get(c.first_id, c.first_id) != redirects.get(c.second_id, c.second_id)
+        ]
+
+    def identities(self, tenant_id: str, customer_id: str) -> CustomerIdentities:
+        return audit.identities(IdentityState(self.repository, tenant_id), customer_id)
+
+    def history(self, tenant_id: str, customer_id: str) -> list[AuditEntry]:
+        return audit.history(IdentityState(self.repository, tenant_id), customer_id)
+
+    def canonical_id(self, tenant_id: str, customer_id: str, as_of: int | None = None) -> str:
+        return self.identity_map.canonical(tenant_id, customer_id, as_of)
+
+    def members(self, tenant_id: str, customer_id: str, as_of: int | None = None) -> list[str]:
+        return self.identity_map.members(tenant_id, customer_id, as_of)
+
+    def identity_version(self, tenant_id: str) -> int:
+        return self.identity_map.version(tenant_id)
+
+    def _run(self, tenant_id: str, work: Callable[[IdentityState], T]) -> T:
+        """Run a command on fresh state and save its events; on a conflict, run it again."""
+        for attempt in range(MAX_ATTEMPTS):
+            state = IdentityState(self.repository, tenant_id)
+            result = work(state)
+            pending = state.pending()
+            if not pending:
+                return result
+            try:
+                self.save(*pending)
+                return result
+            except IntegrityError:
+                # Another writer changed one of these aggregates first: its commit is visible now.
+                time.sleep(0.001 * attempt)
+        raise IdentityBusy(f"gave up after {MAX_ATTEMPTS} conflicting attempts; retry later")
+
+
+def _close_open_candidate(
+    state: IdentityState, plan: MergePlan, merge_id: str, reason: str, actor: str
+) -> None:
+    pair = state.pair(plan.survivor_id, plan.absorbed_id)
+    if pair is not None and pair.status == "open":
+        pair.accept(merge_id=merge_id, reason=reason, actor=actor)

@@ -1,0 +1,267 @@
+"""HTTP API of customer identity: identities, identity history, merge (with preview), split, unlink,
+and the review of merge candidates. Reads need an agent key or better; every change needs a manager
+or admin key. The resolver is `app.state.identity`, set by the composition root.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from cem.api_errors import ApiError
+from cem.auth import CAN_READ_CUSTOMERS, require
+from cem.ports import Principal
+from services.identity.errors import (
+    CandidateAlreadyDecided,
+    CandidateNotFound,
+    CustomerNotFound,
+    IdentifierNotLinked,
+    IdentityBusy,
+    IdentityError,
+    MergeRefused,
+    SplitRefused,
+)
+from services.identity.models import CandidateView, MergePlan
+from services.identity.resolver import IdentityResolver
+
+CAN_CURATE_IDENTITY = frozenset({"manager", "admin"})
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+KIND_PATTERN = r"^(customer_id|email|phone|anonymous_id|external:[a-z0-9][a-z0-9_.\-]{0,63})$"
+
+router = APIRouter(prefix="/v1", tags=["identity"])
+Reader = Annotated[Principal, Depends(require(CAN_READ_CUSTOMERS))]
+Curator = Annotated[Principal, Depends(require(CAN_CURATE_IDENTITY))]
+
+# Each domain error has one status and code; nothing else leaks out of the identity service.
+_ERRORS: dict[type[IdentityError], tuple[int, str]] = {
+    CustomerNotFound: (404, "not_found"),
+    CandidateNotFound: (404, "not_found"),
+    IdentifierNotLinked: (404, "identifier_not_linked"),
+    MergeRefused: (409, "merge_refused"),
+    SplitRefused: (409, "split_refused"),
+    CandidateAlreadyDecided: (409, "candidate_already_decided"),
+    IdentityBusy: (503, "identity_busy"),
+}
+
+
+class MergeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    survivor_id: CustomerId
+    absorbed_id: CustomerId
+    reason: Reason
+    preview: bool = False
+
+
+class SplitIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    absorbed_id: CustomerId
+    reason: Reason
+
+
+class DecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["accept", "reject"]
+    reason: Reason
+    survivor_id: CustomerId | None = None
+
+
+class UnlinkIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Annotated[str, StringConstraints(pattern=KIND_PATTERN)]
+    value: Annotated[str, StringConstraints(min_length=1, max_length=320)]
+    reason: Reason
+    erase: bool = False
+
+
+class IdentifierOut(BaseModel):
+    kind: str
+    value: str
+
+
+class MergeOut(BaseModel):
+    preview: bool
+    allowed: bool
+    survivor_id: str
+    absorbed_id: str
+    merge_id: str | None
+    reasons: list[str]
+    conflicts: list[str]
+    members: list[str]
+    identifiers: list[IdentifierOut]
+
+
+class CandidateOut(BaseModel):
+    candidate_id: str
+    first_id: str
+    second_id: str
+    proposer_id: str
+    reason: str
+    identifiers: list[str]
+    evidence_event_id: str | None
+    status: str
+    proposed_at: datetime
+    decided_at: datetime | None
+    decided_by: str | None
+    decision_reason: str | None
+    merge_id: str | None
+
+
+@contextmanager
+def _domain_errors() -> Iterator[None]:
+    try:
+        yield
+    except IdentityError as exc:
+        status, code = _ERRORS.get(type(exc), (400, "identity_error"))
+        reasons = exc.reasons if isinstance(exc, MergeRefused) else []
+        details = [{"code": code, "message": r, "path": ""} for r in reasons]
+        raise ApiError(status, code, str(exc), details) from exc
+
+
+def _identity(request: Request) -> IdentityResolver:
+    resolver: IdentityResolver = request.app.state.identity
+    return resolver
+
+
+def _actor(principal: Principal) -> str:
+    return f"key:{principal.key_id}"
+
+
+@router.get("/customers/{customer_id}/identities")
+def get_identities(customer_id: CustomerId, request: Request, who: Reader) -> dict[str, Any]:
+    """Every identifier of the customer, its own and those of customers merged into it. An absorbed
+    id answers for its survivor (`customer_id` differs from `requested_id`)."""
+    resolver = _identity(request)
+    with _domain_errors():
+        found = resolver.identities(who.tenant_id, customer_id)
+    return {
+        "requested_id": found.requested_id,
+        "customer_id": found.customer_id,
+        "redirected": found.requested_id != found.customer_id,
+        "members": list(found.members),
+        "identity_version": resolver.identity_version(who.tenant_id),
+        "identities": [asdict(view) for view in found.identities],
+    }
+
+
+@router.get("/customers/{customer_id}/identity-history")
+def get_identity_history(customer_id: CustomerId, request: Request, who: Reader) -> dict[str, Any]:
+    """Audit of every registration, link, unlink, merge and split, with who and why."""
+    resolver = _identity(request)
+    with _domain_errors():
+        entries = resolver.history(who.tenant_id, customer_id)
+    canonical = resolver.canonical_id(who.tenant_id, customer_id)
+    return {"customer_id": canonical, "entries": [asdict(entry) for entry in entries]}
+
+
+@router.post("/customers/merge")
+def merge_customers(body: MergeIn, request: Request, who: Curator) -> MergeOut:
+    """Merge absorbed into survivor; with `preview` only say what would happen."""
+    with _domain_errors():
+        plan = _identity(request).merge(
+            who.tenant_id,
+            body.survivor_id,
+            body.absorbed_id,
+            body.reason,
+            _actor(who),
+            preview=body.preview,
+        )
+    return _merge_out(plan, body.preview)
+
+
+@router.post("/customers/{customer_id}/split")
+def split_customer(
+    customer_id: CustomerId, body: SplitIn, request: Request, who: Curator
+) -> dict[str, Any]:
+    """Reverse the merge that brought `absorbed_id` into this customer: both sides get back exactly
+    the identifiers and history they had, and are never merged again automatically."""
+    with _domain_errors():
+        outcome = _identity(request).split(
+            who.tenant_id, customer_id, body.absorbed_id, body.reason, _actor(who)
+        )
+    return asdict(outcome)
+
+
+@router.post("/customers/{customer_id}/unlink")
+def unlink_identifier(
+    customer_id: CustomerId, body: UnlinkIn, request: Request, who: Curator
+) -> dict[str, Any]:
+    """Take an identifier off the customer (a recycled number, a wrong link). It never links back
+    to this customer automatically; with `erase` it never links anyone again, whatever is replayed."""
+    resolver = _identity(request)
+    with _domain_errors():
+        held_by = resolver.unlink(
+            who.tenant_id, customer_id, body.kind, body.value, body.reason, _actor(who), body.erase
+        )
+    return {
+        "customer_id": resolver.canonical_id(who.tenant_id, customer_id),
+        "held_by": held_by,
+        "kind": body.kind,
+        "erased": body.erase,
+    }
+
+
+@router.get("/merge-candidates")
+def list_merge_candidates(
+    request: Request,
+    who: Reader,
+    status: Literal["open", "accepted", "rejected", "all"] = "open",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Pairs of customers that may be one person, oldest first, for review."""
+    found = _identity(request).candidates(who.tenant_id, None if status == "all" else status)
+    page = found[offset : offset + limit]
+    return {
+        "candidates": [_candidate_out(c) for c in page],
+        "total": len(found),
+        "next_offset": offset + limit if offset + limit < len(found) else None,
+    }
+
+
+@router.post("/merge-candidates/{candidate_id}/decision")
+def decide_merge_candidate(
+    candidate_id: CustomerId, body: DecisionIn, request: Request, who: Curator
+) -> CandidateOut:
+    """Accept (merge the pair, the proposer surviving unless `survivor_id` says otherwise) or reject
+    (the pair is never proposed or merged automatically again)."""
+    with _domain_errors():
+        decided = _identity(request).decide_candidate(
+            who.tenant_id,
+            candidate_id,
+            accept=body.decision == "accept",
+            reason=body.reason,
+            actor=_actor(who),
+            survivor_id=body.survivor_id,
+        )
+    return _candidate_out(decided)
+
+
+def _merge_out(plan: MergePlan, preview: bool) -> MergeOut:
+    return MergeOut(
+        preview=preview,
+        allowed=plan.allowed,
+        survivor_id=plan.survivor_id,
+        absorbed_id=plan.absorbed_id,
+        merge_id=plan.merge_id,
+        reasons=list(plan.reasons),
+        conflicts=list(plan.conflicts),
+        members=list(plan.members),
+        identifiers=[IdentifierOut(kind=i.kind, value=i.value) for i in plan.identifiers],
+    )
+
+
+def _candidate_out(view: CandidateView) -> CandidateOut:
+    fields = asdict(view)
+    fields["identifiers"] = list(view.identifiers)
+    return CandidateOut(**fields)

@@ -1,0 +1,175 @@
+"""The per-tenant resolution rules and the identifier they apply to (pure: no I/O or clock).
+
+An identifier is a `(kind, value)` pair. Kinds are `customer_id`, `email`, `phone`, `anonymous_id`
+and `external:<namespace>`; the *family* of `external:loyalty` is `external`. Values are normalised
+first (normalise.py), so every spelling of one mailbox, line or account compares equal.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import phonenumbers
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Family = Literal["customer_id", "external", "email", "phone", "anonymous_id"]
+FAMILIES: tuple[Family, ...] = ("customer_id", "external", "email", "phone", "anonymous_id")
+
+
+@dataclass(frozen=True, order=True)
+class Identifier:
+    """A normalised identifier of a customer."""
+
+    kind: str
+    value: str
+
+    @property
+    def family(self) -> str:
+        return self.kind.partition(":")[0]
+
+    def __str__(self) -> str:
+        return f"{self.kind}={self.value}"
+
+
+class KindRule(BaseModel):
+    """How one kind of identifier takes part in resolution."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Higher wins: chooses the customer an event belongs to and the survivor of an automatic merge.
+    priority: int = Field(ge=0, le=1000)
+    # Strong identifiers name one person: they may merge two customers automatically and may bring
+    # new strong identifiers to a customer. Weak ones (shared lines, devices) only propose merges.
+    strong: bool
+    # A customer holds at most one value of a unique kind; two customers holding different values
+    # are never merged, automatically or by hand.
+    unique: bool = False
+    # How many customers may share one value; one more and the value stops linking anybody.
+    max_holders: int = Field(default=1, ge=1, le=1000)
+    # Whether sharing a value of this kind proposes a merge candidate for review.
+    propose_candidates: bool = True
+    # A personal identifier (a mobile, an app install) held by one customer only may complete that
+    # customer: bring strong identifiers of kinds it does not hold yet (a first login, a first
+    # loyalty card). It never extends one (a second email), and shared ones never vouch at all.
+    vouches: bool = False
+
+
+class ExternalNamespace(BaseModel):
+    """Normalisation (and optionally a rule) for one namespace of external ids."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    case: Literal["exact", "lower", "upper"] = "exact"
+    # Characters removed before comparing, e.g. " -" for card numbers printed in groups.
+    drop: str = ""
+    rule: KindRule | None = None
+
+
+DEFAULT_KINDS: dict[Family, KindRule] = {
+    "customer_id": KindRule(priority=100, strong=True, unique=True),
+    "external": KindRule(priority=90, strong=True, unique=True),
+    "email": KindRule(priority=80, strong=True),
+    "phone": KindRule(priority=60, strong=False, max_holders=3, vouches=True),
+    # Browsers and tablets are shared at home more often than mobiles are: they never vouch.
+    "anonymous_id": KindRule(priority=40, strong=False, max_holders=3),
+}
+# Fixed lines ring in a household or an office: several people answer them.
+DEFAULT_FIXED_LINE = KindRule(priority=50, strong=False, max_holders=6)
+DEFAULT_BLOCKED: dict[Family, tuple[str, ...]] = {
+    "email": ("a@a.com", "test@test.com", "no@email.com", "email@email.com"),
+    "phone": ("0000000000", "1234567890", "+10000000000"),
+}
+# Misspelt domains of the big providers, by the domain they mean.
+_DOMAIN_TYPOS = {
+    "gmail.com": "gmial.com gmai.com gmail.co gamil.com gmail.cm gnail.com gmaill.com gmail.es "
+    "googlemail.com",
+    "hotmail.com": "hotmial.com hotmal.com hotmail.co hotmai.com",
+    "yahoo.com": "yahooo.com yaho.com yahoo.co",
+    "outlook.com": "outlok.com outlook.co",
+    "hotmail.es": "hotmail.es.com",
+}
+DEFAULT_DOMAIN_FIXES: dict[str, str] = {
+    typo: domain for domain, typos in _DOMAIN_TYPOS.items() for typo in typos.split()
+}
+
+
+class TenantRules(BaseModel):
+    """Resolution rules of one tenant. Changing them affects future resolutions, never past ones."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kinds: dict[Family, KindRule] = Field(default_factory=lambda: dict(DEFAULT_KINDS))
+    external: dict[str, ExternalNamespace] = Field(default_factory=dict)
+    # The rule for phone numbers that are fixed lines (by the numbering plan); None: as `phone`.
+    fixed_line: KindRule | None = DEFAULT_FIXED_LINE
+    # Normalised values that never link, by family (in addition to the built-in placeholders).
+    blocked: dict[Family, tuple[str, ...]] = Field(default_factory=lambda: dict(DEFAULT_BLOCKED))
+    detect_placeholders: bool = True
+    # Region used to read phone numbers written without a country code (ISO 3166 alpha-2).
+    phone_region: str = "US"
+    email_domain_fixes: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_DOMAIN_FIXES))
+    # `a+news@x` and `a@x` are one mailbox; so are `a.b@gmail.com` and `ab@gmail.com`.
+    email_strip_plus_tags: bool = True
+    email_dotless_domains: tuple[str, ...] = ("gmail.com",)
+    auto_merge: bool = True
+    # An event whose only identifiers are shared by several customers: leave it unattributed (its
+    # own one-off customer) or file it under the customer who claimed the identifier most recently.
+    shared_identifier: Literal["unresolved", "most_recent"] = "unresolved"
+
+    @model_validator(mode="after")
+    def _every_family_has_a_rule(self) -> TenantRules:
+        missing = [f for f in FAMILIES if f not in self.kinds]
+        if missing:
+            raise ValueError(f"kinds needs a rule for every family; missing: {', '.join(missing)}")
+        return self
+
+    @field_validator("phone_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        if value.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(
+                f"unknown phone region {value!r}: use an ISO 3166 code such as ES or US"
+            )
+        return value.upper()
+
+    def rule_for(self, identifier: Identifier) -> KindRule:
+        family, _, namespace = identifier.kind.partition(":")
+        namespace_rules = self.external.get(namespace) if family == "external" else None
+        if namespace_rules and namespace_rules.rule:
+            return namespace_rules.rule
+        if family == "phone" and self.fixed_line and is_fixed_line(identifier.value):
+            return self.fixed_line
+        return self.kinds[family]  # type: ignore[index]
+
+    def is_strong(self, identifier: Identifier) -> bool:
+        return self.rule_for(identifier).strong
+
+
+class IdentityRules(BaseModel):
+    """Rules for every tenant: a default and per-tenant overrides."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default: TenantRules = Field(default_factory=TenantRules)
+    tenants: dict[str, TenantRules] = Field(default_factory=dict)
+
+    def for_tenant(self, tenant_id: str) -> TenantRules:
+        return self.tenants.get(tenant_id, self.default)
+
+    @classmethod
+    def from_file(cls, path: Path) -> IdentityRules:
+        return cls.model_validate(json.loads(path.read_text(encoding="utf-8")))
+
+
+@lru_cache(maxsize=65536)
+def is_fixed_line(e164: str) -> bool:
+    """Whether the numbering plan says this is a fixed line (not mobile, not either)."""
+    try:
+        number = phonenumbers.parse(e164)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.FIXED_LINE

@@ -1,0 +1,444 @@
+"""The identity store contract, run on every persistence the resolver is built on.
+
+Another store joins by subclassing `IdentityStoreContract` and providing the `store_env` fixture
+(the eventsourcing persistence settings of a fresh, empty store). SQLite runs here; PostgreSQL runs
+in tests/integration/test_identity_postgres.py, where the real server fixture lives.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from schemas.envelope import CustomerRef
+from services.identity import (
+    CandidateAlreadyDecided,
+    CustomerNotFound,
+    IdentityResolver,
+    IdentityRules,
+    IdentitySettings,
+    MergeRefused,
+    ResolvedCustomer,
+    SplitRefused,
+    TenantRules,
+    build_identity,
+    sqlite_env,
+)
+from services.identity.accuracy import population
+from services.identity.store import persistence_env
+
+RULES = IdentityRules(default=TenantRules(phone_region="ES"))
+MOBILE, LANDLINE = "+34 612 34 56 78", "+34 912 34 56 78"
+
+
+def identities_of(
+    identity: IdentityResolver, tenant: str, customer_id: str
+) -> set[tuple[str, str, str]]:
+    found = identity.identities(tenant, customer_id).identities
+    return {(i.kind, i.value, i.held_by) for i in found}
+
+
+def run_together(count: int, work: Callable[[int], ResolvedCustomer]) -> list[ResolvedCustomer]:
+    """Start `count` threads at the same moment and collect what each resolved."""
+    barrier = threading.Barrier(count)
+    results: list[ResolvedCustomer | None] = [None] * count
+    errors: list[tuple[int, Exception]] = []
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = work(i)
+        except Exception as exc:  # reported below, with the thread's index
+            errors.append((i, exc))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    return [r for r in results if r is not None]
+
+
+def same_partition(first: list[str], second: list[str]) -> bool:
+    """Whether two labellings group the same items together (whatever the labels are)."""
+
+    def canonical_labels(labels: list[str]) -> list[int]:
+        seen: dict[str, int] = {}
+        return [seen.setdefault(label, len(seen)) for label in labels]
+
+    return canonical_labels(first) == canonical_labels(second)
+
+
+class IdentityStoreContract:
+    """Behaviour every identity store must show."""
+
+    @pytest.fixture
+    def store_env(self, tmp_path: Path) -> dict[str, str]:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def identity(self, store_env: dict[str, str]) -> Iterator[IdentityResolver]:
+        resolver = IdentityResolver(store_env, RULES)
+        yield resolver
+        resolver.close()
+
+    @pytest.fixture
+    def tenant(self) -> str:
+        return f"t-{uuid.uuid4().hex[:10]}"
+
+    @pytest.fixture
+    def resolve(self, identity: IdentityResolver, tenant: str) -> Callable[..., ResolvedCustomer]:
+        def resolve(event_id: str | None = None, **ref: Any) -> ResolvedCustomer:
+            return identity.resolve(
+                tenant, CustomerRef(**ref), event_id or str(uuid.uuid4()), "http"
+            )
+
+        return resolve
+
+    # resolution
+
+    def test_every_spelling_of_the_same_identifiers_resolves_to_one_customer(
+        self, resolve: Any
+    ) -> None:
+        first = resolve(email="Ana.Lopez@Gmail.com", phone=MOBILE)
+        assert first.created and first.customer_id == first.home_id
+        for ref in (
+            {"email": "analopez@gmial.com"},
+            {"phone": "612345678"},
+            {"phone": "0034612345678"},
+        ):
+            again = resolve(**ref)
+            assert (again.customer_id, again.created) == (first.customer_id, False)
+
+    def test_a_touchpoint_resolved_again_returns_its_filing_and_writes_nothing(
+        self, identity: IdentityResolver, resolve: Any
+    ) -> None:
+        event_id = str(uuid.uuid4())
+        first = resolve(event_id, email="ana@x.io")
+        position = identity.recorder.max_notification_id()
+        again = resolve(event_id, email="ana@x.io")
+        assert (again.home_id, again.replayed) == (first.home_id, True)
+        assert identity.recorder.max_notification_id() == position
+
+    def test_two_customers_seen_together_merge_and_the_absorbed_id_redirects(
+        self, identity: IdentityResolver, tenant: str, resolve: Any
+    ) -> None:
+        mailbox = resolve(email="ana@x.io").customer_id
+        account = resolve(customer_id="u1").customer_id
+        both = resolve(customer_id="u1", email="ana@x.io")
+        assert (both.customer_id, both.merged) == (account, (mailbox,))
+        assert identity.canonical_id(tenant, mailbox) == account
+        assert identity.members(tenant, mailbox) == [account, mailbox]
+        found = identity.identities(tenant, mailbox)
+        assert (found.requested_id, found.customer_id) == (mailbox, account)
+        assert identities_of(identity, tenant, mailbox) == {
+            ("email", "ana@x.io", mailbox),
+            ("customer_id", "u1", account),
+        }
+        actions = [(e.customer_id, e.action) for e in identity.history(tenant, account)]
+        assert (account, "customers_merged") in actions
+        assert (mailbox, "merged_into_survivor") in actions
+
+    def test_a_batch_resolves_exactly_as_one_call_each_in_one_transaction(
+        self, identity: IdentityResolver, tenant: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        touchpoints = population(40, seed=3)
+        one_by_one = [identity.resolve(tenant, t.ref, t.event_id, t.channel) for t in touchpoints]
+        other, saves = f"{tenant}-batch", []
+        save = identity.save
+
+        def counted_save(*aggregates: Any, **kwargs: Any) -> Any:
+            saves.append(aggregates)
+            return save(*aggregates, **kwargs)
+
+        monkeypatch.setattr(identity, "save", counted_save)
+        batched = identity.resolve_batch(
+            other, [(t.ref, t.event_id, t.channel) for t in touchpoints]
+        )
+        assert len(saves) == 1
+        assert same_partition(
+            [identity.canonical_id(tenant, r.home_id) for r in one_by_one],
+            [identity.canonical_id(other, r.home_id) for r in batched],
+        )
+        assert [r.created for r in batched] == [r.created for r in one_by_one]
+        again = identity.resolve_batch(
+            other, [(touchpoints[0].ref, touchpoints[0].event_id, "x")] * 2
+        )
+        assert [r.replayed for r in again] == [True, True]
+
+    # merge and split by hand
+
+    def test_a_preview_changes_nothing_and_a_merge_records_who_and_why(
+        self, identity: IdentityResolver, tenant: str, resolve: Any
+    ) -> None:
+        first, second = resolve(email="a@x.io").customer_id, resolve(email="b@x.io").customer_id
+        version = identity.identity_version(tenant)
+        plan = identity.merge(tenant, first, second, "same person", "key:k1", preview=True)
+        assert plan.allowed and plan.merge_id is None
+        assert {i.value for i in plan.identifiers} == {"a@x.io", "b@x.io"}
+        assert identity.identity_version(tenant) == version
+        assert identity.canonical_id(tenant, second) == second
+        done = identity.merge(tenant, first, second, "same person", "key:k1")
+        assert done.merge_id and identity.canonical_id(tenant, second) == first
+        assert identity.identity_version(tenant) > version
+        merged = [e for e in identity.history(tenant, first) if e.action == "customers_merged"]
+        assert merged[0].details["actor"] == "key:k1"
+        assert merged[0].details["reason"] == "same person"
+
+    def test_customers_with_different_unique_identifiers_are_never_merged(
+        self, identity: IdentityResolver, tenant: str, resolve: Any
+    ) -> None:
+        first = resolve(customer_id="u1").customer_id
+        second = resolve(customer_id="u2").customer_id
+        plan = identity.merge(tenant, first, second, "looks alike", "key:k1", preview=True)
+        assert (plan.allowed, plan.conflicts) == (False, ("customer_id",))
+        with pytest.raises(MergeRefused, match="customer_id"):
+            identity.merge(tenant, first, second, "looks alike", "key:k1")
+
+    def test_a_split_restores_each_side_exactly_and_reads_as_of_a_version_stay_put(
+        self, identity: IdentityResolver, tenant: str, resolve: Any
+    ) -> None:
+        first = resolve(email="a@x.io", phone=MOBILE).customer_id
+        second = resolve(email="b@x.io", customer_id="u2").customer_id
+        before = identities_of(identity, tenant, first), identities_of(identity, tenant, second)
+        v0 = identity.identity_version(tenant)
+        identity.merge(tenant, first, second, "same person", "key:k1")
+        v1 = identity.identity_version(tenant)
+        outcome = identity.split(tenant, first, second, "two people", "key:k2")
+        v2 = identity.identity_version(tenant)
+        assert outcome.survivor_members == (first,) and outcome.absorbed_members == (second,)
+        assert (
+            identities_of(identity, tenant, first),
+            identities_of(identity, tenant, second),
+        ) == before
+        assert v0 < v1 < v2
+        assert identity.members(tenant, first, as_of=v0) == [first]
+        assert identity.members(tenant, first, as_of=v1) == [first, second]
+        assert identity.members(tenant, first, as_of=v2) == [first]
+        with pytest.raises(SplitRefused):
+            identity.split(tenant, first, second, "again", "key:k2")
+
+    def test_a_split_pair_is_never_merged_again_automatically(
+        self, identity: IdentityResolver, tenant: str, resolve: Any
+    ) -> None:
+        account = resolve(customer_id="u1").customer_id
+        mailbox = resolve(email="a@x.io").customer_id
+        assert resolve(customer_id="u1", email="a@x.io").merged == (mailbox,)
+        identity.split(tenant, account, mailbox, "shared family account", "key:k1")
+        again = resolve(customer_id="u1", email="a@x.io")
+        assert again.merged == () and identity.canonical_id(tenant, mailbox) == mailbox
+        assert any("kept apart" in s.reason for s in again.skipped)
+
+    def test_touchpoints_filed_through_an_absorbed_customer_go_back_with_it_on_a_split(
+        self, identity: IdentityResolver, tenant: str, resolve: Any
+    ) -> None:
+        survivor = resolve(email="s@x.io").customer_id
+        absorbed = resolve(email="a@x.io").customer_id
+        identity.merge(tenant, survivor, absorbed, "same person", "key:k1")
+        later = resolve(email="a@x.io", phone=MOBILE)
+        assert (later.home_id, later.customer_id) == (absorbed, survivor)
+        identity.split(tenant, survivor, absorbed, "two people", "key:k1")
+        assert identity.canonical_id(tenant, later.home_id) == absorbed
+        assert ("phone", "+34612345678", absorbed) in identities_of(identity, tenant, absorbed)
+        assert identities_of(identity, tenant, survivor) == {("email", "s@x.io", survivor)}
+
+    # candidates
+
+    def test_a_shared_line_proposes_a_candidate_and_a_rejection_sticks(
+        self, identity: IdentityResolver, tenant: str, resolve: Any
+    ) -> None:
+        dad = resolve(email="dad@x.io", phone=LANDLINE).customer_id
+        kid = resolve(email="kid@x.io", phone=LANDLINE)
+        assert kid.created and len(kid.proposed) == 1
+        [candidate] = identity.candidates(tenant)
+        assert {candidate.first_id, candidate.second_id} == {dad, kid.customer_id}
+        decided = identity.decide_candidate(
+            tenant, candidate.candidate_id, False, "siblings", "key:k1"
+        )
+        assert (decided.status, decided.decided_by) == ("rejected", "key:k1")
+        assert identity.candidates(tenant) == []
+        assert resolve(email="kid@x.io", phone=LANDLINE).proposed == ()
+        with pytest.raises(CandidateAlreadyDecided):
+            identity.decide_candidate(
+                tenant, candidate.candidate_id, True, "changed mind", "key:k1"
+            )
+
+    def test_an_accepted_candidate_merges_the_pair_into_the_chosen_survivor(
+        self, identity: IdentityResolver, tenant: str, resolve: Any
+    ) -> None:
+        first = resolve(email="ana@x.io", phone=MOBILE).customer_id
+        second = resolve(email="ana.work@corp.es", phone=MOBILE).customer_id
+        [candidate] = identity.candidates(tenant)
+        decided = identity.decide_candidate(
+            tenant, candidate.candidate_id, True, "same person", "key:k1", survivor_id=first
+        )
+        assert decided.status == "accepted" and decided.merge_id
+        assert identity.members(tenant, second) == [first, second]
+        assert (
+            identity.candidates(tenant, status="accepted")[0].candidate_id == candidate.candidate_id
+        )
+
+    def test_an_identifier_shared_by_too_many_customers_stops_linking(
+        self, identity: IdentityResolver, tenant: str, resolve: Any
+    ) -> None:
+        kiosk = "kiosk-madrid-1"
+        shoppers = [resolve(email=f"p{i}@x.io", anonymous_id=kiosk).customer_id for i in range(4)]
+        assert len(set(shoppers)) == 4
+        statuses = {
+            i.status
+            for i in identity.identities(tenant, shoppers[0]).identities
+            if i.kind == "anonymous_id"
+        }
+        assert statuses == {"saturated"}
+        alone = resolve(anonymous_id=kiosk)
+        assert alone.created and alone.customer_id not in shoppers
+
+    # unlink and erasure
+
+    def test_an_erased_identifier_never_links_again_not_even_on_replay(
+        self, identity: IdentityResolver, tenant: str, resolve: Any
+    ) -> None:
+        event_id = str(uuid.uuid4())
+        ana = resolve(event_id, email="ana@x.io", phone=MOBILE).customer_id
+        identity.unlink(tenant, ana, "phone", MOBILE, "erasure request", "key:dpo", erase=True)
+        assert resolve(event_id, email="ana@x.io", phone=MOBILE).replayed
+        stranger = resolve(phone=MOBILE)
+        assert stranger.created and stranger.customer_id != ana
+        assert [s.reason for s in stranger.skipped] == ["erased"]
+        assert identities_of(identity, tenant, ana) == {("email", "ana@x.io", ana)}
+        unlinked = [e for e in identity.history(tenant, ana) if e.action == "identifier_unlinked"]
+        assert unlinked[0].details["erased"] is True
+
+    def test_an_unlinked_identifier_may_go_to_someone_else_but_never_back(
+        self, identity: IdentityResolver, tenant: str, resolve: Any
+    ) -> None:
+        former = resolve(email="old@x.io", phone=MOBILE).customer_id
+        identity.unlink(tenant, former, "phone", MOBILE, "number recycled", "key:k1")
+        assert resolve(email="old@x.io", phone=MOBILE).linked == ()
+        owner = resolve(email="new@x.io", phone=MOBILE)
+        assert owner.created and owner.linked[-1].kind == "phone"
+        assert resolve(phone=MOBILE).customer_id == owner.customer_id
+
+    # concurrency, durability, isolation
+
+    def test_concurrent_touchpoints_with_the_same_new_identifiers_create_one_customer(
+        self, identity: IdentityResolver, store_env: dict[str, str], tenant: str
+    ) -> None:
+        spellings = ["ana@x.io", "ANA@X.IO", " ana@x.io", "Ana@x.io"] * 2
+        replica = IdentityResolver(store_env, RULES)  # as a second replica of the service would
+
+        def work(i: int) -> ResolvedCustomer:
+            ref = CustomerRef(email=spellings[i].strip(), phone=MOBILE)
+            return (identity, replica)[i % 2].resolve(tenant, ref, str(uuid.uuid4()), "http")
+
+        try:
+            results = run_together(len(spellings), work)
+        finally:
+            replica.close()
+        assert len({r.customer_id for r in results}) == 1
+        assert sum(r.created for r in results) == 1
+
+    def test_a_touchpoint_delivered_twice_at_once_is_filed_once(
+        self, identity: IdentityResolver, tenant: str
+    ) -> None:
+        event_id = str(uuid.uuid4())
+
+        def work(_: int) -> ResolvedCustomer:
+            return identity.resolve(tenant, CustomerRef(email="ana@x.io"), event_id, "http")
+
+        results = run_together(4, work)
+        assert len({r.home_id for r in results}) == 1
+        assert sum(r.created for r in results) == 1
+
+    def test_a_replica_on_the_same_store_sees_customers_merges_and_candidates(
+        self, identity: IdentityResolver, store_env: dict[str, str], tenant: str, resolve: Any
+    ) -> None:
+        first = resolve(email="a@x.io", phone=LANDLINE).customer_id
+        second = resolve(email="b@x.io", phone=LANDLINE).customer_id
+        third = resolve(email="c@x.io").customer_id
+        identity.merge(tenant, first, third, "same person", "key:k1")
+        replica = IdentityResolver(store_env, RULES)
+        try:
+            assert (
+                replica.resolve(
+                    tenant, CustomerRef(email="b@x.io"), str(uuid.uuid4()), "api"
+                ).customer_id
+                == second
+            )
+            assert replica.members(tenant, first) == [first, third]
+            assert replica.identity_version(tenant) == identity.identity_version(tenant)
+            assert [c.candidate_id for c in replica.candidates(tenant)] == [
+                c.candidate_id for c in identity.candidates(tenant)
+            ]
+        finally:
+            replica.close()
+
+    def test_tenants_never_share_customers(
+        self, identity: IdentityResolver, tenant: str, resolve: Any
+    ) -> None:
+        ours = resolve(email="ana@x.io").customer_id
+        other = f"{tenant}-other"
+        theirs = identity.resolve(other, CustomerRef(email="ana@x.io"), str(uuid.uuid4()), "http")
+        assert theirs.created and theirs.customer_id != ours
+        with pytest.raises(CustomerNotFound):
+            identity.identities(other, ours)
+        with pytest.raises(CustomerNotFound):
+            identity.merge(other, theirs.customer_id, ours, "probe", "key:k1", preview=True)
+
+
+class TestSqliteIdentityStore(IdentityStoreContract):
+    @pytest.fixture
+    def store_env(self, tmp_path: Path) -> dict[str, str]:
+        return sqlite_env(tmp_path / "identity.sqlite")
+
+
+# how the store is built from settings
+
+
+def test_the_embedded_store_lives_in_the_data_dir_whatever_the_environment_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The library would read these from the process environment; the resolver must not.
+    monkeypatch.setenv("PERSISTENCE_MODULE", "eventsourcing.popo")
+    monkeypatch.setenv("SQLITE_DBNAME", str(tmp_path / "elsewhere.sqlite"))
+    settings = IdentitySettings(data_dir=tmp_path / "data", identity_cache_size=100)
+    assert persistence_env(settings)["SQLITE_DBNAME"] == str(tmp_path / "data" / "identity.sqlite")
+    identity = build_identity(settings, rules=RULES)
+    try:
+        identity.resolve("acme", CustomerRef(email="ana@x.io"), str(uuid.uuid4()), "http")
+    finally:
+        identity.close()
+    assert (tmp_path / "data" / "identity.sqlite").stat().st_size > 0
+    assert not (tmp_path / "elsewhere.sqlite").exists()
+
+
+def test_the_distributed_store_takes_its_connection_from_the_dsn() -> None:
+    settings = IdentitySettings(
+        mode="distributed",
+        postgres_dsn=SecretStr("postgresql://cem:s3cret@db.internal:6432/cemdb"),
+        identity_postgres_schema="identity",
+    )
+    env = persistence_env(settings)
+    assert env["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
+    assert (env["POSTGRES_HOST"], env["POSTGRES_PORT"], env["POSTGRES_DBNAME"]) == (
+        "db.internal",
+        "6432",
+        "cemdb",
+    )
+    assert (env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_SCHEMA"]) == (
+        "cem",
+        "s3cret",
+        "identity",
+    )
+
+
+def test_a_missing_rules_file_is_refused_at_start_up(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="CEM_IDENTITY_RULES_FILE"):
+        IdentitySettings(identity_rules_file=tmp_path / "missing.json")

@@ -1,0 +1,242 @@
+"""The identity API as a client sees it: identities, history, merge with preview, split, candidates,
+roles, and the error answers. Runs on the embedded store (SQLite)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+import cem.api_errors
+from cem.adapters.memory_keys import MemoryKeyStore
+from schemas.envelope import CustomerRef
+from services.identity import IdentityResolver, IdentityRules, TenantRules, sqlite_env
+from services.identity.router import router
+
+TENANT = "acme"
+LANDLINE = "+34 912 34 56 78"
+
+
+class Api:
+    """A client of the identity API with one key per role."""
+
+    def __init__(
+        self, client: TestClient, keys: MemoryKeyStore, identity: IdentityResolver
+    ) -> None:
+        self.client, self.identity = client, identity
+        self.secrets = {
+            role: keys.create(TENANT, role)[1] for role in ("ingest", "agent", "manager", "admin")
+        }
+        self.key_ids = {role: key.key_id for role, key in self._principals(keys).items()}
+
+    def _principals(self, keys: MemoryKeyStore) -> dict[str, Any]:
+        return {role: keys.authenticate(secret) for role, secret in self.secrets.items()}
+
+    def call(self, method: str, path: str, role: str = "agent", **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self.secrets[role]}"}
+        return self.client.request(method, path, headers=headers, **kwargs)
+
+    def customer(self, tenant: str = TENANT, **ref: Any) -> str:
+        resolved = self.identity.resolve(tenant, CustomerRef(**ref), str(uuid.uuid4()), "http")
+        return resolved.customer_id
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[Api]:
+    identity = IdentityResolver(
+        sqlite_env(tmp_path / "identity.sqlite"),
+        IdentityRules(default=TenantRules(phone_region="ES")),
+    )
+    keys = MemoryKeyStore()
+    app = FastAPI()
+    cem.api_errors.install(app)
+    app.include_router(router)
+    app.state.identity, app.state.keys = identity, keys
+    with TestClient(app) as client:
+        yield Api(client, keys, identity)
+    identity.close()
+
+
+def merged_pair(api: Api) -> tuple[str, str]:
+    survivor = api.customer(customer_id="u1")
+    absorbed = api.customer(email="ana@x.io")
+    answer = api.call(
+        "POST",
+        "/v1/customers/merge",
+        "manager",
+        json={"survivor_id": survivor, "absorbed_id": absorbed, "reason": "same person"},
+    )
+    assert answer.status_code == 200, answer.text
+    return survivor, absorbed
+
+
+def test_an_absorbed_id_answers_with_its_survivors_identities(api: Api) -> None:
+    survivor, absorbed = merged_pair(api)
+    body = api.call("GET", f"/v1/customers/{absorbed}/identities").json()
+    assert (body["requested_id"], body["customer_id"], body["redirected"]) == (
+        absorbed,
+        survivor,
+        True,
+    )
+    assert body["members"] == [survivor, absorbed]
+    assert {(i["kind"], i["value"], i["held_by"]) for i in body["identities"]} == {
+        ("customer_id", "u1", survivor),
+        ("email", "ana@x.io", absorbed),
+    }
+    assert body["identity_version"] > 0
+
+
+def test_the_history_shows_every_change_with_who_and_why(api: Api) -> None:
+    survivor, absorbed = merged_pair(api)
+    body = api.call("GET", f"/v1/customers/{absorbed}/identity-history").json()
+    assert body["customer_id"] == survivor
+    merged = [e for e in body["entries"] if e["action"] == "customers_merged"]
+    assert merged[0]["details"]["actor"] == f"key:{api.key_ids['manager']}"
+    assert merged[0]["details"]["reason"] == "same person"
+    assert {e["action"] for e in body["entries"]} >= {
+        "registered",
+        "identifier_linked",
+        "merged_into_survivor",
+    }
+
+
+def test_a_preview_says_what_a_merge_would_do_and_changes_nothing(api: Api) -> None:
+    first, second = api.customer(email="a@x.io"), api.customer(email="b@x.io")
+    body = {"survivor_id": first, "absorbed_id": second, "reason": "same person", "preview": True}
+    preview = api.call("POST", "/v1/customers/merge", "admin", json=body).json()
+    assert (preview["preview"], preview["allowed"], preview["merge_id"]) == (True, True, None)
+    assert preview["members"] == [first, second]
+    assert {i["value"] for i in preview["identifiers"]} == {"a@x.io", "b@x.io"}
+    assert api.call("GET", f"/v1/customers/{second}/identities").json()["redirected"] is False
+
+
+def test_a_refused_merge_is_a_conflict_with_the_reasons(api: Api) -> None:
+    first, second = api.customer(customer_id="u1"), api.customer(customer_id="u2")
+    body = {"survivor_id": first, "absorbed_id": second, "reason": "looks alike"}
+    answer = api.call("POST", "/v1/customers/merge", "manager", json=body)
+    assert answer.status_code == 409
+    error = answer.json()["error"]
+    assert error["code"] == "merge_refused" and "customer_id" in error["details"][0]["message"]
+
+
+def test_a_split_reverses_the_merge(api: Api) -> None:
+    survivor, absorbed = merged_pair(api)
+    answer = api.call(
+        "POST",
+        f"/v1/customers/{survivor}/split",
+        "admin",
+        json={"absorbed_id": absorbed, "reason": "two people"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["absorbed_members"] == [absorbed]
+    assert api.call("GET", f"/v1/customers/{absorbed}/identities").json()["redirected"] is False
+    again = api.call(
+        "POST",
+        f"/v1/customers/{survivor}/split",
+        "admin",
+        json={"absorbed_id": absorbed, "reason": "two people"},
+    )
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "split_refused")
+
+
+def test_candidates_are_listed_and_decided_once(api: Api) -> None:
+    api.customer(email="dad@x.io", phone=LANDLINE)
+    api.customer(email="kid@x.io", phone=LANDLINE)
+    listed = api.call("GET", "/v1/merge-candidates").json()
+    assert listed["total"] == 1 and listed["next_offset"] is None
+    candidate = listed["candidates"][0]
+    assert candidate["status"] == "open" and "phone=+34912345678" in candidate["identifiers"]
+    path = f"/v1/merge-candidates/{candidate['candidate_id']}/decision"
+    decided = api.call("POST", path, "manager", json={"decision": "reject", "reason": "siblings"})
+    assert decided.status_code == 200, decided.text
+    assert (decided.json()["status"], decided.json()["decision_reason"]) == ("rejected", "siblings")
+    assert api.call("GET", "/v1/merge-candidates").json()["total"] == 0
+    assert api.call("GET", "/v1/merge-candidates?status=rejected").json()["total"] == 1
+    again = api.call("POST", path, "manager", json={"decision": "accept", "reason": "oops"})
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "candidate_already_decided")
+
+
+def test_accepting_a_candidate_merges_the_pair(api: Api) -> None:
+    first = api.customer(email="ana@x.io", phone="+34 612 34 56 78")
+    second = api.customer(email="ana.work@corp.es", phone="+34 612 34 56 78")
+    [candidate] = api.call("GET", "/v1/merge-candidates").json()["candidates"]
+    path = f"/v1/merge-candidates/{candidate['candidate_id']}/decision"
+    body = {"decision": "accept", "reason": "same person", "survivor_id": first}
+    decided = api.call("POST", path, "admin", json=body).json()
+    assert decided["status"] == "accepted" and decided["merge_id"]
+    assert api.call("GET", f"/v1/customers/{second}/identities").json()["customer_id"] == first
+
+
+def test_the_list_of_candidates_is_paged(api: Api) -> None:
+    for i in range(3):
+        api.customer(email=f"member{i}@x.io", phone=LANDLINE)
+    first = api.call("GET", "/v1/merge-candidates?limit=1").json()
+    assert (first["total"], len(first["candidates"]), first["next_offset"]) == (3, 1, 1)
+    rest = api.call("GET", "/v1/merge-candidates?limit=5&offset=1").json()
+    ids = [c["candidate_id"] for c in first["candidates"] + rest["candidates"]]
+    assert len(set(ids)) == 3 and rest["next_offset"] is None
+
+
+def test_an_erased_identifier_leaves_the_customer_and_links_nobody_again(api: Api) -> None:
+    ana = api.customer(email="ana@x.io", phone="+34 612 34 56 78")
+    body = {"kind": "phone", "value": "612 34 56 78", "reason": "erasure request", "erase": True}
+    answer = api.call("POST", f"/v1/customers/{ana}/unlink", "admin", json=body)
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["held_by"], answer.json()["erased"]) == (ana, True)
+    kinds = {
+        i["kind"] for i in api.call("GET", f"/v1/customers/{ana}/identities").json()["identities"]
+    }
+    assert kinds == {"email"}
+    assert api.customer(phone="+34612345678") != ana
+    again = api.call("POST", f"/v1/customers/{ana}/unlink", "admin", json=body)
+    assert (again.status_code, again.json()["error"]["code"]) == (404, "identifier_not_linked")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/v1/customers/x/unlink", {"kind": "email", "value": "a@x.io", "reason": "r"}),
+        ("POST", "/v1/customers/merge", {"survivor_id": "a", "absorbed_id": "b", "reason": "r"}),
+        ("POST", "/v1/customers/x/split", {"absorbed_id": "b", "reason": "r"}),
+        ("POST", "/v1/merge-candidates/x/decision", {"decision": "reject", "reason": "r"}),
+    ],
+)
+def test_merges_splits_and_decisions_need_a_manager_or_admin(
+    api: Api, method: str, path: str, body: dict[str, Any]
+) -> None:
+    answer = api.call(method, path, "agent", json=body)
+    assert (answer.status_code, answer.json()["error"]["code"]) == (403, "forbidden")
+
+
+def test_reads_need_an_agent_key_or_better(api: Api) -> None:
+    customer = api.customer(email="a@x.io")
+    assert api.call("GET", f"/v1/customers/{customer}/identities", "ingest").status_code == 403
+    assert api.client.get(f"/v1/customers/{customer}/identities").status_code == 401
+    assert api.call("GET", "/v1/merge-candidates", "ingest").status_code == 403
+
+
+def test_another_tenants_customer_is_not_found(api: Api) -> None:
+    theirs = api.customer(tenant="globex", email="a@x.io")
+    for path in (
+        f"/v1/customers/{theirs}/identities",
+        f"/v1/customers/{theirs}/identity-history",
+        "/v1/customers/not-a-customer/identities",
+    ):
+        answer = api.call("GET", path)
+        assert (answer.status_code, answer.json()["error"]["code"]) == (404, "not_found")
+
+
+def test_a_merge_without_a_reason_is_invalid(api: Api) -> None:
+    answer = api.call(
+        "POST",
+        "/v1/customers/merge",
+        "manager",
+        json={"survivor_id": "a", "absorbed_id": "b", "reason": "  "},
+    )
+    assert answer.status_code == 422
+    assert answer.json()["error"]["details"][0]["path"] == "body.reason"

@@ -1,0 +1,351 @@
+"""Identity rules: normalisation, placeholders, per-tenant config and the resolution policy (pure)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from schemas.envelope import CustomerRef
+from services.identity.normalise import Rejected, normalise_one, normalise_ref
+from services.identity.policy import Claim, Group, Situation, decide, unique_conflicts
+from services.identity.rules import (
+    ExternalNamespace,
+    Identifier,
+    IdentityRules,
+    KindRule,
+    TenantRules,
+)
+
+ES = TenantRules(phone_region="ES")
+NEW = "new-customer"
+
+
+def email(value: str) -> Identifier:
+    return Identifier("email", value)
+
+
+def phone(value: str) -> Identifier:
+    return Identifier("phone", value)
+
+
+def ids(ref: CustomerRef, rules: TenantRules = ES) -> list[Identifier]:
+    return list(normalise_ref(ref, rules).identifiers)
+
+
+# normalisation
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "Ana.Lopez@Gmail.com",
+        "ana.lopez@gmial.com",
+        "ANALOPEZ@GOOGLEMAIL.COM",
+        "ana.lopez+news@gmail.com",
+    ],
+)
+def test_every_spelling_of_one_mailbox_is_one_email(raw: str) -> None:
+    assert ids(CustomerRef(email=raw)) == [email("analopez@gmail.com")]
+
+
+def test_dots_are_kept_where_the_provider_does_not_ignore_them() -> None:
+    assert ids(CustomerRef(email="Ana.Lopez@Yahoo.es")) == [email("ana.lopez@yahoo.es")]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "612345678",
+        "612 34 56 78",
+        "+34 612 34 56 78",
+        "0034612345678",
+        "+34 (612) 345-678",
+        "+34.612.345.678",
+    ],
+)
+def test_every_format_of_a_spanish_number_is_one_e164_phone(raw: str) -> None:
+    assert ids(CustomerRef(phone=raw)) == [phone("+34612345678")]
+
+
+def test_national_numbers_are_read_in_the_tenants_region() -> None:
+    us = TenantRules(phone_region="us")
+    assert ids(CustomerRef(phone="(415) 555-2671"), us) == [phone("+14155552671")]
+    assert normalise_ref(CustomerRef(phone="(415) 555-2671"), ES).rejected == (
+        Rejected("phone", "(415) 555-2671", "invalid"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "raw"),
+    [
+        ("email", "test@test.com"),
+        ("email", "noreply@shop.es"),
+        ("email", "someone@example.com"),
+        ("email", "UNKNOWN@unknown.com"),
+        ("phone", "0000000000"),
+        ("phone", "999 999 999"),
+        ("phone", "123456789"),
+        ("anonymous_id", "undefined"),
+        ("customer_id", "N/A"),
+    ],
+)
+def test_placeholders_never_become_identifiers(field: str, raw: str) -> None:
+    normalised = normalise_ref(CustomerRef.model_validate({field: raw}), ES)
+    assert normalised.identifiers == ()
+    assert normalised.rejected[0].reason in {"placeholder", "blocked"}
+
+
+def test_a_tenant_blocks_its_own_values_after_normalisation() -> None:
+    rules = TenantRules(phone_region="ES", blocked={"email": ("front.desk@shop.es",)})
+    assert normalise_one("email", "Front.Desk@Shop.ES", rules) == Rejected(
+        "email", "Front.Desk@Shop.ES", "blocked"
+    )
+    assert normalise_one("email", "ana@shop.es", rules) == email("ana@shop.es")
+
+
+def test_external_ids_are_normalised_by_namespace() -> None:
+    rules = TenantRules(external={"loyalty": ExternalNamespace(case="upper", drop=" -")})
+    ref = CustomerRef(external_ids={"loyalty": "ab-12 34", "crm": "Ab-1"})
+    assert ids(ref, rules) == [
+        Identifier("external:crm", "Ab-1"),
+        Identifier("external:loyalty", "AB1234"),
+    ]
+
+
+def test_every_identifier_of_a_ref_is_normalised() -> None:
+    ref = CustomerRef(customer_id=" u1 ", email="A@x.io", phone="+34612345678", anonymous_id="d1")
+    assert sorted(ids(ref)) == sorted(
+        [
+            Identifier("customer_id", "u1"),
+            email("a@x.io"),
+            phone("+34612345678"),
+            Identifier("anonymous_id", "d1"),
+        ]
+    )
+
+
+# per-tenant configuration
+
+
+def test_every_family_needs_a_rule() -> None:
+    with pytest.raises(ValidationError, match="missing: phone"):
+        TenantRules(kinds={k: v for k, v in TenantRules().kinds.items() if k != "phone"})
+
+
+def test_an_unknown_phone_region_is_refused() -> None:
+    with pytest.raises(ValidationError, match="unknown phone region"):
+        TenantRules(phone_region="XX")
+
+
+def test_tenants_override_the_default_and_load_from_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "rules.json"
+    path.write_text(json.dumps({"tenants": {"acme": {"phone_region": "ES", "auto_merge": False}}}))
+    rules = IdentityRules.from_file(path)
+    assert rules.for_tenant("acme").auto_merge is False
+    assert rules.for_tenant("acme").phone_region == "ES"
+    assert rules.for_tenant("other") == TenantRules()
+
+
+def test_fixed_lines_and_namespaces_have_their_own_rule() -> None:
+    loyalty = KindRule(priority=95, strong=True, unique=True)
+    rules = TenantRules(external={"loyalty": ExternalNamespace(rule=loyalty)})
+    assert rules.rule_for(phone("+34912345678")) == rules.fixed_line
+    assert rules.rule_for(phone("+34612345678")) == rules.kinds["phone"]
+    assert rules.rule_for(Identifier("external:loyalty", "L1")) == loyalty
+    assert rules.rule_for(Identifier("external:crm", "C1")) == rules.kinds["external"]
+
+
+def test_unique_conflicts_name_the_kinds_held_with_different_values() -> None:
+    ours = [Identifier("customer_id", "u1"), email("a@x.io")]
+    theirs = [Identifier("customer_id", "u2"), email("b@x.io")]
+    assert unique_conflicts(ours, theirs, ES) == ["customer_id"]
+    assert unique_conflicts(ours, [email("b@x.io")], ES) == []
+
+
+# the policy
+
+
+def group(canonical: str, *identifiers: Identifier, members: tuple[str, ...] = ()) -> Group:
+    return Group(canonical, frozenset({canonical, *members}), frozenset(identifiers))
+
+
+def situation(
+    claims: list[Claim], *groups: Group, apart: frozenset[frozenset[str]] = frozenset()
+) -> Situation:
+    by_member = {m: g for g in groups for m in g.members}
+    return Situation(tuple(claims), by_member, NEW, apart)
+
+
+def test_new_identifiers_register_a_customer_holding_all_of_them() -> None:
+    decision = decide(situation([Claim(email("a@x.io")), Claim(phone("+34612345678"))]), ES)
+    assert decision.register and decision.home_id == NEW
+    assert {link.identifier for link in decision.links} == {email("a@x.io"), phone("+34612345678")}
+    assert all(link.rule == "first_seen" for link in decision.links)
+
+
+def test_a_known_identifier_files_the_event_with_its_holder_and_links_the_new_ones() -> None:
+    ana = group("ana", email("a@x.io"))
+    decision = decide(
+        situation([Claim(email("a@x.io"), ("ana",)), Claim(phone("+34612345678"))], ana), ES
+    )
+    assert (decision.home_id, decision.register) == ("ana", False)
+    assert [(link.identifier, link.rule) for link in decision.links] == [
+        (phone("+34612345678"), "seen_with:email")
+    ]
+
+
+def test_two_customers_holding_strong_identifiers_of_one_event_merge_into_the_higher_priority() -> (
+    None
+):
+    account = group("acc", Identifier("customer_id", "u1"))
+    mailbox = group("mail", email("a@x.io"))
+    claims = [Claim(email("a@x.io"), ("mail",)), Claim(Identifier("customer_id", "u1"), ("acc",))]
+    decision = decide(situation(claims, account, mailbox), ES)
+    assert decision.home_id == "acc"
+    assert [(m.survivor_id, m.absorbed_id) for m in decision.merges] == [("acc", "mail")]
+    assert "email=a@x.io" in decision.merges[0].reason
+
+
+def test_different_values_of_a_unique_kind_are_proposed_never_merged() -> None:
+    first = group("c1", Identifier("customer_id", "u1"), email("a@x.io"))
+    claims = [Claim(Identifier("customer_id", "u2")), Claim(email("a@x.io"), ("c1",))]
+    decision = decide(situation(claims, first), ES)
+    assert decision.register and decision.merges == ()
+    assert [(p.first_id, p.second_id) for p in decision.proposals] == [(NEW, "c1")]
+    assert Identifier("customer_id", "u2") in {link.identifier for link in decision.links}
+
+
+def test_an_event_with_only_a_shared_identifier_is_left_unattributed() -> None:
+    line = phone("+34912345678")
+    decision = decide(
+        situation([Claim(line, ("p1", "p2"))], group("p1", line), group("p2", line)), ES
+    )
+    assert decision.register and decision.links == () and decision.proposals == ()
+    assert decision.ambiguous_between == ("p1", "p2")
+
+
+def test_a_tenant_may_file_shared_identifiers_under_the_latest_holder() -> None:
+    line = phone("+34912345678")
+    rules = TenantRules(phone_region="ES", shared_identifier="most_recent")
+    decision = decide(
+        situation([Claim(line, ("p1", "p2"))], group("p1", line), group("p2", line)), rules
+    )
+    assert (decision.home_id, decision.register) == ("p2", False)
+
+
+def test_a_household_line_never_gives_a_known_person_a_new_email() -> None:
+    line = phone("+34912345678")
+    dad = group("dad", email("dad@x.io"), line)
+    decision = decide(situation([Claim(email("kid@x.io")), Claim(line, ("dad",))], dad), ES)
+    assert decision.register
+    assert {link.identifier for link in decision.links} == {email("kid@x.io"), line}
+    assert [(p.first_id, p.second_id) for p in decision.proposals] == [(NEW, "dad")]
+
+
+def test_a_personal_mobile_completes_its_holder_but_never_extends_it() -> None:
+    mobile = phone("+34612345678")
+    ana = group("ana", email("ana@x.io"), mobile)
+    card = Identifier("external:loyalty", "L1")
+    completed = decide(situation([Claim(card), Claim(mobile, ("ana",))], ana), ES)
+    assert (completed.home_id, completed.links[0].identifier) == ("ana", card)
+    assert completed.links[0].rule == "vouched_by:phone"
+    extended = decide(situation([Claim(email("other@x.io")), Claim(mobile, ("ana",))], ana), ES)
+    assert extended.register and extended.proposals[0].second_id == "ana"
+
+
+def test_an_anonymous_profile_is_adopted_when_its_device_logs_in() -> None:
+    device = Identifier("anonymous_id", "d1")
+    visitor = group("visitor", device)
+    decision = decide(
+        situation([Claim(Identifier("customer_id", "u1")), Claim(device, ("visitor",))], visitor),
+        ES,
+    )
+    assert (decision.home_id, decision.register) == ("visitor", False)
+    assert decision.links[0].identifier == Identifier("customer_id", "u1")
+
+
+def test_an_anonymous_profile_reached_from_a_known_customer_is_merged_into_it() -> None:
+    device = Identifier("anonymous_id", "d1")
+    ana = group("ana", email("ana@x.io"))
+    claims = [Claim(email("ana@x.io"), ("ana",)), Claim(device, ("visitor",))]
+    decision = decide(situation(claims, ana, group("visitor", device)), ES)
+    assert [(m.survivor_id, m.absorbed_id) for m in decision.merges] == [("ana", "visitor")]
+
+
+def test_a_value_shared_by_more_customers_than_allowed_stops_linking() -> None:
+    kiosk = Identifier("anonymous_id", "kiosk-1")
+    holders = [group(f"p{i}", email(f"p{i}@x.io"), kiosk) for i in range(3)]
+    claims = [Claim(email("new@x.io")), Claim(kiosk, ("p0", "p1", "p2"))]
+    decision = decide(situation(claims, *holders), ES)
+    assert decision.saturate == (kiosk,)
+    assert kiosk not in {link.identifier for link in decision.links}
+
+
+def test_erased_and_saturated_identifiers_are_ignored() -> None:
+    claims = [
+        Claim(email("gone@x.io"), ("old",), suppressed=True),
+        Claim(phone("+34612345678"), saturated=True),
+    ]
+    decision = decide(situation(claims, group("old", email("gone@x.io"))), ES)
+    assert decision.register and decision.links == ()
+    assert {s.reason for s in decision.skipped} == {"erased", "shared by too many customers"}
+
+
+def test_an_unlinked_identifier_is_never_relinked_to_the_same_customer() -> None:
+    mobile = phone("+34612345678")
+    ana = group("ana", email("ana@x.io"))
+    claims = [Claim(email("ana@x.io"), ("ana",)), Claim(mobile, released=frozenset({"ana"}))]
+    decision = decide(situation(claims, ana), ES)
+    assert decision.links == ()
+    assert decision.skipped[0].reason == "unlinked from this customer before"
+
+
+def test_customers_kept_apart_are_not_merged_again() -> None:
+    claims = [Claim(email("a@x.io"), ("c1",)), Claim(email("b@x.io"), ("c2",))]
+    c1, c2 = group("c1", email("a@x.io")), group("c2", email("b@x.io"))
+    decision = decide(situation(claims, c1, c2, apart=frozenset({frozenset({"c1", "c2"})})), ES)
+    assert decision.merges == () and decision.proposals == ()
+    assert "kept apart" in decision.skipped[0].reason
+
+
+def test_without_automatic_merges_a_candidate_is_proposed_instead() -> None:
+    rules = TenantRules(auto_merge=False)
+    claims = [Claim(email("a@x.io"), ("c1",)), Claim(email("b@x.io"), ("c2",))]
+    decision = decide(
+        situation(claims, group("c1", email("a@x.io")), group("c2", email("b@x.io"))), rules
+    )
+    assert decision.merges == ()
+    assert [(p.first_id, p.second_id) for p in decision.proposals] == [("c1", "c2")]
+
+
+def test_holders_merged_before_are_reached_through_their_survivor() -> None:
+    merged = group("s", email("s@x.io"), email("a@x.io"), members=("a",))
+    decision = decide(
+        situation([Claim(email("a@x.io"), ("a",)), Claim(phone("+34612345678"))], merged), ES
+    )
+    assert decision.home_id == "a"  # filed with the holder; it redirects to "s"
+    assert decision.merges == () and decision.links[0].identifier == phone("+34612345678")
+
+
+KNOWN = [
+    Claim(email("a@x.io"), ("c1",)),
+    Claim(Identifier("customer_id", "u1"), ("c2",)),
+    Claim(phone("+34612345678"), ("c3",)),
+    Claim(Identifier("anonymous_id", "d9")),
+    Claim(Identifier("external:loyalty", "L1")),
+]
+GROUPS = [
+    group("c1", email("a@x.io")),
+    group("c2", Identifier("customer_id", "u1")),
+    group("c3", phone("+34612345678"), email("c3@x.io")),
+]
+
+
+@given(st.permutations(KNOWN))
+def test_the_decision_does_not_depend_on_the_order_of_identifiers(claims: list[Claim]) -> None:
+    assert decide(situation(claims, *GROUPS), ES) == decide(situation(KNOWN, *GROUPS), ES)
