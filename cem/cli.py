@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cem.auth import ROLES
+from cem.ports import KeyStore
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -29,11 +30,17 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _keys_create(args: argparse.Namespace) -> int:
-    from cem.adapters.sqlite_keys import SqliteKeyStore
+def _keystore(args: argparse.Namespace) -> KeyStore:
+    """SQLite in the data directory (embedded), PostgreSQL when CEM_MODE=distributed."""
+    from cem.distributed import keystore_from_settings
+    from cem.settings import CoreSettings
 
     Path(args.data_dir).mkdir(parents=True, exist_ok=True)
-    store = SqliteKeyStore(Path(args.data_dir) / "keys.sqlite")
+    return keystore_from_settings(CoreSettings(data_dir=Path(args.data_dir)))
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    store = _keystore(args)
     key_id, secret = store.create(args.tenant, args.role, name=args.name)
     print(secret)
     print(f"key id {key_id} · tenant {args.tenant} · role {args.role}", file=sys.stderr)
@@ -41,18 +48,14 @@ def _keys_create(args: argparse.Namespace) -> int:
 
 
 def _keys_list(args: argparse.Namespace) -> int:
-    from cem.adapters.sqlite_keys import SqliteKeyStore
-
-    for row in SqliteKeyStore(Path(args.data_dir) / "keys.sqlite").list(args.tenant):
+    for row in _keystore(args).list(args.tenant):
         print("\t".join(str(v) for v in row.values()))
     return 0
 
 
 def _keys_revoke(args: argparse.Namespace) -> int:
-    from cem.adapters.sqlite_keys import SqliteKeyStore
-
     try:
-        SqliteKeyStore(Path(args.data_dir) / "keys.sqlite").revoke(args.key_id)
+        _keystore(args).revoke(args.key_id)
     except KeyError:
         print(f"no key with id {args.key_id!r}", file=sys.stderr)
         return 1
@@ -148,6 +151,10 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--batch-size", type=int, default=100)
     sim.add_argument("--seed", type=int, default=0)
     sim.set_defaults(func=_simulate)
+
+    from cem.serve import add_arguments as add_serve_arguments
+
+    add_serve_arguments(sub.add_parser("serve", help="run one service of the distributed mode"))
 
     rep = sub.add_parser("replay", help="rebuild the warehouse tables from the event log")
     _add_data_dir(rep)

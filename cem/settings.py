@@ -20,7 +20,7 @@ class CoreSettings(BaseSettings):
     # distributed mode
     kafka_bootstrap: str = "localhost:9092"
     kafka_replication: int = Field(default=1, ge=1)
-    clickhouse_url: str = "clickhouse://localhost:9000/default"
+    clickhouse_url: str = "clickhouse://localhost:9000/cem"
     postgres_dsn: SecretStr = SecretStr("postgresql://cem@localhost:5432/cem")
 
 

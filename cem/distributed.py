@@ -1,0 +1,156 @@
+"""The composition roots of the distributed mode: one per HTTP service process.
+
+Like `cem.bootstrap.build`, each `build_*` constructs the real adapters inside itself from
+settings (CEM_* environment) and takes any adapter given instead; nothing connects at import
+time, and the Kafka clients connect on first use, so a service starts while Kafka is still down
+and answers 503 until it is up (F01).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI
+
+from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse
+from cem.adapters.kafka_log import KafkaLog
+from cem.adapters.postgres_idempotency import PostgresIdempotencyIndex
+from cem.adapters.postgres_keys import PostgresKeyStore
+from cem.adapters.sqlite_keys import SqliteKeyStore
+from cem.clock import SystemClock
+from cem.ports import TOUCHPOINTS_TOPIC, Clock, EventLog, KeyStore, LogUnavailable, Warehouse
+from cem.publishing import IdempotencyIndex, IdempotentPublisher
+from cem.settings import CoreSettings, IngestSettings, QuerySettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestService:
+    """The ingest process: its app and the adapters it owns."""
+
+    settings: IngestSettings
+    app: FastAPI
+    publisher: IdempotentPublisher
+    log: EventLog
+    index: IdempotencyIndex
+    keys: KeyStore
+    closed: bool = False
+
+    def start(self) -> None:
+        """Create the topic now rather than on the first event; Kafka being down is not fatal."""
+        if isinstance(self.log, KafkaLog):
+            try:
+                self.log.ensure_topic(self.publisher.topic)
+            except LogUnavailable as exc:
+                logger.warning("topic %s not ensured yet: %s", self.publisher.topic, exc)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.log.close()
+            self.index.close()
+            _close(self.keys)
+
+
+@dataclass
+class QueryService:
+    """The query API process: its app and the adapters it owns."""
+
+    settings: QuerySettings
+    app: FastAPI
+    warehouse: Warehouse
+    keys: KeyStore
+    closed: bool = False
+
+    def start(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.warehouse.close()
+            _close(self.keys)
+
+
+def _close(keys: KeyStore) -> None:
+    close = getattr(keys, "close", None)  # the KeyStore port has no close; the stores do
+    if close is not None:
+        close()
+
+
+def postgres_dsn(settings: CoreSettings) -> str:
+    return settings.postgres_dsn.get_secret_value()
+
+
+def kafka_log(settings: CoreSettings, timeout_s: float = 5.0) -> KafkaLog:
+    """The KafkaLog of CEM_KAFKA_BOOTSTRAP, CEM_PARTITIONS and CEM_KAFKA_REPLICATION."""
+    return KafkaLog(
+        settings.kafka_bootstrap,
+        partitions=settings.partitions,
+        replication=settings.kafka_replication,
+        timeout_s=timeout_s,
+    )
+
+
+def warehouse_database(url: str) -> str:
+    """The database the URL's path names (`clickhouse://host:9000/cem` → cem), else `cem`: the
+    rule the stream workers write by (`cem.faust_worker.database_of`), so reads find their tables."""
+    return urlsplit(url).path.strip("/") or "cem"
+
+
+def keystore_from_settings(settings: CoreSettings | None = None) -> KeyStore:
+    """The key store of the configured mode (CEM_MODE): PostgreSQL when distributed, else the
+    SQLite file in the data directory (the one `cem up` uses)."""
+    settings = settings or CoreSettings()
+    if settings.mode == "distributed":
+        return PostgresKeyStore(postgres_dsn(settings))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return SqliteKeyStore(settings.data_dir / "keys.sqlite")
+
+
+def build_ingest(
+    settings: IngestSettings | None = None,
+    *,
+    log: EventLog | None = None,
+    index: IdempotencyIndex | None = None,
+    keys: KeyStore | None = None,
+    clock: Clock | None = None,
+) -> IngestService:
+    """The ingest app on Kafka (acks=all) with claims and keys in PostgreSQL, plus /health."""
+    from services.ingest.app import create_app
+    from services.query_api.app import health_router
+
+    settings = settings or IngestSettings()
+    log = log or kafka_log(settings, settings.publish_timeout_s)
+    index = index or PostgresIdempotencyIndex(
+        postgres_dsn(settings), timeout_s=settings.publish_timeout_s
+    )
+    keys = keys or PostgresKeyStore(postgres_dsn(settings))
+    publisher = IdempotentPublisher(
+        log, index, TOUCHPOINTS_TOPIC, timeout_s=settings.publish_timeout_s
+    )
+    app = create_app(publisher, keys, settings, clock or SystemClock())
+    # Liveness only: a replica whose Kafka is down still answers (503 on ingest), so a load
+    # balancer must not take every replica out when the broker blips.
+    app.include_router(health_router(lambda: {"service": "ingest", "mode": "distributed"}))
+    return IngestService(settings, app, publisher, log, index, keys)
+
+
+def build_query_api(
+    settings: QuerySettings | None = None,
+    *,
+    warehouse: Warehouse | None = None,
+    keys: KeyStore | None = None,
+) -> QueryService:
+    """The query API on the ClickHouse server (the database CEM_CLICKHOUSE_URL names, which the
+    workers write) with the PostgreSQL key store."""
+    from services.query_api.app import create_app
+
+    settings = settings or QuerySettings()
+    url = settings.clickhouse_url
+    warehouse = warehouse or ClickHouseWarehouse(url, database=warehouse_database(url))
+    keys = keys or PostgresKeyStore(postgres_dsn(settings))
+    return QueryService(settings, create_app(warehouse, keys), warehouse, keys)

@@ -1,0 +1,126 @@
+"""`cem serve SERVICE`: one service of the distributed mode per process, configured from CEM_*.
+
+- `ingest` and `query-api` are HTTP servers (uvicorn) built by `cem.distributed`; the address is
+  `--host/--port`, else CEM_HOST/CEM_PORT, else 127.0.0.1 and 8000 (ingest) / 8001 (query-api).
+- `projections` and `satisfaction` are the stream workers: `services.<name>.worker.run(settings)`.
+
+Every replica of a service runs the same command; the adapters hold no state a replica owns.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cem.settings import CoreSettings, IngestSettings, QuerySettings
+
+if TYPE_CHECKING:  # the engines' clients load only when a service starts, not with the CLI
+    from cem.distributed import IngestService, QueryService
+
+SERVICES = ("ingest", "query-api", "projections", "satisfaction")
+DEFAULT_PORTS = {"ingest": 8000, "query-api": 8001}
+S = TypeVar("S", bound=CoreSettings)
+
+
+class ServerSettings(BaseSettings):
+    """Where an HTTP service listens (CEM_HOST, CEM_PORT)."""
+
+    model_config = SettingsConfigDict(env_prefix="CEM_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=1, le=65535)
+
+
+def _as(kind: type[S], settings: CoreSettings | None) -> S:
+    """The service's settings class; fields it adds come from the environment."""
+    if settings is None:
+        return kind()
+    if isinstance(settings, kind):
+        return settings
+    return kind(**settings.model_dump())
+
+
+def serve(
+    service: str,
+    settings: CoreSettings | None = None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+) -> None:
+    """Run one service until it is stopped (SIGINT/SIGTERM), then close its adapters."""
+    if service not in SERVICES:
+        raise ValueError(f"unknown service {service!r}; services are {', '.join(SERVICES)}")
+    if service == "projections":
+        from services.projections.worker import run as run_projections
+
+        run_projections(_as(CoreSettings, settings))
+    elif service == "satisfaction":
+        from services.satisfaction.worker import run as run_satisfaction
+
+        run_satisfaction(_as(CoreSettings, settings))
+    elif service == "ingest":
+        from cem.distributed import build_ingest
+
+        serve_http(build_ingest(_as(IngestSettings, settings)), host, port or _port(service))
+    else:
+        from cem.distributed import build_query_api
+
+        serve_http(build_query_api(_as(QuerySettings, settings)), host, port or _port(service))
+
+
+def _port(service: str) -> int:
+    return ServerSettings().port or DEFAULT_PORTS[service]
+
+
+def serve_http(service: IngestService | QueryService, host: str | None, port: int) -> None:
+    """Serve the app; in-flight requests finish before the adapters close."""
+    import uvicorn
+
+    service.start()
+    close_on_shutdown(service)
+    try:
+        uvicorn.run(service.app, host=host or ServerSettings().host, port=port)
+    finally:
+        service.close()  # when the server did not start; closing twice is harmless
+
+
+def close_on_shutdown(service: IngestService | QueryService) -> None:
+    """Close the adapters in the app's shutdown, after the last request: on SIGTERM uvicorn
+    re-raises the signal once it has shut down, so code after `uvicorn.run` never runs."""
+    inner = service.app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[Any]:
+        async with inner(app) as state:
+            yield state
+        service.close()
+
+    service.app.router.lifespan_context = lifespan
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of `cem serve`; sets `func` to `main`."""
+    parser.add_argument("service", choices=SERVICES)
+    parser.add_argument("--host", default=None, help="default $CEM_HOST, else 127.0.0.1")
+    parser.add_argument(
+        "--port", type=int, default=None, help="default $CEM_PORT, else 8000 / 8001 (query-api)"
+    )
+    parser.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    serve(args.service, host=args.host, port=args.port)
+    return 0
+
+
+if __name__ == "__main__":  # `python -m cem.serve SERVICE`, e.g. as a container's entrypoint
+    import sys
+
+    cli = argparse.ArgumentParser(prog="cem serve", description="run one distributed service")
+    add_arguments(cli)
+    sys.exit(main(cli.parse_args()))

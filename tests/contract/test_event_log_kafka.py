@@ -1,0 +1,126 @@
+"""The EventLog contract on a real Kafka broker, plus KafkaLog's own rules (F01, topic creation).
+
+Every test gets its own topic namespace (`topic_prefix`), so the shared session broker needs no
+cleaning and tests never see each other's records.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cem.adapters.kafka_log import KafkaLog, producer_config
+from cem.ports import EventLog, LogUnavailable, Record
+from tests.contract.test_event_log import PARTITIONS, DurableEventLogContract, drain
+
+pytestmark = pytest.mark.kafka
+
+
+def dead_bootstrap() -> str:
+    """host:port where nothing listens (the port was free a moment ago)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+class TestKafkaLog(DurableEventLogContract):
+    """The whole suite, the restart cases included: a broker outlives the client, so reopening
+    means a new client on the same cluster and namespace."""
+
+    @pytest.fixture(autouse=True)
+    def _broker(self, kafka_bootstrap: str) -> None:
+        self.bootstrap = kafka_bootstrap
+        self.prefix = f"test-{uuid.uuid4().hex[:8]}."
+
+    def make_log(self, tmp_path: Path, partitions: int) -> EventLog:
+        return KafkaLog(self.bootstrap, partitions=partitions, topic_prefix=self.prefix)
+
+    def reopen(self, log: EventLog, partitions: int) -> EventLog:
+        assert isinstance(log, KafkaLog)
+        log.close()
+        return KafkaLog(log.bootstrap, partitions=partitions, topic_prefix=log.topic_prefix)
+
+    def test_topics_are_created_with_the_configured_partitions(
+        self, kafka_bootstrap: str, topic: str
+    ) -> None:
+        log = KafkaLog(kafka_bootstrap, partitions=7, topic_prefix=self.prefix)
+        try:
+            log.append(topic, [Record(b"k", b"v")])
+            assert sorted(log.end_offsets(topic)) == list(range(7))
+            assert log.physical(topic) == f"{self.prefix}{topic}"
+        finally:
+            log.close()
+
+    def test_a_drain_sees_every_record_once_then_nothing(
+        self, kafka_bootstrap: str, topic: str, group: str
+    ) -> None:
+        log = KafkaLog(kafka_bootstrap, partitions=PARTITIONS, topic_prefix=self.prefix)
+        try:
+            log.append(topic, [Record(f"c{i}".encode(), f"{i}".encode()) for i in range(300)])
+            first = drain(log, topic, group)
+            again = log.poll(topic, group, 1000, 0.05)
+        finally:
+            log.close()
+        assert sorted(int(r.value) for r in first) == list(range(300))
+        assert again == []
+
+
+def test_the_producer_is_durable_and_idempotent_explicitly() -> None:
+    config = producer_config("127.0.0.1:9092", 5.0)
+    assert config["acks"] == "all" and config["enable_idempotence"] is True
+    assert config["allow_auto_create_topics"] is False
+    assert config["delivery_timeout_ms"] >= config["request_timeout_ms"] + config["linger_ms"]
+
+
+@pytest.fixture
+def dead_log() -> Iterator[KafkaLog]:
+    log = KafkaLog(dead_bootstrap(), partitions=PARTITIONS, timeout_s=1.0)
+    yield log
+    log.close()
+
+
+def test_append_without_a_broker_raises_log_unavailable_within_the_bound(
+    dead_log: KafkaLog,
+) -> None:
+    for _ in range(2):  # also once the first failure left clients half-built
+        started = time.monotonic()
+        with pytest.raises(LogUnavailable, match="Kafka"):
+            dead_log.append("touchpoints", [Record(b"k", b"v")])
+        # Bounded by the log's timeout (1 s here), with slack for a busy machine.
+        assert time.monotonic() - started < 1.0 + 2.0
+
+
+def test_concurrent_appends_without_a_broker_each_fail_within_their_own_bound(
+    dead_log: KafkaLog,
+) -> None:
+    """No caller queues behind another's connection attempt (each ingest request has its own
+    deadline)."""
+    failures: list[float] = []
+
+    def append() -> None:
+        started = time.monotonic()
+        try:
+            dead_log.append("touchpoints", [Record(b"k", b"v")])
+        except LogUnavailable:
+            failures.append(time.monotonic() - started)
+
+    threads = [threading.Thread(target=append) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(failures) == 4
+    assert max(failures) < 1.0 + 2.0
+
+
+def test_reads_without_a_broker_raise_log_unavailable(dead_log: KafkaLog) -> None:
+    with pytest.raises(LogUnavailable):
+        dead_log.end_offsets("touchpoints")
+    with pytest.raises(LogUnavailable):
+        dead_log.poll("touchpoints", "g", 10, 0.05)
