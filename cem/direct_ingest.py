@@ -1,0 +1,116 @@
+"""Records on the `touchpoints` topic, in either of the two forms producers write them. Pure.
+
+- **stored**: what the HTTP ingest wrote — a full `Event` (it has `tenant_id` and `received_at`),
+  already validated at the edge.
+- **direct**: what a channel system's own Kafka producer wrote — the same JSON event it would POST
+  (an `EventIn`), keyed `tenant/customer`, with the tenant in the `tenant_id` header and optionally
+  its source in the `source_id` header. It is validated here exactly as the ingest validates a
+  POST (`schemas.validate.accept`), with the record's broker timestamp as `received_at`: that
+  timestamp is stored in the log, so a replay derives the same times and rows (F13).
+
+`decode_record` raises on anything invalid, and `process_batch` turns that into a dead letter
+whose error lists every violated path. A direct record may carry the event_id of an event also sent
+over HTTP: both copies reach the warehouse, and every read deduplicates by event_id, so the event is
+stored once (with no conflict record, unlike the HTTP publisher: a direct producer bypasses it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from cem.ports import Consumed
+from schemas.envelope import Event
+from schemas.validate import accept
+from schemas.violations import InvalidEvent, Violation
+
+TENANT_HEADER = "tenant_id"
+SOURCE_HEADER = "source_id"
+# A direct producer that names no source at all is still told apart from the HTTP ingest's default.
+DIRECT_SOURCE = "kafka"
+
+
+@dataclass(frozen=True)
+class TimedConsumed(Consumed):
+    """A consumed record with its broker timestamp (epoch ms; None when the record has none).
+
+    `cem.ports.Consumed` does not carry the timestamp yet; once it does, this class can go.
+    """
+
+    timestamp_ms: int | None = None
+
+
+def headers_of(rec: Consumed) -> dict[str, str]:
+    """The record's headers as text; a header that is not UTF-8 is invalid input, not ignored."""
+    found: dict[str, str] = {}
+    for name, value in rec.headers:
+        try:
+            found[name] = (value or b"").decode("utf-8")
+        except UnicodeDecodeError:
+            raise _invalid("header_encoding", f"header {name} is not UTF-8", name) from None
+    return found
+
+
+def is_stored_form(raw: Any) -> bool:
+    """The ingest's records carry the server-owned fields; a producer's event never may."""
+    return isinstance(raw, dict) and "tenant_id" in raw and "received_at" in raw
+
+
+def decode_record(rec: Consumed) -> Event:
+    """The event a record holds, in either form; raises (a ValueError) when it is not one."""
+    raw = orjson.loads(rec.value)
+    headers = headers_of(rec)
+    if is_stored_form(raw):
+        return decode_stored(raw, headers)
+    return accept_direct(raw, headers, record_time(rec))
+
+
+def decode_stored(raw: dict[str, Any], headers: Mapping[str, str]) -> Event:
+    event = Event.model_validate(raw)
+    claimed = headers.get(TENANT_HEADER)
+    if claimed is not None and claimed != event.tenant_id:
+        # The ingest writes both from the credential; a disagreement means a forged record.
+        raise _invalid(
+            "tenant_mismatch", "tenant_id differs from the tenant_id header", "tenant_id"
+        )
+    return event
+
+
+def accept_direct(raw: Any, headers: Mapping[str, str], received_at: datetime) -> Event:
+    """Validate a producer's event like the HTTP ingest: tenant from the header, never the body."""
+    tenant = headers.get(TENANT_HEADER)
+    if not tenant:
+        message = "a record published straight to Kafka needs a tenant_id header"
+        raise _invalid("missing_header", message, f"headers.{TENANT_HEADER}")
+    event, _fingerprint = accept(_with_source(raw, headers.get(SOURCE_HEADER)), tenant, received_at)
+    return event
+
+
+def _with_source(raw: Any, source: str | None) -> Any:
+    if not isinstance(raw, dict):
+        return raw  # accept() reports that an event must be an object
+    if "source_id" not in raw:
+        return {**raw, "source_id": source or DIRECT_SOURCE}
+    if source is not None and raw["source_id"] != source:
+        raise _invalid(
+            "source_mismatch", "source_id differs from the source_id header", "source_id"
+        )
+    return raw
+
+
+def record_time(rec: Consumed) -> datetime:
+    """The broker timestamp of a record (CreateTime, or LogAppendTime if the topic says so)."""
+    # getattr: until the port's Consumed carries the timestamp, only TimedConsumed has one.
+    millis = getattr(rec, "timestamp_ms", None)
+    if millis is None or millis < 0:
+        raise _invalid("no_timestamp", "the record has no broker timestamp", "timestamp")
+    # Integer arithmetic: a float division could land a microsecond off, and replays must match.
+    return datetime.fromtimestamp(millis // 1000, tz=UTC) + timedelta(milliseconds=millis % 1000)
+
+
+def _invalid(code: str, message: str, path: str) -> InvalidEvent:
+    return InvalidEvent([Violation(code, message, path)])

@@ -1,0 +1,274 @@
+"""The distributed stream worker: one faust app per projection, a few lines per batch.
+
+Per batch: build `Consumed` records from faust's events, call the pure `process_batch`, insert the
+rows, write the dead letters (table, then topic), and only then ack the events, which is what lets
+faust commit their offsets (ARCHITECTURE: a consumer commits only after its writes are acknowledged).
+The app id is the projection's name, which is also the Kafka consumer group: the workers of one app
+share the topic's partitions, one worker per partition at most.
+
+How offsets are committed, and why never before the writes:
+- aiokafka's auto-commit is always off under faust. faust commits, per partition, the offset after
+  the longest unbroken run of *acked* offsets: on a timer (`broker_commit_interval`), after
+  `broker_commit_every` acks, on rebalance and on stop; commits for partitions revoked meanwhile are
+  discarded. So what decides safety is only when an event is acked.
+- `stream.take()` acks its batch in a `finally` that runs when the loop asks for the next batch,
+  but also when the generator is closed: faust's `Stream.on_stop` closes it on shutdown, and a body
+  that raises abandons it. Either would ack, then commit, a batch whose insert never happened. So
+  the agent uses `noack_take()` (the same buffering by size and time, F10) and acks the events
+  itself, after the rows and dead letters are written.
+- While ClickHouse is down the agent retries the same batch with capped backoff and acks nothing
+  (F08). A worker that dies or stops with a batch written but not acked leaves it to be read again
+  from the committed offset; the re-insert is harmless because the tables are ReplacingMergeTree
+  and every read deduplicates by event id (F03, F04, F09).
+- `stream_wait_empty=False`: stop and rebalance do not wait for the batch in flight (they would wait
+  for as long as ClickHouse is down); they commit what is acked and the rest is read again.
+- `stream_buffer_maxsize` and `broker_max_poll_records` only bound prefetching (back-pressure):
+  prefetched records are not acked, so they are not committed either.
+
+Health: with `CEM_WORKER_WEB_PORT` set, faust's web server answers `GET /` with {"status": "OK"}
+while the event loop runs; use it as the liveness probe. A worker serves no traffic, so it needs no
+readiness probe; its progress is the consumer group's lag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import cast
+from urllib.parse import urlsplit
+
+import faust
+from mode import CrashingSupervisor
+from pydantic import Field
+
+from cem import dead_letters
+from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse, WarehouseUnavailable
+from cem.adapters.kafka_log import KafkaLog
+from cem.direct_ingest import TimedConsumed, decode_record
+from cem.ports import (
+    DEAD_LETTER_TOPIC,
+    TOUCHPOINTS_TOPIC,
+    EventLog,
+    LogUnavailable,
+    Record,
+    Warehouse,
+)
+from cem.processing import BatchResult, Projection, process_batch
+from cem.runner import ensure_tables
+from cem.settings import CoreSettings
+
+log = logging.getLogger(__name__)
+
+Headers = tuple[tuple[str, bytes], ...]
+FIRST_RETRY_S = 0.2
+DEFAULT_DATABASE = "cem"
+
+
+class WorkerSettings(CoreSettings):
+    """A stream worker's settings (env prefix CEM_); the engines' endpoints come from CoreSettings."""
+
+    source_topic: str = TOUCHPOINTS_TOPIC  # another name only to isolate tests or a replay
+    batch_max_records: int = Field(default=5000, ge=1, le=100_000)
+    batch_within_s: float = Field(default=0.5, gt=0, le=60)
+    retry_max_s: float = Field(default=30.0, gt=0)
+    # How soon a dead worker's partitions move to the others (F05). faust's default is 60 s; a
+    # batch in progress does not block heartbeats, since the writes run in a thread.
+    worker_session_timeout_s: float = Field(default=10.0, ge=3, le=90)
+    worker_web_port: int | None = Field(default=None, ge=1, le=65535)  # None: no web server
+    worker_log_level: str = "info"
+    # Fault tests only (F03): wait between the writes and the ack, so a test can kill us there.
+    test_pause_after_write_s: float = Field(default=0.0, ge=0)
+
+
+def as_worker_settings(settings: CoreSettings | None) -> WorkerSettings:
+    if isinstance(settings, WorkerSettings):
+        return settings
+    return WorkerSettings(**(settings.model_dump() if settings else {}))
+
+
+def database_of(url: str) -> str:
+    """The warehouse database named by the URL's path (`clickhouse://host:9000/cem` → cem)."""
+    return urlsplit(url).path.strip("/") or DEFAULT_DATABASE
+
+
+# --------------------------------------------------------------------- writing a batch
+@dataclass
+class Sink:
+    """Where a batch's results go: the warehouse tables and the dead-letter topic."""
+
+    warehouse: Warehouse
+    dead_letter_log: EventLog
+
+    def write(self, result: BatchResult) -> None:
+        """The same writes, in the same order, as the embedded runner's `run_once`."""
+        for table, rows in result.rows.items():
+            if rows:
+                self.warehouse.insert(table, rows)
+        if result.dead_letters:
+            # The dead letter is durable before the offset moves past the record (F06).
+            now = datetime.now(UTC)
+            rows = [d.to_row(now) for d in result.dead_letters]
+            self.warehouse.insert(dead_letters.TABLE, rows)
+            records = [Record(d.key, d.to_json()) for d in result.dead_letters]
+            self.dead_letter_log.append(DEAD_LETTER_TOPIC, records)
+
+    def close(self) -> None:
+        self.warehouse.close()
+        self.dead_letter_log.close()
+
+
+def connect(settings: WorkerSettings, projection: Projection) -> Sink:
+    """The sink, with tables and topics ensured; waits (with backoff) for ClickHouse and Kafka."""
+    delay = FIRST_RETRY_S
+    while True:
+        try:
+            return _prepare(settings, projection)
+        except (WarehouseUnavailable, LogUnavailable) as exc:
+            log.warning("not ready (%s); trying again in %.1fs", exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, settings.retry_max_s)
+
+
+def _prepare(settings: WorkerSettings, projection: Projection) -> Sink:
+    warehouse = ClickHouseWarehouse(settings.clickhouse_url, database_of(settings.clickhouse_url))
+    event_log = KafkaLog(
+        settings.kafka_bootstrap,
+        partitions=settings.partitions,
+        replication=settings.kafka_replication,
+    )
+    try:
+        ensure_tables(warehouse, [projection])
+        # faust creates only its internal topics. Created here, the source topic gets the partition
+        # count the ingest uses, not the broker's default, whoever starts first.
+        event_log.ensure_topic(settings.source_topic)
+        event_log.ensure_topic(DEAD_LETTER_TOPIC)
+    except BaseException:
+        Sink(warehouse, event_log).close()
+        raise
+    return Sink(warehouse, event_log)
+
+
+async def write_until_done(sink: Sink, result: BatchResult, settings: WorkerSettings) -> None:
+    """Write the batch, retrying the same batch with capped exponential backoff (F08)."""
+    delay = FIRST_RETRY_S
+    while True:
+        try:
+            # In a thread: the drivers block, and faust's heartbeats share this event loop.
+            await asyncio.to_thread(sink.write, result)
+            break
+        except Exception as exc:  # any failure: nothing is acked, so retrying is always safe
+            log.warning("writing a batch failed (%r); retrying it in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, settings.retry_max_s)
+    if settings.test_pause_after_write_s:
+        log.warning("test hook: batch written, pausing before the ack")
+        await asyncio.sleep(settings.test_pause_after_write_s)
+
+
+# --------------------------------------------------------------------- the faust app
+def to_consumed(event: faust.EventT) -> TimedConsumed:
+    message = event.message
+    return TimedConsumed(
+        message.topic,
+        message.partition,
+        message.offset,
+        message.key or b"",
+        message.value or b"",
+        _headers(message.headers),
+        # faust keeps the broker's milliseconds as float seconds; round() gets them back exactly.
+        timestamp_ms=None if message.timestamp is None else round(message.timestamp * 1000),
+    )
+
+
+def _headers(headers: Mapping[str, bytes] | Sequence[tuple[str, bytes]] | None) -> Headers:
+    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
+    return tuple((name, value or b"") for name, value in pairs)
+
+
+def batch_agent(
+    projection: Projection, settings: WorkerSettings, sink: Sink
+) -> Callable[[faust.StreamT], Awaitable[None]]:
+    """The agent: decode, call the pure core, write, and only then ack (see the module docstring)."""
+
+    async def process(stream: faust.StreamT) -> None:
+        # noack_take is on faust's Stream, not on its StreamT protocol.
+        batches = cast(faust.Stream, stream).noack_take(
+            settings.batch_max_records, within=settings.batch_within_s
+        )
+        async for taken in batches:
+            events = cast(Sequence[faust.EventT], taken)  # noack_take yields events, not values
+            records = [to_consumed(event) for event in events]
+            result = await asyncio.to_thread(
+                process_batch, projection.name, records, projection.rows, decode_record
+            )
+            await write_until_done(sink, result, settings)
+            for event in events:
+                await stream.ack(event)
+
+    return process
+
+
+def datadir(settings: WorkerSettings, projection: Projection) -> Path:
+    # faust wants a directory even without tables; it creates only the last component itself.
+    return settings.data_dir / "faust" / projection.name
+
+
+def create_app(projection: Projection, settings: WorkerSettings, sink: Sink) -> faust.App:
+    """A faust app whose id, and consumer group, is the projection's name."""
+    app = faust.App(
+        projection.name,
+        broker=[f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",")],
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.kafka_replication,
+        topic_disable_leader=True,  # no tables, so faust's leader topic serves nothing
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        stream_wait_empty=False,
+        broker_session_timeout=settings.worker_session_timeout_s,
+        broker_heartbeat_interval=settings.worker_session_timeout_s / 4,
+        web_enabled=settings.worker_web_port is not None,
+        web_port=settings.worker_web_port or 6066,
+        datadir=str(datadir(settings, projection)),
+        autodiscover=False,
+    )
+    topic = app.topic(
+        settings.source_topic,
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    agent = batch_agent(projection, settings, sink)
+    # A crashed agent must take the worker down: faust's default supervisor would restart it
+    # without the batch it held, and acking later batches past that gap can commit over it.
+    app.agent(
+        topic,
+        name=f"{projection.name}-batches",
+        concurrency=1,
+        supervisor_strategy=CrashingSupervisor,
+    )(agent)
+    return app
+
+
+def run_worker(projection: Projection, settings: CoreSettings | None = None) -> None:
+    """Run one worker of the projection's app until SIGTERM or SIGINT (blocking)."""
+    config = as_worker_settings(settings)
+    datadir(config, projection).parent.mkdir(parents=True, exist_ok=True)
+    sink = connect(config, projection)
+    app = create_app(projection, config, sink)
+    worker = faust.Worker(app, loglevel=config.worker_log_level, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()  # installs the signal handlers; always raises SystemExit
+    except SystemExit as exc:
+        if exc.code not in (None, 0):
+            raise
+    finally:
+        sink.close()

@@ -1,0 +1,521 @@
+"""The faust stream workers on real Kafka and ClickHouse, run as the subprocesses they are in production.
+
+Each test has its own source topic (`CEM_SOURCE_TOPIC`), ClickHouse database (the URL's path) and
+tenant; the consumer group is the projection's name, as in production. Events are published the
+way the HTTP ingest publishes them (`accept`, `encode`, key `tenant/customer`, headers), and read
+back deduplicated, the way the query API reads them. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+
+from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse, WarehouseUnavailable
+from cem.adapters.kafka_log import KafkaLog
+from cem.ports import DEAD_LETTER_TOPIC
+from cem.runner import ensure_tables
+from schemas.envelope import Event
+from schemas.validate import accept, encode
+from services.ingest.batch import to_outgoing
+from services.projections import sql
+from services.projections.projection import ProjectionsProjection
+from services.projections.timeline import Cursor, decode_cursor
+from tests.engines import Engines
+
+pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+PARTITIONS = 4
+GROUP = "projections"
+WAIT_S = 90.0
+POISON = "poison pill"
+PROJECTIONS_WORKER = "from services.projections.worker import run; run()"
+SATISFACTION_WORKER = "from services.satisfaction.worker import run; run()"
+POISONED_WORKER = "from tests.integration.test_faust_workers import run_poisoned; run_poisoned()"
+
+
+# --- a projection with a poison event, run by the worker subprocess -------------------------------
+class PoisonedProjections(ProjectionsProjection):
+    """The projections consumer, except that one kind of valid event makes it raise (F06)."""
+
+    def rows(self, event: Event) -> Any:
+        if event.payload.get("text") == POISON:
+            raise RuntimeError("the projection cannot digest this event")
+        return super().rows(event)
+
+
+def run_poisoned() -> None:
+    from cem.faust_worker import run_worker
+
+    run_worker(PoisonedProjections())
+
+
+# --- where one test's worker reads and writes -----------------------------------------------------
+@dataclass
+class Target:
+    bootstrap: str
+    topic: str
+    clickhouse_url: str
+    warehouse: ClickHouseWarehouse
+    tenant: str = field(default_factory=lambda: f"t-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def target(
+    kafka_bootstrap: str, clickhouse_url: str, clickhouse_warehouse: ClickHouseWarehouse
+) -> Target:
+    topic = f"touchpoints-{uuid.uuid4().hex[:10]}"
+    log = KafkaLog(kafka_bootstrap, partitions=PARTITIONS)
+    try:
+        log.ensure_topic(topic)
+    finally:
+        log.close()
+    # The tables exist before the first poll of a test; the worker ensures them again.
+    ensure_tables(clickhouse_warehouse, [ProjectionsProjection()])
+    path = f"/{clickhouse_warehouse.database}"
+    url = urlunsplit(urlsplit(clickhouse_url)._replace(path=path))
+    return Target(kafka_bootstrap, topic, url, clickhouse_warehouse)
+
+
+class Worker:
+    """One worker process of the projections app."""
+
+    def __init__(self, target: Target, log_path: Path, code: str, env: dict[str, str]) -> None:
+        self.log_path, self.code = log_path, code
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "CEM_KAFKA_BOOTSTRAP": target.bootstrap,
+            "CEM_CLICKHOUSE_URL": target.clickhouse_url,
+            "CEM_PARTITIONS": str(PARTITIONS),
+            "CEM_SOURCE_TOPIC": target.topic,
+            "CEM_DATA_DIR": str(log_path.parent / "data"),
+            "CEM_BATCH_WITHIN_S": "0.2",
+            "CEM_WORKER_SESSION_TIMEOUT_S": "6",
+            **env,
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", self.code], cwd=REPO, env=self.env, stdout=log, stderr=log
+            )
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.running():
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def terminate(self, timeout_s: float = 60.0) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"the worker ignored SIGTERM for {timeout_s}s:\n{self.log()[-3000:]}")
+
+
+@pytest.fixture
+def workers(target: Target, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
+    """Makes workers (started); SIGKILLs whatever is still running at the end."""
+    made: list[Worker] = []
+
+    def make(code: str = PROJECTIONS_WORKER, **env: str) -> Worker:
+        worker = Worker(target, tmp_path / f"worker-{len(made)}.log", code, env)
+        made.append(worker)
+        return worker.start()
+
+    yield make
+    for worker in made:
+        worker.kill()
+
+
+# --- publishing, the ingest's way -----------------------------------------------------------------
+def raw_event(customer: str, **overrides: Any) -> dict[str, Any]:
+    raw: dict[str, Any] = {
+        "event_id": str(uuid.uuid4()),
+        "channel": "chat",
+        "type": "message.received",
+        "touchpoint": "support_chat",
+        "customer": {"customer_id": customer},
+        "occurred_at": "2026-01-31T11:00:00Z",
+        "payload": {"text": "where is my parcel?"},
+    }
+    raw.update(overrides)
+    return raw
+
+
+class Publisher:
+    """Publishes as the HTTP ingest does, and remembers what each customer was sent."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.producer = KafkaProducer(bootstrap_servers=target.bootstrap, acks="all", linger_ms=5)
+        self.sent: Counter[str] = Counter()
+
+    def events(self, count: int, customers: int = 7) -> list[tuple[int, int]]:
+        pending = [self._send_event(raw_event(f"cust-{i % customers}")) for i in range(count)]
+        return [self._acked(future) for future in pending]
+
+    def event(self, raw: dict[str, Any]) -> tuple[int, int]:
+        return self._acked(self._send_event(raw))
+
+    def send(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> tuple[int, int]:
+        return self._acked(self._send(key, value, headers))
+
+    def _send_event(self, raw: dict[str, Any]) -> Any:
+        event, fingerprint = accept(raw, self.target.tenant, datetime.now(UTC))
+        record = to_outgoing(event, fingerprint).record
+        self.sent[raw["customer"]["customer_id"]] += 1
+        return self._send(record.key, record.value, list(record.headers))
+
+    def _send(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> Any:
+        return self.producer.send(self.target.topic, key=key, value=value, headers=headers)
+
+    @staticmethod
+    def _acked(future: Any) -> tuple[int, int]:
+        meta = future.get(timeout=30)
+        return meta.partition, meta.offset
+
+    def close(self) -> None:
+        self.producer.close()
+
+
+@pytest.fixture
+def publisher(target: Target) -> Iterator[Publisher]:
+    publisher = Publisher(target)
+    yield publisher
+    publisher.close()
+
+
+# --- reading back ---------------------------------------------------------------------------------
+def eventually(check: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            found = check()
+        except WarehouseUnavailable:  # the test's own connection, while ClickHouse restarts
+            found = None
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {timeout_s}s: {what}")
+        time.sleep(0.5)
+
+
+def stored_events(target: Target) -> int:
+    [row] = target.warehouse.select(
+        f"SELECT uniqExact(event_id) AS n FROM {sql.TIMELINE} WHERE tenant_id = {{t:String}}",
+        {"t": target.tenant},
+    )
+    return int(row["n"])
+
+
+def stored_beyond(target: Target, count: int) -> int:
+    """How many events are stored, if more than `count` (else 0, for `eventually`)."""
+    stored = stored_events(target)
+    return stored if stored > count else 0
+
+
+def timeline_rows(target: Target) -> int:
+    [row] = target.warehouse.select(
+        f"SELECT count() AS n FROM {sql.TIMELINE} WHERE tenant_id = {{t:String}}",
+        {"t": target.tenant},
+    )
+    return int(row["n"])
+
+
+def visible_timelines(target: Target, customers: Counter[str]) -> Counter[str]:
+    """Entries per customer as the query API shows them (deduplicated by event id)."""
+    seen: Counter[str] = Counter()
+    for customer in customers:
+        cursor: Cursor | None = None
+        while page := sql.read_timeline(
+            target.warehouse, target.tenant, customer, cursor=cursor, limit=1000
+        ):
+            seen[customer] += len(page.entries)
+            if page.next_cursor is None:
+                break
+            cursor = decode_cursor(page.next_cursor)
+    return seen
+
+
+def committed(target: Target) -> dict[int, int]:
+    admin = KafkaAdminClient(bootstrap_servers=target.bootstrap)
+    try:
+        offsets = admin.list_group_offsets(GROUP).get(GROUP, {})
+    finally:
+        admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == target.topic}
+
+
+def end_offsets(target: Target) -> dict[int, int]:
+    consumer = KafkaConsumer(bootstrap_servers=target.bootstrap)
+    try:
+        tps = [TopicPartition(target.topic, p) for p in range(PARTITIONS)]
+        return {tp.partition: offset for tp, offset in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()
+
+
+def caught_up(target: Target) -> bool:
+    """Every record of the topic is committed by the group (lag zero)."""
+    done = committed(target)
+    return all(done.get(p, 0) >= end for p, end in end_offsets(target).items())
+
+
+def dead_letter_rows(target: Target) -> list[dict[str, Any]]:
+    return target.warehouse.select(
+        """SELECT partition, offset, value_hex, reason, error FROM dead_letters
+           WHERE topic = {topic:String} ORDER BY partition, offset LIMIT 1 BY partition, offset""",
+        {"topic": target.topic},
+    )
+
+
+def dead_letters_on_topic(target: Target, expected: int) -> list[dict[str, Any]]:
+    consumer = KafkaConsumer(
+        bootstrap_servers=target.bootstrap, auto_offset_reset="earliest",
+        enable_auto_commit=False, consumer_timeout_ms=5_000,
+    )  # fmt: skip
+    try:
+        partitions = consumer.partitions_for_topic(DEAD_LETTER_TOPIC) or set()
+        consumer.assign([TopicPartition(DEAD_LETTER_TOPIC, p) for p in partitions])
+        consumer.seek_to_beginning()
+        found: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 30
+        while len(found) < expected and time.monotonic() < deadline:
+            for message in consumer:
+                letter = orjson.loads(message.value)
+                if letter["topic"] == target.topic:
+                    found.append(letter)
+        return found
+    finally:
+        consumer.close()
+
+
+def wait_ready(worker: Worker) -> None:
+    eventually(lambda: "Worker]: Ready" in worker.log(), "the worker joined its group")
+
+
+# --- the tests ------------------------------------------------------------------------------------
+def test_every_event_is_stored_once_and_bad_records_become_dead_letters_while_later_ones_flow(
+    target: Target, workers: Callable[..., Worker], publisher: Publisher
+) -> None:
+    wait_ready(workers(POISONED_WORKER))
+    publisher.events(60)
+    event, _ = accept(raw_event("cust-x"), target.tenant, datetime.now(UTC))
+    headers = [("tenant_id", target.tenant.encode())]
+    newer = {**orjson.loads(encode(event)), "schema_version": 2}
+    bad = {
+        "garbage": (b"\xff\x00 not an event", "undecodable", "JSONDecodeError"),
+        "newer schema": (orjson.dumps(newer), "undecodable", "schema_version"),
+        "invalid direct": (
+            orjson.dumps(
+                raw_event(
+                    "cust-x",
+                    type="survey.answered",
+                    channel="survey",
+                    payload={"kind": "csat", "score": 11},
+                )
+            ),
+            "undecodable",
+            "payload.score",
+        ),  # fmt: skip
+        "poison": (None, "processing_failed", "cannot digest"),
+    }
+    positions = {}
+    for name, (value, _, _) in bad.items():
+        if value is None:
+            positions[name] = publisher.event(raw_event("cust-p", payload={"text": POISON}))
+        else:
+            positions[name] = publisher.send(b"key", value, headers)
+    direct = raw_event("cust-d", source_id="chat-vendor")
+    publisher.send(f"{target.tenant}/cust-d".encode(), orjson.dumps(direct), headers)
+    publisher.events(60)
+    good = 60 + 1 + 60  # the poison event is valid, but it is not stored
+
+    eventually(lambda: stored_events(target) == good, f"{good} events stored")
+    eventually(lambda: len(dead_letter_rows(target)) == 4, "four dead letters")
+    eventually(lambda: caught_up(target), "the group committed past every record")
+
+    assert timeline_rows(target) == good  # exactly once, not merely deduplicated on read
+    assert sql.read_timeline(target.warehouse, target.tenant, "cust-d", limit=5) is not None
+    by_position = {(row["partition"], row["offset"]): row for row in dead_letter_rows(target)}
+    for name, (value, reason, in_error) in bad.items():
+        row = by_position[positions[name]]
+        assert (row["reason"], in_error in row["error"]) == (reason, True), name
+        if value is not None:
+            assert bytes.fromhex(row["value_hex"]) == value, name
+    on_topic = dead_letters_on_topic(target, 4)
+    assert {(d["partition"], d["offset"]) for d in on_topic} == set(positions.values())
+
+
+def test_a_worker_killed_between_its_insert_and_its_commit_still_stores_each_event_once(
+    target: Target, workers: Callable[..., Worker], publisher: Publisher
+) -> None:
+    paused = workers(CEM_TEST_PAUSE_AFTER_WRITE_S="300")
+    wait_ready(paused)
+    publisher.events(80)
+    eventually(lambda: "pausing before the ack" in paused.log(), "a batch written, not acked")
+    assert stored_events(target) > 0
+    assert sum(committed(target).values()) == 0  # written, but not committed (F03)
+    paused.kill()
+
+    workers()
+    eventually(lambda: caught_up(target), "the restarted worker caught up")
+    eventually(lambda: stored_events(target) == 80, "80 events stored")
+    assert visible_timelines(target, publisher.sent) == publisher.sent
+
+
+def test_the_satisfaction_app_reads_the_same_records_in_its_own_group(
+    target: Target, workers: Callable[..., Worker], publisher: Publisher
+) -> None:
+    wait_ready(workers(SATISFACTION_WORKER))
+    wait_ready(workers())
+    publisher.events(20)
+    answer = {"survey_id": "s-1", "kind": "csat", "score": 4}
+    for i in range(10):
+        publisher.event(raw_event(f"cust-{i}", channel="survey", type="survey.answered",
+                                  touchpoint="post_call_survey", payload=answer))  # fmt: skip
+    eventually(lambda: stored_events(target) == 30, "30 timeline events")
+    eventually(lambda: survey_responses(target) == 10, "10 survey responses")
+
+
+def survey_responses(target: Target) -> int:
+    [row] = target.warehouse.select(
+        "SELECT uniqExact(event_id) AS n FROM survey_responses WHERE tenant_id = {t:String}",
+        {"t": target.tenant},
+    )
+    return int(row["n"])
+
+
+def test_workers_killed_mid_stream_again_and_again_lose_and_duplicate_nothing(
+    target: Target, workers: Callable[..., Worker], publisher: Publisher
+) -> None:
+    total = 9000
+    publisher.events(total)
+    history: list[dict[int, int]] = []
+    progress = 0
+    for _ in range(3):
+        worker = workers(CEM_BATCH_MAX_RECORDS="150")
+        progress = eventually(partial(stored_beyond, target, progress), "progress")
+        time.sleep(random.uniform(0, 0.3))
+        worker.kill()  # F04: wherever it is in its batch
+        history.append(committed(target))
+    assert progress < total, "the worker finished before the last kill; publish more events"
+    workers()
+    eventually(lambda: caught_up(target), "the last worker caught up")
+    history.append(committed(target))
+
+    for before, after in zip(history, history[1:], strict=False):
+        assert all(after.get(p, 0) >= offset for p, offset in before.items()), history
+    assert stored_events(target) == total
+    assert visible_timelines(target, publisher.sent) == publisher.sent
+
+
+def test_two_workers_share_the_partitions_and_one_leaving_loses_nothing(
+    target: Target, workers: Callable[..., Worker], publisher: Publisher
+) -> None:
+    logging.getLogger("kafka.admin").setLevel(logging.ERROR)  # it cannot parse faust's metadata
+    first = workers()
+    wait_ready(first)
+    stop = threading.Event()
+
+    def publish_steadily() -> None:
+        while not stop.is_set():
+            publisher.events(50)
+            time.sleep(0.25)
+
+    feeder = threading.Thread(target=publish_steadily, daemon=True)
+    feeder.start()
+    try:
+        workers()
+        eventually(lambda: shared_by(target, 2), "the two workers sharing the partitions")
+        time.sleep(2)
+        assert first.terminate() == 0  # SIGTERM: a clean stop (F05, scale 2 → 1)
+        eventually(lambda: shared_by(target, 1), "the second worker holding every partition")
+        time.sleep(2)
+    finally:
+        stop.set()
+        feeder.join(timeout=30)
+    total = sum(publisher.sent.values())
+    eventually(lambda: caught_up(target), "the remaining worker caught up")
+    eventually(lambda: stored_events(target) == total, f"{total} events stored")
+    assert visible_timelines(target, publisher.sent) == publisher.sent
+
+
+def assignment(target: Target) -> list[set[int]]:
+    """The partitions of the test's topic held by each member of the group, once it is stable."""
+    admin = KafkaAdminClient(bootstrap_servers=target.bootstrap)
+    try:
+        group = admin.describe_groups([GROUP])[GROUP]
+    finally:
+        admin.close()
+    if group["group_state"] != "Stable":
+        return []
+    held = [
+        {p for a in member["member_assignment"]["assigned_partitions"] for p in a["partitions"]
+         if a["topic"] == target.topic}
+        for member in group["members"]
+    ]  # fmt: skip
+    return [partitions for partitions in held if partitions]
+
+
+def shared_by(target: Target, workers: int) -> bool:
+    """`workers` members hold the topic's partitions between them, each partition exactly once."""
+    held = assignment(target)
+    every = [p for partitions in held for p in partitions]
+    return len(held) == workers and sorted(every) == list(range(PARTITIONS))
+
+
+def test_while_clickhouse_is_down_nothing_is_committed_and_everything_arrives_after(
+    engines: Engines, target: Target, workers: Callable[..., Worker], publisher: Publisher
+) -> None:
+    # Starting a running engine is a no-op, and skips the test unless this session started it.
+    engines.restart("clickhouse")
+    worker = workers(CEM_RETRY_MAX_S="1")
+    wait_ready(worker)
+    publisher.events(40)
+    eventually(lambda: caught_up(target), "the first 40 committed")
+    engines.kill("clickhouse")
+    try:
+        before = committed(target)
+        publisher.events(40)
+        eventually(lambda: worker.log().count("writing a batch failed") >= 3, "retries")
+        assert committed(target) == before  # F08: the batch is not committed while unwritten
+    finally:
+        engines.restart("clickhouse")
+    eventually(lambda: caught_up(target), "all 80 committed after the recovery")
+    assert worker.running()
+    assert stored_events(target) == 80
+    assert visible_timelines(target, publisher.sent) == publisher.sent
