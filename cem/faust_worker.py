@@ -39,7 +39,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import faust
@@ -80,6 +80,7 @@ class WorkerSettings(CoreSettings):
     # batch in progress does not block heartbeats, since the writes run in a thread.
     worker_session_timeout_s: float = Field(default=10.0, ge=3, le=90)
     worker_web_port: int | None = Field(default=None, ge=1, le=65535)  # None: no web server
+    worker_web_host: str = "127.0.0.1"
     worker_log_level: str = "info"
     # Fault tests only (F03): wait between the writes and the ack, so a test can kill us there.
     test_pause_after_write_s: float = Field(default=0.0, ge=0)
@@ -235,6 +236,7 @@ def create_app(projection: Projection, settings: WorkerSettings, sink: Sink) -> 
         broker_heartbeat_interval=settings.worker_session_timeout_s / 4,
         web_enabled=settings.worker_web_port is not None,
         web_port=settings.worker_web_port or 6066,
+        web_bind=settings.worker_web_host,
         datadir=str(datadir(settings, projection)),
         autodiscover=False,
     )
@@ -246,6 +248,7 @@ def create_app(projection: Projection, settings: WorkerSettings, sink: Sink) -> 
         key_serializer="raw",
         value_serializer="raw",
     )
+    add_health_page(app, projection)
     agent = batch_agent(projection, settings, sink)
     # A crashed agent must take the worker down: faust's default supervisor would restart it
     # without the batch it held, and acking later batches past that gap can commit over it.
@@ -256,6 +259,14 @@ def create_app(projection: Projection, settings: WorkerSettings, sink: Sink) -> 
         supervisor_strategy=CrashingSupervisor,
     )(agent)
     return app
+
+
+def add_health_page(app: faust.App, projection: Projection) -> None:
+    """`GET /health` for container probes: the worker process is up and its app is running."""
+
+    @app.page("/health")
+    async def health(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok", "service": projection.name})
 
 
 def run_worker(projection: Projection, settings: CoreSettings | None = None) -> None:

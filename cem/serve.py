@@ -51,18 +51,13 @@ def serve(
     *,
     host: str | None = None,
     port: int | None = None,
+    health_port: int | None = None,
 ) -> None:
     """Run one service until it is stopped (SIGINT/SIGTERM), then close its adapters."""
     if service not in SERVICES:
         raise ValueError(f"unknown service {service!r}; services are {', '.join(SERVICES)}")
-    if service == "projections":
-        from services.projections.worker import run as run_projections
-
-        run_projections(_as(CoreSettings, settings))
-    elif service == "satisfaction":
-        from services.satisfaction.worker import run as run_satisfaction
-
-        run_satisfaction(_as(CoreSettings, settings))
+    if service in ("projections", "satisfaction"):
+        run_worker_service(service, settings, host, health_port)
     elif service == "ingest":
         from cem.distributed import build_ingest
 
@@ -71,6 +66,29 @@ def serve(
         from cem.distributed import build_query_api
 
         serve_http(build_query_api(_as(QuerySettings, settings)), host, port or _port(service))
+
+
+def run_worker_service(
+    service: str, settings: CoreSettings | None, host: str | None, health_port: int | None
+) -> None:
+    from cem.faust_worker import WorkerSettings
+
+    config = _as(WorkerSettings, settings)
+    if health_port is not None:
+        config = config.model_copy(
+            update={
+                "worker_web_port": health_port,
+                "worker_web_host": host or ServerSettings().host,
+            }
+        )
+    if service == "projections":
+        from services.projections.worker import run as run_projections
+
+        run_projections(config)
+    else:
+        from services.satisfaction.worker import run as run_satisfaction
+
+        run_satisfaction(config)
 
 
 def _port(service: str) -> int:
@@ -110,11 +128,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--port", type=int, default=None, help="default $CEM_PORT, else 8000 / 8001 (query-api)"
     )
+    parser.add_argument(
+        "--health-port", type=int, default=None, help="workers: serve GET /health on this port"
+    )
     parser.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
-    serve(args.service, host=args.host, port=args.port)
+    serve(args.service, host=args.host, port=args.port, health_port=args.health_port)
     return 0
 
 
