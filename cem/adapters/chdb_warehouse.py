@@ -67,7 +67,9 @@ class ChdbWarehouse:
             if _shared["current_db"] != self.database:
                 self._session.query(f"USE {self.database}")
                 _shared["current_db"] = self.database
-            result = self._session.query(sql, fmt, params=_escape_params(params) if params else None)
+            result = self._session.query(
+                sql, fmt, params=_escape_params(params) if params else None
+            )
             return bytes(result.bytes())
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
