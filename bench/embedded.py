@@ -1,0 +1,833 @@
+"""`cem bench`: the embedded platform measured end to end, beside the raw engines, in one run.
+
+Three phases, each in its own process, because chdb lets one process own a data path at a time:
+1. raw limits (child process): sqlite3 appends, `SqliteLog.append`, `SqlitePublisher.publish`,
+   chdb JSONEachRow inserts and point queries — in a scratch database of the same chdb path;
+2. background load (child process): ≥1M demo events, with one "heavy" customer of ~1,000, through
+   the platform's own publisher and runners; then the timeline and satisfaction queries straight
+   through the warehouse (the raw-engine side of the API latencies);
+3. the real server (`python -m cem.cli up`) driven over HTTP from this process: end-to-end
+   throughput (an event counts once the query API shows it), freshness, API latencies, peak RSS.
+
+Everything lives in a fresh `<data_dir>/bench-<timestamp>`, never the user's live data directory.
+Numbers are printed and written as JSON; nothing here asserts a time (HOUSE_STYLE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import multiprocessing as mp
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from queue import Empty
+from random import Random
+from typing import Any
+
+import httpx
+import orjson
+
+from bench.common import (
+    Goal,
+    Latency,
+    Row,
+    free_port,
+    peak_rss,
+    per_second,
+    render_table,
+    write_json,
+)
+from cem import demo
+from cem.adapters.sqlite_keys import SqliteKeyStore
+from cem.adapters.sqlite_log import INSERT_RECORD, LOG_SCHEMA, SqliteLog, SqlitePublisher
+from cem.processing import to_micros
+from cem.settings import IngestSettings
+from cem.simulate import retry_after_s
+from schemas.validate import accept, decode
+from services.ingest.batch import to_outgoing
+from services.projections.sql import timeline_query
+from services.projections.timeline import DEFAULT_PAGE, TimelineFilter, to_timeline_rows
+from services.satisfaction.sql import TouchpointQuery, touchpoint_metrics_sql
+
+REPO = Path(__file__).resolve().parents[1]
+TENANT = "bench"
+LOG_BATCH = 1_000
+CHDB_BATCH = 10_000
+DEMO_DAYS = 180
+DEMO_EVENTS_PER_CUSTOMER_DAY = 0.3  # what cem.demo yields on average (measured)
+
+
+def say(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --- the plan --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Plan:
+    """Sizes of every measurement. With the defaults a 1M run took 12–16 minutes on 2 shared
+    cores, most of it loading the background through the platform itself."""
+
+    events: int = 1_000_000
+    heavy_events: int = 1_000
+    raw_log_rows: int = 200_000
+    raw_publish_rows: int = 100_000
+    raw_chdb_rows: int = 500_000
+    point_queries: int = 1_000
+    batched_events: int = 200_000
+    batch_size: int = 500
+    batched_clients: int = 4
+    batched_customers: int = 100
+    single_events: int = 5_000
+    single_clients: int = 8
+    single_customers: int = 40
+    freshness_samples: int = 300
+    freshness_rate: float = 20.0
+    timeline_requests: int = 500
+    satisfaction_requests: int = 150
+    seed: int = 7
+
+    @classmethod
+    def for_events(cls, events: int) -> Plan:
+        """Scale the side measurements down for quick runs; never above the defaults."""
+        d = cls()
+        return cls(
+            events=events,
+            heavy_events=min(d.heavy_events, max(10, events // 100)),
+            raw_log_rows=_clamp(events // 5, 10_000, d.raw_log_rows),
+            raw_publish_rows=_clamp(events // 10, 5_000, d.raw_publish_rows),
+            raw_chdb_rows=_clamp(events // 2, 20_000, d.raw_chdb_rows),
+            batched_events=_clamp(events // 5, 2_000, d.batched_events),
+            single_events=_clamp(events // 200, 200, d.single_events),
+            freshness_samples=_clamp(events // 1_000, 50, d.freshness_samples),
+        )
+
+    @property
+    def heavy_customer(self) -> str:
+        return f"heavy-{self.seed}"
+
+
+def _clamp(value: int, low: int, high: int) -> int:
+    return max(low, min(high, value))
+
+
+# --- demo events -----------------------------------------------------------------------------
+def demo_events(seed: int, count: int, customers: int | None = None) -> Iterator[dict[str, Any]]:
+    """`count` raw demo events (producer format), recent ones, over as many passes as needed."""
+    customers = customers or max(200, round(count / (DEMO_DAYS * DEMO_EVENTS_PER_CUSTOMER_DAY)))
+    population = demo.Population.generate(Random(seed), customers)
+    now = datetime.now(UTC)
+    passes = (
+        demo.history(population, Random(seed + n), now, DEMO_DAYS) for n in itertools.count(1)
+    )
+    return itertools.islice(itertools.chain.from_iterable(passes), count)
+
+
+def validated(raws: Sequence[dict[str, Any]]) -> list[Any]:
+    """Outgoing records exactly as the ingest router would publish them."""
+    received = datetime.now(UTC)
+    return [to_outgoing(*accept(raw, TENANT, received)) for raw in raws]
+
+
+def batched(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    while chunk := list(itertools.islice(items, size)):
+        yield chunk
+
+
+# --- phase 1: raw limits ---------------------------------------------------------------------
+def raw_limits(plan: Plan, run_dir: Path) -> dict[str, Any]:
+    say("phase 1: raw limits")
+    outgoing = validated(list(demo_events(plan.seed + 100, 2_000)))
+    scratch = run_dir / "raw"
+    result = {
+        "sqlite_append": raw_sqlite_append(scratch / "raw.sqlite", outgoing, plan.raw_log_rows),
+        "sqlitelog_append": sqlitelog_append(scratch / "log.sqlite", outgoing, plan.raw_log_rows),
+        "publisher_publish": publisher_publish(
+            scratch / "publish.sqlite", outgoing, plan.raw_publish_rows
+        ),
+        **raw_chdb(run_dir / "warehouse", outgoing, plan),
+    }
+    for file in scratch.glob("*"):
+        file.unlink()
+    result["peak_rss_bytes"] = peak_rss()
+    return result
+
+
+def _timed(work: Callable[..., Any], *args: Any) -> float:
+    started = time.perf_counter()
+    work(*args)
+    return time.perf_counter() - started
+
+
+def raw_sqlite_append(path: Path, outgoing: Sequence[Any], rows: int) -> dict[str, Any]:
+    """sqlite3 alone, the log's table and index, WAL, one transaction per 1,000-row batch: the
+    ceiling for any SQLite log on this disk."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.executescript(LOG_SCHEMA)
+    now, elapsed = time.time_ns() // 1000, 0.0
+    for start in range(0, rows, LOG_BATCH):
+        batch = [
+            ("touchpoints", i % 12, i // 12, o.record.key, o.record.value, None, now)
+            for i, o in ((i, outgoing[i % len(outgoing)]) for i in range(start, start + LOG_BATCH))
+        ]
+        elapsed += _timed(_write_transaction, conn, INSERT_RECORD, batch)
+    conn.close()
+    return {"rows": rows, "batch": LOG_BATCH, "seconds": elapsed, "rate": per_second(rows, elapsed)}
+
+
+def _write_transaction(conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany(sql, rows)
+    conn.execute("COMMIT")
+
+
+def sqlitelog_append(path: Path, outgoing: Sequence[Any], rows: int) -> dict[str, Any]:
+    log = SqliteLog(path)
+    records = [outgoing[i % len(outgoing)].record for i in range(LOG_BATCH)]
+    elapsed = sum(_timed(log.append, "touchpoints", records) for _ in range(rows // LOG_BATCH))
+    log.close()
+    return {"rows": rows, "batch": LOG_BATCH, "seconds": elapsed, "rate": per_second(rows, elapsed)}
+
+
+def publisher_publish(path: Path, outgoing: Sequence[Any], rows: int) -> dict[str, Any]:
+    """The idempotent publish that ingest calls: claims and append in one transaction."""
+    log = SqliteLog(path)
+    publisher, elapsed = SqlitePublisher(log), 0.0
+    for start in range(0, rows, LOG_BATCH):
+        # Fresh event ids, so that every event is a new claim rather than a duplicate.
+        fresh = [
+            replace(outgoing[i % len(outgoing)], event_id=str(uuid.uuid4()))
+            for i in range(start, start + LOG_BATCH)
+        ]
+        elapsed += _timed(publisher.publish, fresh)
+    log.close()
+    return {"rows": rows, "batch": LOG_BATCH, "seconds": elapsed, "rate": per_second(rows, elapsed)}
+
+
+RAW_DB = "bench_raw"
+RAW_TABLE = """CREATE TABLE IF NOT EXISTS raw_timeline (
+    tenant_id String, customer_id String, derived_at Int64, event_id String,
+    channel String, type String, touchpoint String, source_id String, correlation_id String,
+    occurred_at Int64, received_at Int64, clock_corrected UInt8,
+    summary String, payload_json String, identifiers Array(String)
+) ENGINE = MergeTree ORDER BY (tenant_id, customer_id, derived_at, event_id)"""
+POINT_QUERY = """SELECT * FROM raw_timeline
+WHERE tenant_id = {tenant_id:String} AND customer_id = {customer_id:String}"""
+
+
+def raw_chdb(path: Path, outgoing: Sequence[Any], plan: Plan) -> dict[str, Any]:
+    """JSONEachRow inserts of timeline-shaped rows, then point queries on the sorting key, in a
+    scratch database of the platform's own chdb path (one path per process)."""
+    from cem.adapters.chdb_warehouse import ChdbWarehouse  # chdb only in the phases that own it
+
+    warehouse = ChdbWarehouse(path, database=RAW_DB)
+    warehouse.command(RAW_TABLE)
+    templates = [to_timeline_rows(decode(o.record.value))[0] for o in outgoing]
+    customers = max(1, plan.raw_chdb_rows // 20)
+    elapsed = 0.0
+    for start in range(0, plan.raw_chdb_rows, CHDB_BATCH):
+        body = _raw_rows_body(
+            templates, start, min(CHDB_BATCH, plan.raw_chdb_rows - start), customers
+        )
+        sql = "INSERT INTO raw_timeline FORMAT JSONEachRow\n" + body
+        elapsed += _timed(warehouse.command, sql)
+    # A raw limit is the engine's best case: merged parts, as a table settles to when idle.
+    warehouse.command("OPTIMIZE TABLE raw_timeline FINAL")
+    rng = Random(plan.seed)
+    keys = [
+        {"tenant_id": TENANT, "customer_id": f"c{rng.randrange(customers)}"}
+        for _ in range(plan.point_queries)
+    ]
+    latencies = [_timed(warehouse.select, POINT_QUERY, key) for key in keys]
+    warehouse.drop_database()
+    warehouse.close()
+    return {
+        "chdb_insert": {
+            "rows": plan.raw_chdb_rows,
+            "batch": CHDB_BATCH,
+            "seconds": elapsed,
+            "rate": per_second(plan.raw_chdb_rows, elapsed),
+        },
+        "chdb_point_query": asdict(Latency.of(latencies)) | {"rows_per_key": 20},
+    }
+
+
+def _raw_rows_body(
+    templates: Sequence[dict[str, Any]], start: int, count: int, customers: int
+) -> str:
+    rows = []
+    for i in range(start, start + count):
+        row = dict(templates[i % len(templates)])
+        row.update(customer_id=f"c{i % customers}", event_id=str(uuid.UUID(int=i)))
+        row["derived_at"] += i
+        rows.append(orjson.dumps(row))
+    return b"\n".join(rows).decode()
+
+
+# --- phase 2: background load ----------------------------------------------------------------
+def produce(plan: Plan, queue: Any) -> None:
+    """Generate and validate the background in its own process (a core of its own), one
+    publishable batch at a time; every k-th event is re-filed under the heavy customer."""
+    every = max(1, plan.events // plan.heavy_events)
+    raws = demo_events(plan.seed, plan.events)
+    for n, chunk in enumerate(batched(raws, LOG_BATCH)):
+        for i, raw in enumerate(chunk, start=n * LOG_BATCH):
+            if i % every == every - 1 and i // every < plan.heavy_events:
+                raw["customer"] = {"customer_id": plan.heavy_customer}
+        queue.put(validated(chunk))
+    queue.put(None)
+    queue.put({"producer_peak_rss_bytes": peak_rss()})
+
+
+def load_background(plan: Plan, run_dir: Path) -> dict[str, Any]:
+    from cem.bootstrap import build
+
+    say(f"phase 2: loading {plan.events:,} background events through publisher + runners")
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue(maxsize=8)
+    producer = ctx.Process(target=produce, args=(plan, queue), name="bench-producer")
+    producer.start()
+    platform = build(IngestSettings(data_dir=run_dir))
+    platform.start()
+    try:
+        loaded = _publish_all(platform, queue, producer)
+        loaded.update(queue.get(timeout=60))
+        producer.join(60)
+        loaded.update(raw_queries(platform.warehouse, plan))
+        loaded["timeline_rows"] = platform.warehouse.select(
+            "SELECT count() AS n FROM customer_timeline"
+        )[0]["n"]
+    finally:
+        platform.stop()
+        if producer.is_alive():
+            producer.terminate()
+    loaded["peak_rss_bytes"] = peak_rss()
+    return loaded
+
+
+def _publish_all(platform: Any, queue: Any, producer: Any) -> dict[str, Any]:
+    """Publish every batch the producer makes, then wait until both consumer groups are done.
+    The clock starts at the first batch, so the producer's start-up is not counted."""
+    batch = _next_batch(queue, producer)
+    published, publishing = 0, 0.0
+    started = last_report = time.perf_counter()
+    while batch is not None:
+        publishing += _timed(platform.publisher.publish, batch)
+        published += len(batch)
+        if time.perf_counter() - last_report > 15:
+            last_report = time.perf_counter()
+            say(f"  published {published:,}, lag {platform.lag()}")
+        batch = _next_batch(queue, producer)
+    done_publishing = time.perf_counter()
+    while any(platform.lag().values()):
+        time.sleep(0.05)
+    drained = time.perf_counter()
+    say(f"  loaded {published:,} events in {drained - started:.0f} s")
+    return {
+        "events": published,
+        "seconds": drained - started,
+        "rate": per_second(published, drained - started),
+        "publish_seconds": publishing,
+        "publish_rate": per_second(published, publishing),
+        "drain_after_publish_seconds": drained - done_publishing,
+    }
+
+
+def _next_batch(queue: Any, producer: Any) -> list[Any] | None:
+    while True:
+        try:
+            batch: list[Any] | None = queue.get(timeout=5)
+            return batch
+        except Empty:
+            if not producer.is_alive():
+                raise RuntimeError(f"the producer died (exit {producer.exitcode})") from None
+
+
+def raw_queries(warehouse: Any, plan: Plan) -> dict[str, Any]:
+    """The API's two queries run straight through the warehouse, for the ratios."""
+    sql, params = timeline_query(TENANT, plan.heavy_customer, TimelineFilter(), None, DEFAULT_PAGE)
+    heavy = warehouse.select(
+        "SELECT count() AS n FROM customer_timeline WHERE tenant_id = {t:String} "
+        "AND customer_id = {c:String}",
+        {"t": TENANT, "c": plan.heavy_customer},
+    )[0]["n"]
+    timeline = _latencies(lambda: warehouse.select(sql, params), plan.timeline_requests)
+    now = datetime.now(UTC)
+    query = TouchpointQuery(TENANT, to_micros(now - timedelta(days=30)), to_micros(now), "day")
+    satisfaction = _latencies(
+        lambda: warehouse.select(touchpoint_metrics_sql("day"), query.params()),
+        plan.satisfaction_requests,
+    )
+    return {
+        "heavy_customer": plan.heavy_customer,
+        "heavy_customer_events": heavy,
+        "raw_timeline_query": asdict(timeline),
+        "raw_satisfaction_query": asdict(satisfaction),
+    }
+
+
+def _latencies(call: Callable[[], Any], count: int, warmup: int = 10) -> Latency:
+    for _ in range(warmup):
+        call()
+    return Latency.of([_timed(call) for _ in range(count)])
+
+
+# --- phase 3: the real server over HTTP ------------------------------------------------------
+class Server:
+    """`cem up` as a subprocess on a free port, with keys created beforehand in its key store."""
+
+    def __init__(self, run_dir: Path) -> None:
+        keys = SqliteKeyStore(run_dir / "keys.sqlite")
+        ingest_key = keys.create(TENANT, "ingest", name="bench ingest")[1]
+        read_key = keys.create(TENANT, "manager", name="bench reader")[1]
+        keys.close()
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.target = Target(self.url, ingest_key, read_key)
+        self.log_path = run_dir / "server.log"
+        # The quota protects a shared server from one key; here it would cap what is measured.
+        env = os.environ | {
+            "CEM_INGEST_QUOTA_RATE_PER_S": "1e9",
+            "CEM_INGEST_QUOTA_BURST": "1000000000",
+        }
+        command = [sys.executable, "-m", "cem.cli", "up", "--data-dir", str(run_dir)]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [*command, "--port", str(port)], cwd=REPO, env=env, stdout=log, stderr=log
+            )
+
+    def wait_healthy(self, timeout_s: float = 180.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"the server exited ({self.process.returncode}); see {self.log_path}"
+                )
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the server did not become healthy in {timeout_s:.0f} s")
+
+    def wait_idle(self, timeout_s: float = 900.0) -> None:
+        """Until every consumer group has processed everything (the health route's lag)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            lag = httpx.get(f"{self.url}/health", timeout=10).json().get("lag", {})
+            if not any(lag.values()):
+                return
+            time.sleep(0.2)
+        raise RuntimeError("the server did not catch up with its log")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the HTTP measurements below point: any deployment with an ingest and a reader key
+    (the distributed bench can drive its load balancer with the same functions)."""
+
+    url: str
+    ingest_key: str
+    read_key: str
+
+    def client(self, role: str) -> httpx.Client:
+        key = self.ingest_key if role == "ingest" else self.read_key
+        return httpx.Client(
+            base_url=self.url,
+            headers={"authorization": f"Bearer {key}", "content-type": "application/json"},
+            timeout=60.0,
+        )
+
+
+@dataclass
+class Workload:
+    """Request bodies per client thread, and each customer's last event id.
+
+    Each customer belongs to one client, which posts its events in order with increasing
+    `occurred_at`, so that its last event is the newest entry of its timeline.
+    """
+
+    bodies: list[list[bytes]]
+    last_event: dict[str, str]
+    events: int
+
+
+def make_workload(
+    templates: Sequence[dict[str, Any]],
+    run: str,
+    events: int,
+    per_request: int,
+    clients: int,
+    customers: int,
+) -> Workload:
+    base_ms = int(time.time() * 1000) - 6 * 3_600_000
+    names = [f"{run}-{i}" for i in range(customers)]
+    groups = [names[c::clients] for c in range(clients)]
+    bodies: list[list[bytes]] = []
+    last: dict[str, str] = {}
+    for c, group in enumerate(groups):
+        share = events // clients + (1 if c < events % clients else 0)
+        made = []
+        for i in range(share):
+            customer = group[i % len(group)]
+            made.append(_event(templates[i % len(templates)], customer, base_ms + i))
+            last[customer] = made[-1]["event_id"]
+        chunks = batched(iter(made), per_request)
+        bodies.append([orjson.dumps(c[0] if per_request == 1 else {"events": c}) for c in chunks])
+    return Workload(bodies, last, events)
+
+
+def _event(template: dict[str, Any], customer: str, occurred_ms: int) -> dict[str, Any]:
+    event = {k: v for k, v in template.items() if k != "sent_at"}
+    event["event_id"] = str(uuid.uuid4())
+    event["customer"] = {"customer_id": customer}
+    event["occurred_at"] = datetime.fromtimestamp(occurred_ms / 1000, UTC).isoformat()
+    return event
+
+
+def post(http: httpx.Client, body: bytes) -> tuple[int, int]:
+    """Post until the log acknowledges; (events accepted or duplicate, events rejected)."""
+    for attempt in range(100):
+        response = http.post("/v1/events", content=body)
+        if response.status_code in (429, 503):
+            wait = retry_after_s(response.headers.get("retry-after"))
+            time.sleep(min(1.0, 0.1 if wait is None else wait) + attempt * 0.01)
+            continue
+        if response.status_code == 202:
+            return 1, 0
+        if response.status_code in (200, 422) and "submitted" in (data := response.json()):
+            return data["accepted"] + data["duplicates"], data["rejected"] + data["conflicts"]
+        raise RuntimeError(f"POST /v1/events: {response.status_code} {response.text[:500]}")
+    raise RuntimeError("POST /v1/events kept answering 429/503")
+
+
+def newest_event(http: httpx.Client, customer: str) -> str | None:
+    response = http.get(f"/v1/customers/{customer}/timeline", params={"limit": 1})
+    if response.status_code == 404:
+        return None
+    response.raise_for_status()
+    entries = response.json()["entries"]
+    return entries[0]["event_id"] if entries else None
+
+
+def end_to_end(target: Target, work: Workload) -> dict[str, Any]:
+    """Clients post concurrently; the clock stops when the query API shows every event.
+
+    An event is visible once its customer's newest timeline entry is that customer's last event:
+    a customer's events share a partition, the runner processes a partition in offset order and
+    inserts a batch before committing it, and each customer's events were posted in order by one
+    client — so the last one visible means all of them are. The check runs in rounds over the
+    customers still pending, so the clock stops at most one round (a few hundred ms) late.
+    """
+    counts = [[0, 0] for _ in work.bodies]
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(work.bodies) + 1)
+
+    def run(index: int) -> None:
+        try:
+            with target.client("ingest") as http:
+                start.wait()
+                for body in work.bodies[index]:
+                    ok, bad = post(http, body)
+                    counts[index][0] += ok
+                    counts[index][1] += bad
+        except BaseException as exc:  # reported once the other clients are done
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(work.bodies))
+    ]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    acked = time.perf_counter()
+    if errors:
+        raise RuntimeError(f"a client failed: {errors[0]!r}") from errors[0]
+    visible = _wait_visible(target, work.last_event)
+    accepted, rejected = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    return {
+        "events": accepted,
+        "rejected": rejected,
+        "requests": sum(len(b) for b in work.bodies),
+        "clients": len(work.bodies),
+        "customers": len(work.last_event),
+        "seconds": visible - began,
+        "rate": per_second(accepted, visible - began),
+        "acknowledged_seconds": acked - began,
+        "acknowledged_rate": per_second(accepted, acked - began),
+    }
+
+
+def _wait_visible(target: Target, last_event: dict[str, str], timeout_s: float = 1800.0) -> float:
+    pending, seen = dict(last_event), time.perf_counter()
+    deadline = time.monotonic() + timeout_s
+    with target.client("read") as http:
+        while pending:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{len(pending)} customers never showed their last event")
+            for customer, event_id in list(pending.items()):
+                if newest_event(http, customer) == event_id:
+                    del pending[customer]
+                    seen = time.perf_counter()
+            if pending:
+                time.sleep(0.02)
+    return seen
+
+
+def freshness(
+    target: Target, templates: Sequence[dict[str, Any]], plan: Plan, clients: int = 2
+) -> dict[str, Any]:
+    """Single events at a modest rate to fresh customers: from the 2xx until the timeline shows
+    the event (taken when the showing response arrives, so at most one poll late)."""
+    samples: list[float] = []
+    timeouts: list[str] = []
+    interval = clients / plan.freshness_rate
+    run = f"fresh-{uuid.uuid4().hex[:8]}"
+
+    def measure(worker: int) -> None:
+        with (
+            target.client("ingest") as ingest,
+            target.client("read") as read,
+        ):
+            for n in range(worker, plan.freshness_samples, clients):
+                started = time.perf_counter()
+                event = _event(templates[n % len(templates)], f"{run}-{n}", int(time.time() * 1000))
+                post(ingest, orjson.dumps(event))
+                acked = time.perf_counter()
+                while newest_event(read, event["customer"]["customer_id"]) != event["event_id"]:
+                    if time.perf_counter() - acked > 30:
+                        timeouts.append(event["event_id"])
+                        break
+                    time.sleep(0.005)
+                else:
+                    samples.append(time.perf_counter() - acked)
+                time.sleep(max(0.0, interval - (time.perf_counter() - started)))
+
+    threads = [threading.Thread(target=measure, args=(w,), daemon=True) for w in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if not samples:
+        raise RuntimeError(f"no event became visible within 30 s ({len(timeouts)} tried)")
+    return {**asdict(Latency.of(samples)), "timeouts": len(timeouts), "rate": plan.freshness_rate}
+
+
+def api_latency(target: Target, path: str, params: dict[str, Any], count: int) -> dict[str, Any]:
+    """Sequential GETs timed at the client; with the size of the last answer, so that a fast
+    but empty answer cannot pass unnoticed."""
+    answers: list[Any] = []
+    with target.client("read") as http:
+
+        def call() -> None:
+            response = http.get(path, params=params)
+            response.raise_for_status()
+            answers.append(response.json())
+
+        latency = _latencies(call, count)
+    last = answers[-1]
+    return asdict(latency) | {"items": len(last.get("entries", last.get("buckets", [])))}
+
+
+def measure_server(plan: Plan, run_dir: Path) -> dict[str, Any]:
+    say("phase 3: the real server over HTTP")
+    templates = list(demo_events(plan.seed + 200, 1_000, customers=300))
+    server = Server(run_dir)
+    try:
+        server.wait_healthy()
+        server.wait_idle()
+        result = drive(server.target, plan, templates, server.wait_idle)
+        result["peak_rss_bytes"] = peak_rss(server.process.pid)
+    finally:
+        server.stop()
+    return result
+
+
+def drive(
+    target: Target,
+    plan: Plan,
+    templates: Sequence[dict[str, Any]],
+    wait_idle: Callable[[], None],
+) -> dict[str, Any]:
+    """Every HTTP measurement in turn; `wait_idle` lets the pipeline drain between them."""
+    say(f"  end-to-end, batched: {plan.batched_events:,} events")
+    work = make_workload(
+        templates, "e2e-batch", plan.batched_events, plan.batch_size,
+        plan.batched_clients, plan.batched_customers,
+    )  # fmt: skip
+    result: dict[str, Any] = {"url": target.url}
+    result["batched"] = end_to_end(target, work) | {"batch_size": plan.batch_size}
+    wait_idle()  # the satisfaction group may still be behind the timeline
+    say(f"  end-to-end, single events: {plan.single_events:,}")
+    work = make_workload(
+        templates, "e2e-single", plan.single_events, 1, plan.single_clients, plan.single_customers
+    )
+    result["single"] = end_to_end(target, work)
+    wait_idle()
+    say(f"  freshness: {plan.freshness_samples} samples")
+    result["freshness"] = freshness(target, templates, plan)
+    wait_idle()
+    say("  timeline and satisfaction latency")
+    timeline = f"/v1/customers/{plan.heavy_customer}/timeline"
+    result["timeline"] = api_latency(target, timeline, {}, plan.timeline_requests)
+    result["satisfaction"] = api_latency(
+        target, "/v1/satisfaction/touchpoints", {"bucket": "day"}, plan.satisfaction_requests
+    )
+    return result
+
+
+# --- running the phases ----------------------------------------------------------------------
+def _child(
+    phase: Callable[[Plan, Path], dict[str, Any]], plan: Plan, run_dir: Path, conn: Any
+) -> None:
+    try:
+        conn.send(("ok", phase(plan, run_dir)))
+    except BaseException:
+        conn.send(("error", traceback.format_exc()))
+        raise
+
+
+def in_child(
+    phase: Callable[[Plan, Path], dict[str, Any]], plan: Plan, run_dir: Path
+) -> dict[str, Any]:
+    """Run a phase in a fresh process: it owns the chdb path while it runs, releases it on exit,
+    and its peak RSS is its own."""
+    ctx = mp.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=_child, args=(phase, plan, run_dir, send), name=phase.__name__)
+    process.start()
+    send.close()
+    try:
+        status, value = receive.recv()
+    except EOFError:
+        status, value = "error", f"{phase.__name__} died (exit {process.exitcode})"
+    process.join()
+    if status != "ok":
+        raise RuntimeError(f"{phase.__name__} failed:\n{value}")
+    result: dict[str, Any] = value
+    return result
+
+
+def fresh_run_dir(data_dir: str | Path) -> Path:
+    run_dir = Path(data_dir) / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%S}-{os.getpid()}"
+    run_dir.mkdir(parents=True)
+    return run_dir.resolve()
+
+
+# --- the results -----------------------------------------------------------------------------
+def summary_rows(raw: dict[str, Any], load: dict[str, Any], api: dict[str, Any]) -> list[Row]:
+    sqlite_rate = raw["sqlite_append"]["rate"]
+    point = raw["chdb_point_query"]
+    timeline_raw, satisfaction_raw = load["raw_timeline_query"], load["raw_satisfaction_query"]
+    b, s, f = api["batched"], api["single"], api["freshness"]
+    return [
+        Row("raw SQLite append (sqlite3, 1,000/txn)", sqlite_rate, "ev/s"),
+        Row("SqliteLog.append (1,000/call)", raw["sqlitelog_append"]["rate"], "ev/s",
+            raw_name="raw SQLite", raw_value=sqlite_rate),
+        Row("SqlitePublisher.publish (1,000/call)", raw["publisher_publish"]["rate"], "ev/s",
+            raw_name="raw SQLite", raw_value=sqlite_rate),
+        Row("raw chdb insert (JSONEachRow, 10k/batch)", raw["chdb_insert"]["rate"], "rows/s"),
+        Row("raw chdb point query p50", point["p50"], "s"),
+        Row("raw chdb point query p99", point["p99"], "s"),
+        Row(f"background load ({load['events']:,} events)", load["rate"], "ev/s",
+            raw_name="raw SQLite", raw_value=sqlite_rate),
+        Row(f"end-to-end batched ({b['batch_size']}/request)", b["rate"], "ev/s",
+            Goal("at_least", 20_000), "raw SQLite", sqlite_rate),
+        Row("  of which ingest 2xx, batched", b["acknowledged_rate"], "ev/s",
+            raw_name="publish", raw_value=raw["publisher_publish"]["rate"]),
+        Row("end-to-end single event/request", s["rate"], "ev/s",
+            raw_name="raw SQLite", raw_value=sqlite_rate),
+        Row("freshness p50 (2xx → visible)", f["p50"], "s"),
+        Row("freshness p99 (2xx → visible)", f["p99"], "s", Goal("at_most", 1.0)),
+        Row("timeline p50 (heavy customer, API)", api["timeline"]["p50"], "s",
+            raw_name="warehouse", raw_value=timeline_raw["p50"]),
+        Row("timeline p99 (heavy customer, API)", api["timeline"]["p99"], "s",
+            Goal("at_most", 0.015), "warehouse", timeline_raw["p99"]),
+        Row("timeline query p99 (warehouse)", timeline_raw["p99"], "s",
+            raw_name="point query", raw_value=point["p99"]),
+        Row("satisfaction p99 (API, 30 days by day)", api["satisfaction"]["p99"], "s",
+            raw_name="warehouse", raw_value=satisfaction_raw["p99"]),
+        Row("peak RSS, server", api["peak_rss_bytes"] or 0, "bytes"),
+        Row("peak RSS, bench loader", load["peak_rss_bytes"] or 0, "bytes"),
+    ]  # fmt: skip
+
+
+def main(args: argparse.Namespace) -> int:
+    events = 10_000_000 if getattr(args, "ten_million", False) else int(args.events)
+    plan = Plan.for_events(events)
+    run_dir = fresh_run_dir(args.data_dir)
+    say(f"data in {run_dir}; {events:,} background events")
+    started, started_at = time.perf_counter(), datetime.now(UTC)
+    try:
+        raw = in_child(raw_limits, plan, run_dir)
+        load = in_child(load_background, plan, run_dir)
+        api = measure_server(plan, run_dir)
+    except RuntimeError as exc:
+        say(f"failed: {exc}\n(the data is kept in {run_dir})")
+        return 1
+    rows = summary_rows(raw, load, api)
+    table = render_table(rows)
+    print(table, flush=True)
+    report = {
+        "benchmark": "embedded",
+        "started_at": started_at.isoformat(),
+        "wall_seconds": time.perf_counter() - started,
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "run_dir": str(run_dir),
+        "run_dir_bytes": sum(f.stat().st_size for f in run_dir.rglob("*") if f.is_file()),
+        "plan": asdict(plan),
+        "metrics": [row.as_dict() for row in rows],
+        "raw": raw,
+        "load": load,
+        "api": api,
+        "table": table,
+    }
+    say(f"results written to {write_json(args.out, report)}")
+    if getattr(args, "keep", False):
+        say(f"data kept in {run_dir}")
+    else:
+        # A 1M-event run leaves gigabytes; `python -m bench.embedded --keep` keeps them.
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return 0
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    """`python -m bench.embedded`, the same as `cem bench`."""
+    parser = argparse.ArgumentParser(prog="python -m bench.embedded")
+    parser.add_argument("--data-dir", default=".cem")
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--ten-million", action="store_true")
+    parser.add_argument("--out", default="bench-results/embedded.json")
+    parser.add_argument("--keep", action="store_true", help="keep the run's data directory")
+    return main(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())
