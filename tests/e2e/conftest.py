@@ -1,9 +1,14 @@
 """Fixtures of the end-to-end suite: a running deployment of each kind, and a client for it.
 
-`deployment` is parametrised over `DEPLOYMENT_KINDS`; each kind K is a session fixture named
-`K_deployment`, so a kind may depend on other fixtures (say the session's Kafka and ClickHouse).
+`deployment` is parametrised over `DEPLOYMENT_KINDS`; each kind K is a fixture named
+`K_deployment` (session or package scope), so a kind may depend on other fixtures (say the session's Kafka and ClickHouse).
 To add one: define the fixture here (or in a conftest it can be imported from) and add K below.
-`CEM_E2E_DEPLOYMENTS=embedded,distributed` picks a subset.
+`CEM_E2E_DEPLOYMENTS=embedded,distributed` picks a subset; by default every kind runs. A kind
+on real engines carries their markers (so `-m "not kafka"` leaves it out), and skips locally,
+or fails under CI, when an engine is missing.
+
+`deployment` lives for the package, not the session: the distributed kind holds the broker's
+fixed consumer groups (see `tests.e2e.distributed`), which later test folders' workers join.
 
 Tests share one deployment per kind and keep their data apart by random customer ids and
 touchpoints (`deployments.new_tag`), never by truncating tables.
@@ -13,12 +18,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from tests.e2e.deployments import Api, Deployment, EmbeddedDeployment
+from tests.e2e.distributed import DistributedDeployment
 
-DEPLOYMENT_KINDS = ("embedded",)
+DEPLOYMENT_KINDS = ("embedded", "distributed")
+ENGINE_MARKS = {
+    "distributed": (pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.postgres),
+}
 
 
 def selected_kinds() -> list[str]:
@@ -32,9 +42,13 @@ def selected_kinds() -> list[str]:
     return names
 
 
-@pytest.fixture(scope="session", params=selected_kinds())
+def kind_params() -> list[Any]:
+    return [pytest.param(k, marks=ENGINE_MARKS.get(k, ()), id=k) for k in selected_kinds()]
+
+
+@pytest.fixture(scope="package", params=kind_params())
 def deployment(request: pytest.FixtureRequest) -> Deployment:
-    """A running platform, shared by the session's tests (they must not stop or kill it)."""
+    """A running platform, shared by the package's tests (they must not stop or kill it)."""
     found: Deployment = request.getfixturevalue(f"{request.param}_deployment")
     return found
 
@@ -47,8 +61,25 @@ def embedded_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Em
     running.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
+def distributed_deployment(
+    tmp_path_factory: pytest.TempPathFactory,
+    kafka_bootstrap: str,
+    clickhouse_url: str,
+    postgres_dsn: str,
+) -> Iterator[DistributedDeployment]:
+    work_dir = tmp_path_factory.mktemp("distributed")
+    running = DistributedDeployment(work_dir, kafka_bootstrap, clickhouse_url, postgres_dsn)
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+        running.drop_database()
+
+
+@pytest.fixture(scope="package")
 def api(deployment: Deployment) -> Iterator[Api]:
-    client = Api(deployment.base_url)
+    client = Api(deployment.base_url, deployment.ingest_url)
     yield client
     client.close()

@@ -2,7 +2,8 @@
 
 A `Deployment` is a running platform reached only over HTTP (plus the operator actions a fault
 test needs: stop, SIGKILL, start, replay). The same tests run against every kind listed in
-`conftest.DEPLOYMENT_KINDS`; the embedded one is `cem up` in a subprocess.
+`conftest.DEPLOYMENT_KINDS`; the embedded one is `cem up` in a subprocess, the distributed one
+(`tests.e2e.distributed`) one `cem serve` subprocess per service on the real engines.
 
 Run as a module this file dumps a database's tables (`dump-tables`) for F13 in a subprocess, since chdb allows one process
 per data directory, so the test process itself never opens the warehouse.
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,10 +38,11 @@ SELF_MODULE = "tests.e2e.deployments"
 
 
 class Deployment(Protocol):
-    """A running platform: its base URL, one key per (tenant, role), and operator actions."""
+    """A running platform: its base URLs, one key per (tenant, role), and operator actions."""
 
     name: str
-    base_url: str
+    base_url: str  # every query route, /health, /docs
+    ingest_url: str  # POST /v1/events: base_url itself where one process serves both
     tenants: tuple[str, str]
 
     def key(self, tenant: str, role: str) -> str: ...
@@ -81,9 +83,9 @@ def _cem_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "cem.cli", *args]
 
 
-def _cem(*args: str, timeout_s: float = 120.0) -> str:
+def _cem(*args: str, timeout_s: float = 120.0, env: Mapping[str, str] | None = None) -> str:
     done = subprocess.run(
-        _cem_argv(*args), cwd=REPO, capture_output=True, text=True, timeout=timeout_s
+        _cem_argv(*args), cwd=REPO, capture_output=True, text=True, timeout=timeout_s, env=env
     )
     if done.returncode != 0:
         raise RuntimeError(f"cem {' '.join(args)} failed ({done.returncode}): {done.stderr}")
@@ -94,11 +96,14 @@ def _key_args(data_dir: Path, tenant: str, role: str) -> list[str]:
     return ["keys", "create", "--data-dir", str(data_dir), "--tenant", tenant, "--role", role]
 
 
-def create_keys(data_dir: Path, tenants: tuple[str, ...]) -> dict[tuple[str, str], str]:
-    """One key per (tenant, role) through `cem keys create`, run in parallel (each is a process)."""
+def create_keys(
+    data_dir: Path, tenants: tuple[str, ...], env: Mapping[str, str] | None = None
+) -> dict[tuple[str, str], str]:
+    """One key per (tenant, role) through `cem keys create`, run in parallel (each is a process).
+    `env` is the command's whole environment (CEM_MODE=distributed: the PostgreSQL key store)."""
     first, *rest = [(t, r) for t in tenants for r in ROLES]
-    # The first run creates the key file; the others then only insert into it.
-    keys = {first: _cem(*_key_args(data_dir, *first)).strip()}
+    # The first run creates the key file (or table); the others then only insert into it.
+    keys = {first: _cem(*_key_args(data_dir, *first), env=env).strip()}
     running = {
         pair: subprocess.Popen(
             _cem_argv(*_key_args(data_dir, *pair)),
@@ -106,6 +111,7 @@ def create_keys(data_dir: Path, tenants: tuple[str, ...]) -> dict[tuple[str, str
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            env=env,
         )
         for pair in rest
     }
@@ -125,7 +131,7 @@ class EmbeddedDeployment:
     def __init__(self, data_dir: Path, tenants: tuple[str, str] = (TENANT_A, TENANT_B)) -> None:
         self.data_dir, self.tenants = data_dir, tenants
         self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.base_url = self.ingest_url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
         self.keys: dict[tuple[str, str], str] = {}
         self._process: subprocess.Popen[bytes] | None = None
@@ -182,7 +188,12 @@ class EmbeddedDeployment:
             _terminate(process)
 
 
-def _spawn(args: list[str], log_path: Path, module: str = "cem.cli") -> subprocess.Popen[bytes]:
+def _spawn(
+    args: list[str],
+    log_path: Path,
+    module: str = "cem.cli",
+    env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
     with log_path.open("ab") as log:
         # Its own session, so a ^C of pytest does not reach it before the fixture stops it.
         return subprocess.Popen(
@@ -191,6 +202,7 @@ def _spawn(args: list[str], log_path: Path, module: str = "cem.cli") -> subproce
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=env,
         )
 
 
@@ -247,13 +259,25 @@ def wait_lag_zero(url: str, timeout_s: float) -> None:
 
 # --- the HTTP client the tests use ------------------------------------------------------------
 class Api:
-    """A thin client: one method per call a user makes, answers returned as they come."""
+    """A thin client: one method per call a user makes, answers returned as they come.
 
-    def __init__(self, base_url: str) -> None:
+    Events go to `ingest_url` and everything else to `base_url`: one server in the embedded mode,
+    two services in the distributed one (routed by path, as an ingress in front of them would).
+    """
+
+    def __init__(self, base_url: str, ingest_url: str | None = None) -> None:
         self.http = httpx.Client(base_url=base_url, timeout=60.0)
+        same = ingest_url in (None, base_url)
+        self.ingest = self.http if same else httpx.Client(base_url=ingest_url or "", timeout=60.0)
+
+    @property
+    def services(self) -> list[httpx.Client]:
+        """A client per distinct server (each answers /health, /docs and /openapi.json)."""
+        return [self.http] if self.ingest is self.http else [self.http, self.ingest]
 
     def close(self) -> None:
-        self.http.close()
+        for client in self.services:
+            client.close()
 
     def get(self, path: str, key: str | None, **params: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -264,7 +288,7 @@ class Api:
         """One event (a dict) or a batch (a list)."""
         payload = {"events": body} if isinstance(body, list) else body
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return self.http.post("/v1/events", json=payload, headers=headers)
+        return self.ingest.post("/v1/events", json=payload, headers=headers)
 
     def post_ok(self, key: str, body: Any) -> dict[str, Any]:
         response = self.post(key, body)

@@ -1,0 +1,193 @@
+"""The distributed deployment of the end-to-end suite: every service its own process on the real
+engines, started the way an operator starts them (`cem keys create`, `cem serve SERVICE`).
+
+Isolation: the warehouse is a ClickHouse database of the deployment's own (the URL's path). The
+Kafka names are not configurable: the ingest always publishes to `touchpoints`, and a worker's
+consumer group is its projection's name. So one distributed deployment at a time may use a
+broker; the e2e conftest starts it per package, and it is stopped before the integration tests'
+own workers join those groups. Tests keep their data apart by tenant and random customer ids.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse
+from cem.adapters.kafka_log import KafkaLog
+from cem.ports import TOUCHPOINTS_TOPIC, LogUnavailable
+from tests.e2e.deployments import (
+    TENANT_A,
+    TENANT_B,
+    _spawn,
+    _tail,
+    _terminate,
+    _wait_healthy,
+    create_keys,
+    free_port,
+)
+
+PARTITIONS = 4
+HTTP_SERVICES = ("ingest", "query-api")
+WORKERS = ("projections", "satisfaction")  # each one's consumer group is its name
+START_WITHIN_S = 180.0
+
+
+def with_database(url: str, database: str) -> str:
+    """The ClickHouse URL naming `database` (the services read and write the URL's path)."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+
+
+class DistributedDeployment:
+    """`cem serve ingest|query-api|projections|satisfaction`, one subprocess each."""
+
+    name = "distributed"
+
+    def __init__(
+        self,
+        work_dir: Path,
+        kafka_bootstrap: str,
+        clickhouse_url: str,
+        postgres_dsn: str,
+        tenants: tuple[str, str] = (TENANT_A, TENANT_B),
+    ) -> None:
+        self.work_dir, self.tenants = work_dir, tenants
+        self.kafka_bootstrap = kafka_bootstrap
+        self.database = f"e2e_{uuid.uuid4().hex[:12]}"
+        self.clickhouse_url = with_database(clickhouse_url, self.database)
+        self.ports = {service: free_port() for service in (*HTTP_SERVICES, *WORKERS)}
+        self.urls = {s: f"http://127.0.0.1:{port}" for s, port in self.ports.items()}
+        self.base_url, self.ingest_url = self.urls["query-api"], self.urls["ingest"]
+        self.env = self._environment(postgres_dsn)
+        self.keys: dict[tuple[str, str], str] = {}
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._log: KafkaLog | None = None
+
+    def _environment(self, postgres_dsn: str) -> dict[str, str]:
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("CEM_")}
+        return {
+            **inherited,
+            "CEM_MODE": "distributed",
+            "CEM_DATA_DIR": str(self.work_dir / "data"),  # the workers' faust directories
+            "CEM_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "CEM_CLICKHOUSE_URL": self.clickhouse_url,
+            "CEM_POSTGRES_DSN": postgres_dsn,
+            "CEM_PARTITIONS": str(PARTITIONS),
+            "CEM_PUBLISH_TIMEOUT_S": "3",  # F01: a 503 within the bound while Kafka is down
+            "CEM_BATCH_WITHIN_S": "0.2",
+            "CEM_WORKER_SESSION_TIMEOUT_S": "6",
+        }
+
+    def key(self, tenant: str, role: str) -> str:
+        return self.keys[(tenant, role)]
+
+    def log_path(self, service: str) -> Path:
+        return self.work_dir / f"{service}.log"
+
+    def running(self, service: str) -> bool:
+        process = self.processes.get(service)
+        return process is not None and process.poll() is None
+
+    # -- operator actions ---------------------------------------------------------------------
+    def start(self) -> None:
+        if not self.keys:
+            self.keys = create_keys(self.work_dir / "data", self.tenants, self.env)
+        # The workers first: each creates the tables before its health page answers.
+        for service in (*WORKERS, *HTTP_SERVICES):
+            self.processes[service] = self._spawn(service)
+        for service, process in self.processes.items():
+            _wait_healthy(self.urls[service], process, self.log_path(service), START_WITHIN_S)
+
+    def _spawn(self, service: str) -> subprocess.Popen[bytes]:
+        port = str(self.ports[service])
+        where = ["--port", port] if service in HTTP_SERVICES else ["--health-port", port]
+        return _spawn(["serve", service, *where], self.log_path(service), env=self.env)
+
+    def stop(self) -> None:
+        processes, self.processes = list(self.processes.values()), {}
+        for process in processes:  # SIGTERM to all first: they shut down side by side
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            _terminate(process)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def kill(self) -> None:
+        """SIGKILL every service process (a crash of the whole deployment)."""
+        processes, self.processes = list(self.processes.values()), {}
+        for process in processes:
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait(30)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def drop_database(self) -> None:
+        warehouse = ClickHouseWarehouse(self.clickhouse_url, database=self.database)
+        try:
+            warehouse.drop_database()
+        finally:
+            warehouse.close()
+
+    # -- progress -----------------------------------------------------------------------------
+    def lag(self) -> dict[str, int]:
+        """Records on the topic that a worker group has not committed yet, per group."""
+        if self._log is None:
+            self._log = KafkaLog(self.kafka_bootstrap, partitions=PARTITIONS)
+        ends = self._log.end_offsets(TOUCHPOINTS_TOPIC)
+        lag = {}
+        for group in WORKERS:
+            committed = self._log.committed(TOUCHPOINTS_TOPIC, group)
+            lag[group] = sum(max(0, end - committed.get(p, 0)) for p, end in ends.items())
+        return lag
+
+    def wait_processed(self, timeout_s: float = 60.0) -> None:
+        """Until both workers' groups committed every record on the topic: a worker commits only
+        after its rows are written, so then every acknowledged event is in the tables."""
+        deadline, last = time.monotonic() + timeout_s, "not asked yet"
+        while time.monotonic() < deadline:
+            self._check_workers()
+            try:
+                lag = self.lag()
+            except LogUnavailable as exc:  # the broker may be restarting (F02)
+                last = str(exc)
+            else:
+                if not any(lag.values()):
+                    return
+                last = str(lag)
+            time.sleep(0.2)
+        raise AssertionError(f"still lagging after {timeout_s}s: {last}")
+
+    def _check_workers(self) -> None:
+        for service in WORKERS:
+            if service in self.processes and not self.running(service):
+                code = self.processes[service].returncode
+                raise AssertionError(f"{service} exited ({code}):\n{_tail(self.log_path(service))}")
+
+    def health(self, service: str) -> httpx.Response:
+        return httpx.get(f"{self.urls[service]}/health", timeout=5.0)
+
+    # -- F13 is the embedded mode's: `cem replay` reads the SQLite log ---------------------------
+    def replay(self, into: str) -> None:
+        raise NotImplementedError("cem replay rebuilds from the embedded SQLite log only")
+
+    def table_rows(self, database: str) -> dict[str, list[str]]:
+        raise NotImplementedError("table dumps are the embedded replay test's (F13)")
+
+    @contextmanager
+    def serve_database(self, database: str) -> Iterator[str]:
+        raise NotImplementedError("a read-only replayed database is the embedded mode's (F13)")
+        yield ""  # pragma: no cover - makes this a generator for contextmanager
