@@ -7,6 +7,7 @@ Nothing is built at import time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -20,12 +21,20 @@ from cem.ports import TOUCHPOINTS_TOPIC, Clock, EventLog, KeyStore, Publisher, W
 from cem.processing import Projection
 from cem.runner import Runner, ensure_tables
 from cem.settings import IngestSettings
+from services.identity.filing import IdentityFiler
+from services.identity.resolver import IdentityResolver
+from services.identity.store import IdentitySettings, build_identity
 from services.projections.projection import ProjectionsProjection
 from services.satisfaction.projection import SatisfactionProjection
 
 
 def default_projections() -> list[Projection]:
     return [ProjectionsProjection(), SatisfactionProjection()]
+
+
+def embedded_identity(data_dir: Path) -> IdentityResolver:
+    """The identity store of an embedded data directory (eventsourcing on SQLite)."""
+    return build_identity(IdentitySettings(mode="embedded", data_dir=data_dir))
 
 
 @dataclass
@@ -39,12 +48,18 @@ class Platform:
     keys: KeyStore
     clock: Clock
     projections: list[Projection]
+    identity: IdentityResolver | None
     app: FastAPI
     runners: list[Runner] = field(default_factory=list)
+    filer: IdentityFiler | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        # One filer for every runner: the second consumer of a batch reads its filings from memory.
+        self.filer = IdentityFiler(self.identity) if self.identity is not None else None
 
     def start(self) -> None:
         ensure_tables(self.warehouse, self.projections)
-        self.runners = [Runner(self.log, self.warehouse, p) for p in self.projections]
+        self.runners = [Runner(self.log, self.warehouse, p, self.filer) for p in self.projections]
         for runner in self.runners:
             runner.start()
 
@@ -53,6 +68,8 @@ class Platform:
             runner.stop()
         self.warehouse.close()
         self.log.close()
+        if self.identity is not None:
+            self.identity.close()
 
     def lag(self) -> dict[str, int]:
         """Records not yet processed, per consumer group."""
@@ -74,6 +91,7 @@ def build(
     warehouse: Warehouse | None = None,
     keys: KeyStore | None = None,
     clock: Clock | None = None,
+    identity: IdentityResolver | None = None,
 ) -> Platform:
     """Wire the embedded platform; any adapter given is used instead of the real one."""
     settings = settings or IngestSettings()
@@ -87,8 +105,18 @@ def build(
     warehouse = warehouse or ChdbWarehouse(data_dir / "warehouse", database="cem")
     keys = keys or SqliteKeyStore(data_dir / "keys.sqlite")
     clock = clock or SystemClock()
+    if identity is None and settings.identity == "eventsourced":
+        identity = embedded_identity(data_dir)
     platform = Platform(
-        settings, log, publisher, warehouse, keys, clock, default_projections(), FastAPI()
+        settings,
+        log,
+        publisher,
+        warehouse,
+        keys,
+        clock,
+        default_projections(),
+        identity,
+        FastAPI(),
     )
     platform.app = create_app(platform)
     return platform
@@ -112,6 +140,7 @@ def create_app(platform: Platform) -> FastAPI:
         "ingest_settings": platform.settings,
         "clock": platform.clock,
         "warehouse": platform.warehouse,
+        "identity": platform.identity,
         "platform": platform,
     }
     for name, value in state.items():

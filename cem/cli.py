@@ -81,8 +81,10 @@ def _simulate(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from cem.adapters.chdb_warehouse import ChdbWarehouse
     from cem.adapters.sqlite_log import SqliteLog
-    from cem.bootstrap import default_projections
+    from cem.bootstrap import default_projections, embedded_identity
     from cem.replay import replay
+    from cem.settings import CoreSettings
+    from services.identity.filing import IdentityFiler
 
     data_dir = Path(args.data_dir)
     log = SqliteLog(data_dir / "log.sqlite")
@@ -91,7 +93,10 @@ def _replay(args: argparse.Namespace) -> int:
         raise SystemExit("replay into a fresh database, not the live one: pass --into NAME")
     warehouse.drop_database()
     warehouse = ChdbWarehouse(data_dir / "warehouse", database=args.into)
-    count = replay(log, warehouse, default_projections())
+    # The live identity store's filings put every event under the customer it was filed under.
+    uses_identity = CoreSettings(data_dir=data_dir).identity == "eventsourced"
+    filer = IdentityFiler(embedded_identity(data_dir)) if uses_identity else None
+    count = replay(log, warehouse, default_projections(), filer=filer)
     print(f"replayed {count} records into database {args.into!r}")
     return 0
 
@@ -100,6 +105,16 @@ def _bench(args: argparse.Namespace) -> int:
     from bench.embedded import main as bench_main
 
     return bench_main(args)
+
+
+def _bench_identity(args: argparse.Namespace) -> int:
+    from services.identity.accuracy import BENCH_RULES, format_table, run_accuracy
+    from services.identity.rules import IdentityRules
+
+    rules = IdentityRules.from_file(Path(args.rules)) if args.rules else BENCH_RULES
+    result = run_accuracy(args.customers, args.seed, rules=rules)
+    print(format_table(result))
+    return 0 if result["meets_targets"] else 1
 
 
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
@@ -167,6 +182,12 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--ten-million", action="store_true", help="use 10M background events")
     bench.add_argument("--out", default="bench-results/embedded.json")
     bench.set_defaults(func=_bench)
+    kinds = bench.add_subparsers(dest="bench_kind", metavar="{identity}")
+    identity = kinds.add_parser("identity", help="identity resolution accuracy on known truth")
+    identity.add_argument("--customers", type=int, default=2000, help="people in the population")
+    identity.add_argument("--seed", type=int, default=7)
+    identity.add_argument("--rules", help="identity rules JSON (default: product rules, ES phones)")
+    identity.set_defaults(func=_bench_identity)
     return root
 
 

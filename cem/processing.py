@@ -1,7 +1,13 @@
-"""Turn a batch of log records into warehouse rows: pure, shared by every runner.
+"""Turn a batch of log records into warehouse rows, shared by every runner.
 
 A runner (the embedded loop or a faust agent) reads a batch, calls `process_batch`, writes the rows,
 appends the dead letters, and only then commits the offsets it returns.
+
+A batch goes through three stages: decode, file, project. Decoding and projecting are pure. Filing
+decides which customer each event belongs to; that is identity resolution, which reads and records
+(a `Filer`, passed in by the composition root), so it runs once per batch between the two pure
+stages and hands each event's customer id to the projection. A projection stays a pure function of
+(event, customer id). Without a filer an event is filed under `customer_key(event.customer)`.
 """
 
 from __future__ import annotations
@@ -31,9 +37,30 @@ class Projection(Protocol):
         """CREATE TABLE IF NOT EXISTS statements for the given server version."""
         ...
 
-    def rows(self, event: Event) -> Rows:
-        """The rows one event contributes, by table. No I/O, clock or randomness."""
+    def rows(self, event: Event, customer_id: str | None = None) -> Rows:
+        """The rows one event contributes, by table, filed under `customer_id` (the filer's answer;
+        None: `customer_key(event.customer)`). No I/O, clock or randomness."""
         ...
+
+
+class Project(Protocol):
+    """What `process_batch` calls per event: a projection's `rows`."""
+
+    def __call__(self, event: Event, customer_id: str | None = None, /) -> Rows: ...
+
+
+class Unfiled(Exception):
+    """Why one event could not be filed under any customer; it becomes a dead letter."""
+
+
+class Filer(Protocol):
+    """Decides which customer each event is filed under (identity resolution: reads and writes).
+
+    The same event always gets the same answer, from any consumer and on any replay. Returns one
+    answer per event, in order: a customer id, or `Unfiled` for an event that can never be filed
+    (a dead letter). Raises when the store cannot answer now; the batch is then retried whole."""
+
+    def file(self, events: Sequence[Event]) -> list[str | Unfiled]: ...
 
 
 @dataclass
@@ -89,27 +116,64 @@ def _dead(stage: str, rec: Consumed, reason: str, exc: BaseException) -> DeadLet
     )
 
 
-def process_batch(
+@dataclass
+class Decoded:
+    """A batch after decoding: the events with their records, and what could not be decoded."""
+
+    stage: str
+    events: list[tuple[Consumed, Event]] = field(default_factory=list)
+    result: BatchResult = field(default_factory=BatchResult)
+
+
+def decode_batch(
     stage: str,
     records: Sequence[Consumed],
-    project: Callable[[Event], Rows],
     decode_record: Callable[[Consumed], Event] = lambda r: decode(r.value),
-) -> BatchResult:
-    """Decode and project every record; failures become dead letters and processing continues."""
-    result = BatchResult()
+) -> Decoded:
+    """Decode every record; undecodable ones become dead letters. Pure."""
+    decoded = Decoded(stage)
     for rec in records:
-        result.next_offsets[rec.partition] = rec.offset + 1
+        decoded.result.next_offsets[rec.partition] = rec.offset + 1
         try:
-            event = decode_record(rec)
+            decoded.events.append((rec, decode_record(rec)))
         except Exception as exc:  # undecodable bytes or an unknown schema version (F07)
-            result.dead_letters.append(_dead(stage, rec, "undecodable", exc))
+            decoded.result.dead_letters.append(_dead(stage, rec, "undecodable", exc))
+    return decoded
+
+
+def project_batch(
+    decoded: Decoded, project: Project, homes: Sequence[str | Unfiled] | None = None
+) -> BatchResult:
+    """Project every decoded event under its customer (`homes`, in order; None: its customer
+    key); failures become dead letters and processing continues. Pure."""
+    result = decoded.result
+    for i, (rec, event) in enumerate(decoded.events):
+        home = homes[i] if homes is not None else None
+        if isinstance(home, Unfiled):
+            result.dead_letters.append(_dead(decoded.stage, rec, "unfiled", home))
             continue
         try:
-            produced = project(event)
+            produced = project(event) if home is None else project(event, home)
         except Exception as exc:  # a poison event: valid bytes, processing raises (F06)
-            result.dead_letters.append(_dead(stage, rec, "processing_failed", exc))
+            result.dead_letters.append(_dead(decoded.stage, rec, "processing_failed", exc))
             continue
         result.events += 1
         for table, rows in produced.items():
             result.rows[table].extend(rows)
     return result
+
+
+def process_batch(
+    stage: str,
+    records: Sequence[Consumed],
+    project: Project,
+    decode_record: Callable[[Consumed], Event] = lambda r: decode(r.value),
+    *,
+    filer: Filer | None = None,
+) -> BatchResult:
+    """Decode, file and project a batch; failures become dead letters and processing continues.
+    The filer, when given, is the only stage that reads or writes anything; an exception from it
+    (its store is unavailable) propagates, so the runner retries the batch and commits nothing."""
+    decoded = decode_batch(stage, records, decode_record)
+    homes = filer.file([event for _, event in decoded.events]) if filer else None
+    return project_batch(decoded, project, homes)

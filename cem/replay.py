@@ -6,8 +6,9 @@ import uuid
 from collections.abc import Sequence
 
 from cem.ports import TOUCHPOINTS_TOPIC, EventLog, Warehouse
-from cem.processing import Projection
+from cem.processing import Filer, Projection, Rows
 from cem.runner import ensure_tables, run_once
+from schemas.envelope import Event
 
 
 class _Renamed:
@@ -19,8 +20,8 @@ class _Renamed:
     def ddl(self, version: tuple[int, ...]) -> list[str]:
         return self.inner.ddl(version)
 
-    def rows(self, event):  # type: ignore[no-untyped-def]
-        return self.inner.rows(event)
+    def rows(self, event: Event, customer_id: str | None = None) -> Rows:
+        return self.inner.rows(event, customer_id)
 
 
 def caught_up(log: EventLog, topic: str, group: str, target: dict[int, int]) -> bool:
@@ -35,8 +36,11 @@ def replay(
     *,
     topic: str = TOUCHPOINTS_TOPIC,
     batch: int = 20_000,
+    filer: Filer | None = None,
 ) -> int:
-    """Process the whole log, as it is now, into `warehouse`; returns the records read."""
+    """Process the whole log, as it is now, into `warehouse`; returns the records read. Pass the
+    live platform's filer (its identity store): its recorded filings put every event under the
+    customer it was filed under live, so the rebuilt tables are identical (F13)."""
     ensure_tables(warehouse, projections)
     target = log.end_offsets(topic)
     run_id = uuid.uuid4().hex[:8]
@@ -45,6 +49,6 @@ def replay(
         renamed = _Renamed(projection, f"replay-{run_id}-{projection.name}")
         while not caught_up(log, topic, renamed.name, target):
             total += run_once(
-                log, warehouse, renamed, max_records=batch, timeout_s=0.05, topic=topic
+                log, warehouse, renamed, max_records=batch, timeout_s=0.05, topic=topic, filer=filer
             )
     return total

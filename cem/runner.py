@@ -1,4 +1,4 @@
-"""The embedded stream runner: a few lines per batch — read, call the pure core, write, commit."""
+"""The embedded stream runner: a few lines per batch — read, file, project, write, commit."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from cem import dead_letters
 from cem.ports import DEAD_LETTER_TOPIC, TOUCHPOINTS_TOPIC, EventLog, Record, Warehouse
-from cem.processing import Projection, process_batch
+from cem.processing import Filer, Projection, process_batch
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +31,14 @@ def run_once(
     max_records: int = 5000,
     timeout_s: float = 0.2,
     topic: str = TOUCHPOINTS_TOPIC,
+    filer: Filer | None = None,
 ) -> int:
-    """Process one batch; returns how many records it consumed."""
+    """Process one batch; returns how many records it consumed. With a filer, each event is filed
+    under the customer identity resolves it to; without, under its customer key."""
     records = event_log.poll(topic, projection.name, max_records, timeout_s)
     if not records:
         return 0
-    result = process_batch(projection.name, records, projection.rows)
+    result = process_batch(projection.name, records, projection.rows, filer=filer)
     for table, rows in result.rows.items():
         if rows:
             warehouse.insert(table, rows)
@@ -54,9 +56,16 @@ def run_once(
 class Runner(threading.Thread):
     """Runs one projection in a loop until stopped; retries a failed batch with backoff."""
 
-    def __init__(self, event_log: EventLog, warehouse: Warehouse, projection: Projection) -> None:
+    def __init__(
+        self,
+        event_log: EventLog,
+        warehouse: Warehouse,
+        projection: Projection,
+        filer: Filer | None = None,
+    ) -> None:
         super().__init__(name=f"runner-{projection.name}", daemon=True)
         self.event_log, self.warehouse, self.projection = event_log, warehouse, projection
+        self.filer = filer
         self.stopping = threading.Event()
         self.processed = 0
 
@@ -64,7 +73,9 @@ class Runner(threading.Thread):
         backoff = 0.1
         while not self.stopping.is_set():
             try:
-                self.processed += run_once(self.event_log, self.warehouse, self.projection)
+                self.processed += run_once(
+                    self.event_log, self.warehouse, self.projection, filer=self.filer
+                )
                 backoff = 0.1
             except Exception:
                 # The batch is not committed, so it is read again after the pause.

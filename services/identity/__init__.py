@@ -1,18 +1,20 @@
 """Event-sourced customer identity: resolution rules, reversible merges and splits, identity map.
 
-Wiring (composition root and consumers):
-- build: `identity = build_identity(IdentitySettings())` (SQLite in the data dir when embedded,
-  PostgreSQL when distributed); the HTTP app gets `app.state.identity = identity` and includes
+How it is wired:
+- composition roots: `build_identity(IdentitySettings())` (SQLite in the data dir when embedded,
+  PostgreSQL when distributed); the HTTP app gets `app.state.identity` and includes
   `services.identity.router.router` before the customers router.
-- projections: file every touchpoint under `identity.resolve(tenant, event.customer, event.event_id,
-  event.source_id).home_id` (or `resolve_batch` per tenant and poll batch) instead of
-  `customer_key(...)`. The filing is recorded, so a replay or a second consumer gets the same id.
-- reads: a customer's timeline, profile and satisfaction are the rows of
-  `identity.members(tenant, customer_id, as_of=version)`; `identity.identity_version(tenant)` is the
-  version to pin, `identity.canonical_id(...)` where an absorbed id was asked for.
+- stream runners: `filing.IdentityFiler` is the `cem.processing.Filer` stage between decoding and
+  projecting: every touchpoint is filed under `resolve_batch(...)[i].home_id`, recorded as a
+  `Filing`, so both consumer groups and every replay file it under the same customer.
+- reads: `locate(tenant, any id or identifier key)` gives the canonical customer and its members
+  as of the current identity version; a customer's timeline, profile and satisfaction are the
+  warehouse rows filed under those members.
+- ids: a customer's id is a readable name chosen at registration (naming.py), never changed.
 """
 
 from services.identity.errors import (
+    AmbiguousCustomer,
     CandidateAlreadyDecided,
     CandidateNotFound,
     CustomerNotFound,
@@ -27,6 +29,7 @@ from services.identity.models import (
     CandidateView,
     CustomerIdentities,
     IdentityView,
+    LocatedCustomer,
     MergePlan,
     ResolvedCustomer,
     SplitOutcome,
@@ -36,6 +39,7 @@ from services.identity.rules import Identifier, IdentityRules, KindRule, TenantR
 from services.identity.store import IdentitySettings, build_identity, postgres_env, sqlite_env
 
 __all__ = [
+    "AmbiguousCustomer",
     "AuditEntry",
     "CandidateAlreadyDecided",
     "CandidateNotFound",
@@ -51,6 +55,7 @@ __all__ = [
     "IdentitySettings",
     "IdentityView",
     "KindRule",
+    "LocatedCustomer",
     "MergePlan",
     "MergeRefused",
     "ResolvedCustomer",

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,12 @@ TENANT = "bench"
 TARGETS = {"precision": 0.995, "recall": 0.99}
 # The population's numbers are Spanish; every other rule is the product default.
 BENCH_RULES = IdentityRules(default=TenantRules(phone_region="ES"))
+PERIOD_START, PERIOD = datetime(2025, 1, 1, tzinfo=UTC), timedelta(days=365)
+
+
+def touched_at(touch: Touch) -> datetime:
+    """The population's times are fractions of its period: one year here."""
+    return PERIOD_START + touch.at * PERIOD
 
 
 def population(customers: int, seed: int) -> list[Touch]:
@@ -39,17 +46,22 @@ def population(customers: int, seed: int) -> list[Touch]:
 
 
 def run_accuracy(
-    customers: int, seed: int, resolver: IdentityResolver | None = None
+    customers: int,
+    seed: int,
+    resolver: IdentityResolver | None = None,
+    rules: IdentityRules = BENCH_RULES,
 ) -> dict[str, Any]:
     """Resolve a population of `customers` people and score it, then score it again after a
     reviewer who knows the truth has decided every open merge candidate. Uses a fresh in-memory
-    SQLite store unless given a resolver (whose tenant `bench` must be empty)."""
+    SQLite store with `rules` unless given a resolver (whose tenant `bench` must be empty)."""
     resolver = resolver or IdentityResolver(
-        sqlite_env(f"file:bench-{uuid.uuid4().hex}?mode=memory&cache=shared"), BENCH_RULES
+        sqlite_env(f"file:bench-{uuid.uuid4().hex}?mode=memory&cache=shared"), rules
     )
     events = population(customers, seed)
     started = time.perf_counter()
-    results = [resolver.resolve(TENANT, t.ref, t.event_id, t.channel) for t in events]
+    results = [
+        resolver.resolve(TENANT, t.ref, t.event_id, t.channel, at=touched_at(t)) for t in events
+    ]
     elapsed = time.perf_counter() - started
     homes = [r.home_id for r in results]
     predicted = _clusters(resolver, homes)

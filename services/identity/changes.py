@@ -25,9 +25,12 @@ class Evidence:
     event_id: str | None
     source: str
     actor: str = SYSTEM_ACTOR
+    at: int = 0  # when the touchpoint happened, epoch microseconds; 0 when unknown
 
 
-def register(state: IdentityState, seed: str, reason: str, evidence: Evidence) -> Customer:
+def register(
+    state: IdentityState, seed: str, name: str, reason: str, evidence: Evidence
+) -> Customer:
     customer = Customer(
         tenant_id=state.tenant_id,
         seed=seed,
@@ -35,6 +38,7 @@ def register(state: IdentityState, seed: str, reason: str, evidence: Evidence) -
         actor=evidence.actor,
         source=evidence.source,
         evidence_event_id=evidence.event_id,
+        name=name,
     )
     state.add(customer)
     return customer
@@ -49,6 +53,7 @@ def link(state: IdentityState, customer_id: str, link: Link, evidence: Evidence)
         rule=link.rule,
         evidence_event_id=evidence.event_id,
         actor=evidence.actor,
+        seen_at=evidence.at,
     )
     state.index_or_new(identifier).claim(customer_id, evidence.event_id, link.rule)
 

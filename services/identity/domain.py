@@ -2,7 +2,8 @@
 
 - `Customer`: a person as the platform knows them; links, unlinks, merges and splits are its
   events. A merge never moves identifiers or events: the survivor records the absorbed id, the
-  absorbed customer records its survivor, and a split appends the reverse on both.
+  absorbed customer records its survivor, and a split appends the reverse on both. Its id
+  (`customer_id`) is the name it was registered with (naming.py), which never changes.
 - `IdentifierIndex`: one per (tenant, kind, value), with a deterministic id, so two concurrent
   claims of one identifier collide at the recorder (optimistic concurrency) instead of creating
   two customers.
@@ -18,6 +19,7 @@ Every event says who (`actor`) and why (`reason` or `rule`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -29,19 +31,26 @@ from services.identity.rules import Identifier
 IDENTITY_NAMESPACE = uuid5(NAMESPACE_URL, "https://cem.invalid/identity")
 
 
+@lru_cache(maxsize=65536)  # resolutions derive the same ids over and over; uuid5 is not free
 def stable_id(*parts: str) -> UUID:
     """A deterministic UUID for a tuple of strings (unambiguous: parts are length-prefixed)."""
     return uuid5(IDENTITY_NAMESPACE, "".join(f"{len(p)}:{p}" for p in parts))
 
 
+def named_id(tenant_id: str, name: str) -> UUID:
+    """The aggregate id of the customer called `name` in the tenant."""
+    return stable_id(tenant_id, "customer-name", name)
+
+
 @dataclass(frozen=True)
 class LinkInfo:
-    """Why a customer holds an identifier."""
+    """Why a customer holds an identifier, and since when (the touchpoint's time)."""
 
     source: str
     rule: str
     evidence_event_id: str | None
     actor: str
+    seen_at: int = 0  # epoch microseconds of the touchpoint that linked it; 0 when unknown
 
 
 class Customer(Aggregate):
@@ -52,6 +61,7 @@ class Customer(Aggregate):
         actor: str
         source: str
         evidence_event_id: str | None
+        name: str
 
     class IdentifierLinked(Aggregate.Event):
         kind: str
@@ -60,6 +70,7 @@ class Customer(Aggregate):
         rule: str
         evidence_event_id: str | None
         actor: str
+        seen_at: int
 
     class IdentifierUnlinked(Aggregate.Event):
         kind: str
@@ -91,8 +102,9 @@ class Customer(Aggregate):
         """On the absorbed customer: it stands on its own again, exactly as before the merge."""
 
     @staticmethod
-    def create_id(tenant_id: str, seed: str) -> UUID:
-        return stable_id(tenant_id, "customer", seed)
+    def create_id(tenant_id: str, seed: str, name: str = "") -> UUID:
+        # A named customer is found from its name alone (one read, no index to keep).
+        return named_id(tenant_id, name) if name else stable_id(tenant_id, "customer", seed)
 
     @event(Registered)
     def __init__(
@@ -103,9 +115,11 @@ class Customer(Aggregate):
         actor: str,
         source: str,
         evidence_event_id: str | None,
+        name: str = "",
     ) -> None:
         self.tenant_id = tenant_id
         self.seed = seed
+        self.name = name
         self.links: dict[Identifier, LinkInfo] = {}
         self.merged_into: str | None = None
         self.merge_in: str | None = None  # the merge that absorbed this customer
@@ -113,7 +127,8 @@ class Customer(Aggregate):
 
     @property
     def customer_id(self) -> str:
-        return str(self.id)
+        """The id users, projections and every other identity event know the customer by."""
+        return self.name or str(self.id)
 
     @event(IdentifierLinked)
     def link(
@@ -124,8 +139,10 @@ class Customer(Aggregate):
         rule: str,
         evidence_event_id: str | None,
         actor: str,
+        seen_at: int = 0,
     ) -> None:
-        self.links[Identifier(kind, value)] = LinkInfo(source, rule, evidence_event_id, actor)
+        info = LinkInfo(source, rule, evidence_event_id, actor, seen_at)
+        self.links[Identifier(kind, value)] = info
 
     @event(IdentifierUnlinked)
     def unlink(self, kind: str, value: str, reason: str, actor: str, erased: bool) -> None:

@@ -13,6 +13,15 @@ class CustomerNotFound(IdentityError):
         self.customer_id = customer_id
 
 
+class AmbiguousCustomer(IdentityError):
+    """An identifier held by several customers (a shared line, a family tablet) names none."""
+
+    def __init__(self, requested: str, customer_ids: list[str]) -> None:
+        super().__init__(f"{requested!r} is held by {len(customer_ids)} customers")
+        self.requested = requested
+        self.customer_ids = customer_ids
+
+
 class CandidateNotFound(IdentityError):
     def __init__(self, candidate_id: str) -> None:
         super().__init__(f"no merge candidate {candidate_id!r} in this tenant")

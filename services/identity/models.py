@@ -30,6 +30,16 @@ class ResolvedCustomer:
 
 
 @dataclass(frozen=True)
+class LocatedCustomer:
+    """Whose history an id shows: the customer it stands for now and every member of it."""
+
+    requested_id: str
+    customer_id: str  # the canonical customer (the survivor, when the id was merged into one)
+    members: tuple[str, ...]  # customer ids whose touchpoints are this customer's history
+    identity_version: int  # the identity map version the answer was read at
+
+
+@dataclass(frozen=True)
 class MergePlan:
     survivor_id: str
     absorbed_id: str

@@ -213,14 +213,16 @@ def _vouches(
 ) -> bool:
     """A weak identifier held by this group alone may bring it new identifiers when the group is
     anonymous, or when the identifier is personal and only completes the group (no strong kind it
-    holds already): a second email may well be someone else's."""
+    holds already), or extends it too (a mobile: one person's second mailbox). A personal
+    identifier that does not extend never brings a second email: it may well be someone else's."""
     if not _only_holder(claim, group, situation):
         return False
     if not _identified(group.identifiers, rules):
         return True
+    rule = rules.rule_for(claim.identifier)
     held_kinds = _strong_kinds(group.identifiers, rules)
     completes = not any(rules.is_strong(i) and i.kind in held_kinds for i in new_ids)
-    return rules.rule_for(claim.identifier).vouches and completes
+    return rule.vouches and (completes or rule.extends)
 
 
 def _identified(identifiers: Iterable[Identifier], rules: TenantRules) -> bool:
@@ -259,7 +261,11 @@ def _merge_or_propose_one(
     conflicts = unique_conflicts(draft.identifiers, other.identifiers, rules)
     if mergeable and strong and not conflicts:
         _absorb(draft, other, home, f"both hold {evidence.identifier}")
-    elif mergeable and (voucher := _voucher(claims, draft, other, rules, situation)):
+    elif (
+        mergeable
+        and not conflicts
+        and (voucher := _voucher(claims, draft, other, rules, situation))
+    ):
         _absorb(draft, other, home, f"completed through {voucher}")
     elif any(rules.rule_for(c.identifier).propose_candidates for c in claims):
         reason = f"share {evidence.identifier}"
@@ -274,12 +280,12 @@ def _voucher(
 ) -> Identifier | None:
     """The weak identifier, held by the other group alone, that makes both groups one person:
     any such identifier when the other group is anonymous, a personal one when the two groups
-    complete each other (no strong kind on both sides)."""
-    if _strong_kinds(other.identifiers, rules) & _strong_kinds(draft.identifiers, rules):
-        return None
+    complete each other (no strong kind on both sides), a personal one that `extends` in any case."""
+    overlap = _strong_kinds(other.identifiers, rules) & _strong_kinds(draft.identifiers, rules)
     anonymous = not _identified(other.identifiers, rules)
     for claim in claims:
-        personal = anonymous or rules.rule_for(claim.identifier).vouches
+        rule = rules.rule_for(claim.identifier)
+        personal = anonymous or (rule.vouches and (rule.extends or not overlap))
         if personal and _only_holder(claim, other, situation):
             return claim.identifier
     return None

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from services.identity import changes
 from services.identity.changes import Evidence
-from services.identity.domain import Customer, Filing
+from services.identity.domain import Filing
 from services.identity.models import ResolvedCustomer
+from services.identity.naming import PreferredName, new_customer_name
 from services.identity.normalise import Normalised
 from services.identity.policy import Claim, Decision, Situation, decide, rank
 from services.identity.rules import TenantRules
@@ -19,7 +20,11 @@ from services.identity.state import IdentityState
 
 
 def resolve_in(
-    state: IdentityState, normalised: Normalised, evidence: Evidence, rules: TenantRules
+    state: IdentityState,
+    normalised: Normalised,
+    evidence: Evidence,
+    rules: TenantRules,
+    preferred: PreferredName,
 ) -> ResolvedCustomer:
     assert evidence.event_id, "a resolution needs the touchpoint event that evidences it"
     filing = state.filing(evidence.event_id)
@@ -36,7 +41,7 @@ def resolve_in(
     situation = Situation(
         claims=claims,
         groups=groups,
-        new_customer_id=str(Customer.create_id(state.tenant_id, seed)),
+        new_customer_id=new_customer_name(state, preferred, seed),
         kept_apart=state.kept_apart(groups),
     )
     decision = decide(situation, rules)
@@ -66,7 +71,8 @@ def _record(
     rules: TenantRules,
 ) -> ResolvedCustomer:
     if decision.register:
-        changes.register(state, seed, _registration_reason(decision), evidence)
+        reason = _registration_reason(decision)
+        changes.register(state, seed, decision.home_id, reason, evidence)
     for link in decision.links:
         changes.link(state, decision.home_id, link, evidence)
     for identifier in decision.saturate:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import TypeVar
 from uuid import UUID
 
@@ -18,11 +19,14 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import Environment, EnvType
 
+from cem.processing import to_micros
 from schemas.envelope import CustomerRef
 from services.identity import audit, changes
 from services.identity.changes import SYSTEM_ACTOR, Evidence
 from services.identity.errors import (
+    AmbiguousCustomer,
     CandidateAlreadyDecided,
+    CustomerNotFound,
     IdentifierNotLinked,
     IdentityBusy,
     MergeRefused,
@@ -31,10 +35,12 @@ from services.identity.models import (
     AuditEntry,
     CandidateView,
     CustomerIdentities,
+    LocatedCustomer,
     MergePlan,
     ResolvedCustomer,
     SplitOutcome,
 )
+from services.identity.naming import identifier_of_key, preferred_name
 from services.identity.normalise import Rejected, normalise_one, normalise_ref
 from services.identity.resolution import resolve_in
 from services.identity.rules import IdentityRules
@@ -43,6 +49,10 @@ from services.identity.views import CandidateBoard, IdentityMap
 
 T = TypeVar("T")
 MAX_ATTEMPTS = 25
+# (identifiers, evidence event id, source) and, when known, when the touchpoint happened.
+Touchpoint = (
+    tuple[CustomerRef, str | UUID, str] | tuple[CustomerRef, str | UUID, str, datetime | None]
+)
 
 
 class IdentityResolver(Application[UUID]):
@@ -68,27 +78,28 @@ class IdentityResolver(Application[UUID]):
         evidence_event_id: str | UUID,
         source: str,
         actor: str = SYSTEM_ACTOR,
+        at: datetime | None = None,
     ) -> ResolvedCustomer:
-        """The customer a touchpoint belongs to; links, merges or proposes as the rules allow."""
-        rules = self.rules.for_tenant(tenant_id)
-        normalised = normalise_ref(ref, rules)
-        evidence = Evidence(str(evidence_event_id), source, actor)
-        return self._run(tenant_id, lambda state: resolve_in(state, normalised, evidence, rules))
+        """The customer a touchpoint (that happened `at`) belongs to; links, merges or proposes as
+        the rules allow."""
+        return self.resolve_batch(tenant_id, [(ref, evidence_event_id, source, at)], actor)[0]
 
     def resolve_batch(
         self,
         tenant_id: str,
-        touchpoints: Sequence[tuple[CustomerRef, str | UUID, str]],
+        touchpoints: Sequence[Touchpoint],
         actor: str = SYSTEM_ACTOR,
     ) -> list[ResolvedCustomer]:
-        """Resolve (ref, evidence event id, source) in order, in one transaction: the same results
-        as one call each, for one commit per batch instead of one per touchpoint."""
+        """Resolve (ref, evidence event id, source[, time]) in order, in one transaction: the same
+        results as one call each, for one commit per batch instead of one per touchpoint."""
         rules = self.rules.for_tenant(tenant_id)
         work = [
-            (normalise_ref(ref, rules), Evidence(str(event_id), source, actor))
-            for ref, event_id, source in touchpoints
+            (normalise_ref(t[0], rules), _evidence(t, actor), preferred_name(t[0], rules))
+            for t in touchpoints
         ]
-        return self._run(tenant_id, lambda state: [resolve_in(state, n, e, rules) for n, e in work])
+        return self._run(
+            tenant_id, lambda state: [resolve_in(state, n, e, rules, p) for n, e, p in work]
+        )
 
     def merge(
         self,
@@ -209,6 +220,43 @@ class IdentityResolver(Application[UUID]):
     def identity_version(self, tenant_id: str) -> int:
         return self.identity_map.version(tenant_id)
 
+    def locate(self, tenant_id: str, requested: str) -> LocatedCustomer:
+        """The customer an id stands for, with every member whose history is theirs, as of the
+        current identity version. The id may be a customer's id (an absorbed one answers for its
+        survivor) or any key of an identifier it holds (`cust-1`, `email:ana@x.io` ...).
+        Raises CustomerNotFound, or AmbiguousCustomer when several customers hold the identifier."""
+        return self.group_of(tenant_id, self._named(tenant_id, requested), requested)
+
+    def customer_for(self, tenant_id: str, requested: str) -> str:
+        """The customer a command names: the customer with this id, else the one customer holding
+        the identifier the key names (several holders of one group: its canonical customer)."""
+        named = self._named(tenant_id, requested)
+        if len(named) == 1:
+            return named[0]
+        return self.group_of(tenant_id, named, requested).customer_id
+
+    def _named(self, tenant_id: str, requested: str) -> tuple[str, ...]:
+        """The customer with this id, else the holders of the identifier it is the key of."""
+        state = IdentityState(self.repository, tenant_id)
+        found = state.find_customer(requested)
+        if found is not None:
+            return (found.customer_id,)
+        identifier = identifier_of_key(requested, self.rules.for_tenant(tenant_id))
+        return state.claim(identifier).holders if identifier else ()
+
+    def group_of(
+        self, tenant_id: str, customer_ids: Sequence[str], requested: str
+    ) -> LocatedCustomer:
+        """The one customer the given customer ids all stand for now (see `locate`)."""
+        version = self.identity_version(tenant_id)
+        canonical = sorted({self.canonical_id(tenant_id, c, version) for c in customer_ids})
+        if not canonical:
+            raise CustomerNotFound(requested)
+        if len(canonical) > 1:
+            raise AmbiguousCustomer(requested, canonical)
+        members = self.members(tenant_id, canonical[0], version)
+        return LocatedCustomer(requested, canonical[0], tuple(members), version)
+
     def _run(self, tenant_id: str, work: Callable[[IdentityState], T]) -> T:
         """Run a command on fresh state and save its events; on a conflict, run it again."""
         for attempt in range(MAX_ATTEMPTS):
@@ -224,6 +272,11 @@ class IdentityResolver(Application[UUID]):
                 # Another writer changed one of these aggregates first: its commit is visible now.
                 time.sleep(0.001 * attempt)
         raise IdentityBusy(f"gave up after {MAX_ATTEMPTS} conflicting attempts; retry later")
+
+
+def _evidence(touchpoint: Touchpoint, actor: str) -> Evidence:
+    at = touchpoint[3] if len(touchpoint) > 3 else None
+    return Evidence(str(touchpoint[1]), touchpoint[2], actor, to_micros(at) if at else 0)
 
 
 def _close_open_candidate(

@@ -18,6 +18,7 @@ from cem.api_errors import ApiError
 from cem.auth import CAN_READ_CUSTOMERS, require
 from cem.ports import Principal
 from services.identity.errors import (
+    AmbiguousCustomer,
     CandidateAlreadyDecided,
     CandidateNotFound,
     CustomerNotFound,
@@ -32,7 +33,9 @@ from services.identity.resolver import IdentityResolver
 
 CAN_CURATE_IDENTITY = frozenset({"manager", "admin"})
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+# Customer ids are names (naming.py): free text; the longest, an email key, is 326 characters.
+CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=400)]
+CandidateId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 KIND_PATTERN = r"^(customer_id|email|phone|anonymous_id|external:[a-z0-9][a-z0-9_.\-]{0,63})$"
 
 router = APIRouter(prefix="/v1", tags=["identity"])
@@ -42,6 +45,7 @@ Curator = Annotated[Principal, Depends(require(CAN_CURATE_IDENTITY))]
 # Each domain error has one status and code; nothing else leaks out of the identity service.
 _ERRORS: dict[type[IdentityError], tuple[int, str]] = {
     CustomerNotFound: (404, "not_found"),
+    AmbiguousCustomer: (409, "ambiguous_customer"),
     CandidateNotFound: (404, "not_found"),
     IdentifierNotLinked: (404, "identifier_not_linked"),
     MergeRefused: (409, "merge_refused"),
@@ -129,7 +133,9 @@ def _domain_errors() -> Iterator[None]:
 
 
 def _identity(request: Request) -> IdentityResolver:
-    resolver: IdentityResolver = request.app.state.identity
+    resolver: IdentityResolver | None = getattr(request.app.state, "identity", None)
+    if resolver is None:
+        raise ApiError(503, "identity_unavailable", "this deployment has no identity service")
     return resolver
 
 
@@ -137,13 +143,15 @@ def _actor(principal: Principal) -> str:
     return f"key:{principal.key_id}"
 
 
-@router.get("/customers/{customer_id}/identities")
+@router.get("/customers/{customer_id:path}/identities")
 def get_identities(customer_id: CustomerId, request: Request, who: Reader) -> dict[str, Any]:
     """Every identifier of the customer, its own and those of customers merged into it. An absorbed
     id answers for its survivor (`customer_id` differs from `requested_id`)."""
     resolver = _identity(request)
     with _domain_errors():
-        found = resolver.identities(who.tenant_id, customer_id)
+        found = resolver.identities(
+            who.tenant_id, resolver.customer_for(who.tenant_id, customer_id)
+        )
     return {
         "requested_id": found.requested_id,
         "customer_id": found.customer_id,
@@ -154,11 +162,12 @@ def get_identities(customer_id: CustomerId, request: Request, who: Reader) -> di
     }
 
 
-@router.get("/customers/{customer_id}/identity-history")
+@router.get("/customers/{customer_id:path}/identity-history")
 def get_identity_history(customer_id: CustomerId, request: Request, who: Reader) -> dict[str, Any]:
     """Audit of every registration, link, unlink, merge and split, with who and why."""
     resolver = _identity(request)
     with _domain_errors():
+        customer_id = resolver.customer_for(who.tenant_id, customer_id)
         entries = resolver.history(who.tenant_id, customer_id)
     canonical = resolver.canonical_id(who.tenant_id, customer_id)
     return {"customer_id": canonical, "entries": [asdict(entry) for entry in entries]}
@@ -167,11 +176,12 @@ def get_identity_history(customer_id: CustomerId, request: Request, who: Reader)
 @router.post("/customers/merge")
 def merge_customers(body: MergeIn, request: Request, who: Curator) -> MergeOut:
     """Merge absorbed into survivor; with `preview` only say what would happen."""
+    resolver = _identity(request)
     with _domain_errors():
-        plan = _identity(request).merge(
+        plan = resolver.merge(
             who.tenant_id,
-            body.survivor_id,
-            body.absorbed_id,
+            resolver.customer_for(who.tenant_id, body.survivor_id),
+            resolver.customer_for(who.tenant_id, body.absorbed_id),
             body.reason,
             _actor(who),
             preview=body.preview,
@@ -179,20 +189,25 @@ def merge_customers(body: MergeIn, request: Request, who: Curator) -> MergeOut:
     return _merge_out(plan, body.preview)
 
 
-@router.post("/customers/{customer_id}/split")
+@router.post("/customers/{customer_id:path}/split")
 def split_customer(
     customer_id: CustomerId, body: SplitIn, request: Request, who: Curator
 ) -> dict[str, Any]:
     """Reverse the merge that brought `absorbed_id` into this customer: both sides get back exactly
     the identifiers and history they had, and are never merged again automatically."""
+    resolver = _identity(request)
     with _domain_errors():
-        outcome = _identity(request).split(
-            who.tenant_id, customer_id, body.absorbed_id, body.reason, _actor(who)
+        outcome = resolver.split(
+            who.tenant_id,
+            resolver.customer_for(who.tenant_id, customer_id),
+            resolver.customer_for(who.tenant_id, body.absorbed_id),
+            body.reason,
+            _actor(who),
         )
     return asdict(outcome)
 
 
-@router.post("/customers/{customer_id}/unlink")
+@router.post("/customers/{customer_id:path}/unlink")
 def unlink_identifier(
     customer_id: CustomerId, body: UnlinkIn, request: Request, who: Curator
 ) -> dict[str, Any]:
@@ -200,6 +215,7 @@ def unlink_identifier(
     to this customer automatically; with `erase` it never links anyone again, whatever is replayed."""
     resolver = _identity(request)
     with _domain_errors():
+        customer_id = resolver.customer_for(who.tenant_id, customer_id)
         held_by = resolver.unlink(
             who.tenant_id, customer_id, body.kind, body.value, body.reason, _actor(who), body.erase
         )
@@ -231,7 +247,7 @@ def list_merge_candidates(
 
 @router.post("/merge-candidates/{candidate_id}/decision")
 def decide_merge_candidate(
-    candidate_id: CustomerId, body: DecisionIn, request: Request, who: Curator
+    candidate_id: CandidateId, body: DecisionIn, request: Request, who: Curator
 ) -> CandidateOut:
     """Accept (merge the pair, the proposer surviving unless `survivor_id` says otherwise) or reject
     (the pair is never proposed or merged automatically again)."""

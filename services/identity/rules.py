@@ -54,8 +54,13 @@ class KindRule(BaseModel):
     propose_candidates: bool = True
     # A personal identifier (a mobile, an app install) held by one customer only may complete that
     # customer: bring strong identifiers of kinds it does not hold yet (a first login, a first
-    # loyalty card). It never extends one (a second email), and shared ones never vouch at all.
+    # loyalty card). It never extends one (a second email) unless `extends`; shared ones never
+    # vouch at all.
     vouches: bool = False
+    # A vouching identifier that also extends brings further values of kinds the customer holds
+    # (a second email) and joins two customers holding different emails, unless a unique kind
+    # differs. Off by default: recall for precision (see the README's identity benchmark).
+    extends: bool = False
 
 
 class ExternalNamespace(BaseModel):

@@ -15,7 +15,13 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Repository
 from eventsourcing.domain import Aggregate
 
-from services.identity.domain import Customer, Filing, IdentifierIndex, MergeCandidate
+from services.identity.domain import (
+    Customer,
+    Filing,
+    IdentifierIndex,
+    MergeCandidate,
+    named_id,
+)
 from services.identity.errors import CandidateNotFound, CustomerNotFound
 from services.identity.policy import Claim, Group
 from services.identity.rules import Identifier
@@ -68,6 +74,11 @@ class IdentityState:
     # customers
 
     def find_customer(self, customer_id: str) -> Customer | None:
+        """The customer with this id: its name, or (for a customer registered without one) the
+        aggregate's UUID."""
+        named = self._get(named_id(self.tenant_id, customer_id), Customer)
+        if named is not None:
+            return named
         parsed = parse_id(customer_id)
         return self._get(parsed, Customer) if parsed else None
 

@@ -28,10 +28,11 @@ _NORMALISE: dict[str, Callable[[str], str]] = {
 }
 
 
-def to_identifier_rows(event: Event) -> list[dict[str, Any]]:
-    """The customer_identifiers rows of one event: one per identifier it carries."""
+def to_identifier_rows(event: Event, customer_id: str | None = None) -> list[dict[str, Any]]:
+    """The customer_identifiers rows of one event: one per identifier it carries, filed under
+    `customer_id` (default: its customer key)."""
     owner, at, event_id = (
-        customer_key(event.customer),
+        customer_id or customer_key(event.customer),
         to_micros(event.derived_at),
         str(event.event_id),
     )
@@ -110,3 +111,34 @@ def matches_from_rows(rows: Sequence[dict[str, Any]]) -> list[CustomerMatch]:
     ]
     by_id = sorted(matches, key=lambda m: m.customer_id)
     return sorted(by_id, key=lambda m: m.last_seen, reverse=True)
+
+
+def combine_matches(
+    matches: Sequence[CustomerMatch], canonical: Callable[[str], str]
+) -> list[CustomerMatch]:
+    """Matches of customers merged into one become one match under the canonical id. Exact: each
+    event is filed under exactly one customer, so the counts add up."""
+    combined: dict[str, CustomerMatch] = {}
+    for match in matches:
+        customer_id = canonical(match.customer_id)
+        seen = combined.get(customer_id)
+        combined[customer_id] = CustomerMatch(
+            customer_id=customer_id,
+            first_seen=min(match.first_seen, seen.first_seen) if seen else match.first_seen,
+            last_seen=max(match.last_seen, seen.last_seen) if seen else match.last_seen,
+            events=match.events + (seen.events if seen else 0),
+        )
+    by_id = sorted(combined.values(), key=lambda m: m.customer_id)
+    return sorted(by_id, key=lambda m: m.last_seen, reverse=True)
+
+
+def key_lookup(key: str) -> tuple[str, str]:
+    """The (kind, value) of the identifier a customer key names, as stored for lookups: the inverse
+    of `cem.customer_key.customer_key` (`email:ana@x.io`, `ext:shop:1`, a plain customer id ...)."""
+    for prefix, kind in (("email:", "email"), ("phone:", "phone"), ("anon:", "anonymous_id")):
+        if key.startswith(prefix):
+            value = key[len(prefix) :]
+            return kind, _NORMALISE.get(kind, lambda v: v)(value)
+    if key.startswith("ext:") and ":" in key[4:].strip(":"):
+        return "external_id", key[4:]
+    return "customer_id", key

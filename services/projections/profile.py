@@ -12,7 +12,7 @@ reported back as decimal strings.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -103,11 +103,11 @@ def facts_of(event: Event) -> list[Fact]:
     return [touch, *known, *extra]
 
 
-def to_profile_facts(event: Event) -> list[dict[str, Any]]:
-    """The profile_facts rows of one event."""
+def to_profile_facts(event: Event, customer_id: str | None = None) -> list[dict[str, Any]]:
+    """The profile_facts rows of one event, filed under `customer_id` (default: its customer key)."""
     base = {
         "tenant_id": event.tenant_id,
-        "customer_id": customer_key(event.customer),
+        "customer_id": customer_id or customer_key(event.customer),
         "event_id": str(event.event_id),
         "derived_at": to_micros(event.derived_at),
     }
@@ -186,9 +186,14 @@ class OpenCase(BaseModel):
 
 
 class Profile(BaseModel):
-    """What is known about a customer, from every event filed under them."""
+    """What is known about a customer, from every event filed under them or a customer merged
+    into them."""
 
     customer_id: str
+    members: list[str] = Field(
+        description="customer ids whose events this profile gathers: the customer itself first, "
+        "then every customer merged into it"
+    )
     first_seen: datetime
     last_seen: datetime
     events: int
@@ -265,7 +270,9 @@ def _open_cases(cases: list[FactGroup], subjects: list[FactGroup]) -> list[OpenC
     return found
 
 
-def fold_profile(customer_id: str, groups: Iterable[FactGroup]) -> Profile | None:
+def fold_profile(
+    customer_id: str, groups: Iterable[FactGroup], members: Sequence[str] = ()
+) -> Profile | None:
     """The profile from the combined facts; None when nothing is known about the customer."""
     by_field: dict[str, list[FactGroup]] = defaultdict(list)
     for group in groups:
@@ -276,6 +283,7 @@ def fold_profile(customer_id: str, groups: Iterable[FactGroup]) -> Profile | Non
     latest = max(touches, key=lambda g: g.latest)
     return Profile(
         customer_id=customer_id,
+        members=list(members or [customer_id]),
         first_seen=from_micros(min(g.first_at for g in touches)),
         last_seen=from_micros(max(g.last_at for g in touches)),
         events=sum(g.n for g in touches),

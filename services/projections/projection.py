@@ -18,9 +18,9 @@ class ProjectionsProjection:
     def ddl(self, version: tuple[int, ...]) -> list[str]:
         return sql.ddl(version)
 
-    def rows(self, event: Event) -> Rows:
+    def rows(self, event: Event, customer_id: str | None = None) -> Rows:
         return {
-            sql.TIMELINE: to_timeline_rows(event),
-            sql.PROFILE_FACTS: to_profile_facts(event),
-            sql.IDENTIFIERS: to_identifier_rows(event),
+            sql.TIMELINE: to_timeline_rows(event, customer_id),
+            sql.PROFILE_FACTS: to_profile_facts(event, customer_id),
+            sql.IDENTIFIERS: to_identifier_rows(event, customer_id),
         }

@@ -10,10 +10,15 @@ Conventions shared by the three tables:
   a range scan; retention, if it comes, is per tenant or per customer (erasure), not per month.
 - Input values are always `{name:Type}` parameters; only table names and fixed fragments are
   formatted.
+- Rows are filed under the customer an event was resolved to when it was processed and are never
+  rewritten. A customer's reads gather the rows of all its members (itself and every customer
+  merged into it, from the identity map), so a merge or a split changes what is read, not what is
+  stored. A reader passes the members, canonical customer first; a plain id is one member.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from cem.dialect import replacing_engine
@@ -25,6 +30,24 @@ from services.projections.timeline import Cursor, TimelineFilter, TimelinePage, 
 TIMELINE = "customer_timeline"
 PROFILE_FACTS = "profile_facts"
 IDENTIFIERS = "customer_identifiers"
+
+# A customer id, or the ids of every member of a merged customer (canonical first).
+Members = str | Sequence[str]
+
+
+def members_of(customer: Members) -> list[str]:
+    return [customer] if isinstance(customer, str) else list(customer)
+
+
+def members_filter(customer: Members) -> tuple[str, dict[str, Any]]:
+    """`customer_id IN (...)` with one parameter per member (an IN over literals uses the sorting
+    key on every server; an Array parameter would not parse in IN on 18.16)."""
+    members = members_of(customer)
+    if not members:
+        raise ValueError("a customer has at least one member")
+    names = [f"member_{i}" for i in range(len(members))]
+    fragment = ", ".join(f"{{{name}:String}}" for name in names)
+    return f"customer_id IN ({fragment})", dict(zip(names, members, strict=True))
 
 
 def ddl(version: tuple[int, ...]) -> list[str]:
@@ -54,7 +77,7 @@ def ddl(version: tuple[int, ...]) -> list[str]:
 TIMELINE_QUERY = """SELECT event_id, derived_at, occurred_at, received_at, clock_corrected, channel,
        type, touchpoint, source_id, correlation_id, summary, payload_json, identifiers
 FROM {table}
-WHERE tenant_id = {{tenant_id:String}} AND customer_id = {{customer_id:String}}{conditions}
+WHERE tenant_id = {{tenant_id:String}} AND {members}{conditions}
 ORDER BY derived_at DESC, event_id DESC
 LIMIT 1 BY event_id
 LIMIT {{limit:UInt32}}"""
@@ -73,14 +96,11 @@ _FILTERS = {
 
 
 def timeline_query(
-    tenant_id: str, customer_id: str, filters: TimelineFilter, cursor: Cursor | None, limit: int
+    tenant_id: str, customer: Members, filters: TimelineFilter, cursor: Cursor | None, limit: int
 ) -> tuple[str, dict[str, Any]]:
     """The SQL and parameters of one timeline page (limit + 1 rows, to detect a next page)."""
-    params: dict[str, Any] = {
-        "tenant_id": tenant_id,
-        "customer_id": customer_id,
-        "limit": limit + 1,
-    }
+    members, member_params = members_filter(customer)
+    params: dict[str, Any] = {"tenant_id": tenant_id, **member_params, "limit": limit + 1}
     conditions = []
     for name, fragment in _FILTERS.items():
         value = getattr(filters, name)
@@ -91,15 +111,17 @@ def timeline_query(
         conditions.append(_AFTER_CURSOR)
         params.update(cursor_at=cursor.derived_at, cursor_id=cursor.event_id)
     where = "".join(f"\n  AND {c}" for c in conditions)
-    return TIMELINE_QUERY.format(table=TIMELINE, conditions=where), params
+    sql = TIMELINE_QUERY.format(table=TIMELINE, members=members, conditions=where)
+    return sql, params
 
 
-def customer_exists(warehouse: Warehouse, tenant_id: str, customer_id: str) -> bool:
+def customer_exists(warehouse: Warehouse, tenant_id: str, customer: Members) -> bool:
+    members, params = members_filter(customer)
     rows = warehouse.select(
         f"""SELECT 1 AS found FROM {TIMELINE}
-            WHERE tenant_id = {{tenant_id:String}} AND customer_id = {{customer_id:String}}
+            WHERE tenant_id = {{tenant_id:String}} AND {members}
             LIMIT 1""",
-        {"tenant_id": tenant_id, "customer_id": customer_id},
+        {"tenant_id": tenant_id, **params},
     )
     return bool(rows)
 
@@ -107,15 +129,16 @@ def customer_exists(warehouse: Warehouse, tenant_id: str, customer_id: str) -> b
 def read_timeline(
     warehouse: Warehouse,
     tenant_id: str,
-    customer_id: str,
+    customer: Members,
     filters: TimelineFilter | None = None,
     cursor: Cursor | None = None,
     limit: int = 50,
 ) -> TimelinePage | None:
-    """A page of the customer's timeline, newest first; None if the tenant has no such customer."""
-    sql, params = timeline_query(tenant_id, customer_id, filters or TimelineFilter(), cursor, limit)
+    """A page of the customer's timeline (every member's events), newest first; None if the tenant
+    has no such customer."""
+    sql, params = timeline_query(tenant_id, customer, filters or TimelineFilter(), cursor, limit)
     page = page_from_rows(warehouse.select(sql, params), limit)
-    if not page.entries and not customer_exists(warehouse, tenant_id, customer_id):
+    if not page.entries and not customer_exists(warehouse, tenant_id, customer):
         return None
     return page
 
@@ -130,16 +153,21 @@ PROFILE_QUERY = f"""SELECT field, key, count() AS n, sum(num_value) AS total,
        argMax(event_id, (derived_at, event_id)) AS latest_event
 FROM (
     SELECT field, key, event_id, derived_at, str_value, num_value FROM {PROFILE_FACTS}
-    WHERE tenant_id = {{tenant_id:String}} AND customer_id = {{customer_id:String}}
+    WHERE tenant_id = {{{{tenant_id:String}}}} AND {{members}}
     LIMIT 1 BY field, key, event_id
 )
 GROUP BY field, key"""
 
 
-def read_profile(warehouse: Warehouse, tenant_id: str, customer_id: str) -> Profile | None:
-    """The customer's profile; None when the tenant has no such customer."""
-    rows = warehouse.select(PROFILE_QUERY, {"tenant_id": tenant_id, "customer_id": customer_id})
-    return fold_profile(customer_id, (FactGroup.from_row(r) for r in rows))
+def read_profile(warehouse: Warehouse, tenant_id: str, customer: Members) -> Profile | None:
+    """The customer's profile over every member's facts, under the first (canonical) id; None
+    when the tenant has no such customer."""
+    members, params = members_filter(customer)
+    rows = warehouse.select(
+        PROFILE_QUERY.format(members=members), {"tenant_id": tenant_id, **params}
+    )
+    groups = (FactGroup.from_row(r) for r in rows)
+    return fold_profile(members_of(customer)[0], groups, members_of(customer))
 
 
 # --- lookup by identifier --------------------------------------------------------------------

@@ -38,12 +38,12 @@ def from_micros(micros: int) -> datetime:
 
 
 # --- rows ------------------------------------------------------------------------------------
-def to_timeline_rows(event: Event) -> list[dict[str, Any]]:
-    """The one timeline row of an event."""
+def to_timeline_rows(event: Event, customer_id: str | None = None) -> list[dict[str, Any]]:
+    """The one timeline row of an event, filed under `customer_id` (default: its customer key)."""
     return [
         {
             "tenant_id": event.tenant_id,
-            "customer_id": customer_key(event.customer),
+            "customer_id": customer_id or customer_key(event.customer),
             "derived_at": to_micros(event.derived_at),
             "event_id": str(event.event_id),
             "channel": event.channel.value,

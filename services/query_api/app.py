@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI
 
 from cem import api_errors
 from cem.ports import KeyStore, Warehouse
+from services.identity.resolver import IdentityResolver
 
 
 def health_router(details: Callable[[], dict[str, Any]]) -> APIRouter:
@@ -22,19 +23,29 @@ def health_router(details: Callable[[], dict[str, Any]]) -> APIRouter:
 
 
 def include_query_routes(app: FastAPI, health: Callable[[], dict[str, Any]]) -> None:
-    """Mount every query router; the app's state must hold `warehouse` and `keys`."""
+    """Mount every query router; the app's state must hold `warehouse` and `keys`, and `identity`
+    for unified customer histories and the identity API (without it, the identity API answers 503
+    and a customer is exactly the key its events were filed under)."""
+    from services.identity.router import router as identity_router
     from services.query_api.routers import alerts, customers, satisfaction
 
     app.include_router(health_router(health))
+    # Before customers: its `/v1/customers/{customer_id:path}` would swallow `/identities`.
+    app.include_router(identity_router)
     app.include_router(customers.router)
     app.include_router(satisfaction.router)
     app.include_router(alerts.router)
 
 
-def create_app(warehouse: Warehouse, keys: KeyStore) -> FastAPI:
-    """The query API alone (distributed mode: one process per service)."""
+def create_app(
+    warehouse: Warehouse, keys: KeyStore, identity: IdentityResolver | None = None
+) -> FastAPI:
+    """The query API alone (distributed mode: one process per service); `identity` is the
+    resolver on the shared identity store (`build_identity(IdentitySettings())`)."""
     app = FastAPI(title="cem query API", version="0.1.0")
     api_errors.install(app)
     app.state.warehouse, app.state.keys = warehouse, keys
+    if identity is not None:
+        app.state.identity = identity
     include_query_routes(app, health=lambda: {"service": "query-api"})
     return app

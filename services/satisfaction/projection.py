@@ -22,16 +22,16 @@ class SatisfactionProjection:
     def ddl(self, version: tuple[int, ...]) -> list[str]:
         return sql.ddl(version)
 
-    def rows(self, event: Event) -> Rows:
+    def rows(self, event: Event, customer_id: str | None = None) -> Rows:
         if is_survey_answer(event):
-            return self._answer_rows(event)
+            return self._answer_rows(event, customer_id)
         if is_interaction(event):
             return {sql.INTERACTIONS_TABLE: [to_interaction_row(event)]}
         return {}
 
     @staticmethod
-    def _answer_rows(event: Event) -> Rows:
-        response = to_response_row(event)
+    def _answer_rows(event: Event, customer_id: str | None) -> Rows:
+        response = to_response_row(event, customer_id)
         rows: Rows = {sql.RESPONSES_TABLE: [response]}
         alerts = to_alert_rows(response)
         if alerts:

@@ -31,13 +31,14 @@ def is_interaction(event: Event) -> bool:
     return bool(event.correlation_id) and not event.type.startswith(_SURVEY_PREFIX)
 
 
-def to_response_row(event: Event) -> Row:
-    """One `survey_responses` row. The payload is re-validated: a bad one becomes a dead letter."""
+def to_response_row(event: Event, customer_id: str | None = None) -> Row:
+    """One `survey_responses` row, filed under `customer_id` (default: the event's customer key).
+    The payload is re-validated: a bad one becomes a dead letter."""
     answer = SurveyAnswered.model_validate(event.payload)
     return {
         "tenant_id": event.tenant_id,
         "event_id": str(event.event_id),
-        "customer_id": customer_key(event.customer),
+        "customer_id": customer_id or customer_key(event.customer),
         "survey_id": answer.survey_id or "",
         "kind": answer.kind,
         "score": answer.score,

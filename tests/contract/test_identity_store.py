@@ -383,14 +383,18 @@ class IdentityStoreContract:
     def test_tenants_never_share_customers(
         self, identity: IdentityResolver, tenant: str, resolve: Any
     ) -> None:
-        ours = resolve(email="ana@x.io").customer_id
+        ours = resolve(email="ana@x.io", phone="+34 612 34 56 78").customer_id
+        only_ours = resolve(email="zoe@x.io").customer_id
         other = f"{tenant}-other"
         theirs = identity.resolve(other, CustomerRef(email="ana@x.io"), str(uuid.uuid4()), "http")
-        assert theirs.created and theirs.customer_id != ours
+        # Ids are readable names, unique per tenant: the same name is each tenant's own customer.
+        assert theirs.created and theirs.customer_id == ours
+        their_view = identity.identities(other, ours)
+        assert {(i.kind, i.value) for i in their_view.identities} == {("email", "ana@x.io")}
         with pytest.raises(CustomerNotFound):
-            identity.identities(other, ours)
+            identity.identities(other, only_ours)
         with pytest.raises(CustomerNotFound):
-            identity.merge(other, theirs.customer_id, ours, "probe", "key:k1", preview=True)
+            identity.merge(other, theirs.customer_id, only_ours, "probe", "key:k1", preview=True)
 
 
 class TestSqliteIdentityStore(IdentityStoreContract):

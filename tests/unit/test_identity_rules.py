@@ -258,6 +258,25 @@ def test_a_personal_mobile_completes_its_holder_but_never_extends_it() -> None:
     assert extended.register and extended.proposals[0].second_id == "ana"
 
 
+def test_a_mobile_that_extends_brings_a_second_email_unless_a_unique_kind_differs() -> None:
+    mobile = phone("+34612345678")
+    extending = KindRule(priority=60, strong=False, max_holders=3, vouches=True, extends=True)
+    rules = TenantRules(phone_region="ES", kinds={**ES.kinds, "phone": extending})
+    ana = group("ana", email("ana@x.io"), mobile)
+    extended = decide(
+        situation([Claim(email("ana.work@x.io")), Claim(mobile, ("ana",))], ana), rules
+    )
+    assert (extended.home_id, extended.links[0].identifier) == ("ana", email("ana.work@x.io"))
+    work = group("work", email("ana.work@x.io"))
+    claims = [Claim(email("ana.work@x.io"), ("work",)), Claim(mobile, ("ana",))]
+    joined = decide(situation(claims, ana, work), rules)
+    assert [(m.survivor_id, m.absorbed_id) for m in joined.merges] == [("work", "ana")]
+    account = group("acc", Identifier("customer_id", "u2"), mobile)
+    claims = [Claim(Identifier("customer_id", "u1"), ("u1",)), Claim(mobile, ("acc",))]
+    apart = decide(situation(claims, group("u1", Identifier("customer_id", "u1")), account), rules)
+    assert apart.merges == () and apart.proposals[0].second_id == "acc"
+
+
 def test_an_anonymous_profile_is_adopted_when_its_device_logs_in() -> None:
     device = Identifier("anonymous_id", "d1")
     visitor = group("visitor", device)

@@ -2,6 +2,13 @@
 
 The tenant always comes from the caller's key, never from the request: another tenant's customer is
 indistinguishable from one that does not exist (S01).
+
+A customer's history is that of every member of it (itself and the customers merged into it), as of
+the current identity version: the identity service (`app.state.identity`) says who the members are,
+the warehouse holds what each was filed. Any id a user knows addresses the customer: its own id,
+an id merged into it (answered for the survivor), or the key of an identifier it holds or was seen
+with (`cust-1`, `email:ana@x.io`, `phone:+34600000001`, `anon:…`, `ext:shop:1`). Without an
+identity service, an id is exactly the key events were filed under.
 """
 
 from __future__ import annotations
@@ -15,7 +22,16 @@ from cem.api_errors import ApiError
 from cem.auth import CAN_READ_CUSTOMERS, require
 from cem.ports import Principal, Warehouse
 from schemas.envelope import Channel
-from services.projections.lookup import CustomerLookup, InvalidLookup, lookup_key
+from services.identity.errors import AmbiguousCustomer, CustomerNotFound
+from services.identity.models import LocatedCustomer
+from services.identity.resolver import IdentityResolver
+from services.projections.lookup import (
+    CustomerLookup,
+    InvalidLookup,
+    combine_matches,
+    key_lookup,
+    lookup_key,
+)
 from services.projections.profile import Profile
 from services.projections.sql import find_customers, read_profile, read_timeline
 from services.projections.timeline import (
@@ -33,7 +49,7 @@ router = APIRouter(tags=["customers"])
 Reader = Annotated[Principal, Depends(require(CAN_READ_CUSTOMERS))]
 # `:path` because customer ids are free text and may contain "/"; the timeline route is declared
 # first so that ".../timeline" is never read as part of an id.
-CustomerId = Annotated[str, Path(min_length=1, max_length=200)]
+CustomerId = Annotated[str, Path(min_length=1, max_length=400)]
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "no such customer for the caller's tenant"}
 }
@@ -44,9 +60,47 @@ def _warehouse(request: Request) -> Warehouse:
     return warehouse
 
 
+def _identity(request: Request) -> IdentityResolver | None:
+    identity: IdentityResolver | None = getattr(request.app.state, "identity", None)
+    return identity
+
+
 def _not_found() -> ApiError:
     # The same answer for an unknown id and another tenant's id, so ids cannot be probed (S01).
     return ApiError(404, "not_found", "no such customer")
+
+
+def _ambiguous(exc: AmbiguousCustomer) -> ApiError:
+    details = [
+        {"code": "candidate_customer", "message": customer_id, "path": "path.customer_id"}
+        for customer_id in exc.customer_ids
+    ]
+    message = f"{exc}: address one of them by its customer id"
+    return ApiError(409, "ambiguous_customer", message, details)
+
+
+def _locate(
+    request: Request, identity: IdentityResolver, tenant_id: str, requested: str
+) -> LocatedCustomer:
+    try:
+        return identity.locate(tenant_id, requested)
+    except CustomerNotFound:
+        # A key of an identifier identity never links (a placeholder email) that events carried.
+        seen = find_customers(_warehouse(request), tenant_id, *key_lookup(requested))
+        return identity.group_of(tenant_id, [m.customer_id for m in seen], requested)
+
+
+def members_of(request: Request, tenant_id: str, requested: str) -> list[str]:
+    """Every customer id whose rows are the requested customer's history, canonical first."""
+    identity = _identity(request)
+    if identity is None:
+        return [requested]
+    try:
+        return list(_locate(request, identity, tenant_id, requested).members)
+    except CustomerNotFound:
+        raise _not_found() from None
+    except AmbiguousCustomer as exc:
+        raise _ambiguous(exc) from None
 
 
 def _invalid(code: str, exc: ValueError, path: str) -> ApiError:
@@ -79,8 +133,9 @@ def get_timeline(
         position = decode_cursor(cursor) if cursor else None
     except InvalidCursor as exc:
         raise _invalid("invalid_cursor", exc, "query.cursor") from None
+    members = members_of(request, principal.tenant_id, customer_id)
     page = read_timeline(
-        _warehouse(request), principal.tenant_id, customer_id, filters, position, limit
+        _warehouse(request), principal.tenant_id, members, filters, position, limit
     )
     if page is None:
         raise _not_found()
@@ -90,7 +145,8 @@ def get_timeline(
 @router.get("/v1/customers/{customer_id:path}", response_model=Profile, responses=_NOT_FOUND)
 def get_profile(request: Request, principal: Reader, customer_id: CustomerId) -> Profile:
     """What is known about the customer: activity, channels, orders, satisfaction, open cases."""
-    profile = read_profile(_warehouse(request), principal.tenant_id, customer_id)
+    members = members_of(request, principal.tenant_id, customer_id)
+    profile = read_profile(_warehouse(request), principal.tenant_id, members)
     if profile is None:
         raise _not_found()
     return profile
@@ -110,5 +166,11 @@ def find_by_identifier(
         kind, value = lookup_key(email, phone, anonymous_id, external_id)
     except InvalidLookup as exc:
         raise _invalid("invalid_lookup", exc, exc.path) from None
-    matches = find_customers(_warehouse(request), principal.tenant_id, kind, value)
+    tenant_id, identity = principal.tenant_id, _identity(request)
+    matches = find_customers(_warehouse(request), tenant_id, kind, value)
+    if identity is not None:
+        version = identity.identity_version(tenant_id)
+        matches = combine_matches(
+            matches, lambda home: identity.canonical_id(tenant_id, home, version)
+        )
     return CustomerLookup(kind=kind, value=value, customers=matches)

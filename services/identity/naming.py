@@ -1,0 +1,81 @@
+"""Customer ids people can read: the name a customer is registered with, and ids read back.
+
+A new customer is named after the key its first touchpoint would have been filed under before
+identity resolution existed (`cem.customer_key`): the explicit customer id, else
+`ext:<namespace>:<value>`, `email:<address>`, `phone:<number>` or `anon:<id>`. Those are the ids
+producers, agents and existing links already use, so they stay valid. A name is taken once: when
+another customer has it, or when another customer holds the identifier behind it (the name would
+point at the wrong person), the new customer is named by a UUID derived from its seed instead.
+Names never change, whatever is merged, split or unlinked later.
+
+Reading an id back (`identifier_of_key`) is the inverse: `email:ana@x.io` is the email
+`ana@x.io`, a plain id is a `customer_id`, so any key a user knows finds the customer holding it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cem.customer_key import customer_key
+from schemas.envelope import CustomerRef
+from services.identity.domain import stable_id
+from services.identity.normalise import normalise_one
+from services.identity.rules import Identifier, TenantRules
+from services.identity.state import IdentityState
+
+# Key prefixes of `cem.customer_key`, by identifier kind; a key without one is a customer_id.
+_PREFIXES = (("email:", "email"), ("phone:", "phone"), ("anon:", "anonymous_id"))
+_EXTERNAL = "ext:"
+# Attempts at a free UUID name; only a producer choosing other customers' ids could use one up.
+_MAX_FALLBACKS = 100
+
+
+@dataclass(frozen=True)
+class PreferredName:
+    """The name a customer registered by this touchpoint should get, and the identifier behind it
+    as identity normalises it (None when identity rejects it, e.g. a placeholder)."""
+
+    name: str
+    identifier: Identifier | None
+
+
+def preferred_name(ref: CustomerRef, rules: TenantRules) -> PreferredName:
+    key = customer_key(ref)
+    found = identifier_of_key(key, rules)
+    return PreferredName(key, found)
+
+
+def identifier_of_key(key: str, rules: TenantRules) -> Identifier | None:
+    """The identifier a customer key names, normalised; None when it names nothing usable."""
+    kind, raw = _split_key(key)
+    found = normalise_one(kind, raw, rules) if raw.strip() else None
+    return found if isinstance(found, Identifier) else None
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    for prefix, kind in _PREFIXES:
+        if key.startswith(prefix):
+            return kind, key[len(prefix) :]
+    if key.startswith(_EXTERNAL):
+        namespace, sep, value = key[len(_EXTERNAL) :].partition(":")
+        if sep and namespace:
+            return f"external:{namespace}", value
+    return "customer_id", key
+
+
+def new_customer_name(state: IdentityState, preferred: PreferredName, seed: str) -> str:
+    """The preferred name when it is free, else a UUID derived from the seed (unique per seed)."""
+    held = preferred.identifier is not None and state.claim(preferred.identifier).holders
+    if not held and state.find_customer(preferred.name) is None:
+        return preferred.name
+    for attempt in range(_MAX_FALLBACKS):
+        name = _fallback(state.tenant_id, seed, attempt)
+        if state.find_customer(name) is None:
+            return name
+    raise RuntimeError(f"no free customer name for seed {seed!r}")
+
+
+def _fallback(tenant_id: str, seed: str, attempt: int) -> str:
+    # The first is the id an unnamed customer of this seed would have had.
+    parts = (seed,) if attempt == 0 else (seed, str(attempt))
+    return str(stable_id(tenant_id, "customer", *parts))

@@ -1,0 +1,250 @@
+"""Unified customer history, end to end in one process: events posted over HTTP, filed by identity
+resolution, projected into chdb, read through the query API; merged and split through the identity
+API. The platform is `cem.bootstrap.build` with its real SQLite log and identity store."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cem.adapters.chdb_warehouse import ChdbWarehouse
+from cem.adapters.memory_keys import MemoryKeyStore
+from cem.bootstrap import Platform, build
+from cem.replay import replay
+from cem.settings import IngestSettings
+from services.identity.filing import IdentityFiler
+
+TENANT = "acme"
+START = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+PHONE, EMAIL, DEVICE = "+34 612 34 56 78", "Ana@Shop.es", "web-ana"
+# Each touchpoint is filed under a readable customer id: its customer key before any merge.
+PHONE_ID, EMAIL_ID, WEB_ID = "phone:+34612345678", "email:ana@shop.es", "anon:web-ana"
+
+
+class Client:
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.http = TestClient(platform.app)
+        self.secrets = {
+            role: platform.keys.create(TENANT, role)[1]
+            for role in ("ingest", "agent", "manager", "admin")
+        }
+
+    def call(self, method: str, path: str, role: str = "agent", **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self.secrets[role]}"}
+        return self.http.request(method, path, headers=headers, **kwargs)
+
+    def post(self, *events: dict[str, Any]) -> list[str]:
+        answer = self.call("POST", "/v1/events", "ingest", json={"events": list(events)})
+        assert answer.status_code in (200, 202), answer.text
+        self.settle()
+        return [e["event_id"] for e in events]
+
+    def settle(self, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while any(self.platform.lag().values()):
+            assert time.monotonic() < deadline, f"still lagging: {self.platform.lag()}"
+            time.sleep(0.05)
+
+    def timeline(self, customer_id: str) -> list[str]:
+        answer = self.call("GET", f"/v1/customers/{customer_id}/timeline", params={"limit": 500})
+        assert answer.status_code == 200, answer.text
+        return [entry["event_id"] for entry in answer.json()["entries"]]
+
+    def profile(self, customer_id: str) -> dict[str, Any]:
+        answer = self.call("GET", f"/v1/customers/{customer_id}")
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+    def merge(self, survivor: str, absorbed: str, role: str = "manager", **extra: Any) -> Any:
+        body = {"survivor_id": survivor, "absorbed_id": absorbed, "reason": "same person", **extra}
+        return self.call("POST", "/v1/customers/merge", role, json=body)
+
+    def split(self, customer: str, absorbed: str) -> Any:
+        body = {"absorbed_id": absorbed, "reason": "two people after all"}
+        return self.call("POST", f"/v1/customers/{customer}/split", "manager", json=body)
+
+
+def touch(
+    type_: str,
+    channel: str,
+    customer: dict[str, Any],
+    minutes: int,
+    payload: dict[str, Any],
+    **envelope: Any,
+) -> dict[str, Any]:
+    at = START + timedelta(minutes=minutes)
+    return {
+        "event_id": str(uuid.uuid4()),
+        "channel": channel,
+        "type": type_,
+        "customer": customer,
+        "occurred_at": at.isoformat().replace("+00:00", "Z"),
+        "payload": payload,
+        **envelope,
+    }
+
+
+@pytest.fixture
+def platform(tmp_path: Path, warehouse: ChdbWarehouse) -> Iterator[Platform]:
+    settings = IngestSettings(data_dir=tmp_path / "data", identity="eventsourced")
+    running = build(settings, warehouse=warehouse, keys=MemoryKeyStore())
+    running.start()
+    yield running
+    for runner in running.runners:
+        runner.stop()
+    running.log.close()
+    assert running.identity is not None
+    running.identity.close()  # the warehouse is the fixture's to drop
+
+
+@pytest.fixture
+def api(platform: Platform) -> Client:
+    return Client(platform)
+
+
+def newest_first(ids: list[str]) -> list[str]:
+    return ids[::-1]  # every helper posts oldest first
+
+
+@pytest.fixture
+def ana(api: Client) -> dict[str, list[str]]:
+    """One person on three channels, never sharing an identifier: three customers until merged."""
+    call = {"phone": PHONE}
+    phone = api.post(
+        touch("call.answered", "phone", call, 0, {"agent": "bob"}, correlation_id="call-1",
+              touchpoint="support_line"),
+        touch("call.ended", "phone", call, 7, {"agent": "bob", "talk_s": 400},
+              correlation_id="call-1", touchpoint="support_line"),
+    )  # fmt: skip
+    email = api.post(
+        touch("email.opened", "email", {"email": EMAIL}, 20, {"message_id": "m-1"}),
+        touch("survey.answered", "survey", {"email": EMAIL}, 30, {"kind": "csat", "score": 2},
+              correlation_id="call-1", touchpoint="support_line"),
+    )  # fmt: skip
+    web = api.post(
+        touch("page.viewed", "web", {"anonymous_id": DEVICE}, 40, {"url": "https://shop.es/"}),
+        touch("order.placed", "web", {"anonymous_id": DEVICE}, 45,
+              {"order_id": "o-1", "amount": "59.90", "currency": "EUR", "items": 1},
+              touchpoint="checkout"),
+    )  # fmt: skip
+    someone_else = api.post(
+        touch("page.viewed", "web", {"anonymous_id": "web-zoe"}, 41, {"url": "https://shop.es/"}),
+    )
+    return {"phone": phone, "email": email, "web": web, "other": someone_else}
+
+
+def test_before_any_merge_each_channel_is_its_own_readable_customer(
+    api: Client, ana: dict[str, list[str]]
+) -> None:
+    assert api.timeline(PHONE_ID) == newest_first(ana["phone"])
+    assert api.timeline(EMAIL_ID) == newest_first(ana["email"])
+    assert api.timeline(WEB_ID) == newest_first(ana["web"])
+    assert api.profile(EMAIL_ID)["members"] == [EMAIL_ID]
+
+
+def test_an_agent_cannot_merge_and_a_preview_changes_nothing(
+    api: Client, ana: dict[str, list[str]]
+) -> None:
+    refused = api.merge(EMAIL_ID, PHONE_ID, role="agent")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "forbidden")
+    preview = api.merge(EMAIL_ID, PHONE_ID, preview=True)
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["members"] == [EMAIL_ID, PHONE_ID]
+    assert api.timeline(EMAIL_ID) == newest_first(ana["email"])
+
+
+def test_a_merged_customer_shows_every_absorbed_customers_history(
+    api: Client, ana: dict[str, list[str]]
+) -> None:
+    for absorbed in (PHONE_ID, WEB_ID):
+        answer = api.merge(EMAIL_ID, absorbed)
+        assert answer.status_code == 200, answer.text
+    everything = sorted(ana["phone"] + ana["email"] + ana["web"])
+    assert sorted(api.timeline(EMAIL_ID)) == everything
+    profile = api.profile(EMAIL_ID)
+    assert profile["customer_id"] == EMAIL_ID
+    assert profile["members"] == [EMAIL_ID, WEB_ID, PHONE_ID]
+    assert profile["events"] == 6
+    assert {c["channel"] for c in profile["channels"]} == {"phone", "email", "survey", "web"}
+    assert profile["satisfaction"]["csat"]["score"] == 2
+    assert profile["orders"]["by_currency"][0]["amount"] == "59.90"
+    # Absorbed ids still answer, for the survivor.
+    for absorbed in (PHONE_ID, WEB_ID):
+        assert sorted(api.timeline(absorbed)) == everything
+        assert api.profile(absorbed)["customer_id"] == EMAIL_ID
+    found = api.call("GET", "/v1/customers", params={"phone": "+34612345678"}).json()
+    assert [c["customer_id"] for c in found["customers"]] == [EMAIL_ID]
+    assert ana["other"][0] not in everything
+
+
+def test_events_after_a_merge_join_the_history_and_a_split_restores_each_side(
+    api: Client, ana: dict[str, list[str]]
+) -> None:
+    assert api.merge(EMAIL_ID, PHONE_ID).status_code == 200
+    later_call = api.post(touch("call.ended", "phone", {"phone": PHONE}, 90, {"talk_s": 60}))
+    assert later_call[0] in api.timeline(EMAIL_ID)
+    split = api.split(EMAIL_ID, PHONE_ID)
+    assert split.status_code == 200, split.text
+    assert split.json()["absorbed_members"] == [PHONE_ID]
+    # Each side has exactly its own history back, with what was filed under it meanwhile.
+    assert api.timeline(PHONE_ID) == newest_first(ana["phone"] + later_call)
+    assert api.timeline(EMAIL_ID) == newest_first(ana["email"])
+    assert api.profile(PHONE_ID)["customer_id"] == PHONE_ID
+    assert api.profile(EMAIL_ID)["satisfaction"]["csat"]["score"] == 2
+    assert api.profile(PHONE_ID)["satisfaction"]["csat"] is None
+
+
+def test_a_customer_stays_addressable_by_every_identifier_it_holds(api: Client) -> None:
+    first = api.post(
+        touch("page.viewed", "web", {"customer_id": "crm-42"}, 0, {"url": "https://s/"})
+    )
+    both = {"customer_id": "crm-42", "email": "luis@shop.es"}
+    second = api.post(touch("order.placed", "web", both, 5,
+                            {"order_id": "o-9", "amount": "10.00", "currency": "EUR"}))  # fmt: skip
+    by_email = api.post(
+        touch("email.opened", "email", {"email": "luis@shop.es"}, 9, {"message_id": "m-9"})
+    )
+    history = newest_first(first + second + by_email)
+    assert api.timeline("crm-42") == history
+    assert api.timeline("email:luis@shop.es") == history
+    assert api.profile("email:luis@shop.es")["customer_id"] == "crm-42"
+    assert api.call("GET", "/v1/customers/email:nobody@shop.es").status_code == 404
+
+
+def test_both_consumers_and_a_replay_file_each_event_under_the_same_customer(
+    api: Client, ana: dict[str, list[str]], platform: Platform, chdb_path: Path
+) -> None:
+    filed = {
+        row["event_id"]: row["customer_id"]
+        for row in platform.warehouse.select("SELECT event_id, customer_id FROM customer_timeline")
+    }
+    (survey,) = platform.warehouse.select("SELECT event_id, customer_id FROM survey_responses")
+    assert filed[survey["event_id"]] == survey["customer_id"] == EMAIL_ID
+    rebuilt = ChdbWarehouse(chdb_path, database=f"r_{uuid.uuid4().hex[:12]}")
+    try:
+        replay(platform.log, rebuilt, platform.projections, filer=IdentityFiler(platform.identity))
+        again = rebuilt.select("SELECT event_id, customer_id FROM customer_timeline")
+        assert {row["event_id"]: row["customer_id"] for row in again} == filed
+    finally:
+        rebuilt.drop_database()
+        rebuilt.close()
+
+
+def test_an_identifier_several_customers_hold_asks_which_one(api: Client) -> None:
+    line = "+34 912 34 56 78"  # a household landline
+    api.post(touch("call.ended", "phone", {"email": "dad@shop.es", "phone": line}, 0, {}))
+    api.post(touch("call.ended", "phone", {"email": "kid@shop.es", "phone": line}, 5, {}))
+    answer = api.call("GET", "/v1/customers/phone:+34912345678/timeline")
+    assert answer.status_code == 409, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "ambiguous_customer"
+    assert [d["message"] for d in error["details"]] == ["email:dad@shop.es", "email:kid@shop.es"]

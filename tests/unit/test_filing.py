@@ -1,0 +1,240 @@
+"""The filing stage: every event is projected under the customer identity resolution files it
+under, the same one for every consumer and every replay; customers keep readable ids."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from cem.ports import Consumed
+from cem.processing import Unfiled, process_batch
+from schemas.envelope import CustomerRef, Event
+from schemas.validate import accept, encode
+from services.identity import (
+    AmbiguousCustomer,
+    CustomerNotFound,
+    IdentityBusy,
+    IdentityResolver,
+    IdentityRules,
+    TenantRules,
+    sqlite_env,
+)
+from services.identity.filing import IdentityFiler
+from services.projections.lookup import CustomerMatch, combine_matches, key_lookup
+from services.projections.projection import ProjectionsProjection
+from services.satisfaction.projection import SatisfactionProjection
+
+T0 = datetime(2026, 4, 1, 8, 0, tzinfo=UTC)
+TENANT = "acme"
+
+
+def event(customer: dict[str, Any], minutes: int = 0, **fields: Any) -> Event:
+    at = T0 + timedelta(minutes=minutes)
+    raw = {
+        "event_id": str(uuid.uuid4()),
+        "channel": "web",
+        "type": "page.viewed",
+        "occurred_at": at.isoformat(),
+        "customer": customer,
+        "payload": {"url": "https://shop.es/"},
+        **fields,
+    }
+    return accept(raw, TENANT, at)[0]
+
+
+def records(events: Sequence[Event | bytes]) -> list[Consumed]:
+    return [
+        Consumed("touchpoints", 0, i, b"k", e if isinstance(e, bytes) else encode(e))
+        for i, e in enumerate(events)
+    ]
+
+
+class FixedFiler:
+    def __init__(self, answers: list[str | Unfiled]) -> None:
+        self.answers, self.seen = answers, 0
+
+    def file(self, events: Sequence[Event]) -> list[str | Unfiled]:
+        self.seen += len(events)
+        return self.answers[: len(events)]
+
+
+@pytest.fixture
+def identity() -> IdentityResolver:
+    uri = f"file:filing-{uuid.uuid4().hex}?mode=memory&cache=shared"
+    return IdentityResolver(sqlite_env(uri), IdentityRules(default=TenantRules(phone_region="ES")))
+
+
+# --- the stage in the batch core ---------------------------------------------------------------
+def test_each_event_is_projected_under_the_customer_it_was_filed_under() -> None:
+    viewed = event({"email": "ana@shop.es"})
+    answered = event(
+        {"email": "ana@shop.es"}, type="survey.answered", channel="survey",
+        payload={"kind": "csat", "score": 2},
+    )  # fmt: skip
+    filer = FixedFiler(["c-7", "c-7"])
+    batch = records([viewed, answered])
+    timeline = process_batch("projections", batch, ProjectionsProjection().rows, filer=filer)
+    satisfaction = process_batch("satisfaction", batch, SatisfactionProjection().rows, filer=filer)
+    assert {r["customer_id"] for rows in timeline.rows.values() for r in rows} == {"c-7"}
+    assert [r["customer_id"] for r in satisfaction.rows["survey_responses"]] == ["c-7"]
+    assert [r["customer_id"] for r in satisfaction.rows["alerts"]] == ["c-7"]
+
+
+def test_without_a_filer_an_event_is_filed_under_its_customer_key() -> None:
+    result = process_batch("projections", records([event({"email": "Ana@Shop.es"})]),
+                           ProjectionsProjection().rows)  # fmt: skip
+    assert result.rows["customer_timeline"][0]["customer_id"] == "email:ana@shop.es"
+
+
+def test_an_unfiled_event_is_a_dead_letter_and_undecodable_ones_never_reach_the_filer() -> None:
+    filer = FixedFiler([Unfiled("identity resolution failed: boom"), "c-1"])
+    batch = records([event({"email": "a@shop.es"}), b"\x00garbage", event({"email": "b@shop.es"})])
+    result = process_batch("projections", batch, ProjectionsProjection().rows, filer=filer)
+    assert filer.seen == 2
+    assert [(d.offset, d.reason) for d in result.dead_letters] == [
+        (1, "undecodable"),
+        (0, "unfiled"),
+    ]
+    assert "boom" in result.dead_letters[1].error
+    assert [r["customer_id"] for r in result.rows["customer_timeline"]] == ["c-1"]
+    assert result.next_offsets == {0: 3}
+
+
+def test_a_filer_that_cannot_answer_fails_the_whole_batch() -> None:
+    class Down:
+        def file(self, events: Sequence[Event]) -> list[str | Unfiled]:
+            raise IdentityBusy("store is busy")
+
+    with pytest.raises(IdentityBusy):
+        process_batch("projections", records([event({"email": "a@shop.es"})]),
+                      ProjectionsProjection().rows, filer=Down())  # fmt: skip
+
+
+# --- the identity filer --------------------------------------------------------------------------
+def test_every_consumer_and_every_replay_gets_the_same_customer(identity: IdentityResolver) -> None:
+    events = [event({"phone": "+34 612 34 56 78"}, i) for i in range(3)]
+    first = IdentityFiler(identity).file(events)
+    second = IdentityFiler(identity).file(events[::-1])  # another consumer, another order
+    assert first == second[::-1] == ["phone:+34612345678"] * 3
+
+
+def test_a_touchpoint_that_cannot_be_resolved_is_unfiled_and_the_others_are_filed(
+    identity: IdentityResolver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    poison = event({"email": "poison@shop.es"})
+    real = identity.resolve_batch
+
+    def resolve_batch(tenant_id: str, touchpoints: Any, *args: Any, **kwargs: Any) -> Any:
+        if any(t[0].email == "poison@shop.es" for t in touchpoints):
+            raise ValueError("cannot digest this one")
+        return real(tenant_id, touchpoints, *args, **kwargs)
+
+    monkeypatch.setattr(identity, "resolve_batch", resolve_batch)
+    filed = IdentityFiler(identity).file([event({"email": "ana@shop.es"}), poison])
+    assert filed[0] == "email:ana@shop.es"
+    assert isinstance(filed[1], Unfiled) and "cannot digest" in str(filed[1])
+
+
+def test_a_busy_store_is_not_a_dead_letter(
+    identity: IdentityResolver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def busy(*args: Any, **kwargs: Any) -> Any:
+        raise IdentityBusy("gave up")
+
+    monkeypatch.setattr(identity, "resolve_batch", busy)
+    with pytest.raises(IdentityBusy):
+        IdentityFiler(identity).file([event({"email": "ana@shop.es"})])
+
+
+# --- readable ids ------------------------------------------------------------------------------
+def resolve(identity: IdentityResolver, **ref: Any) -> str:
+    return identity.resolve(TENANT, CustomerRef(**ref), str(uuid.uuid4()), "http").home_id
+
+
+def test_a_new_customer_is_named_by_its_first_touchpoints_customer_key(
+    identity: IdentityResolver,
+) -> None:
+    assert resolve(identity, customer_id="crm-1", email="x@shop.es") == "crm-1"
+    assert resolve(identity, external_ids={"shop": "9"}, email="y@shop.es") == "ext:shop:9"
+    assert resolve(identity, email="Ana@Shop.es", phone="612345678") == "email:ana@shop.es"
+    assert resolve(identity, anonymous_id="dev-1") == "anon:dev-1"
+    # A placeholder identifies nobody, but the first customer it named keeps the readable id.
+    assert resolve(identity, email="ana@example.com", phone="+34 699 11 22 33") == (
+        "email:ana@example.com"
+    )
+
+
+def test_a_name_already_taken_or_pointing_at_someone_else_becomes_a_uuid(
+    identity: IdentityResolver,
+) -> None:
+    assert resolve(identity, customer_id="guest") == "guest"  # a placeholder: links nobody
+    again = resolve(identity, customer_id="guest")
+    assert again != "guest" and uuid.UUID(again)
+    holder = resolve(identity, customer_id="crm-1", external_ids={"shop": "1"})
+    # The same crm id with another shop account is someone else: crm-1 names the holder.
+    other = resolve(identity, customer_id="crm-1", external_ids={"shop": "2"})
+    assert holder == "crm-1" and other != "crm-1" and uuid.UUID(other)
+    assert identity.locate(TENANT, "crm-1").customer_id == "crm-1"
+
+
+def test_any_id_or_identifier_key_locates_the_customer_and_its_members(
+    identity: IdentityResolver,
+) -> None:
+    web = resolve(identity, anonymous_id="dev-7")
+    resolve(identity, anonymous_id="dev-7", customer_id="crm-7")  # the device logs in
+    mail = resolve(identity, email="zoe@shop.es")
+    identity.merge(TENANT, web, mail, "same person", "key:k")
+    for requested in (web, mail, "crm-7", "email:ZOE@shop.es", "anon:dev-7"):
+        found = identity.locate(TENANT, requested)
+        assert (found.customer_id, found.members) == (web, (web, mail)), requested
+    with pytest.raises(CustomerNotFound):
+        identity.locate(TENANT, "email:nobody@shop.es")
+
+
+def test_an_identifier_held_by_several_customers_names_none(identity: IdentityResolver) -> None:
+    resolve(identity, email="dad@shop.es", phone="+34 912 34 56 78")
+    resolve(identity, email="kid@shop.es", phone="+34 912 34 56 78")
+    with pytest.raises(AmbiguousCustomer) as raised:
+        identity.locate(TENANT, "phone:+34912345678")
+    assert raised.value.customer_ids == ["email:dad@shop.es", "email:kid@shop.es"]
+
+
+# --- lookups of merged customers ---------------------------------------------------------------
+def test_matches_of_merged_customers_are_one_match() -> None:
+    def match(customer_id: str, first: int, last: int, events: int) -> CustomerMatch:
+        at = [T0 + timedelta(hours=h) for h in (first, last)]
+        return CustomerMatch(
+            customer_id=customer_id, first_seen=at[0], last_seen=at[1], events=events
+        )
+
+    survivor_of = {"b": "a"}.get
+    combined = combine_matches(
+        [match("a", 2, 3, 1), match("b", 1, 5, 2), match("c", 0, 4, 1)],
+        lambda c: survivor_of(c, c),
+    )
+    assert [(m.customer_id, m.events) for m in combined] == [("a", 3), ("c", 1)]
+    assert (combined[0].first_seen, combined[0].last_seen) == (
+        T0 + timedelta(hours=1),
+        T0 + timedelta(hours=5),
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("email:Ana@Shop.ES", ("email", "ana@shop.es")),
+        ("phone:+34 612 34 56 78", ("phone", "+34612345678")),
+        ("anon:dev-1", ("anonymous_id", "dev-1")),
+        ("ext:shop:9", ("external_id", "shop:9")),
+        ("crm/42", ("customer_id", "crm/42")),
+        ("ext:", ("customer_id", "ext:")),
+    ],
+)
+def test_a_customer_key_names_the_identifier_it_was_made_from(
+    key: str, expected: tuple[str, str]
+) -> None:
+    assert key_lookup(key) == expected
