@@ -102,8 +102,14 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.distributed:
+        from bench.distributed import main as distributed_main
+
+        args.out = args.out or "bench-results/distributed.json"
+        return distributed_main(args)
     from bench.embedded import main as bench_main
 
+    args.out = args.out or "bench-results/embedded.json"
     return bench_main(args)
 
 
@@ -180,7 +186,12 @@ def parser() -> argparse.ArgumentParser:
     _add_data_dir(bench)
     bench.add_argument("--events", type=int, default=1_000_000, help="background events (≥1M)")
     bench.add_argument("--ten-million", action="store_true", help="use 10M background events")
-    bench.add_argument("--out", default="bench-results/embedded.json")
+    bench.add_argument(
+        "--distributed", action="store_true", help="on Kafka, ClickHouse server and PostgreSQL"
+    )
+    bench.add_argument(
+        "--out", default=None, help="JSON results (default bench-results/<mode>.json)"
+    )
     bench.set_defaults(func=_bench)
     kinds = bench.add_subparsers(dest="bench_kind", metavar="{identity}")
     identity = kinds.add_parser("identity", help="identity resolution accuracy on known truth")

@@ -1,0 +1,168 @@
+"""The distributed benchmark's pure helpers: plan sizes, endpoints, environment, load budget,
+raw insert blocks, routing and the results rows. No engines, no timings."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.distributed import (
+    DEFAULT_OUT,
+    EMBEDDED_OUT,
+    MIN_LOAD_S,
+    RUN_BUDGET_S,
+    DistributedPlan,
+    RoutedTarget,
+    load_budget,
+    output_path,
+    parse_endpoint,
+    past_budget,
+    service_env,
+    summary_rows,
+    timeline_columns,
+    with_database,
+)
+
+ENDPOINTS = {
+    "kafka": "127.0.0.1:9092",
+    "clickhouse": "clickhouse://127.0.0.1:9000/default",
+    "postgres": "postgresql://cem@127.0.0.1:5432/cem",
+}
+
+
+def test_plan_scales_down_and_never_above_its_defaults() -> None:
+    small, full, huge = (DistributedPlan.for_events(n) for n in (20_000, 1_000_000, 10**7))
+    assert small.events == 20_000 and small.raw_produce_rows == 10_000
+    assert full.raw_produce_rows == 200_000 and full.raw_insert_rows == 500_000
+    assert full.batched_events == 100_000 and full.heavy_events == 1_000
+    assert huge.batched_events == 100_000 and huge.raw_insert_rows == 500_000
+
+
+def test_parse_endpoint_reads_the_printed_lines() -> None:
+    printed = "KAFKA_BOOTSTRAP=127.0.0.1:1234\n\nCLICKHOUSE_URL=clickhouse://h:1/default?a=b\n"
+    assert parse_endpoint(printed) == {
+        "KAFKA_BOOTSTRAP": "127.0.0.1:1234",
+        "CLICKHOUSE_URL": "clickhouse://h:1/default?a=b",
+    }
+
+
+def test_with_database_replaces_only_the_path() -> None:
+    url = "clickhouse://user:pw@127.0.0.1:9000/default?secure=False"
+    assert (
+        with_database(url, "bench_1") == "clickhouse://user:pw@127.0.0.1:9000/bench_1?secure=False"
+    )
+
+
+def test_service_env_points_at_the_engines_and_drops_the_callers_cem_settings() -> None:
+    environ = {"PATH": "/bin", "CEM_KAFKA_BOOTSTRAP": "live:9092", "CEM_BATCH_WITHIN_S": "9"}
+    env = service_env(environ, ENDPOINTS, "clickhouse://127.0.0.1:9000/bench_x", Path("/d"))
+    assert env["PATH"] == "/bin"
+    assert env["CEM_MODE"] == "distributed"
+    assert env["CEM_KAFKA_BOOTSTRAP"] == "127.0.0.1:9092"
+    assert env["CEM_CLICKHOUSE_URL"].endswith("/bench_x")
+    assert env["CEM_DATA_DIR"] == "/d"
+    assert "CEM_BATCH_WITHIN_S" not in env
+    assert float(env["CEM_INGEST_QUOTA_RATE_PER_S"]) >= 1e9  # the quota must not cap the figure
+
+
+def test_load_budget_is_what_is_left_of_the_run_and_at_least_a_minute() -> None:
+    assert load_budget(60.0) < load_budget(0.0) < RUN_BUDGET_S
+    assert load_budget(0.0) - load_budget(60.0) == pytest.approx(60.0)
+    assert load_budget(RUN_BUDGET_S) == MIN_LOAD_S
+
+
+@pytest.mark.parametrize(
+    ("elapsed", "published", "lag", "stop"),
+    [
+        (10.0, 10_000, {"projections": 0, "satisfaction": 0}, False),
+        (100.0, 100_000, {"projections": 50_000, "satisfaction": 10_000}, False),  # drains by 200
+        (100.0, 100_000, {"projections": 80_000, "satisfaction": 0}, True),  # drains at 500
+        (330.0, 1_000, {"projections": 0, "satisfaction": 0}, True),  # out of time
+        (100.0, 5_000, {"projections": 5_000, "satisfaction": 5_000}, False),  # nothing yet
+        (170.0, 5_000, {"projections": 5_000, "satisfaction": 5_000}, True),  # …for too long
+    ],
+)
+def test_past_budget_stops_when_the_slowest_group_would_not_drain_in_time(
+    elapsed: float, published: int, lag: dict[str, int], stop: bool
+) -> None:
+    assert past_budget(elapsed, published, lag, budget_s=330.0) is stop
+
+
+def test_timeline_columns_are_native_blocks_with_unique_events() -> None:
+    templates = [
+        {"tenant_id": "t", "customer_id": "x", "derived_at": 100, "event_id": "e"},
+        {"tenant_id": "t", "customer_id": "y", "derived_at": 200, "event_id": "f"},
+    ]
+    tenant, customer, derived, event = timeline_columns(templates, 10, 4, customers=3)
+    assert tenant == ["t"] * 4
+    assert customer == ["c1", "c2", "c0", "c1"]
+    assert derived == [110, 211, 112, 213]
+    assert len(set(event)) == 4
+    assert templates[0]["customer_id"] == "x"  # the templates are left as they were
+
+
+def test_output_path_never_replaces_the_embedded_results() -> None:
+    assert output_path(argparse.Namespace(out=EMBEDDED_OUT)) == DEFAULT_OUT
+    assert output_path(argparse.Namespace(out=None)) == DEFAULT_OUT
+    assert output_path(argparse.Namespace()) == DEFAULT_OUT
+    assert output_path(argparse.Namespace(out="x/y.json")) == "x/y.json"
+
+
+def test_routed_target_sends_events_to_ingest_and_reads_to_the_query_api() -> None:
+    target = RoutedTarget("http://127.0.0.1:1", "ik", "rk", "http://127.0.0.1:2")
+    with target.client("ingest") as ingest, target.client("read") as read:
+        assert str(ingest.base_url).startswith("http://127.0.0.1:1")
+        assert ingest.headers["authorization"] == "Bearer ik"
+        assert str(read.base_url).startswith("http://127.0.0.1:2")
+        assert read.headers["authorization"] == "Bearer rk"
+
+
+def _result(cut_short: bool) -> dict[str, Any]:
+    latency = {"p50": 0.01, "p99": 0.02}
+    return {
+        "raw": {
+            "kafka_produce": {"rate": 8_000.0},
+            "clickhouse_insert": {"rate": 300_000.0},
+            "clickhouse_point_query": latency,
+        },
+        "load": {
+            "events": 250_000,
+            "requested": 1_000_000,
+            "cut_short": cut_short,
+            "rate": 1_500.0,
+            "publish_rate": 2_000.0,
+            "heavy_customer_events": 1_000,
+            "raw_timeline_query": latency,
+            "raw_satisfaction_query": latency,
+        },
+        "api": {
+            "batched": {"rate": 5_000.0, "acknowledged_rate": 6_000.0, "batch_size": 500},
+            "single": {"rate": 100.0},
+            "freshness": {"p50": 0.5, "p99": 0.9},
+            "timeline": latency,
+            "satisfaction": latency,
+        },
+        "peak_rss_bytes": {"ingest": 100, "kafka": None},
+    }
+
+
+def test_summary_rows_label_a_load_cut_short_with_what_was_loaded() -> None:
+    labels = [row.metric for row in summary_rows(_result(cut_short=True))]
+    assert "background load (250,000 of 1,000,000 requested events)" in labels
+    labels = [row.metric for row in summary_rows(_result(cut_short=False))]
+    assert "background load (250,000 events)" in labels
+
+
+def test_summary_rows_compare_end_to_end_with_the_raw_producer_and_the_goals() -> None:
+    rows = {row.metric: row for row in summary_rows(_result(cut_short=False))}
+    batched = rows["end-to-end batched (500/request)"]
+    assert batched.raw_ratio == pytest.approx(5_000 / 8_000)
+    assert batched.goal is not None and not batched.goal.met(batched.value)
+    half = rows["end-to-end batched, goal 50% of raw producer"]
+    assert half.goal is not None and half.goal.met(half.value)  # 5,000 ≥ 4,000
+    fresh = rows["freshness p99 (2xx → visible)"]
+    assert fresh.goal is not None and fresh.goal.met(fresh.value)
+    assert rows["peak RSS, kafka"].value == 0  # not measurable: shown as 0, not dropped
