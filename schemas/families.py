@@ -11,6 +11,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -20,7 +21,19 @@ from schemas.envelope import Channel, Name, SafeStr
 Seconds = Annotated[float, Field(ge=0, le=7 * 24 * 3600)]
 Text = Annotated[SafeStr, StringConstraints(max_length=20_000)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-Money = Annotated[Decimal, Field(ge=0, le=Decimal("1e12"), max_digits=18, decimal_places=4)]
+# The JSON Schema is spelled out: pydantic versions differ in what they emit for Decimal.
+MONEY_SCHEMA = {
+    "anyOf": [
+        {"type": "number", "minimum": 0, "maximum": 1e12},
+        {"type": "string", "pattern": r"^\d{1,13}(\.\d{1,4})?$"},
+    ],
+    "description": "an amount ≥ 0 with at most 4 decimals, as a number or a decimal string",
+}
+Money = Annotated[
+    Decimal,
+    Field(ge=0, le=Decimal("1e12"), max_digits=18, decimal_places=4),
+    WithJsonSchema(MONEY_SCHEMA),
+]
 Attributes = dict[
     Annotated[str, StringConstraints(max_length=100)], str | int | float | bool | None
 ]
