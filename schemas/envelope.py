@@ -24,6 +24,7 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_FUTURE = timedelta(hours=1)
 _SECONDS_LIMIT = 10**11  # below this a number is epoch seconds (until year 5138)
 _MILLIS_LIMIT = 10**14  # below this (and above the seconds limit) it is epoch milliseconds
+_RFC3339_START = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 
 
 class Channel(StrEnum):
@@ -75,7 +76,7 @@ def parse_timestamp(value: Any) -> Any:
         return datetime.fromtimestamp(seconds, tz=UTC)
     if isinstance(value, str):
         value = _no_control_chars(value)
-        if not re.match(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", value):
+        if not _RFC3339_START.match(value):
             raise ValueError("must be an RFC 3339 timestamp such as 2026-01-31T12:00:00Z")
     return value
 

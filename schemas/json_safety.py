@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import orjson
+
 from schemas.violations import Violation
 
 # Deeper JSON than any event needs; it also keeps every later encoder far from its recursion limit.
@@ -22,9 +24,43 @@ _INT_RANGE = (-(2**63), 2**64 - 1)
 def json_violations(value: Any) -> list[Violation]:
     """Values no field may hold anywhere, even in free-form payloads: NUL or lone surrogates in
     strings and keys, integers and floats the log cannot encode, and excessive nesting."""
+    if safe_json(value) is not None:
+        return []
     found: list[Violation] = []
     _walk(value, (), found)
     return found
+
+
+def safe_json(value: Any) -> bytes | None:
+    """The value as compact JSON (orjson's bytes) when it is plain JSON holding none of the values
+    `json_violations` reports; None when that is not certain, and only the walk can tell.
+
+    Each check is exact or errs towards None: orjson refuses lone surrogates and integers
+    outside the 64-bit range; a NUL can only appear in its output as the escape `\\u0000`; a
+    value nested deeper than MAX_DEPTH needs more opening brackets than that (beyond which the
+    depth is measured); and the output reads back as an equal value only when nothing was changed
+    on the way (NaN and infinities become null, tuples lists, UUIDs strings).
+    """
+    try:
+        encoded = orjson.dumps(value)
+        if (
+            b"\\u0000" in encoded
+            or (encoded.count(b"{") + encoded.count(b"[") > MAX_DEPTH and _deeper_than(value))
+            or orjson.loads(encoded) != value
+        ):
+            return None
+    except Exception:  # whatever orjson refuses or cannot compare: the walk decides
+        return None
+    return encoded
+
+
+def _deeper_than(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether some value lies inside more than `limit` nested objects and arrays."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if not isinstance(value, list) or not value:
+        return False
+    return limit == 0 or any(_deeper_than(item, limit - 1) for item in value)
 
 
 def _walk(value: Any, path: tuple[str, ...], found: list[Violation]) -> None:

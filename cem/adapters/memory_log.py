@@ -26,6 +26,9 @@ class Decision:
     original: str | None = None
 
 
+_ACCEPTED = Decision(PublishStatus.accepted)  # immutable, so one for every accepted event
+
+
 def classify(
     events: Sequence[Outgoing], claimed: Callable[[str, str], str | None]
 ) -> list[Decision]:
@@ -39,7 +42,7 @@ def classify(
         original = seen[identity] if identity in seen else claimed(*identity)
         if original is None:
             seen[identity] = event.fingerprint
-            decisions.append(Decision(PublishStatus.accepted))
+            decisions.append(_ACCEPTED)
         elif original == event.fingerprint:
             decisions.append(Decision(PublishStatus.duplicate, original))
         else:

@@ -8,6 +8,7 @@ transaction as the append, so a crash can never leave a claim without its record
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
 import threading
 import time
@@ -95,6 +96,11 @@ def _connect(path: Path, *, fsync: bool, max_bytes: int | None) -> sqlite3.Conne
     # can lose the last commits (never corrupt the file). FULL adds an fsync per commit for that.
     conn.execute(f"PRAGMA synchronous = {'FULL' if fsync else 'NORMAL'}")
     conn.execute("PRAGMA cache_size = -32000")
+    # A publish dirties about one page of the claims index per event (event ids are random), so
+    # at SQLite's default (every 1,000 pages, ~4 MB) nearly every commit is followed by copying its
+    # pages back and two syncs. Every 10,000 pages, a page dirtied by several commits is copied
+    # once and syncs are 10× rarer. Commits are as durable either way: they are in the WAL.
+    conn.execute("PRAGMA wal_autocheckpoint = 10000")
     if max_bytes is not None:
         page_size = conn.execute("PRAGMA page_size").fetchone()[0]
         conn.execute(f"PRAGMA max_page_count = {max(1, max_bytes // page_size)}")
@@ -102,9 +108,26 @@ def _connect(path: Path, *, fsync: bool, max_bytes: int | None) -> sqlite3.Conne
 
 
 def _encode_headers(headers: Sequence[tuple[str, bytes]]) -> bytes | None:
-    return orjson.dumps([[name, value.hex()] for name, value in headers]) if headers else None
+    if not headers:
+        return None
+    try:
+        return _cached_headers_json(tuple(headers))
+    except TypeError:  # unhashable, e.g. a bytearray value
+        return _headers_json(headers)
 
 
+# The ingest's records of one tenant and source carry identical headers.
+@functools.lru_cache(maxsize=1024)
+def _cached_headers_json(headers: tuple[tuple[str, bytes], ...]) -> bytes:
+    return _headers_json(headers)
+
+
+def _headers_json(headers: Sequence[tuple[str, bytes]]) -> bytes:
+    return orjson.dumps([[name, value.hex()] for name, value in headers])
+
+
+# Polls read the same few header blobs again and again; the result is immutable.
+@functools.lru_cache(maxsize=1024)
 def _decode_headers(blob: bytes | None) -> tuple[tuple[str, bytes], ...]:
     return tuple((name, bytes.fromhex(value)) for name, value in orjson.loads(blob or b"[]"))
 
@@ -297,10 +320,10 @@ CREATE TABLE IF NOT EXISTS conflicts (
   fingerprint TEXT NOT NULL, value BLOB NOT NULL, recorded_at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS conflicts_by_tenant ON conflicts (tenant_id);
 """
-# One indexed lookup per batch: the (tenant_id, event_id) pairs travel as one JSON parameter.
-SELECT_CLAIMS = """SELECT c.tenant_id, c.event_id, c.fingerprint FROM json_each(?) AS j
-JOIN claims AS c ON c.tenant_id = json_extract(j.value, '$[0]')
-AND c.event_id = json_extract(j.value, '$[1]')"""
+# One lookup per tenant of a batch (a request has one): the event ids travel as one JSON array,
+# which SQLite sorts before probing the primary key, so each index page is read once.
+SELECT_CLAIMS = """SELECT event_id, fingerprint FROM claims
+WHERE tenant_id = ? AND event_id IN (SELECT value FROM json_each(?))"""
 INSERT_CLAIM = "INSERT INTO claims VALUES (?, ?, ?, ?, ?, ?, ?)"
 INSERT_CONFLICT = "INSERT INTO conflicts VALUES (?, ?, ?, ?, ?, ?)"
 SELECT_CONFLICTS = """SELECT event_id, original_fingerprint, fingerprint, value, recorded_at
@@ -358,8 +381,14 @@ class SqlitePublisher:
 
 def _claimed(conn: sqlite3.Connection, events: Sequence[Outgoing]) -> dict[tuple[str, str], str]:
     """The stored fingerprint of every event of the batch that was published before."""
-    pairs = orjson.dumps([[e.tenant_id, e.event_id] for e in events])
-    return {(t, e): f for t, e, f in conn.execute(SELECT_CLAIMS, (pairs,)).fetchall()}
+    by_tenant: dict[str, list[str]] = {}
+    for e in events:
+        by_tenant.setdefault(e.tenant_id, []).append(e.event_id)
+    return {
+        (tenant, event_id): fingerprint
+        for tenant, ids in by_tenant.items()
+        for event_id, fingerprint in conn.execute(SELECT_CLAIMS, (tenant, orjson.dumps(ids)))
+    }
 
 
 def _record_conflicts(

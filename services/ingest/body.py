@@ -183,12 +183,9 @@ def parse_json(data: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise MalformedJson(f"not valid UTF-8 at byte {exc.start}") from None
     try:
-        return json.loads(
-            text,
-            object_pairs_hook=_unique_keys,
-            parse_constant=_no_constant,
-            parse_int=_bounded_int,
-        )
+        if text.startswith("\ufeff"):  # what json.loads refuses before decoding
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        return _STRICT.decode(text)
     except json.JSONDecodeError as exc:
         raise MalformedJson(f"line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except RecursionError:
@@ -220,3 +217,9 @@ def _bounded_int(literal: str) -> int:
     if len(literal.lstrip("-")) > _MAX_INT_DIGITS:
         raise MalformedJson(f"integer literal longer than {_MAX_INT_DIGITS} digits")
     return int(literal)
+
+
+# Built once: json.loads with hooks builds a decoder (and its scanner) for every call.
+_STRICT = json.JSONDecoder(
+    object_pairs_hook=_unique_keys, parse_constant=_no_constant, parse_int=_bounded_int
+)
