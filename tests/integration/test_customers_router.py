@@ -3,7 +3,6 @@ and the security answers (S01, B13)."""
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from fastapi.testclient import TestClient
 
 import cem.api_errors
 from cem.adapters.chdb_warehouse import ChdbWarehouse
-from cem.ports import Principal
+from cem.adapters.memory_keys import MemoryKeyStore
 from cem.runner import ensure_tables
 from schemas.validate import accept
 from services.projections.projection import ProjectionsProjection
@@ -24,27 +23,6 @@ from services.query_api.routers.customers import router
 
 T0 = datetime(2026, 4, 1, 8, 0, tzinfo=UTC)
 ANA = {"customer_id": "cust-1", "email": "ana@example.com", "phone": "+33 6 12 34 56 78"}
-
-
-class FakeKeys:
-    """A KeyStore in memory: enough for the router's `require` dependency."""
-
-    def __init__(self) -> None:
-        self._by_secret: dict[str, Principal] = {}
-
-    def create(self, tenant_id: str, role: str, name: str = "") -> tuple[str, str]:
-        key_id, secret = uuid.uuid4().hex, secrets.token_urlsafe(16)
-        self._by_secret[secret] = Principal(key_id, tenant_id, role)
-        return key_id, secret
-
-    def authenticate(self, secret: str) -> Principal | None:
-        return self._by_secret.get(secret)
-
-    def revoke(self, key_id: str) -> None:
-        self._by_secret = {s: p for s, p in self._by_secret.items() if p.key_id != key_id}
-
-    def list(self, tenant_id: str) -> list[dict[str, Any]]:
-        return [vars(p) for p in self._by_secret.values() if p.tenant_id == tenant_id]
 
 
 def store(warehouse: ChdbWarehouse, tenant_id: str, events: list[dict[str, Any]]) -> list[str]:
@@ -85,7 +63,7 @@ def app(warehouse: ChdbWarehouse) -> FastAPI:
     cem.api_errors.install(app)
     app.include_router(router)
     app.state.warehouse = warehouse
-    app.state.keys = FakeKeys()
+    app.state.keys = MemoryKeyStore()
     ensure_tables(warehouse, [ProjectionsProjection()])
     return app
 

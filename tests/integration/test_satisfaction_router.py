@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import secrets
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from fastapi.testclient import TestClient
 
 import cem.api_errors
 from cem.adapters.chdb_warehouse import ChdbWarehouse
-from cem.ports import Principal
+from cem.adapters.memory_keys import MemoryKeyStore
 from schemas.validate import accept
 from services.query_api.routers.alerts import router as alerts_router
 from services.query_api.routers.satisfaction import router as satisfaction_router
@@ -27,27 +26,6 @@ NOW = datetime(2026, 4, 30, 18, 30, tzinfo=UTC)
 SCALES = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
 TOUCHPOINTS = "/v1/satisfaction/touchpoints"
 ALERTS = "/v1/alerts"
-
-
-class FakeKeys:
-    """A KeyStore in memory: enough for the routers' `require` dependency."""
-
-    def __init__(self) -> None:
-        self._by_secret: dict[str, Principal] = {}
-
-    def create(self, tenant_id: str, role: str, name: str = "") -> tuple[str, str]:
-        key_id, secret = uuid.uuid4().hex, secrets.token_urlsafe(16)
-        self._by_secret[secret] = Principal(key_id, tenant_id, role)
-        return key_id, secret
-
-    def authenticate(self, secret: str) -> Principal | None:
-        return self._by_secret.get(secret)
-
-    def revoke(self, key_id: str) -> None:
-        self._by_secret = {s: p for s, p in self._by_secret.items() if p.key_id != key_id}
-
-    def list(self, tenant_id: str) -> list[dict[str, Any]]:
-        return [vars(p) for p in self._by_secret.values() if p.tenant_id == tenant_id]
 
 
 class StoppedClock:
@@ -63,7 +41,11 @@ class Api:
         cem.api_errors.install(app)
         app.include_router(satisfaction_router)
         app.include_router(alerts_router)
-        app.state.warehouse, app.state.keys, app.state.clock = warehouse, FakeKeys(), StoppedClock()
+        app.state.warehouse, app.state.keys, app.state.clock = (
+            warehouse,
+            MemoryKeyStore(),
+            StoppedClock(),
+        )
         self.app, self.warehouse, self.keys = app, warehouse, app.state.keys
         self.client = TestClient(app)
 
