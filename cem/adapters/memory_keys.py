@@ -12,6 +12,8 @@ import hmac
 import re
 import secrets
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -89,6 +91,47 @@ class StoredKey:
         }
 
 
+def principal_of(secret: str, lookup: Callable[[str], StoredKey | None]) -> Principal | None:
+    """The principal of a valid, unrevoked key, looking its record up by the id in the secret."""
+    key_id = key_id_of(secret)
+    stored = lookup(key_id) if key_id else None
+    if stored is None or stored.revoked_at is not None:
+        return None
+    return stored.principal() if matches(secret, stored.secret_sha256) else None
+
+
+class ValidKeyCache:
+    """Valid keys remembered briefly, since authentication runs on every request. The TTL bounds how
+    long a revocation made elsewhere (another process or replica) takes to apply; a revocation
+    through the same store applies at once (`forget`). Thread-safe."""
+
+    def __init__(self, ttl_s: float = 1.0, max_entries: int = 10_000) -> None:
+        self.ttl_s, self.max_entries = ttl_s, max_entries
+        self._entries: dict[str, tuple[StoredKey, float]] = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, key_id: str, load: Callable[[str], StoredKey | None]) -> StoredKey | None:
+        with self._lock:
+            cached = self._entries.get(key_id)
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
+        stored = load(key_id)
+        if stored is not None and stored.revoked_at is None:
+            self._remember(stored)
+        return stored
+
+    def _remember(self, stored: StoredKey) -> None:
+        # Only existing key ids are cached, so random guesses cannot grow the cache.
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[stored.key_id] = (stored, time.monotonic() + self.ttl_s)
+
+    def forget(self, key_id: str) -> None:
+        with self._lock:
+            self._entries.pop(key_id, None)
+
+
 class MemoryKeyStore:
     """A KeyStore in memory, with the SQLite store's rules. Thread-safe."""
 
@@ -105,11 +148,7 @@ class MemoryKeyStore:
         return key_id, secret
 
     def authenticate(self, secret: str) -> Principal | None:
-        key_id = key_id_of(secret)
-        stored = self._keys.get(key_id) if key_id else None
-        if stored is None or stored.revoked_at is not None:
-            return None
-        return stored.principal() if matches(secret, stored.secret_sha256) else None
+        return principal_of(secret, self._keys.get)
 
     def revoke(self, key_id: str) -> None:
         """Revoke a key (again is a no-op); KeyError if there is no such key."""

@@ -7,12 +7,17 @@ ingest and query-api replica authenticates against this one table.
 from __future__ import annotations
 
 import builtins
-import threading
-import time
 from datetime import UTC, datetime
 from typing import Any
 
-from cem.adapters.memory_keys import StoredKey, check_new_key, digest, key_id_of, matches, mint_key
+from cem.adapters.memory_keys import (
+    StoredKey,
+    ValidKeyCache,
+    check_new_key,
+    digest,
+    mint_key,
+    principal_of,
+)
 from cem.adapters.postgres import PostgresPool
 from cem.ports import Principal
 
@@ -32,12 +37,6 @@ SELECT_TENANT_KEYS = f"SELECT {COLUMNS} FROM api_keys WHERE tenant_id = %s ORDER
 REVOKE_KEY = """UPDATE api_keys SET revoked_at = coalesce(revoked_at, clock_timestamp())
 WHERE key_id = %s RETURNING key_id"""
 
-# Authentication runs on every request, so valid keys are remembered briefly. The TTL bounds how
-# long a revocation made through another replica takes to apply here; through this store it
-# applies at once.
-CACHE_TTL_S = 1.0
-CACHE_MAX_ENTRIES = 10_000
-
 
 def _utc(at: datetime | None) -> datetime | None:
     return None if at is None else at.astimezone(UTC)
@@ -55,8 +54,7 @@ class PostgresKeyStore:
 
     def __init__(self, dsn: str, *, pool_size: int = 4, timeout_s: float = 5.0) -> None:
         self.db = PostgresPool(dsn, max_size=pool_size, timeout_s=timeout_s, name="cem-keys")
-        self._valid: dict[str, tuple[StoredKey, float]] = {}
-        self._cache_lock = threading.Lock()
+        self._valid = ValidKeyCache()
         try:
             self.db.create_schema("cem.api_keys", SCHEMA)
         except BaseException:
@@ -71,37 +69,19 @@ class PostgresKeyStore:
         return key_id, secret
 
     def authenticate(self, secret: str) -> Principal | None:
-        key_id = key_id_of(secret)
-        stored = self._lookup(key_id) if key_id else None
-        if stored is None or stored.revoked_at is not None:
-            return None
-        return stored.principal() if matches(secret, stored.secret_sha256) else None
+        return principal_of(secret, lambda key_id: self._valid.lookup(key_id, self._load))
 
-    def _lookup(self, key_id: str) -> StoredKey | None:
-        cached = self._valid.get(key_id)
-        if cached and cached[1] > time.monotonic():
-            return cached[0]
+    def _load(self, key_id: str) -> StoredKey | None:
         with self.db.transaction() as cursor:
             row = cursor.execute(SELECT_KEY, (key_id,)).fetchone()
-        stored = None if row is None else _stored(row)
-        if stored is not None and stored.revoked_at is None:
-            self._remember(stored)
-        return stored
-
-    def _remember(self, stored: StoredKey) -> None:
-        # Only existing key ids are cached, so random guesses cannot grow the cache.
-        with self._cache_lock:
-            if len(self._valid) >= CACHE_MAX_ENTRIES:
-                self._valid.clear()
-            self._valid[stored.key_id] = (stored, time.monotonic() + CACHE_TTL_S)
+        return None if row is None else _stored(row)
 
     def revoke(self, key_id: str) -> None:
         """Revoke a key (again is a no-op); KeyError if there is no such key."""
         with self.db.transaction() as cursor:
             if cursor.execute(REVOKE_KEY, (key_id,)).fetchone() is None:
                 raise KeyError(key_id)
-        with self._cache_lock:
-            self._valid.pop(key_id, None)
+        self._valid.forget(key_id)
 
     def list(self, tenant_id: str) -> builtins.list[dict[str, Any]]:
         """The tenant's keys, oldest first, without secrets or digests."""

@@ -5,13 +5,19 @@ from __future__ import annotations
 import builtins
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from cem.adapters.memory_keys import StoredKey, check_new_key, digest, key_id_of, matches, mint_key
+from cem.adapters.memory_keys import (
+    StoredKey,
+    ValidKeyCache,
+    check_new_key,
+    digest,
+    mint_key,
+    principal_of,
+)
 from cem.adapters.sqlite_log import from_micros, micros_now, storage_errors
 from cem.ports import Principal
 
@@ -29,12 +35,6 @@ SELECT_TENANT_KEYS = (
 )
 REVOKE_KEY = "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL"
 
-# Authentication runs on every request, so valid keys are remembered briefly. The TTL bounds how
-# long a revocation made by another process (or another store on the same file) takes to apply;
-# a revocation through this store applies at once.
-CACHE_TTL_S = 1.0
-CACHE_MAX_ENTRIES = 10_000
-
 
 def _stored(row: tuple[Any, ...]) -> StoredKey:
     key_id, tenant_id, role, name, secret_sha256, created_at, revoked_at = row
@@ -48,7 +48,7 @@ class SqliteKeyStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._valid: dict[str, tuple[StoredKey, float]] = {}
+        self._valid = ValidKeyCache()
         with storage_errors(self.path):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -70,28 +70,12 @@ class SqliteKeyStore:
         return key_id, secret
 
     def authenticate(self, secret: str) -> Principal | None:
-        key_id = key_id_of(secret)
-        stored = self._lookup(key_id) if key_id else None
-        if stored is None or stored.revoked_at is not None:
-            return None
-        return stored.principal() if matches(secret, stored.secret_sha256) else None
+        return principal_of(secret, lambda key_id: self._valid.lookup(key_id, self._load))
 
-    def _lookup(self, key_id: str) -> StoredKey | None:
-        cached = self._valid.get(key_id)
-        if cached and cached[1] > time.monotonic():
-            return cached[0]
+    def _load(self, key_id: str) -> StoredKey | None:
         with self._db() as conn:
             row = conn.execute(SELECT_KEY, (key_id,)).fetchone()
-        stored = None if row is None else _stored(row)
-        if stored is not None and stored.revoked_at is None:
-            self._remember(stored)
-        return stored
-
-    def _remember(self, stored: StoredKey) -> None:
-        # Only known key ids are cached, so random guesses cannot grow the cache.
-        if len(self._valid) >= CACHE_MAX_ENTRIES:
-            self._valid.clear()
-        self._valid[stored.key_id] = (stored, time.monotonic() + CACHE_TTL_S)
+        return None if row is None else _stored(row)
 
     def revoke(self, key_id: str) -> None:
         """Revoke a key (again is a no-op); KeyError if there is no such key."""
@@ -99,7 +83,7 @@ class SqliteKeyStore:
             if conn.execute(SELECT_KEY, (key_id,)).fetchone() is None:
                 raise KeyError(key_id)
             conn.execute(REVOKE_KEY, (micros_now(), key_id))
-        self._valid.pop(key_id, None)
+        self._valid.forget(key_id)
 
     def close(self) -> None:
         with self._lock:
