@@ -6,6 +6,7 @@ Latencies are kept in seconds and shown in milliseconds; rates are per second.
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import socket
@@ -214,3 +215,14 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def bench_parser(prog: str, default_out: str) -> argparse.ArgumentParser:
+    """The options every bench takes, for `python -m bench.<mode>` (the same as `cem bench`)."""
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("--data-dir", default=".cem")
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--ten-million", action="store_true")
+    parser.add_argument("--out", default=default_out)
+    parser.add_argument("--keep", action="store_true", help="keep the run's data directory")
+    return parser

@@ -48,6 +48,7 @@ from bench.common import (
     Goal,
     Latency,
     Row,
+    bench_parser,
     free_port,
     peak_rss,
     per_second,
@@ -80,7 +81,6 @@ from schemas.validate import decode
 from services.projections.timeline import to_timeline_rows
 
 DEFAULT_OUT = "bench-results/distributed.json"
-EMBEDDED_OUT = "bench-results/embedded.json"  # `cem bench`'s default --out
 PARTITIONS = 12  # the platform's default (CEM_PARTITIONS)
 INSERT_BATCH = 10_000
 RUN_BUDGET_S = 900.0  # the whole run: the issue's ~15 minutes on 2 shared cores
@@ -641,8 +641,7 @@ def summary_rows(result: Mapping[str, Any]) -> list[Row]:
 
 def output_path(args: argparse.Namespace) -> str:
     out: str | None = getattr(args, "out", None)
-    # `cem bench` defaults --out to the embedded file, which a distributed run must not replace.
-    return DEFAULT_OUT if out in (None, "", EMBEDDED_OUT) else str(out)
+    return str(out) if out else DEFAULT_OUT
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -699,13 +698,7 @@ def main(args: argparse.Namespace) -> int:
 
 def cli(argv: Sequence[str] | None = None) -> int:
     """`python -m bench.distributed`, the same as `cem bench --distributed`."""
-    parser = argparse.ArgumentParser(prog="python -m bench.distributed")
-    parser.add_argument("--data-dir", default=".cem")
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--ten-million", action="store_true")
-    parser.add_argument("--out", default=DEFAULT_OUT)
-    parser.add_argument("--keep", action="store_true", help="keep the run's directory")
-    return main(parser.parse_args(argv))
+    return main(bench_parser("python -m bench.distributed", DEFAULT_OUT).parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ from bench.common import (
     Goal,
     Latency,
     Row,
+    bench_parser,
     free_port,
     peak_rss,
     per_second,
@@ -820,13 +821,9 @@ def main(args: argparse.Namespace) -> int:
 
 def cli(argv: Sequence[str] | None = None) -> int:
     """`python -m bench.embedded`, the same as `cem bench`."""
-    parser = argparse.ArgumentParser(prog="python -m bench.embedded")
-    parser.add_argument("--data-dir", default=".cem")
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--ten-million", action="store_true")
-    parser.add_argument("--out", default="bench-results/embedded.json")
-    parser.add_argument("--keep", action="store_true", help="keep the run's data directory")
-    return main(parser.parse_args(argv))
+    return main(
+        bench_parser("python -m bench.embedded", "bench-results/embedded.json").parse_args(argv)
+    )
 
 
 if __name__ == "__main__":

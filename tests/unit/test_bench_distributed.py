@@ -11,7 +11,6 @@ import pytest
 
 from bench.distributed import (
     DEFAULT_OUT,
-    EMBEDDED_OUT,
     MIN_LOAD_S,
     RUN_BUDGET_S,
     DistributedPlan,
@@ -25,6 +24,7 @@ from bench.distributed import (
     timeline_columns,
     with_database,
 )
+from cem.cli import parser
 
 ENDPOINTS = {
     "kafka": "127.0.0.1:9092",
@@ -105,7 +105,8 @@ def test_timeline_columns_are_native_blocks_with_unique_events() -> None:
 
 
 def test_output_path_never_replaces_the_embedded_results() -> None:
-    assert output_path(argparse.Namespace(out=EMBEDDED_OUT)) == DEFAULT_OUT
+    # `cem bench` leaves --out unset, so each mode writes its own file.
+    assert parser().parse_args(["bench", "--distributed"]).out is None
     assert output_path(argparse.Namespace(out=None)) == DEFAULT_OUT
     assert output_path(argparse.Namespace()) == DEFAULT_OUT
     assert output_path(argparse.Namespace(out="x/y.json")) == "x/y.json"
