@@ -4,12 +4,19 @@ Like `cem.bootstrap.build`, each `build_*` constructs the real adapters inside i
 settings (CEM_* environment) and takes any adapter given instead; nothing connects at import
 time, and the Kafka clients connect on first use, so a service starts while Kafka is still down
 and answers 503 until it is up (F01).
+
+Identity (CEM_IDENTITY=eventsourced): the query API and both stream workers share one event-sourced
+identity store in PostgreSQL (`identity_on_postgres`); the workers file events with it and the query
+API reads customers through it (merged members, splits, the identity API). The PostgreSQL store
+is created on first start; CEM_IDENTITY_POSTGRES_SCHEMA puts it in a schema of its own (which must
+exist), CEM_IDENTITY_RULES_FILE gives other resolution rules.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
@@ -23,6 +30,9 @@ from cem.clock import SystemClock
 from cem.ports import TOUCHPOINTS_TOPIC, Clock, EventLog, KeyStore, LogUnavailable, Warehouse
 from cem.publishing import IdempotencyIndex, IdempotentPublisher
 from cem.settings import CoreSettings, IngestSettings, QuerySettings
+
+if TYPE_CHECKING:  # the identity store's client loads only when identity is switched on
+    from services.identity.resolver import IdentityResolver
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +73,7 @@ class QueryService:
     app: FastAPI
     warehouse: Warehouse
     keys: KeyStore
+    identity: IdentityResolver | None = None  # None: CEM_IDENTITY=rule
     closed: bool = False
 
     def start(self) -> None:
@@ -73,6 +84,8 @@ class QueryService:
             self.closed = True
             self.warehouse.close()
             _close(self.keys)
+            if self.identity is not None:
+                self.identity.close()
 
 
 def _close(keys: KeyStore) -> None:
@@ -99,6 +112,17 @@ def warehouse_database(url: str) -> str:
     """The database the URL's path names (`clickhouse://host:9000/cem` → cem), else `cem`: the
     rule the stream workers write by (`cem.faust_worker.database_of`), so reads find their tables."""
     return urlsplit(url).path.strip("/") or "cem"
+
+
+def identity_on_postgres(settings: CoreSettings) -> IdentityResolver:
+    """The event-sourced identity resolver of the distributed mode: on the PostgreSQL server of
+    CEM_POSTGRES_DSN, whatever CEM_MODE says, since every replica of every service must share it.
+    Settings only identity has (CEM_IDENTITY_POSTGRES_SCHEMA, CEM_IDENTITY_RULES_FILE, ...) come
+    from `settings` when it has them, else from the environment."""
+    from services.identity.store import IdentitySettings, build_identity
+
+    values = {**settings.model_dump(), "mode": "distributed"}
+    return build_identity(IdentitySettings(**values))
 
 
 def keystore_from_settings(settings: CoreSettings | None = None) -> KeyStore:
@@ -144,13 +168,18 @@ def build_query_api(
     *,
     warehouse: Warehouse | None = None,
     keys: KeyStore | None = None,
+    identity: IdentityResolver | None = None,
 ) -> QueryService:
     """The query API on the ClickHouse server (the database CEM_CLICKHOUSE_URL names, which the
-    workers write) with the PostgreSQL key store."""
+    workers write) with the PostgreSQL key store and, when CEM_IDENTITY=eventsourced, the identity
+    store the workers file with (unified histories and the identity API)."""
     from services.query_api.app import create_app
 
     settings = settings or QuerySettings()
+    if identity is None and settings.identity == "eventsourced":
+        identity = identity_on_postgres(settings)
     url = settings.clickhouse_url
     warehouse = warehouse or ClickHouseWarehouse(url, database=warehouse_database(url))
     keys = keys or PostgresKeyStore(postgres_dsn(settings))
-    return QueryService(settings, create_app(warehouse, keys), warehouse, keys)
+    app = create_app(warehouse, keys, identity)
+    return QueryService(settings, app, warehouse, keys, identity)

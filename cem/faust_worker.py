@@ -25,6 +25,13 @@ How offsets are committed, and why never before the writes:
 - `stream_buffer_maxsize` and `broker_max_poll_records` only bound prefetching (back-pressure):
   prefetched records are not acked, so they are not committed either.
 
+Identity (CEM_IDENTITY=eventsourced): every batch is filed by the identity service on the shared
+PostgreSQL store (`cem.distributed.identity_on_postgres`) between decoding and projecting. Both apps
+resolve the same events concurrently; each event's recorded `Filing` makes them agree, and a write
+that loses the race is retried inside the resolver (IntegrityError). While the store cannot answer
+(down, or still conflicting: `services.identity.filing.TRANSIENT`) the agent retries the same batch
+with capped backoff and acks nothing, like a warehouse outage: nothing is dead-lettered for it.
+
 Health: with `CEM_WORKER_WEB_PORT` set, faust's web server answers `GET /` with {"status": "OK"}
 while the event loop runs; use it as the liveness probe. A worker serves no traffic, so it needs no
 readiness probe; its progress is the consumer group's lag.
@@ -38,8 +45,9 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import faust
@@ -58,13 +66,16 @@ from cem.ports import (
     Record,
     Warehouse,
 )
-from cem.processing import BatchResult, Projection, process_batch
+from cem.processing import BatchResult, Filer, Projection, process_batch
 from cem.runner import ensure_tables
 from cem.settings import CoreSettings
+from services.identity.filing import TRANSIENT, IdentityFiler
+from services.identity.resolver import IdentityResolver
 
 log = logging.getLogger(__name__)
 
 Headers = tuple[tuple[str, bytes], ...]
+T = TypeVar("T")
 FIRST_RETRY_S = 0.2
 DEFAULT_DATABASE = "cem"
 
@@ -154,18 +165,60 @@ def _prepare(settings: WorkerSettings, projection: Projection) -> Sink:
     return Sink(warehouse, event_log)
 
 
-async def write_until_done(sink: Sink, result: BatchResult, settings: WorkerSettings) -> None:
-    """Write the batch, retrying the same batch with capped exponential backoff (F08)."""
+def connect_identity(settings: WorkerSettings) -> IdentityResolver | None:
+    """The identity resolver on the shared PostgreSQL store when CEM_IDENTITY=eventsourced, else
+    None (events are filed under their customer key); waits (with backoff) for PostgreSQL."""
+    if settings.identity != "eventsourced":
+        return None
+    from cem.distributed import identity_on_postgres
+
     delay = FIRST_RETRY_S
     while True:
         try:
-            # In a thread: the drivers block, and faust's heartbeats share this event loop.
-            await asyncio.to_thread(sink.write, result)
-            break
-        except Exception as exc:  # any failure: nothing is acked, so retrying is always safe
-            log.warning("writing a batch failed (%r); retrying it in %.1fs", exc, delay)
+            return identity_on_postgres(settings)
+        except TRANSIENT as exc:
+            log.warning("identity store not ready (%r); trying again in %.1fs", exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, settings.retry_max_s)
+
+
+async def until_done(
+    call: Callable[[], T],
+    doing: str,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...],
+    settings: WorkerSettings,
+) -> T:
+    """Run `call` in a thread (the drivers block, and faust's heartbeats share this event loop),
+    retrying it with capped exponential backoff while it raises `retry_on`."""
+    delay = FIRST_RETRY_S
+    while True:
+        try:
+            return await asyncio.to_thread(call)
+        except retry_on as exc:
+            log.warning("%s failed (%r); retrying it in %.1fs", doing, exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, settings.retry_max_s)
+
+
+async def process_until_done(
+    projection: Projection,
+    records: Sequence[TimedConsumed],
+    filer: Filer | None,
+    settings: WorkerSettings,
+) -> BatchResult:
+    """Decode, file and project the batch. While identity cannot answer, the same batch is filed
+    again later: nothing is acked, and no event becomes a dead letter because of an outage."""
+
+    def process() -> BatchResult:
+        return process_batch(projection.name, records, projection.rows, decode_record, filer=filer)
+
+    return await until_done(process, "filing a batch", TRANSIENT, settings)
+
+
+async def write_until_done(sink: Sink, result: BatchResult, settings: WorkerSettings) -> None:
+    """Write the batch, retrying the same batch with capped exponential backoff (F08). Any
+    failure is retried: nothing is acked before the write, so retrying is always safe."""
+    await until_done(partial(sink.write, result), "writing a batch", Exception, settings)
     if settings.test_pause_after_write_s:
         log.warning("test hook: batch written, pausing before the ack")
         await asyncio.sleep(settings.test_pause_after_write_s)
@@ -192,9 +245,9 @@ def _headers(headers: Mapping[str, bytes] | Sequence[tuple[str, bytes]] | None) 
 
 
 def batch_agent(
-    projection: Projection, settings: WorkerSettings, sink: Sink
+    projection: Projection, settings: WorkerSettings, sink: Sink, filer: Filer | None = None
 ) -> Callable[[faust.StreamT], Awaitable[None]]:
-    """The agent: decode, call the pure core, write, and only then ack (see the module docstring)."""
+    """The agent: decode, file, project, write, and only then ack (see the module docstring)."""
 
     async def process(stream: faust.StreamT) -> None:
         # noack_take is on faust's Stream, not on its StreamT protocol.
@@ -204,9 +257,7 @@ def batch_agent(
         async for taken in batches:
             events = cast(Sequence[faust.EventT], taken)  # noack_take yields events, not values
             records = [to_consumed(event) for event in events]
-            result = await asyncio.to_thread(
-                process_batch, projection.name, records, projection.rows, decode_record
-            )
+            result = await process_until_done(projection, records, filer, settings)
             await write_until_done(sink, result, settings)
             for event in events:
                 await stream.ack(event)
@@ -219,8 +270,11 @@ def datadir(settings: WorkerSettings, projection: Projection) -> Path:
     return settings.data_dir / "faust" / projection.name
 
 
-def create_app(projection: Projection, settings: WorkerSettings, sink: Sink) -> faust.App:
-    """A faust app whose id, and consumer group, is the projection's name."""
+def create_app(
+    projection: Projection, settings: WorkerSettings, sink: Sink, filer: Filer | None = None
+) -> faust.App:
+    """A faust app whose id, and consumer group, is the projection's name; `filer` files each
+    event under its customer (None: under its customer key)."""
     app = faust.App(
         projection.name,
         broker=[f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",")],
@@ -249,7 +303,7 @@ def create_app(projection: Projection, settings: WorkerSettings, sink: Sink) -> 
         value_serializer="raw",
     )
     add_health_page(app, projection)
-    agent = batch_agent(projection, settings, sink)
+    agent = batch_agent(projection, settings, sink, filer)
     # A crashed agent must take the worker down: faust's default supervisor would restart it
     # without the batch it held, and acking later batches past that gap can commit over it.
     app.agent(
@@ -274,7 +328,14 @@ def run_worker(projection: Projection, settings: CoreSettings | None = None) -> 
     config = as_worker_settings(settings)
     datadir(config, projection).parent.mkdir(parents=True, exist_ok=True)
     sink = connect(config, projection)
-    app = create_app(projection, config, sink)
+    try:
+        identity = connect_identity(config)
+    except BaseException:
+        sink.close()
+        raise
+    # One filer per process: it remembers its answers, so a redelivered batch is not resolved again.
+    filer = IdentityFiler(identity) if identity is not None else None
+    app = create_app(projection, config, sink, filer)
     worker = faust.Worker(app, loglevel=config.worker_log_level, redirect_stdouts=False)
     try:
         worker.execute_from_commandline()  # installs the signal handlers; always raises SystemExit
@@ -283,3 +344,5 @@ def run_worker(projection: Projection, settings: CoreSettings | None = None) -> 
             raise
     finally:
         sink.close()
+        if identity is not None:
+            identity.close()

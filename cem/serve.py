@@ -4,6 +4,10 @@
   `--host/--port`, else CEM_HOST/CEM_PORT, else 127.0.0.1 and 8000 (ingest) / 8001 (query-api).
 - `projections` and `satisfaction` are the stream workers: `services.<name>.worker.run(settings)`.
 
+With CEM_IDENTITY=eventsourced, `query-api`, `projections` and `satisfaction` open the identity
+store in PostgreSQL (`cem.distributed.identity_on_postgres`) at start and close it at shutdown with
+their other adapters; `ingest` never needs it.
+
 Every replica of a service runs the same command; the adapters hold no state a replica owns.
 """
 

@@ -12,6 +12,11 @@ fixed consumer groups (see `tests.e2e.distributed`), which later test folders' w
 
 Tests share one deployment per kind and keep their data apart by random customer ids and
 touchpoints (`deployments.new_tag`), never by truncating tables.
+
+Every kind runs with the event-sourced identity service on (CEM_IDENTITY=eventsourced), so the
+suite checks what users see through it: events filed by identity resolution in the stream
+processors, customers read through their merged members. `CEM_E2E_IDENTITY=rule` runs the
+deployments on the customer-key rule instead (the product's default); the identity tests then skip.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from tests.e2e.deployments import Api, Deployment, EmbeddedDeployment
 from tests.e2e.distributed import DistributedDeployment
 
 DEPLOYMENT_KINDS = ("embedded", "distributed")
+IDENTITY_MODES = ("eventsourced", "rule")  # the first is the suite's default
 ENGINE_MARKS = {
     "distributed": (pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.postgres),
 }
@@ -42,6 +48,14 @@ def selected_kinds() -> list[str]:
     return names
 
 
+def selected_identity() -> str:
+    """The CEM_IDENTITY every deployment of the suite runs with (CEM_E2E_IDENTITY)."""
+    wanted = os.environ.get("CEM_E2E_IDENTITY", "").strip() or IDENTITY_MODES[0]
+    if wanted not in IDENTITY_MODES:
+        raise pytest.UsageError(f"CEM_E2E_IDENTITY: {wanted!r} is not one of {IDENTITY_MODES}")
+    return wanted
+
+
 def kind_params() -> list[Any]:
     return [pytest.param(k, marks=ENGINE_MARKS.get(k, ()), id=k) for k in selected_kinds()]
 
@@ -55,7 +69,8 @@ def deployment(request: pytest.FixtureRequest) -> Deployment:
 
 @pytest.fixture(scope="session")
 def embedded_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedDeployment]:
-    running = EmbeddedDeployment(tmp_path_factory.mktemp("embedded") / "data")
+    data_dir = tmp_path_factory.mktemp("embedded") / "data"
+    running = EmbeddedDeployment(data_dir, identity=selected_identity())
     running.start()
     yield running
     running.stop()
@@ -69,7 +84,9 @@ def distributed_deployment(
     postgres_dsn: str,
 ) -> Iterator[DistributedDeployment]:
     work_dir = tmp_path_factory.mktemp("distributed")
-    running = DistributedDeployment(work_dir, kafka_bootstrap, clickhouse_url, postgres_dsn)
+    running = DistributedDeployment(
+        work_dir, kafka_bootstrap, clickhouse_url, postgres_dsn, identity=selected_identity()
+    )
     try:
         running.start()
         yield running

@@ -124,12 +124,19 @@ def create_keys(
 
 
 class EmbeddedDeployment:
-    """`python -m cem.cli up` on a private data directory and port."""
+    """`python -m cem.cli up` on a private data directory and port; `identity` is its CEM_IDENTITY
+    (`cem replay` files events the same way)."""
 
     name = "embedded"
 
-    def __init__(self, data_dir: Path, tenants: tuple[str, str] = (TENANT_A, TENANT_B)) -> None:
-        self.data_dir, self.tenants = data_dir, tenants
+    def __init__(
+        self,
+        data_dir: Path,
+        tenants: tuple[str, str] = (TENANT_A, TENANT_B),
+        identity: str = "rule",
+    ) -> None:
+        self.data_dir, self.tenants, self.identity = data_dir, tenants, identity
+        self.env = {**os.environ, "CEM_IDENTITY": identity}
         self.port = free_port()
         self.base_url = self.ingest_url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
@@ -147,7 +154,7 @@ class EmbeddedDeployment:
         if not self.keys:
             self.keys = create_keys(self.data_dir, self.tenants)
         command = ["up", "--data-dir", str(self.data_dir), "--port", str(self.port)]
-        self._process = _spawn(command, self.log_path)
+        self._process = _spawn(command, self.log_path, env=self.env)
         _wait_healthy(self.base_url, self._process, self.log_path)
 
     def stop(self) -> None:
@@ -168,7 +175,8 @@ class EmbeddedDeployment:
         wait_lag_zero(self.base_url, timeout_s)
 
     def replay(self, into: str) -> None:
-        _cem("replay", "--data-dir", str(self.data_dir), "--into", into, timeout_s=300)
+        args = ("replay", "--data-dir", str(self.data_dir), "--into", into)
+        _cem(*args, timeout_s=300, env=self.env)
 
     def table_rows(self, database: str) -> dict[str, list[str]]:
         out = _run_self("dump-tables", "--data-dir", str(self.data_dir), "--database", database)
@@ -180,7 +188,7 @@ class EmbeddedDeployment:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         args = ["up", "--data-dir", str(self.data_dir), "--database", database, "--read-only"]
-        process = _spawn([*args, "--port", str(port)], self.log_path)
+        process = _spawn([*args, "--port", str(port)], self.log_path, env=self.env)
         try:
             _wait_healthy(url, process, self.log_path)
             yield url
@@ -289,6 +297,11 @@ class Api:
         payload = {"events": body} if isinstance(body, list) else body
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return self.ingest.post("/v1/events", json=payload, headers=headers)
+
+    def command(self, key: str | None, path: str, body: dict[str, Any]) -> httpx.Response:
+        """A POST to the query API (the identity API's merges and splits)."""
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return self.http.post(path, json=body, headers=headers)
 
     def post_ok(self, key: str, body: Any) -> dict[str, Any]:
         response = self.post(key, body)

@@ -1,7 +1,8 @@
 """The distributed deployment of the end-to-end suite: every service its own process on the real
 engines, started the way an operator starts them (`cem keys create`, `cem serve SERVICE`).
 
-Isolation: the warehouse is a ClickHouse database of the deployment's own (the URL's path). The
+Isolation: the warehouse is a ClickHouse database of the deployment's own (the URL's path), and
+with identity on, the identity store a PostgreSQL schema of the same name. The
 Kafka names are not configurable: the ingest always publishes to `touchpoints`, and a worker's
 consumer group is its projection's name. So one distributed deployment at a time may use a
 broker; the e2e conftest starts it per package, and it is stopped before the integration tests'
@@ -21,6 +22,8 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import psycopg
+from psycopg import sql
 
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse
 from cem.adapters.kafka_log import KafkaLog
@@ -59,9 +62,10 @@ class DistributedDeployment:
         clickhouse_url: str,
         postgres_dsn: str,
         tenants: tuple[str, str] = (TENANT_A, TENANT_B),
+        identity: str = "rule",
     ) -> None:
-        self.work_dir, self.tenants = work_dir, tenants
-        self.kafka_bootstrap = kafka_bootstrap
+        self.work_dir, self.tenants, self.identity = work_dir, tenants, identity
+        self.kafka_bootstrap, self.postgres_dsn = kafka_bootstrap, postgres_dsn
         self.database = f"e2e_{uuid.uuid4().hex[:12]}"
         self.clickhouse_url = with_database(clickhouse_url, self.database)
         self.ports = {service: free_port() for service in (*HTTP_SERVICES, *WORKERS)}
@@ -74,8 +78,12 @@ class DistributedDeployment:
 
     def _environment(self, postgres_dsn: str) -> dict[str, str]:
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("CEM_")}
+        identity = {"CEM_IDENTITY": self.identity}
+        if self.identity == "eventsourced":
+            identity["CEM_IDENTITY_POSTGRES_SCHEMA"] = self.database
         return {
             **inherited,
+            **identity,
             "CEM_MODE": "distributed",
             "CEM_DATA_DIR": str(self.work_dir / "data"),  # the workers' faust directories
             "CEM_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
@@ -101,6 +109,8 @@ class DistributedDeployment:
     def start(self) -> None:
         if not self.keys:
             self.keys = create_keys(self.work_dir / "data", self.tenants, self.env)
+        if self.identity == "eventsourced":
+            self._postgres("CREATE SCHEMA IF NOT EXISTS {}")
         # The workers first: each creates the tables before its health page answers.
         for service in (*WORKERS, *HTTP_SERVICES):
             self.processes[service] = self._spawn(service)
@@ -136,11 +146,20 @@ class DistributedDeployment:
         self.start()
 
     def drop_database(self) -> None:
+        """Delete the deployment's warehouse database and identity schema."""
         warehouse = ClickHouseWarehouse(self.clickhouse_url, database=self.database)
         try:
             warehouse.drop_database()
         finally:
             warehouse.close()
+        if self.identity == "eventsourced":
+            self._postgres("DROP SCHEMA IF EXISTS {} CASCADE")
+
+    def _postgres(self, statement: str) -> None:
+        """Run a statement about the deployment's own schema (`{}`: its name)."""
+        query = sql.SQL(statement).format(sql.Identifier(self.database))
+        with psycopg.connect(self.postgres_dsn, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(query)
 
     # -- progress -----------------------------------------------------------------------------
     def lag(self) -> dict[str, int]:

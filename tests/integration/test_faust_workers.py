@@ -1,7 +1,8 @@
 """The faust stream workers on real Kafka and ClickHouse, run as the subprocesses they are in production.
 
 Each test has its own source topic (`CEM_SOURCE_TOPIC`), ClickHouse database (the URL's path) and
-tenant; the consumer group is the projection's name, as in production. Events are published the
+tenant, and with identity on its own PostgreSQL schema for the identity store; the consumer group is
+the projection's name, as in production. Events are published the
 way the HTTP ingest publishes them (`accept`, `encode`, key `tenant/customer`, headers), and read
 back deduplicated, the way the query API reads them. Every wait is bounded.
 """
@@ -27,15 +28,19 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
+import psycopg
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from psycopg import sql as pg
 
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse, WarehouseUnavailable
 from cem.adapters.kafka_log import KafkaLog
+from cem.customer_key import customer_key
 from cem.ports import DEAD_LETTER_TOPIC
 from cem.runner import ensure_tables
 from schemas.envelope import Event
 from schemas.validate import accept, encode
+from services.identity import IdentityResolver, postgres_env
 from services.ingest.batch import to_outgoing
 from services.projections import sql
 from services.projections.projection import ProjectionsProjection
@@ -58,10 +63,10 @@ POISONED_WORKER = "from tests.integration.test_faust_workers import run_poisoned
 class PoisonedProjections(ProjectionsProjection):
     """The projections consumer, except that one kind of valid event makes it raise (F06)."""
 
-    def rows(self, event: Event) -> Any:
+    def rows(self, event: Event, customer_id: str | None = None) -> Any:
         if event.payload.get("text") == POISON:
             raise RuntimeError("the projection cannot digest this event")
-        return super().rows(event)
+        return super().rows(event, customer_id)
 
 
 def run_poisoned() -> None:
@@ -190,13 +195,17 @@ class Publisher:
     def event(self, raw: dict[str, Any]) -> tuple[int, int]:
         return self._acked(self._send_event(raw))
 
+    def raws(self, raws: list[dict[str, Any]]) -> list[tuple[int, int]]:
+        pending = [self._send_event(raw) for raw in raws]
+        return [self._acked(future) for future in pending]
+
     def send(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> tuple[int, int]:
         return self._acked(self._send(key, value, headers))
 
     def _send_event(self, raw: dict[str, Any]) -> Any:
         event, fingerprint = accept(raw, self.target.tenant, datetime.now(UTC))
         record = to_outgoing(event, fingerprint).record
-        self.sent[raw["customer"]["customer_id"]] += 1
+        self.sent[customer_key(event.customer)] += 1
         return self._send(record.key, record.value, list(record.headers))
 
     def _send(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> Any:
@@ -270,10 +279,10 @@ def visible_timelines(target: Target, customers: Counter[str]) -> Counter[str]:
     return seen
 
 
-def committed(target: Target) -> dict[int, int]:
+def committed(target: Target, group: str = GROUP) -> dict[int, int]:
     admin = KafkaAdminClient(bootstrap_servers=target.bootstrap)
     try:
-        offsets = admin.list_group_offsets(GROUP).get(GROUP, {})
+        offsets = admin.list_group_offsets(group).get(group, {})
     finally:
         admin.close()
     return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == target.topic}
@@ -288,9 +297,9 @@ def end_offsets(target: Target) -> dict[int, int]:
         consumer.close()
 
 
-def caught_up(target: Target) -> bool:
+def caught_up(target: Target, group: str = GROUP) -> bool:
     """Every record of the topic is committed by the group (lag zero)."""
-    done = committed(target)
+    done = committed(target, group)
     return all(done.get(p, 0) >= end for p, end in end_offsets(target).items())
 
 
@@ -518,4 +527,142 @@ def test_while_clickhouse_is_down_nothing_is_committed_and_everything_arrives_af
     eventually(lambda: caught_up(target), "all 80 committed after the recovery")
     assert worker.running()
     assert stored_events(target) == 80
+    assert visible_timelines(target, publisher.sent) == publisher.sent
+
+
+# --- with the identity service on (CEM_IDENTITY=eventsourced) ------------------------------------
+@dataclass
+class IdentityStore:
+    """The workers' identity store: a schema of its own on the session's PostgreSQL server."""
+
+    dsn: str
+    schema: str
+
+    def env(self) -> dict[str, str]:
+        return {
+            "CEM_IDENTITY": "eventsourced",
+            "CEM_POSTGRES_DSN": self.dsn,
+            "CEM_IDENTITY_POSTGRES_SCHEMA": self.schema,
+        }
+
+    def resolver(self) -> IdentityResolver:
+        return IdentityResolver(postgres_env(self.dsn, self.schema))
+
+    def run(self, statement: str) -> None:
+        query = pg.SQL(statement).format(pg.Identifier(self.schema))
+        with psycopg.connect(self.dsn, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(query)
+
+
+@pytest.fixture
+def identity_store(postgres_dsn: str) -> Iterator[IdentityStore]:
+    store = IdentityStore(postgres_dsn, f"workers_{uuid.uuid4().hex[:12]}")
+    store.run("CREATE SCHEMA {}")  # the workers create the tables in it, side by side
+    yield store
+    store.run("DROP SCHEMA {} CASCADE")
+
+
+def touch(ref: dict[str, str], channel: str, type_: str, **payload: Any) -> dict[str, Any]:
+    return {**raw_event(""), "customer": ref, "channel": channel, "type": type_, "payload": payload}
+
+
+def person(i: int) -> list[dict[str, Any]]:
+    """One person: an email, a call from a mobile, a survey by email, then an order carrying both
+    identifiers. Keyed by identifier, they land on different partitions, so each app meets them in
+    its own order; only the recorded filings make both file each one under the same customer."""
+    email, phone = {"email": f"p{i}@shop.es"}, {"phone": f"+34 6{31415926 + 7919 * i:08d}"}
+    answer = {"survey_id": f"s-{i}", "kind": "csat", "score": 1 + i % 5}
+    return [
+        touch(email, "email", "email.opened", message_id=f"m-{i}"),
+        touch(phone, "phone", "call.ended", agent="ana", talk_s=60),
+        touch(email, "survey", "survey.answered", **answer),
+        touch({**email, **phone}, "web", "order.placed", order_id=f"o-{i}", amount="9.90",
+              currency="EUR"),
+    ]  # fmt: skip
+
+
+def filed(target: Target, table: str) -> dict[str, set[str]]:
+    """Event id -> every customer id the table has it filed under."""
+    rows = target.warehouse.select(
+        f"SELECT event_id, customer_id FROM {table} WHERE tenant_id = {{t:String}}",
+        {"t": target.tenant},
+    )
+    found: dict[str, set[str]] = {}
+    for row in rows:
+        found.setdefault(row["event_id"], set()).add(row["customer_id"])
+    return found
+
+
+def identity_worker(
+    workers: Callable[..., Worker], store: IdentityStore, code: str, **env: str
+) -> Worker:
+    return workers(code, **store.env(), **env)
+
+
+@pytest.mark.postgres
+def test_both_apps_resolving_the_same_events_side_by_side_file_each_under_one_customer(
+    target: Target,
+    workers: Callable[..., Worker],
+    publisher: Publisher,
+    identity_store: IdentityStore,
+) -> None:
+    people = 120
+    started = [
+        identity_worker(workers, identity_store, code)
+        for code in (PROJECTIONS_WORKER, SATISFACTION_WORKER)
+    ]
+    for worker in started:
+        wait_ready(worker)
+    sent = [person(i) for i in range(people)]
+    publisher.raws([raw for events in sent for raw in events])  # both apps take it at once
+
+    total = 4 * people
+    for group in ("projections", "satisfaction"):
+        eventually(partial(caught_up, target, group), f"{group} caught up")
+    eventually(lambda: stored_events(target) == total, f"{total} events stored")
+    assert survey_responses(target) == people
+    assert dead_letter_rows(target) == []
+    timeline, surveys = filed(target, sql.TIMELINE), filed(target, "survey_responses")
+    assert [e for e, customers in timeline.items() if len(customers) != 1] == []
+    assert {e: timeline[e] for e in surveys} == surveys  # the apps agree, event by event
+
+    resolver = identity_store.resolver()
+    try:
+        for i, events in enumerate(sent):
+            members = set(resolver.locate(target.tenant, f"email:p{i}@shop.es").members)
+            for raw in events:  # one customer gathers the person's whole history
+                assert timeline[raw["event_id"]] <= members, (i, raw["type"], members)
+    finally:
+        resolver.close()
+    for worker in started:
+        assert "filing a batch failed" not in worker.log()  # conflicts retry inside identity
+
+
+@pytest.mark.postgres
+def test_while_postgresql_is_down_nothing_is_filed_committed_or_dead_lettered(
+    engines: Engines,
+    target: Target,
+    workers: Callable[..., Worker],
+    publisher: Publisher,
+    identity_store: IdentityStore,
+) -> None:
+    engines.restart("postgres")  # skips unless this session started PostgreSQL, as for ClickHouse
+    worker = identity_worker(workers, identity_store, PROJECTIONS_WORKER, CEM_RETRY_MAX_S="1")
+    wait_ready(worker)
+    publisher.events(40)
+    eventually(lambda: caught_up(target), "the first 40 committed")
+    time.sleep(1.5)  # the throwaway server commits asynchronously: let its last commits settle
+    engines.kill("postgres")
+    try:
+        before = committed(target)
+        publisher.events(40)
+        eventually(lambda: worker.log().count("filing a batch failed") >= 3, "retries")
+        assert committed(target) == before  # the batch waits for identity, unacked
+        assert stored_events(target) == 40
+    finally:
+        engines.restart("postgres")
+    eventually(lambda: caught_up(target), "all 80 committed after the recovery")
+    assert worker.running()
+    assert stored_events(target) == 80
+    assert dead_letter_rows(target) == []  # an outage is not the events' fault
     assert visible_timelines(target, publisher.sent) == publisher.sent

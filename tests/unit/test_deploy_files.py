@@ -22,6 +22,7 @@ import yaml
 from pydantic_settings import BaseSettings
 
 from cem import settings as cem_settings
+from cem.settings import CoreSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -61,11 +62,16 @@ def interpolate(value: Any) -> str:
     return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(value))
 
 
-def build_every_settings_class(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def use_env(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exactly `env`'s CEM_ settings in the environment, as a container would see them."""
     for name in [n for n in os.environ if n.upper().startswith("CEM_")]:
         monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, interpolate(value))
+
+
+def build_every_settings_class(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    use_env(env, monkeypatch)
     for cls in settings_classes():
         assert cls().mode == "distributed", cls.__name__  # type: ignore[attr-defined]
 
@@ -317,6 +323,30 @@ def test_compose_settings_exist_and_validate(
             build_every_settings_class(env_of(compose["services"][name]), patch)
 
 
+# Services that read CEM_IDENTITY: the workers file events with it, the query API reads through it.
+IDENTITY_READERS = ("query-api", *WORKERS)
+
+
+def settings_under(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> CoreSettings:
+    """The settings every service shares, as the container would build them from `env`."""
+    use_env(env, monkeypatch)
+    return CoreSettings()
+
+
+def test_compose_identity_is_settable_and_the_rule_by_default(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in IDENTITY_READERS:
+        env = env_of(compose["services"][name])
+        # `${CEM_IDENTITY:-rule}`: the shell or an .env file sets it; unset, the default stays.
+        assert re.fullmatch(r"\$\{CEM_IDENTITY:-rule\}", str(env["CEM_IDENTITY"])), name
+        with monkeypatch.context() as patch:
+            assert settings_under(env, patch).identity == "rule"
+        switched = {**env, "CEM_IDENTITY": "eventsourced"}
+        with monkeypatch.context() as patch:
+            assert settings_under(switched, patch).identity == "eventsourced"
+
+
 def compose_plugin() -> bool:
     if shutil.which("docker") is None:
         return False
@@ -444,6 +474,20 @@ def test_config_and_secret_keys_are_core_settings_that_validate(
     build_every_settings_class(env, monkeypatch)
     for secret in of_kind(manifests, "Secret").values():
         assert all("CHANGE_ME" in v for v in secret["stringData"].values()), "example only"
+
+
+def test_k8s_identity_is_the_rule_by_default_for_every_reader(
+    manifests: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = shared_config(manifests)
+    assert env["CEM_IDENTITY"] == "rule"
+    assert settings_under(env, monkeypatch).identity == "rule"
+    (config,) = of_kind(manifests, "ConfigMap")
+    deployments = of_kind(manifests, "Deployment")
+    for name in IDENTITY_READERS:  # one value for all of them: the shared ConfigMap
+        for container in deployments[name]["spec"]["template"]["spec"]["containers"]:
+            refs = [s["configMapRef"]["name"] for s in container["envFrom"] if "configMapRef" in s]
+            assert refs == [config], name
 
 
 @pytest.mark.parametrize("name", WORKERS)

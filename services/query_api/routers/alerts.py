@@ -1,4 +1,10 @@
-"""At-risk customer alerts, newest first, for the agent console and the CX dashboard."""
+"""At-risk customer alerts, newest first, for the agent console and the CX dashboard.
+
+`?customer_id=` addresses a customer the way the customers routes do (`members_of`): with the
+identity service, any id or identifier key of a customer answers with the alerts of every member
+of its group (an absorbed id answers for its survivor). Each alert keeps the `customer_id` it was
+filed under, a member of that group, which `GET /v1/customers/{id}` resolves to the group.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,11 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from cem.api_errors import ApiError
 from cem.auth import CAN_READ_AGGREGATES, require
 from cem.ports import Principal
 from cem.processing import to_micros
+from services.query_api.routers.customers import members_of
 from services.query_api.routers.satisfaction import TOUCHPOINT_PATTERN, utc
 from services.satisfaction.alerts import RULE_SET
 from services.satisfaction.sql import AlertQuery, read_alerts
@@ -54,24 +62,52 @@ def _alert_out(row: dict[str, Any]) -> AlertOut:
     return AlertOut.model_validate({**row, **optional, "raised_at": raised_at})
 
 
+def _customers(request: Request, tenant_id: str, customer_id: str | None) -> list[str]:
+    """The customer ids whose alerts answer the filter: none (every customer), or the members."""
+    if customer_id is None:
+        return [""]  # the query's "any customer"
+    try:
+        return members_of(request, tenant_id, customer_id)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise  # an identifier several customers hold: 409, as on the customers routes
+        # Unknown to identity: exactly that id, as without identity (a filter finding nothing).
+        return [customer_id]
+
+
+def _newest_first(row: dict[str, Any]) -> tuple[int, str]:
+    return int(row["raised_at"]), str(row["alert_id"])
+
+
 @router.get("/v1/alerts", response_model=AlertList)
 def list_alerts(
     request: Request,
     principal: Principal = Depends(require(CAN_READ_AGGREGATES)),
     since: datetime | None = Query(None, description="raised at or after; default all"),
-    customer_id: str | None = Query(None, min_length=1, max_length=400),
+    customer_id: str | None = Query(
+        None,
+        min_length=1,
+        max_length=400,
+        description="a customer id or identifier key; a merged customer's alerts are its members'",
+    ),
     touchpoint: str | None = Query(None, pattern=TOUCHPOINT_PATTERN, max_length=64),
     limit: int = Query(100, ge=1, le=1000),
 ) -> AlertList:
     """At-risk customer alerts of the caller's tenant, newest first."""
     start = utc("since", since)
     # The tenant comes only from the credential: another tenant's customer id finds nothing (S01).
-    query = AlertQuery(
-        tenant_id=principal.tenant_id,
-        since=to_micros(start) if start else 0,
-        customer_id=customer_id or "",
-        touchpoint=touchpoint or "",
-        limit=limit,
-    )
-    rows = read_alerts(request.app.state.warehouse, query)
-    return AlertList(rule_set=RULE_SET, alerts=[_alert_out(row) for row in rows])
+    rows: list[dict[str, Any]] = []
+    for member in _customers(request, principal.tenant_id, customer_id):
+        query = AlertQuery(
+            tenant_id=principal.tenant_id,
+            since=to_micros(start) if start else 0,
+            customer_id=member,
+            touchpoint=touchpoint or "",
+            limit=limit,
+        )
+        rows += read_alerts(request.app.state.warehouse, query)
+    # Each member's alerts come newest first; together, the newest `limit` of them all, and one
+    # row per alert as from a single query.
+    unique = {row["alert_id"]: row for row in sorted(rows, key=_newest_first)}
+    newest = sorted(unique.values(), key=_newest_first, reverse=True)[:limit]
+    return AlertList(rule_set=RULE_SET, alerts=[_alert_out(row) for row in newest])
