@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cem.ports import Warehouse
+from services.projections.sql import members_filter
 from services.satisfaction.metrics import DEFINITIONS, Definition, MetricValue
 
 RESPONSES_TABLE = "survey_responses"
@@ -126,29 +127,34 @@ def touchpoint_metrics_sql(bucket: str) -> str:
     ORDER BY bucket_start, touchpoint, channel"""
 
 
+# `{customers}` is empty (every customer) or ` AND customer_id IN (...)` over the members of one
+# customer (`members_filter`); the conversations scan is narrowed the same way.
 _ALERTS_MATCHING = f"""
     SELECT tenant_id, alert_id, customer_id, rule, severity, metric, score, scale,
         correlation_id, event_id, raised_at, message,
         touchpoint AS own_touchpoint, channel AS own_channel
     FROM {ALERTS_TABLE}
-    WHERE tenant_id = {{tenant_id:String}} AND raised_at >= {{since:Int64}}
-        AND ({{customer_id:String}} = '' OR customer_id = {{customer_id:String}})
+    WHERE tenant_id = {{tenant_id:String}} AND raised_at >= {{since:Int64}}{{customers}}
     LIMIT 1 BY alert_id"""
 
 _ALERT_CONVERSATIONS = f"""
     SELECT correlation_id FROM {ALERTS_TABLE}
     WHERE tenant_id = {{tenant_id:String}} AND correlation_id != ''
-        AND raised_at >= {{since:Int64}}"""
+        AND raised_at >= {{since:Int64}}{{customers}}"""
 
 
-def alerts_sql() -> str:
-    """At-risk alerts, newest first, attributed like the responses that raised them."""
-    conversations = _CONVERSATIONS.replace("{conversations}", _ALERT_CONVERSATIONS)
+def alerts_sql(customers: str = "") -> str:
+    """At-risk alerts, newest first, attributed like the responses that raised them; `customers`
+    is an extra ` AND ...` condition on the alerts (see `AlertQuery.customers_filter`)."""
+    matching = _ALERTS_MATCHING.replace("{customers}", customers)
+    conversations = _CONVERSATIONS.replace(
+        "{conversations}", _ALERT_CONVERSATIONS.replace("{customers}", customers)
+    )
     return f"""
     SELECT alert_id, customer_id, rule, severity, metric, score, scale, correlation_id, event_id,
         raised_at, message, {_ATTRIBUTED.format(column="touchpoint")},
         {_ATTRIBUTED.format(column="channel")}, conv_agent AS agent, conv_queue AS queue
-    FROM ({_ALERTS_MATCHING}) AS alert
+    FROM ({matching}) AS alert
     ANY LEFT JOIN ({conversations}) AS conversation USING (tenant_id, correlation_id)
     WHERE ({{touchpoint:String}} = '' OR touchpoint = {{touchpoint:String}})
     ORDER BY raised_at DESC, alert_id DESC
@@ -213,19 +219,29 @@ def read_touchpoint_metrics(
 
 @dataclass(frozen=True)
 class AlertQuery:
-    """One tenant's alerts raised at or after `since` (epoch micros), optionally filtered."""
+    """One tenant's alerts raised at or after `since` (epoch micros), optionally filtered.
+
+    `customers` are the ids whose alerts to read, e.g. every member of a merged customer; empty
+    means every customer of the tenant.
+    """
 
     tenant_id: str
     since: int = 0
-    customer_id: str = ""
+    customers: tuple[str, ...] = ()
     touchpoint: str = ""
     limit: int = 100
+
+    def customers_filter(self) -> tuple[str, dict[str, Any]]:
+        """The ` AND customer_id IN (...)` condition and its parameters; nothing for everyone."""
+        if not self.customers:
+            return "", {}
+        members, params = members_filter(self.customers)
+        return f" AND {members}", params
 
     def params(self) -> dict[str, Any]:
         return {
             "tenant_id": self.tenant_id,
             "since": self.since,
-            "customer_id": self.customer_id,
             "touchpoint": self.touchpoint,
             "limit": self.limit,
         }
@@ -233,4 +249,5 @@ class AlertQuery:
 
 def read_alerts(warehouse: Warehouse, query: AlertQuery) -> list[dict[str, Any]]:
     """Alerts newest first, one row per alert_id, with attributed touchpoint, agent and queue."""
-    return warehouse.select(alerts_sql(), query.params())
+    customers, member_params = query.customers_filter()
+    return warehouse.select(alerts_sql(customers), {**query.params(), **member_params})

@@ -4,10 +4,23 @@ with every member's alerts, for any id of the group, and a split gives each side
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
+import pytest
+
+from services.satisfaction.sql import ALERTS_TABLE
 from tests.integration import test_unified_history as unified
-from tests.integration.test_unified_history import EMAIL, EMAIL_ID, PHONE, PHONE_ID, Client, touch
+from tests.integration.test_unified_history import (
+    EMAIL,
+    EMAIL_ID,
+    PHONE,
+    PHONE_ID,
+    START,
+    Client,
+    touch,
+)
 
 # The embedded platform with identity on, and its client: test_unified_history's fixtures.
 platform, api = unified.platform, unified.api
@@ -46,6 +59,31 @@ def test_a_merged_customers_alerts_are_every_members_newest_first_for_any_of_its
         assert [a["customer_id"] for a in found] == [EMAIL_ID, PHONE_ID]
         assert [a["rule"] for a in found] == ["at_risk.nps", "at_risk.csat"]
     assert [a["event_id"] for a in alerts(api, PHONE_ID, limit=1)] == [answers[EMAIL_ID]]
+
+
+def test_a_merged_customers_alerts_are_read_in_one_query(
+    api: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = unhappy(api)
+    assert api.merge(EMAIL_ID, PHONE_ID).status_code == 200
+    warehouse = api.platform.warehouse
+    select = warehouse.select
+    reads: list[Mapping[str, Any]] = []
+
+    def spy(sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        if f"FROM {ALERTS_TABLE}" in sql:
+            reads.append(params or {})
+        return select(sql, params)
+
+    monkeypatch.setattr(warehouse, "select", spy)
+    assert [a["event_id"] for a in alerts(api, PHONE_ID)] == [answers[EMAIL_ID], answers[PHONE_ID]]
+    (read,) = reads
+    assert {v for k, v in read.items() if k.startswith("member_")} == {EMAIL_ID, PHONE_ID}
+    # `since` and `limit` apply to the members' alerts together.
+    later = (START + timedelta(minutes=10)).isoformat()
+    assert [a["event_id"] for a in alerts(api, EMAIL_ID, since=later)] == [answers[EMAIL_ID]]
+    assert [a["event_id"] for a in alerts(api, EMAIL_ID, limit=1)] == [answers[EMAIL_ID]]
+    assert len(reads) == 3
 
 
 def test_after_a_split_each_side_has_only_its_own_alerts(api: Client) -> None:

@@ -181,7 +181,7 @@ def reference_alerts(events: Sequence[Event], q: sql.AlertQuery) -> list[tuple[A
     found = []
     for a in _rows(events, sql.ALERTS_TABLE):
         where = attribute(a, conversations)
-        if a["raised_at"] < q.since or q.customer_id not in ("", a["customer_id"]):
+        if a["raised_at"] < q.since or (q.customers and a["customer_id"] not in q.customers):
             continue
         if q.touchpoint in ("", where.touchpoint):
             found.append((a["raised_at"], a["alert_id"], where.touchpoint, where.agent, a["score"]))
@@ -230,7 +230,10 @@ def test_sql_metrics_match_the_python_reference(
 alert_filters = st.fixed_dictionaries(
     {
         "since_min": st.sampled_from([None, 0, 1440, 2880]),
-        "customer_id": st.sampled_from(["", "cust-1", "cust-2"]),
+        # no filter, one customer, or the members of a merged one (some with no alerts at all)
+        "customers": st.sampled_from(
+            [(), ("cust-1",), ("cust-2",), ("cust-1", "cust-3"), ("cust-9", "cust-2", "cust-3")]
+        ),
         "touchpoint": st.sampled_from(["", "support_line", "post_call_survey"]),
         "limit": st.integers(1, 30),
     }
@@ -246,7 +249,7 @@ def test_sql_alerts_match_the_python_reference(
     events = make_events(tenant, raws)
     load(wh, events)
     since = 0 if f["since_min"] is None else to_micros(BASE + timedelta(minutes=f["since_min"]))
-    q = sql.AlertQuery(tenant, since, f["customer_id"], f["touchpoint"], f["limit"])
+    q = sql.AlertQuery(tenant, since, f["customers"], f["touchpoint"], f["limit"])
     assert warehouse_alerts(wh, q) == reference_alerts(events, q)
 
 
@@ -372,8 +375,9 @@ def test_another_tenants_data_is_never_read_or_joined(wh: Warehouse) -> None:
     (row,) = sql.read_touchpoint_metrics(wh, sql.TouchpointQuery(acme, *EVERYTHING))
     assert (row.touchpoint, row.channel) == ("web_survey", "survey")
     assert sql.read_touchpoint_metrics(wh, sql.TouchpointQuery(globex, *EVERYTHING)) == []
-    assert sql.read_alerts(wh, sql.AlertQuery(globex, customer_id="cust-1")) == []
-    assert len(sql.read_alerts(wh, sql.AlertQuery(acme, customer_id="cust-1"))) == 1
+    assert sql.read_alerts(wh, sql.AlertQuery(globex, customers=("cust-1",))) == []
+    assert len(sql.read_alerts(wh, sql.AlertQuery(acme, customers=("cust-1",)))) == 1
+    assert len(sql.read_alerts(wh, sql.AlertQuery(acme, customers=("cust-2", "cust-1")))) == 1
 
 
 def test_filter_values_are_parameters_not_sql(wh: Warehouse) -> None:
@@ -382,7 +386,8 @@ def test_filter_values_are_parameters_not_sql(wh: Warehouse) -> None:
               "customer": "cust-1", "minute": 5}  # fmt: skip
     load(wh, make_events(tenant, [_raw_answer(answer)]))
     hostile = "x' OR '1'='1"
-    assert sql.read_alerts(wh, sql.AlertQuery(tenant, customer_id=hostile)) == []
+    assert sql.read_alerts(wh, sql.AlertQuery(tenant, customers=(hostile,))) == []
+    assert sql.read_alerts(wh, sql.AlertQuery(tenant, customers=("cust-2", hostile))) == []
     assert sql.read_alerts(wh, sql.AlertQuery(hostile)) == []
     q = sql.TouchpointQuery(tenant, *EVERYTHING, channel=hostile, touchpoint=hostile)
     assert sql.read_touchpoint_metrics(wh, q) == []

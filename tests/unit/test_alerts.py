@@ -15,6 +15,7 @@ from schemas.families import SCALES
 from schemas.validate import accept
 from services.satisfaction.alerts import AT_RISK_RULES, RULE_SET, alert_id, to_alert_rows
 from services.satisfaction.projection import SatisfactionProjection
+from services.satisfaction.sql import AlertQuery
 
 RECEIVED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 # METRICS.md: CSAT ≤ 2, NPS ≤ 6, CES ≤ 3 put a customer at risk.
@@ -115,3 +116,11 @@ def test_rules_cover_every_survey_kind_once() -> None:
     assert RULE_SET == "at_risk@1"
     assert sorted(r.kind for r in AT_RISK_RULES) == sorted(SCALES)
     assert all(r.scale == "{}-{}".format(*SCALES[r.kind]) for r in AT_RISK_RULES)
+
+
+def test_the_alerts_query_filters_customers_only_when_asked_and_only_by_parameters() -> None:
+    assert AlertQuery("acme").customers_filter() == ("", {})
+    members = ("email:ana@shop.es", "x' OR '1'='1")
+    condition, params = AlertQuery("acme", customers=members).customers_filter()
+    assert condition == " AND customer_id IN ({member_0:String}, {member_1:String})"
+    assert params == {"member_0": members[0], "member_1": members[1]}

@@ -62,21 +62,18 @@ def _alert_out(row: dict[str, Any]) -> AlertOut:
     return AlertOut.model_validate({**row, **optional, "raised_at": raised_at})
 
 
-def _customers(request: Request, tenant_id: str, customer_id: str | None) -> list[str]:
+def _customers(request: Request, tenant_id: str, customer_id: str | None) -> tuple[str, ...]:
     """The customer ids whose alerts answer the filter: none (every customer), or the members."""
     if customer_id is None:
-        return [""]  # the query's "any customer"
+        return ()  # the query's "every customer"
     try:
-        return members_of(request, tenant_id, customer_id)
+        # Never empty: no members would mean "every customer" to the query.
+        return tuple(members_of(request, tenant_id, customer_id)) or (customer_id,)
     except ApiError as exc:
         if exc.status != 404:
             raise  # an identifier several customers hold: 409, as on the customers routes
         # Unknown to identity: exactly that id, as without identity (a filter finding nothing).
-        return [customer_id]
-
-
-def _newest_first(row: dict[str, Any]) -> tuple[int, str]:
-    return int(row["raised_at"]), str(row["alert_id"])
+        return (customer_id,)
 
 
 @router.get("/v1/alerts", response_model=AlertList)
@@ -96,18 +93,13 @@ def list_alerts(
     """At-risk customer alerts of the caller's tenant, newest first."""
     start = utc("since", since)
     # The tenant comes only from the credential: another tenant's customer id finds nothing (S01).
-    rows: list[dict[str, Any]] = []
-    for member in _customers(request, principal.tenant_id, customer_id):
-        query = AlertQuery(
-            tenant_id=principal.tenant_id,
-            since=to_micros(start) if start else 0,
-            customer_id=member,
-            touchpoint=touchpoint or "",
-            limit=limit,
-        )
-        rows += read_alerts(request.app.state.warehouse, query)
-    # Each member's alerts come newest first; together, the newest `limit` of them all, and one
-    # row per alert as from a single query.
-    unique = {row["alert_id"]: row for row in sorted(rows, key=_newest_first)}
-    newest = sorted(unique.values(), key=_newest_first, reverse=True)[:limit]
-    return AlertList(rule_set=RULE_SET, alerts=[_alert_out(row) for row in newest])
+    # One query over every member: newest first, one row per alert, at most `limit`.
+    query = AlertQuery(
+        tenant_id=principal.tenant_id,
+        since=to_micros(start) if start else 0,
+        customers=_customers(request, principal.tenant_id, customer_id),
+        touchpoint=touchpoint or "",
+        limit=limit,
+    )
+    rows = read_alerts(request.app.state.warehouse, query)
+    return AlertList(rule_set=RULE_SET, alerts=[_alert_out(row) for row in rows])
