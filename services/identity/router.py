@@ -30,6 +30,8 @@ from services.identity.errors import (
 )
 from services.identity.models import CandidateView, MergePlan
 from services.identity.resolver import IdentityResolver
+from services.projections.profile import Profile
+from services.projections.sql import read_profile
 
 CAN_CURATE_IDENTITY = frozenset({"manager", "admin"})
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
@@ -93,6 +95,25 @@ class IdentifierOut(BaseModel):
     value: str
 
 
+class SideImpact(BaseModel):
+    """What one side's history holds: what its views count now, or would after the merge."""
+
+    members: list[str]
+    events: int
+    orders: int
+    survey_responses: int
+    latest_csat: int | None
+    latest_nps: int | None
+    latest_ces: int | None
+    open_cases: int
+
+
+class MergeImpact(BaseModel):
+    survivor: SideImpact
+    absorbed: SideImpact
+    merged: SideImpact
+
+
 class MergeOut(BaseModel):
     preview: bool
     allowed: bool
@@ -103,6 +124,7 @@ class MergeOut(BaseModel):
     conflicts: list[str]
     members: list[str]
     identifiers: list[IdentifierOut]
+    impact: MergeImpact | None = None  # with preview, where the deployment has a warehouse
 
 
 class CandidateOut(BaseModel):
@@ -186,7 +208,8 @@ def merge_customers(body: MergeIn, request: Request, who: Curator) -> MergeOut:
             _actor(who),
             preview=body.preview,
         )
-    return _merge_out(plan, body.preview)
+        impact = _impact(request, who.tenant_id, plan) if body.preview else None
+    return _merge_out(plan, body.preview, impact)
 
 
 @router.post("/customers/{customer_id:path}/split")
@@ -263,7 +286,50 @@ def decide_merge_candidate(
     return _candidate_out(decided)
 
 
-def _merge_out(plan: MergePlan, preview: bool) -> MergeOut:
+def _impact(request: Request, tenant_id: str, plan: MergePlan) -> MergeImpact | None:
+    """Events, orders, satisfaction and open cases of each side and of the merged customer, read
+    from the warehouse over each side's members as of now."""
+    warehouse = getattr(request.app.state, "warehouse", None)
+    if warehouse is None:
+        return None
+    resolver = _identity(request)
+    survivor = resolver.members(tenant_id, plan.survivor_id)
+    absorbed = resolver.members(tenant_id, plan.absorbed_id)
+    merged = list(dict.fromkeys(survivor + absorbed))
+
+    def side(members: list[str]) -> SideImpact:
+        return _side(members, read_profile(warehouse, tenant_id, members))
+
+    return MergeImpact(survivor=side(survivor), absorbed=side(absorbed), merged=side(merged))
+
+
+def _side(members: list[str], profile: Profile | None) -> SideImpact:
+    if profile is None:
+        return SideImpact(
+            members=members,
+            events=0,
+            orders=0,
+            survey_responses=0,
+            latest_csat=None,
+            latest_nps=None,
+            latest_ces=None,
+            open_cases=0,
+        )
+    scores = profile.satisfaction
+    answered = [s for s in (scores.csat, scores.nps, scores.ces) if s is not None]
+    return SideImpact(
+        members=members,
+        events=profile.events,
+        orders=profile.orders.count,
+        survey_responses=sum(s.responses for s in answered),
+        latest_csat=scores.csat.score if scores.csat else None,
+        latest_nps=scores.nps.score if scores.nps else None,
+        latest_ces=scores.ces.score if scores.ces else None,
+        open_cases=len(profile.open_cases),
+    )
+
+
+def _merge_out(plan: MergePlan, preview: bool, impact: MergeImpact | None = None) -> MergeOut:
     return MergeOut(
         preview=preview,
         allowed=plan.allowed,
@@ -274,6 +340,7 @@ def _merge_out(plan: MergePlan, preview: bool) -> MergeOut:
         conflicts=list(plan.conflicts),
         members=list(plan.members),
         identifiers=[IdentifierOut(kind=i.kind, value=i.value) for i in plan.identifiers],
+        impact=impact,
     )
 
 

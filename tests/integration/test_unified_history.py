@@ -159,6 +159,16 @@ def test_an_agent_cannot_merge_and_a_preview_changes_nothing(
     preview = api.merge(EMAIL_ID, PHONE_ID, preview=True)
     assert preview.status_code == 200, preview.text
     assert preview.json()["members"] == [EMAIL_ID, PHONE_ID]
+    impact = preview.json()["impact"]
+    events = {side: impact[side]["events"] for side in ("survivor", "absorbed", "merged")}
+    assert events == {
+        "survivor": len(ana["email"]),
+        "absorbed": len(ana["phone"]),
+        "merged": len(ana["email"]) + len(ana["phone"]),
+    }
+    assert impact["merged"]["members"] == [EMAIL_ID, PHONE_ID]
+    assert (impact["survivor"]["latest_csat"], impact["absorbed"]["latest_csat"]) == (2, None)
+    assert (impact["merged"]["survey_responses"], impact["merged"]["latest_csat"]) == (1, 2)
     assert api.timeline(EMAIL_ID) == newest_first(ana["email"])
 
 
