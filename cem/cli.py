@@ -123,6 +123,12 @@ def _bench_identity(args: argparse.Namespace) -> int:
     return 0 if result["meets_targets"] else 1
 
 
+def _bench_identity_throughput(args: argparse.Namespace) -> int:
+    from services.identity.throughput import main as throughput_main
+
+    return throughput_main(["--customers", str(args.customers)])
+
+
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data-dir", default=".cem", help="where the embedded state lives (default ./.cem)"
@@ -193,12 +199,15 @@ def parser() -> argparse.ArgumentParser:
         "--out", default=None, help="JSON results (default bench-results/<mode>.json)"
     )
     bench.set_defaults(func=_bench)
-    kinds = bench.add_subparsers(dest="bench_kind", metavar="{identity}")
+    kinds = bench.add_subparsers(dest="bench_kind", metavar="{identity,identity-throughput}")
     identity = kinds.add_parser("identity", help="identity resolution accuracy on known truth")
     identity.add_argument("--customers", type=int, default=2000, help="people in the population")
     identity.add_argument("--seed", type=int, default=7)
     identity.add_argument("--rules", help="identity rules JSON (default: product rules, ES phones)")
     identity.set_defaults(func=_bench_identity)
+    speed = kinds.add_parser("identity-throughput", help="identity resolve_batch per store")
+    speed.add_argument("--customers", type=int, default=2000, help="people in the population")
+    speed.set_defaults(func=_bench_identity_throughput)
     return root
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from services.identity.domain import Customer, MergeCandidate, stable_id
 from services.identity.errors import IdentifierNotLinked, MergeRefused, SplitRefused
 from services.identity.models import MergePlan
-from services.identity.policy import Link, Proposal, unique_conflicts
+from services.identity.policy import Link, Proposal, Reassign, unique_conflicts
 from services.identity.rules import Identifier, TenantRules
 from services.identity.state import IdentityState
 
@@ -56,6 +56,29 @@ def link(state: IdentityState, customer_id: str, link: Link, evidence: Evidence)
         seen_at=evidence.at,
     )
     state.index_or_new(identifier).claim(customer_id, evidence.event_id, link.rule)
+
+
+def confirm(state: IdentityState, identifier: Identifier, holder: str, evidence: Evidence) -> None:
+    state.index_or_new(identifier).confirm(customer_id=holder, at=evidence.at)
+
+
+def reassign(state: IdentityState, reassigned: Reassign, evidence: Evidence) -> None:
+    """Take a reassigned identifier from its former holders (recorded on each, with why)."""
+    identifier = reassigned.identifier
+    reason = "reassigned: unused by this customer for too long, then presented by another"
+    for holder in reassigned.released_from:
+        customer = state.customer(holder)
+        if identifier in customer.links:
+            customer.unlink(
+                kind=identifier.kind,
+                value=identifier.value,
+                reason=reason,
+                actor=evidence.actor,
+                erased=False,
+            )
+        state.index_or_new(identifier).release(
+            customer_id=holder, reason=reason, actor=evidence.actor
+        )
 
 
 def saturate(state: IdentityState, identifier: Identifier, limit: int, evidence: Evidence) -> None:

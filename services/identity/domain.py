@@ -215,6 +215,13 @@ class IdentifierIndex(Aggregate):
         reason: str
         actor: str
 
+    class Confirmed(Aggregate.Event):
+        """A holder used it again (at: the touchpoint's time, epoch microseconds), which keeps a
+        reassignable identifier (a mobile number) theirs; see `KindRule.reassign_after_days`."""
+
+        customer_id: str
+        at: int
+
     class Saturated(Aggregate.Event):
         """Shared by more customers than the tenant allows: it stops linking anyone."""
 
@@ -237,6 +244,7 @@ class IdentifierIndex(Aggregate):
         self.identifier = Identifier(kind, value)
         self.holders: list[str] = []
         self.released: set[str] = set()
+        self.confirmed: dict[str, int] = {}  # holder -> when its use was last confirmed
         self.saturated = False
         self.suppressed = False
 
@@ -251,6 +259,11 @@ class IdentifierIndex(Aggregate):
         if customer_id in self.holders:
             self.holders.remove(customer_id)
         self.released.add(customer_id)
+        self.confirmed.pop(customer_id, None)
+
+    @event(Confirmed)
+    def confirm(self, customer_id: str, at: int) -> None:
+        self.confirmed[customer_id] = max(at, self.confirmed.get(customer_id, 0))
 
     @event(Saturated)
     def saturate(self, limit: int, evidence_event_id: str | None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from services.identity.rules import Identifier, TenantRules
 
@@ -22,6 +23,10 @@ class Claim:
     released: frozenset[str] = frozenset()  # customers it was unlinked from: never relinked to them
     saturated: bool = False  # shared by too many customers: links nobody any more
     suppressed: bool = False  # erased: links nobody, ever
+    # holder -> when its use was last confirmed (epoch microseconds), for reassignable kinds
+    confirmed: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    # holder -> when its group last confirmed another value of this kind (its newer number)
+    successors: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,10 @@ class Situation:
     kept_apart: frozenset[frozenset[str]] = (
         frozenset()
     )  # canonical pairs never merged automatically
+    at: int = 0  # when the touchpoint happened (epoch microseconds); 0: unknown, nothing is stale
+    # Holders that are device profiles: customers holding only device identifiers (see
+    # `KindRule.device_profile`), whether on their own or merged into a person.
+    profiles: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,24 @@ class Merge:
 
 
 @dataclass(frozen=True)
+class Split:
+    """Take a device profile out of the customer it was merged into: the device turned out to be
+    used by another customer too, so its anonymous touchpoints are nobody's in particular."""
+
+    absorbed_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Reassign:
+    """A number its holders replaced and stopped using long ago, now presented by someone else:
+    theirs from now on (a recycled mobile number). See `stale`."""
+
+    identifier: Identifier
+    released_from: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Proposal:
     first_id: str
     second_id: str
@@ -80,6 +107,9 @@ class Decision:
     proposals: tuple[Proposal, ...] = ()
     skipped: tuple[Skip, ...] = ()
     ambiguous_between: tuple[str, ...] = ()
+    reassign: tuple[Reassign, ...] = ()
+    confirm: tuple[tuple[Identifier, str], ...] = ()  # (identifier, holder) used again now
+    splits: tuple[Split, ...] = ()
 
 
 @dataclass
@@ -98,6 +128,9 @@ class _Draft:
     skipped: list[Skip] = field(default_factory=list)
     ambiguous: list[str] = field(default_factory=list)
     touched: set[str] = field(default_factory=set)  # canonical ids already merged or proposed
+    reassign: list[Reassign] = field(default_factory=list)
+    confirm: list[tuple[Identifier, str]] = field(default_factory=list)
+    splits: list[Split] = field(default_factory=list)
 
 
 def rank(claims: Iterable[Claim], rules: TenantRules) -> list[Claim]:
@@ -114,8 +147,8 @@ def unique_conflicts(
     ours: Iterable[Identifier], theirs: Iterable[Identifier], rules: TenantRules
 ) -> list[str]:
     """Unique kinds for which the two sides hold different values."""
-    ours_by_kind = _values_by_unique_kind(ours, rules)
-    theirs_by_kind = _values_by_unique_kind(theirs, rules)
+    ours_by_kind = _values_by_kind(ours, rules, unique_only=True)
+    theirs_by_kind = _values_by_kind(theirs, rules, unique_only=True)
     return sorted(
         kind
         for kind, values in ours_by_kind.items()
@@ -123,14 +156,45 @@ def unique_conflicts(
     )
 
 
-def _values_by_unique_kind(
-    identifiers: Iterable[Identifier], rules: TenantRules
+def _values_by_kind(
+    identifiers: Iterable[Identifier], rules: TenantRules, unique_only: bool = False
 ) -> dict[str, set[str]]:
+    """Values of strong kinds (or of unique kinds only) by kind."""
     found: dict[str, set[str]] = {}
     for identifier in identifiers:
-        if rules.rule_for(identifier).unique:
+        rule = rules.rule_for(identifier)
+        if rule.unique if unique_only else rule.strong:
             found.setdefault(identifier.kind, set()).add(identifier.value)
     return found
+
+
+DAY_MICROS = 86_400_000_000
+# A holder's use is recorded again only this long after the last record: bounds the writes.
+CONFIRM_EVERY_MICROS = 7 * DAY_MICROS
+
+
+def dormant(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
+    """Whether no holder of a reassignable identifier (a mobile number) confirmed using it for
+    longer than the rule allows: it may have been given to someone else, so it no longer joins
+    two customers holding different emails (it still completes one and carries its calls)."""
+    days = rules.rule_for(claim.identifier).reassign_after_days
+    if not days or not situation.at or not claim.holders:
+        return False
+    before = situation.at - days * DAY_MICROS
+    return all(0 <= claim.confirmed.get(h, -1) < before for h in claim.holders)
+
+
+def stale(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
+    """A dormant identifier whose every holder has since confirmed another value of its kind (a
+    new number): it belongs to none of them any more. It anchors, merges and vouches for nobody,
+    and passes to the next customer who presents it."""
+    return dormant(claim, situation, rules) and all(
+        claim.successors.get(h, -1) > claim.confirmed[h] for h in claim.holders
+    )
+
+
+def _extends(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
+    return rules.rule_for(claim.identifier).extends and not dormant(claim, situation, rules)
 
 
 def decide(situation: Situation, rules: TenantRules) -> Decision:
@@ -140,6 +204,7 @@ def decide(situation: Situation, rules: TenantRules) -> Decision:
     draft.skipped += skipped
     _merge_or_propose(draft, ranked, situation, rules)
     _link(draft, ranked, situation, rules)
+    _confirm(draft, ranked, situation, rules)
     one_off = draft.register and not draft.links
     return Decision(
         home_id=draft.home,
@@ -151,6 +216,9 @@ def decide(situation: Situation, rules: TenantRules) -> Decision:
         proposals=() if one_off else tuple(draft.proposals),
         skipped=tuple(draft.skipped),
         ambiguous_between=tuple(draft.ambiguous) if one_off else (),
+        reassign=tuple(draft.reassign),
+        confirm=tuple(draft.confirm),
+        splits=tuple(draft.splits),
     )
 
 
@@ -168,6 +236,8 @@ def _usable(claims: Iterable[Claim]) -> tuple[list[Claim], list[Skip]]:
 
 def _start(ranked: list[Claim], situation: Situation, rules: TenantRules) -> _Draft:
     home, anchor, ambiguous = _choose_home(ranked, situation, rules)
+    if home is None and anchor.startswith(PROFILE_OF):
+        return _new_profile(ranked[0], anchor.removeprefix(PROFILE_OF), situation)
     if home is None:
         draft = _Draft(situation.new_customer_id, True, "first_seen", set(), set())
     else:
@@ -184,16 +254,26 @@ def _choose_home(
     """The holder of the highest-priority identifier that may carry this event, if any."""
     event_ids = [c.identifier for c in ranked]
     new_ids = [c.identifier for c in ranked if not c.holders]
+    personal = any(not _is_device(c.identifier, rules) for c in ranked)
     ambiguous: list[str] = []
     for claim in ranked:
         if not claim.holders:
             continue
+        if stale(claim, situation, rules):
+            continue  # its holders moved on: probably someone else's number now
+        device = _is_device(claim.identifier, rules)
+        if device and personal:
+            continue  # a device never decides whose a person's touchpoint is
         groups = _groups_of(claim.holders, situation)
         if len(groups) > 1 and rules.shared_identifier == "unresolved":
             ambiguous = ambiguous or sorted(groups)
             continue
         holder = claim.holders[-1]  # the most recent claim, for identifiers shared on purpose
         group = situation.groups[holder]
+        if device and holder not in situation.profiles and _identified(group.identifiers, rules):
+            # Only a device: its touchpoints go to a profile of their own, which joins the
+            # person using the device and leaves again if somebody else turns out to use it.
+            return None, PROFILE_OF + group.canonical_id, []
         weak = not rules.is_strong(claim.identifier)
         if weak and new_ids and not _vouches(claim, group, new_ids, situation, rules):
             continue  # a shared line or device must not give someone a new email or number
@@ -202,6 +282,30 @@ def _choose_home(
         verb = "vouched_by" if weak and new_ids else "seen_with"
         return holder, f"{verb}:{claim.identifier.kind}", []
     return None, "first_seen", ambiguous
+
+
+PROFILE_OF = "device_profile_of:"
+
+
+def _is_device(identifier: Identifier, rules: TenantRules) -> bool:
+    return rules.rule_for(identifier).device_profile
+
+
+def _new_profile(device: Claim, person_id: str, situation: Situation) -> _Draft:
+    """Register the device's profile, holding the device, merged into the person using it."""
+    person = next(g for g in situation.groups.values() if g.canonical_id == person_id)
+    profile = situation.new_customer_id
+    draft = _Draft(
+        profile,
+        True,
+        "device_profile",
+        {profile, *person.members},
+        set(person.identifiers),
+    )
+    draft.links.append(Link(device.identifier, "device_profile"))
+    draft.merges.append(Merge(person_id, profile, f"profile of {device.identifier}, its user"))
+    draft.touched |= {profile, person_id}
+    return draft
 
 
 def _vouches(
@@ -222,7 +326,7 @@ def _vouches(
     rule = rules.rule_for(claim.identifier)
     held_kinds = _strong_kinds(group.identifiers, rules)
     completes = not any(rules.is_strong(i) and i.kind in held_kinds for i in new_ids)
-    return rule.vouches and (completes or rule.extends)
+    return rule.vouches and (completes or _extends(claim, situation, rules))
 
 
 def _identified(identifiers: Iterable[Identifier], rules: TenantRules) -> bool:
@@ -240,6 +344,8 @@ def _merge_or_propose(
     """Every other customer the event reaches is merged into the home or proposed for review."""
     reached: dict[str, list[Claim]] = {}
     for claim in ranked:
+        if stale(claim, situation, rules):
+            continue  # a possibly reassigned number joins nobody
         for canonical_id in sorted(_groups_of(claim.holders, situation) - draft.touched):
             reached.setdefault(canonical_id, []).append(claim)
     for canonical_id, claims in reached.items():
@@ -257,6 +363,14 @@ def _merge_or_propose_one(
     if frozenset({home, other.canonical_id}) in situation.kept_apart:
         draft.skipped.append(Skip(evidence.identifier, f"kept apart from {other.canonical_id}"))
         return
+    devices = [c for c in claims if _is_device(c.identifier, rules)]
+    if devices and len(devices) == len(claims):
+        if not _identified(other.identifiers, rules):
+            if rules.auto_merge:  # a device's profile joins the person now using it
+                _absorb(draft, other, home, f"used {devices[0].identifier} before")
+            return
+        if _different_people(draft, other, rules):
+            _shared_devices(draft, devices, other, situation, rules)
     mergeable = rules.auto_merge and not draft.register
     conflicts = unique_conflicts(draft.identifiers, other.identifiers, rules)
     if mergeable and strong and not conflicts:
@@ -275,6 +389,32 @@ def _merge_or_propose_one(
         draft.proposals.append(Proposal(home, other.canonical_id, reason, identifiers))
 
 
+def _different_people(draft: _Draft, other: Group, rules: TenantRules) -> bool:
+    """Both are established customers holding different values of one strong kind (two emails):
+    the evidence that a device they both use is shared. A new customer, or two that complete
+    each other (an account and an email), may be one person: they are only proposed."""
+    if draft.register:
+        return False
+    ours = _values_by_kind(draft.identifiers, rules)
+    theirs = _values_by_kind(other.identifiers, rules)
+    return any(kind in theirs and values != theirs[kind] for kind, values in ours.items())
+
+
+def _shared_devices(
+    draft: _Draft, devices: list[Claim], other: Group, situation: Situation, rules: TenantRules
+) -> None:
+    """Devices of another person used by this one too: shared (a family tablet, a kiosk). They
+    stop linking anybody, and their profiles leave the person they had joined."""
+    for claim in devices:
+        if claim.identifier not in draft.saturate:
+            draft.saturate.append(claim.identifier)
+        reason = f"{claim.identifier} is used by several customers"
+        for holder in claim.holders:
+            merged_into_other = situation.groups[holder].canonical_id == other.canonical_id
+            if holder in situation.profiles and merged_into_other and holder != other.canonical_id:
+                draft.splits.append(Split(holder, reason))
+
+
 def _voucher(
     claims: list[Claim], draft: _Draft, other: Group, rules: TenantRules, situation: Situation
 ) -> Identifier | None:
@@ -285,7 +425,8 @@ def _voucher(
     anonymous = not _identified(other.identifiers, rules)
     for claim in claims:
         rule = rules.rule_for(claim.identifier)
-        personal = anonymous or (rule.vouches and (rule.extends or not overlap))
+        extends = _extends(claim, situation, rules)
+        personal = anonymous or (rule.vouches and (extends or not overlap))
         if personal and _only_holder(claim, other, situation):
             return claim.identifier
     return None
@@ -306,7 +447,15 @@ def _link(draft: _Draft, ranked: list[Claim], situation: Situation, rules: Tenan
         rules.is_strong(c.identifier) and not c.holders for c in ranked
     )
     for claim in ranked:
-        if draft.members & set(claim.holders):
+        if draft.members & set(claim.holders) or any(
+            link.identifier == claim.identifier for link in draft.links
+        ):
+            continue
+        if claim.identifier in draft.saturate:
+            draft.skipped.append(Skip(claim.identifier, "used by several customers"))
+            continue
+        if stale(claim, situation, rules):
+            _reassign_or_skip(draft, claim)
             continue
         reason = _why_not_link(draft, claim, situation, rules, strong_anchor)
         if reason is None:
@@ -315,6 +464,44 @@ def _link(draft: _Draft, ranked: list[Claim], situation: Situation, rules: Tenan
             draft.identifiers.add(claim.identifier)
         else:
             draft.skipped.append(Skip(claim.identifier, reason))
+
+
+def _reassign_or_skip(draft: _Draft, claim: Claim) -> None:
+    if claim.released & (draft.members | {draft.home}):
+        draft.skipped.append(Skip(claim.identifier, "possibly reassigned; not confirmed here"))
+        return
+    draft.links.append(Link(claim.identifier, "reassigned"))
+    draft.identifiers.add(claim.identifier)
+    draft.reassign.append(Reassign(claim.identifier, tuple(claim.holders)))
+
+
+def _confirm(draft: _Draft, ranked: list[Claim], situation: Situation, rules: TenantRules) -> None:
+    """Record that the home's members used their reassignable identifiers again. A dormant one is
+    confirmed only next to another identifier of the home (a call from the number alone may be
+    its new owner's), and a fresh one at most once a week."""
+    if not situation.at:
+        return
+    for claim in ranked:
+        if not rules.rule_for(claim.identifier).reassign_after_days:
+            continue
+        holders = [h for h in claim.holders if h in draft.members]
+        if not holders:
+            continue
+        if dormant(claim, situation, rules) and not _corroborated(draft, claim, ranked):
+            continue
+        for holder in holders:
+            if claim.confirmed.get(holder, 0) + CONFIRM_EVERY_MICROS <= situation.at:
+                draft.confirm.append((claim.identifier, holder))
+
+
+def _corroborated(draft: _Draft, claim: Claim, ranked: list[Claim]) -> bool:
+    """Another identifier of the event is the home's (held already or linked now)."""
+    linked = {link.identifier for link in draft.links}
+    return any(
+        other.identifier != claim.identifier
+        and (other.identifier in linked or draft.members & set(other.holders))
+        for other in ranked
+    )
 
 
 def _why_not_link(

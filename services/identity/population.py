@@ -18,7 +18,8 @@ import phonenumbers
 from schemas.envelope import CustomerRef
 
 REGION = "ES"
-RECYCLED_AT = 0.5  # recycled numbers change hands halfway through the period
+RECYCLED_AT = 0.5  # recycled numbers are given up halfway through the period (a year) ...
+AGED = 90 / 365  # ... and reassigned after the carrier has aged them for 90 days
 FIRST = (
     "ana",
     "luis",
@@ -173,7 +174,7 @@ def _recycle_numbers(people: list[Person], factory: _Factory, rng: random.Random
         if former is new_owner or former.old_mobile or new_owner.old_mobile:
             continue
         former.old_mobile, former.mobile = new_owner.mobile, factory.phone("67")
-        new_owner.mobile_from = RECYCLED_AT
+        new_owner.mobile_from = RECYCLED_AT + AGED
 
 
 def touches(people: list[Person], kiosks: list[str], rng: random.Random) -> list[Touch]:

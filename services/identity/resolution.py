@@ -8,13 +8,15 @@ unlinked identifier.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from services.identity import changes
 from services.identity.changes import Evidence
 from services.identity.domain import Filing
 from services.identity.models import ResolvedCustomer
 from services.identity.naming import PreferredName, new_customer_name
 from services.identity.normalise import Normalised
-from services.identity.policy import Claim, Decision, Situation, decide, rank
+from services.identity.policy import Claim, Decision, Group, Situation, decide, rank
 from services.identity.rules import TenantRules
 from services.identity.state import IdentityState
 
@@ -37,15 +39,48 @@ def resolve_in(
         )
     claims = tuple(state.claim(i) for i in normalised.identifiers)
     groups = {h: state.group(h) for claim in claims for h in claim.holders}
+    claims = tuple(_with_successors(state, c, groups, rules) for c in claims)
     seed = new_customer_seed(state, claims, rules, evidence.event_id)
     situation = Situation(
         claims=claims,
         groups=groups,
         new_customer_id=new_customer_name(state, preferred, seed),
         kept_apart=state.kept_apart(groups),
+        at=evidence.at,
+        profiles=frozenset(h for h in groups if _is_profile(state, h, rules)),
     )
     decision = decide(situation, rules)
     return _record(state, decision, seed, normalised, evidence, rules)
+
+
+def _is_profile(state: IdentityState, customer_id: str, rules: TenantRules) -> bool:
+    """Holds device identifiers only (see `KindRule.device_profile`)."""
+    links = state.customer(customer_id).links
+    return bool(links) and all(rules.rule_for(i).device_profile for i in links)
+
+
+def _with_successors(
+    state: IdentityState, claim: Claim, groups: dict[str, Group], rules: TenantRules
+) -> Claim:
+    """For a reassignable identifier, when each holder's group last confirmed another value of
+    its kind (the number it moved to): read only for identifiers that could be stale."""
+    rule = rules.rule_for(claim.identifier)
+    if not rule.reassign_after_days or not claim.confirmed:
+        return claim
+    successors = {}
+    for holder in claim.holders:
+        others = [
+            i
+            for i in groups[holder].identifiers
+            if i.kind == claim.identifier.kind
+            and i != claim.identifier
+            and rules.rule_for(i).reassign_after_days
+        ]
+        members = groups[holder].members
+        times = [t for i in others for h, t in state.claim(i).confirmed.items() if h in members]
+        if times:
+            successors[holder] = max(times)
+    return replace(claim, successors=successors) if successors else claim
 
 
 def new_customer_seed(
@@ -73,8 +108,18 @@ def _record(
     if decision.register:
         reason = _registration_reason(decision)
         changes.register(state, seed, decision.home_id, reason, evidence)
+    for split in decision.splits:
+        survivor = state.customer(split.absorbed_id).merged_into
+        if survivor is not None:
+            changes.split(state, survivor, split.absorbed_id, split.reason, evidence.actor)
+    for reassigned in decision.reassign:
+        changes.reassign(state, reassigned, evidence)
     for link in decision.links:
         changes.link(state, decision.home_id, link, evidence)
+        if evidence.at and rules.rule_for(link.identifier).reassign_after_days:
+            changes.confirm(state, link.identifier, decision.home_id, evidence)
+    for identifier, holder in decision.confirm:
+        changes.confirm(state, identifier, holder, evidence)
     for identifier in decision.saturate:
         limit = rules.rule_for(identifier).max_holders
         changes.saturate(state, identifier, limit, evidence)
@@ -97,6 +142,8 @@ def _record(
 
 
 def _registration_reason(decision: Decision) -> str:
+    if decision.links and decision.links[0].rule == "device_profile":
+        return f"profile of {decision.links[0].identifier}, a device of another customer"
     if decision.links:
         return f"first seen with {decision.links[0].identifier.kind}"
     if decision.ambiguous_between:

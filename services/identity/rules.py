@@ -59,8 +59,18 @@ class KindRule(BaseModel):
     vouches: bool = False
     # A vouching identifier that also extends brings further values of kinds the customer holds
     # (a second email) and joins two customers holding different emails, unless a unique kind
-    # differs. Off by default: recall for precision (see the README's identity benchmark).
+    # differs, and only while in use (see `reassign_after_days`). On for mobiles by default.
     extends: bool = False
+    # Carriers give a number that was given up to a new subscriber after some months. A value of
+    # this kind none of whose holders confirmed using it (next to another of their identifiers)
+    # for this many days stops vouching, merging or anchoring, and passes to the next customer
+    # who presents it with a strong identifier of their own. None: never reassigned.
+    reassign_after_days: int | None = Field(default=None, ge=1, le=3650)
+    # Identifies a device or a line rather than a person (a browser, a tablet, a landline). A
+    # touchpoint carrying only such identifiers is filed under the device's own profile, which
+    # joins the one person known to use it; when a second person uses it, the profile leaves that
+    # person again (a split) and the device stops linking anybody: it is shared.
+    device_profile: bool = False
 
 
 class ExternalNamespace(BaseModel):
@@ -74,16 +84,25 @@ class ExternalNamespace(BaseModel):
     rule: KindRule | None = None
 
 
+# Carriers age a given-up mobile number for up to 90 days before giving it to someone else.
+REASSIGN_AFTER_DAYS = 90
 DEFAULT_KINDS: dict[Family, KindRule] = {
     "customer_id": KindRule(priority=100, strong=True, unique=True),
     "external": KindRule(priority=90, strong=True, unique=True),
     "email": KindRule(priority=80, strong=True),
-    "phone": KindRule(priority=60, strong=False, max_holders=3, vouches=True),
+    "phone": KindRule(
+        priority=60,
+        strong=False,
+        max_holders=3,
+        vouches=True,
+        extends=True,
+        reassign_after_days=REASSIGN_AFTER_DAYS,
+    ),
     # Browsers and tablets are shared at home more often than mobiles are: they never vouch.
-    "anonymous_id": KindRule(priority=40, strong=False, max_holders=3),
+    "anonymous_id": KindRule(priority=40, strong=False, max_holders=3, device_profile=True),
 }
 # Fixed lines ring in a household or an office: several people answer them.
-DEFAULT_FIXED_LINE = KindRule(priority=50, strong=False, max_holders=6)
+DEFAULT_FIXED_LINE = KindRule(priority=50, strong=False, max_holders=6, device_profile=True)
 DEFAULT_BLOCKED: dict[Family, tuple[str, ...]] = {
     "email": ("a@a.com", "test@test.com", "no@email.com", "email@email.com"),
     "phone": ("0000000000", "1234567890", "+10000000000"),

@@ -42,8 +42,14 @@ def pair_scores(truth: Sequence[Hashable], predicted: Sequence[Hashable]) -> Pai
 
 def evidence_components(events: Sequence[Touch]) -> list[int]:
     """Per touchpoint, which group of its person's touchpoints it is linked to by evidence: two
-    touchpoints of one person are linked when they share a true identifier, directly or through
-    others. Pairs in different groups cannot be joined by any resolver that sees only identifiers."""
+    touchpoints of one person are linked when they share an identifier that is truly theirs alone,
+    directly or through others. An identifier several people use (a family tablet or landline, a
+    store kiosk, a number that changed hands) tells nobody apart, so it links nothing here. Pairs
+    in different groups cannot be joined by any resolver that sees only identifiers."""
+    users: dict[str, set[int]] = {}
+    for touch in events:
+        for identifier in touch.evidence:
+            users.setdefault(identifier, set()).add(touch.person)
     parent = list(range(len(events)))
 
     def root(i: int) -> int:
@@ -55,6 +61,8 @@ def evidence_components(events: Sequence[Touch]) -> list[int]:
     first_seen: dict[tuple[int, str], int] = {}
     for i, touch in enumerate(events):
         for identifier in touch.evidence:
+            if len(users[identifier]) > 1:
+                continue
             j = first_seen.setdefault((touch.person, identifier), i)
             parent[root(i)] = root(j)
     return [root(i) for i in range(len(events))]

@@ -4,16 +4,25 @@ A command (resolve, merge, split ...) runs against an `IdentityState`, triggers 
 aggregates it loaded or created, and the resolver saves every aggregate with pending events in one
 transaction. A conflicting concurrent write fails the whole transaction and the command runs again
 on fresh state, so no attempt ever acts on a stale view.
+
+Reads are cheap in bulk: `preload` reads what a batch of resolutions will read in a few queries
+(filings, identifier indexes, named customers, then the groups of their holders, then the pairs
+among them), and an `AggregateReader` with an `AggregateCache` keeps aggregates between commands,
+bringing every one it hands out up to date with the store in the same query (only the events
+recorded since are read and applied). So an attempt always acts on the store's current state, as
+if it had replayed everything, and anything not preloaded is read when first asked for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Repository
 from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import AggregateRecorder, Mapper
 
 from services.identity.domain import (
     Customer,
@@ -25,6 +34,7 @@ from services.identity.domain import (
 from services.identity.errors import CandidateNotFound, CustomerNotFound
 from services.identity.policy import Claim, Group
 from services.identity.rules import Identifier
+from services.identity.store import select_since
 
 A = TypeVar("A", bound=Aggregate)
 # Redirect chains longer than this mean corrupted data, not a real merge history.
@@ -39,48 +49,242 @@ def replay(aggregate: Any, events: Iterable[Any]) -> Any:
     return aggregate
 
 
+# What `_get` finds for an aggregate never read in this state.
+_UNREAD: Any = object()
+
+
 def parse_id(value: str) -> UUID | None:
+    text = str(value)
+    if len(text) < 32:
+        return None  # a UUID has 32 hex digits, whatever else its spelling has
     try:
-        return UUID(str(value))
+        return UUID(text)
     except ValueError:
         return None
 
 
+class AggregateCache:
+    """Aggregates as last read or saved by one resolver, least recently used evicted first.
+
+    Not thread-safe, and what it holds is handed out without copying: the resolver uses it under
+    its command lock, puts aggregates back only once their events are saved, and discards every
+    aggregate an attempt changed when the attempt fails (a conflict, an error)."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        # By the id's `int`: hashing a UUID runs Python code, hashing an int does not.
+        self._entries: OrderedDict[int, Aggregate] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def aggregates(self) -> list[Aggregate]:
+        """What it holds, least recently used first."""
+        return list(self._entries.values())
+
+    def get(self, aggregate_id: UUID) -> Aggregate | None:
+        found = self._entries.get(aggregate_id.int)
+        if found is not None:
+            self._entries.move_to_end(aggregate_id.int)
+        return found
+
+    def put(self, aggregate: Aggregate) -> None:
+        if isinstance(aggregate, Filing):
+            return  # read once per touchpoint (then the filer remembers it): not worth the room
+        key = aggregate.id.int
+        self._entries[key] = aggregate
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.maxsize:
+            self._entries.popitem(last=False)
+
+    def discard(self, aggregate_ids: Iterable[UUID]) -> None:
+        for aggregate_id in aggregate_ids:
+            self._entries.pop(aggregate_id.int, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+class AggregateReader:
+    """Reads many aggregates in one query: a cached one is brought up to date with the events
+    recorded since its version, any other is replayed from its first event."""
+
+    def __init__(
+        self,
+        recorder: AggregateRecorder,
+        mapper: Mapper[UUID],
+        cache: AggregateCache | None = None,
+    ) -> None:
+        self.recorder, self.mapper, self.cache = recorder, mapper, cache
+
+    def load(self, aggregate_ids: Sequence[UUID]) -> list[Aggregate | None]:
+        """The aggregates with these (distinct) ids, in order; None for those never recorded."""
+        cache = self.cache
+        known: list[Aggregate | None] = (
+            [cache.get(i) for i in aggregate_ids]
+            if cache is not None
+            else [None] * len(aggregate_ids)
+        )
+        versions = [
+            (i, 0 if a is None else a.version) for i, a in zip(aggregate_ids, known, strict=True)
+        ]
+        recorded = select_since(self.recorder, versions)
+        if not recorded:
+            return known
+        loaded = []
+        for aggregate_id, aggregate in zip(aggregate_ids, known, strict=True):
+            events = recorded.get(aggregate_id.int)
+            if events:
+                aggregate = replay(aggregate, map(self.mapper.to_domain_event, events))
+                if cache is not None and aggregate is not None:
+                    cache.put(aggregate)
+            loaded.append(aggregate)
+        return loaded
+
+
 class IdentityState:
-    def __init__(self, repository: Repository[UUID], tenant_id: str) -> None:
+    def __init__(
+        self,
+        repository: Repository[UUID],
+        tenant_id: str,
+        reader: AggregateReader | None = None,
+    ) -> None:
+        """Reads through `reader` (many aggregates per query, maybe cached) when given, else one
+        aggregate at a time from the repository."""
         self.repository = repository
         self.tenant_id = tenant_id
-        self._loaded: dict[UUID, Aggregate | None] = {}
+        self.reader = reader
+        self._loaded: dict[int, Aggregate | None] = {}  # by the id's `int` (see AggregateCache)
+        # Answers computed from loaded aggregates, kept with the versions they were computed at
+        # and used again only while those versions stand (every change is an event: a new version).
+        self._customers: dict[str, Customer] = {}
+        self._groups: dict[str, tuple[tuple[tuple[Customer, int], ...], Group]] = {}
+        self._claims: dict[Identifier, tuple[IdentifierIndex | None, int, Claim]] = {}
+
+    def _fetch(self, aggregate_ids: Iterable[UUID]) -> None:
+        loaded = self._loaded
+        missing = list({i.int: i for i in aggregate_ids if i.int not in loaded}.values())
+        if not missing:
+            return
+        if self.reader is not None:
+            for aggregate_id, aggregate in zip(missing, self.reader.load(missing), strict=True):
+                loaded[aggregate_id.int] = aggregate
+            return
+        for aggregate_id in missing:
+            try:
+                loaded[aggregate_id.int] = self.repository.get(aggregate_id, projector_func=replay)
+            except AggregateNotFoundError:
+                loaded[aggregate_id.int] = None
 
     def _get(self, aggregate_id: UUID, kind: type[A]) -> A | None:
-        if aggregate_id not in self._loaded:
-            try:
-                self._loaded[aggregate_id] = self.repository.get(
-                    aggregate_id, projector_func=replay
-                )
-            except AggregateNotFoundError:
-                self._loaded[aggregate_id] = None
-        found = self._loaded[aggregate_id]
+        found = self._loaded.get(aggregate_id.int, _UNREAD)
+        if found is _UNREAD:
+            self._fetch((aggregate_id,))
+            found = self._loaded[aggregate_id.int]
         if not isinstance(found, kind) or getattr(found, "tenant_id", None) != self.tenant_id:
             return None  # another tenant's aggregate is as good as absent
         return found
 
     def add(self, aggregate: Aggregate) -> None:
-        self._loaded[aggregate.id] = aggregate
+        self._loaded[aggregate.id.int] = aggregate
 
     def pending(self) -> list[Aggregate]:
         return [a for a in self._loaded.values() if a is not None and a.pending_events]
+
+    def preload(
+        self,
+        event_ids: Iterable[str],
+        identifiers: Iterable[Identifier],
+        names: Iterable[str],
+        touchpoints: Iterable[Collection[Identifier]] = (),
+    ) -> None:
+        """Read in a few queries what resolving touchpoints with these event ids, identifiers and
+        preferred customer names reads: their filings, identifier indexes and named customers; the
+        groups of the holders and filed customers (redirects and members, to the end); and, for
+        each touchpoint (its identifiers) reaching several groups, the pairs across them.
+        Only reads: whatever a resolution asks for that is not preloaded is read then."""
+        tenant = self.tenant_id
+        filings = [Filing.create_id(tenant, e) for e in event_ids]
+        indexes = [IdentifierIndex.create_id(tenant, i.kind, i.value) for i in identifiers]
+        self._fetch(
+            [*filings, *indexes, *(i for name in names for i in _customer_keys(tenant, name))]
+        )
+        customers = [
+            h for i in indexes if (index := self._peek(i, IdentifierIndex)) for h in index.holders
+        ]
+        customers += [f.home_id for i in filings if (f := self._peek(i, Filing))]
+        seen: set[str] = set()
+        while customers := [c for c in dict.fromkeys(customers) if c not in seen]:
+            seen.update(customers)
+            self._fetch(i for c in customers for i in _customer_keys(tenant, c))
+            customers = [
+                related
+                for c in customers
+                if (customer := self.find_customer(c)) is not None
+                for related in (customer.merged_into, *customer.absorbed.values())
+                if related is not None
+            ]
+        self._fetch(self._pairs_reached(touchpoints))
+
+    def preload_customers(self, customer_ids: Iterable[str]) -> None:
+        """Read the customers with these ids (those that exist) in one query."""
+        self._fetch(i for c in customer_ids for i in _customer_keys(self.tenant_id, c))
+
+    def _peek(self, aggregate_id: UUID, kind: type[A]) -> A | None:
+        return self._get(aggregate_id, kind) if aggregate_id.int in self._loaded else None
+
+    def _pairs_reached(self, touchpoints: Iterable[Collection[Identifier]]) -> list[UUID]:
+        """The pair ids `kept_apart` reads for touchpoints whose holders form several groups, as
+        the groups stand now."""
+        groups: dict[str, Group | None] = {}
+        pairs: list[UUID] = []
+        for identifiers in touchpoints:
+            reached = {}
+            for identifier in identifiers:
+                for holder in self._held_by(identifier):
+                    if holder not in groups:
+                        groups[holder] = self._group_if_known(holder)
+                    group = groups[holder]
+                    if group is not None:
+                        reached[group.canonical_id] = group
+            if len(reached) < 2:
+                continue
+            ordered = sorted(reached.values(), key=lambda g: g.canonical_id)
+            for i, first in enumerate(ordered):
+                for second in ordered[i + 1 :]:
+                    pairs.extend(
+                        MergeCandidate.create_id(self.tenant_id, a, b)
+                        for a in first.members
+                        for b in second.members
+                    )
+        return pairs
+
+    def _held_by(self, identifier: Identifier) -> tuple[str, ...]:
+        index_id = IdentifierIndex.create_id(self.tenant_id, identifier.kind, identifier.value)
+        index = self._peek(index_id, IdentifierIndex)
+        return tuple(index.holders) if index else ()
+
+    def _group_if_known(self, customer_id: str) -> Group | None:
+        try:
+            return self.group(customer_id)
+        except (CustomerNotFound, RuntimeError):
+            return None  # not preloadable: the resolution reads it (and fails) as it would have
 
     # customers
 
     def find_customer(self, customer_id: str) -> Customer | None:
         """The customer with this id: its name, or (for a customer registered without one) the
         aggregate's UUID."""
-        named = self._get(named_id(self.tenant_id, customer_id), Customer)
-        if named is not None:
-            return named
-        parsed = parse_id(customer_id)
-        return self._get(parsed, Customer) if parsed else None
+        known = self._customers.get(customer_id)
+        if known is not None:
+            return known  # an id, once found, always finds the same aggregate
+        found = self._get(named_id(self.tenant_id, customer_id), Customer)
+        if found is None:
+            parsed = parse_id(customer_id)
+            found = self._get(parsed, Customer) if parsed else None
+        if found is not None:
+            self._customers[customer_id] = found
+        return found
 
     def customer(self, customer_id: str) -> Customer:
         found = self.find_customer(customer_id)
@@ -89,11 +293,17 @@ class IdentityState:
         return found
 
     def canonical(self, customer_id: str) -> str:
+        return self._chain(customer_id)[-1].customer_id
+
+    def _chain(self, customer_id: str) -> list[Customer]:
+        """The customer and every survivor it redirects to, up to the canonical one."""
         current = self.customer(customer_id)
+        chain = [current]
         for _ in range(MAX_CHAIN):
             if current.merged_into is None:
-                return current.customer_id
+                return chain
             current = self.customer(current.merged_into)
+            chain.append(current)
         raise RuntimeError(f"redirect chain from {customer_id} does not end")
 
     def members(self, customer_id: str) -> list[str]:
@@ -107,10 +317,18 @@ class IdentityState:
         return found
 
     def group(self, customer_id: str) -> Group:
-        canonical = self.canonical(customer_id)
+        known = self._groups.get(customer_id)
+        if known is not None and all(c.version == v for c, v in known[0]):
+            return known[1]
+        chain = self._chain(customer_id)
+        canonical = chain[-1].customer_id
         members = self.members(canonical)
-        identifiers = {i for m in members for i in self.customer(m).links}
-        return Group(canonical, frozenset(members), frozenset(identifiers))
+        customers = [self.customer(m) for m in members]
+        identifiers = {i for c in customers for i in c.links}
+        group = Group(canonical, frozenset(members), frozenset(identifiers))
+        # What it was computed from: redirects, members and their links, at these versions.
+        self._groups[customer_id] = (tuple((c, c.version) for c in chain + customers), group)
+        return group
 
     # identifiers
 
@@ -127,6 +345,16 @@ class IdentityState:
 
     def claim(self, identifier: Identifier) -> Claim:
         index = self.index(identifier)
+        version = index.version if index is not None else 0
+        known = self._claims.get(identifier)
+        if known is not None and known[0] is index and known[1] == version:
+            return known[2]
+        claim = self._claim(identifier, index)
+        self._claims[identifier] = (index, version, claim)
+        return claim
+
+    @staticmethod
+    def _claim(identifier: Identifier, index: IdentifierIndex | None) -> Claim:
         if index is None:
             return Claim(identifier)
         return Claim(
@@ -135,6 +363,7 @@ class IdentityState:
             released=frozenset(index.released),
             saturated=index.saturated,
             suppressed=index.suppressed,
+            confirmed=dict(index.confirmed),
         )
 
     # pairs and filings
@@ -178,6 +407,12 @@ class IdentityState:
             for a in first.members
             for b in second.members
         )
+
+
+def _customer_keys(tenant_id: str, customer_id: str) -> list[UUID]:
+    """The aggregate ids `find_customer` reads for a customer id."""
+    parsed = parse_id(customer_id)
+    return [named_id(tenant_id, customer_id), *([parsed] if parsed else [])]
 
 
 def events_of(repository: Repository[UUID], aggregate_id: UUID) -> list[Any]:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
+from eventsourcing.persistence import OperationalError
 from pydantic import SecretStr
 
 from schemas.envelope import CustomerRef
@@ -30,8 +31,9 @@ from services.identity import (
     build_identity,
     sqlite_env,
 )
-from services.identity.accuracy import population
-from services.identity.store import persistence_env
+from services.identity.accuracy import population, touched_at
+from services.identity.rules import Identifier
+from services.identity.store import CACHE_SIZE_KEY, persistence_env
 
 RULES = IdentityRules(default=TenantRules(phone_region="ES"))
 MOBILE, LANDLINE = "+34 612 34 56 78", "+34 912 34 56 78"
@@ -44,10 +46,13 @@ def identities_of(
     return {(i.kind, i.value, i.held_by) for i in found}
 
 
-def run_together(count: int, work: Callable[[int], ResolvedCustomer]) -> list[ResolvedCustomer]:
+R = TypeVar("R")
+
+
+def run_together(count: int, work: Callable[[int], R]) -> list[R]:
     """Start `count` threads at the same moment and collect what each resolved."""
     barrier = threading.Barrier(count)
-    results: list[ResolvedCustomer | None] = [None] * count
+    results: list[R | None] = [None] * count
     errors: list[tuple[int, Exception]] = []
 
     def run(i: int) -> None:
@@ -273,8 +278,8 @@ class IdentityStoreContract:
     def test_an_accepted_candidate_merges_the_pair_into_the_chosen_survivor(
         self, identity: IdentityResolver, tenant: str, resolve: Any
     ) -> None:
-        first = resolve(email="ana@x.io", phone=MOBILE).customer_id
-        second = resolve(email="ana.work@corp.es", phone=MOBILE).customer_id
+        first = resolve(email="ana@x.io", phone=LANDLINE).customer_id
+        second = resolve(email="ana.work@corp.es", phone=LANDLINE).customer_id
         [candidate] = identity.candidates(tenant)
         decided = identity.decide_candidate(
             tenant, candidate.candidate_id, True, "same person", "key:k1", survivor_id=first
@@ -380,6 +385,126 @@ class IdentityStoreContract:
         finally:
             replica.close()
 
+    # the aggregate cache: aggregates kept between commands, brought up to date on every read
+
+    def test_the_cache_changes_no_decision_even_when_it_keeps_evicting(
+        self, store_env: dict[str, str], tenant: str
+    ) -> None:
+        work = [(t.ref, t.event_id, t.channel, touched_at(t)) for t in population(60, seed=5)]
+        found = {}
+        for size in (0, 100_000, 40):  # none; everything; fewer than one batch reads
+            resolver = IdentityResolver(store_env | {CACHE_SIZE_KEY: str(size)}, RULES)
+            try:
+                results = []
+                for start in range(0, len(work), 25):
+                    results += resolver.resolve_batch(f"{tenant}-{size}", work[start : start + 25])
+                found[size] = results
+            finally:
+                resolver.close()
+        assert outcome(found[0]) == outcome(found[100_000]) == outcome(found[40])
+        homes = {size: [r.home_id for r in results] for size, results in found.items()}
+        assert same_partition(homes[0], homes[100_000]) and same_partition(homes[0], homes[40])
+
+    def test_a_replica_reads_every_change_another_made_to_what_it_has_cached(
+        self, identity: IdentityResolver, store_env: dict[str, str], tenant: str, resolve: Any
+    ) -> None:
+        ana = resolve(email="ana@x.io", phone=MOBILE).customer_id  # now in identity's cache
+        replica = IdentityResolver(store_env, RULES)
+        try:
+            replica.unlink(tenant, ana, "phone", MOBILE, "erasure request", "key:dpo", erase=True)
+            zoe = replica.resolve(tenant, CustomerRef(email="zoe@x.io"), str(uuid.uuid4()), "api")
+            replica.merge(tenant, ana, zoe.customer_id, "same person", "key:k1")
+        finally:
+            replica.close()
+        stranger = resolve(phone=MOBILE)
+        assert stranger.created and [s.reason for s in stranger.skipped] == ["erased"]
+        assert resolve(email="zoe@x.io").customer_id == ana
+        assert identities_of(identity, tenant, ana) == {
+            ("email", "ana@x.io", ana),
+            ("email", "zoe@x.io", zoe.customer_id),
+        }
+
+    def test_an_attempt_that_loses_a_race_runs_again_on_what_the_winner_wrote(
+        self,
+        identity: IdentityResolver,
+        store_env: dict[str, str],
+        tenant: str,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        both = CustomerRef(email="ana@x.io", phone=MOBILE)
+        replica = IdentityResolver(store_env, RULES)
+        try:
+            # In order, in another tenant: the replica's touchpoint, then identity's.
+            calm = f"{tenant}-calm"
+            identity.resolve(calm, CustomerRef(phone=MOBILE), "e1", "http")
+            replica.resolve(calm, CustomerRef(email="ana@x.io"), "e2", "api")
+            expected = identity.resolve(calm, both, "e3", "http")
+            # Racing: identity decides on what it has read (and cached), then the replica commits
+            # first, so identity's save conflicts and its second attempt reads the replica's work.
+            identity.resolve(tenant, CustomerRef(phone=MOBILE), "e1", "http")
+            saves, save = [], identity.save
+
+            def save_after_the_replica(*aggregates: Any, **kwargs: Any) -> Any:
+                if not saves:
+                    replica.resolve(tenant, CustomerRef(email="ana@x.io"), "e2", "api")
+                saves.append(aggregates)
+                return save(*aggregates, **kwargs)
+
+            monkeypatch.setattr(identity, "save", save_after_the_replica)
+            raced = identity.resolve(tenant, both, "e3", "http")
+        finally:
+            replica.close()
+        assert len(saves) == 2  # the first attempt conflicted
+        assert outcome([raced]) == outcome([expected])
+        assert (raced.home_id, raced.customer_id) == (expected.home_id, expected.customer_id)
+
+    def test_an_attempt_that_fails_leaves_no_unsaved_change_in_the_cache(
+        self,
+        identity: IdentityResolver,
+        tenant: str,
+        resolve: Any,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        resolve(email="ana@x.io")
+
+        def store_gone(*aggregates: Any, **kwargs: Any) -> Any:
+            raise OperationalError("the store went away")
+
+        monkeypatch.setattr(identity, "save", store_gone)
+        with pytest.raises(OperationalError):
+            resolve(email="ana@x.io", phone=MOBILE)
+        monkeypatch.undo()
+        assert identity.cache is not None and len(identity.cache) > 0
+        for aggregate in identity.cache.aggregates():
+            stored = identity.recorder.select_events(aggregate.id, desc=True, limit=1)
+            assert stored[0].originator_version == aggregate.version
+        again = resolve(email="ana@x.io", phone=MOBILE)
+        assert again.linked == (Identifier("phone", "+34612345678"),)
+
+    def test_replicas_resolving_the_same_events_at_once_file_each_under_one_customer(
+        self, identity: IdentityResolver, store_env: dict[str, str], tenant: str
+    ) -> None:
+        # The projections and satisfaction consumers of two processes, on one store.
+        work = [(t.ref, t.event_id, t.channel, touched_at(t)) for t in population(30, seed=11)]
+        replica = IdentityResolver(store_env, RULES)
+
+        def consume(i: int) -> list[ResolvedCustomer]:
+            resolver, results = (identity, replica)[i], []
+            for start in range(0, len(work), 20):
+                results += resolver.resolve_batch(tenant, work[start : start + 20])
+            return results
+
+        try:
+            first, second = run_together(2, consume)
+        finally:
+            replica.close()
+        assert [r.home_id for r in first] == [r.home_id for r in second]
+        assert not any(a.created and b.created for a, b in zip(first, second, strict=True))
+        alone = consume_alone(store_env, f"{tenant}-alone", work)
+        assert same_partition([r.home_id for r in first], [r.home_id for r in alone])
+        registered = sum(r.created for r in first) + sum(r.created for r in second)
+        assert registered == sum(r.created for r in alone)
+
     def test_tenants_never_share_customers(
         self, identity: IdentityResolver, tenant: str, resolve: Any
     ) -> None:
@@ -395,6 +520,25 @@ class IdentityStoreContract:
             identity.identities(other, only_ours)
         with pytest.raises(CustomerNotFound):
             identity.merge(other, theirs.customer_id, only_ours, "probe", "key:k1", preview=True)
+
+
+def consume_alone(
+    store_env: dict[str, str], tenant: str, work: Sequence[Any]
+) -> list[ResolvedCustomer]:
+    resolver = IdentityResolver(store_env, RULES)
+    try:
+        return resolver.resolve_batch(tenant, work)
+    finally:
+        resolver.close()
+
+
+def outcome(results: Sequence[ResolvedCustomer]) -> list[tuple[Any, ...]]:
+    """What resolutions decided, without the ids a tenant derives its own way (candidates, and
+    customers named by a UUID): compare those with `same_partition`."""
+    return [
+        (r.created, r.replayed, r.linked, len(r.merged), len(r.proposed), r.skipped)
+        for r in results
+    ]
 
 
 class TestSqliteIdentityStore(IdentityStoreContract):

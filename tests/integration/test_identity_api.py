@@ -162,8 +162,8 @@ def test_candidates_are_listed_and_decided_once(api: Api) -> None:
 
 
 def test_accepting_a_candidate_merges_the_pair(api: Api) -> None:
-    first = api.customer(email="ana@x.io", phone="+34 612 34 56 78")
-    second = api.customer(email="ana.work@corp.es", phone="+34 612 34 56 78")
+    first = api.customer(email="ana@x.io", phone=LANDLINE)
+    second = api.customer(email="ana.work@corp.es", phone=LANDLINE)
     [candidate] = api.call("GET", "/v1/merge-candidates").json()["candidates"]
     path = f"/v1/merge-candidates/{candidate['candidate_id']}/decision"
     body = {"decision": "accept", "reason": "same person", "survivor_id": first}

@@ -15,6 +15,7 @@ from psycopg import sql
 
 from services.identity import postgres_env
 from tests.conftest import missing_service
+from tests.contract.test_identity_lifecycle import IdentityLifecycleContract
 from tests.contract.test_identity_store import IdentityStoreContract
 
 pytestmark = pytest.mark.postgres
@@ -36,6 +37,13 @@ def identity_schema(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]
     yield dsn, schema
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+class TestPostgresIdentityLifecycle(IdentityLifecycleContract):
+    @pytest.fixture
+    def store_env(self, identity_schema: tuple[str, str], tmp_path: Path) -> dict[str, str]:
+        dsn, schema = identity_schema
+        return postgres_env(dsn, schema, pool_size=10)
 
 
 class TestPostgresIdentityStore(IdentityStoreContract):

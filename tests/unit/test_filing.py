@@ -3,9 +3,11 @@ under, the same one for every consumer and every replay; customers keep readable
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -122,6 +124,46 @@ def test_every_consumer_and_every_replay_gets_the_same_customer(identity: Identi
     assert first == second[::-1] == ["phone:+34612345678"] * 3
 
 
+def registrations(identity: IdentityResolver) -> int:
+    recorded = identity.recorder.select_notifications(start=1, limit=100_000)
+    return sum(n.topic.endswith("Customer.Registered") for n in recorded)
+
+
+def test_two_processes_filing_the_same_events_at_once_agree(tmp_path: Path) -> None:
+    # The projections and satisfaction workers of two processes, each with its own resolver (and
+    # aggregate cache) on one store, filing one stream in small chunks at the same time.
+    env = sqlite_env(tmp_path / "identity.sqlite")
+    rules = IdentityRules(default=TenantRules(phone_region="ES"))
+    people = [
+        {"email": f"p{i % 9}@shop.es", "phone": f"+34 612 00 00 {i % 5:02d}"} for i in range(90)
+    ]
+    events = [event(customer, i) for i, customer in enumerate(people)]
+    resolvers = [IdentityResolver(env, rules) for _ in range(2)]
+    answers: list[list[str | Unfiled]] = [[], []]
+    barrier = threading.Barrier(2)
+
+    def consume(i: int) -> None:
+        barrier.wait()
+        answers[i] = IdentityFiler(resolvers[i], chunk=10).file(events)
+
+    threads = [threading.Thread(target=consume, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    try:
+        assert answers[0] == answers[1] and len(answers[0]) == len(events)
+        # A third consumer, later, reads the same filings; one consumer alone decides the same
+        # and registers as many customers: none was created twice.
+        assert IdentityFiler(IdentityResolver(env, rules)).file(events) == answers[0]
+        alone = IdentityResolver(sqlite_env(tmp_path / "alone.sqlite"), rules)
+        assert IdentityFiler(alone, chunk=10).file(events) == answers[0]
+        assert registrations(resolvers[0]) == registrations(alone) > 0
+    finally:
+        for resolver in resolvers:
+            resolver.close()
+
+
 def test_a_touchpoint_that_cannot_be_resolved_is_unfiled_and_the_others_are_filed(
     identity: IdentityResolver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -185,12 +227,13 @@ def test_any_id_or_identifier_key_locates_the_customer_and_its_members(
     identity: IdentityResolver,
 ) -> None:
     web = resolve(identity, anonymous_id="dev-7")
-    resolve(identity, anonymous_id="dev-7", customer_id="crm-7")  # the device logs in
+    # The device logs in: its profile joins the account's customer.
+    account = resolve(identity, anonymous_id="dev-7", customer_id="crm-7")
     mail = resolve(identity, email="zoe@shop.es")
-    identity.merge(TENANT, web, mail, "same person", "key:k")
-    for requested in (web, mail, "crm-7", "email:ZOE@shop.es", "anon:dev-7"):
+    identity.merge(TENANT, account, mail, "same person", "key:k")
+    for requested in (web, account, mail, "crm-7", "email:ZOE@shop.es", "anon:dev-7"):
         found = identity.locate(TENANT, requested)
-        assert (found.customer_id, found.members) == (web, (web, mail)), requested
+        assert (found.customer_id, found.members) == (account, (account, web, mail)), requested
     with pytest.raises(CustomerNotFound):
         identity.locate(TENANT, "email:nobody@shop.es")
 

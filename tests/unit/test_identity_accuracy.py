@@ -46,17 +46,21 @@ def test_scores_need_one_label_per_item() -> None:
         pair_scores([1, 2], ["a"])
 
 
-def test_touchpoints_of_one_person_link_through_shared_evidence_only() -> None:
+def test_touchpoints_of_one_person_link_through_identifiers_only_they_use() -> None:
     events = [
         touch(1, "email:a"),
         touch(1, "email:a", "phone:1"),
         touch(1, "phone:1"),
         touch(1, "device:d"),  # nothing in common with the others
-        touch(2, "phone:1"),  # someone else's touchpoint with the same number
+        touch(2, "phone:2"),  # someone else's number ...
+        touch(2, "tablet:t", "phone:2"),
+        touch(1, "tablet:t"),  # ... and a tablet they share with person 1
     ]
     components = evidence_components(events)
     assert components[0] == components[1] == components[2]
-    assert len({components[0], components[3], components[4]}) == 3
+    assert components[4] == components[5]
+    # The shared tablet tells nobody apart: person 1's tablet visit joins none of their others.
+    assert len({components[0], components[3], components[4], components[6]}) == 4
 
 
 def test_hazards_are_charged_with_the_wrong_and_missed_pairs_they_take_part_in() -> None:

@@ -12,7 +12,16 @@ from pydantic import ValidationError
 
 from schemas.envelope import CustomerRef
 from services.identity.normalise import Rejected, normalise_one, normalise_ref
-from services.identity.policy import Claim, Group, Situation, decide, unique_conflicts
+from services.identity.policy import (
+    DAY_MICROS,
+    Claim,
+    Group,
+    Reassign,
+    Situation,
+    Split,
+    decide,
+    unique_conflicts,
+)
 from services.identity.rules import (
     ExternalNamespace,
     Identifier,
@@ -175,10 +184,14 @@ def group(canonical: str, *identifiers: Identifier, members: tuple[str, ...] = (
 
 
 def situation(
-    claims: list[Claim], *groups: Group, apart: frozenset[frozenset[str]] = frozenset()
+    claims: list[Claim],
+    *groups: Group,
+    apart: frozenset[frozenset[str]] = frozenset(),
+    at: int = 0,
+    profiles: frozenset[str] = frozenset(),
 ) -> Situation:
     by_member = {m: g for g in groups for m in g.members}
-    return Situation(tuple(claims), by_member, NEW, apart)
+    return Situation(tuple(claims), by_member, NEW, apart, at=at, profiles=profiles)
 
 
 def test_new_identifiers_register_a_customer_holding_all_of_them() -> None:
@@ -247,7 +260,7 @@ def test_a_household_line_never_gives_a_known_person_a_new_email() -> None:
     assert [(p.first_id, p.second_id) for p in decision.proposals] == [(NEW, "dad")]
 
 
-def test_a_personal_mobile_completes_its_holder_but_never_extends_it() -> None:
+def test_a_personal_mobile_completes_and_extends_its_holder() -> None:
     mobile = phone("+34612345678")
     ana = group("ana", email("ana@x.io"), mobile)
     card = Identifier("external:loyalty", "L1")
@@ -255,7 +268,64 @@ def test_a_personal_mobile_completes_its_holder_but_never_extends_it() -> None:
     assert (completed.home_id, completed.links[0].identifier) == ("ana", card)
     assert completed.links[0].rule == "vouched_by:phone"
     extended = decide(situation([Claim(email("other@x.io")), Claim(mobile, ("ana",))], ana), ES)
+    assert (extended.home_id, extended.links[0].identifier) == ("ana", email("other@x.io"))
+
+
+def test_a_mobile_that_only_completes_never_brings_a_second_email() -> None:
+    mobile = phone("+34612345678")
+    completing = KindRule(priority=60, strong=False, max_holders=3, vouches=True)
+    rules = TenantRules(phone_region="ES", kinds={**ES.kinds, "phone": completing})
+    ana = group("ana", email("ana@x.io"), mobile)
+    extended = decide(situation([Claim(email("other@x.io")), Claim(mobile, ("ana",))], ana), rules)
     assert extended.register and extended.proposals[0].second_id == "ana"
+
+
+T0 = 1_750_000_000_000_000  # epoch microseconds
+
+
+def test_a_mobile_unused_for_months_completes_but_no_longer_extends() -> None:
+    mobile = phone("+34612345678")
+    ana = group("ana", email("ana@x.io"), mobile)
+    used = Claim(mobile, ("ana",), confirmed={"ana": T0})
+    later = T0 + 100 * DAY_MICROS
+    decision = decide(situation([Claim(email("other@x.io")), used], ana, at=later), ES)
+    assert decision.register and decision.merges == ()
+    assert decision.proposals[0].second_id == "ana"
+    card = Identifier("external:loyalty", "L1")
+    completed = decide(situation([Claim(card), used], ana, at=later), ES)
+    assert (completed.home_id, completed.links[0].identifier) == ("ana", card)
+    recent = decide(situation([Claim(email("other@x.io")), used], ana, at=T0 + DAY_MICROS), ES)
+    assert recent.home_id == "ana"
+
+
+def test_a_number_its_holder_replaced_passes_to_whoever_presents_it_next() -> None:
+    old = phone("+34612345678")
+    ana = group("ana", email("ana@x.io"), old, phone("+34698765432"))
+    moved_on = Claim(old, ("ana",), confirmed={"ana": T0}, successors={"ana": T0 + DAY_MICROS})
+    later = T0 + 100 * DAY_MICROS
+    bob = decide(situation([Claim(email("bob@x.io")), moved_on], ana, at=later), ES)
+    assert bob.register and bob.merges == () and bob.proposals == ()
+    assert (old, "reassigned") in {(link.identifier, link.rule) for link in bob.links}
+    assert bob.reassign == (Reassign(old, ("ana",)),)
+    call = decide(situation([moved_on], ana, at=later), ES)  # a call from the number alone
+    assert call.register and call.reassign == (Reassign(old, ("ana",)),)
+    # Before the aging period it is still Ana's: her number, her call.
+    early = decide(situation([moved_on], ana, at=T0 + 30 * DAY_MICROS), ES)
+    assert (early.home_id, early.reassign) == ("ana", ())
+
+
+def test_use_of_a_mobile_is_confirmed_at_most_weekly_and_not_by_calls_once_dormant() -> None:
+    mobile = phone("+34612345678")
+    ana = group("ana", email("ana@x.io"), mobile)
+    used = Claim(mobile, ("ana",), confirmed={"ana": T0})
+    week = decide(situation([used], ana, at=T0 + 8 * DAY_MICROS), ES)
+    assert week.confirm == ((mobile, "ana"),)
+    assert decide(situation([used], ana, at=T0 + 2 * DAY_MICROS), ES).confirm == ()
+    dormant_call = decide(situation([used], ana, at=T0 + 100 * DAY_MICROS), ES)
+    assert dormant_call.home_id == "ana" and dormant_call.confirm == ()
+    with_email = [Claim(email("ana@x.io"), ("ana",)), used]
+    confirmed = decide(situation(with_email, ana, at=T0 + 100 * DAY_MICROS), ES)
+    assert confirmed.confirm == ((mobile, "ana"),)
 
 
 def test_a_mobile_that_extends_brings_a_second_email_unless_a_unique_kind_differs() -> None:
@@ -277,15 +347,46 @@ def test_a_mobile_that_extends_brings_a_second_email_unless_a_unique_kind_differ
     assert apart.merges == () and apart.proposals[0].second_id == "acc"
 
 
-def test_an_anonymous_profile_is_adopted_when_its_device_logs_in() -> None:
+def test_an_anonymous_profile_joins_the_customer_who_logs_in_on_its_device() -> None:
     device = Identifier("anonymous_id", "d1")
     visitor = group("visitor", device)
     decision = decide(
         situation([Claim(Identifier("customer_id", "u1")), Claim(device, ("visitor",))], visitor),
         ES,
     )
-    assert (decision.home_id, decision.register) == ("visitor", False)
-    assert decision.links[0].identifier == Identifier("customer_id", "u1")
+    assert (decision.home_id, decision.register) == (NEW, True)
+    assert [link.identifier for link in decision.links] == [Identifier("customer_id", "u1")]
+    assert [(m.survivor_id, m.absorbed_id) for m in decision.merges] == [(NEW, "visitor")]
+
+
+def test_a_visit_from_a_persons_device_is_filed_under_the_devices_own_profile() -> None:
+    tablet = Identifier("anonymous_id", "t1")
+    ana = group("ana", email("ana@x.io"), tablet)
+    first = decide(situation([Claim(tablet, ("ana",))], ana), ES)
+    assert (first.home_id, first.register) == (NEW, True)
+    assert [(link.identifier, link.rule) for link in first.links] == [(tablet, "device_profile")]
+    assert [(m.survivor_id, m.absorbed_id) for m in first.merges] == [("ana", NEW)]
+    with_profile = group("ana", email("ana@x.io"), tablet, members=("prof",))
+    claim = Claim(tablet, ("ana", "prof"))
+    later = decide(situation([claim], with_profile, profiles=frozenset({"prof"})), ES)
+    assert (later.home_id, later.register, later.merges) == ("prof", False, ())
+
+
+def test_a_device_another_known_person_uses_is_shared_and_its_profile_leaves() -> None:
+    tablet = Identifier("anonymous_id", "t1")
+    ana = group("ana", email("ana@x.io"), tablet, members=("prof",))
+    bob = group("bob", email("bob@x.io"))
+    claims = [Claim(email("bob@x.io"), ("bob",)), Claim(tablet, ("ana", "prof"))]
+    decision = decide(situation(claims, ana, bob, profiles=frozenset({"prof"})), ES)
+    assert decision.home_id == "bob" and decision.merges == ()
+    assert decision.splits == (Split("prof", "anonymous_id=t1 is used by several customers"),)
+    assert decision.saturate == (tablet,)
+    assert tablet not in {link.identifier for link in decision.links}
+    # A customer seen for the first time may be Ana herself (a new account): review only.
+    newcomer = [Claim(Identifier("customer_id", "u9")), Claim(tablet, ("ana", "prof"))]
+    fresh = decide(situation(newcomer, ana, profiles=frozenset({"prof"})), ES)
+    assert fresh.splits == () and fresh.saturate == ()
+    assert [(p.first_id, p.second_id) for p in fresh.proposals] == [(NEW, "ana")]
 
 
 def test_an_anonymous_profile_reached_from_a_known_customer_is_merged_into_it() -> None:
