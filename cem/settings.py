@@ -17,10 +17,10 @@ class CoreSettings(BaseSettings):
     mode: Literal["embedded", "distributed"] = "embedded"
     data_dir: Path = Path(".cem")
     partitions: int = Field(default=12, ge=1, le=1024)
-    # Which customer an event is filed under: the deterministic rule of cem/customer_key.py, or the
-    # event-sourced identity service (merges, splits, unified history). The rule stays the default
-    # until the service meets its accuracy and throughput goals (see the README).
-    identity: Literal["rule", "eventsourced"] = "rule"
+    # Which customer an event is filed under: the event-sourced identity service (resolution rules,
+    # merges, splits, unified history), or the deterministic key of cem/customer_key.py (faster,
+    # but one customer per identifier: no cross-channel history).
+    identity: Literal["rule", "eventsourced"] = "eventsourced"
     # distributed mode
     kafka_bootstrap: str = "localhost:9092"
     kafka_replication: int = Field(default=1, ge=1)

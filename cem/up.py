@@ -86,6 +86,7 @@ def print_banner(url: str, keys: dict[str, str] | None, sample_customer: str | N
         f"  ingest          POST {url}/v1/events",
         f"  satisfaction    {url}/v1/satisfaction/touchpoints",
         f"  alerts          {url}/v1/alerts",
+        f"  merge review    {url}/v1/merge-candidates (manager key)",
     ]
     if sample_customer:
         lines.append(f"  a customer      {url}/v1/customers/{sample_customer}/timeline")

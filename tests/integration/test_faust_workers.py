@@ -117,6 +117,8 @@ class Worker:
             "CEM_DATA_DIR": str(log_path.parent / "data"),
             "CEM_BATCH_WITHIN_S": "0.2",
             "CEM_WORKER_SESSION_TIMEOUT_S": "6",
+            # Delivery is tested by customer key; the identity tests below switch identity on.
+            "CEM_IDENTITY": "rule",
             **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None

@@ -333,18 +333,18 @@ def settings_under(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Core
     return CoreSettings()
 
 
-def test_compose_identity_is_settable_and_the_rule_by_default(
+def test_compose_identity_is_settable_and_the_identity_service_by_default(
     compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in IDENTITY_READERS:
         env = env_of(compose["services"][name])
-        # `${CEM_IDENTITY:-rule}`: the shell or an .env file sets it; unset, the default stays.
-        assert re.fullmatch(r"\$\{CEM_IDENTITY:-rule\}", str(env["CEM_IDENTITY"])), name
+        # `${CEM_IDENTITY:-eventsourced}`: the shell or an .env file sets it; unset, the default.
+        assert re.fullmatch(r"\$\{CEM_IDENTITY:-eventsourced\}", str(env["CEM_IDENTITY"])), name
         with monkeypatch.context() as patch:
-            assert settings_under(env, patch).identity == "rule"
-        switched = {**env, "CEM_IDENTITY": "eventsourced"}
+            assert settings_under(env, patch).identity == "eventsourced"
+        switched = {**env, "CEM_IDENTITY": "rule"}
         with monkeypatch.context() as patch:
-            assert settings_under(switched, patch).identity == "eventsourced"
+            assert settings_under(switched, patch).identity == "rule"
 
 
 def compose_plugin() -> bool:
@@ -476,12 +476,12 @@ def test_config_and_secret_keys_are_core_settings_that_validate(
         assert all("CHANGE_ME" in v for v in secret["stringData"].values()), "example only"
 
 
-def test_k8s_identity_is_the_rule_by_default_for_every_reader(
+def test_k8s_identity_is_the_identity_service_by_default_for_every_reader(
     manifests: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = shared_config(manifests)
-    assert env["CEM_IDENTITY"] == "rule"
-    assert settings_under(env, monkeypatch).identity == "rule"
+    assert env["CEM_IDENTITY"] == "eventsourced"
+    assert settings_under(env, monkeypatch).identity == "eventsourced"
     (config,) = of_kind(manifests, "ConfigMap")
     deployments = of_kind(manifests, "Deployment")
     for name in IDENTITY_READERS:  # one value for all of them: the shared ConfigMap
