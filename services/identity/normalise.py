@@ -4,6 +4,7 @@ placeholders typed by agents or systems never become identifiers (pure: no I/O o
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from typing import Literal
 
@@ -119,6 +120,40 @@ def _raw_identifiers(ref: CustomerRef) -> list[tuple[str, str]]:
 
 
 def normalise_one(kind: str, raw: str, rules: TenantRules) -> Identifier | Rejected:
+    """One identifier of the event, normalised, or why it cannot link anyone. Answers are
+    remembered (a bounded memo): the same customers present the same spellings over and over."""
+    key = (id(rules), kind, raw)
+    found = _answers.get(key)
+    if found is None:
+        found = _normalise_one(kind, raw, rules)
+        _remember(key, found, rules)
+    return found
+
+
+# Answers remembered, of every rules object together: about 12 MB at most. Rules objects hold
+# dicts, so they are not hashable: answers are keyed by the rules object's id, and every rules
+# object with answers is held here (its id cannot be another object's while it is alive).
+# More rules objects than MEMO_RULES (rules files read again and again) forget everything.
+MEMO_ANSWERS = 32_768
+MEMO_RULES = 64
+_answers: dict[tuple[int, str, str], Identifier | Rejected] = {}
+_rules_held: dict[int, TenantRules] = {}
+_memo_lock = threading.Lock()
+
+
+def _remember(key: tuple[int, str, str], answer: Identifier | Rejected, rules: TenantRules) -> None:
+    with _memo_lock:
+        if id(rules) not in _rules_held:
+            if len(_rules_held) >= MEMO_RULES:
+                _answers.clear()
+                _rules_held.clear()
+            _rules_held[id(rules)] = rules
+        if len(_answers) >= MEMO_ANSWERS:
+            del _answers[next(iter(_answers))]  # the oldest
+        _answers[key] = answer
+
+
+def _normalise_one(kind: str, raw: str, rules: TenantRules) -> Identifier | Rejected:
     value = _normalised_value(kind, raw, rules)
     # Placeholders are named as such even when they are not valid values (0000000000).
     seen = Identifier(kind, value or raw.strip())

@@ -40,17 +40,31 @@ def resolve_in(
     claims = tuple(state.claim(i) for i in normalised.identifiers)
     groups = {h: state.group(h) for claim in claims for h in claim.holders}
     claims = tuple(_with_successors(state, c, groups, rules) for c in claims)
-    seed = new_customer_seed(state, claims, rules, evidence.event_id)
     situation = Situation(
         claims=claims,
         groups=groups,
-        new_customer_id=new_customer_name(state, preferred, seed),
+        new_customer_id=PROVISIONAL_ID,
         kept_apart=state.kept_apart(groups),
         at=evidence.at,
         profiles=frozenset(h for h in groups if _is_profile(state, h, rules)),
     )
     decision = decide(situation, rules)
+    seed = ""
+    if decision.register:
+        # Named only now: most touchpoints register nobody. Nothing has changed since the claims
+        # were read, so this is the decision made with the name from the start.
+        seed = new_customer_seed(state, claims, rules, evidence.event_id)
+        name = new_customer_name(state, preferred, seed)
+        decision = decide(replace(situation, new_customer_id=name), rules)
     return _record(state, decision, seed, normalised, evidence, rules)
+
+
+# What a touchpoint is decided with first, in place of the name a customer it registers gets:
+# the policy reads `new_customer_id` only when it registers one, and whether it does depends on
+# the customers holding the touchpoint's identifiers alone. So a decision that registers nobody
+# is the one the name would have given, and one that does is made again with the name. (No
+# customer has this id: producers' ids may not hold control characters.)
+PROVISIONAL_ID = "\x00new customer"
 
 
 def _is_profile(state: IdentityState, customer_id: str, rules: TenantRules) -> bool:

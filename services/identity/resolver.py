@@ -31,7 +31,6 @@ from cem.processing import to_micros
 from schemas.envelope import CustomerRef
 from services.identity import audit, changes
 from services.identity.changes import SYSTEM_ACTOR, Evidence
-from services.identity.domain import Customer
 from services.identity.errors import (
     AmbiguousCustomer,
     CandidateAlreadyDecided,
@@ -49,10 +48,10 @@ from services.identity.models import (
     ResolvedCustomer,
     SplitOutcome,
 )
-from services.identity.naming import PreferredName, identifier_of_key, preferred_name
-from services.identity.normalise import Normalised, Rejected, normalise_one, normalise_ref
-from services.identity.resolution import new_customer_seed, resolve_in
-from services.identity.rules import Identifier, IdentityRules, TenantRules
+from services.identity.naming import identifier_of_key, preferred_name
+from services.identity.normalise import Rejected, normalise_one, normalise_ref
+from services.identity.resolution import resolve_in
+from services.identity.rules import IdentityRules
 from services.identity.state import AggregateCache, AggregateReader, IdentityState
 from services.identity.store import CACHE_SIZE_KEY, DEFAULT_CACHE_SIZE
 from services.identity.views import CandidateBoard, IdentityMap
@@ -141,7 +140,6 @@ class IdentityResolver(Application[UUID]):
                 names=[p.name for _, _, p in work],
                 touchpoints=seen,
             )
-            state.preload_customers(_fallback_names(state, work, rules))
             return [resolve_in(state, n, e, rules, p) for n, e, p in work]
 
         return self._run(tenant_id, resolve_all)
@@ -350,44 +348,6 @@ def _no_collection_pauses() -> Iterator[None]:
     finally:
         if paused:
             gc.enable()
-
-
-def _fallback_names(
-    state: IdentityState,
-    work: Sequence[tuple[Normalised, Evidence, PreferredName]],
-    rules: TenantRules,
-) -> list[str]:
-    """The names touchpoints would register a customer under when their preferred name is taken
-    (naming.new_customer_name): for those whose name is taken now or may be by an earlier
-    touchpoint of the batch, the name of the seed they get as the store stands, and of every seed
-    they might get when an earlier touchpoint shares their identifiers. A prediction: a name
-    missed is read when asked for."""
-    names: list[str] = []
-    earlier_ids: set[Identifier] = set()
-    earlier_names: set[str] = set()
-    for normalised, evidence, preferred in work:
-        identifiers = normalised.identifiers
-        shared = any(i in earlier_ids for i in identifiers)
-        soon = preferred.name in earlier_names or preferred.identifier in earlier_ids
-        earlier_ids.update(identifiers)
-        earlier_names.add(preferred.name)
-        if preferred.identifier is not None:
-            earlier_ids.add(preferred.identifier)
-        if not (soon or _name_taken(state, preferred)):
-            continue
-        claims = tuple(state.claim(i) for i in identifiers)
-        event_id = evidence.event_id or ""
-        seeds = {new_customer_seed(state, claims, rules, event_id)}
-        if shared:
-            seeds.update(new_customer_seed(state, (c,), rules, event_id) for c in claims)
-            seeds.add(new_customer_seed(state, (), rules, event_id))
-        names.extend(str(Customer.create_id(state.tenant_id, seed)) for seed in seeds)
-    return names
-
-
-def _name_taken(state: IdentityState, preferred: PreferredName) -> bool:
-    held = preferred.identifier is not None and state.claim(preferred.identifier).holders
-    return bool(held) or state.find_customer(preferred.name) is not None
 
 
 def _evidence(touchpoint: Touchpoint, actor: str) -> Evidence:

@@ -226,10 +226,6 @@ class IdentityState:
             ]
         self._fetch(self._pairs_reached(touchpoints))
 
-    def preload_customers(self, customer_ids: Iterable[str]) -> None:
-        """Read the customers with these ids (those that exist) in one query."""
-        self._fetch(i for c in customer_ids for i in _customer_keys(self.tenant_id, c))
-
     def _peek(self, aggregate_id: UUID, kind: type[A]) -> A | None:
         return self._get(aggregate_id, kind) if aggregate_id.int in self._loaded else None
 
@@ -278,10 +274,13 @@ class IdentityState:
         known = self._customers.get(customer_id)
         if known is not None:
             return known  # an id, once found, always finds the same aggregate
-        found = self._get(named_id(self.tenant_id, customer_id), Customer)
-        if found is None:
-            parsed = parse_id(customer_id)
-            found = self._get(parsed, Customer) if parsed else None
+        named = named_id(self.tenant_id, customer_id)
+        parsed = parse_id(customer_id)
+        if parsed is not None and named.int not in self._loaded:
+            self._fetch((named, parsed))  # one query for both aggregates a UUID may name
+        found = self._get(named, Customer)
+        if found is None and parsed is not None:
+            found = self._get(parsed, Customer)
         if found is not None:
             self._customers[customer_id] = found
         return found

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,9 +30,12 @@ from services.identity import (
     SplitRefused,
     TenantRules,
     build_identity,
+    resolution,
     sqlite_env,
 )
 from services.identity.accuracy import population, touched_at
+from services.identity.domain import Customer
+from services.identity.policy import Decision, Situation
 from services.identity.rules import Identifier
 from services.identity.store import CACHE_SIZE_KEY, persistence_env
 
@@ -177,6 +181,55 @@ class IdentityStoreContract:
             other, [(touchpoints[0].ref, touchpoints[0].event_id, "x")] * 2
         )
         assert [r.replayed for r in again] == [True, True]
+
+    def test_a_new_customer_is_named_only_when_a_decision_registers_one(
+        self, identity: IdentityResolver, tenant: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Touchpoints are decided with a provisional id for a new customer: the policy reads it
+        only when registering one, so a decision that registers nobody is the same whatever it
+        is, and a name is chosen (and the decision made with it) only when one registers."""
+        decide, new_customer_name = resolution.decide, resolution.new_customer_name
+        names: list[str] = []
+
+        def checked_decide(situation: Situation, rules: TenantRules) -> Decision:
+            decision = decide(situation, rules)
+            if situation.new_customer_id == resolution.PROVISIONAL_ID:
+                other = decide(replace(situation, new_customer_id="someone-else"), rules)
+                assert decision.register or decision == other
+            return decision
+
+        def counted_name(*args: Any) -> str:
+            names.append(new_customer_name(*args))
+            return names[-1]
+
+        monkeypatch.setattr(resolution, "decide", checked_decide)
+        monkeypatch.setattr(resolution, "new_customer_name", counted_name)
+        work = [(t.ref, t.event_id, t.channel, touched_at(t)) for t in population(60, seed=11)]
+        results = identity.resolve_batch(tenant, work)
+        assert any(r.created for r in results) and not all(r.created for r in results)
+        assert names == [r.home_id for r in results if r.created]
+        assert resolution.PROVISIONAL_ID not in {r.home_id for r in results}
+
+    def test_a_uuid_name_already_taken_is_read_when_asked_for_and_never_given_twice(
+        self, identity: IdentityResolver, tenant: str
+    ) -> None:
+        """A new customer whose readable name is taken is named by a UUID of its seed, here the
+        touchpoint (a placeholder identifies nobody). A producer may have used that UUID as a
+        customer id already, in the store or earlier in the batch: the next one is given."""
+        event_ids = [str(uuid.uuid4()) for _ in range(2)]
+        taken = [str(Customer.create_id(tenant, f"event|{e}")) for e in event_ids]
+        guest = CustomerRef(customer_id="guest")
+        identity.resolve_batch(tenant, [(guest, str(uuid.uuid4()), "http")])
+        identity.resolve(tenant, CustomerRef(customer_id=taken[0]), str(uuid.uuid4()), "http")
+        batch = [
+            (CustomerRef(customer_id=taken[1]), str(uuid.uuid4()), "http"),
+            (guest, event_ids[0], "http"),
+            (guest, event_ids[1], "http"),
+        ]
+        first, *guests = identity.resolve_batch(tenant, batch)
+        assert first.home_id == taken[1] and all(g.created for g in guests)
+        assert len({first.home_id, *taken, *(g.home_id for g in guests)}) == 4
+        assert all(uuid.UUID(g.home_id) for g in guests)
 
     # merge and split by hand
 

@@ -1,4 +1,5 @@
-"""Identity aggregates: what their events record, and that replaying the events rebuilds them."""
+"""Identity aggregates: what their events record, and that replaying the events rebuilds them;
+and the memo of identifier normalisation."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any, TypeVar
 import pytest
 from eventsourcing.domain import Aggregate
 
+from services.identity import normalise
 from services.identity.domain import (
     Customer,
     Filing,
@@ -15,7 +17,7 @@ from services.identity.domain import (
     MergeCandidate,
     stable_id,
 )
-from services.identity.rules import Identifier
+from services.identity.rules import Identifier, TenantRules
 from services.identity.state import replay
 
 A = TypeVar("A", bound=Aggregate)
@@ -203,3 +205,29 @@ def test_every_event_carries_only_plain_values(cls: type[Aggregate]) -> None:
             assert annotation in {"str", "str | None", "bool", "int", "list[str]"}, (
                 f"{event_class.__qualname__}.{name}: {annotation}"
             )
+
+
+# normalisation, remembered
+
+
+def test_normalisation_is_remembered_per_rules_object_and_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(normalise, "MEMO_ANSWERS", 3)
+    monkeypatch.setattr(normalise, "MEMO_RULES", 2)
+    monkeypatch.setattr(normalise, "_answers", {})
+    monkeypatch.setattr(normalise, "_rules_held", {})
+    spain, usa = TenantRules(phone_region="ES"), TenantRules(phone_region="US")
+    first = normalise.normalise_one("phone", "612 34 56 78", spain)
+    assert first == Identifier("phone", "+34612345678")
+    assert normalise.normalise_one("phone", "612 34 56 78", spain) is first  # remembered
+    assert normalise.normalise_one("phone", "612 34 56 78", usa) != first  # the rules' answer
+    for raw in ("a@x.io", "B@x.io", "c@X.io"):
+        assert normalise.normalise_one("email", raw, usa) == Identifier("email", raw.lower())
+    assert len(normalise._answers) == 3  # the oldest forgotten
+    assert sorted(normalise._rules_held) == sorted([id(spain), id(usa)])
+    # A third rules object (equal contents, but another object) forgets everything.
+    assert normalise.normalise_one("phone", "612 34 56 78", TenantRules(phone_region="ES")) == first
+    assert len(normalise._answers) == len(normalise._rules_held) == 1
+    assert normalise.normalise_one("phone", "612 34 56 78", spain) == first
+    assert all(key[0] in normalise._rules_held for key in normalise._answers)
