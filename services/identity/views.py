@@ -33,21 +33,32 @@ class _Follower:
     def __init__(self, recorder: ApplicationRecorder, mapper: Mapper[UUID]) -> None:
         self._recorder, self._mapper = recorder, mapper
         self._topics = [get_topic(t) for t in self.topics]
-        self._position = 0
+        self._position = 0  # the last notification applied
+        self._scanned = 0  # every notification up to here has been looked at
         self._lock = threading.RLock()
 
     def catch_up(self) -> int:
-        """Apply everything recorded since the last call; returns the position reached."""
+        """Apply everything recorded since the last call; returns the position reached.
+
+        Scans only what was recorded since the last scan, up to the log's end as it was when the
+        scan began: the recorders commit notification ids in order (PostgreSQL locks the table to
+        insert), so nothing below that end can appear later. Without the end, every read would
+        scan the whole tail after the last merge looking for more."""
         with self._lock:
-            while True:
+            end = self._recorder.max_notification_id() or 0
+            start = self._scanned + 1
+            while start <= end:
                 batch = self._recorder.select_notifications(
-                    start=self._position + 1, limit=_BATCH, topics=self._topics
+                    start=start, limit=_BATCH, stop=end, topics=self._topics
                 )
                 for notification in batch:
                     self._apply(notification.id, self._mapper.to_domain_event(notification))
                     self._position = notification.id
                 if len(batch) < _BATCH:
-                    return self._position
+                    break
+                start = batch[-1].id + 1
+            self._scanned = max(self._scanned, end)
+            return self._position
 
     def _apply(self, position: int, event: Any) -> None:
         raise NotImplementedError

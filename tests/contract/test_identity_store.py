@@ -136,6 +136,32 @@ class IdentityStoreContract:
         assert (again.home_id, again.replayed) == (first.home_id, True)
         assert identity.recorder.max_notification_id() == position
 
+    def test_the_identity_map_reads_only_what_was_recorded_since_it_last_looked(
+        self,
+        identity: IdentityResolver,
+        tenant: str,
+        resolve: Any,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        ana = resolve(email="ana@x.io").customer_id
+        bea = resolve(email="bea@x.io").customer_id
+        assert identity.identity_version(tenant) == 0
+        looked_until = identity.recorder.max_notification_id()
+        scans: list[tuple[int | None, int | None]] = []
+        select = identity.recorder.select_notifications
+
+        def spy(start: int | None, limit: int, stop: int | None = None, **kwargs: Any) -> Any:
+            scans.append((start, stop))
+            return select(start, limit, stop, **kwargs)
+
+        monkeypatch.setattr(identity.recorder, "select_notifications", spy)
+        assert identity.canonical_id(tenant, bea) == bea
+        assert scans == []  # nothing recorded since: nothing read
+        identity.merge(tenant, ana, bea, "same person", "key:k1")
+        assert identity.canonical_id(tenant, bea) == ana  # the merge recorded since is seen
+        end = identity.recorder.max_notification_id()
+        assert scans == [(looked_until + 1, end)]
+
     def test_two_customers_seen_together_merge_and_the_absorbed_id_redirects(
         self, identity: IdentityResolver, tenant: str, resolve: Any
     ) -> None:
