@@ -81,19 +81,24 @@ def write_kafka_config(state: State, broker: int, controller: int) -> None:
     )
 
 
+def cluster_id() -> str:
+    """A random cluster id as Kafka writes them (URL-safe base64 of 16 bytes). One in 64 starts
+    with '-', which the storage tool's argument parser reads as an option, so those are redrawn."""
+    while (found := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))[0] == "-":
+        pass
+    return found
+
+
 def format_kafka(state: State) -> None:
     if state.path("data/meta.properties").exists():
         return
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     run(
         [
             *kafka_java(state, "256m"),
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            cluster_id,
-            "-c",
-            str(state.path("server.properties")),
+            f"--cluster-id={cluster_id()}",
+            f"--config={state.path('server.properties')}",
         ],
         "kafka storage format",
     )
