@@ -76,6 +76,7 @@ from bench.embedded import (
 )
 from cem.partitioning import partition_for
 from cem.ports import TOUCHPOINTS_TOPIC, Record
+from cem.serving import wait_until_serving
 from cem.settings import IngestSettings
 from schemas.validate import decode
 from services.projections.timeline import to_timeline_rows
@@ -423,16 +424,7 @@ class Services:
             )  # fmt: skip
 
     def _wait_healthy(self, service: str) -> None:
-        deadline = time.monotonic() + START_WITHIN_S
-        while time.monotonic() < deadline:
-            self._check_running(service)
-            try:
-                if httpx.get(f"{self.url(service)}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{service} not healthy in {START_WITHIN_S:.0f} s; see its log")
+        wait_until_serving(self.url(service), START_WITHIN_S, lambda: self._check_running(service))
 
     def _check_running(self, service: str) -> None:
         process = self.processes[service]

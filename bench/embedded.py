@@ -54,6 +54,7 @@ from cem import demo
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import INSERT_RECORD, LOG_SCHEMA, SqliteLog, SqlitePublisher
 from cem.processing import to_micros
+from cem.serving import wait_until_serving
 from cem.settings import IngestSettings
 from cem.simulate import retry_after_s
 from schemas.validate import accept, decode
@@ -412,19 +413,13 @@ class Server:
             )
 
     def wait_healthy(self, timeout_s: float = 180.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        def still_starting() -> None:
             if self.process.poll() is not None:
                 raise RuntimeError(
                     f"the server exited ({self.process.returncode}); see {self.log_path}"
                 )
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"the server did not become healthy in {timeout_s:.0f} s")
+
+        wait_until_serving(self.url, timeout_s, still_starting)
 
     def wait_idle(self, timeout_s: float = 900.0) -> None:
         """Until every consumer group has processed everything (the health route's lag)."""

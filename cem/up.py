@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 import random
 import threading
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import uvicorn
 
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.bootstrap import Platform, build
 from cem.ports import KeyStore
+from cem.serving import wait_until_serving
 from cem.settings import IngestSettings
 
 DEMO_TENANT = "demo"
@@ -46,18 +45,6 @@ def demo_keys(keys: KeyStore, data_dir: Path) -> dict[str, str]:
     path.write_text(json.dumps(created, indent=2))
     path.chmod(0o600)
     return created
-
-
-def wait_until_serving(url: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"the server at {url} did not become healthy in {timeout_s}s")
 
 
 def seed_and_simulate(url: str, ingest_key: str, opts: UpOptions, stop: threading.Event) -> None:

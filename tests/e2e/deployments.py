@@ -29,6 +29,8 @@ from urllib.parse import quote
 
 import httpx
 
+from cem.serving import wait_until_serving
+
 REPO = Path(__file__).resolve().parents[2]
 TENANT_A, TENANT_B = "e2e-tenant-a", "e2e-tenant-b"
 ROLES = ("ingest", "agent", "manager", "admin")
@@ -241,17 +243,14 @@ def _tail(path: Path, lines: int = 40) -> str:
 def _wait_healthy(
     url: str, process: subprocess.Popen[bytes], log_path: Path, timeout_s: float = 120.0
 ) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def still_starting() -> None:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}:\n{_tail(log_path)}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} not healthy after {timeout_s}s:\n{_tail(log_path)}")
+
+    try:
+        wait_until_serving(url, timeout_s, still_starting)
+    except TimeoutError as exc:
+        raise RuntimeError(f"{exc}:\n{_tail(log_path)}") from None
 
 
 def wait_lag_zero(url: str, timeout_s: float) -> None:

@@ -39,6 +39,7 @@ from cem.distributed import (
 )
 from cem.partitioning import partition_for
 from cem.ports import TOUCHPOINTS_TOPIC, Consumed
+from cem.serving import wait_until_serving
 from cem.settings import CoreSettings, IngestSettings, QuerySettings
 from schemas.validate import decode
 
@@ -313,14 +314,8 @@ def test_cem_serve_ingest_runs_from_the_environment(settings: IngestSettings) ->
 
 
 def wait_until_healthy(url: str, server: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def still_starting() -> None:
         if server.poll() is not None:
             raise AssertionError(f"the server exited: {server.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} did not become healthy in {timeout_s} s")
+
+    wait_until_serving(url, timeout_s, still_starting)
