@@ -6,7 +6,7 @@ SQLite runs here; PostgreSQL runs the same class in tests/integration/test_ident
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from schemas.envelope import CustomerRef
-from services.identity import IdentityResolver, IdentityRules, ResolvedCustomer, TenantRules
+from services.identity import IdentityResolver, ResolvedCustomer
 from services.identity.store import sqlite_env
+from tests.contract.test_identity_store import IdentityStoreFixtures
 
-RULES = IdentityRules(default=TenantRules(phone_region="ES"))
 OLD_MOBILE, NEW_MOBILE = "+34 612 34 56 78", "+34 698 76 54 32"
 T0 = datetime(2026, 1, 5, 10, tzinfo=UTC)
 
@@ -26,21 +26,7 @@ def day(n: float) -> datetime:
     return T0 + timedelta(days=n)
 
 
-class IdentityLifecycleContract:
-    @pytest.fixture
-    def store_env(self, tmp_path: Path) -> dict[str, str]:
-        raise NotImplementedError
-
-    @pytest.fixture
-    def identity(self, store_env: dict[str, str]) -> Iterator[IdentityResolver]:
-        resolver = IdentityResolver(store_env, RULES)
-        yield resolver
-        resolver.close()
-
-    @pytest.fixture
-    def tenant(self) -> str:
-        return f"t-{uuid.uuid4().hex[:10]}"
-
+class IdentityLifecycleContract(IdentityStoreFixtures):
     @pytest.fixture
     def at(self, identity: IdentityResolver, tenant: str) -> Callable[..., ResolvedCustomer]:
         """Resolve a touchpoint that happened on day `when` after T0."""

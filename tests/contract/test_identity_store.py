@@ -85,8 +85,8 @@ def same_partition(first: list[str], second: list[str]) -> bool:
     return canonical_labels(first) == canonical_labels(second)
 
 
-class IdentityStoreContract:
-    """Behaviour every identity store must show."""
+class IdentityStoreFixtures:
+    """A resolver on a fresh store (subclasses give `store_env`) and a tenant of its own."""
 
     @pytest.fixture
     def store_env(self, tmp_path: Path) -> dict[str, str]:
@@ -101,6 +101,10 @@ class IdentityStoreContract:
     @pytest.fixture
     def tenant(self) -> str:
         return f"t-{uuid.uuid4().hex[:10]}"
+
+
+class IdentityStoreContract(IdentityStoreFixtures):
+    """Behaviour every identity store must show."""
 
     @pytest.fixture
     def resolve(self, identity: IdentityResolver, tenant: str) -> Callable[..., ResolvedCustomer]:
