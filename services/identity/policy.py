@@ -235,9 +235,10 @@ def _usable(claims: Iterable[Claim]) -> tuple[list[Claim], list[Skip]]:
 
 
 def _start(ranked: list[Claim], situation: Situation, rules: TenantRules) -> _Draft:
-    home, anchor, ambiguous = _choose_home(ranked, situation, rules)
-    if home is None and anchor.startswith(PROFILE_OF):
-        return _new_profile(ranked[0], anchor.removeprefix(PROFILE_OF), situation)
+    chosen = _choose_home(ranked, situation, rules)
+    if isinstance(chosen, _ProfileOf):
+        return _new_profile(chosen.device, chosen.person_id, situation)
+    home, anchor, ambiguous = chosen
     if home is None:
         draft = _Draft(situation.new_customer_id, True, "first_seen", set(), set())
     else:
@@ -248,10 +249,19 @@ def _start(ranked: list[Claim], situation: Situation, rules: TenantRules) -> _Dr
     return draft
 
 
+@dataclass(frozen=True)
+class _ProfileOf:
+    """Only a device of this person: file the touchpoint under a new profile of the device."""
+
+    device: Claim
+    person_id: str
+
+
 def _choose_home(
     ranked: list[Claim], situation: Situation, rules: TenantRules
-) -> tuple[str | None, str, list[str]]:
-    """The holder of the highest-priority identifier that may carry this event, if any."""
+) -> tuple[str | None, str, list[str]] | _ProfileOf:
+    """The holder of the highest-priority identifier that may carry this event, if any (with the
+    rule that chose it, and who it might have been when only shared identifiers were seen)."""
     event_ids = [c.identifier for c in ranked]
     new_ids = [c.identifier for c in ranked if not c.holders]
     personal = any(not _is_device(c.identifier, rules) for c in ranked)
@@ -273,7 +283,7 @@ def _choose_home(
         if device and holder not in situation.profiles and _identified(group.identifiers, rules):
             # Only a device: its touchpoints go to a profile of their own, which joins the
             # person using the device and leaves again if somebody else turns out to use it.
-            return None, PROFILE_OF + group.canonical_id, []
+            return _ProfileOf(claim, group.canonical_id)
         weak = not rules.is_strong(claim.identifier)
         if weak and new_ids and not _vouches(claim, group, new_ids, situation, rules):
             continue  # a shared line or device must not give someone a new email or number
@@ -282,9 +292,6 @@ def _choose_home(
         verb = "vouched_by" if weak and new_ids else "seen_with"
         return holder, f"{verb}:{claim.identifier.kind}", []
     return None, "first_seen", ambiguous
-
-
-PROFILE_OF = "device_profile_of:"
 
 
 def _is_device(identifier: Identifier, rules: TenantRules) -> bool:
