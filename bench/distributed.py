@@ -76,7 +76,7 @@ from bench.embedded import (
 )
 from cem.partitioning import partition_for
 from cem.ports import TOUCHPOINTS_TOPIC, Record
-from cem.serving import wait_until_serving
+from cem.serving import stop_processes, wait_until_serving
 from cem.settings import IngestSettings
 from schemas.validate import decode
 from services.projections.timeline import to_timeline_rows
@@ -455,15 +455,7 @@ class Services:
 
     def stop(self) -> None:
         processes, self.processes = list(self.processes.values()), {}
-        for process in processes:  # SIGTERM to all first: they shut down side by side
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(processes)
         self.log.close()
 
 

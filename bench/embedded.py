@@ -54,7 +54,7 @@ from cem import demo
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import INSERT_RECORD, LOG_SCHEMA, SqliteLog, SqlitePublisher
 from cem.processing import to_micros
-from cem.serving import wait_until_serving
+from cem.serving import stop_processes, wait_until_serving
 from cem.settings import IngestSettings
 from cem.simulate import retry_after_s
 from schemas.validate import accept, decode
@@ -432,13 +432,7 @@ class Server:
         raise RuntimeError("the server did not catch up with its log")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_processes([self.process], timeout_s=60, stop_signal=signal.SIGINT)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
-"""Waiting for an HTTP service of the platform to answer its health route (light: httpx only, so
-benches and tests import it without loading the platform)."""
+"""Service processes of the platform seen from outside: wait for one to answer its health route,
+stop several (light: httpx only, so benches and tests import it without loading the platform)."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import httpx
 
@@ -24,3 +26,21 @@ def wait_until_serving(
             pass
         time.sleep(0.1)
     raise TimeoutError(f"the server at {url} did not become healthy in {timeout_s:.0f} s")
+
+
+def stop_processes(
+    processes: Iterable[subprocess.Popen[bytes] | None],
+    timeout_s: float = 30.0,
+    stop_signal: signal.Signals = signal.SIGTERM,
+) -> None:
+    """Ask every running process to stop at once (they shut down side by side), then wait for
+    each; one that has not stopped within `timeout_s` is killed."""
+    running = [p for p in processes if p is not None and p.poll() is None]
+    for process in running:
+        process.send_signal(stop_signal)
+    for process in running:
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout_s)

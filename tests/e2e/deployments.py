@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 import httpx
 
-from cem.serving import wait_until_serving
+from cem.serving import stop_processes, wait_until_serving
 
 REPO = Path(__file__).resolve().parents[2]
 TENANT_A, TENANT_B = "e2e-tenant-a", "e2e-tenant-b"
@@ -160,7 +160,7 @@ class EmbeddedDeployment:
         _wait_healthy(self.base_url, self._process, self.log_path)
 
     def stop(self) -> None:
-        _terminate(self._process)
+        stop_processes([self._process])
         self._process = None
 
     def kill(self) -> None:
@@ -195,7 +195,7 @@ class EmbeddedDeployment:
             _wait_healthy(url, process, self.log_path)
             yield url
         finally:
-            _terminate(process)
+            stop_processes([process])
 
 
 def _spawn(
@@ -222,17 +222,6 @@ def _run_self(*args: str) -> str:
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed: {done.stderr}")
     return done.stdout
-
-
-def _terminate(process: subprocess.Popen[bytes] | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(30)
 
 
 def _tail(path: Path, lines: int = 40) -> str:

@@ -28,12 +28,12 @@ from psycopg import sql
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse
 from cem.adapters.kafka_log import KafkaLog
 from cem.ports import TOUCHPOINTS_TOPIC, LogUnavailable
+from cem.serving import stop_processes
 from tests.e2e.deployments import (
     TENANT_A,
     TENANT_B,
     _spawn,
     _tail,
-    _terminate,
     _wait_healthy,
     create_keys,
     free_port,
@@ -124,11 +124,7 @@ class DistributedDeployment:
 
     def stop(self) -> None:
         processes, self.processes = list(self.processes.values()), {}
-        for process in processes:  # SIGTERM to all first: they shut down side by side
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            _terminate(process)
+        stop_processes(processes)
         if self._log is not None:
             self._log.close()
             self._log = None
