@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -207,14 +206,6 @@ def write_json(path: str | Path, data: Any) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(to_json(data) + b"\n")
     return target
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now (the server binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def bench_parser(prog: str, default_out: str) -> argparse.ArgumentParser:

@@ -49,7 +49,6 @@ from bench.common import (
     Latency,
     Row,
     bench_parser,
-    free_port,
     peak_rss,
     per_second,
     render_table,
@@ -76,7 +75,7 @@ from bench.embedded import (
 )
 from cem.partitioning import partition_for
 from cem.ports import TOUCHPOINTS_TOPIC, Record
-from cem.serving import stop_processes, wait_until_serving
+from cem.serving import free_port, stop_processes, wait_until_serving
 from cem.settings import IngestSettings
 from schemas.validate import decode
 from services.projections.timeline import to_timeline_rows

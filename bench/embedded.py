@@ -44,7 +44,6 @@ from bench.common import (
     Latency,
     Row,
     bench_parser,
-    free_port,
     peak_rss,
     per_second,
     render_table,
@@ -54,7 +53,7 @@ from cem import demo
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import INSERT_RECORD, LOG_SCHEMA, SqliteLog, SqlitePublisher
 from cem.processing import to_micros
-from cem.serving import stop_processes, wait_until_serving
+from cem.serving import free_port, stop_processes, wait_until_serving
 from cem.settings import IngestSettings
 from cem.simulate import retry_after_s
 from schemas.validate import accept, decode

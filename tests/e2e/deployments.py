@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from urllib.parse import quote
 
 import httpx
 
-from cem.serving import stop_processes, wait_until_serving
+from cem.serving import free_port, stop_processes, wait_until_serving
 
 REPO = Path(__file__).resolve().parents[2]
 TENANT_A, TENANT_B = "e2e-tenant-a", "e2e-tenant-b"
@@ -74,13 +73,6 @@ class Deployment(Protocol):
 
 
 # --- embedded: `cem up` in a subprocess -------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _cem_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "cem.cli", *args]
 

@@ -28,7 +28,7 @@ from psycopg import sql
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse
 from cem.adapters.kafka_log import KafkaLog
 from cem.ports import TOUCHPOINTS_TOPIC, LogUnavailable
-from cem.serving import stop_processes
+from cem.serving import free_port, stop_processes
 from tests.e2e.deployments import (
     TENANT_A,
     TENANT_B,
@@ -36,7 +36,6 @@ from tests.e2e.deployments import (
     _tail,
     _wait_healthy,
     create_keys,
-    free_port,
 )
 
 PARTITIONS = 4

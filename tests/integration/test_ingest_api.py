@@ -41,6 +41,7 @@ from schemas.validate import decode
 from services.ingest.app import create_app
 from services.ingest.quota import IngestQuota, QuotaLimiter
 from services.ingest.router import router
+from tests.events import survey_answer as event
 
 NOW = datetime(2026, 1, 31, 12, tzinfo=UTC)
 ONE_MIB = 1024 * 1024
@@ -107,21 +108,6 @@ def make_ingest(
 @pytest.fixture
 def ingest() -> Ingest:
     return make_ingest()
-
-
-def event(**overrides: Any) -> dict[str, Any]:
-    raw: dict[str, Any] = {
-        "event_id": str(uuid.uuid4()),
-        "source_id": "genesys",
-        "channel": "survey",
-        "type": "survey.answered",
-        "touchpoint": "support_line",
-        "customer": {"customer_id": "cust-1"},
-        "occurred_at": "2026-01-31T11:00:00Z",
-        "payload": {"kind": "csat", "score": 4},
-    }
-    raw.update(overrides)
-    return raw
 
 
 def error_of(response: Any) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -39,33 +38,13 @@ from cem.distributed import (
 )
 from cem.partitioning import partition_for
 from cem.ports import TOUCHPOINTS_TOPIC, Consumed
-from cem.serving import wait_until_serving
+from cem.serving import free_port, wait_until_serving
 from cem.settings import CoreSettings, IngestSettings, QuerySettings
 from schemas.validate import decode
+from tests.events import survey_answer as event
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 PUBLISH_TIMEOUT_S = 1.5
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def event(**overrides: Any) -> dict[str, Any]:
-    raw: dict[str, Any] = {
-        "event_id": str(uuid.uuid4()),
-        "source_id": "genesys",
-        "channel": "survey",
-        "type": "survey.answered",
-        "touchpoint": "support_line",
-        "customer": {"customer_id": "alice"},
-        "occurred_at": "2026-01-31T11:00:00Z",
-        "payload": {"kind": "csat", "score": 4},
-    }
-    raw.update(overrides)
-    return raw
 
 
 @dataclass
@@ -139,7 +118,7 @@ def test_an_acked_event_is_on_the_topic_once_keyed_by_tenant_and_customer(ingest
     assert response.status_code == 202, response.text
     assert response.json() == {"status": "accepted", "event_id": sent["event_id"]}
     [record] = ingest.on_topic(sent["event_id"])
-    key = f"{ingest.tenant}/alice".encode()
+    key = f"{ingest.tenant}/cust-1".encode()
     assert record.key == key
     assert record.partition == partition_for(key, 4)
     headers = dict(record.headers)
@@ -182,7 +161,7 @@ def test_a_batch_with_repeats_stores_each_event_once(ingest: Ingest) -> None:
         [first["event_id"], second["event_id"]]
     )
     assert {r.key for r in stored} == {
-        f"{ingest.tenant}/alice".encode(),
+        f"{ingest.tenant}/cust-1".encode(),
         f"{ingest.tenant}/email:bob@example.com".encode(),
     }
 
