@@ -221,19 +221,19 @@ def read_touchpoint_metrics(
 class AlertQuery:
     """One tenant's alerts raised at or after `since` (epoch micros), optionally filtered.
 
-    `customers` are the ids whose alerts to read, e.g. every member of a merged customer; empty
+    `customers` are the ids whose alerts to read, e.g. every member of a merged customer; None
     means every customer of the tenant.
     """
 
     tenant_id: str
     since: int = 0
-    customers: tuple[str, ...] = ()
+    customers: tuple[str, ...] | None = None
     touchpoint: str = ""
     limit: int = 100
 
     def customers_filter(self) -> tuple[str, dict[str, Any]]:
         """The ` AND customer_id IN (...)` condition and its parameters; nothing for everyone."""
-        if not self.customers:
+        if self.customers is None:
             return "", {}
         members, params = members_filter(self.customers)
         return f" AND {members}", params

@@ -181,7 +181,9 @@ def reference_alerts(events: Sequence[Event], q: sql.AlertQuery) -> list[tuple[A
     found = []
     for a in _rows(events, sql.ALERTS_TABLE):
         where = attribute(a, conversations)
-        if a["raised_at"] < q.since or (q.customers and a["customer_id"] not in q.customers):
+        if a["raised_at"] < q.since or (
+            q.customers is not None and a["customer_id"] not in q.customers
+        ):
             continue
         if q.touchpoint in ("", where.touchpoint):
             found.append((a["raised_at"], a["alert_id"], where.touchpoint, where.agent, a["score"]))
@@ -232,7 +234,7 @@ alert_filters = st.fixed_dictionaries(
         "since_min": st.sampled_from([None, 0, 1440, 2880]),
         # no filter, one customer, or the members of a merged one (some with no alerts at all)
         "customers": st.sampled_from(
-            [(), ("cust-1",), ("cust-2",), ("cust-1", "cust-3"), ("cust-9", "cust-2", "cust-3")]
+            [None, ("cust-1",), ("cust-2",), ("cust-1", "cust-3"), ("cust-9", "cust-2", "cust-3")]
         ),
         "touchpoint": st.sampled_from(["", "support_line", "post_call_survey"]),
         "limit": st.integers(1, 30),

@@ -120,6 +120,8 @@ def test_rules_cover_every_survey_kind_once() -> None:
 
 def test_the_alerts_query_filters_customers_only_when_asked_and_only_by_parameters() -> None:
     assert AlertQuery("acme").customers_filter() == ("", {})
+    with pytest.raises(ValueError, match="at least one member"):
+        AlertQuery("acme", customers=()).customers_filter()  # never "everyone" by accident
     members = ("email:ana@shop.es", "x' OR '1'='1")
     condition, params = AlertQuery("acme", customers=members).customers_filter()
     assert condition == " AND customer_id IN ({member_0:String}, {member_1:String})"

@@ -62,13 +62,12 @@ def _alert_out(row: dict[str, Any]) -> AlertOut:
     return AlertOut.model_validate({**row, **optional, "raised_at": raised_at})
 
 
-def _customers(request: Request, tenant_id: str, customer_id: str | None) -> tuple[str, ...]:
-    """The customer ids whose alerts answer the filter: none (every customer), or the members."""
+def _customers(request: Request, tenant_id: str, customer_id: str | None) -> tuple[str, ...] | None:
+    """The customer ids whose alerts answer the filter: None (every customer), or the members."""
     if customer_id is None:
-        return ()  # the query's "every customer"
+        return None
     try:
-        # Never empty: no members would mean "every customer" to the query.
-        return tuple(members_of(request, tenant_id, customer_id)) or (customer_id,)
+        return tuple(members_of(request, tenant_id, customer_id))
     except ApiError as exc:
         if exc.status != 404:
             raise  # an identifier several customers hold: 409, as on the customers routes
