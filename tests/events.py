@@ -3,7 +3,32 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
+
+
+def iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def event(
+    type_: str,
+    channel: str,
+    customer: dict[str, Any],
+    at: datetime,
+    payload: dict[str, Any],
+    **envelope: Any,
+) -> dict[str, Any]:
+    """One touchpoint of `customer` at `at`; envelope fields given as None are left out."""
+    body: dict[str, Any] = {
+        "event_id": str(uuid.uuid4()),
+        "channel": channel,
+        "type": type_,
+        "customer": customer,
+        "occurred_at": iso(at),
+        "payload": payload,
+    }
+    return body | {name: value for name, value in envelope.items() if value is not None}
 
 
 def survey_answer(**overrides: Any) -> dict[str, Any]:

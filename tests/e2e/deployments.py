@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -29,6 +29,7 @@ from urllib.parse import quote
 import httpx
 
 from cem.serving import free_port, stop_processes, wait_until_serving
+from tests.events import event
 
 REPO = Path(__file__).resolve().parents[2]
 TENANT_A, TENANT_B = "e2e-tenant-a", "e2e-tenant-b"
@@ -315,35 +316,6 @@ class Api:
 def new_tag() -> str:
     """A random id fragment: each test files its data under its own customers and touchpoints."""
     return uuid.uuid4().hex[:12]
-
-
-def iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def event(
-    type_: str,
-    channel: str,
-    customer: dict[str, Any],
-    at: datetime,
-    payload: dict[str, Any],
-    *,
-    touchpoint: str | None = None,
-    correlation_id: str | None = None,
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "event_id": str(uuid.uuid4()),
-        "channel": channel,
-        "type": type_,
-        "customer": customer,
-        "occurred_at": iso(at),
-        "payload": payload,
-    }
-    if touchpoint:
-        body["touchpoint"] = touchpoint
-    if correlation_id:
-        body["correlation_id"] = correlation_id
-    return body
 
 
 def survey(

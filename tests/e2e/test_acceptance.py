@@ -13,17 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.deployments import (
-    TENANT_A,
-    TENANT_B,
-    Api,
-    Deployment,
-    event,
-    iso,
-    new_tag,
-    story,
-    survey,
-)
+from tests.e2e.deployments import TENANT_A, TENANT_B, Api, Deployment, new_tag, story, survey
+from tests.events import event, iso
 
 PROCESSED_WITHIN_S = 60.0
 

@@ -24,9 +24,10 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import selected_kinds
-from tests.e2e.deployments import TENANT_A, Api, event, new_tag
+from tests.e2e.deployments import TENANT_A, Api, new_tag
 from tests.e2e.distributed import WORKERS, DistributedDeployment
 from tests.engines import Engines
+from tests.events import event
 
 pytestmark = [
     pytest.mark.slow,

@@ -22,12 +22,11 @@ from tests.e2e.deployments import (
     TENANT_B,
     Api,
     EmbeddedDeployment,
-    event,
-    iso,
     new_tag,
     story,
     survey,
 )
+from tests.events import event, iso
 
 pytestmark = pytest.mark.slow
 

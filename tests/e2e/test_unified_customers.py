@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import selected_identity
-from tests.e2e.deployments import Api, Deployment, event, new_tag, survey
+from tests.e2e.deployments import Api, Deployment, new_tag, survey
 from tests.e2e.test_acceptance import PROCESSED_WITHIN_S, alerts, hours_ago, ids, keys, newest_first
+from tests.events import event
 
 pytestmark = pytest.mark.skipif(
     selected_identity() != "eventsourced",

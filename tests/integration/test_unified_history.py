@@ -20,6 +20,7 @@ from cem.bootstrap import Platform, build
 from cem.replay import replay
 from cem.settings import IngestSettings
 from services.identity.filing import IdentityFiler
+from tests.events import event
 
 TENANT = "acme"
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
@@ -81,16 +82,7 @@ def touch(
     payload: dict[str, Any],
     **envelope: Any,
 ) -> dict[str, Any]:
-    at = START + timedelta(minutes=minutes)
-    return {
-        "event_id": str(uuid.uuid4()),
-        "channel": channel,
-        "type": type_,
-        "customer": customer,
-        "occurred_at": at.isoformat().replace("+00:00", "Z"),
-        "payload": payload,
-        **envelope,
-    }
+    return event(type_, channel, customer, START + timedelta(minutes=minutes), payload, **envelope)
 
 
 @pytest.fixture
