@@ -114,7 +114,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _bench_identity(args: argparse.Namespace) -> int:
-    from services.identity.accuracy import BENCH_RULES, format_table, run_accuracy
+    from bench.identity.accuracy import BENCH_RULES, format_table, run_accuracy
     from services.identity.rules import IdentityRules
 
     rules = IdentityRules.from_file(Path(args.rules)) if args.rules else BENCH_RULES
@@ -124,7 +124,7 @@ def _bench_identity(args: argparse.Namespace) -> int:
 
 
 def _bench_identity_throughput(args: argparse.Namespace) -> int:
-    from services.identity.throughput import main as throughput_main
+    from bench.identity.throughput import main as throughput_main
 
     return throughput_main(["--customers", str(args.customers)])
 

@@ -7,10 +7,10 @@ from collections import Counter
 
 import pytest
 
+from bench.identity.accuracy import format_table, population, run_accuracy
+from bench.identity.scoring import evidence_components, hazard_breakdown, pair_scores
+from bench.identity.workload import Touch, make_people
 from schemas.envelope import CustomerRef
-from services.identity.accuracy import format_table, population, run_accuracy
-from services.identity.population import Touch, make_people
-from services.identity.scoring import evidence_components, hazard_breakdown, pair_scores
 
 
 def touch(person: int, *evidence: str, hazards: tuple[str, ...] = ()) -> Touch:

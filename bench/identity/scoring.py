@@ -7,7 +7,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from services.identity.population import Touch
+from bench.identity.workload import Touch
 
 
 @dataclass(frozen=True)

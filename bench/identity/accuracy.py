@@ -9,40 +9,25 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import random
 import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.identity.scoring import evidence_components, hazard_breakdown, pair_scores
+from bench.identity.workload import Touch, population, touched_at
 from services.identity.errors import CandidateAlreadyDecided, MergeRefused
 from services.identity.models import CandidateView, ResolvedCustomer
-from services.identity.population import Touch, make_people, touches
 from services.identity.resolver import IdentityResolver
 from services.identity.rules import IdentityRules, TenantRules
-from services.identity.scoring import evidence_components, hazard_breakdown, pair_scores
 from services.identity.store import sqlite_env
 
 TENANT = "bench"
 TARGETS = {"precision": 0.995, "recall": 0.99}
 # The population's numbers are Spanish; every other rule is the product default.
 BENCH_RULES = IdentityRules(default=TenantRules(phone_region="ES"))
-PERIOD_START, PERIOD = datetime(2025, 1, 1, tzinfo=UTC), timedelta(days=365)
-
-
-def touched_at(touch: Touch) -> datetime:
-    """The population's times are fractions of its period: one year here."""
-    return PERIOD_START + touch.at * PERIOD
-
-
-def population(customers: int, seed: int) -> list[Touch]:
-    rng = random.Random(seed)
-    people = make_people(customers, rng)
-    kiosks = [f"kiosk-{seed}-{i}" for i in range(max(1, customers // 200))]
-    return touches(people, kiosks, rng)
 
 
 def run_accuracy(
