@@ -1,13 +1,26 @@
-"""Pairwise scoring of a clustering against known truth (pure), for the identity benchmark."""
+"""Pairwise scoring of a clustering against known truth (pure), for the identity benchmarks.
+
+Every score counts pairs of touchpoints. Precision: of the pairs filed under one customer, the
+share that are truly one person. Recall: of the pairs that are one person, the share filed
+together. Linkable recall: the same over pairs the data can link at all (see
+`evidence_components`). Restricted to a hazard, a score counts the pairs with at least one
+touchpoint carrying it.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from bench.identity.workload import Touch
+
+class Truth(Protocol):
+    @property
+    def person(self) -> int: ...
+
+    @property
+    def evidence(self) -> frozenset[str]: ...
 
 
 @dataclass(frozen=True)
@@ -25,8 +38,12 @@ class PairScores:
         return self.correct_pairs / self.true_pairs if self.true_pairs else 1.0
 
 
+def _c2(n: int) -> int:
+    return n * (n - 1) // 2
+
+
 def _pairs(counts: Counter[Any]) -> int:
-    return sum(n * (n - 1) // 2 for n in counts.values())
+    return sum(_c2(n) for n in counts.values())
 
 
 def pair_scores(truth: Sequence[Hashable], predicted: Sequence[Hashable]) -> PairScores:
@@ -40,7 +57,14 @@ def pair_scores(truth: Sequence[Hashable], predicted: Sequence[Hashable]) -> Pai
     )
 
 
-def evidence_components(events: Sequence[Touch]) -> list[int]:
+def pairs_involving(groups: Sequence[Hashable], marked: Sequence[bool]) -> int:
+    """Pairs of items in one group of which at least one item is marked."""
+    everyone = Counter(groups)
+    unmarked = Counter(g for g, m in zip(groups, marked, strict=True) if not m)
+    return sum(_c2(n) - _c2(unmarked[g]) for g, n in everyone.items())
+
+
+def evidence_components(events: Sequence[Truth]) -> list[int]:
     """Per touchpoint, which group of its person's touchpoints it is linked to by evidence: two
     touchpoints of one person are linked when they share an identifier that is truly theirs alone,
     directly or through others. An identifier several people use (a family tablet or landline, a
@@ -68,33 +92,51 @@ def evidence_components(events: Sequence[Touch]) -> list[int]:
     return [root(i) for i in range(len(events))]
 
 
-def hazard_breakdown(
-    events: Sequence[Touch], predicted: Sequence[str], components: Sequence[int]
-) -> dict[str, dict[str, int]]:
-    """Per hazard: touchpoints carrying it, wrong pairs and missed linkable pairs they are part of."""
-    table: dict[str, Counter[str]] = {}
-    for touch in events:
-        for hazard in touch.hazards or {"none"}:
-            table.setdefault(hazard, Counter())["touchpoints"] += 1
-    for i, j in _pairs_within(predicted):
-        if events[i].person != events[j].person:
-            _count(table, events[i], events[j], "wrong_pairs")
-    for i, j in _pairs_within(components):
-        if predicted[i] != predicted[j]:
-            _count(table, events[i], events[j], "missed_pairs")
-    return {
-        h: {k: c[k] for k in ("touchpoints", "wrong_pairs", "missed_pairs")}
-        for h, c in table.items()
-    }
+@dataclass(frozen=True)
+class Scores:
+    """Pair counts of one slice of the touchpoints (all of them, or those with one hazard)."""
+
+    touchpoints: int
+    predicted_pairs: int
+    correct_pairs: int
+    true_pairs: int
+    found_pairs: int
+    linkable_pairs: int
+    found_linkable_pairs: int
+
+    @property
+    def precision(self) -> float:
+        return self.correct_pairs / self.predicted_pairs if self.predicted_pairs else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.found_pairs / self.true_pairs if self.true_pairs else 1.0
+
+    @property
+    def linkable_recall(self) -> float:
+        return self.found_linkable_pairs / self.linkable_pairs if self.linkable_pairs else 1.0
+
+    def as_dict(self) -> dict[str, float | int]:
+        counts = dict(self.__dict__)
+        rates = {"precision": self.precision, "recall": self.recall}
+        return counts | rates | {"linkable_recall": self.linkable_recall}
 
 
-def _pairs_within(labels: Sequence[Hashable]) -> list[tuple[int, int]]:
-    groups: dict[Hashable, list[int]] = {}
-    for i, label in enumerate(labels):
-        groups.setdefault(label, []).append(i)
-    return [(a, b) for g in groups.values() for k, a in enumerate(g) for b in g[k + 1 :]]
-
-
-def _count(table: dict[str, Counter[str]], first: Touch, second: Touch, column: str) -> None:
-    for hazard in (first.hazards | second.hazards) or {"none"}:
-        table.setdefault(hazard, Counter())[column] += 1
+def scores(
+    persons: Sequence[int],
+    predicted: Sequence[Hashable],
+    components: Sequence[int],
+    marked: Sequence[bool],
+) -> Scores:
+    """The pair counts of the pairs touching a marked touchpoint (mark all for the whole)."""
+    by_both = list(zip(persons, predicted, strict=True))
+    by_component = list(zip(components, predicted, strict=True))
+    return Scores(
+        touchpoints=sum(marked),
+        predicted_pairs=pairs_involving(predicted, marked),
+        correct_pairs=pairs_involving(by_both, marked),
+        true_pairs=pairs_involving(persons, marked),
+        found_pairs=pairs_involving(by_both, marked),
+        linkable_pairs=pairs_involving(components, marked),
+        found_linkable_pairs=pairs_involving(by_component, marked),
+    )
