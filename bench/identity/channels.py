@@ -168,9 +168,8 @@ def phone(person: Person, day: float, rng: random.Random, world: World) -> Made:
     ids, agent = Identifiers(), rng.randrange(len(world.agents))
     line = _line(person, day, rng)
     if line:
-        form = "phone_national" if line.country == "ES" else "phone_00_prefix"
         hazards = line_hazards(person, line)
-        ids.put("phone", caller_id(line), f"phone:{line.e164}", form, *hazards)
+        ids.put("phone", caller_id(line), f"phone:{line.e164}", *hazards)
     if rng.random() < 0.25 or not line:  # the agent fills in the CRM's email field
         mailbox, hazards = _mailbox_now(person, day, rng)
         if mailbox and rng.random() < 0.85:

@@ -179,11 +179,8 @@ def write(phone: Phone, rng: random.Random) -> str:
 
 
 def caller_id(phone: Phone) -> str:
-    """The number as a Spanish switchboard presents an incoming call: national digits for a
-    Spanish line, `00` and the country code for a foreign one."""
-    if phone.country == "ES":
-        return phone.national
-    return "00" + phone.e164[1:]
+    """The calling number as a cloud contact centre presents it (Twilio and the like): E.164."""
+    return phone.e164
 
 
 def whatsapp(phone: Phone) -> str:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-# Words for "none", "customer", "shop" and "mail" in agents' Spanish (and the odd English one).
+# Words for "none", "customer", "shop" and "mail" in agents' Spanish (and the odd English one),
+# most used first: a word's chance falls with its rank (Zipf), as word frequencies do.
 NOTHING = ("sin", "no", "ninguno", "ninguna", "nada", "notiene", "sincorreo", "sinmail", "nomail")
 FILLERS = ("x", "xx", "xxx", "a", "aa", "asd", "qwe", "prueba", "test")
 ROLES = ("cliente", "clientes", "tienda", "correo", "email", "mail", "info", "desconocido")
@@ -33,7 +34,8 @@ class Habit:
 
 
 def _word(rng: random.Random) -> str:
-    return rng.choice(rng.choice((NOTHING, FILLERS, ROLES)))
+    words = rng.choice((NOTHING, FILLERS, ROLES))
+    return rng.choices(words, weights=[1 / rank for rank in range(1, len(words) + 1)])[0]
 
 
 def placeholder_email(rng: random.Random) -> str:
@@ -63,8 +65,9 @@ def placeholder_phone(rng: random.Random) -> str:
 
 
 def make_habits(count: int, rng: random.Random) -> list[Habit]:
-    """`count` agents' habits. Habits spread by imitation, so a few are shared by many agents:
-    each agent copies an earlier colleague's habit half of the time."""
+    """`count` agents' habits. Habits spread by imitation (a colleague shows the new one how to
+    get past the mandatory field), so a few are shared by many: each agent copies a colleague's
+    habit half of the time, a popular habit more likely than a rare one."""
     habits: list[Habit] = []
     for _ in range(count):
         if habits and rng.random() < 0.5:

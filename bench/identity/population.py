@@ -48,9 +48,11 @@ class Touch:
 
 def make_world(people: int, rng: random.Random) -> World:
     stores = [f"tienda-{i:02d}" for i in range(max(3, people // 150))]
+    agents = 40  # call-centre seats; each store has three clerks
+    habits = make_habits(agents + 3 * len(stores), rng)  # one company: habits travel
     return World(
-        agents=make_habits(40, rng),
-        clerks={s: make_habits(3, rng) for s in stores},
+        agents=habits[:agents],
+        clerks={s: habits[agents + 3 * i : agents + 3 * i + 3] for i, s in enumerate(stores)},
         kiosks={s: f"kiosk-{s}" for s in stores if rng.random() < 0.6},
     )
 
