@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +15,7 @@ from bench.identity.population import generate
 from bench.identity.report import format_table
 from bench.identity.scoring import evidence_components, pair_scores, pairs_involving, scores
 from bench.identity.workload import Touch, make_people
+from cem.cli import main
 from schemas.envelope import CustomerRef
 from services.ingest.batch import prepare
 
@@ -103,3 +106,15 @@ def test_a_small_run_is_scored_from_what_ingest_and_filing_made_of_it() -> None:
     assert result["hazards"]["placeholder_email"]["touchpoints"] > 0
     table = format_table(result)
     assert "pairwise precision" in table and "shared_landline" in table
+
+
+def test_the_cli_prints_the_table_and_writes_the_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "identity.json"
+    code = main(["bench", "identity", "--people", "80", "--seed", "2", "--out", str(out)])
+    written = json.loads(out.read_text())
+    assert written["people"] == 80 and written["seed"] == 2 and "load_average" in written
+    assert code == (0 if written["meets_targets"] else 1)
+    printed = capsys.readouterr().out
+    assert "customers per person, linkable" in printed and str(out) in printed
