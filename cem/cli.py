@@ -114,17 +114,19 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _bench_identity(args: argparse.Namespace) -> int:
-    from services.identity.accuracy import BENCH_RULES, format_table, run_accuracy
+    from bench.identity.accuracy import run_accuracy
+    from bench.identity.report import default_out, format_table, write_json
     from services.identity.rules import IdentityRules
 
-    rules = IdentityRules.from_file(Path(args.rules)) if args.rules else BENCH_RULES
-    result = run_accuracy(args.customers, args.seed, rules=rules)
+    rules = IdentityRules.from_file(Path(args.rules)) if args.rules else None
+    result = run_accuracy(args.people, args.seed, rules=rules)
     print(format_table(result))
+    print(f"\nresults: {write_json(result, Path(args.out) if args.out else default_out(result))}")
     return 0 if result["meets_targets"] else 1
 
 
 def _bench_identity_throughput(args: argparse.Namespace) -> int:
-    from services.identity.throughput import main as throughput_main
+    from bench.identity.throughput import main as throughput_main
 
     return throughput_main(["--customers", str(args.customers)])
 
@@ -201,9 +203,12 @@ def parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=_bench)
     kinds = bench.add_subparsers(dest="bench_kind", metavar="{identity,identity-throughput}")
     identity = kinds.add_parser("identity", help="identity resolution accuracy on known truth")
-    identity.add_argument("--customers", type=int, default=2000, help="people in the population")
+    identity.add_argument(
+        "--people", "--customers", type=int, default=2000, help="people in the population"
+    )
     identity.add_argument("--seed", type=int, default=7)
-    identity.add_argument("--rules", help="identity rules JSON (default: product rules, ES phones)")
+    identity.add_argument("--rules", help="identity rules JSON (default: the product's rules)")
+    identity.add_argument("--out", help="JSON results (default bench-results/identity-*.json)")
     identity.set_defaults(func=_bench_identity)
     speed = kinds.add_parser("identity-throughput", help="identity resolve_batch per store")
     speed.add_argument("--customers", type=int, default=2000, help="people in the population")

@@ -18,6 +18,7 @@ import pytest
 from eventsourcing.persistence import OperationalError
 from pydantic import SecretStr
 
+from bench.identity.workload import population, touched_at
 from schemas.envelope import CustomerRef
 from services.identity import (
     CandidateAlreadyDecided,
@@ -33,7 +34,6 @@ from services.identity import (
     resolution,
     sqlite_env,
 )
-from services.identity.accuracy import population, touched_at
 from services.identity.domain import Customer
 from services.identity.policy import Decision, Situation
 from services.identity.rules import Identifier

@@ -1,4 +1,8 @@
-"""A synthetic population of people and their touchpoints, with the truth of who is who.
+"""A clean synthetic workload of people and their touchpoints, with the truth of who is who.
+
+Used to measure resolution speed (throughput.py) and by the identity store's contract tests: every
+touchpoint is a valid `CustomerRef`. The accuracy benchmark uses population.py instead, whose
+hazards are drawn the way real data has them.
 
 Seeded and deterministic. It carries the hazards that break identity resolution in practice:
 households sharing a landline and a tablet, store kiosks used by many, recycled mobile numbers,
@@ -11,6 +15,7 @@ from __future__ import annotations
 import random
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import phonenumbers
@@ -18,6 +23,7 @@ import phonenumbers
 from schemas.envelope import CustomerRef
 
 REGION = "ES"
+PERIOD_START, PERIOD = datetime(2025, 1, 1, tzinfo=UTC), timedelta(days=365)
 RECYCLED_AT = 0.5  # recycled numbers are given up halfway through the period (a year) ...
 AGED = 90 / 365  # ... and reassigned after the carrier has aged them for 90 days
 FIRST = (
@@ -307,3 +313,15 @@ def _spell_phone(national: str, rng: random.Random) -> str:
 
 CHANNELS = ("web", "chat", "call", "email", "order", "store", "sms", "survey")
 WEIGHTS = (20, 10, 15, 15, 15, 10, 8, 7)
+
+
+def touched_at(touch: Touch) -> datetime:
+    """The population's times are fractions of its period: one year here."""
+    return PERIOD_START + touch.at * PERIOD
+
+
+def population(customers: int, seed: int) -> list[Touch]:
+    rng = random.Random(seed)
+    people = make_people(customers, rng)
+    kiosks = [f"kiosk-{seed}-{i}" for i in range(max(1, customers // 200))]
+    return touches(people, kiosks, rng)

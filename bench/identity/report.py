@@ -1,0 +1,102 @@
+"""The identity accuracy benchmark's printed table and JSON file."""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+from bench.identity.accuracy import TARGETS
+
+
+def _pct(value: float) -> str:
+    return f"{value:.2%}"
+
+
+def summary_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
+    return [
+        ("people (truth)", f"{r['people']:,}"),
+        ("touchpoints sent", f"{r['touchpoints']:,}"),
+        ("lost: rejected whole at validation", f"{r['lost_at_validation']:,}"),
+        ("lost: not filed by identity", f"{r['lost_at_filing']:,}"),
+        ("customers registered", f"{r['customers_registered']:,}"),
+        ("customers now (after merges)", f"{r['customers_resolved']:,}"),
+        ("automatic merges", f"{r['automatic_merges']:,}"),
+        ("merge rate (merges / registered)", _pct(r["merge_rate"])),
+        ("merge candidates proposed", f"{r['candidates_proposed']:,}"),
+        (f"pairwise precision (target {TARGETS['precision']:.1%})", _pct(r["precision"])),
+        ("pairwise recall, all true pairs", _pct(r["recall"])),
+        (
+            f"recall, linkable pairs (target {TARGETS['linkable_recall']:.0%})",
+            _pct(r["linkable_recall"]),
+        ),
+        ("customers per person, all touchpoints", f"{r['customers_per_person']:.2f}"),
+        ("people split into several customers", _pct(r["people_split"])),
+        (
+            f"customers per person, linkable (target ≤ {TARGETS['linkable_customers_per_person']})",
+            f"{r['linkable_customers_per_person']:.2f}",
+        ),
+        ("  least the evidence allows", f"{r['linkable_customers_per_person_best']:.2f}"),
+        ("people per customer, mean", f"{r['people_per_customer']:.2f}"),
+        ("people per customer, max", f"{r['max_people_per_customer']:,}"),
+        ("customers holding several people (target 0)", f"{r['customers_with_several_people']:,}"),
+        ("filings per second (SQLite file)", f"{r['filings_per_s']:,.0f}"),
+    ]
+
+
+def hazard_table(hazards: dict[str, dict[str, Any]]) -> str:
+    header = (
+        f"{'hazard':<22}{'touchpts':>9}{'lost':>6}{'precision':>10}{'recall':>8}"
+        f"{'linkable':>9}{'wrong pairs':>12}{'missed link.':>13}"
+    )
+    rows = [header]
+    for name, h in sorted(hazards.items(), key=lambda item: -item[1]["touchpoints"]):
+        wrong = h["predicted_pairs"] - h["correct_pairs"]
+        missed = h["linkable_pairs"] - h["found_linkable_pairs"]
+        rows.append(
+            f"{name:<22}{h['touchpoints']:>9,}{h['lost']:>6,}{h['precision']:>10.1%}"
+            f"{h['recall']:>8.1%}{h['linkable_recall']:>9.1%}{wrong:>12,}{missed:>13,}"
+        )
+    return "\n".join(rows)
+
+
+def worst_table(worst: list[dict[str, Any]]) -> str:
+    if not worst:
+        return "no customer holds more than one person"
+    lines = ["customers holding the most people (the identifier most of them share):"]
+    for w in worst:
+        lines.append(
+            f"  {w['customer_id'][:40]:<40} {w['people']:>4} people {w['touchpoints']:>5} touchpoints"
+            f"  {w['fused_by_kind']}: {w['fused_by']!r} ({w['people_holding_it']} people)"
+        )
+    return "\n".join(lines)
+
+
+def format_table(result: dict[str, Any]) -> str:
+    rows = summary_rows(result)
+    width = max(len(label) for label, _ in rows)
+    lines = [f"{label:<{width}}  {value:>10}" for label, value in rows]
+    with suppress(OSError):
+        lines.append("load average: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    parts = [
+        "\n".join(lines),
+        hazard_table(result["hazards"]),
+        worst_table(result["worst_customers"]),
+    ]
+    return "\n\n".join(parts)
+
+
+def write_json(result: dict[str, Any], out: Path) -> Path:
+    """The result, with the load average it was measured under (it moves the speed figure)."""
+    measured = dict(result)
+    with suppress(OSError):
+        measured["load_average"] = list(os.getloadavg())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(measured, indent=2, sort_keys=True) + "\n")
+    return out
+
+
+def default_out(result: dict[str, Any]) -> Path:
+    return Path("bench-results") / f"identity-seed{result['seed']}-people{result['people']}.json"
