@@ -199,9 +199,11 @@ def _extends(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
 
 def decide(situation: Situation, rules: TenantRules) -> Decision:
     usable, skipped = _usable(situation.claims)
+    usable, hubs = _without_hubs(usable, situation, rules)
     ranked = rank(usable, rules)
     draft = _start(ranked, situation, rules)
-    draft.skipped += skipped
+    draft.skipped += skipped + [Skip(h, HUB_REASON) for h in hubs]
+    draft.saturate += hubs
     _merge_or_propose(draft, ranked, situation, rules)
     _link(draft, ranked, situation, rules)
     _confirm(draft, ranked, situation, rules)
@@ -220,6 +222,55 @@ def decide(situation: Situation, rules: TenantRules) -> Decision:
         confirm=tuple(draft.confirm),
         splits=tuple(draft.splits),
     )
+
+
+# A person uses one or two mobiles at a time (a personal and a work line, or the old and the new
+# number while changing): a strong identifier whose customer would need a third one is a hub.
+PERSONAL_LINES_PER_PERSON = 2
+HUB_REASON = "a hub: presented by people who disagree on everything else"
+
+
+def _without_hubs(
+    claims: list[Claim], situation: Situation, rules: TenantRules
+) -> tuple[list[Claim], list[Identifier]]:
+    """The claims less the strong identifiers this touchpoint shows to be hubs (a shop's counter
+    email, a placeholder nobody listed), which stop linking anybody from now on."""
+    hubs = [c.identifier for c in claims if _is_hub(c, claims, situation, rules)]
+    return [c for c in claims if c.identifier not in hubs], hubs
+
+
+def _is_hub(claim: Claim, claims: list[Claim], situation: Situation, rules: TenantRules) -> bool:
+    """A strong, non-unique identifier (an email) held by a customer, presented beside personal
+    lines (mobiles) of which the customer holds none, when either such a line belongs to somebody
+    else known by another value of the identifier's kind (another email: two people, not one
+    person's second mailbox), or the customer would hold more personal lines than a person uses."""
+    rule = rules.rule_for(claim.identifier)
+    if not (rule.strong and not rule.unique and claim.holders):
+        return False
+    group = situation.groups[claim.holders[-1]]
+    ours = {i for i in group.identifiers if _personal_line(i, rules)}
+    theirs = [c for c in claims if _personal_line(c.identifier, rules)]
+    if not theirs or any(c.identifier in ours for c in theirs):
+        return False  # nothing to disagree on, or a line of the customer's own: agreement
+    if len(ours | {c.identifier for c in theirs}) > PERSONAL_LINES_PER_PERSON:
+        return True
+    kind = claim.identifier.kind
+    return bool(ours) and any(
+        _holds_other(situation.groups[h], claim.identifier, kind)
+        for c in theirs
+        for h in c.holders
+        if situation.groups[h].canonical_id != group.canonical_id
+    )
+
+
+def _personal_line(identifier: Identifier, rules: TenantRules) -> bool:
+    rule = rules.rule_for(identifier)
+    return rule.vouches and not rule.device_profile
+
+
+def _holds_other(group: Group, identifier: Identifier, kind: str) -> bool:
+    values = {i.value for i in group.identifiers if i.kind == kind}
+    return bool(values) and identifier.value not in values
 
 
 def _usable(claims: Iterable[Claim]) -> tuple[list[Claim], list[Skip]]:

@@ -269,3 +269,46 @@ def test_the_filing_records_which_identifiers_were_ignored_and_why() -> None:
     assert identity.filing_of("other-tenant", event_id) is None
     assert normalise_ref(ref, DEFAULTS).identifiers == (Identifier("anonymous_id", "web-1"),)
     identity.close()
+
+
+# --- hubs learned from the data -------------------------------------------------------------------
+
+
+def test_an_email_presented_by_strangers_becomes_a_hub_and_stops_linking() -> None:
+    uri = f"file:hub-{uuid.uuid4().hex}?mode=memory&cache=shared"
+    identity = IdentityResolver(sqlite_env(uri), IdentityRules())
+
+    def resolve(**ref: str) -> str:
+        return identity.resolve(
+            "acme", CustomerRef(**ref), str(uuid.uuid4()), "pos", at=NOW
+        ).home_id
+
+    counter = "mostrador@tiendas-sol.es"  # a shop's own address, typed for walk-in customers
+    ana = resolve(email="ana@x.es", phone="612 345 678")
+    luis = resolve(email="luis@x.es", phone="622 345 678")
+    first = resolve(email=counter, phone="612 345 678")  # Ana at the till: joins Ana
+    assert first == ana
+    # Luis at the till: the counter email's customer already has Ana's mobile; Luis is known by
+    # another email. The email is a hub from now on: Luis's purchase is his, nobody is fused.
+    assert resolve(email=counter, phone="622 345 678") == luis
+    assert resolve(email=counter) not in {ana, luis}
+    assert identity.locate("acme", ana).members == (ana,)
+    assert identity.locate("acme", luis).members == (luis,)
+    identity.close()
+
+
+def test_one_person_with_a_second_mobile_is_not_a_hub() -> None:
+    uri = f"file:hub2-{uuid.uuid4().hex}?mode=memory&cache=shared"
+    identity = IdentityResolver(sqlite_env(uri), IdentityRules())
+
+    def resolve(**ref: str) -> str:
+        return identity.resolve(
+            "acme", CustomerRef(**ref), str(uuid.uuid4()), "app", at=NOW
+        ).home_id
+
+    ana = resolve(email="ana@x.es", phone="612 345 678")
+    assert resolve(email="ana@x.es", phone="699 111 222") == ana  # her work mobile
+    assert resolve(email="ana@x.es") == ana
+    # A third mobile beside the same email: more lines than a person uses, the email is a hub.
+    assert resolve(email="ana@x.es", phone="688 333 444") != ana
+    identity.close()
