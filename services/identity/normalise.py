@@ -73,6 +73,8 @@ PLACEHOLDER_EMAIL_DOMAINS = _words(
     "correo.com email.com example.com example.net example.org invalid localhost noemail.com "
     "none.com sincorreo.com sinemail.com test test.com unknown.com"
 )
+# As a domain's name the same words mean nothing, except those that are real providers' names.
+_PLACEHOLDER_DOMAIN_NAMES = PLACEHOLDER_EMAIL_LOCALS - {"correo", "email", "mail"}
 _PHONE_SEQUENCES = "01234567890123456789", "98765432109876543210"
 # Digits of a subscriber number: six alike (`600 000 000`) is typed, not dialled.
 _SUBSCRIBER_DIGITS = 6
@@ -139,12 +141,17 @@ def is_placeholder(identifier: Identifier, raw: str) -> bool:
 
 
 def _placeholder_email(value: str) -> bool:
-    """A mailbox nobody reads: a no-value word, or the same word before and after the `@`
-    (`ninguno@ninguno.es`, `x@x.com`), which people type to get past a required field."""
+    """A mailbox nobody reads: a no-value word before the `@` or as the domain's name, the same
+    word on both sides (`ninguno@ninguno.es`, `x@x.com`), or one key repeated (`xxx@yahoo.es`):
+    what people type to get past a required field."""
     local, _, domain = value.rpartition("@")
     label = domain.partition(".")[0]
     return (
-        local in PLACEHOLDER_EMAIL_LOCALS or domain in PLACEHOLDER_EMAIL_DOMAINS or local == label
+        local in PLACEHOLDER_EMAIL_LOCALS
+        or label in _PLACEHOLDER_DOMAIN_NAMES  # x@ninguno.es, a@sinemail.com
+        or domain in PLACEHOLDER_EMAIL_DOMAINS
+        or local == label
+        or (len(local) > 1 and len(set(local)) == 1)  # xx@, xxx@: a key held down
     )
 
 

@@ -169,6 +169,9 @@ def test_an_event_without_any_identifier_is_still_invalid() -> None:
         ("email", "x@x.com"),
         ("email", "NoTiene@gmail.com"),
         ("email", "sincorreo@hotmail.com"),
+        ("email", "x@ninguno.es"),
+        ("email", "xx@clientes.es"),
+        ("email", "xxx@yahoo.es"),
         ("phone", "+34 600 000 000"),
         ("phone", "600000000"),
         ("phone", "+34 911 111 111"),
@@ -185,6 +188,8 @@ def test_placeholders_agents_type_are_recognised_by_their_shape(kind: str, raw: 
     [
         ("email", "ana.garcia@gmail.com"),
         ("email", "clientes.ana@x.es"),
+        ("email", "j@acme.es"),
+        ("email", "anna@correos.es"),
         ("phone", "+34 600 010 203"),
     ],
 )
