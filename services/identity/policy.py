@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from rapidfuzz.distance import OSA
+
 from services.identity.rules import Identifier, TenantRules
 
 
@@ -317,6 +319,9 @@ def _choose_home(
     new_ids = [c.identifier for c in ranked if not c.holders]
     personal = any(not _is_device(c.identifier, rules) for c in ranked)
     ambiguous: list[str] = []
+    mistyped = _mistyped_email_of(ranked, new_ids, situation, rules)
+    if mistyped is not None:
+        return mistyped
     for claim in ranked:
         if not claim.holders:
             continue
@@ -343,6 +348,40 @@ def _choose_home(
         verb = "vouched_by" if weak and new_ids else "seen_with"
         return holder, f"{verb}:{claim.identifier.kind}", []
     return None, "first_seen", ambiguous
+
+
+def _mistyped_email_of(
+    ranked: list[Claim], new_ids: list[Identifier], situation: Situation, rules: TenantRules
+) -> tuple[str, str, list[str]] | None:
+    """The customer whose email a new email of the event is a slip of (one keystroke in the local
+    part, same domain), when another identifier of the event, held by that customer alone (its
+    device, its line), corroborates it: the touchpoint is that customer's, and links the slip."""
+    emails = [i for i in new_ids if i.family == "email"]
+    for claim in ranked:
+        groups = _groups_of(claim.holders, situation)
+        if len(groups) != 1 or stale(claim, situation, rules):
+            continue
+        group = situation.groups[claim.holders[-1]]
+        slip = any(one_slip_apart(e, known) for e in emails for known in group.identifiers)
+        if slip and not unique_conflicts([c.identifier for c in ranked], group.identifiers, rules):
+            return claim.holders[-1], f"typo_of:email with {claim.identifier.kind}", []
+    return None
+
+
+# A local part shorter than this is too short for one keystroke to tell a slip from another name.
+MIN_TYPO_LOCAL = 5
+
+
+def one_slip_apart(new: Identifier, known: Identifier) -> bool:
+    """Two emails of one domain whose local parts differ by one keystroke (a letter missed,
+    added, changed, or two swapped): the one a customer holds, and a slip of it."""
+    if new.kind != "email" or known.kind != "email" or new == known:
+        return False
+    local, _, domain = new.value.rpartition("@")
+    known_local, _, known_domain = known.value.rpartition("@")
+    if domain != known_domain or min(len(local), len(known_local)) < MIN_TYPO_LOCAL:
+        return False
+    return OSA.distance(local, known_local, score_cutoff=1) <= 1
 
 
 def _is_device(identifier: Identifier, rules: TenantRules) -> bool:

@@ -19,6 +19,7 @@ from schemas.envelope import CustomerRef
 from services.identity import IdentityResolver, IdentityRules, IdentitySettings, sqlite_env
 from services.identity.models import IgnoredIdentifier
 from services.identity.normalise import Rejected, lookup_spellings, normalise_one, normalise_ref
+from services.identity.policy import one_slip_apart
 from services.identity.rules import Identifier, TenantRules
 from services.identity.store import load_rules
 from services.ingest.batch import ItemStatus, complete, prepare
@@ -317,3 +318,39 @@ def test_one_person_with_a_second_mobile_is_not_a_hub() -> None:
     # A third mobile beside the same email: more lines than a person uses, the email is a hub.
     assert resolve(email="ana@x.es", phone="688 333 444") != ana
     identity.close()
+
+
+# --- typos: corroborated slips link, lone ones do not ----------------------------------------------
+
+
+def test_a_slip_of_a_customers_email_on_its_device_is_that_customers() -> None:
+    uri = f"file:typo-{uuid.uuid4().hex}?mode=memory&cache=shared"
+    identity = IdentityResolver(sqlite_env(uri), IdentityRules())
+
+    def resolve(**ref: str) -> str:
+        return identity.resolve(
+            "acme", CustomerRef(**ref), str(uuid.uuid4()), "web", at=NOW
+        ).home_id
+
+    ana = resolve(email="ana.garcia@acme.es", anonymous_id="tablet-1")
+    # The same tablet, the email one keystroke off: corroborated, linked (and found again later).
+    assert resolve(email="ana.garcai@acme.es", anonymous_id="tablet-1") == ana
+    assert resolve(email="ana.garcai@acme.es") == ana
+    # Another person's email on the tablet (not a slip of Ana's): never Ana's.
+    assert resolve(email="luis.perez@acme.es", anonymous_id="tablet-1") != ana
+    # A slip with nothing to corroborate it is somebody new (at most a candidate for review).
+    assert resolve(email="ana.gracia@acme.es") != ana
+    identity.close()
+
+
+@pytest.mark.parametrize(
+    ("new", "known", "slip"),
+    [
+        ("ana.garcai@x.es", "ana.garcia@x.es", True),  # swapped
+        ("ana.garcia@x.es", "ana.garcia@y.es", False),  # another domain: not this rule
+        ("anna@x.es", "ana@x.es", False),  # too short to tell
+        ("ana.garc@x.es", "ana.garcia@x.es", False),  # two keystrokes
+    ],
+)
+def test_one_slip_apart(new: str, known: str, slip: bool) -> None:
+    assert one_slip_apart(Identifier("email", new), Identifier("email", known)) is slip
