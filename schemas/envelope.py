@@ -90,18 +90,26 @@ def require_aware(value: datetime) -> datetime:
 Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp)]
 
 
+def _blank_is_absent(value: Any) -> Any:
+    # CRMs and forms send "" or spaces for a field nobody filled in: that is no identifier.
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 class CustomerRef(BaseModel):
-    """Identifiers of the customer; at least one is required."""
+    """Identifiers of the customer; at least one is required (blank ones count as absent)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    _blank = field_validator("customer_id", "email", "phone", "anonymous_id", mode="before")(
+        lambda cls, v: _blank_is_absent(v)
+    )
+
     customer_id: Name | None = None
-    email: (
-        Annotated[SafeStr, StringConstraints(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")] | None
-    ) = None
-    phone: (
-        Annotated[SafeStr, StringConstraints(max_length=40, pattern=r"^\+?[0-9 ()\-.]{4,}$")] | None
-    ) = None
+    # Emails and phones are kept as sent, whatever their spelling: identity normalises them, and
+    # one it cannot read (`no tiene`, a placeholder) is ignored with a note, so the touchpoint is
+    # never lost for it (RELIABILITY D01). Only the size is bounded here.
+    email: Annotated[SafeStr, StringConstraints(max_length=320)] | None = None
+    phone: Annotated[SafeStr, StringConstraints(max_length=40)] | None = None
     anonymous_id: Name | None = None
     external_ids: dict[Slug, Name] = Field(default_factory=dict, max_length=20)
 

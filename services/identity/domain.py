@@ -352,12 +352,23 @@ class Filing(Aggregate):
         evidence_event_id: str
         home_id: str
         source: str
+        ignored: list[str] | None
 
     @staticmethod
     def create_id(tenant_id: str, evidence_event_id: str) -> UUID:
         return stable_id(tenant_id, "filing", evidence_event_id)
 
     @event(Filed)
-    def __init__(self, tenant_id: str, evidence_event_id: str, home_id: str, source: str) -> None:
+    def __init__(
+        self,
+        tenant_id: str,
+        evidence_event_id: str,
+        home_id: str,
+        source: str,
+        ignored: list[str] | None = None,
+    ) -> None:
         self.tenant_id = tenant_id
         self.home_id = home_id
+        # `path:reason` of each identifier of the touchpoint that linked nobody (never the value:
+        # the store keeps no personal data of a touchpoint). Filings recorded before it: none.
+        self.ignored = list(ignored or ())

@@ -30,6 +30,24 @@ class ResolvedCustomer:
 
 
 @dataclass(frozen=True)
+class IgnoredIdentifier:
+    """An identifier of a touchpoint that linked nobody: where it was and why."""
+
+    path: str  # customer.email, customer.external_ids.loyalty
+    reason: str  # invalid, placeholder, blocked
+
+
+@dataclass(frozen=True)
+class FiledTouchpoint:
+    """Which customer a touchpoint was filed under, and who that is now (following merges)."""
+
+    event_id: str
+    home_id: str
+    customer_id: str
+    ignored: tuple[IgnoredIdentifier, ...] = ()
+
+
+@dataclass(frozen=True)
 class LocatedCustomer:
     """Whose history an id shows: the customer it stands for now and every member of it."""
 

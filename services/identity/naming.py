@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cem.customer_key import customer_key
 from schemas.envelope import CustomerRef
 from services.identity.domain import stable_id
 from services.identity.normalise import normalise_one
@@ -32,17 +31,39 @@ _MAX_FALLBACKS = 100
 
 @dataclass(frozen=True)
 class PreferredName:
-    """The name a customer registered by this touchpoint should get, and the identifier behind it
-    as identity normalises it (None when identity rejects it, e.g. a placeholder)."""
+    """The name a customer registered by this touchpoint should get: the key of its strongest
+    identifier as identity normalises it (`phone:+34612345678` however the number was written),
+    and that identifier; None when identity can use none of them (a placeholder, `no tiene`)."""
 
-    name: str
+    name: str | None
     identifier: Identifier | None
 
 
 def preferred_name(ref: CustomerRef, rules: TenantRules) -> PreferredName:
-    key = customer_key(ref)
-    found = identifier_of_key(key, rules)
-    return PreferredName(key, found)
+    for kind, raw in _by_key_order(ref):
+        found = normalise_one(kind, raw, rules)
+        if isinstance(found, Identifier):
+            return PreferredName(key_of(found), found)
+    return PreferredName(None, None)
+
+
+def _by_key_order(ref: CustomerRef) -> list[tuple[str, str]]:
+    """The ref's identifiers in the order `cem.customer_key` chooses among them."""
+    external = [(f"external:{ns}", ref.external_ids[ns]) for ns in sorted(ref.external_ids)]
+    found = [("customer_id", ref.customer_id), *external, ("email", ref.email)]
+    found += [("phone", ref.phone), ("anonymous_id", ref.anonymous_id)]
+    return [(kind, raw) for kind, raw in found if raw]
+
+
+def key_of(identifier: Identifier) -> str:
+    """The customer key naming an identifier: the inverse of `identifier_of_key`."""
+    family, _, namespace = identifier.kind.partition(":")
+    if family == "customer_id":
+        return identifier.value
+    if family == "external":
+        return f"{_EXTERNAL}{namespace}:{identifier.value}"
+    prefix = next(p for p, kind in _PREFIXES if kind == family)
+    return prefix + identifier.value
 
 
 def identifier_of_key(key: str, rules: TenantRules) -> Identifier | None:
@@ -66,7 +87,7 @@ def _split_key(key: str) -> tuple[str, str]:
 def new_customer_name(state: IdentityState, preferred: PreferredName, seed: str) -> str:
     """The preferred name when it is free, else a UUID derived from the seed (unique per seed)."""
     held = preferred.identifier is not None and state.claim(preferred.identifier).holders
-    if not held and state.find_customer(preferred.name) is None:
+    if preferred.name and not held and state.find_customer(preferred.name) is None:
         return preferred.name
     for attempt in range(_MAX_FALLBACKS):
         name = _fallback(state.tenant_id, seed, attempt)

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from rapidfuzz.distance import OSA
 
 from schemas.envelope import CustomerRef
 from services.identity.rules import ExternalNamespace, Identifier, TenantRules
@@ -22,6 +24,28 @@ class Rejected:
     raw: str
     reason: Literal["blocked", "placeholder", "invalid"]
 
+    @property
+    def explanation(self) -> str:
+        """Why, in words a producer can act on."""
+        return _EXPLANATIONS[self.reason]
+
+    @property
+    def path(self) -> str:
+        """Where the event carried it: `customer.email`, `customer.external_ids.loyalty`."""
+        family, _, namespace = self.kind.partition(":")
+        return f"customer.external_ids.{namespace}" if namespace else f"customer.{family}"
+
+
+def explanation_of(reason: str) -> str:
+    return _EXPLANATIONS.get(reason, reason)
+
+
+_EXPLANATIONS = {
+    "blocked": "on this tenant's list of values that identify nobody",
+    "placeholder": "a placeholder (a value typed when the real one is unknown), not an identifier",
+    "invalid": "not a valid value of its kind",
+}
+
 
 @dataclass(frozen=True)
 class Normalised:
@@ -33,27 +57,37 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-# Tokens that mean "no value" in any kind, compared case-insensitively.
+# Tokens that mean "no value" in any kind, compared case-insensitively (English and Spanish).
 PLACEHOLDER_TOKENS = _words(
-    "- 0 00000000-0000-0000-0000-000000000000 anon anonymous default guest n/a na nan nil none "
-    "null test undefined unknown"
+    "- 0 00000000-0000-0000-0000-000000000000 anon anonymous default desconocido guest n/a na "
+    "nada nan nil ninguno no none notiene null sin test undefined unknown x xx xxx"
 )
+# Local parts that say there is no mailbox, or name a role rather than a person.
 PLACEHOLDER_EMAIL_LOCALS = _words(
-    "do-not-reply donotreply n/a na no-email no-reply nobody noemail nomail none noreply "
-    "notiene null sinemail test unknown"
+    "cliente clientes correo do-not-reply donotreply email mail n/a na nada ninguna ninguno "
+    "no no-email no-reply nobody noemail nomail none noreply notengo notiene null sin sincorreo "
+    "sinemail sinmail test unknown usuario"
 )
 # RFC 2606 reserves example.*, .invalid, .test and localhost; the rest are what people type.
 PLACEHOLDER_EMAIL_DOMAINS = _words(
-    "example.com example.net example.org invalid localhost noemail.com none.com test test.com "
-    "unknown.com"
+    "correo.com email.com example.com example.net example.org invalid localhost noemail.com "
+    "none.com sincorreo.com sinemail.com test test.com unknown.com"
 )
+# As a domain's name the same words mean nothing, except those that are real providers' names.
+_PLACEHOLDER_DOMAIN_NAMES = PLACEHOLDER_EMAIL_LOCALS - {"correo", "email", "mail"}
 _PHONE_SEQUENCES = "01234567890123456789", "98765432109876543210"
+# Digits of a subscriber number: six alike (`600 000 000`) is typed, not dialled.
+_SUBSCRIBER_DIGITS = 6
 
 
-def normalise_email(raw: str, rules: TenantRules) -> str:
-    local, _, domain = raw.strip().lower().rpartition("@")
-    domain = domain.rstrip(".")
-    domain = rules.email_domain_fixes.get(domain, domain)
+def normalise_email(raw: str, rules: TenantRules) -> str | None:
+    """One spelling per mailbox, or None when the text is not an email address at all."""
+    try:
+        address = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError:
+        return None
+    local, domain = address.local_part.lower(), address.domain.lower().rstrip(".")
+    domain = fix_domain(rules.email_domain_fixes.get(domain, domain), rules.consumer_domains)
     if rules.email_strip_plus_tags:
         local = local.partition("+")[0] or local
     if domain in rules.email_dotless_domains:
@@ -61,15 +95,27 @@ def normalise_email(raw: str, rules: TenantRules) -> str:
     return f"{local}@{domain}"
 
 
+def fix_domain(domain: str, known: tuple[str, ...]) -> str:
+    """The consumer domain a mistyped one means: the only known domain one edit away (a letter
+    missed, added, changed or two swapped), never a known domain or a short one (`me.co`)."""
+    if domain in known or len(domain) < 8:
+        return domain
+    near = [k for k in known if OSA.distance(domain, k, score_cutoff=1) <= 1]
+    return near[0] if len(near) == 1 else domain
+
+
 def normalise_phone(raw: str, rules: TenantRules) -> str | None:
-    """E.164, or None when it is not a valid number (in the tenant's region if national)."""
-    try:
-        number = phonenumbers.parse(raw, rules.phone_region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    """E.164, or None when it is not a valid number: read in the tenant's region when national
+    (`612 345 678`, `0034…`), else as written with its country code, which may have lost its `+`
+    (`447700900123`, or a `+` that a URL turned into a space)."""
+    for text, region in ((raw, rules.phone_region), ("+" + raw.strip(), None)):
+        try:
+            number = phonenumbers.parse(text, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return None
 
 
 def normalise_external(namespace: str, raw: str, rules: TenantRules) -> str:
@@ -88,16 +134,37 @@ def is_placeholder(identifier: Identifier, raw: str) -> bool:
     ):
         return True
     if identifier.family == "email":
-        local, _, domain = identifier.value.rpartition("@")
-        return local in PLACEHOLDER_EMAIL_LOCALS or domain in PLACEHOLDER_EMAIL_DOMAINS
+        return _placeholder_email(identifier.value)
     if identifier.family == "phone":
         return _placeholder_digits(re.sub(r"\D", "", raw))
     return False
 
 
+def _placeholder_email(value: str) -> bool:
+    """A mailbox nobody reads: a no-value word before the `@` or as the domain's name, the same
+    word on both sides (`ninguno@ninguno.es`, `x@x.com`), or one key repeated (`xxx@yahoo.es`):
+    what people type to get past a required field."""
+    local, _, domain = value.rpartition("@")
+    label = domain.partition(".")[0]
+    return (
+        local in PLACEHOLDER_EMAIL_LOCALS
+        or label in _PLACEHOLDER_DOMAIN_NAMES  # x@ninguno.es, a@sinemail.com
+        or domain in PLACEHOLDER_EMAIL_DOMAINS
+        or local == label
+        or (len(local) > 1 and len(set(local)) == 1)  # xx@, xxx@: a key held down
+    )
+
+
 def _placeholder_digits(digits: str) -> bool:
+    if len(digits) < _SUBSCRIBER_DIGITS:
+        return False  # too short to be a number at all: invalid, not a placeholder
     national = digits[-9:]
-    return len(set(national)) <= 1 or any(national in seq for seq in _PHONE_SEQUENCES)
+    subscriber = national[-_SUBSCRIBER_DIGITS:]
+    return (
+        len(set(national)) <= 1
+        or len(set(subscriber)) <= 1
+        or any(national in seq for seq in _PHONE_SEQUENCES)
+    )
 
 
 def is_blocked(identifier: Identifier, raw: str, rules: TenantRules) -> bool:
@@ -184,3 +251,21 @@ def normalise_ref(ref: CustomerRef, rules: TenantRules) -> Normalised:
         identifiers=tuple(r for r in results if isinstance(r, Identifier)),
         rejected=tuple(r for r in results if isinstance(r, Rejected)),
     )
+
+
+def lookup_spellings(kind: str, raw: str, rules: TenantRules) -> tuple[str, ...]:
+    """Spellings, as a producer may have sent them, of the identifier a lookup names: every way of
+    writing the one number (`614790674`, `0034614790674`, `34614790674`, `+34614790674`) or the
+    mailbox identity reads it as, so that a search finds what was stored as sent. Empty when it
+    names no valid identifier of the kind."""
+    found = _normalised_value(kind, raw, rules)
+    if not found:
+        return ()
+    if kind != "phone":
+        return (found,)
+    number = phonenumbers.parse(found)
+    national = re.sub(
+        r"\D", "", phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    )
+    with_code = f"{number.country_code}{number.national_number}"
+    return found, national, with_code, f"00{with_code}"

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from rapidfuzz.distance import OSA
+
 from services.identity.rules import Identifier, TenantRules
 
 
@@ -199,9 +201,11 @@ def _extends(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
 
 def decide(situation: Situation, rules: TenantRules) -> Decision:
     usable, skipped = _usable(situation.claims)
+    usable, hubs = _without_hubs(usable, situation, rules)
     ranked = rank(usable, rules)
     draft = _start(ranked, situation, rules)
-    draft.skipped += skipped
+    draft.skipped += skipped + [Skip(h, HUB_REASON) for h in hubs]
+    draft.saturate += hubs
     _merge_or_propose(draft, ranked, situation, rules)
     _link(draft, ranked, situation, rules)
     _confirm(draft, ranked, situation, rules)
@@ -220,6 +224,55 @@ def decide(situation: Situation, rules: TenantRules) -> Decision:
         confirm=tuple(draft.confirm),
         splits=tuple(draft.splits),
     )
+
+
+# A person uses one or two mobiles at a time (a personal and a work line, or the old and the new
+# number while changing): a strong identifier whose customer would need a third one is a hub.
+PERSONAL_LINES_PER_PERSON = 2
+HUB_REASON = "a hub: presented by people who disagree on everything else"
+
+
+def _without_hubs(
+    claims: list[Claim], situation: Situation, rules: TenantRules
+) -> tuple[list[Claim], list[Identifier]]:
+    """The claims less the strong identifiers this touchpoint shows to be hubs (a shop's counter
+    email, a placeholder nobody listed), which stop linking anybody from now on."""
+    hubs = [c.identifier for c in claims if _is_hub(c, claims, situation, rules)]
+    return [c for c in claims if c.identifier not in hubs], hubs
+
+
+def _is_hub(claim: Claim, claims: list[Claim], situation: Situation, rules: TenantRules) -> bool:
+    """A strong, non-unique identifier (an email) held by a customer, presented beside personal
+    lines (mobiles) of which the customer holds none, when either such a line belongs to somebody
+    else known by another value of the identifier's kind (another email: two people, not one
+    person's second mailbox), or the customer would hold more personal lines than a person uses."""
+    rule = rules.rule_for(claim.identifier)
+    if not (rule.strong and not rule.unique and claim.holders):
+        return False
+    group = situation.groups[claim.holders[-1]]
+    ours = {i for i in group.identifiers if _personal_line(i, rules)}
+    theirs = [c for c in claims if _personal_line(c.identifier, rules)]
+    if not theirs or any(c.identifier in ours for c in theirs):
+        return False  # nothing to disagree on, or a line of the customer's own: agreement
+    if len(ours | {c.identifier for c in theirs}) > PERSONAL_LINES_PER_PERSON:
+        return True
+    kind = claim.identifier.kind
+    return bool(ours) and any(
+        _holds_other(situation.groups[h], claim.identifier, kind)
+        for c in theirs
+        for h in c.holders
+        if situation.groups[h].canonical_id != group.canonical_id
+    )
+
+
+def _personal_line(identifier: Identifier, rules: TenantRules) -> bool:
+    rule = rules.rule_for(identifier)
+    return rule.vouches and not rule.device_profile
+
+
+def _holds_other(group: Group, identifier: Identifier, kind: str) -> bool:
+    values = {i.value for i in group.identifiers if i.kind == kind}
+    return bool(values) and identifier.value not in values
 
 
 def _usable(claims: Iterable[Claim]) -> tuple[list[Claim], list[Skip]]:
@@ -266,6 +319,9 @@ def _choose_home(
     new_ids = [c.identifier for c in ranked if not c.holders]
     personal = any(not _is_device(c.identifier, rules) for c in ranked)
     ambiguous: list[str] = []
+    mistyped = _mistyped_email_of(ranked, new_ids, situation, rules)
+    if mistyped is not None:
+        return mistyped
     for claim in ranked:
         if not claim.holders:
             continue
@@ -292,6 +348,40 @@ def _choose_home(
         verb = "vouched_by" if weak and new_ids else "seen_with"
         return holder, f"{verb}:{claim.identifier.kind}", []
     return None, "first_seen", ambiguous
+
+
+def _mistyped_email_of(
+    ranked: list[Claim], new_ids: list[Identifier], situation: Situation, rules: TenantRules
+) -> tuple[str, str, list[str]] | None:
+    """The customer whose email a new email of the event is a slip of (one keystroke in the local
+    part, same domain), when another identifier of the event, held by that customer alone (its
+    device, its line), corroborates it: the touchpoint is that customer's, and links the slip."""
+    emails = [i for i in new_ids if i.family == "email"]
+    for claim in ranked:
+        groups = _groups_of(claim.holders, situation)
+        if len(groups) != 1 or stale(claim, situation, rules):
+            continue
+        group = situation.groups[claim.holders[-1]]
+        slip = any(one_slip_apart(e, known) for e in emails for known in group.identifiers)
+        if slip and not unique_conflicts([c.identifier for c in ranked], group.identifiers, rules):
+            return claim.holders[-1], f"typo_of:email with {claim.identifier.kind}", []
+    return None
+
+
+# A local part shorter than this is too short for one keystroke to tell a slip from another name.
+MIN_TYPO_LOCAL = 5
+
+
+def one_slip_apart(new: Identifier, known: Identifier) -> bool:
+    """Two emails of one domain whose local parts differ by one keystroke (a letter missed,
+    added, changed, or two swapped): the one a customer holds, and a slip of it."""
+    if new.kind != "email" or known.kind != "email" or new == known:
+        return False
+    local, _, domain = new.value.rpartition("@")
+    known_local, _, known_domain = known.value.rpartition("@")
+    if domain != known_domain or min(len(local), len(known_local)) < MIN_TYPO_LOCAL:
+        return False
+    return OSA.distance(local, known_local, score_cutoff=1) <= 1
 
 
 def _is_device(identifier: Identifier, rules: TenantRules) -> bool:

@@ -141,7 +141,10 @@ def _record(
         changes.merge(state, merge.survivor_id, merge.absorbed_id, merge.reason, evidence.actor)
     proposed = [changes.propose(state, proposal, evidence) for proposal in decision.proposals]
     assert evidence.event_id
-    state.add(Filing(state.tenant_id, evidence.event_id, decision.home_id, evidence.source))
+    ignored = [f"{r.path}:{r.reason}" for r in normalised.rejected]
+    state.add(
+        Filing(state.tenant_id, evidence.event_id, decision.home_id, evidence.source, ignored)
+    )
     return ResolvedCustomer(
         customer_id=state.canonical(decision.home_id),
         home_id=decision.home_id,

@@ -43,6 +43,8 @@ from services.identity.models import (
     AuditEntry,
     CandidateView,
     CustomerIdentities,
+    FiledTouchpoint,
+    IgnoredIdentifier,
     LocatedCustomer,
     MergePlan,
     ResolvedCustomer,
@@ -137,7 +139,7 @@ class IdentityResolver(Application[UUID]):
             state.preload(
                 event_ids=[e.event_id for _, e, _ in work if e.event_id],
                 identifiers=dict.fromkeys(i for ids in seen for i in ids),
-                names=[p.name for _, _, p in work],
+                names=[p.name for _, _, p in work if p.name],
                 touchpoints=seen,
             )
             return [resolve_in(state, n, e, rules, p) for n, e, p in work]
@@ -262,6 +264,26 @@ class IdentityResolver(Application[UUID]):
 
     def identity_version(self, tenant_id: str) -> int:
         return self.identity_map.version(tenant_id)
+
+    def holders_of(self, tenant_id: str, kind: str, raw: str) -> tuple[str, ...]:
+        """The customers holding an identifier, read as identity reads it (normalised by the
+        tenant's rules); none when it is not a usable identifier."""
+        found = normalise_one(kind, raw, self.rules.for_tenant(tenant_id))
+        if isinstance(found, Rejected):
+            return ()
+        return IdentityState(self.repository, tenant_id).claim(found).holders
+
+    def filing_of(self, tenant_id: str, event_id: str) -> FiledTouchpoint | None:
+        """The customer a touchpoint was filed under and the one it stands for now; None when
+        this tenant has no touchpoint of that id filed (yet)."""
+        state = IdentityState(self.repository, tenant_id)
+        filing = state.filing(event_id)
+        if filing is None:
+            return None
+        ignored = tuple(
+            IgnoredIdentifier(*note.rsplit(":", 1)) for note in getattr(filing, "ignored", ())
+        )
+        return FiledTouchpoint(event_id, filing.home_id, state.canonical(filing.home_id), ignored)
 
     def locate(self, tenant_id: str, requested: str) -> LocatedCustomer:
         """The customer an id stands for, with every member whose history is theirs, as of the

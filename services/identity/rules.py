@@ -107,18 +107,40 @@ DEFAULT_BLOCKED: dict[Family, tuple[str, ...]] = {
     "email": ("a@a.com", "test@test.com", "no@email.com", "email@email.com"),
     "phone": ("0000000000", "1234567890", "+10000000000"),
 }
-# Misspelt domains of the big providers, by the domain they mean.
-_DOMAIN_TYPOS = {
-    "gmail.com": "gmial.com gmai.com gmail.co gamil.com gmail.cm gnail.com gmaill.com gmail.es "
-    "googlemail.com",
-    "hotmail.com": "hotmial.com hotmal.com hotmail.co hotmai.com",
-    "yahoo.com": "yahooo.com yaho.com yahoo.co",
-    "outlook.com": "outlok.com outlook.co",
-    "hotmail.es": "hotmail.es.com",
-}
+# Other names of one provider's mailboxes (not misspellings: those are found by edit distance
+# from CONSUMER_DOMAINS, see normalise.fix_domain).
 DEFAULT_DOMAIN_FIXES: dict[str, str] = {
-    typo: domain for domain, typos in _DOMAIN_TYPOS.items() for typo in typos.split()
+    "googlemail.com": "gmail.com",
+    "hotmail.es.com": "hotmail.es",
 }
+# Mail providers that hold people's personal mailboxes in Spain and Latin America. A domain one
+# keystroke away from exactly one of them, and not one of them, is that one mistyped.
+CONSUMER_DOMAINS: tuple[str, ...] = (
+    "aol.com",
+    "gmail.com",
+    "gmx.com",
+    "gmx.es",
+    "hotmail.com",
+    "hotmail.es",
+    "icloud.com",
+    "live.com",
+    "live.com.mx",
+    "mail.com",
+    "me.com",
+    "msn.com",
+    "outlook.com",
+    "outlook.es",
+    "proton.me",
+    "protonmail.com",
+    "telefonica.net",
+    "yahoo.com",
+    "yahoo.com.mx",
+    "yahoo.es",
+    "ymail.com",
+)
+# The region a tenant's national phone numbers are read in unless its rules say otherwise: this
+# product is for the Spanish market (CEM_DEFAULT_REGION changes it for a deployment).
+DEFAULT_PHONE_REGION = "ES"
 
 
 class TenantRules(BaseModel):
@@ -134,11 +156,13 @@ class TenantRules(BaseModel):
     blocked: dict[Family, tuple[str, ...]] = Field(default_factory=lambda: dict(DEFAULT_BLOCKED))
     detect_placeholders: bool = True
     # Region used to read phone numbers written without a country code (ISO 3166 alpha-2).
-    phone_region: str = "US"
+    phone_region: str = DEFAULT_PHONE_REGION
     email_domain_fixes: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_DOMAIN_FIXES))
     # `a+news@x` and `a@x` are one mailbox; so are `a.b@gmail.com` and `ab@gmail.com`.
     email_strip_plus_tags: bool = True
     email_dotless_domains: tuple[str, ...] = ("gmail.com",)
+    # Domains a mistyped domain is corrected to (by edit distance; empty: no correction).
+    consumer_domains: tuple[str, ...] = CONSUMER_DOMAINS
     auto_merge: bool = True
     # An event whose only identifiers are shared by several customers: leave it unattributed (its
     # own one-off customer) or file it under the customer who claimed the identifier most recently.
@@ -183,6 +207,17 @@ class IdentityRules(BaseModel):
 
     def for_tenant(self, tenant_id: str) -> TenantRules:
         return self.tenants.get(tenant_id, self.default)
+
+    def with_default_region(self, region: str) -> IdentityRules:
+        """These rules with `region` for every tenant whose rules do not name one."""
+
+        def regional(rules: TenantRules) -> TenantRules:
+            if "phone_region" in rules.model_fields_set:
+                return rules
+            return rules.model_copy(update={"phone_region": region.upper()})
+
+        tenants = {t: regional(r) for t, r in self.tenants.items()}
+        return self.model_copy(update={"default": regional(self.default), "tenants": tenants})
 
     @classmethod
     def from_file(cls, path: Path) -> IdentityRules:

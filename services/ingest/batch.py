@@ -21,6 +21,8 @@ from cem.ports import Outgoing, PublishStatus, Record
 from schemas.envelope import Event
 from schemas.json_safety import json_violations, safe_json
 from schemas.validate import InvalidEvent, Violation, accept_checked, encode
+from services.identity.normalise import normalise_ref
+from services.identity.rules import TenantRules
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,8 @@ class ItemResult:
     status: ItemStatus
     event_id: str | None = None
     errors: tuple[Violation, ...] = ()
+    # Identifiers of an accepted event that identity ignores, and why (RELIABILITY D01).
+    notes: tuple[Violation, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"index": self.index, "status": self.status.value}
@@ -59,6 +63,8 @@ class ItemResult:
             body["event_id"] = self.event_id
         if self.errors:
             body["errors"] = [safe_violation(v) for v in self.errors]
+        if self.notes:
+            body["notes"] = [safe_violation(v) for v in self.notes]
         return body
 
     @property
@@ -80,6 +86,7 @@ class Prepared:
     rejected: list[ItemResult] = field(default_factory=list)
     outgoing: list[Outgoing] = field(default_factory=list)
     indexes: list[int] = field(default_factory=list)
+    notes: list[tuple[Violation, ...]] = field(default_factory=list)  # beside `outgoing`
 
 
 @dataclass(frozen=True)
@@ -112,41 +119,73 @@ def safe_violation(violation: Violation) -> dict[str, str]:
 
 
 def prepare(
-    items: Sequence[Any], tenant_id: str, received_at: datetime, max_event_bytes: int
+    items: Sequence[Any],
+    tenant_id: str,
+    received_at: datetime,
+    max_event_bytes: int,
+    rules: TenantRules | None = None,
 ) -> Prepared:
-    """Validate every item; valid ones become records keyed by tenant and customer."""
+    """Validate every item; valid ones become records keyed by tenant and customer, with a note
+    for each identifier the tenant's identity `rules` will ignore."""
     prepared = Prepared()
+    rules = rules or TenantRules()
     for index, raw in enumerate(items):
-        checked = check_item(index, raw, tenant_id, received_at, max_event_bytes)
+        checked = check_event(index, raw, tenant_id, received_at, max_event_bytes)
         if isinstance(checked, ItemResult):
             prepared.rejected.append(checked)
         else:
-            prepared.outgoing.append(checked)
+            event, out = checked
+            prepared.outgoing.append(out)
             prepared.indexes.append(index)
+            prepared.notes.append(identifier_notes(event, rules))
     return prepared
+
+
+def identifier_notes(event: Event, rules: TenantRules) -> tuple[Violation, ...]:
+    """The identifiers of an accepted event that link nobody (invalid, placeholder, blocked):
+    the event is kept, filed without them (an anonymous touchpoint when none is left)."""
+    return tuple(
+        Violation(
+            "identifier_ignored", f"{rejected.path} ignored: {rejected.explanation}", rejected.path
+        )
+        for rejected in normalise_ref(event.customer, rules).rejected
+    )
 
 
 def complete(prepared: Prepared, statuses: Sequence[PublishStatus]) -> BatchOutcome:
     """Merge the publisher's status per record into the results, ordered by index."""
     published = [
-        _published_result(index, out, status)
-        for index, out, status in zip(prepared.indexes, prepared.outgoing, statuses, strict=True)
+        _published_result(index, out, status, notes)
+        for index, out, status, notes in zip(
+            prepared.indexes, prepared.outgoing, statuses, prepared.notes, strict=True
+        )
     ]
     return BatchOutcome(sorted(prepared.rejected + published, key=lambda r: r.index))
 
 
-def _published_result(index: int, out: Outgoing, status: PublishStatus) -> ItemResult:
+def _published_result(
+    index: int, out: Outgoing, status: PublishStatus, notes: tuple[Violation, ...]
+) -> ItemResult:
     errors: tuple[Violation, ...] = ()
     if status is PublishStatus.conflict:
         message = "event_id already accepted with a different payload; the original is kept"
         errors = (Violation("conflict", message, "event_id"),)
-    return ItemResult(index, ItemStatus(status.value), out.event_id, errors)
+        notes = ()  # about the body that was not stored
+    return ItemResult(index, ItemStatus(status.value), out.event_id, errors, notes)
 
 
 def check_item(
     index: int, raw: Any, tenant_id: str, received_at: datetime, max_event_bytes: int
 ) -> ItemResult | Outgoing:
     """One item: rejected with every violation found, or the record to publish."""
+    checked = check_event(index, raw, tenant_id, received_at, max_event_bytes)
+    return checked if isinstance(checked, ItemResult) else checked[1]
+
+
+def check_event(
+    index: int, raw: Any, tenant_id: str, received_at: datetime, max_event_bytes: int
+) -> ItemResult | tuple[Event, Outgoing]:
+    """One item: rejected with every violation found, or the event and its record to publish."""
     if isinstance(raw, Unparseable):
         return _rejected(index, raw, [raw.violation])
     compact = safe_json(raw)
@@ -161,7 +200,7 @@ def check_item(
         event, fingerprint = accept_checked(raw, tenant_id, received_at, structural)
     except InvalidEvent as exc:
         return _rejected(index, raw, exc.violations)
-    return to_outgoing(event, fingerprint)
+    return event, to_outgoing(event, fingerprint)
 
 
 def _size_over(raw: Any, compact: bytes | None, limit: int) -> int | None:

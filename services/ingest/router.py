@@ -3,7 +3,9 @@
 The router relies only on `request.app.state`:
 - `publisher` (cem.ports.Publisher), `keys` (cem.ports.KeyStore, read by cem.auth),
   `ingest_settings` (cem.settings.IngestSettings), `clock` (cem.ports.Clock, `now()` in UTC);
-- optionally `telemetry` (cem.telemetry.Telemetry) and `ingest_quota`
+- optionally `identity` (the resolver, whose rules say which identifiers are ignored) or
+  `identity_rules` (services.identity.rules.IdentityRules, made from CEM_IDENTITY_RULES_FILE and
+  CEM_DEFAULT_REGION on first use when neither is set), `telemetry` (cem.telemetry.Telemetry) and `ingest_quota`
   (services.ingest.quota.QuotaLimiter), each created on first use when the composition root did not
   set it (the quota from CEM_INGEST_* settings).
 
@@ -31,6 +33,7 @@ from cem.ports import LogUnavailable, Outgoing, Principal, Publisher, PublishSta
 from cem.settings import IngestSettings
 from cem.telemetry import MeteredRoute, Telemetry, telemetry_of
 from schemas.export import json_schemas
+from services.identity.app_rules import identity_rules_of
 from services.ingest.batch import (
     BatchOutcome,
     ItemResult,
@@ -49,6 +52,7 @@ schemas_router = APIRouter(tags=["schemas"])
 class Accepted(BaseModel):
     status: Literal["accepted", "duplicate"]
     event_id: str
+    notes: list[dict[str, str]] | None = None
 
 
 class ItemOut(BaseModel):
@@ -56,6 +60,8 @@ class ItemOut(BaseModel):
     status: ItemStatus
     event_id: str | None = None
     errors: list[dict[str, str]] | None = None
+    # Identifiers identity ignores (code identifier_ignored, path, why); the event is kept.
+    notes: list[dict[str, str]] | None = None
 
 
 class BatchOut(BaseModel):
@@ -113,7 +119,12 @@ async def post_events(
     # Validating 1,000 events takes a few hundred ms: off the event loop, so that other requests
     # (and the embedded app's live streams) keep being served meanwhile.
     prepared = await anyio.to_thread.run_sync(
-        prepare, submission.items, principal.tenant_id, state.clock.now(), settings.max_event_bytes
+        prepare,
+        submission.items,
+        principal.tenant_id,
+        state.clock.now(),
+        settings.max_event_bytes,
+        identity_rules_of(request.app).for_tenant(principal.tenant_id),
     )
     statuses = await publish(state.publisher, prepared.outgoing, settings.publish_timeout_s)
     outcome = complete(prepared, statuses)
@@ -162,7 +173,10 @@ def single_response(result: ItemResult) -> JSONResponse:
         return _error(413, "payload_too_large", details[0]["message"], details)
     if result.status is ItemStatus.rejected:
         return _error(422, "invalid_event", f"the event has {len(details)} violation(s)", details)
-    return JSONResponse({"status": result.status.value, "event_id": result.event_id}, 202)
+    body: dict[str, Any] = {"status": result.status.value, "event_id": result.event_id}
+    if result.notes:
+        body["notes"] = [safe_violation(v) for v in result.notes]
+    return JSONResponse(body, 202)
 
 
 def batch_response(outcome: BatchOutcome) -> JSONResponse:

@@ -25,7 +25,14 @@ from cem.dialect import replacing_engine
 from cem.ports import Warehouse
 from services.projections.lookup import MAX_MATCHES, CustomerMatch, matches_from_rows
 from services.projections.profile import FactGroup, Profile, fold_profile
-from services.projections.timeline import Cursor, TimelineFilter, TimelinePage, page_from_rows
+from services.projections.timeline import (
+    Cursor,
+    TimelineEntry,
+    TimelineFilter,
+    TimelinePage,
+    entry_from_row,
+    page_from_rows,
+)
 
 TIMELINE = "customer_timeline"
 PROFILE_FACTS = "profile_facts"
@@ -143,6 +150,24 @@ def read_timeline(
     return page
 
 
+EVENT_QUERY = """SELECT customer_id, event_id, derived_at, occurred_at, received_at, clock_corrected,
+       channel, type, touchpoint, source_id, correlation_id, summary, payload_json, identifiers
+FROM {table}
+WHERE tenant_id = {{tenant_id:String}}{filed_under} AND event_id = {{event_id:String}}
+LIMIT 1"""
+
+
+def read_event(
+    warehouse: Warehouse, tenant_id: str, event_id: str, filed_under: str | None = None
+) -> tuple[str, TimelineEntry] | None:
+    """One stored touchpoint and the customer id its rows were filed under; `filed_under` (from
+    the identity filing) narrows the search to that customer's part of the sorting key."""
+    condition = " AND customer_id = {filed_under:String}" if filed_under else ""
+    params = {"tenant_id": tenant_id, "event_id": event_id, "filed_under": filed_under or ""}
+    rows = warehouse.select(EVENT_QUERY.format(table=TIMELINE, filed_under=condition), params)
+    return (rows[0]["customer_id"], entry_from_row(rows[0])) if rows else None
+
+
 # --- profile ---------------------------------------------------------------------------------
 # One pass over the customer's facts: deduplicate by (field, key, event_id) — the copies of a
 # re-inserted batch are identical — then combine commutatively per (field, key).
@@ -178,6 +203,26 @@ WHERE tenant_id = {{tenant_id:String}} AND kind = {{kind:String}} AND value = {{
 GROUP BY customer_id
 ORDER BY last_at DESC, customer_id
 LIMIT {MAX_MATCHES}"""
+
+
+HELD_QUERY = f"""SELECT customer_id, value, min(derived_at) AS first_at, max(derived_at) AS last_at,
+       uniqExact(event_id) AS events
+FROM {IDENTIFIERS}
+WHERE tenant_id = {{tenant_id:String}} AND kind = {{kind:String}} AND {{members}}
+GROUP BY customer_id, value
+LIMIT {MAX_MATCHES * 10}"""
+
+
+def sightings_of(
+    warehouse: Warehouse, tenant_id: str, kind: str, customer_ids: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Per customer and stored spelling, the sightings of identifiers of one kind on the given
+    customers (the holders identity names): the caller keeps the spellings that are its one."""
+    if not customer_ids:
+        return []
+    members, params = members_filter(customer_ids)
+    sql = HELD_QUERY.replace("{members}", members)
+    return warehouse.select(sql, {"tenant_id": tenant_id, "kind": kind, **params})
 
 
 def find_customers(

@@ -197,25 +197,27 @@ def resolve(identity: IdentityResolver, **ref: Any) -> str:
     return identity.resolve(TENANT, CustomerRef(**ref), str(uuid.uuid4()), "http").home_id
 
 
-def test_a_new_customer_is_named_by_its_first_touchpoints_customer_key(
+def test_a_new_customer_is_named_by_its_strongest_usable_identifier(
     identity: IdentityResolver,
 ) -> None:
     assert resolve(identity, customer_id="crm-1", email="x@shop.es") == "crm-1"
     assert resolve(identity, external_ids={"shop": "9"}, email="y@shop.es") == "ext:shop:9"
     assert resolve(identity, email="Ana@Shop.es", phone="612345678") == "email:ana@shop.es"
     assert resolve(identity, anonymous_id="dev-1") == "anon:dev-1"
-    # A placeholder identifies nobody, but the first customer it named keeps the readable id.
-    assert resolve(identity, email="ana@example.com", phone="+34 699 11 22 33") == (
-        "email:ana@example.com"
+    # Named by the identifier as identity reads it, never by one it ignores (a placeholder):
+    assert resolve(identity, email="ana@example.com", phone="699 11 22 33") == (
+        "phone:+34699112233"
     )
+    # nothing usable: an id derived from the touchpoint, not `email:no tiene`.
+    assert uuid.UUID(resolve(identity, email="no tiene"))
 
 
 def test_a_name_already_taken_or_pointing_at_someone_else_becomes_a_uuid(
     identity: IdentityResolver,
 ) -> None:
-    assert resolve(identity, customer_id="guest") == "guest"  # a placeholder: links nobody
+    first = resolve(identity, customer_id="guest")  # a placeholder: links and names nobody
     again = resolve(identity, customer_id="guest")
-    assert again != "guest" and uuid.UUID(again)
+    assert uuid.UUID(first) and uuid.UUID(again) and first != again
     holder = resolve(identity, customer_id="crm-1", external_ids={"shop": "1"})
     # The same crm id with another shop account is someone else: crm-1 names the holder.
     other = resolve(identity, customer_id="crm-1", external_ids={"shop": "2"})

@@ -202,8 +202,8 @@ def test_type_on_a_channel_it_cannot_arrive_on(event_type: str, channel: str) ->
     [
         ({}, [("value_error", "customer")]),
         ({"email": None, "external_ids": {}}, [("value_error", "customer")]),
-        ({"email": "not-an-email"}, [("string_pattern_mismatch", "customer.email")]),
-        ({"phone": "call me"}, [("string_pattern_mismatch", "customer.phone")]),
+        ({"email": "", "phone": "  "}, [("value_error", "customer")]),
+        ({"phone": "9" * 41}, [("too_long", "customer.phone")]),
         ({"external_ids": {"Bad Key": "1"}},
          [("string_pattern_mismatch", "customer.external_ids.Bad Key.[key]")]),
         ({"customer_id": "c", "loyalty": "x"}, [("extra_forbidden", "customer.loyalty")]),
@@ -213,6 +213,16 @@ def test_customer_needs_a_valid_identifier(
     customer: dict[str, Any], expected: list[tuple[str, str]]
 ) -> None:
     assert violations(raw_event(customer=customer)) == expected
+
+
+@pytest.mark.parametrize(
+    "customer", [{"email": "no tiene"}, {"phone": "call me"}, {"email": " ana@x.es ", "phone": ""}]
+)
+def test_an_unreadable_identifier_does_not_reject_the_event(customer: dict[str, Any]) -> None:
+    """Identity ignores it with a note (tests/unit/test_identity_notes.py): the touchpoint is kept."""
+    event, _ = accept(raw_event(customer=customer), "acme", NOW)
+    kept_as_sent = {kind: value if value.strip() else None for kind, value in customer.items()}
+    assert {kind: getattr(event.customer, kind) for kind in customer} == kept_as_sent
 
 
 def test_missing_customer_and_required_envelope_fields() -> None:

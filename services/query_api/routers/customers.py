@@ -20,20 +20,25 @@ from pydantic import AwareDatetime
 
 from cem.api_errors import ApiError
 from cem.auth import CAN_READ_CUSTOMERS, require
+from cem.customer_key import normalise_phone
 from cem.ports import Principal, Warehouse
 from schemas.envelope import Channel
+from services.identity.app_rules import identity_rules_of
 from services.identity.errors import AmbiguousCustomer, CustomerNotFound
 from services.identity.models import LocatedCustomer
+from services.identity.normalise import lookup_spellings, normalise_one
 from services.identity.resolver import IdentityResolver
 from services.projections.lookup import (
     CustomerLookup,
+    CustomerMatch,
     InvalidLookup,
     combine_matches,
     key_lookup,
     lookup_key,
+    matches_from_rows,
 )
 from services.projections.profile import Profile
-from services.projections.sql import find_customers, read_profile, read_timeline
+from services.projections.sql import find_customers, read_profile, read_timeline, sightings_of
 from services.projections.timeline import (
     DEFAULT_PAGE,
     MAX_PAGE,
@@ -167,10 +172,53 @@ def find_by_identifier(
     except InvalidLookup as exc:
         raise _invalid("invalid_lookup", exc, exc.path) from None
     tenant_id, identity = principal.tenant_id, _identity(request)
-    matches = find_customers(_warehouse(request), tenant_id, kind, value)
+    raw = email if kind == "email" else phone
+    spellings = _spellings(request, tenant_id, kind, value, raw)
+    found = [m for v in spellings for m in find_customers(_warehouse(request), tenant_id, kind, v)]
+    if identity is not None and raw is not None:
+        found += _held_matches(request, identity, tenant_id, kind, raw, found)
+    matches = combine_matches(found, lambda customer_id: customer_id)
     if identity is not None:
         version = identity.identity_version(tenant_id)
         matches = combine_matches(
             matches, lambda home: identity.canonical_id(tenant_id, home, version)
         )
-    return CustomerLookup(kind=kind, value=value, customers=matches)
+    return CustomerLookup(kind=kind, value=spellings[0], customers=matches)
+
+
+def _held_matches(
+    request: Request,
+    identity: IdentityResolver,
+    tenant_id: str,
+    kind: str,
+    raw: str,
+    found: list[CustomerMatch],
+) -> list[CustomerMatch]:
+    """Sightings, on the customers identity says hold the identifier, of spellings no search
+    above could guess (`Ana.Lopez@gmail.com` for `analopez+x@gmail.com`): those that identity
+    reads as the same identifier."""
+    holders = [
+        h
+        for h in identity.holders_of(tenant_id, kind, raw)
+        if h not in {m.customer_id for m in found}
+    ]
+    rules = identity.rules.for_tenant(tenant_id)
+    wanted = normalise_one(kind, raw, rules)
+    rows = sightings_of(_warehouse(request), tenant_id, kind, holders)
+    return matches_from_rows([r for r in rows if normalise_one(kind, r["value"], rules) == wanted])
+
+
+def _spellings(
+    request: Request, tenant_id: str, kind: str, stored: str, raw: str | None
+) -> list[str]:
+    """The values to search: an email or phone as identity reads it (the tenant's region, a `+`
+    that the URL turned into a space, provider rules) in every spelling it may have been sent
+    with, as stored; other kinds, and text identity cannot read, exactly as given."""
+    if raw is None:
+        return [stored]
+    rules = identity_rules_of(request.app).for_tenant(tenant_id)
+    spellings = [
+        normalise_phone(s) if kind == "phone" else s.strip().lower()
+        for s in lookup_spellings(kind, raw, rules)
+    ]
+    return list(dict.fromkeys([*spellings, stored]))

@@ -1,0 +1,129 @@
+"""Which customer an event went to, and finding customers by identifiers as people write them, end
+to end in one process (the embedded platform: HTTP ingest, SQLite log and identity store, chdb)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cem.adapters.chdb_warehouse import ChdbWarehouse
+from cem.adapters.memory_keys import MemoryKeyStore
+from cem.bootstrap import Platform, build
+from cem.settings import IngestSettings
+from tests.integration.test_unified_history import Client, touch
+
+
+@pytest.fixture
+def platform(tmp_path: Path, warehouse: ChdbWarehouse) -> Iterator[Platform]:
+    settings = IngestSettings(data_dir=tmp_path / "data", identity="eventsourced")
+    running = build(settings, warehouse=warehouse, keys=MemoryKeyStore())
+    running.start()
+    yield running
+    for runner in running.runners:
+        runner.stop()
+    running.log.close()
+    assert running.identity is not None
+    running.identity.close()
+
+
+@pytest.fixture
+def api(platform: Platform) -> Client:
+    return Client(platform)
+
+
+def test_an_event_answers_with_the_customer_it_is_filed_under_following_merges(
+    api: Client,
+) -> None:
+    [by_phone] = api.post(touch("call.ended", "phone", {"phone": "612 345 678"}, 0, {}))
+    [by_email] = api.post(
+        touch("email.opened", "email", {"email": "ana@shop.es"}, 5, {"message_id": "m-1"})
+    )
+    body = api.call("GET", f"/v1/events/{by_phone}").json()
+    assert (body["event"]["event_id"], body["customer_id"], body["filed_under"]) == (
+        by_phone,
+        "phone:+34612345678",
+        "phone:+34612345678",
+    )
+    assert body["ignored_identifiers"] == []
+    assert api.merge("email:ana@shop.es", "phone:+34612345678").status_code == 200
+    merged = api.call("GET", f"/v1/events/{by_phone}").json()
+    assert (merged["customer_id"], merged["filed_under"]) == (
+        "email:ana@shop.es",
+        "phone:+34612345678",
+    )
+    assert api.call("GET", f"/v1/events/{by_email}").json()["customer_id"] == "email:ana@shop.es"
+
+
+def test_an_unknown_or_malformed_or_other_tenants_event_is_a_404(
+    api: Client, platform: Platform
+) -> None:
+    [posted] = api.post(touch("call.ended", "phone", {"phone": "612 345 678"}, 0, {}))
+    other = platform.keys.create("other", "agent")[1]
+    for event_id, headers in (
+        (str(uuid.uuid4()), None),
+        ("not-a-uuid", None),
+        (posted, {"Authorization": f"Bearer {other}"}),
+    ):
+        answer = (
+            api.http.get(f"/v1/events/{event_id}", headers=headers)
+            if headers
+            else api.call("GET", f"/v1/events/{event_id}")
+        )
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["error"]["code"] == "not_found"
+
+
+def test_a_touchpoint_with_a_bad_identifier_is_kept_and_says_what_was_ignored(
+    api: Client,
+) -> None:
+    bad = touch("call.ended", "phone", {"email": "no tiene", "phone": "(+34) 612-345-678"}, 0, {})
+    only_placeholder = touch("call.ended", "phone", {"email": "sin@email.com"}, 1, {})
+    answer = api.call("POST", "/v1/events", "ingest", json={"events": [bad, only_placeholder]})
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    assert [r["status"] for r in results] == ["accepted", "accepted"]
+    assert [[(n["code"], n["path"]) for n in r["notes"]] for r in results] == [
+        [("identifier_ignored", "customer.email")],
+        [("identifier_ignored", "customer.email")],
+    ]
+    assert "placeholder" in results[1]["notes"][0]["message"]
+    api.settle()
+    kept = api.call("GET", f"/v1/events/{bad['event_id']}").json()
+    assert kept["customer_id"] == "phone:+34612345678"
+    assert [(i["path"], i["reason"]) for i in kept["ignored_identifiers"]] == [
+        ("customer.email", "invalid")
+    ]
+    anonymous = api.call("GET", f"/v1/events/{only_placeholder['event_id']}").json()
+    assert [(i["path"], i["reason"]) for i in anonymous["ignored_identifiers"]] == [
+        ("customer.email", "placeholder")
+    ]
+
+
+def test_a_phone_lookup_finds_the_customer_whatever_the_spelling(api: Client) -> None:
+    api.post(touch("call.ended", "phone", {"phone": "614 79 06 74"}, 0, {}))
+    api.post(touch("call.ended", "phone", {"phone": "+34614790674"}, 3, {}))
+    for spelling in ("614790674", "0034614790674", "+34 614 79 06 74", " 34614790674"):
+        answer = api.call("GET", "/v1/customers", params={"phone": spelling})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["value"] == "+34614790674"
+        assert [(c["customer_id"], c["events"]) for c in body["customers"]] == [
+            ("phone:+34614790674", 2)
+        ], spelling
+
+
+def test_an_unencoded_plus_in_the_query_string_still_finds_the_number(api: Client) -> None:
+    api.post(touch("call.ended", "phone", {"phone": "+34 614 79 06 74"}, 0, {}))
+    answer = api.call("GET", "/v1/customers?phone=+34614790674")  # `+` arrives as a space
+    assert [c["customer_id"] for c in answer.json()["customers"]] == ["phone:+34614790674"]
+
+
+def test_an_email_lookup_applies_the_providers_rules(api: Client) -> None:
+    api.post(
+        touch("email.opened", "email", {"email": "Ana.Lopez@gmail.com"}, 0, {"message_id": "m-1"})
+    )
+    answer = api.call("GET", "/v1/customers", params={"email": "analopez+x@GMAIL.com"})
+    assert [c["customer_id"] for c in answer.json()["customers"]] == ["email:analopez@gmail.com"]

@@ -1,0 +1,356 @@
+"""Identity on identifiers as people and agents write them (issue 12): phone regions, unreadable
+identifiers ignored with a note instead of losing the touchpoint, placeholders recognised by their
+shape, mistyped consumer domains, and the filing that remembers what was ignored (pure, or on an
+in-memory SQLite identity store)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from cem.ports import PublishStatus
+from schemas.envelope import CustomerRef
+from services.identity import IdentityResolver, IdentityRules, IdentitySettings, sqlite_env
+from services.identity.models import IgnoredIdentifier
+from services.identity.normalise import Rejected, lookup_spellings, normalise_one, normalise_ref
+from services.identity.policy import one_slip_apart
+from services.identity.rules import Identifier, TenantRules
+from services.identity.store import load_rules
+from services.ingest.batch import ItemStatus, complete, prepare
+
+NOW = datetime(2026, 1, 31, 12, tzinfo=UTC)
+DEFAULTS = TenantRules()
+
+
+def phone(raw: str, rules: TenantRules = DEFAULTS) -> Identifier | Rejected:
+    return normalise_one("phone", raw, rules)
+
+
+def email(raw: str, rules: TenantRules = DEFAULTS) -> Identifier | Rejected:
+    return normalise_one("email", raw, rules)
+
+
+# --- regions ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "612 345 678",
+        "612345678",
+        "0034612345678",
+        "0034 612 345 678",
+        "34612345678",  # WhatsApp exports: the country code without its +
+        "(+34) 612-345-678",
+        "+34 612-345-678",
+        " 34612345678",  # a + that a URL query turned into a space
+    ],
+)
+def test_every_way_a_spanish_mobile_is_written_is_one_e164_value_by_default(raw: str) -> None:
+    assert phone(raw) == Identifier("phone", "+34612345678")
+
+
+def test_a_number_with_another_country_code_keeps_it_without_its_plus() -> None:
+    assert phone("447911123456") == Identifier("phone", "+447911123456")
+    assert phone("+52 55 1234 5678") == Identifier("phone", "+525512345678")
+
+
+@pytest.mark.parametrize("raw", ["12", "612 34", "+34 112", "call me", "no tiene"])
+def test_a_number_valid_in_no_region_is_ignored_as_invalid(raw: str) -> None:
+    assert phone(raw) == Rejected("phone", raw, "invalid")
+
+
+def test_the_deployments_default_region_applies_where_rules_name_none(tmp_path: Path) -> None:
+    path = tmp_path / "rules.json"
+    path.write_text(
+        json.dumps({"tenants": {"acme": {"auto_merge": True}, "nyc": {"phone_region": "US"}}})
+    )
+    rules = load_rules(IdentitySettings(identity_rules_file=path, default_region="mx"))
+    assert rules.for_tenant("other").phone_region == "MX"
+    assert rules.for_tenant("acme").phone_region == "MX"
+    assert rules.for_tenant("nyc").phone_region == "US"  # named by the tenant's rules: kept
+    assert load_rules(IdentitySettings()).default.phone_region == "ES"
+
+
+def test_the_default_region_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CEM_DEFAULT_REGION", "us")
+    rules = load_rules(IdentitySettings())
+    assert normalise_one("phone", "(415) 555-2671", rules.default) == Identifier(
+        "phone", "+14155552671"
+    )
+
+
+def test_an_unknown_default_region_is_refused_at_start_up() -> None:
+    with pytest.raises(ValidationError, match="CEM_DEFAULT_REGION"):
+        IdentitySettings(default_region="XX")
+
+
+# --- unreadable identifiers: ignored with a note, never the touchpoint ---------------------------
+
+
+def test_an_email_is_trimmed_and_kept() -> None:
+    assert email(" ana@x.es ") == Identifier("email", "ana@x.es")
+
+
+@pytest.mark.parametrize("raw", ["no tiene", "ana@", "ana@x", "@x.es", "ana@@x.es"])
+def test_text_that_is_no_email_is_ignored_as_invalid(raw: str) -> None:
+    assert email(raw) == Rejected("email", raw, "invalid")
+
+
+def raw_event(customer: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "channel": "phone",
+        "type": "call.ended",
+        "customer": customer,
+        "occurred_at": "2026-01-31T11:00:00Z",
+        "payload": {"agent": "ada", "talk_s": 120},
+    }
+
+
+def notes_of(customer: dict[str, Any]) -> tuple[ItemStatus, list[tuple[str, str]]]:
+    prepared = prepare([raw_event(customer)], "acme", NOW, 64 * 1024, DEFAULTS)
+    [result] = complete(prepared, [PublishStatus.accepted] * len(prepared.outgoing)).results
+    return result.status, [(n.path, n.message.partition(": ")[2]) for n in result.notes]
+
+
+def test_a_malformed_email_beside_a_valid_phone_is_accepted_with_a_note() -> None:
+    status, notes = notes_of({"email": "no tiene", "phone": "(+34) 612-345-678"})
+    assert status is ItemStatus.accepted
+    assert notes == [("customer.email", "not a valid value of its kind")]
+
+
+def test_an_event_whose_only_identifier_is_a_placeholder_is_accepted_and_says_so() -> None:
+    status, notes = notes_of({"email": "sin@email.com"})
+    assert status is ItemStatus.accepted
+    assert notes == [
+        (
+            "customer.email",
+            "a placeholder (a value typed when the real one is unknown), not an identifier",
+        )
+    ]
+
+
+def test_a_tenants_own_placeholder_is_noted_as_blocked() -> None:
+    rules = TenantRules(blocked={"phone": ("+34911111111",)})
+    prepared = prepare(
+        [raw_event({"phone": "91 111 11 11", "anonymous_id": "d1"})], "acme", NOW, 65536, rules
+    )
+    assert [n.path for n in prepared.notes[0]] == ["customer.phone"]
+    assert "tenant" in prepared.notes[0][0].message
+
+
+def test_readable_identifiers_get_no_note() -> None:
+    assert notes_of({"email": " ana@x.es ", "phone": "0034 612 345 678"}) == (
+        ItemStatus.accepted,
+        [],
+    )
+
+
+def test_an_event_without_any_identifier_is_still_invalid() -> None:
+    prepared = prepare([raw_event({"email": "  "})], "acme", NOW, 65536, DEFAULTS)
+    assert [v.path for v in prepared.rejected[0].errors] == ["customer"]
+
+
+# --- placeholders by their shape ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw"),
+    [
+        ("email", "sin@email.com"),
+        ("email", "cliente@tienda.com"),
+        ("email", "ninguno@ninguno.es"),
+        ("email", "x@x.com"),
+        ("email", "NoTiene@gmail.com"),
+        ("email", "sincorreo@hotmail.com"),
+        ("email", "x@ninguno.es"),
+        ("email", "xx@clientes.es"),
+        ("email", "xxx@yahoo.es"),
+        ("phone", "+34 600 000 000"),
+        ("phone", "600000000"),
+        ("phone", "+34 911 111 111"),
+        ("anonymous_id", "desconocido"),
+    ],
+)
+def test_placeholders_agents_type_are_recognised_by_their_shape(kind: str, raw: str) -> None:
+    found = normalise_one(kind, raw, DEFAULTS)
+    assert isinstance(found, Rejected) and found.reason == "placeholder"
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw"),
+    [
+        ("email", "ana.garcia@gmail.com"),
+        ("email", "clientes.ana@x.es"),
+        ("email", "j@acme.es"),
+        ("email", "anna@correos.es"),
+        ("phone", "+34 600 010 203"),
+    ],
+)
+def test_real_identifiers_are_not_mistaken_for_placeholders(kind: str, raw: str) -> None:
+    assert isinstance(normalise_one(kind, raw, DEFAULTS), Identifier)
+
+
+# --- mistyped consumer domains ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "meant"),
+    [
+        ("ana@gmakl.com", "ana@gmail.com"),
+        ("ana@gmial.com", "ana@gmail.com"),
+        ("ana@outpook.com", "ana@outlook.com"),
+        ("ana@hotmaill.com", "ana@hotmail.com"),
+        ("ana@hotmial.es", "ana@hotmail.es"),
+        ("ana@yahooo.es", "ana@yahoo.es"),
+        ("ana@icloud.co", "ana@icloud.com"),
+    ],
+)
+def test_a_domain_one_keystroke_from_a_consumer_domain_is_that_domain(raw: str, meant: str) -> None:
+    assert email(raw) == Identifier("email", meant)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "ana@mail.com",  # a provider itself, one keystroke from gmail.com
+        "ana@gmx.de",  # another provider, two from gmx.es
+        "ana@acme.es",  # a company
+        "ana@hotmail.co.uk",  # a real provider domain we do not list: too far
+        "ana@me.co",  # too short to tell a typo from another domain
+    ],
+)
+def test_other_domains_are_left_alone(raw: str) -> None:
+    assert email(raw) == Identifier("email", raw)
+
+
+def test_a_tenant_may_turn_domain_correction_off() -> None:
+    assert email("ana@gmakl.com", TenantRules(consumer_domains=())) == Identifier(
+        "email", "ana@gmakl.com"
+    )
+
+
+# --- lookups read the query as ingest reads identifiers -----------------------------------------
+
+
+@pytest.mark.parametrize("raw", ["614790674", "0034614790674", "+34 614 79 06 74", " 34614790674"])
+def test_every_spelling_of_a_number_looks_up_every_spelling(raw: str) -> None:
+    assert lookup_spellings("phone", raw, DEFAULTS) == (
+        "+34614790674",
+        "614790674",
+        "34614790674",
+        "0034614790674",
+    )
+
+
+def test_an_email_lookup_uses_the_providers_rules() -> None:
+    assert lookup_spellings("email", " Ana.Lopez+tienda@Gmail.com", DEFAULTS) == (
+        "analopez@gmail.com",
+    )
+    assert lookup_spellings("phone", "not a number", DEFAULTS) == ()
+
+
+# --- the filing remembers what was ignored -------------------------------------------------------
+
+
+def test_the_filing_records_which_identifiers_were_ignored_and_why() -> None:
+    uri = f"file:ignored-{uuid.uuid4().hex}?mode=memory&cache=shared"
+    identity = IdentityResolver(sqlite_env(uri), IdentityRules())
+    event_id = str(uuid.uuid4())
+    ref = CustomerRef(email="no tiene", phone="600 000 000", anonymous_id="web-1")
+    resolved = identity.resolve("acme", ref, event_id, "kafka", at=NOW)
+    filed = identity.filing_of("acme", event_id)
+    assert filed is not None and filed.home_id == resolved.home_id
+    assert filed.ignored == (
+        IgnoredIdentifier("customer.email", "invalid"),
+        IgnoredIdentifier("customer.phone", "placeholder"),
+    )
+    assert identity.filing_of("other-tenant", event_id) is None
+    assert normalise_ref(ref, DEFAULTS).identifiers == (Identifier("anonymous_id", "web-1"),)
+    identity.close()
+
+
+# --- hubs learned from the data -------------------------------------------------------------------
+
+
+def test_an_email_presented_by_strangers_becomes_a_hub_and_stops_linking() -> None:
+    uri = f"file:hub-{uuid.uuid4().hex}?mode=memory&cache=shared"
+    identity = IdentityResolver(sqlite_env(uri), IdentityRules())
+
+    def resolve(**ref: str) -> str:
+        return identity.resolve(
+            "acme", CustomerRef(**ref), str(uuid.uuid4()), "pos", at=NOW
+        ).home_id
+
+    counter = "mostrador@tiendas-sol.es"  # a shop's own address, typed for walk-in customers
+    ana = resolve(email="ana@x.es", phone="612 345 678")
+    luis = resolve(email="luis@x.es", phone="622 345 678")
+    first = resolve(email=counter, phone="612 345 678")  # Ana at the till: joins Ana
+    assert first == ana
+    # Luis at the till: the counter email's customer already has Ana's mobile; Luis is known by
+    # another email. The email is a hub from now on: Luis's purchase is his, nobody is fused.
+    assert resolve(email=counter, phone="622 345 678") == luis
+    assert resolve(email=counter) not in {ana, luis}
+    assert identity.locate("acme", ana).members == (ana,)
+    assert identity.locate("acme", luis).members == (luis,)
+    identity.close()
+
+
+def test_one_person_with_a_second_mobile_is_not_a_hub() -> None:
+    uri = f"file:hub2-{uuid.uuid4().hex}?mode=memory&cache=shared"
+    identity = IdentityResolver(sqlite_env(uri), IdentityRules())
+
+    def resolve(**ref: str) -> str:
+        return identity.resolve(
+            "acme", CustomerRef(**ref), str(uuid.uuid4()), "app", at=NOW
+        ).home_id
+
+    ana = resolve(email="ana@x.es", phone="612 345 678")
+    assert resolve(email="ana@x.es", phone="699 111 222") == ana  # her work mobile
+    assert resolve(email="ana@x.es") == ana
+    # A third mobile beside the same email: more lines than a person uses, the email is a hub.
+    assert resolve(email="ana@x.es", phone="688 333 444") != ana
+    identity.close()
+
+
+# --- typos: corroborated slips link, lone ones do not ----------------------------------------------
+
+
+def test_a_slip_of_a_customers_email_on_its_device_is_that_customers() -> None:
+    uri = f"file:typo-{uuid.uuid4().hex}?mode=memory&cache=shared"
+    identity = IdentityResolver(sqlite_env(uri), IdentityRules())
+
+    def resolve(**ref: str) -> str:
+        return identity.resolve(
+            "acme", CustomerRef(**ref), str(uuid.uuid4()), "web", at=NOW
+        ).home_id
+
+    ana = resolve(email="ana.garcia@acme.es", anonymous_id="tablet-1")
+    # The same tablet, the email one keystroke off: corroborated, linked (and found again later).
+    assert resolve(email="ana.garcai@acme.es", anonymous_id="tablet-1") == ana
+    assert resolve(email="ana.garcai@acme.es") == ana
+    # Another person's email on the tablet (not a slip of Ana's): never Ana's.
+    assert resolve(email="luis.perez@acme.es", anonymous_id="tablet-1") != ana
+    # A slip with nothing to corroborate it is somebody new (at most a candidate for review).
+    assert resolve(email="ana.gracia@acme.es") != ana
+    identity.close()
+
+
+@pytest.mark.parametrize(
+    ("new", "known", "slip"),
+    [
+        ("ana.garcai@x.es", "ana.garcia@x.es", True),  # swapped
+        ("ana.garcia@x.es", "ana.garcia@y.es", False),  # another domain: not this rule
+        ("anna@x.es", "ana@x.es", False),  # too short to tell
+        ("ana.garc@x.es", "ana.garcia@x.es", False),  # two keystrokes
+    ],
+)
+def test_one_slip_apart(new: str, known: str, slip: bool) -> None:
+    assert one_slip_apart(Identifier("email", new), Identifier("email", known)) is slip
