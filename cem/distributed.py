@@ -142,8 +142,11 @@ def build_ingest(
     index: IdempotencyIndex | None = None,
     keys: KeyStore | None = None,
     clock: Clock | None = None,
+    seal_key: bytes | None = None,
 ) -> IngestService:
-    """The ingest app on Kafka (acks=all) with claims and keys in PostgreSQL, plus /health."""
+    """The ingest app on Kafka (acks=all) with claims and keys in PostgreSQL, plus /health. Its
+    records are sealed with the platform's key (`seal_key`, else the one kept in PostgreSQL), so
+    the workers trust their stored form and nobody else's (RELIABILITY S08)."""
     from services.ingest.app import create_app
     from services.query_api.app import health_router
 
@@ -152,9 +155,11 @@ def build_ingest(
     index = index or PostgresIdempotencyIndex(
         postgres_dsn(settings), timeout_s=settings.publish_timeout_s
     )
+    if seal_key is None and isinstance(index, PostgresIdempotencyIndex):
+        seal_key = index.seal_key()
     keys = keys or PostgresKeyStore(postgres_dsn(settings))
     publisher = IdempotentPublisher(
-        log, index, TOUCHPOINTS_TOPIC, timeout_s=settings.publish_timeout_s
+        log, index, TOUCHPOINTS_TOPIC, timeout_s=settings.publish_timeout_s, seal_key=seal_key
     )
     app = create_app(publisher, keys, settings, clock or SystemClock())
     # Liveness only: a replica whose Kafka is down still answers (503 on ingest), so a load
