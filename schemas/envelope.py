@@ -84,7 +84,10 @@ def parse_timestamp(value: Any) -> Any:
 def require_aware(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("must include a UTC offset (naive timestamps are ambiguous)")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is in year 0 in UTC: no datetime holds it
+        raise ValueError("is outside the years 0001 to 9999 once converted to UTC") from None
 
 
 Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp)]
