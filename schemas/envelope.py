@@ -54,7 +54,20 @@ def _no_control_chars(value: str) -> str:
 SafeStr = Annotated[
     str, BeforeValidator(lambda v: _no_control_chars(v) if isinstance(v, str) else v)
 ]
-Name = Annotated[SafeStr, StringConstraints(min_length=1, max_length=200)]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _no_control_in_id(value: Any) -> Any:
+    # An id holding a newline or another control character is stored, then unreachable: no URL,
+    # form or console search can type it back. Free text (messages, comments) may hold them.
+    if isinstance(value, str) and _CONTROL.search(value):
+        raise ValueError("must not contain control characters (U+0000-U+001F, U+007F-U+009F)")
+    return value
+
+
+IdStr = Annotated[SafeStr, BeforeValidator(_no_control_in_id)]
+"""Text that names something (an id, an email, a queue): safe, and without control characters."""
+Name = Annotated[IdStr, StringConstraints(min_length=1, max_length=200)]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.\-]{0,63}$")]
 EventType = Annotated[
     str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$", max_length=100)
@@ -100,10 +113,10 @@ class CustomerRef(BaseModel):
 
     customer_id: Name | None = None
     email: (
-        Annotated[SafeStr, StringConstraints(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")] | None
+        Annotated[IdStr, StringConstraints(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")] | None
     ) = None
     phone: (
-        Annotated[SafeStr, StringConstraints(max_length=40, pattern=r"^\+?[0-9 ()\-.]{4,}$")] | None
+        Annotated[IdStr, StringConstraints(max_length=40, pattern=r"^\+?[0-9 ()\-.]{4,}$")] | None
     ) = None
     anonymous_id: Name | None = None
     external_ids: dict[Slug, Name] = Field(default_factory=dict, max_length=20)

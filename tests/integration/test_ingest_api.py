@@ -459,6 +459,30 @@ def test_b11_unreconcilable_sent_at_is_422_not_500(ingest: Ingest) -> None:
 
 # --- B12 ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
+    ("customer", "path"),
+    [
+        ({"customer_id": "cust-1\n"}, "customer.customer_id"),
+        ({"customer_id": "a\tb"}, "customer.customer_id"),
+        ({"anonymous_id": "anon\r\nSet-Cookie: x"}, "customer.anonymous_id"),
+        ({"external_ids": {"crm": "42\u0085"}}, "customer.external_ids.crm"),
+        ({"email": "ana\u0001@shop.es"}, "customer.email"),
+    ],
+)
+def test_b12_an_id_with_control_characters_is_422_at_its_path(
+    ingest: Ingest, customer: dict[str, Any], path: str
+) -> None:
+    response = ingest.post(event(customer=customer))
+    assert response.status_code == 422
+    assert path in paths(response)
+    assert ingest.stored() == []
+
+
+def test_b12_free_text_may_still_hold_line_breaks(ingest: Ingest) -> None:
+    raw = event(channel="chat", type="message.received", payload={"text": "hola\nqué tal"})
+    assert ingest.post(raw).status_code == 202
+
+
+@pytest.mark.parametrize(
     ("body", "path"),
     [
         (b'"customer": {"customer_id": "a\\u0000b"}', "customer.customer_id"),
