@@ -18,6 +18,7 @@ from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import SqliteLog, SqlitePublisher
 from cem.clock import SystemClock
 from cem.ports import TOUCHPOINTS_TOPIC, Clock, EventLog, KeyStore, Publisher, Warehouse
+from cem.private_files import private_dir
 from cem.processing import Projection
 from cem.runner import Runner, ensure_tables
 from cem.settings import IngestSettings
@@ -96,7 +97,7 @@ def build(
     """Wire the embedded platform; any adapter given is used instead of the real one."""
     settings = settings or IngestSettings()
     data_dir = settings.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     if log is None:
         log = SqliteLog(data_dir / "log.sqlite", partitions=settings.partitions)
     if publisher is None:

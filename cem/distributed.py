@@ -28,6 +28,7 @@ from cem.adapters.postgres_keys import PostgresKeyStore
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.clock import SystemClock
 from cem.ports import TOUCHPOINTS_TOPIC, Clock, EventLog, KeyStore, LogUnavailable, Warehouse
+from cem.private_files import private_dir
 from cem.publishing import IdempotencyIndex, IdempotentPublisher
 from cem.settings import CoreSettings, IngestSettings, QuerySettings
 
@@ -131,7 +132,7 @@ def keystore_from_settings(settings: CoreSettings | None = None) -> KeyStore:
     settings = settings or CoreSettings()
     if settings.mode == "distributed":
         return PostgresKeyStore(postgres_dsn(settings))
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     return SqliteKeyStore(settings.data_dir / "keys.sqlite")
 
 

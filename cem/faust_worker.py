@@ -67,6 +67,7 @@ from cem.ports import (
     Record,
     Warehouse,
 )
+from cem.private_files import private_dir
 from cem.processing import BatchResult, Filer, Projection, process_batch
 from cem.runner import ensure_tables
 from cem.settings import CoreSettings
@@ -352,7 +353,7 @@ def add_health_page(app: faust.App, projection: Projection) -> None:
 def run_worker(projection: Projection, settings: CoreSettings | None = None) -> None:
     """Run one worker of the projection's app until SIGTERM or SIGINT (blocking)."""
     config = as_worker_settings(settings)
-    datadir(config, projection).parent.mkdir(parents=True, exist_ok=True)
+    private_dir(datadir(config, projection).parent)
     sink = connect(config, projection)
     try:
         identity = connect_identity(config)
