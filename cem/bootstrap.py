@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from cem import api_errors
+from cem import api_errors, readiness
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import SqliteLog, SqlitePublisher
@@ -149,4 +149,11 @@ def create_app(platform: Platform) -> FastAPI:
     app.include_router(ingest_router)
     app.include_router(telemetry_router)
     include_query_routes(app, health=lambda: {"mode": "embedded", "lag": platform.lag()})
+    readiness.set_checks(
+        app,
+        {
+            "event_log": lambda: platform.log.end_offsets(TOUCHPOINTS_TOPIC),
+            "warehouse": lambda: platform.warehouse.select("SELECT 1 AS ok"),
+        },
+    )
     return app

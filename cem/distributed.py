@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 
+from cem import readiness
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse
 from cem.adapters.kafka_log import KafkaLog
 from cem.adapters.postgres_idempotency import PostgresIdempotencyIndex
@@ -163,9 +164,17 @@ def build_ingest(
         log, index, TOUCHPOINTS_TOPIC, timeout_s=settings.publish_timeout_s, seal_key=seal_key
     )
     app = create_app(publisher, keys, settings, clock or SystemClock())
-    # Liveness only: a replica whose Kafka is down still answers (503 on ingest), so a load
-    # balancer must not take every replica out when the broker blips.
+    # /health is liveness only: a replica whose Kafka is down still answers (503 on ingest), so an
+    # orchestrator must not restart every replica when the broker blips. /ready reports each
+    # dependency, for monitoring and for load balancers that should stop routing meanwhile.
     app.include_router(health_router(lambda: {"service": "ingest", "mode": "distributed"}))
+    app.include_router(readiness.router)
+    probes: dict[str, readiness.Probe] = {}
+    if isinstance(log, KafkaLog):
+        probes["kafka"] = log.ping
+    if isinstance(index, PostgresIdempotencyIndex):
+        probes["postgres"] = index.ping
+    readiness.set_checks(app, probes)
     return IngestService(settings, app, publisher, log, index, keys)
 
 

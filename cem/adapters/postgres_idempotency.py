@@ -198,6 +198,11 @@ class PostgresIdempotencyIndex:
             ).fetchall()
         return dict(rows)
 
+    def ping(self) -> None:
+        """Readiness: PostgresUnavailable unless the server answers in time."""
+        with self.db.transaction() as cursor:
+            cursor.execute("SELECT 1")
+
     def seal_key(self) -> bytes:
         """The platform's key for sealing the ingest's records, made by whoever asks first."""
         with self.db.transaction() as cursor:
