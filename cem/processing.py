@@ -195,7 +195,7 @@ def admit_batch(decoded: Decoded, admission: Admission | None) -> None:
             message = "event_id already accepted with another body; the original is kept"
             decoded.reject(rec, "conflict", Conflicting(message))
         elif verdict is not PublishStatus.duplicate:
-            kept.append((rec, item.event if isinstance(item, Unadmitted) else item))
+            kept.append((rec, _event(item)))
     decoded.events = kept
 
 
