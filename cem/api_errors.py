@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cem.ports import LogUnavailable
+from cem.ports import LogUnavailable, WarehouseUnavailable
 
 
 class ApiError(Exception):
@@ -56,6 +56,16 @@ async def _log_unavailable(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _warehouse_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    # A read during a warehouse outage: nothing is wrong with the request, so ask for a retry.
+    return _respond(
+        503,
+        "warehouse_unavailable",
+        "the warehouse does not answer right now; retry later",
+        headers={"Retry-After": "5"},
+    )
+
+
 async def _validation(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     details = [
@@ -84,5 +94,6 @@ def install(app: FastAPI) -> None:
     """Register the handlers that give every error the one shape."""
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(LogUnavailable, _log_unavailable)
+    app.add_exception_handler(WarehouseUnavailable, _warehouse_unavailable)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)

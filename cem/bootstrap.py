@@ -12,12 +12,13 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from cem import api_errors
+from cem import api_errors, readiness
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import SqliteLog, SqlitePublisher
 from cem.clock import SystemClock
 from cem.ports import TOUCHPOINTS_TOPIC, Clock, EventLog, KeyStore, Publisher, Warehouse
+from cem.private_files import private_dir
 from cem.processing import Projection
 from cem.runner import Runner, ensure_tables
 from cem.settings import IngestSettings
@@ -96,7 +97,7 @@ def build(
     """Wire the embedded platform; any adapter given is used instead of the real one."""
     settings = settings or IngestSettings()
     data_dir = settings.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     if log is None:
         log = SqliteLog(data_dir / "log.sqlite", partitions=settings.partitions)
     if publisher is None:
@@ -148,4 +149,11 @@ def create_app(platform: Platform) -> FastAPI:
     app.include_router(ingest_router)
     app.include_router(telemetry_router)
     include_query_routes(app, health=lambda: {"mode": "embedded", "lag": platform.lag()})
+    readiness.set_checks(
+        app,
+        {
+            "event_log": lambda: platform.log.end_offsets(TOUCHPOINTS_TOPIC),
+            "warehouse": lambda: platform.warehouse.select("SELECT 1 AS ok"),
+        },
+    )
     return app

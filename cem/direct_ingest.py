@@ -1,17 +1,19 @@
 """Records on the `touchpoints` topic, in either of the two forms producers write them. Pure.
 
 - **stored**: what the HTTP ingest wrote — a full `Event` (it has `tenant_id` and `received_at`),
-  already validated at the edge.
+  already validated at the edge, and sealed (`cem.record_seal`): only a record whose seal verifies
+  is taken in this form. Without a valid seal the body is validated as a producer's event, which
+  may not set server-owned fields, so a forged internal form is a dead letter (RELIABILITY S08).
 - **direct**: what a channel system's own Kafka producer wrote — the same JSON event it would POST
   (an `EventIn`), keyed `tenant/customer`, with the tenant in the `tenant_id` header and optionally
   its source in the `source_id` header. It is validated here exactly as the ingest validates a
   POST (`schemas.validate.accept`), with the record's broker timestamp as `received_at`: that
   timestamp is stored in the log, so a replay derives the same times and rows (F13).
 
-`decode_record` raises on anything invalid, and `process_batch` turns that into a dead letter
-whose error lists every violated path. A direct record may carry the event_id of an event also sent
-over HTTP: both copies reach the warehouse, and every read deduplicates by event_id, so the event is
-stored once (with no conflict record, unlike the HTTP publisher: a direct producer bypasses it).
+A `RecordDecoder` raises on anything invalid, and `process_batch` turns that into a dead letter
+whose error lists every violated path. A direct event comes back `Unadmitted`, with its
+fingerprint: the HTTP ingest's idempotency rule is applied to it next (`cem.processing.Admission`,
+on the ingest's own claims), so it can neither overwrite an accepted event nor be stored twice.
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from cem.ports import Consumed
+from cem.processing import Unadmitted
+from cem.record_seal import is_sealed
 from schemas.envelope import Event
-from schemas.validate import accept
+from schemas.validate import accept, violations_of
 from schemas.violations import InvalidEvent, Violation
 
 TENANT_HEADER = "tenant_id"
@@ -60,17 +65,26 @@ def is_stored_form(raw: Any) -> bool:
     return isinstance(raw, dict) and "tenant_id" in raw and "received_at" in raw
 
 
-def decode_record(rec: Consumed) -> Event:
-    """The event a record holds, in either form; raises (a ValueError) when it is not one."""
-    raw = orjson.loads(rec.value)
-    headers = headers_of(rec)
-    if is_stored_form(raw):
-        return decode_stored(raw, headers)
-    return accept_direct(raw, headers, record_time(rec))
+@dataclass(frozen=True)
+class RecordDecoder:
+    """Decodes records under the platform's seal key (`seal_key`: the ingest's, see record_seal)."""
+
+    seal_key: bytes
+
+    def __call__(self, rec: Consumed) -> Event | Unadmitted:
+        """The event a record holds, in either form; raises (a ValueError) when it is not one."""
+        raw = orjson.loads(rec.value)
+        headers = headers_of(rec)
+        if is_stored_form(raw) and is_sealed(rec, self.seal_key):
+            return decode_stored(raw, headers)
+        return accept_direct(raw, headers, record_time(rec))
 
 
 def decode_stored(raw: dict[str, Any], headers: Mapping[str, str]) -> Event:
-    event = Event.model_validate(raw)
+    try:
+        event = Event.model_validate(raw)
+    except ValidationError as exc:  # the path list, as for every other invalid record
+        raise InvalidEvent(violations_of(exc)) from None
     claimed = headers.get(TENANT_HEADER)
     if claimed is not None and claimed != event.tenant_id:
         # The ingest writes both from the credential; a disagreement means a forged record.
@@ -80,14 +94,14 @@ def decode_stored(raw: dict[str, Any], headers: Mapping[str, str]) -> Event:
     return event
 
 
-def accept_direct(raw: Any, headers: Mapping[str, str], received_at: datetime) -> Event:
+def accept_direct(raw: Any, headers: Mapping[str, str], received_at: datetime) -> Unadmitted:
     """Validate a producer's event like the HTTP ingest: tenant from the header, never the body."""
     tenant = headers.get(TENANT_HEADER)
     if not tenant:
         message = "a record published straight to Kafka needs a tenant_id header"
         raise _invalid("missing_header", message, f"headers.{TENANT_HEADER}")
-    event, _fingerprint = accept(_with_source(raw, headers.get(SOURCE_HEADER)), tenant, received_at)
-    return event
+    event, fingerprint = accept(_with_source(raw, headers.get(SOURCE_HEADER)), tenant, received_at)
+    return Unadmitted(event, fingerprint)
 
 
 def _with_source(raw: Any, source: str | None) -> Any:

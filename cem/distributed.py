@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 
+from cem import readiness
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse
 from cem.adapters.kafka_log import KafkaLog
 from cem.adapters.postgres_idempotency import PostgresIdempotencyIndex
@@ -28,6 +29,7 @@ from cem.adapters.postgres_keys import PostgresKeyStore
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.clock import SystemClock
 from cem.ports import TOUCHPOINTS_TOPIC, Clock, EventLog, KeyStore, LogUnavailable, Warehouse
+from cem.private_files import private_dir
 from cem.publishing import IdempotencyIndex, IdempotentPublisher
 from cem.settings import CoreSettings, IngestSettings, QuerySettings
 
@@ -131,7 +133,7 @@ def keystore_from_settings(settings: CoreSettings | None = None) -> KeyStore:
     settings = settings or CoreSettings()
     if settings.mode == "distributed":
         return PostgresKeyStore(postgres_dsn(settings))
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     return SqliteKeyStore(settings.data_dir / "keys.sqlite")
 
 
@@ -142,8 +144,11 @@ def build_ingest(
     index: IdempotencyIndex | None = None,
     keys: KeyStore | None = None,
     clock: Clock | None = None,
+    seal_key: bytes | None = None,
 ) -> IngestService:
-    """The ingest app on Kafka (acks=all) with claims and keys in PostgreSQL, plus /health."""
+    """The ingest app on Kafka (acks=all) with claims and keys in PostgreSQL, plus /health. Its
+    records are sealed with the platform's key (`seal_key`, else the one kept in PostgreSQL), so
+    the workers trust their stored form and nobody else's (RELIABILITY S08)."""
     from services.ingest.app import create_app
     from services.query_api.app import health_router
 
@@ -152,14 +157,24 @@ def build_ingest(
     index = index or PostgresIdempotencyIndex(
         postgres_dsn(settings), timeout_s=settings.publish_timeout_s
     )
+    if seal_key is None and isinstance(index, PostgresIdempotencyIndex):
+        seal_key = index.seal_key()
     keys = keys or PostgresKeyStore(postgres_dsn(settings))
     publisher = IdempotentPublisher(
-        log, index, TOUCHPOINTS_TOPIC, timeout_s=settings.publish_timeout_s
+        log, index, TOUCHPOINTS_TOPIC, timeout_s=settings.publish_timeout_s, seal_key=seal_key
     )
     app = create_app(publisher, keys, settings, clock or SystemClock())
-    # Liveness only: a replica whose Kafka is down still answers (503 on ingest), so a load
-    # balancer must not take every replica out when the broker blips.
+    # /health is liveness only: a replica whose Kafka is down still answers (503 on ingest), so an
+    # orchestrator must not restart every replica when the broker blips. /ready reports each
+    # dependency, for monitoring and for load balancers that should stop routing meanwhile.
     app.include_router(health_router(lambda: {"service": "ingest", "mode": "distributed"}))
+    app.include_router(readiness.router)
+    probes: dict[str, readiness.Probe] = {}
+    if isinstance(log, KafkaLog):
+        probes["kafka"] = log.ping
+    if isinstance(index, PostgresIdempotencyIndex):
+        probes["postgres"] = index.ping
+    readiness.set_checks(app, probes)
     return IngestService(settings, app, publisher, log, index, keys)
 
 

@@ -57,7 +57,8 @@ from pydantic import Field
 from cem import dead_letters
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse, WarehouseUnavailable
 from cem.adapters.kafka_log import KafkaLog
-from cem.direct_ingest import TimedConsumed, decode_record
+from cem.adapters.postgres_idempotency import PostgresIdempotencyIndex
+from cem.direct_ingest import RecordDecoder, TimedConsumed
 from cem.ports import (
     DEAD_LETTER_TOPIC,
     TOUCHPOINTS_TOPIC,
@@ -66,6 +67,7 @@ from cem.ports import (
     Record,
     Warehouse,
 )
+from cem.private_files import private_dir
 from cem.processing import BatchResult, Filer, Projection, process_batch
 from cem.runner import ensure_tables
 from cem.settings import CoreSettings
@@ -111,10 +113,14 @@ def database_of(url: str) -> str:
 # --------------------------------------------------------------------- writing a batch
 @dataclass
 class Sink:
-    """Where a batch's results go: the warehouse tables and the dead-letter topic."""
+    """Where a batch's records are judged and its results go: the ingest's idempotency claims
+    (which admit records written straight to Kafka, and hold the seal key of the ingest's own
+    records), the warehouse tables and the dead-letter topic."""
 
     warehouse: Warehouse
     dead_letter_log: EventLog
+    claims: PostgresIdempotencyIndex
+    decode: RecordDecoder
 
     def write(self, result: BatchResult) -> None:
         """The same writes, in the same order, as the embedded runner's `run_once`."""
@@ -132,10 +138,12 @@ class Sink:
     def close(self) -> None:
         self.warehouse.close()
         self.dead_letter_log.close()
+        self.claims.close()
 
 
 def connect(settings: WorkerSettings, projection: Projection) -> Sink:
-    """The sink, with tables and topics ensured; waits (with backoff) for ClickHouse and Kafka."""
+    """The sink, with tables and topics ensured; waits (with backoff) for ClickHouse, Kafka and
+    PostgreSQL."""
     delay = FIRST_RETRY_S
     while True:
         try:
@@ -154,15 +162,25 @@ def _prepare(settings: WorkerSettings, projection: Projection) -> Sink:
         replication=settings.kafka_replication,
     )
     try:
+        claims = PostgresIdempotencyIndex(
+            settings.postgres_dsn.get_secret_value(), pool_size=2, timeout_s=5.0
+        )
+    except BaseException:
+        warehouse.close()
+        event_log.close()
+        raise
+    sink = Sink(warehouse, event_log, claims, RecordDecoder(b""))
+    try:
+        sink.decode = RecordDecoder(claims.seal_key())
         ensure_tables(warehouse, [projection])
         # faust creates only its internal topics. Created here, the source topic gets the partition
         # count the ingest uses, not the broker's default, whoever starts first.
         event_log.ensure_topic(settings.source_topic)
         event_log.ensure_topic(DEAD_LETTER_TOPIC)
     except BaseException:
-        Sink(warehouse, event_log).close()
+        sink.close()
         raise
-    return Sink(warehouse, event_log)
+    return sink
 
 
 def connect_identity(settings: WorkerSettings) -> IdentityResolver | None:
@@ -205,14 +223,23 @@ async def process_until_done(
     records: Sequence[TimedConsumed],
     filer: Filer | None,
     settings: WorkerSettings,
+    sink: Sink,
 ) -> BatchResult:
-    """Decode, file and project the batch. While identity cannot answer, the same batch is filed
-    again later: nothing is acked, and no event becomes a dead letter because of an outage."""
+    """Decode, admit, file and project the batch. While the claims or identity cannot answer, the
+    same batch is processed again later: nothing is acked, and no event becomes a dead letter
+    because of an outage."""
 
     def process() -> BatchResult:
-        return process_batch(projection.name, records, projection.rows, decode_record, filer=filer)
+        return process_batch(
+            projection.name,
+            records,
+            projection.rows,
+            sink.decode,
+            filer=filer,
+            admission=sink.claims,
+        )
 
-    return await until_done(process, "filing a batch", TRANSIENT, settings)
+    return await until_done(process, "filing a batch", (*TRANSIENT, LogUnavailable), settings)
 
 
 async def write_until_done(sink: Sink, result: BatchResult, settings: WorkerSettings) -> None:
@@ -257,7 +284,7 @@ def batch_agent(
         async for taken in batches:
             events = cast(Sequence[faust.EventT], taken)  # noack_take yields events, not values
             records = [to_consumed(event) for event in events]
-            result = await process_until_done(projection, records, filer, settings)
+            result = await process_until_done(projection, records, filer, settings, sink)
             await write_until_done(sink, result, settings)
             for event in events:
                 await stream.ack(event)
@@ -326,7 +353,7 @@ def add_health_page(app: faust.App, projection: Projection) -> None:
 def run_worker(projection: Projection, settings: CoreSettings | None = None) -> None:
     """Run one worker of the projection's app until SIGTERM or SIGINT (blocking)."""
     config = as_worker_settings(settings)
-    datadir(config, projection).parent.mkdir(parents=True, exist_ok=True)
+    private_dir(datadir(config, projection).parent)
     sink = connect(config, projection)
     try:
         identity = connect_identity(config)

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from cem.ports import Consumed
+from cem.ports import Consumed, PublishStatus
 from schemas.envelope import Event
 from schemas.validate import decode
 
@@ -63,6 +63,31 @@ class Filer(Protocol):
     def file(self, events: Sequence[Event]) -> list[str | Unfiled]: ...
 
 
+@dataclass(frozen=True)
+class Unadmitted:
+    """A producer's own event read straight off the topic. Unlike the ingest's records, nothing
+    has applied the idempotency rule to it yet (ARCHITECTURE invariants; RELIABILITY S08)."""
+
+    event: Event
+    fingerprint: str
+
+
+class Admission(Protocol):
+    """Applies the HTTP ingest's idempotency rule to events read straight off the topic.
+
+    Per item: `accepted` (the first record of its (tenant_id, event_id)), `duplicate` (the same
+    event again: kept out, nothing to report) or `conflict` (another body under an accepted id:
+    recorded, kept out). Every consumer group and every replay gets the same answer for the same
+    record. Raises when its store cannot answer now; the batch is then retried whole."""
+
+    def admit(self, items: Sequence[tuple[Consumed, Unadmitted]]) -> list[PublishStatus]: ...
+
+
+# Which consumer group reports what is wrong with the input itself (undecodable bytes, conflicts):
+# every group reads the same records, and one dead letter per record is enough.
+INPUT_ERRORS_OWNER = "projections"
+
+
 @dataclass
 class DeadLetter:
     """A record that could not be processed, kept with its original bytes and the reason."""
@@ -91,9 +116,10 @@ class DeadLetter:
         }
 
     def to_json(self) -> bytes:
-        return orjson.dumps(
-            {**self.to_row(datetime.now(UTC)), "headers": [h[0] for h in self.headers]}
-        )
+        """The dead-letter topic's form: the row plus the record's headers, values included
+        (hex, like the value: a header need not be text), so a replay has the whole record."""
+        headers = [{"name": name, "value_hex": value.hex()} for name, value in self.headers]
+        return orjson.dumps({**self.to_row(datetime.now(UTC)), "headers": headers})
 
 
 @dataclass
@@ -121,24 +147,60 @@ class Decoded:
     """A batch after decoding: the events with their records, and what could not be decoded."""
 
     stage: str
-    events: list[tuple[Consumed, Event]] = field(default_factory=list)
+    events: list[tuple[Consumed, Event | Unadmitted]] = field(default_factory=list)
     result: BatchResult = field(default_factory=BatchResult)
+    reports_input_errors: bool = True
+
+    def reject(self, rec: Consumed, reason: str, exc: BaseException) -> None:
+        """A record that is wrong in itself: dead-lettered by one consumer group only."""
+        if self.reports_input_errors:
+            self.result.dead_letters.append(_dead(self.stage, rec, reason, exc))
+
+
+Decode = Callable[[Consumed], Event | Unadmitted]
 
 
 def decode_batch(
     stage: str,
     records: Sequence[Consumed],
-    decode_record: Callable[[Consumed], Event] = lambda r: decode(r.value),
+    decode_record: Decode = lambda r: decode(r.value),
+    *,
+    reports_input_errors: bool = True,
 ) -> Decoded:
-    """Decode every record; undecodable ones become dead letters. Pure."""
-    decoded = Decoded(stage)
+    """Decode every record; undecodable ones become dead letters (when this group reports input
+    errors). Pure."""
+    decoded = Decoded(stage, reports_input_errors=reports_input_errors)
     for rec in records:
         decoded.result.next_offsets[rec.partition] = rec.offset + 1
         try:
             decoded.events.append((rec, decode_record(rec)))
         except Exception as exc:  # undecodable bytes or an unknown schema version (F07)
-            decoded.result.dead_letters.append(_dead(stage, rec, "undecodable", exc))
+            decoded.reject(rec, "undecodable", exc)
     return decoded
+
+
+class Conflicting(ValueError):
+    """A record reusing an accepted event_id with another body; the original stays."""
+
+
+def admit_batch(decoded: Decoded, admission: Admission | None) -> None:
+    """Keep only the admitted events: duplicates leave silently, conflicts as dead letters.
+    Without an admission (the embedded log, written by the ingest alone) every event stays."""
+    unadmitted = [(rec, item) for rec, item in decoded.events if isinstance(item, Unadmitted)]
+    verdicts = iter(admission.admit(unadmitted) if admission and unadmitted else [])
+    kept: list[tuple[Consumed, Event | Unadmitted]] = []
+    for rec, item in decoded.events:
+        verdict = next(verdicts, PublishStatus.accepted) if isinstance(item, Unadmitted) else None
+        if verdict is PublishStatus.conflict:
+            message = "event_id already accepted with another body; the original is kept"
+            decoded.reject(rec, "conflict", Conflicting(message))
+        elif verdict is not PublishStatus.duplicate:
+            kept.append((rec, _event(item)))
+    decoded.events = kept
+
+
+def _event(item: Event | Unadmitted) -> Event:
+    return item.event if isinstance(item, Unadmitted) else item
 
 
 def project_batch(
@@ -147,7 +209,8 @@ def project_batch(
     """Project every decoded event under its customer (`homes`, in order; None: its customer
     key); failures become dead letters and processing continues. Pure."""
     result = decoded.result
-    for i, (rec, event) in enumerate(decoded.events):
+    for i, (rec, item) in enumerate(decoded.events):
+        event = _event(item)
         home = homes[i] if homes is not None else None
         if isinstance(home, Unfiled):
             result.dead_letters.append(_dead(decoded.stage, rec, "unfiled", home))
@@ -167,13 +230,19 @@ def process_batch(
     stage: str,
     records: Sequence[Consumed],
     project: Project,
-    decode_record: Callable[[Consumed], Event] = lambda r: decode(r.value),
+    decode_record: Decode = lambda r: decode(r.value),
     *,
     filer: Filer | None = None,
+    admission: Admission | None = None,
 ) -> BatchResult:
-    """Decode, file and project a batch; failures become dead letters and processing continues.
-    The filer, when given, is the only stage that reads or writes anything; an exception from it
-    (its store is unavailable) propagates, so the runner retries the batch and commits nothing."""
-    decoded = decode_batch(stage, records, decode_record)
-    homes = filer.file([event for _, event in decoded.events]) if filer else None
+    """Decode, admit, file and project a batch; failures become dead letters and processing
+    continues. The admission and the filer, when given, are the only stages that read or write
+    anything; an exception from them (a store is unavailable) propagates, so the runner retries
+    the batch and commits nothing. Only the `INPUT_ERRORS_OWNER` group dead-letters records that
+    are wrong in themselves; every group dead-letters what fails its own projection."""
+    decoded = decode_batch(
+        stage, records, decode_record, reports_input_errors=stage == INPUT_ERRORS_OWNER
+    )
+    admit_batch(decoded, admission)
+    homes = filer.file([_event(item) for _, item in decoded.events]) if filer else None
     return project_batch(decoded, project, homes)

@@ -41,7 +41,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cem.adapters.memory_log import Decision, accepted_events
-from cem.ports import TOUCHPOINTS_TOPIC, EventLog, Outgoing, PublishStatus
+from cem.ports import TOUCHPOINTS_TOPIC, EventLog, Outgoing, PublishStatus, Record
+from cem.record_seal import sealed
 
 Identity = tuple[str, str]
 """(tenant_id, event_id): what makes an event the same event."""
@@ -137,8 +138,14 @@ class IdempotentPublisher:
         topic: str = TOUCHPOINTS_TOPIC,
         *,
         timeout_s: float = 5.0,
+        seal_key: bytes | None = None,
     ) -> None:
         self.log, self.index, self.topic, self.timeout_s = log, index, topic, timeout_s
+        # With a key, every record is sealed: consumers then trust its stored form (record_seal).
+        self.seal_key = seal_key
+
+    def _sealed(self, record: Record) -> Record:
+        return record if self.seal_key is None else sealed(record, self.seal_key)
 
     def publish(self, events: Sequence[Outgoing]) -> list[PublishStatus]:
         if not events:
@@ -150,7 +157,7 @@ class IdempotentPublisher:
             decisions = decide(events, held.claims())
             accepted = accepted_events(events, decisions)
             if accepted:
-                self.log.append(self.topic, [e.record for e in accepted])
+                self.log.append(self.topic, [self._sealed(e.record) for e in accepted])
             held.mark_published([(e.tenant_id, e.event_id) for e in accepted])
             held.record_conflicts(
                 [

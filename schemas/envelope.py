@@ -54,7 +54,20 @@ def _no_control_chars(value: str) -> str:
 SafeStr = Annotated[
     str, BeforeValidator(lambda v: _no_control_chars(v) if isinstance(v, str) else v)
 ]
-Name = Annotated[SafeStr, StringConstraints(min_length=1, max_length=200)]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _no_control_in_id(value: Any) -> Any:
+    # An id holding a newline or another control character is stored, then unreachable: no URL,
+    # form or console search can type it back. Free text (messages, comments) may hold them.
+    if isinstance(value, str) and _CONTROL.search(value):
+        raise ValueError("must not contain control characters (U+0000-U+001F, U+007F-U+009F)")
+    return value
+
+
+IdStr = Annotated[SafeStr, BeforeValidator(_no_control_in_id)]
+"""Text that names something (an id, an email, a queue): safe, and without control characters."""
+Name = Annotated[IdStr, StringConstraints(min_length=1, max_length=200)]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.\-]{0,63}$")]
 EventType = Annotated[
     str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$", max_length=100)
@@ -84,7 +97,10 @@ def parse_timestamp(value: Any) -> Any:
 def require_aware(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("must include a UTC offset (naive timestamps are ambiguous)")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is in year 0 in UTC: no datetime holds it
+        raise ValueError("is outside the years 0001 to 9999 once converted to UTC") from None
 
 
 Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp)]

@@ -10,6 +10,8 @@ from typing import Any
 import orjson
 from chdb import session as chdb_session
 
+from cem.private_files import private_dir
+
 # chdb runs one embedded server per process and per data path; every ChdbWarehouse in a process
 # shares it, each in its own database (tests use one database per test).
 _shared: dict[str, Any] = {"session": None, "path": None, "current_db": None, "users": 0}
@@ -18,7 +20,7 @@ _lock = threading.RLock()
 
 def _open(path: str) -> Any:
     if _shared["session"] is None:
-        Path(path).mkdir(parents=True, exist_ok=True)
+        private_dir(Path(path))
         session = chdb_session.Session(path)
         session.query("SET output_format_json_quote_64bit_integers = 0")
         _shared.update(session=session, path=path)

@@ -265,6 +265,11 @@ class KafkaLog:
         return self._shared("_producer", create, lambda p: p.close(timeout=0))
 
     # -- topics -----------------------------------------------------------------------------
+    def ping(self) -> None:
+        """Readiness: LogUnavailable unless a broker answers a metadata request in time."""
+        deadline = time.monotonic() + self.timeout_s
+        self._admin_call(deadline, lambda admin: admin.list_topics())
+
     def ensure_topic(self, topic: str, deadline: float | None = None) -> int:
         """Create the topic if it does not exist; returns its partition count."""
         if topic in self._counts:

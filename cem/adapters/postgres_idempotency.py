@@ -4,17 +4,25 @@
 claims are one row per (tenant_id, event_id), inserted with ON CONFLICT DO NOTHING so the first
 fingerprint wins; the lock is `SELECT … FOR UPDATE` in a transaction that stays open while the
 publisher appends, and `published` is written in that same transaction.
+
+Records written straight to Kafka by channel systems go through the same claims (`admit`, called
+by the stream workers): the first record of an identity claims it as `published` with its origin
+(topic/partition/offset), so every consumer group, and every replay, recognises that one record as
+the original; a later record is a duplicate (same fingerprint) or a recorded conflict. The table
+also keeps the key the ingest seals its records with (`seal_key`, see `cem.record_seal`).
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC
 from typing import Any
 
 from cem.adapters.postgres import Cursor, PostgresPool
-from cem.ports import Outgoing
+from cem.ports import Consumed, Outgoing, PublishStatus
+from cem.processing import Unadmitted
 from cem.publishing import Claim, ConflictSeen, Identity
 
 SCHEMA = """
@@ -29,6 +37,11 @@ CREATE TABLE IF NOT EXISTS idempotency_conflicts (
   recorded_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp());
 CREATE INDEX IF NOT EXISTS idempotency_conflicts_by_tenant
   ON idempotency_conflicts (tenant_id, id DESC);
+ALTER TABLE idempotency_claims ADD COLUMN IF NOT EXISTS origin TEXT;
+ALTER TABLE idempotency_conflicts ADD COLUMN IF NOT EXISTS origin TEXT;
+CREATE UNIQUE INDEX IF NOT EXISTS idempotency_conflicts_by_origin
+  ON idempotency_conflicts (origin);
+CREATE TABLE IF NOT EXISTS platform_secrets (name TEXT PRIMARY KEY, secret BYTEA NOT NULL);
 """
 # Rows are inserted and locked in (tenant_id, event_id) order: two batches sharing events then
 # wait for each other instead of deadlocking. A batch travels as arrays: one statement per step.
@@ -50,6 +63,46 @@ SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::bytea[]
 SELECT_CONFLICTS = """SELECT event_id, original_fingerprint, fingerprint, value, recorded_at
 FROM idempotency_conflicts WHERE tenant_id = %s ORDER BY id DESC LIMIT %s"""
 SET_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', %s, true)"
+# --- records written straight to Kafka: arrays of (tenant_id, event_id, fingerprint, origin)
+CLAIM_DIRECT = """INSERT INTO idempotency_claims
+  (tenant_id, event_id, fingerprint, status, published_at, origin)
+SELECT k.t, k.e, k.f, 'published', clock_timestamp(), k.o
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS k (t, e, f, o) ORDER BY 1, 2
+ON CONFLICT DO NOTHING"""
+# An HTTP publish that never got its acknowledgement left a pending claim; a direct record of the
+# same body is then the copy in the log. (A publish in flight holds the row lock: this waits,
+# re-reads the row as `published`, and changes nothing.)
+ADOPT_PENDING = """UPDATE idempotency_claims AS c
+SET status = 'published', published_at = clock_timestamp(), origin = k.o
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS k (t, e, f, o)
+WHERE c.tenant_id = k.t AND c.event_id = k.e AND c.fingerprint = k.f
+  AND c.status = 'pending' AND c.origin IS NULL"""
+SELECT_CLAIMS = """SELECT c.tenant_id, c.event_id, c.fingerprint, c.origin
+FROM idempotency_claims AS c
+JOIN unnest(%s::text[], %s::text[]) AS k (tenant_id, event_id)
+  ON c.tenant_id = k.tenant_id AND c.event_id = k.event_id"""
+INSERT_DIRECT_CONFLICTS = """INSERT INTO idempotency_conflicts
+  (tenant_id, event_id, original_fingerprint, fingerprint, value, origin)
+SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::bytea[], %s::text[])
+ON CONFLICT (origin) DO NOTHING"""
+SEAL_KEY_NAME = "log_seal"
+INSERT_SECRET = "INSERT INTO platform_secrets VALUES (%s, %s) ON CONFLICT DO NOTHING"
+SELECT_SECRET = "SELECT secret FROM platform_secrets WHERE name = %s"
+
+
+def origin_of(rec: Consumed) -> str:
+    """Where a record sits in the log: the same for every consumer group and every replay."""
+    return f"{rec.topic}/{rec.partition}/{rec.offset}"
+
+
+def verdict(fingerprint: str, origin: str, stored: tuple[str, str | None]) -> PublishStatus:
+    """The HTTP publisher's rule for a record read off the topic (see `cem.publishing.decide`)."""
+    stored_fingerprint, stored_origin = stored
+    if stored_origin == origin:
+        return PublishStatus.accepted  # this record is the original, whoever reads it
+    if stored_fingerprint != fingerprint:
+        return PublishStatus.conflict
+    return PublishStatus.duplicate
 
 
 def _columns(identities: Sequence[Identity]) -> tuple[list[str], list[str]]:
@@ -145,5 +198,66 @@ class PostgresIdempotencyIndex:
             ).fetchall()
         return dict(rows)
 
+    def ping(self) -> None:
+        """Readiness: PostgresUnavailable unless the server answers in time."""
+        with self.db.transaction() as cursor:
+            cursor.execute("SELECT 1")
+
+    def seal_key(self) -> bytes:
+        """The platform's key for sealing the ingest's records, made by whoever asks first."""
+        with self.db.transaction() as cursor:
+            cursor.execute(INSERT_SECRET, (SEAL_KEY_NAME, secrets.token_bytes(32)))
+            row = cursor.execute(SELECT_SECRET, (SEAL_KEY_NAME,)).fetchone()
+        assert row is not None  # inserted just above, or earlier by another process
+        return bytes(row[0])
+
+    def admit(self, items: Sequence[tuple[Consumed, Unadmitted]]) -> list[PublishStatus]:
+        """The verdict on records written straight to Kafka (`cem.processing.Admission`)."""
+        if not items:
+            return []
+        firsts: dict[Identity, tuple[Consumed, Unadmitted]] = {}
+        for rec, item in items:
+            firsts.setdefault(_identity(item), (rec, item))
+        claims = _direct_columns(list(firsts.values()))
+        with self.db.transaction() as cursor:
+            cursor.execute(CLAIM_DIRECT, claims)
+            cursor.execute(ADOPT_PENDING, claims)
+            rows = cursor.execute(SELECT_CLAIMS, claims[:2]).fetchall()
+            stored = {(t, e): (f, o) for t, e, f, o in rows}
+            verdicts = [
+                verdict(item.fingerprint, origin_of(rec), stored[_identity(item)])
+                for rec, item in items
+            ]
+            conflicts = [
+                i for i, v in zip(items, verdicts, strict=True) if v is PublishStatus.conflict
+            ]
+            if conflicts:
+                cursor.execute(INSERT_DIRECT_CONFLICTS, _conflict_columns(conflicts, stored))
+        return verdicts
+
     def close(self) -> None:
         self.db.close()
+
+
+def _identity(item: Unadmitted) -> Identity:
+    return (item.event.tenant_id, str(item.event.event_id))
+
+
+def _direct_columns(
+    items: Sequence[tuple[Consumed, Unadmitted]],
+) -> tuple[list[str], list[str], list[str], list[str]]:
+    return (
+        [item.event.tenant_id for _, item in items],
+        [str(item.event.event_id) for _, item in items],
+        [item.fingerprint for _, item in items],
+        [origin_of(rec) for rec, _ in items],
+    )
+
+
+def _conflict_columns(
+    conflicts: Sequence[tuple[Consumed, Unadmitted]], stored: Mapping[Identity, tuple[str, Any]]
+) -> tuple[list[Any], ...]:
+    tenants, event_ids, fingerprints, origins = _direct_columns(conflicts)
+    originals = [stored[_identity(item)][0] for _, item in conflicts]
+    values = [rec.value for rec, _ in conflicts]
+    return (tenants, event_ids, originals, fingerprints, values, origins)

@@ -20,6 +20,7 @@ from cem.adapters.memory_keys import (
 )
 from cem.adapters.sqlite_log import from_micros, micros_now, storage_errors
 from cem.ports import Principal
+from cem.private_files import private_file
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -50,7 +51,7 @@ class SqliteKeyStore:
         self._lock = threading.Lock()
         self._valid = ValidKeyCache()
         with storage_errors(self.path):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(self.path)
             self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             # Keys change rarely, so they keep SQLite's default synchronous=FULL: a created key
             # survives power loss; WAL lets authentication read while a key is being written.

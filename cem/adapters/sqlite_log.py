@@ -31,6 +31,7 @@ from cem.ports import (
     Record,
     StorageFull,
 )
+from cem.private_files import private_file
 
 LOG_SCHEMA = """
 CREATE TABLE IF NOT EXISTS topics (name TEXT PRIMARY KEY, partitions INTEGER NOT NULL);
@@ -165,7 +166,7 @@ class SqliteLog:
         self._topics: dict[str, int] = {}
         self._turns: dict[tuple[str, str], int] = {}
         with storage_errors(self.path):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(self.path)
             self._writer = _connect(self.path, fsync=fsync, max_bytes=max_bytes)
             self._reader = _connect(self.path, fsync=fsync, max_bytes=None)
         self._create_tables(LOG_SCHEMA)

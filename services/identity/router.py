@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from cem.api_errors import ApiError
 from cem.auth import CAN_READ_CUSTOMERS, require
 from cem.ports import Principal
+from cem.request_body import json_body, openapi_body
 from services.identity.errors import (
     AmbiguousCustomer,
     CandidateAlreadyDecided,
@@ -43,6 +44,9 @@ KIND_PATTERN = r"^(customer_id|email|phone|anonymous_id|external:[a-z0-9][a-z0-9
 router = APIRouter(prefix="/v1", tags=["identity"])
 Reader = Annotated[Principal, Depends(require(CAN_READ_CUSTOMERS))]
 Curator = Annotated[Principal, Depends(require(CAN_CURATE_IDENTITY))]
+# Every identity change is a few short fields. Bodies are read only after the key is checked
+# (the Curator dependency comes first in each route), within this limit, by the strict parser.
+MAX_BODY_BYTES = 16 * 1024
 
 # Each domain error has one status and code; nothing else leaks out of the identity service.
 _ERRORS: dict[type[IdentityError], tuple[int, str]] = {
@@ -195,8 +199,12 @@ def get_identity_history(customer_id: CustomerId, request: Request, who: Reader)
     return {"customer_id": canonical, "entries": [asdict(entry) for entry in entries]}
 
 
-@router.post("/customers/merge")
-def merge_customers(body: MergeIn, request: Request, who: Curator) -> MergeOut:
+@router.post("/customers/merge", openapi_extra=openapi_body(MergeIn))
+def merge_customers(
+    who: Curator,
+    body: Annotated[MergeIn, Depends(json_body(MergeIn, MAX_BODY_BYTES))],
+    request: Request,
+) -> MergeOut:
     """Merge absorbed into survivor; with `preview` only say what would happen."""
     resolver = _identity(request)
     with _domain_errors():
@@ -212,9 +220,12 @@ def merge_customers(body: MergeIn, request: Request, who: Curator) -> MergeOut:
     return _merge_out(plan, body.preview, impact)
 
 
-@router.post("/customers/{customer_id:path}/split")
+@router.post("/customers/{customer_id:path}/split", openapi_extra=openapi_body(SplitIn))
 def split_customer(
-    customer_id: CustomerId, body: SplitIn, request: Request, who: Curator
+    customer_id: CustomerId,
+    who: Curator,
+    body: Annotated[SplitIn, Depends(json_body(SplitIn, MAX_BODY_BYTES))],
+    request: Request,
 ) -> dict[str, Any]:
     """Reverse the merge that brought `absorbed_id` into this customer: both sides get back exactly
     the identifiers and history they had, and are never merged again automatically."""
@@ -230,9 +241,12 @@ def split_customer(
     return asdict(outcome)
 
 
-@router.post("/customers/{customer_id:path}/unlink")
+@router.post("/customers/{customer_id:path}/unlink", openapi_extra=openapi_body(UnlinkIn))
 def unlink_identifier(
-    customer_id: CustomerId, body: UnlinkIn, request: Request, who: Curator
+    customer_id: CustomerId,
+    who: Curator,
+    body: Annotated[UnlinkIn, Depends(json_body(UnlinkIn, MAX_BODY_BYTES))],
+    request: Request,
 ) -> dict[str, Any]:
     """Take an identifier off the customer (a recycled number, a wrong link). It never links back
     to this customer automatically; with `erase` it never links anyone again, whatever is replayed."""
@@ -268,9 +282,12 @@ def list_merge_candidates(
     }
 
 
-@router.post("/merge-candidates/{candidate_id}/decision")
+@router.post("/merge-candidates/{candidate_id}/decision", openapi_extra=openapi_body(DecisionIn))
 def decide_merge_candidate(
-    candidate_id: CandidateId, body: DecisionIn, request: Request, who: Curator
+    candidate_id: CandidateId,
+    who: Curator,
+    body: Annotated[DecisionIn, Depends(json_body(DecisionIn, MAX_BODY_BYTES))],
+    request: Request,
 ) -> CandidateOut:
     """Accept (merge the pair, the proposer surviving unless `survivor_id` says otherwise) or reject
     (the pair is never proposed or merged automatically again)."""

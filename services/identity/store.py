@@ -17,6 +17,7 @@ from eventsourcing.persistence import AggregateRecorder, StoredEvent
 from eventsourcing.sqlite import SQLiteAggregateRecorder
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from cem.private_files import private_file
 from cem.settings import CoreSettings
 from services.identity.rules import DEFAULT_PHONE_REGION, IdentityRules
 
@@ -102,7 +103,7 @@ def persistence_env(settings: IdentitySettings) -> dict[str, str]:
         )
     else:
         path = settings.identity_sqlite_path or settings.data_dir / "identity.sqlite"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)  # personal data: the owner's alone
         env = sqlite_env(path)
     # The resolver keeps its own cache (state.AggregateCache: many aggregates per query, brought up
     # to date on every read); the library's (one query and a deep copy per read) is not used.

@@ -7,14 +7,13 @@ A request that fails here fails as a whole, before anything is published.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from fastapi import Request
-from starlette.requests import ClientDisconnect
 
 from cem.api_errors import ApiError
+from cem.request_body import MalformedJson, parse_json, parse_or_400, read_limited
 from cem.settings import IngestSettings
 from schemas.validate import Violation
 from services.ingest.batch import Unparseable, printable
@@ -22,12 +21,6 @@ from services.ingest.batch import Unparseable, printable
 JSON = "application/json"
 NDJSON = "application/x-ndjson"
 SUPPORTED = (JSON, NDJSON)
-# A longer integer literal cannot be a valid field value, and converting one costs quadratic time.
-_MAX_INT_DIGITS = 40
-
-
-class MalformedJson(ValueError):
-    """The bytes are not one strict JSON value; the message says where and why."""
 
 
 @dataclass(frozen=True)
@@ -77,52 +70,15 @@ def _unsupported(message: str) -> NoReturn:
     )
 
 
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The body, read chunk by chunk; a 413 as soon as it passes `limit` bytes.
-
-    A declared Content-Length over the limit is refused before reading. A smaller one is not
-    trusted: the count of bytes actually received is what stops the read.
-    """
-    if _declared_length(request) > limit:
-        _too_large(limit)
-    body = bytearray()
-    try:
-        async for chunk in request.stream():
-            if len(body) + len(chunk) > limit:
-                _too_large(limit)
-            body += chunk
-    except ClientDisconnect:
-        raise ApiError(400, "incomplete_body", "the client disconnected mid-body") from None
-    return bytes(body)
-
-
-def _declared_length(request: Request) -> int:
-    declared = request.headers.get("content-length", "")
-    return int(declared) if declared.isascii() and declared.isdigit() else 0
-
-
-def _too_large(limit: int) -> NoReturn:
-    raise ApiError(
-        413, "payload_too_large", f"the body exceeds the limit of {limit} bytes (max_body_bytes)"
-    )
-
-
 def parse_submission(media: str, data: bytes, max_events: int) -> Submission:
     """Split a body into raw items. A JSON body that is not JSON is a 400; an NDJSON line that is
     not JSON becomes an `Unparseable` item."""
     if media == NDJSON:
         submission = Submission(single=False, items=_ndjson_items(data, max_events))
     else:
-        submission = _json_submission(_parse_or_400(data))
+        submission = _json_submission(parse_or_400(data))
     _check_count(len(submission.items), max_events)
     return submission
-
-
-def _parse_or_400(data: bytes) -> Any:
-    try:
-        return parse_json(data)
-    except MalformedJson as exc:
-        raise ApiError(400, "malformed_json", f"malformed JSON: {exc}") from None
 
 
 def _json_submission(value: Any) -> Submission:
@@ -171,55 +127,3 @@ def _ndjson_item(line_number: int, line: bytes) -> Any:
     except MalformedJson as exc:
         message = f"line {line_number} is not JSON: {exc}"
         return Unparseable(Violation("malformed_json", message, "$"))
-
-
-def parse_json(data: bytes) -> Any:
-    """One strict JSON value: UTF-8, no NaN/Infinity, no duplicate keys, bounded integer literals.
-
-    Lone surrogates written as `\\ud800` escapes are kept, so validation can name their path.
-    """
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise MalformedJson(f"not valid UTF-8 at byte {exc.start}") from None
-    try:
-        if text.startswith("\ufeff"):  # what json.loads refuses before decoding
-            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
-        return _STRICT.decode(text)
-    except json.JSONDecodeError as exc:
-        raise MalformedJson(f"line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    except RecursionError:
-        raise MalformedJson("nested too deeply") from None
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # Two values for one key are read differently by different parsers: refuse the ambiguity.
-    found = dict(pairs)
-    if len(found) != len(pairs):
-        raise MalformedJson(f"duplicate key {_first_duplicate(pairs)!r} in an object")
-    return found
-
-
-def _first_duplicate(pairs: list[tuple[str, Any]]) -> str:
-    seen: set[str] = set()
-    for key, _ in pairs:
-        if key in seen:
-            return key
-        seen.add(key)
-    raise AssertionError("called only when a key repeats")
-
-
-def _no_constant(name: str) -> Any:
-    raise MalformedJson(f"{name} is not valid JSON")
-
-
-def _bounded_int(literal: str) -> int:
-    if len(literal.lstrip("-")) > _MAX_INT_DIGITS:
-        raise MalformedJson(f"integer literal longer than {_MAX_INT_DIGITS} digits")
-    return int(literal)
-
-
-# Built once: json.loads with hooks builds a decoder (and its scanner) for every call.
-_STRICT = json.JSONDecoder(
-    object_pairs_hook=_unique_keys, parse_constant=_no_constant, parse_int=_bounded_int
-)

@@ -246,9 +246,17 @@ def decode_cursor(text: str) -> Cursor:
         version, micros, event_id = raw.split(":")
         if version != "1":
             raise ValueError(version)
-        return Cursor(int(micros), str(uuid.UUID(event_id)))
+        return Cursor(_int64(micros), str(uuid.UUID(event_id)))
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise InvalidCursor("invalid cursor: pass next_cursor from a previous page") from exc
+
+
+def _int64(text: str) -> int:
+    # The warehouse compares it as an Int64: a wider number would wrap around there.
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        raise ValueError("cursor position outside the 64-bit range")
+    return value
 
 
 # --- pages -----------------------------------------------------------------------------------

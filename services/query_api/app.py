@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
-from cem import api_errors
+from cem import api_errors, readiness
 from cem.ports import KeyStore, Warehouse
 from services.identity.resolver import IdentityResolver
 
@@ -30,6 +30,7 @@ def include_query_routes(app: FastAPI, health: Callable[[], dict[str, Any]]) -> 
     from services.query_api.routers import alerts, customers, events, satisfaction
 
     app.include_router(health_router(health))
+    app.include_router(readiness.router)  # probes: cem.readiness.set_checks by the root
     # Before customers: its `/v1/customers/{customer_id:path}` would swallow `/identities`.
     app.include_router(identity_router)
     app.include_router(customers.router)
@@ -49,4 +50,5 @@ def create_app(
     if identity is not None:
         app.state.identity = identity
     include_query_routes(app, health=lambda: {"service": "query-api"})
+    readiness.set_checks(app, {"warehouse": lambda: warehouse.select("SELECT 1 AS ok")})
     return app

@@ -19,6 +19,7 @@ from cem.adapters.memory_keys import MemoryKeyStore
 from cem.runner import ensure_tables
 from schemas.validate import accept
 from services.projections.projection import ProjectionsProjection
+from services.projections.timeline import Cursor, encode_cursor
 from services.query_api.routers.customers import router
 
 T0 = datetime(2026, 4, 1, 8, 0, tzinfo=UTC)
@@ -156,6 +157,18 @@ def test_bad_timeline_parameters_are_422_with_the_path(
     response = agent.get("/v1/customers/cust-1/timeline", params=params)
     assert response.status_code == 422
     assert path in [d["path"] for d in error_of(response)["details"]]
+
+
+@pytest.mark.parametrize("micros", [2**63, -(2**63) - 1, 10**40])
+def test_a_cursor_outside_the_64_bit_range_is_422_not_wrapped_around(
+    agent: TestClient, ana_ids: list[str], micros: int
+) -> None:
+    cursor = encode_cursor(Cursor(micros, str(uuid.uuid4())))
+    response = agent.get("/v1/customers/cust-1/timeline", params={"cursor": cursor})
+    assert response.status_code == 422
+    assert [d["path"] for d in error_of(response)["details"]] == ["query.cursor"]
+    edge = encode_cursor(Cursor(2**63 - 1, str(uuid.uuid4())))  # the largest Int64 still reads
+    assert agent.get("/v1/customers/cust-1/timeline", params={"cursor": edge}).status_code == 200
 
 
 def test_ids_with_slashes_and_unicode_are_customers_too(agent: TestClient, app: FastAPI) -> None:

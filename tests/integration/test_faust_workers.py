@@ -3,8 +3,9 @@
 Each test has its own source topic (`CEM_SOURCE_TOPIC`), ClickHouse database (the URL's path) and
 tenant, and with identity on its own PostgreSQL schema for the identity store; the consumer group is
 the projection's name, as in production. Events are published the
-way the HTTP ingest publishes them (`accept`, `encode`, key `tenant/customer`, headers), and read
-back deduplicated, the way the query API reads them. Every wait is bounded.
+way the HTTP ingest publishes them (`accept`, `encode`, key `tenant/customer`, headers, sealed with
+the platform's key from PostgreSQL), and read back deduplicated, the way the query API reads them.
+Every wait is bounded.
 """
 
 from __future__ import annotations
@@ -35,8 +36,11 @@ from psycopg import sql as pg
 
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse, WarehouseUnavailable
 from cem.adapters.kafka_log import KafkaLog
+from cem.adapters.postgres_idempotency import PostgresIdempotencyIndex
 from cem.customer_key import customer_key
-from cem.ports import DEAD_LETTER_TOPIC
+from cem.ports import DEAD_LETTER_TOPIC, PublishStatus
+from cem.publishing import IdempotentPublisher
+from cem.record_seal import sealed
 from cem.runner import ensure_tables
 from schemas.envelope import Event
 from schemas.validate import accept, encode
@@ -47,7 +51,7 @@ from services.projections.projection import ProjectionsProjection
 from services.projections.timeline import Cursor, decode_cursor
 from tests.engines import Engines
 
-pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.slow]
+pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.postgres, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 PARTITIONS = 4
@@ -82,12 +86,17 @@ class Target:
     topic: str
     clickhouse_url: str
     warehouse: ClickHouseWarehouse
+    postgres_dsn: str  # the ingest's claims, which also admit records written straight to Kafka
+    seal_key: bytes  # what the ingest seals its records with
     tenant: str = field(default_factory=lambda: f"t-{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture
 def target(
-    kafka_bootstrap: str, clickhouse_url: str, clickhouse_warehouse: ClickHouseWarehouse
+    kafka_bootstrap: str,
+    clickhouse_url: str,
+    clickhouse_warehouse: ClickHouseWarehouse,
+    postgres_dsn: str,
 ) -> Target:
     topic = f"touchpoints-{uuid.uuid4().hex[:10]}"
     log = KafkaLog(kafka_bootstrap, partitions=PARTITIONS)
@@ -99,7 +108,12 @@ def target(
     ensure_tables(clickhouse_warehouse, [ProjectionsProjection()])
     path = f"/{clickhouse_warehouse.database}"
     url = urlunsplit(urlsplit(clickhouse_url)._replace(path=path))
-    return Target(kafka_bootstrap, topic, url, clickhouse_warehouse)
+    claims = PostgresIdempotencyIndex(postgres_dsn, pool_size=1)
+    try:
+        seal_key = claims.seal_key()
+    finally:
+        claims.close()
+    return Target(kafka_bootstrap, topic, url, clickhouse_warehouse, postgres_dsn, seal_key)
 
 
 class Worker:
@@ -112,6 +126,7 @@ class Worker:
             "PYTHONPATH": str(REPO),
             "CEM_KAFKA_BOOTSTRAP": target.bootstrap,
             "CEM_CLICKHOUSE_URL": target.clickhouse_url,
+            "CEM_POSTGRES_DSN": target.postgres_dsn,
             "CEM_PARTITIONS": str(PARTITIONS),
             "CEM_SOURCE_TOPIC": target.topic,
             "CEM_DATA_DIR": str(log_path.parent / "data"),
@@ -206,7 +221,7 @@ class Publisher:
 
     def _send_event(self, raw: dict[str, Any]) -> Any:
         event, fingerprint = accept(raw, self.target.tenant, datetime.now(UTC))
-        record = to_outgoing(event, fingerprint).record
+        record = sealed(to_outgoing(event, fingerprint).record, self.target.seal_key)
         self.sent[customer_key(event.customer)] += 1
         return self._send(record.key, record.value, list(record.headers))
 
@@ -668,3 +683,85 @@ def test_while_postgresql_is_down_nothing_is_filed_committed_or_dead_lettered(
     assert stored_events(target) == 80
     assert dead_letter_rows(target) == []  # an outage is not the events' fault
     assert visible_timelines(target, publisher.sent) == publisher.sent
+
+
+# --- S08: records written straight to Kafka meet the ingest's rules --------------------------------
+def rows_of(target: Target, table: str, event_id: str, columns: str) -> list[dict[str, Any]]:
+    return target.warehouse.select(
+        f"SELECT {columns} FROM {table} WHERE tenant_id = {{t:String}} AND event_id = {{e:String}}",
+        {"t": target.tenant, "e": event_id},
+    )
+
+
+def conflicts_recorded(target: Target, event_id: str) -> int:
+    with psycopg.connect(target.postgres_dsn, autocommit=True, connect_timeout=10) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM idempotency_conflicts WHERE tenant_id = %s AND event_id = %s",
+            (target.tenant, event_id),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def publish_as_the_ingest(target: Target, raw: dict[str, Any]) -> None:
+    """Publish through the ingest's own publisher: claimed in PostgreSQL, sealed, acked."""
+    log = KafkaLog(target.bootstrap, partitions=PARTITIONS)
+    claims = PostgresIdempotencyIndex(target.postgres_dsn, pool_size=1)
+    try:
+        publisher = IdempotentPublisher(log, claims, target.topic, seal_key=target.seal_key)
+        event, fingerprint = accept(raw, target.tenant, datetime.now(UTC))
+        assert publisher.publish([to_outgoing(event, fingerprint)]) == [PublishStatus.accepted]
+    finally:
+        log.close()
+        claims.close()
+
+
+def test_straight_to_kafka_records_follow_the_ingests_idempotency_and_tenant_rules(
+    target: Target, workers: Callable[..., Worker], publisher: Publisher
+) -> None:
+    for code in (PROJECTIONS_WORKER, SATISFACTION_WORKER):
+        wait_ready(workers(code))
+    header = [("tenant_id", target.tenant.encode())]
+    answer = {"survey_id": "s-1", "kind": "csat", "score": 5}
+    original = raw_event("cust-a", channel="survey", type="survey.answered",
+                         touchpoint="post_call_survey", payload=answer)  # fmt: skip
+    publish_as_the_ingest(target, original)
+    eventually(lambda: survey_responses(target) == 1, "the original answer stored")
+
+    # Another body under the accepted id, for another customer: a conflict, kept out.
+    other = {**original, "customer": {"customer_id": "cust-b"}, "payload": {**answer, "score": 1}}
+    conflict_at = publisher.send(b"k", orjson.dumps(other), header)
+    # The same direct event twice: stored once, as first received.
+    direct = raw_event("cust-d", source_id="chat-vendor")
+    publisher.send(f"{target.tenant}/cust-d".encode(), orjson.dumps(direct), header)
+    time.sleep(0.05)  # a later broker timestamp, which must not replace the first one's
+    publisher.send(f"{target.tenant}/cust-d".encode(), orjson.dumps(direct), header)
+    # The ingest's internal form, unsealed, naming another tenant and no header: a dead letter.
+    stranger, _ = accept(raw_event("cust-x"), f"{target.tenant}-victim", datetime.now(UTC))
+    forged_at = publisher.send(b"k", encode(stranger), [("trace", b"abc")])
+    publisher.events(5)  # later events flow
+
+    eventually(lambda: stored_events(target) == 1 + 1 + 5, "seven events stored")
+    for group in ("projections", "satisfaction"):
+        eventually(partial(caught_up, target, group), f"{group} caught up")
+    eventually(lambda: len(dead_letter_rows(target)) == 2, "two dead letters")
+
+    [kept] = rows_of(target, "survey_responses", original["event_id"], "customer_id, score")
+    assert (kept["customer_id"], kept["score"]) == ("cust-a", 5)
+    timeline = rows_of(target, sql.TIMELINE, original["event_id"], "customer_id")
+    assert {row["customer_id"] for row in timeline} == {"cust-a"}
+    assert conflicts_recorded(target, original["event_id"]) == 1
+    stamps = rows_of(target, sql.TIMELINE, direct["event_id"], "received_at, source_id")
+    assert len(stamps) == 1 and stamps[0]["source_id"] == "chat-vendor"
+    victim = target.warehouse.select(
+        f"SELECT count() AS n FROM {sql.TIMELINE} WHERE tenant_id = {{t:String}}",
+        {"t": f"{target.tenant}-victim"},
+    )
+    assert victim == [{"n": 0}]
+
+    letters = {(r["partition"], r["offset"]): r for r in dead_letter_rows(target)}
+    assert letters[conflict_at]["reason"] == "conflict"
+    assert "headers.tenant_id" in letters[forged_at]["error"]
+    on_topic = dead_letters_on_topic(target, 3)  # waits for a third: there must not be one
+    assert sorted((d["partition"], d["offset"]) for d in on_topic) == sorted(letters)
+    [forged] = [d for d in on_topic if (d["partition"], d["offset"]) == forged_at]
+    assert forged["headers"] == [{"name": "trace", "value_hex": b"abc".hex()}]

@@ -435,6 +435,21 @@ def test_b11_absurd_timestamps_are_422(ingest: Ingest, value: Any) -> None:
     assert paths(response) == {"occurred_at"}
 
 
+@pytest.mark.parametrize("path", ["occurred_at", "sent_at"])
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-23:59"])
+def test_b11_an_offset_past_year_1_or_9999_is_a_per_item_422_and_the_rest_is_kept(
+    ingest: Ingest, path: str, value: str
+) -> None:
+    good, bad = event(), event(**{path: value})
+    body = ingest.post({"events": [good, bad]}).json()
+    assert [r["status"] for r in body["results"]] == ["accepted", "rejected"]
+    assert {e["path"] for e in body["results"][1]["errors"]} == {path}
+    lines = [json.dumps(event()), json.dumps(event(**{path: value}))]
+    ndjson = ingest.post_raw("\n".join(lines).encode(), "application/x-ndjson").json()
+    assert (ndjson["accepted"], ndjson["rejected"]) == (1, 1)
+    assert len(ingest.stored()) == 2
+
+
 def test_b11_unreconcilable_sent_at_is_422_not_500(ingest: Ingest) -> None:
     raw = event(occurred_at="0001-01-01T00:00:00Z", sent_at="9999-12-31T00:00:00Z")
     response = ingest.post(raw)
@@ -443,6 +458,30 @@ def test_b11_unreconcilable_sent_at_is_422_not_500(ingest: Ingest) -> None:
 
 
 # --- B12 ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("customer", "path"),
+    [
+        ({"customer_id": "cust-1\n"}, "customer.customer_id"),
+        ({"customer_id": "a\tb"}, "customer.customer_id"),
+        ({"anonymous_id": "anon\r\nSet-Cookie: x"}, "customer.anonymous_id"),
+        ({"external_ids": {"crm": "42\u0085"}}, "customer.external_ids.crm"),
+        ({"email": "ana\u0001@shop.es"}, "customer.email"),
+    ],
+)
+def test_b12_an_id_with_control_characters_is_422_at_its_path(
+    ingest: Ingest, customer: dict[str, Any], path: str
+) -> None:
+    response = ingest.post(event(customer=customer))
+    assert response.status_code == 422
+    assert path in paths(response)
+    assert ingest.stored() == []
+
+
+def test_b12_free_text_may_still_hold_line_breaks(ingest: Ingest) -> None:
+    raw = event(channel="chat", type="message.received", payload={"text": "hola\nqué tal"})
+    assert ingest.post(raw).status_code == 202
+
+
 @pytest.mark.parametrize(
     ("body", "path"),
     [

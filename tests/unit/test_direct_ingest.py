@@ -9,14 +9,25 @@ from typing import Any
 import orjson
 import pytest
 
-from cem.direct_ingest import DIRECT_SOURCE, TimedConsumed, decode_record
-from cem.processing import process_batch
+from cem.direct_ingest import DIRECT_SOURCE, RecordDecoder, TimedConsumed
+from cem.ports import Consumed, PublishStatus, Record
+from cem.processing import Unadmitted, process_batch
+from cem.record_seal import SEAL_HEADER, sealed
+from schemas.envelope import Event
 from schemas.validate import InvalidEvent, accept, encode
 from services.ingest.batch import to_outgoing
 from services.projections.projection import ProjectionsProjection
 
 RECEIVED = datetime(2026, 1, 31, 12, 0, 0, 123000, tzinfo=UTC)
 RECEIVED_MS = 1_769_860_800_123
+SEAL_KEY = b"the platform's seal key"
+decode_record = RecordDecoder(SEAL_KEY)
+
+
+def decoded_event(rec: TimedConsumed) -> Event:
+    """The event a record holds, whichever form it came in."""
+    found = decode_record(rec)
+    return found.event if isinstance(found, Unadmitted) else found
 
 
 def raw_event(**overrides: Any) -> dict[str, Any]:
@@ -43,10 +54,10 @@ def direct(
     )
 
 
-def stored(raw: dict[str, Any], tenant: str = "acme") -> TimedConsumed:
-    """A record exactly as the HTTP ingest publishes it."""
+def stored(raw: dict[str, Any], tenant: str = "acme", key: bytes = SEAL_KEY) -> TimedConsumed:
+    """A record exactly as the HTTP ingest publishes it, sealed with `key`."""
     event, fingerprint = accept(raw, tenant, RECEIVED)
-    record = to_outgoing(event, fingerprint).record
+    record = sealed(to_outgoing(event, fingerprint).record, key)
     return TimedConsumed("touchpoints", 0, 7, record.key, record.value, record.headers, 1)
 
 
@@ -64,13 +75,47 @@ def test_a_record_the_ingest_wrote_decodes_to_the_event_it_stored() -> None:
 
 
 def test_a_stored_record_keeps_its_own_received_at_not_the_record_timestamp() -> None:
-    assert decode_record(stored(raw_event())).received_at == RECEIVED
+    assert decoded_event(stored(raw_event())).received_at == RECEIVED
+
+
+def test_the_stored_form_without_the_platforms_seal_is_a_producers_event_that_sets_server_fields() -> (
+    None
+):
+    # S08: the body names its own tenant and times; only the ingest may publish that form.
+    unsealed = stored(raw_event(), key=b"somebody else's key")
+    assert {"tenant_id", "received_at", "derived_at"} <= violated_paths(unsealed)
+    headerless = TimedConsumed("touchpoints", 0, 7, unsealed.key, unsealed.value, (), RECEIVED_MS)
+    assert {"headers.tenant_id"} <= violated_paths(headerless)
+
+
+def test_a_second_seal_header_voids_the_seal() -> None:
+    rec = stored(raw_event())
+    doubled = TimedConsumed(
+        rec.topic, rec.partition, rec.offset, rec.key, rec.value,
+        (*rec.headers, (SEAL_HEADER, b"0" * 64)), 1,
+    )  # fmt: skip
+    assert "tenant_id" in violated_paths(doubled)
+
+
+def test_a_sealed_record_that_is_not_a_valid_event_lists_the_violated_paths() -> None:
+    event, _ = accept(raw_event(), "acme", RECEIVED)
+    body = {**orjson.loads(encode(event)), "channel": "carrier-pigeon", "occurred_at": "soon"}
+    record = sealed(Record(b"acme/cust-1", orjson.dumps(body)), SEAL_KEY)
+    rec = TimedConsumed("touchpoints", 0, 7, record.key, record.value, record.headers, 1)
+    assert {"channel", "occurred_at"} <= violated_paths(rec)
 
 
 def test_a_stored_record_whose_tenant_header_disagrees_is_rejected() -> None:
     rec = stored(raw_event())
+    seal = [h for h in rec.headers if h[0] == SEAL_HEADER]
     forged = TimedConsumed(
-        rec.topic, rec.partition, rec.offset, rec.key, rec.value, (("tenant_id", b"other"),), 1
+        rec.topic,
+        rec.partition,
+        rec.offset,
+        rec.key,
+        rec.value,
+        (("tenant_id", b"other"), *seal),
+        1,
     )
     assert violated_paths(forged) == {"tenant_id"}
 
@@ -85,7 +130,7 @@ def test_a_stored_record_of_an_unknown_schema_version_is_rejected() -> None:
 # --- direct form -----------------------------------------------------------------------------
 def test_a_direct_record_is_validated_like_a_post_with_the_tenant_from_the_header() -> None:
     raw = raw_event()
-    event = decode_record(direct(raw, {"tenant_id": b"acme", "source_id": b"survey-tool"}))
+    event = decoded_event(direct(raw, {"tenant_id": b"acme", "source_id": b"survey-tool"}))
     assert event.tenant_id == "acme"
     assert event.source_id == "survey-tool"
     assert str(event.event_id) == raw["event_id"]
@@ -93,7 +138,7 @@ def test_a_direct_record_is_validated_like_a_post_with_the_tenant_from_the_heade
 
 
 def test_a_direct_record_is_received_at_its_broker_timestamp_exactly() -> None:
-    assert decode_record(direct(raw_event())).received_at == RECEIVED
+    assert decoded_event(direct(raw_event())).received_at == RECEIVED
 
 
 def test_decoding_a_direct_record_twice_gives_the_same_event_as_a_replay_must() -> None:
@@ -102,7 +147,7 @@ def test_decoding_a_direct_record_twice_gives_the_same_event_as_a_replay_must() 
 
 
 def test_a_direct_record_without_a_source_is_marked_as_coming_from_kafka() -> None:
-    assert decode_record(direct(raw_event())).source_id == DIRECT_SOURCE
+    assert decoded_event(direct(raw_event())).source_id == DIRECT_SOURCE
 
 
 def test_a_direct_record_without_a_tenant_header_is_rejected() -> None:
@@ -158,10 +203,91 @@ def test_a_batch_of_both_forms_projects_the_valid_and_dead_letters_the_rest() ->
 def test_the_same_event_over_http_and_straight_to_kafka_has_one_identity() -> None:
     raw = raw_event()
     rows = ProjectionsProjection().rows
-    over_http = rows(decode_record(stored(raw)))["customer_timeline"]
-    direct_copy = rows(decode_record(direct(raw)))["customer_timeline"]
+    over_http = rows(decoded_event(stored(raw)))["customer_timeline"]
+    direct_copy = rows(decoded_event(direct(raw)))["customer_timeline"]
     # Reads deduplicate by event_id within the tenant and customer: the event is shown once.
     key = ("tenant_id", "customer_id", "event_id")
     assert [tuple(r[k] for k in key) for r in over_http] == [
         tuple(r[k] for k in key) for r in direct_copy
     ]
+
+
+def test_only_the_projections_group_dead_letters_a_record_that_is_wrong_in_itself() -> None:
+    records = [direct(b"\x00garbage"), direct(raw_event(payload={"kind": "csat", "score": 11}))]
+    seen = {
+        group: process_batch(group, records, ProjectionsProjection().rows, decode_record)
+        for group in ("projections", "satisfaction")
+    }
+    assert len(seen["projections"].dead_letters) == 2
+    assert seen["satisfaction"].dead_letters == []
+    assert seen["satisfaction"].next_offsets == {3: 43}  # read past, all the same
+
+
+def test_a_dead_letter_keeps_the_record_headers_with_their_values() -> None:
+    rec = direct(b"\x00garbage", {"tenant_id": b"acme", "trace": b"\xff\x01"})
+    [letter] = process_batch(
+        "projections", [rec], ProjectionsProjection().rows, decode_record
+    ).dead_letters
+    headers = orjson.loads(letter.to_json())["headers"]
+    assert headers == [
+        {"name": "tenant_id", "value_hex": b"acme".hex()},
+        {"name": "trace", "value_hex": "ff01"},
+    ]
+
+
+# --- the idempotency rule on direct records ----------------------------------------------------
+class FirstClaimWins:
+    """An Admission twin with the PostgreSQL adapter's rule: the first record of an identity is
+    the original wherever it is read; the same body again is a duplicate, another a conflict."""
+
+    def __init__(self) -> None:
+        self.claims: dict[tuple[str, str], tuple[str, tuple[str, int, int]]] = {}
+
+    def admit(self, items: list[tuple[Consumed, Unadmitted]]) -> list[PublishStatus]:
+        verdicts = []
+        for rec, item in items:
+            where = (rec.topic, rec.partition, rec.offset)
+            identity = (item.event.tenant_id, str(item.event.event_id))
+            fingerprint, origin = self.claims.setdefault(identity, (item.fingerprint, where))
+            if origin == where:
+                verdicts.append(PublishStatus.accepted)
+            elif fingerprint != item.fingerprint:
+                verdicts.append(PublishStatus.conflict)
+            else:
+                verdicts.append(PublishStatus.duplicate)
+        return verdicts
+
+
+def at(rec: TimedConsumed, offset: int) -> TimedConsumed:
+    return TimedConsumed(
+        rec.topic, rec.partition, offset, rec.key, rec.value, rec.headers, RECEIVED_MS
+    )
+
+
+def test_a_direct_repeat_is_kept_out_and_another_body_is_a_conflict_for_every_group() -> None:
+    raw = raw_event()
+    original = at(direct(raw), 1)
+    repeat, other = (
+        at(direct(raw), 2),
+        at(direct({**raw, "payload": {**raw["payload"], "score": 1}}), 3),
+    )
+    admission = FirstClaimWins()
+    for group in ("projections", "satisfaction", "projections"):  # the last: a replay
+        result = process_batch(
+            group, [original, repeat, other], ProjectionsProjection().rows, decode_record,
+            admission=admission,
+        )  # fmt: skip
+        [row] = result.rows["customer_timeline"]
+        assert row["event_id"] == raw["event_id"]
+        reasons = [(d.offset, d.reason) for d in result.dead_letters]
+        assert reasons == ([(3, "conflict")] if group == "projections" else [])
+
+
+def test_the_ingests_sealed_records_are_not_judged_again() -> None:
+    admission = FirstClaimWins()
+    result = process_batch(
+        "projections", [stored(raw_event())], ProjectionsProjection().rows, decode_record,
+        admission=admission,
+    )  # fmt: skip
+    assert len(result.rows["customer_timeline"]) == 1
+    assert admission.claims == {}

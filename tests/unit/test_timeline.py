@@ -269,3 +269,9 @@ def test_filter_converts_times_to_micros_and_refuses_an_empty_window() -> None:
 def test_from_micros_inverts_to_micros_exactly() -> None:
     moment = datetime(2031, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
     assert from_micros(to_micros(moment)) == moment
+
+
+@pytest.mark.parametrize("micros", [2**63, -(2**63) - 1])
+def test_a_cursor_beyond_int64_is_invalid_rather_than_wrapped(micros: int) -> None:
+    with pytest.raises(InvalidCursor):
+        decode_cursor(encode_cursor(Cursor(micros, str(uuid.uuid4()))))
