@@ -23,6 +23,7 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from cem.api_errors import ApiError
 from cem.auth import CAN_INGEST
@@ -41,7 +42,12 @@ from services.ingest.batch import (
 from services.ingest.body import MalformedJson, parse_json, read_limited
 from services.ingest.quota import limiter_of
 from services.ingest.router import batch_response, count_outcome, publish, single_response
-from services.ingest.segment_config import SegmentSettings, TrackMapping, segment_settings_of
+from services.ingest.segment_config import (
+    InvalidMappings,
+    SegmentSettings,
+    TrackMapping,
+    segment_settings_of,
+)
 from services.ingest.segment_mapping import KINDS, BatchDefaults, Mapped, map_message
 
 segment_router = APIRouter(route_class=MeteredRoute, tags=["segment"])
@@ -50,9 +56,13 @@ _UNAUTHORIZED = {"WWW-Authenticate": 'Basic realm="cem", Bearer'}
 
 
 def install_segment(app: FastAPI, settings: SegmentSettings | None = None) -> None:
-    """Mount the routes and load CEM_SEGMENT_* now, so a bad mappings file stops start-up."""
-    found = settings or SegmentSettings()
-    found.mappings  # noqa: B018 - validates the file
+    """Mount the routes and load CEM_SEGMENT_* now: a bad setting or mappings file stops the
+    start-up with one line naming it (SystemExit), not a traceback or a failing request later."""
+    try:
+        found = settings or SegmentSettings()
+        found.mappings  # noqa: B018 - validates the file
+    except (InvalidMappings, ValidationError) as exc:
+        raise SystemExit(f"cem: {exc}") from None
     app.state.segment_settings = found
     app.include_router(segment_router)
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from services.ingest.segment_config import SegmentSettings
+from services.ingest.segment_router import install_segment
 from tests.integration.test_ingest_api import NOW, Ingest, error_of, make_ingest
 
 
@@ -196,3 +197,12 @@ def test_a_tenants_track_mapping_gives_typed_events(ingest: Ingest, tmp_path: Pa
     assert response.status_code == 200, response.text
     [event] = ingest.stored_events()
     assert (event.type, event.payload["order_id"]) == ("order.placed", "o-9")
+
+
+def test_a_bad_mappings_file_stops_the_start_up_with_one_line(
+    ingest: Ingest, tmp_path: Path
+) -> None:
+    path = tmp_path / "segment.json"
+    path.write_text(json.dumps({"acme": {"Order Completed": {"type": "order.done"}}}))
+    with pytest.raises(SystemExit, match=r"Order Completed\.type.*order\.done"):
+        install_segment(ingest.app, SegmentSettings(mappings_file=path))
