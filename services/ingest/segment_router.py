@@ -172,7 +172,10 @@ def _map_within(
     max_bytes: int,
     defaults: BatchDefaults,
 ) -> Mapped | list[Violation]:
-    size = encoded_size(message)
+    try:
+        size = encoded_size(message)
+    except RecursionError:  # json.dumps recurses; the strict parser allowed deeper nesting
+        return [Violation("nested_too_deeply", "the message is nested too deeply", "$")]
     if size > max_bytes:
         message_ = f"the message is {size} bytes; Segment's limit is {max_bytes}"
         return [Violation("event_too_large", message_, "$")]
@@ -194,7 +197,16 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@segment_router.post("/v1/batch", responses=_RESPONSES)
+def _body(description: str) -> dict[str, Any]:
+    schema = {"type": "object", "description": description}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+@segment_router.post(
+    "/v1/batch",
+    responses=_RESPONSES,
+    openapi_extra=_body('{"batch": [messages], "sentAt"?, "context"?}; gzip accepted'),
+)
 async def post_batch(
     request: Request, principal: Principal = Depends(segment_principal)
 ) -> JSONResponse:
@@ -270,7 +282,12 @@ def _single_route(kind: str) -> None:
     post_one.__doc__ = f"Segment's `{kind}` call: one message."
     post_one.__name__ = f"post_{kind}"
     segment_router.add_api_route(
-        f"/v1/{kind}", post_one, methods=["POST"], responses=_RESPONSES, name=f"segment_{kind}"
+        f"/v1/{kind}",
+        post_one,
+        methods=["POST"],
+        responses=_RESPONSES,
+        name=f"segment_{kind}",
+        openapi_extra=_body(f"one Segment {kind} message (Segment's HTTP Tracking API)"),
     )
 
 

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from services.ingest.segment_config import SegmentSettings
 from services.ingest.segment_router import install_segment
-from tests.integration.test_ingest_api import NOW, Ingest, error_of, make_ingest
+from tests.integration.test_ingest_api import NOW, Ingest, error_of, json_values, make_ingest
 
 
 @pytest.fixture
@@ -206,3 +208,23 @@ def test_a_bad_mappings_file_stops_the_start_up_with_one_line(
     path.write_text(json.dumps({"acme": {"Order Completed": {"type": "order.done"}}}))
     with pytest.raises(SystemExit, match=r"Order Completed\.type.*order\.done"):
         install_segment(ingest.app, SegmentSettings(mappings_file=path))
+
+
+# --- never a 500 --------------------------------------------------------------------------------
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(value=json_values, kind=st.sampled_from(["batch", "track", "page", "alias"]))
+def test_any_json_gets_an_answer_never_a_500(ingest: Ingest, value: Any, kind: str) -> None:
+    body = {"batch": [value, {"type": kind, **value}] if isinstance(value, dict) else [value]}
+    for path, sent in (("/v1/batch", body), (f"/v1/{kind}", value)):
+        response = send(ingest, path, sent)
+        assert response.status_code < 500, response.text
+
+
+def test_a_deeply_nested_message_is_refused_not_a_500(ingest: Ingest) -> None:
+    deep = b"[" * 5_000 + b'"x"' + b"]" * 5_000  # written by hand: json.dumps cannot
+    head = json.dumps(track())[:-1].encode()
+    body = b'{"batch": [' + head + b', "properties": {"deep": ' + deep + b"}}]}"
+    response = send(ingest, "/v1/batch", body)
+    assert response.status_code in (400, 413, 422), response.text
