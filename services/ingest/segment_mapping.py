@@ -31,6 +31,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid5
 
+import orjson
+
 from schemas.validate import Violation
 from services.ingest.segment_config import TrackMapping
 
@@ -38,13 +40,16 @@ KINDS = ("identify", "track", "page", "screen", "group", "alias")
 SOURCE_ID = "segment"
 # A fixed namespace: the same tenant and messageId give the same event_id in every process.
 SEGMENT_NAMESPACE = UUID("5e0c1f7a-2f7e-4d0b-9a57-3c6f0b8d2a11")
-CONTEXT_ATTRIBUTES = (
-    "page.url", "page.path", "page.referrer", "page.search", "page.title",
-    "campaign.name", "campaign.source", "campaign.medium", "campaign.term", "campaign.content",
-    "device.id", "device.type", "device.manufacturer", "device.model",
-    "os.name", "os.version", "app.name", "app.version",
-    "ip", "userAgent", "locale", "timezone", "library.name", "library.version",
-)  # fmt: skip
+# The context fields a typed payload keeps: an object's listed fields, or a top-level value.
+CONTEXT_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "page": ("url", "path", "referrer", "search", "title"),
+    "campaign": ("name", "source", "medium", "term", "content"),
+    "device": ("id", "type", "manufacturer", "model"),
+    "os": ("name", "version"),
+    "app": ("name", "version"),
+    "library": ("name", "version"),
+    "ip": (), "userAgent": (), "locale": (), "timezone": (),
+}  # fmt: skip
 _MOBILE_OS = frozenset({"ios", "ipados", "android"})
 # Fields the client sets per delivery attempt, not per event: left out of the fingerprint.
 _PER_ATTEMPT = frozenset({"sentAt", "writeKey", "receivedAt"})
@@ -179,9 +184,12 @@ def event_id(tenant_id: str, message: Mapping[str, Any], kind: str) -> str:
 
 def fingerprint(message: Mapping[str, Any], kind: str) -> str:
     """A hash of the message without what changes between delivery attempts."""
-    kept = {k: v for k, v in message.items() if k not in _PER_ATTEMPT}
-    text = json.dumps([kind, kept], sort_keys=True, ensure_ascii=True, default=str)
-    return hashlib.sha256(text.encode("ascii")).hexdigest()
+    kept = [kind, {k: v for k, v in message.items() if k not in _PER_ATTEMPT}]
+    try:
+        data = orjson.dumps(kept, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # lone surrogates, integers past 64 bits: slower, exact
+        data = json.dumps(kept, sort_keys=True, ensure_ascii=True, default=str).encode("ascii")
+    return hashlib.sha256(data).hexdigest()
 
 
 def customer_of(message: Mapping[str, Any], kind: str) -> dict[str, str]:
@@ -266,12 +274,17 @@ def attributes(message: Mapping[str, Any], properties: Mapping[str, Any]) -> dic
 
     A property that is not a scalar (a list of products) is kept as its JSON text.
     """
-    context = _dict(message.get("context"))
     found: dict[str, Scalar] = {}
-    for path in CONTEXT_ATTRIBUTES:
-        value = dotted(context, path)
-        if value is not None:
-            found[f"context.{path}"] = _scalar(value)
+    for name, value in _dict(message.get("context")).items():
+        fields = CONTEXT_ATTRIBUTES.get(name)
+        if fields is None or value is None:
+            continue
+        if not fields:
+            found[f"context.{name}"] = _scalar(value)
+            continue
+        for part, inner in _dict(value).items():
+            if part in fields and inner is not None:
+                found[f"context.{name}.{part}"] = _scalar(inner)
     for name, value in properties.items():
         found[f"properties.{name}"[:100]] = _scalar(value)
     return found
