@@ -78,7 +78,8 @@ def load_mappings(path: Path | None) -> SegmentMappings:
         problem = exc.errors()[0] if isinstance(exc, ValidationError) else None
         where = ".".join(map(str, problem["loc"][1:])) if problem else ""
         reason = problem["msg"] if problem else str(exc)
-        raise InvalidMappings(f"CEM_SEGMENT_MAPPINGS_FILE {path}: {where} {reason}") from None
+        detail = f"{where}: {reason}" if where else reason
+        raise InvalidMappings(f"CEM_SEGMENT_MAPPINGS_FILE {path}: {detail}") from None
 
 
 class SegmentSettings(BaseSettings):

@@ -253,5 +253,7 @@ def test_mappings_load_per_tenant_with_a_default_for_all(tmp_path: Path) -> None
 def test_a_mapping_to_an_unknown_type_is_refused_when_loaded(tmp_path: Path) -> None:
     path = tmp_path / "segment.json"
     path.write_text(json.dumps({"acme": {"Order Completed": {"type": "order.completed"}}}))
-    with pytest.raises(InvalidMappings, match="Order Completed.type"):
+    with pytest.raises(InvalidMappings, match="Order Completed.type: "):
         load_mappings(path)
+    with pytest.raises(InvalidMappings, match="No such file"):
+        load_mappings(tmp_path / "missing.json")
