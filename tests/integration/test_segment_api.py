@@ -228,3 +228,18 @@ def test_a_deeply_nested_message_is_refused_not_a_500(ingest: Ingest) -> None:
     body = b'{"batch": [' + head + b', "properties": {"deep": ' + deep + b"}}]}"
     response = send(ingest, "/v1/batch", body)
     assert response.status_code in (400, 413, 422), response.text
+
+
+def test_a_rudderstack_request_is_read_the_same_way(ingest: Ingest) -> None:
+    # RudderStack's docs show the Basic password as the two characters "" rather than empty, and
+    # its SDKs stamp originalTimestamp and sentAt on each message, plus fields of their own.
+    token = base64.b64encode(f'{ingest.secret}:""'.encode()).decode()
+    sent = NOW + timedelta(hours=2)  # the device's clock is two hours ahead
+    message = {"type": "track", "event": "Product Added", "userId": "u-7", "channel": "web",
+               "rudderId": str(uuid.uuid4()), "messageId": str(uuid.uuid4()),
+               "originalTimestamp": (sent - timedelta(seconds=4)).isoformat(),
+               "sentAt": sent.isoformat()}  # fmt: skip
+    response = send(ingest, "/v1/batch", {"batch": [message]}, Authorization=f"Basic {token}")
+    assert response.status_code == 200, response.text
+    [event] = ingest.stored_events()
+    assert event.derived_at == NOW - timedelta(seconds=4) and event.clock_corrected
