@@ -125,8 +125,9 @@ def gunzip_within(data: bytes, limit: int) -> bytes:
         raise ApiError(400, "malformed_gzip", f"the gzip body cannot be read: {exc}") from None
     if len(body) > limit or inflater.unconsumed_tail:
         raise _too_large(limit)
-    if not inflater.eof:
-        raise ApiError(400, "malformed_gzip", "the gzip body is truncated")
+    if not inflater.eof or inflater.unused_data:
+        # Bytes after the first gzip member would otherwise be dropped without a word.
+        raise ApiError(400, "malformed_gzip", "the gzip body is truncated or has trailing data")
     return body
 
 

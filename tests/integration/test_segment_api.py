@@ -102,6 +102,13 @@ def test_a_gzipped_batch_is_read(ingest: Ingest) -> None:
     assert len(ingest.stored()) == 1
 
 
+@pytest.mark.parametrize("body", [b"not gzip", gzip.compress(b'{"batch": []}')[:-9],
+                                  gzip.compress(b'{"batch": [1]}') + gzip.compress(b"[2]")])  # fmt: skip
+def test_a_broken_gzip_body_is_400(ingest: Ingest, body: bytes) -> None:
+    response = send(ingest, "/v1/batch", body, **{"Content-Encoding": "gzip"})
+    assert (response.status_code, error_of(response)["code"]) == (400, "malformed_gzip")
+
+
 def test_a_gzip_bomb_stops_at_the_batch_limit(ingest: Ingest) -> None:
     padding = {"pad": "x" * 600_000}
     body = gzip.compress(json.dumps({"batch": [track(properties=padding)]}).encode())
