@@ -71,6 +71,7 @@ from bench.embedded import (
     fresh_run_dir,
     raw_queries,
     say,
+    segment_rows,
     validated,
 )
 from cem.partitioning import partition_for
@@ -605,6 +606,7 @@ def summary_rows(result: Mapping[str, Any]) -> list[Row]:
             Goal("at_least", produce / 2), "raw producer", produce),
         Row("  of which ingest 2xx, batched", b["acknowledged_rate"], "ev/s",
             raw_name="raw producer", raw_value=produce),
+        *segment_rows(api),
         Row("end-to-end single event/request", s["rate"], "ev/s",
             raw_name="raw producer", raw_value=produce),
         Row("freshness p50 (2xx → visible)", f["p50"], "s"),

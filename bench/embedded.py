@@ -49,6 +49,7 @@ from bench.common import (
     render_table,
     write_json,
 )
+from bench.segment import post_segment, segment_bodies
 from cem import demo
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import INSERT_RECORD, LOG_SCHEMA, SqliteLog, SqlitePublisher
@@ -523,7 +524,11 @@ def newest_event(http: httpx.Client, customer: str) -> str | None:
     return entries[0]["event_id"] if entries else None
 
 
-def end_to_end(target: Target, work: Workload) -> dict[str, Any]:
+def end_to_end(
+    target: Target,
+    work: Workload,
+    poster: Callable[[httpx.Client, bytes], tuple[int, int]] = post,
+) -> dict[str, Any]:
     """Clients post concurrently; the clock stops when the query API shows every event.
 
     An event is visible once its customer's newest timeline entry is that customer's last event:
@@ -541,7 +546,7 @@ def end_to_end(target: Target, work: Workload) -> dict[str, Any]:
             with target.client("ingest") as http:
                 start.wait()
                 for body in work.bodies[index]:
-                    ok, bad = post(http, body)
+                    ok, bad = poster(http, body)
                     counts[index][0] += ok
                     counts[index][1] += bad
         except BaseException as exc:  # reported once the other clients are done
@@ -674,6 +679,15 @@ def drive(
     result: dict[str, Any] = {"url": target.url}
     result["batched"] = end_to_end(target, work) | {"batch_size": plan.batch_size}
     wait_idle()  # the satisfaction group may still be behind the timeline
+    say(f"  end-to-end, Segment /v1/batch: {plan.batched_events:,} events")
+    bodies, last = segment_bodies(
+        "e2e-segment", plan.batched_events, plan.batch_size,
+        plan.batched_clients, plan.batched_customers,
+    )  # fmt: skip
+    work = Workload(bodies, last, plan.batched_events)
+    segment = end_to_end(target, work, post_segment) | {"batch_size": plan.batch_size}
+    result["segment_batched"] = segment
+    wait_idle()
     say(f"  end-to-end, single events: {plan.single_events:,}")
     work = make_workload(
         templates, "e2e-single", plan.single_events, 1, plan.single_clients, plan.single_customers
@@ -751,6 +765,7 @@ def summary_rows(raw: dict[str, Any], load: dict[str, Any], api: dict[str, Any])
             Goal("at_least", 20_000), "raw SQLite", sqlite_rate),
         Row("  of which ingest 2xx, batched", b["acknowledged_rate"], "ev/s",
             raw_name="publish", raw_value=raw["publisher_publish"]["rate"]),
+        *segment_rows(api),
         Row("end-to-end single event/request", s["rate"], "ev/s",
             raw_name="raw SQLite", raw_value=sqlite_rate),
         Row("freshness p50 (2xx → visible)", f["p50"], "s"),
@@ -765,6 +780,19 @@ def summary_rows(raw: dict[str, Any], load: dict[str, Any], api: dict[str, Any])
             raw_name="warehouse", raw_value=satisfaction_raw["p99"]),
         Row("peak RSS, server", api["peak_rss_bytes"] or 0, "bytes"),
         Row("peak RSS, bench loader", load["peak_rss_bytes"] or 0, "bytes"),
+    ]  # fmt: skip
+
+
+def segment_rows(api: dict[str, Any]) -> list[Row]:
+    """The Segment batch path beside the native one (goal: at least 80% of it)."""
+    if "segment_batched" not in api:
+        return []
+    native, segment = api["batched"]["rate"], api["segment_batched"]
+    return [
+        Row(f"end-to-end Segment /v1/batch ({segment['batch_size']}/request)", segment["rate"],
+            "ev/s", Goal("at_least", 0.8 * native), "native batch", native),
+        Row("  of which ingest 2xx, Segment", segment["acknowledged_rate"], "ev/s",
+            raw_name="native 2xx", raw_value=api["batched"]["acknowledged_rate"]),
     ]  # fmt: skip
 
 

@@ -127,6 +127,7 @@ def create_app(platform: Platform) -> FastAPI:
     """One HTTP app with the ingest and query routes, as `cem up` serves it."""
     from cem.telemetry import router as telemetry_router
     from services.ingest.router import router as ingest_router
+    from services.ingest.segment_router import install_segment
     from services.query_api.app import include_query_routes
 
     app = FastAPI(
@@ -147,6 +148,7 @@ def create_app(platform: Platform) -> FastAPI:
     for name, value in state.items():
         setattr(app.state, name, value)
     app.include_router(ingest_router)
+    install_segment(app)
     app.include_router(telemetry_router)
     include_query_routes(app, health=lambda: {"mode": "embedded", "lag": platform.lag()})
     readiness.set_checks(

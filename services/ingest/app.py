@@ -11,6 +11,7 @@ from cem.settings import IngestSettings
 from cem.telemetry import Telemetry
 from services.ingest.quota import IngestQuota, QuotaLimiter
 from services.ingest.router import router
+from services.ingest.segment_router import install_segment
 
 
 def create_app(
@@ -34,6 +35,7 @@ def create_app(
     app.state.telemetry = Telemetry()
     app.state.ingest_quota = _limiter(quota)
     app.include_router(router)
+    install_segment(app)
     app.include_router(telemetry.router)
     return app
 

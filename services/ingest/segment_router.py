@@ -1,0 +1,306 @@
+"""The Segment-compatible HTTP Tracking API: POST /v1/batch, /v1/track, /v1/identify, /v1/page,
+/v1/screen, /v1/group and /v1/alias, on the ingest's host and port (an SDK is configured with the
+host alone).
+
+Auth is an ingest key, as Segment's SDKs send a write key (HTTP Basic, the key as user name and an
+empty password) or as a Bearer token. Segment's limits: 32 KB per call, 500 KB per batch (and per
+message inside it), a 413 as soon as reading passes them, also after gunzipping. A call answers
+Segment's `{"success": true}`; a batch adds our result per message, so the valid ones are stored
+and each invalid one is named (index and path) in our error shape. Everything else — validation,
+idempotency, the log's acknowledgement before a 2xx — is the native ingest's (router.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from cem.api_errors import ApiError
+from cem.auth import CAN_INGEST
+from cem.ports import KeyStore, Principal
+from cem.settings import IngestSettings
+from cem.telemetry import MeteredRoute, telemetry_of
+from schemas.json_safety import safe_json
+from schemas.validate import Violation
+from services.ingest.batch import (
+    ItemResult,
+    ItemStatus,
+    Prepared,
+    check_item,
+    complete,
+    encoded_size,
+)
+from services.ingest.body import MalformedJson, parse_json, read_limited
+from services.ingest.quota import limiter_of
+from services.ingest.router import batch_response, count_outcome, publish, single_response
+from services.ingest.segment_config import (
+    InvalidMappings,
+    SegmentSettings,
+    TrackMapping,
+    segment_settings_of,
+)
+from services.ingest.segment_mapping import KINDS, BatchDefaults, Mapped, map_message
+
+segment_router = APIRouter(route_class=MeteredRoute, tags=["segment"])
+_CONTENT_TYPES = ("application/json", "text/plain", "")  # analytics.js beacons send text/plain
+_UNAUTHORIZED = {"WWW-Authenticate": 'Basic realm="cem", Bearer'}
+
+
+def install_segment(app: FastAPI, settings: SegmentSettings | None = None) -> None:
+    """Mount the routes and load CEM_SEGMENT_* now: a bad setting or mappings file stops the
+    start-up with one line naming it (SystemExit), not a traceback or a failing request later."""
+    try:
+        found = settings or SegmentSettings()
+        found.mappings  # noqa: B018 - validates the file
+    except (InvalidMappings, ValidationError) as exc:
+        raise SystemExit(f"cem: {exc}") from None
+    app.state.segment_settings = found
+    app.include_router(segment_router)
+
+
+def segment_principal(request: Request) -> Principal:
+    """The ingest key's principal, from Basic (key as user name) or Bearer, before any body."""
+    keys: KeyStore = request.app.state.keys
+    principal = keys.authenticate(_presented_key(request.headers.get("authorization", "")))
+    if principal is None:
+        raise ApiError(401, "unauthorized", "unknown or revoked key", headers=_UNAUTHORIZED)
+    if principal.role not in CAN_INGEST:
+        raise ApiError(403, "forbidden", f"role {principal.role!r} may not do this")
+    return principal
+
+
+def _presented_key(header: str) -> str:
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    if scheme.lower() == "basic":
+        try:
+            user, _, _ = (
+                base64.b64decode(credentials.strip(), validate=True).decode().partition(":")
+            )
+        except (binascii.Error, UnicodeDecodeError):
+            user = ""
+        if user:
+            return user
+    message = "missing key: send the ingest key as the Basic user name (empty password) or Bearer"
+    raise ApiError(401, "unauthorized", message, headers=_UNAUTHORIZED)
+
+
+async def read_segment_body(request: Request, limit: int) -> Any:
+    """The JSON body within `limit` bytes, before and after gunzipping; 400, 413 or 415 else."""
+    media = (request.headers.get("content-type") or "").partition(";")[0].strip().lower()
+    if media not in _CONTENT_TYPES:
+        raise ApiError(415, "unsupported_media_type", f"send application/json, not {media!r}")
+    try:
+        data = await read_limited(request, limit)
+    except ApiError as exc:
+        raise _too_large(limit) if exc.status == 413 else exc from None
+    encoding = (request.headers.get("content-encoding") or "identity").strip().lower()
+    if encoding == "gzip":
+        data = gunzip_within(data, limit)
+    elif encoding != "identity":
+        raise ApiError(415, "unsupported_media_type", f"content encoding {encoding!r}: send gzip")
+    try:
+        return parse_json(data)
+    except MalformedJson as exc:
+        raise ApiError(400, "malformed_json", f"malformed JSON: {exc}") from None
+
+
+def gunzip_within(data: bytes, limit: int) -> bytes:
+    """The gunzipped body, refused as soon as it passes `limit` bytes (a gzip bomb stops there)."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        body = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise ApiError(400, "malformed_gzip", f"the gzip body cannot be read: {exc}") from None
+    if len(body) > limit or inflater.unconsumed_tail:
+        raise _too_large(limit)
+    if not inflater.eof or inflater.unused_data:
+        # Bytes after the first gzip member would otherwise be dropped without a word.
+        raise ApiError(400, "malformed_gzip", "the gzip body is truncated or has trailing data")
+    return body
+
+
+def _too_large(limit: int) -> ApiError:
+    message = f"the body exceeds Segment's limit of {limit} bytes for this call"
+    return ApiError(413, "payload_too_large", message)
+
+
+def prepare_messages(
+    messages: Sequence[Any],
+    kind: str | None,
+    tenant_id: str,
+    received_at: datetime,
+    tracks: Mapping[str, TrackMapping],
+    limits: tuple[int, int],
+    defaults: BatchDefaults = BatchDefaults(),
+) -> Prepared:
+    """Map and validate every message; the valid ones become records, as in the native ingest.
+
+    `limits` is (max bytes of one message, max bytes of one mapped event).
+    """
+    prepared = Prepared()
+    for index, message in enumerate(messages):
+        mapped = _map_within(message, kind, tenant_id, received_at, tracks, limits[0], defaults)
+        if isinstance(mapped, list):
+            prepared.rejected.append(ItemResult(index, ItemStatus.rejected, errors=tuple(mapped)))
+            continue
+        checked = check_item(index, mapped.event, tenant_id, received_at, limits[1])
+        if isinstance(checked, ItemResult):
+            prepared.rejected.append(checked)
+        else:
+            # The SDK sets sentAt anew on each attempt: a retry must fingerprint as a duplicate.
+            prepared.outgoing.append(replace(checked, fingerprint=mapped.fingerprint))
+            prepared.indexes.append(index)
+    return prepared
+
+
+def _map_within(
+    message: Any,
+    kind: str | None,
+    tenant_id: str,
+    received_at: datetime,
+    tracks: Mapping[str, TrackMapping],
+    max_bytes: int,
+    defaults: BatchDefaults,
+) -> Mapped | list[Violation]:
+    try:
+        size = message_size(message, max_bytes)
+    except RecursionError:  # json.dumps recurses; the strict parser allowed deeper nesting
+        return [Violation("nested_too_deeply", "the message is nested too deeply", "$")]
+    if size > max_bytes:
+        message_ = f"the message is {size} bytes; Segment's limit is {max_bytes}"
+        return [Violation("event_too_large", message_, "$")]
+    return map_message(message, kind, tenant_id, received_at, tracks, defaults)
+
+
+# --- routes -----------------------------------------------------------------------------------
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": 'Stored (or a duplicate): {"success": true}; a batch adds a result each'},
+    400: {"description": "Malformed JSON or gzip"},
+    401: {"description": "Missing, unknown or revoked key"},
+    403: {"description": "The key's role may not ingest"},
+    409: {"description": "The messageId was already stored with a different message"},
+    413: {"description": "Over Segment's limits: 32 KB per call, 500 KB per batch"},
+    415: {"description": "Not JSON, or an encoding other than gzip"},
+    422: {"description": "Invalid message, or a batch whose every message is invalid"},
+    429: {"description": "Over the key's quota; see Retry-After"},
+    503: {"description": "The event log cannot acknowledge; see Retry-After"},
+}
+
+
+def _body(description: str) -> dict[str, Any]:
+    schema = {"type": "object", "description": description}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+@segment_router.post(
+    "/v1/batch",
+    responses=_RESPONSES,
+    openapi_extra=_body('{"batch": [messages], "sentAt"?, "context"?}; gzip accepted'),
+)
+async def post_batch(
+    request: Request, principal: Principal = Depends(segment_principal)
+) -> JSONResponse:
+    """Segment's batch: `{"batch": [messages], "sentAt", "context"}`, each message with a `type`."""
+    settings = segment_settings_of(request.app)
+    body = await read_segment_body(request, settings.max_batch_bytes)
+    messages, defaults = batch_of(body)
+    return await ingest_messages(request, principal, messages, None, defaults)
+
+
+def batch_of(body: Any) -> tuple[list[Any], BatchDefaults]:
+    """The messages of a batch body and what its top level gives each of them."""
+    if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
+        problem = {"code": "list_type", "message": "must be a list of messages", "path": "batch"}
+        raise ApiError(422, "invalid_batch", 'the body is not {"batch": [...]}', [problem])
+    if not body["batch"]:
+        raise ApiError(422, "empty_batch", "the batch carries no messages")
+    context = body.get("context")
+    defaults = BatchDefaults(body.get("sentAt"), context if isinstance(context, dict) else {})
+    return body["batch"], defaults
+
+
+async def ingest_messages(
+    request: Request,
+    principal: Principal,
+    messages: list[Any],
+    kind: str | None,
+    defaults: BatchDefaults = BatchDefaults(),
+) -> JSONResponse:
+    """Map, validate and publish, then answer as Segment does, with our per-message results."""
+    state = request.app.state
+    ingest: IngestSettings = state.ingest_settings
+    segment = segment_settings_of(request.app)
+    limiter_of(request.app).charge(principal.key_id, len(messages))
+    prepared = await anyio.to_thread.run_sync(
+        prepare_messages,
+        messages,
+        kind,
+        principal.tenant_id,
+        state.clock.now(),
+        segment.mappings.for_tenant(principal.tenant_id),
+        (segment.max_call_bytes, ingest.max_event_bytes),
+        defaults,
+    )
+    statuses = await publish(state.publisher, prepared.outgoing, ingest.publish_timeout_s)
+    outcome = complete(prepared, statuses)
+    count_outcome(telemetry_of(request.app), outcome)
+    if kind is not None:
+        return segment_single(outcome.results[0])
+    answer = batch_response(outcome)
+    if answer.status_code == 200:
+        answer = JSONResponse({"success": True, **outcome.as_dict()}, 200)
+    return answer
+
+
+def segment_single(result: ItemResult) -> JSONResponse:
+    """Segment's 200 `{"success": true}` for a stored (or duplicate) message, else the native
+    answer to one event (409, 413, 422 in our error shape)."""
+    if result.status in (ItemStatus.accepted, ItemStatus.duplicate):
+        body = {"success": True, "status": result.status.value, "event_id": result.event_id}
+        return JSONResponse(body, 200)
+    return single_response(result)
+
+
+def _single_route(kind: str) -> None:
+    async def post_one(
+        request: Request, principal: Principal = Depends(segment_principal)
+    ) -> JSONResponse:
+        settings = segment_settings_of(request.app)
+        message = await read_segment_body(request, settings.max_call_bytes)
+        return await ingest_messages(request, principal, [message], kind)
+
+    post_one.__doc__ = f"Segment's `{kind}` call: one message."
+    post_one.__name__ = f"post_{kind}"
+    segment_router.add_api_route(
+        f"/v1/{kind}",
+        post_one,
+        methods=["POST"],
+        responses=_RESPONSES,
+        name=f"segment_{kind}",
+        openapi_extra=_body(f"one Segment {kind} message (Segment's HTTP Tracking API)"),
+    )
+
+
+for _kind in KINDS:
+    _single_route(_kind)
+
+
+def message_size(message: Any, limit: int) -> int:
+    """The message's compact JSON size, measured exactly (json.dumps) only near the limit: orjson's
+    output differs by a byte or two per float, so one that fits in half the limit fits."""
+    compact = safe_json(message)
+    if compact is not None and 2 * len(compact) <= limit:
+        return len(compact)
+    return encoded_size(message)

@@ -1,0 +1,252 @@
+"""The Segment-compatible tracking API over HTTP, against the in-memory log, publisher and keys:
+auth as the SDKs send it, Segment's limits and answers, per-message results, retries.
+
+The official SDK against real deployments (both modes) is tests/e2e/test_segment.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from services.ingest.segment_config import SegmentSettings
+from services.ingest.segment_router import install_segment
+from tests.integration.test_ingest_api import NOW, Ingest, error_of, json_values, make_ingest
+
+
+@pytest.fixture
+def ingest() -> Ingest:
+    return make_ingest()
+
+
+def basic(key: str) -> dict[str, str]:
+    """What an SDK sends: the write key as the user name and an empty password."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+
+
+def send(ingest: Ingest, path: str, body: Any, key: str | None = None, **headers: str) -> Any:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    sent = {"Content-Type": "application/json", **basic(key or ingest.secret), **headers}
+    return ingest.client.post(path, content=content, headers=sent)
+
+
+def track(**fields: Any) -> dict[str, Any]:
+    message = {"type": "track", "event": "Clicked", "userId": "u-1", "messageId": str(uuid.uuid4()),
+               "timestamp": NOW.isoformat()}  # fmt: skip
+    return message | fields
+
+
+def test_a_batch_is_stored_and_answered_as_segment_does(ingest: Ingest) -> None:
+    messages = [track(), track(type="page", properties={"url": "https://shop.es/"})]
+    response = send(ingest, "/v1/batch", {"batch": messages, "sentAt": NOW.isoformat()})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["success"] is True and (body["submitted"], body["accepted"]) == (2, 2)
+    stored = ingest.stored_events()
+    assert [str(e.event_id) for e in stored] == [m["messageId"] for m in messages]
+    assert [e.type for e in stored] == ["custom.clicked", "page.viewed"]
+    assert {e.source_id for e in stored} == {"segment"}
+
+
+@pytest.mark.parametrize("kind", ["track", "identify", "page", "screen", "group", "alias"])
+def test_each_call_has_its_own_path(ingest: Ingest, kind: str) -> None:
+    message = {"userId": "u-1", "anonymousId": "a-1", "event": "Clicked", "name": "Home",
+               "previousId": "a-0", "groupId": "g", "properties": {"url": "https://x.es/"}}  # fmt: skip
+    response = send(ingest, f"/v1/{kind}", message)
+    assert response.status_code == 200, response.text
+    assert response.json()["success"] is True
+    assert len(ingest.stored()) == 1
+
+
+def test_a_bearer_key_works_too(ingest: Ingest) -> None:
+    response = send(ingest, "/v1/track", track(), Authorization=f"Bearer {ingest.secret}")
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Basic " + base64.b64encode(b"cem_wrong:").decode(), "Basic !!!", "Bearer ", "Token x"],
+)
+def test_a_missing_or_wrong_key_is_401_and_nothing_is_stored(
+    ingest: Ingest, authorization: str | None
+) -> None:
+    headers = {"Content-Type": "application/json"}
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    response = ingest.client.post("/v1/batch", json={"batch": [track()]}, headers=headers)
+    assert response.status_code == 401
+    assert error_of(response)["code"] == "unauthorized"
+    assert "Basic" in response.headers["WWW-Authenticate"]
+    assert ingest.stored() == []
+
+
+def test_an_agent_key_may_not_track(ingest: Ingest) -> None:
+    response = send(ingest, "/v1/track", track(), key=ingest.key("agent"))
+    assert response.status_code == 403
+    assert ingest.stored() == []
+
+
+def test_a_gzipped_batch_is_read(ingest: Ingest) -> None:
+    body = gzip.compress(json.dumps({"batch": [track()]}).encode())
+    response = send(ingest, "/v1/batch", body, **{"Content-Encoding": "gzip"})
+    assert response.status_code == 200, response.text
+    assert len(ingest.stored()) == 1
+
+
+@pytest.mark.parametrize("body", [b"not gzip", gzip.compress(b'{"batch": []}')[:-9],
+                                  gzip.compress(b'{"batch": [1]}') + gzip.compress(b"[2]")])  # fmt: skip
+def test_a_broken_gzip_body_is_400(ingest: Ingest, body: bytes) -> None:
+    response = send(ingest, "/v1/batch", body, **{"Content-Encoding": "gzip"})
+    assert (response.status_code, error_of(response)["code"]) == (400, "malformed_gzip")
+
+
+def test_a_gzip_bomb_stops_at_the_batch_limit(ingest: Ingest) -> None:
+    padding = {"pad": "x" * 600_000}
+    body = gzip.compress(json.dumps({"batch": [track(properties=padding)]}).encode())
+    assert len(body) < 10_000
+    response = send(ingest, "/v1/batch", body, **{"Content-Encoding": "gzip"})
+    assert response.status_code == 413
+    assert "500" in error_of(response)["message"] or "512000" in error_of(response)["message"]
+    assert ingest.stored() == []
+
+
+def test_a_call_over_32_kb_is_413(ingest: Ingest) -> None:
+    response = send(ingest, "/v1/track", track(properties={"pad": "x" * 33_000}))
+    assert response.status_code == 413
+    assert error_of(response)["code"] == "payload_too_large"
+    assert ingest.stored() == []
+
+
+def test_a_batch_over_500_kb_is_413(ingest: Ingest) -> None:
+    messages = [track(properties={"pad": "x" * 20_000}) for _ in range(30)]
+    response = send(ingest, "/v1/batch", {"batch": messages})
+    assert response.status_code == 413
+    assert ingest.stored() == []
+
+
+def test_invalid_messages_are_named_and_the_valid_ones_kept(ingest: Ingest) -> None:
+    good = track()
+    messages = [good, track(userId=None), track(properties={"pad": "x" * 33_000})]
+    response = send(ingest, "/v1/batch", {"batch": messages})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["accepted"], body["rejected"]) == (1, 2)
+    results = {r["index"]: r for r in body["results"]}
+    assert results[1]["errors"][0]["path"] == "userId"
+    assert results[2]["errors"][0]["code"] == "event_too_large"
+    assert [str(e.event_id) for e in ingest.stored_events()] == [good["messageId"]]
+
+
+def test_a_batch_with_only_invalid_messages_is_422(ingest: Ingest) -> None:
+    response = send(ingest, "/v1/batch", {"batch": [track(event=None)]})
+    assert response.status_code == 422
+    assert error_of(response)["details"][0] == {
+        "code": "missing",
+        "message": "a track needs the event's name",
+        "path": "event",
+        "index": 0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b"{not json", 400, "malformed_json"),
+        (b'{"events": []}', 422, "invalid_batch"),
+        (b'{"batch": []}', 422, "empty_batch"),
+    ],
+)
+def test_a_bad_batch_body_gets_our_error_shape(
+    ingest: Ingest, body: bytes, status: int, code: str
+) -> None:
+    response = send(ingest, "/v1/batch", body)
+    assert (response.status_code, error_of(response)["code"]) == (status, code)
+
+
+def test_a_body_that_is_not_json_is_415(ingest: Ingest) -> None:
+    response = send(ingest, "/v1/track", b"<xml/>", **{"Content-Type": "application/xml"})
+    assert response.status_code == 415
+
+
+def test_an_sdk_retry_with_a_new_sent_at_is_a_duplicate(ingest: Ingest) -> None:
+    message = track()
+    first = send(ingest, "/v1/batch", {"batch": [message], "sentAt": NOW.isoformat()})
+    later = (NOW + timedelta(seconds=5)).isoformat()
+    retry = send(ingest, "/v1/batch", {"batch": [message], "sentAt": later})
+    assert first.json()["accepted"] == 1
+    assert retry.status_code == 200 and retry.json()["duplicates"] == 1
+    assert len(ingest.stored()) == 1
+
+
+def test_a_message_id_reused_for_another_message_is_a_conflict(ingest: Ingest) -> None:
+    message = track()
+    assert send(ingest, "/v1/track", message).json()["status"] == "accepted"
+    response = send(ingest, "/v1/track", {**message, "event": "Other"})
+    assert response.status_code == 409
+    assert ingest.stored_events()[0].type == "custom.clicked"
+
+
+def test_a_tenants_track_mapping_gives_typed_events(ingest: Ingest, tmp_path: Path) -> None:
+    path = tmp_path / "segment.json"
+    order = {"type": "order.placed", "payload": {"order_id": "properties.order_id",
+             "amount": "properties.total", "currency": "properties.currency"}}  # fmt: skip
+    path.write_text(json.dumps({"acme": {"Order Completed": order}}))
+    ingest.app.state.segment_settings = SegmentSettings(mappings_file=path)
+    properties = {"order_id": "o-9", "total": "20.50", "currency": "EUR"}
+    response = send(ingest, "/v1/track", track(event="Order Completed", properties=properties))
+    assert response.status_code == 200, response.text
+    [event] = ingest.stored_events()
+    assert (event.type, event.payload["order_id"]) == ("order.placed", "o-9")
+
+
+def test_a_bad_mappings_file_stops_the_start_up_with_one_line(
+    ingest: Ingest, tmp_path: Path
+) -> None:
+    path = tmp_path / "segment.json"
+    path.write_text(json.dumps({"acme": {"Order Completed": {"type": "order.done"}}}))
+    with pytest.raises(SystemExit, match=r"Order Completed\.type: .*order\.done"):
+        install_segment(ingest.app, SegmentSettings(mappings_file=path))
+
+
+# --- never a 500 --------------------------------------------------------------------------------
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(value=json_values, kind=st.sampled_from(["batch", "track", "page", "alias"]))
+def test_any_json_gets_an_answer_never_a_500(ingest: Ingest, value: Any, kind: str) -> None:
+    body = {"batch": [value, {"type": kind, **value}] if isinstance(value, dict) else [value]}
+    for path, sent in (("/v1/batch", body), (f"/v1/{kind}", value)):
+        response = send(ingest, path, sent)
+        assert response.status_code < 500, response.text
+
+
+def test_a_deeply_nested_message_is_refused_not_a_500(ingest: Ingest) -> None:
+    deep = b"[" * 5_000 + b'"x"' + b"]" * 5_000  # written by hand: json.dumps cannot
+    head = json.dumps(track())[:-1].encode()
+    body = b'{"batch": [' + head + b', "properties": {"deep": ' + deep + b"}}]}"
+    response = send(ingest, "/v1/batch", body)
+    assert response.status_code in (400, 413, 422), response.text
+
+
+def test_a_rudderstack_request_is_read_the_same_way(ingest: Ingest) -> None:
+    # RudderStack's docs show the Basic password as the two characters "" rather than empty, and
+    # its SDKs stamp originalTimestamp and sentAt on each message, plus fields of their own.
+    token = base64.b64encode(f'{ingest.secret}:""'.encode()).decode()
+    sent = NOW + timedelta(hours=2)  # the device's clock is two hours ahead
+    message = {"type": "track", "event": "Product Added", "userId": "u-7", "channel": "web",
+               "rudderId": str(uuid.uuid4()), "messageId": str(uuid.uuid4()),
+               "originalTimestamp": (sent - timedelta(seconds=4)).isoformat(),
+               "sentAt": sent.isoformat()}  # fmt: skip
+    response = send(ingest, "/v1/batch", {"batch": [message]}, Authorization=f"Basic {token}")
+    assert response.status_code == 200, response.text
+    [event] = ingest.stored_events()
+    assert event.derived_at == NOW - timedelta(seconds=4) and event.clock_corrected
