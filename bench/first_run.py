@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO
 
 import httpx
@@ -96,9 +97,12 @@ def seconds_until_data(banner: Banner, started: float, deadline: float) -> dict[
     return found
 
 
-def start(command: Sequence[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def start(
+    command: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         command,
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

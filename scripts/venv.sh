@@ -5,6 +5,7 @@
 # Works with any Python >= 3.11 on the PATH (or PYTHON=...), including Debian's own python3, which
 # refuses system-wide pip installs and may lack ensurepip (python3-venv): pip is then bootstrapped
 # into the venv from its wheel on PyPI, run as a zip (pip's documented way to run without installing).
+# VENV_WITHOUT_PIP=1 takes that path on any Python (the fresh-clone test uses it).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -49,7 +50,7 @@ create_venv() {
   local python
   python="$(find_python)"
   say "creating the virtual environment $VENV with $python ($("$python" -V 2>&1))"
-  if ! "$python" -m venv "$VENV" 2>/dev/null; then
+  if [[ -n ${VENV_WITHOUT_PIP:-} ]] || ! "$python" -m venv "$VENV" 2>/dev/null; then
     rm -rf "$VENV"
     "$python" -m venv --without-pip "$VENV" || die "$python -m venv failed"
   fi
