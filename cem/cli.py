@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from cem import data_dir
 from cem.auth import ROLES
@@ -16,6 +16,13 @@ from cem.ports import KeyStore
 
 # Every option's help ends with its default (argparse adds "(default: …)").
 Formatter = argparse.ArgumentDefaultsHelpFormatter
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (the usage is one `--help` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -260,9 +267,7 @@ def _add_bench(sub: Any) -> None:
 def parser() -> argparse.ArgumentParser:
     from cem.serve import add_arguments as add_serve_arguments
 
-    root = argparse.ArgumentParser(
-        prog="cem", description="customer-experience platform", formatter_class=Formatter
-    )
+    root = Parser(prog="cem", description="customer-experience platform", formatter_class=Formatter)
     sub = root.add_subparsers(dest="command", required=True)
     _add_up(sub)
     _add_keys(sub)

@@ -30,18 +30,21 @@ find_python() {
 }
 
 bootstrap_pip() {
-  local tmp wheel_url
+  local tmp wheel_url wheel
   tmp="$(mktemp -d)"
   say "this Python has no ensurepip: fetching pip's wheel from PyPI to bootstrap it"
   wheel_url="$("$VENV/bin/python" - <<'EOF'
-import json, urllib.request
-release = json.load(urllib.request.urlopen("https://pypi.org/pypi/pip/json", timeout=60))
-print(next(u["url"] for u in release["urls"] if u["filename"].endswith(".whl")))
+import json, urllib.parse, urllib.request
+index = "https://pypi.org/pypi/pip/json"
+release = json.load(urllib.request.urlopen(index, timeout=60))
+wheel = next(u["url"] for u in release["urls"] if u["filename"].endswith(".whl"))
+print(urllib.parse.urljoin(index, wheel))  # a mirror may answer with relative links
 EOF
 )" || die "could not reach PyPI to fetch pip (https://pypi.org/pypi/pip/json)"
+  wheel="$tmp/${wheel_url##*/}"  # pip installs a wheel only under its own file name
   "$VENV/bin/python" -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' \
-    "$wheel_url" "$tmp/pip.whl" || die "could not download $wheel_url"
-  "$VENV/bin/python" "$tmp/pip.whl/pip" install --quiet --no-index "$tmp/pip.whl" \
+    "$wheel_url" "$wheel" 2>/dev/null || die "could not download $wheel_url"
+  "$VENV/bin/python" "$wheel/pip" install --quiet --no-index "$wheel" \
     || die "bootstrapping pip from its wheel failed"
   rm -rf "$tmp"
 }
