@@ -20,7 +20,15 @@ RESPONSES_TABLE = "survey_responses"
 INTERACTIONS_TABLE = "interactions"
 ALERTS_TABLE = "alerts"
 KINDS = ("nps", "csat", "ces")
-BUCKET_FUNCTIONS = {"hour": "toStartOfHour", "day": "toStartOfDay"}
+# Epoch seconds (UTC) of the bucket an answer falls in, `{t}` its DateTime. Dates count days
+# since the epoch, hence × 86400; `total` is one bucket for the whole range, starting at `since`.
+BUCKET_STARTS = {
+    "hour": "toUInt32(toStartOfHour({t}))",
+    "day": "toUInt32(toStartOfDay({t}))",
+    "week": "toUInt32(toMonday({t})) * 86400",
+    "month": "toUInt32(toStartOfMonth({t})) * 86400",
+    "total": "toUInt32(intDiv({since:Int64}, 1000000))",
+}
 
 
 def ddl(version: tuple[int, ...]) -> list[str]:
@@ -91,28 +99,40 @@ _NUMERATORS = {
     "ces@1": "sumIf(score, {m})",
     "ces_easy@1": "100 * countIf({m} AND score >= 5)",
 }
+# The sum of squared per-response contributions (see `Definition.contribution`), for intervals.
+_SQUARES = {
+    "nps@1": "10000 * countIf({m} AND (score >= 9 OR score <= 6))",
+    "csat@1": "10000 * countIf({m} AND score >= 4)",
+    "csat_mean@1": "sumIf(toInt64(score) * score, {m})",
+    "ces@1": "sumIf(toInt64(score) * score, {m})",
+    "ces_easy@1": "10000 * countIf({m} AND score >= 5)",
+}
 
 
 def _metric_columns(definition: Definition) -> str:
     match = f"(kind = '{definition.kind}' AND scale = '{definition.scale}')"
     numerator = _NUMERATORS[definition.key].format(m=match)
+    squares = _SQUARES[definition.key].format(m=match)
     prefix = _metric_prefix(definition)
     # n = 0 gives 0 here rather than NaN; the reader turns it into None (never a division by zero).
     return (
         f"countIf({match}) AS {prefix}_n, "
-        f"if({prefix}_n = 0, 0, {numerator} / {prefix}_n) AS {prefix}_value"
+        f"if({prefix}_n = 0, 0, {numerator} / {prefix}_n) AS {prefix}_value, "
+        f"{squares} AS {prefix}_sq"
     )
 
 
 def touchpoint_metrics_sql(bucket: str) -> str:
     """Responses and every metric per attributed touchpoint × channel × time bucket."""
-    bucket_fn = BUCKET_FUNCTIONS[bucket]
+    bucket_start = BUCKET_STARTS[bucket].replace(
+        "{t}", "toDateTime(intDiv(answered_at, 1000000), 'UTC')"
+    )
     kinds = ", ".join(f"countIf(kind = '{k}') AS responses_{k}" for k in KINDS)
     metrics = ",\n        ".join(_metric_columns(d) for d in DEFINITIONS)
     conversations = _CONVERSATIONS.replace("{conversations}", _RESPONSE_CONVERSATIONS)
     return f"""
     SELECT touchpoint, channel,
-        toUInt32({bucket_fn}(toDateTime(intDiv(answered_at, 1000000), 'UTC'))) AS bucket_start,
+        {bucket_start} AS bucket_start,
         {kinds},
         {metrics}
     FROM (
@@ -196,7 +216,8 @@ class TouchpointMetrics:
 def _metric_value(row: dict[str, Any], definition: Definition) -> MetricValue:
     prefix = _metric_prefix(definition)
     n = int(row[f"{prefix}_n"])
-    return MetricValue(float(row[f"{prefix}_value"]) if n else None, n)
+    value = float(row[f"{prefix}_value"]) if n else None
+    return definition.with_interval(value, n, float(row[f"{prefix}_sq"]))
 
 
 def _to_touchpoint_metrics(row: dict[str, Any]) -> TouchpointMetrics:

@@ -6,7 +6,7 @@ import random
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -136,9 +136,17 @@ def _rows(events: Iterable[Event], table: str) -> list[dict[str, Any]]:
     return [row for e in events for row in projection.rows(e).get(table, [])]
 
 
-def _bucket_start(micros: int, bucket: str) -> int:
-    width = 3600 if bucket == "hour" else 86400
-    return micros // 1_000_000 // width * width
+def _bucket_start(micros: int, bucket: str, since: int) -> int:
+    seconds = micros // 1_000_000
+    if bucket in ("hour", "day"):
+        width = 3600 if bucket == "hour" else 86400
+        return seconds // width * width
+    day = datetime.fromtimestamp(seconds, UTC).date()
+    if bucket == "week":
+        return int(datetime.combine(day - timedelta(days=day.weekday()), time(), UTC).timestamp())
+    if bucket == "month":
+        return int(datetime.combine(day.replace(day=1), time(), UTC).timestamp())
+    return since // 1_000_000  # total: one bucket starting at `since`
 
 
 def reference_report(events: Sequence[Event], q: sql.TouchpointQuery) -> Report:
@@ -150,7 +158,8 @@ def reference_report(events: Sequence[Event], q: sql.TouchpointQuery) -> Report:
             continue
         if q.channel not in ("", where.channel) or q.touchpoint not in ("", where.touchpoint):
             continue
-        key = (where.touchpoint, where.channel, _bucket_start(r["answered_at"], q.bucket))
+        start = _bucket_start(r["answered_at"], q.bucket, q.since)
+        key = (where.touchpoint, where.channel, start)
         groups[key].append(Answer(r["kind"], r["score"], r["scale"]))
     return {key: (_counts(group), evaluate_all(group)) for key, group in groups.items()}
 
@@ -174,6 +183,10 @@ def assert_same_report(actual: Report, expected: Report) -> None:
             got = actual[key][1][name]
             assert got.n == value.n, (key, name)
             assert got.value == (None if value.value is None else pytest.approx(value.value))
+            if value.interval is None:
+                assert got.interval is None, (key, name)
+            else:
+                assert got.interval == pytest.approx(value.interval), (key, name)
 
 
 def reference_alerts(events: Sequence[Event], q: sql.AlertQuery) -> list[tuple[Any, ...]]:
@@ -200,7 +213,7 @@ def warehouse_alerts(warehouse: Warehouse, q: sql.AlertQuery) -> list[tuple[Any,
 # --- tests ----------------------------------------------------------------------------------
 filters = st.fixed_dictionaries(
     {
-        "bucket": st.sampled_from(["hour", "day"]),
+        "bucket": st.sampled_from(["hour", "day", "week", "month", "total"]),
         "channel": st.sampled_from(["", "", "phone", "chat", "survey"]),
         "touchpoint": st.sampled_from(["", "", *TOUCHPOINTS, *SURVEY_TOUCHPOINTS]),
         "window": st.one_of(

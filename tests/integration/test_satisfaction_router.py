@@ -212,10 +212,41 @@ def test_hour_buckets_and_an_explicit_half_open_range(api: Api) -> None:
     )
     params = {"bucket": "hour", "since": at(timedelta(hours=3)), "until": at(timedelta(hours=2))}
     body = api.get(TOUCHPOINTS, api.key("acme"), **params).json()
-    assert [(b["bucket_start"], b["metrics"]["csat@1"]) for b in body["buckets"]] == [
-        ("2026-04-30T15:00:00Z", {"value": 100.0, "n": 1, "low_confidence": True}),
-        ("2026-04-30T16:00:00Z", {"value": 0.0, "n": 1, "low_confidence": True}),
+    csat = [(b["bucket_start"], b["metrics"]["csat@1"]) for b in body["buckets"]]
+    assert [(start, m["value"], m["n"], m["low_confidence"]) for start, m in csat] == [
+        ("2026-04-30T15:00:00Z", 100.0, 1, True),
+        ("2026-04-30T16:00:00Z", 0.0, 1, True),
     ]
+
+
+def test_a_total_bucket_gives_one_figure_per_touchpoint_with_its_interval(api: Api) -> None:
+    """The whole period in one bucket: enough responses to be confident where days are not."""
+    raws = [answer("csat", 5 if i % 4 else 2, timedelta(days=i % 20, hours=1)) for i in range(40)]
+    raws += [answer("nps", 10 if i % 2 else 3, timedelta(days=i % 20, hours=1)) for i in range(40)]
+    api.store("acme", raws)
+    body = api.get(TOUCHPOINTS, api.key("acme"), bucket="total").json()
+    assert body["bucket"] == "total"
+    [bucket] = body["buckets"]
+    assert bucket["bucket_start"] == body["since"]
+    csat, nps = bucket["metrics"]["csat@1"], bucket["metrics"]["nps@1"]
+    assert (csat["value"], csat["n"], csat["low_confidence"]) == (75.0, 40, False)
+    low, high = csat["interval"]
+    assert 59 < low < 75 < high < 87  # Wilson 95% for 30 of 40: 59.8 – 85.8
+    assert nps["value"] == 0.0 and nps["n"] == 40
+    low, high = nps["interval"]  # contributions ±100, s ≈ 101.3: ± 1.96 × s / √40 ≈ 31.4
+    assert high == pytest.approx(-low) and 30 < high < 33
+    methods = {d["key"]: d["interval"] for d in body["definitions"]}
+    assert "Wilson" in methods["csat@1"] and "normal" in methods["nps@1"]
+
+
+def test_week_and_month_buckets_start_on_monday_and_the_first(api: Api) -> None:
+    api.store("acme", [answer("ces", 6, timedelta(days=d)) for d in (1, 9, 40)])
+    weeks = api.get(TOUCHPOINTS, api.key("acme"), bucket="week").json()["buckets"]
+    assert [b["bucket_start"] for b in weeks] == ["2026-04-20T00:00:00Z", "2026-04-27T00:00:00Z"]
+    since = at(timedelta(days=60))
+    months = api.get(TOUCHPOINTS, api.key("acme"), bucket="month", since=since).json()["buckets"]
+    assert [b["bucket_start"] for b in months] == ["2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z"]
+    assert [b["metrics"]["ces@1"]["n"] for b in months] == [1, 2]
 
 
 def test_responses_count_for_the_call_they_rate_and_filters_use_that(api: Api) -> None:
@@ -241,7 +272,7 @@ def test_responses_count_for_the_call_they_rate_and_filters_use_that(api: Api) -
 @pytest.mark.parametrize(
     ("params", "code"),
     [
-        ({"bucket": "week"}, "invalid_request"),
+        ({"bucket": "year"}, "invalid_request"),
         ({"channel": "carrier_pigeon"}, "invalid_request"),
         ({"touchpoint": "x' OR '1'='1"}, "invalid_request"),
         ({"since": "2026-04-01T00:00:00"}, "invalid_parameter"),  # naive: ambiguous
