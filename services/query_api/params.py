@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BeforeValidator, StringConstraints
@@ -25,6 +25,8 @@ def _date_only_as_midnight_utc(value: Any) -> Any:
 
 
 TypeFilter = Annotated[str, StringConstraints(max_length=100, pattern=TYPE_FILTER_PATTERN)]
+# A datetime, or a bare date read as midnight UTC; the route checks it carries an offset.
+Moment = Annotated[datetime, BeforeValidator(_date_only_as_midnight_utc)]
 # An aware instant; a bare date is midnight UTC of that day (a naive time stays an error: 422).
 Instant = Annotated[AwareDatetime, BeforeValidator(_date_only_as_midnight_utc)]
 
@@ -35,4 +37,4 @@ def any_of(values: list[Any] | None) -> tuple[str, ...]:
     return tuple(str(v) for v in seen)
 
 
-__all__ = ["INSTANT_HELP", "TYPE_FILTER_PATTERN", "Instant", "TypeFilter", "any_of"]
+__all__ = ["INSTANT_HELP", "TYPE_FILTER_PATTERN", "Instant", "Moment", "TypeFilter", "any_of"]

@@ -156,7 +156,9 @@ def reference_report(events: Sequence[Event], q: sql.TouchpointQuery) -> Report:
         where = attribute(r, conversations)
         if not q.since <= r["answered_at"] < q.until:
             continue
-        if q.channel not in ("", where.channel) or q.touchpoint not in ("", where.touchpoint):
+        if q.channels and where.channel not in q.channels:
+            continue
+        if q.touchpoints and where.touchpoint not in q.touchpoints:
             continue
         start = _bucket_start(r["answered_at"], q.bucket, q.since)
         key = (where.touchpoint, where.channel, start)
@@ -214,8 +216,12 @@ def warehouse_alerts(warehouse: Warehouse, q: sql.AlertQuery) -> list[tuple[Any,
 filters = st.fixed_dictionaries(
     {
         "bucket": st.sampled_from(["hour", "day", "week", "month", "total"]),
-        "channel": st.sampled_from(["", "", "phone", "chat", "survey"]),
-        "touchpoint": st.sampled_from(["", "", *TOUCHPOINTS, *SURVEY_TOUCHPOINTS]),
+        "channels": st.sampled_from(
+            [(), (), ("phone",), ("chat",), ("survey",), ("phone", "chat")]
+        ),
+        "touchpoints": st.sampled_from(
+            [(), (), *((t,) for t in TOUCHPOINTS + SURVEY_TOUCHPOINTS), tuple(TOUCHPOINTS[:2])]
+        ),
         "window": st.one_of(
             st.just(EVERYTHING),
             st.tuples(st.integers(0, HORIZON_MIN), st.integers(1, HORIZON_MIN)).map(
@@ -238,7 +244,7 @@ def test_sql_metrics_match_the_python_reference(
     events = make_events(tenant, raws)
     load(wh, events)
     since, until = f["window"]
-    q = sql.TouchpointQuery(tenant, since, until, f["bucket"], f["channel"], f["touchpoint"])
+    q = sql.TouchpointQuery(tenant, since, until, f["bucket"], f["channels"], f["touchpoints"])
     assert_same_report(warehouse_report(wh, q), reference_report(events, q))
 
 
@@ -404,5 +410,5 @@ def test_filter_values_are_parameters_not_sql(wh: Warehouse) -> None:
     assert sql.read_alerts(wh, sql.AlertQuery(tenant, customers=(hostile,))) == []
     assert sql.read_alerts(wh, sql.AlertQuery(tenant, customers=("cust-2", hostile))) == []
     assert sql.read_alerts(wh, sql.AlertQuery(hostile)) == []
-    q = sql.TouchpointQuery(tenant, *EVERYTHING, channel=hostile, touchpoint=hostile)
+    q = sql.TouchpointQuery(tenant, *EVERYTHING, channels=(hostile,), touchpoints=(hostile,))
     assert sql.read_touchpoint_metrics(wh, q) == []

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from cem.api_errors import ApiError
 from cem.auth import CAN_READ_AGGREGATES, require
 from cem.ports import Principal
 from cem.processing import to_micros
 from schemas.envelope import Channel
+from services.query_api.params import INSTANT_HELP, Moment, any_of
 from services.satisfaction.metrics import DEFINITIONS, MIN_CONFIDENT_N, Definition, MetricValue
 from services.satisfaction.sql import (
     TouchpointMetrics,
@@ -34,6 +35,7 @@ BUCKET_LENGTH: dict[str, timedelta] = {
 # Bounds the response: a range may span at most this many buckets (e.g. ~1 year of hours).
 MAX_BUCKETS = 10_000
 TOUCHPOINT_PATTERN = r"^[a-z0-9][a-z0-9_.\-]{0,63}$"
+TouchpointName = Annotated[str, StringConstraints(pattern=TOUCHPOINT_PATTERN, max_length=64)]
 
 
 class DefinitionOut(BaseModel):
@@ -154,10 +156,16 @@ def _bucket_out(row: TouchpointMetrics) -> TouchpointBucket:
 def touchpoint_satisfaction(
     request: Request,
     principal: Principal = Depends(require(CAN_READ_AGGREGATES)),
-    since: datetime | None = Query(None, description="inclusive; default until − 30 days"),
-    until: datetime | None = Query(None, description="exclusive; default now"),
-    channel: Channel | None = Query(None, description="attributed channel"),
-    touchpoint: str | None = Query(None, pattern=TOUCHPOINT_PATTERN, max_length=64),
+    since: Moment | None = Query(
+        None, description=f"inclusive; default until − 30 days; {INSTANT_HELP}"
+    ),
+    until: Moment | None = Query(None, description=f"exclusive; default now; {INSTANT_HELP}"),
+    channel: list[Channel] | None = Query(
+        None, description="attributed channel; repeat for any of several"
+    ),
+    touchpoint: list[TouchpointName] | None = Query(
+        None, max_length=50, description="attributed touchpoint; repeat for any of several"
+    ),
     bucket: Bucket = Query(
         "day", description="hour, day, week (from Monday), month, or total: the whole range"
     ),
@@ -171,8 +179,8 @@ def touchpoint_satisfaction(
         since=to_micros(start),
         until=to_micros(end),
         bucket=bucket,
-        channel=channel.value if channel else "",
-        touchpoint=touchpoint or "",
+        channels=any_of(channel),
+        touchpoints=any_of(touchpoint),
     )
     rows = read_touchpoint_metrics(request.app.state.warehouse, query)
     return TouchpointSatisfaction(
