@@ -128,11 +128,17 @@ def print_banner(
 def sample_lines(url: str, keys: dict[str, str], sample: SampleCustomer) -> list[str]:
     """Ready-to-paste commands for the sample customer and the manager's default view."""
     agent, manager = (f"-H 'Authorization: Bearer {keys[r]}'" for r in ("agent", "manager"))
+    exports = (
+        f"export CEM={url} INGEST_KEY={keys['ingest']} AGENT_KEY={keys['agent']} "
+        f"MANAGER_KEY={keys['manager']} CUSTOMER={sample.key}"
+    )
     return [
         f"  sample customer {sample.name} (id {sample.key})",
         f"    curl {agent} '{url}/v1/customers/{sample.key}/timeline?limit=5'",
         f"    curl {agent} '{url}/v1/customers/{sample.key}'",
-        f"    curl {manager} '{url}/v1/satisfaction/touchpoints?bucket=week'",
+        f"    curl {manager} '{url}/v1/satisfaction/touchpoints?bucket=total'",
+        "  for the README's examples, paste into your shell:",
+        f"    {exports}",
     ]
 
 
