@@ -1,29 +1,32 @@
-# The two commands of the README. Both do their own set-up on a fresh machine.
-PYTHON ?= python3
-PIP := $(PYTHON) -m pip
+# The two commands of the README. Both do their own set-up on a fresh machine: a project virtual
+# environment in .venv (scripts/venv.sh), so no system-wide pip is needed. Python >= 3.11.
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
 PYTEST_ARGS ?=
+export VENV
 
 .PHONY: up install install-test provision lint test bench
 
 up: install
-	cem up --demo
+	$(BIN)/cem up --demo --port $(PORT)
 
 install:
-	$(PIP) install -q -e .
+	@bash scripts/venv.sh runtime
 
 install-test:
-	$(PIP) install -q -e '.[test]'
+	@bash scripts/venv.sh test
 
 provision:
 	bash .ci/provision.sh
 
 lint: install-test
-	$(PYTHON) -m ruff check .
-	$(PYTHON) -m ruff format --check .
-	$(PYTHON) -m mypy
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m ruff format --check .
+	$(BIN)/python -m mypy
 
 test: provision install-test lint
-	$(PYTHON) -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install
-	cem bench
+	$(BIN)/cem bench

@@ -6,27 +6,44 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
+from cem import data_dir
 from cem.auth import ROLES
+from cem.cli_errors import CliError, run_reporting
+from cem.cli_output import check_port_free, format_table, reachable
 from cem.ports import KeyStore
+
+# Every option's help ends with its default (argparse adds "(default: …)").
+Formatter = argparse.ArgumentDefaultsHelpFormatter
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (the usage is one `--help` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _up(args: argparse.Namespace) -> int:
     from cem.up import UpOptions, run
 
-    run(
-        UpOptions(
-            data_dir=Path(args.data_dir),
-            host=args.host,
-            port=args.port,
-            demo=args.demo,
-            demo_customers=args.demo_customers,
-            demo_days=args.demo_days,
-            demo_rate=args.demo_rate,
-            database=args.database,
-            read_only=args.read_only,
-        )
+    check_port_free(args.host, args.port)
+    state = data_dir.prepare(args.data_dir)
+    options = UpOptions(
+        data_dir=state.path,
+        host=args.host,
+        port=args.port,
+        demo=args.demo,
+        demo_customers=args.demo_customers,
+        demo_days=args.demo_days,
+        demo_rate=args.demo_rate,
+        database=args.database,
+        read_only=args.read_only,
     )
+    with data_dir.exclusive(state.path):
+        state.announce()
+        run(options)
     return 0
 
 
@@ -35,11 +52,19 @@ def _keystore(args: argparse.Namespace) -> KeyStore:
     from cem.distributed import keystore_from_settings
     from cem.settings import CoreSettings
 
-    Path(args.data_dir).mkdir(parents=True, exist_ok=True)
-    return keystore_from_settings(CoreSettings(data_dir=Path(args.data_dir)))
+    settings = CoreSettings()
+    if settings.mode == "distributed":
+        print("cem: keys are stored in PostgreSQL (CEM_MODE=distributed)", file=sys.stderr)
+        return keystore_from_settings(settings)
+    state = data_dir.prepare(args.data_dir)
+    state.announce()
+    return keystore_from_settings(CoreSettings(data_dir=state.path))
 
 
 def _keys_create(args: argparse.Namespace) -> int:
+    from cem.adapters.memory_keys import check_new_key
+
+    check_new_key(args.tenant, args.role, args.name)  # before touching any store
     store = _keystore(args)
     key_id, secret = store.create(args.tenant, args.role, name=args.name)
     print(secret)
@@ -48,8 +73,11 @@ def _keys_create(args: argparse.Namespace) -> int:
 
 
 def _keys_list(args: argparse.Namespace) -> int:
-    for row in _keystore(args).list(args.tenant):
-        print("\t".join(str(v) for v in row.values()))
+    rows = _keystore(args).list(args.tenant)
+    if not rows:
+        print(f"no keys for tenant {args.tenant!r}", file=sys.stderr)
+        return 0
+    print(format_table(rows))
     return 0
 
 
@@ -57,16 +85,17 @@ def _keys_revoke(args: argparse.Namespace) -> int:
     try:
         _keystore(args).revoke(args.key_id)
     except KeyError:
-        print(f"no key with id {args.key_id!r}", file=sys.stderr)
-        return 1
+        raise CliError(f"no key with id {args.key_id!r}") from None
     return 0
 
 
 def _simulate(args: argparse.Namespace) -> int:
     from cem.simulate import simulate
 
+    url = args.url.rstrip("/")
+    reachable(url)
     report = simulate(
-        args.url.rstrip("/"),
+        url,
         args.key,
         rate=args.rate,
         customers=args.customers,
@@ -75,6 +104,8 @@ def _simulate(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     print(report)
+    if report.errors:
+        raise CliError(f"{report.errors} events got no answer from {url} (see the report above)")
     return 0
 
 
@@ -82,21 +113,30 @@ def _replay(args: argparse.Namespace) -> int:
     from cem.adapters.chdb_warehouse import ChdbWarehouse
     from cem.adapters.sqlite_log import SqliteLog
     from cem.bootstrap import default_projections, embedded_identity
+    from cem.ports import TOUCHPOINTS_TOPIC
+    from cem.progress import progress_bar
     from cem.replay import replay
     from cem.settings import CoreSettings
     from services.identity.filing import IdentityFiler
 
-    data_dir = Path(args.data_dir)
-    log = SqliteLog(data_dir / "log.sqlite")
-    warehouse = ChdbWarehouse(data_dir / "warehouse", database=args.into)
     if args.into == "cem":
-        raise SystemExit("replay into a fresh database, not the live one: pass --into NAME")
-    warehouse.drop_database()
-    warehouse = ChdbWarehouse(data_dir / "warehouse", database=args.into)
-    # The live identity store's filings put every event under the customer it was filed under.
-    uses_identity = CoreSettings(data_dir=data_dir).identity == "eventsourced"
-    filer = IdentityFiler(embedded_identity(data_dir)) if uses_identity else None
-    count = replay(log, warehouse, default_projections(), filer=filer)
+        raise CliError("replay into a fresh database, not the live one: pass --into NAME")
+    state = data_dir.prepare(args.data_dir)
+    if not (state.path / "log.sqlite").exists():
+        raise CliError(f"no event log in {state.path} (nothing was ever ingested there)")
+    with data_dir.exclusive(state.path):
+        state.announce()
+        log = SqliteLog(state.path / "log.sqlite")
+        warehouse = ChdbWarehouse(state.path / "warehouse", database=args.into)
+        warehouse.drop_database()
+        warehouse = ChdbWarehouse(state.path / "warehouse", database=args.into)
+        # The live identity store's filings put every event under the customer it was filed under.
+        uses_identity = CoreSettings(data_dir=state.path).identity == "eventsourced"
+        filer = IdentityFiler(embedded_identity(state.path)) if uses_identity else None
+        projections = default_projections()
+        total = sum(log.end_offsets(TOUCHPOINTS_TOPIC).values()) * len(projections)
+        with progress_bar(f"replaying into {args.into!r}", total, unit="records") as advance:
+            count = replay(log, warehouse, projections, filer=filer, on_progress=advance)
     print(f"replayed {count} records into database {args.into!r}")
     return 0
 
@@ -133,64 +173,76 @@ def _bench_identity_throughput(args: argparse.Namespace) -> int:
 
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--data-dir", default=".cem", help="where the embedded state lives (default ./.cem)"
+        "--data-dir",
+        default=None,
+        help="where the embedded state lives; None means $CEM_DATA_DIR, else ./.cem",
     )
 
 
-def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="cem", description="customer-experience platform")
-    sub = root.add_subparsers(dest="command", required=True)
+def _command(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=help, description=help, formatter_class=Formatter
+    )
+    return parser
 
-    up = sub.add_parser("up", help="run the whole platform in one process (embedded mode)")
+
+def _add_up(sub: Any) -> None:
+    up = _command(sub, "up", "run the whole platform in one process (embedded mode)")
     _add_data_dir(up)
-    up.add_argument("--host", default="127.0.0.1")
-    up.add_argument("--port", type=int, default=8000)
+    up.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    up.add_argument("--port", type=int, default=8000, help="port to listen on")
     up.add_argument("--demo", action="store_true", help="seed a demo population and live traffic")
-    up.add_argument("--demo-customers", type=int, default=2000)
-    up.add_argument("--demo-days", type=int, default=180)
+    up.add_argument("--demo-customers", type=int, default=2000, help="people in the demo")
+    up.add_argument("--demo-days", type=int, default=180, help="days of demo history to seed")
     up.add_argument("--demo-rate", type=float, default=5.0, help="live demo events per second")
-    up.add_argument("--database", default="cem", help="warehouse database to serve (default cem)")
+    up.add_argument("--database", default="cem", help="warehouse database to serve")
     up.add_argument(
-        "--read-only", action="store_true", help="serve the tables without processing the log"
+        "--read-only",
+        action="store_true",
+        help="serve the tables without processing the log; writes get 503",
     )
     up.set_defaults(func=_up)
 
-    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys", required=True)
-    create = keys.add_parser("create", help="create a key and print it (shown once)")
+
+def _add_keys(sub: Any) -> None:
+    keys = _command(sub, "keys", "manage API keys").add_subparsers(dest="keys", required=True)
+    create = _command(keys, "create", "create a key and print it (shown once)")
     _add_data_dir(create)
-    create.add_argument("--tenant", required=True)
-    create.add_argument("--role", required=True, choices=ROLES)
-    create.add_argument("--name", default="")
+    create.add_argument("--tenant", required=True, help="tenant the key acts for")
+    create.add_argument("--role", required=True, choices=ROLES, help="what the key may do")
+    create.add_argument("--name", default="", help="a label to recognise the key by")
     create.set_defaults(func=_keys_create)
-    lst = keys.add_parser("list", help="list a tenant's keys (without secrets)")
+    lst = _command(keys, "list", "list a tenant's keys (without secrets)")
     _add_data_dir(lst)
-    lst.add_argument("--tenant", required=True)
+    lst.add_argument("--tenant", required=True, help="tenant whose keys to list")
     lst.set_defaults(func=_keys_list)
-    revoke = keys.add_parser("revoke", help="revoke a key by id")
+    revoke = _command(keys, "revoke", "revoke a key by id")
     _add_data_dir(revoke)
-    revoke.add_argument("key_id")
+    revoke.add_argument("key_id", help="the key id shown by `cem keys list`")
     revoke.set_defaults(func=_keys_revoke)
 
-    sim = sub.add_parser("simulate", help="drive a running instance with generated traffic")
-    sim.add_argument("--url", required=True)
-    sim.add_argument("--key", required=True)
+
+def _add_simulate(sub: Any) -> None:
+    sim = _command(sub, "simulate", "drive a running instance with generated traffic")
+    sim.add_argument("--url", required=True, help="base URL, e.g. http://127.0.0.1:8000")
+    sim.add_argument("--key", required=True, help="an ingest key of the instance")
     sim.add_argument("--rate", type=float, default=100.0, help="events per second")
-    sim.add_argument("--customers", type=int, default=1000)
+    sim.add_argument("--customers", type=int, default=1000, help="people in the population")
     sim.add_argument("--duration", type=float, default=60.0, help="seconds (bounded run)")
-    sim.add_argument("--batch-size", type=int, default=100)
-    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--batch-size", type=int, default=100, help="most events per request")
+    sim.add_argument("--seed", type=int, default=0, help="population seed")
     sim.set_defaults(func=_simulate)
 
-    from cem.serve import add_arguments as add_serve_arguments
 
-    add_serve_arguments(sub.add_parser("serve", help="run one service of the distributed mode"))
-
-    rep = sub.add_parser("replay", help="rebuild the warehouse tables from the event log")
+def _add_replay(sub: Any) -> None:
+    rep = _command(sub, "replay", "rebuild the warehouse tables from the event log")
     _add_data_dir(rep)
     rep.add_argument("--into", default="cem_replay", help="database to rebuild into")
     rep.set_defaults(func=_replay)
 
-    bench = sub.add_parser("bench", help="measure throughput, freshness and latency")
+
+def _add_bench(sub: Any) -> None:
+    bench = _command(sub, "bench", "measure throughput, freshness and latency")
     _add_data_dir(bench)
     bench.add_argument("--events", type=int, default=1_000_000, help="background events (≥1M)")
     bench.add_argument("--ten-million", action="store_true", help="use 10M background events")
@@ -198,28 +250,43 @@ def parser() -> argparse.ArgumentParser:
         "--distributed", action="store_true", help="on Kafka, ClickHouse server and PostgreSQL"
     )
     bench.add_argument(
-        "--out", default=None, help="JSON results (default bench-results/<mode>.json)"
+        "--out", default=None, help="JSON results; None means bench-results/<mode>.json"
     )
     bench.set_defaults(func=_bench)
     kinds = bench.add_subparsers(dest="bench_kind", metavar="{identity,identity-throughput}")
-    identity = kinds.add_parser("identity", help="identity resolution accuracy on known truth")
+    identity = _command(kinds, "identity", "identity resolution accuracy on known truth")
     identity.add_argument(
         "--people", "--customers", type=int, default=2000, help="people in the population"
     )
-    identity.add_argument("--seed", type=int, default=7)
-    identity.add_argument("--rules", help="identity rules JSON (default: the product's rules)")
+    identity.add_argument("--seed", type=int, default=7, help="population seed")
+    identity.add_argument(
+        "--rules", default=None, help="identity rules JSON (default: the product's rules)"
+    )
     identity.add_argument("--out", help="JSON results (default bench-results/identity-*.json)")
     identity.set_defaults(func=_bench_identity)
-    speed = kinds.add_parser("identity-throughput", help="identity resolve_batch per store")
+    speed = _command(kinds, "identity-throughput", "identity resolve_batch per store")
     speed.add_argument("--customers", type=int, default=2000, help="people in the population")
     speed.set_defaults(func=_bench_identity_throughput)
+
+
+def parser() -> argparse.ArgumentParser:
+    from cem.serve import add_arguments as add_serve_arguments
+
+    root = Parser(prog="cem", description="customer-experience platform", formatter_class=Formatter)
+    sub = root.add_subparsers(dest="command", required=True)
+    _add_up(sub)
+    _add_keys(sub)
+    _add_simulate(sub)
+    add_serve_arguments(_command(sub, "serve", "run one service of the distributed mode"))
+    _add_replay(sub)
+    _add_bench(sub)
     return root
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
-    return func(args)
+    return run_reporting(args.command, lambda: func(args))
 
 
 if __name__ == "__main__":

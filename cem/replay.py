@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from cem.ports import TOUCHPOINTS_TOPIC, EventLog, Warehouse
 from cem.processing import Filer, Projection, Rows
@@ -37,10 +37,12 @@ def replay(
     topic: str = TOUCHPOINTS_TOPIC,
     batch: int = 20_000,
     filer: Filer | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> int:
     """Process the whole log, as it is now, into `warehouse`; returns the records read. Pass the
     live platform's filer (its identity store): its recorded filings put every event under the
-    customer it was filed under live, so the rebuilt tables are identical (F13)."""
+    customer it was filed under live, so the rebuilt tables are identical (F13). `on_progress`
+    hears the records read so far, across every projection, after each batch."""
     ensure_tables(warehouse, projections)
     target = log.end_offsets(topic)
     run_id = uuid.uuid4().hex[:8]
@@ -51,4 +53,6 @@ def replay(
             total += run_once(
                 log, warehouse, renamed, max_records=batch, timeout_s=0.05, topic=topic, filer=filer
             )
+            if on_progress is not None:
+                on_progress(total)
     return total

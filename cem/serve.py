@@ -127,13 +127,18 @@ def close_on_shutdown(service: IngestService | QueryService) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of `cem serve`; sets `func` to `main`."""
-    parser.add_argument("service", choices=SERVICES)
-    parser.add_argument("--host", default=None, help="default $CEM_HOST, else 127.0.0.1")
+    parser.add_argument("service", choices=SERVICES, help="which service to run")
     parser.add_argument(
-        "--port", type=int, default=None, help="default $CEM_PORT, else 8000 / 8001 (query-api)"
+        "--host", default=None, help="address to listen on; None means $CEM_HOST, else 127.0.0.1"
     )
     parser.add_argument(
-        "--health-port", type=int, default=None, help="workers: serve GET /health on this port"
+        "--port", type=int, default=None, help="None means $CEM_PORT, else 8000 / 8001 (query-api)"
+    )
+    parser.add_argument(
+        "--health-port",
+        type=int,
+        default=None,
+        help="workers: serve GET /health on this port; None: no health port",
     )
     parser.set_defaults(func=main)
 

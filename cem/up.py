@@ -6,19 +6,25 @@ import json
 import random
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.bootstrap import Platform, build
+from cem.demo_seed import WEEK as RECENT
+from cem.demo_seed import SampleCustomer, sample_customer, weeks_newest_first
 from cem.ports import KeyStore
+from cem.progress import progress_bar
+from cem.read_only import refuse_writes
 from cem.serving import wait_until_serving
 from cem.settings import IngestSettings
 
 DEMO_TENANT = "demo"
 DEMO_ROLES = ("ingest", "agent", "manager", "admin")
+STARTUP_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -47,58 +53,117 @@ def demo_keys(keys: KeyStore, data_dir: Path) -> dict[str, str]:
     return created
 
 
-def seed_and_simulate(url: str, ingest_key: str, opts: UpOptions, stop: threading.Event) -> None:
-    """Post months of history through the real ingest API, then keep live traffic flowing."""
+def seed_and_simulate(
+    url: str, keys: dict[str, str], opts: UpOptions, stop: threading.Event
+) -> None:
+    """Post months of history through the real ingest API, newest week first, then keep live
+    traffic flowing. The banner waits for the server and names a customer of the newest week.
+
+    The newest week is generated on its own (a fraction of a second), so that it is sent as soon
+    as the server listens; the older weeks are generated after it, ending where it begins."""
     from cem import demo, simulate
 
-    wait_until_serving(url)
     rng = random.Random(42)
     population = demo.Population.generate(rng, opts.demo_customers)
     marker = opts.data_dir / "demo-seeded.json"
+    now = datetime.now(UTC)
+    recent_days = min(opts.demo_days, RECENT.days)
+    recent = list(demo.history(population, rng, now, recent_days))
+    sample = sample_customer(population, recent)
+    wait_until_serving(url, timeout_s=STARTUP_TIMEOUT_S)
+    print_banner(url, keys, sample, read_only=False)
     if marker.exists():
         print("demo: history already seeded in this data directory; live traffic only", flush=True)
     else:
-        events = demo.history(population, rng, datetime.now(UTC), opts.demo_days)
-        report = simulate.post_history(url, ingest_key, events, batch_size=1000)
+        seed_history(url, keys["ingest"], [recent], "demo: seeding the newest week")
+        older_end = now - timedelta(days=recent_days)
+        older = demo.history(population, rng, older_end, opts.demo_days - recent_days)
+        weeks = weeks_newest_first(older, older_end)
+        seed_history(url, keys["ingest"], weeks, "demo: seeding older weeks, newest first")
         marker.write_text(json.dumps({"seeded_at": datetime.now(UTC).isoformat()}))
-        print(f"demo: seeded history: {report}", flush=True)
-    simulate.live_traffic(url, ingest_key, population, rng, opts.demo_rate, stop)
+    simulate.live_traffic(url, keys["ingest"], population, rng, opts.demo_rate, stop)
 
 
-def print_banner(url: str, keys: dict[str, str] | None, sample_customer: str | None) -> None:
+def seed_history(
+    url: str, ingest_key: str, weeks: list[list[dict[str, Any]]], description: str
+) -> None:
+    """Send the weeks in the order given with one progress bar (count, rate, ETA) for them all."""
+    from cem import simulate
+
+    total, done, stored = sum(len(week) for week in weeks), 0, 0
+    with progress_bar(description, total) as advance:
+        for week in weeks:
+
+            def show(report: simulate.SimulationReport, before: int = done) -> None:
+                advance(before + report.sent)
+
+            report = simulate.post_history(url, ingest_key, week, batch_size=500, on_progress=show)
+            done += report.sent
+            stored += report.accepted + report.duplicates
+    print(f"{description}: {stored:,} of {total:,} events stored", flush=True)
+
+
+def print_banner(
+    url: str, keys: dict[str, str] | None, sample: SampleCustomer | None, *, read_only: bool
+) -> None:
+    mode = "embedded mode, read-only: writes are refused with 503" if read_only else "embedded mode"
     lines = [
-        "cem is running (embedded mode)",
+        f"cem is running ({mode})",
         f"  API docs        {url}/docs",
         f"  health          {url}/health",
         f"  ingest          POST {url}/v1/events",
         f"  satisfaction    {url}/v1/satisfaction/touchpoints",
         f"  alerts          {url}/v1/alerts",
         f"  merge review    {url}/v1/merge-candidates (manager key)",
+        f"  metrics         {url}/metrics",
     ]
-    if sample_customer:
-        lines.append(f"  a customer      {url}/v1/customers/{sample_customer}/timeline")
     if keys:
         lines.append("  demo keys (tenant 'demo'; send as 'Authorization: Bearer <key>'):")
         lines += [f"    {role:<8} {secret}" for role, secret in keys.items()]
+    if keys and sample:
+        lines += sample_lines(url, keys, sample)
     print("\n".join(lines), flush=True)
+
+
+def sample_lines(url: str, keys: dict[str, str], sample: SampleCustomer) -> list[str]:
+    """Ready-to-paste commands for the sample customer and the manager's default view."""
+    agent, manager = (f"-H 'Authorization: Bearer {keys[r]}'" for r in ("agent", "manager"))
+    exports = (
+        f"export CEM={url} INGEST_KEY={keys['ingest']} AGENT_KEY={keys['agent']} "
+        f"MANAGER_KEY={keys['manager']} CUSTOMER={sample.key}"
+    )
+    return [
+        f"  sample customer {sample.name} (id {sample.key})",
+        f"    curl {agent} '{url}/v1/customers/{sample.key}/timeline?limit=5'",
+        f"    curl {agent} '{url}/v1/customers/{sample.key}'",
+        f"    curl {manager} '{url}/v1/satisfaction/touchpoints?bucket=total'",
+        "  for the README's examples, paste into your shell:",
+        f"    {exports}",
+    ]
+
+
+def announce_when_listening(url: str, read_only: bool) -> None:
+    wait_until_serving(url, timeout_s=STARTUP_TIMEOUT_S)
+    print_banner(url, None, None, read_only=read_only)
 
 
 def run(opts: UpOptions, settings: IngestSettings | None = None) -> None:
     settings = settings or IngestSettings(data_dir=opts.data_dir)
     warehouse = ChdbWarehouse(opts.data_dir / "warehouse", database=opts.database)
     platform: Platform = build(settings, warehouse=warehouse)
-    if not opts.read_only:
+    if opts.read_only:
         # Read-only serves the tables as they are (e.g. a database rebuilt by `cem replay`).
+        refuse_writes(platform.app)
+    else:
         platform.start()
     url = f"http://{opts.host}:{opts.port}"
-    keys = demo_keys(platform.keys, opts.data_dir) if opts.demo else None
+    keys = demo_keys(platform.keys, opts.data_dir) if opts.demo and not opts.read_only else None
     stop = threading.Event()
     if keys:
-        seeder = threading.Thread(
-            target=seed_and_simulate, args=(url, keys["ingest"], opts, stop), daemon=True
-        )
-        seeder.start()
-    print_banner(url, keys, None)
+        task, args = seed_and_simulate, (url, keys, opts, stop)
+    else:
+        task, args = announce_when_listening, (url, opts.read_only)  # type: ignore[assignment]
+    threading.Thread(target=task, args=args, daemon=True).start()
     try:
         uvicorn.run(platform.app, host=opts.host, port=opts.port, log_level="warning")
     finally:

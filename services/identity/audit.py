@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.identity.domain import Customer
@@ -11,6 +12,7 @@ from services.identity.rules import Identifier
 from services.identity.state import IdentityState
 
 _ENVELOPE = {"originator_id", "originator_version", "timestamp", "originator_topic"}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _events(state: IdentityState, customer_id: str) -> list[Any]:
@@ -69,7 +71,7 @@ def history(state: IdentityState, customer_id: str) -> list[AuditEntry]:
 
 
 def _entry(member: str, event: Any) -> AuditEntry:
-    details = {k: v for k, v in vars(event).items() if k not in _ENVELOPE}
+    details = {k: _readable(k, v) for k, v in vars(event).items() if k not in _ENVELOPE}
     return AuditEntry(
         at=event.timestamp,
         customer_id=member,
@@ -77,6 +79,14 @@ def _entry(member: str, event: Any) -> AuditEntry:
         action=_snake(type(event).__name__),
         details=details,
     )
+
+
+def _readable(name: str, value: Any) -> Any:
+    """Times in responses are RFC 3339 strings like everywhere else in the API; the events keep
+    epoch microseconds (`seen_at`), 0 meaning unknown (null here)."""
+    if name.endswith("_at") and isinstance(value, int) and not isinstance(value, bool):
+        return _EPOCH + timedelta(microseconds=value) if value else None
+    return value
 
 
 def _snake(name: str) -> str:

@@ -95,11 +95,21 @@ _AFTER_CURSOR = (
     " OR (derived_at = {cursor_at:Int64} AND event_id < {cursor_id:String}))"
 )
 _FILTERS = {
-    "channel": "channel = {channel:String}",
-    "type": "type = {type:String}",
     "since": "derived_at >= {since:Int64}",
     "until": "derived_at < {until:Int64}",
 }
+
+
+def any_of_filter(
+    column: str, values: Sequence[str], name: str, prefixes: Sequence[str] = ()
+) -> tuple[str, dict[str, Any]]:
+    """`(column IN (...) OR <starts with a prefix> ...)`, one parameter per value; ("", {}) when
+    nothing restricts. A prefix is compared by `substring` (the same on every server)."""
+    exact = {f"{name}_{i}": v for i, v in enumerate(values)}
+    starts = {f"{name}_prefix_{i}": p for i, p in enumerate(prefixes)}
+    parts = [f"{column} IN ({', '.join(f'{{{n}:String}}' for n in exact)})"] if exact else []
+    parts += [f"substring({column}, 1, length({{{n}:String}})) = {{{n}:String}}" for n in starts]
+    return (f"({' OR '.join(parts)})", exact | starts) if parts else ("", {})
 
 
 def timeline_query(
@@ -109,6 +119,13 @@ def timeline_query(
     members, member_params = members_filter(customer)
     params: dict[str, Any] = {"tenant_id": tenant_id, **member_params, "limit": limit + 1}
     conditions = []
+    for fragment, values in (
+        any_of_filter("channel", filters.channels, "channel"),
+        any_of_filter("type", filters.types, "type", filters.type_prefixes),
+    ):
+        if fragment:
+            conditions.append(fragment)
+            params |= values
     for name, fragment in _FILTERS.items():
         value = getattr(filters, name)
         if value is not None:

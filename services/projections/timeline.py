@@ -266,26 +266,31 @@ class InvalidFilter(ValueError):
 
 @dataclass(frozen=True)
 class TimelineFilter:
-    """What a timeline page is restricted to; times are epoch micros, since inclusive, until not."""
+    """What a timeline page is restricted to; times are epoch micros, since inclusive, until not.
+    Each tuple means "any of" (empty: no restriction); a type matches one of `types` exactly or
+    starts with one of `type_prefixes` (`call.` from the filter `call.*`)."""
 
-    channel: str | None = None
-    type: str | None = None
+    channels: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+    type_prefixes: tuple[str, ...] = ()
     since: int | None = None
     until: int | None = None
 
     @classmethod
     def of(
         cls,
-        channel: Channel | None = None,
-        type: str | None = None,
+        channels: Sequence[Channel | str] = (),
+        types: Sequence[str] = (),
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> TimelineFilter:
+        """From request values: `types` may hold prefixes written `call.*`."""
         if since is not None and until is not None and since >= until:
             raise InvalidFilter("since must be earlier than until")
         return cls(
-            channel.value if channel else None,
-            type,
+            tuple(dict.fromkeys(getattr(c, "value", c) for c in channels)),
+            tuple(dict.fromkeys(t for t in types if not t.endswith(".*"))),
+            tuple(dict.fromkeys(t[:-1] for t in types if t.endswith(".*"))),
             to_micros(since) if since else None,
             to_micros(until) if until else None,
         )

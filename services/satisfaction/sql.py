@@ -13,14 +13,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from cem.ports import Warehouse
-from services.projections.sql import members_filter
+from services.projections.sql import any_of_filter, members_filter
 from services.satisfaction.metrics import DEFINITIONS, Definition, MetricValue
 
 RESPONSES_TABLE = "survey_responses"
 INTERACTIONS_TABLE = "interactions"
 ALERTS_TABLE = "alerts"
 KINDS = ("nps", "csat", "ces")
-BUCKET_FUNCTIONS = {"hour": "toStartOfHour", "day": "toStartOfDay"}
+# Epoch seconds (UTC) of the bucket an answer falls in, `{t}` its DateTime. Dates count days
+# since the epoch, hence × 86400; `total` is one bucket for the whole range, starting at `since`.
+BUCKET_STARTS = {
+    "hour": "toUInt32(toStartOfHour({t}))",
+    "day": "toUInt32(toStartOfDay({t}))",
+    "week": "toUInt32(toMonday({t})) * 86400",
+    "month": "toUInt32(toStartOfMonth({t})) * 86400",
+    "total": "toUInt32(intDiv({since:Int64}, 1000000))",
+}
 
 
 def ddl(version: tuple[int, ...]) -> list[str]:
@@ -91,28 +99,41 @@ _NUMERATORS = {
     "ces@1": "sumIf(score, {m})",
     "ces_easy@1": "100 * countIf({m} AND score >= 5)",
 }
+# The sum of squared per-response contributions (see `Definition.contribution`), for intervals.
+_SQUARES = {
+    "nps@1": "10000 * countIf({m} AND (score >= 9 OR score <= 6))",
+    "csat@1": "10000 * countIf({m} AND score >= 4)",
+    "csat_mean@1": "sumIf(toInt64(score) * score, {m})",
+    "ces@1": "sumIf(toInt64(score) * score, {m})",
+    "ces_easy@1": "10000 * countIf({m} AND score >= 5)",
+}
 
 
 def _metric_columns(definition: Definition) -> str:
     match = f"(kind = '{definition.kind}' AND scale = '{definition.scale}')"
     numerator = _NUMERATORS[definition.key].format(m=match)
+    squares = _SQUARES[definition.key].format(m=match)
     prefix = _metric_prefix(definition)
     # n = 0 gives 0 here rather than NaN; the reader turns it into None (never a division by zero).
     return (
         f"countIf({match}) AS {prefix}_n, "
-        f"if({prefix}_n = 0, 0, {numerator} / {prefix}_n) AS {prefix}_value"
+        f"if({prefix}_n = 0, 0, {numerator} / {prefix}_n) AS {prefix}_value, "
+        f"{squares} AS {prefix}_sq"
     )
 
 
-def touchpoint_metrics_sql(bucket: str) -> str:
-    """Responses and every metric per attributed touchpoint × channel × time bucket."""
-    bucket_fn = BUCKET_FUNCTIONS[bucket]
+def touchpoint_metrics_sql(bucket: str, filters: str = "1") -> str:
+    """Responses and every metric per attributed touchpoint × channel × time bucket; `filters` is
+    the condition on the attributed touchpoint and channel (`TouchpointQuery.filters`)."""
+    bucket_start = BUCKET_STARTS[bucket].replace(
+        "{t}", "toDateTime(intDiv(answered_at, 1000000), 'UTC')"
+    )
     kinds = ", ".join(f"countIf(kind = '{k}') AS responses_{k}" for k in KINDS)
     metrics = ",\n        ".join(_metric_columns(d) for d in DEFINITIONS)
     conversations = _CONVERSATIONS.replace("{conversations}", _RESPONSE_CONVERSATIONS)
     return f"""
     SELECT touchpoint, channel,
-        toUInt32({bucket_fn}(toDateTime(intDiv(answered_at, 1000000), 'UTC'))) AS bucket_start,
+        {bucket_start} AS bucket_start,
         {kinds},
         {metrics}
     FROM (
@@ -121,8 +142,7 @@ def touchpoint_metrics_sql(bucket: str) -> str:
         FROM ({_RESPONSES_IN_RANGE}) AS response
         ANY LEFT JOIN ({conversations}) AS conversation USING (tenant_id, correlation_id)
     )
-    WHERE ({{touchpoint:String}} = '' OR touchpoint = {{touchpoint:String}})
-        AND ({{channel:String}} = '' OR channel = {{channel:String}})
+    WHERE {filters}
     GROUP BY touchpoint, channel, bucket_start
     ORDER BY bucket_start, touchpoint, channel"""
 
@@ -135,6 +155,9 @@ _ALERTS_MATCHING = f"""
         touchpoint AS own_touchpoint, channel AS own_channel
     FROM {ALERTS_TABLE}
     WHERE tenant_id = {{tenant_id:String}} AND raised_at >= {{since:Int64}}{{customers}}
+        AND raised_at < {{until:Int64}}
+        AND (raised_at < {{before_at:Int64}}
+            OR (raised_at = {{before_at:Int64}} AND alert_id < {{before_id:String}}))
     LIMIT 1 BY alert_id"""
 
 _ALERT_CONVERSATIONS = f"""
@@ -169,17 +192,22 @@ class TouchpointQuery:
     since: int
     until: int
     bucket: str = "day"
-    channel: str = ""
-    touchpoint: str = ""
+    channels: tuple[str, ...] = ()  # any of; empty: every channel
+    touchpoints: tuple[str, ...] = ()  # any of; empty: every touchpoint
+
+    def filters(self) -> tuple[str, dict[str, Any]]:
+        """The condition on the attributed channel and touchpoint, and its parameters."""
+        conditions: list[str] = ["1"]
+        params: dict[str, Any] = {}
+        for column, values in (("channel", self.channels), ("touchpoint", self.touchpoints)):
+            fragment, values_params = any_of_filter(column, values, f"f_{column}")
+            if fragment:
+                conditions.append(fragment)
+                params |= values_params
+        return " AND ".join(conditions), params
 
     def params(self) -> dict[str, Any]:
-        return {
-            "tenant_id": self.tenant_id,
-            "since": self.since,
-            "until": self.until,
-            "channel": self.channel,
-            "touchpoint": self.touchpoint,
-        }
+        return {"tenant_id": self.tenant_id, "since": self.since, "until": self.until}
 
 
 @dataclass(frozen=True)
@@ -196,7 +224,8 @@ class TouchpointMetrics:
 def _metric_value(row: dict[str, Any], definition: Definition) -> MetricValue:
     prefix = _metric_prefix(definition)
     n = int(row[f"{prefix}_n"])
-    return MetricValue(float(row[f"{prefix}_value"]) if n else None, n)
+    value = float(row[f"{prefix}_value"]) if n else None
+    return definition.with_interval(value, n, float(row[f"{prefix}_sq"]))
 
 
 def _to_touchpoint_metrics(row: dict[str, Any]) -> TouchpointMetrics:
@@ -213,8 +242,13 @@ def read_touchpoint_metrics(
     warehouse: Warehouse, query: TouchpointQuery
 ) -> list[TouchpointMetrics]:
     """Satisfaction per attributed touchpoint × channel × bucket, oldest bucket first."""
-    rows = warehouse.select(touchpoint_metrics_sql(query.bucket), query.params())
+    condition, filter_params = query.filters()
+    sql = touchpoint_metrics_sql(query.bucket, condition)
+    rows = warehouse.select(sql, query.params() | filter_params)
     return [_to_touchpoint_metrics(row) for row in rows]
+
+
+NO_END = 2**62  # later than any epoch-micros timestamp
 
 
 @dataclass(frozen=True)
@@ -230,6 +264,9 @@ class AlertQuery:
     customers: tuple[str, ...] | None = None
     touchpoint: str = ""
     limit: int = 100
+    until: int = NO_END  # raised before (epoch micros)
+    # A page after a cursor: alerts older than this (raised_at, alert_id) in the newest-first order.
+    before: tuple[int, str] = (NO_END, "")
 
     def customers_filter(self) -> tuple[str, dict[str, Any]]:
         """The ` AND customer_id IN (...)` condition and its parameters; nothing for everyone."""
@@ -242,6 +279,9 @@ class AlertQuery:
         return {
             "tenant_id": self.tenant_id,
             "since": self.since,
+            "until": self.until,
+            "before_at": self.before[0],
+            "before_id": self.before[1],
             "touchpoint": self.touchpoint,
             "limit": self.limit,
         }

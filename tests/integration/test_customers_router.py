@@ -139,6 +139,23 @@ def test_timeline_filters(agent: TestClient, ana_ids: list[str]) -> None:
     assert ids(channel="phone", type="page.viewed") == []
 
 
+def test_repeated_filters_type_prefixes_and_dates(agent: TestClient, ana_ids: list[str]) -> None:
+    """Repeated filters mean any of; `call.*` is every call type; a date is midnight UTC."""
+
+    def ids(**params: Any) -> list[str]:
+        response = agent.get("/v1/customers/cust-1/timeline", params=params)
+        assert response.status_code == 200, response.text
+        return [e["event_id"] for e in response.json()["entries"]]
+
+    assert ids(channel=["phone", "email"]) == [ana_ids[5], ana_ids[4]]
+    assert ids(type=["message.*"]) == [ana_ids[3], ana_ids[2]]
+    assert ids(type=["call.*", "order.placed"]) == [ana_ids[5], ana_ids[1]]
+    day = T0.date()
+    assert len(ids(since=day.isoformat())) == len(ana_ids)  # from midnight UTC of T0's day
+    assert ids(until=day.isoformat()) == []
+    assert ids(since=(day + timedelta(days=1)).isoformat()) == []
+
+
 @pytest.mark.parametrize(
     ("params", "path"),
     [
@@ -146,6 +163,8 @@ def test_timeline_filters(agent: TestClient, ana_ids: list[str]) -> None:
         ({"limit": 501}, "query.limit"),
         ({"channel": "fax"}, "query.channel"),
         ({"type": "Robert'); DROP TABLE customer_timeline;--"}, "query.type"),
+        ({"type": "call*"}, "query.type"),
+        ({"since": "2026-02-30"}, "query.since"),
         ({"since": "2026-04-01T08:00:00"}, "query.since"),
         ({"since": "2026-04-02T00:00:00Z", "until": "2026-04-01T00:00:00Z"}, "query.since"),
         ({"cursor": "not-a-cursor"}, "query.cursor"),
@@ -156,7 +175,8 @@ def test_bad_timeline_parameters_are_422_with_the_path(
 ) -> None:
     response = agent.get("/v1/customers/cust-1/timeline", params=params)
     assert response.status_code == 422
-    assert path in [d["path"] for d in error_of(response)["details"]]
+    # A repeatable filter names the bad value's position too (query.channel.0).
+    assert any(d["path"].startswith(path) for d in error_of(response)["details"])
 
 
 @pytest.mark.parametrize("micros", [2**63, -(2**63) - 1, 10**40])

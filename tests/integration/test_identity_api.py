@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,12 @@ def test_the_history_shows_every_change_with_who_and_why(api: Api) -> None:
         "identifier_linked",
         "merged_into_survivor",
     }
+    # Every time in the response is an RFC 3339 string, never epoch microseconds.
+    linked = [e for e in body["entries"] if e["action"] == "identifier_linked"]
+    assert any(e["details"]["seen_at"] for e in linked)
+    for entry in linked:
+        for at in (entry["at"], entry["details"]["seen_at"]):
+            assert at is None or datetime.fromisoformat(at).tzinfo is not None, at
 
 
 def test_a_preview_says_what_a_merge_would_do_and_changes_nothing(api: Api) -> None:

@@ -328,7 +328,7 @@ def test_timeline_filters_and_pages(wh: ChdbWarehouse) -> None:
     ]
     deliver(wh, accepted(raws, tid))
 
-    chats = whole_timeline(wh, tid, "cust-1", page=2, channel="chat")
+    chats = whole_timeline(wh, tid, "cust-1", page=2, channels=("chat",))
     assert chats is not None
     assert [e["type"] for e in chats] == ["message.received"] * 5
     window = whole_timeline(
@@ -340,7 +340,7 @@ def test_timeline_filters_and_pages(wh: ChdbWarehouse) -> None:
         T0 + timedelta(hours=1, minutes=30),
         T0 + timedelta(hours=1),
     ]
-    assert whole_timeline(wh, tid, "cust-1", type="page.viewed", channel="chat") == []
+    assert whole_timeline(wh, tid, "cust-1", types=("page.viewed",), channels=("chat",)) == []
 
 
 def test_unknown_and_other_tenants_customers_are_not_found(wh: ChdbWarehouse) -> None:
@@ -384,3 +384,36 @@ def test_an_event_whose_payload_does_not_fit_its_type_becomes_a_dead_letter(
     assert [(d.offset, d.reason) for d in result.dead_letters] == [(0, "processing_failed")]
     assert [r["event_id"] for r in result.rows[sql.TIMELINE]] == [str(good.event_id)]
     assert result.next_offsets == {0: 2}
+
+
+@pytest.fixture(params=["chdb", pytest.param("clickhouse", marks=pytest.mark.clickhouse)])
+def any_wh(request: pytest.FixtureRequest) -> Warehouse:
+    """chdb and a ClickHouse server (18.16 where the CI provisions it)."""
+    fixture = "warehouse" if request.param == "chdb" else "clickhouse_warehouse"
+    warehouse: Warehouse = request.getfixturevalue(fixture)
+    ensure_tables(warehouse, [PROJECTION])
+    return warehouse
+
+
+def test_repeated_filters_mean_any_of_and_a_type_prefix_matches_its_family(
+    any_wh: Warehouse,
+) -> None:
+    tid = tenant()
+    raws = [
+        raw_event("page.viewed", "web", {"url": "https://s.example/"}, T0),
+        raw_event("message.received", "chat", {"text": "hi"}, T0 + timedelta(hours=1)),
+        raw_event("call.answered", "phone", {"agent": "ann"}, T0 + timedelta(hours=2)),
+        raw_event("call.ended", "phone", {"agent": "ann", "talk_s": 60}, T0 + timedelta(hours=3)),
+    ]
+    deliver(any_wh, accepted(raws, tid))
+
+    def types(**filters: Any) -> list[str]:
+        found = whole_timeline(any_wh, tid, "cust-1", page=10, **filters)
+        assert found is not None
+        return [e["type"] for e in found]
+
+    assert types(channels=("chat", "web")) == ["message.received", "page.viewed"]
+    assert types(type_prefixes=("call.",)) == ["call.ended", "call.answered"]
+    both = types(types=("page.viewed",), type_prefixes=("call.",))
+    assert both == ["call.ended", "call.answered", "page.viewed"]
+    assert types(type_prefixes=("call.",), channels=("chat",)) == []

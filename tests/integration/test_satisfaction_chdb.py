@@ -6,7 +6,7 @@ import random
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -136,9 +136,17 @@ def _rows(events: Iterable[Event], table: str) -> list[dict[str, Any]]:
     return [row for e in events for row in projection.rows(e).get(table, [])]
 
 
-def _bucket_start(micros: int, bucket: str) -> int:
-    width = 3600 if bucket == "hour" else 86400
-    return micros // 1_000_000 // width * width
+def _bucket_start(micros: int, bucket: str, since: int) -> int:
+    seconds = micros // 1_000_000
+    if bucket in ("hour", "day"):
+        width = 3600 if bucket == "hour" else 86400
+        return seconds // width * width
+    day = datetime.fromtimestamp(seconds, UTC).date()
+    if bucket == "week":
+        return int(datetime.combine(day - timedelta(days=day.weekday()), time(), UTC).timestamp())
+    if bucket == "month":
+        return int(datetime.combine(day.replace(day=1), time(), UTC).timestamp())
+    return since // 1_000_000  # total: one bucket starting at `since`
 
 
 def reference_report(events: Sequence[Event], q: sql.TouchpointQuery) -> Report:
@@ -148,9 +156,12 @@ def reference_report(events: Sequence[Event], q: sql.TouchpointQuery) -> Report:
         where = attribute(r, conversations)
         if not q.since <= r["answered_at"] < q.until:
             continue
-        if q.channel not in ("", where.channel) or q.touchpoint not in ("", where.touchpoint):
+        if q.channels and where.channel not in q.channels:
             continue
-        key = (where.touchpoint, where.channel, _bucket_start(r["answered_at"], q.bucket))
+        if q.touchpoints and where.touchpoint not in q.touchpoints:
+            continue
+        start = _bucket_start(r["answered_at"], q.bucket, q.since)
+        key = (where.touchpoint, where.channel, start)
         groups[key].append(Answer(r["kind"], r["score"], r["scale"]))
     return {key: (_counts(group), evaluate_all(group)) for key, group in groups.items()}
 
@@ -174,6 +185,10 @@ def assert_same_report(actual: Report, expected: Report) -> None:
             got = actual[key][1][name]
             assert got.n == value.n, (key, name)
             assert got.value == (None if value.value is None else pytest.approx(value.value))
+            if value.interval is None:
+                assert got.interval is None, (key, name)
+            else:
+                assert got.interval == pytest.approx(value.interval), (key, name)
 
 
 def reference_alerts(events: Sequence[Event], q: sql.AlertQuery) -> list[tuple[Any, ...]]:
@@ -200,9 +215,13 @@ def warehouse_alerts(warehouse: Warehouse, q: sql.AlertQuery) -> list[tuple[Any,
 # --- tests ----------------------------------------------------------------------------------
 filters = st.fixed_dictionaries(
     {
-        "bucket": st.sampled_from(["hour", "day"]),
-        "channel": st.sampled_from(["", "", "phone", "chat", "survey"]),
-        "touchpoint": st.sampled_from(["", "", *TOUCHPOINTS, *SURVEY_TOUCHPOINTS]),
+        "bucket": st.sampled_from(["hour", "day", "week", "month", "total"]),
+        "channels": st.sampled_from(
+            [(), (), ("phone",), ("chat",), ("survey",), ("phone", "chat")]
+        ),
+        "touchpoints": st.sampled_from(
+            [(), (), *((t,) for t in TOUCHPOINTS + SURVEY_TOUCHPOINTS), tuple(TOUCHPOINTS[:2])]
+        ),
         "window": st.one_of(
             st.just(EVERYTHING),
             st.tuples(st.integers(0, HORIZON_MIN), st.integers(1, HORIZON_MIN)).map(
@@ -225,7 +244,7 @@ def test_sql_metrics_match_the_python_reference(
     events = make_events(tenant, raws)
     load(wh, events)
     since, until = f["window"]
-    q = sql.TouchpointQuery(tenant, since, until, f["bucket"], f["channel"], f["touchpoint"])
+    q = sql.TouchpointQuery(tenant, since, until, f["bucket"], f["channels"], f["touchpoints"])
     assert_same_report(warehouse_report(wh, q), reference_report(events, q))
 
 
@@ -391,5 +410,5 @@ def test_filter_values_are_parameters_not_sql(wh: Warehouse) -> None:
     assert sql.read_alerts(wh, sql.AlertQuery(tenant, customers=(hostile,))) == []
     assert sql.read_alerts(wh, sql.AlertQuery(tenant, customers=("cust-2", hostile))) == []
     assert sql.read_alerts(wh, sql.AlertQuery(hostile)) == []
-    q = sql.TouchpointQuery(tenant, *EVERYTHING, channel=hostile, touchpoint=hostile)
+    q = sql.TouchpointQuery(tenant, *EVERYTHING, channels=(hostile,), touchpoints=(hostile,))
     assert sql.read_touchpoint_metrics(wh, q) == []

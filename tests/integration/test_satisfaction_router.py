@@ -201,6 +201,13 @@ def test_the_default_window_is_the_last_30_days_by_day(api: Api) -> None:
     ]
 
 
+def test_a_date_alone_is_midnight_utc(api: Api) -> None:
+    api.store("acme", [answer("nps", 10, timedelta(days=d)) for d in (1, 3)])
+    body = api.get(TOUCHPOINTS, api.key("acme"), since="2026-04-28", until="2026-04-30").json()
+    assert (body["since"], body["until"]) == ("2026-04-28T00:00:00Z", "2026-04-30T00:00:00Z")
+    assert [b["bucket_start"] for b in body["buckets"]] == ["2026-04-29T00:00:00Z"]
+
+
 def test_hour_buckets_and_an_explicit_half_open_range(api: Api) -> None:
     api.store(
         "acme",
@@ -212,10 +219,41 @@ def test_hour_buckets_and_an_explicit_half_open_range(api: Api) -> None:
     )
     params = {"bucket": "hour", "since": at(timedelta(hours=3)), "until": at(timedelta(hours=2))}
     body = api.get(TOUCHPOINTS, api.key("acme"), **params).json()
-    assert [(b["bucket_start"], b["metrics"]["csat@1"]) for b in body["buckets"]] == [
-        ("2026-04-30T15:00:00Z", {"value": 100.0, "n": 1, "low_confidence": True}),
-        ("2026-04-30T16:00:00Z", {"value": 0.0, "n": 1, "low_confidence": True}),
+    csat = [(b["bucket_start"], b["metrics"]["csat@1"]) for b in body["buckets"]]
+    assert [(start, m["value"], m["n"], m["low_confidence"]) for start, m in csat] == [
+        ("2026-04-30T15:00:00Z", 100.0, 1, True),
+        ("2026-04-30T16:00:00Z", 0.0, 1, True),
     ]
+
+
+def test_a_total_bucket_gives_one_figure_per_touchpoint_with_its_interval(api: Api) -> None:
+    """The whole period in one bucket: enough responses to be confident where days are not."""
+    raws = [answer("csat", 5 if i % 4 else 2, timedelta(days=i % 20, hours=1)) for i in range(40)]
+    raws += [answer("nps", 10 if i % 2 else 3, timedelta(days=i % 20, hours=1)) for i in range(40)]
+    api.store("acme", raws)
+    body = api.get(TOUCHPOINTS, api.key("acme"), bucket="total").json()
+    assert body["bucket"] == "total"
+    [bucket] = body["buckets"]
+    assert bucket["bucket_start"] == body["since"]
+    csat, nps = bucket["metrics"]["csat@1"], bucket["metrics"]["nps@1"]
+    assert (csat["value"], csat["n"], csat["low_confidence"]) == (75.0, 40, False)
+    low, high = csat["interval"]
+    assert 59 < low < 75 < high < 87  # Wilson 95% for 30 of 40: 59.8 – 85.8
+    assert nps["value"] == 0.0 and nps["n"] == 40
+    low, high = nps["interval"]  # contributions ±100, s ≈ 101.3: ± 1.96 × s / √40 ≈ 31.4
+    assert high == pytest.approx(-low) and 30 < high < 33
+    methods = {d["key"]: d["interval"] for d in body["definitions"]}
+    assert "Wilson" in methods["csat@1"] and "normal" in methods["nps@1"]
+
+
+def test_week_and_month_buckets_start_on_monday_and_the_first(api: Api) -> None:
+    api.store("acme", [answer("ces", 6, timedelta(days=d)) for d in (1, 9, 40)])
+    weeks = api.get(TOUCHPOINTS, api.key("acme"), bucket="week").json()["buckets"]
+    assert [b["bucket_start"] for b in weeks] == ["2026-04-20T00:00:00Z", "2026-04-27T00:00:00Z"]
+    since = at(timedelta(days=60))
+    months = api.get(TOUCHPOINTS, api.key("acme"), bucket="month", since=since).json()["buckets"]
+    assert [b["bucket_start"] for b in months] == ["2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z"]
+    assert [b["metrics"]["ces@1"]["n"] for b in months] == [1, 2]
 
 
 def test_responses_count_for_the_call_they_rate_and_filters_use_that(api: Api) -> None:
@@ -232,6 +270,10 @@ def test_responses_count_for_the_call_they_rate_and_filters_use_that(api: Api) -
     assert [(b["touchpoint"], b["metrics"]["ces@1"]["value"]) for b in phone] == [
         ("support_line", 2.0)
     ]
+    both = api.get(TOUCHPOINTS, key, channel=["phone", "survey"], bucket="total").json()["buckets"]
+    assert sorted(b["channel"] for b in both) == ["phone", "survey"]  # any of the two
+    tps = ["support_line", "post_contact_survey"]
+    assert len(api.get(TOUCHPOINTS, key, touchpoint=tps, bucket="total").json()["buckets"]) == 2
     survey = api.get(TOUCHPOINTS, key, touchpoint="post_contact_survey").json()["buckets"]
     assert [(b["channel"], b["metrics"]["ces_easy@1"]["value"]) for b in survey] == [
         ("survey", 100.0)
@@ -241,10 +283,11 @@ def test_responses_count_for_the_call_they_rate_and_filters_use_that(api: Api) -
 @pytest.mark.parametrize(
     ("params", "code"),
     [
-        ({"bucket": "week"}, "invalid_request"),
+        ({"bucket": "year"}, "invalid_request"),
         ({"channel": "carrier_pigeon"}, "invalid_request"),
         ({"touchpoint": "x' OR '1'='1"}, "invalid_request"),
         ({"since": "2026-04-01T00:00:00"}, "invalid_parameter"),  # naive: ambiguous
+        ({"since": "2026-04-31"}, "invalid_request"),  # no such day
         ({"since": "2026-04-02T00:00:00Z", "until": "2026-04-01T00:00:00Z"}, "invalid_range"),
         ({"since": "2024-01-01T00:00:00Z", "bucket": "hour"}, "range_too_large"),
         ({"since": "0001-01-01T00:00:00+01:00"}, "invalid_parameter"),
@@ -323,6 +366,26 @@ def test_alert_filters_and_limit(api: Api) -> None:
     assert rules(since=at(timedelta(days=2, hours=1))) == rules()[:2]
     assert rules(customer_id="x' OR '1'='1") == []
     assert api.get(ALERTS, key, limit=0).status_code == 422
+    assert rules(until=at(timedelta(days=2, hours=1))) == rules()[2:]
+    assert rules(since="2026-04-28", until="2026-04-29") == rules()[1:2]  # dates: midnight UTC
+
+
+def test_alert_pages_follow_their_cursor_to_the_end(api: Api) -> None:
+    api.store("acme", [answer("csat", 1, timedelta(hours=h)) for h in (1, 2, 2, 3, 4)])
+    key = api.key("acme")
+    everything = api.get(ALERTS, key).json()
+    assert everything["next_cursor"] is None
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = api.get(ALERTS, key, **params).json()
+        seen += [a["alert_id"] for a in page["alerts"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [a["alert_id"] for a in everything["alerts"]]  # same order, none twice
+    bad = api.get(ALERTS, key, cursor="not-a-cursor")
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_cursor"
 
 
 def test_the_openapi_document_describes_both_responses(api: Api) -> None:

@@ -140,3 +140,25 @@ def test_an_answer_on_another_scale_is_not_in_the_sample() -> None:
     # A future 0-10 CSAT must not leak into csat@1, whose input is the 1-5 scale.
     result = BY_KEY["csat@1"].evaluate([Answer("csat", 5, "1-5"), Answer("csat", 9, "0-10")])
     assert result == MetricValue(100.0, 1)
+
+
+def test_wilson_interval_of_a_share_matches_its_textbook_value() -> None:
+    from services.satisfaction.metrics import wilson_interval
+
+    low, high = wilson_interval(80.0, 10)  # 8 of 10: 49.0 – 94.3 (Wilson 1927, z = 1.96)
+    assert (round(low, 1), round(high, 1)) == (49.0, 94.3)
+    assert wilson_interval(50.0, 0) is None
+
+
+def test_normal_interval_needs_two_responses_and_narrows_with_n() -> None:
+    from services.satisfaction.metrics import CES_V1, Answer
+
+    one = CES_V1.evaluate([Answer("ces", 5, "1-7")])
+    assert one.interval is None
+    few = CES_V1.evaluate([Answer("ces", s, "1-7") for s in (3, 5, 7)])
+    many = CES_V1.evaluate([Answer("ces", s, "1-7") for s in (3, 5, 7) * 10])
+    assert few.value == many.value == 5.0
+    assert few.interval is not None and many.interval is not None
+    assert few.interval[0] < many.interval[0] < 5.0 < many.interval[1] < few.interval[1]
+    low, high = few.interval  # s = 2: 5 ± 1.96 × 2 / √3
+    assert high - 5.0 == pytest.approx(1.959963984540054 * 2 / 3**0.5)

@@ -258,10 +258,12 @@ def test_entries_show_payload_and_times_as_sent() -> None:
 
 
 def test_filter_converts_times_to_micros_and_refuses_an_empty_window() -> None:
-    window = TimelineFilter.of(Channel.chat, "message.sent", AT, AT + timedelta(days=1))
+    window = TimelineFilter.of([Channel.chat], ["message.sent"], AT, AT + timedelta(days=1))
     assert window == TimelineFilter(
-        "chat", "message.sent", to_micros(AT), to_micros(AT) + 86_400_000_000
+        ("chat",), ("message.sent",), (), to_micros(AT), to_micros(AT) + 86_400_000_000
     )
+    prefixes = TimelineFilter.of([Channel.chat, Channel.phone, Channel.chat], ["call.*", "x.y"])
+    assert prefixes == TimelineFilter(("chat", "phone"), ("x.y",), ("call.",))
     with pytest.raises(InvalidFilter):
         TimelineFilter.of(since=AT, until=AT)
 

@@ -18,10 +18,12 @@ from cem.api_errors import ApiError
 from cem.auth import CAN_READ_AGGREGATES, require
 from cem.ports import Principal
 from cem.processing import to_micros
+from services.projections.timeline import Cursor, InvalidCursor, decode_cursor, encode_cursor
+from services.query_api.params import INSTANT_HELP, Moment
 from services.query_api.routers.customers import members_of
 from services.query_api.routers.satisfaction import TOUCHPOINT_PATTERN, utc
 from services.satisfaction.alerts import RULE_SET
-from services.satisfaction.sql import AlertQuery, read_alerts
+from services.satisfaction.sql import NO_END, AlertQuery, read_alerts
 
 router = APIRouter(tags=["alerts"])
 
@@ -49,6 +51,9 @@ class AlertOut(BaseModel):
 class AlertList(BaseModel):
     rule_set: str = Field(examples=[RULE_SET])
     alerts: list[AlertOut]
+    next_cursor: str | None = Field(
+        None, description="pass as `cursor` for the next (older) page; null on the last page"
+    )
 
 
 def _from_micros(micros: int) -> datetime:
@@ -79,7 +84,11 @@ def _customers(request: Request, tenant_id: str, customer_id: str | None) -> tup
 def list_alerts(
     request: Request,
     principal: Principal = Depends(require(CAN_READ_AGGREGATES)),
-    since: datetime | None = Query(None, description="raised at or after; default all"),
+    since: Moment | None = Query(
+        None, description=f"raised at or after; default all; {INSTANT_HELP}"
+    ),
+    until: Moment | None = Query(None, description=f"raised before; default none; {INSTANT_HELP}"),
+    cursor: str | None = Query(None, max_length=400, description="next_cursor of a previous page"),
     customer_id: str | None = Query(
         None,
         min_length=1,
@@ -90,7 +99,8 @@ def list_alerts(
     limit: int = Query(100, ge=1, le=1000),
 ) -> AlertList:
     """At-risk customer alerts of the caller's tenant, newest first."""
-    start = utc("since", since)
+    start, end = utc("since", since), utc("until", until)
+    before = _position(cursor)
     # The tenant comes only from the credential: another tenant's customer id finds nothing (S01).
     # One query over every member: newest first, one row per alert, at most `limit`.
     query = AlertQuery(
@@ -98,7 +108,28 @@ def list_alerts(
         since=to_micros(start) if start else 0,
         customers=_customers(request, principal.tenant_id, customer_id),
         touchpoint=touchpoint or "",
-        limit=limit,
+        limit=limit + 1,  # one more tells whether another page follows
+        until=to_micros(end) if end else NO_END,
+        before=before,
     )
     rows = read_alerts(request.app.state.warehouse, query)
-    return AlertList(rule_set=RULE_SET, alerts=[_alert_out(row) for row in rows])
+    page, more = rows[:limit], len(rows) > limit
+    last = page[-1] if page else None
+    next_cursor = (
+        encode_cursor(Cursor(int(last["raised_at"]), last["alert_id"])) if more and last else None
+    )
+    return AlertList(
+        rule_set=RULE_SET, alerts=[_alert_out(row) for row in page], next_cursor=next_cursor
+    )
+
+
+def _position(cursor: str | None) -> tuple[int, str]:
+    """Where the page starts: after the cursor's alert, or from the newest."""
+    if cursor is None:
+        return (NO_END, "")
+    try:
+        position = decode_cursor(cursor)
+    except InvalidCursor as exc:
+        detail = {"code": "invalid_cursor", "message": str(exc), "path": "query.cursor"}
+        raise ApiError(422, "invalid_cursor", str(exc), [detail]) from None
+    return (position.derived_at, position.event_id)

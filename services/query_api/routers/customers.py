@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import AwareDatetime
 
 from cem.api_errors import ApiError
 from cem.auth import CAN_READ_CUSTOMERS, require
@@ -48,6 +47,7 @@ from services.projections.timeline import (
     TimelinePage,
     decode_cursor,
 )
+from services.query_api.params import INSTANT_HELP, Instant, TypeFilter
 
 router = APIRouter(tags=["customers"])
 
@@ -120,18 +120,24 @@ def get_timeline(
     request: Request,
     principal: Reader,
     customer_id: CustomerId,
-    channel: Channel | None = None,
-    type: Annotated[
-        str | None, Query(max_length=100, pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
+    channel: Annotated[
+        list[Channel] | None, Query(description="repeat for any of several channels")
     ] = None,
-    since: Annotated[AwareDatetime | None, Query(description="inclusive, ISO 8601")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="exclusive, ISO 8601")] = None,
+    type: Annotated[
+        list[TypeFilter] | None,
+        Query(
+            max_length=20,
+            description="an event type (call.ended) or a prefix (call.*); repeat for any of several",
+        ),
+    ] = None,
+    since: Annotated[Instant | None, Query(description=f"inclusive; {INSTANT_HELP}")] = None,
+    until: Annotated[Instant | None, Query(description=f"exclusive; {INSTANT_HELP}")] = None,
     cursor: Annotated[str | None, Query(max_length=400)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
 ) -> TimelinePage:
     """The customer's events across every channel, newest first, one page at a time."""
     try:
-        filters = TimelineFilter.of(channel, type, since, until)
+        filters = TimelineFilter.of(channel or (), type or (), since, until)
     except InvalidFilter as exc:
         raise _invalid("invalid_filter", exc, "query.since") from None
     try:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from cem.api_errors import ApiError
 from cem.auth import CAN_READ_AGGREGATES, require
 from cem.ports import Principal
 from cem.processing import to_micros
 from schemas.envelope import Channel
+from services.query_api.params import INSTANT_HELP, Moment, any_of
 from services.satisfaction.metrics import DEFINITIONS, MIN_CONFIDENT_N, Definition, MetricValue
 from services.satisfaction.sql import (
     TouchpointMetrics,
@@ -22,12 +23,19 @@ from services.satisfaction.sql import (
 
 router = APIRouter(tags=["satisfaction"])
 
-Bucket = Literal["hour", "day"]
+Bucket = Literal["hour", "day", "week", "month", "total"]
 DEFAULT_WINDOW = timedelta(days=30)
-BUCKET_LENGTH: dict[str, timedelta] = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
+# The shortest length of each bucket, to bound how many a range spans; `total` is always one.
+BUCKET_LENGTH: dict[str, timedelta] = {
+    "hour": timedelta(hours=1),
+    "day": timedelta(days=1),
+    "week": timedelta(days=7),
+    "month": timedelta(days=28),
+}
 # Bounds the response: a range may span at most this many buckets (e.g. ~1 year of hours).
 MAX_BUCKETS = 10_000
 TOUCHPOINT_PATTERN = r"^[a-z0-9][a-z0-9_.\-]{0,63}$"
+TouchpointName = Annotated[str, StringConstraints(pattern=TOUCHPOINT_PATTERN, max_length=64)]
 
 
 class DefinitionOut(BaseModel):
@@ -39,12 +47,17 @@ class DefinitionOut(BaseModel):
     kind: str
     scale: str
     description: str
+    interval: str = Field(description="how the confidence interval of its values is computed")
 
 
 class MetricOut(BaseModel):
     value: float | None = Field(description="null when no response was in the sample")
     n: int = Field(description="responses the value was computed from")
     low_confidence: bool = Field(description=f"n < {MIN_CONFIDENT_N}")
+    interval: tuple[float, float] | None = Field(
+        description="95% confidence interval [low, high] (method in the definition); null "
+        "when the sample cannot give one"
+    )
 
 
 class ResponseCounts(BaseModel):
@@ -56,7 +69,7 @@ class ResponseCounts(BaseModel):
 class TouchpointBucket(BaseModel):
     touchpoint: str = Field(description="attributed touchpoint (of the rated interaction)")
     channel: str = Field(description="attributed channel")
-    bucket_start: datetime
+    bucket_start: datetime = Field(description="start of the bucket; for `total`, `since`")
     responses: ResponseCounts
     metrics: dict[str, MetricOut] = Field(description="by definition key, e.g. `nps@1`")
 
@@ -105,7 +118,7 @@ def _window(
         raise _invalid("until", "is too early for the default window") from None
     if start >= end:
         raise _invalid("since", "must be before until", "invalid_range")
-    if (end - start) / BUCKET_LENGTH[bucket] > MAX_BUCKETS:
+    if bucket in BUCKET_LENGTH and (end - start) / BUCKET_LENGTH[bucket] > MAX_BUCKETS:
         message = f"spans more than {MAX_BUCKETS} {bucket} buckets; narrow the range"
         raise _invalid("since", message, "range_too_large")
     return start, end
@@ -119,11 +132,14 @@ def _definition_out(d: Definition) -> DefinitionOut:
         kind=d.kind,
         scale=d.scale,
         description=d.description,
+        interval=d.interval_description,
     )
 
 
 def _metric_out(value: MetricValue) -> MetricOut:
-    return MetricOut(value=value.value, n=value.n, low_confidence=value.low_confidence)
+    return MetricOut(
+        value=value.value, n=value.n, low_confidence=value.low_confidence, interval=value.interval
+    )
 
 
 def _bucket_out(row: TouchpointMetrics) -> TouchpointBucket:
@@ -140,13 +156,22 @@ def _bucket_out(row: TouchpointMetrics) -> TouchpointBucket:
 def touchpoint_satisfaction(
     request: Request,
     principal: Principal = Depends(require(CAN_READ_AGGREGATES)),
-    since: datetime | None = Query(None, description="inclusive; default until − 30 days"),
-    until: datetime | None = Query(None, description="exclusive; default now"),
-    channel: Channel | None = Query(None, description="attributed channel"),
-    touchpoint: str | None = Query(None, pattern=TOUCHPOINT_PATTERN, max_length=64),
-    bucket: Bucket = Query("day"),
+    since: Moment | None = Query(
+        None, description=f"inclusive; default until − 30 days; {INSTANT_HELP}"
+    ),
+    until: Moment | None = Query(None, description=f"exclusive; default now; {INSTANT_HELP}"),
+    channel: list[Channel] | None = Query(
+        None, description="attributed channel; repeat for any of several"
+    ),
+    touchpoint: list[TouchpointName] | None = Query(
+        None, max_length=50, description="attributed touchpoint; repeat for any of several"
+    ),
+    bucket: Bucket = Query(
+        "day", description="hour, day, week (from Monday), month, or total: the whole range"
+    ),
 ) -> TouchpointSatisfaction:
-    """Responses and every metric definition per touchpoint × channel × bucket, oldest first."""
+    """Responses and every metric definition per touchpoint × channel × bucket, oldest first,
+    each value with its n and 95% confidence interval."""
     start, end = _window(request, since, until, bucket)
     # The tenant comes only from the credential, never from the request (S01).
     query = TouchpointQuery(
@@ -154,8 +179,8 @@ def touchpoint_satisfaction(
         since=to_micros(start),
         until=to_micros(end),
         bucket=bucket,
-        channel=channel.value if channel else "",
-        touchpoint=touchpoint or "",
+        channels=any_of(channel),
+        touchpoints=any_of(touchpoint),
     )
     rows = read_touchpoint_metrics(request.app.state.warehouse, query)
     return TouchpointSatisfaction(

@@ -1,0 +1,75 @@
+"""Where the embedded state lives: `--data-dir`, else `CEM_DATA_DIR`, else `./.cem`, said aloud.
+
+Every command that touches the directory names the one it used and why, so that a key created from
+another directory is never silently useless. `cem up` and `cem replay` hold an exclusive lock on it
+while they run (chdb allows one process per data directory): a second one fails in one line.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from cem.cli_errors import CliError
+
+DEFAULT = Path(".cem")
+LOCK_FILE = "cem.lock"
+
+
+@dataclass(frozen=True)
+class DataDir:
+    path: Path
+    source: str  # "--data-dir", "CEM_DATA_DIR" or "default"
+
+    def announce(self) -> None:
+        print(f"cem: data directory {self.path.resolve()} (from {self.source})", file=sys.stderr)
+
+
+def resolve(flag: str | None) -> DataDir:
+    if flag:
+        return DataDir(Path(flag), "--data-dir")
+    if env := os.environ.get("CEM_DATA_DIR"):
+        return DataDir(Path(env), "CEM_DATA_DIR")
+    return DataDir(DEFAULT, "default")
+
+
+def prepare(flag: str | None) -> DataDir:
+    """Resolve and create the data directory (a file in its place is a mistake). The caller
+    announces it once its own checks passed, so that a mistake stays a one-line report."""
+    data_dir = resolve(flag)
+    if data_dir.path.exists() and not data_dir.path.is_dir():
+        raise CliError(f"data directory {data_dir.path} is not a directory")
+    try:
+        data_dir.path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot create data directory {data_dir.path}: {exc.strerror}") from None
+    return data_dir
+
+
+@contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold the data directory for this process; fail at once when another process holds it.
+
+    An advisory lock (flock) is released by the kernel when the holder dies, so a killed process
+    never leaves the directory locked."""
+    lock_path = path / LOCK_FILE
+    with open(lock_path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "?"
+            raise CliError(
+                f"data directory {path} is in use by another cem process (pid {holder}); "
+                "stop it or pass another --data-dir"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        yield

@@ -1,0 +1,51 @@
+"""Seeding the demo's history so that the default views have data within seconds of `cem up`.
+
+The history is generated in time order (journeys carry state from one day to the next), then sent a
+week at a time, newest week first: the default views (the last 30 days of satisfaction, a customer's
+latest timeline page) fill from the first week on, while older weeks keep arriving behind them.
+Projections do not depend on arrival order, so the tables end up as if it had been sent in order.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from cem.demo import Customer, Population
+
+WEEK = timedelta(days=7)
+Event = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SampleCustomer:
+    """A customer to show in the banner: `key` addresses it in every customer route."""
+
+    name: str
+    key: str
+
+
+def weeks_newest_first(events: Iterable[Event], now: datetime) -> list[list[Event]]:
+    """`events` cut into weeks ending at `now`, the most recent week first, each in time order."""
+    weeks: dict[int, list[Event]] = {}
+    for event in events:
+        age = now - datetime.fromisoformat(event["occurred_at"])
+        weeks.setdefault(max(0, age // WEEK), []).append(event)
+    return [weeks[age] for age in sorted(weeks)]
+
+
+def sample_customer(population: Population, recent: Iterable[Event]) -> SampleCustomer | None:
+    """The customer with the most recent events among those known by email (a key people can
+    type), so that their timeline is full as soon as the first week is in."""
+    by_email = {c.email: c for c in population.customers if c.email}
+    counts = Counter(
+        email for event in recent if (email := event.get("customer", {}).get("email")) in by_email
+    )
+    if not counts:
+        return None
+    customer: Customer = by_email[counts.most_common(1)[0][0]]
+    # Ingest folds email case, so the key is written as it is stored.
+    return SampleCustomer(name=customer.name, key=f"email:{str(customer.email).lower()}")

@@ -1,0 +1,31 @@
+"""`cem up --read-only`: serve the tables as they are, refuse every write with 503 in the one shape.
+
+A read-only platform processes nothing, so a write it accepted would sit in the log unseen; it is
+refused instead, saying why, before the body is read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from cem.api_errors import error_body
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MESSAGE = (
+    "this instance is read-only (cem up --read-only): it serves the tables and takes no writes"
+)
+
+
+def refuse_writes(app: FastAPI) -> None:
+    """Answer every request that is not a read with 503 `read_only`."""
+
+    @app.middleware("http")
+    async def _read_only(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        if request.method in READ_METHODS:
+            return await call_next(request)
+        return JSONResponse(error_body("read_only", MESSAGE), status_code=503)

@@ -1,0 +1,40 @@
+"""Query parameters every read route spells the same way.
+
+- Instants: RFC 3339 with an offset, or a date alone (`2026-11-23`), read as midnight UTC.
+- Repeated filters mean "any of": `channel=phone&channel=email`.
+- Event types: exact (`call.ended`) or a prefix ending in `.*` (`call.*`: every `call.` type).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BeforeValidator, StringConstraints
+
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+TYPE_FILTER_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*(\.\*)?$"
+INSTANT_HELP = "RFC 3339 with an offset (2026-11-23T10:00:00Z), or a date: midnight UTC"
+
+
+def _date_only_as_midnight_utc(value: Any) -> Any:
+    if isinstance(value, str) and _DATE_ONLY.match(value):
+        return f"{date.fromisoformat(value).isoformat()}T00:00:00Z"
+    return value
+
+
+TypeFilter = Annotated[str, StringConstraints(max_length=100, pattern=TYPE_FILTER_PATTERN)]
+# A datetime, or a bare date read as midnight UTC; the route checks it carries an offset.
+Moment = Annotated[datetime, BeforeValidator(_date_only_as_midnight_utc)]
+# An aware instant; a bare date is midnight UTC of that day (a naive time stays an error: 422).
+Instant = Annotated[AwareDatetime, BeforeValidator(_date_only_as_midnight_utc)]
+
+
+def any_of(values: list[Any] | None) -> tuple[str, ...]:
+    """Distinct filter values in the order given (enum members as their values)."""
+    seen = dict.fromkeys(getattr(v, "value", v) for v in values or ())
+    return tuple(str(v) for v in seen)
+
+
+__all__ = ["INSTANT_HELP", "TYPE_FILTER_PATTERN", "Instant", "Moment", "TypeFilter", "any_of"]

@@ -1,0 +1,177 @@
+"""Every `cem` mistake a newcomer makes is one line on stderr and a non-zero exit, never a
+traceback (issue 13); `--help` gives every option's default; the data directory is said aloud."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cem import data_dir
+from cem.cli import parser
+from cem.serving import free_port, stop_processes, wait_until_serving
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cem(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cem.cli", *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def assert_one_line_mistake(done: subprocess.CompletedProcess[str], *words: str) -> None:
+    """Non-zero exit; stderr is exactly one line naming the mistake; no traceback anywhere."""
+    assert done.returncode != 0, done
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("cem"), lines[0]
+    assert "Traceback" not in done.stdout + done.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A running `cem up` (no demo) on its own data directory: (url, data directory)."""
+    home = tmp_path_factory.mktemp("cli-server")
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cem.cli", "up", "--port", str(port), "--data-dir", str(home / "d")],
+        cwd=home,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(url, timeout_s=120)
+        yield url, home / "d"
+    finally:
+        stop_processes([process])  # type: ignore[list-item]
+
+
+def test_a_bad_tenant_is_one_line(tmp_path: Path) -> None:
+    done = cem("keys", "create", "--tenant", "bad tenant!", "--role", "agent", cwd=tmp_path)
+    assert_one_line_mistake(done, "invalid tenant id", "'bad tenant!'")
+    assert not (tmp_path / ".cem").exists(), "a refused key must not create a data directory"
+
+
+def test_a_bad_role_or_command_is_one_line(tmp_path: Path) -> None:
+    assert_one_line_mistake(
+        cem("keys", "create", "--tenant", "acme", "--role", "boss", cwd=tmp_path), "'boss'"
+    )
+    assert_one_line_mistake(cem("bogus", cwd=tmp_path), "'bogus'")
+    assert_one_line_mistake(cem("up", "--port", "many", cwd=tmp_path), "--port")
+
+
+def test_revoking_an_unknown_key_is_one_line(tmp_path: Path) -> None:
+    done = cem("keys", "revoke", "nope", "--data-dir", "d", cwd=tmp_path)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert lines[0].startswith("cem: data directory")  # said before touching it
+    assert lines[1:] == ["cem keys: no key with id 'nope'"]
+
+
+def test_simulate_against_a_wrong_port_fails(tmp_path: Path) -> None:
+    done = cem("simulate", "--url", f"http://127.0.0.1:{free_port()}", "--key", "k", cwd=tmp_path)
+    assert_one_line_mistake(done, "cannot reach")
+    assert done.returncode == 1
+
+
+def test_simulate_with_a_bad_url_fails(tmp_path: Path) -> None:
+    done = cem("simulate", "--url", "localhost8000", "--key", "k", cwd=tmp_path)
+    assert_one_line_mistake(done, "--url", "'localhost8000'")
+
+
+def test_simulate_with_a_refused_key_fails(server: tuple[str, Path], tmp_path: Path) -> None:
+    url, _ = server
+    done = cem("simulate", "--url", url, "--key", "cem_nope", "--duration", "2", cwd=tmp_path)
+    assert done.returncode == 1, done
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("cem simulate:"), done.stderr
+
+
+def test_up_on_a_busy_port_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = cem("up", "--port", str(port), "--data-dir", "d", cwd=tmp_path)
+    assert_one_line_mistake(done, f"port {port}", "busy")
+
+
+def test_up_on_a_held_data_directory_is_one_line(server: tuple[str, Path], tmp_path: Path) -> None:
+    _, held = server
+    done = cem("up", "--port", str(free_port()), "--data-dir", str(held), cwd=tmp_path)
+    assert_one_line_mistake(done, "in use by another cem process", "pid")
+    done = cem("replay", "--data-dir", str(held), "--into", "again", cwd=tmp_path)
+    assert_one_line_mistake(done, "in use by another cem process")
+
+
+def test_a_killed_holder_leaves_no_lock(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from cem import data_dir; from pathlib import Path;"
+         "cm = data_dir.exclusive(Path(sys.argv[1])); cm.__enter__(); print('held', flush=True);"
+         "time.sleep(60)", str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    holder.kill()
+    holder.wait()
+    with data_dir.exclusive(tmp_path):
+        pass  # taken at once
+
+
+def test_replay_mistakes_are_one_line(tmp_path: Path) -> None:
+    assert_one_line_mistake(cem("replay", "--into", "cem", cwd=tmp_path), "--into")
+    assert_one_line_mistake(cem("replay", "--data-dir", "empty", cwd=tmp_path), "no event log")
+
+
+def test_keys_list_is_a_table_and_names_the_data_directory(tmp_path: Path) -> None:
+    env = {"CEM_DATA_DIR": str(tmp_path / "from-env")}
+    created = cem("keys", "create", "--tenant", "acme", "--role", "agent", cwd=tmp_path, env=env)
+    assert created.returncode == 0, created.stderr
+    assert f"data directory {tmp_path / 'from-env'} (from CEM_DATA_DIR)" in created.stderr
+    listed = cem("keys", "list", "--tenant", "acme", cwd=tmp_path, env=env)
+    header, row = listed.stdout.strip().splitlines()
+    assert header.split()[:4] == ["key_id", "tenant_id", "role", "name"]
+    assert row.split()[1:3] == ["acme", "agent"]
+    assert created.stdout.strip().startswith(f"cem_{row.split()[0]}")
+    flagged = cem("keys", "list", "--tenant", "acme", "--data-dir", "other", cwd=tmp_path, env=env)
+    assert "(from --data-dir)" in flagged.stderr
+    assert flagged.stdout == ""  # another directory holds no key: and says which one it read
+
+
+def _commands(p: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    yield p
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield from _commands(child)
+
+
+def test_every_option_has_help_and_shows_its_default() -> None:
+    for command in _commands(parser()):
+        assert command.formatter_class is argparse.ArgumentDefaultsHelpFormatter, command.prog
+        shown = " ".join(command.format_help().split())  # unwrapped
+        for action in command._actions:
+            if isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
+                continue
+            assert action.help, f"{command.prog} {action.dest} has no help"
+            if action.option_strings and not action.required:
+                default = f"(default: {action.default})"
+                assert default in shown, f"{command.prog} {action.option_strings[0]}: no {default}"
