@@ -27,11 +27,12 @@ def include_query_routes(app: FastAPI, health: Callable[[], dict[str, Any]]) -> 
     for unified customer histories and the identity API (without it, the identity API answers 503
     and a customer is exactly the key its events were filed under)."""
     from services.identity.router import router as identity_router
-    from services.query_api.routers import alerts, customers, satisfaction
+    from services.query_api.routers import alerts, customers, satisfaction, stream
 
     app.include_router(health_router(health))
     # Before customers: its `/v1/customers/{customer_id:path}` would swallow `/identities`.
     app.include_router(identity_router)
+    app.include_router(stream.router)  # before customers, for the same reason
     app.include_router(customers.router)
     app.include_router(satisfaction.router)
     app.include_router(alerts.router)
