@@ -21,6 +21,8 @@ from cem.processing import to_micros
 from services.query_api.routers.customers import members_of
 from services.query_api.routers.satisfaction import TOUCHPOINT_PATTERN, utc
 from services.satisfaction.alerts import RULE_SET
+from services.satisfaction.lifecycle import Status
+from services.satisfaction.lifecycle_sql import AlertState, read_states
 from services.satisfaction.sql import AlertQuery, read_alerts
 
 router = APIRouter(tags=["alerts"])
@@ -44,6 +46,9 @@ class AlertOut(BaseModel):
     correlation_id: str | None
     raised_at: datetime
     message: str
+    status: Status = Field(Status.open, description="open, assigned, acknowledged or resolved")
+    assignee: str | None = Field(None, description="who the alert is assigned to")
+    note: str | None = Field(None, description="the latest note of a manager's action")
 
 
 class AlertList(BaseModel):
@@ -55,11 +60,12 @@ def _from_micros(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
 
-def _alert_out(row: dict[str, Any]) -> AlertOut:
+def _alert_out(row: dict[str, Any], state: AlertState | None = None) -> AlertOut:
     # '' is how the warehouse stores "unknown" (no Nullable columns); the API says null.
     optional = {name: row[name] or None for name in ("agent", "queue", "correlation_id")}
     raised_at = _from_micros(int(row["raised_at"]))
-    return AlertOut.model_validate({**row, **optional, "raised_at": raised_at})
+    lifecycle = vars(state) if state is not None else {}
+    return AlertOut.model_validate({**row, **optional, "raised_at": raised_at, **lifecycle})
 
 
 def _customers(request: Request, tenant_id: str, customer_id: str | None) -> tuple[str, ...] | None:
@@ -101,4 +107,8 @@ def list_alerts(
         limit=limit,
     )
     rows = read_alerts(request.app.state.warehouse, query)
-    return AlertList(rule_set=RULE_SET, alerts=[_alert_out(row) for row in rows])
+    states = read_states(
+        request.app.state.warehouse, query.tenant_id, [r["alert_id"] for r in rows]
+    )
+    alerts = [_alert_out(row, states.get(row["alert_id"])) for row in rows]
+    return AlertList(rule_set=RULE_SET, alerts=alerts)
