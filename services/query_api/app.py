@@ -27,7 +27,14 @@ def include_query_routes(app: FastAPI, health: Callable[[], dict[str, Any]]) -> 
     for unified customer histories and the identity API (without it, the identity API answers 503
     and a customer is exactly the key its events were filed under)."""
     from services.identity.router import router as identity_router
-    from services.query_api.routers import alert_lifecycle, alerts, customers, satisfaction, stream
+    from services.query_api.routers import (
+        alert_lifecycle,
+        alerts,
+        customers,
+        responses,
+        satisfaction,
+        stream,
+    )
 
     app.include_router(health_router(health))
     # Before customers: its `/v1/customers/{customer_id:path}` would swallow `/identities`.
@@ -35,6 +42,7 @@ def include_query_routes(app: FastAPI, health: Callable[[], dict[str, Any]]) -> 
     app.include_router(stream.router)  # before customers, for the same reason
     app.include_router(customers.router)
     app.include_router(satisfaction.router)
+    app.include_router(responses.router)
     app.include_router(alerts.router)
     app.include_router(alert_lifecycle.router)
 

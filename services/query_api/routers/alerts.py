@@ -11,13 +11,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from cem.api_errors import ApiError
 from cem.auth import CAN_READ_AGGREGATES, require
 from cem.ports import Principal
 from cem.processing import to_micros
+from services.query_api.exports import ExportFormat, download_items
 from services.query_api.routers.customers import members_of
 from services.query_api.routers.satisfaction import TOUCHPOINT_PATTERN, utc
 from services.satisfaction.alerts import RULE_SET
@@ -81,7 +82,11 @@ def _customers(request: Request, tenant_id: str, customer_id: str | None) -> tup
         return (customer_id,)
 
 
-@router.get("/v1/alerts", response_model=AlertList)
+@router.get(
+    "/v1/alerts",
+    response_model=AlertList,
+    responses={200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}},
+)
 def list_alerts(
     request: Request,
     principal: Principal = Depends(require(CAN_READ_AGGREGATES)),
@@ -94,7 +99,8 @@ def list_alerts(
     ),
     touchpoint: str | None = Query(None, pattern=TOUCHPOINT_PATTERN, max_length=64),
     limit: int = Query(100, ge=1, le=1000),
-) -> AlertList:
+    format: ExportFormat = Query(ExportFormat.json, description="json, or a csv/parquet download"),
+) -> AlertList | Response:
     """At-risk customer alerts of the caller's tenant, newest first."""
     start = utc("since", since)
     # The tenant comes only from the credential: another tenant's customer id finds nothing (S01).
@@ -111,4 +117,6 @@ def list_alerts(
         request.app.state.warehouse, query.tenant_id, [r["alert_id"] for r in rows]
     )
     alerts = [_alert_out(row, states.get(row["alert_id"])) for row in rows]
+    if format != ExportFormat.json:
+        return download_items(alerts, list(AlertOut.model_fields), "alerts", format)
     return AlertList(rule_set=RULE_SET, alerts=alerts)
