@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
-from cem import api_errors
+from cem import api_errors, web_security
 from cem.ports import KeyStore, Publisher, Warehouse
 from services.identity.resolver import IdentityResolver
 
@@ -55,8 +55,9 @@ def create_app(
 ) -> FastAPI:
     """The query API alone (distributed mode: one process per service); `identity` is the
     resolver on the shared identity store (`build_identity(IdentitySettings())`)."""
-    app = FastAPI(title="cem query API", version="0.1.0")
+    app = FastAPI(title="cem query API", version="0.1.0", docs_url=None, redoc_url=None)
     api_errors.install(app)
+    web_security.install(app)
     app.state.warehouse, app.state.keys = warehouse, keys
     if identity is not None:
         app.state.identity = identity
