@@ -60,7 +60,8 @@ class SseProbe:
     Runs its streams on an event loop in a thread of its own, and its prober in another.
     """
 
-    url: str
+    url: str  # the ingest's
+    read_url: str  # the query API's (the same server when embedded)
     ingest_key: str
     read_key: str
     make_event: Callable[[str], dict[str, Any]]
@@ -142,7 +143,7 @@ class SseProbe:
         timeout = httpx.Timeout(60.0, read=None)
         headers = {"authorization": f"Bearer {self.read_key}"}
         async with httpx.AsyncClient(
-            base_url=self.url, limits=limits, timeout=timeout, headers=headers
+            base_url=self.read_url, limits=limits, timeout=timeout, headers=headers
         ) as http:
             opened = [asyncio.Event() for _ in self.customers]
             tasks = [

@@ -699,7 +699,7 @@ def drive(
     )
     say("  console first page (profile + 50 timeline entries)")
     result["console_first_page"] = first_page_latency(
-        target.url, target.read_key, plan.heavy_customer, plan.console_requests
+        read_url(target), target.read_key, plan.heavy_customer, plan.console_requests
     )
     return result
 
@@ -711,8 +711,20 @@ def sse_probe(target: Target, plan: Plan, template: dict[str, Any]) -> SseProbe:
         return _event(template, customer, int(time.time() * 1000))
 
     return SseProbe(
-        target.url, target.ingest_key, target.read_key, make_event, plan.sse_streams, plan.sse_rate
+        target.url,
+        read_url(target),
+        target.ingest_key,
+        target.read_key,
+        make_event,
+        plan.sse_streams,
+        plan.sse_rate,
     )
+
+
+def read_url(target: Target) -> str:
+    """Where reads go: the query API of a routed (distributed) target, else the one server."""
+    routed: str = getattr(target, "read_url", "")
+    return routed or target.url
 
 
 # --- running the phases ----------------------------------------------------------------------
