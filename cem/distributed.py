@@ -76,6 +76,8 @@ class QueryService:
     warehouse: Warehouse
     keys: KeyStore
     identity: IdentityResolver | None = None  # None: CEM_IDENTITY=rule
+    # Managers' alert actions are events: the query API publishes them like ingest does.
+    publisher: IdempotentPublisher | None = None
     closed: bool = False
 
     def start(self) -> None:
@@ -84,6 +86,9 @@ class QueryService:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            if self.publisher is not None:
+                self.publisher.log.close()
+                self.publisher.index.close()
             self.warehouse.close()
             _close(self.keys)
             if self.identity is not None:
@@ -184,6 +189,7 @@ def build_query_api(
     warehouse: Warehouse | None = None,
     keys: KeyStore | None = None,
     identity: IdentityResolver | None = None,
+    publisher: IdempotentPublisher | None = None,
 ) -> QueryService:
     """The query API on the ClickHouse server (the database CEM_CLICKHOUSE_URL names, which the
     workers write) with the PostgreSQL key store and, when CEM_IDENTITY=eventsourced, the identity
@@ -196,5 +202,13 @@ def build_query_api(
     url = settings.clickhouse_url
     warehouse = warehouse or ClickHouseWarehouse(url, database=warehouse_database(url))
     keys = keys or PostgresKeyStore(postgres_dsn(settings))
-    app = create_app(warehouse, keys, identity)
-    return QueryService(settings, app, warehouse, keys, identity)
+    publisher = publisher or alert_publisher(settings)
+    app = create_app(warehouse, keys, identity, publisher)
+    return QueryService(settings, app, warehouse, keys, identity, publisher)
+
+
+def alert_publisher(settings: CoreSettings, timeout_s: float = 5.0) -> IdempotentPublisher:
+    """The query API's publisher (alert lifecycle events): the ingest's log and claims."""
+    index = PostgresIdempotencyIndex(postgres_dsn(settings), timeout_s=timeout_s)
+    log = kafka_log(settings, timeout_s)
+    return IdempotentPublisher(log, index, TOUCHPOINTS_TOPIC, timeout_s=timeout_s)

@@ -203,6 +203,16 @@ def _event(item: Event | Unadmitted) -> Event:
     return item.event if isinstance(item, Unadmitted) else item
 
 
+def stamp_position(produced: Rows, rec: Consumed) -> None:
+    """Fill in the log position a projection asked for by leaving `log_partition` and
+    `log_offset` in a row: only the batch knows where its record sits in the log (the console's
+    live stream follows arrival into the warehouse by that position)."""
+    for rows in produced.values():
+        for row in rows:
+            if "log_offset" in row:
+                row["log_partition"], row["log_offset"] = rec.partition, rec.offset
+
+
 def project_batch(
     decoded: Decoded, project: Project, homes: Sequence[str | Unfiled] | None = None
 ) -> BatchResult:
@@ -221,6 +231,7 @@ def project_batch(
             result.dead_letters.append(_dead(decoded.stage, rec, "processing_failed", exc))
             continue
         result.events += 1
+        stamp_position(produced, rec)
         for table, rows in produced.items():
             result.rows[table].extend(rows)
     return result

@@ -165,7 +165,14 @@ def run(opts: UpOptions, settings: IngestSettings | None = None) -> None:
         task, args = announce_when_listening, (url, opts.read_only)  # type: ignore[assignment]
     threading.Thread(target=task, args=args, daemon=True).start()
     try:
-        uvicorn.run(platform.app, host=opts.host, port=opts.port, log_level="warning")
+        # No `server` banner: it only tells an attacker what to look up.
+        uvicorn.run(
+            platform.app,
+            host=opts.host,
+            port=opts.port,
+            log_level="warning",
+            server_header=False,
+        )
     finally:
         stop.set()
         platform.stop()

@@ -185,6 +185,27 @@ def read_event(
     return (rows[0]["customer_id"], entry_from_row(rows[0])) if rows else None
 
 
+def read_entries(
+    warehouse: Warehouse, tenant_id: str, customer: Members, event_ids: Sequence[str]
+) -> dict[str, TimelineEntry]:
+    """The timeline entries of the given events among the customer's rows, by event id (the live
+    stream's messages: the same shape as a timeline page's entries)."""
+    if not event_ids:
+        return {}
+    members, params = members_filter(customer)
+    names = [f"event_{i}" for i in range(len(event_ids))]
+    wanted = ", ".join(f"{{{name}:String}}" for name in names)
+    rows = warehouse.select(
+        f"""SELECT event_id, derived_at, occurred_at, received_at, clock_corrected, channel,
+               type, touchpoint, source_id, correlation_id, summary, payload_json, identifiers
+            FROM {TIMELINE}
+            WHERE tenant_id = {{tenant_id:String}} AND {members} AND event_id IN ({wanted})
+            LIMIT 1 BY event_id""",
+        {"tenant_id": tenant_id, **params, **dict(zip(names, event_ids, strict=True))},
+    )
+    return {row["event_id"]: entry_from_row(row) for row in rows}
+
+
 # --- profile ---------------------------------------------------------------------------------
 # One pass over the customer's facts: deduplicate by (field, key, event_id) — the copies of a
 # re-inserted batch are identical — then combine commutatively per (field, key).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field, StringConstraints
 
 from cem.api_errors import ApiError
@@ -13,6 +13,7 @@ from cem.auth import CAN_READ_AGGREGATES, require
 from cem.ports import Principal
 from cem.processing import to_micros
 from schemas.envelope import Channel
+from services.query_api.exports import ExportFormat, download_items, touchpoint_columns
 from services.query_api.params import INSTANT_HELP, Moment, any_of
 from services.satisfaction.metrics import DEFINITIONS, MIN_CONFIDENT_N, Definition, MetricValue
 from services.satisfaction.sql import (
@@ -152,7 +153,11 @@ def _bucket_out(row: TouchpointMetrics) -> TouchpointBucket:
     )
 
 
-@router.get("/v1/satisfaction/touchpoints", response_model=TouchpointSatisfaction)
+@router.get(
+    "/v1/satisfaction/touchpoints",
+    response_model=TouchpointSatisfaction,
+    responses={200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}},
+)
 def touchpoint_satisfaction(
     request: Request,
     principal: Principal = Depends(require(CAN_READ_AGGREGATES)),
@@ -169,7 +174,8 @@ def touchpoint_satisfaction(
     bucket: Bucket = Query(
         "day", description="hour, day, week (from Monday), month, or total: the whole range"
     ),
-) -> TouchpointSatisfaction:
+    format: ExportFormat = Query(ExportFormat.json, description="json, or a csv/parquet download"),
+) -> TouchpointSatisfaction | Response:
     """Responses and every metric definition per touchpoint × channel × bucket, oldest first,
     each value with its n and 95% confidence interval."""
     start, end = _window(request, since, until, bucket)
@@ -183,6 +189,9 @@ def touchpoint_satisfaction(
         touchpoints=any_of(touchpoint),
     )
     rows = read_touchpoint_metrics(request.app.state.warehouse, query)
+    if format != ExportFormat.json:
+        buckets = [_bucket_out(row) for row in rows]
+        return download_items(buckets, touchpoint_columns(), "satisfaction-touchpoints", format)
     return TouchpointSatisfaction(
         tenant_id=principal.tenant_id,
         since=start,
