@@ -23,9 +23,11 @@ from fastapi import FastAPI
 
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse
 from cem.adapters.kafka_log import KafkaLog
+from cem.adapters.postgres_channels import PostgresChannelStore
 from cem.adapters.postgres_idempotency import PostgresIdempotencyIndex
 from cem.adapters.postgres_keys import PostgresKeyStore
 from cem.adapters.sqlite_keys import SqliteKeyStore
+from cem.channels import ChannelStore
 from cem.clock import SystemClock
 from cem.ports import TOUCHPOINTS_TOPIC, Clock, EventLog, KeyStore, LogUnavailable, Warehouse
 from cem.publishing import IdempotencyIndex, IdempotentPublisher
@@ -47,6 +49,7 @@ class IngestService:
     log: EventLog
     index: IdempotencyIndex
     keys: KeyStore
+    channels: ChannelStore | None = None
     closed: bool = False
 
     def start(self) -> None:
@@ -63,6 +66,8 @@ class IngestService:
             self.log.close()
             self.index.close()
             _close(self.keys)
+            if self.channels is not None:
+                self.channels.close()
 
 
 @dataclass
@@ -135,6 +140,21 @@ def keystore_from_settings(settings: CoreSettings | None = None) -> KeyStore:
     return SqliteKeyStore(settings.data_dir / "keys.sqlite")
 
 
+def channels_from_settings(settings: CoreSettings | None = None) -> ChannelStore:
+    """The channel store of the configured mode: PostgreSQL when distributed (every ingest replica
+    verifies against it), else the SQLite file in the data directory."""
+    from cem.bootstrap import embedded_channels
+    from cem.secrets import SecretBox, platform_key
+
+    settings = settings or CoreSettings()
+    if settings.mode != "distributed":
+        return embedded_channels(settings)
+    secret_key = settings.secret_key.get_secret_value() if settings.secret_key else None
+    return PostgresChannelStore(
+        postgres_dsn(settings), SecretBox(platform_key(settings.data_dir, secret_key))
+    )
+
+
 def build_ingest(
     settings: IngestSettings | None = None,
     *,
@@ -142,6 +162,7 @@ def build_ingest(
     index: IdempotencyIndex | None = None,
     keys: KeyStore | None = None,
     clock: Clock | None = None,
+    channels: ChannelStore | None = None,
 ) -> IngestService:
     """The ingest app on Kafka (acks=all) with claims and keys in PostgreSQL, plus /health."""
     from services.ingest.app import create_app
@@ -156,11 +177,14 @@ def build_ingest(
     publisher = IdempotentPublisher(
         log, index, TOUCHPOINTS_TOPIC, timeout_s=settings.publish_timeout_s
     )
-    app = create_app(publisher, keys, settings, clock or SystemClock())
+    channels = channels or channels_from_settings(
+        settings.model_copy(update={"mode": "distributed"})
+    )
+    app = create_app(publisher, keys, settings, clock or SystemClock(), channels=channels)
     # Liveness only: a replica whose Kafka is down still answers (503 on ingest), so a load
     # balancer must not take every replica out when the broker blips.
     app.include_router(health_router(lambda: {"service": "ingest", "mode": "distributed"}))
-    return IngestService(settings, app, publisher, log, index, keys)
+    return IngestService(settings, app, publisher, log, index, keys, channels)
 
 
 def build_query_api(
