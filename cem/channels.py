@@ -98,6 +98,12 @@ class ChannelStore(Protocol):
         """The tenant's channels, oldest first."""
         ...
 
+    def update_settings(
+        self, tenant_id: str, channel_id: str, settings: Mapping[str, Any]
+    ) -> ChannelConfig | None:
+        """Replace one of the tenant's channel's settings (a mapping fix); None: no such channel."""
+        ...
+
     def remove(self, tenant_id: str, channel_id: str) -> bool:
         """Remove one of the tenant's channels; False when it has no such channel."""
         ...

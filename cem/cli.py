@@ -183,6 +183,10 @@ def parser() -> argparse.ArgumentParser:
 
     add_serve_arguments(sub.add_parser("serve", help="run one service of the distributed mode"))
 
+    from cem.channels_cli import add_commands as add_channel_commands
+
+    add_channel_commands(sub)
+
     rep = sub.add_parser("replay", help="rebuild the warehouse tables from the event log")
     _add_data_dir(rep)
     rep.add_argument("--into", default="cem_replay", help="database to rebuild into")

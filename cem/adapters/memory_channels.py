@@ -87,6 +87,17 @@ class MemoryChannelStore:
     def list(self, tenant_id: str) -> builtins.list[ChannelConfig]:
         return [c for c, _ in self._channels.values() if c.tenant_id == tenant_id]
 
+    def update_settings(
+        self, tenant_id: str, channel_id: str, settings: Mapping[str, Any]
+    ) -> ChannelConfig | None:
+        with self._lock:
+            found = self._channels.get(channel_id)
+            if found is None or found[0].tenant_id != tenant_id:
+                return None
+            config = replace(found[0], settings=dict(settings))
+            self._channels[channel_id] = (config, found[1])
+        return config
+
     def remove(self, tenant_id: str, channel_id: str) -> bool:
         with self._lock:
             found = self._channels.get(channel_id)

@@ -49,6 +49,8 @@ SELECT_CHANNEL = (
 SELECT_SECRET = "SELECT sealed_secret FROM channels WHERE channel_id = %s AND removed_at IS NULL"
 SELECT_TENANT = f"""SELECT {CHANNEL_COLUMNS} FROM channels
   WHERE tenant_id = %s AND removed_at IS NULL ORDER BY created_at, seq"""
+UPDATE_SETTINGS = f"""UPDATE channels SET settings = %s
+  WHERE channel_id = %s AND tenant_id = %s AND removed_at IS NULL RETURNING {CHANNEL_COLUMNS}"""
 REMOVE_CHANNEL = """UPDATE channels SET removed_at = clock_timestamp()
   WHERE channel_id = %s AND tenant_id = %s AND removed_at IS NULL RETURNING channel_id"""
 LETTER_COLUMNS = (
@@ -133,6 +135,14 @@ class PostgresChannelStore:
         with self.db.transaction() as cursor:
             rows = cursor.execute(SELECT_TENANT, (tenant_id,)).fetchall()
         return [_channel(row) for row in rows]
+
+    def update_settings(
+        self, tenant_id: str, channel_id: str, settings: Mapping[str, Any]
+    ) -> ChannelConfig | None:
+        values = (json.dumps(dict(settings)), channel_id, tenant_id)
+        with self.db.transaction() as cursor:
+            row = cursor.execute(UPDATE_SETTINGS, values).fetchone()
+        return None if row is None else _channel(row)
 
     def remove(self, tenant_id: str, channel_id: str) -> bool:
         with self.db.transaction() as cursor:

@@ -48,6 +48,8 @@ SELECT_CHANNEL = (
 SELECT_SECRET = "SELECT sealed_secret FROM channels WHERE channel_id = ? AND removed_at IS NULL"
 SELECT_TENANT = f"""SELECT {CHANNEL_COLUMNS} FROM channels
   WHERE tenant_id = ? AND removed_at IS NULL ORDER BY created_at, channel_id"""
+UPDATE_SETTINGS = """UPDATE channels SET settings = ?
+  WHERE channel_id = ? AND tenant_id = ? AND removed_at IS NULL"""
 REMOVE_CHANNEL = """UPDATE channels SET removed_at = ?
   WHERE channel_id = ? AND tenant_id = ? AND removed_at IS NULL"""
 LETTER_COLUMNS = (
@@ -141,6 +143,15 @@ class SqliteChannelStore:
         with self._db() as conn:
             rows = conn.execute(SELECT_TENANT, (tenant_id,)).fetchall()
         return [_channel(row) for row in rows]
+
+    def update_settings(
+        self, tenant_id: str, channel_id: str, settings: Mapping[str, Any]
+    ) -> ChannelConfig | None:
+        with self._db() as conn:
+            changed = conn.execute(
+                UPDATE_SETTINGS, (json.dumps(dict(settings)), channel_id, tenant_id)
+            )
+        return self.get(channel_id) if changed.rowcount == 1 else None
 
     def remove(self, tenant_id: str, channel_id: str) -> bool:
         with self._db() as conn:

@@ -86,6 +86,17 @@ class ChannelStoreContract:
         assert store.get(added.channel_id) is None and store.secret(added.channel_id) is None
         assert not store.remove(tenant, added.channel_id)
 
+    def test_update_settings_of_the_tenants_own_channel(
+        self, store: ChannelStore, tenant: str
+    ) -> None:
+        added = store.add(tenant, "typeform", SECRET, settings={"questions": {}})
+        fixed = {"questions": {"nps_ref": "nps"}}
+        assert store.update_settings(tenant + "-other", added.channel_id, fixed) is None
+        updated = store.update_settings(tenant, added.channel_id, fixed)
+        assert updated is not None and updated.settings == fixed
+        assert store.get(added.channel_id) == updated
+        assert store.secret(added.channel_id) == SECRET
+
     def test_refuses_a_channel_without_secret(self, store: ChannelStore, tenant: str) -> None:
         with pytest.raises(ValueError, match="secret"):
             store.add(tenant, "shopify", "")

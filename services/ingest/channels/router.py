@@ -153,6 +153,28 @@ async def list_channels(
     return {"channels": [_described(c, request) for c in found]}
 
 
+class SettingsIn(BaseModel):
+    settings: dict[str, Any]
+
+
+@channels_router.patch("/v1/channels/{channel_id}")
+async def update_channel(
+    channel_id: str,
+    body: SettingsIn,
+    request: Request,
+    principal: Principal = Depends(require(CAN_CONFIGURE)),
+) -> dict[str, Any]:
+    """Replace a channel's settings (e.g. Typeform's question mapping), then replay its dead
+    letters with `cem dead-letters replay`."""
+    store = channels_of(request)
+    config = await anyio.to_thread.run_sync(
+        store.update_settings, principal.tenant_id, channel_id, body.settings
+    )
+    if config is None:
+        raise ApiError(404, "not_found", f"no channel {channel_id!r} for this tenant")
+    return _described(config, request)
+
+
 @channels_router.delete("/v1/channels/{channel_id}", status_code=204)
 async def remove_channel(
     channel_id: str, request: Request, principal: Principal = Depends(require(CAN_CONFIGURE))
