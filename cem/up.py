@@ -13,6 +13,7 @@ import uvicorn
 
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.bootstrap import Platform, build
+from cem.channels import ChannelStore
 from cem.ports import KeyStore
 from cem.serving import wait_until_serving
 from cem.settings import IngestSettings
@@ -47,7 +48,13 @@ def demo_keys(keys: KeyStore, data_dir: Path) -> dict[str, str]:
     return created
 
 
-def seed_and_simulate(url: str, ingest_key: str, opts: UpOptions, stop: threading.Event) -> None:
+def seed_and_simulate(
+    url: str,
+    ingest_key: str,
+    opts: UpOptions,
+    stop: threading.Event,
+    channels: ChannelStore | None = None,
+) -> None:
     """Post months of history through the real ingest API, then keep live traffic flowing."""
     from cem import demo, simulate
 
@@ -62,6 +69,10 @@ def seed_and_simulate(url: str, ingest_key: str, opts: UpOptions, stop: threadin
         report = simulate.post_history(url, ingest_key, events, batch_size=1000)
         marker.write_text(json.dumps({"seeded_at": datetime.now(UTC).isoformat()}))
         print(f"demo: seeded history: {report}", flush=True)
+    if channels is not None:  # a fifth of the live traffic as the providers send it, signed
+        from cem.demo.provider_feed import start_provider_feed
+
+        start_provider_feed(url, channels, opts.data_dir, population, opts.demo_rate / 5, stop)
     simulate.live_traffic(url, ingest_key, population, rng, opts.demo_rate, stop)
 
 
@@ -95,7 +106,9 @@ def run(opts: UpOptions, settings: IngestSettings | None = None) -> None:
     stop = threading.Event()
     if keys:
         seeder = threading.Thread(
-            target=seed_and_simulate, args=(url, keys["ingest"], opts, stop), daemon=True
+            target=seed_and_simulate,
+            args=(url, keys["ingest"], opts, stop, platform.channels),
+            daemon=True,
         )
         seeder.start()
     print_banner(url, keys, None)
