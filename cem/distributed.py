@@ -150,6 +150,12 @@ def channels_from_settings(settings: CoreSettings | None = None) -> ChannelStore
     if settings.mode != "distributed":
         return embedded_channels(settings)
     secret_key = settings.secret_key.get_secret_value() if settings.secret_key else None
+    if secret_key is None:
+        logger.warning(
+            "CEM_SECRET_KEY is not set: channel secrets are sealed with %s, which every ingest "
+            "replica must share",
+            settings.data_dir / "secret.key",
+        )
     return PostgresChannelStore(
         postgres_dsn(settings), SecretBox(platform_key(settings.data_dir, secret_key))
     )

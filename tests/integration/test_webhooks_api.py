@@ -192,3 +192,19 @@ def test_twilio_gets_twiml_and_the_signed_url_includes_the_query(platform: Platf
         300.0,
         "ana",
     )
+
+
+def test_an_oversized_delivery_is_413_and_nothing_is_kept(platform: Platform) -> None:
+    added = platform.add("typeform", SECRET, MAPPED)
+    body = b'{"x": "' + b"a" * (IngestSettings().max_body_bytes + 10) + b'"}'
+    answer = post_typeform(platform, added["webhook_path"], body)
+    assert answer.status_code == 413
+    assert platform.events() == [] and platform.channels.dead_letters() == []
+
+
+def test_a_secret_the_platform_key_cannot_open_is_503_not_a_refusal(platform: Platform) -> None:
+    added = platform.add("typeform", SECRET, MAPPED)
+    platform.channels._box = SecretBox(platform_key(Path("/nonexistent"), new_key_text()))
+    answer = post_typeform(platform, added["webhook_path"], typeform_body())
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "60"
+    assert SECRET not in answer.text

@@ -21,6 +21,7 @@ from cem.api_errors import ApiError
 from cem.auth import require
 from cem.channels import ChannelConfig, ChannelStore
 from cem.ports import Principal
+from cem.secrets import SecretKeyError
 from cem.settings import IngestSettings
 from cem.telemetry import telemetry_of
 from services.ingest.body import read_limited
@@ -56,7 +57,12 @@ async def _verified_channel(
     config = await anyio.to_thread.run_sync(store.get, channel_id)
     if config is None or config.provider != name:
         raise _not_found(name, channel_id)
-    secret = await anyio.to_thread.run_sync(store.secret, channel_id)
+    try:
+        secret = await anyio.to_thread.run_sync(store.secret, channel_id)
+    except SecretKeyError as exc:
+        # The platform key changed under the stored secrets: a server problem the provider's
+        # retry may outlive once the key is restored, so 503 rather than a refusal.
+        raise ApiError(503, "secret_unavailable", str(exc), headers={"Retry-After": "60"}) from None
     if secret is None:  # removed meanwhile
         raise _not_found(name, channel_id)
     return config, secret
