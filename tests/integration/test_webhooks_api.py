@@ -208,3 +208,20 @@ def test_a_secret_the_platform_key_cannot_open_is_503_not_a_refusal(platform: Pl
     answer = post_typeform(platform, added["webhook_path"], typeform_body())
     assert answer.status_code == 503 and answer.headers["retry-after"] == "60"
     assert SECRET not in answer.text
+
+
+def test_channel_configuration_needs_a_key_before_its_body_is_read(platform: Platform) -> None:
+    huge = b'{"provider": "typeform", "secret": "' + b"a" * 200_000 + b'"}'
+    json_type = {"Content-Type": "application/json"}
+    assert platform.client.post("/v1/channels", content=huge, headers=json_type).status_code == 401
+    answer = platform.client.post(
+        "/v1/channels", content=huge, headers={**platform.admin, **json_type}
+    )
+    assert answer.status_code == 413
+
+
+def test_invalid_configuration_lists_every_path(platform: Platform) -> None:
+    answer = platform.client.post("/v1/channels", headers=platform.admin, json={"settings": []})
+    assert answer.status_code == 422
+    paths = sorted(d["path"] for d in answer.json()["error"]["details"])
+    assert paths == ["provider", "secret", "settings"]

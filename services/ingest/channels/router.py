@@ -11,11 +11,11 @@ needs (`publisher`, `keys`, `ingest_settings`, `clock`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from cem.api_errors import ApiError
 from cem.auth import require
@@ -31,6 +31,7 @@ from services.ingest.channels.registry import load_providers, provider
 from services.ingest.router import publish
 
 CAN_CONFIGURE = frozenset({"admin"})
+ModelT = TypeVar("ModelT", bound=BaseModel)
 webhooks_router = APIRouter(tags=["webhooks"])
 channels_router = APIRouter(tags=["channels"])
 
@@ -108,6 +109,28 @@ async def receive_webhook(name: str, channel_id: str, request: Request) -> Respo
     return Response(ack.body, ack.status, media_type=ack.media_type)
 
 
+# A channel's configuration is small; the cap is checked after the key, before the body is read.
+MAX_CONFIG_BYTES = 64 * 1024
+
+
+async def _config_body(request: Request, model: type[ModelT]) -> ModelT:
+    """The request body as `model`, read only up to MAX_CONFIG_BYTES; 422 with every path."""
+    data = await read_limited(request, MAX_CONFIG_BYTES)
+    try:
+        return model.model_validate_json(data)
+    except ValidationError as exc:
+        details = [{"code": e["type"], "message": e["msg"],
+                    "path": ".".join(str(p) for p in e["loc"]) or "$"} for e in exc.errors()]  # fmt: skip
+        raise ApiError(
+            422, "invalid_request", "the channel configuration is invalid", details
+        ) from None
+
+
+def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    schema = {"content": {"application/json": {"schema": model.model_json_schema()}}}
+    return {"requestBody": {"required": True, **schema}}
+
+
 class ChannelIn(BaseModel):
     provider: str = Field(min_length=1, max_length=64)
     secret: str = Field(min_length=1, max_length=10_000, description="never returned or logged")
@@ -132,11 +155,12 @@ def list_providers() -> dict[str, list[dict[str, str]]]:
     }
 
 
-@channels_router.post("/v1/channels", status_code=201)
+@channels_router.post("/v1/channels", status_code=201, openapi_extra=_body_schema(ChannelIn))
 async def add_channel(
-    body: ChannelIn, request: Request, principal: Principal = Depends(require(CAN_CONFIGURE))
+    request: Request, principal: Principal = Depends(require(CAN_CONFIGURE))
 ) -> dict[str, Any]:
     """Configure a provider channel for the key's tenant; answers the webhook URL to give it."""
+    body = await _config_body(request, ChannelIn)
     if provider(body.provider) is None:
         known = ", ".join(load_providers())
         raise ApiError(422, "unknown_provider", f"no provider {body.provider!r}; one of {known}",
@@ -163,15 +187,13 @@ class SettingsIn(BaseModel):
     settings: dict[str, Any]
 
 
-@channels_router.patch("/v1/channels/{channel_id}")
+@channels_router.patch("/v1/channels/{channel_id}", openapi_extra=_body_schema(SettingsIn))
 async def update_channel(
-    channel_id: str,
-    body: SettingsIn,
-    request: Request,
-    principal: Principal = Depends(require(CAN_CONFIGURE)),
+    channel_id: str, request: Request, principal: Principal = Depends(require(CAN_CONFIGURE))
 ) -> dict[str, Any]:
     """Replace a channel's settings (e.g. Typeform's question mapping), then replay its dead
     letters with `cem dead-letters replay`."""
+    body = await _config_body(request, SettingsIn)
     store = channels_of(request)
     config = await anyio.to_thread.run_sync(
         store.update_settings, principal.tenant_id, channel_id, body.settings
