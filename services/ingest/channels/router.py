@@ -94,7 +94,10 @@ async def receive_webhook(name: str, channel_id: str, request: Request) -> Respo
     if not adapter.verify(delivery, secret):
         telemetry.inc("cem_ingest_rejected_total", code="bad_signature")
         raise ApiError(401, "bad_signature", f"the {name} signature does not verify")
-    intake = map_delivery(adapter, delivery, config, settings.max_event_bytes)
+    # Validating a large batch (SendGrid posts hundreds of events) takes a while: off the loop.
+    intake = await anyio.to_thread.run_sync(
+        map_delivery, adapter, delivery, config, settings.max_event_bytes
+    )
     statuses = await publish(
         request.app.state.publisher, intake.outgoing, settings.publish_timeout_s
     )
