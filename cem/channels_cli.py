@@ -75,7 +75,8 @@ def _channel_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def _secret(args: argparse.Namespace) -> str:
     """--secret VALUE, or --secret - to read it from stdin (kept out of the shell history)."""
-    secret: str = sys.stdin.readline().strip() if args.secret == "-" else args.secret
+    # All of stdin: a SendGrid verification key may be a multi-line PEM.
+    secret: str = sys.stdin.read().strip() if args.secret == "-" else args.secret
     if not secret:
         raise CliError("--secret is empty")
     return secret

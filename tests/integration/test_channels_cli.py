@@ -60,3 +60,29 @@ def test_mistakes_are_one_line_and_a_non_zero_exit(
     code, out, err = run(capsys, *args, "--data-dir", str(tmp_path))
     assert code != 0 and out == ""
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_multi_line_secret_from_stdin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from cryptography.hazmat.primitives import serialization
+
+    from cem.distributed import channels_from_settings
+    from cem.settings import CoreSettings
+    from services.ingest.channels import signing
+
+    private, _ = signing.sendgrid_keypair()
+    pem = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    monkeypatch.setattr("sys.stdin", io.StringIO(pem))
+    code, out, _ = run(capsys, "channels", "add", "sendgrid", "--tenant", "acme", "--secret", "-",
+                       "--data-dir", str(tmp_path))  # fmt: skip
+    assert code == 0
+    store = channels_from_settings(CoreSettings(data_dir=tmp_path))
+    assert store.secret(out.strip().rsplit("/", 1)[1]) == pem.strip()
+    store.close()

@@ -225,3 +225,24 @@ def test_invalid_configuration_lists_every_path(platform: Platform) -> None:
     assert answer.status_code == 422
     paths = sorted(d["path"] for d in answer.json()["error"]["details"])
     assert paths == ["provider", "secret", "settings"]
+
+
+def test_twilio_behind_a_proxy_verifies_against_the_channels_public_url(platform: Platform) -> None:
+    added = platform.add("twilio-voice", "token", {})
+    public = f"https://cem.example.com/hooks/{added['channel_id']}"
+    platform.client.patch(f"/v1/channels/{added['channel_id']}", headers=platform.admin,
+                          json={"settings": {"public_url": public}})  # fmt: skip
+    fixture = json.loads((FIXTURES / "twilio-voice" / "completed.json").read_text())
+    body, query = fixture["body"].encode(), "?queue=billing&agent=ana"
+    signed_as_called = signing.twilio_headers("token", public + query, body)
+    answer = platform.client.post(
+        added["webhook_path"] + query, content=body, headers=signed_as_called
+    )
+    assert answer.status_code == 200
+    signed_as_seen = signing.twilio_headers("token", added["webhook_url"] + query, body)
+    assert (
+        platform.client.post(
+            added["webhook_path"] + query, content=body, headers=signed_as_seen
+        ).status_code
+        == 401
+    )
