@@ -171,7 +171,13 @@ def _replay_consumers(settings: IngestSettings, log: Any, tenant: str | None, si
     try:
         warehouse = mode_warehouse(settings)
     except Exception as exc:  # chdb refuses a second process; a server may be down
-        return f"consumer dead letters: not replayed ({type(exc).__name__}: {exc}); stop `cem up` first"
+        reason = str(exc).splitlines()[0][:160]
+        hint = (
+            ""
+            if settings.mode == "distributed"
+            else "; stop `cem up` first (chdb serves one process)"
+        )
+        return f"consumer dead letters: not replayed, the warehouse did not open ({reason}){hint}"
     try:
         rows = consumer_letters(warehouse, since)
     finally:
