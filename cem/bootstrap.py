@@ -14,14 +14,17 @@ from fastapi import FastAPI
 
 from cem import api_errors, readiness, web_security
 from cem.adapters.chdb_warehouse import ChdbWarehouse
+from cem.adapters.sqlite_channels import SqliteChannelStore
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import SqliteLog, SqlitePublisher
+from cem.channels import ChannelStore
 from cem.clock import SystemClock
 from cem.ports import TOUCHPOINTS_TOPIC, Clock, EventLog, KeyStore, Publisher, Warehouse
 from cem.private_files import private_dir
 from cem.processing import Projection
 from cem.runner import Runner, ensure_tables
-from cem.settings import IngestSettings
+from cem.secrets import SecretBox, platform_key
+from cem.settings import CoreSettings, IngestSettings
 from services.identity.filing import IdentityFiler
 from services.identity.resolver import IdentityResolver
 from services.identity.store import IdentitySettings, build_identity
@@ -31,6 +34,13 @@ from services.satisfaction.projection import SatisfactionProjection
 
 def default_projections() -> list[Projection]:
     return [ProjectionsProjection(), SatisfactionProjection()]
+
+
+def embedded_channels(settings: CoreSettings) -> SqliteChannelStore:
+    """The channel store of an embedded data directory (secrets sealed with the platform key)."""
+    secret_key = settings.secret_key.get_secret_value() if settings.secret_key else None
+    box = SecretBox(platform_key(settings.data_dir, secret_key))
+    return SqliteChannelStore(settings.data_dir / "channels.sqlite", box)
 
 
 def embedded_identity(data_dir: Path) -> IdentityResolver:
@@ -52,6 +62,7 @@ class Platform:
     identity: IdentityResolver | None
     app: FastAPI
     runners: list[Runner] = field(default_factory=list)
+    channels: ChannelStore | None = None
     filer: IdentityFiler | None = field(init=False)
 
     def __post_init__(self) -> None:
@@ -71,6 +82,8 @@ class Platform:
         self.log.close()
         if self.identity is not None:
             self.identity.close()
+        if self.channels is not None:
+            self.channels.close()
 
     def lag(self) -> dict[str, int]:
         """Records not yet processed, per consumer group."""
@@ -93,6 +106,7 @@ def build(
     keys: KeyStore | None = None,
     clock: Clock | None = None,
     identity: IdentityResolver | None = None,
+    channels: ChannelStore | None = None,
 ) -> Platform:
     """Wire the embedded platform; any adapter given is used instead of the real one."""
     settings = settings or IngestSettings()
@@ -119,6 +133,7 @@ def build(
         identity,
         FastAPI(),
     )
+    platform.channels = channels or embedded_channels(settings)
     platform.app = create_app(platform)
     return platform
 
@@ -126,6 +141,7 @@ def build(
 def create_app(platform: Platform) -> FastAPI:
     """One HTTP app with the ingest and query routes, as `cem up` serves it."""
     from cem.telemetry import router as telemetry_router
+    from services.ingest.channels.router import router as channels_router
     from services.ingest.router import router as ingest_router
     from services.ingest.segment_router import install_segment
     from services.query_api.app import include_query_routes
@@ -147,11 +163,13 @@ def create_app(platform: Platform) -> FastAPI:
         "warehouse": platform.warehouse,
         "identity": platform.identity,
         "platform": platform,
+        "channels": platform.channels,
     }
     for name, value in state.items():
         setattr(app.state, name, value)
     app.include_router(ingest_router)
     install_segment(app)
+    app.include_router(channels_router)
     app.include_router(telemetry_router)
     include_query_routes(app, health=lambda: {"mode": "embedded", "lag": platform.lag()})
     readiness.set_checks(

@@ -270,6 +270,7 @@ def _add_bench(sub: Any) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    from cem.channels_cli import add_commands as add_channel_commands
     from cem.serve import add_arguments as add_serve_arguments
 
     root = Parser(prog="cem", description="customer-experience platform", formatter_class=Formatter)
@@ -278,6 +279,7 @@ def parser() -> argparse.ArgumentParser:
     _add_keys(sub)
     _add_simulate(sub)
     add_serve_arguments(_command(sub, "serve", "run one service of the distributed mode"))
+    add_channel_commands(sub)
     _add_replay(sub)
     _add_bench(sub)
     return root

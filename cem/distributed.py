@@ -24,9 +24,11 @@ from fastapi import FastAPI
 from cem import readiness
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse
 from cem.adapters.kafka_log import KafkaLog
+from cem.adapters.postgres_channels import PostgresChannelStore
 from cem.adapters.postgres_idempotency import PostgresIdempotencyIndex
 from cem.adapters.postgres_keys import PostgresKeyStore
 from cem.adapters.sqlite_keys import SqliteKeyStore
+from cem.channels import ChannelStore
 from cem.clock import SystemClock
 from cem.ports import TOUCHPOINTS_TOPIC, Clock, EventLog, KeyStore, LogUnavailable, Warehouse
 from cem.private_files import private_dir
@@ -49,6 +51,7 @@ class IngestService:
     log: EventLog
     index: IdempotencyIndex
     keys: KeyStore
+    channels: ChannelStore | None = None
     closed: bool = False
 
     def start(self) -> None:
@@ -65,6 +68,8 @@ class IngestService:
             self.log.close()
             self.index.close()
             _close(self.keys)
+            if self.channels is not None:
+                self.channels.close()
 
 
 @dataclass
@@ -142,6 +147,27 @@ def keystore_from_settings(settings: CoreSettings | None = None) -> KeyStore:
     return SqliteKeyStore(settings.data_dir / "keys.sqlite")
 
 
+def channels_from_settings(settings: CoreSettings | None = None) -> ChannelStore:
+    """The channel store of the configured mode: PostgreSQL when distributed (every ingest replica
+    verifies against it), else the SQLite file in the data directory."""
+    from cem.bootstrap import embedded_channels
+    from cem.secrets import SecretBox, platform_key
+
+    settings = settings or CoreSettings()
+    if settings.mode != "distributed":
+        return embedded_channels(settings)
+    secret_key = settings.secret_key.get_secret_value() if settings.secret_key else None
+    if secret_key is None:
+        logger.warning(
+            "CEM_SECRET_KEY is not set: channel secrets are sealed with %s, which every ingest "
+            "replica must share",
+            settings.data_dir / "secret.key",
+        )
+    return PostgresChannelStore(
+        postgres_dsn(settings), SecretBox(platform_key(settings.data_dir, secret_key))
+    )
+
+
 def build_ingest(
     settings: IngestSettings | None = None,
     *,
@@ -150,6 +176,7 @@ def build_ingest(
     keys: KeyStore | None = None,
     clock: Clock | None = None,
     seal_key: bytes | None = None,
+    channels: ChannelStore | None = None,
 ) -> IngestService:
     """The ingest app on Kafka (acks=all) with claims and keys in PostgreSQL, plus /health. Its
     records are sealed with the platform's key (`seal_key`, else the one kept in PostgreSQL), so
@@ -168,7 +195,10 @@ def build_ingest(
     publisher = IdempotentPublisher(
         log, index, TOUCHPOINTS_TOPIC, timeout_s=settings.publish_timeout_s, seal_key=seal_key
     )
-    app = create_app(publisher, keys, settings, clock or SystemClock())
+    channels = channels or channels_from_settings(
+        settings.model_copy(update={"mode": "distributed"})
+    )
+    app = create_app(publisher, keys, settings, clock or SystemClock(), channels=channels)
     # /health is liveness only: a replica whose Kafka is down still answers (503 on ingest), so an
     # orchestrator must not restart every replica when the broker blips. /ready reports each
     # dependency, for monitoring and for load balancers that should stop routing meanwhile.
@@ -180,7 +210,7 @@ def build_ingest(
     if isinstance(index, PostgresIdempotencyIndex):
         probes["postgres"] = index.ping
     readiness.set_checks(app, probes)
-    return IngestService(settings, app, publisher, log, index, keys)
+    return IngestService(settings, app, publisher, log, index, keys, channels)
 
 
 def build_query_api(

@@ -26,6 +26,9 @@ class CoreSettings(BaseSettings):
     kafka_replication: int = Field(default=1, ge=1)
     clickhouse_url: str = "clickhouse://localhost:9000/cem"
     postgres_dsn: SecretStr = SecretStr("postgresql://cem@localhost:5432/cem")
+    # The key channel secrets are sealed with (32 bytes, URL-safe base64); unset: `secret.key` in
+    # the data directory, created 0600. Every replica of the distributed mode must share it.
+    secret_key: SecretStr | None = None
 
 
 class IngestSettings(CoreSettings):

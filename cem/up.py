@@ -14,6 +14,7 @@ import uvicorn
 
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.bootstrap import Platform, build
+from cem.channels import ChannelStore
 from cem.demo_seed import WEEK as RECENT
 from cem.demo_seed import SampleCustomer, sample_customer, weeks_newest_first
 from cem.ports import KeyStore
@@ -54,10 +55,15 @@ def demo_keys(keys: KeyStore, data_dir: Path) -> dict[str, str]:
 
 
 def seed_and_simulate(
-    url: str, keys: dict[str, str], opts: UpOptions, stop: threading.Event
+    url: str,
+    keys: dict[str, str],
+    opts: UpOptions,
+    stop: threading.Event,
+    channels: ChannelStore | None = None,
 ) -> None:
     """Post months of history through the real ingest API, newest week first, then keep live
-    traffic flowing. The banner waits for the server and names a customer of the newest week.
+    traffic flowing (with `channels`, a fifth of it as the providers send it, signed). The banner
+    waits for the server and names a customer of the newest week.
 
     The newest week is generated on its own (a fraction of a second), so that it is sent as soon
     as the server listens; the older weeks are generated after it, ending where it begins."""
@@ -81,6 +87,10 @@ def seed_and_simulate(
         weeks = weeks_newest_first(older, older_end)
         seed_history(url, keys["ingest"], weeks, "demo: seeding older weeks, newest first")
         marker.write_text(json.dumps({"seeded_at": datetime.now(UTC).isoformat()}))
+    if channels is not None:  # a fifth of the live traffic as the providers send it, signed
+        from cem.demo.provider_feed import start_provider_feed
+
+        start_provider_feed(url, channels, opts.data_dir, population, opts.demo_rate / 5, stop)
     simulate.live_traffic(url, keys["ingest"], population, rng, opts.demo_rate, stop)
 
 
@@ -160,7 +170,7 @@ def run(opts: UpOptions, settings: IngestSettings | None = None) -> None:
     keys = demo_keys(platform.keys, opts.data_dir) if opts.demo and not opts.read_only else None
     stop = threading.Event()
     if keys:
-        task, args = seed_and_simulate, (url, keys, opts, stop)
+        task, args = seed_and_simulate, (url, keys, opts, stop, platform.channels)
     else:
         task, args = announce_when_listening, (url, opts.read_only)  # type: ignore[assignment]
     threading.Thread(target=task, args=args, daemon=True).start()

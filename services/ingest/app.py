@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from cem import api_errors, telemetry, web_security
+from cem.channels import ChannelStore
 from cem.ports import Clock, KeyStore, Publisher
 from cem.settings import IngestSettings
 from cem.telemetry import Telemetry
@@ -21,9 +22,11 @@ def create_app(
     clock: Clock,
     *,
     quota: IngestQuota | QuotaLimiter | None = None,
+    channels: ChannelStore | None = None,
 ) -> FastAPI:
     """An app serving POST /v1/events, GET /v1/schemas[/{name}] and GET /metrics.
 
+    With `channels`, it also serves the provider webhooks and `/v1/channels`.
     `quota` defaults to the CEM_INGEST_QUOTA_* settings; pass a `QuotaLimiter` to control its time.
     """
     app = FastAPI(title="cem ingest", version="0.1.0", docs_url=None, redoc_url=None)
@@ -38,6 +41,11 @@ def create_app(
     app.include_router(router)
     install_segment(app)
     app.include_router(telemetry.router)
+    if channels is not None:
+        from services.ingest.channels.router import router as channels_router
+
+        app.state.channels = channels
+        app.include_router(channels_router)
     return app
 
 

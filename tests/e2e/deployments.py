@@ -72,6 +72,9 @@ class Deployment(Protocol):
     def serve_database(self, database: str) -> AbstractContextManager[str]:
         """A read-only query API over `database`; yields its base URL (while stopped)."""
 
+    def cli(self, *args: str) -> str:
+        """Run a `cem` command against this deployment's state (its data dir or engines)."""
+
 
 # --- embedded: `cem up` in a subprocess -------------------------------------------------------
 def _cem_argv(*args: str) -> list[str]:
@@ -168,6 +171,9 @@ class EmbeddedDeployment:
 
     def wait_processed(self, timeout_s: float = 60.0) -> None:
         wait_lag_zero(self.base_url, timeout_s)
+
+    def cli(self, *args: str) -> str:
+        return _cem(*args, "--data-dir", str(self.data_dir), env=self.env)
 
     def replay(self, into: str) -> None:
         args = ("replay", "--data-dir", str(self.data_dir), "--into", into)

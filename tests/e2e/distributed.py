@@ -32,6 +32,7 @@ from cem.serving import free_port, stop_processes
 from tests.e2e.deployments import (
     TENANT_A,
     TENANT_B,
+    _cem,
     _spawn,
     _tail,
     _wait_healthy,
@@ -96,6 +97,9 @@ class DistributedDeployment:
 
     def key(self, tenant: str, role: str) -> str:
         return self.keys[(tenant, role)]
+
+    def cli(self, *args: str) -> str:
+        return _cem(*args, "--data-dir", str(self.work_dir / "data"), env=self.env)
 
     def log_path(self, service: str) -> Path:
         return self.work_dir / f"{service}.log"

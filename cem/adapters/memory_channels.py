@@ -1,0 +1,151 @@
+"""The channel store in memory: the twin the unit tests use, and the rules every adapter shares."""
+
+from __future__ import annotations
+
+import builtins
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from cem.channels import (
+    ChannelConfig,
+    DeadLetterStatus,
+    NewDeadLetter,
+    WebhookDeadLetter,
+    mint_channel_id,
+)
+from cem.secrets import SecretBox
+
+# Headers a dead letter never keeps: credentials of a proxy or a person, not of the provider.
+PRIVATE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+def check_new_channel(tenant_id: str, provider: str, secret: str) -> None:
+    if not tenant_id or not provider:
+        raise ValueError("a channel needs a tenant and a provider")
+    if not secret:
+        raise ValueError("a channel needs the secret its provider signs webhooks with")
+
+
+def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items() if k.lower() not in PRIVATE_HEADERS}
+
+
+def matches(
+    letter: WebhookDeadLetter,
+    provider: str | None,
+    tenant_id: str | None,
+    since: datetime | None,
+    status: DeadLetterStatus | None,
+) -> bool:
+    return (
+        (provider is None or letter.provider == provider)
+        and (tenant_id is None or letter.tenant_id == tenant_id)
+        and (since is None or letter.received_at >= since)
+        and (status is None or letter.status == status)
+    )
+
+
+class MemoryChannelStore:
+    """A ChannelStore in a dict; secrets are sealed here too, so tests see what adapters do."""
+
+    def __init__(self, box: SecretBox) -> None:
+        self._box = box
+        self._lock = threading.Lock()
+        self._channels: dict[str, tuple[ChannelConfig, bytes]] = {}
+        self._letters: dict[str, WebhookDeadLetter] = {}
+
+    def add(
+        self,
+        tenant_id: str,
+        provider: str,
+        secret: str,
+        *,
+        name: str = "",
+        settings: Mapping[str, Any] | None = None,
+    ) -> ChannelConfig:
+        check_new_channel(tenant_id, provider, secret)
+        channel_id = mint_channel_id()
+        config = ChannelConfig(
+            channel_id, tenant_id, provider, name, dict(settings or {}), datetime.now(UTC)
+        )
+        with self._lock:
+            self._channels[channel_id] = (config, self._box.seal(secret, channel_id))
+        return config
+
+    def get(self, channel_id: str) -> ChannelConfig | None:
+        found = self._channels.get(channel_id)
+        return None if found is None else found[0]
+
+    def secret(self, channel_id: str) -> str | None:
+        found = self._channels.get(channel_id)
+        return None if found is None else self._box.open(found[1], channel_id)
+
+    def list(self, tenant_id: str) -> builtins.list[ChannelConfig]:
+        return [c for c, _ in self._channels.values() if c.tenant_id == tenant_id]
+
+    def update_settings(
+        self, tenant_id: str, channel_id: str, settings: Mapping[str, Any]
+    ) -> ChannelConfig | None:
+        with self._lock:
+            found = self._channels.get(channel_id)
+            if found is None or found[0].tenant_id != tenant_id:
+                return None
+            config = replace(found[0], settings=dict(settings))
+            self._channels[channel_id] = (config, found[1])
+        return config
+
+    def remove(self, tenant_id: str, channel_id: str) -> bool:
+        with self._lock:
+            found = self._channels.get(channel_id)
+            if found is None or found[0].tenant_id != tenant_id:
+                return False
+            del self._channels[channel_id]
+        return True
+
+    def keep_dead_letter(self, letter: NewDeadLetter) -> str:
+        dead_letter_id = str(uuid.uuid4())
+        fields = {k: getattr(letter, k) for k in NewDeadLetter.__dataclass_fields__}
+        fields["headers"] = kept_headers(letter.headers)
+        with self._lock:
+            self._letters[dead_letter_id] = WebhookDeadLetter(
+                **fields, dead_letter_id=dead_letter_id
+            )
+        return dead_letter_id
+
+    def dead_letters(
+        self,
+        *,
+        provider: str | None = None,
+        tenant_id: str | None = None,
+        since: datetime | None = None,
+        status: DeadLetterStatus | None = "pending",
+    ) -> builtins.list[WebhookDeadLetter]:
+        found = [
+            d for d in self._letters.values() if matches(d, provider, tenant_id, since, status)
+        ]
+        return sorted(found, key=lambda d: d.received_at)
+
+    def settle_dead_letter(
+        self,
+        dead_letter_id: str,
+        *,
+        replayed: bool,
+        reason: str,
+        violations: builtins.list[dict[str, str]],
+    ) -> None:
+        with self._lock:
+            letter = self._letters[dead_letter_id]
+            self._letters[dead_letter_id] = replace(
+                letter,
+                status="replayed" if replayed else "pending",
+                reason=letter.reason if replayed else reason,
+                violations=letter.violations if replayed else violations,
+                attempts=letter.attempts + 1,
+            )
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,191 @@
+"""Channels and webhook dead letters in PostgreSQL (distributed mode); secrets sealed by SecretBox.
+
+Every ingest replica verifies signatures against this one table, so every replica must share the
+platform key (CEM_SECRET_KEY).
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from cem.adapters.memory_channels import check_new_channel, kept_headers
+from cem.adapters.postgres import PostgresPool
+from cem.channels import (
+    ChannelConfig,
+    DeadLetterStatus,
+    NewDeadLetter,
+    WebhookDeadLetter,
+    mint_channel_id,
+)
+from cem.secrets import SecretBox
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS channels (
+  channel_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, provider TEXT NOT NULL,
+  name TEXT NOT NULL, settings JSONB NOT NULL, sealed_secret BYTEA NOT NULL,
+  created_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(), removed_at TIMESTAMPTZ,
+  seq BIGSERIAL NOT NULL);
+CREATE INDEX IF NOT EXISTS channels_by_tenant ON channels (tenant_id, created_at, seq);
+CREATE TABLE IF NOT EXISTS webhook_dead_letters (
+  dead_letter_id UUID PRIMARY KEY, tenant_id TEXT NOT NULL, provider TEXT NOT NULL,
+  channel_id TEXT NOT NULL, received_at TIMESTAMPTZ NOT NULL, url TEXT NOT NULL,
+  headers JSONB NOT NULL, body BYTEA NOT NULL, reason TEXT NOT NULL, violations JSONB NOT NULL,
+  status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS webhook_dead_letters_by_status
+  ON webhook_dead_letters (status, received_at);
+"""
+CHANNEL_COLUMNS = "channel_id, tenant_id, provider, name, settings, created_at"
+INSERT_CHANNEL = f"""INSERT INTO channels
+  (channel_id, tenant_id, provider, name, settings, sealed_secret)
+  VALUES (%s, %s, %s, %s, %s, %s) RETURNING {CHANNEL_COLUMNS}"""
+SELECT_CHANNEL = (
+    f"SELECT {CHANNEL_COLUMNS} FROM channels WHERE channel_id = %s AND removed_at IS NULL"
+)
+SELECT_SECRET = "SELECT sealed_secret FROM channels WHERE channel_id = %s AND removed_at IS NULL"
+SELECT_TENANT = f"""SELECT {CHANNEL_COLUMNS} FROM channels
+  WHERE tenant_id = %s AND removed_at IS NULL ORDER BY created_at, seq"""
+UPDATE_SETTINGS = f"""UPDATE channels SET settings = %s
+  WHERE channel_id = %s AND tenant_id = %s AND removed_at IS NULL RETURNING {CHANNEL_COLUMNS}"""
+REMOVE_CHANNEL = """UPDATE channels SET removed_at = clock_timestamp()
+  WHERE channel_id = %s AND tenant_id = %s AND removed_at IS NULL RETURNING channel_id"""
+LETTER_COLUMNS = (
+    "dead_letter_id, tenant_id, provider, channel_id, received_at, url, headers, body, "
+    "reason, violations, status, attempts"
+)
+INSERT_LETTER = """INSERT INTO webhook_dead_letters
+  (dead_letter_id, tenant_id, provider, channel_id, received_at, url, headers, body, reason,
+   violations) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"""
+# Every filter is a parameter; a NULL parameter means "any".
+SELECT_LETTERS = f"""SELECT {LETTER_COLUMNS} FROM webhook_dead_letters
+  WHERE (%(provider)s::text IS NULL OR provider = %(provider)s)
+    AND (%(tenant)s::text IS NULL OR tenant_id = %(tenant)s)
+    AND (%(since)s::timestamptz IS NULL OR received_at >= %(since)s)
+    AND (%(status)s::text IS NULL OR status = %(status)s)
+  ORDER BY received_at, dead_letter_id"""
+SETTLE_REPLAYED = """UPDATE webhook_dead_letters SET status = 'replayed', attempts = attempts + 1
+  WHERE dead_letter_id = %s"""
+SETTLE_FAILING = """UPDATE webhook_dead_letters
+  SET reason = %s, violations = %s, attempts = attempts + 1 WHERE dead_letter_id = %s"""
+
+
+def _channel(row: tuple[Any, ...]) -> ChannelConfig:
+    channel_id, tenant_id, provider, name, settings, created_at = row
+    return ChannelConfig(
+        channel_id, tenant_id, provider, name, settings, created_at.astimezone(UTC)
+    )
+
+
+def _letter(row: tuple[Any, ...]) -> WebhookDeadLetter:
+    (letter_id, tenant, provider, channel, received, url, headers, body, reason, violations,
+     status, attempts) = row  # fmt: skip
+    return WebhookDeadLetter(
+        tenant, provider, channel, received.astimezone(UTC), url, headers, bytes(body), reason,
+        violations, str(letter_id), status, attempts,
+    )  # fmt: skip
+
+
+class PostgresChannelStore:
+    """A ChannelStore in PostgreSQL. Thread-safe; the tables are created on start if missing."""
+
+    def __init__(self, dsn: str, box: SecretBox, *, timeout_s: float = 5.0) -> None:
+        self._box = box
+        self.db = PostgresPool(dsn, max_size=4, timeout_s=timeout_s, name="cem-channels")
+        try:
+            self.db.create_schema("cem.channels", SCHEMA)
+        except BaseException:
+            self.db.close()
+            raise
+
+    def add(
+        self,
+        tenant_id: str,
+        provider: str,
+        secret: str,
+        *,
+        name: str = "",
+        settings: Mapping[str, Any] | None = None,
+    ) -> ChannelConfig:
+        check_new_channel(tenant_id, provider, secret)
+        channel_id = mint_channel_id()
+        sealed = self._box.seal(secret, channel_id)
+        values = json.dumps(dict(settings or {}))
+        with self.db.transaction() as cursor:
+            row = cursor.execute(
+                INSERT_CHANNEL, (channel_id, tenant_id, provider, name, values, sealed)
+            ).fetchone()
+        assert row is not None  # RETURNING always answers a row for an insert
+        return _channel(row)
+
+    def get(self, channel_id: str) -> ChannelConfig | None:
+        with self.db.transaction() as cursor:
+            row = cursor.execute(SELECT_CHANNEL, (channel_id,)).fetchone()
+        return None if row is None else _channel(row)
+
+    def secret(self, channel_id: str) -> str | None:
+        with self.db.transaction() as cursor:
+            row = cursor.execute(SELECT_SECRET, (channel_id,)).fetchone()
+        return None if row is None else self._box.open(bytes(row[0]), channel_id)
+
+    def list(self, tenant_id: str) -> builtins.list[ChannelConfig]:
+        with self.db.transaction() as cursor:
+            rows = cursor.execute(SELECT_TENANT, (tenant_id,)).fetchall()
+        return [_channel(row) for row in rows]
+
+    def update_settings(
+        self, tenant_id: str, channel_id: str, settings: Mapping[str, Any]
+    ) -> ChannelConfig | None:
+        values = (json.dumps(dict(settings)), channel_id, tenant_id)
+        with self.db.transaction() as cursor:
+            row = cursor.execute(UPDATE_SETTINGS, values).fetchone()
+        return None if row is None else _channel(row)
+
+    def remove(self, tenant_id: str, channel_id: str) -> bool:
+        with self.db.transaction() as cursor:
+            row = cursor.execute(REMOVE_CHANNEL, (channel_id, tenant_id)).fetchone()
+        return row is not None
+
+    def keep_dead_letter(self, letter: NewDeadLetter) -> str:
+        letter_id = str(uuid.uuid4())
+        row = (
+            letter_id, letter.tenant_id, letter.provider, letter.channel_id, letter.received_at,
+            letter.url, json.dumps(kept_headers(letter.headers)), letter.body, letter.reason,
+            json.dumps(letter.violations),
+        )  # fmt: skip
+        with self.db.transaction() as cursor:
+            cursor.execute(INSERT_LETTER, row)
+        return letter_id
+
+    def dead_letters(
+        self,
+        *,
+        provider: str | None = None,
+        tenant_id: str | None = None,
+        since: datetime | None = None,
+        status: DeadLetterStatus | None = "pending",
+    ) -> builtins.list[WebhookDeadLetter]:
+        params = {"provider": provider, "tenant": tenant_id, "since": since, "status": status}
+        with self.db.transaction() as cursor:
+            rows = cursor.execute(SELECT_LETTERS, params).fetchall()
+        return [_letter(row) for row in rows]
+
+    def settle_dead_letter(
+        self,
+        dead_letter_id: str,
+        *,
+        replayed: bool,
+        reason: str,
+        violations: builtins.list[dict[str, str]],
+    ) -> None:
+        with self.db.transaction() as cursor:
+            if replayed:
+                cursor.execute(SETTLE_REPLAYED, (dead_letter_id,))
+            else:
+                cursor.execute(SETTLE_FAILING, (reason, json.dumps(violations), dead_letter_id))
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,137 @@
+"""The channel store port: tenants' provider channels (with their secrets) and webhook dead letters.
+
+A channel is one provider account of one tenant (a Twilio number, a Shopify shop, a Typeform
+workspace) and owns the secret its webhooks are signed with. Secrets are sealed by `SecretBox`
+inside the adapters and leave them only through `secret()`, for the webhook router to verify a
+signature: they are never listed, returned by the API or logged.
+
+Webhook dead letters live beside the channels (not in the warehouse) because a delivery must be
+durable *before* the provider is told to stop retrying, in the same store in both modes' style.
+"""
+
+from __future__ import annotations
+
+import builtins
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+CHANNEL_ID = re.compile(r"^ch_[A-Za-z0-9_-]{16}$")
+DeadLetterStatus = Literal["pending", "replayed"]
+
+
+def mint_channel_id() -> str:
+    return "ch_" + secrets.token_urlsafe(12)
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    """A configured channel, without its secret."""
+
+    channel_id: str
+    tenant_id: str
+    provider: str
+    name: str
+    settings: Mapping[str, Any]
+    created_at: datetime
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "channel_id": self.channel_id,
+            "tenant_id": self.tenant_id,
+            "provider": self.provider,
+            "name": self.name,
+            "settings": dict(self.settings),
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class NewDeadLetter:
+    """A verified delivery that could not be (fully) mapped: everything needed to re-run it."""
+
+    tenant_id: str
+    provider: str
+    channel_id: str
+    received_at: datetime
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+    reason: str
+    violations: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class WebhookDeadLetter(NewDeadLetter):
+    dead_letter_id: str = ""
+    status: DeadLetterStatus = "pending"
+    attempts: int = 0
+
+
+class ChannelStore(Protocol):
+    """Channels with sealed secrets, and the webhook dead letters, per tenant."""
+
+    def add(
+        self,
+        tenant_id: str,
+        provider: str,
+        secret: str,
+        *,
+        name: str = "",
+        settings: Mapping[str, Any] | None = None,
+    ) -> ChannelConfig:
+        """Store a new channel; the secret is sealed before it is written."""
+        ...
+
+    def get(self, channel_id: str) -> ChannelConfig | None:
+        """A channel that exists and is not removed, else None."""
+        ...
+
+    def secret(self, channel_id: str) -> str | None:
+        """The channel's secret in clear, only to verify a signature."""
+        ...
+
+    def list(self, tenant_id: str) -> list[ChannelConfig]:
+        """The tenant's channels, oldest first."""
+        ...
+
+    def update_settings(
+        self, tenant_id: str, channel_id: str, settings: Mapping[str, Any]
+    ) -> ChannelConfig | None:
+        """Replace one of the tenant's channel's settings (a mapping fix); None: no such channel."""
+        ...
+
+    def remove(self, tenant_id: str, channel_id: str) -> bool:
+        """Remove one of the tenant's channels; False when it has no such channel."""
+        ...
+
+    def keep_dead_letter(self, letter: NewDeadLetter) -> str:
+        """Durably store a dead letter; returns its id."""
+        ...
+
+    def dead_letters(
+        self,
+        *,
+        provider: str | None = None,
+        tenant_id: str | None = None,
+        since: datetime | None = None,
+        status: DeadLetterStatus | None = "pending",
+    ) -> builtins.list[WebhookDeadLetter]:
+        """Dead letters matching every filter given, oldest first."""
+        ...
+
+    def settle_dead_letter(
+        self,
+        dead_letter_id: str,
+        *,
+        replayed: bool,
+        reason: str,
+        violations: builtins.list[dict[str, str]],
+    ) -> None:
+        """Record a replay attempt: replayed, or still failing with the new reason."""
+        ...
+
+    def close(self) -> None: ...

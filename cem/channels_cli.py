@@ -1,0 +1,240 @@
+"""`cem channels …` and `cem dead-letters …`: configure provider channels, list and replay dead
+letters. Mistakes are one line on stderr and a non-zero exit (`CliError`)."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cem.channels import ChannelStore
+from cem.settings import IngestSettings
+
+
+class CliError(Exception):
+    """A mistake in the command line: printed as one line, exit status 2."""
+
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def one_line_errors(command: Command) -> Command:
+    """Mistakes (and refusals such as a missing secret) as one line on stderr, exit status 2."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except (CliError, ValueError) as exc:
+            print(f"cem: {exc}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def _settings(args: argparse.Namespace) -> IngestSettings:
+    return IngestSettings(data_dir=Path(args.data_dir))
+
+
+def _store(args: argparse.Namespace) -> ChannelStore:
+    from cem.distributed import channels_from_settings
+
+    return channels_from_settings(_settings(args))
+
+
+def _since(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        since = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise CliError(f"--since {text!r} is not a date or RFC 3339 time") from None
+    if since.tzinfo is None:
+        raise CliError("--since needs a UTC offset, e.g. 2026-11-10T00:00:00Z")
+    return since
+
+
+def _channel_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """--settings '{"questions": …}' or --settings @file.json."""
+    text = args.settings or "{}"
+    try:
+        if text.startswith("@"):
+            text = Path(text[1:]).read_text()
+        value = json.loads(text)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CliError(f"--settings is not a JSON object: {exc}") from None
+    if not isinstance(value, dict):
+        raise CliError("--settings must be a JSON object")
+    return value
+
+
+def _secret(args: argparse.Namespace) -> str:
+    """--secret VALUE, or --secret - to read it from stdin (kept out of the shell history)."""
+    # All of stdin: a SendGrid verification key may be a multi-line PEM.
+    secret: str = sys.stdin.read().strip() if args.secret == "-" else args.secret
+    if not secret:
+        raise CliError("--secret is empty")
+    return secret
+
+
+def channels_add(args: argparse.Namespace) -> int:
+    from services.ingest.channels.registry import load_providers
+
+    providers = load_providers()
+    if args.provider not in providers:
+        raise CliError(f"unknown provider {args.provider!r}; one of: {', '.join(providers)}")
+    store = _store(args)
+    try:
+        config = store.add(args.tenant, args.provider, _secret(args), name=args.name,
+                           settings=_channel_settings(args))  # fmt: skip
+    finally:
+        store.close()
+    print(f"{args.url.rstrip('/')}/v1/webhooks/{config.provider}/{config.channel_id}")
+    print(f"channel {config.channel_id} · tenant {config.tenant_id} · provider "
+          f"{config.provider}: give the URL above to {config.provider} as its webhook URL",
+          file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def channels_list(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        for config in store.list(args.tenant):
+            print("\t".join([config.channel_id, config.provider, config.name,
+                             config.created_at.isoformat(), json.dumps(dict(config.settings))]))  # fmt: skip
+    finally:
+        store.close()
+    return 0
+
+
+def channels_set(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        if store.update_settings(args.tenant, args.channel_id, _channel_settings(args)) is None:
+            raise CliError(f"tenant {args.tenant!r} has no channel {args.channel_id!r}")
+    finally:
+        store.close()
+    return 0
+
+
+def channels_remove(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        if not store.remove(args.tenant, args.channel_id):
+            raise CliError(f"tenant {args.tenant!r} has no channel {args.channel_id!r}")
+    finally:
+        store.close()
+    return 0
+
+
+def dead_letters_list(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        letters = store.dead_letters(provider=args.provider, tenant_id=args.tenant,
+                                     since=_since(args.since), status=None)  # fmt: skip
+    finally:
+        store.close()
+    for d in letters:
+        paths = ",".join(v.get("path", "") for v in d.violations)
+        print("\t".join([d.dead_letter_id, d.received_at.isoformat(), d.tenant_id, d.provider,
+                         d.status, d.reason, paths]))  # fmt: skip
+    return 0
+
+
+def dead_letters_replay(args: argparse.Namespace) -> int:
+    from cem.dead_letter_replay import mode_publisher
+    from services.ingest.channels.replay import replay_webhooks
+
+    settings, since = _settings(args), _since(args.since)
+    store = _store(args)
+    try:
+        with mode_publisher(settings) as (publisher, log):
+            report = replay_webhooks(store, publisher, provider=args.provider,
+                                     tenant_id=args.tenant, since=since,
+                                     max_event_bytes=settings.max_event_bytes)  # fmt: skip
+            print(report.line("webhook dead letters"))
+            if args.provider in (None, "kafka"):
+                print(_replay_consumers(settings, log, args.tenant, since))
+    finally:
+        store.close()
+    return 0
+
+
+def _replay_consumers(settings: IngestSettings, log: Any, tenant: str | None, since: Any) -> str:
+    from cem.dead_letter_replay import consumer_letters, mode_warehouse, replay_consumer_letters
+
+    try:
+        warehouse = mode_warehouse(settings)
+    except Exception as exc:  # chdb refuses a second process; a server may be down
+        reason = str(exc).splitlines()[0][:160]
+        hint = (
+            ""
+            if settings.mode == "distributed"
+            else "; stop `cem up` first (chdb serves one process)"
+        )
+        return f"consumer dead letters: not replayed, the warehouse did not open ({reason}){hint}"
+    try:
+        rows = consumer_letters(warehouse, since)
+    finally:
+        warehouse.close()
+    return replay_consumer_letters(rows, log, tenant).line("consumer dead letters")
+
+
+def _data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-dir", default=".cem", help="where the embedded state lives (default ./.cem)"
+    )
+
+
+def _filters(p: argparse.ArgumentParser) -> None:
+    _data_dir(p)
+    p.add_argument("--provider", help="only this provider's (`kafka`: only the consumers')")
+    p.add_argument("--tenant", help="only this tenant's")
+    p.add_argument(
+        "--since", help="only those received since (RFC 3339, e.g. 2026-11-10T00:00:00Z)"
+    )
+
+
+def add_commands(sub: Any) -> None:
+    channels = sub.add_parser("channels", help="configure provider webhooks (Twilio, Shopify, …)")
+    verbs = channels.add_subparsers(dest="channels", required=True)
+    add = verbs.add_parser("add", help="add a channel and print its webhook URL")
+    add.add_argument("provider")
+    add.add_argument("--tenant", required=True)
+    add.add_argument("--secret", required=True, help="the provider's signing secret (`-`: stdin)")
+    add.add_argument("--name", default="")
+    add.add_argument("--settings", help="channel settings as JSON, or @file.json")
+    add.add_argument("--url", default="http://127.0.0.1:8000", help="the ingest's public base URL")
+    _data_dir(add)
+    add.set_defaults(func=one_line_errors(channels_add))
+    lst = verbs.add_parser("list", help="list a tenant's channels (never their secrets)")
+    lst.add_argument("--tenant", required=True)
+    _data_dir(lst)
+    lst.set_defaults(func=one_line_errors(channels_list))
+    put = verbs.add_parser(
+        "set", help="replace a channel's settings (then replay its dead letters)"
+    )
+    put.add_argument("channel_id")
+    put.add_argument("--tenant", required=True)
+    put.add_argument("--settings", required=True, help="channel settings as JSON, or @file.json")
+    _data_dir(put)
+    put.set_defaults(func=one_line_errors(channels_set))
+    rm = verbs.add_parser("remove", help="stop accepting a channel's webhooks")
+    rm.add_argument("channel_id")
+    rm.add_argument("--tenant", required=True)
+    _data_dir(rm)
+    rm.set_defaults(func=one_line_errors(channels_remove))
+
+    letters = sub.add_parser("dead-letters", help="list or replay dead letters")
+    verbs = letters.add_subparsers(dest="dead_letters", required=True)
+    show = verbs.add_parser("list", help="webhook dead letters, with every violated path")
+    _filters(show)
+    show.set_defaults(func=one_line_errors(dead_letters_list))
+    replay = verbs.add_parser("replay", help="re-run dead letters after a mapping fix")
+    _filters(replay)
+    replay.set_defaults(func=one_line_errors(dead_letters_replay))

@@ -1,0 +1,1 @@
+"""One module per provider; each registers itself with `registry.register`."""

@@ -1,0 +1,153 @@
+"""Shopify webhooks: `orders/create` → `order.placed` (online) or `store.purchased` (point of sale,
+`source_name: pos`), `refunds/create` → `order.returned`.
+
+Shopify signs the raw body: `X-Shopify-Hmac-Sha256` is the base64 HMAC-SHA256 under the app's
+client secret. Its documentation says to deduplicate by `X-Shopify-Webhook-Id`, which a retry
+keeps; without it the topic and resource id are the key. The customer is the order's
+`customer` (its Shopify id as the `shopify` external id, email, phone) or the order's own email
+or phone. A refund carries no customer, only its order: it is filed under the `shopify_order`
+external id of that order (see docs/channels.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any, ClassVar
+
+from schemas.violations import Violation
+from services.ingest.channels.base import (
+    Ack,
+    WebhookRequest,
+    event_id,
+    hmac_b64,
+    json_body,
+    parse_iso,
+    raise_if,
+    required,
+    same_digest,
+    violation,
+)
+from services.ingest.channels.registry import register
+
+TOPICS = ("orders/create", "refunds/create")
+
+
+def _customer(order: Mapping[str, Any]) -> dict[str, Any]:
+    found_person = order.get("customer")
+    person: Mapping[str, Any] = found_person if isinstance(found_person, Mapping) else {}
+    found: dict[str, Any] = {}
+    if person.get("id") is not None:
+        found["external_ids"] = {"shopify": str(person["id"])}
+    email = person.get("email") or order.get("email")
+    phone = person.get("phone") or order.get("phone")
+    if email:
+        found["email"] = email
+    if phone:
+        found["phone"] = phone
+    return found
+
+
+def _items(order: Mapping[str, Any]) -> int:
+    lines = order.get("line_items") or []
+    return sum(int(line.get("quantity") or 0) for line in lines if isinstance(line, Mapping))
+
+
+def _refunded(refund: Mapping[str, Any], problems: list[Violation]) -> tuple[Decimal, str | None]:
+    """The amount refunded by the refund's `refund` transactions, and their currency."""
+    total, currency = Decimal(0), None
+    for index, txn in enumerate(refund.get("transactions") or []):
+        if not isinstance(txn, Mapping) or txn.get("kind") != "refund":
+            continue
+        try:
+            total += Decimal(str(txn.get("amount")))
+        except InvalidOperation:
+            problems.append(
+                violation(f"transactions.{index}.amount", "not an amount", "bad_number")
+            )
+        currency = currency or txn.get("currency")
+    return total, currency
+
+
+class Shopify:
+    name: ClassVar[str] = "shopify"
+    secret_help: ClassVar[str] = "the Shopify app's client secret (webhook signing secret)"
+
+    def verify(self, request: WebhookRequest, secret: str) -> bool:
+        given = request.headers.get("x-shopify-hmac-sha256")
+        return same_digest(hmac_b64(secret, request.body), given)
+
+    def to_events(
+        self, request: WebhookRequest, settings: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        topic = request.headers.get("x-shopify-topic", "")
+        if topic not in TOPICS:
+            message = f"topic {topic!r} is not mapped; subscribe to {', '.join(TOPICS)}"
+            raise_if([violation("headers.x-shopify-topic", message, "unmapped_topic")])
+        body = json_body(request)
+        if not isinstance(body, Mapping):
+            raise_if([violation("$", "the body is not a JSON object", "not_an_object")])
+        key = request.headers.get("x-shopify-webhook-id") or f"{topic}:{body.get('id')}"
+        if topic == "orders/create":
+            return [self._order(body, key, settings)]
+        return [self._refund(body, key, settings)]
+
+    def _order(
+        self, order: Mapping[str, Any], key: str, settings: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        problems: list[Violation] = []
+        for path in ("id", "created_at", "total_price", "currency"):
+            required(order, path, problems)
+        customer = _customer(order)
+        if not customer:
+            problems.append(violation("customer", "the order names no customer", "missing"))
+        occurred_at = parse_iso(order.get("created_at"), "created_at", problems)
+        raise_if(problems)
+        pos = order.get("source_name") == "pos"
+        payload: dict[str, Any] = {
+            "order_id": str(order.get("name") or order["id"]), "amount": str(order["total_price"]),
+            "currency": order["currency"], "items": _items(order),
+            "attributes": {"provider": "shopify", "shopify_order_id": str(order["id"])},
+        }  # fmt: skip
+        if pos:
+            payload["store_id"] = str(order.get("location_id") or settings.get("store_id", "pos"))
+        return {
+            "event_id": event_id(self.name, key), "source_id": self.name,
+            "channel": "store" if pos else "web",
+            "type": "store.purchased" if pos else "order.placed",
+            "touchpoint": settings.get("pos_touchpoint" if pos else "touchpoint",
+                                       "store_checkout" if pos else "checkout"),
+            "customer": customer, "occurred_at": occurred_at,
+            "correlation_id": str(order["id"]), "payload": payload,
+        }  # fmt: skip
+
+    def _refund(
+        self, refund: Mapping[str, Any], key: str, settings: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        problems: list[Violation] = []
+        for path in ("id", "order_id", "created_at"):
+            required(refund, path, problems)
+        occurred_at = parse_iso(refund.get("created_at"), "created_at", problems)
+        amount, currency = _refunded(refund, problems)
+        if currency is None:
+            problems.append(
+                violation("transactions", "no refund transaction with a currency", "missing")
+            )
+        raise_if(problems)
+        order_id = str(refund["order_id"])
+        return {
+            "event_id": event_id(self.name, key), "source_id": self.name, "channel": "web",
+            "type": "order.returned", "touchpoint": settings.get("touchpoint", "checkout"),
+            "customer": {"external_ids": {"shopify_order": order_id}},
+            "occurred_at": occurred_at, "correlation_id": order_id,
+            "payload": {"order_id": order_id, "amount": str(amount), "currency": currency,
+                        "items": sum(int(r.get("quantity") or 0) for r in refund.get("refund_line_items") or []),
+                        "reason": refund.get("note") or None,
+                        "attributes": {"provider": "shopify", "refund_id": str(refund["id"])}},
+        }  # fmt: skip
+
+    def ack(self) -> Ack:
+        return Ack(200, b"ok")
+
+
+register(Shopify())

@@ -1,0 +1,222 @@
+"""Provider webhooks (`POST /v1/webhooks/{provider}/{channel_id}`) and channel admin (`/v1/channels`).
+
+A webhook carries no API key: the channel in its URL names the tenant, and the provider's
+signature under the channel's secret proves the sender. An unknown channel is 404, a bad signature
+401 with nothing stored; a verified delivery is published, and whatever of it does not map is kept
+as a dead letter *before* the provider gets the answer that stops its retries.
+
+`request.app.state` needs `channels` (cem.channels.ChannelStore) besides what the ingest router
+needs (`publisher`, `keys`, `ingest_settings`, `clock`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import anyio
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, Field, ValidationError
+
+from cem.api_errors import ApiError
+from cem.auth import require
+from cem.channels import ChannelConfig, ChannelStore
+from cem.ports import Principal
+from cem.secrets import SecretKeyError
+from cem.settings import IngestSettings
+from cem.telemetry import telemetry_of
+from services.ingest.body import read_limited
+from services.ingest.channels.base import WebhookRequest
+from services.ingest.channels.intake import counts, dead_letter_of, map_delivery
+from services.ingest.channels.registry import load_providers, provider
+from services.ingest.router import publish
+
+CAN_CONFIGURE = frozenset({"admin"})
+ModelT = TypeVar("ModelT", bound=BaseModel)
+webhooks_router = APIRouter(tags=["webhooks"])
+channels_router = APIRouter(tags=["channels"])
+
+
+def channels_of(request: Request) -> ChannelStore:
+    store: ChannelStore | None = getattr(request.app.state, "channels", None)
+    if store is None:
+        raise ApiError(404, "not_found", "this service has no channel store")
+    return store
+
+
+def webhook_path(config: ChannelConfig) -> str:
+    return f"/v1/webhooks/{config.provider}/{config.channel_id}"
+
+
+def _not_found(name: str, channel_id: str) -> ApiError:
+    return ApiError(404, "not_found", f"no {name} channel {channel_id!r}")
+
+
+async def _verified_channel(
+    request: Request, name: str, channel_id: str
+) -> tuple[ChannelConfig, str]:
+    store = channels_of(request)
+    config = await anyio.to_thread.run_sync(store.get, channel_id)
+    if config is None or config.provider != name:
+        raise _not_found(name, channel_id)
+    try:
+        secret = await anyio.to_thread.run_sync(store.secret, channel_id)
+    except SecretKeyError as exc:
+        # The platform key changed under the stored secrets: a server problem the provider's
+        # retry may outlive once the key is restored, so 503 rather than a refusal.
+        raise ApiError(503, "secret_unavailable", str(exc), headers={"Retry-After": "60"}) from None
+    if secret is None:  # removed meanwhile
+        raise _not_found(name, channel_id)
+    return config, secret
+
+
+def _delivery(request: Request, config: ChannelConfig, body: bytes) -> WebhookRequest:
+    # Twilio signs the URL it called; behind a proxy that rewrites it, the channel says which.
+    base = config.settings.get("public_url")
+    url = (
+        str(request.url)
+        if not base
+        else str(base) + (f"?{request.url.query}" if request.url.query else "")
+    )
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    return WebhookRequest(url, headers, body, request.app.state.clock.now())
+
+
+@webhooks_router.post("/v1/webhooks/{name}/{channel_id}", status_code=200)
+async def receive_webhook(name: str, channel_id: str, request: Request) -> Response:
+    """One provider delivery: verified, mapped, published; the unmappable kept as a dead letter."""
+    adapter = provider(name)
+    if adapter is None:
+        raise ApiError(404, "not_found", f"no provider {name!r}; GET /v1/channels/providers")
+    config, secret = await _verified_channel(request, name, channel_id)
+    settings: IngestSettings = request.app.state.ingest_settings
+    delivery = _delivery(request, config, await read_limited(request, settings.max_body_bytes))
+    telemetry = telemetry_of(request.app)
+    if not adapter.verify(delivery, secret):
+        telemetry.inc("cem_ingest_rejected_total", code="bad_signature")
+        raise ApiError(401, "bad_signature", f"the {name} signature does not verify")
+    # Validating a large batch (SendGrid posts hundreds of events) takes a while: off the loop.
+    intake = await anyio.to_thread.run_sync(
+        map_delivery, adapter, delivery, config, settings.max_event_bytes
+    )
+    statuses = await publish(
+        request.app.state.publisher, intake.outgoing, settings.publish_timeout_s
+    )
+    if not intake.complete:
+        letter = dead_letter_of(adapter, delivery, config, intake)
+        await anyio.to_thread.run_sync(channels_of(request).keep_dead_letter, letter)
+        telemetry.inc("cem_ingest_rejected_total", code=f"webhook_{intake.reason}")
+    done = counts(statuses)
+    telemetry.inc("cem_ingest_accepted_total", done["accepted"])
+    telemetry.inc("cem_ingest_duplicates_total", done["duplicates"])
+    ack = adapter.ack()
+    return Response(ack.body, ack.status, media_type=ack.media_type)
+
+
+# A channel's configuration is small; the cap is checked after the key, before the body is read.
+MAX_CONFIG_BYTES = 64 * 1024
+
+
+async def _config_body(request: Request, model: type[ModelT]) -> ModelT:
+    """The request body as `model`, read only up to MAX_CONFIG_BYTES; 422 with every path."""
+    data = await read_limited(request, MAX_CONFIG_BYTES)
+    try:
+        return model.model_validate_json(data)
+    except ValidationError as exc:
+        details = [{"code": e["type"], "message": e["msg"],
+                    "path": ".".join(str(p) for p in e["loc"]) or "$"} for e in exc.errors()]  # fmt: skip
+        raise ApiError(
+            422, "invalid_request", "the channel configuration is invalid", details
+        ) from None
+
+
+def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    schema = {"content": {"application/json": {"schema": model.model_json_schema()}}}
+    return {"requestBody": {"required": True, **schema}}
+
+
+class ChannelIn(BaseModel):
+    provider: str = Field(min_length=1, max_length=64)
+    secret: str = Field(min_length=1, max_length=10_000, description="never returned or logged")
+    name: str = Field(default="", max_length=200)
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+def _described(config: ChannelConfig, request: Request) -> dict[str, Any]:
+    path = webhook_path(config)
+    return {
+        **config.public(),
+        "webhook_path": path,
+        "webhook_url": str(request.base_url).rstrip("/") + path,
+    }
+
+
+@channels_router.get("/v1/channels/providers")
+def list_providers() -> dict[str, list[dict[str, str]]]:
+    """The providers a channel can be configured for, and what each one's secret is."""
+    return {
+        "providers": [{"provider": n, "secret": p.secret_help} for n, p in load_providers().items()]
+    }
+
+
+@channels_router.post("/v1/channels", status_code=201, openapi_extra=_body_schema(ChannelIn))
+async def add_channel(
+    request: Request, principal: Principal = Depends(require(CAN_CONFIGURE))
+) -> dict[str, Any]:
+    """Configure a provider channel for the key's tenant; answers the webhook URL to give it."""
+    body = await _config_body(request, ChannelIn)
+    if provider(body.provider) is None:
+        known = ", ".join(load_providers())
+        raise ApiError(422, "unknown_provider", f"no provider {body.provider!r}; one of {known}",
+                       [{"code": "unknown_provider", "message": known, "path": "provider"}])  # fmt: skip
+    store = channels_of(request)
+    config = await anyio.to_thread.run_sync(
+        lambda: store.add(
+            principal.tenant_id, body.provider, body.secret, name=body.name, settings=body.settings
+        )  # fmt: skip
+    )
+    return _described(config, request)
+
+
+@channels_router.get("/v1/channels")
+async def list_channels(
+    request: Request, principal: Principal = Depends(require(CAN_CONFIGURE))
+) -> dict[str, list[dict[str, Any]]]:
+    """The tenant's channels, without their secrets."""
+    found = await anyio.to_thread.run_sync(channels_of(request).list, principal.tenant_id)
+    return {"channels": [_described(c, request) for c in found]}
+
+
+class SettingsIn(BaseModel):
+    settings: dict[str, Any]
+
+
+@channels_router.patch("/v1/channels/{channel_id}", openapi_extra=_body_schema(SettingsIn))
+async def update_channel(
+    channel_id: str, request: Request, principal: Principal = Depends(require(CAN_CONFIGURE))
+) -> dict[str, Any]:
+    """Replace a channel's settings (e.g. Typeform's question mapping), then replay its dead
+    letters with `cem dead-letters replay`."""
+    body = await _config_body(request, SettingsIn)
+    store = channels_of(request)
+    config = await anyio.to_thread.run_sync(
+        store.update_settings, principal.tenant_id, channel_id, body.settings
+    )
+    if config is None:
+        raise ApiError(404, "not_found", f"no channel {channel_id!r} for this tenant")
+    return _described(config, request)
+
+
+@channels_router.delete("/v1/channels/{channel_id}", status_code=204)
+async def remove_channel(
+    channel_id: str, request: Request, principal: Principal = Depends(require(CAN_CONFIGURE))
+) -> Response:
+    """Stop accepting a channel's webhooks (its dead letters stay)."""
+    store = channels_of(request)
+    if not await anyio.to_thread.run_sync(store.remove, principal.tenant_id, channel_id):
+        raise ApiError(404, "not_found", f"no channel {channel_id!r} for this tenant")
+    return Response(status_code=204)
+
+
+router = APIRouter()
+router.include_router(webhooks_router)
+router.include_router(channels_router)

@@ -1,0 +1,170 @@
+"""The ChannelStore contract, on the in-memory twin, SQLite (embedded) and PostgreSQL (distributed).
+
+What every adapter must show: channels per tenant, secrets sealed at rest and only opened for
+their own channel, removal, and webhook dead letters that keep their bytes and filter as asked.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from cem.adapters.memory_channels import MemoryChannelStore
+from cem.adapters.sqlite_channels import SqliteChannelStore
+from cem.channels import CHANNEL_ID, ChannelStore, NewDeadLetter
+from cem.secrets import SecretBox, SecretKeyError, new_key_text, platform_key
+
+SECRET = "whsec-" + "s3cr3t" * 4
+
+
+def box() -> SecretBox:
+    return SecretBox(platform_key(Path("/nonexistent"), env_value=new_key_text()))
+
+
+def letter(tenant: str, provider: str = "shopify", at: datetime | None = None) -> NewDeadLetter:
+    return NewDeadLetter(
+        tenant_id=tenant,
+        provider=provider,
+        channel_id="ch_" + "x" * 16,
+        received_at=at or datetime(2026, 11, 2, 10, 0, tzinfo=UTC),
+        url="http://cem.example/v1/webhooks/shopify/ch_xxxxxxxxxxxxxxxx",
+        headers={"Content-Type": "application/json", "Authorization": "Basic c2VjcmV0"},
+        body=b'{"id": 1, "\xc3\xb1": "\x00"}',
+        reason="unmappable",
+        violations=[{"code": "missing", "message": "no customer", "path": "customer"}],
+    )
+
+
+class ChannelStoreContract:
+    def make_store(self, tmp_path: Path) -> ChannelStore:
+        raise NotImplementedError
+
+    def stored_bytes(self, store: ChannelStore) -> bytes:
+        """Everything the store persists, for the 'never in clear' check (b'' for the twin)."""
+        return b""
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[ChannelStore]:
+        made = self.make_store(tmp_path)
+        yield made
+        made.close()
+
+    @pytest.fixture
+    def tenant(self) -> str:
+        return f"acme-{uuid.uuid4().hex[:8]}"
+
+    def test_add_get_and_list_without_the_secret(self, store: ChannelStore, tenant: str) -> None:
+        added = store.add(tenant, "typeform", SECRET, name="nps", settings={"fields": {"a": 1}})
+        assert CHANNEL_ID.match(added.channel_id)
+        assert store.get(added.channel_id) == added
+        assert [c.channel_id for c in store.list(tenant)] == [added.channel_id]
+        assert SECRET not in str(added.public())
+        assert added.public()["settings"] == {"fields": {"a": 1}}
+
+    def test_secret_opens_only_for_its_channel_and_is_sealed_at_rest(
+        self, store: ChannelStore, tenant: str
+    ) -> None:
+        added = store.add(tenant, "shopify", SECRET)
+        assert store.secret(added.channel_id) == SECRET
+        assert store.secret("ch_" + "n" * 16) is None
+        assert SECRET.encode() not in self.stored_bytes(store)
+
+    def test_list_is_per_tenant_in_creation_order(self, store: ChannelStore, tenant: str) -> None:
+        first = store.add(tenant, "shopify", SECRET)
+        second = store.add(tenant, "typeform", SECRET)
+        store.add(tenant + "-other", "shopify", SECRET)
+        assert [c.channel_id for c in store.list(tenant)] == [first.channel_id, second.channel_id]
+
+    def test_remove_only_the_tenants_own_channel(self, store: ChannelStore, tenant: str) -> None:
+        added = store.add(tenant, "shopify", SECRET)
+        assert not store.remove(tenant + "-other", added.channel_id)
+        assert store.remove(tenant, added.channel_id)
+        assert store.get(added.channel_id) is None and store.secret(added.channel_id) is None
+        assert not store.remove(tenant, added.channel_id)
+
+    def test_update_settings_of_the_tenants_own_channel(
+        self, store: ChannelStore, tenant: str
+    ) -> None:
+        added = store.add(tenant, "typeform", SECRET, settings={"questions": {}})
+        fixed = {"questions": {"nps_ref": "nps"}}
+        assert store.update_settings(tenant + "-other", added.channel_id, fixed) is None
+        updated = store.update_settings(tenant, added.channel_id, fixed)
+        assert updated is not None and updated.settings == fixed
+        assert store.get(added.channel_id) == updated
+        assert store.secret(added.channel_id) == SECRET
+
+    def test_refuses_a_channel_without_secret(self, store: ChannelStore, tenant: str) -> None:
+        with pytest.raises(ValueError, match="secret"):
+            store.add(tenant, "shopify", "")
+
+    def test_dead_letters_keep_bytes_and_drop_private_headers(
+        self, store: ChannelStore, tenant: str
+    ) -> None:
+        letter_id = store.keep_dead_letter(letter(tenant))
+        [kept] = store.dead_letters(tenant_id=tenant)
+        assert kept.dead_letter_id == letter_id and kept.status == "pending"
+        assert kept.body == letter(tenant).body
+        assert kept.violations == letter(tenant).violations
+        assert kept.headers == {"content-type": "application/json"}
+        assert kept.received_at == letter(tenant).received_at
+
+    def test_dead_letter_filters(self, store: ChannelStore, tenant: str) -> None:
+        early = datetime(2026, 11, 1, tzinfo=UTC)
+        store.keep_dead_letter(letter(tenant, "shopify", early))
+        store.keep_dead_letter(letter(tenant, "typeform", early + timedelta(days=2)))
+        assert [d.provider for d in store.dead_letters(tenant_id=tenant)] == [
+            "shopify",
+            "typeform",
+        ]
+        assert [d.provider for d in store.dead_letters(tenant_id=tenant, provider="typeform")] == [
+            "typeform"
+        ]
+        since = early + timedelta(days=1)
+        assert len(store.dead_letters(tenant_id=tenant, since=since)) == 1
+
+    def test_settling_a_dead_letter(self, store: ChannelStore, tenant: str) -> None:
+        failing = store.keep_dead_letter(letter(tenant))
+        done = store.keep_dead_letter(letter(tenant))
+        new = [{"code": "c", "message": "m", "path": "p"}]
+        store.settle_dead_letter(failing, replayed=False, reason="still", violations=new)
+        store.settle_dead_letter(done, replayed=True, reason="", violations=[])
+        [pending] = store.dead_letters(tenant_id=tenant)
+        assert (pending.dead_letter_id, pending.reason, pending.violations) == (
+            failing,
+            "still",
+            new,
+        )
+        assert pending.attempts == 1
+        [replayed] = store.dead_letters(tenant_id=tenant, status="replayed")
+        assert replayed.dead_letter_id == done
+
+
+class TestMemoryChannelStore(ChannelStoreContract):
+    def make_store(self, tmp_path: Path) -> ChannelStore:
+        return MemoryChannelStore(box())
+
+
+class TestSqliteChannelStore(ChannelStoreContract):
+    def make_store(self, tmp_path: Path) -> ChannelStore:
+        self.path = tmp_path / "channels.sqlite"
+        return SqliteChannelStore(self.path, SecretBox(platform_key(tmp_path, env_value="")))
+
+    def stored_bytes(self, store: ChannelStore) -> bytes:
+        return b"".join(p.read_bytes() for p in self.path.parent.glob("channels.sqlite*"))
+
+    def test_another_platform_key_cannot_open_a_secret(self, tmp_path: Path) -> None:
+        store = self.make_store(tmp_path)
+        added = store.add("acme", "shopify", SECRET)
+        store.close()
+        other = SqliteChannelStore(self.path, box())
+        with pytest.raises(SecretKeyError, match="platform key"):
+            other.secret(added.channel_id)
+        other.close()
+
+    def test_the_key_file_is_owner_only(self, tmp_path: Path) -> None:
+        platform_key(tmp_path, env_value="")
+        assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600

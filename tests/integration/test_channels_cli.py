@@ -1,0 +1,88 @@
+"""`cem channels` and `cem dead-letters` on an embedded data directory, as an operator runs them:
+the URL to give the provider on stdout, mistakes as one line on stderr with a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cem.cli import main
+
+SECRET = "shpss_cli_secret_value"
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_add_prints_the_webhook_url_and_list_never_the_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = ["--data-dir", str(tmp_path)]
+    code, out, _ = run(capsys, "channels", "add", "shopify", "--tenant", "acme", "--secret", SECRET,
+                       "--url", "https://cem.example.com", *data)  # fmt: skip
+    assert code == 0
+    assert out.startswith("https://cem.example.com/v1/webhooks/shopify/ch_")
+    channel_id = out.strip().rsplit("/", 1)[1]
+    code, listed, _ = run(capsys, "channels", "list", "--tenant", "acme", *data)
+    assert code == 0 and channel_id in listed and SECRET not in listed
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("channels.sqlite*"))
+    assert SECRET.encode() not in stored
+    mapping = json.dumps({"touchpoint": "tienda_online"})
+    assert (
+        run(
+            capsys, "channels", "set", channel_id, "--tenant", "acme", "--settings", mapping, *data
+        )[0]
+        == 0
+    )
+    assert "tienda_online" in run(capsys, "channels", "list", "--tenant", "acme", *data)[1]
+    assert run(capsys, "channels", "remove", channel_id, "--tenant", "acme", *data)[0] == 0
+    assert channel_id not in run(capsys, "channels", "list", "--tenant", "acme", *data)[1]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["channels", "add", "fax", "--tenant", "acme", "--secret", "x"], "unknown provider 'fax'"),
+        (["channels", "add", "typeform", "--tenant", "acme", "--secret", "x", "--settings", "[1]"],
+         "--settings must be a JSON object"),
+        (["channels", "remove", "ch_nope", "--tenant", "acme"], "has no channel 'ch_nope'"),
+        (["dead-letters", "list", "--since", "yesterday"], "--since 'yesterday'"),
+    ],
+)  # fmt: skip
+def test_mistakes_are_one_line_and_a_non_zero_exit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code, out, err = run(capsys, *args, "--data-dir", str(tmp_path))
+    assert code != 0 and out == ""
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_multi_line_secret_from_stdin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from cryptography.hazmat.primitives import serialization
+
+    from cem.distributed import channels_from_settings
+    from cem.settings import CoreSettings
+    from services.ingest.channels import signing
+
+    private, _ = signing.sendgrid_keypair()
+    pem = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    monkeypatch.setattr("sys.stdin", io.StringIO(pem))
+    code, out, _ = run(capsys, "channels", "add", "sendgrid", "--tenant", "acme", "--secret", "-",
+                       "--data-dir", str(tmp_path))  # fmt: skip
+    assert code == 0
+    store = channels_from_settings(CoreSettings(data_dir=tmp_path))
+    assert store.secret(out.strip().rsplit("/", 1)[1]) == pem.strip()
+    store.close()

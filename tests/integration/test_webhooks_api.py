@@ -1,0 +1,248 @@
+"""Provider webhooks and channel admin over HTTP, on the in-memory log, publisher and stores.
+
+What a tenant and a provider see: the webhook URL a channel gets, 404 for an unknown channel, 401
+with nothing stored for a bad signature, retries answered as the provider expects without a second
+event, an unmappable delivery kept as a dead letter (then replayed after the mapping is fixed),
+and channel secrets never shown.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cem.adapters.memory_channels import MemoryChannelStore
+from cem.adapters.memory_keys import MemoryKeyStore
+from cem.adapters.memory_log import MemoryLog, MemoryPublisher
+from cem.clock import FixedClock
+from cem.ports import TOUCHPOINTS_TOPIC
+from cem.secrets import SecretBox, new_key_text, platform_key
+from cem.settings import IngestSettings
+from schemas.validate import decode
+from services.ingest.app import create_app
+from services.ingest.channels import signing
+from services.ingest.channels.replay import replay_webhooks
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "channels"
+NOW = datetime(2026, 11, 10, 16, 20, 30, tzinfo=UTC)
+SECRET = "typeform-webhook-secret"
+
+
+class Platform:
+    def __init__(self) -> None:
+        self.log = MemoryLog(partitions=4)
+        self.publisher = MemoryPublisher(self.log)
+        self.keys = MemoryKeyStore()
+        box = SecretBox(platform_key(Path("/nonexistent"), new_key_text()))
+        self.channels = MemoryChannelStore(box)
+        self.clock = FixedClock(NOW)
+        app = create_app(
+            self.publisher, self.keys, IngestSettings(), self.clock, channels=self.channels
+        )
+        self.client = TestClient(app)
+        self.admin = {"Authorization": f"Bearer {self.keys.create('acme', 'admin')[1]}"}
+
+    def events(self) -> list[dict[str, Any]]:
+        records = self.log.poll(
+            TOUCHPOINTS_TOPIC,
+            f"g{len(self.log.end_offsets(TOUCHPOINTS_TOPIC))}-{id(self)}",
+            10_000,
+            0,
+        )
+        return [json.loads(decode(r.value).model_dump_json()) for r in records]
+
+    def add(self, provider: str, secret: str, settings: dict[str, Any]) -> dict[str, Any]:
+        answer = self.client.post("/v1/channels", headers=self.admin,
+                                  json={"provider": provider, "secret": secret, "settings": settings})  # fmt: skip
+        assert answer.status_code == 201, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+
+@pytest.fixture
+def platform() -> Iterator[Platform]:
+    yield Platform()
+
+
+def typeform_body(case: str = "nps_and_csat") -> bytes:
+    return str(json.loads((FIXTURES / "typeform" / f"{case}.json").read_text())["body"]).encode()
+
+
+def post_typeform(platform: Platform, path: str, body: bytes, secret: str = SECRET) -> Any:
+    return platform.client.post(path, content=body, headers=signing.typeform_headers(secret, body))
+
+
+MAPPED = {"questions": {"nps_score": "nps", "csat_rating": "csat"}, "comment": "why"}
+
+
+def test_a_channel_gets_its_webhook_url_and_never_shows_its_secret(platform: Platform) -> None:
+    added = platform.add("typeform", SECRET, MAPPED)
+    assert added["webhook_url"] == f"http://testserver/v1/webhooks/typeform/{added['channel_id']}"
+    listed = platform.client.get("/v1/channels", headers=platform.admin).json()["channels"]
+    assert [c["channel_id"] for c in listed] == [added["channel_id"]]
+    assert SECRET not in json.dumps(listed) and SECRET not in json.dumps(added)
+
+
+def test_only_admins_configure_channels(platform: Platform) -> None:
+    ingest = {"Authorization": f"Bearer {platform.keys.create('acme', 'ingest')[1]}"}
+    answer = platform.client.post(
+        "/v1/channels", headers=ingest, json={"provider": "typeform", "secret": "x"}
+    )
+    assert answer.status_code == 403
+    assert platform.client.get("/v1/channels").status_code == 401
+
+
+def test_an_unknown_provider_is_named(platform: Platform) -> None:
+    answer = platform.client.post(
+        "/v1/channels", headers=platform.admin, json={"provider": "fax", "secret": "x"}
+    )
+    assert answer.status_code == 422
+    assert answer.json()["error"]["details"][0]["path"] == "provider"
+
+
+def test_a_signed_delivery_is_stored_and_its_retry_is_not_stored_again(platform: Platform) -> None:
+    added = platform.add("typeform", SECRET, MAPPED)
+    first = post_typeform(platform, added["webhook_path"], typeform_body())
+    retry = post_typeform(platform, added["webhook_path"], typeform_body())
+    assert (first.status_code, retry.status_code) == (200, 200)
+    events = platform.events()
+    assert [(e["type"], e["payload"]["kind"]) for e in events] == [
+        ("survey.answered", "nps"), ("survey.answered", "csat")]  # fmt: skip
+    assert {e["tenant_id"] for e in events} == {"acme"}
+
+
+def test_a_bad_signature_is_401_and_nothing_is_kept(platform: Platform) -> None:
+    added = platform.add("typeform", SECRET, MAPPED)
+    answer = post_typeform(platform, added["webhook_path"], typeform_body(), secret="wrong")
+    assert answer.status_code == 401 and answer.json()["error"]["code"] == "bad_signature"
+    assert platform.events() == [] and platform.channels.dead_letters() == []
+
+
+def test_unknown_or_removed_channels_are_404(platform: Platform) -> None:
+    added = platform.add("typeform", SECRET, MAPPED)
+    wrong_provider = added["webhook_path"].replace("typeform", "shopify")
+    assert post_typeform(platform, wrong_provider, typeform_body()).status_code == 404
+    assert (
+        post_typeform(
+            platform, "/v1/webhooks/typeform/ch_nosuchchannel00", typeform_body()
+        ).status_code
+        == 404
+    )
+    assert (
+        platform.client.delete(
+            f"/v1/channels/{added['channel_id']}", headers=platform.admin
+        ).status_code
+        == 204
+    )
+    assert post_typeform(platform, added["webhook_path"], typeform_body()).status_code == 404
+
+
+def test_unmappable_is_kept_then_replayed_after_the_fix(platform: Platform) -> None:
+    added = platform.add("typeform", SECRET, {"questions": {}})
+    answer = post_typeform(platform, added["webhook_path"], typeform_body())
+    assert answer.status_code == 200  # Typeform must stop retrying: the delivery is kept
+    [letter] = platform.channels.dead_letters(tenant_id="acme")
+    assert letter.body == typeform_body() and letter.provider == "typeform"
+    assert [v["path"] for v in letter.violations] == ["form_response.answers"]
+    assert platform.events() == []
+
+    still = replay_webhooks(platform.channels, platform.publisher, tenant_id="acme")
+    assert (still.restored, still.duplicates, still.still_failing) == (0, 0, 1)
+
+    fixed = platform.client.patch(f"/v1/channels/{added['channel_id']}", headers=platform.admin,
+                                  json={"settings": MAPPED})  # fmt: skip
+    assert fixed.status_code == 200
+    report = replay_webhooks(platform.channels, platform.publisher, tenant_id="acme")
+    assert (report.restored, report.duplicates, report.still_failing) == (1, 0, 0)
+    assert len(platform.events()) == 2
+    assert platform.channels.dead_letters(tenant_id="acme") == []
+
+
+def test_a_batch_with_one_bad_item_keeps_the_rest_and_the_item(platform: Platform) -> None:
+    private, public = signing.sendgrid_keypair()
+    added = platform.add("sendgrid", public, {})
+    fixture = json.loads((FIXTURES / "sendgrid" / "item_without_id.json").read_text())
+    body = fixture["body"].encode()
+    headers = signing.sendgrid_headers(private, body, int(NOW.timestamp()))
+    answer = platform.client.post(added["webhook_path"], content=body, headers=headers)
+    assert answer.status_code == 200
+    assert [e["type"] for e in platform.events()] == ["email.delivered"]
+    [letter] = platform.channels.dead_letters(provider="sendgrid")
+    assert [v["path"] for v in letter.violations] == ["1.sg_event_id"]
+
+
+def test_twilio_gets_twiml_and_the_signed_url_includes_the_query(platform: Platform) -> None:
+    added = platform.add("twilio-voice", "token", {})
+    fixture = json.loads((FIXTURES / "twilio-voice" / "completed.json").read_text())
+    url = added["webhook_url"] + "?queue=billing&agent=ana&hold_s=60"
+    body = fixture["body"].encode()
+    answer = platform.client.post(
+        url, content=body, headers=signing.twilio_headers("token", url, body)
+    )
+    assert answer.status_code == 200 and b"<Response>" in answer.content
+    [event] = platform.events()
+    assert (event["type"], event["payload"]["talk_s"], event["payload"]["agent"]) == (
+        "call.ended",
+        300.0,
+        "ana",
+    )
+
+
+def test_an_oversized_delivery_is_413_and_nothing_is_kept(platform: Platform) -> None:
+    added = platform.add("typeform", SECRET, MAPPED)
+    body = b'{"x": "' + b"a" * (IngestSettings().max_body_bytes + 10) + b'"}'
+    answer = post_typeform(platform, added["webhook_path"], body)
+    assert answer.status_code == 413
+    assert platform.events() == [] and platform.channels.dead_letters() == []
+
+
+def test_a_secret_the_platform_key_cannot_open_is_503_not_a_refusal(platform: Platform) -> None:
+    added = platform.add("typeform", SECRET, MAPPED)
+    platform.channels._box = SecretBox(platform_key(Path("/nonexistent"), new_key_text()))
+    answer = post_typeform(platform, added["webhook_path"], typeform_body())
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "60"
+    assert SECRET not in answer.text
+
+
+def test_channel_configuration_needs_a_key_before_its_body_is_read(platform: Platform) -> None:
+    huge = b'{"provider": "typeform", "secret": "' + b"a" * 200_000 + b'"}'
+    json_type = {"Content-Type": "application/json"}
+    assert platform.client.post("/v1/channels", content=huge, headers=json_type).status_code == 401
+    answer = platform.client.post(
+        "/v1/channels", content=huge, headers={**platform.admin, **json_type}
+    )
+    assert answer.status_code == 413
+
+
+def test_invalid_configuration_lists_every_path(platform: Platform) -> None:
+    answer = platform.client.post("/v1/channels", headers=platform.admin, json={"settings": []})
+    assert answer.status_code == 422
+    paths = sorted(d["path"] for d in answer.json()["error"]["details"])
+    assert paths == ["provider", "secret", "settings"]
+
+
+def test_twilio_behind_a_proxy_verifies_against_the_channels_public_url(platform: Platform) -> None:
+    added = platform.add("twilio-voice", "token", {})
+    public = f"https://cem.example.com/hooks/{added['channel_id']}"
+    platform.client.patch(f"/v1/channels/{added['channel_id']}", headers=platform.admin,
+                          json={"settings": {"public_url": public}})  # fmt: skip
+    fixture = json.loads((FIXTURES / "twilio-voice" / "completed.json").read_text())
+    body, query = fixture["body"].encode(), "?queue=billing&agent=ana"
+    signed_as_called = signing.twilio_headers("token", public + query, body)
+    answer = platform.client.post(
+        added["webhook_path"] + query, content=body, headers=signed_as_called
+    )
+    assert answer.status_code == 200
+    signed_as_seen = signing.twilio_headers("token", added["webhook_url"] + query, body)
+    assert (
+        platform.client.post(
+            added["webhook_path"] + query, content=body, headers=signed_as_seen
+        ).status_code
+        == 401
+    )

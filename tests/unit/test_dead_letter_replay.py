@@ -1,0 +1,55 @@
+"""Re-running the consumers' dead letters: what decodes now goes back on the topic with its
+original bytes; a producer's record without its kept tenant header, or bytes that still do not
+decode, stay failing; the tenant filter holds."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from cem.adapters.memory_log import MemoryLog
+from cem.dead_letter_replay import replay_consumer_letters
+from cem.ports import TOUCHPOINTS_TOPIC
+from schemas.validate import accept, encode
+from tests.events import survey_answer
+
+NOW = datetime(2026, 1, 31, 12, tzinfo=UTC)
+
+
+def row(value: bytes, key: str = "acme/cust-1") -> dict[str, Any]:
+    return {"stage": "projections", "topic": TOUCHPOINTS_TOPIC, "partition": 0, "offset": 7,
+            "key": key, "value_hex": value.hex(), "reason": "processing_failed", "error": "boom"}  # fmt: skip
+
+
+def stored(tenant: str) -> bytes:
+    event, _ = accept(survey_answer(), tenant, NOW)
+    return encode(event)
+
+
+def read_all(log: MemoryLog) -> list[Any]:
+    return log.poll(TOUCHPOINTS_TOPIC, "reader", 100, 0)
+
+
+def test_a_stored_record_goes_back_on_the_topic_unchanged() -> None:
+    log, value = MemoryLog(partitions=2), stored("acme")
+    report = replay_consumer_letters([row(value)], log)
+    assert (report.restored, report.duplicates, report.still_failing) == (1, 0, 0)
+    [record] = read_all(log)
+    assert record.value == value and record.key == b"acme/cust-1"
+    assert dict(record.headers)["tenant_id"] == b"acme"
+
+
+def test_what_still_cannot_be_decoded_stays_failing() -> None:
+    log = MemoryLog(partitions=2)
+    producer_record = json.dumps(survey_answer()).encode()  # its tenant header was not kept
+    report = replay_consumer_letters([row(b"\xff not json"), row(producer_record)], log)
+    assert (report.restored, report.still_failing) == (0, 2)
+    assert read_all(log) == []
+
+
+def test_the_tenant_filter_leaves_other_tenants_letters() -> None:
+    log = MemoryLog(partitions=2)
+    report = replay_consumer_letters([row(stored("acme")), row(stored("other"))], log, "acme")
+    assert (report.restored, report.still_failing) == (1, 1)
+    assert [dict(r.headers)["tenant_id"] for r in read_all(log)] == [b"acme"]
