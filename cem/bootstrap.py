@@ -13,11 +13,21 @@ from typing import Any
 from fastapi import FastAPI
 
 from cem import api_errors
+from cem.accounts import Accounts
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import SqliteLog, SqlitePublisher
+from cem.adapters.sqlite_users import SqliteUserStore
 from cem.clock import SystemClock
-from cem.ports import TOUCHPOINTS_TOPIC, Clock, EventLog, KeyStore, Publisher, Warehouse
+from cem.ports import (
+    TOUCHPOINTS_TOPIC,
+    Clock,
+    EventLog,
+    KeyStore,
+    Publisher,
+    UserStore,
+    Warehouse,
+)
 from cem.processing import Projection
 from cem.runner import Runner, ensure_tables
 from cem.settings import IngestSettings
@@ -50,6 +60,7 @@ class Platform:
     projections: list[Projection]
     identity: IdentityResolver | None
     app: FastAPI
+    users: UserStore | None = None
     runners: list[Runner] = field(default_factory=list)
     filer: IdentityFiler | None = field(init=False)
 
@@ -92,6 +103,7 @@ def build(
     keys: KeyStore | None = None,
     clock: Clock | None = None,
     identity: IdentityResolver | None = None,
+    users: UserStore | None = None,
 ) -> Platform:
     """Wire the embedded platform; any adapter given is used instead of the real one."""
     settings = settings or IngestSettings()
@@ -117,6 +129,7 @@ def build(
         default_projections(),
         identity,
         FastAPI(),
+        users or SqliteUserStore(data_dir / "users.sqlite"),
     )
     platform.app = create_app(platform)
     return platform
@@ -127,6 +140,7 @@ def create_app(platform: Platform) -> FastAPI:
     from cem.telemetry import router as telemetry_router
     from services.ingest.router import router as ingest_router
     from services.query_api.app import include_query_routes
+    from services.query_api.web import include_web
 
     app = FastAPI(
         title="cem",
@@ -142,10 +156,12 @@ def create_app(platform: Platform) -> FastAPI:
         "warehouse": platform.warehouse,
         "identity": platform.identity,
         "platform": platform,
+        "accounts": Accounts(platform.users, platform.clock) if platform.users else None,
     }
     for name, value in state.items():
         setattr(app.state, name, value)
     app.include_router(ingest_router)
     app.include_router(telemetry_router)
     include_query_routes(app, health=lambda: {"mode": "embedded", "lag": platform.lag()})
+    include_web(app)
     return app

@@ -6,9 +6,13 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cem.auth import ROLES
 from cem.ports import KeyStore
+
+if TYPE_CHECKING:  # argon2 loads only for the commands that use accounts
+    from cem.accounts import Accounts
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -59,6 +63,55 @@ def _keys_revoke(args: argparse.Namespace) -> int:
     except KeyError:
         print(f"no key with id {args.key_id!r}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _accounts(args: argparse.Namespace) -> Accounts:
+    """People's accounts beside the keys: SQLite in the data directory, or PostgreSQL."""
+    from cem.accounts import Accounts
+    from cem.clock import SystemClock
+    from cem.distributed import users_from_settings
+    from cem.settings import CoreSettings
+
+    Path(args.data_dir).mkdir(parents=True, exist_ok=True)
+    return Accounts(users_from_settings(CoreSettings(data_dir=Path(args.data_dir))), SystemClock())
+
+
+def _new_password(given: str | None) -> tuple[str, bool]:
+    """The password to set and whether to print it: given, typed at a terminal, or generated."""
+    from cem.accounts import generate_password
+
+    if given is not None:
+        return given, False
+    if sys.stdin.isatty():
+        import getpass
+
+        typed = getpass.getpass("password (empty: generate one): ")
+        if typed and typed != getpass.getpass("again: "):
+            raise SystemExit("the passwords differ")
+        if typed:
+            return typed, False
+    return generate_password(), True
+
+
+def _users_create(args: argparse.Namespace) -> int:
+    from cem.accounts import AccountError
+
+    password, show = _new_password(args.password)
+    try:
+        user = _accounts(args).create(args.tenant, args.role, args.email, password)
+    except (AccountError, ValueError) as exc:
+        print(f"cem users create: {exc}", file=sys.stderr)
+        return 2
+    if show:
+        print(password)
+    print(f"user {user.email} · tenant {user.tenant_id} · role {user.role}", file=sys.stderr)
+    return 0
+
+
+def _users_list(args: argparse.Namespace) -> int:
+    for user in _accounts(args).store.users(args.tenant):
+        print("\t".join((user.email, user.tenant_id, user.role, user.created_at.isoformat())))
     return 0
 
 
@@ -168,6 +221,22 @@ def parser() -> argparse.ArgumentParser:
     _add_data_dir(revoke)
     revoke.add_argument("key_id")
     revoke.set_defaults(func=_keys_revoke)
+
+    users = sub.add_parser("users", help="manage people's accounts (console and dashboard)")
+    user_commands = users.add_subparsers(dest="users", required=True)
+    ucreate = user_commands.add_parser(
+        "create", help="create an account (password prompted, or generated and printed once)"
+    )
+    _add_data_dir(ucreate)
+    ucreate.add_argument("--tenant", required=True)
+    ucreate.add_argument("--role", required=True, choices=("agent", "manager", "admin"))
+    ucreate.add_argument("--email", required=True)
+    ucreate.add_argument("--password", default=None, help="default: prompt, else generate")
+    ucreate.set_defaults(func=_users_create)
+    ulist = user_commands.add_parser("list", help="list accounts (without passwords)")
+    _add_data_dir(ulist)
+    ulist.add_argument("--tenant", default=None)
+    ulist.set_defaults(func=_users_list)
 
     sim = sub.add_parser("simulate", help="drive a running instance with generated traffic")
     sim.add_argument("--url", required=True)

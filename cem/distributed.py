@@ -25,9 +25,19 @@ from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse
 from cem.adapters.kafka_log import KafkaLog
 from cem.adapters.postgres_idempotency import PostgresIdempotencyIndex
 from cem.adapters.postgres_keys import PostgresKeyStore
+from cem.adapters.postgres_users import PostgresUserStore
 from cem.adapters.sqlite_keys import SqliteKeyStore
+from cem.adapters.sqlite_users import SqliteUserStore
 from cem.clock import SystemClock
-from cem.ports import TOUCHPOINTS_TOPIC, Clock, EventLog, KeyStore, LogUnavailable, Warehouse
+from cem.ports import (
+    TOUCHPOINTS_TOPIC,
+    Clock,
+    EventLog,
+    KeyStore,
+    LogUnavailable,
+    UserStore,
+    Warehouse,
+)
 from cem.publishing import IdempotencyIndex, IdempotentPublisher
 from cem.settings import CoreSettings, IngestSettings, QuerySettings
 
@@ -74,6 +84,7 @@ class QueryService:
     warehouse: Warehouse
     keys: KeyStore
     identity: IdentityResolver | None = None  # None: CEM_IDENTITY=rule
+    users: UserStore | None = None
     closed: bool = False
 
     def start(self) -> None:
@@ -84,12 +95,13 @@ class QueryService:
             self.closed = True
             self.warehouse.close()
             _close(self.keys)
+            _close(self.users)
             if self.identity is not None:
                 self.identity.close()
 
 
-def _close(keys: KeyStore) -> None:
-    close = getattr(keys, "close", None)  # the KeyStore port has no close; the stores do
+def _close(store: KeyStore | UserStore | None) -> None:
+    close = getattr(store, "close", None)  # the ports have no close; the stores do
     if close is not None:
         close()
 
@@ -135,6 +147,16 @@ def keystore_from_settings(settings: CoreSettings | None = None) -> KeyStore:
     return SqliteKeyStore(settings.data_dir / "keys.sqlite")
 
 
+def users_from_settings(settings: CoreSettings | None = None) -> UserStore:
+    """People's accounts in the configured mode's store, beside the keys: PostgreSQL when
+    distributed, else the SQLite file in the data directory (the one `cem up` uses)."""
+    settings = settings or CoreSettings()
+    if settings.mode == "distributed":
+        return PostgresUserStore(postgres_dsn(settings))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return SqliteUserStore(settings.data_dir / "users.sqlite")
+
+
 def build_ingest(
     settings: IngestSettings | None = None,
     *,
@@ -169,6 +191,7 @@ def build_query_api(
     warehouse: Warehouse | None = None,
     keys: KeyStore | None = None,
     identity: IdentityResolver | None = None,
+    users: UserStore | None = None,
 ) -> QueryService:
     """The query API on the ClickHouse server (the database CEM_CLICKHOUSE_URL names, which the
     workers write) with the PostgreSQL key store and, when CEM_IDENTITY=eventsourced, the identity
@@ -181,5 +204,6 @@ def build_query_api(
     url = settings.clickhouse_url
     warehouse = warehouse or ClickHouseWarehouse(url, database=warehouse_database(url))
     keys = keys or PostgresKeyStore(postgres_dsn(settings))
-    app = create_app(warehouse, keys, identity)
-    return QueryService(settings, app, warehouse, keys, identity)
+    users = users or PostgresUserStore(postgres_dsn(settings))
+    app = create_app(warehouse, keys, identity, users)
+    return QueryService(settings, app, warehouse, keys, identity, users)
