@@ -11,6 +11,7 @@ from pathlib import Path
 
 import uvicorn
 
+from cem.accounts import USER_ROLES, Accounts, generate_password
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.bootstrap import Platform, build
 from cem.ports import KeyStore
@@ -47,6 +48,25 @@ def demo_keys(keys: KeyStore, data_dir: Path) -> dict[str, str]:
     return created
 
 
+def demo_users(accounts: Accounts, data_dir: Path) -> dict[str, tuple[str, str]]:
+    """One person per role (agent, manager, admin) for the demo tenant, as role → (email,
+    password); kept in the data directory (mode 0600) so reruns print the same."""
+    path = data_dir / "demo-users.json"
+    if path.exists():
+        stored = {role: (pair[0], pair[1]) for role, pair in json.loads(path.read_text()).items()}
+        if all(accounts.store.user_by_email(email) for email, _ in stored.values()):
+            return stored
+    created: dict[str, tuple[str, str]] = {}
+    for role in USER_ROLES:
+        email, password = f"{role}@demo.example", generate_password()
+        if accounts.store.user_by_email(email) is None:
+            accounts.create(DEMO_TENANT, role, email, password)
+            created[role] = (email, password)
+    path.write_text(json.dumps(created, indent=2))
+    path.chmod(0o600)
+    return created
+
+
 def seed_and_simulate(url: str, ingest_key: str, opts: UpOptions, stop: threading.Event) -> None:
     """Post months of history through the real ingest API, then keep live traffic flowing."""
     from cem import demo, simulate
@@ -65,9 +85,16 @@ def seed_and_simulate(url: str, ingest_key: str, opts: UpOptions, stop: threadin
     simulate.live_traffic(url, ingest_key, population, rng, opts.demo_rate, stop)
 
 
-def print_banner(url: str, keys: dict[str, str] | None, sample_customer: str | None) -> None:
+def print_banner(
+    url: str,
+    keys: dict[str, str] | None,
+    sample_customer: str | None,
+    users: dict[str, tuple[str, str]] | None = None,
+) -> None:
     lines = [
         "cem is running (embedded mode)",
+        f"  agent console   {url}/console   (sign in at {url}/signin)",
+        f"  CX dashboard    {url}/dashboard (managers and admins)",
         f"  API docs        {url}/docs",
         f"  health          {url}/health",
         f"  ingest          POST {url}/v1/events",
@@ -80,6 +107,11 @@ def print_banner(url: str, keys: dict[str, str] | None, sample_customer: str | N
     if keys:
         lines.append("  demo keys (tenant 'demo'; send as 'Authorization: Bearer <key>'):")
         lines += [f"    {role:<8} {secret}" for role, secret in keys.items()]
+    if users:
+        lines.append(f"  demo people (tenant 'demo'; sign in at {url}/signin):")
+        lines += [
+            f"    {role:<8} {email:<22} {password}" for role, (email, password) in users.items()
+        ]
     print("\n".join(lines), flush=True)
 
 
@@ -92,13 +124,15 @@ def run(opts: UpOptions, settings: IngestSettings | None = None) -> None:
         platform.start()
     url = f"http://{opts.host}:{opts.port}"
     keys = demo_keys(platform.keys, opts.data_dir) if opts.demo else None
+    accounts = platform.app.state.accounts
+    users = demo_users(accounts, opts.data_dir) if opts.demo and accounts else None
     stop = threading.Event()
     if keys:
         seeder = threading.Thread(
             target=seed_and_simulate, args=(url, keys["ingest"], opts, stop), daemon=True
         )
         seeder.start()
-    print_banner(url, keys, None)
+    print_banner(url, keys, None, users)
     try:
         uvicorn.run(platform.app, host=opts.host, port=opts.port, log_level="warning")
     finally:

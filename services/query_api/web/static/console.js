@@ -5,9 +5,11 @@
   const { t, api, el, when, query, showError } = CEM;
   const $ = (id) => document.getElementById(id);
   const PAGE = 50;
+  // Channel badges are short labels in a colour per channel (app.css): readable without any
+  // emoji font, which many desktops and headless browsers lack.
   const ICONS = {
-    web: "🌐", mobile_app: "📱", email: "✉️", phone: "📞", chat: "💬", sms: "📨",
-    social: "👥", store: "🏬", survey: "⭐", other: "•",
+    web: "WEB", mobile_app: "APP", email: "MAIL", phone: "TEL", chat: "CHAT", sms: "SMS",
+    social: "SOC", store: "SHOP", survey: "SURV", other: "•",
   };
   const isManager = ["manager", "admin"].includes(document.body.dataset.role);
   let current = null; // { id, cursor, seen:Set, filters, stream, poller }
@@ -99,7 +101,7 @@
     const months = Math.max(1, (new Date(p.last_seen) - new Date(p.first_seen)) / (30.44 * 86400e3));
     $("f-frequency").textContent = `${(p.orders.count / months).toFixed(2)} ${t("per_month")}`;
     $("f-channels").replaceChildren(...p.channels.map((c) =>
-      el("span", { class: "chip" }, `${ICONS[c.channel] || "•"} ${c.channel} (${c.events})`)));
+      el("span", { class: "chip" }, el("span", { class: `icon ch-${c.channel}` }, ICONS[c.channel] || "•"), ` ${c.channel} (${c.events})`)));
     $("f-last").textContent = `${when(p.last_seen)} · ${p.last_channel} · ${p.last_touchpoint}`;
     $("f-cases").replaceChildren(...(p.open_cases.length
       ? p.open_cases.map((c) => el("span", { class: "chip warn" }, c.subject || c.case_id))
@@ -195,7 +197,7 @@
       toggle.textContent = payload.hidden ? t("show_payload") : t("hide_payload");
     });
     return el("li", { class: "event", dataset: { eventId: entry.event_id, channel: entry.channel } },
-      el("span", { class: "icon", title: entry.channel, "aria-label": entry.channel }, ICONS[entry.channel] || "•"),
+      el("span", { class: `icon ch-${entry.channel}`, title: entry.channel, "aria-label": entry.channel }, ICONS[entry.channel] || "•"),
       el("time", { datetime: entry.derived_at }, when(entry.derived_at)),
       el("span", { class: "summary" }, entry.summary || entry.type),
       el("span", { class: "muted small" }, `${entry.type} · ${entry.touchpoint}`),

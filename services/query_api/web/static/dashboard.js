@@ -76,7 +76,7 @@
     $("sat-empty").textContent = t("no_data");
     $("satisfaction").tBodies[0].replaceChildren(...cells.map((cell) => {
       const metricCell = (name) => {
-        const low = (cell.counts[name] || 0) < minN;
+        const low = value(cell, name) !== null && cell.counts[name] < minN;
         return el("td", { class: low ? "num low-n" : "num", dataset: { metric: name, n: cell.counts[name] || 0 },
           title: low ? t("low_n") : null }, shown(cell, name), low ? el("span", { class: "low-n-sample", "aria-hidden": "true" }, "*") : null);
       };
