@@ -49,6 +49,7 @@ from bench.common import (
     render_table,
     write_json,
 )
+from bench.console import SseProbe, first_page_latency
 from cem import demo
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import INSERT_RECORD, LOG_SCHEMA, SqliteLog, SqlitePublisher
@@ -97,6 +98,9 @@ class Plan:
     freshness_rate: float = 20.0
     timeline_requests: int = 500
     satisfaction_requests: int = 150
+    console_requests: int = 300
+    sse_streams: int = 200
+    sse_rate: float = 10.0
     seed: int = 7
 
     @classmethod
@@ -672,7 +676,11 @@ def drive(
         plan.batched_clients, plan.batched_customers,
     )  # fmt: skip
     result: dict[str, Any] = {"url": target.url}
+    # Consoles stay open on other customers during the batched load (bench/console.py).
+    probe = sse_probe(target, plan, templates[0])
+    probe.start()
     result["batched"] = end_to_end(target, work) | {"batch_size": plan.batch_size}
+    result["sse"] = probe.stop()
     wait_idle()  # the satisfaction group may still be behind the timeline
     say(f"  end-to-end, single events: {plan.single_events:,}")
     work = make_workload(
@@ -689,7 +697,22 @@ def drive(
     result["satisfaction"] = api_latency(
         target, "/v1/satisfaction/touchpoints", {"bucket": "day"}, plan.satisfaction_requests
     )
+    say("  console first page (profile + 50 timeline entries)")
+    result["console_first_page"] = first_page_latency(
+        target.url, target.read_key, plan.heavy_customer, plan.console_requests
+    )
     return result
+
+
+def sse_probe(target: Target, plan: Plan, template: dict[str, Any]) -> SseProbe:
+    say(f"  {plan.sse_streams} live streams open during the batched load")
+
+    def make_event(customer: str) -> dict[str, Any]:
+        return _event(template, customer, int(time.time() * 1000))
+
+    return SseProbe(
+        target.url, target.ingest_key, target.read_key, make_event, plan.sse_streams, plan.sse_rate
+    )
 
 
 # --- running the phases ----------------------------------------------------------------------
@@ -736,6 +759,7 @@ def summary_rows(raw: dict[str, Any], load: dict[str, Any], api: dict[str, Any])
     point = raw["chdb_point_query"]
     timeline_raw, satisfaction_raw = load["raw_timeline_query"], load["raw_satisfaction_query"]
     b, s, f = api["batched"], api["single"], api["freshness"]
+    c, sse = api["console_first_page"], api["sse"]
     return [
         Row("raw SQLite append (sqlite3, 1,000/txn)", sqlite_rate, "ev/s"),
         Row("SqliteLog.append (1,000/call)", raw["sqlitelog_append"]["rate"], "ev/s",
@@ -763,6 +787,12 @@ def summary_rows(raw: dict[str, Any], load: dict[str, Any], api: dict[str, Any])
             raw_name="point query", raw_value=point["p99"]),
         Row("satisfaction p99 (API, 30 days by day)", api["satisfaction"]["p99"], "s",
             raw_name="warehouse", raw_value=satisfaction_raw["p99"]),
+        Row("console first page p50 (profile + 50 entries)", c["p50"], "s"),
+        Row("console first page p99 (profile + 50 entries)", c["p99"], "s", Goal("at_most", 0.3)),
+        Row(f"SSE delivery p50 ({sse['streams']} streams, batched load)", sse["p50"], "s"),
+        Row(f"SSE delivery p99 ({sse['streams']} streams, batched load)", sse["p99"], "s",
+            Goal("at_most", 1.0)),
+        Row("SSE messages lost / repeated", sse["missing"] + sse["repeated"], "count"),
         Row("peak RSS, server", api["peak_rss_bytes"] or 0, "bytes"),
         Row("peak RSS, bench loader", load["peak_rss_bytes"] or 0, "bytes"),
     ]  # fmt: skip

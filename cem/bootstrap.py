@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from cem import api_errors
+from cem import api_errors, web_security
 from cem.accounts import Accounts
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.sqlite_keys import SqliteKeyStore
@@ -146,8 +146,11 @@ def create_app(platform: Platform) -> FastAPI:
         title="cem",
         version="0.1.0",
         description="Event-sourced omnichannel customer-experience platform (embedded mode).",
+        docs_url=None,  # cem.web_security serves /docs from local files
+        redoc_url=None,
     )
     api_errors.install(app)
+    web_security.install(app)
     state: dict[str, Any] = {
         "publisher": platform.publisher,
         "keys": platform.keys,

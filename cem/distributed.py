@@ -85,6 +85,8 @@ class QueryService:
     keys: KeyStore
     identity: IdentityResolver | None = None  # None: CEM_IDENTITY=rule
     users: UserStore | None = None
+    # Managers' alert actions are events: the query API publishes them like ingest does.
+    publisher: IdempotentPublisher | None = None
     closed: bool = False
 
     def start(self) -> None:
@@ -93,6 +95,9 @@ class QueryService:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            if self.publisher is not None:
+                self.publisher.log.close()
+                self.publisher.index.close()
             self.warehouse.close()
             _close(self.keys)
             _close(self.users)
@@ -192,6 +197,7 @@ def build_query_api(
     keys: KeyStore | None = None,
     identity: IdentityResolver | None = None,
     users: UserStore | None = None,
+    publisher: IdempotentPublisher | None = None,
 ) -> QueryService:
     """The query API on the ClickHouse server (the database CEM_CLICKHOUSE_URL names, which the
     workers write) with the PostgreSQL key store and, when CEM_IDENTITY=eventsourced, the identity
@@ -205,5 +211,13 @@ def build_query_api(
     warehouse = warehouse or ClickHouseWarehouse(url, database=warehouse_database(url))
     keys = keys or PostgresKeyStore(postgres_dsn(settings))
     users = users or PostgresUserStore(postgres_dsn(settings))
-    app = create_app(warehouse, keys, identity, users)
-    return QueryService(settings, app, warehouse, keys, identity, users)
+    publisher = publisher or alert_publisher(settings)
+    app = create_app(warehouse, keys, identity, publisher=publisher, users=users)
+    return QueryService(settings, app, warehouse, keys, identity, users=users, publisher=publisher)
+
+
+def alert_publisher(settings: CoreSettings, timeout_s: float = 5.0) -> IdempotentPublisher:
+    """The query API's publisher (alert lifecycle events): the ingest's log and claims."""
+    index = PostgresIdempotencyIndex(postgres_dsn(settings), timeout_s=timeout_s)
+    log = kafka_log(settings, timeout_s)
+    return IdempotentPublisher(log, index, TOUCHPOINTS_TOPIC, timeout_s=timeout_s)

@@ -141,6 +141,16 @@ def decode_batch(
     return decoded
 
 
+def stamp_position(produced: Rows, rec: Consumed) -> None:
+    """Fill in the log position a projection asked for by leaving `log_partition` and
+    `log_offset` in a row: only the batch knows where its record sits in the log (the console's
+    live stream follows arrival into the warehouse by that position)."""
+    for rows in produced.values():
+        for row in rows:
+            if "log_offset" in row:
+                row["log_partition"], row["log_offset"] = rec.partition, rec.offset
+
+
 def project_batch(
     decoded: Decoded, project: Project, homes: Sequence[str | Unfiled] | None = None
 ) -> BatchResult:
@@ -158,6 +168,7 @@ def project_batch(
             result.dead_letters.append(_dead(decoded.stage, rec, "processing_failed", exc))
             continue
         result.events += 1
+        stamp_position(produced, rec)
         for table, rows in produced.items():
             result.rows[table].extend(rows)
     return result

@@ -106,7 +106,8 @@ def serve_http(service: IngestService | QueryService, host: str | None, port: in
     service.start()
     close_on_shutdown(service)
     try:
-        uvicorn.run(service.app, host=host or ServerSettings().host, port=port)
+        # No `server` banner (cem.web_security).
+        uvicorn.run(service.app, host=host or ServerSettings().host, port=port, server_header=False)
     finally:
         service.close()  # when the server did not start; closing twice is harmless
 

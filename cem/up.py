@@ -134,7 +134,14 @@ def run(opts: UpOptions, settings: IngestSettings | None = None) -> None:
         seeder.start()
     print_banner(url, keys, None, users)
     try:
-        uvicorn.run(platform.app, host=opts.host, port=opts.port, log_level="warning")
+        # No `server` banner: it only tells an attacker what to look up.
+        uvicorn.run(
+            platform.app,
+            host=opts.host,
+            port=opts.port,
+            log_level="warning",
+            server_header=False,
+        )
     finally:
         stop.set()
         platform.stop()

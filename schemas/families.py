@@ -171,6 +171,24 @@ class CaseResolved(Case):
     resolution: Annotated[SafeStr, StringConstraints(max_length=1000)] | None = None
 
 
+# --- alert lifecycle (a manager's actions on an at-risk alert) --------------------------------
+Note = Annotated[SafeStr, StringConstraints(min_length=1, max_length=2000)]
+
+
+class AlertAction(Payload):
+    alert_id: Name
+    actor: Name | None = Field(None, description="the key or person who acted")
+    note: Note | None = None
+
+
+class AlertAssigned(AlertAction):
+    assignee: Name
+
+
+class AlertResolved(AlertAction):
+    note: Note
+
+
 # --- surveys ---------------------------------------------------------------------------------
 SurveyKind = Literal["nps", "csat", "ces"]
 # METRICS.md v1: NPS 0-10, CSAT 1-5, CES 2.0 1-7.
@@ -255,6 +273,9 @@ FAMILIES: dict[str, tuple[type[BaseModel], frozenset[Channel]]] = {
     "case.reopened": (Case, _ANY),
     "survey.sent": (SurveySent, _ANY),
     "survey.answered": (SurveyAnswered, _ANY),
+    "alert.assigned": (AlertAssigned, frozenset({Channel.other})),
+    "alert.acknowledged": (AlertAction, frozenset({Channel.other})),
+    "alert.resolved": (AlertResolved, frozenset({Channel.other})),
 }
 
 CUSTOM_PREFIX = "custom."

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from cem import api_errors, telemetry
+from cem import api_errors, telemetry, web_security
 from cem.ports import Clock, KeyStore, Publisher
 from cem.settings import IngestSettings
 from cem.telemetry import Telemetry
@@ -25,8 +25,9 @@ def create_app(
 
     `quota` defaults to the CEM_INGEST_QUOTA_* settings; pass a `QuotaLimiter` to control its time.
     """
-    app = FastAPI(title="cem ingest", version="0.1.0")
+    app = FastAPI(title="cem ingest", version="0.1.0", docs_url=None, redoc_url=None)
     api_errors.install(app)
+    web_security.install(app)
     app.state.publisher = publisher
     app.state.keys = keys
     app.state.ingest_settings = settings

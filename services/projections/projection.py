@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from cem.customer_key import customer_key
 from cem.processing import Rows
 from schemas.envelope import Event
-from services.projections import sql
+from services.projections import arrivals, sql
 from services.projections.lookup import to_identifier_rows
 from services.projections.profile import to_profile_facts
 from services.projections.timeline import to_timeline_rows
@@ -16,11 +17,15 @@ class ProjectionsProjection:
     name = "projections"
 
     def ddl(self, version: tuple[int, ...]) -> list[str]:
-        return sql.ddl(version)
+        return sql.ddl(version) + arrivals.ddl(version)
 
     def rows(self, event: Event, customer_id: str | None = None) -> Rows:
+        home = customer_id or customer_key(event.customer)
+        # Arrivals last: runners insert tables in this order, so an arrival a live stream sees
+        # always finds its timeline row (services/projections/arrivals.py).
         return {
-            sql.TIMELINE: to_timeline_rows(event, customer_id),
-            sql.PROFILE_FACTS: to_profile_facts(event, customer_id),
-            sql.IDENTIFIERS: to_identifier_rows(event, customer_id),
+            sql.TIMELINE: to_timeline_rows(event, home),
+            sql.PROFILE_FACTS: to_profile_facts(event, home),
+            sql.IDENTIFIERS: to_identifier_rows(event, home),
+            arrivals.ARRIVALS: arrivals.to_arrival_rows(event, home),
         }

@@ -25,7 +25,14 @@ from cem.dialect import replacing_engine
 from cem.ports import Warehouse
 from services.projections.lookup import MAX_MATCHES, CustomerMatch, matches_from_rows
 from services.projections.profile import FactGroup, Profile, fold_profile
-from services.projections.timeline import Cursor, TimelineFilter, TimelinePage, page_from_rows
+from services.projections.timeline import (
+    Cursor,
+    TimelineEntry,
+    TimelineFilter,
+    TimelinePage,
+    entry_from_row,
+    page_from_rows,
+)
 
 TIMELINE = "customer_timeline"
 PROFILE_FACTS = "profile_facts"
@@ -141,6 +148,27 @@ def read_timeline(
     if not page.entries and not customer_exists(warehouse, tenant_id, customer):
         return None
     return page
+
+
+def read_entries(
+    warehouse: Warehouse, tenant_id: str, customer: Members, event_ids: Sequence[str]
+) -> dict[str, TimelineEntry]:
+    """The timeline entries of the given events among the customer's rows, by event id (the live
+    stream's messages: the same shape as a timeline page's entries)."""
+    if not event_ids:
+        return {}
+    members, params = members_filter(customer)
+    names = [f"event_{i}" for i in range(len(event_ids))]
+    wanted = ", ".join(f"{{{name}:String}}" for name in names)
+    rows = warehouse.select(
+        f"""SELECT event_id, derived_at, occurred_at, received_at, clock_corrected, channel,
+               type, touchpoint, source_id, correlation_id, summary, payload_json, identifiers
+            FROM {TIMELINE}
+            WHERE tenant_id = {{tenant_id:String}} AND {members} AND event_id IN ({wanted})
+            LIMIT 1 BY event_id""",
+        {"tenant_id": tenant_id, **params, **dict(zip(names, event_ids, strict=True))},
+    )
+    return {row["event_id"]: entry_from_row(row) for row in rows}
 
 
 # --- profile ---------------------------------------------------------------------------------

@@ -210,6 +210,9 @@ _SUMMARIES: dict[str, Callable[[Any], list[str]]] = {
     "case.reopened": lambda p: ["Case reopened", f"case {p.case_id}"],
     "survey.sent": lambda p: [f"{p.kind.upper()} survey sent"],
     "survey.answered": _survey_answered,
+    "alert.assigned": lambda p: ["Alert assigned", _labelled("to", p.assignee), quote(p.note)],
+    "alert.acknowledged": lambda p: ["Alert acknowledged", _labelled("by", p.actor), quote(p.note)],
+    "alert.resolved": lambda p: ["Alert resolved", _labelled("by", p.actor), quote(p.note)],
 }
 
 

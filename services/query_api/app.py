@@ -7,10 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
-from cem import api_errors
+from cem import api_errors, web_security
 from cem.accounts import Accounts
 from cem.clock import SystemClock
-from cem.ports import KeyStore, UserStore, Warehouse
+from cem.ports import KeyStore, Publisher, UserStore, Warehouse
 from services.identity.resolver import IdentityResolver
 
 
@@ -29,32 +29,47 @@ def include_query_routes(app: FastAPI, health: Callable[[], dict[str, Any]]) -> 
     for unified customer histories and the identity API (without it, the identity API answers 503
     and a customer is exactly the key its events were filed under)."""
     from services.identity.router import router as identity_router
-    from services.query_api.routers import alerts, customers, satisfaction, search
+    from services.query_api.routers import (
+        alert_lifecycle,
+        alerts,
+        customers,
+        responses,
+        satisfaction,
+        search,
+        stream,
+    )
 
     app.include_router(health_router(health))
     # Before customers: its `/v1/customers/{customer_id:path}` would swallow `/identities`.
     app.include_router(identity_router)
     app.include_router(search.router)
+    app.include_router(stream.router)  # before customers, for the same reason
     app.include_router(customers.router)
     app.include_router(satisfaction.router)
+    app.include_router(responses.router)
     app.include_router(alerts.router)
+    app.include_router(alert_lifecycle.router)
 
 
 def create_app(
     warehouse: Warehouse,
     keys: KeyStore,
     identity: IdentityResolver | None = None,
+    publisher: Publisher | None = None,
     users: UserStore | None = None,
 ) -> FastAPI:
     """The query API alone (distributed mode: one process per service); `identity` is the
     resolver on the shared identity store (`build_identity(IdentitySettings())`)."""
-    app = FastAPI(title="cem query API", version="0.1.0")
+    app = FastAPI(title="cem query API", version="0.1.0", docs_url=None, redoc_url=None)
     api_errors.install(app)
+    web_security.install(app)
     app.state.warehouse, app.state.keys = warehouse, keys
     if identity is not None:
         app.state.identity = identity
     # People sign in to the console and dashboard this app serves (`services.query_api.web`).
     app.state.accounts = Accounts(users, SystemClock()) if users is not None else None
+    if publisher is not None:  # managers' alert actions are published as events
+        app.state.publisher = publisher
     include_query_routes(app, health=lambda: {"service": "query-api"})
     from services.query_api.web import include_web
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from cem.processing import Rows
 from schemas.envelope import Event
-from services.satisfaction import sql
+from services.satisfaction import lifecycle_sql, sql
 from services.satisfaction.alerts import to_alert_rows
+from services.satisfaction.lifecycle import is_alert_action, to_action_row
 from services.satisfaction.responses import (
     is_interaction,
     is_survey_answer,
@@ -20,11 +21,13 @@ class SatisfactionProjection:
     name = "satisfaction"
 
     def ddl(self, version: tuple[int, ...]) -> list[str]:
-        return sql.ddl(version)
+        return sql.ddl(version) + lifecycle_sql.ddl(version)
 
     def rows(self, event: Event, customer_id: str | None = None) -> Rows:
         if is_survey_answer(event):
             return self._answer_rows(event, customer_id)
+        if is_alert_action(event):
+            return {lifecycle_sql.ACTIONS_TABLE: [to_action_row(event)]}
         if is_interaction(event):
             return {sql.INTERACTIONS_TABLE: [to_interaction_row(event)]}
         return {}

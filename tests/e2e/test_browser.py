@@ -4,6 +4,8 @@ signing in sees. Screenshots of each screen go to docs/screenshots/ (`CEM_SCREEN
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import subprocess
 import sys
@@ -214,15 +216,32 @@ def test_an_agent_searches_sees_the_timeline_and_a_new_event_arrives_live(
 
     fresh = event("message.received", "chat", ids, datetime.now(UTC), {"text": "hola, ¿y mi pedido?"},
                   touchpoint=f"chat-{tag}")  # fmt: skip
+    # The page notes when the entry appears (the browser's clock is this machine's clock), so the
+    # measure is the page's, not the polling of this test.
+    page.driver.execute_script(WATCH_FOR_ENTRY, fresh["event_id"])
     api.post_ok(deployment.key(TENANT_A, "ingest"), fresh)
-    acked = time.monotonic()
-    page.wait(lambda: fresh["event_id"] in timeline_ids(page), 10, "the new event, without reload")
-    seen_after_s = time.monotonic() - acked
+    acked = time.time()
+    seen_ms = page.wait(
+        lambda: page.driver.execute_script("return window.cemSeenAt || null"), 10, "the new event"
+    )
+    seen_after_s = seen_ms / 1000 - acked
     print(
         f"{deployment.name}: new event on the open page {seen_after_s * 1000:.0f} ms after its 2xx"
     )
-    assert timeline_ids(page)[0] == fresh["event_id"]
+    assert timeline_ids(page)[0] == fresh["event_id"]  # on top, without a reload
     assert seen_after_s <= 1.0
+
+
+WATCH_FOR_ENTRY = """
+window.cemSeenAt = null;
+const wanted = arguments[0];
+new MutationObserver((changes, observer) => {
+  if (document.querySelector(`#timeline li[data-event-id="${wanted}"]`)) {
+    window.cemSeenAt = Date.now();
+    observer.disconnect();
+  }
+}).observe(document.getElementById("timeline"), { childList: true });
+"""
 
 
 def dashboard_cells(page: Page, touchpoint: str) -> dict[str, str]:
@@ -338,3 +357,55 @@ def test_the_console_fits_a_phone(
         page.screenshot("console-phone")
     finally:
         page.driver.set_window_size(1280, 900)
+
+
+def cell_from_rows(rows: list[dict[str, str]]) -> dict[str, str]:
+    """A dashboard cell from export rows (one per bucket): n and the n-weighted metric values."""
+    n = sum(int(r[f"responses.{kind}"]) for r in rows for kind in ("nps", "csat", "ces"))
+    cell = {"n": str(n)}
+    for name in ("csat@1", "nps@1", "ces@1", "ces_easy@1"):
+        pairs = [(float(r[f"metrics.{name}.value"]), int(r[f"metrics.{name}.n"]))
+                 for r in rows if r[f"metrics.{name}.value"] not in ("", None)]  # fmt: skip
+        total = sum(w for _, w in pairs)
+        cell[name] = f"{sum(v * w for v, w in pairs) / total:.1f}" if total else "—"
+    return cell
+
+
+def test_the_csv_export_equals_the_screen(
+    page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
+) -> None:
+    page.sign_in(people[(TENANT_A, "manager")])
+    page.open("/dashboard")
+    touchpoint = f"line-{customer['tag']}"
+    shown = dashboard_cells(page, touchpoint)
+    link = page.find("#export-csv").get_attribute("href")
+    text: str = page.driver.execute_async_script(
+        "const [url, done] = arguments; fetch(url).then(r => r.text()).then(done, e => done(String(e)));",
+        link,
+    )
+    rows = [r for r in csv.DictReader(io.StringIO(text)) if r["touchpoint"] == touchpoint]
+    assert rows, text[:500]
+    expected = cell_from_rows(rows)
+    assert {k: shown[k] for k in expected} == expected
+
+
+def test_resolving_an_alert_shows_on_the_customers_timeline(
+    page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
+) -> None:
+    customer_id = customer["ids"]["customer_id"]
+    page.sign_in(people[(TENANT_A, "manager")])
+    page.open("/dashboard")
+    row_css = f'#alerts tr[data-alert-id] a[href$="{customer_id}"]'
+    page.wait(lambda: page.all(row_css), what="the customer's alert in the queue")
+    row = page.find(row_css).find_element("xpath", "ancestor::tr")
+    alert_id = row.get_attribute("data-alert-id")
+    row.find_element("css selector", 'input[aria-label="Note"]').send_keys("called back, refunded")
+    row.find_element("css selector", 'button[data-action="resolve"]').click()
+    resolved = f'#alerts tr[data-alert-id="{alert_id}"][data-status="resolved"]'
+    page.wait(lambda: page.all(resolved), what="the alert resolved in the queue")
+    page.screenshot("dashboard-alerts")
+    page.open(f"/console#customer={customer_id}")
+    page.wait(
+        lambda: any("alert.resolved" in li.text for li in page.all("#timeline li.event")),
+        what="alert.resolved on the timeline",
+    )

@@ -29,7 +29,7 @@ ANA = {"customer_id": "cust-ana", "email": "ana.garcia@example.com", "phone": "+
 @pytest.fixture
 def app(warehouse: ChdbWarehouse) -> FastAPI:
     ensure_tables(warehouse, [ProjectionsProjection()])
-    app = create_app(warehouse, MemoryKeyStore(), None, MemoryUserStore())
+    app = create_app(warehouse, MemoryKeyStore(), users=MemoryUserStore())
     store(warehouse, "acme", [{**raw, "customer": ANA} for raw in ana_history()])
     return app
 

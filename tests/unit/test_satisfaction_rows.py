@@ -15,7 +15,7 @@ from cem.ports import Consumed
 from cem.processing import process_batch, to_micros
 from schemas.envelope import Event
 from schemas.validate import accept, encode
-from services.satisfaction import sql
+from services.satisfaction import lifecycle_sql, sql
 from services.satisfaction.attribution import Attribution, attribute, latest_interactions
 from services.satisfaction.projection import SatisfactionProjection
 
@@ -167,14 +167,19 @@ def test_a_poison_survey_answer_becomes_a_dead_letter_and_the_batch_goes_on() ->
 
 def test_ddl_is_replacing_merge_tree_without_partitions_or_version_specific_types() -> None:
     statements = projection.ddl((18, 16, 1))
-    assert len(statements) == 3
+    assert len(statements) == 4
     for statement in statements:
         assert "ReplacingMergeTree" in statement
         assert "PARTITION BY" not in statement
         for banned in ("Nullable", "LowCardinality", "DateTime64", "Map(", "JSON"):
             assert banned not in statement
     tables = {re.search(r"EXISTS (\w+)", s).group(1) for s in statements}  # type: ignore[union-attr]
-    assert tables == {sql.RESPONSES_TABLE, sql.INTERACTIONS_TABLE, sql.ALERTS_TABLE}
+    assert tables == {
+        sql.RESPONSES_TABLE,
+        sql.INTERACTIONS_TABLE,
+        sql.ALERTS_TABLE,
+        lifecycle_sql.ACTIONS_TABLE,
+    }
 
 
 # --- attribution reference --------------------------------------------------------------------

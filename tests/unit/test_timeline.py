@@ -60,6 +60,9 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
     "case.reopened": ("email", {"case_id": "C-7"}),
     "survey.sent": ("email", {"survey_id": "s1", "kind": "nps"}),
     "survey.answered": ("survey", {"kind": "csat", "score": 2, "comment": "Late again"}),
+    "alert.assigned": ("other", {"alert_id": "a1", "assignee": "ana", "note": "call back"}),
+    "alert.acknowledged": ("other", {"alert_id": "a1", "actor": "key-1"}),
+    "alert.resolved": ("other", {"alert_id": "a1", "actor": "key-1", "note": "refund sent"}),
 }
 
 

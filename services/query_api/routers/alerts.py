@@ -11,16 +11,19 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from cem.api_errors import ApiError
 from cem.auth import CAN_READ_AGGREGATES, require
 from cem.ports import Principal
 from cem.processing import to_micros
+from services.query_api.exports import ExportFormat, download_items
 from services.query_api.routers.customers import members_of
 from services.query_api.routers.satisfaction import TOUCHPOINT_PATTERN, utc
 from services.satisfaction.alerts import RULE_SET
+from services.satisfaction.lifecycle import Status
+from services.satisfaction.lifecycle_sql import AlertState, read_states
 from services.satisfaction.sql import AlertQuery, read_alerts
 
 router = APIRouter(tags=["alerts"])
@@ -44,6 +47,9 @@ class AlertOut(BaseModel):
     correlation_id: str | None
     raised_at: datetime
     message: str
+    status: Status = Field(Status.open, description="open, assigned, acknowledged or resolved")
+    assignee: str | None = Field(None, description="who the alert is assigned to")
+    note: str | None = Field(None, description="the latest note of a manager's action")
 
 
 class AlertList(BaseModel):
@@ -55,11 +61,12 @@ def _from_micros(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
 
-def _alert_out(row: dict[str, Any]) -> AlertOut:
+def _alert_out(row: dict[str, Any], state: AlertState | None = None) -> AlertOut:
     # '' is how the warehouse stores "unknown" (no Nullable columns); the API says null.
     optional = {name: row[name] or None for name in ("agent", "queue", "correlation_id")}
     raised_at = _from_micros(int(row["raised_at"]))
-    return AlertOut.model_validate({**row, **optional, "raised_at": raised_at})
+    lifecycle = vars(state) if state is not None else {}
+    return AlertOut.model_validate({**row, **optional, "raised_at": raised_at, **lifecycle})
 
 
 def _customers(request: Request, tenant_id: str, customer_id: str | None) -> tuple[str, ...] | None:
@@ -75,7 +82,11 @@ def _customers(request: Request, tenant_id: str, customer_id: str | None) -> tup
         return (customer_id,)
 
 
-@router.get("/v1/alerts", response_model=AlertList)
+@router.get(
+    "/v1/alerts",
+    response_model=AlertList,
+    responses={200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}},
+)
 def list_alerts(
     request: Request,
     principal: Principal = Depends(require(CAN_READ_AGGREGATES)),
@@ -88,7 +99,8 @@ def list_alerts(
     ),
     touchpoint: str | None = Query(None, pattern=TOUCHPOINT_PATTERN, max_length=64),
     limit: int = Query(100, ge=1, le=1000),
-) -> AlertList:
+    format: ExportFormat = Query(ExportFormat.json, description="json, or a csv/parquet download"),
+) -> AlertList | Response:
     """At-risk customer alerts of the caller's tenant, newest first."""
     start = utc("since", since)
     # The tenant comes only from the credential: another tenant's customer id finds nothing (S01).
@@ -101,4 +113,10 @@ def list_alerts(
         limit=limit,
     )
     rows = read_alerts(request.app.state.warehouse, query)
-    return AlertList(rule_set=RULE_SET, alerts=[_alert_out(row) for row in rows])
+    states = read_states(
+        request.app.state.warehouse, query.tenant_id, [r["alert_id"] for r in rows]
+    )
+    alerts = [_alert_out(row, states.get(row["alert_id"])) for row in rows]
+    if format != ExportFormat.json:
+        return download_items(alerts, list(AlertOut.model_fields), "alerts", format)
+    return AlertList(rule_set=RULE_SET, alerts=alerts)

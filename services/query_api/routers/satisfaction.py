@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from cem.api_errors import ApiError
@@ -13,6 +13,7 @@ from cem.auth import CAN_READ_AGGREGATES, require
 from cem.ports import Principal
 from cem.processing import to_micros
 from schemas.envelope import Channel
+from services.query_api.exports import ExportFormat, download_items, touchpoint_columns
 from services.satisfaction.metrics import DEFINITIONS, MIN_CONFIDENT_N, Definition, MetricValue
 from services.satisfaction.sql import (
     TouchpointMetrics,
@@ -136,7 +137,11 @@ def _bucket_out(row: TouchpointMetrics) -> TouchpointBucket:
     )
 
 
-@router.get("/v1/satisfaction/touchpoints", response_model=TouchpointSatisfaction)
+@router.get(
+    "/v1/satisfaction/touchpoints",
+    response_model=TouchpointSatisfaction,
+    responses={200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}},
+)
 def touchpoint_satisfaction(
     request: Request,
     principal: Principal = Depends(require(CAN_READ_AGGREGATES)),
@@ -145,7 +150,8 @@ def touchpoint_satisfaction(
     channel: Channel | None = Query(None, description="attributed channel"),
     touchpoint: str | None = Query(None, pattern=TOUCHPOINT_PATTERN, max_length=64),
     bucket: Bucket = Query("day"),
-) -> TouchpointSatisfaction:
+    format: ExportFormat = Query(ExportFormat.json, description="json, or a csv/parquet download"),
+) -> TouchpointSatisfaction | Response:
     """Responses and every metric definition per touchpoint × channel × bucket, oldest first."""
     start, end = _window(request, since, until, bucket)
     # The tenant comes only from the credential, never from the request (S01).
@@ -158,6 +164,9 @@ def touchpoint_satisfaction(
         touchpoint=touchpoint or "",
     )
     rows = read_touchpoint_metrics(request.app.state.warehouse, query)
+    if format != ExportFormat.json:
+        buckets = [_bucket_out(row) for row in rows]
+        return download_items(buckets, touchpoint_columns(), "satisfaction-touchpoints", format)
     return TouchpointSatisfaction(
         tenant_id=principal.tenant_id,
         since=start,

@@ -3,7 +3,9 @@
 Sign-in is protected against login CSRF by a double-submit token (the form field must equal a
 cookie only this site can set); once signed in, every state-changing request carries the session's
 own token (form field here, `X-CSRF-Token` header on the scripts' fetch calls; see `cem.auth`).
-The session cookie is HttpOnly, SameSite=Strict, and Secure over TLS.
+The session cookie is HttpOnly, SameSite=Strict, and Secure over TLS. The pages have no inline
+script or style: they work under the strict content-security policy `cem.web_security` puts on
+every answer.
 """
 
 from __future__ import annotations
@@ -28,13 +30,6 @@ templates = Jinja2Templates(directory=HERE / "templates")
 SIGNIN_CSRF_COOKIE = "cem_signin_csrf"
 MANAGERS = frozenset({"manager", "admin"})
 MAX_FORM_BYTES = 8 * 1024
-# The pages' own policy; no inline script or style anywhere, so 'self' is all they need.
-PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
 
 
 def _secure(request: Request) -> bool:
@@ -47,7 +42,7 @@ def _render(
     lang = language_of(request)
     page = {"lang": lang, "languages": LANGUAGES, "t": MESSAGES[lang], "messages": MESSAGES[lang]}
     response = templates.TemplateResponse(
-        request, name, {**page, **context}, status_code=status_code, headers=PAGE_HEADERS
+        request, name, {**page, **context}, status_code=status_code
     )
     if request.query_params.get("lang") in LANGUAGES:
         # Remembered for the next pages; not a credential, so readable by the scripts.

@@ -192,13 +192,23 @@
         act("resolve", t("resolve"), () => withNote({}))));
   }
 
+  function showStatus(alertId, status) {
+    const row = [...$("alerts").tBodies[0].rows].find((r) => r.dataset.alertId === alertId);
+    if (!row) return;
+    row.dataset.status = status;
+    row.querySelector(".alert-status").textContent = t(`status_${status}`);
+    if (status === "resolved") row.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+  }
+
   async function alertAction(alert, action, payload) {
     if (action === "resolve" && !payload.note) { $("alerts-status").textContent = t("note_required"); return; }
     if (action === "assign" && !payload.assignee) { $("alerts-status").textContent = t("assignee"); return; }
     try {
-      await api(`/v1/alerts/${encodeURIComponent(alert.alert_id)}/${action}`, { method: "POST", body: payload });
+      const done = await api(`/v1/alerts/${encodeURIComponent(alert.alert_id)}/${action}`, { method: "POST", body: payload });
       $("alerts-status").textContent = "";
-      loadAlerts();
+      showStatus(alert.alert_id, done.status);
+      // The action is an event on the log: the queue shows it once it has been processed.
+      setTimeout(loadAlerts, 2000);
     } catch (error) {
       const reason = error.status === 404 || error.status === 405 ? t("unavailable") : error.message;
       $("alerts-status").textContent = `${t("error")} ${reason}`;

@@ -1,0 +1,187 @@
+"""Arrivals: where each timeline row sits in the event log, so live streams follow arrival.
+
+A customer's live stream (`GET /v1/customers/{id}/stream`) must deliver every new timeline row
+once, including late events whose `occurred_at` is old. Event time cannot be the stream's cursor,
+and neither can a clock read by the writer (two writers' inserts become visible in any order).
+The log position can: each partition of the log is consumed by one writer at a time, in offset
+order, and a batch's rows are inserted before its offsets are committed. So once the arrival of
+offset `o` of partition `p` is visible, every earlier arrival of `p` is visible too, and a cursor
+that holds the last offset seen per partition loses and repeats nothing.
+
+The `stream_arrivals` row of an event is written after its timeline row (same batch, tables in
+order), so an arrival always finds its timeline row. A replay rebuilds identical rows: the
+positions are those of the log being replayed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cem.dialect import replacing_engine
+from cem.ports import Warehouse
+from schemas.envelope import Event
+
+ARRIVALS = "stream_arrivals"
+# Bounds a catch-up after a long disconnection: a console then reloads the page instead.
+MAX_CATCH_UP = 5000
+MAX_POLL = 20_000
+
+Positions = dict[int, int]  # log partition -> last offset seen (or delivered)
+
+
+def ddl(version: tuple[int, ...]) -> list[str]:
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {ARRIVALS} (
+            log_partition UInt32, log_offset Int64, tenant_id String, customer_id String,
+            event_id String
+        ) {replacing_engine(("log_partition", "log_offset"), version)}"""
+    ]
+
+
+def to_arrival_rows(event: Event, customer_id: str) -> list[dict[str, Any]]:
+    """The arrival row of an event; the batch fills `log_partition` and `log_offset` in
+    (`cem.processing.stamp_position`), since a projection cannot know them."""
+    return [
+        {
+            "log_partition": None,
+            "log_offset": None,
+            "tenant_id": event.tenant_id,
+            "customer_id": customer_id,
+            "event_id": str(event.event_id),
+        }
+    ]
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One timeline row's place in the log."""
+
+    partition: int
+    offset: int
+    tenant_id: str
+    customer_id: str
+    event_id: str
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Arrival:
+        return cls(
+            int(row["log_partition"]),
+            int(row["log_offset"]),
+            row["tenant_id"],
+            row["customer_id"],
+            row["event_id"],
+        )
+
+
+# --- cursor -----------------------------------------------------------------------------------
+class InvalidStreamCursor(ValueError):
+    """A Last-Event-ID this API did not hand out."""
+
+
+def encode_positions(positions: Positions) -> str:
+    text = ",".join(f"{p}:{o}" for p, o in sorted(positions.items()))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=") or "-"
+
+
+def decode_positions(cursor: str) -> Positions:
+    """The inverse of `encode_positions`; raises InvalidStreamCursor on anything else."""
+    if cursor == "-":
+        return {}
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        pairs = (item.split(":") for item in text.split(","))
+        positions = {int(p): int(o) for p, o in pairs}
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidStreamCursor("not a stream cursor of this API") from exc
+    if any(p < 0 or p > 65_535 or o < -1 for p, o in positions.items()):
+        raise InvalidStreamCursor("not a stream cursor of this API")
+    return positions
+
+
+def advance(positions: Positions, newer: Positions) -> Positions:
+    """Pointwise maximum: the later of two cursors, partition by partition."""
+    merged = dict(positions)
+    for partition, offset in newer.items():
+        merged[partition] = max(offset, merged.get(partition, -1))
+    return merged
+
+
+# --- queries ----------------------------------------------------------------------------------
+def after_condition(positions: Positions) -> tuple[str, dict[str, Any]]:
+    """`(arrived after these positions)`: an offset past the cursor in a partition it knows, or
+    any offset of a partition it does not know yet (none of which it can have seen)."""
+    if not positions:
+        return "1", {}
+    parts, params = [], {}
+    for i, (partition, offset) in enumerate(sorted(positions.items())):
+        parts.append(f"(log_partition = {{p_{i}:UInt32}} AND log_offset > {{o_{i}:Int64}})")
+        params[f"p_{i}"], params[f"o_{i}"] = partition, offset
+    known = ", ".join(f"{{p_{i}:UInt32}}" for i in range(len(positions)))
+    parts.append(f"log_partition NOT IN ({known})")
+    return "(" + " OR ".join(parts) + ")", params
+
+
+def up_to_condition(positions: Positions) -> tuple[str, dict[str, Any]]:
+    """`(arrived at or before these positions)`; nothing when they are empty."""
+    if not positions:
+        return "0", {}
+    parts, params = [], {}
+    for i, (partition, offset) in enumerate(sorted(positions.items())):
+        parts.append(f"(log_partition = {{q_{i}:UInt32}} AND log_offset <= {{r_{i}:Int64}})")
+        params[f"q_{i}"], params[f"r_{i}"] = partition, offset
+    return "(" + " OR ".join(parts) + ")", params
+
+
+_COLUMNS = "log_partition, log_offset, tenant_id, customer_id, event_id"
+
+
+def latest_positions(warehouse: Warehouse) -> Positions:
+    """The last arrival of every partition: where a new stream starts."""
+    rows = warehouse.select(
+        f"SELECT log_partition, max(log_offset) AS last FROM {ARRIVALS} GROUP BY log_partition"
+    )
+    return {int(r["log_partition"]): int(r["last"]) for r in rows}
+
+
+def poll_arrivals(warehouse: Warehouse, positions: Positions) -> list[Arrival]:
+    """Every tenant's arrivals after `positions`, in log order: one query serves every stream."""
+    after, params = after_condition(positions)
+    rows = warehouse.select(
+        f"""SELECT {_COLUMNS} FROM {ARRIVALS} WHERE {after}
+            ORDER BY log_partition, log_offset LIMIT 1 BY log_partition, log_offset
+            LIMIT {MAX_POLL}""",
+        params,
+    )
+    return [Arrival.from_row(r) for r in rows]
+
+
+def arrivals_between(
+    warehouse: Warehouse,
+    tenant_id: str,
+    members: Sequence[str],
+    after: Positions,
+    up_to: Positions,
+) -> list[Arrival]:
+    """One customer's arrivals after `after` and at or before `up_to`, in log order."""
+    after_sql, after_params = after_condition(after)
+    up_to_sql, up_to_params = up_to_condition(up_to)
+    names = [f"member_{i}" for i in range(len(members))]
+    in_members = ", ".join(f"{{{name}:String}}" for name in names)
+    rows = warehouse.select(
+        f"""SELECT {_COLUMNS} FROM {ARRIVALS}
+            WHERE tenant_id = {{tenant_id:String}} AND customer_id IN ({in_members})
+              AND {after_sql} AND {up_to_sql}
+            ORDER BY log_partition, log_offset LIMIT 1 BY log_partition, log_offset
+            LIMIT {MAX_CATCH_UP}""",
+        {
+            "tenant_id": tenant_id,
+            **dict(zip(names, members, strict=True)),
+            **after_params,
+            **up_to_params,
+        },
+    )
+    return [Arrival.from_row(r) for r in rows]

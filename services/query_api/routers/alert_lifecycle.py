@@ -1,0 +1,135 @@
+"""Closing the loop on at-risk alerts: `POST /v1/alerts/{alert_id}/assign|acknowledge|resolve`.
+
+Managers and admins only. Each action is published as an event on the log through the same
+publisher as ingest (idempotent, acknowledged before the answer), filed under the alert's
+customer: it shows on the customer's timeline and survives `cem replay`. The status `GET
+/v1/alerts` shows is the projection of those events, so it follows within the processing delay.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Path, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from cem.api_errors import ApiError
+from cem.auth import require
+from cem.ports import Principal, Publisher, PublishStatus
+from schemas.families import Note
+from schemas.validate import InvalidEvent, accept
+from services.ingest.batch import to_outgoing
+from services.query_api.routers.satisfaction import now
+from services.satisfaction.lifecycle import (
+    Action,
+    Command,
+    InvalidTransition,
+    Status,
+    next_status,
+)
+from services.satisfaction.lifecycle_sql import AlertState, find_alert, read_states
+
+router = APIRouter(tags=["alerts"])
+
+CAN_ACT_ON_ALERTS = frozenset({"manager", "admin"})
+Manager = Annotated[Principal, Depends(require(CAN_ACT_ON_ALERTS))]
+AlertId = Annotated[str, Path(min_length=1, max_length=200)]
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no such alert for the caller's tenant"},
+    409: {"description": "the action is not allowed from the alert's current status"},
+    503: {"description": "the event log cannot acknowledge now; retry later"},
+}
+
+
+class AssignBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    assignee: str = Field(min_length=1, max_length=200, examples=["ana@example.com"])
+    note: Note | None = None
+
+
+class AcknowledgeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: Note | None = None
+
+
+class ResolveBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: Note = Field(description="what was done; shown on the customer's timeline")
+
+
+class AlertActionResult(BaseModel):
+    alert_id: str
+    status: Status = Field(description="the status this action leads to")
+    event_id: str = Field(description="the event recorded on the log")
+
+
+def _publisher(request: Request) -> Publisher:
+    publisher: Publisher | None = getattr(request.app.state, "publisher", None)
+    if publisher is None:
+        raise ApiError(503, "unavailable", "this server cannot record alert actions")
+    return publisher
+
+
+def _current(request: Request, tenant_id: str, alert_id: str) -> tuple[str, AlertState]:
+    warehouse = request.app.state.warehouse
+    alert = find_alert(warehouse, tenant_id, alert_id)
+    if alert is None:
+        raise ApiError(404, "not_found", "no such alert")
+    state = read_states(warehouse, tenant_id, [alert_id]).get(alert_id, AlertState())
+    return alert["customer_id"], state
+
+
+def _act(
+    request: Request,
+    principal: Principal,
+    alert_id: str,
+    action: Action,
+    note: str | None,
+    assignee: str | None = None,
+) -> AlertActionResult:
+    customer_id, state = _current(request, principal.tenant_id, alert_id)
+    try:
+        status = next_status(state.status, action)
+    except InvalidTransition as exc:
+        raise ApiError(409, "invalid_transition", str(exc)) from None
+    command = Command(action, alert_id, customer_id, principal.key_id, note, assignee)
+    at = now(request)
+    try:
+        event, fingerprint = accept(command.to_raw_event(at), principal.tenant_id, at)
+    except InvalidEvent as exc:  # e.g. a customer id no event could carry
+        raise ApiError(422, "invalid_request", str(exc)) from None
+    [published] = _publisher(request).publish([to_outgoing(event, fingerprint)])
+    assert published == PublishStatus.accepted, "a fresh event id is never a duplicate"
+    return AlertActionResult(alert_id=alert_id, status=status, event_id=str(event.event_id))
+
+
+@router.post("/v1/alerts/{alert_id}/assign", response_model=AlertActionResult, responses=_RESPONSES)
+def assign_alert(
+    request: Request, principal: Manager, alert_id: AlertId, body: AssignBody
+) -> AlertActionResult:
+    """Give the alert to someone (again, to reassign it)."""
+    return _act(request, principal, alert_id, Action.assign, body.note, body.assignee)
+
+
+@router.post(
+    "/v1/alerts/{alert_id}/acknowledge", response_model=AlertActionResult, responses=_RESPONSES
+)
+def acknowledge_alert(
+    request: Request,
+    principal: Manager,
+    alert_id: AlertId,
+    body: Annotated[AcknowledgeBody | None, Body()] = None,
+) -> AlertActionResult:
+    """Say that someone is on it."""
+    note = body.note if body is not None else None
+    return _act(request, principal, alert_id, Action.acknowledge, note)
+
+
+@router.post(
+    "/v1/alerts/{alert_id}/resolve", response_model=AlertActionResult, responses=_RESPONSES
+)
+def resolve_alert(
+    request: Request, principal: Manager, alert_id: AlertId, body: ResolveBody
+) -> AlertActionResult:
+    """Close the alert with a note saying what was done."""
+    return _act(request, principal, alert_id, Action.resolve, body.note)

@@ -1,0 +1,93 @@
+"""`GET /v1/customers/{id}/stream`: a customer's new touchpoints, live, as Server-Sent Events.
+
+Same access rules as the timeline (agent, manager, admin; another tenant's customer is a 404).
+Each message is `id: <cursor>`, `event: touchpoint`, `data: <one timeline entry>`; a client that
+reconnects with `Last-Event-ID` (or `?last_event_id=`) first gets what arrived after that cursor,
+then live messages, and nothing twice. The cursor follows arrival into the warehouse, not event
+time, so a late event (old `occurred_at`) is delivered like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from cem.api_errors import ApiError
+from services.projections.arrivals import InvalidStreamCursor, Positions, decode_positions
+from services.projections.sql import customer_exists
+from services.query_api.routers.customers import CustomerId, Reader, members_of
+from services.query_api.stream import CustomerStream, StreamHub
+
+router = APIRouter(tags=["customers"])
+
+_STREAM_EXAMPLE = (
+    'id: MDoxMiwxOjQ\nevent: touchpoint\ndata: {"event_id": "…", "channel": "chat", …}\n\n'
+)
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "an endless `text/event-stream`; `: keep-alive` comments when idle",
+        "content": {
+            "text/event-stream": {"schema": {"type": "string"}, "example": _STREAM_EXAMPLE}
+        },
+    },
+    404: {"description": "no such customer for the caller's tenant"},
+    422: {"description": "a Last-Event-ID this API did not hand out"},
+}
+
+
+def stream_hub(request: Request) -> StreamHub:
+    """The app's one hub, made on the first stream (the app's warehouse is set by then)."""
+    hub: StreamHub | None = getattr(request.app.state, "stream_hub", None)
+    if hub is None:
+        hub = StreamHub(request.app.state.warehouse)
+        request.app.state.stream_hub = hub
+    return hub
+
+
+def _cursor(header: str | None, query: str | None) -> Positions | None:
+    given = header or query
+    if not given:
+        return None
+    try:
+        return decode_positions(given)
+    except InvalidStreamCursor as exc:
+        path = "header.last-event-id" if header else "query.last_event_id"
+        detail = {"code": "invalid_cursor", "message": str(exc), "path": path}
+        raise ApiError(422, "invalid_request", str(exc), [detail]) from None
+
+
+def _existing_members(request: Request, tenant_id: str, customer_id: str) -> list[str]:
+    members = members_of(request, tenant_id, customer_id)
+    if not customer_exists(request.app.state.warehouse, tenant_id, members):
+        raise ApiError(404, "not_found", "no such customer")
+    return members
+
+
+@router.get(
+    "/v1/customers/{customer_id:path}/stream",
+    response_class=StreamingResponse,
+    responses=_RESPONSES,
+)
+async def stream_customer(
+    request: Request,
+    principal: Reader,
+    customer_id: CustomerId,
+    last_event_id: Annotated[
+        str | None, Query(max_length=2000, description="as the Last-Event-ID header")
+    ] = None,
+    last_event_id_header: Annotated[
+        str | None, Header(alias="Last-Event-ID", max_length=2000)
+    ] = None,
+) -> StreamingResponse:
+    """New touchpoints of the customer (every merged member's), live; resumable."""
+    cursor = _cursor(last_event_id_header, last_event_id)
+    tenant_id = principal.tenant_id
+    # Blocking reads (identity store, warehouse) off the event loop that serves every stream.
+    members = await asyncio.to_thread(_existing_members, request, tenant_id, customer_id)
+    stream = CustomerStream(stream_hub(request), tenant_id, members, cursor)
+    # no-store: personal data; X-Accel-Buffering: a proxy must pass each message on at once.
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream.messages(), media_type="text/event-stream", headers=headers)

@@ -1,0 +1,193 @@
+"""Live customer streams: one poll of the warehouse's arrivals serves every open stream.
+
+A `StreamHub` per app polls `stream_arrivals` after its watermark (every tenant, every customer:
+one query per tick however many streams are open) and hands each arrival to the streams whose
+customer filed it. Each stream then reads the timeline entries of what it was handed, so the
+timeline table is read only for customers that have something new. Works the same on chdb and on
+a ClickHouse server: the arrivals table is plain SQL, positions are the log's (arrivals.py).
+
+Threading: everything here runs on the app's event loop; warehouse calls go to worker threads.
+Registration reads the watermark without awaiting, and the poll moves the watermark only in the
+same synchronous step that dispatches the arrivals up to it, so a stream registered at watermark W
+catches up to W from the warehouse and receives everything after W from the hub: no gap, no repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+import orjson
+
+from cem.ports import Warehouse
+from services.projections.arrivals import (
+    Arrival,
+    Positions,
+    advance,
+    arrivals_between,
+    encode_positions,
+    latest_positions,
+    poll_arrivals,
+)
+from services.projections.sql import read_entries
+
+logger = logging.getLogger(__name__)
+
+POLL_S = 0.2
+KEEP_ALIVE_S = 15.0
+# A browser's EventSource waits this long before reconnecting after a dropped connection.
+RETRY_MS = 1000
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One open stream: a customer (every member id) of one tenant, and what it was handed."""
+
+    tenant_id: str
+    members: tuple[str, ...]
+    queue: asyncio.Queue[list[Arrival]] = field(default_factory=asyncio.Queue)
+
+
+class StreamHub:
+    """Polls arrivals for every open stream of one app (see the module docstring)."""
+
+    def __init__(self, warehouse: Warehouse, poll_s: float = POLL_S) -> None:
+        self.warehouse, self.poll_s = warehouse, poll_s
+        self.watermark: Positions | None = None
+        self.by_customer: dict[tuple[str, str], set[Subscription]] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    async def subscribe(
+        self, tenant_id: str, members: Sequence[str]
+    ) -> tuple[Subscription, Positions]:
+        """Register a stream; returns it with the watermark from which the hub feeds it."""
+        if self.task is None or self.task.done():
+            # Idle until now: the old watermark is stale, and no open stream depends on it.
+            self.watermark = None
+        if self.watermark is None:
+            first = await asyncio.to_thread(latest_positions, self.warehouse)
+            if self.watermark is None:  # another stream may have set it while this one waited
+                self.watermark = first
+        subscription = Subscription(tenant_id, tuple(members))
+        for member in subscription.members:
+            self.by_customer.setdefault((tenant_id, member), set()).add(subscription)
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._run(), name="stream-hub")
+        return subscription, dict(self.watermark)
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        for member in subscription.members:
+            key = (subscription.tenant_id, member)
+            streams = self.by_customer.get(key, set())
+            streams.discard(subscription)
+            if not streams:
+                self.by_customer.pop(key, None)
+
+    async def _run(self) -> None:
+        # Stops when the last stream closes; the next subscription starts it again.
+        while self.by_customer:
+            try:
+                await self._poll_once()
+            except Exception:  # the warehouse is briefly unavailable: streams wait, then resume
+                logger.exception("stream hub poll failed; retrying")
+            await asyncio.sleep(self.poll_s)
+
+    async def _poll_once(self) -> None:
+        assert self.watermark is not None
+        arrivals = await asyncio.to_thread(poll_arrivals, self.warehouse, self.watermark)
+        self.dispatch(arrivals)
+
+    def dispatch(self, arrivals: Sequence[Arrival]) -> None:
+        """Hand each arrival to its customer's streams and move the watermark past them (one
+        synchronous step, see the module docstring)."""
+        handed: dict[Subscription, list[Arrival]] = {}
+        for arrival in arrivals:
+            for stream in self.by_customer.get((arrival.tenant_id, arrival.customer_id), ()):
+                handed.setdefault(stream, []).append(arrival)
+        for stream, batch in handed.items():
+            stream.queue.put_nowait(batch)
+        reached = {a.partition: a.offset for a in arrivals}
+        self.watermark = advance(self.watermark or {}, reached)
+
+
+def sse_message(cursor: str, event: str | None = None, data: bytes | None = None) -> bytes:
+    """One Server-Sent Events message; with only an id, it moves the client's Last-Event-ID
+    without firing an event (the SSE processing model ignores a message with no data)."""
+    lines = [f"id: {cursor}"]
+    if event is not None and data is not None:
+        lines += [f"event: {event}", f"data: {data.decode()}"]
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+@dataclass
+class CustomerStream:
+    """The messages of one open stream, from a cursor: catch-up first, then live."""
+
+    hub: StreamHub
+    tenant_id: str
+    members: Sequence[str]
+    cursor: Positions | None  # None: from now on
+    keep_alive_s: float = KEEP_ALIVE_S
+    # A producer writing straight to Kafka may put one event id at two offsets: shown once.
+    shown: set[str] = field(default_factory=set)
+
+    async def messages(self) -> AsyncIterator[bytes]:
+        subscription, watermark = await self.hub.subscribe(self.tenant_id, self.members)
+        try:
+            yield f"retry: {RETRY_MS}\n\n".encode()
+            position = dict(watermark) if self.cursor is None else dict(self.cursor)
+            if self.cursor is not None:
+                missed = await asyncio.to_thread(
+                    arrivals_between,
+                    self.hub.warehouse,
+                    self.tenant_id,
+                    self.members,
+                    self.cursor,
+                    watermark,
+                )
+                async for message in self._deliver(missed, position):
+                    yield message
+            # From here the hub feeds everything after the watermark; a cursor ahead of it
+            # (from another replica) is respected by `_deliver` skipping what it has seen.
+            position = advance(position, watermark)
+            yield sse_message(encode_positions(position))
+            async for message in self._live(subscription, position):
+                yield message
+        finally:
+            self.hub.unsubscribe(subscription)
+
+    async def _live(self, subscription: Subscription, position: Positions) -> AsyncIterator[bytes]:
+        while True:
+            try:
+                batch = await asyncio.wait_for(subscription.queue.get(), self.keep_alive_s)
+            except TimeoutError:
+                # Nothing queued: everything up to the hub's watermark reached this stream, so the
+                # client's cursor may move there (a later reconnect then reads less).
+                position.update(advance(position, self.hub.watermark or {}))
+                yield b": keep-alive\n" + sse_message(encode_positions(position))
+                continue
+            async for message in self._deliver(batch, position):
+                yield message
+
+    async def _deliver(
+        self, arrivals: Sequence[Arrival], position: Positions
+    ) -> AsyncIterator[bytes]:
+        fresh = [a for a in arrivals if a.offset > position.get(a.partition, -1)]
+        if not fresh:
+            return
+        entries = await asyncio.to_thread(
+            read_entries,
+            self.hub.warehouse,
+            self.tenant_id,
+            self.members,
+            [a.event_id for a in fresh],
+        )
+        for arrival in fresh:
+            position[arrival.partition] = arrival.offset
+            entry = entries.get(arrival.event_id)
+            if entry is not None and arrival.event_id not in self.shown:
+                self.shown.add(arrival.event_id)
+                data = orjson.dumps(entry.model_dump(mode="json"))
+                yield sse_message(encode_positions(position), "touchpoint", data)

@@ -1,0 +1,80 @@
+"""The alert lifecycle's pure rules: transitions, the event a command publishes, its row."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from schemas.validate import accept
+from services.satisfaction.lifecycle import (
+    Action,
+    Command,
+    InvalidTransition,
+    Status,
+    customer_ref,
+    next_status,
+    to_action_row,
+)
+
+AT = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("current", "action", "expected"),
+    [
+        (Status.open, Action.assign, Status.assigned),
+        (Status.acknowledged, Action.assign, Status.assigned),  # a reassignment
+        (Status.assigned, Action.acknowledge, Status.acknowledged),
+        (Status.open, Action.resolve, Status.resolved),
+        (Status.acknowledged, Action.resolve, Status.resolved),
+    ],
+)
+def test_allowed_transitions(current: Status, action: Action, expected: Status) -> None:
+    assert next_status(current, action) == expected
+
+
+@pytest.mark.parametrize(
+    ("current", "action"),
+    [(Status.resolved, a) for a in Action] + [(Status.acknowledged, Action.acknowledge)],
+)
+def test_refused_transitions(current: Status, action: Action) -> None:
+    with pytest.raises(InvalidTransition):
+        next_status(current, action)
+
+
+@pytest.mark.parametrize(
+    ("key", "ref"),
+    [
+        ("cust-1", {"customer_id": "cust-1"}),
+        ("email:ana@x.io", {"email": "ana@x.io"}),
+        ("phone:+34600000001", {"phone": "+34600000001"}),
+        ("anon:d-1", {"anonymous_id": "d-1"}),
+        ("ext:shop:42", {"external_ids": {"shop": "42"}}),
+    ],
+)
+def test_the_action_event_names_the_alerts_customer_by_its_key(
+    key: str, ref: dict[str, object]
+) -> None:
+    assert customer_ref(key) == ref
+
+
+def test_a_resolve_command_is_an_accepted_event_projecting_to_its_row() -> None:
+    command = Command(Action.resolve, "alert-1", "email:ana@x.io", "key-9", note="refund sent")
+    event, _ = accept(command.to_raw_event(AT), "acme", AT)
+    assert (event.type, event.channel.value, event.touchpoint) == (
+        "alert.resolved",
+        "other",
+        "alert_queue",
+    )
+    row = to_action_row(event)
+    assert row == {
+        "tenant_id": "acme",
+        "alert_id": "alert-1",
+        "event_id": str(event.event_id),
+        "status": "resolved",
+        "assignee": "",
+        "note": "refund sent",
+        "actor": "key-9",
+        "acted_at": int(AT.timestamp()) * 1_000_000,
+    }
