@@ -1,4 +1,10 @@
-"""Bearer-key authentication and role checks, shared by every HTTP service."""
+"""Authentication and role checks, shared by every HTTP service.
+
+A caller is a machine with a Bearer key or a person with a session cookie (`cem.accounts`): the
+same roles and tenant rules apply to both. A cookie is sent by the browser on its own, so a request
+that changes state on the cookie's strength must also carry the session's CSRF token in
+`X-CSRF-Token`, which another site's page cannot read (synchronizer token pattern, S11).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ from collections.abc import Callable
 
 from fastapi import Request
 
+from cem.accounts import Accounts, ActiveSession
 from cem.api_errors import ApiError
 from cem.ports import KeyStore, Principal
 
@@ -14,6 +21,9 @@ ROLES = ("ingest", "agent", "manager", "admin")
 CAN_INGEST = frozenset({"ingest", "admin"})
 CAN_READ_CUSTOMERS = frozenset({"agent", "manager", "admin"})
 CAN_READ_AGGREGATES = frozenset({"agent", "manager", "admin"})
+SESSION_COOKIE = "cem_session"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _bearer(request: Request) -> str:
@@ -36,17 +46,42 @@ def require(allowed: frozenset[str]) -> Callable[[Request], Principal]:
     """
 
     def dependency(request: Request) -> Principal:
-        keys: KeyStore = request.app.state.keys
-        principal = keys.authenticate(_bearer(request))
-        if principal is None:
-            raise ApiError(
-                401,
-                "unauthorized",
-                "unknown or revoked key",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        principal = _principal(request)
         if principal.role not in allowed:
             raise ApiError(403, "forbidden", f"role {principal.role!r} may not do this")
         return principal
 
     return dependency
+
+
+def _principal(request: Request) -> Principal:
+    """The key's principal when an Authorization header is sent, else the session cookie's."""
+    if "authorization" not in request.headers and SESSION_COOKIE in request.cookies:
+        return _session_principal(request)
+    keys: KeyStore = request.app.state.keys
+    principal = keys.authenticate(_bearer(request))
+    if principal is None:
+        raise ApiError(
+            401, "unauthorized", "unknown or revoked key", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return principal
+
+
+def session_of(request: Request) -> ActiveSession | None:
+    """The person signed in with this request's cookie, if the app has accounts and it is live."""
+    accounts: Accounts | None = getattr(request.app.state, "accounts", None)
+    secret = request.cookies.get(SESSION_COOKIE)
+    if accounts is None or not secret:
+        return None
+    return accounts.session(secret)
+
+
+def _session_principal(request: Request) -> Principal:
+    session = session_of(request)
+    if session is None:
+        raise ApiError(401, "unauthorized", "session expired or signed out: sign in again")
+    if request.method not in SAFE_METHODS and not session.csrf_matches(
+        request.headers.get(CSRF_HEADER)
+    ):
+        raise ApiError(403, "csrf_token_missing", "send the session's X-CSRF-Token header")
+    return session.principal()

@@ -13,13 +13,23 @@ from typing import Any
 from fastapi import FastAPI
 
 from cem import api_errors, readiness, web_security
+from cem.accounts import Accounts
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.sqlite_channels import SqliteChannelStore
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import SqliteLog, SqlitePublisher
+from cem.adapters.sqlite_users import SqliteUserStore
 from cem.channels import ChannelStore
 from cem.clock import SystemClock
-from cem.ports import TOUCHPOINTS_TOPIC, Clock, EventLog, KeyStore, Publisher, Warehouse
+from cem.ports import (
+    TOUCHPOINTS_TOPIC,
+    Clock,
+    EventLog,
+    KeyStore,
+    Publisher,
+    UserStore,
+    Warehouse,
+)
 from cem.private_files import private_dir
 from cem.processing import Projection
 from cem.runner import Runner, ensure_tables
@@ -61,6 +71,7 @@ class Platform:
     projections: list[Projection]
     identity: IdentityResolver | None
     app: FastAPI
+    users: UserStore | None = None
     runners: list[Runner] = field(default_factory=list)
     channels: ChannelStore | None = None
     filer: IdentityFiler | None = field(init=False)
@@ -107,6 +118,7 @@ def build(
     clock: Clock | None = None,
     identity: IdentityResolver | None = None,
     channels: ChannelStore | None = None,
+    users: UserStore | None = None,
 ) -> Platform:
     """Wire the embedded platform; any adapter given is used instead of the real one."""
     settings = settings or IngestSettings()
@@ -132,6 +144,7 @@ def build(
         default_projections(),
         identity,
         FastAPI(),
+        users or SqliteUserStore(data_dir / "users.sqlite"),
     )
     platform.channels = channels or embedded_channels(settings)
     platform.app = create_app(platform)
@@ -145,6 +158,7 @@ def create_app(platform: Platform) -> FastAPI:
     from services.ingest.router import router as ingest_router
     from services.ingest.segment_router import install_segment
     from services.query_api.app import include_query_routes
+    from services.query_api.web import include_web
 
     app = FastAPI(
         title="cem",
@@ -164,6 +178,7 @@ def create_app(platform: Platform) -> FastAPI:
         "identity": platform.identity,
         "platform": platform,
         "channels": platform.channels,
+        "accounts": Accounts(platform.users, platform.clock) if platform.users else None,
     }
     for name, value in state.items():
         setattr(app.state, name, value)
@@ -179,4 +194,5 @@ def create_app(platform: Platform) -> FastAPI:
             "warehouse": lambda: platform.warehouse.select("SELECT 1 AS ok"),
         },
     )
+    include_web(app)
     return app

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from cem import data_dir
 from cem.auth import ROLES
@@ -23,6 +23,10 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+if TYPE_CHECKING:  # argon2 loads only for the commands that use accounts
+    from cem.accounts import Accounts
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -86,6 +90,55 @@ def _keys_revoke(args: argparse.Namespace) -> int:
         _keystore(args).revoke(args.key_id)
     except KeyError:
         raise CliError(f"no key with id {args.key_id!r}") from None
+    return 0
+
+
+def _accounts(args: argparse.Namespace) -> Accounts:
+    """People's accounts beside the keys: SQLite in the data directory, or PostgreSQL."""
+    from cem.accounts import Accounts
+    from cem.clock import SystemClock
+    from cem.distributed import users_from_settings
+    from cem.settings import CoreSettings
+
+    Path(args.data_dir).mkdir(parents=True, exist_ok=True)
+    return Accounts(users_from_settings(CoreSettings(data_dir=Path(args.data_dir))), SystemClock())
+
+
+def _new_password(given: str | None) -> tuple[str, bool]:
+    """The password to set and whether to print it: given, typed at a terminal, or generated."""
+    from cem.accounts import generate_password
+
+    if given is not None:
+        return given, False
+    if sys.stdin.isatty():
+        import getpass
+
+        typed = getpass.getpass("password (empty: generate one): ")
+        if typed and typed != getpass.getpass("again: "):
+            raise SystemExit("the passwords differ")
+        if typed:
+            return typed, False
+    return generate_password(), True
+
+
+def _users_create(args: argparse.Namespace) -> int:
+    from cem.accounts import AccountError
+
+    password, show = _new_password(args.password)
+    try:
+        user = _accounts(args).create(args.tenant, args.role, args.email, password)
+    except (AccountError, ValueError) as exc:
+        print(f"cem users create: {exc}", file=sys.stderr)
+        return 2
+    if show:
+        print(password)
+    print(f"user {user.email} · tenant {user.tenant_id} · role {user.role}", file=sys.stderr)
+    return 0
+
+
+def _users_list(args: argparse.Namespace) -> int:
+    for user in _accounts(args).store.users(args.tenant):
+        print("\t".join((user.email, user.tenant_id, user.role, user.created_at.isoformat())))
     return 0
 
 
@@ -220,6 +273,26 @@ def _add_keys(sub: Any) -> None:
     _add_data_dir(revoke)
     revoke.add_argument("key_id", help="the key id shown by `cem keys list`")
     revoke.set_defaults(func=_keys_revoke)
+
+    users = _command(sub, "users", "manage people's accounts (console and dashboard)")
+    user_commands = users.add_subparsers(dest="users", required=True)
+    ucreate = _command(
+        user_commands,
+        "create",
+        "create an account (password prompted, or generated and printed once)",
+    )
+    _add_data_dir(ucreate)
+    ucreate.add_argument("--tenant", required=True, help="tenant the person works for")
+    ucreate.add_argument(
+        "--role", required=True, choices=("agent", "manager", "admin"), help="what they may do"
+    )
+    ucreate.add_argument("--email", required=True, help="the sign-in email")
+    ucreate.add_argument("--password", default=None, help="None: prompt, else generate")
+    ucreate.set_defaults(func=_users_create)
+    ulist = _command(user_commands, "list", "list accounts (without passwords)")
+    _add_data_dir(ulist)
+    ulist.add_argument("--tenant", default=None, help="only this tenant's accounts")
+    ulist.set_defaults(func=_users_list)
 
 
 def _add_simulate(sub: Any) -> None:

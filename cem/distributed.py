@@ -27,10 +27,20 @@ from cem.adapters.kafka_log import KafkaLog
 from cem.adapters.postgres_channels import PostgresChannelStore
 from cem.adapters.postgres_idempotency import PostgresIdempotencyIndex
 from cem.adapters.postgres_keys import PostgresKeyStore
+from cem.adapters.postgres_users import PostgresUserStore
 from cem.adapters.sqlite_keys import SqliteKeyStore
+from cem.adapters.sqlite_users import SqliteUserStore
 from cem.channels import ChannelStore
 from cem.clock import SystemClock
-from cem.ports import TOUCHPOINTS_TOPIC, Clock, EventLog, KeyStore, LogUnavailable, Warehouse
+from cem.ports import (
+    TOUCHPOINTS_TOPIC,
+    Clock,
+    EventLog,
+    KeyStore,
+    LogUnavailable,
+    UserStore,
+    Warehouse,
+)
 from cem.private_files import private_dir
 from cem.publishing import IdempotencyIndex, IdempotentPublisher
 from cem.settings import CoreSettings, IngestSettings, QuerySettings
@@ -81,6 +91,7 @@ class QueryService:
     warehouse: Warehouse
     keys: KeyStore
     identity: IdentityResolver | None = None  # None: CEM_IDENTITY=rule
+    users: UserStore | None = None
     # Managers' alert actions are events: the query API publishes them like ingest does.
     publisher: IdempotentPublisher | None = None
     closed: bool = False
@@ -96,12 +107,13 @@ class QueryService:
                 self.publisher.index.close()
             self.warehouse.close()
             _close(self.keys)
+            _close(self.users)
             if self.identity is not None:
                 self.identity.close()
 
 
-def _close(keys: KeyStore) -> None:
-    close = getattr(keys, "close", None)  # the KeyStore port has no close; the stores do
+def _close(store: KeyStore | UserStore | None) -> None:
+    close = getattr(store, "close", None)  # the ports have no close; the stores do
     if close is not None:
         close()
 
@@ -168,6 +180,16 @@ def channels_from_settings(settings: CoreSettings | None = None) -> ChannelStore
     )
 
 
+def users_from_settings(settings: CoreSettings | None = None) -> UserStore:
+    """People's accounts in the configured mode's store, beside the keys: PostgreSQL when
+    distributed, else the SQLite file in the data directory (the one `cem up` uses)."""
+    settings = settings or CoreSettings()
+    if settings.mode == "distributed":
+        return PostgresUserStore(postgres_dsn(settings))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return SqliteUserStore(settings.data_dir / "users.sqlite")
+
+
 def build_ingest(
     settings: IngestSettings | None = None,
     *,
@@ -219,6 +241,7 @@ def build_query_api(
     warehouse: Warehouse | None = None,
     keys: KeyStore | None = None,
     identity: IdentityResolver | None = None,
+    users: UserStore | None = None,
     publisher: IdempotentPublisher | None = None,
 ) -> QueryService:
     """The query API on the ClickHouse server (the database CEM_CLICKHOUSE_URL names, which the
@@ -232,9 +255,10 @@ def build_query_api(
     url = settings.clickhouse_url
     warehouse = warehouse or ClickHouseWarehouse(url, database=warehouse_database(url))
     keys = keys or PostgresKeyStore(postgres_dsn(settings))
+    users = users or PostgresUserStore(postgres_dsn(settings))
     publisher = publisher or alert_publisher(settings)
-    app = create_app(warehouse, keys, identity, publisher)
-    return QueryService(settings, app, warehouse, keys, identity, publisher)
+    app = create_app(warehouse, keys, identity, publisher=publisher, users=users)
+    return QueryService(settings, app, warehouse, keys, identity, users=users, publisher=publisher)
 
 
 def alert_publisher(settings: CoreSettings, timeout_s: float = 5.0) -> IdempotentPublisher:

@@ -147,3 +147,58 @@ class WarehouseUnavailable(RuntimeError):
 
 class StorageFull(LogUnavailable):
     """The data directory is full or not writable."""
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A person's account as stored: the password only as its KDF hash."""
+
+    user_id: str
+    tenant_id: str
+    role: str
+    email: str
+    password_hash: str
+    created_at: Any  # aware datetime
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A signed-in session as stored: the cookie's secret only as its SHA-256 digest."""
+
+    session_digest: str
+    user_id: str
+    csrf_token: str
+    expires_at: Any  # aware datetime
+
+
+class UserStore(Protocol):
+    """People's accounts, their sessions and the sign-in audit (lock-out counts failures in it).
+
+    Storage only: hashing, lock-out and session rules live in `cem.accounts`, shared by every store.
+    """
+
+    def add_user(self, user: UserRecord) -> None:
+        """Store a new account; ValueError when the email is taken."""
+        ...
+
+    def user_by_email(self, email: str) -> UserRecord | None: ...
+
+    def user_by_id(self, user_id: str) -> UserRecord | None: ...
+
+    def users(self, tenant_id: str | None = None) -> list[UserRecord]:
+        """Accounts, oldest first; of one tenant when given."""
+        ...
+
+    def record_sign_in(self, email: str, outcome: str, at: Any) -> None:
+        """Append to the audit: outcome is `signed_in`, `failed` or `locked`."""
+        ...
+
+    def failures_since(self, email: str, since: Any) -> int:
+        """Failed sign-ins of the email after `since` and after its last successful one."""
+        ...
+
+    def add_session(self, session: SessionRecord) -> None: ...
+
+    def session(self, session_digest: str) -> SessionRecord | None: ...
+
+    def delete_session(self, session_digest: str) -> None: ...

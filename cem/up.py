@@ -12,6 +12,7 @@ from typing import Any
 
 import uvicorn
 
+from cem.accounts import USER_ROLES, Accounts, generate_password
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.bootstrap import Platform, build
 from cem.channels import ChannelStore
@@ -54,12 +55,32 @@ def demo_keys(keys: KeyStore, data_dir: Path) -> dict[str, str]:
     return created
 
 
+def demo_users(accounts: Accounts, data_dir: Path) -> dict[str, tuple[str, str]]:
+    """One person per role (agent, manager, admin) for the demo tenant, as role → (email,
+    password); kept in the data directory (mode 0600) so reruns print the same."""
+    path = data_dir / "demo-users.json"
+    if path.exists():
+        stored = {role: (pair[0], pair[1]) for role, pair in json.loads(path.read_text()).items()}
+        if all(accounts.store.user_by_email(email) for email, _ in stored.values()):
+            return stored
+    created: dict[str, tuple[str, str]] = {}
+    for role in USER_ROLES:
+        email, password = f"{role}@demo.example", generate_password()
+        if accounts.store.user_by_email(email) is None:
+            accounts.create(DEMO_TENANT, role, email, password)
+            created[role] = (email, password)
+    path.write_text(json.dumps(created, indent=2))
+    path.chmod(0o600)
+    return created
+
+
 def seed_and_simulate(
     url: str,
     keys: dict[str, str],
     opts: UpOptions,
     stop: threading.Event,
     channels: ChannelStore | None = None,
+    users: dict[str, tuple[str, str]] | None = None,
 ) -> None:
     """Post months of history through the real ingest API, newest week first, then keep live
     traffic flowing (with `channels`, a fifth of it as the providers send it, signed). The banner
@@ -77,7 +98,7 @@ def seed_and_simulate(
     recent = list(demo.history(population, rng, now, recent_days))
     sample = sample_customer(population, recent)
     wait_until_serving(url, timeout_s=STARTUP_TIMEOUT_S)
-    print_banner(url, keys, sample, read_only=False)
+    print_banner(url, keys, sample, read_only=False, users=users)
     if marker.exists():
         print("demo: history already seeded in this data directory; live traffic only", flush=True)
     else:
@@ -114,11 +135,18 @@ def seed_history(
 
 
 def print_banner(
-    url: str, keys: dict[str, str] | None, sample: SampleCustomer | None, *, read_only: bool
+    url: str,
+    keys: dict[str, str] | None,
+    sample: SampleCustomer | None,
+    *,
+    read_only: bool,
+    users: dict[str, tuple[str, str]] | None = None,
 ) -> None:
     mode = "embedded mode, read-only: writes are refused with 503" if read_only else "embedded mode"
     lines = [
         f"cem is running ({mode})",
+        f"  agent console   {url}/console   (sign in at {url}/signin)",
+        f"  CX dashboard    {url}/dashboard (managers and admins)",
         f"  API docs        {url}/docs",
         f"  health          {url}/health",
         f"  ingest          POST {url}/v1/events",
@@ -132,6 +160,11 @@ def print_banner(
         lines += [f"    {role:<8} {secret}" for role, secret in keys.items()]
     if keys and sample:
         lines += sample_lines(url, keys, sample)
+    if users:
+        lines.append(f"  demo people (tenant 'demo'; sign in at {url}/signin):")
+        lines += [
+            f"    {role:<8} {email:<22} {password}" for role, (email, password) in users.items()
+        ]
     print("\n".join(lines), flush=True)
 
 
@@ -168,9 +201,11 @@ def run(opts: UpOptions, settings: IngestSettings | None = None) -> None:
         platform.start()
     url = f"http://{opts.host}:{opts.port}"
     keys = demo_keys(platform.keys, opts.data_dir) if opts.demo and not opts.read_only else None
+    accounts = platform.app.state.accounts
+    users = demo_users(accounts, opts.data_dir) if keys and accounts else None
     stop = threading.Event()
     if keys:
-        task, args = seed_and_simulate, (url, keys, opts, stop, platform.channels)
+        task, args = seed_and_simulate, (url, keys, opts, stop, platform.channels, users)
     else:
         task, args = announce_when_listening, (url, opts.read_only)  # type: ignore[assignment]
     threading.Thread(target=task, args=args, daemon=True).start()

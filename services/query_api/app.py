@@ -8,7 +8,9 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from cem import api_errors, readiness, web_security
-from cem.ports import KeyStore, Publisher, Warehouse
+from cem.accounts import Accounts
+from cem.clock import SystemClock
+from cem.ports import KeyStore, Publisher, UserStore, Warehouse
 from services.identity.resolver import IdentityResolver
 
 
@@ -34,6 +36,7 @@ def include_query_routes(app: FastAPI, health: Callable[[], dict[str, Any]]) -> 
         events,
         responses,
         satisfaction,
+        search,
         stream,
     )
 
@@ -41,6 +44,7 @@ def include_query_routes(app: FastAPI, health: Callable[[], dict[str, Any]]) -> 
     app.include_router(readiness.router)  # probes: cem.readiness.set_checks by the root
     # Before customers: its `/v1/customers/{customer_id:path}` would swallow `/identities`.
     app.include_router(identity_router)
+    app.include_router(search.router)
     app.include_router(stream.router)  # before customers, for the same reason
     app.include_router(customers.router)
     app.include_router(satisfaction.router)
@@ -55,6 +59,7 @@ def create_app(
     keys: KeyStore,
     identity: IdentityResolver | None = None,
     publisher: Publisher | None = None,
+    users: UserStore | None = None,
 ) -> FastAPI:
     """The query API alone (distributed mode: one process per service); `identity` is the
     resolver on the shared identity store (`build_identity(IdentitySettings())`)."""
@@ -64,8 +69,13 @@ def create_app(
     app.state.warehouse, app.state.keys = warehouse, keys
     if identity is not None:
         app.state.identity = identity
+    # People sign in to the console and dashboard this app serves (`services.query_api.web`).
+    app.state.accounts = Accounts(users, SystemClock()) if users is not None else None
     if publisher is not None:  # managers' alert actions are published as events
         app.state.publisher = publisher
     include_query_routes(app, health=lambda: {"service": "query-api"})
     readiness.set_checks(app, {"warehouse": lambda: warehouse.select("SELECT 1 AS ok")})
+    from services.query_api.web import include_web
+
+    include_web(app)
     return app

@@ -1,0 +1,76 @@
+"""Search customers by what an agent types: part of an email, phone digits, an external id, or an
+order number. Reads the identifiers and timeline tables (their DDL is in `sql.py`).
+
+Events carry no person's name field, so a name is found where people's emails spell it
+(`ana.garcia@…`). Matching is a substring of the lower-cased stored value; phone digits match
+whatever way the number was typed (`600 000 001` finds `+34600000001`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from cem.ports import Warehouse
+from services.projections.sql import IDENTIFIERS, TIMELINE
+from services.projections.timeline import from_micros
+
+MIN_QUERY = 2
+MAX_RESULTS = 20
+# Scans stop at this many identifier rows: a two-letter query in a big tenant still answers fast.
+SCAN_LIMIT = 200
+
+IDENTIFIER_SEARCH = f"""SELECT customer_id, kind, value, max(derived_at) AS last_at
+FROM {IDENTIFIERS}
+WHERE tenant_id = {{tenant_id:String}}
+  AND (position(lower(value), {{needle:String}}) > 0
+       OR (kind = 'phone' AND {{digits:String}} != '' AND position(value, {{digits:String}}) > 0))
+GROUP BY customer_id, kind, value
+ORDER BY last_at DESC
+LIMIT {SCAN_LIMIT}"""
+
+# Orders are found by their whole number: the `order_id` of an order event's payload (stored as
+# compact JSON with sorted keys), or the correlation id the shop's other events carry.
+ORDER_SEARCH = f"""SELECT customer_id, 'order' AS kind, {{exact:String}} AS value,
+       max(derived_at) AS last_at
+FROM {TIMELINE}
+WHERE tenant_id = {{tenant_id:String}}
+  AND (lower(correlation_id) = {{needle:String}}
+       OR (type LIKE 'order.%' AND position(lower(payload_json), {{order_json:String}}) > 0))
+GROUP BY customer_id, kind, value
+ORDER BY last_at DESC
+LIMIT {SCAN_LIMIT}"""
+
+
+@dataclass(frozen=True)
+class Hit:
+    customer_id: str
+    kind: str
+    value: str
+    last_at: datetime
+
+
+def search_params(tenant_id: str, query: str) -> dict[str, Any]:
+    text = query.strip()
+    digits = re.sub(r"\D", "", text)
+    return {
+        "tenant_id": tenant_id,
+        "needle": text.lower(),
+        "digits": digits if len(digits) >= 4 else "",
+        "exact": text,
+        "order_json": orjson.dumps({"order_id": text.lower()}).decode()[1:-1],
+    }
+
+
+def search_hits(warehouse: Warehouse, tenant_id: str, query: str) -> list[Hit]:
+    """Identifier and order matches of the query, most recently seen first."""
+    params = search_params(tenant_id, query)
+    rows = warehouse.select(IDENTIFIER_SEARCH, params) + warehouse.select(ORDER_SEARCH, params)
+    hits = [
+        Hit(r["customer_id"], r["kind"], r["value"], from_micros(int(r["last_at"]))) for r in rows
+    ]
+    return sorted(hits, key=lambda h: h.last_at, reverse=True)

@@ -1,0 +1,161 @@
+"""The HTML pages: sign-in and sign-out, the agent console and the CX dashboard.
+
+Sign-in is protected against login CSRF by a double-submit token (the form field must equal a
+cookie only this site can set); once signed in, every state-changing request carries the session's
+own token (form field here, `X-CSRF-Token` header on the scripts' fetch calls; see `cem.auth`).
+The session cookie is HttpOnly, SameSite=Strict, and Secure over TLS. The pages have no inline
+script or style: they work under the strict content-security policy `cem.web_security` puts on
+every answer.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from cem.accounts import AccountLocked, Accounts, ActiveSession
+from cem.auth import SESSION_COOKIE, session_of
+from services.query_api.web import HERE
+from services.query_api.web.i18n import LANG_COOKIE, LANGUAGES, MESSAGES, language_of
+from services.query_api.web.settings import WebSettings
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=HERE / "templates")
+SIGNIN_CSRF_COOKIE = "cem_signin_csrf"
+MANAGERS = frozenset({"manager", "admin"})
+MAX_FORM_BYTES = 8 * 1024
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https" or WebSettings().behind_tls
+
+
+def _render(
+    request: Request, name: str, context: dict[str, Any], status_code: int = 200
+) -> HTMLResponse:
+    lang = language_of(request)
+    page = {"lang": lang, "languages": LANGUAGES, "t": MESSAGES[lang], "messages": MESSAGES[lang]}
+    response = templates.TemplateResponse(
+        request, name, {**page, **context}, status_code=status_code
+    )
+    if request.query_params.get("lang") in LANGUAGES:
+        # Remembered for the next pages; not a credential, so readable by the scripts.
+        response.set_cookie(
+            LANG_COOKIE, lang, max_age=365 * 86400, samesite="strict", secure=_secure(request)
+        )
+    return response
+
+
+def _to_signin(request: Request) -> RedirectResponse:
+    return RedirectResponse("/signin", status_code=303)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """An urlencoded form, read only up to MAX_FORM_BYTES (a bigger body is refused)."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return {}
+    parsed = parse_qs(body.decode("utf-8", "replace"), max_num_fields=10)
+    return {name: values[0] for name, values in parsed.items()}
+
+
+def _accounts(request: Request) -> Accounts:
+    accounts: Accounts = request.app.state.accounts
+    return accounts
+
+
+@router.get("/")
+def home(request: Request) -> Response:
+    return RedirectResponse("/console" if session_of(request) else "/signin", status_code=303)
+
+
+@router.get("/signin")
+def signin_page(request: Request) -> Response:
+    return _signin_form(request, error=None)
+
+
+def _signin_form(request: Request, error: str | None, status_code: int = 200) -> Response:
+    token = secrets.token_urlsafe(32)
+    response = _render(request, "signin.html", {"csrf": token, "error": error}, status_code)
+    response.set_cookie(
+        SIGNIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+        path="/signin",
+    )
+    return response
+
+
+@router.post("/signin")
+async def signin(request: Request) -> Response:
+    form = await _form(request)
+    expected = request.cookies.get(SIGNIN_CSRF_COOKIE, "")
+    if not expected or not hmac.compare_digest(form.get("csrf", ""), expected):
+        return _signin_form(request, "session_form_expired", 403)
+    try:
+        signed = _accounts(request).sign_in(form.get("email", ""), form.get("password", ""))
+    except AccountLocked:
+        return _signin_form(request, "locked", 429)
+    if signed is None:
+        return _signin_form(request, "wrong_credentials", 401)
+    response = RedirectResponse("/console", status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        signed.session_secret,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+    )
+    response.delete_cookie(SIGNIN_CSRF_COOKIE, path="/signin")
+    return response
+
+
+@router.post("/signout")
+async def signout(request: Request) -> Response:
+    session, form = session_of(request), await _form(request)
+    if session is None:
+        return _to_signin(request)
+    if not session.csrf_matches(form.get("csrf")):
+        return _render(request, "forbidden.html", _page_context(session), 403)
+    _accounts(request).sign_out(request.cookies[SESSION_COOKIE])
+    response = _to_signin(request)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+def _page_context(session: ActiveSession) -> dict[str, Any]:
+    user = session.user
+    return {
+        "user": {"email": user.email, "tenant": user.tenant_id, "role": user.role},
+        "csrf": session.csrf_token,
+        "is_manager": user.role in MANAGERS,
+    }
+
+
+@router.get("/console")
+def console(request: Request) -> Response:
+    session = session_of(request)
+    if session is None:
+        return _to_signin(request)
+    return _render(request, "console.html", {**_page_context(session), "page": "console"})
+
+
+@router.get("/dashboard")
+def dashboard(request: Request) -> Response:
+    session = session_of(request)
+    if session is None:
+        return _to_signin(request)
+    context = {**_page_context(session), "page": "dashboard"}
+    if session.user.role not in MANAGERS:
+        return _render(request, "forbidden.html", context, 403)
+    return _render(request, "dashboard.html", context)

@@ -1,0 +1,77 @@
+// Shared by the console and the dashboard: translated strings, the API client, safe DOM building.
+// Every text from the API goes into the page through textContent, never as HTML (no XSS from
+// event fields), and every write carries the session's CSRF token.
+"use strict";
+
+const CEM = (() => {
+  const messages = JSON.parse(document.getElementById("messages").textContent);
+  const csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  const csrf = csrfMeta ? csrfMeta.content : "";
+  const lang = document.body.dataset.lang || "en";
+  const dateTime = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" });
+
+  function t(key) {
+    return messages[key] || key;
+  }
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      super((body && body.error && body.error.message) || `HTTP ${status}`);
+      this.status = status;
+      this.body = body;
+    }
+  }
+
+  async function api(path, options = {}) {
+    const headers = { Accept: "application/json", ...(options.headers || {}) };
+    const init = { credentials: "same-origin", ...options, headers };
+    if (options.body !== undefined && typeof options.body !== "string") {
+      init.body = JSON.stringify(options.body);
+      headers["Content-Type"] = "application/json";
+    }
+    if (init.method && init.method !== "GET") headers["X-CSRF-Token"] = csrf;
+    const response = await fetch(path, init);
+    if (response.status === 401) {
+      window.location.assign("/signin");
+      throw new ApiError(401, null);
+    }
+    const body = response.headers.get("content-type")?.includes("json") ? await response.json() : null;
+    if (!response.ok) throw new ApiError(response.status, body);
+    return body;
+  }
+
+  // el("li", {class: "x", dataset: {id: "1"}}, "text", childNode): text children are text nodes.
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs)) {
+      if (value === undefined || value === null || value === false) continue;
+      if (name === "dataset") Object.assign(node.dataset, value);
+      else if (name === "class") node.className = value;
+      else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+      else node.setAttribute(name, value === true ? "" : String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function when(iso) {
+    return iso ? dateTime.format(new Date(iso)) : "—";
+  }
+
+  function query(params) {
+    const search = new URLSearchParams();
+    for (const [name, value] of Object.entries(params)) {
+      if (value !== undefined && value !== null && value !== "") search.set(name, value);
+    }
+    return search.toString();
+  }
+
+  function showError(target, error) {
+    target.replaceChildren(el("span", { class: "error", role: "alert" }, `${t("error")} ${error.message}`));
+  }
+
+  return { t, api, el, when, query, showError, csrf, lang, ApiError };
+})();

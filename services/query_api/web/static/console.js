@@ -1,0 +1,334 @@
+// The agent console: search as you type, the customer header, the live timeline, identity.
+"use strict";
+
+(() => {
+  const { t, api, el, when, query, showError } = CEM;
+  const $ = (id) => document.getElementById(id);
+  const PAGE = 50;
+  // Channel badges are short labels in a colour per channel (app.css): readable without any
+  // emoji font, which many desktops and headless browsers lack.
+  const ICONS = {
+    web: "WEB", mobile_app: "APP", email: "MAIL", phone: "TEL", chat: "CHAT", sms: "SMS",
+    social: "SOC", store: "SHOP", survey: "SURV", other: "•",
+  };
+  const isManager = ["manager", "admin"].includes(document.body.dataset.role);
+  let current = null; // { id, cursor, seen:Set, filters, stream, poller }
+
+  // --- search -----------------------------------------------------------------------------
+  let searchTimer = null;
+  let searchSeq = 0;
+  $("search").addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(runSearch, 200);
+  });
+  $("search").addEventListener("keydown", (e) => {
+    if (e.key === "ArrowDown") {
+      const first = $("results").querySelector("button");
+      if (first) { e.preventDefault(); first.focus(); }
+    }
+  });
+  $("results").addEventListener("keydown", (e) => {
+    const buttons = [...$("results").querySelectorAll("button")];
+    const at = buttons.indexOf(document.activeElement);
+    if (e.key === "ArrowDown" && at < buttons.length - 1) { e.preventDefault(); buttons[at + 1].focus(); }
+    if (e.key === "ArrowUp") { e.preventDefault(); (at > 0 ? buttons[at - 1] : $("search")).focus(); }
+  });
+
+  async function runSearch() {
+    const q = $("search").value.trim();
+    const seq = ++searchSeq;
+    if (q.length < 2) { $("results").replaceChildren(); $("search-status").textContent = ""; return; }
+    $("search-status").textContent = t("searching");
+    try {
+      const found = await api(`/v1/customers/search?${query({ q })}`);
+      if (seq !== searchSeq) return; // a newer keystroke won
+      $("search-status").textContent = found.customers.length ? "" : t("no_results");
+      $("results").replaceChildren(...found.customers.map(resultItem));
+    } catch (error) {
+      showError($("search-status"), error);
+    }
+  }
+
+  function resultItem(found) {
+    const matched = found.matched.map((m) => `${m.kind}: ${m.value}`).join(" · ");
+    return el("li", {},
+      el("button", { type: "button", class: "result", onclick: () => openCustomer(found.customer_id) },
+        el("strong", {}, found.customer_id),
+        el("span", { class: "muted small" }, ` ${t("matched")} ${matched} · ${when(found.last_seen)}`)));
+  }
+
+  // --- customer -----------------------------------------------------------------------------
+  function openCustomer(id) {
+    if (window.location.hash !== `#customer=${encodeURIComponent(id)}`) {
+      window.location.hash = `customer=${encodeURIComponent(id)}`;
+      return; // hashchange opens it
+    }
+    load(id);
+  }
+
+  window.addEventListener("hashchange", fromHash);
+  function fromHash() {
+    const match = window.location.hash.match(/^#customer=(.+)$/);
+    if (match) load(decodeURIComponent(match[1]));
+  }
+
+  async function load(id) {
+    stopLive();
+    current = { id, cursor: null, seen: new Set(), filters: readFilters(), done: false };
+    $("empty").hidden = true;
+    $("customer").hidden = false;
+    $("customer-id").textContent = id;
+    $("timeline").replaceChildren();
+    $("timeline-end").textContent = t("loading");
+    try {
+      const profile = await api(`/v1/customers/${encodeURIComponent(id)}`);
+      renderProfile(profile);
+    } catch (error) {
+      showError($("timeline-end"), error);
+      return;
+    }
+    loadRisk(id);
+    loadIdentity(id);
+    await nextPage();
+    startLive();
+  }
+
+  function renderProfile(p) {
+    $("customer-id").textContent = p.customer_id;
+    $("f-identifiers").replaceChildren(...p.identifiers.map((i) => el("span", { class: "chip" }, i)));
+    $("f-orders").textContent = `${p.orders.count}`;
+    $("f-amount").textContent = p.orders.by_currency.map((s) => `${s.net_amount} ${s.currency}`).join(" · ") || "—";
+    const months = Math.max(1, (new Date(p.last_seen) - new Date(p.first_seen)) / (30.44 * 86400e3));
+    $("f-frequency").textContent = `${(p.orders.count / months).toFixed(2)} ${t("per_month")}`;
+    $("f-channels").replaceChildren(...p.channels.map((c) =>
+      el("span", { class: "chip" }, el("span", { class: `icon ch-${c.channel}` }, ICONS[c.channel] || "•"), ` ${c.channel} (${c.events})`)));
+    $("f-last").textContent = `${when(p.last_seen)} · ${p.last_channel} · ${p.last_touchpoint}`;
+    $("f-cases").replaceChildren(...(p.open_cases.length
+      ? p.open_cases.map((c) => el("span", { class: "chip warn" }, c.subject || c.case_id))
+      : [t("none")]));
+    const s = p.satisfaction;
+    const score = (x) => (x ? `${x.score} (${x.scale})` : "—");
+    $("f-scores").textContent = `${score(s.csat)} / ${score(s.nps)} / ${score(s.ces)}`;
+  }
+
+  async function loadRisk(id) {
+    const badge = $("risk");
+    try {
+      const found = await api(`/v1/alerts?${query({ customer_id: id })}`);
+      const open = found.alerts.filter((a) => (a.status || "open") !== "resolved");
+      badge.className = open.length ? "badge danger" : "badge ok";
+      badge.textContent = open.length ? `${t("at_risk")}: ${open[0].message}` : t("not_at_risk");
+    } catch (error) {
+      badge.className = "badge";
+      badge.textContent = "";
+    }
+  }
+
+  // --- timeline -----------------------------------------------------------------------------
+  function readFilters() {
+    const day = (value, end) => (value ? new Date(`${value}T00:00:00`).getTime() + (end ? 86400e3 : 0) : null);
+    const since = day($("filter-since").value, false);
+    const until = day($("filter-until").value, true);
+    return {
+      channel: $("filter-channel").value,
+      type: $("filter-type").value.trim(),
+      since: since === null ? "" : new Date(since).toISOString(),
+      until: until === null ? "" : new Date(until).toISOString(),
+    };
+  }
+
+  function matchesFilters(entry) {
+    const f = current.filters;
+    const at = new Date(entry.derived_at).getTime();
+    return (!f.channel || entry.channel === f.channel) && (!f.type || entry.type === f.type)
+      && (!f.since || at >= new Date(f.since).getTime()) && (!f.until || at < new Date(f.until).getTime());
+  }
+
+  $("filters").addEventListener("submit", (e) => {
+    e.preventDefault();
+    if (current) load(current.id);
+  });
+  $("filters").addEventListener("reset", () => setTimeout(() => current && load(current.id), 0));
+
+  async function nextPage() {
+    if (!current || current.done || current.loading) return;
+    current.loading = true;
+    const target = current;
+    try {
+      const page = await api(`/v1/customers/${encodeURIComponent(target.id)}/timeline?${query({
+        ...target.filters, cursor: target.cursor, limit: PAGE })}`);
+      if (target !== current) return;
+      for (const entry of page.entries) appendEntry(entry, false);
+      target.cursor = page.next_cursor;
+      target.done = !page.next_cursor;
+      $("timeline-end").textContent = target.done ? t("end_of_timeline") : "";
+      $("more").hidden = target.done;
+    } catch (error) {
+      showError($("timeline-end"), error);
+    } finally {
+      target.loading = false;
+    }
+  }
+
+  $("more").addEventListener("click", nextPage);
+  // Endless scroll: the next page loads when the end of the list comes into view.
+  new IntersectionObserver((seen) => {
+    if (seen.some((s) => s.isIntersecting)) nextPage();
+  }).observe($("timeline-end"));
+
+  function appendEntry(entry, atTop) {
+    if (current.seen.has(entry.event_id)) return; // never shown twice (reconnects, pages)
+    current.seen.add(entry.event_id);
+    const item = entryItem(entry);
+    if (atTop) {
+      item.classList.add("fresh");
+      $("timeline").prepend(item);
+    } else {
+      $("timeline").append(item);
+    }
+  }
+
+  function entryItem(entry) {
+    const payload = el("pre", { class: "payload", hidden: true }, JSON.stringify(entry, null, 2));
+    const toggle = el("button", { type: "button", class: "link", "aria-expanded": "false" }, t("show_payload"));
+    toggle.addEventListener("click", () => {
+      payload.hidden = !payload.hidden;
+      toggle.setAttribute("aria-expanded", String(!payload.hidden));
+      toggle.textContent = payload.hidden ? t("show_payload") : t("hide_payload");
+    });
+    return el("li", { class: "event", dataset: { eventId: entry.event_id, channel: entry.channel } },
+      el("span", { class: `icon ch-${entry.channel}`, title: entry.channel, "aria-label": entry.channel }, ICONS[entry.channel] || "•"),
+      el("time", { datetime: entry.derived_at }, when(entry.derived_at)),
+      el("span", { class: "summary" }, entry.summary || entry.type),
+      el("span", { class: "muted small" }, `${entry.type} · ${entry.touchpoint}`),
+      toggle, payload);
+  }
+
+  // --- live updates ---------------------------------------------------------------------------
+  // Server-Sent Events: the browser reconnects by itself and sends Last-Event-ID, and entries
+  // already shown are skipped. Where the server has no stream, the first page is polled instead.
+  function startLive() {
+    const target = current;
+    const stream = new EventSource(`/v1/customers/${encodeURIComponent(target.id)}/stream`);
+    target.stream = stream;
+    stream.addEventListener("open", () => setLive(true));
+    stream.addEventListener("touchpoint", (message) => {
+      const entry = JSON.parse(message.data);
+      if (target === current && matchesFilters(entry)) appendEntry(entry, true);
+    });
+    stream.addEventListener("error", () => {
+      if (stream.readyState === EventSource.CLOSED && target === current) startPolling(target);
+      else setLive(false);
+    });
+  }
+
+  function startPolling(target) {
+    target.stream = null;
+    setLive(true);
+    target.poller = setInterval(async () => {
+      try {
+        const page = await api(`/v1/customers/${encodeURIComponent(target.id)}/timeline?${query({
+          ...target.filters, limit: PAGE })}`);
+        if (target !== current) return;
+        for (const entry of page.entries.slice().reverse()) {
+          if (!target.seen.has(entry.event_id)) appendEntry(entry, true);
+        }
+      } catch (error) {
+        setLive(false);
+      }
+    }, 500);
+  }
+
+  function stopLive() {
+    if (!current) return;
+    if (current.stream) current.stream.close();
+    if (current.poller) clearInterval(current.poller);
+  }
+
+  function setLive(on) {
+    $("live").textContent = on ? `● ${t("live")}` : t("connecting");
+    $("live").classList.toggle("on", on);
+  }
+
+  // --- identity -----------------------------------------------------------------------------
+  async function loadIdentity(id) {
+    const path = encodeURIComponent(id);
+    try {
+      const [found, history] = await Promise.all([
+        api(`/v1/customers/${path}/identities`),
+        api(`/v1/customers/${path}/identity-history`),
+      ]);
+      $("identities").replaceChildren(...found.identities.map((i) =>
+        el("li", {}, el("span", { class: "chip" }, `${i.kind}: ${i.value}`),
+          el("span", { class: "muted small" }, ` ${i.status} · ${i.rule} · ${when(i.linked_at)}`))));
+      const absorbed = found.members.filter((m) => m !== found.customer_id);
+      $("members").replaceChildren(...(absorbed.length ? absorbed.map((m) => memberItem(found.customer_id, m)) : [el("li", { class: "muted" }, t("none"))]));
+      $("identity-history").replaceChildren(...history.entries.slice(-20).reverse().map((e) =>
+        el("li", {}, `${when(e.at)} · ${e.action} · ${e.details.reason || e.details.rule || ""}`)));
+    } catch (error) {
+      $("identities").replaceChildren(el("li", { class: "muted" }, error.status === 503 ? t("unavailable") : error.message));
+    }
+  }
+
+  function memberItem(survivor, member) {
+    const item = el("li", {}, el("span", { class: "chip" }, member));
+    if (isManager) {
+      item.append(el("button", { type: "button", class: "link", onclick: () => split(survivor, member) }, t("split")));
+    }
+    return item;
+  }
+
+  async function split(survivor, absorbed) {
+    const reason = window.prompt(t("reason"));
+    if (!reason) return;
+    try {
+      await api(`/v1/customers/${encodeURIComponent(survivor)}/split`, { method: "POST", body: { absorbed_id: absorbed, reason } });
+      $("identity-status").textContent = t("split_done");
+      load(survivor);
+    } catch (error) {
+      showError($("identity-status"), error);
+    }
+  }
+
+  if (isManager) {
+    let pending = null;
+    $("merge-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      pending = { survivor_id: current.id, absorbed_id: $("merge-absorbed").value.trim(), reason: $("merge-reason").value.trim() };
+      try {
+        const preview = await api("/v1/customers/merge", { method: "POST", body: { ...pending, preview: true } });
+        renderPreview(preview);
+      } catch (error) {
+        showError($("identity-status"), error);
+      }
+    });
+    $("merge-confirm").addEventListener("click", async () => {
+      try {
+        await api("/v1/customers/merge", { method: "POST", body: { ...pending, preview: false } });
+        $("merge-result").hidden = true;
+        $("identity-status").textContent = t("merged");
+        load(current.id);
+      } catch (error) {
+        showError($("identity-status"), error);
+      }
+    });
+    $("merge-cancel").addEventListener("click", () => { $("merge-result").hidden = true; });
+  }
+
+  function renderPreview(preview) {
+    const rows = [];
+    if (!preview.allowed) rows.push([t("merge_not_allowed"), preview.conflicts.concat(preview.reasons).join("; ")]);
+    rows.push([t("members"), preview.members.join(", ")]);
+    rows.push([t("identifiers"), preview.identifiers.map((i) => `${i.kind}: ${i.value}`).join(", ")]);
+    if (preview.impact) {
+      const m = preview.impact.merged;
+      rows.push([t("events"), `${m.events}`], [t("orders"), `${m.orders}`], [t("survey_responses"), `${m.survey_responses}`], [t("open_cases"), `${m.open_cases}`]);
+    }
+    $("merge-summary").replaceChildren(...rows.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v))));
+    $("merge-confirm").disabled = !preview.allowed;
+    $("merge-result").hidden = false;
+    $("merge-confirm").focus();
+  }
+
+  fromHash();
+})();

@@ -1,0 +1,219 @@
+// The CX dashboard: satisfaction by touchpoint × channel (table, heat map, trend), drill-down to
+// the answers behind a cell, and the alerts queue with assign / acknowledge / resolve.
+"use strict";
+
+(() => {
+  const { t, api, el, when, query, showError } = CEM;
+  const $ = (id) => document.getElementById(id);
+  const HOUR = 3600e3;
+  const METRICS = ["csat@1", "nps@1", "ces@1", "ces_easy@1"];
+  let period = null;
+  let chart = null;
+
+  // The period ends at the next full hour, so the same page and the API agree on its bounds.
+  function choosePeriod() {
+    const until = new Date(Math.ceil(Date.now() / HOUR) * HOUR);
+    const since = new Date(until.getTime() - Number($("period-days").value) * 24 * HOUR);
+    return { since: since.toISOString(), until: until.toISOString(), bucket: $("period-bucket").value };
+  }
+
+  $("period").addEventListener("submit", (e) => { e.preventDefault(); refresh(); });
+
+  async function refresh() {
+    period = choosePeriod();
+    const table = $("satisfaction");
+    table.dataset.since = period.since;
+    table.dataset.until = period.until;
+    table.dataset.bucket = period.bucket;
+    const params = query(period);
+    $("export-csv").href = `/v1/satisfaction/touchpoints?${params}&format=csv`;
+    $("export-parquet").href = `/v1/satisfaction/touchpoints?${params}&format=parquet`;
+    $("alerts-csv").href = `/v1/alerts?${query({ since: period.since })}&format=csv`;
+    $("alerts-parquet").href = `/v1/alerts?${query({ since: period.since })}&format=parquet`;
+    try {
+      const result = await api(`/v1/satisfaction/touchpoints?${params}`);
+      const cells = aggregate(result.buckets);
+      renderTable(cells, result.min_confident_n);
+      renderHeatmap(cells);
+      renderTrend(result.buckets);
+    } catch (error) {
+      showError($("sat-empty"), error);
+      $("sat-empty").hidden = false;
+    }
+    loadAlerts();
+  }
+
+  // Sums over the period's buckets, exactly: every v1 metric is a mean or a share of its n
+  // answers, so the period's value is the n-weighted mean of the buckets' values.
+  function aggregate(buckets) {
+    const cells = new Map();
+    for (const b of buckets) {
+      const key = `${b.touchpoint}\u0000${b.channel}`;
+      const cell = cells.get(key) || { touchpoint: b.touchpoint, channel: b.channel, n: 0, sums: {}, counts: {} };
+      cell.n += b.responses.nps + b.responses.csat + b.responses.ces;
+      for (const name of METRICS) {
+        const m = b.metrics[name];
+        if (!m || m.value === null) continue;
+        cell.sums[name] = (cell.sums[name] || 0) + m.value * m.n;
+        cell.counts[name] = (cell.counts[name] || 0) + m.n;
+      }
+      cells.set(key, cell);
+    }
+    return [...cells.values()].sort((a, b) => a.touchpoint.localeCompare(b.touchpoint) || a.channel.localeCompare(b.channel));
+  }
+
+  function value(cell, name) {
+    return cell.counts[name] ? cell.sums[name] / cell.counts[name] : null;
+  }
+
+  function shown(cell, name) {
+    const v = value(cell, name);
+    return v === null ? "—" : v.toFixed(1);
+  }
+
+  function renderTable(cells, minN) {
+    $("sat-empty").hidden = cells.length > 0;
+    $("sat-empty").textContent = t("no_data");
+    $("satisfaction").tBodies[0].replaceChildren(...cells.map((cell) => {
+      const metricCell = (name) => {
+        const low = value(cell, name) !== null && cell.counts[name] < minN;
+        return el("td", { class: low ? "num low-n" : "num", dataset: { metric: name, n: cell.counts[name] || 0 },
+          title: low ? t("low_n") : null }, shown(cell, name), low ? el("span", { class: "low-n-sample", "aria-hidden": "true" }, "*") : null);
+      };
+      return el("tr", { dataset: { touchpoint: cell.touchpoint, channel: cell.channel } },
+        el("th", { scope: "row" }, el("button", { type: "button", class: "link", onclick: () => drill(cell) }, cell.touchpoint)),
+        el("td", {}, cell.channel),
+        el("td", { class: "num", dataset: { metric: "n" } }, String(cell.n)),
+        ...METRICS.map(metricCell));
+    }));
+  }
+
+  function renderHeatmap(cells) {
+    const touchpoints = [...new Set(cells.map((c) => c.touchpoint))];
+    const channels = [...new Set(cells.map((c) => c.channel))].sort();
+    const byKey = new Map(cells.map((c) => [`${c.touchpoint}\u0000${c.channel}`, c]));
+    const head = el("tr", {}, el("th", { scope: "col" }, t("touchpoint")), ...channels.map((c) => el("th", { scope: "col" }, c)));
+    const rows = touchpoints.map((tp) => el("tr", {}, el("th", { scope: "row" }, tp), ...channels.map((ch) => {
+      const cell = byKey.get(`${tp}\u0000${ch}`);
+      const csat = cell ? value(cell, "csat@1") : null;
+      if (csat === null) return el("td", { class: "heat none" }, "");
+      const level = Math.min(4, Math.floor(csat / 20)); // 0–19 … 80–100: five colour steps
+      return el("td", { class: `heat h${level}` },
+        el("button", { type: "button", class: "heat-button", onclick: () => drill(cell), title: `${tp} · ${ch}` }, csat.toFixed(0)));
+    })));
+    $("heatmap").replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows));
+  }
+
+  function renderTrend(buckets) {
+    const metric = $("trend-metric").value;
+    const times = [...new Set(buckets.map((b) => b.bucket_start))].sort();
+    const touchpoints = [...new Set(buckets.map((b) => b.touchpoint))].sort();
+    const index = new Map(times.map((time, i) => [time, i]));
+    const series = touchpoints.map((tp) => {
+      const sums = new Array(times.length).fill(0);
+      const counts = new Array(times.length).fill(0);
+      for (const b of buckets) {
+        const m = b.metrics[metric];
+        if (b.touchpoint !== tp || !m || m.value === null) continue;
+        sums[index.get(b.bucket_start)] += m.value * m.n;
+        counts[index.get(b.bucket_start)] += m.n;
+      }
+      return sums.map((s, i) => (counts[i] ? s / counts[i] : null));
+    });
+    const data = [times.map((time) => new Date(time).getTime() / 1000), ...series];
+    const palette = ["#1f6feb", "#d1242f", "#1a7f37", "#9a6700", "#8250df", "#bf3989", "#0969da", "#57606a"];
+    const width = Math.max(280, $("trend").clientWidth || 600);
+    if (chart) chart.destroy();
+    chart = new uPlot({
+      width, height: 260, spanGaps: true,
+      series: [{}, ...touchpoints.map((tp, i) => ({ label: tp, stroke: palette[i % palette.length], width: 2 }))],
+      axes: [{}, { label: $("trend-metric").selectedOptions[0].textContent }],
+    }, data, $("trend"));
+  }
+  $("trend-metric").addEventListener("change", refresh);
+
+  // --- drill-down -----------------------------------------------------------------------------
+  async function drill(cell) {
+    $("drill").hidden = false;
+    $("drill-title").textContent = `${t("answers")} ${cell.touchpoint} · ${cell.channel}`;
+    $("answers").tBodies[0].replaceChildren();
+    $("drill-status").textContent = t("loading");
+    try {
+      const found = await api(`/v1/satisfaction/responses?${query({ touchpoint: cell.touchpoint, channel: cell.channel, since: period.since, until: period.until })}`);
+      const rows = found.responses || found.items || [];
+      $("drill-status").textContent = rows.length ? "" : t("no_data");
+      $("answers").tBodies[0].replaceChildren(...rows.map(answerRow));
+    } catch (error) {
+      if (error.status === 404 || error.status === 405) $("drill-status").textContent = t("unavailable");
+      else showError($("drill-status"), error);
+    }
+    $("drill").scrollIntoView({ block: "start" });
+    $("drill-title").focus?.();
+  }
+
+  function answerRow(a) {
+    const customer = `/console#customer=${encodeURIComponent(a.customer_id)}`;
+    return el("tr", {},
+      el("td", {}, when(a.answered_at)), el("td", {}, a.metric), el("td", { class: "num" }, String(a.score)),
+      el("td", {}, a.verbatim || ""),
+      el("td", {}, el("a", { href: customer }, a.customer_id)),
+      el("td", {}, a.rated_event_id ? el("a", { href: `${customer}&event=${encodeURIComponent(a.rated_event_id)}` }, t("open_timeline")) : "—"));
+  }
+
+  // --- alerts -------------------------------------------------------------------------------
+  async function loadAlerts() {
+    try {
+      const found = await api(`/v1/alerts?${query({ since: period.since, limit: 100 })}`);
+      $("alerts-empty").hidden = found.alerts.length > 0;
+      $("alerts").tBodies[0].replaceChildren(...found.alerts.map(alertRow));
+    } catch (error) {
+      showError($("alerts-empty"), error);
+      $("alerts-empty").hidden = false;
+    }
+  }
+
+  function alertRow(a) {
+    const status = a.status || "open";
+    const assignee = el("input", { class: "small-input", "aria-label": t("assignee"), placeholder: t("assignee") });
+    const note = el("input", { class: "small-input", "aria-label": t("note"), placeholder: t("note") });
+    const act = (action, label, body) => el("button", { type: "button", class: "small-button", dataset: { action },
+      disabled: status === "resolved", onclick: () => alertAction(a, action, body()) }, label);
+    const withNote = (fields) => (note.value.trim() ? { ...fields, note: note.value.trim() } : fields);
+    return el("tr", { dataset: { alertId: a.alert_id, status } },
+      el("td", {}, when(a.raised_at)),
+      el("td", {}, el("a", { href: `/console#customer=${encodeURIComponent(a.customer_id)}` }, a.customer_id)),
+      el("td", {}, a.message || a.rule), el("td", { class: "num" }, `${a.score} (${a.metric})`),
+      el("td", {}, `${a.touchpoint} · ${a.channel}`),
+      el("td", { class: "alert-status" }, t(`status_${status}`)),
+      el("td", {}, a.assignee || ""), el("td", {}, a.note || ""),
+      el("td", { class: "actions" }, assignee, note,
+        act("assign", t("assign"), () => withNote({ assignee: assignee.value.trim() })),
+        act("acknowledge", t("acknowledge"), () => withNote({})),
+        act("resolve", t("resolve"), () => withNote({}))));
+  }
+
+  function showStatus(alertId, status) {
+    const row = [...$("alerts").tBodies[0].rows].find((r) => r.dataset.alertId === alertId);
+    if (!row) return;
+    row.dataset.status = status;
+    row.querySelector(".alert-status").textContent = t(`status_${status}`);
+    if (status === "resolved") row.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+  }
+
+  async function alertAction(alert, action, payload) {
+    if (action === "resolve" && !payload.note) { $("alerts-status").textContent = t("note_required"); return; }
+    if (action === "assign" && !payload.assignee) { $("alerts-status").textContent = t("assignee"); return; }
+    try {
+      const done = await api(`/v1/alerts/${encodeURIComponent(alert.alert_id)}/${action}`, { method: "POST", body: payload });
+      $("alerts-status").textContent = "";
+      showStatus(alert.alert_id, done.status);
+      // The action is an event on the log: the queue shows it once it has been processed.
+      setTimeout(loadAlerts, 2000);
+    } catch (error) {
+      const reason = error.status === 404 || error.status === 405 ? t("unavailable") : error.message;
+      $("alerts-status").textContent = `${t("error")} ${reason}`;
+    }
+  }
+
+  refresh();
+})();

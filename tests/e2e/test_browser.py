@@ -1,0 +1,411 @@
+"""The console and the dashboard in the real browser (Debian's Chromium, headless, through
+Selenium and Debian's chromium-driver), on every deployment kind of the e2e suite: what a person
+signing in sees. Screenshots of each screen go to docs/screenshots/ (`CEM_SCREENSHOTS=0` skips)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import missing_service
+from tests.e2e.deployments import REPO, TENANT_A, TENANT_B, Api, Deployment, new_tag, story
+from tests.events import event
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+SCREENSHOTS = REPO / "docs" / "screenshots"
+PASSWORD = "browser-test-password"
+ROLES = ("agent", "manager", "admin")
+WAIT_S = 20.0
+
+
+# --- the browser --------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        missing_service("Debian's chromium and chromium-driver are not installed")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        missing_service("selenium is not installed (pip install -e '.[test]')")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(flag)
+    options.add_argument("--window-size=1280,900")
+    options.add_argument("--lang=en-US")
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+class Page:
+    """The browser on one deployment: sign in, wait for what a person would see, screenshots."""
+
+    def __init__(self, driver: Any, base_url: str, kind: str) -> None:
+        self.driver, self.base_url, self.kind = driver, base_url, kind
+
+    def open(self, path: str) -> None:
+        self.driver.get(f"{self.base_url}{path}")
+
+    def sign_out_all(self) -> None:
+        self.open("/signin")
+        self.driver.delete_all_cookies()
+
+    def sign_in(self, email: str, password: str = PASSWORD, lang: str = "en") -> None:
+        self.sign_out_all()
+        self.open(f"/signin?lang={lang}")
+        self.find("#email").send_keys(email)
+        self.find("#password").send_keys(password)
+        self.find("#signin-submit").click()
+
+    def find(self, css: str) -> Any:
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.CSS_SELECTOR, css)
+
+    def all(self, css: str) -> list[Any]:
+        from selenium.webdriver.common.by import By
+
+        return list(self.driver.find_elements(By.CSS_SELECTOR, css))
+
+    def wait(self, condition: Callable[[], Any], timeout_s: float = WAIT_S, what: str = "") -> Any:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                found = condition()
+            except Exception:  # noqa: BLE001 — an element not there yet, or gone stale
+                found = None
+            if found:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not seen within {timeout_s}s: {what or condition}")
+            time.sleep(0.05)
+
+    def text(self, css: str) -> str:
+        return str(self.find(css).text)
+
+    def fetch(self, method: str, path: str, headers: dict[str, str] | None = None) -> int:
+        """A request from the page itself (its cookie, its origin): the answer's status."""
+        script = """const [method, path, headers, done] = arguments;
+            fetch(path, {method, headers, credentials: 'same-origin',
+                         body: method === 'GET' ? undefined : '{}'})
+              .then(r => done(r.status), e => done(String(e)));"""
+        status: int = self.driver.execute_async_script(
+            script, method, path, {"Content-Type": "application/json", **(headers or {})}
+        )
+        return status
+
+    def screenshot(self, name: str) -> None:
+        if os.environ.get("CEM_SCREENSHOTS", "1") == "0" or self.kind != "embedded":
+            return  # one set of pictures: the embedded mode's (the pages are the same)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        self.driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+
+
+# --- people and data ------------------------------------------------------------------------------
+def _data_dir(deployment: Deployment) -> Path:
+    found = getattr(deployment, "data_dir", None) or deployment.work_dir / "data"
+    return Path(found)
+
+
+def create_person(deployment: Deployment, tenant: str, role: str) -> str:
+    """`cem users create`, as an operator would, against the deployment's store."""
+    email = f"{role}-{uuid.uuid4().hex[:8]}@{tenant}.example"
+    args = ["users", "create", "--data-dir", str(_data_dir(deployment)), "--tenant", tenant]
+    args += ["--role", role, "--email", email, "--password", PASSWORD]
+    env = getattr(deployment, "env", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "cem.cli", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return email
+
+
+@pytest.fixture(scope="package")
+def people(deployment: Deployment) -> dict[tuple[str, str], str]:
+    pairs = [(TENANT_A, role) for role in ROLES] + [(TENANT_B, "agent")]
+    return {pair: create_person(deployment, *pair) for pair in pairs}
+
+
+@pytest.fixture
+def page(browser: Any, deployment: Deployment) -> Page:
+    return Page(browser, deployment.base_url, deployment.name)
+
+
+@pytest.fixture(scope="package")
+def customer(deployment: Deployment, api: Api) -> dict[str, Any]:
+    """A customer of tenant A with a cross-channel story (a CSAT 2 raises an alert), processed."""
+    tag = new_tag()
+    ids = {"customer_id": f"cust-{tag}", "email": f"lucia.{tag}@example.com"}
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=6)
+    events = story(ids, tag, start)
+    xss = "<img src=x onerror=\"document.body.dataset.pwned='1'\"><script>window.pwned=1</script>"
+    events.append(
+        event("message.received", "chat", ids, start + timedelta(hours=1), {"text": xss},
+              touchpoint=f"chat-{tag}")
+    )  # fmt: skip
+    api.post_ok(deployment.key(TENANT_A, "ingest"), events)
+    deployment.wait_processed()
+    return {"ids": ids, "tag": tag, "events": len(events), "xss": xss}
+
+
+def open_customer(page: Page, query: str, customer_id: str) -> None:
+    page.open("/console")
+    page.find("#search").send_keys(query)
+    button = page.wait(
+        lambda: next(b for b in page.all("#results button") if customer_id in b.text),
+        what=f"{customer_id} among the search results",
+    )
+    button.click()
+    page.wait(lambda: page.text("#customer-id") == customer_id, what="the customer's header")
+
+
+def timeline_ids(page: Page) -> list[str]:
+    return [li.get_attribute("data-event-id") for li in page.all("#timeline li.event")]
+
+
+# --- the tests --------------------------------------------------------------------------------
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_signs_in(page: Page, people: dict[tuple[str, str], str], role: str) -> None:
+    email = people[(TENANT_A, role)]
+    page.sign_out_all()
+    page.open("/signin?lang=en")
+    page.screenshot("signin")
+    page.sign_in(email)
+    page.wait(lambda: page.driver.current_url.endswith("/console"), what="the console")
+    assert email in page.text("header .who")
+    has_dashboard_link = bool(page.all('nav a[href="/dashboard"]'))
+    assert has_dashboard_link == (role != "agent")
+
+
+def test_an_agent_searches_sees_the_timeline_and_a_new_event_arrives_live(
+    page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any], api: Api,
+    deployment: Deployment,
+) -> None:  # fmt: skip
+    ids, tag = customer["ids"], customer["tag"]
+    page.sign_in(people[(TENANT_A, "agent")])
+    open_customer(page, f"lucia.{tag}", ids["customer_id"])
+    page.wait(lambda: len(timeline_ids(page)) == customer["events"], what="the whole timeline")
+    shown = api.timeline(deployment.key(TENANT_A, "agent"), ids["customer_id"])
+    assert timeline_ids(page) == [e["event_id"] for e in shown]  # newest first, all of them
+    assert "150.00 EUR" in page.text("#f-amount")
+    assert page.text("#risk")  # the CSAT 2 of the story
+    # Every event field is text: the chat message's markup is shown, never run.
+    shown_text = page.find("#timeline").get_attribute("textContent")
+    assert "<script>window.pwned=1</script>" in shown_text and "<img src=x onerror=" in shown_text
+    assert not page.all("#timeline img, #timeline script")
+    assert page.driver.execute_script("return document.body.dataset.pwned || window.pwned") is None
+    page.wait(lambda: "●" in page.text("#live"), what="the live indicator")
+    page.screenshot("console")
+
+    fresh = event("message.received", "chat", ids, datetime.now(UTC), {"text": "hola, ¿y mi pedido?"},
+                  touchpoint=f"chat-{tag}")  # fmt: skip
+    # The page notes when the entry appears (the browser's clock is this machine's clock), so the
+    # measure is the page's, not the polling of this test.
+    page.driver.execute_script(WATCH_FOR_ENTRY, fresh["event_id"])
+    api.post_ok(deployment.key(TENANT_A, "ingest"), fresh)
+    acked = time.time()
+    seen_ms = page.wait(
+        lambda: page.driver.execute_script("return window.cemSeenAt || null"), 10, "the new event"
+    )
+    seen_after_s = seen_ms / 1000 - acked
+    print(
+        f"{deployment.name}: new event on the open page {seen_after_s * 1000:.0f} ms after its 2xx"
+    )
+    assert timeline_ids(page)[0] == fresh["event_id"]  # on top, without a reload
+    assert seen_after_s <= 1.0
+
+
+WATCH_FOR_ENTRY = """
+window.cemSeenAt = null;
+const wanted = arguments[0];
+new MutationObserver((changes, observer) => {
+  if (document.querySelector(`#timeline li[data-event-id="${wanted}"]`)) {
+    window.cemSeenAt = Date.now();
+    observer.disconnect();
+  }
+}).observe(document.getElementById("timeline"), { childList: true });
+"""
+
+
+def dashboard_cells(page: Page, touchpoint: str) -> dict[str, str]:
+    row = page.wait(lambda: page.find(f'#satisfaction tr[data-touchpoint="{touchpoint}"]'),
+                    what=f"the {touchpoint} row")  # fmt: skip
+    cells = row.find_elements("css selector", "td")
+    return {c.get_attribute("data-metric") or "channel": c.text.rstrip("*") for c in cells}
+
+
+def period_of(page: Page) -> dict[str, str]:
+    table = page.find("#satisfaction")
+    return {name: table.get_attribute(f"data-{name}") for name in ("since", "until", "bucket")}
+
+
+def api_cell(api: Api, key: str, touchpoint: str, period: dict[str, str]) -> dict[str, str]:
+    """The same cell computed from GET /v1/satisfaction/touchpoints, as a user could by hand."""
+    answer = api.get("/v1/satisfaction/touchpoints", key, touchpoint=touchpoint, **period)
+    buckets = answer.json()["buckets"]
+    n = sum(sum(b["responses"].values()) for b in buckets)
+    cell = {"n": str(n)}
+    for name in ("csat@1", "nps@1", "ces@1", "ces_easy@1"):
+        weights = [(b["metrics"][name]["value"], b["metrics"][name]["n"]) for b in buckets]
+        total = sum(w for v, w in weights if v is not None)
+        value = sum(v * w for v, w in weights if v is not None) / total if total else None
+        cell[name] = "—" if value is None else f"{value:.1f}"
+    return cell
+
+
+def test_a_managers_dashboard_cell_equals_the_api(
+    page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any], api: Api,
+    deployment: Deployment,
+) -> None:  # fmt: skip
+    page.sign_in(people[(TENANT_A, "manager")])
+    page.open("/dashboard")
+    touchpoint = f"line-{customer['tag']}"  # the rated call: answers count where they rate
+    shown = dashboard_cells(page, touchpoint)
+    expected = api_cell(api, deployment.key(TENANT_A, "manager"), touchpoint, period_of(page))
+    assert {k: shown[k] for k in expected} == expected
+    assert shown["csat@1"] == "0.0" and shown["n"] == "1"  # the story's one CSAT 2
+    page.wait(lambda: page.all("#trend canvas"), what="the trend chart")
+    page.screenshot("dashboard")
+
+
+def test_an_agent_cannot_reach_manager_pages_or_another_tenants_customers(
+    page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
+) -> None:
+    page.sign_in(people[(TENANT_A, "agent")])
+    page.wait(lambda: page.driver.current_url.endswith("/console"))
+    page.open("/dashboard")
+    assert page.find("#forbidden").is_displayed()
+    page.screenshot("forbidden")
+    token = page.find('meta[name="csrf-token"]').get_attribute("content")
+    assert page.fetch("POST", "/v1/customers/merge", {"X-CSRF-Token": token}) == 403
+    page.sign_in(people[(TENANT_B, "agent")])
+    page.wait(lambda: page.driver.current_url.endswith("/console"))
+    customer_id = customer["ids"]["customer_id"]
+    assert page.fetch("GET", f"/v1/customers/{customer_id}") == 404
+    assert page.fetch("GET", f"/v1/customers/{customer_id}/timeline") == 404
+
+
+def test_writes_without_the_csrf_token_are_refused(
+    page: Page, people: dict[tuple[str, str], str]
+) -> None:
+    page.sign_in(people[(TENANT_A, "manager")])
+    page.wait(lambda: page.driver.current_url.endswith("/console"))
+    assert page.fetch("POST", "/v1/customers/merge") == 403
+    token = page.find('meta[name="csrf-token"]').get_attribute("content")
+    # With the token the request passes authentication; its empty body is then refused (422).
+    assert page.fetch("POST", "/v1/customers/merge", {"X-CSRF-Token": token}) == 422
+
+
+def test_the_spanish_switch_translates_the_page(
+    page: Page, people: dict[tuple[str, str], str]
+) -> None:
+    page.sign_in(people[(TENANT_A, "manager")])
+    page.wait(lambda: page.driver.current_url.endswith("/console"))
+    assert page.text('nav a[href="/console"]') == "Agent console"
+    page.find("#lang-es").click()
+    page.wait(lambda: page.text('nav a[href="/console"]') == "Consola de agente")
+    assert page.find("#search").get_attribute("placeholder").startswith("Correo")
+    page.open("/dashboard")  # remembered
+    page.wait(lambda: "Satisfacción" in page.text("#sat-title"))
+    page.screenshot("dashboard-es")
+    page.find("#lang-en").click()
+    page.wait(lambda: page.text("#sat-title").startswith("Satisfaction"))
+
+
+def test_sign_in_locks_out_after_repeated_failures(page: Page, deployment: Deployment) -> None:
+    email = create_person(deployment, TENANT_A, "agent")
+    for _ in range(5):
+        page.sign_in(email, "not the password")
+        page.wait(lambda: page.all("#signin-error"))
+    page.sign_in(email)  # the right password, too late
+    assert "locked" in page.text("#signin-error")
+    page.screenshot("signin-locked")
+
+
+def test_the_console_fits_a_phone(
+    page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
+) -> None:
+    page.sign_in(people[(TENANT_A, "agent")])
+    page.driver.set_window_size(390, 844)
+    try:
+        open_customer(page, customer["ids"]["email"], customer["ids"]["customer_id"])
+        page.wait(lambda: len(timeline_ids(page)) >= customer["events"])
+        wider = page.driver.execute_script(
+            """return [...document.querySelectorAll('body *')]
+                 .filter(e => e.getBoundingClientRect().right
+                              > document.documentElement.clientWidth + 1)
+                 .map(e => e.tagName + '#' + e.id + '.' + e.className).slice(0, 8);"""
+        )
+        assert wider == []  # nothing wider than the screen
+        page.screenshot("console-phone")
+    finally:
+        page.driver.set_window_size(1280, 900)
+
+
+def cell_from_rows(rows: list[dict[str, str]]) -> dict[str, str]:
+    """A dashboard cell from export rows (one per bucket): n and the n-weighted metric values."""
+    n = sum(int(r[f"responses.{kind}"]) for r in rows for kind in ("nps", "csat", "ces"))
+    cell = {"n": str(n)}
+    for name in ("csat@1", "nps@1", "ces@1", "ces_easy@1"):
+        pairs = [(float(r[f"metrics.{name}.value"]), int(r[f"metrics.{name}.n"]))
+                 for r in rows if r[f"metrics.{name}.value"] not in ("", None)]  # fmt: skip
+        total = sum(w for _, w in pairs)
+        cell[name] = f"{sum(v * w for v, w in pairs) / total:.1f}" if total else "—"
+    return cell
+
+
+def test_the_csv_export_equals_the_screen(
+    page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
+) -> None:
+    page.sign_in(people[(TENANT_A, "manager")])
+    page.open("/dashboard")
+    touchpoint = f"line-{customer['tag']}"
+    shown = dashboard_cells(page, touchpoint)
+    link = page.find("#export-csv").get_attribute("href")
+    text: str = page.driver.execute_async_script(
+        "const [url, done] = arguments; fetch(url).then(r => r.text()).then(done, e => done(String(e)));",
+        link,
+    )
+    rows = [r for r in csv.DictReader(io.StringIO(text)) if r["touchpoint"] == touchpoint]
+    assert rows, text[:500]
+    expected = cell_from_rows(rows)
+    assert {k: shown[k] for k in expected} == expected
+
+
+def test_resolving_an_alert_shows_on_the_customers_timeline(
+    page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
+) -> None:
+    customer_id = customer["ids"]["customer_id"]
+    page.sign_in(people[(TENANT_A, "manager")])
+    page.open("/dashboard")
+    row_css = f'#alerts tr[data-alert-id] a[href$="{customer_id}"]'
+    page.wait(lambda: page.all(row_css), what="the customer's alert in the queue")
+    row = page.find(row_css).find_element("xpath", "ancestor::tr")
+    alert_id = row.get_attribute("data-alert-id")
+    row.find_element("css selector", 'input[aria-label="Note"]').send_keys("called back, refunded")
+    row.find_element("css selector", 'button[data-action="resolve"]').click()
+    resolved = f'#alerts tr[data-alert-id="{alert_id}"][data-status="resolved"]'
+    page.wait(lambda: page.all(resolved), what="the alert resolved in the queue")
+    page.screenshot("dashboard-alerts")
+    page.open(f"/console#customer={customer_id}")
+    page.wait(
+        lambda: any("alert.resolved" in li.text for li in page.all("#timeline li.event")),
+        what="alert.resolved on the timeline",
+    )

@@ -1,0 +1,186 @@
+"""People's sessions on the query API and the pages it serves, over chdb, as a browser sees them:
+sign-in with its CSRF field, the session cookie on the API with the same roles and tenants as keys,
+the CSRF header on writes, lock-out, sign-out, languages, and the customer search (S11, S01)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from cem.accounts import MAX_FAILURES, Accounts
+from cem.adapters.chdb_warehouse import ChdbWarehouse
+from cem.adapters.memory_keys import MemoryKeyStore
+from cem.adapters.memory_users import MemoryUserStore
+from cem.auth import SESSION_COOKIE
+from cem.runner import ensure_tables
+from services.projections.projection import ProjectionsProjection
+from services.query_api.app import create_app
+from tests.integration.test_customers_router import ana_history, store
+
+PASSWORD = "a long enough password"
+ANA = {"customer_id": "cust-ana", "email": "ana.garcia@example.com", "phone": "+34 600 111 222"}
+
+
+@pytest.fixture
+def app(warehouse: ChdbWarehouse) -> FastAPI:
+    ensure_tables(warehouse, [ProjectionsProjection()])
+    app = create_app(warehouse, MemoryKeyStore(), users=MemoryUserStore())
+    store(warehouse, "acme", [{**raw, "customer": ANA} for raw in ana_history()])
+    return app
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, base_url="http://testserver") as client:
+        yield client
+
+
+def person(app: FastAPI, role: str, tenant: str = "acme") -> str:
+    accounts: Accounts = app.state.accounts
+    email = f"{role}-{uuid.uuid4().hex[:6]}@example.com"
+    accounts.create(tenant, role, email, PASSWORD)
+    return email
+
+
+def form_token(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "the form carries a CSRF field"
+    return found.group(1)
+
+
+def sign_in(client: TestClient, email: str, password: str = PASSWORD) -> tuple[int, str]:
+    page = client.get("/signin")
+    answer = client.post(
+        "/signin",
+        data={"email": email, "password": password, "csrf": form_token(page.text)},
+        follow_redirects=False,
+    )
+    return answer.status_code, answer.headers.get("set-cookie", "")
+
+
+def csrf_of(client: TestClient) -> str:
+    found = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/console").text)
+    assert found
+    return found.group(1)
+
+
+def test_sign_in_sets_a_fresh_http_only_strict_session_cookie(
+    app: FastAPI, client: TestClient
+) -> None:
+    planted = "planted-by-an-attacker"
+    client.cookies.set(SESSION_COOKIE, planted)
+    status, cookie = sign_in(client, person(app, "agent"))
+    assert status == 303
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Secure" not in cookie
+    assert cookie.startswith(f"{SESSION_COOKIE}=") and planted not in cookie
+    client.cookies.clear()
+    client.cookies.set(SESSION_COOKIE, cookie.split(";")[0].split("=", 1)[1])
+    assert client.get("/console").status_code == 200
+
+
+def test_the_cookie_is_secure_behind_tls(
+    app: FastAPI, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CEM_BEHIND_TLS", "true")
+    assert "Secure" in sign_in(client, person(app, "agent"))[1]
+
+
+def test_sign_in_without_the_forms_token_is_refused(app: FastAPI, client: TestClient) -> None:
+    email = person(app, "agent")
+    client.get("/signin")
+    answer = client.post("/signin", data={"email": email, "password": PASSWORD, "csrf": "forged"})
+    assert answer.status_code == 403
+    assert client.cookies.get(SESSION_COOKIE) is None
+
+
+def test_wrong_password_then_lock_out(app: FastAPI, client: TestClient) -> None:
+    email = person(app, "agent")
+    assert sign_in(client, email, "wrong password")[0] == 401
+    for _ in range(MAX_FAILURES - 1):
+        sign_in(client, email, "wrong password")
+    assert sign_in(client, email)[0] == 429  # the right password, but locked
+
+
+def test_pages_need_a_session(client: TestClient) -> None:
+    for path in ("/console", "/dashboard", "/"):
+        answer = client.get(path, follow_redirects=False)
+        assert (answer.status_code, answer.headers["location"]) == (303, "/signin")
+
+
+def test_the_dashboard_is_for_managers(app: FastAPI, client: TestClient) -> None:
+    sign_in(client, person(app, "agent"))
+    assert client.get("/dashboard").status_code == 403
+    sign_in(client, person(app, "manager"))
+    assert client.get("/dashboard").status_code == 200
+
+
+def test_the_session_reads_the_api_with_its_tenant_only(app: FastAPI, client: TestClient) -> None:
+    sign_in(client, person(app, "agent"))
+    assert client.get("/v1/customers/cust-ana").json()["customer_id"] == "cust-ana"
+    sign_in(client, person(app, "agent", tenant="other"))
+    assert client.get("/v1/customers/cust-ana").status_code == 404
+    assert client.get("/v1/customers/search", params={"q": "ana"}).json()["customers"] == []
+
+
+def test_writes_with_the_cookie_need_the_csrf_header(app: FastAPI, client: TestClient) -> None:
+    sign_in(client, person(app, "manager"))
+    body = {"survivor_id": "cust-ana", "absorbed_id": "x", "reason": "same person"}
+    refused = client.post("/v1/customers/merge", json=body)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "csrf_token_missing"
+    # With the token the request passes authentication; this app has no identity service (503).
+    passed = client.post(
+        "/v1/customers/merge", json=body, headers={"X-CSRF-Token": csrf_of(client)}
+    )
+    assert passed.status_code == 503
+
+
+def test_sign_out_needs_the_token_and_ends_the_session(app: FastAPI, client: TestClient) -> None:
+    sign_in(client, person(app, "agent"))
+    assert client.post("/signout", data={"csrf": "forged"}).status_code == 403
+    assert client.get("/v1/customers/cust-ana").status_code == 200
+    secret = client.cookies.get(SESSION_COOKIE) or ""
+    client.post("/signout", data={"csrf": csrf_of(client)})
+    client.cookies.clear()
+    client.cookies.set(SESSION_COOKIE, secret)
+    assert client.get("/v1/customers/cust-ana").status_code == 401
+
+
+def test_language_from_the_browser_switchable_and_remembered(client: TestClient) -> None:
+    assert (
+        "Iniciar sesión"
+        in client.get("/signin", headers={"Accept-Language": "es-ES,es;q=0.9"}).text
+    )
+    assert "Sign in" in client.get("/signin", headers={"Accept-Language": "fr, en;q=0.5"}).text
+    assert "Iniciar sesión" in client.get("/signin", params={"lang": "es"}).text
+    assert "Iniciar sesión" in client.get("/signin").text  # the cookie remembers the choice
+
+
+def test_pages_carry_a_strict_content_security_policy(client: TestClient) -> None:
+    page = client.get("/signin")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert "<script>" not in page.text and "style=" not in page.text
+
+
+@pytest.mark.parametrize(
+    "typed, kind",
+    [("garcia@", "email"), ("600 111", "phone"), ("a-1", "order"), ("cust-an", "customer_id")],
+)
+def test_search_finds_a_customer_by_what_an_agent_types(
+    app: FastAPI, client: TestClient, typed: str, kind: str
+) -> None:
+    sign_in(client, person(app, "agent"))
+    found = client.get("/v1/customers/search", params={"q": typed}).json()["customers"]
+    assert [c["customer_id"] for c in found] == ["cust-ana"]
+    assert kind in {m["kind"] for m in found[0]["matched"]}
+
+
+def test_search_refuses_a_one_letter_query(app: FastAPI, client: TestClient) -> None:
+    sign_in(client, person(app, "agent"))
+    answer = client.get("/v1/customers/search", params={"q": "a"})
+    assert answer.status_code == 422 and answer.json()["error"]["code"]
