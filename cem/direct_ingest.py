@@ -100,7 +100,12 @@ def accept_direct(raw: Any, headers: Mapping[str, str], received_at: datetime) -
     if not tenant:
         message = "a record published straight to Kafka needs a tenant_id header"
         raise _invalid("missing_header", message, f"headers.{TENANT_HEADER}")
-    event, fingerprint = accept(_with_source(raw, headers.get(SOURCE_HEADER)), tenant, received_at)
+    source = headers.get(SOURCE_HEADER)
+    event, fingerprint = accept(_with_source(raw, source), tenant, received_at)
+    if source is None and isinstance(raw, dict) and "source_id" not in raw:
+        # Fingerprinted as the same body POSTed (whose source defaults alike), so a producer that
+        # falls back from HTTP to Kafka re-sends a duplicate, not a conflict; stored as from Kafka.
+        event = event.model_copy(update={"source_id": DIRECT_SOURCE})
     return Unadmitted(event, fingerprint)
 
 
@@ -108,7 +113,7 @@ def _with_source(raw: Any, source: str | None) -> Any:
     if not isinstance(raw, dict):
         return raw  # accept() reports that an event must be an object
     if "source_id" not in raw:
-        return {**raw, "source_id": source or DIRECT_SOURCE}
+        return raw if source is None else {**raw, "source_id": source}
     if source is not None and raw["source_id"] != source:
         raise _invalid(
             "source_mismatch", "source_id differs from the source_id header", "source_id"

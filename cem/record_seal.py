@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import replace
 
 from cem.ports import Consumed, Record
 
@@ -25,7 +24,7 @@ def seal_of(value: bytes, key: bytes) -> bytes:
 def sealed(record: Record, key: bytes) -> Record:
     """The record with its seal header (any header of that name a caller set is replaced)."""
     headers = tuple(h for h in record.headers if h[0] != SEAL_HEADER)
-    return replace(record, headers=(*headers, (SEAL_HEADER, seal_of(record.value, key))))
+    return Record(record.key, record.value, (*headers, (SEAL_HEADER, seal_of(record.value, key))))
 
 
 def is_sealed(rec: Consumed, key: bytes) -> bool:

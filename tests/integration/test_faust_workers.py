@@ -727,6 +727,8 @@ def test_straight_to_kafka_records_follow_the_ingests_idempotency_and_tenant_rul
     publish_as_the_ingest(target, original)
     eventually(lambda: survey_responses(target) == 1, "the original answer stored")
 
+    # The same body again, now straight to Kafka (a producer falling back): a duplicate, kept out.
+    publisher.send(f"{target.tenant}/cust-a".encode(), orjson.dumps(original), header)
     # Another body under the accepted id, for another customer: a conflict, kept out.
     other = {**original, "customer": {"customer_id": "cust-b"}, "payload": {**answer, "score": 1}}
     conflict_at = publisher.send(b"k", orjson.dumps(other), header)

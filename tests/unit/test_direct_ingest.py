@@ -173,6 +173,19 @@ def test_a_direct_record_of_an_unknown_schema_version_is_rejected() -> None:
     assert "schema_version" in violated_paths(direct(raw_event(schema_version=2)))
 
 
+def test_a_body_sent_over_http_then_to_kafka_has_the_same_fingerprint_a_repeat_not_a_conflict() -> (
+    None
+):
+    raw = raw_event()
+    found = decode_record(direct(raw))
+    assert isinstance(found, Unadmitted)
+    assert found.fingerprint == accept(raw, "acme", RECEIVED)[1]
+    assert found.event.source_id == DIRECT_SOURCE
+    named = decode_record(direct(raw, {"tenant_id": b"acme", "source_id": b"pos"}))
+    assert isinstance(named, Unadmitted)
+    assert named.fingerprint == accept({**raw, "source_id": "pos"}, "acme", RECEIVED)[1]
+
+
 def test_a_direct_record_without_a_broker_timestamp_is_rejected() -> None:
     assert violated_paths(direct(raw_event(), timestamp_ms=None)) == {"timestamp"}
 
