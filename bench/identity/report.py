@@ -34,11 +34,12 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
         ),
         ("customers per person, all touchpoints", f"{r['customers_per_person']:.2f}"),
         ("people split into several customers", _pct(r["people_split"])),
-        (
-            f"customers per person, linkable (target ≤ {TARGETS['linkable_customers_per_person']})",
-            f"{r['linkable_customers_per_person']:.2f}",
-        ),
+        ("customers per person, linkable touchpoints", f"{r['linkable_customers_per_person']:.2f}"),
         ("  least the evidence allows", f"{r['linkable_customers_per_person_best']:.2f}"),
+        (
+            f"customers per linkable group (target ≤ {TARGETS['customers_per_linkable_group']})",
+            f"{r['customers_per_linkable_group']:.2f}",
+        ),
         ("people per customer, mean", f"{r['people_per_customer']:.2f}"),
         ("people per customer, max", f"{r['max_people_per_customer']:,}"),
         ("customers holding several people (target 0)", f"{r['customers_with_several_people']:,}"),
