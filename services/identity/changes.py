@@ -87,6 +87,22 @@ def saturate(state: IdentityState, identifier: Identifier, limit: int, evidence:
         index.saturate(limit=limit, evidence_event_id=evidence.event_id)
 
 
+def split_hub_merges(state: IdentityState, hub: Identifier, evidence: Evidence) -> list[str]:
+    """Undo the automatic merges an identifier made before it was found to be a hub: every active
+    merge, in the groups of its holders, whose reason is that both customers held it. Each split
+    is audited and keeps the pair apart from automatic merges; a manager may merge them again."""
+    reason = f"split: {hub} turned out to be a hub, shared by people who disagree on the rest"
+    because = f"both hold {hub}"
+    split_ids = []
+    for holder in state.claim(hub).holders:
+        for member in state.members(state.canonical(holder)):
+            customer = state.customer(member)
+            for merge_id, absorbed in sorted(customer.absorbed.items()):
+                if customer.merge_reasons.get(merge_id) == because:
+                    split_ids.append(split(state, member, absorbed, reason, evidence.actor))
+    return split_ids
+
+
 def plan_merge(
     state: IdentityState, survivor_id: str, absorbed_id: str, rules: TenantRules
 ) -> MergePlan:

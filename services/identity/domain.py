@@ -126,6 +126,12 @@ class Customer(Aggregate):
         self.absorbed: dict[str, str] = {}  # merge id -> absorbed customer id, for active merges
 
     @property
+    def merge_reasons(self) -> dict[str, str]:
+        """merge id -> why, for active merges (kept beside `absorbed`; a customer restored from a
+        snapshot taken before reasons were kept has none for its older merges)."""
+        return self.__dict__.setdefault("_merge_reasons", {})
+
+    @property
     def customer_id(self) -> str:
         """The id users, projections and every other identity event know the customer by."""
         return self.name or str(self.id)
@@ -159,6 +165,7 @@ class Customer(Aggregate):
         actor: str,
     ) -> None:
         self.absorbed[merge_id] = absorbed_id
+        self.merge_reasons[merge_id] = reason
 
     @event(MergedIntoSurvivor)
     def merge_into(
@@ -183,6 +190,7 @@ class Customer(Aggregate):
         actor: str,
     ) -> None:
         self.absorbed.pop(merge_id, None)
+        self.merge_reasons.pop(merge_id, None)
 
     @event(RestoredBySplit)
     def restore(

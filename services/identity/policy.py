@@ -381,7 +381,13 @@ def one_slip_apart(new: Identifier, known: Identifier) -> bool:
     known_local, _, known_domain = known.value.rpartition("@")
     if domain != known_domain or min(len(local), len(known_local)) < MIN_TYPO_LOCAL:
         return False
+    if _digits(local) != _digits(known_local):
+        return False  # `ana.garcia1` and `ana.garcia2`: numbered accounts, often of one household
     return OSA.distance(local, known_local, score_cutoff=1) <= 1
+
+
+def _digits(text: str) -> str:
+    return "".join(c for c in text if c.isdigit())
 
 
 def _is_device(identifier: Identifier, rules: TenantRules) -> bool:

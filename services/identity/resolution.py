@@ -137,6 +137,8 @@ def _record(
     for identifier in decision.saturate:
         limit = rules.rule_for(identifier).max_holders
         changes.saturate(state, identifier, limit, evidence)
+        if rules.is_strong(identifier):  # a hub (see policy._is_hub): undo what it fused
+            changes.split_hub_merges(state, identifier, evidence)
     for merge in decision.merges:
         changes.merge(state, merge.survivor_id, merge.absorbed_id, merge.reason, evidence.actor)
     proposed = [changes.propose(state, proposal, evidence) for proposal in decision.proposals]

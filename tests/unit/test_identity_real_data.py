@@ -350,7 +350,34 @@ def test_a_slip_of_a_customers_email_on_its_device_is_that_customers() -> None:
         ("ana.garcia@x.es", "ana.garcia@y.es", False),  # another domain: not this rule
         ("anna@x.es", "ana@x.es", False),  # too short to tell
         ("ana.garc@x.es", "ana.garcia@x.es", False),  # two keystrokes
+        ("member1@x.io", "member0@x.io", False),  # numbered accounts: a household's, not a slip
     ],
 )
 def test_one_slip_apart(new: str, known: str, slip: bool) -> None:
     assert one_slip_apart(Identifier("email", new), Identifier("email", known)) is slip
+
+
+def test_the_merges_a_hub_made_before_it_was_recognised_are_split() -> None:
+    uri = f"file:hubsplit-{uuid.uuid4().hex}?mode=memory&cache=shared"
+    identity = IdentityResolver(sqlite_env(uri), IdentityRules())
+
+    def resolve(**ref: str) -> str:
+        return identity.resolve(
+            "acme", CustomerRef(**ref), str(uuid.uuid4()), "pos", at=NOW
+        ).home_id
+
+    counter = "caja3@tiendas-sol.es"
+    walk_in = resolve(email=counter)  # a purchase at till 3, nobody else known
+    ana = resolve(customer_id="crm-ana", phone="612 345 678")
+    # Ana's account shows the till's email: both hold it, so the walk-in joins Ana.
+    assert resolve(customer_id="crm-ana", email=counter) == ana
+    assert identity.locate("acme", walk_in).customer_id == ana
+    luis = resolve(customer_id="crm-luis", email="luis@x.es", phone="622 345 678")
+    # Luis at till 3: the email is a hub; the merge it made is undone, audited, and Luis is alone.
+    assert resolve(email=counter, phone="622 345 678") == luis
+    assert identity.locate("acme", walk_in).members == (walk_in,)
+    assert identity.locate("acme", ana).members == (ana,)
+    assert identity.locate("acme", luis).members == (luis,)
+    splits = [e for e in identity.history("acme", ana) if "split" in e.action]
+    assert splits and "hub" in str(splits[0].details)
+    identity.close()
