@@ -37,7 +37,8 @@ def customer_key(ref: CustomerRef) -> str:
 
 
 def identifiers(ref: CustomerRef) -> list[tuple[str, str]]:
-    """Every (kind, normalised value) an event carries, for lookups by identifier."""
+    """Every (kind, normalised value) an event carries, for lookups by identifier. Kinds are spelled
+    as everywhere in the API: customer_id, email, phone, anonymous_id, external:<namespace>."""
     found: list[tuple[str, str]] = []
     if ref.customer_id:
         found.append(("customer_id", ref.customer_id))
@@ -47,5 +48,5 @@ def identifiers(ref: CustomerRef) -> list[tuple[str, str]]:
         found.append(("phone", normalise_phone(ref.phone)))
     if ref.anonymous_id:
         found.append(("anonymous_id", ref.anonymous_id))
-    found += [("external_id", f"{ns}:{value}") for ns, value in sorted(ref.external_ids.items())]
+    found += [(f"external:{ns}", value) for ns, value in sorted(ref.external_ids.items())]
     return found

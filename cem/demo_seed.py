@@ -1,7 +1,7 @@
 """Seeding the demo's history so that the default views have data within seconds of `cem up`.
 
 The history is generated in time order (journeys carry state from one day to the next), then sent a
-week at a time, newest week first: the default views (the last 30 days of satisfaction, a customer's
+week at a time, newest week first (and that week a day at a time, newest day first): the default views (the last 30 days of satisfaction, a customer's
 latest timeline page) fill from the first week on, while older weeks keep arriving behind them.
 Projections do not depend on arrival order, so the tables end up as if it had been sent in order.
 """
@@ -17,6 +17,7 @@ from typing import Any
 from cem.demo import Customer, Population
 
 WEEK = timedelta(days=7)
+DAY = timedelta(days=1)
 Event = dict[str, Any]
 
 
@@ -28,13 +29,16 @@ class SampleCustomer:
     key: str
 
 
-def weeks_newest_first(events: Iterable[Event], now: datetime) -> list[list[Event]]:
-    """`events` cut into weeks ending at `now`, the most recent week first, each in time order."""
-    weeks: dict[int, list[Event]] = {}
+def weeks_newest_first(
+    events: Iterable[Event], now: datetime, period: timedelta = WEEK
+) -> list[list[Event]]:
+    """`events` cut into periods (weeks) ending at `now`, the most recent first, each in time
+    order."""
+    periods: dict[int, list[Event]] = {}
     for event in events:
         age = now - datetime.fromisoformat(event["occurred_at"])
-        weeks.setdefault(max(0, age // WEEK), []).append(event)
-    return [weeks[age] for age in sorted(weeks)]
+        periods.setdefault(max(0, age // period), []).append(event)
+    return [periods[age] for age in sorted(periods)]
 
 
 def sample_customer(population: Population, recent: Iterable[Event]) -> SampleCustomer | None:

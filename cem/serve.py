@@ -14,7 +14,8 @@ Every replica of a service runs the same command; the adapters hold no state a r
 from __future__ import annotations
 
 import argparse
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:  # the engines' clients load only when a service starts, not w
 SERVICES = ("ingest", "query-api", "projections", "satisfaction")
 DEFAULT_PORTS = {"ingest": 8000, "query-api": 8001}
 S = TypeVar("S", bound=CoreSettings)
+T = TypeVar("T")
 
 
 class ServerSettings(BaseSettings):
@@ -65,11 +67,39 @@ def serve(
     elif service == "ingest":
         from cem.distributed import build_ingest
 
-        serve_http(build_ingest(_as(IngestSettings, settings)), host, port or _port(service))
+        port = _free(host, port or _port(service))
+        serve_http(
+            _starting(service, lambda: build_ingest(_as(IngestSettings, settings))), host, port
+        )
     else:
         from cem.distributed import build_query_api
 
-        serve_http(build_query_api(_as(QuerySettings, settings)), host, port or _port(service))
+        port = _free(host, port or _port(service))
+        serve_http(
+            _starting(service, lambda: build_query_api(_as(QuerySettings, settings))), host, port
+        )
+
+
+def _free(host: str | None, port: int) -> int:
+    """The port, once known to be free: a busy one is a one-line mistake before any engine is
+    contacted."""
+    from cem.cli_output import check_port_free
+
+    check_port_free(host or ServerSettings().host, port)
+    return port
+
+
+def _starting(service: str, build: Callable[[], T]) -> T:
+    """Build a service's adapters; an engine that cannot be reached (or refuses us) is reported in
+    one line instead of a traceback (CEM_DEBUG=1 shows the traceback)."""
+    from cem.cli_errors import CliError
+
+    try:
+        return build()
+    except Exception as exc:
+        if os.environ.get("CEM_DEBUG"):
+            raise
+        raise CliError(f"cannot start {service}: {type(exc).__name__}: {exc}") from exc
 
 
 def run_worker_service(

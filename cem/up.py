@@ -16,8 +16,8 @@ from cem.accounts import USER_ROLES, Accounts, generate_password
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.bootstrap import Platform, build
 from cem.channels import ChannelStore
+from cem.demo_seed import DAY, SampleCustomer, sample_customer, weeks_newest_first
 from cem.demo_seed import WEEK as RECENT
-from cem.demo_seed import SampleCustomer, sample_customer, weeks_newest_first
 from cem.ports import KeyStore
 from cem.progress import progress_bar
 from cem.read_only import refuse_writes
@@ -96,13 +96,16 @@ def seed_and_simulate(
     now = datetime.now(UTC)
     recent_days = min(opts.demo_days, RECENT.days)
     recent = list(demo.history(population, rng, now, recent_days))
-    sample = sample_customer(population, recent)
+    days = weeks_newest_first(recent, now, DAY)
+    sample = sample_customer(population, days[0] if days else []) or sample_customer(
+        population, recent
+    )
     wait_until_serving(url, timeout_s=STARTUP_TIMEOUT_S)
     print_banner(url, keys, sample, read_only=False, users=users)
     if marker.exists():
         print("demo: history already seeded in this data directory; live traffic only", flush=True)
     else:
-        seed_history(url, keys["ingest"], [recent], "demo: seeding the newest week")
+        seed_history(url, keys["ingest"], days, "demo: seeding the newest week, newest day first")
         older_end = now - timedelta(days=recent_days)
         older = demo.history(population, rng, older_end, opts.demo_days - recent_days)
         weeks = weeks_newest_first(older, older_end)

@@ -22,9 +22,16 @@ from services.identity.normalise import normalise_one
 from services.identity.rules import Identifier, TenantRules
 from services.identity.state import IdentityState
 
-# Key prefixes of `cem.customer_key`, by identifier kind; a key without one is a customer_id.
-_PREFIXES = (("email:", "email"), ("phone:", "phone"), ("anon:", "anonymous_id"))
-_EXTERNAL = "ext:"
+# Key prefixes of `cem.customer_key`, and the API's `<kind>:` spelling of identifiers (timeline
+# entries list `anonymous_id:…`, `external:shop:1`), by kind; a key without one is a customer_id.
+_PREFIXES = (
+    ("email:", "email"),
+    ("phone:", "phone"),
+    ("anon:", "anonymous_id"),
+    ("anonymous_id:", "anonymous_id"),
+    ("customer_id:", "customer_id"),
+)
+_EXTERNAL = ("ext:", "external:")
 # Attempts at a free UUID name; only a producer choosing other customers' ids could use one up.
 _MAX_FALLBACKS = 100
 
@@ -77,9 +84,9 @@ def _split_key(key: str) -> tuple[str, str]:
     for prefix, kind in _PREFIXES:
         if key.startswith(prefix):
             return kind, key[len(prefix) :]
-    if key.startswith(_EXTERNAL):
-        namespace, sep, value = key[len(_EXTERNAL) :].partition(":")
-        if sep and namespace:
+    for external in _EXTERNAL:
+        namespace, sep, value = key[len(external) :].partition(":")
+        if key.startswith(external) and sep and namespace:
             return f"external:{namespace}", value
     return "customer_id", key
 

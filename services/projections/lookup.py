@@ -18,6 +18,14 @@ from schemas.envelope import Event
 from services.projections.timeline import from_micros
 
 LOOKUP_KINDS = ("email", "phone", "anonymous_id", "external_id")
+# How a key names an identifier: the API's `<kind>:` and the customer keys' short prefixes.
+_KEY_PREFIXES = (
+    ("email:", "email"),
+    ("phone:", "phone"),
+    ("anonymous_id:", "anonymous_id"),
+    ("anon:", "anonymous_id"),
+    ("customer_id:", "customer_id"),
+)
 MAX_MATCHES = 100
 
 # The query value goes through the same normalisation as the stored identifier, so that
@@ -75,10 +83,13 @@ def lookup_key(
     value = _NORMALISE.get(kind, lambda v: v)(raw)
     if not value.strip("+"):
         raise InvalidLookup(f"{kind} must not be empty", f"query.{kind}")
-    if kind == "external_id" and ":" not in value.strip(":"):
-        raise InvalidLookup(
-            "external_id must be namespace:value, e.g. shopify:1234", "query.external_id"
-        )
+    if kind == "external_id":
+        namespace, _, external = value.partition(":")
+        if not namespace or not external:
+            raise InvalidLookup(
+                "external_id must be namespace:value, e.g. shopify:1234", "query.external_id"
+            )
+        return f"external:{namespace}", external  # the kind as spelled everywhere else
     return kind, value
 
 
@@ -133,12 +144,16 @@ def combine_matches(
 
 
 def key_lookup(key: str) -> tuple[str, str]:
-    """The (kind, value) of the identifier a customer key names, as stored for lookups: the inverse
-    of `cem.customer_key.customer_key` (`email:ana@x.io`, `ext:shop:1`, a plain customer id ...)."""
-    for prefix, kind in (("email:", "email"), ("phone:", "phone"), ("anon:", "anonymous_id")):
-        if key.startswith(prefix):
+    """The (kind, value) of the identifier a key names, as stored for lookups: `<kind>:<value>` as
+    the API writes identifiers (`email:ana@x.io`, `anonymous_id:dev-1`, `external:shop:1`), or a
+    customer key of `cem.customer_key.customer_key` (`anon:dev-1`, `ext:shop:1`); anything else
+    is a customer id."""
+    for prefix, kind in _KEY_PREFIXES:
+        if key.startswith(prefix) and key[len(prefix) :]:
             value = key[len(prefix) :]
             return kind, _NORMALISE.get(kind, lambda v: v)(value)
-    if key.startswith("ext:") and ":" in key[4:].strip(":"):
-        return "external_id", key[4:]
+    for prefix in ("ext:", "external:"):
+        namespace, _, value = key[len(prefix) :].partition(":")
+        if key.startswith(prefix) and namespace and value:
+            return f"external:{namespace}", value
     return "customer_id", key

@@ -175,3 +175,22 @@ def test_every_option_has_help_and_shows_its_default() -> None:
             if action.option_strings and not action.required:
                 default = f"(default: {action.default})"
                 assert default in shown, f"{command.prog} {action.option_strings[0]}: no {default}"
+
+
+def test_serve_on_a_busy_port_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = cem("serve", "query-api", "--port", str(port), cwd=tmp_path)
+    assert_one_line_mistake(done, f"port {port}", "busy")
+
+
+def test_serve_with_unreachable_engines_is_one_line(tmp_path: Path) -> None:
+    unreachable = {
+        "CEM_MODE": "distributed",
+        "CEM_CLICKHOUSE_URL": f"clickhouse://127.0.0.1:{free_port()}/cem",
+        "CEM_POSTGRES_DSN": f"postgresql://cem@127.0.0.1:{free_port()}/cem?connect_timeout=2",
+    }
+    done = cem("serve", "query-api", "--port", str(free_port()), cwd=tmp_path, env=unreachable)
+    assert_one_line_mistake(done, "cannot start query-api")

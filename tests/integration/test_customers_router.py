@@ -299,7 +299,10 @@ def test_lookup_by_anonymous_and_external_ids(agent: TestClient, app: FastAPI) -
     by_ext = agent.get("/v1/customers", params={"external_id": "shopify:991"}).json()
     assert [m["customer_id"] for m in by_anon["customers"]] == ["ext:shopify:991"]
     assert by_ext["customers"] == by_anon["customers"]
-    assert (by_ext["kind"], by_ext["value"]) == ("external_id", "shopify:991")
+    assert (by_ext["kind"], by_ext["value"]) == ("external:shopify", "991")
+    # One spelling: the timeline lists the identifiers as `<kind>:<value>`, kinds as above.
+    [entry] = agent.get("/v1/customers/ext:shopify:991/timeline").json()["entries"]
+    assert sorted(entry["identifiers"]) == ["anonymous_id:anon-7", "external:shopify:991"]
 
 
 @pytest.mark.parametrize(

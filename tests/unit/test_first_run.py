@@ -74,3 +74,18 @@ def test_read_only_refuses_writes_with_503_in_the_one_shape_and_serves_reads() -
         assert response.status_code == 503
         error = response.json()["error"]
         assert error["code"] == "read_only" and "read-only" in error["message"]
+
+
+def test_identity_history_times_read_as_rfc3339_not_microseconds() -> None:
+    from services.identity.audit import _readable
+
+    assert _readable("seen_at", 1_764_633_600_000_000) == datetime(2025, 12, 2, tzinfo=UTC)
+    assert _readable("seen_at", 0) is None  # unknown
+    assert _readable("score", 5) == 5 and _readable("erased_at", True) is True
+
+
+def test_days_come_newest_first_when_asked() -> None:
+    from cem.demo_seed import DAY
+
+    events = [at(d) for d in (2.5, 1.5, 0.5, 0.2)]
+    assert weeks_newest_first(events, NOW, DAY) == [[at(0.5), at(0.2)], [at(1.5)], [at(2.5)]]
