@@ -819,7 +819,8 @@ def summary_rows(raw: dict[str, Any], load: dict[str, Any], api: dict[str, Any])
         Row(f"SSE delivery p50 ({sse['streams']} streams, batched load)", sse["p50"], "s"),
         Row(f"SSE delivery p99 ({sse['streams']} streams, batched load)", sse["p99"], "s",
             Goal("at_most", 1.0)),
-        Row("SSE messages lost / repeated", sse["missing"] + sse["repeated"], "count"),
+        Row("SSE messages undelivered 30 s after the load / repeated",
+            sse["missing"] + sse["repeated"], "count"),
         Row("peak RSS, server", api["peak_rss_bytes"] or 0, "bytes"),
         Row("peak RSS, bench loader", load["peak_rss_bytes"] or 0, "bytes"),
     ]  # fmt: skip

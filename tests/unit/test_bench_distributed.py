@@ -178,4 +178,4 @@ def test_summary_rows_show_the_console_page_and_the_live_stream_when_measured() 
     rows = {row.metric: row for row in summary_rows(result)}
     assert rows["console first page p99 (profile + 50 entries)"].goal == Goal("at_most", 0.3)
     assert rows["SSE delivery p99 (200 streams, batched load)"].value == 0.8
-    assert rows["SSE messages lost / repeated"].value == 1
+    assert rows["SSE messages undelivered 30 s after the load / repeated"].value == 1
