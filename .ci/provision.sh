@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the real-service tests need on a fresh Debian bookworm machine (run as root):
-# ClickHouse server 18.16 and PostgreSQL 15 from Debian, a JRE and Maven, and the Kafka broker's jars
+# ClickHouse server 18.16 and PostgreSQL 15 from Debian, Chromium and its driver (the browser tests),
+# a JRE and Maven, and the Kafka broker's jars
 # from Maven Central into deploy/kafka/lib/. Idempotent and quiet; any failure stops it loudly.
 # The services are never started here: deploy/engines.py starts private instances on free ports.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export DEBIAN_FRONTEND=noninteractive
-APT_PACKAGES=(clickhouse-server clickhouse-client postgresql)
+APT_PACKAGES=(clickhouse-server clickhouse-client postgresql chromium chromium-driver)
 
 die() { echo "provision: $*" >&2; exit 1; }
 trap 'die "failed at line $LINENO: $BASH_COMMAND"' ERR

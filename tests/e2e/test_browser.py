@@ -283,6 +283,16 @@ def test_a_managers_dashboard_cell_equals_the_api(
     assert shown["csat@1"] == "0.0" and shown["n"] == "1"  # the story's one CSAT 2
     page.wait(lambda: page.all("#trend canvas"), what="the trend chart")
     page.screenshot("dashboard")
+    # Drill down: the answer behind the cell, then from it to the customer's timeline.
+    page.find(f'#satisfaction tr[data-touchpoint="{touchpoint}"] th button').click()
+    answer = page.wait(lambda: page.all("#answers tbody tr"), what="the answers behind the cell")
+    assert len(answer) == 1 and "2" in answer[0].text
+    page.screenshot("dashboard-drill")
+    answer[0].find_element("css selector", "td:last-child a").click()
+    customer_id = customer["ids"]["customer_id"]
+    page.wait(lambda: page.text("#customer-id") == customer_id, what="the customer's console")
+    rated = page.wait(lambda: page.all("#timeline li.event.rated"), what="the rated call marked")
+    assert rated[0].get_attribute("data-channel") == "phone"
 
 
 def test_an_agent_cannot_reach_manager_pages_or_another_tenants_customers(
@@ -314,7 +324,7 @@ def test_writes_without_the_csrf_token_are_refused(
 
 
 def test_the_spanish_switch_translates_the_page(
-    page: Page, people: dict[tuple[str, str], str]
+    page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
 ) -> None:
     page.sign_in(people[(TENANT_A, "manager")])
     page.wait(lambda: page.driver.current_url.endswith("/console"))
@@ -324,6 +334,7 @@ def test_the_spanish_switch_translates_the_page(
     assert page.find("#search").get_attribute("placeholder").startswith("Correo")
     page.open("/dashboard")  # remembered
     page.wait(lambda: "Satisfacción" in page.text("#sat-title"))
+    page.wait(lambda: page.all("#satisfaction tbody tr") and page.all("#trend canvas"))
     page.screenshot("dashboard-es")
     page.find("#lang-en").click()
     page.wait(lambda: page.text("#sat-title").startswith("Satisfaction"))
@@ -409,3 +420,41 @@ def test_resolving_an_alert_shows_on_the_customers_timeline(
         lambda: any("alert.resolved" in li.text for li in page.all("#timeline li.event")),
         what="alert.resolved on the timeline",
     )
+
+
+def test_a_manager_merges_after_seeing_the_preview_then_splits(
+    page: Page, people: dict[tuple[str, str], str], api: Api, deployment: Deployment
+) -> None:
+    if getattr(deployment, "identity", "eventsourced") != "eventsourced":
+        pytest.skip("merges need the identity service (CEM_E2E_IDENTITY=eventsourced)")
+    tag, now = new_tag(), datetime.now(UTC)
+    # Two customers known by identifiers that never merge on their own (an email, a device id).
+    first, second = f"ana.{tag}@example.com", f"anon:dev-{tag}"
+    api.post_ok(deployment.key(TENANT_A, "ingest"), [
+        event("page.viewed", "web", {"email": first}, now, {"url": "https://shop.example/"}),
+        event("page.viewed", "web", {"anonymous_id": f"dev-{tag}"}, now, {"url": "https://shop.example/b"}),
+    ])  # fmt: skip
+    deployment.wait_processed()
+    page.sign_in(people[(TENANT_A, "manager")])
+    page.open("/console")
+    page.find("#search").send_keys(first)
+    results = page.wait(lambda: page.all("#results button"), what="the search result")
+    results[0].click()
+    page.wait(lambda: len(timeline_ids(page)) == 1, what="the first customer's timeline")
+    page.find("#merge-absorbed").send_keys(second)
+    page.find("#merge-reason").send_keys("same person, confirmed by phone")
+    page.find("#merge-preview").click()
+    summary = page.wait(
+        lambda: page.find("#merge-result").is_displayed() and page.find("#merge-summary")
+    )
+    assert f"dev-{tag}" in summary.text  # the preview says what would change; nothing has yet
+    assert page.all("#members li.muted")
+    page.screenshot("console-merge-preview")
+    page.find("#merge-confirm").click()
+    page.wait(lambda: not page.all("#members li.muted"), what="merged")
+    page.wait(lambda: len(timeline_ids(page)) == 2, what="both histories on one timeline")
+    page.find("#members li button").click()
+    page.driver.switch_to.alert.send_keys("not the same person")
+    page.driver.switch_to.alert.accept()
+    page.wait(lambda: page.all("#members li.muted"), what="split")
+    page.wait(lambda: len(timeline_ids(page)) == 1, what="each history on its own again")

@@ -67,14 +67,15 @@
   }
 
   window.addEventListener("hashchange", fromHash);
+  // `#customer=ID` opens a customer; `&event=ID` (from a dashboard answer) marks the rated event.
   function fromHash() {
-    const match = window.location.hash.match(/^#customer=(.+)$/);
-    if (match) load(decodeURIComponent(match[1]));
+    const params = new URLSearchParams(window.location.hash.slice(1));
+    if (params.get("customer")) load(params.get("customer"), params.get("event"));
   }
 
-  async function load(id) {
+  async function load(id, marked = null) {
     stopLive();
-    current = { id, cursor: null, seen: new Set(), filters: readFilters(), done: false };
+    current = { id, marked, cursor: null, seen: new Set(), filters: readFilters(), done: false };
     $("empty").hidden = true;
     $("customer").hidden = false;
     $("customer-id").textContent = id;
@@ -180,6 +181,10 @@
     if (current.seen.has(entry.event_id)) return; // never shown twice (reconnects, pages)
     current.seen.add(entry.event_id);
     const item = entryItem(entry);
+    if (entry.event_id === current.marked) {
+      item.classList.add("rated");
+      setTimeout(() => item.scrollIntoView({ block: "center" }), 0);
+    }
     if (atTop) {
       item.classList.add("fresh");
       $("timeline").prepend(item);

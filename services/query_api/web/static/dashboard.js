@@ -186,10 +186,10 @@
       el("td", {}, `${a.touchpoint} · ${a.channel}`),
       el("td", { class: "alert-status" }, t(`status_${status}`)),
       el("td", {}, a.assignee || ""), el("td", {}, a.note || ""),
-      el("td", { class: "actions" }, assignee, note,
+      el("td", {}, el("div", { class: "actions" }, assignee, note,
         act("assign", t("assign"), () => withNote({ assignee: assignee.value.trim() })),
         act("acknowledge", t("acknowledge"), () => withNote({})),
-        act("resolve", t("resolve"), () => withNote({}))));
+        act("resolve", t("resolve"), () => withNote({})))));
   }
 
   function showStatus(alertId, status) {

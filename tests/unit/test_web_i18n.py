@@ -1,0 +1,57 @@
+"""Every string of the pages in both languages, and the language a browser gets."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from services.query_api.web import HERE
+from services.query_api.web.i18n import MESSAGES, from_accept_language
+
+
+def test_every_string_exists_in_english_and_spanish() -> None:
+    assert MESSAGES["en"].keys() == MESSAGES["es"].keys()
+    assert all(text.strip() for table in MESSAGES.values() for text in table.values())
+
+
+def used_keys(path: Path) -> set[str]:
+    text = path.read_text()
+    if path.suffix == ".html":
+        return set(re.findall(r"\bt\.([a-z0-9_]+)", text))
+    return set(re.findall(r'\bt\("([a-z0-9_]+)"\)', text))
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted([*HERE.glob("templates/*.html"), *HERE.glob("static/*.js")]),
+    ids=lambda p: p.name,
+)
+def test_every_string_a_page_uses_is_translated(path: Path) -> None:
+    # Keys named like a dict's methods would resolve to the method in Jinja (`t.clear`).
+    assert not used_keys(path) & set(dir(dict))
+    assert used_keys(path) <= MESSAGES["en"].keys()
+
+
+@pytest.mark.parametrize(
+    "header, language",
+    [
+        ("es-ES,es;q=0.9,en;q=0.8", "es"),
+        ("en-GB,en;q=0.9,es;q=0.8", "en"),
+        ("fr-FR, es;q=0.5, en;q=0.4", "es"),
+        ("de", "en"),
+        ("", "en"),
+        ("es;q=bogus, en;q=0.1", "en"),
+    ],
+)
+def test_language_from_accept_language(header: str, language: str) -> None:
+    assert from_accept_language(header) == language
+
+
+def test_no_inline_script_or_style_in_the_templates() -> None:
+    # The content-security policy allows neither: an inline one would silently not run.
+    for template in HERE.glob("templates/*.html"):
+        text = template.read_text()
+        assert not re.search(r"<script(?![^>]*\b(src|type=\"application/json\"))", text), template
+        assert not re.search(r"style=|<style|\son[a-z]+=", text), template
