@@ -8,8 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from cem.adapters.chdb_warehouse import ChdbWarehouse
+
+# Tests never assert wall-clock time (HOUSE_STYLE): hypothesis' per-example deadline would fail a
+# property test on a loaded machine for speed alone, so it is off everywhere.
+settings.register_profile("cem", deadline=None)
+settings.load_profile("cem")
 
 
 def missing_service(reason: str) -> None:
