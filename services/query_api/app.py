@@ -28,12 +28,14 @@ def include_query_routes(app: FastAPI, health: Callable[[], dict[str, Any]]) -> 
     and a customer is exactly the key its events were filed under)."""
     from services.identity.router import router as identity_router
     from services.query_api.routers import alerts, customers, satisfaction
+    from services.query_api.routers import service as service_metrics
 
     app.include_router(health_router(health))
     # Before customers: its `/v1/customers/{customer_id:path}` would swallow `/identities`.
     app.include_router(identity_router)
     app.include_router(customers.router)
     app.include_router(satisfaction.router)
+    app.include_router(service_metrics.router)
     app.include_router(alerts.router)
 
 
