@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from cem.processing import Rows
 from schemas.envelope import Event
-from services.satisfaction import sql
+from services.satisfaction import attribution_sql, sql
 from services.satisfaction.alerts import to_alert_rows
+from services.satisfaction.attribution_sql import to_touchpoint_rows
 from services.satisfaction.responses import (
     is_interaction,
     is_survey_answer,
@@ -22,13 +23,17 @@ class SatisfactionProjection:
     name = "satisfaction"
 
     def ddl(self, version: tuple[int, ...]) -> list[str]:
-        return sql.ddl(version) + service_sql.ddl(version)
+        return sql.ddl(version) + attribution_sql.ddl(version) + service_sql.ddl(version)
 
     def rows(self, event: Event, customer_id: str | None = None) -> Rows:
         # The service metrics' facts ride on this consumer rather than a consumer of their own:
         # the event is already read, decoded and filed here, so they cost one dict per contact
         # event instead of another read, decode and filing of the whole log.
-        return self._satisfaction_rows(event, customer_id) | to_service_rows(event, customer_id)
+        return (
+            self._satisfaction_rows(event, customer_id)
+            | to_touchpoint_rows(event, customer_id)
+            | to_service_rows(event, customer_id)
+        )
 
     def _satisfaction_rows(self, event: Event, customer_id: str | None) -> Rows:
         if is_survey_answer(event):

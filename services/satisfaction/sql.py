@@ -14,6 +14,7 @@ from typing import Any
 
 from cem.ports import Warehouse
 from services.projections.sql import members_filter
+from services.satisfaction.attribution_sql import ATTRIBUTED_RESPONSES
 from services.satisfaction.metrics import DEFINITIONS, Definition, MetricValue
 
 RESPONSES_TABLE = "survey_responses"
@@ -109,18 +110,12 @@ def touchpoint_metrics_sql(bucket: str) -> str:
     bucket_fn = BUCKET_FUNCTIONS[bucket]
     kinds = ", ".join(f"countIf(kind = '{k}') AS responses_{k}" for k in KINDS)
     metrics = ",\n        ".join(_metric_columns(d) for d in DEFINITIONS)
-    conversations = _CONVERSATIONS.replace("{conversations}", _RESPONSE_CONVERSATIONS)
     return f"""
     SELECT touchpoint, channel,
         toUInt32({bucket_fn}(toDateTime(intDiv(answered_at, 1000000), 'UTC'))) AS bucket_start,
         {kinds},
         {metrics}
-    FROM (
-        SELECT {_ATTRIBUTED.format(column="touchpoint")}, {_ATTRIBUTED.format(column="channel")},
-            kind, score, scale, answered_at
-        FROM ({_RESPONSES_IN_RANGE}) AS response
-        ANY LEFT JOIN ({conversations}) AS conversation USING (tenant_id, correlation_id)
-    )
+    FROM ({ATTRIBUTED_RESPONSES})
     WHERE ({{touchpoint:String}} = '' OR touchpoint = {{touchpoint:String}})
         AND ({{channel:String}} = '' OR channel = {{channel:String}})
     GROUP BY touchpoint, channel, bucket_start

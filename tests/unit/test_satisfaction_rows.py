@@ -24,8 +24,10 @@ projection = SatisfactionProjection()
 
 
 def satisfaction_rows(e: Event) -> dict[str, Any]:
-    """The rows of the satisfaction tables; the service metrics' facts are tested apart."""
-    return {t: r for t, r in projection.rows(e).items() if t != "service_events"}
+    """The rows of the satisfaction tables; the service metrics' facts and the customers'
+    touchpoints (for attribution) are tested apart."""
+    apart = ("service_events", "customer_touchpoints")
+    return {t: r for t, r in projection.rows(e).items() if t not in apart}
 
 
 def event(tenant: str = "acme", **fields: Any) -> Event:
@@ -172,7 +174,7 @@ def test_a_poison_survey_answer_becomes_a_dead_letter_and_the_batch_goes_on() ->
 
 def test_ddl_is_replacing_merge_tree_without_partitions_or_version_specific_types() -> None:
     statements = projection.ddl((18, 16, 1))
-    assert len(statements) == 4
+    assert len(statements) == 5
     for statement in statements:
         assert "ReplacingMergeTree" in statement
         assert "PARTITION BY" not in statement
@@ -184,6 +186,7 @@ def test_ddl_is_replacing_merge_tree_without_partitions_or_version_specific_type
         sql.INTERACTIONS_TABLE,
         sql.ALERTS_TABLE,
         "service_events",
+        "customer_touchpoints",
     }
 
 
@@ -265,3 +268,11 @@ def test_the_reference_does_not_depend_on_arrival_order(
     shuffled = rows[:]
     random.shuffle(shuffled)
     assert latest_interactions(rows) == latest_interactions(shuffled)
+
+
+def test_every_non_survey_event_is_a_touchpoint_of_its_customer() -> None:
+    viewed = event(channel="web", type="page.viewed", touchpoint="checkout", payload={"url": "/"})
+    (row,) = projection.rows(viewed)["customer_touchpoints"]
+    assert (row["customer_id"], row["touchpoint"], row["channel"]) == ("cust-1", "checkout", "web")
+    sent = event(channel="email", type="survey.sent", payload={"survey_id": "s", "kind": "nps"})
+    assert "customer_touchpoints" not in projection.rows(sent)
