@@ -12,6 +12,10 @@ deliver them in any order. Writing the attribution into the response row would f
 interaction had arrived by then. Instead both sides are stored as per-event facts and the warehouse
 joins them when queried (`sql.py`), so every arrival order, and a replay, give the same numbers.
 This module is the Python reference of that join, used by tests to check the SQL.
+
+`attribute` and `latest_interactions` are the rule the at-risk alerts use; survey responses follow
+METRICS.md through `attribute_response` (the interaction at or before the survey was sent, and the
+customer's latest touchpoint when there is no correlation id), whose SQL is `attribution_sql.py`.
 """
 
 from __future__ import annotations
