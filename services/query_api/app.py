@@ -39,6 +39,7 @@ def include_query_routes(app: FastAPI, health: Callable[[], dict[str, Any]]) -> 
         search,
         stream,
     )
+    from services.query_api.routers import service as service_metrics
 
     app.include_router(health_router(health))
     app.include_router(readiness.router)  # probes: cem.readiness.set_checks by the root
@@ -49,6 +50,7 @@ def include_query_routes(app: FastAPI, health: Callable[[], dict[str, Any]]) -> 
     app.include_router(customers.router)
     app.include_router(satisfaction.router)
     app.include_router(responses.router)
+    app.include_router(service_metrics.router)
     app.include_router(alerts.router)
     app.include_router(events.router)
     app.include_router(alert_lifecycle.router)

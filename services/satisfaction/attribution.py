@@ -12,6 +12,10 @@ deliver them in any order. Writing the attribution into the response row would f
 interaction had arrived by then. Instead both sides are stored as per-event facts and the warehouse
 joins them when queried (`sql.py`), so every arrival order, and a replay, give the same numbers.
 This module is the Python reference of that join, used by tests to check the SQL.
+
+`attribute` and `latest_interactions` are the rule the at-risk alerts use; survey responses follow
+METRICS.md through `attribute_response` (the interaction at or before the survey was sent, and the
+customer's latest touchpoint when there is no correlation id), whose SQL is `attribution_sql.py`.
 """
 
 from __future__ import annotations
@@ -64,3 +68,36 @@ def attribute(response: Row, conversations: Mapping[ConversationKey, Attribution
     if response["correlation_id"] and found is not None:
         return found
     return Attribution(response["touchpoint"], response["channel"], "", "", attributed=False)
+
+
+def _cutoff(response: Row, sent_at: Mapping[tuple[str, str], int]) -> int:
+    """When the survey was sent: its `survey.sent` if stored and not after the answer."""
+    sent = sent_at.get((response["tenant_id"], response["survey_id"]), 0)
+    return (
+        sent
+        if response["survey_id"] and 0 < sent <= response["answered_at"]
+        else response["answered_at"]
+    )
+
+
+def attribute_response(
+    response: Row,
+    interactions: Iterable[Row],
+    touchpoints: Iterable[Row],
+    sent_at: Mapping[tuple[str, str], int],
+) -> Attribution:
+    """METRICS.md attribution of one `survey_responses` row (`attribution_sql.py` in SQL): the
+    latest interaction of its conversation, or without a `correlation_id` the customer's latest
+    touchpoint, at or before the survey was sent; else the response's own envelope values."""
+    cutoff, tenant = _cutoff(response, sent_at), response["tenant_id"]
+    if response["correlation_id"]:
+        key, candidates = "correlation_id", interactions
+    else:
+        key, candidates = "customer_id", touchpoints
+    before = [
+        r for r in candidates
+        if r["tenant_id"] == tenant and r[key] == response[key] and r["derived_at"] <= cutoff
+    ]  # fmt: skip
+    if not before:
+        return Attribution(response["touchpoint"], response["channel"], "", "", attributed=False)
+    return _conversation(before)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from cem.processing import Rows
 from schemas.envelope import Event
-from services.satisfaction import lifecycle_sql, sql
+from services.satisfaction import attribution_sql, lifecycle_sql, sql
 from services.satisfaction.alerts import to_alert_rows
+from services.satisfaction.attribution_sql import to_touchpoint_rows
 from services.satisfaction.lifecycle import is_alert_action, to_action_row
 from services.satisfaction.responses import (
     is_interaction,
@@ -13,6 +14,8 @@ from services.satisfaction.responses import (
     to_interaction_row,
     to_response_row,
 )
+from services.service_metrics import sql as service_sql
+from services.service_metrics.facts import to_service_rows
 
 
 class SatisfactionProjection:
@@ -21,9 +24,24 @@ class SatisfactionProjection:
     name = "satisfaction"
 
     def ddl(self, version: tuple[int, ...]) -> list[str]:
-        return sql.ddl(version) + lifecycle_sql.ddl(version)
+        return (
+            sql.ddl(version)
+            + lifecycle_sql.ddl(version)
+            + attribution_sql.ddl(version)
+            + service_sql.ddl(version)
+        )
 
     def rows(self, event: Event, customer_id: str | None = None) -> Rows:
+        # The service metrics' facts ride on this consumer rather than a consumer of their own:
+        # the event is already read, decoded and filed here, so they cost one dict per contact
+        # event instead of another read, decode and filing of the whole log.
+        return (
+            self._satisfaction_rows(event, customer_id)
+            | to_touchpoint_rows(event, customer_id)
+            | to_service_rows(event, customer_id)
+        )
+
+    def _satisfaction_rows(self, event: Event, customer_id: str | None) -> Rows:
         if is_survey_answer(event):
             return self._answer_rows(event, customer_id)
         if is_alert_action(event):

@@ -14,6 +14,7 @@ from typing import Any
 
 from cem.ports import Warehouse
 from services.projections.sql import any_of_filter, members_filter
+from services.satisfaction.attribution_sql import ATTRIBUTED_RESPONSES
 from services.satisfaction.metrics import DEFINITIONS, Definition, MetricValue
 
 RESPONSES_TABLE = "survey_responses"
@@ -130,18 +131,12 @@ def touchpoint_metrics_sql(bucket: str, filters: str = "1") -> str:
     )
     kinds = ", ".join(f"countIf(kind = '{k}') AS responses_{k}" for k in KINDS)
     metrics = ",\n        ".join(_metric_columns(d) for d in DEFINITIONS)
-    conversations = _CONVERSATIONS.replace("{conversations}", _RESPONSE_CONVERSATIONS)
     return f"""
     SELECT touchpoint, channel,
         {bucket_start} AS bucket_start,
         {kinds},
         {metrics}
-    FROM (
-        SELECT {_ATTRIBUTED.format(column="touchpoint")}, {_ATTRIBUTED.format(column="channel")},
-            kind, score, scale, answered_at
-        FROM ({_RESPONSES_IN_RANGE}) AS response
-        ANY LEFT JOIN ({conversations}) AS conversation USING (tenant_id, correlation_id)
-    )
+    FROM ({ATTRIBUTED_RESPONSES})
     WHERE {filters}
     GROUP BY touchpoint, channel, bucket_start
     ORDER BY bucket_start, touchpoint, channel"""

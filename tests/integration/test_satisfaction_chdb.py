@@ -18,7 +18,8 @@ from cem.processing import process_batch, to_micros
 from schemas.envelope import Event
 from schemas.validate import accept, encode
 from services.satisfaction import sql
-from services.satisfaction.attribution import attribute, latest_interactions
+from services.satisfaction.attribution import attribute, attribute_response, latest_interactions
+from services.satisfaction.attribution_sql import CUSTOMER_TOUCHPOINTS_TABLE
 from services.satisfaction.metrics import Answer, MetricValue, evaluate_all
 from services.satisfaction.projection import SatisfactionProjection
 
@@ -149,11 +150,22 @@ def _bucket_start(micros: int, bucket: str, since: int) -> int:
     return since // 1_000_000  # total: one bucket starting at `since`
 
 
+def _sent_at(events: Sequence[Event]) -> dict[tuple[str, str], int]:
+    sent: dict[tuple[str, str], int] = {}
+    for row in _rows(events, "service_events"):
+        if row["type"] == "survey.sent":
+            key = (row["tenant_id"], row["survey_id"])
+            sent[key] = min(sent.get(key, row["derived_at"]), row["derived_at"])
+    return sent
+
+
 def reference_report(events: Sequence[Event], q: sql.TouchpointQuery) -> Report:
-    conversations = latest_interactions(_rows(events, sql.INTERACTIONS_TABLE))
+    interactions = _rows(events, sql.INTERACTIONS_TABLE)
+    touchpoints = _rows(events, CUSTOMER_TOUCHPOINTS_TABLE)
+    sent_at = _sent_at(events)
     groups: dict[tuple[str, str, int], list[Answer]] = defaultdict(list)
     for r in _rows(events, sql.RESPONSES_TABLE):
-        where = attribute(r, conversations)
+        where = attribute_response(r, interactions, touchpoints, sent_at)
         if not q.since <= r["answered_at"] < q.until:
             continue
         if q.channels and where.channel not in q.channels:
@@ -289,6 +301,7 @@ def test_arrival_order_does_not_change_metrics_or_alerts(
     wh.command(f"TRUNCATE TABLE {sql.RESPONSES_TABLE}")
     wh.command(f"TRUNCATE TABLE {sql.INTERACTIONS_TABLE}")
     wh.command(f"TRUNCATE TABLE {sql.ALERTS_TABLE}")
+    wh.command(f"TRUNCATE TABLE {CUSTOMER_TOUCHPOINTS_TABLE}")
     load(wh, shuffled, batch_size)
     reordered = warehouse_report(wh, q), sql.read_alerts(wh, sql.AlertQuery(tenant, limit=1000))
     assert reordered == in_order
@@ -306,7 +319,12 @@ def test_a_batch_inserted_twice_gives_identical_metrics_and_alerts(wh: Warehouse
     once = warehouse_report(wh, q), sql.read_alerts(wh, alerts_q)
     load(wh, events)
     assert (warehouse_report(wh, q), sql.read_alerts(wh, alerts_q)) == once
-    for table in (sql.RESPONSES_TABLE, sql.INTERACTIONS_TABLE, sql.ALERTS_TABLE):
+    for table in (
+        sql.RESPONSES_TABLE,
+        sql.INTERACTIONS_TABLE,
+        sql.ALERTS_TABLE,
+        CUSTOMER_TOUCHPOINTS_TABLE,
+    ):
         wh.command(f"OPTIMIZE TABLE {table} FINAL")  # after the merge, too
     assert (warehouse_report(wh, q), sql.read_alerts(wh, alerts_q)) == once
     assert sum(sum(counts.values()) for counts, _ in once[0].values()) == 60
@@ -412,3 +430,55 @@ def test_filter_values_are_parameters_not_sql(wh: Warehouse) -> None:
     assert sql.read_alerts(wh, sql.AlertQuery(hostile)) == []
     q = sql.TouchpointQuery(tenant, *EVERYTHING, channels=(hostile,), touchpoints=(hostile,))
     assert sql.read_touchpoint_metrics(wh, q) == []
+
+
+def test_a_correlated_answer_counts_for_the_interaction_before_the_survey_was_sent(
+    wh: Warehouse,
+) -> None:
+    tenant = new_tenant()
+    call = {**_call_spec(0), "touchpoint": "support_line", "minute": 1}
+    later_chat = {**_call_spec(0), "kind": ("chat", "message.sent"), "touchpoint": "live_chat",
+                  "minute": 10}  # fmt: skip
+    sent = {
+        "channel": "email", "type": "survey.sent", "touchpoint": "post_call_survey",
+        "correlation_id": "conv-0", "customer": {"customer_id": "cust-1"},
+        "occurred_at": (BASE + timedelta(minutes=5)).isoformat(),
+        "payload": {"survey_id": "s-1", "kind": "csat"},
+    }  # fmt: skip
+    answer = _raw_answer({"kind": "csat", "score": 5, "conversation": 0, "customer": "cust-1",
+                          "touchpoint": "post_call_survey", "minute": 20})  # fmt: skip
+    answer["payload"]["survey_id"] = "s-1"
+    events = make_events(
+        tenant, [answer, _raw_interaction(later_chat), sent, _raw_interaction(call)]
+    )
+    load(wh, events)
+    q = sql.TouchpointQuery(tenant, *EVERYTHING)
+    (row,) = sql.read_touchpoint_metrics(wh, q)
+    assert (row.touchpoint, row.channel) == ("support_line", "phone")  # not the later chat
+    assert_same_report(warehouse_report(wh, q), reference_report(events, q))
+
+
+def test_an_answer_without_correlation_counts_for_the_customers_latest_touchpoint(
+    wh: Warehouse,
+) -> None:
+    tenant = new_tenant()
+    visit = {
+        "channel": "web", "type": "page.viewed", "touchpoint": "checkout",
+        "customer": {"customer_id": "cust-1"},
+        "occurred_at": (BASE + timedelta(minutes=3)).isoformat(), "payload": {"url": "/pay"},
+    }  # fmt: skip
+    after = {**visit, "touchpoint": "delivery",
+             "occurred_at": (BASE + timedelta(minutes=50)).isoformat()}  # fmt: skip
+    answers = [
+        _raw_answer({"kind": "nps", "score": 9, "conversation": None, "customer": customer,
+                     "touchpoint": "web_survey", "minute": 30})
+        for customer in ("cust-1", "cust-2")
+    ]  # fmt: skip
+    events = make_events(tenant, [*answers, after, visit])
+    load(wh, events)
+    q = sql.TouchpointQuery(tenant, *EVERYTHING)
+    found = {
+        (r.touchpoint, r.channel): r.responses["nps"] for r in sql.read_touchpoint_metrics(wh, q)
+    }
+    assert found == {("checkout", "web"): 1, ("web_survey", "survey"): 1}  # cust-2 has none
+    assert_same_report(warehouse_report(wh, q), reference_report(events, q))

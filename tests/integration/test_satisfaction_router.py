@@ -262,7 +262,8 @@ def test_responses_count_for_the_call_they_rate_and_filters_use_that(api: Api) -
         [
             answer("ces", 2, timedelta(hours=1), correlation_id="call-1"),  # before its call
             call("call-1", timedelta(hours=3)),
-            answer("ces", 6, timedelta(hours=1)),  # no conversation: its own touchpoint
+            # no conversation, and cust-2 has no earlier touchpoint: its own touchpoint
+            answer("ces", 6, timedelta(hours=1), customer={"customer_id": "cust-2"}),
         ],
     )
     key = api.key("acme")

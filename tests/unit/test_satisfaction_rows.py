@@ -23,6 +23,13 @@ RECEIVED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 projection = SatisfactionProjection()
 
 
+def satisfaction_rows(e: Event) -> dict[str, Any]:
+    """The rows of the satisfaction tables; the service metrics' facts and the customers'
+    touchpoints (for attribution) are tested apart."""
+    apart = ("service_events", "customer_touchpoints")
+    return {t: r for t, r in projection.rows(e).items() if t not in apart}
+
+
 def event(tenant: str = "acme", **fields: Any) -> Event:
     raw = {
         "event_id": str(uuid.uuid4()),
@@ -43,7 +50,7 @@ def test_a_survey_answer_becomes_one_response_row() -> None:
         correlation_id="call-7",
         payload={"survey_id": "s-1", "kind": "csat", "score": 4, "comment": "quick fix 👍"},
     )
-    rows = projection.rows(answered)
+    rows = satisfaction_rows(answered)
     assert rows == {
         "survey_responses": [
             {
@@ -87,7 +94,7 @@ def test_a_conversation_event_becomes_an_interaction_with_agent_and_queue() -> N
         correlation_id="call-7",
         payload={"agent": "agent-42", "queue": "billing", "talk_s": 300},
     )
-    assert projection.rows(ended) == {
+    assert satisfaction_rows(ended) == {
         "interactions": [
             {
                 "tenant_id": "acme",
@@ -138,11 +145,11 @@ def test_an_interaction_without_agent_or_queue_stores_empty_strings() -> None:
     ids=["no-correlation", "survey-sent", "page-view-alone"],
 )
 def test_events_the_consumer_does_not_keep(fields: dict[str, Any]) -> None:
-    assert projection.rows(event(**fields)) == {}
+    assert satisfaction_rows(event(**fields)) == {}
 
 
 def test_a_poor_answer_also_writes_an_alert_row() -> None:
-    rows = projection.rows(survey(payload={"kind": "ces", "score": 2}))
+    rows = satisfaction_rows(survey(payload={"kind": "ces", "score": 2}))
     assert set(rows) == {"survey_responses", "alerts"}
     assert rows["alerts"][0]["rule"] == "at_risk.ces"
 
@@ -167,7 +174,7 @@ def test_a_poison_survey_answer_becomes_a_dead_letter_and_the_batch_goes_on() ->
 
 def test_ddl_is_replacing_merge_tree_without_partitions_or_version_specific_types() -> None:
     statements = projection.ddl((18, 16, 1))
-    assert len(statements) == 4
+    assert len(statements) == 6
     for statement in statements:
         assert "ReplacingMergeTree" in statement
         assert "PARTITION BY" not in statement
@@ -179,6 +186,8 @@ def test_ddl_is_replacing_merge_tree_without_partitions_or_version_specific_type
         sql.INTERACTIONS_TABLE,
         sql.ALERTS_TABLE,
         lifecycle_sql.ACTIONS_TABLE,
+        "service_events",
+        "customer_touchpoints",
     }
 
 
@@ -260,3 +269,11 @@ def test_the_reference_does_not_depend_on_arrival_order(
     shuffled = rows[:]
     random.shuffle(shuffled)
     assert latest_interactions(rows) == latest_interactions(shuffled)
+
+
+def test_every_non_survey_event_is_a_touchpoint_of_its_customer() -> None:
+    viewed = event(channel="web", type="page.viewed", touchpoint="checkout", payload={"url": "/"})
+    (row,) = projection.rows(viewed)["customer_touchpoints"]
+    assert (row["customer_id"], row["touchpoint"], row["channel"]) == ("cust-1", "checkout", "web")
+    sent = event(channel="email", type="survey.sent", payload={"survey_id": "s", "kind": "nps"})
+    assert "customer_touchpoints" not in projection.rows(sent)

@@ -1,0 +1,166 @@
+"""Service metrics per touchpoint: response times, handle time, service level and survey response
+rate, per channel, queue and agent, over time, each with its sample size."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from cem.api_errors import ApiError
+from cem.auth import CAN_READ_AGGREGATES, require
+from cem.ports import Principal
+from cem.processing import to_micros
+from schemas.envelope import Channel
+from services.query_api.routers.satisfaction import TOUCHPOINT_PATTERN, MetricOut, now, utc
+from services.satisfaction.metrics import MIN_CONFIDENT_N, MetricValue
+from services.service_metrics.definitions import (
+    DEFAULT_SERVICE_LEVEL_S,
+    SERVICE_DEFINITIONS,
+    ServiceDefinition,
+)
+from services.service_metrics.sql import ServiceMetrics, ServiceQuery, read_service_metrics
+
+router = APIRouter(tags=["service"])
+
+# The buckets the service SQL knows (services/service_metrics/sql.py BUCKET_FUNCTIONS).
+Bucket = Literal["hour", "day"]
+BUCKET_LENGTH = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
+DEFAULT_WINDOW = timedelta(days=30)
+MAX_BUCKETS = 10_000  # bounds the response, as the satisfaction API does
+
+NAME_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no or an unknown API key"},
+    403: {"description": "the key's role may not read aggregates (agents, managers, admins may)"},
+    422: {"description": "a bad parameter, e.g. a timestamp without an offset or since ≥ until"},
+}
+
+
+class ServiceDefinitionOut(BaseModel):
+    """A published service metric definition; values below refer to it by `key`."""
+
+    key: str = Field(examples=["frt_p50@1"])
+    name: str
+    version: int
+    unit: str
+    description: str
+
+
+class ServiceCounts(BaseModel):
+    calls: int = Field(description="calls ended in the bucket")
+    conversations: int = Field(description="conversations whose first inbound message is in it")
+    unanswered: int = Field(description="of those, without a human agent reply yet")
+    surveys_sent: int
+
+
+class ServiceBucket(BaseModel):
+    touchpoint: str
+    channel: str
+    queue: str = Field(description="'' when the contact names none")
+    agent: str = Field(description="the handling agent; for FRT, the first replying agent")
+    bucket_start: datetime
+    counts: ServiceCounts
+    metrics: dict[str, MetricOut] = Field(description="by definition key, e.g. `aht@1`")
+
+
+class TouchpointService(BaseModel):
+    tenant_id: str
+    since: datetime
+    until: datetime
+    bucket: Bucket
+    service_level_s: float
+    min_confident_n: int
+    definitions: list[ServiceDefinitionOut]
+    buckets: list[ServiceBucket]
+
+
+def _invalid(name: str, message: str, code: str = "invalid_parameter") -> ApiError:
+    details = [{"code": code, "message": message, "path": f"query.{name}"}]
+    return ApiError(422, code, f"{name} {message}", details)
+
+
+def window(
+    request: Request, since: datetime | None, until: datetime | None, bucket: str
+) -> tuple[datetime, datetime]:
+    """[since, until) in UTC: default the last 30 days, at most MAX_BUCKETS buckets."""
+    end = utc("until", until) or now(request)
+    try:
+        start = utc("since", since) or end - DEFAULT_WINDOW
+    except OverflowError:
+        raise _invalid("until", "is too early for the default window") from None
+    if start >= end:
+        raise _invalid("since", "must be before until", "invalid_range")
+    if (end - start) / BUCKET_LENGTH[bucket] > MAX_BUCKETS:
+        message = f"spans more than {MAX_BUCKETS} {bucket} buckets; narrow the range"
+        raise _invalid("since", message, "range_too_large")
+    return start, end
+
+
+def _definition_out(d: ServiceDefinition) -> ServiceDefinitionOut:
+    return ServiceDefinitionOut(
+        key=d.key, name=d.name, version=d.version, unit=d.unit, description=d.description
+    )
+
+
+def _metric_out(value: MetricValue) -> MetricOut:
+    # No interval yet for service metrics (percentiles and durations): null, as the model allows.
+    return MetricOut(
+        value=value.value, n=value.n, low_confidence=value.low_confidence, interval=None
+    )
+
+
+def _bucket_out(row: ServiceMetrics) -> ServiceBucket:
+    return ServiceBucket(
+        touchpoint=row.touchpoint,
+        channel=row.channel,
+        queue=row.queue,
+        agent=row.agent,
+        bucket_start=datetime.fromtimestamp(row.bucket_start, UTC),
+        counts=ServiceCounts(**row.counts),
+        metrics={key: _metric_out(value) for key, value in row.metrics.items()},
+    )
+
+
+@router.get("/v1/service/touchpoints", response_model=TouchpointService, responses=_ERRORS)
+def touchpoint_service(
+    request: Request,
+    principal: Principal = Depends(require(CAN_READ_AGGREGATES)),
+    since: datetime | None = Query(None, description="inclusive; default until − 30 days"),
+    until: datetime | None = Query(None, description="exclusive; default now"),
+    channel: Channel | None = Query(None),
+    touchpoint: str | None = Query(None, pattern=TOUCHPOINT_PATTERN, max_length=64),
+    queue: str | None = Query(None, pattern=NAME_PATTERN),
+    agent: str | None = Query(None, pattern=NAME_PATTERN),
+    bucket: Bucket = Query("day"),
+    service_level_s: float = Query(
+        DEFAULT_SERVICE_LEVEL_S, gt=0, le=3600, description="the service level's threshold T"
+    ),
+) -> TouchpointService:
+    """Every service metric per touchpoint × channel × queue × agent × bucket, oldest first."""
+    start, end = window(request, since, until, bucket)
+    # The tenant comes only from the credential, never from the request (S01).
+    query = ServiceQuery(
+        tenant_id=principal.tenant_id,
+        since=to_micros(start),
+        until=to_micros(end),
+        bucket=bucket,
+        channel=channel.value if channel else "",
+        touchpoint=touchpoint or "",
+        queue=queue or "",
+        agent=agent or "",
+        threshold_s=service_level_s,
+    )
+    rows = read_service_metrics(request.app.state.warehouse, query)
+    return TouchpointService(
+        tenant_id=principal.tenant_id,
+        since=start,
+        until=end,
+        bucket=bucket,
+        service_level_s=service_level_s,
+        min_confident_n=MIN_CONFIDENT_N,
+        definitions=[_definition_out(d) for d in SERVICE_DEFINITIONS],
+        buckets=[_bucket_out(row) for row in rows],
+    )

@@ -1,0 +1,228 @@
+"""Table and queries of the service metrics (ClickHouse SQL that also runs on server 18.16).
+
+One fact table, `service_events`, written by the satisfaction consumer (`facts.py`). Every metric is
+aggregated when read, deduplicating first (`LIMIT 1 BY event_id`): ReplacingMergeTree merges when it
+likes, and a reprocessed batch re-inserts the same keys (F03). Only table names, fixed fragments
+and bucket functions are formatted into SQL; every input value is a `{name:Type}` parameter (S04).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cem.ports import Warehouse
+from services.satisfaction.metrics import MetricValue
+from services.service_metrics.definitions import DEFAULT_SERVICE_LEVEL_S, SERVICE_DEFINITIONS
+from services.service_metrics.facts import (
+    CALL_ENDED,
+    CALL_TRANSFERRED,
+    CONVERSATION_TYPES,
+    SERVICE_EVENTS_TABLE,
+    SURVEY_ANSWERED,
+    SURVEY_SENT,
+)
+
+BUCKET_FUNCTIONS = {"hour": "toStartOfHour", "day": "toStartOfDay"}
+DIMENSIONS = ("touchpoint", "channel", "queue", "agent")
+
+
+def ddl(version: tuple[int, ...]) -> list[str]:
+    """CREATE statements; the same on every supported server version."""
+    # The sorting key ends in the row's identity and holds only values fixed by the event, so a
+    # re-inserted row collapses with the first on merge; (tenant_id, type) serves every read.
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {SERVICE_EVENTS_TABLE} (
+            tenant_id String, event_id String, customer_id String, correlation_id String,
+            type String, touchpoint String, channel String, derived_at Int64, agent String,
+            queue String, sender String, direction String, queue_wait_s Float64,
+            handle_s Float64, abandoned UInt8, survey_id String
+        ) ENGINE = ReplacingMergeTree()
+        ORDER BY (tenant_id, type, derived_at, event_id)"""
+    ]
+
+
+def _bucket(column: str, bucket: str) -> str:
+    return f"toUInt32({BUCKET_FUNCTIONS[bucket]}(toDateTime(intDiv({column}, 1000000), 'UTC')))"
+
+
+def _facts(types: tuple[str, ...], ranged: bool) -> str:
+    """Deduplicated facts of some types; `ranged` keeps those derived in [since, until)."""
+    names = ", ".join(f"'{t}'" for t in types)
+    window = " AND derived_at >= {since:Int64} AND derived_at < {until:Int64}" if ranged else ""
+    return f"""
+        SELECT * FROM {SERVICE_EVENTS_TABLE}
+        WHERE tenant_id = {{tenant_id:String}} AND type IN ({names}){window}
+        LIMIT 1 BY event_id"""
+
+
+_FILTERS = " AND ".join(f"({{{d}:String}} = '' OR {d} = {{{d}:String}})" for d in DIMENSIONS)
+_GROUP = "GROUP BY touchpoint, channel, queue, agent, bucket_start"
+
+
+def _value(name: str, n: str, numerator: str) -> str:
+    # n = 0 gives 0 here rather than NaN; the reader turns it into None.
+    return f"{n} AS {name}_n, if({n} = 0, 0, {numerator} / {n}) AS {name}_value"
+
+
+def calls_sql(bucket: str) -> str:
+    """AHT, ASA, service level, abandonment and transfers of calls ended in the range."""
+    inbound, handled = "direction = 'inbound'", "abandoned = 0"
+    answered = f"{inbound} AND {handled}"
+    metrics = ",\n        ".join(
+        [
+            _value("aht", f"countIf({handled})", f"sumIf(handle_s, {handled})"),
+            _value("asa", f"countIf({answered})", f"sumIf(queue_wait_s, {answered})"),
+            _value(
+                "service_level",
+                f"countIf({inbound})",
+                f"100 * countIf({answered} AND queue_wait_s <= {{threshold_s:Float64}})",
+            ),
+            _value(
+                "abandonment", f"countIf({inbound})", f"100 * countIf({inbound} AND abandoned = 1)"
+            ),
+            _value("transfer", f"countIf({handled})", f"100 * countIf({handled} AND transferred)"),
+        ]
+    )
+    transferred = f"""SELECT correlation_id FROM {SERVICE_EVENTS_TABLE}
+        WHERE tenant_id = {{tenant_id:String}} AND type = '{CALL_TRANSFERRED}'"""
+    return f"""
+    SELECT touchpoint, channel, queue, agent, {_bucket("derived_at", bucket)} AS bucket_start,
+        count() AS calls,
+        {metrics}
+    FROM (
+        SELECT *, correlation_id != '' AND correlation_id IN ({transferred}) AS transferred
+        FROM ({_facts((CALL_ENDED,), ranged=True)})
+    )
+    WHERE {_FILTERS}
+    {_GROUP}"""
+
+
+# One row per conversation with an inbound customer message: where it started, and the times,
+# agents and queues of its human agent replies (a bot's `sender` is 'bot': it stops no clock).
+_CONVERSATIONS = """
+        SELECT correlation_id,
+            minIf(derived_at, sender = 'customer') AS first_in,
+            argMinIf(touchpoint, (derived_at, event_id), sender = 'customer') AS touchpoint,
+            argMinIf(channel, (derived_at, event_id), sender = 'customer') AS channel,
+            groupArrayIf(derived_at, sender = 'agent') AS reply_times,
+            groupArrayIf(agent, sender = 'agent') AS reply_agents,
+            groupArrayIf(queue, sender = 'agent') AS reply_queues
+        FROM ({facts})
+        GROUP BY correlation_id
+        HAVING countIf(sender = 'customer') > 0"""
+
+# The first reply at or after the first inbound message; on a tie, the smallest agent/queue name,
+# so every server picks the same one.
+_FIRST_REPLY = """
+        SELECT *, arrayFilter(t -> t >= first_in, reply_times) AS after,
+            length(after) > 0 AS replied,
+            arrayReduce('min', after) AS reply_at,
+            if(replied, (reply_at - first_in) / 1000000, 0) AS frt_s,
+            arrayReduce('min', arrayFilter((a, t) -> t = reply_at, reply_agents, reply_times))
+                AS agent_replied,
+            arrayReduce('min', arrayFilter((q, t) -> t = reply_at, reply_queues, reply_times))
+                AS queue_replied
+        FROM ({conversations})"""
+
+
+def first_response_sql(bucket: str) -> str:
+    """FRT p50, p90 and mean of conversations whose first inbound message is in the range."""
+    conversations = _CONVERSATIONS.format(facts=_facts(CONVERSATION_TYPES, ranged=False))
+    answered = "countIf(replied)"
+    return f"""
+    SELECT touchpoint, channel, queue, agent, {_bucket("first_in", bucket)} AS bucket_start,
+        count() AS conversations, count() - {answered} AS unanswered,
+        {answered} AS frt_p50_n, quantileExactIf(0.5)(frt_s, replied) AS frt_p50_value,
+        {answered} AS frt_p90_n, quantileExactIf(0.9)(frt_s, replied) AS frt_p90_value,
+        {_value("frt_mean", answered, "sumIf(frt_s, replied)")}
+    FROM (
+        SELECT touchpoint, channel, first_in, replied, frt_s,
+            if(replied, queue_replied, '') AS queue, if(replied, agent_replied, '') AS agent
+        FROM ({_FIRST_REPLY.format(conversations=conversations)})
+        WHERE first_in >= {{since:Int64}} AND first_in < {{until:Int64}}
+    )
+    WHERE {_FILTERS}
+    {_GROUP}"""
+
+
+def surveys_sql(bucket: str) -> str:
+    """Surveys sent in the range, and how many of them have an answer (any time)."""
+    answered = f"""SELECT survey_id FROM {SERVICE_EVENTS_TABLE}
+        WHERE tenant_id = {{tenant_id:String}} AND type = '{SURVEY_ANSWERED}' AND survey_id != ''"""
+    return f"""
+    SELECT touchpoint, channel, queue, agent, {_bucket("derived_at", bucket)} AS bucket_start,
+        count() AS surveys_sent,
+        {_value("response_rate", "count()", f"100 * countIf(survey_id IN ({answered}))")}
+    FROM ({_facts((SURVEY_SENT,), ranged=True)})
+    WHERE {_FILTERS}
+    {_GROUP}"""
+
+
+@dataclass(frozen=True)
+class ServiceQuery:
+    """One tenant's service metrics in [since, until) (epoch micros), optionally filtered."""
+
+    tenant_id: str
+    since: int
+    until: int
+    bucket: str = "day"
+    channel: str = ""
+    touchpoint: str = ""
+    queue: str = ""
+    agent: str = ""
+    threshold_s: float = DEFAULT_SERVICE_LEVEL_S
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "tenant_id": self.tenant_id,
+            "since": self.since,
+            "until": self.until,
+            "channel": self.channel,
+            "touchpoint": self.touchpoint,
+            "queue": self.queue,
+            "agent": self.agent,
+            "threshold_s": self.threshold_s,
+        }
+
+
+Key = tuple[str, str, str, str, int]  # touchpoint, channel, queue, agent, bucket_start
+COUNTS = ("calls", "conversations", "unanswered", "surveys_sent")
+
+
+@dataclass
+class ServiceMetrics:
+    """Service metrics of one touchpoint × channel × queue × agent during one bucket."""
+
+    touchpoint: str
+    channel: str
+    queue: str
+    agent: str
+    bucket_start: int  # epoch seconds, UTC
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
+    metrics: dict[str, MetricValue] = field(
+        default_factory=lambda: {d.key: MetricValue(None, 0) for d in SERVICE_DEFINITIONS}
+    )
+
+
+def _key(row: dict[str, Any]) -> Key:
+    return (row["touchpoint"], row["channel"], row["queue"], row["agent"], int(row["bucket_start"]))
+
+
+def _merge(found: dict[Key, ServiceMetrics], row: dict[str, Any]) -> None:
+    key = _key(row)
+    target = found.setdefault(key, ServiceMetrics(*key))
+    target.counts |= {name: int(row[name]) for name in COUNTS if name in row}
+    for d in SERVICE_DEFINITIONS:
+        if f"{d.name}_n" in row:
+            n = int(row[f"{d.name}_n"])
+            target.metrics[d.key] = MetricValue(float(row[f"{d.name}_value"]) if n else None, n)
+
+
+def read_service_metrics(warehouse: Warehouse, query: ServiceQuery) -> list[ServiceMetrics]:
+    """Every service metric per touchpoint × channel × queue × agent × bucket, oldest first."""
+    found: dict[Key, ServiceMetrics] = {}
+    for make_sql in (calls_sql, first_response_sql, surveys_sql):
+        for row in warehouse.select(make_sql(query.bucket), query.params()):
+            _merge(found, row)
+    return [found[key] for key in sorted(found, key=lambda k: (k[4], *k[:4]))]

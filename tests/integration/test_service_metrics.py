@@ -1,0 +1,126 @@
+"""Service metrics from the warehouse equal an independent pandas computation over the raw events,
+on chdb and on a ClickHouse server (18.16 where the CI provisions it)."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from cem.ports import Consumed, Warehouse
+from cem.processing import process_batch, to_micros
+from schemas.envelope import Event
+from schemas.validate import accept, encode
+from services.satisfaction.projection import SatisfactionProjection
+from services.service_metrics.sql import ServiceMetrics, ServiceQuery, read_service_metrics
+from tests.service import population as pop
+
+RECEIVED = pop.BASE + timedelta(days=4)
+EVERYTHING = (0, to_micros(RECEIVED) + 1)
+projection = SatisfactionProjection()
+
+
+@pytest.fixture(params=["chdb", pytest.param("clickhouse", marks=pytest.mark.clickhouse)])
+def wh(request: pytest.FixtureRequest) -> Warehouse:
+    fixture = "warehouse" if request.param == "chdb" else "clickhouse_warehouse"
+    warehouse: Warehouse = request.getfixturevalue(fixture)
+    for statement in projection.ddl(warehouse.version):
+        warehouse.command(statement)
+    return warehouse
+
+
+def make_events(tenant: str, raws: Sequence[dict[str, Any]]) -> list[Event]:
+    return [accept(raw, tenant, RECEIVED)[0] for raw in raws]
+
+
+def load(warehouse: Warehouse, events: Sequence[Event], batch_size: int = 500) -> None:
+    """As the satisfaction consumer does it: decode, project, insert."""
+    for start in range(0, len(events), batch_size):
+        records = [
+            Consumed("touchpoints", 0, start + i, b"k", encode(e))
+            for i, e in enumerate(events[start : start + batch_size])
+        ]
+        result = process_batch(projection.name, records, projection.rows)
+        assert not result.dead_letters
+        for table, rows in result.rows.items():
+            warehouse.insert(table, rows)
+
+
+def _found(rows: list[ServiceMetrics], count: str) -> dict[tuple[Any, ...], ServiceMetrics]:
+    return {
+        (r.touchpoint, r.channel, r.queue, r.agent, r.bucket_start): r
+        for r in rows
+        if r.counts[count]
+    }
+
+
+def assert_matches(
+    rows: list[ServiceMetrics], expected: dict[Any, dict[str, Any]], count: str
+) -> None:
+    found = _found(rows, count)
+    assert found.keys() == expected.keys()
+    for key, want in expected.items():
+        got = found[key]
+        assert got.counts[count] == want[count], key
+        for name, (value, n) in ((k, v) for k, v in want.items() if "@" in k):
+            assert got.metrics[name].n == n, (key, name)
+            assert got.metrics[name].value == (None if value is None else pytest.approx(value)), (
+                key,
+                name,
+            )
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("bucket", ["hour", "day"])
+def test_each_metric_equals_the_pandas_reference(wh: Warehouse, seed: int, bucket: str) -> None:
+    tenant = f"t{uuid.uuid4().hex[:12]}"
+    raws = pop.population(seed)
+    events = make_events(tenant, raws)
+    random.Random(seed).shuffle(events)  # arrival order must not matter
+    load(wh, events)
+    load(wh, events[: len(events) // 3])  # a reprocessed batch re-inserts the same rows (F03)
+    df = pop.frame(raws)
+    for since, until in (
+        EVERYTHING,
+        (to_micros(pop.BASE + timedelta(hours=30)), to_micros(pop.BASE + timedelta(hours=50))),
+    ):
+        rows = read_service_metrics(wh, ServiceQuery(tenant, since, until, bucket))
+        assert_matches(rows, pop.reference_calls(df, since, until, bucket), "calls")
+        assert_matches(
+            rows, pop.reference_first_responses(df, since, until, bucket), "conversations"
+        )
+        assert_matches(rows, pop.reference_surveys(df, since, until, bucket), "surveys_sent")
+
+
+def test_filters_threshold_and_tenants(wh: Warehouse) -> None:
+    tenant, other = f"t{uuid.uuid4().hex[:12]}", f"t{uuid.uuid4().hex[:12]}"
+    raws = pop.population(3, size=60)
+    load(wh, make_events(tenant, raws))
+    df = pop.frame(raws)
+    q = ServiceQuery(tenant, *EVERYTHING, "day", queue="tech", agent="ann", threshold_s=5.0)
+    rows = read_service_metrics(wh, q)
+    expected = {
+        key: want
+        for key, want in pop.reference_calls(df, *EVERYTHING, "day", 5.0).items()
+        if key[2:4] == ("tech", "ann")
+    }
+    assert expected and {(r.queue, r.agent) for r in rows} == {("tech", "ann")}
+    assert_matches(rows, expected, "calls")
+    assert read_service_metrics(wh, ServiceQuery(other, *EVERYTHING)) == []
+    hostile = "x' OR '1'='1"
+    assert read_service_metrics(wh, ServiceQuery(tenant, *EVERYTHING, channel=hostile)) == []
+
+
+def test_the_slow_queue_shows_a_worse_speed_of_answer(wh: Warehouse) -> None:
+    tenant = f"t{uuid.uuid4().hex[:12]}"
+    load(wh, make_events(tenant, pop.population(4)))
+    asa = {}
+    for queue in pop.QUEUES:
+        rows = read_service_metrics(wh, ServiceQuery(tenant, *EVERYTHING, "day", queue=queue))
+        waits = [(r.metrics["asa@1"].value or 0) * r.metrics["asa@1"].n for r in rows]
+        asa[queue] = sum(waits) / sum(r.metrics["asa@1"].n for r in rows)
+    assert asa["tech"] > asa["billing"]

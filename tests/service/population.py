@@ -1,0 +1,230 @@
+"""A seeded population of calls, conversations and surveys, as raw events a channel would send,
+and an independent pandas computation of the service metrics (METRICS.md v1) over those raws."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+BASE = datetime(2026, 3, 1, tzinfo=UTC)
+HORIZON_S = 3 * 24 * 3600  # three days, so day buckets differ
+QUEUES = ["billing", "tech"]
+AGENTS = ["ann", "bob", "cid"]
+Raw = dict[str, Any]
+
+
+def _raw(channel: str, type_: str, tp: str, conv: str, at: float, payload: Raw, who: int) -> Raw:
+    occurred = BASE + timedelta(seconds=at)
+    raw = {
+        "channel": channel,
+        "type": type_,
+        "touchpoint": tp,
+        "customer": {"customer_id": f"cust-{who}"},
+        "occurred_at": occurred.isoformat(),
+        "payload": payload,
+    }
+    return raw | ({"correlation_id": conv} if conv else {})
+
+
+def _call(rnd: random.Random, i: int) -> list[Raw]:
+    conv, start = f"call-{i}", rnd.uniform(0, HORIZON_S)
+    tp, queue = rnd.choice(["support_line", "billing_line"]), rnd.choice(QUEUES)
+    # The slow queue waits longer: a plausible difference the metrics must show.
+    wait = round(rnd.expovariate(1 / (40 if queue == "tech" else 12)), 3)
+    ended: Raw = {
+        "queue": queue,
+        "queue_wait_s": wait,
+        "direction": rnd.choice(["inbound"] * 4 + ["outbound"]),
+    }
+    raws = []
+    if rnd.random() < 0.15:
+        ended["abandoned"] = True
+    else:
+        ended |= {"agent": rnd.choice(AGENTS), "talk_s": round(rnd.uniform(30, 600), 3)}
+        ended |= {"hold_s": rnd.choice([0, 0, 15.5, 60]), "wrap_s": rnd.choice([0, 10, 30])}
+        if rnd.random() < 0.2:
+            raws.append(
+                _raw("phone", "call.transferred", tp, conv, start + 5, {"to_queue": "tech"}, i)
+            )
+    raws.append(_raw("phone", "call.ended", tp, conv, start + wait + 1, ended, i))
+    return raws
+
+
+def _conversation(rnd: random.Random, i: int) -> list[Raw]:
+    conv, start = f"conv-{i}", rnd.uniform(0, HORIZON_S)
+    channel = rnd.choice(["chat", "sms", "social", "email"])
+    tp = "live_chat" if channel != "email" else "support_mail"
+    inbound, outbound = (
+        ("email.replied", "email.sent")
+        if channel == "email"
+        else ("message.received", "message.sent")
+    )
+    raws = []
+    if rnd.random() < 0.1 and channel != "email":  # an agent wrote first: not a response
+        raws.append(_raw(channel, outbound, tp, conv, start - 30, _reply(rnd, channel), i))
+    raws.append(_raw(channel, inbound, tp, conv, start, _inbound(channel), i))
+    raws.append(_raw(channel, inbound, tp, conv, start + rnd.uniform(1, 50), _inbound(channel), i))
+    if channel != "email" and rnd.random() < 0.5:  # a bot answers first: the clock keeps running
+        bot = {"sender": "bot", "text": "hola"}
+        raws.append(_raw(channel, outbound, tp, conv, start + 2, bot, i))
+    for _ in range(rnd.choice([0, 1, 1, 2])):
+        at = start + round(rnd.expovariate(1 / 300), 3)
+        raws.append(_raw(channel, outbound, tp, conv, at, _reply(rnd, channel), i))
+    return raws
+
+
+def _inbound(channel: str) -> Raw:
+    return {"message_id": "m1", "text": "help"} if channel == "email" else {"sender": "customer"}
+
+
+def _reply(rnd: random.Random, channel: str) -> Raw:
+    if channel == "email":
+        return {"message_id": "m2"}
+    return {"sender": "agent", "agent": rnd.choice(AGENTS), "queue": rnd.choice(QUEUES)}
+
+
+def _survey(rnd: random.Random, i: int) -> list[Raw]:
+    at, tp, survey_id = rnd.uniform(0, HORIZON_S), rnd.choice(["post_call", "web"]), f"s-{i}"
+    sent = _raw("email", "survey.sent", tp, "", at, {"survey_id": survey_id, "kind": "csat"}, i)
+    if rnd.random() < 0.4:
+        return [sent]
+    answer = {"survey_id": survey_id, "kind": "csat", "score": rnd.randint(1, 5)}
+    return [sent, _raw("survey", "survey.answered", tp, "", at + 3600, answer, i)]
+
+
+def population(seed: int, size: int = 120) -> list[Raw]:
+    """Raw events of `size` calls, conversations and surveys each, from one seed."""
+    rnd = random.Random(seed)
+    raws: list[Raw] = []
+    for i in range(size):
+        raws += _call(rnd, i) + _conversation(rnd, i) + _survey(rnd, i)
+    return [
+        raw | {"event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{seed}/{n}"))}
+        for n, raw in enumerate(raws)
+    ]
+
+
+# --- the reference: pandas over the raws, written from METRICS.md, not from the SQL ---------------
+def frame(raws: list[Raw]) -> pd.DataFrame:
+    """One row per raw event, payload fields as columns, times as epoch micros."""
+    df = pd.json_normalize(raws)
+    df.columns = [c.removeprefix("payload.") for c in df.columns]
+    df["t"] = (
+        pd.to_datetime(df["occurred_at"], utc=True) - pd.Timestamp(0, tz="UTC")
+    ) // pd.Timedelta(microseconds=1)
+    for column in ("correlation_id", "agent", "queue", "sender", "survey_id", "direction"):
+        df[column] = df[column].fillna("") if column in df else ""
+    return df
+
+
+def bucket_of(t: pd.Series, bucket: str) -> pd.Series:
+    width = 3600 if bucket == "hour" else 86400
+    return t // 1_000_000 // width * width
+
+
+KEYS = ["touchpoint", "channel", "queue", "agent", "bucket_start"]
+
+
+def reference_calls(
+    df: pd.DataFrame, since: int, until: int, bucket: str, threshold: float = 20.0
+) -> pd.DataFrame:
+    transferred = set(df.loc[df["type"] == "call.transferred", "correlation_id"])
+    calls = df[(df["type"] == "call.ended") & (df["t"] >= since) & (df["t"] < until)].copy()
+    calls["abandoned"] = (
+        calls["abandoned"].fillna(False).astype(bool) if "abandoned" in calls else False
+    )
+    for column in ("talk_s", "hold_s", "wrap_s", "queue_wait_s"):
+        calls[column] = calls[column].fillna(0.0)
+    calls["direction"] = calls["direction"].replace("", "inbound")
+    calls["bucket_start"] = bucket_of(calls["t"], bucket)
+    rows = {}
+    for key, g in calls.groupby(KEYS):
+        handled = g[~g["abandoned"]]
+        inbound = g[g["direction"] == "inbound"]
+        answered = inbound[~inbound["abandoned"]]
+        rows[key] = {
+            "calls": len(g),
+            "aht@1": _mean(
+                (handled["talk_s"] + handled["hold_s"] + handled["wrap_s"]), len(handled)
+            ),
+            "asa@1": _mean(answered["queue_wait_s"], len(answered)),
+            "service_level@1": _pct((answered["queue_wait_s"] <= threshold).sum(), len(inbound)),
+            "abandonment@1": _pct(inbound["abandoned"].sum(), len(inbound)),
+            "transfer@1": _pct(handled["correlation_id"].isin(transferred).sum(), len(handled)),
+        }
+    return rows
+
+
+def _mean(values: pd.Series, n: int) -> tuple[float | None, int]:
+    return (float(values.sum()) / n if n else None, n)
+
+
+def _pct(count: int, n: int) -> tuple[float | None, int]:
+    return (100.0 * count / n if n else None, n)
+
+
+def _rank(values: pd.Series, q: float) -> float:
+    ordered = values.sort_values().reset_index(drop=True)
+    return float(ordered.iloc[min(int(q * len(ordered)), len(ordered) - 1)])
+
+
+def _first_response(conv: pd.DataFrame) -> dict[str, Any]:
+    conv = conv.sort_values(["t", "event_id"])
+    sender = conv["sender"].where(conv["type"] != "email.replied", "customer")
+    sender = sender.where(conv["type"] != "email.sent", "agent")
+    first = conv[sender == "customer"].iloc[0]
+    replies = conv[(sender == "agent") & (conv["t"] >= first["t"])]
+    found = {"touchpoint": first["touchpoint"], "channel": first["channel"], "first_in": first["t"]}
+    if replies.empty:
+        return found | {"queue": "", "agent": "", "frt": None}
+    reply_at = replies["t"].min()
+    at_reply = replies[replies["t"] == reply_at]
+    frt = (reply_at - first["t"]) / 1_000_000
+    return found | {"queue": at_reply["queue"].min(), "agent": at_reply["agent"].min(), "frt": frt}
+
+
+def reference_first_responses(
+    df: pd.DataFrame, since: int, until: int, bucket: str
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    types = ["message.received", "message.sent", "email.replied", "email.sent"]
+    msgs = df[df["type"].isin(types) & (df["correlation_id"] != "")]
+    convs = pd.DataFrame(
+        [_first_response(g) for _, g in msgs.groupby("correlation_id") if _has_inbound(g)]
+    )
+    convs = convs[(convs["first_in"] >= since) & (convs["first_in"] < until)]
+    convs["bucket_start"] = bucket_of(convs["first_in"], bucket)
+    rows = {}
+    for key, g in convs.groupby(KEYS):
+        times = g["frt"].dropna().astype(float)
+        n = len(times)
+        rows[key] = {
+            "conversations": len(g),
+            "unanswered": len(g) - n,
+            "frt_p50@1": (_rank(times, 0.5) if n else None, n),
+            "frt_p90@1": (_rank(times, 0.9) if n else None, n),
+            "frt_mean@1": _mean(times, n),
+        }
+    return rows
+
+
+def _has_inbound(conv: pd.DataFrame) -> bool:
+    return bool(((conv["sender"] == "customer") | (conv["type"] == "email.replied")).any())
+
+
+def reference_surveys(
+    df: pd.DataFrame, since: int, until: int, bucket: str
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    answered = set(df.loc[(df["type"] == "survey.answered") & (df["survey_id"] != ""), "survey_id"])
+    sent = df[(df["type"] == "survey.sent") & (df["t"] >= since) & (df["t"] < until)].copy()
+    sent["bucket_start"] = bucket_of(sent["t"], bucket)
+    rows = {}
+    for key, g in sent.groupby(KEYS):
+        rows[key] = {
+            "surveys_sent": len(g),
+            "response_rate@1": _pct(g["survey_id"].isin(answered).sum(), len(g)),
+        }
+    return rows
