@@ -56,8 +56,8 @@ def to_touchpoint_rows(event: Event, customer_id: str | None = None) -> dict[str
 
 
 _RESPONSES = """
-    SELECT tenant_id, event_id, kind, score, scale, answered_at, survey_id,
-        touchpoint AS own_touchpoint, channel AS own_channel,
+    SELECT tenant_id, event_id, kind, score, scale, answered_at, survey_id, customer_id, comment,
+        correlation_id, touchpoint AS own_touchpoint, channel AS own_channel,
         if(correlation_id != '', concat('c:', correlation_id), concat('u:', customer_id))
             AS join_key
     FROM survey_responses
@@ -71,8 +71,8 @@ _SENT = f"""
     GROUP BY tenant_id, survey_id"""
 
 _WITH_CUTOFF = f"""
-    SELECT tenant_id, join_key, event_id, kind, score, scale, answered_at, own_touchpoint,
-        own_channel, if(sent_at > 0 AND sent_at <= answered_at, sent_at, answered_at) AS cutoff
+    SELECT tenant_id, join_key, event_id, kind, score, scale, answered_at, customer_id, comment,
+        correlation_id, own_touchpoint, own_channel, if(sent_at > 0 AND sent_at <= answered_at, sent_at, answered_at) AS cutoff
     FROM ({_RESPONSES}) AS response
     ANY LEFT JOIN ({_SENT}) AS sent USING (tenant_id, survey_id)"""
 
@@ -91,17 +91,20 @@ _CANDIDATES = f"""
     WHERE tenant_id = {{tenant_id:String}} AND concat('u:', customer_id) IN ({_KEYS})"""
 
 _PAIRS = f"""
-    SELECT event_id, kind, score, scale, answered_at, own_touchpoint, own_channel, i_event_id,
+    SELECT event_id, kind, score, scale, answered_at, customer_id, comment, correlation_id,
+        own_touchpoint, own_channel, i_event_id,
         i_derived_at, i_touchpoint, i_channel, i_event_id != '' AND i_derived_at <= cutoff AS ok
     FROM ({_WITH_CUTOFF}) AS cut
     ALL LEFT JOIN ({_CANDIDATES}) AS candidate USING (tenant_id, join_key)"""
 
 ATTRIBUTED_RESPONSES = f"""
     SELECT event_id, any(kind) AS kind, any(score) AS score, any(scale) AS scale,
-        any(answered_at) AS answered_at, countIf(ok) > 0 AS found,
+        any(answered_at) AS answered_at, any(customer_id) AS customer_id,
+        any(comment) AS comment, any(correlation_id) AS correlation_id, countIf(ok) > 0 AS found,
         if(found, argMaxIf(i_touchpoint, (i_derived_at, i_event_id), ok), any(own_touchpoint))
             AS touchpoint,
         if(found, argMaxIf(i_channel, (i_derived_at, i_event_id), ok), any(own_channel))
-            AS channel
+            AS channel,
+        if(found, argMaxIf(i_event_id, (i_derived_at, i_event_id), ok), '') AS rated_event_id
     FROM ({_PAIRS})
     GROUP BY event_id"""

@@ -3,8 +3,8 @@
 A cell of `GET /v1/satisfaction/touchpoints` counts the answers of a tenant answered in
 [since, until) whose *attributed* touchpoint and channel are the cell's, and, for one metric
 definition, whose kind and scale are the definition's. This query selects exactly those answers:
-the same deduplication, the same attribution join (the conversation's latest interaction by
-`(derived_at, event_id)`, else the answer's own touchpoint), the same kind and scale match.
+the same deduplication, the same attribution (`attribution_sql.ATTRIBUTED_RESPONSES`, as
+METRICS.md defines it), the same kind and scale match.
 Tests hold the two equal. It also names the interaction each answer is attributed to.
 """
 
@@ -16,39 +16,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from cem.ports import Warehouse
-from services.satisfaction.sql import INTERACTIONS_TABLE, RESPONSES_TABLE
+from services.satisfaction.attribution_sql import ATTRIBUTED_RESPONSES
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 
 _DRILLDOWN = f"""
-SELECT * FROM (
 SELECT event_id, customer_id, answered_at, kind, scale, score, comment, correlation_id,
-    if(conv_found = 1, conv_touchpoint, own_touchpoint) AS touchpoint,
-    if(conv_found = 1, conv_channel, own_channel) AS channel,
-    if(conv_found = 1, conv_event, '') AS rated_event_id
-FROM (
-    SELECT tenant_id, correlation_id, event_id, customer_id, kind, score, scale, answered_at,
-        comment, touchpoint AS own_touchpoint, channel AS own_channel
-    FROM {RESPONSES_TABLE}
-    WHERE tenant_id = {{tenant_id:String}}
-        AND answered_at >= {{since:Int64}} AND answered_at < {{until:Int64}}
-    LIMIT 1 BY event_id
-) AS response
-ANY LEFT JOIN (
-    SELECT tenant_id, correlation_id,
-        argMax(touchpoint, (derived_at, event_id)) AS conv_touchpoint,
-        argMax(channel, (derived_at, event_id)) AS conv_channel,
-        argMax(event_id, (derived_at, event_id)) AS conv_event,
-        toUInt8(count() > 0) AS conv_found
-    FROM {INTERACTIONS_TABLE}
-    WHERE tenant_id = {{tenant_id:String}} AND correlation_id IN (
-        SELECT correlation_id FROM {RESPONSES_TABLE}
-        WHERE tenant_id = {{tenant_id:String}} AND correlation_id != ''
-            AND answered_at >= {{since:Int64}} AND answered_at < {{until:Int64}})
-    GROUP BY tenant_id, correlation_id
-) AS conversation USING (tenant_id, correlation_id)
-)
+    touchpoint, channel, rated_event_id
+FROM ({ATTRIBUTED_RESPONSES})
 WHERE ({{touchpoint:String}} = '' OR touchpoint = {{touchpoint:String}})
     AND ({{channel:String}} = '' OR channel = {{channel:String}})
     AND ({{kind:String}} = '' OR kind = {{kind:String}})
