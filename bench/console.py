@@ -28,7 +28,8 @@ from bench.common import Latency
 
 FIRST_PAGE = 50
 OPEN_TIMEOUT_S = 120.0
-DRAIN_S = 10.0
+# How long stopping waits for messages still in flight (the pipeline may lag under load).
+DRAIN_S = 30.0
 
 
 def first_page_latency(
@@ -60,7 +61,8 @@ class SseProbe:
     Runs its streams on an event loop in a thread of its own, and its prober in another.
     """
 
-    url: str
+    url: str  # the ingest's
+    read_url: str  # the query API's (the same server when embedded)
     ingest_key: str
     read_key: str
     make_event: Callable[[str], dict[str, Any]]
@@ -142,7 +144,7 @@ class SseProbe:
         timeout = httpx.Timeout(60.0, read=None)
         headers = {"authorization": f"Bearer {self.read_key}"}
         async with httpx.AsyncClient(
-            base_url=self.url, limits=limits, timeout=timeout, headers=headers
+            base_url=self.read_url, limits=limits, timeout=timeout, headers=headers
         ) as http:
             opened = [asyncio.Event() for _ in self.customers]
             tasks = [

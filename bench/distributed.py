@@ -619,7 +619,27 @@ def summary_rows(result: Mapping[str, Any]) -> list[Row]:
             raw_name="warehouse", raw_value=satisfaction_raw["p99"]),
     ]  # fmt: skip
     rss = result["peak_rss_bytes"]
-    return rows + [Row(f"peak RSS, {name}", rss[name] or 0, "bytes") for name in rss]
+    return (
+        rows
+        + console_rows(api)
+        + [Row(f"peak RSS, {name}", rss[name] or 0, "bytes") for name in rss]
+    )
+
+
+def console_rows(api: Mapping[str, Any]) -> list[Row]:
+    """The console's first page and live stream (bench/console.py), when they were measured."""
+    if "console_first_page" not in api:
+        return []
+    c, sse = api["console_first_page"], api["sse"]
+    return [
+        Row("console first page p50 (profile + 50 entries)", c["p50"], "s"),
+        Row("console first page p99 (profile + 50 entries)", c["p99"], "s", Goal("at_most", 0.3)),
+        Row(f"SSE delivery p50 ({sse['streams']} streams, batched load)", sse["p50"], "s"),
+        Row(f"SSE delivery p99 ({sse['streams']} streams, batched load)", sse["p99"], "s",
+            Goal("at_most", 1.0)),
+        Row("SSE messages undelivered 30 s after the load / repeated",
+            sse["missing"] + sse["repeated"], "count"),
+    ]  # fmt: skip
 
 
 def output_path(args: argparse.Namespace) -> str:

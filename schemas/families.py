@@ -278,6 +278,9 @@ FAMILIES: dict[str, tuple[type[BaseModel], frozenset[Channel]]] = {
     "alert.resolved": (AlertResolved, frozenset({Channel.other})),
 }
 
+# Types the platform records itself (a manager's actions on alerts), never a channel system.
+PLATFORM_TYPES = frozenset({"alert.assigned", "alert.acknowledged", "alert.resolved"})
+
 CUSTOM_PREFIX = "custom."
 
 

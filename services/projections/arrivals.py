@@ -26,7 +26,7 @@ from cem.ports import Warehouse
 from schemas.envelope import Event
 
 ARRIVALS = "stream_arrivals"
-# Bounds a catch-up after a long disconnection: a console then reloads the page instead.
+# Rows per page of a catch-up after a disconnection (the stream reads as many pages as it needs).
 MAX_CATCH_UP = 5000
 MAX_POLL = 20_000
 

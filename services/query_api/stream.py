@@ -23,6 +23,7 @@ import orjson
 
 from cem.ports import Warehouse
 from services.projections.arrivals import (
+    MAX_CATCH_UP,
     Arrival,
     Positions,
     advance,
@@ -139,15 +140,7 @@ class CustomerStream:
             yield f"retry: {RETRY_MS}\n\n".encode()
             position = dict(watermark) if self.cursor is None else dict(self.cursor)
             if self.cursor is not None:
-                missed = await asyncio.to_thread(
-                    arrivals_between,
-                    self.hub.warehouse,
-                    self.tenant_id,
-                    self.members,
-                    self.cursor,
-                    watermark,
-                )
-                async for message in self._deliver(missed, position):
+                async for message in self._catch_up(self.cursor, watermark, position):
                     yield message
             # From here the hub feeds everything after the watermark; a cursor ahead of it
             # (from another replica) is respected by `_deliver` skipping what it has seen.
@@ -157,6 +150,26 @@ class CustomerStream:
                 yield message
         finally:
             self.hub.unsubscribe(subscription)
+
+    async def _catch_up(
+        self, after: Positions, up_to: Positions, position: Positions
+    ) -> AsyncIterator[bytes]:
+        """What arrived between the client's cursor and the hub's watermark, page by page (a
+        page is a prefix of every partition it reaches, so the next starts where it ended)."""
+        while True:
+            missed = await asyncio.to_thread(
+                arrivals_between,
+                self.hub.warehouse,
+                self.tenant_id,
+                self.members,
+                after,
+                up_to,
+            )
+            async for message in self._deliver(missed, position):
+                yield message
+            if len(missed) < MAX_CATCH_UP:
+                return
+            after = advance(after, {a.partition: a.offset for a in missed})
 
     async def _live(self, subscription: Subscription, position: Positions) -> AsyncIterator[bytes]:
         while True:

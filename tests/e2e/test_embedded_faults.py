@@ -192,14 +192,26 @@ def what_users_see(
     return seen
 
 
+def resolve_one_alert(api: Api, embedded: EmbeddedDeployment, customer_id: str) -> str:
+    manager = embedded.key(TENANT_A, "manager")
+    alert = api.get("/v1/alerts", manager, customer_id=customer_id).json()["alerts"][0]
+    path = f"/v1/alerts/{alert['alert_id']}/resolve"
+    assert api.command(manager, path, {"note": "called back"}).status_code == 200
+    return str(alert["alert_id"])
+
+
 def test_f13_replay_into_fresh_tables_gives_identical_results(
     embedded: EmbeddedDeployment, api: Api
 ) -> None:
     start = (datetime.now(UTC) - timedelta(hours=12)).replace(microsecond=0)
     tags = post_traffic(api, embedded, start)
     embedded.wait_processed(PROCESSED_WITHIN_S)
+    resolved = resolve_one_alert(api, embedded, f"cust-{tags[0]}")
+    embedded.wait_processed(PROCESSED_WITHIN_S)
     live = what_users_see(api, embedded, tags, start)
     assert len(live[f"{TENANT_A} alerts"]["alerts"]) >= 3
+    statuses = {a["alert_id"]: a["status"] for a in live[f"{TENANT_A} alerts"]["alerts"]}
+    assert statuses[resolved] == "resolved"  # a manager's action is on the log: replayed too
     assert live[f"{TENANT_B} timeline {tags[3]}"], "tenant B's traffic was not stored"
 
     embedded.stop()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bench.common import Goal
 from bench.distributed import (
     DEFAULT_OUT,
     MIN_LOAD_S,
@@ -167,3 +168,14 @@ def test_summary_rows_compare_end_to_end_with_the_raw_producer_and_the_goals() -
     fresh = rows["freshness p99 (2xx → visible)"]
     assert fresh.goal is not None and fresh.goal.met(fresh.value)
     assert rows["peak RSS, kafka"].value == 0  # not measurable: shown as 0, not dropped
+
+
+def test_summary_rows_show_the_console_page_and_the_live_stream_when_measured() -> None:
+    result = _result(cut_short=False)
+    assert not [r for r in summary_rows(result) if "SSE" in r.metric]
+    result["api"]["console_first_page"] = {"p50": 0.05, "p99": 0.2}
+    result["api"]["sse"] = {"p50": 0.3, "p99": 0.8, "streams": 200, "missing": 0, "repeated": 1}
+    rows = {row.metric: row for row in summary_rows(result)}
+    assert rows["console first page p99 (profile + 50 entries)"].goal == Goal("at_most", 0.3)
+    assert rows["SSE delivery p99 (200 streams, batched load)"].value == 0.8
+    assert rows["SSE messages undelivered 30 s after the load / repeated"].value == 1

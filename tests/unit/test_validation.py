@@ -41,6 +41,9 @@ VALID: dict[str, tuple[str, dict[str, Any]]] = {
     "case.reopened": ("chat", {"case_id": "c-1"}),
     "survey.sent": ("email", {"survey_id": "s-1", "kind": "nps"}),
     "survey.answered": ("survey", {"survey_id": "s-1", "kind": "nps", "score": 9}),
+    "alert.assigned": ("other", {"alert_id": "a-1", "assignee": "ana"}),
+    "alert.acknowledged": ("other", {"alert_id": "a-1"}),
+    "alert.resolved": ("other", {"alert_id": "a-1", "note": "refund sent"}),
 }
 
 

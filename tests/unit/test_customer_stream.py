@@ -1,0 +1,135 @@
+"""The live stream's catch-up and hand-off to the hub, over an in-memory twin of the arrivals and
+timeline tables: a reconnection far behind reads every page, then live messages, none twice."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from services.projections import arrivals as arrivals_module
+from services.projections.arrivals import Arrival, decode_positions, encode_positions
+from services.query_api import stream as stream_module
+from services.query_api.stream import CustomerStream, StreamHub
+
+TENANT, CUSTOMER = "acme", "cust-1"
+
+
+class ArrivalsTwin:
+    """Answers the three queries the stream makes, from lists (no SQL engine)."""
+
+    version = (26, 1)
+
+    def __init__(self) -> None:
+        self.arrivals: list[Arrival] = []
+
+    def add(self, partition: int, offset: int, customer: str = CUSTOMER) -> Arrival:
+        arrival = Arrival(partition, offset, TENANT, customer, f"e-{partition}-{offset}")
+        self.arrivals.append(arrival)
+        return arrival
+
+    def select(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        p = dict(params or {})
+        if "max(log_offset)" in sql:
+            last: dict[int, int] = {}
+            for a in self.arrivals:
+                last[a.partition] = max(a.offset, last.get(a.partition, -1))
+            return [{"log_partition": k, "last": v} for k, v in last.items()]
+        if "customer_timeline" in sql:
+            wanted = {v for k, v in p.items() if k.startswith("event_")}
+            return [self._entry(a) for a in self.arrivals if a.event_id in wanted]
+        return self._between(sql, p)
+
+    def _between(self, sql: str, p: dict[str, Any]) -> list[dict[str, Any]]:
+        after = {p[f"p_{i}"]: p[f"o_{i}"] for i in range(64) if f"p_{i}" in p}
+        up_to = {p[f"q_{i}"]: p[f"r_{i}"] for i in range(64) if f"q_{i}" in p}
+        members = {v for k, v in p.items() if k.startswith("member_")}
+        limit = int(re.findall(r"LIMIT (\d+)\s*$", sql.strip())[0])
+        found = sorted(
+            (a for a in self.arrivals
+             if a.offset > after.get(a.partition, -1)
+             and (not up_to or a.offset <= up_to.get(a.partition, -1))
+             and (not members or a.customer_id in members)),
+            key=lambda a: (a.partition, a.offset),
+        )  # fmt: skip
+        return [vars(a) | {"log_partition": a.partition, "log_offset": a.offset} for a in found][
+            :limit
+        ]
+
+    @staticmethod
+    def _entry(a: Arrival) -> dict[str, Any]:
+        return {
+            "event_id": a.event_id, "derived_at": a.offset, "occurred_at": a.offset,
+            "received_at": a.offset, "clock_corrected": 0, "channel": "chat",
+            "type": "message.received", "touchpoint": "chat", "source_id": "http",
+            "correlation_id": "", "summary": "Message received", "payload_json": "{}",
+            "identifiers": [],
+        }  # fmt: skip
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None: ...
+
+    def insert(self, table: str, rows: Any) -> None: ...
+
+    def close(self) -> None: ...
+
+
+async def take(messages: Any, count: int) -> list[tuple[str, str]]:
+    """(id, event_id) of the next `count` touchpoint messages."""
+    found: list[tuple[str, str]] = []
+    deadline = asyncio.get_running_loop().time() + 10
+    while len(found) < count:
+        assert asyncio.get_running_loop().time() < deadline, f"only {len(found)} of {count}"
+        chunk = (await asyncio.wait_for(anext(messages), 5)).decode()
+        match = re.search(r'id: (\S+)\nevent: touchpoint\ndata: .*"event_id":"([^"]+)"', chunk)
+        if match:
+            found.append((match.group(1), match.group(2)))
+    return found
+
+
+def test_a_reconnection_far_behind_reads_every_page_then_live(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stream_module, "MAX_CATCH_UP", 3)  # pages of 3 rows
+    monkeypatch.setattr(arrivals_module, "MAX_CATCH_UP", 3)
+    twin = ArrivalsTwin()
+    missed = [twin.add(p, o) for p in (0, 1) for o in range(4)]
+    twin.add(0, 4, customer="someone-else")
+
+    async def scenario() -> list[tuple[str, str]]:
+        hub = StreamHub(twin, poll_s=0.01)  # type: ignore[arg-type]
+        stream = CustomerStream(hub, TENANT, [CUSTOMER], {0: -1, 1: -1}, keep_alive_s=0.05)
+        messages = stream.messages()
+        caught_up = await take(messages, len(missed))
+        live = twin.add(1, 4)
+        later = await take(messages, 1)
+        await messages.aclose()
+        assert later[0][1] == live.event_id
+        assert decode_positions(later[0][0]) == {0: 4, 1: 4}
+        return caught_up
+
+    caught_up = asyncio.run(scenario())
+    assert sorted(e for _, e in caught_up) == sorted(a.event_id for a in missed)
+
+
+def test_a_fresh_stream_starts_now_and_repeats_nothing() -> None:
+    twin = ArrivalsTwin()
+    twin.add(0, 0)
+
+    async def scenario() -> None:
+        hub = StreamHub(twin, poll_s=0.01)  # type: ignore[arg-type]
+        messages = CustomerStream(hub, TENANT, [CUSTOMER], None, keep_alive_s=0.05).messages()
+        first = (await anext(messages)).decode() + (await anext(messages)).decode()
+        assert f"id: {encode_positions({0: 0})}" in first  # where it starts, no old event
+        new = twin.add(0, 1)
+        [(cursor, event_id)] = await take(messages, 1)
+        assert (event_id, decode_positions(cursor)) == (new.event_id, {0: 1})
+        # A producer writing straight to Kafka may put the same event at a second offset.
+        twin.arrivals.append(Arrival(0, 2, TENANT, CUSTOMER, new.event_id))
+        idle = (await asyncio.wait_for(anext(messages), 5)).decode()
+        assert "keep-alive" in idle and "touchpoint" not in idle
+        await messages.aclose()
+
+    asyncio.run(scenario())
