@@ -68,7 +68,8 @@ def key_of(identifier: Identifier) -> str:
     if family == "customer_id":
         return identifier.value
     if family == "external":
-        return f"{_EXTERNAL}{namespace}:{identifier.value}"
+        # The customer key spelling of `cem.customer_key` (`ext:`), which names the same customer.
+        return f"{_EXTERNAL[0]}{namespace}:{identifier.value}"
     prefix = next(p for p, kind in _PREFIXES if kind == family)
     return prefix + identifier.value
 

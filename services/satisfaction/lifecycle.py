@@ -73,9 +73,8 @@ def customer_ref(customer_id: str) -> dict[str, Any]:
     """The identifiers of the customer an alert was filed under, so the action event is filed
     with the same customer (a key such as `email:ana@x.io` names its identifier)."""
     kind, value = key_lookup(customer_id)
-    if kind == "external_id":
-        namespace, _, external = value.partition(":")
-        return {"external_ids": {namespace: external}}
+    if kind.startswith("external:"):
+        return {"external_ids": {kind.removeprefix("external:"): value}}
     return {kind: value}
 
 

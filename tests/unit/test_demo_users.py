@@ -21,7 +21,7 @@ def test_one_demo_person_per_role_who_can_sign_in(tmp_path: Path, capsys) -> Non
         assert (signed.user.tenant_id, signed.user.role) == (DEMO_TENANT, role)
     assert (tmp_path / "demo-users.json").stat().st_mode & 0o777 == 0o600
     assert demo_users(accounts, tmp_path) == users  # a rerun prints the same people
-    print_banner("http://127.0.0.1:8000", None, None, users)
+    print_banner("http://127.0.0.1:8000", None, None, read_only=False, users=users)
     banner = capsys.readouterr().out
     assert "http://127.0.0.1:8000/signin" in banner
     assert all(email in banner and password in banner for email, password in users.values())
