@@ -21,6 +21,8 @@ ROLES = ("ingest", "agent", "manager", "admin")
 CAN_INGEST = frozenset({"ingest", "admin"})
 CAN_READ_CUSTOMERS = frozenset({"agent", "manager", "admin"})
 CAN_READ_AGGREGATES = frozenset({"agent", "manager", "admin"})
+# Raw survey answers (customer ids, verbatims) behind the dashboard: managers and admins (S02).
+CAN_READ_ANSWERS = frozenset({"manager", "admin"})
 SESSION_COOKIE = "cem_session"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

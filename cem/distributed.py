@@ -186,7 +186,7 @@ def users_from_settings(settings: CoreSettings | None = None) -> UserStore:
     settings = settings or CoreSettings()
     if settings.mode == "distributed":
         return PostgresUserStore(postgres_dsn(settings))
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     return SqliteUserStore(settings.data_dir / "users.sqlite")
 
 
@@ -265,4 +265,7 @@ def alert_publisher(settings: CoreSettings, timeout_s: float = 5.0) -> Idempoten
     """The query API's publisher (alert lifecycle events): the ingest's log and claims."""
     index = PostgresIdempotencyIndex(postgres_dsn(settings), timeout_s=timeout_s)
     log = kafka_log(settings, timeout_s)
-    return IdempotentPublisher(log, index, TOUCHPOINTS_TOPIC, timeout_s=timeout_s)
+    # Sealed like the ingest's records: the workers trust the stored form only with the seal.
+    return IdempotentPublisher(
+        log, index, TOUCHPOINTS_TOPIC, timeout_s=timeout_s, seal_key=index.seal_key()
+    )

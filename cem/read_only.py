@@ -14,6 +14,8 @@ from fastapi.responses import JSONResponse
 from cem.api_errors import error_body
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Signing in and out writes only people's sessions, not the log or the tables being served.
+SESSION_PATHS = frozenset({"/signin", "/signout"})
 MESSAGE = (
     "this instance is read-only (cem up --read-only): it serves the tables and takes no writes"
 )
@@ -26,6 +28,6 @@ def refuse_writes(app: FastAPI) -> None:
     async def _read_only(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        if request.method in READ_METHODS:
+        if request.method in READ_METHODS or request.url.path in SESSION_PATHS:
             return await call_next(request)
         return JSONResponse(error_body("read_only", MESSAGE), status_code=503)

@@ -112,24 +112,34 @@ _STRICT = json.JSONDecoder(
 )
 
 
-def json_body(model: type[M], limit: int) -> Callable[[Request], Awaitable[M]]:
+def json_body(
+    model: type[M], limit: int, *, optional: bool = False
+) -> Callable[[Request], Awaitable[M | None]]:
     """A dependency: the request's JSON body, read within `limit` bytes, parsed strictly and
     validated as `model`; 413, 400 or 422 (with every violated path, `body.…` as FastAPI names
-    them for a plain body parameter) in the one error shape."""
+    them for a plain body parameter) in the one error shape. With `optional`, an empty body is
+    None."""
 
-    async def dependency(request: Request) -> M:
-        value = parse_or_400(await read_limited(request, limit))
-        try:
-            return model.model_validate(value)
-        except ValidationError as exc:
-            details = [
-                {"code": e["type"], "message": e["msg"], "path": _dotted(("body", *e["loc"]))}
-                for e in exc.errors(include_url=False)
-            ]
-            message = "the request has invalid parameters"  # as for any other invalid request
-            raise ApiError(422, "invalid_request", message, details) from None
+    async def dependency(request: Request) -> M | None:
+        data = await read_limited(request, limit)
+        if optional and not data.strip():
+            return None
+        return validate_body(model, parse_or_400(data))
 
     return dependency
+
+
+def validate_body(model: type[M], value: Any) -> M:
+    """`value` as `model`, else a 422 listing every violated path."""
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        details = [
+            {"code": e["type"], "message": e["msg"], "path": _dotted(("body", *e["loc"]))}
+            for e in exc.errors(include_url=False)
+        ]
+        message = "the request has invalid parameters"  # as for any other invalid request
+        raise ApiError(422, "invalid_request", message, details) from None
 
 
 def openapi_body(model: type[BaseModel]) -> dict[str, Any]:

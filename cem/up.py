@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import threading
 from dataclasses import dataclass
@@ -57,21 +58,26 @@ def demo_keys(keys: KeyStore, data_dir: Path) -> dict[str, str]:
 
 def demo_users(accounts: Accounts, data_dir: Path) -> dict[str, tuple[str, str]]:
     """One person per role (agent, manager, admin) for the demo tenant, as role → (email,
-    password); kept in the data directory (mode 0600) so reruns print the same."""
+    password); kept in the data directory (owner only) so reruns print the same people. A person
+    already created whose password was not kept (the file removed) is left as is: it is not
+    printed, and `cem users create` can add another."""
     path = data_dir / "demo-users.json"
+    stored: dict[str, tuple[str, str]] = {}
     if path.exists():
         stored = {role: (pair[0], pair[1]) for role, pair in json.loads(path.read_text()).items()}
-        if all(accounts.store.user_by_email(email) for email, _ in stored.values()):
-            return stored
-    created: dict[str, tuple[str, str]] = {}
+    known: dict[str, tuple[str, str]] = {}
     for role in USER_ROLES:
-        email, password = f"{role}@demo.example", generate_password()
+        email = f"{role}@demo.example"
         if accounts.store.user_by_email(email) is None:
+            password = generate_password()
             accounts.create(DEMO_TENANT, role, email, password)
-            created[role] = (email, password)
-    path.write_text(json.dumps(created, indent=2))
-    path.chmod(0o600)
-    return created
+            known[role] = (email, password)
+        elif role in stored and stored[role][0] == email:
+            known[role] = stored[role]
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps(known, indent=2))
+    return known
 
 
 def seed_and_simulate(

@@ -22,6 +22,7 @@ from cem.channels import (
     WebhookDeadLetter,
     mint_channel_id,
 )
+from cem.private_files import private_file
 from cem.secrets import SecretBox
 
 SCHEMA = """
@@ -96,7 +97,7 @@ class SqliteChannelStore:
         self.path, self._box = Path(path), box
         self._lock = threading.Lock()
         with storage_errors(self.path):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(self.path)  # hashes, sessions and secrets: owner only
             self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             # synchronous=FULL (the default): a dead letter must survive power loss once the
             # provider has been told to stop retrying.

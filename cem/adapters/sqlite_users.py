@@ -13,6 +13,7 @@ from typing import Any
 
 from cem.adapters.sqlite_log import storage_errors
 from cem.ports import SessionRecord, UserRecord
+from cem.private_files import private_file
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -62,7 +63,7 @@ class SqliteUserStore:
         self.path = Path(path)
         self._lock = threading.Lock()
         with storage_errors(self.path):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(self.path)  # hashes, sessions and secrets: owner only
             self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.executescript(SCHEMA)

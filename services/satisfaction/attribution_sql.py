@@ -17,6 +17,7 @@ from __future__ import annotations
 from cem.customer_key import customer_key
 from cem.processing import to_micros
 from schemas.envelope import Event
+from schemas.families import PLATFORM_TYPES
 from services.satisfaction.responses import first_text
 
 CUSTOMER_TOUCHPOINTS_TABLE = "customer_touchpoints"
@@ -39,8 +40,9 @@ def ddl(version: tuple[int, ...]) -> list[str]:
 
 
 def to_touchpoint_rows(event: Event, customer_id: str | None = None) -> dict[str, list[Row]]:
-    """The `customer_touchpoints` row of a non-survey event: where the customer was, and when."""
-    if event.type.startswith(_SURVEY_PREFIX):
+    """The `customer_touchpoints` row of a non-survey event: where the customer was, and when.
+    Platform-made events (a manager's alert action) are not where the customer was."""
+    if event.type.startswith(_SURVEY_PREFIX) or event.type in PLATFORM_TYPES:
         return {}
     row: Row = {
         "tenant_id": event.tenant_id,

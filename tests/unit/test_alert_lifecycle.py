@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from schemas.validate import accept
+from services.satisfaction.attribution_sql import CUSTOMER_TOUCHPOINTS_TABLE, to_touchpoint_rows
 from services.satisfaction.lifecycle import (
     Action,
     Command,
@@ -78,3 +79,14 @@ def test_a_resolve_command_is_an_accepted_event_projecting_to_its_row() -> None:
         "actor": "key-9",
         "acted_at": int(AT.timestamp()) * 1_000_000,
     }
+
+
+def test_an_alert_action_is_not_where_the_customer_was_for_attribution() -> None:
+    # A manager's action on the customer's timeline must not become the touchpoint that the
+    # customer's next uncorrelated survey answer is attributed to (METRICS.md attribution).
+    command = Command(Action.resolve, "alert-1", "email:ana@x.io", "key-9", note="called back")
+    event, _ = accept(command.to_raw_event(AT), "acme", AT)
+    assert to_touchpoint_rows(event, "email:ana@x.io") == {}
+    call = dict(command.to_raw_event(AT), type="call.ended", channel="phone", payload={})
+    called, _ = accept(call, "acme", AT)
+    assert to_touchpoint_rows(called, "email:ana@x.io")[CUSTOMER_TOUCHPOINTS_TABLE]

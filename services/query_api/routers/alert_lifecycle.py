@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from cem.api_errors import ApiError
 from cem.auth import require
 from cem.ports import Principal, Publisher, PublishStatus
+from cem.request_body import json_body, openapi_body
 from schemas.families import Note
 from schemas.validate import InvalidEvent, accept
 from services.ingest.batch import to_outgoing
@@ -34,7 +35,14 @@ router = APIRouter(tags=["alerts"])
 CAN_ACT_ON_ALERTS = frozenset({"manager", "admin"})
 Manager = Annotated[Principal, Depends(require(CAN_ACT_ON_ALERTS))]
 AlertId = Annotated[str, Path(min_length=1, max_length=200)]
+# An action is a note at most: the key is checked first, then at most this much body is read.
+MAX_BODY_BYTES = 16 * 1024
 _RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "malformed JSON"},
+    401: {"description": "missing, unknown or revoked credential"},
+    403: {"description": "not a manager or admin, or no CSRF token with a session cookie"},
+    413: {"description": f"body over {MAX_BODY_BYTES} bytes"},
+    422: {"description": "invalid body or alert id, with every violated path"},
     404: {"description": "no such alert for the caller's tenant"},
     409: {"description": "the action is not allowed from the alert's current status"},
     503: {"description": "the event log cannot acknowledge now; retry later"},
@@ -99,13 +107,22 @@ def _act(
     except InvalidEvent as exc:  # e.g. a customer id no event could carry
         raise ApiError(422, "invalid_request", str(exc)) from None
     [published] = _publisher(request).publish([to_outgoing(event, fingerprint)])
-    assert published == PublishStatus.accepted, "a fresh event id is never a duplicate"
+    if published is not PublishStatus.accepted:  # a fresh event id: only a log fault gets here
+        raise ApiError(503, "unavailable", f"the action was not stored ({published.value})")
     return AlertActionResult(alert_id=alert_id, status=status, event_id=str(event.event_id))
 
 
-@router.post("/v1/alerts/{alert_id}/assign", response_model=AlertActionResult, responses=_RESPONSES)
+@router.post(
+    "/v1/alerts/{alert_id}/assign",
+    response_model=AlertActionResult,
+    responses=_RESPONSES,
+    openapi_extra=openapi_body(AssignBody),
+)
 def assign_alert(
-    request: Request, principal: Manager, alert_id: AlertId, body: AssignBody
+    request: Request,
+    principal: Manager,
+    alert_id: AlertId,
+    body: Annotated[AssignBody, Depends(json_body(AssignBody, MAX_BODY_BYTES))],
 ) -> AlertActionResult:
     """Give the alert to someone (again, to reassign it)."""
     return _act(request, principal, alert_id, Action.assign, body.note, body.assignee)
@@ -118,7 +135,9 @@ def acknowledge_alert(
     request: Request,
     principal: Manager,
     alert_id: AlertId,
-    body: Annotated[AcknowledgeBody | None, Body()] = None,
+    body: Annotated[
+        AcknowledgeBody | None, Depends(json_body(AcknowledgeBody, MAX_BODY_BYTES, optional=True))
+    ],
 ) -> AlertActionResult:
     """Say that someone is on it."""
     note = body.note if body is not None else None
@@ -126,10 +145,16 @@ def acknowledge_alert(
 
 
 @router.post(
-    "/v1/alerts/{alert_id}/resolve", response_model=AlertActionResult, responses=_RESPONSES
+    "/v1/alerts/{alert_id}/resolve",
+    response_model=AlertActionResult,
+    responses=_RESPONSES,
+    openapi_extra=openapi_body(ResolveBody),
 )
 def resolve_alert(
-    request: Request, principal: Manager, alert_id: AlertId, body: ResolveBody
+    request: Request,
+    principal: Manager,
+    alert_id: AlertId,
+    body: Annotated[ResolveBody, Depends(json_body(ResolveBody, MAX_BODY_BYTES))],
 ) -> AlertActionResult:
     """Close the alert with a note saying what was done."""
     return _act(request, principal, alert_id, Action.resolve, body.note)

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from cem.api_errors import ApiError
-from cem.auth import CAN_READ_AGGREGATES, require
+from cem.auth import CAN_READ_ANSWERS, require
 from cem.ports import Principal
 from cem.processing import to_micros
 from schemas.envelope import Channel
@@ -116,7 +116,7 @@ def _response_out(row: dict[str, Any]) -> SurveyResponseOut:
 )
 def survey_responses(
     request: Request,
-    principal: Annotated[Principal, Depends(require(CAN_READ_AGGREGATES))],
+    principal: Annotated[Principal, Depends(require(CAN_READ_ANSWERS))],
     since: Annotated[
         datetime | None, Query(description="inclusive; default until − 30 days")
     ] = None,
