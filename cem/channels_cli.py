@@ -186,55 +186,62 @@ def _replay_consumers(settings: IngestSettings, log: Any, tenant: str | None, si
 
 
 def _data_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--data-dir", default=".cem", help="where the embedded state lives (default ./.cem)"
-    )
+    p.add_argument("--data-dir", default=".cem", help="where the embedded state lives")
 
 
 def _filters(p: argparse.ArgumentParser) -> None:
     _data_dir(p)
-    p.add_argument("--provider", help="only this provider's (`kafka`: only the consumers')")
-    p.add_argument("--tenant", help="only this tenant's")
     p.add_argument(
-        "--since", help="only those received since (RFC 3339, e.g. 2026-11-10T00:00:00Z)"
+        "--provider", default=None, help="only this provider's (`kafka`: only the consumers')"
+    )
+    p.add_argument("--tenant", default=None, help="only this tenant's")
+    p.add_argument(
+        "--since",
+        default=None,
+        help="only those received since (RFC 3339, e.g. 2026-11-10T00:00:00Z)",
     )
 
 
 def add_commands(sub: Any) -> None:
-    channels = sub.add_parser("channels", help="configure provider webhooks (Twilio, Shopify, …)")
+    channels = _command(sub, "channels", "configure provider webhooks (Twilio, Shopify, …)")
     verbs = channels.add_subparsers(dest="channels", required=True)
-    add = verbs.add_parser("add", help="add a channel and print its webhook URL")
-    add.add_argument("provider")
-    add.add_argument("--tenant", required=True)
+    add = _command(verbs, "add", "add a channel and print its webhook URL")
+    add.add_argument("provider", help="the provider (see GET /v1/channels/providers)")
+    add.add_argument("--tenant", required=True, help="tenant the channel feeds")
     add.add_argument("--secret", required=True, help="the provider's signing secret (`-`: stdin)")
-    add.add_argument("--name", default="")
-    add.add_argument("--settings", help="channel settings as JSON, or @file.json")
+    add.add_argument("--name", default="", help="a label to recognise the channel by")
+    add.add_argument("--settings", default=None, help="channel settings as JSON, or @file.json")
     add.add_argument("--url", default="http://127.0.0.1:8000", help="the ingest's public base URL")
     _data_dir(add)
     add.set_defaults(func=one_line_errors(channels_add))
-    lst = verbs.add_parser("list", help="list a tenant's channels (never their secrets)")
-    lst.add_argument("--tenant", required=True)
+    lst = _command(verbs, "list", "list a tenant's channels (never their secrets)")
+    lst.add_argument("--tenant", required=True, help="tenant whose channels to list")
     _data_dir(lst)
     lst.set_defaults(func=one_line_errors(channels_list))
-    put = verbs.add_parser(
-        "set", help="replace a channel's settings (then replay its dead letters)"
-    )
-    put.add_argument("channel_id")
-    put.add_argument("--tenant", required=True)
+    put = _command(verbs, "set", "replace a channel's settings (then replay its dead letters)")
+    put.add_argument("channel_id", help="the id `cem channels list` shows")
+    put.add_argument("--tenant", required=True, help="tenant of the channel")
     put.add_argument("--settings", required=True, help="channel settings as JSON, or @file.json")
     _data_dir(put)
     put.set_defaults(func=one_line_errors(channels_set))
-    rm = verbs.add_parser("remove", help="stop accepting a channel's webhooks")
-    rm.add_argument("channel_id")
-    rm.add_argument("--tenant", required=True)
+    rm = _command(verbs, "remove", "stop accepting a channel's webhooks")
+    rm.add_argument("channel_id", help="the id `cem channels list` shows")
+    rm.add_argument("--tenant", required=True, help="tenant of the channel")
     _data_dir(rm)
     rm.set_defaults(func=one_line_errors(channels_remove))
 
-    letters = sub.add_parser("dead-letters", help="list or replay dead letters")
+    letters = _command(sub, "dead-letters", "list or replay dead letters")
     verbs = letters.add_subparsers(dest="dead_letters", required=True)
-    show = verbs.add_parser("list", help="webhook dead letters, with every violated path")
+    show = _command(verbs, "list", "webhook dead letters, with every violated path")
     _filters(show)
     show.set_defaults(func=one_line_errors(dead_letters_list))
-    replay = verbs.add_parser("replay", help="re-run dead letters after a mapping fix")
+    replay = _command(verbs, "replay", "re-run dead letters after a mapping fix")
     _filters(replay)
     replay.set_defaults(func=one_line_errors(dead_letters_replay))
+
+
+def _command(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=help, description=help, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    return parser

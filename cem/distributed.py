@@ -38,6 +38,7 @@ from cem.ports import (
     EventLog,
     KeyStore,
     LogUnavailable,
+    Publisher,
     UserStore,
     Warehouse,
 )
@@ -93,7 +94,7 @@ class QueryService:
     identity: IdentityResolver | None = None  # None: CEM_IDENTITY=rule
     users: UserStore | None = None
     # Managers' alert actions are events: the query API publishes them like ingest does.
-    publisher: IdempotentPublisher | None = None
+    publisher: Publisher | None = None
     closed: bool = False
 
     def start(self) -> None:
@@ -102,7 +103,7 @@ class QueryService:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            if self.publisher is not None:
+            if isinstance(self.publisher, IdempotentPublisher):
                 self.publisher.log.close()
                 self.publisher.index.close()
             self.warehouse.close()
@@ -242,7 +243,7 @@ def build_query_api(
     keys: KeyStore | None = None,
     identity: IdentityResolver | None = None,
     users: UserStore | None = None,
-    publisher: IdempotentPublisher | None = None,
+    publisher: Publisher | None = None,
 ) -> QueryService:
     """The query API on the ClickHouse server (the database CEM_CLICKHOUSE_URL names, which the
     workers write) with the PostgreSQL key store and, when CEM_IDENTITY=eventsourced, the identity

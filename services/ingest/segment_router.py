@@ -32,13 +32,16 @@ from cem.settings import IngestSettings
 from cem.telemetry import MeteredRoute, telemetry_of
 from schemas.json_safety import safe_json
 from schemas.validate import Violation
+from services.identity.app_rules import identity_rules_of
+from services.identity.rules import TenantRules
 from services.ingest.batch import (
     ItemResult,
     ItemStatus,
     Prepared,
-    check_item,
+    check_event,
     complete,
     encoded_size,
+    identifier_notes,
 )
 from services.ingest.body import MalformedJson, parse_json, read_limited
 from services.ingest.quota import limiter_of
@@ -144,8 +147,10 @@ def prepare_messages(
     tracks: Mapping[str, TrackMapping],
     limits: tuple[int, int],
     defaults: BatchDefaults = BatchDefaults(),
+    rules: TenantRules | None = None,
 ) -> Prepared:
-    """Map and validate every message; the valid ones become records, as in the native ingest.
+    """Map and validate every message; the valid ones become records, as in the native ingest,
+    with a note for each identifier the tenant's identity `rules` will ignore.
 
     `limits` is (max bytes of one message, max bytes of one mapped event).
     """
@@ -155,13 +160,15 @@ def prepare_messages(
         if isinstance(mapped, list):
             prepared.rejected.append(ItemResult(index, ItemStatus.rejected, errors=tuple(mapped)))
             continue
-        checked = check_item(index, mapped.event, tenant_id, received_at, limits[1])
+        checked = check_event(index, mapped.event, tenant_id, received_at, limits[1])
         if isinstance(checked, ItemResult):
             prepared.rejected.append(checked)
         else:
+            event, out = checked
             # The SDK sets sentAt anew on each attempt: a retry must fingerprint as a duplicate.
-            prepared.outgoing.append(replace(checked, fingerprint=mapped.fingerprint))
+            prepared.outgoing.append(replace(out, fingerprint=mapped.fingerprint))
             prepared.indexes.append(index)
+            prepared.notes.append(identifier_notes(event, rules or TenantRules()))
     return prepared
 
 
@@ -252,6 +259,7 @@ async def ingest_messages(
         segment.mappings.for_tenant(principal.tenant_id),
         (segment.max_call_bytes, ingest.max_event_bytes),
         defaults,
+        identity_rules_of(request.app).for_tenant(principal.tenant_id),
     )
     statuses = await publish(state.publisher, prepared.outgoing, ingest.publish_timeout_s)
     outcome = complete(prepared, statuses)

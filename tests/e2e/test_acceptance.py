@@ -61,7 +61,7 @@ def metric(bucket: dict[str, Any], key: str) -> tuple[float | None, int]:
 def test_a_posted_event_appears_in_the_customers_timeline(deployment: Deployment, api: Api) -> None:
     ingest, agent, _ = keys(deployment)
     tag = new_tag()
-    customer = {"email": f"Ana.{tag}@Example.COM", "phone": "+34 600 000 001"}
+    customer = {"email": f"Ana.{tag}@Mercado.ES", "phone": "+34 612 345 001"}
     call = {"agent": "ana", "talk_s": 320}
     sent = event("call.ended", "phone", customer, hours_ago(1), call, touchpoint=f"line-{tag}")
 
@@ -71,14 +71,14 @@ def test_a_posted_event_appears_in_the_customers_timeline(deployment: Deployment
     deployment.wait_processed(PROCESSED_WITHIN_S)
 
     # No explicit customer_id: the customer is filed under the normalised email.
-    customer_id = f"email:ana.{tag}@example.com"
+    customer_id = f"email:ana.{tag}@mercado.es"
     (entry,) = api.timeline(agent, customer_id)
     assert entry["event_id"] == sent["event_id"]
     where = (entry["channel"], entry["type"], entry["touchpoint"])
     assert where == ("phone", "call.ended", f"line-{tag}")
     assert entry["payload"]["agent"] == "ana"
     assert "Call ended" in entry["summary"]
-    found = api.get("/v1/customers", agent, email=f"ANA.{tag}@example.com").json()
+    found = api.get("/v1/customers", agent, email=f"ANA.{tag}@mercado.es").json()
     assert [c["customer_id"] for c in found["customers"]] == [customer_id]
 
 
@@ -134,7 +134,7 @@ def test_a_cross_channel_story_is_one_timeline_newest_first(
     ingest, agent, manager = keys(deployment)
     tag, start = new_tag(), hours_ago(8)
     customer_id = f"cust-{tag}"
-    events = story({"customer_id": customer_id, "email": f"story-{tag}@example.com"}, tag, start)
+    events = story({"customer_id": customer_id, "email": f"story-{tag}@mercado.es"}, tag, start)
     arrival = events[:]
     random.Random(tag).shuffle(arrival)
     assert api.post_ok(ingest, arrival)["accepted"] == len(events)
@@ -168,7 +168,7 @@ def test_a_cross_channel_story_is_one_timeline_newest_first(
     last_csat = profile["satisfaction"]["csat"]
     assert (last_csat["score"], last_csat["responses"]) == (4, 2)
     assert (profile["last_channel"], profile["last_touchpoint"]) == ("survey", f"shop-{tag}")
-    assert f"email:story-{tag}@example.com" in profile["identifiers"]
+    assert f"email:story-{tag}@mercado.es" in profile["identifiers"]
 
     # The CSAT 2 answered the call (same correlation_id): counted and alerted on the call's line.
     (call_bucket,) = satisfaction(api, manager, f"line-{tag}", start)
@@ -300,7 +300,7 @@ def test_another_tenants_agent_sees_nothing_of_a_customer(deployment: Deployment
     ingest_a, agent_a, _ = keys(deployment, TENANT_A)
     ingest_b, agent_b, manager_b = keys(deployment, TENANT_B)
     tag, start = new_tag(), hours_ago(6)
-    customer_id, email = f"cust-{tag}", f"iso-{tag}@example.com"
+    customer_id, email = f"cust-{tag}", f"iso-{tag}@mercado.es"
     events = story({"customer_id": customer_id, "email": email}, tag, start)
     api.post_ok(ingest_a, events)
     deployment.wait_processed(PROCESSED_WITHIN_S)

@@ -123,7 +123,7 @@ def test_every_provider_lands_in_the_customers_timeline(
     deployment: Deployment, api: Api, at: datetime
 ) -> None:
     agent = deployment.key(TENANT_A, "agent")
-    phone, email = a_mobile(), f"c-{new_tag()}@cliente.cem.io"
+    phone, email = a_mobile(), f"c-{new_tag()}@buzon.cem.io"
     voice = add_channel(deployment, "twilio-voice", {})
     sms = add_channel(deployment, "twilio-messaging", {})
     shop = add_channel(deployment, "shopify", {})
@@ -148,7 +148,7 @@ def test_a_survey_reaches_satisfaction_and_a_retry_is_stored_once(
     deployment: Deployment, api: Api, at: datetime
 ) -> None:
     manager, agent = deployment.key(TENANT_A, "manager"), deployment.key(TENANT_A, "agent")
-    touchpoint, email = f"tp-{new_tag()}", f"s-{new_tag()}@cliente.cem.io"
+    touchpoint, email = f"tp-{new_tag()}", f"s-{new_tag()}@buzon.cem.io"
     channel = add_channel(deployment, "typeform", {"questions": {"csat_q": "csat"}})
     body = typeform(touchpoint, email, at)
     for _ in range(2):  # Typeform retries a delivery it saw no 2xx for
@@ -170,7 +170,7 @@ def test_a_forged_delivery_is_refused_and_stores_nothing(
     deployment: Deployment, api: Api, at: datetime
 ) -> None:
     agent = deployment.key(TENANT_A, "agent")
-    email = f"f-{new_tag()}@cliente.cem.io"
+    email = f"f-{new_tag()}@buzon.cem.io"
     channel = add_channel(deployment, "shopify", {})
     body, _ = shopify_order(email, at)
     forged = signing.shopify_headers("not-the-secret", body, "orders/create", new_tag())
@@ -185,7 +185,7 @@ def test_unmappable_is_kept_and_replayed_after_the_fix(
 ) -> None:
     agent = deployment.key(TENANT_A, "agent")
     admin = {"Authorization": f"Bearer {deployment.key(TENANT_A, 'admin')}"}
-    email = f"u-{new_tag()}@cliente.cem.io"
+    email = f"u-{new_tag()}@buzon.cem.io"
     channel = add_channel(deployment, "typeform", {"questions": {}})
     body = typeform(f"tp-{new_tag()}", email, at)
     answer = httpx.post(

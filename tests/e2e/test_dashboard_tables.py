@@ -28,12 +28,15 @@ def post_answers(api: Api, deployment: Deployment, tag: str) -> dict[str, Any]:
     call = event("call.ended", "phone", customer, yesterday_at(9), {"agent": "ana", "talk_s": 60},
                  touchpoint=f"line-{tag}", correlation_id=f"c-{tag}")  # fmt: skip
     rated = survey(customer, "csat", 2, yesterday_at(10), f"after-{tag}", f"c-{tag}")
+    # Answers without a correlation id go to their customer's latest touchpoint before them
+    # (METRICS.md): from a customer with no other touchpoint, they keep their own.
+    visitor = {"customer_id": f"dash-web-{tag}"}
     web = [
-        survey(customer, "nps", 9, yesterday_at(11), f"web-{tag}"),
-        survey(customer, "nps", 3, yesterday_at(12), f"web-{tag}"),
-        survey(customer, "ces", 6, yesterday_at(13), f"web-{tag}"),
+        survey(visitor, "nps", 9, yesterday_at(11), f"web-{tag}"),
+        survey(visitor, "nps", 3, yesterday_at(12), f"web-{tag}"),
+        survey(visitor, "ces", 6, yesterday_at(13), f"web-{tag}"),
     ]
-    formula = survey(customer, "csat", 5, yesterday_at(14), f"web-{tag}")
+    formula = survey(visitor, "csat", 5, yesterday_at(14), f"web-{tag}")
     formula["payload"]["comment"] = '=HYPERLINK("http://evil")'
     api.post_ok(ingest, [call, rated, *web, formula])
     deployment.wait_processed()

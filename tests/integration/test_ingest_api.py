@@ -465,7 +465,6 @@ def test_b11_unreconcilable_sent_at_is_422_not_500(ingest: Ingest) -> None:
         ({"customer_id": "a\tb"}, "customer.customer_id"),
         ({"anonymous_id": "anon\r\nSet-Cookie: x"}, "customer.anonymous_id"),
         ({"external_ids": {"crm": "42\u0085"}}, "customer.external_ids.crm"),
-        ({"email": "ana\u0001@shop.es"}, "customer.email"),
     ],
 )
 def test_b12_an_id_with_control_characters_is_422_at_its_path(
@@ -475,6 +474,17 @@ def test_b12_an_id_with_control_characters_is_422_at_its_path(
     assert response.status_code == 422
     assert path in paths(response)
     assert ingest.stored() == []
+
+
+def test_b12_an_email_with_control_characters_is_ignored_with_a_note_not_stored(
+    ingest: Ingest,
+) -> None:
+    # An email is an identifier, not an id: one identity cannot read is dropped from resolution
+    # and the touchpoint kept (RELIABILITY D01), with a note naming it.
+    response = ingest.post(event(customer={"customer_id": "c-1", "email": "ana\u0001@shop.es"}))
+    assert response.status_code == 202, response.text
+    [note] = response.json()["notes"]
+    assert (note["code"], note["path"]) == ("identifier_ignored", "customer.email")
 
 
 def test_b12_free_text_may_still_hold_line_breaks(ingest: Ingest) -> None:

@@ -23,6 +23,8 @@ from pydantic import SecretStr
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse
 from cem.adapters.memory_keys import MemoryKeyStore
+from cem.adapters.memory_log import MemoryLog, MemoryPublisher
+from cem.adapters.memory_users import MemoryUserStore
 from cem.bootstrap import build
 from cem.distributed import build_ingest, build_query_api
 from cem.ports import WarehouseUnavailable
@@ -75,6 +77,8 @@ def test_the_query_api_answers_503_json_and_is_not_ready_while_clickhouse_is_dow
         QuerySettings(mode="distributed", identity="rule"),
         warehouse=clickhouse_warehouse,
         keys=keys,
+        users=MemoryUserStore(),  # this test is about ClickHouse: no PostgreSQL behind it
+        publisher=MemoryPublisher(MemoryLog()),
     )
     auth = {"Authorization": f"Bearer {secret}"}
     try:
