@@ -203,5 +203,11 @@ def test_unmappable_is_kept_and_replayed_after_the_fix(
         "dead-letters", "replay", "--tenant", TENANT_A, "--provider", "typeform"
     )
     assert "webhook dead letters: 1 re-stored, 0 duplicates, 0 still failing" in report
-    deployment.wait_processed()
+    # Re-stored by another process (the CLI): the running consumers may not have polled it yet
+    # when the lag is first read, so wait until the customer it names is there.
+    deadline = time.monotonic() + 30
+    while not api.get("/v1/customers", agent, email=email).json()["customers"]:
+        assert time.monotonic() < deadline, "the replayed delivery never became visible"
+        deployment.wait_processed()
+        time.sleep(0.5)
     assert types_of(api, agent, email=email) == ["survey.answered"]
