@@ -78,7 +78,8 @@ def mode_publisher(settings: IngestSettings) -> Iterator[tuple[Publisher, EventL
         log = kafka_log(settings, settings.publish_timeout_s)
         index = PostgresIdempotencyIndex(postgres_dsn(settings))
         try:
-            yield IdempotentPublisher(log, index, TOUCHPOINTS_TOPIC), log
+            # Sealed like the ingest's records: the workers trust the stored form only with it.
+            yield IdempotentPublisher(log, index, TOUCHPOINTS_TOPIC, seal_key=index.seal_key()), log
         finally:
             log.close()
             index.close()
