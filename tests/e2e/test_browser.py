@@ -245,8 +245,10 @@ new MutationObserver((changes, observer) => {
 
 
 def dashboard_cells(page: Page, touchpoint: str) -> dict[str, str]:
+    # The dashboard reads 30 days of every touchpoint the suite's tenant has by then: give the
+    # first load more than the default wait on a busy machine.
     row = page.wait(lambda: page.find(f'#satisfaction tr[data-touchpoint="{touchpoint}"]'),
-                    what=f"the {touchpoint} row")  # fmt: skip
+                    timeout_s=60.0, what=f"the {touchpoint} row")  # fmt: skip
     cells = row.find_elements("css selector", "td")
     return {c.get_attribute("data-metric") or "channel": c.text.rstrip("*") for c in cells}
 
