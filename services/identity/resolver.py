@@ -144,7 +144,10 @@ class IdentityResolver(Application[UUID]):
             )
             return [resolve_in(state, n, e, rules, p) for n, e, p in work]
 
-        return self._run(tenant_id, resolve_all)
+        # Resolving registers what it needs, so a customer it cannot find was being written by
+        # another replica while this attempt read (an index entry seen before its aggregate):
+        # a conflict like any other, and the retry reads the other's commit.
+        return self._run(tenant_id, resolve_all, (IntegrityError, CustomerNotFound))
 
     def merge(
         self,
@@ -322,7 +325,12 @@ class IdentityResolver(Application[UUID]):
         members = self.members(tenant_id, canonical[0], version)
         return LocatedCustomer(requested, canonical[0], tuple(members), version)
 
-    def _run(self, tenant_id: str, work: Callable[[IdentityState], T]) -> T:
+    def _run(
+        self,
+        tenant_id: str,
+        work: Callable[[IdentityState], T],
+        conflicts: tuple[type[Exception], ...] = (IntegrityError,),
+    ) -> T:
         """Run a command on fresh state and save its events; on a conflict, run it again."""
         for attempt in range(MAX_ATTEMPTS):
             with self._commands, _no_collection_pauses():
@@ -333,7 +341,7 @@ class IdentityResolver(Application[UUID]):
                     changed = state.pending()
                     if changed:
                         self.save(*changed)
-                except IntegrityError:
+                except conflicts:
                     # Another writer changed one of these aggregates first: its commit is visible
                     # now, and the retry reads it (what this attempt changed leaves the cache).
                     self._forget(changed)
