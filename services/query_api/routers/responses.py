@@ -112,7 +112,13 @@ def _response_out(row: dict[str, Any]) -> SurveyResponseOut:
 @router.get(
     "/v1/satisfaction/responses",
     response_model=SurveyResponsePage,
-    responses={200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}},
+    responses={
+        200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}},
+        401: {"description": "missing, unknown or revoked credential"},
+        403: {"description": "not a manager or admin (raw answers name customers)"},
+        422: {"description": "an invalid filter, period or cursor, with every violated path"},
+        503: {"description": "the warehouse is unavailable; retry later"},
+    },
 )
 def survey_responses(
     request: Request,

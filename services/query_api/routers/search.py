@@ -59,7 +59,16 @@ def canonical_ids(request: Request, tenant_id: str, hits: list[Hit]) -> dict[str
     return {home: identity.canonical_id(tenant_id, home, version) for home in homes}
 
 
-@router.get("/v1/customers/search", response_model=SearchResults)
+@router.get(
+    "/v1/customers/search",
+    response_model=SearchResults,
+    responses={
+        401: {"description": "missing, unknown or revoked credential"},
+        403: {"description": "the credential's role may not read customers"},
+        422: {"description": "an invalid query, with every violated path"},
+        503: {"description": "the warehouse is unavailable; retry later"},
+    },
+)
 def search_customers(
     request: Request,
     principal: Annotated[Principal, Depends(require(CAN_READ_CUSTOMERS))],

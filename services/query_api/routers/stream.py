@@ -33,6 +33,8 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
             "text/event-stream": {"schema": {"type": "string"}, "example": _STREAM_EXAMPLE}
         },
     },
+    401: {"description": "missing, unknown or revoked credential"},
+    403: {"description": "the credential's role may not read this"},
     404: {"description": "no such customer for the caller's tenant"},
     422: {"description": "a Last-Event-ID this API did not hand out"},
 }
