@@ -84,10 +84,18 @@ def test_sign_in_sets_a_fresh_http_only_strict_session_cookie(
 
 
 def test_the_cookie_is_secure_behind_tls(
-    app: FastAPI, client: TestClient, monkeypatch: pytest.MonkeyPatch
+    warehouse: ChdbWarehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("CEM_BEHIND_TLS", "true")
-    assert "Secure" in sign_in(client, person(app, "agent"))[1]
+    monkeypatch.setenv("CEM_BEHIND_TLS", "true")  # read when the app is assembled
+    app = create_app(warehouse, MemoryKeyStore(), users=MemoryUserStore())
+    with TestClient(app) as client:
+        assert "Secure" in sign_in(client, person(app, "agent"))[1]
+
+
+def test_an_oversized_sign_in_form_is_413_in_the_error_shape(client: TestClient) -> None:
+    answer = client.post("/signin", data={"email": "a" * 20_000, "password": "x", "csrf": "x"})
+    assert answer.status_code == 413
+    assert answer.json()["error"]["code"] == "payload_too_large"
 
 
 def test_sign_in_without_the_forms_token_is_refused(app: FastAPI, client: TestClient) -> None:

@@ -17,6 +17,9 @@ HERE = Path(__file__).parent
 def include_web(app: FastAPI) -> None:
     """Mount the pages and their static files on an app that has `state.accounts`."""
     from services.query_api.web.pages import router
+    from services.query_api.web.settings import WebSettings
 
+    # Read (and validated) once, when the app is assembled: not on every request.
+    app.state.web_settings = WebSettings()
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

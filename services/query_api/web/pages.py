@@ -20,7 +20,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from cem.accounts import AccountLocked, Accounts, ActiveSession
+from cem.api_errors import ApiError
 from cem.auth import SESSION_COOKIE, session_of
+from cem.request_body import read_limited
 from services.query_api.web import HERE
 from services.query_api.web.i18n import LANG_COOKIE, LANGUAGES, MESSAGES, language_of
 from services.query_api.web.settings import WebSettings
@@ -33,7 +35,8 @@ MAX_FORM_BYTES = 8 * 1024
 
 
 def _secure(request: Request) -> bool:
-    return request.url.scheme == "https" or WebSettings().behind_tls
+    settings: WebSettings = request.app.state.web_settings
+    return request.url.scheme == "https" or settings.behind_tls
 
 
 def _render(
@@ -57,13 +60,13 @@ def _to_signin(request: Request) -> RedirectResponse:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    """An urlencoded form, read only up to MAX_FORM_BYTES (a bigger body is refused)."""
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            return {}
-    parsed = parse_qs(body.decode("utf-8", "replace"), max_num_fields=10)
+    """An urlencoded form, read as every body is (a 413 past MAX_FORM_BYTES); a 400 for more
+    fields than a sign-in or sign-out form has."""
+    body = await read_limited(request, MAX_FORM_BYTES)
+    try:
+        parsed = parse_qs(body.decode("utf-8", "replace"), max_num_fields=10)
+    except ValueError:
+        raise ApiError(400, "malformed_form", "too many form fields") from None
     return {name: values[0] for name, values in parsed.items()}
 
 
@@ -116,7 +119,13 @@ async def signin(request: Request) -> Response:
         samesite="strict",
         secure=_secure(request),
     )
-    response.delete_cookie(SIGNIN_CSRF_COOKIE, path="/signin")
+    response.delete_cookie(
+        SIGNIN_CSRF_COOKIE,
+        path="/signin",
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+    )
     return response
 
 
@@ -129,7 +138,9 @@ async def signout(request: Request) -> Response:
         return _render(request, "forbidden.html", _page_context(session), 403)
     _accounts(request).sign_out(request.cookies[SESSION_COOKIE])
     response = _to_signin(request)
-    response.delete_cookie(SESSION_COOKIE)
+    response.delete_cookie(
+        SESSION_COOKIE, httponly=True, samesite="strict", secure=_secure(request)
+    )
     return response
 
 
