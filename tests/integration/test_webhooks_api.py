@@ -103,7 +103,7 @@ def test_an_unknown_provider_is_named(platform: Platform) -> None:
         "/v1/channels", headers=platform.admin, json={"provider": "fax", "secret": "x"}
     )
     assert answer.status_code == 422
-    assert answer.json()["error"]["details"][0]["path"] == "provider"
+    assert answer.json()["error"]["details"][0]["path"] == "body.provider"
 
 
 def test_a_signed_delivery_is_stored_and_its_retry_is_not_stored_again(platform: Platform) -> None:
@@ -224,7 +224,16 @@ def test_invalid_configuration_lists_every_path(platform: Platform) -> None:
     answer = platform.client.post("/v1/channels", headers=platform.admin, json={"settings": []})
     assert answer.status_code == 422
     paths = sorted(d["path"] for d in answer.json()["error"]["details"])
-    assert paths == ["provider", "secret", "settings"]
+    assert paths == ["body.provider", "body.secret", "body.settings"]
+
+
+def test_a_configuration_with_a_duplicate_key_is_refused(platform: Platform) -> None:
+    body = b'{"provider": "typeform", "secret": "x", "secret": "y"}'
+    answer = platform.client.post(
+        "/v1/channels", content=body, headers={**platform.admin, "Content-Type": "application/json"}
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "malformed_json"
 
 
 def test_twilio_behind_a_proxy_verifies_against_the_channels_public_url(platform: Platform) -> None:

@@ -15,16 +15,16 @@ from typing import Any, TypeVar
 
 import anyio
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from cem.api_errors import ApiError
 from cem.auth import require
 from cem.channels import ChannelConfig, ChannelStore
 from cem.ports import Principal
+from cem.request_body import parse_or_400, read_limited, validate_body
 from cem.secrets import SecretKeyError
 from cem.settings import IngestSettings
 from cem.telemetry import telemetry_of
-from services.ingest.body import read_limited
 from services.ingest.channels.base import WebhookRequest
 from services.ingest.channels.intake import counts, dead_letter_of, map_delivery
 from services.ingest.channels.registry import load_providers, provider
@@ -117,16 +117,9 @@ MAX_CONFIG_BYTES = 64 * 1024
 
 
 async def _config_body(request: Request, model: type[ModelT]) -> ModelT:
-    """The request body as `model`, read only up to MAX_CONFIG_BYTES; 422 with every path."""
-    data = await read_limited(request, MAX_CONFIG_BYTES)
-    try:
-        return model.model_validate_json(data)
-    except ValidationError as exc:
-        details = [{"code": e["type"], "message": e["msg"],
-                    "path": ".".join(str(p) for p in e["loc"]) or "$"} for e in exc.errors()]  # fmt: skip
-        raise ApiError(
-            422, "invalid_request", "the channel configuration is invalid", details
-        ) from None
+    """The request body as `model`, read only up to MAX_CONFIG_BYTES with the strict parser every
+    route uses (duplicate keys refused); 422 with every violated path."""
+    return validate_body(model, parse_or_400(await read_limited(request, MAX_CONFIG_BYTES)))
 
 
 def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -167,7 +160,7 @@ async def add_channel(
     if provider(body.provider) is None:
         known = ", ".join(load_providers())
         raise ApiError(422, "unknown_provider", f"no provider {body.provider!r}; one of {known}",
-                       [{"code": "unknown_provider", "message": known, "path": "provider"}])  # fmt: skip
+                       [{"code": "unknown_provider", "message": known, "path": "body.provider"}])  # fmt: skip
     store = channels_of(request)
     config = await anyio.to_thread.run_sync(
         lambda: store.add(
