@@ -109,9 +109,11 @@ def now(request: Request) -> datetime:
     return current.astimezone(UTC)
 
 
-def _window(
+def window(
     request: Request, since: datetime | None, until: datetime | None, bucket: str
 ) -> tuple[datetime, datetime]:
+    """[since, until) in UTC: by default the last 30 days, at most MAX_BUCKETS buckets (the
+    satisfaction and service APIs alike)."""
     end = utc("until", until) or now(request)
     try:
         start = utc("since", since) or end - DEFAULT_WINDOW
@@ -178,7 +180,7 @@ def touchpoint_satisfaction(
 ) -> TouchpointSatisfaction | Response:
     """Responses and every metric definition per touchpoint × channel × bucket, oldest first,
     each value with its n and 95% confidence interval."""
-    start, end = _window(request, since, until, bucket)
+    start, end = window(request, since, until, bucket)
     # The tenant comes only from the credential, never from the request (S01).
     query = TouchpointQuery(
         tenant_id=principal.tenant_id,

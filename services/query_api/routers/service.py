@@ -3,18 +3,18 @@ rate, per channel, queue and agent, over time, each with its sample size."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from cem.api_errors import ApiError
 from cem.auth import CAN_READ_AGGREGATES, require
 from cem.ports import Principal
 from cem.processing import to_micros
 from schemas.envelope import Channel
-from services.query_api.routers.satisfaction import TOUCHPOINT_PATTERN, MetricOut, now, utc
+from services.query_api.params import INSTANT_HELP, Moment
+from services.query_api.routers.satisfaction import TOUCHPOINT_PATTERN, MetricOut, window
 from services.satisfaction.metrics import MIN_CONFIDENT_N, MetricValue
 from services.service_metrics.definitions import (
     DEFAULT_SERVICE_LEVEL_S,
@@ -27,9 +27,6 @@ router = APIRouter(tags=["service"])
 
 # The buckets the service SQL knows (services/service_metrics/sql.py BUCKET_FUNCTIONS).
 Bucket = Literal["hour", "day"]
-BUCKET_LENGTH = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
-DEFAULT_WINDOW = timedelta(days=30)
-MAX_BUCKETS = 10_000  # bounds the response, as the satisfaction API does
 
 NAME_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -77,28 +74,6 @@ class TouchpointService(BaseModel):
     buckets: list[ServiceBucket]
 
 
-def _invalid(name: str, message: str, code: str = "invalid_parameter") -> ApiError:
-    details = [{"code": code, "message": message, "path": f"query.{name}"}]
-    return ApiError(422, code, f"{name} {message}", details)
-
-
-def window(
-    request: Request, since: datetime | None, until: datetime | None, bucket: str
-) -> tuple[datetime, datetime]:
-    """[since, until) in UTC: default the last 30 days, at most MAX_BUCKETS buckets."""
-    end = utc("until", until) or now(request)
-    try:
-        start = utc("since", since) or end - DEFAULT_WINDOW
-    except OverflowError:
-        raise _invalid("until", "is too early for the default window") from None
-    if start >= end:
-        raise _invalid("since", "must be before until", "invalid_range")
-    if (end - start) / BUCKET_LENGTH[bucket] > MAX_BUCKETS:
-        message = f"spans more than {MAX_BUCKETS} {bucket} buckets; narrow the range"
-        raise _invalid("since", message, "range_too_large")
-    return start, end
-
-
 def _definition_out(d: ServiceDefinition) -> ServiceDefinitionOut:
     return ServiceDefinitionOut(
         key=d.key, name=d.name, version=d.version, unit=d.unit, description=d.description
@@ -128,8 +103,10 @@ def _bucket_out(row: ServiceMetrics) -> ServiceBucket:
 def touchpoint_service(
     request: Request,
     principal: Principal = Depends(require(CAN_READ_AGGREGATES)),
-    since: datetime | None = Query(None, description="inclusive; default until − 30 days"),
-    until: datetime | None = Query(None, description="exclusive; default now"),
+    since: Moment | None = Query(
+        None, description=f"inclusive; default until − 30 days; {INSTANT_HELP}"
+    ),
+    until: Moment | None = Query(None, description=f"exclusive; default now; {INSTANT_HELP}"),
     channel: Channel | None = Query(None),
     touchpoint: str | None = Query(None, pattern=TOUCHPOINT_PATTERN, max_length=64),
     queue: str | None = Query(None, pattern=NAME_PATTERN),
