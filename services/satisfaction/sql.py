@@ -161,9 +161,10 @@ _ALERT_CONVERSATIONS = f"""
         AND raised_at >= {{since:Int64}}{{customers}}"""
 
 
-def alerts_sql(customers: str = "") -> str:
+def alerts_sql(customers: str = "", attributed: str = "1") -> str:
     """At-risk alerts, newest first, attributed like the responses that raised them; `customers`
-    is an extra ` AND ...` condition on the alerts (see `AlertQuery.customers_filter`)."""
+    is an extra ` AND ...` condition on the alerts (see `AlertQuery.customers_filter`) and
+    `attributed` the condition on their touchpoint and channel (`AlertQuery.attribution_filter`)."""
     matching = _ALERTS_MATCHING.replace("{customers}", customers)
     conversations = _CONVERSATIONS.replace(
         "{conversations}", _ALERT_CONVERSATIONS.replace("{customers}", customers)
@@ -174,9 +175,24 @@ def alerts_sql(customers: str = "") -> str:
         {_ATTRIBUTED.format(column="channel")}, conv_agent AS agent, conv_queue AS queue
     FROM ({matching}) AS alert
     ANY LEFT JOIN ({conversations}) AS conversation USING (tenant_id, correlation_id)
-    WHERE ({{touchpoint:String}} = '' OR touchpoint = {{touchpoint:String}})
+    WHERE {attributed}
     ORDER BY raised_at DESC, alert_id DESC
     LIMIT {{limit:UInt32}}"""
+
+
+def attribution_filter(
+    channels: tuple[str, ...], touchpoints: tuple[str, ...]
+) -> tuple[str, dict[str, Any]]:
+    """`1 AND channel IN (...) AND touchpoint IN (...)` on the attributed columns (any of each;
+    an empty tuple does not restrict), and its parameters."""
+    conditions: list[str] = ["1"]
+    params: dict[str, Any] = {}
+    for column, values in (("channel", channels), ("touchpoint", touchpoints)):
+        fragment, values_params = any_of_filter(column, values, f"f_{column}")
+        if fragment:
+            conditions.append(fragment)
+            params |= values_params
+    return " AND ".join(conditions), params
 
 
 @dataclass(frozen=True)
@@ -192,14 +208,7 @@ class TouchpointQuery:
 
     def filters(self) -> tuple[str, dict[str, Any]]:
         """The condition on the attributed channel and touchpoint, and its parameters."""
-        conditions: list[str] = ["1"]
-        params: dict[str, Any] = {}
-        for column, values in (("channel", self.channels), ("touchpoint", self.touchpoints)):
-            fragment, values_params = any_of_filter(column, values, f"f_{column}")
-            if fragment:
-                conditions.append(fragment)
-                params |= values_params
-        return " AND ".join(conditions), params
+        return attribution_filter(self.channels, self.touchpoints)
 
     def params(self) -> dict[str, Any]:
         return {"tenant_id": self.tenant_id, "since": self.since, "until": self.until}
@@ -257,11 +266,17 @@ class AlertQuery:
     tenant_id: str
     since: int = 0
     customers: tuple[str, ...] | None = None
-    touchpoint: str = ""
+    touchpoints: tuple[str, ...] = ()  # attributed touchpoint, any of; empty: every one
     limit: int = 100
     until: int = NO_END  # raised before (epoch micros)
     # A page after a cursor: alerts older than this (raised_at, alert_id) in the newest-first order.
     before: tuple[int, str] = (NO_END, "")
+
+    channels: tuple[str, ...] = ()  # attributed channel, any of; empty: every one
+
+    def attribution_filter(self) -> tuple[str, dict[str, Any]]:
+        """The condition on the attributed touchpoint and channel, and its parameters."""
+        return attribution_filter(self.channels, self.touchpoints)
 
     def customers_filter(self) -> tuple[str, dict[str, Any]]:
         """The ` AND customer_id IN (...)` condition and its parameters; nothing for everyone."""
@@ -277,7 +292,6 @@ class AlertQuery:
             "until": self.until,
             "before_at": self.before[0],
             "before_id": self.before[1],
-            "touchpoint": self.touchpoint,
             "limit": self.limit,
         }
 
@@ -285,4 +299,6 @@ class AlertQuery:
 def read_alerts(warehouse: Warehouse, query: AlertQuery) -> list[dict[str, Any]]:
     """Alerts newest first, one row per alert_id, with attributed touchpoint, agent and queue."""
     customers, member_params = query.customers_filter()
-    return warehouse.select(alerts_sql(customers), {**query.params(), **member_params})
+    attributed, attribution_params = query.attribution_filter()
+    sql = alerts_sql(customers, attributed)
+    return warehouse.select(sql, query.params() | member_params | attribution_params)

@@ -212,7 +212,10 @@ def reference_alerts(events: Sequence[Event], q: sql.AlertQuery) -> list[tuple[A
             q.customers is not None and a["customer_id"] not in q.customers
         ):
             continue
-        if q.touchpoint in ("", where.touchpoint):
+        wanted = (not q.touchpoints or where.touchpoint in q.touchpoints) and (
+            not q.channels or where.channel in q.channels
+        )
+        if wanted:
             found.append((a["raised_at"], a["alert_id"], where.touchpoint, where.agent, a["score"]))
     return sorted(found, reverse=True)[: q.limit]
 
@@ -267,7 +270,10 @@ alert_filters = st.fixed_dictionaries(
         "customers": st.sampled_from(
             [None, ("cust-1",), ("cust-2",), ("cust-1", "cust-3"), ("cust-9", "cust-2", "cust-3")]
         ),
-        "touchpoint": st.sampled_from(["", "support_line", "post_call_survey"]),
+        "touchpoints": st.sampled_from(
+            [(), ("support_line",), ("post_call_survey",), ("support_line", "post_call_survey")]
+        ),
+        "channels": st.sampled_from([(), ("phone",), ("survey",), ("chat", "phone")]),
         "limit": st.integers(1, 30),
     }
 )
@@ -282,7 +288,9 @@ def test_sql_alerts_match_the_python_reference(
     events = make_events(tenant, raws)
     load(wh, events)
     since = 0 if f["since_min"] is None else to_micros(BASE + timedelta(minutes=f["since_min"]))
-    q = sql.AlertQuery(tenant, since, f["customers"], f["touchpoint"], f["limit"])
+    q = sql.AlertQuery(
+        tenant, since, f["customers"], f["touchpoints"], f["limit"], channels=f["channels"]
+    )
     assert warehouse_alerts(wh, q) == reference_alerts(events, q)
 
 

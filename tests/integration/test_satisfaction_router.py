@@ -364,6 +364,15 @@ def test_alert_filters_and_limit(api: Api) -> None:
     assert rules(limit=1) == [("at_risk.nps", "cust-7")]
     assert rules(customer_id="cust-1") == [("at_risk.ces", "cust-1")] * 2
     assert rules(touchpoint="support_line") == [("at_risk.ces", "cust-1")]
+    # repeated filters mean any of; touchpoint and channel together mean both
+    assert rules(touchpoint=["support_line", "post_contact_survey"]) == rules()
+    assert rules(touchpoint=["support_line", "no_such_touchpoint"]) == [("at_risk.ces", "cust-1")]
+    assert rules(channel="phone") == [("at_risk.ces", "cust-1")]
+    assert rules(channel=["survey", "phone"]) == rules()
+    assert rules(channel="survey") == [("at_risk.nps", "cust-7"), ("at_risk.ces", "cust-1")]
+    assert rules(touchpoint="support_line", channel="survey") == []
+    wrong = api.get(ALERTS, key, channel="fax")
+    assert wrong.status_code == 422 and "channel" in wrong.json()["error"]["details"][0]["path"]
     assert rules(since=at(timedelta(days=2, hours=1))) == rules()[:2]
     assert rules(customer_id="x' OR '1'='1") == []
     assert api.get(ALERTS, key, limit=0).status_code == 422

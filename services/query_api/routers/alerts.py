@@ -18,11 +18,12 @@ from cem.api_errors import ApiError
 from cem.auth import CAN_READ_AGGREGATES, require
 from cem.ports import Principal
 from cem.processing import to_micros
+from schemas.envelope import Channel
 from services.projections.timeline import Cursor, InvalidCursor, decode_cursor, encode_cursor
 from services.query_api.exports import ExportFormat, download_items
-from services.query_api.params import INSTANT_HELP, Moment
+from services.query_api.params import INSTANT_HELP, Moment, any_of
 from services.query_api.routers.customers import members_of
-from services.query_api.routers.satisfaction import TOUCHPOINT_PATTERN, utc
+from services.query_api.routers.satisfaction import TouchpointName, utc
 from services.satisfaction.alerts import RULE_SET
 from services.satisfaction.lifecycle import Status
 from services.satisfaction.lifecycle_sql import AlertState, read_states
@@ -106,7 +107,12 @@ def list_alerts(
         max_length=400,
         description="a customer id or identifier key; a merged customer's alerts are its members'",
     ),
-    touchpoint: str | None = Query(None, pattern=TOUCHPOINT_PATTERN, max_length=64),
+    touchpoint: list[TouchpointName] | None = Query(
+        None, max_length=50, description="attributed touchpoint; repeat for any of several"
+    ),
+    channel: list[Channel] | None = Query(
+        None, max_length=50, description="attributed channel; repeat for any of several"
+    ),
     limit: int = Query(100, ge=1, le=1000),
     format: ExportFormat = Query(ExportFormat.json, description="json, or a csv/parquet download"),
 ) -> AlertList | Response:
@@ -119,7 +125,8 @@ def list_alerts(
         tenant_id=principal.tenant_id,
         since=to_micros(start) if start else 0,
         customers=_customers(request, principal.tenant_id, customer_id),
-        touchpoint=touchpoint or "",
+        touchpoints=any_of(touchpoint),
+        channels=any_of(channel),
         limit=limit + 1,  # one more tells whether another page follows
         until=to_micros(end) if end else NO_END,
         before=before,
