@@ -4,7 +4,8 @@ The rules shared by every `UserStore` (SQLite when embedded, PostgreSQL when dis
 are hashed with Argon2id (memory-hard, `argon2-cffi`); a session's id is a random secret the cookie
 carries and the store keeps only as a SHA-256 digest, so a copy of the store opens no session; each
 session has its own CSRF token (synchronizer pattern); five failed sign-ins within fifteen minutes
-lock the account for the rest of that window, and every attempt is audited.
+lock the account for the rest of that window (or until an administrator unlocks it), and every
+attempt and unlock is audited.
 """
 
 from __future__ import annotations
@@ -120,6 +121,17 @@ class Accounts:
         assert user is not None
         self.store.record_sign_in(email, "signed_in", now)
         return self._start_session(user, now)
+
+    def unlock(self, email: str) -> bool:
+        """Let the account sign in again at once: an `unlocked` entry in the audit restarts its
+        failure count. True when it was locked; AccountError for an unknown email."""
+        email, now = normal_email(email), self.clock.now()
+        if self.store.user_by_email(email) is None:
+            raise AccountError(f"no account with email {email!r}")
+        was_locked = self.store.failures_since(email, now - LOCK_WINDOW) >= MAX_FAILURES
+        self.store.record_sign_in(email, "unlocked", now)
+        logger.info("account %s unlocked by an administrator", email)
+        return was_locked
 
     def _start_session(self, user: UserRecord, now: datetime) -> SignedIn:
         # A fresh random id at every sign-in: a planted cookie never becomes a session (fixation).

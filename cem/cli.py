@@ -100,8 +100,13 @@ def _accounts(args: argparse.Namespace) -> Accounts:
     from cem.distributed import users_from_settings
     from cem.settings import CoreSettings
 
-    Path(args.data_dir).mkdir(parents=True, exist_ok=True)
-    return Accounts(users_from_settings(CoreSettings(data_dir=Path(args.data_dir))), SystemClock())
+    settings = CoreSettings()
+    if settings.mode == "distributed":
+        print("cem: accounts are stored in PostgreSQL (CEM_MODE=distributed)", file=sys.stderr)
+        return Accounts(users_from_settings(settings), SystemClock())
+    state = data_dir.prepare(args.data_dir)
+    state.announce()
+    return Accounts(users_from_settings(CoreSettings(data_dir=state.path)), SystemClock())
 
 
 def _new_password(given: str | None) -> tuple[str, bool]:
@@ -139,6 +144,18 @@ def _users_create(args: argparse.Namespace) -> int:
 def _users_list(args: argparse.Namespace) -> int:
     for user in _accounts(args).store.users(args.tenant):
         print("\t".join((user.email, user.tenant_id, user.role, user.created_at.isoformat())))
+    return 0
+
+
+def _users_unlock(args: argparse.Namespace) -> int:
+    from cem.accounts import AccountError
+
+    try:
+        was_locked = _accounts(args).unlock(args.email)
+    except AccountError as exc:
+        raise CliError(str(exc)) from None
+    state = "unlocked" if was_locked else "was not locked; its failed sign-ins are forgiven"
+    print(f"user {args.email.strip().lower()} {state}", file=sys.stderr)
     return 0
 
 
@@ -293,6 +310,10 @@ def _add_keys(sub: Any) -> None:
     _add_data_dir(ulist)
     ulist.add_argument("--tenant", default=None, help="only this tenant's accounts")
     ulist.set_defaults(func=_users_list)
+    unlock = _command(user_commands, "unlock", "let a locked-out account sign in again now")
+    _add_data_dir(unlock)
+    unlock.add_argument("email", help="the sign-in email of the account")
+    unlock.set_defaults(func=_users_unlock)
 
 
 def _add_simulate(sub: Any) -> None:

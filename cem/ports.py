@@ -190,11 +190,11 @@ class UserStore(Protocol):
         ...
 
     def record_sign_in(self, email: str, outcome: str, at: Any) -> None:
-        """Append to the audit: outcome is `signed_in`, `failed` or `locked`."""
+        """Append to the audit: outcome is `signed_in`, `failed`, `locked` or `unlocked`."""
         ...
 
     def failures_since(self, email: str, since: Any) -> int:
-        """Failed sign-ins of the email after `since` and after its last successful one."""
+        """Failed sign-ins of the email after `since` and after its last success or unlock."""
         ...
 
     def add_session(self, session: SessionRecord) -> None: ...

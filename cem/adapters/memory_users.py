@@ -8,6 +8,8 @@ from datetime import datetime
 
 from cem.ports import SessionRecord, UserRecord
 
+RESETS = ("signed_in", "unlocked")  # outcomes after which failures count afresh
+
 
 class MemoryUserStore:
     def __init__(self) -> None:
@@ -38,7 +40,7 @@ class MemoryUserStore:
 
     def failures_since(self, email: str, since: datetime) -> int:
         mine = [(outcome, at) for e, outcome, at in self._audit if e == email]
-        successes = [at for outcome, at in mine if outcome == "signed_in"]
+        successes = [at for outcome, at in mine if outcome in RESETS]
         start = max([since, *successes])
         return sum(1 for outcome, at in mine if outcome == "failed" and at > start)
 

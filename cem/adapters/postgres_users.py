@@ -28,9 +28,10 @@ INSERT_USER = f"""INSERT INTO users ({USER_COLUMNS}) VALUES (%s, %s, %s, %s, %s,
 ON CONFLICT (email) DO NOTHING RETURNING user_id"""
 SELECT_USERS = f"SELECT {USER_COLUMNS} FROM users"
 INSERT_AUDIT = "INSERT INTO sign_in_audit (email, outcome, at) VALUES (%s, %s, %s)"
+# Failures count after the window's start and after the last success or unlock (either resets it).
 COUNT_FAILURES = """SELECT count(*) FROM sign_in_audit WHERE email = %(email)s AND outcome = 'failed'
   AND at > greatest(%(since)s, (SELECT max(at) FROM sign_in_audit
-                                WHERE email = %(email)s AND outcome = 'signed_in'))"""
+                                WHERE email = %(email)s AND outcome IN ('signed_in', 'unlocked')))"""
 INSERT_SESSION = "INSERT INTO sessions VALUES (%s, %s, %s, %s)"
 SELECT_SESSION = """SELECT session_digest, user_id, csrf_token, expires_at FROM sessions
 WHERE session_digest = %s"""

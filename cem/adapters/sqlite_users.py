@@ -31,10 +31,10 @@ USER_COLUMNS = "user_id, tenant_id, role, email, password_hash, created_at"
 INSERT_USER = f"INSERT INTO users ({USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
 SELECT_USERS = f"SELECT {USER_COLUMNS} FROM users"
 INSERT_AUDIT = "INSERT INTO sign_in_audit (email, outcome, at) VALUES (?, ?, ?)"
-# Failures count after the window's start and after the last success (a success resets the count).
+# Failures count after the window's start and after the last success or unlock (either resets it).
 COUNT_FAILURES = """SELECT count(*) FROM sign_in_audit WHERE email = ? AND outcome = 'failed'
   AND at > max(?, coalesce((SELECT max(at) FROM sign_in_audit
-                            WHERE email = ? AND outcome = 'signed_in'), 0))"""
+                            WHERE email = ? AND outcome IN ('signed_in', 'unlocked')), 0))"""
 INSERT_SESSION = "INSERT INTO sessions VALUES (?, ?, ?, ?)"
 SELECT_SESSION = (
     "SELECT session_digest, user_id, csrf_token, expires_at FROM sessions WHERE session_digest = ?"

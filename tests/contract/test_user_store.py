@@ -108,6 +108,36 @@ class UserStoreContract:
         clock.at += LOCK_WINDOW
         assert accounts.sign_in(email, PASSWORD) is not None
 
+    def test_an_unlock_lets_a_locked_account_sign_in_at_once(
+        self, accounts: Accounts, clock: FixedClock, email: str
+    ) -> None:
+        accounts.create("acme", "agent", email, PASSWORD)
+        for _ in range(MAX_FAILURES):
+            accounts.sign_in(email, "not the password")
+            clock.at += timedelta(seconds=1)
+        with pytest.raises(AccountLocked):
+            accounts.sign_in(email, PASSWORD)
+        assert accounts.unlock(email.upper()) is True
+        clock.at += timedelta(seconds=1)
+        assert accounts.sign_in(email, PASSWORD) is not None
+
+    def test_after_an_unlock_failures_count_afresh(
+        self, accounts: Accounts, clock: FixedClock, email: str
+    ) -> None:
+        accounts.create("acme", "agent", email, PASSWORD)
+        for _ in range(MAX_FAILURES - 1):
+            accounts.sign_in(email, "not the password")
+        clock.at += timedelta(seconds=1)
+        assert accounts.unlock(email) is False  # not locked yet, but the count restarts
+        clock.at += timedelta(seconds=1)
+        for _ in range(MAX_FAILURES - 1):
+            assert accounts.sign_in(email, "not the password") is None
+        assert accounts.sign_in(email, PASSWORD) is not None  # 4 + 4 failures, yet not locked
+
+    def test_unlocking_an_unknown_account_is_refused(self, accounts: Accounts, email: str) -> None:
+        with pytest.raises(AccountError, match="no account"):
+            accounts.unlock(email)
+
     def test_a_success_resets_the_failure_count(
         self, accounts: Accounts, clock: FixedClock, email: str
     ) -> None:
