@@ -19,7 +19,16 @@ from typing import Any
 import pytest
 
 from tests.conftest import missing_service
-from tests.e2e.deployments import REPO, TENANT_A, TENANT_B, Api, Deployment, new_tag, story
+from tests.e2e.deployments import (
+    REPO,
+    TENANT_A,
+    TENANT_B,
+    Api,
+    Deployment,
+    new_tag,
+    story,
+    survey,
+)
 from tests.events import event
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -28,6 +37,7 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 SCREENSHOTS = REPO / "docs" / "screenshots"
 PASSWORD = "browser-test-password"
 ROLES = ("agent", "manager", "admin")
+ALERTS_PAGE = 100  # alerts per page in the dashboard's queue
 WAIT_S = 20.0
 
 
@@ -460,3 +470,41 @@ def test_a_manager_merges_after_seeing_the_preview_then_splits(
     page.driver.switch_to.alert.accept()
     page.wait(lambda: page.all("#members li.muted"), what="split")
     page.wait(lambda: len(timeline_ids(page)) == 1, what="each history on its own again")
+
+
+def load_one_more_page(page: Page) -> None:
+    shown = len(page.all("#alerts tr[data-alert-id]"))
+    page.find("#alerts-more").click()
+    page.wait(lambda: len(page.all("#alerts tr[data-alert-id]")) > shown, what="one more page")
+    page.wait(lambda: page.find("#alerts-more").is_enabled(), what="the page loaded")
+
+
+def test_the_alerts_queue_loads_more_than_one_page(
+    page: Page, people: dict[tuple[str, str], str], deployment: Deployment, api: Api
+) -> None:
+    # One page and one alert more, ten days back: older than the other tests' alerts (hours or
+    # a day old), so theirs stay on the first page, inside the dashboard's default 30 days.
+    tag = new_tag()
+    angry = {"customer_id": f"paged-{tag}"}
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=10)
+    answers = [
+        survey(angry, "csat", 1, start + timedelta(minutes=n), f"paged-{tag}")
+        for n in range(ALERTS_PAGE + 1)
+    ]
+    api.post_ok(deployment.key(TENANT_A, "ingest"), answers)
+    deployment.wait_processed()
+    page.sign_in(people[(TENANT_A, "manager")])
+    page.open("/dashboard")
+    more = page.wait(lambda: page.find("#alerts-more").is_displayed() and page.find("#alerts-more"),
+                     what="the 'Load more alerts' button")  # fmt: skip
+    assert more.text == "Load more alerts"
+    assert len(page.all("#alerts tr[data-alert-id]")) == ALERTS_PAGE
+    for _ in range(10):  # each click one more page, until the queue is complete
+        load_one_more_page(page)
+        if not page.find("#alerts-more").is_displayed():
+            break
+    ids = [row.get_attribute("data-alert-id") for row in page.all("#alerts tr[data-alert-id]")]
+    assert len(ids) == len(set(ids)) > ALERTS_PAGE
+    mine = page.all(f'#alerts tr[data-alert-id] a[href$="paged-{tag}"]')
+    assert len(mine) == len(answers)
+    assert not page.find("#alerts-more").is_displayed()

@@ -161,16 +161,57 @@
   }
 
   // --- alerts -------------------------------------------------------------------------------
-  async function loadAlerts() {
+  const ALERTS_PAGE = 100;
+  // The queue as shown: its pages, where the next one starts (null: none left), and which load
+  // it belongs to, so that a page arriving after the period changed is dropped.
+  const queue = { pages: 1, cursor: null, load: 0 };
+
+  const alertsPage = (cursor) =>
+    api(`/v1/alerts?${query({ since: period.since, limit: ALERTS_PAGE, cursor })}`);
+
+  function showMore() {
+    $("alerts-more").hidden = queue.cursor === null;
+    $("alerts-more").disabled = false;
+  }
+
+  // The first `pages` pages again (after an action, as many as the person had opened).
+  async function loadAlerts(pages = 1) {
+    const load = ++queue.load;
     try {
-      const found = await api(`/v1/alerts?${query({ since: period.since, limit: 100 })}`);
-      $("alerts-empty").hidden = found.alerts.length > 0;
-      $("alerts").tBodies[0].replaceChildren(...found.alerts.map(alertRow));
+      const rows = [];
+      let cursor = null;
+      for (let n = 0; n < pages && (n === 0 || cursor !== null); n++) {
+        const found = await alertsPage(cursor);
+        rows.push(...found.alerts);
+        cursor = found.next_cursor;
+      }
+      if (load !== queue.load) return;
+      Object.assign(queue, { pages, cursor });
+      $("alerts-empty").hidden = rows.length > 0;
+      $("alerts").tBodies[0].replaceChildren(...rows.map(alertRow));
+      showMore();
     } catch (error) {
       showError($("alerts-empty"), error);
       $("alerts-empty").hidden = false;
     }
   }
+
+  async function moreAlerts() {
+    const load = queue.load;
+    $("alerts-more").disabled = true;
+    try {
+      const found = await alertsPage(queue.cursor);
+      if (load !== queue.load) return;
+      $("alerts").tBodies[0].append(...found.alerts.map(alertRow));
+      Object.assign(queue, { pages: queue.pages + 1, cursor: found.next_cursor });
+      $("alerts-status").textContent = "";
+    } catch (error) {
+      $("alerts-status").textContent = `${t("error")} ${error.message}`;
+    }
+    showMore();
+  }
+
+  $("alerts-more").addEventListener("click", moreAlerts);
 
   function alertRow(a) {
     const status = a.status || "open";
@@ -208,7 +249,7 @@
       $("alerts-status").textContent = "";
       showStatus(alert.alert_id, done.status);
       // The action is an event on the log: the queue shows it once it has been processed.
-      setTimeout(loadAlerts, 2000);
+      setTimeout(() => loadAlerts(queue.pages), 2000);
     } catch (error) {
       const reason = error.status === 404 || error.status === 405 ? t("unavailable") : error.message;
       $("alerts-status").textContent = `${t("error")} ${reason}`;
