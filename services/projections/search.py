@@ -2,13 +2,15 @@
 order number. Reads the identifiers and timeline tables (their DDL is in `sql.py`).
 
 Events carry no person's name field, so a name is found where people's emails spell it
-(`ana.garcia@…`). Matching is a substring of the lower-cased stored value; phone digits match
-whatever way the number was typed (`600 000 001` finds `+34600000001`).
+(`ana.garcia@…`). Matching is a substring of the lower-cased stored value, or every word of the
+query without its accents (`María García` finds `maria.garcia@…`, as emails are written without
+them); phone digits match whatever way the number was typed (`600 000 001` finds `+34600000001`).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,14 +26,36 @@ MAX_RESULTS = 20
 # Scans stop at this many identifier rows: a two-letter query in a big tenant still answers fast.
 SCAN_LIMIT = 200
 
-IDENTIFIER_SEARCH = f"""SELECT customer_id, kind, value, max(derived_at) AS last_at
+MAX_WORDS = 5
+
+
+def identifier_search(words: int) -> str:
+    """Identifier rows holding the query, its phone digits, or all of its `words` folded words."""
+    every_word = "".join(
+        f" AND position(lower(value), {{word_{i}:String}}) > 0" for i in range(words)
+    )
+    return f"""SELECT customer_id, kind, value, max(derived_at) AS last_at
 FROM {IDENTIFIERS}
 WHERE tenant_id = {{tenant_id:String}}
   AND (position(lower(value), {{needle:String}}) > 0
-       OR (kind = 'phone' AND {{digits:String}} != '' AND position(value, {{digits:String}}) > 0))
+       OR (kind = 'phone' AND {{digits:String}} != '' AND position(value, {{digits:String}}) > 0)
+       OR ({words} > 0{every_word}))
 GROUP BY customer_id, kind, value
 ORDER BY last_at DESC
 LIMIT {SCAN_LIMIT}"""
+
+
+def folded_words(text: str) -> list[str]:
+    """The words of a query that has letters, lower-cased and without accents (`María` →
+    `maria`), at most `MAX_WORDS`; none for digits only (the phone digits cover those) or when
+    folding changes nothing of a one-word query (the needle covers it)."""
+    if not any(c.isalpha() for c in text):
+        return []
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    words = plain.split()[:MAX_WORDS]
+    return [] if words == [text.lower()] else words
+
 
 # Orders are found by their whole number: the `order_id` of an order event's payload (stored as
 # compact JSON with sorted keys), or the correlation id the shop's other events carry.
@@ -57,7 +81,8 @@ class Hit:
 def search_params(tenant_id: str, query: str) -> dict[str, Any]:
     text = query.strip()
     digits = re.sub(r"\D", "", text)
-    return {
+    words = {f"word_{i}": word for i, word in enumerate(folded_words(text))}
+    return words | {
         "tenant_id": tenant_id,
         "needle": text.lower(),
         "digits": digits if len(digits) >= 4 else "",
@@ -69,7 +94,9 @@ def search_params(tenant_id: str, query: str) -> dict[str, Any]:
 def search_hits(warehouse: Warehouse, tenant_id: str, query: str) -> list[Hit]:
     """Identifier and order matches of the query, most recently seen first."""
     params = search_params(tenant_id, query)
-    rows = warehouse.select(IDENTIFIER_SEARCH, params) + warehouse.select(ORDER_SEARCH, params)
+    words = sum(1 for name in params if name.startswith("word_"))
+    rows = warehouse.select(identifier_search(words), params)
+    rows += warehouse.select(ORDER_SEARCH, params)
     hits = [
         Hit(r["customer_id"], r["kind"], r["value"], from_micros(int(r["last_at"]))) for r in rows
     ]

@@ -177,7 +177,14 @@ def test_pages_carry_a_strict_content_security_policy(client: TestClient) -> Non
 
 @pytest.mark.parametrize(
     "typed, kind",
-    [("garcia@", "email"), ("600 111", "phone"), ("a-1", "order"), ("cust-an", "customer_id")],
+    [
+        ("garcia@", "email"),
+        ("600 111", "phone"),
+        ("a-1", "order"),
+        ("cust-an", "customer_id"),
+        ("Ana García", "email"),  # a name as people write it, found in the email that spells it
+        ("GARCÍA ana", "email"),
+    ],
 )
 def test_search_finds_a_customer_by_what_an_agent_types(
     app: FastAPI, client: TestClient, typed: str, kind: str
@@ -186,6 +193,12 @@ def test_search_finds_a_customer_by_what_an_agent_types(
     found = client.get("/v1/customers/search", params={"q": typed}).json()["customers"]
     assert [c["customer_id"] for c in found] == ["cust-ana"]
     assert kind in {m["kind"] for m in found[0]["matched"]}
+
+
+@pytest.mark.parametrize("typed", ["Ana Pérez", "600 999", "garcía@example.org"])
+def test_search_needs_every_word_of_a_name(app: FastAPI, client: TestClient, typed: str) -> None:
+    sign_in(client, person(app, "agent"))
+    assert client.get("/v1/customers/search", params={"q": typed}).json()["customers"] == []
 
 
 def test_search_refuses_a_one_letter_query(app: FastAPI, client: TestClient) -> None:
