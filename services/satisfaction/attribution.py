@@ -1,21 +1,17 @@
 """Attribution (METRICS.md): a survey response counts for the interaction that triggered it.
 
-A response with a `correlation_id` is attributed to the touchpoint, channel, agent and queue of the
-latest non-survey interaction of that conversation — latest by `(derived_at, event_id)`, so ties
-break the same way everywhere. Agent and queue are the latest *known* ones, because a closing event
-(say `call.ended` without an agent) still belongs to the agent who handled the call. Without a
-`correlation_id`, or when no interaction of it is stored, the response keeps its own envelope
-values.
+With a `correlation_id`, the latest interaction of that conversation at or before the survey was
+sent; without one, the customer's latest non-survey touchpoint at or before then — latest by
+`(derived_at, event_id)`, so ties break the same way everywhere. Agent and queue are the latest
+*known* ones among those, because a closing event (say `call.ended` without an agent) still belongs
+to the agent who handled the call. With no such interaction the response keeps its own envelope
+values. Cells, drill-down and the at-risk alerts a response raises all use this one rule.
 
 Why at read time: a survey answer can arrive before the call it rates (B08), and a replay may
 deliver them in any order. Writing the attribution into the response row would freeze whichever
 interaction had arrived by then. Instead both sides are stored as per-event facts and the warehouse
-joins them when queried (`sql.py`), so every arrival order, and a replay, give the same numbers.
-This module is the Python reference of that join, used by tests to check the SQL.
-
-`attribute` and `latest_interactions` are the rule the at-risk alerts use; survey responses follow
-METRICS.md through `attribute_response` (the interaction at or before the survey was sent, and the
-customer's latest touchpoint when there is no correlation id), whose SQL is `attribution_sql.py`.
+joins them when queried (`attribution_sql.py`), so every arrival order, and a replay, give the same
+numbers. This module is the Python reference of that join, used by tests to check the SQL.
 """
 
 from __future__ import annotations
@@ -25,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 Row = dict[str, Any]
-ConversationKey = tuple[str, str]  # (tenant_id, correlation_id)
 
 
 @dataclass(frozen=True)
@@ -48,26 +43,10 @@ def _latest_known(rows: list[Row], column: str) -> str:
     return max(known, key=_order)[column] if known else ""
 
 
-def _conversation(rows: list[Row]) -> Attribution:
+def _latest_of(rows: list[Row]) -> Attribution:
     latest = max(rows, key=_order)
     agent, queue = _latest_known(rows, "agent"), _latest_known(rows, "queue")
     return Attribution(latest["touchpoint"], latest["channel"], agent, queue, attributed=True)
-
-
-def latest_interactions(interactions: Iterable[Row]) -> dict[ConversationKey, Attribution]:
-    """The attribution each conversation gives, from its `interactions` rows in any order."""
-    grouped: dict[ConversationKey, list[Row]] = {}
-    for row in interactions:
-        grouped.setdefault((row["tenant_id"], row["correlation_id"]), []).append(row)
-    return {key: _conversation(rows) for key, rows in grouped.items()}
-
-
-def attribute(response: Row, conversations: Mapping[ConversationKey, Attribution]) -> Attribution:
-    """The attribution of one `survey_responses` row."""
-    found = conversations.get((response["tenant_id"], response["correlation_id"]))
-    if response["correlation_id"] and found is not None:
-        return found
-    return Attribution(response["touchpoint"], response["channel"], "", "", attributed=False)
 
 
 def _cutoff(response: Row, sent_at: Mapping[tuple[str, str], int]) -> int:
@@ -100,4 +79,4 @@ def attribute_response(
     ]  # fmt: skip
     if not before:
         return Attribution(response["touchpoint"], response["channel"], "", "", attributed=False)
-    return _conversation(before)
+    return _latest_of(before)

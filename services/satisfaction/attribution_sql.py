@@ -3,8 +3,10 @@
 A response counts for the interaction that triggered it: with a `correlation_id`, the latest
 interaction of that conversation at or before the survey was sent; without one, the customer's
 latest touchpoint before then. "Sent" is the `survey.sent` with the response's `survey_id` when one
-is stored (and not after the answer), else the answer's own time. With no such interaction the
-response keeps its own envelope values. `attribution.attribute_response` is the Python reference.
+is stored (and not after the answer), else the answer's own time. Agent and queue are the latest
+known among the interactions up to then. With no such interaction the response keeps its own
+envelope values. Cells, the drill-down and the at-risk alerts all read this one attribution;
+`attribution.attribute_response` is the Python reference.
 
 ClickHouse 18.16 has no ASOF JOIN and no join on inequalities, so every candidate interaction is
 joined by key (`ALL LEFT JOIN ... USING`) and the latest one before the cutoff is picked with
@@ -57,6 +59,7 @@ def to_touchpoint_rows(event: Event, customer_id: str | None = None) -> dict[str
     return {CUSTOMER_TOUCHPOINTS_TABLE: [row]}
 
 
+# `{only}` is empty (every response in range) or an extra ` AND ...` condition on the responses.
 _RESPONSES = """
     SELECT tenant_id, event_id, kind, score, scale, answered_at, survey_id, customer_id, comment,
         correlation_id, touchpoint AS own_touchpoint, channel AS own_channel,
@@ -64,7 +67,7 @@ _RESPONSES = """
             AS join_key
     FROM survey_responses
     WHERE tenant_id = {tenant_id:String}
-        AND answered_at >= {since:Int64} AND answered_at < {until:Int64}
+        AND answered_at >= {since:Int64} AND answered_at < {until:Int64}{only}
     LIMIT 1 BY event_id"""
 
 _SENT = f"""
@@ -83,23 +86,25 @@ _KEYS = f"""
 
 _CANDIDATES = f"""
     SELECT tenant_id, concat('c:', correlation_id) AS join_key, event_id AS i_event_id,
-        derived_at AS i_derived_at, touchpoint AS i_touchpoint, channel AS i_channel
+        derived_at AS i_derived_at, touchpoint AS i_touchpoint, channel AS i_channel,
+        agent AS i_agent, queue AS i_queue
     FROM {INTERACTIONS_TABLE}
     WHERE tenant_id = {{tenant_id:String}} AND concat('c:', correlation_id) IN ({_KEYS})
     UNION ALL
     SELECT tenant_id, concat('u:', customer_id) AS join_key, event_id AS i_event_id,
-        derived_at AS i_derived_at, touchpoint AS i_touchpoint, channel AS i_channel
+        derived_at AS i_derived_at, touchpoint AS i_touchpoint, channel AS i_channel,
+        agent AS i_agent, queue AS i_queue
     FROM {CUSTOMER_TOUCHPOINTS_TABLE}
     WHERE tenant_id = {{tenant_id:String}} AND concat('u:', customer_id) IN ({_KEYS})"""
 
 _PAIRS = f"""
     SELECT event_id, kind, score, scale, answered_at, customer_id, comment, correlation_id,
-        own_touchpoint, own_channel, i_event_id,
-        i_derived_at, i_touchpoint, i_channel, i_event_id != '' AND i_derived_at <= cutoff AS ok
+        own_touchpoint, own_channel, i_event_id, i_derived_at, i_touchpoint, i_channel,
+        i_agent, i_queue, i_event_id != '' AND i_derived_at <= cutoff AS ok
     FROM ({_WITH_CUTOFF}) AS cut
     ALL LEFT JOIN ({_CANDIDATES}) AS candidate USING (tenant_id, join_key)"""
 
-ATTRIBUTED_RESPONSES = f"""
+_ATTRIBUTED = f"""
     SELECT event_id, any(kind) AS kind, any(score) AS score, any(scale) AS scale,
         any(answered_at) AS answered_at, any(customer_id) AS customer_id,
         any(comment) AS comment, any(correlation_id) AS correlation_id, countIf(ok) > 0 AS found,
@@ -107,6 +112,18 @@ ATTRIBUTED_RESPONSES = f"""
             AS touchpoint,
         if(found, argMaxIf(i_channel, (i_derived_at, i_event_id), ok), any(own_channel))
             AS channel,
-        if(found, argMaxIf(i_event_id, (i_derived_at, i_event_id), ok), '') AS rated_event_id
+        if(found, argMaxIf(i_event_id, (i_derived_at, i_event_id), ok), '') AS rated_event_id,
+        argMaxIf(i_agent, (i_derived_at, i_event_id), ok AND i_agent != '') AS agent,
+        argMaxIf(i_queue, (i_derived_at, i_event_id), ok AND i_queue != '') AS queue
     FROM ({_PAIRS})
     GROUP BY event_id"""
+
+
+def attributed_responses(only: str = "") -> str:
+    """One row per response answered in [since, until) with where it is counted: touchpoint,
+    channel, the rated interaction and its latest known agent and queue; `only` is an extra
+    ` AND ...` condition on the `survey_responses` rows, made of fixed SQL and parameters."""
+    return _ATTRIBUTED.replace("{only}", only)
+
+
+ATTRIBUTED_RESPONSES = attributed_responses()

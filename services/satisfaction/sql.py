@@ -14,7 +14,7 @@ from typing import Any
 
 from cem.ports import Warehouse
 from services.projections.sql import any_of_filter, members_filter
-from services.satisfaction.attribution_sql import ATTRIBUTED_RESPONSES
+from services.satisfaction.attribution_sql import ATTRIBUTED_RESPONSES, attributed_responses
 from services.satisfaction.metrics import DEFINITIONS, Definition, MetricValue
 
 RESPONSES_TABLE = "survey_responses"
@@ -53,38 +53,6 @@ def ddl(version: tuple[int, ...]) -> list[str]:
             correlation_id String, event_id String, raised_at Int64, message String
         ) ENGINE = ReplacingMergeTree() ORDER BY (tenant_id, raised_at, alert_id)""",
     ]
-
-
-# The attribution join (attribution.py says why it happens at read time). One row per
-# conversation: touchpoint and channel of its latest interaction by (derived_at, event_id), and the
-# latest known agent and queue. `ANY LEFT JOIN ... USING` is valid on 18.16 and on current servers;
-# unmatched rows get '' and 0. `{conversations}` limits the scan to conversations the left side
-# refers to.
-_CONVERSATIONS = f"""
-    SELECT tenant_id, correlation_id,
-        argMax(touchpoint, (derived_at, event_id)) AS conv_touchpoint,
-        argMax(channel, (derived_at, event_id)) AS conv_channel,
-        argMaxIf(agent, (derived_at, event_id), agent != '') AS conv_agent,
-        argMaxIf(queue, (derived_at, event_id), queue != '') AS conv_queue,
-        toUInt8(count() > 0) AS conv_found
-    FROM {INTERACTIONS_TABLE}
-    WHERE tenant_id = {{tenant_id:String}} AND correlation_id IN ({{conversations}})
-    GROUP BY tenant_id, correlation_id"""
-
-_ATTRIBUTED = "if(conv_found = 1, conv_{column}, own_{column}) AS {column}"
-
-_RESPONSES_IN_RANGE = f"""
-    SELECT tenant_id, correlation_id, event_id, kind, score, scale, answered_at,
-        touchpoint AS own_touchpoint, channel AS own_channel
-    FROM {RESPONSES_TABLE}
-    WHERE tenant_id = {{tenant_id:String}}
-        AND answered_at >= {{since:Int64}} AND answered_at < {{until:Int64}}
-    LIMIT 1 BY event_id"""
-
-_RESPONSE_CONVERSATIONS = f"""
-    SELECT correlation_id FROM {RESPONSES_TABLE}
-    WHERE tenant_id = {{tenant_id:String}} AND correlation_id != ''
-        AND answered_at >= {{since:Int64}} AND answered_at < {{until:Int64}}"""
 
 
 def _metric_prefix(definition: Definition) -> str:
@@ -143,38 +111,45 @@ def touchpoint_metrics_sql(bucket: str, filters: str = "1") -> str:
 
 
 # `{customers}` is empty (every customer) or ` AND customer_id IN (...)` over the members of one
-# customer (`members_filter`); the conversations scan is narrowed the same way.
+# customer (`members_filter`). An alert is raised at its answer's time, so an alert in range is an
+# answer in the same range, and the cursor's position is (raised_at, alert_id) newest first.
+_ALERTS_WHERE = """tenant_id = {tenant_id:String}{customers}
+        AND raised_at >= {since:Int64} AND raised_at < {until:Int64}
+        AND (raised_at < {before_at:Int64}
+            OR (raised_at = {before_at:Int64} AND alert_id < {before_id:String}))"""
+
 _ALERTS_MATCHING = f"""
-    SELECT tenant_id, alert_id, customer_id, rule, severity, metric, score, scale,
-        correlation_id, event_id, raised_at, message,
-        touchpoint AS own_touchpoint, channel AS own_channel
+    SELECT alert_id, customer_id, rule, severity, metric, score, scale, correlation_id, event_id,
+        raised_at, message, touchpoint AS own_touchpoint, channel AS own_channel
     FROM {ALERTS_TABLE}
-    WHERE tenant_id = {{tenant_id:String}} AND raised_at >= {{since:Int64}}{{customers}}
-        AND raised_at < {{until:Int64}}
-        AND (raised_at < {{before_at:Int64}}
-            OR (raised_at = {{before_at:Int64}} AND alert_id < {{before_id:String}}))
+    WHERE {_ALERTS_WHERE}
     LIMIT 1 BY alert_id"""
 
-_ALERT_CONVERSATIONS = f"""
-    SELECT correlation_id FROM {ALERTS_TABLE}
-    WHERE tenant_id = {{tenant_id:String}} AND correlation_id != ''
-        AND raised_at >= {{since:Int64}}{{customers}}"""
+# Only the answers that raised a matching alert are attributed, not every answer in range.
+_ALERTS_ANSWERS = f" AND event_id IN (SELECT event_id FROM {ALERTS_TABLE} WHERE {_ALERTS_WHERE})"
+
+# Distinct names on the right of the join: 18.16 refuses or hides a right column named like a
+# left one that is not a key.
+_ALERTS_ATTRIBUTION = f"""
+    SELECT event_id, found, touchpoint AS answer_touchpoint, channel AS answer_channel, agent,
+        queue
+    FROM ({attributed_responses(_ALERTS_ANSWERS)})"""
 
 
 def alerts_sql(customers: str = "", attributed: str = "1") -> str:
-    """At-risk alerts, newest first, attributed like the responses that raised them; `customers`
-    is an extra ` AND ...` condition on the alerts (see `AlertQuery.customers_filter`) and
-    `attributed` the condition on their touchpoint and channel (`AlertQuery.attribution_filter`)."""
-    matching = _ALERTS_MATCHING.replace("{customers}", customers)
-    conversations = _CONVERSATIONS.replace(
-        "{conversations}", _ALERT_CONVERSATIONS.replace("{customers}", customers)
-    )
+    """At-risk alerts, newest first, each attributed exactly as the answer that raised it
+    (`attribution_sql`, as METRICS.md defines it); `customers` is an extra ` AND ...` condition
+    on the alerts (see `AlertQuery.customers_filter`) and `attributed` the condition on their
+    touchpoint and channel (`AlertQuery.attribution_filter`)."""
+    # An answer without an interaction to attribute it to keeps its own touchpoint and channel,
+    # which its alerts carry too; so do alerts whose answer is not stored.
     return f"""
     SELECT alert_id, customer_id, rule, severity, metric, score, scale, correlation_id, event_id,
-        raised_at, message, {_ATTRIBUTED.format(column="touchpoint")},
-        {_ATTRIBUTED.format(column="channel")}, conv_agent AS agent, conv_queue AS queue
-    FROM ({matching}) AS alert
-    ANY LEFT JOIN ({conversations}) AS conversation USING (tenant_id, correlation_id)
+        raised_at, message, if(found, answer_touchpoint, own_touchpoint) AS touchpoint,
+        if(found, answer_channel, own_channel) AS channel, agent, queue
+    FROM ({_ALERTS_MATCHING.replace("{customers}", customers)}) AS alert
+    ANY LEFT JOIN ({_ALERTS_ATTRIBUTION.replace("{customers}", customers)}) AS attribution
+        USING (event_id)
     WHERE {attributed}
     ORDER BY raised_at DESC, alert_id DESC
     LIMIT {{limit:UInt32}}"""

@@ -16,7 +16,7 @@ from cem.processing import process_batch, to_micros
 from schemas.envelope import Event
 from schemas.validate import accept, encode
 from services.satisfaction import lifecycle_sql, sql
-from services.satisfaction.attribution import Attribution, attribute, latest_interactions
+from services.satisfaction.attribution import Attribution, attribute_response
 from services.satisfaction.projection import SatisfactionProjection
 
 RECEIVED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -211,29 +211,33 @@ def _response(correlation_id: str, tenant: str = "acme") -> dict[str, Any]:
     return {
         "tenant_id": tenant,
         "correlation_id": correlation_id,
+        "customer_id": "cust-1",
+        "survey_id": "",
+        "answered_at": 1000,
         "touchpoint": "post_call_survey",
         "channel": "survey",
     }
 
 
+def _attribute(response: dict[str, Any], interactions: list[dict[str, Any]]) -> Attribution:
+    return attribute_response(response, interactions, touchpoints=[], sent_at={})
+
+
 def test_a_response_is_attributed_to_the_latest_interaction_of_its_conversation() -> None:
-    conversations = latest_interactions(
-        [
-            _interaction("e1", 100, "ivr", queue="billing"),
-            _interaction("e2", 200, "support_line", agent="agent-1"),
-            _interaction("e3", 300, "support_line"),  # call.ended without an agent
-        ]
-    )
-    assert attribute(_response("c1"), conversations) == Attribution(
+    interactions = [
+        _interaction("e1", 100, "ivr", queue="billing"),
+        _interaction("e2", 200, "support_line", agent="agent-1"),
+        _interaction("e3", 300, "support_line"),  # call.ended without an agent
+        _interaction("e4", 2000, "live_chat", agent="agent-2"),  # after the answer: not it
+    ]
+    assert _attribute(_response("c1"), interactions) == Attribution(
         "support_line", "phone", "agent-1", "billing", attributed=True
     )
 
 
 def test_simultaneous_interactions_break_the_tie_by_event_id() -> None:
-    conversations = latest_interactions(
-        [_interaction("b", 100, "second"), _interaction("a", 100, "first")]
-    )
-    assert attribute(_response("c1"), conversations).touchpoint == "second"
+    interactions = [_interaction("b", 100, "second"), _interaction("a", 100, "first")]
+    assert _attribute(_response("c1"), interactions).touchpoint == "second"
 
 
 @pytest.mark.parametrize(
@@ -244,8 +248,8 @@ def test_simultaneous_interactions_break_the_tie_by_event_id() -> None:
 def test_without_a_matching_interaction_the_response_keeps_its_own_touchpoint(
     response: dict[str, Any],
 ) -> None:
-    conversations = latest_interactions([_interaction("e1", 100, "support_line", "agent-1")])
-    assert attribute(response, conversations) == Attribution(
+    interactions = [_interaction("e1", 100, "support_line", "agent-1")]
+    assert _attribute(response, interactions) == Attribution(
         "post_call_survey", "survey", "", "", attributed=False
     )
 
@@ -268,7 +272,7 @@ def test_the_reference_does_not_depend_on_arrival_order(
     ]
     shuffled = rows[:]
     random.shuffle(shuffled)
-    assert latest_interactions(rows) == latest_interactions(shuffled)
+    assert _attribute(_response("c1"), rows) == _attribute(_response("c1"), shuffled)
 
 
 def test_every_non_survey_event_is_a_touchpoint_of_its_customer() -> None:
