@@ -79,6 +79,10 @@ class _Sink(io.RawIOBase):
         self._buffer += data
         return len(data)
 
+    def flush(self) -> None:
+        """Nothing to flush; and a zip abandoned mid-stream flushes its end after the sink was
+        collected, which must not raise."""
+
     def take(self) -> bytes:
         data = bytes(self._buffer)
         self._buffer.clear()
