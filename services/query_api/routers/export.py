@@ -29,6 +29,7 @@ from cem.auth import CAN_EXPORT_SUBJECT, require
 from cem.ports import Principal, Warehouse
 from services.identity.errors import CustomerNotFound
 from services.identity.resolver import IdentityResolver
+from services.projections.profile import Profile
 from services.projections.sql import read_profile, read_timeline
 from services.projections.timeline import MAX_PAGE, TimelineEntry, decode_cursor, from_micros
 from services.query_api.routers.alerts import AlertOut, alert_out
@@ -167,6 +168,27 @@ def _stream(sections: Sequence[Section], manifest: dict[str, Any]) -> Iterator[b
     yield from archive.finish(manifest)
 
 
+def _sections(
+    warehouse: Warehouse,
+    tenant_id: str,
+    members: list[str],
+    profile: Profile,
+    identity: tuple[list[JsonRow], list[JsonRow]],
+) -> list[Section]:
+    """What the zip holds, in order; the paged ones are read only as the zip streams."""
+    events = _event_pages(warehouse, tenant_id, members)
+    answers = _answer_pages(warehouse, tenant_id, members)
+    alerts = _alert_pages(warehouse, tenant_id, members)
+    return [
+        Section("events", list(TimelineEntry.model_fields), events),
+        Section("profile", (), [[profile.model_dump(mode="json")]], single=True),
+        Section("identifiers", IDENTITY_COLUMNS, [identity[0]]),
+        Section("identity_history", HISTORY_COLUMNS, [identity[1]]),
+        Section("survey_answers", list(SurveyAnswerOut.model_fields), answers),
+        Section("alerts", list(AlertOut.model_fields), alerts),
+    ]
+
+
 @router.get(
     "/v1/customers/{customer_id:path}/export", response_class=ZipResponse, responses=_RESPONSES
 )
@@ -178,15 +200,7 @@ def export_customer(request: Request, principal: Exporter, customer_id: Customer
     if profile is None:
         raise ApiError(404, "not_found", "no such customer")
     identity = _identity_records(request, tenant_id, members[0])
-    identities, history = identity if identity is not None else ([], [])
-    sections = [
-        Section("events", list(TimelineEntry.model_fields), _event_pages(warehouse, tenant_id, members)),
-        Section("profile", (), [[profile.model_dump(mode="json")]], single=True),
-        Section("identifiers", IDENTITY_COLUMNS, [identities]),
-        Section("identity_history", HISTORY_COLUMNS, [history]),
-        Section("survey_answers", list(SurveyAnswerOut.model_fields), _answer_pages(warehouse, tenant_id, members)),
-        Section("alerts", list(AlertOut.model_fields), _alert_pages(warehouse, tenant_id, members)),
-    ]  # fmt: skip
+    sections = _sections(warehouse, tenant_id, members, profile, identity or ([], []))
     at = now(request)
     manifest = {
         "format_version": FORMAT_VERSION,
