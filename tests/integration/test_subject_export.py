@@ -20,7 +20,7 @@ from cem.bootstrap import Platform, build
 from cem.settings import IngestSettings
 from services.query_api.routers import export
 from tests.events import event
-from tests.subject_export import FILENAME, check_export, open_export
+from tests.subject_export import FILENAME, check_export, open_export, timeline
 
 TENANT, OTHER_TENANT = "acme", "globex"
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
@@ -179,3 +179,25 @@ def test_the_export_is_documented_as_a_zip(api: Client) -> None:
     operation = spec["paths"]["/v1/customers/{customer_id}/export"]["get"]
     assert set(operation["responses"]) >= {"200", "401", "403", "404", "422", "503"}
     assert list(operation["responses"]["200"]["content"]) == ["application/zip"]
+
+
+def test_without_the_identity_service_the_export_says_so_and_holds_the_rest(
+    tmp_path: Path, warehouse: ChdbWarehouse
+) -> None:
+    settings = IngestSettings(data_dir=tmp_path / "data", identity="rule")
+    running = build(settings, warehouse=warehouse, keys=MemoryKeyStore())
+    running.start()
+    try:
+        api = Client(running)
+        api.post(touch("call.ended", "phone", {"customer_id": "cust-9"}, 0, {"talk_s": 30}))
+        files, tables = open_export(api.export("cust-9").content)
+    finally:
+        for runner in running.runners:
+            runner.stop()
+        running.log.close()
+    assert files["manifest"]["identity_service"] is False
+    assert files["identifiers"] == files["identity_history"] == []
+    assert tables["identifiers"] == tables["identity_history"] == []
+    assert [e["type"] for e in files["events"]] == ["call.ended"]
+    assert files["events"] == timeline(api.read, "cust-9")
+    assert files["profile"]["customer_id"] == "cust-9"
