@@ -23,6 +23,8 @@ CAN_READ_CUSTOMERS = frozenset({"agent", "manager", "admin"})
 CAN_READ_AGGREGATES = frozenset({"agent", "manager", "admin"})
 # Raw survey answers (customer ids, verbatims) behind the dashboard: managers and admins (S02).
 CAN_READ_ANSWERS = frozenset({"manager", "admin"})
+# A customer's whole file at once (GDPR subject access export): admins only.
+CAN_EXPORT_SUBJECT = frozenset({"admin"})
 SESSION_COOKIE = "cem_session"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -34,6 +34,7 @@ def include_query_routes(app: FastAPI, health: Callable[[], dict[str, Any]]) -> 
         alerts,
         customers,
         events,
+        export,
         responses,
         satisfaction,
         search,
@@ -47,6 +48,7 @@ def include_query_routes(app: FastAPI, health: Callable[[], dict[str, Any]]) -> 
     app.include_router(identity_router)
     app.include_router(search.router)
     app.include_router(stream.router)  # before customers, for the same reason
+    app.include_router(export.router)  # and again
     app.include_router(customers.router)
     app.include_router(satisfaction.router)
     app.include_router(responses.router)

@@ -67,7 +67,7 @@ def _from_micros(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
 
-def _alert_out(row: dict[str, Any], state: AlertState | None = None) -> AlertOut:
+def alert_out(row: dict[str, Any], state: AlertState | None = None) -> AlertOut:
     # '' is how the warehouse stores "unknown" (no Nullable columns); the API says null.
     optional = {name: row[name] or None for name in ("agent", "queue", "correlation_id")}
     raised_at = _from_micros(int(row["raised_at"]))
@@ -140,7 +140,7 @@ def list_alerts(
     states = read_states(
         request.app.state.warehouse, query.tenant_id, [r["alert_id"] for r in page]
     )
-    alerts = [_alert_out(row, states.get(row["alert_id"])) for row in page]
+    alerts = [alert_out(row, states.get(row["alert_id"])) for row in page]
     if format != ExportFormat.json:
         return download_items(alerts, list(AlertOut.model_fields), "alerts", format)
     return AlertList(rule_set=RULE_SET, alerts=alerts, next_cursor=next_cursor)

@@ -1,0 +1,218 @@
+"""`GET /v1/customers/{id}/export`: everything held about one customer, as a zip (GDPR access).
+
+The customer is addressed as on the other customer routes (its id, an id merged into it, or an
+identifier key; `customers.members_of`), and its data is that of every member: the whole unified
+timeline with payloads, the profile, its identifiers and their history from the identity store,
+its survey answers as stored and its alerts with their lifecycle. Each is a JSON and a CSV file
+(`subject_archive`), plus `manifest.json` with the counts of every file.
+
+Admins only: the export holds every personal field at once. The tenant comes from the credential,
+so another tenant's customer is a 404 like an unknown one (S01). The timeline, answers and alerts
+are read a page at a time while the zip streams, so memory stays bounded for any history; what
+can fail before the first byte (auth, 404, the profile and identity reads) fails with a status.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+from pydantic_core import to_jsonable_python
+
+from cem.api_errors import ApiError
+from cem.auth import CAN_EXPORT_SUBJECT, require
+from cem.ports import Principal, Warehouse
+from services.identity.errors import CustomerNotFound
+from services.identity.resolver import IdentityResolver
+from services.projections.profile import Profile
+from services.projections.sql import read_profile, read_timeline
+from services.projections.timeline import MAX_PAGE, TimelineEntry, decode_cursor, from_micros
+from services.query_api.routers.alerts import AlertOut, alert_out
+from services.query_api.routers.customers import CustomerId, members_of
+from services.query_api.routers.satisfaction import now
+from services.query_api.subject_archive import JsonRow, Section, SubjectArchive
+from services.satisfaction.lifecycle_sql import read_states
+from services.satisfaction.sql import NO_END, AlertQuery, read_alerts
+from services.satisfaction.subject_sql import NEWEST, read_customer_answers
+
+router = APIRouter(tags=["customers"])
+
+Exporter = Annotated[Principal, Depends(require(CAN_EXPORT_SUBJECT))]
+PAGE = MAX_PAGE  # rows read per query while the zip streams
+FORMAT_VERSION = 1
+IDENTITY_COLUMNS = (
+    "kind", "value", "held_by", "source", "rule", "evidence_event_id", "actor", "linked_at",
+    "holders", "status",
+)  # fmt: skip
+HISTORY_COLUMNS = ("at", "customer_id", "version", "action", "details")
+
+
+class ZipResponse(StreamingResponse):
+    media_type = "application/zip"
+
+
+class SurveyAnswerOut(BaseModel):
+    """A survey answer as stored, with its own touchpoint and channel."""
+
+    event_id: str
+    customer_id: str = Field(description="the member of the customer it was filed under")
+    answered_at: datetime
+    survey_id: str | None
+    metric: str = Field(description="survey kind: nps, csat or ces")
+    scale: str
+    score: int
+    verbatim: str | None
+    touchpoint: str
+    channel: str
+    correlation_id: str | None
+
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "a zip: events, profile, identifiers, identity_history, survey_answers and "
+        "alerts, each as .json and .csv, and manifest.json with the count of every file",
+        "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+    },
+    401: {"description": "missing, unknown or revoked credential"},
+    403: {"description": "not an admin (the export holds every personal field of the customer)"},
+    404: {"description": "no such customer for the caller's tenant"},
+    409: {"description": "an identifier key that several customers hold: name one by its id"},
+    422: {"description": "an invalid customer id, with the violated path"},
+    503: {"description": "the warehouse or identity store does not answer; retry later"},
+}
+
+
+def _answer_out(row: dict[str, Any]) -> SurveyAnswerOut:
+    return SurveyAnswerOut(
+        event_id=row["event_id"],
+        customer_id=row["customer_id"],
+        answered_at=from_micros(int(row["answered_at"])),
+        survey_id=row["survey_id"] or None,
+        metric=row["kind"],
+        scale=row["scale"],
+        score=int(row["score"]),
+        verbatim=row["comment"] or None,
+        touchpoint=row["touchpoint"],
+        channel=row["channel"],
+        correlation_id=row["correlation_id"] or None,
+    )
+
+
+def _event_pages(warehouse: Warehouse, tenant_id: str, members: list[str]) -> Iterator[list[Any]]:
+    """The unified timeline, newest first, exactly as `GET .../timeline` pages it."""
+    cursor = None
+    while True:
+        page = read_timeline(warehouse, tenant_id, members, None, cursor, PAGE)
+        if page is None:
+            return
+        yield [entry.model_dump(mode="json") for entry in page.entries]
+        if page.next_cursor is None:
+            return
+        cursor = decode_cursor(page.next_cursor)
+
+
+def _answer_pages(warehouse: Warehouse, tenant_id: str, members: list[str]) -> Iterator[list[Any]]:
+    before = NEWEST
+    while rows := read_customer_answers(warehouse, tenant_id, members, before, PAGE):
+        yield [_answer_out(row).model_dump(mode="json") for row in rows]
+        if len(rows) < PAGE:
+            return
+        before = (int(rows[-1]["answered_at"]), rows[-1]["event_id"])
+
+
+def _alert_pages(warehouse: Warehouse, tenant_id: str, members: list[str]) -> Iterator[list[Any]]:
+    """Every alert of the members, newest first, with its lifecycle, as `GET /v1/alerts` has it."""
+    before = (NO_END, "")
+    while True:
+        query = AlertQuery(tenant_id, customers=tuple(members), limit=PAGE, before=before)
+        rows = read_alerts(warehouse, query)
+        states = read_states(warehouse, tenant_id, [r["alert_id"] for r in rows])
+        yield [alert_out(r, states.get(r["alert_id"])).model_dump(mode="json") for r in rows]
+        if len(rows) < PAGE:
+            return
+        before = (int(rows[-1]["raised_at"]), rows[-1]["alert_id"])
+
+
+def _identity_records(
+    request: Request, tenant_id: str, customer_id: str
+) -> tuple[list[JsonRow], list[JsonRow]] | None:
+    """Identifiers and identity history as the identity API answers them; None without an
+    identity service, empty when identity never registered the customer (a key events carried)."""
+    identity: IdentityResolver | None = getattr(request.app.state, "identity", None)
+    if identity is None:
+        return None
+    try:
+        found = identity.identities(tenant_id, customer_id)
+        history = identity.history(tenant_id, customer_id)
+    except CustomerNotFound:
+        return [], []
+    # Serialised as the identity API's answers are (pydantic: times end in Z).
+    return to_jsonable_python(list(found.identities)), to_jsonable_python(history)
+
+
+def _filename(tenant_id: str, customer_id: str, at: datetime) -> str:
+    # No customer id in a header: it is often an email or phone, and headers end up in proxy logs.
+    digest = hashlib.sha256(f"{tenant_id}\0{customer_id}".encode()).hexdigest()[:16]
+    return f"customer-export-{digest}-{at:%Y%m%dT%H%M%SZ}.zip"
+
+
+def _stream(sections: Sequence[Section], manifest: dict[str, Any]) -> Iterator[bytes]:
+    archive = SubjectArchive()
+    for section in sections:
+        yield from (chunk for chunk in archive.write(section) if chunk)
+    yield from archive.finish(manifest)
+
+
+def _sections(
+    warehouse: Warehouse,
+    tenant_id: str,
+    members: list[str],
+    profile: Profile,
+    identity: tuple[list[JsonRow], list[JsonRow]],
+) -> list[Section]:
+    """What the zip holds, in order; the paged ones are read only as the zip streams."""
+    events = _event_pages(warehouse, tenant_id, members)
+    answers = _answer_pages(warehouse, tenant_id, members)
+    alerts = _alert_pages(warehouse, tenant_id, members)
+    return [
+        Section("events", list(TimelineEntry.model_fields), events),
+        Section("profile", (), [[profile.model_dump(mode="json")]], single=True),
+        Section("identifiers", IDENTITY_COLUMNS, [identity[0]]),
+        Section("identity_history", HISTORY_COLUMNS, [identity[1]]),
+        Section("survey_answers", list(SurveyAnswerOut.model_fields), answers),
+        Section("alerts", list(AlertOut.model_fields), alerts),
+    ]
+
+
+@router.get(
+    "/v1/customers/{customer_id:path}/export", response_class=ZipResponse, responses=_RESPONSES
+)
+def export_customer(request: Request, principal: Exporter, customer_id: CustomerId) -> ZipResponse:
+    """Everything held about the customer and every customer merged into it, as a zip."""
+    tenant_id, warehouse = principal.tenant_id, request.app.state.warehouse
+    members = members_of(request, tenant_id, customer_id)
+    profile = read_profile(warehouse, tenant_id, members)
+    if profile is None:
+        raise ApiError(404, "not_found", "no such customer")
+    identity = _identity_records(request, tenant_id, members[0])
+    sections = _sections(warehouse, tenant_id, members, profile, identity or ([], []))
+    at = now(request)
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "tenant_id": tenant_id,
+        "customer_id": members[0],
+        "requested_id": customer_id,
+        "members": members,
+        "identity_service": identity is not None,
+        "generated_at": at.isoformat().replace("+00:00", "Z"),
+    }
+    headers = {
+        "Content-Disposition": f'attachment; filename="{_filename(tenant_id, members[0], at)}"',
+        "Cache-Control": "no-store",
+    }
+    return ZipResponse(_stream(sections, manifest), headers=headers)

@@ -1,0 +1,62 @@
+"""A customer's stored survey answers (`subject_sql`), on chdb and on a ClickHouse server: every
+member's answers once, newest first, page after page, nobody else's."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from typing import Any
+
+import pytest
+
+from cem.ports import Warehouse
+from services.satisfaction import sql
+from services.satisfaction.sql import RESPONSES_TABLE
+from services.satisfaction.subject_sql import NEWEST, read_customer_answers
+
+
+@pytest.fixture(params=["chdb", pytest.param("clickhouse", marks=pytest.mark.clickhouse)])
+def wh(request: pytest.FixtureRequest) -> Warehouse:
+    fixture = "warehouse" if request.param == "chdb" else "clickhouse_warehouse"
+    warehouse: Warehouse = request.getfixturevalue(fixture)
+    for statement in sql.ddl(warehouse.version):
+        warehouse.command(statement)
+    return warehouse
+
+
+def answer(tenant_id: str, customer_id: str, answered_at: int) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "event_id": str(uuid.uuid4()),
+        "customer_id": customer_id,
+        "survey_id": "",
+        "kind": random.choice(["csat", "nps", "ces"]),
+        "score": random.randint(1, 5),
+        "scale": "1-5",
+        "touchpoint": "support_line",
+        "channel": "phone",
+        "correlation_id": "",
+        "answered_at": answered_at,
+        "comment": "",
+    }
+
+
+def test_pages_hold_each_members_answer_once_newest_first(wh: Warehouse) -> None:
+    tenant, other = f"t{uuid.uuid4().hex[:8]}", f"t{uuid.uuid4().hex[:8]}"
+    members = ["email:ana@x.io", "phone:+34600000001"]
+    # Several answers at the same instant, so a page boundary falls between equal times.
+    times = [1_700_000_000_000_000 + (i // 3) * 1_000_000 for i in range(11)]
+    theirs = [answer(tenant, random.choice(members), at) for at in times]
+    others = [answer(tenant, "email:eva@x.io", times[0]), answer(other, members[0], times[0])]
+    wh.insert(RESPONSES_TABLE, theirs + others)
+    wh.insert(RESPONSES_TABLE, theirs[:4])  # a reprocessed batch
+
+    found, before = [], NEWEST
+    while page := read_customer_answers(wh, tenant, members, before, limit=4):
+        found += page
+        before = (int(page[-1]["answered_at"]), page[-1]["event_id"])
+    expected = sorted(theirs, key=lambda r: (r["answered_at"], r["event_id"]), reverse=True)
+    assert [r["event_id"] for r in found] == [r["event_id"] for r in expected]
+    assert {k: found[0][k] for k in expected[0] if k != "tenant_id"} == {
+        k: v for k, v in expected[0].items() if k != "tenant_id"
+    }
