@@ -150,7 +150,12 @@ class Pipeline:
         with meter.stage(f"{group}: poll"):
             records = self.log.poll(TOUCHPOINTS_TOPIC, group, count, 0.0)
         with meter.stage(f"{group}: decode"):
-            decoded = decode_batch(group, records, reports_input_errors=group == INPUT_ERRORS_OWNER)
+            decoded = decode_batch(
+                group,
+                records,
+                self.platform.decoder,  # as the platform's runners decode
+                reports_input_errors=group == INPUT_ERRORS_OWNER,
+            )
         with meter.stage(f"{group}: file (identity)"):
             assert self.filer is not None, "the bench runs with identity on"
             homes = self.filer.file([cast(Event, event) for _, event in decoded.events])
