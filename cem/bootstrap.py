@@ -21,6 +21,7 @@ from cem.adapters.sqlite_log import SqliteLog, SqlitePublisher
 from cem.adapters.sqlite_users import SqliteUserStore
 from cem.channels import ChannelStore
 from cem.clock import SystemClock
+from cem.decoding import SharedDecoder
 from cem.ports import (
     TOUCHPOINTS_TOPIC,
     Clock,
@@ -75,14 +76,18 @@ class Platform:
     runners: list[Runner] = field(default_factory=list)
     channels: ChannelStore | None = None
     filer: IdentityFiler | None = field(init=False)
+    decoder: SharedDecoder = field(init=False, default_factory=SharedDecoder)
 
     def __post_init__(self) -> None:
-        # One filer for every runner: the second consumer of a batch reads its filings from memory.
+        # One filer and one decoder for every runner: the second consumer of a batch reads its
+        # filings and its decoded events from memory.
         self.filer = IdentityFiler(self.identity) if self.identity is not None else None
 
     def start(self) -> None:
         ensure_tables(self.warehouse, self.projections)
-        self.runners = [Runner(self.log, self.warehouse, p, self.filer) for p in self.projections]
+        self.runners = [
+            Runner(self.log, self.warehouse, p, self.filer, self.decoder) for p in self.projections
+        ]
         for runner in self.runners:
             runner.start()
 

@@ -160,10 +160,15 @@ class Decoded:
 Decode = Callable[[Consumed], Event | Unadmitted]
 
 
+def decode_value(record: Consumed) -> Event:
+    """The default `Decode`: parse the record's bytes (raises on bad bytes)."""
+    return decode(record.value)
+
+
 def decode_batch(
     stage: str,
     records: Sequence[Consumed],
-    decode_record: Decode = lambda r: decode(r.value),
+    decode_record: Decode = decode_value,
     *,
     reports_input_errors: bool = True,
 ) -> Decoded:
@@ -241,7 +246,7 @@ def process_batch(
     stage: str,
     records: Sequence[Consumed],
     project: Project,
-    decode_record: Decode = lambda r: decode(r.value),
+    decode_record: Decode = decode_value,
     *,
     filer: Filer | None = None,
     admission: Admission | None = None,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from cem import dead_letters
 from cem.ports import DEAD_LETTER_TOPIC, TOUCHPOINTS_TOPIC, EventLog, Record, Warehouse
-from cem.processing import Filer, Projection, process_batch
+from cem.processing import Decode, Filer, Projection, decode_value, process_batch
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +32,16 @@ def run_once(
     timeout_s: float = 0.2,
     topic: str = TOUCHPOINTS_TOPIC,
     filer: Filer | None = None,
+    decode_record: Decode | None = None,
 ) -> int:
     """Process one batch; returns how many records it consumed. With a filer, each event is filed
-    under the customer identity resolves it to; without, under its customer key."""
+    under the customer identity resolves it to; without, under its customer key. `decode_record`
+    (default: decode the bytes) lets the runners of one process share decoded events."""
     records = event_log.poll(topic, projection.name, max_records, timeout_s)
     if not records:
         return 0
-    result = process_batch(projection.name, records, projection.rows, filer=filer)
+    decode = decode_record or decode_value
+    result = process_batch(projection.name, records, projection.rows, decode, filer=filer)
     for table, rows in result.rows.items():
         if rows:
             warehouse.insert(table, rows)
@@ -62,10 +65,11 @@ class Runner(threading.Thread):
         warehouse: Warehouse,
         projection: Projection,
         filer: Filer | None = None,
+        decode_record: Decode | None = None,
     ) -> None:
         super().__init__(name=f"runner-{projection.name}", daemon=True)
         self.event_log, self.warehouse, self.projection = event_log, warehouse, projection
-        self.filer = filer
+        self.filer, self.decode_record = filer, decode_record
         self.stopping = threading.Event()
         self.processed = 0
 
@@ -74,7 +78,11 @@ class Runner(threading.Thread):
         while not self.stopping.is_set():
             try:
                 self.processed += run_once(
-                    self.event_log, self.warehouse, self.projection, filer=self.filer
+                    self.event_log,
+                    self.warehouse,
+                    self.projection,
+                    filer=self.filer,
+                    decode_record=self.decode_record,
                 )
                 backoff = 0.1
             except Exception:

@@ -1,0 +1,261 @@
+"""`python -m bench.stages`: the CPU cost per event of each stage of the embedded pipeline.
+
+One process runs the embedded pipeline's own code, stage by stage, over a realistic mix: the demo
+population's events (emails, phones, loyalty and CRM ids, anonymous web ids that later log in),
+batches of 500 as a client posts them. Per batch: parse the body, validate, note ignored
+identifiers, encode, publish (claims + append to the SQLite log); then each consumer group polls,
+decodes, files (identity), builds its rows, inserts them into chdb and commits, exactly as
+`cem.runner.run_once` does. Beside them, from the same run and the same bytes: sqlite3 appending
+the records with nothing else, and chdb inserting the same rows already serialised.
+
+Every stage is timed with `time.process_time` (CPU of the whole process, chdb's threads included)
+and `time.perf_counter` around a whole batch; the first batch is a warm-up and is left out. One
+batch in the middle is run under cProfile instead, and its top functions by cumulative time are
+printed. Nothing here asserts a time (HOUSE_STYLE): the figures are printed with the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import sqlite3
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import orjson
+
+from cem.adapters.sqlite_log import INSERT_RECORD, LOG_SCHEMA
+from cem.bootstrap import build
+from cem.ports import TOUCHPOINTS_TOPIC, Outgoing
+from cem.processing import INPUT_ERRORS_OWNER, Projection, decode_batch, project_batch
+from cem.runner import ensure_tables
+from cem.settings import IngestSettings
+from schemas.envelope import Event
+from schemas.json_safety import safe_json
+from schemas.validate import accept_checked
+from services.identity.rules import TenantRules
+from services.ingest.batch import identifier_notes, to_outgoing
+from services.ingest.body import parse_submission
+
+TENANT = "bench"
+JSON = "application/json"
+INGEST_STAGES = ("parse body", "validate", "identifier notes", "encode", "publish (claims+append)")
+GROUP_STAGES = ("poll", "decode", "file (identity)", "build rows", "insert (chdb)", "commit")
+BASELINES = ("raw sqlite3 append, same bytes", "raw chdb insert, same rows")
+
+
+def pipeline_stages(groups: Sequence[str]) -> list[str]:
+    """Every stage the table reports, in pipeline order (baselines apart)."""
+    return [*INGEST_STAGES, *(f"{g}: {s}" for g in groups for s in GROUP_STAGES)]
+
+
+@dataclass
+class Meter:
+    """CPU and wall seconds per stage, summed over the batches measured."""
+
+    cpu: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    wall: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    events: int = 0
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        cpu, wall = time.process_time(), time.perf_counter()
+        yield
+        self.cpu[name] += time.process_time() - cpu
+        self.wall[name] += time.perf_counter() - wall
+
+
+def realistic_mix(seed: int, events: int, customers: int) -> list[dict[str, Any]]:
+    """The demo population's history, in the order it happened (producer format)."""
+    from bench.embedded import demo_events  # the same generator `cem bench` loads
+
+    return list(demo_events(seed, events, customers))
+
+
+class Pipeline:
+    """The embedded platform as `cem.bootstrap.build` wires it (runners not started), plus the
+    scratch stores of the raw baselines."""
+
+    def __init__(self, root: Path) -> None:
+        from cem.adapters.chdb_warehouse import ChdbWarehouse  # one chdb path per process
+
+        self.platform = build(IngestSettings(data_dir=root / "data", identity="eventsourced"))
+        self.log, self.publisher = self.platform.log, self.platform.publisher
+        self.filer, self.warehouse = self.platform.filer, self.platform.warehouse
+        self.projections = self.platform.projections
+        ensure_tables(self.warehouse, self.projections)
+        self.raw_warehouse = ChdbWarehouse(root / "data" / "warehouse", database="stages_raw")
+        ensure_tables(self.raw_warehouse, self.projections)
+        self.raw_log = sqlite3.connect(root / "raw.sqlite", isolation_level=None)
+        self.raw_log.execute("PRAGMA journal_mode = WAL")
+        self.raw_log.execute("PRAGMA synchronous = NORMAL")
+        self.raw_log.executescript(LOG_SCHEMA)
+        self.raw_offset = 0
+        self.rules = TenantRules()
+
+    def close(self) -> None:
+        self.raw_log.close()
+        self.raw_warehouse.close()
+        self.platform.stop()
+
+    def cycle(self, raws: list[dict[str, Any]], meter: Meter) -> None:
+        """One client batch from its body to every consumer group's commit."""
+        outgoing = self._ingest(orjson.dumps({"events": raws}), meter)
+        with meter.stage(BASELINES[0]):
+            self._raw_append(outgoing)
+        for projection in self.projections:
+            self._consume(projection, len(outgoing), meter)
+        meter.events += len(raws)
+
+    def _ingest(self, body: bytes, meter: Meter) -> list[Outgoing]:
+        received = datetime.now(UTC)
+        with meter.stage("parse body"):
+            items = parse_submission(JSON, body, 10_000).items
+        with meter.stage("validate"):
+            # What `services.ingest.batch.check_event` does for an item that fits its limits.
+            checked = [_validated(raw, received) for raw in items]
+        with meter.stage("identifier notes"):
+            for event, _ in checked:
+                identifier_notes(event, self.rules)
+        with meter.stage("encode"):
+            outgoing = [to_outgoing(event, fingerprint) for event, fingerprint in checked]
+        with meter.stage("publish (claims+append)"):
+            self.publisher.publish(outgoing)
+        return outgoing
+
+    def _raw_append(self, outgoing: list[Outgoing]) -> None:
+        now, start = time.time_ns() // 1000, self.raw_offset
+        rows = [
+            ("touchpoints", 0, start + i, o.record.key, o.record.value, None, now)
+            for i, o in enumerate(outgoing)
+        ]
+        self.raw_offset += len(rows)
+        self.raw_log.execute("BEGIN IMMEDIATE")
+        self.raw_log.executemany(INSERT_RECORD, rows)
+        self.raw_log.execute("COMMIT")
+
+    def _consume(self, projection: Projection, count: int, meter: Meter) -> None:
+        group = projection.name
+        with meter.stage(f"{group}: poll"):
+            records = self.log.poll(TOUCHPOINTS_TOPIC, group, count, 0.0)
+        with meter.stage(f"{group}: decode"):
+            decoded = decode_batch(
+                group,
+                records,
+                self.platform.decoder,  # as the platform's runners decode
+                reports_input_errors=group == INPUT_ERRORS_OWNER,
+            )
+        with meter.stage(f"{group}: file (identity)"):
+            assert self.filer is not None, "the bench runs with identity on"
+            homes = self.filer.file([cast(Event, event) for _, event in decoded.events])
+        with meter.stage(f"{group}: build rows"):
+            result = project_batch(decoded, projection.rows, homes)
+        with meter.stage(f"{group}: insert (chdb)"):
+            for table, rows in result.rows.items():
+                self.warehouse.insert(table, rows)
+        bodies = {table: _json_each_row(rows) for table, rows in result.rows.items() if rows}
+        with meter.stage(BASELINES[1]):
+            for table, data in bodies.items():
+                self.raw_warehouse.command(f"INSERT INTO {table} FORMAT JSONEachRow\n{data}")
+        with meter.stage(f"{group}: commit"):
+            self.log.commit(TOUCHPOINTS_TOPIC, group, result.next_offsets)
+
+
+def _validated(raw: Any, received: datetime) -> tuple[Any, str]:
+    if safe_json(raw) is None:
+        raise ValueError("the mix holds an event the ingest would reject")
+    return accept_checked(raw, TENANT, received, [])
+
+
+def _json_each_row(rows: Sequence[dict[str, Any]]) -> str:
+    return b"\n".join(orjson.dumps(row, default=list) for row in rows).decode()
+
+
+def load_average() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def render(meter: Meter, stages: Sequence[str]) -> str:
+    """The table: CPU and wall µs per event by stage, each stage's share of the pipeline's CPU."""
+    total = sum(meter.cpu[s] for s in stages)
+    per = 1e6 / max(1, meter.events)
+    lines = [f"{'stage':<34} {'cpu µs/ev':>10} {'wall µs/ev':>11} {'cpu share':>10}"]
+    for name in [*stages, "total (pipeline)", *BASELINES]:
+        cpu = total if name == "total (pipeline)" else meter.cpu[name]
+        wall = (
+            sum(meter.wall[s] for s in stages) if name == "total (pipeline)" else meter.wall[name]
+        )
+        share = f"{100 * cpu / total:9.1f}%" if total and name in stages else ""
+        lines.append(f"{name:<34} {cpu * per:>10.1f} {wall * per:>11.1f} {share:>10}")
+    rate = meter.events / total if total else float("inf")
+    lines.append(f"one core at this cost: {rate:,.0f} ev/s through every stage")
+    return "\n".join(lines)
+
+
+def profile_cycle(pipeline: Pipeline, raws: list[dict[str, Any]], top: int) -> str:
+    profiler = cProfile.Profile()
+    profiler.runcall(pipeline.cycle, raws, Meter())
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(top)
+    return out.getvalue()
+
+
+def run(args: argparse.Namespace, root: Path) -> str:
+    mix = realistic_mix(args.seed, args.events, args.customers)
+    batches = [mix[i : i + args.batch] for i in range(0, len(mix), args.batch)]
+    pipeline, meter = Pipeline(root), Meter()
+    profiled, report = len(batches) // 2, ""
+    load_before = load_average()
+    try:
+        for n, raws in enumerate(batches):
+            if n == profiled and args.profile_top:
+                report = profile_cycle(pipeline, raws, args.profile_top)
+            else:
+                pipeline.cycle(raws, meter if n else Meter())  # batch 0 warms up
+        stages = pipeline_stages([p.name for p in pipeline.projections])
+    finally:
+        pipeline.close()
+    head = (
+        f"{meter.events} events measured in batches of {args.batch} "
+        f"({len(mix)} in the mix, {args.customers} customers, seed {args.seed}; "
+        "first batch and the profiled one left out)\n"
+        f"load average before: {load_before}  after: {load_average()}  cores: {os.cpu_count()}"
+    )
+    tail = f"\ncProfile of batch {profiled} (top {args.profile_top} by cumulative time):\n{report}"
+    return head + "\n\n" + render(meter, stages) + (tail if args.profile_top else "")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench.stages", description=__doc__.split("\n")[0])
+    p.add_argument("--events", type=int, default=20_000, help="events in the mix")
+    p.add_argument("--customers", type=int, default=2_000, help="demo population size")
+    p.add_argument("--batch", type=int, default=500, help="events per client batch")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--profile-top", type=int, default=30, help="functions shown; 0: no profile")
+    p.add_argument("--data-dir", type=Path, help="where to build the scratch stores (default: tmp)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.batch < 1 or args.events < 3 * args.batch:
+        print("bench.stages: --events must be at least three batches (--batch)", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="cem-stages-", dir=args.data_dir) as scratch:
+        print(run(args, Path(scratch)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
