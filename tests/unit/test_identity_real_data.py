@@ -173,6 +173,11 @@ def test_an_event_without_any_identifier_is_still_invalid() -> None:
         ("email", "x@ninguno.es"),
         ("email", "xx@clientes.es"),
         ("email", "xxx@yahoo.es"),
+        ("email", "desconocido@x.com"),  # a no-value word is one before the @ too
+        ("email", "Unknown@gmail.com"),
+        ("email", "x@outlook.com"),
+        ("email", "a@yahoo.es"),  # consumer providers give nobody a one-letter mailbox
+        ("email", "x@gmial.com"),  # ... also when their domain is mistyped
         ("phone", "+34 600 000 000"),
         ("phone", "600000000"),
         ("phone", "+34 911 111 111"),
@@ -189,13 +194,21 @@ def test_placeholders_agents_type_are_recognised_by_their_shape(kind: str, raw: 
     [
         ("email", "ana.garcia@gmail.com"),
         ("email", "clientes.ana@x.es"),
-        ("email", "j@acme.es"),
+        ("email", "j@acme.es"),  # a company may give itself a one-letter mailbox
+        ("email", "jo@hotmail.es"),
+        ("email", "xavi@gmail.com"),
+        ("email", "guest.house.sol@gmail.com"),
         ("email", "anna@correos.es"),
         ("phone", "+34 600 010 203"),
     ],
 )
 def test_real_identifiers_are_not_mistaken_for_placeholders(kind: str, raw: str) -> None:
     assert isinstance(normalise_one(kind, raw, DEFAULTS), Identifier)
+
+
+def test_a_one_letter_mailbox_is_real_where_the_tenant_lists_no_consumer_provider() -> None:
+    rules = TenantRules(consumer_domains=())
+    assert normalise_one("email", "a@yahoo.es", rules) == Identifier("email", "a@yahoo.es")
 
 
 # --- mistyped consumer domains ------------------------------------------------------------------
