@@ -472,6 +472,19 @@ def _merge_or_propose_one(
             if rules.auto_merge:  # a device's profile joins the person now using it
                 _absorb(draft, other, home, f"used {devices[0].identifier} before")
             return
+        # One person: a device only they used vouches that one's email is a slip of the other's,
+        # as it does for a touchpoint carrying the slip itself (`_mistyped_email_of`).
+        slip = _slip_between(draft.identifiers, other.identifiers)
+        own = [c for c in devices if _only_holder(c, other, situation)]
+        if (
+            slip
+            and own
+            and rules.auto_merge
+            and not draft.register
+            and not unique_conflicts(draft.identifiers, other.identifiers, rules)
+        ):
+            _absorb(draft, other, home, f"{slip}, on {own[0].identifier}")
+            return
         if _different_people(draft, other, rules):
             _shared_devices(draft, devices, other, situation, rules)
     mergeable = rules.auto_merge and not draft.register
@@ -490,6 +503,16 @@ def _merge_or_propose_one(
             reason += f"; hold different {', '.join(conflicts)}"
         identifiers = tuple(c.identifier for c in claims)
         draft.proposals.append(Proposal(home, other.canonical_id, reason, identifiers))
+
+
+def _slip_between(ours: Iterable[Identifier], theirs: Iterable[Identifier]) -> str | None:
+    """Why two customers' emails are one person's: one is a slip of the other (`one_slip_apart`)."""
+    known = sorted(theirs)
+    for mine in sorted(ours):
+        for other in known:
+            if one_slip_apart(mine, other):
+                return f"{mine.value} and {other.value} are one keystroke apart"
+    return None
 
 
 def _different_people(draft: _Draft, other: Group, rules: TenantRules) -> bool:

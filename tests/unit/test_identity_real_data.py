@@ -356,6 +356,47 @@ def test_a_slip_of_a_customers_email_on_its_device_is_that_customers() -> None:
     identity.close()
 
 
+def test_two_customers_whose_emails_are_a_slip_apart_are_one_on_the_browser_of_one() -> None:
+    uri = f"file:typo-device-{uuid.uuid4().hex}?mode=memory&cache=shared"
+    identity = IdentityResolver(sqlite_env(uri), IdentityRules())
+
+    def resolve(**ref: str) -> str:
+        return identity.resolve(
+            "acme", CustomerRef(**ref), str(uuid.uuid4()), "web", at=NOW
+        ).home_id
+
+    # Mateo mistypes his email at a web checkout; the newsletter later knows the right one.
+    slip = resolve(email="kateo.carrasco@gmail.com", anonymous_id="ck-1")
+    mateo = resolve(email="mateo.carrasco@gmail.com")
+    assert slip != mateo
+    # He signs in with the right one on the browser only the slip's customer used: one person,
+    # not a browser shared by two, so his later anonymous visits are his.
+    assert resolve(email="mateo.carrasco@gmail.com", anonymous_id="ck-1") == mateo
+    assert identity.locate("acme", slip).customer_id == mateo
+    assert identity.locate("acme", resolve(anonymous_id="ck-1")).customer_id == mateo
+    merged = [e for e in identity.history("acme", mateo) if e.action == "customers_merged"]
+    assert "one keystroke apart" in merged[0].details["reason"]
+    identity.close()
+
+
+def test_a_browser_used_by_two_emails_that_are_no_slip_is_shared() -> None:
+    uri = f"file:shared-device-{uuid.uuid4().hex}?mode=memory&cache=shared"
+    identity = IdentityResolver(sqlite_env(uri), IdentityRules())
+
+    def resolve(**ref: str) -> str:
+        return identity.resolve(
+            "acme", CustomerRef(**ref), str(uuid.uuid4()), "web", at=NOW
+        ).home_id
+
+    ana = resolve(email="ana.garcia@gmail.com", anonymous_id="ck-home")
+    luis = resolve(email="luis.garcia@gmail.com")  # two keystrokes from Ana's: someone else
+    assert resolve(email="luis.garcia@gmail.com", anonymous_id="ck-home") == luis
+    assert identity.locate("acme", ana).members == (ana,)
+    assert identity.locate("acme", luis).members == (luis,)
+    assert resolve(anonymous_id="ck-home") not in {ana, luis}  # whose visit: nobody can tell
+    identity.close()
+
+
 @pytest.mark.parametrize(
     ("new", "known", "slip"),
     [
