@@ -484,7 +484,9 @@ def _merge_or_propose_one(
     devices = [c for c in claims if _is_device(c.identifier, rules)]
     if devices and len(devices) == len(claims):
         if not _identified(other.identifiers, rules):
-            if rules.auto_merge:  # a device's profile joins the person now using it
+            # A device's profile joins the person now using it; a line's does not: calls from a
+            # household's landline before anyone gave a name may have been anyone's there.
+            if rules.auto_merge and not any(c.identifier.family == "phone" for c in devices):
                 _absorb(draft, other, home, f"used {devices[0].identifier} before")
             return
         # One person: a device only they used vouches that one's email is a slip of the other's,

@@ -358,6 +358,30 @@ def test_a_household_line_at_a_store_kiosk_is_not_the_kiosks_known_user() -> Non
     identity.close()
 
 
+def test_a_landlines_calls_before_anyone_named_themselves_stay_the_households() -> None:
+    uri = f"file:line-history-{uuid.uuid4().hex}?mode=memory&cache=shared"
+    identity = IdentityResolver(sqlite_env(uri), IdentityRules())
+
+    def resolve(**ref: str) -> str:
+        return identity.resolve(
+            "acme", CustomerRef(**ref), str(uuid.uuid4()), "cti", at=NOW
+        ).home_id
+
+    # Calls from a home landline nobody named: the grandmother, a son, a flatmate, who knows.
+    line = resolve(phone="913 914 447")
+    assert resolve(phone="+34 913 914 447") == line
+    # Juan Carlos gives his email on a call from it: those earlier calls do not become his.
+    juan = resolve(email="juancarlos.villalobos78@gmail.com", phone="913914447")
+    assert juan != line
+    assert identity.locate("acme", juan).members == (juan,)
+    assert identity.locate("acme", line).members == (line,)
+    # A browser is one person's: its anonymous visits do join whoever signs in on it.
+    visits = resolve(anonymous_id="ck-1")
+    ana = resolve(email="ana.garcia@gmail.com", anonymous_id="ck-1")
+    assert identity.locate("acme", visits).customer_id == ana
+    identity.close()
+
+
 # --- typos: corroborated slips link, lone ones do not ----------------------------------------------
 
 
