@@ -127,27 +127,36 @@ def normalise_external(namespace: str, raw: str, rules: TenantRules) -> str:
     return value.upper() if config.case == "upper" else value
 
 
-def is_placeholder(identifier: Identifier, raw: str) -> bool:
+def is_placeholder(
+    identifier: Identifier, raw: str, consumer_domains: tuple[str, ...] = ()
+) -> bool:
+    """Whether the value was typed to fill a required field rather than to name anyone; emails at
+    `consumer_domains` (the providers that give people their mailboxes) are held to the shortest
+    names those providers give out."""
     if (
         identifier.value.casefold() in PLACEHOLDER_TOKENS
         or raw.strip().casefold() in PLACEHOLDER_TOKENS
     ):
         return True
     if identifier.family == "email":
-        return _placeholder_email(identifier.value)
+        return _placeholder_email(identifier.value, consumer_domains)
     if identifier.family == "phone":
         return _placeholder_digits(re.sub(r"\D", "", raw))
     return False
 
 
-def _placeholder_email(value: str) -> bool:
-    """A mailbox nobody reads: a no-value word before the `@` or as the domain's name, the same
-    word on both sides (`ninguno@ninguno.es`, `x@x.com`), or one key repeated (`xxx@yahoo.es`):
-    what people type to get past a required field."""
+def _placeholder_email(value: str, consumer_domains: tuple[str, ...] = ()) -> bool:
+    """A mailbox nobody reads: a no-value word before the `@` (`desconocido@`, `x@`) or as the
+    domain's name, the same word on both sides (`ninguno@ninguno.es`, `x@x.com`), one key
+    repeated (`xxx@yahoo.es`), or a one-character name at a consumer provider (`a@yahoo.es`: they
+    give nobody a mailbox that short, unlike a company naming its own, `j@acme.es`): what people
+    type to get past a required field."""
     local, _, domain = value.rpartition("@")
     label = domain.partition(".")[0]
     return (
         local in PLACEHOLDER_EMAIL_LOCALS
+        or local in PLACEHOLDER_TOKENS  # the words that mean "no value" in any field
+        or (len(local) == 1 and domain in consumer_domains)
         or label in _PLACEHOLDER_DOMAIN_NAMES  # x@ninguno.es, a@sinemail.com
         or domain in PLACEHOLDER_EMAIL_DOMAINS
         or local == label
@@ -226,7 +235,7 @@ def _normalise_one(kind: str, raw: str, rules: TenantRules) -> Identifier | Reje
     seen = Identifier(kind, value or raw.strip())
     if is_blocked(seen, raw, rules):
         return Rejected(kind, raw, "blocked")
-    if rules.detect_placeholders and is_placeholder(seen, raw):
+    if rules.detect_placeholders and is_placeholder(seen, raw, rules.consumer_domains):
         return Rejected(kind, raw, "placeholder")
     if not value:
         return Rejected(kind, raw, "invalid")

@@ -336,7 +336,12 @@ def _choose_home(
             continue
         holder = claim.holders[-1]  # the most recent claim, for identifiers shared on purpose
         group = situation.groups[holder]
-        if device and holder not in situation.profiles and _identified(group.identifiers, rules):
+        if (
+            device
+            and holder not in situation.profiles
+            and _identified(group.identifiers, rules)
+            and not _others_line(ranked, group)
+        ):
             # Only a device: its touchpoints go to a profile of their own, which joins the
             # person using the device and leaves again if somebody else turns out to use it.
             return _ProfileOf(claim, group.canonical_id)
@@ -392,6 +397,16 @@ def _digits(text: str) -> str:
 
 def _is_device(identifier: Identifier, rules: TenantRules) -> bool:
     return rules.rule_for(identifier).device_profile
+
+
+def _others_line(ranked: list[Claim], group: Group) -> bool:
+    """The touchpoint carries a phone line the group does not hold. A fixed line is filed like a
+    device (its calls alone join the one person known to answer it), but it names a household:
+    beside a store's kiosk or a tablet it says who is there, so the device's known user is not
+    whose touchpoint it is, nor does that user gain the line."""
+    return any(
+        c.identifier.family == "phone" and c.identifier not in group.identifiers for c in ranked
+    )
 
 
 def _new_profile(device: Claim, person_id: str, situation: Situation) -> _Draft:
@@ -469,8 +484,23 @@ def _merge_or_propose_one(
     devices = [c for c in claims if _is_device(c.identifier, rules)]
     if devices and len(devices) == len(claims):
         if not _identified(other.identifiers, rules):
-            if rules.auto_merge:  # a device's profile joins the person now using it
+            # A device's profile joins the person now using it; a line's does not: calls from a
+            # household's landline before anyone gave a name may have been anyone's there.
+            if rules.auto_merge and not any(c.identifier.family == "phone" for c in devices):
                 _absorb(draft, other, home, f"used {devices[0].identifier} before")
+            return
+        # One person: a device only they used vouches that one's email is a slip of the other's,
+        # as it does for a touchpoint carrying the slip itself (`_mistyped_email_of`).
+        slip = _slip_between(draft.identifiers, other.identifiers)
+        own = [c for c in devices if _only_holder(c, other, situation)]
+        if (
+            slip
+            and own
+            and rules.auto_merge
+            and not draft.register
+            and not unique_conflicts(draft.identifiers, other.identifiers, rules)
+        ):
+            _absorb(draft, other, home, f"{slip}, on {own[0].identifier}")
             return
         if _different_people(draft, other, rules):
             _shared_devices(draft, devices, other, situation, rules)
@@ -490,6 +520,16 @@ def _merge_or_propose_one(
             reason += f"; hold different {', '.join(conflicts)}"
         identifiers = tuple(c.identifier for c in claims)
         draft.proposals.append(Proposal(home, other.canonical_id, reason, identifiers))
+
+
+def _slip_between(ours: Iterable[Identifier], theirs: Iterable[Identifier]) -> str | None:
+    """Why two customers' emails are one person's: one is a slip of the other (`one_slip_apart`)."""
+    known = sorted(theirs)
+    for mine in sorted(ours):
+        for other in known:
+            if one_slip_apart(mine, other):
+                return f"{mine.value} and {other.value} are one keystroke apart"
+    return None
 
 
 def _different_people(draft: _Draft, other: Group, rules: TenantRules) -> bool:

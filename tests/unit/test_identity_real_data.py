@@ -173,6 +173,11 @@ def test_an_event_without_any_identifier_is_still_invalid() -> None:
         ("email", "x@ninguno.es"),
         ("email", "xx@clientes.es"),
         ("email", "xxx@yahoo.es"),
+        ("email", "desconocido@x.com"),  # a no-value word is one before the @ too
+        ("email", "Unknown@gmail.com"),
+        ("email", "x@outlook.com"),
+        ("email", "a@yahoo.es"),  # consumer providers give nobody a one-letter mailbox
+        ("email", "x@gmial.com"),  # ... also when their domain is mistyped
         ("phone", "+34 600 000 000"),
         ("phone", "600000000"),
         ("phone", "+34 911 111 111"),
@@ -189,13 +194,21 @@ def test_placeholders_agents_type_are_recognised_by_their_shape(kind: str, raw: 
     [
         ("email", "ana.garcia@gmail.com"),
         ("email", "clientes.ana@x.es"),
-        ("email", "j@acme.es"),
+        ("email", "j@acme.es"),  # a company may give itself a one-letter mailbox
+        ("email", "jo@hotmail.es"),
+        ("email", "xavi@gmail.com"),
+        ("email", "guest.house.sol@gmail.com"),
         ("email", "anna@correos.es"),
         ("phone", "+34 600 010 203"),
     ],
 )
 def test_real_identifiers_are_not_mistaken_for_placeholders(kind: str, raw: str) -> None:
     assert isinstance(normalise_one(kind, raw, DEFAULTS), Identifier)
+
+
+def test_a_one_letter_mailbox_is_real_where_the_tenant_lists_no_consumer_provider() -> None:
+    rules = TenantRules(consumer_domains=())
+    assert normalise_one("email", "a@yahoo.es", rules) == Identifier("email", "a@yahoo.es")
 
 
 # --- mistyped consumer domains ------------------------------------------------------------------
@@ -320,6 +333,55 @@ def test_one_person_with_a_second_mobile_is_not_a_hub() -> None:
     identity.close()
 
 
+# --- household lines beside devices ----------------------------------------------------------------
+
+
+def test_a_household_line_at_a_store_kiosk_is_not_the_kiosks_known_user() -> None:
+    uri = f"file:kiosk-line-{uuid.uuid4().hex}?mode=memory&cache=shared"
+    identity = IdentityResolver(sqlite_env(uri), IdentityRules())
+
+    def resolve(**ref: str) -> str:
+        return identity.resolve(
+            "acme", CustomerRef(**ref), str(uuid.uuid4()), "pos", at=NOW
+        ).home_id
+
+    santiago = resolve(email="santiago.munoz@gmail.com", anonymous_id="kiosk-tienda-10")
+    # Someone else at the same kiosk leaves their home landline: a household, not Santiago.
+    household = resolve(anonymous_id="kiosk-tienda-10", phone="934 123 456")
+    assert household != santiago
+    assert identity.locate("acme", santiago).members == (santiago,)
+    assert identity.holders_of("acme", "phone", "934 123 456") == (household,)
+    # Calls from that line later are the household's, never Santiago's.
+    assert resolve(phone="+34 934 12 34 56") == household
+    # The kiosk alone still files under its one known user, as any device does.
+    assert identity.locate("acme", resolve(anonymous_id="kiosk-tienda-10")).customer_id == santiago
+    identity.close()
+
+
+def test_a_landlines_calls_before_anyone_named_themselves_stay_the_households() -> None:
+    uri = f"file:line-history-{uuid.uuid4().hex}?mode=memory&cache=shared"
+    identity = IdentityResolver(sqlite_env(uri), IdentityRules())
+
+    def resolve(**ref: str) -> str:
+        return identity.resolve(
+            "acme", CustomerRef(**ref), str(uuid.uuid4()), "cti", at=NOW
+        ).home_id
+
+    # Calls from a home landline nobody named: the grandmother, a son, a flatmate, who knows.
+    line = resolve(phone="913 914 447")
+    assert resolve(phone="+34 913 914 447") == line
+    # Juan Carlos gives his email on a call from it: those earlier calls do not become his.
+    juan = resolve(email="juancarlos.villalobos78@gmail.com", phone="913914447")
+    assert juan != line
+    assert identity.locate("acme", juan).members == (juan,)
+    assert identity.locate("acme", line).members == (line,)
+    # A browser is one person's: its anonymous visits do join whoever signs in on it.
+    visits = resolve(anonymous_id="ck-1")
+    ana = resolve(email="ana.garcia@gmail.com", anonymous_id="ck-1")
+    assert identity.locate("acme", visits).customer_id == ana
+    identity.close()
+
+
 # --- typos: corroborated slips link, lone ones do not ----------------------------------------------
 
 
@@ -340,6 +402,47 @@ def test_a_slip_of_a_customers_email_on_its_device_is_that_customers() -> None:
     assert resolve(email="luis.perez@acme.es", anonymous_id="tablet-1") != ana
     # A slip with nothing to corroborate it is somebody new (at most a candidate for review).
     assert resolve(email="ana.gracia@acme.es") != ana
+    identity.close()
+
+
+def test_two_customers_whose_emails_are_a_slip_apart_are_one_on_the_browser_of_one() -> None:
+    uri = f"file:typo-device-{uuid.uuid4().hex}?mode=memory&cache=shared"
+    identity = IdentityResolver(sqlite_env(uri), IdentityRules())
+
+    def resolve(**ref: str) -> str:
+        return identity.resolve(
+            "acme", CustomerRef(**ref), str(uuid.uuid4()), "web", at=NOW
+        ).home_id
+
+    # Mateo mistypes his email at a web checkout; the newsletter later knows the right one.
+    slip = resolve(email="kateo.carrasco@gmail.com", anonymous_id="ck-1")
+    mateo = resolve(email="mateo.carrasco@gmail.com")
+    assert slip != mateo
+    # He signs in with the right one on the browser only the slip's customer used: one person,
+    # not a browser shared by two, so his later anonymous visits are his.
+    assert resolve(email="mateo.carrasco@gmail.com", anonymous_id="ck-1") == mateo
+    assert identity.locate("acme", slip).customer_id == mateo
+    assert identity.locate("acme", resolve(anonymous_id="ck-1")).customer_id == mateo
+    merged = [e for e in identity.history("acme", mateo) if e.action == "customers_merged"]
+    assert "one keystroke apart" in merged[0].details["reason"]
+    identity.close()
+
+
+def test_a_browser_used_by_two_emails_that_are_no_slip_is_shared() -> None:
+    uri = f"file:shared-device-{uuid.uuid4().hex}?mode=memory&cache=shared"
+    identity = IdentityResolver(sqlite_env(uri), IdentityRules())
+
+    def resolve(**ref: str) -> str:
+        return identity.resolve(
+            "acme", CustomerRef(**ref), str(uuid.uuid4()), "web", at=NOW
+        ).home_id
+
+    ana = resolve(email="ana.garcia@gmail.com", anonymous_id="ck-home")
+    luis = resolve(email="luis.garcia@gmail.com")  # two keystrokes from Ana's: someone else
+    assert resolve(email="luis.garcia@gmail.com", anonymous_id="ck-home") == luis
+    assert identity.locate("acme", ana).members == (ana,)
+    assert identity.locate("acme", luis).members == (luis,)
+    assert resolve(anonymous_id="ck-home") not in {ana, luis}  # whose visit: nobody can tell
     identity.close()
 
 
