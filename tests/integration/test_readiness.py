@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse
+from cem.adapters.memory_access_audit import MemoryAccessAudit
 from cem.adapters.memory_keys import MemoryKeyStore
 from cem.adapters.memory_log import MemoryLog, MemoryPublisher
 from cem.adapters.memory_users import MemoryUserStore
@@ -78,6 +79,7 @@ def test_the_query_api_answers_503_json_and_is_not_ready_while_clickhouse_is_dow
         warehouse=clickhouse_warehouse,
         keys=keys,
         users=MemoryUserStore(),  # this test is about ClickHouse: no PostgreSQL behind it
+        access_audit=MemoryAccessAudit(),
         publisher=MemoryPublisher(MemoryLog()),
     )
     auth = {"Authorization": f"Bearer {secret}"}
