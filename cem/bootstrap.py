@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from cem import api_errors, readiness, web_security
 from cem.accounts import Accounts
 from cem.adapters.chdb_warehouse import ChdbWarehouse
-from cem.adapters.sqlite_access_audit import SqliteAccessAudit
+from cem.adapters.sqlite_access_audit import AUDIT_FILE, SqliteAccessAudit
 from cem.adapters.sqlite_channels import SqliteChannelStore
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import SqliteLog, SqlitePublisher
@@ -154,7 +154,7 @@ def build(
         users or SqliteUserStore(data_dir / "users.sqlite"),
     )
     platform.channels = channels or embedded_channels(settings)
-    platform.access_audit = access_audit or SqliteAccessAudit(data_dir / "access-audit.sqlite")
+    platform.access_audit = access_audit or SqliteAccessAudit(data_dir / AUDIT_FILE)
     platform.app = create_app(platform)
     return platform
 

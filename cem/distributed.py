@@ -29,7 +29,7 @@ from cem.adapters.postgres_channels import PostgresChannelStore
 from cem.adapters.postgres_idempotency import PostgresIdempotencyIndex
 from cem.adapters.postgres_keys import PostgresKeyStore
 from cem.adapters.postgres_users import PostgresUserStore
-from cem.adapters.sqlite_access_audit import SqliteAccessAudit
+from cem.adapters.sqlite_access_audit import AUDIT_FILE, SqliteAccessAudit
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_users import SqliteUserStore
 from cem.channels import ChannelStore
@@ -203,7 +203,7 @@ def access_audit_from_settings(settings: CoreSettings | None = None) -> AccessAu
     if settings.mode == "distributed":
         return PostgresAccessAudit(postgres_dsn(settings))
     private_dir(settings.data_dir)
-    return SqliteAccessAudit(settings.data_dir / "access-audit.sqlite")
+    return SqliteAccessAudit(settings.data_dir / AUDIT_FILE)
 
 
 def build_ingest(

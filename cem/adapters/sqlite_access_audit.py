@@ -14,6 +14,7 @@ from cem.adapters.sqlite_users import from_micros, to_micros
 from cem.ports import AccessEntry, AccessQuery
 from cem.private_files import private_file
 
+AUDIT_FILE = "access-audit.sqlite"  # in the data directory
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS access_audit (
   entry_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, at INTEGER NOT NULL,
