@@ -77,6 +77,10 @@ class SqliteAccessAudit:
                 self.path, isolation_level=None, check_same_thread=False, timeout=5.0
             )
             self._conn.execute("PRAGMA journal_mode = WAL")
+            # As the event log by default (`sqlite_log._connect`): a commit is in the WAL before
+            # the read answers, so it survives a crash of this process; only an OS crash or power
+            # loss can lose the last entries. An fsync per read would cost more than the read.
+            self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.executescript(SCHEMA)
 
     @contextmanager
