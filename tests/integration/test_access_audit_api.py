@@ -5,9 +5,11 @@ audit cannot record answers 503 and no data."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import uuid
+from collections.abc import MutableMapping
 from typing import Any
 
 import pytest
@@ -110,6 +112,40 @@ def test_a_keys_and_a_persons_timeline_reads_are_listed_with_the_resolved_custom
     )  # entries name the customer read, not the typed id
 
 
+def open_stream(api: Client, customer_id: str) -> list[MutableMapping[str, Any]]:
+    """What the app sends for the stream of the customer to an agent that leaves at once. The
+    stream is endless, so the request goes to the app as ASGI, not through a TestClient."""
+    path = f"/v1/customers/{customer_id}/stream"
+    secret = api.secrets["agent"]
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+        "query_string": b"", "headers": [(b"authorization", f"Bearer {secret}".encode())],
+        "client": ("testclient", 50000), "server": ("testserver", 80), "state": {},
+    }  # fmt: skip
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> MutableMapping[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(api.platform.app(scope, receive, send))
+    return sent
+
+
+def test_opening_a_live_stream_is_recorded(api: Client, merged: None) -> None:
+    # Recorded when the stream opens, before its first message.
+    assert open_stream(api, PHONE_ID)[0]["status"] == 200
+    (opened,) = listed(api)
+    assert (opened["resource"], opened["customer_id"], opened["requested_id"]) == (
+        "stream",
+        EMAIL_ID,
+        PHONE_ID,
+    )
+
+
 def test_every_view_of_one_customer_is_recorded_and_searches_are_not(
     api: Client, merged: None
 ) -> None:
@@ -182,7 +218,6 @@ def test_a_read_the_audit_cannot_record_answers_503_and_no_data(
         api.platform.app.state.access_audit = DownAudit()
     for path, params in [
         (f"/v1/customers/{EMAIL_ID}/timeline", {}),
-        (f"/v1/customers/{EMAIL_ID}/stream", {}),
         (f"/v1/customers/{EMAIL_ID}", {}),
         (f"/v1/customers/{EMAIL_ID}/identities", {}),
         ("/v1/alerts", {"customer_id": EMAIL_ID}),
@@ -197,6 +232,8 @@ def test_a_read_the_audit_cannot_record_answers_503_and_no_data(
             }
         }
         assert answer.headers["retry-after"] == "5"
+    started, body = open_stream(api, EMAIL_ID)[:2]
+    assert started["status"] == 503 and b"audit_unavailable" in body["body"]
     assert api.call("GET", "/v1/alerts").status_code == 200  # no one customer's data: no entry
     listing = api.call("GET", AUDIT, "admin")
     assert (listing.status_code, listing.json()["error"]["code"]) == (503, "audit_unavailable")
