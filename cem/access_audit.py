@@ -14,18 +14,32 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 
-from fastapi import Request
+from fastapi import FastAPI, Request
 
 from cem.accounts import ActiveSession
 from cem.api_errors import ApiError
 from cem.clock import SystemClock
-from cem.ports import AccessAudit, AccessEntry, Clock, Principal
+from cem.ports import AccessAudit, AccessEntry, AccessQuery, Clock, Principal
 
 logger = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "x-request-id"
 MAX_REQUEST_ID = 200
+
+
+def audit_probe(app: FastAPI) -> dict[str, Callable[[], object]]:
+    """The `/ready` probe of the app's store, a cheap read: while it is down every read of a
+    customer answers 503, so the replica is not ready. Without a store, a probe that says so."""
+
+    def probe() -> object:
+        audit: AccessAudit | None = getattr(app.state, "access_audit", None)
+        if audit is None:
+            raise LookupError("no access audit configured")
+        return audit.entries(AccessQuery(tenant_id="", limit=1))
+
+    return {"access_audit": probe}
 
 
 def _unavailable() -> ApiError:

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from cem import api_errors, readiness, web_security
+from cem.access_audit import audit_probe
 from cem.accounts import Accounts
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.sqlite_access_audit import AUDIT_FILE, SqliteAccessAudit
@@ -201,6 +202,7 @@ def create_app(platform: Platform) -> FastAPI:
         {
             "event_log": lambda: platform.log.end_offsets(TOUCHPOINTS_TOPIC),
             "warehouse": lambda: platform.warehouse.select("SELECT 1 AS ok"),
+            **audit_probe(app),
         },
     )
     include_web(app)

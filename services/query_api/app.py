@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from cem import api_errors, readiness, web_security
+from cem.access_audit import audit_probe
 from cem.accounts import Accounts
 from cem.clock import SystemClock
 from cem.ports import AccessAudit, KeyStore, Publisher, UserStore, Warehouse
@@ -82,7 +83,10 @@ def create_app(
     if publisher is not None:  # managers' alert actions are published as events
         app.state.publisher = publisher
     include_query_routes(app, health=lambda: {"service": "query-api"})
-    readiness.set_checks(app, {"warehouse": lambda: warehouse.select("SELECT 1 AS ok")})
+    readiness.set_checks(
+        app,
+        {"warehouse": lambda: warehouse.select("SELECT 1 AS ok"), **audit_probe(app)},
+    )
     from services.query_api.web import include_web
 
     include_web(app)

@@ -237,6 +237,10 @@ def test_a_read_the_audit_cannot_record_answers_503_and_no_data(
     assert api.call("GET", "/v1/alerts").status_code == 200  # no one customer's data: no entry
     listing = api.call("GET", AUDIT, "admin")
     assert (listing.status_code, listing.json()["error"]["code"]) == (503, "audit_unavailable")
+    ready = api.http.get("/ready")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["access_audit"].startswith("unavailable")
+    assert ready.json()["checks"]["warehouse"] == "ok"
 
 
 @pytest.mark.postgres

@@ -85,7 +85,7 @@ def test_the_query_api_answers_503_json_and_is_not_ready_while_clickhouse_is_dow
     auth = {"Authorization": f"Bearer {secret}"}
     try:
         with TestClient(service.app) as client:
-            assert_ready(client, {"warehouse"})
+            assert_ready(client, {"warehouse", "access_audit"})
             assert client.get(TIMELINE, headers=auth).status_code == 404
             engines.kill("clickhouse")
             try:
@@ -172,10 +172,10 @@ def test_the_embedded_app_reports_its_log_and_warehouse_and_answers_503_json_in_
 ) -> None:
     client, flaky, secret = embedded
     auth = {"Authorization": f"Bearer {secret}"}
-    assert_ready(client, {"event_log", "warehouse"})
+    assert_ready(client, {"event_log", "warehouse", "access_audit"})
     flaky.down = True
     assert_unavailable(client.get(TIMELINE, headers=auth), "warehouse_unavailable")
     assert not_ready(client, "warehouse")
     assert client.get("/ready").json()["checks"]["event_log"] == "ok"
     flaky.down = False
-    assert_ready(client, {"event_log", "warehouse"})
+    assert_ready(client, {"event_log", "warehouse", "access_audit"})
