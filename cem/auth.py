@@ -88,4 +88,5 @@ def _session_principal(request: Request) -> Principal:
         request.headers.get(CSRF_HEADER)
     ):
         raise ApiError(403, "csrf_token_missing", "send the session's X-CSRF-Token header")
+    request.state.session = session  # who the person is, for the access audit (cem.access_audit)
     return session.principal()

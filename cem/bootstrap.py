@@ -13,8 +13,10 @@ from typing import Any
 from fastapi import FastAPI
 
 from cem import api_errors, readiness, web_security
+from cem.access_audit import audit_probe
 from cem.accounts import Accounts
 from cem.adapters.chdb_warehouse import ChdbWarehouse
+from cem.adapters.sqlite_access_audit import AUDIT_FILE, SqliteAccessAudit
 from cem.adapters.sqlite_channels import SqliteChannelStore
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import SqliteLog, SqlitePublisher
@@ -24,6 +26,7 @@ from cem.clock import SystemClock
 from cem.decoding import SharedDecoder
 from cem.ports import (
     TOUCHPOINTS_TOPIC,
+    AccessAudit,
     Clock,
     EventLog,
     KeyStore,
@@ -75,6 +78,7 @@ class Platform:
     users: UserStore | None = None
     runners: list[Runner] = field(default_factory=list)
     channels: ChannelStore | None = None
+    access_audit: AccessAudit | None = None
     filer: IdentityFiler | None = field(init=False)
     decoder: SharedDecoder = field(init=False, default_factory=SharedDecoder)
 
@@ -100,6 +104,9 @@ class Platform:
             self.identity.close()
         if self.channels is not None:
             self.channels.close()
+        close_audit = getattr(self.access_audit, "close", None)  # the port has no close
+        if close_audit is not None:
+            close_audit()
 
     def lag(self) -> dict[str, int]:
         """Records not yet processed, per consumer group."""
@@ -124,6 +131,7 @@ def build(
     identity: IdentityResolver | None = None,
     channels: ChannelStore | None = None,
     users: UserStore | None = None,
+    access_audit: AccessAudit | None = None,
 ) -> Platform:
     """Wire the embedded platform; any adapter given is used instead of the real one."""
     settings = settings or IngestSettings()
@@ -152,6 +160,7 @@ def build(
         users or SqliteUserStore(data_dir / "users.sqlite"),
     )
     platform.channels = channels or embedded_channels(settings)
+    platform.access_audit = access_audit or SqliteAccessAudit(data_dir / AUDIT_FILE)
     platform.app = create_app(platform)
     return platform
 
@@ -184,6 +193,7 @@ def create_app(platform: Platform) -> FastAPI:
         "platform": platform,
         "channels": platform.channels,
         "accounts": Accounts(platform.users, platform.clock) if platform.users else None,
+        "access_audit": platform.access_audit,
     }
     for name, value in state.items():
         setattr(app.state, name, value)
@@ -197,6 +207,7 @@ def create_app(platform: Platform) -> FastAPI:
         {
             "event_log": lambda: platform.log.end_offsets(TOUCHPOINTS_TOPIC),
             "warehouse": lambda: platform.warehouse.select("SELECT 1 AS ok"),
+            **audit_probe(app),
         },
     )
     include_web(app)

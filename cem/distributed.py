@@ -24,16 +24,19 @@ from fastapi import FastAPI
 from cem import readiness
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse
 from cem.adapters.kafka_log import KafkaLog
+from cem.adapters.postgres_access_audit import PostgresAccessAudit
 from cem.adapters.postgres_channels import PostgresChannelStore
 from cem.adapters.postgres_idempotency import PostgresIdempotencyIndex
 from cem.adapters.postgres_keys import PostgresKeyStore
 from cem.adapters.postgres_users import PostgresUserStore
+from cem.adapters.sqlite_access_audit import AUDIT_FILE, SqliteAccessAudit
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_users import SqliteUserStore
 from cem.channels import ChannelStore
 from cem.clock import SystemClock
 from cem.ports import (
     TOUCHPOINTS_TOPIC,
+    AccessAudit,
     Clock,
     EventLog,
     KeyStore,
@@ -95,6 +98,7 @@ class QueryService:
     users: UserStore | None = None
     # Managers' alert actions are events: the query API publishes them like ingest does.
     publisher: Publisher | None = None
+    access_audit: AccessAudit | None = None
     closed: bool = False
 
     def start(self) -> None:
@@ -109,11 +113,12 @@ class QueryService:
             self.warehouse.close()
             _close(self.keys)
             _close(self.users)
+            _close(self.access_audit)
             if self.identity is not None:
                 self.identity.close()
 
 
-def _close(store: KeyStore | UserStore | None) -> None:
+def _close(store: KeyStore | UserStore | AccessAudit | None) -> None:
     close = getattr(store, "close", None)  # the ports have no close; the stores do
     if close is not None:
         close()
@@ -191,6 +196,16 @@ def users_from_settings(settings: CoreSettings | None = None) -> UserStore:
     return SqliteUserStore(settings.data_dir / "users.sqlite")
 
 
+def access_audit_from_settings(settings: CoreSettings | None = None) -> AccessAudit:
+    """The access audit of the configured mode, beside the accounts: PostgreSQL when
+    distributed, else the SQLite file in the data directory (the one `cem up` uses)."""
+    settings = settings or CoreSettings()
+    if settings.mode == "distributed":
+        return PostgresAccessAudit(postgres_dsn(settings))
+    private_dir(settings.data_dir)
+    return SqliteAccessAudit(settings.data_dir / AUDIT_FILE)
+
+
 def build_ingest(
     settings: IngestSettings | None = None,
     *,
@@ -244,6 +259,7 @@ def build_query_api(
     identity: IdentityResolver | None = None,
     users: UserStore | None = None,
     publisher: Publisher | None = None,
+    access_audit: AccessAudit | None = None,
 ) -> QueryService:
     """The query API on the ClickHouse server (the database CEM_CLICKHOUSE_URL names, which the
     workers write) with the PostgreSQL key store and, when CEM_IDENTITY=eventsourced, the identity
@@ -258,8 +274,13 @@ def build_query_api(
     keys = keys or PostgresKeyStore(postgres_dsn(settings))
     users = users or PostgresUserStore(postgres_dsn(settings))
     publisher = publisher or alert_publisher(settings)
-    app = create_app(warehouse, keys, identity, publisher=publisher, users=users)
-    return QueryService(settings, app, warehouse, keys, identity, users=users, publisher=publisher)
+    access_audit = access_audit or PostgresAccessAudit(postgres_dsn(settings))
+    app = create_app(
+        warehouse, keys, identity, publisher=publisher, users=users, access_audit=access_audit
+    )
+    return QueryService(
+        settings, app, warehouse, keys, identity, users, publisher, access_audit=access_audit
+    )
 
 
 def alert_publisher(settings: CoreSettings, timeout_s: float = 5.0) -> IdempotentPublisher:

@@ -202,3 +202,45 @@ class UserStore(Protocol):
     def session(self, session_digest: str) -> SessionRecord | None: ...
 
     def delete_session(self, session_digest: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class AccessEntry:
+    """One read of one customer's data by a key or a person, as the access audit keeps it."""
+
+    entry_id: str  # a UUID: the tiebreak of the newest-first order
+    tenant_id: str
+    at: Any  # aware datetime
+    actor_kind: str  # `key` or `user`
+    actor_id: str  # the key's id or the person's user id
+    actor_email: str  # the person's email; "" for a key
+    role: str
+    customer_id: str  # the customer the read resolved to, not only what was typed
+    requested_id: str  # what the caller typed
+    resource: str  # timeline, stream, profile, identities, identity_history, alerts, export, ...
+    request_id: str  # the caller's X-Request-ID, "" when none
+
+
+@dataclass(frozen=True)
+class AccessQuery:
+    """Which entries of one tenant to list, newest first; `before` is a page's last (at, entry_id)."""
+
+    tenant_id: str
+    customer_id: str | None = None
+    actor: str | None = None  # an actor id or email
+    since: Any = None  # inclusive, aware datetime
+    until: Any = None  # exclusive
+    before: tuple[Any, str] | None = None
+    limit: int = 100
+
+
+class AccessAudit(Protocol):
+    """Who read which customer's data, when: appended on every such read, listed by admins."""
+
+    def record(self, entry: AccessEntry) -> None:
+        """Append durably before the read answers; raises when the store cannot take it."""
+        ...
+
+    def entries(self, query: AccessQuery) -> list[AccessEntry]:
+        """The tenant's matching entries, newest first (at, then entry_id), at most `limit`."""
+        ...

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from cem.access_audit import record_access
 from cem.api_errors import ApiError
 from cem.auth import CAN_READ_CUSTOMERS, require
 from cem.ports import Principal
@@ -178,6 +179,7 @@ def get_identities(customer_id: CustomerId, request: Request, who: Reader) -> di
         found = resolver.identities(
             who.tenant_id, resolver.customer_for(who.tenant_id, customer_id)
         )
+    record_access(request, who, found.customer_id, "identities", customer_id)
     return {
         "requested_id": found.requested_id,
         "customer_id": found.customer_id,
@@ -191,11 +193,12 @@ def get_identities(customer_id: CustomerId, request: Request, who: Reader) -> di
 @router.get("/customers/{customer_id:path}/identity-history")
 def get_identity_history(customer_id: CustomerId, request: Request, who: Reader) -> dict[str, Any]:
     """Audit of every registration, link, unlink, merge and split, with who and why."""
-    resolver = _identity(request)
+    resolver, requested = _identity(request), customer_id
     with _domain_errors():
         customer_id = resolver.customer_for(who.tenant_id, customer_id)
         entries = resolver.history(who.tenant_id, customer_id)
     canonical = resolver.canonical_id(who.tenant_id, customer_id)
+    record_access(request, who, canonical, "identity_history", requested)
     return {"customer_id": canonical, "entries": [asdict(entry) for entry in entries]}
 
 

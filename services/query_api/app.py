@@ -8,9 +8,10 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from cem import api_errors, readiness, web_security
+from cem.access_audit import audit_probe
 from cem.accounts import Accounts
 from cem.clock import SystemClock
-from cem.ports import KeyStore, Publisher, UserStore, Warehouse
+from cem.ports import AccessAudit, KeyStore, Publisher, UserStore, Warehouse
 from services.identity.resolver import IdentityResolver
 
 
@@ -32,6 +33,7 @@ def include_query_routes(app: FastAPI, health: Callable[[], dict[str, Any]]) -> 
     from services.query_api.routers import (
         alert_lifecycle,
         alerts,
+        audit,
         customers,
         events,
         export,
@@ -56,6 +58,7 @@ def include_query_routes(app: FastAPI, health: Callable[[], dict[str, Any]]) -> 
     app.include_router(alerts.router)
     app.include_router(events.router)
     app.include_router(alert_lifecycle.router)
+    app.include_router(audit.router)
 
 
 def create_app(
@@ -64,13 +67,17 @@ def create_app(
     identity: IdentityResolver | None = None,
     publisher: Publisher | None = None,
     users: UserStore | None = None,
+    access_audit: AccessAudit | None = None,
 ) -> FastAPI:
     """The query API alone (distributed mode: one process per service); `identity` is the
-    resolver on the shared identity store (`build_identity(IdentitySettings())`)."""
+    resolver on the shared identity store (`build_identity(IdentitySettings())`). `access_audit`
+    records reads of customers' data (`build_query_api` passes PostgreSQL's); without one, those
+    reads answer 503 (`cem.access_audit`: fail closed)."""
     app = FastAPI(title="cem query API", version="0.1.0", docs_url=None, redoc_url=None)
     api_errors.install(app)
     web_security.install(app)
     app.state.warehouse, app.state.keys = warehouse, keys
+    app.state.access_audit = access_audit
     if identity is not None:
         app.state.identity = identity
     # People sign in to the console and dashboard this app serves (`services.query_api.web`).
@@ -78,7 +85,10 @@ def create_app(
     if publisher is not None:  # managers' alert actions are published as events
         app.state.publisher = publisher
     include_query_routes(app, health=lambda: {"service": "query-api"})
-    readiness.set_checks(app, {"warehouse": lambda: warehouse.select("SELECT 1 AS ok")})
+    readiness.set_checks(
+        app,
+        {"warehouse": lambda: warehouse.select("SELECT 1 AS ok"), **audit_probe(app)},
+    )
     from services.query_api.web import include_web
 
     include_web(app)

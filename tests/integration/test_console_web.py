@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from cem.accounts import MAX_FAILURES, Accounts
 from cem.adapters.chdb_warehouse import ChdbWarehouse
+from cem.adapters.memory_access_audit import MemoryAccessAudit
 from cem.adapters.memory_keys import MemoryKeyStore
 from cem.adapters.memory_users import MemoryUserStore
 from cem.auth import SESSION_COOKIE
@@ -29,7 +30,9 @@ ANA = {"customer_id": "cust-ana", "email": "ana.garcia@example.com", "phone": "+
 @pytest.fixture
 def app(warehouse: ChdbWarehouse) -> FastAPI:
     ensure_tables(warehouse, [ProjectionsProjection()])
-    app = create_app(warehouse, MemoryKeyStore(), users=MemoryUserStore())
+    app = create_app(
+        warehouse, MemoryKeyStore(), users=MemoryUserStore(), access_audit=MemoryAccessAudit()
+    )
     store(warehouse, "acme", [{**raw, "customer": ANA} for raw in ana_history()])
     return app
 
@@ -87,7 +90,9 @@ def test_the_cookie_is_secure_behind_tls(
     warehouse: ChdbWarehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CEM_BEHIND_TLS", "true")  # read when the app is assembled
-    app = create_app(warehouse, MemoryKeyStore(), users=MemoryUserStore())
+    app = create_app(
+        warehouse, MemoryKeyStore(), users=MemoryUserStore(), access_audit=MemoryAccessAudit()
+    )
     with TestClient(app) as client:
         assert "Secure" in sign_in(client, person(app, "agent"))[1]
 

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 import cem.api_errors
 from cem.adapters.chdb_warehouse import ChdbWarehouse
+from cem.adapters.memory_access_audit import MemoryAccessAudit
 from cem.adapters.memory_keys import MemoryKeyStore
 from cem.runner import ensure_tables
 from schemas.validate import accept
@@ -65,6 +66,7 @@ def app(warehouse: ChdbWarehouse) -> FastAPI:
     app.include_router(router)
     app.state.warehouse = warehouse
     app.state.keys = MemoryKeyStore()
+    app.state.access_audit = MemoryAccessAudit()
     ensure_tables(warehouse, [ProjectionsProjection()])
     return app
 

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 import cem.api_errors
+from cem.adapters.memory_access_audit import MemoryAccessAudit
 from cem.adapters.memory_keys import MemoryKeyStore
 from schemas.envelope import CustomerRef
 from services.identity import IdentityResolver, IdentityRules, TenantRules, sqlite_env
@@ -58,6 +59,7 @@ def api(tmp_path: Path) -> Iterator[Api]:
     cem.api_errors.install(app)
     app.include_router(router)
     app.state.identity, app.state.keys = identity, keys
+    app.state.access_audit = MemoryAccessAudit()
     with TestClient(app) as client:
         yield Api(client, keys, identity)
     identity.close()

@@ -15,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 
 import cem.api_errors
+from cem.adapters.memory_access_audit import MemoryAccessAudit
 from cem.adapters.memory_keys import MemoryKeyStore
 from services.identity import IdentityResolver, sqlite_env
 from services.identity.router import MAX_BODY_BYTES, router
@@ -57,6 +58,7 @@ def app(tmp_path: Path) -> Iterator[tuple[FastAPI, str]]:
     cem.api_errors.install(app)
     app.include_router(router)
     app.state.identity, app.state.keys = identity, keys
+    app.state.access_audit = MemoryAccessAudit()
     yield app, keys.create("acme", "manager")[1]
     identity.close()
 

@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse
+from cem.adapters.memory_access_audit import MemoryAccessAudit
 from cem.adapters.memory_keys import MemoryKeyStore
 from cem.adapters.memory_log import MemoryLog, MemoryPublisher
 from cem.adapters.memory_users import MemoryUserStore
@@ -78,12 +79,13 @@ def test_the_query_api_answers_503_json_and_is_not_ready_while_clickhouse_is_dow
         warehouse=clickhouse_warehouse,
         keys=keys,
         users=MemoryUserStore(),  # this test is about ClickHouse: no PostgreSQL behind it
+        access_audit=MemoryAccessAudit(),
         publisher=MemoryPublisher(MemoryLog()),
     )
     auth = {"Authorization": f"Bearer {secret}"}
     try:
         with TestClient(service.app) as client:
-            assert_ready(client, {"warehouse"})
+            assert_ready(client, {"warehouse", "access_audit"})
             assert client.get(TIMELINE, headers=auth).status_code == 404
             engines.kill("clickhouse")
             try:
@@ -170,10 +172,10 @@ def test_the_embedded_app_reports_its_log_and_warehouse_and_answers_503_json_in_
 ) -> None:
     client, flaky, secret = embedded
     auth = {"Authorization": f"Bearer {secret}"}
-    assert_ready(client, {"event_log", "warehouse"})
+    assert_ready(client, {"event_log", "warehouse", "access_audit"})
     flaky.down = True
     assert_unavailable(client.get(TIMELINE, headers=auth), "warehouse_unavailable")
     assert not_ready(client, "warehouse")
     assert client.get("/ready").json()["checks"]["event_log"] == "ok"
     flaky.down = False
-    assert_ready(client, {"event_log", "warehouse"})
+    assert_ready(client, {"event_log", "warehouse", "access_audit"})

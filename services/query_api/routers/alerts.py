@@ -14,6 +14,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from cem.access_audit import record_access
 from cem.api_errors import ApiError
 from cem.auth import CAN_READ_AGGREGATES, require
 from cem.ports import Principal
@@ -141,6 +142,8 @@ def list_alerts(
         request.app.state.warehouse, query.tenant_id, [r["alert_id"] for r in page]
     )
     alerts = [alert_out(row, states.get(row["alert_id"])) for row in page]
+    if customer_id is not None and query.customers:  # one customer's alerts: audited
+        record_access(request, principal, query.customers[0], "alerts", customer_id)
     if format != ExportFormat.json:
         return download_items(alerts, list(AlertOut.model_fields), "alerts", format)
     return AlertList(rule_set=RULE_SET, alerts=alerts, next_cursor=next_cursor)

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
+from cem.access_audit import record_access
 from cem.api_errors import ApiError
 from cem.auth import CAN_READ_CUSTOMERS, require
 from cem.customer_key import normalise_phone
@@ -150,6 +151,7 @@ def get_timeline(
     )
     if page is None:
         raise _not_found()
+    record_access(request, principal, members[0], "timeline", customer_id)
     return page
 
 
@@ -160,6 +162,7 @@ def get_profile(request: Request, principal: Reader, customer_id: CustomerId) ->
     profile = read_profile(_warehouse(request), principal.tenant_id, members)
     if profile is None:
         raise _not_found()
+    record_access(request, principal, members[0], "profile", customer_id)
     return profile
 
 

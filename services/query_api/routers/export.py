@@ -24,6 +24,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 
+from cem.access_audit import record_access
 from cem.api_errors import ApiError
 from cem.auth import CAN_EXPORT_SUBJECT, require
 from cem.ports import Principal, Warehouse
@@ -211,6 +212,8 @@ def export_customer(request: Request, principal: Exporter, customer_id: Customer
         "identity_service": identity is not None,
         "generated_at": at.isoformat().replace("+00:00", "Z"),
     }
+    # Recorded before the first byte leaves: an export the audit cannot record is refused (503).
+    record_access(request, principal, members[0], "export", customer_id)
     headers = {
         "Content-Disposition": f'attachment; filename="{_filename(tenant_id, members[0], at)}"',
         "Cache-Control": "no-store",

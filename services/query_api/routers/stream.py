@@ -15,7 +15,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
+from cem.access_audit import record_access
 from cem.api_errors import ApiError
+from cem.ports import Principal
 from services.projections.arrivals import InvalidStreamCursor, Positions, decode_positions
 from services.projections.sql import customer_exists
 from services.query_api.routers.customers import CustomerId, Reader, members_of
@@ -61,10 +63,11 @@ def _cursor(header: str | None, query: str | None) -> Positions | None:
         raise ApiError(422, "invalid_request", str(exc), [detail]) from None
 
 
-def _existing_members(request: Request, tenant_id: str, customer_id: str) -> list[str]:
-    members = members_of(request, tenant_id, customer_id)
-    if not customer_exists(request.app.state.warehouse, tenant_id, members):
+def _existing_members(request: Request, principal: Principal, customer_id: str) -> list[str]:
+    members = members_of(request, principal.tenant_id, customer_id)
+    if not customer_exists(request.app.state.warehouse, principal.tenant_id, members):
         raise ApiError(404, "not_found", "no such customer")
+    record_access(request, principal, members[0], "stream", customer_id)
     return members
 
 
@@ -88,7 +91,7 @@ async def stream_customer(
     cursor = _cursor(last_event_id_header, last_event_id)
     tenant_id = principal.tenant_id
     # Blocking reads (identity store, warehouse) off the event loop that serves every stream.
-    members = await asyncio.to_thread(_existing_members, request, tenant_id, customer_id)
+    members = await asyncio.to_thread(_existing_members, request, principal, customer_id)
     stream = CustomerStream(stream_hub(request), tenant_id, members, cursor)
     # no-store: personal data; X-Accel-Buffering: a proxy must pass each message on at once.
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}

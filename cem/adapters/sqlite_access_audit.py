@@ -1,0 +1,106 @@
+"""The access audit in a SQLite file in the data directory (embedded mode), beside the accounts."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from cem.adapters.sqlite_log import storage_errors
+from cem.adapters.sqlite_users import from_micros, to_micros
+from cem.ports import AccessEntry, AccessQuery
+from cem.private_files import private_file
+
+AUDIT_FILE = "access-audit.sqlite"  # in the data directory
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS access_audit (
+  entry_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, at INTEGER NOT NULL,
+  actor_kind TEXT NOT NULL, actor_id TEXT NOT NULL, actor_email TEXT NOT NULL,
+  role TEXT NOT NULL, customer_id TEXT NOT NULL, requested_id TEXT NOT NULL,
+  resource TEXT NOT NULL, request_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS access_audit_by_time ON access_audit (tenant_id, at, entry_id);
+CREATE INDEX IF NOT EXISTS access_audit_by_customer
+  ON access_audit (tenant_id, customer_id, at, entry_id);
+"""
+COLUMNS = (
+    "entry_id, tenant_id, at, actor_kind, actor_id, actor_email, role, customer_id, "
+    "requested_id, resource, request_id"
+)
+INSERT = f"INSERT INTO access_audit ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# Every filter is a parameter: NULL means "any". The cursor is the last row's (at, entry_id).
+SELECT = f"""SELECT {COLUMNS} FROM access_audit
+WHERE tenant_id = :tenant
+  AND (:customer IS NULL OR customer_id = :customer)
+  AND (:actor IS NULL OR actor_id = :actor OR actor_email = :actor)
+  AND (:since IS NULL OR at >= :since)
+  AND (:until IS NULL OR at < :until)
+  AND (:before_at IS NULL OR at < :before_at OR (at = :before_at AND entry_id < :before_id))
+ORDER BY at DESC, entry_id DESC
+LIMIT :limit"""
+
+
+def _micros(at: Any) -> int | None:
+    return None if at is None else to_micros(at)
+
+
+def query_params(query: AccessQuery) -> dict[str, Any]:
+    before_at, before_id = query.before or (None, None)
+    return {
+        "tenant": query.tenant_id,
+        "customer": query.customer_id,
+        "actor": query.actor,
+        "since": _micros(query.since),
+        "until": _micros(query.until),
+        "before_at": _micros(before_at),
+        "before_id": before_id,
+        "limit": query.limit,
+    }
+
+
+def _entry(row: tuple[Any, ...]) -> AccessEntry:
+    entry_id, tenant_id, at, *rest = row
+    return AccessEntry(entry_id, tenant_id, from_micros(at), *rest)
+
+
+class SqliteAccessAudit:
+    """An AccessAudit in one SQLite file, 0600. Thread-safe (one connection behind a lock)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        with storage_errors(self.path):
+            private_file(self.path)  # who read which customer: personal data, owner only
+            self._conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=5.0
+            )
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            # As the event log by default (`sqlite_log._connect`): a commit is in the WAL before
+            # the read answers, so it survives a crash of this process; only an OS crash or power
+            # loss can lose the last entries. An fsync per read would cost more than the read.
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.executescript(SCHEMA)
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, storage_errors(self.path):
+            yield self._conn
+
+    def record(self, entry: AccessEntry) -> None:
+        values = (entry.entry_id, entry.tenant_id, to_micros(entry.at), entry.actor_kind)
+        rest = (entry.actor_id, entry.actor_email, entry.role, entry.customer_id)
+        with self._db() as conn:
+            conn.execute(
+                INSERT, (*values, *rest, entry.requested_id, entry.resource, entry.request_id)
+            )
+
+    def entries(self, query: AccessQuery) -> list[AccessEntry]:
+        with self._db() as conn:
+            rows = conn.execute(SELECT, query_params(query)).fetchall()
+        return [_entry(row) for row in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
