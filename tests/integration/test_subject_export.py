@@ -174,6 +174,20 @@ def test_only_an_admin_of_the_customers_tenant_may_export(ana: Client) -> None:
     assert ana.export("x" * 401).status_code == 422
 
 
+def test_an_export_is_recorded_in_the_access_audit_and_refused_without_it(ana: Client) -> None:
+    assert ana.export(PHONE_ID).status_code == 200
+    entries = ana.call("GET", "/v1/audit/access", "admin").json()["entries"]
+    exports = [e for e in entries if e["resource"] == "export"]
+    assert [(e["requested_id"], e["role"]) for e in exports] == [(PHONE_ID, "admin")]
+    assert (
+        exports[0]["customer_id"]
+        == ana.read(f"/v1/customers/{quote(PHONE_ID, safe='')}")["customer_id"]
+    )  # the customer the typed id reached
+    ana.platform.app.state.access_audit = None  # an export nobody could trace is not sent
+    refused = ana.export(EMAIL_ID)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (503, "audit_unavailable")
+
+
 def test_the_export_is_documented_as_a_zip(api: Client) -> None:
     spec = api.http.get("/openapi.json").json()
     operation = spec["paths"]["/v1/customers/{customer_id}/export"]["get"]
