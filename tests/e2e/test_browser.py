@@ -82,6 +82,12 @@ class Page:
         self.find("#email").send_keys(email)
         self.find("#password").send_keys(password)
         self.find("#signin-submit").click()
+        # The form's answer has arrived: an error on the sign-in page, or another page (a success
+        # redirects). Without this wait the next navigation could cancel the sign-in under load.
+        self.wait(
+            lambda: self.all("#signin-error") or "/signin" not in self.driver.current_url,
+            what="the answer to the sign-in form",
+        )
 
     def find(self, css: str) -> Any:
         from selenium.webdriver.common.by import By
@@ -358,7 +364,7 @@ def test_sign_in_locks_out_after_repeated_failures(page: Page, deployment: Deplo
         page.sign_in(email, "not the password")
         page.wait(lambda: page.all("#signin-error"))
     page.sign_in(email)  # the right password, too late
-    assert "locked" in page.text("#signin-error")
+    page.wait(lambda: "locked" in page.text("#signin-error"), what="the locked-out message")
     page.screenshot("signin-locked")
 
 

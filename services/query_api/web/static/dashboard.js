@@ -124,8 +124,11 @@
     const palette = ["#1f6feb", "#d1242f", "#1a7f37", "#9a6700", "#8250df", "#bf3989", "#0969da", "#57606a"];
     const width = Math.max(280, $("trend").clientWidth || 600);
     if (chart) chart.destroy();
+    // The x axis is the chosen period, so a period with one bucket shows it at its date.
+    const bounds = [new Date(period.since).getTime() / 1000, new Date(period.until).getTime() / 1000];
     chart = new uPlot({
       width, height: 260, spanGaps: true,
+      scales: { x: { time: true, range: () => bounds } },
       series: [{}, ...touchpoints.map((tp, i) => ({ label: tp, stroke: palette[i % palette.length], width: 2 }))],
       axes: [{}, { label: $("trend-metric").selectedOptions[0].textContent }],
     }, data, $("trend"));
