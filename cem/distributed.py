@@ -167,23 +167,24 @@ def keystore_from_settings(settings: CoreSettings | None = None) -> KeyStore:
 
 def channels_from_settings(settings: CoreSettings | None = None) -> ChannelStore:
     """The channel store of the configured mode: PostgreSQL when distributed (every ingest replica
-    verifies against it), else the SQLite file in the data directory."""
+    verifies against it), else the SQLite file in the data directory. Distributed, secrets are
+    sealed under CEM_SECRET_KEY, else under one key kept in PostgreSQL (never a host's own file:
+    replicas and the admin's `cem channels` must all open what any of them sealed)."""
     from cem.bootstrap import embedded_channels
     from cem.secrets import SecretBox, platform_key
 
     settings = settings or CoreSettings()
     if settings.mode != "distributed":
         return embedded_channels(settings)
-    secret_key = settings.secret_key.get_secret_value() if settings.secret_key else None
-    if secret_key is None:
+    secret_key = settings.secret_key.get_secret_value() if settings.secret_key else ""
+    if not secret_key:
         logger.warning(
-            "CEM_SECRET_KEY is not set: channel secrets are sealed with %s, which every ingest "
-            "replica must share",
-            settings.data_dir / "secret.key",
+            "CEM_SECRET_KEY is not set: channel secrets are sealed with a key kept in PostgreSQL "
+            "beside them; set CEM_SECRET_KEY to keep the key apart from the data"
         )
-    return PostgresChannelStore(
-        postgres_dsn(settings), SecretBox(platform_key(settings.data_dir, secret_key))
-    )
+        return PostgresChannelStore(postgres_dsn(settings))
+    key = platform_key(settings.data_dir, secret_key)
+    return PostgresChannelStore(postgres_dsn(settings), SecretBox(key))
 
 
 def users_from_settings(settings: CoreSettings | None = None) -> UserStore:

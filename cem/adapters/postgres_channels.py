@@ -1,13 +1,15 @@
 """Channels and webhook dead letters in PostgreSQL (distributed mode); secrets sealed by SecretBox.
 
 Every ingest replica verifies signatures against this one table, so every replica must share the
-platform key (CEM_SECRET_KEY).
+platform key: CEM_SECRET_KEY when set (the key then lives apart from the data), else one key made by
+the first replica that asks and kept in `platform_secrets`, so replicas on other hosts still agree.
 """
 
 from __future__ import annotations
 
 import builtins
 import json
+import secrets
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -22,7 +24,7 @@ from cem.channels import (
     WebhookDeadLetter,
     mint_channel_id,
 )
-from cem.secrets import SecretBox
+from cem.secrets import KEY_BYTES, SecretBox
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS channels (
@@ -38,7 +40,11 @@ CREATE TABLE IF NOT EXISTS webhook_dead_letters (
   status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS webhook_dead_letters_by_status
   ON webhook_dead_letters (status, received_at);
+CREATE TABLE IF NOT EXISTS platform_secrets (name TEXT PRIMARY KEY, secret BYTEA NOT NULL);
 """
+SHARED_KEY_NAME = "channel_secrets"
+INSERT_SHARED_KEY = "INSERT INTO platform_secrets VALUES (%s, %s) ON CONFLICT DO NOTHING"
+SELECT_SHARED_KEY = "SELECT secret FROM platform_secrets WHERE name = %s"
 CHANNEL_COLUMNS = "channel_id, tenant_id, provider, name, settings, created_at"
 INSERT_CHANNEL = f"""INSERT INTO channels
   (channel_id, tenant_id, provider, name, settings, sealed_secret)
@@ -92,14 +98,23 @@ def _letter(row: tuple[Any, ...]) -> WebhookDeadLetter:
 class PostgresChannelStore:
     """A ChannelStore in PostgreSQL. Thread-safe; the tables are created on start if missing."""
 
-    def __init__(self, dsn: str, box: SecretBox, *, timeout_s: float = 5.0) -> None:
-        self._box = box
+    def __init__(self, dsn: str, box: SecretBox | None = None, *, timeout_s: float = 5.0) -> None:
+        """`box` seals with the platform key; None: with the key shared in PostgreSQL."""
         self.db = PostgresPool(dsn, max_size=4, timeout_s=timeout_s, name="cem-channels")
         try:
             self.db.create_schema("cem.channels", SCHEMA)
+            self._box = box or SecretBox(self._shared_key())
         except BaseException:
             self.db.close()
             raise
+
+    def _shared_key(self) -> bytes:
+        """The key every replica shares, made by whichever asks first."""
+        with self.db.transaction() as cursor:
+            cursor.execute(INSERT_SHARED_KEY, (SHARED_KEY_NAME, secrets.token_bytes(KEY_BYTES)))
+            row = cursor.execute(SELECT_SHARED_KEY, (SHARED_KEY_NAME,)).fetchone()
+        assert row is not None  # inserted just above, or earlier by another replica
+        return bytes(row[0])
 
     def add(
         self,

@@ -8,6 +8,7 @@ import pytest
 
 from cem.adapters.postgres_channels import PostgresChannelStore
 from cem.channels import ChannelStore
+from cem.secrets import SecretKeyError
 from tests.contract.test_channel_store import ChannelStoreContract, box
 
 pytestmark = pytest.mark.postgres
@@ -26,3 +27,29 @@ class TestPostgresChannelStore(ChannelStoreContract):
         with store.db.transaction() as cursor:
             rows = cursor.execute("SELECT row_to_json(c)::text FROM channels AS c").fetchall()
         return "\n".join(row[0] for row in rows).encode()
+
+
+def test_replicas_without_a_platform_key_share_the_one_kept_in_postgresql(
+    postgres_dsn: str,
+) -> None:
+    # Two replicas (or an admin's `cem channels add` and an ingest on another host) with no
+    # CEM_SECRET_KEY: what one seals the other opens, and the table holds no secret in clear.
+    first, second = PostgresChannelStore(postgres_dsn), PostgresChannelStore(postgres_dsn)
+    try:
+        channel = first.add("acme", "twilio", "s3cret-auth-token-0123456789")
+        assert second.secret(channel.channel_id) == "s3cret-auth-token-0123456789"
+        with first.db.transaction() as cursor:
+            row = cursor.execute(
+                "SELECT sealed_secret FROM channels WHERE channel_id = %s", (channel.channel_id,)
+            ).fetchone()
+        assert row is not None and b"s3cret-auth-token" not in bytes(row[0])
+        # A store given a platform key does not open what the shared key sealed (and says so).
+        keyed = PostgresChannelStore(postgres_dsn, box())
+        try:
+            with pytest.raises(SecretKeyError, match="does not open"):
+                keyed.secret(channel.channel_id)
+        finally:
+            keyed.close()
+    finally:
+        first.close()
+        second.close()
