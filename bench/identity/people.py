@@ -53,6 +53,18 @@ class Person:
         return self.mobile if day >= self.mobile_from else None
 
 
+# Gmail ignores dots in the part before the @ (Google's own help: "Dots don't matter in Gmail
+# addresses"), so it never gives `ana.ruiz@` and `anaruiz@` to two people: they are one mailbox.
+DOTLESS_PROVIDERS = ("gmail.com", "googlemail.com")
+
+
+def _delivered_to(address: str) -> str:
+    """The mailbox an address reaches, as its provider decides (a fact of the provider, not a rule
+    of the platform under test)."""
+    local, _, domain = address.partition("@")
+    return f"{local.replace('.', '')}@{domain}" if domain in DOTLESS_PROVIDERS else address
+
+
 class _Unique:
     """Draws values until one is new: two people never get one mailbox or number by chance."""
 
@@ -67,10 +79,10 @@ class _Unique:
 
     def mailbox(self, local: str, domain: str) -> str:
         candidate, n = f"{local}@{domain}", 1
-        while candidate in self.used:
+        while _delivered_to(candidate) in self.used:
             n += 1
             candidate = f"{local}{n}@{domain}"
-        self.used.add(candidate)
+        self.used.add(_delivered_to(candidate))
         return candidate
 
     def token(self) -> str:

@@ -170,3 +170,22 @@ def test_agents_habits_repeat_a_few_placeholders() -> None:
     emails = Counter(h.email for h in habits)
     assert emails.most_common(1)[0][1] >= 3
     assert len(emails) > 5
+
+
+def test_no_two_people_hold_one_gmail_mailbox_written_with_other_dots() -> None:
+    # Gmail delivers `ana.ruiz@` and `anaruiz@` to one mailbox, so it never hands them to two
+    # people; a population that did would count the right merge of one mailbox as a stranger's.
+    from bench.identity.people import make_people
+
+    people = make_people(3000, random.Random(7))
+    owners: dict[str, set[int]] = {}
+    for person in people:
+        addresses = [*person.mailboxes, person.work_mailbox]
+        if person.changed_mailbox:
+            addresses.append(person.changed_mailbox[1])
+        for address in filter(None, addresses):
+            local, _, domain = address.partition("@")
+            if domain in ("gmail.com", "googlemail.com"):
+                owners.setdefault(local.replace(".", "") + "@" + domain, set()).add(person.index)
+    assert owners  # the population does give people Gmail addresses
+    assert [m for m, who in owners.items() if len(who) > 1] == []
