@@ -163,6 +163,23 @@ def test_every_view_of_one_customer_is_recorded_and_searches_are_not(
     assert {e["customer_id"] for e in listed(api)} == {EMAIL_ID}
 
 
+def test_reading_one_event_is_recorded_under_the_customer_it_belongs_to(
+    api: Client, merged: None
+) -> None:
+    timeline = api.call("GET", f"/v1/customers/{PHONE_ID}/timeline").json()
+    event_id = timeline["entries"][-1]["event_id"]
+    assert api.call("GET", f"/v1/events/{event_id}").status_code == 200
+    newest = listed(api)[0]
+    assert (newest["resource"], newest["customer_id"], newest["requested_id"]) == (
+        "event",
+        EMAIL_ID,  # the phone's call, now the merged customer's
+        event_id,
+    )
+    api.platform.app.state.access_audit = None
+    refused = api.call("GET", f"/v1/events/{event_id}")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (503, "audit_unavailable")
+
+
 def test_pages_and_csv(api: Client, merged: None) -> None:
     for _ in range(3):
         assert api.call("GET", f"/v1/customers/{EMAIL_ID}").status_code == 200

@@ -15,6 +15,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 
+from cem.access_audit import record_access
 from cem.api_errors import ApiError
 from cem.auth import CAN_READ_CUSTOMERS, require
 from cem.ports import Principal, Warehouse
@@ -68,9 +69,12 @@ def get_event(
     if found is None:
         raise _not_found()
     filed_under, entry = found
+    customer_id = filing.customer_id if filing else filed_under
+    # One customer's touchpoint, payload included: audited like the timeline (fails closed).
+    record_access(request, principal, customer_id, "event", canonical_id)
     return FiledEvent(
         event=entry,
-        customer_id=filing.customer_id if filing else filed_under,
+        customer_id=customer_id,
         filed_under=filed_under,
         ignored_identifiers=_ignored(filing),
     )
