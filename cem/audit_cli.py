@@ -31,7 +31,12 @@ def instant(option: str, text: str | None) -> datetime | None:
         raise CliError(f"{option} {text!r} is not a date or RFC 3339 time", USAGE_ERROR) from None
     if value.tzinfo is None:
         raise CliError(f"{option} needs a UTC offset, e.g. 2026-11-10T00:00:00Z", USAGE_ERROR)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise CliError(
+            f"{option} {text!r} is outside the years 1–9999 in UTC", USAGE_ERROR
+        ) from None
 
 
 def row(entry: AccessEntry) -> dict[str, Any]:

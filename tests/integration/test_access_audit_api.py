@@ -31,6 +31,7 @@ from cem.ports import AccessEntry, AccessQuery
 from cem.runner import ensure_tables
 from cem.settings import QuerySettings
 from services.projections.projection import ProjectionsProjection
+from services.projections.timeline import Cursor, encode_cursor
 from tests.integration import test_unified_history as unified
 from tests.integration.test_customers_router import ana_history, store
 from tests.integration.test_unified_history import (
@@ -192,6 +193,10 @@ def test_pages_and_csv(api: Client, merged: None) -> None:
     rows = list(csv.DictReader(io.StringIO(download.text)))
     assert {r["entry_id"] for r in rows} == every and rows[0]["resource"] == "profile"
     bad = api.call("GET", AUDIT, "admin", params={"cursor": "nonsense"})
+    assert (bad.status_code, bad.json()["error"]["code"]) == (422, "invalid_cursor")
+    # a well-formed cursor whose time lies past year 9999
+    forged = encode_cursor(Cursor(2**62, "00000000-0000-0000-0000-000000000000"))
+    bad = api.call("GET", AUDIT, "admin", params={"cursor": forged})
     assert (bad.status_code, bad.json()["error"]["code"]) == (422, "invalid_cursor")
 
 

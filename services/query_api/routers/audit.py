@@ -70,10 +70,14 @@ def _before(cursor: str | None) -> tuple[datetime, str] | None:
         return None
     try:
         position = decode_cursor(cursor)
-    except InvalidCursor as exc:
-        detail = {"code": "invalid_cursor", "message": str(exc), "path": "query.cursor"}
-        raise ApiError(422, "invalid_cursor", str(exc), [detail]) from None
-    return from_micros(position.derived_at), position.event_id
+        # A forged position past the calendar's range is as invalid as a malformed one.
+        return from_micros(position.derived_at), position.event_id
+    except (InvalidCursor, OverflowError, ValueError) as exc:
+        message = (
+            str(exc) if isinstance(exc, InvalidCursor) else "the cursor's time is out of range"
+        )
+        detail = {"code": "invalid_cursor", "message": message, "path": "query.cursor"}
+        raise ApiError(422, "invalid_cursor", message, [detail]) from None
 
 
 def _next_cursor(page: list[AccessEntry], more: bool) -> str | None:
