@@ -14,7 +14,7 @@ can fail before the first byte (auth, 404, the profile and identity reads) fails
 
 from __future__ import annotations
 
-import hashlib
+import secrets
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Annotated, Any
@@ -32,9 +32,10 @@ from services.identity.errors import CustomerNotFound
 from services.identity.resolver import IdentityResolver
 from services.projections.profile import Profile
 from services.projections.sql import read_profile, read_timeline
-from services.projections.timeline import MAX_PAGE, TimelineEntry, decode_cursor, from_micros
+from services.projections.timeline import MAX_PAGE, TimelineEntry, decode_cursor
 from services.query_api.routers.alerts import AlertOut, alert_out
 from services.query_api.routers.customers import CustomerId, members_of
+from services.query_api.routers.responses import answer_fields
 from services.query_api.routers.satisfaction import now
 from services.query_api.subject_archive import JsonRow, Section, SubjectArchive
 from services.satisfaction.lifecycle_sql import read_states
@@ -89,19 +90,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def _answer_out(row: dict[str, Any]) -> SurveyAnswerOut:
-    return SurveyAnswerOut(
-        event_id=row["event_id"],
-        customer_id=row["customer_id"],
-        answered_at=from_micros(int(row["answered_at"])),
-        survey_id=row["survey_id"] or None,
-        metric=row["kind"],
-        scale=row["scale"],
-        score=int(row["score"]),
-        verbatim=row["comment"] or None,
-        touchpoint=row["touchpoint"],
-        channel=row["channel"],
-        correlation_id=row["correlation_id"] or None,
-    )
+    return SurveyAnswerOut(**answer_fields(row), survey_id=row["survey_id"] or None)
 
 
 def _event_pages(warehouse: Warehouse, tenant_id: str, members: list[str]) -> Iterator[list[Any]]:
@@ -156,10 +145,10 @@ def _identity_records(
     return to_jsonable_python(list(found.identities)), to_jsonable_python(history)
 
 
-def _filename(tenant_id: str, customer_id: str, at: datetime) -> str:
-    # No customer id in a header: it is often an email or phone, and headers end up in proxy logs.
-    digest = hashlib.sha256(f"{tenant_id}\0{customer_id}".encode()).hexdigest()[:16]
-    return f"customer-export-{digest}-{at:%Y%m%dT%H%M%SZ}.zip"
+def _filename(at: datetime) -> str:
+    # Nothing derived from the customer in a header: ids are often an email or a phone (a hash of
+    # one is reversed by trying every number), and headers end up in proxy logs. A random token.
+    return f"customer-export-{secrets.token_hex(8)}-{at:%Y%m%dT%H%M%SZ}.zip"
 
 
 def _stream(sections: Sequence[Section], manifest: dict[str, Any]) -> Iterator[bytes]:
@@ -215,7 +204,7 @@ def export_customer(request: Request, principal: Exporter, customer_id: Customer
     # Recorded before the first byte leaves: an export the audit cannot record is refused (503).
     record_access(request, principal, members[0], "export", customer_id)
     headers = {
-        "Content-Disposition": f'attachment; filename="{_filename(tenant_id, members[0], at)}"',
+        "Content-Disposition": f'attachment; filename="{_filename(at)}"',
         "Cache-Control": "no-store",
     }
     return ZipResponse(_stream(sections, manifest), headers=headers)

@@ -93,20 +93,24 @@ def _cursor(text: str | None) -> ResponsesCursor | None:
         raise _invalid("cursor", str(exc), "invalid_cursor") from None
 
 
+def answer_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a stored survey answer every answer model shares (drill-down, export)."""
+    return {
+        "event_id": row["event_id"],
+        "customer_id": row["customer_id"],
+        "answered_at": from_micros(int(row["answered_at"])),
+        "metric": row["kind"],
+        "scale": row["scale"],
+        "score": int(row["score"]),
+        "verbatim": row["comment"] or None,
+        "touchpoint": row["touchpoint"],
+        "channel": row["channel"],
+        "correlation_id": row["correlation_id"] or None,
+    }
+
+
 def _response_out(row: dict[str, Any]) -> SurveyResponseOut:
-    return SurveyResponseOut(
-        event_id=row["event_id"],
-        customer_id=row["customer_id"],
-        answered_at=from_micros(int(row["answered_at"])),
-        metric=row["kind"],
-        scale=row["scale"],
-        score=int(row["score"]),
-        verbatim=row["comment"] or None,
-        touchpoint=row["touchpoint"],
-        channel=row["channel"],
-        rated_event_id=row["rated_event_id"] or None,
-        correlation_id=row["correlation_id"] or None,
-    )
+    return SurveyResponseOut(**answer_fields(row), rated_event_id=row["rated_event_id"] or None)
 
 
 @router.get(
