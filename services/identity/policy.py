@@ -336,12 +336,7 @@ def _choose_home(
             continue
         holder = claim.holders[-1]  # the most recent claim, for identifiers shared on purpose
         group = situation.groups[holder]
-        if (
-            device
-            and holder not in situation.profiles
-            and _identified(group.identifiers, rules)
-            and not _others_line(ranked, group)
-        ):
+        if device and holder not in situation.profiles and _identified(group.identifiers, rules):
             # Only a device: its touchpoints go to a profile of their own, which joins the
             # person using the device and leaves again if somebody else turns out to use it.
             return _ProfileOf(claim, group.canonical_id)
@@ -397,16 +392,6 @@ def _digits(text: str) -> str:
 
 def _is_device(identifier: Identifier, rules: TenantRules) -> bool:
     return rules.rule_for(identifier).device_profile
-
-
-def _others_line(ranked: list[Claim], group: Group) -> bool:
-    """The touchpoint carries a phone line the group does not hold. A fixed line is filed like a
-    device (its calls alone join the one person known to answer it), but it names a household:
-    beside a store's kiosk or a tablet it says who is there, so the device's known user is not
-    whose touchpoint it is, nor does that user gain the line."""
-    return any(
-        c.identifier.family == "phone" and c.identifier not in group.identifiers for c in ranked
-    )
 
 
 def _new_profile(device: Claim, person_id: str, situation: Situation) -> _Draft:

@@ -336,25 +336,19 @@ def test_one_person_with_a_second_mobile_is_not_a_hub() -> None:
 # --- household lines beside devices ----------------------------------------------------------------
 
 
-def test_a_household_line_at_a_store_kiosk_is_not_the_kiosks_known_user() -> None:
-    uri = f"file:kiosk-line-{uuid.uuid4().hex}?mode=memory&cache=shared"
+def test_a_person_giving_her_own_landline_on_her_own_browser_stays_herself() -> None:
+    uri = f"file:own-line-{uuid.uuid4().hex}?mode=memory&cache=shared"
     identity = IdentityResolver(sqlite_env(uri), IdentityRules())
 
     def resolve(**ref: str) -> str:
         return identity.resolve(
-            "acme", CustomerRef(**ref), str(uuid.uuid4()), "pos", at=NOW
+            "acme", CustomerRef(**ref), str(uuid.uuid4()), "web", at=NOW
         ).home_id
 
-    santiago = resolve(email="santiago.munoz@gmail.com", anonymous_id="kiosk-tienda-10")
-    # Someone else at the same kiosk leaves their home landline: a household, not Santiago.
-    household = resolve(anonymous_id="kiosk-tienda-10", phone="934 123 456")
-    assert household != santiago
-    assert identity.locate("acme", santiago).members == (santiago,)
-    assert identity.holders_of("acme", "phone", "934 123 456") == (household,)
-    # Calls from that line later are the household's, never Santiago's.
-    assert resolve(phone="+34 934 12 34 56") == household
-    # The kiosk alone still files under its one known user, as any device does.
-    assert identity.locate("acme", resolve(anonymous_id="kiosk-tienda-10")).customer_id == santiago
+    ana = resolve(email="ana.garcia@gmail.com", anonymous_id="ck-ana-laptop")
+    # Later, on the same laptop, a form with only her home landline: Ana's touchpoint.
+    form = resolve(anonymous_id="ck-ana-laptop", phone="913 914 447")
+    assert identity.locate("acme", form).customer_id == identity.locate("acme", ana).customer_id
     identity.close()
 
 
