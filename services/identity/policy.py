@@ -13,6 +13,7 @@ from types import MappingProxyType
 
 from rapidfuzz.distance import OSA
 
+from services.identity.keyboard import keyboard_slip
 from services.identity.rules import Identifier, TenantRules
 
 
@@ -508,11 +509,15 @@ def _merge_or_propose_one(
 
 
 def _slip_between(ours: Iterable[Identifier], theirs: Iterable[Identifier]) -> str | None:
-    """Why two customers' emails are one person's: one is a slip of the other (`one_slip_apart`)."""
+    """Why two established customers' emails are one person's: one is a slip of the other
+    (`one_slip_apart`) that a finger makes (`keyboard_slip`: `kateo@` for `mateo@`), not another
+    name one letter away (`maria@` and `mario@`, `daniel@` and `daniela@`: often one household)."""
     known = sorted(theirs)
     for mine in sorted(ours):
         for other in known:
-            if one_slip_apart(mine, other):
+            if one_slip_apart(mine, other) and keyboard_slip(
+                mine.value.rpartition("@")[0], other.value.rpartition("@")[0]
+            ):
                 return f"{mine.value} and {other.value} are one keystroke apart"
     return None
 

@@ -422,6 +422,29 @@ def test_two_customers_whose_emails_are_a_slip_apart_are_one_on_the_browser_of_o
     identity.close()
 
 
+@pytest.mark.parametrize(
+    "first, second", [("maria.lopez", "mario.lopez"), ("daniel.ruiz", "daniela.ruiz")]
+)
+def test_siblings_one_letter_apart_on_a_family_tablet_stay_two_people(
+    first: str, second: str
+) -> None:
+    uri = f"file:siblings-{uuid.uuid4().hex}?mode=memory&cache=shared"
+    identity = IdentityResolver(sqlite_env(uri), IdentityRules())
+
+    def resolve(**ref: str) -> str:
+        return identity.resolve(
+            "acme", CustomerRef(**ref), str(uuid.uuid4()), "web", at=NOW
+        ).home_id
+
+    one = resolve(email=f"{first}@gmail.com", anonymous_id="ck-family-ipad")
+    other = resolve(email=f"{second}@gmail.com")
+    # The other signs in on the family iPad: another name, not a slip of a finger.
+    assert resolve(email=f"{second}@gmail.com", anonymous_id="ck-family-ipad") == other
+    assert identity.locate("acme", one).members == (one,)
+    assert identity.locate("acme", other).members == (other,)
+    identity.close()
+
+
 def test_a_browser_used_by_two_emails_that_are_no_slip_is_shared() -> None:
     uri = f"file:shared-device-{uuid.uuid4().hex}?mode=memory&cache=shared"
     identity = IdentityResolver(sqlite_env(uri), IdentityRules())
