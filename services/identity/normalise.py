@@ -64,9 +64,9 @@ PLACEHOLDER_TOKENS = _words(
 )
 # Local parts that say there is no mailbox, or name a role rather than a person.
 PLACEHOLDER_EMAIL_LOCALS = _words(
-    "cliente clientes correo do-not-reply donotreply email mail n/a na nada ninguna ninguno "
-    "no no-email no-reply nobody noemail nomail none noreply notengo notiene null sin sincorreo "
-    "sinemail sinmail test unknown usuario"
+    "anonimo anonymous cliente clientes correo desconocida desconocido do-not-reply donotreply "
+    "email mail n/a na nada ninguna ninguno no no-email no-reply nobody noemail nomail none "
+    "noreply notengo notiene null sin sincorreo sinemail sinmail test undefined unknown usuario"
 )
 # RFC 2606 reserves example.*, .invalid, .test and localhost; the rest are what people type.
 PLACEHOLDER_EMAIL_DOMAINS = _words(
@@ -146,7 +146,8 @@ def is_placeholder(
 
 
 def _placeholder_email(value: str, consumer_domains: tuple[str, ...] = ()) -> bool:
-    """A mailbox nobody reads: a no-value word before the `@` (`desconocido@`, `x@`) or as the
+    """A mailbox nobody reads: a no-value word before the `@` of a consumer provider
+    (`desconocido@gmail.com`, `x@outlook.com`) or as the
     domain's name, the same word on both sides (`ninguno@ninguno.es`, `x@x.com`), one key
     repeated (`xxx@yahoo.es`), or a one-character name at a consumer provider (`a@yahoo.es`: they
     give nobody a mailbox that short, unlike a company naming its own, `j@acme.es`): what people
@@ -155,7 +156,10 @@ def _placeholder_email(value: str, consumer_domains: tuple[str, ...] = ()) -> bo
     label = domain.partition(".")[0]
     return (
         local in PLACEHOLDER_EMAIL_LOCALS
-        or local in PLACEHOLDER_TOKENS  # the words that mean "no value" in any field
+        # A no-value word at a consumer provider, which gives nobody `unknown@` or `nil@`; at a
+        # company's own domain such a word may be a person (`nil@acme.cat`: Nil is a Catalan name)
+        # or a real desk (`guest@hotelsol.es`).
+        or (local in PLACEHOLDER_TOKENS and domain in consumer_domains)
         or (len(local) == 1 and domain in consumer_domains)
         or label in _PLACEHOLDER_DOMAIN_NAMES  # x@ninguno.es, a@sinemail.com
         or domain in PLACEHOLDER_EMAIL_DOMAINS

@@ -206,6 +206,14 @@ def test_real_identifiers_are_not_mistaken_for_placeholders(kind: str, raw: str)
     assert isinstance(normalise_one(kind, raw, DEFAULTS), Identifier)
 
 
+@pytest.mark.parametrize(
+    "address", ["nil@acme.cat", "nan@acme.com", "guest@hotelsol.es", "default@acme.es"]
+)
+def test_a_no_value_word_at_a_companys_own_domain_may_be_a_person_or_a_desk(address: str) -> None:
+    # Nil is a Catalan first name; a hotel's guest desk is read by somebody (review).
+    assert normalise_one("email", address, TenantRules()) == Identifier("email", address)
+
+
 def test_a_one_letter_mailbox_is_real_where_the_tenant_lists_no_consumer_provider() -> None:
     rules = TenantRules(consumer_domains=())
     assert normalise_one("email", "a@yahoo.es", rules) == Identifier("email", "a@yahoo.es")
