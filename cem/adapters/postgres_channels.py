@@ -98,20 +98,30 @@ def _letter(row: tuple[Any, ...]) -> WebhookDeadLetter:
 class PostgresChannelStore:
     """A ChannelStore in PostgreSQL. Thread-safe; the tables are created on start if missing."""
 
-    def __init__(self, dsn: str, box: SecretBox | None = None, *, timeout_s: float = 5.0) -> None:
-        """`box` seals with the platform key; None: with the key shared in PostgreSQL."""
+    def __init__(
+        self,
+        dsn: str,
+        box: SecretBox | None = None,
+        *,
+        timeout_s: float = 5.0,
+        first_key: bytes | None = None,
+    ) -> None:
+        """`box` seals with the platform key; None: with the key shared in PostgreSQL, which the
+        first replica to ask sets to `first_key` (a key its secrets were sealed with before) or
+        to a new random one."""
         self.db = PostgresPool(dsn, max_size=4, timeout_s=timeout_s, name="cem-channels")
         try:
             self.db.create_schema("cem.channels", SCHEMA)
-            self._box = box or SecretBox(self._shared_key())
+            self._box = box or SecretBox(self._shared_key(first_key))
         except BaseException:
             self.db.close()
             raise
 
-    def _shared_key(self) -> bytes:
-        """The key every replica shares, made by whichever asks first."""
+    def _shared_key(self, first_key: bytes | None) -> bytes:
+        """The key every replica shares, set by whichever asks first."""
+        candidate = first_key or secrets.token_bytes(KEY_BYTES)
         with self.db.transaction() as cursor:
-            cursor.execute(INSERT_SHARED_KEY, (SHARED_KEY_NAME, secrets.token_bytes(KEY_BYTES)))
+            cursor.execute(INSERT_SHARED_KEY, (SHARED_KEY_NAME, candidate))
             row = cursor.execute(SELECT_SHARED_KEY, (SHARED_KEY_NAME,)).fetchone()
         assert row is not None  # inserted just above, or earlier by another replica
         return bytes(row[0])

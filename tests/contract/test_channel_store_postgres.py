@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -53,3 +55,34 @@ def test_replicas_without_a_platform_key_share_the_one_kept_in_postgresql(
     finally:
         first.close()
         second.close()
+
+
+def test_secrets_sealed_with_a_hosts_key_file_before_still_open(
+    postgres_dsn: str, tmp_path: Path
+) -> None:
+    # Before the shared key, a distributed replica without CEM_SECRET_KEY sealed with its data
+    # directory's secret.key; the first replica to ask now offers that key as the shared one.
+    import psycopg
+    from pydantic import SecretStr
+
+    from cem.distributed import channels_from_settings
+    from cem.secrets import SecretBox, platform_key
+    from cem.settings import CoreSettings
+
+    database = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{database}"')
+    dsn = urlunsplit(urlsplit(postgres_dsn)._replace(path=f"/{database}"))
+    data_dir = tmp_path / "data"
+    before = PostgresChannelStore(dsn, SecretBox(platform_key(data_dir)))  # makes secret.key
+    channel = before.add("acme", "twilio", "s3cret-auth-token-0123456789")
+    before.close()
+    settings = CoreSettings(mode="distributed", data_dir=data_dir, postgres_dsn=SecretStr(dsn))
+    after = channels_from_settings(settings)
+    try:
+        assert after.secret(channel.channel_id) == "s3cret-auth-token-0123456789"
+        replica = PostgresChannelStore(dsn)  # another host, without the old file
+        assert replica.secret(channel.channel_id) == "s3cret-auth-token-0123456789"
+        replica.close()
+    finally:
+        after.close()
