@@ -21,7 +21,7 @@ from fastapi import FastAPI, Request
 from cem.accounts import ActiveSession
 from cem.api_errors import ApiError
 from cem.clock import SystemClock
-from cem.ports import AccessAudit, AccessEntry, AccessQuery, Clock, Principal
+from cem.ports import AccessAudit, AccessEntry, Clock, Principal
 
 logger = logging.getLogger(__name__)
 
@@ -30,14 +30,16 @@ MAX_REQUEST_ID = 200
 
 
 def audit_probe(app: FastAPI) -> dict[str, Callable[[], object]]:
-    """The `/ready` probe of the app's store, a cheap read: while it is down every read of a
-    customer answers 503, so the replica is not ready. Without a store, a probe that says so."""
+    """The `/ready` probe of the app's store, that it could take an entry now (writing nothing):
+    while it cannot, every read of a customer answers 503, so the replica is not ready. Without
+    a store, a probe that says so."""
 
     def probe() -> object:
         audit: AccessAudit | None = getattr(app.state, "access_audit", None)
         if audit is None:
             raise LookupError("no access audit configured")
-        return audit.entries(AccessQuery(tenant_id="", limit=1))
+        audit.check_writable()
+        return True
 
     return {"access_audit": probe}
 

@@ -244,3 +244,7 @@ class AccessAudit(Protocol):
     def entries(self, query: AccessQuery) -> list[AccessEntry]:
         """The tenant's matching entries, newest first (at, then entry_id), at most `limit`."""
         ...
+
+    def check_writable(self) -> None:
+        """Raise unless an entry could be recorded now (the readiness probe), writing nothing."""
+        ...

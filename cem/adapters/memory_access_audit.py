@@ -28,6 +28,9 @@ class MemoryAccessAudit:
         with self._lock:
             self._entries.append(entry)
 
+    def check_writable(self) -> None:
+        """Memory always takes an entry."""
+
     def entries(self, query: AccessQuery) -> list[AccessEntry]:
         with self._lock:
             found = [e for e in self._entries if matches(e, query)]

@@ -59,6 +59,15 @@ class PostgresAccessAudit:
         with self.db.transaction() as cursor:
             cursor.execute(INSERT, (*values, *rest, entry.resource, entry.request_id))
 
+    def check_writable(self) -> None:
+        """A standby or a read-only server answers reads but refuses `record`: not ready."""
+        with self.db.transaction() as cursor:
+            row = cursor.execute(
+                "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')"
+            ).fetchone()
+        if row is None or row[0] or row[1] == "on":
+            raise RuntimeError("the access audit's PostgreSQL server accepts no writes")
+
     def entries(self, query: AccessQuery) -> list[AccessEntry]:
         before_at, before_id = query.before or (None, None)
         params = {

@@ -96,6 +96,17 @@ class SqliteAccessAudit:
                 INSERT, (*values, *rest, entry.requested_id, entry.resource, entry.request_id)
             )
 
+    def check_writable(self) -> None:
+        """Take the write lock and insert a probe entry, then roll back: a read-only file or a
+        database held by another writer fails here as `record` would."""
+        probe = ("probe", "", 0, "", "", "", "", "", "", "", "")
+        with self._db() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(INSERT, probe)
+            finally:
+                conn.execute("ROLLBACK")
+
     def entries(self, query: AccessQuery) -> list[AccessEntry]:
         with self._db() as conn:
             rows = conn.execute(SELECT, query_params(query)).fetchall()

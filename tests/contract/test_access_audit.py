@@ -7,6 +7,7 @@ Another adapter joins by subclassing `AccessAuditContract` and implementing `mak
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 import uuid
 from collections.abc import Iterator
@@ -97,6 +98,14 @@ class AccessAuditContract:
         assert ids(customer_id="cust-ana", actor="k-9") == [late.entry_id]
         assert ids(customer_id="nobody") == []
 
+    def test_a_healthy_store_is_writable_and_the_probe_writes_nothing(
+        self, store: AccessAudit, tenant: str
+    ) -> None:
+        store.check_writable()
+        store.check_writable()
+        assert store.entries(AccessQuery(tenant)) == []
+        assert store.entries(AccessQuery("")) == []
+
     def test_tenants_never_see_each_other(self, store: AccessAudit, tenant: str) -> None:
         other = f"{tenant}-other"
         store.record(entry(tenant))
@@ -119,6 +128,26 @@ class TestSqliteAccessAudit(AccessAuditContract):
         store.record(entry("acme"))
         assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
         assert stat.S_IMODE(os.stat(store.path.parent).st_mode) == 0o700
+
+    def test_a_file_that_cannot_be_written_fails_the_probe_though_it_reads(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "ro.sqlite"
+        SqliteAccessAudit(path).close()
+        reader = SqliteAccessAudit(path)
+        # Another process holds the write lock (as a full disk or a read-only mount would refuse):
+        # reads still answer, an entry could not be recorded, so the replica is not ready.
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            assert reader.entries(AccessQuery("acme")) == []
+            with pytest.raises(Exception, match="locked"):
+                reader.check_writable()
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        reader.check_writable()
+        reader.close()
 
     def test_entries_survive_a_reopen(self, tmp_path: Path) -> None:
         recorded = entry("acme")

@@ -228,6 +228,9 @@ class DownAudit:
     def entries(self, query: AccessQuery) -> list[AccessEntry]:
         raise PostgresUnavailable("PostgreSQL at db:5432/cem: connection refused")
 
+    def check_writable(self) -> None:
+        raise PostgresUnavailable("PostgreSQL at db:5432/cem: connection refused")
+
 
 @pytest.mark.parametrize("store", ["closed", "down"])
 def test_a_read_the_audit_cannot_record_answers_503_and_no_data(
