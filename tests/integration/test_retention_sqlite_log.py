@@ -4,13 +4,20 @@ records were all deleted move past them instead of waiting for them for ever."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from cem import retention_schedule
+from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.sqlite_log import SqliteLog, SqlitePublisher
+from cem.adapters.sqlite_retention import RETENTION_FILE, SqliteRetentionStore
 from cem.partitioning import partition_key
 from cem.ports import DEAD_LETTER_TOPIC, TOUCHPOINTS_TOPIC, Outgoing, Record
 from cem.replay import caught_up
+from cem.retention import Policy
 
 
 def record(tenant: str, customer: str, body: bytes = b"{}") -> Record:
@@ -65,4 +72,27 @@ def test_a_consumer_moves_past_a_deleted_tail(tmp_path: Path) -> None:
     log.append(TOUCHPOINTS_TOPIC, [record("acme", "c3")])
     [fresh] = log.poll(TOUCHPOINTS_TOPIC, "live", 10, 0.0)
     assert (fresh.key, fresh.offset) == (b"acme/c3", 3)
+    log.close()
+
+
+def test_cem_ups_daily_apply_runs_every_stored_policy(
+    tmp_path: Path, warehouse: ChdbWarehouse, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = SqliteLog(tmp_path / "log.sqlite")
+    log.append(TOUCHPOINTS_TOPIC, [record("acme", "c1"), record("zeta", "c1")])
+    with sqlite3.connect(tmp_path / "log.sqlite") as conn:  # as if appended three days ago
+        conn.execute("UPDATE records SET appended_at = appended_at - ?", (3 * 86_400_000_000,))
+    conn.close()
+    store = SqliteRetentionStore(tmp_path / RETENTION_FILE)
+    store.set(Policy("acme", events_days=2, projections_days=2))
+    store.close()
+
+    retention_schedule.apply_once(tmp_path, warehouse, log)
+
+    assert [c.key for c in log.poll(TOUCHPOINTS_TOPIC, "check", 10, 0.0)] == [b"zeta/c1"]
+    assert "retention for tenant acme: deleted 1 rows" in capsys.readouterr().err
+    store = SqliteRetentionStore(tmp_path / RETENTION_FILE)
+    [run] = store.runs("acme")
+    assert run.counts["log:records"] == 1 and not run.dry_run
+    store.close()
     log.close()
