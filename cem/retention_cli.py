@@ -112,9 +112,10 @@ def _set(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    tenant = _tenant(args.tenant) if args.tenant else None
     settings, _ = _settings(args)
     with _store(settings) as store:
-        policies = [store.get(_tenant(args.tenant))] if args.tenant else store.policies()
+        policies = [store.get(tenant)] if tenant else store.policies()
         last = {p.tenant_id: store.runs(p.tenant_id, limit=1) for p in policies}
     if not policies:
         print("no retention set: every tenant keeps everything (the default)", file=sys.stderr)

@@ -5,18 +5,24 @@ mistake one line on stderr with a non-zero exit."""
 from __future__ import annotations
 
 import sqlite3
-from datetime import timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse
 from cem.adapters.sqlite_log import SqliteLog
 from cem.adapters.sqlite_retention import RETENTION_FILE, SqliteRetentionStore
+from cem.bootstrap import default_projections
 from cem.cli import main
 from cem.partitioning import partition_key
 from cem.ports import TOUCHPOINTS_TOPIC, Record
-from cem.retention import Policy
+from cem.retention import WAREHOUSE_TABLES, Policy
+from cem.runner import ensure_tables
 from tests.integration.test_cli_mistakes import assert_one_line_mistake, cem
+from tests.integration.test_retention_warehouse import ages, row
 
 
 @pytest.fixture(autouse=True)
@@ -112,3 +118,37 @@ def test_dry_run_counts_then_apply_deletes_the_tenants_old_log_records(tmp_path:
     assert applied.counts["log:records"] == 1 and applied.events_cutoff is not None
     assert store.runs("zeta") == []
     store.close()
+
+
+@pytest.mark.clickhouse
+@pytest.mark.postgres
+def test_distributed_apply_deletes_on_the_clickhouse_server(
+    tmp_path: Path,
+    clickhouse_warehouse: ClickHouseWarehouse,
+    clickhouse_url: str,
+    postgres_dsn: str,
+) -> None:
+    wh = clickhouse_warehouse
+    ensure_tables(wh, default_projections())
+    tenant, other = f"t{uuid.uuid4().hex[:8]}", f"t{uuid.uuid4().hex[:8]}"
+    table = next(t for t in WAREHOUSE_TABLES if t.name == "survey_responses")
+    old = datetime.now(UTC) - timedelta(days=10)
+    wh.insert(table.name, [row(wh, table, t, old) for t in (tenant, other)])
+    env = {
+        "CEM_MODE": "distributed",
+        "CEM_POSTGRES_DSN": postgres_dsn,
+        "CEM_CLICKHOUSE_URL": urlunsplit(urlsplit(clickhouse_url)._replace(path=f"/{wh.database}")),
+    }
+    for t in (tenant, other):
+        days = "5" if t == tenant else "30"
+        done = cem(
+            "retention", "set", "--tenant", t, "--projections-days", days, cwd=tmp_path, env=env
+        )
+        assert done.returncode == 0 and "PostgreSQL" in done.stderr, done.stderr
+
+    done = cem("retention", "apply", "--tenant", tenant, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"{tenant} · survey_responses: deleting 1 rows" in done.stderr
+    assert "Kafka topic keeps raw events" in done.stderr
+    assert ages(wh, table, tenant, tenant) == []
+    assert len(ages(wh, table, other, other)) == 1
