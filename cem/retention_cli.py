@@ -19,7 +19,15 @@ from cem import data_dir
 from cem.cli_errors import USAGE_ERROR, CliError
 from cem.cli_output import format_table
 from cem.ports import LogUnavailable, WarehouseUnavailable
-from cem.retention import Policy, RetentionError, RetentionStore, check_days, check_tenant
+from cem.retention import (
+    WAREHOUSE_TABLES,
+    ApplyRun,
+    Policy,
+    RetentionError,
+    RetentionStore,
+    check_days,
+    check_tenant,
+)
 from cem.settings import CoreSettings
 
 UNLIMITED = "unlimited"
@@ -160,6 +168,9 @@ def _apply(args: argparse.Namespace) -> int:
             raise CliError(f"the warehouse does not answer: {exc}") from None
     if not runs:
         print("no retention set: every tenant keeps everything (the default)", file=sys.stderr)
+    table = [_count_row(run, part, count) for run in runs for part, count in run.counts.items()]
+    if table:
+        print(format_table(table))
     for run in runs:
         total = sum(run.counts.values())
         done = "would delete" if run.dry_run else "deleted"
@@ -171,6 +182,14 @@ def _apply(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _count_row(run: ApplyRun, part: str, count: int) -> dict[str, Any]:
+    kinds = {t.name: t.kind for t in WAREHOUSE_TABLES}
+    kind = kinds.get(part, "events")  # the rest are parts of the event log
+    before = run.events_cutoff if kind == "events" else run.projections_cutoff
+    done = "rows past retention" if run.dry_run else "rows deleted"
+    return {"tenant": run.tenant_id, "data": part, "kind": kind, "before": before, done: count}
 
 
 @contextmanager

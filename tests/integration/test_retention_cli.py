@@ -104,6 +104,9 @@ def test_dry_run_counts_then_apply_deletes_the_tenants_old_log_records(tmp_path:
     dry = cem("retention", "apply", *where, "--dry-run", cwd=tmp_path)
     assert dry.returncode == 0, dry.stderr
     assert "acme · log:records: would delete 1 rows" in dry.stderr
+    header, records, conflicts, _ = dry.stdout.splitlines()
+    assert header.split() == ["tenant", "data", "kind", "before", "rows", "past", "retention"]
+    assert records.split()[:3] + records.split()[-1:] == ["acme", "log:records", "events", "1"]
     assert f"tenant acme: would delete 1 rows (embedded: {tmp_path.resolve()})" in dry.stdout
 
     done = cem("retention", "apply", *where, cwd=tmp_path)
