@@ -366,6 +366,7 @@ def _add_bench(sub: Any) -> None:
 def parser() -> argparse.ArgumentParser:
     from cem.audit_cli import add_commands as add_audit_commands
     from cem.channels_cli import add_commands as add_channel_commands
+    from cem.retention_cli import add_commands as add_retention_commands
     from cem.serve import add_arguments as add_serve_arguments
 
     root = Parser(prog="cem", description="customer-experience platform", formatter_class=Formatter)
@@ -376,6 +377,7 @@ def parser() -> argparse.ArgumentParser:
     add_serve_arguments(_command(sub, "serve", "run one service of the distributed mode"))
     add_channel_commands(sub)
     add_audit_commands(sub, _command)
+    add_retention_commands(sub, _command)
     _add_replay(sub)
     _add_bench(sub)
     return root

@@ -13,6 +13,7 @@ from typing import Any
 
 import uvicorn
 
+from cem import retention_schedule
 from cem.accounts import USER_ROLES, Accounts, generate_password
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.bootstrap import Platform, build
@@ -213,6 +214,8 @@ def run(opts: UpOptions, settings: IngestSettings | None = None) -> None:
     accounts = platform.app.state.accounts
     users = demo_users(accounts, opts.data_dir) if keys and accounts else None
     stop = threading.Event()
+    if not opts.read_only:
+        retention_schedule.start(opts.data_dir, platform.warehouse, platform.log, stop)
     if keys:
         task, args = seed_and_simulate, (url, keys, opts, stop, platform.channels, users)
     else:

@@ -56,6 +56,16 @@ SELECT_COMMITTED = """SELECT partition, next_offset FROM group_offsets
 WHERE topic = ? AND consumer_group = ?"""
 UPSERT_COMMITTED = """INSERT INTO group_offsets (topic, consumer_group, partition, next_offset)
 VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET next_offset = excluded.next_offset"""
+SKIP_GAP = """INSERT INTO group_offsets (topic, consumer_group, partition, next_offset)
+VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET next_offset = max(next_offset, excluded.next_offset)"""
+# Retention (`cem retention apply`): every record of the embedded log is keyed `tenant/customer`
+# (`cem.partitioning.partition_key`; dead letters keep their record's key) and tenant ids hold no
+# '/', so the key's prefix names the record's tenant; `appended_at` is when the log took it.
+_TENANT_RECORDS = "substr(key, 1, ?) = ? AND appended_at < ?"
+COUNT_TENANT_RECORDS = f"SELECT count(*) FROM records WHERE {_TENANT_RECORDS}"
+DELETE_TENANT_RECORDS = f"DELETE FROM records WHERE {_TENANT_RECORDS}"
+HAS_CONFLICTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'conflicts'"
+_TENANT_CONFLICTS = "FROM conflicts WHERE tenant_id = ? AND recorded_at < ?"
 
 # Primary SQLite result codes that mean "the disk or directory will not take writes".
 _STORAGE_CODES = {
@@ -280,10 +290,49 @@ class SqliteLog:
             self._turns[(topic, group)] = turn + 1
             backlog = {p: end - position.get(p, 0) for p, end in ends.items()}
             found: list[Consumed] = []
+            gaps: dict[int, int] = {}
             for p, quota in fair_quotas(backlog, max_records, turn).items():
                 rows = conn.execute(SELECT_RECORDS, (topic, p, position.get(p, 0), quota))
-                found += [Consumed(topic, p, o, k, v, _decode_headers(h)) for o, k, v, h in rows]
-            return found
+                got = [Consumed(topic, p, o, k, v, _decode_headers(h)) for o, k, v, h in rows]
+                if not got:
+                    gaps[p] = ends[p]
+                found += got
+        self._skip_gaps(topic, group, gaps)
+        return found
+
+    def _skip_gaps(self, topic: str, group: str, gaps: Mapping[int, int]) -> None:
+        """Move the group past partition tails that retention deleted: nothing is left there to
+        process, and without this its position would stay short of the end for ever (a replay
+        waits for the end). Only this group's own poll does it, so no commit of its races it."""
+        if gaps:
+            with self._transaction() as conn:
+                conn.executemany(SKIP_GAP, [(topic, group, p, end) for p, end in gaps.items()])
+
+    def tenant_records(self, tenant_id: str, before: datetime, *, delete: bool) -> int:
+        """The tenant's records appended before `before`, in every topic; deleted if `delete`.
+        With secure_delete the freed pages are zeroed, not left holding the old bytes."""
+        prefix = f"{tenant_id}/".encode()
+        params = (len(prefix), prefix, int(before.timestamp() * 1_000_000))
+        if not delete:
+            with self._reading() as conn:
+                return int(conn.execute(COUNT_TENANT_RECORDS, params).fetchone()[0])
+        with self._transaction() as conn:
+            conn.execute("PRAGMA secure_delete = ON")
+            return conn.execute(DELETE_TENANT_RECORDS, params).rowcount
+
+    def tenant_conflicts(self, tenant_id: str, before: datetime, *, delete: bool) -> int:
+        """The tenant's recorded conflicts (refused bodies, kept whole) from before `before`."""
+        with self._reading() as conn:
+            if not conn.execute(HAS_CONFLICTS).fetchone():
+                return 0
+        params = (tenant_id, int(before.timestamp() * 1_000_000))
+        if not delete:
+            with self._reading() as conn:
+                return int(
+                    conn.execute(f"SELECT count(*) {_TENANT_CONFLICTS}", params).fetchone()[0]
+                )
+        with self._transaction() as conn:
+            return conn.execute(f"DELETE {_TENANT_CONFLICTS}", params).rowcount
 
     def commit(self, topic: str, group: str, offsets: Mapping[int, int]) -> None:
         check_offsets(offsets, self._partition_count(topic))
