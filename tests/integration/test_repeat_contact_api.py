@@ -113,3 +113,12 @@ def test_a_page_view_between_two_calls_is_not_the_earlier_contact(
     first, viewed, second = ingest(app, [call(0), page_view(2), call(3)])
     assert profile(agent)["repeat_contact"]["earlier"]["event_id"] == first
     assert repeat_of(agent, channel="phone") == {second: first, first: None}
+
+
+def test_the_flags_are_in_the_openapi_models(app: FastAPI) -> None:
+    schemas = app.openapi()["components"]["schemas"]
+    assert "repeat_of" in schemas["TimelineEntry"]["properties"]
+    assert "repeat_contact" in schemas["Profile"]["properties"]
+    assert {"definition", "window_days", "contact", "earlier"} <= set(
+        schemas["RepeatContact"]["properties"]
+    )
