@@ -24,7 +24,7 @@ from services.projections.repeat_contact import (
 from services.projections.sql import TIMELINE, Members, members_filter
 from services.projections.timeline import TimelineEntry, TimelinePage
 
-# The profile looks at the customer's latest contact events, not the whole history.
+# The profile looks at the customer's latest events of the contact types, not the whole history.
 PROFILE_CONTACT_EVENTS = 200
 # A bound on what one read fetches; a page of the timeline reaches it only with thousands of
 # contact events in the week before it.
