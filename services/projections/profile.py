@@ -25,6 +25,7 @@ from cem.processing import to_micros
 from schemas import families as f
 from schemas.envelope import Event
 from schemas.families import SCALES, parse_payload
+from services.projections.repeat_contact import RepeatContact
 from services.projections.timeline import amount_text, from_micros
 
 UNITS_PER_AMOUNT = 10_000  # payload amounts have at most 4 decimal places
@@ -204,6 +205,11 @@ class Profile(BaseModel):
     satisfaction: Satisfaction
     open_cases: list[OpenCase] = Field(description="most recently updated first")
     identifiers: list[str] = Field(description="every identifier seen, as kind:value")
+    repeat_contact: RepeatContact | None = Field(
+        default=None,
+        description="the latest contact that came within 7 days after an earlier one "
+        "(repeat_contact@1), with that earlier contact; null when none did",
+    )
 
 
 def _channels(touches: list[FactGroup]) -> list[ChannelUsage]:

@@ -315,6 +315,12 @@ class TimelineEntry(BaseModel):
     summary: str
     payload: dict[str, Any]
     identifiers: list[str] = Field(description="the customer identifiers the event carried")
+    repeat_of: str | None = Field(
+        default=None,
+        description="on a contact that came within 7 days after an earlier contact "
+        "(repeat_contact@1, docs/metrics.md): the earlier contact's event id, which may be on "
+        "another page; set on timeline pages, the live stream and the export",
+    )
 
 
 class TimelinePage(BaseModel):

@@ -32,7 +32,9 @@ from services.projections.arrivals import (
     latest_positions,
     poll_arrivals,
 )
+from services.projections.repeat_contact_sql import flag_repeats
 from services.projections.sql import read_entries
+from services.projections.timeline import TimelineEntry
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +115,15 @@ class StreamHub:
         self.watermark = advance(self.watermark or {}, reached)
 
 
+def _flagged_entries(
+    warehouse: Warehouse, tenant_id: str, members: Sequence[str], event_ids: Sequence[str]
+) -> dict[str, TimelineEntry]:
+    """The entries of the given events, as a timeline page shows them (repeat contacts flagged)."""
+    entries = read_entries(warehouse, tenant_id, members, event_ids)
+    flagged = flag_repeats(warehouse, tenant_id, members, list(entries.values()))
+    return {entry.event_id: entry for entry in flagged}
+
+
 def sse_message(cursor: str, event: str | None = None, data: bytes | None = None) -> bytes:
     """One Server-Sent Events message; with only an id, it moves the client's Last-Event-ID
     without firing an event (the SSE processing model ignores a message with no data)."""
@@ -191,7 +202,7 @@ class CustomerStream:
         if not fresh:
             return
         entries = await asyncio.to_thread(
-            read_entries,
+            _flagged_entries,
             self.hub.warehouse,
             self.tenant_id,
             self.members,

@@ -222,6 +222,8 @@ def test_an_agent_searches_sees_the_timeline_and_a_new_event_arrives_live(
     assert timeline_ids(page) == [e["event_id"] for e in shown]  # newest first, all of them
     assert "150.00 EUR" in page.text("#f-amount")
     assert page.text("#risk")  # the CSAT 2 of the story
+    # The story's chat came an hour after its call: a repeat contact (repeat_contact@1).
+    assert page.text("#repeat").startswith("Repeat contact")
     # Every event field is text: the chat message's markup is shown, never run.
     shown_text = page.find("#timeline").get_attribute("textContent")
     assert "<script>window.pwned=1</script>" in shown_text and "<img src=x onerror=" in shown_text

@@ -38,6 +38,7 @@ from services.projections.lookup import (
     matches_from_rows,
 )
 from services.projections.profile import Profile
+from services.projections.repeat_contact_sql import flag_page, read_repeat_contact
 from services.projections.sql import find_customers, read_profile, read_timeline, sightings_of
 from services.projections.timeline import (
     DEFAULT_PAGE,
@@ -146,22 +147,26 @@ def get_timeline(
     except InvalidCursor as exc:
         raise _invalid("invalid_cursor", exc, "query.cursor") from None
     members = members_of(request, principal.tenant_id, customer_id)
-    page = read_timeline(
-        _warehouse(request), principal.tenant_id, members, filters, position, limit
-    )
+    warehouse, tenant_id = _warehouse(request), principal.tenant_id
+    page = read_timeline(warehouse, tenant_id, members, filters, position, limit)
     if page is None:
         raise _not_found()
+    page = flag_page(warehouse, tenant_id, members, page)
     record_access(request, principal, members[0], "timeline", customer_id)
     return page
 
 
 @router.get("/v1/customers/{customer_id:path}", response_model=Profile, responses=_NOT_FOUND)
 def get_profile(request: Request, principal: Reader, customer_id: CustomerId) -> Profile:
-    """What is known about the customer: activity, channels, orders, satisfaction, open cases."""
+    """What is known about the customer: activity, channels, orders, satisfaction, open cases,
+    and the latest repeat contact."""
     members = members_of(request, principal.tenant_id, customer_id)
-    profile = read_profile(_warehouse(request), principal.tenant_id, members)
+    warehouse, tenant_id = _warehouse(request), principal.tenant_id
+    profile = read_profile(warehouse, tenant_id, members)
     if profile is None:
         raise _not_found()
+    repeat = read_repeat_contact(warehouse, tenant_id, members)
+    profile = profile.model_copy(update={"repeat_contact": repeat})
     record_access(request, principal, members[0], "profile", customer_id)
     return profile
 

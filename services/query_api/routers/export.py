@@ -31,6 +31,7 @@ from cem.ports import Principal, Warehouse
 from services.identity.errors import CustomerNotFound
 from services.identity.resolver import IdentityResolver
 from services.projections.profile import Profile
+from services.projections.repeat_contact_sql import flag_page, read_repeat_contact
 from services.projections.sql import read_profile, read_timeline
 from services.projections.timeline import MAX_PAGE, TimelineEntry, decode_cursor
 from services.query_api.routers.alerts import AlertOut, alert_out
@@ -100,6 +101,7 @@ def _event_pages(warehouse: Warehouse, tenant_id: str, members: list[str]) -> It
         page = read_timeline(warehouse, tenant_id, members, None, cursor, PAGE)
         if page is None:
             return
+        page = flag_page(warehouse, tenant_id, members, page)
         yield [entry.model_dump(mode="json") for entry in page.entries]
         if page.next_cursor is None:
             return
@@ -189,6 +191,8 @@ def export_customer(request: Request, principal: Exporter, customer_id: Customer
     profile = read_profile(warehouse, tenant_id, members)
     if profile is None:
         raise ApiError(404, "not_found", "no such customer")
+    repeat = read_repeat_contact(warehouse, tenant_id, members)
+    profile = profile.model_copy(update={"repeat_contact": repeat})
     identity = _identity_records(request, tenant_id, members[0])
     sections = _sections(warehouse, tenant_id, members, profile, identity or ([], []))
     at = now(request)

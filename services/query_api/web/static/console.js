@@ -110,6 +110,27 @@
     const s = p.satisfaction;
     const score = (x) => (x ? `${x.score} (${x.scale})` : "—");
     $("f-scores").textContent = `${score(s.csat)} / ${score(s.nps)} / ${score(s.ces)}`;
+    renderRepeat(p.repeat_contact);
+  }
+
+  // repeat_contact@1: the latest contact that came within 7 days of an earlier one.
+  function renderRepeat(repeat) {
+    const badge = $("repeat");
+    badge.hidden = !repeat;
+    if (!repeat) return;
+    const { contact, earlier } = repeat;
+    badge.textContent = `${t("repeat_contact")} · ${t("repeat_contact_earlier")} ${when(earlier.at)} (${earlier.channel})`;
+    badge.title = `${when(contact.at)} ${contact.channel} · ${contact.touchpoint} ← ${when(earlier.at)} ${earlier.channel} · ${earlier.touchpoint}`;
+  }
+
+  // A new repeat contact arrived live: the header reads the profile again for its badge.
+  async function refreshProfile(target) {
+    try {
+      const profile = await api(`/v1/customers/${encodeURIComponent(target.id)}`);
+      if (target === current) renderProfile(profile);
+    } catch (error) {
+      // The header keeps what it showed; the timeline still has the new entry.
+    }
   }
 
   async function loadRisk(id) {
@@ -206,6 +227,7 @@
       el("time", { datetime: entry.derived_at }, when(entry.derived_at)),
       el("span", { class: "summary" }, entry.summary || entry.type),
       el("span", { class: "muted small" }, `${entry.type} · ${entry.touchpoint}`),
+      entry.repeat_of ? el("span", { class: "chip warn small", title: entry.repeat_of }, t("repeat_contact")) : null,
       toggle, payload);
   }
 
@@ -220,6 +242,7 @@
     stream.addEventListener("touchpoint", (message) => {
       const entry = JSON.parse(message.data);
       if (target === current && matchesFilters(entry)) appendEntry(entry, true);
+      if (target === current && entry.repeat_of) refreshProfile(target);
     });
     stream.addEventListener("error", () => {
       if (stream.readyState === EventSource.CLOSED && target === current) startPolling(target);
@@ -235,9 +258,9 @@
         const page = await api(`/v1/customers/${encodeURIComponent(target.id)}/timeline?${query({
           ...target.filters, limit: PAGE })}`);
         if (target !== current) return;
-        for (const entry of page.entries.slice().reverse()) {
-          if (!target.seen.has(entry.event_id)) appendEntry(entry, true);
-        }
+        const fresh = page.entries.filter((entry) => !target.seen.has(entry.event_id));
+        for (const entry of fresh.slice().reverse()) appendEntry(entry, true);
+        if (fresh.some((entry) => entry.repeat_of)) refreshProfile(target);
       } catch (error) {
         setLive(false);
       }

@@ -1,0 +1,109 @@
+"""Repeat contacts read from the timeline table (ClickHouse SQL that also runs on server 18.16).
+
+No table of their own: the customer's contact events in a range are read, with the earlier events
+of the conversations they belong to, and `repeat_contact.py` decides in Python (18.16 has neither
+window functions nor ASOF joins). Reads gather every member of a merged customer, as the timeline
+does. Only the table name, the fixed type list and the members fragment are formatted into SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from cem.ports import Warehouse
+from cem.processing import to_micros
+from services.projections.repeat_contact import (
+    CONTACT_TYPES,
+    WINDOW_MICROS,
+    RepeatContact,
+    contacts_of,
+    latest_repeat,
+    repeats,
+)
+from services.projections.sql import TIMELINE, Members, members_filter
+from services.projections.timeline import TimelineEntry, TimelinePage
+
+# The profile looks at the customer's latest events of the contact types, not the whole history.
+PROFILE_CONTACT_EVENTS = 200
+# A bound on what one read fetches; a page of the timeline reaches it only with thousands of
+# contact events in the week before it.
+MAX_CONTACT_ROWS = 10_000
+
+_CANDIDATES = "tenant_id = {{tenant_id:String}} AND {members} AND type IN ({types})"
+_IN_RANGE = "derived_at >= {{since:Int64}} AND derived_at <= {{until:Int64}}"
+# The range's contact events, and the earlier events of their conversations: a conversation that
+# started before the range is one contact from its start, not a new one inside the range.
+CONTACTS_QUERY = """SELECT event_id, derived_at, channel, type, touchpoint, correlation_id,
+       payload_json
+FROM {table}
+WHERE CANDIDATES AND ((IN_RANGE) OR (
+    derived_at < {{since:Int64}} AND correlation_id != '' AND correlation_id IN (
+        SELECT correlation_id FROM {table}
+        WHERE CANDIDATES AND IN_RANGE AND correlation_id != '')))
+ORDER BY derived_at DESC, event_id DESC
+LIMIT 1 BY event_id
+LIMIT {max_rows}""".replace("CANDIDATES", _CANDIDATES).replace("IN_RANGE", _IN_RANGE)
+
+LATEST_QUERY = """SELECT count() AS n, min(derived_at) AS since, max(derived_at) AS until
+FROM (
+    SELECT event_id, derived_at FROM {table} WHERE CANDIDATES
+    ORDER BY derived_at DESC, event_id DESC
+    LIMIT 1 BY event_id
+    LIMIT {max_rows}
+)""".replace("CANDIDATES", _CANDIDATES)
+
+_TYPES = ", ".join(f"'{t}'" for t in CONTACT_TYPES)
+
+
+def _sql(template: str, customer: Members, max_rows: int) -> tuple[str, dict[str, Any]]:
+    members, params = members_filter(customer)
+    sql = template.format(table=TIMELINE, members=members, types=_TYPES, max_rows=max_rows)
+    return sql, params
+
+
+def read_contact_rows(
+    warehouse: Warehouse, tenant_id: str, customer: Members, since: int, until: int
+) -> list[dict[str, Any]]:
+    """Contact-type rows of the customer derived in [since, until] (epoch micros, inclusive),
+    with the earlier rows of their conversations."""
+    sql, params = _sql(CONTACTS_QUERY, customer, MAX_CONTACT_ROWS)
+    return warehouse.select(sql, {"tenant_id": tenant_id, **params, "since": since, "until": until})
+
+
+def read_repeat_contact(
+    warehouse: Warehouse, tenant_id: str, customer: Members
+) -> RepeatContact | None:
+    """The latest contact that repeated an earlier one within the window, among the customer's
+    latest contact events (`PROFILE_CONTACT_EVENTS`); None when there is none."""
+    sql, params = _sql(LATEST_QUERY, customer, PROFILE_CONTACT_EVENTS)
+    [bounds] = warehouse.select(sql, {"tenant_id": tenant_id, **params})
+    if not bounds["n"]:
+        return None
+    since = int(bounds["since"])
+    rows = read_contact_rows(warehouse, tenant_id, customer, since, int(bounds["until"]))
+    return latest_repeat([c for c in contacts_of(rows) if c.at >= since])
+
+
+def flag_repeats(
+    warehouse: Warehouse, tenant_id: str, customer: Members, entries: Sequence[TimelineEntry]
+) -> list[TimelineEntry]:
+    """The entries, each contact that repeats an earlier one within the window carrying
+    `repeat_of` (the earlier contact may be older than every entry given)."""
+    times = [to_micros(e.derived_at) for e in entries if e.type in CONTACT_TYPES]
+    if not times:
+        return list(entries)
+    rows = read_contact_rows(warehouse, tenant_id, customer, min(times) - WINDOW_MICROS, max(times))
+    found = repeats(contacts_of(rows))
+    return [
+        e.model_copy(update={"repeat_of": found[e.event_id].event_id}) if e.event_id in found else e
+        for e in entries
+    ]
+
+
+def flag_page(
+    warehouse: Warehouse, tenant_id: str, customer: Members, page: TimelinePage
+) -> TimelinePage:
+    """A timeline page with its repeat contacts flagged."""
+    entries = flag_repeats(warehouse, tenant_id, customer, page.entries)
+    return page.model_copy(update={"entries": entries})
