@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import urllib.request
 from pathlib import Path
 
@@ -81,14 +82,20 @@ def clickhouse_answers(http: int) -> bool:
 
 
 def start_clickhouse(state: State, attempts: int = 3) -> dict[str, str]:
+    # A restart (after a stop or a kill) keeps its ports: its clients hold the URL.
+    restarting = state.path("ports.json").exists()
     for attempt in range(attempts):
         try:
             return _start_once(state)
         except EngineError:
-            # A port picked as free can be taken by another process before the server binds it
-            # (several test sessions share this machine): pick new ports and try again.
             if attempt == attempts - 1 or state.running_pid() is not None:
                 raise
+            if restarting:
+                # The killed server's socket or lock may outlive it for a moment: same ports again.
+                time.sleep(2.0)
+                continue
+            # A port picked as free can be taken by another process before the server binds it
+            # (several test sessions share this machine): pick new ports and try again.
             state.path("ports.json").unlink(missing_ok=True)
     raise AssertionError("unreachable")
 

@@ -249,14 +249,16 @@ def test_a_mixed_batch_reports_every_item_and_stores_the_valid_ones_once(
 
 def _comparable(value: Any, tag: str, as_tag: str, drop: set[str]) -> str:
     """What a user of either customer sees, with one customer's tag written as the other's and the
-    fields that must differ (event and alert ids, arrival times) left out."""
+    fields that must differ (event and alert ids, arrival times) left out, and a reference to one
+    of its events (`repeat_of`) written as that event's place in the timeline."""
+    places = {e["event_id"]: f"event#{i}" for i, e in enumerate(value.get("timeline", []))}
 
     def strip(v: Any) -> Any:
         if isinstance(v, dict):
             return {k: strip(x) for k, x in v.items() if k not in drop}
         if isinstance(v, list):
             return [strip(x) for x in v]
-        return v
+        return places.get(v, v) if isinstance(v, str) else v
 
     return json.dumps(strip(value), sort_keys=True).replace(tag, as_tag)
 

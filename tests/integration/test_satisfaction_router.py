@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 import cem.api_errors
 from cem.adapters.chdb_warehouse import ChdbWarehouse
+from cem.adapters.memory_access_audit import MemoryAccessAudit
 from cem.adapters.memory_keys import MemoryKeyStore
 from schemas.validate import accept
 from services.query_api.routers.alerts import router as alerts_router
@@ -46,6 +47,7 @@ class Api:
             MemoryKeyStore(),
             StoppedClock(),
         )
+        app.state.access_audit = MemoryAccessAudit()  # one customer's alerts are an audited read
         self.app, self.warehouse, self.keys = app, warehouse, app.state.keys
         self.client = TestClient(app)
 
