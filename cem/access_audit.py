@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 
@@ -27,6 +28,12 @@ logger = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "x-request-id"
 MAX_REQUEST_ID = 200
+# What every audited read can answer besides its own statuses, for its OpenAPI `responses`.
+AUDITED_READ_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing, unknown or revoked credential"},
+    403: {"description": "the credential's role may not read customer data"},
+    503: {"description": "the access audit cannot record this read; retry later (Retry-After)"},
+}
 
 
 def audit_probe(app: FastAPI) -> dict[str, Callable[[], object]]:

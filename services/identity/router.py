@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from cem.access_audit import record_access
+from cem.access_audit import AUDITED_READ_RESPONSES, record_access
 from cem.api_errors import ApiError
 from cem.auth import CAN_READ_CUSTOMERS, require
 from cem.ports import Principal
@@ -170,7 +170,7 @@ def _actor(principal: Principal) -> str:
     return f"key:{principal.key_id}"
 
 
-@router.get("/customers/{customer_id:path}/identities")
+@router.get("/customers/{customer_id:path}/identities", responses=AUDITED_READ_RESPONSES)
 def get_identities(customer_id: CustomerId, request: Request, who: Reader) -> dict[str, Any]:
     """Every identifier of the customer, its own and those of customers merged into it. An absorbed
     id answers for its survivor (`customer_id` differs from `requested_id`)."""
@@ -190,7 +190,7 @@ def get_identities(customer_id: CustomerId, request: Request, who: Reader) -> di
     }
 
 
-@router.get("/customers/{customer_id:path}/identity-history")
+@router.get("/customers/{customer_id:path}/identity-history", responses=AUDITED_READ_RESPONSES)
 def get_identity_history(customer_id: CustomerId, request: Request, who: Reader) -> dict[str, Any]:
     """Audit of every registration, link, unlink, merge and split, with who and why."""
     resolver, requested = _identity(request), customer_id

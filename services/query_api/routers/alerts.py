@@ -14,7 +14,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from cem.access_audit import record_access
+from cem.access_audit import AUDITED_READ_RESPONSES, record_access
 from cem.api_errors import ApiError
 from cem.auth import CAN_READ_AGGREGATES, require
 from cem.ports import Principal
@@ -92,7 +92,10 @@ def _customers(request: Request, tenant_id: str, customer_id: str | None) -> tup
 @router.get(
     "/v1/alerts",
     response_model=AlertList,
-    responses={200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}},
+    responses={
+        200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}},
+        **AUDITED_READ_RESPONSES,  # 503 only for one customer's alerts (an audited read)
+    },
 )
 def list_alerts(
     request: Request,

@@ -103,7 +103,9 @@ def _entries(request: Request, query: AccessQuery) -> list[AccessEntry]:
     response_model=AccessPage,
     responses={
         200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}},
+        401: {"description": "missing, unknown or revoked credential"},
         403: {"description": "not an admin"},
+        422: {"description": "a bad cursor, instant, limit or format, with the violated path"},
         503: {"description": "the access audit store is unavailable; retry later"},
     },
 )

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
-from cem.access_audit import record_access
+from cem.access_audit import AUDITED_READ_RESPONSES, record_access
 from cem.api_errors import ApiError
 from cem.auth import CAN_READ_CUSTOMERS, require
 from cem.customer_key import normalise_phone
@@ -58,7 +58,8 @@ Reader = Annotated[Principal, Depends(require(CAN_READ_CUSTOMERS))]
 # first so that ".../timeline" is never read as part of an id.
 CustomerId = Annotated[str, Path(min_length=1, max_length=400)]
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"description": "no such customer for the caller's tenant"}
+    **AUDITED_READ_RESPONSES,
+    404: {"description": "no such customer for the caller's tenant"},
 }
 
 

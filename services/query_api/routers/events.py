@@ -15,7 +15,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 
-from cem.access_audit import record_access
+from cem.access_audit import AUDITED_READ_RESPONSES, record_access
 from cem.api_errors import ApiError
 from cem.auth import CAN_READ_CUSTOMERS, require
 from cem.ports import Principal, Warehouse
@@ -29,7 +29,8 @@ router = APIRouter(tags=["events"])
 
 Reader = Annotated[Principal, Depends(require(CAN_READ_CUSTOMERS))]
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"description": "no such event for the caller's tenant"}
+    **AUDITED_READ_RESPONSES,
+    404: {"description": "no such event for the caller's tenant"},
 }
 
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from cem.access_audit import record_access
+from cem.access_audit import AUDITED_READ_RESPONSES, record_access
 from cem.api_errors import ApiError
 from cem.ports import Principal
 from services.projections.arrivals import InvalidStreamCursor, Positions, decode_positions
@@ -35,8 +35,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
             "text/event-stream": {"schema": {"type": "string"}, "example": _STREAM_EXAMPLE}
         },
     },
-    401: {"description": "missing, unknown or revoked credential"},
-    403: {"description": "the credential's role may not read this"},
+    **AUDITED_READ_RESPONSES,
     404: {"description": "no such customer for the caller's tenant"},
     422: {"description": "a Last-Event-ID this API did not hand out"},
 }
