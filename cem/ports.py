@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -219,6 +219,10 @@ class AccessEntry:
     requested_id: str  # what the caller typed
     resource: str  # timeline, stream, profile, identities, identity_history, alerts, export, ...
     request_id: str  # the caller's X-Request-ID, "" when none
+
+
+# The access audit's columns, in this order in every store (each adapter reads rows back by it).
+ACCESS_ENTRY_FIELDS = tuple(f.name for f in fields(AccessEntry))
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from datetime import UTC
 from typing import Any
 
 from cem.adapters.postgres import PostgresPool
-from cem.ports import AccessEntry, AccessQuery
+from cem.ports import ACCESS_ENTRY_FIELDS, AccessEntry, AccessQuery
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS access_audit (
@@ -18,11 +18,9 @@ CREATE INDEX IF NOT EXISTS access_audit_by_time ON access_audit (tenant_id, at, 
 CREATE INDEX IF NOT EXISTS access_audit_by_customer
   ON access_audit (tenant_id, customer_id, at, entry_id);
 """
-COLUMNS = (
-    "entry_id, tenant_id, at, actor_kind, actor_id, actor_email, role, customer_id, "
-    "requested_id, resource, request_id"
-)
-INSERT = f"INSERT INTO access_audit ({COLUMNS}) VALUES ({', '.join(['%s'] * 11)})"
+COLUMNS = ", ".join(ACCESS_ENTRY_FIELDS)
+_VALUES = ", ".join(f"%({name})s" for name in ACCESS_ENTRY_FIELDS)
+INSERT = f"INSERT INTO access_audit ({COLUMNS}) VALUES ({_VALUES})"
 # Every filter is a parameter: NULL means "any". The cursor is the last row's (at, entry_id).
 SELECT = f"""SELECT {COLUMNS} FROM access_audit
 WHERE tenant_id = %(tenant)s
@@ -54,10 +52,8 @@ class PostgresAccessAudit:
             raise
 
     def record(self, entry: AccessEntry) -> None:
-        values = (entry.entry_id, entry.tenant_id, entry.at, entry.actor_kind, entry.actor_id)
-        rest = (entry.actor_email, entry.role, entry.customer_id, entry.requested_id)
         with self.db.transaction() as cursor:
-            cursor.execute(INSERT, (*values, *rest, entry.resource, entry.request_id))
+            cursor.execute(INSERT, vars(entry))
 
     def check_writable(self) -> None:
         """A standby or a read-only server answers reads but refuses `record`: not ready."""

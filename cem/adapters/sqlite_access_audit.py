@@ -11,7 +11,7 @@ from typing import Any
 
 from cem.adapters.sqlite_log import storage_errors
 from cem.adapters.sqlite_users import from_micros, to_micros
-from cem.ports import AccessEntry, AccessQuery
+from cem.ports import ACCESS_ENTRY_FIELDS, AccessEntry, AccessQuery
 from cem.private_files import private_file
 
 AUDIT_FILE = "access-audit.sqlite"  # in the data directory
@@ -25,11 +25,9 @@ CREATE INDEX IF NOT EXISTS access_audit_by_time ON access_audit (tenant_id, at, 
 CREATE INDEX IF NOT EXISTS access_audit_by_customer
   ON access_audit (tenant_id, customer_id, at, entry_id);
 """
-COLUMNS = (
-    "entry_id, tenant_id, at, actor_kind, actor_id, actor_email, role, customer_id, "
-    "requested_id, resource, request_id"
-)
-INSERT = f"INSERT INTO access_audit ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+COLUMNS = ", ".join(ACCESS_ENTRY_FIELDS)
+_VALUES = ", ".join(f":{name}" for name in ACCESS_ENTRY_FIELDS)
+INSERT = f"INSERT INTO access_audit ({COLUMNS}) VALUES ({_VALUES})"
 # Every filter is a parameter: NULL means "any". The cursor is the last row's (at, entry_id).
 SELECT = f"""SELECT {COLUMNS} FROM access_audit
 WHERE tenant_id = :tenant
@@ -89,17 +87,13 @@ class SqliteAccessAudit:
             yield self._conn
 
     def record(self, entry: AccessEntry) -> None:
-        values = (entry.entry_id, entry.tenant_id, to_micros(entry.at), entry.actor_kind)
-        rest = (entry.actor_id, entry.actor_email, entry.role, entry.customer_id)
         with self._db() as conn:
-            conn.execute(
-                INSERT, (*values, *rest, entry.requested_id, entry.resource, entry.request_id)
-            )
+            conn.execute(INSERT, vars(entry) | {"at": to_micros(entry.at)})
 
     def check_writable(self) -> None:
         """Take the write lock and insert a probe entry, then roll back: a read-only file or a
         database held by another writer fails here as `record` would."""
-        probe = ("probe", "", 0, "", "", "", "", "", "", "", "")
+        probe = dict.fromkeys(ACCESS_ENTRY_FIELDS, "") | {"entry_id": "probe", "at": 0}
         with self._db() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
