@@ -13,6 +13,9 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BeforeValidator, StringConstraints
 
+from cem.api_errors import ApiError
+from services.projections.timeline import Cursor, InvalidCursor, decode_cursor
+
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 TYPE_FILTER_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*(\.\*)?$"
 INSTANT_HELP = "RFC 3339 with an offset (2026-11-23T10:00:00Z), or a date: midnight UTC"
@@ -37,4 +40,27 @@ def any_of(values: list[Any] | None) -> tuple[str, ...]:
     return tuple(str(v) for v in seen)
 
 
-__all__ = ["INSTANT_HELP", "TYPE_FILTER_PATTERN", "Instant", "Moment", "TypeFilter", "any_of"]
+def invalid_cursor(message: str) -> ApiError:
+    """The 422 for a `cursor` query parameter this API did not hand out."""
+    detail = {"code": "invalid_cursor", "message": message, "path": "query.cursor"}
+    return ApiError(422, "invalid_cursor", message, [detail])
+
+
+def cursor_position(cursor: str) -> Cursor:
+    """A page's `cursor` parameter as its position (a `timeline` cursor); 422 when invalid."""
+    try:
+        return decode_cursor(cursor)
+    except InvalidCursor as exc:
+        raise invalid_cursor(str(exc)) from None
+
+
+__all__ = [
+    "INSTANT_HELP",
+    "TYPE_FILTER_PATTERN",
+    "Instant",
+    "Moment",
+    "TypeFilter",
+    "any_of",
+    "cursor_position",
+    "invalid_cursor",
+]

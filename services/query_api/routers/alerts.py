@@ -20,9 +20,9 @@ from cem.auth import CAN_READ_AGGREGATES, require
 from cem.ports import Principal
 from cem.processing import to_micros
 from schemas.envelope import Channel
-from services.projections.timeline import Cursor, InvalidCursor, decode_cursor, encode_cursor
+from services.projections.timeline import Cursor, encode_cursor
 from services.query_api.exports import ExportFormat, download_items
-from services.query_api.params import INSTANT_HELP, Moment, any_of
+from services.query_api.params import INSTANT_HELP, Moment, any_of, cursor_position
 from services.query_api.routers.customers import members_of
 from services.query_api.routers.satisfaction import TouchpointName, utc
 from services.satisfaction.alerts import RULE_SET
@@ -156,9 +156,5 @@ def _position(cursor: str | None) -> tuple[int, str]:
     """Where the page starts: after the cursor's alert, or from the newest."""
     if cursor is None:
         return (NO_END, "")
-    try:
-        position = decode_cursor(cursor)
-    except InvalidCursor as exc:
-        detail = {"code": "invalid_cursor", "message": str(exc), "path": "query.cursor"}
-        raise ApiError(422, "invalid_cursor", str(exc), [detail]) from None
+    position = cursor_position(cursor)
     return (position.derived_at, position.event_id)

@@ -17,15 +17,9 @@ from cem.api_errors import ApiError
 from cem.auth import require
 from cem.ports import AccessAudit, AccessEntry, AccessQuery, Principal
 from cem.processing import to_micros
-from services.projections.timeline import (
-    Cursor,
-    InvalidCursor,
-    decode_cursor,
-    encode_cursor,
-    from_micros,
-)
+from services.projections.timeline import Cursor, encode_cursor, from_micros
 from services.query_api.exports import ExportFormat, download
-from services.query_api.params import INSTANT_HELP, Instant
+from services.query_api.params import INSTANT_HELP, Instant, cursor_position, invalid_cursor
 
 router = APIRouter(tags=["audit"])
 logger = logging.getLogger(__name__)
@@ -68,16 +62,11 @@ def _out(entry: AccessEntry) -> AccessEntryOut:
 def _before(cursor: str | None) -> tuple[datetime, str] | None:
     if cursor is None:
         return None
+    position = cursor_position(cursor)
     try:
-        position = decode_cursor(cursor)
-        # A forged position past the calendar's range is as invalid as a malformed one.
         return from_micros(position.derived_at), position.event_id
-    except (InvalidCursor, OverflowError, ValueError) as exc:
-        message = (
-            str(exc) if isinstance(exc, InvalidCursor) else "the cursor's time is out of range"
-        )
-        detail = {"code": "invalid_cursor", "message": message, "path": "query.cursor"}
-        raise ApiError(422, "invalid_cursor", message, [detail]) from None
+    except OverflowError:  # a forged position past the calendar's range is as invalid
+        raise invalid_cursor("the cursor's time is out of range") from None
 
 
 def _next_cursor(page: list[AccessEntry], more: bool) -> str | None:
