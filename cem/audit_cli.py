@@ -4,33 +4,38 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 
 from cem import data_dir
 from cem.cli_errors import USAGE_ERROR, CliError
 from cem.cli_output import format_table
 from cem.ports import AccessAudit, AccessEntry, AccessQuery, LogUnavailable
 from cem.settings import CoreSettings
+from services.query_api.params import Instant
 
-_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_INSTANT: TypeAdapter[datetime] = TypeAdapter(Instant)
 COLUMNS = ("at", "actor", "role", "customer_id", "requested_id", "resource", "request_id")
 
 
 def instant(option: str, text: str | None) -> datetime | None:
-    """An RFC 3339 time with an offset, or a date alone (midnight UTC), as the API reads them."""
+    """An RFC 3339 time with an offset, or a date alone (midnight UTC), as the API reads them
+    (`params.Instant`)."""
     if text is None:
         return None
-    if _DATE_ONLY.match(text):
-        text = f"{text}T00:00:00+00:00"
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise CliError(f"{option} {text!r} is not a date or RFC 3339 time", USAGE_ERROR) from None
-    if value.tzinfo is None:
-        raise CliError(f"{option} needs a UTC offset, e.g. 2026-11-10T00:00:00Z", USAGE_ERROR)
+        value = _INSTANT.validate_python(text)
+    except ValidationError as exc:
+        naive = any(error["type"] == "timezone_aware" for error in exc.errors())
+        message = (
+            f"{option} needs a UTC offset, e.g. 2026-11-10T00:00:00Z"
+            if naive
+            else f"{option} {text!r} is not a date or RFC 3339 time"
+        )
+        raise CliError(message, USAGE_ERROR) from None
     try:
         return value.astimezone(UTC)
     except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
