@@ -18,7 +18,7 @@ from cem.auth import require
 from cem.ports import AccessAudit, AccessEntry, AccessQuery, Principal
 from cem.processing import to_micros
 from services.projections.timeline import Cursor, encode_cursor, from_micros
-from services.query_api.exports import ExportFormat, download
+from services.query_api.exports import ExportFormat, download_items
 from services.query_api.params import INSTANT_HELP, Instant, cursor_position, invalid_cursor
 
 router = APIRouter(tags=["audit"])
@@ -129,5 +129,5 @@ def list_access(
     page, more = found[:limit], len(found) > limit
     entries = [_out(entry) for entry in page]
     if format != ExportFormat.json:
-        return download([e.model_dump() for e in entries], COLUMNS, "access-audit", format)
+        return download_items(entries, COLUMNS, "access-audit", format)
     return AccessPage(entries=entries, next_cursor=_next_cursor(page, more))
