@@ -111,6 +111,15 @@ def members_of(request: Request, tenant_id: str, requested: str) -> list[str]:
         raise _ambiguous(exc) from None
 
 
+def profile_of(warehouse: Warehouse, tenant_id: str, members: list[str]) -> Profile:
+    """The members' profile with its latest repeat contact; 404 when none of them has an event."""
+    profile = read_profile(warehouse, tenant_id, members)
+    if profile is None:
+        raise _not_found()
+    repeat = read_repeat_contact(warehouse, tenant_id, members)
+    return profile.model_copy(update={"repeat_contact": repeat})
+
+
 def _invalid(code: str, exc: ValueError, path: str) -> ApiError:
     detail = {"code": code, "message": str(exc), "path": path}
     return ApiError(422, "invalid_request", str(exc), [detail])
@@ -162,12 +171,7 @@ def get_profile(request: Request, principal: Reader, customer_id: CustomerId) ->
     """What is known about the customer: activity, channels, orders, satisfaction, open cases,
     and the latest repeat contact."""
     members = members_of(request, principal.tenant_id, customer_id)
-    warehouse, tenant_id = _warehouse(request), principal.tenant_id
-    profile = read_profile(warehouse, tenant_id, members)
-    if profile is None:
-        raise _not_found()
-    repeat = read_repeat_contact(warehouse, tenant_id, members)
-    profile = profile.model_copy(update={"repeat_contact": repeat})
+    profile = profile_of(_warehouse(request), principal.tenant_id, members)
     record_access(request, principal, members[0], "profile", customer_id)
     return profile
 

@@ -25,17 +25,16 @@ from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 
 from cem.access_audit import record_access
-from cem.api_errors import ApiError
 from cem.auth import CAN_EXPORT_SUBJECT, require
 from cem.ports import Principal, Warehouse
 from services.identity.errors import CustomerNotFound
 from services.identity.resolver import IdentityResolver
 from services.projections.profile import Profile
-from services.projections.repeat_contact_sql import flag_page, read_repeat_contact
-from services.projections.sql import read_profile, read_timeline
+from services.projections.repeat_contact_sql import flag_page
+from services.projections.sql import read_timeline
 from services.projections.timeline import MAX_PAGE, TimelineEntry, decode_cursor
 from services.query_api.routers.alerts import AlertOut, alert_out
-from services.query_api.routers.customers import CustomerId, members_of
+from services.query_api.routers.customers import CustomerId, members_of, profile_of
 from services.query_api.routers.responses import answer_fields
 from services.query_api.routers.satisfaction import now
 from services.query_api.subject_archive import JsonRow, Section, SubjectArchive
@@ -188,11 +187,7 @@ def export_customer(request: Request, principal: Exporter, customer_id: Customer
     """Everything held about the customer and every customer merged into it, as a zip."""
     tenant_id, warehouse = principal.tenant_id, request.app.state.warehouse
     members = members_of(request, tenant_id, customer_id)
-    profile = read_profile(warehouse, tenant_id, members)
-    if profile is None:
-        raise ApiError(404, "not_found", "no such customer")
-    repeat = read_repeat_contact(warehouse, tenant_id, members)
-    profile = profile.model_copy(update={"repeat_contact": repeat})
+    profile = profile_of(warehouse, tenant_id, members)
     identity = _identity_records(request, tenant_id, members[0])
     sections = _sections(warehouse, tenant_id, members, profile, identity or ([], []))
     at = now(request)
