@@ -152,6 +152,21 @@ def _filename(at: datetime) -> str:
     return f"customer-export-{secrets.token_hex(8)}-{at:%Y%m%dT%H%M%SZ}.zip"
 
 
+def _manifest(
+    tenant_id: str, requested_id: str, members: list[str], identity_service: bool, at: datetime
+) -> dict[str, Any]:
+    """`manifest.json` without its file counts (`SubjectArchive.finish` adds them)."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "tenant_id": tenant_id,
+        "customer_id": members[0],
+        "requested_id": requested_id,
+        "members": members,
+        "identity_service": identity_service,
+        "generated_at": at.isoformat().replace("+00:00", "Z"),
+    }
+
+
 def _stream(sections: Sequence[Section], manifest: dict[str, Any]) -> Iterator[bytes]:
     archive = SubjectArchive()
     for section in sections:
@@ -191,15 +206,7 @@ def export_customer(request: Request, principal: Exporter, customer_id: Customer
     identity = _identity_records(request, tenant_id, members[0])
     sections = _sections(warehouse, tenant_id, members, profile, identity or ([], []))
     at = now(request)
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "tenant_id": tenant_id,
-        "customer_id": members[0],
-        "requested_id": customer_id,
-        "members": members,
-        "identity_service": identity is not None,
-        "generated_at": at.isoformat().replace("+00:00", "Z"),
-    }
+    manifest = _manifest(tenant_id, customer_id, members, identity is not None, at)
     # Recorded before the first byte leaves: an export the audit cannot record is refused (503).
     record_access(request, principal, members[0], "export", customer_id)
     headers = {
