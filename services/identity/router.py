@@ -49,6 +49,13 @@ Curator = Annotated[Principal, Depends(require(CAN_CURATE_IDENTITY))]
 # (the Curator dependency comes first in each route), within this limit, by the strict parser.
 MAX_BODY_BYTES = 16 * 1024
 
+# What a read of one customer's identity answers besides its 200 and 422.
+_CUSTOMER_READ: dict[int | str, dict[str, Any]] = {
+    **AUDITED_READ_RESPONSES,
+    404: {"description": "no such customer for the caller's tenant"},
+    409: {"description": "an identifier key that several customers hold: name one by its id"},
+}
+
 # Each domain error has one status and code; nothing else leaks out of the identity service.
 _ERRORS: dict[type[IdentityError], tuple[int, str]] = {
     CustomerNotFound: (404, "not_found"),
@@ -170,7 +177,7 @@ def _actor(principal: Principal) -> str:
     return f"key:{principal.key_id}"
 
 
-@router.get("/customers/{customer_id:path}/identities", responses=AUDITED_READ_RESPONSES)
+@router.get("/customers/{customer_id:path}/identities", responses=_CUSTOMER_READ)
 def get_identities(customer_id: CustomerId, request: Request, who: Reader) -> dict[str, Any]:
     """Every identifier of the customer, its own and those of customers merged into it. An absorbed
     id answers for its survivor (`customer_id` differs from `requested_id`)."""
@@ -190,7 +197,7 @@ def get_identities(customer_id: CustomerId, request: Request, who: Reader) -> di
     }
 
 
-@router.get("/customers/{customer_id:path}/identity-history", responses=AUDITED_READ_RESPONSES)
+@router.get("/customers/{customer_id:path}/identity-history", responses=_CUSTOMER_READ)
 def get_identity_history(customer_id: CustomerId, request: Request, who: Reader) -> dict[str, Any]:
     """Audit of every registration, link, unlink, merge and split, with who and why."""
     resolver, requested = _identity(request), customer_id

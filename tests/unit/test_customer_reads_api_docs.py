@@ -13,28 +13,35 @@ from services.query_api.app import create_app
 
 DOWNLOADS = {"application/json", "text/csv", "application/vnd.apache.parquet"}
 # path: (statuses, 200 content types). Every audited read answers 503 when the audit cannot
-# record it; every route 401 without a credential and 403 to a role that may not read it.
+# record it; every route 401 without a credential and 403 to a role that may not read it; a
+# customer addressed by an identifier key several customers hold is a 409.
 ROUTES: dict[str, tuple[set[str], set[str]]] = {
-    "/v1/customers/{customer_id}": ({"401", "403", "404", "422", "503"}, {"application/json"}),
+    "/v1/customers/{customer_id}": (
+        {"401", "403", "404", "409", "422", "503"},
+        {"application/json"},
+    ),
     "/v1/customers/{customer_id}/timeline": (
-        {"401", "403", "404", "422", "503"},
+        {"401", "403", "404", "409", "422", "503"},
         {"application/json"},
     ),
     "/v1/customers/{customer_id}/stream": (
-        {"401", "403", "404", "422", "503"},
+        {"401", "403", "404", "409", "422", "503"},
         {"text/event-stream"},
     ),
     "/v1/customers/{customer_id}/export": (
         {"401", "403", "404", "409", "422", "503"},
         {"application/zip"},
     ),
-    "/v1/customers/{customer_id}/identities": ({"401", "403", "422", "503"}, {"application/json"}),
+    "/v1/customers/{customer_id}/identities": (
+        {"401", "403", "404", "409", "422", "503"},
+        {"application/json"},
+    ),
     "/v1/customers/{customer_id}/identity-history": (
-        {"401", "403", "422", "503"},
+        {"401", "403", "404", "409", "422", "503"},
         {"application/json"},
     ),
     "/v1/events/{event_id}": ({"401", "403", "404", "422", "503"}, {"application/json"}),
-    "/v1/alerts": ({"401", "403", "422", "503"}, DOWNLOADS),
+    "/v1/alerts": ({"401", "403", "409", "422", "503"}, DOWNLOADS),
     "/v1/audit/access": ({"401", "403", "422", "503"}, DOWNLOADS),
 }
 

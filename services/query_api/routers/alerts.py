@@ -95,6 +95,7 @@ def _customers(request: Request, tenant_id: str, customer_id: str | None) -> tup
     responses={
         200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}},
         **AUDITED_READ_RESPONSES,  # 503 only for one customer's alerts (an audited read)
+        409: {"description": "a customer_id several customers hold: name one by its id"},
     },
 )
 def list_alerts(

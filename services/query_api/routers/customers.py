@@ -57,9 +57,11 @@ Reader = Annotated[Principal, Depends(require(CAN_READ_CUSTOMERS))]
 # `:path` because customer ids are free text and may contain "/"; the timeline route is declared
 # first so that ".../timeline" is never read as part of an id.
 CustomerId = Annotated[str, Path(min_length=1, max_length=400)]
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+# What a read of one customer (resolved by `members_of`, recorded by the access audit) answers.
+CUSTOMER_READ_RESPONSES: dict[int | str, dict[str, Any]] = {
     **AUDITED_READ_RESPONSES,
     404: {"description": "no such customer for the caller's tenant"},
+    409: {"description": "an identifier key that several customers hold: name one by its id"},
 }
 
 
@@ -126,7 +128,9 @@ def _invalid(code: str, exc: ValueError, path: str) -> ApiError:
 
 
 @router.get(
-    "/v1/customers/{customer_id:path}/timeline", response_model=TimelinePage, responses=_NOT_FOUND
+    "/v1/customers/{customer_id:path}/timeline",
+    response_model=TimelinePage,
+    responses=CUSTOMER_READ_RESPONSES,
 )
 def get_timeline(
     request: Request,
@@ -166,7 +170,9 @@ def get_timeline(
     return page
 
 
-@router.get("/v1/customers/{customer_id:path}", response_model=Profile, responses=_NOT_FOUND)
+@router.get(
+    "/v1/customers/{customer_id:path}", response_model=Profile, responses=CUSTOMER_READ_RESPONSES
+)
 def get_profile(request: Request, principal: Reader, customer_id: CustomerId) -> Profile:
     """What is known about the customer: activity, channels, orders, satisfaction, open cases,
     and the latest repeat contact."""

@@ -15,12 +15,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from cem.access_audit import AUDITED_READ_RESPONSES, record_access
+from cem.access_audit import record_access
 from cem.api_errors import ApiError
 from cem.ports import Principal
 from services.projections.arrivals import InvalidStreamCursor, Positions, decode_positions
 from services.projections.sql import customer_exists
-from services.query_api.routers.customers import CustomerId, Reader, members_of
+from services.query_api.routers.customers import (
+    CUSTOMER_READ_RESPONSES,
+    CustomerId,
+    Reader,
+    members_of,
+)
 from services.query_api.stream import CustomerStream, StreamHub
 
 router = APIRouter(tags=["customers"])
@@ -35,8 +40,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
             "text/event-stream": {"schema": {"type": "string"}, "example": _STREAM_EXAMPLE}
         },
     },
-    **AUDITED_READ_RESPONSES,
-    404: {"description": "no such customer for the caller's tenant"},
+    **CUSTOMER_READ_RESPONSES,
     422: {"description": "a Last-Event-ID this API did not hand out"},
 }
 
