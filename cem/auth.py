@@ -25,6 +25,8 @@ CAN_READ_AGGREGATES = frozenset({"agent", "manager", "admin"})
 CAN_READ_ANSWERS = frozenset({"manager", "admin"})
 # A customer's whole file at once (GDPR subject access export): admins only.
 CAN_EXPORT_SUBJECT = frozenset({"admin"})
+# Who read which customer's data (the access audit): admins only.
+CAN_READ_AUDIT = frozenset({"admin"})
 SESSION_COOKIE = "cem_session"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from cem.api_errors import ApiError
-from cem.auth import require
+from cem.auth import CAN_READ_AUDIT, require
 from cem.ports import AccessAudit, AccessEntry, AccessQuery, Principal
 from cem.processing import to_micros
 from services.projections.timeline import Cursor, encode_cursor, from_micros
@@ -24,7 +24,6 @@ from services.query_api.params import INSTANT_HELP, Instant, cursor_position, in
 router = APIRouter(tags=["audit"])
 logger = logging.getLogger(__name__)
 
-CAN_READ_AUDIT = frozenset({"admin"})
 MAX_PAGE = 1000
 
 
