@@ -262,13 +262,18 @@ def test_a_read_the_audit_cannot_record_answers_503_and_no_data(
     assert api.call("GET", "/v1/alerts").status_code == 200  # no one customer's data: no entry
     listing = api.call("GET", AUDIT, "admin")
     assert (listing.status_code, listing.json()["error"]["code"]) == (503, "audit_unavailable")
-    bad_inputs = [{"cursor": "nonsense"}, {"limit": 0}, {"since": "2026-13-01"}, {"format": "xml"}]
-    for params in bad_inputs:  # refused before the store is asked: a 422, not its 503
-        refused = api.call("GET", AUDIT, "admin", params=params)
+    bad_inputs = [
+        {"cursor": "nonsense"},
+        {"limit": "0"},
+        {"since": "2026-13-01"},
+        {"format": "xml"},
+    ]
+    for bad in bad_inputs:  # refused before the store is asked: a 422, not its 503
+        refused = api.call("GET", AUDIT, "admin", params=bad)
         assert (refused.status_code, refused.json()["error"]["details"][0]["path"]) == (
             422,
-            f"query.{next(iter(params))}",
-        ), params
+            f"query.{next(iter(bad))}",
+        ), bad
     ready = api.http.get("/ready")
     assert ready.status_code == 503
     assert ready.json()["checks"]["access_audit"].startswith("unavailable")
