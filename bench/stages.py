@@ -1,12 +1,16 @@
 """`python -m bench.stages`: the CPU cost per event of each stage of the embedded pipeline.
 
-One process runs the embedded pipeline's own code, stage by stage, over a realistic mix: the demo
-population's events (emails, phones, loyalty and CRM ids, anonymous web ids that later log in),
-batches of 500 as a client posts them. Per batch: parse the body, validate, note ignored
+One process runs the embedded pipeline's own code, stage by stage, over a mix of events in
+batches of 500 as a client posts them. By default (`--mix identity`) the mix is the identity
+bench's population (`bench/identity/`), built apart from the identity rules: phones written
+nationally, with `00` or punctuation, placeholders, mistyped emails, cleared cookies, landlines and
+tablets a household shares, store kiosks. `--mix demo` takes the demo generator's events instead
+(explicit customer ids, clean E.164 phones: the identity rules' easy case). Per batch: parse the body, validate, note ignored
 identifiers, encode, publish (claims + append to the SQLite log); then each consumer group polls,
 decodes, files (identity), builds its rows, inserts them into chdb and commits, exactly as
 `cem.runner.run_once` does. Beside them, from the same run and the same bytes: sqlite3 appending
-the records with nothing else, and chdb inserting the same rows already serialised.
+the records with nothing else, and chdb's session inserting the same rows already serialised
+(the engine's own client, not our adapter).
 
 Every stage is timed with `time.process_time` (CPU of the whole process, chdb's threads included)
 and `time.perf_counter` around a whole batch; the first batch is a warm-up and is left out. One
@@ -53,6 +57,7 @@ JSON = "application/json"
 INGEST_STAGES = ("parse body", "validate", "identifier notes", "encode", "publish (claims+append)")
 GROUP_STAGES = ("poll", "decode", "file (identity)", "build rows", "insert (chdb)", "commit")
 BASELINES = ("raw sqlite3 append, same bytes", "raw chdb insert, same rows")
+RAW_DATABASE = "stages_raw"
 
 
 def pipeline_stages(groups: Sequence[str]) -> list[str]:
@@ -76,11 +81,29 @@ class Meter:
         self.wall[name] += time.perf_counter() - wall
 
 
-def realistic_mix(seed: int, events: int, customers: int) -> list[dict[str, Any]]:
-    """The demo population's history, in the order it happened (producer format)."""
-    from bench.embedded import demo_events  # the same generator `cem bench` loads
+def identity_mix(seed: int, events: int, people: int) -> list[dict[str, Any]]:
+    """The first `events` touchpoints, in time order, of the identity bench's population
+    (`bench/identity/`): identifiers as people write them (national and `00` phones, punctuation,
+    placeholders, typos) and devices households share. More people are drawn while `people` make
+    too few events, so the mix stays a stretch of one history rather than several laid end to end."""
+    from bench.identity.population import generate
+
+    touches = generate(people, seed)
+    while len(touches) < events:
+        people *= 2
+        touches = generate(people, seed)
+    return [touch.event for touch in touches[:events]]
+
+
+def demo_mix(seed: int, events: int, customers: int) -> list[dict[str, Any]]:
+    """The demo population's history, in the order it happened (producer format): clean E.164
+    phones and explicit customer ids, what `cem bench` loads."""
+    from bench.embedded import demo_events
 
     return list(demo_events(seed, events, customers))
+
+
+MIXES = {"identity": identity_mix, "demo": demo_mix}
 
 
 class Pipeline:
@@ -95,8 +118,12 @@ class Pipeline:
         self.filer, self.warehouse = self.platform.filer, self.platform.warehouse
         self.projections = self.platform.projections
         ensure_tables(self.warehouse, self.projections)
-        self.raw_warehouse = ChdbWarehouse(root / "data" / "warehouse", database="stages_raw")
+        self.raw_warehouse = ChdbWarehouse(root / "data" / "warehouse", database=RAW_DATABASE)
         ensure_tables(self.raw_warehouse, self.projections)
+        # The engine alone: chdb's own session (the one the process has), with no adapter lock and
+        # no `USE` between the platform's database and this one (through the adapter, switching
+        # databases cost both inserts a statement each batch); tables named with their database.
+        self.raw_engine = self.raw_warehouse._session
         self.raw_log = sqlite3.connect(root / "raw.sqlite", isolation_level=None)
         self.raw_log.execute("PRAGMA journal_mode = WAL")
         self.raw_log.execute("PRAGMA synchronous = NORMAL")
@@ -164,10 +191,14 @@ class Pipeline:
         with meter.stage(f"{group}: insert (chdb)"):
             for table, rows in result.rows.items():
                 self.warehouse.insert(table, rows)
-        bodies = {table: _json_each_row(rows) for table, rows in result.rows.items() if rows}
+        statements = [
+            f"INSERT INTO {RAW_DATABASE}.{table} FORMAT JSONEachRow\n{_json_each_row(rows)}"
+            for table, rows in result.rows.items()
+            if rows
+        ]
         with meter.stage(BASELINES[1]):
-            for table, data in bodies.items():
-                self.raw_warehouse.command(f"INSERT INTO {table} FORMAT JSONEachRow\n{data}")
+            for sql in statements:
+                self.raw_engine.query(sql, "TabSeparated")
         with meter.stage(f"{group}: commit"):
             self.log.commit(TOUCHPOINTS_TOPIC, group, result.next_offsets)
 
@@ -212,7 +243,7 @@ def profile_cycle(pipeline: Pipeline, raws: list[dict[str, Any]], top: int) -> s
 
 
 def run(args: argparse.Namespace, root: Path) -> str:
-    mix = realistic_mix(args.seed, args.events, args.customers)
+    mix = MIXES[args.mix](args.seed, args.events, args.customers)
     batches = [mix[i : i + args.batch] for i in range(0, len(mix), args.batch)]
     pipeline, meter = Pipeline(root), Meter()
     profiled, report = len(batches) // 2, ""
@@ -228,7 +259,8 @@ def run(args: argparse.Namespace, root: Path) -> str:
         pipeline.close()
     head = (
         f"{meter.events} events measured in batches of {args.batch} "
-        f"({len(mix)} in the mix, {args.customers} customers, seed {args.seed}; "
+        f"({len(mix)} in the {args.mix} mix of {args.customers} customers or more, "
+        f"seed {args.seed}; "
         "first batch and the profiled one left out)\n"
         f"load average before: {load_before}  after: {load_average()}  cores: {os.cpu_count()}"
     )
@@ -239,7 +271,14 @@ def run(args: argparse.Namespace, root: Path) -> str:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.stages", description=__doc__.split("\n")[0])
     p.add_argument("--events", type=int, default=20_000, help="events in the mix")
-    p.add_argument("--customers", type=int, default=2_000, help="demo population size")
+    p.add_argument(
+        "--mix",
+        choices=sorted(MIXES),
+        default="identity",
+        help="identity: the identity bench's population, identifiers as people write them "
+        "(default); demo: the demo generator's clean identifiers",
+    )
+    p.add_argument("--customers", type=int, default=2_000, help="population size (at least)")
     p.add_argument("--batch", type=int, default=500, help="events per client batch")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--profile-top", type=int, default=30, help="functions shown; 0: no profile")

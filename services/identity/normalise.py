@@ -127,12 +127,10 @@ def normalise_external(namespace: str, raw: str, rules: TenantRules) -> str:
     return value.upper() if config.case == "upper" else value
 
 
-def is_placeholder(
-    identifier: Identifier, raw: str, consumer_domains: tuple[str, ...] = ()
-) -> bool:
+def is_placeholder(identifier: Identifier, raw: str, consumer_domains: tuple[str, ...]) -> bool:
     """Whether the value was typed to fill a required field rather than to name anyone; emails at
-    `consumer_domains` (the providers that give people their mailboxes) are held to the shortest
-    names those providers give out."""
+    `consumer_domains` (the providers that give people their mailboxes) are held to the names
+    those providers give out."""
     if (
         identifier.value.casefold() in PLACEHOLDER_TOKENS
         or raw.strip().casefold() in PLACEHOLDER_TOKENS
@@ -145,22 +143,18 @@ def is_placeholder(
     return False
 
 
-def _placeholder_email(value: str, consumer_domains: tuple[str, ...] = ()) -> bool:
-    """A mailbox nobody reads: a no-value word before the `@` of a consumer provider
-    (`desconocido@gmail.com`, `x@outlook.com`) or as the
+def _placeholder_email(value: str, consumer_domains: tuple[str, ...]) -> bool:
+    """A mailbox nobody reads: a no-value word before the `@` (`desconocido@x.com`) or as the
     domain's name, the same word on both sides (`ninguno@ninguno.es`, `x@x.com`), one key
-    repeated (`xxx@yahoo.es`), or a one-character name at a consumer provider (`a@yahoo.es`: they
-    give nobody a mailbox that short, unlike a company naming its own, `j@acme.es`): what people
-    type to get past a required field."""
+    repeated (`xxx@yahoo.es`), or at a consumer provider a name it gives nobody (`nil@gmail.com`,
+    `a@yahoo.es`): what people type to get past a required field."""
     local, _, domain = value.rpartition("@")
     label = domain.partition(".")[0]
     return (
         local in PLACEHOLDER_EMAIL_LOCALS
-        # A no-value word at a consumer provider, which gives nobody `unknown@` or `nil@`; at a
-        # company's own domain such a word may be a person (`nil@acme.cat`: Nil is a Catalan name)
-        # or a real desk (`guest@hotelsol.es`).
-        or (local in PLACEHOLDER_TOKENS and domain in consumer_domains)
-        or (len(local) == 1 and domain in consumer_domains)
+        # Consumer providers give nobody `nil@`, `guest@` or one letter; a company naming its own
+        # mailboxes may (`nil@acme.cat`: Nil is a Catalan name; `guest@hotelsol.es`, `j@acme.es`).
+        or (domain in consumer_domains and (len(local) == 1 or local in PLACEHOLDER_TOKENS))
         or label in _PLACEHOLDER_DOMAIN_NAMES  # x@ninguno.es, a@sinemail.com
         or domain in PLACEHOLDER_EMAIL_DOMAINS
         or local == label

@@ -467,6 +467,8 @@ def _merge_or_propose_one(
     if frozenset({home, other.canonical_id}) in situation.kept_apart:
         draft.skipped.append(Skip(evidence.identifier, f"kept apart from {other.canonical_id}"))
         return
+    mergeable = rules.auto_merge and not draft.register
+    conflicts = unique_conflicts(draft.identifiers, other.identifiers, rules)
     devices = [c for c in claims if _is_device(c.identifier, rules)]
     if devices and len(devices) == len(claims):
         if not _identified(other.identifiers, rules):
@@ -477,21 +479,14 @@ def _merge_or_propose_one(
             return
         # One person: a device only they used vouches that one's email is a slip of the other's,
         # as it does for a touchpoint carrying the slip itself (`_mistyped_email_of`).
-        slip = _slip_between(draft.identifiers, other.identifiers)
         own = [c for c in devices if _only_holder(c, other, situation)]
-        if (
-            slip
-            and own
-            and rules.auto_merge
-            and not draft.register
-            and not unique_conflicts(draft.identifiers, other.identifiers, rules)
-        ):
-            _absorb(draft, other, home, f"{slip}, on {own[0].identifier}")
-            return
+        if mergeable and own and not conflicts:
+            slip = _slip_between(draft.identifiers, other.identifiers)
+            if slip:
+                _absorb(draft, other, home, f"{slip}, on {own[0].identifier}")
+                return
         if _different_people(draft, other, rules):
             _shared_devices(draft, devices, other, situation, rules)
-    mergeable = rules.auto_merge and not draft.register
-    conflicts = unique_conflicts(draft.identifiers, other.identifiers, rules)
     if mergeable and strong and not conflicts:
         _absorb(draft, other, home, f"both hold {evidence.identifier}")
     elif (

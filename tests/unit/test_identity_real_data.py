@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -278,12 +279,33 @@ def test_an_email_lookup_uses_the_providers_rules() -> None:
     assert lookup_spellings("phone", "not a number", DEFAULTS) == ()
 
 
+@pytest.fixture
+def identity() -> Iterator[IdentityResolver]:
+    """A resolver of its own (in-memory SQLite) with the product's default rules."""
+    uri = f"file:real-data-{uuid.uuid4().hex}?mode=memory&cache=shared"
+    resolver = IdentityResolver(sqlite_env(uri), IdentityRules())
+    yield resolver
+    resolver.close()
+
+
+def resolving(identity: IdentityResolver, channel: str) -> Callable[..., str]:
+    """Files a touchpoint of `channel` carrying the given identifiers; answers its home's id."""
+
+    def resolve(**ref: str) -> str:
+        event_id = str(uuid.uuid4())
+        return identity.resolve(
+            "acme", CustomerRef.model_validate(ref), event_id, channel, at=NOW
+        ).home_id
+
+    return resolve
+
+
 # --- the filing remembers what was ignored -------------------------------------------------------
 
 
-def test_the_filing_records_which_identifiers_were_ignored_and_why() -> None:
-    uri = f"file:ignored-{uuid.uuid4().hex}?mode=memory&cache=shared"
-    identity = IdentityResolver(sqlite_env(uri), IdentityRules())
+def test_the_filing_records_which_identifiers_were_ignored_and_why(
+    identity: IdentityResolver,
+) -> None:
     event_id = str(uuid.uuid4())
     ref = CustomerRef(email="no tiene", phone="600 000 000", anonymous_id="web-1")
     resolved = identity.resolve("acme", ref, event_id, "kafka", at=NOW)
@@ -295,21 +317,15 @@ def test_the_filing_records_which_identifiers_were_ignored_and_why() -> None:
     )
     assert identity.filing_of("other-tenant", event_id) is None
     assert normalise_ref(ref, DEFAULTS).identifiers == (Identifier("anonymous_id", "web-1"),)
-    identity.close()
 
 
 # --- hubs learned from the data -------------------------------------------------------------------
 
 
-def test_an_email_presented_by_strangers_becomes_a_hub_and_stops_linking() -> None:
-    uri = f"file:hub-{uuid.uuid4().hex}?mode=memory&cache=shared"
-    identity = IdentityResolver(sqlite_env(uri), IdentityRules())
-
-    def resolve(**ref: str) -> str:
-        return identity.resolve(
-            "acme", CustomerRef(**ref), str(uuid.uuid4()), "pos", at=NOW
-        ).home_id
-
+def test_an_email_presented_by_strangers_becomes_a_hub_and_stops_linking(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "pos")
     counter = "mostrador@tiendas-sol.es"  # a shop's own address, typed for walk-in customers
     ana = resolve(email="ana@x.es", phone="612 345 678")
     luis = resolve(email="luis@x.es", phone="622 345 678")
@@ -321,54 +337,34 @@ def test_an_email_presented_by_strangers_becomes_a_hub_and_stops_linking() -> No
     assert resolve(email=counter) not in {ana, luis}
     assert identity.locate("acme", ana).members == (ana,)
     assert identity.locate("acme", luis).members == (luis,)
-    identity.close()
 
 
-def test_one_person_with_a_second_mobile_is_not_a_hub() -> None:
-    uri = f"file:hub2-{uuid.uuid4().hex}?mode=memory&cache=shared"
-    identity = IdentityResolver(sqlite_env(uri), IdentityRules())
-
-    def resolve(**ref: str) -> str:
-        return identity.resolve(
-            "acme", CustomerRef(**ref), str(uuid.uuid4()), "app", at=NOW
-        ).home_id
-
+def test_one_person_with_a_second_mobile_is_not_a_hub(identity: IdentityResolver) -> None:
+    resolve = resolving(identity, "app")
     ana = resolve(email="ana@x.es", phone="612 345 678")
     assert resolve(email="ana@x.es", phone="699 111 222") == ana  # her work mobile
     assert resolve(email="ana@x.es") == ana
     # A third mobile beside the same email: more lines than a person uses, the email is a hub.
     assert resolve(email="ana@x.es", phone="688 333 444") != ana
-    identity.close()
 
 
 # --- household lines beside devices ----------------------------------------------------------------
 
 
-def test_a_person_giving_her_own_landline_on_her_own_browser_stays_herself() -> None:
-    uri = f"file:own-line-{uuid.uuid4().hex}?mode=memory&cache=shared"
-    identity = IdentityResolver(sqlite_env(uri), IdentityRules())
-
-    def resolve(**ref: str) -> str:
-        return identity.resolve(
-            "acme", CustomerRef(**ref), str(uuid.uuid4()), "web", at=NOW
-        ).home_id
-
+def test_a_person_giving_her_own_landline_on_her_own_browser_stays_herself(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "web")
     ana = resolve(email="ana.garcia@gmail.com", anonymous_id="ck-ana-laptop")
     # Later, on the same laptop, a form with only her home landline: Ana's touchpoint.
     form = resolve(anonymous_id="ck-ana-laptop", phone="913 914 447")
     assert identity.locate("acme", form).customer_id == identity.locate("acme", ana).customer_id
-    identity.close()
 
 
-def test_a_landlines_calls_before_anyone_named_themselves_stay_the_households() -> None:
-    uri = f"file:line-history-{uuid.uuid4().hex}?mode=memory&cache=shared"
-    identity = IdentityResolver(sqlite_env(uri), IdentityRules())
-
-    def resolve(**ref: str) -> str:
-        return identity.resolve(
-            "acme", CustomerRef(**ref), str(uuid.uuid4()), "cti", at=NOW
-        ).home_id
-
+def test_a_landlines_calls_before_anyone_named_themselves_stay_the_households(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "cti")
     # Calls from a home landline nobody named: the grandmother, a son, a flatmate, who knows.
     line = resolve(phone="913 914 447")
     assert resolve(phone="+34 913 914 447") == line
@@ -381,21 +377,15 @@ def test_a_landlines_calls_before_anyone_named_themselves_stay_the_households() 
     visits = resolve(anonymous_id="ck-1")
     ana = resolve(email="ana.garcia@gmail.com", anonymous_id="ck-1")
     assert identity.locate("acme", visits).customer_id == ana
-    identity.close()
 
 
 # --- typos: corroborated slips link, lone ones do not ----------------------------------------------
 
 
-def test_a_slip_of_a_customers_email_on_its_device_is_that_customers() -> None:
-    uri = f"file:typo-{uuid.uuid4().hex}?mode=memory&cache=shared"
-    identity = IdentityResolver(sqlite_env(uri), IdentityRules())
-
-    def resolve(**ref: str) -> str:
-        return identity.resolve(
-            "acme", CustomerRef(**ref), str(uuid.uuid4()), "web", at=NOW
-        ).home_id
-
+def test_a_slip_of_a_customers_email_on_its_device_is_that_customers(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "web")
     ana = resolve(email="ana.garcia@acme.es", anonymous_id="tablet-1")
     # The same tablet, the email one keystroke off: corroborated, linked (and found again later).
     assert resolve(email="ana.garcai@acme.es", anonymous_id="tablet-1") == ana
@@ -404,18 +394,12 @@ def test_a_slip_of_a_customers_email_on_its_device_is_that_customers() -> None:
     assert resolve(email="luis.perez@acme.es", anonymous_id="tablet-1") != ana
     # A slip with nothing to corroborate it is somebody new (at most a candidate for review).
     assert resolve(email="ana.gracia@acme.es") != ana
-    identity.close()
 
 
-def test_two_customers_whose_emails_are_a_slip_apart_are_one_on_the_browser_of_one() -> None:
-    uri = f"file:typo-device-{uuid.uuid4().hex}?mode=memory&cache=shared"
-    identity = IdentityResolver(sqlite_env(uri), IdentityRules())
-
-    def resolve(**ref: str) -> str:
-        return identity.resolve(
-            "acme", CustomerRef(**ref), str(uuid.uuid4()), "web", at=NOW
-        ).home_id
-
+def test_two_customers_whose_emails_are_a_slip_apart_are_one_on_the_browser_of_one(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "web")
     # Mateo mistypes his email at a web checkout; the newsletter later knows the right one.
     slip = resolve(email="kateo.carrasco@gmail.com", anonymous_id="ck-1")
     mateo = resolve(email="mateo.carrasco@gmail.com")
@@ -427,48 +411,33 @@ def test_two_customers_whose_emails_are_a_slip_apart_are_one_on_the_browser_of_o
     assert identity.locate("acme", resolve(anonymous_id="ck-1")).customer_id == mateo
     merged = [e for e in identity.history("acme", mateo) if e.action == "customers_merged"]
     assert "one keystroke apart" in merged[0].details["reason"]
-    identity.close()
 
 
 @pytest.mark.parametrize(
     "first, second", [("maria.lopez", "mario.lopez"), ("daniel.ruiz", "daniela.ruiz")]
 )
 def test_siblings_one_letter_apart_on_a_family_tablet_stay_two_people(
-    first: str, second: str
+    identity: IdentityResolver, first: str, second: str
 ) -> None:
-    uri = f"file:siblings-{uuid.uuid4().hex}?mode=memory&cache=shared"
-    identity = IdentityResolver(sqlite_env(uri), IdentityRules())
-
-    def resolve(**ref: str) -> str:
-        return identity.resolve(
-            "acme", CustomerRef(**ref), str(uuid.uuid4()), "web", at=NOW
-        ).home_id
-
+    resolve = resolving(identity, "web")
     one = resolve(email=f"{first}@gmail.com", anonymous_id="ck-family-ipad")
     other = resolve(email=f"{second}@gmail.com")
     # The other signs in on the family iPad: another name, not a slip of a finger.
     assert resolve(email=f"{second}@gmail.com", anonymous_id="ck-family-ipad") == other
     assert identity.locate("acme", one).members == (one,)
     assert identity.locate("acme", other).members == (other,)
-    identity.close()
 
 
-def test_a_browser_used_by_two_emails_that_are_no_slip_is_shared() -> None:
-    uri = f"file:shared-device-{uuid.uuid4().hex}?mode=memory&cache=shared"
-    identity = IdentityResolver(sqlite_env(uri), IdentityRules())
-
-    def resolve(**ref: str) -> str:
-        return identity.resolve(
-            "acme", CustomerRef(**ref), str(uuid.uuid4()), "web", at=NOW
-        ).home_id
-
+def test_a_browser_used_by_two_emails_that_are_no_slip_is_shared(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "web")
     ana = resolve(email="ana.garcia@gmail.com", anonymous_id="ck-home")
     luis = resolve(email="luis.garcia@gmail.com")  # two keystrokes from Ana's: someone else
     assert resolve(email="luis.garcia@gmail.com", anonymous_id="ck-home") == luis
     assert identity.locate("acme", ana).members == (ana,)
     assert identity.locate("acme", luis).members == (luis,)
     assert resolve(anonymous_id="ck-home") not in {ana, luis}  # whose visit: nobody can tell
-    identity.close()
 
 
 @pytest.mark.parametrize(
@@ -485,15 +454,10 @@ def test_one_slip_apart(new: str, known: str, slip: bool) -> None:
     assert one_slip_apart(Identifier("email", new), Identifier("email", known)) is slip
 
 
-def test_the_merges_a_hub_made_before_it_was_recognised_are_split() -> None:
-    uri = f"file:hubsplit-{uuid.uuid4().hex}?mode=memory&cache=shared"
-    identity = IdentityResolver(sqlite_env(uri), IdentityRules())
-
-    def resolve(**ref: str) -> str:
-        return identity.resolve(
-            "acme", CustomerRef(**ref), str(uuid.uuid4()), "pos", at=NOW
-        ).home_id
-
+def test_the_merges_a_hub_made_before_it_was_recognised_are_split(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "pos")
     counter = "caja3@tiendas-sol.es"
     walk_in = resolve(email=counter)  # a purchase at till 3, nobody else known
     ana = resolve(customer_id="crm-ana", phone="612 345 678")
@@ -508,4 +472,3 @@ def test_the_merges_a_hub_made_before_it_was_recognised_are_split() -> None:
     assert identity.locate("acme", luis).members == (luis,)
     splits = [e for e in identity.history("acme", ana) if "split" in e.action]
     assert splits and "hub" in str(splits[0].details)
-    identity.close()

@@ -1,0 +1,59 @@
+"""The customer search's SQL (`services.projections.search`) on chdb and on a ClickHouse server:
+a name typed with accents finds the email that spells it, every word is needed, a phone is found
+whatever way it is typed, and one tenant never finds another's customers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from cem.ports import Warehouse
+from cem.runner import ensure_tables
+from schemas.validate import accept
+from services.projections.projection import ProjectionsProjection
+from services.projections.search import search_hits
+from services.projections.sql import IDENTIFIERS, TIMELINE
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+ANA = {"customer_id": "cust-ana", "email": "maria.garcia@example.com", "phone": "+34 600 111 222"}
+
+
+@pytest.fixture(params=["chdb", pytest.param("clickhouse", marks=pytest.mark.clickhouse)])
+def wh(request: pytest.FixtureRequest) -> Warehouse:
+    fixture = "warehouse" if request.param == "chdb" else "clickhouse_warehouse"
+    warehouse: Warehouse = request.getfixturevalue(fixture)
+    ensure_tables(warehouse, [ProjectionsProjection()])
+    return warehouse
+
+
+def store(warehouse: Warehouse, tenant_id: str, customer: dict[str, Any]) -> None:
+    raw = {"event_id": str(uuid.uuid4()), "occurred_at": T0.isoformat(), "type": "page.viewed",
+           "channel": "web", "customer": customer, "payload": {"url": "https://x.io"}}  # fmt: skip
+    event, _ = accept(raw, tenant_id, T0 + timedelta(seconds=1))
+    rows = ProjectionsProjection().rows(event)
+    for table in (IDENTIFIERS, TIMELINE):  # what the search reads
+        warehouse.insert(table, rows[table])
+
+
+@pytest.mark.parametrize(
+    "typed, found",
+    [
+        ("María García", True),
+        ("GARCÍA maria", True),
+        ("600 111 222", True),
+        ("garcia@", True),
+        ("María Pérez", False),  # every word is needed
+        ("600 999", False),
+    ],
+)
+def test_a_search_finds_what_an_agent_types_in_its_tenant_only(
+    wh: Warehouse, typed: str, found: bool
+) -> None:
+    tenant, other = f"t{uuid.uuid4().hex[:8]}", f"t{uuid.uuid4().hex[:8]}"
+    store(wh, tenant, ANA)
+    store(wh, other, {**ANA, "customer_id": "cust-other"})
+    customers = {hit.customer_id for hit in search_hits(wh, tenant, typed)}
+    assert customers == ({"cust-ana"} if found else set())
