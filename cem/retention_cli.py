@@ -74,16 +74,9 @@ def _settings(args: argparse.Namespace) -> tuple[CoreSettings, str]:
 
 @contextmanager
 def _store(settings: CoreSettings) -> Iterator[RetentionStore]:
-    store: RetentionStore
-    if settings.mode == "distributed":
-        from cem.adapters.postgres_retention import PostgresRetentionStore
-        from cem.distributed import postgres_dsn
+    from cem.distributed import retention_store_from_settings
 
-        store = PostgresRetentionStore(postgres_dsn(settings))
-    else:
-        from cem.adapters.sqlite_retention import RETENTION_FILE, SqliteRetentionStore
-
-        store = SqliteRetentionStore(settings.data_dir / RETENTION_FILE)
+    store = retention_store_from_settings(settings)
     try:
         yield store
     except LogUnavailable as exc:
