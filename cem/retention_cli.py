@@ -59,17 +59,16 @@ def _tenant(tenant_id: str) -> str:
 
 
 def _settings(args: argparse.Namespace) -> tuple[CoreSettings, str]:
-    """The settings and a description of where the data is, said on stderr."""
-    settings = CoreSettings()
+    """The settings and where the data is (recorded with each apply)."""
+    settings = data_dir.store_settings(args.data_dir, "retention policies")
     if settings.mode == "distributed":
         from cem.adapters.postgres import describe
 
-        where = f"distributed: PostgreSQL {describe(settings.postgres_dsn.get_secret_value())}"
-        print(f"cem: retention policies in {where} (CEM_MODE=distributed)", file=sys.stderr)
-        return settings, where
-    state = data_dir.prepare(args.data_dir)
-    state.announce()
-    return CoreSettings(data_dir=state.path), f"embedded: {state.path.resolve()}"
+        return (
+            settings,
+            f"distributed: PostgreSQL {describe(settings.postgres_dsn.get_secret_value())}",
+        )
+    return settings, f"embedded: {settings.data_dir.resolve()}"
 
 
 @contextmanager
