@@ -135,14 +135,14 @@ def _users_list(args: argparse.Namespace) -> int:
 
 
 def _users_unlock(args: argparse.Namespace) -> int:
-    from cem.accounts import AccountError
+    from cem.accounts import AccountError, normal_email
 
     try:
         was_locked = _accounts(args).unlock(args.email)
     except AccountError as exc:
         raise CliError(str(exc)) from None
     state = "unlocked" if was_locked else "was not locked; its failed sign-ins are forgiven"
-    print(f"user {args.email.strip().lower()} {state}", file=sys.stderr)
+    print(f"user {normal_email(args.email)} {state}", file=sys.stderr)
     return 0
 
 
