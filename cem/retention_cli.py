@@ -31,6 +31,7 @@ from cem.retention import (
 from cem.settings import CoreSettings
 
 UNLIMITED = "unlimited"
+KIND_OF = {t.name: t.kind for t in WAREHOUSE_TABLES}  # the other parts are the event log's
 
 
 def days(option: str, text: str | None, stored: int | None) -> int | None:
@@ -124,7 +125,7 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _policy_row(policy: Policy, runs: list[Any]) -> dict[str, Any]:
+def _policy_row(policy: Policy, runs: list[ApplyRun]) -> dict[str, Any]:
     run = runs[0] if runs else None
     return {
         "tenant": policy.tenant_id,
@@ -177,8 +178,7 @@ def _apply(args: argparse.Namespace) -> int:
 
 
 def _count_row(run: ApplyRun, part: str, count: int) -> dict[str, Any]:
-    kinds = {t.name: t.kind for t in WAREHOUSE_TABLES}
-    kind = kinds.get(part, "events")  # the rest are parts of the event log
+    kind = KIND_OF.get(part, "events")
     before = run.events_cutoff if kind == "events" else run.projections_cutoff
     done = "rows past retention" if run.dry_run else "rows deleted"
     return {"tenant": run.tenant_id, "data": part, "kind": kind, "before": before, done: count}
