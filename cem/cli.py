@@ -54,15 +54,8 @@ def _up(args: argparse.Namespace) -> int:
 def _keystore(args: argparse.Namespace) -> KeyStore:
     """SQLite in the data directory (embedded), PostgreSQL when CEM_MODE=distributed."""
     from cem.distributed import keystore_from_settings
-    from cem.settings import CoreSettings
 
-    settings = CoreSettings()
-    if settings.mode == "distributed":
-        print("cem: keys are stored in PostgreSQL (CEM_MODE=distributed)", file=sys.stderr)
-        return keystore_from_settings(settings)
-    state = data_dir.prepare(args.data_dir)
-    state.announce()
-    return keystore_from_settings(CoreSettings(data_dir=state.path))
+    return keystore_from_settings(data_dir.store_settings(args.data_dir, "keys"))
 
 
 def _keys_create(args: argparse.Namespace) -> int:
@@ -98,15 +91,9 @@ def _accounts(args: argparse.Namespace) -> Accounts:
     from cem.accounts import Accounts
     from cem.clock import SystemClock
     from cem.distributed import users_from_settings
-    from cem.settings import CoreSettings
 
-    settings = CoreSettings()
-    if settings.mode == "distributed":
-        print("cem: accounts are stored in PostgreSQL (CEM_MODE=distributed)", file=sys.stderr)
-        return Accounts(users_from_settings(settings), SystemClock())
-    state = data_dir.prepare(args.data_dir)
-    state.announce()
-    return Accounts(users_from_settings(CoreSettings(data_dir=state.path)), SystemClock())
+    settings = data_dir.store_settings(args.data_dir, "accounts")
+    return Accounts(users_from_settings(settings), SystemClock())
 
 
 def _new_password(given: str | None) -> tuple[str, bool]:
@@ -148,14 +135,14 @@ def _users_list(args: argparse.Namespace) -> int:
 
 
 def _users_unlock(args: argparse.Namespace) -> int:
-    from cem.accounts import AccountError
+    from cem.accounts import AccountError, normal_email
 
     try:
         was_locked = _accounts(args).unlock(args.email)
     except AccountError as exc:
         raise CliError(str(exc)) from None
     state = "unlocked" if was_locked else "was not locked; its failed sign-ins are forgiven"
-    print(f"user {args.email.strip().lower()} {state}", file=sys.stderr)
+    print(f"user {normal_email(args.email)} {state}", file=sys.stderr)
     return 0
 
 

@@ -14,8 +14,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cem.cli_errors import CliError
+
+if TYPE_CHECKING:
+    from cem.settings import CoreSettings
 
 DEFAULT = Path(".cem")
 LOCK_FILE = "cem.lock"
@@ -49,6 +53,20 @@ def prepare(flag: str | None) -> DataDir:
     except OSError as exc:
         raise CliError(f"cannot create data directory {data_dir.path}: {exc.strerror}") from None
     return data_dir
+
+
+def store_settings(flag: str | None, what: str) -> CoreSettings:
+    """The settings of a command that opens the store of `what` (keys, accounts…), saying where it
+    is: PostgreSQL when CEM_MODE=distributed, else the prepared and announced data directory."""
+    from cem.settings import CoreSettings
+
+    settings = CoreSettings()
+    if settings.mode == "distributed":
+        print(f"cem: {what} are stored in PostgreSQL (CEM_MODE=distributed)", file=sys.stderr)
+        return settings
+    state = prepare(flag)
+    state.announce()
+    return CoreSettings(data_dir=state.path)
 
 
 @contextmanager

@@ -28,9 +28,11 @@ from cem.adapters.postgres_access_audit import PostgresAccessAudit
 from cem.adapters.postgres_channels import PostgresChannelStore
 from cem.adapters.postgres_idempotency import PostgresIdempotencyIndex
 from cem.adapters.postgres_keys import PostgresKeyStore
+from cem.adapters.postgres_retention import PostgresRetentionStore
 from cem.adapters.postgres_users import PostgresUserStore
 from cem.adapters.sqlite_access_audit import AUDIT_FILE, SqliteAccessAudit
 from cem.adapters.sqlite_keys import SqliteKeyStore
+from cem.adapters.sqlite_retention import RETENTION_FILE, SqliteRetentionStore
 from cem.adapters.sqlite_users import SqliteUserStore
 from cem.channels import ChannelStore
 from cem.clock import SystemClock
@@ -45,8 +47,8 @@ from cem.ports import (
     UserStore,
     Warehouse,
 )
-from cem.private_files import private_dir
 from cem.publishing import IdempotencyIndex, IdempotentPublisher
+from cem.retention import RetentionStore
 from cem.settings import CoreSettings, IngestSettings, QuerySettings
 
 if TYPE_CHECKING:  # the identity store's client loads only when identity is switched on
@@ -161,7 +163,6 @@ def keystore_from_settings(settings: CoreSettings | None = None) -> KeyStore:
     settings = settings or CoreSettings()
     if settings.mode == "distributed":
         return PostgresKeyStore(postgres_dsn(settings))
-    private_dir(settings.data_dir)
     return SqliteKeyStore(settings.data_dir / "keys.sqlite")
 
 
@@ -197,7 +198,6 @@ def users_from_settings(settings: CoreSettings | None = None) -> UserStore:
     settings = settings or CoreSettings()
     if settings.mode == "distributed":
         return PostgresUserStore(postgres_dsn(settings))
-    private_dir(settings.data_dir)
     return SqliteUserStore(settings.data_dir / "users.sqlite")
 
 
@@ -207,8 +207,16 @@ def access_audit_from_settings(settings: CoreSettings | None = None) -> AccessAu
     settings = settings or CoreSettings()
     if settings.mode == "distributed":
         return PostgresAccessAudit(postgres_dsn(settings))
-    private_dir(settings.data_dir)
     return SqliteAccessAudit(settings.data_dir / AUDIT_FILE)
+
+
+def retention_store_from_settings(settings: CoreSettings | None = None) -> RetentionStore:
+    """Tenants' retention policies and applies, beside the accounts: PostgreSQL when distributed
+    (every host's `cem retention` shares them), else the SQLite file in the data directory."""
+    settings = settings or CoreSettings()
+    if settings.mode == "distributed":
+        return PostgresRetentionStore(postgres_dsn(settings))
+    return SqliteRetentionStore(settings.data_dir / RETENTION_FILE)
 
 
 def build_ingest(

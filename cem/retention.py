@@ -20,6 +20,7 @@ from typing import Literal, Protocol
 from cem.adapters.memory_keys import TENANT_PATTERN
 from cem.dead_letters import TABLE as DEAD_LETTERS
 from cem.ports import Warehouse
+from cem.processing import to_micros  # how the warehouse stores every time
 from services.projections.sql import IDENTIFIERS, PROFILE_FACTS, TIMELINE
 from services.satisfaction.attribution_sql import CUSTOMER_TOUCHPOINTS_TABLE, SERVICE_EVENTS_TABLE
 from services.satisfaction.lifecycle_sql import ACTIONS_TABLE
@@ -125,10 +126,6 @@ def check_days(option: str, days: int | None) -> int | None:
 def cutoff(days: int | None, now: datetime) -> datetime | None:
     """The instant before which data is past retention; None when kept for ever."""
     return None if days is None else now - timedelta(days=days)
-
-
-def to_micros(at: datetime) -> int:
-    return int(at.timestamp()) * 1_000_000 + at.microsecond
 
 
 def _where(table: RetainedTable) -> str:

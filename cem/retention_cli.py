@@ -31,6 +31,7 @@ from cem.retention import (
 from cem.settings import CoreSettings
 
 UNLIMITED = "unlimited"
+KIND_OF = {t.name: t.kind for t in WAREHOUSE_TABLES}  # the other parts are the event log's
 
 
 def days(option: str, text: str | None, stored: int | None) -> int | None:
@@ -59,31 +60,23 @@ def _tenant(tenant_id: str) -> str:
 
 
 def _settings(args: argparse.Namespace) -> tuple[CoreSettings, str]:
-    """The settings and a description of where the data is, said on stderr."""
-    settings = CoreSettings()
+    """The settings and where the data is (recorded with each apply)."""
+    settings = data_dir.store_settings(args.data_dir, "retention policies")
     if settings.mode == "distributed":
         from cem.adapters.postgres import describe
 
-        where = f"distributed: PostgreSQL {describe(settings.postgres_dsn.get_secret_value())}"
-        print(f"cem: retention policies in {where} (CEM_MODE=distributed)", file=sys.stderr)
-        return settings, where
-    state = data_dir.prepare(args.data_dir)
-    state.announce()
-    return CoreSettings(data_dir=state.path), f"embedded: {state.path.resolve()}"
+        return (
+            settings,
+            f"distributed: PostgreSQL {describe(settings.postgres_dsn.get_secret_value())}",
+        )
+    return settings, f"embedded: {settings.data_dir.resolve()}"
 
 
 @contextmanager
 def _store(settings: CoreSettings) -> Iterator[RetentionStore]:
-    store: RetentionStore
-    if settings.mode == "distributed":
-        from cem.adapters.postgres_retention import PostgresRetentionStore
-        from cem.distributed import postgres_dsn
+    from cem.distributed import retention_store_from_settings
 
-        store = PostgresRetentionStore(postgres_dsn(settings))
-    else:
-        from cem.adapters.sqlite_retention import RETENTION_FILE, SqliteRetentionStore
-
-        store = SqliteRetentionStore(settings.data_dir / RETENTION_FILE)
+    store = retention_store_from_settings(settings)
     try:
         yield store
     except LogUnavailable as exc:
@@ -132,7 +125,7 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _policy_row(policy: Policy, runs: list[Any]) -> dict[str, Any]:
+def _policy_row(policy: Policy, runs: list[ApplyRun]) -> dict[str, Any]:
     run = runs[0] if runs else None
     return {
         "tenant": policy.tenant_id,
@@ -185,8 +178,7 @@ def _apply(args: argparse.Namespace) -> int:
 
 
 def _count_row(run: ApplyRun, part: str, count: int) -> dict[str, Any]:
-    kinds = {t.name: t.kind for t in WAREHOUSE_TABLES}
-    kind = kinds.get(part, "events")  # the rest are parts of the event log
+    kind = KIND_OF.get(part, "events")
     before = run.events_cutoff if kind == "events" else run.projections_cutoff
     done = "rows past retention" if run.dry_run else "rows deleted"
     return {"tenant": run.tenant_id, "data": part, "kind": kind, "before": before, done: count}

@@ -22,10 +22,9 @@ FIRST_RUN_S, EVERY_S = 60.0, 24 * 3600.0
 def apply_once(data_dir: Path, warehouse: Warehouse, log: EventLog) -> None:
     store = SqliteRetentionStore(data_dir / RETENTION_FILE)
     tenant_log = log if isinstance(log, SqliteLog) else None  # a memory log in some tests
+    where = f"embedded: {data_dir.resolve()}"  # as `cem retention apply` records it
     try:
-        runs = apply_all(
-            store, warehouse, tenant_log, now=datetime.now(UTC), where=f"embedded: {data_dir}"
-        )
+        runs = apply_all(store, warehouse, tenant_log, now=datetime.now(UTC), where=where)
     finally:
         store.close()
     for run in runs:

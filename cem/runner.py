@@ -32,7 +32,7 @@ def run_once(
     timeout_s: float = 0.2,
     topic: str = TOUCHPOINTS_TOPIC,
     filer: Filer | None = None,
-    decode_record: Decode | None = None,
+    decode_record: Decode = decode_value,
 ) -> int:
     """Process one batch; returns how many records it consumed. With a filer, each event is filed
     under the customer identity resolves it to; without, under its customer key. `decode_record`
@@ -40,8 +40,7 @@ def run_once(
     records = event_log.poll(topic, projection.name, max_records, timeout_s)
     if not records:
         return 0
-    decode = decode_record or decode_value
-    result = process_batch(projection.name, records, projection.rows, decode, filer=filer)
+    result = process_batch(projection.name, records, projection.rows, decode_record, filer=filer)
     for table, rows in result.rows.items():
         if rows:
             warehouse.insert(table, rows)
@@ -65,7 +64,7 @@ class Runner(threading.Thread):
         warehouse: Warehouse,
         projection: Projection,
         filer: Filer | None = None,
-        decode_record: Decode | None = None,
+        decode_record: Decode = decode_value,
     ) -> None:
         super().__init__(name=f"runner-{projection.name}", daemon=True)
         self.event_log, self.warehouse, self.projection = event_log, warehouse, projection

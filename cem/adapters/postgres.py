@@ -67,6 +67,27 @@ class PostgresPool:
         )
         self._pool.open(wait=False)
 
+    @classmethod
+    def with_schema(
+        cls,
+        dsn: str,
+        lock_name: str,
+        ddl: str,
+        *,
+        max_size: int = 8,
+        timeout_s: float = 5.0,
+        name: str = "cem",
+    ) -> PostgresPool:
+        """A pool whose store's tables exist (`create_schema`); closed again if they cannot be
+        made, so a store that fails to start leaves no connections behind."""
+        pool = cls(dsn, max_size=max_size, timeout_s=timeout_s, name=name)
+        try:
+            pool.create_schema(lock_name, ddl)
+        except BaseException:
+            pool.close()
+            raise
+        return pool
+
     @contextmanager
     def transaction(self) -> Iterator[Cursor]:
         """One transaction: committed when the block ends, rolled back if it raises."""

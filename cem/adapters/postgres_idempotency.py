@@ -145,12 +145,14 @@ class PostgresIdempotencyIndex:
     """
 
     def __init__(self, dsn: str, *, pool_size: int = 16, timeout_s: float = 5.0) -> None:
-        self.db = PostgresPool(dsn, max_size=pool_size, timeout_s=timeout_s, name="cem-idempotency")
-        try:
-            self.db.create_schema("cem.idempotency", SCHEMA)
-        except BaseException:
-            self.db.close()
-            raise
+        self.db = PostgresPool.with_schema(
+            dsn,
+            "cem.idempotency",
+            SCHEMA,
+            max_size=pool_size,
+            timeout_s=timeout_s,
+            name="cem-idempotency",
+        )
 
     def claim(self, events: Sequence[Outgoing]) -> None:
         if not events:

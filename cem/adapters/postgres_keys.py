@@ -53,13 +53,10 @@ class PostgresKeyStore:
     """A KeyStore in PostgreSQL. Thread-safe; the table is created on start if missing."""
 
     def __init__(self, dsn: str, *, pool_size: int = 4, timeout_s: float = 5.0) -> None:
-        self.db = PostgresPool(dsn, max_size=pool_size, timeout_s=timeout_s, name="cem-keys")
+        self.db = PostgresPool.with_schema(
+            dsn, "cem.api_keys", SCHEMA, max_size=pool_size, timeout_s=timeout_s, name="cem-keys"
+        )
         self._valid = ValidKeyCache()
-        try:
-            self.db.create_schema("cem.api_keys", SCHEMA)
-        except BaseException:
-            self.db.close()
-            raise
 
     def create(self, tenant_id: str, role: str, name: str = "") -> tuple[str, str]:
         check_new_key(tenant_id, role, name)

@@ -44,12 +44,9 @@ class PostgresRetentionStore:
     """A RetentionStore in PostgreSQL; the tables are created on start if missing."""
 
     def __init__(self, dsn: str, *, timeout_s: float = 5.0) -> None:
-        self.db = PostgresPool(dsn, max_size=2, timeout_s=timeout_s, name="cem-retention")
-        try:
-            self.db.create_schema("cem.retention", SCHEMA)
-        except BaseException:
-            self.db.close()
-            raise
+        self.db = PostgresPool.with_schema(
+            dsn, "cem.retention", SCHEMA, max_size=2, timeout_s=timeout_s, name="cem-retention"
+        )
 
     def set(self, policy: Policy) -> None:
         with self.db.transaction() as cursor:

@@ -47,12 +47,9 @@ class PostgresUserStore:
     """A UserStore in PostgreSQL; the tables are created on start if missing."""
 
     def __init__(self, dsn: str, *, pool_size: int = 4, timeout_s: float = 5.0) -> None:
-        self.db = PostgresPool(dsn, max_size=pool_size, timeout_s=timeout_s, name="cem-users")
-        try:
-            self.db.create_schema("cem.users", SCHEMA)
-        except BaseException:
-            self.db.close()
-            raise
+        self.db = PostgresPool.with_schema(
+            dsn, "cem.users", SCHEMA, max_size=pool_size, timeout_s=timeout_s, name="cem-users"
+        )
 
     def add_user(self, user: UserRecord) -> None:
         values = (user.user_id, user.tenant_id, user.role, user.email, user.password_hash)

@@ -15,6 +15,7 @@ from typing import Any
 
 from cem.adapters.memory_channels import check_new_channel, kept_headers
 from cem.adapters.sqlite_log import from_micros, micros_now, storage_errors
+from cem.adapters.sqlite_store import open_private_db
 from cem.channels import (
     ChannelConfig,
     DeadLetterStatus,
@@ -22,7 +23,6 @@ from cem.channels import (
     WebhookDeadLetter,
     mint_channel_id,
 )
-from cem.private_files import private_file
 from cem.secrets import SecretBox
 
 SCHEMA = """
@@ -96,13 +96,9 @@ class SqliteChannelStore:
     def __init__(self, path: Path, box: SecretBox) -> None:
         self.path, self._box = Path(path), box
         self._lock = threading.Lock()
-        with storage_errors(self.path):
-            private_file(self.path)  # hashes, sessions and secrets: owner only
-            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            # synchronous=FULL (the default): a dead letter must survive power loss once the
-            # provider has been told to stop retrying.
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.executescript(SCHEMA)
+        # synchronous=FULL (the default): a dead letter must survive power loss once the
+        # provider has been told to stop retrying. Sealed secrets: the file is owner only.
+        self._conn = open_private_db(self.path, SCHEMA)
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:

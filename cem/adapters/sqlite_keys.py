@@ -19,8 +19,8 @@ from cem.adapters.memory_keys import (
     principal_of,
 )
 from cem.adapters.sqlite_log import from_micros, micros_now, storage_errors
+from cem.adapters.sqlite_store import open_private_db
 from cem.ports import Principal
-from cem.private_files import private_file
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -50,13 +50,9 @@ class SqliteKeyStore:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._valid = ValidKeyCache()
-        with storage_errors(self.path):
-            private_file(self.path)
-            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            # Keys change rarely, so they keep SQLite's default synchronous=FULL: a created key
-            # survives power loss; WAL lets authentication read while a key is being written.
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.executescript(SCHEMA)
+        # Keys change rarely, so they keep SQLite's default synchronous=FULL: a created key
+        # survives power loss; WAL lets authentication read while a key is being written.
+        self._conn = open_private_db(self.path, SCHEMA)
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:

@@ -61,11 +61,9 @@ VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET next_offset = max(next_offset, exc
 # Retention (`cem retention apply`): every record of the embedded log is keyed `tenant/customer`
 # (`cem.partitioning.partition_key`; dead letters keep their record's key) and tenant ids hold no
 # '/', so the key's prefix names the record's tenant; `appended_at` is when the log took it.
-_TENANT_RECORDS = "substr(key, 1, ?) = ? AND appended_at < ?"
-COUNT_TENANT_RECORDS = f"SELECT count(*) FROM records WHERE {_TENANT_RECORDS}"
-DELETE_TENANT_RECORDS = f"DELETE FROM records WHERE {_TENANT_RECORDS}"
+TENANT_RECORDS = "FROM records WHERE substr(key, 1, ?) = ? AND appended_at < ?"
 HAS_CONFLICTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'conflicts'"
-_TENANT_CONFLICTS = "FROM conflicts WHERE tenant_id = ? AND recorded_at < ?"
+TENANT_CONFLICTS = "FROM conflicts WHERE tenant_id = ? AND recorded_at < ?"
 
 # Primary SQLite result codes that mean "the disk or directory will not take writes".
 _STORAGE_CODES = {
@@ -149,6 +147,10 @@ def micros_now() -> int:
 
 def from_micros(micros: int) -> datetime:
     return datetime.fromtimestamp(micros / 1_000_000, UTC)
+
+
+def _micros(at: datetime) -> int:
+    return int(at.timestamp() * 1_000_000)
 
 
 class SqliteLog:
@@ -309,30 +311,26 @@ class SqliteLog:
                 conn.executemany(SKIP_GAP, [(topic, group, p, end) for p, end in gaps.items()])
 
     def tenant_records(self, tenant_id: str, before: datetime, *, delete: bool) -> int:
-        """The tenant's records appended before `before`, in every topic; deleted if `delete`.
-        With secure_delete the freed pages are zeroed, not left holding the old bytes."""
+        """The tenant's records appended before `before`, in every topic; deleted if `delete`."""
         prefix = f"{tenant_id}/".encode()
-        params = (len(prefix), prefix, int(before.timestamp() * 1_000_000))
-        if not delete:
-            with self._reading() as conn:
-                return int(conn.execute(COUNT_TENANT_RECORDS, params).fetchone()[0])
-        with self._transaction() as conn:
-            conn.execute("PRAGMA secure_delete = ON")
-            return conn.execute(DELETE_TENANT_RECORDS, params).rowcount
+        return self._past(TENANT_RECORDS, (len(prefix), prefix, _micros(before)), delete)
 
     def tenant_conflicts(self, tenant_id: str, before: datetime, *, delete: bool) -> int:
         """The tenant's recorded conflicts (refused bodies, kept whole) from before `before`."""
         with self._reading() as conn:
-            if not conn.execute(HAS_CONFLICTS).fetchone():
+            if not conn.execute(HAS_CONFLICTS).fetchone():  # made by the first SqlitePublisher
                 return 0
-        params = (tenant_id, int(before.timestamp() * 1_000_000))
+        return self._past(TENANT_CONFLICTS, (tenant_id, _micros(before)), delete)
+
+    def _past(self, rows: str, params: tuple[object, ...], delete: bool) -> int:
+        """Count the `rows` (a `FROM … WHERE …`), or delete them. Deleted customers' bytes must
+        not stay on disk, so secure_delete zeroes the freed cells whatever the build's default."""
         if not delete:
             with self._reading() as conn:
-                return int(
-                    conn.execute(f"SELECT count(*) {_TENANT_CONFLICTS}", params).fetchone()[0]
-                )
+                return int(conn.execute(f"SELECT count(*) {rows}", params).fetchone()[0])
         with self._transaction() as conn:
-            return conn.execute(f"DELETE {_TENANT_CONFLICTS}", params).rowcount
+            conn.execute("PRAGMA secure_delete = ON")
+            return conn.execute(f"DELETE {rows}", params).rowcount
 
     def commit(self, topic: str, group: str, offsets: Mapping[int, int]) -> None:
         check_offsets(offsets, self._partition_count(topic))

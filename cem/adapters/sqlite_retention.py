@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 
 from cem.adapters.sqlite_log import storage_errors
+from cem.adapters.sqlite_store import open_private_db
 from cem.adapters.sqlite_users import from_micros, to_micros
-from cem.private_files import private_file
 from cem.retention import ApplyRun, Policy
 
 RETENTION_FILE = "retention.sqlite"  # in the data directory
@@ -62,13 +62,7 @@ class SqliteRetentionStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        with storage_errors(self.path):
-            private_file(self.path)
-            self._conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=5.0
-            )
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.executescript(SCHEMA)
+        self._conn = open_private_db(self.path, SCHEMA)
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:

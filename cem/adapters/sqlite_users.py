@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from cem.adapters.sqlite_log import storage_errors
+from cem.adapters.sqlite_store import open_private_db
 from cem.ports import SessionRecord, UserRecord
-from cem.private_files import private_file
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -62,11 +62,7 @@ class SqliteUserStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        with storage_errors(self.path):
-            private_file(self.path)  # hashes, sessions and secrets: owner only
-            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.executescript(SCHEMA)
+        self._conn = open_private_db(self.path, SCHEMA)  # hashes and sessions: owner only
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:

@@ -96,3 +96,20 @@ def test_cem_ups_daily_apply_runs_every_stored_policy(
     assert run.counts["log:records"] == 1 and not run.dry_run
     store.close()
     log.close()
+
+
+def test_a_deleted_conflicting_body_leaves_no_copy_in_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "log.sqlite"
+    log = SqliteLog(path)
+    publisher = SqlitePublisher(log)
+    publisher.publish([Outgoing("acme", "e1", "f1", record("acme", "c1", b'{"n":1}'))])
+    refused = b'{"note":"refused-body-marker"}'
+    publisher.publish([Outgoing("acme", "e1", "f2", record("acme", "c1", refused))])
+    log.close()  # the body is checkpointed into the file, as after any restart
+    log = SqliteLog(path)
+    # Many SQLite builds zero freed cells by default; this one must not rely on it.
+    log._writer.execute("PRAGMA secure_delete = OFF")
+
+    assert log.tenant_conflicts("acme", datetime.now(UTC) + timedelta(seconds=1), delete=True) == 1
+    log.close()
+    assert b"refused-body-marker" not in path.read_bytes()
