@@ -42,14 +42,14 @@ class PostgresAccessAudit:
     """An AccessAudit in PostgreSQL; the table is created on start if missing."""
 
     def __init__(self, dsn: str, *, pool_size: int = 4, timeout_s: float = 5.0) -> None:
-        self.db = PostgresPool(
-            dsn, max_size=pool_size, timeout_s=timeout_s, name="cem-access-audit"
+        self.db = PostgresPool.with_schema(
+            dsn,
+            "cem.access_audit",
+            SCHEMA,
+            max_size=pool_size,
+            timeout_s=timeout_s,
+            name="cem-access-audit",
         )
-        try:
-            self.db.create_schema("cem.access_audit", SCHEMA)
-        except BaseException:
-            self.db.close()
-            raise
 
     def record(self, entry: AccessEntry) -> None:
         with self.db.transaction() as cursor:

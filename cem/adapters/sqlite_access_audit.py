@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from cem.adapters.sqlite_log import storage_errors
+from cem.adapters.sqlite_store import open_private_db
 from cem.adapters.sqlite_users import from_micros, to_micros
 from cem.ports import ACCESS_ENTRY_FIELDS, AccessEntry, AccessQuery
-from cem.private_files import private_file
 
 AUDIT_FILE = "access-audit.sqlite"  # in the data directory
 SCHEMA = """
@@ -69,17 +69,11 @@ class SqliteAccessAudit:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        with storage_errors(self.path):
-            private_file(self.path)  # who read which customer: personal data, owner only
-            self._conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=5.0
-            )
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            # As the event log by default (`sqlite_log._connect`): a commit is in the WAL before
-            # the read answers, so it survives a crash of this process; only an OS crash or power
-            # loss can lose the last entries. An fsync per read would cost more than the read.
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn.executescript(SCHEMA)
+        # Who read which customer: personal data, owner only. As the event log by default
+        # (`sqlite_log._connect`): a commit is in the WAL before the read answers, so it survives a
+        # crash of this process; only an OS crash or power loss can lose the last entries. An
+        # fsync per read would cost more than the read.
+        self._conn = open_private_db(self.path, SCHEMA, "synchronous = NORMAL")
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
