@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # One image for every service: `cem serve ingest|projections|satisfaction|query-api`, or `cem up` for the
-# embedded mode. Configuration comes only from the environment (CEM_*, see cem/settings.py): no
+# embedded mode. Configuration comes only from the environment (CEM_*, see kernel/settings.py): no
 # credentials are baked in. Build: docker build -t cem:0.1.0 .
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -17,6 +17,7 @@ ENV PATH=/opt/cem/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml ./
 COPY cem ./cem
+COPY kernel ./kernel
 COPY services ./services
 COPY schemas ./schemas
 COPY bench ./bench

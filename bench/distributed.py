@@ -74,10 +74,10 @@ from bench.embedded import (
     segment_rows,
     validated,
 )
-from cem.partitioning import partition_for
-from cem.ports import TOUCHPOINTS_TOPIC, Record
 from cem.serving import free_port, stop_processes, wait_until_serving
-from cem.settings import IngestSettings
+from kernel.partitioning import partition_for
+from kernel.ports import TOUCHPOINTS_TOPIC, Record
+from kernel.settings import IngestSettings
 from schemas.validate import decode
 from services.projections.timeline import to_timeline_rows
 

@@ -54,10 +54,10 @@ from bench.segment import post_segment, segment_bodies
 from cem import demo
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import INSERT_RECORD, LOG_SCHEMA, SqliteLog, SqlitePublisher
-from cem.processing import to_micros
 from cem.serving import free_port, stop_processes, wait_until_serving
-from cem.settings import IngestSettings
 from cem.simulate import retry_after_s
+from kernel.processing import to_micros
+from kernel.settings import IngestSettings
 from schemas.validate import accept, decode
 from services.ingest.batch import to_outgoing
 from services.projections.sql import timeline_query

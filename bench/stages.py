@@ -41,10 +41,10 @@ import orjson
 
 from cem.adapters.sqlite_log import INSERT_RECORD, LOG_SCHEMA
 from cem.bootstrap import build
-from cem.ports import TOUCHPOINTS_TOPIC, Outgoing
-from cem.processing import INPUT_ERRORS_OWNER, Projection, decode_batch, project_batch
 from cem.runner import ensure_tables
-from cem.settings import IngestSettings
+from kernel.ports import TOUCHPOINTS_TOPIC, Outgoing
+from kernel.processing import INPUT_ERRORS_OWNER, Projection, decode_batch, project_batch
+from kernel.settings import IngestSettings
 from schemas.envelope import Event
 from schemas.json_safety import safe_json
 from schemas.validate import accept_checked

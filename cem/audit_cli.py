@@ -13,8 +13,8 @@ from pydantic import TypeAdapter, ValidationError
 from cem import data_dir
 from cem.cli_errors import USAGE_ERROR, CliError
 from cem.cli_output import format_table
-from cem.ports import AccessAudit, AccessEntry, AccessQuery, LogUnavailable
-from cem.settings import CoreSettings
+from kernel.ports import AccessAudit, AccessEntry, AccessQuery, LogUnavailable
+from kernel.settings import CoreSettings
 from services.query_api.params import Instant
 
 _INSTANT: TypeAdapter[datetime] = TypeAdapter(Instant)

@@ -12,19 +12,20 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from cem import api_errors, readiness, web_security
-from cem.access_audit import audit_probe
-from cem.accounts import Accounts
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.sqlite_access_audit import AUDIT_FILE, SqliteAccessAudit
 from cem.adapters.sqlite_channels import SqliteChannelStore
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import SqliteLog, SqlitePublisher
 from cem.adapters.sqlite_users import SqliteUserStore
-from cem.channels import ChannelStore
-from cem.clock import SystemClock
-from cem.decoding import SharedDecoder
-from cem.ports import (
+from cem.runner import Runner, ensure_tables
+from kernel import api_errors, readiness, web_security
+from kernel.access_audit import audit_probe
+from kernel.accounts import Accounts
+from kernel.channels import ChannelStore
+from kernel.clock import SystemClock
+from kernel.decoding import SharedDecoder
+from kernel.ports import (
     TOUCHPOINTS_TOPIC,
     AccessAudit,
     Clock,
@@ -34,11 +35,10 @@ from cem.ports import (
     UserStore,
     Warehouse,
 )
-from cem.private_files import private_dir
-from cem.processing import Projection
-from cem.runner import Runner, ensure_tables
-from cem.secrets import SecretBox, platform_key
-from cem.settings import CoreSettings, IngestSettings
+from kernel.private_files import private_dir
+from kernel.processing import Projection
+from kernel.secrets import SecretBox, platform_key
+from kernel.settings import CoreSettings, IngestSettings
 from services.identity.filing import IdentityFiler
 from services.identity.resolver import IdentityResolver
 from services.identity.store import IdentitySettings, build_identity
@@ -167,7 +167,7 @@ def build(
 
 def create_app(platform: Platform) -> FastAPI:
     """One HTTP app with the ingest and query routes, as `cem up` serves it."""
-    from cem.telemetry import router as telemetry_router
+    from kernel.telemetry import router as telemetry_router
     from services.ingest.channels.router import router as channels_router
     from services.ingest.router import router as ingest_router
     from services.ingest.segment_router import install_segment
@@ -178,7 +178,7 @@ def create_app(platform: Platform) -> FastAPI:
         title="cem",
         version="0.1.0",
         description="Event-sourced omnichannel customer-experience platform (embedded mode).",
-        docs_url=None,  # cem.web_security serves /docs from local files
+        docs_url=None,  # kernel.web_security serves /docs from local files
         redoc_url=None,
     )
     api_errors.install(app)

@@ -12,8 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cem.channels import ChannelStore
-from cem.settings import IngestSettings
+from kernel.channels import ChannelStore
+from kernel.settings import IngestSettings
 
 
 class CliError(Exception):

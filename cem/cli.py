@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from cem import data_dir
-from cem.auth import ROLES
 from cem.cli_errors import CliError, run_reporting
 from cem.cli_output import check_port_free, format_table, reachable
-from cem.ports import KeyStore
+from kernel.auth import ROLES
+from kernel.ports import KeyStore
 
 # Every option's help ends with its default (argparse adds "(default: …)").
 Formatter = argparse.ArgumentDefaultsHelpFormatter
@@ -26,7 +26,7 @@ class Parser(argparse.ArgumentParser):
 
 
 if TYPE_CHECKING:  # argon2 loads only for the commands that use accounts
-    from cem.accounts import Accounts
+    from kernel.accounts import Accounts
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -88,9 +88,9 @@ def _keys_revoke(args: argparse.Namespace) -> int:
 
 def _accounts(args: argparse.Namespace) -> Accounts:
     """People's accounts beside the keys: SQLite in the data directory, or PostgreSQL."""
-    from cem.accounts import Accounts
-    from cem.clock import SystemClock
     from cem.distributed import users_from_settings
+    from kernel.accounts import Accounts
+    from kernel.clock import SystemClock
 
     settings = data_dir.store_settings(args.data_dir, "accounts")
     return Accounts(users_from_settings(settings), SystemClock())
@@ -98,7 +98,7 @@ def _accounts(args: argparse.Namespace) -> Accounts:
 
 def _new_password(given: str | None) -> tuple[str, bool]:
     """The password to set and whether to print it: given, typed at a terminal, or generated."""
-    from cem.accounts import generate_password
+    from kernel.accounts import generate_password
 
     if given is not None:
         return given, False
@@ -114,7 +114,7 @@ def _new_password(given: str | None) -> tuple[str, bool]:
 
 
 def _users_create(args: argparse.Namespace) -> int:
-    from cem.accounts import AccountError
+    from kernel.accounts import AccountError
 
     password, show = _new_password(args.password)
     try:
@@ -135,7 +135,7 @@ def _users_list(args: argparse.Namespace) -> int:
 
 
 def _users_unlock(args: argparse.Namespace) -> int:
-    from cem.accounts import AccountError, normal_email
+    from kernel.accounts import AccountError, normal_email
 
     try:
         was_locked = _accounts(args).unlock(args.email)
@@ -170,10 +170,10 @@ def _replay(args: argparse.Namespace) -> int:
     from cem.adapters.chdb_warehouse import ChdbWarehouse
     from cem.adapters.sqlite_log import SqliteLog
     from cem.bootstrap import default_projections, embedded_identity
-    from cem.ports import TOUCHPOINTS_TOPIC
     from cem.progress import progress_bar
     from cem.replay import replay
-    from cem.settings import CoreSettings
+    from kernel.ports import TOUCHPOINTS_TOPIC
+    from kernel.settings import CoreSettings
     from services.identity.filing import IdentityFiler
 
     if args.into == "cem":

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from cem.cli_errors import CliError
 
 if TYPE_CHECKING:
-    from cem.settings import CoreSettings
+    from kernel.settings import CoreSettings
 
 DEFAULT = Path(".cem")
 LOCK_FILE = "cem.lock"
@@ -58,7 +58,7 @@ def prepare(flag: str | None) -> DataDir:
 def store_settings(flag: str | None, what: str) -> CoreSettings:
     """The settings of a command that opens the store of `what` (keys, accounts…), saying where it
     is: PostgreSQL when CEM_MODE=distributed, else the prepared and announced data directory."""
-    from cem.settings import CoreSettings
+    from kernel.settings import CoreSettings
 
     settings = CoreSettings()
     if settings.mode == "distributed":

@@ -24,9 +24,9 @@ import orjson
 
 from cem import dead_letters
 from cem.direct_ingest import decode_stored, is_stored_form
-from cem.ports import TOUCHPOINTS_TOPIC, EventLog, Publisher, Record, Warehouse
-from cem.processing import to_micros
-from cem.settings import IngestSettings
+from kernel.ports import TOUCHPOINTS_TOPIC, EventLog, Publisher, Record, Warehouse
+from kernel.processing import to_micros
+from kernel.settings import IngestSettings
 from services.ingest.channels.replay import ReplayReport
 
 SELECT_SINCE = f"""SELECT stage, topic, partition, offset, key, value_hex, reason, error, failed_at

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cem.ports import Warehouse
+from kernel.ports import Warehouse
 
 TABLE = "dead_letters"
 

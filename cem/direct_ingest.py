@@ -12,7 +12,7 @@
 
 A `RecordDecoder` raises on anything invalid, and `process_batch` turns that into a dead letter
 whose error lists every violated path. A direct event comes back `Unadmitted`, with its
-fingerprint: the HTTP ingest's idempotency rule is applied to it next (`cem.processing.Admission`,
+fingerprint: the HTTP ingest's idempotency rule is applied to it next (`kernel.processing.Admission`,
 on the ingest's own claims), so it can neither overwrite an accepted event nor be stored twice.
 """
 
@@ -26,9 +26,9 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from cem.ports import Consumed
-from cem.processing import Unadmitted
 from cem.record_seal import is_sealed
+from kernel.ports import Consumed
+from kernel.processing import Unadmitted
 from schemas.envelope import Event
 from schemas.validate import accept, violations_of
 from schemas.violations import InvalidEvent, Violation
@@ -43,7 +43,7 @@ DIRECT_SOURCE = "kafka"
 class TimedConsumed(Consumed):
     """A consumed record with its broker timestamp (epoch ms; None when the record has none).
 
-    `cem.ports.Consumed` does not carry the timestamp yet; once it does, this class can go.
+    `kernel.ports.Consumed` does not carry the timestamp yet; once it does, this class can go.
     """
 
     timestamp_ms: int | None = None

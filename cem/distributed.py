@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 
-from cem import readiness
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse
 from cem.adapters.kafka_log import KafkaLog
 from cem.adapters.postgres_access_audit import PostgresAccessAudit
@@ -34,9 +33,12 @@ from cem.adapters.sqlite_access_audit import AUDIT_FILE, SqliteAccessAudit
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_retention import RETENTION_FILE, SqliteRetentionStore
 from cem.adapters.sqlite_users import SqliteUserStore
-from cem.channels import ChannelStore
-from cem.clock import SystemClock
-from cem.ports import (
+from cem.publishing import IdempotencyIndex, IdempotentPublisher
+from cem.retention import RetentionStore
+from kernel import readiness
+from kernel.channels import ChannelStore
+from kernel.clock import SystemClock
+from kernel.ports import (
     TOUCHPOINTS_TOPIC,
     AccessAudit,
     Clock,
@@ -47,9 +49,7 @@ from cem.ports import (
     UserStore,
     Warehouse,
 )
-from cem.publishing import IdempotencyIndex, IdempotentPublisher
-from cem.retention import RetentionStore
-from cem.settings import CoreSettings, IngestSettings, QuerySettings
+from kernel.settings import CoreSettings, IngestSettings, QuerySettings
 
 if TYPE_CHECKING:  # the identity store's client loads only when identity is switched on
     from services.identity.resolver import IdentityResolver
@@ -172,7 +172,7 @@ def channels_from_settings(settings: CoreSettings | None = None) -> ChannelStore
     sealed under CEM_SECRET_KEY, else under one key kept in PostgreSQL (never a host's own file:
     replicas and the admin's `cem channels` must all open what any of them sealed)."""
     from cem.bootstrap import embedded_channels
-    from cem.secrets import KEY_FILE, SecretBox, platform_key
+    from kernel.secrets import KEY_FILE, SecretBox, platform_key
 
     settings = settings or CoreSettings()
     if settings.mode != "distributed":

@@ -59,7 +59,8 @@ from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse, WarehouseUnav
 from cem.adapters.kafka_log import KafkaLog
 from cem.adapters.postgres_idempotency import PostgresIdempotencyIndex
 from cem.direct_ingest import RecordDecoder, TimedConsumed
-from cem.ports import (
+from cem.runner import ensure_tables
+from kernel.ports import (
     DEAD_LETTER_TOPIC,
     TOUCHPOINTS_TOPIC,
     EventLog,
@@ -67,10 +68,9 @@ from cem.ports import (
     Record,
     Warehouse,
 )
-from cem.private_files import private_dir
-from cem.processing import BatchResult, Filer, Projection, process_batch
-from cem.runner import ensure_tables
-from cem.settings import CoreSettings
+from kernel.private_files import private_dir
+from kernel.processing import BatchResult, Filer, Projection, process_batch
+from kernel.settings import CoreSettings
 from services.identity.filing import TRANSIENT, IdentityFiler
 from services.identity.resolver import IdentityResolver
 

@@ -41,8 +41,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cem.adapters.memory_log import Decision, accepted_events
-from cem.ports import TOUCHPOINTS_TOPIC, EventLog, Outgoing, PublishStatus, Record
 from cem.record_seal import sealed
+from kernel.ports import TOUCHPOINTS_TOPIC, EventLog, Outgoing, PublishStatus, Record
 
 Identity = tuple[str, str]
 """(tenant_id, event_id): what makes an event the same event."""

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from cem.api_errors import error_body
+from kernel.api_errors import error_body
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Signing in and out writes only people's sessions, not the log or the tables being served.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from cem.ports import Consumed, Record
+from kernel.ports import Consumed, Record
 
 SEAL_HEADER = "cem_seal"
 

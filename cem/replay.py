@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 
-from cem.ports import TOUCHPOINTS_TOPIC, EventLog, Warehouse
-from cem.processing import Filer, Projection, Rows
 from cem.runner import ensure_tables, run_once
+from kernel.ports import TOUCHPOINTS_TOPIC, EventLog, Warehouse
+from kernel.processing import Filer, Projection, Rows
 from schemas.envelope import Event
 
 

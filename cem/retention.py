@@ -19,8 +19,8 @@ from typing import Literal, Protocol
 
 from cem.adapters.memory_keys import TENANT_PATTERN
 from cem.dead_letters import TABLE as DEAD_LETTERS
-from cem.ports import Warehouse
-from cem.processing import to_micros  # how the warehouse stores every time
+from kernel.ports import Warehouse
+from kernel.processing import to_micros  # how the warehouse stores every time
 from services.projections.sql import IDENTIFIERS, PROFILE_FACTS, TIMELINE
 from services.satisfaction.attribution_sql import CUSTOMER_TOUCHPOINTS_TABLE, SERVICE_EVENTS_TABLE
 from services.satisfaction.lifecycle_sql import ACTIONS_TABLE

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
-from cem.ports import Warehouse
 from cem.retention import (
     WAREHOUSE_TABLES,
     ApplyRun,
@@ -24,6 +23,7 @@ from cem.retention import (
     existing_tables,
     wait_for_mutations,
 )
+from kernel.ports import Warehouse
 
 logger = logging.getLogger(__name__)
 LOG_RECORDS, LOG_CONFLICTS = "log:records", "log:conflicts"

@@ -18,7 +18,6 @@ from typing import Any
 from cem import data_dir
 from cem.cli_errors import USAGE_ERROR, CliError
 from cem.cli_output import format_table
-from cem.ports import LogUnavailable, WarehouseUnavailable
 from cem.retention import (
     WAREHOUSE_TABLES,
     ApplyRun,
@@ -28,7 +27,8 @@ from cem.retention import (
     check_days,
     check_tenant,
 )
-from cem.settings import CoreSettings
+from kernel.ports import LogUnavailable, WarehouseUnavailable
+from kernel.settings import CoreSettings
 
 UNLIMITED = "unlimited"
 KIND_OF = {t.name: t.kind for t in WAREHOUSE_TABLES}  # the other parts are the event log's

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from cem.adapters.sqlite_log import SqliteLog
 from cem.adapters.sqlite_retention import RETENTION_FILE, SqliteRetentionStore
-from cem.ports import EventLog, Warehouse
 from cem.retention_apply import apply_all
+from kernel.ports import EventLog, Warehouse
 
 logger = logging.getLogger(__name__)
 FIRST_RUN_S, EVERY_S = 60.0, 24 * 3600.0

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from cem import dead_letters
-from cem.ports import DEAD_LETTER_TOPIC, TOUCHPOINTS_TOPIC, EventLog, Record, Warehouse
-from cem.processing import Decode, Filer, Projection, decode_value, process_batch
+from kernel.ports import DEAD_LETTER_TOPIC, TOUCHPOINTS_TOPIC, EventLog, Record, Warehouse
+from kernel.processing import Decode, Filer, Projection, decode_value, process_batch
 
 log = logging.getLogger(__name__)
 

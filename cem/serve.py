@@ -2,7 +2,7 @@
 
 - `ingest` and `query-api` are HTTP servers (uvicorn) built by `cem.distributed`; the address is
   `--host/--port`, else CEM_HOST/CEM_PORT, else 127.0.0.1 and 8000 (ingest) / 8001 (query-api).
-- `projections` and `satisfaction` are the stream workers: `services.<name>.worker.run(settings)`.
+- `projections` and `satisfaction` are the stream workers: `cem.workers.run_<name>(settings)`.
 
 With CEM_IDENTITY=eventsourced, `query-api`, `projections` and `satisfaction` open the identity
 store in PostgreSQL (`cem.distributed.identity_on_postgres`) at start and close it at shutdown with
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from cem.settings import CoreSettings, IngestSettings, QuerySettings
+from kernel.settings import CoreSettings, IngestSettings, QuerySettings
 
 if TYPE_CHECKING:  # the engines' clients load only when a service starts, not with the CLI
     from cem.distributed import IngestService, QueryService
@@ -116,11 +116,11 @@ def run_worker_service(
             }
         )
     if service == "projections":
-        from services.projections.worker import run as run_projections
+        from cem.workers import run_projections
 
         run_projections(config)
     else:
-        from services.satisfaction.worker import run as run_satisfaction
+        from cem.workers import run_satisfaction
 
         run_satisfaction(config)
 
@@ -136,7 +136,7 @@ def serve_http(service: IngestService | QueryService, host: str | None, port: in
     service.start()
     close_on_shutdown(service)
     try:
-        # No `server` banner (cem.web_security).
+        # No `server` banner (kernel.web_security).
         uvicorn.run(service.app, host=host or ServerSettings().host, port=port, server_header=False)
     finally:
         service.close()  # when the server did not start; closing twice is harmless

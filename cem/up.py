@@ -14,17 +14,17 @@ from typing import Any
 import uvicorn
 
 from cem import retention_schedule
-from cem.accounts import USER_ROLES, Accounts, generate_password
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.bootstrap import Platform, build
-from cem.channels import ChannelStore
 from cem.demo_seed import DAY, SampleCustomer, sample_customer, weeks_newest_first
 from cem.demo_seed import WEEK as RECENT
-from cem.ports import KeyStore
 from cem.progress import progress_bar
 from cem.read_only import refuse_writes
 from cem.serving import wait_until_serving
-from cem.settings import IngestSettings
+from kernel.accounts import USER_ROLES, Accounts, generate_password
+from kernel.channels import ChannelStore
+from kernel.ports import KeyStore
+from kernel.settings import IngestSettings
 
 DEMO_TENANT = "demo"
 DEMO_ROLES = ("ingest", "agent", "manager", "admin")

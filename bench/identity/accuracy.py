@@ -24,8 +24,8 @@ from bench.identity.population import Touch, generate
 from bench.identity.scoring import evidence_components, scores
 from bench.identity.spelling import PLACEHOLDER
 from cem.bootstrap import embedded_identity
-from cem.processing import Unfiled
-from cem.settings import IngestSettings
+from kernel.processing import Unfiled
+from kernel.settings import IngestSettings
 from schemas.validate import decode
 from services.identity.filing import IdentityFiler
 from services.identity.resolver import IdentityResolver

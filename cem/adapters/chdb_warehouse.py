@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from chdb import session as chdb_session
 
-from cem.private_files import private_dir
+from kernel.private_files import private_dir
 
 # chdb runs one embedded server per process and per data path; every ChdbWarehouse in a process
 # shares it, each in its own database (tests use one database per test).

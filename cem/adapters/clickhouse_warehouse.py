@@ -23,7 +23,7 @@ from clickhouse_driver import Client
 from clickhouse_driver import errors as driver_errors
 from clickhouse_driver.util.escape import escape_params
 
-from cem.ports import WarehouseUnavailable
+from kernel.ports import WarehouseUnavailable
 
 _PLACEHOLDER = re.compile(r"\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([^{}]+?)\s*\}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")

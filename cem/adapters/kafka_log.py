@@ -2,7 +2,7 @@
 
 Producing: `acks=all` with idempotence set explicitly, and every `append` bounded by `timeout_s`:
 it returns positions only once the broker acknowledged every record, and raises LogUnavailable
-otherwise (F01). Records are partitioned by `cem.partitioning.partition_for`, the rule of Kafka's
+otherwise (F01). Records are partitioned by `kernel.partitioning.partition_for`, the rule of Kafka's
 default partitioner, so producers writing straight to Kafka put a customer on the same partition.
 
 Topics are created by the platform (partitions, replication, min.insync.replicas), never by a
@@ -31,8 +31,8 @@ from kafka.errors import KafkaError, RetriableError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 
 from cem.adapters.memory_log import check_offsets
-from cem.partitioning import fair_quotas, partition_for
-from cem.ports import Consumed, LogUnavailable, Record
+from kernel.partitioning import fair_quotas, partition_for
+from kernel.ports import Consumed, LogUnavailable, Record
 
 # A blocked poll wakes at least this often, so close() ends it promptly.
 POLL_SLICE_MS = 100

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from cem.ports import AccessEntry, AccessQuery
+from kernel.ports import AccessEntry, AccessQuery
 
 
 def matches(entry: AccessEntry, query: AccessQuery) -> bool:

@@ -10,14 +10,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from cem.channels import (
+from kernel.channels import (
     ChannelConfig,
     DeadLetterStatus,
     NewDeadLetter,
     WebhookDeadLetter,
     mint_channel_id,
 )
-from cem.secrets import SecretBox
+from kernel.secrets import SecretBox
 
 # Headers a dead letter never keeps: credentials of a proxy or a person, not of the provider.
 PRIVATE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})

@@ -18,8 +18,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from cem.auth import ROLES
-from cem.ports import Principal
+from kernel.auth import ROLES
+from kernel.ports import Principal
 
 TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
 SECRET_PATTERN = re.compile(r"^cem_([0-9a-f]{16})_([A-Za-z0-9_\-]{32,128})$")

@@ -14,8 +14,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from cem.partitioning import fair_quotas, partition_for
-from cem.ports import TOUCHPOINTS_TOPIC, Consumed, LogUnavailable, Outgoing, PublishStatus, Record
+from kernel.partitioning import fair_quotas, partition_for
+from kernel.ports import (
+    TOUCHPOINTS_TOPIC,
+    Consumed,
+    LogUnavailable,
+    Outgoing,
+    PublishStatus,
+    Record,
+)
 
 
 @dataclass(frozen=True)

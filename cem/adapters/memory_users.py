@@ -6,7 +6,7 @@ import builtins
 import threading
 from datetime import datetime
 
-from cem.ports import SessionRecord, UserRecord
+from kernel.ports import SessionRecord, UserRecord
 
 RESETS = ("signed_in", "unlocked")  # outcomes after which failures count afresh
 

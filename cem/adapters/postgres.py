@@ -17,7 +17,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
-from cem.ports import LogUnavailable
+from kernel.ports import LogUnavailable
 
 Cursor = psycopg.Cursor[tuple[Any, ...]]
 

@@ -6,7 +6,7 @@ from datetime import UTC
 from typing import Any
 
 from cem.adapters.postgres import PostgresPool
-from cem.ports import ACCESS_ENTRY_FIELDS, AccessEntry, AccessQuery
+from kernel.ports import ACCESS_ENTRY_FIELDS, AccessEntry, AccessQuery
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS access_audit (
@@ -44,7 +44,7 @@ class PostgresAccessAudit:
     def __init__(self, dsn: str, *, pool_size: int = 4, timeout_s: float = 5.0) -> None:
         self.db = PostgresPool.with_schema(
             dsn,
-            "cem.access_audit",
+            "kernel.access_audit",
             SCHEMA,
             max_size=pool_size,
             timeout_s=timeout_s,

@@ -17,14 +17,14 @@ from typing import Any
 
 from cem.adapters.memory_channels import check_new_channel, kept_headers
 from cem.adapters.postgres import PostgresPool
-from cem.channels import (
+from kernel.channels import (
     ChannelConfig,
     DeadLetterStatus,
     NewDeadLetter,
     WebhookDeadLetter,
     mint_channel_id,
 )
-from cem.secrets import KEY_BYTES, SecretBox
+from kernel.secrets import KEY_BYTES, SecretBox
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS channels (
@@ -111,7 +111,7 @@ class PostgresChannelStore:
         to a new random one."""
         self.db = PostgresPool(dsn, max_size=4, timeout_s=timeout_s, name="cem-channels")
         try:
-            self.db.create_schema("cem.channels", SCHEMA)
+            self.db.create_schema("kernel.channels", SCHEMA)
             self._box = box or SecretBox(self._shared_key(first_key))
         except BaseException:
             self.db.close()

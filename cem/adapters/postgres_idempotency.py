@@ -21,9 +21,9 @@ from datetime import UTC
 from typing import Any
 
 from cem.adapters.postgres import Cursor, PostgresPool
-from cem.ports import Consumed, Outgoing, PublishStatus
-from cem.processing import Unadmitted
 from cem.publishing import Claim, ConflictSeen, Identity
+from kernel.ports import Consumed, Outgoing, PublishStatus
+from kernel.processing import Unadmitted
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS idempotency_claims (
@@ -214,7 +214,7 @@ class PostgresIdempotencyIndex:
         return bytes(row[0])
 
     def admit(self, items: Sequence[tuple[Consumed, Unadmitted]]) -> list[PublishStatus]:
-        """The verdict on records written straight to Kafka (`cem.processing.Admission`)."""
+        """The verdict on records written straight to Kafka (`kernel.processing.Admission`)."""
         if not items:
             return []
         firsts: dict[Identity, tuple[Consumed, Unadmitted]] = {}

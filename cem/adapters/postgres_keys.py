@@ -19,7 +19,7 @@ from cem.adapters.memory_keys import (
     principal_of,
 )
 from cem.adapters.postgres import PostgresPool
-from cem.ports import Principal
+from kernel.ports import Principal
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (

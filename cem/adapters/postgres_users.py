@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cem.adapters.postgres import PostgresPool
-from cem.ports import SessionRecord, UserRecord
+from kernel.ports import SessionRecord, UserRecord
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (

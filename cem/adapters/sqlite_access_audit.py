@@ -12,7 +12,7 @@ from typing import Any
 from cem.adapters.sqlite_log import storage_errors
 from cem.adapters.sqlite_store import open_private_db
 from cem.adapters.sqlite_users import from_micros, to_micros
-from cem.ports import ACCESS_ENTRY_FIELDS, AccessEntry, AccessQuery
+from kernel.ports import ACCESS_ENTRY_FIELDS, AccessEntry, AccessQuery
 
 AUDIT_FILE = "access-audit.sqlite"  # in the data directory
 SCHEMA = """

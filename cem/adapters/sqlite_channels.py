@@ -16,14 +16,14 @@ from typing import Any
 from cem.adapters.memory_channels import check_new_channel, kept_headers
 from cem.adapters.sqlite_log import from_micros, micros_now, storage_errors
 from cem.adapters.sqlite_store import open_private_db
-from cem.channels import (
+from kernel.channels import (
     ChannelConfig,
     DeadLetterStatus,
     NewDeadLetter,
     WebhookDeadLetter,
     mint_channel_id,
 )
-from cem.secrets import SecretBox
+from kernel.secrets import SecretBox
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS channels (

@@ -20,7 +20,7 @@ from cem.adapters.memory_keys import (
 )
 from cem.adapters.sqlite_log import from_micros, micros_now, storage_errors
 from cem.adapters.sqlite_store import open_private_db
-from cem.ports import Principal
+from kernel.ports import Principal
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (

@@ -21,8 +21,8 @@ from typing import Any
 import orjson
 
 from cem.adapters.memory_log import Decision, accepted_events, check_offsets, classify
-from cem.partitioning import fair_quotas, partition_for
-from cem.ports import (
+from kernel.partitioning import fair_quotas, partition_for
+from kernel.ports import (
     TOUCHPOINTS_TOPIC,
     Consumed,
     LogUnavailable,
@@ -31,7 +31,7 @@ from cem.ports import (
     Record,
     StorageFull,
 )
-from cem.private_files import private_file
+from kernel.private_files import private_file
 
 LOG_SCHEMA = """
 CREATE TABLE IF NOT EXISTS topics (name TEXT PRIMARY KEY, partitions INTEGER NOT NULL);
@@ -59,7 +59,7 @@ VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET next_offset = excluded.next_offset
 SKIP_GAP = """INSERT INTO group_offsets (topic, consumer_group, partition, next_offset)
 VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET next_offset = max(next_offset, excluded.next_offset)"""
 # Retention (`cem retention apply`): every record of the embedded log is keyed `tenant/customer`
-# (`cem.partitioning.partition_key`; dead letters keep their record's key) and tenant ids hold no
+# (`kernel.partitioning.partition_key`; dead letters keep their record's key) and tenant ids hold no
 # '/', so the key's prefix names the record's tenant; `appended_at` is when the log took it.
 TENANT_RECORDS = "FROM records WHERE substr(key, 1, ?) = ? AND appended_at < ?"
 HAS_CONFLICTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'conflicts'"

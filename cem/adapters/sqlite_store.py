@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from cem.adapters.sqlite_log import storage_errors
-from cem.private_files import private_file
+from kernel.private_files import private_file
 
 
 def open_private_db(path: Path, schema: str, *pragmas: str) -> sqlite3.Connection:

@@ -13,7 +13,7 @@ from typing import Any
 
 from cem.adapters.sqlite_log import storage_errors
 from cem.adapters.sqlite_store import open_private_db
-from cem.ports import SessionRecord, UserRecord
+from kernel.ports import SessionRecord, UserRecord
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (

@@ -26,11 +26,11 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from cem.channels import ChannelStore
 from cem.demo.people import Customer
 from cem.demo.population import Population
 from cem.demo.reference import QUEUES, SURVEY_KINDS, TOUCHPOINT_BASELINE
 from cem.demo.texts import TEXTS
+from kernel.channels import ChannelStore
 from services.ingest.channels import signing
 
 PROVIDERS = ("twilio-voice", "twilio-messaging", "sendgrid", "chatwoot", "typeform", "shopify")

@@ -4,7 +4,7 @@ How it is wired:
 - composition roots: `build_identity(IdentitySettings())` (SQLite in the data dir when embedded,
   PostgreSQL when distributed); the HTTP app gets `app.state.identity` and includes
   `services.identity.router.router` before the customers router.
-- stream runners: `filing.IdentityFiler` is the `cem.processing.Filer` stage between decoding and
+- stream runners: `filing.IdentityFiler` is the `kernel.processing.Filer` stage between decoding and
   projecting: every touchpoint is filed under `resolve_batch(...)[i].home_id`, recorded as a
   `Filing`, so both consumer groups and every replay file it under the same customer.
 - reads: `locate(tenant, any id or identifier key)` gives the canonical customer and its members

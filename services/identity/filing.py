@@ -1,6 +1,6 @@
 """The filing stage of the stream runners: which customer each touchpoint is filed under.
 
-Implements `cem.processing.Filer` over the identity resolver. Every answer is a recorded `Filing`,
+Implements `kernel.processing.Filer` over the identity resolver. Every answer is a recorded `Filing`,
 so the `projections` and `satisfaction` consumers, a redelivered batch and a replay all get the same
 customer for an event, and the rows written under it never need rewriting: merges and splits change
 which customers a read gathers (the identity map), never where a row was filed.
@@ -19,7 +19,7 @@ from datetime import datetime
 
 from eventsourcing.persistence import PersistenceError
 
-from cem.processing import Unfiled
+from kernel.processing import Unfiled
 from schemas.envelope import CustomerRef, Event
 from services.identity.errors import IdentityBusy
 from services.identity.resolver import IdentityResolver

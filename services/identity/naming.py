@@ -1,7 +1,7 @@
 """Customer ids people can read: the name a customer is registered with, and ids read back.
 
 A new customer is named after the key its first touchpoint would have been filed under before
-identity resolution existed (`cem.customer_key`): the explicit customer id, else
+identity resolution existed (`kernel.customer_key`): the explicit customer id, else
 `ext:<namespace>:<value>`, `email:<address>`, `phone:<number>` or `anon:<id>`. Those are the ids
 producers, agents and existing links already use, so they stay valid. A name is taken once: when
 another customer has it, or when another customer holds the identifier behind it (the name would
@@ -22,7 +22,7 @@ from services.identity.normalise import normalise_one
 from services.identity.rules import Identifier, TenantRules
 from services.identity.state import IdentityState
 
-# Key prefixes of `cem.customer_key`, and the API's `<kind>:` spelling of identifiers (timeline
+# Key prefixes of `kernel.customer_key`, and the API's `<kind>:` spelling of identifiers (timeline
 # entries list `anonymous_id:…`, `external:shop:1`), by kind; a key without one is a customer_id.
 _PREFIXES = (
     ("email:", "email"),
@@ -55,7 +55,7 @@ def preferred_name(ref: CustomerRef, rules: TenantRules) -> PreferredName:
 
 
 def _by_key_order(ref: CustomerRef) -> list[tuple[str, str]]:
-    """The ref's identifiers in the order `cem.customer_key` chooses among them."""
+    """The ref's identifiers in the order `kernel.customer_key` chooses among them."""
     external = [(f"external:{ns}", ref.external_ids[ns]) for ns in sorted(ref.external_ids)]
     found = [("customer_id", ref.customer_id), *external, ("email", ref.email)]
     found += [("phone", ref.phone), ("anonymous_id", ref.anonymous_id)]
@@ -68,7 +68,7 @@ def key_of(identifier: Identifier) -> str:
     if family == "customer_id":
         return identifier.value
     if family == "external":
-        # The customer key spelling of `cem.customer_key` (`ext:`), which names the same customer.
+        # The customer key spelling of `kernel.customer_key` (`ext:`), which names the same customer.
         return f"{_EXTERNAL[0]}{namespace}:{identifier.value}"
     prefix = next(p for p, kind in _PREFIXES if kind == family)
     return prefix + identifier.value

@@ -27,7 +27,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Recording
 from eventsourcing.utils import Environment, EnvType
 
-from cem.processing import to_micros
+from kernel.processing import to_micros
 from schemas.envelope import CustomerRef
 from services.identity import audit, changes
 from services.identity.changes import SYSTEM_ACTOR, Evidence

@@ -14,11 +14,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from cem.access_audit import AUDITED_READ_RESPONSES, record_access
-from cem.api_errors import ApiError
-from cem.auth import CAN_READ_CUSTOMERS, require
-from cem.ports import Principal
-from cem.request_body import json_body, openapi_body
+from kernel.access_audit import AUDITED_READ_RESPONSES, record_access
+from kernel.api_errors import ApiError
+from kernel.auth import CAN_READ_CUSTOMERS, require
+from kernel.ports import Principal
+from kernel.request_body import json_body, openapi_body
 from services.identity.errors import (
     AmbiguousCustomer,
     CandidateAlreadyDecided,

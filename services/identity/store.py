@@ -17,8 +17,8 @@ from eventsourcing.persistence import AggregateRecorder, StoredEvent
 from eventsourcing.sqlite import SQLiteAggregateRecorder
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from cem.private_files import private_file
-from cem.settings import CoreSettings
+from kernel.private_files import private_file
+from kernel.settings import CoreSettings
 from services.identity.rules import DEFAULT_PHONE_REGION, IdentityRules
 
 if TYPE_CHECKING:  # the resolver builds on this module's readers: imported when building it

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from cem import api_errors, telemetry, web_security
-from cem.channels import ChannelStore
-from cem.ports import Clock, KeyStore, Publisher
-from cem.settings import IngestSettings
-from cem.telemetry import Telemetry
+from kernel import api_errors, telemetry, web_security
+from kernel.channels import ChannelStore
+from kernel.ports import Clock, KeyStore, Publisher
+from kernel.settings import IngestSettings
+from kernel.telemetry import Telemetry
 from services.ingest.quota import IngestQuota, QuotaLimiter
 from services.ingest.router import router
 from services.ingest.segment_router import install_segment

@@ -15,9 +15,9 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from cem.customer_key import customer_key
-from cem.partitioning import partition_key
-from cem.ports import Outgoing, PublishStatus, Record
+from kernel.customer_key import customer_key
+from kernel.partitioning import partition_key
+from kernel.ports import Outgoing, PublishStatus, Record
 from schemas.envelope import Event
 from schemas.json_safety import json_violations, safe_json
 from schemas.validate import InvalidEvent, Violation, accept_checked, encode

@@ -12,9 +12,9 @@ from typing import Any, NoReturn
 
 from fastapi import Request
 
-from cem.api_errors import ApiError
-from cem.request_body import MalformedJson, parse_json, parse_or_400, read_limited
-from cem.settings import IngestSettings
+from kernel.api_errors import ApiError
+from kernel.request_body import MalformedJson, parse_json, parse_or_400, read_limited
+from kernel.settings import IngestSettings
 from schemas.validate import Violation
 from services.ingest.batch import Unparseable, printable
 

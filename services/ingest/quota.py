@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from cem.api_errors import ApiError
+from kernel.api_errors import ApiError
 
 
 class IngestQuota(BaseSettings):

@@ -1,11 +1,11 @@
 """HTTP ingest: POST /v1/events, and the JSON Schemas of what it accepts.
 
 The router relies only on `request.app.state`:
-- `publisher` (cem.ports.Publisher), `keys` (cem.ports.KeyStore, read by cem.auth),
-  `ingest_settings` (cem.settings.IngestSettings), `clock` (cem.ports.Clock, `now()` in UTC);
+- `publisher` (kernel.ports.Publisher), `keys` (kernel.ports.KeyStore, read by kernel.auth),
+  `ingest_settings` (kernel.settings.IngestSettings), `clock` (kernel.ports.Clock, `now()` in UTC);
 - optionally `identity` (the resolver, whose rules say which identifiers are ignored) or
   `identity_rules` (services.identity.rules.IdentityRules, made from CEM_IDENTITY_RULES_FILE and
-  CEM_DEFAULT_REGION on first use when neither is set), `telemetry` (cem.telemetry.Telemetry) and `ingest_quota`
+  CEM_DEFAULT_REGION on first use when neither is set), `telemetry` (kernel.telemetry.Telemetry) and `ingest_quota`
   (services.ingest.quota.QuotaLimiter), each created on first use when the composition root did not
   set it (the quota from CEM_INGEST_* settings).
 
@@ -27,11 +27,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from cem.api_errors import ApiError, error_body
-from cem.auth import CAN_INGEST, require
-from cem.ports import LogUnavailable, Outgoing, Principal, Publisher, PublishStatus
-from cem.settings import IngestSettings
-from cem.telemetry import MeteredRoute, Telemetry, telemetry_of
+from kernel.api_errors import ApiError, error_body
+from kernel.auth import CAN_INGEST, require
+from kernel.ports import LogUnavailable, Outgoing, Principal, Publisher, PublishStatus
+from kernel.settings import IngestSettings
+from kernel.telemetry import MeteredRoute, Telemetry, telemetry_of
 from schemas.export import json_schemas
 from services.identity.app_rules import identity_rules_of
 from services.ingest.batch import (

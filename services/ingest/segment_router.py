@@ -25,11 +25,11 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from cem.api_errors import ApiError
-from cem.auth import CAN_INGEST
-from cem.ports import KeyStore, Principal
-from cem.settings import IngestSettings
-from cem.telemetry import MeteredRoute, telemetry_of
+from kernel.api_errors import ApiError
+from kernel.auth import CAN_INGEST
+from kernel.ports import KeyStore, Principal
+from kernel.settings import IngestSettings
+from kernel.telemetry import MeteredRoute, telemetry_of
 from schemas.json_safety import safe_json
 from schemas.validate import Violation
 from services.identity.app_rules import identity_rules_of

@@ -21,8 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cem.dialect import replacing_engine
-from cem.ports import Warehouse
+from kernel.dialect import replacing_engine
+from kernel.ports import Warehouse
 from schemas.envelope import Event
 
 ARRIVALS = "stream_arrivals"
@@ -44,7 +44,7 @@ def ddl(version: tuple[int, ...]) -> list[str]:
 
 def to_arrival_rows(event: Event, customer_id: str) -> list[dict[str, Any]]:
     """The arrival row of an event; the batch fills `log_partition` and `log_offset` in
-    (`cem.processing.stamp_position`), since a projection cannot know them."""
+    (`kernel.processing.stamp_position`), since a projection cannot know them."""
     return [
         {
             "log_partition": None,

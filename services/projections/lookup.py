@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from cem.customer_key import customer_key, identifiers, normalise_email, normalise_phone
-from cem.processing import to_micros
+from kernel.customer_key import customer_key, identifiers, normalise_email, normalise_phone
+from kernel.processing import to_micros
 from schemas.envelope import Event
 from services.projections.timeline import from_micros
 
@@ -146,7 +146,7 @@ def combine_matches(
 def key_lookup(key: str) -> tuple[str, str]:
     """The (kind, value) of the identifier a key names, as stored for lookups: `<kind>:<value>` as
     the API writes identifiers (`email:ana@x.io`, `anonymous_id:dev-1`, `external:shop:1`), or a
-    customer key of `cem.customer_key.customer_key` (`anon:dev-1`, `ext:shop:1`); anything else
+    customer key of `kernel.customer_key.customer_key` (`anon:dev-1`, `ext:shop:1`); anything else
     is a customer id."""
     for prefix, kind in _KEY_PREFIXES:
         if key.startswith(prefix) and key[len(prefix) :]:

@@ -20,8 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from cem.customer_key import customer_key, identifiers
-from cem.processing import to_micros
+from kernel.customer_key import customer_key, identifiers
+from kernel.processing import to_micros
 from schemas import families as f
 from schemas.envelope import Event
 from schemas.families import SCALES, parse_payload

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cem.customer_key import customer_key
-from cem.processing import Rows
+from kernel.customer_key import customer_key
+from kernel.processing import Rows
 from schemas.envelope import Event
 from services.projections import arrivals, sql
 from services.projections.lookup import to_identifier_rows
@@ -12,7 +12,7 @@ from services.projections.timeline import to_timeline_rows
 
 
 class ProjectionsProjection:
-    """Implements `cem.processing.Projection`; pure, so a runner can replay it at will (F13)."""
+    """Implements `kernel.processing.Projection`; pure, so a runner can replay it at will (F13)."""
 
     name = "projections"
 

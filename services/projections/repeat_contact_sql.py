@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cem.ports import Warehouse
-from cem.processing import to_micros
+from kernel.ports import Warehouse
+from kernel.processing import to_micros
 from services.projections.repeat_contact import (
     CONTACT_TYPES,
     WINDOW_MICROS,

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from cem.ports import Warehouse
+from kernel.ports import Warehouse
 from services.projections.sql import IDENTIFIERS, TIMELINE
 from services.projections.timeline import from_micros
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cem.dialect import replacing_engine
-from cem.ports import Warehouse
+from kernel.dialect import replacing_engine
+from kernel.ports import Warehouse
 from services.projections.lookup import MAX_MATCHES, CustomerMatch, matches_from_rows
 from services.projections.profile import FactGroup, Profile, fold_profile
 from services.projections.timeline import (

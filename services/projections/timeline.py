@@ -17,8 +17,8 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, Field
 
-from cem.customer_key import customer_key, identifiers
-from cem.processing import to_micros
+from kernel.customer_key import customer_key, identifiers
+from kernel.processing import to_micros
 from schemas import families as f
 from schemas.envelope import Channel, Event
 from schemas.families import parse_payload
@@ -33,7 +33,7 @@ _CENT = Decimal("0.01")
 
 
 def from_micros(micros: int) -> datetime:
-    """The inverse of `cem.processing.to_micros`; exact, unlike a float division."""
+    """The inverse of `kernel.processing.to_micros`; exact, unlike a float division."""
     return EPOCH + timedelta(microseconds=micros)
 
 

@@ -7,11 +7,11 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
-from cem import api_errors, readiness, web_security
-from cem.access_audit import audit_probe
-from cem.accounts import Accounts
-from cem.clock import SystemClock
-from cem.ports import AccessAudit, KeyStore, Publisher, UserStore, Warehouse
+from kernel import api_errors, readiness, web_security
+from kernel.access_audit import audit_probe
+from kernel.accounts import Accounts
+from kernel.clock import SystemClock
+from kernel.ports import AccessAudit, KeyStore, Publisher, UserStore, Warehouse
 from services.identity.resolver import IdentityResolver
 
 
@@ -45,7 +45,7 @@ def include_query_routes(app: FastAPI, health: Callable[[], dict[str, Any]]) -> 
     from services.query_api.routers import service as service_metrics
 
     app.include_router(health_router(health))
-    app.include_router(readiness.router)  # probes: cem.readiness.set_checks by the root
+    app.include_router(readiness.router)  # probes: kernel.readiness.set_checks by the root
     # Before customers: its `/v1/customers/{customer_id:path}` would swallow `/identities`.
     app.include_router(identity_router)
     app.include_router(search.router)
@@ -72,7 +72,7 @@ def create_app(
     """The query API alone (distributed mode: one process per service); `identity` is the
     resolver on the shared identity store (`build_identity(IdentitySettings())`). `access_audit`
     records reads of customers' data (`build_query_api` passes PostgreSQL's); without one, those
-    reads answer 503 (`cem.access_audit`: fail closed)."""
+    reads answer 503 (`kernel.access_audit`: fail closed)."""
     app = FastAPI(title="cem query API", version="0.1.0", docs_url=None, redoc_url=None)
     api_errors.install(app)
     web_security.install(app)

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BeforeValidator, StringConstraints
 
-from cem.api_errors import ApiError
+from kernel.api_errors import ApiError
 from services.projections.timeline import Cursor, InvalidCursor, decode_cursor
 
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")

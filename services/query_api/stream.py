@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from cem.ports import Warehouse
+from kernel.ports import Warehouse
 from services.projections.arrivals import (
     MAX_CATCH_UP,
     Arrival,

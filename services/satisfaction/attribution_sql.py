@@ -16,8 +16,8 @@ responses in range refer to.
 
 from __future__ import annotations
 
-from cem.customer_key import customer_key
-from cem.processing import to_micros
+from kernel.customer_key import customer_key
+from kernel.processing import to_micros
 from schemas.envelope import Event
 from schemas.families import PLATFORM_TYPES
 from services.satisfaction.responses import first_text

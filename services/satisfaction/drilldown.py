@@ -15,7 +15,7 @@ import binascii
 from dataclasses import dataclass
 from typing import Any
 
-from cem.ports import Warehouse
+from kernel.ports import Warehouse
 from services.satisfaction.attribution_sql import ATTRIBUTED_RESPONSES
 
 DEFAULT_PAGE = 100

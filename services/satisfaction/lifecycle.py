@@ -16,7 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from cem.processing import to_micros
+from kernel.processing import to_micros
 from schemas.envelope import Event
 from schemas.families import AlertAction, AlertAssigned
 from services.projections.lookup import key_lookup

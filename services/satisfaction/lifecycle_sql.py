@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cem.dialect import replacing_engine
-from cem.ports import Warehouse
+from kernel.dialect import replacing_engine
+from kernel.ports import Warehouse
 from services.satisfaction.lifecycle import Status
 from services.satisfaction.sql import ALERTS_TABLE
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cem.processing import Rows
+from kernel.processing import Rows
 from schemas.envelope import Event
 from services.satisfaction import attribution_sql, lifecycle_sql, sql
 from services.satisfaction.alerts import to_alert_rows
@@ -19,7 +19,7 @@ from services.service_metrics.facts import to_service_rows
 
 
 class SatisfactionProjection:
-    """Implements `cem.processing.Projection`. Pure: the runner does the reading and writing."""
+    """Implements `kernel.processing.Projection`. Pure: the runner does the reading and writing."""
 
     name = "satisfaction"
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cem.customer_key import customer_key
-from cem.processing import to_micros
+from kernel.customer_key import customer_key
+from kernel.processing import to_micros
 from schemas.envelope import Event
 from schemas.families import SurveyAnswered
 

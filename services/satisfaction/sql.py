@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cem.ports import Warehouse
+from kernel.ports import Warehouse
 from services.projections.sql import any_of_filter, members_filter
 from services.satisfaction.attribution_sql import ATTRIBUTED_RESPONSES, attributed_responses
 from services.satisfaction.metrics import DEFINITIONS, Definition, MetricValue

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cem.ports import Warehouse
+from kernel.ports import Warehouse
 from services.projections.sql import members_filter
 from services.satisfaction.sql import RESPONSES_TABLE
 

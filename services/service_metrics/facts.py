@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cem.customer_key import customer_key
-from cem.processing import Rows, to_micros
+from kernel.customer_key import customer_key
+from kernel.processing import Rows, to_micros
 from schemas.envelope import Event
 from schemas.families import CallEnded, Message, SurveySent
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from cem.ports import Warehouse
+from kernel.ports import Warehouse
 from services.satisfaction.metrics import MetricValue
 from services.service_metrics.definitions import DEFAULT_SERVICE_LEVEL_S, SERVICE_DEFINITIONS
 from services.service_metrics.facts import (

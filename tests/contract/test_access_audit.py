@@ -19,7 +19,7 @@ import pytest
 
 from cem.adapters.memory_access_audit import MemoryAccessAudit
 from cem.adapters.sqlite_access_audit import SqliteAccessAudit
-from cem.ports import AccessAudit, AccessEntry, AccessQuery
+from kernel.ports import AccessAudit, AccessEntry, AccessQuery
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cem.adapters.postgres_access_audit import PostgresAccessAudit
-from cem.ports import AccessAudit
+from kernel.ports import AccessAudit
 from tests.contract.test_access_audit import AccessAuditContract
 
 pytestmark = pytest.mark.postgres

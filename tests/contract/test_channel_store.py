@@ -15,8 +15,8 @@ import pytest
 
 from cem.adapters.memory_channels import MemoryChannelStore
 from cem.adapters.sqlite_channels import SqliteChannelStore
-from cem.channels import CHANNEL_ID, ChannelStore, NewDeadLetter
-from cem.secrets import SecretBox, SecretKeyError, new_key_text, platform_key
+from kernel.channels import CHANNEL_ID, ChannelStore, NewDeadLetter
+from kernel.secrets import SecretBox, SecretKeyError, new_key_text, platform_key
 
 SECRET = "whsec-" + "s3cr3t" * 4
 

@@ -9,8 +9,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from cem.adapters.postgres_channels import PostgresChannelStore
-from cem.channels import ChannelStore
-from cem.secrets import SecretKeyError
+from kernel.channels import ChannelStore
+from kernel.secrets import SecretKeyError
 from tests.contract.test_channel_store import ChannelStoreContract, box
 
 pytestmark = pytest.mark.postgres
@@ -66,8 +66,8 @@ def test_secrets_sealed_with_a_hosts_key_file_before_still_open(
     from pydantic import SecretStr
 
     from cem.distributed import channels_from_settings
-    from cem.secrets import SecretBox, platform_key
-    from cem.settings import CoreSettings
+    from kernel.secrets import SecretBox, platform_key
+    from kernel.settings import CoreSettings
 
     database = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(postgres_dsn, autocommit=True) as admin:

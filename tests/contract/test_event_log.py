@@ -25,8 +25,8 @@ import pytest
 
 from cem.adapters.memory_log import MemoryLog
 from cem.adapters.sqlite_log import SqliteLog, storage_errors
-from cem.partitioning import partition_for
-from cem.ports import Consumed, EventLog, LogUnavailable, Record, StorageFull
+from kernel.partitioning import partition_for
+from kernel.ports import Consumed, EventLog, LogUnavailable, Record, StorageFull
 
 PARTITIONS = 4
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from cem.adapters.kafka_log import KafkaLog, producer_config
-from cem.ports import EventLog, LogUnavailable, Record
+from kernel.ports import EventLog, LogUnavailable, Record
 from tests.contract.test_event_log import PARTITIONS, DurableEventLogContract, drain
 
 pytestmark = pytest.mark.kafka

@@ -18,8 +18,8 @@ import pytest
 
 from cem.adapters.memory_keys import MemoryKeyStore
 from cem.adapters.sqlite_keys import SqliteKeyStore
-from cem.auth import ROLES
-from cem.ports import KeyStore
+from kernel.auth import ROLES
+from kernel.ports import KeyStore
 
 
 class KeyStoreContract:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cem.adapters.postgres_keys import PostgresKeyStore
-from cem.ports import KeyStore, LogUnavailable
+from kernel.ports import KeyStore, LogUnavailable
 from tests.contract.test_keystore import KeyStoreContract
 
 pytestmark = pytest.mark.postgres

@@ -20,8 +20,8 @@ import pytest
 
 from cem.adapters.memory_log import MemoryLog, MemoryPublisher
 from cem.adapters.sqlite_log import SqliteLog, SqlitePublisher
-from cem.partitioning import partition_for, partition_key
-from cem.ports import (
+from kernel.partitioning import partition_for, partition_key
+from kernel.ports import (
     TOUCHPOINTS_TOPIC,
     Consumed,
     EventLog,

@@ -20,13 +20,6 @@ import pytest
 from cem.adapters.kafka_log import KafkaLog
 from cem.adapters.memory_log import Decision, MemoryLog, conflict_row
 from cem.adapters.postgres_idempotency import PostgresIdempotencyIndex
-from cem.ports import (
-    EventLog,
-    LogUnavailable,
-    Outgoing,
-    PublishStatus,
-    Record,
-)
 from cem.publishing import (
     Claim,
     ConflictSeen,
@@ -34,6 +27,13 @@ from cem.publishing import (
     Identity,
     decide,
     first_sightings,
+)
+from kernel.ports import (
+    EventLog,
+    LogUnavailable,
+    Outgoing,
+    PublishStatus,
+    Record,
 )
 from tests.contract.test_event_log_kafka import dead_bootstrap
 from tests.contract.test_publisher import (

@@ -1,4 +1,4 @@
-"""The UserStore contract, run through `cem.accounts.Accounts` on every adapter: what a person
+"""The UserStore contract, run through `kernel.accounts.Accounts` on every adapter: what a person
 signing in sees (sessions, lock-out, CSRF tokens) must not depend on where accounts are stored.
 
 Another adapter joins by subclassing `UserStoreContract` and implementing `make_store` and
@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from cem.accounts import (
+from cem.adapters.memory_users import MemoryUserStore
+from cem.adapters.sqlite_users import SqliteUserStore
+from kernel.accounts import (
     LOCK_WINDOW,
     MAX_FAILURES,
     SESSION_LIFETIME,
@@ -22,10 +24,8 @@ from cem.accounts import (
     AccountLocked,
     Accounts,
 )
-from cem.adapters.memory_users import MemoryUserStore
-from cem.adapters.sqlite_users import SqliteUserStore
-from cem.clock import FixedClock
-from cem.ports import UserStore
+from kernel.clock import FixedClock
+from kernel.ports import UserStore
 
 PASSWORD = "correct horse battery"
 

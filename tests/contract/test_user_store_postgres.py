@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cem.adapters.postgres_users import PostgresUserStore
-from cem.ports import UserStore
+from kernel.ports import UserStore
 from tests.contract.test_user_store import UserStoreContract
 
 pytestmark = pytest.mark.postgres

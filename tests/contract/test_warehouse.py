@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from cem.dialect import OLDEST_SUPPORTED, replacing_engine
-from cem.ports import Warehouse
+from kernel.dialect import OLDEST_SUPPORTED, replacing_engine
+from kernel.ports import Warehouse
 
 # B12: strings that must come back byte-identical, whether stored as data or passed as parameters.
 UNICODE = [

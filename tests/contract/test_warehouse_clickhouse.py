@@ -16,7 +16,7 @@ from cem.adapters.clickhouse_warehouse import (
     coerce,
     translate,
 )
-from cem.ports import Warehouse
+from kernel.ports import Warehouse
 from tests.contract.test_warehouse import WarehouseContract
 from tests.engines import Engines
 

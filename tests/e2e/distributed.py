@@ -27,8 +27,8 @@ from psycopg import sql
 
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse
 from cem.adapters.kafka_log import KafkaLog
-from cem.ports import TOUCHPOINTS_TOPIC, LogUnavailable
 from cem.serving import free_port, stop_processes
+from kernel.ports import TOUCHPOINTS_TOPIC, LogUnavailable
 from tests.e2e.deployments import (
     TENANT_A,
     TENANT_B,

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from cem.adapters.sqlite_log import SqliteLog, SqlitePublisher
-from cem.partitioning import partition_key
-from cem.ports import Outgoing, Record
+from kernel.partitioning import partition_key
+from kernel.ports import Outgoing, Record
 
 TENANT = "acme"
 PARTITIONS = 6

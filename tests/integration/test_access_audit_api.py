@@ -16,7 +16,6 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from cem.accounts import Accounts
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.memory_keys import MemoryKeyStore
 from cem.adapters.memory_log import MemoryLog, MemoryPublisher
@@ -24,12 +23,13 @@ from cem.adapters.postgres import PostgresUnavailable
 from cem.adapters.postgres_access_audit import PostgresAccessAudit
 from cem.adapters.postgres_users import PostgresUserStore
 from cem.adapters.sqlite_access_audit import SqliteAccessAudit
-from cem.auth import SESSION_COOKIE
 from cem.bootstrap import Platform
 from cem.distributed import build_query_api
-from cem.ports import AccessEntry, AccessQuery
 from cem.runner import ensure_tables
-from cem.settings import QuerySettings
+from kernel.accounts import Accounts
+from kernel.auth import SESSION_COOKIE
+from kernel.ports import AccessEntry, AccessQuery
+from kernel.settings import QuerySettings
 from services.projections.projection import ProjectionsProjection
 from services.projections.timeline import Cursor, encode_cursor
 from tests.integration import test_unified_history as unified

@@ -70,7 +70,7 @@ def test_a_multi_line_secret_from_stdin(
     from cryptography.hazmat.primitives import serialization
 
     from cem.distributed import channels_from_settings
-    from cem.settings import CoreSettings
+    from kernel.settings import CoreSettings
     from services.ingest.channels import signing
 
     private, _ = signing.sendgrid_keypair()

@@ -12,13 +12,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from cem.accounts import MAX_FAILURES, Accounts
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.memory_access_audit import MemoryAccessAudit
 from cem.adapters.memory_keys import MemoryKeyStore
 from cem.adapters.memory_users import MemoryUserStore
-from cem.auth import SESSION_COOKIE
 from cem.runner import ensure_tables
+from kernel.accounts import MAX_FAILURES, Accounts
+from kernel.auth import SESSION_COOKIE
 from services.projections.projection import ProjectionsProjection
 from services.query_api.app import create_app
 from tests.integration.test_customers_router import ana_history, store

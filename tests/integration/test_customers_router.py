@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-import cem.api_errors
+import kernel.api_errors
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.memory_access_audit import MemoryAccessAudit
 from cem.adapters.memory_keys import MemoryKeyStore
@@ -62,7 +62,7 @@ def ana_history() -> list[dict[str, Any]]:
 @pytest.fixture
 def app(warehouse: ChdbWarehouse) -> FastAPI:
     app = FastAPI()
-    cem.api_errors.install(app)
+    kernel.api_errors.install(app)
     app.include_router(router)
     app.state.warehouse = warehouse
     app.state.keys = MemoryKeyStore()

@@ -11,7 +11,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse
-from cem.dialect import OLDEST_SUPPORTED, replacing_engine
+from kernel.dialect import OLDEST_SUPPORTED, replacing_engine
 from tests.engines import Engines
 
 HOUR = 3_600_000_000  # micros

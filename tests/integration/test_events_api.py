@@ -12,7 +12,7 @@ import pytest
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.memory_keys import MemoryKeyStore
 from cem.bootstrap import Platform, build
-from cem.settings import IngestSettings
+from kernel.settings import IngestSettings
 from tests.integration.test_unified_history import Client, touch
 
 

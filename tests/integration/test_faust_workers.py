@@ -37,11 +37,11 @@ from psycopg import sql as pg
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse, WarehouseUnavailable
 from cem.adapters.kafka_log import KafkaLog
 from cem.adapters.postgres_idempotency import PostgresIdempotencyIndex
-from cem.customer_key import customer_key
-from cem.ports import DEAD_LETTER_TOPIC, PublishStatus
 from cem.publishing import IdempotentPublisher
 from cem.record_seal import sealed
 from cem.runner import ensure_tables
+from kernel.customer_key import customer_key
+from kernel.ports import DEAD_LETTER_TOPIC, PublishStatus
 from schemas.envelope import Event
 from schemas.validate import accept, encode
 from services.identity import IdentityResolver, postgres_env
@@ -58,8 +58,8 @@ PARTITIONS = 4
 GROUP = "projections"
 WAIT_S = 90.0
 POISON = "poison pill"
-PROJECTIONS_WORKER = "from services.projections.worker import run; run()"
-SATISFACTION_WORKER = "from services.satisfaction.worker import run; run()"
+PROJECTIONS_WORKER = "from cem.workers import run_projections; run_projections()"
+SATISFACTION_WORKER = "from cem.workers import run_satisfaction; run_satisfaction()"
 POISONED_WORKER = "from tests.integration.test_faust_workers import run_poisoned; run_poisoned()"
 
 

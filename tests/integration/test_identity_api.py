@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-import cem.api_errors
+import kernel.api_errors
 from cem.adapters.memory_access_audit import MemoryAccessAudit
 from cem.adapters.memory_keys import MemoryKeyStore
 from schemas.envelope import CustomerRef
@@ -56,7 +56,7 @@ def api(tmp_path: Path) -> Iterator[Api]:
     )
     keys = MemoryKeyStore()
     app = FastAPI()
-    cem.api_errors.install(app)
+    kernel.api_errors.install(app)
     app.include_router(router)
     app.state.identity, app.state.keys = identity, keys
     app.state.access_audit = MemoryAccessAudit()

@@ -14,7 +14,7 @@ import orjson
 import pytest
 from fastapi import FastAPI
 
-import cem.api_errors
+import kernel.api_errors
 from cem.adapters.memory_access_audit import MemoryAccessAudit
 from cem.adapters.memory_keys import MemoryKeyStore
 from services.identity import IdentityResolver, sqlite_env
@@ -55,7 +55,7 @@ def app(tmp_path: Path) -> Iterator[tuple[FastAPI, str]]:
     identity = IdentityResolver(sqlite_env(tmp_path / "identity.sqlite"))
     keys = MemoryKeyStore()
     app = FastAPI()
-    cem.api_errors.install(app)
+    kernel.api_errors.install(app)
     app.include_router(router)
     app.state.identity, app.state.keys = identity, keys
     app.state.access_audit = MemoryAccessAudit()

@@ -22,11 +22,11 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cem import api_errors
 from cem.adapters.memory_keys import MemoryKeyStore
 from cem.adapters.memory_log import MemoryLog, MemoryPublisher
-from cem.clock import FixedClock
-from cem.ports import (
+from kernel import api_errors
+from kernel.clock import FixedClock
+from kernel.ports import (
     TOUCHPOINTS_TOPIC,
     Consumed,
     LogUnavailable,
@@ -34,7 +34,7 @@ from cem.ports import (
     PublishStatus,
     StorageFull,
 )
-from cem.settings import IngestSettings
+from kernel.settings import IngestSettings
 from schemas.envelope import Event
 from schemas.families import FAMILIES
 from schemas.validate import decode

@@ -36,10 +36,10 @@ from cem.distributed import (
     keystore_from_settings,
     warehouse_database,
 )
-from cem.partitioning import partition_for
-from cem.ports import TOUCHPOINTS_TOPIC, Consumed
 from cem.serving import free_port, wait_until_serving
-from cem.settings import CoreSettings, IngestSettings, QuerySettings
+from kernel.partitioning import partition_for
+from kernel.ports import TOUCHPOINTS_TOPIC, Consumed
+from kernel.settings import CoreSettings, IngestSettings, QuerySettings
 from schemas.validate import decode
 from tests.events import survey_answer as event
 

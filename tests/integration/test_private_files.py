@@ -13,8 +13,8 @@ import pytest
 
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import SqliteLog
-from cem.ports import Record
-from cem.private_files import private_dir
+from kernel.ports import Record
+from kernel.private_files import private_dir
 from schemas.envelope import CustomerRef
 from services.identity.store import IdentitySettings, build_identity
 

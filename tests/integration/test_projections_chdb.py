@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cem.adapters.chdb_warehouse import ChdbWarehouse
-from cem.ports import Consumed, Warehouse
-from cem.processing import process_batch, to_micros
 from cem.runner import ensure_tables
+from kernel.ports import Consumed, Warehouse
+from kernel.processing import process_batch, to_micros
 from schemas.envelope import Event
 from schemas.validate import accept, encode
 from services.projections import sql

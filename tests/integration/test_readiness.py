@@ -28,9 +28,9 @@ from cem.adapters.memory_log import MemoryLog, MemoryPublisher
 from cem.adapters.memory_users import MemoryUserStore
 from cem.bootstrap import build
 from cem.distributed import build_ingest, build_query_api
-from cem.ports import WarehouseUnavailable
 from cem.runner import ensure_tables
-from cem.settings import IngestSettings, QuerySettings
+from kernel.ports import WarehouseUnavailable
+from kernel.settings import IngestSettings, QuerySettings
 from services.projections.projection import ProjectionsProjection
 from tests.engines import Engines
 

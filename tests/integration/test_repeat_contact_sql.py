@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cem.ports import Warehouse
+from kernel.ports import Warehouse
 from schemas.validate import accept
 from services.projections import sql
 from services.projections.repeat_contact_sql import (

@@ -17,10 +17,10 @@ from cem.adapters.sqlite_log import SqliteLog
 from cem.adapters.sqlite_retention import RETENTION_FILE, SqliteRetentionStore
 from cem.bootstrap import default_projections
 from cem.cli import main
-from cem.partitioning import partition_key
-from cem.ports import TOUCHPOINTS_TOPIC, Record
 from cem.retention import WAREHOUSE_TABLES, Policy
 from cem.runner import ensure_tables
+from kernel.partitioning import partition_key
+from kernel.ports import TOUCHPOINTS_TOPIC, Record
 from tests.integration.test_cli_mistakes import assert_one_line_mistake, cem
 from tests.integration.test_retention_warehouse import ages, row
 

@@ -14,10 +14,10 @@ from cem import retention_schedule
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.sqlite_log import SqliteLog, SqlitePublisher
 from cem.adapters.sqlite_retention import RETENTION_FILE, SqliteRetentionStore
-from cem.partitioning import partition_key
-from cem.ports import DEAD_LETTER_TOPIC, TOUCHPOINTS_TOPIC, Outgoing, Record
 from cem.replay import caught_up
 from cem.retention import Policy
+from kernel.partitioning import partition_key
+from kernel.ports import DEAD_LETTER_TOPIC, TOUCHPOINTS_TOPIC, Outgoing, Record
 
 
 def record(tenant: str, customer: str, body: bytes = b"{}") -> Record:

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from cem.bootstrap import default_projections
-from cem.ports import Warehouse
 from cem.retention import WAREHOUSE_TABLES, Policy, RetainedTable, to_micros
 from cem.retention_apply import apply_policy
 from cem.runner import ensure_tables
+from kernel.ports import Warehouse
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 OLD, RECENT = NOW - timedelta(days=40), NOW - timedelta(days=5)

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cem.ports import Consumed, Warehouse
-from cem.processing import process_batch, to_micros
+from kernel.ports import Consumed, Warehouse
+from kernel.processing import process_batch, to_micros
 from schemas.envelope import Event
 from schemas.validate import accept, encode
 from services.satisfaction import sql

@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-import cem.api_errors
+import kernel.api_errors
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.memory_access_audit import MemoryAccessAudit
 from cem.adapters.memory_keys import MemoryKeyStore
@@ -39,7 +39,7 @@ class Api:
 
     def __init__(self, warehouse: ChdbWarehouse) -> None:
         app = FastAPI()
-        cem.api_errors.install(app)
+        kernel.api_errors.install(app)
         app.include_router(satisfaction_router)
         app.include_router(alerts_router)
         app.state.warehouse, app.state.keys, app.state.clock = (

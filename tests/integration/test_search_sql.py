@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from cem.ports import Warehouse
 from cem.runner import ensure_tables
+from kernel.ports import Warehouse
 from schemas.validate import accept
 from services.projections.projection import ProjectionsProjection
 from services.projections.search import search_hits

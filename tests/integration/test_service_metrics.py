@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from cem.ports import Consumed, Warehouse
-from cem.processing import process_batch, to_micros
+from kernel.ports import Consumed, Warehouse
+from kernel.processing import process_batch, to_micros
 from schemas.envelope import Event
 from schemas.validate import accept, encode
 from services.satisfaction.projection import SatisfactionProjection

@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from cem.adapters.sqlite_log import SqliteLog
-from cem.ports import TOUCHPOINTS_TOPIC, Consumed
+from kernel.ports import TOUCHPOINTS_TOPIC, Consumed
 
 CHILD = Path(__file__).with_name("kill9_publisher_child.py")
 BATCH = 25

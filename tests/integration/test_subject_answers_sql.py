@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cem.ports import Warehouse
+from kernel.ports import Warehouse
 from services.satisfaction import sql
 from services.satisfaction.sql import RESPONSES_TABLE
 from services.satisfaction.subject_sql import NEWEST, read_customer_answers

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.memory_keys import MemoryKeyStore
 from cem.bootstrap import Platform, build
-from cem.settings import IngestSettings
+from kernel.settings import IngestSettings
 from services.query_api.routers import export
 from tests.events import event
 from tests.subject_export import FILENAME, check_export, open_export, timeline

@@ -18,7 +18,7 @@ from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.memory_keys import MemoryKeyStore
 from cem.bootstrap import Platform, build
 from cem.replay import replay
-from cem.settings import IngestSettings
+from kernel.settings import IngestSettings
 from services.identity.filing import IdentityFiler
 from tests.events import event
 

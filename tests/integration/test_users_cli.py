@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from cem.accounts import MAX_FAILURES, AccountLocked, Accounts
 from cem.adapters.postgres_users import PostgresUserStore
 from cem.adapters.sqlite_users import SqliteUserStore
-from cem.clock import SystemClock
-from cem.ports import UserStore
+from kernel.accounts import MAX_FAILURES, AccountLocked, Accounts
+from kernel.clock import SystemClock
+from kernel.ports import UserStore
 from tests.integration.test_cli_mistakes import assert_one_line_mistake, cem
 
 PASSWORD = "correct horse battery"

@@ -20,10 +20,10 @@ from fastapi.testclient import TestClient
 from cem.adapters.memory_channels import MemoryChannelStore
 from cem.adapters.memory_keys import MemoryKeyStore
 from cem.adapters.memory_log import MemoryLog, MemoryPublisher
-from cem.clock import FixedClock
-from cem.ports import TOUCHPOINTS_TOPIC
-from cem.secrets import SecretBox, new_key_text, platform_key
-from cem.settings import IngestSettings
+from kernel.clock import FixedClock
+from kernel.ports import TOUCHPOINTS_TOPIC
+from kernel.secrets import SecretBox, new_key_text, platform_key
+from kernel.settings import IngestSettings
 from schemas.validate import decode
 from services.ingest.app import create_app
 from services.ingest.channels import signing

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cem.processing import to_micros
+from kernel.processing import to_micros
 from schemas.families import SCALES
 from schemas.validate import accept
 from services.satisfaction.alerts import AT_RISK_RULES, RULE_SET, alert_id, to_alert_rows

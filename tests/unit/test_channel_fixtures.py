@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from cem.channels import ChannelConfig
+from kernel.channels import ChannelConfig
 from schemas.validate import decode
 from services.ingest.channels import signing, twilio
 from services.ingest.channels.base import WebhookRequest

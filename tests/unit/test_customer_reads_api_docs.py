@@ -8,7 +8,7 @@ from typing import Any, cast
 import pytest
 
 from cem.adapters.memory_keys import MemoryKeyStore
-from cem.ports import Warehouse
+from kernel.ports import Warehouse
 from services.query_api.app import create_app
 
 DOWNLOADS = {"application/json", "text/csv", "application/vnd.apache.parquet"}

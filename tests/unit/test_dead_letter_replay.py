@@ -10,7 +10,7 @@ from typing import Any
 
 from cem.adapters.memory_log import MemoryLog
 from cem.dead_letter_replay import replay_consumer_letters
-from cem.ports import TOUCHPOINTS_TOPIC
+from kernel.ports import TOUCHPOINTS_TOPIC
 from schemas.validate import accept, encode
 from tests.events import survey_answer
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from cem.adapters.memory_channels import MemoryChannelStore
 from cem.demo.population import Population
 from cem.demo.provider_feed import PROVIDERS, DeliveryMaker, demo_channels
-from cem.secrets import SecretBox, new_key_text, platform_key
+from kernel.secrets import SecretBox, new_key_text, platform_key
 from services.ingest.channels.base import WebhookRequest
 from services.ingest.channels.intake import map_delivery
 from services.ingest.channels.registry import load_providers

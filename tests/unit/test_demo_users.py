@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cem.accounts import Accounts
 from cem.adapters.memory_users import MemoryUserStore
-from cem.clock import FixedClock
 from cem.up import DEMO_TENANT, demo_users, print_banner
+from kernel.accounts import Accounts
+from kernel.clock import FixedClock
 
 
 def test_one_demo_person_per_role_who_can_sign_in(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -22,8 +22,8 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
-from cem import settings as cem_settings
-from cem.settings import CoreSettings
+from kernel import settings as cem_settings
+from kernel.settings import CoreSettings
 from tests.conftest import missing_service
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from cem.direct_ingest import DIRECT_SOURCE, RecordDecoder, TimedConsumed
-from cem.ports import Consumed, PublishStatus, Record
-from cem.processing import Unadmitted, process_batch
 from cem.record_seal import SEAL_HEADER, sealed
+from kernel.ports import Consumed, PublishStatus, Record
+from kernel.processing import Unadmitted, process_batch
 from schemas.envelope import Event
 from schemas.validate import InvalidEvent, accept, encode
 from services.ingest.batch import to_outgoing

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from cem.ports import Consumed
-from cem.processing import Unfiled, process_batch
+from kernel.ports import Consumed
+from kernel.processing import Unfiled, process_batch
 from schemas.envelope import CustomerRef, Event
 from schemas.validate import accept, encode
 from services.identity import (

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from cem.ports import PublishStatus
+from kernel.ports import PublishStatus
 from schemas.envelope import CustomerRef
 from services.identity import IdentityResolver, IdentityRules, IdentitySettings, sqlite_env
 from services.identity.models import IgnoredIdentifier

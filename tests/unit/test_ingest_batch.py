@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cem.api_errors import ApiError
-from cem.customer_key import customer_key
-from cem.partitioning import partition_key
-from cem.ports import Outgoing, PublishStatus
-from cem.telemetry import Telemetry
+from kernel.api_errors import ApiError
+from kernel.customer_key import customer_key
+from kernel.partitioning import partition_key
+from kernel.ports import Outgoing, PublishStatus
+from kernel.telemetry import Telemetry
 from schemas.json_safety import MAX_DEPTH, json_violations
 from schemas.validate import decode
 from services.ingest.batch import (

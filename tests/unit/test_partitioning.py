@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kafka.partitioner.default import murmur2 as kafka_python_murmur2
 
-from cem.partitioning import fair_quotas, murmur2, partition_for, partition_key
+from kernel.partitioning import fair_quotas, murmur2, partition_for, partition_key
 
 # The vectors of Apache Kafka's own UtilsTest.testMurmur2 (Java, signed 32-bit results).
 KAFKA_VECTORS = [

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cem.processing import to_micros
+from kernel.processing import to_micros
 from schemas.envelope import Event
 from schemas.validate import accept
 from services.projections.profile import (

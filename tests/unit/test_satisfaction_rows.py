@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cem.ports import Consumed
-from cem.processing import process_batch, to_micros
+from kernel.ports import Consumed
+from kernel.processing import process_batch, to_micros
 from schemas.envelope import Event
 from schemas.validate import accept, encode
 from services.satisfaction import lifecycle_sql, sql

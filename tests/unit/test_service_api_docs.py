@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from cem.adapters.memory_keys import MemoryKeyStore
-from cem.ports import Warehouse
+from kernel.ports import Warehouse
 from services.query_api.app import create_app
 from services.service_metrics.definitions import SERVICE_DEFINITIONS
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cem.processing import to_micros
+from kernel.processing import to_micros
 from schemas.envelope import Event
 from schemas.validate import accept
 from services.service_metrics.facts import SERVICE_EVENTS_TABLE, to_service_rows

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cem.decoding import SharedDecoder
-from cem.ports import Consumed
+from kernel.decoding import SharedDecoder
+from kernel.ports import Consumed
 from schemas.validate import accept, decode, encode
 from tests.events import survey_answer
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cem.ports import Consumed
-from cem.processing import stamp_position
+from kernel.ports import Consumed
+from kernel.processing import stamp_position
 from services.projections.arrivals import (
     InvalidStreamCursor,
     advance,

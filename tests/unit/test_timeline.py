@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cem.customer_key import customer_key
-from cem.processing import to_micros
+from kernel.customer_key import customer_key
+from kernel.processing import to_micros
 from schemas.envelope import Channel, Event
 from schemas.families import FAMILIES
 from schemas.validate import accept

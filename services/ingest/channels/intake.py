@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cem.channels import ChannelConfig, NewDeadLetter
-from cem.ports import Outgoing, PublishStatus
+from kernel.channels import ChannelConfig, NewDeadLetter
+from kernel.ports import Outgoing, PublishStatus
 from services.ingest.batch import prepare, safe_violation
 from services.ingest.channels.base import Provider, Unmappable, WebhookRequest
 

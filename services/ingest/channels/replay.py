@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from cem.channels import ChannelStore, WebhookDeadLetter
-from cem.ports import Publisher, PublishStatus
+from kernel.channels import ChannelStore, WebhookDeadLetter
+from kernel.ports import Publisher, PublishStatus
 from services.ingest.channels.base import WebhookRequest
 from services.ingest.channels.intake import Intake, map_delivery
 from services.ingest.channels.registry import provider as provider_named

@@ -5,7 +5,7 @@ signature under the channel's secret proves the sender. An unknown channel is 40
 401 with nothing stored; a verified delivery is published, and whatever of it does not map is kept
 as a dead letter *before* the provider gets the answer that stops its retries.
 
-`request.app.state` needs `channels` (cem.channels.ChannelStore) besides what the ingest router
+`request.app.state` needs `channels` (kernel.channels.ChannelStore) besides what the ingest router
 needs (`publisher`, `keys`, `ingest_settings`, `clock`).
 """
 
@@ -17,14 +17,14 @@ import anyio
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
-from cem.api_errors import ApiError
-from cem.auth import require
-from cem.channels import ChannelConfig, ChannelStore
-from cem.ports import Principal
-from cem.request_body import parse_or_400, read_limited, validate_body
-from cem.secrets import SecretKeyError
-from cem.settings import IngestSettings
-from cem.telemetry import telemetry_of
+from kernel.api_errors import ApiError
+from kernel.auth import require
+from kernel.channels import ChannelConfig, ChannelStore
+from kernel.ports import Principal
+from kernel.request_body import parse_or_400, read_limited, validate_body
+from kernel.secrets import SecretKeyError
+from kernel.settings import IngestSettings
+from kernel.telemetry import telemetry_of
 from services.ingest.channels.base import WebhookRequest
 from services.ingest.channels.intake import counts, dead_letter_of, map_delivery
 from services.ingest.channels.registry import load_providers, provider

@@ -13,10 +13,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from cem.api_errors import ApiError
-from cem.auth import require
-from cem.ports import Principal, Publisher, PublishStatus
-from cem.request_body import json_body, openapi_body
+from kernel.api_errors import ApiError
+from kernel.auth import require
+from kernel.ports import Principal, Publisher, PublishStatus
+from kernel.request_body import json_body, openapi_body
 from schemas.families import Note
 from schemas.validate import InvalidEvent, accept
 from services.ingest.batch import to_outgoing

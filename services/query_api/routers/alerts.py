@@ -14,11 +14,11 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from cem.access_audit import AUDITED_READ_RESPONSES, record_access
-from cem.api_errors import ApiError
-from cem.auth import CAN_READ_AGGREGATES, require
-from cem.ports import Principal
-from cem.processing import to_micros
+from kernel.access_audit import AUDITED_READ_RESPONSES, record_access
+from kernel.api_errors import ApiError
+from kernel.auth import CAN_READ_AGGREGATES, require
+from kernel.ports import Principal
+from kernel.processing import to_micros
 from schemas.envelope import Channel
 from services.projections.timeline import Cursor, encode_cursor
 from services.query_api.exports import ExportFormat, download_items

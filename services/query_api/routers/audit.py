@@ -1,6 +1,6 @@
 """`GET /v1/audit/access`: who read which customer's data, when (admins only).
 
-Entries are written by `cem.access_audit.record_access` on every read of one customer's data.
+Entries are written by `kernel.access_audit.record_access` on every read of one customer's data.
 The tenant comes from the admin's credential: another tenant's entries are never listed (S01).
 """
 
@@ -13,10 +13,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from cem.api_errors import ApiError
-from cem.auth import CAN_READ_AUDIT, require
-from cem.ports import AccessAudit, AccessEntry, AccessQuery, Principal
-from cem.processing import to_micros
+from kernel.api_errors import ApiError
+from kernel.auth import CAN_READ_AUDIT, require
+from kernel.ports import AccessAudit, AccessEntry, AccessQuery, Principal
+from kernel.processing import to_micros
 from services.projections.timeline import Cursor, encode_cursor, from_micros
 from services.query_api.exports import ExportFormat, download_items
 from services.query_api.params import INSTANT_HELP, Instant, cursor_position, invalid_cursor

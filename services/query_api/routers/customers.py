@@ -17,11 +17,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
-from cem.access_audit import AUDITED_READ_RESPONSES, record_access
-from cem.api_errors import ApiError
-from cem.auth import CAN_READ_CUSTOMERS, require
-from cem.customer_key import normalise_phone
-from cem.ports import Principal, Warehouse
+from kernel.access_audit import AUDITED_READ_RESPONSES, record_access
+from kernel.api_errors import ApiError
+from kernel.auth import CAN_READ_CUSTOMERS, require
+from kernel.customer_key import normalise_phone
+from kernel.ports import Principal, Warehouse
 from schemas.envelope import Channel
 from services.identity.app_rules import identity_rules_of
 from services.identity.errors import AmbiguousCustomer, CustomerNotFound

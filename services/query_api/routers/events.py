@@ -15,10 +15,10 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 
-from cem.access_audit import AUDITED_READ_RESPONSES, record_access
-from cem.api_errors import ApiError
-from cem.auth import CAN_READ_CUSTOMERS, require
-from cem.ports import Principal, Warehouse
+from kernel.access_audit import AUDITED_READ_RESPONSES, record_access
+from kernel.api_errors import ApiError
+from kernel.auth import CAN_READ_CUSTOMERS, require
+from kernel.ports import Principal, Warehouse
 from services.identity.models import FiledTouchpoint
 from services.identity.normalise import explanation_of
 from services.identity.resolver import IdentityResolver

@@ -24,9 +24,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 
-from cem.access_audit import record_access
-from cem.auth import CAN_EXPORT_SUBJECT, require
-from cem.ports import Principal, Warehouse
+from kernel.access_audit import record_access
+from kernel.auth import CAN_EXPORT_SUBJECT, require
+from kernel.ports import Principal, Warehouse
 from services.identity.errors import CustomerNotFound
 from services.identity.resolver import IdentityResolver
 from services.projections.profile import Profile

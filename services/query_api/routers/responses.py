@@ -13,10 +13,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from cem.api_errors import ApiError
-from cem.auth import CAN_READ_ANSWERS, require
-from cem.ports import Principal
-from cem.processing import to_micros
+from kernel.api_errors import ApiError
+from kernel.auth import CAN_READ_ANSWERS, require
+from kernel.ports import Principal
+from kernel.processing import to_micros
 from schemas.envelope import Channel
 from services.projections.timeline import from_micros
 from services.query_api.exports import ExportFormat, download

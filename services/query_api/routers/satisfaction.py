@@ -8,10 +8,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field, StringConstraints
 
-from cem.api_errors import ApiError
-from cem.auth import CAN_READ_AGGREGATES, require
-from cem.ports import Principal
-from cem.processing import to_micros
+from kernel.api_errors import ApiError
+from kernel.auth import CAN_READ_AGGREGATES, require
+from kernel.ports import Principal
+from kernel.processing import to_micros
 from schemas.envelope import Channel
 from services.query_api.exports import ExportFormat, download_items, touchpoint_columns
 from services.query_api.params import INSTANT_HELP, Moment, any_of

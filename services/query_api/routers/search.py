@@ -13,8 +13,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from cem.auth import CAN_READ_CUSTOMERS, require
-from cem.ports import Principal, Warehouse
+from kernel.auth import CAN_READ_CUSTOMERS, require
+from kernel.ports import Principal, Warehouse
 from services.identity.resolver import IdentityResolver
 from services.projections.search import MAX_RESULTS, MIN_QUERY, Hit, search_hits
 

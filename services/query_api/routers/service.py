@@ -9,9 +9,9 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from cem.auth import CAN_READ_AGGREGATES, require
-from cem.ports import Principal
-from cem.processing import to_micros
+from kernel.auth import CAN_READ_AGGREGATES, require
+from kernel.ports import Principal
+from kernel.processing import to_micros
 from schemas.envelope import Channel
 from services.query_api.params import INSTANT_HELP, Moment
 from services.query_api.routers.satisfaction import TOUCHPOINT_PATTERN, MetricOut, window

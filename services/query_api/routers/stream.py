@@ -15,9 +15,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from cem.access_audit import record_access
-from cem.api_errors import ApiError
-from cem.ports import Principal
+from kernel.access_audit import record_access
+from kernel.api_errors import ApiError
+from kernel.ports import Principal
 from services.projections.arrivals import InvalidStreamCursor, Positions, decode_positions
 from services.projections.sql import customer_exists
 from services.query_api.routers.customers import (

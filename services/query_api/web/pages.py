@@ -2,9 +2,9 @@
 
 Sign-in is protected against login CSRF by a double-submit token (the form field must equal a
 cookie only this site can set); once signed in, every state-changing request carries the session's
-own token (form field here, `X-CSRF-Token` header on the scripts' fetch calls; see `cem.auth`).
+own token (form field here, `X-CSRF-Token` header on the scripts' fetch calls; see `kernel.auth`).
 The session cookie is HttpOnly, SameSite=Strict, and Secure over TLS. The pages have no inline
-script or style: they work under the strict content-security policy `cem.web_security` puts on
+script or style: they work under the strict content-security policy `kernel.web_security` puts on
 every answer.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -19,16 +20,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from cem.accounts import AccountLocked, Accounts, ActiveSession
-from cem.api_errors import ApiError
-from cem.auth import SESSION_COOKIE, session_of
-from cem.request_body import read_limited
-from services.query_api.web import HERE
+from kernel.accounts import AccountLocked, Accounts, ActiveSession
+from kernel.api_errors import ApiError
+from kernel.auth import SESSION_COOKIE, session_of
+from kernel.request_body import read_limited
 from services.query_api.web.i18n import LANG_COOKIE, LANGUAGES, MESSAGES, language_of
 from services.query_api.web.settings import WebSettings
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=HERE / "templates")
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 SIGNIN_CSRF_COOKIE = "cem_signin_csrf"
 MANAGERS = frozenset({"manager", "admin"})
 MAX_FORM_BYTES = 8 * 1024

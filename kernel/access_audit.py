@@ -19,10 +19,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 
-from cem.accounts import ActiveSession
-from cem.api_errors import ApiError
-from cem.clock import SystemClock
-from cem.ports import AccessAudit, AccessEntry, Clock, Principal
+from kernel.accounts import ActiveSession
+from kernel.api_errors import ApiError
+from kernel.clock import SystemClock
+from kernel.ports import AccessAudit, AccessEntry, Clock, Principal
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Authentication and role checks, shared by every HTTP service.
 
-A caller is a machine with a Bearer key or a person with a session cookie (`cem.accounts`): the
+A caller is a machine with a Bearer key or a person with a session cookie (`kernel.accounts`): the
 same roles and tenant rules apply to both. A cookie is sent by the browser on its own, so a request
 that changes state on the cookie's strength must also carry the session's CSRF token in
 `X-CSRF-Token`, which another site's page cannot read (synchronizer token pattern, S11).
@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 from fastapi import Request
 
-from cem.accounts import Accounts, ActiveSession
-from cem.api_errors import ApiError
-from cem.ports import KeyStore, Principal
+from kernel.accounts import Accounts, ActiveSession
+from kernel.api_errors import ApiError
+from kernel.ports import KeyStore, Principal
 
 ROLES = ("ingest", "agent", "manager", "admin")
 # Which roles may do what. Ingest keys cannot read; admins can do everything.
@@ -90,5 +90,5 @@ def _session_principal(request: Request) -> Principal:
         request.headers.get(CSRF_HEADER)
     ):
         raise ApiError(403, "csrf_token_missing", "send the session's X-CSRF-Token header")
-    request.state.session = session  # who the person is, for the access audit (cem.access_audit)
+    request.state.session = session  # who the person is, for the access audit (kernel.access_audit)
     return session.principal()

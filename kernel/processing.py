@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from cem.ports import Consumed, PublishStatus
+from kernel.ports import Consumed, PublishStatus
 from schemas.envelope import Event
 from schemas.validate import decode
 

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from cem.ports import Clock, Principal, SessionRecord, UserRecord, UserStore
+from kernel.ports import Clock, Principal, SessionRecord, UserRecord, UserStore
 
 logger = logging.getLogger(__name__)
 

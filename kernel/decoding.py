@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from cem.ports import Consumed
+from kernel.ports import Consumed
 from schemas.envelope import Event
 from schemas.validate import decode
 
@@ -23,7 +23,7 @@ CACHE_SIZE = 20_000
 
 
 class SharedDecoder:
-    """A `cem.processing.Decode` shared by every runner of a process. Thread-safe."""
+    """A `kernel.processing.Decode` shared by every runner of a process. Thread-safe."""
 
     def __init__(self, size: int = CACHE_SIZE) -> None:
         self.size = size

@@ -16,8 +16,8 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute
 
-from cem.api_errors import ApiError
-from cem.ports import LogUnavailable, StorageFull
+from kernel.api_errors import ApiError
+from kernel.ports import LogUnavailable, StorageFull
 
 Labels = tuple[tuple[str, str], ...]
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"

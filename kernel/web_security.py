@@ -11,7 +11,7 @@ banner (uvicorn's `server_header=False`, set where they are started).
 `/docs`: FastAPI's default page pulls Swagger UI from a CDN and starts it with an inline script.
 Here Swagger UI's files come from the `fastapi-offline` package (Swagger UI 5, which reads the
 OpenAPI 3.1 FastAPI writes; `swagger-ui-bundle` ships 4.15, which cannot), served under
-`/static/swagger-ui/`, and the page starts it from a static file (`cem/static/docs-init.js`).
+`/static/swagger-ui/`, and the page starts it from a static file (`kernel/static/docs-init.js`).
 """
 
 from __future__ import annotations

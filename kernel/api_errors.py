@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cem.ports import LogUnavailable, WarehouseUnavailable
+from kernel.ports import LogUnavailable, WarehouseUnavailable
 
 
 class ApiError(Exception):

@@ -174,7 +174,7 @@ class SessionRecord:
 class UserStore(Protocol):
     """People's accounts, their sessions and the sign-in audit (lock-out counts failures in it).
 
-    Storage only: hashing, lock-out and session rules live in `cem.accounts`, shared by every store.
+    Storage only: hashing, lock-out and session rules live in `kernel.accounts`, shared by every store.
     """
 
     def add_user(self, user: UserRecord) -> None:

@@ -19,7 +19,7 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
 
-from cem.api_errors import ApiError
+from kernel.api_errors import ApiError
 
 M = TypeVar("M", bound=BaseModel)
 # A longer integer literal cannot be a valid field value, and converting one costs quadratic time.
