@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 
 from kernel.accounts import ActiveSession
 from kernel.api_errors import ApiError
+from kernel.auth import UNAUTHENTICATED
 from kernel.clock import SystemClock
 from kernel.ports import AccessAudit, AccessEntry, Clock, Principal
 
@@ -30,7 +31,7 @@ REQUEST_ID_HEADER = "x-request-id"
 MAX_REQUEST_ID = 200
 # What every audited read can answer besides its own statuses, for its OpenAPI `responses`.
 AUDITED_READ_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "missing, unknown or revoked credential"},
+    **UNAUTHENTICATED,
     403: {"description": "the credential's role may not read customer data"},
     503: {"description": "the access audit cannot record this read; retry later (Retry-After)"},
 }

@@ -9,6 +9,7 @@ that changes state on the cookie's strength must also carry the session's CSRF t
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import Request
 
@@ -17,6 +18,10 @@ from kernel.api_errors import ApiError
 from kernel.ports import KeyStore, Principal
 
 ROLES = ("ingest", "agent", "manager", "admin")
+# The 401 every authenticated route of the query API documents (OpenAPI `responses`), said once.
+UNAUTHENTICATED: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing, unknown or revoked credential"},
+}
 # Which roles may do what. Ingest keys cannot read; admins can do everything.
 CAN_INGEST = frozenset({"ingest", "admin"})
 CAN_READ_CUSTOMERS = frozenset({"agent", "manager", "admin"})

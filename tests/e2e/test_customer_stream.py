@@ -123,4 +123,5 @@ def test_stream_follows_the_timelines_access_rules(api: Api, deployment: Deploym
     assert api.get(path, deployment.key(TENANT_A, "ingest")).status_code == 403
     bad = api.get(path, deployment.key(TENANT_A, "agent"), last_event_id="not a cursor")
     assert bad.status_code == 422
+    assert bad.json()["error"]["code"] == "invalid_cursor"  # as on every route with a cursor
     assert bad.json()["error"]["details"][0]["path"] == "query.last_event_id"

@@ -188,6 +188,7 @@ def test_a_cursor_outside_the_64_bit_range_is_422_not_wrapped_around(
     cursor = encode_cursor(Cursor(micros, str(uuid.uuid4())))
     response = agent.get("/v1/customers/cust-1/timeline", params={"cursor": cursor})
     assert response.status_code == 422
+    assert error_of(response)["code"] == "invalid_cursor"  # as on every route with a cursor
     assert [d["path"] for d in error_of(response)["details"]] == ["query.cursor"]
     edge = encode_cursor(Cursor(2**63 - 1, str(uuid.uuid4())))  # the largest Int64 still reads
     assert agent.get("/v1/customers/cust-1/timeline", params={"cursor": edge}).status_code == 200

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from kernel.api_errors import ApiError
-from kernel.auth import require
+from kernel.auth import UNAUTHENTICATED, require
 from kernel.ports import Principal, Publisher, PublishStatus
 from kernel.request_body import json_body, openapi_body
 from schemas.families import Note
@@ -39,7 +39,7 @@ AlertId = Annotated[str, Path(min_length=1, max_length=200)]
 MAX_BODY_BYTES = 16 * 1024
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "malformed JSON"},
-    401: {"description": "missing, unknown or revoked credential"},
+    **UNAUTHENTICATED,
     403: {"description": "not a manager or admin, or no CSRF token with a session cookie"},
     413: {"description": f"body over {MAX_BODY_BYTES} bytes"},
     422: {"description": "invalid body or alert id, with every violated path"},

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from kernel.api_errors import ApiError
-from kernel.auth import CAN_READ_AUDIT, require
+from kernel.auth import CAN_READ_AUDIT, UNAUTHENTICATED, require
 from kernel.ports import AccessAudit, AccessEntry, AccessQuery, Principal
 from kernel.processing import to_micros
 from services.projections.timeline import Cursor, encode_cursor, from_micros
@@ -91,7 +91,7 @@ def _entries(request: Request, query: AccessQuery) -> list[AccessEntry]:
     response_model=AccessPage,
     responses={
         200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}},
-        401: {"description": "missing, unknown or revoked credential"},
+        **UNAUTHENTICATED,
         403: {"description": "not an admin"},
         422: {"description": "a bad cursor, instant, limit or format, with the violated path"},
         503: {"description": "the access audit store is unavailable; retry later"},

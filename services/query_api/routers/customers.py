@@ -43,13 +43,11 @@ from services.projections.sql import find_customers, read_profile, read_timeline
 from services.projections.timeline import (
     DEFAULT_PAGE,
     MAX_PAGE,
-    InvalidCursor,
     InvalidFilter,
     TimelineFilter,
     TimelinePage,
-    decode_cursor,
 )
-from services.query_api.params import INSTANT_HELP, Instant, TypeFilter
+from services.query_api.params import INSTANT_HELP, Instant, TypeFilter, cursor_position
 
 router = APIRouter(tags=["customers"])
 
@@ -156,10 +154,7 @@ def get_timeline(
         filters = TimelineFilter.of(channel or (), type or (), since, until)
     except InvalidFilter as exc:
         raise _invalid("invalid_filter", exc, "query.since") from None
-    try:
-        position = decode_cursor(cursor) if cursor else None
-    except InvalidCursor as exc:
-        raise _invalid("invalid_cursor", exc, "query.cursor") from None
+    position = cursor_position(cursor) if cursor else None
     members = members_of(request, principal.tenant_id, customer_id)
     warehouse, tenant_id = _warehouse(request), principal.tenant_id
     page = read_timeline(warehouse, tenant_id, members, filters, position, limit)

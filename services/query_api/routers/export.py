@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 
 from kernel.access_audit import record_access
-from kernel.auth import CAN_EXPORT_SUBJECT, require
+from kernel.auth import CAN_EXPORT_SUBJECT, UNAUTHENTICATED, require
 from kernel.ports import Principal, Warehouse
 from services.identity.errors import CustomerNotFound
 from services.identity.resolver import IdentityResolver
@@ -80,7 +80,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         "alerts, each as .json and .csv, and manifest.json with the count of every file",
         "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
     },
-    401: {"description": "missing, unknown or revoked credential"},
+    **UNAUTHENTICATED,
     403: {"description": "not an admin (the export holds every personal field of the customer)"},
     404: {"description": "no such customer for the caller's tenant"},
     409: {"description": "an identifier key that several customers hold: name one by its id"},

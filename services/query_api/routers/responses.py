@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from kernel.api_errors import ApiError
-from kernel.auth import CAN_READ_ANSWERS, require
+from kernel.auth import CAN_READ_ANSWERS, UNAUTHENTICATED, require
 from kernel.ports import Principal
 from kernel.processing import to_micros
 from schemas.envelope import Channel
@@ -118,7 +118,7 @@ def _response_out(row: dict[str, Any]) -> SurveyResponseOut:
     response_model=SurveyResponsePage,
     responses={
         200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}},
-        401: {"description": "missing, unknown or revoked credential"},
+        **UNAUTHENTICATED,
         403: {"description": "not a manager or admin (raw answers name customers)"},
         422: {"description": "an invalid filter, period or cursor, with every violated path"},
         503: {"description": "the warehouse is unavailable; retry later"},

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from kernel.auth import CAN_READ_CUSTOMERS, require
+from kernel.auth import CAN_READ_CUSTOMERS, UNAUTHENTICATED, require
 from kernel.ports import Principal, Warehouse
 from services.identity.resolver import IdentityResolver
 from services.projections.search import MAX_RESULTS, MIN_QUERY, Hit, search_hits
@@ -63,7 +63,7 @@ def canonical_ids(request: Request, tenant_id: str, hits: list[Hit]) -> dict[str
     "/v1/customers/search",
     response_model=SearchResults,
     responses={
-        401: {"description": "missing, unknown or revoked credential"},
+        **UNAUTHENTICATED,
         403: {"description": "the credential's role may not read customers"},
         422: {"description": "an invalid query, with every violated path"},
         503: {"description": "the warehouse is unavailable; retry later"},

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from kernel.auth import CAN_READ_AGGREGATES, require
+from kernel.auth import CAN_READ_AGGREGATES, UNAUTHENTICATED, require
 from kernel.ports import Principal
 from kernel.processing import to_micros
 from schemas.envelope import Channel
@@ -30,7 +30,7 @@ Bucket = Literal["hour", "day"]
 
 NAME_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "no or an unknown API key"},
+    **UNAUTHENTICATED,
     403: {"description": "the key's role may not read aggregates (agents, managers, admins may)"},
     422: {"description": "a bad parameter, e.g. a timestamp without an offset or since ≥ until"},
 }

@@ -63,7 +63,7 @@ def _cursor(header: str | None, query: str | None) -> Positions | None:
     except InvalidStreamCursor as exc:
         path = "header.last-event-id" if header else "query.last_event_id"
         detail = {"code": "invalid_cursor", "message": str(exc), "path": path}
-        raise ApiError(422, "invalid_request", str(exc), [detail]) from None
+        raise ApiError(422, "invalid_cursor", str(exc), [detail]) from None
 
 
 def _existing_members(request: Request, principal: Principal, customer_id: str) -> list[str]:
