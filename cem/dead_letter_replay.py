@@ -5,9 +5,11 @@
 - Consumer dead letters (the warehouse's `dead_letters` table: records on the log that a consumer
   could not decode, file or project): each one that decodes now is appended to the topic again
   with its original bytes, so both consumers process it; every read deduplicates by event_id, so
-  a record that was in fact stored the first time costs nothing. A record a producer wrote
-  straight to Kafka needs its `tenant_id` header, which the table does not keep: such a record
-  still fails and must be produced again.
+  a record that was in fact stored the first time costs nothing. The record goes back with the
+  headers it had (the table keeps them): a producer's `tenant_id` and `source_id`, the ingest's
+  seal. A letter kept by an earlier release has none; a stored record then gets its tenant and
+  source back from its body, and a producer's record, whose tenant only its header named, still
+  fails and must be produced again.
 
 In the embedded mode the warehouse (chdb) opens in one process only: the consumer dead letters
 are replayed while `cem up` is stopped; the webhook ones at any time.
@@ -17,42 +19,63 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from cem import dead_letters
-from cem.direct_ingest import decode_stored, is_stored_form
-from kernel.ports import TOUCHPOINTS_TOPIC, EventLog, Publisher, Record, Warehouse
+from cem.direct_ingest import (
+    TENANT_HEADER,
+    accept_direct,
+    decode_stored,
+    headers_of,
+    is_stored_form,
+)
+from kernel.ports import TOUCHPOINTS_TOPIC, Consumed, EventLog, Publisher, Record, Warehouse
 from kernel.processing import to_micros
 from kernel.settings import IngestSettings
 from services.ingest.channels.replay import ReplayReport
 
-SELECT_SINCE = f"""SELECT stage, topic, partition, offset, key, value_hex, reason, error, failed_at
-    FROM {dead_letters.TABLE} WHERE failed_at >= {{since:Int64}}
+SELECT_SINCE = f"""SELECT stage, topic, partition, offset, key, value_hex, reason, error, failed_at,
+    headers FROM {dead_letters.TABLE} WHERE failed_at >= {{since:Int64}}
     ORDER BY failed_at LIMIT 1 BY stage, topic, partition, offset"""
 
 
 def consumer_letters(warehouse: Warehouse, since: datetime | None) -> list[dict[str, Any]]:
-    for statement in dead_letters.ddl(warehouse.version):  # a platform that never ran has none
-        warehouse.command(statement)
+    dead_letters.ensure(warehouse)  # a platform that never ran has none
     return warehouse.select(SELECT_SINCE, {"since": 0 if since is None else to_micros(since)})
+
+
+def kept_headers(row: dict[str, Any]) -> tuple[tuple[str, bytes], ...]:
+    """The record's headers as the table kept them (none for a letter of an earlier release)."""
+    text = row.get("headers") or ""
+    if not text:
+        return ()
+    return tuple((h["name"], bytes.fromhex(h["value_hex"])) for h in orjson.loads(text))
 
 
 def _record(row: dict[str, Any], tenant_id: str | None) -> Record | None:
     """The row's original record, when it decodes now as an event of the tenant asked for."""
+    value = bytes.fromhex(row["value_hex"])
     try:
-        raw = orjson.loads(bytes.fromhex(row["value_hex"]))
-        if not is_stored_form(raw):
-            return None  # a producer's record: its tenant header was not kept
-        event = decode_stored(raw, {})
+        headers = kept_headers(row)
+        raw = orjson.loads(value)
+        texts = headers_of(Consumed(str(row["topic"]), 0, 0, b"", value, headers))
+        if is_stored_form(raw):
+            tenant = decode_stored(raw, texts).tenant_id
+            if not headers:  # kept by an earlier release: tenant and source from the body
+                source = str(raw.get("source_id", "")).encode()
+                headers = (("tenant_id", tenant.encode()), ("source_id", source))
+        elif texts.get(TENANT_HEADER):
+            tenant = accept_direct(raw, texts, datetime.now(UTC)).event.tenant_id
+        else:
+            return None  # a producer's record whose tenant header was not kept
     except ValueError:
         return None
-    if tenant_id is not None and event.tenant_id != tenant_id:
+    if tenant_id is not None and tenant != tenant_id:
         return None
-    headers = (("tenant_id", event.tenant_id.encode()), ("source_id", event.source_id.encode()))
-    return Record(str(row["key"]).encode(), bytes.fromhex(row["value_hex"]), headers)
+    return Record(str(row["key"]).encode(), value, headers)
 
 
 def replay_consumer_letters(

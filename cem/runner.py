@@ -16,8 +16,7 @@ log = logging.getLogger(__name__)
 
 
 def ensure_tables(warehouse: Warehouse, projections: Sequence[Projection]) -> None:
-    for statement in dead_letters.ddl(warehouse.version):
-        warehouse.command(statement)
+    dead_letters.ensure(warehouse)
     for projection in projections:
         for statement in projection.ddl(warehouse.version):
             warehouse.command(statement)

@@ -113,13 +113,18 @@ class DeadLetter:
             "reason": self.reason,
             "error": self.error[:4000],
             "failed_at": to_micros(failed_at),
+            # JSON text of the list `to_json` carries: a replay needs the record's headers too
+            # (a producer's tenant_id, the ingest's seal).
+            "headers": orjson.dumps(self._headers()).decode(),
         }
+
+    def _headers(self) -> list[dict[str, str]]:
+        return [{"name": name, "value_hex": value.hex()} for name, value in self.headers]
 
     def to_json(self) -> bytes:
         """The dead-letter topic's form: the row plus the record's headers, values included
         (hex, like the value: a header need not be text), so a replay has the whole record."""
-        headers = [{"name": name, "value_hex": value.hex()} for name, value in self.headers]
-        return orjson.dumps({**self.to_row(datetime.now(UTC)), "headers": headers})
+        return orjson.dumps({**self.to_row(datetime.now(UTC)), "headers": self._headers()})
 
 
 @dataclass

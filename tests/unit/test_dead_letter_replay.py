@@ -11,13 +11,21 @@ from typing import Any
 from cem.adapters.memory_log import MemoryLog
 from cem.dead_letter_replay import replay_consumer_letters
 from kernel.ports import TOUCHPOINTS_TOPIC
+from kernel.processing import DeadLetter
 from schemas.validate import accept, encode
 from tests.events import survey_answer
 
 NOW = datetime(2026, 1, 31, 12, tzinfo=UTC)
 
 
-def row(value: bytes, key: str = "acme/cust-1") -> dict[str, Any]:
+def row(
+    value: bytes, key: str = "acme/cust-1", headers: tuple[tuple[str, bytes], ...] | None = None
+) -> dict[str, Any]:
+    """A row of the table; `headers` None: a letter kept by an earlier release (no headers)."""
+    if headers is not None:
+        letter = DeadLetter("projections", TOUCHPOINTS_TOPIC, 0, 7, key.encode(), value,
+                            "processing_failed", "boom", headers)  # fmt: skip
+        return letter.to_row(NOW)
     return {"stage": "projections", "topic": TOUCHPOINTS_TOPIC, "partition": 0, "offset": 7,
             "key": key, "value_hex": value.hex(), "reason": "processing_failed", "error": "boom"}  # fmt: skip
 
@@ -53,3 +61,34 @@ def test_the_tenant_filter_leaves_other_tenants_letters() -> None:
     report = replay_consumer_letters([row(stored("acme")), row(stored("other"))], log, "acme")
     assert (report.restored, report.still_failing) == (1, 1)
     assert [dict(r.headers)["tenant_id"] for r in read_all(log)] == [b"acme"]
+
+
+def test_a_producers_record_goes_back_with_the_headers_it_had() -> None:
+    log = MemoryLog(partitions=2)
+    value = json.dumps(survey_answer()).encode()
+    headers = (("tenant_id", b"acme"), ("trace", b"t-1"))
+    report = replay_consumer_letters([row(value, headers=headers)], log)
+    assert (report.restored, report.still_failing) == (1, 0)
+    [record] = read_all(log)
+    assert (record.value, record.headers) == (value, headers)
+
+
+def test_a_producers_record_of_another_tenant_is_left_by_the_tenant_filter() -> None:
+    log = MemoryLog(partitions=2)
+    value = json.dumps(survey_answer()).encode()
+    report = replay_consumer_letters([row(value, headers=(("tenant_id", b"other"),))], log, "acme")
+    assert (report.restored, report.still_failing) == (0, 1)
+
+
+def test_a_stored_record_keeps_every_header_it_had_including_the_seal() -> None:
+    log, value = MemoryLog(partitions=2), stored("acme")
+    headers = (("tenant_id", b"acme"), ("source_id", b"api"), ("cem-seal", b"\x01\x02"))
+    replay_consumer_letters([row(value, headers=headers)], log)
+    [record] = read_all(log)
+    assert record.headers == headers
+
+
+def test_a_stored_record_whose_kept_tenant_header_disagrees_stays_failing() -> None:
+    log = MemoryLog(partitions=2)
+    report = replay_consumer_letters([row(stored("acme"), headers=(("tenant_id", b"evil"),))], log)
+    assert (report.restored, report.still_failing) == (0, 1)
