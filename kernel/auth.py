@@ -22,6 +22,11 @@ ROLES = ("ingest", "agent", "manager", "admin")
 UNAUTHENTICATED: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing, unknown or revoked credential"},
 }
+# Every route behind a credential, on its router: a route that says more overrides these.
+AUTHENTICATED: dict[int | str, dict[str, Any]] = {
+    **UNAUTHENTICATED,
+    403: {"description": "the credential's role may not use this route"},
+}
 # Which roles may do what. Ingest keys cannot read; admins can do everything.
 CAN_INGEST = frozenset({"ingest", "admin"})
 CAN_READ_CUSTOMERS = frozenset({"agent", "manager", "admin"})

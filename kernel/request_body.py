@@ -49,6 +49,14 @@ async def read_limited(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+# What a route that reads a JSON body can answer because of the body (OpenAPI `responses`).
+BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "malformed JSON (or duplicate keys), or the client left mid-body"},
+    413: {"description": "the body is larger than the route accepts"},
+    422: {"description": "the body or a parameter is invalid, with every violated path"},
+}
+
+
 def _declared_length(request: Request) -> int:
     declared = request.headers.get("content-length", "")
     return int(declared) if declared.isascii() and declared.isdigit() else 0

@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from kernel.access_audit import AUDITED_READ_RESPONSES, record_access
 from kernel.api_errors import ApiError
-from kernel.auth import CAN_READ_CUSTOMERS, require
+from kernel.auth import AUTHENTICATED, CAN_READ_CUSTOMERS, require
 from kernel.ports import Principal
-from kernel.request_body import json_body, openapi_body
+from kernel.request_body import BODY_RESPONSES, json_body, openapi_body
 from services.identity.errors import (
     AmbiguousCustomer,
     CandidateAlreadyDecided,
@@ -42,7 +42,14 @@ CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=400)]
 CandidateId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 KIND_PATTERN = r"^(customer_id|email|phone|anonymous_id|external:[a-z0-9][a-z0-9_.\-]{0,63})$"
 
-router = APIRouter(prefix="/v1", tags=["identity"])
+router = APIRouter(prefix="/v1", tags=["identity"], responses=AUTHENTICATED)
+# The state-changing routes: their body, the customers or candidate they name, the rules' refusals.
+_CHANGE: dict[int | str, dict[str, Any]] = {
+    **BODY_RESPONSES,
+    404: {"description": "no such customer, candidate, or identifier linked to the customer"},
+    409: {"description": "refused: ambiguous customer, merge or split refused, already decided"},
+    503: {"description": "the identity store does not answer, or this deployment has none"},
+}
 Reader = Annotated[Principal, Depends(require(CAN_READ_CUSTOMERS))]
 Curator = Annotated[Principal, Depends(require(CAN_CURATE_IDENTITY))]
 # Every identity change is a few short fields. Bodies are read only after the key is checked
@@ -209,7 +216,7 @@ def get_identity_history(customer_id: CustomerId, request: Request, who: Reader)
     return {"customer_id": canonical, "entries": [asdict(entry) for entry in entries]}
 
 
-@router.post("/customers/merge", openapi_extra=openapi_body(MergeIn))
+@router.post("/customers/merge", openapi_extra=openapi_body(MergeIn), responses=_CHANGE)
 def merge_customers(
     who: Curator,
     body: Annotated[MergeIn, Depends(json_body(MergeIn, MAX_BODY_BYTES))],
@@ -230,7 +237,9 @@ def merge_customers(
     return _merge_out(plan, body.preview, impact)
 
 
-@router.post("/customers/{customer_id:path}/split", openapi_extra=openapi_body(SplitIn))
+@router.post(
+    "/customers/{customer_id:path}/split", openapi_extra=openapi_body(SplitIn), responses=_CHANGE
+)
 def split_customer(
     customer_id: CustomerId,
     who: Curator,
@@ -251,7 +260,9 @@ def split_customer(
     return asdict(outcome)
 
 
-@router.post("/customers/{customer_id:path}/unlink", openapi_extra=openapi_body(UnlinkIn))
+@router.post(
+    "/customers/{customer_id:path}/unlink", openapi_extra=openapi_body(UnlinkIn), responses=_CHANGE
+)
 def unlink_identifier(
     customer_id: CustomerId,
     who: Curator,
@@ -292,7 +303,11 @@ def list_merge_candidates(
     }
 
 
-@router.post("/merge-candidates/{candidate_id}/decision", openapi_extra=openapi_body(DecisionIn))
+@router.post(
+    "/merge-candidates/{candidate_id}/decision",
+    openapi_extra=openapi_body(DecisionIn),
+    responses=_CHANGE,
+)
 def decide_merge_candidate(
     candidate_id: CandidateId,
     who: Curator,

@@ -199,7 +199,10 @@ def list_schemas() -> dict[str, list[dict[str, Any]]]:
     return {"schemas": [{"name": n, "schema": s} for n, s in json_schemas().items()]}
 
 
-@schemas_router.get("/v1/schemas/{name}")
+@schemas_router.get(
+    "/v1/schemas/{name}",
+    responses={404: {"description": "no schema of that name; GET /v1/schemas lists them"}},
+)
 def get_schema(name: str) -> dict[str, Any]:
     """One JSON Schema: `envelope` or an event type such as `survey.answered`."""
     schemas = json_schemas()

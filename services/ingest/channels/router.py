@@ -18,10 +18,10 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
 from kernel.api_errors import ApiError
-from kernel.auth import require
+from kernel.auth import AUTHENTICATED, require
 from kernel.channels import ChannelConfig, ChannelStore
 from kernel.ports import Principal
-from kernel.request_body import parse_or_400, read_limited, validate_body
+from kernel.request_body import BODY_RESPONSES, parse_or_400, read_limited, validate_body
 from kernel.secrets import SecretKeyError
 from kernel.settings import IngestSettings
 from kernel.telemetry import telemetry_of
@@ -33,7 +33,14 @@ from services.ingest.router import publish
 CAN_CONFIGURE = frozenset({"admin"})
 ModelT = TypeVar("ModelT", bound=BaseModel)
 webhooks_router = APIRouter(tags=["webhooks"])
-channels_router = APIRouter(tags=["channels"])
+channels_router = APIRouter(
+    tags=["channels"],
+    responses={
+        **AUTHENTICATED,
+        **BODY_RESPONSES,
+        404: {"description": "no such channel (or this service has no channel store)"},
+    },
+)
 
 
 def channels_of(request: Request) -> ChannelStore:
@@ -81,7 +88,21 @@ def _delivery(request: Request, config: ChannelConfig, body: bytes) -> WebhookRe
     return WebhookRequest(url, headers, body, request.app.state.clock.now())
 
 
-@webhooks_router.post("/v1/webhooks/{name}/{channel_id}", status_code=200)
+WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "accepted: the provider's own acknowledgement (body and type per provider)"
+    },
+    400: {"description": "the client disconnected mid-body"},
+    401: {"description": "the provider's signature does not verify under the channel's secret"},
+    404: {"description": "no such provider, or no channel of it with this id"},
+    413: {"description": "the body is larger than the ingest accepts"},
+    503: {"description": "the channel's secret or the log is unavailable; retry (Retry-After)"},
+}
+
+
+@webhooks_router.post(
+    "/v1/webhooks/{name}/{channel_id}", status_code=200, responses=WEBHOOK_RESPONSES
+)
 async def receive_webhook(name: str, channel_id: str, request: Request) -> Response:
     """One provider delivery: verified, mapped, published; the unmappable kept as a dead letter."""
     adapter = provider(name)

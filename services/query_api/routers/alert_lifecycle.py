@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from kernel.api_errors import ApiError
-from kernel.auth import UNAUTHENTICATED, require
+from kernel.auth import AUTHENTICATED, UNAUTHENTICATED, require
 from kernel.ports import Principal, Publisher, PublishStatus
 from kernel.request_body import json_body, openapi_body
 from schemas.families import Note
@@ -30,7 +30,7 @@ from services.satisfaction.lifecycle import (
 )
 from services.satisfaction.lifecycle_sql import AlertState, find_alert, read_states
 
-router = APIRouter(tags=["alerts"])
+router = APIRouter(tags=["alerts"], responses=AUTHENTICATED)
 
 CAN_ACT_ON_ALERTS = frozenset({"manager", "admin"})
 Manager = Annotated[Principal, Depends(require(CAN_ACT_ON_ALERTS))]

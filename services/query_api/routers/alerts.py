@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from kernel.access_audit import AUDITED_READ_RESPONSES, record_access
 from kernel.api_errors import ApiError
-from kernel.auth import CAN_READ_AGGREGATES, require
+from kernel.auth import AUTHENTICATED, CAN_READ_AGGREGATES, require
 from kernel.ports import Principal
 from kernel.processing import to_micros
 from schemas.envelope import Channel
@@ -30,7 +30,7 @@ from services.satisfaction.lifecycle import Status
 from services.satisfaction.lifecycle_sql import AlertState, read_states
 from services.satisfaction.sql import NO_END, AlertQuery, read_alerts
 
-router = APIRouter(tags=["alerts"])
+router = APIRouter(tags=["alerts"], responses=AUTHENTICATED)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -14,14 +14,14 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from kernel.api_errors import ApiError
-from kernel.auth import CAN_READ_AUDIT, UNAUTHENTICATED, require
+from kernel.auth import AUTHENTICATED, CAN_READ_AUDIT, UNAUTHENTICATED, require
 from kernel.ports import AccessAudit, AccessEntry, AccessQuery, Principal
 from kernel.processing import to_micros
 from services.projections.timeline import Cursor, encode_cursor, from_micros
 from services.query_api.exports import ExportFormat, download_items
 from services.query_api.params import INSTANT_HELP, Instant, cursor_position, invalid_cursor
 
-router = APIRouter(tags=["audit"])
+router = APIRouter(tags=["audit"], responses=AUTHENTICATED)
 logger = logging.getLogger(__name__)
 
 MAX_PAGE = 1000

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 
 from kernel.access_audit import AUDITED_READ_RESPONSES, record_access
 from kernel.api_errors import ApiError
-from kernel.auth import CAN_READ_CUSTOMERS, require
+from kernel.auth import AUTHENTICATED, CAN_READ_CUSTOMERS, require
 from kernel.customer_key import normalise_phone
 from kernel.ports import Principal, Warehouse
 from schemas.envelope import Channel
@@ -49,7 +49,7 @@ from services.projections.timeline import (
 )
 from services.query_api.params import INSTANT_HELP, Instant, TypeFilter, cursor_position
 
-router = APIRouter(tags=["customers"])
+router = APIRouter(tags=["customers"], responses=AUTHENTICATED)
 
 Reader = Annotated[Principal, Depends(require(CAN_READ_CUSTOMERS))]
 # `:path` because customer ids are free text and may contain "/"; the timeline route is declared

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from kernel.access_audit import AUDITED_READ_RESPONSES, record_access
 from kernel.api_errors import ApiError
-from kernel.auth import CAN_READ_CUSTOMERS, require
+from kernel.auth import AUTHENTICATED, CAN_READ_CUSTOMERS, require
 from kernel.ports import Principal, Warehouse
 from services.identity.models import FiledTouchpoint
 from services.identity.normalise import explanation_of
@@ -25,7 +25,7 @@ from services.identity.resolver import IdentityResolver
 from services.projections.sql import read_event
 from services.projections.timeline import TimelineEntry
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], responses=AUTHENTICATED)
 
 Reader = Annotated[Principal, Depends(require(CAN_READ_CUSTOMERS))]
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {

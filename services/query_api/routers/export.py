@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 
 from kernel.access_audit import record_access
-from kernel.auth import CAN_EXPORT_SUBJECT, UNAUTHENTICATED, require
+from kernel.auth import AUTHENTICATED, CAN_EXPORT_SUBJECT, UNAUTHENTICATED, require
 from kernel.ports import Principal, Warehouse
 from services.identity.errors import CustomerNotFound
 from services.identity.resolver import IdentityResolver
@@ -42,7 +42,7 @@ from services.satisfaction.lifecycle_sql import read_states
 from services.satisfaction.sql import NO_END, AlertQuery, read_alerts
 from services.satisfaction.subject_sql import NEWEST, read_customer_answers
 
-router = APIRouter(tags=["customers"])
+router = APIRouter(tags=["customers"], responses=AUTHENTICATED)
 
 Exporter = Annotated[Principal, Depends(require(CAN_EXPORT_SUBJECT))]
 PAGE = MAX_PAGE  # rows read per query while the zip streams

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from kernel.api_errors import ApiError
-from kernel.auth import CAN_READ_ANSWERS, UNAUTHENTICATED, require
+from kernel.auth import AUTHENTICATED, CAN_READ_ANSWERS, UNAUTHENTICATED, require
 from kernel.ports import Principal
 from kernel.processing import to_micros
 from schemas.envelope import Channel
@@ -32,7 +32,7 @@ from services.satisfaction.drilldown import (
 from services.satisfaction.metrics import BY_KEY
 from services.satisfaction.sql import KINDS
 
-router = APIRouter(tags=["satisfaction"])
+router = APIRouter(tags=["satisfaction"], responses=AUTHENTICATED)
 
 DEFAULT_WINDOW = timedelta(days=30)
 METRICS = sorted(KINDS) + sorted(BY_KEY)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field, StringConstraints
 
 from kernel.api_errors import ApiError
-from kernel.auth import CAN_READ_AGGREGATES, require
+from kernel.auth import AUTHENTICATED, CAN_READ_AGGREGATES, require
 from kernel.ports import Principal
 from kernel.processing import to_micros
 from schemas.envelope import Channel
@@ -22,7 +22,7 @@ from services.satisfaction.sql import (
     read_touchpoint_metrics,
 )
 
-router = APIRouter(tags=["satisfaction"])
+router = APIRouter(tags=["satisfaction"], responses=AUTHENTICATED)
 
 Bucket = Literal["hour", "day", "week", "month", "total"]
 DEFAULT_WINDOW = timedelta(days=30)

@@ -13,12 +13,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from kernel.auth import CAN_READ_CUSTOMERS, UNAUTHENTICATED, require
+from kernel.auth import AUTHENTICATED, CAN_READ_CUSTOMERS, UNAUTHENTICATED, require
 from kernel.ports import Principal, Warehouse
 from services.identity.resolver import IdentityResolver
 from services.projections.search import MAX_RESULTS, MIN_QUERY, Hit, search_hits
 
-router = APIRouter(tags=["customers"])
+router = APIRouter(tags=["customers"], responses=AUTHENTICATED)
 
 
 class Match(BaseModel):

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from kernel.auth import CAN_READ_AGGREGATES, UNAUTHENTICATED, require
+from kernel.auth import AUTHENTICATED, CAN_READ_AGGREGATES, UNAUTHENTICATED, require
 from kernel.ports import Principal
 from kernel.processing import to_micros
 from schemas.envelope import Channel
@@ -23,7 +23,7 @@ from services.service_metrics.definitions import (
 )
 from services.service_metrics.sql import ServiceMetrics, ServiceQuery, read_service_metrics
 
-router = APIRouter(tags=["service"])
+router = APIRouter(tags=["service"], responses=AUTHENTICATED)
 
 # The buckets the service SQL knows (services/service_metrics/sql.py BUCKET_FUNCTIONS).
 Bucket = Literal["hour", "day"]
