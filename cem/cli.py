@@ -169,12 +169,12 @@ def _simulate(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from cem.adapters.chdb_warehouse import ChdbWarehouse
     from cem.adapters.sqlite_log import SqliteLog
-    from cem.bootstrap import default_projections, embedded_identity
+    from cem.bootstrap import default_projections
     from cem.progress import progress_bar
     from cem.replay import replay
-    from kernel.ports import TOUCHPOINTS_TOPIC
-    from kernel.settings import CoreSettings
-    from services.identity.filing import IdentityFiler
+    from cem.runner import group_lag
+    from kernel.filings import FILING_STAGE
+    from kernel.ports import FILINGS_TOPIC, TOUCHPOINTS_TOPIC
 
     if args.into == "cem":
         raise CliError("replay into a fresh database, not the live one: pass --into NAME")
@@ -187,14 +187,15 @@ def _replay(args: argparse.Namespace) -> int:
         warehouse = ChdbWarehouse(state.path / "warehouse", database=args.into)
         warehouse.drop_database()
         warehouse = ChdbWarehouse(state.path / "warehouse", database=args.into)
-        # The live identity store's filings put every event under the customer it was filed under.
-        uses_identity = CoreSettings(data_dir=state.path).identity == "eventsourced"
-        filer = IdentityFiler(embedded_identity(state.path)) if uses_identity else None
+        # The filings carry each event's customer: the log alone rebuilds the tables.
         projections = default_projections()
-        total = sum(log.end_offsets(TOUCHPOINTS_TOPIC).values()) * len(projections)
+        total = sum(log.end_offsets(FILINGS_TOPIC).values()) * len(projections)
         with progress_bar(f"replaying into {args.into!r}", total, unit="records") as advance:
-            count = replay(log, warehouse, projections, filer=filer, on_progress=advance)
+            count = replay(log, warehouse, projections, on_progress=advance)
     print(f"replayed {count} records into database {args.into!r}")
+    # A replay reads only filings; touchpoints the filing stage has not filed yet are left out.
+    if unfiled := group_lag(log, TOUCHPOINTS_TOPIC, FILING_STAGE):
+        print(f"{unfiled} touchpoints are not filed yet: `cem up` files them, then replay again")
     return 0
 
 

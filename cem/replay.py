@@ -1,4 +1,10 @@
-"""Rebuild warehouse tables from the event log (F13): the tables are projections, the log is the truth."""
+"""Rebuild warehouse tables from the event log (F13): the tables are projections, the log is the truth.
+
+A replay reads the `filings` topic: each touchpoint's bytes with the customer the filing stage
+filed it under. So it needs nothing but the log (no identity store), and every event lands under
+the customer it was filed under live, at the same log position: the rebuilt tables equal the live
+ones.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,8 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from cem.runner import ensure_tables, run_once
-from kernel.ports import TOUCHPOINTS_TOPIC, EventLog, Warehouse
-from kernel.processing import Filer, Projection, Rows
+from kernel.ports import FILINGS_TOPIC, EventLog, Warehouse
+from kernel.processing import Decode, Projection, Rows, decode_value
 from schemas.envelope import Event
 
 
@@ -34,15 +40,13 @@ def replay(
     warehouse: Warehouse,
     projections: Sequence[Projection],
     *,
-    topic: str = TOUCHPOINTS_TOPIC,
+    topic: str = FILINGS_TOPIC,
     batch: int = 20_000,
-    filer: Filer | None = None,
+    decode_record: Decode = decode_value,
     on_progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Process the whole log, as it is now, into `warehouse`; returns the records read. Pass the
-    live platform's filer (its identity store): its recorded filings put every event under the
-    customer it was filed under live, so the rebuilt tables are identical (F13). `on_progress`
-    hears the records read so far, across every projection, after each batch."""
+    """Process the whole log of filings, as it is now, into `warehouse`; returns the records read.
+    `on_progress` hears the records read so far, across every projection, after each batch."""
     ensure_tables(warehouse, projections)
     target = log.end_offsets(topic)
     run_id = uuid.uuid4().hex[:8]
@@ -51,7 +55,13 @@ def replay(
         renamed = _Renamed(projection, f"replay-{run_id}-{projection.name}")
         while not caught_up(log, topic, renamed.name, target):
             total += run_once(
-                log, warehouse, renamed, max_records=batch, timeout_s=0.05, topic=topic, filer=filer
+                log,
+                warehouse,
+                renamed,
+                max_records=batch,
+                timeout_s=0.05,
+                topic=topic,
+                decode_record=decode_record,
             )
             if on_progress is not None:
                 on_progress(total)
