@@ -43,7 +43,13 @@ import orjson
 from cem.adapters.sqlite_log import INSERT_RECORD, LOG_SCHEMA
 from cem.bootstrap import build
 from cem.runner import ensure_tables
-from kernel.filings import FILING_STAGE, FiledBatch, filed_home, filing_record
+from kernel.filings import (
+    FILING_STAGE,
+    FiledBatch,
+    filed_home,
+    filing_record,
+    through_touchpoints,
+)
 from kernel.ports import FILINGS_TOPIC, TOUCHPOINTS_TOPIC, Outgoing
 from kernel.processing import Projection, Unfiled, decode_batch, project_batch
 from kernel.settings import IngestSettings
@@ -121,6 +127,7 @@ class Pipeline:
         self.log, self.publisher = self.platform.log, self.platform.publisher
         self.filer, self.warehouse = self.platform.filer, self.platform.warehouse
         self.projections = self.platform.projections
+        self.decode_filing = through_touchpoints(self.platform.decoder, TOUCHPOINTS_TOPIC)
         ensure_tables(self.warehouse, self.projections)
         self.raw_warehouse = ChdbWarehouse(root / "data" / "warehouse", database=RAW_DATABASE)
         ensure_tables(self.raw_warehouse, self.projections)
@@ -182,7 +189,7 @@ class Pipeline:
         with meter.stage(f"{FILING_STAGE}: poll"):
             records = self.log.poll(TOUCHPOINTS_TOPIC, FILING_STAGE, count, 0.0)
         with meter.stage(f"{FILING_STAGE}: decode"):
-            decoded = decode_batch(FILING_STAGE, records)
+            decoded = decode_batch(FILING_STAGE, records, self.platform.decoder)
         with meter.stage(f"{FILING_STAGE}: file (identity)"):
             assert self.filer is not None, "the bench runs with identity on"
             events = [cast(Event, event) for _, event in decoded.events]
@@ -201,7 +208,7 @@ class Pipeline:
         with meter.stage(f"{group}: poll"):
             records = self.log.poll(FILINGS_TOPIC, group, count, 0.0)
         with meter.stage(f"{group}: decode"):
-            decoded = decode_batch(group, records, self.platform.decoder)  # as the runners do
+            decoded = decode_batch(group, records, self.decode_filing)  # as the runners do
         with meter.stage(f"{group}: build rows"):
             homes = [filed_home(rec) for rec, _ in decoded.events]
             result = project_batch(decoded, projection.rows, homes)

@@ -85,8 +85,8 @@ class Platform:
     decoder: SharedDecoder = field(init=False, default_factory=SharedDecoder)
 
     def __post_init__(self) -> None:
-        # One filer (the filing stage's) and one decoder shared by the projections: the second
-        # consumer of a batch of filings reads its decoded events from memory.
+        # One filer (the filing stage's) and one decoder for every runner: the projections read
+        # the events the filing stage decoded from memory (a filing holds its touchpoint's bytes).
         self.filer = IdentityFiler(self.identity) if self.identity is not None else None
 
     def start(self) -> None:

@@ -113,6 +113,27 @@ def filed_home(rec: Consumed) -> str | Unfiled:
     return Unfiled(f"a filing needs a {CUSTOMER_HEADER} header")
 
 
+def source_position(rec: Consumed) -> tuple[int, int] | None:
+    """Where a filing's touchpoint sits in `touchpoints` (partition, offset); None if not said."""
+    found = dict(rec.headers)
+    partition, offset = found.get(SOURCE_PARTITION_HEADER), found.get(SOURCE_OFFSET_HEADER)
+    return None if partition is None or offset is None else (int(partition), int(offset))
+
+
+def through_touchpoints(decode_record: Decode, touchpoints: str) -> Decode:
+    """Decode a filing as its touchpoint (same bytes) at the touchpoint's position, so a decoder
+    that caches by position (`kernel.decoding.SharedDecoder`) hands the projections the event the
+    filing stage of the same process already decoded."""
+
+    def decode_filing(rec: Consumed) -> Event | Unadmitted:
+        source = source_position(rec)
+        if source is None:
+            return decode_record(rec)
+        return decode_record(Consumed(touchpoints, *source, rec.key, rec.value, rec.headers))
+
+    return decode_filing
+
+
 def project_filings(
     stage: str, records: Sequence[Consumed], project: Project, decode_record: Decode = decode_value
 ) -> BatchResult:

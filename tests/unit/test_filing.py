@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from kernel.decoding import SharedDecoder
 from kernel.filings import (
     CUSTOMER_HEADER,
     FILING_STAGE,
@@ -19,9 +20,10 @@ from kernel.filings import (
     SOURCE_PARTITION_HEADER,
     file_batch,
     project_filings,
+    through_touchpoints,
 )
 from kernel.ports import Consumed
-from kernel.processing import Unfiled, process_batch
+from kernel.processing import Unfiled, decode_batch, process_batch
 from schemas.envelope import CustomerRef, Event
 from schemas.validate import accept, encode
 from services.identity import (
@@ -335,3 +337,12 @@ def test_projections_take_the_customer_from_the_filing_and_never_ask_identity() 
     timeline = project_filings("projections", [read], ProjectionsProjection().rows)
     [arrival] = timeline.rows["stream_arrivals"]
     assert (arrival["log_partition"], arrival["log_offset"]) == (4, 9)  # the filing's position
+
+
+def test_a_filing_decodes_through_the_cache_its_touchpoint_was_decoded_into() -> None:
+    decoder = SharedDecoder()
+    batch = records([event({"email": "ana@shop.es"})])
+    [(_, decoded)] = decode_batch(FILING_STAGE, batch, decoder).events
+    [filing] = file_batch(batch, None, decoder).filings
+    read = Consumed("filings", 5, 0, filing.key, filing.value, filing.headers)
+    assert through_touchpoints(decoder, "touchpoints")(read) is decoded
