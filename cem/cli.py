@@ -175,9 +175,12 @@ def _replay(args: argparse.Namespace) -> int:
     from cem.runner import group_lag
     from kernel.filings import FILING_STAGE
     from kernel.ports import FILINGS_TOPIC, TOUCHPOINTS_TOPIC
+    from kernel.settings import CoreSettings
 
     if args.into == "cem":
         raise CliError("replay into a fresh database, not the live one: pass --into NAME")
+    if CoreSettings().mode == "distributed":
+        return _replay_distributed(args.into)
     state = data_dir.prepare(args.data_dir)
     if not (state.path / "log.sqlite").exists():
         raise CliError(f"no event log in {state.path} (nothing was ever ingested there)")
@@ -196,6 +199,20 @@ def _replay(args: argparse.Namespace) -> int:
     # A replay reads only filings; touchpoints the filing stage has not filed yet are left out.
     if unfiled := group_lag(log, TOUCHPOINTS_TOPIC, FILING_STAGE):
         print(f"{unfiled} touchpoints are not filed yet: `cem up` files them, then replay again")
+    return 0
+
+
+def _replay_distributed(into: str) -> int:
+    """The Kafka filings topic into database `into` of the ClickHouse server (CEM_* settings)."""
+    from cem.bootstrap import default_projections
+    from cem.faust_worker import WorkerSettings, database_of
+    from cem.replay import replay_distributed
+
+    settings = WorkerSettings()
+    if into == database_of(settings.clickhouse_url):
+        raise CliError("replay into a fresh database, not the live one: pass --into NAME")
+    count = replay_distributed(settings, into, default_projections())
+    print(f"replayed {count} records into database {into!r}")
     return 0
 
 

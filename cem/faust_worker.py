@@ -155,16 +155,20 @@ class Sink:
         self.write(BatchResult(dead_letters=batch.dead_letters))
 
     def decode_filing(self, rec: Consumed) -> Event:
-        """A filing's event; raises (a dead letter) unless the filing stage sealed it."""
-        item = self.decode(rec)
-        if isinstance(item, Unadmitted):
-            raise ValueError("a filing must carry the platform's seal (written by the filing app)")
-        return item
+        return decode_sealed_filing(self.decode, rec)
 
     def close(self) -> None:
         self.warehouse.close()
         self.event_log.close()
         self.claims.close()
+
+
+def decode_sealed_filing(decode: RecordDecoder, rec: Consumed) -> Event:
+    """A filing's event; raises (a dead letter) unless the filing stage sealed it."""
+    item = decode(rec)
+    if isinstance(item, Unadmitted):
+        raise ValueError("a filing must carry the platform's seal (written by the filing app)")
+    return item
 
 
 def connect(settings: WorkerSettings, projections: Sequence[Projection]) -> Sink:

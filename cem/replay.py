@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from functools import partial
+from typing import TYPE_CHECKING
 
 from cem.runner import ensure_tables, run_once
 from kernel.ports import FILINGS_TOPIC, EventLog, Warehouse
 from kernel.processing import Decode, Projection, Rows, decode_value
 from schemas.envelope import Event
+
+if TYPE_CHECKING:
+    from cem.faust_worker import WorkerSettings
 
 
 class _Renamed:
@@ -66,3 +71,41 @@ def replay(
             if on_progress is not None:
                 on_progress(total)
     return total
+
+
+def replay_distributed(
+    settings: WorkerSettings,
+    into: str,
+    projections: Sequence[Projection],
+    on_progress: Callable[[int], None] | None = None,
+) -> int:
+    """`cem replay` in the distributed mode: the Kafka filings topic into database `into` of the
+    ClickHouse server (dropped first). Only sealed filings are taken, as the workers take them."""
+    from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse
+    from cem.adapters.postgres_idempotency import PostgresIdempotencyIndex
+    from cem.direct_ingest import RecordDecoder
+    from cem.distributed import kafka_log
+    from cem.faust_worker import decode_sealed_filing
+
+    claims = PostgresIdempotencyIndex(settings.postgres_dsn.get_secret_value(), pool_size=1)
+    try:
+        seal_key = claims.seal_key()
+    finally:
+        claims.close()
+    ClickHouseWarehouse(settings.clickhouse_url, into).drop_database()
+    warehouse = ClickHouseWarehouse(settings.clickhouse_url, into)
+    log = kafka_log(settings)
+    try:
+        decode = partial(decode_sealed_filing, RecordDecoder(seal_key))
+        return replay(
+            log,
+            warehouse,
+            projections,
+            topic=settings.filings_topic,
+            batch=5000,
+            decode_record=decode,
+            on_progress=on_progress,
+        )
+    finally:
+        log.close()
+        warehouse.close()
