@@ -76,7 +76,7 @@ from bench.embedded import (
 )
 from cem.serving import free_port, stop_processes, wait_until_serving
 from kernel.partitioning import partition_for
-from kernel.ports import TOUCHPOINTS_TOPIC, Record
+from kernel.ports import FILINGS_TOPIC, TOUCHPOINTS_TOPIC, Record
 from kernel.settings import IngestSettings
 from schemas.validate import decode
 from services.projections.timeline import to_timeline_rows
@@ -92,7 +92,13 @@ MIN_LOAD_S = 60.0
 CHECK_EVERY_S = 5.0
 HEAVY_EVERY = 10
 START_WITHIN_S = 180.0
-WORKERS = ("projections", "satisfaction")  # each one's consumer group is its name
+WORKERS = ("filing", "projections", "satisfaction")  # each one's consumer group is its name
+# What each worker group reads: the filing stage the touchpoints, the projections its filings.
+SOURCE_TOPIC = {
+    "filing": TOUCHPOINTS_TOPIC,
+    "projections": FILINGS_TOPIC,
+    "satisfaction": FILINGS_TOPIC,
+}
 HTTP_SERVICES = ("ingest", "query-api")
 EMBEDDED_ONLY = ("raw_log_rows", "raw_publish_rows", "raw_chdb_rows")  # plan sizes unused here
 ENDPOINTS = {"kafka": "KAFKA_BOOTSTRAP", "clickhouse": "CLICKHOUSE_URL", "postgres": "POSTGRES_DSN"}
@@ -434,11 +440,11 @@ class Services:
 
     def lag(self) -> dict[str, int]:
         """Records on the topic that a worker group has not committed yet, per group."""
-        ends = self.log.end_offsets(TOUCHPOINTS_TOPIC)
         lag = {}
-        for group in WORKERS:
+        for group in WORKERS:  # the filing stage first: it appends before it commits
             self._check_running(group)
-            committed = self.log.committed(TOUCHPOINTS_TOPIC, group)
+            ends = self.log.end_offsets(SOURCE_TOPIC[group])
+            committed = self.log.committed(SOURCE_TOPIC[group], group)
             lag[group] = sum(max(0, end - committed.get(p, 0)) for p, end in ends.items())
         return lag
 

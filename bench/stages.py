@@ -6,9 +6,10 @@ bench's population (`bench/identity/`), built apart from the identity rules: pho
 nationally, with `00` or punctuation, placeholders, mistyped emails, cleared cookies, landlines and
 tablets a household shares, store kiosks. `--mix demo` takes the demo generator's events instead
 (explicit customer ids, clean E.164 phones: the identity rules' easy case). Per batch: parse the body, validate, note ignored
-identifiers, encode, publish (claims + append to the SQLite log); then each consumer group polls,
-decodes, files (identity), builds its rows, inserts them into chdb and commits, exactly as
-`cem.runner.run_once` does. Beside them, from the same run and the same bytes: sqlite3 appending
+identifiers, encode, publish (claims + append to the SQLite log); then the filing stage polls the
+touchpoints, decodes, files (identity), appends the filings and commits, as `cem.runner.file_once`
+does; then each projection polls the filings, decodes, builds its rows, inserts them into chdb and
+commits, as `cem.runner.run_once` does. Beside them, from the same run and the same bytes: sqlite3 appending
 the records with nothing else, and chdb's session inserting the same rows already serialised
 (the engine's own client, not our adapter).
 
@@ -42,8 +43,15 @@ import orjson
 from cem.adapters.sqlite_log import INSERT_RECORD, LOG_SCHEMA
 from cem.bootstrap import build
 from cem.runner import ensure_tables
-from kernel.ports import TOUCHPOINTS_TOPIC, Outgoing
-from kernel.processing import INPUT_ERRORS_OWNER, Projection, decode_batch, project_batch
+from kernel.filings import (
+    FILING_STAGE,
+    FiledBatch,
+    filed_home,
+    filing_record,
+    through_touchpoints,
+)
+from kernel.ports import FILINGS_TOPIC, TOUCHPOINTS_TOPIC, Outgoing
+from kernel.processing import Projection, Unfiled, decode_batch, project_batch
 from kernel.settings import IngestSettings
 from schemas.envelope import Event
 from schemas.json_safety import safe_json
@@ -55,14 +63,16 @@ from services.ingest.body import parse_submission
 TENANT = "bench"
 JSON = "application/json"
 INGEST_STAGES = ("parse body", "validate", "identifier notes", "encode", "publish (claims+append)")
-GROUP_STAGES = ("poll", "decode", "file (identity)", "build rows", "insert (chdb)", "commit")
+FILING_STAGES = ("poll", "decode", "file (identity)", "append filings", "commit")
+GROUP_STAGES = ("poll", "decode", "build rows", "insert (chdb)", "commit")
 BASELINES = ("raw sqlite3 append, same bytes", "raw chdb insert, same rows")
 RAW_DATABASE = "stages_raw"
 
 
 def pipeline_stages(groups: Sequence[str]) -> list[str]:
     """Every stage the table reports, in pipeline order (baselines apart)."""
-    return [*INGEST_STAGES, *(f"{g}: {s}" for g in groups for s in GROUP_STAGES)]
+    filing = [f"{FILING_STAGE}: {s}" for s in FILING_STAGES]
+    return [*INGEST_STAGES, *filing, *(f"{g}: {s}" for g in groups for s in GROUP_STAGES)]
 
 
 @dataclass
@@ -117,6 +127,7 @@ class Pipeline:
         self.log, self.publisher = self.platform.log, self.platform.publisher
         self.filer, self.warehouse = self.platform.filer, self.platform.warehouse
         self.projections = self.platform.projections
+        self.decode_filing = through_touchpoints(self.platform.decoder, TOUCHPOINTS_TOPIC)
         ensure_tables(self.warehouse, self.projections)
         self.raw_warehouse = ChdbWarehouse(root / "data" / "warehouse", database=RAW_DATABASE)
         ensure_tables(self.raw_warehouse, self.projections)
@@ -141,6 +152,7 @@ class Pipeline:
         outgoing = self._ingest(orjson.dumps({"events": raws}), meter)
         with meter.stage(BASELINES[0]):
             self._raw_append(outgoing)
+        self._file(len(outgoing), meter)
         for projection in self.projections:
             self._consume(projection, len(outgoing), meter)
         meter.events += len(raws)
@@ -172,21 +184,33 @@ class Pipeline:
         self.raw_log.executemany(INSERT_RECORD, rows)
         self.raw_log.execute("COMMIT")
 
+    def _file(self, count: int, meter: Meter) -> None:
+        """The filing stage, step by step as `kernel.filings.file_batch` runs it."""
+        with meter.stage(f"{FILING_STAGE}: poll"):
+            records = self.log.poll(TOUCHPOINTS_TOPIC, FILING_STAGE, count, 0.0)
+        with meter.stage(f"{FILING_STAGE}: decode"):
+            decoded = decode_batch(FILING_STAGE, records, self.platform.decoder)
+        with meter.stage(f"{FILING_STAGE}: file (identity)"):
+            assert self.filer is not None, "the bench runs with identity on"
+            events = [cast(Event, event) for _, event in decoded.events]
+            homes = self.filer.file(events)
+            batch = FiledBatch(next_offsets=decoded.result.next_offsets)
+            for (rec, event), home in zip(decoded.events, homes, strict=True):
+                assert not isinstance(home, Unfiled), home
+                batch.filings.append(filing_record(rec, cast(Event, event), home))
+        with meter.stage(f"{FILING_STAGE}: append filings"):
+            self.log.append(FILINGS_TOPIC, batch.filings)
+        with meter.stage(f"{FILING_STAGE}: commit"):
+            self.log.commit(TOUCHPOINTS_TOPIC, FILING_STAGE, batch.next_offsets)
+
     def _consume(self, projection: Projection, count: int, meter: Meter) -> None:
         group = projection.name
         with meter.stage(f"{group}: poll"):
-            records = self.log.poll(TOUCHPOINTS_TOPIC, group, count, 0.0)
+            records = self.log.poll(FILINGS_TOPIC, group, count, 0.0)
         with meter.stage(f"{group}: decode"):
-            decoded = decode_batch(
-                group,
-                records,
-                self.platform.decoder,  # as the platform's runners decode
-                reports_input_errors=group == INPUT_ERRORS_OWNER,
-            )
-        with meter.stage(f"{group}: file (identity)"):
-            assert self.filer is not None, "the bench runs with identity on"
-            homes = self.filer.file([cast(Event, event) for _, event in decoded.events])
+            decoded = decode_batch(group, records, self.decode_filing)  # as the runners do
         with meter.stage(f"{group}: build rows"):
+            homes = [filed_home(rec) for rec, _ in decoded.events]
             result = project_batch(decoded, projection.rows, homes)
         with meter.stage(f"{group}: insert (chdb)"):
             for table, rows in result.rows.items():
@@ -200,7 +224,7 @@ class Pipeline:
             for sql in statements:
                 self.raw_engine.query(sql, "TabSeparated")
         with meter.stage(f"{group}: commit"):
-            self.log.commit(TOUCHPOINTS_TOPIC, group, result.next_offsets)
+            self.log.commit(FILINGS_TOPIC, group, result.next_offsets)
 
 
 def _validated(raw: Any, received: datetime) -> tuple[Any, str]:

@@ -18,14 +18,16 @@ from cem.adapters.sqlite_channels import SqliteChannelStore
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import SqliteLog, SqlitePublisher
 from cem.adapters.sqlite_users import SqliteUserStore
-from cem.runner import Runner, ensure_tables
+from cem.runner import Runner, ensure_tables, filing_runner, projection_runner
 from kernel import api_errors, readiness, web_security
 from kernel.access_audit import audit_probe
 from kernel.accounts import Accounts
 from kernel.channels import ChannelStore
 from kernel.clock import SystemClock
 from kernel.decoding import SharedDecoder
+from kernel.filings import FILING_STAGE
 from kernel.ports import (
+    FILINGS_TOPIC,
     TOUCHPOINTS_TOPIC,
     AccessAudit,
     Clock,
@@ -83,14 +85,18 @@ class Platform:
     decoder: SharedDecoder = field(init=False, default_factory=SharedDecoder)
 
     def __post_init__(self) -> None:
-        # One filer and one decoder for every runner: the second consumer of a batch reads its
-        # filings and its decoded events from memory.
+        # One filer (the filing stage's) and one decoder for every runner: the projections read
+        # the events the filing stage decoded from memory (a filing holds its touchpoint's bytes).
         self.filer = IdentityFiler(self.identity) if self.identity is not None else None
 
     def start(self) -> None:
         ensure_tables(self.warehouse, self.projections)
         self.runners = [
-            Runner(self.log, self.warehouse, p, self.filer, self.decoder) for p in self.projections
+            filing_runner(self.log, self.warehouse, self.filer),
+            *(
+                projection_runner(self.log, self.warehouse, p, self.decoder)
+                for p in self.projections
+            ),
         ]
         for runner in self.runners:
             runner.start()
@@ -109,15 +115,19 @@ class Platform:
             close_audit()
 
     def lag(self) -> dict[str, int]:
-        """Records not yet processed, per consumer group."""
-        ends = self.log.end_offsets(TOUCHPOINTS_TOPIC)
-        return {
-            p.name: sum(
-                end - self.log.committed(TOUCHPOINTS_TOPIC, p.name).get(part, 0)
-                for part, end in ends.items()
-            )
-            for p in self.projections
+        """Records not yet processed, per consumer group: the filing stage's touchpoints, each
+        projection's filings (filings are appended before the touchpoints are committed, so no
+        event is between the two when both are zero)."""
+        groups = {FILING_STAGE: TOUCHPOINTS_TOPIC} | {
+            p.name: FILINGS_TOPIC for p in self.projections
         }
+        return {group: self._lag(topic, group) for group, topic in groups.items()}
+
+    def _lag(self, topic: str, group: str) -> int:
+        committed = self.log.committed(topic, group)
+        return sum(
+            end - committed.get(part, 0) for part, end in self.log.end_offsets(topic).items()
+        )
 
 
 def build(

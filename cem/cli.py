@@ -169,15 +169,18 @@ def _simulate(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from cem.adapters.chdb_warehouse import ChdbWarehouse
     from cem.adapters.sqlite_log import SqliteLog
-    from cem.bootstrap import default_projections, embedded_identity
+    from cem.bootstrap import default_projections
     from cem.progress import progress_bar
     from cem.replay import replay
-    from kernel.ports import TOUCHPOINTS_TOPIC
+    from cem.runner import group_lag
+    from kernel.filings import FILING_STAGE
+    from kernel.ports import FILINGS_TOPIC, TOUCHPOINTS_TOPIC
     from kernel.settings import CoreSettings
-    from services.identity.filing import IdentityFiler
 
     if args.into == "cem":
         raise CliError("replay into a fresh database, not the live one: pass --into NAME")
+    if CoreSettings().mode == "distributed":
+        return _replay_distributed(args.into)
     state = data_dir.prepare(args.data_dir)
     if not (state.path / "log.sqlite").exists():
         raise CliError(f"no event log in {state.path} (nothing was ever ingested there)")
@@ -187,14 +190,29 @@ def _replay(args: argparse.Namespace) -> int:
         warehouse = ChdbWarehouse(state.path / "warehouse", database=args.into)
         warehouse.drop_database()
         warehouse = ChdbWarehouse(state.path / "warehouse", database=args.into)
-        # The live identity store's filings put every event under the customer it was filed under.
-        uses_identity = CoreSettings(data_dir=state.path).identity == "eventsourced"
-        filer = IdentityFiler(embedded_identity(state.path)) if uses_identity else None
+        # The filings carry each event's customer: the log alone rebuilds the tables.
         projections = default_projections()
-        total = sum(log.end_offsets(TOUCHPOINTS_TOPIC).values()) * len(projections)
+        total = sum(log.end_offsets(FILINGS_TOPIC).values()) * len(projections)
         with progress_bar(f"replaying into {args.into!r}", total, unit="records") as advance:
-            count = replay(log, warehouse, projections, filer=filer, on_progress=advance)
+            count = replay(log, warehouse, projections, on_progress=advance)
     print(f"replayed {count} records into database {args.into!r}")
+    # A replay reads only filings; touchpoints the filing stage has not filed yet are left out.
+    if unfiled := group_lag(log, TOUCHPOINTS_TOPIC, FILING_STAGE):
+        print(f"{unfiled} touchpoints are not filed yet: `cem up` files them, then replay again")
+    return 0
+
+
+def _replay_distributed(into: str) -> int:
+    """The Kafka filings topic into database `into` of the ClickHouse server (CEM_* settings)."""
+    from cem.bootstrap import default_projections
+    from cem.faust_worker import WorkerSettings, database_of
+    from cem.replay import replay_distributed
+
+    settings = WorkerSettings()
+    if into == database_of(settings.clickhouse_url):
+        raise CliError("replay into a fresh database, not the live one: pass --into NAME")
+    count = replay_distributed(settings, into, default_projections())
+    print(f"replayed {count} records into database {into!r}")
     return 0
 
 

@@ -1,10 +1,14 @@
-"""The distributed stream worker: one faust app per projection, a few lines per batch.
+"""The distributed stream workers: the filing app and one faust app per projection, a few lines
+per batch (`kernel.filings`).
 
-Per batch: build `Consumed` records from faust's events, call the pure `process_batch`, insert the
-rows, write the dead letters (table, then topic), and only then ack the events, which is what lets
-faust commit their offsets (ARCHITECTURE: a consumer commits only after its writes are acknowledged).
-The app id is the projection's name, which is also the Kafka consumer group: the workers of one app
-share the topic's partitions, one worker per partition at most.
+The filing app (`cem serve filing`, group `filing`) reads `touchpoints`: per batch it decodes,
+admits and files the events, appends one sealed filing per event to the `filings` topic (keyed by
+customer), writes the dead letters (table, then topic), and only then acks the events. A projection
+app reads `filings`: per batch it projects each event under the customer its filing names, inserts
+the rows, writes its dead letters, and only then acks, which is what lets faust commit the offsets
+(ARCHITECTURE: a consumer commits only after its writes are acknowledged). The app id is the stage's
+name, which is also the Kafka consumer group: the workers of one app share the topic's partitions,
+one worker per partition at most.
 
 How offsets are committed, and why never before the writes:
 - aiokafka's auto-commit is always off under faust. faust commits, per partition, the offset after
@@ -25,12 +29,14 @@ How offsets are committed, and why never before the writes:
 - `stream_buffer_maxsize` and `broker_max_poll_records` only bound prefetching (back-pressure):
   prefetched records are not acked, so they are not committed either.
 
-Identity (CEM_IDENTITY=eventsourced): every batch is filed by the identity service on the shared
-PostgreSQL store (`cem.distributed.identity_on_postgres`) between decoding and projecting. Both apps
-resolve the same events concurrently; each event's recorded `Filing` makes them agree, and a write
-that loses the race is retried inside the resolver (IntegrityError). While the store cannot answer
-(down, or still conflicting: `services.identity.filing.TRANSIENT`) the agent retries the same batch
-with capped backoff and acks nothing, like a warehouse outage: nothing is dead-lettered for it.
+Identity (CEM_IDENTITY=eventsourced): the filing app files every batch with the identity service
+on the shared PostgreSQL store (`cem.distributed.identity_on_postgres`); without it, an event is
+filed under its customer key. The projection apps never open the identity store. While the store
+cannot answer (down, or still conflicting: `services.identity.filing.TRANSIENT`) the filing agent
+retries the same batch with capped backoff and acks nothing, like a warehouse outage: nothing is
+dead-lettered for it. Filings are sealed with the platform's key (`cem.record_seal`), like the
+ingest's records: a projection app takes only sealed filings, so nobody who can merely write to
+Kafka can choose which customer an event is filed under.
 
 Health: with `CEM_WORKER_WEB_PORT` set, faust's web server answers `GET /` with {"status": "OK"}
 while the event loop runs; use it as the liveness probe. A worker serves no traffic, so it needs no
@@ -59,18 +65,23 @@ from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse, WarehouseUnav
 from cem.adapters.kafka_log import KafkaLog
 from cem.adapters.postgres_idempotency import PostgresIdempotencyIndex
 from cem.direct_ingest import RecordDecoder, TimedConsumed
+from cem.record_seal import sealed
 from cem.runner import ensure_tables
+from kernel.filings import FILING_STAGE, FiledBatch, file_batch, project_filings
 from kernel.ports import (
     DEAD_LETTER_TOPIC,
+    FILINGS_TOPIC,
     TOUCHPOINTS_TOPIC,
+    Consumed,
     EventLog,
     LogUnavailable,
     Record,
     Warehouse,
 )
 from kernel.private_files import private_dir
-from kernel.processing import BatchResult, Filer, Projection, process_batch
+from kernel.processing import BatchResult, Filer, Projection, Unadmitted
 from kernel.settings import CoreSettings
+from schemas.envelope import Event
 from services.identity.filing import TRANSIENT, IdentityFiler
 from services.identity.resolver import IdentityResolver
 
@@ -86,6 +97,7 @@ class WorkerSettings(CoreSettings):
     """A stream worker's settings (env prefix CEM_); the engines' endpoints come from CoreSettings."""
 
     source_topic: str = TOUCHPOINTS_TOPIC  # another name only to isolate tests or a replay
+    filings_topic: str = FILINGS_TOPIC  # likewise
     batch_max_records: int = Field(default=5000, ge=1, le=100_000)
     batch_within_s: float = Field(default=0.5, gt=0, le=60)
     retry_max_s: float = Field(default=30.0, gt=0)
@@ -114,11 +126,11 @@ def database_of(url: str) -> str:
 @dataclass
 class Sink:
     """Where a batch's records are judged and its results go: the ingest's idempotency claims
-    (which admit records written straight to Kafka, and hold the seal key of the ingest's own
-    records), the warehouse tables and the dead-letter topic."""
+    (which admit records written straight to Kafka, and hold the platform's seal key), the
+    warehouse tables and the log (filings and dead letters)."""
 
     warehouse: Warehouse
-    dead_letter_log: EventLog
+    event_log: EventLog
     claims: PostgresIdempotencyIndex
     decode: RecordDecoder
 
@@ -133,28 +145,46 @@ class Sink:
             rows = [d.to_row(now) for d in result.dead_letters]
             self.warehouse.insert(dead_letters.TABLE, rows)
             records = [Record(d.key, d.to_json()) for d in result.dead_letters]
-            self.dead_letter_log.append(DEAD_LETTER_TOPIC, records)
+            self.event_log.append(DEAD_LETTER_TOPIC, records)
+
+    def write_filings(self, batch: FiledBatch, topic: str) -> None:
+        """The filings (sealed), then the dead letters: all durable before the touchpoints'
+        offsets move past them."""
+        filings = [sealed(record, self.decode.seal_key) for record in batch.filings]
+        self.event_log.append(topic, filings)
+        self.write(BatchResult(dead_letters=batch.dead_letters))
+
+    def decode_filing(self, rec: Consumed) -> Event:
+        return decode_sealed_filing(self.decode, rec)
 
     def close(self) -> None:
         self.warehouse.close()
-        self.dead_letter_log.close()
+        self.event_log.close()
         self.claims.close()
 
 
-def connect(settings: WorkerSettings, projection: Projection) -> Sink:
+def decode_sealed_filing(decode: RecordDecoder, rec: Consumed) -> Event:
+    """A filing's event; raises (a dead letter) unless the filing stage sealed it."""
+    item = decode(rec)
+    if isinstance(item, Unadmitted):
+        raise ValueError("a filing must carry the platform's seal (written by the filing app)")
+    return item
+
+
+def connect(settings: WorkerSettings, projections: Sequence[Projection]) -> Sink:
     """The sink, with tables and topics ensured; waits (with backoff) for ClickHouse, Kafka and
     PostgreSQL."""
     delay = FIRST_RETRY_S
     while True:
         try:
-            return _prepare(settings, projection)
+            return _prepare(settings, projections)
         except (WarehouseUnavailable, LogUnavailable) as exc:
             log.warning("not ready (%s); trying again in %.1fs", exc, delay)
             time.sleep(delay)
             delay = min(delay * 2, settings.retry_max_s)
 
 
-def _prepare(settings: WorkerSettings, projection: Projection) -> Sink:
+def _prepare(settings: WorkerSettings, projections: Sequence[Projection]) -> Sink:
     warehouse = ClickHouseWarehouse(settings.clickhouse_url, database_of(settings.clickhouse_url))
     event_log = KafkaLog(
         settings.kafka_bootstrap,
@@ -172,11 +202,11 @@ def _prepare(settings: WorkerSettings, projection: Projection) -> Sink:
     sink = Sink(warehouse, event_log, claims, RecordDecoder(b""))
     try:
         sink.decode = RecordDecoder(claims.seal_key())
-        ensure_tables(warehouse, [projection])
-        # faust creates only its internal topics. Created here, the source topic gets the partition
-        # count the ingest uses, not the broker's default, whoever starts first.
-        event_log.ensure_topic(settings.source_topic)
-        event_log.ensure_topic(DEAD_LETTER_TOPIC)
+        ensure_tables(warehouse, projections)
+        # faust creates only its internal topics. Created here, the topics get the partition count
+        # the ingest uses, not the broker's default, whoever starts first.
+        for topic in (settings.source_topic, settings.filings_topic, DEAD_LETTER_TOPIC):
+            event_log.ensure_topic(topic)
     except BaseException:
         sink.close()
         raise
@@ -218,34 +248,23 @@ async def until_done(
             delay = min(delay * 2, settings.retry_max_s)
 
 
-async def process_until_done(
-    projection: Projection,
-    records: Sequence[TimedConsumed],
-    filer: Filer | None,
-    settings: WorkerSettings,
-    sink: Sink,
-) -> BatchResult:
-    """Decode, admit, file and project the batch. While the claims or identity cannot answer, the
-    same batch is processed again later: nothing is acked, and no event becomes a dead letter
-    because of an outage."""
+async def file_until_done(
+    records: Sequence[TimedConsumed], filer: Filer | None, settings: WorkerSettings, sink: Sink
+) -> FiledBatch:
+    """Decode, admit and file the batch. While the claims or identity cannot answer, the same
+    batch is filed again later: nothing is acked, and no event becomes a dead letter because of
+    an outage."""
 
-    def process() -> BatchResult:
-        return process_batch(
-            projection.name,
-            records,
-            projection.rows,
-            sink.decode,
-            filer=filer,
-            admission=sink.claims,
-        )
+    def file() -> FiledBatch:
+        return file_batch(records, filer, sink.decode, sink.claims)
 
-    return await until_done(process, "filing a batch", (*TRANSIENT, LogUnavailable), settings)
+    return await until_done(file, "filing a batch", (*TRANSIENT, LogUnavailable), settings)
 
 
-async def write_until_done(sink: Sink, result: BatchResult, settings: WorkerSettings) -> None:
+async def write_until_done(write: Callable[[], None], settings: WorkerSettings) -> None:
     """Write the batch, retrying the same batch with capped exponential backoff (F08). Any
     failure is retried: nothing is acked before the write, so retrying is always safe."""
-    await until_done(partial(sink.write, result), "writing a batch", Exception, settings)
+    await until_done(write, "writing a batch", Exception, settings)
     if settings.test_pause_after_write_s:
         log.warning("test hook: batch written, pausing before the ack")
         await asyncio.sleep(settings.test_pause_after_write_s)
@@ -271,10 +290,12 @@ def _headers(headers: Mapping[str, bytes] | Sequence[tuple[str, bytes]] | None) 
     return tuple((name, value or b"") for name, value in pairs)
 
 
-def batch_agent(
-    projection: Projection, settings: WorkerSettings, sink: Sink, filer: Filer | None = None
-) -> Callable[[faust.StreamT], Awaitable[None]]:
-    """The agent: decode, file, project, write, and only then ack (see the module docstring)."""
+Step = Callable[[list[TimedConsumed]], Awaitable[None]]
+
+
+def batch_agent(settings: WorkerSettings, step: Step) -> Callable[[faust.StreamT], Awaitable[None]]:
+    """The agent: take a batch, process and write it (`step`), and only then ack it (see the
+    module docstring)."""
 
     async def process(stream: faust.StreamT) -> None:
         # noack_take is on faust's Stream, not on its StreamT protocol.
@@ -283,27 +304,44 @@ def batch_agent(
         )
         async for taken in batches:
             events = cast(Sequence[faust.EventT], taken)  # noack_take yields events, not values
-            records = [to_consumed(event) for event in events]
-            result = await process_until_done(projection, records, filer, settings, sink)
-            await write_until_done(sink, result, settings)
+            await step([to_consumed(event) for event in events])
             for event in events:
                 await stream.ack(event)
 
     return process
 
 
-def datadir(settings: WorkerSettings, projection: Projection) -> Path:
+def filing_step(settings: WorkerSettings, sink: Sink, filer: Filer | None) -> Step:
+    """File a batch of touchpoints and append its filings."""
+
+    async def step(records: list[TimedConsumed]) -> None:
+        batch = await file_until_done(records, filer, settings, sink)
+        write = partial(sink.write_filings, batch, settings.filings_topic)
+        await write_until_done(write, settings)
+
+    return step
+
+
+def projection_step(projection: Projection, settings: WorkerSettings, sink: Sink) -> Step:
+    """Project a batch of filings and write the rows (pure: nothing here can be unavailable)."""
+
+    async def step(records: list[TimedConsumed]) -> None:
+        result = project_filings(projection.name, records, projection.rows, sink.decode_filing)
+        await write_until_done(partial(sink.write, result), settings)
+
+    return step
+
+
+def datadir(settings: WorkerSettings, name: str) -> Path:
     # faust wants a directory even without tables; it creates only the last component itself.
-    return settings.data_dir / "faust" / projection.name
+    return settings.data_dir / "faust" / name
 
 
-def create_app(
-    projection: Projection, settings: WorkerSettings, sink: Sink, filer: Filer | None = None
-) -> faust.App:
-    """A faust app whose id, and consumer group, is the projection's name; `filer` files each
-    event under its customer (None: under its customer key)."""
+def create_app(name: str, source_topic: str, settings: WorkerSettings, step: Step) -> faust.App:
+    """A faust app whose id, and consumer group, is the stage's `name`, running `step` on each
+    batch of `source_topic`."""
     app = faust.App(
-        projection.name,
+        name,
         broker=[f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",")],
         key_serializer="raw",
         value_serializer="raw",
@@ -318,43 +356,54 @@ def create_app(
         web_enabled=settings.worker_web_port is not None,
         web_port=settings.worker_web_port or 6066,
         web_bind=settings.worker_web_host,
-        datadir=str(datadir(settings, projection)),
+        datadir=str(datadir(settings, name)),
         autodiscover=False,
     )
     topic = app.topic(
-        settings.source_topic,
+        source_topic,
         partitions=settings.partitions,
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
         value_serializer="raw",
     )
-    add_health_page(app, projection)
-    agent = batch_agent(projection, settings, sink, filer)
+    add_health_page(app, name)
     # A crashed agent must take the worker down: faust's default supervisor would restart it
     # without the batch it held, and acking later batches past that gap can commit over it.
     app.agent(
         topic,
-        name=f"{projection.name}-batches",
+        name=f"{name}-batches",
         concurrency=1,
         supervisor_strategy=CrashingSupervisor,
-    )(agent)
+    )(batch_agent(settings, step))
     return app
 
 
-def add_health_page(app: faust.App, projection: Projection) -> None:
+def add_health_page(app: faust.App, name: str) -> None:
     """`GET /health` for container probes: the worker process is up and its app is running."""
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok", "service": projection.name})
+        return web.json({"status": "ok", "service": name})
 
 
 def run_worker(projection: Projection, settings: CoreSettings | None = None) -> None:
-    """Run one worker of the projection's app until SIGTERM or SIGINT (blocking)."""
+    """Run one worker of the projection's app on `filings` until SIGTERM or SIGINT (blocking)."""
     config = as_worker_settings(settings)
-    private_dir(datadir(config, projection).parent)
-    sink = connect(config, projection)
+    private_dir(datadir(config, projection.name).parent)
+    sink = connect(config, [projection])
+    step = projection_step(projection, config, sink)
+    try:
+        _execute(create_app(projection.name, config.filings_topic, config, step), config)
+    finally:
+        sink.close()
+
+
+def run_filing_worker(settings: CoreSettings | None = None) -> None:
+    """Run one worker of the filing app on `touchpoints` until SIGTERM or SIGINT (blocking)."""
+    config = as_worker_settings(settings)
+    private_dir(datadir(config, FILING_STAGE).parent)
+    sink = connect(config, [])
     try:
         identity = connect_identity(config)
     except BaseException:
@@ -362,14 +411,19 @@ def run_worker(projection: Projection, settings: CoreSettings | None = None) -> 
         raise
     # One filer per process: it remembers its answers, so a redelivered batch is not resolved again.
     filer = IdentityFiler(identity) if identity is not None else None
-    app = create_app(projection, config, sink, filer)
+    step = filing_step(config, sink, filer)
+    try:
+        _execute(create_app(FILING_STAGE, config.source_topic, config, step), config)
+    finally:
+        sink.close()
+        if identity is not None:
+            identity.close()
+
+
+def _execute(app: faust.App, config: WorkerSettings) -> None:
     worker = faust.Worker(app, loglevel=config.worker_log_level, redirect_stdouts=False)
     try:
         worker.execute_from_commandline()  # installs the signal handlers; always raises SystemExit
     except SystemExit as exc:
         if exc.code not in (None, 0):
             raise
-    finally:
-        sink.close()
-        if identity is not None:
-            identity.close()

@@ -1,14 +1,25 @@
-"""Rebuild warehouse tables from the event log (F13): the tables are projections, the log is the truth."""
+"""Rebuild warehouse tables from the event log (F13): the tables are projections, the log is the truth.
+
+A replay reads the `filings` topic: each touchpoint's bytes with the customer the filing stage
+filed it under. So it needs nothing but the log (no identity store), and every event lands under
+the customer it was filed under live, at the same log position: the rebuilt tables equal the live
+ones.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from functools import partial
+from typing import TYPE_CHECKING
 
 from cem.runner import ensure_tables, run_once
-from kernel.ports import TOUCHPOINTS_TOPIC, EventLog, Warehouse
-from kernel.processing import Filer, Projection, Rows
+from kernel.ports import FILINGS_TOPIC, EventLog, Warehouse
+from kernel.processing import Decode, Projection, Rows, decode_value
 from schemas.envelope import Event
+
+if TYPE_CHECKING:
+    from cem.faust_worker import WorkerSettings
 
 
 class _Renamed:
@@ -34,15 +45,13 @@ def replay(
     warehouse: Warehouse,
     projections: Sequence[Projection],
     *,
-    topic: str = TOUCHPOINTS_TOPIC,
+    topic: str = FILINGS_TOPIC,
     batch: int = 20_000,
-    filer: Filer | None = None,
+    decode_record: Decode = decode_value,
     on_progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Process the whole log, as it is now, into `warehouse`; returns the records read. Pass the
-    live platform's filer (its identity store): its recorded filings put every event under the
-    customer it was filed under live, so the rebuilt tables are identical (F13). `on_progress`
-    hears the records read so far, across every projection, after each batch."""
+    """Process the whole log of filings, as it is now, into `warehouse`; returns the records read.
+    `on_progress` hears the records read so far, across every projection, after each batch."""
     ensure_tables(warehouse, projections)
     target = log.end_offsets(topic)
     run_id = uuid.uuid4().hex[:8]
@@ -51,8 +60,52 @@ def replay(
         renamed = _Renamed(projection, f"replay-{run_id}-{projection.name}")
         while not caught_up(log, topic, renamed.name, target):
             total += run_once(
-                log, warehouse, renamed, max_records=batch, timeout_s=0.05, topic=topic, filer=filer
+                log,
+                warehouse,
+                renamed,
+                max_records=batch,
+                timeout_s=0.05,
+                topic=topic,
+                decode_record=decode_record,
             )
             if on_progress is not None:
                 on_progress(total)
     return total
+
+
+def replay_distributed(
+    settings: WorkerSettings,
+    into: str,
+    projections: Sequence[Projection],
+    on_progress: Callable[[int], None] | None = None,
+) -> int:
+    """`cem replay` in the distributed mode: the Kafka filings topic into database `into` of the
+    ClickHouse server (dropped first). Only sealed filings are taken, as the workers take them."""
+    from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse
+    from cem.adapters.postgres_idempotency import PostgresIdempotencyIndex
+    from cem.direct_ingest import RecordDecoder
+    from cem.distributed import kafka_log
+    from cem.faust_worker import decode_sealed_filing
+
+    claims = PostgresIdempotencyIndex(settings.postgres_dsn.get_secret_value(), pool_size=1)
+    try:
+        seal_key = claims.seal_key()
+    finally:
+        claims.close()
+    ClickHouseWarehouse(settings.clickhouse_url, into).drop_database()
+    warehouse = ClickHouseWarehouse(settings.clickhouse_url, into)
+    log = kafka_log(settings)
+    try:
+        decode = partial(decode_sealed_filing, RecordDecoder(seal_key))
+        return replay(
+            log,
+            warehouse,
+            projections,
+            topic=settings.filings_topic,
+            batch=5000,
+            decode_record=decode,
+            on_progress=on_progress,
+        )
+    finally:
+        log.close()
+        warehouse.close()

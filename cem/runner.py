@@ -1,16 +1,28 @@
-"""The embedded stream runner: a few lines per batch — read, file, project, write, commit."""
+"""The embedded stream runners: a few lines per batch.
+
+The filing stage reads `touchpoints`, files, appends the filings, writes its dead letters, commits.
+Each projection reads `filings`, projects, writes its rows and dead letters, commits.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from cem import dead_letters
-from kernel.ports import DEAD_LETTER_TOPIC, TOUCHPOINTS_TOPIC, EventLog, Record, Warehouse
-from kernel.processing import Decode, Filer, Projection, decode_value, process_batch
+from kernel.filings import FILING_STAGE, file_batch, project_filings
+from kernel.ports import (
+    DEAD_LETTER_TOPIC,
+    FILINGS_TOPIC,
+    TOUCHPOINTS_TOPIC,
+    EventLog,
+    Record,
+    Warehouse,
+)
+from kernel.processing import Admission, DeadLetter, Decode, Filer, Projection, decode_value
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +34,46 @@ def ensure_tables(warehouse: Warehouse, projections: Sequence[Projection]) -> No
             warehouse.command(statement)
 
 
+def group_lag(event_log: EventLog, topic: str, group: str) -> int:
+    """Records of `topic` the group has not committed yet."""
+    committed = event_log.committed(topic, group)
+    return sum(end - committed.get(p, 0) for p, end in event_log.end_offsets(topic).items())
+
+
+def write_dead_letters(
+    event_log: EventLog, warehouse: Warehouse, letters: Sequence[DeadLetter]
+) -> None:
+    """The dead letters, durable before the offset moves past their records (F06)."""
+    if letters:
+        now = datetime.now(UTC)
+        warehouse.insert(dead_letters.TABLE, [d.to_row(now) for d in letters])
+        event_log.append(DEAD_LETTER_TOPIC, [Record(d.key, d.to_json()) for d in letters])
+
+
+def file_once(
+    event_log: EventLog,
+    warehouse: Warehouse,
+    filer: Filer | None,
+    *,
+    max_records: int = 5000,
+    timeout_s: float = 0.2,
+    decode_record: Decode = decode_value,
+    admission: Admission | None = None,
+) -> int:
+    """File one batch of touchpoints; returns how many records it consumed. The filings are
+    appended before the offsets are committed (at least once: a crash between the two files the
+    batch again, which the tables absorb by event id)."""
+    records = event_log.poll(TOUCHPOINTS_TOPIC, FILING_STAGE, max_records, timeout_s)
+    if not records:
+        return 0
+    batch = file_batch(records, filer, decode_record, admission)
+    if batch.filings:
+        event_log.append(FILINGS_TOPIC, batch.filings)
+    write_dead_letters(event_log, warehouse, batch.dead_letters)
+    event_log.commit(TOUCHPOINTS_TOPIC, FILING_STAGE, batch.next_offsets)
+    return len(records)
+
+
 def run_once(
     event_log: EventLog,
     warehouse: Warehouse,
@@ -29,45 +81,30 @@ def run_once(
     *,
     max_records: int = 5000,
     timeout_s: float = 0.2,
-    topic: str = TOUCHPOINTS_TOPIC,
-    filer: Filer | None = None,
+    topic: str = FILINGS_TOPIC,
     decode_record: Decode = decode_value,
 ) -> int:
-    """Process one batch; returns how many records it consumed. With a filer, each event is filed
-    under the customer identity resolves it to; without, under its customer key. `decode_record`
+    """Project one batch of filings; returns how many records it consumed. `decode_record`
     (default: decode the bytes) lets the runners of one process share decoded events."""
     records = event_log.poll(topic, projection.name, max_records, timeout_s)
     if not records:
         return 0
-    result = process_batch(projection.name, records, projection.rows, decode_record, filer=filer)
+    result = project_filings(projection.name, records, projection.rows, decode_record)
     for table, rows in result.rows.items():
         if rows:
             warehouse.insert(table, rows)
-    if result.dead_letters:
-        # The dead letter is durable before the offset moves past the record (F06).
-        now = datetime.now(UTC)
-        warehouse.insert(dead_letters.TABLE, [d.to_row(now) for d in result.dead_letters])
-        event_log.append(
-            DEAD_LETTER_TOPIC, [Record(d.key, d.to_json()) for d in result.dead_letters]
-        )
+    write_dead_letters(event_log, warehouse, result.dead_letters)
     event_log.commit(topic, projection.name, result.next_offsets)
     return len(records)
 
 
 class Runner(threading.Thread):
-    """Runs one projection in a loop until stopped; retries a failed batch with backoff."""
+    """Runs one stage (`step`: one batch, returns the records it read) in a loop until stopped;
+    retries a failed batch with backoff."""
 
-    def __init__(
-        self,
-        event_log: EventLog,
-        warehouse: Warehouse,
-        projection: Projection,
-        filer: Filer | None = None,
-        decode_record: Decode = decode_value,
-    ) -> None:
-        super().__init__(name=f"runner-{projection.name}", daemon=True)
-        self.event_log, self.warehouse, self.projection = event_log, warehouse, projection
-        self.filer, self.decode_record = filer, decode_record
+    def __init__(self, name: str, step: Callable[[], int]) -> None:
+        super().__init__(name=f"runner-{name}", daemon=True)
+        self.stage, self.step = name, step
         self.stopping = threading.Event()
         self.processed = 0
 
@@ -75,20 +112,40 @@ class Runner(threading.Thread):
         backoff = 0.1
         while not self.stopping.is_set():
             try:
-                self.processed += run_once(
-                    self.event_log,
-                    self.warehouse,
-                    self.projection,
-                    filer=self.filer,
-                    decode_record=self.decode_record,
-                )
+                self.processed += self.step()
                 backoff = 0.1
             except Exception:
                 # The batch is not committed, so it is read again after the pause.
-                log.exception("runner %s failed a batch; retrying", self.projection.name)
+                log.exception("runner %s failed a batch; retrying", self.stage)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self.stopping.set()
         self.join(timeout_s)
+
+
+def filing_runner(
+    event_log: EventLog,
+    warehouse: Warehouse,
+    filer: Filer | None,
+    decode_record: Decode = decode_value,
+) -> Runner:
+    """The filing stage in a thread."""
+    return Runner(
+        FILING_STAGE,
+        lambda: file_once(event_log, warehouse, filer, decode_record=decode_record),
+    )
+
+
+def projection_runner(
+    event_log: EventLog,
+    warehouse: Warehouse,
+    projection: Projection,
+    decode_record: Decode = decode_value,
+) -> Runner:
+    """One projection over `filings` in a thread."""
+    return Runner(
+        projection.name,
+        lambda: run_once(event_log, warehouse, projection, decode_record=decode_record),
+    )

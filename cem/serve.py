@@ -2,11 +2,13 @@
 
 - `ingest` and `query-api` are HTTP servers (uvicorn) built by `cem.distributed`; the address is
   `--host/--port`, else CEM_HOST/CEM_PORT, else 127.0.0.1 and 8000 (ingest) / 8001 (query-api).
-- `projections` and `satisfaction` are the stream workers: `cem.workers.run_<name>(settings)`.
+- `filing`, `projections` and `satisfaction` are the stream workers:
+  `cem.workers.run_<name>(settings)`. `filing` reads `touchpoints` and appends each event's filing
+  to `filings`; `projections` and `satisfaction` read `filings`.
 
-With CEM_IDENTITY=eventsourced, `query-api`, `projections` and `satisfaction` open the identity
-store in PostgreSQL (`cem.distributed.identity_on_postgres`) at start and close it at shutdown with
-their other adapters; `ingest` never needs it.
+With CEM_IDENTITY=eventsourced, `query-api` and `filing` open the identity store in PostgreSQL
+(`cem.distributed.identity_on_postgres`) at start and close it at shutdown with their other
+adapters; `ingest`, `projections` and `satisfaction` never need it.
 
 Every replica of a service runs the same command; the adapters hold no state a replica owns.
 """
@@ -27,7 +29,8 @@ from kernel.settings import CoreSettings, IngestSettings, QuerySettings
 if TYPE_CHECKING:  # the engines' clients load only when a service starts, not with the CLI
     from cem.distributed import IngestService, QueryService
 
-SERVICES = ("ingest", "query-api", "projections", "satisfaction")
+SERVICES = ("ingest", "query-api", "filing", "projections", "satisfaction")
+WORKERS = ("filing", "projections", "satisfaction")
 DEFAULT_PORTS = {"ingest": 8000, "query-api": 8001}
 S = TypeVar("S", bound=CoreSettings)
 T = TypeVar("T")
@@ -62,7 +65,7 @@ def serve(
     """Run one service until it is stopped (SIGINT/SIGTERM), then close its adapters."""
     if service not in SERVICES:
         raise ValueError(f"unknown service {service!r}; services are {', '.join(SERVICES)}")
-    if service in ("projections", "satisfaction"):
+    if service in WORKERS:
         run_worker_service(service, settings, host, health_port)
     elif service == "ingest":
         from cem.distributed import build_ingest
@@ -115,7 +118,11 @@ def run_worker_service(
                 "worker_web_host": host or ServerSettings().host,
             }
         )
-    if service == "projections":
+    if service == "filing":
+        from cem.workers import run_filing
+
+        run_filing(config)
+    elif service == "projections":
         from cem.workers import run_projections
 
         run_projections(config)

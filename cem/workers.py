@@ -1,21 +1,27 @@
-"""The stream workers of the distributed mode, one process each: `cem serve projections|satisfaction`.
+"""The stream workers of the distributed mode, one process each:
+`cem serve filing|projections|satisfaction`.
 
 Composition roots: they join a service's pure projection to the faust runner (`cem.faust_worker`).
 """
 
 from __future__ import annotations
 
-from cem.faust_worker import run_worker
+from cem.faust_worker import run_filing_worker, run_worker
 from kernel.settings import CoreSettings
 from services.projections.projection import ProjectionsProjection
 from services.satisfaction.projection import SatisfactionProjection
 
 
+def run_filing(settings: CoreSettings | None = None) -> None:
+    """Consume `touchpoints` as group `filing`, appending to `filings`, until SIGTERM."""
+    run_filing_worker(settings)
+
+
 def run_projections(settings: CoreSettings | None = None) -> None:
-    """Consume `touchpoints` as group `projections` until SIGTERM; settings from CEM_* by default."""
+    """Consume `filings` as group `projections` until SIGTERM; settings from CEM_* by default."""
     run_worker(ProjectionsProjection(), settings)
 
 
 def run_satisfaction(settings: CoreSettings | None = None) -> None:
-    """Consume `touchpoints` as group `satisfaction` until SIGTERM; settings from CEM_* by default."""
+    """Consume `filings` as group `satisfaction` until SIGTERM; settings from CEM_* by default."""
     run_worker(SatisfactionProjection(), settings)

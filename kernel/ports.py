@@ -8,6 +8,9 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 TOUCHPOINTS_TOPIC = "touchpoints"
+# The filing stage's decisions: each admitted touchpoint's bytes under the customer it was filed
+# under (`kernel.filings`), keyed by customer. Projections read this topic, never `touchpoints`.
+FILINGS_TOPIC = "filings"
 DEAD_LETTER_TOPIC = "touchpoints.dead_letters"
 
 

@@ -1,13 +1,16 @@
 """Turn a batch of log records into warehouse rows, shared by every runner.
 
-A runner (the embedded loop or a faust agent) reads a batch, calls `process_batch`, writes the rows,
-appends the dead letters, and only then commits the offsets it returns.
+An event goes through three stages: decode, file, project. Decoding and projecting are pure.
+Filing decides which customer each event belongs to; that is identity resolution, which reads and
+records (a `Filer`, passed in by the composition root). The runners split the stages across the
+log (`kernel.filings`): the filing stage reads `touchpoints`, files each event once and appends
+the decision to `filings`; every projection reads `filings` and projects each event under the
+customer its filing names, so a projection stays a pure function of (event, customer id) and
+never touches the identity store. Without a filer an event is filed under
+`customer_key(event.customer)`. `process_batch` runs all three in one call (tests, tools).
 
-A batch goes through three stages: decode, file, project. Decoding and projecting are pure. Filing
-decides which customer each event belongs to; that is identity resolution, which reads and records
-(a `Filer`, passed in by the composition root), so it runs once per batch between the two pure
-stages and hands each event's customer id to the projection. A projection stays a pure function of
-(event, customer id). Without a filer an event is filed under `customer_key(event.customer)`.
+A runner reads a batch, processes it, writes what it produced, appends the dead letters, and only
+then commits the offsets it read up to.
 """
 
 from __future__ import annotations
@@ -83,9 +86,9 @@ class Admission(Protocol):
     def admit(self, items: Sequence[tuple[Consumed, Unadmitted]]) -> list[PublishStatus]: ...
 
 
-# Which consumer group reports what is wrong with the input itself (undecodable bytes, conflicts):
-# every group reads the same records, and one dead letter per record is enough.
-INPUT_ERRORS_OWNER = "projections"
+# Which stage reports what is wrong with the input itself (undecodable bytes, conflicts): only the
+# filing stage reads `touchpoints` (`kernel.filings.FILING_STAGE`); one dead letter per record.
+INPUT_ERRORS_OWNER = "filing"
 
 
 @dataclass
@@ -140,7 +143,7 @@ def to_micros(ts: datetime) -> int:
     return int(ts.timestamp()) * 1_000_000 + ts.microsecond
 
 
-def _dead(stage: str, rec: Consumed, reason: str, exc: BaseException) -> DeadLetter:
+def dead_letter(stage: str, rec: Consumed, reason: str, exc: BaseException) -> DeadLetter:
     error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     return DeadLetter(
         stage, rec.topic, rec.partition, rec.offset, rec.key, rec.value, reason, error, rec.headers
@@ -159,7 +162,7 @@ class Decoded:
     def reject(self, rec: Consumed, reason: str, exc: BaseException) -> None:
         """A record that is wrong in itself: dead-lettered by one consumer group only."""
         if self.reports_input_errors:
-            self.result.dead_letters.append(_dead(self.stage, rec, reason, exc))
+            self.result.dead_letters.append(dead_letter(self.stage, rec, reason, exc))
 
 
 Decode = Callable[[Consumed], Event | Unadmitted]
@@ -233,12 +236,12 @@ def project_batch(
         event = _event(item)
         home = homes[i] if homes is not None else None
         if isinstance(home, Unfiled):
-            result.dead_letters.append(_dead(decoded.stage, rec, "unfiled", home))
+            result.dead_letters.append(dead_letter(decoded.stage, rec, "unfiled", home))
             continue
         try:
             produced = project(event) if home is None else project(event, home)
         except Exception as exc:  # a poison event: valid bytes, processing raises (F06)
-            result.dead_letters.append(_dead(decoded.stage, rec, "processing_failed", exc))
+            result.dead_letters.append(dead_letter(decoded.stage, rec, "processing_failed", exc))
             continue
         result.events += 1
         stamp_position(produced, rec)
@@ -256,14 +259,11 @@ def process_batch(
     filer: Filer | None = None,
     admission: Admission | None = None,
 ) -> BatchResult:
-    """Decode, admit, file and project a batch; failures become dead letters and processing
-    continues. The admission and the filer, when given, are the only stages that read or write
-    anything; an exception from them (a store is unavailable) propagates, so the runner retries
-    the batch and commits nothing. Only the `INPUT_ERRORS_OWNER` group dead-letters records that
-    are wrong in themselves; every group dead-letters what fails its own projection."""
-    decoded = decode_batch(
-        stage, records, decode_record, reports_input_errors=stage == INPUT_ERRORS_OWNER
-    )
+    """Decode, admit, file and project a batch in one call (the runners split it in two, see
+    `kernel.filings`); failures become dead letters and processing continues. The admission and
+    the filer, when given, are the only stages that read or write anything; an exception from
+    them (a store is unavailable) propagates, so the caller retries the batch."""
+    decoded = decode_batch(stage, records, decode_record)
     admit_batch(decoded, admission)
     homes = filer.file([_event(item) for _, item in decoded.events]) if filer else None
     return project_batch(decoded, project, homes)

@@ -1,13 +1,15 @@
-"""The filing stage of the stream runners: which customer each touchpoint is filed under.
+"""The filer of the filing stage: which customer each touchpoint is filed under.
 
-Implements `kernel.processing.Filer` over the identity resolver. Every answer is a recorded `Filing`,
-so the `projections` and `satisfaction` consumers, a redelivered batch and a replay all get the same
-customer for an event, and the rows written under it never need rewriting: merges and splits change
-which customers a read gathers (the identity map), never where a row was filed.
+Implements `kernel.processing.Filer` over the identity resolver, for the filing stage
+(`kernel.filings`), the one consumer of the touchpoints: its answer goes on the log as the event's
+filing, which every projection and every replay reads instead of asking identity again. Every
+answer is also a recorded `Filing` in the identity store, so a touchpoint delivered to the filing
+stage again (after a crash between appending its filings and committing) gets the same customer,
+and the rows written under it never need rewriting: merges and splits change which customers a
+read gathers (the identity map), never where a row was filed.
 
-One filer serves every runner of a process. Resolution runs under its lock, and answers are kept
-in a bounded cache (a filing never changes), so the consumer that comes second reads them from
-memory instead of resolving the batch again and conflicting with the first.
+Resolution runs under a lock, and answers are kept in a bounded cache (a filing never changes),
+so a batch redelivered to the same process is answered from memory.
 """
 
 from __future__ import annotations

@@ -123,7 +123,7 @@ def create_keys(
 
 class EmbeddedDeployment:
     """`python -m cem.cli up` on a private data directory and port; `identity` is its CEM_IDENTITY
-    (`cem replay` files events the same way)."""
+    (`cem replay` reads the filings, so it rebuilds under the same customers without it)."""
 
     name = "embedded"
 

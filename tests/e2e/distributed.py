@@ -28,7 +28,7 @@ from psycopg import sql
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse
 from cem.adapters.kafka_log import KafkaLog
 from cem.serving import free_port, stop_processes
-from kernel.ports import TOUCHPOINTS_TOPIC, LogUnavailable
+from kernel.ports import FILINGS_TOPIC, TOUCHPOINTS_TOPIC, LogUnavailable
 from tests.e2e.deployments import (
     TENANT_A,
     TENANT_B,
@@ -41,7 +41,13 @@ from tests.e2e.deployments import (
 
 PARTITIONS = 4
 HTTP_SERVICES = ("ingest", "query-api")
-WORKERS = ("projections", "satisfaction")  # each one's consumer group is its name
+WORKERS = ("filing", "projections", "satisfaction")  # each one's consumer group is its name
+# What each worker group reads: the filing stage the touchpoints, the projections its filings.
+SOURCE_TOPIC = {
+    "filing": TOUCHPOINTS_TOPIC,
+    "projections": FILINGS_TOPIC,
+    "satisfaction": FILINGS_TOPIC,
+}
 START_WITHIN_S = 180.0
 
 
@@ -165,10 +171,10 @@ class DistributedDeployment:
         """Records on the topic that a worker group has not committed yet, per group."""
         if self._log is None:
             self._log = KafkaLog(self.kafka_bootstrap, partitions=PARTITIONS)
-        ends = self._log.end_offsets(TOUCHPOINTS_TOPIC)
         lag = {}
-        for group in WORKERS:
-            committed = self._log.committed(TOUCHPOINTS_TOPIC, group)
+        for group in WORKERS:  # the filing stage first: it appends before it commits
+            ends = self._log.end_offsets(SOURCE_TOPIC[group])
+            committed = self._log.committed(SOURCE_TOPIC[group], group)
             lag[group] = sum(max(0, end - committed.get(p, 0)) for p, end in ends.items())
         return lag
 

@@ -1,8 +1,9 @@
 """The faust stream workers on real Kafka and ClickHouse, run as the subprocesses they are in production.
 
-Each test has its own source topic (`CEM_SOURCE_TOPIC`), ClickHouse database (the URL's path) and
-tenant, and with identity on its own PostgreSQL schema for the identity store; the consumer group is
-the projection's name, as in production. Events are published the
+Each test has its own source and filings topics (`CEM_SOURCE_TOPIC`, `CEM_FILINGS_TOPIC`),
+ClickHouse database (the URL's path) and tenant, and with identity on its own PostgreSQL schema for
+the identity store; the consumer group is the stage's name, as in production: the filing app files
+the touchpoints onto the filings topic, the projection apps read the filings. Events are published the
 way the HTTP ingest publishes them (`accept`, `encode`, key `tenant/customer`, headers, sealed with
 the platform's key from PostgreSQL), and read back deduplicated, the way the query API reads them.
 Every wait is bounded.
@@ -56,8 +57,10 @@ pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.postgres, p
 REPO = Path(__file__).resolve().parents[2]
 PARTITIONS = 4
 GROUP = "projections"
+FILING = "filing"
 WAIT_S = 90.0
 POISON = "poison pill"
+FILING_WORKER = "from cem.workers import run_filing; run_filing()"
 PROJECTIONS_WORKER = "from cem.workers import run_projections; run_projections()"
 SATISFACTION_WORKER = "from cem.workers import run_satisfaction; run_satisfaction()"
 POISONED_WORKER = "from tests.integration.test_faust_workers import run_poisoned; run_poisoned()"
@@ -84,6 +87,7 @@ def run_poisoned() -> None:
 class Target:
     bootstrap: str
     topic: str
+    filings: str
     clickhouse_url: str
     warehouse: ClickHouseWarehouse
     postgres_dsn: str  # the ingest's claims, which also admit records written straight to Kafka
@@ -102,6 +106,7 @@ def target(
     log = KafkaLog(kafka_bootstrap, partitions=PARTITIONS)
     try:
         log.ensure_topic(topic)
+        log.ensure_topic(f"{topic}-filings")
     finally:
         log.close()
     # The tables exist before the first poll of a test; the worker ensures them again.
@@ -113,7 +118,10 @@ def target(
         seal_key = claims.seal_key()
     finally:
         claims.close()
-    return Target(kafka_bootstrap, topic, url, clickhouse_warehouse, postgres_dsn, seal_key)
+    filings = f"{topic}-filings"
+    return Target(
+        kafka_bootstrap, topic, filings, url, clickhouse_warehouse, postgres_dsn, seal_key
+    )
 
 
 class Worker:
@@ -129,6 +137,7 @@ class Worker:
             "CEM_POSTGRES_DSN": target.postgres_dsn,
             "CEM_PARTITIONS": str(PARTITIONS),
             "CEM_SOURCE_TOPIC": target.topic,
+            "CEM_FILINGS_TOPIC": target.filings,
             "CEM_DATA_DIR": str(log_path.parent / "data"),
             "CEM_BATCH_WITHIN_S": "0.2",
             "CEM_WORKER_SESSION_TIMEOUT_S": "6",
@@ -296,35 +305,46 @@ def visible_timelines(target: Target, customers: Counter[str]) -> Counter[str]:
     return seen
 
 
+def source_of(target: Target, group: str) -> str:
+    """The topic a group reads: the filing app the touchpoints, the projection apps the filings."""
+    return target.topic if group == FILING else target.filings
+
+
 def committed(target: Target, group: str = GROUP) -> dict[int, int]:
     admin = KafkaAdminClient(bootstrap_servers=target.bootstrap)
     try:
         offsets = admin.list_group_offsets(group).get(group, {})
     finally:
         admin.close()
-    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == target.topic}
+    topic = source_of(target, group)
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
 
 
-def end_offsets(target: Target) -> dict[int, int]:
+def end_offsets(target: Target, topic: str) -> dict[int, int]:
     consumer = KafkaConsumer(bootstrap_servers=target.bootstrap)
     try:
-        tps = [TopicPartition(target.topic, p) for p in range(PARTITIONS)]
+        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
         return {tp.partition: offset for tp, offset in consumer.end_offsets(tps).items()}
     finally:
         consumer.close()
 
 
 def caught_up(target: Target, group: str = GROUP) -> bool:
-    """Every record of the topic is committed by the group (lag zero)."""
+    """Every record of the group's topic is committed by the group (lag zero); for a projection
+    app, only once the filing app has filed every touchpoint."""
+    if group != FILING and not caught_up(target, FILING):
+        return False
     done = committed(target, group)
-    return all(done.get(p, 0) >= end for p, end in end_offsets(target).items())
+    ends = end_offsets(target, source_of(target, group))
+    return all(done.get(p, 0) >= end for p, end in ends.items())
 
 
-def dead_letter_rows(target: Target) -> list[dict[str, Any]]:
+def dead_letter_rows(target: Target, topic: str | None = None) -> list[dict[str, Any]]:
+    """The dead letters of the test's touchpoints (the filing app's; `topic`: another's)."""
     return target.warehouse.select(
         """SELECT partition, offset, value_hex, reason, error FROM dead_letters
            WHERE topic = {topic:String} ORDER BY partition, offset LIMIT 1 BY partition, offset""",
-        {"topic": target.topic},
+        {"topic": topic or target.topic},
     )
 
 
@@ -342,7 +362,7 @@ def dead_letters_on_topic(target: Target, expected: int) -> list[dict[str, Any]]
         while len(found) < expected and time.monotonic() < deadline:
             for message in consumer:
                 letter = orjson.loads(message.value)
-                if letter["topic"] == target.topic:
+                if letter["topic"] in (target.topic, target.filings):
                     found.append(letter)
         return found
     finally:
@@ -357,6 +377,7 @@ def wait_ready(worker: Worker) -> None:
 def test_every_event_is_stored_once_and_bad_records_become_dead_letters_while_later_ones_flow(
     target: Target, workers: Callable[..., Worker], publisher: Publisher
 ) -> None:
+    wait_ready(workers(FILING_WORKER))
     wait_ready(workers(POISONED_WORKER))
     publisher.events(60)
     event, _ = accept(raw_event("cust-x"), target.tenant, datetime.now(UTC))
@@ -391,24 +412,34 @@ def test_every_event_is_stored_once_and_bad_records_become_dead_letters_while_la
     good = 60 + 1 + 60  # the poison event is valid, but it is not stored
 
     eventually(lambda: stored_events(target) == good, f"{good} events stored")
-    eventually(lambda: len(dead_letter_rows(target)) == 4, "four dead letters")
+    # What is wrong with the input is the filing app's dead letter, at its touchpoint's position;
+    # what the projection cannot digest is the projection app's, at its filing's.
+    eventually(lambda: len(dead_letter_rows(target)) == 3, "three dead letters of the input")
+    eventually(lambda: len(dead_letter_rows(target, target.filings)) == 1, "the poison's")
     eventually(lambda: caught_up(target), "the group committed past every record")
 
     assert timeline_rows(target) == good  # exactly once, not merely deduplicated on read
     assert sql.read_timeline(target.warehouse, target.tenant, "cust-d", limit=5) is not None
     by_position = {(row["partition"], row["offset"]): row for row in dead_letter_rows(target)}
+    [by_position["poison"]] = dead_letter_rows(target, target.filings)
     for name, (value, reason, in_error) in bad.items():
-        row = by_position[positions[name]]
+        row = by_position["poison" if value is None else positions[name]]
         assert (row["reason"], in_error in row["error"]) == (reason, True), name
         if value is not None:
             assert bytes.fromhex(row["value_hex"]) == value, name
     on_topic = dead_letters_on_topic(target, 4)
-    assert {(d["partition"], d["offset"]) for d in on_topic} == set(positions.values())
+    poison = by_position["poison"]
+    expected = {
+        *(positions[n] for n in bad if n != "poison"),
+        (poison["partition"], poison["offset"]),
+    }
+    assert {(d["partition"], d["offset"]) for d in on_topic} == expected
 
 
 def test_a_worker_killed_between_its_insert_and_its_commit_still_stores_each_event_once(
     target: Target, workers: Callable[..., Worker], publisher: Publisher
 ) -> None:
+    wait_ready(workers(FILING_WORKER))
     paused = workers(CEM_TEST_PAUSE_AFTER_WRITE_S="300")
     wait_ready(paused)
     publisher.events(80)
@@ -426,6 +457,7 @@ def test_a_worker_killed_between_its_insert_and_its_commit_still_stores_each_eve
 def test_the_satisfaction_app_reads_the_same_records_in_its_own_group(
     target: Target, workers: Callable[..., Worker], publisher: Publisher
 ) -> None:
+    wait_ready(workers(FILING_WORKER))
     wait_ready(workers(SATISFACTION_WORKER))
     wait_ready(workers())
     publisher.events(20)
@@ -450,6 +482,7 @@ def test_workers_killed_mid_stream_again_and_again_lose_and_duplicate_nothing(
 ) -> None:
     total = 9000
     publisher.events(total)
+    workers(FILING_WORKER)
     history: list[dict[int, int]] = []
     progress = 0
     for _ in range(3):
@@ -473,6 +506,7 @@ def test_two_workers_share_the_partitions_and_one_leaving_loses_nothing(
     target: Target, workers: Callable[..., Worker], publisher: Publisher
 ) -> None:
     logging.getLogger("kafka.admin").setLevel(logging.ERROR)  # it cannot parse faust's metadata
+    wait_ready(workers(FILING_WORKER))
     first = workers()
     wait_ready(first)
     stop = threading.Event()
@@ -511,7 +545,7 @@ def assignment(target: Target) -> list[set[int]]:
         return []
     held = [
         {p for a in member["member_assignment"]["assigned_partitions"] for p in a["partitions"]
-         if a["topic"] == target.topic}
+         if a["topic"] == target.filings}
         for member in group["members"]
     ]  # fmt: skip
     return [partitions for partitions in held if partitions]
@@ -529,6 +563,7 @@ def test_while_clickhouse_is_down_nothing_is_committed_and_everything_arrives_af
 ) -> None:
     # Starting a running engine is a no-op, and skips the test unless this session started it.
     engines.restart("clickhouse")
+    wait_ready(workers(FILING_WORKER, CEM_RETRY_MAX_S="1"))
     worker = workers(CEM_RETRY_MAX_S="1")
     wait_ready(worker)
     publisher.events(40)
@@ -585,8 +620,8 @@ def touch(ref: dict[str, str], channel: str, type_: str, **payload: Any) -> dict
 
 def person(i: int) -> list[dict[str, Any]]:
     """One person: an email, a call from a mobile, a survey by email, then an order carrying both
-    identifiers. Keyed by identifier, they land on different partitions, so each app meets them in
-    its own order; only the recorded filings make both file each one under the same customer."""
+    identifiers. Keyed by identifier, they land on different partitions of the touchpoints; the
+    filing app files each once, and both projection apps read that decision from its filing."""
     email, phone = {"email": f"p{i}@shop.es"}, {"phone": f"+34 6{31415926 + 7919 * i:08d}"}
     answer = {"survey_id": f"s-{i}", "kind": "csat", "score": 1 + i % 5}
     return [
@@ -617,7 +652,7 @@ def identity_worker(
 
 
 @pytest.mark.postgres
-def test_both_apps_resolving_the_same_events_side_by_side_file_each_under_one_customer(
+def test_the_filing_app_files_each_event_once_and_both_apps_project_it_under_that_customer(
     target: Target,
     workers: Callable[..., Worker],
     publisher: Publisher,
@@ -626,12 +661,12 @@ def test_both_apps_resolving_the_same_events_side_by_side_file_each_under_one_cu
     people = 120
     started = [
         identity_worker(workers, identity_store, code)
-        for code in (PROJECTIONS_WORKER, SATISFACTION_WORKER)
+        for code in (FILING_WORKER, PROJECTIONS_WORKER, SATISFACTION_WORKER)
     ]
     for worker in started:
         wait_ready(worker)
     sent = [person(i) for i in range(people)]
-    publisher.raws([raw for events in sent for raw in events])  # both apps take it at once
+    publisher.raws([raw for events in sent for raw in events])
 
     total = 4 * people
     for group in ("projections", "satisfaction"):
@@ -653,6 +688,45 @@ def test_both_apps_resolving_the_same_events_side_by_side_file_each_under_one_cu
         resolver.close()
     for worker in started:
         assert "filing a batch failed" not in worker.log()  # conflicts retry inside identity
+    live = live_tables(target.warehouse, target.tenant)
+    assert replayed_tables(target) == live  # the log alone rebuilds them, merges included
+
+
+REPLAYED = ("customer_timeline", "survey_responses", "stream_arrivals", "customer_identifiers")
+
+
+def live_tables(warehouse: ClickHouseWarehouse, tenant: str) -> dict[str, list[str]]:
+    """The tenant's rows of the tables a replay rebuilds, distinct (a redelivery may have
+    inserted a row twice)."""
+    query = "SELECT * FROM {} WHERE tenant_id = {{t:String}}"
+    return {
+        table: sorted({orjson.dumps(row, option=orjson.OPT_SORT_KEYS, default=str).decode()
+                       for row in warehouse.select(query.format(table), {"t": tenant})})
+        for table in REPLAYED
+    }  # fmt: skip
+
+
+def replayed_tables(target: Target) -> dict[str, list[str]]:
+    """`cem replay` of the test's filings topic into a fresh database: no identity store."""
+    from cem.bootstrap import default_projections
+    from cem.faust_worker import WorkerSettings
+    from cem.replay import replay_distributed
+
+    into = f"{target.warehouse.database}_replay"
+    settings = WorkerSettings(
+        kafka_bootstrap=target.bootstrap,
+        clickhouse_url=target.clickhouse_url,
+        postgres_dsn=target.postgres_dsn,
+        partitions=PARTITIONS,
+        filings_topic=target.filings,
+    )
+    assert replay_distributed(settings, into, default_projections()) > 0
+    rebuilt = ClickHouseWarehouse(target.clickhouse_url, into)
+    try:
+        return live_tables(rebuilt, target.tenant)
+    finally:
+        rebuilt.drop_database()
+        rebuilt.close()
 
 
 @pytest.mark.postgres
@@ -664,17 +738,18 @@ def test_while_postgresql_is_down_nothing_is_filed_committed_or_dead_lettered(
     identity_store: IdentityStore,
 ) -> None:
     engines.restart("postgres")  # skips unless this session started PostgreSQL, as for ClickHouse
-    worker = identity_worker(workers, identity_store, PROJECTIONS_WORKER, CEM_RETRY_MAX_S="1")
+    worker = identity_worker(workers, identity_store, FILING_WORKER, CEM_RETRY_MAX_S="1")
     wait_ready(worker)
+    wait_ready(workers())  # the projections never open the identity store
     publisher.events(40)
     eventually(lambda: caught_up(target), "the first 40 committed")
     time.sleep(1.5)  # the throwaway server commits asynchronously: let its last commits settle
     engines.kill("postgres")
     try:
-        before = committed(target)
+        before = committed(target, FILING)
         publisher.events(40)
         eventually(lambda: worker.log().count("filing a batch failed") >= 3, "retries")
-        assert committed(target) == before  # the batch waits for identity, unacked
+        assert committed(target, FILING) == before  # the batch waits for identity, unacked
         assert stored_events(target) == 40
     finally:
         engines.restart("postgres")
@@ -718,7 +793,7 @@ def publish_as_the_ingest(target: Target, raw: dict[str, Any]) -> None:
 def test_straight_to_kafka_records_follow_the_ingests_idempotency_and_tenant_rules(
     target: Target, workers: Callable[..., Worker], publisher: Publisher
 ) -> None:
-    for code in (PROJECTIONS_WORKER, SATISFACTION_WORKER):
+    for code in (FILING_WORKER, PROJECTIONS_WORKER, SATISFACTION_WORKER):
         wait_ready(workers(code))
     header = [("tenant_id", target.tenant.encode())]
     answer = {"survey_id": "s-1", "kind": "csat", "score": 5}

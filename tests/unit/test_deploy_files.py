@@ -31,9 +31,15 @@ DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
 K8S = ROOT / "deploy" / "k8s"
 # Each service and the port it listens on inside the container (HTTP, or the workers' health endpoint).
-PORTS = {"ingest": 8000, "query-api": 8000, "projections": 8001, "satisfaction": 8001}
+PORTS = {
+    "ingest": 8000,
+    "query-api": 8000,
+    "filing": 8001,
+    "projections": 8001,
+    "satisfaction": 8001,
+}
 HTTP_SERVICES = ("ingest", "query-api")
-WORKERS = ("projections", "satisfaction")
+WORKERS = ("filing", "projections", "satisfaction")
 ENGINES = ("kafka", "clickhouse", "postgres")
 PORT_FLAG = {8000: "--port", 8001: "--health-port"}
 
@@ -336,8 +342,9 @@ def test_compose_settings_exist_and_validate(
             build_every_settings_class(env_of(compose["services"][name]), patch)
 
 
-# Services that read CEM_IDENTITY: the workers file events with it, the query API reads through it.
-IDENTITY_READERS = ("query-api", *WORKERS)
+# Services that read CEM_IDENTITY: the filing worker files events with it, the query API reads
+# through it.
+IDENTITY_READERS = ("query-api", "filing")
 
 
 def settings_under(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> CoreSettings:

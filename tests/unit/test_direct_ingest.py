@@ -11,10 +11,11 @@ import pytest
 
 from cem.direct_ingest import DIRECT_SOURCE, RecordDecoder, TimedConsumed
 from cem.record_seal import SEAL_HEADER, sealed
+from kernel.filings import file_batch, project_filings
 from kernel.ports import Consumed, PublishStatus, Record
 from kernel.processing import Unadmitted, process_batch
 from schemas.envelope import Event
-from schemas.validate import InvalidEvent, accept, encode
+from schemas.validate import InvalidEvent, accept, decode, encode
 from services.ingest.batch import to_outgoing
 from services.projections.projection import ProjectionsProjection
 
@@ -225,15 +226,27 @@ def test_the_same_event_over_http_and_straight_to_kafka_has_one_identity() -> No
     ]
 
 
-def test_only_the_projections_group_dead_letters_a_record_that_is_wrong_in_itself() -> None:
-    records = [direct(b"\x00garbage"), direct(raw_event(payload={"kind": "csat", "score": 11}))]
-    seen = {
-        group: process_batch(group, records, ProjectionsProjection().rows, decode_record)
-        for group in ("projections", "satisfaction")
-    }
-    assert len(seen["projections"].dead_letters) == 2
-    assert seen["satisfaction"].dead_letters == []
-    assert seen["satisfaction"].next_offsets == {3: 43}  # read past, all the same
+def test_the_filing_stage_dead_letters_a_record_wrong_in_itself_and_files_the_rest() -> None:
+    good = raw_event()
+    records = [
+        direct(b"\x00garbage"),
+        direct(raw_event(payload={"kind": "csat", "score": 11})),
+        direct(good),
+    ]
+    batch = file_batch(records, None, decode_record)
+    assert [(d.stage, d.reason) for d in batch.dead_letters] == [("filing", "undecodable")] * 2
+    assert batch.next_offsets == {3: 43}  # read past, all the same
+    # The producer's event is filed in the ingest's stored form, under its customer key.
+    [filing] = batch.filings
+    assert decode(filing.value).event_id == uuid.UUID(good["event_id"])
+    assert dict(filing.headers)["cem-customer-id"] == b"cust-1"
+    rows = project_filings("satisfaction", [consumed(filing)], ProjectionsProjection().rows)
+    assert rows.dead_letters == []
+    assert [r["customer_id"] for r in rows.rows["customer_timeline"]] == ["cust-1"]
+
+
+def consumed(filing: Record, offset: int = 0) -> Consumed:
+    return Consumed("filings", 0, offset, filing.key, filing.value, filing.headers)
 
 
 def test_a_dead_letter_keeps_the_record_headers_with_their_values() -> None:
@@ -277,7 +290,7 @@ def at(rec: TimedConsumed, offset: int) -> TimedConsumed:
     )
 
 
-def test_a_direct_repeat_is_kept_out_and_another_body_is_a_conflict_for_every_group() -> None:
+def test_a_direct_repeat_is_kept_out_and_another_body_is_a_conflict_on_every_filing() -> None:
     raw = raw_event()
     original = at(direct(raw), 1)
     repeat, other = (
@@ -285,15 +298,11 @@ def test_a_direct_repeat_is_kept_out_and_another_body_is_a_conflict_for_every_gr
         at(direct({**raw, "payload": {**raw["payload"], "score": 1}}), 3),
     )
     admission = FirstClaimWins()
-    for group in ("projections", "satisfaction", "projections"):  # the last: a replay
-        result = process_batch(
-            group, [original, repeat, other], ProjectionsProjection().rows, decode_record,
-            admission=admission,
-        )  # fmt: skip
-        [row] = result.rows["customer_timeline"]
-        assert row["event_id"] == raw["event_id"]
-        reasons = [(d.offset, d.reason) for d in result.dead_letters]
-        assert reasons == ([(3, "conflict")] if group == "projections" else [])
+    for _ in range(2):  # the second: a redelivery of the batch
+        batch = file_batch([original, repeat, other], None, decode_record, admission)
+        [filing] = batch.filings
+        assert decode(filing.value).event_id == uuid.UUID(raw["event_id"])
+        assert [(d.offset, d.reason) for d in batch.dead_letters] == [(3, "conflict")]
 
 
 def test_the_ingests_sealed_records_are_not_judged_again() -> None:

@@ -12,8 +12,18 @@ from typing import Any
 
 import pytest
 
+from kernel.decoding import SharedDecoder
+from kernel.filings import (
+    CUSTOMER_HEADER,
+    FILING_STAGE,
+    SOURCE_OFFSET_HEADER,
+    SOURCE_PARTITION_HEADER,
+    file_batch,
+    project_filings,
+    through_touchpoints,
+)
 from kernel.ports import Consumed
-from kernel.processing import Unfiled, process_batch
+from kernel.processing import Unfiled, decode_batch, process_batch
 from schemas.envelope import CustomerRef, Event
 from schemas.validate import accept, encode
 from services.identity import (
@@ -287,3 +297,52 @@ def test_a_customer_key_names_the_identifier_it_was_made_from(
     key: str, expected: tuple[str, str]
 ) -> None:
     assert key_lookup(key) == expected
+
+
+# --- the filing stage on the log -----------------------------------------------------------------
+def test_the_filing_stage_puts_each_events_bytes_and_customer_on_the_log() -> None:
+    viewed, answered = event({"email": "ana@shop.es"}), event({"phone": "+34612345678"}, 1)
+    batch = records([viewed, b"\x00garbage", answered])
+    filed = file_batch(batch, FixedFiler(["c-7", Unfiled("identity resolution failed: boom")]))
+    [filing] = filed.filings
+    assert filing.value == batch[0].value  # the touchpoint's bytes, unchanged
+    assert filing.key == b"acme/c-7"  # keyed by customer: one customer's filings keep an order
+    assert dict(filing.headers) == {
+        CUSTOMER_HEADER: b"c-7",
+        SOURCE_PARTITION_HEADER: b"0",
+        SOURCE_OFFSET_HEADER: b"0",
+    }
+    assert [(d.stage, d.offset, d.reason) for d in filed.dead_letters] == [
+        (FILING_STAGE, 1, "undecodable"),
+        (FILING_STAGE, 2, "unfiled"),
+    ]
+    assert filed.next_offsets == {0: 3}
+
+
+def test_without_a_filer_the_filing_stage_files_under_the_customer_key() -> None:
+    [filing] = file_batch(records([event({"email": "Ana@Shop.es"})]), None).filings
+    assert dict(filing.headers)[CUSTOMER_HEADER] == b"email:ana@shop.es"
+
+
+def test_projections_take_the_customer_from_the_filing_and_never_ask_identity() -> None:
+    answered = event({"email": "ana@shop.es"}, type="survey.answered", channel="survey",
+                     payload={"kind": "csat", "score": 2})  # fmt: skip
+    [filing] = file_batch(records([answered]), FixedFiler(["c-7"])).filings
+    read = Consumed("filings", 4, 9, filing.key, filing.value, filing.headers)
+    headless = Consumed("filings", 4, 10, filing.key, filing.value)
+    for project in (ProjectionsProjection().rows, SatisfactionProjection().rows):
+        result = project_filings("any", [read, headless], project)
+        assert {r["customer_id"] for rows in result.rows.values() for r in rows} == {"c-7"}
+        assert [(d.offset, d.reason) for d in result.dead_letters] == [(10, "unfiled")]
+    timeline = project_filings("projections", [read], ProjectionsProjection().rows)
+    [arrival] = timeline.rows["stream_arrivals"]
+    assert (arrival["log_partition"], arrival["log_offset"]) == (4, 9)  # the filing's position
+
+
+def test_a_filing_decodes_through_the_cache_its_touchpoint_was_decoded_into() -> None:
+    decoder = SharedDecoder()
+    batch = records([event({"email": "ana@shop.es"})])
+    [(_, decoded)] = decode_batch(FILING_STAGE, batch, decoder).events
+    [filing] = file_batch(batch, None, decoder).filings
+    read = Consumed("filings", 5, 0, filing.key, filing.value, filing.headers)
+    assert through_touchpoints(decoder, "touchpoints")(read) is decoded
