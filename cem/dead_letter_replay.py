@@ -32,6 +32,7 @@ from cem.direct_ingest import (
     headers_of,
     is_stored_form,
 )
+from kernel.filings import CUSTOMER_HEADER
 from kernel.ports import TOUCHPOINTS_TOPIC, Consumed, EventLog, Publisher, Record, Warehouse
 from kernel.processing import to_micros
 from kernel.settings import IngestSettings
@@ -78,15 +79,28 @@ def _record(row: dict[str, Any], tenant_id: str | None) -> Record | None:
     return Record(str(row["key"]).encode(), value, headers)
 
 
+def _topic(row: dict[str, Any], record: Record) -> str:
+    """Where a letter goes back: a filing (it names its customer) to the filings topic it came
+    from, so only the projections see it again; anything else to `touchpoints`, to be filed."""
+    if any(name == CUSTOMER_HEADER for name, _ in record.headers):
+        return str(row["topic"])
+    return TOUCHPOINTS_TOPIC
+
+
 def replay_consumer_letters(
     rows: Sequence[dict[str, Any]], log: EventLog, tenant_id: str | None = None
 ) -> ReplayReport:
     report = ReplayReport()
-    records = [_record(row, tenant_id) for row in rows]
-    ready = [r for r in records if r is not None]
-    if ready:
-        log.append(TOUCHPOINTS_TOPIC, ready)
-    report.restored, report.still_failing = len(ready), len(records) - len(ready)
+    by_topic: dict[str, list[Record]] = {}
+    for row in rows:
+        record = _record(row, tenant_id)
+        if record is None:
+            report.still_failing += 1
+            continue
+        by_topic.setdefault(_topic(row, record), []).append(record)
+        report.restored += 1
+    for topic, records in by_topic.items():
+        log.append(topic, records)
     return report
 
 

@@ -10,7 +10,8 @@ from typing import Any
 
 from cem.adapters.memory_log import MemoryLog
 from cem.dead_letter_replay import replay_consumer_letters
-from kernel.ports import TOUCHPOINTS_TOPIC
+from kernel.filings import CUSTOMER_HEADER
+from kernel.ports import FILINGS_TOPIC, TOUCHPOINTS_TOPIC
 from kernel.processing import DeadLetter
 from schemas.validate import accept, encode
 from tests.events import survey_answer
@@ -92,3 +93,14 @@ def test_a_stored_record_whose_kept_tenant_header_disagrees_stays_failing() -> N
     log = MemoryLog(partitions=2)
     report = replay_consumer_letters([row(stored("acme"), headers=(("tenant_id", b"evil"),))], log)
     assert (report.restored, report.still_failing) == (0, 1)
+
+
+def test_a_filing_goes_back_to_the_filings_topic_with_its_customer() -> None:
+    log, value = MemoryLog(partitions=2), stored("acme")
+    headers = ((CUSTOMER_HEADER, b"cust-9"), ("cem-source-offset", b"3"))
+    letter = row(value, headers=headers) | {"topic": FILINGS_TOPIC}
+    report = replay_consumer_letters([letter, row(stored("acme"))], log)
+    assert (report.restored, report.still_failing) == (2, 0)
+    [filing] = log.poll(FILINGS_TOPIC, "reader", 100, 0)
+    assert (filing.value, filing.headers) == (value, headers)
+    assert len(read_all(log)) == 1  # the letter without a customer goes to be filed
