@@ -84,10 +84,14 @@ class IdentityResolver(Application[UUID]):
         store: IdentityStore,
         rules: IdentityRules | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
+        fast_path: bool = True,
     ) -> None:
         """A resolver on `store` (an adapter the composition root picks), keeping up to
-        `cache_size` aggregates in memory between commands (0: none)."""
+        `cache_size` aggregates in memory between commands (0: none). `fast_path`: touchpoints
+        that change nothing skip the policy's full decision (`known.quiet_home`; the same
+        answers, which tests check by turning it off)."""
         self.rules = rules or IdentityRules()
+        self.fast_path = fast_path
         self.store = store
         super().__init__(env=store.persistence_env())
         self.identity_map = IdentityMap(self.recorder, self.mapper)
@@ -154,7 +158,7 @@ class IdentityResolver(Application[UUID]):
                 names=[p.name for _, _, p in work if p.name],
                 touchpoints=seen,
             )
-            return [resolve_in(state, n, e, rules, p) for n, e, p in work]
+            return [resolve_in(state, n, e, rules, p, self.fast_path) for n, e, p in work]
 
         # Resolving registers what it needs, so a customer it cannot find was being written by
         # another replica while this attempt read (an index entry seen before its aggregate):
