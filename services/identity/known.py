@@ -2,32 +2,37 @@
 holds already, and which changes nothing under the rules, is filed under that customer without
 the policy's full decision.
 
-Most touchpoints of a known customer are such. `quiet_home` answers only when it can show, from
-the claims and the group alone, that `policy.decide` would return a decision registering,
-linking, merging, proposing, saturating, splitting, reassigning and confirming nothing, and names
-the home `decide` would choose; otherwise it answers None and the touchpoint takes the full path.
-Why each condition suffices is said beside it, in terms of `policy.decide`'s steps.
+Most touchpoints of a known customer are such. `quiet_decision` answers only when it can show,
+from the claims and the group alone, that `policy.decide` would return a decision registering,
+linking, merging, proposing, saturating, splitting and reassigning nothing; it names the home
+`decide` would choose and the confirmations of mobiles in use `decide` would record. Otherwise it
+answers None and the touchpoint takes the full path. Why each condition suffices is said beside
+it, in terms of `policy.decide`'s steps.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from services.identity.normalise import Normalised
 from services.identity.policy import (
     CONFIRM_EVERY_MICROS,
-    DAY_MICROS,
     Claim,
+    Decision,
+    Situation,
+    dormant,
     rank,
     unique_conflicts,
 )
-from services.identity.rules import TenantRules
+from services.identity.rules import Identifier, TenantRules
 from services.identity.state import IdentityState
 
 
-def quiet_home(
+def quiet_decision(
     state: IdentityState, normalised: Normalised, at: int, rules: TenantRules
-) -> str | None:
-    """The customer `decide` would file this touchpoint (that happened `at`) under while changing
-    nothing, or None when the full decision is needed (or might change something)."""
+) -> Decision | None:
+    """The decision `decide` would make for this touchpoint (that happened `at`) when it changes
+    nothing but the confirmation of mobiles in use, or None when the full decision is needed."""
     if not normalised.identifiers:
         return None  # nothing usable: `decide` registers a one-off customer
     claims = [state.claim(i) for i in normalised.identifiers]
@@ -49,22 +54,31 @@ def quiet_home(
     event_ids = [c.identifier for c in claims]
     if unique_conflicts(event_ids, group.identifiers, rules):
         return None  # `_choose_home` passes over the group: whatever happens then is not quiet
-    if not all(_nothing_to_confirm(c, at, rules) for c in claims):
+    # Not dormant, so not stale: `_choose_home` and `_link` treat every claim as current, and a
+    # mobile still extends (read only for merges and new identifiers: none here).
+    when = Situation(claims=(), groups={}, new_customer_id="", at=at)
+    if any(dormant(c, when, rules) for c in claims):
         return None
-    return _home(state, rank(claims, rules), rules)
+    ranked = rank(claims, rules)
+    home = _home(state, ranked, rules)
+    if home is None:
+        return None
+    return Decision(home_id=home, register=False, confirm=tuple(_confirmations(ranked, at, rules)))
 
 
-def _nothing_to_confirm(claim: Claim, at: int, rules: TenantRules) -> bool:
-    """A reassignable identifier (a mobile) every holder confirmed within the last week and within
-    its `reassign_after_days`: `_confirm` records nothing, and it is not dormant, so not stale
-    either, and still extends. Time plays no part for other kinds, nor when `at` is unknown."""
-    days = rules.rule_for(claim.identifier).reassign_after_days
-    if not (at and days):
-        return True
-    since = min(at - CONFIRM_EVERY_MICROS, at - days * DAY_MICROS)
-    return all(claim.confirmed.get(h, -1) >= since for h in claim.holders) and all(
-        claim.confirmed[h] + CONFIRM_EVERY_MICROS > at for h in claim.holders
-    )
+def _confirmations(
+    ranked: list[Claim], at: int, rules: TenantRules
+) -> Iterator[tuple[Identifier, str]]:
+    """`_confirm`'s: every holder (all members of the home's group) of a reassignable identifier
+    whose use was last recorded a week or more ago. None when `at` is unknown."""
+    if not at:
+        return
+    for claim in ranked:
+        if not rules.rule_for(claim.identifier).reassign_after_days:
+            continue
+        for holder in claim.holders:
+            if claim.confirmed.get(holder, 0) + CONFIRM_EVERY_MICROS <= at:
+                yield claim.identifier, holder
 
 
 def _home(state: IdentityState, ranked: list[Claim], rules: TenantRules) -> str | None:

@@ -88,7 +88,7 @@ class IdentityResolver(Application[UUID]):
     ) -> None:
         """A resolver on `store` (an adapter the composition root picks), keeping up to
         `cache_size` aggregates in memory between commands (0: none). `fast_path`: touchpoints
-        that change nothing skip the policy's full decision (`known.quiet_home`; the same
+        that change nothing skip the policy's full decision (`known.quiet_decision`; the same
         answers, which tests check by turning it off)."""
         self.rules = rules or IdentityRules()
         self.fast_path = fast_path

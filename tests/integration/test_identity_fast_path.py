@@ -59,15 +59,15 @@ def resolve_all(
 def quiet_answers(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The homes the fast path answered with, to show it was taken."""
     answered: list[str] = []
-    quiet_home = resolution.quiet_home
+    quiet_decision = resolution.quiet_decision
 
-    def counted(*args: Any) -> str | None:
-        home = quiet_home(*args)
-        if home is not None:
-            answered.append(home)
-        return home
+    def counted(*args: Any) -> Any:
+        decision = quiet_decision(*args)
+        if decision is not None:
+            answered.append(decision.home_id)
+        return decision
 
-    monkeypatch.setattr(resolution, "quiet_home", counted)
+    monkeypatch.setattr(resolution, "quiet_decision", counted)
     return answered
 
 

@@ -14,8 +14,6 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("schemas", "kernel", "services", "cem", "bench")
 # The client libraries of the engines (and eventsourcing's persistence modules built on them).
