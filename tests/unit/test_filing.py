@@ -134,13 +134,13 @@ def registrations(identity: IdentityResolver) -> int:
 def test_two_processes_filing_the_same_events_at_once_agree(tmp_path: Path) -> None:
     # The projections and satisfaction workers of two processes, each with its own resolver (and
     # aggregate cache) on one store, filing one stream in small chunks at the same time.
-    env = SqliteIdentityStore(tmp_path / "identity.sqlite")
+    store = SqliteIdentityStore(tmp_path / "identity.sqlite")
     rules = IdentityRules(default=TenantRules(phone_region="ES"))
     people = [
         {"email": f"p{i % 9}@shop.es", "phone": f"+34 612 00 00 {i % 5:02d}"} for i in range(90)
     ]
     events = [event(customer, i) for i, customer in enumerate(people)]
-    resolvers = [IdentityResolver(env, rules) for _ in range(2)]
+    resolvers = [IdentityResolver(store, rules) for _ in range(2)]
     answers: list[list[str | Unfiled]] = [[], []]
     barrier = threading.Barrier(2)
 
@@ -157,7 +157,7 @@ def test_two_processes_filing_the_same_events_at_once_agree(tmp_path: Path) -> N
         assert answers[0] == answers[1] and len(answers[0]) == len(events)
         # A third consumer, later, reads the same filings; one consumer alone decides the same
         # and registers as many customers: none was created twice.
-        assert IdentityFiler(IdentityResolver(env, rules)).file(events) == answers[0]
+        assert IdentityFiler(IdentityResolver(store, rules)).file(events) == answers[0]
         alone = IdentityResolver(SqliteIdentityStore(tmp_path / "alone.sqlite"), rules)
         assert IdentityFiler(alone, chunk=10).file(events) == answers[0]
         assert registrations(resolvers[0]) == registrations(alone) > 0
