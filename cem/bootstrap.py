@@ -18,6 +18,7 @@ from cem.adapters.sqlite_channels import SqliteChannelStore
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import SqliteLog, SqlitePublisher
 from cem.adapters.sqlite_users import SqliteUserStore
+from cem.identity import build_identity
 from cem.runner import Runner, ensure_tables, filing_runner, projection_runner
 from kernel import api_errors, readiness, web_security
 from kernel.access_audit import audit_probe
@@ -43,7 +44,7 @@ from kernel.secrets import SecretBox, platform_key
 from kernel.settings import CoreSettings, IngestSettings
 from services.identity.filing import IdentityFiler
 from services.identity.resolver import IdentityResolver
-from services.identity.store import IdentitySettings, build_identity
+from services.identity.settings import IdentitySettings
 from services.projections.projection import ProjectionsProjection
 from services.satisfaction.projection import SatisfactionProjection
 

@@ -151,7 +151,8 @@ def identity_on_postgres(settings: CoreSettings) -> IdentityResolver:
     CEM_POSTGRES_DSN, whatever CEM_MODE says, since every replica of every service must share it.
     Settings only identity has (CEM_IDENTITY_POSTGRES_SCHEMA, CEM_IDENTITY_RULES_FILE, ...) come
     from `settings` when it has them, else from the environment."""
-    from services.identity.store import IdentitySettings, build_identity
+    from cem.identity import build_identity
+    from services.identity.settings import IdentitySettings
 
     values = {**settings.model_dump(), "mode": "distributed"}
     return build_identity(IdentitySettings(**values))

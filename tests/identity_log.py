@@ -15,8 +15,10 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from cem.adapters.postgres_identity_store import PostgresIdentityStore
+from cem.adapters.sqlite_identity_store import SqliteIdentityStore
 from schemas.envelope import CustomerRef, Event
-from services.identity import IdentityResolver, IdentityRules, postgres_env, sqlite_env
+from services.identity import IdentityResolver, IdentityRules
 from services.identity.filing import IdentityFiler
 
 TENANT = "acme"
@@ -96,9 +98,9 @@ def log(seed: int) -> list[Event]:
 def resolver(store: str) -> IdentityResolver:
     engine, _, target = store.partition(":")
     if engine == "sqlite":
-        return IdentityResolver(sqlite_env(target), IdentityRules())
+        return IdentityResolver(SqliteIdentityStore(target), IdentityRules())
     dsn, _, schema = target.partition("|")
-    return IdentityResolver(postgres_env(dsn, schema), IdentityRules())
+    return IdentityResolver(PostgresIdentityStore(dsn, schema), IdentityRules())
 
 
 def filings(store: str, batch: int, seed: int) -> dict[str, list[str]]:

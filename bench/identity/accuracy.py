@@ -24,13 +24,14 @@ from bench.identity.population import Touch, generate
 from bench.identity.scoring import evidence_components, scores
 from bench.identity.spelling import PLACEHOLDER
 from cem.bootstrap import embedded_identity
+from cem.identity import build_identity
 from kernel.processing import Unfiled
 from kernel.settings import IngestSettings
 from schemas.validate import decode
 from services.identity.filing import IdentityFiler
 from services.identity.resolver import IdentityResolver
 from services.identity.rules import IdentityRules
-from services.identity.store import IdentitySettings, build_identity
+from services.identity.settings import IdentitySettings
 from services.ingest.batch import prepare
 
 TENANT = "bench"

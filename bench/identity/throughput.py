@@ -31,10 +31,13 @@ from typing import Any
 from eventsourcing.persistence import Notification
 
 from bench.identity.workload import population, touched_at
+from cem.adapters.postgres_identity_store import PostgresIdentityStore
+from cem.adapters.sqlite_identity_store import SqliteIdentityStore
 from services.identity.filing import CHUNK
+from services.identity.ports import IdentityStore
 from services.identity.resolver import IdentityResolver
 from services.identity.rules import IdentityRules, TenantRules
-from services.identity.store import CACHE_SIZE_KEY, DEFAULT_CACHE_SIZE, postgres_env, sqlite_env
+from services.identity.state import DEFAULT_CACHE_SIZE
 
 TENANT = "bench"
 # The workload's numbers are Spanish; every other rule is the product default.
@@ -155,17 +158,17 @@ def raw_postgres(dsn: str, schema: str, chunks: list[list[Notification]]) -> flo
 
 
 @contextmanager
-def sqlite_file() -> Iterator[tuple[dict[str, str], Callable[[list[list[Notification]]], float]]]:
+def sqlite_file() -> Iterator[tuple[IdentityStore, Callable[[list[list[Notification]]], float]]]:
     with tempfile.TemporaryDirectory(prefix="cem-identity-bench-") as directory:
         path = Path(directory)
         scratch = str(path / f"raw-{uuid.uuid4().hex}.sqlite")
-        yield sqlite_env(path / "identity.sqlite"), lambda c: raw_sqlite(scratch, c)
+        yield SqliteIdentityStore(path / "identity.sqlite"), lambda c: raw_sqlite(scratch, c)
 
 
 @contextmanager
-def sqlite_memory() -> Iterator[tuple[dict[str, str], Callable[[list[list[Notification]]], float]]]:
+def sqlite_memory() -> Iterator[tuple[IdentityStore, Callable[[list[list[Notification]]], float]]]:
     yield (
-        sqlite_env(f"file:bench-{uuid.uuid4().hex}?mode=memory&cache=shared"),
+        SqliteIdentityStore(f"file:bench-{uuid.uuid4().hex}?mode=memory&cache=shared"),
         lambda c: raw_sqlite(":memory:", c),
     )
 
@@ -173,14 +176,14 @@ def sqlite_memory() -> Iterator[tuple[dict[str, str], Callable[[list[list[Notifi
 @contextmanager
 def postgres(
     dsn: str,
-) -> Iterator[tuple[dict[str, str], Callable[[list[list[Notification]]], float]]]:
+) -> Iterator[tuple[IdentityStore, Callable[[list[list[Notification]]], float]]]:
     import psycopg
 
     schema = f"identity_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
     try:
-        yield postgres_env(dsn, schema), lambda c: raw_postgres(dsn, schema, c)
+        yield PostgresIdentityStore(dsn, schema), lambda c: raw_postgres(dsn, schema, c)
     finally:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
@@ -205,8 +208,8 @@ def measure(
 ) -> list[Run]:
     runs = []
     for cache_size in cache_sizes:
-        with store() as (env, raw_insert):
-            resolver = IdentityResolver(env | {CACHE_SIZE_KEY: str(cache_size)}, BENCH_RULES)
+        with store() as (identity_store, raw_insert):
+            resolver = IdentityResolver(identity_store, BENCH_RULES, cache_size=cache_size)
             try:
                 wall, cpu, digest, ends = resolve_all(resolver, work, chunk)
                 chunks = recorded(resolver, ends)

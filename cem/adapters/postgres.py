@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.sql import SQL, Composed, Identifier
 from psycopg_pool import ConnectionPool
 
 from kernel.ports import LogUnavailable
@@ -36,6 +37,18 @@ def describe(dsn: str) -> str:
     except psycopg.ProgrammingError:
         return "PostgreSQL (unparsable DSN)"
     return f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
+
+
+def conninfo_parts(dsn: str) -> dict[str, str]:
+    """A libpq connection string or URL as its keys (dbname, host, port, user, password ...)."""
+    return {k: str(v) for k, v in conninfo_to_dict(dsn).items() if v is not None}
+
+
+def compose_sql(template: str, *, fragments: dict[str, str], names: dict[str, str]) -> Composed:
+    """A statement with `{key}` placeholders filled: `fragments` as SQL the code chose (a type
+    name), `names` quoted as identifiers (schemas, tables); values stay `%s` parameters."""
+    parts = {k: SQL(v) for k, v in fragments.items()} | {k: Identifier(v) for k, v in names.items()}
+    return SQL(template).format(**parts)  # type: ignore[arg-type]
 
 
 class PostgresPool:

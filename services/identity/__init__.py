@@ -1,8 +1,8 @@
 """Event-sourced customer identity: resolution rules, reversible merges and splits, identity map.
 
 How it is wired:
-- composition roots: `build_identity(IdentitySettings())` (SQLite in the data dir when embedded,
-  PostgreSQL when distributed); the HTTP app gets `app.state.identity` and includes
+- composition roots: `cem.identity.build_identity(IdentitySettings())` (the store adapter of the
+  mode: SQLite in the data dir when embedded, PostgreSQL when distributed); the HTTP app gets `app.state.identity` and includes
   `services.identity.router.router` before the customers router.
 - stream runners: `filing.IdentityFiler` is the `kernel.processing.Filer` stage between decoding and
   projecting: every touchpoint is filed under `resolve_batch(...)[i].home_id`, recorded as a
@@ -34,9 +34,10 @@ from services.identity.models import (
     ResolvedCustomer,
     SplitOutcome,
 )
+from services.identity.ports import IdentityStore
 from services.identity.resolver import IdentityResolver
 from services.identity.rules import Identifier, IdentityRules, KindRule, TenantRules
-from services.identity.store import IdentitySettings, build_identity, postgres_env, sqlite_env
+from services.identity.settings import IdentitySettings, load_rules
 
 __all__ = [
     "AmbiguousCustomer",
@@ -62,7 +63,6 @@ __all__ = [
     "SplitOutcome",
     "SplitRefused",
     "TenantRules",
-    "build_identity",
-    "postgres_env",
-    "sqlite_env",
+    "IdentityStore",
+    "load_rules",
 ]

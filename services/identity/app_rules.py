@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.identity.rules import IdentityRules
-from services.identity.store import IdentitySettings, load_rules
+from services.identity.settings import IdentitySettings, load_rules
 
 
 def identity_rules_of(app: FastAPI) -> IdentityRules:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -197,38 +198,88 @@ def normalise_one(kind: str, raw: str, rules: TenantRules) -> Identifier | Rejec
     """One identifier of the event, normalised, or why it cannot link anyone. Answers are
     remembered (a bounded memo): the same customers present the same spellings over and over."""
     key = (id(rules), kind, raw)
-    found = _answers.get(key)
-    if found is None:
+    found = _recall(_answers, key)
+    if found is _UNKNOWN:
         found = _normalise_one(kind, raw, rules)
-        _remember(key, found, rules)
+        _remember(_answers, key, found, rules)
+    assert isinstance(found, Identifier | Rejected)
     return found
 
 
-# Answers remembered, of every rules object together: about 12 MB at most. Rules objects hold
-# dicts, so they are not hashable: answers are keyed by the rules object's id, and every rules
-# object with answers is held here (its id cannot be another object's while it is alive).
-# More rules objects than MEMO_RULES (rules files read again and again) forget everything.
+# Answers remembered, of every rules object together: about 12 MB at most in each memo, the least
+# recently used forgotten first. Rules objects hold dicts, so they are not hashable: answers are
+# keyed by the rules object's id, and every rules object with answers is held here (its id cannot
+# be another object's while it is alive). More rules objects than MEMO_RULES (rules files read
+# again and again) forget everything.
 MEMO_ANSWERS = 32_768
 MEMO_RULES = 64
-_answers: dict[tuple[int, str, str], Identifier | Rejected] = {}
+_answers: OrderedDict[tuple[int, str, str], Identifier | Rejected] = OrderedDict()
+# Normalised values by (rules, kind, spelling): see `_spelling`.
+_values: OrderedDict[tuple[int, str, str], str | None] = OrderedDict()
 _rules_held: dict[int, TenantRules] = {}
 _memo_lock = threading.Lock()
+_UNKNOWN: Any = object()
 
 
-def _remember(key: tuple[int, str, str], answer: Identifier | Rejected, rules: TenantRules) -> None:
+def _recall(memo: OrderedDict[tuple[int, str, str], Any], key: tuple[int, str, str]) -> Any:
+    with _memo_lock:
+        found = memo.get(key, _UNKNOWN)
+        if found is not _UNKNOWN:
+            memo.move_to_end(key)
+    return found
+
+
+def _remember(
+    memo: OrderedDict[tuple[int, str, str], Any],
+    key: tuple[int, str, str],
+    answer: Any,
+    rules: TenantRules,
+) -> None:
     with _memo_lock:
         if id(rules) not in _rules_held:
             if len(_rules_held) >= MEMO_RULES:
                 _answers.clear()
+                _values.clear()
                 _rules_held.clear()
             _rules_held[id(rules)] = rules
-        if len(_answers) >= MEMO_ANSWERS:
-            del _answers[next(iter(_answers))]  # the oldest
-        _answers[key] = answer
+        if len(memo) >= MEMO_ANSWERS:
+            memo.popitem(last=False)  # the least recently used
+        memo[key] = answer
+
+
+# What a phone number may be written with besides its digits and a leading `+`: separators that
+# phonenumbers drops when it reads a number (no letters, extensions or second numbers).
+_PHONE_SEPARATED = re.compile(r" *\+?[0-9 ().\-]*")
+_PHONE_SEPARATORS = re.compile(r"[ ().\-]")
+
+
+def _spelling(kind: str, raw: str) -> str | None:
+    """A spelling of `raw` that normalises to the same value, shared by the other ways of writing
+    it (`612 34 56 78`, `612-345-678` -> `612345678`; `Ana@X.io ` -> `ana@x.io`), so that parsing
+    runs once for all of them; None when no such spelling is known to be safe."""
+    if kind == "phone" and _PHONE_SEPARATED.fullmatch(raw):
+        return _PHONE_SEPARATORS.sub("", raw)
+    if kind == "email" and raw.isascii():
+        return raw.strip().lower()  # normalise_email ignores the case and surrounding spaces
+    return None
+
+
+def _value_of(kind: str, raw: str, rules: TenantRules) -> str | None:
+    """`_normalised_value`, remembered by spelling for emails and phones (parsing is costly)."""
+    spelling = _spelling(kind, raw)
+    if spelling is None:
+        return _normalised_value(kind, raw, rules)
+    key = (id(rules), kind, spelling)
+    found = _recall(_values, key)
+    if found is _UNKNOWN:
+        found = _normalised_value(kind, spelling, rules)
+        _remember(_values, key, found, rules)
+    assert found is None or isinstance(found, str)
+    return found
 
 
 def _normalise_one(kind: str, raw: str, rules: TenantRules) -> Identifier | Rejected:
-    value = _normalised_value(kind, raw, rules)
+    value = _value_of(kind, raw, rules)
     # Placeholders are named as such even when they are not valid values (0000000000).
     seen = Identifier(kind, value or raw.strip())
     if is_blocked(seen, raw, rules):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -52,10 +52,15 @@ from services.identity.models import (
 )
 from services.identity.naming import identifier_of_key, preferred_name
 from services.identity.normalise import Rejected, normalise_one, normalise_ref
+from services.identity.ports import IdentityStore
 from services.identity.resolution import resolve_in
 from services.identity.rules import IdentityRules
-from services.identity.state import AggregateCache, AggregateReader, IdentityState
-from services.identity.store import CACHE_SIZE_KEY, DEFAULT_CACHE_SIZE
+from services.identity.state import (
+    DEFAULT_CACHE_SIZE,
+    AggregateCache,
+    AggregateReader,
+    IdentityState,
+)
 from services.identity.views import CandidateBoard, IdentityMap
 
 T = TypeVar("T")
@@ -74,14 +79,25 @@ Touchpoint = (
 class IdentityResolver(Application[UUID]):
     name = "Identity"  # PostgreSQL tables are named after it: identity_events
 
-    def __init__(self, env: Mapping[str, str], rules: IdentityRules | None = None) -> None:
+    def __init__(
+        self,
+        store: IdentityStore,
+        rules: IdentityRules | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        fast_path: bool = True,
+    ) -> None:
+        """A resolver on `store` (an adapter the composition root picks), keeping up to
+        `cache_size` aggregates in memory between commands (0: none). `fast_path`: touchpoints
+        that change nothing skip the policy's full decision (`known.quiet_decision`; the same
+        answers, which tests check by turning it off)."""
         self.rules = rules or IdentityRules()
-        super().__init__(env=dict(env))
+        self.fast_path = fast_path
+        self.store = store
+        super().__init__(env=store.persistence_env())
         self.identity_map = IdentityMap(self.recorder, self.mapper)
         self.candidate_board = CandidateBoard(self.recorder, self.mapper)
-        cache_size = int(env.get(CACHE_SIZE_KEY, DEFAULT_CACHE_SIZE))
         self.cache = AggregateCache(cache_size) if cache_size > 0 else None
-        self.reader = AggregateReader(self.recorder, self.mapper, self.cache)
+        self.reader = AggregateReader(self.recorder, self.mapper, store.select_since, self.cache)
         self._commands = threading.Lock()  # the cache's aggregates are shared, not copied
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
@@ -142,7 +158,7 @@ class IdentityResolver(Application[UUID]):
                 names=[p.name for _, _, p in work if p.name],
                 touchpoints=seen,
             )
-            return [resolve_in(state, n, e, rules, p) for n, e, p in work]
+            return [resolve_in(state, n, e, rules, p, self.fast_path) for n, e, p in work]
 
         # Resolving registers what it needs, so a customer it cannot find was being written by
         # another replica while this attempt read (an index entry seen before its aggregate):

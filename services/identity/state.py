@@ -16,13 +16,13 @@ if it had replayed everything, and anything not preloaded is read when first ask
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Repository
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import AggregateRecorder, Mapper
+from eventsourcing.persistence import AggregateRecorder, Mapper, StoredEvent
 
 from services.identity.domain import (
     Customer,
@@ -33,10 +33,12 @@ from services.identity.domain import (
 )
 from services.identity.errors import CandidateNotFound, CustomerNotFound
 from services.identity.policy import Claim, Group
+from services.identity.ports import Versions
 from services.identity.rules import Identifier
-from services.identity.store import select_since
 
 A = TypeVar("A", bound=Aggregate)
+# Aggregates an identity resolver keeps in memory between commands (see AggregateCache).
+DEFAULT_CACHE_SIZE = 50_000
 # Redirect chains longer than this mean corrupted data, not a real merge history.
 MAX_CHAIN = 1000
 
@@ -113,9 +115,12 @@ class AggregateReader:
         self,
         recorder: AggregateRecorder,
         mapper: Mapper[UUID],
+        select_since: Callable[[AggregateRecorder, Versions], dict[int, list[StoredEvent]]],
         cache: AggregateCache | None = None,
     ) -> None:
+        """Reads with `select_since` (the `IdentityStore`'s, on this recorder)."""
         self.recorder, self.mapper, self.cache = recorder, mapper, cache
+        self.select_since = select_since
 
     def load(self, aggregate_ids: Sequence[UUID]) -> list[Aggregate | None]:
         """The aggregates with these (distinct) ids, in order; None for those never recorded."""
@@ -128,7 +133,7 @@ class AggregateReader:
         versions = [
             (i, 0 if a is None else a.version) for i, a in zip(aggregate_ids, known, strict=True)
         ]
-        recorded = select_since(self.recorder, versions)
+        recorded = self.select_since(self.recorder, versions)
         if not recorded:
             return known
         loaded = []

@@ -70,7 +70,7 @@ def create_app(
     access_audit: AccessAudit | None = None,
 ) -> FastAPI:
     """The query API alone (distributed mode: one process per service); `identity` is the
-    resolver on the shared identity store (`build_identity(IdentitySettings())`). `access_audit`
+    resolver on the shared identity store (`cem.identity.build_identity(IdentitySettings())`). `access_audit`
     records reads of customers' data (`build_query_api` passes PostgreSQL's); without one, those
     reads answer 503 (`kernel.access_audit`: fail closed)."""
     app = FastAPI(title="cem query API", version="0.1.0", docs_url=None, redoc_url=None)

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
+from cem.adapters.sqlite_identity_store import SqliteIdentityStore
 from schemas.envelope import CustomerRef
 from services.identity import IdentityResolver, ResolvedCustomer
-from services.identity.store import sqlite_env
+from services.identity.ports import IdentityStore
 from tests.contract.test_identity_store import IdentityStoreFixtures
 
 OLD_MOBILE, NEW_MOBILE = "+34 612 34 56 78", "+34 698 76 54 32"
@@ -87,5 +88,5 @@ class IdentityLifecycleContract(IdentityStoreFixtures):
 
 class TestSqliteIdentityLifecycle(IdentityLifecycleContract):
     @pytest.fixture
-    def store_env(self, tmp_path: Path) -> dict[str, str]:
-        return sqlite_env(tmp_path / "identity.sqlite")
+    def store(self, tmp_path: Path) -> IdentityStore:
+        return SqliteIdentityStore(tmp_path / "identity.sqlite")

@@ -1,7 +1,7 @@
 """The identity store contract, run on every persistence the resolver is built on.
 
-Another store joins by subclassing `IdentityStoreContract` and providing the `store_env` fixture
-(the eventsourcing persistence settings of a fresh, empty store). SQLite runs here; PostgreSQL runs
+Another store joins by subclassing `IdentityStoreContract` and providing the `store` fixture
+(an `IdentityStore` adapter on a fresh, empty store). SQLite runs here; PostgreSQL runs
 in tests/integration/test_identity_postgres.py, where the real server fixture lives.
 """
 
@@ -19,6 +19,8 @@ from eventsourcing.persistence import OperationalError
 from pydantic import SecretStr
 
 from bench.identity.workload import population, touched_at
+from cem.adapters.sqlite_identity_store import SqliteIdentityStore
+from cem.identity import build_identity, identity_store
 from schemas.envelope import CustomerRef
 from services.identity import (
     CandidateAlreadyDecided,
@@ -30,14 +32,12 @@ from services.identity import (
     ResolvedCustomer,
     SplitRefused,
     TenantRules,
-    build_identity,
     resolution,
-    sqlite_env,
 )
 from services.identity.domain import Customer
 from services.identity.policy import Decision, Situation
+from services.identity.ports import IdentityStore
 from services.identity.rules import Identifier
-from services.identity.store import CACHE_SIZE_KEY, persistence_env
 
 RULES = IdentityRules(default=TenantRules(phone_region="ES"))
 MOBILE, LANDLINE = "+34 612 34 56 78", "+34 912 34 56 78"
@@ -86,15 +86,15 @@ def same_partition(first: list[str], second: list[str]) -> bool:
 
 
 class IdentityStoreFixtures:
-    """A resolver on a fresh store (subclasses give `store_env`) and a tenant of its own."""
+    """A resolver on a fresh store (subclasses give `store`) and a tenant of its own."""
 
     @pytest.fixture
-    def store_env(self, tmp_path: Path) -> dict[str, str]:
+    def store(self, tmp_path: Path) -> IdentityStore:
         raise NotImplementedError
 
     @pytest.fixture
-    def identity(self, store_env: dict[str, str]) -> Iterator[IdentityResolver]:
-        resolver = IdentityResolver(store_env, RULES)
+    def identity(self, store: IdentityStore) -> Iterator[IdentityResolver]:
+        resolver = IdentityResolver(store, RULES)
         yield resolver
         resolver.close()
 
@@ -417,10 +417,10 @@ class IdentityStoreContract(IdentityStoreFixtures):
     # concurrency, durability, isolation
 
     def test_concurrent_touchpoints_with_the_same_new_identifiers_create_one_customer(
-        self, identity: IdentityResolver, store_env: dict[str, str], tenant: str
+        self, identity: IdentityResolver, store: IdentityStore, tenant: str
     ) -> None:
         spellings = ["ana@x.io", "ANA@X.IO", " ana@x.io", "Ana@x.io"] * 2
-        replica = IdentityResolver(store_env, RULES)  # as a second replica of the service would
+        replica = IdentityResolver(store, RULES)  # as a second replica of the service would
 
         def work(i: int) -> ResolvedCustomer:
             ref = CustomerRef(email=spellings[i].strip(), phone=MOBILE)
@@ -446,13 +446,13 @@ class IdentityStoreContract(IdentityStoreFixtures):
         assert sum(r.created for r in results) == 1
 
     def test_a_replica_on_the_same_store_sees_customers_merges_and_candidates(
-        self, identity: IdentityResolver, store_env: dict[str, str], tenant: str, resolve: Any
+        self, identity: IdentityResolver, store: IdentityStore, tenant: str, resolve: Any
     ) -> None:
         first = resolve(email="a@x.io", phone=LANDLINE).customer_id
         second = resolve(email="b@x.io", phone=LANDLINE).customer_id
         third = resolve(email="c@x.io").customer_id
         identity.merge(tenant, first, third, "same person", "key:k1")
-        replica = IdentityResolver(store_env, RULES)
+        replica = IdentityResolver(store, RULES)
         try:
             assert (
                 replica.resolve(
@@ -471,12 +471,12 @@ class IdentityStoreContract(IdentityStoreFixtures):
     # the aggregate cache: aggregates kept between commands, brought up to date on every read
 
     def test_the_cache_changes_no_decision_even_when_it_keeps_evicting(
-        self, store_env: dict[str, str], tenant: str
+        self, store: IdentityStore, tenant: str
     ) -> None:
         work = [(t.ref, t.event_id, t.channel, touched_at(t)) for t in population(60, seed=5)]
         found = {}
         for size in (0, 100_000, 40):  # none; everything; fewer than one batch reads
-            resolver = IdentityResolver(store_env | {CACHE_SIZE_KEY: str(size)}, RULES)
+            resolver = IdentityResolver(store, RULES, cache_size=size)
             try:
                 results = []
                 for start in range(0, len(work), 25):
@@ -489,10 +489,10 @@ class IdentityStoreContract(IdentityStoreFixtures):
         assert same_partition(homes[0], homes[100_000]) and same_partition(homes[0], homes[40])
 
     def test_a_replica_reads_every_change_another_made_to_what_it_has_cached(
-        self, identity: IdentityResolver, store_env: dict[str, str], tenant: str, resolve: Any
+        self, identity: IdentityResolver, store: IdentityStore, tenant: str, resolve: Any
     ) -> None:
         ana = resolve(email="ana@x.io", phone=MOBILE).customer_id  # now in identity's cache
-        replica = IdentityResolver(store_env, RULES)
+        replica = IdentityResolver(store, RULES)
         try:
             replica.unlink(tenant, ana, "phone", MOBILE, "erasure request", "key:dpo", erase=True)
             zoe = replica.resolve(tenant, CustomerRef(email="zoe@x.io"), str(uuid.uuid4()), "api")
@@ -510,12 +510,12 @@ class IdentityStoreContract(IdentityStoreFixtures):
     def test_an_attempt_that_loses_a_race_runs_again_on_what_the_winner_wrote(
         self,
         identity: IdentityResolver,
-        store_env: dict[str, str],
+        store: IdentityStore,
         tenant: str,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         both = CustomerRef(email="ana@x.io", phone=MOBILE)
-        replica = IdentityResolver(store_env, RULES)
+        replica = IdentityResolver(store, RULES)
         try:
             # In order, in another tenant: the replica's touchpoint, then identity's.
             calm = f"{tenant}-calm"
@@ -565,11 +565,11 @@ class IdentityStoreContract(IdentityStoreFixtures):
         assert again.linked == (Identifier("phone", "+34612345678"),)
 
     def test_replicas_resolving_the_same_events_at_once_file_each_under_one_customer(
-        self, identity: IdentityResolver, store_env: dict[str, str], tenant: str
+        self, identity: IdentityResolver, store: IdentityStore, tenant: str
     ) -> None:
         # The projections and satisfaction consumers of two processes, on one store.
         work = [(t.ref, t.event_id, t.channel, touched_at(t)) for t in population(30, seed=11)]
-        replica = IdentityResolver(store_env, RULES)
+        replica = IdentityResolver(store, RULES)
 
         def consume(i: int) -> list[ResolvedCustomer]:
             resolver, results = (identity, replica)[i], []
@@ -583,7 +583,7 @@ class IdentityStoreContract(IdentityStoreFixtures):
             replica.close()
         assert [r.home_id for r in first] == [r.home_id for r in second]
         assert not any(a.created and b.created for a, b in zip(first, second, strict=True))
-        alone = consume_alone(store_env, f"{tenant}-alone", work)
+        alone = consume_alone(store, f"{tenant}-alone", work)
         assert same_partition([r.home_id for r in first], [r.home_id for r in alone])
         registered = sum(r.created for r in first) + sum(r.created for r in second)
         assert registered == sum(r.created for r in alone)
@@ -605,10 +605,8 @@ class IdentityStoreContract(IdentityStoreFixtures):
             identity.merge(other, theirs.customer_id, only_ours, "probe", "key:k1", preview=True)
 
 
-def consume_alone(
-    store_env: dict[str, str], tenant: str, work: Sequence[Any]
-) -> list[ResolvedCustomer]:
-    resolver = IdentityResolver(store_env, RULES)
+def consume_alone(store: IdentityStore, tenant: str, work: Sequence[Any]) -> list[ResolvedCustomer]:
+    resolver = IdentityResolver(store, RULES)
     try:
         return resolver.resolve_batch(tenant, work)
     finally:
@@ -626,8 +624,8 @@ def outcome(results: Sequence[ResolvedCustomer]) -> list[tuple[Any, ...]]:
 
 class TestSqliteIdentityStore(IdentityStoreContract):
     @pytest.fixture
-    def store_env(self, tmp_path: Path) -> dict[str, str]:
-        return sqlite_env(tmp_path / "identity.sqlite")
+    def store(self, tmp_path: Path) -> IdentityStore:
+        return SqliteIdentityStore(tmp_path / "identity.sqlite")
 
 
 # how the store is built from settings
@@ -640,7 +638,9 @@ def test_the_embedded_store_lives_in_the_data_dir_whatever_the_environment_says(
     monkeypatch.setenv("PERSISTENCE_MODULE", "eventsourcing.popo")
     monkeypatch.setenv("SQLITE_DBNAME", str(tmp_path / "elsewhere.sqlite"))
     settings = IdentitySettings(data_dir=tmp_path / "data", identity_cache_size=100)
-    assert persistence_env(settings)["SQLITE_DBNAME"] == str(tmp_path / "data" / "identity.sqlite")
+    assert identity_store(settings).persistence_env()["SQLITE_DBNAME"] == str(
+        tmp_path / "data" / "identity.sqlite"
+    )
     identity = build_identity(settings, rules=RULES)
     try:
         identity.resolve("acme", CustomerRef(email="ana@x.io"), str(uuid.uuid4()), "http")
@@ -656,7 +656,7 @@ def test_the_distributed_store_takes_its_connection_from_the_dsn() -> None:
         postgres_dsn=SecretStr("postgresql://cem:s3cret@db.internal:6432/cemdb"),
         identity_postgres_schema="identity",
     )
-    env = persistence_env(settings)
+    env = identity_store(settings).persistence_env()
     assert env["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
     assert (env["POSTGRES_HOST"], env["POSTGRES_PORT"], env["POSTGRES_DBNAME"]) == (
         "db.internal",

@@ -38,6 +38,7 @@ from psycopg import sql as pg
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse, WarehouseUnavailable
 from cem.adapters.kafka_log import KafkaLog
 from cem.adapters.postgres_idempotency import PostgresIdempotencyIndex
+from cem.adapters.postgres_identity_store import PostgresIdentityStore
 from cem.publishing import IdempotentPublisher
 from cem.record_seal import sealed
 from cem.runner import ensure_tables
@@ -45,7 +46,7 @@ from kernel.customer_key import customer_key
 from kernel.ports import DEAD_LETTER_TOPIC, PublishStatus
 from schemas.envelope import Event
 from schemas.validate import accept, encode
-from services.identity import IdentityResolver, postgres_env
+from services.identity import IdentityResolver
 from services.ingest.batch import to_outgoing
 from services.projections import sql
 from services.projections.projection import ProjectionsProjection
@@ -598,7 +599,7 @@ class IdentityStore:
         }
 
     def resolver(self) -> IdentityResolver:
-        return IdentityResolver(postgres_env(self.dsn, self.schema))
+        return IdentityResolver(PostgresIdentityStore(self.dsn, self.schema))
 
     def run(self, statement: str) -> None:
         query = pg.SQL(statement).format(pg.Identifier(self.schema))

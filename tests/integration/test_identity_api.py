@@ -16,8 +16,9 @@ from fastapi.testclient import TestClient
 import kernel.api_errors
 from cem.adapters.memory_access_audit import MemoryAccessAudit
 from cem.adapters.memory_keys import MemoryKeyStore
+from cem.adapters.sqlite_identity_store import SqliteIdentityStore
 from schemas.envelope import CustomerRef
-from services.identity import IdentityResolver, IdentityRules, TenantRules, sqlite_env
+from services.identity import IdentityResolver, IdentityRules, TenantRules
 from services.identity.router import router
 
 TENANT = "acme"
@@ -51,7 +52,7 @@ class Api:
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[Api]:
     identity = IdentityResolver(
-        sqlite_env(tmp_path / "identity.sqlite"),
+        SqliteIdentityStore(tmp_path / "identity.sqlite"),
         IdentityRules(default=TenantRules(phone_region="ES")),
     )
     keys = MemoryKeyStore()

@@ -17,7 +17,8 @@ from fastapi import FastAPI
 import kernel.api_errors
 from cem.adapters.memory_access_audit import MemoryAccessAudit
 from cem.adapters.memory_keys import MemoryKeyStore
-from services.identity import IdentityResolver, sqlite_env
+from cem.adapters.sqlite_identity_store import SqliteIdentityStore
+from services.identity import IdentityResolver
 from services.identity.router import MAX_BODY_BYTES, router
 
 CHUNK = 64 * 1024
@@ -52,7 +53,7 @@ class Connection:
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[tuple[FastAPI, str]]:
-    identity = IdentityResolver(sqlite_env(tmp_path / "identity.sqlite"))
+    identity = IdentityResolver(SqliteIdentityStore(tmp_path / "identity.sqlite"))
     keys = MemoryKeyStore()
     app = FastAPI()
     kernel.api_errors.install(app)

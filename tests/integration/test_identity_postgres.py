@@ -13,7 +13,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from services.identity import postgres_env
+from cem.adapters.postgres_identity_store import PostgresIdentityStore
+from services.identity.ports import IdentityStore
 from tests.conftest import missing_service
 from tests.contract.test_identity_lifecycle import IdentityLifecycleContract
 from tests.contract.test_identity_store import IdentityStoreContract
@@ -41,14 +42,14 @@ def identity_schema(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]
 
 class TestPostgresIdentityLifecycle(IdentityLifecycleContract):
     @pytest.fixture
-    def store_env(self, identity_schema: tuple[str, str], tmp_path: Path) -> dict[str, str]:
+    def store(self, identity_schema: tuple[str, str], tmp_path: Path) -> IdentityStore:
         dsn, schema = identity_schema
-        return postgres_env(dsn, schema, pool_size=10)
+        return PostgresIdentityStore(dsn, schema, pool_size=10)
 
 
 class TestPostgresIdentityStore(IdentityStoreContract):
     @pytest.fixture
-    def store_env(self, identity_schema: tuple[str, str], tmp_path: Path) -> dict[str, str]:
+    def store(self, identity_schema: tuple[str, str], tmp_path: Path) -> IdentityStore:
         dsn, schema = identity_schema
         # One schema per module: every test still sees only its own (random) tenant.
-        return postgres_env(dsn, schema, pool_size=10)
+        return PostgresIdentityStore(dsn, schema, pool_size=10)

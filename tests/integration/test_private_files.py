@@ -13,10 +13,11 @@ import pytest
 
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import SqliteLog
+from cem.identity import build_identity
 from kernel.ports import Record
 from kernel.private_files import private_dir
 from schemas.envelope import CustomerRef
-from services.identity.store import IdentitySettings, build_identity
+from services.identity.settings import IdentitySettings
 
 
 @pytest.fixture

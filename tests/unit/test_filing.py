@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from cem.adapters.sqlite_identity_store import SqliteIdentityStore
 from kernel.decoding import SharedDecoder
 from kernel.filings import (
     CUSTOMER_HEADER,
@@ -33,7 +34,6 @@ from services.identity import (
     IdentityResolver,
     IdentityRules,
     TenantRules,
-    sqlite_env,
 )
 from services.identity.filing import IdentityFiler
 from services.projections.lookup import CustomerMatch, combine_matches, key_lookup
@@ -77,7 +77,9 @@ class FixedFiler:
 @pytest.fixture
 def identity() -> IdentityResolver:
     uri = f"file:filing-{uuid.uuid4().hex}?mode=memory&cache=shared"
-    return IdentityResolver(sqlite_env(uri), IdentityRules(default=TenantRules(phone_region="ES")))
+    return IdentityResolver(
+        SqliteIdentityStore(uri), IdentityRules(default=TenantRules(phone_region="ES"))
+    )
 
 
 # --- the stage in the batch core ---------------------------------------------------------------
@@ -142,13 +144,13 @@ def registrations(identity: IdentityResolver) -> int:
 def test_two_processes_filing_the_same_events_at_once_agree(tmp_path: Path) -> None:
     # The projections and satisfaction workers of two processes, each with its own resolver (and
     # aggregate cache) on one store, filing one stream in small chunks at the same time.
-    env = sqlite_env(tmp_path / "identity.sqlite")
+    store = SqliteIdentityStore(tmp_path / "identity.sqlite")
     rules = IdentityRules(default=TenantRules(phone_region="ES"))
     people = [
         {"email": f"p{i % 9}@shop.es", "phone": f"+34 612 00 00 {i % 5:02d}"} for i in range(90)
     ]
     events = [event(customer, i) for i, customer in enumerate(people)]
-    resolvers = [IdentityResolver(env, rules) for _ in range(2)]
+    resolvers = [IdentityResolver(store, rules) for _ in range(2)]
     answers: list[list[str | Unfiled]] = [[], []]
     barrier = threading.Barrier(2)
 
@@ -165,8 +167,8 @@ def test_two_processes_filing_the_same_events_at_once_agree(tmp_path: Path) -> N
         assert answers[0] == answers[1] and len(answers[0]) == len(events)
         # A third consumer, later, reads the same filings; one consumer alone decides the same
         # and registers as many customers: none was created twice.
-        assert IdentityFiler(IdentityResolver(env, rules)).file(events) == answers[0]
-        alone = IdentityResolver(sqlite_env(tmp_path / "alone.sqlite"), rules)
+        assert IdentityFiler(IdentityResolver(store, rules)).file(events) == answers[0]
+        alone = IdentityResolver(SqliteIdentityStore(tmp_path / "alone.sqlite"), rules)
         assert IdentityFiler(alone, chunk=10).file(events) == answers[0]
         assert registrations(resolvers[0]) == registrations(alone) > 0
     finally:

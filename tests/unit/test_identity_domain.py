@@ -4,6 +4,7 @@ and the memo of identifier normalisation."""
 from __future__ import annotations
 
 import copy
+from collections import OrderedDict
 from typing import Any, TypeVar
 
 import pytest
@@ -215,7 +216,8 @@ def test_normalisation_is_remembered_per_rules_object_and_bounded(
 ) -> None:
     monkeypatch.setattr(normalise, "MEMO_ANSWERS", 3)
     monkeypatch.setattr(normalise, "MEMO_RULES", 2)
-    monkeypatch.setattr(normalise, "_answers", {})
+    monkeypatch.setattr(normalise, "_answers", OrderedDict())
+    monkeypatch.setattr(normalise, "_values", OrderedDict())
     monkeypatch.setattr(normalise, "_rules_held", {})
     spain, usa = TenantRules(phone_region="ES"), TenantRules(phone_region="US")
     first = normalise.normalise_one("phone", "612 34 56 78", spain)

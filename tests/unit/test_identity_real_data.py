@@ -15,14 +15,15 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from cem.adapters.sqlite_identity_store import SqliteIdentityStore
 from kernel.ports import PublishStatus
 from schemas.envelope import CustomerRef
-from services.identity import IdentityResolver, IdentityRules, IdentitySettings, sqlite_env
+from services.identity import IdentityResolver, IdentityRules, IdentitySettings
 from services.identity.models import IgnoredIdentifier
 from services.identity.normalise import Rejected, lookup_spellings, normalise_one, normalise_ref
 from services.identity.policy import one_slip_apart
 from services.identity.rules import Identifier, TenantRules
-from services.identity.store import load_rules
+from services.identity.settings import load_rules
 from services.ingest.batch import ItemStatus, complete, prepare
 
 NOW = datetime(2026, 1, 31, 12, tzinfo=UTC)
@@ -283,7 +284,7 @@ def test_an_email_lookup_uses_the_providers_rules() -> None:
 def identity() -> Iterator[IdentityResolver]:
     """A resolver of its own (in-memory SQLite) with the product's default rules."""
     uri = f"file:real-data-{uuid.uuid4().hex}?mode=memory&cache=shared"
-    resolver = IdentityResolver(sqlite_env(uri), IdentityRules())
+    resolver = IdentityResolver(SqliteIdentityStore(uri), IdentityRules())
     yield resolver
     resolver.close()
 
