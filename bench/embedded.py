@@ -108,7 +108,7 @@ class Plan:
     # The realistic run (bench/sustained.py): each mix's maximum, then 50% and 90% of it.
     max_events: int = 20_000
     sustained_seconds: float = 120.0
-    probe_rate: float = 4.0
+    probe_rate: float = 1.0
     stage_events: int = 10_000
     extras: bool = True  # Segment batches, single events, console page, live streams
     quick: bool = False
@@ -123,7 +123,7 @@ class Plan:
             sustained_seconds=45.0,
             stage_events=3_000,
             timeline_requests=300,
-            satisfaction_requests=100,
+            satisfaction_requests=30,
             extras=False,
             quick=True,
         )
