@@ -37,9 +37,10 @@ ENDPOINTS = {
 def test_the_quick_plan_is_smaller_and_says_so() -> None:
     quick = DistributedPlan.quick_plan()
     assert quick.quick and not quick.extras
-    assert quick.events == 100_000 and quick.sustained_seconds == 45.0
+    assert quick.events == 50_000 and quick.heavy_events == 1_000
+    assert quick.sustained_seconds == 45.0
     assert quick.perf_records < DistributedPlan().perf_records
-    assert "quick size: 100,000 background events" in quick.describe()
+    assert "quick size: 50,000 background events" in quick.describe()
 
 
 def test_plan_scales_down_and_never_above_its_defaults() -> None:
