@@ -66,6 +66,7 @@ from bench.embedded import (
     _next_batch,
     _timed,
     batched,
+    commit,
     demo_events,
     drive,
     extra_rows,
@@ -681,7 +682,7 @@ def main(args: argparse.Namespace) -> int:
     events = plan.events
     run_dir = fresh_run_dir(args.data_dir)
     say(f"data in {run_dir}; up to {events:,} background events, {PARTITIONS} partitions")
-    started, started_at = time.perf_counter(), datetime.now(UTC)
+    started, started_at, revision = time.perf_counter(), datetime.now(UTC), commit()
     on_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if on_main else None
     engines, finished = Engines(run_dir / "engines"), False
@@ -698,7 +699,7 @@ def main(args: argparse.Namespace) -> int:
         if on_main:
             signal.signal(signal.SIGTERM, previous)
     rows = summary_rows(result)
-    table = heading("--distributed", plan, started_at) + "\n" + render_table(rows)
+    table = heading("--distributed", plan, started_at, revision) + "\n" + render_table(rows)
     print(table, flush=True)
     if "text" in result["stages"]:
         print("\nembedded pipeline's stages (the same code but publish):\n"
@@ -708,6 +709,7 @@ def main(args: argparse.Namespace) -> int:
               f"to end the run within {RUN_BUDGET_S / 60:.0f} minutes", flush=True)  # fmt: skip
     report = {
         "benchmark": "distributed",
+        "commit": revision,
         "started_at": started_at.isoformat(),
         "wall_seconds": time.perf_counter() - started,
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},

@@ -896,11 +896,12 @@ def commit() -> str:
     return done.stdout.strip() or "unknown"
 
 
-def heading(kind: str, plan: Plan, started_at: datetime) -> str:
-    """What a table is of: the commit, the date, the machine, the size, the load."""
+def heading(kind: str, plan: Plan, started_at: datetime, revision: str) -> str:
+    """What a table is of: the commit (taken when the run started), the date, the machine, the
+    size, the load."""
     one, five, fifteen = load_average()
     return (
-        f"cem bench {kind} · commit {commit()} · {started_at:%Y-%m-%d %H:%M} UTC · "
+        f"cem bench {kind} · commit {revision} · {started_at:%Y-%m-%d %H:%M} UTC · "
         f"{os.cpu_count()} cores · load average now {one} {five} {fifteen}\n{plan.describe()}"
     )
 
@@ -917,7 +918,7 @@ def main(args: argparse.Namespace) -> int:
     plan = plan_for(args)
     run_dir = fresh_run_dir(args.data_dir)
     say(f"data in {run_dir}; {plan.describe()}")
-    started, started_at = time.perf_counter(), datetime.now(UTC)
+    started, started_at, revision = time.perf_counter(), datetime.now(UTC), commit()
     try:
         raw = with_load(raw_limits)(plan, run_dir)
         load = with_load(load_background)(plan, run_dir)
@@ -927,14 +928,14 @@ def main(args: argparse.Namespace) -> int:
         say(f"failed: {exc}\n(the data is kept in {run_dir})")
         return 1
     rows = summary_rows(raw, load, api, stages)
-    table = heading("(embedded)", plan, started_at) + "\n" + render_table(rows)
+    table = heading("(embedded)", plan, started_at, revision) + "\n" + render_table(rows)
     print(table, flush=True)
     if "text" in stages:
         print("\n" + stages["text"], flush=True)
     report = {
         "benchmark": "embedded",
         "started_at": started_at.isoformat(),
-        "commit": commit(),
+        "commit": revision,
         "wall_seconds": time.perf_counter() - started,
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "run_dir": str(run_dir),
