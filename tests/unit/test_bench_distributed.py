@@ -41,6 +41,8 @@ def test_the_quick_plan_is_smaller_and_says_so() -> None:
     assert quick.sustained_seconds == 45.0
     assert quick.perf_records < DistributedPlan().perf_records
     assert "quick size: 50,000 background events" in quick.describe()
+    assert parser().parse_args(["bench", "--quick"]).quick is True
+    assert parser().parse_args(["bench"]).quick is False
 
 
 def test_plan_scales_down_and_never_above_its_defaults() -> None:
