@@ -94,6 +94,7 @@ class Row:
     goal: Goal | None = None
     raw_name: str | None = None
     raw_value: float | None = None
+    load: tuple[float, float] | None = None  # 1-minute load average before and after the phase
 
     @property
     def raw_ratio(self) -> float | None:
@@ -109,7 +110,8 @@ class Row:
         if self.raw_ratio is not None and self.raw_value is not None:
             raw = format_value(self.raw_value, self.unit)
             versus = f"{self.raw_ratio:.3g}× {self.raw_name} ({raw})"
-        return [self.metric, format_value(self.value, self.unit), goal, versus]
+        load = "" if self.load is None else f"{self.load[0]:.1f} → {self.load[1]:.1f}"
+        return [self.metric, format_value(self.value, self.unit), goal, versus, load]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -121,6 +123,7 @@ class Row:
             "raw_name": self.raw_name,
             "raw_value": self.raw_value,
             "raw_ratio": self.raw_ratio,
+            "load_average": self.load,
         }
 
 
@@ -138,7 +141,7 @@ def format_value(value: float, unit: Unit) -> str:
     return f"{value:,.0f}"
 
 
-HEADER = ("metric", "value", "goal", "vs raw engine (same run)")
+HEADER = ("metric", "value", "goal", "vs raw engine (same run)", "load (1 min) before → after")
 
 
 def render_table(rows: Iterable[Row]) -> str:
@@ -208,6 +211,9 @@ def write_json(path: str | Path, data: Any) -> Path:
     return target
 
 
+QUICK_HELP = "a smaller run (100,000 background events, 45 s phases): ≤ 10 min on 2 cores"
+
+
 def bench_parser(prog: str, default_out: str) -> argparse.ArgumentParser:
     """The options every bench takes, for `python -m bench.<mode>` (the same as `cem bench`)."""
     parser = argparse.ArgumentParser(prog=prog)
@@ -216,4 +222,5 @@ def bench_parser(prog: str, default_out: str) -> argparse.ArgumentParser:
     parser.add_argument("--ten-million", action="store_true")
     parser.add_argument("--out", default=default_out)
     parser.add_argument("--keep", action="store_true", help="keep the run's data directory")
+    parser.add_argument("--quick", action="store_true", help=QUICK_HELP)
     return parser

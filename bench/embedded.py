@@ -51,6 +51,8 @@ from bench.common import (
 )
 from bench.console import SseProbe, first_page_latency
 from bench.segment import post_segment, segment_bodies
+from bench.sustained import Sizes, load_average, realistic
+from bench.sustained import rows as realistic_rows
 from cem import demo
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import INSERT_RECORD, LOG_SCHEMA, SqliteLog, SqlitePublisher
@@ -103,6 +105,45 @@ class Plan:
     sse_streams: int = 200
     sse_rate: float = 10.0
     seed: int = 7
+    # The realistic run (bench/sustained.py): each mix's maximum, then 50% and 90% of it.
+    max_events: int = 20_000
+    sustained_seconds: float = 120.0
+    probe_rate: float = 1.0
+    stage_events: int = 10_000
+    extras: bool = True  # Segment batches, single events, console page, live streams
+    quick: bool = False
+
+    @classmethod
+    def quick_plan(cls) -> Plan:
+        """`--quick`: 100,000 background events, 10,000 per maximum, 45 s sustained phases, no
+        extras; about 8 minutes on 2 shared cores."""
+        return replace(
+            cls.for_events(100_000),
+            max_events=10_000,
+            sustained_seconds=45.0,
+            stage_events=3_000,
+            timeline_requests=300,
+            satisfaction_requests=30,
+            extras=False,
+            quick=True,
+        )
+
+    def sizes(self) -> Sizes:
+        return Sizes(
+            self.max_events,
+            self.sustained_seconds,
+            self.probe_rate,
+            self.timeline_requests,
+            self.satisfaction_requests,
+            self.seed,
+        )
+
+    def describe(self) -> str:
+        return (
+            f"{'quick' if self.quick else 'full'} size: {self.events:,} background events; "
+            f"{self.max_events:,} events per maximum run; sustained phases of "
+            f"{self.sustained_seconds:.0f} s; {self.stage_events:,} events for the stage costs"
+        )
 
     @classmethod
     def for_events(cls, events: int) -> Plan:
@@ -410,7 +451,9 @@ class Server:
             "CEM_INGEST_QUOTA_RATE_PER_S": "1e9",
             "CEM_INGEST_QUOTA_BURST": "1000000000",
         }
-        command = [sys.executable, "-m", "cem.cli", "up", "--data-dir", str(run_dir)]
+        self.raw_url = f"http://127.0.0.1:{free_port()}"
+        served = ["-m", "bench.served", "--raw-port", self.raw_url.rsplit(":", 1)[1]]
+        command = [sys.executable, *served, "up", "--data-dir", str(run_dir)]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [*command, "--port", str(port)], cwd=REPO, env=env, stdout=log, stderr=log
@@ -434,6 +477,21 @@ class Server:
                 return
             time.sleep(0.2)
         raise RuntimeError("the server did not catch up with its log")
+
+    def lag(self) -> dict[str, int]:
+        """Each consumer group's backlog, as the health route reports it."""
+        lag: dict[str, int] = httpx.get(f"{self.url}/health", timeout=30).json().get("lag", {})
+        return lag
+
+    def raw_sql(self, sql: str, params: dict[str, Any]) -> float | None:
+        """The SQL run by the server's own chdb session (bench/served.py), timed there; None
+        when the side port is not open."""
+        try:
+            answer = httpx.post(self.raw_url, content=orjson.dumps({"sql": sql, "params": params}))
+        except httpx.TransportError:
+            return None
+        seconds: float = answer.json()["seconds"]
+        return seconds
 
     def stop(self) -> None:
         stop_processes([self.process], timeout_s=60, stop_signal=signal.SIGINT)
@@ -599,69 +657,14 @@ def _wait_visible(target: Target, last_event: dict[str, str], timeout_s: float =
     return seen
 
 
-def freshness(
-    target: Target, templates: Sequence[dict[str, Any]], plan: Plan, clients: int = 2
-) -> dict[str, Any]:
-    """Single events at a modest rate to fresh customers: from the 2xx until the timeline shows
-    the event (taken when the showing response arrives, so at most one poll late)."""
-    samples: list[float] = []
-    timeouts: list[str] = []
-    interval = clients / plan.freshness_rate
-    run = f"fresh-{uuid.uuid4().hex[:8]}"
-
-    def measure(worker: int) -> None:
-        with (
-            target.client("ingest") as ingest,
-            target.client("read") as read,
-        ):
-            for n in range(worker, plan.freshness_samples, clients):
-                started = time.perf_counter()
-                event = _event(templates[n % len(templates)], f"{run}-{n}", int(time.time() * 1000))
-                post(ingest, orjson.dumps(event))
-                acked = time.perf_counter()
-                while newest_event(read, event["customer"]["customer_id"]) != event["event_id"]:
-                    if time.perf_counter() - acked > 30:
-                        timeouts.append(event["event_id"])
-                        break
-                    time.sleep(0.005)
-                else:
-                    samples.append(time.perf_counter() - acked)
-                time.sleep(max(0.0, interval - (time.perf_counter() - started)))
-
-    threads = [threading.Thread(target=measure, args=(w,), daemon=True) for w in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if not samples:
-        raise RuntimeError(f"no event became visible within 30 s ({len(timeouts)} tried)")
-    return {**asdict(Latency.of(samples)), "timeouts": len(timeouts), "rate": plan.freshness_rate}
-
-
-def api_latency(target: Target, path: str, params: dict[str, Any], count: int) -> dict[str, Any]:
-    """Sequential GETs timed at the client; with the size of the last answer, so that a fast
-    but empty answer cannot pass unnoticed."""
-    answers: list[Any] = []
-    with target.client("read") as http:
-
-        def call() -> None:
-            response = http.get(path, params=params)
-            response.raise_for_status()
-            answers.append(response.json())
-
-        latency = _latencies(call, count)
-    last = answers[-1]
-    return asdict(latency) | {"items": len(last.get("entries", last.get("buckets", [])))}
-
-
 def measure_server(plan: Plan, run_dir: Path) -> dict[str, Any]:
-    say("phase 3: the real server over HTTP")
+    say("phase 4: the real server over HTTP")
     templates = list(demo_events(plan.seed + 200, 1_000, customers=300))
     server = Server(run_dir)
     try:
         server.wait_healthy()
         server.wait_idle()
-        result = drive(server.target, plan, templates, server.wait_idle)
+        result = drive(server.target, plan, templates, server.wait_idle, server.lag, server.raw_sql)
         result["peak_rss_bytes"] = peak_rss(server.process.pid)
     finally:
         server.stop()
@@ -673,14 +676,23 @@ def drive(
     plan: Plan,
     templates: Sequence[dict[str, Any]],
     wait_idle: Callable[[], None],
+    lag: Callable[[], dict[str, int]],
+    raw_sql: Callable[[str, dict[str, Any]], float | None],
 ) -> dict[str, Any]:
-    """Every HTTP measurement in turn; `wait_idle` lets the pipeline drain between them."""
-    say(f"  end-to-end, batched: {plan.batched_events:,} events")
+    """Every HTTP measurement in turn: the realistic run (bench/sustained.py), then, in a full
+    run, the extras; `wait_idle` lets the pipeline drain between them."""
+    result: dict[str, Any] = {"url": target.url}
+    result |= realistic(
+        target, target, plan.sizes(), templates[0], lag, raw_sql, plan.heavy_customer, TENANT, say
+    )
+    if not plan.extras:
+        return result
+    wait_idle()
+    say(f"  end-to-end, batched, synthetic customer ids: {plan.batched_events:,} events")
     work = make_workload(
         templates, "e2e-batch", plan.batched_events, plan.batch_size,
         plan.batched_clients, plan.batched_customers,
     )  # fmt: skip
-    result: dict[str, Any] = {"url": target.url}
     # Consoles stay open on other customers during the batched load (bench/console.py).
     probe = sse_probe(target, plan, templates[0])
     probe.start()
@@ -702,15 +714,6 @@ def drive(
     )
     result["single"] = end_to_end(target, work)
     wait_idle()
-    say(f"  freshness: {plan.freshness_samples} samples")
-    result["freshness"] = freshness(target, templates, plan)
-    wait_idle()
-    say("  timeline and satisfaction latency")
-    timeline = f"/v1/customers/{plan.heavy_customer}/timeline"
-    result["timeline"] = api_latency(target, timeline, {}, plan.timeline_requests)
-    result["satisfaction"] = api_latency(
-        target, "/v1/satisfaction/touchpoints", {"bucket": "day"}, plan.satisfaction_requests
-    )
     say("  console first page (profile + 50 timeline entries)")
     result["console_first_page"] = first_page_latency(
         read_url(target), target.read_key, plan.heavy_customer, plan.console_requests
@@ -739,6 +742,45 @@ def read_url(target: Target) -> str:
     """Where reads go: the query API of a routed (distributed) target, else the one server."""
     routed: str = getattr(target, "read_url", "")
     return routed or target.url
+
+
+# --- per-event CPU by stage ---
+def stage_costs(plan: Plan, run_dir: Path) -> dict[str, Any]:
+    """bench/stages.py over the realistic mix, in a process of its own (it opens its own chdb
+    path): CPU per event of validate, publish, file, project and insert."""
+    from bench.stages import measure
+
+    say(f"phase 3: CPU per event by stage ({plan.stage_events:,} events, identity mix)")
+    root = run_dir / "stages"
+    root.mkdir()
+    try:
+        return measure("identity", plan.stage_events, 2_000, 500, plan.seed, root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def stage_rows(stages: dict[str, Any]) -> list[Row]:
+    """The five stages' CPU per event as rows (µs shown as seconds), or one line saying why not."""
+    if "error" in stages:
+        return [Row(f"stage costs not measured: {stages['error'][:80]}", 0, "count")]
+    load = (stages["load_before"][0], stages["load_after"][0])
+    found = stages["summary_cpu_us_per_event"]
+    total = sum(found.values())
+    return [
+        Row(f"CPU per event, {name} ({stages['mix']} mix, 500/batch)", us / 1e6, "s", load=load)
+        for name, us in found.items()
+    ] + [Row("CPU per event, all five stages (one core's limit = 1 / this)", total / 1e6, "s",
+             load=load)]  # fmt: skip
+
+
+def stage_costs_or_error(plan: Plan, run_dir: Path) -> dict[str, Any]:
+    """The stage costs; a failure there (the stages bench uses the pipeline's own modules, which
+    other work changes) is reported, not fatal to the run."""
+    try:
+        return in_child(stage_costs, plan, run_dir)
+    except RuntimeError as exc:
+        say(f"stage costs failed: {str(exc)[-400:]}")
+        return {"error": str(exc).strip().splitlines()[-1]}
 
 
 # --- running the phases ----------------------------------------------------------------------
@@ -780,40 +822,44 @@ def fresh_run_dir(data_dir: str | Path) -> Path:
 
 
 # --- the results -----------------------------------------------------------------------------
-def summary_rows(raw: dict[str, Any], load: dict[str, Any], api: dict[str, Any]) -> list[Row]:
+def summary_rows(
+    raw: dict[str, Any], load: dict[str, Any], api: dict[str, Any], stages: dict[str, Any]
+) -> list[Row]:
     sqlite_rate = raw["sqlite_append"]["rate"]
     point = raw["chdb_point_query"]
-    timeline_raw, satisfaction_raw = load["raw_timeline_query"], load["raw_satisfaction_query"]
-    b, s, f = api["batched"], api["single"], api["freshness"]
-    c, sse = api["console_first_page"], api["sse"]
-    return [
-        Row("raw SQLite append (sqlite3, 1,000/txn)", sqlite_rate, "ev/s"),
+    rows = [
+        Row("raw SQLite append (sqlite3, 1,000/txn)", sqlite_rate, "ev/s", load=raw["load"]),
         Row("SqliteLog.append (1,000/call)", raw["sqlitelog_append"]["rate"], "ev/s",
-            raw_name="raw SQLite", raw_value=sqlite_rate),
+            raw_name="raw SQLite", raw_value=sqlite_rate, load=raw["load"]),
         Row("SqlitePublisher.publish (1,000/call)", raw["publisher_publish"]["rate"], "ev/s",
+            raw_name="raw SQLite", raw_value=sqlite_rate, load=raw["load"]),
+        Row("raw chdb insert (JSONEachRow, 10k/batch)", raw["chdb_insert"]["rate"], "rows/s",
+            load=raw["load"]),
+        Row("raw chdb point query p99 (scratch table)", point["p99"], "s", load=raw["load"]),
+        Row(f"background load ({load['events']:,} demo events, publisher + runners)",
+            load["rate"], "ev/s", raw_name="raw SQLite", raw_value=sqlite_rate,
+            load=load["load"]),
+        *realistic_rows(api, 20_000, "raw SQLite", sqlite_rate),
+        *stage_rows(stages),
+        *extra_rows(api, sqlite_rate),
+        Row("peak RSS, server", api["peak_rss_bytes"] or 0, "bytes"),
+        Row("peak RSS, bench loader", load["peak_rss_bytes"] or 0, "bytes"),
+    ]  # fmt: skip
+    return rows
+
+
+def extra_rows(api: dict[str, Any], sqlite_rate: float) -> list[Row]:
+    """A full run's extras: synthetic-id batches with live streams open, Segment, single events
+    and the console's first page."""
+    if "batched" not in api:
+        return []
+    b, s, c, sse = api["batched"], api["single"], api["console_first_page"], api["sse"]
+    return [
+        Row(f"end-to-end batched, synthetic ids ({b['batch_size']}/request)", b["rate"], "ev/s",
             raw_name="raw SQLite", raw_value=sqlite_rate),
-        Row("raw chdb insert (JSONEachRow, 10k/batch)", raw["chdb_insert"]["rate"], "rows/s"),
-        Row("raw chdb point query p50", point["p50"], "s"),
-        Row("raw chdb point query p99", point["p99"], "s"),
-        Row(f"background load ({load['events']:,} events)", load["rate"], "ev/s",
-            raw_name="raw SQLite", raw_value=sqlite_rate),
-        Row(f"end-to-end batched ({b['batch_size']}/request)", b["rate"], "ev/s",
-            Goal("at_least", 20_000), "raw SQLite", sqlite_rate),
-        Row("  of which ingest 2xx, batched", b["acknowledged_rate"], "ev/s",
-            raw_name="publish", raw_value=raw["publisher_publish"]["rate"]),
         *segment_rows(api),
         Row("end-to-end single event/request", s["rate"], "ev/s",
             raw_name="raw SQLite", raw_value=sqlite_rate),
-        Row("freshness p50 (2xx → visible)", f["p50"], "s"),
-        Row("freshness p99 (2xx → visible)", f["p99"], "s", Goal("at_most", 1.0)),
-        Row("timeline p50 (heavy customer, API)", api["timeline"]["p50"], "s",
-            raw_name="warehouse", raw_value=timeline_raw["p50"]),
-        Row("timeline p99 (heavy customer, API)", api["timeline"]["p99"], "s",
-            Goal("at_most", 0.015), "warehouse", timeline_raw["p99"]),
-        Row("timeline query p99 (warehouse)", timeline_raw["p99"], "s",
-            raw_name="point query", raw_value=point["p99"]),
-        Row("satisfaction p99 (API, 30 days by day)", api["satisfaction"]["p99"], "s",
-            raw_name="warehouse", raw_value=satisfaction_raw["p99"]),
         Row("console first page p50 (profile + 50 entries)", c["p50"], "s"),
         Row("console first page p99 (profile + 50 entries)", c["p99"], "s", Goal("at_most", 0.3)),
         Row(f"SSE delivery p50 ({sse['streams']} streams, batched load)", sse["p50"], "s"),
@@ -821,8 +867,6 @@ def summary_rows(raw: dict[str, Any], load: dict[str, Any], api: dict[str, Any])
             Goal("at_most", 1.0)),
         Row("SSE messages undelivered 30 s after the load / repeated",
             sse["missing"] + sse["repeated"], "count"),
-        Row("peak RSS, server", api["peak_rss_bytes"] or 0, "bytes"),
-        Row("peak RSS, bench loader", load["peak_rss_bytes"] or 0, "bytes"),
     ]  # fmt: skip
 
 
@@ -839,25 +883,59 @@ def segment_rows(api: dict[str, Any]) -> list[Row]:
     ]  # fmt: skip
 
 
+def plan_for(args: argparse.Namespace) -> Plan:
+    if getattr(args, "quick", False):
+        return Plan.quick_plan()
+    return Plan.for_events(10_000_000 if getattr(args, "ten_million", False) else int(args.events))
+
+
+def commit() -> str:
+    done = subprocess.run(
+        ["git", "log", "-1", "--format=%h %cs"], cwd=REPO, capture_output=True, text=True
+    )
+    return done.stdout.strip() or "unknown"
+
+
+def heading(kind: str, plan: Plan, started_at: datetime, revision: str) -> str:
+    """What a table is of: the commit (taken when the run started), the date, the machine, the
+    size, the load."""
+    one, five, fifteen = load_average()
+    return (
+        f"cem bench {kind} · commit {revision} · {started_at:%Y-%m-%d %H:%M} UTC · "
+        f"{os.cpu_count()} cores · load average now {one} {five} {fifteen}\n{plan.describe()}"
+    )
+
+
+def with_load(phase: Callable[[Plan, Path], dict[str, Any]]) -> Callable[[Plan, Path], Any]:
+    def run(plan: Plan, run_dir: Path) -> dict[str, Any]:
+        before = load_average()[0]
+        return in_child(phase, plan, run_dir) | {"load": (before, load_average()[0])}
+
+    return run
+
+
 def main(args: argparse.Namespace) -> int:
-    events = 10_000_000 if getattr(args, "ten_million", False) else int(args.events)
-    plan = Plan.for_events(events)
+    plan = plan_for(args)
     run_dir = fresh_run_dir(args.data_dir)
-    say(f"data in {run_dir}; {events:,} background events")
-    started, started_at = time.perf_counter(), datetime.now(UTC)
+    say(f"data in {run_dir}; {plan.describe()}")
+    started, started_at, revision = time.perf_counter(), datetime.now(UTC), commit()
     try:
-        raw = in_child(raw_limits, plan, run_dir)
-        load = in_child(load_background, plan, run_dir)
+        raw = with_load(raw_limits)(plan, run_dir)
+        load = with_load(load_background)(plan, run_dir)
+        stages = stage_costs_or_error(plan, run_dir)
         api = measure_server(plan, run_dir)
     except RuntimeError as exc:
         say(f"failed: {exc}\n(the data is kept in {run_dir})")
         return 1
-    rows = summary_rows(raw, load, api)
-    table = render_table(rows)
+    rows = summary_rows(raw, load, api, stages)
+    table = heading("(embedded)", plan, started_at, revision) + "\n" + render_table(rows)
     print(table, flush=True)
+    if "text" in stages:
+        print("\n" + stages["text"], flush=True)
     report = {
         "benchmark": "embedded",
         "started_at": started_at.isoformat(),
+        "commit": revision,
         "wall_seconds": time.perf_counter() - started,
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "run_dir": str(run_dir),
@@ -866,6 +944,7 @@ def main(args: argparse.Namespace) -> int:
         "metrics": [row.as_dict() for row in rows],
         "raw": raw,
         "load": load,
+        "stages": stages,
         "api": api,
         "table": table,
     }

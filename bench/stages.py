@@ -267,29 +267,75 @@ def profile_cycle(pipeline: Pipeline, raws: list[dict[str, Any]], top: int) -> s
 
 
 def run(args: argparse.Namespace, root: Path) -> str:
-    mix = MIXES[args.mix](args.seed, args.events, args.customers)
-    batches = [mix[i : i + args.batch] for i in range(0, len(mix), args.batch)]
+    measured = measure(args.mix, args.events, args.customers, args.batch, args.seed, root,
+                       args.profile_top)  # fmt: skip
+    return str(measured["text"])
+
+
+# The issue's five stages, each the sum of the finer ones above (both groups' for a group stage).
+SUMMARY = {
+    "validate": ("parse body", "validate", "identifier notes", "encode"),
+    "publish": ("publish (claims+append)",),
+    "file": ("file (identity)",),
+    "project": ("poll", "decode", "build rows", "commit"),
+    "insert": ("insert (chdb)",),
+}
+
+
+def summarise(meter: Meter, stages: Sequence[str]) -> dict[str, float]:
+    """CPU µs per event of each of the five stages (validate, publish, file, project, insert)."""
+    per = 1e6 / max(1, meter.events)
+    found = {}
+    for name, parts in SUMMARY.items():
+        cpu = sum(meter.cpu[s] for s in stages if s in parts or s.split(": ", 1)[-1] in parts)
+        found[name] = cpu * per
+    return found
+
+
+def measure(
+    mix_name: str,
+    events: int,
+    customers: int,
+    batch: int,
+    seed: int,
+    root: Path,
+    profile_top: int = 0,
+) -> dict[str, Any]:
+    """Run the stages over a mix; the table as printed, and the figures by stage."""
+    mix = MIXES[mix_name](seed, events, customers)
+    batches = [mix[i : i + batch] for i in range(0, len(mix), batch)]
     pipeline, meter = Pipeline(root), Meter()
     profiled, report = len(batches) // 2, ""
     load_before = load_average()
     try:
         for n, raws in enumerate(batches):
-            if n == profiled and args.profile_top:
-                report = profile_cycle(pipeline, raws, args.profile_top)
+            if n == profiled and profile_top:
+                report = profile_cycle(pipeline, raws, profile_top)
             else:
                 pipeline.cycle(raws, meter if n else Meter())  # batch 0 warms up
         stages = pipeline_stages([p.name for p in pipeline.projections])
     finally:
         pipeline.close()
+    load_after = load_average()
     head = (
-        f"{meter.events} events measured in batches of {args.batch} "
-        f"({len(mix)} in the {args.mix} mix of {args.customers} customers or more, "
-        f"seed {args.seed}; "
+        f"{meter.events} events measured in batches of {batch} "
+        f"({len(mix)} in the {mix_name} mix of {customers} customers or more, "
+        f"seed {seed}; "
         "first batch and the profiled one left out)\n"
-        f"load average before: {load_before}  after: {load_average()}  cores: {os.cpu_count()}"
+        f"load average before: {load_before}  after: {load_after}  cores: {os.cpu_count()}"
     )
-    tail = f"\ncProfile of batch {profiled} (top {args.profile_top} by cumulative time):\n{report}"
-    return head + "\n\n" + render(meter, stages) + (tail if args.profile_top else "")
+    tail = f"\ncProfile of batch {profiled} (top {profile_top} by cumulative time):\n{report}"
+    per = 1e6 / max(1, meter.events)
+    return {
+        "mix": mix_name,
+        "events": meter.events,
+        "batch": batch,
+        "cpu_us_per_event": {s: meter.cpu[s] * per for s in [*stages, *BASELINES]},
+        "summary_cpu_us_per_event": summarise(meter, stages),
+        "load_before": [float(v) for v in load_before.split()],
+        "load_after": [float(v) for v in load_after.split()],
+        "text": head + "\n\n" + render(meter, stages) + (tail if profile_top else ""),
+    }
 
 
 def parser() -> argparse.ArgumentParser:

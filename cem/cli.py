@@ -346,6 +346,11 @@ def _add_bench(sub: Any) -> None:
     bench.add_argument("--events", type=int, default=1_000_000, help="background events (≥1M)")
     bench.add_argument("--ten-million", action="store_true", help="use 10M background events")
     bench.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smaller run (100,000 background events, 45 s phases)",
+    )
+    bench.add_argument(
         "--distributed", action="store_true", help="on Kafka, ClickHouse server and PostgreSQL"
     )
     bench.add_argument(

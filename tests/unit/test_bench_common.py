@@ -90,8 +90,20 @@ def test_format_value(value: float, unit: str, shown: str) -> None:
 
 def test_row_cells_show_goal_status_and_ratio_to_raw() -> None:
     row = Row("timeline p99", 0.030, "s", Goal("at_most", 0.015), "warehouse", 0.010)
-    assert row.cells() == ["timeline p99", "30 ms", "≤ 15 ms (MISSED)", "3× warehouse (10 ms)"]
-    assert Row("raw SQLite append", 50_000, "ev/s").cells()[2:] == ["", ""]
+    assert row.cells() == [
+        "timeline p99",
+        "30 ms",
+        "≤ 15 ms (MISSED)",
+        "3× warehouse (10 ms)",
+        "",
+    ]
+    assert Row("raw SQLite append", 50_000, "ev/s").cells()[2:] == ["", "", ""]
+
+
+def test_row_cells_show_the_load_average_before_and_after_its_phase() -> None:
+    row = Row("max end-to-end", 900, "ev/s", load=(4.234, 6.0))
+    assert row.cells()[-1] == "4.2 → 6.0"
+    assert row.as_dict()["load_average"] == (4.234, 6.0)
 
 
 def test_row_as_dict_is_complete() -> None:
@@ -105,6 +117,7 @@ def test_row_as_dict_is_complete() -> None:
         "raw_name": "raw SQLite",
         "raw_value": 100_000,
         "raw_ratio": 0.25,
+        "load_average": None,
     }
 
 
