@@ -67,7 +67,6 @@ from bench.embedded import (
     _timed,
     batched,
     commit,
-    demo_events,
     drive,
     extra_rows,
     fresh_run_dir,
@@ -81,6 +80,7 @@ from bench.embedded import (
 )
 from bench.sustained import load_average
 from bench.sustained import rows as realistic_rows
+from bench.workload import demo_events
 from cem.serving import free_port, stop_processes, wait_until_serving
 from kernel.partitioning import partition_for
 from kernel.ports import FILINGS_TOPIC, TOUCHPOINTS_TOPIC, Record

@@ -53,11 +53,10 @@ from bench.console import SseProbe, first_page_latency
 from bench.segment import post_segment, segment_bodies
 from bench.sustained import Sizes, load_average, realistic
 from bench.sustained import rows as realistic_rows
-from cem import demo
+from bench.workload import demo_events, newest_event, post
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import INSERT_RECORD, LOG_SCHEMA, SqliteLog, SqlitePublisher
 from cem.serving import free_port, stop_processes, wait_until_serving
-from cem.simulate import retry_after_s
 from kernel.processing import to_micros
 from kernel.settings import IngestSettings
 from schemas.validate import accept, decode
@@ -70,8 +69,6 @@ REPO = Path(__file__).resolve().parents[1]
 TENANT = "bench"
 LOG_BATCH = 1_000
 CHDB_BATCH = 10_000
-DEMO_DAYS = 180
-DEMO_EVENTS_PER_CUSTOMER_DAY = 0.3  # what cem.demo yields on average (measured)
 
 
 def say(message: str) -> None:
@@ -170,17 +167,6 @@ def _clamp(value: int, low: int, high: int) -> int:
 
 
 # --- demo events -----------------------------------------------------------------------------
-def demo_events(seed: int, count: int, customers: int | None = None) -> Iterator[dict[str, Any]]:
-    """`count` raw demo events (producer format), recent ones, over as many passes as needed."""
-    customers = customers or max(200, round(count / (DEMO_DAYS * DEMO_EVENTS_PER_CUSTOMER_DAY)))
-    population = demo.Population.generate(Random(seed), customers)
-    now = datetime.now(UTC)
-    passes = (
-        demo.history(population, Random(seed + n), now, DEMO_DAYS) for n in itertools.count(1)
-    )
-    return itertools.islice(itertools.chain.from_iterable(passes), count)
-
-
 def validated(raws: Sequence[dict[str, Any]]) -> list[Any]:
     """Outgoing records exactly as the ingest router would publish them."""
     received = datetime.now(UTC)
@@ -559,31 +545,6 @@ def _event(template: dict[str, Any], customer: str, occurred_ms: int) -> dict[st
     event["customer"] = {"customer_id": customer}
     event["occurred_at"] = datetime.fromtimestamp(occurred_ms / 1000, UTC).isoformat()
     return event
-
-
-def post(http: httpx.Client, body: bytes) -> tuple[int, int]:
-    """Post until the log acknowledges; (events accepted or duplicate, events rejected)."""
-    for attempt in range(100):
-        response = http.post("/v1/events", content=body)
-        if response.status_code in (429, 503):
-            wait = retry_after_s(response.headers.get("retry-after"))
-            time.sleep(min(1.0, 0.1 if wait is None else wait) + attempt * 0.01)
-            continue
-        if response.status_code == 202:
-            return 1, 0
-        if response.status_code in (200, 422) and "submitted" in (data := response.json()):
-            return data["accepted"] + data["duplicates"], data["rejected"] + data["conflicts"]
-        raise RuntimeError(f"POST /v1/events: {response.status_code} {response.text[:500]}")
-    raise RuntimeError("POST /v1/events kept answering 429/503")
-
-
-def newest_event(http: httpx.Client, customer: str) -> str | None:
-    response = http.get(f"/v1/customers/{customer}/timeline", params={"limit": 1})
-    if response.status_code == 404:
-        return None
-    response.raise_for_status()
-    entries = response.json()["entries"]
-    return entries[0]["event_id"] if entries else None
 
 
 def end_to_end(

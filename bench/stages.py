@@ -108,7 +108,7 @@ def identity_mix(seed: int, events: int, people: int) -> list[dict[str, Any]]:
 def demo_mix(seed: int, events: int, customers: int) -> list[dict[str, Any]]:
     """The demo population's history, in the order it happened (producer format): clean E.164
     phones and explicit customer ids, what `cem bench` loads."""
-    from bench.embedded import demo_events
+    from bench.workload import demo_events
 
     return list(demo_events(seed, events, customers))
 

@@ -131,7 +131,7 @@ def identity_events(events: int, seed: int) -> list[dict[str, Any]]:
 
 def demo_mix_events(events: int, seed: int) -> list[dict[str, Any]]:
     """The demo generator's history (explicit `customer_id`s, clean E.164 phones)."""
-    from bench.embedded import demo_events
+    from bench.workload import demo_events
 
     return list(demo_events(seed, events))
 
@@ -145,7 +145,7 @@ MIXES: dict[str, Callable[[int, int], list[dict[str, Any]]]] = {
 # --- posting ---------------------------------------------------------------------------------
 def post_batch(http: httpx.Client, body: bytes) -> tuple[int, int]:
     """Post until the log acknowledges (429/503 retried); (accepted or duplicate, rejected)."""
-    from bench.embedded import post
+    from bench.workload import post
 
     return post(http, body)
 
@@ -347,7 +347,7 @@ def sustained(
 
 
 def _visible(read: httpx.Client, event: dict[str, Any], probe: Probe) -> bool:
-    from bench.embedded import newest_event
+    from bench.workload import newest_event
 
     customer, deadline = event["customer"]["customer_id"], time.perf_counter() + probe.timeout_s
     while newest_event(read, customer) != event["event_id"]:
