@@ -38,11 +38,6 @@ SURVEY = "survey"  # key = survey kind, num = score
 CASE = "case"  # key = case id, str = "open" | "resolved"
 CASE_SUBJECT = "case_subject"  # key = case id, str = subject or topic
 IDENTIFIER = "identifier"  # key = "kind:value"
-# Read from the timeline rather than stored in profile_facts (see `timeline_facts`); rows of these
-# fields stored before that are skipped by the read.
-TIMELINE_FIELDS = (TOUCH, IDENTIFIER)
-
-Row = dict[str, Any]
 
 
 def to_units(amount: Decimal) -> int:
@@ -101,41 +96,23 @@ _FAMILY_FACTS: dict[str, Callable[[Any], list[Fact]]] = {
 }
 
 
-def timeline_facts(event: Event) -> list[Fact]:
-    """The facts every event has: where it touched the customer and the identifiers it carried.
-    They are not stored as profile_facts rows: the event's timeline row holds them already
-    (`channel`, `touchpoint`, `identifiers`), and the read takes them from there (sql.py)."""
+def facts_of(event: Event) -> list[Fact]:
     touch = Fact(TOUCH, event.channel.value, event.touchpoint, 1)
     known = [Fact(IDENTIFIER, f"{kind}:{value}") for kind, value in identifiers(event.customer)]
-    return [touch, *known]
-
-
-def family_facts(event: Event) -> list[Fact]:
-    """The facts of the event's family (orders, returns, surveys, cases): the stored ones."""
     family = _FAMILY_FACTS.get(event.type)
-    return family(parse_payload(event.type, event.payload)) if family else []
+    extra = family(parse_payload(event.type, event.payload)) if family else []
+    return [touch, *known, *extra]
 
 
-def facts_of(event: Event) -> list[Fact]:
-    """Everything the event says about its customer, however it is stored."""
-    return [*timeline_facts(event), *family_facts(event)]
-
-
-def fact_rows(event: Event, facts: Iterable[Fact], customer_id: str | None = None) -> list[Row]:
-    """Facts of one event as rows, filed under `customer_id` (default: its customer key)."""
+def to_profile_facts(event: Event, customer_id: str | None = None) -> list[dict[str, Any]]:
+    """The profile_facts rows of one event, filed under `customer_id` (default: its customer key)."""
     base = {
         "tenant_id": event.tenant_id,
         "customer_id": customer_id or customer_key(event.customer),
         "event_id": str(event.event_id),
         "derived_at": to_micros(event.derived_at),
     }
-    return [{**base, **vars(fact)} for fact in facts]
-
-
-def to_profile_facts(event: Event, customer_id: str | None = None) -> list[Row]:
-    """The profile_facts rows of one event: its family facts only (most events have none), since
-    its timeline facts are read from its timeline row."""
-    return fact_rows(event, family_facts(event), customer_id)
+    return [{**base, **vars(fact)} for fact in facts_of(event)]
 
 
 # --- the folded profile ----------------------------------------------------------------------

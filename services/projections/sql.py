@@ -24,14 +24,7 @@ from typing import Any
 from kernel.dialect import replacing_engine
 from kernel.ports import Warehouse
 from services.projections.lookup import MAX_MATCHES, CustomerMatch, matches_from_rows
-from services.projections.profile import (
-    IDENTIFIER,
-    TIMELINE_FIELDS,
-    TOUCH,
-    FactGroup,
-    Profile,
-    fold_profile,
-)
+from services.projections.profile import FactGroup, Profile, fold_profile
 from services.projections.timeline import (
     Cursor,
     TimelineEntry,
@@ -250,34 +243,16 @@ def read_entries(
 
 # --- profile ---------------------------------------------------------------------------------
 # One pass over the customer's facts: deduplicate by (field, key, event_id) — the copies of a
-# re-inserted batch are identical — then combine commutatively per (field, key). The facts every
-# event has (profile.TIMELINE_FIELDS) come from its timeline row, the others from profile_facts,
-# where rows of those fields written by earlier versions are skipped (the timeline holds the same).
-# Constants are materialised so that every branch of the UNION has the same column kinds (18.16).
-_PROFILE_FACTS_ROWS = f"""
-    SELECT field, key, event_id, derived_at, str_value, num_value FROM {PROFILE_FACTS}
-    WHERE tenant_id = {{{{tenant_id:String}}}} AND {{members}}
-      AND field NOT IN ({", ".join(f"'{name}'" for name in TIMELINE_FIELDS)})
-    LIMIT 1 BY field, key, event_id
-    UNION ALL
-    SELECT materialize('{TOUCH}') AS field, channel AS key, event_id, derived_at,
-           touchpoint AS str_value, materialize(toInt64(1)) AS num_value
-    FROM {TIMELINE}
-    WHERE tenant_id = {{{{tenant_id:String}}}} AND {{members}}
-    LIMIT 1 BY event_id
-    UNION ALL
-    SELECT materialize('{IDENTIFIER}') AS field, arrayJoin(identifiers) AS key, event_id,
-           derived_at, materialize('') AS str_value, materialize(toInt64(0)) AS num_value
-    FROM {TIMELINE}
-    WHERE tenant_id = {{{{tenant_id:String}}}} AND {{members}}
-    LIMIT 1 BY key, event_id"""
-
+# re-inserted batch are identical — then combine commutatively per (field, key).
 PROFILE_QUERY = f"""SELECT field, key, count() AS n, sum(num_value) AS total,
        min(derived_at) AS first_at, max(derived_at) AS last_at,
        argMax(str_value, (derived_at, event_id)) AS latest_str,
        argMax(num_value, (derived_at, event_id)) AS latest_num,
        argMax(event_id, (derived_at, event_id)) AS latest_event
-FROM ({_PROFILE_FACTS_ROWS}
+FROM (
+    SELECT field, key, event_id, derived_at, str_value, num_value FROM {PROFILE_FACTS}
+    WHERE tenant_id = {{{{tenant_id:String}}}} AND {{members}}
+    LIMIT 1 BY field, key, event_id
 )
 GROUP BY field, key"""
 

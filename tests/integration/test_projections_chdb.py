@@ -22,13 +22,6 @@ from schemas.envelope import Event
 from schemas.validate import accept, encode
 from services.projections import sql
 from services.projections.lookup import lookup_key
-from services.projections.profile import (
-    FactGroup,
-    fact_rows,
-    facts_of,
-    fold_profile,
-    timeline_facts,
-)
 from services.projections.projection import ProjectionsProjection
 from services.projections.timeline import Cursor, TimelineFilter, decode_cursor
 
@@ -300,10 +293,8 @@ def test_replaying_the_log_into_fresh_tables_gives_identical_results(
 def test_a_batch_spanning_thirty_years_is_stored_in_one_partition(wh: ChdbWarehouse) -> None:
     tid = tenant()
     months = [datetime(2000 + m // 12, m % 12 + 1, 15, tzinfo=UTC) for m in range(360)]
-    # Orders, so that every table of the consumer gets a row per month.
-    order = {"amount": "10", "currency": "EUR", "items": 1}
     raws = [
-        raw_event("order.placed", "web", {**order, "order_id": f"o{i}"}, at)
+        raw_event("page.viewed", "web", {"url": f"https://shop.example/{i}"}, at)
         for i, at in enumerate(months)
     ]
     deliver(wh, accepted(raws, tid, received=datetime(2030, 1, 1, tzinfo=UTC)))
@@ -426,66 +417,6 @@ def test_repeated_filters_mean_any_of_and_a_type_prefix_matches_its_family(
     both = types(types=("page.viewed",), type_prefixes=("call.",))
     assert both == ["call.ended", "call.answered", "page.viewed"]
     assert types(type_prefixes=("call.",), channels=("chat",)) == []
-
-
-def test_the_profile_reads_timeline_facts_from_the_timeline_and_skips_their_old_rows(
-    any_wh: Warehouse,
-) -> None:
-    tid = tenant()
-    other = {"customer_id": "cust-1", "phone": "+33 6 00 00 00 01"}
-    raws = [
-        raw_event("page.viewed", "web", {"url": "https://s.example/"}, T0, touchpoint="home"),
-        raw_event(
-            "order.placed", "web",
-            {"order_id": "A", "amount": "129.90", "currency": "EUR", "items": 1},
-            T0 + timedelta(hours=1),
-        ),
-        raw_event("case.opened", "email", {"case_id": "C1", "subject": "Lid"}, T0 + timedelta(hours=2)),
-        raw_event(
-            "survey.answered", "survey", {"kind": "csat", "score": 4}, T0 + timedelta(hours=3),
-            touchpoint="delivery",
-        ),
-        raw_event(
-            "call.ended", "phone", {"agent": "ann", "talk_s": 60}, T0 + timedelta(hours=4),
-            touchpoint="support_line", customer=other,
-        ),
-    ]  # fmt: skip
-    events = accepted(raws, tid)
-    deliver(any_wh, events)
-    deliver(any_wh, events[1:3])  # a reprocessed batch
-    every_fact = [row for ev in events for row in fact_rows(ev, facts_of(ev), "cust-1")]
-    expected = fold_profile("cust-1", _combined(every_fact), ["cust-1"])
-    assert expected is not None and expected.events == 5
-    assert sql.read_profile(any_wh, tid, "cust-1") == expected
-    # What versions that stored every fact in profile_facts left there reads the same.
-    legacy = [row for ev in events for row in fact_rows(ev, timeline_facts(ev), "cust-1")]
-    any_wh.insert(sql.PROFILE_FACTS, legacy)
-    assert sql.read_profile(any_wh, tid, "cust-1") == expected
-
-
-def _combined(rows: Sequence[dict[str, Any]]) -> list[FactGroup]:
-    """The read query's combination, written plainly (as tests/unit/test_profile.py does)."""
-    unique = {(r["field"], r["key"], r["event_id"]): r for r in rows}
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for row in unique.values():
-        groups.setdefault((row["field"], row["key"]), []).append(row)
-    combined = []
-    for (field, key), members in groups.items():
-        latest = max(members, key=lambda r: (r["derived_at"], r["event_id"]))
-        combined.append(
-            FactGroup(
-                field=field,
-                key=key,
-                n=len(members),
-                total=sum(r["num_value"] for r in members),
-                first_at=min(r["derived_at"] for r in members),
-                last_at=latest["derived_at"],
-                latest_str=latest["str_value"],
-                latest_num=latest["num_value"],
-                latest_event=latest["event_id"],
-            )
-        )
-    return combined
 
 
 def test_copies_of_re_inserted_batches_never_shorten_or_repeat_a_timeline_page(

@@ -18,10 +18,7 @@ from kernel.processing import to_micros
 from schemas.envelope import Event
 from schemas.validate import accept
 from services.projections.profile import (
-    TIMELINE_FIELDS,
     FactGroup,
-    fact_rows,
-    facts_of,
     fold_profile,
     format_units,
     to_profile_facts,
@@ -93,13 +90,8 @@ def story() -> list[Event]:
     ]  # fmt: skip
 
 
-def all_fact_rows(ev: Event) -> list[dict[str, Any]]:
-    """Every fact of the event as a row: the stored ones and those read from its timeline row."""
-    return fact_rows(ev, facts_of(ev))
-
-
 def profile_of(events: Iterable[Event]) -> Any:
-    rows = [row for ev in events for row in all_fact_rows(ev)]
+    rows = [row for ev in events for row in to_profile_facts(ev)]
     return fold_profile("cust-1", combine(rows))
 
 
@@ -152,7 +144,7 @@ def test_events_at_the_same_instant_are_ordered_by_event_id() -> None:
 @given(seed=st.integers(), copies=st.integers(min_value=1, max_value=3))
 def test_profile_is_the_same_for_any_order_and_any_duplication(seed: int, copies: int) -> None:
     events = story()
-    rows = [row for ev in events for row in all_fact_rows(ev)]
+    rows = [row for ev in events for row in to_profile_facts(ev)]
     shuffled = rows * copies
     random.Random(seed).shuffle(shuffled)
     groups = combine(shuffled)
@@ -166,7 +158,7 @@ def test_a_customer_without_facts_has_no_profile() -> None:
 
 def test_facts_are_unique_per_event_field_and_key() -> None:
     for ev in story():
-        facts = all_fact_rows(ev)
+        facts = to_profile_facts(ev)
         assert len({(r["field"], r["key"]) for r in facts}) == len(facts)
         assert {r["event_id"] for r in facts} == {str(ev.event_id)}
         assert {r["derived_at"] for r in facts} == {to_micros(ev.derived_at)}
@@ -174,15 +166,7 @@ def test_facts_are_unique_per_event_field_and_key() -> None:
 
 def test_custom_events_count_as_activity_only() -> None:
     ev = event("custom.loyalty.joined", "web", {"tier": "gold"}, 0, touchpoint="loyalty")
-    assert {fact.field for fact in facts_of(ev)} == {"touch", "identifier"}
-    assert to_profile_facts(ev) == []
-
-
-def test_only_family_facts_are_stored_the_timeline_holds_the_rest() -> None:
-    for ev in story():
-        stored = {r["field"] for r in to_profile_facts(ev)}
-        assert stored.isdisjoint(TIMELINE_FIELDS)
-        assert stored | set(TIMELINE_FIELDS) >= {fact.field for fact in facts_of(ev)}
+    assert {r["field"] for r in to_profile_facts(ev)} == {"touch", "identifier"}
 
 
 @pytest.mark.parametrize(
