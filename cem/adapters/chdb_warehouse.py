@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from chdb import session as chdb_session
 
+from cem.adapters.warehouse_columns import to_columns
 from kernel.private_files import private_dir
 
 # chdb runs one embedded server per process and per data path; every ChdbWarehouse in a process
@@ -80,9 +81,15 @@ class ChdbWarehouse:
     def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
             return
-        # Rows travel as JSONEachRow data after the statement, never formatted into SQL.
-        body = b"\n".join(orjson.dumps(row, default=_json_default) for row in rows)
-        self._run(f"INSERT INTO {table} FORMAT JSONEachRow\n" + body.decode(), "TabSeparated", None)
+        columns, values = to_columns(table, rows)
+        # The batch travels as data after the statement, never formatted into SQL, in columns
+        # (JSONCompactColumns): one orjson call serialises the whole batch and the engine parses
+        # one array per column. Measured against JSONEachRow (a dict per row) on 500 timeline
+        # rows: a tenth of the serialising cost and half the parsing; chdb's Python() table
+        # function over a dict of lists or a pyarrow Table cost more than JSONEachRow.
+        body = orjson.dumps(values, default=_json_default)
+        statement = f"INSERT INTO {table} ({', '.join(columns)}) FORMAT JSONCompactColumns\n"
+        self._run(statement + body.decode(), "TabSeparated", None)
 
     def select(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         data = self._run(sql, "JSONEachRow", params)

@@ -23,10 +23,10 @@ from clickhouse_driver import Client
 from clickhouse_driver import errors as driver_errors
 from clickhouse_driver.util.escape import escape_params
 
+from cem.adapters.warehouse_columns import to_columns
 from kernel.ports import WarehouseUnavailable
 
 _PLACEHOLDER = re.compile(r"\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([^{}]+?)\s*\}")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 _DEFAULT_MAX_QUERY_SIZE = 262_144
 _INTS = {f"{s}Int{n}" for s in ("", "U") for n in (8, 16, 32, 64, 128, 256)}
 _FLOATS = {"Float32", "Float64", "Decimal", "Decimal32", "Decimal64", "Decimal128"}
@@ -190,15 +190,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _storable(value: Any) -> Any:
-    if isinstance(value, set | frozenset):
-        try:
-            return sorted(value)
-        except TypeError:
-            return list(value)
-    return list(value) if isinstance(value, tuple) else value
-
-
 def _with_database(url: str, database: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
 
@@ -244,13 +235,8 @@ class ClickHouseWarehouse:
     def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
             return
-        columns = list(rows[0])
-        if not all(_NAME.fullmatch(name) for name in [table, *columns]):
-            raise ValueError(f"invalid table or column name in {table} {columns}")
-        if any(set(row) != set(columns) for row in rows):
-            raise ValueError(f"rows for {table} do not all have the columns {columns}")
         # Native protocol: the values travel as typed column blocks, never as SQL text.
-        data = [[_storable(row[c]) for row in rows] for c in columns]
+        columns, data = to_columns(table, rows)
         query = f"INSERT INTO {table} ({', '.join(columns)}) VALUES"
         with self._lock:
             try:

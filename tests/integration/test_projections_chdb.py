@@ -417,3 +417,33 @@ def test_repeated_filters_mean_any_of_and_a_type_prefix_matches_its_family(
     both = types(types=("page.viewed",), type_prefixes=("call.",))
     assert both == ["call.ended", "call.answered", "page.viewed"]
     assert types(type_prefixes=("call.",), channels=("chat",)) == []
+
+
+def test_copies_of_re_inserted_batches_never_shorten_or_repeat_a_timeline_page(
+    any_wh: Warehouse,
+) -> None:
+    tid = tenant()
+    raws = [
+        raw_event("page.viewed", "web", {"url": f"https://s.example/{i}"}, T0 + timedelta(hours=i))
+        for i in range(7)
+    ]
+    events = accepted(raws, tid)
+    # Merges would collapse the copies; held back, every read sees three of most events.
+    any_wh.command(f"SYSTEM STOP MERGES {sql.TIMELINE}")
+    try:
+        for _ in range(3):
+            deliver(any_wh, events[1:])
+        deliver(any_wh, events[:1])
+        stored = any_wh.select(
+            f"SELECT count() AS n FROM {sql.TIMELINE} WHERE tenant_id = {{t:String}}", {"t": tid}
+        )
+        assert stored == [{"n": 19}]
+        newest_first = [str(ev.event_id) for ev in reversed(events)]
+        for page in (1, 2, 3, 50):
+            timeline = whole_timeline(any_wh, tid, "cust-1", page=page)
+            assert timeline is not None
+            assert [e["event_id"] for e in timeline] == newest_first
+        first = sql.read_timeline(any_wh, tid, "cust-1", limit=6)
+        assert first is not None and len(first.entries) == 6 and first.next_cursor is not None
+    finally:
+        any_wh.command(f"SYSTEM START MERGES {sql.TIMELINE}")
