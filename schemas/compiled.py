@@ -267,8 +267,10 @@ class CompiledType:
     """The compiled validator of one event type, and the JSON form of its payload."""
 
     validator: SchemaValidator
-    payload: SchemaSerializer  # as the payload model's `model_dump(mode="json")` gives it
     channels: frozenset[Channel]
+    # The payload as its model's `model_dump(mode="json")` gives it; None when the validated dict
+    # already is that (no Decimal to write as a string).
+    payload: SchemaSerializer | None
 
 
 _COMPILED: dict[str, CompiledType | None] = {}
@@ -291,9 +293,15 @@ def _compile(event_type: str) -> CompiledType | None:
     payload = special(model) if special else _payload_schema(model, {})
     if payload is None:
         return None
-    return CompiledType(
-        SchemaValidator(_envelope(event_type, payload)), SchemaSerializer(payload), channels
-    )
+    serializer = SchemaSerializer(payload) if _holds(payload, "decimal") else None
+    return CompiledType(SchemaValidator(_envelope(event_type, payload)), channels, serializer)
+
+
+def _holds(schema: Any, kind: str) -> bool:
+    """Whether a core schema has a schema of type `kind` anywhere inside it."""
+    if isinstance(schema, dict):
+        return schema.get("type") == kind or any(_holds(v, kind) for v in schema.values())
+    return isinstance(schema, list) and any(_holds(v, kind) for v in schema)
 
 
 # --- building models from validated values ------------------------------------------------------
@@ -307,7 +315,7 @@ def construct(model: type[M], values: dict[str, Any], fields_set: set[str]) -> M
     pydantic-core cannot build these models from compiled fields of our own: it reuses a complete
     model's own validator, Python validators included.
     """
-    instance = model.__new__(model)
+    instance = _new(model)
     _set(instance, "__dict__", values)
     _set(instance, "__pydantic_fields_set__", fields_set)
     _set(instance, "__pydantic_extra__", None)
@@ -315,6 +323,7 @@ def construct(model: type[M], values: dict[str, Any], fields_set: set[str]) -> M
     return instance
 
 
+_new = object.__new__  # BaseModel has no __new__ of its own
 _set = object.__setattr__
 CUSTOMER_FIELDS = frozenset(CustomerRef.model_fields)
 EVENT_FIELDS = frozenset(Event.model_fields)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from datetime import UTC, datetime
@@ -181,7 +182,12 @@ def accept_compiled(raw: Any, tenant_id: str, received_at: datetime) -> tuple[Ev
     comparisons. None when it is not: then only `accept_checked` can tell, and word why."""
     kind = raw.get("type") if type(raw) is dict else None
     compiled = compiled_type(kind) if type(kind) is str else None
-    if compiled is None or type(received_at) is not datetime or not _is_slug(tenant_id):
+    if (
+        compiled is None
+        or type(received_at) is not datetime
+        or type(tenant_id) is not str
+        or not _is_slug(tenant_id)
+    ):
         return None
     try:
         sent = compiled.validator.validate_python(raw)
@@ -226,14 +232,20 @@ def _compiled_event(
         "derived_at": derived,
         "clock_corrected": at is not None and derived != occurred,
         "correlation_id": sent["correlation_id"],
-        "payload": compiled.payload.to_python(sent["payload"], mode="json"),
+        "payload": _payload_json(sent["payload"], compiled),
         "schema_version": sent["schema_version"],
     }
     return construct(Event, values, set(EVENT_FIELDS))
 
 
+def _payload_json(payload: dict[str, Any], compiled: CompiledType) -> dict[str, Any]:
+    serializer = compiled.payload
+    return payload if serializer is None else serializer.to_python(payload, mode="json")
+
+
+@functools.lru_cache(maxsize=1024)
 def _is_slug(text: str) -> bool:
-    return isinstance(text, str) and _SLUG.fullmatch(text) is not None
+    return _SLUG.fullmatch(text) is not None
 
 
 _SLUG = re.compile(r"[a-z0-9][a-z0-9_.\-]{0,63}")  # Slug's pattern (fullmatch: no "$\n" slip)
@@ -253,8 +265,8 @@ def _fingerprint(sent: dict[str, Any], payload: Any) -> str:
     """`fingerprint` of the same event: the same JSON, keys sorted, hashed. orjson writes UUIDs,
     enums and UTC times (with `Z`) exactly as pydantic's JSON mode does; the payload is the one
     sent, as EventIn keeps it."""
-    customer: CustomerRef = sent["customer"]
-    incoming = {**sent, "customer": {k: getattr(customer, k) for k in CUSTOMER_FIELDS}}
+    incoming = sent.copy()
+    incoming["customer"] = sent["customer"].__dict__
     incoming["payload"] = payload
     body = orjson.dumps(incoming, option=orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z)
     return hashlib.sha256(body).hexdigest()
