@@ -99,9 +99,15 @@ def _str_field(metadata: list[Any]) -> CoreSchema | None:
     if not checks <= {_SAFE, _ID} or len(limits) + len(checks) != len(metadata) or len(limits) > 1:
         return None
     sc = limits[0] if limits else StringConstraints()
-    if sc.pattern is not None and not checks:
-        return cs.str_schema(pattern=sc.pattern, max_length=sc.max_length, strict=True)
-    if _SAFE not in checks or sc.pattern is not None or sc.strip_whitespace or sc.to_lower:
+    if (sc.strip_whitespace, sc.to_upper, sc.to_lower, sc.strict, sc.ascii_only) != (None,) * 5:
+        return None  # a transformation or mode the compiled string does not repeat
+    if sc.pattern is not None:
+        if checks:
+            return None
+        # A pattern alone (Currency): still no NUL or lone surrogate, as json_safety requires.
+        own = cs.str_schema(pattern=sc.pattern, min_length=sc.min_length, max_length=sc.max_length)
+        return cs.chain_schema([_text(_SAFE_CHAR), own])
+    if _SAFE not in checks:
         return None  # a string field allows NUL only where a check of its own stops it
     return _text(_ID_CHAR if _ID in checks else _SAFE_CHAR, sc.min_length, sc.max_length)
 
