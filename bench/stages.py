@@ -54,10 +54,8 @@ from kernel.ports import FILINGS_TOPIC, TOUCHPOINTS_TOPIC, Outgoing
 from kernel.processing import Projection, Unfiled, decode_batch, project_batch
 from kernel.settings import IngestSettings
 from schemas.envelope import Event
-from schemas.json_safety import safe_json
-from schemas.validate import accept_checked
 from services.identity.rules import TenantRules
-from services.ingest.batch import identifier_notes, to_outgoing
+from services.ingest.batch import ItemResult, identifier_notes, to_outgoing, validate_item
 from services.ingest.body import parse_submission
 
 TENANT = "bench"
@@ -67,6 +65,7 @@ FILING_STAGES = ("poll", "decode", "file (identity)", "append filings", "commit"
 GROUP_STAGES = ("poll", "decode", "build rows", "insert (chdb)", "commit")
 BASELINES = ("raw sqlite3 append, same bytes", "raw chdb insert, same rows")
 RAW_DATABASE = "stages_raw"
+EVENT_LIMIT: int = IngestSettings.model_fields["max_event_bytes"].default
 
 
 def pipeline_stages(groups: Sequence[str]) -> list[str]:
@@ -162,7 +161,7 @@ class Pipeline:
         with meter.stage("parse body"):
             items = parse_submission(JSON, body, 10_000).items
         with meter.stage("validate"):
-            # What `services.ingest.batch.check_event` does for an item that fits its limits.
+            # What `services.ingest.batch.check_event` does before encoding.
             checked = [_validated(raw, received) for raw in items]
         with meter.stage("identifier notes"):
             for event, _ in checked:
@@ -223,10 +222,11 @@ class Pipeline:
             self.log.commit(FILINGS_TOPIC, group, result.next_offsets)
 
 
-def _validated(raw: Any, received: datetime) -> tuple[Any, str]:
-    if safe_json(raw) is None:
-        raise ValueError("the mix holds an event the ingest would reject")
-    return accept_checked(raw, TENANT, received, [])
+def _validated(raw: Any, received: datetime) -> tuple[Event, str]:
+    checked = validate_item(0, raw, TENANT, received, EVENT_LIMIT)
+    if isinstance(checked, ItemResult):
+        raise ValueError(f"the mix holds an event the ingest rejects: {checked.errors}")
+    return checked
 
 
 def _raw_insert(table: str, rows: Sequence[dict[str, Any]]) -> str:

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from schemas.envelope import EARLIEST, MAX_FUTURE, Channel, Event, EventIn, derive_time
+from schemas.compiled import (
+    CUSTOMER_FIELDS,
+    EVENT_FIELDS,
+    STORED,
+    CompiledType,
+    compiled_type,
+    construct,
+)
+from schemas.envelope import (
+    EARLIEST,
+    MAX_FUTURE,
+    Channel,
+    CustomerRef,
+    Event,
+    EventIn,
+    derive_time,
+)
 from schemas.families import payload_model
 from schemas.json_safety import json_violations
 from schemas.violations import InvalidEvent, Violation
@@ -82,6 +100,9 @@ def accept(raw: Any, tenant_id: str, received_at: datetime) -> tuple[Event, str]
 
     Raises InvalidEvent listing every violated path.
     """
+    fast = accept_compiled(raw, tenant_id, received_at)
+    if fast is not None:
+        return fast
     structural = json_violations(raw) if isinstance(raw, dict) else []
     return accept_checked(raw, tenant_id, received_at, structural)
 
@@ -155,6 +176,102 @@ def _stored(
     )
 
 
+def accept_compiled(raw: Any, tenant_id: str, received_at: datetime) -> tuple[Event, str] | None:
+    """`accept(raw, tenant_id, received_at)` when the compiled validator of its type is certain of
+    it (`schemas.compiled`): the same event and fingerprint, in one pydantic-core call and a few
+    comparisons. None when it is not: then only `accept_checked` can tell, and word why."""
+    kind = raw.get("type") if type(raw) is dict else None
+    compiled = compiled_type(kind) if type(kind) is str else None
+    if (
+        compiled is None
+        or type(received_at) is not datetime
+        or type(tenant_id) is not str
+        or not _is_slug(tenant_id)
+    ):
+        return None
+    try:
+        sent = compiled.validator.validate_python(raw)
+        occurred = sent["occurred_at"].astimezone(UTC)
+        at = sent["sent_at"] and sent["sent_at"].astimezone(UTC)
+        derived = derive_time(occurred, at, received_at)
+    except (ValidationError, OverflowError):
+        return None
+    customer = construct(CustomerRef, sent["customer"], set(raw["customer"]))
+    if (
+        sent["channel"] not in compiled.channels
+        or not _identified(customer)
+        or not EARLIEST <= derived <= received_at + MAX_FUTURE
+    ):
+        return None
+    sent.update(customer=customer, occurred_at=occurred, sent_at=at)
+    return _compiled_event(sent, compiled, tenant_id, received_at, derived), _fingerprint(
+        sent, raw.get("payload", {})
+    )
+
+
+def _compiled_event(
+    sent: dict[str, Any],
+    compiled: CompiledType,
+    tenant_id: str,
+    received_at: datetime,
+    derived: datetime,
+) -> Event:
+    """What `_stored` makes of the same values (every field of an Event set, as there)."""
+    occurred, at = sent["occurred_at"], sent["sent_at"]
+    values = {
+        "event_id": sent["event_id"],
+        "tenant_id": tenant_id,
+        "source_id": sent["source_id"],
+        "channel": sent["channel"],
+        "type": sent["type"],
+        "touchpoint": sent["touchpoint"] or sent["channel"].value,
+        "customer": sent["customer"],
+        "occurred_at": occurred,
+        "sent_at": at,
+        "received_at": received_at,
+        "derived_at": derived,
+        "clock_corrected": at is not None and derived != occurred,
+        "correlation_id": sent["correlation_id"],
+        "payload": _payload_json(sent["payload"], compiled),
+        "schema_version": sent["schema_version"],
+    }
+    return construct(Event, values, set(EVENT_FIELDS))
+
+
+def _payload_json(payload: dict[str, Any], compiled: CompiledType) -> dict[str, Any]:
+    serializer = compiled.payload
+    return payload if serializer is None else serializer.to_python(payload, mode="json")
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_slug(text: str) -> bool:
+    return _SLUG.fullmatch(text) is not None
+
+
+_SLUG = re.compile(r"[a-z0-9][a-z0-9_.\-]{0,63}")  # Slug's pattern (fullmatch: no "$\n" slip)
+
+
+def _identified(customer: CustomerRef) -> bool:
+    return bool(
+        customer.customer_id
+        or customer.email
+        or customer.phone
+        or customer.anonymous_id
+        or customer.external_ids
+    )
+
+
+def _fingerprint(sent: dict[str, Any], payload: Any) -> str:
+    """`fingerprint` of the same event: the same JSON, keys sorted, hashed. orjson writes UUIDs,
+    enums and UTC times (with `Z`) exactly as pydantic's JSON mode does; the payload is the one
+    sent, as EventIn keeps it."""
+    incoming = sent.copy()
+    incoming["customer"] = sent["customer"].__dict__
+    incoming["payload"] = payload
+    body = orjson.dumps(incoming, option=orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z)
+    return hashlib.sha256(body).hexdigest()
+
+
 def encode(event: Event) -> bytes:
     """The log's wire form of an event: compact UTF-8 JSON.
 
@@ -166,5 +283,19 @@ def encode(event: Event) -> bytes:
 
 
 def decode(data: bytes) -> Event:
-    """Parse an event read from the log (raises ValueError / ValidationError on bad bytes)."""
-    return Event.model_validate(orjson.loads(data))
+    """An event read from the log, which holds only events the platform validated and encoded:
+    its types are checked (a ValueError, pydantic's ValidationError, on bytes that are not an
+    event's JSON), its rules are not run again. A record anyone else may have written goes through
+    `accept` (cem.direct_ingest)."""
+    return stored_event(STORED.validate_json(data))
+
+
+def stored_event(values: dict[str, Any]) -> Event:
+    """The Event of values `STORED` validated."""
+    values["customer"] = construct(CustomerRef, values["customer"], set(CUSTOMER_FIELDS))
+    return construct(Event, values, set(EVENT_FIELDS))
+
+
+def decode_parsed(raw: Any) -> Event:
+    """`decode` of a stored event already parsed from JSON."""
+    return stored_event(STORED.validate_python(raw))
