@@ -14,7 +14,7 @@ def test_start_up_is_frozen_and_young_collections_are_rarer() -> None:
         tune_collector()
         assert gc.get_freeze_count() > 0
         assert gc.get_threshold() == (YOUNG_THRESHOLD, saved[1], saved[2])
-        assert YOUNG_THRESHOLD > saved[0]
+        assert saved[0] < YOUNG_THRESHOLD
     finally:
         gc.unfreeze()
         gc.set_threshold(*saved)
