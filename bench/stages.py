@@ -42,7 +42,6 @@ import orjson
 
 from cem.adapters.sqlite_log import INSERT_RECORD, LOG_SCHEMA
 from cem.bootstrap import build
-from cem.collector import tune_collector
 from cem.runner import ensure_tables
 from kernel.filings import (
     FILING_STAGE,
@@ -362,7 +361,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.batch < 1 or args.events < 3 * args.batch:
         print("bench.stages: --events must be at least three batches (--batch)", file=sys.stderr)
         return 2
-    tune_collector()  # as the platform's processes run (cem.collector)
     with tempfile.TemporaryDirectory(prefix="cem-stages-", dir=args.data_dir) as scratch:
         print(run(args, Path(scratch)))
     return 0

@@ -64,7 +64,6 @@ from cem import dead_letters
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse, WarehouseUnavailable
 from cem.adapters.kafka_log import KafkaLog
 from cem.adapters.postgres_idempotency import PostgresIdempotencyIndex
-from cem.collector import tune_collector
 from cem.direct_ingest import RecordDecoder, TimedConsumed
 from cem.record_seal import sealed
 from cem.runner import ensure_tables
@@ -423,7 +422,6 @@ def run_filing_worker(settings: CoreSettings | None = None) -> None:
 
 def _execute(app: faust.App, config: WorkerSettings) -> None:
     worker = faust.Worker(app, loglevel=config.worker_log_level, redirect_stdouts=False)
-    tune_collector()
     try:
         worker.execute_from_commandline()  # installs the signal handlers; always raises SystemExit
     except SystemExit as exc:

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from cem.collector import tune_collector
 from kernel.settings import CoreSettings, IngestSettings, QuerySettings
 
 if TYPE_CHECKING:  # the engines' clients load only when a service starts, not with the CLI
@@ -143,7 +142,6 @@ def serve_http(service: IngestService | QueryService, host: str | None, port: in
 
     service.start()
     close_on_shutdown(service)
-    tune_collector()
     try:
         # No `server` banner (kernel.web_security).
         uvicorn.run(service.app, host=host or ServerSettings().host, port=port, server_header=False)

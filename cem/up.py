@@ -16,7 +16,6 @@ import uvicorn
 from cem import retention_schedule
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.bootstrap import Platform, build
-from cem.collector import tune_collector
 from cem.demo_seed import DAY, SampleCustomer, sample_customer, weeks_newest_first
 from cem.demo_seed import WEEK as RECENT
 from cem.progress import progress_bar
@@ -222,7 +221,6 @@ def run(opts: UpOptions, settings: IngestSettings | None = None) -> None:
     else:
         task, args = announce_when_listening, (url, opts.read_only)  # type: ignore[assignment]
     threading.Thread(target=task, args=args, daemon=True).start()
-    tune_collector()
     try:
         # No `server` banner: it only tells an attacker what to look up.
         uvicorn.run(
