@@ -215,3 +215,43 @@ def test_a_strongly_negative_message_raises_an_at_risk_alert(wh: Warehouse) -> N
         ("at_risk.sentiment", "sentiment", "live_chat")
     ]
     assert alerts[0]["score"] <= -50
+
+
+# --- as the dashboard reads it ----------------------------------------------------------------
+def test_the_touchpoints_api_shows_sentiment_beside_the_metrics(warehouse: Warehouse) -> None:
+    from tests.integration.test_satisfaction_router import Api, answer, at
+
+    for statement in projection.ddl(warehouse.version):
+        warehouse.command(statement)
+    api = Api(warehouse)  # type: ignore[arg-type]
+    tenant = new_tenant()
+    texts = ["thank you, excellent help", "worst service ever", "what time do you open"]
+    chat = [
+        {
+            "channel": "chat",
+            "type": "message.received",
+            "touchpoint": "live_chat",
+            "customer": {"customer_id": "cust-1"},
+            "occurred_at": at(timedelta(hours=2)),
+            "payload": {"text": text},
+        }
+        for text in texts
+    ]
+    # Another customer's answer: nothing to attribute it to, it stays on the survey's touchpoint.
+    survey = answer("csat", 5, timedelta(hours=1), customer={"customer_id": "cust-2"})
+    api.store(tenant, [*chat, survey])
+    headers = api.key(tenant)
+    body = api.get("/v1/satisfaction/touchpoints", headers, bucket="total").json()
+    cells = {b["touchpoint"]: b for b in body["buckets"]}
+    scores = [sentiment.score(text) for text in texts]
+    assert cells["live_chat"]["responses"] == {"nps": 0, "csat": 0, "ces": 0}
+    assert cells["live_chat"]["sentiment"] == {
+        "n": 3,
+        "negative_share": pytest.approx(1 / 3),
+        "positive_share": pytest.approx(1 / 3),
+        "mean_score": pytest.approx(sum(s.score for s in scores) / 3),
+    }
+    assert cells["post_contact_survey"]["sentiment"]["n"] == 0
+    assert body["sentiment_definition"] == sentiment.DEFINITION
+    csv_text = api.get("/v1/satisfaction/touchpoints", headers, bucket="total", format="csv").text
+    assert "sentiment.negative_share" in csv_text.splitlines()[0]
