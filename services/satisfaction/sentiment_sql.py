@@ -8,7 +8,7 @@ same row again, and merges happen whenever ClickHouse likes). Every input value 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kernel.dialect import replacing_engine
 from kernel.ports import Warehouse
@@ -30,34 +30,32 @@ def ddl(version: tuple[int, ...]) -> list[str]:
 
 def touchpoint_sentiment_sql(bucket: str, filters: str = "1") -> str:
     """Texts, negative and positive counts and the sum of scores per touchpoint × channel ×
-    bucket; `filters` is the condition on touchpoint and channel (`TouchpointQuery.filters`)."""
+    bucket × detected language; `filters` is the condition on touchpoint and channel
+    (`TouchpointQuery.filters`)."""
     bucket_start = BUCKET_STARTS[bucket].replace(
         "{t}", "toDateTime(intDiv(written_at, 1000000), 'UTC')"
     )
     return f"""
-    SELECT touchpoint, channel, {bucket_start} AS bucket_start,
+    SELECT touchpoint, channel, {bucket_start} AS bucket_start, language,
         count() AS n,
         countIf(label = 'negative') AS negative,
         countIf(label = 'positive') AS positive,
         sum(score) AS score_sum
     FROM (
-        SELECT event_id, touchpoint, channel, written_at, label, score
+        SELECT event_id, touchpoint, channel, written_at, language, label, score
         FROM {TEXT_SENTIMENT_TABLE}
         WHERE tenant_id = {{tenant_id:String}}
             AND written_at >= {{since:Int64}} AND written_at < {{until:Int64}}
         LIMIT 1 BY event_id)
     WHERE {filters}
-    GROUP BY touchpoint, channel, bucket_start
-    ORDER BY bucket_start, touchpoint, channel"""
+    GROUP BY touchpoint, channel, bucket_start, language
+    ORDER BY bucket_start, touchpoint, channel, language"""
 
 
 @dataclass(frozen=True)
-class TouchpointSentiment:
-    """Sentiment of the texts customers wrote on one touchpoint and channel during one bucket."""
+class SentimentCounts:
+    """How many texts, how many negative and positive, and the sum of their scores."""
 
-    touchpoint: str
-    channel: str
-    bucket_start: int  # epoch seconds, UTC
     n: int
     negative: int
     positive: int
@@ -76,6 +74,30 @@ class TouchpointSentiment:
         return self.score_sum / self.n if self.n else None
 
 
+@dataclass(frozen=True)
+class TouchpointSentiment(SentimentCounts):
+    """Sentiment of the texts customers wrote on one touchpoint and channel during one bucket,
+    in all and per detected language (the models differ in accuracy; docs/metrics.md)."""
+
+    touchpoint: str
+    channel: str
+    bucket_start: int  # epoch seconds, UTC
+    by_language: dict[str, SentimentCounts] = field(default_factory=dict)
+
+
+def _fold(cell: tuple[str, str, int], parts: dict[str, SentimentCounts]) -> TouchpointSentiment:
+    return TouchpointSentiment(
+        n=sum(p.n for p in parts.values()),
+        negative=sum(p.negative for p in parts.values()),
+        positive=sum(p.positive for p in parts.values()),
+        score_sum=sum(p.score_sum for p in parts.values()),
+        touchpoint=cell[0],
+        channel=cell[1],
+        bucket_start=cell[2],
+        by_language=parts,
+    )
+
+
 def read_touchpoint_sentiment(
     warehouse: Warehouse, query: TouchpointQuery
 ) -> list[TouchpointSentiment]:
@@ -84,15 +106,13 @@ def read_touchpoint_sentiment(
     rows = warehouse.select(
         touchpoint_sentiment_sql(query.bucket, condition), query.params() | filter_params
     )
-    return [
-        TouchpointSentiment(
-            touchpoint=row["touchpoint"],
-            channel=row["channel"],
-            bucket_start=int(row["bucket_start"]),
+    cells: dict[tuple[str, str, int], dict[str, SentimentCounts]] = {}
+    for row in rows:  # ordered by cell, so the cells keep the query's order
+        cell = (row["touchpoint"], row["channel"], int(row["bucket_start"]))
+        cells.setdefault(cell, {})[row["language"]] = SentimentCounts(
             n=int(row["n"]),
             negative=int(row["negative"]),
             positive=int(row["positive"]),
             score_sum=float(row["score_sum"]),
         )
-        for row in rows
-    ]
+    return [_fold(cell, parts) for cell, parts in cells.items()]

@@ -103,7 +103,13 @@ def wh(request: pytest.FixtureRequest) -> Warehouse:
 
 
 # --- the reference: pandas over the raw events, not over the projection's rows ---------------
-def reference(raws: Sequence[dict[str, Any]], events: Sequence[Event], bucket: str, since: int):
+def reference(
+    raws: Sequence[dict[str, Any]],
+    events: Sequence[Event],
+    bucket: str,
+    since: int,
+    by: tuple[str, ...] = (),
+):
     records = []
     for raw, event in zip(raws, events, strict=True):
         payload = raw["payload"]
@@ -118,6 +124,7 @@ def reference(raws: Sequence[dict[str, Any]], events: Sequence[Event], bucket: s
             {
                 "touchpoint": raw["touchpoint"],
                 "channel": raw["channel"],
+                "language": scored.language,
                 "seconds": to_micros(event.derived_at) // 1_000_000,
                 "negative": scored.label == "negative",
                 "positive": scored.label == "positive",
@@ -129,7 +136,7 @@ def reference(raws: Sequence[dict[str, Any]], events: Sequence[Event], bucket: s
         frame["bucket_start"] = frame["seconds"] // 86400 * 86400
     else:  # total
         frame["bucket_start"] = since // 1_000_000
-    grouped = frame.groupby(["touchpoint", "channel", "bucket_start"]).agg(
+    grouped = frame.groupby(["touchpoint", "channel", "bucket_start", *by]).agg(
         n=("score", "size"),
         negative_share=("negative", "mean"),
         positive_share=("positive", "mean"),
@@ -138,15 +145,27 @@ def reference(raws: Sequence[dict[str, Any]], events: Sequence[Event], bucket: s
     return {key: row.to_dict() for key, row in grouped.iterrows()}
 
 
+def _figures(counts: Any) -> dict[str, Any]:
+    return {
+        "n": counts.n,
+        "negative_share": counts.negative_share,
+        "positive_share": counts.positive_share,
+        "mean_score": counts.mean_score,
+    }
+
+
 def stored(warehouse: Warehouse, query: sql.TouchpointQuery):
     return {
-        (r.touchpoint, r.channel, r.bucket_start): {
-            "n": r.n,
-            "negative_share": r.negative_share,
-            "positive_share": r.positive_share,
-            "mean_score": r.mean_score,
-        }
+        (r.touchpoint, r.channel, r.bucket_start): _figures(r)
         for r in read_touchpoint_sentiment(warehouse, query)
+    }
+
+
+def stored_by_language(warehouse: Warehouse, query: sql.TouchpointQuery):
+    return {
+        (r.touchpoint, r.channel, r.bucket_start, language): _figures(counts)
+        for r in read_touchpoint_sentiment(warehouse, query)
+        for language, counts in r.by_language.items()
     }
 
 
@@ -170,6 +189,8 @@ def test_sentiment_per_touchpoint_equals_the_reference(wh: Warehouse, seed: int)
     for bucket in ("day", "total"):
         query = sql.TouchpointQuery(tenant, since, until, bucket=bucket)
         assert_same(stored(wh, query), reference(raws, events, bucket, since))
+        per_language = reference(raws, events, bucket, since, by=("language",))
+        assert_same(stored_by_language(wh, query), per_language)
     only_chat = sql.TouchpointQuery(tenant, since, until, bucket="total", channels=("chat",))
     expected = {k: v for k, v in reference(raws, events, "total", since).items() if k[1] == "chat"}
     assert_same(stored(wh, only_chat), expected)
@@ -245,12 +266,13 @@ def test_the_touchpoints_api_shows_sentiment_beside_the_metrics(warehouse: Wareh
     cells = {b["touchpoint"]: b for b in body["buckets"]}
     scores = [sentiment.score(text) for text in texts]
     assert cells["live_chat"]["responses"] == {"nps": 0, "csat": 0, "ces": 0}
-    assert cells["live_chat"]["sentiment"] == {
+    figures = {
         "n": 3,
         "negative_share": pytest.approx(1 / 3),
         "positive_share": pytest.approx(1 / 3),
         "mean_score": pytest.approx(sum(s.score for s in scores) / 3),
     }
+    assert cells["live_chat"]["sentiment"] == {**figures, "by_language": {"en": figures}}
     assert cells["post_contact_survey"]["sentiment"]["n"] == 0
     assert body["sentiment_definition"] == sentiment.DEFINITION
     csv_text = api.get("/v1/satisfaction/touchpoints", headers, bucket="total", format="csv").text

@@ -17,7 +17,7 @@ from services.query_api.routers.satisfaction import with_sentiment
 from services.satisfaction import sentiment
 from services.satisfaction.alerts import to_sentiment_alerts
 from services.satisfaction.metrics import DEFINITIONS
-from services.satisfaction.sentiment_sql import TouchpointSentiment
+from services.satisfaction.sentiment_sql import SentimentCounts, TouchpointSentiment
 from services.satisfaction.sql import TouchpointMetrics
 from services.satisfaction.texts import TEXT_SENTIMENT_TABLE, to_sentiment_rows
 
@@ -152,9 +152,27 @@ def test_cells_with_texts_but_no_answers_are_listed_in_order() -> None:
             {d.key: d.with_interval(None, 0, 0.0) for d in DEFINITIONS},
         )
     ]
+    english = SentimentCounts(n=4, negative=1, positive=2, score_sum=0.5)
     texts = [
-        TouchpointSentiment("live_chat", "chat", 100, 4, 1, 2, 0.5),
-        TouchpointSentiment("email_desk", "email", 50, 2, 2, 0, -1.2),
+        TouchpointSentiment(
+            n=4,
+            negative=1,
+            positive=2,
+            score_sum=0.5,
+            touchpoint="live_chat",
+            channel="chat",
+            bucket_start=100,
+            by_language={"en": english},
+        ),
+        TouchpointSentiment(
+            n=2,
+            negative=2,
+            positive=0,
+            score_sum=-1.2,
+            touchpoint="email_desk",
+            channel="email",
+            bucket_start=50,
+        ),
     ]
     buckets = with_sentiment(metrics, texts)
     assert [(b.touchpoint, b.responses.nps) for b in buckets] == [
@@ -164,4 +182,5 @@ def test_cells_with_texts_but_no_answers_are_listed_in_order() -> None:
     assert buckets[0].sentiment.negative_share == 1.0
     assert buckets[0].sentiment.mean_score == pytest.approx(-0.6)
     assert (buckets[1].sentiment.n, buckets[1].sentiment.positive_share) == (4, 0.5)
+    assert buckets[1].sentiment.by_language["en"].mean_score == pytest.approx(0.125)
     assert with_sentiment(metrics, [])[0].sentiment.n == 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field, StringConstraints
@@ -17,7 +17,11 @@ from services.query_api.exports import ExportFormat, download_items, touchpoint_
 from services.query_api.params import INSTANT_HELP, Moment, any_of
 from services.satisfaction.metrics import DEFINITIONS, MIN_CONFIDENT_N, Definition, MetricValue
 from services.satisfaction.sentiment import DEFINITION as SENTIMENT_DEFINITION
-from services.satisfaction.sentiment_sql import TouchpointSentiment, read_touchpoint_sentiment
+from services.satisfaction.sentiment_sql import (
+    SentimentCounts,
+    TouchpointSentiment,
+    read_touchpoint_sentiment,
+)
 from services.satisfaction.sql import (
     TouchpointMetrics,
     TouchpointQuery,
@@ -69,13 +73,21 @@ class ResponseCounts(BaseModel):
     ces: int
 
 
-class SentimentOut(BaseModel):
-    """Sentiment of the texts customers wrote on this touchpoint and channel in this bucket."""
-
+class SentimentFigures(BaseModel):
     n: int = Field(description="texts scored (messages, email replies, survey comments)")
     negative_share: float | None = Field(description="share labelled negative; null when n = 0")
     positive_share: float | None = Field(description="share labelled positive; null when n = 0")
     mean_score: float | None = Field(description="mean score in [−1, 1]; null when n = 0")
+
+
+class SentimentOut(SentimentFigures):
+    """Sentiment of the texts customers wrote on this touchpoint and channel in this bucket."""
+
+    by_language: dict[str, SentimentFigures] = Field(
+        default_factory=dict,
+        description="the same per detected language (en, es, und): the models differ in "
+        "accuracy, see docs/metrics.md",
+    )
 
 
 NO_SENTIMENT = SentimentOut(n=0, negative_share=None, positive_share=None, mean_score=None)
@@ -177,13 +189,18 @@ def _bucket_out(row: TouchpointMetrics) -> TouchpointBucket:
     )
 
 
+def _figures(counts: SentimentCounts) -> dict[str, Any]:
+    return {
+        "n": counts.n,
+        "negative_share": counts.negative_share,
+        "positive_share": counts.positive_share,
+        "mean_score": counts.mean_score,
+    }
+
+
 def _sentiment_out(row: TouchpointSentiment) -> SentimentOut:
-    return SentimentOut(
-        n=row.n,
-        negative_share=row.negative_share,
-        positive_share=row.positive_share,
-        mean_score=row.mean_score,
-    )
+    languages = {lang: SentimentFigures(**_figures(c)) for lang, c in row.by_language.items()}
+    return SentimentOut(**_figures(row), by_language=languages)
 
 
 def _no_answers(row: TouchpointSentiment) -> TouchpointBucket:
