@@ -65,6 +65,15 @@ def _score(text: str) -> Sentiment:
     return _english(text, language)
 
 
+def warm_up() -> None:
+    """Loads every model now rather than on the first text: the Spanish one takes 10–40 s and
+    would stall the consumer that meets the first Spanish text (a stream worker calls this before
+    it joins its consumer group, the embedded mode in a thread at start)."""
+    _detector_factory()
+    _vader()
+    _spanish_model()
+
+
 def forget_scores() -> None:
     """Empties the cache of results (a benchmark measuring the cost of scoring needs it)."""
     _score.cache_clear()

@@ -39,3 +39,11 @@ def test_the_spanish_probability_equals_the_packages_own() -> None:
 )
 def test_unambiguous_texts(text: str, language: str, label: str) -> None:
     assert sentiment.score(text)[:2] == (language, label)
+
+
+def test_warm_up_loads_every_model_once() -> None:
+    sentiment.warm_up()
+    sentiment.warm_up()
+    assert sentiment._load_spanish_model.cache_info().currsize == 1
+    assert sentiment._load_vader.cache_info().currsize == 1
+    assert sentiment._load_detector_factory.cache_info().currsize == 1
