@@ -59,7 +59,9 @@ def to_sentiment_rows(event: Event, customer_id: str | None = None) -> dict[str,
     if found is None:
         return {}
     field, text = found
-    scored = sentiment.score(text)
+    scored = sentiment.trusted_score(text)
+    if scored is None:  # a language without a model that meets the goal: left unscored
+        return {}
     row: Row = {
         "tenant_id": event.tenant_id,
         "event_id": str(event.event_id),

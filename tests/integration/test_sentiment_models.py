@@ -41,9 +41,16 @@ def test_unambiguous_texts(text: str, language: str, label: str) -> None:
     assert sentiment.score(text)[:2] == (language, label)
 
 
-def test_warm_up_loads_every_model_once() -> None:
+def test_warm_up_loads_the_platforms_models_once() -> None:
     sentiment.warm_up()
     sentiment.warm_up()
-    assert sentiment._load_spanish_model.cache_info().currsize == 1
     assert sentiment._load_vader.cache_info().currsize == 1
     assert sentiment._load_detector_factory.cache_info().currsize == 1
+
+
+def test_only_texts_in_a_language_whose_model_meets_the_goal_are_scored() -> None:
+    assert sentiment.trusted_score("pesimo servicio, estoy furioso") is None
+    english = sentiment.trusted_score("this is the worst service ever")
+    assert english is not None and english[:2] == ("en", "negative")
+    no_letters = sentiment.trusted_score("!!! 😡")
+    assert no_letters is not None and no_letters.language == sentiment.UNDETERMINED

@@ -119,7 +119,9 @@ def reference(
             continue
         if not text.strip():
             continue
-        scored = sentiment.score(text)
+        scored = sentiment.trusted_score(text)
+        if scored is None:  # a language the platform leaves unscored
+            continue
         records.append(
             {
                 "touchpoint": raw["touchpoint"],
@@ -215,10 +217,8 @@ def test_each_text_is_stored_with_its_model_and_version(wh: Warehouse) -> None:
         "WHERE tenant_id = {tenant_id:String} ORDER BY language",
         {"tenant_id": tenant},
     )
-    assert [(r["language"], r["model"]) for r in rows] == [
-        ("en", "vaderSentiment"),
-        ("es", "sentiment-analysis-spanish"),
-    ]
+    # The Spanish text is left unscored: no Spanish model meets the accuracy goal yet.
+    assert [(r["language"], r["model"]) for r in rows] == [("en", "vaderSentiment")]
     for row in rows:
         assert row["model_version"] == sentiment.model_version(row["model"])
         assert row["label"] == "positive"
