@@ -246,6 +246,14 @@ def _bench_identity_throughput(args: argparse.Namespace) -> int:
     return throughput_main(["--customers", str(args.customers)])
 
 
+def _bench_sentiment(args: argparse.Namespace) -> int:
+    from bench.sentiment import main as sentiment_main
+
+    return sentiment_main(
+        Path(args.data) if args.data else None, Path(args.out) if args.out else None
+    )
+
+
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data-dir",
@@ -357,7 +365,9 @@ def _add_bench(sub: Any) -> None:
         "--out", default=None, help="JSON results; None means bench-results/<mode>.json"
     )
     bench.set_defaults(func=_bench)
-    kinds = bench.add_subparsers(dest="bench_kind", metavar="{identity,identity-throughput}")
+    kinds = bench.add_subparsers(
+        dest="bench_kind", metavar="{identity,identity-throughput,sentiment}"
+    )
     identity = _command(kinds, "identity", "identity resolution accuracy on known truth")
     identity.add_argument(
         "--people", "--customers", type=int, default=2000, help="people in the population"
@@ -371,6 +381,10 @@ def _add_bench(sub: Any) -> None:
     speed = _command(kinds, "identity-throughput", "identity resolve_batch per store")
     speed.add_argument("--customers", type=int, default=2000, help="people in the population")
     speed.set_defaults(func=_bench_identity_throughput)
+    feeling = _command(kinds, "sentiment", "sentiment accuracy on the labelled texts")
+    feeling.add_argument("--data", help="labelled CSV (default tests/data/sentiment/labelled.csv)")
+    feeling.add_argument("--out", help="JSON results (default bench-results/sentiment.json)")
+    feeling.set_defaults(func=_bench_sentiment)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -25,6 +25,7 @@ from services.projections.sql import IDENTIFIERS, PROFILE_FACTS, TIMELINE
 from services.satisfaction.attribution_sql import CUSTOMER_TOUCHPOINTS_TABLE, SERVICE_EVENTS_TABLE
 from services.satisfaction.lifecycle_sql import ACTIONS_TABLE
 from services.satisfaction.sql import ALERTS_TABLE, INTERACTIONS_TABLE, RESPONSES_TABLE
+from services.satisfaction.texts import TEXT_SENTIMENT_TABLE
 
 Kind = Literal["events", "projections"]
 MAX_DAYS = 36_600  # a century: beyond it a cutoff leaves the range datetime can hold
@@ -51,6 +52,7 @@ WAREHOUSE_TABLES: tuple[RetainedTable, ...] = (
     RetainedTable(INTERACTIONS_TABLE, "derived_at", "projections"),
     RetainedTable(CUSTOMER_TOUCHPOINTS_TABLE, "derived_at", "projections"),
     RetainedTable(SERVICE_EVENTS_TABLE, "derived_at", "projections"),
+    RetainedTable(TEXT_SENTIMENT_TABLE, "written_at", "projections"),
     RetainedTable(ALERTS_TABLE, "raised_at", "projections"),
     RetainedTable(ACTIONS_TABLE, "acted_at", "projections"),
     RetainedTable(DEAD_LETTERS, "failed_at", "events", _BY_KEY),

@@ -25,6 +25,7 @@ from kernel.accounts import USER_ROLES, Accounts, generate_password
 from kernel.channels import ChannelStore
 from kernel.ports import KeyStore
 from kernel.settings import IngestSettings
+from services.satisfaction.sentiment import warm_up as warm_up_sentiment
 
 DEMO_TENANT = "demo"
 DEMO_ROLES = ("ingest", "agent", "manager", "admin")
@@ -209,6 +210,8 @@ def run(opts: UpOptions, settings: IngestSettings | None = None) -> None:
         refuse_writes(platform.app)
     else:
         platform.start()
+        # The sentiment models load while the server starts, not on the first customer text.
+        threading.Thread(target=warm_up_sentiment, name="sentiment-warm-up", daemon=True).start()
     url = f"http://{opts.host}:{opts.port}"
     keys = demo_keys(platform.keys, opts.data_dir) if opts.demo and not opts.read_only else None
     accounts = platform.app.state.accounts

@@ -10,6 +10,7 @@ from cem.faust_worker import run_filing_worker, run_worker
 from kernel.settings import CoreSettings
 from services.projections.projection import ProjectionsProjection
 from services.satisfaction.projection import SatisfactionProjection
+from services.satisfaction.sentiment import warm_up as warm_up_sentiment
 
 
 def run_filing(settings: CoreSettings | None = None) -> None:
@@ -24,4 +25,7 @@ def run_projections(settings: CoreSettings | None = None) -> None:
 
 def run_satisfaction(settings: CoreSettings | None = None) -> None:
     """Consume `filings` as group `satisfaction` until SIGTERM; settings from CEM_* by default."""
+    # Before joining the group: a model loading mid-batch would block the worker past its
+    # session timeout.
+    warm_up_sentiment()
     run_worker(SatisfactionProjection(), settings)

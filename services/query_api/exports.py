@@ -112,4 +112,7 @@ def touchpoint_columns() -> list[str]:
         for field in ("value", "n", "low_confidence")
     ]
     kinds = [f"responses.{kind}" for kind in ("nps", "csat", "ces")]
-    return ["touchpoint", "channel", "bucket_start", *kinds, *metrics]
+    feeling = [
+        f"sentiment.{field}" for field in ("n", "negative_share", "positive_share", "mean_score")
+    ]
+    return ["touchpoint", "channel", "bucket_start", *kinds, *metrics, *feeling]

@@ -25,8 +25,8 @@ projection = SatisfactionProjection()
 
 def satisfaction_rows(e: Event) -> dict[str, Any]:
     """The rows of the satisfaction tables; the service metrics' facts and the customers'
-    touchpoints (for attribution) are tested apart."""
-    apart = ("service_events", "customer_touchpoints")
+    touchpoints (for attribution) and the texts' sentiment are tested apart."""
+    apart = ("service_events", "customer_touchpoints", "text_sentiment")
     return {t: r for t, r in projection.rows(e).items() if t not in apart}
 
 
@@ -174,7 +174,7 @@ def test_a_poison_survey_answer_becomes_a_dead_letter_and_the_batch_goes_on() ->
 
 def test_ddl_is_replacing_merge_tree_without_partitions_or_version_specific_types() -> None:
     statements = projection.ddl((18, 16, 1))
-    assert len(statements) == 6
+    assert len(statements) == 7
     for statement in statements:
         assert "ReplacingMergeTree" in statement
         assert "PARTITION BY" not in statement
@@ -188,6 +188,7 @@ def test_ddl_is_replacing_merge_tree_without_partitions_or_version_specific_type
         lifecycle_sql.ACTIONS_TABLE,
         "service_events",
         "customer_touchpoints",
+        "text_sentiment",
     }
 
 

@@ -40,14 +40,16 @@ class AlertOut(BaseModel):
     customer_id: str
     rule: str = Field(examples=["at_risk.csat"])
     severity: Literal["high", "medium"]
-    metric: str = Field(description="survey kind: nps, csat or ces")
+    metric: str = Field(
+        description="survey kind: nps, csat or ces; or sentiment (score × 100, scale -100-100)"
+    )
     score: int
     scale: str
     touchpoint: str = Field(description="attributed touchpoint (of the rated interaction)")
     channel: str
     agent: str | None = Field(description="agent of the rated interaction, when known")
     queue: str | None
-    event_id: str = Field(description="the survey answer that raised the alert")
+    event_id: str = Field(description="the survey answer or customer text that raised the alert")
     correlation_id: str | None
     raised_at: datetime
     message: str

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field, StringConstraints
@@ -16,6 +16,12 @@ from schemas.envelope import Channel
 from services.query_api.exports import ExportFormat, download_items, touchpoint_columns
 from services.query_api.params import INSTANT_HELP, Moment, any_of
 from services.satisfaction.metrics import DEFINITIONS, MIN_CONFIDENT_N, Definition, MetricValue
+from services.satisfaction.sentiment import DEFINITION as SENTIMENT_DEFINITION
+from services.satisfaction.sentiment_sql import (
+    SentimentCounts,
+    TouchpointSentiment,
+    read_touchpoint_sentiment,
+)
 from services.satisfaction.sql import (
     TouchpointMetrics,
     TouchpointQuery,
@@ -67,12 +73,37 @@ class ResponseCounts(BaseModel):
     ces: int
 
 
+class SentimentFigures(BaseModel):
+    n: int = Field(description="texts scored (messages, email replies, survey comments)")
+    negative_share: float | None = Field(description="share labelled negative; null when n = 0")
+    positive_share: float | None = Field(description="share labelled positive; null when n = 0")
+    mean_score: float | None = Field(description="mean score in [−1, 1]; null when n = 0")
+
+
+class SentimentOut(SentimentFigures):
+    """Sentiment of the texts customers wrote on this touchpoint and channel in this bucket."""
+
+    by_language: dict[str, SentimentFigures] = Field(
+        default_factory=dict,
+        description="the same per detected language (en, es, und): the models differ in "
+        "accuracy, see docs/metrics.md",
+    )
+
+
+NO_SENTIMENT = SentimentOut(n=0, negative_share=None, positive_share=None, mean_score=None)
+
+
 class TouchpointBucket(BaseModel):
     touchpoint: str = Field(description="attributed touchpoint (of the rated interaction)")
     channel: str = Field(description="attributed channel")
     bucket_start: datetime = Field(description="start of the bucket; for `total`, `since`")
     responses: ResponseCounts
     metrics: dict[str, MetricOut] = Field(description="by definition key, e.g. `nps@1`")
+    sentiment: SentimentOut = Field(
+        default=NO_SENTIMENT,
+        description=f"`{SENTIMENT_DEFINITION}` of the texts written on this touchpoint and "
+        "channel (their own, not attributed); a cell with texts but no answer has n = 0 metrics",
+    )
 
 
 class TouchpointSatisfaction(BaseModel):
@@ -82,6 +113,9 @@ class TouchpointSatisfaction(BaseModel):
     bucket: Bucket
     min_confident_n: int
     definitions: list[DefinitionOut]
+    sentiment_definition: str = Field(
+        default=SENTIMENT_DEFINITION, description="see docs/metrics.md"
+    )
     buckets: list[TouchpointBucket]
 
 
@@ -155,6 +189,42 @@ def _bucket_out(row: TouchpointMetrics) -> TouchpointBucket:
     )
 
 
+def _figures(counts: SentimentCounts) -> dict[str, Any]:
+    return {
+        "n": counts.n,
+        "negative_share": counts.negative_share,
+        "positive_share": counts.positive_share,
+        "mean_score": counts.mean_score,
+    }
+
+
+def _sentiment_out(row: TouchpointSentiment) -> SentimentOut:
+    languages = {lang: SentimentFigures(**_figures(c)) for lang, c in row.by_language.items()}
+    return SentimentOut(**_figures(row), by_language=languages)
+
+
+def _no_answers(row: TouchpointSentiment) -> TouchpointBucket:
+    return TouchpointBucket(
+        touchpoint=row.touchpoint,
+        channel=row.channel,
+        bucket_start=datetime.fromtimestamp(row.bucket_start, UTC),
+        responses=ResponseCounts(nps=0, csat=0, ces=0),
+        metrics={d.key: _metric_out(d.with_interval(None, 0, 0.0)) for d in DEFINITIONS},
+    )
+
+
+def with_sentiment(
+    metrics: list[TouchpointMetrics], sentiment: list[TouchpointSentiment]
+) -> list[TouchpointBucket]:
+    """One bucket per cell that has answers or texts, oldest first, sentiment beside the metrics."""
+    cells = {(r.bucket_start, r.touchpoint, r.channel): _bucket_out(r) for r in metrics}
+    for row in sentiment:
+        key = (row.bucket_start, row.touchpoint, row.channel)
+        bucket = cells.get(key) or _no_answers(row)
+        cells[key] = bucket.model_copy(update={"sentiment": _sentiment_out(row)})
+    return [cells[key] for key in sorted(cells)]
+
+
 @router.get(
     "/v1/satisfaction/touchpoints",
     response_model=TouchpointSatisfaction,
@@ -191,8 +261,8 @@ def touchpoint_satisfaction(
         touchpoints=any_of(touchpoint),
     )
     rows = read_touchpoint_metrics(request.app.state.warehouse, query)
+    buckets = with_sentiment(rows, read_touchpoint_sentiment(request.app.state.warehouse, query))
     if format != ExportFormat.json:
-        buckets = [_bucket_out(row) for row in rows]
         return download_items(buckets, touchpoint_columns(), "satisfaction-touchpoints", format)
     return TouchpointSatisfaction(
         tenant_id=principal.tenant_id,
@@ -201,5 +271,5 @@ def touchpoint_satisfaction(
         bucket=bucket,
         min_confident_n=MIN_CONFIDENT_N,
         definitions=[_definition_out(d) for d in DEFINITIONS],
-        buckets=[_bucket_out(row) for row in rows],
+        buckets=buckets,
     )
