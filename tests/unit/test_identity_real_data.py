@@ -58,6 +58,42 @@ def test_every_way_a_spanish_mobile_is_written_is_one_e164_value_by_default(raw:
     assert phone(raw) == Identifier("phone", "+34612345678")
 
 
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [
+        ("0351 15-976-5565", "+5493519765565"),  # an Argentinian mobile as Argentinians write it
+        ("351 15 976-5565", "+5493519765565"),
+        ("011 15-2237-2984", "+5491122372984"),
+        ("(55) 6877-6915", "+525568776915"),  # Mexico City, area code in brackets
+        ("(33) 5307-7870", "+523353077870"),
+    ],
+)
+def test_a_latin_american_national_number_is_read_in_the_one_region_where_it_is_valid(
+    raw: str, e164: str
+) -> None:
+    assert phone(raw) == Identifier("phone", e164)
+    # Turned off, it is what it was: valid in no region the tenant reads national numbers in.
+    alone = TenantRules(other_phone_regions=())
+    assert phone(raw, alone) == Rejected("phone", raw, "invalid")
+
+
+def test_a_national_number_valid_in_several_other_regions_is_dropped() -> None:
+    # Ten digits starting 316: a Colombian mobile, or a Mexican or a US number: which one?
+    assert phone("316 951 3292") == Rejected("phone", "316 951 3292", "invalid")
+
+
+@pytest.mark.parametrize(
+    "raw", ["+52 1 55 8344 1319", "5215583441319", "0052 1 55 8344 1319", "+52 55 8344 1319"]
+)
+def test_a_mexican_mobile_with_the_retired_mobile_1_is_the_same_number(raw: str) -> None:
+    assert phone(raw) == Identifier("phone", "+525583441319")
+
+
+def test_an_unknown_other_region_is_refused() -> None:
+    with pytest.raises(ValidationError):
+        TenantRules(other_phone_regions=("XX",))
+
+
 def test_a_number_with_another_country_code_keeps_it_without_its_plus() -> None:
     assert phone("447911123456") == Identifier("phone", "+447911123456")
     assert phone("+52 55 1234 5678") == Identifier("phone", "+525512345678")
@@ -180,6 +216,14 @@ def test_an_event_without_any_identifier_is_still_invalid() -> None:
         ("email", "x@outlook.com"),
         ("email", "a@yahoo.es"),  # consumer providers give nobody a one-letter mailbox
         ("email", "x@gmial.com"),  # ... also when their domain is mistyped
+        ("email", "tienda@gmail.com"),  # a shop's own mailbox, typed for customers who gave none
+        ("email", "Ventas@Hotmail.es"),
+        ("email", "info@yahoo.es"),
+        ("email", "tienda@a.net"),  # no company is called one key
+        ("email", "prueba@xxx.es"),
+        ("email", "prueba@gmail.com"),  # Spanish for "test"
+        ("email", "x@email.net"),  # the word "email" as the whole domain
+        ("email", "nadie@correo.es"),
         ("phone", "+34 600 000 000"),
         ("phone", "600000000"),
         ("phone", "+34 911 111 111"),
@@ -201,6 +245,11 @@ def test_placeholders_agents_type_are_recognised_by_their_shape(kind: str, raw: 
         ("email", "xavi@gmail.com"),
         ("email", "guest.house.sol@gmail.com"),
         ("email", "anna@correos.es"),
+        ("email", "info@ferreteria-lopez.es"),  # a company's desk is a customer of its own
+        ("email", "ventas@acme.es"),
+        ("email", "tiendas.ana@gmail.com"),  # a role word inside a person's name is no role
+        ("email", "ana@mail.com"),  # a provider named "mail"
+        ("email", "jo@hp.com"),  # a two-letter company
         ("phone", "+34 600 010 203"),
     ],
 )
@@ -473,3 +522,4 @@ def test_the_merges_a_hub_made_before_it_was_recognised_are_split(
     assert identity.locate("acme", luis).members == (luis,)
     splits = [e for e in identity.history("acme", ana) if "split" in e.action]
     assert splits and "hub" in str(splits[0].details)
+
