@@ -523,3 +523,60 @@ def test_the_merges_a_hub_made_before_it_was_recognised_are_split(
     splits = [e for e in identity.history("acme", ana) if "split" in e.action]
     assert splits and "hub" in str(splits[0].details)
 
+
+# --- an account and its holder's contact details on one browser ---------------------------------
+
+
+def test_contact_details_given_on_the_browser_an_account_signed_in_on_complete_it(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "web")
+    # Lucía signs in to the shop's app on her browser: the account is all the shop knows.
+    account = resolve(customer_id="u-4411", anonymous_id="ck-lucia")
+    # On the same browser, not signed in, she leaves her email and mobile in the chat.
+    chat = resolve(email="lucia.romero@gmail.com", phone="655 123 987", anonymous_id="ck-lucia")
+    assert chat == account
+    # Later touchpoints that carry only the email or the mobile are hers too.
+    assert identity.locate("acme", resolve(email="lucia.romero@gmail.com")).customer_id == account
+    assert identity.locate("acme", resolve(phone="+34655123987")).customer_id == account
+
+
+def test_an_account_and_a_customer_known_by_email_are_one_on_the_accounts_browser(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "web")
+    account = resolve(customer_id="u-5150", anonymous_id="ck-pablo")
+    newsletter = resolve(email="pablo.nieto@hotmail.es")
+    assert newsletter != account
+    # Pablo types his email in the chat of the browser he signs in on: one person.
+    resolve(email="pablo.nieto@hotmail.es", anonymous_id="ck-pablo")
+    assert (
+        identity.locate("acme", account).customer_id
+        == identity.locate("acme", newsletter).customer_id
+    )
+    merged = [e for h in (account, newsletter) for e in identity.history("acme", h)]
+    reasons = [e.details["reason"] for e in merged if e.action == "customers_merged"]
+    assert any("an account and its holder's contact details" in r for r in reasons)
+
+
+def test_a_device_never_joins_two_customers_known_by_their_contact_details(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "pos")
+    # A store kiosk: one customer scans a loyalty card, the next types an email on it.
+    card = resolve(external_ids={"loyalty": "L-20931"}, anonymous_id="kiosk-7")  # type: ignore[arg-type]
+    other = resolve(email="marta.gil@yahoo.es", anonymous_id="kiosk-7")
+    assert identity.locate("acme", card).members == (card,)
+    assert identity.locate("acme", other).customer_id != identity.locate("acme", card).customer_id
+
+
+def test_a_second_account_on_a_signed_in_browser_is_someone_else(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "web")
+    one = resolve(customer_id="u-1001", anonymous_id="ck-family")
+    # Another account signs in on the family computer, then leaves an email in the chat.
+    two = resolve(customer_id="u-1002", anonymous_id="ck-family")
+    chat = resolve(email="nuria.vidal@gmail.com", anonymous_id="ck-family")
+    assert identity.locate("acme", one).customer_id != identity.locate("acme", two).customer_id
+    assert identity.locate("acme", chat).customer_id not in {one, two}
