@@ -332,7 +332,9 @@ def _choose_home(
         if device and personal:
             # A device decides whose a person's touchpoint is only when it completes its user.
             if _device_completes(claim, ranked, situation, rules):
-                return claim.holders[-1], f"completed_by:{claim.identifier.kind}", []
+                # Filed under the person, not the device's profile (which leaves if shared).
+                person = [h for h in claim.holders if h not in situation.profiles]
+                return (person or claim.holders)[-1], f"completed_by:{claim.identifier.kind}", []
             continue
         groups = _groups_of(claim.holders, situation)
         if len(groups) > 1 and rules.shared_identifier == "unresolved":
@@ -412,33 +414,41 @@ def _account_only(identifiers: Iterable[Identifier], rules: TenantRules) -> bool
 
 
 def _complete_each_other(draft: _Draft, other: Group, rules: TenantRules) -> bool:
-    """One of two customers is only an account signed in on a browser, the other holds no
-    account: the browser only the one used, carrying the other's email or mobile, makes them one
-    person (the account holder giving contact details). Two customers known by contact details
-    (a shared family tablet, a store kiosk) are never merged by a device alone."""
-    ours, theirs = draft.identifiers, other.identifiers
+    """`_account_and_details` of two customers: a browser only one of them used, carrying the
+    other's identifiers, makes them one person."""
+    return _account_and_details(draft.identifiers, other.identifiers, rules)
+
+
+def _account_and_details(
+    ours: Iterable[Identifier], theirs: Iterable[Identifier], rules: TenantRules
+) -> bool:
+    """One side is only an account signed in on a browser, the other holds contact details and
+    no account: one person, the account holder giving contact details (or signing in where they
+    gave them). Two sides known by contact details (a shared family tablet, a store kiosk) are
+    never one by a device alone."""
+    ours, theirs = set(ours), set(theirs)
     if _account_only(ours, rules):
-        return not _strong_kinds(theirs, rules) & SIGN_IN_KINDS
+        return _identified(theirs, rules) and not _strong_kinds(theirs, rules) & SIGN_IN_KINDS
     if _account_only(theirs, rules):
-        return not _strong_kinds(ours, rules) & SIGN_IN_KINDS
+        return _identified(ours, rules) and not _strong_kinds(ours, rules) & SIGN_IN_KINDS
     return False
 
 
 def _device_completes(
     claim: Claim, ranked: list[Claim], situation: Situation, rules: TenantRules
 ) -> bool:
-    """A device only one customer used, a customer known only by an account signed in on it,
-    presented with contact details nobody holds yet (no account): the touchpoint is that
-    account's holder's, and completes it (`_complete_each_other` for the same on two customers)."""
+    """A browser only one customer used, presented with identifiers nobody holds yet that, with
+    that customer's, are an account and its holder's contact details (`_account_and_details`):
+    the touchpoint is that customer's, and completes it."""
     if not claim.holders or not rules.auto_merge:
         return False
     group = situation.groups[claim.holders[-1]]
-    if not _personal_device(claim, group, situation) or not _account_only(group.identifiers, rules):
+    if not _personal_device(claim, group, situation):
         return False
     others = [c for c in ranked if not _is_device(c.identifier, rules)]
     if any(c.holders for c in others):
         return False  # another identifier names someone already: it decides
-    return not any(c.identifier.kind in SIGN_IN_KINDS for c in others)
+    return _account_and_details(group.identifiers, [c.identifier for c in others], rules)
 
 
 def _is_device(identifier: Identifier, rules: TenantRules) -> bool:

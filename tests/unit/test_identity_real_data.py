@@ -580,3 +580,13 @@ def test_a_second_account_on_a_signed_in_browser_is_someone_else(
     chat = resolve(email="nuria.vidal@gmail.com", anonymous_id="ck-family")
     assert identity.locate("acme", one).customer_id != identity.locate("acme", two).customer_id
     assert identity.locate("acme", chat).customer_id not in {one, two}
+
+
+def test_an_account_signed_in_where_its_holder_gave_contact_details_completes_them(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "web")
+    # Jorge asks in the chat with his email, then creates an account and signs in on that browser.
+    jorge = resolve(email="jorge.pascual@outlook.es", anonymous_id="ck-jorge")
+    assert resolve(customer_id="u-7788", anonymous_id="ck-jorge") == jorge
+    assert identity.locate("acme", resolve(customer_id="u-7788")).customer_id == jorge
