@@ -67,7 +67,7 @@ PLACEHOLDER_TOKENS = _words(
 PLACEHOLDER_EMAIL_LOCALS = _words(
     "anonimo anonymous cliente clientes correo desconocida desconocido do-not-reply donotreply "
     "email mail n/a na nada ninguna ninguno no no-email no-reply nobody noemail nomail none "
-    "noreply notengo notiene null sin sincorreo sinemail sinmail test undefined unknown usuario"
+    "noreply notengo notiene null prueba sin sincorreo sinemail sinmail test undefined unknown usuario"
 )
 # RFC 2606 reserves example.*, .invalid, .test and localhost; the rest are what people type.
 PLACEHOLDER_EMAIL_DOMAINS = _words(
@@ -76,6 +76,18 @@ PLACEHOLDER_EMAIL_DOMAINS = _words(
 )
 # As a domain's name the same words mean nothing, except those that are real providers' names.
 _PLACEHOLDER_DOMAIN_NAMES = PLACEHOLDER_EMAIL_LOCALS - {"correo", "email", "mail"}
+# Words for "email" as a whole domain's name (`x@email.net`, `a@correo.es`): a field filled in,
+# not a provider, unless the tenant lists it as one (`mail.com` is a provider; so is `gmx`).
+_EMAIL_WORD_DOMAIN_NAMES = _words("correo e-mail email")
+# Role mailboxes (RFC 2142's, and their Spanish names): they name a desk or a shop, not a person.
+# At a consumer provider such a mailbox is a business's own account, typed by its clerks for
+# customers who gave none (`tienda@gmail.com`); at a company's own domain it stays an identifier
+# (the desk is a customer of its own), see `_placeholder_email`.
+ROLE_EMAIL_LOCALS = _words(
+    "abuse admin administracion atencion atencionalcliente billing comercial compras contact "
+    "contacto facturacion hostmaster info informacion marketing noc oficina pedidos postmaster "
+    "recepcion reservas sales security soporte support tienda ventas webmaster"
+)
 _PHONE_SEQUENCES = "01234567890123456789", "98765432109876543210"
 # Digits of a subscriber number: six alike (`600 000 000`) is typed, not dialled.
 _SUBSCRIBER_DIGITS = 6
@@ -108,15 +120,43 @@ def fix_domain(domain: str, known: tuple[str, ...]) -> str:
 def normalise_phone(raw: str, rules: TenantRules) -> str | None:
     """E.164, or None when it is not a valid number: read in the tenant's region when national
     (`612 345 678`, `0034…`), else as written with its country code, which may have lost its `+`
-    (`447700900123`, or a `+` that a URL turned into a space)."""
-    for text, region in ((raw, rules.phone_region), ("+" + raw.strip(), None)):
-        try:
-            number = phonenumbers.parse(text, region)
-        except phonenumbers.NumberParseException:
+    (`447700900123`, or a `+` that a URL turned into a space), else in the one other region of
+    the tenant's customers where it is valid (`0351 15-976-5565`: Argentina's only)."""
+    for text in (raw, _without_retired_prefix(raw)):
+        if text is None:
             continue
-        if phonenumbers.is_valid_number(number):
-            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return None
+        for spelled, region in ((text, rules.phone_region), ("+" + text.strip(), None)):
+            found = _valid_e164(spelled, region)
+            if found:
+                return found
+    readings = {_valid_e164(raw, region) for region in rules.other_phone_regions}
+    readings.discard(None)
+    return readings.pop() if len(readings) == 1 else None
+
+
+def _valid_e164(text: str, region: str | None) -> str | None:
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# Mexico's mobile `1` after the country code, retired in 2019 (`+52 1 55 1234 5678` is
+# `+52 55 1234 5678`), is still how many phones and WhatsApp write Mexican mobiles.
+_RETIRED_MX_MOBILE = re.compile(r"\s*(?:\+|00)?\s*52[\s\-.]*1[\s\-.(]*(\d[\d\s\-.()]{9,})")
+
+
+def _without_retired_prefix(raw: str) -> str | None:
+    """The number without a retired mobile prefix, when it has one and is written with its
+    country code; None otherwise."""
+    found = _RETIRED_MX_MOBILE.fullmatch(raw)
+    if not found:
+        return None
+    digits = re.sub(r"\D", "", found.group(1))
+    return f"+52{digits}" if len(digits) == 10 else None
 
 
 def normalise_external(namespace: str, raw: str, rules: TenantRules) -> str:
@@ -147,16 +187,25 @@ def is_placeholder(identifier: Identifier, raw: str, consumer_domains: tuple[str
 def _placeholder_email(value: str, consumer_domains: tuple[str, ...]) -> bool:
     """A mailbox nobody reads: a no-value word before the `@` (`desconocido@x.com`) or as the
     domain's name, the same word on both sides (`ninguno@ninguno.es`, `x@x.com`), one key
-    repeated (`xxx@yahoo.es`), or at a consumer provider a name it gives nobody (`nil@gmail.com`,
-    `a@yahoo.es`): what people type to get past a required field."""
+    repeated (`xxx@yahoo.es`, `tienda@a.net`), the word "email" as the domain (`x@email.net`),
+    or at a consumer provider a name it gives nobody (`nil@gmail.com`, `a@yahoo.es`) or a shop's
+    own mailbox (`tienda@gmail.com`): what people type to get past a required field."""
     local, _, domain = value.rpartition("@")
     label = domain.partition(".")[0]
     return (
         local in PLACEHOLDER_EMAIL_LOCALS
         # Consumer providers give nobody `nil@`, `guest@` or one letter; a company naming its own
         # mailboxes may (`nil@acme.cat`: Nil is a Catalan name; `guest@hotelsol.es`, `j@acme.es`).
-        or (domain in consumer_domains and (len(local) == 1 or local in PLACEHOLDER_TOKENS))
+        or (
+            domain in consumer_domains
+            and (len(local) == 1 or local in PLACEHOLDER_TOKENS or local in ROLE_EMAIL_LOCALS)
+        )
         or label in _PLACEHOLDER_DOMAIN_NAMES  # x@ninguno.es, a@sinemail.com
+        or (label in _EMAIL_WORD_DOMAIN_NAMES and domain not in consumer_domains)
+        or (len(label) > 1 and len(set(label)) == 1)  # @xxx.es, @aa.com: a key held down
+        # A desk's mailbox at a one-letter domain (`tienda@a.net`): the shortest domain a form
+        # accepts, not a company's (a person's `ana@x.es` may be real).
+        or (len(label) == 1 and local in ROLE_EMAIL_LOCALS)
         or domain in PLACEHOLDER_EMAIL_DOMAINS
         or local == label
         or (len(local) > 1 and len(set(local)) == 1)  # xx@, xxx@: a key held down

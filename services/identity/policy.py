@@ -330,7 +330,12 @@ def _choose_home(
             continue  # its holders moved on: probably someone else's number now
         device = _is_device(claim.identifier, rules)
         if device and personal:
-            continue  # a device never decides whose a person's touchpoint is
+            # A device decides whose a person's touchpoint is only when it completes its user.
+            if _device_completes(claim, ranked, situation, rules):
+                # Filed under the person, not the device's profile (which leaves if shared).
+                person = [h for h in claim.holders if h not in situation.profiles]
+                return (person or claim.holders)[-1], f"completed_by:{claim.identifier.kind}", []
+            continue
         groups = _groups_of(claim.holders, situation)
         if len(groups) > 1 and rules.shared_identifier == "unresolved":
             ambiguous = ambiguous or sorted(groups)
@@ -389,6 +394,61 @@ def one_slip_apart(new: Identifier, known: Identifier) -> bool:
 
 def _digits(text: str) -> str:
     return "".join(c for c in text if c.isdigit())
+
+
+def _personal_device(claim: Claim, group: Group, situation: Situation) -> bool:
+    """A browser or an app install (not a line) that this group alone has used."""
+    return claim.identifier.family != "phone" and _only_holder(claim, group, situation)
+
+
+# The kinds of a sign-in: a customer known by nothing else is an account without its contact
+# details, which the same person gives on the same browser (an email in a chat, a mobile at
+# checkout).
+SIGN_IN_KINDS = frozenset({"customer_id"})
+
+
+def _account_only(identifiers: Iterable[Identifier], rules: TenantRules) -> bool:
+    """Known only by an account sign-in (and its devices): no email, line or card of its own."""
+    kinds = {i.kind for i in identifiers if not _is_device(i, rules)}
+    return bool(kinds) and kinds <= SIGN_IN_KINDS
+
+
+def _complete_each_other(draft: _Draft, other: Group, rules: TenantRules) -> bool:
+    """`_account_and_details` of two customers: a browser only one of them used, carrying the
+    other's identifiers, makes them one person."""
+    return _account_and_details(draft.identifiers, other.identifiers, rules)
+
+
+def _account_and_details(
+    ours: Iterable[Identifier], theirs: Iterable[Identifier], rules: TenantRules
+) -> bool:
+    """One side is only an account signed in on a browser, the other holds contact details and
+    no account: one person, the account holder giving contact details (or signing in where they
+    gave them). Two sides known by contact details (a shared family tablet, a store kiosk) are
+    never one by a device alone."""
+    ours, theirs = set(ours), set(theirs)
+    if _account_only(ours, rules):
+        return _identified(theirs, rules) and not _strong_kinds(theirs, rules) & SIGN_IN_KINDS
+    if _account_only(theirs, rules):
+        return _identified(ours, rules) and not _strong_kinds(ours, rules) & SIGN_IN_KINDS
+    return False
+
+
+def _device_completes(
+    claim: Claim, ranked: list[Claim], situation: Situation, rules: TenantRules
+) -> bool:
+    """A browser only one customer used, presented with identifiers nobody holds yet that, with
+    that customer's, are an account and its holder's contact details (`_account_and_details`):
+    the touchpoint is that customer's, and completes it."""
+    if not claim.holders or not rules.auto_merge:
+        return False
+    group = situation.groups[claim.holders[-1]]
+    if not _personal_device(claim, group, situation):
+        return False
+    others = [c for c in ranked if not _is_device(c.identifier, rules)]
+    if any(c.holders for c in others):
+        return False  # another identifier names someone already: it decides
+    return _account_and_details(group.identifiers, [c.identifier for c in others], rules)
 
 
 def _is_device(identifier: Identifier, rules: TenantRules) -> bool:
@@ -485,6 +545,11 @@ def _merge_or_propose_one(
             if slip:
                 _absorb(draft, other, home, f"{slip}, on {own[0].identifier}")
                 return
+        browsers = [c for c in own if _personal_device(c, other, situation)]
+        if mergeable and browsers and not conflicts and _complete_each_other(draft, other, rules):
+            on = browsers[0].identifier
+            _absorb(draft, other, home, f"an account and its holder's contact details on {on}")
+            return
         if _different_people(draft, other, rules):
             _shared_devices(draft, devices, other, situation, rules)
     if mergeable and strong and not conflicts:

@@ -141,6 +141,13 @@ CONSUMER_DOMAINS: tuple[str, ...] = (
 # The region a tenant's national phone numbers are read in unless its rules say otherwise: this
 # product is for the Spanish market (CEM_DEFAULT_REGION changes it for a deployment).
 DEFAULT_PHONE_REGION = "ES"
+# Where a Spanish retailer's other customers come from: Spanish-speaking Latin America. A national
+# number that is no valid number of the tenant's region is read in each of these, and kept when
+# exactly one of them reads it as a valid number (`0351 15-976-5565` is only Argentinian).
+DEFAULT_OTHER_PHONE_REGIONS: tuple[str, ...] = (
+    "AR", "BO", "CL", "CO", "CR", "CU", "DO", "EC", "GT", "HN",
+    "MX", "NI", "PA", "PE", "PR", "PY", "SV", "UY", "VE",
+)  # fmt: skip
 
 
 class TenantRules(BaseModel):
@@ -157,6 +164,9 @@ class TenantRules(BaseModel):
     detect_placeholders: bool = True
     # Region used to read phone numbers written without a country code (ISO 3166 alpha-2).
     phone_region: str = DEFAULT_PHONE_REGION
+    # Regions a national number invalid in `phone_region` may be read in instead: kept when it is
+    # valid in exactly one of them (one number), dropped when in none or in several (which one?).
+    other_phone_regions: tuple[str, ...] = DEFAULT_OTHER_PHONE_REGIONS
     email_domain_fixes: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_DOMAIN_FIXES))
     # `a+news@x` and `a@x` are one mailbox; so are `a.b@gmail.com` and `ab@gmail.com`.
     email_strip_plus_tags: bool = True
@@ -178,11 +188,12 @@ class TenantRules(BaseModel):
     @field_validator("phone_region")
     @classmethod
     def _known_region(cls, value: str) -> str:
-        if value.upper() not in phonenumbers.SUPPORTED_REGIONS:
-            raise ValueError(
-                f"unknown phone region {value!r}: use an ISO 3166 code such as ES or US"
-            )
-        return value.upper()
+        return _region(value)
+
+    @field_validator("other_phone_regions")
+    @classmethod
+    def _known_regions(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_region(v) for v in values)
 
     def rule_for(self, identifier: Identifier) -> KindRule:
         family, _, namespace = identifier.kind.partition(":")
@@ -222,6 +233,12 @@ class IdentityRules(BaseModel):
     @classmethod
     def from_file(cls, path: Path) -> IdentityRules:
         return cls.model_validate(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _region(value: str) -> str:
+    if value.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"unknown phone region {value!r}: use an ISO 3166 code such as ES or US")
+    return value.upper()
 
 
 @lru_cache(maxsize=65536)

@@ -58,6 +58,42 @@ def test_every_way_a_spanish_mobile_is_written_is_one_e164_value_by_default(raw:
     assert phone(raw) == Identifier("phone", "+34612345678")
 
 
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [
+        ("0351 15-976-5565", "+5493519765565"),  # an Argentinian mobile as Argentinians write it
+        ("351 15 976-5565", "+5493519765565"),
+        ("011 15-2237-2984", "+5491122372984"),
+        ("(55) 6877-6915", "+525568776915"),  # Mexico City, area code in brackets
+        ("(33) 5307-7870", "+523353077870"),
+    ],
+)
+def test_a_latin_american_national_number_is_read_in_the_one_region_where_it_is_valid(
+    raw: str, e164: str
+) -> None:
+    assert phone(raw) == Identifier("phone", e164)
+    # Turned off, it is what it was: valid in no region the tenant reads national numbers in.
+    alone = TenantRules(other_phone_regions=())
+    assert phone(raw, alone) == Rejected("phone", raw, "invalid")
+
+
+def test_a_national_number_valid_in_several_other_regions_is_dropped() -> None:
+    # Ten digits starting 316: a Colombian mobile, or a Mexican or a US number: which one?
+    assert phone("316 951 3292") == Rejected("phone", "316 951 3292", "invalid")
+
+
+@pytest.mark.parametrize(
+    "raw", ["+52 1 55 8344 1319", "5215583441319", "0052 1 55 8344 1319", "+52 55 8344 1319"]
+)
+def test_a_mexican_mobile_with_the_retired_mobile_1_is_the_same_number(raw: str) -> None:
+    assert phone(raw) == Identifier("phone", "+525583441319")
+
+
+def test_an_unknown_other_region_is_refused() -> None:
+    with pytest.raises(ValidationError):
+        TenantRules(other_phone_regions=("XX",))
+
+
 def test_a_number_with_another_country_code_keeps_it_without_its_plus() -> None:
     assert phone("447911123456") == Identifier("phone", "+447911123456")
     assert phone("+52 55 1234 5678") == Identifier("phone", "+525512345678")
@@ -180,6 +216,14 @@ def test_an_event_without_any_identifier_is_still_invalid() -> None:
         ("email", "x@outlook.com"),
         ("email", "a@yahoo.es"),  # consumer providers give nobody a one-letter mailbox
         ("email", "x@gmial.com"),  # ... also when their domain is mistyped
+        ("email", "tienda@gmail.com"),  # a shop's own mailbox, typed for customers who gave none
+        ("email", "Ventas@Hotmail.es"),
+        ("email", "info@yahoo.es"),
+        ("email", "tienda@a.net"),  # no company is called one key
+        ("email", "prueba@xxx.es"),
+        ("email", "prueba@gmail.com"),  # Spanish for "test"
+        ("email", "x@email.net"),  # the word "email" as the whole domain
+        ("email", "nadie@correo.es"),
         ("phone", "+34 600 000 000"),
         ("phone", "600000000"),
         ("phone", "+34 911 111 111"),
@@ -201,6 +245,11 @@ def test_placeholders_agents_type_are_recognised_by_their_shape(kind: str, raw: 
         ("email", "xavi@gmail.com"),
         ("email", "guest.house.sol@gmail.com"),
         ("email", "anna@correos.es"),
+        ("email", "info@ferreteria-lopez.es"),  # a company's desk is a customer of its own
+        ("email", "ventas@acme.es"),
+        ("email", "tiendas.ana@gmail.com"),  # a role word inside a person's name is no role
+        ("email", "ana@mail.com"),  # a provider named "mail"
+        ("email", "jo@hp.com"),  # a two-letter company
         ("phone", "+34 600 010 203"),
     ],
 )
@@ -473,3 +522,71 @@ def test_the_merges_a_hub_made_before_it_was_recognised_are_split(
     assert identity.locate("acme", luis).members == (luis,)
     splits = [e for e in identity.history("acme", ana) if "split" in e.action]
     assert splits and "hub" in str(splits[0].details)
+
+
+# --- an account and its holder's contact details on one browser ---------------------------------
+
+
+def test_contact_details_given_on_the_browser_an_account_signed_in_on_complete_it(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "web")
+    # Lucía signs in to the shop's app on her browser: the account is all the shop knows.
+    account = resolve(customer_id="u-4411", anonymous_id="ck-lucia")
+    # On the same browser, not signed in, she leaves her email and mobile in the chat.
+    chat = resolve(email="lucia.romero@gmail.com", phone="655 123 987", anonymous_id="ck-lucia")
+    assert chat == account
+    # Later touchpoints that carry only the email or the mobile are hers too.
+    assert identity.locate("acme", resolve(email="lucia.romero@gmail.com")).customer_id == account
+    assert identity.locate("acme", resolve(phone="+34655123987")).customer_id == account
+
+
+def test_an_account_and_a_customer_known_by_email_are_one_on_the_accounts_browser(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "web")
+    account = resolve(customer_id="u-5150", anonymous_id="ck-pablo")
+    newsletter = resolve(email="pablo.nieto@hotmail.es")
+    assert newsletter != account
+    # Pablo types his email in the chat of the browser he signs in on: one person.
+    resolve(email="pablo.nieto@hotmail.es", anonymous_id="ck-pablo")
+    assert (
+        identity.locate("acme", account).customer_id
+        == identity.locate("acme", newsletter).customer_id
+    )
+    merged = [e for h in (account, newsletter) for e in identity.history("acme", h)]
+    reasons = [e.details["reason"] for e in merged if e.action == "customers_merged"]
+    assert any("an account and its holder's contact details" in r for r in reasons)
+
+
+def test_a_device_never_joins_two_customers_known_by_their_contact_details(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "pos")
+    # A store kiosk: one customer scans a loyalty card, the next types an email on it.
+    card = resolve(external_ids={"loyalty": "L-20931"}, anonymous_id="kiosk-7")  # type: ignore[arg-type]
+    other = resolve(email="marta.gil@yahoo.es", anonymous_id="kiosk-7")
+    assert identity.locate("acme", card).members == (card,)
+    assert identity.locate("acme", other).customer_id != identity.locate("acme", card).customer_id
+
+
+def test_a_second_account_on_a_signed_in_browser_is_someone_else(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "web")
+    one = resolve(customer_id="u-1001", anonymous_id="ck-family")
+    # Another account signs in on the family computer, then leaves an email in the chat.
+    two = resolve(customer_id="u-1002", anonymous_id="ck-family")
+    chat = resolve(email="nuria.vidal@gmail.com", anonymous_id="ck-family")
+    assert identity.locate("acme", one).customer_id != identity.locate("acme", two).customer_id
+    assert identity.locate("acme", chat).customer_id not in {one, two}
+
+
+def test_an_account_signed_in_where_its_holder_gave_contact_details_completes_them(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "web")
+    # Jorge asks in the chat with his email, then creates an account and signs in on that browser.
+    jorge = resolve(email="jorge.pascual@outlook.es", anonymous_id="ck-jorge")
+    assert resolve(customer_id="u-7788", anonymous_id="ck-jorge") == jorge
+    assert identity.locate("acme", resolve(customer_id="u-7788")).customer_id == jorge

@@ -382,11 +382,21 @@ def test_a_device_another_known_person_uses_is_shared_and_its_profile_leaves() -
     assert decision.splits == (Split("prof", "anonymous_id=t1 is used by several customers"),)
     assert decision.saturate == (tablet,)
     assert tablet not in {link.identifier for link in decision.links}
-    # A customer seen for the first time may be Ana herself (a new account): review only.
-    newcomer = [Claim(Identifier("customer_id", "u9")), Claim(tablet, ("ana", "prof"))]
+    # A customer seen for the first time with an email of their own may be Ana (a new mailbox)
+    # or someone else on her tablet: review only.
+    newcomer = [
+        Claim(Identifier("customer_id", "u9")),
+        Claim(email("ana.work@acme.es")),
+        Claim(tablet, ("ana", "prof")),
+    ]
     fresh = decide(situation(newcomer, ana, profiles=frozenset({"prof"})), ES)
     assert fresh.splits == () and fresh.saturate == ()
     assert [(p.first_id, p.second_id) for p in fresh.proposals] == [(NEW, "ana")]
+    # An account signed in on a device only Ana used, and nothing else: Ana's account.
+    account = [Claim(Identifier("customer_id", "u9")), Claim(tablet, ("ana", "prof"))]
+    signed_in = decide(situation(account, ana, profiles=frozenset({"prof"})), ES)
+    assert (signed_in.home_id, signed_in.register, signed_in.proposals) == ("ana", False, ())
+    assert Identifier("customer_id", "u9") in {link.identifier for link in signed_in.links}
 
 
 def test_an_anonymous_profile_reached_from_a_known_customer_is_merged_into_it() -> None:
