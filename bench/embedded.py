@@ -24,7 +24,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import traceback
 import uuid
@@ -53,7 +52,7 @@ from bench.console import SseProbe, first_page_latency
 from bench.segment import post_segment, segment_bodies
 from bench.sustained import Sizes, load_average, realistic
 from bench.sustained import rows as realistic_rows
-from bench.workload import demo_events, newest_event, post
+from bench.workload import demo_events, newest_event, post, post_concurrently
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import INSERT_RECORD, LOG_SCHEMA, SqliteLog, SqlitePublisher
 from cem.serving import free_port, stop_processes, wait_until_serving
@@ -560,35 +559,9 @@ def end_to_end(
     client — so the last one visible means all of them are. The check runs in rounds over the
     customers still pending, so the clock stops at most one round (a few hundred ms) late.
     """
-    counts = [[0, 0] for _ in work.bodies]
-    errors: list[BaseException] = []
-    start = threading.Barrier(len(work.bodies) + 1)
-
-    def run(index: int) -> None:
-        try:
-            with target.client("ingest") as http:
-                start.wait()
-                for body in work.bodies[index]:
-                    ok, bad = poster(http, body)
-                    counts[index][0] += ok
-                    counts[index][1] += bad
-        except BaseException as exc:  # reported once the other clients are done
-            errors.append(exc)
-
-    threads = [
-        threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(work.bodies))
-    ]
-    for thread in threads:
-        thread.start()
-    start.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    acked = time.perf_counter()
-    if errors:
-        raise RuntimeError(f"a client failed: {errors[0]!r}") from errors[0]
+    posted = post_concurrently(target, work.bodies, poster)
     visible = _wait_visible(target, work.last_event)
-    accepted, rejected = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    accepted, rejected, began, acked = posted.accepted, posted.rejected, posted.began, posted.acked
     return {
         "events": accepted,
         "rejected": rejected,

@@ -33,6 +33,7 @@ import httpx
 import orjson
 
 from bench.common import Latency, per_second
+from bench.workload import post, post_concurrently
 
 BATCH = 500  # events per request, as a client batches them
 SHARES = (0.5, 0.9)  # of the measured maximum, for the sustained phases
@@ -143,13 +144,6 @@ MIXES: dict[str, Callable[[int, int], list[dict[str, Any]]]] = {
 
 
 # --- posting ---------------------------------------------------------------------------------
-def post_batch(http: httpx.Client, body: bytes) -> tuple[int, int]:
-    """Post until the log acknowledges (429/503 retried); (accepted or duplicate, rejected)."""
-    from bench.workload import post
-
-    return post(http, body)
-
-
 def _split(items: Sequence[Any], clients: int) -> list[list[Any]]:
     return [list(items[c::clients]) for c in range(clients)]
 
@@ -171,33 +165,9 @@ def maximum(
     clock runs from the first post until every group has committed every event."""
     wait_drained(lag)
     before = load_average()
-    counts, errors = [[0, 0] for _ in range(clients)], []
-    shares = _split(bodies, clients)
-    start = threading.Barrier(clients + 1)
-
-    def run(index: int) -> None:
-        try:
-            with target.client("ingest") as http:
-                start.wait()
-                for body in shares[index]:
-                    ok, bad = post_batch(http, body)
-                    counts[index][0] += ok
-                    counts[index][1] += bad
-        except BaseException as exc:  # reported once the other clients are done
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    start.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    acked = time.perf_counter()
-    if errors:
-        raise RuntimeError(f"a client failed: {errors[0]!r}") from errors[0]
+    posted = post_concurrently(target, _split(bodies, clients))
     drained = wait_drained(lag)
-    accepted, rejected = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    accepted, rejected, began, acked = posted.accepted, posted.rejected, posted.began, posted.acked
     return {
         "events": events,
         "accepted": accepted,
@@ -275,7 +245,7 @@ def sustained(
                         time.sleep(wait)
                     else:
                         late.append(-wait)
-                    ok, bad = post_batch(http, bodies[n])
+                    ok, bad = post(http, bodies[n])
                     counts[index][0] += ok
                     counts[index][1] += bad
         except BaseException as exc:
@@ -298,7 +268,7 @@ def sustained(
                     return
                 started = time.perf_counter()
                 event = probe_event(probe.template, f"{run}-{n}")
-                post_batch(ingest, orjson.dumps(event))
+                post(ingest, orjson.dumps(event))
                 acked = time.perf_counter()
                 if _visible(read, event, probe):
                     fresh.append((acked - began, time.perf_counter() - acked))

@@ -5,11 +5,13 @@ bench runner): demo events, posting a body until the log acknowledges it, a cust
 from __future__ import annotations
 
 import itertools
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from random import Random
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -54,3 +56,55 @@ def newest_event(http: httpx.Client, customer: str) -> str | None:
     response.raise_for_status()
     entries = response.json()["entries"]
     return entries[0]["event_id"] if entries else None
+
+
+class Client(Protocol):
+    """What posting needs of a deployment: an HTTP client per role."""
+
+    def client(self, role: str) -> httpx.Client: ...
+
+
+Poster = Callable[[httpx.Client, bytes], tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class Posted:
+    """What concurrent clients posted: events accepted or duplicate, rejected, and the clock."""
+
+    accepted: int
+    rejected: int
+    began: float  # perf_counter when every client was ready and the first post went
+    acked: float  # perf_counter when the last client had its last answer
+
+
+def post_concurrently(
+    target: Client, shares: Sequence[Sequence[bytes]], poster: Poster = post
+) -> Posted:
+    """One ingest client per share posts its bodies in order, all starting together; a client's
+    failure is raised once every client is done."""
+    counts = [[0, 0] for _ in shares]
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(shares) + 1)
+
+    def run(index: int) -> None:
+        try:
+            with target.client("ingest") as http:
+                start.wait()
+                for body in shares[index]:
+                    ok, bad = poster(http, body)
+                    counts[index][0] += ok
+                    counts[index][1] += bad
+        except BaseException as exc:  # reported once the other clients are done
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(shares))]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    acked = time.perf_counter()
+    if errors:
+        raise RuntimeError(f"a client failed: {errors[0]!r}") from errors[0]
+    return Posted(sum(c[0] for c in counts), sum(c[1] for c in counts), began, acked)
