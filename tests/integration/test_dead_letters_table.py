@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
-
 from cem import dead_letters
 from cem.dead_letter_replay import consumer_letters, kept_headers
 from kernel.ports import TOUCHPOINTS_TOPIC, Warehouse
@@ -20,13 +18,6 @@ EARLIER_DDL = """CREATE TABLE dead_letters (
 HEADERS = (("tenant_id", b"acme"), ("source_id", b"pos-7"), ("binary", b"\xff\x00"))
 
 
-@pytest.fixture(params=["chdb", pytest.param("clickhouse", marks=pytest.mark.clickhouse)])
-def wh(request: pytest.FixtureRequest) -> Warehouse:
-    fixture = "warehouse" if request.param == "chdb" else "clickhouse_warehouse"
-    warehouse: Warehouse = request.getfixturevalue(fixture)
-    return warehouse
-
-
 def letter(offset: int) -> DeadLetter:
     return DeadLetter(
         "projections", TOUCHPOINTS_TOPIC, 0, offset, b"acme/c", b"{}", "unfiled", "x", HEADERS
@@ -34,21 +25,21 @@ def letter(offset: int) -> DeadLetter:
 
 
 def test_a_table_of_an_earlier_release_gains_the_headers_column_and_keeps_its_rows(
-    wh: Warehouse,
+    any_warehouse: Warehouse,
 ) -> None:
-    wh.command(EARLIER_DDL)
+    any_warehouse.command(EARLIER_DDL)
     old = {k: v for k, v in letter(1).to_row(datetime.now(UTC)).items() if k != "headers"}
-    wh.insert(dead_letters.TABLE, [old])
-    dead_letters.ensure(wh)
-    dead_letters.ensure(wh)  # twice: nothing to add the second time
-    wh.insert(dead_letters.TABLE, [letter(2).to_row(datetime.now(UTC))])
-    rows = {r["offset"]: r for r in consumer_letters(wh, None)}
+    any_warehouse.insert(dead_letters.TABLE, [old])
+    dead_letters.ensure(any_warehouse)
+    dead_letters.ensure(any_warehouse)  # twice: nothing to add the second time
+    any_warehouse.insert(dead_letters.TABLE, [letter(2).to_row(datetime.now(UTC))])
+    rows = {r["offset"]: r for r in consumer_letters(any_warehouse, None)}
     assert kept_headers(rows[1]) == ()  # not kept by the earlier release
     assert kept_headers(rows[2]) == HEADERS  # names and binary values, as the record had them
 
 
-def test_a_new_table_keeps_the_headers(wh: Warehouse) -> None:
-    dead_letters.ensure(wh)
-    wh.insert(dead_letters.TABLE, [letter(3).to_row(datetime.now(UTC))])
-    [row] = dead_letters.recent(wh)
+def test_a_new_table_keeps_the_headers(any_warehouse: Warehouse) -> None:
+    dead_letters.ensure(any_warehouse)
+    any_warehouse.insert(dead_letters.TABLE, [letter(3).to_row(datetime.now(UTC))])
+    [row] = dead_letters.recent(any_warehouse)
     assert kept_headers(row) == HEADERS

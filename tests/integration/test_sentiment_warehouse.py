@@ -5,26 +5,40 @@ events."""
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from kernel.ports import Consumed, Warehouse
-from kernel.processing import process_batch, to_micros
+from kernel.ports import Warehouse
+from kernel.processing import to_micros
 from schemas.envelope import Event
-from schemas.validate import accept, encode
 from services.satisfaction import sentiment, sql
 from services.satisfaction.projection import SatisfactionProjection
 from services.satisfaction.sentiment_sql import read_touchpoint_sentiment
 from services.satisfaction.texts import TEXT_SENTIMENT_TABLE
 
-BASE = datetime(2026, 3, 1, tzinfo=UTC)
-RECEIVED = BASE + timedelta(days=4)
+# The satisfaction tests' loading as the runner does it, their tenants and their fixture running
+# each test on chdb and on a ClickHouse server.
+from tests.integration.test_satisfaction_chdb import (
+    BASE,
+    RECEIVED,
+    load,
+    make_events,
+    new_tenant,
+)
+
 projection = SatisfactionProjection()
+
+
+@pytest.fixture
+def wh(any_warehouse: Warehouse) -> Warehouse:
+    for statement in projection.ddl(any_warehouse.version):
+        any_warehouse.command(statement)
+    return any_warehouse
+
 
 # Texts of both languages and every tone; which label each gets is the scorer's business, the
 # aggregate must agree with the reference whatever they are.
@@ -48,10 +62,6 @@ SOURCES = [
     ("email", "email.replied", "support_mail", "text", None),
     ("survey", "survey.answered", "web_survey", "comment", None),
 ]
-
-
-def new_tenant() -> str:
-    return f"t{uuid.uuid4().hex[:12]}"
 
 
 def population(seed: int, size: int = 120) -> list[dict[str, Any]]:
@@ -78,28 +88,6 @@ def population(seed: int, size: int = 120) -> list[dict[str, Any]]:
             }
         )
     return raws
-
-
-def make_events(tenant: str, raws: Sequence[dict[str, Any]]) -> list[Event]:
-    return [accept({**raw, "event_id": str(uuid.uuid4())}, tenant, RECEIVED)[0] for raw in raws]
-
-
-def load(warehouse: Warehouse, events: Sequence[Event]) -> None:
-    records = [Consumed("touchpoints", 0, i, b"k", encode(e)) for i, e in enumerate(events)]
-    result = process_batch(projection.name, records, projection.rows)
-    assert not result.dead_letters
-    for table, rows in result.rows.items():
-        warehouse.insert(table, rows)
-
-
-@pytest.fixture(params=["chdb", pytest.param("clickhouse", marks=pytest.mark.clickhouse)])
-def wh(request: pytest.FixtureRequest) -> Warehouse:
-    """The same tests on chdb and on a ClickHouse server (18.16 where the CI provisions it)."""
-    fixture = "warehouse" if request.param == "chdb" else "clickhouse_warehouse"
-    warehouse: Warehouse = request.getfixturevalue(fixture)
-    for statement in projection.ddl(warehouse.version):
-        warehouse.command(statement)
-    return warehouse
 
 
 # --- the reference: pandas over the raw events, not over the projection's rows ---------------
