@@ -26,7 +26,7 @@ from kernel.accounts import Accounts
 from kernel.channels import ChannelStore
 from kernel.clock import SystemClock
 from kernel.decoding import SharedDecoder
-from kernel.filings import FILING_STAGE
+from kernel.filings import FILING_STAGE, through_touchpoints
 from kernel.ports import (
     FILINGS_TOPIC,
     TOUCHPOINTS_TOPIC,
@@ -92,10 +92,13 @@ class Platform:
 
     def start(self) -> None:
         ensure_tables(self.warehouse, self.projections)
+        # The projections decode a filing as its touchpoint, by the touchpoint's position, so
+        # they take the event the filing stage decoded from the shared decoder.
+        as_touchpoint = through_touchpoints(self.decoder, TOUCHPOINTS_TOPIC)
         self.runners = [
-            filing_runner(self.log, self.warehouse, self.filer),
+            filing_runner(self.log, self.warehouse, self.filer, self.decoder),
             *(
-                projection_runner(self.log, self.warehouse, p, self.decoder)
+                projection_runner(self.log, self.warehouse, p, as_touchpoint)
                 for p in self.projections
             ),
         ]

@@ -291,3 +291,43 @@ def test_an_identifier_several_customers_hold_asks_which_one(api: Client) -> Non
     error = answer.json()["error"]
     assert error["code"] == "ambiguous_customer"
     assert [d["message"] for d in error["details"]] == ["email:dad@shop.es", "email:kid@shop.es"]
+
+
+def test_each_event_is_decoded_once_in_the_process(
+    tmp_path: Path, warehouse: ChdbWarehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The filing stage decodes a touchpoint; both projections take that event from the shared
+    decoder when they read its filing (issue 14: decode a batch once per process)."""
+    import kernel.decoding
+    import kernel.processing
+
+    decoded: list[bytes] = []
+    real = kernel.decoding.decode
+
+    def counting(value: bytes) -> Any:
+        decoded.append(value)
+        return real(value)
+
+    # Every decode of the log's bytes goes through one of the two.
+    monkeypatch.setattr(kernel.decoding, "decode", counting)
+    monkeypatch.setattr(kernel.processing, "decode", counting)
+    settings = IngestSettings(data_dir=tmp_path / "data", identity="eventsourced")
+    running = build(settings, warehouse=warehouse, keys=MemoryKeyStore())
+    running.start()
+    try:
+        api = Client(running)
+        ids = api.post(
+            *(
+                touch("page.viewed", "web", {"anonymous_id": "d-1"}, n, {"url": "https://s.es/"})
+                for n in range(6)
+            )
+        )
+        api.settle()
+        assert len(api.timeline("anon:d-1")) == len(ids) == 6
+        assert len(decoded) == 6
+    finally:
+        for runner in running.runners:
+            runner.stop()
+        running.log.close()
+        assert running.identity is not None
+        running.identity.close()
