@@ -37,6 +37,7 @@ DEFINITION = "sentiment@1"
 LABELS = ("negative", "neutral", "positive")
 LANGUAGES = ("en", "es")
 UNDETERMINED = "und"
+OTHER = "other"  # letters of neither language (another script): no model for it, left unscored
 # Longer texts are cut before detection and scoring: what a customer says first carries its tone,
 # and it bounds the cost of one event (a text may be 20 000 characters).
 MAX_CHARS = 2000
@@ -107,7 +108,8 @@ def _language(text: str) -> str:
 
 
 def detect_language(text: str) -> str:
-    """`en` or `es` (the only two candidates); `und` for a text without letters."""
+    """`en` or `es` (the only two candidates); `und` for a text without letters; `other` for
+    letters neither language's profile knows (another script)."""
     if not any(ch.isalpha() for ch in text):
         return UNDETERMINED
     from langdetect.lang_detect_exception import LangDetectException
@@ -116,8 +118,8 @@ def detect_language(text: str) -> str:
     detector.append(text)
     try:
         language: str = detector.detect()
-    except LangDetectException:  # letters but no n-gram either profile knows
-        return UNDETERMINED
+    except LangDetectException:  # letters, but no n-gram either profile knows (another script)
+        return OTHER
     return language
 
 

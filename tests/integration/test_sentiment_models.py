@@ -54,3 +54,8 @@ def test_only_texts_in_a_language_whose_model_meets_the_goal_are_scored() -> Non
     assert english is not None and english[:2] == ("en", "negative")
     no_letters = sentiment.trusted_score("!!! 😡")
     assert no_letters is not None and no_letters.language == sentiment.UNDETERMINED
+
+
+def test_letters_of_another_script_are_not_scored_as_a_text_without_letters() -> None:
+    assert sentiment.detect_language("你好，我的订单在哪里") == sentiment.OTHER
+    assert sentiment.trusted_score("你好，我的订单在哪里") is None
