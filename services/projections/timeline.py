@@ -328,6 +328,12 @@ class TimelinePage(BaseModel):
 
     entries: list[TimelineEntry]
     next_cursor: str | None
+    stream_cursor: str | None = Field(
+        default=None,
+        description="on the first page: pass as `last_event_id` to "
+        "GET /v1/customers/{customer_id}/stream to receive every event stored after this page "
+        "was read, none missed in between (entries the page already holds may come again)",
+    )
 
 
 def entry_from_row(row: dict[str, Any]) -> TimelineEntry:

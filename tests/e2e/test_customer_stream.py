@@ -125,3 +125,30 @@ def test_stream_follows_the_timelines_access_rules(api: Api, deployment: Deploym
     assert bad.status_code == 422
     assert bad.json()["error"]["code"] == "invalid_cursor"  # as on every route with a cursor
     assert bad.json()["error"]["details"][0]["path"] == "query.last_event_id"
+
+
+async def page_then_stream_story(api: Api, deployment: Deployment) -> None:
+    ingest, agent = deployment.key(TENANT_A, "ingest"), deployment.key(TENANT_A, "agent")
+    customer_id = f"page-{new_tag()}"
+    known_customer(api, deployment, customer_id)
+    page = api.timeline_page(agent, customer_id).json()
+    assert page["stream_cursor"]  # the first page says where its live stream starts
+    # Stored after the page was read and before the console opened its stream: the race a
+    # console loses without the cursor (the stream would start after this event).
+    between = chat(customer_id, datetime.now(UTC), "while the page was on its way")
+    api.post_ok(ingest, between)
+    deployment.wait_processed()
+    time.sleep(HUB_POLL_MARGIN_S)  # the hub's watermark has passed it: only the cursor finds it
+    async with client(deployment) as http:
+        reader = await open_stream(http, agent, customer_id, last_id=page["stream_cursor"])
+        assert await received_ids(reader, 1) == [between["event_id"]]
+    assert (
+        api.timeline_page(agent, customer_id).json()["entries"][0]["event_id"]
+        == between["event_id"]
+    )  # and a page read now holds it first, as the stream said
+
+
+def test_the_first_pages_stream_cursor_misses_nothing_stored_in_between(
+    api: Api, deployment: Deployment
+) -> None:
+    asyncio.run(page_then_stream_story(api, deployment))

@@ -28,6 +28,7 @@ from services.identity.errors import AmbiguousCustomer, CustomerNotFound
 from services.identity.models import LocatedCustomer
 from services.identity.normalise import lookup_spellings, normalise_one
 from services.identity.resolver import IdentityResolver
+from services.projections.arrivals import encode_positions, latest_positions
 from services.projections.lookup import (
     CustomerLookup,
     CustomerMatch,
@@ -157,10 +158,15 @@ def get_timeline(
     position = cursor_position(cursor) if cursor else None
     members = members_of(request, principal.tenant_id, customer_id)
     warehouse, tenant_id = _warehouse(request), principal.tenant_id
+    # Where the live stream must start for a reader of the first page: taken before the page is
+    # read, so an event stored while it is read is in the page or after the cursor, never lost.
+    live_from = None if position else encode_positions(latest_positions(warehouse))
     page = read_timeline(warehouse, tenant_id, members, filters, position, limit)
     if page is None:
         raise _not_found()
-    page = flag_page(warehouse, tenant_id, members, page)
+    page = flag_page(warehouse, tenant_id, members, page).model_copy(
+        update={"stream_cursor": live_from}
+    )
     record_access(request, principal, members[0], "timeline", customer_id)
     return page
 

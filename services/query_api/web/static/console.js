@@ -91,7 +91,7 @@
     loadRisk(id);
     loadIdentity(id);
     await nextPage();
-    startLive();
+    startLive(current.streamCursor);
   }
 
   function renderProfile(p) {
@@ -181,6 +181,7 @@
         ...target.filters, cursor: target.cursor, limit: PAGE })}`);
       if (target !== current) return;
       for (const entry of page.entries) appendEntry(entry, false);
+      if (page.stream_cursor && !target.streamCursor) target.streamCursor = page.stream_cursor;
       target.cursor = page.next_cursor;
       target.done = !page.next_cursor;
       $("timeline-end").textContent = target.done ? t("end_of_timeline") : "";
@@ -234,9 +235,12 @@
   // --- live updates ---------------------------------------------------------------------------
   // Server-Sent Events: the browser reconnects by itself and sends Last-Event-ID, and entries
   // already shown are skipped. Where the server has no stream, the first page is polled instead.
-  function startLive() {
+  // `from`: the first page's stream_cursor, so an event stored while that page was read is sent
+  // (the page and the stream may both hold an entry: shown once).
+  function startLive(from) {
     const target = current;
-    const stream = new EventSource(`/v1/customers/${encodeURIComponent(target.id)}/stream`);
+    const since = from ? `?last_event_id=${encodeURIComponent(from)}` : "";
+    const stream = new EventSource(`/v1/customers/${encodeURIComponent(target.id)}/stream${since}`);
     target.stream = stream;
     stream.addEventListener("open", () => setLive(true));
     stream.addEventListener("touchpoint", (message) => {
