@@ -65,7 +65,7 @@ from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse, WarehouseUnav
 from cem.adapters.kafka_log import KafkaLog
 from cem.adapters.postgres_idempotency import PostgresIdempotencyIndex
 from cem.direct_ingest import RecordDecoder, TimedConsumed
-from cem.record_seal import sealed
+from cem.record_seal import is_sealed_filing, sealed_filing
 from cem.runner import ensure_tables
 from kernel.filings import FILING_STAGE, FiledBatch, file_batch, project_filings
 from kernel.ports import (
@@ -150,7 +150,7 @@ class Sink:
     def write_filings(self, batch: FiledBatch, topic: str) -> None:
         """The filings (sealed), then the dead letters: all durable before the touchpoints'
         offsets move past them."""
-        filings = [sealed(record, self.decode.seal_key) for record in batch.filings]
+        filings = [sealed_filing(record, self.decode.seal_key) for record in batch.filings]
         self.event_log.append(topic, filings)
         self.write(BatchResult(dead_letters=batch.dead_letters))
 
@@ -164,7 +164,10 @@ class Sink:
 
 
 def decode_sealed_filing(decode: RecordDecoder, rec: Consumed) -> Event:
-    """A filing's event; raises (a dead letter) unless the filing stage sealed it."""
+    """A filing's event; raises (a dead letter) unless the filing stage sealed it: its own seal
+    covers the customer and position, not only the bytes (a touchpoint's seal is not enough)."""
+    if not is_sealed_filing(rec, decode.seal_key):
+        raise ValueError("a filing must carry the filing stage's seal over its customer and bytes")
     item = decode(rec)
     if isinstance(item, Unadmitted):
         raise ValueError("a filing must carry the platform's seal (written by the filing app)")
