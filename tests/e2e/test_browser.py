@@ -421,7 +421,11 @@ def test_the_csv_export_equals_the_screen(
 
 
 def test_resolving_an_alert_shows_on_the_customers_timeline(
-    page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
+    page: Page,
+    people: dict[tuple[str, str], str],
+    customer: dict[str, Any],
+    api: Api,
+    deployment: Deployment,
 ) -> None:
     customer_id = customer["ids"]["customer_id"]
     page.sign_in(people[(TENANT_A, "manager")])
@@ -436,10 +440,16 @@ def test_resolving_an_alert_shows_on_the_customers_timeline(
     page.wait(lambda: page.all(resolved), what="the alert resolved in the queue")
     page.screenshot("dashboard-alerts")
     page.open(f"/console#customer={customer_id}")
-    page.wait(
-        lambda: any("alert.resolved" in li.text for li in page.all("#timeline li.event")),
-        what="alert.resolved on the timeline",
-    )
+    try:
+        page.wait(
+            lambda: any("alert.resolved" in li.text for li in page.all("#timeline li.event")),
+            what="alert.resolved on the timeline",
+        )
+    except AssertionError as missing:  # say whether the pipeline or the page lost it
+        deployment.wait_processed()
+        stored = api.timeline(deployment.key(TENANT_A, "agent"), customer_id)
+        types = sorted({str(entry.get("type")) for entry in stored})
+        raise AssertionError(f"{missing}; the API's timeline then holds {types}") from None
 
 
 def test_a_manager_merges_after_seeing_the_preview_then_splits(
