@@ -50,14 +50,28 @@ def _bucket(column: str, bucket: str) -> str:
     return f"toUInt32({BUCKET_FUNCTIONS[bucket]}(toDateTime(intDiv({column}, 1000000), 'UTC')))"
 
 
-def _facts(types: tuple[str, ...], ranged: bool) -> str:
+_IN_RANGE = " AND derived_at >= {since:Int64} AND derived_at < {until:Int64}"
+
+
+def _facts(types: tuple[str, ...], ranged: bool, condition: str = "") -> str:
     """Deduplicated facts of some types; `ranged` keeps those derived in [since, until)."""
     names = ", ".join(f"'{t}'" for t in types)
-    window = " AND derived_at >= {since:Int64} AND derived_at < {until:Int64}" if ranged else ""
+    window = _IN_RANGE if ranged else ""
     return f"""
         SELECT * FROM {SERVICE_EVENTS_TABLE}
-        WHERE tenant_id = {{tenant_id:String}} AND type IN ({names}){window}
+        WHERE tenant_id = {{tenant_id:String}} AND type IN ({names}){window}{condition}
         LIMIT 1 BY event_id"""
+
+
+def _conversation_facts() -> str:
+    # A conversation whose first inbound message is in the range has a customer message in it:
+    # only those conversations are read (with all their messages, earlier and later), not the
+    # tenant's whole history of messages.
+    names = ", ".join(f"'{t}'" for t in CONVERSATION_TYPES)
+    started = f"""SELECT correlation_id FROM {SERVICE_EVENTS_TABLE}
+            WHERE tenant_id = {{tenant_id:String}} AND type IN ({names})
+                AND sender = 'customer'{_IN_RANGE}"""
+    return _facts(CONVERSATION_TYPES, ranged=False, condition=f" AND correlation_id IN ({started})")
 
 
 _FILTERS = " AND ".join(f"({{{d}:String}} = '' OR {d} = {{{d}:String}})" for d in DIMENSIONS)
@@ -148,7 +162,7 @@ _FIRST_REPLY = """
 
 def first_response_sql(bucket: str, group_by: tuple[str, ...] = DIMENSIONS) -> str:
     """FRT p50, p90 and mean of conversations whose first inbound message is in the range."""
-    conversations = _CONVERSATIONS.format(facts=_facts(CONVERSATION_TYPES, ranged=False))
+    conversations = _CONVERSATIONS.format(facts=_conversation_facts())
     answered = "countIf(replied)"
     responses = f"""
         SELECT touchpoint, channel, first_in, replied, frt_s,
