@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.service_metrics.rules import (
     bucket_start,
@@ -144,3 +146,21 @@ def test_a_conversation_counts_in_the_bucket_of_its_first_inbound_message() -> N
     rows = compute_service_metrics(late, ServiceQuery("t", *DAY, "hour"))
     assert [(r.bucket_start, r.metrics["frt_mean@1"].value) for r in rows] == [(TEN, 101.0)]
     assert bucket_start(DAY[0] + 1, ServiceQuery("t", *DAY, "total")) == DAY[0] // 1_000_000
+
+
+@given(st.permutations(FACTS), st.lists(st.sampled_from(FACTS), max_size=10))
+def test_the_order_of_arrival_and_re_inserted_facts_do_not_matter(
+    order: list[dict[str, Any]], again: list[dict[str, Any]]
+) -> None:
+    query = ServiceQuery("t", *DAY, "hour")
+    assert compute_service_metrics(order + again, query) == compute_service_metrics(FACTS, query)
+
+
+@given(st.lists(st.floats(0, 1e5, allow_nan=False), min_size=1), st.sampled_from([0.5, 0.9]))
+def test_a_rank_quantile_is_one_of_the_values_with_enough_below_it(
+    values: list[float], level: float
+) -> None:
+    found = rank_quantile(values, level)
+    assert found in values
+    assert sum(v < found for v in values) <= int(level * len(values))
+    assert sum(v <= found for v in values) > min(int(level * len(values)), len(values) - 1)
