@@ -20,6 +20,7 @@ from services.service_metrics.facts import SERVICE_EVENTS_TABLE
 from services.service_metrics.rules import compute_service_metrics
 from services.service_metrics.sql import ServiceMetrics, ServiceQuery, read_service_metrics
 from tests.service import population as pop
+from tests.unit import test_service_rules as hand
 
 RECEIVED = pop.BASE + timedelta(days=4)
 EVERYTHING = (0, to_micros(RECEIVED) + 1)
@@ -176,3 +177,27 @@ def test_an_empty_range_has_no_cells(wh: Warehouse) -> None:
     for bucket in ("day", "total"):
         query = ServiceQuery(tenant, 0, 1_000_000, bucket, group_by=())
         assert read_service_metrics(wh, query) == []
+
+
+def test_the_hand_computed_facts_read_the_same_from_the_warehouse(any_warehouse: Warehouse) -> None:
+    """The unit tests' facts, stored as the consumer stores them: the SQL gives the numbers worked
+    out by hand, also for a range that cuts conversations (one started before it, with a later
+    customer message inside; one answered after it)."""
+    for statement in projection.ddl(any_warehouse.version):
+        any_warehouse.command(statement)
+    tenant = f"t{uuid.uuid4().hex[:12]}"
+    later = hand.chat(900, "c1", "customer")  # c1 started at 10:00, before the cut range
+    facts = [f | {"tenant_id": tenant} for f in [*hand.FACTS, later]]
+    any_warehouse.insert(SERVICE_EVENTS_TABLE, facts)
+    ten = hand.TEN * 1_000_000
+    for since, until in (hand.DAY, (ten + 600 * 10**6, ten + 1860 * 10**6)):
+        for group_by in (("touchpoint", "channel", "queue", "agent"), ("queue",)):
+            query = ServiceQuery(tenant, since, until, "hour", group_by=group_by)
+            want = compute_service_metrics(facts, query)
+            assert want
+            assert_same_cells(read_service_metrics(any_warehouse, query), want)
+    cut = ServiceQuery(tenant, ten + 600 * 10**6, ten + 1860 * 10**6, "total", group_by=())
+    [cell] = read_service_metrics(any_warehouse, cut)
+    # c2 (15 s), c3 (unanswered) and c4 (120 s, answered after the range); not c1.
+    assert (cell.counts["conversations"], cell.counts["unanswered"]) == (3, 1)
+    assert cell.metrics["frt_mean@1"].value == pytest.approx(67.5)
