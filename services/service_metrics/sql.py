@@ -8,6 +8,7 @@ and bucket functions are formatted into SQL; every input value is a `{name:Type}
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ from services.service_metrics.facts import (
 )
 
 BUCKET_FUNCTIONS = {"hour": "toStartOfHour", "day": "toStartOfDay"}
+BUCKETS = (*BUCKET_FUNCTIONS, "total")  # total: the whole range, one bucket starting at `since`
 DIMENSIONS = ("touchpoint", "channel", "queue", "agent")
 
 
@@ -43,21 +45,54 @@ def ddl(version: tuple[int, ...]) -> list[str]:
 
 
 def _bucket(column: str, bucket: str) -> str:
+    if bucket == "total":
+        return "toUInt32(intDiv({since:Int64}, 1000000))"
     return f"toUInt32({BUCKET_FUNCTIONS[bucket]}(toDateTime(intDiv({column}, 1000000), 'UTC')))"
 
 
-def _facts(types: tuple[str, ...], ranged: bool) -> str:
+_IN_RANGE = " AND derived_at >= {since:Int64} AND derived_at < {until:Int64}"
+
+
+def _facts(types: tuple[str, ...], ranged: bool, condition: str = "") -> str:
     """Deduplicated facts of some types; `ranged` keeps those derived in [since, until)."""
     names = ", ".join(f"'{t}'" for t in types)
-    window = " AND derived_at >= {since:Int64} AND derived_at < {until:Int64}" if ranged else ""
+    window = _IN_RANGE if ranged else ""
     return f"""
         SELECT * FROM {SERVICE_EVENTS_TABLE}
-        WHERE tenant_id = {{tenant_id:String}} AND type IN ({names}){window}
+        WHERE tenant_id = {{tenant_id:String}} AND type IN ({names}){window}{condition}
         LIMIT 1 BY event_id"""
 
 
+def _conversation_facts() -> str:
+    # A conversation whose first inbound message is in the range has a customer message in it:
+    # only those conversations are read (with all their messages, earlier and later), not the
+    # tenant's whole history of messages.
+    names = ", ".join(f"'{t}'" for t in CONVERSATION_TYPES)
+    started = f"""SELECT correlation_id FROM {SERVICE_EVENTS_TABLE}
+            WHERE tenant_id = {{tenant_id:String}} AND type IN ({names})
+                AND sender = 'customer'{_IN_RANGE}"""
+    return _facts(CONVERSATION_TYPES, ranged=False, condition=f" AND correlation_id IN ({started})")
+
+
 _FILTERS = " AND ".join(f"({{{d}:String}} = '' OR {d} = {{{d}:String}})" for d in DIMENSIONS)
-_GROUP = "GROUP BY touchpoint, channel, queue, agent, bucket_start"
+
+
+def _filtered(source: str) -> str:
+    # Filtered a level below the grouping: there a dimension not grouped by is the constant '',
+    # and ClickHouse would read that alias, not the column, in a WHERE beside it.
+    return f"SELECT * FROM ({source}) WHERE {_FILTERS}"
+
+
+def _keys(group_by: tuple[str, ...]) -> str:
+    """The dimensions of a row: the grouped ones, '' for the rest (their totals)."""
+    return ", ".join(d if d in group_by else f"'' AS {d}" for d in DIMENSIONS)
+
+
+def _group(group_by: tuple[str, ...], bucket: str) -> str:
+    # `total` has one constant bucket: grouped by nothing, an empty range gives one row of zero
+    # counts, which the reader drops.
+    names = [d for d in DIMENSIONS if d in group_by] + (["bucket_start"] * (bucket != "total"))
+    return f"GROUP BY {', '.join(names)}" if names else ""
 
 
 def _value(name: str, n: str, numerator: str) -> str:
@@ -65,7 +100,7 @@ def _value(name: str, n: str, numerator: str) -> str:
     return f"{n} AS {name}_n, if({n} = 0, 0, {numerator} / {n}) AS {name}_value"
 
 
-def calls_sql(bucket: str) -> str:
+def calls_sql(bucket: str, group_by: tuple[str, ...] = DIMENSIONS) -> str:
     """AHT, ASA, service level, abandonment and transfers of calls ended in the range."""
     inbound, handled = "direction = 'inbound'", "abandoned = 0"
     answered = f"{inbound} AND {handled}"
@@ -86,16 +121,15 @@ def calls_sql(bucket: str) -> str:
     )
     transferred = f"""SELECT correlation_id FROM {SERVICE_EVENTS_TABLE}
         WHERE tenant_id = {{tenant_id:String}} AND type = '{CALL_TRANSFERRED}'"""
+    calls = f"""
+        SELECT *, correlation_id != '' AND correlation_id IN ({transferred}) AS transferred
+        FROM ({_facts((CALL_ENDED,), ranged=True)})"""
     return f"""
-    SELECT touchpoint, channel, queue, agent, {_bucket("derived_at", bucket)} AS bucket_start,
+    SELECT {_keys(group_by)}, {_bucket("derived_at", bucket)} AS bucket_start,
         count() AS calls,
         {metrics}
-    FROM (
-        SELECT *, correlation_id != '' AND correlation_id IN ({transferred}) AS transferred
-        FROM ({_facts((CALL_ENDED,), ranged=True)})
-    )
-    WHERE {_FILTERS}
-    {_GROUP}"""
+    FROM ({_filtered(calls)})
+    {_group(group_by, bucket)}"""
 
 
 # One row per conversation with an inbound customer message: where it started, and the times,
@@ -126,37 +160,35 @@ _FIRST_REPLY = """
         FROM ({conversations})"""
 
 
-def first_response_sql(bucket: str) -> str:
+def first_response_sql(bucket: str, group_by: tuple[str, ...] = DIMENSIONS) -> str:
     """FRT p50, p90 and mean of conversations whose first inbound message is in the range."""
-    conversations = _CONVERSATIONS.format(facts=_facts(CONVERSATION_TYPES, ranged=False))
+    conversations = _CONVERSATIONS.format(facts=_conversation_facts())
     answered = "countIf(replied)"
+    responses = f"""
+        SELECT touchpoint, channel, first_in, replied, frt_s,
+            if(replied, queue_replied, '') AS queue, if(replied, agent_replied, '') AS agent
+        FROM ({_FIRST_REPLY.format(conversations=conversations)})
+        WHERE first_in >= {{since:Int64}} AND first_in < {{until:Int64}}"""
     return f"""
-    SELECT touchpoint, channel, queue, agent, {_bucket("first_in", bucket)} AS bucket_start,
+    SELECT {_keys(group_by)}, {_bucket("first_in", bucket)} AS bucket_start,
         count() AS conversations, count() - {answered} AS unanswered,
         {answered} AS frt_p50_n, quantileExactIf(0.5)(frt_s, replied) AS frt_p50_value,
         {answered} AS frt_p90_n, quantileExactIf(0.9)(frt_s, replied) AS frt_p90_value,
         {_value("frt_mean", answered, "sumIf(frt_s, replied)")}
-    FROM (
-        SELECT touchpoint, channel, first_in, replied, frt_s,
-            if(replied, queue_replied, '') AS queue, if(replied, agent_replied, '') AS agent
-        FROM ({_FIRST_REPLY.format(conversations=conversations)})
-        WHERE first_in >= {{since:Int64}} AND first_in < {{until:Int64}}
-    )
-    WHERE {_FILTERS}
-    {_GROUP}"""
+    FROM ({_filtered(responses)})
+    {_group(group_by, bucket)}"""
 
 
-def surveys_sql(bucket: str) -> str:
+def surveys_sql(bucket: str, group_by: tuple[str, ...] = DIMENSIONS) -> str:
     """Surveys sent in the range, and how many of them have an answer (any time)."""
     answered = f"""SELECT survey_id FROM {SERVICE_EVENTS_TABLE}
         WHERE tenant_id = {{tenant_id:String}} AND type = '{SURVEY_ANSWERED}' AND survey_id != ''"""
     return f"""
-    SELECT touchpoint, channel, queue, agent, {_bucket("derived_at", bucket)} AS bucket_start,
+    SELECT {_keys(group_by)}, {_bucket("derived_at", bucket)} AS bucket_start,
         count() AS surveys_sent,
         {_value("response_rate", "count()", f"100 * countIf(survey_id IN ({answered}))")}
-    FROM ({_facts((SURVEY_SENT,), ranged=True)})
-    WHERE {_FILTERS}
-    {_GROUP}"""
+    FROM ({_filtered(_facts((SURVEY_SENT,), ranged=True))})
+    {_group(group_by, bucket)}"""
 
 
 @dataclass(frozen=True)
@@ -172,6 +204,8 @@ class ServiceQuery:
     queue: str = ""
     agent: str = ""
     threshold_s: float = DEFAULT_SERVICE_LEVEL_S
+    # The dimensions a row is per; the others are totalled ('' in the row).
+    group_by: tuple[str, ...] = DIMENSIONS
 
     def params(self) -> dict[str, Any]:
         return {
@@ -188,6 +222,8 @@ class ServiceQuery:
 
 Key = tuple[str, str, str, str, int]  # touchpoint, channel, queue, agent, bucket_start
 COUNTS = ("calls", "conversations", "unanswered", "surveys_sent")
+# The count that says whether a query's row holds anything (`total` gives a row for an empty range).
+_SAMPLES = ("calls", "conversations", "surveys_sent")
 
 
 @dataclass
@@ -210,6 +246,8 @@ def _key(row: dict[str, Any]) -> Key:
 
 
 def _merge(found: dict[Key, ServiceMetrics], row: dict[str, Any]) -> None:
+    if not any(int(row.get(name, 0)) for name in _SAMPLES):
+        return
     key = _key(row)
     target = found.setdefault(key, ServiceMetrics(*key))
     target.counts |= {name: int(row[name]) for name in COUNTS if name in row}
@@ -219,10 +257,19 @@ def _merge(found: dict[Key, ServiceMetrics], row: dict[str, Any]) -> None:
             target.metrics[d.key] = MetricValue(float(row[f"{d.name}_value"]) if n else None, n)
 
 
-def read_service_metrics(warehouse: Warehouse, query: ServiceQuery) -> list[ServiceMetrics]:
-    """Every service metric per touchpoint × channel × queue × agent × bucket, oldest first."""
+def collect(rows: Iterable[dict[str, Any]]) -> list[ServiceMetrics]:
+    """Rows of the three queries (or of the Python reference) as cells, oldest first."""
     found: dict[Key, ServiceMetrics] = {}
-    for make_sql in (calls_sql, first_response_sql, surveys_sql):
-        for row in warehouse.select(make_sql(query.bucket), query.params()):
-            _merge(found, row)
+    for row in rows:
+        _merge(found, row)
     return [found[key] for key in sorted(found, key=lambda k: (k[4], *k[:4]))]
+
+
+def read_service_metrics(warehouse: Warehouse, query: ServiceQuery) -> list[ServiceMetrics]:
+    """Every service metric per cell (the query's dimensions × bucket), oldest first."""
+    params = query.params()
+    return collect(
+        row
+        for make_sql in (calls_sql, first_response_sql, surveys_sql)
+        for row in warehouse.select(make_sql(query.bucket, query.group_by), params)
+    )

@@ -315,6 +315,36 @@ def test_a_managers_dashboard_cell_equals_the_api(
     assert rated[0].get_attribute("data-channel") == "phone"
 
 
+def service_row(page: Page, touchpoint: str) -> dict[str, str]:
+    row = page.wait(lambda: page.find(f'#service tr[data-touchpoint="{touchpoint}"]'),
+                    timeout_s=60.0, what=f"the {touchpoint} service row")  # fmt: skip
+    cells = row.find_elements("css selector", "td[data-metric]")
+    return {c.get_attribute("data-metric"): c.text.rstrip("*") for c in cells}
+
+
+def test_the_dashboards_service_table_equals_the_api(
+    page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any], api: Api,
+    deployment: Deployment,
+) -> None:  # fmt: skip
+    page.sign_in(people[(TENANT_A, "manager")])
+    page.open("/dashboard")
+    touchpoint = f"line-{customer['tag']}"  # the story's call: 320 s of talk, no queue wait
+    shown = service_row(page, touchpoint)
+    table = page.find("#service")
+    period = {name: table.get_attribute(f"data-{name}") for name in ("since", "until")}
+    answer = api.get(
+        "/v1/service/touchpoints", deployment.key(TENANT_A, "manager"), touchpoint=touchpoint,
+        bucket="total", group_by=["touchpoint", "channel", "queue"], **period,
+    ).json()  # fmt: skip
+    [cell] = answer["buckets"]
+    expected = {name: str(n) for name, n in cell["counts"].items() if name in shown}
+    for name, metric in cell["metrics"].items():
+        if name in shown:
+            expected[name] = "—" if metric["value"] is None else f"{metric['value']:.1f}"
+    assert shown == expected
+    assert (shown["calls"], shown["aht@1"], shown["service_level@1"]) == ("1", "320.0", "100.0")
+
+
 def test_an_agent_cannot_reach_manager_pages_or_another_tenants_customers(
     page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
 ) -> None:

@@ -3,6 +3,8 @@ CX manager reads for a handful of calls, chats and surveys posted through the in
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -88,7 +90,8 @@ def test_service_metrics_of_calls_chats_and_surveys(deployment: Deployment, api:
 @pytest.mark.parametrize(
     ("params", "status"),
     [({"since": "2026-01-01T00:00:00"}, 422), ({"bucket": "minute"}, 422),
-     ({"service_level_s": 0}, 422), ({"queue": "a\x00b"}, 422)],
+     ({"service_level_s": 0}, 422), ({"queue": "a\x00b"}, 422), ({"group_by": "day"}, 422),
+     ({"format": "xlsx"}, 422)],
 )  # fmt: skip
 def test_bad_parameters_and_roles(
     deployment: Deployment, api: Api, params: dict[str, Any], status: int
@@ -99,3 +102,34 @@ def test_bad_parameters_and_roles(
     assert api.get(SERVICE, agent).status_code == 200
     assert api.get(SERVICE, ingest).status_code == 403
     assert api.get(SERVICE, None).status_code == 401
+
+
+def test_grouped_totals_and_a_csv_download(deployment: Deployment, api: Api) -> None:
+    tag, day = new_tag(), a_past_day()
+    ingest, manager = deployment.key(TENANT_A, "ingest"), deployment.key(TENANT_A, "manager")
+    api.post_ok(ingest, contacts(tag, day))
+    deployment.wait_processed(PROCESSED_WITHIN_S)
+
+    # The three calls of the line together: two handled (150 s and 200 s of talk, hold and
+    # wrap-up; waits 10 s and 30 s), one abandoned after 50 s, one of the handled transferred.
+    by_queue = buckets(api, manager, f"line-{tag}", day, bucket="total", group_by="queue")
+    assert list(by_queue) == [("q", "")]
+    cell = by_queue[("q", "")]
+    assert (cell["touchpoint"], cell["channel"], cell["counts"]["calls"]) == ("", "", 3)
+    third = pytest.approx(100 / 3)
+    assert values(cell) == {
+        "aht@1": 175.0, "asa@1": 20.0, "service_level@1": third, "abandonment@1": third,
+        "transfer@1": 50.0,
+    }  # fmt: skip
+    whole = buckets(api, manager, f"line-{tag}", day, bucket="total", group_by="tenant")
+    assert list(whole) == [("", "")] and values(whole[("", "")]) == values(cell)
+
+    window = {"since": iso(day - timedelta(days=1)), "until": iso(day + timedelta(days=1))}
+    response = api.get(
+        SERVICE, manager, touchpoint=f"line-{tag}", group_by=["agent"], format="csv", **window
+    )
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert sorted(r["agent"] for r in rows) == ["", "ana"]
+    ana = next(r for r in rows if r["agent"] == "ana")
+    assert (ana["counts.calls"], float(ana["metrics.aht@1.value"])) == ("2", 175.0)

@@ -16,6 +16,9 @@ def test_the_route_its_parameters_and_statuses_are_documented() -> None:
     assert set(operation["responses"]) == {"200", "401", "403", "422"}
     names = {p["name"] for p in operation["parameters"]}
     assert names >= {"since", "until", "channel", "touchpoint", "queue", "agent", "bucket"}
+    assert names >= {"group_by", "format", "service_level_s"}
+    downloads = set(operation["responses"]["200"]["content"])
+    assert downloads == {"application/json", "text/csv", "application/vnd.apache.parquet"}
 
 
 def test_every_definition_is_versioned_and_unique() -> None:

@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from kernel.auth import AUTHENTICATED, CAN_READ_AGGREGATES, UNAUTHENTICATED, require
 from kernel.ports import Principal
 from kernel.processing import to_micros
 from schemas.envelope import Channel
+from services.query_api.exports import ExportFormat, download_items
 from services.query_api.params import INSTANT_HELP, Moment
 from services.query_api.routers.satisfaction import TOUCHPOINT_PATTERN, MetricOut, window
 from services.satisfaction.metrics import MIN_CONFIDENT_N, MetricValue
@@ -21,18 +22,29 @@ from services.service_metrics.definitions import (
     SERVICE_DEFINITIONS,
     ServiceDefinition,
 )
-from services.service_metrics.sql import ServiceMetrics, ServiceQuery, read_service_metrics
+from services.service_metrics.sql import (
+    COUNTS,
+    DIMENSIONS,
+    ServiceMetrics,
+    ServiceQuery,
+    read_service_metrics,
+)
 
 router = APIRouter(tags=["service"], responses=AUTHENTICATED)
 
-# The buckets the service SQL knows (services/service_metrics/sql.py BUCKET_FUNCTIONS).
-Bucket = Literal["hour", "day"]
+# The buckets the service SQL knows (services/service_metrics/sql.py BUCKETS).
+Bucket = Literal["hour", "day", "total"]
+# A dimension of a cell; `tenant` alone groups by none of them (the tenant's whole figures).
+GroupBy = Literal["touchpoint", "channel", "queue", "agent", "tenant"]
 
 NAME_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
 _ERRORS: dict[int | str, dict[str, Any]] = {
     **UNAUTHENTICATED,
     403: {"description": "the key's role may not read aggregates (agents, managers, admins may)"},
     422: {"description": "a bad parameter, e.g. a timestamp without an offset or since ≥ until"},
+}
+_DOWNLOADS: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}
 }
 
 
@@ -54,10 +66,13 @@ class ServiceCounts(BaseModel):
 
 
 class ServiceBucket(BaseModel):
-    touchpoint: str
-    channel: str
-    queue: str = Field(description="'' when the contact names none")
-    agent: str = Field(description="the handling agent; for FRT, the first replying agent")
+    touchpoint: str = Field(description="'' when not grouped by it (every touchpoint)")
+    channel: str = Field(description="'' when not grouped by it")
+    queue: str = Field(description="'' when the contact names none, or when not grouped by it")
+    agent: str = Field(
+        description="the handling agent; for FRT, the first replying agent; '' for none, or "
+        "when not grouped by it"
+    )
     bucket_start: datetime
     counts: ServiceCounts
     metrics: dict[str, MetricOut] = Field(description="by definition key, e.g. `aht@1`")
@@ -68,6 +83,7 @@ class TouchpointService(BaseModel):
     since: datetime
     until: datetime
     bucket: Bucket
+    group_by: list[str] = Field(description="the dimensions of each cell; the others are totalled")
     service_level_s: float
     min_confident_n: int
     definitions: list[ServiceDefinitionOut]
@@ -99,7 +115,27 @@ def _bucket_out(row: ServiceMetrics) -> ServiceBucket:
     )
 
 
-@router.get("/v1/service/touchpoints", response_model=TouchpointService, responses=_ERRORS)
+def service_columns() -> list[str]:
+    """The columns of a service metrics export, also when it has no rows."""
+    metrics = [
+        f"metrics.{d.key}.{field}"
+        for d in SERVICE_DEFINITIONS
+        for field in ("value", "n", "low_confidence")
+    ]
+    counts = [f"counts.{name}" for name in COUNTS]
+    return [*DIMENSIONS, "bucket_start", *counts, *metrics]
+
+
+def _dimensions(group_by: list[GroupBy] | None) -> tuple[str, ...]:
+    chosen = set(group_by or DIMENSIONS)
+    return tuple(d for d in DIMENSIONS if d in chosen)
+
+
+@router.get(
+    "/v1/service/touchpoints",
+    response_model=TouchpointService,
+    responses=_ERRORS | _DOWNLOADS,
+)
 def touchpoint_service(
     request: Request,
     principal: Principal = Depends(require(CAN_READ_AGGREGATES)),
@@ -111,13 +147,22 @@ def touchpoint_service(
     touchpoint: str | None = Query(None, pattern=TOUCHPOINT_PATTERN, max_length=64),
     queue: str | None = Query(None, pattern=NAME_PATTERN),
     agent: str | None = Query(None, pattern=NAME_PATTERN),
-    bucket: Bucket = Query("day"),
+    bucket: Bucket = Query("day", description="UTC hour or day, or total: the whole range"),
+    group_by: list[GroupBy] | None = Query(
+        None,
+        max_length=5,
+        description="the dimensions of a cell, repeat for several (default all four); "
+        "`tenant` alone: none, the tenant's whole figures per bucket",
+    ),
     service_level_s: float = Query(
         DEFAULT_SERVICE_LEVEL_S, gt=0, le=3600, description="the service level's threshold T"
     ),
-) -> TouchpointService:
-    """Every service metric per touchpoint × channel × queue × agent × bucket, oldest first."""
+    format: ExportFormat = Query(ExportFormat.json, description="json, or a csv/parquet download"),
+) -> TouchpointService | Response:
+    """Every service metric per cell (touchpoint × channel × queue × agent, or the dimensions
+    of `group_by`) × bucket, oldest first, each value with its n."""
     start, end = window(request, since, until, bucket)
+    dimensions = _dimensions(group_by)
     # The tenant comes only from the credential, never from the request (S01).
     query = ServiceQuery(
         tenant_id=principal.tenant_id,
@@ -129,15 +174,19 @@ def touchpoint_service(
         queue=queue or "",
         agent=agent or "",
         threshold_s=service_level_s,
+        group_by=dimensions,
     )
-    rows = read_service_metrics(request.app.state.warehouse, query)
+    buckets = [_bucket_out(row) for row in read_service_metrics(request.app.state.warehouse, query)]
+    if format != ExportFormat.json:
+        return download_items(buckets, service_columns(), "service-touchpoints", format)
     return TouchpointService(
         tenant_id=principal.tenant_id,
         since=start,
         until=end,
         bucket=bucket,
+        group_by=list(dimensions),
         service_level_s=service_level_s,
         min_confident_n=MIN_CONFIDENT_N,
         definitions=[_definition_out(d) for d in SERVICE_DEFINITIONS],
-        buckets=[_bucket_out(row) for row in rows],
+        buckets=buckets,
     )

@@ -1,0 +1,67 @@
+// The dashboard's service table: first response, handle time, service level, abandonment,
+// transfers and survey response rate per touchpoint × channel × queue over the chosen period.
+// One `total` bucket per cell, computed by the API (a percentile cannot be summed from days).
+"use strict";
+
+(() => {
+  const { t, api, el, showError } = CEM;
+  const $ = (id) => document.getElementById(id);
+  const HOUR = 3600e3;
+  const COLUMNS = [
+    ["count", "conversations"], ["metric", "frt_p50@1"], ["metric", "frt_p90@1"],
+    ["count", "calls"], ["metric", "aht@1"], ["metric", "asa@1"], ["metric", "service_level@1"],
+    ["metric", "abandonment@1"], ["metric", "transfer@1"], ["metric", "response_rate@1"],
+  ];
+
+  // The satisfaction table's period (dashboard.js sets it first, on load and on submit), else the
+  // same rule: the days chosen, ending at the next full hour.
+  function period() {
+    const shown = $("satisfaction").dataset;
+    if (shown.since && shown.until) return { since: shown.since, until: shown.until };
+    const until = new Date(Math.ceil(Date.now() / HOUR) * HOUR);
+    const since = new Date(until.getTime() - Number($("period-days").value) * 24 * HOUR);
+    return { since: since.toISOString(), until: until.toISOString() };
+  }
+
+  function params() {
+    const { since, until } = period();
+    Object.assign($("service").dataset, { since, until });
+    const search = new URLSearchParams({ since, until, bucket: "total" });
+    for (const dimension of ["touchpoint", "channel", "queue"]) search.append("group_by", dimension);
+    return search.toString();
+  }
+
+  function metricCell(bucket, name, minN) {
+    const m = bucket.metrics[name];
+    if (!m || m.value === null) return el("td", { class: "num", dataset: { metric: name, n: 0 } }, "—");
+    const low = m.n < minN;
+    return el("td", { class: low ? "num low-n" : "num", dataset: { metric: name, n: m.n }, title: low ? t("service_low_n") : null },
+      m.value.toFixed(1), low ? el("span", { class: "low-n-sample", "aria-hidden": "true" }, "*") : null);
+  }
+
+  function row(bucket, minN) {
+    return el("tr", { dataset: { touchpoint: bucket.touchpoint, channel: bucket.channel, queue: bucket.queue } },
+      el("th", { scope: "row" }, bucket.touchpoint), el("td", {}, bucket.channel), el("td", {}, bucket.queue || "—"),
+      ...COLUMNS.map(([kind, name]) => (kind === "count"
+        ? el("td", { class: "num", dataset: { metric: name } }, String(bucket.counts[name]))
+        : metricCell(bucket, name, minN))));
+  }
+
+  async function refresh() {
+    const search = params();
+    $("service-csv").href = `/v1/service/touchpoints?${search}&format=csv`;
+    $("service-parquet").href = `/v1/service/touchpoints?${search}&format=parquet`;
+    try {
+      const result = await api(`/v1/service/touchpoints?${search}`);
+      $("service").tBodies[0].replaceChildren(...result.buckets.map((b) => row(b, result.min_confident_n)));
+      $("service-empty").textContent = t("no_service_data");
+      $("service-empty").hidden = result.buckets.length > 0;
+    } catch (error) {
+      showError($("service-empty"), error);
+      $("service-empty").hidden = false;
+    }
+  }
+
+  $("period").addEventListener("submit", (e) => { e.preventDefault(); refresh(); });
+  refresh();
+})();

@@ -1,0 +1,166 @@
+"""The Python reference of the service metrics, on facts whose figures are worked out by hand."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.service_metrics.rules import (
+    bucket_start,
+    compute_service_metrics,
+    first_response,
+    rank_quantile,
+)
+from services.service_metrics.sql import ServiceMetrics, ServiceQuery
+
+TEN = int(datetime(2026, 3, 1, 10, tzinfo=UTC).timestamp())  # 10:00 UTC, epoch seconds
+DAY = (TEN - 86_400) * 1_000_000, (TEN + 86_400) * 1_000_000
+_ids = iter(range(10**6))
+
+
+def fact(type_: str, at_s: float, **fields: Any) -> dict[str, Any]:
+    """A service_events row `at_s` seconds after 10:00, with the table's defaults."""
+    return {
+        "tenant_id": "t", "event_id": f"e{next(_ids)}", "customer_id": "c", "correlation_id": "",
+        "type": type_, "touchpoint": "line", "channel": "phone",
+        "derived_at": int((TEN + at_s) * 1_000_000), "agent": "", "queue": "", "sender": "",
+        "direction": "inbound", "queue_wait_s": 0.0, "handle_s": 0.0, "abandoned": 0,
+        "survey_id": "",
+    } | fields  # fmt: skip
+
+
+def chat(at_s: float, conv: str, sender: str, agent: str = "", queue: str = "") -> dict[str, Any]:
+    kind = "message.received" if sender == "customer" else "message.sent"
+    return fact(kind, at_s, correlation_id=conv, sender=sender, agent=agent, queue=queue,
+                touchpoint="web_chat", channel="chat")  # fmt: skip
+
+
+CHATS = [
+    chat(0, "c1", "customer"), chat(2, "c1", "bot"),  # a bot stops no clock
+    chat(45, "c1", "agent", "ana", "q"), chat(60, "c1", "agent", "bob", "q"),
+    chat(-60, "c2", "agent", "bob", "q"),  # the agent wrote first: not a response
+    chat(600, "c2", "customer"), chat(615, "c2", "agent", "ana", "q"),
+    chat(1200, "c3", "customer"),  # never answered
+    chat(1800, "c4", "customer"), chat(1920, "c4", "agent", "ana", "q"),
+]  # fmt: skip
+CALLS = [
+    fact("call.ended", 0, correlation_id="k1", agent="ana", queue="q", queue_wait_s=10.0,
+         handle_s=150.0),
+    fact("call.transferred", 5, correlation_id="k2"),
+    fact("call.ended", 60, correlation_id="k2", agent="ana", queue="q", queue_wait_s=30.0,
+         handle_s=200.0),
+    fact("call.ended", 70, correlation_id="k3", queue="q", queue_wait_s=50.0, abandoned=1),
+    fact("call.ended", 80, correlation_id="k4", agent="bob", queue="q", direction="outbound",
+         handle_s=60.0),
+]  # fmt: skip
+SURVEYS = [
+    fact("survey.sent", 0, survey_id="s1", touchpoint="post_call", channel="email"),
+    fact("survey.sent", 0, survey_id="s2", touchpoint="post_call", channel="email"),
+    fact("survey.answered", 3600, survey_id="s1", touchpoint="post_call", channel="survey"),
+    fact("survey.sent", -2 * 86_400, survey_id="s3", touchpoint="post_call", channel="email"),
+    fact("survey.answered", 0, survey_id="s3", touchpoint="post_call", channel="survey"),
+]
+FACTS = CHATS + CALLS + SURVEYS
+
+
+def cells(rows: list[ServiceMetrics]) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+    def figures(row: ServiceMetrics) -> dict[str, Any]:
+        values = {k: (m.value, m.n) for k, m in row.metrics.items() if m.n}
+        return {k: v for k, v in row.counts.items() if v} | values
+
+    return {(r.touchpoint, r.channel, r.queue, r.agent): figures(r) for r in rows}
+
+
+def test_rank_quantile_takes_the_value_at_rank_floor_level_n() -> None:
+    assert rank_quantile(range(10, 0, -1), 0.5) == 6 and rank_quantile(range(1, 11), 0.9) == 10
+    assert rank_quantile([7.0], 0.9) == 7.0 and rank_quantile([1.0, 3.0], 0.5) == 3.0
+
+
+def test_first_response_skips_bots_and_agent_messages_before_the_customer() -> None:
+    c2 = first_response([f for f in CHATS if f["correlation_id"] == "c2"])
+    assert c2 is not None and (c2.seconds, c2.agent, c2.queue) == (15.0, "ana", "q")
+    c1 = first_response([f for f in CHATS if f["correlation_id"] == "c1"])
+    assert c1 is not None and (c1.seconds, c1.agent) == (45.0, "ana")
+    c3 = first_response([f for f in CHATS if f["correlation_id"] == "c3"])
+    assert c3 is not None and (c3.seconds, c3.agent) == (None, "")
+    assert first_response([chat(0, "c9", "agent", "ana")]) is None
+
+
+def test_every_metric_per_touchpoint_channel_queue_and_agent() -> None:
+    found = cells(compute_service_metrics(FACTS, ServiceQuery("t", *DAY, "hour")))
+    assert found == {
+        # FRTs 45, 15, 120 s: sorted 15, 45, 120; p50 at rank 1, p90 at rank 2; mean 60.
+        ("web_chat", "chat", "q", "ana"): {
+            "conversations": 3, "frt_p50@1": (45.0, 3), "frt_p90@1": (120.0, 3),
+            "frt_mean@1": (60.0, 3),
+        },
+        ("web_chat", "chat", "", ""): {"conversations": 1, "unanswered": 1},
+        ("line", "phone", "q", "ana"): {
+            "calls": 2, "aht@1": (175.0, 2), "asa@1": (20.0, 2), "service_level@1": (50.0, 2),
+            "abandonment@1": (0.0, 2), "transfer@1": (50.0, 2),
+        },
+        ("line", "phone", "q", ""): {"calls": 1, "service_level@1": (0.0, 1),
+                                     "abandonment@1": (100.0, 1)},
+        ("line", "phone", "q", "bob"): {"calls": 1, "aht@1": (60.0, 1), "transfer@1": (0.0, 1)},
+        # s3 was sent before the range: its answer does not count for s1 and s2.
+        ("post_call", "email", "", ""): {"surveys_sent": 2, "response_rate@1": (50.0, 2)},
+    }  # fmt: skip
+
+
+def test_grouped_by_queue_over_the_whole_range() -> None:
+    query = ServiceQuery("t", *DAY, "total", group_by=("queue",))
+    rows = compute_service_metrics(FACTS, query)
+    assert {r.bucket_start for r in rows} == {DAY[0] // 1_000_000}
+    found = cells(rows)
+    assert found[("", "", "q", "")] == {
+        "calls": 4, "conversations": 3,
+        "aht@1": (pytest.approx(410 / 3), 3), "asa@1": (20.0, 2),
+        "service_level@1": (pytest.approx(100 / 3), 3),
+        "abandonment@1": (pytest.approx(100 / 3), 3), "transfer@1": (pytest.approx(100 / 3), 3),
+        "frt_p50@1": (45.0, 3), "frt_p90@1": (120.0, 3), "frt_mean@1": (60.0, 3),
+    }  # fmt: skip
+    assert found[("", "", "", "")] == {
+        "conversations": 1,
+        "unanswered": 1,
+        "surveys_sent": 2,
+        "response_rate@1": (50.0, 2),
+    }
+
+
+def test_filters_threshold_duplicates_and_other_tenants() -> None:
+    noise = [fact("call.ended", 0, tenant_id="other", agent="ana", queue="q", handle_s=9e9)]
+    facts = FACTS + FACTS[:4] + noise  # a reprocessed batch re-inserts facts
+    query = ServiceQuery("t", *DAY, "day", agent="ana", threshold_s=10.0)
+    found = cells(compute_service_metrics(facts, query))
+    assert set(found) == {("web_chat", "chat", "q", "ana"), ("line", "phone", "q", "ana")}
+    assert found[("line", "phone", "q", "ana")]["service_level@1"] == (50.0, 2)
+    assert found[("web_chat", "chat", "q", "ana")]["conversations"] == 3
+
+
+def test_a_conversation_counts_in_the_bucket_of_its_first_inbound_message() -> None:
+    late = [chat(3599, "c5", "customer"), chat(3700, "c5", "agent", "ana", "q")]
+    rows = compute_service_metrics(late, ServiceQuery("t", *DAY, "hour"))
+    assert [(r.bucket_start, r.metrics["frt_mean@1"].value) for r in rows] == [(TEN, 101.0)]
+    assert bucket_start(DAY[0] + 1, ServiceQuery("t", *DAY, "total")) == DAY[0] // 1_000_000
+
+
+@given(st.permutations(FACTS), st.lists(st.sampled_from(FACTS), max_size=10))
+def test_the_order_of_arrival_and_re_inserted_facts_do_not_matter(
+    order: list[dict[str, Any]], again: list[dict[str, Any]]
+) -> None:
+    query = ServiceQuery("t", *DAY, "hour")
+    assert compute_service_metrics(order + again, query) == compute_service_metrics(FACTS, query)
+
+
+@given(st.lists(st.floats(0, 1e5, allow_nan=False), min_size=1), st.sampled_from([0.5, 0.9]))
+def test_a_rank_quantile_is_one_of_the_values_with_enough_below_it(
+    values: list[float], level: float
+) -> None:
+    found = rank_quantile(values, level)
+    assert found in values
+    assert sum(v < found for v in values) <= int(level * len(values))
+    assert sum(v <= found for v in values) > min(int(level * len(values)), len(values) - 1)
