@@ -154,3 +154,32 @@ def alert_row(tenant_id: str, linked: LinkedAlert) -> dict[str, Any]:
             "answers_total": linked.answers_total,
         },
     }
+
+
+# `GET /v1/alerts` evaluates the days that closed in the last `LOOKBACK_DAYS` before its `until`
+# (or now): each read costs two queries over 28 + 31 days of answers, whatever the range asked.
+LOOKBACK_DAYS = 31
+
+
+def days_raised_in(since: int, until: int, as_of: int) -> list[int]:
+    """Start (epoch s) of the UTC days whose alerts are raised in [since, until) (epoch micros): a
+    day's alert is raised when it closes, at its end, and only once closed by `as_of`."""
+    end = min(until - 1, as_of) // 1_000_000  # the latest moment a day may have closed at
+    start = max(since // 1_000_000, end - LOOKBACK_DAYS * DAY_S + 1)
+    first_end = -(-start // DAY_S) * DAY_S
+    return [e - DAY_S for e in range(first_end, end + 1, DAY_S)]
+
+
+def drift_alert_rows(
+    warehouse: Warehouse,
+    tenant_id: str,
+    window: tuple[int, int, int],
+    touchpoints: Sequence[str] = (),
+) -> list[dict[str, Any]]:
+    """Drift alerts raised in [since, until) as of a moment (`window`, epoch micros), as
+    `GET /v1/alerts` lists them, newest first; `touchpoints` any of, empty for all."""
+    since, until, as_of = window
+    found = read_drift_alerts(warehouse, tenant_id, days_raised_in(since, until, as_of))
+    rows = [alert_row(tenant_id, a) for a in found]
+    wanted = [r for r in rows if not touchpoints or r["touchpoint"] in touchpoints]
+    return sorted(wanted, key=lambda r: (r["raised_at"], r["alert_id"]), reverse=True)
