@@ -35,7 +35,6 @@ RESOLUTION_TYPES = ("case.resolved", "case.reopened")
 READ_TYPES = tuple(dict.fromkeys((*CONTACT_TYPES, "case.opened", *RESOLUTION_TYPES)))
 
 Status = Literal["fcr_final", "fcr_provisional", "repeated"]
-Pair = tuple[Mapping[str, Any], dict[str, Any]]  # a timeline row and its decoded payload
 
 
 @dataclass(frozen=True)
@@ -72,64 +71,85 @@ def _text(payload: Mapping[str, Any], name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+@dataclass(frozen=True)
+class _Fact:
+    """What one timeline row tells fcr@1, read from its payload once."""
+
+    order: tuple[int, str]  # (derived_at, event_id)
+    contact: Contact | None  # when the row is an inbound contact
+    topic: str
+    case_id: str
+    agent: str
+    queue: str
+    resolves: bool
+
+
+def _fact(row: Mapping[str, Any]) -> _Fact:
+    payload = orjson.loads(row["payload_json"])
+    at, event_id, kind, channel = row["derived_at"], row["event_id"], row["type"], row["channel"]
+    contact = Contact(at, event_id, channel, row["touchpoint"])
+    resolves = kind == "case.resolved" or (kind == "call.ended" and payload.get("resolved") is True)
+    return _Fact(
+        order=(at, event_id),
+        contact=contact if is_contact(kind, channel, payload) else None,
+        topic=_text(payload, "topic"),
+        case_id=_text(payload, "case_id"),
+        agent=_text(payload, "agent"),
+        queue=_text(payload, "queue"),
+        resolves=resolves,
+    )
+
+
 def _group_key(row: Mapping[str, Any]) -> tuple[str, str, str]:
     corr = row["correlation_id"]
     return (row["customer_id"], "c", corr) if corr else (row["customer_id"], "e", row["event_id"])
 
 
-def _resolves(row: Mapping[str, Any], payload: Mapping[str, Any]) -> bool:
-    return row["type"] == "case.resolved" or (
-        row["type"] == "call.ended" and payload.get("resolved") is True
-    )
-
-
-def _latest(pairs: list[Pair], name: str) -> str:
-    ordered = sorted(pairs, key=lambda p: (p[0]["derived_at"], p[0]["event_id"]))
-    return next((_text(p, name) for _, p in reversed(ordered) if _text(p, name)), "")
+def _latest(facts: list[_Fact], name: str) -> str:
+    named = [(f.order, getattr(f, name)) for f in facts if getattr(f, name)]
+    return max(named)[1] if named else ""
 
 
 def fcr_contacts(rows: Iterable[Mapping[str, Any]]) -> list[FcrContact]:
     """The contacts among timeline rows of any customers (each row with `customer_id`), oldest
     first, each with its conversation's topics, cases, queue, agent and resolution."""
-    groups: dict[tuple[str, str, str], list[Pair]] = defaultdict(list)
-    cases: dict[tuple[str, str], list[Pair]] = defaultdict(list)
+    groups: dict[tuple[str, str, str], list[_Fact]] = defaultdict(list)
+    cases: dict[tuple[str, str], list[_Fact]] = defaultdict(list)
     for row in rows:
-        payload = orjson.loads(row["payload_json"])
-        groups[_group_key(row)].append((row, payload))
-        if _text(payload, "case_id"):
-            cases[(row["customer_id"], _text(payload, "case_id"))].append((row, payload))
-    found = (_contact_of(pairs, cases) for pairs in groups.values())
-    return sorted((c for c in found if c is not None), key=lambda c: c.contact)
+        fact = _fact(row)
+        groups[_group_key(row)].append(fact)
+        if fact.case_id:
+            cases[(row["customer_id"], fact.case_id)].append(fact)
+    found = (_contact_of(key[0], facts, cases) for key, facts in groups.items())
+    return sorted((c for c in found if c is not None), key=_order)
+
+
+def _order(contact: FcrContact) -> tuple[int, str]:
+    return (contact.contact.at, contact.contact.event_id)
 
 
 def _contact_of(
-    pairs: list[Pair],
-    cases: Mapping[tuple[str, str], list[Pair]],
+    customer: str, facts: list[_Fact], cases: Mapping[tuple[str, str], list[_Fact]]
 ) -> FcrContact | None:
-    firsts = [
-        Contact(r["derived_at"], r["event_id"], r["channel"], r["touchpoint"])
-        for r, p in pairs
-        if is_contact(r["type"], r["channel"], p)
-    ]
+    firsts = [f.contact for f in facts if f.contact is not None]
     if not firsts:
         return None
-    customer = pairs[0][0]["customer_id"]
-    case_ids = frozenset(_text(p, "case_id") for _, p in pairs if _text(p, "case_id"))
-    linked = pairs + [pair for case in sorted(case_ids) for pair in cases[(customer, case)]]
+    case_ids = frozenset(f.case_id for f in facts if f.case_id)
+    linked = facts + [f for case in sorted(case_ids) for f in cases[(customer, case)]]
     return FcrContact(
-        contact=min(firsts),
+        contact=min(firsts, key=lambda c: (c.at, c.event_id)),
         customer_id=customer,
         queue=_latest(linked, "queue"),
         agent=_latest(linked, "agent"),
-        topics=frozenset(_text(p, "topic") for _, p in linked if _text(p, "topic")),
+        topics=frozenset(f.topic for f in linked if f.topic),
         cases=case_ids,
-        resolved=any(_resolves(r, p) for r, p in linked),
+        resolved=any(f.resolves for f in linked),
     )
 
 
 def _by_customer(contacts: Iterable[FcrContact]) -> dict[str, list[FcrContact]]:
     found: dict[str, list[FcrContact]] = defaultdict(list)
-    for c in sorted(contacts, key=lambda c: c.contact):
+    for c in sorted(contacts, key=_order):
         found[c.customer_id].append(c)
     return found
 

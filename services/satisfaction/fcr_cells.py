@@ -56,20 +56,22 @@ def _percent(count: int, n: int) -> MetricValue:
     return MetricValue(value, n, wilson_interval(value, n))
 
 
+_WIDTHS = {"hour": 3_600, "day": 86_400}
+_MONDAY_OFFSET = 3 * 86_400  # 1970-01-01 was a Thursday: weeks from Monday start 3 days earlier
+
+
 def bucket_start(micros: int, bucket: str, since: int) -> int:
     """Epoch seconds of the UTC bucket `micros` falls in; `total` is one bucket from `since`."""
+    seconds = micros // 1_000_000
     if bucket == "total":
         return since // 1_000_000
-    at = _EPOCH + timedelta(microseconds=micros)
-    starts = {
-        "hour": at.replace(minute=0, second=0, microsecond=0),
-        "day": at.replace(hour=0, minute=0, second=0, microsecond=0),
-        "month": at.replace(day=1, hour=0, minute=0, second=0, microsecond=0),
-    }
-    start = starts.get(bucket)
-    if start is None:  # week: from Monday
-        start = starts["day"] - timedelta(days=at.weekday())
-    return int(start.timestamp())
+    if bucket in _WIDTHS:
+        return seconds // _WIDTHS[bucket] * _WIDTHS[bucket]
+    if bucket == "week":
+        week = 7 * 86_400
+        return (seconds + _MONDAY_OFFSET) // week * week - _MONDAY_OFFSET
+    at = _EPOCH + timedelta(seconds=seconds)
+    return int(at.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp())
 
 
 def _key(contact: FcrContact, bucket: str, since: int) -> CellKey:
