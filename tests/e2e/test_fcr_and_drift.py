@@ -114,5 +114,16 @@ def test_a_csat_drop_raises_one_drift_alert_linked_to_its_answers(
     assert set(drift["answers"]) == bad_ids and drift["answers_total"] == 27
     assert drift_alerts(desk)[0]["alert_id"] == alert["alert_id"]  # the same on every read
     assert drift_alerts(f"small-{tag}") == []
+    # Paged, the drift alert comes once, in its place among the stored at-risk alerts.
+    everything = api.get("/v1/alerts", manager, touchpoint=desk, limit=1000).json()["alerts"]
+    paged, cursor = [], None
+    while True:
+        page = api.get("/v1/alerts", manager, touchpoint=desk, limit=7, cursor=cursor).json()
+        paged += [a["alert_id"] for a in page["alerts"]]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert paged == [a["alert_id"] for a in everything] and alert["alert_id"] in paged
+    customer = api.get("/v1/alerts", manager, customer_id=who["customer_id"]).json()["alerts"]
+    assert customer and not [a for a in customer if a["rule"].startswith("drift.")]
     download = api.get("/v1/alerts", manager, touchpoint=desk, format="csv")
     assert "drift.p_value" in download.text.splitlines()[0]

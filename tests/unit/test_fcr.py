@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.projections.repeat_contact import WINDOW_MICROS
 from services.satisfaction.fcr import fcr_contacts, outcomes, same_topic
@@ -160,3 +162,23 @@ def test_buckets_are_utc_hours_days_iso_weeks_and_months() -> None:
     assert bucket_start(at, "week", 0) == 1_779_926_400 - 3 * 86_400
     assert bucket_start(at, "month", 0) == 1_777_593_600
     assert bucket_start(at, "total", 5_000_000) == 5
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 20), st.integers(0, 5), st.integers(0, 3)), max_size=25),
+       st.randoms(use_true_random=False))  # fmt: skip
+def test_outcomes_do_not_depend_on_the_order_rows_arrive(
+    specs: list[tuple[int, int, int]], rng: Any
+) -> None:
+    # (day, customer, kind): a resolved call about billing or delivery, a chat, an unresolved call.
+    kinds = [
+        lambda at, who: resolved_call(at, "billing", customer_id=who),
+        lambda at, who: resolved_call(at, "delivery", customer_id=who),
+        lambda at, who: row(at, "message.received", "chat", customer_id=who),
+        lambda at, who: row(at, payload={"topic": "billing"}, customer_id=who),
+    ]
+    rows = [kinds[k](T0 + day * DAY // 2, f"c{who}") for day, who, k in specs]
+    shuffled = rng.sample(rows, len(rows))
+    as_of = T0 + 8 * DAY
+    assert statuses(shuffled, as_of) == statuses(rows, as_of)
+    assert fcr_contacts(shuffled) == fcr_contacts(rows)
