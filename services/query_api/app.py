@@ -37,6 +37,7 @@ def include_query_routes(app: FastAPI, health: Callable[[], dict[str, Any]]) -> 
         customers,
         events,
         export,
+        fcr,
         responses,
         satisfaction,
         search,
@@ -55,6 +56,7 @@ def include_query_routes(app: FastAPI, health: Callable[[], dict[str, Any]]) -> 
     app.include_router(satisfaction.router)
     app.include_router(responses.router)
     app.include_router(service_metrics.router)
+    app.include_router(fcr.router)
     app.include_router(alerts.router)
     app.include_router(events.router)
     app.include_router(alert_lifecycle.router)

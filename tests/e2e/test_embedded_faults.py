@@ -189,6 +189,9 @@ def what_users_see(
                 "/v1/satisfaction/touchpoints", manager, bucket=bucket, **window
             ).json()
         seen[f"{tenant} alerts"] = api.get("/v1/alerts", agent, limit=1000).json()
+        fcr = api.get("/v1/service/fcr", manager, bucket="day", **window).json()
+        fcr.pop("as_of")  # the moment of the read; the figures are the log's
+        seen[f"{tenant} fcr"] = fcr
     return seen
 
 
@@ -213,6 +216,7 @@ def test_f13_replay_into_fresh_tables_gives_identical_results(
     statuses = {a["alert_id"]: a["status"] for a in live[f"{TENANT_A} alerts"]["alerts"]}
     assert statuses[resolved] == "resolved"  # a manager's action is on the log: replayed too
     assert live[f"{TENANT_B} timeline {tags[3]}"], "tenant B's traffic was not stored"
+    assert live[f"{TENANT_A} fcr"]["buckets"], "no contacts in the FCR figures"
 
     embedded.stop()
     try:

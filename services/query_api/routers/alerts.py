@@ -24,8 +24,10 @@ from services.projections.timeline import Cursor, encode_cursor
 from services.query_api.exports import ExportFormat, download_items
 from services.query_api.params import INSTANT_HELP, Moment, any_of, cursor_position
 from services.query_api.routers.customers import members_of
-from services.query_api.routers.satisfaction import TouchpointName, utc
+from services.query_api.routers.satisfaction import TouchpointName, now, utc
 from services.satisfaction.alerts import RULE_SET
+from services.satisfaction.drift import DEFINITION as DRIFT_DEFINITION
+from services.satisfaction.drift_sql import drift_alert_rows
 from services.satisfaction.lifecycle import Status
 from services.satisfaction.lifecycle_sql import AlertState, read_states
 from services.satisfaction.sql import NO_END, AlertQuery, read_alerts
@@ -35,9 +37,32 @@ router = APIRouter(tags=["alerts"], responses=AUTHENTICATED)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+class DriftOut(BaseModel):
+    """A touchpoint's metric fell below its own baseline (drift@1, docs/metrics.md)."""
+
+    definition: str = DRIFT_DEFINITION
+    definition_key: str = Field(description="the metric that fell: csat@1, nps@1 or ces@1")
+    test: str = Field(description="two_proportion_z (CSAT%) or welch_t (NPS, CES means)")
+    period_start: datetime = Field(description="the UTC day that fell (its answers)")
+    period_end: datetime
+    baseline_start: datetime = Field(description="the baseline: the 28 days before the period")
+    period_value: float
+    period_n: int
+    baseline_value: float
+    baseline_n: int
+    drop: float = Field(description="baseline − period, in `unit`")
+    drop_interval: tuple[float, float] = Field(description="95% confidence interval of the drop")
+    unit: str
+    p_value: float = Field(description="one-sided; the alert needs < 0.01")
+    answers: list[str] = Field(
+        description="event ids of the period's answers that pull the metric down (at most 100)"
+    )
+    answers_total: int = Field(description="how many such answers the period holds")
+
+
 class AlertOut(BaseModel):
     alert_id: str
-    customer_id: str
+    customer_id: str = Field(description="'' on a drift alert: it is about a touchpoint")
     rule: str = Field(examples=["at_risk.csat"])
     severity: Literal["high", "medium"]
     metric: str = Field(
@@ -56,6 +81,9 @@ class AlertOut(BaseModel):
     status: Status = Field(Status.open, description="open, assigned, acknowledged or resolved")
     assignee: str | None = Field(None, description="who the alert is assigned to")
     note: str | None = Field(None, description="the latest note of a manager's action")
+    drift: DriftOut | None = Field(
+        None, description="on a drift alert (rule drift.*): the period, drop and answers"
+    )
 
 
 class AlertList(BaseModel):
@@ -75,7 +103,17 @@ def alert_out(row: dict[str, Any], state: AlertState | None = None) -> AlertOut:
     optional = {name: row[name] or None for name in ("agent", "queue", "correlation_id")}
     raised_at = _from_micros(int(row["raised_at"]))
     lifecycle = vars(state) if state is not None else {}
-    return AlertOut.model_validate({**row, **optional, "raised_at": raised_at, **lifecycle})
+    drift = _drift_out(row["drift"]) if row.get("drift") else None
+    return AlertOut.model_validate(
+        {**row, **optional, "raised_at": raised_at, **lifecycle, "drift": drift}
+    )
+
+
+def _drift_out(detail: dict[str, Any]) -> DriftOut:
+    moments = ("period_start", "period_end", "baseline_start")
+    return DriftOut.model_validate(
+        {**detail, **{m: datetime.fromtimestamp(detail[m], UTC) for m in moments}}
+    )
 
 
 def _customers(request: Request, tenant_id: str, customer_id: str | None) -> tuple[str, ...] | None:
@@ -139,6 +177,8 @@ def list_alerts(
         before=before,
     )
     rows = read_alerts(request.app.state.warehouse, query)
+    if customer_id is None and not query.channels:  # drift alerts are a touchpoint's, any channel
+        rows = _with_drift(request, query, rows)
     page, more = rows[:limit], len(rows) > limit
     last = page[-1] if page else None
     next_cursor = (
@@ -153,6 +193,19 @@ def list_alerts(
     if format != ExportFormat.json:
         return download_items(alerts, list(AlertOut.model_fields), "alerts", format)
     return AlertList(rule_set=RULE_SET, alerts=alerts, next_cursor=next_cursor)
+
+
+def _with_drift(
+    request: Request, query: AlertQuery, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The stored alerts with the drift alerts of the range, newest first, at most `limit`."""
+    window = (query.since, query.until, to_micros(now(request)))
+    drift = drift_alert_rows(
+        request.app.state.warehouse, query.tenant_id, window, query.touchpoints
+    )
+    after = [r for r in drift if (r["raised_at"], r["alert_id"]) < query.before]
+    merged = sorted(rows + after, key=lambda r: (int(r["raised_at"]), r["alert_id"]), reverse=True)
+    return merged[: query.limit]
 
 
 def _position(cursor: str | None) -> tuple[int, str]:

@@ -221,13 +221,14 @@
     const assignee = el("input", { class: "small-input", "aria-label": t("assignee"), placeholder: t("assignee") });
     const note = el("input", { class: "small-input", "aria-label": t("note"), placeholder: t("note") });
     const act = (action, label, body) => el("button", { type: "button", class: "small-button", dataset: { action },
-      disabled: status === "resolved", onclick: () => alertAction(a, action, body()) }, label);
+      // A drift alert (a touchpoint's, no customer) has no lifecycle yet: docs/metrics.md.
+      disabled: status === "resolved" || !a.customer_id, onclick: () => alertAction(a, action, body()) }, label);
     const withNote = (fields) => (note.value.trim() ? { ...fields, note: note.value.trim() } : fields);
     return el("tr", { dataset: { alertId: a.alert_id, status } },
       el("td", {}, when(a.raised_at)),
-      el("td", {}, el("a", { href: `/console#customer=${encodeURIComponent(a.customer_id)}` }, a.customer_id)),
+      el("td", {}, a.customer_id ? el("a", { href: `/console#customer=${encodeURIComponent(a.customer_id)}` }, a.customer_id) : "—"),
       el("td", {}, a.message || a.rule), el("td", { class: "num" }, `${a.score} (${a.metric})`),
-      el("td", {}, `${a.touchpoint} · ${a.channel}`),
+      el("td", {}, a.channel ? `${a.touchpoint} · ${a.channel}` : a.touchpoint),
       el("td", { class: "alert-status" }, t(`status_${status}`)),
       el("td", {}, a.assignee || ""), el("td", {}, a.note || ""),
       el("td", {}, el("div", { class: "actions" }, assignee, note,

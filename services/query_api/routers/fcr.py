@@ -1,0 +1,186 @@
+"""First-contact resolution per touchpoint: `GET /v1/service/fcr` (fcr@1, docs/metrics.md).
+
+Computed when read, as of the request's moment: a resolved first contact less than 7 days old is
+provisional, and the answer says so per bucket and in its counts.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, Field, StringConstraints
+
+from kernel.api_errors import ApiError
+from kernel.auth import AUTHENTICATED, CAN_READ_ANSWERS, require
+from kernel.ports import Principal
+from kernel.processing import to_micros
+from schemas.envelope import Channel
+from services.projections.repeat_contact import WINDOW_DAYS
+from services.query_api.exports import ExportFormat, download_items
+from services.query_api.params import INSTANT_HELP, Moment, any_of
+from services.query_api.routers.satisfaction import (
+    Bucket,
+    MetricOut,
+    TouchpointName,
+    now,
+    window,
+)
+from services.query_api.routers.service import NAME_PATTERN
+from services.satisfaction.fcr import DEFINITION, REPEAT_RATE_DEFINITION
+from services.satisfaction.fcr_cells import FcrCell
+from services.satisfaction.fcr_sql import RangeTooBusy, read_fcr_cells
+from services.satisfaction.metrics import MIN_CONFIDENT_N, MetricValue
+
+router = APIRouter(tags=["service"], responses=AUTHENTICATED)
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=200)]
+
+DEFINITIONS = {
+    DEFINITION: "100 × FCR contacts / resolved first contacts: a resolved contact with no "
+    f"contact of the same customer about the same topic on any channel within {WINDOW_DAYS} "
+    "days, provisional until they pass (docs/metrics.md)",
+    REPEAT_RATE_DEFINITION: "100 × contacts that repeat one of the same customer at most "
+    f"{WINDOW_DAYS} days earlier, whatever the topic (repeat_contact@1) / contacts",
+}
+COUNT_FIELDS = (
+    "contacts",
+    "repeat_contacts",
+    "resolved_first_contacts",
+    "fcr_final",
+    "fcr_provisional",
+    "repeated",
+)
+
+
+class FcrCounts(BaseModel):
+    contacts: int = Field(description="contacts whose first inbound event is in the bucket")
+    repeat_contacts: int = Field(description="of those, repeats of an earlier contact")
+    resolved_first_contacts: int = Field(description="fcr@1's denominator")
+    fcr_final: int = Field(description="FCR, the window closed")
+    fcr_provisional: int = Field(description="FCR so far, the window still open")
+    repeated: int = Field(description="not FCR: the customer came back about it (final)")
+
+
+class FcrBucket(BaseModel):
+    touchpoint: str = Field(description="of the contact's first inbound event")
+    channel: str
+    queue: str = Field(description="the latest its conversation names; '' when none")
+    agent: str = Field(description="the latest its conversation names; '' when none")
+    bucket_start: datetime = Field(description="start of the bucket; for `total`, `since`")
+    status: Literal["final", "provisional"] = Field(
+        description="provisional while any of its resolved first contacts is under 7 days old"
+    )
+    counts: FcrCounts
+    metrics: dict[str, MetricOut] = Field(
+        description="`fcr@1` and `repeat_contact_rate@1`, percentages with Wilson intervals"
+    )
+
+
+class FcrReport(BaseModel):
+    tenant_id: str
+    since: datetime
+    until: datetime
+    as_of: datetime = Field(description="the moment the figures hold at (provisional or final)")
+    bucket: Bucket
+    window_days: int = WINDOW_DAYS
+    min_confident_n: int = MIN_CONFIDENT_N
+    definitions: dict[str, str]
+    buckets: list[FcrBucket]
+
+
+def _metric_out(value: MetricValue) -> MetricOut:
+    return MetricOut(
+        value=value.value, n=value.n, low_confidence=value.low_confidence, interval=value.interval
+    )
+
+
+def _bucket_out(cell: FcrCell) -> FcrBucket:
+    counts = {name: getattr(cell, name) for name in COUNT_FIELDS}
+    return FcrBucket(
+        touchpoint=cell.touchpoint,
+        channel=cell.channel,
+        queue=cell.queue,
+        agent=cell.agent,
+        bucket_start=datetime.fromtimestamp(cell.bucket_start, UTC),
+        status="final" if cell.final else "provisional",
+        counts=FcrCounts(**counts),
+        metrics={
+            DEFINITION: _metric_out(cell.fcr),
+            REPEAT_RATE_DEFINITION: _metric_out(cell.repeat_contact_rate),
+        },
+    )
+
+
+def _columns() -> list[str]:
+    metrics = [
+        f"metrics.{key}.{field}"
+        for key in DEFINITIONS
+        for field in ("value", "n", "low_confidence", "interval")
+    ]
+    counts = [f"counts.{name}" for name in COUNT_FIELDS]
+    where = ["touchpoint", "channel", "queue", "agent", "bucket_start", "status"]
+    return [*where, *counts, *metrics]
+
+
+def _wanted(cell: FcrCell, filters: dict[str, tuple[str, ...]]) -> bool:
+    return all(not values or getattr(cell, name) in values for name, values in filters.items())
+
+
+@router.get(
+    "/v1/service/fcr",
+    response_model=FcrReport,
+    responses={
+        200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}},
+        403: {"description": "the key's role may not read per-agent figures (managers, admins)"},
+        422: {"description": "a bad parameter, or a range with too many contacts to read"},
+    },
+)
+def first_contact_resolution(
+    request: Request,
+    # Per-agent resolution figures are performance data: managers and admins, as raw answers.
+    principal: Principal = Depends(require(CAN_READ_ANSWERS)),
+    since: Moment | None = Query(
+        None, description=f"contacts from (inclusive); default until − 30 days; {INSTANT_HELP}"
+    ),
+    until: Moment | None = Query(None, description=f"exclusive; default now; {INSTANT_HELP}"),
+    channel: list[Channel] | None = Query(None, max_length=50, description="any of several"),
+    touchpoint: list[TouchpointName] | None = Query(None, max_length=50),
+    queue: list[Name] | None = Query(None, max_length=50),
+    agent: list[Name] | None = Query(None, max_length=50),
+    bucket: Bucket = Query("total", description="hour, day, week (from Monday), month or total"),
+    format: ExportFormat = Query(ExportFormat.json, description="json, or a csv/parquet download"),
+) -> FcrReport | Response:
+    """fcr@1 and the repeat-contact rate per touchpoint × channel × queue × agent × bucket."""
+    start, end = window(request, since, until, bucket)
+    as_of = now(request)
+    try:
+        cells = read_fcr_cells(
+            request.app.state.warehouse,
+            principal.tenant_id,  # from the credential only (S01)
+            to_micros(start),
+            to_micros(end),
+            bucket,
+            to_micros(as_of),
+        )
+    except RangeTooBusy as exc:
+        details = [{"code": "range_too_large", "message": str(exc), "path": "query.since"}]
+        raise ApiError(422, "range_too_large", str(exc), details) from None
+    filters = {
+        "channel": any_of(channel),
+        "touchpoint": any_of(touchpoint),
+        "queue": any_of(queue),
+        "agent": any_of(agent),
+    }
+    buckets = [_bucket_out(c) for c in cells if _wanted(c, filters)]
+    if format != ExportFormat.json:
+        return download_items(buckets, _columns(), "fcr", format)
+    return FcrReport(
+        tenant_id=principal.tenant_id,
+        since=start,
+        until=end,
+        as_of=as_of,
+        bucket=bucket,
+        definitions=DEFINITIONS,
+        buckets=buckets,
+    )

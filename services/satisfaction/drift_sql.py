@@ -1,0 +1,185 @@
+"""drift@1 read from the attributed answers (ClickHouse SQL that also runs on server 18.16).
+
+Evaluated when read, over closed UTC days only, from the stored answers attributed as the cells
+attribute them (`attribution_sql`): the same log gives the same alerts, with the same ids, live,
+after a replay, or read again later (an answer that arrives late for a closed day changes that
+day's alert, as it changes that day's cell). One aggregate query gives the daily samples of every
+touchpoint and metric; a second reads the answers of the days that raised an alert, which the
+alert links to. Only fixed fragments are formatted into SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kernel.ports import Warehouse
+from services.satisfaction.attribution_sql import ATTRIBUTED_RESPONSES
+from services.satisfaction.drift import (
+    BASELINE_DAYS,
+    DAY_S,
+    DRIFT_METRICS,
+    DriftAlert,
+    Sample,
+    detect,
+)
+
+# Answers an alert links to at most (the worst first would need a rank; oldest first is stable).
+MAX_LINKED_ANSWERS = 100
+
+_MATCHES = " OR ".join(f"(kind = '{m.kind}' AND scale = '{m.scale}')" for m in DRIFT_METRICS)
+_CONTRIBUTION = """multiIf(
+    kind = 'csat', if(score >= 4, 100., 0.),
+    kind = 'nps', multiIf(score >= 9, 100., score <= 6, -100., 0.),
+    toFloat64(score))"""
+
+DAILY_SAMPLES_SQL = f"""
+    SELECT touchpoint, kind, scale, day, count() AS n, sum(contribution) AS total,
+        sum(contribution * contribution) AS squares
+    FROM (
+        SELECT touchpoint, kind, scale, {_CONTRIBUTION} AS contribution,
+            intDiv(intDiv(answered_at, 1000000), {DAY_S}) * {DAY_S} AS day
+        FROM ({ATTRIBUTED_RESPONSES})
+        WHERE {_MATCHES}
+    )
+    GROUP BY touchpoint, kind, scale, day
+    ORDER BY day, touchpoint, kind"""
+
+ANSWERS_SQL = f"""
+    SELECT event_id, touchpoint, kind, scale, score, answered_at
+    FROM ({ATTRIBUTED_RESPONSES})
+    WHERE {_MATCHES}
+    ORDER BY answered_at, event_id"""
+
+# An alert's `score` is the period's value, on the metric's own scale (the answers' for CES).
+_SCALES = {"csat": "percent", "nps": "-100-100"}
+_KEYS = {(m.kind, m.scale): m.key for m in DRIFT_METRICS}
+
+
+def read_daily_samples(
+    warehouse: Warehouse, tenant_id: str, since: int, until: int
+) -> dict[tuple[str, str, int], Sample]:
+    """Samples by (attributed touchpoint, metric key, UTC day) of answers in [since, until)."""
+    rows = warehouse.select(
+        DAILY_SAMPLES_SQL, {"tenant_id": tenant_id, "since": since, "until": until}
+    )
+    return {
+        (r["touchpoint"], _KEYS[(r["kind"], r["scale"])], int(r["day"])): Sample(
+            int(r["n"]), float(r["total"]), float(r["squares"])
+        )
+        for r in rows
+    }
+
+
+@dataclass(frozen=True)
+class LinkedAlert:
+    alert: DriftAlert
+    answers: list[str]  # event ids of the period's answers that pull the metric down
+    answers_total: int  # how many there are (the list stops at MAX_LINKED_ANSWERS)
+
+
+def _linked(warehouse: Warehouse, tenant_id: str, alert: DriftAlert) -> LinkedAlert:
+    day = alert.period_start * 1_000_000
+    params = {"tenant_id": tenant_id, "since": day, "until": day + DAY_S * 1_000_000}
+    ids = [
+        r["event_id"]
+        for r in warehouse.select(ANSWERS_SQL, params)
+        if r["touchpoint"] == alert.touchpoint
+        and (r["kind"], r["scale"]) == (alert.metric.kind, alert.metric.scale)
+        and alert.metric.drives(int(r["score"]))
+    ]
+    return LinkedAlert(alert, ids[:MAX_LINKED_ANSWERS], len(ids))
+
+
+def closed_days(since: int, until: int) -> list[int]:
+    """Start (epoch s) of every UTC day that lies wholly in [since, until) (epoch micros)."""
+    first = -(-since // 1_000_000 // DAY_S) * DAY_S
+    last = until // 1_000_000 // DAY_S * DAY_S  # the day `until` falls in is not closed
+    return list(range(first, last, DAY_S))
+
+
+def read_drift_alerts(
+    warehouse: Warehouse, tenant_id: str, days: Sequence[int]
+) -> list[LinkedAlert]:
+    """drift@1 alerts of the given days (epoch s of UTC day starts), oldest first."""
+    if not days:
+        return []
+    since = (min(days) - BASELINE_DAYS * DAY_S) * 1_000_000
+    until = (max(days) + DAY_S) * 1_000_000
+    daily = read_daily_samples(warehouse, tenant_id, since, until)
+    return [_linked(warehouse, tenant_id, a) for a in detect(tenant_id, daily, days)]
+
+
+def alert_row(tenant_id: str, linked: LinkedAlert) -> dict[str, Any]:
+    """A drift alert as `GET /v1/alerts` lists it."""
+    a, found = linked.alert, linked.alert.found
+    value = round(a.period.mean)
+    base = a.baseline.mean
+    return {
+        "tenant_id": tenant_id,
+        "alert_id": a.alert_id,
+        "customer_id": "",
+        "rule": f"drift.{a.metric.kind}",
+        "severity": a.severity,
+        "metric": a.metric.kind,
+        "score": value,
+        "scale": _SCALES.get(a.metric.kind, a.metric.scale),
+        "touchpoint": a.touchpoint,
+        "channel": "",
+        "agent": "",
+        "queue": "",
+        "correlation_id": "",
+        "event_id": linked.answers[0] if linked.answers else "",
+        "raised_at": (a.period_start + DAY_S) * 1_000_000,
+        "message": f"{a.metric.key} on {a.touchpoint} fell {found.drop:.1f} {a.metric.unit} "
+        f"(95% CI {found.interval[0]:.1f} to {found.interval[1]:.1f}) below its "
+        f"{BASELINE_DAYS}-day baseline of {base:.1f}, n = {a.period.n} vs {a.baseline.n}, "
+        f"one-sided p = {found.p_value:.2g}",
+        "drift": {
+            "period_start": a.period_start,
+            "period_end": a.period_start + DAY_S,
+            "baseline_start": a.period_start - BASELINE_DAYS * DAY_S,
+            "definition_key": a.metric.key,
+            "test": a.metric.test,
+            "period_value": a.period.mean,
+            "period_n": a.period.n,
+            "baseline_value": base,
+            "baseline_n": a.baseline.n,
+            "drop": found.drop,
+            "drop_interval": found.interval,
+            "unit": a.metric.unit,
+            "p_value": found.p_value,
+            "answers": linked.answers,
+            "answers_total": linked.answers_total,
+        },
+    }
+
+
+# `GET /v1/alerts` evaluates the days that closed in the last `LOOKBACK_DAYS` before its `until`
+# (or now): each read costs two queries over 28 + 31 days of answers, whatever the range asked.
+LOOKBACK_DAYS = 31
+
+
+def days_raised_in(since: int, until: int, as_of: int) -> list[int]:
+    """Start (epoch s) of the UTC days whose alerts are raised in [since, until) (epoch micros): a
+    day's alert is raised when it closes, at its end, and only once closed by `as_of`."""
+    end = min(until - 1, as_of) // 1_000_000  # the latest moment a day may have closed at
+    start = max(since // 1_000_000, end - LOOKBACK_DAYS * DAY_S + 1)
+    first_end = -(-start // DAY_S) * DAY_S
+    return [e - DAY_S for e in range(first_end, end + 1, DAY_S)]
+
+
+def drift_alert_rows(
+    warehouse: Warehouse,
+    tenant_id: str,
+    window: tuple[int, int, int],
+    touchpoints: Sequence[str] = (),
+) -> list[dict[str, Any]]:
+    """Drift alerts raised in [since, until) as of a moment (`window`, epoch micros), as
+    `GET /v1/alerts` lists them, newest first; `touchpoints` any of, empty for all."""
+    since, until, as_of = window
+    found = read_drift_alerts(warehouse, tenant_id, days_raised_in(since, until, as_of))
+    rows = [alert_row(tenant_id, a) for a in found]
+    wanted = [r for r in rows if not touchpoints or r["touchpoint"] in touchpoints]
+    return sorted(wanted, key=lambda r: (r["raised_at"], r["alert_id"]), reverse=True)

@@ -1,0 +1,197 @@
+"""First-contact resolution (`fcr@1`) and the repeat-contact rate, from timeline rows. Pure.
+
+A contact is `repeat_contact@1`'s (services/projections/repeat_contact.py): one conversation, at
+its first inbound customer event. It is **resolved** when its conversation (its correlation id, or
+a case it names) holds a `call.ended` with `resolved: true` or a `case.resolved`. It is a **first
+contact** when no contact of the same customer about the same topic came in the 7 days before it.
+A resolved first contact is **FCR** when no later contact of the same customer about the same
+topic comes within 7 days (inclusive, as repeat_contact@1): provisional until the window has
+passed, then final; a repeat makes it final and not FCR at once. Two contacts are about the same
+topic when they share a topic or a case, or when either names no topic at all (an unknown topic
+cannot be told apart, so it is counted against FCR, never for it).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from services.projections.repeat_contact import (
+    CONTACT_TYPES,
+    WINDOW_MICROS,
+    Contact,
+    is_contact,
+    repeats,
+)
+
+DEFINITION = "fcr@1"
+REPEAT_RATE_DEFINITION = "repeat_contact_rate@1"
+RESOLUTION_TYPES = ("case.resolved", "case.reopened")
+# What the reads fetch: every contact type, and the case events that resolve or name a topic.
+READ_TYPES = tuple(dict.fromkeys((*CONTACT_TYPES, "case.opened", *RESOLUTION_TYPES)))
+
+Status = Literal["fcr_final", "fcr_provisional", "repeated"]
+
+
+@dataclass(frozen=True)
+class FcrContact:
+    """A contact with what its conversation tells: who, where, which topics and cases, resolved."""
+
+    contact: Contact
+    customer_id: str
+    queue: str
+    agent: str
+    topics: frozenset[str]
+    cases: frozenset[str]
+    resolved: bool
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What fcr@1 says of one resolved first contact as of a moment."""
+
+    contact: FcrContact
+    status: Status
+    repeat_event_id: str | None  # the later contact that made it not FCR
+
+
+def same_topic(a: FcrContact, b: FcrContact) -> bool:
+    """Whether two contacts of a customer count as being about the same topic."""
+    if not a.topics or not b.topics:
+        return True
+    return bool(a.topics & b.topics or a.cases & b.cases)
+
+
+def _text(payload: Mapping[str, Any], name: str) -> str:
+    value = payload.get(name)
+    return value if isinstance(value, str) else ""
+
+
+@dataclass(frozen=True)
+class _Fact:
+    """What one timeline row tells fcr@1, read from its payload once."""
+
+    order: tuple[int, str]  # (derived_at, event_id)
+    contact: Contact | None  # when the row is an inbound contact
+    topic: str
+    case_id: str
+    agent: str
+    queue: str
+    resolves: bool
+
+
+def _fact(row: Mapping[str, Any]) -> _Fact:
+    payload = orjson.loads(row["payload_json"])
+    at, event_id, kind, channel = row["derived_at"], row["event_id"], row["type"], row["channel"]
+    contact = Contact(at, event_id, channel, row["touchpoint"])
+    resolves = kind == "case.resolved" or (kind == "call.ended" and payload.get("resolved") is True)
+    return _Fact(
+        order=(at, event_id),
+        contact=contact if is_contact(kind, channel, payload) else None,
+        topic=_text(payload, "topic"),
+        case_id=_text(payload, "case_id"),
+        agent=_text(payload, "agent"),
+        queue=_text(payload, "queue"),
+        resolves=resolves,
+    )
+
+
+def _group_key(row: Mapping[str, Any]) -> tuple[str, str, str]:
+    corr = row["correlation_id"]
+    return (row["customer_id"], "c", corr) if corr else (row["customer_id"], "e", row["event_id"])
+
+
+def _latest(facts: list[_Fact], name: str) -> str:
+    named = [(f.order, getattr(f, name)) for f in facts if getattr(f, name)]
+    return max(named)[1] if named else ""
+
+
+def fcr_contacts(rows: Iterable[Mapping[str, Any]]) -> list[FcrContact]:
+    """The contacts among timeline rows of any customers (each row with `customer_id`), oldest
+    first, each with its conversation's topics, cases, queue, agent and resolution."""
+    groups: dict[tuple[str, str, str], list[_Fact]] = defaultdict(list)
+    cases: dict[tuple[str, str], list[_Fact]] = defaultdict(list)
+    for row in rows:
+        fact = _fact(row)
+        groups[_group_key(row)].append(fact)
+        if fact.case_id:
+            cases[(row["customer_id"], fact.case_id)].append(fact)
+    found = (_contact_of(key[0], facts, cases) for key, facts in groups.items())
+    return sorted((c for c in found if c is not None), key=_order)
+
+
+def _order(contact: FcrContact) -> tuple[int, str]:
+    return (contact.contact.at, contact.contact.event_id)
+
+
+def _contact_of(
+    customer: str, facts: list[_Fact], cases: Mapping[tuple[str, str], list[_Fact]]
+) -> FcrContact | None:
+    firsts = [f.contact for f in facts if f.contact is not None]
+    if not firsts:
+        return None
+    case_ids = frozenset(f.case_id for f in facts if f.case_id)
+    linked = facts + [f for case in sorted(case_ids) for f in cases[(customer, case)]]
+    return FcrContact(
+        contact=min(firsts, key=lambda c: (c.at, c.event_id)),
+        customer_id=customer,
+        queue=_latest(linked, "queue"),
+        agent=_latest(linked, "agent"),
+        topics=frozenset(f.topic for f in linked if f.topic),
+        cases=case_ids,
+        resolved=any(f.resolves for f in linked),
+    )
+
+
+def _by_customer(contacts: Iterable[FcrContact]) -> dict[str, list[FcrContact]]:
+    found: dict[str, list[FcrContact]] = defaultdict(list)
+    for c in sorted(contacts, key=_order):
+        found[c.customer_id].append(c)
+    return found
+
+
+def _is_first(earlier: Sequence[FcrContact], contact: FcrContact, window: int) -> bool:
+    return not any(
+        contact.contact.at - e.contact.at <= window and same_topic(e, contact) for e in earlier
+    )
+
+
+def _repeat_of(later: Sequence[FcrContact], contact: FcrContact, window: int) -> str | None:
+    return next(
+        (
+            c.contact.event_id
+            for c in later
+            if c.contact.at - contact.contact.at <= window and same_topic(c, contact)
+        ),
+        None,
+    )
+
+
+def outcomes(
+    contacts: Iterable[FcrContact], as_of: int, window: int = WINDOW_MICROS
+) -> list[Outcome]:
+    """fcr@1 of every resolved first contact among `contacts`, as of `as_of` (epoch micros)."""
+    found: list[Outcome] = []
+    for mine in _by_customer(contacts).values():
+        for i, contact in enumerate(mine):
+            if not contact.resolved or not _is_first(mine[:i], contact, window):
+                continue
+            repeat = _repeat_of(mine[i + 1 :], contact, window)
+            closed = as_of > contact.contact.at + window
+            status: Status = "repeated" if repeat else "fcr_final" if closed else "fcr_provisional"
+            found.append(Outcome(contact, status, repeat))
+    return found
+
+
+def repeated_contacts(contacts: Iterable[FcrContact], window: int = WINDOW_MICROS) -> set[str]:
+    """Event ids of the contacts that repeat an earlier one of the same customer (repeat_contact@1,
+    whatever the topic)."""
+    return {
+        event_id
+        for mine in _by_customer(contacts).values()
+        for event_id in repeats([c.contact for c in mine], window)
+    }

@@ -1,0 +1,123 @@
+"""fcr@1 and repeat_contact_rate@1 per touchpoint × channel × queue × agent × bucket. Pure.
+
+A contact counts in the cell of its own touchpoint and channel (its first inbound event), the
+latest queue and agent its conversation names, and the bucket its first inbound event falls in.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from services.satisfaction.fcr import FcrContact, Outcome, repeated_contacts
+from services.satisfaction.metrics import MetricValue, wilson_interval
+
+# Bucket start (epoch s), touchpoint, channel, queue, agent.
+CellKey = tuple[int, str, str, str, str]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class FcrCell:
+    bucket_start: int  # epoch seconds, UTC
+    touchpoint: str
+    channel: str
+    queue: str
+    agent: str
+    contacts: int
+    repeat_contacts: int
+    resolved_first_contacts: int
+    fcr_final: int
+    fcr_provisional: int
+    repeated: int
+
+    @property
+    def fcr(self) -> MetricValue:
+        """FCR% = 100 × FCR contacts (final or provisional) / resolved first contacts."""
+        return _percent(self.fcr_final + self.fcr_provisional, self.resolved_first_contacts)
+
+    @property
+    def repeat_contact_rate(self) -> MetricValue:
+        """100 × contacts that repeat an earlier one within 7 days / contacts."""
+        return _percent(self.repeat_contacts, self.contacts)
+
+    @property
+    def final(self) -> bool:
+        """Whether no FCR figure of the cell can still change (no provisional contact)."""
+        return self.fcr_provisional == 0
+
+
+def _percent(count: int, n: int) -> MetricValue:
+    if n == 0:
+        return MetricValue(None, 0)
+    value = 100 * count / n
+    return MetricValue(value, n, wilson_interval(value, n))
+
+
+_WIDTHS = {"hour": 3_600, "day": 86_400}
+_MONDAY_OFFSET = 3 * 86_400  # 1970-01-01 was a Thursday: weeks from Monday start 3 days earlier
+
+
+def bucket_start(micros: int, bucket: str, since: int) -> int:
+    """Epoch seconds of the UTC bucket `micros` falls in; `total` is one bucket from `since`."""
+    seconds = micros // 1_000_000
+    if bucket == "total":
+        return since // 1_000_000
+    if bucket in _WIDTHS:
+        return seconds // _WIDTHS[bucket] * _WIDTHS[bucket]
+    if bucket == "week":
+        week = 7 * 86_400
+        return (seconds + _MONDAY_OFFSET) // week * week - _MONDAY_OFFSET
+    at = _EPOCH + timedelta(seconds=seconds)
+    return int(at.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp())
+
+
+def _key(contact: FcrContact, bucket: str, since: int) -> CellKey:
+    c = contact.contact
+    return (
+        bucket_start(c.at, bucket, since),
+        c.touchpoint,
+        c.channel,
+        contact.queue,
+        contact.agent,
+    )
+
+
+def to_cells(
+    contacts: Iterable[FcrContact], found: Iterable[Outcome], since: int, until: int, bucket: str
+) -> list[FcrCell]:
+    """Cells of the contacts whose first inbound event is in [since, until) (epoch micros),
+    oldest bucket first."""
+    everyone = list(contacts)
+    repeated = repeated_contacts(everyone)
+    counts: dict[CellKey, Counter[str]] = {}
+    for contact in everyone:
+        if since <= contact.contact.at < until:
+            cell = counts.setdefault(_key(contact, bucket, since), Counter())
+            cell["contacts"] += 1
+            cell["repeat_contacts"] += contact.contact.event_id in repeated
+    for outcome in found:
+        if since <= outcome.contact.contact.at < until:
+            cell = counts.setdefault(_key(outcome.contact, bucket, since), Counter())
+            cell["resolved_first_contacts"] += 1
+            cell[outcome.status] += 1
+    return [_cell(key, counts[key]) for key in sorted(counts)]
+
+
+def _cell(key: CellKey, counts: Counter[str]) -> FcrCell:
+    start, touchpoint, channel, queue, agent = key
+    return FcrCell(
+        bucket_start=start,
+        touchpoint=touchpoint,
+        channel=channel,
+        queue=queue,
+        agent=agent,
+        contacts=counts["contacts"],
+        repeat_contacts=counts["repeat_contacts"],
+        resolved_first_contacts=counts["resolved_first_contacts"],
+        fcr_final=counts["fcr_final"],
+        fcr_provisional=counts["fcr_provisional"],
+        repeated=counts["repeated"],
+    )
