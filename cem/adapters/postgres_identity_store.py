@@ -1,17 +1,28 @@
 """The identity store of the distributed mode: eventsourcing's PostgreSQL persistence, read in
 bulk. Every replica of every service shares it (the library's optimistic concurrency keeps them
-consistent). psycopg is reached through `cem.adapters.postgres`, its one importer."""
+consistent). psycopg is reached through `cem.adapters.postgres` and the library; the settings name
+this module's recorder, the library's own with the filings table beside its events (see
+`services.identity.ports`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.persistence import AggregateRecorder, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.utils import get_topic
 from pydantic import SecretStr
 
 from cem.adapters.postgres import compose_sql, conninfo_parts
-from services.identity.ports import Versions, group_by_aggregate
+from services.identity.domain import LEGACY_FILED_TOPIC, Filing
+from services.identity.ports import (
+    Versions,
+    group_by_aggregate,
+    ignored_as_text,
+    ignored_from_text,
+)
 
 # Aggregates asked for in one query (the ids travel as two array parameters).
 SELECT_CHUNK = 2_000
@@ -24,6 +35,74 @@ _SELECT_SINCE = (
     "FROM {schema}.{table} WHERE originator_id = wanted.id AND originator_version > wanted.v "
     "ORDER BY originator_version) AS e"
 )
+_CREATE_FILINGS = (
+    "CREATE TABLE IF NOT EXISTS {schema}.{table} ("
+    "tenant_id text NOT NULL, event_id text NOT NULL, home_id text NOT NULL, "
+    "source text NOT NULL, ignored text, PRIMARY KEY (tenant_id, event_id))"
+)
+# One statement for a whole transaction's filings (arrays travel as five parameters).
+_INSERT_FILINGS = (
+    "INSERT INTO {schema}.{table} "
+    "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])"
+)
+# The filings an older store kept as aggregates' events (JSON states, the library's transcoder).
+_COPY_LEGACY_FILINGS = (
+    "INSERT INTO {schema}.{table} "
+    "SELECT j->>'tenant_id', j->>'evidence_event_id', j->>'home_id', j->>'source', "
+    "CASE WHEN jsonb_typeof(j->'ignored') = 'array' THEN (j->'ignored')::text END "
+    "FROM (SELECT convert_from(state, 'UTF8')::jsonb AS j FROM {schema}.{events} "
+    "WHERE topic = %s) AS legacy ON CONFLICT DO NOTHING"
+)
+_FILINGS_TABLES = "SELECT count(*) AS found FROM pg_tables WHERE schemaname = %s AND tablename = %s"
+_SELECT_FILINGS = (
+    "SELECT event_id, home_id, source, ignored FROM {schema}.{table} "
+    "WHERE tenant_id = %s AND event_id = ANY(%s::text[])"
+)
+
+
+class PostgresIdentityRecorder(PostgresApplicationRecorder):
+    """The library's recorder, also inserting the `filings` it is given in the events'
+    transaction."""
+
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.filings_table_name = events_table_name.removesuffix("_events") + "_filings"
+
+    def statement(self, template: str) -> Any:
+        return compose_sql(
+            template,
+            fragments={},
+            names={
+                "schema": self.datastore.schema,
+                "table": self.filings_table_name,
+                "events": self.events_table_name,
+            },
+        )
+
+    def _create_table(self, curs: Any) -> None:
+        curs.execute(_FILINGS_TABLES, (self.datastore.schema, self.filings_table_name))
+        absent = curs.fetchone()["found"] == 0
+        super()._create_table(curs)
+        if absent:  # created and filled from the older filings in one transaction
+            curs.execute(self.statement(_CREATE_FILINGS))
+            curs.execute(self.statement(_COPY_LEGACY_FILINGS), (LEGACY_FILED_TOPIC,))
+
+    def _insert_events(
+        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        # Sorted, so two replicas filing some of the same touchpoints wait on each other in the
+        # same order (a conflict, not a deadlock).
+        filings = sorted(kwargs.get("filings") or (), key=lambda f: (f.tenant_id, f.event_id))
+        if filings:
+            columns = [
+                [f.tenant_id for f in filings],
+                [f.event_id for f in filings],
+                [f.home_id for f in filings],
+                [f.source for f in filings],
+                [ignored_as_text(f) for f in filings],
+            ]
+            curs.execute(self.statement(_INSERT_FILINGS), columns, prepare=True)
+        super()._insert_events(curs, stored_events, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -40,6 +119,7 @@ class PostgresIdentityStore:
         parts = conninfo_parts(secret)
         env = {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "APPLICATION_RECORDER_TOPIC": get_topic(PostgresIdentityRecorder),
             "POSTGRES_DBNAME": parts.get("dbname", "postgres"),
             "POSTGRES_HOST": parts.get("host", "localhost"),
             "POSTGRES_PORT": parts.get("port", "5432"),
@@ -55,11 +135,32 @@ class PostgresIdentityStore:
     def select_since(
         self, recorder: AggregateRecorder, versions: Versions
     ) -> dict[int, list[StoredEvent]]:
-        assert type(recorder).__module__ == "eventsourcing.postgres", "built from persistence_env"
+        assert isinstance(recorder, PostgresIdentityRecorder), "built from persistence_env"
         events: list[StoredEvent] = []
         for start in range(0, len(versions), SELECT_CHUNK):
             events += _select(recorder, versions[start : start + SELECT_CHUNK])
         return group_by_aggregate(events)
+
+    def select_filings(
+        self, recorder: AggregateRecorder, tenant_id: str, event_ids: Sequence[str]
+    ) -> dict[str, Filing]:
+        assert isinstance(recorder, PostgresIdentityRecorder), "built from persistence_env"
+        if not event_ids:
+            return {}
+        statement = recorder.statement(_SELECT_FILINGS)
+        with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
+            cursor.execute(statement, (tenant_id, list(event_ids)), prepare=True)
+            rows = cursor.fetchall()
+        return {
+            row["event_id"]: Filing(
+                tenant_id,
+                row["event_id"],
+                row["home_id"],
+                row["source"],
+                ignored_from_text(row["ignored"]),
+            )
+            for row in rows
+        }
 
 
 def _select(recorder: Any, chunk: Versions) -> list[StoredEvent]:

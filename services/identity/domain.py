@@ -10,8 +10,9 @@
 - `MergeCandidate`: one per pair of customers: proposals for review and every decision about the
   pair (accepted, rejected, separated by a split), so a rejected or split pair is never merged
   automatically.
-- `Filing`: one per touchpoint event: which customer the evidence was filed under, so a replay or a
-  redelivery resolves to the same customer and never resurrects an unlinked identifier.
+- `Filing` (a record, not an aggregate): one per touchpoint event: which customer the evidence was
+  filed under, so a replay or a redelivery resolves to the same customer and never resurrects an
+  unlinked identifier.
 
 Every event says who (`actor`) and why (`reason` or `rule`).
 """
@@ -352,31 +353,22 @@ class MergeCandidate(Aggregate):
         self.kept_apart = True
 
 
-class Filing(Aggregate):
-    """Which customer one touchpoint event was filed under, decided once."""
+@dataclass(frozen=True)
+class Filing:
+    """Which customer one touchpoint event was filed under, decided once. Not an aggregate: a
+    row the identity store keeps by (tenant, event id), written in the same transaction as the
+    aggregates' events of the resolution that decided it (see `ports.IdentityStore`)."""
 
-    class Filed(Aggregate.Created):
-        tenant_id: str
-        evidence_event_id: str
-        home_id: str
-        source: str
-        ignored: list[str] | None
+    tenant_id: str
+    event_id: str
+    home_id: str
+    source: str
+    # `path:reason` of each identifier of the touchpoint that linked nobody (never the value:
+    # the store keeps no personal data of a touchpoint). Filings recorded before it: none.
+    ignored: tuple[str, ...] = ()
 
-    @staticmethod
-    def create_id(tenant_id: str, evidence_event_id: str) -> UUID:
-        return stable_id(tenant_id, "filing", evidence_event_id)
 
-    @event(Filed)
-    def __init__(
-        self,
-        tenant_id: str,
-        evidence_event_id: str,
-        home_id: str,
-        source: str,
-        ignored: list[str] | None = None,
-    ) -> None:
-        self.tenant_id = tenant_id
-        self.home_id = home_id
-        # `path:reason` of each identifier of the touchpoint that linked nobody (never the value:
-        # the store keeps no personal data of a touchpoint). Filings recorded before it: none.
-        self.ignored = list(ignored or ())
+# Stores written before filings had a table of their own kept each filing as the one event of an
+# aggregate (fields tenant_id, evidence_event_id, home_id, source, ignored) of this topic; each
+# adapter copies them into its table once, when it creates the table.
+LEGACY_FILED_TOPIC = "services.identity.domain:Filing.Filed"

@@ -4,15 +4,25 @@ The resolver is an eventsourcing application: the library builds its recorder fr
 settings. What the library cannot do is read many aggregates' new events in one query, which every
 batch of resolutions does; each store's adapter does it in its own SQL
 (`cem.adapters.sqlite_identity_store`, `cem.adapters.postgres_identity_store`).
+
+Nor does the library keep the one record each resolution leaves: the touchpoint's `Filing`. Each
+adapter's recorder (a subclass of the library's, named in its persistence settings) keeps them in a
+table of its own, keyed by (tenant, event id), and inserts the `filings=` given to
+`Application.save` in the transaction that records the aggregates' events: a filing exists exactly
+when the resolution's changes do, and a second filing of one touchpoint conflicts like any
+concurrent write (`IntegrityError`), so a redelivered touchpoint is filed once.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import AggregateRecorder, StoredEvent
+
+from services.identity.domain import Filing
 
 # What `select_since` reads: (aggregate id, version already known; 0 for none) for each aggregate.
 Versions = Sequence[tuple[UUID, int]]
@@ -33,6 +43,13 @@ class IdentityStore(Protocol):
         by the aggregate id's `int`; aggregates without such events are absent."""
         ...
 
+    def select_filings(
+        self, recorder: AggregateRecorder, tenant_id: str, event_ids: Sequence[str]
+    ) -> dict[str, Filing]:
+        """The tenant's filings of these touchpoints (in one query per few thousand), by event id;
+        touchpoints never filed are absent."""
+        ...
+
 
 def group_by_aggregate(events: Sequence[StoredEvent]) -> dict[int, list[StoredEvent]]:
     """Stored events by their aggregate id's `int`, each aggregate's oldest first."""
@@ -43,3 +60,12 @@ def group_by_aggregate(events: Sequence[StoredEvent]) -> dict[int, list[StoredEv
     for grouped in found.values():
         grouped.sort(key=lambda e: e.originator_version)
     return found
+
+
+def ignored_as_text(filing: Filing) -> str | None:
+    """How both adapters store a filing's ignored notes: a JSON array, or NULL for none."""
+    return json.dumps(list(filing.ignored)) if filing.ignored else None
+
+
+def ignored_from_text(text: str | None) -> tuple[str, ...]:
+    return tuple(json.loads(text) or ()) if text else ()

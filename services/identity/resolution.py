@@ -1,7 +1,7 @@
 """One touchpoint's identifiers in, one customer out: load the situation, decide, record.
 
-Every resolution is recorded as a `Filing` of the touchpoint, in the same transaction as the
-identity changes it causes. Resolving the same touchpoint again (a replay, a redelivery) returns
+Every resolution is recorded as a `Filing` of the touchpoint (a row the store keeps by tenant and
+event id), in the same transaction as the identity changes it causes. Resolving the same touchpoint again (a replay, a redelivery) returns
 that filing and changes nothing, so replays rebuild identical projections and cannot resurrect an
 unlinked identifier.
 """
@@ -150,8 +150,10 @@ def _record(
     proposed = [changes.propose(state, proposal, evidence) for proposal in decision.proposals]
     assert evidence.event_id
     ignored = [f"{r.path}:{r.reason}" for r in normalised.rejected]
-    state.add(
-        Filing(state.tenant_id, evidence.event_id, decision.home_id, evidence.source, ignored)
+    state.file(
+        Filing(
+            state.tenant_id, evidence.event_id, decision.home_id, evidence.source, tuple(ignored)
+        )
     )
     return ResolvedCustomer(
         customer_id=state.canonical(decision.home_id),

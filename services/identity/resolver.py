@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -59,6 +60,7 @@ from services.identity.state import (
     DEFAULT_CACHE_SIZE,
     AggregateCache,
     AggregateReader,
+    FilingReader,
     IdentityState,
 )
 from services.identity.views import CandidateBoard, IdentityMap
@@ -98,6 +100,7 @@ class IdentityResolver(Application[UUID]):
         self.candidate_board = CandidateBoard(self.recorder, self.mapper)
         self.cache = AggregateCache(cache_size) if cache_size > 0 else None
         self.reader = AggregateReader(self.recorder, self.mapper, store.select_since, self.cache)
+        self.select_filings: FilingReader = partial(store.select_filings, self.recorder)
         self._commands = threading.Lock()  # the cache's aggregates are shared, not copied
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
@@ -295,13 +298,11 @@ class IdentityResolver(Application[UUID]):
     def filing_of(self, tenant_id: str, event_id: str) -> FiledTouchpoint | None:
         """The customer a touchpoint was filed under and the one it stands for now; None when
         this tenant has no touchpoint of that id filed (yet)."""
-        state = IdentityState(self.repository, tenant_id)
+        state = IdentityState(self.repository, tenant_id, filings=self.select_filings)
         filing = state.filing(event_id)
         if filing is None:
             return None
-        ignored = tuple(
-            IgnoredIdentifier(*note.rsplit(":", 1)) for note in getattr(filing, "ignored", ())
-        )
+        ignored = tuple(IgnoredIdentifier(*note.rsplit(":", 1)) for note in filing.ignored)
         return FiledTouchpoint(event_id, filing.home_id, state.canonical(filing.home_id), ignored)
 
     def locate(self, tenant_id: str, requested: str) -> LocatedCustomer:
@@ -350,13 +351,14 @@ class IdentityResolver(Application[UUID]):
         """Run a command on fresh state and save its events; on a conflict, run it again."""
         for attempt in range(MAX_ATTEMPTS):
             with self._commands, _no_collection_pauses():
-                state = IdentityState(self.repository, tenant_id, self.reader)
+                state = IdentityState(self.repository, tenant_id, self.reader, self.select_filings)
                 changed: list[Aggregate] = []
                 try:
                     result = work(state)
                     changed = state.pending()
-                    if changed:
-                        self.save(*changed)
+                    filings = state.new_filings()
+                    if changed or filings:
+                        self.save(*changed, filings=filings)
                 except conflicts:
                     # Another writer changed one of these aggregates first: its commit is visible
                     # now, and the retry reads it (what this attempt changed leaves the cache).

@@ -6,7 +6,7 @@ transaction. A conflicting concurrent write fails the whole transaction and the 
 on fresh state, so no attempt ever acts on a stale view.
 
 Reads are cheap in bulk: `preload` reads what a batch of resolutions will read in a few queries
-(filings, identifier indexes, named customers, then the groups of their holders, then the pairs
+(filings, one query for the batch; identifier indexes, named customers, then the groups of their holders, then the pairs
 among them), and an `AggregateReader` with an `AggregateCache` keeps aggregates between commands,
 bringing every one it hands out up to date with the store in the same query (only the events
 recorded since are read and applied). So an attempt always acts on the store's current state, as
@@ -37,6 +37,8 @@ from services.identity.ports import Versions
 from services.identity.rules import Identifier
 
 A = TypeVar("A", bound=Aggregate)
+# The tenant's filings of some touchpoints, by event id (`IdentityStore.select_filings`).
+FilingReader = Callable[[str, Sequence[str]], dict[str, Filing]]
 # Aggregates an identity resolver keeps in memory between commands (see AggregateCache).
 DEFAULT_CACHE_SIZE = 50_000
 # Redirect chains longer than this mean corrupted data, not a real merge history.
@@ -91,8 +93,6 @@ class AggregateCache:
         return found
 
     def put(self, aggregate: Aggregate) -> None:
-        if isinstance(aggregate, Filing):
-            return  # read once per touchpoint (then the filer remembers it): not worth the room
         key = aggregate.id.int
         self._entries[key] = aggregate
         self._entries.move_to_end(key)
@@ -153,12 +153,16 @@ class IdentityState:
         repository: Repository[UUID],
         tenant_id: str,
         reader: AggregateReader | None = None,
+        filings: FilingReader | None = None,
     ) -> None:
         """Reads through `reader` (many aggregates per query, maybe cached) when given, else one
-        aggregate at a time from the repository."""
+        aggregate at a time from the repository; filings through `filings` (without it: none)."""
         self.repository = repository
         self.tenant_id = tenant_id
         self.reader = reader
+        self.filings = filings
+        self._filed: dict[str, Filing | None] = {}  # read or added, by event id
+        self._new_filings: list[Filing] = []
         self._loaded: dict[int, Aggregate | None] = {}  # by the id's `int` (see AggregateCache)
         # Answers computed from loaded aggregates, kept with the versions they were computed at
         # and used again only while those versions stand (every change is an event: a new version).
@@ -209,15 +213,13 @@ class IdentityState:
         each touchpoint (its identifiers) reaching several groups, the pairs across them.
         Only reads: whatever a resolution asks for that is not preloaded is read then."""
         tenant = self.tenant_id
-        filings = [Filing.create_id(tenant, e) for e in event_ids]
+        filings = self._read_filings(event_ids)
         indexes = [IdentifierIndex.create_id(tenant, i.kind, i.value) for i in identifiers]
-        self._fetch(
-            [*filings, *indexes, *(i for name in names for i in _customer_keys(tenant, name))]
-        )
+        self._fetch([*indexes, *(i for name in names for i in _customer_keys(tenant, name))])
         customers = [
             h for i in indexes if (index := self._peek(i, IdentifierIndex)) for h in index.holders
         ]
-        customers += [f.home_id for i in filings if (f := self._peek(i, Filing))]
+        customers += [f.home_id for f in filings]
         seen: set[str] = set()
         while customers := [c for c in dict.fromkeys(customers) if c not in seen]:
             seen.update(customers)
@@ -392,7 +394,25 @@ class IdentityState:
         return found
 
     def filing(self, evidence_event_id: str) -> Filing | None:
-        return self._get(Filing.create_id(self.tenant_id, evidence_event_id), Filing)
+        if evidence_event_id not in self._filed:
+            self._read_filings((evidence_event_id,))
+        return self._filed[evidence_event_id]
+
+    def file(self, filing: Filing) -> None:
+        """Record a touchpoint's filing, saved with the aggregates' pending events."""
+        self._filed[filing.event_id] = filing
+        self._new_filings.append(filing)
+
+    def new_filings(self) -> list[Filing]:
+        return list(self._new_filings)
+
+    def _read_filings(self, event_ids: Iterable[str]) -> list[Filing]:
+        """The recorded filings of those touchpoints not read yet (one query)."""
+        wanted = [e for e in dict.fromkeys(event_ids) if e not in self._filed]
+        found = self.filings(self.tenant_id, wanted) if self.filings and wanted else {}
+        for event_id in wanted:
+            self._filed[event_id] = found.get(event_id)
+        return list(found.values())
 
     def kept_apart(self, groups: dict[str, Group]) -> frozenset[frozenset[str]]:
         """Canonical pairs among the given groups that a reviewer or a split has kept apart."""

@@ -18,6 +18,7 @@ from services.identity.ports import IdentityStore
 from tests.conftest import missing_service
 from tests.contract.test_identity_lifecycle import IdentityLifecycleContract
 from tests.contract.test_identity_store import IdentityStoreContract
+from tests.contract.test_identity_store_filings import FilingsContract
 
 pytestmark = pytest.mark.postgres
 
@@ -25,6 +26,17 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture(scope="module")
 def identity_schema(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     """(dsn, schema) of a fresh schema on the session's PostgreSQL server."""
+    yield from _fresh_schema(request)
+
+
+@pytest.fixture
+def empty_schema(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    """(dsn, schema) of a schema of the test's own (the filings contract reads a store as it was
+    before the resolver first opened it)."""
+    yield from _fresh_schema(request)
+
+
+def _fresh_schema(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     try:
         dsn = str(request.getfixturevalue("postgres_dsn"))
     except pytest.FixtureLookupError:
@@ -53,3 +65,10 @@ class TestPostgresIdentityStore(IdentityStoreContract):
         dsn, schema = identity_schema
         # One schema per module: every test still sees only its own (random) tenant.
         return PostgresIdentityStore(dsn, schema, pool_size=10)
+
+
+class TestPostgresFilings(FilingsContract):
+    @pytest.fixture
+    def store(self, empty_schema: tuple[str, str], tmp_path: Path) -> IdentityStore:
+        dsn, schema = empty_schema
+        return PostgresIdentityStore(dsn, schema, pool_size=4)

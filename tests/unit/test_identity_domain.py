@@ -13,7 +13,6 @@ from eventsourcing.domain import Aggregate
 from services.identity import normalise
 from services.identity.domain import (
     Customer,
-    Filing,
     IdentifierIndex,
     MergeCandidate,
     stable_id,
@@ -188,13 +187,7 @@ def test_an_accepted_candidate_records_its_merge_and_a_split_keeps_the_pair_apar
     assert rebuilt(pair).kept_apart is True
 
 
-def test_a_filing_remembers_the_customer_of_one_touchpoint() -> None:
-    filing = Filing("acme", "e1", "c1", "http")
-    assert filing.id == Filing.create_id("acme", "e1")
-    assert rebuilt(filing).home_id == "c1"
-
-
-@pytest.mark.parametrize("cls", [Customer, IdentifierIndex, MergeCandidate, Filing])
+@pytest.mark.parametrize("cls", [Customer, IdentifierIndex, MergeCandidate])
 def test_every_event_carries_only_plain_values(cls: type[Aggregate]) -> None:
     # Plain values keep the stored JSON readable by other tools and stable across refactors.
     events = [
