@@ -390,6 +390,7 @@ def _add_bench(sub: Any) -> None:
 def parser() -> argparse.ArgumentParser:
     from cem.audit_cli import add_commands as add_audit_commands
     from cem.channels_cli import add_commands as add_channel_commands
+    from cem.demo_cli import add_commands as add_demo_commands
     from cem.retention_cli import add_commands as add_retention_commands
     from cem.serve import add_arguments as add_serve_arguments
 
@@ -398,6 +399,7 @@ def parser() -> argparse.ArgumentParser:
     _add_up(sub)
     _add_keys(sub)
     _add_simulate(sub)
+    add_demo_commands(sub, _command)
     add_serve_arguments(_command(sub, "serve", "run one service of the distributed mode"))
     add_channel_commands(sub)
     add_audit_commands(sub, _command)

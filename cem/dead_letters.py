@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from kernel.ports import Warehouse
+from kernel.processing import INPUT_ERRORS_OWNER, DeadLetter
 
 TABLE = "dead_letters"
+# Who recorded the input errors before the filing stage existed: every consumer group read the
+# touchpoints then, and the projections group reported what was wrong with the input itself.
+EARLIER_INPUT_ERRORS_OWNER = "projections"
 
 
 def ddl(version: tuple[int, ...]) -> list[str]:
@@ -55,3 +60,26 @@ def recent(warehouse: Warehouse, limit: int = 100) -> list[dict[str, Any]]:
             LIMIT {{limit:UInt32}}""",
         {"limit": limit},
     )
+
+
+def not_recorded_before(warehouse: Warehouse, letters: Sequence[DeadLetter]) -> list[DeadLetter]:
+    """The letters, less the input errors the earlier owner already recorded for the same
+    record: after an upgrade the filing stage reads the touchpoints from the start and meets the
+    old input errors again, which would be listed (and replayed) twice. Other stages' letters and
+    new records are kept; the query runs only when the filing stage has letters (rare)."""
+    ours = sorted({d.offset for d in letters if d.stage == INPUT_ERRORS_OWNER})
+    if not ours:
+        return list(letters)
+    names = [f"offset_{i}" for i in range(len(ours))]
+    in_offsets = ", ".join(f"{{{name}:Int64}}" for name in names)
+    rows = warehouse.select(
+        f"""SELECT DISTINCT topic, partition, offset FROM {TABLE}
+            WHERE stage = {{stage:String}} AND offset IN ({in_offsets})""",
+        {"stage": EARLIER_INPUT_ERRORS_OWNER, **dict(zip(names, ours, strict=True))},
+    )
+    recorded = {(r["topic"], int(r["partition"]), int(r["offset"])) for r in rows}
+    return [
+        d
+        for d in letters
+        if d.stage != INPUT_ERRORS_OWNER or (d.topic, d.partition, d.offset) not in recorded
+    ]

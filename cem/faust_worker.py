@@ -50,7 +50,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -60,13 +59,12 @@ import faust
 from mode import CrashingSupervisor
 from pydantic import Field
 
-from cem import dead_letters
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse, WarehouseUnavailable
 from cem.adapters.kafka_log import KafkaLog
 from cem.adapters.postgres_idempotency import PostgresIdempotencyIndex
 from cem.direct_ingest import RecordDecoder, TimedConsumed
 from cem.record_seal import is_sealed_filing, sealed_filing
-from cem.runner import ensure_tables
+from cem.runner import ensure_tables, write_dead_letters
 from kernel.filings import FILING_STAGE, FiledBatch, file_batch, project_filings
 from kernel.ports import (
     DEAD_LETTER_TOPIC,
@@ -75,7 +73,6 @@ from kernel.ports import (
     Consumed,
     EventLog,
     LogUnavailable,
-    Record,
     Warehouse,
 )
 from kernel.private_files import private_dir
@@ -139,13 +136,7 @@ class Sink:
         for table, rows in result.rows.items():
             if rows:
                 self.warehouse.insert(table, rows)
-        if result.dead_letters:
-            # The dead letter is durable before the offset moves past the record (F06).
-            now = datetime.now(UTC)
-            rows = [d.to_row(now) for d in result.dead_letters]
-            self.warehouse.insert(dead_letters.TABLE, rows)
-            records = [Record(d.key, d.to_json()) for d in result.dead_letters]
-            self.event_log.append(DEAD_LETTER_TOPIC, records)
+        write_dead_letters(self.event_log, self.warehouse, result.dead_letters)
 
     def write_filings(self, batch: FiledBatch, topic: str) -> None:
         """The filings (sealed), then the dead letters: all durable before the touchpoints'

@@ -89,14 +89,20 @@ def seed_and_simulate(
     stop: threading.Event,
     channels: ChannelStore | None = None,
     users: dict[str, tuple[str, str]] | None = None,
+    *,
+    ingest_url: str | None = None,
+    mode: str = "embedded mode",
 ) -> None:
     """Post months of history through the real ingest API, newest week first, then keep live
     traffic flowing (with `channels`, a fifth of it as the providers send it, signed). The banner
-    waits for the server and names a customer of the newest week.
+    waits for the server and names a customer of the newest week. `ingest_url` is where events go
+    when the ingest is another service than the one at `url` (the distributed mode's).
 
     The newest week is generated on its own (a fraction of a second), so that it is sent as soon
     as the server listens; the older weeks are generated after it, ending where it begins."""
     from cem import demo, simulate
+
+    ingest = ingest_url or url
 
     rng = random.Random(42)
     population = demo.Population.generate(rng, opts.demo_customers)
@@ -108,22 +114,26 @@ def seed_and_simulate(
     sample = sample_customer(population, days[0] if days else []) or sample_customer(
         population, recent
     )
-    wait_until_serving(url, timeout_s=STARTUP_TIMEOUT_S)
-    print_banner(url, keys, sample, read_only=False, users=users)
+    for serving in dict.fromkeys((url, ingest)):
+        wait_until_serving(serving, timeout_s=STARTUP_TIMEOUT_S)
+    print_banner(url, keys, sample, read_only=False, users=users, mode=mode, ingest_url=ingest)
     if marker.exists():
         print("demo: history already seeded in this data directory; live traffic only", flush=True)
     else:
-        seed_history(url, keys["ingest"], days, "demo: seeding the newest week, newest day first")
+        seed_history(
+            ingest, keys["ingest"], days, "demo: seeding the newest week, newest day first"
+        )
         older_end = now - timedelta(days=recent_days)
         older = demo.history(population, rng, older_end, opts.demo_days - recent_days)
         weeks = weeks_newest_first(older, older_end)
-        seed_history(url, keys["ingest"], weeks, "demo: seeding older weeks, newest first")
+        seed_history(ingest, keys["ingest"], weeks, "demo: seeding older weeks, newest first")
         marker.write_text(json.dumps({"seeded_at": datetime.now(UTC).isoformat()}))
     if channels is not None:  # a fifth of the live traffic as the providers send it, signed
         from cem.demo.provider_feed import start_provider_feed
 
-        start_provider_feed(url, channels, opts.data_dir, population, opts.demo_rate / 5, stop)
-    simulate.live_traffic(url, keys["ingest"], population, rng, opts.demo_rate, stop)
+        start_provider_feed(ingest, channels, opts.data_dir, population, opts.demo_rate / 5, stop)
+    if not stop.is_set():
+        simulate.live_traffic(ingest, keys["ingest"], population, rng, opts.demo_rate, stop)
 
 
 def seed_history(
@@ -152,15 +162,18 @@ def print_banner(
     *,
     read_only: bool,
     users: dict[str, tuple[str, str]] | None = None,
+    mode: str = "embedded mode",
+    ingest_url: str | None = None,
 ) -> None:
-    mode = "embedded mode, read-only: writes are refused with 503" if read_only else "embedded mode"
+    if read_only:
+        mode += ", read-only: writes are refused with 503"
     lines = [
         f"cem is running ({mode})",
         f"  agent console   {url}/console   (sign in at {url}/signin)",
         f"  CX dashboard    {url}/dashboard (managers and admins)",
         f"  API docs        {url}/docs",
         f"  health          {url}/health",
-        f"  ingest          POST {url}/v1/events",
+        f"  ingest          POST {ingest_url or url}/v1/events",
         f"  satisfaction    {url}/v1/satisfaction/touchpoints",
         f"  alerts          {url}/v1/alerts",
         f"  merge review    {url}/v1/merge-candidates (manager key)",

@@ -50,6 +50,11 @@ FILING_STAGE = INPUT_ERRORS_OWNER
 CUSTOMER_HEADER = "cem-customer-id"  # the customer (home id) the event is filed under
 SOURCE_PARTITION_HEADER = "cem-source-partition"  # where the touchpoint sits in `touchpoints`
 SOURCE_OFFSET_HEADER = "cem-source-offset"
+# Where the positions of `filings` start among the positions a projection stamps on its rows (the
+# live stream's arrivals): a release before the filing stage stamped those of `touchpoints`, from
+# partition 0, so after an upgrade the two never compare (services/projections/arrivals.py). Above
+# any partition count a topic is given, within what a stream cursor holds (65,535).
+FILING_POSITIONS = 1 << 15
 
 
 @dataclass
@@ -142,4 +147,4 @@ def project_filings(
     letter (the bytes were admitted upstream, so a failure is the projection's, not the input's)."""
     decoded: Decoded = decode_batch(stage, records, decode_record)
     homes = [filed_home(rec) for rec, _ in decoded.events]
-    return project_batch(decoded, project, homes)
+    return project_batch(decoded, project, homes, FILING_POSITIONS)

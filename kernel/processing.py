@@ -216,18 +216,23 @@ def _event(item: Event | Unadmitted) -> Event:
     return item.event if isinstance(item, Unadmitted) else item
 
 
-def stamp_position(produced: Rows, rec: Consumed) -> None:
+def stamp_position(produced: Rows, rec: Consumed, partition_base: int = 0) -> None:
     """Fill in the log position a projection asked for by leaving `log_partition` and
     `log_offset` in a row: only the batch knows where its record sits in the log (the console's
-    live stream follows arrival into the warehouse by that position)."""
+    live stream follows arrival into the warehouse by that position). `partition_base` tells the
+    positions of one topic apart from another's (`kernel.filings.FILING_POSITIONS`)."""
     for rows in produced.values():
         for row in rows:
             if "log_offset" in row:
-                row["log_partition"], row["log_offset"] = rec.partition, rec.offset
+                row["log_partition"] = partition_base + rec.partition
+                row["log_offset"] = rec.offset
 
 
 def project_batch(
-    decoded: Decoded, project: Project, homes: Sequence[str | Unfiled] | None = None
+    decoded: Decoded,
+    project: Project,
+    homes: Sequence[str | Unfiled] | None = None,
+    partition_base: int = 0,
 ) -> BatchResult:
     """Project every decoded event under its customer (`homes`, in order; None: its customer
     key); failures become dead letters and processing continues. Pure."""
@@ -244,7 +249,7 @@ def project_batch(
             result.dead_letters.append(dead_letter(decoded.stage, rec, "processing_failed", exc))
             continue
         result.events += 1
-        stamp_position(produced, rec)
+        stamp_position(produced, rec, partition_base)
         for table, rows in produced.items():
             result.rows[table].extend(rows)
     return result

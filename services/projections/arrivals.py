@@ -11,6 +11,18 @@ that holds the last offset seen per partition loses and repeats nothing.
 The `stream_arrivals` row of an event is written after its timeline row (same batch, tables in
 order), so an arrival always finds its timeline row. A replay rebuilds identical rows: the
 positions are those of the log being replayed.
+
+Positions of `filings` are told apart from those of `touchpoints`, which a release before the
+filing stage stamped: a filing's arrival sits at partition `FILING_POSITIONS + p`
+(`kernel.filings.project_filings`). So after an upgrade the old rows neither hide the new ones
+(old offsets are higher than the new stream's first ones) nor get mixed with them, and a cursor
+handed out before the upgrade still names the old rows it has passed.
+
+One event can arrive more than once: a redelivered filing batch (the filing stage appended its
+filings but died before committing its offsets), the re-filing of the whole history after an
+upgrade, or a producer writing one event twice to Kafka. A stream shows an event at its first
+arrival among the customer's members: an arrival is a repeat when the same event arrived under one
+of them at a position the stream's client had already passed (`earlier_arrivals`).
 """
 
 from __future__ import annotations
@@ -157,6 +169,26 @@ def poll_arrivals(warehouse: Warehouse, positions: Positions) -> list[Arrival]:
         params,
     )
     return [Arrival.from_row(r) for r in rows]
+
+
+def earlier_arrivals(
+    warehouse: Warehouse, arrivals: Sequence[Arrival], up_to: Positions
+) -> set[tuple[str, str, str]]:
+    """(tenant, customer, event) of the given arrivals' events that had already arrived at or
+    before `up_to`: one query for a batch. It reads the event ids across the table (whose key is
+    the position), so a stream asks only for the arrivals it is about to show."""
+    up_to_sql, params = up_to_condition(up_to)
+    wanted = sorted({a.event_id for a in arrivals})
+    if not wanted or not up_to:
+        return set()
+    names = [f"event_{i}" for i in range(len(wanted))]
+    in_events = ", ".join(f"{{{name}:String}}" for name in names)
+    rows = warehouse.select(
+        f"""SELECT DISTINCT tenant_id, customer_id, event_id FROM {ARRIVALS}
+            WHERE event_id IN ({in_events}) AND {up_to_sql}""",
+        {**dict(zip(names, wanted, strict=True)), **params},
+    )
+    return {(r["tenant_id"], r["customer_id"], r["event_id"]) for r in rows}
 
 
 def arrivals_between(

@@ -7,9 +7,14 @@ timeline table is read only for customers that have something new. Works the sam
 a ClickHouse server: the arrivals table is plain SQL, positions are the log's (arrivals.py).
 
 Threading: everything here runs on the app's event loop; warehouse calls go to worker threads.
-Registration reads the watermark without awaiting, and the poll moves the watermark only in the
-same synchronous step that dispatches the arrivals up to it, so a stream registered at watermark W
-catches up to W from the warehouse and receives everything after W from the hub: no gap, no repeat.
+A poll (read, repeat check, dispatch, watermark moved) and a registration hold the hub's lock, so a
+stream registered at watermark W catches up to W from the warehouse and receives everything after
+W from the hub: no gap, no repeat.
+
+An event arrives twice when its filing is redelivered (arrivals.py). Within one connection a
+stream shows it once (`shown`); across a reconnection the client's cursor has passed the first
+arrival, so the second is a repeat: the catch-up drops what arrived at or before the cursor, and
+the hub what arrived at or before its watermark (which every stream it feeds has passed).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from services.projections.arrivals import (
     Positions,
     advance,
     arrivals_between,
+    earlier_arrivals,
     encode_positions,
     latest_positions,
     poll_arrivals,
@@ -42,6 +48,14 @@ POLL_S = 0.2
 KEEP_ALIVE_S = 15.0
 # A browser's EventSource waits this long before reconnecting after a dropped connection.
 RETRY_MS = 1000
+
+
+Earlier = set[tuple[str, str, str]]  # (tenant, customer, event) that had already arrived
+
+
+def is_repeat(arrival: Arrival, members: Sequence[str], earlier: Earlier) -> bool:
+    """Whether the arrival's event had already arrived under one of the customer's members."""
+    return any((arrival.tenant_id, m, arrival.event_id) in earlier for m in members)
 
 
 @dataclass(eq=False)
@@ -61,24 +75,23 @@ class StreamHub:
         self.watermark: Positions | None = None
         self.by_customer: dict[tuple[str, str], set[Subscription]] = {}
         self.task: asyncio.Task[None] | None = None
+        self.lock = asyncio.Lock()
 
     async def subscribe(
         self, tenant_id: str, members: Sequence[str]
     ) -> tuple[Subscription, Positions]:
         """Register a stream; returns it with the watermark from which the hub feeds it."""
-        if self.task is None or self.task.done():
-            # Idle until now: the old watermark is stale, and no open stream depends on it.
-            self.watermark = None
-        if self.watermark is None:
-            first = await asyncio.to_thread(latest_positions, self.warehouse)
-            if self.watermark is None:  # another stream may have set it while this one waited
-                self.watermark = first
-        subscription = Subscription(tenant_id, tuple(members))
-        for member in subscription.members:
-            self.by_customer.setdefault((tenant_id, member), set()).add(subscription)
-        if self.task is None or self.task.done():
-            self.task = asyncio.create_task(self._run(), name="stream-hub")
-        return subscription, dict(self.watermark)
+        async with self.lock:
+            if self.task is None or self.task.done():
+                # Idle until now: the old watermark is stale, and no open stream depends on it.
+                self.watermark = await asyncio.to_thread(latest_positions, self.warehouse)
+            assert self.watermark is not None
+            subscription = Subscription(tenant_id, tuple(members))
+            for member in subscription.members:
+                self.by_customer.setdefault((tenant_id, member), set()).add(subscription)
+            if self.task is None or self.task.done():
+                self.task = asyncio.create_task(self._run(), name="stream-hub")
+            return subscription, dict(self.watermark)
 
     def unsubscribe(self, subscription: Subscription) -> None:
         for member in subscription.members:
@@ -98,17 +111,25 @@ class StreamHub:
             await asyncio.sleep(self.poll_s)
 
     async def _poll_once(self) -> None:
-        assert self.watermark is not None
-        arrivals = await asyncio.to_thread(poll_arrivals, self.warehouse, self.watermark)
-        self.dispatch(arrivals)
+        async with self.lock:
+            assert self.watermark is not None
+            arrivals = await asyncio.to_thread(poll_arrivals, self.warehouse, self.watermark)
+            followed = [a for a in arrivals if (a.tenant_id, a.customer_id) in self.by_customer]
+            earlier: Earlier = set()
+            if followed:  # only what some stream is about to show is checked for repeats
+                earlier = await asyncio.to_thread(
+                    earlier_arrivals, self.warehouse, followed, self.watermark
+                )
+            self.dispatch(arrivals, earlier)
 
-    def dispatch(self, arrivals: Sequence[Arrival]) -> None:
-        """Hand each arrival to its customer's streams and move the watermark past them (one
-        synchronous step, see the module docstring)."""
+    def dispatch(self, arrivals: Sequence[Arrival], earlier: Earlier | None = None) -> None:
+        """Hand each arrival to its customer's streams, except repeats of what arrived at or
+        before the watermark (`earlier`), and move the watermark past them."""
         handed: dict[Subscription, list[Arrival]] = {}
         for arrival in arrivals:
             for stream in self.by_customer.get((arrival.tenant_id, arrival.customer_id), ()):
-                handed.setdefault(stream, []).append(arrival)
+                if not is_repeat(arrival, stream.members, earlier or set()):
+                    handed.setdefault(stream, []).append(arrival)
         for stream, batch in handed.items():
             stream.queue.put_nowait(batch)
         reached = {a.partition: a.offset for a in arrivals}
@@ -168,19 +189,21 @@ class CustomerStream:
         """What arrived between the client's cursor and the hub's watermark, page by page (a
         page is a prefix of every partition it reaches, so the next starts where it ended)."""
         while True:
-            missed = await asyncio.to_thread(
-                arrivals_between,
-                self.hub.warehouse,
-                self.tenant_id,
-                self.members,
-                after,
-                up_to,
-            )
-            async for message in self._deliver(missed, position):
+            missed, earlier = await asyncio.to_thread(self._missed, after, up_to, dict(position))
+            unseen = [a for a in missed if not is_repeat(a, self.members, earlier)]
+            async for message in self._deliver(unseen, position):
                 yield message
             if len(missed) < MAX_CATCH_UP:
                 return
             after = advance(after, {a.partition: a.offset for a in missed})
+
+    def _missed(
+        self, after: Positions, up_to: Positions, passed: Positions
+    ) -> tuple[list[Arrival], Earlier]:
+        """A page of the catch-up, and which of its events the client had already passed."""
+        warehouse = self.hub.warehouse
+        missed = arrivals_between(warehouse, self.tenant_id, self.members, after, up_to)
+        return missed, earlier_arrivals(warehouse, missed, passed)
 
     async def _live(self, subscription: Subscription, position: Positions) -> AsyncIterator[bytes]:
         while True:
@@ -199,6 +222,9 @@ class CustomerStream:
         self, arrivals: Sequence[Arrival], position: Positions
     ) -> AsyncIterator[bytes]:
         fresh = [a for a in arrivals if a.offset > position.get(a.partition, -1)]
+        # What the client's cursor has passed (a cursor from another replica, ahead of this
+        # hub) it has been shown: a later arrival of the same event is a repeat.
+        self.shown.update(a.event_id for a in set(arrivals).difference(fresh))
         if not fresh:
             return
         entries = await asyncio.to_thread(

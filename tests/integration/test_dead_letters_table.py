@@ -1,15 +1,23 @@
 """The dead-letter table keeps each record's headers, and a table created by an earlier release
 (without the column) is brought up to date, on chdb and on ClickHouse 18.16 (which has no
-`ADD COLUMN IF NOT EXISTS`)."""
+`ADD COLUMN IF NOT EXISTS`); the input errors an earlier release recorded are not recorded again
+when the filing stage of an upgrade reads the old touchpoints."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
+
+import pytest
 
 from cem import dead_letters
+from cem.adapters.memory_log import MemoryLog
 from cem.dead_letter_replay import consumer_letters, kept_headers
-from kernel.ports import TOUCHPOINTS_TOPIC, Warehouse
-from kernel.processing import DeadLetter
+from cem.faust_worker import Sink
+from cem.runner import file_once, write_dead_letters
+from kernel.filings import FILING_STAGE, file_batch
+from kernel.ports import DEAD_LETTER_TOPIC, TOUCHPOINTS_TOPIC, Record, Warehouse
+from kernel.processing import BatchResult, DeadLetter
 
 EARLIER_DDL = """CREATE TABLE dead_letters (
     stage String, topic String, partition Int32, offset Int64,
@@ -43,3 +51,35 @@ def test_a_new_table_keeps_the_headers(any_warehouse: Warehouse) -> None:
     any_warehouse.insert(dead_letters.TABLE, [letter(3).to_row(datetime.now(UTC))])
     [row] = dead_letters.recent(any_warehouse)
     assert kept_headers(row) == HEADERS
+
+
+def embedded_filing(log: MemoryLog, warehouse: Warehouse) -> None:
+    while file_once(log, warehouse, None, timeout_s=0):
+        pass
+
+
+def distributed_filing(log: MemoryLog, warehouse: Warehouse) -> None:
+    """The faust filing app's writes (its `Sink`), without Kafka: the same batch, the same path."""
+    sink = Sink(warehouse, log, claims=None, decode=None)  # type: ignore[arg-type]
+    records = log.poll(TOUCHPOINTS_TOPIC, FILING_STAGE, 100, 0)
+    sink.write(BatchResult(dead_letters=file_batch(records, None).dead_letters))
+
+
+@pytest.mark.parametrize("filing", [embedded_filing, distributed_filing], ids=["embedded", "faust"])
+def test_an_upgrade_does_not_record_the_old_input_errors_again(
+    any_warehouse: Warehouse, filing: Any
+) -> None:
+    """A release before the filing stage recorded its input errors under the projections group;
+    the filing stage of the new one reads the touchpoints from the start and meets them again."""
+    dead_letters.ensure(any_warehouse)
+    log = MemoryLog(partitions=1)
+    log.append(TOUCHPOINTS_TOPIC, [Record(b"k", b"not an event")] * 2)
+    earlier = DeadLetter(
+        "projections", TOUCHPOINTS_TOPIC, 0, 0, b"k", b"not an event", "undecodable", "x"
+    )
+    write_dead_letters(MemoryLog(), any_warehouse, [earlier])  # by the earlier release
+    filing(log, any_warehouse)
+    listed = [(r["stage"], r["offset"]) for r in dead_letters.recent(any_warehouse)]
+    assert sorted(listed) == [(FILING_STAGE, 1), ("projections", 0)]  # each record once
+    on_topic = log.poll(DEAD_LETTER_TOPIC, "audit", 100, 0)
+    assert len(on_topic) == 1  # the new one only: the old one is on the topic already

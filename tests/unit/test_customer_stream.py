@@ -19,7 +19,7 @@ TENANT, CUSTOMER = "acme", "cust-1"
 
 
 class ArrivalsTwin:
-    """Answers the three queries the stream makes, from lists (no SQL engine)."""
+    """Answers the four queries the stream makes, from lists (no SQL engine)."""
 
     version = (26, 1)
 
@@ -41,7 +41,24 @@ class ArrivalsTwin:
         if "customer_timeline" in sql:
             wanted = {v for k, v in p.items() if k.startswith("event_")}
             return [self._entry(a) for a in self.arrivals if a.event_id in wanted]
+        if "SELECT DISTINCT" in sql:
+            return self._earlier(p)
         return self._between(sql, p)
+
+    def _earlier(self, p: dict[str, Any]) -> list[dict[str, Any]]:
+        wanted = {v for k, v in p.items() if k.startswith("event_")}
+        up_to = {p[f"q_{i}"]: p[f"r_{i}"] for i in range(64) if f"q_{i}" in p}
+        return [
+            {"tenant_id": a.tenant_id, "customer_id": a.customer_id, "event_id": a.event_id}
+            for a in self.arrivals
+            if a.event_id in wanted and a.offset <= up_to.get(a.partition, -1)
+        ]
+
+    def again(self, partition: int, offset: int, first: Arrival) -> Arrival:
+        """A second arrival of an event that arrived before (a redelivered filing)."""
+        arrival = Arrival(partition, offset, first.tenant_id, first.customer_id, first.event_id)
+        self.arrivals.append(arrival)
+        return arrival
 
     def _between(self, sql: str, p: dict[str, Any]) -> list[dict[str, Any]]:
         after = {p[f"p_{i}"]: p[f"o_{i}"] for i in range(64) if f"p_{i}" in p}
@@ -130,6 +147,53 @@ def test_a_fresh_stream_starts_now_and_repeats_nothing() -> None:
         twin.arrivals.append(Arrival(0, 2, TENANT, CUSTOMER, new.event_id))
         idle = (await asyncio.wait_for(anext(messages), 5)).decode()
         assert "keep-alive" in idle and "touchpoint" not in idle
+        await messages.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_redelivered_filing_is_not_shown_again_after_a_reconnection() -> None:
+    """The filing stage appended a batch's filings, died before committing, and filed the batch
+    again: each event arrives a second time, after a client that saw the first went away."""
+    twin = ArrivalsTwin()
+    twin.add(0, 0)
+
+    async def scenario() -> None:
+        hub = StreamHub(twin, poll_s=0.01)  # type: ignore[arg-type]
+        first_visit = CustomerStream(hub, TENANT, [CUSTOMER], None, keep_alive_s=0.05).messages()
+        await anext(first_visit)
+        shown = [twin.add(0, 1), twin.add(1, 0)]
+        seen = await take(first_visit, 2)
+        await first_visit.aclose()
+        cursor = decode_positions(seen[-1][0])
+        # While the client is away: the batch filed again, then a new event.
+        twin.again(0, 2, shown[0])
+        twin.again(1, 1, shown[1])
+        new = twin.add(0, 3)
+        back = CustomerStream(hub, TENANT, [CUSTOMER], cursor, keep_alive_s=0.05).messages()
+        assert [e for _, e in await take(back, 1)] == [new.event_id]
+        # Filed a third time while the client is connected: the hub drops it too.
+        twin.again(1, 2, shown[1])
+        live = twin.add(1, 3)
+        assert [e for _, e in await take(back, 1)] == [live.event_id]
+        await back.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_an_event_that_arrived_under_another_member_is_not_shown_again() -> None:
+    """After a merge the customer's stream follows every member: an event filed under the absorbed
+    id before the merge and again under the survivor after it is one event."""
+    twin = ArrivalsTwin()
+    first = twin.add(0, 0, customer="absorbed")
+
+    async def scenario() -> None:
+        hub = StreamHub(twin, poll_s=0.01)  # type: ignore[arg-type]
+        stream = CustomerStream(hub, TENANT, [CUSTOMER, "absorbed"], {0: 0}, keep_alive_s=0.05)
+        messages = stream.messages()
+        twin.arrivals.append(Arrival(0, 1, TENANT, CUSTOMER, first.event_id))  # the survivor
+        new = twin.add(0, 2)
+        assert [e for _, e in await take(messages, 1)] == [new.event_id]
         await messages.aclose()
 
     asyncio.run(scenario())

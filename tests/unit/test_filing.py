@@ -16,6 +16,7 @@ from cem.adapters.sqlite_identity_store import SqliteIdentityStore
 from kernel.decoding import SharedDecoder
 from kernel.filings import (
     CUSTOMER_HEADER,
+    FILING_POSITIONS,
     FILING_STAGE,
     SOURCE_OFFSET_HEADER,
     SOURCE_PARTITION_HEADER,
@@ -338,7 +339,8 @@ def test_projections_take_the_customer_from_the_filing_and_never_ask_identity() 
         assert [(d.offset, d.reason) for d in result.dead_letters] == [(10, "unfiled")]
     timeline = project_filings("projections", [read], ProjectionsProjection().rows)
     [arrival] = timeline.rows["stream_arrivals"]
-    assert (arrival["log_partition"], arrival["log_offset"]) == (4, 9)  # the filing's position
+    # The filing's position, among the filings' positions (never those of touchpoints).
+    assert (arrival["log_partition"], arrival["log_offset"]) == (FILING_POSITIONS + 4, 9)
 
 
 def test_a_filing_decodes_through_the_cache_its_touchpoint_was_decoded_into() -> None:
