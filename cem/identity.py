@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from cem.adapters.postgres_identity_store import PostgresIdentityStore
 from cem.adapters.sqlite_identity_store import SqliteIdentityStore
+from kernel.opaque_ids import customer_id_key
 from kernel.private_files import private_file
+from kernel.secrets import platform_key
 from services.identity.ports import IdentityStore
 from services.identity.resolver import IdentityResolver
 from services.identity.rules import IdentityRules
@@ -28,9 +30,14 @@ def identity_store(settings: IdentitySettings) -> IdentityStore:
 def build_identity(
     settings: IdentitySettings, *, rules: IdentityRules | None = None
 ) -> IdentityResolver:
-    """The identity resolver for the configured mode."""
+    """The identity resolver for the configured mode, deriving customer ids from the platform
+    key (CEM_SECRET_KEY, else the data directory's `secret.key`). Distributed replicas need
+    CEM_SECRET_KEY to name a new customer alike; without it they still converge (a conflict on
+    the identifier retries), each under its own key."""
+    secret = settings.secret_key.get_secret_value() if settings.secret_key else None
     return IdentityResolver(
         identity_store(settings),
         rules or load_rules(settings),
         cache_size=settings.identity_cache_size,
+        id_key=customer_id_key(platform_key(settings.data_dir, secret)),
     )
