@@ -17,7 +17,7 @@ import base64
 import hashlib
 import hmac
 
-PREFIX = "cus_"
+PREFIX = "c_"
 _LABEL = b"cem customer ids v1"
 _ID_BYTES = 16  # 128 bits: collisions are out of reach; naming still checks and retries
 
@@ -28,7 +28,7 @@ def customer_id_key(platform_key: bytes) -> bytes:
 
 
 def opaque_customer_id(key: bytes, tenant_id: str, material: str) -> str:
-    """`cus_` and 26 base32 letters, derived from a tenant's `material` (a seed naming what the
+    """`c_` and 26 base32 letters, derived from a tenant's `material` (a seed naming what the
     customer was first seen with). The tenant is part of the input, so two tenants' customers
     first seen with the same identifier get unrelated ids."""
     message = tenant_id.encode() + b"\x00" + material.encode()

@@ -1,7 +1,7 @@
 """Customer ids: the id a customer is registered with, and ids read back.
 
 A customer id carries no personal data (`kernel.opaque_ids`): a new customer is named
-`cus_<26 letters>`, a keyed hash (HMAC-SHA256) of the tenant and its seed, what it is first seen
+`c_<26 letters>`, a keyed hash (HMAC-SHA256) of the tenant and its seed, what it is first seen
 with (`resolution.new_customer_seed`: the identifier at its index version, else the touchpoint).
 The one exception is an explicit `customer_id` a channel system sends: that is the system's own
 id for its customer, which producers, agents and existing links already use, so a customer
@@ -80,6 +80,6 @@ def new_customer_name(state: IdentityState, preferred: PreferredName, seed: str)
 
 
 def _fallback(tenant_id: str, seed: str, attempt: int, id_key: bytes) -> str:
-    # The first is the id of this seed; the others exist for a producer choosing `cus_` ids.
+    # The first is the id of this seed; the others exist for a producer choosing `c_` ids.
     material = seed if attempt == 0 else f"{seed}|{attempt}"
     return opaque_customer_id(id_key, tenant_id, material)

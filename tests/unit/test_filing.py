@@ -214,7 +214,7 @@ def resolve(identity: IdentityResolver, **ref: Any) -> str:
 
 
 def is_opaque(customer_id: str) -> bool:
-    return re.fullmatch(r"cus_[a-z2-7]{26}", customer_id) is not None
+    return re.fullmatch(r"c_[a-z2-7]{26}", customer_id) is not None
 
 
 def test_a_new_customer_gets_an_opaque_id_unless_its_system_named_it(

@@ -1,0 +1,120 @@
+"""Customer ids carry no personal data, end to end on the embedded platform: a demo population's
+history is posted over HTTP, filed by identity and projected into chdb; then every customer id of
+every table, and every key and header of every topic in the SQLite log, is searched for the
+input's emails and phone numbers. (Touchpoint bodies hold them by design: issue 11's
+crypto-shredding is about those.) Customers are found by looking their identifiers up."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from random import Random
+from typing import Any
+
+import pytest
+
+from cem.adapters.chdb_warehouse import ChdbWarehouse
+from cem.adapters.memory_keys import MemoryKeyStore
+from cem.bootstrap import Platform, build
+from cem.demo import Population, history
+from kernel.settings import IngestSettings
+from tests.integration.test_unified_history import Client
+
+OPAQUE = re.compile(r"c_[a-z2-7]{26}")
+BATCH = 500
+
+
+@pytest.fixture
+def platform(tmp_path: Path, warehouse: ChdbWarehouse) -> Iterator[Platform]:
+    settings = IngestSettings(data_dir=tmp_path / "data", identity="eventsourced")
+    running = build(settings, warehouse=warehouse, keys=MemoryKeyStore())
+    running.start()
+    yield running
+    for runner in running.runners:
+        runner.stop()
+    running.log.close()
+    assert running.identity is not None
+    running.identity.close()
+
+
+@pytest.fixture
+def demo(platform: Platform) -> tuple[Client, Population]:
+    population = Population.generate(Random(5), 60)
+    events = [e for e in history(population, Random(6), datetime.now(UTC), 20)]
+    api = Client(platform)
+    for start in range(0, len(events), BATCH):
+        api.post(*events[start : start + BATCH])
+    return api, population
+
+
+def needles(population: Population) -> set[str]:
+    """What would give a person away: each email, and each phone as written (E.164), without
+    its `+` and as its national digits."""
+    found: set[str] = set()
+    for customer in population.customers:
+        if customer.email:
+            found |= {customer.email.lower(), customer.email.split("@")[0].lower()}
+        if customer.phone:
+            digits = customer.phone.lstrip("+")
+            found |= {customer.phone, digits, digits[-9:]}
+    return {n for n in found if len(n) >= 6}  # a 5-letter local part would match anything
+
+
+def leaks(texts: set[str], population: Population) -> set[tuple[str, str]]:
+    lowered = {t: t.lower() for t in texts}
+    return {(t, n) for n in needles(population) for t, low in lowered.items() if n in low}
+
+
+def customer_ids(warehouse: ChdbWarehouse) -> set[str]:
+    """Every customer id any table holds, in a column named after one."""
+    columns = warehouse.select(
+        "SELECT table, name FROM system.columns WHERE database = currentDatabase() "
+        "AND (name = 'customer_id' OR name LIKE 'member%' OR name LIKE '%customer_id')"
+    )
+    found: set[str] = set()
+    for column in columns:
+        sql = f"SELECT DISTINCT toString({column['name']}) AS id FROM {column['table']}"
+        found |= {row["id"] for row in warehouse.select(sql)}
+    return found
+
+
+def log_keys_and_headers(data_dir: Path) -> set[str]:
+    with sqlite3.connect(data_dir / "log.sqlite") as db:
+        rows = db.execute("SELECT topic, key, headers FROM records").fetchall()
+    assert {topic for topic, _, _ in rows} >= {"touchpoints", "filings"}
+    return {bytes(part).decode("utf-8", "replace") for row in rows for part in row[1:] if part}
+
+
+def test_no_customer_id_topic_key_or_header_holds_an_email_or_phone(
+    demo: tuple[Client, Population], platform: Platform, tmp_path: Path
+) -> None:
+    api, population = demo
+    # The search finds what the readable ids held (`acme/email:…`, `phone:+34…`):
+    sample = next(c for c in population.customers if c.email and c.phone)
+    assert leaks({f"acme/email:{sample.email}", f"phone:{sample.phone}"}, population)
+    ids = customer_ids(platform.warehouse)
+    assert len(ids) >= 30  # the demo's customers were filed
+    assert leaks(ids, population) == set()
+    # Every id is opaque, or the explicit customer id the demo's own systems sent.
+    sent = {c.customer_id for c in population.customers if c.customer_id}
+    assert all(OPAQUE.fullmatch(i) or i in sent for i in ids - {""}), ids - sent
+    assert any(OPAQUE.fullmatch(i) for i in ids)
+    assert leaks(log_keys_and_headers(tmp_path / "data"), population) == set()
+
+
+def test_a_customer_is_found_by_looking_its_email_up_and_addressed_by_its_opaque_id(
+    demo: tuple[Client, Population],
+) -> None:
+    api, population = demo
+    customer = next(c for c in population.customers if c.email and not c.customer_id)
+    answer = api.call("GET", "/v1/customers", params={"email": customer.email})
+    assert answer.status_code == 200, answer.text
+    [found] = answer.json()["customers"]
+    assert OPAQUE.fullmatch(found["customer_id"])
+    profile: dict[str, Any] = api.profile(found["customer_id"])  # the URL holds the opaque id
+    assert f"email:{customer.email.lower()}" in {i.lower() for i in profile["identifiers"]}
+    # A key typed as an identifier is looked up, for old links: the same customer.
+    assert api.profile(f"email:{customer.email}")["customer_id"] == profile["customer_id"]
