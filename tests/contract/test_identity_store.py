@@ -545,7 +545,15 @@ class IdentityStoreContract(IdentityStoreFixtures):
             replica.close()
         assert len(saves) == 2  # the first attempt conflicted
         assert outcome([raced]) == outcome([expected])
-        assert (raced.home_id, raced.customer_id) == (expected.home_id, expected.customer_id)
+
+        # The same customers in each tenant (ids differ: the tenant is part of what they derive
+        # from): the one first seen with the phone, the one first seen with the email.
+        def roles(tenant_id: str, found: ResolvedCustomer) -> tuple[bool, bool]:
+            by_phone = identity.holders_of(tenant_id, "phone", MOBILE)
+            by_email = identity.holders_of(tenant_id, "email", "ana@x.io")
+            return found.home_id in by_phone, found.customer_id in by_email
+
+        assert roles(tenant, raced) == roles(calm, expected)
 
     def test_an_attempt_that_fails_leaves_no_unsaved_change_in_the_cache(
         self,

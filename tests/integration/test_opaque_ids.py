@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,8 +21,11 @@ from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.memory_keys import MemoryKeyStore
 from cem.bootstrap import Platform, build
 from cem.demo import Population, history
+from cem.migrate_ids import migrate
+from kernel.customer_key import customer_key
 from kernel.settings import IngestSettings
-from tests.integration.test_unified_history import Client
+from schemas.validate import decode
+from tests.integration.test_unified_history import Client, touch
 
 OPAQUE = re.compile(r"c_[a-z2-7]{26}")
 BATCH = 500
@@ -38,6 +42,11 @@ def platform(tmp_path: Path, warehouse: ChdbWarehouse) -> Iterator[Platform]:
     running.log.close()
     assert running.identity is not None
     running.identity.close()
+
+
+@pytest.fixture
+def api(platform: Platform) -> Client:
+    return Client(platform)
 
 
 @pytest.fixture
@@ -118,3 +127,59 @@ def test_a_customer_is_found_by_looking_its_email_up_and_addressed_by_its_opaque
     assert f"email:{customer.email.lower()}" in {i.lower() for i in profile["identifiers"]}
     # A key typed as an identifier is looked up, for old links: the same customer.
     assert api.profile(f"email:{customer.email}")["customer_id"] == profile["customer_id"]
+
+
+# --- migrating a data directory of readable ids ---------------------------------------------------
+def readable_keys(data_dir: Path) -> None:
+    """Key the touchpoints as ingest did when ids were readable (`acme/email:ana@shop.es`)."""
+    with sqlite3.connect(data_dir / "log.sqlite") as db:
+        rows = db.execute("SELECT rowid, value FROM records WHERE topic = 'touchpoints'")
+        for rowid, value in rows.fetchall():
+            event = decode(value)
+            key = f"{event.tenant_id}/{customer_key(event.customer)}".encode()
+            db.execute("UPDATE records SET key = ? WHERE rowid = ?", (key, rowid))
+
+
+def test_migrate_ids_refiles_a_data_directory_under_the_same_opaque_ids(
+    api: Client, platform: Platform, tmp_path: Path, chdb_path: Path
+) -> None:
+    customers = ({"email": "Ana@Shop.es"}, {"phone": "+34 612 34 56 78"}, {"anonymous_id": "d-1"})
+    posted = [
+        api.post(*(touch("page.viewed", "web", c, n, {"url": "https://s.es/"}) for n in range(3)))
+        for c in customers
+    ]
+    keys = ("email:ana@shop.es", "phone:+34612345678", "anon:d-1")
+    before = {key: (api.home(key), sorted(api.timeline(key))) for key in keys}
+    old = tmp_path / "data"
+    readable_keys(old)
+    with sqlite3.connect(old / "log.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM records WHERE key LIKE '%ana@shop.es'").fetchone()
+
+    new = tmp_path / "migrated"
+    done = migrate(old, new)
+    assert (done.touchpoints, done.undecodable) == (9, 0)
+    warehouse = ChdbWarehouse(chdb_path, database=f"m_{uuid.uuid4().hex[:12]}")
+    settings = IngestSettings(data_dir=new, identity="eventsourced")
+    migrated = build(settings, warehouse=warehouse, keys=MemoryKeyStore())
+    migrated.start()
+    try:
+        again = Client(migrated)
+        again.settle()
+        after = {key: (again.home(key), sorted(again.timeline(key))) for key in keys}
+    finally:
+        for runner in migrated.runners:
+            runner.stop()
+        migrated.log.close()
+        assert migrated.identity is not None
+        migrated.identity.close()
+        warehouse.drop_database()
+        warehouse.close()
+    # Same platform key, same first identifiers: the same opaque ids, the same histories.
+    assert after == before
+    assert sorted(e for ids in posted for e in ids) == sorted(
+        e for _, t in after.values() for e in t
+    )
+    assert all(OPAQUE.fullmatch(customer_id) for customer_id, _ in after.values())
+    with sqlite3.connect(new / "log.sqlite") as db:
+        rows = db.execute("SELECT key, headers FROM records").fetchall()
+    assert not any(b"shop.es" in key or b"612345678" in key for key, _ in rows)
