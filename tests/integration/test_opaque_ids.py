@@ -183,3 +183,18 @@ def test_migrate_ids_refiles_a_data_directory_under_the_same_opaque_ids(
     with sqlite3.connect(new / "log.sqlite") as db:
         rows = db.execute("SELECT key, headers FROM records").fetchall()
     assert not any(b"shop.es" in key or b"612345678" in key for key, _ in rows)
+
+
+def test_an_alert_action_is_filed_with_the_opaque_customer_it_is_about(api: Client) -> None:
+    answer = {"kind": "csat", "score": 1}
+    [survey] = api.post(touch("survey.answered", "survey", {"email": "eva@shop.es"}, 0, answer))
+    eva = api.home("email:eva@shop.es")
+    found = api.call("GET", "/v1/alerts", params={"customer_id": eva}).json()["alerts"]
+    [alert] = [a for a in found if a["event_id"] == survey]
+    path = f"/v1/alerts/{alert['alert_id']}/resolve"
+    acted = api.call("POST", path, "manager", json={"note": "called back"})
+    assert acted.status_code == 200, acted.text
+    api.settle()
+    assert acted.json()["event_id"] in api.timeline(eva)
+    filed = api.call("GET", f"/v1/events/{acted.json()['event_id']}").json()
+    assert filed["customer_id"] == eva  # not a new customer named after the id it was sent
