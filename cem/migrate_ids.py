@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sqlite3
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cem import data_dir
+from cem.adapters.sqlite_identity_store import SqliteIdentityStore
 from cem.adapters.sqlite_log import SqliteLog
 from cem.cli_errors import CliError
 from kernel.customer_key import customer_key
@@ -33,6 +33,7 @@ from kernel.partitioning import touchpoint_key
 from kernel.ports import TOUCHPOINTS_TOPIC, Consumed, Record
 from kernel.secrets import KEY_FILE
 from schemas.validate import decode
+from services.identity.resolver import IdentityResolver
 
 # Stores without customer ids, copied as they are.
 COPIED = ("keys.sqlite", "users.sqlite", "channels.sqlite", KEY_FILE)
@@ -103,10 +104,11 @@ def _rekeyed(record: Consumed) -> tuple[bool, Record]:
 def _identity_events(path: Path) -> int:
     if not path.exists():
         return 0
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        stored = [t for t in tables if t.endswith("_events")]
-        return sum(db.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in stored)
+    identity = IdentityResolver(SqliteIdentityStore(path))
+    try:
+        return identity.recorder.max_notification_id() or 0
+    finally:
+        identity.close()
 
 
 def _run(args: argparse.Namespace) -> int:
