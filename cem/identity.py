@@ -3,6 +3,7 @@ cache size. Called from the composition roots (`cem.bootstrap`, `cem.distributed
 
 from __future__ import annotations
 
+from cem.adapters.postgres_channels import PostgresChannelStore
 from cem.adapters.postgres_identity_store import PostgresIdentityStore
 from cem.adapters.sqlite_identity_store import SqliteIdentityStore
 from kernel.opaque_ids import customer_id_key
@@ -27,17 +28,28 @@ def identity_store(settings: IdentitySettings) -> IdentityStore:
     return SqliteIdentityStore(path)
 
 
+def shared_platform_key(settings: IdentitySettings) -> bytes:
+    """The platform key customer ids derive from, the same on every replica: CEM_SECRET_KEY;
+    unset, the key kept in PostgreSQL when distributed (the one channel secrets are sealed with
+    then: never a host's own file, which replicas would not share), else the data directory's
+    `secret.key`."""
+    secret = settings.secret_key.get_secret_value() if settings.secret_key else None
+    if secret or settings.mode != "distributed":
+        return platform_key(settings.data_dir, secret)
+    channels = PostgresChannelStore(settings.postgres_dsn.get_secret_value())
+    try:
+        return channels.shared_key()
+    finally:
+        channels.close()
+
+
 def build_identity(
     settings: IdentitySettings, *, rules: IdentityRules | None = None
 ) -> IdentityResolver:
-    """The identity resolver for the configured mode, deriving customer ids from the platform
-    key (CEM_SECRET_KEY, else the data directory's `secret.key`). Distributed replicas need
-    CEM_SECRET_KEY to name a new customer alike; without it they still converge (a conflict on
-    the identifier retries), each under its own key."""
-    secret = settings.secret_key.get_secret_value() if settings.secret_key else None
+    """The identity resolver for the configured mode."""
     return IdentityResolver(
         identity_store(settings),
         rules or load_rules(settings),
         cache_size=settings.identity_cache_size,
-        id_key=customer_id_key(platform_key(settings.data_dir, secret)),
+        id_key=customer_id_key(shared_platform_key(settings)),
     )
