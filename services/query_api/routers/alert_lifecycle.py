@@ -97,8 +97,9 @@ _KIND_ORDER = ("customer_id", "external", "email", "phone", "anonymous_id")
 def identifier_key_of(request: Request, tenant_id: str, customer_id: str) -> str:
     """A key of an identifier the alert's customer holds itself (`email:ana@x.io`), so that its
     action event is filed with that customer: a customer id is opaque (`c_...`), and an event
-    naming it as its `customer_id` would be a new customer's. The id itself without identity or
-    without identifiers (its events are then filed under it directly)."""
+    naming it as its `customer_id` would be a new customer's. The id itself without identity (events
+    are filed under their key) or when the customer holds no identifier of its own (a touchpoint
+    whose identifiers were all ignored: its action is then filed apart, a known limit)."""
     identity: IdentityResolver | None = getattr(request.app.state, "identity", None)
     if identity is None or split_key(customer_id)[0] != "customer_id":
         return customer_id
@@ -107,7 +108,8 @@ def identifier_key_of(request: Request, tenant_id: str, customer_id: str) -> str
     except CustomerNotFound:
         return customer_id
     own = [i for i in held if i.held_by == customer_id]
-    own.sort(key=lambda i: _KIND_ORDER.index(i.kind.split(":")[0]))
+    rank = {kind: n for n, kind in enumerate(_KIND_ORDER)}
+    own.sort(key=lambda i: rank.get(i.kind.split(":")[0], len(rank)))
     return f"{own[0].kind}:{own[0].value}" if own else customer_id
 
 
