@@ -17,14 +17,18 @@ from typing import Any
 
 import pytest
 
+from cem import cli
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.memory_keys import MemoryKeyStore
+from cem.adapters.sqlite_log import SqliteLog
 from cem.bootstrap import Platform, build
 from cem.demo import Population, history
 from cem.migrate_ids import migrate
 from kernel.customer_key import customer_key
+from kernel.partitioning import touchpoint_key
+from kernel.ports import Record
 from kernel.settings import IngestSettings
-from schemas.validate import decode
+from schemas.validate import accept, decode, encode
 from tests.integration.test_unified_history import Client, touch
 
 OPAQUE = re.compile(r"c_[a-z2-7]{26}")
@@ -198,3 +202,23 @@ def test_an_alert_action_is_filed_with_the_opaque_customer_it_is_about(api: Clie
     assert acted.json()["event_id"] in api.timeline(eva)
     filed = api.call("GET", f"/v1/events/{acted.json()['event_id']}").json()
     assert filed["customer_id"] == eva  # not a new customer named after the id it was sent
+
+
+def test_the_migrate_ids_command_copies_and_rekeys_the_touchpoints(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    log = SqliteLog(old / "log.sqlite")
+    sent = touch("page.viewed", "web", {"email": "ana@shop.es"}, 0, {"url": "https://s.es/"})
+    stored, _ = accept(sent, "acme", datetime.now(UTC))
+    readable = Record(b"acme/email:ana@shop.es", encode(stored), (("tenant_id", b"acme"),))
+    log.append("touchpoints", [readable, Record(b"acme/x", b"\x00garbage", ())])
+    log.close()
+    assert cli.main(["migrate-ids", "--data-dir", str(old), "--into", str(new)]) == 0
+    said = capsys.readouterr().out
+    assert "copied 2 touchpoints" in said and "1 of them do not decode" in said
+    with sqlite3.connect(new / "log.sqlite") as db:
+        keys = sorted(k for (k,) in db.execute("SELECT key FROM records WHERE topic='touchpoints'"))
+    assert keys == sorted([touchpoint_key("acme", "email:ana@shop.es"), b"acme/x"])
+    assert cli.main(["migrate-ids", "--data-dir", str(old), "--into", str(new)]) == 1  # not empty
