@@ -391,6 +391,7 @@ def parser() -> argparse.ArgumentParser:
     from cem.audit_cli import add_commands as add_audit_commands
     from cem.channels_cli import add_commands as add_channel_commands
     from cem.demo_cli import add_commands as add_demo_commands
+    from cem.migrate_ids import add_commands as add_migrate_commands
     from cem.retention_cli import add_commands as add_retention_commands
     from cem.serve import add_arguments as add_serve_arguments
 
@@ -405,6 +406,7 @@ def parser() -> argparse.ArgumentParser:
     add_audit_commands(sub, _command)
     add_retention_commands(sub, _command)
     _add_replay(sub)
+    add_migrate_commands(sub, _command)
     _add_bench(sub)
     return root
 

@@ -36,6 +36,33 @@ def customer_key(ref: CustomerRef) -> str:
     return f"anon:{ref.anonymous_id}"
 
 
+# How a key names an identifier: the API's `<kind>:` spelling (timeline entries list
+# `anonymous_id:…`, `external:shop:1`) and the short prefixes `customer_key` writes, by kind.
+_KEY_PREFIXES = (
+    ("email:", "email"),
+    ("phone:", "phone"),
+    ("anonymous_id:", "anonymous_id"),
+    ("anon:", "anonymous_id"),
+    ("customer_id:", "customer_id"),
+)
+_EXTERNAL_PREFIXES = ("ext:", "external:")
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """The (kind, raw value) of the identifier a key someone typed names: `email:ana@x.io`,
+    `anonymous_id:dev-1`, `external:shop:1`, or the short spellings of `customer_key` (`anon:dev-1`,
+    `ext:shop:1`); anything else, an opaque id included, is a `customer_id`. The one parser of
+    identifier keys: identity normalises the value with its rules, lookups with their own."""
+    for prefix, kind in _KEY_PREFIXES:
+        if key.startswith(prefix) and key[len(prefix) :]:
+            return kind, key[len(prefix) :]
+    for prefix in _EXTERNAL_PREFIXES:
+        namespace, sep, value = key[len(prefix) :].partition(":")
+        if key.startswith(prefix) and sep and namespace and value:
+            return f"external:{namespace}", value
+    return "customer_id", key
+
+
 def identifiers(ref: CustomerRef) -> list[tuple[str, str]]:
     """Every (kind, normalised value) an event carries, for lookups by identifier. Kinds are spelled
     as everywhere in the API: customer_id, email, phone, anonymous_id, external:<namespace>."""

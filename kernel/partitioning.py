@@ -7,6 +7,7 @@ straight to Kafka and the HTTP ingest writing to either log put one customer on 
 from __future__ import annotations
 
 import functools
+import hashlib
 import struct
 from collections.abc import Mapping
 
@@ -61,6 +62,20 @@ def partition_for(key: bytes, partitions: int) -> int:
 def partition_key(tenant_id: str, customer_key: str) -> bytes:
     """The record key: one customer of one tenant always shares a partition, hence an order."""
     return f"{tenant_id}/{customer_key}".encode()
+
+
+# Buckets of touchpoint keys: 65,536, far more than any topic's partitions (at most 1024), and so
+# many identifiers to each that a bucket names no one.
+_TOUCHPOINT_BUCKET_BYTES = 2
+
+
+def touchpoint_key(tenant_id: str, customer_key: str) -> bytes:
+    """The key of an ingested touchpoint: one customer key always shares a partition, hence an
+    order, but the key is a 16-bit bucket of it, not the key (`email:maria@...`) itself, so that
+    topic keys hold no identifier. (Which customer it is, identity decides later; its filing is
+    keyed by the opaque customer id.)"""
+    digest = hashlib.sha256(customer_key.encode()).digest()[:_TOUCHPOINT_BUCKET_BYTES]
+    return partition_key(tenant_id, digest.hex())
 
 
 def fair_quotas(backlog: Mapping[int, int], max_records: int, start: int = 0) -> dict[int, int]:

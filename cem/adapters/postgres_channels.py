@@ -117,6 +117,11 @@ class PostgresChannelStore:
             self.db.close()
             raise
 
+    def shared_key(self) -> bytes:
+        """The platform key every replica shares here when CEM_SECRET_KEY is unset (set now, at
+        random, when no replica has yet): what other stores derive their keys from."""
+        return self._shared_key(None)
+
     def _shared_key(self, first_key: bytes | None) -> bytes:
         """The key every replica shares, set by whichever asks first."""
         candidate = first_key or secrets.token_bytes(KEY_BYTES)

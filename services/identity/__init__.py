@@ -10,7 +10,8 @@ How it is wired:
 - reads: `locate(tenant, any id or identifier key)` gives the canonical customer and its members
   as of the current identity version; a customer's timeline, profile and satisfaction are the
   warehouse rows filed under those members.
-- ids: a customer's id is a readable name chosen at registration (naming.py), never changed.
+- ids: a customer's id is chosen at registration (naming.py): opaque (`c_…`, a keyed hash), or
+  the explicit customer_id its system sent; never changed.
 """
 
 from services.identity.errors import (

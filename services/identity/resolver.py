@@ -13,6 +13,7 @@ discards what it changed from the cache, so its retry reads the store's current 
 from __future__ import annotations
 
 import gc
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -87,11 +88,16 @@ class IdentityResolver(Application[UUID]):
         rules: IdentityRules | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
         fast_path: bool = True,
+        id_key: bytes | None = None,
     ) -> None:
         """A resolver on `store` (an adapter the composition root picks), keeping up to
         `cache_size` aggregates in memory between commands (0: none). `fast_path`: touchpoints
         that change nothing skip the policy's full decision (`known.quiet_decision`; the same
-        answers, which tests check by turning it off)."""
+        answers, which tests check by turning it off). `id_key` derives new customers' opaque ids
+        (`kernel.opaque_ids`); the composition root passes the platform's, so ids are the same in
+        every run and replica. Without one, a random key: ids as opaque, stable only while this
+        resolver lives (filings keep what it named, so a replay of its filings is unchanged)."""
+        self.id_key = id_key or secrets.token_bytes(32)
         self.rules = rules or IdentityRules()
         self.fast_path = fast_path
         self.store = store
@@ -149,7 +155,11 @@ class IdentityResolver(Application[UUID]):
         results as one call each, for one commit per batch instead of one per touchpoint."""
         rules = self.rules.for_tenant(tenant_id)
         work = [
-            (normalise_ref(t[0], rules), _evidence(t, actor), preferred_name(t[0], rules))
+            (
+                normalise_ref(t[0], rules),
+                _evidence(t, actor),
+                preferred_name(t[0], rules, self.id_key),
+            )
             for t in touchpoints
         ]
         seen = [(*n.identifiers, *([p.identifier] if p.identifier else [])) for n, _, p in work]

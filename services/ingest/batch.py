@@ -18,7 +18,7 @@ from uuid import UUID
 import orjson
 
 from kernel.customer_key import customer_key
-from kernel.partitioning import partition_key
+from kernel.partitioning import touchpoint_key
 from kernel.ports import Outgoing, PublishStatus, Record
 from schemas.envelope import Event
 from schemas.json_safety import json_violations, safe_json
@@ -267,7 +267,7 @@ def to_outgoing(event: Event, fingerprint: str) -> Outgoing:
         ("source_id", event.source_id.encode()),
         ("schema_version", str(event.schema_version).encode()),
     )
-    key = partition_key(event.tenant_id, customer_key(event.customer))
+    key = touchpoint_key(event.tenant_id, customer_key(event.customer))
     record = Record(key=key, value=encode(event), headers=headers)
     return Outgoing(event.tenant_id, str(event.event_id), fingerprint, record)
 

@@ -12,20 +12,18 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from kernel.customer_key import customer_key, identifiers, normalise_email, normalise_phone
+from kernel.customer_key import (
+    customer_key,
+    identifiers,
+    normalise_email,
+    normalise_phone,
+    split_key,
+)
 from kernel.processing import to_micros
 from schemas.envelope import Event
 from services.projections.timeline import from_micros
 
 LOOKUP_KINDS = ("email", "phone", "anonymous_id", "external_id")
-# How a key names an identifier: the API's `<kind>:` and the customer keys' short prefixes.
-_KEY_PREFIXES = (
-    ("email:", "email"),
-    ("phone:", "phone"),
-    ("anonymous_id:", "anonymous_id"),
-    ("anon:", "anonymous_id"),
-    ("customer_id:", "customer_id"),
-)
 MAX_MATCHES = 100
 
 # The query value goes through the same normalisation as the stored identifier, so that
@@ -144,16 +142,7 @@ def combine_matches(
 
 
 def key_lookup(key: str) -> tuple[str, str]:
-    """The (kind, value) of the identifier a key names, as stored for lookups: `<kind>:<value>` as
-    the API writes identifiers (`email:ana@x.io`, `anonymous_id:dev-1`, `external:shop:1`), or a
-    customer key of `kernel.customer_key.customer_key` (`anon:dev-1`, `ext:shop:1`); anything else
-    is a customer id."""
-    for prefix, kind in _KEY_PREFIXES:
-        if key.startswith(prefix) and key[len(prefix) :]:
-            value = key[len(prefix) :]
-            return kind, _NORMALISE.get(kind, lambda v: v)(value)
-    for prefix in ("ext:", "external:"):
-        namespace, _, value = key[len(prefix) :].partition(":")
-        if key.startswith(prefix) and namespace and value:
-            return f"external:{namespace}", value
-    return "customer_id", key
+    """The (kind, value) of the identifier a key names (`kernel.customer_key.split_key`), as stored
+    for lookups; anything else is a customer id."""
+    kind, value = split_key(key)
+    return kind, _NORMALISE.get(kind, lambda v: v)(value)

@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from bench.identity.workload import population, touched_at
 from cem.adapters.sqlite_identity_store import SqliteIdentityStore
 from cem.identity import build_identity, identity_store
+from kernel.opaque_ids import opaque_customer_id
 from schemas.envelope import CustomerRef
 from services.identity import (
     CandidateAlreadyDecided,
@@ -34,7 +35,6 @@ from services.identity import (
     TenantRules,
     resolution,
 )
-from services.identity.domain import Customer
 from services.identity.policy import Decision, Situation
 from services.identity.ports import IdentityStore
 from services.identity.rules import Identifier
@@ -85,6 +85,10 @@ def same_partition(first: list[str], second: list[str]) -> bool:
     return canonical_labels(first) == canonical_labels(second)
 
 
+# The platform key every replica of the service shares (the composition root derives it).
+ID_KEY = b"contract test key, 32 bytes long"
+
+
 class IdentityStoreFixtures:
     """A resolver on a fresh store (subclasses give `store`) and a tenant of its own."""
 
@@ -94,7 +98,7 @@ class IdentityStoreFixtures:
 
     @pytest.fixture
     def identity(self, store: IdentityStore) -> Iterator[IdentityResolver]:
-        resolver = IdentityResolver(store, RULES)
+        resolver = IdentityResolver(store, RULES, id_key=ID_KEY)
         yield resolver
         resolver.close()
 
@@ -240,14 +244,14 @@ class IdentityStoreContract(IdentityStoreFixtures):
         assert names == [r.home_id for r in results if r.created]
         assert resolution.PROVISIONAL_ID not in {r.home_id for r in results}
 
-    def test_a_uuid_name_already_taken_is_read_when_asked_for_and_never_given_twice(
+    def test_an_opaque_name_already_taken_is_read_when_asked_for_and_never_given_twice(
         self, identity: IdentityResolver, tenant: str
     ) -> None:
-        """A new customer whose readable name is taken is named by a UUID of its seed, here the
-        touchpoint (a placeholder identifies nobody). A producer may have used that UUID as a
-        customer id already, in the store or earlier in the batch: the next one is given."""
+        """A new customer is named by an opaque id of its seed, here the touchpoint (a
+        placeholder identifies nobody). A producer may have used that id as a customer id
+        already, in the store or earlier in the batch: the next one is given."""
         event_ids = [str(uuid.uuid4()) for _ in range(2)]
-        taken = [str(Customer.create_id(tenant, f"event|{e}")) for e in event_ids]
+        taken = [opaque_customer_id(ID_KEY, tenant, f"event|{e}") for e in event_ids]
         guest = CustomerRef(customer_id="guest")
         identity.resolve_batch(tenant, [(guest, str(uuid.uuid4()), "http")])
         identity.resolve(tenant, CustomerRef(customer_id=taken[0]), str(uuid.uuid4()), "http")
@@ -259,7 +263,7 @@ class IdentityStoreContract(IdentityStoreFixtures):
         first, *guests = identity.resolve_batch(tenant, batch)
         assert first.home_id == taken[1] and all(g.created for g in guests)
         assert len({first.home_id, *taken, *(g.home_id for g in guests)}) == 4
-        assert all(uuid.UUID(g.home_id) for g in guests)
+        assert all(g.home_id.startswith("c_") for g in guests)
 
     # merge and split by hand
 
@@ -420,7 +424,9 @@ class IdentityStoreContract(IdentityStoreFixtures):
         self, identity: IdentityResolver, store: IdentityStore, tenant: str
     ) -> None:
         spellings = ["ana@x.io", "ANA@X.IO", " ana@x.io", "Ana@x.io"] * 2
-        replica = IdentityResolver(store, RULES)  # as a second replica of the service would
+        replica = IdentityResolver(
+            store, RULES, id_key=ID_KEY
+        )  # as a second replica of the service would
 
         def work(i: int) -> ResolvedCustomer:
             ref = CustomerRef(email=spellings[i].strip(), phone=MOBILE)
@@ -452,7 +458,7 @@ class IdentityStoreContract(IdentityStoreFixtures):
         second = resolve(email="b@x.io", phone=LANDLINE).customer_id
         third = resolve(email="c@x.io").customer_id
         identity.merge(tenant, first, third, "same person", "key:k1")
-        replica = IdentityResolver(store, RULES)
+        replica = IdentityResolver(store, RULES, id_key=ID_KEY)
         try:
             assert (
                 replica.resolve(
@@ -476,7 +482,7 @@ class IdentityStoreContract(IdentityStoreFixtures):
         work = [(t.ref, t.event_id, t.channel, touched_at(t)) for t in population(60, seed=5)]
         found = {}
         for size in (0, 100_000, 40):  # none; everything; fewer than one batch reads
-            resolver = IdentityResolver(store, RULES, cache_size=size)
+            resolver = IdentityResolver(store, RULES, cache_size=size, id_key=ID_KEY)
             try:
                 results = []
                 for start in range(0, len(work), 25):
@@ -492,7 +498,7 @@ class IdentityStoreContract(IdentityStoreFixtures):
         self, identity: IdentityResolver, store: IdentityStore, tenant: str, resolve: Any
     ) -> None:
         ana = resolve(email="ana@x.io", phone=MOBILE).customer_id  # now in identity's cache
-        replica = IdentityResolver(store, RULES)
+        replica = IdentityResolver(store, RULES, id_key=ID_KEY)
         try:
             replica.unlink(tenant, ana, "phone", MOBILE, "erasure request", "key:dpo", erase=True)
             zoe = replica.resolve(tenant, CustomerRef(email="zoe@x.io"), str(uuid.uuid4()), "api")
@@ -515,7 +521,7 @@ class IdentityStoreContract(IdentityStoreFixtures):
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         both = CustomerRef(email="ana@x.io", phone=MOBILE)
-        replica = IdentityResolver(store, RULES)
+        replica = IdentityResolver(store, RULES, id_key=ID_KEY)
         try:
             # In order, in another tenant: the replica's touchpoint, then identity's.
             calm = f"{tenant}-calm"
@@ -539,7 +545,15 @@ class IdentityStoreContract(IdentityStoreFixtures):
             replica.close()
         assert len(saves) == 2  # the first attempt conflicted
         assert outcome([raced]) == outcome([expected])
-        assert (raced.home_id, raced.customer_id) == (expected.home_id, expected.customer_id)
+
+        # The same customers in each tenant (ids differ: the tenant is part of what they derive
+        # from): the one first seen with the phone, the one first seen with the email.
+        def roles(tenant_id: str, found: ResolvedCustomer) -> tuple[bool, bool]:
+            by_phone = identity.holders_of(tenant_id, "phone", MOBILE)
+            by_email = identity.holders_of(tenant_id, "email", "ana@x.io")
+            return found.home_id in by_phone, found.customer_id in by_email
+
+        assert roles(tenant, raced) == roles(calm, expected)
 
     def test_an_attempt_that_fails_leaves_no_unsaved_change_in_the_cache(
         self,
@@ -569,7 +583,7 @@ class IdentityStoreContract(IdentityStoreFixtures):
     ) -> None:
         # The projections and satisfaction consumers of two processes, on one store.
         work = [(t.ref, t.event_id, t.channel, touched_at(t)) for t in population(30, seed=11)]
-        replica = IdentityResolver(store, RULES)
+        replica = IdentityResolver(store, RULES, id_key=ID_KEY)
 
         def consume(i: int) -> list[ResolvedCustomer]:
             resolver, results = (identity, replica)[i], []
@@ -595,18 +609,19 @@ class IdentityStoreContract(IdentityStoreFixtures):
         only_ours = resolve(email="zoe@x.io").customer_id
         other = f"{tenant}-other"
         theirs = identity.resolve(other, CustomerRef(email="ana@x.io"), str(uuid.uuid4()), "http")
-        # Ids are readable names, unique per tenant: the same name is each tenant's own customer.
-        assert theirs.created and theirs.customer_id == ours
-        their_view = identity.identities(other, ours)
+        # The tenant is part of what an id derives from: the same first identifier, two ids.
+        assert theirs.created and theirs.customer_id != ours
+        their_view = identity.identities(other, theirs.customer_id)
         assert {(i.kind, i.value) for i in their_view.identities} == {("email", "ana@x.io")}
-        with pytest.raises(CustomerNotFound):
-            identity.identities(other, only_ours)
+        for mine in (ours, only_ours):
+            with pytest.raises(CustomerNotFound):
+                identity.identities(other, mine)
         with pytest.raises(CustomerNotFound):
             identity.merge(other, theirs.customer_id, only_ours, "probe", "key:k1", preview=True)
 
 
 def consume_alone(store: IdentityStore, tenant: str, work: Sequence[Any]) -> list[ResolvedCustomer]:
-    resolver = IdentityResolver(store, RULES)
+    resolver = IdentityResolver(store, RULES, id_key=ID_KEY)
     try:
         return resolver.resolve_batch(tenant, work)
     finally:

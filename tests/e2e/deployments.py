@@ -317,6 +317,15 @@ class Api:
     def profile(self, key: str | None, customer_id: str) -> httpx.Response:
         return self.get(f"/v1/customers/{quote(customer_id, safe='')}", key)
 
+    def customer_of(self, key: str, **identifier: str) -> str:
+        """The id of the one customer an identifier (`email=...`) is found on: ids are opaque,
+        so a test looks its customer up as a person would."""
+        response = self.get("/v1/customers", key, **identifier)
+        assert response.status_code == 200, response.text
+        [found] = response.json()["customers"]
+        customer_id: str = found["customer_id"]
+        return customer_id
+
 
 # --- events as a channel system sends them -----------------------------------------------------
 def new_tag() -> str:

@@ -70,8 +70,9 @@ def test_a_posted_event_appears_in_the_customers_timeline(deployment: Deployment
     assert response.json() == {"status": "accepted", "event_id": sent["event_id"]}
     deployment.wait_processed(PROCESSED_WITHIN_S)
 
-    # No explicit customer_id: the customer is filed under the normalised email.
-    customer_id = f"email:ana.{tag}@mercado.es"
+    # No explicit customer_id: the customer gets an opaque id, found by its email.
+    customer_id = api.customer_of(agent, email=f"ANA.{tag}@mercado.es")
+    assert customer_id.startswith("c_") and tag not in customer_id
     (entry,) = api.timeline(agent, customer_id)
     assert entry["event_id"] == sent["event_id"]
     where = (entry["channel"], entry["type"], entry["touchpoint"])

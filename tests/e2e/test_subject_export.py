@@ -48,6 +48,7 @@ def test_an_admin_exports_everything_the_apis_show_of_a_merged_customer(
               touchpoint=f"shop-{tag}"),
     ])  # fmt: skip
     deployment.wait_processed(PROCESSED_WITHIN_S)
+    email_cid = api.customer_of(agent, email=email)
     merge = {"survivor_id": email_id, "absorbed_id": customer_id, "reason": "same person"}
     assert api.command(manager, "/v1/customers/merge", merge).status_code == 200
     assert alerts(api, manager, email_id)  # the CSAT 1 of the absorbed customer
@@ -64,7 +65,7 @@ def test_an_admin_exports_everything_the_apis_show_of_a_merged_customer(
         return found.json()
 
     files = check_export(answer.content, read, customer_id, TENANT_A)
-    assert files["manifest"]["members"] == [email_id, customer_id]
+    assert files["manifest"]["members"] == [email_cid, customer_id]
     assert {e["channel"] for e in files["events"]} == {"phone", "survey", "chat", "web"}
 
     for key in (agent, manager):

@@ -62,9 +62,11 @@ def test_a_linking_event_merges_two_histories_and_a_split_restores_each(
     ]  # fmt: skip
     api.post_ok(ingest, by_email + by_phone)
     deployment.wait_processed(PROCESSED_WITHIN_S)
-    # Two identifiers never seen together: two customers, each named after its identifier.
+    # Two identifiers never seen together: two customers, each found by its identifier.
     assert ids(api.timeline(agent, email_id)) == newest_first(by_email)
     assert ids(api.timeline(agent, phone_id)) == newest_first(by_phone)
+    email_cid, phone_cid = api.customer_of(agent, email=email), api.customer_of(agent, phone=phone)
+    assert email_cid != phone_cid
 
     order = {"order_id": f"o-{tag}", "amount": "59.90", "currency": "EUR"}
     link = event("order.placed", "web", {"email": email, "phone": phone}, minute[6], order,
@@ -77,19 +79,19 @@ def test_a_linking_event_merges_two_histories_and_a_split_restores_each(
     for requested in (email_id, phone_id):
         assert ids(api.timeline(agent, requested)) == everything, requested
         profile = api.profile(agent, requested).json()
-        assert (profile["customer_id"], profile["members"]) == (email_id, [email_id, phone_id])
+        assert (profile["customer_id"], profile["members"]) == (email_cid, [email_cid, phone_cid])
         assert profile["events"] == len(everything)
         both_answers = {by_email[1]["event_id"], by_phone[1]["event_id"]}
         assert alerted(api, agent, requested) == both_answers, requested
 
     assert split(api, agent, email_id, phone_id).status_code == 403  # merges are curated
-    answer = split(api, manager, email_id, phone_id)
+    answer = split(api, manager, email_id, phone_cid)
     assert answer.status_code == 200, answer.text
-    assert answer.json()["absorbed_members"] == [phone_id]
+    assert answer.json()["absorbed_members"] == [phone_cid]
 
     # Each side has exactly its own history again: the link was filed under the email's customer.
     assert ids(api.timeline(agent, phone_id)) == newest_first(by_phone)
     assert ids(api.timeline(agent, email_id)) == newest_first([*by_email, link])
-    assert api.profile(agent, phone_id).json()["members"] == [phone_id]
+    assert api.profile(agent, phone_id).json()["members"] == [phone_cid]
     assert alerted(api, agent, phone_id) == {by_phone[1]["event_id"]}
     assert alerted(api, agent, email_id) == {by_email[1]["event_id"]}

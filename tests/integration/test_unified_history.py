@@ -4,6 +4,7 @@ API. The platform is `cem.bootstrap.build` with its real SQLite log and identity
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.memory_keys import MemoryKeyStore
 from cem.bootstrap import Platform, build
 from cem.replay import replay
+from kernel.customer_key import split_key
 from kernel.ports import FILINGS_TOPIC, Record
 from kernel.settings import IngestSettings
 from tests.events import event
@@ -25,7 +27,8 @@ from tests.events import event
 TENANT = "acme"
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
 PHONE, EMAIL, DEVICE = "+34 612 34 56 78", "Ana@Shop.es", "web-ana"
-# Each touchpoint is filed under a readable customer id: its customer key before any merge.
+# Keys of each channel's identifier: a customer id is opaque, so a test looks its customer up by
+# them (`Client.home`) and addresses it by either (the API reads a key as the identifier's holder).
 PHONE_ID, EMAIL_ID, WEB_ID = "phone:+34612345678", "email:ana@shop.es", "anon:web-ana"
 
 
@@ -47,6 +50,13 @@ class Client:
         assert answer.status_code in (200, 202), answer.text
         self.settle()
         return [e["event_id"] for e in events]
+
+    def home(self, key: str) -> str:
+        """The id of the customer an identifier key (`email:ana@shop.es`) was filed under: the
+        one holding it, whatever it was merged into since."""
+        assert self.platform.identity is not None
+        [holder] = self.platform.identity.holders_of(TENANT, *split_key(key))
+        return holder
 
     def settle(self, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -134,23 +144,26 @@ def ana(api: Client) -> dict[str, list[str]]:
     return {"phone": phone, "email": email, "web": web, "other": someone_else}
 
 
-def test_before_any_merge_each_channel_is_its_own_readable_customer(
+def test_before_any_merge_each_channel_is_its_own_opaque_customer(
     api: Client, ana: dict[str, list[str]]
 ) -> None:
+    ids = {api.home(key) for key in (PHONE_ID, EMAIL_ID, WEB_ID)}
+    assert len(ids) == 3 and all(re.fullmatch("c_[a-z2-7]{26}", i) for i in ids)
     assert api.timeline(PHONE_ID) == newest_first(ana["phone"])
     assert api.timeline(EMAIL_ID) == newest_first(ana["email"])
     assert api.timeline(WEB_ID) == newest_first(ana["web"])
-    assert api.profile(EMAIL_ID)["members"] == [EMAIL_ID]
+    assert api.profile(EMAIL_ID)["members"] == [api.home(EMAIL_ID)]
 
 
 def test_an_agent_cannot_merge_and_a_preview_changes_nothing(
     api: Client, ana: dict[str, list[str]]
 ) -> None:
+    email, phone = api.home(EMAIL_ID), api.home(PHONE_ID)
     refused = api.merge(EMAIL_ID, PHONE_ID, role="agent")
     assert (refused.status_code, refused.json()["error"]["code"]) == (403, "forbidden")
     preview = api.merge(EMAIL_ID, PHONE_ID, preview=True)
     assert preview.status_code == 200, preview.text
-    assert preview.json()["members"] == [EMAIL_ID, PHONE_ID]
+    assert preview.json()["members"] == [email, phone]
     impact = preview.json()["impact"]
     events = {side: impact[side]["events"] for side in ("survivor", "absorbed", "merged")}
     assert events == {
@@ -158,7 +171,7 @@ def test_an_agent_cannot_merge_and_a_preview_changes_nothing(
         "absorbed": len(ana["phone"]),
         "merged": len(ana["email"]) + len(ana["phone"]),
     }
-    assert impact["merged"]["members"] == [EMAIL_ID, PHONE_ID]
+    assert impact["merged"]["members"] == [email, phone]
     assert (impact["survivor"]["latest_csat"], impact["absorbed"]["latest_csat"]) == (2, None)
     assert (impact["merged"]["survey_responses"], impact["merged"]["latest_csat"]) == (1, 2)
     assert api.timeline(EMAIL_ID) == newest_first(ana["email"])
@@ -167,14 +180,16 @@ def test_an_agent_cannot_merge_and_a_preview_changes_nothing(
 def test_a_merged_customer_shows_every_absorbed_customers_history(
     api: Client, ana: dict[str, list[str]]
 ) -> None:
+    email = api.home(EMAIL_ID)
     for absorbed in (PHONE_ID, WEB_ID):
         answer = api.merge(EMAIL_ID, absorbed)
         assert answer.status_code == 200, answer.text
     everything = sorted(ana["phone"] + ana["email"] + ana["web"])
     assert sorted(api.timeline(EMAIL_ID)) == everything
     profile = api.profile(EMAIL_ID)
-    assert profile["customer_id"] == EMAIL_ID
-    assert profile["members"] == [EMAIL_ID, WEB_ID, PHONE_ID]
+    assert profile["customer_id"] == email
+    assert profile["members"][0] == email
+    assert sorted(profile["members"][1:]) == sorted([api.home(WEB_ID), api.home(PHONE_ID)])
     assert profile["events"] == 6
     assert {c["channel"] for c in profile["channels"]} == {"phone", "email", "survey", "web"}
     assert profile["satisfaction"]["csat"]["score"] == 2
@@ -182,25 +197,26 @@ def test_a_merged_customer_shows_every_absorbed_customers_history(
     # Absorbed ids still answer, for the survivor.
     for absorbed in (PHONE_ID, WEB_ID):
         assert sorted(api.timeline(absorbed)) == everything
-        assert api.profile(absorbed)["customer_id"] == EMAIL_ID
+        assert api.profile(absorbed)["customer_id"] == email
     found = api.call("GET", "/v1/customers", params={"phone": "+34612345678"}).json()
-    assert [c["customer_id"] for c in found["customers"]] == [EMAIL_ID]
+    assert [c["customer_id"] for c in found["customers"]] == [email]
     assert ana["other"][0] not in everything
 
 
 def test_events_after_a_merge_join_the_history_and_a_split_restores_each_side(
     api: Client, ana: dict[str, list[str]]
 ) -> None:
+    phone = api.home(PHONE_ID)
     assert api.merge(EMAIL_ID, PHONE_ID).status_code == 200
     later_call = api.post(touch("call.ended", "phone", {"phone": PHONE}, 90, {"talk_s": 60}))
     assert later_call[0] in api.timeline(EMAIL_ID)
-    split = api.split(EMAIL_ID, PHONE_ID)
+    split = api.split(EMAIL_ID, phone)
     assert split.status_code == 200, split.text
-    assert split.json()["absorbed_members"] == [PHONE_ID]
+    assert split.json()["absorbed_members"] == [phone]
     # Each side has exactly its own history back, with what was filed under it meanwhile.
     assert api.timeline(PHONE_ID) == newest_first(ana["phone"] + later_call)
     assert api.timeline(EMAIL_ID) == newest_first(ana["email"])
-    assert api.profile(PHONE_ID)["customer_id"] == PHONE_ID
+    assert api.profile(PHONE_ID)["customer_id"] == phone
     assert api.profile(EMAIL_ID)["satisfaction"]["csat"]["score"] == 2
     assert api.profile(PHONE_ID)["satisfaction"]["csat"] is None
 
@@ -230,7 +246,7 @@ def test_both_consumers_and_a_replay_file_each_event_under_the_same_customer(
         for row in platform.warehouse.select("SELECT event_id, customer_id FROM customer_timeline")
     }
     (survey,) = platform.warehouse.select("SELECT event_id, customer_id FROM survey_responses")
-    assert filed[survey["event_id"]] == survey["customer_id"] == EMAIL_ID
+    assert filed[survey["event_id"]] == survey["customer_id"] == api.home(EMAIL_ID)
     again = replayed_tables(platform, chdb_path)["customer_timeline"]
     assert {(row["event_id"], row["customer_id"]) for row in again} == set(filed.items())
 
@@ -242,7 +258,7 @@ def test_a_replay_from_the_log_alone_rebuilds_the_live_tables_across_merges_and_
     assert api.merge(EMAIL_ID, WEB_ID).status_code == 200
     api.post(touch("call.ended", "phone", {"phone": PHONE}, 90, {"talk_s": 60}))
     api.post(touch("page.viewed", "web", {"anonymous_id": DEVICE}, 95, {"url": "https://s/"}))
-    assert api.split(EMAIL_ID, PHONE_ID).status_code == 200
+    assert api.split(EMAIL_ID, api.home(PHONE_ID)).status_code == 200
     api.post(touch("survey.answered", "survey", {"phone": PHONE}, 99, {"kind": "nps", "score": 9}))
     live = tables(platform.warehouse)
     assert live["customer_timeline"] and live["survey_responses"]
@@ -290,7 +306,8 @@ def test_an_identifier_several_customers_hold_asks_which_one(api: Client) -> Non
     assert answer.status_code == 409, answer.text
     error = answer.json()["error"]
     assert error["code"] == "ambiguous_customer"
-    assert [d["message"] for d in error["details"]] == ["email:dad@shop.es", "email:kid@shop.es"]
+    holders = sorted(api.home(key) for key in ("email:dad@shop.es", "email:kid@shop.es"))
+    assert [d["message"] for d in error["details"]] == holders
 
 
 def test_each_event_is_decoded_once_in_the_process(

@@ -3,6 +3,7 @@ under, the same one for every consumer and every replay; customers keep readable
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from collections.abc import Sequence
@@ -134,7 +135,8 @@ def test_every_consumer_and_every_replay_gets_the_same_customer(identity: Identi
     events = [event({"phone": "+34 612 34 56 78"}, i) for i in range(3)]
     first = IdentityFiler(identity).file(events)
     second = IdentityFiler(identity).file(events[::-1])  # another consumer, another order
-    assert first == second[::-1] == ["phone:+34612345678"] * 3
+    holder = identity.locate(TENANT, "phone:+34612345678").customer_id
+    assert first == second[::-1] == [holder] * 3
 
 
 def registrations(identity: IdentityResolver) -> int:
@@ -151,7 +153,8 @@ def test_two_processes_filing_the_same_events_at_once_agree(tmp_path: Path) -> N
         {"email": f"p{i % 9}@shop.es", "phone": f"+34 612 00 00 {i % 5:02d}"} for i in range(90)
     ]
     events = [event(customer, i) for i, customer in enumerate(people)]
-    resolvers = [IdentityResolver(store, rules) for _ in range(2)]
+    key = b"k" * 32  # the platform's key, shared by every process: the same names
+    resolvers = [IdentityResolver(store, rules, id_key=key) for _ in range(2)]
     answers: list[list[str | Unfiled]] = [[], []]
     barrier = threading.Barrier(2)
 
@@ -169,7 +172,8 @@ def test_two_processes_filing_the_same_events_at_once_agree(tmp_path: Path) -> N
         # A third consumer, later, reads the same filings; one consumer alone decides the same
         # and registers as many customers: none was created twice.
         assert IdentityFiler(IdentityResolver(store, rules)).file(events) == answers[0]
-        alone = IdentityResolver(SqliteIdentityStore(tmp_path / "alone.sqlite"), rules)
+        alone_store = SqliteIdentityStore(tmp_path / "alone.sqlite")
+        alone = IdentityResolver(alone_store, rules, id_key=key)
         assert IdentityFiler(alone, chunk=10).file(events) == answers[0]
         assert registrations(resolvers[0]) == registrations(alone) > 0
     finally:
@@ -190,7 +194,7 @@ def test_a_touchpoint_that_cannot_be_resolved_is_unfiled_and_the_others_are_file
 
     monkeypatch.setattr(identity, "resolve_batch", resolve_batch)
     filed = IdentityFiler(identity).file([event({"email": "ana@shop.es"}), poison])
-    assert filed[0] == "email:ana@shop.es"
+    assert filed[0] == identity.locate(TENANT, "email:ana@shop.es").customer_id
     assert isinstance(filed[1], Unfiled) and "cannot digest" in str(filed[1])
 
 
@@ -205,36 +209,64 @@ def test_a_busy_store_is_not_a_dead_letter(
         IdentityFiler(identity).file([event({"email": "ana@shop.es"})])
 
 
-# --- readable ids ------------------------------------------------------------------------------
+# --- customer ids ------------------------------------------------------------------------------
 def resolve(identity: IdentityResolver, **ref: Any) -> str:
     return identity.resolve(TENANT, CustomerRef(**ref), str(uuid.uuid4()), "http").home_id
 
 
-def test_a_new_customer_is_named_by_its_strongest_usable_identifier(
+def is_opaque(customer_id: str) -> bool:
+    return re.fullmatch(r"c_[a-z2-7]{26}", customer_id) is not None
+
+
+def test_a_new_customer_gets_an_opaque_id_unless_its_system_named_it(
     identity: IdentityResolver,
 ) -> None:
+    # An explicit customer_id is the channel system's own id: kept as given.
     assert resolve(identity, customer_id="crm-1", email="x@shop.es") == "crm-1"
-    assert resolve(identity, external_ids={"shop": "9"}, email="y@shop.es") == "ext:shop:9"
-    assert resolve(identity, email="Ana@Shop.es", phone="612345678") == "email:ana@shop.es"
-    assert resolve(identity, anonymous_id="dev-1") == "anon:dev-1"
-    # Named by the identifier as identity reads it, never by one it ignores (a placeholder):
-    assert resolve(identity, email="ana@example.com", phone="699 11 22 33") == (
-        "phone:+34699112233"
+    # Any other identifier is looked up, never embedded in the id.
+    for ref in (
+        {"external_ids": {"shop": "9"}, "email": "y@shop.es"},
+        {"email": "Ana@Shop.es", "phone": "612345678"},
+        {"anonymous_id": "dev-1"},
+        {"email": "ana@example.com", "phone": "699 11 22 33"},
+        {"email": "no tiene"},  # nothing usable: derived from the touchpoint
+    ):
+        customer_id = resolve(identity, **ref)
+        assert is_opaque(customer_id), ref
+    assert identity.locate(TENANT, "email:ana@shop.es").customer_id != (
+        identity.locate(TENANT, "phone:+34699112233").customer_id
     )
-    # nothing usable: an id derived from the touchpoint, not `email:no tiene`.
-    assert uuid.UUID(resolve(identity, email="no tiene"))
 
 
-def test_a_name_already_taken_or_pointing_at_someone_else_becomes_a_uuid(
+def test_the_same_first_identifier_gets_the_same_id_under_the_same_key(tmp_path: Path) -> None:
+    rules = IdentityRules(default=TenantRules(phone_region="ES"))
+
+    def first_customer(name: str, key: bytes, tenant: str = TENANT) -> str:
+        resolver = IdentityResolver(SqliteIdentityStore(tmp_path / name), rules, id_key=key)
+        try:
+            ref = CustomerRef(email="Maria@Shop.es")
+            return resolver.resolve(tenant, ref, str(uuid.uuid4()), "http").home_id
+        finally:
+            resolver.close()
+
+    key = b"k" * 32
+    one, again = first_customer("a.sqlite", key), first_customer("b.sqlite", key)
+    assert one == again and is_opaque(one)  # a rebuilt store names customers as before
+    assert first_customer("c.sqlite", b"x" * 32) != one  # without the key, nothing to guess
+    assert first_customer("d.sqlite", key, "globex") != one  # nor across tenants
+    assert "maria" not in one
+
+
+def test_a_name_already_taken_or_pointing_at_someone_else_becomes_opaque(
     identity: IdentityResolver,
 ) -> None:
     first = resolve(identity, customer_id="guest")  # a placeholder: links and names nobody
     again = resolve(identity, customer_id="guest")
-    assert uuid.UUID(first) and uuid.UUID(again) and first != again
+    assert is_opaque(first) and is_opaque(again) and first != again
     holder = resolve(identity, customer_id="crm-1", external_ids={"shop": "1"})
     # The same crm id with another shop account is someone else: crm-1 names the holder.
     other = resolve(identity, customer_id="crm-1", external_ids={"shop": "2"})
-    assert holder == "crm-1" and other != "crm-1" and uuid.UUID(other)
+    assert holder == "crm-1" and is_opaque(other)
     assert identity.locate(TENANT, "crm-1").customer_id == "crm-1"
 
 
@@ -248,17 +280,19 @@ def test_any_id_or_identifier_key_locates_the_customer_and_its_members(
     identity.merge(TENANT, account, mail, "same person", "key:k")
     for requested in (web, account, mail, "crm-7", "email:ZOE@shop.es", "anon:dev-7"):
         found = identity.locate(TENANT, requested)
-        assert (found.customer_id, found.members) == (account, (account, web, mail)), requested
+        # The canonical first, then the others in id order (opaque ids: any order of the two).
+        members = (found.customer_id, found.members[0], set(found.members[1:]))
+        assert members == (account, account, {web, mail}), requested
     with pytest.raises(CustomerNotFound):
         identity.locate(TENANT, "email:nobody@shop.es")
 
 
 def test_an_identifier_held_by_several_customers_names_none(identity: IdentityResolver) -> None:
-    resolve(identity, email="dad@shop.es", phone="+34 912 34 56 78")
-    resolve(identity, email="kid@shop.es", phone="+34 912 34 56 78")
+    dad = resolve(identity, email="dad@shop.es", phone="+34 912 34 56 78")
+    kid = resolve(identity, email="kid@shop.es", phone="+34 912 34 56 78")
     with pytest.raises(AmbiguousCustomer) as raised:
         identity.locate(TENANT, "phone:+34912345678")
-    assert raised.value.customer_ids == ["email:dad@shop.es", "email:kid@shop.es"]
+    assert raised.value.customer_ids == sorted([dad, kid])
 
 
 # --- lookups of merged customers ---------------------------------------------------------------

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kafka.partitioner.default import murmur2 as kafka_python_murmur2
 
-from kernel.partitioning import fair_quotas, murmur2, partition_for, partition_key
+from kernel.partitioning import (
+    fair_quotas,
+    murmur2,
+    partition_for,
+    partition_key,
+    touchpoint_key,
+)
 
 # The vectors of Apache Kafka's own UtilsTest.testMurmur2 (Java, signed 32-bit results).
 KAFKA_VECTORS = [
@@ -57,6 +65,14 @@ def test_a_topic_needs_a_partition() -> None:
 
 def test_partition_key_joins_tenant_and_customer_in_utf8() -> None:
     assert partition_key("acme", "email:zoë@example.com") == "acme/email:zoë@example.com".encode()
+
+
+def test_a_touchpoint_key_is_a_bucket_of_the_customer_key_not_the_key() -> None:
+    key = touchpoint_key("acme", "email:zoë@example.com")
+    assert key == touchpoint_key("acme", "email:zoë@example.com")  # one customer, one partition
+    assert re.fullmatch(rb"acme/[0-9a-f]{4}", key)
+    used = {partition_for(touchpoint_key("acme", f"email:c{i}@x.io"), 12) for i in range(500)}
+    assert used == set(range(12))
 
 
 def test_one_customer_always_lands_on_one_partition() -> None:

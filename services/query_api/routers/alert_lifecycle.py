@@ -15,10 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kernel.api_errors import ApiError
 from kernel.auth import AUTHENTICATED, UNAUTHENTICATED, require
+from kernel.customer_key import split_key
 from kernel.ports import Principal, Publisher, PublishStatus
 from kernel.request_body import json_body, openapi_body
 from schemas.families import Note
 from schemas.validate import InvalidEvent, accept
+from services.identity.errors import CustomerNotFound
+from services.identity.resolver import IdentityResolver
 from services.ingest.batch import to_outgoing
 from services.query_api.routers.satisfaction import now
 from services.satisfaction.lifecycle import (
@@ -87,6 +90,29 @@ def _current(request: Request, tenant_id: str, alert_id: str) -> tuple[str, Aler
     return alert["customer_id"], state
 
 
+# The order `kernel.customer_key` ranks identifiers in: the strongest names the customer best.
+_KIND_ORDER = ("customer_id", "external", "email", "phone", "anonymous_id")
+
+
+def identifier_key_of(request: Request, tenant_id: str, customer_id: str) -> str:
+    """A key of an identifier the alert's customer holds itself (`email:ana@x.io`), so that its
+    action event is filed with that customer: a customer id is opaque (`c_...`), and an event
+    naming it as its `customer_id` would be a new customer's. The id itself without identity (events
+    are filed under their key) or when the customer holds no identifier of its own (a touchpoint
+    whose identifiers were all ignored: its action is then filed apart, a known limit)."""
+    identity: IdentityResolver | None = getattr(request.app.state, "identity", None)
+    if identity is None or split_key(customer_id)[0] != "customer_id":
+        return customer_id
+    try:
+        held = identity.identities(tenant_id, customer_id).identities
+    except CustomerNotFound:
+        return customer_id
+    own = [i for i in held if i.held_by == customer_id]
+    rank = {kind: n for n, kind in enumerate(_KIND_ORDER)}
+    own.sort(key=lambda i: rank.get(i.kind.split(":")[0], len(rank)))
+    return f"{own[0].kind}:{own[0].value}" if own else customer_id
+
+
 def _act(
     request: Request,
     principal: Principal,
@@ -100,7 +126,8 @@ def _act(
         status = next_status(state.status, action)
     except InvalidTransition as exc:
         raise ApiError(409, "invalid_transition", str(exc)) from None
-    command = Command(action, alert_id, customer_id, principal.key_id, note, assignee)
+    filed_as = identifier_key_of(request, principal.tenant_id, customer_id)
+    command = Command(action, alert_id, filed_as, principal.key_id, note, assignee)
     at = now(request)
     try:
         event, fingerprint = accept(command.to_raw_event(at), principal.tenant_id, at)

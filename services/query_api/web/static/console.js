@@ -50,11 +50,12 @@
   }
 
   function resultItem(found) {
+    // An id is opaque (`c_…`): people recognise a customer by what they searched for.
     const matched = found.matched.map((m) => `${m.kind}: ${m.value}`).join(" · ");
     return el("li", {},
       el("button", { type: "button", class: "result", onclick: () => openCustomer(found.customer_id) },
-        el("strong", {}, found.customer_id),
-        el("span", { class: "muted small" }, ` ${t("matched")} ${matched} · ${when(found.last_seen)}`)));
+        el("strong", {}, matched || found.customer_id),
+        el("span", { class: "muted small" }, ` ${when(found.last_seen)} · ${found.customer_id}`)));
   }
 
   // --- customer -----------------------------------------------------------------------------
@@ -78,6 +79,7 @@
     current = { id, marked, cursor: null, seen: new Set(), filters: readFilters(), done: false };
     $("empty").hidden = true;
     $("customer").hidden = false;
+    $("customer-label").textContent = "";
     $("customer-id").textContent = id;
     $("timeline").replaceChildren();
     $("timeline-end").textContent = t("loading");
@@ -94,7 +96,19 @@
     startLive(current.streamCursor);
   }
 
+  // What a person recognises a customer by: its strongest identifier (the id says nothing).
+  const LABEL_KINDS = ["email", "phone", "customer_id", "external", "anonymous_id"];
+  function displayName(p) {
+    const rank = (i) => {
+      const found = LABEL_KINDS.indexOf(i.split(":")[0]);
+      return found < 0 ? LABEL_KINDS.length : found;
+    };
+    const [best] = [...p.identifiers].sort((a, b) => rank(a) - rank(b));
+    return best ? best.slice(best.indexOf(":") + 1) : p.customer_id;
+  }
+
   function renderProfile(p) {
+    $("customer-label").textContent = displayName(p);
     $("customer-id").textContent = p.customer_id;
     $("f-identifiers").replaceChildren(...p.identifiers.map((i) => el("span", { class: "chip" }, i)));
     $("f-orders").textContent = `${p.orders.count}`;
