@@ -187,11 +187,23 @@ def dormant(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
     return all(0 <= claim.confirmed.get(h, -1) < before for h in claim.holders)
 
 
+def idle(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
+    """Whether no holder of a reassignable identifier confirmed using it for the shorter of its
+    rule's windows (`moved_on_after_days`, `reassign_after_days`): it may be stale (`stale`)."""
+    rule = rules.rule_for(claim.identifier)
+    windows = [d for d in (rule.moved_on_after_days, rule.reassign_after_days) if d]
+    if not windows or not situation.at or not claim.holders:
+        return False
+    before = situation.at - min(windows) * DAY_MICROS
+    return all(0 <= claim.confirmed.get(h, -1) < before for h in claim.holders)
+
+
 def stale(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
-    """A dormant identifier whose every holder has since confirmed another value of its kind (a
+    """An idle identifier whose every holder has since confirmed another value of its kind (a
     new number): it belongs to none of them any more. It anchors, merges and vouches for nobody,
-    and passes to the next customer who presents it."""
-    return dormant(claim, situation, rules) and all(
+    and passes to the next customer who presents it (a number the carrier gave to someone else:
+    their calls are not the old holder's)."""
+    return idle(claim, situation, rules) and all(
         claim.successors.get(h, -1) > claim.confirmed[h] for h in claim.holders
     )
 
@@ -204,8 +216,11 @@ def decide(situation: Situation, rules: TenantRules) -> Decision:
     usable, skipped = _usable(situation.claims)
     usable, hubs = _without_hubs(usable, situation, rules)
     ranked = rank(usable, rules)
+    skipped += [Skip(h, HUB_REASON) for h in hubs]
+    if _lines_alone(ranked, rules):
+        return _line_alone(ranked, skipped, hubs, situation)
     draft = _start(ranked, situation, rules)
-    draft.skipped += skipped + [Skip(h, HUB_REASON) for h in hubs]
+    draft.skipped += skipped
     draft.saturate += hubs
     _merge_or_propose(draft, ranked, situation, rules)
     _link(draft, ranked, situation, rules)
@@ -224,6 +239,44 @@ def decide(situation: Situation, rules: TenantRules) -> Decision:
         reassign=tuple(draft.reassign),
         confirm=tuple(draft.confirm),
         splits=tuple(draft.splits),
+    )
+
+
+LINE_ALONE_REASON = "a household's line alone: it names a home, not a person"
+
+
+def household_line(identifier: Identifier, rules: TenantRules) -> bool:
+    """A fixed line (by the numbering plan): it rings in a home or an office, where several
+    people answer it and call from it."""
+    return identifier.family == "phone" and rules.rule_for(identifier).device_profile
+
+
+def _lines_alone(ranked: list[Claim], rules: TenantRules) -> bool:
+    """Only fixed lines, for a tenant leaving what a shared identifier alone carries unattributed
+    (one filing shared ones under their latest holder accepts a household's calls on one)."""
+    return (
+        bool(ranked)
+        and rules.shared_identifier == "unresolved"
+        and all(household_line(c.identifier, rules) for c in ranked)
+    )
+
+
+def _line_alone(
+    ranked: list[Claim], skipped: list[Skip], hubs: list[Identifier], situation: Situation
+) -> Decision:
+    """A touchpoint carrying only fixed lines (a call from a home's landline, a receipt with it):
+    whoever called could be anyone living there, so it is filed under a customer of its own and
+    joins nobody, neither a person who gave the line nor the line's other calls (grouping those
+    made one customer of a household: its members would see each other's calls). The line still
+    joins the people who give it beside their own identifiers (see `_link`)."""
+    lines = [Skip(c.identifier, LINE_ALONE_REASON) for c in ranked]
+    holders = sorted({g for c in ranked for g in _groups_of(c.holders, situation)})
+    return Decision(
+        home_id=situation.new_customer_id,
+        register=True,
+        saturate=tuple(hubs),
+        skipped=tuple(skipped + lines),
+        ambiguous_between=tuple(holders) if len(holders) > 1 else (),
     )
 
 

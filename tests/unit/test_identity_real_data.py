@@ -411,18 +411,24 @@ def test_a_person_giving_her_own_landline_on_her_own_browser_stays_herself(
     assert identity.locate("acme", form).customer_id == identity.locate("acme", ana).customer_id
 
 
-def test_a_landlines_calls_before_anyone_named_themselves_stay_the_households(
+def test_a_landlines_calls_alone_are_nobodys_in_particular(
     identity: IdentityResolver,
 ) -> None:
     resolve = resolving(identity, "cti")
     # Calls from a home landline nobody named: the grandmother, a son, a flatmate, who knows.
+    # Each stays a customer of its own: grouped, they would be one customer for a household.
     line = resolve(phone="913 914 447")
-    assert resolve(phone="+34 913 914 447") == line
-    # Juan Carlos gives his email on a call from it: those earlier calls do not become his.
+    again = resolve(phone="+34 913 914 447")
+    assert again != line
+    # Juan Carlos gives his email on a call from it: those earlier calls do not become his ...
     juan = resolve(email="juancarlos.villalobos78@gmail.com", phone="913914447")
-    assert juan != line
+    assert juan not in {line, again}
     assert identity.locate("acme", juan).members == (juan,)
-    assert identity.locate("acme", line).members == (line,)
+    assert identity.holders_of("acme", "phone", "913 914 447") == (juan,)
+    # ... nor do the calls after it: his mother calls from the same line.
+    mother = resolve(phone="913914447")
+    assert identity.locate("acme", mother).customer_id != juan
+    assert identity.locate("acme", juan).members == (juan,)
     # A browser is one person's: its anonymous visits do join whoever signs in on it.
     visits = resolve(anonymous_id="ck-1")
     ana = resolve(email="ana.garcia@gmail.com", anonymous_id="ck-1")
