@@ -14,6 +14,7 @@ from types import MappingProxyType
 from rapidfuzz.distance import OSA
 
 from services.identity.keyboard import keyboard_slip
+from services.identity.mailbox_names import one_persons_mailboxes
 from services.identity.rules import Identifier, TenantRules
 
 
@@ -603,6 +604,9 @@ def _merge_or_propose_one(
             on = browsers[0].identifier
             _absorb(draft, other, home, f"an account and its holder's contact details on {on}")
             return
+        if mergeable and browsers and not conflicts and (why := _one_persons(draft, other, rules)):
+            _absorb(draft, other, home, f"{why}, on {browsers[0].identifier}")
+            return
         if _different_people(draft, other, rules):
             _shared_devices(draft, devices, other, situation, rules)
     if mergeable and strong and not conflicts:
@@ -632,6 +636,24 @@ def _slip_between(ours: Iterable[Identifier], theirs: Iterable[Identifier]) -> s
                 mine.value.rpartition("@")[0], other.value.rpartition("@")[0]
             ):
                 return f"{mine.value} and {other.value} are one keystroke apart"
+    return None
+
+
+def _one_persons(draft: _Draft, other: Group, rules: TenantRules) -> str | None:
+    """Why two established customers meeting on a browser only one of them used before are one
+    person: an email of each, named after the same person (`one_persons_mailboxes`: a personal and
+    a work address, an old and a new one), and no personal lines of their own that differ (two
+    mobiles: two people of one household, whatever their addresses say)."""
+    ours = {i for i in draft.identifiers if _personal_line(i, rules)}
+    theirs = {i for i in other.identifiers if _personal_line(i, rules)}
+    if ours and theirs and not ours & theirs:
+        return None
+    mine = sorted(i.value for i in draft.identifiers if i.kind == "email")
+    known = sorted(i.value for i in other.identifiers if i.kind == "email")
+    for a in mine:
+        for b in known:
+            if one_persons_mailboxes(a, b):
+                return f"{a} and {b} are named after one person"
     return None
 
 
