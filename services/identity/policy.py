@@ -425,7 +425,23 @@ def _mistyped_email_of(
         slip = any(one_slip_apart(e, known) for e in emails for known in group.identifiers)
         if slip and not unique_conflicts([c.identifier for c in ranked], group.identifiers, rules):
             return claim.holders[-1], f"typo_of:email with {claim.identifier.kind}", []
+        if emails and _second_mailbox_on(claim, group, ranked, situation, rules):
+            person = [h for h in claim.holders if h not in situation.profiles]
+            return (person or claim.holders)[-1], f"second_mailbox:email on {claim.identifier}", []
     return None
+
+
+def _second_mailbox_on(
+    claim: Claim, group: Group, ranked: list[Claim], situation: Situation, rules: TenantRules
+) -> bool:
+    """The event's device is a browser only this customer used, and the event's new email is
+    named after the same person as the customer's (`_named_alike`): their second mailbox."""
+    if not (_is_device(claim.identifier, rules) and _personal_device(claim, group, situation)):
+        return False
+    event = [c.identifier for c in ranked]
+    if unique_conflicts(event, group.identifiers, rules):
+        return False
+    return _named_alike(event, group.identifiers, rules) is not None
 
 
 # A local part shorter than this is too short for one keystroke to tell a slip from another name.
@@ -641,15 +657,24 @@ def _slip_between(ours: Iterable[Identifier], theirs: Iterable[Identifier]) -> s
 
 def _one_persons(draft: _Draft, other: Group, rules: TenantRules) -> str | None:
     """Why two established customers meeting on a browser only one of them used before are one
-    person: an email of each, named after the same person (`one_persons_mailboxes`: a personal and
-    a work address, an old and a new one), and no personal lines of their own that differ (two
-    mobiles: two people of one household, whatever their addresses say)."""
-    ours = {i for i in draft.identifiers if _personal_line(i, rules)}
-    theirs = {i for i in other.identifiers if _personal_line(i, rules)}
-    if ours and theirs and not ours & theirs:
+    person (`_named_alike`)."""
+    return _named_alike(draft.identifiers, other.identifiers, rules)
+
+
+def _named_alike(
+    ours: Iterable[Identifier], theirs: Iterable[Identifier], rules: TenantRules
+) -> str | None:
+    """Why two sides are one person: an email of each, named after the same person
+    (`one_persons_mailboxes`: a personal and a work address, an old and a new one), and no
+    personal lines of their own that differ (two mobiles: two people of one household, whatever
+    their addresses say)."""
+    ours, theirs = set(ours), set(theirs)
+    our_lines = {i for i in ours if _personal_line(i, rules)}
+    their_lines = {i for i in theirs if _personal_line(i, rules)}
+    if our_lines and their_lines and not our_lines & their_lines:
         return None
-    mine = sorted(i.value for i in draft.identifiers if i.kind == "email")
-    known = sorted(i.value for i in other.identifiers if i.kind == "email")
+    mine = sorted(i.value for i in ours if i.kind == "email")
+    known = sorted(i.value for i in theirs if i.kind == "email")
     for a in mine:
         for b in known:
             if one_persons_mailboxes(a, b):

@@ -76,3 +76,20 @@ def test_a_family_computer_never_joins_two_people_of_the_household() -> None:
         "father", frozenset({"father"}), frozenset({email("juan.perez@gmail.com"), mobile})
     )
     assert meet_on_browser(father, jr, email("juan.perez@gmail.com")) == ()
+
+
+def test_a_new_work_mailbox_typed_on_ones_own_browser_is_ones_own() -> None:
+    # Enrique wrote from his personal address on his laptop; weeks later he types his work address
+    # in the chat there: filed under him, who now holds both (before, a customer apart).
+    enrique = Group(
+        "enrique", frozenset({"enrique"}), frozenset({email("enriquemolina@icloud.com"), BROWSER})
+    )
+    work = email("emolina@iberdrola.es")
+    claims = (Claim(work), Claim(BROWSER, ("enrique",)))
+    decision = decide(Situation(claims, {"enrique": enrique}, "new"), ES)
+    assert (decision.home_id, decision.register) == ("enrique", False)
+    assert work in {link.identifier for link in decision.links}
+    # His daughter's address on the same laptop is hers: a customer of her own, for review.
+    lucia = (Claim(email("lucia.garcia@gmail.com")), Claim(BROWSER, ("enrique",)))
+    hers = decide(Situation(lucia, {"enrique": enrique}, "new"), ES)
+    assert hers.register and hers.merges == ()
