@@ -41,16 +41,21 @@ def one_persons_mailboxes(first: str, second: str) -> bool:
 
 
 def _initial_and_surname(full: list[str], short: list[str]) -> bool:
-    """`short` is one word: the initial of `full`'s first name and one of its later names
-    (`drojas` of `dolores.rojas.nunez`), or of a name run together (`fbenitez` of
-    `fernandobenitez`)."""
+    """`short` is one word: the initial of one of `full`'s names and another of them, whichever
+    comes first there (`drojas` of `dolores.rojas.nunez`, `egarrido` of `garrido.enrique`), or of a
+    name run together (`fbenitez` of `fernandobenitez`)."""
     if len(short) != 1 or len(short[0]) < MIN_NAME + 1:
         return False
     initial, surname = short[0][0], short[0][1:]
+    if len(full) > 1:
+        return any(
+            given[0] == initial and surname == other
+            for i, given in enumerate(full)
+            for j, other in enumerate(full)
+            if i != j
+        )
     if initial != full[0][0]:
         return False
-    if len(full) > 1:
-        return surname in full[1:]
     run_together = len(surname) >= MIN_RUN_TOGETHER_SURNAME and len(full[0]) > len(short[0])
     return run_together and full[0].endswith(surname)
 

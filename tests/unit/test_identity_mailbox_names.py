@@ -16,6 +16,7 @@ ES = TenantRules(phone_region="ES")
     [
         ("dolores.rojas.nunez@hotmail.com", "drojas@bbva.com"),  # initial and a surname
         ("ignacio_gil@gmail.com", "igil@mercadona.es"),
+        ("garrido.enrique@yahoo.com.ar", "egarrido@mercadona.es"),  # surname first
         ("fernandobenitez85@gmail.com", "fbenitez@inditex.com"),  # the name run together
         ("dduran@gmail.com", "dduran@bbva.com"),  # one name, another domain
         ("luismiguel.cruz.ferrer@live.com", "cruz.luismiguel@hotmail.com"),  # another order
