@@ -369,6 +369,22 @@ def test_the_filing_records_which_identifiers_were_ignored_and_why(
     assert normalise_ref(ref, DEFAULTS).identifiers == (Identifier("anonymous_id", "web-1"),)
 
 
+# --- the example number of Spanish forms ----------------------------------------------------------
+
+
+def test_the_example_number_of_spanish_forms_is_a_real_number_unless_a_tenant_blocks_it() -> None:
+    # `612 345 678` is the number Spanish forms show as an example, and clerks sometimes type it
+    # for a customer without one; it is also a valid mobile someone holds. Product decision: by
+    # default it is that person's number (blocking it would split its holder's history); a tenant
+    # whose staff type it as a placeholder lists it in its rules' `blocked` values.
+    assert normalise_one("phone", "612 345 678", DEFAULTS) == Identifier("phone", "+34612345678")
+    shop = TenantRules(blocked={**DEFAULTS.blocked, "phone": ("+34612345678",)})
+    assert normalise_one("phone", "612 345 678", shop) == Rejected(
+        "phone", "612 345 678", "blocked"
+    )
+    assert normalise_one("phone", "612 345 679", shop) == Identifier("phone", "+34612345679")
+
+
 # --- hubs learned from the data -------------------------------------------------------------------
 
 
