@@ -20,7 +20,15 @@ from kernel.ports import PublishStatus
 from schemas.envelope import CustomerRef
 from services.identity import IdentityResolver, IdentityRules, IdentitySettings
 from services.identity.models import IgnoredIdentifier
-from services.identity.normalise import Rejected, lookup_spellings, normalise_one, normalise_ref
+from services.identity.normalise import (
+    Normalised,
+    Rejected,
+    ambiguous_readings,
+    lookup_spellings,
+    normalise_one,
+    normalise_ref,
+    with_known_reading,
+)
 from services.identity.policy import one_slip_apart
 from services.identity.rules import Identifier, TenantRules
 from services.identity.settings import load_rules
@@ -80,6 +88,35 @@ def test_a_latin_american_national_number_is_read_in_the_one_region_where_it_is_
 def test_a_national_number_valid_in_several_other_regions_is_dropped() -> None:
     # Ten digits starting 316: a Colombian mobile, or a Mexican or a US number: which one?
     assert phone("316 951 3292") == Rejected("phone", "316 951 3292", "invalid")
+
+
+def test_an_ambiguous_national_number_is_the_reading_a_customer_holds() -> None:
+    dropped = phone("316 951 3292")
+    assert isinstance(dropped, Rejected)
+    readings = ambiguous_readings(dropped, DEFAULTS)
+    colombian = Identifier("phone", "+573169513292")
+    assert colombian in readings and len(readings) > 1
+    touchpoint = Normalised((Identifier("email", "ana@x.es"),), (dropped,))
+    # Somebody holds the Colombian number (her calls came from it): it is hers, written nationally.
+    found = with_known_reading(touchpoint, lambda i: i == colombian, DEFAULTS)
+    assert found == Normalised((Identifier("email", "ana@x.es"), colombian), ())
+    # Nobody holds any reading, or several are held: still dropped, with its note.
+    assert with_known_reading(touchpoint, lambda i: False, DEFAULTS) == touchpoint
+    assert with_known_reading(touchpoint, lambda i: i in readings, DEFAULTS) == touchpoint
+
+
+def test_a_colombian_writing_her_number_without_its_code_is_herself(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "web")
+    valentina = resolve(phone="+57 316 951 3292", email="valentina.rios@gmail.com")
+    assert resolve(phone="316 951 3292") == valentina
+    # A number nobody holds in any of its readings is still dropped, with its note.
+    event_id = str(uuid.uuid4())
+    ref = CustomerRef(phone="315 222 3344", anonymous_id="ck-9")
+    identity.resolve("acme", ref, event_id, "web", at=NOW)
+    filed = identity.filing_of("acme", event_id)
+    assert filed is not None and filed.ignored == (IgnoredIdentifier("customer.phone", "invalid"),)
 
 
 @pytest.mark.parametrize(
