@@ -21,6 +21,8 @@ from services.identity.policy import (
     Decision,
     Situation,
     dormant,
+    household_line,
+    idle,
     rank,
     unique_conflicts,
 )
@@ -35,6 +37,10 @@ def quiet_decision(
     nothing but the confirmation of mobiles in use, or None when the full decision is needed."""
     if not normalised.identifiers:
         return None  # nothing usable: `decide` registers a one-off customer
+    if rules.shared_identifier == "unresolved" and all(
+        household_line(i, rules) for i in normalised.identifiers
+    ):
+        return None  # a household's line alone: `decide` registers a one-off customer
     claims = [state.claim(i) for i in normalised.identifiers]
     if not all(c.holders and not (c.saturated or c.suppressed) for c in claims):
         return None  # a new identifier links or registers; a skipped one is reported
@@ -57,8 +63,8 @@ def quiet_decision(
     # Not dormant, so not stale: `_choose_home` and `_link` treat every claim as current, and a
     # mobile still extends (read only for merges and new identifiers: none here).
     when = Situation(claims=(), groups={}, new_customer_id="", at=at)
-    if any(dormant(c, when, rules) for c in claims):
-        return None
+    if any(dormant(c, when, rules) or idle(c, when, rules) for c in claims):
+        return None  # idle: maybe stale (its holders' newer numbers are not read here)
     ranked = rank(claims, rules)
     home = _home(state, ranked, rules)
     if home is None:

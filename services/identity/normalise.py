@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -358,6 +359,33 @@ def normalise_ref(ref: CustomerRef, rules: TenantRules) -> Normalised:
         identifiers=tuple(r for r in results if isinstance(r, Identifier)),
         rejected=tuple(r for r in results if isinstance(r, Rejected)),
     )
+
+
+def ambiguous_readings(rejected: Rejected, rules: TenantRules) -> tuple[Identifier, ...]:
+    """The numbers a national phone number, invalid in the tenant's region, is in several of its
+    other regions (`316 951 3292`: Colombian or Mexican); empty for any other rejection."""
+    if rejected.kind != "phone" or rejected.reason != "invalid":
+        return ()
+    readings = {_valid_e164(rejected.raw, region) for region in rules.other_phone_regions}
+    found = sorted(r for r in readings if r)
+    return tuple(Identifier("phone", r) for r in found) if len(found) > 1 else ()
+
+
+def with_known_reading(
+    normalised: Normalised, held: Callable[[Identifier], bool], rules: TenantRules
+) -> Normalised:
+    """The touchpoint's identifiers with each ambiguous national number (`ambiguous_readings`)
+    read as the one of its readings a customer already holds, when exactly one is held: a person
+    writing their own number without its country code (`316 951 3292` from someone whose calls
+    came from `+57 316 951 3292`). With none or several held it stays dropped: which one?"""
+    identifiers, rejected = list(normalised.identifiers), []
+    for dropped in normalised.rejected:
+        known = [i for i in ambiguous_readings(dropped, rules) if held(i)]
+        if len(known) == 1 and known[0] not in identifiers:
+            identifiers.append(known[0])
+        else:
+            rejected.append(dropped)
+    return Normalised(tuple(identifiers), tuple(rejected))
 
 
 def lookup_spellings(kind: str, raw: str, rules: TenantRules) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from rapidfuzz.distance import OSA
 
 from services.identity.keyboard import keyboard_slip
+from services.identity.mailbox_names import one_persons_mailboxes
 from services.identity.rules import Identifier, TenantRules
 
 
@@ -187,11 +188,23 @@ def dormant(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
     return all(0 <= claim.confirmed.get(h, -1) < before for h in claim.holders)
 
 
+def idle(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
+    """Whether no holder of a reassignable identifier confirmed using it for the shorter of its
+    rule's windows (`moved_on_after_days`, `reassign_after_days`): it may be stale (`stale`)."""
+    rule = rules.rule_for(claim.identifier)
+    windows = [d for d in (rule.moved_on_after_days, rule.reassign_after_days) if d]
+    if not windows or not situation.at or not claim.holders:
+        return False
+    before = situation.at - min(windows) * DAY_MICROS
+    return all(0 <= claim.confirmed.get(h, -1) < before for h in claim.holders)
+
+
 def stale(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
-    """A dormant identifier whose every holder has since confirmed another value of its kind (a
+    """An idle identifier whose every holder has since confirmed another value of its kind (a
     new number): it belongs to none of them any more. It anchors, merges and vouches for nobody,
-    and passes to the next customer who presents it."""
-    return dormant(claim, situation, rules) and all(
+    and passes to the next customer who presents it (a number the carrier gave to someone else:
+    their calls are not the old holder's)."""
+    return idle(claim, situation, rules) and all(
         claim.successors.get(h, -1) > claim.confirmed[h] for h in claim.holders
     )
 
@@ -204,8 +217,11 @@ def decide(situation: Situation, rules: TenantRules) -> Decision:
     usable, skipped = _usable(situation.claims)
     usable, hubs = _without_hubs(usable, situation, rules)
     ranked = rank(usable, rules)
+    skipped += [Skip(h, HUB_REASON) for h in hubs]
+    if _lines_alone(ranked, rules):
+        return _line_alone(ranked, skipped, hubs, situation)
     draft = _start(ranked, situation, rules)
-    draft.skipped += skipped + [Skip(h, HUB_REASON) for h in hubs]
+    draft.skipped += skipped
     draft.saturate += hubs
     _merge_or_propose(draft, ranked, situation, rules)
     _link(draft, ranked, situation, rules)
@@ -224,6 +240,44 @@ def decide(situation: Situation, rules: TenantRules) -> Decision:
         reassign=tuple(draft.reassign),
         confirm=tuple(draft.confirm),
         splits=tuple(draft.splits),
+    )
+
+
+LINE_ALONE_REASON = "a household's line alone: it names a home, not a person"
+
+
+def household_line(identifier: Identifier, rules: TenantRules) -> bool:
+    """A fixed line (by the numbering plan): it rings in a home or an office, where several
+    people answer it and call from it."""
+    return identifier.family == "phone" and rules.rule_for(identifier).device_profile
+
+
+def _lines_alone(ranked: list[Claim], rules: TenantRules) -> bool:
+    """Only fixed lines, for a tenant leaving what a shared identifier alone carries unattributed
+    (one filing shared ones under their latest holder accepts a household's calls on one)."""
+    return (
+        bool(ranked)
+        and rules.shared_identifier == "unresolved"
+        and all(household_line(c.identifier, rules) for c in ranked)
+    )
+
+
+def _line_alone(
+    ranked: list[Claim], skipped: list[Skip], hubs: list[Identifier], situation: Situation
+) -> Decision:
+    """A touchpoint carrying only fixed lines (a call from a home's landline, a receipt with it):
+    whoever called could be anyone living there, so it is filed under a customer of its own and
+    joins nobody, neither a person who gave the line nor the line's other calls (grouping those
+    made one customer of a household: its members would see each other's calls). The line still
+    joins the people who give it beside their own identifiers (see `_link`)."""
+    lines = [Skip(c.identifier, LINE_ALONE_REASON) for c in ranked]
+    holders = sorted({g for c in ranked for g in _groups_of(c.holders, situation)})
+    return Decision(
+        home_id=situation.new_customer_id,
+        register=True,
+        saturate=tuple(hubs),
+        skipped=tuple(skipped + lines),
+        ambiguous_between=tuple(holders) if len(holders) > 1 else (),
     )
 
 
@@ -371,7 +425,23 @@ def _mistyped_email_of(
         slip = any(one_slip_apart(e, known) for e in emails for known in group.identifiers)
         if slip and not unique_conflicts([c.identifier for c in ranked], group.identifiers, rules):
             return claim.holders[-1], f"typo_of:email with {claim.identifier.kind}", []
+        if emails and _second_mailbox_on(claim, group, ranked, situation, rules):
+            person = [h for h in claim.holders if h not in situation.profiles]
+            return (person or claim.holders)[-1], f"second_mailbox:email on {claim.identifier}", []
     return None
+
+
+def _second_mailbox_on(
+    claim: Claim, group: Group, ranked: list[Claim], situation: Situation, rules: TenantRules
+) -> bool:
+    """The event's device is a browser only this customer used, and the event's new email is
+    named after the same person as the customer's (`_named_alike`): their second mailbox."""
+    if not (_is_device(claim.identifier, rules) and _personal_device(claim, group, situation)):
+        return False
+    event = [c.identifier for c in ranked]
+    if unique_conflicts(event, group.identifiers, rules):
+        return False
+    return _named_alike(event, group.identifiers, rules) is not None
 
 
 # A local part shorter than this is too short for one keystroke to tell a slip from another name.
@@ -550,6 +620,9 @@ def _merge_or_propose_one(
             on = browsers[0].identifier
             _absorb(draft, other, home, f"an account and its holder's contact details on {on}")
             return
+        if mergeable and browsers and not conflicts and (why := _one_persons(draft, other, rules)):
+            _absorb(draft, other, home, f"{why}, on {browsers[0].identifier}")
+            return
         if _different_people(draft, other, rules):
             _shared_devices(draft, devices, other, situation, rules)
     if mergeable and strong and not conflicts:
@@ -579,6 +652,33 @@ def _slip_between(ours: Iterable[Identifier], theirs: Iterable[Identifier]) -> s
                 mine.value.rpartition("@")[0], other.value.rpartition("@")[0]
             ):
                 return f"{mine.value} and {other.value} are one keystroke apart"
+    return None
+
+
+def _one_persons(draft: _Draft, other: Group, rules: TenantRules) -> str | None:
+    """Why two established customers meeting on a browser only one of them used before are one
+    person (`_named_alike`)."""
+    return _named_alike(draft.identifiers, other.identifiers, rules)
+
+
+def _named_alike(
+    ours: Iterable[Identifier], theirs: Iterable[Identifier], rules: TenantRules
+) -> str | None:
+    """Why two sides are one person: an email of each, named after the same person
+    (`one_persons_mailboxes`: a personal and a work address, an old and a new one), and no
+    personal lines of their own that differ (two mobiles: two people of one household, whatever
+    their addresses say)."""
+    ours, theirs = set(ours), set(theirs)
+    our_lines = {i for i in ours if _personal_line(i, rules)}
+    their_lines = {i for i in theirs if _personal_line(i, rules)}
+    if our_lines and their_lines and not our_lines & their_lines:
+        return None
+    mine = sorted(i.value for i in ours if i.kind == "email")
+    known = sorted(i.value for i in theirs if i.kind == "email")
+    for a in mine:
+        for b in known:
+            if one_persons_mailboxes(a, b):
+                return f"{a} and {b} are named after one person"
     return None
 
 

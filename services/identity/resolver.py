@@ -53,10 +53,16 @@ from services.identity.models import (
     SplitOutcome,
 )
 from services.identity.naming import identifier_of_key, preferred_name
-from services.identity.normalise import Rejected, normalise_one, normalise_ref
+from services.identity.normalise import (
+    Rejected,
+    ambiguous_readings,
+    normalise_one,
+    normalise_ref,
+    with_known_reading,
+)
 from services.identity.ports import IdentityStore
 from services.identity.resolution import resolve_in
-from services.identity.rules import IdentityRules
+from services.identity.rules import Identifier, IdentityRules
 from services.identity.state import (
     DEFAULT_CACHE_SIZE,
     AggregateCache,
@@ -163,15 +169,25 @@ class IdentityResolver(Application[UUID]):
             for t in touchpoints
         ]
         seen = [(*n.identifiers, *([p.identifier] if p.identifier else [])) for n, _, p in work]
+        readings = [i for n, _, _ in work for r in n.rejected for i in ambiguous_readings(r, rules)]
 
         def resolve_all(state: IdentityState) -> list[ResolvedCustomer]:
             state.preload(
                 event_ids=[e.event_id for _, e, _ in work if e.event_id],
-                identifiers=dict.fromkeys(i for ids in seen for i in ids),
+                identifiers=dict.fromkeys([*(i for ids in seen for i in ids), *readings]),
                 names=[p.name for _, _, p in work if p.name],
                 touchpoints=seen,
             )
-            return [resolve_in(state, n, e, rules, p, self.fast_path) for n, e, p in work]
+
+            def held(identifier: Identifier) -> bool:
+                return bool(state.claim(identifier).holders)
+
+            # Read one at a time, as each touchpoint's turn comes: what the ones before it in
+            # the batch registered counts, as it would one call each.
+            return [
+                resolve_in(state, with_known_reading(n, held, rules), e, rules, p, self.fast_path)
+                for n, e, p in work
+            ]
 
         # Resolving registers what it needs, so a customer it cannot find was being written by
         # another replica while this attempt read (an index entry seen before its aggregate):

@@ -66,6 +66,11 @@ class KindRule(BaseModel):
     # for this many days stops vouching, merging or anchoring, and passes to the next customer
     # who presents it with a strong identifier of their own. None: never reassigned.
     reassign_after_days: int | None = Field(default=None, ge=1, le=3650)
+    # A value of a reassignable kind whose every holder has since moved to another value of it
+    # (confirmed using a newer number) and not used this one for this many days was given up:
+    # it passes to the next customer who presents it, sooner than `reassign_after_days` (which
+    # waits out the longest ageing because nothing says the holder left). None: only that.
+    moved_on_after_days: int | None = Field(default=None, ge=1, le=3650)
     # Identifies a device or a line rather than a person (a browser, a tablet, a landline). A
     # touchpoint carrying only such identifiers is filed under the device's own profile, which
     # joins the one person known to use it; when a second person uses it, the profile leaves that
@@ -86,6 +91,10 @@ class ExternalNamespace(BaseModel):
 
 # Carriers age a given-up mobile number for up to 90 days before giving it to someone else.
 REASSIGN_AFTER_DAYS = 90
+# ... and for about a month at the least. A holder seen using a newer number who has not used the
+# old one for that long has changed numbers: the old one may be someone else's already. (One
+# person's two lines in use are both confirmed as they are used, so neither looks given up.)
+MOVED_ON_AFTER_DAYS = 30
 DEFAULT_KINDS: dict[Family, KindRule] = {
     "customer_id": KindRule(priority=100, strong=True, unique=True),
     "external": KindRule(priority=90, strong=True, unique=True),
@@ -97,6 +106,7 @@ DEFAULT_KINDS: dict[Family, KindRule] = {
         vouches=True,
         extends=True,
         reassign_after_days=REASSIGN_AFTER_DAYS,
+        moved_on_after_days=MOVED_ON_AFTER_DAYS,
     ),
     # Browsers and tablets are shared at home more often than mobiles are: they never vouch.
     "anonymous_id": KindRule(priority=40, strong=False, max_holders=3, device_profile=True),

@@ -20,7 +20,15 @@ from kernel.ports import PublishStatus
 from schemas.envelope import CustomerRef
 from services.identity import IdentityResolver, IdentityRules, IdentitySettings
 from services.identity.models import IgnoredIdentifier
-from services.identity.normalise import Rejected, lookup_spellings, normalise_one, normalise_ref
+from services.identity.normalise import (
+    Normalised,
+    Rejected,
+    ambiguous_readings,
+    lookup_spellings,
+    normalise_one,
+    normalise_ref,
+    with_known_reading,
+)
 from services.identity.policy import one_slip_apart
 from services.identity.rules import Identifier, TenantRules
 from services.identity.settings import load_rules
@@ -80,6 +88,35 @@ def test_a_latin_american_national_number_is_read_in_the_one_region_where_it_is_
 def test_a_national_number_valid_in_several_other_regions_is_dropped() -> None:
     # Ten digits starting 316: a Colombian mobile, or a Mexican or a US number: which one?
     assert phone("316 951 3292") == Rejected("phone", "316 951 3292", "invalid")
+
+
+def test_an_ambiguous_national_number_is_the_reading_a_customer_holds() -> None:
+    dropped = phone("316 951 3292")
+    assert isinstance(dropped, Rejected)
+    readings = ambiguous_readings(dropped, DEFAULTS)
+    colombian = Identifier("phone", "+573169513292")
+    assert colombian in readings and len(readings) > 1
+    touchpoint = Normalised((Identifier("email", "ana@x.es"),), (dropped,))
+    # Somebody holds the Colombian number (her calls came from it): it is hers, written nationally.
+    found = with_known_reading(touchpoint, lambda i: i == colombian, DEFAULTS)
+    assert found == Normalised((Identifier("email", "ana@x.es"), colombian), ())
+    # Nobody holds any reading, or several are held: still dropped, with its note.
+    assert with_known_reading(touchpoint, lambda i: False, DEFAULTS) == touchpoint
+    assert with_known_reading(touchpoint, lambda i: i in readings, DEFAULTS) == touchpoint
+
+
+def test_a_colombian_writing_her_number_without_its_code_is_herself(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "web")
+    valentina = resolve(phone="+57 316 951 3292", email="valentina.rios@gmail.com")
+    assert resolve(phone="316 951 3292") == valentina
+    # A number nobody holds in any of its readings is still dropped, with its note.
+    event_id = str(uuid.uuid4())
+    ref = CustomerRef(phone="315 222 3344", anonymous_id="ck-9")
+    identity.resolve("acme", ref, event_id, "web", at=NOW)
+    filed = identity.filing_of("acme", event_id)
+    assert filed is not None and filed.ignored == (IgnoredIdentifier("customer.phone", "invalid"),)
 
 
 @pytest.mark.parametrize(
@@ -369,6 +406,22 @@ def test_the_filing_records_which_identifiers_were_ignored_and_why(
     assert normalise_ref(ref, DEFAULTS).identifiers == (Identifier("anonymous_id", "web-1"),)
 
 
+# --- the example number of Spanish forms ----------------------------------------------------------
+
+
+def test_the_example_number_of_spanish_forms_is_a_real_number_unless_a_tenant_blocks_it() -> None:
+    # `612 345 678` is the number Spanish forms show as an example, and clerks sometimes type it
+    # for a customer without one; it is also a valid mobile someone holds. Product decision: by
+    # default it is that person's number (blocking it would split its holder's history); a tenant
+    # whose staff type it as a placeholder lists it in its rules' `blocked` values.
+    assert normalise_one("phone", "612 345 678", DEFAULTS) == Identifier("phone", "+34612345678")
+    shop = TenantRules(blocked={**DEFAULTS.blocked, "phone": ("+34612345678",)})
+    assert normalise_one("phone", "612 345 678", shop) == Rejected(
+        "phone", "612 345 678", "blocked"
+    )
+    assert normalise_one("phone", "612 345 679", shop) == Identifier("phone", "+34612345679")
+
+
 # --- hubs learned from the data -------------------------------------------------------------------
 
 
@@ -411,18 +464,24 @@ def test_a_person_giving_her_own_landline_on_her_own_browser_stays_herself(
     assert identity.locate("acme", form).customer_id == identity.locate("acme", ana).customer_id
 
 
-def test_a_landlines_calls_before_anyone_named_themselves_stay_the_households(
+def test_a_landlines_calls_alone_are_nobodys_in_particular(
     identity: IdentityResolver,
 ) -> None:
     resolve = resolving(identity, "cti")
     # Calls from a home landline nobody named: the grandmother, a son, a flatmate, who knows.
+    # Each stays a customer of its own: grouped, they would be one customer for a household.
     line = resolve(phone="913 914 447")
-    assert resolve(phone="+34 913 914 447") == line
-    # Juan Carlos gives his email on a call from it: those earlier calls do not become his.
+    again = resolve(phone="+34 913 914 447")
+    assert again != line
+    # Juan Carlos gives his email on a call from it: those earlier calls do not become his ...
     juan = resolve(email="juancarlos.villalobos78@gmail.com", phone="913914447")
-    assert juan != line
+    assert juan not in {line, again}
     assert identity.locate("acme", juan).members == (juan,)
-    assert identity.locate("acme", line).members == (line,)
+    assert identity.holders_of("acme", "phone", "913 914 447") == (juan,)
+    # ... nor do the calls after it: his mother calls from the same line.
+    mother = resolve(phone="913914447")
+    assert identity.locate("acme", mother).customer_id != juan
+    assert identity.locate("acme", juan).members == (juan,)
     # A browser is one person's: its anonymous visits do join whoever signs in on it.
     visits = resolve(anonymous_id="ck-1")
     ana = resolve(email="ana.garcia@gmail.com", anonymous_id="ck-1")

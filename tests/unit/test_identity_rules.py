@@ -309,9 +309,53 @@ def test_a_number_its_holder_replaced_passes_to_whoever_presents_it_next() -> No
     assert bob.reassign == (Reassign(old, ("ana",)),)
     call = decide(situation([moved_on], ana, at=later), ES)  # a call from the number alone
     assert call.register and call.reassign == (Reassign(old, ("ana",)),)
-    # Before the aging period it is still Ana's: her number, her call.
+    # Before a month is over it is still Ana's: her number, her call.
     early = decide(situation([moved_on], ana, at=T0 + 30 * DAY_MICROS), ES)
     assert (early.home_id, early.reassign) == ("ana", ())
+
+
+def test_a_number_its_holder_moved_on_from_a_month_ago_is_no_longer_theirs() -> None:
+    # Ana changed numbers: her new mobile is in use, the old one unused for over a month. The
+    # carrier may have handed it to somebody else after ageing it (a month or more): a call from it
+    # is no longer taken for Ana's, and does not wait out the longest ageing (90 days).
+    old = phone("+34612345678")
+    ana = group("ana", email("ana@x.io"), old, phone("+34698765432"))
+    moved_on = Claim(old, ("ana",), confirmed={"ana": T0}, successors={"ana": T0 + DAY_MICROS})
+    call = decide(situation([moved_on], ana, at=T0 + 31 * DAY_MICROS), ES)
+    assert call.register and call.reassign == (Reassign(old, ("ana",)),)
+    newcomer = decide(
+        situation([Claim(email("bob@x.io")), moved_on], ana, at=T0 + 31 * DAY_MICROS), ES
+    )
+    assert newcomer.register and newcomer.merges == () and newcomer.proposals == ()
+    # A month idle without a newer number is not a change of numbers: still hers (a second line).
+    kept = Claim(old, ("ana",), confirmed={"ana": T0})
+    assert decide(situation([kept], ana, at=T0 + 31 * DAY_MICROS), ES).home_id == "ana"
+    # Nor is a number she used after her newer one: two lines in use.
+    both = Claim(old, ("ana",), confirmed={"ana": T0 + 2 * DAY_MICROS}, successors={"ana": T0})
+    assert decide(situation([both], ana, at=T0 + 31 * DAY_MICROS), ES).home_id == "ana"
+    # A tenant may keep numbers until the longest ageing is over.
+    waiting = KindRule(**{**ES.kinds["phone"].model_dump(), "moved_on_after_days": None})
+    patient = TenantRules(phone_region="ES", kinds={**ES.kinds, "phone": waiting})
+    assert decide(situation([moved_on], ana, at=T0 + 31 * DAY_MICROS), patient).home_id == "ana"
+
+
+def test_a_call_from_a_household_line_alone_is_nobodys_in_particular() -> None:
+    # A landline rings in a home: a call from it with nothing else may be any of the household's.
+    line = phone("+34912345678")
+    dad = group("dad", email("dad@x.io"), line)
+    call = decide(situation([Claim(line, ("dad",))], dad), ES)
+    assert (call.home_id, call.register, call.links, call.merges) == (NEW, True, (), ())
+    assert [s.identifier for s in call.skipped] == [line]
+    # Nor do its calls gather on a customer of the line's own (one customer for a household).
+    first = decide(situation([Claim(line)]), ES)
+    assert first.register and first.links == ()
+    # The line still joins whoever gives it beside identifiers of their own.
+    mum = decide(situation([Claim(email("mum@x.io")), Claim(line, ("dad",))], dad), ES)
+    assert line in {link.identifier for link in mum.links} and mum.merges == ()
+    # A mobile alone is a person's: its calls are its holder's.
+    mobile = phone("+34612345678")
+    ana = group("ana", email("ana@x.io"), mobile)
+    assert decide(situation([Claim(mobile, ("ana",))], ana), ES).home_id == "ana"
 
 
 def test_use_of_a_mobile_is_confirmed_at_most_weekly_and_not_by_calls_once_dormant() -> None:
