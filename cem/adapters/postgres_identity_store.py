@@ -53,6 +53,7 @@ _COPY_LEGACY_FILINGS = (
     "FROM (SELECT convert_from(state, 'UTF8')::jsonb AS j FROM {schema}.{events} "
     "WHERE topic = %s) AS legacy ON CONFLICT DO NOTHING"
 )
+_CREATE_LOCK = "SELECT pg_advisory_xact_lock(hashtext(%s))"
 _FILINGS_TABLES = "SELECT count(*) AS found FROM pg_tables WHERE schemaname = %s AND tablename = %s"
 _SELECT_FILINGS = (
     "SELECT event_id, home_id, source, ignored FROM {schema}.{table} "
@@ -80,6 +81,9 @@ class PostgresIdentityRecorder(PostgresApplicationRecorder):
         )
 
     def _create_table(self, curs: Any) -> None:
+        # Replicas starting together take turns (the lock ends with the transaction), so only the
+        # first sees the table absent and copies; the others find it made and filled.
+        curs.execute(_CREATE_LOCK, (f"{self.datastore.schema}.{self.filings_table_name}",))
         curs.execute(_FILINGS_TABLES, (self.datastore.schema, self.filings_table_name))
         absent = curs.fetchone()["found"] == 0
         super()._create_table(curs)

@@ -5,8 +5,10 @@ Each run works in its own schema (dropped afterwards), so it never touches anoth
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -14,11 +16,18 @@ import pytest
 from psycopg import sql
 
 from cem.adapters.postgres_identity_store import PostgresIdentityStore
+from services.identity import IdentityResolver
+from services.identity.changes import SYSTEM_ACTOR
+from services.identity.domain import Customer
 from services.identity.ports import IdentityStore
 from tests.conftest import missing_service
 from tests.contract.test_identity_lifecycle import IdentityLifecycleContract
-from tests.contract.test_identity_store import IdentityStoreContract
-from tests.contract.test_identity_store_filings import FilingsContract
+from tests.contract.test_identity_store import RULES, IdentityStoreContract
+from tests.contract.test_identity_store_filings import (
+    FilingsContract,
+    OlderFiling,
+    write_older_store,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -72,3 +81,28 @@ class TestPostgresFilings(FilingsContract):
     def store(self, empty_schema: tuple[str, str], tmp_path: Path) -> IdentityStore:
         dsn, schema = empty_schema
         return PostgresIdentityStore(dsn, schema, pool_size=4)
+
+
+def test_replicas_opening_an_older_store_together_all_start_and_find_its_filings(
+    empty_schema: tuple[str, str],
+) -> None:
+    """Replicas of a new release starting at once on a store of an older one: each opens it (no
+    error from two creating the filings table at once) and each answers the older filings."""
+    dsn, schema = empty_schema
+    store = PostgresIdentityStore(dsn, schema, pool_size=4)
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    ana = Customer(tenant, "seed", "first seen", SYSTEM_ACTOR, "http", "e-1", name="ana-lopez")
+    write_older_store(store, [ana], [OlderFiling(tenant, "e-1", "ana-lopez", "http", None)])
+    start = threading.Barrier(4)
+
+    def open_and_ask(_: int) -> str | None:
+        start.wait()
+        identity = IdentityResolver(store, RULES)
+        try:
+            filing = identity.filing_of(tenant, "e-1")
+            return None if filing is None else filing.home_id
+        finally:
+            identity.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(open_and_ask, range(4))) == ["ana-lopez"] * 4
