@@ -105,7 +105,11 @@ class PostgresIdentityRecorder(PostgresApplicationRecorder):
                 [f.source for f in filings],
                 [ignored_as_text(f) for f in filings],
             ]
-            curs.execute(self.statement(_INSERT_FILINGS), columns, prepare=True)
+            # A nested pipeline syncs as it ends: a filing another replica wrote first fails here
+            # as an IntegrityError (a concurrent write, resolved again by the caller), not later
+            # as an aborted pipeline, which the library would retry as if the server were down.
+            with curs.connection.pipeline():
+                curs.execute(self.statement(_INSERT_FILINGS), columns, prepare=True)
         super()._insert_events(curs, stored_events, **kwargs)
 
 
