@@ -22,20 +22,17 @@ import argparse
 import os
 import re
 import shutil
-import sqlite3
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cem import data_dir
-from cem.adapters.sqlite_log import SqliteLog, _decode_headers
+from cem.adapters.sqlite_log import SqliteLog
+from cem.adapters.sqlite_snapshot import backup, events_by_topic, log_records
 from cem.cli_errors import CliError
 from kernel.customer_key import customer_key
 from kernel.partitioning import touchpoint_key
 from kernel.ports import TOUCHPOINTS_TOPIC, Record
-from kernel.private_files import private_file
 from kernel.secrets import KEY_FILE
 from schemas.validate import decode
 from services.identity.changes import SYSTEM_ACTOR
@@ -83,7 +80,7 @@ def migrate(old: Path, new: Path) -> Migration:
     staging.chmod(0o700)
     for name in COPIED_STORES:
         if (old / name).exists():
-            _backup(old / name, staging / name)
+            backup(old / name, staging / name)
     for name in COPIED_FILES:
         if (old / name).exists():
             shutil.copy2(old / name, staging / name)
@@ -95,42 +92,16 @@ def migrate(old: Path, new: Path) -> Migration:
     return Migration(copied, undecodable, hand_made)
 
 
-@contextmanager
-def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
-    """A connection that cannot write `path` (it still reads commits kept in its -wal file)."""
-    with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
-        yield conn
-
-
-def _backup(source: Path, target: Path) -> None:
-    """A consistent copy of a SQLite store, its -wal file's commits included."""
-    private_file(target)
-    with _read_only(source) as src, closing(sqlite3.connect(target)) as dst:
-        src.backup(dst)
-
-
 def _copy_touchpoints(old_log: Path, new_log: Path) -> tuple[int, int]:
     """Every touchpoint, each partition in order (one customer's are in one partition, so they
-    keep their order), read in one read-only transaction: no consumer group is committed."""
+    keep their order), read without writing the old log (no consumer group is committed)."""
     target, copied, undecodable = SqliteLog(new_log), 0, 0
     try:
-        with _read_only(old_log) as source:
-            source.execute("BEGIN")
-            ends = source.execute(
-                "SELECT partition FROM partition_ends WHERE topic = ? ORDER BY partition",
-                (TOUCHPOINTS_TOPIC,),
-            ).fetchall()
-            for (partition,) in ends:
-                rows = source.execute(
-                    "SELECT key, value, headers FROM records WHERE topic = ? AND partition = ? "
-                    "ORDER BY offset",
-                    (TOUCHPOINTS_TOPIC, partition),
-                )
-                while batch := rows.fetchmany(CHUNK):
-                    rekeyed = [_rekeyed(k, v, _decode_headers(h)) for k, v, h in batch]
-                    undecodable += sum(not decoded for decoded, _ in rekeyed)
-                    target.append(TOUCHPOINTS_TOPIC, [record for _, record in rekeyed])
-                    copied += len(rekeyed)
+        for batch in log_records(old_log, TOUCHPOINTS_TOPIC, CHUNK):
+            rekeyed = [_rekeyed(r.key, r.value, r.headers) for r in batch]
+            undecodable += sum(not decoded for decoded, _ in rekeyed)
+            target.append(TOUCHPOINTS_TOPIC, [record for _, record in rekeyed])
+            copied += len(rekeyed)
     finally:
         target.close()
     return copied, undecodable
@@ -162,24 +133,9 @@ def _hand_made(path: Path) -> dict[str, int]:
     """The old identity store's hand-made events by kind (an actor other than the resolver)."""
     if not path.exists():
         return {}
-    with _read_only(path) as store:
-        found = store.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (EVENTS_TABLE,)
-        ).fetchone()
-        if found is None:
-            return {}
-        marks = ",".join("?" * len(HAND_MADE))
-        rows = store.execute(
-            f"SELECT topic, count(*) FROM {EVENTS_TABLE} WHERE "
-            f"substr(topic, instr(topic, ':') + 1) IN ({marks}) AND NOT ("
-            "json_valid(CAST(state AS TEXT)) AND "
-            "json_extract(CAST(state AS TEXT), '$.actor') IS ?) GROUP BY topic",
-            (*HAND_MADE, SYSTEM_ACTOR),
-        ).fetchall()
     counts: dict[str, int] = {}
-    for topic, count in rows:
-        kind = HAND_MADE[topic.partition(":")[2]]
-        counts[kind] = counts.get(kind, 0) + count
+    for name, count in events_by_topic(path, EVENTS_TABLE, HAND_MADE, SYSTEM_ACTOR).items():
+        counts[HAND_MADE[name]] = counts.get(HAND_MADE[name], 0) + count
     return counts
 
 
