@@ -247,11 +247,15 @@ def _bench_identity_throughput(args: argparse.Namespace) -> int:
 
 
 def _bench_sentiment(args: argparse.Namespace) -> int:
+    data = Path(args.data) if args.data else None
+    out = Path(args.out) if args.out else None
+    if args.candidate:
+        from bench.sentiment_candidate import main as candidate_main
+
+        return candidate_main(args.candidate, args.language, data, out)
     from bench.sentiment import main as sentiment_main
 
-    return sentiment_main(
-        Path(args.data) if args.data else None, Path(args.out) if args.out else None
-    )
+    return sentiment_main(data, out)
 
 
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
@@ -383,7 +387,13 @@ def _add_bench(sub: Any) -> None:
     speed.set_defaults(func=_bench_identity_throughput)
     feeling = _command(kinds, "sentiment", "sentiment accuracy on the labelled texts")
     feeling.add_argument("--data", help="labelled CSV (default tests/data/sentiment/labelled.csv)")
-    feeling.add_argument("--out", help="JSON results (default bench-results/sentiment.json)")
+    feeling.add_argument("--out", help="JSON results (default bench-results/sentiment*.json)")
+    feeling.add_argument(
+        "--candidate",
+        metavar="MODULE:FUNCTION",
+        help="measure a model not wired in: a function taking a text, returning its label",
+    )
+    feeling.add_argument("--language", default="es", help="the candidate's language (default es)")
     feeling.set_defaults(func=_bench_sentiment)
 
 

@@ -6,109 +6,145 @@ patched in place: the touchpoints are what the platform was told, and filing the
 new naming rebuilds the rest, as a replay would. The command copies the touchpoints (re-keyed:
 their keys held the readable customer key too) and the stores that hold no customer ids (keys,
 people's accounts, channels, the platform key, so the ids derive under the same key) into `NEW`;
-`cem up --data-dir NEW` then files and projects them. The old directory is left as it was, a
-backup until the new one is checked.
+`cem up --data-dir NEW` then files and projects them. The old directory is left as it was (its
+SQLite files are opened read-only), a backup until the new one is checked; `NEW` appears only
+once complete (the copy is made beside it and renamed).
 
 What is not carried over: filings, the identity store and the tables, rebuilt from the
 touchpoints; so merges, splits, unlinks and candidate decisions people made by hand are lost and
-must be made again (the command says how many identity events the old store had), and the
+must be made again (the command counts them, by kind), and the
 access audit, whose entries name customers by the old ids, stays in the old directory.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import shutil
-import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cem import data_dir
-from cem.adapters.sqlite_identity_store import SqliteIdentityStore
 from cem.adapters.sqlite_log import SqliteLog
+from cem.adapters.sqlite_snapshot import backup, events_by_topic, log_records
 from cem.cli_errors import CliError
 from kernel.customer_key import customer_key
 from kernel.partitioning import touchpoint_key
-from kernel.ports import TOUCHPOINTS_TOPIC, Consumed, Record
+from kernel.ports import TOUCHPOINTS_TOPIC, Record
 from kernel.secrets import KEY_FILE
 from schemas.validate import decode
-from services.identity.resolver import IdentityResolver
+from services.identity.changes import SYSTEM_ACTOR
 
-# Stores without customer ids, copied as they are.
-COPIED = ("keys.sqlite", "users.sqlite", "channels.sqlite", KEY_FILE)
+# Stores without customer ids, copied as they are: SQLite ones through SQLite (their recent
+# commits may still be in a -wal file beside them), the key file as a file.
+COPIED_STORES = ("keys.sqlite", "users.sqlite", "channels.sqlite")
+COPIED_FILES = (KEY_FILE,)
 CHUNK = 5000
+# The identity store's events table (the library's default name) and the events people make by
+# hand, by their stored topics' class names: merges, splits, unlinks and candidate decisions.
+EVENTS_TABLE = "stored_events"
+HAND_MADE = {
+    "Customer.CustomersMerged": "merges",
+    "Customer.CustomersSplit": "splits",
+    "Customer.IdentifierUnlinked": "unlinks",
+    "MergeCandidate.Accepted": "candidate decisions",
+    "MergeCandidate.Rejected": "candidate decisions",
+    "MergeCandidate.Separated": "candidate decisions",
+}
+_BUCKET = re.compile(rb"[^/]*/[0-9a-f]{4}")
 
 
 @dataclass(frozen=True)
 class Migration:
     touchpoints: int
-    undecodable: int  # kept with their old key: the filing stage dead-letters them as before
-    identity_events: int  # in the old identity store: hand-made merges and splits among them
+    undecodable: int  # kept with a bucketed old key: the filing stage dead-letters them as before
+    # Identity events people made by hand in the old store, by kind (`HAND_MADE`); not carried.
+    hand_made: dict[str, int] = field(default_factory=dict)
 
 
 def migrate(old: Path, new: Path) -> Migration:
-    """Copy `old`'s touchpoints, re-keyed, and its stores without customer ids into `new`."""
+    """Copy `old`'s touchpoints, re-keyed, and its stores without customer ids into `new`.
+
+    `old` is only read (every SQLite file opened read-only). The copy is made in a staging
+    directory beside `new`, renamed to `new` once complete: a crash leaves no partial `new`."""
     if not (old / "log.sqlite").exists():
         raise CliError(f"no event log in {old}")
-    if new.exists() and any(new.iterdir()):
-        raise CliError(f"{new} is not empty: migrate into a new directory")
-    new.mkdir(parents=True, exist_ok=True)
-    new.chmod(0o700)
-    for name in COPIED:
+    if new.exists():
+        raise CliError(f"{new} exists: migrate into a new directory")
+    staging = new.with_name(f".{new.name}.migrating")
+    if staging.exists():
+        shutil.rmtree(staging)  # what a crashed migration left
+    staging.mkdir(parents=True)
+    staging.chmod(0o700)
+    for name in COPIED_STORES:
         if (old / name).exists():
-            shutil.copy2(old / name, new / name)
-    copied, undecodable = _copy_touchpoints(old / "log.sqlite", new / "log.sqlite")
-    return Migration(copied, undecodable, _identity_events(old / "identity.sqlite"))
+            backup(old / name, staging / name)
+    for name in COPIED_FILES:
+        if (old / name).exists():
+            shutil.copy2(old / name, staging / name)
+    copied, undecodable = _copy_touchpoints(old / "log.sqlite", staging / "log.sqlite")
+    hand_made = _hand_made(old / "identity.sqlite")
+    _sync_dir(staging)
+    staging.rename(new)
+    _sync_dir(new.parent)
+    return Migration(copied, undecodable, hand_made)
 
 
 def _copy_touchpoints(old_log: Path, new_log: Path) -> tuple[int, int]:
     """Every touchpoint, each partition in order (one customer's are in one partition, so they
-    keep their order), read as `cem replay` reads: by a group of its own."""
-    source, target = SqliteLog(old_log), SqliteLog(new_log)
-    group, copied, undecodable = f"migrate-ids-{uuid.uuid4().hex[:8]}", 0, 0
+    keep their order), read without writing the old log (no consumer group is committed)."""
+    target, copied, undecodable = SqliteLog(new_log), 0, 0
     try:
-        end = source.end_offsets(TOUCHPOINTS_TOPIC)
-        while any(source.committed(TOUCHPOINTS_TOPIC, group).get(p, 0) < e for p, e in end.items()):
-            batch = source.poll(TOUCHPOINTS_TOPIC, group, CHUNK, 0.0)
-            rekeyed = [_rekeyed(r) for r in batch]
+        for batch in log_records(old_log, TOUCHPOINTS_TOPIC, CHUNK):
+            rekeyed = [_rekeyed(r.key, r.value, r.headers) for r in batch]
             undecodable += sum(not decoded for decoded, _ in rekeyed)
-            records = [record for _, record in rekeyed]
-            target.append(TOUCHPOINTS_TOPIC, records)
-            source.commit(TOUCHPOINTS_TOPIC, group, _next_offsets(batch))
-            copied += len(records)
+            target.append(TOUCHPOINTS_TOPIC, [record for _, record in rekeyed])
+            copied += len(rekeyed)
     finally:
-        source.close()
         target.close()
     return copied, undecodable
 
 
-def _next_offsets(batch: list[Consumed]) -> dict[int, int]:
-    offsets: dict[int, int] = {}
-    for record in batch:
-        offsets[record.partition] = max(offsets.get(record.partition, 0), record.offset + 1)
-    return offsets
-
-
-def _rekeyed(record: Consumed) -> tuple[bool, Record]:
-    """Whether the record decodes, and the record with the key ingest gives it now; its old key
-    when its value does not decode (the filing stage dead-letters it, as before)."""
+def _rekeyed(
+    key: bytes, value: bytes, headers: tuple[tuple[str, bytes], ...]
+) -> tuple[bool, Record]:
+    """Whether the record decodes, and the record with the key ingest gives it now; when its
+    value does not decode (the filing stage dead-letters it, as before), its old key bucketed
+    the same way: the old key may be readable (`acme/email:maria@...`)."""
     try:
-        event = decode(record.value)
+        event = decode(value)
     except ValueError:
-        return False, Record(record.key, record.value, record.headers)
-    key = touchpoint_key(event.tenant_id, customer_key(event.customer))
-    return True, Record(key, record.value, record.headers)
+        return False, Record(_bucketed(bytes(key)), value, headers)
+    return True, Record(
+        touchpoint_key(event.tenant_id, customer_key(event.customer)), value, headers
+    )
 
 
-def _identity_events(path: Path) -> int:
+def _bucketed(key: bytes) -> bytes:
+    if _BUCKET.fullmatch(key):
+        return key  # bucketed already
+    tenant, _, rest = key.decode(errors="replace").partition("/")
+    return touchpoint_key(tenant, rest)
+
+
+def _hand_made(path: Path) -> dict[str, int]:
+    """The old identity store's hand-made events by kind (an actor other than the resolver)."""
     if not path.exists():
-        return 0
-    identity = IdentityResolver(SqliteIdentityStore(path))
+        return {}
+    counts: dict[str, int] = {}
+    for name, count in events_by_topic(path, EVENTS_TABLE, HAND_MADE, SYSTEM_ACTOR).items():
+        counts[HAND_MADE[name]] = counts.get(HAND_MADE[name], 0) + count
+    return counts
+
+
+def _sync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
-        return identity.recorder.max_notification_id() or 0
+        os.fsync(fd)
     finally:
-        identity.close()
+        os.close(fd)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -123,10 +159,11 @@ def _run(args: argparse.Namespace) -> int:
     if done.undecodable:
         print(f"{done.undecodable} of them do not decode and will be dead-lettered as before")
     print(f"now run `cem up --data-dir {new}`: it files them with opaque customer ids")
-    if done.identity_events:
+    if done.hand_made:
+        made = ", ".join(f"{count} {kind}" for kind, count in sorted(done.hand_made.items()))
         print(
-            f"the old identity store held {done.identity_events} identity events: merges, splits "
-            "and unlinks made by hand are not carried over; make them again in the new one"
+            f"made by hand in the old identity store and not carried over: {made}; "
+            "make them again in the new one"
         )
     return 0
 
@@ -134,5 +171,5 @@ def _run(args: argparse.Namespace) -> int:
 def add_commands(sub: Any, command: Any) -> None:
     parser = command(sub, "migrate-ids", "re-file an embedded data directory with opaque ids")
     parser.add_argument("--data-dir", default=None, help="the directory to migrate")
-    parser.add_argument("--into", required=True, help="a new, empty data directory")
+    parser.add_argument("--into", required=True, help="a data directory that does not exist yet")
     parser.set_defaults(func=_run)

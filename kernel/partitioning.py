@@ -64,15 +64,16 @@ def partition_key(tenant_id: str, customer_key: str) -> bytes:
     return f"{tenant_id}/{customer_key}".encode()
 
 
-# Buckets of touchpoint keys: 65,536, far more than any topic's partitions (at most 1024), and so
-# many identifiers to each that a bucket names no one.
+# Buckets of touchpoint keys: 65,536, far more than any topic's partitions (at most 1024). The hash
+# is unkeyed: a bucket holds no identifier, but a guessed identifier's bucket can be computed and
+# looked for, a membership hint when a tenant has few customers (see the README, opaque ids).
 _TOUCHPOINT_BUCKET_BYTES = 2
 
 
 def touchpoint_key(tenant_id: str, customer_key: str) -> bytes:
     """The key of an ingested touchpoint: one customer key always shares a partition, hence an
     order, but the key is a 16-bit bucket of it, not the key (`email:maria@...`) itself, so that
-    topic keys hold no identifier. (Which customer it is, identity decides later; its filing is
+    topic keys hold no identifier (an unkeyed bucket: a hint, not a secret). (Which customer it is, identity decides later; its filing is
     keyed by the opaque customer id.)"""
     digest = hashlib.sha256(customer_key.encode()).digest()[:_TOUCHPOINT_BUCKET_BYTES]
     return partition_key(tenant_id, digest.hex())

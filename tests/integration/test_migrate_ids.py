@@ -1,0 +1,116 @@
+"""`cem migrate-ids` reads the old data directory only, copies SQLite stores with their recent
+commits, counts only what people did by hand, and leaves no partial new directory."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from cem import migrate_ids
+from cem.adapters.sqlite_log import SqliteLog
+from cem.migrate_ids import migrate
+from kernel.ports import Record
+from services.identity.changes import SYSTEM_ACTOR
+
+DOMAIN = "services.identity.domain"
+
+
+def old_directory(path: Path) -> Path:
+    """An old data directory: a log with one touchpoint and an identity store of an older
+    version (no filings table), with one customer, five filings and hand-made changes."""
+    path.mkdir()
+    log = SqliteLog(path / "log.sqlite")
+    log.append("touchpoints", [Record(b"acme/email:ana@shop.es", b"\x00not an event", ())])
+    log.close()
+    resolver = {"actor": SYSTEM_ACTOR}
+    by_hand = {"actor": "user:ops", "reason": "same person"}
+    stored = [
+        ("Customer.Registered", resolver),
+        *[("IdentityFiling.Filed", {"tenant_id": "acme"})] * 5,
+        ("Customer.IdentifierLinked", resolver),
+        ("Customer.IdentifierUnlinked", resolver),  # a hub unlinked by the resolver
+        ("Customer.IdentifierUnlinked", by_hand),
+        ("Customer.CustomersMerged", by_hand),
+        ("Customer.MergedIntoSurvivor", by_hand),  # the same merge, on the other customer
+        ("MergeCandidate.Rejected", by_hand),
+    ]
+    with closing(sqlite3.connect(path / "identity.sqlite")) as db:
+        db.execute(
+            "CREATE TABLE stored_events (originator_id TEXT, originator_version INTEGER, "
+            "topic TEXT, state BLOB)"
+        )
+        db.executemany(
+            "INSERT INTO stored_events VALUES (?, ?, ?, ?)",
+            [
+                (str(n), n, f"{DOMAIN}:{topic}", json.dumps(state).encode())
+                for n, (topic, state) in enumerate(stored)
+            ],
+        )
+        db.commit()
+    return path
+
+
+def contents(directory: Path) -> dict[str, bytes]:
+    """Every file's bytes; not SQLite's shared-memory index (-shm) nor an empty -wal file, which
+    a reader of a WAL database creates when they are missing (they hold nothing)."""
+    return {
+        p.name: data
+        for p in directory.iterdir()
+        if p.is_file() and not p.name.endswith("-shm")
+        if (data := p.read_bytes()) or not p.name.endswith("-wal")
+    }
+
+
+def tables(path: Path) -> set[str]:
+    with closing(sqlite3.connect(path)) as db:
+        return {n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def test_the_old_directory_is_only_read_and_only_hand_made_changes_are_counted(
+    tmp_path: Path,
+) -> None:
+    old = old_directory(tmp_path / "old")
+    before, identity_tables = contents(old), tables(old / "identity.sqlite")
+    done = migrate(old, tmp_path / "new")
+    assert contents(old) == before
+    assert tables(old / "identity.sqlite") == identity_tables  # no filings table created
+    with closing(sqlite3.connect(old / "log.sqlite")) as db:
+        assert db.execute("SELECT count(*) FROM group_offsets").fetchone() == (0,)
+    assert (done.touchpoints, done.undecodable) == (1, 1)
+    assert done.hand_made == {"merges": 1, "unlinks": 1, "candidate decisions": 1}
+
+
+def test_recent_commits_in_a_wal_file_are_copied(tmp_path: Path) -> None:
+    old = old_directory(tmp_path / "old")
+    users = sqlite3.connect(old / "users.sqlite", isolation_level=None)
+    users.execute("PRAGMA journal_mode = WAL")
+    users.execute("CREATE TABLE users (name TEXT)")
+    users.execute("INSERT INTO users VALUES ('maria')")
+    try:  # still open, as after an unclean shutdown: the commits are in users.sqlite-wal
+        assert (old / "users.sqlite-wal").stat().st_size > 0
+        migrate(old, tmp_path / "new")
+    finally:
+        users.close()
+    with closing(sqlite3.connect(tmp_path / "new" / "users.sqlite")) as db:
+        assert db.execute("SELECT name FROM users").fetchall() == [("maria",)]
+
+
+def test_a_migration_that_fails_midway_leaves_no_new_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old, new = old_directory(tmp_path / "old"), tmp_path / "new"
+
+    def crash(path: Path) -> dict[str, int]:
+        raise OSError("disk gone")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(migrate_ids, "_hand_made", crash)
+        with pytest.raises(OSError):
+            migrate(old, new)
+    assert not new.exists()  # `cem up --data-dir new` finds nothing to file
+    assert migrate(old, new).touchpoints == 1  # and a second run starts over
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "old"]
