@@ -1,7 +1,8 @@
 """First-contact resolution per touchpoint: `GET /v1/service/fcr` (fcr@1, docs/metrics.md).
 
 Computed when read, as of the request's moment: a resolved first contact less than 7 days old is
-provisional, and the answer says so per bucket and in its counts.
+provisional, and the answer says so per bucket and in its counts. A merged customer is one
+customer: the identity map's redirects (absorbed id -> survivor) gather its members' contacts.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from kernel.auth import AUTHENTICATED, CAN_READ_ANSWERS, require
 from kernel.ports import Principal
 from kernel.processing import to_micros
 from schemas.envelope import Channel
+from services.identity.resolver import IdentityResolver
 from services.projections.repeat_contact import WINDOW_DAYS
 from services.query_api.exports import ExportFormat, download_items
 from services.query_api.params import INSTANT_HELP, Moment, any_of
@@ -123,6 +125,15 @@ def _columns() -> list[str]:
     return [*where, *counts, *metrics]
 
 
+def canonical_ids(request: Request, tenant_id: str) -> dict[str, str]:
+    """Absorbed customer id -> the customer it stands for now; none without the identity service
+    (every customer then stands for itself)."""
+    identity: IdentityResolver | None = getattr(request.app.state, "identity", None)
+    if identity is None:
+        return {}
+    return identity.identity_map.redirects(tenant_id, identity.identity_version(tenant_id))
+
+
 def _wanted(cell: FcrCell, filters: dict[str, tuple[str, ...]]) -> bool:
     return all(not values or getattr(cell, name) in values for name, values in filters.items())
 
@@ -162,6 +173,7 @@ def first_contact_resolution(
             to_micros(end),
             bucket,
             to_micros(as_of),
+            canonical_ids(request, principal.tenant_id),
         )
     except RangeTooBusy as exc:
         details = [{"code": "range_too_large", "message": str(exc), "path": "query.since"}]
