@@ -40,8 +40,9 @@ Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=200)]
 
 DEFINITIONS = {
     DEFINITION: "100 × FCR contacts / resolved first contacts: a resolved contact with no "
-    f"contact of the same customer about the same topic on any channel within {WINDOW_DAYS} "
-    "days, provisional until they pass (docs/metrics.md)",
+    f"contact of the same customer about the same topic on any channel, and no reopen of its "
+    f"case, within {WINDOW_DAYS} days, provisional until they pass; a merged customer's members "
+    "are one customer (docs/metrics.md)",
     REPEAT_RATE_DEFINITION: "100 × contacts that repeat one of the same customer at most "
     f"{WINDOW_DAYS} days earlier, whatever the topic (repeat_contact@1) / contacts",
 }
@@ -61,7 +62,9 @@ class FcrCounts(BaseModel):
     resolved_first_contacts: int = Field(description="fcr@1's denominator")
     fcr_final: int = Field(description="FCR, the window closed")
     fcr_provisional: int = Field(description="FCR so far, the window still open")
-    repeated: int = Field(description="not FCR: the customer came back about it (final)")
+    repeated: int = Field(
+        description="not FCR: the customer came back about it, or its case was reopened (final)"
+    )
 
 
 class FcrBucket(BaseModel):
