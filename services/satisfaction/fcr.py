@@ -5,10 +5,12 @@ its first inbound customer event. It is **resolved** when its conversation (its 
 a case it names) holds a `call.ended` with `resolved: true` or a `case.resolved`. It is a **first
 contact** when no contact of the same customer about the same topic came in the 7 days before it.
 A resolved first contact is **FCR** when no later contact of the same customer about the same
-topic comes within 7 days (inclusive, as repeat_contact@1): provisional until the window has
-passed, then final; a repeat makes it final and not FCR at once. Two contacts are about the same
-topic when they share a topic or a case, or when either names no topic at all (an unknown topic
-cannot be told apart, so it is counted against FCR, never for it).
+topic comes, and no case of its conversation is reopened, within 7 days (inclusive, as
+repeat_contact@1): provisional until the window has passed, then final; a repeat or a reopen makes
+it final and not FCR at once. Two contacts are about the same topic when they share a topic or a
+case, or when either names no topic at all (an unknown topic cannot be told apart, so it is counted
+against FCR, never for it). The customer is the canonical one of the customer each row was filed
+under (a merged customer's members are one customer), given by the caller from the identity map.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class FcrContact:
     topics: frozenset[str]
     cases: frozenset[str]
     resolved: bool
+    # (derived_at, event_id) of each `case.reopened` of its cases, oldest first
+    reopens: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,7 @@ class Outcome:
 
     contact: FcrContact
     status: Status
-    repeat_event_id: str | None  # the later contact that made it not FCR
+    repeat_event_id: str | None  # the later contact, or the case reopen, that made it not FCR
 
 
 def same_topic(a: FcrContact, b: FcrContact) -> bool:
@@ -82,6 +86,7 @@ class _Fact:
     agent: str
     queue: str
     resolves: bool
+    reopens: bool
 
 
 def _fact(row: Mapping[str, Any]) -> _Fact:
@@ -97,12 +102,13 @@ def _fact(row: Mapping[str, Any]) -> _Fact:
         agent=_text(payload, "agent"),
         queue=_text(payload, "queue"),
         resolves=resolves,
+        reopens=kind == "case.reopened",
     )
 
 
-def _group_key(row: Mapping[str, Any]) -> tuple[str, str, str]:
+def _group_key(customer: str, row: Mapping[str, Any]) -> tuple[str, str, str]:
     corr = row["correlation_id"]
-    return (row["customer_id"], "c", corr) if corr else (row["customer_id"], "e", row["event_id"])
+    return (customer, "c", corr) if corr else (customer, "e", row["event_id"])
 
 
 def _latest(facts: list[_Fact], name: str) -> str:
@@ -110,16 +116,22 @@ def _latest(facts: list[_Fact], name: str) -> str:
     return max(named)[1] if named else ""
 
 
-def fcr_contacts(rows: Iterable[Mapping[str, Any]]) -> list[FcrContact]:
+def fcr_contacts(
+    rows: Iterable[Mapping[str, Any]], canonical: Mapping[str, str] | None = None
+) -> list[FcrContact]:
     """The contacts among timeline rows of any customers (each row with `customer_id`), oldest
-    first, each with its conversation's topics, cases, queue, agent and resolution."""
+    first, each with its conversation's topics, cases, queue, agent and resolution. `canonical`
+    maps a merged customer's absorbed ids to the customer they stand for now (the identity map's
+    redirects): rows filed under any member are that one customer's."""
+    redirects = canonical or {}
     groups: dict[tuple[str, str, str], list[_Fact]] = defaultdict(list)
     cases: dict[tuple[str, str], list[_Fact]] = defaultdict(list)
     for row in rows:
         fact = _fact(row)
-        groups[_group_key(row)].append(fact)
+        customer = redirects.get(row["customer_id"], row["customer_id"])
+        groups[_group_key(customer, row)].append(fact)
         if fact.case_id:
-            cases[(row["customer_id"], fact.case_id)].append(fact)
+            cases[(customer, fact.case_id)].append(fact)
     found = (_contact_of(key[0], facts, cases) for key, facts in groups.items())
     return sorted((c for c in found if c is not None), key=_order)
 
@@ -144,6 +156,7 @@ def _contact_of(
         topics=frozenset(f.topic for f in linked if f.topic),
         cases=case_ids,
         resolved=any(f.resolves for f in linked),
+        reopens=tuple(sorted({f.order for f in linked if f.reopens})),
     )
 
 
@@ -161,14 +174,13 @@ def _is_first(earlier: Sequence[FcrContact], contact: FcrContact, window: int) -
 
 
 def _repeat_of(later: Sequence[FcrContact], contact: FcrContact, window: int) -> str | None:
-    return next(
-        (
-            c.contact.event_id
-            for c in later
-            if c.contact.at - contact.contact.at <= window and same_topic(c, contact)
-        ),
-        None,
-    )
+    """The first later contact about the same topic, or reopen of one of its cases, within the
+    window (a reopen says the resolution did not hold, as a contact back about it does)."""
+    start = contact.contact.at
+    found = [(c.contact.at, c.contact.event_id) for c in later if same_topic(c, contact)]
+    found += [r for r in contact.reopens if r >= (start, contact.contact.event_id)]
+    within = [f for f in found if f[0] - start <= window]
+    return min(within)[1] if within else None
 
 
 def outcomes(

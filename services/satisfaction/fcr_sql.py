@@ -4,12 +4,14 @@ No table of its own, like repeat_contact@1: the tenant's contact and case events
 are read, with the earlier events of the conversations they belong to, and `fcr.py` decides in
 Python (18.16 has neither window functions nor ASOF joins). The read spans the 7 days before the
 range (is a contact a first one?) and the 7 days after it (did the customer come back?). Rows are
-grouped by the customer they were filed under. Only the table name, the fixed type list and the
-row bound are formatted into SQL.
+grouped by the canonical customer of the one they were filed under (the caller passes the identity
+map's redirects), so a merged customer's members are one customer. Only the table name, the fixed
+type list and the row bound are formatted into SQL.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from kernel.ports import Warehouse
@@ -23,8 +25,8 @@ MAX_FCR_ROWS = 500_000
 
 _CANDIDATES = "tenant_id = {{tenant_id:String}} AND type IN ({types})"
 _IN_RANGE = "derived_at >= {{since:Int64}} AND derived_at <= {{until:Int64}}"
-FCR_ROWS_QUERY = """SELECT customer_id, event_id, derived_at, channel, type, touchpoint,
-       correlation_id, payload_json
+FCR_ROWS_QUERY = """SELECT customer_id, event_id, derived_at, received_at, channel, type,
+       touchpoint, correlation_id, payload_json
 FROM {table}
 WHERE CANDIDATES AND ((IN_RANGE) OR (
     derived_at < {{since:Int64}} AND correlation_id != '' AND correlation_id IN (
@@ -53,11 +55,25 @@ def read_fcr_rows(
     return rows
 
 
+def known_at(row: Mapping[str, Any], as_of: int) -> bool:
+    """Whether a row was known as of a moment: its event time and its receipt (`received_at`,
+    when ingest took it, kept through a replay) are both at or before it."""
+    return bool(row["derived_at"] <= as_of and row["received_at"] <= as_of)
+
+
 def read_fcr_cells(
-    warehouse: Warehouse, tenant_id: str, since: int, until: int, bucket: str, as_of: int
+    warehouse: Warehouse,
+    tenant_id: str,
+    since: int,
+    until: int,
+    bucket: str,
+    as_of: int,
+    canonical: Mapping[str, str] | None = None,
 ) -> list[FcrCell]:
-    """fcr@1 and the repeat-contact rate of the contacts in [since, until), as of `as_of`."""
+    """fcr@1 and the repeat-contact rate of the contacts in [since, until), as of `as_of`;
+    `canonical` maps absorbed customer ids to the customer they were merged into."""
     rows = read_fcr_rows(warehouse, tenant_id, since - WINDOW_MICROS, until + WINDOW_MICROS)
-    # Nothing after as_of is read as known yet: a replay as of the same moment agrees.
-    contacts = fcr_contacts(r for r in rows if r["derived_at"] <= as_of)
+    # Nothing received or dated after as_of is read as known yet: a replay as of the same moment
+    # agrees (a replay keeps each event's time and receipt).
+    contacts = fcr_contacts((r for r in rows if known_at(r, as_of)), canonical)
     return to_cells(contacts, outcomes(contacts, as_of), since, until, bucket)

@@ -9,7 +9,11 @@ import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
+from tests.e2e.conftest import selected_identity
 from tests.e2e.deployments import TENANT_A, Api, Deployment, new_tag
+from tests.e2e.test_unified_customers import mobile_line
 from tests.events import event, iso
 
 PROCESSED_WITHIN_S = 60.0
@@ -65,6 +69,66 @@ def test_fcr_final_provisional_and_repeated(deployment: Deployment, api: Api) ->
         "3",
     )
     assert api.get(FCR, manager, **window, format="parquet").status_code == 200
+
+
+@pytest.mark.skipif(
+    selected_identity() != "eventsourced",
+    reason="CEM_E2E_IDENTITY=rule: the deployments run without the identity service",
+)
+def test_a_call_and_an_email_of_one_person_merged_later_are_a_repeat(
+    deployment: Deployment, api: Api
+) -> None:
+    tag = new_tag()
+    line = f"line-{tag}"
+    ingest, manager = deployment.key(TENANT_A, "ingest"), deployment.key(TENANT_A, "manager")
+    email, (phone, _) = f"eva.{tag}@shop.es", mobile_line()
+    # A resolved call by phone, then an email two days later: two customers, never seen together.
+    api.post_ok(ingest, [
+        resolved_call({"phone": phone}, midnight(20) + timedelta(hours=9), line, "billing"),
+        event("email.replied", "email", {"email": email}, midnight(18), {"message_id": f"m-{tag}"},
+              touchpoint=f"mail-{tag}"),
+    ])  # fmt: skip
+    deployment.wait_processed(PROCESSED_WITHIN_S)
+    window = {"since": iso(midnight(25)), "until": iso(midnight(0)), "touchpoint": line}
+
+    def counts() -> tuple[int, int, int]:
+        response = api.get(FCR, manager, **window)
+        assert response.status_code == 200, response.text
+        [cell] = response.json()["buckets"]
+        c = cell["counts"]
+        return c["resolved_first_contacts"], c["fcr_final"], c["repeated"]
+
+    assert counts() == (1, 1, 0)
+    # An order carrying both links them: one person, who wrote again about the call on another
+    # channel two days later. The call was not resolved at first contact.
+    order = {"order_id": f"o-{tag}", "amount": "19.90", "currency": "EUR"}
+    link = event("order.placed", "web", {"email": email, "phone": phone}, midnight(1), order,
+                 touchpoint=f"shop-{tag}")  # fmt: skip
+    api.post_ok(ingest, link)
+    deployment.wait_processed(PROCESSED_WITHIN_S)
+    assert counts() == (1, 0, 1)
+
+
+def test_a_case_reopened_the_next_day_is_not_fcr(deployment: Deployment, api: Api) -> None:
+    tag = new_tag()
+    mail = f"mail-{tag}"
+    ingest, manager = deployment.key(TENANT_A, "ingest"), deployment.key(TENANT_A, "manager")
+    who = {"customer_id": f"zoe-{tag}"}
+    case = {"case_id": f"K-{tag}", "topic": "refund"}
+    api.post_ok(ingest, [
+        event("case.opened", "email", who, midnight(20) + timedelta(hours=9), case,
+              touchpoint=mail),
+        event("case.resolved", "other", who, midnight(19), case),
+        event("case.reopened", "other", who, midnight(18), case),
+    ])  # fmt: skip
+    deployment.wait_processed(PROCESSED_WITHIN_S)
+    response = api.get(
+        FCR, manager, since=iso(midnight(25)), until=iso(midnight(0)), touchpoint=mail
+    )
+    assert response.status_code == 200, response.text
+    [cell] = response.json()["buckets"]
+    assert (cell["status"], cell["counts"]["resolved_first_contacts"]) == ("final", 1)
+    assert (cell["counts"]["fcr_final"], cell["counts"]["repeated"]) == (0, 1)
 
 
 def test_fcr_roles_and_bad_parameters(deployment: Deployment, api: Api) -> None:

@@ -1,5 +1,7 @@
 """fcr@1 read from the timeline table on chdb and on a ClickHouse server equals the pure rule over
-the same events: the reads reach 7 days either side of the range, once per event, one tenant."""
+the same events: the reads reach 7 days either side of the range, once per event, one tenant, a
+merged customer's members as one customer, a case reopened as not FCR, nothing received after
+as_of."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from services.projections.sql import TIMELINE
 from services.projections.timeline import to_timeline_rows
 from services.satisfaction.fcr import fcr_contacts, outcomes
 from services.satisfaction.fcr_cells import to_cells
-from services.satisfaction.fcr_sql import RangeTooBusy, read_fcr_cells, read_fcr_rows
+from services.satisfaction.fcr_sql import RangeTooBusy, known_at, read_fcr_cells, read_fcr_rows
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -32,10 +34,10 @@ def wh(any_warehouse: Warehouse) -> Warehouse:
 
 
 def timeline_row(tenant: str, customer: str, at: datetime, type_: str, channel: str,
-                 **extra: Any) -> dict[str, Any]:  # fmt: skip
+                 received: datetime | None = None, **extra: Any) -> dict[str, Any]:  # fmt: skip
     raw = {"event_id": str(uuid.uuid4()), "occurred_at": at.isoformat(), "type": type_,
            "channel": channel, "customer": {"customer_id": customer}, **extra}  # fmt: skip
-    event, _ = accept(raw, tenant, at + timedelta(seconds=1))
+    event, _ = accept(raw, tenant, received or at + timedelta(seconds=1))
     [row] = to_timeline_rows(event, customer)
     return row
 
@@ -68,7 +70,14 @@ def population(tenant: str, seed: int) -> list[dict[str, Any]]:
             if rng.random() < 0.6:
                 rows.append(timeline_row(tenant, customer, at + 2 * DAY, "case.resolved", "other",
                                          payload=case))  # fmt: skip
+                if rng.random() < 0.4:
+                    rows.append(timeline_row(tenant, customer, at + 3 * DAY, "case.reopened",
+                                             "other", payload=case))  # fmt: skip
     return rows
+
+
+# Customers merged after their rows were filed: absorbed id -> survivor (the identity map's).
+MERGED = {f"c{i}": f"c{i + 20}" for i in range(0, 20, 2)}
 
 
 @pytest.mark.parametrize("bucket", ["day", "week", "total"])
@@ -79,10 +88,11 @@ def test_sql_cells_equal_the_pure_rule(wh: Warehouse, bucket: str) -> None:
     wh.insert(TIMELINE, rows[:40])  # a reprocessed batch
     since, until = to_micros(T0 + 10 * DAY), to_micros(T0 + 25 * DAY)
     as_of = to_micros(T0 + 30 * DAY)  # the range's last week still provisional in part
-    contacts = fcr_contacts(r for r in rows if r["derived_at"] <= as_of)
+    contacts = fcr_contacts((r for r in rows if known_at(r, as_of)), MERGED)
     expected = to_cells(contacts, outcomes(contacts, as_of), since, until, bucket)
-    found = read_fcr_cells(wh, tenant, since, until, bucket, as_of)
+    found = read_fcr_cells(wh, tenant, since, until, bucket, as_of, MERGED)
     assert found == expected
+    assert found != read_fcr_cells(wh, tenant, since, until, bucket, as_of)  # the merges count
     assert sum(c.resolved_first_contacts for c in found) > 10
     assert (
         any(c.fcr_final for c in found)
@@ -105,11 +115,55 @@ def test_fcr_moves_from_provisional_to_final_when_the_window_closes(wh: Warehous
     assert cell(T0 + 7 * DAY) == (1, 0, 0)
     assert cell(T0 + 7 * DAY + timedelta(microseconds=1)) == (0, 1, 0)
     again = timeline_row(tenant, "ana", T0 + 7 * DAY, "message.received", "chat",
-                         payload={"text": "still wrong"})  # fmt: skip
+                         received=T0 + 7 * DAY, payload={"text": "still wrong"})  # fmt: skip
     wh.insert(TIMELINE, [again])
     assert cell(T0 + 7 * DAY + timedelta(microseconds=1)) == (0, 0, 1)
     # As of a moment before the chat was stored, it is not known: the call was FCR so far.
     assert cell(T0 + 7 * DAY - timedelta(microseconds=1)) == (1, 0, 0)
+
+
+def test_a_merged_customer_is_one_and_a_reopened_case_is_not_fcr(wh: Warehouse) -> None:
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    # Ana's call, filed under her phone's customer; her email two days later, filed under her
+    # email's customer; the two merged afterwards. Leo's emailed case, resolved, then reopened.
+    call = timeline_row(tenant, "ana-phone", T0, "call.ended", "phone",
+                        payload={"resolved": True, "topic": "billing"})  # fmt: skip
+    mail = timeline_row(tenant, "ana-mail", T0 + 2 * DAY, "email.replied", "email",
+                        payload={"message_id": "m1"})  # fmt: skip
+    case = {"case_id": "K1", "topic": "refund"}
+    leo = [timeline_row(tenant, "leo", T0 + timedelta(hours=1), "case.opened", "email",
+                        payload=case),
+           timeline_row(tenant, "leo", T0 + DAY, "case.resolved", "other", payload=case),
+           timeline_row(tenant, "leo", T0 + 2 * DAY, "case.reopened", "other", payload=case)]  # fmt: skip
+    wh.insert(TIMELINE, [call, mail, *leo])
+    since, until, as_of = to_micros(T0), to_micros(T0 + DAY), to_micros(T0 + 30 * DAY)
+    [cell] = [
+        c
+        for c in read_fcr_cells(wh, tenant, since, until, "total", as_of, {"ana-phone": "ana-mail"})
+        if c.channel == "phone"
+    ]
+    assert (cell.resolved_first_contacts, cell.fcr_final, cell.repeated) == (1, 0, 1)
+    [mailed] = [c for c in read_fcr_cells(wh, tenant, since, until, "total", as_of)
+                if c.channel == "email"]  # fmt: skip
+    assert (mailed.resolved_first_contacts, mailed.fcr_final, mailed.repeated) == (1, 0, 1)
+
+
+def test_an_event_received_after_as_of_is_not_read(wh: Warehouse) -> None:
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    call = timeline_row(tenant, "ana", T0, "call.ended", "phone",
+                        payload={"resolved": True, "topic": "billing"})  # fmt: skip
+    # A chat of day 2, received on day 9 (a late event): as of day 8 it was not known.
+    late = timeline_row(tenant, "ana", T0 + 2 * DAY, "message.received", "chat",
+                        received=T0 + 9 * DAY, payload={"text": "still wrong"})  # fmt: skip
+    wh.insert(TIMELINE, [call, late])
+    since, until = to_micros(T0), to_micros(T0 + DAY)
+
+    def cell(as_of: datetime) -> tuple[int, int, int]:
+        [c] = read_fcr_cells(wh, tenant, since, until, "total", to_micros(as_of))
+        return c.fcr_provisional, c.fcr_final, c.repeated
+
+    assert cell(T0 + 8 * DAY) == (0, 1, 0)
+    assert cell(T0 + 9 * DAY + timedelta(seconds=1)) == (0, 0, 1)
 
 
 def test_a_busy_range_is_refused_rather_than_cut(wh: Warehouse) -> None:

@@ -39,8 +39,10 @@ def resolved_call(at: int, topic: str | None = "billing", **extra: Any) -> dict[
     return row(at, payload=payload, **extra)
 
 
-def statuses(rows: list[dict[str, Any]], as_of: int) -> dict[str, tuple[str, str | None]]:
-    found = outcomes(fcr_contacts(rows), as_of)
+def statuses(
+    rows: list[dict[str, Any]], as_of: int, canonical: dict[str, str] | None = None
+) -> dict[str, tuple[str, str | None]]:
+    found = outcomes(fcr_contacts(rows, canonical), as_of)
     return {o.contact.contact.event_id: (o.status, o.repeat_event_id) for o in found}
 
 
@@ -86,6 +88,44 @@ def test_another_customer_never_repeats_a_contact() -> None:
     call = resolved_call(T0, event_id="call")
     stranger = row(T0 + DAY, "message.received", "chat", customer_id="cust-2")
     assert statuses([call, stranger], T0 + DAY * 30) == {"call": ("fcr_final", None)}
+
+
+def test_members_of_a_merged_customer_repeat_each_other_on_any_channel() -> None:
+    # A call filed under the phone's customer, an email two days later filed under the email's;
+    # the two were merged afterwards (the email's customer survived).
+    call = resolved_call(T0, event_id="call", customer_id="by-phone")
+    mail = row(T0 + 2 * DAY, "email.replied", "email", event_id="mail", customer_id="by-mail")
+    assert statuses([call, mail], T0 + DAY * 30) == {"call": ("fcr_final", None)}
+    merged = {"by-phone": "by-mail"}
+    assert statuses([call, mail], T0 + DAY * 30, merged) == {"call": ("repeated", "mail")}
+    [first, _] = fcr_contacts([call, mail], merged)
+    assert first.customer_id == "by-mail"
+
+
+def test_a_case_reopened_within_the_window_is_not_fcr() -> None:
+    case = {"case_id": "K", "topic": "refund"}
+    opened = row(T0, "case.opened", "email", event_id="mail", payload=case)
+    done = row(T0 + DAY, "case.resolved", "other", payload=case)
+    reopened = row(T0 + 2 * DAY, "case.reopened", "other", event_id="reopen", payload=case)
+    assert statuses([opened, done, reopened], T0 + DAY * 30) == {"mail": ("repeated", "reopen")}
+    # Final at once, inside the window, even when resolved again afterwards.
+    again = row(T0 + 3 * DAY, "case.resolved", "other", payload=case)
+    assert statuses([opened, done, reopened, again], T0 + 4 * DAY) == {
+        "mail": ("repeated", "reopen")
+    }
+    # Not known yet as of a moment before the reopen: FCR so far.
+    assert statuses([opened, done], T0 + 2 * DAY - 1) == {"mail": ("fcr_provisional", None)}
+    # A reopen after the window does not undo a resolution that held for 7 days.
+    late = row(T0 + WINDOW_MICROS + 1, "case.reopened", "other", payload=case)
+    assert statuses([opened, done, late], T0 + DAY * 30) == {"mail": ("fcr_final", None)}
+
+
+def test_a_reopen_counts_against_the_contact_whose_case_it_is_even_of_a_chat() -> None:
+    chat = {"correlation_id": "chat-9"}
+    first = row(T0, "message.received", "chat", event_id="m1", **chat)
+    done = row(T0 + 1, "case.resolved", "chat", payload={"case_id": "K9"}, **chat)
+    reopened = row(T0 + DAY, "case.reopened", "other", event_id="r", payload={"case_id": "K9"})
+    assert statuses([first, done, reopened], T0 + DAY * 30) == {"m1": ("repeated", "r")}
 
 
 def test_unresolved_contacts_and_calls_resolved_false_are_not_in_the_denominator() -> None:

@@ -1,7 +1,8 @@
 """First-contact resolution per touchpoint: `GET /v1/service/fcr` (fcr@1, docs/metrics.md).
 
 Computed when read, as of the request's moment: a resolved first contact less than 7 days old is
-provisional, and the answer says so per bucket and in its counts.
+provisional, and the answer says so per bucket and in its counts. A merged customer is one
+customer: the identity map's redirects (absorbed id -> survivor) gather its members' contacts.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from kernel.auth import AUTHENTICATED, CAN_READ_ANSWERS, require
 from kernel.ports import Principal
 from kernel.processing import to_micros
 from schemas.envelope import Channel
+from services.identity.resolver import IdentityResolver
 from services.projections.repeat_contact import WINDOW_DAYS
 from services.query_api.exports import ExportFormat, download_items
 from services.query_api.params import INSTANT_HELP, Moment, any_of
@@ -38,8 +40,9 @@ Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=200)]
 
 DEFINITIONS = {
     DEFINITION: "100 × FCR contacts / resolved first contacts: a resolved contact with no "
-    f"contact of the same customer about the same topic on any channel within {WINDOW_DAYS} "
-    "days, provisional until they pass (docs/metrics.md)",
+    f"contact of the same customer about the same topic on any channel, and no reopen of its "
+    f"case, within {WINDOW_DAYS} days, provisional until they pass; a merged customer's members "
+    "are one customer (docs/metrics.md)",
     REPEAT_RATE_DEFINITION: "100 × contacts that repeat one of the same customer at most "
     f"{WINDOW_DAYS} days earlier, whatever the topic (repeat_contact@1) / contacts",
 }
@@ -59,7 +62,9 @@ class FcrCounts(BaseModel):
     resolved_first_contacts: int = Field(description="fcr@1's denominator")
     fcr_final: int = Field(description="FCR, the window closed")
     fcr_provisional: int = Field(description="FCR so far, the window still open")
-    repeated: int = Field(description="not FCR: the customer came back about it (final)")
+    repeated: int = Field(
+        description="not FCR: the customer came back about it, or its case was reopened (final)"
+    )
 
 
 class FcrBucket(BaseModel):
@@ -123,6 +128,15 @@ def _columns() -> list[str]:
     return [*where, *counts, *metrics]
 
 
+def canonical_ids(request: Request, tenant_id: str) -> dict[str, str]:
+    """Absorbed customer id -> the customer it stands for now; none without the identity service
+    (every customer then stands for itself)."""
+    identity: IdentityResolver | None = getattr(request.app.state, "identity", None)
+    if identity is None:
+        return {}
+    return identity.identity_map.redirects(tenant_id, identity.identity_version(tenant_id))
+
+
 def _wanted(cell: FcrCell, filters: dict[str, tuple[str, ...]]) -> bool:
     return all(not values or getattr(cell, name) in values for name, values in filters.items())
 
@@ -162,6 +176,7 @@ def first_contact_resolution(
             to_micros(end),
             bucket,
             to_micros(as_of),
+            canonical_ids(request, principal.tenant_id),
         )
     except RangeTooBusy as exc:
         details = [{"code": "range_too_large", "message": str(exc), "path": "query.since"}]
