@@ -13,6 +13,7 @@ identity service, an id is exactly the key events were filed under.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -48,6 +49,8 @@ from services.projections.timeline import (
     TimelineFilter,
     TimelinePage,
 )
+from services.projections.value import ValuedProfile
+from services.projections.value_sql import with_value
 from services.query_api.params import INSTANT_HELP, Instant, TypeFilter, cursor_position
 
 router = APIRouter(tags=["customers"], responses=AUTHENTICATED)
@@ -171,14 +174,26 @@ def get_timeline(
     return page
 
 
+def _now(request: Request) -> datetime:
+    """The app's clock when the composition root set one (tests control it), else the system's."""
+    clock = getattr(request.app.state, "clock", None)
+    current: datetime = clock.now() if clock is not None else datetime.now(UTC)
+    return current.astimezone(UTC)
+
+
 @router.get(
-    "/v1/customers/{customer_id:path}", response_model=Profile, responses=CUSTOMER_READ_RESPONSES
+    "/v1/customers/{customer_id:path}",
+    response_model=ValuedProfile,
+    responses=CUSTOMER_READ_RESPONSES,
 )
-def get_profile(request: Request, principal: Reader, customer_id: CustomerId) -> Profile:
+def get_profile(request: Request, principal: Reader, customer_id: CustomerId) -> ValuedProfile:
     """What is known about the customer: activity, channels, orders, satisfaction, open cases,
-    and the latest repeat contact."""
+    the latest repeat contact, and its value and churn risk now (value@1, churn_risk@1)."""
     members = members_of(request, principal.tenant_id, customer_id)
-    profile = profile_of(_warehouse(request), principal.tenant_id, members)
+    warehouse, tenant_id = _warehouse(request), principal.tenant_id
+    profile = with_value(
+        warehouse, tenant_id, members, profile_of(warehouse, tenant_id, members), _now(request)
+    )
     record_access(request, principal, members[0], "profile", customer_id)
     return profile
 
