@@ -21,6 +21,7 @@ from cem.runner import ensure_tables
 from schemas.validate import accept
 from services.projections.projection import ProjectionsProjection
 from services.query_api.routers.customers import router
+from services.satisfaction.projection import SatisfactionProjection
 
 T0 = datetime(2026, 4, 1, 8, 0, tzinfo=UTC)
 CUSTOMER = {"customer_id": "cust-9", "phone": "+34600000009"}
@@ -44,7 +45,7 @@ def app(warehouse: ChdbWarehouse) -> FastAPI:
     app.state.warehouse = warehouse
     app.state.keys = MemoryKeyStore()
     app.state.access_audit = MemoryAccessAudit()
-    ensure_tables(warehouse, [ProjectionsProjection()])
+    ensure_tables(warehouse, [ProjectionsProjection(), SatisfactionProjection()])
     return app
 
 
