@@ -119,7 +119,8 @@ def test_a_page_view_between_two_calls_is_not_the_earlier_contact(
 def test_the_flags_are_in_the_openapi_models(app: FastAPI) -> None:
     schemas = app.openapi()["components"]["schemas"]
     assert "repeat_of" in schemas["TimelineEntry"]["properties"]
-    assert "repeat_contact" in schemas["Profile"]["properties"]
+    # The profile route answers the profile with its value (value@1): ValuedProfile.
+    assert {"repeat_contact", "value"} <= set(schemas["ValuedProfile"]["properties"])
     assert {"definition", "window_days", "contact", "earlier"} <= set(
         schemas["RepeatContact"]["properties"]
     )
