@@ -13,7 +13,6 @@ identity service, an id is exactly the key events were filed under.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -52,6 +51,7 @@ from services.projections.timeline import (
 from services.projections.value import ValuedProfile
 from services.projections.value_sql import with_value
 from services.query_api.params import INSTANT_HELP, Instant, TypeFilter, cursor_position
+from services.query_api.routers.satisfaction import now
 
 router = APIRouter(tags=["customers"], responses=AUTHENTICATED)
 
@@ -174,13 +174,6 @@ def get_timeline(
     return page
 
 
-def _now(request: Request) -> datetime:
-    """The app's clock when the composition root set one (tests control it), else the system's."""
-    clock = getattr(request.app.state, "clock", None)
-    current: datetime = clock.now() if clock is not None else datetime.now(UTC)
-    return current.astimezone(UTC)
-
-
 @router.get(
     "/v1/customers/{customer_id:path}",
     response_model=ValuedProfile,
@@ -192,7 +185,7 @@ def get_profile(request: Request, principal: Reader, customer_id: CustomerId) ->
     members = members_of(request, principal.tenant_id, customer_id)
     warehouse, tenant_id = _warehouse(request), principal.tenant_id
     profile = with_value(
-        warehouse, tenant_id, members, profile_of(warehouse, tenant_id, members), _now(request)
+        warehouse, tenant_id, members, profile_of(warehouse, tenant_id, members), now(request)
     )
     record_access(request, principal, members[0], "profile", customer_id)
     return profile
