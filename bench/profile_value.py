@@ -87,13 +87,16 @@ def store(warehouse: ChdbWarehouse, events: list[Event]) -> None:
         warehouse.insert(table, rows)
 
 
-def timed(read: Callable[[], object], runs: int) -> list[float]:
-    read()  # warm
-    found = []
+def timed(reads: list[Callable[[], object]], runs: int) -> list[list[float]]:
+    """Each read's times, the reads taking turns so that a busy machine slows them alike."""
+    found: list[list[float]] = [[] for _ in reads]
+    for read in reads:
+        read()  # warm
     for _ in range(runs):
-        start = time.perf_counter()
-        read()
-        found.append(time.perf_counter() - start)
+        for read, times in zip(reads, found, strict=True):
+            start = time.perf_counter()
+            read()
+            times.append(time.perf_counter() - start)
     return found
 
 
@@ -110,11 +113,13 @@ def main() -> None:
             store(warehouse, history(f"other-{other}", args.events))
         store(warehouse, history("target", args.events))
         members = ["target"]
-        before = timed(lambda: profile_of(warehouse, TENANT, members), args.runs)
-        after = timed(
-            lambda: with_value(
-                warehouse, TENANT, members, profile_of(warehouse, TENANT, members), NOW
-            ),
+        before, after = timed(
+            [
+                lambda: profile_of(warehouse, TENANT, members),
+                lambda: with_value(
+                    warehouse, TENANT, members, profile_of(warehouse, TENANT, members), NOW
+                ),
+            ],
             args.runs,
         )
         for name, times in (("profile (before)", before), ("profile + value (after)", after)):
