@@ -14,11 +14,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from kernel.processing import to_micros
 from services.projections.profile import Profile, Spend
 
 VALUE_DEFINITION = "value@1"
@@ -137,10 +138,6 @@ def _days(micros: int) -> int:
     return max(0, micros // DAY_MICROS)
 
 
-def _micros(at: datetime) -> int:
-    return (at - datetime(1970, 1, 1, tzinfo=at.tzinfo)) // timedelta(microseconds=1)
-
-
 def _factor(key: str, count: int, points: int | None = None) -> Factor:
     rule = RULES[key]
     earned = rule.points * count if points is None else points
@@ -191,7 +188,7 @@ def churn_risk(
     since = as_of - LOOKBACK_DAYS * DAY_MICROS
     in_window = lambda at: since <= at <= as_of  # noqa: E731
     repeat = profile.repeat_contact
-    repeated = repeat is not None and in_window(_micros(repeat.contact.at))
+    repeated = repeat is not None and in_window(to_micros(repeat.contact.at))
     factors = [
         *_order_factors(recency_days, profile.orders.count),
         *_survey_factors(trend, [a for a in signals.answers if in_window(a.at)]),
@@ -215,9 +212,9 @@ def top_products(products: Sequence[str]) -> list[ProductCount]:
 
 def customer_value(profile: Profile, signals: Signals, as_of: datetime) -> CustomerValue:
     """The customer's value and churn risk as of `as_of`."""
-    now = _micros(as_of)
+    now = to_micros(as_of)
     last_order = profile.orders.last_at
-    recency = _days(now - _micros(last_order)) if last_order else None
+    recency = _days(now - to_micros(last_order)) if last_order else None
     trend = nps_trend(signals.answers)
     return CustomerValue(
         as_of=as_of,
@@ -225,7 +222,7 @@ def customer_value(profile: Profile, signals: Signals, as_of: datetime) -> Custo
         recency_days=recency,
         frequency=profile.orders.count,
         monetary=profile.orders.by_currency,
-        tenure_days=_days(now - _micros(profile.first_seen)),
+        tenure_days=_days(now - to_micros(profile.first_seen)),
         first_seen=profile.first_seen,
         channels_used=[c.channel for c in profile.channels],
         preferred_channel=profile.channels[0].channel,
