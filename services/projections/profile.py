@@ -162,6 +162,7 @@ class Orders(BaseModel):
     count: int
     returns: int
     by_currency: list[Spend]
+    last_at: datetime | None = Field(default=None, description="the latest order; null: none")
 
 
 class Score(BaseModel):
@@ -244,6 +245,7 @@ def _orders(orders: list[FactGroup], returns: list[FactGroup]) -> Orders:
         count=sum(g.n for g in orders),
         returns=sum(g.n for g in returns),
         by_currency=[_spend(c, by_order.get(c), by_return.get(c)) for c in currencies],
+        last_at=from_micros(max(g.last_at for g in orders)) if orders else None,
     )
 
 

@@ -224,6 +224,13 @@ def test_an_agent_searches_sees_the_timeline_and_a_new_event_arrives_live(
     assert page.text("#risk")  # the CSAT 2 of the story
     # The story's chat came an hour after its call: a repeat contact (repeat_contact@1).
     assert page.text("#repeat").startswith("Repeat contact")
+    # value@1 and churn_risk@1: the header shows the API's score and each factor adding to it.
+    value = api.profile(deployment.key(TENANT_A, "agent"), ids["customer_id"]).json()["value"]
+    risk = value["churn_risk"]
+    assert risk["factors"]  # the story's low CSAT and repeat contact at least
+    assert page.text("#churn-score").startswith(f"{risk['score']}/100")
+    assert len(page.all("#f-churn .chip")) == len(risk["factors"])
+    assert page.text("#f-preferred") == value["preferred_channel"]
     # Every event field is text: the chat message's markup is shown, never run.
     shown_text = page.find("#timeline").get_attribute("textContent")
     assert "<script>window.pwned=1</script>" in shown_text and "<img src=x onerror=" in shown_text

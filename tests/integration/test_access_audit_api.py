@@ -32,6 +32,7 @@ from kernel.ports import AccessEntry, AccessQuery
 from kernel.settings import QuerySettings
 from services.projections.projection import ProjectionsProjection
 from services.projections.timeline import Cursor, encode_cursor
+from services.satisfaction.projection import SatisfactionProjection
 from tests.integration import test_unified_history as unified
 from tests.integration.test_customers_router import ana_history, store
 from tests.integration.test_unified_history import (
@@ -284,7 +285,7 @@ def test_a_read_the_audit_cannot_record_answers_503_and_no_data(
 def test_the_distributed_query_api_records_in_postgresql(
     warehouse: ChdbWarehouse, postgres_dsn: str
 ) -> None:
-    ensure_tables(warehouse, [ProjectionsProjection()])
+    ensure_tables(warehouse, [ProjectionsProjection(), SatisfactionProjection()])
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     customer = {"customer_id": f"cust-{uuid.uuid4().hex[:8]}"}
     store(warehouse, tenant, [{**raw, "customer": customer} for raw in ana_history()])

@@ -21,6 +21,7 @@ from kernel.accounts import MAX_FAILURES, Accounts
 from kernel.auth import SESSION_COOKIE
 from services.projections.projection import ProjectionsProjection
 from services.query_api.app import create_app
+from services.satisfaction.projection import SatisfactionProjection
 from tests.integration.test_customers_router import ana_history, store
 
 PASSWORD = "a long enough password"
@@ -29,7 +30,7 @@ ANA = {"customer_id": "cust-ana", "email": "ana.garcia@example.com", "phone": "+
 
 @pytest.fixture
 def app(warehouse: ChdbWarehouse) -> FastAPI:
-    ensure_tables(warehouse, [ProjectionsProjection()])
+    ensure_tables(warehouse, [ProjectionsProjection(), SatisfactionProjection()])
     app = create_app(
         warehouse, MemoryKeyStore(), users=MemoryUserStore(), access_audit=MemoryAccessAudit()
     )

@@ -22,6 +22,7 @@ from schemas.validate import accept
 from services.projections.projection import ProjectionsProjection
 from services.projections.timeline import Cursor, encode_cursor
 from services.query_api.routers.customers import router
+from services.satisfaction.projection import SatisfactionProjection
 
 T0 = datetime(2026, 4, 1, 8, 0, tzinfo=UTC)
 ANA = {"customer_id": "cust-1", "email": "ana@example.com", "phone": "+33 6 12 34 56 78"}
@@ -67,7 +68,7 @@ def app(warehouse: ChdbWarehouse) -> FastAPI:
     app.state.warehouse = warehouse
     app.state.keys = MemoryKeyStore()
     app.state.access_audit = MemoryAccessAudit()
-    ensure_tables(warehouse, [ProjectionsProjection()])
+    ensure_tables(warehouse, [ProjectionsProjection(), SatisfactionProjection()])
     return app
 
 

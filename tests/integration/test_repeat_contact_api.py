@@ -21,6 +21,7 @@ from cem.runner import ensure_tables
 from schemas.validate import accept
 from services.projections.projection import ProjectionsProjection
 from services.query_api.routers.customers import router
+from services.satisfaction.projection import SatisfactionProjection
 
 T0 = datetime(2026, 4, 1, 8, 0, tzinfo=UTC)
 CUSTOMER = {"customer_id": "cust-9", "phone": "+34600000009"}
@@ -44,7 +45,7 @@ def app(warehouse: ChdbWarehouse) -> FastAPI:
     app.state.warehouse = warehouse
     app.state.keys = MemoryKeyStore()
     app.state.access_audit = MemoryAccessAudit()
-    ensure_tables(warehouse, [ProjectionsProjection()])
+    ensure_tables(warehouse, [ProjectionsProjection(), SatisfactionProjection()])
     return app
 
 
@@ -118,7 +119,8 @@ def test_a_page_view_between_two_calls_is_not_the_earlier_contact(
 def test_the_flags_are_in_the_openapi_models(app: FastAPI) -> None:
     schemas = app.openapi()["components"]["schemas"]
     assert "repeat_of" in schemas["TimelineEntry"]["properties"]
-    assert "repeat_contact" in schemas["Profile"]["properties"]
+    # The profile route answers the profile with its value (value@1): ValuedProfile.
+    assert {"repeat_contact", "value"} <= set(schemas["ValuedProfile"]["properties"])
     assert {"definition", "window_days", "contact", "earlier"} <= set(
         schemas["RepeatContact"]["properties"]
     )

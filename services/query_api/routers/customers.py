@@ -48,7 +48,10 @@ from services.projections.timeline import (
     TimelineFilter,
     TimelinePage,
 )
+from services.projections.value import ValuedProfile
+from services.projections.value_sql import with_value
 from services.query_api.params import INSTANT_HELP, Instant, TypeFilter, cursor_position
+from services.query_api.routers.satisfaction import now
 
 router = APIRouter(tags=["customers"], responses=AUTHENTICATED)
 
@@ -172,13 +175,18 @@ def get_timeline(
 
 
 @router.get(
-    "/v1/customers/{customer_id:path}", response_model=Profile, responses=CUSTOMER_READ_RESPONSES
+    "/v1/customers/{customer_id:path}",
+    response_model=ValuedProfile,
+    responses=CUSTOMER_READ_RESPONSES,
 )
-def get_profile(request: Request, principal: Reader, customer_id: CustomerId) -> Profile:
+def get_profile(request: Request, principal: Reader, customer_id: CustomerId) -> ValuedProfile:
     """What is known about the customer: activity, channels, orders, satisfaction, open cases,
-    and the latest repeat contact."""
+    the latest repeat contact, and its value and churn risk now (value@1, churn_risk@1)."""
     members = members_of(request, principal.tenant_id, customer_id)
-    profile = profile_of(_warehouse(request), principal.tenant_id, members)
+    warehouse, tenant_id = _warehouse(request), principal.tenant_id
+    profile = with_value(
+        warehouse, tenant_id, members, profile_of(warehouse, tenant_id, members), now(request)
+    )
     record_access(request, principal, members[0], "profile", customer_id)
     return profile
 

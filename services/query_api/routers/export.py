@@ -33,6 +33,7 @@ from services.projections.profile import Profile
 from services.projections.repeat_contact_sql import flag_page
 from services.projections.sql import read_timeline
 from services.projections.timeline import MAX_PAGE, TimelineEntry, decode_cursor
+from services.projections.value_sql import with_value
 from services.query_api.routers.alerts import AlertOut, alert_out
 from services.query_api.routers.customers import CustomerId, members_of, profile_of
 from services.query_api.routers.responses import answer_fields
@@ -202,10 +203,13 @@ def export_customer(request: Request, principal: Exporter, customer_id: Customer
     """Everything held about the customer and every customer merged into it, as a zip."""
     tenant_id, warehouse = principal.tenant_id, request.app.state.warehouse
     members = members_of(request, tenant_id, customer_id)
-    profile = profile_of(warehouse, tenant_id, members)
+    at = now(request)
+    # The value and churn risk are derived data about the person: the export holds them too.
+    profile = with_value(
+        warehouse, tenant_id, members, profile_of(warehouse, tenant_id, members), at
+    )
     identity = _identity_records(request, tenant_id, members[0])
     sections = _sections(warehouse, tenant_id, members, profile, identity or ([], []))
-    at = now(request)
     manifest = _manifest(tenant_id, customer_id, members, identity is not None, at)
     # Recorded before the first byte leaves: an export the audit cannot record is refused (503).
     record_access(request, principal, members[0], "export", customer_id)

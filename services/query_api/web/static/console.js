@@ -125,6 +125,28 @@
     const score = (x) => (x ? `${x.score} (${x.scale})` : "—");
     $("f-scores").textContent = `${score(s.csat)} / ${score(s.nps)} / ${score(s.ces)}`;
     renderRepeat(p.repeat_contact);
+    renderValue(p.value);
+  }
+
+  // value@1 and churn_risk@1 (docs/metrics.md): the score with every factor that adds to it.
+  function renderValue(v) {
+    if (!v) return;
+    const recency = v.recency_days === null ? "—" : `${v.recency_days} ${t("days_ago")}`;
+    $("f-recency").textContent = `${recency} · ${v.tenure_days} ${t("days")}`;
+    $("f-preferred").textContent = v.preferred_channel;
+    $("f-products").replaceChildren(...(v.products.length
+      ? v.products.map((p) => el("span", { class: "chip" }, `${p.product} (${p.orders})`))
+      : ["—"]));
+    const n = v.nps_trend;
+    const change = n.change === null ? "" : ` (${n.change > 0 ? "+" : ""}${n.change})`;
+    $("f-nps-trend").textContent = n.latest === null ? "—" : `${n.previous ?? "—"} → ${n.latest}${change}`;
+    const risk = v.churn_risk;
+    const tone = { low: "ok", medium: "warn", high: "danger" }[risk.band];
+    const badge = el("span", { class: `badge ${tone}`, id: "churn-score" }, `${risk.score}/100 · ${t(`band_${risk.band}`)}`);
+    const factors = risk.factors.length
+      ? risk.factors.map((f) => el("span", { class: "chip warn", title: f.reason }, `${t(`factor_${f.factor}`)} +${f.points}`))
+      : [el("span", { class: "muted" }, ` ${t("no_warning_signs")}`)];
+    $("f-churn").replaceChildren(badge, " ", ...factors);
   }
 
   // repeat_contact@1: the latest contact that came within 7 days of an earlier one.

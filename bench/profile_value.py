@@ -1,0 +1,135 @@
+"""What value@1 / churn_risk@1 add to the profile read of one customer, on chdb.
+
+One customer with about 1,000 events (orders, surveys, calls with transfers, chats, page views)
+among other customers' events; the profile read is timed as it was before (`profile_of`: the
+folded facts and the latest repeat contact) and as it is now (the same plus `with_value`).
+Numbers only, with the load average; nothing asserts a time (HOUSE_STYLE).
+
+    PYTHONPATH=. python -m bench.profile_value [--events 1000] [--others 50] [--runs 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cem.adapters.chdb_warehouse import ChdbWarehouse
+from cem.runner import ensure_tables
+from schemas.envelope import Event
+from schemas.validate import accept
+from services.projections.projection import ProjectionsProjection
+from services.projections.value_sql import with_value
+from services.query_api.routers.customers import profile_of
+from services.satisfaction.projection import SatisfactionProjection
+
+TENANT = "bench"
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def _event(i: int, at: datetime) -> dict[str, Any]:
+    kind = i % 10
+    call = {"channel": "phone", "correlation_id": f"call-{i // 10}"}
+    shapes: list[dict[str, Any]] = [
+        {
+            "type": "order.placed",
+            "channel": "web",
+            "payload": {
+                "order_id": f"o{i}",
+                "amount": "19.90",
+                "currency": "EUR" if i % 3 else "USD",
+                "attributes": {"product": f"p{i % 7}"},
+            },
+        },
+        {
+            "type": "survey.answered",
+            "channel": "email",
+            "payload": {"kind": "nps", "score": i % 11},
+        },
+        {"type": "call.transferred", **call, "payload": {}},
+        {
+            "type": "call.ended",
+            **call,
+            "payload": {"queue_wait_s": i % 600, "abandoned": i % 4 == 0},
+        },
+        {"type": "message.received", "channel": "chat", "payload": {"text": "no funciona, fatal"}},
+    ] + [{"type": "page.viewed", "channel": "web", "payload": {"url": "https://shop.example/"}}] * 5
+    return {"event_id": str(uuid.uuid4()), "occurred_at": at.isoformat(), **shapes[kind]}
+
+
+def history(customer_id: str, n: int) -> list[Event]:
+    start = NOW - timedelta(days=400)
+    step = timedelta(days=400) / n
+    found = []
+    for i in range(n):
+        raw = {**_event(i, start + i * step), "customer": {"customer_id": customer_id}}
+        found.append(accept(raw, TENANT, start + i * step + timedelta(seconds=1))[0])
+    return found
+
+
+def store(warehouse: ChdbWarehouse, events: list[Event]) -> None:
+    by_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for projection in (ProjectionsProjection(), SatisfactionProjection()):
+        for offset, e in enumerate(events):
+            for table, rows in projection.rows(e).items():
+                by_table[table] += [
+                    r | {"log_partition": 0, "log_offset": offset} if "log_offset" in r else r
+                    for r in rows
+                ]
+    for table, rows in by_table.items():
+        warehouse.insert(table, rows)
+
+
+def timed(reads: list[Callable[[], object]], runs: int) -> list[list[float]]:
+    """Each read's times, the reads taking turns so that a busy machine slows them alike."""
+    found: list[list[float]] = [[] for _ in reads]
+    for read in reads:
+        read()  # warm
+    for _ in range(runs):
+        for read, times in zip(reads, found, strict=True):
+            start = time.perf_counter()
+            read()
+            times.append(time.perf_counter() - start)
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--others", type=int, default=50)
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as path:
+        warehouse = ChdbWarehouse(path, database="bench")
+        ensure_tables(warehouse, [ProjectionsProjection(), SatisfactionProjection()])
+        for other in range(args.others):
+            store(warehouse, history(f"other-{other}", args.events))
+        store(warehouse, history("target", args.events))
+        members = ["target"]
+        before, after = timed(
+            [
+                lambda: profile_of(warehouse, TENANT, members),
+                lambda: with_value(
+                    warehouse, TENANT, members, profile_of(warehouse, TENANT, members), NOW
+                ),
+            ],
+            args.runs,
+        )
+        for name, times in (("profile (before)", before), ("profile + value (after)", after)):
+            ms = sorted(t * 1000 for t in times)
+            p90 = ms[int(0.9 * (len(ms) - 1))]
+            print(f"{name:26} p50 {statistics.median(ms):7.1f} ms  p90 {p90:7.1f} ms  n={len(ms)}")
+        print(f"customer events {args.events}, other customers {args.others}, "
+              f"load average {os.getloadavg()}")  # fmt: skip
+        warehouse.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""The reads of customer value (`value.py`): ClickHouse SQL that also runs on server 18.16.
+
+No table of its own: survey answers come from `profile_facts`, products from the orders in the
+timeline, negative texts from `text_sentiment` and calls from `service_events`, each for every member
+of a merged customer and deduplicated by event id; `value.py` decides. 18.16 has no window
+functions, so the reads return rows and the rule orders them. Only table names, fixed type lists
+and the members fragment are formatted into SQL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from kernel.ports import Warehouse
+from kernel.processing import to_micros
+from services.projections.profile import SURVEY, Profile
+from services.projections.sql import PROFILE_FACTS, TIMELINE, Members, members_filter
+from services.projections.value import (
+    DAY_MICROS,
+    LOOKBACK_DAYS,
+    CallFact,
+    Signals,
+    SurveyAnswer,
+    ValuedProfile,
+    customer_value,
+)
+from services.satisfaction.texts import TEXT_SENTIMENT_TABLE
+from services.service_metrics.facts import CALL_ENDED, CALL_TRANSFERRED, SERVICE_EVENTS_TABLE
+
+MAX_ANSWERS = 500  # the newest; the NPS trend needs two, the lookback rarely more
+MAX_ROWS = 10_000  # a bound on the orders, texts or calls one read fetches
+ORDER_TYPES = ("order.placed", "store.purchased")
+PRODUCT_ATTRIBUTE = "product"  # v1 orders have no product field: the `product` attribute names it
+
+_CUSTOMER = "tenant_id = {{tenant_id:String}} AND {members}"
+ANSWERS_QUERY = f"""SELECT key AS kind, num_value AS score, derived_at AS at, event_id
+FROM {PROFILE_FACTS}
+WHERE {_CUSTOMER} AND field = '{SURVEY}'
+ORDER BY derived_at DESC, event_id DESC
+LIMIT 1 BY event_id
+LIMIT {MAX_ANSWERS}"""
+
+ORDERS_QUERY = f"""SELECT event_id, payload_json FROM {TIMELINE}
+WHERE {_CUSTOMER} AND type IN ('{ORDER_TYPES[0]}', '{ORDER_TYPES[1]}')
+LIMIT 1 BY event_id
+LIMIT {MAX_ROWS}"""
+
+NEGATIVE_TEXTS_QUERY = f"""SELECT event_id, written_at AS at FROM {TEXT_SENTIMENT_TABLE}
+WHERE {_CUSTOMER} AND label = 'negative'
+    AND written_at >= {{{{since:Int64}}}} AND written_at <= {{{{until:Int64}}}}
+LIMIT 1 BY event_id
+LIMIT {MAX_ROWS}"""
+
+_ENDED_IN_RANGE = f"""tenant_id = {{{{tenant_id:String}}}} AND type = '{CALL_ENDED}' AND {{members}}
+    AND direction = 'inbound'
+    AND derived_at >= {{{{since:Int64}}}} AND derived_at <= {{{{until:Int64}}}}"""
+# A call's transfers are the call.transferred events of its conversation (correlation id).
+CALLS_QUERY = f"""SELECT event_id, derived_at AS at, queue_wait_s, abandoned, correlation_id
+FROM {SERVICE_EVENTS_TABLE}
+WHERE {_ENDED_IN_RANGE}
+LIMIT 1 BY event_id
+LIMIT {MAX_ROWS}"""
+TRANSFERS_QUERY = f"""SELECT correlation_id, count() AS transfers FROM (
+    SELECT event_id, correlation_id FROM {SERVICE_EVENTS_TABLE}
+    WHERE tenant_id = {{{{tenant_id:String}}}} AND type = '{CALL_TRANSFERRED}' AND {{members}}
+        AND correlation_id != '' AND correlation_id IN (
+            SELECT correlation_id FROM {SERVICE_EVENTS_TABLE} WHERE {_ENDED_IN_RANGE})
+    LIMIT 1 BY event_id
+)
+GROUP BY correlation_id"""
+
+
+def product_of(payload_json: str) -> str | None:
+    """The product an order names in its attributes, if any."""
+    attributes = orjson.loads(payload_json).get("attributes") or {}
+    product = attributes.get(PRODUCT_ATTRIBUTE)
+    return product if isinstance(product, str) and product.strip() else None
+
+
+def _select(
+    warehouse: Warehouse, template: str, tenant_id: str, customer: Members, **extra: int
+) -> list[dict[str, Any]]:
+    members, params = members_filter(customer)
+    sql = template.format(members=members)
+    return warehouse.select(sql, {"tenant_id": tenant_id, **params, **extra})
+
+
+def _calls(
+    warehouse: Warehouse, tenant_id: str, customer: Members, **window: int
+) -> list[CallFact]:
+    ended = _select(warehouse, CALLS_QUERY, tenant_id, customer, **window)
+    if not ended:
+        return []
+    rows = _select(warehouse, TRANSFERS_QUERY, tenant_id, customer, **window)
+    transfers = {r["correlation_id"]: int(r["transfers"]) for r in rows}
+    return [
+        CallFact(
+            event_id=r["event_id"],
+            at=int(r["at"]),
+            queue_wait_s=float(r["queue_wait_s"]),
+            abandoned=bool(r["abandoned"]),
+            transfers=transfers.get(r["correlation_id"], 0) if r["correlation_id"] else 0,
+        )
+        for r in ended
+    ]
+
+
+def read_signals(
+    warehouse: Warehouse, tenant_id: str, customer: Members, as_of: datetime
+) -> Signals:
+    """What the value reads beside the profile, for every member of the customer."""
+    until = to_micros(as_of)
+    window = {"since": until - LOOKBACK_DAYS * DAY_MICROS, "until": until}
+    answers = _select(warehouse, ANSWERS_QUERY, tenant_id, customer)
+    orders = _select(warehouse, ORDERS_QUERY, tenant_id, customer)
+    texts = _select(warehouse, NEGATIVE_TEXTS_QUERY, tenant_id, customer, **window)
+    return Signals(
+        answers=[
+            SurveyAnswer(r["kind"], int(r["score"]), int(r["at"]), r["event_id"]) for r in answers
+        ],
+        negative_texts=[int(r["at"]) for r in texts],
+        calls=_calls(warehouse, tenant_id, customer, **window),
+        products=[p for r in orders if (p := product_of(r["payload_json"])) is not None],
+    )
+
+
+def with_value(
+    warehouse: Warehouse, tenant_id: str, customer: Members, profile: Profile, as_of: datetime
+) -> ValuedProfile:
+    """The profile with the customer's value and churn risk as of `as_of`."""
+    signals = read_signals(warehouse, tenant_id, customer, as_of)
+    value = customer_value(profile, signals, as_of)
+    return ValuedProfile(**dict(profile), value=value)
