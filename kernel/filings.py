@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from kernel.customer_key import customer_key
 from kernel.partitioning import partition_key
 from kernel.ports import Consumed, Record
 from kernel.processing import (
@@ -40,6 +39,7 @@ from kernel.processing import (
     dead_letter,
     decode_batch,
     decode_value,
+    file_events,
     project_batch,
 )
 from schemas.envelope import Event
@@ -94,7 +94,7 @@ def file_batch(
     direct = {id(rec) for rec, item in decoded.events if isinstance(item, Unadmitted)}
     admit_batch(decoded, admission)
     events = [_event_of(item) for _, item in decoded.events]
-    homes = filer.file(events) if filer else [customer_key(e.customer) for e in events]
+    homes = file_events(events, filer)
     batch = FiledBatch(next_offsets=decoded.result.next_offsets)
     batch.dead_letters = decoded.result.dead_letters
     for (rec, item), home in zip(decoded.events, homes, strict=True):
