@@ -13,7 +13,9 @@ either. A redelivered batch is filed again (the same customer, or one of the sam
 merge): the second filing of an event carries the same event id, and every table is deduplicated
 by event id (ReplacingMergeTree, read with FINAL or LIMIT 1 BY event_id), so it counts once.
 
-Without a filer (identity off) an event is filed under `customer_key(event.customer)`, exactly as
+A platform event about the tenant (a drift alert's action, `schemas.families.is_tenant_level`) is
+filed under its reserved subject without asking identity. Without a filer (identity off) an event
+is filed under `customer_key(event.customer)`, exactly as
 projections filed it before there was a filing stage.
 """
 
