@@ -13,7 +13,9 @@ either. A redelivered batch is filed again (the same customer, or one of the sam
 merge): the second filing of an event carries the same event id, and every table is deduplicated
 by event id (ReplacingMergeTree, read with FINAL or LIMIT 1 BY event_id), so it counts once.
 
-Without a filer (identity off) an event is filed under `customer_key(event.customer)`, exactly as
+A platform event about the tenant (a drift alert's action, `schemas.families.is_tenant_level`) is
+filed under its reserved subject without asking identity. Without a filer (identity off) an event
+is filed under `customer_key(event.customer)`, exactly as
 projections filed it before there was a filing stage.
 """
 
@@ -22,7 +24,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from kernel.customer_key import customer_key
 from kernel.partitioning import partition_key
 from kernel.ports import Consumed, Record
 from kernel.processing import (
@@ -40,6 +41,7 @@ from kernel.processing import (
     dead_letter,
     decode_batch,
     decode_value,
+    file_events,
     project_batch,
 )
 from schemas.envelope import Event
@@ -94,7 +96,7 @@ def file_batch(
     direct = {id(rec) for rec, item in decoded.events if isinstance(item, Unadmitted)}
     admit_batch(decoded, admission)
     events = [_event_of(item) for _, item in decoded.events]
-    homes = filer.file(events) if filer else [customer_key(e.customer) for e in events]
+    homes = file_events(events, filer)
     batch = FiledBatch(next_offsets=decoded.result.next_offsets)
     batch.dead_letters = decoded.result.dead_letters
     for (rec, item), home in zip(decoded.events, homes, strict=True):

@@ -24,8 +24,10 @@ from typing import Any, Protocol
 
 import orjson
 
+from kernel.customer_key import customer_key
 from kernel.ports import Consumed, PublishStatus
 from schemas.envelope import Event
+from schemas.families import TENANT_SUBJECT, is_tenant_level
 from schemas.validate import decode
 
 Rows = dict[str, list[dict[str, Any]]]
@@ -64,6 +66,19 @@ class Filer(Protocol):
     (a dead letter). Raises when the store cannot answer now; the batch is then retried whole."""
 
     def file(self, events: Sequence[Event]) -> list[str | Unfiled]: ...
+
+
+def file_events(events: Sequence[Event], filer: Filer | None) -> list[str | Unfiled]:
+    """The customer each event is filed under: the filer's answer (without one,
+    `customer_key`), except for a tenant-level platform event (a manager's action on a drift
+    alert), filed under `TENANT_SUBJECT` without asking identity, so no customer is made of it."""
+    people = [e for e in events if not is_tenant_level(e)]
+    if filer is None:
+        answers: list[str | Unfiled] = [customer_key(e.customer) for e in people]
+    else:
+        answers = filer.file(people) if people else []
+    found = iter(answers)
+    return [TENANT_SUBJECT if is_tenant_level(e) else next(found) for e in events]
 
 
 @dataclass(frozen=True)
@@ -270,5 +285,6 @@ def process_batch(
     them (a store is unavailable) propagates, so the caller retries the batch."""
     decoded = decode_batch(stage, records, decode_record)
     admit_batch(decoded, admission)
-    homes = filer.file([_event(item) for _, item in decoded.events]) if filer else None
+    events = [_event(item) for _, item in decoded.events]
+    homes = file_events(events, filer) if filer else None
     return project_batch(decoded, project, homes)

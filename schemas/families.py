@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from schemas.envelope import Channel, Name, SafeStr
+from schemas.envelope import Channel, Event, Name, SafeStr
 
 Seconds = Annotated[float, Field(ge=0, le=7 * 24 * 3600)]
 Text = Annotated[SafeStr, StringConstraints(max_length=20_000)]
@@ -280,6 +280,18 @@ FAMILIES: dict[str, tuple[type[BaseModel], frozenset[Channel]]] = {
 
 # Types the platform records itself (a manager's actions on alerts), never a channel system.
 PLATFORM_TYPES = frozenset({"alert.assigned", "alert.acknowledged", "alert.resolved"})
+
+# The subject a platform event names when it is about the tenant, not a customer: a manager's
+# action on a touchpoint's drift alert (the payload names the touchpoint). The envelope needs an
+# identifier, and this reserved one is filed as it is, without identity (`kernel.processing.
+# file_events`); no timeline, profile or customer lookup shows it (services/projections).
+TENANT_SUBJECT = "cem:tenant"
+
+
+def is_tenant_level(event: Event) -> bool:
+    """A platform event about the tenant (a touchpoint), filed under `TENANT_SUBJECT`."""
+    return event.type in PLATFORM_TYPES and event.customer.customer_id == TENANT_SUBJECT
+
 
 CUSTOM_PREFIX = "custom."
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from kernel.customer_key import customer_key
 from kernel.processing import Rows
 from schemas.envelope import Event
+from schemas.families import is_tenant_level
 from services.projections import arrivals, sql
 from services.projections.lookup import to_identifier_rows
 from services.projections.profile import to_profile_facts
@@ -20,6 +21,8 @@ class ProjectionsProjection:
         return sql.ddl(version) + arrivals.ddl(version)
 
     def rows(self, event: Event, customer_id: str | None = None) -> Rows:
+        if is_tenant_level(event):  # about a touchpoint (a drift alert's action): no person's
+            return {}  # timeline, profile or identifier; satisfaction projects its status
         home = customer_id or customer_key(event.customer)
         # Arrivals last: runners insert tables in this order, so an arrival a live stream sees
         # always finds its timeline row (services/projections/arrivals.py).

@@ -103,12 +103,15 @@ def read_drift_alerts(
     warehouse: Warehouse, tenant_id: str, days: Sequence[int]
 ) -> list[LinkedAlert]:
     """drift@1 alerts of the given days (epoch s of UTC day starts), oldest first."""
+    return [_linked(warehouse, tenant_id, a) for a in _detected(warehouse, tenant_id, days)]
+
+
+def _detected(warehouse: Warehouse, tenant_id: str, days: Sequence[int]) -> list[DriftAlert]:
     if not days:
         return []
     since = (min(days) - BASELINE_DAYS * DAY_S) * 1_000_000
     until = (max(days) + DAY_S) * 1_000_000
-    daily = read_daily_samples(warehouse, tenant_id, since, until)
-    return [_linked(warehouse, tenant_id, a) for a in detect(tenant_id, daily, days)]
+    return detect(tenant_id, read_daily_samples(warehouse, tenant_id, since, until), days)
 
 
 def alert_row(tenant_id: str, linked: LinkedAlert) -> dict[str, Any]:
@@ -183,3 +186,13 @@ def drift_alert_rows(
     rows = [alert_row(tenant_id, a) for a in found]
     wanted = [r for r in rows if not touchpoints or r["touchpoint"] in touchpoints]
     return sorted(wanted, key=lambda r: (r["raised_at"], r["alert_id"]), reverse=True)
+
+
+def find_drift_alert(
+    warehouse: Warehouse, tenant_id: str, alert_id: str, as_of: int
+) -> DriftAlert | None:
+    """The drift alert of that id among those `GET /v1/alerts` evaluates as of `as_of` (epoch
+    micros: the days closed in the last `LOOKBACK_DAYS`), or None. One aggregate query: the id is
+    a hash, so the days are evaluated and the id looked for among their alerts."""
+    found = _detected(warehouse, tenant_id, days_raised_in(0, as_of + 1, as_of))
+    return next((a for a in found if a.alert_id == alert_id), None)

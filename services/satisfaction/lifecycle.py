@@ -1,9 +1,12 @@
-"""The alert lifecycle: a manager assigns, acknowledges and resolves at-risk alerts.
+"""The alert lifecycle: a manager assigns, acknowledges and resolves alerts.
 
-Each action is an event on the log (`alert.assigned`, `alert.acknowledged`, `alert.resolved`) about
-the alert's customer, so it appears on the customer's timeline and survives a replay; an alert's
-status is a projection of those events (`alert_actions` rows), folded at read time by the latest
-action, like every other projection here (order independent).
+Each action is an event on the log (`alert.assigned`, `alert.acknowledged`, `alert.resolved`), so
+it survives a replay. On an at-risk alert the event is about the alert's customer and appears on
+the customer's timeline. A drift alert is about a touchpoint: its event names that touchpoint and
+the tenant-level subject `TENANT_SUBJECT` instead of a customer, which the filing stage files as it
+is (no identity) and no timeline shows. Either way an alert's status is a projection of those
+events (`alert_actions` rows), folded at read time by the latest action, like every other
+projection here (order independent).
 
 Pure: the transition rule, the raw event a command publishes, and the rows an event projects to.
 """
@@ -18,7 +21,7 @@ from typing import Any
 
 from kernel.processing import to_micros
 from schemas.envelope import Event
-from schemas.families import AlertAction, AlertAssigned
+from schemas.families import TENANT_SUBJECT, AlertAction, AlertAssigned
 from services.projections.lookup import key_lookup
 
 ALERT_TYPES = {"alert.assigned": "assigned", "alert.acknowledged": "acknowledged",
@@ -79,12 +82,26 @@ def customer_ref(customer_id: str) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class Subject:
+    """What an alert is about: a customer (at-risk alerts), or a touchpoint (drift alerts, whose
+    `customer_id` is None)."""
+
+    customer_id: str | None
+    touchpoint: str = TOUCHPOINT
+
+    def customer(self) -> dict[str, Any]:
+        if self.customer_id is None:
+            return {"customer_id": TENANT_SUBJECT}
+        return customer_ref(self.customer_id)
+
+
+@dataclass(frozen=True)
 class Command:
     """One manager action on one alert."""
 
     action: Action
     alert_id: str
-    customer_id: str
+    subject: Subject
     actor: str
     note: str | None = None
     assignee: str | None = None
@@ -101,8 +118,8 @@ class Command:
             "source_id": SOURCE_ID,
             "channel": "other",
             "type": EVENT_TYPES[self.action],
-            "touchpoint": TOUCHPOINT,
-            "customer": customer_ref(self.customer_id),
+            "touchpoint": self.subject.touchpoint,
+            "customer": self.subject.customer(),
             "occurred_at": at.isoformat(),
             "payload": payload,
         }

@@ -26,6 +26,7 @@ from tests.e2e.deployments import (
     story,
     survey,
 )
+from tests.e2e.test_fcr_and_drift import a_csat_drop, drift_alerts
 from tests.events import event, iso
 
 pytestmark = pytest.mark.slow
@@ -203,18 +204,30 @@ def resolve_one_alert(api: Api, embedded: EmbeddedDeployment, customer_id: str) 
     return str(alert["alert_id"])
 
 
+def resolve_the_drift_alert(api: Api, embedded: EmbeddedDeployment, touchpoint: str) -> str:
+    manager = embedded.key(TENANT_A, "manager")
+    [alert] = drift_alerts(api, manager, touchpoint)
+    path = f"/v1/alerts/{alert['alert_id']}/resolve"
+    assert api.command(manager, path, {"note": "rota fixed"}).status_code == 200
+    return str(alert["alert_id"])
+
+
 def test_f13_replay_into_fresh_tables_gives_identical_results(
     embedded: EmbeddedDeployment, api: Api
 ) -> None:
     start = (datetime.now(UTC) - timedelta(hours=12)).replace(microsecond=0)
     tags = post_traffic(api, embedded, start)
+    desk, drop, _ = a_csat_drop(new_tag())  # a touchpoint's drift alert, evaluated on read
+    api.post_ok(embedded.key(TENANT_A, "ingest"), drop)
     embedded.wait_processed(PROCESSED_WITHIN_S)
     resolved = resolve_one_alert(api, embedded, f"cust-{tags[0]}")
+    drift = resolve_the_drift_alert(api, embedded, desk)
     embedded.wait_processed(PROCESSED_WITHIN_S)
     live = what_users_see(api, embedded, tags, start)
     assert len(live[f"{TENANT_A} alerts"]["alerts"]) >= 3
     statuses = {a["alert_id"]: a["status"] for a in live[f"{TENANT_A} alerts"]["alerts"]}
     assert statuses[resolved] == "resolved"  # a manager's action is on the log: replayed too
+    assert statuses[drift] == "resolved"  # a drift alert's too, though it has no customer
     assert live[f"{TENANT_B} timeline {tags[3]}"], "tenant B's traffic was not stored"
     assert live[f"{TENANT_A} fcr"]["buckets"], "no contacts in the FCR figures"
 

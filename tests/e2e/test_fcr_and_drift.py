@@ -149,26 +149,37 @@ def answers(who: dict[str, Any], touchpoint: str, day: datetime, scores: list[in
     ]  # fmt: skip
 
 
-def test_a_csat_drop_raises_one_drift_alert_linked_to_its_answers(
-    deployment: Deployment, api: Api
-) -> None:
-    tag = new_tag()
-    desk = f"desk-{tag}"
-    ingest, manager = deployment.key(TENANT_A, "ingest"), deployment.key(TENANT_A, "manager")
-    who = {"customer_id": f"cust-{tag}"}
+def a_csat_drop(tag: str) -> tuple[str, list[Any], list[Any]]:
+    """Six days of 90% satisfied answers at `desk-<tag>`, then a day at 25% (36 answers), and a
+    worse day of 10 answers at `small-<tag>`: (desk, every answer, the bad day's answers)."""
+    desk, who = f"desk-{tag}", {"customer_id": f"cust-{tag}"}
     ten = [5, 5, 4, 5, 5, 2, 5, 4, 5, 5]  # 90% satisfied
     baseline = [a for d in range(3, 9) for a in answers(who, desk, midnight(d), ten)]
     bad_day = answers(who, desk, midnight(2), [2, 3, 5, 1] * 9)  # 36 answers, 25% satisfied
     small = answers(who, f"small-{tag}", midnight(2), [1] * 10)  # worse, but n = 10
-    api.post_ok(ingest, baseline + bad_day + small)
+    return desk, baseline + bad_day + small, bad_day
+
+
+def drift_alerts(api: Api, key: str, touchpoint: str) -> list[dict[str, Any]]:
+    response = api.get("/v1/alerts", key, touchpoint=touchpoint, limit=1000)
+    assert response.status_code == 200, response.text
+    return [a for a in response.json()["alerts"] if a["rule"].startswith("drift.")]
+
+
+def test_a_csat_drop_raises_one_drift_alert_linked_to_its_answers(
+    deployment: Deployment, api: Api
+) -> None:
+    tag = new_tag()
+    ingest, manager = deployment.key(TENANT_A, "ingest"), deployment.key(TENANT_A, "manager")
+    who = {"customer_id": f"cust-{tag}"}
+    desk, posted, bad_day = a_csat_drop(tag)
+    api.post_ok(ingest, posted)
     deployment.wait_processed(PROCESSED_WITHIN_S)
 
-    def drift_alerts(touchpoint: str) -> list[dict[str, Any]]:
-        response = api.get("/v1/alerts", manager, touchpoint=touchpoint, limit=1000)
-        assert response.status_code == 200, response.text
-        return [a for a in response.json()["alerts"] if a["rule"].startswith("drift.")]
+    def drift_alerts_of(touchpoint: str) -> list[dict[str, Any]]:
+        return drift_alerts(api, manager, touchpoint)
 
-    [alert] = drift_alerts(desk)
+    [alert] = drift_alerts_of(desk)
     assert (alert["rule"], alert["metric"], alert["touchpoint"]) == ("drift.csat", "csat", desk)
     drift = alert["drift"]
     assert drift["period_start"].startswith(iso(midnight(2))[:10])
@@ -176,8 +187,8 @@ def test_a_csat_drop_raises_one_drift_alert_linked_to_its_answers(
     assert drift["drop"] == 90.0 - 25.0 and drift["drop_interval"][0] > 0
     bad_ids = {e["event_id"] for e in bad_day if e["payload"]["score"] <= 3}
     assert set(drift["answers"]) == bad_ids and drift["answers_total"] == 27
-    assert drift_alerts(desk)[0]["alert_id"] == alert["alert_id"]  # the same on every read
-    assert drift_alerts(f"small-{tag}") == []
+    assert drift_alerts_of(desk)[0]["alert_id"] == alert["alert_id"]  # the same on every read
+    assert drift_alerts_of(f"small-{tag}") == []
     # Paged, the drift alert comes once, in its place among the stored at-risk alerts.
     everything = api.get("/v1/alerts", manager, touchpoint=desk, limit=1000).json()["alerts"]
     paged, cursor = [], None
@@ -191,3 +202,40 @@ def test_a_csat_drop_raises_one_drift_alert_linked_to_its_answers(
     assert customer and not [a for a in customer if a["rule"].startswith("drift.")]
     download = api.get("/v1/alerts", manager, touchpoint=desk, format="csv")
     assert "drift.p_value" in download.text.splitlines()[0]
+
+
+def test_a_drift_alert_is_acknowledged_and_resolved_off_every_timeline(
+    deployment: Deployment, api: Api
+) -> None:
+    tag = new_tag()
+    ingest, manager = deployment.key(TENANT_A, "ingest"), deployment.key(TENANT_A, "manager")
+    agent = deployment.key(TENANT_A, "agent")
+    desk, posted, _ = a_csat_drop(tag)
+    api.post_ok(ingest, posted)
+    deployment.wait_processed(PROCESSED_WITHIN_S)
+    [alert] = drift_alerts(api, manager, desk)
+    assert alert["status"] == "open"
+    path = f"/v1/alerts/{alert['alert_id']}"
+
+    assert api.command(agent, f"{path}/acknowledge", {}).status_code == 403
+    assert api.command(manager, f"{path}/resolve", {}).status_code == 422  # the note is required
+    done = api.command(manager, f"{path}/acknowledge", {"note": "looking at the rota"})
+    assert done.status_code == 200, done.text
+    assert done.json()["status"] == "acknowledged"
+    deployment.wait_processed(PROCESSED_WITHIN_S)
+    [seen] = drift_alerts(api, manager, desk)
+    assert (seen["status"], seen["note"]) == ("acknowledged", "looking at the rota")
+    done = api.command(manager, f"{path}/resolve", {"note": "two more agents on the desk"})
+    assert done.status_code == 200 and done.json()["status"] == "resolved", done.text
+    deployment.wait_processed(PROCESSED_WITHIN_S)
+    [seen] = drift_alerts(api, manager, desk)
+    assert (seen["status"], seen["note"]) == ("resolved", "two more agents on the desk")
+    assert api.command(manager, f"{path}/assign", {"assignee": "ana"}).status_code == 409
+
+    # The actions are about the touchpoint: no customer's timeline shows them, and the reserved
+    # subject is no customer.
+    timeline = api.timeline(agent, f"cust-{tag}")
+    assert timeline and not [e for e in timeline if e["type"].startswith("alert.")]
+    assert api.profile(agent, "cem:tenant").status_code == 404
+    unknown = api.command(manager, "/v1/alerts/no-such-drift/acknowledge", {})
+    assert unknown.status_code == 404

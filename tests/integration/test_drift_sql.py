@@ -19,7 +19,13 @@ from services.satisfaction import sql
 from services.satisfaction.attribution import attribute_response
 from services.satisfaction.attribution_sql import CUSTOMER_TOUCHPOINTS_TABLE
 from services.satisfaction.drift import DAY_S, DRIFT_METRICS, daily_samples, detect
-from services.satisfaction.drift_sql import closed_days, read_daily_samples, read_drift_alerts
+from services.satisfaction.drift_sql import (
+    LOOKBACK_DAYS,
+    closed_days,
+    find_drift_alert,
+    read_daily_samples,
+    read_drift_alerts,
+)
 from services.satisfaction.projection import SatisfactionProjection
 from tests.integration.test_satisfaction_chdb import BASE, load, new_tenant
 
@@ -103,6 +109,14 @@ def test_sql_drift_equals_the_pure_rule(wh: Warehouse) -> None:
     )  # fmt: skip
     assert alert.answers == [event_id for _, event_id in driving]
     assert alert.answers_total == len(driving) > 0
+
+    # An action on the alert finds it by id among the days `GET /v1/alerts` would list then.
+    as_of = until + 1_000_000
+    assert find_drift_alert(wh, tenant, alert.alert.alert_id, as_of) == alert.alert
+    assert find_drift_alert(wh, tenant, "no-such-alert", as_of) is None
+    assert find_drift_alert(wh, tenant, alert.alert.alert_id, until - 1) is None  # not closed
+    later = until + (LOOKBACK_DAYS + 1) * DAY_S * 1_000_000  # no longer listed
+    assert find_drift_alert(wh, tenant, alert.alert.alert_id, later) is None
 
 
 def test_days_are_closed_utc_days_within_the_range() -> None:

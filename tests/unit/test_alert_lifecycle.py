@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
 
+from kernel.processing import Unfiled, file_events
+from schemas.envelope import Event
+from schemas.families import TENANT_SUBJECT, is_tenant_level
 from schemas.validate import accept
+from services.projections.projection import ProjectionsProjection
 from services.satisfaction.attribution_sql import CUSTOMER_TOUCHPOINTS_TABLE, to_touchpoint_rows
 from services.satisfaction.lifecycle import (
     Action,
     Command,
     InvalidTransition,
     Status,
+    Subject,
     customer_ref,
     next_status,
     to_action_row,
@@ -61,7 +67,9 @@ def test_the_action_event_names_the_alerts_customer_by_its_key(
 
 
 def test_a_resolve_command_is_an_accepted_event_projecting_to_its_row() -> None:
-    command = Command(Action.resolve, "alert-1", "email:ana@x.io", "key-9", note="refund sent")
+    command = Command(
+        Action.resolve, "alert-1", Subject("email:ana@x.io"), "key-9", note="refund sent"
+    )
     event, _ = accept(command.to_raw_event(AT), "acme", AT)
     assert (event.type, event.channel.value, event.touchpoint) == (
         "alert.resolved",
@@ -84,9 +92,62 @@ def test_a_resolve_command_is_an_accepted_event_projecting_to_its_row() -> None:
 def test_an_alert_action_is_not_where_the_customer_was_for_attribution() -> None:
     # A manager's action on the customer's timeline must not become the touchpoint that the
     # customer's next uncorrelated survey answer is attributed to (METRICS.md attribution).
-    command = Command(Action.resolve, "alert-1", "email:ana@x.io", "key-9", note="called back")
+    command = Command(
+        Action.resolve, "alert-1", Subject("email:ana@x.io"), "key-9", note="called back"
+    )
     event, _ = accept(command.to_raw_event(AT), "acme", AT)
     assert to_touchpoint_rows(event, "email:ana@x.io") == {}
     call = dict(command.to_raw_event(AT), type="call.ended", channel="phone", payload={})
     called, _ = accept(call, "acme", AT)
     assert to_touchpoint_rows(called, "email:ana@x.io")[CUSTOMER_TOUCHPOINTS_TABLE]
+
+
+def drift_action(action: Action, **fields: str) -> Event:
+    command = Command(action, "drift-1", Subject(None, "desk-3"), "key-9", **fields)
+    event, _ = accept(command.to_raw_event(AT), "acme", AT)
+    return event
+
+
+def test_a_drift_alerts_action_names_its_touchpoint_and_the_tenant_not_a_customer() -> None:
+    event = drift_action(Action.resolve, note="rota fixed")
+    assert (event.type, event.touchpoint) == ("alert.resolved", "desk-3")
+    assert event.customer.customer_id == TENANT_SUBJECT and is_tenant_level(event)
+    # The status folds from the same row as an at-risk alert's action.
+    row = to_action_row(event)
+    assert (row["alert_id"], row["status"], row["note"]) == ("drift-1", "resolved", "rota fixed")
+    at_risk = Command(Action.resolve, "a-1", Subject("ana"), "key-9", note="x").to_raw_event(AT)
+    assert not is_tenant_level(accept(at_risk, "acme", AT)[0])
+    # A channel system's event naming the reserved subject is a customer's like any other.
+    call = dict(at_risk, type="call.ended", channel="phone", payload={},
+                customer={"customer_id": TENANT_SUBJECT})  # fmt: skip
+    assert not is_tenant_level(accept(call, "acme", AT)[0])
+
+
+class RecordingFiler:
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def file(self, events: Sequence[Event]) -> list[str | Unfiled]:
+        self.asked += [str(e.event_id) for e in events]
+        return [f"home-{e.customer.customer_id}" for e in events]
+
+
+def test_a_drift_alerts_action_is_filed_under_the_tenant_without_identity() -> None:
+    drift = drift_action(Action.acknowledge)
+    raw = Command(Action.resolve, "a-1", Subject("ana"), "key-9", note="x").to_raw_event(AT)
+    person, _ = accept(raw, "acme", AT)
+    filer = RecordingFiler()
+    assert file_events([drift, person, drift], filer) == [
+        TENANT_SUBJECT, "home-ana", TENANT_SUBJECT
+    ]  # fmt: skip
+    assert filer.asked == [str(person.event_id)]
+    assert file_events([drift], filer) == [TENANT_SUBJECT] and len(filer.asked) == 1
+    assert file_events([drift, person], None) == [TENANT_SUBJECT, "ana"]
+
+
+def test_no_timeline_profile_or_lookup_shows_a_drift_alerts_action() -> None:
+    projection = ProjectionsProjection()
+    assert projection.rows(drift_action(Action.acknowledge), TENANT_SUBJECT) == {}
+    raw = Command(Action.resolve, "a-1", Subject("ana"), "key-9", note="x").to_raw_event(AT)
+    person, _ = accept(raw, "acme", AT)
+    assert any(projection.rows(person, "ana").values())  # an at-risk alert's: on the timeline

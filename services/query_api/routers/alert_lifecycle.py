@@ -1,9 +1,11 @@
-"""Closing the loop on at-risk alerts: `POST /v1/alerts/{alert_id}/assign|acknowledge|resolve`.
+"""Closing the loop on alerts: `POST /v1/alerts/{alert_id}/assign|acknowledge|resolve`.
 
 Managers and admins only. Each action is published as an event on the log through the same
-publisher as ingest (idempotent, acknowledged before the answer), filed under the alert's
-customer: it shows on the customer's timeline and survives `cem replay`. The status `GET
-/v1/alerts` shows is the projection of those events, so it follows within the processing delay.
+publisher as ingest (idempotent, acknowledged before the answer), so it survives `cem replay`. An
+at-risk alert's action is filed under the alert's customer and shows on the customer's timeline;
+a drift alert's names the alert's touchpoint and the tenant-level subject, so no timeline shows it
+(services/satisfaction/lifecycle.py). The status `GET /v1/alerts` shows is the projection of those
+events, so it follows within the processing delay.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from kernel.api_errors import ApiError
 from kernel.auth import AUTHENTICATED, UNAUTHENTICATED, require
 from kernel.customer_key import split_key
 from kernel.ports import Principal, Publisher, PublishStatus
+from kernel.processing import to_micros
 from kernel.request_body import json_body, openapi_body
 from schemas.families import Note
 from schemas.validate import InvalidEvent, accept
@@ -24,11 +27,13 @@ from services.identity.errors import CustomerNotFound
 from services.identity.resolver import IdentityResolver
 from services.ingest.batch import to_outgoing
 from services.query_api.routers.satisfaction import now
+from services.satisfaction.drift_sql import find_drift_alert
 from services.satisfaction.lifecycle import (
     Action,
     Command,
     InvalidTransition,
     Status,
+    Subject,
     next_status,
 )
 from services.satisfaction.lifecycle_sql import AlertState, find_alert, read_states
@@ -46,7 +51,10 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"description": "not a manager or admin, or no CSRF token with a session cookie"},
     413: {"description": f"body over {MAX_BODY_BYTES} bytes"},
     422: {"description": "invalid body or alert id, with every violated path"},
-    404: {"description": "no such alert for the caller's tenant"},
+    404: {
+        "description": "no such alert for the caller's tenant (a drift alert: none of the "
+        "days closed in the last 31 days)"
+    },
     409: {"description": "the action is not allowed from the alert's current status"},
     503: {"description": "the event log cannot acknowledge now; retry later"},
 }
@@ -65,7 +73,9 @@ class AcknowledgeBody(BaseModel):
 
 class ResolveBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    note: Note = Field(description="what was done; shown on the customer's timeline")
+    note: Note = Field(
+        description="what was done; shown on the alert, and on its customer's timeline if any"
+    )
 
 
 class AlertActionResult(BaseModel):
@@ -81,13 +91,18 @@ def _publisher(request: Request) -> Publisher:
     return publisher
 
 
-def _current(request: Request, tenant_id: str, alert_id: str) -> tuple[str, AlertState]:
+def _current(request: Request, tenant_id: str, alert_id: str) -> tuple[Subject, AlertState]:
     warehouse = request.app.state.warehouse
     alert = find_alert(warehouse, tenant_id, alert_id)
-    if alert is None:
-        raise ApiError(404, "not_found", "no such alert")
+    if alert is not None:
+        subject = Subject(alert["customer_id"])
+    else:  # a drift alert is evaluated on read: the one `GET /v1/alerts` would list now
+        drift = find_drift_alert(warehouse, tenant_id, alert_id, to_micros(now(request)))
+        if drift is None:
+            raise ApiError(404, "not_found", "no such alert")
+        subject = Subject(None, drift.touchpoint)
     state = read_states(warehouse, tenant_id, [alert_id]).get(alert_id, AlertState())
-    return alert["customer_id"], state
+    return subject, state
 
 
 # The order `kernel.customer_key` ranks identifiers in: the strongest names the customer best.
@@ -121,13 +136,15 @@ def _act(
     note: str | None,
     assignee: str | None = None,
 ) -> AlertActionResult:
-    customer_id, state = _current(request, principal.tenant_id, alert_id)
+    subject, state = _current(request, principal.tenant_id, alert_id)
     try:
         status = next_status(state.status, action)
     except InvalidTransition as exc:
         raise ApiError(409, "invalid_transition", str(exc)) from None
-    filed_as = identifier_key_of(request, principal.tenant_id, customer_id)
-    command = Command(action, alert_id, filed_as, principal.key_id, note, assignee)
+    if subject.customer_id is not None:
+        filed_as = identifier_key_of(request, principal.tenant_id, subject.customer_id)
+        subject = Subject(filed_as, subject.touchpoint)
+    command = Command(action, alert_id, subject, principal.key_id, note, assignee)
     at = now(request)
     try:
         event, fingerprint = accept(command.to_raw_event(at), principal.tenant_id, at)

@@ -221,8 +221,7 @@
     const assignee = el("input", { class: "small-input", "aria-label": t("assignee"), placeholder: t("assignee") });
     const note = el("input", { class: "small-input", "aria-label": t("note"), placeholder: t("note") });
     const act = (action, label, body) => el("button", { type: "button", class: "small-button", dataset: { action },
-      // A drift alert (a touchpoint's, no customer) has no lifecycle yet: docs/metrics.md.
-      disabled: status === "resolved" || !a.customer_id, onclick: () => alertAction(a, action, body()) }, label);
+      disabled: status === "resolved", onclick: () => alertAction(a, action, body()) }, label);
     const withNote = (fields) => (note.value.trim() ? { ...fields, note: note.value.trim() } : fields);
     return el("tr", { dataset: { alertId: a.alert_id, status } },
       el("td", {}, when(a.raised_at)),
