@@ -16,7 +16,6 @@ def test_the_profile_shows_value_and_why_the_customer_is_at_risk(
     ingest, agent, _ = keys(deployment)
     tag = new_tag()
     customer: dict[str, Any] = {"email": f"val.{tag}@shop.es"}
-    customer_id = f"email:val.{tag}@shop.es"
 
     def order(hours: float, amount: str, currency: str, product: str) -> dict[str, Any]:
         payload = {"order_id": f"o-{tag}-{hours}", "amount": amount, "currency": currency,
@@ -41,6 +40,7 @@ def test_the_profile_shows_value_and_why_the_customer_is_at_risk(
     api.post_ok(ingest, sent)
     deployment.wait_processed(PROCESSED_WITHIN_S)
 
+    customer_id = api.customer_of(agent, email=customer["email"])  # ids are opaque
     response = api.profile(agent, customer_id)
     assert response.status_code == 200, response.text
     value = response.json()["value"]
