@@ -76,7 +76,8 @@ def new_customer_name(state: IdentityState, preferred: PreferredName, seed: str)
         name = _fallback(state.tenant_id, seed, attempt, preferred.id_key)
         if state.find_customer(name) is None:
             return name
-    raise RuntimeError(f"no free customer name for seed {seed!r}")
+    # Neither the seed nor the identifier behind it: the message may reach logs and dead letters.
+    raise RuntimeError("no free customer name for this touchpoint")
 
 
 def _fallback(tenant_id: str, seed: str, attempt: int, id_key: bytes) -> str:

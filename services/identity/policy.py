@@ -189,14 +189,36 @@ def dormant(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
 
 
 def idle(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
-    """Whether no holder of a reassignable identifier confirmed using it for the shorter of its
-    rule's windows (`moved_on_after_days`, `reassign_after_days`): it may be stale (`stale`)."""
+    """Whether no holder of a reassignable identifier confirmed using it for long enough that it
+    may be stale (`stale`): its rule's `reassign_after_days`, or the shorter `moved_on_after_days`
+    when somebody else presents it (`_presented_by_another`). A call from the number alone, or
+    with its holder's own identifiers, is its holder's until the longer window is over (a person
+    keeps a second mobile they rarely call from)."""
     rule = rules.rule_for(claim.identifier)
-    windows = [d for d in (rule.moved_on_after_days, rule.reassign_after_days) if d]
+    candidates = [rule.reassign_after_days]
+    if _presented_by_another(claim, situation, rules):
+        candidates.append(rule.moved_on_after_days)
+    windows = [d for d in candidates if d]
     if not windows or not situation.at or not claim.holders:
         return False
     before = situation.at - min(windows) * DAY_MICROS
     return all(0 <= claim.confirmed.get(h, -1) < before for h in claim.holders)
+
+
+def _presented_by_another(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
+    """The touchpoint carries, beside the identifier, identifiers of a person (not devices or
+    lines) that disagree with every holder: each holder holds another value of one of their
+    kinds (another email). Somebody else is using the number now."""
+    others = [
+        c.identifier
+        for c in situation.claims
+        if c.identifier != claim.identifier and not _is_device(c.identifier, rules)
+    ]
+    return bool(others) and all(
+        any(_holds_other(situation.groups[h], i, i.kind) for i in others)
+        for h in claim.holders
+        if h in situation.groups
+    )
 
 
 def stale(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
@@ -613,15 +635,15 @@ def _merge_or_propose_one(
         if mergeable and own and not conflicts:
             slip = _slip_between(draft.identifiers, other.identifiers)
             if slip:
-                _absorb(draft, other, home, f"{slip}, on {own[0].identifier}")
+                _absorb(draft, other, home, f"{slip}, on one {own[0].identifier.kind}")
                 return
         browsers = [c for c in own if _personal_device(c, other, situation)]
         if mergeable and browsers and not conflicts and _complete_each_other(draft, other, rules):
-            on = browsers[0].identifier
-            _absorb(draft, other, home, f"an account and its holder's contact details on {on}")
+            on = browsers[0].identifier.kind
+            _absorb(draft, other, home, f"an account and its holder's contact details on one {on}")
             return
         if mergeable and browsers and not conflicts and (why := _one_persons(draft, other, rules)):
-            _absorb(draft, other, home, f"{why}, on {browsers[0].identifier}")
+            _absorb(draft, other, home, f"{why}, on one {browsers[0].identifier.kind}")
             return
         if _different_people(draft, other, rules):
             _shared_devices(draft, devices, other, situation, rules)
@@ -651,7 +673,7 @@ def _slip_between(ours: Iterable[Identifier], theirs: Iterable[Identifier]) -> s
             if one_slip_apart(mine, other) and keyboard_slip(
                 mine.value.rpartition("@")[0], other.value.rpartition("@")[0]
             ):
-                return f"{mine.value} and {other.value} are one keystroke apart"
+                return "two emails one keystroke apart"
     return None
 
 
@@ -678,7 +700,7 @@ def _named_alike(
     for a in mine:
         for b in known:
             if one_persons_mailboxes(a, b):
-                return f"{a} and {b} are named after one person"
+                return "two emails named after one person"
     return None
 
 
