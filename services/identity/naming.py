@@ -2,7 +2,8 @@
 
 A customer id carries no personal data (`kernel.opaque_ids`): a new customer is named
 `c_<26 letters>`, a keyed hash (HMAC-SHA256) of the tenant and its seed, what it is first seen
-with (`resolution.new_customer_seed`: the identifier at its index version, else the touchpoint).
+with (`resolution.new_customer_seed`: the identifier it links, at its index version, else the
+touchpoint).
 The one exception is an explicit `customer_id` a channel system sends: that is the system's own
 id for its customer, which producers, agents and existing links already use, so a customer
 first seen with one is named by it while it is free. (A system that puts an email there has

@@ -472,7 +472,8 @@ def _mistyped_email_of(
             return claim.holders[-1], f"typo_of:email with {claim.identifier.kind}", []
         if emails and _second_mailbox_on(claim, group, ranked, situation, rules):
             person = [h for h in claim.holders if h not in situation.profiles]
-            return (person or claim.holders)[-1], f"second_mailbox:email on {claim.identifier}", []
+            why = f"second_mailbox:email on {claim.identifier.kind}"  # a kind, never a value
+            return (person or claim.holders)[-1], why, []
     return None
 
 

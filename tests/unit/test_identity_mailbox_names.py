@@ -104,6 +104,7 @@ def test_a_new_work_mailbox_typed_on_ones_own_browser_is_ones_own() -> None:
     decision = decide(Situation(claims, {"enrique": enrique}, "new"), ES)
     assert (decision.home_id, decision.register) == ("enrique", False)
     assert work in {link.identifier for link in decision.links}
+    assert not any("ck-1" in link.rule for link in decision.links)  # kinds only, never values
     # His daughter's address on the same laptop is hers: a customer of her own, for review.
     lucia = (Claim(email("lucia.garcia@gmail.com")), Claim(BROWSER, ("enrique",)))
     hers = decide(Situation(lucia, {"enrique": enrique}, "new"), ES)
