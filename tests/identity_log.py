@@ -24,6 +24,9 @@ from services.identity.filing import IdentityFiler
 TENANT = "acme"
 START = datetime(2026, 1, 1, tzinfo=UTC)
 NAMESPACE = uuid.UUID("5f0e6a53-0000-4000-8000-000000000000")
+# The key opaque customer ids derive from: a deployment's is fixed (`kernel.opaque_ids`), and
+# without one each resolver draws its own, so no two runs would name a customer alike.
+ID_KEY = b"identity-log-determinism-key-32b"
 
 
 def _person(rng: random.Random, n: int) -> dict[str, str]:
@@ -98,9 +101,9 @@ def log(seed: int) -> list[Event]:
 def resolver(store: str) -> IdentityResolver:
     engine, _, target = store.partition(":")
     if engine == "sqlite":
-        return IdentityResolver(SqliteIdentityStore(target), IdentityRules())
+        return IdentityResolver(SqliteIdentityStore(target), IdentityRules(), id_key=ID_KEY)
     dsn, _, schema = target.partition("|")
-    return IdentityResolver(PostgresIdentityStore(dsn, schema), IdentityRules())
+    return IdentityResolver(PostgresIdentityStore(dsn, schema), IdentityRules(), id_key=ID_KEY)
 
 
 def filings(store: str, batch: int, seed: int) -> dict[str, list[str]]:

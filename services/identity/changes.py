@@ -206,7 +206,7 @@ def unlink(
         None,
     )
     if holder is None:
-        raise IdentifierNotLinked(f"{customer_id} does not hold {identifier}")
+        raise IdentifierNotLinked(f"{customer_id} does not hold that {identifier.kind}")
     state.customer(holder).unlink(
         kind=identifier.kind, value=identifier.value, reason=reason, actor=actor, erased=erase
     )

@@ -2,7 +2,8 @@
 
 A customer id carries no personal data (`kernel.opaque_ids`): a new customer is named
 `c_<26 letters>`, a keyed hash (HMAC-SHA256) of the tenant and its seed, what it is first seen
-with (`resolution.new_customer_seed`: the identifier at its index version, else the touchpoint).
+with (`resolution.new_customer_seed`: the identifier it links, at its index version, else the
+touchpoint).
 The one exception is an explicit `customer_id` a channel system sends: that is the system's own
 id for its customer, which producers, agents and existing links already use, so a customer
 first seen with one is named by it while it is free. (A system that puts an email there has
@@ -76,7 +77,8 @@ def new_customer_name(state: IdentityState, preferred: PreferredName, seed: str)
         name = _fallback(state.tenant_id, seed, attempt, preferred.id_key)
         if state.find_customer(name) is None:
             return name
-    raise RuntimeError(f"no free customer name for seed {seed!r}")
+    # Neither the seed nor the identifier behind it: the message may reach logs and dead letters.
+    raise RuntimeError("no free customer name for this touchpoint")
 
 
 def _fallback(tenant_id: str, seed: str, attempt: int, id_key: bytes) -> str:

@@ -201,12 +201,57 @@ def idle(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
 
 def stale(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
     """An idle identifier whose every holder has since confirmed another value of its kind (a
-    new number): it belongs to none of them any more. It anchors, merges and vouches for nobody,
-    and passes to the next customer who presents it (a number the carrier gave to someone else:
-    their calls are not the old holder's)."""
+    new number) and left it: it belongs to none of them any more. It anchors, merges and vouches
+    for nobody, and passes to the next customer who presents it (a number the carrier gave to
+    someone else: their calls are not the old holder's).
+
+    Left means unused for `reassign_after_days` (the longest carrier ageing), or for the shorter
+    `moved_on_after_days` when that shows a change of numbers: somebody else presents it
+    (`_presented_by_another`), or the holder confirmed the newer number within that window (in
+    use now, while the old one is not). A person with two mobiles who used the newer one once,
+    weeks ago, and calls from the older one alone is still calling from their own number."""
+    if not idle(claim, situation, rules):
+        return False
+    rule = rules.rule_for(claim.identifier)
+    if not _left(claim, situation, rules):
+        return False
+    moved = claim.holders
+    if rule.reassign_after_days:
+        given_up = situation.at - rule.reassign_after_days * DAY_MICROS
+        if all(claim.confirmed[h] < given_up for h in moved):
+            return True
+    if not rule.moved_on_after_days:
+        return False
+    recent = situation.at - rule.moved_on_after_days * DAY_MICROS
+    return _presented_by_another(claim, situation, rules) or all(
+        claim.successors[h] >= recent for h in moved
+    )
+
+
+def _left(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
+    """Idle, and every holder has confirmed a newer number since: not stale yet (`stale`), but a
+    call from it alone does not show the holder still uses it, so it confirms nothing."""
     return idle(claim, situation, rules) and all(
         claim.successors.get(h, -1) > claim.confirmed[h] for h in claim.holders
     )
+
+
+def _presented_by_another(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
+    """The touchpoint carries, beside the identifier, identifiers of a person (not devices or
+    lines) that disagree with every holder: each holder holds another value of one of their
+    kinds (another email). Somebody else is using the number now."""
+    others = [
+        c.identifier
+        for c in situation.claims
+        if c.identifier != claim.identifier and not _is_device(c.identifier, rules)
+    ]
+    return bool(others) and all(
+        _holder_disagrees(situation.groups.get(h), others) for h in claim.holders
+    )
+
+
+def _holder_disagrees(group: Group | None, others: list[Identifier]) -> bool:
+    return group is not None and any(_holds_other(group, i, i.kind) for i in others)
 
 
 def _extends(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
@@ -427,7 +472,8 @@ def _mistyped_email_of(
             return claim.holders[-1], f"typo_of:email with {claim.identifier.kind}", []
         if emails and _second_mailbox_on(claim, group, ranked, situation, rules):
             person = [h for h in claim.holders if h not in situation.profiles]
-            return (person or claim.holders)[-1], f"second_mailbox:email on {claim.identifier}", []
+            why = f"second_mailbox:email on {claim.identifier.kind}"  # a kind, never a value
+            return (person or claim.holders)[-1], why, []
     return None
 
 
@@ -613,15 +659,15 @@ def _merge_or_propose_one(
         if mergeable and own and not conflicts:
             slip = _slip_between(draft.identifiers, other.identifiers)
             if slip:
-                _absorb(draft, other, home, f"{slip}, on {own[0].identifier}")
+                _absorb(draft, other, home, f"{slip}, on one {own[0].identifier.kind}")
                 return
         browsers = [c for c in own if _personal_device(c, other, situation)]
         if mergeable and browsers and not conflicts and _complete_each_other(draft, other, rules):
-            on = browsers[0].identifier
-            _absorb(draft, other, home, f"an account and its holder's contact details on {on}")
+            on = browsers[0].identifier.kind
+            _absorb(draft, other, home, f"an account and its holder's contact details on one {on}")
             return
         if mergeable and browsers and not conflicts and (why := _one_persons(draft, other, rules)):
-            _absorb(draft, other, home, f"{why}, on {browsers[0].identifier}")
+            _absorb(draft, other, home, f"{why}, on one {browsers[0].identifier.kind}")
             return
         if _different_people(draft, other, rules):
             _shared_devices(draft, devices, other, situation, rules)
@@ -651,7 +697,7 @@ def _slip_between(ours: Iterable[Identifier], theirs: Iterable[Identifier]) -> s
             if one_slip_apart(mine, other) and keyboard_slip(
                 mine.value.rpartition("@")[0], other.value.rpartition("@")[0]
             ):
-                return f"{mine.value} and {other.value} are one keystroke apart"
+                return "two emails one keystroke apart"
     return None
 
 
@@ -678,7 +724,7 @@ def _named_alike(
     for a in mine:
         for b in known:
             if one_persons_mailboxes(a, b):
-                return f"{a} and {b} are named after one person"
+                return "two emails named after one person"
     return None
 
 
@@ -769,9 +815,10 @@ def _reassign_or_skip(draft: _Draft, claim: Claim) -> None:
 
 
 def _confirm(draft: _Draft, ranked: list[Claim], situation: Situation, rules: TenantRules) -> None:
-    """Record that the home's members used their reassignable identifiers again. A dormant one is
-    confirmed only next to another identifier of the home (a call from the number alone may be
-    its new owner's), and a fresh one at most once a week."""
+    """Record that the home's members used their reassignable identifiers again. A dormant one, or
+    one its holders left for a newer number (`_left`), is confirmed only next to another
+    identifier of the home (a call from the number alone may be its new owner's), and a fresh one
+    at most once a week."""
     if not situation.at:
         return
     for claim in ranked:
@@ -780,7 +827,8 @@ def _confirm(draft: _Draft, ranked: list[Claim], situation: Situation, rules: Te
         holders = [h for h in claim.holders if h in draft.members]
         if not holders:
             continue
-        if dormant(claim, situation, rules) and not _corroborated(draft, claim, ranked):
+        doubtful = dormant(claim, situation, rules) or _left(claim, situation, rules)
+        if doubtful and not _corroborated(draft, claim, ranked):
             continue
         for holder in holders:
             if claim.confirmed.get(holder, 0) + CONFIRM_EVERY_MICROS <= situation.at:

@@ -18,7 +18,7 @@ from services.identity.models import ResolvedCustomer
 from services.identity.naming import PreferredName, new_customer_name
 from services.identity.normalise import Normalised
 from services.identity.policy import Claim, Decision, Group, Situation, decide, rank
-from services.identity.rules import TenantRules
+from services.identity.rules import Identifier, TenantRules
 from services.identity.state import IdentityState
 
 
@@ -59,7 +59,8 @@ def resolve_in(
     if decision.register:
         # Named only now: most touchpoints register nobody. Nothing has changed since the claims
         # were read, so this is the decision made with the name from the start.
-        seed = new_customer_seed(state, claims, rules, evidence.event_id)
+        linked = frozenset(link.identifier for link in decision.links)
+        seed = new_customer_seed(state, claims, rules, evidence.event_id, linked)
         name = new_customer_name(state, preferred, seed)
         decision = decide(replace(situation, new_customer_id=name), rules)
     return _record(state, decision, seed, normalised, evidence, rules)
@@ -104,13 +105,20 @@ def _with_successors(
 
 
 def new_customer_seed(
-    state: IdentityState, claims: tuple[Claim, ...], rules: TenantRules, event_id: str
+    state: IdentityState,
+    claims: tuple[Claim, ...],
+    rules: TenantRules,
+    event_id: str,
+    linked: frozenset[Identifier],
 ) -> str:
-    """What a new customer's id derives from: the identifier it is first seen with, at the version
-    of that identifier's index (which the registration advances, so the id is never reused); or the
-    touchpoint itself when nothing usable is free."""
+    """What a new customer's id derives from: the identifier it is first seen with and links, at
+    the version of that identifier's index (which linking it advances, so the id is never
+    reused); or the touchpoint itself when it links no free identifier (nothing usable, or only
+    identifiers it leaves alone: a household's line, a hub), whose index would stay where it is
+    and give every such touchpoint one seed."""
     for claim in rank(claims, rules):
-        if not (claim.holders or claim.suppressed or claim.saturated):
+        free = not (claim.holders or claim.suppressed or claim.saturated)
+        if free and claim.identifier in linked:
             index = state.index(claim.identifier)
             version = index.version if index else 0
             return f"{claim.identifier.kind}|{claim.identifier.value}|{version}"

@@ -250,7 +250,7 @@ class IdentityResolver(Application[UUID]):
         With erase, the identifier stops linking anybody, whatever is replayed later."""
         identifier = normalise_one(kind, value, self.rules.for_tenant(tenant_id))
         if isinstance(identifier, Rejected):
-            raise IdentifierNotLinked(f"{kind} {value!r} is not a linkable identifier")
+            raise IdentifierNotLinked(f"that {kind} is not a linkable identifier")
         return self._run(
             tenant_id,
             lambda state: changes.unlink(state, customer_id, identifier, reason, actor, erase),

@@ -23,7 +23,7 @@ from kernel.ports import Outgoing, PublishStatus, Record
 from schemas.envelope import Event
 from schemas.json_safety import json_violations, safe_json
 from schemas.validate import InvalidEvent, Violation, accept_checked, accept_compiled, encode
-from services.identity.normalise import normalise_ref
+from services.identity.normalise import Rejected, ambiguous_readings, normalise_ref
 from services.identity.rules import TenantRules
 
 log = logging.getLogger(__name__)
@@ -145,13 +145,30 @@ def prepare(
 
 def identifier_notes(event: Event, rules: TenantRules) -> tuple[Violation, ...]:
     """The identifiers of an accepted event that link nobody (invalid, placeholder, blocked):
-    the event is kept, filed without them (an anonymous touchpoint when none is left)."""
+    the event is kept, filed without them (an anonymous touchpoint when none is left). A national
+    number valid in several other regions is noted as identity uses it
+    (`normalise.with_known_reading`): ingest cannot tell yet whether a customer holds a reading."""
     return tuple(
-        Violation(
-            "identifier_ignored", f"{rejected.path} ignored: {rejected.explanation}", rejected.path
-        )
+        _identifier_note(rejected, rules)
         for rejected in normalise_ref(event.customer, rules).rejected
     )
+
+
+def _identifier_note(rejected: Rejected, rules: TenantRules) -> Violation:
+    if ambiguous_readings(rejected, rules):
+        return Violation(
+            "identifier_ambiguous",
+            f"{rejected.path}: {AMBIGUOUS_NUMBER}",
+            rejected.path,
+        )
+    why = f"{rejected.path} ignored: {rejected.explanation}"
+    return Violation("identifier_ignored", why, rejected.path)
+
+
+AMBIGUOUS_NUMBER = (
+    "a national number valid in several regions; read as the one of its readings a customer "
+    "already holds when exactly one is held, ignored otherwise"
+)
 
 
 def complete(prepared: Prepared, statuses: Sequence[PublishStatus]) -> BatchOutcome:

@@ -221,6 +221,22 @@ def test_a_tenants_own_placeholder_is_noted_as_blocked() -> None:
     assert "tenant" in prepared.notes[0][0].message
 
 
+def test_an_ambiguous_national_number_is_noted_as_identity_uses_it() -> None:
+    # Identity reads `316 951 3292` as the one of its readings a customer holds (above): the
+    # per-item note must not say it was ignored.
+    prepared = prepare(
+        [raw_event({"phone": "316 951 3292", "anonymous_id": "d1"})], "acme", NOW, 65536, DEFAULTS
+    )
+    [result] = complete(prepared, [PublishStatus.accepted]).results
+    [note] = result.notes
+    assert (note.code, note.path) == ("identifier_ambiguous", "customer.phone")
+    assert "ignored: " not in note.message and "already holds" in note.message
+    # A number valid nowhere is still ignored.
+    assert notes_of({"phone": "12 34", "anonymous_id": "d1"})[1] == [
+        ("customer.phone", "not a valid value of its kind")
+    ]
+
+
 def test_readable_identifiers_get_no_note() -> None:
     assert notes_of({"email": " ana@x.es ", "phone": "0034 612 345 678"}) == (
         ItemStatus.accepted,
@@ -649,3 +665,42 @@ def test_an_account_signed_in_where_its_holder_gave_contact_details_completes_th
     jorge = resolve(email="jorge.pascual@outlook.es", anonymous_id="ck-jorge")
     assert resolve(customer_id="u-7788", anonymous_id="ck-jorge") == jorge
     assert identity.locate("acme", resolve(customer_id="u-7788")).customer_id == jorge
+
+
+# --- a household's line alone, a person's second mobile -----------------------------------------
+
+
+def test_every_call_from_a_household_line_alone_gets_a_customer_of_its_own(
+    identity: IdentityResolver,
+) -> None:
+    # The line is linked to nobody, so its index never moves: seeded by the line, every call
+    # would ask for the same names and, past the fallbacks, fail (a dead letter).
+    homes = []
+    for _ in range(110):
+        resolved = identity.resolve(
+            "acme", CustomerRef(phone="+34 912 345 678"), str(uuid.uuid4()), "voice", at=NOW
+        )
+        assert resolved.created
+        homes.append(resolved.home_id)
+    assert len(set(homes)) == len(homes)
+    assert not any("912" in home or "phone" in home for home in homes)
+
+
+def test_calls_from_a_persons_other_mobile_alone_stay_hers(identity: IdentityResolver) -> None:
+    # Ana gave two mobiles with her email on consecutive days, then called from the first one
+    # alone five weeks later: still her number (she did not move on from it; nobody else has it).
+    day = 86_400
+
+    def at(days: int) -> datetime:
+        return datetime.fromtimestamp(NOW.timestamp() + days * day, UTC)
+
+    def resolve(days: int, **ref: str) -> str:
+        found = identity.resolve(
+            "acme", CustomerRef.model_validate(ref), str(uuid.uuid4()), "voice", at=at(days)
+        )
+        return identity.canonical_id("acme", found.home_id)
+
+    ana = resolve(0, email="ana.ruiz@gmail.com", phone="+34 612 345 678")
+    assert resolve(1, email="ana.ruiz@gmail.com", phone="+34 699 111 222") == ana
+    assert resolve(35, phone="+34 612 345 678") == ana
+    assert resolve(37, phone="+34 612 345 678") == ana
