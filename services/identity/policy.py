@@ -189,51 +189,20 @@ def dormant(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
 
 
 def idle(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
-    """Whether no holder of a reassignable identifier confirmed using it for the shorter of its
-    rule's windows (`moved_on_after_days`, `reassign_after_days`): it may be stale (`stale`)."""
+    """Whether no holder of a reassignable identifier confirmed using it for long enough that it
+    may be stale (`stale`): its rule's `reassign_after_days`, or the shorter `moved_on_after_days`
+    when somebody else presents it (`_presented_by_another`). A call from the number alone, or
+    with its holder's own identifiers, is its holder's until the longer window is over (a person
+    keeps a second mobile they rarely call from)."""
     rule = rules.rule_for(claim.identifier)
-    windows = [d for d in (rule.moved_on_after_days, rule.reassign_after_days) if d]
+    candidates = [rule.reassign_after_days]
+    if _presented_by_another(claim, situation, rules):
+        candidates.append(rule.moved_on_after_days)
+    windows = [d for d in candidates if d]
     if not windows or not situation.at or not claim.holders:
         return False
     before = situation.at - min(windows) * DAY_MICROS
     return all(0 <= claim.confirmed.get(h, -1) < before for h in claim.holders)
-
-
-def stale(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
-    """An idle identifier whose every holder has since confirmed another value of its kind (a
-    new number) and left it: it belongs to none of them any more. It anchors, merges and vouches
-    for nobody, and passes to the next customer who presents it (a number the carrier gave to
-    someone else: their calls are not the old holder's).
-
-    Left means unused for `reassign_after_days` (the longest carrier ageing), or for the shorter
-    `moved_on_after_days` when that shows a change of numbers: somebody else presents it
-    (`_presented_by_another`), or the holder confirmed the newer number within that window (in
-    use now, while the old one is not). A person with two mobiles who used the newer one once,
-    weeks ago, and calls from the older one alone is still calling from their own number."""
-    if not idle(claim, situation, rules):
-        return False
-    rule = rules.rule_for(claim.identifier)
-    if not _left(claim, situation, rules):
-        return False
-    moved = claim.holders
-    if rule.reassign_after_days:
-        given_up = situation.at - rule.reassign_after_days * DAY_MICROS
-        if all(claim.confirmed[h] < given_up for h in moved):
-            return True
-    if not rule.moved_on_after_days:
-        return False
-    recent = situation.at - rule.moved_on_after_days * DAY_MICROS
-    return _presented_by_another(claim, situation, rules) or all(
-        claim.successors[h] >= recent for h in moved
-    )
-
-
-def _left(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
-    """Idle, and every holder has confirmed a newer number since: not stale yet (`stale`), but a
-    call from it alone does not show the holder still uses it, so it confirms nothing."""
-    return idle(claim, situation, rules) and all(
-        claim.successors.get(h, -1) > claim.confirmed[h] for h in claim.holders
-    )
 
 
 def _presented_by_another(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
@@ -246,12 +215,20 @@ def _presented_by_another(claim: Claim, situation: Situation, rules: TenantRules
         if c.identifier != claim.identifier and not _is_device(c.identifier, rules)
     ]
     return bool(others) and all(
-        _holder_disagrees(situation.groups.get(h), others) for h in claim.holders
+        any(_holds_other(situation.groups[h], i, i.kind) for i in others)
+        for h in claim.holders
+        if h in situation.groups
     )
 
 
-def _holder_disagrees(group: Group | None, others: list[Identifier]) -> bool:
-    return group is not None and any(_holds_other(group, i, i.kind) for i in others)
+def stale(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
+    """An idle identifier whose every holder has since confirmed another value of its kind (a
+    new number): it belongs to none of them any more. It anchors, merges and vouches for nobody,
+    and passes to the next customer who presents it (a number the carrier gave to someone else:
+    their calls are not the old holder's)."""
+    return idle(claim, situation, rules) and all(
+        claim.successors.get(h, -1) > claim.confirmed[h] for h in claim.holders
+    )
 
 
 def _extends(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
@@ -815,10 +792,9 @@ def _reassign_or_skip(draft: _Draft, claim: Claim) -> None:
 
 
 def _confirm(draft: _Draft, ranked: list[Claim], situation: Situation, rules: TenantRules) -> None:
-    """Record that the home's members used their reassignable identifiers again. A dormant one, or
-    one its holders left for a newer number (`_left`), is confirmed only next to another
-    identifier of the home (a call from the number alone may be its new owner's), and a fresh one
-    at most once a week."""
+    """Record that the home's members used their reassignable identifiers again. A dormant one is
+    confirmed only next to another identifier of the home (a call from the number alone may be
+    its new owner's), and a fresh one at most once a week."""
     if not situation.at:
         return
     for claim in ranked:
@@ -827,8 +803,7 @@ def _confirm(draft: _Draft, ranked: list[Claim], situation: Situation, rules: Te
         holders = [h for h in claim.holders if h in draft.members]
         if not holders:
             continue
-        doubtful = dormant(claim, situation, rules) or _left(claim, situation, rules)
-        if doubtful and not _corroborated(draft, claim, ranked):
+        if dormant(claim, situation, rules) and not _corroborated(draft, claim, ranked):
             continue
         for holder in holders:
             if claim.confirmed.get(holder, 0) + CONFIRM_EVERY_MICROS <= situation.at:

@@ -221,22 +221,6 @@ def test_a_tenants_own_placeholder_is_noted_as_blocked() -> None:
     assert "tenant" in prepared.notes[0][0].message
 
 
-def test_an_ambiguous_national_number_is_noted_as_identity_uses_it() -> None:
-    # Identity reads `316 951 3292` as the one of its readings a customer holds (above): the
-    # per-item note must not say it was ignored.
-    prepared = prepare(
-        [raw_event({"phone": "316 951 3292", "anonymous_id": "d1"})], "acme", NOW, 65536, DEFAULTS
-    )
-    [result] = complete(prepared, [PublishStatus.accepted]).results
-    [note] = result.notes
-    assert (note.code, note.path) == ("identifier_ambiguous", "customer.phone")
-    assert "ignored: " not in note.message and "already holds" in note.message
-    # A number valid nowhere is still ignored.
-    assert notes_of({"phone": "12 34", "anonymous_id": "d1"})[1] == [
-        ("customer.phone", "not a valid value of its kind")
-    ]
-
-
 def test_readable_identifiers_get_no_note() -> None:
     assert notes_of({"email": " ana@x.es ", "phone": "0034 612 345 678"}) == (
         ItemStatus.accepted,
