@@ -189,36 +189,17 @@ def dormant(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
 
 
 def idle(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
-    """Whether no holder of a reassignable identifier confirmed using it for long enough that it
-    may be stale (`stale`): its rule's `reassign_after_days`, or the shorter `moved_on_after_days`
-    when somebody else presents it (`_presented_by_another`). A call from the number alone, or
-    with its holder's own identifiers, is its holder's until the longer window is over (a person
-    keeps a second mobile they rarely call from)."""
+    """Whether no holder of a reassignable identifier confirmed using it for the shorter of its
+    rule's windows (`moved_on_after_days`, `reassign_after_days`): it may be stale (`stale`).
+    The shorter window holds even for a call from the number alone: filing a recycled number's
+    new owner under its former holder would show a stranger's calls in that history, while the
+    opposite error (a rarely used second mobile's call filed apart) only splits one person."""
     rule = rules.rule_for(claim.identifier)
-    candidates = [rule.reassign_after_days]
-    if _presented_by_another(claim, situation, rules):
-        candidates.append(rule.moved_on_after_days)
-    windows = [d for d in candidates if d]
+    windows = [d for d in (rule.moved_on_after_days, rule.reassign_after_days) if d]
     if not windows or not situation.at or not claim.holders:
         return False
     before = situation.at - min(windows) * DAY_MICROS
     return all(0 <= claim.confirmed.get(h, -1) < before for h in claim.holders)
-
-
-def _presented_by_another(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
-    """The touchpoint carries, beside the identifier, identifiers of a person (not devices or
-    lines) that disagree with every holder: each holder holds another value of one of their
-    kinds (another email). Somebody else is using the number now."""
-    others = [
-        c.identifier
-        for c in situation.claims
-        if c.identifier != claim.identifier and not _is_device(c.identifier, rules)
-    ]
-    return bool(others) and all(
-        any(_holds_other(situation.groups[h], i, i.kind) for i in others)
-        for h in claim.holders
-        if h in situation.groups
-    )
 
 
 def stale(claim: Claim, situation: Situation, rules: TenantRules) -> bool:

@@ -181,7 +181,9 @@ def what_users_see(
         for tag in tags:
             customer_id = f"cust-{tag}"
             seen[f"{tenant} timeline {tag}"] = api.timeline(agent, customer_id)
-            seen[f"{tenant} profile {tag}"] = api.profile(agent, customer_id).json()
+            profile = api.profile(agent, customer_id).json()
+            profile.get("value", {}).pop("as_of", None)  # the moment of the read
+            seen[f"{tenant} profile {tag}"] = profile
             seen[f"{tenant} lookup {tag}"] = api.get(
                 "/v1/customers", agent, email=f"{tag}@example.com"
             ).json()
