@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -214,6 +215,10 @@ def announce_when_listening(url: str, read_only: bool) -> None:
     print_banner(url, None, None, read_only=read_only)
 
 
+def exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run(opts: UpOptions, settings: IngestSettings | None = None) -> None:
     settings = settings or IngestSettings(data_dir=opts.data_dir)
     warehouse = ChdbWarehouse(opts.data_dir / "warehouse", database=opts.database)
@@ -237,6 +242,9 @@ def run(opts: UpOptions, settings: IngestSettings | None = None) -> None:
     else:
         task, args = announce_when_listening, (url, opts.read_only)  # type: ignore[assignment]
     threading.Thread(target=task, args=args, daemon=True).start()
+    # uvicorn shuts down on SIGTERM, then raises it again under the handler it found: exit through
+    # `finally` (runners stopped, chdb and the log closed), not by the default handler's death.
+    signal.signal(signal.SIGTERM, exit_on_signal)
     try:
         # No `server` banner: it only tells an attacker what to look up.
         uvicorn.run(
