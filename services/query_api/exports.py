@@ -14,11 +14,11 @@ import io
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from fastapi import Response
+from fastapi import Query, Response
 
 
 class ExportFormat(StrEnum):
@@ -34,6 +34,11 @@ _MEDIA_TYPES = {
 }
 
 Row = Mapping[str, Any]
+# The `?format=` of a list route, and the 200 it documents: its JSON, or a CSV or Parquet download.
+Format = Annotated[ExportFormat, Query(description="json, or a csv/parquet download")]
+DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {media.split(";")[0]: {} for media in _MEDIA_TYPES.values()}}
+}
 
 
 def csv_cell(value: Any) -> Any:

@@ -21,7 +21,7 @@ from kernel.ports import Principal
 from kernel.processing import to_micros
 from schemas.envelope import Channel
 from services.projections.timeline import Cursor, encode_cursor
-from services.query_api.exports import ExportFormat, download_items
+from services.query_api.exports import DOWNLOAD_RESPONSES, ExportFormat, Format, download_items
 from services.query_api.params import INSTANT_HELP, Moment, any_of, cursor_position
 from services.query_api.routers.customers import members_of
 from services.query_api.routers.satisfaction import TouchpointName, now, utc
@@ -133,7 +133,7 @@ def _customers(request: Request, tenant_id: str, customer_id: str | None) -> tup
     "/v1/alerts",
     response_model=AlertList,
     responses={
-        200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}},
+        **DOWNLOAD_RESPONSES,
         **AUDITED_READ_RESPONSES,  # 503 only for one customer's alerts (an audited read)
         409: {"description": "a customer_id several customers hold: name one by its id"},
     },
@@ -159,7 +159,7 @@ def list_alerts(
         None, max_length=50, description="attributed channel; repeat for any of several"
     ),
     limit: int = Query(100, ge=1, le=1000),
-    format: ExportFormat = Query(ExportFormat.json, description="json, or a csv/parquet download"),
+    format: Format = ExportFormat.json,
 ) -> AlertList | Response:
     """At-risk customer alerts of the caller's tenant, newest first."""
     start, end = utc("since", since), utc("until", until)

@@ -18,7 +18,7 @@ from kernel.auth import AUTHENTICATED, CAN_READ_AUDIT, UNAUTHENTICATED, require
 from kernel.ports import AccessAudit, AccessEntry, AccessQuery, Principal
 from kernel.processing import to_micros
 from services.projections.timeline import Cursor, encode_cursor, from_micros
-from services.query_api.exports import ExportFormat, download_items
+from services.query_api.exports import DOWNLOAD_RESPONSES, ExportFormat, Format, download_items
 from services.query_api.params import INSTANT_HELP, Instant, cursor_position, invalid_cursor
 
 router = APIRouter(tags=["audit"], responses=AUTHENTICATED)
@@ -90,7 +90,7 @@ def _entries(request: Request, query: AccessQuery) -> list[AccessEntry]:
     "/v1/audit/access",
     response_model=AccessPage,
     responses={
-        200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}},
+        **DOWNLOAD_RESPONSES,
         **UNAUTHENTICATED,
         403: {"description": "not an admin"},
         422: {"description": "a bad cursor, instant, limit or format, with the violated path"},
@@ -110,9 +110,7 @@ def list_access(
     until: Annotated[Instant | None, Query(description=f"exclusive; {INSTANT_HELP}")] = None,
     cursor: Annotated[str | None, Query(max_length=400)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-    format: Annotated[ExportFormat, Query(description="json, or a csv/parquet download")] = (
-        ExportFormat.json
-    ),
+    format: Format = ExportFormat.json,
 ) -> AccessPage | Response:
     """Reads of single customers' data in the caller's tenant, newest first."""
     query = AccessQuery(

@@ -20,12 +20,13 @@ from kernel.processing import to_micros
 from schemas.envelope import Channel
 from services.identity.resolver import IdentityResolver
 from services.projections.repeat_contact import WINDOW_DAYS
-from services.query_api.exports import ExportFormat, download_items
+from services.query_api.exports import DOWNLOAD_RESPONSES, ExportFormat, Format, download_items
 from services.query_api.params import INSTANT_HELP, Moment, any_of
 from services.query_api.routers.satisfaction import (
     Bucket,
     MetricOut,
     TouchpointName,
+    metric_out,
     now,
     window,
 )
@@ -33,7 +34,7 @@ from services.query_api.routers.service import NAME_PATTERN
 from services.satisfaction.fcr import DEFINITION, REPEAT_RATE_DEFINITION
 from services.satisfaction.fcr_cells import FcrCell
 from services.satisfaction.fcr_sql import RangeTooBusy, read_fcr_cells
-from services.satisfaction.metrics import MIN_CONFIDENT_N, MetricValue
+from services.satisfaction.metrics import MIN_CONFIDENT_N
 
 router = APIRouter(tags=["service"], responses=AUTHENTICATED)
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=200)]
@@ -94,12 +95,6 @@ class FcrReport(BaseModel):
     buckets: list[FcrBucket]
 
 
-def _metric_out(value: MetricValue) -> MetricOut:
-    return MetricOut(
-        value=value.value, n=value.n, low_confidence=value.low_confidence, interval=value.interval
-    )
-
-
 def _bucket_out(cell: FcrCell) -> FcrBucket:
     counts = {name: getattr(cell, name) for name in COUNT_FIELDS}
     return FcrBucket(
@@ -111,8 +106,8 @@ def _bucket_out(cell: FcrCell) -> FcrBucket:
         status="final" if cell.final else "provisional",
         counts=FcrCounts(**counts),
         metrics={
-            DEFINITION: _metric_out(cell.fcr),
-            REPEAT_RATE_DEFINITION: _metric_out(cell.repeat_contact_rate),
+            DEFINITION: metric_out(cell.fcr),
+            REPEAT_RATE_DEFINITION: metric_out(cell.repeat_contact_rate),
         },
     )
 
@@ -145,7 +140,7 @@ def _wanted(cell: FcrCell, filters: dict[str, tuple[str, ...]]) -> bool:
     "/v1/service/fcr",
     response_model=FcrReport,
     responses={
-        200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}},
+        **DOWNLOAD_RESPONSES,
         403: {"description": "the key's role may not read per-agent figures (managers, admins)"},
         422: {"description": "a bad parameter, or a range with too many contacts to read"},
     },
@@ -163,7 +158,7 @@ def first_contact_resolution(
     queue: list[Name] | None = Query(None, max_length=50),
     agent: list[Name] | None = Query(None, max_length=50),
     bucket: Bucket = Query("total", description="hour, day, week (from Monday), month or total"),
-    format: ExportFormat = Query(ExportFormat.json, description="json, or a csv/parquet download"),
+    format: Format = ExportFormat.json,
 ) -> FcrReport | Response:
     """fcr@1 and the repeat-contact rate per touchpoint × channel × queue × agent × bucket."""
     start, end = window(request, since, until, bucket)

@@ -19,7 +19,7 @@ from kernel.ports import Principal
 from kernel.processing import to_micros
 from schemas.envelope import Channel
 from services.projections.timeline import from_micros
-from services.query_api.exports import ExportFormat, download
+from services.query_api.exports import DOWNLOAD_RESPONSES, ExportFormat, Format, download
 from services.query_api.routers.satisfaction import TOUCHPOINT_PATTERN, now, utc
 from services.satisfaction.drilldown import (
     DEFAULT_PAGE,
@@ -117,7 +117,7 @@ def _response_out(row: dict[str, Any]) -> SurveyResponseOut:
     "/v1/satisfaction/responses",
     response_model=SurveyResponsePage,
     responses={
-        200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}},
+        **DOWNLOAD_RESPONSES,
         **UNAUTHENTICATED,
         403: {"description": "not a manager or admin (raw answers name customers)"},
         422: {"description": "an invalid filter, period or cursor, with every violated path"},
@@ -136,9 +136,7 @@ def survey_responses(
     metric: Annotated[str | None, Query(max_length=40, description=", ".join(METRICS))] = None,
     cursor: Annotated[str | None, Query(max_length=600)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
-    format: Annotated[ExportFormat, Query(description="json, or a csv/parquet download")] = (
-        ExportFormat.json
-    ),
+    format: Format = ExportFormat.json,
 ) -> SurveyResponsePage | Response:
     """Survey answers of the caller's tenant, newest first, attributed like the dashboard."""
     kind, scale = _kind_and_scale(metric)

@@ -13,7 +13,13 @@ from kernel.auth import AUTHENTICATED, CAN_READ_AGGREGATES, require
 from kernel.ports import Principal
 from kernel.processing import to_micros
 from schemas.envelope import Channel
-from services.query_api.exports import ExportFormat, download_items, touchpoint_columns
+from services.query_api.exports import (
+    DOWNLOAD_RESPONSES,
+    ExportFormat,
+    Format,
+    download_items,
+    touchpoint_columns,
+)
 from services.query_api.params import INSTANT_HELP, Moment, any_of
 from services.satisfaction.metrics import DEFINITIONS, MIN_CONFIDENT_N, Definition, MetricValue
 from services.satisfaction.sentiment import DEFINITION as SENTIMENT_DEFINITION
@@ -173,7 +179,7 @@ def _definition_out(d: Definition) -> DefinitionOut:
     )
 
 
-def _metric_out(value: MetricValue) -> MetricOut:
+def metric_out(value: MetricValue) -> MetricOut:
     return MetricOut(
         value=value.value, n=value.n, low_confidence=value.low_confidence, interval=value.interval
     )
@@ -185,7 +191,7 @@ def _bucket_out(row: TouchpointMetrics) -> TouchpointBucket:
         channel=row.channel,
         bucket_start=datetime.fromtimestamp(row.bucket_start, UTC),
         responses=ResponseCounts(**row.responses),
-        metrics={key: _metric_out(value) for key, value in row.metrics.items()},
+        metrics={key: metric_out(value) for key, value in row.metrics.items()},
     )
 
 
@@ -209,7 +215,7 @@ def _no_answers(row: TouchpointSentiment) -> TouchpointBucket:
         channel=row.channel,
         bucket_start=datetime.fromtimestamp(row.bucket_start, UTC),
         responses=ResponseCounts(nps=0, csat=0, ces=0),
-        metrics={d.key: _metric_out(d.with_interval(None, 0, 0.0)) for d in DEFINITIONS},
+        metrics={d.key: metric_out(d.with_interval(None, 0, 0.0)) for d in DEFINITIONS},
     )
 
 
@@ -228,7 +234,7 @@ def with_sentiment(
 @router.get(
     "/v1/satisfaction/touchpoints",
     response_model=TouchpointSatisfaction,
-    responses={200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}},
+    responses=DOWNLOAD_RESPONSES,
 )
 def touchpoint_satisfaction(
     request: Request,
@@ -246,7 +252,7 @@ def touchpoint_satisfaction(
     bucket: Bucket = Query(
         "day", description="hour, day, week (from Monday), month, or total: the whole range"
     ),
-    format: ExportFormat = Query(ExportFormat.json, description="json, or a csv/parquet download"),
+    format: Format = ExportFormat.json,
 ) -> TouchpointSatisfaction | Response:
     """Responses and every metric definition per touchpoint × channel × bucket, oldest first,
     each value with its n and 95% confidence interval."""

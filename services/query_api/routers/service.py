@@ -13,7 +13,7 @@ from kernel.auth import AUTHENTICATED, CAN_READ_AGGREGATES, UNAUTHENTICATED, req
 from kernel.ports import Principal
 from kernel.processing import to_micros
 from schemas.envelope import Channel
-from services.query_api.exports import ExportFormat, download_items
+from services.query_api.exports import DOWNLOAD_RESPONSES, ExportFormat, Format, download_items
 from services.query_api.params import INSTANT_HELP, Moment
 from services.query_api.routers.satisfaction import TOUCHPOINT_PATTERN, MetricOut, window
 from services.satisfaction.metrics import MIN_CONFIDENT_N, MetricValue
@@ -42,9 +42,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     **UNAUTHENTICATED,
     403: {"description": "the key's role may not read aggregates (agents, managers, admins may)"},
     422: {"description": "a bad parameter, e.g. a timestamp without an offset or since ≥ until"},
-}
-_DOWNLOADS: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}
 }
 
 
@@ -134,7 +131,7 @@ def _dimensions(group_by: list[GroupBy] | None) -> tuple[str, ...]:
 @router.get(
     "/v1/service/touchpoints",
     response_model=TouchpointService,
-    responses=_ERRORS | _DOWNLOADS,
+    responses=_ERRORS | DOWNLOAD_RESPONSES,
 )
 def touchpoint_service(
     request: Request,
@@ -157,7 +154,7 @@ def touchpoint_service(
     service_level_s: float = Query(
         DEFAULT_SERVICE_LEVEL_S, gt=0, le=3600, description="the service level's threshold T"
     ),
-    format: ExportFormat = Query(ExportFormat.json, description="json, or a csv/parquet download"),
+    format: Format = ExportFormat.json,
 ) -> TouchpointService | Response:
     """Every service metric per cell (touchpoint × channel × queue × agent, or the dimensions
     of `group_by`) × bucket, oldest first, each value with its n."""
