@@ -17,13 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kernel.api_errors import ApiError
 from kernel.auth import AUTHENTICATED, UNAUTHENTICATED, require
-from kernel.customer_key import split_key
 from kernel.ports import Principal, Publisher, PublishStatus
 from kernel.processing import to_micros
 from kernel.request_body import json_body, openapi_body
 from schemas.families import Note
 from schemas.validate import InvalidEvent, accept
-from services.identity.errors import CustomerNotFound
 from services.identity.resolver import IdentityResolver
 from services.ingest.batch import to_outgoing
 from services.query_api.routers.satisfaction import now
@@ -105,27 +103,11 @@ def _current(request: Request, tenant_id: str, alert_id: str) -> tuple[Subject, 
     return subject, state
 
 
-# The order `kernel.customer_key` ranks identifiers in: the strongest names the customer best.
-_KIND_ORDER = ("customer_id", "external", "email", "phone", "anonymous_id")
-
-
-def identifier_key_of(request: Request, tenant_id: str, customer_id: str) -> str:
-    """A key of an identifier the alert's customer holds itself (`email:ana@x.io`), so that its
-    action event is filed with that customer: a customer id is opaque (`c_...`), and an event
-    naming it as its `customer_id` would be a new customer's. The id itself without identity (events
-    are filed under their key) or when the customer holds no identifier of its own (a touchpoint
-    whose identifiers were all ignored: its action is then filed apart, a known limit)."""
+def _filed_as(request: Request, tenant_id: str, customer_id: str) -> str:
+    """What the action event names to be filed with the alert's customer (events are filed under
+    their key without identity)."""
     identity: IdentityResolver | None = getattr(request.app.state, "identity", None)
-    if identity is None or split_key(customer_id)[0] != "customer_id":
-        return customer_id
-    try:
-        held = identity.identities(tenant_id, customer_id).identities
-    except CustomerNotFound:
-        return customer_id
-    own = [i for i in held if i.held_by == customer_id]
-    rank = {kind: n for n, kind in enumerate(_KIND_ORDER)}
-    own.sort(key=lambda i: rank.get(i.kind.split(":")[0], len(rank)))
-    return f"{own[0].kind}:{own[0].value}" if own else customer_id
+    return identity.filing_key(tenant_id, customer_id) if identity is not None else customer_id
 
 
 def _act(
@@ -142,7 +124,7 @@ def _act(
     except InvalidTransition as exc:
         raise ApiError(409, "invalid_transition", str(exc)) from None
     if subject.customer_id is not None:
-        filed_as = identifier_key_of(request, principal.tenant_id, subject.customer_id)
+        filed_as = _filed_as(request, principal.tenant_id, subject.customer_id)
         subject = Subject(filed_as, subject.touchpoint)
     command = Command(action, alert_id, subject, principal.key_id, note, assignee)
     at = now(request)
