@@ -292,7 +292,7 @@ class IdentityResolver(Application[UUID]):
         found = self.candidate_board.list(tenant_id, status)
         if status != "open":
             return found
-        redirects = self.identity_map.redirects(tenant_id)
+        redirects = self.redirects(tenant_id)
         return [
             c
             for c in found
@@ -324,6 +324,11 @@ class IdentityResolver(Application[UUID]):
 
     def members(self, tenant_id: str, customer_id: str, as_of: int | None = None) -> list[str]:
         return self.identity_map.members(tenant_id, customer_id, as_of)
+
+    def redirects(self, tenant_id: str) -> dict[str, str]:
+        """Absorbed customer id -> the customer it stands for now (a customer never merged into
+        another is absent: it stands for itself)."""
+        return self.identity_map.redirects(tenant_id)
 
     def identity_version(self, tenant_id: str) -> int:
         return self.identity_map.version(tenant_id)

@@ -123,13 +123,10 @@ def _columns() -> list[str]:
     return [*where, *counts, *metrics]
 
 
-def canonical_ids(request: Request, tenant_id: str) -> dict[str, str]:
-    """Absorbed customer id -> the customer it stands for now; none without the identity service
-    (every customer then stands for itself)."""
+def _redirects(request: Request, tenant_id: str) -> dict[str, str]:
+    """None without the identity service: every customer then stands for itself."""
     identity: IdentityResolver | None = getattr(request.app.state, "identity", None)
-    if identity is None:
-        return {}
-    return identity.identity_map.redirects(tenant_id, identity.identity_version(tenant_id))
+    return identity.redirects(tenant_id) if identity is not None else {}
 
 
 def _wanted(cell: FcrCell, filters: dict[str, tuple[str, ...]]) -> bool:
@@ -171,7 +168,7 @@ def first_contact_resolution(
             to_micros(end),
             bucket,
             to_micros(as_of),
-            canonical_ids(request, principal.tenant_id),
+            _redirects(request, principal.tenant_id),
         )
     except RangeTooBusy as exc:
         details = [{"code": "range_too_large", "message": str(exc), "path": "query.since"}]
