@@ -24,6 +24,7 @@ from services.satisfaction.drift import (
     Sample,
     detect,
 )
+from services.satisfaction.sql import AlertQuery, read_alerts
 
 # Answers an alert links to at most (the worst first would need a rank; oldest first is stable).
 MAX_LINKED_ANSWERS = 100
@@ -186,6 +187,24 @@ def drift_alert_rows(
     rows = [alert_row(tenant_id, a) for a in found]
     wanted = [r for r in rows if not touchpoints or r["touchpoint"] in touchpoints]
     return sorted(wanted, key=lambda r: (r["raised_at"], r["alert_id"]), reverse=True)
+
+
+def read_alerts_with_drift(
+    warehouse: Warehouse, query: AlertQuery, as_of: int
+) -> list[dict[str, Any]]:
+    """The stored alerts `query` asks for with the drift alerts of its range as of a moment (epoch
+    micros), newest first, at most `query.limit`. A drift alert is a touchpoint's, on any
+    channel: a query for some customers' or some channels' alerts has none."""
+    stored = read_alerts(warehouse, query)
+    if query.customers is not None or query.channels:
+        return stored
+    window = (query.since, query.until, as_of)
+    drift = drift_alert_rows(warehouse, query.tenant_id, window, query.touchpoints)
+    after = [r for r in drift if (r["raised_at"], r["alert_id"]) < query.before]
+    newest_first = sorted(
+        stored + after, key=lambda r: (int(r["raised_at"]), r["alert_id"]), reverse=True
+    )
+    return newest_first[: query.limit]
 
 
 def find_drift_alert(

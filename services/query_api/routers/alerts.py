@@ -27,10 +27,10 @@ from services.query_api.routers.customers import members_of
 from services.query_api.routers.satisfaction import TouchpointName, now, utc
 from services.satisfaction.alerts import RULE_SET
 from services.satisfaction.drift import DEFINITION as DRIFT_DEFINITION
-from services.satisfaction.drift_sql import drift_alert_rows
+from services.satisfaction.drift_sql import read_alerts_with_drift
 from services.satisfaction.lifecycle import Status
 from services.satisfaction.lifecycle_sql import AlertState, read_states
-from services.satisfaction.sql import NO_END, AlertQuery, read_alerts
+from services.satisfaction.sql import NO_END, AlertQuery
 
 router = APIRouter(tags=["alerts"], responses=AUTHENTICATED)
 
@@ -176,9 +176,7 @@ def list_alerts(
         until=to_micros(end) if end else NO_END,
         before=before,
     )
-    rows = read_alerts(request.app.state.warehouse, query)
-    if customer_id is None and not query.channels:  # drift alerts are a touchpoint's, any channel
-        rows = _with_drift(request, query, rows)
+    rows = read_alerts_with_drift(request.app.state.warehouse, query, to_micros(now(request)))
     page, more = rows[:limit], len(rows) > limit
     last = page[-1] if page else None
     next_cursor = (
@@ -193,19 +191,6 @@ def list_alerts(
     if format != ExportFormat.json:
         return download_items(alerts, list(AlertOut.model_fields), "alerts", format)
     return AlertList(rule_set=RULE_SET, alerts=alerts, next_cursor=next_cursor)
-
-
-def _with_drift(
-    request: Request, query: AlertQuery, rows: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """The stored alerts with the drift alerts of the range, newest first, at most `limit`."""
-    window = (query.since, query.until, to_micros(now(request)))
-    drift = drift_alert_rows(
-        request.app.state.warehouse, query.tenant_id, window, query.touchpoints
-    )
-    after = [r for r in drift if (r["raised_at"], r["alert_id"]) < query.before]
-    merged = sorted(rows + after, key=lambda r: (int(r["raised_at"]), r["alert_id"]), reverse=True)
-    return merged[: query.limit]
 
 
 def _position(cursor: str | None) -> tuple[int, str]:
