@@ -14,6 +14,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kernel.ports import LogUnavailable, WarehouseUnavailable
 
+# What a route that reads the warehouse documents for an outage (`_warehouse_unavailable`).
+WAREHOUSE_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"description": "the warehouse is unavailable; retry later"},
+}
+
 
 class ApiError(Exception):
     """An error with an HTTP status, a machine-readable code and optional per-field details."""

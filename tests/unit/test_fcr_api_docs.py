@@ -17,7 +17,7 @@ def openapi() -> dict[str, Any]:
 
 def test_the_fcr_route_its_parameters_statuses_and_downloads_are_documented() -> None:
     operation = openapi()["paths"]["/v1/service/fcr"]["get"]
-    assert set(operation["responses"]) == {"200", "401", "403", "422"}
+    assert set(operation["responses"]) == {"200", "401", "403", "422", "503"}
     names = {p["name"] for p in operation["parameters"]}
     assert names == {
         "since",

@@ -13,7 +13,7 @@ from services.service_metrics.definitions import SERVICE_DEFINITIONS
 def test_the_route_its_parameters_and_statuses_are_documented() -> None:
     app = create_app(cast(Warehouse, None), MemoryKeyStore())
     operation: dict[str, Any] = app.openapi()["paths"]["/v1/service/touchpoints"]["get"]
-    assert set(operation["responses"]) == {"200", "401", "403", "422"}
+    assert set(operation["responses"]) == {"200", "401", "403", "422", "503"}
     names = {p["name"] for p in operation["parameters"]}
     assert names >= {"since", "until", "channel", "touchpoint", "queue", "agent", "bucket"}
     assert names >= {"group_by", "format", "service_level_s"}

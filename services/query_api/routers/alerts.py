@@ -134,7 +134,11 @@ def _customers(request: Request, tenant_id: str, customer_id: str | None) -> tup
     response_model=AlertList,
     responses={
         **DOWNLOAD_RESPONSES,
-        **AUDITED_READ_RESPONSES,  # 503 only for one customer's alerts (an audited read)
+        **AUDITED_READ_RESPONSES,
+        503: {
+            "description": "the warehouse is unavailable, or (one customer's alerts, an audited "
+            "read) the access audit cannot record the read; retry later (Retry-After)"
+        },
         409: {"description": "a customer_id several customers hold: name one by its id"},
     },
 )

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field, StringConstraints
 
-from kernel.api_errors import ApiError
+from kernel.api_errors import WAREHOUSE_UNAVAILABLE, ApiError
 from kernel.auth import AUTHENTICATED, CAN_READ_ANSWERS, require
 from kernel.ports import Principal
 from kernel.processing import to_micros
@@ -140,6 +140,7 @@ def _wanted(cell: FcrCell, filters: dict[str, tuple[str, ...]]) -> bool:
         **DOWNLOAD_RESPONSES,
         403: {"description": "the key's role may not read per-agent figures (managers, admins)"},
         422: {"description": "a bad parameter, or a range with too many contacts to read"},
+        **WAREHOUSE_UNAVAILABLE,
     },
 )
 def first_contact_resolution(

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from kernel.api_errors import ApiError
+from kernel.api_errors import WAREHOUSE_UNAVAILABLE, ApiError
 from kernel.auth import AUTHENTICATED, CAN_READ_ANSWERS, UNAUTHENTICATED, require
 from kernel.ports import Principal
 from kernel.processing import to_micros
@@ -121,7 +121,7 @@ def _response_out(row: dict[str, Any]) -> SurveyResponseOut:
         **UNAUTHENTICATED,
         403: {"description": "not a manager or admin (raw answers name customers)"},
         422: {"description": "an invalid filter, period or cursor, with every violated path"},
-        503: {"description": "the warehouse is unavailable; retry later"},
+        **WAREHOUSE_UNAVAILABLE,
     },
 )
 def survey_responses(

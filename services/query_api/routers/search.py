@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from kernel.api_errors import WAREHOUSE_UNAVAILABLE
 from kernel.auth import AUTHENTICATED, CAN_READ_CUSTOMERS, UNAUTHENTICATED, require
 from kernel.ports import Principal, Warehouse
 from services.identity.resolver import IdentityResolver
@@ -66,7 +67,7 @@ def canonical_ids(request: Request, tenant_id: str, hits: list[Hit]) -> dict[str
         **UNAUTHENTICATED,
         403: {"description": "the credential's role may not read customers"},
         422: {"description": "an invalid query, with every violated path"},
-        503: {"description": "the warehouse is unavailable; retry later"},
+        **WAREHOUSE_UNAVAILABLE,
     },
 )
 def search_customers(

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from kernel.api_errors import WAREHOUSE_UNAVAILABLE
 from kernel.auth import AUTHENTICATED, CAN_READ_AGGREGATES, UNAUTHENTICATED, require
 from kernel.ports import Principal
 from kernel.processing import to_micros
@@ -42,6 +43,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     **UNAUTHENTICATED,
     403: {"description": "the key's role may not read aggregates (agents, managers, admins may)"},
     422: {"description": "a bad parameter, e.g. a timestamp without an offset or since ≥ until"},
+    **WAREHOUSE_UNAVAILABLE,
 }
 
 
