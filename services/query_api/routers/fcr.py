@@ -21,11 +21,13 @@ from schemas.envelope import Channel
 from services.identity.resolver import IdentityResolver
 from services.projections.repeat_contact import WINDOW_DAYS
 from services.query_api.exports import DOWNLOAD_RESPONSES, ExportFormat, Format, download_items
-from services.query_api.params import INSTANT_HELP, Moment, any_of
+from services.query_api.params import any_of
 from services.query_api.routers.satisfaction import (
     Bucket,
     MetricOut,
+    Since,
     TouchpointName,
+    Until,
     metric_out,
     now,
     window,
@@ -147,10 +149,8 @@ def first_contact_resolution(
     request: Request,
     # Per-agent resolution figures are performance data: managers and admins, as raw answers.
     principal: Principal = Depends(require(CAN_READ_ANSWERS)),
-    since: Moment | None = Query(
-        None, description=f"contacts from (inclusive); default until − 30 days; {INSTANT_HELP}"
-    ),
-    until: Moment | None = Query(None, description=f"exclusive; default now; {INSTANT_HELP}"),
+    since: Since = None,
+    until: Until = None,
     channel: list[Channel] | None = Query(None, max_length=50, description="any of several"),
     touchpoint: list[TouchpointName] | None = Query(None, max_length=50),
     queue: list[Name] | None = Query(None, max_length=50),

@@ -49,6 +49,11 @@ BUCKET_LENGTH: dict[str, timedelta] = {
 MAX_BUCKETS = 10_000
 TOUCHPOINT_PATTERN = r"^[a-z0-9][a-z0-9_.\-]{0,63}$"
 TouchpointName = Annotated[str, StringConstraints(pattern=TOUCHPOINT_PATTERN, max_length=64)]
+# The period of a read through `window`: [since, until), by default the last 30 days.
+Since = Annotated[
+    Moment | None, Query(description=f"inclusive; default until − 30 days; {INSTANT_HELP}")
+]
+Until = Annotated[Moment | None, Query(description=f"exclusive; default now; {INSTANT_HELP}")]
 
 
 class DefinitionOut(BaseModel):
@@ -239,10 +244,8 @@ def with_sentiment(
 def touchpoint_satisfaction(
     request: Request,
     principal: Principal = Depends(require(CAN_READ_AGGREGATES)),
-    since: Moment | None = Query(
-        None, description=f"inclusive; default until − 30 days; {INSTANT_HELP}"
-    ),
-    until: Moment | None = Query(None, description=f"exclusive; default now; {INSTANT_HELP}"),
+    since: Since = None,
+    until: Until = None,
     channel: list[Channel] | None = Query(
         None, description="attributed channel; repeat for any of several"
     ),

@@ -15,8 +15,13 @@ from kernel.ports import Principal
 from kernel.processing import to_micros
 from schemas.envelope import Channel
 from services.query_api.exports import DOWNLOAD_RESPONSES, ExportFormat, Format, download_items
-from services.query_api.params import INSTANT_HELP, Moment
-from services.query_api.routers.satisfaction import TOUCHPOINT_PATTERN, MetricOut, window
+from services.query_api.routers.satisfaction import (
+    TOUCHPOINT_PATTERN,
+    MetricOut,
+    Since,
+    Until,
+    window,
+)
 from services.satisfaction.metrics import MIN_CONFIDENT_N, MetricValue
 from services.service_metrics.definitions import (
     DEFAULT_SERVICE_LEVEL_S,
@@ -138,10 +143,8 @@ def _dimensions(group_by: list[GroupBy] | None) -> tuple[str, ...]:
 def touchpoint_service(
     request: Request,
     principal: Principal = Depends(require(CAN_READ_AGGREGATES)),
-    since: Moment | None = Query(
-        None, description=f"inclusive; default until − 30 days; {INSTANT_HELP}"
-    ),
-    until: Moment | None = Query(None, description=f"exclusive; default now; {INSTANT_HELP}"),
+    since: Since = None,
+    until: Until = None,
     channel: Channel | None = Query(None),
     touchpoint: str | None = Query(None, pattern=TOUCHPOINT_PATTERN, max_length=64),
     queue: str | None = Query(None, pattern=NAME_PATTERN),
