@@ -13,6 +13,7 @@ identity service, an id is exactly the key events were filed under.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -38,7 +39,6 @@ from services.projections.lookup import (
     lookup_key,
     matches_from_rows,
 )
-from services.projections.profile import Profile
 from services.projections.repeat_contact_sql import flag_page, read_repeat_contact
 from services.projections.sql import find_customers, read_profile, read_timeline, sightings_of
 from services.projections.timeline import (
@@ -115,13 +115,17 @@ def members_of(request: Request, tenant_id: str, requested: str) -> list[str]:
         raise _ambiguous(exc) from None
 
 
-def profile_of(warehouse: Warehouse, tenant_id: str, members: list[str]) -> Profile:
-    """The members' profile with its latest repeat contact; 404 when none of them has an event."""
+def profile_of(
+    warehouse: Warehouse, tenant_id: str, members: list[str], as_of: datetime
+) -> ValuedProfile:
+    """The members' profile with its latest repeat contact, and its value and churn risk as of a
+    moment; 404 when none of them has an event."""
     profile = read_profile(warehouse, tenant_id, members)
     if profile is None:
         raise _not_found()
     repeat = read_repeat_contact(warehouse, tenant_id, members)
-    return profile.model_copy(update={"repeat_contact": repeat})
+    profile = profile.model_copy(update={"repeat_contact": repeat})
+    return with_value(warehouse, tenant_id, members, profile, as_of)
 
 
 def _invalid(code: str, exc: ValueError, path: str) -> ApiError:
@@ -183,10 +187,7 @@ def get_profile(request: Request, principal: Reader, customer_id: CustomerId) ->
     """What is known about the customer: activity, channels, orders, satisfaction, open cases,
     the latest repeat contact, and its value and churn risk now (value@1, churn_risk@1)."""
     members = members_of(request, principal.tenant_id, customer_id)
-    warehouse, tenant_id = _warehouse(request), principal.tenant_id
-    profile = with_value(
-        warehouse, tenant_id, members, profile_of(warehouse, tenant_id, members), now(request)
-    )
+    profile = profile_of(_warehouse(request), principal.tenant_id, members, now(request))
     record_access(request, principal, members[0], "profile", customer_id)
     return profile
 

@@ -33,7 +33,6 @@ from services.projections.profile import Profile
 from services.projections.repeat_contact_sql import flag_page
 from services.projections.sql import read_timeline
 from services.projections.timeline import MAX_PAGE, TimelineEntry, decode_cursor
-from services.projections.value_sql import with_value
 from services.query_api.routers.alerts import AlertOut, alert_out
 from services.query_api.routers.customers import CustomerId, members_of, profile_of
 from services.query_api.routers.responses import answer_fields
@@ -205,9 +204,7 @@ def export_customer(request: Request, principal: Exporter, customer_id: Customer
     members = members_of(request, tenant_id, customer_id)
     at = now(request)
     # The value and churn risk are derived data about the person: the export holds them too.
-    profile = with_value(
-        warehouse, tenant_id, members, profile_of(warehouse, tenant_id, members), at
-    )
+    profile = profile_of(warehouse, tenant_id, members, at)
     identity = _identity_records(request, tenant_id, members[0])
     sections = _sections(warehouse, tenant_id, members, profile, identity or ([], []))
     manifest = _manifest(tenant_id, customer_id, members, identity is not None, at)
