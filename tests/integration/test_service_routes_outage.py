@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -48,6 +49,7 @@ BAD = [
     (FCR, {"format": "xlsx"}, "invalid_request", "query.format"),
     (SERVICE, {"since": "2026-01-02", "until": "2026-01-02"}, "invalid_range", "query.since"),
     (SERVICE, {"group_by": "region"}, "invalid_request", "query.group_by.0"),
+    (SERVICE, {"group_by": ["tenant", "agent"]}, "invalid_parameter", "query.group_by"),
     (SERVICE, {"bucket": "week"}, "invalid_request", "query.bucket"),
     (ALERTS, {"cursor": "not-a-cursor"}, "invalid_cursor", "query.cursor"),
     (ALERTS, {"until": "2026-01-01T00:00:00"}, "invalid_parameter", "query.until"),
@@ -56,7 +58,7 @@ BAD = [
 
 @pytest.mark.parametrize(("path", "params", "code", "where"), BAD)
 def test_a_bad_parameter_is_refused_before_the_warehouse_is_asked(
-    down: TestClient, path: str, params: dict[str, str], code: str, where: str
+    down: TestClient, path: str, params: dict[str, Any], code: str, where: str
 ) -> None:
     answer = down.get(path, params=params)
     assert answer.status_code == 422, answer.text

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from kernel.api_errors import WAREHOUSE_UNAVAILABLE
+from kernel.api_errors import WAREHOUSE_UNAVAILABLE, ApiError
 from kernel.auth import AUTHENTICATED, CAN_READ_AGGREGATES, UNAUTHENTICATED, require
 from kernel.ports import Principal
 from kernel.processing import to_micros
@@ -132,6 +132,10 @@ def service_columns() -> list[str]:
 
 def _dimensions(group_by: list[GroupBy] | None) -> tuple[str, ...]:
     chosen = set(group_by or DIMENSIONS)
+    if "tenant" in chosen and len(chosen) > 1:  # it would be dropped silently: refuse it
+        message = "tenant means no dimension: name it alone"
+        details = [{"code": "invalid_parameter", "message": message, "path": "query.group_by"}]
+        raise ApiError(422, "invalid_parameter", f"group_by {message}", details)
     return tuple(d for d in DIMENSIONS if d in chosen)
 
 
