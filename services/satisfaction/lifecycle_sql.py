@@ -13,7 +13,8 @@ from typing import Any
 
 from kernel.dialect import replacing_engine
 from kernel.ports import Warehouse
-from services.satisfaction.lifecycle import Status
+from services.satisfaction.drift_sql import find_drift_alert
+from services.satisfaction.lifecycle import Status, Subject
 from services.satisfaction.sql import ALERTS_TABLE
 
 ACTIONS_TABLE = "alert_actions"
@@ -77,3 +78,14 @@ def find_alert(warehouse: Warehouse, tenant_id: str, alert_id: str) -> dict[str,
         {"tenant_id": tenant_id, "alert_id": alert_id},
     )
     return rows[0] if rows else None
+
+
+def subject_of(warehouse: Warehouse, tenant_id: str, alert_id: str, as_of: int) -> Subject | None:
+    """What the tenant's alert of that id is about, None when it has no such alert: a stored
+    (at-risk) alert's customer, else the touchpoint of the drift alert `GET /v1/alerts` would list
+    as of `as_of` (epoch micros; drift alerts are evaluated on read)."""
+    alert = find_alert(warehouse, tenant_id, alert_id)
+    if alert is not None:
+        return Subject(alert["customer_id"])
+    drift = find_drift_alert(warehouse, tenant_id, alert_id, as_of)
+    return Subject(None, drift.touchpoint) if drift is not None else None

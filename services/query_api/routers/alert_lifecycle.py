@@ -25,7 +25,6 @@ from schemas.validate import InvalidEvent, accept
 from services.identity.resolver import IdentityResolver
 from services.ingest.batch import to_outgoing
 from services.query_api.routers.satisfaction import now
-from services.satisfaction.drift_sql import find_drift_alert
 from services.satisfaction.lifecycle import (
     Action,
     Command,
@@ -34,7 +33,7 @@ from services.satisfaction.lifecycle import (
     Subject,
     next_status,
 )
-from services.satisfaction.lifecycle_sql import AlertState, find_alert, read_states
+from services.satisfaction.lifecycle_sql import AlertState, read_states, subject_of
 
 router = APIRouter(tags=["alerts"], responses=AUTHENTICATED)
 
@@ -91,14 +90,9 @@ def _publisher(request: Request) -> Publisher:
 
 def _current(request: Request, tenant_id: str, alert_id: str) -> tuple[Subject, AlertState]:
     warehouse = request.app.state.warehouse
-    alert = find_alert(warehouse, tenant_id, alert_id)
-    if alert is not None:
-        subject = Subject(alert["customer_id"])
-    else:  # a drift alert is evaluated on read: the one `GET /v1/alerts` would list now
-        drift = find_drift_alert(warehouse, tenant_id, alert_id, to_micros(now(request)))
-        if drift is None:
-            raise ApiError(404, "not_found", "no such alert")
-        subject = Subject(None, drift.touchpoint)
+    subject = subject_of(warehouse, tenant_id, alert_id, to_micros(now(request)))
+    if subject is None:
+        raise ApiError(404, "not_found", "no such alert")
     state = read_states(warehouse, tenant_id, [alert_id]).get(alert_id, AlertState())
     return subject, state
 
