@@ -1,4 +1,4 @@
-"""The service and alert routes during a warehouse outage: a valid read answers 503 in the one
+"""The service, alert and survey-answer routes during a warehouse outage: a valid read answers 503 in the one
 error shape (as their OpenAPI entries say), and a bad parameter answers 422 all the same, which
 shows it is refused before the warehouse is asked anything (a query first would be a 503)."""
 
@@ -20,6 +20,7 @@ from services.projections.projection import ProjectionsProjection
 from tests.integration.test_readiness import WarehouseDown, assert_unavailable
 
 FCR, SERVICE, ALERTS = "/v1/service/fcr", "/v1/service/touchpoints", "/v1/alerts"
+RESPONSES = "/v1/satisfaction/responses"
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def down(tmp_path: Path, warehouse: ChdbWarehouse) -> Iterator[TestClient]:
     platform.log.close()
 
 
-@pytest.mark.parametrize("path", [FCR, SERVICE, ALERTS])
+@pytest.mark.parametrize("path", [FCR, SERVICE, ALERTS, RESPONSES])
 def test_a_valid_read_answers_503_in_the_one_shape(down: TestClient, path: str) -> None:
     assert_unavailable(down.get(path), "warehouse_unavailable")
 
@@ -52,6 +53,10 @@ BAD = [
     (SERVICE, {"group_by": ["tenant", "agent"]}, "invalid_parameter", "query.group_by"),
     (SERVICE, {"bucket": "week"}, "invalid_request", "query.bucket"),
     (ALERTS, {"cursor": "not-a-cursor"}, "invalid_cursor", "query.cursor"),
+    (RESPONSES, {"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
+     "invalid_range", "query.since"),
+    # The default since (until − 30 days) is before year 1: refused, not a server error.
+    (RESPONSES, {"until": "0001-01-02T00:00:00Z"}, "invalid_parameter", "query.until"),
     (ALERTS, {"until": "2026-01-01T00:00:00"}, "invalid_parameter", "query.until"),
 ]  # fmt: skip
 

@@ -7,7 +7,7 @@ The rows are exactly the answers the cell counts (`services/satisfaction/drilldo
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -20,7 +20,7 @@ from kernel.processing import to_micros
 from schemas.envelope import Channel
 from services.projections.timeline import from_micros
 from services.query_api.exports import DOWNLOAD_RESPONSES, ExportFormat, Format, download
-from services.query_api.routers.satisfaction import TOUCHPOINT_PATTERN, now, utc
+from services.query_api.routers.satisfaction import TOUCHPOINT_PATTERN, window
 from services.satisfaction.drilldown import (
     DEFAULT_PAGE,
     MAX_PAGE,
@@ -34,7 +34,6 @@ from services.satisfaction.sql import KINDS
 
 router = APIRouter(tags=["satisfaction"], responses=AUTHENTICATED)
 
-DEFAULT_WINDOW = timedelta(days=30)
 METRICS = sorted(KINDS) + sorted(BY_KEY)
 
 
@@ -79,10 +78,7 @@ def _kind_and_scale(metric: str | None) -> tuple[str, str]:
 
 
 def _period(request: Request, since: datetime | None, until: datetime | None) -> tuple[int, int]:
-    end = utc("until", until) or now(request)
-    start = utc("since", since) or end - DEFAULT_WINDOW
-    if start >= end:
-        raise _invalid("since", "must be before until", "invalid_range")
+    start, end = window(request, since, until, "total")
     return to_micros(start), to_micros(end)
 
 
