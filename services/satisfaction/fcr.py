@@ -168,10 +168,8 @@ def _by_customer(contacts: Iterable[FcrContact]) -> dict[str, list[FcrContact]]:
     return found
 
 
-def _is_first(earlier: Sequence[FcrContact], contact: FcrContact, window: int) -> bool:
-    return not any(
-        contact.contact.at - e.contact.at <= window and same_topic(e, contact) for e in earlier
-    )
+def _is_first(earlier_in_window: Sequence[FcrContact], contact: FcrContact) -> bool:
+    return not any(same_topic(e, contact) for e in earlier_in_window)
 
 
 def _repeat_of(later: Sequence[FcrContact], contact: FcrContact, window: int) -> str | None:
@@ -194,7 +192,7 @@ def outcomes(
         for i, contact in enumerate(mine):
             at = contact.contact.at
             before = mine[bisect_left(ats, at - window, 0, i) : i]
-            if not contact.resolved or not _is_first(before, contact, window):
+            if not contact.resolved or not _is_first(before, contact):
                 continue
             repeat = _repeat_of(mine[i + 1 : bisect_right(ats, at + window)], contact, window)
             closed = as_of > at + window
