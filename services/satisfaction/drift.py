@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from scipy import stats
 
-from services.satisfaction.metrics import Z95
+from services.satisfaction.metrics import BY_KEY, Z95
 
 DEFINITION = "drift@1"
 RULE = "drift"
@@ -46,11 +46,8 @@ class DriftMetric:
     unit: str
 
     def contribution(self, score: int) -> float:
-        if self.kind == "csat":
-            return 100.0 if score >= 4 else 0.0
-        if self.kind == "nps":
-            return 100.0 if score >= 9 else -100.0 if score <= 6 else 0.0
-        return float(score)
+        """The answer's share of the mean: the published definition's (metrics.py)."""
+        return BY_KEY[self.key].contribution(score)
 
     def drives(self, score: int) -> bool:
         """Whether an answer pulls the metric down: the answers an alert links to."""
