@@ -1,4 +1,5 @@
-"""What value@1 / churn_risk@1 add to the profile read of one customer, on chdb.
+"""What value@1 / churn_risk@1 add to the profile read of one customer, on chdb (or on a
+ClickHouse server with `--clickhouse URL`, where each query is a round trip).
 
 One customer with about 1,000 events (orders, surveys, calls with transfers, chats, page views)
 among other customers' events; the profile read is timed as it was before (`profile_of`: the
@@ -6,6 +7,7 @@ folded facts and the latest repeat contact) and as it is now (the same plus `wit
 Numbers only, with the load average; nothing asserts a time (HOUSE_STYLE).
 
     PYTHONPATH=. python -m bench.profile_value [--events 1000] [--others 50] [--runs 30]
+        [--clickhouse clickhouse://host:port/default]
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cem.adapters.chdb_warehouse import ChdbWarehouse
+from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse
 from cem.runner import ensure_tables
 from schemas.envelope import Event
 from schemas.validate import accept
@@ -74,7 +77,7 @@ def history(customer_id: str, n: int) -> list[Event]:
     return found
 
 
-def store(warehouse: ChdbWarehouse, events: list[Event]) -> None:
+def store(warehouse: Any, events: list[Event]) -> None:
     by_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for projection in (ProjectionsProjection(), SatisfactionProjection()):
         for offset, e in enumerate(events):
@@ -105,9 +108,15 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--others", type=int, default=50)
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--clickhouse", help="a ClickHouse server URL instead of chdb")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as path:
-        warehouse = ChdbWarehouse(path, database="bench")
+        database = f"bench_{uuid.uuid4().hex[:8]}"
+        warehouse: Any = (
+            ClickHouseWarehouse(args.clickhouse, database=database)
+            if args.clickhouse
+            else ChdbWarehouse(path, database="bench")
+        )
         ensure_tables(warehouse, [ProjectionsProjection(), SatisfactionProjection()])
         for other in range(args.others):
             store(warehouse, history(f"other-{other}", args.events))
@@ -128,6 +137,8 @@ def main() -> None:
             print(f"{name:26} p50 {statistics.median(ms):7.1f} ms  p90 {p90:7.1f} ms  n={len(ms)}")
         print(f"customer events {args.events}, other customers {args.others}, "
               f"load average {os.getloadavg()}")  # fmt: skip
+        if args.clickhouse:
+            warehouse.drop_database()
         warehouse.close()
 
 

@@ -32,18 +32,36 @@ MAX_CONTACT_ROWS = 10_000
 
 _CANDIDATES = "tenant_id = {{tenant_id:String}} AND {members} AND type IN ({types})"
 _IN_RANGE = "derived_at >= {{since:Int64}} AND derived_at <= {{until:Int64}}"
-# The range's contact events, and the earlier events of their conversations: a conversation that
-# started before the range is one contact from its start, not a new one inside the range.
-CONTACTS_QUERY = """SELECT event_id, derived_at, channel, type, touchpoint, correlation_id,
-       payload_json
+_CONVERSATION_ROWS = """SELECT <columns>
 FROM {table}
-WHERE CANDIDATES AND ((IN_RANGE) OR (
+WHERE <candidates> AND ((<in_range>) OR (
     derived_at < {{since:Int64}} AND correlation_id != '' AND correlation_id IN (
         SELECT correlation_id FROM {table}
-        WHERE CANDIDATES AND IN_RANGE AND correlation_id != '')))
-ORDER BY derived_at DESC, event_id DESC
+        WHERE <candidates> AND <in_range> AND correlation_id != '')))
+ORDER BY <order>
 LIMIT 1 BY event_id
-LIMIT {max_rows}""".replace("CANDIDATES", _CANDIDATES).replace("IN_RANGE", _IN_RANGE)
+LIMIT {max_rows}"""
+
+
+def conversation_rows_query(columns: str, candidates: str, order: str) -> str:
+    """A template reading the `candidates` rows derived in [since, until] and the earlier rows of
+    the conversations they belong to: a conversation that started before the range is one contact
+    from its start, not a new one inside the range. Left to format: `table`, `max_rows` and what
+    `candidates` names."""
+    return (
+        _CONVERSATION_ROWS.replace("<columns>", columns)
+        .replace("<candidates>", candidates)
+        .replace("<in_range>", _IN_RANGE)
+        .replace("<order>", order)
+    )
+
+
+CONTACTS_QUERY = conversation_rows_query(
+    """event_id, derived_at, channel, type, touchpoint, correlation_id,
+       payload_json""",
+    _CANDIDATES,
+    "derived_at DESC, event_id DESC",
+)
 
 LATEST_QUERY = """SELECT count() AS n, min(derived_at) AS since, max(derived_at) AS until
 FROM (

@@ -2,13 +2,14 @@
 
 No table of its own: survey answers come from `profile_facts`, products from the orders in the
 timeline, negative texts from `text_sentiment` and calls from `service_events`, each for every member
-of a merged customer and deduplicated by event id; `value.py` decides. 18.16 has no window
+of a merged customer and deduplicated by event id, in one UNION ALL; `value.py` decides. 18.16 has no window
 functions, so the reads return rows and the rule orders them. Only table names, fixed type lists
 and the members fragment are formatted into SQL.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
@@ -80,29 +81,42 @@ def product_of(payload_json: str) -> str | None:
     return product if isinstance(product, str) and product.strip() else None
 
 
-def _select(
-    warehouse: Warehouse, template: str, tenant_id: str, customer: Members, **extra: int
-) -> list[dict[str, Any]]:
+# The five reads in one round trip: each keeps its own filters and bounds inside a subquery and
+# is tagged with its source; the columns are cast to one shape (18.16 wants equal types).
+SIGNALS_QUERY = "\nUNION ALL\n".join(
+    f"""SELECT '{source}' AS source, toString({event_id}) AS event_id, toInt64({at}) AS at,
+    toString({text}) AS text, toFloat64({number}) AS number, toUInt8({flag}) AS flag
+FROM ({query})"""
+    for source, query, event_id, at, text, number, flag in (
+        ("answer", ANSWERS_QUERY, "event_id", "at", "kind", "score", "0"),
+        ("order", ORDERS_QUERY, "event_id", "0", "payload_json", "0", "0"),
+        ("text", NEGATIVE_TEXTS_QUERY, "event_id", "at", "''", "0", "0"),
+        ("call", CALLS_QUERY, "event_id", "at", "correlation_id", "queue_wait_s", "abandoned"),
+        ("transfers", TRANSFERS_QUERY, "''", "0", "correlation_id", "transfers", "0"),
+    )
+)
+
+
+def _read(
+    warehouse: Warehouse, tenant_id: str, customer: Members, window: dict[str, int]
+) -> dict[str, list[dict[str, Any]]]:
     members, params = members_filter(customer)
-    sql = template.format(members=members)
-    return warehouse.select(sql, {"tenant_id": tenant_id, **params, **extra})
+    sql = SIGNALS_QUERY.format(members=members)
+    found: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in warehouse.select(sql, {"tenant_id": tenant_id, **params, **window}):
+        found[row["source"]].append(row)
+    return found
 
 
-def _calls(
-    warehouse: Warehouse, tenant_id: str, customer: Members, **window: int
-) -> list[CallFact]:
-    ended = _select(warehouse, CALLS_QUERY, tenant_id, customer, **window)
-    if not ended:
-        return []
-    rows = _select(warehouse, TRANSFERS_QUERY, tenant_id, customer, **window)
-    transfers = {r["correlation_id"]: int(r["transfers"]) for r in rows}
+def _calls(ended: list[dict[str, Any]], transferred: list[dict[str, Any]]) -> list[CallFact]:
+    transfers = {r["text"]: int(r["number"]) for r in transferred}
     return [
         CallFact(
             event_id=r["event_id"],
             at=int(r["at"]),
-            queue_wait_s=float(r["queue_wait_s"]),
-            abandoned=bool(r["abandoned"]),
-            transfers=transfers.get(r["correlation_id"], 0) if r["correlation_id"] else 0,
+            queue_wait_s=float(r["number"]),
+            abandoned=bool(r["flag"]),
+            transfers=transfers.get(r["text"], 0) if r["text"] else 0,
         )
         for r in ended
     ]
@@ -111,19 +125,22 @@ def _calls(
 def read_signals(
     warehouse: Warehouse, tenant_id: str, customer: Members, as_of: datetime
 ) -> Signals:
-    """What the value reads beside the profile, for every member of the customer."""
+    """What the value reads beside the profile, for every member of the customer: one query."""
     until = to_micros(as_of)
-    window = {"since": until - LOOKBACK_DAYS * DAY_MICROS, "until": until}
-    answers = _select(warehouse, ANSWERS_QUERY, tenant_id, customer)
-    orders = _select(warehouse, ORDERS_QUERY, tenant_id, customer)
-    texts = _select(warehouse, NEGATIVE_TEXTS_QUERY, tenant_id, customer, **window)
+    rows = _read(
+        warehouse,
+        tenant_id,
+        customer,
+        {"since": until - LOOKBACK_DAYS * DAY_MICROS, "until": until},
+    )
     return Signals(
         answers=[
-            SurveyAnswer(r["kind"], int(r["score"]), int(r["at"]), r["event_id"]) for r in answers
+            SurveyAnswer(r["text"], int(r["number"]), int(r["at"]), r["event_id"])
+            for r in rows["answer"]
         ],
-        negative_texts=[int(r["at"]) for r in texts],
-        calls=_calls(warehouse, tenant_id, customer, **window),
-        products=[p for r in orders if (p := product_of(r["payload_json"])) is not None],
+        negative_texts=[int(r["at"]) for r in rows["text"]],
+        calls=_calls(rows["call"], rows["transfers"]),
+        products=[p for r in rows["order"] if (p := product_of(r["text"])) is not None],
     )
 
 

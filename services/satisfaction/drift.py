@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 from scipy import stats
 
+from services.satisfaction.metrics import BY_KEY, Z95
+
 DEFINITION = "drift@1"
 RULE = "drift"
 ALPHA = 0.01  # one-sided: a false alarm on 1 in 100 touchpoint-metric-days of pure noise
@@ -44,11 +46,8 @@ class DriftMetric:
     unit: str
 
     def contribution(self, score: int) -> float:
-        if self.kind == "csat":
-            return 100.0 if score >= 4 else 0.0
-        if self.kind == "nps":
-            return 100.0 if score >= 9 else -100.0 if score <= 6 else 0.0
-        return float(score)
+        """The answer's share of the mean: the published definition's (metrics.py)."""
+        return BY_KEY[self.key].contribution(score)
 
     def drives(self, score: int) -> bool:
         """Whether an answer pulls the metric down: the answers an alert links to."""
@@ -103,7 +102,7 @@ def _proportion_drop(period: Sample, baseline: Sample) -> Drop:
     se_pooled = math.sqrt(pooled * (1 - pooled) * (1 / period.n + 1 / baseline.n))
     z = (p0 - p1) / se_pooled if se_pooled > 0 else 0.0
     se = math.sqrt(p1 * (1 - p1) / period.n + p0 * (1 - p0) / baseline.n)
-    half = float(stats.norm.ppf(0.975)) * se
+    half = Z95 * se
     drop = 100 * (p0 - p1)
     return Drop(drop, (drop - 100 * half, drop + 100 * half), float(stats.norm.sf(z)))
 

@@ -4,18 +4,19 @@ Evaluated when read, over closed UTC days only, from the stored answers attribut
 attribute them (`attribution_sql`): the same log gives the same alerts, with the same ids, live,
 after a replay, or read again later (an answer that arrives late for a closed day changes that
 day's alert, as it changes that day's cell). One aggregate query gives the daily samples of every
-touchpoint and metric; a second reads the answers of the days that raised an alert, which the
-alert links to. Only fixed fragments are formatted into SQL.
+touchpoint and metric; a second reads the answers of every day that raised an alert (one query
+for all of them), which the alerts link to. Only fixed fragments are formatted into SQL.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from kernel.ports import Warehouse
-from services.satisfaction.attribution_sql import ATTRIBUTED_RESPONSES
+from services.satisfaction.attribution_sql import ATTRIBUTED_RESPONSES, attributed_responses
 from services.satisfaction.drift import (
     BASELINE_DAYS,
     DAY_S,
@@ -34,24 +35,31 @@ _CONTRIBUTION = """multiIf(
     kind = 'csat', if(score >= 4, 100., 0.),
     kind = 'nps', multiIf(score >= 9, 100., score <= 6, -100., 0.),
     toFloat64(score))"""
+_DAY = f"intDiv(intDiv(answered_at, 1000000), {DAY_S}) * {DAY_S}"
 
 DAILY_SAMPLES_SQL = f"""
     SELECT touchpoint, kind, scale, day, count() AS n, sum(contribution) AS total,
         sum(contribution * contribution) AS squares
     FROM (
         SELECT touchpoint, kind, scale, {_CONTRIBUTION} AS contribution,
-            intDiv(intDiv(answered_at, 1000000), {DAY_S}) * {DAY_S} AS day
+            {_DAY} AS day
         FROM ({ATTRIBUTED_RESPONSES})
         WHERE {_MATCHES}
     )
     GROUP BY touchpoint, kind, scale, day
     ORDER BY day, touchpoint, kind"""
 
-ANSWERS_SQL = f"""
-    SELECT event_id, touchpoint, kind, scale, score, answered_at
-    FROM ({ATTRIBUTED_RESPONSES})
+
+def answers_sql(days: int) -> str:
+    """The answers of the drift metrics answered on any of `days` UTC days (parameters `day_0`,
+    `day_1`, ... within [since, until)), oldest first."""
+    in_days = ", ".join(f"{{day_{i}:Int64}}" for i in range(days))
+    return f"""
+    SELECT event_id, touchpoint, kind, scale, score, {_DAY} AS day
+    FROM ({attributed_responses(f" AND {_DAY} IN ({in_days})")})
     WHERE {_MATCHES}
     ORDER BY answered_at, event_id"""
+
 
 # An alert's `score` is the period's value, on the metric's own scale (the answers' for CES).
 _SCALES = {"csat": "percent", "nps": "-100-100"}
@@ -80,16 +88,31 @@ class LinkedAlert:
     answers_total: int  # how many there are (the list stops at MAX_LINKED_ANSWERS)
 
 
-def _linked(warehouse: Warehouse, tenant_id: str, alert: DriftAlert) -> LinkedAlert:
-    day = alert.period_start * 1_000_000
-    params = {"tenant_id": tenant_id, "since": day, "until": day + DAY_S * 1_000_000}
-    ids = [
-        r["event_id"]
-        for r in warehouse.select(ANSWERS_SQL, params)
-        if r["touchpoint"] == alert.touchpoint
-        and (r["kind"], r["scale"]) == (alert.metric.kind, alert.metric.scale)
-        and alert.metric.drives(int(r["score"]))
+def _linked(
+    warehouse: Warehouse, tenant_id: str, alerts: Sequence[DriftAlert]
+) -> list[LinkedAlert]:
+    """Each alert with the answers of its day that pull its metric down: one query for all."""
+    days = sorted({a.period_start for a in alerts})
+    if not days:
+        return []
+    params: dict[str, Any] = {f"day_{i}": d for i, d in enumerate(days)}
+    since, until = days[0] * 1_000_000, (days[-1] + DAY_S) * 1_000_000
+    rows = warehouse.select(
+        answers_sql(len(days)), {"tenant_id": tenant_id, "since": since, "until": until, **params}
+    )
+    by_cell: dict[tuple[int, str, str, str], list[tuple[int, str]]] = defaultdict(list)
+    for r in rows:
+        by_cell[(int(r["day"]), r["touchpoint"], r["kind"], r["scale"])].append(
+            (int(r["score"]), r["event_id"])
+        )
+    return [
+        _link(a, by_cell[(a.period_start, a.touchpoint, a.metric.kind, a.metric.scale)])
+        for a in alerts
     ]
+
+
+def _link(alert: DriftAlert, answers: Sequence[tuple[int, str]]) -> LinkedAlert:
+    ids = [event_id for score, event_id in answers if alert.metric.drives(score)]
     return LinkedAlert(alert, ids[:MAX_LINKED_ANSWERS], len(ids))
 
 
@@ -104,7 +127,7 @@ def read_drift_alerts(
     warehouse: Warehouse, tenant_id: str, days: Sequence[int]
 ) -> list[LinkedAlert]:
     """drift@1 alerts of the given days (epoch s of UTC day starts), oldest first."""
-    return [_linked(warehouse, tenant_id, a) for a in _detected(warehouse, tenant_id, days)]
+    return _linked(warehouse, tenant_id, _detected(warehouse, tenant_id, days))
 
 
 def _detected(warehouse: Warehouse, tenant_id: str, days: Sequence[int]) -> list[DriftAlert]:

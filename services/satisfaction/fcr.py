@@ -15,6 +15,7 @@ under (a merged customer's members are one customer), given by the caller from t
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -167,10 +168,8 @@ def _by_customer(contacts: Iterable[FcrContact]) -> dict[str, list[FcrContact]]:
     return found
 
 
-def _is_first(earlier: Sequence[FcrContact], contact: FcrContact, window: int) -> bool:
-    return not any(
-        contact.contact.at - e.contact.at <= window and same_topic(e, contact) for e in earlier
-    )
+def _is_first(earlier_in_window: Sequence[FcrContact], contact: FcrContact) -> bool:
+    return not any(same_topic(e, contact) for e in earlier_in_window)
 
 
 def _repeat_of(later: Sequence[FcrContact], contact: FcrContact, window: int) -> str | None:
@@ -189,11 +188,14 @@ def outcomes(
     """fcr@1 of every resolved first contact among `contacts`, as of `as_of` (epoch micros)."""
     found: list[Outcome] = []
     for mine in _by_customer(contacts).values():
+        ats = [c.contact.at for c in mine]  # oldest first: the window's ends are found by bisection
         for i, contact in enumerate(mine):
-            if not contact.resolved or not _is_first(mine[:i], contact, window):
+            at = contact.contact.at
+            before = mine[bisect_left(ats, at - window, 0, i) : i]
+            if not contact.resolved or not _is_first(before, contact):
                 continue
-            repeat = _repeat_of(mine[i + 1 :], contact, window)
-            closed = as_of > contact.contact.at + window
+            repeat = _repeat_of(mine[i + 1 : bisect_right(ats, at + window)], contact, window)
+            closed = as_of > at + window
             status: Status = "repeated" if repeat else "fcr_final" if closed else "fcr_provisional"
             found.append(Outcome(contact, status, repeat))
     return found

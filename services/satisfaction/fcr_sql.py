@@ -16,6 +16,7 @@ from typing import Any
 
 from kernel.ports import Warehouse
 from services.projections.repeat_contact import WINDOW_MICROS
+from services.projections.repeat_contact_sql import conversation_rows_query
 from services.projections.sql import TIMELINE
 from services.satisfaction.fcr import READ_TYPES, fcr_contacts, outcomes
 from services.satisfaction.fcr_cells import FcrCell, to_cells
@@ -23,18 +24,12 @@ from services.satisfaction.fcr_cells import FcrCell, to_cells
 # A bound on one read: a range this busy is answered with an error asking for a narrower one.
 MAX_FCR_ROWS = 500_000
 
-_CANDIDATES = "tenant_id = {{tenant_id:String}} AND type IN ({types})"
-_IN_RANGE = "derived_at >= {{since:Int64}} AND derived_at <= {{until:Int64}}"
-FCR_ROWS_QUERY = """SELECT customer_id, event_id, derived_at, received_at, channel, type,
-       touchpoint, correlation_id, payload_json
-FROM {table}
-WHERE CANDIDATES AND ((IN_RANGE) OR (
-    derived_at < {{since:Int64}} AND correlation_id != '' AND correlation_id IN (
-        SELECT correlation_id FROM {table}
-        WHERE CANDIDATES AND IN_RANGE AND correlation_id != '')))
-ORDER BY derived_at, event_id
-LIMIT 1 BY event_id
-LIMIT {max_rows}""".replace("CANDIDATES", _CANDIDATES).replace("IN_RANGE", _IN_RANGE)
+FCR_ROWS_QUERY = conversation_rows_query(
+    """customer_id, event_id, derived_at, received_at, channel, type,
+       touchpoint, correlation_id, payload_json""",
+    "tenant_id = {{tenant_id:String}} AND type IN ({types})",
+    "derived_at, event_id",
+)
 
 _TYPES = ", ".join(f"'{t}'" for t in READ_TYPES)
 
