@@ -20,7 +20,6 @@ from services.identity.policy import (
     Claim,
     Decision,
     Situation,
-    dormant,
     household_line,
     idle,
     rank,
@@ -60,11 +59,13 @@ def quiet_decision(
     event_ids = [c.identifier for c in claims]
     if unique_conflicts(event_ids, group.identifiers, rules):
         return None  # `_choose_home` passes over the group: whatever happens then is not quiet
-    # Not dormant, so not stale: `_choose_home` and `_link` treat every claim as current, and a
-    # mobile still extends (read only for merges and new identifiers: none here).
+    # Not idle, so neither dormant (its window is never shorter) nor stale: `_choose_home` and
+    # `_link` treat every claim as current, and a mobile still extends (read only for merges and
+    # new identifiers: none here). An idle one may be stale: its holders' newer numbers are not
+    # read here.
     when = Situation(claims=(), groups={}, new_customer_id="", at=at)
-    if any(dormant(c, when, rules) or idle(c, when, rules) for c in claims):
-        return None  # idle: maybe stale (its holders' newer numbers are not read here)
+    if any(idle(c, when, rules) for c in claims):
+        return None
     ranked = rank(claims, rules)
     home = _home(state, ranked, rules)
     if home is None:
