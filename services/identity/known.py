@@ -20,8 +20,8 @@ from services.identity.policy import (
     Claim,
     Decision,
     Situation,
-    household_line,
     idle,
+    lines_alone,
     rank,
     unique_conflicts,
 )
@@ -36,9 +36,7 @@ def quiet_decision(
     nothing but the confirmation of mobiles in use, or None when the full decision is needed."""
     if not normalised.identifiers:
         return None  # nothing usable: `decide` registers a one-off customer
-    if rules.shared_identifier == "unresolved" and all(
-        household_line(i, rules) for i in normalised.identifiers
-    ):
+    if lines_alone(normalised.identifiers, rules):
         return None  # a household's line alone: `decide` registers a one-off customer
     claims = [state.claim(i) for i in normalised.identifiers]
     if not all(c.holders and not (c.saturated or c.suppressed) for c in claims):

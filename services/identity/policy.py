@@ -7,7 +7,7 @@ store and two replicas given the same state decide the same thing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -223,7 +223,7 @@ def decide(situation: Situation, rules: TenantRules) -> Decision:
     usable, hubs = _without_hubs(usable, situation, rules)
     ranked = rank(usable, rules)
     skipped += [Skip(h, HUB_REASON) for h in hubs]
-    if _lines_alone(ranked, rules):
+    if lines_alone([c.identifier for c in ranked], rules):
         return _line_alone(ranked, skipped, hubs, situation)
     draft = _start(ranked, situation, rules)
     draft.skipped += skipped
@@ -257,13 +257,13 @@ def household_line(identifier: Identifier, rules: TenantRules) -> bool:
     return identifier.family == "phone" and rules.rule_for(identifier).device_profile
 
 
-def _lines_alone(ranked: list[Claim], rules: TenantRules) -> bool:
+def lines_alone(identifiers: Sequence[Identifier], rules: TenantRules) -> bool:
     """Only fixed lines, for a tenant leaving what a shared identifier alone carries unattributed
     (one filing shared ones under their latest holder accepts a household's calls on one)."""
     return (
-        bool(ranked)
+        bool(identifiers)
         and rules.shared_identifier == "unresolved"
-        and all(household_line(c.identifier, rules) for c in ranked)
+        and all(household_line(i, rules) for i in identifiers)
     )
 
 
