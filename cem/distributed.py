@@ -173,7 +173,7 @@ def channels_from_settings(settings: CoreSettings | None = None) -> ChannelStore
     sealed under CEM_SECRET_KEY, else under one key kept in PostgreSQL (never a host's own file:
     replicas and the admin's `cem channels` must all open what any of them sealed)."""
     from cem.bootstrap import embedded_channels
-    from kernel.secrets import KEY_FILE, SecretBox, platform_key
+    from kernel.secrets import SecretBox, key_file_sealed_before, platform_key
 
     settings = settings or CoreSettings()
     if settings.mode != "distributed":
@@ -184,11 +184,9 @@ def channels_from_settings(settings: CoreSettings | None = None) -> ChannelStore
             "CEM_SECRET_KEY is not set: channel secrets are sealed with a key kept in PostgreSQL "
             "beside them; set CEM_SECRET_KEY to keep the key apart from the data"
         )
-        # An installation that sealed with this host's key file before keeps its secrets: the
-        # first replica to ask offers that key as the shared one.
-        old_file = settings.data_dir / KEY_FILE
-        first_key = platform_key(settings.data_dir) if old_file.is_file() else None
-        return PostgresChannelStore(postgres_dsn(settings), first_key=first_key)
+        return PostgresChannelStore(
+            postgres_dsn(settings), first_key=key_file_sealed_before(settings.data_dir)
+        )
     key = platform_key(settings.data_dir, secret_key)
     return PostgresChannelStore(postgres_dsn(settings), SecretBox(key))
 

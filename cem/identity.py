@@ -8,7 +8,7 @@ from cem.adapters.postgres_identity_store import PostgresIdentityStore
 from cem.adapters.sqlite_identity_store import SqliteIdentityStore
 from kernel.opaque_ids import customer_id_key
 from kernel.private_files import private_file
-from kernel.secrets import platform_key
+from kernel.secrets import key_file_sealed_before, platform_key
 from services.identity.ports import IdentityStore
 from services.identity.resolver import IdentityResolver
 from services.identity.rules import IdentityRules
@@ -36,7 +36,8 @@ def shared_platform_key(settings: IdentitySettings) -> bytes:
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
     if secret or settings.mode != "distributed":
         return platform_key(settings.data_dir, secret)
-    channels = PostgresChannelStore(settings.postgres_dsn.get_secret_value())
+    dsn = settings.postgres_dsn.get_secret_value()
+    channels = PostgresChannelStore(dsn, first_key=key_file_sealed_before(settings.data_dir))
     try:
         return channels.shared_key()
     finally:

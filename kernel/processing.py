@@ -72,12 +72,10 @@ def file_events(events: Sequence[Event], filer: Filer | None) -> list[str | Unfi
     """The customer each event is filed under: the filer's answer (without one,
     `customer_key`), except for a tenant-level platform event (a manager's action on a drift
     alert), filed under `TENANT_SUBJECT` without asking identity, so no customer is made of it."""
+    if filer is None:  # a tenant-level event's customer_id is TENANT_SUBJECT: its own key
+        return [customer_key(e.customer) for e in events]
     people = [e for e in events if not is_tenant_level(e)]
-    if filer is None:
-        answers: list[str | Unfiled] = [customer_key(e.customer) for e in people]
-    else:
-        answers = filer.file(people) if people else []
-    found = iter(answers)
+    found = iter(filer.file(people) if people else [])
     return [TENANT_SUBJECT if is_tenant_level(e) else next(found) for e in events]
 
 

@@ -55,6 +55,13 @@ def key_file(data_dir: Path) -> bytes:
     return _decode_key(path.read_text(), str(path))
 
 
+def key_file_sealed_before(data_dir: Path) -> bytes | None:
+    """The data directory's key when it has one (never created here): a distributed installation
+    that sealed channel secrets with it before the key was shared in PostgreSQL keeps them, the
+    first replica to ask for the shared key (for channels, or customer ids) offering this one."""
+    return key_file(data_dir) if (data_dir / KEY_FILE).is_file() else None
+
+
 def platform_key(data_dir: Path, env_value: str | None = None) -> bytes:
     """CEM_SECRET_KEY (`env_value`, from the settings) when given, else the data directory's key
     file."""

@@ -137,7 +137,7 @@ def _headers_json(headers: Sequence[tuple[str, bytes]]) -> bytes:
 
 # Polls read the same few header blobs again and again; the result is immutable.
 @functools.lru_cache(maxsize=1024)
-def _decode_headers(blob: bytes | None) -> tuple[tuple[str, bytes], ...]:
+def decode_headers(blob: bytes | None) -> tuple[tuple[str, bytes], ...]:
     return tuple((name, bytes.fromhex(value)) for name, value in orjson.loads(blob or b"[]"))
 
 
@@ -295,7 +295,7 @@ class SqliteLog:
             gaps: dict[int, int] = {}
             for p, quota in fair_quotas(backlog, max_records, turn).items():
                 rows = conn.execute(SELECT_RECORDS, (topic, p, position.get(p, 0), quota))
-                got = [Consumed(topic, p, o, k, v, _decode_headers(h)) for o, k, v, h in rows]
+                got = [Consumed(topic, p, o, k, v, decode_headers(h)) for o, k, v, h in rows]
                 if not got:
                     gaps[p] = ends[p]
                 found += got

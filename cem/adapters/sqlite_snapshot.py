@@ -10,7 +10,7 @@ from collections.abc import Collection, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
-from cem.adapters.sqlite_log import _decode_headers
+from cem.adapters.sqlite_log import decode_headers
 from kernel.ports import Record
 from kernel.private_files import private_file
 
@@ -45,7 +45,7 @@ def log_records(path: Path, topic: str, chunk: int) -> Iterator[list[Record]]:
                 (topic, partition),
             )
             while batch := rows.fetchmany(chunk):
-                yield [Record(bytes(k), bytes(v), _decode_headers(h)) for k, v, h in batch]
+                yield [Record(bytes(k), bytes(v), decode_headers(h)) for k, v, h in batch]
 
 
 def events_by_topic(

@@ -20,9 +20,8 @@ from services.identity.policy import (
     Claim,
     Decision,
     Situation,
-    dormant,
-    household_line,
     idle,
+    lines_alone,
     rank,
     unique_conflicts,
 )
@@ -37,9 +36,7 @@ def quiet_decision(
     nothing but the confirmation of mobiles in use, or None when the full decision is needed."""
     if not normalised.identifiers:
         return None  # nothing usable: `decide` registers a one-off customer
-    if rules.shared_identifier == "unresolved" and all(
-        household_line(i, rules) for i in normalised.identifiers
-    ):
+    if lines_alone(normalised.identifiers, rules):
         return None  # a household's line alone: `decide` registers a one-off customer
     claims = [state.claim(i) for i in normalised.identifiers]
     if not all(c.holders and not (c.saturated or c.suppressed) for c in claims):
@@ -60,11 +57,13 @@ def quiet_decision(
     event_ids = [c.identifier for c in claims]
     if unique_conflicts(event_ids, group.identifiers, rules):
         return None  # `_choose_home` passes over the group: whatever happens then is not quiet
-    # Not dormant, so not stale: `_choose_home` and `_link` treat every claim as current, and a
-    # mobile still extends (read only for merges and new identifiers: none here).
+    # Not idle, so neither dormant (its window is never shorter) nor stale: `_choose_home` and
+    # `_link` treat every claim as current, and a mobile still extends (read only for merges and
+    # new identifiers: none here). An idle one may be stale: its holders' newer numbers are not
+    # read here.
     when = Situation(claims=(), groups={}, new_customer_id="", at=at)
-    if any(dormant(c, when, rules) or idle(c, when, rules) for c in claims):
-        return None  # idle: maybe stale (its holders' newer numbers are not read here)
+    if any(idle(c, when, rules) for c in claims):
+        return None
     ranked = rank(claims, rules)
     home = _home(state, ranked, rules)
     if home is None:

@@ -41,7 +41,7 @@ class PreferredName:
 
     name: str | None
     identifier: Identifier | None
-    id_key: bytes = b""
+    id_key: bytes
 
 
 def preferred_name(ref: CustomerRef, rules: TenantRules, id_key: bytes) -> PreferredName:

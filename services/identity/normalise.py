@@ -8,6 +8,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import phonenumbers
@@ -266,6 +267,9 @@ MEMO_RULES = 64
 _answers: OrderedDict[tuple[int, str, str], Identifier | Rejected] = OrderedDict()
 # Normalised values by (rules, kind, spelling): see `_spelling`.
 _values: OrderedDict[tuple[int, str, str], str | None] = OrderedDict()
+# A rejected national number's readings in the other regions, by (rules, "phone", spelling): asked
+# for by the ingest's note, then twice by identity (its preload, then the touchpoint's turn).
+_readings: OrderedDict[tuple[int, str, str], tuple[Identifier, ...]] = OrderedDict()
 _rules_held: dict[int, TenantRules] = {}
 _memo_lock = threading.Lock()
 _UNKNOWN: Any = object()
@@ -290,6 +294,7 @@ def _remember(
             if len(_rules_held) >= MEMO_RULES:
                 _answers.clear()
                 _values.clear()
+                _readings.clear()
                 _rules_held.clear()
             _rules_held[id(rules)] = rules
         if len(memo) >= MEMO_ANSWERS:
@@ -316,15 +321,29 @@ def _spelling(kind: str, raw: str) -> str | None:
 
 def _value_of(kind: str, raw: str, rules: TenantRules) -> str | None:
     """`_normalised_value`, remembered by spelling for emails and phones (parsing is costly)."""
+    found = _by_spelling(
+        _values, kind, raw, rules, lambda text: _normalised_value(kind, text, rules)
+    )
+    assert found is None or isinstance(found, str)
+    return found
+
+
+def _by_spelling(
+    memo: OrderedDict[tuple[int, str, str], Any],
+    kind: str,
+    raw: str,
+    rules: TenantRules,
+    compute: Callable[[str], Any],
+) -> Any:
+    """`compute` of `raw`, remembered in `memo` by its spelling (`_spelling`) when it has one."""
     spelling = _spelling(kind, raw)
     if spelling is None:
-        return _normalised_value(kind, raw, rules)
+        return compute(raw)
     key = (id(rules), kind, spelling)
-    found = _recall(_values, key)
+    found = _recall(memo, key)
     if found is _UNKNOWN:
-        found = _normalised_value(kind, spelling, rules)
-        _remember(_values, key, found, rules)
-    assert found is None or isinstance(found, str)
+        found = compute(spelling)
+        _remember(memo, key, found, rules)
     return found
 
 
@@ -366,7 +385,13 @@ def ambiguous_readings(rejected: Rejected, rules: TenantRules) -> tuple[Identifi
     other regions (`316 951 3292`: Colombian or Mexican); empty for any other rejection."""
     if rejected.kind != "phone" or rejected.reason != "invalid":
         return ()
-    readings = {_valid_e164(rejected.raw, region) for region in rules.other_phone_regions}
+    found = _by_spelling(_readings, "phone", rejected.raw, rules, partial(_readings_of, rules))
+    assert isinstance(found, tuple)
+    return found
+
+
+def _readings_of(rules: TenantRules, raw: str) -> tuple[Identifier, ...]:
+    readings = {_valid_e164(raw, region) for region in rules.other_phone_regions}
     found = sorted(r for r in readings if r)
     return tuple(Identifier("phone", r) for r in found) if len(found) > 1 else ()
 

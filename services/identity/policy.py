@@ -7,7 +7,7 @@ store and two replicas given the same state decide the same thing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -181,11 +181,7 @@ def dormant(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
     """Whether no holder of a reassignable identifier (a mobile number) confirmed using it for
     longer than the rule allows: it may have been given to someone else, so it no longer joins
     two customers holding different emails (it still completes one and carries its calls)."""
-    days = rules.rule_for(claim.identifier).reassign_after_days
-    if not days or not situation.at or not claim.holders:
-        return False
-    before = situation.at - days * DAY_MICROS
-    return all(0 <= claim.confirmed.get(h, -1) < before for h in claim.holders)
+    return _unused_for(claim, situation, rules.rule_for(claim.identifier).reassign_after_days)
 
 
 def idle(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
@@ -196,9 +192,15 @@ def idle(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
     opposite error (a rarely used second mobile's call filed apart) only splits one person."""
     rule = rules.rule_for(claim.identifier)
     windows = [d for d in (rule.moved_on_after_days, rule.reassign_after_days) if d]
-    if not windows or not situation.at or not claim.holders:
+    return _unused_for(claim, situation, min(windows, default=None))
+
+
+def _unused_for(claim: Claim, situation: Situation, days: int | None) -> bool:
+    """Whether every holder of the claim confirmed using it, and none within `days` (None: no
+    window, never unused)."""
+    if not days or not situation.at or not claim.holders:
         return False
-    before = situation.at - min(windows) * DAY_MICROS
+    before = situation.at - days * DAY_MICROS
     return all(0 <= claim.confirmed.get(h, -1) < before for h in claim.holders)
 
 
@@ -221,7 +223,7 @@ def decide(situation: Situation, rules: TenantRules) -> Decision:
     usable, hubs = _without_hubs(usable, situation, rules)
     ranked = rank(usable, rules)
     skipped += [Skip(h, HUB_REASON) for h in hubs]
-    if _lines_alone(ranked, rules):
+    if lines_alone([c.identifier for c in ranked], rules):
         return _line_alone(ranked, skipped, hubs, situation)
     draft = _start(ranked, situation, rules)
     draft.skipped += skipped
@@ -255,13 +257,13 @@ def household_line(identifier: Identifier, rules: TenantRules) -> bool:
     return identifier.family == "phone" and rules.rule_for(identifier).device_profile
 
 
-def _lines_alone(ranked: list[Claim], rules: TenantRules) -> bool:
+def lines_alone(identifiers: Sequence[Identifier], rules: TenantRules) -> bool:
     """Only fixed lines, for a tenant leaving what a shared identifier alone carries unattributed
     (one filing shared ones under their latest holder accepts a household's calls on one)."""
     return (
-        bool(ranked)
+        bool(identifiers)
         and rules.shared_identifier == "unresolved"
-        and all(household_line(c.identifier, rules) for c in ranked)
+        and all(household_line(i, rules) for i in identifiers)
     )
 
 
@@ -620,13 +622,16 @@ def _merge_or_propose_one(
                 _absorb(draft, other, home, f"{slip}, on one {own[0].identifier.kind}")
                 return
         browsers = [c for c in own if _personal_device(c, other, situation)]
-        if mergeable and browsers and not conflicts and _complete_each_other(draft, other, rules):
+        if mergeable and browsers and not conflicts:
             on = browsers[0].identifier.kind
-            _absorb(draft, other, home, f"an account and its holder's contact details on one {on}")
-            return
-        if mergeable and browsers and not conflicts and (why := _one_persons(draft, other, rules)):
-            _absorb(draft, other, home, f"{why}, on one {browsers[0].identifier.kind}")
-            return
+            if _complete_each_other(draft, other, rules):
+                _absorb(
+                    draft, other, home, f"an account and its holder's contact details on one {on}"
+                )
+                return
+            if why := _named_alike(draft.identifiers, other.identifiers, rules):
+                _absorb(draft, other, home, f"{why}, on one {on}")
+                return
         if _different_people(draft, other, rules):
             _shared_devices(draft, devices, other, situation, rules)
     if mergeable and strong and not conflicts:
@@ -657,12 +662,6 @@ def _slip_between(ours: Iterable[Identifier], theirs: Iterable[Identifier]) -> s
             ):
                 return "two emails one keystroke apart"
     return None
-
-
-def _one_persons(draft: _Draft, other: Group, rules: TenantRules) -> str | None:
-    """Why two established customers meeting on a browser only one of them used before are one
-    person (`_named_alike`)."""
-    return _named_alike(draft.identifiers, other.identifiers, rules)
 
 
 def _named_alike(

@@ -86,3 +86,34 @@ def test_secrets_sealed_with_a_hosts_key_file_before_still_open(
         replica.close()
     finally:
         after.close()
+
+
+def test_identity_asking_first_for_the_shared_key_offers_the_hosts_key_file_too(
+    postgres_dsn: str, tmp_path: Path
+) -> None:
+    # The identity worker derives customer ids from the same shared key; when it is the first to
+    # ask, the secrets sealed with the host's key file before must still open afterwards.
+    import psycopg
+    from pydantic import SecretStr
+
+    from cem.distributed import channels_from_settings
+    from cem.identity import shared_platform_key
+    from kernel.secrets import SecretBox, platform_key
+    from services.identity.settings import IdentitySettings
+
+    database = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{database}"')
+    dsn = urlunsplit(urlsplit(postgres_dsn)._replace(path=f"/{database}"))
+    data_dir = tmp_path / "data"
+    host_key = platform_key(data_dir)  # makes secret.key
+    before = PostgresChannelStore(dsn, SecretBox(host_key))
+    channel = before.add("acme", "twilio", "s3cret-auth-token-0123456789")
+    before.close()
+    settings = IdentitySettings(mode="distributed", data_dir=data_dir, postgres_dsn=SecretStr(dsn))
+    assert shared_platform_key(settings) == host_key
+    after = channels_from_settings(settings)
+    try:
+        assert after.secret(channel.channel_id) == "s3cret-auth-token-0123456789"
+    finally:
+        after.close()
