@@ -29,7 +29,7 @@ from kernel.ports import Record
 from kernel.settings import IngestSettings
 from schemas.validate import accept, decode, encode
 from tests.integration import test_unified_history as unified
-from tests.integration.test_unified_history import TENANT, Client, touch
+from tests.integration.test_unified_history import TENANT, Client, stop_keeping_warehouse, touch
 
 OPAQUE = re.compile(r"c_[a-z2-7]{26}")
 BATCH = 500
@@ -163,11 +163,7 @@ def test_migrate_ids_refiles_a_data_directory_under_the_same_opaque_ids(
         again.settle()
         after = {key: (again.home(key), sorted(again.timeline(key))) for key in keys}
     finally:
-        for runner in migrated.runners:
-            runner.stop()
-        migrated.log.close()
-        assert migrated.identity is not None
-        migrated.identity.close()
+        stop_keeping_warehouse(migrated)
         warehouse.drop_database()
         warehouse.close()
     # Same platform key, same first identifiers: the same opaque ids, the same histories.

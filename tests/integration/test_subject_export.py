@@ -204,9 +204,7 @@ def test_without_the_identity_service_the_export_says_so_and_holds_the_rest(
         api.post(touch("call.ended", "phone", {"customer_id": "cust-9"}, 0, {"talk_s": 30}))
         files, tables = open_export(api.export("cust-9").content)
     finally:
-        for runner in running.runners:
-            runner.stop()
-        running.log.close()
+        unified.stop_keeping_warehouse(running)
     assert files["manifest"]["identity_service"] is False
     assert files["identifiers"] == files["identity_history"] == []
     assert tables["identifiers"] == tables["identity_history"] == []
