@@ -6,7 +6,7 @@ among other customers' events; the profile read is timed as it was before (`prof
 folded facts and the latest repeat contact) and as it is now (the same plus `with_value`).
 Numbers only, with the load average; nothing asserts a time (HOUSE_STYLE).
 
-    PYTHONPATH=. python -m bench.profile_value [--events 1000] [--others 50] [--runs 30]
+    PYTHONPATH=. python -m bench.profile_value [--events 1000] [--others 20] [--runs 30]
         [--clickhouse clickhouse://host:port/default]
 """
 
@@ -26,6 +26,7 @@ from typing import Any
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse
 from cem.runner import ensure_tables
+from kernel.opaque_ids import customer_id_key, opaque_customer_id
 from schemas.envelope import Event
 from schemas.validate import accept
 from services.projections.projection import ProjectionsProjection
@@ -35,6 +36,7 @@ from services.satisfaction.projection import SatisfactionProjection
 
 TENANT = "bench"
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
+_KEY = customer_id_key(b"bench platform key")
 
 
 def _event(i: int, at: datetime) -> dict[str, Any]:
@@ -65,6 +67,12 @@ def _event(i: int, at: datetime) -> dict[str, Any]:
         {"type": "message.received", "channel": "chat", "payload": {"text": "no funciona, fatal"}},
     ] + [{"type": "page.viewed", "channel": "web", "payload": {"url": "https://shop.example/"}}] * 5
     return {"event_id": str(uuid.uuid4()), "occurred_at": at.isoformat(), **shapes[kind]}
+
+
+def opaque_id(name: str) -> str:
+    """An id as the identity stage names customers (`c_` and 26 base32 letters), so the reads
+    compare, sort and filter ids of the real length and spread."""
+    return opaque_customer_id(_KEY, TENANT, f"email:{name}@example.com")
 
 
 def history(customer_id: str, n: int) -> list[Event]:
@@ -106,7 +114,7 @@ def timed(reads: list[Callable[[], object]], runs: int) -> list[list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1000)
-    parser.add_argument("--others", type=int, default=50)
+    parser.add_argument("--others", type=int, default=20)
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--clickhouse", help="a ClickHouse server URL instead of chdb")
     args = parser.parse_args()
@@ -119,9 +127,9 @@ def main() -> None:
         )
         ensure_tables(warehouse, [ProjectionsProjection(), SatisfactionProjection()])
         for other in range(args.others):
-            store(warehouse, history(f"other-{other}", args.events))
-        store(warehouse, history("target", args.events))
-        members = ["target"]
+            store(warehouse, history(opaque_id(f"other-{other}"), args.events))
+        members = [opaque_id("target")]
+        store(warehouse, history(members[0], args.events))
         before, after = timed(
             [
                 lambda: profile_of(warehouse, TENANT, members),

@@ -8,7 +8,6 @@ here; PostgreSQL in tests/integration/test_identity_postgres.py.
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -26,7 +25,7 @@ from services.identity.changes import SYSTEM_ACTOR
 from services.identity.domain import LEGACY_FILED_TOPIC, Customer, stable_id
 from services.identity.models import IgnoredIdentifier
 from services.identity.ports import IdentityStore
-from tests.contract.test_identity_store import RULES
+from tests.contract.test_identity_store import RULES, IdentityStoreFixtures
 
 
 class OlderFiling(Aggregate):
@@ -82,15 +81,7 @@ def write_older_store(
         older.close()
 
 
-class FilingsContract:
-    @pytest.fixture
-    def store(self, tmp_path: Path) -> IdentityStore:
-        raise NotImplementedError
-
-    @pytest.fixture
-    def tenant(self) -> str:
-        return f"t-{uuid.uuid4().hex[:10]}"
-
+class FilingsContract(IdentityStoreFixtures):
     def test_an_older_stores_filings_are_copied_once_and_answer_redeliveries(
         self, store: IdentityStore, tenant: str
     ) -> None:

@@ -150,14 +150,18 @@ def answers(who: dict[str, Any], touchpoint: str, day: datetime, scores: list[in
 
 
 def a_csat_drop(tag: str) -> tuple[str, list[Any], list[Any]]:
-    """Six days of 90% satisfied answers at `desk-<tag>`, then a day at 25% (36 answers), and a
-    worse day of 10 answers at `small-<tag>`: (desk, every answer, the bad day's answers)."""
-    desk, who = f"desk-{tag}", {"customer_id": f"cust-{tag}"}
+    """Six days of 90% satisfied answers at `desk-<tag>`, then a day at 25% (36 answers); the same
+    six days at `small-<tag>`, then a worse day of 10 answers (below the minimum sample, so it is
+    the only reason it raises nothing): (desk, every answer, the bad day's answers)."""
+    desk, small, who = f"desk-{tag}", f"small-{tag}", {"customer_id": f"cust-{tag}"}
     ten = [5, 5, 4, 5, 5, 2, 5, 4, 5, 5]  # 90% satisfied
-    baseline = [a for d in range(3, 9) for a in answers(who, desk, midnight(d), ten)]
+
+    def baseline(touchpoint: str) -> list[Any]:
+        return [a for d in range(3, 9) for a in answers(who, touchpoint, midnight(d), ten)]
+
     bad_day = answers(who, desk, midnight(2), [2, 3, 5, 1] * 9)  # 36 answers, 25% satisfied
-    small = answers(who, f"small-{tag}", midnight(2), [1] * 10)  # worse, but n = 10
-    return desk, baseline + bad_day + small, bad_day
+    small_day = answers(who, small, midnight(2), [1] * 10)  # worse, but n = 10
+    return desk, baseline(desk) + bad_day + baseline(small) + small_day, bad_day
 
 
 def drift_alerts(api: Api, key: str, touchpoint: str) -> list[dict[str, Any]]:

@@ -4,34 +4,13 @@ to end in one process (the embedded platform: HTTP ingest, SQLite log and identi
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-
-from cem.adapters.chdb_warehouse import ChdbWarehouse
-from cem.adapters.memory_keys import MemoryKeyStore
-from cem.bootstrap import Platform, build
-from kernel.settings import IngestSettings
+from cem.bootstrap import Platform
+from tests.integration import test_unified_history as unified
 from tests.integration.test_unified_history import Client, touch
 
-
-@pytest.fixture
-def platform(tmp_path: Path, warehouse: ChdbWarehouse) -> Iterator[Platform]:
-    settings = IngestSettings(data_dir=tmp_path / "data", identity="eventsourced")
-    running = build(settings, warehouse=warehouse, keys=MemoryKeyStore())
-    running.start()
-    yield running
-    for runner in running.runners:
-        runner.stop()
-    running.log.close()
-    assert running.identity is not None
-    running.identity.close()
-
-
-@pytest.fixture
-def api(platform: Platform) -> Client:
-    return Client(platform)
+# The embedded platform with identity on, and its client: test_unified_history's fixtures.
+platform, api = unified.platform, unified.api
 
 
 def test_an_event_answers_with_the_customer_it_is_filed_under_following_merges(

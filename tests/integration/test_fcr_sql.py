@@ -101,33 +101,37 @@ def test_sql_cells_equal_the_pure_rule(wh: Warehouse, bucket: str) -> None:
     )
 
 
+def resolved_call(tenant: str, customer: str) -> dict[str, Any]:
+    """A call of T0 that its agent marked resolved: a first contact on the first day."""
+    return timeline_row(tenant, customer, T0, "call.ended", "phone",
+                        payload={"resolved": True, "topic": "billing"})  # fmt: skip
+
+
+def first_day_cell(wh: Warehouse, tenant: str, as_of: datetime) -> tuple[int, int, int]:
+    """(provisional, final, repeated) of the first day's one cell, as of `as_of`."""
+    [c] = read_fcr_cells(wh, tenant, to_micros(T0), to_micros(T0 + DAY), "total", to_micros(as_of))
+    return c.fcr_provisional, c.fcr_final, c.repeated
+
+
 def test_fcr_moves_from_provisional_to_final_when_the_window_closes(wh: Warehouse) -> None:
     tenant = f"t{uuid.uuid4().hex[:8]}"
-    call = timeline_row(tenant, "ana", T0, "call.ended", "phone",
-                        payload={"resolved": True, "topic": "billing"})  # fmt: skip
+    call = resolved_call(tenant, "ana")
     wh.insert(TIMELINE, [call])
-    since, until = to_micros(T0), to_micros(T0 + DAY)
-
-    def cell(as_of: datetime) -> tuple[int, int, int]:
-        [c] = read_fcr_cells(wh, tenant, since, until, "total", to_micros(as_of))
-        return c.fcr_provisional, c.fcr_final, c.repeated
-
-    assert cell(T0 + 7 * DAY) == (1, 0, 0)
-    assert cell(T0 + 7 * DAY + timedelta(microseconds=1)) == (0, 1, 0)
+    assert first_day_cell(wh, tenant, T0 + 7 * DAY) == (1, 0, 0)
+    assert first_day_cell(wh, tenant, T0 + 7 * DAY + timedelta(microseconds=1)) == (0, 1, 0)
     again = timeline_row(tenant, "ana", T0 + 7 * DAY, "message.received", "chat",
                          received=T0 + 7 * DAY, payload={"text": "still wrong"})  # fmt: skip
     wh.insert(TIMELINE, [again])
-    assert cell(T0 + 7 * DAY + timedelta(microseconds=1)) == (0, 0, 1)
+    assert first_day_cell(wh, tenant, T0 + 7 * DAY + timedelta(microseconds=1)) == (0, 0, 1)
     # As of a moment before the chat was stored, it is not known: the call was FCR so far.
-    assert cell(T0 + 7 * DAY - timedelta(microseconds=1)) == (1, 0, 0)
+    assert first_day_cell(wh, tenant, T0 + 7 * DAY - timedelta(microseconds=1)) == (1, 0, 0)
 
 
 def test_a_merged_customer_is_one_and_a_reopened_case_is_not_fcr(wh: Warehouse) -> None:
     tenant = f"t{uuid.uuid4().hex[:8]}"
     # Ana's call, filed under her phone's customer; her email two days later, filed under her
     # email's customer; the two merged afterwards. Leo's emailed case, resolved, then reopened.
-    call = timeline_row(tenant, "ana-phone", T0, "call.ended", "phone",
-                        payload={"resolved": True, "topic": "billing"})  # fmt: skip
+    call = resolved_call(tenant, "ana-phone")
     mail = timeline_row(tenant, "ana-mail", T0 + 2 * DAY, "email.replied", "email",
                         payload={"message_id": "m1"})  # fmt: skip
     case = {"case_id": "K1", "topic": "refund"}
@@ -150,20 +154,13 @@ def test_a_merged_customer_is_one_and_a_reopened_case_is_not_fcr(wh: Warehouse) 
 
 def test_an_event_received_after_as_of_is_not_read(wh: Warehouse) -> None:
     tenant = f"t{uuid.uuid4().hex[:8]}"
-    call = timeline_row(tenant, "ana", T0, "call.ended", "phone",
-                        payload={"resolved": True, "topic": "billing"})  # fmt: skip
+    call = resolved_call(tenant, "ana")
     # A chat of day 2, received on day 9 (a late event): as of day 8 it was not known.
     late = timeline_row(tenant, "ana", T0 + 2 * DAY, "message.received", "chat",
                         received=T0 + 9 * DAY, payload={"text": "still wrong"})  # fmt: skip
     wh.insert(TIMELINE, [call, late])
-    since, until = to_micros(T0), to_micros(T0 + DAY)
-
-    def cell(as_of: datetime) -> tuple[int, int, int]:
-        [c] = read_fcr_cells(wh, tenant, since, until, "total", to_micros(as_of))
-        return c.fcr_provisional, c.fcr_final, c.repeated
-
-    assert cell(T0 + 8 * DAY) == (0, 1, 0)
-    assert cell(T0 + 9 * DAY + timedelta(seconds=1)) == (0, 0, 1)
+    assert first_day_cell(wh, tenant, T0 + 8 * DAY) == (0, 1, 0)
+    assert first_day_cell(wh, tenant, T0 + 9 * DAY + timedelta(seconds=1)) == (0, 0, 1)
 
 
 def test_a_busy_range_is_refused_rather_than_cut(wh: Warehouse) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import sqlite3
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from random import Random
@@ -29,35 +28,20 @@ from kernel.partitioning import touchpoint_key
 from kernel.ports import Record
 from kernel.settings import IngestSettings
 from schemas.validate import accept, decode, encode
-from tests.integration.test_unified_history import TENANT, Client, touch
+from tests.integration import test_unified_history as unified
+from tests.integration.test_unified_history import TENANT, Client, stop_keeping_warehouse, touch
 
 OPAQUE = re.compile(r"c_[a-z2-7]{26}")
 BATCH = 500
 
-
-@pytest.fixture
-def platform(tmp_path: Path, warehouse: ChdbWarehouse) -> Iterator[Platform]:
-    settings = IngestSettings(data_dir=tmp_path / "data", identity="eventsourced")
-    running = build(settings, warehouse=warehouse, keys=MemoryKeyStore())
-    running.start()
-    yield running
-    for runner in running.runners:
-        runner.stop()
-    running.log.close()
-    assert running.identity is not None
-    running.identity.close()
+# The embedded platform with identity on, and its client: test_unified_history's fixtures.
+platform, api = unified.platform, unified.api
 
 
 @pytest.fixture
-def api(platform: Platform) -> Client:
-    return Client(platform)
-
-
-@pytest.fixture
-def demo(platform: Platform) -> tuple[Client, Population]:
+def demo(api: Client) -> tuple[Client, Population]:
     population = Population.generate(Random(5), 60)
     events = [e for e in history(population, Random(6), datetime.now(UTC), 20)]
-    api = Client(platform)
     for start in range(0, len(events), BATCH):
         api.post(*events[start : start + BATCH])
     return api, population
@@ -179,11 +163,7 @@ def test_migrate_ids_refiles_a_data_directory_under_the_same_opaque_ids(
         again.settle()
         after = {key: (again.home(key), sorted(again.timeline(key))) for key in keys}
     finally:
-        for runner in migrated.runners:
-            runner.stop()
-        migrated.log.close()
-        assert migrated.identity is not None
-        migrated.identity.close()
+        stop_keeping_warehouse(migrated)
         warehouse.drop_database()
         warehouse.close()
     # Same platform key, same first identifiers: the same opaque ids, the same histories.

@@ -5,7 +5,6 @@ checked file by file against the APIs that show the same data (`tests/subject_ex
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from kernel.customer_key import split_key
 from kernel.settings import IngestSettings
 from services.query_api.routers import export
 from tests.events import event
+from tests.integration import test_unified_history as unified
 from tests.subject_export import FILENAME, check_export, open_export, timeline
 
 TENANT, OTHER_TENANT = "acme", "globex"
@@ -29,18 +29,8 @@ PHONE, EMAIL = "+34 612 34 56 78", "ana@shop.es"
 PHONE_ID, EMAIL_ID = "phone:+34612345678", "email:ana@shop.es"
 COMMENT = '=HYPERLINK("http://evil.example","click")'  # a customer's text a sheet would run
 
-
-@pytest.fixture
-def platform(tmp_path: Path, warehouse: ChdbWarehouse) -> Iterator[Platform]:
-    settings = IngestSettings(data_dir=tmp_path / "data", identity="eventsourced")
-    running = build(settings, warehouse=warehouse, keys=MemoryKeyStore())
-    running.start()
-    yield running
-    for runner in running.runners:
-        runner.stop()
-    running.log.close()
-    assert running.identity is not None
-    running.identity.close()  # the warehouse is the fixture's to drop
+# The embedded platform with identity on: test_unified_history's fixture.
+platform = unified.platform
 
 
 class Client:
@@ -214,9 +204,7 @@ def test_without_the_identity_service_the_export_says_so_and_holds_the_rest(
         api.post(touch("call.ended", "phone", {"customer_id": "cust-9"}, 0, {"talk_s": 30}))
         files, tables = open_export(api.export("cust-9").content)
     finally:
-        for runner in running.runners:
-            runner.stop()
-        running.log.close()
+        unified.stop_keeping_warehouse(running)
     assert files["manifest"]["identity_service"] is False
     assert files["identifiers"] == files["identity_history"] == []
     assert tables["identifiers"] == tables["identity_history"] == []

@@ -101,11 +101,17 @@ def platform(tmp_path: Path, warehouse: ChdbWarehouse) -> Iterator[Platform]:
     running = build(settings, warehouse=warehouse, keys=MemoryKeyStore())
     running.start()
     yield running
+    stop_keeping_warehouse(running)  # the warehouse is the fixture's to drop
+
+
+def stop_keeping_warehouse(running: Platform) -> None:
+    """Stops a platform's runners and closes its log and identity store, but not its warehouse
+    (`Platform.stop` closes that too), which whoever made it drops."""
     for runner in running.runners:
         runner.stop()
     running.log.close()
-    assert running.identity is not None
-    running.identity.close()  # the warehouse is the fixture's to drop
+    if running.identity is not None:
+        running.identity.close()
 
 
 @pytest.fixture
@@ -348,8 +354,4 @@ def test_each_event_is_decoded_once_in_the_process(
         assert len(api.timeline("anon:d-1")) == len(ids) == 6
         assert len(decoded) == 6
     finally:
-        for runner in running.runners:
-            runner.stop()
-        running.log.close()
-        assert running.identity is not None
-        running.identity.close()
+        stop_keeping_warehouse(running)

@@ -3,10 +3,8 @@ later is a repeat), provisional then final, first contacts, and the cells' perce
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
-import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,22 +12,10 @@ from hypothesis import strategies as st
 from services.projections.repeat_contact import WINDOW_MICROS
 from services.satisfaction.fcr import fcr_contacts, outcomes, same_topic
 from services.satisfaction.fcr_cells import bucket_start, to_cells
+from tests.unit.test_repeat_contact import row
 
 DAY = 86_400 * 1_000_000
 T0 = 1_780_000_000_000_000  # 2026-05-28T20:26:40Z
-
-
-def row(at: int, type_: str = "call.ended", channel: str = "phone", **extra: Any) -> dict[str, Any]:
-    return {
-        "event_id": extra.pop("event_id", str(uuid.uuid4())),
-        "customer_id": extra.pop("customer_id", "cust-1"),
-        "derived_at": at,
-        "type": type_,
-        "channel": channel,
-        "touchpoint": extra.pop("touchpoint", "support_line"),
-        "correlation_id": extra.pop("correlation_id", ""),
-        "payload_json": orjson.dumps(extra.pop("payload", {})).decode(),
-    }
 
 
 def resolved_call(at: int, topic: str | None = "billing", **extra: Any) -> dict[str, Any]:

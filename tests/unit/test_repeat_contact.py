@@ -25,7 +25,7 @@ T0 = 1_780_000_000_000_000
 def row(at: int, type_: str = "call.ended", channel: str = "phone", **extra: Any) -> dict[str, Any]:
     payload = extra.pop("payload", {})
     return {
-        "event_id": str(uuid.uuid4()),
+        "event_id": extra.pop("event_id", str(uuid.uuid4())),
         "customer_id": extra.pop("customer_id", "cust-1"),
         "derived_at": at,
         "type": type_,

@@ -31,6 +31,14 @@ def not_a_label(text: str) -> str:
     return "meh"
 
 
+CALLED: list[str] = []
+
+
+def recording(text: str) -> str:
+    CALLED.append(text)
+    return "neutral"
+
+
 def test_a_candidate_is_measured_on_its_language_only() -> None:
     result = evaluate_candidate(ROWS, f"{HERE}:always_neutral", "es")
     assert result["n"] == 4
@@ -43,6 +51,16 @@ def test_a_candidate_is_measured_on_its_language_only() -> None:
     assert result["meets_goal"] is False
     assert result["load_seconds"] >= 0 and result["load_peak_memory_added_mb"] >= 0
     assert f"{HERE}:always_neutral" in next(iter(result["models"]))
+
+
+def test_loading_is_the_import_and_a_first_call_before_any_gold_text() -> None:
+    """A model's first call (lazy weights, caches) is loading cost, not the first text's."""
+    CALLED.clear()
+    result = evaluate_candidate(ROWS, f"{HERE}:recording", "es")
+    spanish = {row["text"] for row in ROWS if row["language"] == "es"}
+    warm_up, *scored = CALLED
+    assert warm_up not in spanish
+    assert scored and set(scored) <= spanish and len(scored) <= result["n"]
 
 
 def test_texts_detected_in_another_language_go_to_the_platforms_scorer() -> None:

@@ -1,0 +1,90 @@
+"""What one `GET /v1/service/fcr` read costs on chdb: the timeline rows it reads (SQL) and the
+pairing of contacts in Python, for one busy tenant.
+
+Calls (resolved or not, on two topics) of 2,000 customers with opaque ids spread over 45 days,
+then a 30-day read by day as of the end of the data. Numbers only, with the load average; nothing
+asserts a time (HOUSE_STYLE). Nothing else writes while it reads.
+
+    PYTHONPATH=. python -m bench.fcr_read [--events 100000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from random import Random
+from typing import Any
+
+from cem.adapters.chdb_warehouse import ChdbWarehouse
+from kernel.opaque_ids import customer_id_key, opaque_customer_id
+from kernel.processing import to_micros
+from schemas.validate import accept
+from services.projections import sql
+from services.projections.timeline import to_timeline_rows
+from services.satisfaction.fcr_sql import read_fcr_cells, read_fcr_rows
+
+TENANT = "bench"
+START = datetime(2026, 3, 2, tzinfo=UTC)
+DAYS, CUSTOMERS = 45, 2_000
+_KEY = customer_id_key(b"bench platform key")
+
+
+def call_rows(n: int, rng: Random) -> list[dict[str, Any]]:
+    """`n` ended calls as the timeline stores them (payload resolved/topic/agent/queue)."""
+    ids = [opaque_customer_id(_KEY, TENANT, f"phone:+346{i:08d}") for i in range(CUSTOMERS)]
+    rows = []
+    for _ in range(n):
+        at = START + timedelta(seconds=rng.randrange(DAYS * 86_400))
+        payload = {"resolved": rng.random() < 0.7, "topic": rng.choice(["billing", "delivery"]),
+                   "agent": rng.choice(["ana", "leo"]), "queue": rng.choice(["q1", "q2"])}  # fmt: skip
+        raw = {"event_id": str(uuid.uuid4()), "occurred_at": at.isoformat(), "type": "call.ended",
+               "channel": "phone", "touchpoint": "support_line", "payload": payload,
+               "customer": {"phone": "+34600000000"}}  # fmt: skip
+        event, _ = accept(raw, TENANT, at + timedelta(seconds=1))
+        rows += to_timeline_rows(event, rng.choice(ids))
+    return rows
+
+
+def timed(read: Any, runs: int) -> list[float]:
+    found = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        read()
+        found.append(time.perf_counter() - start)
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as path:
+        warehouse = ChdbWarehouse(path, database="bench")
+        for statement in sql.ddl(warehouse.version):
+            warehouse.command(statement)
+        rows = call_rows(args.events, Random(7))
+        for start in range(0, len(rows), 10_000):
+            warehouse.insert(sql.TIMELINE, rows[start : start + 10_000])
+        since = to_micros(START + timedelta(days=DAYS - 30))
+        until = as_of = to_micros(START + timedelta(days=DAYS))
+        week = 7 * 86_400 * 1_000_000
+        whole = timed(lambda: read_fcr_cells(warehouse, TENANT, since, until, "day", as_of),
+                      args.runs)  # fmt: skip
+        sql_only = timed(lambda: read_fcr_rows(warehouse, TENANT, since - week, until + week),
+                         args.runs)  # fmt: skip
+        print(f"fcr@1 30-day read by day over {args.events} calls in {DAYS} days, chdb:")
+        each = ", ".join(f"{t:.2f}" for t in whole)
+        print(f"  whole read  median {statistics.median(whole):6.2f} s  (runs: {each} s)")
+        print(f"  of it SQL   median {statistics.median(sql_only):6.2f} s")
+        print(f"  load average {os.getloadavg()}")
+        warehouse.close()
+
+
+if __name__ == "__main__":
+    main()
