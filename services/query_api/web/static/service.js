@@ -4,7 +4,7 @@
 "use strict";
 
 (() => {
-  const { t, api, el, showError } = CEM;
+  const { t, api, el, metricCell, showError } = CEM;
   const $ = (id) => document.getElementById(id);
   const HOUR = 3600e3;
   const COLUMNS = [
@@ -31,20 +31,12 @@
     return search.toString();
   }
 
-  function metricCell(bucket, name, minN) {
-    const m = bucket.metrics[name];
-    if (!m || m.value === null) return el("td", { class: "num", dataset: { metric: name, n: 0 } }, "—");
-    const low = m.n < minN;
-    return el("td", { class: low ? "num low-n" : "num", dataset: { metric: name, n: m.n }, title: low ? t("service_low_n") : null },
-      m.value.toFixed(1), low ? el("span", { class: "low-n-sample", "aria-hidden": "true" }, "*") : null);
-  }
-
   function row(bucket, minN) {
     return el("tr", { dataset: { touchpoint: bucket.touchpoint, channel: bucket.channel, queue: bucket.queue } },
       el("th", { scope: "row" }, bucket.touchpoint), el("td", {}, bucket.channel), el("td", {}, bucket.queue || "—"),
       ...COLUMNS.map(([kind, name]) => (kind === "count"
         ? el("td", { class: "num", dataset: { metric: name } }, String(bucket.counts[name]))
-        : metricCell(bucket, name, minN))));
+        : metricCell(name, bucket.metrics[name]?.value, bucket.metrics[name]?.n, minN, t("service_low_n")))));
   }
 
   async function refresh() {
