@@ -6,25 +6,16 @@
 (() => {
   const { t, api, el, metricCell, showError } = CEM;
   const $ = (id) => document.getElementById(id);
-  const HOUR = 3600e3;
   const COLUMNS = [
     ["count", "conversations"], ["metric", "frt_p50@1"], ["metric", "frt_p90@1"],
     ["count", "calls"], ["metric", "aht@1"], ["metric", "asa@1"], ["metric", "service_level@1"],
     ["metric", "abandonment@1"], ["metric", "transfer@1"], ["metric", "response_rate@1"],
   ];
 
-  // The satisfaction table's period (dashboard.js sets it first, on load and on submit), else the
-  // same rule: the days chosen, ending at the next full hour.
-  function period() {
-    const shown = $("satisfaction").dataset;
-    if (shown.since && shown.until) return { since: shown.since, until: shown.until };
-    const until = new Date(Math.ceil(Date.now() / HOUR) * HOUR);
-    const since = new Date(until.getTime() - Number($("period-days").value) * 24 * HOUR);
-    return { since: since.toISOString(), until: until.toISOString() };
-  }
-
+  // The satisfaction table's period: dashboard.js, loaded before this script, sets it on load and
+  // on submit before this script's own listener runs.
   function params() {
-    const { since, until } = period();
+    const { since, until } = $("satisfaction").dataset;
     Object.assign($("service").dataset, { since, until });
     const search = new URLSearchParams({ since, until, bucket: "total" });
     for (const dimension of ["touchpoint", "channel", "queue"]) search.append("group_by", dimension);
