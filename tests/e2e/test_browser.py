@@ -29,6 +29,7 @@ from tests.e2e.deployments import (
     story,
     survey,
 )
+from tests.e2e.test_fcr_and_drift import a_csat_drop, drift_alerts
 from tests.events import event
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -521,6 +522,25 @@ def test_resolving_an_alert_shows_on_the_customers_timeline(
         stored = api.timeline(deployment.key(TENANT_A, "agent"), customer_id)
         types = sorted({str(entry.get("type")) for entry in stored})
         raise AssertionError(f"{missing}; the API's timeline then holds {types}") from None
+
+
+def test_a_drift_alert_names_its_touchpoint_not_a_customer(
+    page: Page, people: dict[tuple[str, str], str], api: Api, deployment: Deployment
+) -> None:
+    desk, posted, _ = a_csat_drop(new_tag())
+    api.post_ok(deployment.key(TENANT_A, "ingest"), posted)
+    deployment.wait_processed()
+    [alert] = drift_alerts(api, deployment.key(TENANT_A, "manager"), desk)
+    page.sign_in(people[(TENANT_A, "manager")])
+    page.open("/dashboard")
+    row_css = f'#alerts tr[data-alert-id="{alert["alert_id"]}"]'
+    row = page.wait(lambda: page.find(row_css), timeout_s=60.0, what="the drift alert's row")
+    cells = [cell.text for cell in row.find_elements("css selector", "td")]
+    assert cells[1] == "whole touchpoint" and not row.find_elements("css selector", "a")
+    assert cells[2] == alert["message"] and cells[4] == desk  # no " · " before an empty channel
+    assert cells[3] == f"{alert['score']} (csat)"
+    page.driver.execute_script("arguments[0].scrollIntoView()", row)
+    page.screenshot("dashboard-drift-alert")
 
 
 def test_a_manager_merges_after_seeing_the_preview_then_splits(

@@ -215,7 +215,10 @@
     const withNote = (fields) => (note.value.trim() ? { ...fields, note: note.value.trim() } : fields);
     return el("tr", { dataset: { alertId: a.alert_id, status } },
       el("td", {}, when(a.raised_at)),
-      el("td", {}, a.customer_id ? el("a", { href: `/console#customer=${encodeURIComponent(a.customer_id)}` }, a.customer_id) : "—"),
+      // A drift alert (rule drift.*) is about a touchpoint, not one customer.
+      el("td", {}, a.customer_id
+        ? el("a", { href: `/console#customer=${encodeURIComponent(a.customer_id)}` }, a.customer_id)
+        : el("span", { class: "muted" }, t("whole_touchpoint"))),
       el("td", {}, a.message || a.rule), el("td", { class: "num" }, `${a.score} (${a.metric})`),
       el("td", {}, a.channel ? `${a.touchpoint} · ${a.channel}` : a.touchpoint),
       el("td", { class: "alert-status" }, t(`status_${status}`)),
