@@ -394,9 +394,19 @@ def test_the_spanish_switch_translates_the_page(
     page.open("/dashboard")  # remembered
     page.wait(lambda: "Satisfacción" in page.text("#sat-title"))
     page.wait(lambda: page.all("#satisfaction tbody tr") and page.all("#trend canvas"))
+    page.wait(lambda: page.all("#service tbody tr"), what="the service table")
+    assert page.text("#service-title").startswith("Servicio")
     page.screenshot("dashboard-es")
+    # The customer's header: the churn risk, its band and every factor in Spanish.
+    open_customer(page, customer["ids"]["email"], customer["ids"]["customer_id"])
+    score = page.wait(lambda: page.text("#churn-score"), what="the churn risk")
+    assert score.split(" · ")[1] in {"bajo", "medio", "alto"}
+    factors = [chip.text for chip in page.all("#f-churn .chip")]
+    assert factors and not any("factor_" in f for f in factors)
+    assert "contacto repetido +10" in factors  # the story's call, then its chat an hour later
+    page.screenshot("console-es")
     page.find("#lang-en").click()
-    page.wait(lambda: page.text("#sat-title").startswith("Satisfaction"))
+    page.wait(lambda: page.text('nav a[href="/console"]') == "Agent console")
 
 
 def test_sign_in_locks_out_after_repeated_failures(page: Page, deployment: Deployment) -> None:
