@@ -29,6 +29,7 @@ from tests.e2e.deployments import (
     story,
     survey,
 )
+from tests.e2e.test_fcr_and_drift import a_csat_drop, drift_alerts
 from tests.events import event
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -220,8 +221,9 @@ def test_an_agent_searches_sees_the_timeline_and_a_new_event_arrives_live(
     page.wait(lambda: len(timeline_ids(page)) == customer["events"], what="the whole timeline")
     shown = api.timeline(deployment.key(TENANT_A, "agent"), ids["customer_id"])
     assert timeline_ids(page) == [e["event_id"] for e in shown]  # newest first, all of them
-    assert "150.00 EUR" in page.text("#f-amount")
-    assert page.text("#risk")  # the CSAT 2 of the story
+    # The profile is its own request: it may come after the timeline's last page.
+    page.wait(lambda: "150.00 EUR" in page.text("#f-amount"), what="the customer's profile")
+    page.wait(lambda: page.text("#risk"), what="the risk badge")  # the CSAT 2 of the story
     # The story's chat came an hour after its call: a repeat contact (repeat_contact@1).
     assert page.text("#repeat").startswith("Repeat contact")
     # value@1 and churn_risk@1: the header shows the API's score and each factor adding to it.
@@ -392,9 +394,19 @@ def test_the_spanish_switch_translates_the_page(
     page.open("/dashboard")  # remembered
     page.wait(lambda: "Satisfacción" in page.text("#sat-title"))
     page.wait(lambda: page.all("#satisfaction tbody tr") and page.all("#trend canvas"))
+    page.wait(lambda: page.all("#service tbody tr"), what="the service table")
+    assert page.text("#service-title").startswith("Servicio")
     page.screenshot("dashboard-es")
+    # The customer's header: the churn risk, its band and every factor in Spanish.
+    open_customer(page, customer["ids"]["email"], customer["ids"]["customer_id"])
+    score = page.wait(lambda: page.text("#churn-score"), what="the churn risk")
+    assert score.split(" · ")[1] in {"bajo", "medio", "alto"}
+    factors = [chip.text for chip in page.all("#f-churn .chip")]
+    assert factors and not any("factor_" in f for f in factors)
+    assert "contacto repetido +10" in factors  # the story's call, then its chat an hour later
+    page.screenshot("console-es")
     page.find("#lang-en").click()
-    page.wait(lambda: page.text("#sat-title").startswith("Satisfaction"))
+    page.wait(lambda: page.text('nav a[href="/console"]') == "Agent console")
 
 
 def test_sign_in_locks_out_after_repeated_failures(page: Page, deployment: Deployment) -> None:
@@ -407,6 +419,23 @@ def test_sign_in_locks_out_after_repeated_failures(page: Page, deployment: Deplo
     page.screenshot("signin-locked")
 
 
+# What reaches past the screen's right edge, outside a table that scrolls sideways on its own.
+WIDER_THAN_THE_SCREEN = """return [...document.querySelectorAll('body *')]
+    .filter(e => !e.closest('.table-scroll')
+                 && e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+    .map(e => e.tagName + '#' + e.id + '.' + e.className).slice(0, 8);"""
+
+
+# Cells whose text takes more lines than it has words (a hyphen may end a line): a word broken
+# to fit a squeezed column.
+WORDS_BROKEN_ACROSS_LINES = """const range = document.createRange();
+return [...document.querySelectorAll(arguments[0])].filter(cell => {
+  range.selectNodeContents(cell);
+  const lines = new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;
+  return lines > cell.textContent.trim().split(/[\\s-]+/).length;
+}).map(cell => cell.textContent);"""
+
+
 def test_the_console_fits_a_phone(
     page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
 ) -> None:
@@ -415,14 +444,30 @@ def test_the_console_fits_a_phone(
     try:
         open_customer(page, customer["ids"]["email"], customer["ids"]["customer_id"])
         page.wait(lambda: len(timeline_ids(page)) >= customer["events"])
-        wider = page.driver.execute_script(
-            """return [...document.querySelectorAll('body *')]
-                 .filter(e => e.getBoundingClientRect().right
-                              > document.documentElement.clientWidth + 1)
-                 .map(e => e.tagName + '#' + e.id + '.' + e.className).slice(0, 8);"""
-        )
-        assert wider == []  # nothing wider than the screen
+        assert page.driver.execute_script(WIDER_THAN_THE_SCREEN) == []
         page.screenshot("console-phone")
+    finally:
+        page.driver.set_window_size(1280, 900)
+
+
+def test_the_dashboard_fits_a_phone(
+    page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
+) -> None:
+    page.sign_in(people[(TENANT_A, "manager")])
+    page.driver.set_window_size(390, 844)
+    try:
+        page.open("/dashboard")
+        service_row(page, f"line-{customer['tag']}")
+        page.wait(lambda: page.all("#trend canvas") and page.all("#alerts tbody tr"))
+        assert page.driver.execute_script(WIDER_THAN_THE_SCREEN) == []
+        # The service table is wider than a phone: it scrolls inside its own box, not the page.
+        scroll = page.find("#service").find_element("xpath", "..")
+        assert "table-scroll" in scroll.get_attribute("class")
+        width, shown = scroll.get_property("scrollWidth"), scroll.get_property("clientWidth")
+        assert width > shown
+        assert page.driver.execute_script(WORDS_BROKEN_ACROSS_LINES, "#service th") == []
+        page.driver.execute_script("arguments[0].scrollIntoView()", page.find("#service-title"))
+        page.screenshot("dashboard-phone")
     finally:
         page.driver.set_window_size(1280, 900)
 
@@ -487,6 +532,25 @@ def test_resolving_an_alert_shows_on_the_customers_timeline(
         stored = api.timeline(deployment.key(TENANT_A, "agent"), customer_id)
         types = sorted({str(entry.get("type")) for entry in stored})
         raise AssertionError(f"{missing}; the API's timeline then holds {types}") from None
+
+
+def test_a_drift_alert_names_its_touchpoint_not_a_customer(
+    page: Page, people: dict[tuple[str, str], str], api: Api, deployment: Deployment
+) -> None:
+    desk, posted, _ = a_csat_drop(new_tag())
+    api.post_ok(deployment.key(TENANT_A, "ingest"), posted)
+    deployment.wait_processed()
+    [alert] = drift_alerts(api, deployment.key(TENANT_A, "manager"), desk)
+    page.sign_in(people[(TENANT_A, "manager")])
+    page.open("/dashboard")
+    row_css = f'#alerts tr[data-alert-id="{alert["alert_id"]}"]'
+    row = page.wait(lambda: page.find(row_css), timeout_s=60.0, what="the drift alert's row")
+    cells = [cell.text for cell in row.find_elements("css selector", "td")]
+    assert cells[1] == "whole touchpoint" and not row.find_elements("css selector", "a")
+    assert cells[2] == alert["message"] and cells[4] == desk  # no " · " before an empty channel
+    assert cells[3] == f"{alert['score']} (csat)"
+    page.driver.execute_script("arguments[0].scrollIntoView()", row)
+    page.screenshot("dashboard-drift-alert")
 
 
 def test_a_manager_merges_after_seeing_the_preview_then_splits(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
+from services.projections.value import RULES, ChurnRisk
 from services.query_api.web import HERE
 from services.query_api.web.i18n import MESSAGES, from_accept_language
 
@@ -55,3 +57,11 @@ def test_no_inline_script_or_style_in_the_templates() -> None:
         text = template.read_text()
         assert not re.search(r"<script(?![^>]*\b(src|type=\"application/json\"))", text), template
         assert not re.search(r"style=|<style|\son[a-z]+=", text), template
+
+
+def test_every_churn_factor_and_band_has_a_name_in_both_languages() -> None:
+    # The console builds these keys from the API's values (`factor_${f.factor}`, `band_${band}`):
+    # a factor added to value@1 without its name would show its raw key to the agent.
+    keys = {f"factor_{name}" for name in RULES}
+    keys |= {f"band_{band}" for band in get_args(ChurnRisk.model_fields["band"].annotation)}
+    assert keys <= MESSAGES["en"].keys()

@@ -57,6 +57,15 @@ const CEM = (() => {
     return node;
   }
 
+  // A table cell of a metric: its value to one decimal, or "—" without one. Under `minN` answers
+  // it is greyed and starred; `lowTitle` (the legend above the table) says why.
+  function metricCell(name, value, n, minN, lowTitle) {
+    if (value === null || value === undefined) return el("td", { class: "num", dataset: { metric: name, n: 0 } }, "—");
+    const low = n < minN;
+    return el("td", { class: low ? "num low-n" : "num", dataset: { metric: name, n }, title: low ? lowTitle : null },
+      value.toFixed(1), low ? el("span", { class: "low-n-sample", "aria-hidden": "true" }, "*") : null);
+  }
+
   function when(iso) {
     return iso ? dateTime.format(new Date(iso)) : "—";
   }
@@ -73,5 +82,5 @@ const CEM = (() => {
     target.replaceChildren(el("span", { class: "error", role: "alert" }, `${t("error")} ${error.message}`));
   }
 
-  return { t, api, el, when, query, showError, csrf, lang, ApiError };
+  return { t, api, el, metricCell, when, query, showError, csrf, lang, ApiError };
 })();

@@ -131,7 +131,7 @@
   // value@1 and churn_risk@1 (docs/metrics.md): the score with every factor that adds to it.
   function renderValue(v) {
     if (!v) return;
-    const recency = v.recency_days === null ? "—" : `${v.recency_days} ${t("days_ago")}`;
+    const recency = v.recency_days === null ? "—" : v.recency_days === 0 ? t("today") : `${v.recency_days} ${t("days_ago")}`;
     $("f-recency").textContent = `${recency} · ${v.tenure_days} ${t("days")}`;
     $("f-preferred").textContent = v.preferred_channel;
     $("f-products").replaceChildren(...(v.products.length

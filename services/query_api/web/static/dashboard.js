@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const { t, api, el, when, query, showError } = CEM;
+  const { t, api, el, metricCell, when, query, showError } = CEM;
   const $ = (id) => document.getElementById(id);
   const HOUR = 3600e3;
   const METRICS = ["csat@1", "nps@1", "ces@1", "ces_easy@1"];
@@ -66,25 +66,15 @@
     return cell.counts[name] ? cell.sums[name] / cell.counts[name] : null;
   }
 
-  function shown(cell, name) {
-    const v = value(cell, name);
-    return v === null ? "—" : v.toFixed(1);
-  }
-
   function renderTable(cells, minN) {
     $("sat-empty").hidden = cells.length > 0;
     $("sat-empty").textContent = t("no_data");
     $("satisfaction").tBodies[0].replaceChildren(...cells.map((cell) => {
-      const metricCell = (name) => {
-        const low = value(cell, name) !== null && cell.counts[name] < minN;
-        return el("td", { class: low ? "num low-n" : "num", dataset: { metric: name, n: cell.counts[name] || 0 },
-          title: low ? t("low_n") : null }, shown(cell, name), low ? el("span", { class: "low-n-sample", "aria-hidden": "true" }, "*") : null);
-      };
       return el("tr", { dataset: { touchpoint: cell.touchpoint, channel: cell.channel } },
         el("th", { scope: "row" }, el("button", { type: "button", class: "link", onclick: () => drill(cell) }, cell.touchpoint)),
         el("td", {}, cell.channel),
         el("td", { class: "num", dataset: { metric: "n" } }, String(cell.n)),
-        ...METRICS.map(metricCell));
+        ...METRICS.map((name) => metricCell(name, value(cell, name), cell.counts[name] || 0, minN, t("low_n"))));
     }));
   }
 
@@ -225,7 +215,10 @@
     const withNote = (fields) => (note.value.trim() ? { ...fields, note: note.value.trim() } : fields);
     return el("tr", { dataset: { alertId: a.alert_id, status } },
       el("td", {}, when(a.raised_at)),
-      el("td", {}, a.customer_id ? el("a", { href: `/console#customer=${encodeURIComponent(a.customer_id)}` }, a.customer_id) : "—"),
+      // A drift alert (rule drift.*) is about a touchpoint, not one customer.
+      el("td", {}, a.customer_id
+        ? el("a", { href: `/console#customer=${encodeURIComponent(a.customer_id)}` }, a.customer_id)
+        : el("span", { class: "muted" }, t("whole_touchpoint"))),
       el("td", {}, a.message || a.rule), el("td", { class: "num" }, `${a.score} (${a.metric})`),
       el("td", {}, a.channel ? `${a.touchpoint} · ${a.channel}` : a.touchpoint),
       el("td", { class: "alert-status" }, t(`status_${status}`)),

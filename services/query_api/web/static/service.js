@@ -4,39 +4,22 @@
 "use strict";
 
 (() => {
-  const { t, api, el, showError } = CEM;
+  const { t, api, el, metricCell, showError } = CEM;
   const $ = (id) => document.getElementById(id);
-  const HOUR = 3600e3;
   const COLUMNS = [
     ["count", "conversations"], ["metric", "frt_p50@1"], ["metric", "frt_p90@1"],
     ["count", "calls"], ["metric", "aht@1"], ["metric", "asa@1"], ["metric", "service_level@1"],
     ["metric", "abandonment@1"], ["metric", "transfer@1"], ["metric", "response_rate@1"],
   ];
 
-  // The satisfaction table's period (dashboard.js sets it first, on load and on submit), else the
-  // same rule: the days chosen, ending at the next full hour.
-  function period() {
-    const shown = $("satisfaction").dataset;
-    if (shown.since && shown.until) return { since: shown.since, until: shown.until };
-    const until = new Date(Math.ceil(Date.now() / HOUR) * HOUR);
-    const since = new Date(until.getTime() - Number($("period-days").value) * 24 * HOUR);
-    return { since: since.toISOString(), until: until.toISOString() };
-  }
-
+  // The satisfaction table's period: dashboard.js, loaded before this script, sets it on load and
+  // on submit before this script's own listener runs.
   function params() {
-    const { since, until } = period();
+    const { since, until } = $("satisfaction").dataset;
     Object.assign($("service").dataset, { since, until });
     const search = new URLSearchParams({ since, until, bucket: "total" });
     for (const dimension of ["touchpoint", "channel", "queue"]) search.append("group_by", dimension);
     return search.toString();
-  }
-
-  function metricCell(bucket, name, minN) {
-    const m = bucket.metrics[name];
-    if (!m || m.value === null) return el("td", { class: "num", dataset: { metric: name, n: 0 } }, "—");
-    const low = m.n < minN;
-    return el("td", { class: low ? "num low-n" : "num", dataset: { metric: name, n: m.n }, title: low ? t("service_low_n") : null },
-      m.value.toFixed(1), low ? el("span", { class: "low-n-sample", "aria-hidden": "true" }, "*") : null);
   }
 
   function row(bucket, minN) {
@@ -44,7 +27,7 @@
       el("th", { scope: "row" }, bucket.touchpoint), el("td", {}, bucket.channel), el("td", {}, bucket.queue || "—"),
       ...COLUMNS.map(([kind, name]) => (kind === "count"
         ? el("td", { class: "num", dataset: { metric: name } }, String(bucket.counts[name]))
-        : metricCell(bucket, name, minN))));
+        : metricCell(name, bucket.metrics[name]?.value, bucket.metrics[name]?.n, minN, t("service_low_n")))));
   }
 
   async function refresh() {
