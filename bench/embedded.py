@@ -327,6 +327,7 @@ def produce(plan: Plan, queue: Any) -> None:
 
 def load_background(plan: Plan, run_dir: Path) -> dict[str, Any]:
     from cem.bootstrap import build
+    from kernel.collector import settle_collector
 
     say(f"phase 2: loading {plan.events:,} background events through publisher + runners")
     ctx = mp.get_context("spawn")
@@ -335,6 +336,7 @@ def load_background(plan: Plan, run_dir: Path) -> dict[str, Any]:
     producer.start()
     platform = build(IngestSettings(data_dir=run_dir))
     platform.start()
+    settle_collector()  # as `cem up` does once started
     try:
         loaded = _publish_all(platform, queue, producer)
         loaded.update(queue.get(timeout=60))

@@ -43,6 +43,7 @@ import orjson
 from cem.adapters.sqlite_log import INSERT_RECORD, LOG_SCHEMA
 from cem.bootstrap import build
 from cem.runner import ensure_tables
+from kernel.collector import settle_collector
 from kernel.filings import (
     FILING_STAGE,
     FiledBatch,
@@ -124,6 +125,7 @@ class Pipeline:
         from cem.adapters.chdb_warehouse import ChdbWarehouse  # one chdb path per process
 
         self.platform = build(IngestSettings(data_dir=root / "data", identity="eventsourced"))
+        settle_collector()  # the collector as `cem up` and `cem serve` set it once started
         self.log, self.publisher = self.platform.log, self.platform.publisher
         self.filer, self.warehouse = self.platform.filer, self.platform.warehouse
         self.projections = self.platform.projections

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kernel.collector import settle_collector
 from kernel.settings import CoreSettings, IngestSettings, QuerySettings
 
 if TYPE_CHECKING:  # the engines' clients load only when a service starts, not with the CLI
@@ -118,6 +119,7 @@ def run_worker_service(
                 "worker_web_host": host or ServerSettings().host,
             }
         )
+    settle_collector()
     if service == "filing":
         from cem.workers import run_filing
 
@@ -142,6 +144,7 @@ def serve_http(service: IngestService | QueryService, host: str | None, port: in
 
     service.start()
     close_on_shutdown(service)
+    settle_collector()
     try:
         # No `server` banner (kernel.web_security).
         uvicorn.run(service.app, host=host or ServerSettings().host, port=port, server_header=False)

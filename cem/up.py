@@ -24,6 +24,7 @@ from cem.read_only import refuse_writes
 from cem.serving import wait_until_serving
 from kernel.accounts import USER_ROLES, Accounts, generate_password
 from kernel.channels import ChannelStore
+from kernel.collector import settle_collector
 from kernel.ports import KeyStore
 from kernel.settings import IngestSettings
 from services.satisfaction.sentiment import warm_up as warm_up_sentiment
@@ -245,6 +246,7 @@ def run(opts: UpOptions, settings: IngestSettings | None = None) -> None:
     # uvicorn shuts down on SIGTERM, then raises it again under the handler it found: exit through
     # `finally` (runners stopped, chdb and the log closed), not by the default handler's death.
     signal.signal(signal.SIGTERM, exit_on_signal)
+    settle_collector()
     try:
         # No `server` banner: it only tells an attacker what to look up.
         uvicorn.run(
