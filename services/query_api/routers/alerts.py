@@ -22,7 +22,7 @@ from kernel.processing import to_micros
 from schemas.envelope import Channel
 from services.projections.timeline import Cursor, encode_cursor
 from services.query_api.exports import DOWNLOAD_RESPONSES, ExportFormat, Format, download_items
-from services.query_api.params import INSTANT_HELP, Moment, any_of, cursor_position
+from services.query_api.params import INSTANT_HELP, Moment, any_of, cursor_position, ordered_range
 from services.query_api.routers.customers import members_of
 from services.query_api.routers.satisfaction import TouchpointName, now, utc
 from services.satisfaction.alerts import RULE_SET
@@ -167,6 +167,7 @@ def list_alerts(
 ) -> AlertList | Response:
     """At-risk customer alerts of the caller's tenant, newest first."""
     start, end = utc("since", since), utc("until", until)
+    ordered_range(start, end)
     before = _position(cursor)
     # The tenant comes only from the credential: another tenant's customer id finds nothing (S01).
     # One query over every member: newest first, one row per alert, at most `limit`.
