@@ -584,6 +584,23 @@ def test_a_manager_merges_after_seeing_the_preview_then_splits(
     page.find("#merge-confirm").click()
     page.wait(lambda: not page.all("#members li.muted"), what="merged")
     page.wait(lambda: len(timeline_ids(page)) == 2, what="both histories on one timeline")
+    # The identity panel names statuses, actions and rules, never shows their codes.
+    history = page.wait(lambda: page.text("#identity-history"), what="the identity history")
+    assert "another customer merged in" in history and "customers_merged" not in history
+    identities = page.text("#identities")
+    assert "active" in identities and "first_seen" not in identities
+    shown = page.driver.current_url  # the console of this customer (#customer=…)
+    page.find("#lang-es").click()
+    page.wait(lambda: page.text('nav a[href="/console"]') == "Consola de agente")
+    page.driver.get(shown)  # the language is remembered
+    page.wait(lambda: "otro cliente fusionado con este" in page.text("#identity-history"),
+              what="the identity history in Spanish")  # fmt: skip
+    assert "activo" in page.text("#identities")
+    page.find("#lang-en").click()
+    page.wait(lambda: page.text('nav a[href="/console"]') == "Agent console")
+    page.driver.get(shown)
+    page.wait(lambda: len(timeline_ids(page)) == 2, what="the merged customer again")
+    page.wait(lambda: page.all("#members li button"), what="the merged customer's members")
     page.find("#members li button").click()
     page.driver.switch_to.alert.send_keys("not the same person")
     page.driver.switch_to.alert.accept()

@@ -328,14 +328,32 @@
       ]);
       $("identities").replaceChildren(...found.identities.map((i) =>
         el("li", {}, el("span", { class: "chip" }, `${i.kind}: ${i.value}`),
-          el("span", { class: "muted small" }, ` ${i.status} · ${i.rule} · ${when(i.linked_at)}`))));
+          el("span", { class: "muted small", title: `${i.status} · ${i.rule}` },
+            ` ${named("identity_status", i.status)} · ${ruleName(i.rule)} · ${when(i.linked_at)}`))));
       const absorbed = found.members.filter((m) => m !== found.customer_id);
       $("members").replaceChildren(...(absorbed.length ? absorbed.map((m) => memberItem(found.customer_id, m)) : [el("li", { class: "muted" }, t("none"))]));
       $("identity-history").replaceChildren(...history.entries.slice(-20).reverse().map((e) =>
-        el("li", {}, `${when(e.at)} · ${e.action} · ${e.details.reason || e.details.rule || ""}`)));
+        el("li", { title: e.action },
+          `${when(e.at)} · ${named("identity_action", e.action)} · ${e.details.reason || (e.details.rule ? ruleName(e.details.rule) : "")}`)));
     } catch (error) {
       $("identities").replaceChildren(el("li", { class: "muted" }, error.status === 503 ? t("unavailable") : error.message));
     }
+  }
+
+  // Identity's state words are codes (a status, what happened, why it linked): each is named in
+  // the page's language, the code kept as a tooltip; a code without a name shows as it is.
+  function named(prefix, code) {
+    const key = `${prefix}_${code}`;
+    const name = t(key);
+    return name === key ? code : name;
+  }
+
+  // A rule is a code, maybe followed by the identifier kinds that decided: `seen_with:email`,
+  // `typo_of:email with phone`.
+  function ruleName(rule) {
+    const [code, ...rest] = rule.split(":");
+    const kinds = rest.join(":").split(" ").filter((word) => word && word !== "with" && word !== "on");
+    return kinds.length ? `${named("identity_rule", code)} (${kinds.join(", ")})` : named("identity_rule", code);
   }
 
   function memberItem(survivor, member) {
