@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from services.projections.value import LONG_WAIT_S, RULES
+from services.satisfaction.alert_texts import ENGLISH, ENGLISH_WORDS
+
 LANGUAGES = ("en", "es")
 LANG_COOKIE = "cem_lang"
 
@@ -366,8 +369,52 @@ MESSAGES: dict[str, dict[str, str]] = {
         "response_rate": "Respuesta a encuestas %",
         "service_low_n": "menos de 30 contactos: confianza baja",
         "no_service_data": "No hay llamadas, conversaciones ni encuestas en este periodo.",
+        # What the server's alerts say (services/satisfaction/alert_texts.py); English below.
+        "alert_text_at_risk_score": "Respuesta {metric} de {score} en la escala {scale}, igual "
+        "o inferior a {at_most}: cliente en riesgo",
+        "alert_text_at_risk_sentiment": "{where} con puntuación {score} ({language}, {model}), "
+        "igual o inferior a {at_most}: cliente en riesgo",
+        "alert_text_drift_drop": "{metric} en {touchpoint} bajó {drop} {unit} (IC 95 %: {low} "
+        "a {high}) respecto a su referencia de {baseline_days} días, {baseline}; n = {n} "
+        "frente a {baseline_n}, p unilateral = {p}",
+        "alert_where_message": "mensaje",
+        "alert_where_survey_comment": "comentario de encuesta",
+        "alert_where_email_reply": "respuesta por correo",
+        "alert_unit_csat": "puntos porcentuales",
+        "alert_unit_nps": "puntos de NPS",
+        "alert_unit_ces": "puntos de valoración media",
+        # Why each churn factor counts (services/projections/value.py RULES); English below.
+        "factor_reason_no_recent_order": "días desde el último pedido: 10 puntos a partir de "
+        "180, 20 a partir de 365",
+        "factor_reason_single_order": "un solo pedido",
+        "factor_reason_nps_detractor": "última respuesta NPS de 0 a 6",
+        "factor_reason_nps_falling": "última respuesta NPS 2 o más por debajo de la anterior",
+        "factor_reason_low_csat": "respuestas CSAT de 1 a 2",
+        "factor_reason_hard_effort": "respuestas CES de 1 a 3",
+        "factor_reason_negative_sentiment": "textos del cliente leídos como negativos",
+        "factor_reason_repeat_contact": "volvió a contactarnos en 7 días (repeat_contact@1)",
+        "factor_reason_long_wait": f"llamadas con más de {int(LONG_WAIT_S)} s en cola",
+        "factor_reason_abandoned_call": "llamadas abandonadas en la cola",
+        "factor_reason_transfers": "transferencias de las llamadas del cliente (en una cadena "
+        "cuenta cada una)",
+        "factor_reason_open_cases": "casos aún abiertos",
     },
 }
+
+
+def alert_text_key(code: str) -> str:
+    """The catalogue key of an alert's `message_code` (console.js and dashboard.js build it)."""
+    return "alert_text_" + code.replace(".", "_")
+
+
+# The English of what the server says is the server's own, so the page and `message` agree.
+MESSAGES["en"] |= {alert_text_key(code): text for code, text in ENGLISH.items()}
+MESSAGES["en"] |= {
+    f"alert_{param}_{code}": word
+    for param, words in ENGLISH_WORDS.items()
+    for code, word in words.items()
+}
+MESSAGES["en"] |= {f"factor_reason_{key}": rule.reason for key, rule in RULES.items()}
 
 
 def from_accept_language(header: str) -> str:

@@ -2,7 +2,7 @@
 "use strict";
 
 (() => {
-  const { t, api, el, when, query, showError } = CEM;
+  const { t, api, el, when, query, showError, alertText } = CEM;
   const $ = (id) => document.getElementById(id);
   const PAGE = 50;
   // Channel badges are short labels in a colour per channel (app.css): readable without any
@@ -144,9 +144,15 @@
     const tone = { low: "ok", medium: "warn", high: "danger" }[risk.band];
     const badge = el("span", { class: `badge ${tone}`, id: "churn-score" }, `${risk.score}/100 · ${t(`band_${risk.band}`)}`);
     const factors = risk.factors.length
-      ? risk.factors.map((f) => el("span", { class: "chip warn", title: f.reason }, `${t(`factor_${f.factor}`)} +${f.points}`))
+      ? risk.factors.map((f) => el("span", { class: "chip warn", title: factorReason(f) }, `${t(`factor_${f.factor}`)} +${f.points}`))
       : [el("span", { class: "muted" }, ` ${t("no_warning_signs")}`)];
     $("f-churn").replaceChildren(badge, " ", ...factors);
+  }
+
+  // Why a churn factor counts, in the page's language (the server's English for a new factor).
+  function factorReason(f) {
+    const name = named("factor_reason", f.factor);
+    return name === f.factor ? f.reason : name;
   }
 
   // repeat_contact@1: the latest contact that came within 7 days of an earlier one.
@@ -175,7 +181,7 @@
       const found = await api(`/v1/alerts?${query({ customer_id: id })}`);
       const open = found.alerts.filter((a) => (a.status || "open") !== "resolved");
       badge.className = open.length ? "badge danger" : "badge ok";
-      badge.textContent = open.length ? `${t("at_risk")}: ${open[0].message}` : t("not_at_risk");
+      badge.textContent = open.length ? `${t("at_risk")}: ${alertText(open[0])}` : t("not_at_risk");
     } catch (error) {
       badge.className = "badge";
       badge.textContent = "";
