@@ -77,8 +77,8 @@ def next_status(current: Status, action: Action) -> Status:
 
 def customer_ref(customer_id: str) -> dict[str, Any]:
     """The identifiers a customer key names (`email:ana@x.io` names its email): how an action
-    names a customer whose id is too long for `filed_subject`, only a readable key, which is filed
-    under itself without identity."""
+    names a customer whose id is too long for `filed_subject` (only a readable key of the rule
+    mode runs that long, and there an event is filed under its key without identity)."""
     kind, value = key_lookup(customer_id)
     if kind.startswith("external:"):
         return {"external_ids": {kind.removeprefix("external:"): value}}
