@@ -106,7 +106,7 @@ def test_an_action_stays_on_the_alerts_customer_when_its_email_is_someone_elses_
     ingest, manager = deployment.key(TENANT_A, "ingest"), deployment.key(TENANT_A, "manager")
     admin, agent = deployment.key(TENANT_A, "admin"), deployment.key(TENANT_A, "agent")
     tag, at = new_tag(), datetime.now(UTC) - timedelta(hours=1)
-    email = f"shared.{tag}@example.com"
+    email = f"ana.{tag}@shop.es"  # a real domain: example.com is a placeholder, never linked
     api.post_ok(ingest, survey({"email": email}, "csat", 1, at, f"line-{tag}"))
     deployment.wait_processed()
     ana = holder(api, agent, email)
