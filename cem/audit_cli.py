@@ -71,12 +71,15 @@ def _store(args: argparse.Namespace) -> AccessAudit:
 def _access(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise CliError("--limit must be at least 1", USAGE_ERROR)
+    since, until = instant("--since", args.since), instant("--until", args.until)
+    if since is not None and until is not None and since >= until:
+        raise CliError("--since must be before --until", USAGE_ERROR)
     query = AccessQuery(
         tenant_id=args.tenant,
         customer_id=args.customer_id,
         actor=args.actor,
-        since=instant("--since", args.since),
-        until=instant("--until", args.until),
+        since=since,
+        until=until,
         limit=args.limit,
     )
     store = _store(args)

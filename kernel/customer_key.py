@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 
-from schemas.envelope import CustomerRef
+from schemas.envelope import CustomerRef, Event
+from schemas.families import filed_customer
 
 
 def normalise_email(email: str) -> str:
@@ -77,3 +78,10 @@ def identifiers(ref: CustomerRef) -> list[tuple[str, str]]:
         found.append(("anonymous_id", ref.anonymous_id))
     found += [(f"external:{ns}", value) for ns, value in sorted(ref.external_ids.items())]
     return found
+
+
+def event_identifiers(event: Event) -> list[tuple[str, str]]:
+    """The identifiers an event carries (`identifiers`); none for a platform event naming the
+    customer it is filed under (`schemas.families.filed_customer`): that name is no identifier
+    anyone holds, so no lookup, profile or timeline lists it."""
+    return [] if filed_customer(event) is not None else identifiers(event.customer)

@@ -27,7 +27,7 @@ import orjson
 from kernel.customer_key import customer_key
 from kernel.ports import Consumed, PublishStatus
 from schemas.envelope import Event
-from schemas.families import TENANT_SUBJECT, is_tenant_level
+from schemas.families import TENANT_SUBJECT, filed_customer, is_tenant_level
 from schemas.validate import decode
 
 Rows = dict[str, list[dict[str, Any]]]
@@ -70,13 +70,21 @@ class Filer(Protocol):
 
 def file_events(events: Sequence[Event], filer: Filer | None) -> list[str | Unfiled]:
     """The customer each event is filed under: the filer's answer (without one,
-    `customer_key`), except for a tenant-level platform event (a manager's action on a drift
-    alert), filed under `TENANT_SUBJECT` without asking identity, so no customer is made of it."""
-    if filer is None:  # a tenant-level event's customer_id is TENANT_SUBJECT: its own key
-        return [customer_key(e.customer) for e in events]
-    people = [e for e in events if not is_tenant_level(e)]
+    `customer_key`), except for a platform event that names where it goes, filed there without
+    asking identity: a tenant-level one (a manager's action on a drift alert) under
+    `TENANT_SUBJECT`, so no customer is made of it, and one about a customer (an action on an
+    at-risk alert) under exactly the customer it names (`schemas.families.filed_customer`), so
+    it lands on the alert's customer whoever holds the customer's identifiers now."""
+    named = [_named_home(e) for e in events]
+    if filer is None:
+        return [home or customer_key(e.customer) for e, home in zip(events, named, strict=True)]
+    people = [e for e, home in zip(events, named, strict=True) if home is None]
     found = iter(filer.file(people) if people else [])
-    return [TENANT_SUBJECT if is_tenant_level(e) else next(found) for e in events]
+    return [home or next(found) for home in named]
+
+
+def _named_home(event: Event) -> str | None:
+    return TENANT_SUBJECT if is_tenant_level(event) else filed_customer(event)
 
 
 @dataclass(frozen=True)
@@ -284,5 +292,5 @@ def process_batch(
     decoded = decode_batch(stage, records, decode_record)
     admit_batch(decoded, admission)
     events = [_event(item) for _, item in decoded.events]
-    homes = file_events(events, filer) if filer else None
+    homes = file_events(events, filer)
     return project_batch(decoded, project, homes)

@@ -67,7 +67,8 @@ def _no_control_in_id(value: Any) -> Any:
 
 IdStr = Annotated[SafeStr, BeforeValidator(_no_control_in_id)]
 """Text that names something (an id, an email, a queue): safe, and without control characters."""
-Name = Annotated[IdStr, StringConstraints(min_length=1, max_length=200)]
+NAME_MAX = 200
+Name = Annotated[IdStr, StringConstraints(min_length=1, max_length=NAME_MAX)]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.\-]{0,63}$")]
 EventType = Annotated[
     str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$", max_length=100)

@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from schemas.envelope import Channel, Event, Name, SafeStr
+from schemas.envelope import NAME_MAX, Channel, Event, Name, SafeStr
 
 Seconds = Annotated[float, Field(ge=0, le=7 * 24 * 3600)]
 Text = Annotated[SafeStr, StringConstraints(max_length=20_000)]
@@ -291,6 +291,28 @@ TENANT_SUBJECT = "cem:tenant"
 def is_tenant_level(event: Event) -> bool:
     """A platform event about the tenant (a touchpoint), filed under `TENANT_SUBJECT`."""
     return event.type in PLATFORM_TYPES and event.customer.customer_id == TENANT_SUBJECT
+
+
+# How a platform event names the one customer it is about (a manager's action on an at-risk
+# alert): `FILED_PREFIX` + the id the customer's events are filed under, filed under that id as it
+# is, without identity. Naming the customer by an identifier instead would be resolved again when
+# the action is filed, and after a merge, split or unlink that identifier may be someone else's.
+FILED_PREFIX = "cem:customer:"
+
+
+def filed_subject(customer_id: str) -> str | None:
+    """The customer id an event names to be filed under `customer_id` exactly; None when that
+    does not fit in an envelope's `customer_id` (only a readable key of over 187 characters)."""
+    named = FILED_PREFIX + customer_id
+    return named if len(named) <= NAME_MAX else None
+
+
+def filed_customer(event: Event) -> str | None:
+    """The customer a platform event is filed under as it is (`filed_subject`), if it names one."""
+    named = event.customer.customer_id
+    if event.type not in PLATFORM_TYPES or not named or not named.startswith(FILED_PREFIX):
+        return None
+    return named.removeprefix(FILED_PREFIX) or None
 
 
 CUSTOM_PREFIX = "custom."

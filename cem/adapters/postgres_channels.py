@@ -2,7 +2,8 @@
 
 Every ingest replica verifies signatures against this one table, so every replica must share the
 platform key: CEM_SECRET_KEY when set (the key then lives apart from the data), else one key made by
-the first replica that asks and kept in `platform_secrets`, so replicas on other hosts still agree.
+the first replica that asks and kept in `platform_secrets` (`postgres_secrets`), so replicas on
+other hosts still agree.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from cem.adapters.memory_channels import check_new_channel, kept_headers
 from cem.adapters.postgres import PostgresPool
+from cem.adapters.postgres_secrets import shared_secret
 from kernel.channels import (
     ChannelConfig,
     DeadLetterStatus,
@@ -40,11 +42,8 @@ CREATE TABLE IF NOT EXISTS webhook_dead_letters (
   status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS webhook_dead_letters_by_status
   ON webhook_dead_letters (status, received_at);
-CREATE TABLE IF NOT EXISTS platform_secrets (name TEXT PRIMARY KEY, secret BYTEA NOT NULL);
 """
 SHARED_KEY_NAME = "channel_secrets"
-INSERT_SHARED_KEY = "INSERT INTO platform_secrets VALUES (%s, %s) ON CONFLICT DO NOTHING"
-SELECT_SHARED_KEY = "SELECT secret FROM platform_secrets WHERE name = %s"
 CHANNEL_COLUMNS = "channel_id, tenant_id, provider, name, settings, created_at"
 INSERT_CHANNEL = f"""INSERT INTO channels
   (channel_id, tenant_id, provider, name, settings, sealed_secret)
@@ -125,11 +124,7 @@ class PostgresChannelStore:
     def _shared_key(self, first_key: bytes | None) -> bytes:
         """The key every replica shares, set by whichever asks first."""
         candidate = first_key or secrets.token_bytes(KEY_BYTES)
-        with self.db.transaction() as cursor:
-            cursor.execute(INSERT_SHARED_KEY, (SHARED_KEY_NAME, candidate))
-            row = cursor.execute(SELECT_SHARED_KEY, (SHARED_KEY_NAME,)).fetchone()
-        assert row is not None  # inserted just above, or earlier by another replica
-        return bytes(row[0])
+        return shared_secret(self.db, SHARED_KEY_NAME, candidate)
 
     def add(
         self,

@@ -9,7 +9,8 @@ Records written straight to Kafka by channel systems go through the same claims 
 by the stream workers): the first record of an identity claims it as `published` with its origin
 (topic/partition/offset), so every consumer group, and every replay, recognises that one record as
 the original; a later record is a duplicate (same fingerprint) or a recorded conflict. The table
-also keeps the key the ingest seals its records with (`seal_key`, see `cem.record_seal`).
+also keeps the key the ingest seals its records with (`seal_key`, see `cem.record_seal`) in
+`platform_secrets` (`postgres_secrets`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from datetime import UTC
 from typing import Any
 
 from cem.adapters.postgres import Cursor, PostgresPool
+from cem.adapters.postgres_secrets import shared_secret
 from cem.publishing import Claim, ConflictSeen, Identity
 from kernel.ports import Consumed, Outgoing, PublishStatus
 from kernel.processing import Unadmitted
@@ -41,7 +43,6 @@ ALTER TABLE idempotency_claims ADD COLUMN IF NOT EXISTS origin TEXT;
 ALTER TABLE idempotency_conflicts ADD COLUMN IF NOT EXISTS origin TEXT;
 CREATE UNIQUE INDEX IF NOT EXISTS idempotency_conflicts_by_origin
   ON idempotency_conflicts (origin);
-CREATE TABLE IF NOT EXISTS platform_secrets (name TEXT PRIMARY KEY, secret BYTEA NOT NULL);
 """
 # Rows are inserted and locked in (tenant_id, event_id) order: two batches sharing events then
 # wait for each other instead of deadlocking. A batch travels as arrays: one statement per step.
@@ -86,8 +87,6 @@ INSERT_DIRECT_CONFLICTS = """INSERT INTO idempotency_conflicts
 SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::bytea[], %s::text[])
 ON CONFLICT (origin) DO NOTHING"""
 SEAL_KEY_NAME = "log_seal"
-INSERT_SECRET = "INSERT INTO platform_secrets VALUES (%s, %s) ON CONFLICT DO NOTHING"
-SELECT_SECRET = "SELECT secret FROM platform_secrets WHERE name = %s"
 
 
 def origin_of(rec: Consumed) -> str:
@@ -207,11 +206,7 @@ class PostgresIdempotencyIndex:
 
     def seal_key(self) -> bytes:
         """The platform's key for sealing the ingest's records, made by whoever asks first."""
-        with self.db.transaction() as cursor:
-            cursor.execute(INSERT_SECRET, (SEAL_KEY_NAME, secrets.token_bytes(32)))
-            row = cursor.execute(SELECT_SECRET, (SEAL_KEY_NAME,)).fetchone()
-        assert row is not None  # inserted just above, or earlier by another process
-        return bytes(row[0])
+        return shared_secret(self.db, SEAL_KEY_NAME, secrets.token_bytes(32))
 
     def admit(self, items: Sequence[tuple[Consumed, Unadmitted]]) -> list[PublishStatus]:
         """The verdict on records written straight to Kafka (`kernel.processing.Admission`)."""

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.identity.domain import Customer
-from services.identity.models import AuditEntry, CustomerIdentities, IdentityView
+from services.identity.models import AuditEntry, CustomerIdentities, IdentityStatus, IdentityView
 from services.identity.rules import Identifier
 from services.identity.state import IdentityState
 
@@ -44,7 +44,7 @@ def _member_identities(state: IdentityState, member: str) -> list[IdentityView]:
 
 def _view(state: IdentityState, member: str, identifier: Identifier, event: Any) -> IdentityView:
     index = state.index(identifier)
-    status = "active"
+    status: IdentityStatus = "active"
     if index is not None and index.suppressed:
         status = "erased"
     elif index is not None and index.saturated:
@@ -91,3 +91,19 @@ def _readable(name: str, value: Any) -> Any:
 
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+# The `action` of every entry a customer's history can hold (its `Customer` events), for readers
+# that name them: the console's identity panel names each in the reader's language.
+ACTIONS = tuple(
+    _snake(event.__name__)
+    for event in (
+        Customer.Registered,
+        Customer.IdentifierLinked,
+        Customer.IdentifierUnlinked,
+        Customer.CustomersMerged,
+        Customer.MergedIntoSurvivor,
+        Customer.CustomersSplit,
+        Customer.RestoredBySplit,
+    )
+)

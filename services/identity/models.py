@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from services.identity.normalise import Rejected
 from services.identity.policy import Skip
@@ -78,6 +78,11 @@ class SplitOutcome:
     absorbed_members: tuple[str, ...]
 
 
+# An identifier's status on a customer: active, saturated (shared by too many: links nobody) or
+# erased. The console names each in the reader's language.
+IdentityStatus = Literal["active", "saturated", "erased"]
+
+
 @dataclass(frozen=True)
 class IdentityView:
     """One identifier as an agent sees it on a customer."""
@@ -93,7 +98,7 @@ class IdentityView:
     actor: str
     linked_at: datetime
     holders: int  # how many customers share it
-    status: str  # active, saturated (shared by too many: links nobody) or erased
+    status: IdentityStatus
 
 
 @dataclass(frozen=True)

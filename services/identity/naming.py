@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from kernel.customer_key import split_key
 from kernel.opaque_ids import opaque_customer_id
 from schemas.envelope import CustomerRef
-from services.identity.models import CustomerIdentities
 from services.identity.normalise import normalise_one
-from services.identity.rules import FAMILIES, Identifier, TenantRules
+from services.identity.rules import Identifier, TenantRules
 from services.identity.state import IdentityState
 
 # Attempts at a free opaque name; only a producer choosing other customers' ids could use one up.
@@ -66,16 +65,6 @@ def identifier_of_key(key: str, rules: TenantRules) -> Identifier | None:
     kind, raw = split_key(key)
     found = normalise_one(kind, raw, rules) if raw.strip() else None
     return found if isinstance(found, Identifier) else None
-
-
-def own_identifier_key(identities: CustomerIdentities) -> str | None:
-    """The key (`email:ana@x.io`) of the strongest identifier the requested customer holds
-    itself, not through a customer merged into it, in the order `kernel.customer_key` ranks
-    them; None when it holds none of its own (every identifier it was seen with was ignored)."""
-    rank: dict[str, int] = {family: n for n, family in enumerate(FAMILIES)}
-    own = [i for i in identities.identities if i.held_by == identities.requested_id]
-    own.sort(key=lambda i: rank.get(i.kind.split(":")[0], len(rank)))
-    return f"{own[0].kind}:{own[0].value}" if own else None
 
 
 def new_customer_name(state: IdentityState, preferred: PreferredName, seed: str) -> str:

@@ -56,6 +56,22 @@ class Situation:
     profiles: frozenset[str] = frozenset()
 
 
+# Why an identifier was linked (`Link.rule`): one of these codes, some followed by `:` and the
+# identifier kinds that decided (`seen_with:email`, `typo_of:email with phone`). The console names
+# each code in the reader's language, so a new rule needs its name there too.
+LINK_RULES = (
+    "first_seen",
+    "seen_with",
+    "vouched_by",
+    "completed_by",
+    "typo_of",
+    "second_mailbox",
+    "shared_holder",
+    "reassigned",
+    "device_profile",
+)
+
+
 @dataclass(frozen=True)
 class Link:
     identifier: Identifier

@@ -29,7 +29,6 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Recording
 from eventsourcing.utils import Environment, EnvType
 
-from kernel.customer_key import split_key
 from kernel.processing import to_micros
 from schemas.envelope import CustomerRef
 from services.identity import audit, changes
@@ -53,7 +52,7 @@ from services.identity.models import (
     ResolvedCustomer,
     SplitOutcome,
 )
-from services.identity.naming import identifier_of_key, own_identifier_key, preferred_name
+from services.identity.naming import identifier_of_key, preferred_name
 from services.identity.normalise import (
     Rejected,
     ambiguous_readings,
@@ -301,20 +300,6 @@ class IdentityResolver(Application[UUID]):
 
     def identities(self, tenant_id: str, customer_id: str) -> CustomerIdentities:
         return audit.identities(IdentityState(self.repository, tenant_id), customer_id)
-
-    def filing_key(self, tenant_id: str, customer_id: str) -> str:
-        """What an event must name to be filed with this customer: a key of an identifier it
-        holds itself. Its opaque id (`c_...`) would not do: an event naming it as its
-        `customer_id` registers a new customer. The id itself when it is already an identifier's
-        key, is unknown, or the customer holds no identifier of its own (the event is then filed
-        apart, a known limit)."""
-        if split_key(customer_id)[0] != "customer_id":
-            return customer_id
-        try:
-            held = self.identities(tenant_id, customer_id)
-        except CustomerNotFound:
-            return customer_id
-        return own_identifier_key(held) or customer_id
 
     def history(self, tenant_id: str, customer_id: str) -> list[AuditEntry]:
         return audit.history(IdentityState(self.repository, tenant_id), customer_id)

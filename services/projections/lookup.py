@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from kernel.customer_key import (
     customer_key,
-    identifiers,
+    event_identifiers,
     normalise_email,
     normalise_phone,
     split_key,
@@ -51,7 +51,7 @@ def to_identifier_rows(event: Event, customer_id: str | None = None) -> list[dic
             "derived_at": at,
             "event_id": event_id,
         }
-        for kind, value in identifiers(event.customer)
+        for kind, value in event_identifiers(event)
     ]
 
 

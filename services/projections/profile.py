@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from kernel.customer_key import customer_key, identifiers
+from kernel.customer_key import customer_key, event_identifiers
 from kernel.processing import to_micros
 from schemas import families as f
 from schemas.envelope import Event
@@ -98,7 +98,7 @@ _FAMILY_FACTS: dict[str, Callable[[Any], list[Fact]]] = {
 
 def facts_of(event: Event) -> list[Fact]:
     touch = Fact(TOUCH, event.channel.value, event.touchpoint, 1)
-    known = [Fact(IDENTIFIER, f"{kind}:{value}") for kind, value in identifiers(event.customer)]
+    known = [Fact(IDENTIFIER, f"{kind}:{value}") for kind, value in event_identifiers(event)]
     family = _FAMILY_FACTS.get(event.type)
     extra = family(parse_payload(event.type, event.payload)) if family else []
     return [touch, *known, *extra]

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, Field
 
-from kernel.customer_key import customer_key, identifiers
+from kernel.customer_key import customer_key, event_identifiers
 from kernel.processing import to_micros
 from schemas import families as f
 from schemas.envelope import Channel, Event
@@ -57,7 +57,7 @@ def to_timeline_rows(event: Event, customer_id: str | None = None) -> list[dict[
             "summary": summarise(event),
             # Sorted keys: a replayed event yields byte-identical rows (F13).
             "payload_json": orjson.dumps(event.payload, option=orjson.OPT_SORT_KEYS).decode(),
-            "identifiers": [f"{kind}:{value}" for kind, value in identifiers(event.customer)],
+            "identifiers": [f"{kind}:{value}" for kind, value in event_identifiers(event)],
         }
     ]
 

@@ -46,6 +46,22 @@ def invalid_cursor(message: str) -> ApiError:
     return ApiError(422, "invalid_cursor", message, [detail])
 
 
+def invalid_range() -> ApiError:
+    """The 422 for a `since` at or after `until`, naming both parameters."""
+    details = [
+        {"code": "invalid_range", "message": "must be before until", "path": "query.since"},
+        {"code": "invalid_range", "message": "must be after since", "path": "query.until"},
+    ]
+    return ApiError(422, "invalid_range", "since must be before until", details)
+
+
+def ordered_range(since: datetime | None, until: datetime | None) -> None:
+    """Refuses (`invalid_range`) a range with nothing in it: `since` at or after `until`. Either
+    may be absent (open-ended); both are aware instants."""
+    if since is not None and until is not None and since >= until:
+        raise invalid_range()
+
+
 def cursor_position(cursor: str) -> Cursor:
     """A page's `cursor` parameter as its position (a `timeline` cursor); 422 when invalid."""
     try:
@@ -63,4 +79,6 @@ __all__ = [
     "any_of",
     "cursor_position",
     "invalid_cursor",
+    "invalid_range",
+    "ordered_range",
 ]

@@ -14,10 +14,17 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from services.satisfaction.alert_texts import (
+    AlertText,
+    score_text,
+    sentiment_text,
+    stored_text,
+    where_code,
+)
+
 RULE_SET = "at_risk@1"
 # A fixed namespace: alert ids must be identical on every replay and every machine.
 _ALERT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "cem:satisfaction:alerts")
-_LABELS = {"nps": "NPS", "csat": "CSAT", "ces": "CES"}
 
 Row = dict[str, Any]
 
@@ -57,11 +64,13 @@ def alert_id(tenant_id: str, event_id: str, rule: str) -> str:
 
 
 def alert_message(rule: AtRiskRule, score: int) -> str:
-    label = _LABELS.get(rule.kind, rule.kind.upper())
-    return (
-        f"{label} answer {score} on the {rule.scale} scale is at or below {rule.at_most}: "
-        "customer at risk"
-    )
+    return score_text(rule.kind, score, rule.scale, rule.at_most).english()
+
+
+def text_of(row: Row) -> AlertText | None:
+    """What a stored at-risk alert says, as a code and parameters a page renders in its language
+    (services/satisfaction/alert_texts.py); None when its message is worded otherwise."""
+    return stored_text(row, {rule.rule: rule.at_most for rule in AT_RISK_RULES})
 
 
 def to_alert_row(rule: AtRiskRule, response: Row) -> Row:
@@ -105,9 +114,8 @@ def to_sentiment_alerts(text: Row) -> list[Row]:
     score = float(text["score"])
     if text["model"] not in SENTIMENT_ALERT_MODELS or score > SENTIMENT_AT_MOST:
         return []
-    where = {"text": "message", "comment": "survey comment"}.get(text["field"], text["field"])
-    if text["type"] == "email.replied":
-        where = "email reply"
+    where = where_code(text["field"], text["type"])
+    said = sentiment_text(where, score, text["language"], text["model"], SENTIMENT_AT_MOST)
     return [
         {
             "tenant_id": text["tenant_id"],
@@ -123,7 +131,6 @@ def to_sentiment_alerts(text: Row) -> list[Row]:
             "correlation_id": text["correlation_id"],
             "event_id": text["event_id"],
             "raised_at": text["written_at"],
-            "message": f"{where} scored {score:+.2f} ({text['language']}, {text['model']}), "
-            f"at or below {SENTIMENT_AT_MOST}: customer at risk",
+            "message": said.english(),
         }
     ]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kernel.ports import Warehouse
+from services.satisfaction.alert_texts import DRIFT, AlertText
 from services.satisfaction.attribution_sql import ATTRIBUTED_RESPONSES, attributed_responses
 from services.satisfaction.drift import (
     BASELINE_DAYS,
@@ -138,11 +139,24 @@ def _detected(warehouse: Warehouse, tenant_id: str, days: Sequence[int]) -> list
     return detect(tenant_id, read_daily_samples(warehouse, tenant_id, since, until), days)
 
 
+def drift_text(a: DriftAlert) -> AlertText:
+    """What a drift alert says (services/satisfaction/alert_texts.py)."""
+    found = a.found
+    return AlertText(DRIFT, {
+        "metric": a.metric.key, "touchpoint": a.touchpoint, "drop": f"{found.drop:.1f}",
+        "unit": a.metric.kind, "low": f"{found.interval[0]:.1f}",
+        "high": f"{found.interval[1]:.1f}", "baseline_days": str(BASELINE_DAYS),
+        "baseline": f"{a.baseline.mean:.1f}", "n": str(a.period.n),
+        "baseline_n": str(a.baseline.n), "p": f"{found.p_value:.2g}",
+    })  # fmt: skip
+
+
 def alert_row(tenant_id: str, linked: LinkedAlert) -> dict[str, Any]:
     """A drift alert as `GET /v1/alerts` lists it."""
     a, found = linked.alert, linked.alert.found
     value = round(a.period.mean)
     base = a.baseline.mean
+    text = drift_text(linked.alert)
     return {
         "tenant_id": tenant_id,
         "alert_id": a.alert_id,
@@ -159,10 +173,9 @@ def alert_row(tenant_id: str, linked: LinkedAlert) -> dict[str, Any]:
         "correlation_id": "",
         "event_id": linked.answers[0] if linked.answers else "",
         "raised_at": (a.period_start + DAY_S) * 1_000_000,
-        "message": f"{a.metric.key} on {a.touchpoint} fell {found.drop:.1f} {a.metric.unit} "
-        f"(95% CI {found.interval[0]:.1f} to {found.interval[1]:.1f}) below its "
-        f"{BASELINE_DAYS}-day baseline of {base:.1f}, n = {a.period.n} vs {a.baseline.n}, "
-        f"one-sided p = {found.p_value:.2g}",
+        "message": text.english(),
+        "message_code": text.code,
+        "message_params": text.params,
         "drift": {
             "period_start": a.period_start,
             "period_end": a.period_start + DAY_S,

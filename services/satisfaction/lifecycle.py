@@ -2,7 +2,10 @@
 
 Each action is an event on the log (`alert.assigned`, `alert.acknowledged`, `alert.resolved`), so
 it survives a replay. On an at-risk alert the event is about the alert's customer and appears on
-the customer's timeline. A drift alert is about a touchpoint: its event names that touchpoint and
+the customer's timeline: it names the customer id the alert was filed under (`filed_subject`),
+which the filing stage files it under as it is, without identity, so the action stays with that
+customer even when its identifiers have been merged, split or unlinked since, or belong to someone
+else now. A drift alert is about a touchpoint: its event names that touchpoint and
 the tenant-level subject `TENANT_SUBJECT` instead of a customer, which the filing stage files as it
 is (no identity) and no timeline shows. Either way an alert's status is a projection of those
 events (`alert_actions` rows), folded at read time by the latest action, like every other
@@ -21,7 +24,7 @@ from typing import Any
 
 from kernel.processing import to_micros
 from schemas.envelope import Event
-from schemas.families import TENANT_SUBJECT, AlertAction, AlertAssigned
+from schemas.families import TENANT_SUBJECT, AlertAction, AlertAssigned, filed_subject
 from services.projections.lookup import key_lookup
 
 ALERT_TYPES = {"alert.assigned": "assigned", "alert.acknowledged": "acknowledged",
@@ -73,8 +76,9 @@ def next_status(current: Status, action: Action) -> Status:
 
 
 def customer_ref(customer_id: str) -> dict[str, Any]:
-    """The identifiers of the customer an alert was filed under, so the action event is filed
-    with the same customer (a key such as `email:ana@x.io` names its identifier)."""
+    """The identifiers a customer key names (`email:ana@x.io` names its email): how an action
+    names a customer whose id is too long for `filed_subject` (only a readable key of the rule
+    mode runs that long, and there an event is filed under its key without identity)."""
     kind, value = key_lookup(customer_id)
     if kind.startswith("external:"):
         return {"external_ids": {kind.removeprefix("external:"): value}}
@@ -92,7 +96,8 @@ class Subject:
     def customer(self) -> dict[str, Any]:
         if self.customer_id is None:
             return {"customer_id": TENANT_SUBJECT}
-        return customer_ref(self.customer_id)
+        filed = filed_subject(self.customer_id)
+        return {"customer_id": filed} if filed is not None else customer_ref(self.customer_id)
 
 
 @dataclass(frozen=True)

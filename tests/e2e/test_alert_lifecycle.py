@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
+
+import pytest
 
 from tests.e2e.deployments import TENANT_A, TENANT_B, Api, Deployment, new_tag, survey
+from tests.events import event
 
 
 def alert_of(api: Api, key: str, customer_id: str) -> dict[str, Any]:
@@ -90,3 +94,44 @@ def test_wrong_alert_actions_are_refused_in_the_one_error_shape(
     assert no_note.json()["error"]["details"][0]["path"] == "body.note"
     no_assignee = act(api, manager, alert_id, "assign", {"note": "x"})
     assert no_assignee.status_code == 422
+
+
+def test_an_action_stays_on_the_alerts_customer_when_its_email_is_someone_elses_now(
+    api: Api, deployment: Deployment
+) -> None:
+    # The action is filed under the alert's customer as it is, not through the email it came
+    # by: unlinked since and now another customer's (services/satisfaction/lifecycle.py).
+    if getattr(deployment, "identity", "eventsourced") != "eventsourced":
+        pytest.skip("unlinking needs the identity service (CEM_E2E_IDENTITY=eventsourced)")
+    ingest, manager = deployment.key(TENANT_A, "ingest"), deployment.key(TENANT_A, "manager")
+    admin, agent = deployment.key(TENANT_A, "admin"), deployment.key(TENANT_A, "agent")
+    tag, at = new_tag(), datetime.now(UTC) - timedelta(hours=1)
+    email = f"ana.{tag}@shop.es"  # a real domain: example.com is a placeholder, never linked
+    api.post_ok(ingest, survey({"email": email}, "csat", 1, at, f"line-{tag}"))
+    deployment.wait_processed()
+    ana = holder(api, agent, email)
+    alert_id = alert_of(api, manager, ana)["alert_id"]
+    unlink = {"kind": "email", "value": email, "reason": "a shared mailbox"}
+    unlinked = api.command(admin, f"/v1/customers/{quote(ana, safe='')}/unlink", unlink)
+    assert unlinked.status_code == 200, unlinked.text
+    api.post_ok(ingest, event("page.viewed", "web", {"email": email}, at + timedelta(minutes=5),
+                              {"url": "https://shop.example/"}))  # fmt: skip
+    deployment.wait_processed()
+    someone_else = holder(api, agent, email)
+    assert someone_else != ana
+
+    resolved = act(api, manager, alert_id, "resolve", {"note": "called back"})
+    assert resolved.status_code == 200, resolved.text
+    deployment.wait_processed()
+    action = resolved.json()["event_id"]
+    assert action in [e["event_id"] for e in api.timeline(agent, ana)]
+    assert action not in [e["event_id"] for e in api.timeline(agent, someone_else)]
+    assert alert_of(api, manager, ana)["status"] == "resolved"
+
+
+def holder(api: Api, key: str, email: str) -> str:
+    """The customer holding an email now (the identity service's answer to its key)."""
+    found = api.profile(key, f"email:{email}")
+    assert found.status_code == 200, found.text
+    customer_id: str = found.json()["customer_id"]
+    return customer_id

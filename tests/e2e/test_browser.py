@@ -396,6 +396,12 @@ def test_the_spanish_switch_translates_the_page(
     page.wait(lambda: page.all("#satisfaction tbody tr") and page.all("#trend canvas"))
     page.wait(lambda: page.all("#service tbody tr"), what="the service table")
     assert page.text("#service-title").startswith("Servicio")
+    # What the server's alerts say, in Spanish too (message_code and message_params).
+    said = page.wait(lambda: [row.find_elements("css selector", "td")[2].text
+                              for row in page.all("#alerts tr[data-alert-id]")],
+                     what="the alerts queue")  # fmt: skip
+    assert any("cliente en riesgo" in text for text in said), said
+    assert not any("customer at risk" in text for text in said), said
     page.screenshot("dashboard-es")
     # The customer's header: the churn risk, its band and every factor in Spanish.
     open_customer(page, customer["ids"]["email"], customer["ids"]["customer_id"])
@@ -404,6 +410,8 @@ def test_the_spanish_switch_translates_the_page(
     factors = [chip.text for chip in page.all("#f-churn .chip")]
     assert factors and not any("factor_" in f for f in factors)
     assert "contacto repetido +10" in factors  # the story's call, then its chat an hour later
+    risk = page.wait(lambda: page.text("#risk"), what="the at-risk badge")
+    assert risk == "Sin alertas abiertas" or "cliente en riesgo" in risk, risk
     page.screenshot("console-es")
     page.find("#lang-en").click()
     page.wait(lambda: page.text('nav a[href="/console"]') == "Agent console")
@@ -584,6 +592,23 @@ def test_a_manager_merges_after_seeing_the_preview_then_splits(
     page.find("#merge-confirm").click()
     page.wait(lambda: not page.all("#members li.muted"), what="merged")
     page.wait(lambda: len(timeline_ids(page)) == 2, what="both histories on one timeline")
+    # The identity panel names statuses, actions and rules, never shows their codes.
+    history = page.wait(lambda: page.text("#identity-history"), what="the identity history")
+    assert "another customer merged in" in history and "customers_merged" not in history
+    identities = page.text("#identities")
+    assert "active" in identities and "first_seen" not in identities
+    shown = page.driver.current_url  # the console of this customer (#customer=…)
+    page.find("#lang-es").click()
+    page.wait(lambda: page.text('nav a[href="/console"]') == "Consola de agente")
+    page.driver.get(shown)  # the language is remembered
+    page.wait(lambda: "otro cliente fusionado con este" in page.text("#identity-history"),
+              what="the identity history in Spanish")  # fmt: skip
+    assert "activo" in page.text("#identities")
+    page.find("#lang-en").click()
+    page.wait(lambda: page.text('nav a[href="/console"]') == "Agent console")
+    page.driver.get(shown)
+    page.wait(lambda: len(timeline_ids(page)) == 2, what="the merged customer again")
+    page.wait(lambda: page.all("#members li button"), what="the merged customer's members")
     page.find("#members li button").click()
     page.driver.switch_to.alert.send_keys("not the same person")
     page.driver.switch_to.alert.accept()

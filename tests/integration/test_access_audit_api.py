@@ -268,6 +268,7 @@ def test_a_read_the_audit_cannot_record_answers_503_and_no_data(
         {"cursor": "nonsense"},
         {"limit": "0"},
         {"since": "2026-13-01"},
+        {"since": "2026-02-01", "until": "2026-01-01"},  # nothing between: invalid_range
         {"format": "xml"},
     ]
     for bad in bad_inputs:  # refused before the store is asked: a 422, not its 503

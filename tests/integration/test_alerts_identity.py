@@ -1,15 +1,18 @@
 """At-risk alerts of a merged customer, through the query API of the embedded platform with the
 identity service on (the platform and helpers of test_unified_history): `?customer_id=` answers
-with every member's alerts, for any id of the group, and a split gives each side its own back."""
+with every member's alerts, for any id of the group, and a split gives each side its own back; a
+manager's action on an alert stays with the alert's customer whoever holds its identifiers now."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cem.bootstrap import Platform
 from services.satisfaction.sql import ALERTS_TABLE
 from tests.integration import test_unified_history as unified
 from tests.integration.test_unified_history import (
@@ -19,6 +22,7 @@ from tests.integration.test_unified_history import (
     PHONE_ID,
     START,
     Client,
+    replayed_tables,
     touch,
 )
 
@@ -112,3 +116,31 @@ def test_an_unknown_customer_has_no_alerts_and_a_shared_identifier_asks_which(
     assert answer.json()["error"]["code"] == "ambiguous_customer"
     by_dad = alerts(api, "email:dad@shop.es")
     assert [a["customer_id"] for a in by_dad] == [api.home("email:dad@shop.es")]
+
+
+def test_an_alert_action_stays_with_the_alerts_customer_when_its_email_is_someone_elses(
+    api: Client, platform: Platform, chdb_path: Path
+) -> None:
+    api.post(touch("survey.answered", "survey", {"email": EMAIL}, 0, {"kind": "csat", "score": 1}))
+    ana = api.home(EMAIL_ID)
+    [alert] = alerts(api, ana)
+    body = {"kind": "email", "value": EMAIL, "reason": "a shared mailbox"}
+    unlinked = api.call("POST", f"/v1/customers/{ana}/unlink", "admin", json=body)
+    assert unlinked.status_code == 200, unlinked.text
+    api.post(touch("page.viewed", "web", {"email": EMAIL}, 10, {"url": "https://shop.es/"}))
+    someone_else = api.home(EMAIL_ID)
+    assert someone_else != ana
+
+    path = f"/v1/alerts/{alert['alert_id']}/resolve"
+    resolved = api.call("POST", path, "manager", json={"note": "called back"})
+    assert resolved.status_code == 200, resolved.text
+    api.settle()
+    action = resolved.json()["event_id"]
+    assert action in api.timeline(ana)
+    assert action not in api.timeline(someone_else)
+    assert [(a["alert_id"], a["status"]) for a in alerts(api, ana)] == [
+        (alert["alert_id"], "resolved")
+    ]
+    # A replay files it where it was filed live: under the alert's customer.
+    rebuilt = replayed_tables(platform, chdb_path)["customer_timeline"]
+    assert {r["customer_id"] for r in rebuilt if r["event_id"] == action} == {ana}

@@ -55,6 +55,9 @@ def test_filters_and_mistakes(data_dir: Path, capsys: pytest.CaptureFixture[str]
     assert (code, err) == (2, "cem audit: --until needs a UTC offset, e.g. 2026-11-10T00:00:00Z\n")
     code, _, err = run(capsys, "audit", "access", *where, "--since", "2026-13-01")
     assert (code, err) == (2, "cem audit: --since '2026-13-01' is not a date or RFC 3339 time\n")
+    code, _, err = run(capsys, "audit", "access", *where, "--since", "2026-11-02", "--until",
+                       "2026-11-02T00:00:00Z")  # fmt: skip
+    assert (code, err) == (2, "cem audit: --since must be before --until\n")
     code, out, _ = run(capsys, "audit", "access", *where, "--until", "2026-11-02")
     assert (code, out) == (0, "")  # a date alone is midnight UTC, before every entry
     code, _, err = run(capsys, "audit", "access", *where, "--since", "0001-01-01T00:00:00+01:00")

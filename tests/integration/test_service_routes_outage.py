@@ -21,6 +21,7 @@ from tests.integration.test_readiness import WarehouseDown, assert_unavailable
 
 FCR, SERVICE, ALERTS = "/v1/service/fcr", "/v1/service/touchpoints", "/v1/alerts"
 RESPONSES = "/v1/satisfaction/responses"
+TIMELINE = "/v1/customers/email:ana@shop.es/timeline"
 
 
 @pytest.fixture
@@ -58,6 +59,11 @@ BAD = [
     # The default since (until − 30 days) is before year 1: refused, not a server error.
     (RESPONSES, {"until": "0001-01-02T00:00:00Z"}, "invalid_parameter", "query.until"),
     (ALERTS, {"until": "2026-01-01T00:00:00"}, "invalid_parameter", "query.until"),
+    # An empty range names both parameters, on every route taking one.
+    (ALERTS, {"since": "2026-01-02", "until": "2026-01-01"}, "invalid_range", "query.since"),
+    (ALERTS, {"since": "2026-01-02T00:00:00Z", "until": "2026-01-02T01:00:00+01:00"},
+     "invalid_range", "query.until"),
+    (TIMELINE, {"since": "2026-01-02", "until": "2026-01-01"}, "invalid_range", "query.until"),
 ]  # fmt: skip
 
 

@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from kernel.processing import Unfiled, file_events
+from kernel.ports import Consumed
+from kernel.processing import Unfiled, file_events, process_batch
 from schemas.envelope import Event
-from schemas.families import TENANT_SUBJECT, is_tenant_level
-from schemas.validate import accept
+from schemas.families import TENANT_SUBJECT, filed_customer, is_tenant_level
+from schemas.validate import accept, encode
 from services.projections.projection import ProjectionsProjection
 from services.satisfaction.attribution_sql import CUSTOMER_TOUCHPOINTS_TABLE, to_touchpoint_rows
 from services.satisfaction.lifecycle import (
@@ -60,10 +61,20 @@ def test_refused_transitions(current: Status, action: Action) -> None:
         ("ext:shop:42", {"external_ids": {"shop": "42"}}),
     ],
 )
-def test_the_action_event_names_the_alerts_customer_by_its_key(
-    key: str, ref: dict[str, object]
-) -> None:
+def test_a_customer_key_names_its_identifier(key: str, ref: dict[str, object]) -> None:
     assert customer_ref(key) == ref
+
+
+@pytest.mark.parametrize("customer_id", ["c_abc", "cust-1", "email:ana@x.io", "ext:shop:42"])
+def test_the_action_event_names_the_customer_id_the_alert_was_filed_under(
+    customer_id: str,
+) -> None:
+    assert Subject(customer_id).customer() == {"customer_id": f"cem:customer:{customer_id}"}
+
+
+def test_a_readable_key_too_long_to_name_is_named_by_its_identifier() -> None:
+    key = "email:" + "a" * 180 + "@x.io"  # filed under itself without identity all the same
+    assert Subject(key).customer() == {"email": key.removeprefix("email:")}
 
 
 def test_a_resolve_command_is_an_accepted_event_projecting_to_its_row() -> None:
@@ -132,10 +143,15 @@ class RecordingFiler:
         return [f"home-{e.customer.customer_id}" for e in events]
 
 
+def call_of(customer: dict[str, str]) -> Event:
+    raw = Command(Action.resolve, "a-1", Subject("ana"), "key-9", note="x").to_raw_event(AT)
+    call = dict(raw, type="call.ended", channel="phone", payload={}, customer=customer)
+    return accept(call, "acme", AT)[0]
+
+
 def test_a_drift_alerts_action_is_filed_under_the_tenant_without_identity() -> None:
     drift = drift_action(Action.acknowledge)
-    raw = Command(Action.resolve, "a-1", Subject("ana"), "key-9", note="x").to_raw_event(AT)
-    person, _ = accept(raw, "acme", AT)
+    person = call_of({"customer_id": "ana"})
     filer = RecordingFiler()
     assert file_events([drift, person, drift], filer) == [
         TENANT_SUBJECT, "home-ana", TENANT_SUBJECT
@@ -151,3 +167,49 @@ def test_no_timeline_profile_or_lookup_shows_a_drift_alerts_action() -> None:
     raw = Command(Action.resolve, "a-1", Subject("ana"), "key-9", note="x").to_raw_event(AT)
     person, _ = accept(raw, "acme", AT)
     assert any(projection.rows(person, "ana").values())  # an at-risk alert's: on the timeline
+
+
+def at_risk_action(customer_id: str) -> Event:
+    command = Command(Action.resolve, "a-1", Subject(customer_id), "key-9", note="called back")
+    return accept(command.to_raw_event(AT), "acme", AT)[0]
+
+
+def test_an_at_risk_alerts_action_is_filed_under_the_alerts_customer_without_identity() -> None:
+    # Identity would now file the customer's identifiers elsewhere (merged, split, unlinked, or
+    # someone else's since): the action must still land on the alert's customer.
+    action, person = at_risk_action("c_alerted"), call_of({"customer_id": "c_alerted"})
+    assert filed_customer(action) == "c_alerted" and not is_tenant_level(action)
+    filer = RecordingFiler()
+    assert file_events([action, person, action], filer) == [
+        "c_alerted", "home-c_alerted", "c_alerted"
+    ]  # fmt: skip
+    assert filer.asked == [str(person.event_id)]
+    assert file_events([action], None) == ["c_alerted"]
+    # A channel system's event naming the reserved form is an ordinary customer id.
+    other = call_of({"customer_id": "cem:customer:c_alerted"})
+    assert filed_customer(other) is None
+    assert file_events([other], filer) == ["home-cem:customer:c_alerted"]
+
+
+def test_an_at_risk_alerts_action_is_on_its_customers_timeline_without_identifiers() -> None:
+    action = at_risk_action("c_alerted")
+    [filed] = file_events([action], RecordingFiler())
+    assert isinstance(filed, str)
+    rows = ProjectionsProjection().rows(action, filed)
+    [entry] = rows["customer_timeline"]
+    assert (entry["customer_id"], entry["type"], entry["identifiers"]) == (
+        "c_alerted",
+        "alert.resolved",
+        [],
+    )
+    # The name it carries is no identifier: no lookup finds the customer by it.
+    assert rows["customer_identifiers"] == []
+    assert [fact["field"] for fact in rows["profile_facts"]] == ["touch"]
+
+
+def test_an_action_filed_by_process_batch_without_a_filer_lands_on_the_alerts_customer() -> None:
+    action = at_risk_action("email:ana@x.io")
+    record = Consumed("touchpoints", 0, 0, b"k", encode(action), ())
+    result = process_batch("projections", [record], ProjectionsProjection().rows)
+    [entry] = result.rows["customer_timeline"]
+    assert entry["customer_id"] == "email:ana@x.io"

@@ -7,7 +7,13 @@ from pathlib import Path
 from typing import get_args
 
 import pytest
+from eventsourcing.domain import Aggregate
 
+from services.identity import audit
+from services.identity.audit import ACTIONS
+from services.identity.domain import Customer
+from services.identity.models import IdentityStatus
+from services.identity.policy import LINK_RULES
 from services.projections.value import RULES, ChurnRisk
 from services.query_api.web import HERE
 from services.query_api.web.i18n import MESSAGES, from_accept_language
@@ -65,3 +71,27 @@ def test_every_churn_factor_and_band_has_a_name_in_both_languages() -> None:
     keys = {f"factor_{name}" for name in RULES}
     keys |= {f"band_{band}" for band in get_args(ChurnRisk.model_fields["band"].annotation)}
     assert keys <= MESSAGES["en"].keys()
+
+
+def leaf_events(aggregate: type) -> set[type]:
+    """The events an aggregate records: those its class declares (the library adds a generic
+    `Created`, which a customer never records: `Registered` creates it)."""
+    nested = {v for k, v in vars(aggregate).items() if isinstance(v, type) and k != "Created"}
+    events = {e for e in nested if issubclass(e, Aggregate.Event)}
+    return {e for e in events if not any(o is not e and issubclass(o, e) for o in events)}
+
+
+def test_every_identity_state_word_the_console_shows_has_a_name_in_both_languages() -> None:
+    # The identity panel names a status, a history action and a linking rule by the API's codes
+    # (`named("identity_status", …)` in console.js): one without a name would show its raw code.
+    console = (HERE / "static" / "console.js").read_text()
+    prefixes = {"identity_status", "identity_action", "identity_rule"}
+    assert all(f'named("{prefix}"' in console for prefix in prefixes)
+    # Every event a customer's history can hold has its action listed.
+    assert {audit._snake(e.__name__) for e in leaf_events(Customer)} == set(ACTIONS)
+    keys = {f"identity_status_{status}" for status in get_args(IdentityStatus)}
+    keys |= {f"identity_action_{action}" for action in ACTIONS}
+    keys |= {f"identity_rule_{rule}" for rule in LINK_RULES}
+    for language in ("en", "es"):
+        assert keys <= MESSAGES[language].keys(), language
+    assert MESSAGES["es"]["identity_action_customers_merged"] != "customers_merged"

@@ -2,7 +2,9 @@
 
 Managers and admins only. Each action is published as an event on the log through the same
 publisher as ingest (idempotent, acknowledged before the answer), so it survives `cem replay`. An
-at-risk alert's action is filed under the alert's customer and shows on the customer's timeline;
+at-risk alert's action is filed under exactly the customer the alert was filed under (without
+asking identity again, so a merge, split or unlink since cannot send it elsewhere) and shows on
+that customer's timeline;
 a drift alert's names the alert's touchpoint and the tenant-level subject, so no timeline shows it
 (services/satisfaction/lifecycle.py). The status `GET /v1/alerts` shows is the projection of those
 events, so it follows within the processing delay.
@@ -22,7 +24,6 @@ from kernel.processing import to_micros
 from kernel.request_body import json_body, openapi_body
 from schemas.families import Note
 from schemas.validate import InvalidEvent, accept
-from services.identity.resolver import IdentityResolver
 from services.ingest.batch import to_outgoing
 from services.query_api.routers.satisfaction import now
 from services.satisfaction.lifecycle import (
@@ -97,13 +98,6 @@ def _current(request: Request, tenant_id: str, alert_id: str) -> tuple[Subject, 
     return subject, state
 
 
-def _filed_as(request: Request, tenant_id: str, customer_id: str) -> str:
-    """What the action event names to be filed with the alert's customer (events are filed under
-    their key without identity)."""
-    identity: IdentityResolver | None = getattr(request.app.state, "identity", None)
-    return identity.filing_key(tenant_id, customer_id) if identity is not None else customer_id
-
-
 def _act(
     request: Request,
     principal: Principal,
@@ -117,9 +111,6 @@ def _act(
         status = next_status(state.status, action)
     except InvalidTransition as exc:
         raise ApiError(409, "invalid_transition", str(exc)) from None
-    if subject.customer_id is not None:
-        filed_as = _filed_as(request, principal.tenant_id, subject.customer_id)
-        subject = Subject(filed_as, subject.touchpoint)
     command = Command(action, alert_id, subject, principal.key_id, note, assignee)
     at = now(request)
     try:

@@ -22,10 +22,10 @@ from kernel.processing import to_micros
 from schemas.envelope import Channel
 from services.projections.timeline import Cursor, encode_cursor
 from services.query_api.exports import DOWNLOAD_RESPONSES, ExportFormat, Format, download_items
-from services.query_api.params import INSTANT_HELP, Moment, any_of, cursor_position
+from services.query_api.params import INSTANT_HELP, Moment, any_of, cursor_position, ordered_range
 from services.query_api.routers.customers import members_of
 from services.query_api.routers.satisfaction import TouchpointName, now, utc
-from services.satisfaction.alerts import RULE_SET
+from services.satisfaction.alerts import RULE_SET, text_of
 from services.satisfaction.drift import DEFINITION as DRIFT_DEFINITION
 from services.satisfaction.drift_sql import read_alerts_with_drift
 from services.satisfaction.lifecycle import Status
@@ -77,7 +77,20 @@ class AlertOut(BaseModel):
     event_id: str = Field(description="the survey answer or customer text that raised the alert")
     correlation_id: str | None
     raised_at: datetime
-    message: str
+    message: str = Field(description="what the alert says, in English")
+    message_code: str | None = Field(
+        None,
+        description="the same text as a stable code (at_risk.score, at_risk.sentiment, "
+        "drift.drop) for a page to say in its reader's language; null when the alert was "
+        "stored worded otherwise",
+        examples=["at_risk.score"],
+    )
+    message_params: dict[str, str] = Field(
+        default_factory=dict,
+        description="the values the code's text is filled with, formatted as in `message`; "
+        "`where` and `unit` are codes of words",
+        examples=[{"metric": "CSAT", "score": "1", "scale": "1-5", "at_most": "2"}],
+    )
     status: Status = Field(Status.open, description="open, assigned, acknowledged or resolved")
     assignee: str | None = Field(None, description="who the alert is assigned to")
     note: str | None = Field(None, description="the latest note of a manager's action")
@@ -105,8 +118,17 @@ def alert_out(row: dict[str, Any], state: AlertState | None = None) -> AlertOut:
     lifecycle = vars(state) if state is not None else {}
     drift = _drift_out(row["drift"]) if row.get("drift") else None
     return AlertOut.model_validate(
-        {**row, **optional, "raised_at": raised_at, **lifecycle, "drift": drift}
+        {**row, **optional, **_said(row), "raised_at": raised_at, **lifecycle, "drift": drift}
     )
+
+
+def _said(row: dict[str, Any]) -> dict[str, Any]:
+    """The message's code and parameters: a drift alert's row carries them, a stored at-risk
+    alert's are rebuilt from it."""
+    if "message_code" in row:
+        return {}
+    text = text_of(row)
+    return {"message_code": text.code, "message_params": text.params} if text else {}
 
 
 def _drift_out(detail: dict[str, Any]) -> DriftOut:
@@ -167,6 +189,7 @@ def list_alerts(
 ) -> AlertList | Response:
     """At-risk customer alerts of the caller's tenant, newest first."""
     start, end = utc("since", since), utc("until", until)
+    ordered_range(start, end)
     before = _position(cursor)
     # The tenant comes only from the credential: another tenant's customer id finds nothing (S01).
     # One query over every member: newest first, one row per alert, at most `limit`.

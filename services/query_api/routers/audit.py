@@ -19,7 +19,13 @@ from kernel.ports import AccessAudit, AccessEntry, AccessQuery, Principal
 from kernel.processing import to_micros
 from services.projections.timeline import Cursor, encode_cursor, from_micros
 from services.query_api.exports import DOWNLOAD_RESPONSES, ExportFormat, Format, download_items
-from services.query_api.params import INSTANT_HELP, Instant, cursor_position, invalid_cursor
+from services.query_api.params import (
+    INSTANT_HELP,
+    Instant,
+    cursor_position,
+    invalid_cursor,
+    ordered_range,
+)
 
 router = APIRouter(tags=["audit"], responses=AUTHENTICATED)
 logger = logging.getLogger(__name__)
@@ -93,7 +99,10 @@ def _entries(request: Request, query: AccessQuery) -> list[AccessEntry]:
         **DOWNLOAD_RESPONSES,
         **UNAUTHENTICATED,
         403: {"description": "not an admin"},
-        422: {"description": "a bad cursor, instant, limit or format, with the violated path"},
+        422: {
+            "description": "a bad cursor, instant, limit or format, or since ≥ until, with the "
+            "violated path"
+        },
         503: {"description": "the access audit store is unavailable; retry later"},
     },
 )
@@ -113,6 +122,7 @@ def list_access(
     format: Format = ExportFormat.json,
 ) -> AccessPage | Response:
     """Reads of single customers' data in the caller's tenant, newest first."""
+    ordered_range(since, until)
     query = AccessQuery(
         tenant_id=principal.tenant_id,
         customer_id=customer_id,

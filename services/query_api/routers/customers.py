@@ -50,7 +50,13 @@ from services.projections.timeline import (
 )
 from services.projections.value import ValuedProfile
 from services.projections.value_sql import with_value
-from services.query_api.params import INSTANT_HELP, Instant, TypeFilter, cursor_position
+from services.query_api.params import (
+    INSTANT_HELP,
+    Instant,
+    TypeFilter,
+    cursor_position,
+    ordered_range,
+)
 from services.query_api.routers.satisfaction import now
 
 router = APIRouter(tags=["customers"], responses=AUTHENTICATED)
@@ -158,6 +164,7 @@ def get_timeline(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
 ) -> TimelinePage:
     """The customer's events across every channel, newest first, one page at a time."""
+    ordered_range(since, until)
     try:
         filters = TimelineFilter.of(channel or (), type or (), since, until)
     except InvalidFilter as exc:

@@ -20,7 +20,7 @@ from services.query_api.exports import (
     download_items,
     touchpoint_columns,
 )
-from services.query_api.params import INSTANT_HELP, Moment, any_of
+from services.query_api.params import INSTANT_HELP, Moment, any_of, ordered_range
 from services.satisfaction.metrics import DEFINITIONS, MIN_CONFIDENT_N, Definition, MetricValue
 from services.satisfaction.sentiment import DEFINITION as SENTIMENT_DEFINITION
 from services.satisfaction.sentiment_sql import (
@@ -164,8 +164,7 @@ def window(
         start = utc("since", since) or end - DEFAULT_WINDOW
     except OverflowError:
         raise _invalid("until", "is too early for the default window") from None
-    if start >= end:
-        raise _invalid("since", "must be before until", "invalid_range")
+    ordered_range(start, end)
     if bucket in BUCKET_LENGTH and (end - start) / BUCKET_LENGTH[bucket] > MAX_BUCKETS:
         message = f"spans more than {MAX_BUCKETS} {bucket} buckets; narrow the range"
         raise _invalid("since", message, "range_too_large")

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from services.projections.value import LONG_WAIT_S, RULES
+from services.satisfaction.alert_texts import ENGLISH, ENGLISH_WORDS
+
 LANGUAGES = ("en", "es")
 LANG_COOKIE = "cem_lang"
 
@@ -106,6 +109,25 @@ MESSAGES: dict[str, dict[str, str]] = {
         "merged": "Merged.",
         "split": "Split",
         "split_done": "Split done.",
+        "identity_status_active": "active",
+        "identity_status_saturated": "shared by too many customers: links nobody",
+        "identity_status_erased": "erased",
+        "identity_action_registered": "first seen",
+        "identity_action_identifier_linked": "identifier linked",
+        "identity_action_identifier_unlinked": "identifier unlinked",
+        "identity_action_customers_merged": "another customer merged in",
+        "identity_action_merged_into_survivor": "merged into another customer",
+        "identity_action_customers_split": "a merge split",
+        "identity_action_restored_by_split": "on its own again after a split",
+        "identity_rule_first_seen": "first seen with it",
+        "identity_rule_seen_with": "seen with",
+        "identity_rule_vouched_by": "vouched for by",
+        "identity_rule_completed_by": "completed by",
+        "identity_rule_typo_of": "typo of a known email",
+        "identity_rule_second_mailbox": "second mailbox",
+        "identity_rule_shared_holder": "shared with another customer",
+        "identity_rule_reassigned": "reassigned",
+        "identity_rule_device_profile": "device profile",
         "events": "events",
         "survey_responses": "survey answers",
         "period": "Period",
@@ -264,6 +286,25 @@ MESSAGES: dict[str, dict[str, str]] = {
         "merged": "Fusionado.",
         "split": "Separar",
         "split_done": "Separación hecha.",
+        "identity_status_active": "activo",
+        "identity_status_saturated": "compartido por demasiados clientes: no vincula a nadie",
+        "identity_status_erased": "borrado",
+        "identity_action_registered": "visto por primera vez",
+        "identity_action_identifier_linked": "identificador vinculado",
+        "identity_action_identifier_unlinked": "identificador desvinculado",
+        "identity_action_customers_merged": "otro cliente fusionado con este",
+        "identity_action_merged_into_survivor": "fusionado con otro cliente",
+        "identity_action_customers_split": "fusión separada",
+        "identity_action_restored_by_split": "de nuevo por separado tras una separación",
+        "identity_rule_first_seen": "visto por primera vez con él",
+        "identity_rule_seen_with": "visto con",
+        "identity_rule_vouched_by": "avalado por",
+        "identity_rule_completed_by": "completado por",
+        "identity_rule_typo_of": "errata de un correo conocido",
+        "identity_rule_second_mailbox": "segundo buzón",
+        "identity_rule_shared_holder": "compartido con otro cliente",
+        "identity_rule_reassigned": "reasignado",
+        "identity_rule_device_profile": "perfil de dispositivo",
         "events": "eventos",
         "survey_responses": "respuestas a encuestas",
         "period": "Periodo",
@@ -328,8 +369,52 @@ MESSAGES: dict[str, dict[str, str]] = {
         "response_rate": "Respuesta a encuestas %",
         "service_low_n": "menos de 30 contactos: confianza baja",
         "no_service_data": "No hay llamadas, conversaciones ni encuestas en este periodo.",
+        # What the server's alerts say (services/satisfaction/alert_texts.py); English below.
+        "alert_text_at_risk_score": "Respuesta {metric} de {score} en la escala {scale}, igual "
+        "o inferior a {at_most}: cliente en riesgo",
+        "alert_text_at_risk_sentiment": "{where} con puntuación {score} ({language}, {model}), "
+        "igual o inferior a {at_most}: cliente en riesgo",
+        "alert_text_drift_drop": "{metric} en {touchpoint} bajó {drop} {unit} (IC 95 %: {low} "
+        "a {high}) respecto a su referencia de {baseline_days} días, {baseline}; n = {n} "
+        "frente a {baseline_n}, p unilateral = {p}",
+        "alert_where_message": "mensaje",
+        "alert_where_survey_comment": "comentario de encuesta",
+        "alert_where_email_reply": "respuesta por correo",
+        "alert_unit_csat": "puntos porcentuales",
+        "alert_unit_nps": "puntos de NPS",
+        "alert_unit_ces": "puntos de valoración media",
+        # Why each churn factor counts (services/projections/value.py RULES); English below.
+        "factor_reason_no_recent_order": "días desde el último pedido: 10 puntos a partir de "
+        "180, 20 a partir de 365",
+        "factor_reason_single_order": "un solo pedido",
+        "factor_reason_nps_detractor": "última respuesta NPS de 0 a 6",
+        "factor_reason_nps_falling": "última respuesta NPS 2 o más por debajo de la anterior",
+        "factor_reason_low_csat": "respuestas CSAT de 1 a 2",
+        "factor_reason_hard_effort": "respuestas CES de 1 a 3",
+        "factor_reason_negative_sentiment": "textos del cliente leídos como negativos",
+        "factor_reason_repeat_contact": "volvió a contactarnos en 7 días (repeat_contact@1)",
+        "factor_reason_long_wait": f"llamadas con más de {int(LONG_WAIT_S)} s en cola",
+        "factor_reason_abandoned_call": "llamadas abandonadas en la cola",
+        "factor_reason_transfers": "transferencias de las llamadas del cliente (en una cadena "
+        "cuenta cada una)",
+        "factor_reason_open_cases": "casos aún abiertos",
     },
 }
+
+
+def alert_text_key(code: str) -> str:
+    """The catalogue key of an alert's `message_code` (console.js and dashboard.js build it)."""
+    return "alert_text_" + code.replace(".", "_")
+
+
+# The English of what the server says is the server's own, so the page and `message` agree.
+MESSAGES["en"] |= {alert_text_key(code): text for code, text in ENGLISH.items()}
+MESSAGES["en"] |= {
+    f"alert_{param}_{code}": word
+    for param, words in ENGLISH_WORDS.items()
+    for code, word in words.items()
+}
+MESSAGES["en"] |= {f"factor_reason_{key}": rule.reason for key, rule in RULES.items()}
 
 
 def from_accept_language(header: str) -> str:

@@ -78,9 +78,35 @@ const CEM = (() => {
     return search.toString();
   }
 
+  // What an alert says, in the page's language: the server's `message_code` and parameters
+  // filled into this language's text (a word by its name here, a number with this language's
+  // decimal mark). Without a code this page knows, the server's English `message`.
+  function alertText(a) {
+    const key = a.message_code ? `alert_text_${a.message_code.replaceAll(".", "_")}` : "";
+    if (!messages[key]) return a.message || a.rule;
+    const params = a.message_params || {};
+    return messages[key].replace(/\{([a-z_]+)\}/g, (whole, name) => {
+      const value = params[name];
+      if (value === undefined) return whole;
+      if (name === "where" || name === "unit") return messages[`alert_${name}_${value}`] || value;
+      return name === "touchpoint" ? value : localNumber(value);
+    });
+  }
+
+  // "-0.85" as this language writes it, with the same digits ("-0,85"); other text as it is.
+  function localNumber(text) {
+    const found = /^([+-]?)\d+(?:\.(\d+))?$/.exec(text);
+    if (!found) return text;
+    const digits = (found[2] || "").length;
+    return new Intl.NumberFormat(lang, {
+      minimumFractionDigits: digits, maximumFractionDigits: digits, useGrouping: false,
+      signDisplay: found[1] === "+" ? "always" : "auto",
+    }).format(Number(text));
+  }
+
   function showError(target, error) {
     target.replaceChildren(el("span", { class: "error", role: "alert" }, `${t("error")} ${error.message}`));
   }
 
-  return { t, api, el, metricCell, when, query, showError, csrf, lang, ApiError };
+  return { t, api, el, metricCell, when, query, showError, alertText, csrf, lang, ApiError };
 })();

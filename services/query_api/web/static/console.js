@@ -2,7 +2,7 @@
 "use strict";
 
 (() => {
-  const { t, api, el, when, query, showError } = CEM;
+  const { t, api, el, when, query, showError, alertText } = CEM;
   const $ = (id) => document.getElementById(id);
   const PAGE = 50;
   // Channel badges are short labels in a colour per channel (app.css): readable without any
@@ -144,9 +144,15 @@
     const tone = { low: "ok", medium: "warn", high: "danger" }[risk.band];
     const badge = el("span", { class: `badge ${tone}`, id: "churn-score" }, `${risk.score}/100 · ${t(`band_${risk.band}`)}`);
     const factors = risk.factors.length
-      ? risk.factors.map((f) => el("span", { class: "chip warn", title: f.reason }, `${t(`factor_${f.factor}`)} +${f.points}`))
+      ? risk.factors.map((f) => el("span", { class: "chip warn", title: factorReason(f) }, `${t(`factor_${f.factor}`)} +${f.points}`))
       : [el("span", { class: "muted" }, ` ${t("no_warning_signs")}`)];
     $("f-churn").replaceChildren(badge, " ", ...factors);
+  }
+
+  // Why a churn factor counts, in the page's language (the server's English for a new factor).
+  function factorReason(f) {
+    const name = named("factor_reason", f.factor);
+    return name === f.factor ? f.reason : name;
   }
 
   // repeat_contact@1: the latest contact that came within 7 days of an earlier one.
@@ -175,7 +181,7 @@
       const found = await api(`/v1/alerts?${query({ customer_id: id })}`);
       const open = found.alerts.filter((a) => (a.status || "open") !== "resolved");
       badge.className = open.length ? "badge danger" : "badge ok";
-      badge.textContent = open.length ? `${t("at_risk")}: ${open[0].message}` : t("not_at_risk");
+      badge.textContent = open.length ? `${t("at_risk")}: ${alertText(open[0])}` : t("not_at_risk");
     } catch (error) {
       badge.className = "badge";
       badge.textContent = "";
@@ -328,14 +334,32 @@
       ]);
       $("identities").replaceChildren(...found.identities.map((i) =>
         el("li", {}, el("span", { class: "chip" }, `${i.kind}: ${i.value}`),
-          el("span", { class: "muted small" }, ` ${i.status} · ${i.rule} · ${when(i.linked_at)}`))));
+          el("span", { class: "muted small", title: `${i.status} · ${i.rule}` },
+            ` ${named("identity_status", i.status)} · ${ruleName(i.rule)} · ${when(i.linked_at)}`))));
       const absorbed = found.members.filter((m) => m !== found.customer_id);
       $("members").replaceChildren(...(absorbed.length ? absorbed.map((m) => memberItem(found.customer_id, m)) : [el("li", { class: "muted" }, t("none"))]));
       $("identity-history").replaceChildren(...history.entries.slice(-20).reverse().map((e) =>
-        el("li", {}, `${when(e.at)} · ${e.action} · ${e.details.reason || e.details.rule || ""}`)));
+        el("li", { title: e.action },
+          `${when(e.at)} · ${named("identity_action", e.action)} · ${e.details.reason || (e.details.rule ? ruleName(e.details.rule) : "")}`)));
     } catch (error) {
       $("identities").replaceChildren(el("li", { class: "muted" }, error.status === 503 ? t("unavailable") : error.message));
     }
+  }
+
+  // Identity's state words are codes (a status, what happened, why it linked): each is named in
+  // the page's language, the code kept as a tooltip; a code without a name shows as it is.
+  function named(prefix, code) {
+    const key = `${prefix}_${code}`;
+    const name = t(key);
+    return name === key ? code : name;
+  }
+
+  // A rule is a code, maybe followed by the identifier kinds that decided: `seen_with:email`,
+  // `typo_of:email with phone`.
+  function ruleName(rule) {
+    const [code, ...rest] = rule.split(":");
+    const kinds = rest.join(":").split(" ").filter((word) => word && word !== "with" && word !== "on");
+    return kinds.length ? `${named("identity_rule", code)} (${kinds.join(", ")})` : named("identity_rule", code);
   }
 
   function memberItem(survivor, member) {

@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const { t, api, el, metricCell, when, query, showError } = CEM;
+  const { t, api, el, metricCell, when, query, showError, alertText } = CEM;
   const $ = (id) => document.getElementById(id);
   const HOUR = 3600e3;
   const METRICS = ["csat@1", "nps@1", "ces@1", "ces_easy@1"];
@@ -219,7 +219,7 @@
       el("td", {}, a.customer_id
         ? el("a", { href: `/console#customer=${encodeURIComponent(a.customer_id)}` }, a.customer_id)
         : el("span", { class: "muted" }, t("whole_touchpoint"))),
-      el("td", {}, a.message || a.rule), el("td", { class: "num" }, `${a.score} (${a.metric})`),
+      el("td", { title: a.message }, alertText(a)), el("td", { class: "num" }, `${a.score} (${a.metric})`),
       el("td", {}, a.channel ? `${a.touchpoint} · ${a.channel}` : a.touchpoint),
       el("td", { class: "alert-status" }, t(`status_${status}`)),
       el("td", {}, a.assignee || ""), el("td", {}, a.note || ""),

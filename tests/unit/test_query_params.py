@@ -1,0 +1,39 @@
+"""The query parameters every read route spells the same way (services/query_api/params.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from kernel.api_errors import ApiError
+from services.query_api.params import ordered_range
+
+NOON = datetime(2026, 1, 2, 12, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [
+        (NOON, NOON),  # [since, until) holds nothing
+        (NOON + timedelta(seconds=1), NOON),
+        (NOON, NOON.astimezone(timezone(timedelta(hours=1)))),  # the same instant elsewhere
+    ],
+)
+def test_a_range_with_nothing_in_it_is_a_422_naming_both_parameters(
+    since: datetime, until: datetime
+) -> None:
+    with pytest.raises(ApiError) as refused:
+        ordered_range(since, until)
+    error = refused.value
+    assert (error.status, error.code) == (422, "invalid_range")
+    assert [d["path"] for d in error.details] == ["query.since", "query.until"]
+
+
+@pytest.mark.parametrize(
+    ("since", "until"), [(None, None), (NOON, None), (None, NOON), (NOON, NOON + timedelta(1))]
+)
+def test_an_open_ended_or_ordered_range_passes(
+    since: datetime | None, until: datetime | None
+) -> None:
+    ordered_range(since, until)
