@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -204,12 +205,36 @@ def up_to_condition(positions: Positions) -> tuple[str, dict[str, Any]]:
 _COLUMNS = "log_partition, log_offset, tenant_id, customer_id, event_id"
 
 
-def latest_positions(warehouse: Warehouse) -> Positions:
-    """The last arrival of every partition: where a new stream starts."""
+def latest_positions(warehouse: Warehouse, floor: Positions | None = None) -> Positions:
+    """The last arrival of every partition: where a new stream starts. `floor`, positions this
+    warehouse had reached before, limits the read to what arrived after them (a range of the
+    key instead of the whole table); the answer is the same, since positions only grow."""
+    after, params = after_condition(floor or {})
     rows = warehouse.select(
-        f"SELECT log_partition, max(log_offset) AS last FROM {ARRIVALS} GROUP BY log_partition"
+        f"""SELECT log_partition, max(log_offset) AS last FROM {ARRIVALS} WHERE {after}
+            GROUP BY log_partition""",
+        params,
     )
-    return {int(r["log_partition"]): int(r["last"]) for r in rows}
+    return advance(floor or {}, {int(r["log_partition"]): int(r["last"]) for r in rows})
+
+
+class LatestPositions:
+    """`latest_positions` of one warehouse, each call reading only what arrived since the last:
+    nothing deletes arrivals (retention and erasure leave them), so a partition's last offset
+    only grows and an earlier answer is a floor for the next. Safe across threads."""
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        self.warehouse = warehouse
+        self.floor: Positions = {}
+        self.lock = threading.Lock()
+
+    def __call__(self) -> Positions:
+        with self.lock:
+            floor = dict(self.floor)
+        latest = latest_positions(self.warehouse, floor)
+        with self.lock:
+            self.floor = advance(self.floor, latest)
+        return latest
 
 
 def poll_arrivals(warehouse: Warehouse, positions: Positions) -> list[Arrival]:

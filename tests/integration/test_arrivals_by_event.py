@@ -1,7 +1,8 @@
 """The by-event arrivals table (`stream_arrivals_by_event`), which the live stream's repeat check
 reads by primary key: it answers as the scan of `stream_arrivals` did, a redelivered filing still
 counts as a repeat, a replay rebuilds it, and a data directory from before it is filled once, on
-chdb and on a ClickHouse server."""
+chdb and on a ClickHouse server. Also the stream's start position read from a floor: the same
+answer as the read of the whole table."""
 
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ from services.projections.arrivals import (
     ARRIVALS_BY_EVENT,
     BY_EVENT_BACKFILL,
     Arrival,
+    LatestPositions,
     Positions,
     earlier_arrivals,
+    latest_positions,
     up_to_condition,
 )
 from tests.integration.test_stream_redelivery import PROJECTIONS, TENANT, chat, process, publish
@@ -169,3 +172,20 @@ def test_a_new_warehouse_gets_an_empty_table(any_warehouse: Warehouse) -> None:
     assert by_event_rows(any_warehouse) == []
     ensure_tables(any_warehouse, [PROJECTIONS])  # a second start finds it
     assert by_event_rows(any_warehouse) == []
+
+
+def test_the_latest_positions_from_any_floor_are_those_of_the_whole_table(
+    any_warehouse: Warehouse,
+) -> None:
+    log = history_with_redeliveries(any_warehouse)
+    found = all_arrivals(any_warehouse)
+    whole = latest_positions(any_warehouse)
+    assert whole == {p: max(a.offset for a in found if a.partition == p) for p in whole}
+    for floor in cursors(found):
+        assert latest_positions(any_warehouse, floor) == whole
+    latest = LatestPositions(any_warehouse)
+    assert latest() == whole
+    customer = found[-1].customer_id
+    publish(log, chat(customer, "new"))
+    process(log, any_warehouse)
+    assert latest() == latest_positions(any_warehouse) != whole
