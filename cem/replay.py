@@ -31,6 +31,9 @@ class _Renamed:
     def ddl(self, version: tuple[int, ...]) -> list[str]:
         return self.inner.ddl(version)
 
+    def migrate(self, warehouse: Warehouse) -> None:
+        self.inner.migrate(warehouse)
+
     def rows(self, event: Event, customer_id: str | None = None) -> Rows:
         return self.inner.rows(event, customer_id)
 

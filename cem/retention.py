@@ -43,7 +43,8 @@ class RetainedTable:
 
 
 _BY_KEY = "substring(key, 1, length({key_prefix:String})) = {key_prefix:String}"
-# stream_arrivals is not here: it has no time column and holds only ids and log positions.
+# stream_arrivals and stream_arrivals_by_event are not here: they have no time column and hold
+# only ids and log positions.
 WAREHOUSE_TABLES: tuple[RetainedTable, ...] = (
     RetainedTable(TIMELINE, "derived_at", "projections"),
     RetainedTable(PROFILE_FACTS, "derived_at", "projections"),

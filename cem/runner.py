@@ -32,6 +32,7 @@ def ensure_tables(warehouse: Warehouse, projections: Sequence[Projection]) -> No
     for projection in projections:
         for statement in projection.ddl(warehouse.version):
             warehouse.command(statement)
+        projection.migrate(warehouse)
 
 
 def group_lag(event_log: EventLog, topic: str, group: str) -> int:

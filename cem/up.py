@@ -21,6 +21,7 @@ from cem.demo_seed import DAY, SampleCustomer, sample_customer, weeks_newest_fir
 from cem.demo_seed import WEEK as RECENT
 from cem.progress import progress_bar
 from cem.read_only import refuse_writes
+from cem.runner import ensure_tables
 from cem.serving import wait_until_serving
 from kernel.accounts import USER_ROLES, Accounts, generate_password
 from kernel.channels import ChannelStore
@@ -225,7 +226,9 @@ def run(opts: UpOptions, settings: IngestSettings | None = None) -> None:
     warehouse = ChdbWarehouse(opts.data_dir / "warehouse", database=opts.database)
     platform: Platform = build(settings, warehouse=warehouse)
     if opts.read_only:
-        # Read-only serves the tables as they are (e.g. a database rebuilt by `cem replay`).
+        # Read-only serves the tables as they are (e.g. a database rebuilt by `cem replay`),
+        # brought up to this release's schema first (a table it reads may be new), as any start.
+        ensure_tables(platform.warehouse, platform.projections)
         refuse_writes(platform.app)
     else:
         platform.start()

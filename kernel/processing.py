@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import orjson
 
 from kernel.customer_key import customer_key
-from kernel.ports import Consumed, PublishStatus
+from kernel.ports import Consumed, PublishStatus, Warehouse
 from schemas.envelope import Event
 from schemas.families import TENANT_SUBJECT, filed_customer, is_tenant_level
 from schemas.validate import decode
@@ -40,6 +40,11 @@ class Projection(Protocol):
 
     def ddl(self, version: tuple[int, ...]) -> list[str]:
         """CREATE TABLE IF NOT EXISTS statements for the given server version."""
+        ...
+
+    def migrate(self, warehouse: Warehouse) -> None:
+        """Bring tables an earlier release created up to date, after `ddl` ran (idempotent;
+        every process runs it at start, before writing)."""
         ...
 
     def rows(self, event: Event, customer_id: str | None = None) -> Rows:

@@ -23,12 +23,22 @@ filings but died before committing its offsets), the re-filing of the whole hist
 upgrade, or a producer writing one event twice to Kafka. A stream shows an event at its first
 arrival among the customer's members: an arrival is a repeat when the same event arrived under one
 of them at a position the stream's client had already passed (`earlier_arrivals`).
+
+That check looks events up by id, which the position-ordered `stream_arrivals` cannot serve (each
+lookup read the whole table, slower as history grew), so every arrival is written twice: to
+`stream_arrivals`, ordered by position, and to `stream_arrivals_by_event`, the same rows ordered by
+(tenant_id, event_id), whose primary key serves the lookup. Both are rows of the same projection
+batch (a replay rebuilds both), the by-event one first: once an arrival is visible to a poll, its
+by-event row is too. Every arrival is kept, not just an event's first: positions of different
+partitions do not compare, so which arrival a cursor has passed is a question per partition.
+A table from a release before the by-event one is filled once from `stream_arrivals` (`migrate`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +48,9 @@ from kernel.ports import Warehouse
 from schemas.envelope import Event
 
 ARRIVALS = "stream_arrivals"
+ARRIVALS_BY_EVENT = "stream_arrivals_by_event"
+# Where `migrate` fills the by-event table before renaming it: it appears only complete.
+BY_EVENT_BACKFILL = "stream_arrivals_by_event_backfill"
 # Rows per page of a catch-up after a disconnection (the stream reads as many pages as it needs).
 MAX_CATCH_UP = 5000
 MAX_POLL = 20_000
@@ -46,6 +59,7 @@ Positions = dict[int, int]  # log partition -> last offset seen (or delivered)
 
 
 def ddl(version: tuple[int, ...]) -> list[str]:
+    """The position-ordered table; the by-event one is made by `migrate` (it may need filling)."""
     return [
         f"""CREATE TABLE IF NOT EXISTS {ARRIVALS} (
             log_partition UInt32, log_offset Int64, tenant_id String, customer_id String,
@@ -54,18 +68,59 @@ def ddl(version: tuple[int, ...]) -> list[str]:
     ]
 
 
-def to_arrival_rows(event: Event, customer_id: str) -> list[dict[str, Any]]:
-    """The arrival row of an event; the batch fills `log_partition` and `log_offset` in
-    (`kernel.processing.stamp_position`), since a projection cannot know them."""
-    return [
-        {
-            "log_partition": None,
-            "log_offset": None,
-            "tenant_id": event.tenant_id,
-            "customer_id": customer_id,
-            "event_id": str(event.event_id),
-        }
-    ]
+_BY_EVENT_KEY = ("tenant_id", "event_id", "customer_id", "log_partition", "log_offset")
+
+
+def by_event_ddl(table: str, version: tuple[int, ...]) -> str:
+    # The whole row is the key: a re-inserted batch collapses on merge, nothing else does. Small
+    # granules: a lookup reads one per event id asked for, and ids are spread over the table.
+    return f"""CREATE TABLE IF NOT EXISTS {table} (
+            tenant_id String, event_id String, customer_id String, log_partition UInt32,
+            log_offset Int64
+        ) {replacing_engine(_BY_EVENT_KEY, version)} SETTINGS index_granularity = 1024"""
+
+
+def migrate(warehouse: Warehouse) -> None:
+    """Create the by-event table, filled with the arrivals an earlier release wrote (after
+    `ddl`). It is filled under another name and renamed, so it appears only complete; a fill cut
+    short is done again (a row inserted twice collapses, and reads are DISTINCT). Processes
+    starting together may fill it together: one rename wins, and the others find the table."""
+    if _by_event_exists(warehouse):
+        return
+    columns = ", ".join(_BY_EVENT_KEY)
+    try:
+        warehouse.command(by_event_ddl(BY_EVENT_BACKFILL, warehouse.version))
+        warehouse.command(
+            f"INSERT INTO {BY_EVENT_BACKFILL} ({columns}) SELECT {columns} FROM {ARRIVALS}"
+        )
+        warehouse.command(f"RENAME TABLE {BY_EVENT_BACKFILL} TO {ARRIVALS_BY_EVENT}")
+    except Exception:  # another process renamed it first (any other failure is raised)
+        if not _by_event_exists(warehouse):
+            raise
+
+
+def _by_event_exists(warehouse: Warehouse) -> bool:
+    return bool(
+        warehouse.select(
+            "SELECT name FROM system.tables WHERE database = currentDatabase()"
+            " AND name = {name:String}",
+            {"name": ARRIVALS_BY_EVENT},
+        )
+    )
+
+
+def to_arrival_rows(event: Event, customer_id: str) -> dict[str, list[dict[str, Any]]]:
+    """The arrival rows of an event, by table (by event first: see the module docstring); the
+    batch fills `log_partition` and `log_offset` in (`kernel.processing.stamp_position`), since
+    a projection cannot know them."""
+    row = {
+        "log_partition": None,
+        "log_offset": None,
+        "tenant_id": event.tenant_id,
+        "customer_id": customer_id,
+        "event_id": str(event.event_id),
+    }
+    return {ARRIVALS_BY_EVENT: [dict(row)], ARRIVALS: [row]}
 
 
 @dataclass(frozen=True)
@@ -151,12 +206,36 @@ def up_to_condition(positions: Positions) -> tuple[str, dict[str, Any]]:
 _COLUMNS = "log_partition, log_offset, tenant_id, customer_id, event_id"
 
 
-def latest_positions(warehouse: Warehouse) -> Positions:
-    """The last arrival of every partition: where a new stream starts."""
+def latest_positions(warehouse: Warehouse, floor: Positions | None = None) -> Positions:
+    """The last arrival of every partition: where a new stream starts. `floor`, positions this
+    warehouse had reached before, limits the read to what arrived after them (a range of the
+    key instead of the whole table); the answer is the same, since positions only grow."""
+    after, params = after_condition(floor or {})
     rows = warehouse.select(
-        f"SELECT log_partition, max(log_offset) AS last FROM {ARRIVALS} GROUP BY log_partition"
+        f"""SELECT log_partition, max(log_offset) AS last FROM {ARRIVALS} WHERE {after}
+            GROUP BY log_partition""",
+        params,
     )
-    return {int(r["log_partition"]): int(r["last"]) for r in rows}
+    return advance(floor or {}, {int(r["log_partition"]): int(r["last"]) for r in rows})
+
+
+class LatestPositions:
+    """`latest_positions` of one warehouse, each call reading only what arrived since the last:
+    nothing deletes arrivals (retention and erasure leave them), so a partition's last offset
+    only grows and an earlier answer is a floor for the next. Safe across threads."""
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        self.warehouse = warehouse
+        self.floor: Positions = {}
+        self.lock = threading.Lock()
+
+    def __call__(self) -> Positions:
+        with self.lock:
+            floor = dict(self.floor)
+        latest = latest_positions(self.warehouse, floor)
+        with self.lock:
+            self.floor = advance(self.floor, latest)
+        return latest
 
 
 def poll_arrivals(warehouse: Warehouse, positions: Positions) -> list[Arrival]:
@@ -175,18 +254,26 @@ def earlier_arrivals(
     warehouse: Warehouse, arrivals: Sequence[Arrival], up_to: Positions
 ) -> set[tuple[str, str, str]]:
     """(tenant, customer, event) of the given arrivals' events that had already arrived at or
-    before `up_to`: one query for a batch. It reads the event ids across the table (whose key is
-    the position), so a stream asks only for the arrivals it is about to show."""
-    up_to_sql, params = up_to_condition(up_to)
+    before `up_to`: one query for a batch, a range of the by-event table's key per event."""
     wanted = sorted({a.event_id for a in arrivals})
     if not wanted or not up_to:
         return set()
-    names = [f"event_{i}" for i in range(len(wanted))]
-    in_events = ", ".join(f"{{{name}:String}}" for name in names)
+    up_to_sql, params = up_to_condition(up_to)
+    by_tenant: dict[str, set[str]] = {}
+    for a in arrivals:
+        by_tenant.setdefault(a.tenant_id, set()).add(a.event_id)
+    # `tenant_id =` rather than IN: the key is then searched by ranges, not scanned for a set.
+    groups, n = [], 0
+    for t, (tenant, events) in enumerate(sorted(by_tenant.items())):
+        names = [f"event_{n + i}" for i in range(len(events))]
+        params |= {f"tenant_{t}": tenant, **dict(zip(names, sorted(events), strict=True))}
+        in_events = ", ".join(f"{{{name}:String}}" for name in names)
+        groups.append(f"(tenant_id = {{tenant_{t}:String}} AND event_id IN ({in_events}))")
+        n += len(events)
     rows = warehouse.select(
-        f"""SELECT DISTINCT tenant_id, customer_id, event_id FROM {ARRIVALS}
-            WHERE event_id IN ({in_events}) AND {up_to_sql}""",
-        {**dict(zip(names, wanted, strict=True)), **params},
+        f"""SELECT DISTINCT tenant_id, customer_id, event_id FROM {ARRIVALS_BY_EVENT}
+            WHERE ({" OR ".join(groups)}) AND {up_to_sql}""",
+        params,
     )
     return {(r["tenant_id"], r["customer_id"], r["event_id"]) for r in rows}
 

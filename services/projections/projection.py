@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kernel.customer_key import customer_key
+from kernel.ports import Warehouse
 from kernel.processing import Rows
 from schemas.envelope import Event
 from schemas.families import is_tenant_level
@@ -20,6 +21,9 @@ class ProjectionsProjection:
     def ddl(self, version: tuple[int, ...]) -> list[str]:
         return sql.ddl(version) + arrivals.ddl(version)
 
+    def migrate(self, warehouse: Warehouse) -> None:
+        arrivals.migrate(warehouse)
+
     def rows(self, event: Event, customer_id: str | None = None) -> Rows:
         if is_tenant_level(event):  # about a touchpoint (a drift alert's action): no person's
             return {}  # timeline, profile or identifier; satisfaction projects its status
@@ -30,5 +34,5 @@ class ProjectionsProjection:
             sql.TIMELINE: to_timeline_rows(event, home),
             sql.PROFILE_FACTS: to_profile_facts(event, home),
             sql.IDENTIFIERS: to_identifier_rows(event, home),
-            arrivals.ARRIVALS: arrivals.to_arrival_rows(event, home),
+            **arrivals.to_arrival_rows(event, home),
         }

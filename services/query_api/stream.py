@@ -84,7 +84,9 @@ class StreamHub:
         async with self.lock:
             if self.task is None or self.task.done():
                 # Idle until now: the old watermark is stale, and no open stream depends on it.
-                self.watermark = await asyncio.to_thread(latest_positions, self.warehouse)
+                # The old watermark is a floor: positions only grow (latest_positions).
+                floor = self.watermark or {}
+                self.watermark = await asyncio.to_thread(latest_positions, self.warehouse, floor)
             assert self.watermark is not None
             subscription = Subscription(tenant_id, tuple(members))
             for member in subscription.members:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kernel.ports import Warehouse
 from kernel.processing import Rows
 from schemas.envelope import Event
 from services.satisfaction import attribution_sql, lifecycle_sql, sentiment_sql, sql
@@ -32,6 +33,9 @@ class SatisfactionProjection:
             + service_sql.ddl(version)
             + sentiment_sql.ddl(version)
         )
+
+    def migrate(self, warehouse: Warehouse) -> None:
+        """Nothing to bring up to date: its tables are as first released."""
 
     def rows(self, event: Event, customer_id: str | None = None) -> Rows:
         # The service metrics' facts ride on this consumer rather than a consumer of their own:

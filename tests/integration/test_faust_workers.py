@@ -720,7 +720,13 @@ def test_the_filing_app_files_each_event_once_and_both_apps_project_it_under_tha
     assert replayed_tables(target) == live  # the log alone rebuilds them, merges included
 
 
-REPLAYED = ("customer_timeline", "survey_responses", "stream_arrivals", "customer_identifiers")
+REPLAYED = (
+    "customer_timeline",
+    "survey_responses",
+    "stream_arrivals",
+    "stream_arrivals_by_event",
+    "customer_identifiers",
+)
 
 
 def live_tables(warehouse: ClickHouseWarehouse, tenant: str) -> dict[str, list[str]]:

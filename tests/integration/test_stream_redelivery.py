@@ -14,6 +14,7 @@ from kernel.filings import FILING_STAGE, file_batch
 from kernel.ports import FILINGS_TOPIC, TOUCHPOINTS_TOPIC, Record, Warehouse
 from schemas.envelope import Event
 from schemas.validate import accept, encode
+from services.projections import arrivals
 from services.projections.arrivals import ARRIVALS, Positions, latest_positions
 from services.projections.projection import ProjectionsProjection
 from services.query_api.stream import CustomerStream, StreamHub
@@ -107,7 +108,6 @@ def test_after_an_upgrade_old_cursors_and_new_streams_see_new_events_once(
     """A release before the filing stage stamped arrivals with `touchpoints` positions; the filing
     stage of the new one files the whole history again from offset 0 of `filings`."""
     log = MemoryLog(partitions=1)
-    ensure_tables(any_warehouse, [PROJECTIONS])
     customer = f"c-{uuid.uuid4().hex[:8]}"
     log.append(TOUCHPOINTS_TOPIC, [Record(b"k", b"not an event")] * 5)  # dead letters then
     history = [chat(customer, f"old {i}") for i in range(4)]
@@ -117,7 +117,10 @@ def test_after_an_upgrade_old_cursors_and_new_streams_see_new_events_once(
          "customer_id": customer, "event_id": str(e.event_id)}
         for i, e in enumerate(history)
     ]  # fmt: skip
+    for statement in arrivals.ddl(any_warehouse.version):  # the old release's only arrivals table
+        any_warehouse.command(statement)
     any_warehouse.insert(ARRIVALS, old_rows)
+    ensure_tables(any_warehouse, [PROJECTIONS])  # the upgrade: its by-event table is filled
     old_cursor = {0: 8}  # a console that had seen the whole history before the upgrade
 
     async def upgrade_then_new_event() -> tuple[list[str], Event]:

@@ -29,7 +29,7 @@ from services.identity.errors import AmbiguousCustomer, CustomerNotFound
 from services.identity.models import LocatedCustomer
 from services.identity.normalise import lookup_spellings, normalise_one
 from services.identity.resolver import IdentityResolver
-from services.projections.arrivals import encode_positions, latest_positions
+from services.projections.arrivals import LatestPositions, encode_positions
 from services.projections.lookup import (
     CustomerLookup,
     CustomerMatch,
@@ -121,6 +121,16 @@ def members_of(request: Request, tenant_id: str, requested: str) -> list[str]:
         raise _ambiguous(exc) from None
 
 
+def latest_arrivals(request: Request) -> LatestPositions:
+    """The app's reader of the latest arrivals (it remembers how far they went), made on first
+    use and again if the app's warehouse was replaced."""
+    latest: LatestPositions | None = getattr(request.app.state, "latest_arrivals", None)
+    if latest is None or latest.warehouse is not _warehouse(request):
+        latest = LatestPositions(_warehouse(request))
+        request.app.state.latest_arrivals = latest
+    return latest
+
+
 def profile_of(
     warehouse: Warehouse, tenant_id: str, members: list[str], as_of: datetime
 ) -> ValuedProfile:
@@ -174,7 +184,7 @@ def get_timeline(
     warehouse, tenant_id = _warehouse(request), principal.tenant_id
     # Where the live stream must start for a reader of the first page: taken before the page is
     # read, so an event stored while it is read is in the page or after the cursor, never lost.
-    live_from = None if position else encode_positions(latest_positions(warehouse))
+    live_from = None if position else encode_positions(latest_arrivals(request)())
     page = read_timeline(warehouse, tenant_id, members, filters, position, limit)
     if page is None:
         raise _not_found()
