@@ -448,6 +448,18 @@ def test_a_device_another_known_person_uses_is_shared_and_its_profile_leaves() -
     assert Identifier("customer_id", "u9") in {link.identifier for link in signed_in.links}
 
 
+def test_a_new_account_on_a_device_another_account_uses_makes_it_shared() -> None:
+    tablet = Identifier("anonymous_id", "t1")
+    ana = group("ana", Identifier("customer_id", "u1"), tablet, members=("prof",))
+    claims = [Claim(Identifier("customer_id", "u2")), Claim(tablet, ("ana", "prof"))]
+    # Two accounts are never merged, by rule or by hand: the tablet has two users for good, and
+    # its anonymous visits (its profile's) are no longer Ana's.
+    decision = decide(situation(claims, ana, profiles=frozenset({"prof"})), ES)
+    assert (decision.home_id, decision.register) == (NEW, True)
+    assert decision.saturate == (tablet,)
+    assert decision.splits == (Split("prof", "anonymous_id=t1 is used by several customers"),)
+
+
 def test_an_anonymous_profile_reached_from_a_known_customer_is_merged_into_it() -> None:
     device = Identifier("anonymous_id", "d1")
     ana = group("ana", email("ana@x.io"))
@@ -463,6 +475,54 @@ def test_a_value_shared_by_more_customers_than_allowed_stops_linking() -> None:
     decision = decide(situation(claims, *holders), ES)
     assert decision.saturate == (kiosk,)
     assert kiosk not in {link.identifier for link in decision.links}
+
+
+def test_a_device_records_the_people_who_used_it_without_being_able_to_hold_it() -> None:
+    kiosk = Identifier("anonymous_id", "kiosk-1")
+    ana = group("ana", Identifier("external:loyalty", "L1"), kiosk)
+    # A walk-in known only by a new mobile: a mobile may not add a holder to a device, so the
+    # kiosk is not linked to him, but he is remembered as one of its users.
+    walk_in = decide(situation([Claim(phone("+34622000111")), Claim(kiosk, ("ana",))], ana), ES)
+    assert walk_in.register and kiosk not in {link.identifier for link in walk_in.links}
+    assert walk_in.present == ((kiosk, NEW),)
+    # A visit with nothing but the kiosk is then nobody's in particular, not Ana's profile's.
+    luis = group("luis", phone("+34622000111"))
+    seen = Claim(kiosk, ("ana",), presented_by=("luis",))
+    alone = decide(situation([seen], ana, luis), ES)
+    assert (alone.register, alone.links, alone.merges) == (True, (), ())
+    assert alone.ambiguous_between == ("ana", "luis")
+    # ... and its one-off customer, known by nothing, is nobody to remember as a user.
+    assert alone.present == ()
+    # Nor do the kiosk's anonymous visits join the next customer who signs in on it.
+    visits = Claim(kiosk, ("visitor",), presented_by=("luis",))
+    account = Claim(Identifier("customer_id", "u9"))
+    newcomer = decide(situation([account, visits], group("visitor", kiosk), luis), ES)
+    assert newcomer.register and newcomer.merges == ()
+    before = decide(situation([account, Claim(kiosk, ("visitor",))], group("visitor", kiosk)), ES)
+    assert [(m.survivor_id, m.absorbed_id) for m in before.merges] == [(NEW, "visitor")]
+
+
+def test_a_device_used_by_as_many_people_as_it_may_have_holders_stops_linking() -> None:
+    kiosk = Identifier("anonymous_id", "kiosk-1")
+    ana = group("ana", Identifier("external:loyalty", "L1"), kiosk, members=("prof",))
+    walk_ins = [group(f"w{i}", phone(f"+3462200011{i}")) for i in range(2)]
+    claim = Claim(kiosk, ("prof",), presented_by=("w0", "w1"))
+    # A third walk-in known by a mobile: one holder and two users make three customers.
+    decision = decide(
+        situation(
+            [Claim(phone("+34633000999")), claim], ana, *walk_ins, profiles=frozenset({"prof"})
+        ),
+        ES,
+    )
+    assert decision.saturate == (kiosk,)
+    # The kiosk's profile leaves Ana: its anonymous visits were anyone's at the store.
+    assert decision.splits == (Split("prof", "anonymous_id=kiosk-1 is used by several customers"),)
+    assert decision.present == ()
+    # Lines keep their own rule: a household's landline is not counted this way.
+    line = Identifier("phone", "+34912345678")
+    home = group("ana", email("ana@x.io"), line)
+    beside = decide(situation([Claim(phone("+34633000999")), Claim(line, ("ana",))], home), ES)
+    assert (beside.saturate, beside.present) == ((), ())
 
 
 def test_erased_and_saturated_identifiers_are_ignored() -> None:
