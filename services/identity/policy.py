@@ -139,7 +139,6 @@ class _Draft:
     confirm: list[tuple[Identifier, str]] = field(default_factory=list)
     splits: list[Split] = field(default_factory=list)
     present: list[tuple[Identifier, str]] = field(default_factory=list)
-    event: frozenset[Identifier] = frozenset()  # the touchpoint's usable identifiers
 
 
 def rank(claims: Iterable[Claim], rules: TenantRules) -> list[Claim]:
@@ -233,7 +232,6 @@ def decide(situation: Situation, rules: TenantRules) -> Decision:
     draft = _start(ranked, situation, rules)
     draft.skipped += skipped
     draft.saturate += hubs
-    draft.event = frozenset(c.identifier for c in ranked)
     _merge_or_propose(draft, ranked, situation, rules)
     _link(draft, ranked, situation, rules)
     _confirm(draft, ranked, situation, rules)
@@ -703,11 +701,9 @@ def _named_alike(
 def _different_people(draft: _Draft, other: Group, rules: TenantRules) -> bool:
     """Both are established customers holding different values of one strong kind (two emails):
     the evidence that a device they both use is shared. A new customer, or two that complete
-    each other (an account and an email), may be one person: they are only proposed; unless the
-    new one brings another value of a unique kind (a second account, another loyalty card on a
-    kiosk), which the two could never be merged with, by rule or by hand: two users for good."""
+    each other (an account and an email), may be one person: they are only proposed."""
     if draft.register:
-        return bool(unique_conflicts(draft.event, other.identifiers, rules))
+        return False
     ours = _values_by_kind(draft.identifiers, rules)
     theirs = _values_by_kind(other.identifiers, rules)
     return any(kind in theirs and values != theirs[kind] for kind, values in ours.items())

@@ -448,18 +448,6 @@ def test_a_device_another_known_person_uses_is_shared_and_its_profile_leaves() -
     assert Identifier("customer_id", "u9") in {link.identifier for link in signed_in.links}
 
 
-def test_a_new_account_on_a_device_another_account_uses_makes_it_shared() -> None:
-    tablet = Identifier("anonymous_id", "t1")
-    ana = group("ana", Identifier("customer_id", "u1"), tablet, members=("prof",))
-    claims = [Claim(Identifier("customer_id", "u2")), Claim(tablet, ("ana", "prof"))]
-    # Two accounts are never merged, by rule or by hand: the tablet has two users for good, and
-    # its anonymous visits (its profile's) are no longer Ana's.
-    decision = decide(situation(claims, ana, profiles=frozenset({"prof"})), ES)
-    assert (decision.home_id, decision.register) == (NEW, True)
-    assert decision.saturate == (tablet,)
-    assert decision.splits == (Split("prof", "anonymous_id=t1 is used by several customers"),)
-
-
 def test_an_anonymous_profile_reached_from_a_known_customer_is_merged_into_it() -> None:
     device = Identifier("anonymous_id", "d1")
     ana = group("ana", email("ana@x.io"))
