@@ -231,6 +231,14 @@ class IdentifierIndex(Aggregate):
         customer_id: str
         at: int
 
+    class Presented(Aggregate.Event):
+        """A customer that does not hold it was filed with a touchpoint carrying it (a device
+        beside somebody else's mobile): it counts toward the customers the device is shared by
+        (see `policy._shared_by`), though it could not link it. `at`: the touchpoint's time."""
+
+        customer_id: str
+        at: int
+
     class Saturated(Aggregate.Event):
         """Shared by more customers than the tenant allows: it stops linking anyone."""
 
@@ -273,6 +281,17 @@ class IdentifierIndex(Aggregate):
     @event(Confirmed)
     def confirm(self, customer_id: str, at: int) -> None:
         self.confirmed[customer_id] = max(at, self.confirmed.get(customer_id, 0))
+
+    @property
+    def presented_by(self) -> list[str]:
+        """Customers that presented it without holding it, in order (see `Presented`); kept
+        beside `holders` (an index restored from a snapshot taken before them has none)."""
+        return self.__dict__.setdefault("_presented_by", [])
+
+    @event(Presented)
+    def present(self, customer_id: str, at: int) -> None:
+        if customer_id not in self.presented_by:
+            self.presented_by.append(customer_id)
 
     @event(Saturated)
     def saturate(self, limit: int, evidence_event_id: str | None) -> None:

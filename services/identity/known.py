@@ -41,6 +41,8 @@ def quiet_decision(
     claims = [state.claim(i) for i in normalised.identifiers]
     if not all(c.holders and not (c.saturated or c.suppressed) for c in claims):
         return None  # a new identifier links or registers; a skipped one is reported
+    if any(c.presented_by for c in claims):
+        return None  # a device others used too: `_choose_home` may find it shared
     group = state.group(claims[0].holders[-1])
     # Every holder in one group, holding every identifier: `_merge_or_propose` reaches no other
     # group, `_link` finds every claim held by the home's members, `_is_hub` sees every personal

@@ -31,6 +31,8 @@ class Claim:
     confirmed: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     # holder -> when its group last confirmed another value of this kind (its newer number)
     successors: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    # customers that presented it without holding it (a device beside somebody's mobile), in order
+    presented_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class Group:
 @dataclass(frozen=True)
 class Situation:
     claims: tuple[Claim, ...]
-    groups: Mapping[str, Group]  # holder id -> the group it belongs to now
+    groups: Mapping[str, Group]  # holder (or presenter) id -> the group it belongs to now
     new_customer_id: str  # the id a customer registered by this event gets
     kept_apart: frozenset[frozenset[str]] = (
         frozenset()
@@ -130,6 +132,7 @@ class Decision:
     reassign: tuple[Reassign, ...] = ()
     confirm: tuple[tuple[Identifier, str], ...] = ()  # (identifier, holder) used again now
     splits: tuple[Split, ...] = ()
+    present: tuple[tuple[Identifier, str], ...] = ()  # (device, customer) presented, not linked
 
 
 @dataclass
@@ -151,6 +154,7 @@ class _Draft:
     reassign: list[Reassign] = field(default_factory=list)
     confirm: list[tuple[Identifier, str]] = field(default_factory=list)
     splits: list[Split] = field(default_factory=list)
+    present: list[tuple[Identifier, str]] = field(default_factory=list)
 
 
 def rank(claims: Iterable[Claim], rules: TenantRules) -> list[Claim]:
@@ -261,6 +265,7 @@ def decide(situation: Situation, rules: TenantRules) -> Decision:
         reassign=tuple(draft.reassign),
         confirm=tuple(draft.confirm),
         splits=tuple(draft.splits),
+        present=tuple(draft.present),
     )
 
 
@@ -412,6 +417,8 @@ def _choose_home(
                 return (person or claim.holders)[-1], f"completed_by:{claim.identifier.kind}", []
             continue
         groups = _groups_of(claim.holders, situation)
+        if device and _used_by_people(claim.identifier, rules):
+            groups = _shared_by(claim, situation)  # one user may hold it, several use it
         if len(groups) > 1 and rules.shared_identifier == "unresolved":
             ambiguous = ambiguous or sorted(groups)
             continue
@@ -489,8 +496,11 @@ def _digits(text: str) -> str:
 
 
 def _personal_device(claim: Claim, group: Group, situation: Situation) -> bool:
-    """A browser or an app install (not a line) that this group alone has used."""
-    return claim.identifier.family != "phone" and _only_holder(claim, group, situation)
+    """A browser or an app install (not a line) that this group alone has used: held by nobody
+    else, and presented by nobody else (`_shared_by`)."""
+    return claim.identifier.family != "phone" and _shared_by(claim, situation) == {
+        group.canonical_id
+    }
 
 
 # The kinds of a sign-in: a customer known by nothing else is an account without its contact
@@ -626,7 +636,10 @@ def _merge_or_propose_one(
         if not _identified(other.identifiers, rules):
             # A device's profile joins the person now using it; a line's does not: calls from a
             # household's landline before anyone gave a name may have been anyone's there.
-            if rules.auto_merge and not any(c.identifier.family == "phone" for c in devices):
+            # Nor does the profile of a device other customers used too (`_shared_by`).
+            lines = any(c.identifier.family == "phone" for c in devices)
+            used = any(_shared_by(c, situation) - {home, other.canonical_id} for c in devices)
+            if rules.auto_merge and not lines and not used:
                 _absorb(draft, other, home, f"used {devices[0].identifier} before")
             return
         # One person: a device only they used vouches that one's email is a slip of the other's,
@@ -829,12 +842,51 @@ def _why_not_link(
         return None
     if rule.max_holders == 1:
         return "held by another customer"
+    if _used_by_people(claim.identifier, rules):
+        sharing = _shared_by(claim, situation) - {_canonical(draft.home, situation)}
+        if len(sharing) >= rule.max_holders:
+            _saturate_device(draft, claim, situation)
+            return f"shared by more than {rule.max_holders} customers"
     if not strong_anchor:
+        _presented(draft, claim, rules)
         return "shared; only a strong identifier may add a holder"
     if len(holders) >= rule.max_holders:
         draft.saturate.append(claim.identifier)
         return f"shared by more than {rule.max_holders} customers"
     return None
+
+
+def _used_by_people(identifier: Identifier, rules: TenantRules) -> bool:
+    """A browser, an app install, a tablet or a kiosk: a device (not a line, whose calls alone
+    are nobody's already, see `_line_alone`) that people use by turns."""
+    return _is_device(identifier, rules) and identifier.family != "phone"
+
+
+def _shared_by(claim: Claim, situation: Situation) -> set[str]:
+    """The customers (groups) a device is known to be used by: those holding it, and those that
+    presented it without being able to hold it (a kiosk used by walk-ins known only by their
+    mobiles, whose weak identifiers may not add a holder)."""
+    return _groups_of((*claim.holders, *claim.presented_by), situation)
+
+
+def _saturate_device(draft: _Draft, claim: Claim, situation: Situation) -> None:
+    """A device used by more customers than its rule allows (a store kiosk): it stops linking
+    anybody, and its profiles leave the people they had joined (their visits were anyone's)."""
+    draft.saturate.append(claim.identifier)
+    reason = f"{claim.identifier} is used by several customers"
+    for holder in claim.holders:
+        group = situation.groups[holder]
+        if holder in situation.profiles and group.canonical_id != holder:
+            draft.splits.append(Split(holder, reason))
+
+
+def _presented(draft: _Draft, claim: Claim, rules: TenantRules) -> None:
+    """Remember that a person other than its holders used the device (`_shared_by`): a customer
+    known by what it holds (not a one-off), once."""
+    if not _used_by_people(claim.identifier, rules) or not _identified(draft.identifiers, rules):
+        return
+    if draft.home not in claim.presented_by and not draft.members & set(claim.presented_by):
+        draft.present.append((claim.identifier, draft.home))
 
 
 def _canonical(customer_id: str, situation: Situation) -> str:

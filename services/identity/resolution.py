@@ -46,9 +46,11 @@ def resolve_in(
     claims = tuple(state.claim(i) for i in normalised.identifiers)
     groups = {h: state.group(h) for claim in claims for h in claim.holders}
     claims = tuple(_with_successors(state, c, groups, rules) for c in claims)
+    # Those who presented a device count toward whom it is shared by; never merged or kept apart.
+    presenters = {p: state.group(p) for c in claims for p in c.presented_by if p not in groups}
     situation = Situation(
         claims=claims,
-        groups=groups,
+        groups=groups | presenters,
         new_customer_id=PROVISIONAL_ID,
         kept_apart=state.kept_apart(groups),
         at=evidence.at,
@@ -148,6 +150,8 @@ def _record(
             changes.confirm(state, link.identifier, decision.home_id, evidence)
     for identifier, holder in decision.confirm:
         changes.confirm(state, identifier, holder, evidence)
+    for identifier, customer_id in decision.present:
+        state.index_or_new(identifier).present(customer_id=customer_id, at=evidence.at)
     for identifier in decision.saturate:
         limit = rules.rule_for(identifier).max_holders
         changes.saturate(state, identifier, limit, evidence)

@@ -217,7 +217,10 @@ class IdentityState:
         indexes = [IdentifierIndex.create_id(tenant, i.kind, i.value) for i in identifiers]
         self._fetch([*indexes, *(i for name in names for i in _customer_keys(tenant, name))])
         customers = [
-            h for i in indexes if (index := self._peek(i, IdentifierIndex)) for h in index.holders
+            h
+            for i in indexes
+            if (index := self._peek(i, IdentifierIndex))
+            for h in (*index.holders, *index.presented_by)
         ]
         customers += [f.home_id for f in filings]
         seen: set[str] = set()
@@ -370,6 +373,7 @@ class IdentityState:
             saturated=index.saturated,
             suppressed=index.suppressed,
             confirmed=dict(index.confirmed),
+            presented_by=tuple(c for c in index.presented_by if c not in index.holders),
         )
 
     # pairs and filings

@@ -692,3 +692,46 @@ def test_a_lone_call_from_a_number_left_for_a_newer_one_is_filed_apart(
     ana = resolve(0, email="ana.ruiz@gmail.com", phone="+34 612 345 678")
     assert resolve(1, email="ana.ruiz@gmail.com", phone="+34 699 111 222") == ana
     assert resolve(35, phone="+34 612 345 678") != ana
+
+
+# --- a device many people use -----------------------------------------------------------------
+
+
+def test_a_kiosk_used_by_walk_ins_known_only_by_their_mobiles_is_nobodys(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "pos")
+    kiosk = "kiosk-tienda-3"
+    ana = resolve(external_ids={"loyalty": "L-20931"}, anonymous_id=kiosk)  # type: ignore[arg-type]
+    # A walk-in at the kiosk, with only the clerk's placeholder: nobody else used it yet, so it
+    # joins Ana, as a browser's anonymous visits join the one person known on it.
+    first = resolve(phone="600 000 000", anonymous_id=kiosk)
+    assert identity.locate("acme", first).customer_id == ana
+    # Two walk-ins known by their mobiles: a mobile may not make them holders of the kiosk ...
+    luis = resolve(phone="622 111 222", anonymous_id=kiosk)
+    holders = identity.holders_of("acme", "anonymous_id", kiosk)  # Ana and her kiosk profile
+    assert luis != ana and {identity.canonical_id("acme", h) for h in holders} == {ana}
+    # ... but they used it: a visit carrying only the kiosk is no longer Ana's.
+    second = resolve(phone="600 000 000", anonymous_id=kiosk)
+    assert identity.locate("acme", second).customer_id not in {ana, luis}
+    resolve(phone="633 111 222", anonymous_id=kiosk)
+    # A fourth customer at it: shared by more than a device may be, it stops linking, and the
+    # walk-in's visit that had joined Ana leaves her.
+    resolve(phone="644 111 222", anonymous_id=kiosk)
+    assert identity.locate("acme", first).customer_id != ana
+    assert identity.locate("acme", ana).members == (ana,)
+    assert identity.locate("acme", resolve(anonymous_id=kiosk)).customer_id != ana
+
+
+def test_a_persons_browser_stays_hers_when_only_her_own_customers_used_it(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "web")
+    ana = resolve(email="ana.garcia@gmail.com", anonymous_id="ck-ana")
+    # Her mobile with an unreadable email on her browser: a customer known by the mobile ...
+    mobile = resolve(email="ana.garcia@", phone="655 123 987", anonymous_id="ck-ana")
+    assert mobile != ana
+    # ... that later turns out to be hers: her browser is hers alone again.
+    resolve(email="ana.garcia@gmail.com", phone="655 123 987")
+    assert identity.locate("acme", mobile).customer_id == ana
+    assert identity.locate("acme", resolve(anonymous_id="ck-ana")).customer_id == ana

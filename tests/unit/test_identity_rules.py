@@ -465,6 +465,54 @@ def test_a_value_shared_by_more_customers_than_allowed_stops_linking() -> None:
     assert kiosk not in {link.identifier for link in decision.links}
 
 
+def test_a_device_records_the_people_who_used_it_without_being_able_to_hold_it() -> None:
+    kiosk = Identifier("anonymous_id", "kiosk-1")
+    ana = group("ana", Identifier("external:loyalty", "L1"), kiosk)
+    # A walk-in known only by a new mobile: a mobile may not add a holder to a device, so the
+    # kiosk is not linked to him, but he is remembered as one of its users.
+    walk_in = decide(situation([Claim(phone("+34622000111")), Claim(kiosk, ("ana",))], ana), ES)
+    assert walk_in.register and kiosk not in {link.identifier for link in walk_in.links}
+    assert walk_in.present == ((kiosk, NEW),)
+    # A visit with nothing but the kiosk is then nobody's in particular, not Ana's profile's.
+    luis = group("luis", phone("+34622000111"))
+    seen = Claim(kiosk, ("ana",), presented_by=("luis",))
+    alone = decide(situation([seen], ana, luis), ES)
+    assert (alone.register, alone.links, alone.merges) == (True, (), ())
+    assert alone.ambiguous_between == ("ana", "luis")
+    # ... and its one-off customer, known by nothing, is nobody to remember as a user.
+    assert alone.present == ()
+    # Nor do the kiosk's anonymous visits join the next customer who signs in on it.
+    visits = Claim(kiosk, ("visitor",), presented_by=("luis",))
+    account = Claim(Identifier("customer_id", "u9"))
+    newcomer = decide(situation([account, visits], group("visitor", kiosk), luis), ES)
+    assert newcomer.register and newcomer.merges == ()
+    before = decide(situation([account, Claim(kiosk, ("visitor",))], group("visitor", kiosk)), ES)
+    assert [(m.survivor_id, m.absorbed_id) for m in before.merges] == [(NEW, "visitor")]
+
+
+def test_a_device_used_by_as_many_people_as_it_may_have_holders_stops_linking() -> None:
+    kiosk = Identifier("anonymous_id", "kiosk-1")
+    ana = group("ana", Identifier("external:loyalty", "L1"), kiosk, members=("prof",))
+    walk_ins = [group(f"w{i}", phone(f"+3462200011{i}")) for i in range(2)]
+    claim = Claim(kiosk, ("prof",), presented_by=("w0", "w1"))
+    # A third walk-in known by a mobile: one holder and two users make three customers.
+    decision = decide(
+        situation(
+            [Claim(phone("+34633000999")), claim], ana, *walk_ins, profiles=frozenset({"prof"})
+        ),
+        ES,
+    )
+    assert decision.saturate == (kiosk,)
+    # The kiosk's profile leaves Ana: its anonymous visits were anyone's at the store.
+    assert decision.splits == (Split("prof", "anonymous_id=kiosk-1 is used by several customers"),)
+    assert decision.present == ()
+    # Lines keep their own rule: a household's landline is not counted this way.
+    line = Identifier("phone", "+34912345678")
+    home = group("ana", email("ana@x.io"), line)
+    beside = decide(situation([Claim(phone("+34633000999")), Claim(line, ("ana",))], home), ES)
+    assert (beside.saturate, beside.present) == ((), ())
+
+
 def test_erased_and_saturated_identifiers_are_ignored() -> None:
     claims = [
         Claim(email("gone@x.io"), ("old",), suppressed=True),
