@@ -11,6 +11,9 @@ it final and not FCR at once. Two contacts are about the same topic when they sh
 case, or when either names no topic at all (an unknown topic cannot be told apart, so it is counted
 against FCR, never for it). The customer is the canonical one of the customer each row was filed
 under (a merged customer's members are one customer), given by the caller from the identity map.
+
+This is the rule's reference, over timeline rows. The route pairs contact events instead
+(`fcr_pairing.py`, the same rule in one pass over narrow rows), tested equal to this.
 """
 
 from __future__ import annotations

@@ -15,20 +15,28 @@ event_id) of its cases' reopens, oldest first.
 
 from __future__ import annotations
 
+import gc
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from operator import itemgetter
 from typing import Any
 
 from services.projections.repeat_contact import WINDOW_MICROS
 from services.satisfaction.fcr_cells import CellKey, FcrCell, bucket_start
 
+# The columns read, in the order `_fold` unpacks each event's values.
+COLUMNS = ("customer_id", "event_id", "derived_at", "received_at", "channel", "touchpoint",
+           "correlation_id", "contact", "resolves", "reopens", "topic", "case_id", "agent",
+           "queue")  # fmt: skip
+Event = tuple[Any, ...]
 Contact = tuple[Any, ...]
 Order = tuple[int, str]
 _HOUR = 3_600_000_000
 _STATUS = {"fcr_final": 3, "fcr_provisional": 4, "repeated": 5}
 _ORDER = itemgetter(0, 1)
+_NO_TOPICS: frozenset[str] = frozenset()
 
 
 class _Facts:
@@ -45,17 +53,17 @@ class _Facts:
         self.resolved = False
         self.reopens: set[Order] = set()
 
-    def note(self, row: Mapping[str, Any], order: Order) -> None:
-        queue, agent, topic = row["queue"], row["agent"], row["topic"]
+    def note(self, event: Event, order: Order) -> None:
+        *_, resolves, reopens, topic, _case, agent, queue = event
         if queue and (self.queue is None or order > self.queue[0]):
             self.queue = (order, queue)
         if agent and (self.agent is None or order > self.agent[0]):
             self.agent = (order, agent)
         if topic:
             self.topics.add(topic)
-        if row["resolves"]:
+        if resolves:
             self.resolved = True
-        if row["reopens"]:
+        if reopens:
             self.reopens.add(order)
 
 
@@ -64,34 +72,58 @@ def _latest(a: tuple[Order, str] | None, b: tuple[Order, str] | None) -> tuple[O
 
 
 def _fold(
-    rows: Iterable[Mapping[str, Any]], redirects: Mapping[str, str]
+    columns: Mapping[str, Sequence[Any]], redirects: Mapping[str, str], as_of: int
 ) -> dict[str, list[Contact]]:
-    """Each canonical customer's contacts (unsorted) from contact event rows."""
+    """Each canonical customer's contacts (unsorted) from the contact events known as of
+    `as_of`: their time and their receipt both at or before it."""
+    found: dict[str, list[Contact]] = defaultdict(list)
     groups: dict[tuple[str, bool, str], _Facts] = {}
     cases: dict[tuple[str, str], _Facts] = defaultdict(_Facts)
-    for row in rows:
-        filed, corr, event_id = row["customer_id"], row["correlation_id"], row["event_id"]
-        at = row["derived_at"]
+    topics_of: dict[str, frozenset[str]] = {}
+    for event in zip(*(columns[name] for name in COLUMNS), strict=True):
+        (filed, event_id, at, received, channel, touchpoint, corr, contact, resolves, reopens,
+         topic, case, agent, queue) = event  # fmt: skip
+        if at > as_of or received > as_of:
+            continue
         customer = redirects.get(filed, filed)
-        key = (customer, True, corr) if corr else (customer, False, event_id)
-        facts = groups.get(key)
-        if facts is None:
-            facts = groups[key] = _Facts()
-        order = (at, event_id)
-        if row["contact"]:
-            first = (at, event_id, row["channel"], row["touchpoint"])
-            if facts.first is None or first < facts.first:
-                facts.first = first
-        facts.note(row, order)
-        if case := row["case_id"]:
-            facts.cases.add(case)
-            cases[(customer, case)].note(row, order)
-    found: dict[str, list[Contact]] = defaultdict(list)
+        if corr or case:
+            _fold_linked(event, customer, groups, cases)
+        elif contact:  # a conversation of one event: a contact with its own facts only
+            if topic not in topics_of:
+                topics_of[topic] = frozenset((topic,)) if topic else _NO_TOPICS
+            found[customer].append((
+                at, event_id, channel, touchpoint, queue, agent, topics_of[topic], _NO_TOPICS,
+                bool(resolves), ((at, event_id),) if reopens else (),
+            ))  # fmt: skip
+        # else: an event of no conversation or case that is not a contact pairs with nothing
     for (customer, _, _), facts in groups.items():
         if facts.first is not None:
             linked = [cases[(customer, c)] for c in facts.cases]
             found[customer].append(_contact(facts.first, facts, linked))
     return found
+
+
+def _fold_linked(
+    event: Event,
+    customer: str,
+    groups: dict[tuple[str, bool, str], _Facts],
+    cases: dict[tuple[str, str], _Facts],
+) -> None:
+    """Fold an event of a conversation or a case into its conversation's and case's facts."""
+    _, event_id, at, _, channel, touchpoint, corr, contact, *_, case, _, _ = event
+    key = (customer, True, corr) if corr else (customer, False, event_id)
+    facts = groups.get(key)
+    if facts is None:
+        facts = groups[key] = _Facts()
+    order = (at, event_id)
+    if contact:
+        first = (at, event_id, channel, touchpoint)
+        if facts.first is None or first < facts.first:
+            facts.first = first
+    facts.note(event, order)
+    if case:
+        facts.cases.add(case)
+        cases[(customer, case)].note(event, order)
 
 
 def _contact(first: tuple[int, str, str, str], facts: _Facts, linked: list[_Facts]) -> Contact:
@@ -148,8 +180,28 @@ def _status(mine: list[Contact], ats: list[int], i: int, as_of: int, window: int
     return "fcr_final" if as_of > contact[0] + window else "fcr_provisional"
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while the contacts are built: they are 100 000s of
+    containers, none of them cyclic, and each collection would walk all of them (a third of the
+    fold's time measured); paused for the whole process, so only for that moment."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def columns_of(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """Contact event rows (dicts) as the columns `pair_cells` reads."""
+    listed = list(rows)
+    return {name: [row[name] for row in listed] for name in COLUMNS}
+
+
 def pair_cells(
-    rows: Iterable[Mapping[str, Any]],
+    columns: Mapping[str, Sequence[Any]],
     canonical: Mapping[str, str] | None,
     as_of: int,
     since: int,
@@ -157,12 +209,14 @@ def pair_cells(
     bucket: str,
     window: int = WINDOW_MICROS,
 ) -> list[FcrCell]:
-    """The cells of the contacts whose first inbound event is in [since, until), from contact
-    event rows known as of `as_of` (what `to_cells(fcr_contacts(...), outcomes(...))` gives from
-    the same events' timeline rows), oldest bucket first."""
+    """The cells of the contacts whose first inbound event is in [since, until), as of `as_of`,
+    from contact events by column (`COLUMNS`): what `to_cells(fcr_contacts(...), outcomes(...))`
+    gives from the same events' timeline rows known as of `as_of`, oldest bucket first."""
+    with _collector_paused():
+        by_customer = _fold(columns, canonical or {}, as_of)
     counts: dict[CellKey, list[int]] = {}
     starts: dict[int, int] = {}
-    for mine in _fold(rows, canonical or {}).values():
+    for mine in by_customer.values():
         mine.sort(key=_ORDER)
         ats = [c[0] for c in mine]
         for i, contact in enumerate(mine):
@@ -176,7 +230,7 @@ def pair_cells(
             cell = counts.setdefault(key, [0, 0, 0, 0, 0, 0])
             cell[0] += 1
             cell[1] += i > 0 and at - ats[i - 1] <= window
-            status = _status(mine, ats, i, as_of, window)
+            status = _status(mine, ats, i, as_of, window) if contact[8] else None
             if status is not None:
                 cell[2] += 1
                 cell[_STATUS[status]] += 1

@@ -5,11 +5,12 @@ The tenant's contact and case events around the range are read, with the earlier
 conversations they belong to, and Python pairs them (18.16 has neither window functions nor ASOF
 joins): from `contact_events` (narrow rows, payload facts read when projected) by
 `fcr_pairing.py`; from the timeline (decoding every payload) by `fcr.py`, the rule's reference,
-read while a warehouse of an earlier release waits for its backfill (`read_fcr`). The read spans the 7 days before the
-range (is a contact a first one?) and the 7 days after it (did the customer come back?). Rows are
-grouped by the canonical customer of the one they were filed under (the caller passes the identity
-map's redirects), so a merged customer's members are one customer. Only the table name, the fixed
-type list and the row bound are formatted into SQL.
+read while a warehouse of an earlier release waits for its backfill (`read_fcr`). Both reads are
+the same query on their table. It spans the 7 days before the range (is a contact a first one?)
+and the 7 days after it (did the customer come back?). Rows are grouped by the canonical customer
+of the one they were filed under (the caller passes the identity map's redirects), so a merged
+customer's members are one customer. Only the table name, the fixed type list and the row bound
+are formatted into SQL.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from services.projections.repeat_contact_sql import conversation_rows_query
 from services.projections.sql import TIMELINE
 from services.satisfaction.fcr import READ_TYPES, fcr_contacts, outcomes
 from services.satisfaction.fcr_cells import FcrCell, to_cells
-from services.satisfaction.fcr_pairing import pair_cells
+from services.satisfaction.fcr_pairing import COLUMNS, pair_cells
 
 # A bound on one read: a range this busy is answered with an error asking for a narrower one.
 MAX_FCR_ROWS = 500_000
@@ -37,8 +38,7 @@ FCR_ROWS_QUERY = conversation_rows_query(
 )
 
 CONTACT_EVENTS_QUERY = conversation_rows_query(
-    """customer_id, event_id, derived_at, received_at, channel, touchpoint, correlation_id,
-       contact, resolves, reopens, topic, case_id, agent, queue""",
+    ", ".join(COLUMNS),
     "tenant_id = {{tenant_id:String}}",
     "derived_at, event_id",
 )
@@ -59,12 +59,15 @@ def read_fcr_rows(
     return _bounded(warehouse.select(sql, _params(tenant_id, since, until)), max_rows)
 
 
-def read_contact_event_rows(
+def read_contact_events(
     warehouse: Warehouse, tenant_id: str, since: int, until: int, max_rows: int = MAX_FCR_ROWS
-) -> list[dict[str, Any]]:
-    """The same events as `read_fcr_rows`, as contact events (the facts, no payload)."""
+) -> dict[str, list[Any]]:
+    """The same events as `read_fcr_rows`, as contact events (the facts, no payload), by column."""
     sql = CONTACT_EVENTS_QUERY.format(table=CONTACT_EVENTS, max_rows=max_rows + 1)
-    return _bounded(warehouse.select(sql, _params(tenant_id, since, until)), max_rows)
+    columns = warehouse.select_columns(sql, _params(tenant_id, since, until))
+    if len(columns["event_id"]) > max_rows:
+        raise RangeTooBusy(_too_busy(max_rows))
+    return columns
 
 
 def _params(tenant_id: str, since: int, until: int) -> dict[str, Any]:
@@ -73,8 +76,12 @@ def _params(tenant_id: str, since: int, until: int) -> dict[str, Any]:
 
 def _bounded(rows: list[dict[str, Any]], max_rows: int) -> list[dict[str, Any]]:
     if len(rows) > max_rows:
-        raise RangeTooBusy(f"more than {max_rows} contact events; narrow the range")
+        raise RangeTooBusy(_too_busy(max_rows))
     return rows
+
+
+def _too_busy(max_rows: int) -> str:
+    return f"more than {max_rows} contact events; narrow the range"
 
 
 def known_at(row: Mapping[str, Any], as_of: int) -> bool:
@@ -111,11 +118,11 @@ def read_contact_cells(
     canonical: Mapping[str, str] | None = None,
 ) -> list[FcrCell]:
     """`read_fcr_cells`'s answer, read from the contact events table."""
-    rows = read_contact_event_rows(
+    # The events not known as of as_of are skipped by the pairing (`known_at`'s rule).
+    columns = read_contact_events(
         warehouse, tenant_id, since - WINDOW_MICROS, until + WINDOW_MICROS
     )
-    known = (r for r in rows if known_at(r, as_of))
-    return pair_cells(known, canonical, as_of, since, until, bucket)
+    return pair_cells(columns, canonical, as_of, since, until, bucket)
 
 
 def read_fcr(

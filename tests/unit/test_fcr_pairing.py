@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from services.projections.contact_events import contact_event_row, to_contact_event_rows
 from services.satisfaction.fcr import fcr_contacts, outcomes
 from services.satisfaction.fcr_cells import to_cells
-from services.satisfaction.fcr_pairing import pair_cells
+from services.satisfaction.fcr_pairing import columns_of, pair_cells
 from services.satisfaction.fcr_sql import known_at
 
 DAY = 86_400 * 1_000_000
@@ -38,6 +38,12 @@ def timeline_row(i: int, at: int, customer: str, type_: str, channel: str, paylo
         "correlation_id": corr,
         "payload_json": orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode(),
     }
+
+
+def events(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The contact events of timeline rows, by column (all of them: the pairing skips those not
+    known as of the moment read)."""
+    return columns_of(to_contact_event_rows(rows))
 
 
 def _with_topic(payload: dict[str, Any], topic: Any) -> dict[str, Any]:
@@ -106,7 +112,7 @@ def test_pairing_contact_events_equals_the_reference_rule(
     known = [r for r in rows if known_at(r, as_of)]
     contacts = fcr_contacts(known, merged)
     expected = to_cells(contacts, outcomes(contacts, as_of), since, until, bucket)
-    found = pair_cells(to_contact_event_rows(known), merged, as_of, since, until, bucket)
+    found = pair_cells(events(rows), merged, as_of, since, until, bucket)
     assert found == expected
 
 
@@ -124,7 +130,7 @@ def test_seeded_populations_pair_as_the_reference_rule(seed: int) -> None:
     for as_of_day, bucket in ((12, "hour"), (27, "day"), (40, "week"), (90, "total")):
         as_of, since, until = T0 + as_of_day * DAY, T0 + 5 * DAY, T0 + 25 * DAY
         known = [r for r in rows if known_at(r, as_of)]
-        cells = pair_cells(to_contact_event_rows(known), merged, as_of, since, until, bucket)
+        cells = pair_cells(events(rows), merged, as_of, since, until, bucket)
         contacts = fcr_contacts(known, merged)
         assert cells == to_cells(contacts, outcomes(contacts, as_of), since, until, bucket)
 
@@ -133,8 +139,7 @@ def test_a_seeded_population_reaches_every_outcome() -> None:
     """The comparisons above see every outcome, not only empty cells."""
     rows = population(2, customers=60)
     as_of, since, until = T0 + 27 * DAY, T0 + 5 * DAY, T0 + 25 * DAY
-    known = [r for r in rows if known_at(r, as_of)]
-    cells = pair_cells(to_contact_event_rows(known), {"c0": "c3"}, as_of, since, until, "day")
+    cells = pair_cells(events(rows), {"c0": "c3"}, as_of, since, until, "day")
     names = ("fcr_final", "fcr_provisional", "repeated", "repeat_contacts")
     assert all(sum(getattr(c, name) for c in cells) for name in names)
 
@@ -164,7 +169,7 @@ def cells_both_ways(rows: list[dict[str, Any]], as_of: int) -> list[tuple[str, i
     from contact events, after checking that the reference rule gives the same cells."""
     contacts = fcr_contacts(rows)
     expected = to_cells(contacts, outcomes(contacts, as_of), T0, T0 + DAY, "total")
-    found = pair_cells(to_contact_event_rows(rows), None, as_of, T0, T0 + DAY, "total")
+    found = pair_cells(events(rows), None, as_of, T0, T0 + DAY, "total")
     assert found == expected
     return [(c.channel, c.fcr_final, c.repeated, c.resolved_first_contacts) for c in found]
 
