@@ -1,6 +1,9 @@
-"""The `projections` consumer: timeline, profile facts and identifier lookup from every event."""
+"""The `projections` consumer: timeline, contact events, profile facts and identifier lookup from
+every event."""
 
 from __future__ import annotations
+
+import logging
 
 from kernel.customer_key import customer_key
 from kernel.ports import Warehouse
@@ -11,6 +14,8 @@ from services.projections import arrivals, contact_events, sql
 from services.projections.lookup import to_identifier_rows
 from services.projections.profile import to_profile_facts
 from services.projections.timeline import to_timeline_rows
+
+log = logging.getLogger(__name__)
 
 
 class ProjectionsProjection:
@@ -24,7 +29,8 @@ class ProjectionsProjection:
     def migrate(self, warehouse: Warehouse) -> None:
         """Bring tables of an earlier release up to date (after `ddl`): contact events from the
         timeline, once (`contact_events.backfill`)."""
-        contact_events.backfill(warehouse)
+        if copied := contact_events.backfill(warehouse):
+            log.info("contact events copied from %d timeline rows of an earlier release", copied)
 
     def rows(self, event: Event, customer_id: str | None = None) -> Rows:
         if is_tenant_level(event):  # about a touchpoint (a drift alert's action): no person's
