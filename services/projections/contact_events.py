@@ -157,7 +157,7 @@ def backfill(
     returns the timeline rows read (0 when done before). `on_page` hears the count so far."""
     if backfilled(warehouse):
         return 0
-    cursor: dict[str, Any] = {"t": "", "c": "", "d": -(2**63), "e": ""}
+    cursor: dict[str, Any] = {"t": "", "c": "", "d": -(2**62), "e": ""}  # before every row
     copied = 0
     while True:
         rows = warehouse.select(_TIMELINE_PAGE.format(limit=page), cursor)
