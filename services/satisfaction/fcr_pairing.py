@@ -210,8 +210,9 @@ def pair_cells(
     window: int = WINDOW_MICROS,
 ) -> list[FcrCell]:
     """The cells of the contacts whose first inbound event is in [since, until), as of `as_of`,
-    from contact events by column (`COLUMNS`): what `to_cells(fcr_contacts(...), outcomes(...))`
-    gives from the same events' timeline rows known as of `as_of`, oldest bucket first."""
+    from contact events by column (`COLUMNS`), each event once (as the read's `LIMIT 1 BY
+    event_id` gives them): what `to_cells(fcr_contacts(...), outcomes(...))` gives from the same
+    events' timeline rows known as of `as_of`, oldest bucket first."""
     with _collector_paused():
         by_customer = _fold(columns, canonical or {}, as_of)
     counts: dict[CellKey, list[int]] = {}
