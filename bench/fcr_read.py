@@ -1,5 +1,6 @@
-"""What one `GET /v1/service/fcr` read costs on chdb: the timeline rows it reads (SQL) and the
-pairing of contacts in Python, for one busy tenant.
+"""What one `GET /v1/service/fcr` read costs on chdb: the rows it reads (SQL) and the pairing of
+contacts in Python, for one busy tenant; from the contact events table (what the route reads) and
+from the timeline (the reference, read before a backfill), checked to give the same cells.
 
 Calls (resolved or not, on two topics) of 2,000 customers with opaque ids spread over 45 days,
 then a 30-day read by day as of the end of the data. Numbers only, with the load average; nothing
@@ -24,9 +25,21 @@ from cem.adapters.chdb_warehouse import ChdbWarehouse
 from kernel.opaque_ids import customer_id_key, opaque_customer_id
 from kernel.processing import to_micros
 from schemas.validate import accept
-from services.projections import sql
+from services.projections.contact_events import (
+    BACKFILL,
+    CONTACT_EVENTS,
+    MIGRATIONS,
+    to_contact_event_rows,
+)
+from services.projections.projection import ProjectionsProjection
+from services.projections.sql import TIMELINE
 from services.projections.timeline import to_timeline_rows
-from services.satisfaction.fcr_sql import read_fcr_cells, read_fcr_rows
+from services.satisfaction.fcr_sql import (
+    read_contact_events,
+    read_fcr,
+    read_fcr_cells,
+    read_fcr_rows,
+)
 
 TENANT = "bench"
 START = datetime(2026, 3, 2, tzinfo=UTC)
@@ -59,6 +72,12 @@ def timed(read: Any, runs: int) -> list[float]:
     return found
 
 
+def report(name: str, whole: list[float], sql_only: list[float]) -> None:
+    each = ", ".join(f"{t:.2f}" for t in whole)
+    print(f"  {name}: whole read median {statistics.median(whole):6.2f} s  (runs: {each} s)")
+    print(f"  {' ' * len(name)}  of it SQL  median {statistics.median(sql_only):6.2f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=100_000)
@@ -66,22 +85,31 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as path:
         warehouse = ChdbWarehouse(path, database="bench")
-        for statement in sql.ddl(warehouse.version):
+        for statement in ProjectionsProjection().ddl(warehouse.version):
             warehouse.command(statement)
         rows = call_rows(args.events, Random(7))
         for start in range(0, len(rows), 10_000):
-            warehouse.insert(sql.TIMELINE, rows[start : start + 10_000])
+            batch = rows[start : start + 10_000]
+            warehouse.insert(TIMELINE, batch)
+            warehouse.insert(CONTACT_EVENTS, to_contact_event_rows(batch))
+        warehouse.insert(MIGRATIONS, [{"name": BACKFILL}])  # complete: the route reads the table
         since = to_micros(START + timedelta(days=DAYS - 30))
         until = as_of = to_micros(START + timedelta(days=DAYS))
         week = 7 * 86_400 * 1_000_000
-        whole = timed(lambda: read_fcr_cells(warehouse, TENANT, since, until, "day", as_of),
-                      args.runs)  # fmt: skip
-        sql_only = timed(lambda: read_fcr_rows(warehouse, TENANT, since - week, until + week),
-                         args.runs)  # fmt: skip
+        reads = {
+            "contact events (read_fcr, the route's)": (read_fcr, read_contact_events),
+            "timeline (reference)": (read_fcr_cells, read_fcr_rows),
+        }
         print(f"fcr@1 30-day read by day over {args.events} calls in {DAYS} days, chdb:")
-        each = ", ".join(f"{t:.2f}" for t in whole)
-        print(f"  whole read  median {statistics.median(whole):6.2f} s  (runs: {each} s)")
-        print(f"  of it SQL   median {statistics.median(sql_only):6.2f} s")
+        answers = []
+        for name, (cells, rows_of) in reads.items():
+            answers.append(cells(warehouse, TENANT, since, until, "day", as_of))
+            whole = timed(lambda c=cells: c(warehouse, TENANT, since, until, "day", as_of),
+                          args.runs)  # fmt: skip
+            sql_only = timed(lambda r=rows_of: r(warehouse, TENANT, since - week, until + week),
+                             args.runs)  # fmt: skip
+            report(name, whole, sql_only)
+        print(f"  same cells both ways: {answers[0] == answers[1]} ({len(answers[0])} cells)")
         print(f"  load average {os.getloadavg()}")
         warehouse.close()
 

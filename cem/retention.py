@@ -21,6 +21,7 @@ from cem.adapters.memory_keys import TENANT_PATTERN
 from cem.dead_letters import TABLE as DEAD_LETTERS
 from kernel.ports import Warehouse
 from kernel.processing import to_micros  # how the warehouse stores every time
+from services.projections.contact_events import CONTACT_EVENTS
 from services.projections.sql import IDENTIFIERS, PROFILE_FACTS, TIMELINE
 from services.satisfaction.attribution_sql import CUSTOMER_TOUCHPOINTS_TABLE, SERVICE_EVENTS_TABLE
 from services.satisfaction.lifecycle_sql import ACTIONS_TABLE
@@ -44,9 +45,11 @@ class RetainedTable:
 
 _BY_KEY = "substring(key, 1, length({key_prefix:String})) = {key_prefix:String}"
 # stream_arrivals and stream_arrivals_by_event are not here: they have no time column and hold
-# only ids and log positions.
+# only ids and log positions; warehouse_migrations neither: the names of the one-off migrations
+# done, nobody's data.
 WAREHOUSE_TABLES: tuple[RetainedTable, ...] = (
     RetainedTable(TIMELINE, "derived_at", "projections"),
+    RetainedTable(CONTACT_EVENTS, "derived_at", "projections"),
     RetainedTable(PROFILE_FACTS, "derived_at", "projections"),
     RetainedTable(IDENTIFIERS, "derived_at", "projections"),
     RetainedTable(RESPONSES_TABLE, "answered_at", "projections"),

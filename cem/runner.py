@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 
 def ensure_tables(warehouse: Warehouse, projections: Sequence[Projection]) -> None:
+    """Every projection's tables, created, then brought up to date by the projections that carry
+    a `migrate(warehouse)` (tables of an earlier release: a one-off backfill, say)."""
     dead_letters.ensure(warehouse)
     for projection in projections:
         for statement in projection.ddl(warehouse.version):

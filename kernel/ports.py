@@ -105,6 +105,13 @@ class Warehouse(Protocol):
         """Run a query and return rows as dicts."""
         ...
 
+    def select_columns(
+        self, sql: str, params: Mapping[str, Any] | None = None
+    ) -> dict[str, list[Any]]:
+        """Run a query and return its rows as one list of values per column, by name: for reads of
+        100 000s of rows, which a dict per row makes slow."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -95,6 +95,13 @@ class ChdbWarehouse:
         data = self._run(sql, "JSONEachRow", params)
         return [orjson.loads(line) for line in data.splitlines() if line]
 
+    def select_columns(
+        self, sql: str, params: Mapping[str, Any] | None = None
+    ) -> dict[str, list[Any]]:
+        # One JSON object of one array per column: one orjson call for the whole answer.
+        result: dict[str, list[Any]] = orjson.loads(self._run(sql, "JSONColumns", params))
+        return result
+
     def drop_database(self) -> None:
         """Remove this warehouse's database (tests and `cem replay` into fresh tables)."""
         with _lock:

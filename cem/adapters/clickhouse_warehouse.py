@@ -175,6 +175,10 @@ def _to_time(value: Any, type_: str) -> int | str:
 # ---------------------------------------------------------------- results and rows
 
 
+# Column types whose driver values are already what the embedded adapter's JSON gives.
+_PLAIN_TYPE = re.compile(r"(String|U?Int(8|16|32|64)|Float(32|64))$")
+
+
 def _plain(value: Any) -> Any:
     """Driver values as the embedded adapter (JSON) returns them, so both adapters read alike."""
     if isinstance(value, list | tuple):
@@ -248,6 +252,18 @@ class ClickHouseWarehouse:
         rows, columns = self._execute(sql, params, with_column_types=True)
         names = [name for name, _ in columns]
         return [{n: _plain(v) for n, v in zip(names, row, strict=True)} for row in rows]
+
+    def select_columns(
+        self, sql: str, params: Mapping[str, Any] | None = None
+    ) -> dict[str, list[Any]]:
+        data, columns = self._execute(sql, params, with_column_types=True, columnar=True)
+        names = [name for name, _ in columns]
+        if not data:
+            return {name: [] for name in names}
+        return {
+            name: list(values) if _PLAIN_TYPE.match(kind) else [_plain(v) for v in values]
+            for (name, kind), values in zip(columns, data, strict=True)
+        }
 
     def drop_database(self) -> None:
         """Remove this warehouse's database (tests and `cem replay` into fresh tables)."""

@@ -1,16 +1,21 @@
-"""The `projections` consumer: timeline, profile facts and identifier lookup from every event."""
+"""The `projections` consumer: timeline, contact events, profile facts and identifier lookup from
+every event."""
 
 from __future__ import annotations
+
+import logging
 
 from kernel.customer_key import customer_key
 from kernel.ports import Warehouse
 from kernel.processing import Rows
 from schemas.envelope import Event
 from schemas.families import is_tenant_level
-from services.projections import arrivals, sql
+from services.projections import arrivals, contact_events, sql
 from services.projections.lookup import to_identifier_rows
 from services.projections.profile import to_profile_facts
 from services.projections.timeline import to_timeline_rows
+
+log = logging.getLogger(__name__)
 
 
 class ProjectionsProjection:
@@ -19,19 +24,26 @@ class ProjectionsProjection:
     name = "projections"
 
     def ddl(self, version: tuple[int, ...]) -> list[str]:
-        return sql.ddl(version) + arrivals.ddl(version)
+        return sql.ddl(version) + contact_events.ddl(version) + arrivals.ddl(version)
 
     def migrate(self, warehouse: Warehouse) -> None:
+        """Bring tables of an earlier release up to date (after `ddl`): the by-event arrivals
+        from `stream_arrivals` (`arrivals.migrate`) and contact events from the timeline
+        (`contact_events.backfill`), each once."""
         arrivals.migrate(warehouse)
+        if copied := contact_events.backfill(warehouse):
+            log.info("contact events copied from %d timeline rows of an earlier release", copied)
 
     def rows(self, event: Event, customer_id: str | None = None) -> Rows:
         if is_tenant_level(event):  # about a touchpoint (a drift alert's action): no person's
             return {}  # timeline, profile or identifier; satisfaction projects its status
         home = customer_id or customer_key(event.customer)
+        timeline = to_timeline_rows(event, home)
         # Arrivals last: runners insert tables in this order, so an arrival a live stream sees
         # always finds its timeline row (services/projections/arrivals.py).
         return {
-            sql.TIMELINE: to_timeline_rows(event, home),
+            sql.TIMELINE: timeline,
+            contact_events.CONTACT_EVENTS: contact_events.to_contact_event_rows(timeline),
             sql.PROFILE_FACTS: to_profile_facts(event, home),
             sql.IDENTIFIERS: to_identifier_rows(event, home),
             **arrivals.to_arrival_rows(event, home),

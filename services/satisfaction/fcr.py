@@ -11,6 +11,9 @@ it final and not FCR at once. Two contacts are about the same topic when they sh
 case, or when either names no topic at all (an unknown topic cannot be told apart, so it is counted
 against FCR, never for it). The customer is the canonical one of the customer each row was filed
 under (a merged customer's members are one customer), given by the caller from the identity map.
+
+This is the rule's reference, over timeline rows. The route pairs contact events instead
+(`fcr_pairing.py`, the same rule in one pass over narrow rows), tested equal to this.
 """
 
 from __future__ import annotations
@@ -23,19 +26,13 @@ from typing import Any, Literal
 
 import orjson
 
-from services.projections.repeat_contact import (
-    CONTACT_TYPES,
-    WINDOW_MICROS,
-    Contact,
-    is_contact,
-    repeats,
-)
+from services.projections.contact_events import CONTACT_EVENT_TYPES, payload_facts
+from services.projections.repeat_contact import WINDOW_MICROS, Contact, repeats
 
 DEFINITION = "fcr@1"
 REPEAT_RATE_DEFINITION = "repeat_contact_rate@1"
-RESOLUTION_TYPES = ("case.resolved", "case.reopened")
 # What the reads fetch: every contact type, and the case events that resolve or name a topic.
-READ_TYPES = tuple(dict.fromkeys((*CONTACT_TYPES, "case.opened", *RESOLUTION_TYPES)))
+READ_TYPES = CONTACT_EVENT_TYPES
 
 Status = Literal["fcr_final", "fcr_provisional", "repeated"]
 
@@ -71,11 +68,6 @@ def same_topic(a: FcrContact, b: FcrContact) -> bool:
     return bool(a.topics & b.topics or a.cases & b.cases)
 
 
-def _text(payload: Mapping[str, Any], name: str) -> str:
-    value = payload.get(name)
-    return value if isinstance(value, str) else ""
-
-
 @dataclass(frozen=True)
 class _Fact:
     """What one timeline row tells fcr@1, read from its payload once."""
@@ -91,19 +83,18 @@ class _Fact:
 
 
 def _fact(row: Mapping[str, Any]) -> _Fact:
-    payload = orjson.loads(row["payload_json"])
-    at, event_id, kind, channel = row["derived_at"], row["event_id"], row["type"], row["channel"]
+    at, event_id, channel = row["derived_at"], row["event_id"], row["channel"]
+    facts = payload_facts(row["type"], channel, orjson.loads(row["payload_json"]))
     contact = Contact(at, event_id, channel, row["touchpoint"])
-    resolves = kind == "case.resolved" or (kind == "call.ended" and payload.get("resolved") is True)
     return _Fact(
         order=(at, event_id),
-        contact=contact if is_contact(kind, channel, payload) else None,
-        topic=_text(payload, "topic"),
-        case_id=_text(payload, "case_id"),
-        agent=_text(payload, "agent"),
-        queue=_text(payload, "queue"),
-        resolves=resolves,
-        reopens=kind == "case.reopened",
+        contact=contact if facts.contact else None,
+        topic=facts.topic,
+        case_id=facts.case_id,
+        agent=facts.agent,
+        queue=facts.queue,
+        resolves=facts.resolves,
+        reopens=facts.reopens,
     )
 
 

@@ -1,12 +1,16 @@
-"""fcr@1 read from the timeline table (ClickHouse SQL that also runs on server 18.16).
+"""fcr@1 read from the contact events table, or from the timeline (ClickHouse SQL that also runs on
+server 18.16).
 
-No table of its own, like repeat_contact@1: the tenant's contact and case events around the range
-are read, with the earlier events of the conversations they belong to, and `fcr.py` decides in
-Python (18.16 has neither window functions nor ASOF joins). The read spans the 7 days before the
-range (is a contact a first one?) and the 7 days after it (did the customer come back?). Rows are
-grouped by the canonical customer of the one they were filed under (the caller passes the identity
-map's redirects), so a merged customer's members are one customer. Only the table name, the fixed
-type list and the row bound are formatted into SQL.
+The tenant's contact and case events around the range are read, with the earlier events of the
+conversations they belong to, and Python pairs them (18.16 has neither window functions nor ASOF
+joins): from `contact_events` (narrow rows, payload facts read when projected) by
+`fcr_pairing.py`; from the timeline (decoding every payload) by `fcr.py`, the rule's reference,
+read while a warehouse of an earlier release waits for its backfill (`read_fcr`). Both reads are
+the same query on their table. It spans the 7 days before the range (is a contact a first one?)
+and the 7 days after it (did the customer come back?). Rows are grouped by the canonical customer
+of the one they were filed under (the caller passes the identity map's redirects), so a merged
+customer's members are one customer. Only the table name, the fixed type list and the row bound
+are formatted into SQL.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from kernel.ports import Warehouse
+from services.projections.contact_events import CONTACT_EVENTS, backfilled
 from services.projections.repeat_contact import WINDOW_MICROS
 from services.projections.repeat_contact_sql import conversation_rows_query
 from services.projections.sql import TIMELINE
 from services.satisfaction.fcr import READ_TYPES, fcr_contacts, outcomes
 from services.satisfaction.fcr_cells import FcrCell, to_cells
+from services.satisfaction.fcr_pairing import COLUMNS, pair_cells
 
 # A bound on one read: a range this busy is answered with an error asking for a narrower one.
 MAX_FCR_ROWS = 500_000
@@ -28,6 +34,12 @@ FCR_ROWS_QUERY = conversation_rows_query(
     """customer_id, event_id, derived_at, received_at, channel, type,
        touchpoint, correlation_id, payload_json""",
     "tenant_id = {{tenant_id:String}} AND type IN ({types})",
+    "derived_at, event_id",
+)
+
+CONTACT_EVENTS_QUERY = conversation_rows_query(
+    ", ".join(COLUMNS),
+    "tenant_id = {{tenant_id:String}}",
     "derived_at, event_id",
 )
 
@@ -44,10 +56,32 @@ def read_fcr_rows(
     """The tenant's contact and case rows derived in [since, until] (epoch micros, inclusive),
     with the earlier rows of their conversations."""
     sql = FCR_ROWS_QUERY.format(table=TIMELINE, types=_TYPES, max_rows=max_rows + 1)
-    rows = warehouse.select(sql, {"tenant_id": tenant_id, "since": since, "until": until})
+    return _bounded(warehouse.select(sql, _params(tenant_id, since, until)), max_rows)
+
+
+def read_contact_events(
+    warehouse: Warehouse, tenant_id: str, since: int, until: int, max_rows: int = MAX_FCR_ROWS
+) -> dict[str, list[Any]]:
+    """The same events as `read_fcr_rows`, as contact events (the facts, no payload), by column."""
+    sql = CONTACT_EVENTS_QUERY.format(table=CONTACT_EVENTS, max_rows=max_rows + 1)
+    columns = warehouse.select_columns(sql, _params(tenant_id, since, until))
+    if len(columns["event_id"]) > max_rows:
+        raise RangeTooBusy(_too_busy(max_rows))
+    return columns
+
+
+def _params(tenant_id: str, since: int, until: int) -> dict[str, Any]:
+    return {"tenant_id": tenant_id, "since": since, "until": until}
+
+
+def _bounded(rows: list[dict[str, Any]], max_rows: int) -> list[dict[str, Any]]:
     if len(rows) > max_rows:
-        raise RangeTooBusy(f"more than {max_rows} contact events; narrow the range")
+        raise RangeTooBusy(_too_busy(max_rows))
     return rows
+
+
+def _too_busy(max_rows: int) -> str:
+    return f"more than {max_rows} contact events; narrow the range"
 
 
 def known_at(row: Mapping[str, Any], as_of: int) -> bool:
@@ -65,10 +99,42 @@ def read_fcr_cells(
     as_of: int,
     canonical: Mapping[str, str] | None = None,
 ) -> list[FcrCell]:
-    """fcr@1 and the repeat-contact rate of the contacts in [since, until), as of `as_of`;
-    `canonical` maps absorbed customer ids to the customer they were merged into."""
+    """fcr@1 and the repeat-contact rate of the contacts in [since, until), as of `as_of`, read from
+    the timeline; `canonical` maps absorbed customer ids to the customer they were merged into."""
     rows = read_fcr_rows(warehouse, tenant_id, since - WINDOW_MICROS, until + WINDOW_MICROS)
     # Nothing received or dated after as_of is read as known yet: a replay as of the same moment
     # agrees (a replay keeps each event's time and receipt).
     contacts = fcr_contacts((r for r in rows if known_at(r, as_of)), canonical)
     return to_cells(contacts, outcomes(contacts, as_of), since, until, bucket)
+
+
+def read_contact_cells(
+    warehouse: Warehouse,
+    tenant_id: str,
+    since: int,
+    until: int,
+    bucket: str,
+    as_of: int,
+    canonical: Mapping[str, str] | None = None,
+) -> list[FcrCell]:
+    """`read_fcr_cells`'s answer, read from the contact events table."""
+    # The events not known as of as_of are skipped by the pairing (`known_at`'s rule).
+    columns = read_contact_events(
+        warehouse, tenant_id, since - WINDOW_MICROS, until + WINDOW_MICROS
+    )
+    return pair_cells(columns, canonical, as_of, since, until, bucket)
+
+
+def read_fcr(
+    warehouse: Warehouse,
+    tenant_id: str,
+    since: int,
+    until: int,
+    bucket: str,
+    as_of: int,
+    canonical: Mapping[str, str] | None = None,
+) -> list[FcrCell]:
+    """fcr@1's cells from the contact events, or from the timeline while the contact events of an
+    earlier release's data are not backfilled yet (the same answer, slower)."""
+    read = read_contact_cells if backfilled(warehouse) else read_fcr_cells
+    return read(warehouse, tenant_id, since, until, bucket, as_of, canonical)

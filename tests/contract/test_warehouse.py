@@ -97,6 +97,20 @@ class WarehouseContract:
     ) -> None:
         assert warehouse.select(f"SELECT id FROM {table} WHERE n > {{n:Int64}}", {"n": 0}) == []
 
+    def test_columns_hold_the_rows_values_by_column_even_with_no_rows(
+        self, warehouse: Warehouse, table: str
+    ) -> None:
+        rows = [
+            {"id": "a", "s": "ö\tx", "n": -(2**62), "u": 255, "f": 0.5, "tags": ["p"]},
+            {"id": "b", "s": "", "n": 2**62, "u": 0, "f": -1.25, "tags": []},
+        ]
+        warehouse.insert(table, rows)
+        sql = f"SELECT id, s, n, u, f, tags FROM {table} WHERE n > {{n:Int64}} ORDER BY id"
+        assert warehouse.select_columns(sql, {"n": -(2**63)}) == {
+            name: [row[name] for row in rows] for name in rows[0]
+        }
+        assert warehouse.select_columns(sql, {"n": 2**62}) == {name: [] for name in rows[0]}
+
     def test_parameters_of_several_types(self, warehouse: Warehouse) -> None:
         params = {"s": "text", "n": -(2**62), "u": 4_000_000_000, "f": 2.5, "b": 1}
         sql = "SELECT {s:String} AS s, {n:Int64} AS n, {u:UInt32} AS u, {f:Float64} AS f, {b:UInt8} AS b"

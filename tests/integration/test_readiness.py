@@ -151,6 +151,11 @@ class WarehouseDown:
     def select(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         return self._up().select(sql, params)
 
+    def select_columns(
+        self, sql: str, params: Mapping[str, Any] | None = None
+    ) -> dict[str, list[Any]]:
+        return self._up().select_columns(sql, params)
+
     def close(self) -> None:
         pass
 

@@ -35,7 +35,7 @@ from services.query_api.routers.satisfaction import (
 from services.query_api.routers.service import NAME_PATTERN
 from services.satisfaction.fcr import DEFINITION, REPEAT_RATE_DEFINITION
 from services.satisfaction.fcr_cells import FcrCell
-from services.satisfaction.fcr_sql import RangeTooBusy, read_fcr_cells
+from services.satisfaction.fcr_sql import RangeTooBusy, read_fcr
 from services.satisfaction.metrics import MIN_CONFIDENT_N
 
 router = APIRouter(tags=["service"], responses=AUTHENTICATED)
@@ -162,7 +162,7 @@ def first_contact_resolution(
     start, end = window(request, since, until, bucket)
     as_of = now(request)
     try:
-        cells = read_fcr_cells(
+        cells = read_fcr(
             request.app.state.warehouse,
             principal.tenant_id,  # from the credential only (S01)
             to_micros(start),

@@ -1,0 +1,142 @@
+"""fcr@1 read from the contact events table, on chdb and on a ClickHouse server, equals the read from
+the timeline (the reference) on a seeded population: merged customers, a reprocessed batch, late
+events, every bucket, as of several moments. Contact events come from the projection beside the
+timeline rows, or from the one-off backfill of a warehouse an earlier release filled, and `read_fcr`
+reads the timeline until that backfill is recorded."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from cem.runner import ensure_tables
+from kernel.ports import Warehouse
+from kernel.processing import to_micros
+from services.projections import contact_events
+from services.projections.contact_events import CONTACT_EVENTS, backfilled, to_contact_event_rows
+from services.projections.projection import ProjectionsProjection
+from services.projections.sql import TIMELINE
+from services.satisfaction.fcr_sql import (
+    RangeTooBusy,
+    read_contact_cells,
+    read_contact_events,
+    read_fcr,
+    read_fcr_cells,
+)
+from tests.integration.test_fcr_sql import DAY, MERGED, T0, population, timeline_row
+
+
+def late_events(tenant: str) -> list[dict[str, Any]]:
+    """Chats and a reopen received days after their time: some after the moments read."""
+    rows = []
+    for i in range(0, 40, 3):
+        at = T0 + timedelta(days=8 + i // 3, hours=i)
+        rows.append(timeline_row(tenant, f"c{i}", at, "message.received", "chat",
+                                 received=at + timedelta(days=6), payload={"text": "again"}))  # fmt: skip
+    rows.append(timeline_row(tenant, "c5", T0 + 12 * DAY, "case.reopened", "other",
+                             received=T0 + 26 * DAY, payload={"case_id": "K7"}))  # fmt: skip
+    return rows
+
+
+def projected(wh: Warehouse, rows: list[dict[str, Any]]) -> None:
+    """What the projections consumer writes for these events: timeline and contact events."""
+    wh.insert(TIMELINE, rows)
+    wh.insert(CONTACT_EVENTS, to_contact_event_rows(rows))
+
+
+def stored_rows(wh: Warehouse, tenant: str) -> list[dict[str, Any]]:
+    """Every contact event of the tenant, as rows, by event id."""
+    columns = read_contact_events(wh, tenant, to_micros(T0 - 30 * DAY), to_micros(T0 + 90 * DAY))
+    rows = [dict(zip(columns, v, strict=True)) for v in zip(*columns.values(), strict=True)]
+    return sorted(rows, key=lambda r: r["event_id"])
+
+
+@pytest.fixture
+def wh(any_warehouse: Warehouse) -> Warehouse:
+    ensure_tables(any_warehouse, [ProjectionsProjection()])
+    return any_warehouse
+
+
+AS_OF_DAYS = (14, 20, 26, 33)  # the range's last days provisional, late events known or not
+
+
+@pytest.mark.parametrize("bucket", ["hour", "day", "week", "month", "total"])
+def test_contact_events_read_equals_the_timeline_read(wh: Warehouse, bucket: str) -> None:
+    tenant, other = f"t{uuid.uuid4().hex[:8]}", f"t{uuid.uuid4().hex[:8]}"
+    rows = population(tenant, seed=11) + late_events(tenant)
+    projected(wh, rows + population(other, seed=12))
+    projected(wh, rows[:40])  # a reprocessed batch
+    since, until = to_micros(T0 + 10 * DAY), to_micros(T0 + 25 * DAY)
+    seen = []
+    for days in AS_OF_DAYS:
+        as_of = to_micros(T0 + days * DAY)
+        for merged in (MERGED, None):
+            found = read_contact_cells(wh, tenant, since, until, bucket, as_of, merged)
+            assert found == read_fcr_cells(wh, tenant, since, until, bucket, as_of, merged)
+            assert found == read_fcr(wh, tenant, since, until, bucket, as_of, merged)
+            seen.append(found)
+    assert len({repr(cells) for cells in seen}) > len(AS_OF_DAYS)  # moments and merges count
+    assert any(c.fcr_final for c in seen[-1]) and any(c.repeated for c in seen[-1])
+    assert any(c.fcr_provisional for c in seen[0])
+
+
+def test_the_projection_writes_each_contact_or_case_event_beside_its_timeline_row() -> None:
+    from schemas.validate import accept
+
+    raw = {"event_id": str(uuid.uuid4()), "occurred_at": T0.isoformat(), "type": "call.ended",
+           "channel": "phone", "customer": {"customer_id": "ana"},
+           "payload": {"resolved": True, "topic": "billing", "agent": "bob"}}  # fmt: skip
+    event, _ = accept(raw, "t1", T0 + timedelta(seconds=1))
+    rows = ProjectionsProjection().rows(event, "ana")
+    assert rows[CONTACT_EVENTS] == to_contact_event_rows(rows[TIMELINE])
+    assert (
+        rows[CONTACT_EVENTS][0] | {"agent": "bob", "topic": "billing", "contact": 1}
+        == (rows[CONTACT_EVENTS][0])
+    )
+    viewed = accept({**raw, "event_id": str(uuid.uuid4()), "type": "page.viewed", "channel": "web",
+                     "payload": {"url": "https://x.io"}}, "t1", T0)[0]  # fmt: skip
+    assert ProjectionsProjection().rows(viewed, "ana")[CONTACT_EVENTS] == []
+
+
+def test_an_earlier_releases_timeline_is_backfilled_once_and_read_meanwhile(
+    any_warehouse: Warehouse,
+) -> None:
+    wh = any_warehouse
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    for statement in ProjectionsProjection().ddl(wh.version):
+        wh.command(statement)
+    rows = population(tenant, seed=5) + late_events(tenant)
+    wh.insert(TIMELINE, rows)  # as an earlier release wrote them: no contact events
+    since, until, as_of = (
+        to_micros(T0 + 5 * DAY),
+        to_micros(T0 + 30 * DAY),
+        to_micros(T0 + 40 * DAY),
+    )
+    before = read_fcr(wh, tenant, since, until, "day", as_of, MERGED)
+    assert not backfilled(wh) and before and read_contact_cells(
+        wh, tenant, since, until, "day", as_of, MERGED
+    ) == []  # fmt: skip
+    assert contact_events.backfill(wh, page=37) == len(rows)  # pages end inside a customer's rows
+    assert backfilled(wh) and contact_events.backfill(wh) == 0  # once
+    stored = stored_rows(wh, tenant)
+    assert stored == sorted(
+        ({k: v for k, v in r.items() if k != "tenant_id"} for r in to_contact_event_rows(rows)),
+        key=lambda r: r["event_id"],
+    )
+    assert read_contact_cells(wh, tenant, since, until, "day", as_of, MERGED) == before
+    assert read_fcr(wh, tenant, since, until, "day", as_of, MERGED) == before
+    ensure_tables(wh, [ProjectionsProjection()])  # a later start copies nothing again
+    assert len(stored_rows(wh, tenant)) == len(rows)
+
+
+def test_a_busy_range_of_contact_events_is_refused_rather_than_cut(wh: Warehouse) -> None:
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    projected(wh, [timeline_row(tenant, "ana", T0 + i * DAY, "call.ended", "phone",
+                                payload={}) for i in range(3)])  # fmt: skip
+    since, until = to_micros(T0), to_micros(T0 + 3 * DAY)
+    assert len(read_contact_events(wh, tenant, since, until, 3)["event_id"]) == 3
+    with pytest.raises(RangeTooBusy):
+        read_contact_events(wh, tenant, since, until, 2)
