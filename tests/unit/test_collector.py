@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 
 from kernel.collector import MIDDLE, OLD, YOUNG
 
@@ -40,11 +45,56 @@ def test_a_settled_process_collects_young_objects_less_often_and_skips_its_start
     assert result["enabled"] is True  # cycles are still collected
 
 
-def test_the_long_running_entry_points_settle_the_collector() -> None:
-    # `cem up`, `cem serve` (HTTP and workers) call it once started; a refactor that drops the
-    # call would quietly bring the full collections back.
-    from pathlib import Path
+class _Calls(list[str]):
+    def note(self, name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: self.append(name)
 
-    root = Path(__file__).resolve().parents[2]
-    for module in ("cem/up.py", "cem/serve.py"):
-        assert "settle_collector()" in (root / module).read_text(), module
+
+def test_cem_up_settles_the_collector_once_started_and_before_serving(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from cem import up
+
+    calls = _Calls()
+    platform = SimpleNamespace(
+        app=SimpleNamespace(state=SimpleNamespace(accounts=None)),
+        keys=None,
+        warehouse=None,
+        projections=(),
+        stop=calls.note("stopped"),
+    )
+    monkeypatch.setattr(up, "ChdbWarehouse", lambda *a, **k: None)
+    monkeypatch.setattr(up, "build", lambda *a, **k: calls.note("built")() or platform)
+    monkeypatch.setattr(up, "ensure_tables", lambda *a: None)
+    monkeypatch.setattr(up, "refuse_writes", calls.note("read-only"))
+    monkeypatch.setattr(up, "announce_when_listening", lambda *a: None)
+    monkeypatch.setattr(up.signal, "signal", lambda *a: None)  # this process keeps its handlers
+    monkeypatch.setattr(up, "settle_collector", calls.note("settled"))
+    monkeypatch.setattr(up.uvicorn, "run", calls.note("serving"))
+    up.run(up.UpOptions(data_dir=tmp_path, read_only=True))
+    assert calls == ["built", "read-only", "settled", "serving", "stopped"]
+
+
+def test_cem_serve_settles_the_collector_of_a_worker_and_of_an_http_service(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import uvicorn
+
+    from cem import serve, workers
+
+    calls = _Calls()
+    monkeypatch.setattr(serve, "settle_collector", calls.note("settled"))
+    monkeypatch.setattr(workers, "run_filing", calls.note("filing"))
+    serve.run_worker_service("filing", None, None, None)
+    assert calls == ["settled", "filing"]
+
+    calls.clear()
+    service = SimpleNamespace(
+        app=SimpleNamespace(router=SimpleNamespace(lifespan_context=None)),
+        start=calls.note("started"),
+        close=calls.note("closed"),
+    )
+    monkeypatch.setattr(serve, "close_on_shutdown", lambda service: None)
+    monkeypatch.setattr(uvicorn, "run", calls.note("serving"))
+    serve.serve_http(service, "127.0.0.1", 0)  # type: ignore[arg-type]
+    assert calls == ["started", "settled", "serving", "closed"]
