@@ -62,6 +62,13 @@ def confirm(state: IdentityState, identifier: Identifier, holder: str, evidence:
     state.index_or_new(identifier).confirm(customer_id=holder, at=evidence.at)
 
 
+def present(
+    state: IdentityState, identifier: Identifier, customer_id: str, evidence: Evidence
+) -> None:
+    """A customer used a device it may not hold (`IdentifierIndex.Presented`)."""
+    state.index_or_new(identifier).present(customer_id=customer_id, at=evidence.at)
+
+
 def reassign(state: IdentityState, reassigned: Reassign, evidence: Evidence) -> None:
     """Take a reassigned identifier from its former holders (recorded on each, with why)."""
     identifier = reassigned.identifier

@@ -662,7 +662,7 @@ def _merge_or_propose_one(
                 _absorb(draft, other, home, f"{why}, on one {on}")
                 return
         if _different_people(draft, other, rules):
-            _shared_devices(draft, devices, other, situation, rules)
+            _shared_devices(draft, devices, other, situation)
     if mergeable and strong and not conflicts:
         _absorb(draft, other, home, f"both hold {evidence.identifier}")
     elif (
@@ -726,18 +726,12 @@ def _different_people(draft: _Draft, other: Group, rules: TenantRules) -> bool:
 
 
 def _shared_devices(
-    draft: _Draft, devices: list[Claim], other: Group, situation: Situation, rules: TenantRules
+    draft: _Draft, devices: list[Claim], other: Group, situation: Situation
 ) -> None:
     """Devices of another person used by this one too: shared (a family tablet, a kiosk). They
     stop linking anybody, and their profiles leave the person they had joined."""
     for claim in devices:
-        if claim.identifier not in draft.saturate:
-            draft.saturate.append(claim.identifier)
-        reason = f"{claim.identifier} is used by several customers"
-        for holder in claim.holders:
-            merged_into_other = situation.groups[holder].canonical_id == other.canonical_id
-            if holder in situation.profiles and merged_into_other and holder != other.canonical_id:
-                draft.splits.append(Split(holder, reason))
+        _saturate_device(draft, claim, situation, joined=other.canonical_id)
 
 
 def _voucher(
@@ -869,14 +863,18 @@ def _shared_by(claim: Claim, situation: Situation) -> set[str]:
     return _groups_of((*claim.holders, *claim.presented_by), situation)
 
 
-def _saturate_device(draft: _Draft, claim: Claim, situation: Situation) -> None:
+def _saturate_device(
+    draft: _Draft, claim: Claim, situation: Situation, joined: str | None = None
+) -> None:
     """A device used by more customers than its rule allows (a store kiosk): it stops linking
-    anybody, and its profiles leave the people they had joined (their visits were anyone's)."""
-    draft.saturate.append(claim.identifier)
+    anybody, and its profiles leave the people they had joined (their visits were anyone's); with
+    `joined`, only the profiles merged into that customer."""
+    if claim.identifier not in draft.saturate:
+        draft.saturate.append(claim.identifier)
     reason = f"{claim.identifier} is used by several customers"
     for holder in claim.holders:
-        group = situation.groups[holder]
-        if holder in situation.profiles and group.canonical_id != holder:
+        person = situation.groups[holder].canonical_id
+        if holder in situation.profiles and person != holder and joined in (None, person):
             draft.splits.append(Split(holder, reason))
 
 

@@ -151,7 +151,7 @@ def _record(
     for identifier, holder in decision.confirm:
         changes.confirm(state, identifier, holder, evidence)
     for identifier, customer_id in decision.present:
-        state.index_or_new(identifier).present(customer_id=customer_id, at=evidence.at)
+        changes.present(state, identifier, customer_id, evidence)
     for identifier in decision.saturate:
         limit = rules.rule_for(identifier).max_holders
         changes.saturate(state, identifier, limit, evidence)
