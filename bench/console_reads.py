@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.common import percentile
+from bench.common import in_turns, percentile
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.runner import ensure_tables
 from kernel.filings import FILING_POSITIONS
@@ -241,23 +241,11 @@ def timeline_route(warehouse: ChdbWarehouse, name: str, start: Read) -> object:
     return flag_page(warehouse, TENANT, [name], page(warehouse, name))
 
 
-def timed(named: dict[str, Read], runs: int) -> dict[str, list[float]]:
-    """Each read's times in ms, the reads taking turns so that a busy machine slows them alike."""
-    found: dict[str, list[float]] = {name: [] for name in named}
-    for read in named.values():
-        read()  # warm
-    for _ in range(runs):
-        for name, read in named.items():
-            start = time.perf_counter()
-            read()
-            found[name].append((time.perf_counter() - start) * 1000)
-    return found
-
-
 def report(warehouse: ChdbWarehouse, runs: int) -> None:
     for name in ("heavy", "typical"):
         print(f"\ncustomer {name!r}: ms   p50     p90     p99     max")
-        for read, ms in timed(reads(warehouse, name), runs).items():
+        for read, seconds in in_turns(reads(warehouse, name), runs).items():
+            ms = [t * 1000 for t in seconds]
             cells = [percentile(ms, q) for q in (50, 90, 99)] + [max(ms)]
             print(f"  {read:28} " + " ".join(f"{v:7.1f}" for v in cells))
         print(f"  load average {os.getloadavg()}")
