@@ -258,8 +258,7 @@ def earlier_arrivals(
 ) -> set[tuple[str, str, str]]:
     """(tenant, customer, event) of the given arrivals' events that had already arrived at or
     before `up_to`: one query for a batch, a range of the by-event table's key per event."""
-    wanted = sorted({a.event_id for a in arrivals})
-    if not wanted or not up_to:
+    if not arrivals or not up_to:
         return set()
     up_to_sql, params = up_to_condition(up_to)
     by_tenant: dict[str, set[str]] = {}
