@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import math
 import os
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -55,6 +56,20 @@ class Latency:
             max(samples),
             sum(samples) / len(samples),
         )
+
+
+def in_turns(reads: Mapping[str, Callable[[], object]], runs: int) -> dict[str, list[float]]:
+    """Each read's times in seconds over `runs` rounds, the reads taking turns so that a busy
+    machine slows them alike; each is called once first, untimed, to warm."""
+    found: dict[str, list[float]] = {name: [] for name in reads}
+    for read in reads.values():
+        read()
+    for _ in range(runs):
+        for name, read in reads.items():
+            start = time.perf_counter()
+            read()
+            found[name].append(time.perf_counter() - start)
+    return found
 
 
 def per_second(count: int, seconds: float) -> float:

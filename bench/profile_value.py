@@ -16,13 +16,12 @@ import argparse
 import os
 import statistics
 import tempfile
-import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bench.common import in_turns
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse
 from cem.runner import ensure_tables
@@ -98,19 +97,6 @@ def store(warehouse: Any, events: list[Event]) -> None:
         warehouse.insert(table, rows)
 
 
-def timed(reads: list[Callable[[], object]], runs: int) -> list[list[float]]:
-    """Each read's times, the reads taking turns so that a busy machine slows them alike."""
-    found: list[list[float]] = [[] for _ in reads]
-    for read in reads:
-        read()  # warm
-    for _ in range(runs):
-        for read, times in zip(reads, found, strict=True):
-            start = time.perf_counter()
-            read()
-            times.append(time.perf_counter() - start)
-    return found
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1000)
@@ -130,17 +116,17 @@ def main() -> None:
             store(warehouse, history(opaque_id(f"other-{other}"), args.events))
         members = [opaque_id("target")]
         store(warehouse, history(members[0], args.events))
-        before, after = timed(
-            [
-                lambda: profile_of(warehouse, TENANT, members),
-                lambda: with_value(
+        times = in_turns(
+            {
+                "profile (before)": lambda: profile_of(warehouse, TENANT, members),
+                "profile + value (after)": lambda: with_value(
                     warehouse, TENANT, members, profile_of(warehouse, TENANT, members), NOW
                 ),
-            ],
+            },
             args.runs,
         )
-        for name, times in (("profile (before)", before), ("profile + value (after)", after)):
-            ms = sorted(t * 1000 for t in times)
+        for name, seconds in times.items():
+            ms = sorted(t * 1000 for t in seconds)
             p90 = ms[int(0.9 * (len(ms) - 1))]
             print(f"{name:26} p50 {statistics.median(ms):7.1f} ms  p90 {p90:7.1f} ms  n={len(ms)}")
         print(f"customer events {args.events}, other customers {args.others}, "

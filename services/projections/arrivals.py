@@ -84,7 +84,8 @@ def migrate(warehouse: Warehouse) -> None:
     """Create the by-event table, filled with the arrivals an earlier release wrote (after
     `ddl`). It is filled under another name and renamed, so it appears only complete; a fill cut
     short is done again (a row inserted twice collapses, and reads are DISTINCT). Processes
-    starting together may fill it together: one rename wins, and the others find the table."""
+    starting together may fill it together: one rename wins, and the others find the table (and
+    drop what they filled)."""
     if _by_event_exists(warehouse):
         return
     columns = ", ".join(_BY_EVENT_KEY)
@@ -97,6 +98,8 @@ def migrate(warehouse: Warehouse) -> None:
     except Exception:  # another process renamed it first (any other failure is raised)
         if not _by_event_exists(warehouse):
             raise
+        # What this process filled under the fill's name after the other's rename: a copy.
+        warehouse.command(f"DROP TABLE IF EXISTS {BY_EVENT_BACKFILL}")
 
 
 def _by_event_exists(warehouse: Warehouse) -> bool:
@@ -255,8 +258,7 @@ def earlier_arrivals(
 ) -> set[tuple[str, str, str]]:
     """(tenant, customer, event) of the given arrivals' events that had already arrived at or
     before `up_to`: one query for a batch, a range of the by-event table's key per event."""
-    wanted = sorted({a.event_id for a in arrivals})
-    if not wanted or not up_to:
+    if not arrivals or not up_to:
         return set()
     up_to_sql, params = up_to_condition(up_to)
     by_tenant: dict[str, set[str]] = {}

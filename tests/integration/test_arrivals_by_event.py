@@ -167,6 +167,38 @@ def test_a_fill_cut_short_is_completed_at_the_next_start(any_warehouse: Warehous
     assert BY_EVENT_BACKFILL not in {r["name"] for r in tables}
 
 
+class _RenamedFirstByAnother:
+    """The warehouse as a process sees it while another one fills the by-event table too: the
+    other renames its fill just before this one's rename."""
+
+    def __init__(self, inner: Warehouse) -> None:
+        self.inner, self.version = inner, inner.version
+
+    def select(self, sql: str, params: dict[str, object] | None = None) -> list[dict[str, object]]:
+        return self.inner.select(sql, params)
+
+    def command(self, sql: str, params: dict[str, object] | None = None) -> None:
+        if sql.startswith("RENAME TABLE"):
+            self.inner.command(arrivals.by_event_ddl(ARRIVALS_BY_EVENT, self.version))
+            columns = "tenant_id, event_id, customer_id, log_partition, log_offset"
+            self.inner.command(
+                f"INSERT INTO {ARRIVALS_BY_EVENT} ({columns}) SELECT {columns} FROM {ARRIVALS}"
+            )
+        self.inner.command(sql, params)
+
+
+def test_a_process_whose_rename_lost_leaves_no_copy_behind(any_warehouse: Warehouse) -> None:
+    history_with_redeliveries(any_warehouse)
+    expected = by_event_rows(any_warehouse)
+    any_warehouse.command(f"DROP TABLE {ARRIVALS_BY_EVENT}")
+    arrivals.migrate(_RenamedFirstByAnother(any_warehouse))  # type: ignore[arg-type]
+    assert by_event_rows(any_warehouse) == expected
+    tables = any_warehouse.select(
+        "SELECT name FROM system.tables WHERE database = currentDatabase()"
+    )
+    assert BY_EVENT_BACKFILL not in {r["name"] for r in tables}
+
+
 def test_a_new_warehouse_gets_an_empty_table(any_warehouse: Warehouse) -> None:
     ensure_tables(any_warehouse, [PROJECTIONS])
     assert by_event_rows(any_warehouse) == []

@@ -13,6 +13,7 @@ from bench.common import (
     Latency,
     Row,
     format_value,
+    in_turns,
     parse_peak_rss,
     per_second,
     percentile,
@@ -54,6 +55,14 @@ def test_p99_of_a_hundred_samples_is_near_the_largest() -> None:
     assert latency.p99 == pytest.approx(0.09901)
     assert latency.max == 0.1
     assert latency.mean == pytest.approx(0.0505)
+
+
+def test_reads_take_turns_after_one_untimed_call_each() -> None:
+    calls: list[str] = []
+    times = in_turns({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, runs=3)
+    assert calls == ["a", "b"] * 4  # the warm-up round, then three timed ones
+    assert {name: len(found) for name, found in times.items()} == {"a": 3, "b": 3}
+    assert all(t >= 0 for found in times.values() for t in found)
 
 
 def test_rates_and_ratios() -> None:
