@@ -18,6 +18,7 @@ import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from random import Random
 from typing import Any
 
@@ -34,12 +35,7 @@ from services.projections.contact_events import (
 from services.projections.projection import ProjectionsProjection
 from services.projections.sql import TIMELINE
 from services.projections.timeline import to_timeline_rows
-from services.satisfaction.fcr_sql import (
-    read_contact_events,
-    read_fcr,
-    read_fcr_cells,
-    read_fcr_rows,
-)
+from services.satisfaction.fcr_sql import read_contact_events, read_fcr, read_fcr_rows
 
 TENANT = "bench"
 START = datetime(2026, 3, 2, tzinfo=UTC)
@@ -97,15 +93,17 @@ def main() -> None:
         until = as_of = to_micros(START + timedelta(days=DAYS))
         week = 7 * 86_400 * 1_000_000
         reads = {
-            "contact events (read_fcr, the route's)": (read_fcr, read_contact_events),
-            "timeline (reference)": (read_fcr_cells, read_fcr_rows),
+            "contact events (read_fcr, the route's)": (False, read_contact_events),
+            "timeline (reference)": (True, read_fcr_rows),
         }
         print(f"fcr@1 30-day read by day over {args.events} calls in {DAYS} days, chdb:")
         answers = []
-        for name, (cells, rows_of) in reads.items():
-            answers.append(cells(warehouse, TENANT, since, until, "day", as_of))
-            whole = timed(lambda c=cells: c(warehouse, TENANT, since, until, "day", as_of),
-                          args.runs)  # fmt: skip
+        for name, (timeline, rows_of) in reads.items():
+            cells = partial(
+                read_fcr, warehouse, TENANT, since, until, "day", as_of, timeline=timeline
+            )
+            answers.append(cells())
+            whole = timed(cells, args.runs)
             sql_only = timed(lambda r=rows_of: r(warehouse, TENANT, since - week, until + week),
                              args.runs)  # fmt: skip
             report(name, whole, sql_only)

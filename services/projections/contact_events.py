@@ -15,7 +15,7 @@ customer's history. ReplacingMergeTree like every projection table; reads dedupl
 Tables from a release before this one have a timeline but no contact events: `backfill` copies
 them once, when a process of this release first ensures the tables (`cem.runner.ensure_tables`), and
 records it in `warehouse_migrations`. Until that record exists, readers read the timeline instead
-(`backfilled`). The copy is idempotent (a crash part-way copies again; copies collapse), but rows
+(`backfilled`, which a reader remembers once true: `Backfilled`). The copy is idempotent (a crash part-way copies again; copies collapse), but rows
 an old-release worker writes after the copy get no contact row: stop the old workers first.
 """
 
@@ -146,6 +146,21 @@ def backfilled(warehouse: Warehouse) -> bool:
         f"SELECT count() AS n FROM {MIGRATIONS} WHERE name = {{name:String}}", {"name": BACKFILL}
     )
     return bool(int(rows[0]["n"]))
+
+
+class Backfilled:
+    """`backfilled` of one warehouse, asked only until it is true: nothing undoes a backfill, so
+    a reader that has seen it done reads the contact events from then on without asking again
+    (the route asked twice per request). Safe across threads: a race only asks once more."""
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        self.warehouse = warehouse
+        self.done = False
+
+    def __call__(self) -> bool:
+        if not self.done:
+            self.done = backfilled(self.warehouse)
+        return self.done
 
 
 def backfill(
