@@ -23,15 +23,11 @@ from random import Random
 from typing import Any
 
 from cem.adapters.chdb_warehouse import ChdbWarehouse
+from cem.runner import ensure_tables
 from kernel.opaque_ids import customer_id_key, opaque_customer_id
 from kernel.processing import to_micros
 from schemas.validate import accept
-from services.projections.contact_events import (
-    BACKFILL,
-    CONTACT_EVENTS,
-    MIGRATIONS,
-    to_contact_event_rows,
-)
+from services.projections.contact_events import CONTACT_EVENTS, to_contact_event_rows
 from services.projections.projection import ProjectionsProjection
 from services.projections.sql import TIMELINE
 from services.projections.timeline import to_timeline_rows
@@ -81,14 +77,12 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as path:
         warehouse = ChdbWarehouse(path, database="bench")
-        for statement in ProjectionsProjection().ddl(warehouse.version):
-            warehouse.command(statement)
+        ensure_tables(warehouse, [ProjectionsProjection()])  # empty: the route reads the table
         rows = call_rows(args.events, Random(7))
         for start in range(0, len(rows), 10_000):
             batch = rows[start : start + 10_000]
             warehouse.insert(TIMELINE, batch)
             warehouse.insert(CONTACT_EVENTS, to_contact_event_rows(batch))
-        warehouse.insert(MIGRATIONS, [{"name": BACKFILL}])  # complete: the route reads the table
         since = to_micros(START + timedelta(days=DAYS - 30))
         until = as_of = to_micros(START + timedelta(days=DAYS))
         week = 7 * 86_400 * 1_000_000

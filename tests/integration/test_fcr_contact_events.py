@@ -115,7 +115,7 @@ def test_an_earlier_releases_timeline_is_backfilled_once_and_read_meanwhile(
     )
     ready = Backfilled(wh)
     before = read_fcr(wh, tenant, since, until, "day", as_of, MERGED, timeline=True)
-    assert not ready() and before and read_fcr(wh, tenant, since, until, "day", as_of, MERGED) == []
+    assert not ready() and before  # no contact events table yet: the route reads the timeline
     assert contact_events.backfill(wh, page=37) == len(rows)  # pages end inside a customer's rows
     assert ready() and backfilled(wh) and contact_events.backfill(wh) == 0  # once
     stored = stored_rows(wh, tenant)
