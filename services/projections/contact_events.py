@@ -22,7 +22,7 @@ rows an old-release worker writes after the copy get no contact row: stop the ol
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -150,34 +150,25 @@ class Backfilled:
         return self.done
 
 
-def backfill(
-    warehouse: Warehouse,
-    page: int = BACKFILL_PAGE,
-    on_page: Callable[[int], None] | None = None,
-) -> int:
+def backfill(warehouse: Warehouse, page: int = BACKFILL_PAGE) -> int:
     """Make the contact events table, filled with those of every timeline row, once per warehouse
-    (after the timeline's `ddl`); returns the timeline rows read (0 when the table existed).
-    `on_page` hears the count so far."""
+    (after the timeline's `ddl`); returns the timeline rows read (0 when the table existed)."""
     copied: list[int] = []
 
     def fill(table: str) -> None:
-        copied.append(_copy_timeline(warehouse, table, page, on_page))
+        copied.append(_copy_timeline(warehouse, table, page))
 
     create_filled(warehouse, CONTACT_EVENTS, partial(table_ddl, version=warehouse.version), fill)
     return sum(copied)
 
 
-def _copy_timeline(
-    warehouse: Warehouse, table: str, page: int, on_page: Callable[[int], None] | None
-) -> int:
+def _copy_timeline(warehouse: Warehouse, table: str, page: int) -> int:
     cursor: dict[str, Any] = {"t": "", "c": "", "d": -(2**62), "e": ""}  # before every row
     copied = 0
     while True:
         rows = warehouse.select(_TIMELINE_PAGE.format(limit=page), cursor)
         warehouse.insert(table, to_contact_event_rows(rows))
         copied += len(rows)
-        if on_page is not None:
-            on_page(copied)
         if len(rows) < page:
             return copied
         last = rows[-1]
