@@ -11,7 +11,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
+import kernel.api_errors
+from cem.adapters.chdb_warehouse import ChdbWarehouse
+from cem.adapters.memory_access_audit import MemoryAccessAudit
+from cem.adapters.memory_keys import MemoryKeyStore
 from cem.runner import ensure_tables
 from kernel.ports import Warehouse
 from kernel.processing import to_micros
@@ -24,6 +30,7 @@ from services.projections.contact_events import (
 )
 from services.projections.projection import ProjectionsProjection
 from services.projections.sql import TIMELINE
+from services.query_api.routers.fcr import router as fcr_router
 from services.satisfaction.fcr_sql import RangeTooBusy, read_contact_events, read_fcr
 from tests.integration.test_fcr_sql import DAY, MERGED, T0, population, timeline_row
 
@@ -161,3 +168,28 @@ def test_a_reader_asks_whether_the_backfill_is_done_until_it_is(any_warehouse: W
     assert ready()
     asked = counting.selects
     assert ready() and ready() and counting.selects == asked  # done: not asked again
+
+
+def test_the_route_reads_an_earlier_releases_timeline_until_its_contact_events_are_made(
+    warehouse: ChdbWarehouse,
+) -> None:
+    app = FastAPI()
+    kernel.api_errors.install(app)
+    app.include_router(fcr_router)
+    app.state.warehouse = warehouse
+    app.state.keys = MemoryKeyStore()
+    app.state.access_audit = MemoryAccessAudit()
+    for statement in ProjectionsProjection().ddl(warehouse.version):
+        warehouse.command(statement)
+    warehouse.insert(TIMELINE, population("acme", seed=5))  # as an earlier release wrote them
+    key = app.state.keys.create("acme", "manager")[1]
+    params = {"since": (T0 + 5 * DAY).isoformat(), "until": (T0 + 30 * DAY).isoformat()}
+    with TestClient(app, headers={"Authorization": f"Bearer {key}"}) as manager:
+        before = manager.get("/v1/service/fcr", params={**params, "bucket": "day"})
+        assert before.status_code == 200 and before.json()["buckets"]
+        assert not backfilled(warehouse)
+        contact_events.backfill(warehouse)
+        after = manager.get("/v1/service/fcr", params={**params, "bucket": "day"})
+    assert after.status_code == 200
+    assert after.json()["buckets"] == before.json()["buckets"]
+    assert app.state.contact_events_backfilled.done  # from now on, read without asking
