@@ -45,8 +45,7 @@ class RetainedTable:
 
 _BY_KEY = "substring(key, 1, length({key_prefix:String})) = {key_prefix:String}"
 # stream_arrivals and stream_arrivals_by_event are not here: they have no time column and hold
-# only ids and log positions; warehouse_migrations neither: the names of the one-off migrations
-# done, nobody's data.
+# only ids and log positions.
 WAREHOUSE_TABLES: tuple[RetainedTable, ...] = (
     RetainedTable(TIMELINE, "derived_at", "projections"),
     RetainedTable(CONTACT_EVENTS, "derived_at", "projections"),

@@ -41,16 +41,18 @@ import binascii
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from kernel.dialect import replacing_engine
 from kernel.ports import Warehouse
 from schemas.envelope import Event
+from services.projections.new_tables import create_filled, filling
 
 ARRIVALS = "stream_arrivals"
 ARRIVALS_BY_EVENT = "stream_arrivals_by_event"
 # Where `migrate` fills the by-event table before renaming it: it appears only complete.
-BY_EVENT_BACKFILL = "stream_arrivals_by_event_backfill"
+BY_EVENT_BACKFILL = filling(ARRIVALS_BY_EVENT)
 # Rows per page of a catch-up after a disconnection (the stream reads as many pages as it needs).
 MAX_CATCH_UP = 5000
 MAX_POLL = 20_000
@@ -82,33 +84,15 @@ def by_event_ddl(table: str, version: tuple[int, ...]) -> str:
 
 def migrate(warehouse: Warehouse) -> None:
     """Create the by-event table, filled with the arrivals an earlier release wrote (after
-    `ddl`). It is filled under another name and renamed, so it appears only complete; a fill cut
-    short is done again (a row inserted twice collapses, and reads are DISTINCT). Processes
-    starting together may fill it together: one rename wins, and the others find the table (and
-    drop what they filled)."""
-    if _by_event_exists(warehouse):
-        return
+    `ddl`), once per warehouse (`services.projections.new_tables`; a row inserted twice
+    collapses, and reads are DISTINCT)."""
     columns = ", ".join(_BY_EVENT_KEY)
-    try:
-        warehouse.command(by_event_ddl(BY_EVENT_BACKFILL, warehouse.version))
-        warehouse.command(
-            f"INSERT INTO {BY_EVENT_BACKFILL} ({columns}) SELECT {columns} FROM {ARRIVALS}"
-        )
-        warehouse.command(f"RENAME TABLE {BY_EVENT_BACKFILL} TO {ARRIVALS_BY_EVENT}")
-    except Exception:  # another process renamed it first (any other failure is raised)
-        if not _by_event_exists(warehouse):
-            raise
-        # What this process filled under the fill's name after the other's rename: a copy.
-        warehouse.command(f"DROP TABLE IF EXISTS {BY_EVENT_BACKFILL}")
 
+    def fill(table: str) -> None:
+        warehouse.command(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {ARRIVALS}")
 
-def _by_event_exists(warehouse: Warehouse) -> bool:
-    return bool(
-        warehouse.select(
-            "SELECT name FROM system.tables WHERE database = currentDatabase()"
-            " AND name = {name:String}",
-            {"name": ARRIVALS_BY_EVENT},
-        )
+    create_filled(
+        warehouse, ARRIVALS_BY_EVENT, partial(by_event_ddl, version=warehouse.version), fill
     )
 
 

@@ -12,29 +12,30 @@ merges are applied when read, as on the timeline.
 Sorted by (tenant_id, derived_at, event_id, customer_id): the read is a tenant's time range, not a
 customer's history. ReplacingMergeTree like every projection table; reads deduplicate by event id.
 
-Tables from a release before this one have a timeline but no contact events: `backfill` copies
-them once, when a process of this release first ensures the tables (`cem.runner.ensure_tables`), and
-records it in `warehouse_migrations`. Until that record exists, readers read the timeline instead
-(`backfilled`). The copy is idempotent (a crash part-way copies again; copies collapse), but rows
-an old-release worker writes after the copy get no contact row: stop the old workers first.
+Tables from a release before this one have a timeline but no contact events: `backfill` makes
+the table once, filled from the timeline, when a process of this release first ensures the tables
+(`cem.runner.ensure_tables`), and it appears only complete (`services.projections.new_tables`, as
+the by-event arrivals). Until it exists, readers read the timeline instead (`backfilled`, which
+a reader remembers once true: `Backfilled`). A crash part-way copies again (copies collapse), but
+rows an old-release worker writes after the copy get no contact row: stop the old workers first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import orjson
 
 from kernel.dialect import replacing_engine
 from kernel.ports import Warehouse
+from services.projections.new_tables import create_filled, table_exists
 from services.projections.repeat_contact import CONTACT_TYPES, is_contact
 from services.projections.sql import TIMELINE
 
 CONTACT_EVENTS = "contact_events"
-MIGRATIONS = "warehouse_migrations"
-BACKFILL = "contact_events_backfill"
 # Every contact type, and the case events that resolve, reopen or name a topic (fcr@1's reads).
 CONTACT_EVENT_TYPES = tuple(
     dict.fromkeys((*CONTACT_TYPES, "case.opened", "case.resolved", "case.reopened"))
@@ -42,20 +43,15 @@ CONTACT_EVENT_TYPES = tuple(
 BACKFILL_PAGE = 20_000
 
 
-def ddl(version: tuple[int, ...]) -> list[str]:
-    """The contact events table and the record of the warehouse's one-off migrations."""
+def table_ddl(table: str, version: tuple[int, ...]) -> str:
+    """The contact events table, made by `backfill` (it may need filling)."""
     order = ("tenant_id", "derived_at", "event_id", "customer_id")
-    return [
-        f"""CREATE TABLE IF NOT EXISTS {CONTACT_EVENTS} (
+    return f"""CREATE TABLE IF NOT EXISTS {table} (
             tenant_id String, customer_id String, derived_at Int64, event_id String,
             received_at Int64, channel String, touchpoint String, correlation_id String,
             contact UInt8, resolves UInt8, reopens UInt8,
             topic String, case_id String, agent String, queue String
-        ) {replacing_engine(order, version)}""",
-        # No time column: a replay's table equals the live one (nothing but the names done).
-        f"""CREATE TABLE IF NOT EXISTS {MIGRATIONS} (name String)
-            {replacing_engine(("name",), version)}""",
-    ]
+        ) {replacing_engine(order, version)}"""
 
 
 @dataclass(frozen=True)
@@ -133,42 +129,48 @@ ORDER BY tenant_id, customer_id, derived_at, event_id
 LIMIT {{limit}}"""
 
 
-_HAS_MIGRATIONS = f"""SELECT count() AS n FROM system.tables
-WHERE database = currentDatabase() AND name = '{MIGRATIONS}'"""
-
-
 def backfilled(warehouse: Warehouse) -> bool:
-    """Whether the contact events hold every timeline row's (the backfill was recorded); False
-    while no process of this release has created the tables yet."""
-    if not int(warehouse.select(_HAS_MIGRATIONS)[0]["n"]):
-        return False
-    rows = warehouse.select(
-        f"SELECT count() AS n FROM {MIGRATIONS} WHERE name = {{name:String}}", {"name": BACKFILL}
-    )
-    return bool(int(rows[0]["n"]))
+    """Whether the contact events hold every timeline row's: whether `backfill` made the table
+    (False while no process of this release has ensured the tables yet)."""
+    return table_exists(warehouse, CONTACT_EVENTS)
 
 
-def backfill(
-    warehouse: Warehouse,
-    page: int = BACKFILL_PAGE,
-    on_page: Callable[[int], None] | None = None,
-) -> int:
-    """Copy the contact events of every timeline row, once per warehouse (the tables must exist);
-    returns the timeline rows read (0 when done before). `on_page` hears the count so far."""
-    if backfilled(warehouse):
-        return 0
+class Backfilled:
+    """`backfilled` of one warehouse, asked only until it is true: nothing drops the table, so a
+    reader that has seen it made reads the contact events from then on without asking again.
+    Safe across threads: a race only asks once more."""
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        self.warehouse = warehouse
+        self.done = False
+
+    def __call__(self) -> bool:
+        if not self.done:
+            self.done = backfilled(self.warehouse)
+        return self.done
+
+
+def backfill(warehouse: Warehouse, page: int = BACKFILL_PAGE) -> int:
+    """Make the contact events table, filled with those of every timeline row, once per warehouse
+    (after the timeline's `ddl`); returns the timeline rows read (0 when the table existed)."""
+    copied: list[int] = []
+
+    def fill(table: str) -> None:
+        copied.append(_copy_timeline(warehouse, table, page))
+
+    create_filled(warehouse, CONTACT_EVENTS, partial(table_ddl, version=warehouse.version), fill)
+    return sum(copied)
+
+
+def _copy_timeline(warehouse: Warehouse, table: str, page: int) -> int:
     cursor: dict[str, Any] = {"t": "", "c": "", "d": -(2**62), "e": ""}  # before every row
     copied = 0
     while True:
         rows = warehouse.select(_TIMELINE_PAGE.format(limit=page), cursor)
-        warehouse.insert(CONTACT_EVENTS, to_contact_event_rows(rows))
+        warehouse.insert(table, to_contact_event_rows(rows))
         copied += len(rows)
-        if on_page is not None:
-            on_page(copied)
         if len(rows) < page:
-            break
+            return copied
         last = rows[-1]
         cursor = {"t": last["tenant_id"], "c": last["customer_id"],
                   "d": last["derived_at"], "e": last["event_id"]}  # fmt: skip
-    warehouse.insert(MIGRATIONS, [{"name": BACKFILL}])
-    return copied

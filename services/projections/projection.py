@@ -24,12 +24,12 @@ class ProjectionsProjection:
     name = "projections"
 
     def ddl(self, version: tuple[int, ...]) -> list[str]:
-        return sql.ddl(version) + contact_events.ddl(version) + arrivals.ddl(version)
+        return sql.ddl(version) + arrivals.ddl(version)
 
     def migrate(self, warehouse: Warehouse) -> None:
-        """Bring tables of an earlier release up to date (after `ddl`): the by-event arrivals
-        from `stream_arrivals` (`arrivals.migrate`) and contact events from the timeline
-        (`contact_events.backfill`), each once."""
+        """Make the tables this release adds beside an earlier release's (after `ddl`), filled
+        from them, each once: the by-event arrivals from `stream_arrivals` (`arrivals.migrate`)
+        and the contact events from the timeline (`contact_events.backfill`)."""
         arrivals.migrate(warehouse)
         if copied := contact_events.backfill(warehouse):
             log.info("contact events copied from %d timeline rows of an earlier release", copied)

@@ -5,8 +5,8 @@ The tenant's contact and case events around the range are read, with the earlier
 conversations they belong to, and Python pairs them (18.16 has neither window functions nor ASOF
 joins): from `contact_events` (narrow rows, payload facts read when projected) by
 `fcr_pairing.py`; from the timeline (decoding every payload) by `fcr.py`, the rule's reference,
-read while a warehouse of an earlier release waits for its backfill (`read_fcr`). Both reads are
-the same query on their table. It spans the 7 days before the range (is a contact a first one?)
+read while a warehouse of an earlier release waits for its contact events (`read_fcr`'s
+`timeline`). Both reads are the same query on their table. It spans the 7 days before the range (is a contact a first one?)
 and the 7 days after it (did the customer come back?). Rows are grouped by the canonical customer
 of the one they were filed under (the caller passes the identity map's redirects), so a merged
 customer's members are one customer. Only the table name, the fixed type list and the row bound
@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kernel.ports import Warehouse
-from services.projections.contact_events import CONTACT_EVENTS, backfilled
+from services.projections.contact_events import CONTACT_EVENTS
 from services.projections.repeat_contact import WINDOW_MICROS
 from services.projections.repeat_contact_sql import conversation_rows_query
 from services.projections.sql import TIMELINE
@@ -56,7 +56,9 @@ def read_fcr_rows(
     """The tenant's contact and case rows derived in [since, until] (epoch micros, inclusive),
     with the earlier rows of their conversations."""
     sql = FCR_ROWS_QUERY.format(table=TIMELINE, types=_TYPES, max_rows=max_rows + 1)
-    return _bounded(warehouse.select(sql, _params(tenant_id, since, until)), max_rows)
+    rows = warehouse.select(sql, _params(tenant_id, since, until))
+    _refuse_beyond(max_rows, len(rows))
+    return rows
 
 
 def read_contact_events(
@@ -65,8 +67,7 @@ def read_contact_events(
     """The same events as `read_fcr_rows`, as contact events (the facts, no payload), by column."""
     sql = CONTACT_EVENTS_QUERY.format(table=CONTACT_EVENTS, max_rows=max_rows + 1)
     columns = warehouse.select_columns(sql, _params(tenant_id, since, until))
-    if len(columns["event_id"]) > max_rows:
-        raise RangeTooBusy(_too_busy(max_rows))
+    _refuse_beyond(max_rows, len(columns["event_id"]))
     return columns
 
 
@@ -74,55 +75,15 @@ def _params(tenant_id: str, since: int, until: int) -> dict[str, Any]:
     return {"tenant_id": tenant_id, "since": since, "until": until}
 
 
-def _bounded(rows: list[dict[str, Any]], max_rows: int) -> list[dict[str, Any]]:
-    if len(rows) > max_rows:
-        raise RangeTooBusy(_too_busy(max_rows))
-    return rows
-
-
-def _too_busy(max_rows: int) -> str:
-    return f"more than {max_rows} contact events; narrow the range"
+def _refuse_beyond(max_rows: int, found: int) -> None:
+    if found > max_rows:
+        raise RangeTooBusy(f"more than {max_rows} contact events; narrow the range")
 
 
 def known_at(row: Mapping[str, Any], as_of: int) -> bool:
     """Whether a row was known as of a moment: its event time and its receipt (`received_at`,
     when ingest took it, kept through a replay) are both at or before it."""
     return bool(row["derived_at"] <= as_of and row["received_at"] <= as_of)
-
-
-def read_fcr_cells(
-    warehouse: Warehouse,
-    tenant_id: str,
-    since: int,
-    until: int,
-    bucket: str,
-    as_of: int,
-    canonical: Mapping[str, str] | None = None,
-) -> list[FcrCell]:
-    """fcr@1 and the repeat-contact rate of the contacts in [since, until), as of `as_of`, read from
-    the timeline; `canonical` maps absorbed customer ids to the customer they were merged into."""
-    rows = read_fcr_rows(warehouse, tenant_id, since - WINDOW_MICROS, until + WINDOW_MICROS)
-    # Nothing received or dated after as_of is read as known yet: a replay as of the same moment
-    # agrees (a replay keeps each event's time and receipt).
-    contacts = fcr_contacts((r for r in rows if known_at(r, as_of)), canonical)
-    return to_cells(contacts, outcomes(contacts, as_of), since, until, bucket)
-
-
-def read_contact_cells(
-    warehouse: Warehouse,
-    tenant_id: str,
-    since: int,
-    until: int,
-    bucket: str,
-    as_of: int,
-    canonical: Mapping[str, str] | None = None,
-) -> list[FcrCell]:
-    """`read_fcr_cells`'s answer, read from the contact events table."""
-    # The events not known as of as_of are skipped by the pairing (`known_at`'s rule).
-    columns = read_contact_events(
-        warehouse, tenant_id, since - WINDOW_MICROS, until + WINDOW_MICROS
-    )
-    return pair_cells(columns, canonical, as_of, since, until, bucket)
 
 
 def read_fcr(
@@ -133,8 +94,19 @@ def read_fcr(
     bucket: str,
     as_of: int,
     canonical: Mapping[str, str] | None = None,
+    *,
+    timeline: bool = False,
 ) -> list[FcrCell]:
-    """fcr@1's cells from the contact events, or from the timeline while the contact events of an
-    earlier release's data are not backfilled yet (the same answer, slower)."""
-    read = read_contact_cells if backfilled(warehouse) else read_fcr_cells
-    return read(warehouse, tenant_id, since, until, bucket, as_of, canonical)
+    """fcr@1 and the repeat-contact rate of the contacts in [since, until), as of `as_of`;
+    `canonical` maps absorbed customer ids to the customer they were merged into. Read from the
+    contact events, or with `timeline` from the timeline by the rule's reference (`fcr.py`): the
+    same answer, slower, read while an earlier release's data waits for its contact events."""
+    read_since, read_until = since - WINDOW_MICROS, until + WINDOW_MICROS
+    # Nothing received or dated after as_of is read as known yet: a replay as of the same moment
+    # agrees (a replay keeps each event's time and receipt).
+    if not timeline:  # the pairing skips the events not known as of as_of (`known_at`'s rule)
+        columns = read_contact_events(warehouse, tenant_id, read_since, read_until)
+        return pair_cells(columns, canonical, as_of, since, until, bucket)
+    rows = read_fcr_rows(warehouse, tenant_id, read_since, read_until)
+    contacts = fcr_contacts((r for r in rows if known_at(r, as_of)), canonical)
+    return to_cells(contacts, outcomes(contacts, as_of), since, until, bucket)

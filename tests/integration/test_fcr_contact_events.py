@@ -1,8 +1,8 @@
 """fcr@1 read from the contact events table, on chdb and on a ClickHouse server, equals the read from
 the timeline (the reference) on a seeded population: merged customers, a reprocessed batch, late
 events, every bucket, as of several moments. Contact events come from the projection beside the
-timeline rows, or from the one-off backfill of a warehouse an earlier release filled, and `read_fcr`
-reads the timeline until that backfill is recorded."""
+timeline rows, or from the one-off backfill of a warehouse an earlier release filled, and the route
+reads the timeline until that backfill is recorded (asking no more once it is)."""
 
 from __future__ import annotations
 
@@ -11,21 +11,27 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
+import kernel.api_errors
+from cem.adapters.chdb_warehouse import ChdbWarehouse
+from cem.adapters.memory_access_audit import MemoryAccessAudit
+from cem.adapters.memory_keys import MemoryKeyStore
 from cem.runner import ensure_tables
 from kernel.ports import Warehouse
 from kernel.processing import to_micros
 from services.projections import contact_events
-from services.projections.contact_events import CONTACT_EVENTS, backfilled, to_contact_event_rows
+from services.projections.contact_events import (
+    CONTACT_EVENTS,
+    Backfilled,
+    backfilled,
+    to_contact_event_rows,
+)
 from services.projections.projection import ProjectionsProjection
 from services.projections.sql import TIMELINE
-from services.satisfaction.fcr_sql import (
-    RangeTooBusy,
-    read_contact_cells,
-    read_contact_events,
-    read_fcr,
-    read_fcr_cells,
-)
+from services.query_api.routers.fcr import router as fcr_router
+from services.satisfaction.fcr_sql import RangeTooBusy, read_contact_events, read_fcr
 from tests.integration.test_fcr_sql import DAY, MERGED, T0, population, timeline_row
 
 
@@ -74,9 +80,8 @@ def test_contact_events_read_equals_the_timeline_read(wh: Warehouse, bucket: str
     for days in AS_OF_DAYS:
         as_of = to_micros(T0 + days * DAY)
         for merged in (MERGED, None):
-            found = read_contact_cells(wh, tenant, since, until, bucket, as_of, merged)
-            assert found == read_fcr_cells(wh, tenant, since, until, bucket, as_of, merged)
-            assert found == read_fcr(wh, tenant, since, until, bucket, as_of, merged)
+            found = read_fcr(wh, tenant, since, until, bucket, as_of, merged)
+            assert found == read_fcr(wh, tenant, since, until, bucket, as_of, merged, timeline=True)
             seen.append(found)
     assert len({repr(cells) for cells in seen}) > len(AS_OF_DAYS)  # moments and merges count
     assert any(c.fcr_final for c in seen[-1]) and any(c.repeated for c in seen[-1])
@@ -115,18 +120,16 @@ def test_an_earlier_releases_timeline_is_backfilled_once_and_read_meanwhile(
         to_micros(T0 + 30 * DAY),
         to_micros(T0 + 40 * DAY),
     )
-    before = read_fcr(wh, tenant, since, until, "day", as_of, MERGED)
-    assert not backfilled(wh) and before and read_contact_cells(
-        wh, tenant, since, until, "day", as_of, MERGED
-    ) == []  # fmt: skip
+    ready = Backfilled(wh)
+    before = read_fcr(wh, tenant, since, until, "day", as_of, MERGED, timeline=True)
+    assert not ready() and before  # no contact events table yet: the route reads the timeline
     assert contact_events.backfill(wh, page=37) == len(rows)  # pages end inside a customer's rows
-    assert backfilled(wh) and contact_events.backfill(wh) == 0  # once
+    assert ready() and backfilled(wh) and contact_events.backfill(wh) == 0  # once
     stored = stored_rows(wh, tenant)
     assert stored == sorted(
         ({k: v for k, v in r.items() if k != "tenant_id"} for r in to_contact_event_rows(rows)),
         key=lambda r: r["event_id"],
     )
-    assert read_contact_cells(wh, tenant, since, until, "day", as_of, MERGED) == before
     assert read_fcr(wh, tenant, since, until, "day", as_of, MERGED) == before
     ensure_tables(wh, [ProjectionsProjection()])  # a later start copies nothing again
     assert len(stored_rows(wh, tenant)) == len(rows)
@@ -140,3 +143,53 @@ def test_a_busy_range_of_contact_events_is_refused_rather_than_cut(wh: Warehouse
     assert len(read_contact_events(wh, tenant, since, until, 3)["event_id"]) == 3
     with pytest.raises(RangeTooBusy):
         read_contact_events(wh, tenant, since, until, 2)
+
+
+class CountingSelects:
+    """A warehouse that counts the queries asked of it."""
+
+    def __init__(self, inner: Warehouse) -> None:
+        self.inner, self.selects = inner, 0
+
+    def select(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        self.selects += 1
+        return self.inner.select(sql, params)
+
+
+def test_a_reader_asks_whether_the_backfill_is_done_until_it_is(any_warehouse: Warehouse) -> None:
+    for statement in ProjectionsProjection().ddl(any_warehouse.version):
+        any_warehouse.command(statement)
+    counting = CountingSelects(any_warehouse)
+    ready = Backfilled(counting)  # type: ignore[arg-type]  # only `select` is asked of it
+    assert not ready() and not ready()
+    asked = counting.selects
+    assert asked >= 2  # each call asked while not done
+    contact_events.backfill(any_warehouse)
+    assert ready()
+    asked = counting.selects
+    assert ready() and ready() and counting.selects == asked  # done: not asked again
+
+
+def test_the_route_reads_an_earlier_releases_timeline_until_its_contact_events_are_made(
+    warehouse: ChdbWarehouse,
+) -> None:
+    app = FastAPI()
+    kernel.api_errors.install(app)
+    app.include_router(fcr_router)
+    app.state.warehouse = warehouse
+    app.state.keys = MemoryKeyStore()
+    app.state.access_audit = MemoryAccessAudit()
+    for statement in ProjectionsProjection().ddl(warehouse.version):
+        warehouse.command(statement)
+    warehouse.insert(TIMELINE, population("acme", seed=5))  # as an earlier release wrote them
+    key = app.state.keys.create("acme", "manager")[1]
+    params = {"since": (T0 + 5 * DAY).isoformat(), "until": (T0 + 30 * DAY).isoformat()}
+    with TestClient(app, headers={"Authorization": f"Bearer {key}"}) as manager:
+        before = manager.get("/v1/service/fcr", params={**params, "bucket": "day"})
+        assert before.status_code == 200 and before.json()["buckets"]
+        assert not backfilled(warehouse)
+        contact_events.backfill(warehouse)
+        after = manager.get("/v1/service/fcr", params={**params, "bucket": "day"})
+    assert after.status_code == 200
+    assert after.json()["buckets"] == before.json()["buckets"]
+    assert app.state.contact_events_backfilled.done  # from now on, read without asking

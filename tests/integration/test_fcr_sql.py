@@ -20,7 +20,7 @@ from services.projections.sql import TIMELINE
 from services.projections.timeline import to_timeline_rows
 from services.satisfaction.fcr import fcr_contacts, outcomes
 from services.satisfaction.fcr_cells import to_cells
-from services.satisfaction.fcr_sql import RangeTooBusy, known_at, read_fcr_cells, read_fcr_rows
+from services.satisfaction.fcr_sql import RangeTooBusy, known_at, read_fcr, read_fcr_rows
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -90,9 +90,10 @@ def test_sql_cells_equal_the_pure_rule(wh: Warehouse, bucket: str) -> None:
     as_of = to_micros(T0 + 30 * DAY)  # the range's last week still provisional in part
     contacts = fcr_contacts((r for r in rows if known_at(r, as_of)), MERGED)
     expected = to_cells(contacts, outcomes(contacts, as_of), since, until, bucket)
-    found = read_fcr_cells(wh, tenant, since, until, bucket, as_of, MERGED)
+    found = read_fcr(wh, tenant, since, until, bucket, as_of, MERGED, timeline=True)
     assert found == expected
-    assert found != read_fcr_cells(wh, tenant, since, until, bucket, as_of)  # the merges count
+    unmerged = read_fcr(wh, tenant, since, until, bucket, as_of, timeline=True)
+    assert found != unmerged  # the merges count
     assert sum(c.resolved_first_contacts for c in found) > 10
     assert (
         any(c.fcr_final for c in found)
@@ -109,7 +110,8 @@ def resolved_call(tenant: str, customer: str) -> dict[str, Any]:
 
 def first_day_cell(wh: Warehouse, tenant: str, as_of: datetime) -> tuple[int, int, int]:
     """(provisional, final, repeated) of the first day's one cell, as of `as_of`."""
-    [c] = read_fcr_cells(wh, tenant, to_micros(T0), to_micros(T0 + DAY), "total", to_micros(as_of))
+    since, until = to_micros(T0), to_micros(T0 + DAY)
+    [c] = read_fcr(wh, tenant, since, until, "total", to_micros(as_of), timeline=True)
     return c.fcr_provisional, c.fcr_final, c.repeated
 
 
@@ -143,11 +145,13 @@ def test_a_merged_customer_is_one_and_a_reopened_case_is_not_fcr(wh: Warehouse) 
     since, until, as_of = to_micros(T0), to_micros(T0 + DAY), to_micros(T0 + 30 * DAY)
     [cell] = [
         c
-        for c in read_fcr_cells(wh, tenant, since, until, "total", as_of, {"ana-phone": "ana-mail"})
+        for c in read_fcr(
+            wh, tenant, since, until, "total", as_of, {"ana-phone": "ana-mail"}, timeline=True
+        )
         if c.channel == "phone"
     ]
     assert (cell.resolved_first_contacts, cell.fcr_final, cell.repeated) == (1, 0, 1)
-    [mailed] = [c for c in read_fcr_cells(wh, tenant, since, until, "total", as_of)
+    [mailed] = [c for c in read_fcr(wh, tenant, since, until, "total", as_of, timeline=True)
                 if c.channel == "email"]  # fmt: skip
     assert (mailed.resolved_first_contacts, mailed.fcr_final, mailed.repeated) == (1, 0, 1)
 

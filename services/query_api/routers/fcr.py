@@ -19,6 +19,7 @@ from kernel.ports import Principal
 from kernel.processing import to_micros
 from schemas.envelope import Channel
 from services.identity.resolver import IdentityResolver
+from services.projections.contact_events import Backfilled
 from services.projections.repeat_contact import WINDOW_DAYS
 from services.query_api.exports import DOWNLOAD_RESPONSES, ExportFormat, Format, download_items
 from services.query_api.params import any_of
@@ -131,6 +132,16 @@ def _redirects(request: Request, tenant_id: str) -> dict[str, str]:
     return identity.redirects(tenant_id) if identity is not None else {}
 
 
+def _contact_events_ready(request: Request) -> bool:
+    """Whether the contact events are backfilled, asked of the app's warehouse until they are
+    (`Backfilled`, kept by the app and made again if its warehouse was replaced)."""
+    warehouse = request.app.state.warehouse
+    ready: Backfilled | None = getattr(request.app.state, "contact_events_backfilled", None)
+    if ready is None or ready.warehouse is not warehouse:
+        ready = request.app.state.contact_events_backfilled = Backfilled(warehouse)
+    return ready()
+
+
 def _wanted(cell: FcrCell, filters: dict[str, tuple[str, ...]]) -> bool:
     return all(not values or getattr(cell, name) in values for name, values in filters.items())
 
@@ -170,6 +181,8 @@ def first_contact_resolution(
             bucket,
             to_micros(as_of),
             _redirects(request, principal.tenant_id),
+            # An earlier release's data is read from the timeline until its contact events are.
+            timeline=not _contact_events_ready(request),
         )
     except RangeTooBusy as exc:
         details = [{"code": "range_too_large", "message": str(exc), "path": "query.since"}]
