@@ -30,7 +30,7 @@ def page_text(language: str, code: str, params: dict[str, str]) -> str:
         name, given = found[1], params[found[1]]
         if name in ("where", "unit"):
             return table.get(f"alert_{name}_{given}", given)
-        numeric = re.fullmatch(r"[+-]?\d+(\.\d+)?", given) and name != "touchpoint"
+        numeric = re.fullmatch(r"[+-]?\d+(\.\d+)?(e[+-]?\d+)?", given) and name != "touchpoint"
         return given.replace(".", ",") if numeric and language == "es" else given
 
     return PLACEHOLDER.sub(value, table[alert_text_key(code)])
@@ -106,6 +106,8 @@ def test_a_drift_alerts_message_is_said_by_code_in_both_languages() -> None:
     spanish = page_text("es", DRIFT, said["message_params"])
     assert spanish.startswith("csat@1 en desk bajó 40,0 puntos porcentuales (IC 95 %: ")
     assert "percentage" not in spanish and "{" not in spanish
+    p = said["message_params"]["p"]
+    assert "e-" in p and spanish.endswith(f"p unilateral = {p.replace('.', ',')}")
 
 
 def test_a_stored_alert_worded_otherwise_keeps_its_message_without_a_code() -> None:
