@@ -14,7 +14,9 @@ merge): the second filing of an event carries the same event id, and every table
 by event id (ReplacingMergeTree, read with FINAL or LIMIT 1 BY event_id), so it counts once.
 
 A platform event about the tenant (a drift alert's action, `schemas.families.is_tenant_level`) is
-filed under its reserved subject without asking identity. Without a filer (identity off) an event
+filed under its reserved subject without asking identity, and one naming the customer it is about
+(an at-risk alert's action, `schemas.families.filed_customer`) under that customer as it is, also
+without identity (`kernel.processing.file_events`). Without a filer (identity off) an event
 is filed under `customer_key(event.customer)`, exactly as
 projections filed it before there was a filing stage.
 """

@@ -8,6 +8,7 @@ from typing import Any
 
 from services.identity.domain import Customer
 from services.identity.models import AuditEntry, CustomerIdentities, IdentityStatus, IdentityView
+from services.identity.reasons import reason_code
 from services.identity.rules import Identifier
 from services.identity.state import IdentityState
 
@@ -72,6 +73,9 @@ def history(state: IdentityState, customer_id: str) -> list[AuditEntry]:
 
 def _entry(member: str, event: Any) -> AuditEntry:
     details = {k: _readable(k, v) for k, v in vars(event).items() if k not in _ENVELOPE}
+    coded = reason_code(details["reason"]) if isinstance(details.get("reason"), str) else None
+    if coded is not None:  # a reason identity wrote itself: its code, for a page's language
+        details |= {"reason_code": coded[0], "reason_params": coded[1]}
     return AuditEntry(
         at=event.timestamp,
         customer_id=member,

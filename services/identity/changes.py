@@ -12,6 +12,7 @@ from services.identity.domain import Customer, MergeCandidate, stable_id
 from services.identity.errors import IdentifierNotLinked, MergeRefused, SplitRefused
 from services.identity.models import MergePlan
 from services.identity.policy import Link, Proposal, Reassign, unique_conflicts
+from services.identity.reasons import reason_text
 from services.identity.rules import Identifier, TenantRules
 from services.identity.state import IdentityState
 
@@ -72,7 +73,7 @@ def present(
 def reassign(state: IdentityState, reassigned: Reassign, evidence: Evidence) -> None:
     """Take a reassigned identifier from its former holders (recorded on each, with why)."""
     identifier = reassigned.identifier
-    reason = "reassigned: unused by this customer for too long, then presented by another"
+    reason = reason_text("reassigned")
     for holder in reassigned.released_from:
         customer = state.customer(holder)
         if identifier in customer.links:

@@ -18,6 +18,7 @@ from services.identity.models import ResolvedCustomer
 from services.identity.naming import PreferredName, new_customer_name
 from services.identity.normalise import Normalised
 from services.identity.policy import Claim, Decision, Group, Situation, decide, rank
+from services.identity.reasons import reason_text
 from services.identity.rules import Identifier, TenantRules
 from services.identity.state import IdentityState
 
@@ -182,9 +183,9 @@ def _record(
 
 def _registration_reason(decision: Decision) -> str:
     if decision.links and decision.links[0].rule == "device_profile":
-        return f"profile of {decision.links[0].identifier}, a device of another customer"
+        return reason_text("device_profile", identifier=str(decision.links[0].identifier))
     if decision.links:
-        return f"first seen with {decision.links[0].identifier.kind}"
+        return reason_text("first_seen_with", kind=decision.links[0].identifier.kind)
     if decision.ambiguous_between:
-        return "only identifiers shared by several customers"
-    return "no usable identifier"
+        return reason_text("only_shared")
+    return reason_text("no_usable_identifier")

@@ -604,6 +604,10 @@ def test_a_manager_merges_after_seeing_the_preview_then_splits(
     page.wait(lambda: "otro cliente fusionado con este" in page.text("#identity-history"),
               what="the identity history in Spanish")  # fmt: skip
     assert "activo" in page.text("#identities")
+    # Reasons identity wrote itself are said in Spanish too (a manager's typed one as typed).
+    history_es = page.text("#identity-history")
+    assert "visto por primera vez con anonymous_id" in history_es, history_es
+    assert "first seen with" not in history_es and "no usable identifier" not in history_es
     page.find("#lang-en").click()
     page.wait(lambda: page.text('nav a[href="/console"]') == "Agent console")
     page.driver.get(shown)

@@ -14,10 +14,10 @@ from services.query_api.routers.alerts import alert_out
 from services.query_api.web.i18n import MESSAGES, alert_text_key
 from services.satisfaction.alert_texts import DRIFT, ENGLISH, ENGLISH_WORDS, SENTIMENT
 from services.satisfaction.alerts import AT_RISK_RULES, text_of, to_alert_row, to_sentiment_alerts
-from services.satisfaction.drift import DAY_S, daily_samples, detect
+from services.satisfaction.drift import daily_samples, detect
 from services.satisfaction.drift_sql import LinkedAlert, alert_row
+from tests.unit.test_drift import DAY0, csat_drop_answers
 
-DAY0 = 1_780_012_800  # a UTC midnight (2026-05-29)
 PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 
 
@@ -30,7 +30,7 @@ def page_text(language: str, code: str, params: dict[str, str]) -> str:
         name, given = found[1], params[found[1]]
         if name in ("where", "unit"):
             return table.get(f"alert_{name}_{given}", given)
-        numeric = re.fullmatch(r"[+-]?\d+(\.\d+)?", given) and name != "touchpoint"
+        numeric = re.fullmatch(r"[+-]?\d+(\.\d+)?(e[+-]?\d+)?", given) and name != "touchpoint"
         return given.replace(".", ",") if numeric and language == "es" else given
 
     return PLACEHOLDER.sub(value, table[alert_text_key(code)])
@@ -52,17 +52,7 @@ def sentiment_row(field: str = "comment", type_: str = "survey.answered") -> dic
 
 
 def drift_row() -> dict[str, Any]:
-    answers = [
-        {"touchpoint": "desk", "kind": "csat", "scale": "1-5", "score": 5 if i % 10 else 2,
-         "answered_at": (DAY0 - DAY_S * (1 + i % 28)) * 1_000_000 + i}
-        for i in range(280)
-    ]  # fmt: skip
-    answers += [
-        {"touchpoint": "desk", "kind": "csat", "scale": "1-5", "score": 1 if i % 2 else 4,
-         "answered_at": DAY0 * 1_000_000 + i}
-        for i in range(40)
-    ]  # fmt: skip
-    [alert] = detect("t1", daily_samples(answers), [DAY0])
+    [alert] = detect("t1", daily_samples(csat_drop_answers("desk")), [DAY0])
     return alert_row("t1", LinkedAlert(alert, ["e1"], 1))
 
 
@@ -116,6 +106,8 @@ def test_a_drift_alerts_message_is_said_by_code_in_both_languages() -> None:
     spanish = page_text("es", DRIFT, said["message_params"])
     assert spanish.startswith("csat@1 en desk bajó 40,0 puntos porcentuales (IC 95 %: ")
     assert "percentage" not in spanish and "{" not in spanish
+    p = said["message_params"]["p"]
+    assert "e-" in p and spanish.endswith(f"p unilateral = {p.replace('.', ',')}")
 
 
 def test_a_stored_alert_worded_otherwise_keeps_its_message_without_a_code() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import random
+from typing import Any
 
 import pytest
 from scipy import stats
@@ -91,18 +92,23 @@ def test_the_baseline_is_the_28_days_before_the_period() -> None:
     assert baseline.n == BASELINE_DAYS  # not the day itself, nor the 29th day before
 
 
-def test_detect_names_the_day_and_gives_the_same_id_every_time() -> None:
+def csat_drop_answers(touchpoint: str) -> list[dict[str, Any]]:
+    """CSAT answers of a touchpoint: 90% satisfied on each of the 28 days before DAY0 (280
+    answers), then 50% on DAY0 (40): a drop of 40 points."""
     answers = [
-        {"touchpoint": "tp", "kind": "csat", "scale": "1-5", "score": 5 if i % 10 else 2,
+        {"touchpoint": touchpoint, "kind": "csat", "scale": "1-5", "score": 5 if i % 10 else 2,
          "answered_at": (DAY0 - DAY_S * (1 + i % 28)) * 1_000_000 + i}
         for i in range(280)
     ]  # fmt: skip
-    answers += [
-        {"touchpoint": "tp", "kind": "csat", "scale": "1-5", "score": 1 if i % 2 else 4,
+    return answers + [
+        {"touchpoint": touchpoint, "kind": "csat", "scale": "1-5", "score": 1 if i % 2 else 4,
          "answered_at": DAY0 * 1_000_000 + i}
         for i in range(40)
     ]  # fmt: skip
-    daily = daily_samples(answers)
+
+
+def test_detect_names_the_day_and_gives_the_same_id_every_time() -> None:
+    daily = daily_samples(csat_drop_answers("tp"))
     [alert] = detect("t1", daily, [DAY0])
     assert (alert.touchpoint, alert.metric.key, alert.period_start) == ("tp", "csat@1", DAY0)
     assert (alert.period.n, alert.baseline.n) == (40, 280)

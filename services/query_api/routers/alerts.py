@@ -162,6 +162,10 @@ def _customers(request: Request, tenant_id: str, customer_id: str | None) -> tup
             "read) the access audit cannot record the read; retry later (Retry-After)"
         },
         409: {"description": "a customer_id several customers hold: name one by its id"},
+        422: {
+            "description": "a bad cursor, instant, limit or format, or since ≥ until "
+            "(invalid_range), with the violated path"
+        },
     },
 )
 def list_alerts(

@@ -152,7 +152,13 @@ def _invalid(code: str, exc: ValueError, path: str) -> ApiError:
 @router.get(
     "/v1/customers/{customer_id:path}/timeline",
     response_model=TimelinePage,
-    responses=CUSTOMER_READ_RESPONSES,
+    responses={
+        **CUSTOMER_READ_RESPONSES,
+        422: {
+            "description": "a bad filter, instant, cursor or limit, or since ≥ until "
+            "(invalid_range), with the violated path"
+        },
+    },
 )
 def get_timeline(
     request: Request,

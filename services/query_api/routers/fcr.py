@@ -152,7 +152,10 @@ def _wanted(cell: FcrCell, filters: dict[str, tuple[str, ...]]) -> bool:
     responses={
         **DOWNLOAD_RESPONSES,
         403: {"description": "the key's role may not read per-agent figures (managers, admins)"},
-        422: {"description": "a bad parameter, or a range with too many contacts to read"},
+        422: {
+            "description": "a bad parameter, since ≥ until (invalid_range), or a range with "
+            "too many contacts to read (range_too_large)"
+        },
         **WAREHOUSE_UNAVAILABLE,
     },
 )

@@ -116,7 +116,10 @@ def _response_out(row: dict[str, Any]) -> SurveyResponseOut:
         **DOWNLOAD_RESPONSES,
         **UNAUTHENTICATED,
         403: {"description": "not a manager or admin (raw answers name customers)"},
-        422: {"description": "an invalid filter, period or cursor, with every violated path"},
+        422: {
+            "description": "an invalid filter, period or cursor, or since ≥ until "
+            "(invalid_range), with every violated path"
+        },
         **WAREHOUSE_UNAVAILABLE,
     },
 )

@@ -238,7 +238,13 @@ def with_sentiment(
 @router.get(
     "/v1/satisfaction/touchpoints",
     response_model=TouchpointSatisfaction,
-    responses=DOWNLOAD_RESPONSES,
+    responses={
+        **DOWNLOAD_RESPONSES,
+        422: {
+            "description": "a bad parameter, since ≥ until (invalid_range), or more buckets "
+            "than one answer holds (range_too_large), with the violated path"
+        },
+    },
 )
 def touchpoint_satisfaction(
     request: Request,

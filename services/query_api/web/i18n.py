@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from services.identity.reasons import REASONS
 from services.projections.value import LONG_WAIT_S, RULES
 from services.satisfaction.alert_texts import ENGLISH, ENGLISH_WORDS
 
@@ -305,6 +306,13 @@ MESSAGES: dict[str, dict[str, str]] = {
         "identity_rule_shared_holder": "compartido con otro cliente",
         "identity_rule_reassigned": "reasignado",
         "identity_rule_device_profile": "perfil de dispositivo",
+        # Reasons identity writes itself (services/identity/reasons.py); English below.
+        "identity_reason_device_profile": "perfil de {identifier}, un dispositivo de otro cliente",
+        "identity_reason_first_seen_with": "visto por primera vez con {kind}",
+        "identity_reason_only_shared": "solo identificadores compartidos por varios clientes",
+        "identity_reason_no_usable_identifier": "ningún identificador utilizable",
+        "identity_reason_reassigned": "reasignado: este cliente no lo usó en demasiado tiempo y "
+        "después lo presentó otro",
         "events": "eventos",
         "survey_responses": "respuestas a encuestas",
         "period": "Periodo",
@@ -415,6 +423,7 @@ MESSAGES["en"] |= {
     for code, word in words.items()
 }
 MESSAGES["en"] |= {f"factor_reason_{key}": rule.reason for key, rule in RULES.items()}
+MESSAGES["en"] |= {f"identity_reason_{code}": text for code, text in REASONS.items()}
 
 
 def from_accept_language(header: str) -> str:

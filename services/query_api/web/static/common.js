@@ -93,15 +93,16 @@ const CEM = (() => {
     });
   }
 
-  // "-0.85" as this language writes it, with the same digits ("-0,85"); other text as it is.
+  // "-0.85" as this language writes it, with the same digits ("-0,85"; "1.7e-11" is "1,7e-11");
+  // other text as it is.
   function localNumber(text) {
-    const found = /^([+-]?)\d+(?:\.(\d+))?$/.exec(text);
+    const found = /^([+-]?)(\d+(?:\.(\d+))?)(e[+-]?\d+)?$/.exec(text);
     if (!found) return text;
-    const digits = (found[2] || "").length;
+    const digits = (found[3] || "").length;
     return new Intl.NumberFormat(lang, {
       minimumFractionDigits: digits, maximumFractionDigits: digits, useGrouping: false,
       signDisplay: found[1] === "+" ? "always" : "auto",
-    }).format(Number(text));
+    }).format(Number(found[1] + found[2])) + (found[4] || "");
   }
 
   function showError(target, error) {

@@ -340,7 +340,7 @@
       $("members").replaceChildren(...(absorbed.length ? absorbed.map((m) => memberItem(found.customer_id, m)) : [el("li", { class: "muted" }, t("none"))]));
       $("identity-history").replaceChildren(...history.entries.slice(-20).reverse().map((e) =>
         el("li", { title: e.action },
-          `${when(e.at)} · ${named("identity_action", e.action)} · ${e.details.reason || (e.details.rule ? ruleName(e.details.rule) : "")}`)));
+          `${when(e.at)} · ${named("identity_action", e.action)} · ${e.details.reason ? reasonText(e.details) : (e.details.rule ? ruleName(e.details.rule) : "")}`)));
     } catch (error) {
       $("identities").replaceChildren(el("li", { class: "muted" }, error.status === 503 ? t("unavailable") : error.message));
     }
@@ -352,6 +352,15 @@
     const key = `${prefix}_${code}`;
     const name = t(key);
     return name === key ? code : name;
+  }
+
+  // A reason identity wrote itself, by its code in the page's language; a manager's typed reason
+  // (or one worded otherwise) as it is.
+  function reasonText(details) {
+    const key = `identity_reason_${details.reason_code}`;
+    if (!details.reason_code || t(key) === key) return details.reason;
+    const params = details.reason_params || {};
+    return t(key).replace(/\{([a-z_]+)\}/g, (whole, name) => params[name] ?? whole);
   }
 
   // A rule is a code, maybe followed by the identifier kinds that decided: `seen_with:email`,
