@@ -30,7 +30,7 @@ from cem.record_seal import is_sealed
 from kernel.ports import Consumed
 from kernel.processing import Unadmitted
 from schemas.envelope import Event
-from schemas.validate import accept, decode_parsed, violations_of
+from schemas.validate import accept, decode_parsed, reserved_type, violations_of
 from schemas.violations import InvalidEvent, Violation
 
 TENANT_HEADER = "tenant_id"
@@ -108,6 +108,9 @@ def accept_direct(raw: Any, headers: Mapping[str, str], received_at: datetime) -
         raise _invalid("missing_header", message, f"headers.{TENANT_HEADER}")
     source = headers.get(SOURCE_HEADER)
     event, fingerprint = accept(_with_source(raw, source), tenant, received_at)
+    reserved = reserved_type(event.type)
+    if reserved is not None:
+        raise InvalidEvent([reserved])
     if source is None and isinstance(raw, dict) and "source_id" not in raw:
         # Fingerprinted as the same body POSTed (whose source defaults alike), so a producer that
         # falls back from HTTP to Kafka re-sends a duplicate, not a conflict; stored as from Kafka.

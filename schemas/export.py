@@ -23,7 +23,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
 from schemas.envelope import EventIn, parse_timestamp
-from schemas.families import FAMILIES
+from schemas.families import FAMILIES, PLATFORM_TYPES
 
 ENVELOPE = "envelope"
 JSON_DIR = Path(__file__).parent / "json"
@@ -55,7 +55,7 @@ def json_schemas() -> dict[str, dict[str, Any]]:
 @functools.cache
 def _schemas() -> dict[str, dict[str, Any]]:
     schemas = {ENVELOPE: _document(EventIn, "cem event (any type)")}
-    for event_type in sorted(FAMILIES):
+    for event_type in sorted(FAMILIES.keys() - PLATFORM_TYPES):  # not a channel system's to send
         schemas[event_type] = _document(_event_model(event_type), f"cem event {event_type}")
     return schemas
 

@@ -28,7 +28,7 @@ from schemas.envelope import (
     EventIn,
     derive_time,
 )
-from schemas.families import payload_model
+from schemas.families import PLATFORM_TYPES, payload_model
 from schemas.json_safety import json_violations
 from schemas.violations import InvalidEvent, Violation
 
@@ -105,6 +105,21 @@ def accept(raw: Any, tenant_id: str, received_at: datetime) -> tuple[Event, str]
         return fast
     structural = json_violations(raw) if isinstance(raw, dict) else []
     return accept_checked(raw, tenant_id, received_at, structural)
+
+
+def reserved_type(event_type: str) -> Violation | None:
+    """Why a producer may not send an event of this type: the platform records the alert
+    actions itself (`PLATFORM_TYPES`, from the dashboard's alert queue), and such an event is
+    filed as it names its customer, without identity (`schemas.families.filed_customer`). None
+    for every other type. Checked at the producers' edges (HTTP ingest, Segment, webhooks, Kafka),
+    not by `accept`, which also validates the platform's own."""
+    if event_type not in PLATFORM_TYPES:
+        return None
+    message = (
+        f"{event_type} is recorded by the platform itself (an action on an alert in the "
+        "dashboard); a channel system may not send it"
+    )
+    return Violation("reserved_type", message, "type")
 
 
 def accept_checked(

@@ -22,7 +22,14 @@ from kernel.partitioning import touchpoint_key
 from kernel.ports import Outgoing, PublishStatus, Record
 from schemas.envelope import Event
 from schemas.json_safety import json_violations, safe_json
-from schemas.validate import InvalidEvent, Violation, accept_checked, accept_compiled, encode
+from schemas.validate import (
+    InvalidEvent,
+    Violation,
+    accept_checked,
+    accept_compiled,
+    encode,
+    reserved_type,
+)
 from services.identity.normalise import Rejected, ambiguous_readings, normalise_ref
 from services.identity.rules import TenantRules
 
@@ -220,6 +227,16 @@ def validate_item(
     A typical event that fits its limit is taken by the compiled validator; anything it is not
     certain of is checked the full way, which finds and words every violation.
     """
+    checked = _validated(index, raw, tenant_id, received_at, max_event_bytes)
+    if isinstance(checked, ItemResult):
+        return checked
+    reserved = reserved_type(checked[0].type)
+    return checked if reserved is None else _rejected(index, raw, [reserved])
+
+
+def _validated(
+    index: int, raw: Any, tenant_id: str, received_at: datetime, max_event_bytes: int
+) -> ItemResult | tuple[Event, str]:
     if isinstance(raw, Unparseable):
         return _rejected(index, raw, [raw.violation])
     if _surely_fits(raw, max_event_bytes):

@@ -37,7 +37,7 @@ from kernel.ports import (
 )
 from kernel.settings import IngestSettings
 from schemas.envelope import Event
-from schemas.families import FAMILIES
+from schemas.families import FAMILIES, PLATFORM_TYPES
 from schemas.validate import decode
 from services.ingest.app import create_app
 from services.ingest.quota import IngestQuota, QuotaLimiter
@@ -313,6 +313,36 @@ def test_b04_oversized_event_in_a_batch_is_a_rejected_item(ingest: Ingest) -> No
     body = response.json()
     assert (body["accepted"], body["rejected"]) == (1, 1)
     assert body["results"][1]["errors"][0]["code"] == "event_too_large"
+    assert [str(e.event_id) for e in ingest.stored_events()] == [body["results"][0]["event_id"]]
+
+
+ACTION_FIELDS: dict[str, dict[str, str]] = {
+    "alert.assigned": {"assignee": "ana"},
+    "alert.acknowledged": {},
+    "alert.resolved": {"note": "refund sent"},
+}
+
+
+@pytest.mark.parametrize("event_type", sorted(PLATFORM_TYPES))
+def test_a_producer_cannot_send_the_platforms_own_alert_actions(
+    ingest: Ingest, event_type: str
+) -> None:
+    # Such an event names where it is filed (`cem:customer:<id>`) and skips identity: only the
+    # dashboard's alert actions may write it, never a channel system.
+    action = event(
+        type=event_type,
+        channel="other",
+        touchpoint="alert_queue",
+        customer={"customer_id": "cem:customer:c_someone"},
+        payload={"alert_id": "a-1", "actor": "x"} | ACTION_FIELDS[event_type],
+    )
+    response = ingest.post({"events": [event(), action]})
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["accepted"], body["rejected"]) == (1, 1)
+    [error] = body["results"][1]["errors"]
+    assert (error["code"], error["path"]) == ("reserved_type", "type")
+    assert event_type in error["message"]
     assert [str(e.event_id) for e in ingest.stored_events()] == [body["results"][0]["event_id"]]
 
 
@@ -702,7 +732,8 @@ def test_metrics_count_quota_and_log_refusals(ingest: Ingest) -> None:
 def test_schemas_are_listed_and_served_without_a_key(ingest: Ingest) -> None:
     listed = ingest.client.get("/v1/schemas").json()["schemas"]
     names = [s["name"] for s in listed]
-    assert names == ["envelope", *sorted(FAMILIES)]
+    # The alert actions are the platform's own, not a channel system's to send.
+    assert names == ["envelope", *sorted(FAMILIES.keys() - PLATFORM_TYPES)]
     one = ingest.client.get("/v1/schemas/survey.answered")
     assert one.status_code == 200
     assert one.json() == listed[names.index("survey.answered")]["schema"]

@@ -313,3 +313,18 @@ def test_the_ingests_sealed_records_are_not_judged_again() -> None:
     )  # fmt: skip
     assert len(result.rows["customer_timeline"]) == 1
     assert admission.claims == {}
+
+
+def test_a_direct_record_of_the_platforms_own_alert_action_is_rejected() -> None:
+    raw = raw_event(
+        type="alert.resolved",
+        channel="other",
+        touchpoint="alert_queue",
+        customer={"customer_id": "cem:customer:c_someone"},
+        payload={"alert_id": "a-1", "actor": "x", "note": "done"},
+    )
+    with pytest.raises(InvalidEvent) as info:
+        decode_record(direct(raw))
+    assert [(v.code, v.path) for v in info.value.violations] == [("reserved_type", "type")]
+    # The platform's own sealed record of the same action is its stored form, and is read.
+    assert decode_record(stored(raw)).type == "alert.resolved"
