@@ -6,6 +6,7 @@ Nothing is built at import time.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,11 @@ from kernel.private_files import private_dir
 from kernel.processing import Projection
 from kernel.secrets import SecretBox, platform_key
 from kernel.settings import CoreSettings, IngestSettings
+from kernel.wakeup import Wakeup
 from services.identity.filing import IdentityFiler
 from services.identity.resolver import IdentityResolver
 from services.identity.settings import IdentitySettings
+from services.projections.arrivals import ARRIVALS
 from services.projections.projection import ProjectionsProjection
 from services.satisfaction.projection import SatisfactionProjection
 
@@ -84,6 +87,8 @@ class Platform:
     access_audit: AccessAudit | None = None
     filer: IdentityFiler | None = field(init=False)
     decoder: SharedDecoder = field(init=False, default_factory=SharedDecoder)
+    # Told when a projection stored stream arrivals: live streams poll at once (kernel/wakeup.py).
+    arrivals_stored: Wakeup = field(init=False, default_factory=Wakeup)
 
     def __post_init__(self) -> None:
         # One filer (the filing stage's) and one decoder for every runner: the projections read
@@ -98,12 +103,16 @@ class Platform:
         self.runners = [
             filing_runner(self.log, self.warehouse, self.filer, self.decoder),
             *(
-                projection_runner(self.log, self.warehouse, p, as_touchpoint)
+                projection_runner(self.log, self.warehouse, p, as_touchpoint, self._wake_streams)
                 for p in self.projections
             ),
         ]
         for runner in self.runners:
             runner.start()
+
+    def _wake_streams(self, tables: Sequence[str]) -> None:
+        if ARRIVALS in tables:
+            self.arrivals_stored.notify()
 
     def stop(self) -> None:
         for runner in self.runners:
@@ -208,6 +217,7 @@ def create_app(platform: Platform) -> FastAPI:
         "channels": platform.channels,
         "accounts": Accounts(platform.users, platform.clock) if platform.users else None,
         "access_audit": platform.access_audit,
+        "arrivals_stored": platform.arrivals_stored,
     }
     for name, value in state.items():
         setattr(app.state, name, value)

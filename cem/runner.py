@@ -88,16 +88,20 @@ def run_once(
     timeout_s: float = 0.2,
     topic: str = FILINGS_TOPIC,
     decode_record: Decode = decode_value,
+    on_stored: Callable[[Sequence[str]], None] | None = None,
 ) -> int:
     """Project one batch of filings; returns how many records it consumed. `decode_record`
-    (default: decode the bytes) lets the runners of one process share decoded events."""
+    (default: decode the bytes) lets the runners of one process share decoded events;
+    `on_stored` hears which tables received rows, once they are inserted."""
     records = event_log.poll(topic, projection.name, max_records, timeout_s)
     if not records:
         return 0
     result = project_filings(projection.name, records, projection.rows, decode_record)
-    for table, rows in result.rows.items():
-        if rows:
-            warehouse.insert(table, rows)
+    stored = [table for table, rows in result.rows.items() if rows]
+    for table in stored:
+        warehouse.insert(table, result.rows[table])
+    if on_stored is not None and stored:
+        on_stored(stored)
     write_dead_letters(event_log, warehouse, result.dead_letters)
     event_log.commit(topic, projection.name, result.next_offsets)
     return len(records)
@@ -148,9 +152,12 @@ def projection_runner(
     warehouse: Warehouse,
     projection: Projection,
     decode_record: Decode = decode_value,
+    on_stored: Callable[[Sequence[str]], None] | None = None,
 ) -> Runner:
     """One projection over `filings` in a thread."""
     return Runner(
         projection.name,
-        lambda: run_once(event_log, warehouse, projection, decode_record=decode_record),
+        lambda: run_once(
+            event_log, warehouse, projection, decode_record=decode_record, on_stored=on_stored
+        ),
     )

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from kernel.ports import Warehouse
+from kernel.wakeup import Wakeup
 from services.projections.arrivals import (
     MAX_CATCH_UP,
     Arrival,
@@ -70,8 +71,12 @@ class Subscription:
 class StreamHub:
     """Polls arrivals for every open stream of one app (see the module docstring)."""
 
-    def __init__(self, warehouse: Warehouse, poll_s: float = POLL_S) -> None:
-        self.warehouse, self.poll_s = warehouse, poll_s
+    def __init__(
+        self, warehouse: Warehouse, poll_s: float = POLL_S, wakeup: Wakeup | None = None
+    ) -> None:
+        # `wakeup`: told by the writer of arrivals in this process (embedded) that some were
+        # stored, so the hub polls at once instead of at its next tick (kernel/wakeup.py).
+        self.warehouse, self.poll_s, self.wakeup = warehouse, poll_s, wakeup
         self.watermark: Positions | None = None
         self.by_customer: dict[tuple[str, str], set[Subscription]] = {}
         self.task: asyncio.Task[None] | None = None
@@ -110,7 +115,10 @@ class StreamHub:
                 await self._poll_once()
             except Exception:  # the warehouse is briefly unavailable: streams wait, then resume
                 logger.exception("stream hub poll failed; retrying")
-            await asyncio.sleep(self.poll_s)
+            if self.wakeup is None:
+                await asyncio.sleep(self.poll_s)
+            else:
+                await self.wakeup.wait(self.poll_s)
 
     async def _poll_once(self) -> None:
         async with self.lock:

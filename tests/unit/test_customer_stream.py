@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
+from kernel.wakeup import Wakeup
 from services.projections import arrivals as arrivals_module
 from services.projections.arrivals import Arrival, decode_positions, encode_positions
 from services.query_api import stream as stream_module
@@ -193,6 +195,29 @@ def test_an_event_that_arrived_under_another_member_is_not_shown_again() -> None
         messages = stream.messages()
         twin.arrivals.append(Arrival(0, 1, TENANT, CUSTOMER, first.event_id))  # the survivor
         new = twin.add(0, 2)
+        assert [e for _, e in await take(messages, 1)] == [new.event_id]
+        await messages.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_hub_woken_by_the_writer_delivers_without_waiting_for_its_poll() -> None:
+    """Embedded, the projection runner (a thread) tells the hub it stored arrivals: with a poll
+    interval of an hour, only that wake-up can bring the new event to the stream."""
+    twin = ArrivalsTwin()
+    twin.add(0, 0)
+    wakeup = Wakeup()
+
+    async def scenario() -> None:
+        hub = StreamHub(twin, poll_s=3600, wakeup=wakeup)  # type: ignore[arg-type]
+        messages = CustomerStream(hub, TENANT, [CUSTOMER], None, keep_alive_s=3600).messages()
+        await anext(messages)  # retry:
+        await anext(messages)  # where it starts
+        await asyncio.sleep(0.05)  # the hub's first poll found nothing and waits for an hour
+        new = twin.add(0, 1)
+        writer = threading.Thread(target=wakeup.notify)
+        writer.start()
+        writer.join()
         assert [e for _, e in await take(messages, 1)] == [new.event_id]
         await messages.aclose()
 

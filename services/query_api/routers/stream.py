@@ -49,7 +49,10 @@ def stream_hub(request: Request) -> StreamHub:
     """The app's one hub, made on the first stream (the app's warehouse is set by then)."""
     hub: StreamHub | None = getattr(request.app.state, "stream_hub", None)
     if hub is None:
-        hub = StreamHub(request.app.state.warehouse)
+        # Embedded, the projections run in this process and wake the hub when they store
+        # arrivals (`arrivals_stored`); distributed, the hub polls.
+        wakeup = getattr(request.app.state, "arrivals_stored", None)
+        hub = StreamHub(request.app.state.warehouse, wakeup=wakeup)
         request.app.state.stream_hub = hub
     return hub
 
