@@ -619,8 +619,9 @@ def drive(
     run, the extras; `wait_idle` lets the pipeline drain between them."""
     result: dict[str, Any] = {"url": target.url}
     result |= realistic(
-        target, target, plan.sizes(), templates[0], lag, raw_sql, plan.heavy_customer, TENANT, say
-    )
+        target, target, plan.sizes(), templates[0], lag, raw_sql, plan.heavy_customer, TENANT, say,
+        live=lambda: sse_probe(target, plan, templates[0], "the 50% load"),
+    )  # fmt: skip
     if not plan.extras:
         return result
     wait_idle()
@@ -630,7 +631,7 @@ def drive(
         plan.batched_clients, plan.batched_customers,
     )  # fmt: skip
     # Consoles stay open on other customers during the batched load (bench/console.py).
-    probe = sse_probe(target, plan, templates[0])
+    probe = sse_probe(target, plan, templates[0], "the batched load")
     probe.start()
     result["batched"] = end_to_end(target, work) | {"batch_size": plan.batch_size}
     result["sse"] = probe.stop()
@@ -657,8 +658,8 @@ def drive(
     return result
 
 
-def sse_probe(target: Target, plan: Plan, template: dict[str, Any]) -> SseProbe:
-    say(f"  {plan.sse_streams} live streams open during the batched load")
+def sse_probe(target: Target, plan: Plan, template: dict[str, Any], during: str) -> SseProbe:
+    say(f"  {plan.sse_streams} live streams open during {during}")
 
     def make_event(customer: str) -> dict[str, Any]:
         return _event(template, customer, int(time.time() * 1000))

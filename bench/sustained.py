@@ -41,6 +41,14 @@ PEOPLE_PER_EVENT = 1 / 5  # the identity population makes ~5.8 touchpoints per p
 Lag = Callable[[], dict[str, int]]
 
 
+class LiveStreams(Protocol):
+    """Live streams timed during a phase (`bench.console.SseProbe`)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> dict[str, Any]: ...
+
+
 class HttpTarget(Protocol):
     """What the drivers need of a deployment: a client per role (`bench.embedded.Target`)."""
 
@@ -218,14 +226,20 @@ def sustained(
     per_body: int = BATCH,
     clients: int = 4,
     name: str = "sustained",
+    live: Callable[[], LiveStreams] | None = None,
 ) -> dict[str, Any]:
     """Post `bodies` paced at `rate` events/s for `seconds` (as many bodies as the schedule
     takes), probing freshness and sampling the backlog until the last body is posted; then wait
-    until the pipeline drains and say how long that took."""
+    until the pipeline drains and say how long that took. `live`: live streams (bench/console.py)
+    opened before the load and timed while it runs."""
     due = schedule(rate, seconds, per_body)
     if len(due) > len(bodies):
         raise ValueError(f"{len(due)} requests scheduled, only {len(bodies)} bodies made")
     wait_drained(lag)
+    streams = live() if live is not None else None
+    if streams is not None:
+        streams.start()  # its customers created and their streams open before the load
+        wait_drained(lag)
     before = load_average()
     stop = threading.Event()
     counts, errors = [[0, 0] for _ in range(clients)], []
@@ -286,6 +300,7 @@ def sustained(
         thread.join()
     posted = time.perf_counter()
     stop.set()
+    delivery = streams.stop() if streams is not None else None
     for thread in others:
         thread.join(probe.timeout_s + 5)
     if errors:
@@ -307,6 +322,7 @@ def sustained(
         "most_late_s": max(late, default=0.0),
         "freshness": None if not during else asdict(Latency.of(during)),
         "freshness_second_half": None if not half else asdict(Latency.of(half)),
+        "sse": delivery,
         "probe_timeouts": len(timeouts),
         "probe_timeout_s": probe.timeout_s,
         "lag": lag_trend(lags),
@@ -381,10 +397,11 @@ def realistic(
     heavy_customer: str,
     tenant: str,
     say: Callable[[str], None],
+    live: Callable[[], LiveStreams] | None = None,
 ) -> dict[str, Any]:
     """Maximum throughput of both mixes, then sustained load at 50% and 90% of the realistic
-    mix's maximum with freshness probes, then the timeline and satisfaction queries beside the
-    same SQL sent to the engine in the same phase."""
+    mix's maximum with freshness probes (and, at 50%, `live` streams timed), then the timeline
+    and satisfaction queries beside the same SQL sent to the engine in the same phase."""
     result: dict[str, Any] = {"maximum": {}, "sustained": []}
     for offset, mix in enumerate(("identity", "demo")):
         events = MIXES[mix](sizes.max_events, sizes.seed + offset)
@@ -404,6 +421,7 @@ def realistic(
         phase = sustained(
             target, read_target, bodies, rate, sizes.sustained_seconds, lag, probe,
             clients=sizes.clients, name=f"{round(share * 100)}",
+            live=live if share <= 0.5 else None,
         )  # fmt: skip
         result["sustained"].append(phase | {"share": share, "mix": "identity"})
         fresh = phase["freshness"] or {}
@@ -479,6 +497,15 @@ def rows(api: dict[str, Any], e2e_goal: float, baseline: str, baseline_rate: flo
                 Row(f"  freshness p50 during {share} load ({fresh['count']} probes)",
                     fresh["p50"], "s", load=load),
                 Row(f"  freshness p99 during {share} load", fresh["p99"], "s", goal, load=load),
+            ]  # fmt: skip
+        if sse := phase.get("sse"):
+            found += [
+                Row(f"  SSE delivery p50 during {share} load ({sse['streams']} streams, "
+                    f"{sse['count']} events)", sse["p50"], "s", load=load),
+                Row(f"  SSE delivery p99 during {share} load", sse["p99"], "s",
+                    Goal("at_most", 1.0), load=load),
+                Row(f"  SSE events lost or shown twice, {share} load",
+                    sse["missing"] + sse["repeated"], "count", load=load),
             ]  # fmt: skip
         found += [
             Row(f"  probes not visible within {phase['probe_timeout_s']:.0f} s, {share} load",

@@ -112,6 +112,9 @@ def _phase(share: float, p99: float, grew: bool) -> dict[str, object]:
     }
 
 
+_sse = {"p50": 0.3, "p99": 1.2, "count": 90, "streams": 200, "missing": 1, "repeated": 0}
+
+
 def test_rows_hold_the_goals_and_the_load_beside_each_figure() -> None:
     maximum = {
         "rate": 900.0, "acknowledged_rate": 1_500.0, "accepted": 10_000,
@@ -125,7 +128,10 @@ def test_rows_hold_the_goals_and_the_load_beside_each_figure() -> None:
     }
     api = {
         "maximum": {"identity": maximum, "demo": maximum | {"rate": 1_800.0}},
-        "sustained": [_phase(0.5, 0.8, False), _phase(0.9, 3.0, True)],
+        "sustained": [
+            _phase(0.5, 0.8, False) | {"sse": _sse},
+            _phase(0.9, 3.0, True),
+        ],
         "timeline": query,
         "satisfaction": query,
     }
@@ -138,6 +144,10 @@ def test_rows_hold_the_goals_and_the_load_beside_each_figure() -> None:
     assert half.goal is not None and half.goal.met(0.8)
     assert found["  freshness p99 during 90% load"].goal is None  # the goal is at 50%
     assert "grew: True" in " ".join(found)
+    sse = found["  SSE delivery p99 during 50% load"]
+    assert sse.value == 1.2 and sse.goal is not None and not sse.goal.met(sse.value)
+    assert found["  SSE events lost or shown twice, 50% load"].value == 1
+    assert not any("SSE" in metric and "90%" in metric for metric in found)
     timeline = found["timeline p99 (API; raw = same SQL, same process and phase)"]
     assert timeline.raw_ratio == pytest.approx(3.0)
     assert timeline.goal == Goal("at_most", 0.015)
