@@ -46,6 +46,7 @@ from services.projections.timeline import TimelineEntry
 logger = logging.getLogger(__name__)
 
 POLL_S = 0.2
+WOKEN_GAP_S = 0.02
 KEEP_ALIVE_S = 15.0
 # A browser's EventSource waits this long before reconnecting after a dropped connection.
 RETRY_MS = 1000
@@ -117,8 +118,10 @@ class StreamHub:
                 logger.exception("stream hub poll failed; retrying")
             if self.wakeup is None:
                 await asyncio.sleep(self.poll_s)
-            else:
-                await self.wakeup.wait(self.poll_s)
+            elif await self.wakeup.wait(self.poll_s):
+                # Woken: poll now, but not more often than every WOKEN_GAP_S (at full load the
+                # projections store a batch every few ms; one poll covers several).
+                await asyncio.sleep(WOKEN_GAP_S)
 
     async def _poll_once(self) -> None:
         async with self.lock:
