@@ -81,21 +81,28 @@ _WITH_CUTOFF = f"""
     FROM ({_RESPONSES}) AS response
     ANY LEFT JOIN ({_SENT}) AS sent USING (tenant_id, survey_id)"""
 
-_KEYS = f"""
-    SELECT DISTINCT join_key FROM ({_RESPONSES})"""
+# The conversations and the customers (of answers without a conversation) to look candidates up
+# for, as plain column values: `correlation_id IN (...)` and `customer_id IN (...)` read only their
+# key ranges of `interactions` and `customer_touchpoints`, where a condition on `concat(...)` read
+# the tenant's whole table (a console's risk badge asks for one customer's few answers).
+_CONVERSATIONS = f"""
+    SELECT DISTINCT correlation_id FROM ({_RESPONSES}) WHERE correlation_id != ''"""
+
+_UNCORRELATED_CUSTOMERS = f"""
+    SELECT DISTINCT customer_id FROM ({_RESPONSES}) WHERE correlation_id = ''"""
 
 _CANDIDATES = f"""
     SELECT tenant_id, concat('c:', correlation_id) AS join_key, event_id AS i_event_id,
         derived_at AS i_derived_at, touchpoint AS i_touchpoint, channel AS i_channel,
         agent AS i_agent, queue AS i_queue
     FROM {INTERACTIONS_TABLE}
-    WHERE tenant_id = {{tenant_id:String}} AND concat('c:', correlation_id) IN ({_KEYS})
+    WHERE tenant_id = {{tenant_id:String}} AND correlation_id IN ({_CONVERSATIONS})
     UNION ALL
     SELECT tenant_id, concat('u:', customer_id) AS join_key, event_id AS i_event_id,
         derived_at AS i_derived_at, touchpoint AS i_touchpoint, channel AS i_channel,
         agent AS i_agent, queue AS i_queue
     FROM {CUSTOMER_TOUCHPOINTS_TABLE}
-    WHERE tenant_id = {{tenant_id:String}} AND concat('u:', customer_id) IN ({_KEYS})"""
+    WHERE tenant_id = {{tenant_id:String}} AND customer_id IN ({_UNCORRELATED_CUSTOMERS})"""
 
 _PAIRS = f"""
     SELECT event_id, kind, score, scale, answered_at, customer_id, comment, correlation_id,
