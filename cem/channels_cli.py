@@ -148,13 +148,15 @@ def dead_letters_list(args: argparse.Namespace) -> int:
 
 def dead_letters_replay(args: argparse.Namespace) -> int:
     from cem.dead_letter_replay import mode_publisher
+    from cem.platform_keys import shared_bucket_key
     from services.ingest.channels.replay import replay_webhooks
 
     settings, since = _settings(args), _since(args.since)
     store = _store(args)
     try:
         with mode_publisher(settings) as (publisher, log):
-            report = replay_webhooks(store, publisher, provider=args.provider,
+            report = replay_webhooks(store, publisher, bucket_key=shared_bucket_key(settings),
+                                     provider=args.provider,
                                      tenant_id=args.tenant, since=since,
                                      max_event_bytes=settings.max_event_bytes)  # fmt: skip
             print(report.line("webhook dead letters"))

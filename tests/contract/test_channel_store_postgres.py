@@ -97,7 +97,7 @@ def test_identity_asking_first_for_the_shared_key_offers_the_hosts_key_file_too(
     from pydantic import SecretStr
 
     from cem.distributed import channels_from_settings
-    from cem.identity import shared_platform_key
+    from cem.platform_keys import shared_platform_key
     from kernel.secrets import SecretBox, platform_key
     from services.identity.settings import IdentitySettings
 

@@ -118,7 +118,9 @@ def test_an_acked_event_is_on_the_topic_once_keyed_by_tenant_and_customer(ingest
     assert response.status_code == 202, response.text
     assert response.json() == {"status": "accepted", "event_id": sent["event_id"]}
     [record] = ingest.on_topic(sent["event_id"])
-    key = touchpoint_key(ingest.tenant, "cust-1")  # a bucket of the customer key, not the key
+    key = touchpoint_key(
+        ingest.service.app.state.bucket_key, ingest.tenant, "cust-1"
+    )  # a bucket of the customer key, not the key
     assert record.key == key
     assert record.partition == partition_for(key, 4)
     headers = dict(record.headers)
@@ -161,8 +163,8 @@ def test_a_batch_with_repeats_stores_each_event_once(ingest: Ingest) -> None:
         [first["event_id"], second["event_id"]]
     )
     assert {r.key for r in stored} == {
-        touchpoint_key(ingest.tenant, "cust-1"),
-        touchpoint_key(ingest.tenant, "email:bob@example.com"),
+        touchpoint_key(ingest.service.app.state.bucket_key, ingest.tenant, "cust-1"),
+        touchpoint_key(ingest.service.app.state.bucket_key, ingest.tenant, "email:bob@example.com"),
     }
 
 
