@@ -36,11 +36,13 @@ from cem.distributed import (
     keystore_from_settings,
     warehouse_database,
 )
+from cem.platform_keys import shared_bucket_key
 from cem.serving import free_port, wait_until_serving
 from kernel.partitioning import partition_for, touchpoint_key
 from kernel.ports import TOUCHPOINTS_TOPIC, Consumed
 from kernel.settings import CoreSettings, IngestSettings, QuerySettings
 from schemas.validate import decode
+from services.ingest.batch import bucket_key_of
 from tests.events import survey_answer as event
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -131,6 +133,38 @@ def test_an_acked_event_is_on_the_topic_once_keyed_by_tenant_and_customer(ingest
     assert ingest.index.statuses(ingest.tenant, [sent["event_id"]]) == {
         sent["event_id"]: "published"
     }
+
+
+def test_every_replica_and_the_query_api_bucket_one_customer_alike(
+    ingest: Ingest, settings: IngestSettings, namespace: str
+) -> None:
+    # The bucket key derives from the platform key every replica shares (CEM_SECRET_KEY, else
+    # the one kept in PostgreSQL), so one customer keeps one partition whichever replica it hits.
+    other = start_ingest(settings, settings.kafka_bootstrap, namespace)
+    try:
+        first, second = event(), event()
+        assert ingest.post(first).status_code == 202
+        other.secret = ingest.secret  # the keys are in PostgreSQL: either replica takes it
+        other.tenant = ingest.tenant
+        assert other.post(second).status_code == 202
+        records = ingest.on_topic(first["event_id"], second["event_id"])
+        expected = touchpoint_key(shared_bucket_key(settings), ingest.tenant, "cust-1")
+        assert [r.key for r in records] == [expected, expected]
+    finally:
+        other.reader.close()
+        other.service.close()
+
+    class NoWarehouse:
+        version = (0,)
+
+        def close(self) -> None:
+            pass
+
+    query = build_query_api(QuerySettings(**settings.model_dump()), warehouse=NoWarehouse())  # type: ignore[arg-type]
+    try:  # alert actions: keyed under the same key, fetched on the first one
+        assert bucket_key_of(query.app.state) == shared_bucket_key(settings)
+    finally:
+        query.close()
 
 
 def test_a_repeat_is_a_duplicate_and_another_payload_a_recorded_conflict(ingest: Ingest) -> None:
