@@ -1,7 +1,8 @@
 """Which partition a record lands on, and how a poll shares its budget between partitions.
 
-The embedded log uses Kafka's default partitioner for keyed records, so a producer writing
-straight to Kafka and the HTTP ingest writing to either log put one customer on the same partition.
+The embedded log uses Kafka's default partitioner for keyed records, so one key lands on the same
+partition in either log, whoever produced it. Touchpoints are keyed by a keyed bucket of their
+customer key (`touchpoint_key`), which only holders of the platform key can compute.
 """
 
 from __future__ import annotations
