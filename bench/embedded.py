@@ -56,6 +56,7 @@ from bench.workload import demo_events, newest_event, post, post_concurrently
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import INSERT_RECORD, LOG_SCHEMA, SqliteLog, SqlitePublisher
 from cem.serving import free_port, stop_processes, wait_until_serving
+from kernel.partitioning import touchpoint_bucket_key
 from kernel.processing import to_micros
 from kernel.settings import IngestSettings
 from schemas.validate import accept, decode
@@ -66,6 +67,7 @@ from services.satisfaction.sql import TouchpointQuery, touchpoint_metrics_sql
 
 REPO = Path(__file__).resolve().parents[1]
 TENANT = "bench"
+BUCKET_KEY = touchpoint_bucket_key(b"bench platform key")
 LOG_BATCH = 1_000
 CHDB_BATCH = 10_000
 
@@ -169,7 +171,7 @@ def _clamp(value: int, low: int, high: int) -> int:
 def validated(raws: Sequence[dict[str, Any]]) -> list[Any]:
     """Outgoing records exactly as the ingest router would publish them."""
     received = datetime.now(UTC)
-    return [to_outgoing(*accept(raw, TENANT, received)) for raw in raws]
+    return [to_outgoing(*accept(raw, TENANT, received), BUCKET_KEY) for raw in raws]
 
 
 def batched(items: Iterator[Any], size: int) -> Iterator[list[Any]]:

@@ -51,6 +51,7 @@ from kernel.filings import (
     filing_record,
     through_touchpoints,
 )
+from kernel.partitioning import touchpoint_bucket_key
 from kernel.ports import FILINGS_TOPIC, TOUCHPOINTS_TOPIC, Outgoing
 from kernel.processing import Projection, Unfiled, decode_batch, project_batch
 from kernel.settings import IngestSettings
@@ -61,6 +62,7 @@ from services.ingest.body import parse_submission
 from services.satisfaction.sentiment import warm_up as warm_up_sentiment
 
 TENANT = "bench"
+BUCKET_KEY = touchpoint_bucket_key(b"bench platform key")
 JSON = "application/json"
 INGEST_STAGES = ("parse body", "validate", "identifier notes", "encode", "publish (claims+append)")
 FILING_STAGES = ("poll", "decode", "file (identity)", "append filings", "commit")
@@ -170,7 +172,9 @@ class Pipeline:
             for event, _ in checked:
                 identifier_notes(event, self.rules)
         with meter.stage("encode"):
-            outgoing = [to_outgoing(event, fingerprint) for event, fingerprint in checked]
+            outgoing = [
+                to_outgoing(event, fingerprint, BUCKET_KEY) for event, fingerprint in checked
+            ]
         with meter.stage("publish (claims+append)"):
             self.publisher.publish(outgoing)
         return outgoing

@@ -28,6 +28,7 @@ from kernel.channels import ChannelStore
 from kernel.clock import SystemClock
 from kernel.decoding import SharedDecoder
 from kernel.filings import FILING_STAGE, through_touchpoints
+from kernel.partitioning import touchpoint_bucket_key
 from kernel.ports import (
     FILINGS_TOPIC,
     TOUCHPOINTS_TOPIC,
@@ -63,6 +64,13 @@ def embedded_channels(settings: CoreSettings) -> SqliteChannelStore:
     return SqliteChannelStore(settings.data_dir / "channels.sqlite", box)
 
 
+def embedded_bucket_key(settings: CoreSettings) -> bytes:
+    """The touchpoint bucket key of an embedded data directory: derived from CEM_SECRET_KEY, else
+    the directory's `secret.key`, as the channel secrets' and customer ids' keys are."""
+    secret_key = settings.secret_key.get_secret_value() if settings.secret_key else None
+    return touchpoint_bucket_key(platform_key(settings.data_dir, secret_key))
+
+
 def embedded_identity(data_dir: Path) -> IdentityResolver:
     """The identity store of an embedded data directory (eventsourcing on SQLite)."""
     return build_identity(IdentitySettings(mode="embedded", data_dir=data_dir))
@@ -85,6 +93,8 @@ class Platform:
     runners: list[Runner] = field(default_factory=list)
     channels: ChannelStore | None = None
     access_audit: AccessAudit | None = None
+    # The key touchpoint record keys are bucketed with (`kernel.partitioning.touchpoint_key`).
+    bucket_key: bytes = b""
     filer: IdentityFiler | None = field(init=False)
     decoder: SharedDecoder = field(init=False, default_factory=SharedDecoder)
     # Told when a projection stored stream arrivals: live streams poll at once (kernel/wakeup.py).
@@ -184,6 +194,7 @@ def build(
     )
     platform.channels = channels or embedded_channels(settings)
     platform.access_audit = access_audit or SqliteAccessAudit(data_dir / AUDIT_FILE)
+    platform.bucket_key = embedded_bucket_key(settings)
     platform.app = create_app(platform)
     return platform
 
@@ -211,6 +222,7 @@ def create_app(platform: Platform) -> FastAPI:
         "keys": platform.keys,
         "ingest_settings": platform.settings,
         "clock": platform.clock,
+        "bucket_key": platform.bucket_key,
         "warehouse": platform.warehouse,
         "identity": platform.identity,
         "platform": platform,

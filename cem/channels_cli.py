@@ -148,24 +148,29 @@ def dead_letters_list(args: argparse.Namespace) -> int:
 
 def dead_letters_replay(args: argparse.Namespace) -> int:
     from cem.dead_letter_replay import mode_publisher
+    from cem.platform_keys import shared_bucket_key
     from services.ingest.channels.replay import replay_webhooks
 
     settings, since = _settings(args), _since(args.since)
     store = _store(args)
     try:
+        bucket_key = shared_bucket_key(settings)
         with mode_publisher(settings) as (publisher, log):
-            report = replay_webhooks(store, publisher, provider=args.provider,
+            report = replay_webhooks(store, publisher, bucket_key=bucket_key,
+                                     provider=args.provider,
                                      tenant_id=args.tenant, since=since,
                                      max_event_bytes=settings.max_event_bytes)  # fmt: skip
             print(report.line("webhook dead letters"))
             if args.provider in (None, "kafka"):
-                print(_replay_consumers(settings, log, args.tenant, since))
+                print(_replay_consumers(settings, log, args.tenant, since, bucket_key))
     finally:
         store.close()
     return 0
 
 
-def _replay_consumers(settings: IngestSettings, log: Any, tenant: str | None, since: Any) -> str:
+def _replay_consumers(
+    settings: IngestSettings, log: Any, tenant: str | None, since: Any, bucket_key: bytes
+) -> str:
     from cem.dead_letter_replay import consumer_letters, mode_warehouse, replay_consumer_letters
 
     try:
@@ -182,7 +187,9 @@ def _replay_consumers(settings: IngestSettings, log: Any, tenant: str | None, si
         rows = consumer_letters(warehouse, since)
     finally:
         warehouse.close()
-    return replay_consumer_letters(rows, log, tenant).line("consumer dead letters")
+    return replay_consumer_letters(rows, log, tenant, bucket_key=bucket_key).line(
+        "consumer dead letters"
+    )
 
 
 def _data_dir(p: argparse.ArgumentParser) -> None:

@@ -5,8 +5,11 @@
 - Consumer dead letters (the warehouse's `dead_letters` table: records on the log that a consumer
   could not decode, file or project): each one that decodes now is appended to the topic again
   with its original bytes, so both consumers process it; every read deduplicates by event_id, so
-  a record that was in fact stored the first time costs nothing. The record goes back with the
-  headers it had (the table keeps them): a producer's `tenant_id` and `source_id`, the ingest's
+  a record that was in fact stored the first time costs nothing. A touchpoint goes back keyed as
+  the ingest keys one now (`kernel.partitioning.touchpoint_key`, under the deployment's bucket
+  key), not with the key it had (an older release's unkeyed bucket, or a producer's own key,
+  perhaps `tenant/email:…`); a filing keeps its key (its opaque customer id). The record goes
+  back with the headers it had (the table keeps them): a producer's `tenant_id` and `source_id`, the ingest's
   seal. A letter kept by an earlier release has none; a stored record then gets its tenant and
   source back from its body, and a producer's record, whose tenant only its header named, still
   fails and must be produced again.
@@ -32,7 +35,9 @@ from cem.direct_ingest import (
     headers_of,
     is_stored_form,
 )
+from kernel.customer_key import customer_key
 from kernel.filings import CUSTOMER_HEADER
+from kernel.partitioning import touchpoint_key
 from kernel.ports import TOUCHPOINTS_TOPIC, Consumed, EventLog, Publisher, Record, Warehouse
 from kernel.processing import to_micros
 from kernel.settings import IngestSettings
@@ -56,27 +61,31 @@ def kept_headers(row: dict[str, Any]) -> tuple[tuple[str, bytes], ...]:
     return tuple((h["name"], bytes.fromhex(h["value_hex"])) for h in orjson.loads(text))
 
 
-def _record(row: dict[str, Any], tenant_id: str | None) -> Record | None:
-    """The row's original record, when it decodes now as an event of the tenant asked for."""
+def _record(row: dict[str, Any], tenant_id: str | None, bucket_key: bytes) -> Record | None:
+    """The row's original record, when it decodes now as an event of the tenant asked for; a
+    touchpoint (no customer header) keyed with `bucket_key`."""
     value = bytes.fromhex(row["value_hex"])
     try:
         headers = kept_headers(row)
         raw = orjson.loads(value)
         texts = headers_of(Consumed(str(row["topic"]), 0, 0, b"", value, headers))
         if is_stored_form(raw):
-            tenant = decode_stored(raw, texts).tenant_id
+            event = decode_stored(raw, texts)
             if not headers:  # kept by an earlier release: tenant and source from the body
                 source = str(raw.get("source_id", "")).encode()
-                headers = (("tenant_id", tenant.encode()), ("source_id", source))
+                headers = (("tenant_id", event.tenant_id.encode()), ("source_id", source))
         elif texts.get(TENANT_HEADER):
-            tenant = accept_direct(raw, texts, datetime.now(UTC)).event.tenant_id
+            event = accept_direct(raw, texts, datetime.now(UTC)).event
         else:
             return None  # a producer's record whose tenant header was not kept
     except ValueError:
         return None
-    if tenant_id is not None and tenant != tenant_id:
+    if tenant_id is not None and event.tenant_id != tenant_id:
         return None
-    return Record(str(row["key"]).encode(), value, headers)
+    if any(name == CUSTOMER_HEADER for name, _ in headers):
+        return Record(str(row["key"]).encode(), value, headers)  # a filing: its customer's key
+    key = touchpoint_key(bucket_key, event.tenant_id, customer_key(event.customer))
+    return Record(key, value, headers)
 
 
 def _topic(row: dict[str, Any], record: Record) -> str:
@@ -88,12 +97,16 @@ def _topic(row: dict[str, Any], record: Record) -> str:
 
 
 def replay_consumer_letters(
-    rows: Sequence[dict[str, Any]], log: EventLog, tenant_id: str | None = None
+    rows: Sequence[dict[str, Any]],
+    log: EventLog,
+    tenant_id: str | None = None,
+    *,
+    bucket_key: bytes,
 ) -> ReplayReport:
     report = ReplayReport()
     by_topic: dict[str, list[Record]] = {}
     for row in rows:
-        record = _record(row, tenant_id)
+        record = _record(row, tenant_id, bucket_key)
         if record is None:
             report.still_failing += 1
             continue

@@ -33,6 +33,7 @@ from cem.adapters.sqlite_access_audit import AUDIT_FILE, SqliteAccessAudit
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_retention import RETENTION_FILE, SqliteRetentionStore
 from cem.adapters.sqlite_users import SqliteUserStore
+from cem.platform_keys import shared_bucket_key
 from cem.publishing import IdempotencyIndex, IdempotentPublisher
 from cem.retention import RetentionStore
 from kernel import readiness
@@ -227,10 +228,13 @@ def build_ingest(
     clock: Clock | None = None,
     seal_key: bytes | None = None,
     channels: ChannelStore | None = None,
+    bucket_key: bytes | None = None,
 ) -> IngestService:
     """The ingest app on Kafka (acks=all) with claims and keys in PostgreSQL, plus /health. Its
     records are sealed with the platform's key (`seal_key`, else the one kept in PostgreSQL), so
-    the workers trust their stored form and nobody else's (RELIABILITY S08)."""
+    the workers trust their stored form and nobody else's (RELIABILITY S08), and keyed by a
+    bucket under `bucket_key`, else the one every replica derives (CEM_SECRET_KEY, else the
+    platform key kept in PostgreSQL: `cem.platform_keys.shared_bucket_key`)."""
     from services.ingest.app import create_app
     from services.query_api.app import health_router
 
@@ -245,10 +249,13 @@ def build_ingest(
     publisher = IdempotentPublisher(
         log, index, TOUCHPOINTS_TOPIC, timeout_s=settings.publish_timeout_s, seal_key=seal_key
     )
-    channels = channels or channels_from_settings(
-        settings.model_copy(update={"mode": "distributed"})
+    distributed = settings.model_copy(update={"mode": "distributed"})
+    channels = channels or channels_from_settings(distributed)
+    if bucket_key is None:
+        bucket_key = shared_bucket_key(distributed)
+    app = create_app(
+        publisher, keys, settings, clock or SystemClock(), channels=channels, bucket_key=bucket_key
     )
-    app = create_app(publisher, keys, settings, clock or SystemClock(), channels=channels)
     # /health is liveness only: a replica whose Kafka is down still answers (503 on ingest), so an
     # orchestrator must not restart every replica when the broker blips. /ready reports each
     # dependency, for monitoring and for load balancers that should stop routing meanwhile.
@@ -272,10 +279,13 @@ def build_query_api(
     users: UserStore | None = None,
     publisher: Publisher | None = None,
     access_audit: AccessAudit | None = None,
+    bucket_key: bytes | None = None,
 ) -> QueryService:
     """The query API on the ClickHouse server (the database CEM_CLICKHOUSE_URL names, which the
     workers write) with the PostgreSQL key store and, when CEM_IDENTITY=eventsourced, the identity
-    store the workers file with (unified histories and the identity API)."""
+    store the workers file with (unified histories and the identity API). Alert actions are keyed
+    like the ingest's touchpoints (`bucket_key`, else derived on the first action: a query API
+    does not need PostgreSQL's key to start)."""
     from services.query_api.app import create_app
 
     settings = settings or QuerySettings()
@@ -287,8 +297,15 @@ def build_query_api(
     users = users or PostgresUserStore(postgres_dsn(settings))
     publisher = publisher or alert_publisher(settings)
     access_audit = access_audit or PostgresAccessAudit(postgres_dsn(settings))
+    distributed = settings.model_copy(update={"mode": "distributed"})
     app = create_app(
-        warehouse, keys, identity, publisher=publisher, users=users, access_audit=access_audit
+        warehouse,
+        keys,
+        identity,
+        publisher=publisher,
+        users=users,
+        access_audit=access_audit,
+        bucket_key=bucket_key or (lambda: shared_bucket_key(distributed)),
     )
     return QueryService(
         settings, app, warehouse, keys, identity, users, publisher, access_audit=access_audit

@@ -3,12 +3,11 @@ cache size. Called from the composition roots (`cem.bootstrap`, `cem.distributed
 
 from __future__ import annotations
 
-from cem.adapters.postgres_channels import PostgresChannelStore
 from cem.adapters.postgres_identity_store import PostgresIdentityStore
 from cem.adapters.sqlite_identity_store import SqliteIdentityStore
+from cem.platform_keys import shared_platform_key
 from kernel.opaque_ids import customer_id_key
 from kernel.private_files import private_file
-from kernel.secrets import key_file_sealed_before, platform_key
 from services.identity.ports import IdentityStore
 from services.identity.resolver import IdentityResolver
 from services.identity.rules import IdentityRules
@@ -26,22 +25,6 @@ def identity_store(settings: IdentitySettings) -> IdentityStore:
     path = settings.sqlite_path()
     private_file(path)  # personal data: the owner's alone
     return SqliteIdentityStore(path)
-
-
-def shared_platform_key(settings: IdentitySettings) -> bytes:
-    """The platform key customer ids derive from, the same on every replica: CEM_SECRET_KEY;
-    unset, the key kept in PostgreSQL when distributed (the one channel secrets are sealed with
-    then: never a host's own file, which replicas would not share), else the data directory's
-    `secret.key`."""
-    secret = settings.secret_key.get_secret_value() if settings.secret_key else None
-    if secret or settings.mode != "distributed":
-        return platform_key(settings.data_dir, secret)
-    dsn = settings.postgres_dsn.get_secret_value()
-    channels = PostgresChannelStore(dsn, first_key=key_file_sealed_before(settings.data_dir))
-    try:
-        return channels.shared_key()
-    finally:
-        channels.close()
 
 
 def build_identity(

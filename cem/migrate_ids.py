@@ -31,9 +31,10 @@ from cem.adapters.sqlite_log import SqliteLog
 from cem.adapters.sqlite_snapshot import backup, events_by_topic, log_records
 from cem.cli_errors import CliError
 from kernel.customer_key import customer_key
-from kernel.partitioning import touchpoint_key
+from kernel.partitioning import touchpoint_bucket_key, touchpoint_key
 from kernel.ports import TOUCHPOINTS_TOPIC, Record
-from kernel.secrets import KEY_FILE
+from kernel.secrets import KEY_FILE, platform_key
+from kernel.settings import CoreSettings
 from schemas.validate import decode
 from services.identity.changes import SYSTEM_ACTOR
 
@@ -64,11 +65,14 @@ class Migration:
     hand_made: dict[str, int] = field(default_factory=dict)
 
 
-def migrate(old: Path, new: Path) -> Migration:
+def migrate(old: Path, new: Path, secret_key: str | None = None) -> Migration:
     """Copy `old`'s touchpoints, re-keyed, and its stores without customer ids into `new`.
 
     `old` is only read (every SQLite file opened read-only). The copy is made in a staging
-    directory beside `new`, renamed to `new` once complete: a crash leaves no partial `new`."""
+    directory beside `new`, renamed to `new` once complete: a crash leaves no partial `new`.
+    The touchpoints are keyed with the bucket key `new` will ingest with: derived from
+    `secret_key` (CEM_SECRET_KEY) when given, else from the key file copied from `old` (made in
+    `new` when `old` had none, the one `cem up --data-dir NEW` then uses)."""
     if not (old / "log.sqlite").exists():
         raise CliError(f"no event log in {old}")
     if new.exists():
@@ -84,7 +88,8 @@ def migrate(old: Path, new: Path) -> Migration:
     for name in COPIED_FILES:
         if (old / name).exists():
             shutil.copy2(old / name, staging / name)
-    copied, undecodable = _copy_touchpoints(old / "log.sqlite", staging / "log.sqlite")
+    bucket_key = touchpoint_bucket_key(platform_key(staging, secret_key))
+    copied, undecodable = _copy_touchpoints(old / "log.sqlite", staging / "log.sqlite", bucket_key)
     hand_made = _hand_made(old / "identity.sqlite")
     _sync_dir(staging)
     staging.rename(new)
@@ -92,13 +97,13 @@ def migrate(old: Path, new: Path) -> Migration:
     return Migration(copied, undecodable, hand_made)
 
 
-def _copy_touchpoints(old_log: Path, new_log: Path) -> tuple[int, int]:
+def _copy_touchpoints(old_log: Path, new_log: Path, bucket_key: bytes) -> tuple[int, int]:
     """Every touchpoint, each partition in order (one customer's are in one partition, so they
     keep their order), read without writing the old log (no consumer group is committed)."""
     target, copied, undecodable = SqliteLog(new_log), 0, 0
     try:
         for batch in log_records(old_log, TOUCHPOINTS_TOPIC, CHUNK):
-            rekeyed = [_rekeyed(r.key, r.value, r.headers) for r in batch]
+            rekeyed = [_rekeyed(r.key, r.value, r.headers, bucket_key) for r in batch]
             undecodable += sum(not decoded for decoded, _ in rekeyed)
             target.append(TOUCHPOINTS_TOPIC, [record for _, record in rekeyed])
             copied += len(rekeyed)
@@ -108,7 +113,7 @@ def _copy_touchpoints(old_log: Path, new_log: Path) -> tuple[int, int]:
 
 
 def _rekeyed(
-    key: bytes, value: bytes, headers: tuple[tuple[str, bytes], ...]
+    key: bytes, value: bytes, headers: tuple[tuple[str, bytes], ...], bucket_key: bytes
 ) -> tuple[bool, Record]:
     """Whether the record decodes, and the record with the key ingest gives it now; when its
     value does not decode (the filing stage dead-letters it, as before), its old key bucketed
@@ -116,17 +121,17 @@ def _rekeyed(
     try:
         event = decode(value)
     except ValueError:
-        return False, Record(_bucketed(bytes(key)), value, headers)
+        return False, Record(_bucketed(bytes(key), bucket_key), value, headers)
     return True, Record(
-        touchpoint_key(event.tenant_id, customer_key(event.customer)), value, headers
+        touchpoint_key(bucket_key, event.tenant_id, customer_key(event.customer)), value, headers
     )
 
 
-def _bucketed(key: bytes) -> bytes:
+def _bucketed(key: bytes, bucket_key: bytes) -> bytes:
     if _BUCKET.fullmatch(key):
-        return key  # bucketed already
+        return key  # bucketed already (by this or an earlier release: no identifier either way)
     tenant, _, rest = key.decode(errors="replace").partition("/")
-    return touchpoint_key(tenant, rest)
+    return touchpoint_key(bucket_key, tenant, rest)
 
 
 def _hand_made(path: Path) -> dict[str, int]:
@@ -154,7 +159,7 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError("migrate into a new directory, not the one being migrated")
     with data_dir.exclusive(state.path):
         state.announce()
-        done = migrate(state.path, new)
+        done = migrate(state.path, new, _secret_key())
     print(f"copied {done.touchpoints} touchpoints into {new}")
     if done.undecodable:
         print(f"{done.undecodable} of them do not decode and will be dead-lettered as before")
@@ -166,6 +171,11 @@ def _run(args: argparse.Namespace) -> int:
             "make them again in the new one"
         )
     return 0
+
+
+def _secret_key() -> str | None:
+    settings = CoreSettings()
+    return settings.secret_key.get_secret_value() if settings.secret_key else None
 
 
 def add_commands(sub: Any, command: Any) -> None:

@@ -1,13 +1,15 @@
 """Which partition a record lands on, and how a poll shares its budget between partitions.
 
-The embedded log uses Kafka's default partitioner for keyed records, so a producer writing
-straight to Kafka and the HTTP ingest writing to either log put one customer on the same partition.
+The embedded log uses Kafka's default partitioner for keyed records, so one key lands on the same
+partition in either log, whoever produced it. Touchpoints are keyed by a keyed bucket of their
+customer key (`touchpoint_key`), which only holders of the platform key can compute.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 import struct
 from collections.abc import Mapping
 
@@ -64,19 +66,36 @@ def partition_key(tenant_id: str, customer_key: str) -> bytes:
     return f"{tenant_id}/{customer_key}".encode()
 
 
-# Buckets of touchpoint keys: 65,536, far more than any topic's partitions (at most 1024). The hash
-# is unkeyed: a bucket holds no identifier, but a guessed identifier's bucket can be computed and
-# looked for, a membership hint when a tenant has few customers (see the README, opaque ids).
+# Buckets of touchpoint keys: 65,536, far more than any topic's partitions (at most 1024). The
+# bucket is keyed (HMAC-SHA256 under a key derived from the platform key): without the key, a
+# guessed identifier's bucket cannot be computed, so a topic's keys say nothing about who is in it.
 _TOUCHPOINT_BUCKET_BYTES = 2
+_BUCKET_LABEL = b"cem touchpoint buckets v1"
 
 
-def touchpoint_key(tenant_id: str, customer_key: str) -> bytes:
-    """The key of an ingested touchpoint: one customer key always shares a partition, hence an
-    order, but the key is a 16-bit bucket of it, not the key (`email:maria@...`) itself, so that
-    topic keys hold no identifier (an unkeyed bucket: a hint, not a secret). (Which customer it is, identity decides later; its filing is
-    keyed by the opaque customer id.)"""
-    digest = hashlib.sha256(customer_key.encode()).digest()[:_TOUCHPOINT_BUCKET_BYTES]
-    return partition_key(tenant_id, digest.hex())
+def touchpoint_bucket_key(platform_key: bytes) -> bytes:
+    """The key touchpoint buckets are derived with, derived from the platform key under its own
+    label (as `kernel.opaque_ids.customer_id_key` derives the customer-id key): the platform key
+    is never used for two purposes, and a bucket reveals nothing about it or the customer-id key."""
+    return hmac.new(platform_key, _BUCKET_LABEL, hashlib.sha256).digest()
+
+
+@functools.lru_cache(maxsize=64)
+def _bucket_mac(bucket_key: bytes) -> hmac.HMAC:
+    # Keying an HMAC hashes the key's pads; a copy of the keyed state skips that per record.
+    return hmac.new(bucket_key, digestmod=hashlib.sha256)
+
+
+def touchpoint_key(bucket_key: bytes, tenant_id: str, customer_key: str) -> bytes:
+    """The key of an ingested touchpoint, `tenant/<4 hex digits>`: a 16-bit keyed bucket of the
+    tenant and customer key (`email:maria@...`), not the key itself. Within a deployment (one
+    `bucket_key`, from `touchpoint_bucket_key`) one customer key always gets the same record key,
+    hence one partition and an order, on every replica; without the key, a bucket cannot be
+    computed from a guessed identifier. (Which customer it is, identity decides later; its
+    filing is keyed by the opaque customer id.)"""
+    mac = _bucket_mac(bucket_key).copy()
+    mac.update(tenant_id.encode() + b"\x00" + customer_key.encode())
+    return partition_key(tenant_id, mac.digest()[:_TOUCHPOINT_BUCKET_BYTES].hex())
 
 
 def fair_quotas(backlog: Mapping[int, int], max_records: int, start: int = 0) -> dict[int, int]:

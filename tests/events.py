@@ -6,6 +6,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from kernel.partitioning import touchpoint_bucket_key
+
+# The touchpoint bucket key of a test deployment (`kernel.partitioning.touchpoint_key`).
+BUCKET_KEY = touchpoint_bucket_key(b"test platform key")
+
 
 def iso(at: datetime) -> str:
     return at.astimezone(UTC).isoformat().replace("+00:00", "Z")

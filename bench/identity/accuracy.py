@@ -25,6 +25,7 @@ from bench.identity.scoring import evidence_components, scores
 from bench.identity.spelling import PLACEHOLDER
 from cem.bootstrap import embedded_identity
 from cem.identity import build_identity
+from kernel.partitioning import touchpoint_bucket_key
 from kernel.processing import Unfiled
 from kernel.settings import IngestSettings
 from schemas.validate import decode
@@ -35,6 +36,7 @@ from services.identity.settings import IdentitySettings
 from services.ingest.batch import prepare
 
 TENANT = "bench"
+BUCKET_KEY = touchpoint_bucket_key(b"bench platform key")
 BATCH = 500  # events per ingest request and per filing batch
 MAX_EVENT_BYTES = IngestSettings.model_fields["max_event_bytes"].default
 # The "done when": what the product must reach on this population with default rules.
@@ -84,7 +86,9 @@ def file_all(touches: Sequence[Touch], resolver: IdentityResolver) -> Filed:
     for start in range(0, len(touches), BATCH):
         batch = touches[start : start + BATCH]
         received = batch[-1].at + timedelta(seconds=5)
-        prepared = prepare([t.event for t in batch], TENANT, received, MAX_EVENT_BYTES)
+        prepared = prepare(
+            [t.event for t in batch], TENANT, received, MAX_EVENT_BYTES, bucket_key=BUCKET_KEY
+        )
         rejected += len(prepared.rejected)
         events = [decode(out.record.value) for out in prepared.outgoing]
         for event, home in zip(events, filer.file(events), strict=True):

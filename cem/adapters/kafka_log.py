@@ -3,7 +3,7 @@
 Producing: `acks=all` with idempotence set explicitly, and every `append` bounded by `timeout_s`:
 it returns positions only once the broker acknowledged every record, and raises LogUnavailable
 otherwise (F01). Records are partitioned by `kernel.partitioning.partition_for`, the rule of Kafka's
-default partitioner, so producers writing straight to Kafka put a customer on the same partition.
+default partitioner, so a key lands on the same partition whichever producer or log wrote it.
 
 Topics are created by the platform (partitions, replication, min.insync.replicas), never by a
 broker's auto-creation, which would give them the broker's default single partition.

@@ -23,9 +23,12 @@ def create_app(
     *,
     quota: IngestQuota | QuotaLimiter | None = None,
     channels: ChannelStore | None = None,
+    bucket_key: bytes,
 ) -> FastAPI:
     """An app serving POST /v1/events, GET /v1/schemas[/{name}] and GET /metrics.
 
+    `bucket_key` keys every touchpoint's record (`kernel.partitioning.touchpoint_key`; derived
+    from the platform key, `cem.platform_keys.shared_bucket_key`).
     With `channels`, it also serves the provider webhooks and `/v1/channels`.
     `quota` defaults to the CEM_INGEST_QUOTA_* settings; pass a `QuotaLimiter` to control its time.
     """
@@ -36,6 +39,7 @@ def create_app(
     app.state.keys = keys
     app.state.ingest_settings = settings
     app.state.clock = clock
+    app.state.bucket_key = bucket_key
     app.state.telemetry = Telemetry()
     app.state.ingest_quota = _limiter(quota)
     app.include_router(router)

@@ -133,13 +133,16 @@ def prepare(
     received_at: datetime,
     max_event_bytes: int,
     rules: TenantRules | None = None,
+    *,
+    bucket_key: bytes,
 ) -> Prepared:
-    """Validate every item; valid ones become records keyed by tenant and customer, with a note
-    for each identifier the tenant's identity `rules` will ignore."""
+    """Validate every item; valid ones become records keyed by tenant and customer (bucketed
+    under `bucket_key`, `kernel.partitioning.touchpoint_key`), with a note for each identifier
+    the tenant's identity `rules` will ignore."""
     prepared = Prepared()
     rules = rules or TenantRules()
     for index, raw in enumerate(items):
-        checked = check_event(index, raw, tenant_id, received_at, max_event_bytes)
+        checked = check_event(index, raw, tenant_id, received_at, max_event_bytes, bucket_key)
         if isinstance(checked, ItemResult):
             prepared.rejected.append(checked)
         else:
@@ -201,22 +204,32 @@ def _published_result(
 
 
 def check_item(
-    index: int, raw: Any, tenant_id: str, received_at: datetime, max_event_bytes: int
+    index: int,
+    raw: Any,
+    tenant_id: str,
+    received_at: datetime,
+    max_event_bytes: int,
+    bucket_key: bytes,
 ) -> ItemResult | Outgoing:
     """One item: rejected with every violation found, or the record to publish."""
-    checked = check_event(index, raw, tenant_id, received_at, max_event_bytes)
+    checked = check_event(index, raw, tenant_id, received_at, max_event_bytes, bucket_key)
     return checked if isinstance(checked, ItemResult) else checked[1]
 
 
 def check_event(
-    index: int, raw: Any, tenant_id: str, received_at: datetime, max_event_bytes: int
+    index: int,
+    raw: Any,
+    tenant_id: str,
+    received_at: datetime,
+    max_event_bytes: int,
+    bucket_key: bytes,
 ) -> ItemResult | tuple[Event, Outgoing]:
     """One item: rejected with every violation found, or the event and its record to publish."""
     checked = validate_item(index, raw, tenant_id, received_at, max_event_bytes)
     if isinstance(checked, ItemResult):
         return checked
     event, fingerprint = checked
-    return event, to_outgoing(event, fingerprint)
+    return event, to_outgoing(event, fingerprint, bucket_key)
 
 
 def validate_item(
@@ -294,16 +307,29 @@ def _event_id_of(raw: Any) -> str | None:
         return None
 
 
-def to_outgoing(event: Event, fingerprint: str) -> Outgoing:
-    """The record of an accepted event, keyed so that one customer keeps one partition."""
+def to_outgoing(event: Event, fingerprint: str, bucket_key: bytes) -> Outgoing:
+    """The record of an accepted event, keyed so that one customer keeps one partition: a
+    bucket of its customer key under the deployment's `bucket_key`, never the key itself."""
     headers = (
         ("tenant_id", event.tenant_id.encode()),
         ("source_id", event.source_id.encode()),
         ("schema_version", str(event.schema_version).encode()),
     )
-    key = touchpoint_key(event.tenant_id, customer_key(event.customer))
+    key = touchpoint_key(bucket_key, event.tenant_id, customer_key(event.customer))
     record = Record(key=key, value=encode(event), headers=headers)
     return Outgoing(event.tenant_id, str(event.event_id), fingerprint, record)
+
+
+def bucket_key_of(state: Any) -> bytes:
+    """The touchpoint bucket key an app's composition root set (`app.state.bucket_key`): the
+    bytes, or a function giving them, called once on first use."""
+    key = getattr(state, "bucket_key", None)
+    if callable(key):
+        key = key()
+        state.bucket_key = key
+    if not isinstance(key, bytes) or not key:
+        raise RuntimeError("the composition root set no app.state.bucket_key")
+    return key
 
 
 def encoded_size(raw: Any) -> int:

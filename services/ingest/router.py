@@ -2,7 +2,9 @@
 
 The router relies only on `request.app.state`:
 - `publisher` (kernel.ports.Publisher), `keys` (kernel.ports.KeyStore, read by kernel.auth),
-  `ingest_settings` (kernel.settings.IngestSettings), `clock` (kernel.ports.Clock, `now()` in UTC);
+  `ingest_settings` (kernel.settings.IngestSettings), `clock` (kernel.ports.Clock, `now()` in UTC),
+  `bucket_key` (the key touchpoint record keys are bucketed with, `cem.platform_keys`; bytes or
+  a function giving them);
 - optionally `identity` (the resolver, whose rules say which identifiers are ignored) or
   `identity_rules` (services.identity.rules.IdentityRules, made from CEM_IDENTITY_RULES_FILE and
   CEM_DEFAULT_REGION on first use when neither is set), `telemetry` (kernel.telemetry.Telemetry) and `ingest_quota`
@@ -20,6 +22,7 @@ final and in the body. Only a batch with nothing but rejections answers 422.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, Literal
 
 import anyio
@@ -38,6 +41,7 @@ from services.ingest.batch import (
     BatchOutcome,
     ItemResult,
     ItemStatus,
+    bucket_key_of,
     complete,
     prepare,
     safe_violation,
@@ -119,12 +123,15 @@ async def post_events(
     # Validating 1,000 events takes a few hundred ms: off the event loop, so that other requests
     # (and the embedded app's live streams) keep being served meanwhile.
     prepared = await anyio.to_thread.run_sync(
-        prepare,
-        submission.items,
-        principal.tenant_id,
-        state.clock.now(),
-        settings.max_event_bytes,
-        identity_rules_of(request.app).for_tenant(principal.tenant_id),
+        partial(
+            prepare,
+            submission.items,
+            principal.tenant_id,
+            state.clock.now(),
+            settings.max_event_bytes,
+            identity_rules_of(request.app).for_tenant(principal.tenant_id),
+            bucket_key=bucket_key_of(state),
+        )
     )
     statuses = await publish(state.publisher, prepared.outgoing, settings.publish_timeout_s)
     outcome = complete(prepared, statuses)

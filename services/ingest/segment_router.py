@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import anyio
@@ -38,6 +39,7 @@ from services.ingest.batch import (
     ItemResult,
     ItemStatus,
     Prepared,
+    bucket_key_of,
     check_event,
     complete,
     encoded_size,
@@ -148,6 +150,8 @@ def prepare_messages(
     limits: tuple[int, int],
     defaults: BatchDefaults = BatchDefaults(),
     rules: TenantRules | None = None,
+    *,
+    bucket_key: bytes,
 ) -> Prepared:
     """Map and validate every message; the valid ones become records, as in the native ingest,
     with a note for each identifier the tenant's identity `rules` will ignore.
@@ -160,7 +164,7 @@ def prepare_messages(
         if isinstance(mapped, list):
             prepared.rejected.append(ItemResult(index, ItemStatus.rejected, errors=tuple(mapped)))
             continue
-        checked = check_event(index, mapped.event, tenant_id, received_at, limits[1])
+        checked = check_event(index, mapped.event, tenant_id, received_at, limits[1], bucket_key)
         if isinstance(checked, ItemResult):
             prepared.rejected.append(checked)
         else:
@@ -251,15 +255,18 @@ async def ingest_messages(
     segment = segment_settings_of(request.app)
     limiter_of(request.app).charge(principal.key_id, len(messages))
     prepared = await anyio.to_thread.run_sync(
-        prepare_messages,
-        messages,
-        kind,
-        principal.tenant_id,
-        state.clock.now(),
-        segment.mappings.for_tenant(principal.tenant_id),
-        (segment.max_call_bytes, ingest.max_event_bytes),
-        defaults,
-        identity_rules_of(request.app).for_tenant(principal.tenant_id),
+        partial(
+            prepare_messages,
+            messages,
+            kind,
+            principal.tenant_id,
+            state.clock.now(),
+            segment.mappings.for_tenant(principal.tenant_id),
+            (segment.max_call_bytes, ingest.max_event_bytes),
+            defaults,
+            identity_rules_of(request.app).for_tenant(principal.tenant_id),
+            bucket_key=bucket_key_of(state),
+        )
     )
     statuses = await publish(state.publisher, prepared.outgoing, ingest.publish_timeout_s)
     outcome = complete(prepared, statuses)

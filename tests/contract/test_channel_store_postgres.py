@@ -97,7 +97,8 @@ def test_identity_asking_first_for_the_shared_key_offers_the_hosts_key_file_too(
     from pydantic import SecretStr
 
     from cem.distributed import channels_from_settings
-    from cem.identity import shared_platform_key
+    from cem.platform_keys import shared_bucket_key, shared_platform_key
+    from kernel.partitioning import touchpoint_bucket_key
     from kernel.secrets import SecretBox, platform_key
     from services.identity.settings import IdentitySettings
 
@@ -112,6 +113,8 @@ def test_identity_asking_first_for_the_shared_key_offers_the_hosts_key_file_too(
     before.close()
     settings = IdentitySettings(mode="distributed", data_dir=data_dir, postgres_dsn=SecretStr(dsn))
     assert shared_platform_key(settings) == host_key
+    # Touchpoint buckets derive from that same key, under their own label.
+    assert shared_bucket_key(settings) == touchpoint_bucket_key(host_key) != host_key
     after = channels_from_settings(settings)
     try:
         assert after.secret(channel.channel_id) == "s3cret-auth-token-0123456789"

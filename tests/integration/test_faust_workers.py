@@ -53,6 +53,7 @@ from services.projections import sql
 from services.projections.projection import ProjectionsProjection
 from services.projections.timeline import Cursor, decode_cursor
 from tests.engines import Engines
+from tests.events import BUCKET_KEY
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.postgres, pytest.mark.slow]
 
@@ -232,7 +233,7 @@ class Publisher:
 
     def _send_event(self, raw: dict[str, Any]) -> Any:
         event, fingerprint = accept(raw, self.target.tenant, datetime.now(UTC))
-        record = sealed(to_outgoing(event, fingerprint).record, self.target.seal_key)
+        record = sealed(to_outgoing(event, fingerprint, BUCKET_KEY).record, self.target.seal_key)
         self.sent[customer_key(event.customer)] += 1
         return self._send(record.key, record.value, list(record.headers))
 
@@ -818,7 +819,9 @@ def publish_as_the_ingest(target: Target, raw: dict[str, Any]) -> None:
     try:
         publisher = IdempotentPublisher(log, claims, target.topic, seal_key=target.seal_key)
         event, fingerprint = accept(raw, target.tenant, datetime.now(UTC))
-        assert publisher.publish([to_outgoing(event, fingerprint)]) == [PublishStatus.accepted]
+        assert publisher.publish([to_outgoing(event, fingerprint, BUCKET_KEY)]) == [
+            PublishStatus.accepted
+        ]
     finally:
         log.close()
         claims.close()

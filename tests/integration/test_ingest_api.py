@@ -42,6 +42,7 @@ from schemas.validate import decode
 from services.ingest.app import create_app
 from services.ingest.quota import IngestQuota, QuotaLimiter
 from services.ingest.router import router
+from tests.events import BUCKET_KEY
 from tests.events import survey_answer as event
 
 NOW = datetime(2026, 1, 31, 12, tzinfo=UTC)
@@ -102,7 +103,14 @@ def make_ingest(
     publisher = FlakyPublisher(MemoryPublisher(log))
     keys = MemoryKeyStore()
     _, secret = keys.create("acme", "ingest", "test")
-    app = create_app(publisher, keys, settings or IngestSettings(), FixedClock(NOW), quota=quota)
+    app = create_app(
+        publisher,
+        keys,
+        settings or IngestSettings(),
+        FixedClock(NOW),
+        quota=quota,
+        bucket_key=BUCKET_KEY,
+    )
     return Ingest(app, TestClient(app), log, publisher, keys, secret)
 
 
@@ -134,7 +142,9 @@ def test_single_event_is_acknowledged_after_the_log_stored_it(ingest: Ingest) ->
         raw["event_id"],
         NOW,
     )
-    assert record.key == touchpoint_key("acme", "cust-1")  # a bucket of the key, not the key
+    assert record.key == touchpoint_key(
+        BUCKET_KEY, "acme", "cust-1"
+    )  # a bucket of the key, not the key
     assert dict(record.headers) == {
         "tenant_id": b"acme",
         "source_id": b"genesys",
@@ -680,7 +690,7 @@ def test_router_runs_in_a_combined_app_with_only_the_required_state() -> None:
     ingest = make_ingest()
     app = FastAPI()
     api_errors.install(app)
-    for name in ("publisher", "keys", "ingest_settings", "clock"):
+    for name in ("publisher", "keys", "ingest_settings", "clock", "bucket_key"):
         setattr(app.state, name, getattr(ingest.app.state, name))
     app.include_router(router)
     client = TestClient(app)

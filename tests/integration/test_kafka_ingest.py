@@ -36,11 +36,13 @@ from cem.distributed import (
     keystore_from_settings,
     warehouse_database,
 )
+from cem.platform_keys import shared_bucket_key
 from cem.serving import free_port, wait_until_serving
 from kernel.partitioning import partition_for, touchpoint_key
 from kernel.ports import TOUCHPOINTS_TOPIC, Consumed
 from kernel.settings import CoreSettings, IngestSettings, QuerySettings
 from schemas.validate import decode
+from services.ingest.batch import bucket_key_of
 from tests.events import survey_answer as event
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -118,7 +120,9 @@ def test_an_acked_event_is_on_the_topic_once_keyed_by_tenant_and_customer(ingest
     assert response.status_code == 202, response.text
     assert response.json() == {"status": "accepted", "event_id": sent["event_id"]}
     [record] = ingest.on_topic(sent["event_id"])
-    key = touchpoint_key(ingest.tenant, "cust-1")  # a bucket of the customer key, not the key
+    key = touchpoint_key(
+        ingest.service.app.state.bucket_key, ingest.tenant, "cust-1"
+    )  # a bucket of the customer key, not the key
     assert record.key == key
     assert record.partition == partition_for(key, 4)
     headers = dict(record.headers)
@@ -129,6 +133,38 @@ def test_an_acked_event_is_on_the_topic_once_keyed_by_tenant_and_customer(ingest
     assert ingest.index.statuses(ingest.tenant, [sent["event_id"]]) == {
         sent["event_id"]: "published"
     }
+
+
+def test_every_replica_and_the_query_api_bucket_one_customer_alike(
+    ingest: Ingest, settings: IngestSettings, namespace: str
+) -> None:
+    # The bucket key derives from the platform key every replica shares (CEM_SECRET_KEY, else
+    # the one kept in PostgreSQL), so one customer keeps one partition whichever replica it hits.
+    other = start_ingest(settings, settings.kafka_bootstrap, namespace)
+    try:
+        first, second = event(), event()
+        assert ingest.post(first).status_code == 202
+        other.secret = ingest.secret  # the keys are in PostgreSQL: either replica takes it
+        other.tenant = ingest.tenant
+        assert other.post(second).status_code == 202
+        records = ingest.on_topic(first["event_id"], second["event_id"])
+        expected = touchpoint_key(shared_bucket_key(settings), ingest.tenant, "cust-1")
+        assert [r.key for r in records] == [expected, expected]
+    finally:
+        other.reader.close()
+        other.service.close()
+
+    class NoWarehouse:
+        version = (0,)
+
+        def close(self) -> None:
+            pass
+
+    query = build_query_api(QuerySettings(**settings.model_dump()), warehouse=NoWarehouse())  # type: ignore[arg-type]
+    try:  # alert actions: keyed under the same key, fetched on the first one
+        assert bucket_key_of(query.app.state) == shared_bucket_key(settings)
+    finally:
+        query.close()
 
 
 def test_a_repeat_is_a_duplicate_and_another_payload_a_recorded_conflict(ingest: Ingest) -> None:
@@ -161,8 +197,8 @@ def test_a_batch_with_repeats_stores_each_event_once(ingest: Ingest) -> None:
         [first["event_id"], second["event_id"]]
     )
     assert {r.key for r in stored} == {
-        touchpoint_key(ingest.tenant, "cust-1"),
-        touchpoint_key(ingest.tenant, "email:bob@example.com"),
+        touchpoint_key(ingest.service.app.state.bucket_key, ingest.tenant, "cust-1"),
+        touchpoint_key(ingest.service.app.state.bucket_key, ingest.tenant, "email:bob@example.com"),
     }
 
 

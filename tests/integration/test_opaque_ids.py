@@ -6,6 +6,7 @@ crypto-shredding is about those.) Customers are found by looking their identifie
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sqlite3
 import uuid
@@ -20,13 +21,14 @@ from cem import cli
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.memory_keys import MemoryKeyStore
 from cem.adapters.sqlite_log import SqliteLog
-from cem.bootstrap import Platform, build
+from cem.bootstrap import Platform, build, embedded_bucket_key
 from cem.demo import Population, history
 from cem.migrate_ids import migrate
 from kernel.customer_key import customer_key
-from kernel.partitioning import touchpoint_key
+from kernel.partitioning import partition_key, touchpoint_key
 from kernel.ports import Record
 from kernel.settings import IngestSettings
+from schemas.envelope import Event
 from schemas.validate import accept, decode, encode
 from tests.integration import test_unified_history as unified
 from tests.integration.test_unified_history import TENANT, Client, stop_keeping_warehouse, touch
@@ -100,6 +102,27 @@ def test_no_customer_id_topic_key_or_header_holds_an_email_or_phone(
     assert all(OPAQUE.fullmatch(i) or i in sent for i in ids - {""}), ids - sent
     assert any(OPAQUE.fullmatch(i) for i in ids)
     assert leaks(log_keys_and_headers(tmp_path / "data"), population) == set()
+    # A touchpoint's key is its customer key's bucket under the platform's bucket key, so whoever
+    # reads the topic cannot compute a guessed email's bucket (an unkeyed hash's) to look for it.
+    with sqlite3.connect(tmp_path / "data" / "log.sqlite") as db:
+        rows = db.execute("SELECT key, value FROM records WHERE topic = 'touchpoints'").fetchall()
+    by_customer = {(e.tenant_id, customer_key(e.customer)): k for k, e in _decoded(rows)}
+    assert len(by_customer) >= 30
+    assert all(
+        key == touchpoint_key(platform.bucket_key, tenant, customer)
+        for (tenant, customer), key in by_customer.items()
+    )
+    unkeyed = sum(key == _unkeyed_bucket(*customer) for customer, key in by_customer.items())
+    assert unkeyed < len(by_customer) / 10  # ~1 in 65,536 each by chance
+
+
+def _decoded(rows: list[tuple[bytes, bytes]]) -> list[tuple[bytes, Event]]:
+    return [(bytes(key), decode(value)) for key, value in rows]
+
+
+def _unkeyed_bucket(tenant: str, customer: str) -> bytes:
+    """The bucket of the release before keyed buckets: anyone could compute it."""
+    return partition_key(tenant, hashlib.sha256(customer.encode()).digest()[:2].hex())
 
 
 def test_a_customer_is_found_by_looking_its_email_up_and_addressed_by_its_opaque_id(
@@ -157,6 +180,8 @@ def test_migrate_ids_refiles_a_data_directory_under_the_same_opaque_ids(
     warehouse = ChdbWarehouse(chdb_path, database=f"m_{uuid.uuid4().hex[:12]}")
     settings = IngestSettings(data_dir=new, identity="eventsourced")
     migrated = build(settings, warehouse=warehouse, keys=MemoryKeyStore())
+    # The platform key was copied: the bucket key, like the id key, is the old platform's.
+    assert migrated.bucket_key == platform.bucket_key
     migrated.start()
     try:
         again = Client(migrated)
@@ -174,10 +199,19 @@ def test_migrate_ids_refiles_a_data_directory_under_the_same_opaque_ids(
     assert all(OPAQUE.fullmatch(customer_id) for customer_id, _ in after.values())
     with sqlite3.connect(new / "log.sqlite") as db:
         rows = db.execute("SELECT key, headers FROM records").fetchall()
+        touchpoints = db.execute("SELECT key, value FROM records WHERE topic='touchpoints'")
+        rekeyed = touchpoints.fetchall()
     assert not any(b"shop.es" in key or b"612345678" in key for key, _ in rows)
+    # Re-keyed as the migrated platform's ingest keys new touchpoints (its bucket key).
+    assert [key for key, _ in rekeyed] == [
+        touchpoint_key(migrated.bucket_key, TENANT, customer_key(decode(value).customer))
+        for _, value in rekeyed
+    ]
 
 
-def test_an_alert_action_is_filed_with_the_opaque_customer_it_is_about(api: Client) -> None:
+def test_an_alert_action_is_filed_with_the_opaque_customer_it_is_about(
+    api: Client, platform: Platform
+) -> None:
     answer = {"kind": "csat", "score": 1}
     [survey] = api.post(touch("survey.answered", "survey", {"email": "eva@shop.es"}, 0, answer))
     eva = api.home("email:eva@shop.es")
@@ -190,6 +224,14 @@ def test_an_alert_action_is_filed_with_the_opaque_customer_it_is_about(api: Clie
     assert acted.json()["event_id"] in api.timeline(eva)
     filed = api.call("GET", f"/v1/events/{acted.json()['event_id']}").json()
     assert filed["customer_id"] == eva  # not a new customer named after the id it was sent
+    # Its record is keyed as the ingest keys touchpoints: a bucket under the platform's key.
+    [(key, value)] = [
+        (r.key, r.value)
+        for r in platform.log.poll("touchpoints", "action-keys", 10_000, 0)
+        if str(decode(r.value).event_id) == acted.json()["event_id"]
+    ]
+    expected = touchpoint_key(platform.bucket_key, TENANT, customer_key(decode(value).customer))
+    assert key == expected
 
 
 def test_the_migrate_ids_command_copies_and_rekeys_the_touchpoints(
@@ -208,9 +250,14 @@ def test_the_migrate_ids_command_copies_and_rekeys_the_touchpoints(
     assert "copied 2 touchpoints" in said and "1 of them do not decode" in said
     with sqlite3.connect(new / "log.sqlite") as db:
         keys = sorted(k for (k,) in db.execute("SELECT key FROM records WHERE topic='touchpoints'"))
-    # The undecodable record's key is bucketed too: it held the readable customer key.
+    # Keyed with the bucket key `cem up --data-dir NEW` ingests with. The undecodable record's
+    # key is bucketed too: it held the readable customer key.
+    bucket_key = embedded_bucket_key(IngestSettings(data_dir=new))
     assert keys == sorted(
-        [touchpoint_key("acme", "email:ana@shop.es"), touchpoint_key("acme", "x")]
+        [
+            touchpoint_key(bucket_key, "acme", "email:ana@shop.es"),
+            touchpoint_key(bucket_key, "acme", "x"),
+        ]
     )
     assert cli.main(["migrate-ids", "--data-dir", str(old), "--into", str(new)]) == 1  # exists
 

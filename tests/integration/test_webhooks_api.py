@@ -21,6 +21,8 @@ from cem.adapters.memory_channels import MemoryChannelStore
 from cem.adapters.memory_keys import MemoryKeyStore
 from cem.adapters.memory_log import MemoryLog, MemoryPublisher
 from kernel.clock import FixedClock
+from kernel.customer_key import customer_key
+from kernel.partitioning import touchpoint_key
 from kernel.ports import TOUCHPOINTS_TOPIC
 from kernel.secrets import SecretBox, new_key_text, platform_key
 from kernel.settings import IngestSettings
@@ -28,6 +30,7 @@ from schemas.validate import decode
 from services.ingest.app import create_app
 from services.ingest.channels import signing
 from services.ingest.channels.replay import replay_webhooks
+from tests.events import BUCKET_KEY
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "channels"
 NOW = datetime(2026, 11, 10, 16, 20, 30, tzinfo=UTC)
@@ -43,7 +46,12 @@ class Platform:
         self.channels = MemoryChannelStore(box)
         self.clock = FixedClock(NOW)
         app = create_app(
-            self.publisher, self.keys, IngestSettings(), self.clock, channels=self.channels
+            self.publisher,
+            self.keys,
+            IngestSettings(),
+            self.clock,
+            channels=self.channels,
+            bucket_key=BUCKET_KEY,
         )
         self.client = TestClient(app)
         self.admin = {"Authorization": f"Bearer {self.keys.create('acme', 'admin')[1]}"}
@@ -152,15 +160,24 @@ def test_unmappable_is_kept_then_replayed_after_the_fix(platform: Platform) -> N
     assert [v["path"] for v in letter.violations] == ["form_response.answers"]
     assert platform.events() == []
 
-    still = replay_webhooks(platform.channels, platform.publisher, tenant_id="acme")
+    still = replay_webhooks(
+        platform.channels, platform.publisher, bucket_key=BUCKET_KEY, tenant_id="acme"
+    )
     assert (still.restored, still.duplicates, still.still_failing) == (0, 0, 1)
 
     fixed = platform.client.patch(f"/v1/channels/{added['channel_id']}", headers=platform.admin,
                                   json={"settings": MAPPED})  # fmt: skip
     assert fixed.status_code == 200
-    report = replay_webhooks(platform.channels, platform.publisher, tenant_id="acme")
+    report = replay_webhooks(
+        platform.channels, platform.publisher, bucket_key=BUCKET_KEY, tenant_id="acme"
+    )
     assert (report.restored, report.duplicates, report.still_failing) == (1, 0, 0)
     assert len(platform.events()) == 2
+    # Replayed records are keyed as the webhook route keys them: the deployment's bucket.
+    records = platform.log.poll(TOUCHPOINTS_TOPIC, "keys", 100, 0)
+    assert [r.key for r in records] == [
+        touchpoint_key(BUCKET_KEY, "acme", customer_key(decode(r.value).customer)) for r in records
+    ]
     assert platform.channels.dead_letters(tenant_id="acme") == []
 
 

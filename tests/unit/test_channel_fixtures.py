@@ -21,6 +21,7 @@ from services.ingest.channels import signing, twilio
 from services.ingest.channels.base import WebhookRequest
 from services.ingest.channels.intake import map_delivery
 from services.ingest.channels.registry import load_providers
+from tests.events import BUCKET_KEY
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "channels"
 CASES = sorted(FIXTURES.glob("*/*.json"))
@@ -101,7 +102,7 @@ def test_stale_timestamp_is_refused(path: Path) -> None:
 
 def test_maps_to_the_expected_events(fixture: dict[str, Any]) -> None:
     provider = load_providers()[fixture["provider"]]
-    intake = map_delivery(provider, delivery(fixture), channel(fixture), 64 * 1024)
+    intake = map_delivery(provider, delivery(fixture), channel(fixture), 64 * 1024, BUCKET_KEY)
     if "unmappable" not in fixture:
         assert intake.complete, intake.violations
     events = [json.loads(decode(o.record.value).model_dump_json()) for o in intake.outgoing]
@@ -114,11 +115,11 @@ def test_maps_to_the_expected_events(fixture: dict[str, Any]) -> None:
 
 def test_a_retry_maps_to_the_same_event_ids(fixture: dict[str, Any]) -> None:
     provider = load_providers()[fixture["provider"]]
-    first = map_delivery(provider, delivery(fixture), channel(fixture), 64 * 1024)
+    first = map_delivery(provider, delivery(fixture), channel(fixture), 64 * 1024, BUCKET_KEY)
     later = replace(
         delivery(fixture), received_at=delivery(fixture).received_at + timedelta(minutes=5)
     )
-    retry = map_delivery(provider, later, channel(fixture), 64 * 1024)
+    retry = map_delivery(provider, later, channel(fixture), 64 * 1024, BUCKET_KEY)
     assert [o.event_id for o in first.outgoing] == [o.event_id for o in retry.outgoing]
 
 
@@ -126,12 +127,16 @@ def test_a_retry_maps_to_the_same_event_ids(fixture: dict[str, Any]) -> None:
 def test_unmappable_lists_every_violated_path(path: Path) -> None:
     fixture = load(path)
     provider = load_providers()[fixture["provider"]]
-    intake = map_delivery(provider, delivery(fixture), channel(fixture), 64 * 1024)
+    intake = map_delivery(provider, delivery(fixture), channel(fixture), 64 * 1024, BUCKET_KEY)
     assert not intake.complete
     assert sorted(v["path"] for v in intake.violations) == sorted(fixture["unmappable"])
     if "fixed_settings" in fixture:
         fixed = map_delivery(
-            provider, delivery(fixture), channel(fixture, fixture["fixed_settings"]), 64 * 1024
+            provider,
+            delivery(fixture),
+            channel(fixture, fixture["fixed_settings"]),
+            64 * 1024,
+            BUCKET_KEY,
         )
         assert fixed.complete and fixed.outgoing
 

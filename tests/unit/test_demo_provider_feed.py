@@ -15,6 +15,7 @@ from kernel.secrets import SecretBox, new_key_text, platform_key
 from services.ingest.channels.base import WebhookRequest
 from services.ingest.channels.intake import map_delivery
 from services.ingest.channels.registry import load_providers
+from tests.events import BUCKET_KEY
 
 NOW = datetime(2026, 11, 10, 12, tzinfo=UTC)
 
@@ -38,7 +39,7 @@ def test_feed_deliveries_verify_and_map_for_every_provider(tmp_path: Path) -> No
             assert secret is not None and provider.verify(request, secret), provider_name
             config = channels_store.get(channel_id)
             assert config is not None and config.tenant_id == "demo"
-            intake = map_delivery(provider, request, config, 64 * 1024)
+            intake = map_delivery(provider, request, config, 64 * 1024, BUCKET_KEY)
             assert intake.complete and intake.outgoing, (provider_name, intake.violations)
             seen[provider_name] = seen.get(provider_name, 0) + len(intake.outgoing)
     assert set(seen) == set(PROVIDERS)

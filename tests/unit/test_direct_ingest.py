@@ -18,6 +18,7 @@ from schemas.envelope import Event
 from schemas.validate import InvalidEvent, accept, decode, encode
 from services.ingest.batch import to_outgoing
 from services.projections.projection import ProjectionsProjection
+from tests.events import BUCKET_KEY
 
 RECEIVED = datetime(2026, 1, 31, 12, 0, 0, 123000, tzinfo=UTC)
 RECEIVED_MS = 1_769_860_800_123
@@ -58,7 +59,7 @@ def direct(
 def stored(raw: dict[str, Any], tenant: str = "acme", key: bytes = SEAL_KEY) -> TimedConsumed:
     """A record exactly as the HTTP ingest publishes it, sealed with `key`."""
     event, fingerprint = accept(raw, tenant, RECEIVED)
-    record = sealed(to_outgoing(event, fingerprint).record, key)
+    record = sealed(to_outgoing(event, fingerprint, BUCKET_KEY).record, key)
     return TimedConsumed("touchpoints", 0, 7, record.key, record.value, record.headers, 1)
 
 

@@ -19,6 +19,7 @@ from bench.identity.workload import Touch, make_people
 from cem.cli import main
 from schemas.envelope import CustomerRef
 from services.ingest.batch import prepare
+from tests.events import BUCKET_KEY
 
 
 def touch(person: int, *evidence: str) -> Touch:
@@ -126,7 +127,11 @@ def test_a_small_run_is_scored_from_what_ingest_and_filing_made_of_it() -> None:
     result = run_accuracy(150, seed=11)
     touches = generate(150, 11)
     prepared = prepare(
-        [t.event for t in touches], "bench", touches[-1].at + timedelta(hours=1), 65536
+        [t.event for t in touches],
+        "bench",
+        touches[-1].at + timedelta(hours=1),
+        65536,
+        bucket_key=BUCKET_KEY,
     )
     assert result["touchpoints"] == len(touches)
     assert result["lost_at_validation"] == len(prepared.rejected)  # none since issue 12 part 2

@@ -17,6 +17,7 @@ from bench.identity import keyboard, phones
 from bench.identity.placeholders import make_habits
 from bench.identity.population import generate
 from services.ingest.batch import prepare
+from tests.events import BUCKET_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATOR = "bench.identity.population"
@@ -103,7 +104,9 @@ def test_most_events_pass_validation_and_the_rejected_ones_carry_a_malformed_val
     touches: list,
 ) -> None:
     received = touches[-1].at + timedelta(hours=1)
-    prepared = prepare([t.event for t in touches], "bench", received, 64 * 1024)
+    prepared = prepare(
+        [t.event for t in touches], "bench", received, 64 * 1024, bucket_key=BUCKET_KEY
+    )
     # Since issue 12 part 2 none is rejected whole: the malformed identifier is noted and ignored.
     assert not prepared.rejected
     noted = [n for notes in prepared.notes for n in notes]

@@ -33,6 +33,7 @@ from services.identity.policy import one_slip_apart
 from services.identity.rules import Identifier, TenantRules
 from services.identity.settings import load_rules
 from services.ingest.batch import ItemStatus, complete, prepare
+from tests.events import BUCKET_KEY
 
 NOW = datetime(2026, 1, 31, 12, tzinfo=UTC)
 DEFAULTS = TenantRules()
@@ -190,7 +191,9 @@ def raw_event(customer: dict[str, Any]) -> dict[str, Any]:
 
 
 def notes_of(customer: dict[str, Any]) -> tuple[ItemStatus, list[tuple[str, str]]]:
-    prepared = prepare([raw_event(customer)], "acme", NOW, 64 * 1024, DEFAULTS)
+    prepared = prepare(
+        [raw_event(customer)], "acme", NOW, 64 * 1024, DEFAULTS, bucket_key=BUCKET_KEY
+    )
     [result] = complete(prepared, [PublishStatus.accepted] * len(prepared.outgoing)).results
     return result.status, [(n.path, n.message.partition(": ")[2]) for n in result.notes]
 
@@ -215,7 +218,12 @@ def test_an_event_whose_only_identifier_is_a_placeholder_is_accepted_and_says_so
 def test_a_tenants_own_placeholder_is_noted_as_blocked() -> None:
     rules = TenantRules(blocked={"phone": ("+34911111111",)})
     prepared = prepare(
-        [raw_event({"phone": "91 111 11 11", "anonymous_id": "d1"})], "acme", NOW, 65536, rules
+        [raw_event({"phone": "91 111 11 11", "anonymous_id": "d1"})],
+        "acme",
+        NOW,
+        65536,
+        rules,
+        bucket_key=BUCKET_KEY,
     )
     assert [n.path for n in prepared.notes[0]] == ["customer.phone"]
     assert "tenant" in prepared.notes[0][0].message
@@ -229,7 +237,9 @@ def test_readable_identifiers_get_no_note() -> None:
 
 
 def test_an_event_without_any_identifier_is_still_invalid() -> None:
-    prepared = prepare([raw_event({"email": "  "})], "acme", NOW, 65536, DEFAULTS)
+    prepared = prepare(
+        [raw_event({"email": "  "})], "acme", NOW, 65536, DEFAULTS, bucket_key=BUCKET_KEY
+    )
     assert [v.path for v in prepared.rejected[0].errors] == ["customer"]
 
 

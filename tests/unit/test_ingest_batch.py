@@ -35,6 +35,7 @@ from services.ingest.body import (
     parse_submission,
 )
 from services.ingest.quota import QuotaLimiter
+from tests.events import BUCKET_KEY
 
 NOW = datetime(2026, 1, 31, 12, tzinfo=UTC)
 LIMIT = 64 * 1024
@@ -59,7 +60,7 @@ def custom(payload: Any) -> dict[str, Any]:
 
 
 def check(raw: Any, max_event_bytes: int = LIMIT) -> ItemResult | Outgoing:
-    return check_item(0, raw, "acme", NOW, max_event_bytes)
+    return check_item(0, raw, "acme", NOW, max_event_bytes, BUCKET_KEY)
 
 
 def rejected_paths(raw: Any) -> list[tuple[str, str]]:
@@ -77,7 +78,7 @@ def test_valid_item_becomes_a_record_keyed_by_tenant_and_customer() -> None:
     event = decode(out.record.value)
     assert (out.tenant_id, out.event_id) == ("acme", raw["event_id"])
     assert event.tenant_id == "acme" and event.received_at == NOW
-    assert out.record.key == touchpoint_key("acme", customer_key(event.customer))
+    assert out.record.key == touchpoint_key(BUCKET_KEY, "acme", customer_key(event.customer))
     assert out.record.key.startswith(b"acme/") and b"ada" not in out.record.key
     assert out.record.headers == (
         ("tenant_id", b"acme"),
@@ -89,7 +90,7 @@ def test_valid_item_becomes_a_record_keyed_by_tenant_and_customer() -> None:
 def test_prepare_splits_items_and_complete_merges_statuses_in_order() -> None:
     valid, twin = raw_event(), raw_event()
     items = [valid, {"nope": 1}, unparseable_line(), twin, {**valid, "payload": {"agent": "bob"}}]
-    prepared = prepare(items, "acme", NOW, LIMIT)
+    prepared = prepare(items, "acme", NOW, LIMIT, bucket_key=BUCKET_KEY)
     assert prepared.indexes == [0, 3, 4]
     assert [r.index for r in prepared.rejected] == [1, 2]
     statuses = [PublishStatus.accepted, PublishStatus.duplicate, PublishStatus.conflict]
@@ -110,7 +111,7 @@ def unparseable_line() -> Unparseable:
 
 
 def test_complete_refuses_a_status_count_that_does_not_match() -> None:
-    prepared = prepare([raw_event()], "acme", NOW, LIMIT)
+    prepared = prepare([raw_event()], "acme", NOW, LIMIT, bucket_key=BUCKET_KEY)
     with pytest.raises(ValueError):
         complete(prepared, [])
 
@@ -120,7 +121,7 @@ def test_rejected_item_names_its_event_id_when_it_is_a_uuid() -> None:
     result = check(raw_event(event_id=event_id, channel="fax"))
     assert isinstance(result, ItemResult)
     assert result.event_id == event_id.lower()
-    assert check_item(0, {"event_id": "x" * 1000}, "acme", NOW, LIMIT).event_id is None  # type: ignore[union-attr]
+    assert check_item(0, {"event_id": "x" * 1000}, "acme", NOW, LIMIT, BUCKET_KEY).event_id is None  # type: ignore[union-attr]
 
 
 # --- size ---------------------------------------------------------------------------------------
@@ -252,7 +253,7 @@ FIELDS = [
     )
 )
 def test_any_json_items_give_a_result_each_and_never_raise(items: list[Any]) -> None:
-    prepared = prepare(items, "acme", NOW, LIMIT)
+    prepared = prepare(items, "acme", NOW, LIMIT, bucket_key=BUCKET_KEY)
     outcome = complete(prepared, [PublishStatus.accepted] * len(prepared.outgoing))
     body = outcome.as_dict()
     assert [r["index"] for r in body["results"]] == list(range(len(items)))

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kafka.partitioner.default import murmur2 as kafka_python_murmur2
 
+from kernel.opaque_ids import customer_id_key
 from kernel.partitioning import (
     fair_quotas,
     murmur2,
     partition_for,
     partition_key,
+    touchpoint_bucket_key,
     touchpoint_key,
 )
 
@@ -67,12 +72,60 @@ def test_partition_key_joins_tenant_and_customer_in_utf8() -> None:
     assert partition_key("acme", "email:zoë@example.com") == "acme/email:zoë@example.com".encode()
 
 
+PLATFORM_KEY = bytes(range(32))
+BUCKETS = touchpoint_bucket_key(PLATFORM_KEY)
+CUSTOMERS = [f"email:c{i}@x.io" for i in range(500)]
+
+
 def test_a_touchpoint_key_is_a_bucket_of_the_customer_key_not_the_key() -> None:
-    key = touchpoint_key("acme", "email:zoë@example.com")
-    assert key == touchpoint_key("acme", "email:zoë@example.com")  # one customer, one partition
+    key = touchpoint_key(BUCKETS, "acme", "email:zoë@example.com")
+    # One customer key, one record key: one partition, hence one order.
+    assert key == touchpoint_key(BUCKETS, "acme", "email:zoë@example.com")
     assert re.fullmatch(rb"acme/[0-9a-f]{4}", key)
-    used = {partition_for(touchpoint_key("acme", f"email:c{i}@x.io"), 12) for i in range(500)}
+    used = {partition_for(touchpoint_key(BUCKETS, "acme", c), 12) for c in CUSTOMERS}
     assert used == set(range(12))
+
+
+def test_the_bucket_is_an_hmac_under_a_key_derived_from_the_platform_key() -> None:
+    # The rule itself, recomputed: every replica and release sharing the platform key agrees.
+    derived = hmac.new(PLATFORM_KEY, b"cem touchpoint buckets v1", hashlib.sha256).digest()
+    assert touchpoint_bucket_key(PLATFORM_KEY) == derived == BUCKETS
+    mac = hmac.new(derived, b"acme\x00email:ana@x.io", hashlib.sha256).digest()
+    assert touchpoint_key(BUCKETS, "acme", "email:ana@x.io") == b"acme/" + mac[:2].hex().encode()
+    # Its own label: neither the platform key nor the customer-id key.
+    assert BUCKETS not in (PLATFORM_KEY, customer_id_key(PLATFORM_KEY))
+
+
+def test_another_platform_key_gives_another_bucket_mapping() -> None:
+    other = touchpoint_bucket_key(bytes(32))
+    same = sum(
+        touchpoint_key(BUCKETS, "acme", c) == touchpoint_key(other, "acme", c) for c in CUSTOMERS
+    )
+    assert same < 10  # ~1 in 65,536 each by chance
+
+
+def test_the_bucket_is_not_the_unkeyed_hash_anyone_could_compute() -> None:
+    def unkeyed(customer: str) -> bytes:
+        return partition_key("acme", hashlib.sha256(customer.encode()).digest()[:2].hex())
+
+    same = sum(touchpoint_key(BUCKETS, "acme", c) == unkeyed(c) for c in CUSTOMERS)
+    assert same < 10
+
+
+def test_two_tenants_bucket_one_customer_key_unrelatedly() -> None:
+    def bucket(tenant: str, customer: str) -> bytes:
+        return touchpoint_key(BUCKETS, tenant, customer).partition(b"/")[2]
+
+    assert sum(bucket("acme", c) == bucket("zeta", c) for c in CUSTOMERS) < 10
+
+
+def test_threads_sharing_the_keyed_state_get_the_same_buckets() -> None:
+    expected = [touchpoint_key(BUCKETS, "acme", c) for c in CUSTOMERS]
+    with ThreadPoolExecutor(4) as pool:
+        runs = list(
+            pool.map(lambda _: [touchpoint_key(BUCKETS, "acme", c) for c in CUSTOMERS], range(8))
+        )
+    assert all(run == expected for run in runs)
 
 
 def test_one_customer_always_lands_on_one_partition() -> None:

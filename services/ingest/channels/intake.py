@@ -29,7 +29,11 @@ class Intake:
 
 
 def map_delivery(
-    provider: Provider, request: WebhookRequest, channel: ChannelConfig, max_event_bytes: int
+    provider: Provider,
+    request: WebhookRequest,
+    channel: ChannelConfig,
+    max_event_bytes: int,
+    bucket_key: bytes,
 ) -> Intake:
     """Map and validate; a delivery that raises anywhere in its mapping is unmappable, not a 500."""
     unmapped: list[dict[str, str]] = []
@@ -41,7 +45,9 @@ def map_delivery(
         # A payload shaped unlike the provider's documentation: keep it rather than answer 500.
         problem = {"code": "mapping_failed", "message": f"{type(exc).__name__}: {exc}", "path": "$"}
         return Intake([], [problem], "mapping_failed")
-    prepared = prepare(raw, channel.tenant_id, request.received_at, max_event_bytes)
+    prepared = prepare(
+        raw, channel.tenant_id, request.received_at, max_event_bytes, bucket_key=bucket_key
+    )
     invalid = [
         {**safe_violation(v), "path": f"events.{r.index}.{v.path}"}
         for r in prepared.rejected

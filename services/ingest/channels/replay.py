@@ -40,14 +40,16 @@ class ReplayReport:
         )
 
 
-def _remap(store: ChannelStore, letter: WebhookDeadLetter, max_event_bytes: int) -> Intake:
+def _remap(
+    store: ChannelStore, letter: WebhookDeadLetter, max_event_bytes: int, bucket_key: bytes
+) -> Intake:
     adapter, config = provider_named(letter.provider), store.get(letter.channel_id)
     if adapter is None or config is None:
         missing = "provider" if adapter is None else "channel"
         problem = {"code": f"no_{missing}", "message": f"the {missing} is gone", "path": missing}
         return Intake([], [problem], f"no_{missing}")
     request = WebhookRequest(letter.url, letter.headers, letter.body, letter.received_at)
-    return map_delivery(adapter, request, config, max_event_bytes)
+    return map_delivery(adapter, request, config, max_event_bytes, bucket_key)
 
 
 def _tally(statuses: Sequence[PublishStatus], complete: bool) -> ReplayReport:
@@ -62,15 +64,17 @@ def replay_webhooks(
     store: ChannelStore,
     publisher: Publisher,
     *,
+    bucket_key: bytes,
     provider: str | None = None,
     tenant_id: str | None = None,
     since: datetime | None = None,
     max_event_bytes: int = 64 * 1024,
 ) -> ReplayReport:
-    """Re-run the pending webhook dead letters that match every filter given."""
+    """Re-run the pending webhook dead letters that match every filter given; their records are
+    keyed with the deployment's `bucket_key`, as the webhook route keys them."""
     report = ReplayReport()
     for letter in store.dead_letters(provider=provider, tenant_id=tenant_id, since=since):
-        intake = _remap(store, letter, max_event_bytes)
+        intake = _remap(store, letter, max_event_bytes, bucket_key)
         statuses = publisher.publish(intake.outgoing) if intake.outgoing else []
         outcome = _tally(statuses, intake.complete)
         store.settle_dead_letter(

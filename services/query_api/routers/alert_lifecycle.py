@@ -24,7 +24,7 @@ from kernel.processing import to_micros
 from kernel.request_body import json_body, openapi_body
 from schemas.families import Note
 from schemas.validate import InvalidEvent, accept
-from services.ingest.batch import to_outgoing
+from services.ingest.batch import bucket_key_of, to_outgoing
 from services.query_api.routers.satisfaction import now
 from services.satisfaction.lifecycle import (
     Action,
@@ -117,7 +117,9 @@ def _act(
         event, fingerprint = accept(command.to_raw_event(at), principal.tenant_id, at)
     except InvalidEvent as exc:  # e.g. a customer id no event could carry
         raise ApiError(422, "invalid_request", str(exc)) from None
-    [published] = _publisher(request).publish([to_outgoing(event, fingerprint)])
+    publisher = _publisher(request)
+    outgoing = to_outgoing(event, fingerprint, bucket_key_of(request.app.state))
+    [published] = publisher.publish([outgoing])
     if published is not PublishStatus.accepted:  # a fresh event id: only a log fault gets here
         raise ApiError(503, "unavailable", f"the action was not stored ({published.value})")
     return AlertActionResult(alert_id=alert_id, status=status, event_id=str(event.event_id))
