@@ -135,10 +135,12 @@ class Pipeline:
         ensure_tables(self.warehouse, self.projections)
         self.raw_warehouse = ChdbWarehouse(root / "data" / "warehouse", database=RAW_DATABASE)
         ensure_tables(self.raw_warehouse, self.projections)
-        # The engine alone: chdb's own session (the one the process has), with no adapter lock and
-        # no `USE` between the platform's database and this one (through the adapter, switching
-        # databases cost both inserts a statement each batch); tables named with their database.
-        self.raw_engine = self.raw_warehouse._session
+        # The engine alone: a chdb session of its own on the process's engine, with no adapter
+        # pool and no `USE` between the platform's database and this one; tables named with
+        # their database.
+        from chdb import session as chdb_session
+
+        self.raw_engine = chdb_session.Session(str((root / "data" / "warehouse").resolve()))
         self.raw_log = sqlite3.connect(root / "raw.sqlite", isolation_level=None)
         self.raw_log.execute("PRAGMA journal_mode = WAL")
         self.raw_log.execute("PRAGMA synchronous = NORMAL")
@@ -148,6 +150,7 @@ class Pipeline:
 
     def close(self) -> None:
         self.raw_log.close()
+        self.raw_engine.close()
         self.raw_warehouse.close()
         self.platform.stop()
 

@@ -13,24 +13,66 @@ from chdb import session as chdb_session
 from cem.adapters.warehouse_columns import to_columns
 from kernel.private_files import private_dir
 
-# chdb runs one embedded server per process and per data path; every ChdbWarehouse in a process
-# shares it, each in its own database (tests use one database per test).
-_shared: dict[str, Any] = {"session": None, "path": None, "current_db": None, "users": 0}
+# chdb runs one embedded engine per process and per data path; every ChdbWarehouse in a process
+# shares it, each in its own database (tests use one database per test). Calls go through a pool
+# of sessions (connections) to that engine: concurrent calls run in parallel, each on a session of
+# its own (chdb runs queries of different sessions in parallel, without holding the GIL), so a
+# console's read does not wait for a projection's insert nor one projection for another. A session
+# is used by one call at a time and remembers its current database.
+_shared: dict[str, Any] = {"path": None, "users": 0, "free": [], "opened": [], "generation": 0}
 _lock = threading.RLock()
 
 
-def _open(path: str) -> Any:
-    if _shared["session"] is None:
+class _Pooled:
+    def __init__(self, session: Any, generation: int) -> None:
+        self.session, self.generation, self.database = session, generation, ""
+
+
+def _new_session(path: str) -> Any:
+    session = chdb_session.Session(path)
+    session.query("SET output_format_json_quote_64bit_integers = 0")
+    return session
+
+
+def _open(path: str) -> None:
+    if _shared["path"] is None:
         private_dir(Path(path))
-        session = chdb_session.Session(path)
-        session.query("SET output_format_json_quote_64bit_integers = 0")
-        _shared.update(session=session, path=path)
+        first = _new_session(path)  # the engine starts here (and fails here, on a bad path)
+        _shared.update(path=path, generation=_shared["generation"] + 1)
+        _shared["opened"].append(first)
+        _shared["free"].append(_Pooled(first, _shared["generation"]))
     elif _shared["path"] != path:
         raise RuntimeError(
             f"chdb already runs on {_shared['path']} in this process; it cannot also open {path}"
         )
     _shared["users"] += 1
-    return _shared["session"]
+
+
+def _acquire() -> _Pooled:
+    with _lock:
+        if _shared["path"] is None:
+            raise RuntimeError("the chdb warehouse is closed")
+        if _shared["free"]:
+            pooled: _Pooled = _shared["free"].pop()
+            return pooled
+        path, generation = _shared["path"], _shared["generation"]
+        session = _new_session(path)
+        _shared["opened"].append(session)
+        return _Pooled(session, generation)
+
+
+def _release(pooled: _Pooled) -> None:
+    with _lock:
+        if pooled.generation == _shared["generation"] and _shared["path"] is not None:
+            _shared["free"].append(pooled)
+
+
+def _forget_database(database: str) -> None:
+    """After a DROP: no pooled session may stay in the dropped database."""
+    with _lock:
+        for pooled in _shared["free"]:
+            if pooled.database == database:
+                pooled.database = ""
 
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -49,31 +91,36 @@ def _json_default(value: Any) -> Any:
 
 
 class ChdbWarehouse:
-    """A Warehouse on chdb. Thread-safe: calls are serialised, since the session is shared."""
+    """A Warehouse on chdb. Thread-safe: concurrent calls run on sessions of their own."""
 
     def __init__(self, path: str | Path, database: str = "cem") -> None:
         if not database.replace("_", "").isalnum():
             raise ValueError(f"invalid database name {database!r}")
         self.database = database
         with _lock:
-            self._session = _open(str(Path(path).resolve()))
-            self._session.query(f"CREATE DATABASE IF NOT EXISTS {database}")
-            self.version = self._read_version()
+            _open(str(Path(path).resolve()))
         self._closed = False
+        self._run(f"CREATE DATABASE IF NOT EXISTS {database}", "TabSeparated", None, use=False)
+        self.version = self._read_version()
 
     def _read_version(self) -> tuple[int, ...]:
-        text = self._session.query("SELECT version()", "TabSeparated").bytes().decode().strip()
+        text = self._run("SELECT version()", "TabSeparated", None, use=False).decode().strip()
         return tuple(int(p) for p in text.split(".") if p.isdigit())
 
-    def _run(self, sql: str, fmt: str, params: Mapping[str, Any] | None) -> bytes:
-        with _lock:
-            if _shared["current_db"] != self.database:
-                self._session.query(f"USE {self.database}")
-                _shared["current_db"] = self.database
-            result = self._session.query(
+    def _run(
+        self, sql: str, fmt: str, params: Mapping[str, Any] | None, *, use: bool = True
+    ) -> bytes:
+        pooled = _acquire()
+        try:
+            if use and pooled.database != self.database:
+                pooled.session.query(f"USE {self.database}")
+                pooled.database = self.database
+            result = pooled.session.query(
                 sql, fmt, params=_escape_params(params) if params else None
             )
             return bytes(result.bytes())
+        finally:
+            _release(pooled)
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self._run(sql, "TabSeparated", params)
@@ -104,10 +151,8 @@ class ChdbWarehouse:
 
     def drop_database(self) -> None:
         """Remove this warehouse's database (tests and `cem replay` into fresh tables)."""
-        with _lock:
-            self._session.query(f"DROP DATABASE IF EXISTS {self.database}")
-            if _shared["current_db"] == self.database:
-                _shared["current_db"] = None
+        self._run(f"DROP DATABASE IF EXISTS {self.database}", "TabSeparated", None, use=False)
+        _forget_database(self.database)
 
     def close(self) -> None:
         with _lock:
@@ -115,6 +160,9 @@ class ChdbWarehouse:
                 return
             self._closed = True
             _shared["users"] -= 1
-            if _shared["users"] == 0 and _shared["session"] is not None:
-                _shared["session"].close()
-                _shared.update(session=None, path=None, current_db=None)
+            if _shared["users"] == 0 and _shared["path"] is not None:
+                # The engine shuts down with its last session; a call still running elsewhere
+                # has a session out of the pool, which is dropped when it comes back.
+                for session in _shared["opened"]:
+                    session.close()
+                _shared.update(path=None, free=[], opened=[])

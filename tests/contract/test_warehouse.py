@@ -15,6 +15,7 @@ the oldest supported server (18.16) proves the SQL there too.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -64,6 +65,34 @@ class WarehouseContract:
         )
         yield name
         warehouse.command(f"DROP TABLE IF EXISTS {name}")
+
+    def test_calls_from_many_threads_at_once_all_land(
+        self, warehouse: Warehouse, table: str
+    ) -> None:
+        """Request threads and runners share one warehouse: concurrent inserts and reads each
+        complete, and every row is there after."""
+        errors: list[BaseException] = []
+
+        def work(worker: int) -> None:
+            try:
+                for n in range(15):
+                    row = {"id": f"{worker}-{n}", "s": "x", "n": n, "u": 0, "f": 0.0, "tags": []}
+                    warehouse.insert(table, [row])
+                    found = warehouse.select(
+                        f"SELECT count() AS c FROM {table} WHERE id = {{id:String}}",
+                        {"id": row["id"]},
+                    )
+                    assert found[0]["c"] >= 1
+            except BaseException as exc:  # noqa: BLE001 — reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert warehouse.select(f"SELECT count() AS c FROM {table}")[0]["c"] == 90
 
     def _round_trip(self, warehouse: Warehouse, table: str, value: str) -> dict[str, Any]:
         warehouse.insert(
@@ -218,3 +247,40 @@ class WarehouseContract:
 
 class TestChdbWarehouse(WarehouseContract):
     """The embedded adapter, on the per-test chdb database from conftest."""
+
+    def test_concurrent_calls_on_two_databases_each_land_in_their_own(
+        self, warehouse: Warehouse, chdb_path: Any
+    ) -> None:
+        """Calls from many threads share a pool of sessions, each remembering its database: an
+        insert or read of one warehouse never lands in another's, whatever session it gets."""
+        from cem.adapters.chdb_warehouse import ChdbWarehouse
+
+        other = ChdbWarehouse(chdb_path, database=f"t_{uuid.uuid4().hex[:12]}")
+        try:
+            pair = [warehouse, other]
+            for wh in pair:
+                wh.command("CREATE TABLE t (w String, n Int64) ENGINE = MergeTree() ORDER BY n")
+            names = ["first", "second"]
+            errors: list[BaseException] = []
+
+            def work(worker: int) -> None:
+                try:
+                    for n in range(20):
+                        which = (worker + n) % 2
+                        pair[which].insert("t", [{"w": names[which], "n": worker * 100 + n}])
+                        seen = pair[which].select("SELECT DISTINCT w FROM t")
+                        assert [r["w"] for r in seen] == [names[which]]
+                except BaseException as exc:  # noqa: BLE001 — reported below
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert errors == []
+            counts = [wh.select("SELECT count() AS c FROM t")[0]["c"] for wh in pair]
+            assert counts == [80, 80]
+        finally:
+            other.drop_database()
+            other.close()
