@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -199,21 +200,43 @@ def _with_database(url: str, database: str) -> str:
 
 
 class ClickHouseWarehouse:
-    """A Warehouse on a ClickHouse server (18.16 or newer). Thread-safe: calls are serialised."""
+    """A Warehouse on a ClickHouse server (18.16 or newer). Thread-safe: a driver client serves
+    one call at a time, so calls take a client from a pool (a new connection when every client
+    is busy) and concurrent calls run in parallel on the server: a console's read does not wait
+    behind another request's query, nor a worker's read behind its insert."""
 
     def __init__(self, url: str, database: str = "cem") -> None:
         if not database.replace("_", "").isalnum():
             raise ValueError(f"invalid database name {database!r}")
         self.database = database
         self._lock = threading.Lock()
+        self._url = _with_database(url, database)
+        self._free: list[Any] = []
+        self._closed = False
         bootstrap = Client.from_url(_with_database(url, "default"))
         try:
             self._call(bootstrap, f"CREATE DATABASE IF NOT EXISTS {database}")
         finally:
             bootstrap.disconnect()
-        self._client = Client.from_url(_with_database(url, database))
         [(text,)] = self._execute("SELECT version()")
         self.version: tuple[int, ...] = tuple(int(p) for p in str(text).split(".") if p.isdigit())
+
+    @contextmanager
+    def _client(self) -> Iterator[Any]:
+        with self._lock:
+            if self._closed:
+                raise WarehouseUnavailable("ClickHouse warehouse closed")
+            client = self._free.pop() if self._free else None
+            if client is None:
+                client = Client.from_url(self._url)  # connects on its first call
+        try:
+            yield client
+        finally:
+            with self._lock:
+                if self._closed:
+                    client.disconnect()
+                else:
+                    self._free.append(client)
 
     @staticmethod
     def _call(client: Any, sql: str, params: Mapping[str, Any] | None = None, **kw: Any) -> Any:
@@ -230,8 +253,8 @@ class ClickHouseWarehouse:
             raise WarehouseUnavailable(f"ClickHouse unavailable: {exc}") from exc
 
     def _execute(self, sql: str, params: Mapping[str, Any] | None = None, **kw: Any) -> Any:
-        with self._lock:
-            return self._call(self._client, sql, params, **kw)
+        with self._client() as client:
+            return self._call(client, sql, params, **kw)
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self._execute(sql, params)
@@ -242,9 +265,9 @@ class ClickHouseWarehouse:
         # Native protocol: the values travel as typed column blocks, never as SQL text.
         columns, data = to_columns(table, rows)
         query = f"INSERT INTO {table} ({', '.join(columns)}) VALUES"
-        with self._lock:
+        with self._client() as client:
             try:
-                self._client.execute(query, data, columnar=True)
+                client.execute(query, data, columnar=True)
             except _UNAVAILABLE as exc:
                 raise WarehouseUnavailable(f"ClickHouse unavailable: {exc}") from exc
 
@@ -271,4 +294,7 @@ class ClickHouseWarehouse:
 
     def close(self) -> None:
         with self._lock:
-            self._client.disconnect()
+            self._closed = True
+            idle, self._free = self._free, []
+        for client in idle:  # a client still in a call is disconnected when it comes back
+            client.disconnect()
