@@ -648,6 +648,15 @@ def test_a_manager_merges_after_seeing_the_preview_then_splits(
     history_es = page.text("#identity-history")
     assert "visto por primera vez con anonymous_id" in history_es, history_es
     assert "first seen with" not in history_es and "no usable identifier" not in history_es
+    # So is why a merge is not allowed (the API's refusals), here a customer into itself.
+    page.find("#merge-absorbed").send_keys(page.text("#customer-id"))
+    page.find("#merge-reason").send_keys("prueba")
+    page.find("#merge-preview").click()
+    refused = page.wait(lambda: page.find("#merge-result").is_displayed()
+                        and page.text("#merge-summary"), what="the refused preview")  # fmt: skip
+    assert "un cliente no puede fusionarse consigo mismo" in refused, refused
+    assert page.find("#merge-confirm").get_attribute("disabled") is not None
+    page.find("#merge-cancel").click()
     page.find("#lang-en").click()
     page.wait(lambda: page.text('nav a[href="/console"]') == "Agent console")
     page.driver.get(shown)
