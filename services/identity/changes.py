@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from services.identity.domain import Customer, MergeCandidate, stable_id
 from services.identity.errors import IdentifierNotLinked, MergeRefused, SplitRefused
-from services.identity.models import MergePlan
+from services.identity.models import MergePlan, Refusal
 from services.identity.policy import Link, Proposal, Reassign, unique_conflicts
-from services.identity.reasons import reason_text
+from services.identity.reasons import REFUSALS, reason_text
 from services.identity.rules import Identifier, TenantRules
 from services.identity.state import IdentityState
 
@@ -116,25 +116,26 @@ def plan_merge(
 ) -> MergePlan:
     """What merging would give, and whether the rules allow it. Changes nothing."""
     survivor, absorbed = state.customer(survivor_id), state.customer(absorbed_id)
-    reasons = []
+    refusals: list[Refusal] = []
     if survivor.id == absorbed.id:
-        reasons.append("a customer cannot be merged into itself")
+        refusals.append(("same_customer", {}))
     if absorbed.merged_into:
-        reasons.append(f"{absorbed_id} is already merged into {state.canonical(absorbed_id)}")
+        canonical = state.canonical(absorbed_id)
+        refusals.append(("absorbed_merged", {"absorbed_id": absorbed_id, "canonical": canonical}))
     if survivor.merged_into:
-        reasons.append(
-            f"{survivor_id} is merged into {state.canonical(survivor_id)}: merge into it"
-        )
+        canonical = state.canonical(survivor_id)
+        refusals.append(("survivor_merged", {"survivor_id": survivor_id, "canonical": canonical}))
     first, second = state.group(survivor_id), state.group(absorbed_id)
     conflicts = unique_conflicts(first.identifiers, second.identifiers, rules)
     if conflicts:
-        reasons.append(f"both hold a different {', '.join(conflicts)}")
+        refusals.append(("conflicting_identifiers", {"kinds": ", ".join(conflicts)}))
     members = state.members(survivor_id) + state.members(absorbed_id)
     return MergePlan(
         survivor_id=survivor.customer_id,
         absorbed_id=absorbed.customer_id,
-        allowed=not reasons,
-        reasons=tuple(reasons),
+        allowed=not refusals,
+        reasons=tuple(REFUSALS[code].format(**params) for code, params in refusals),
+        refusals=tuple(refusals),
         members=tuple(dict.fromkeys(members)),
         identifiers=tuple(sorted(first.identifiers | second.identifiers)),
         conflicts=tuple(conflicts),

@@ -57,6 +57,9 @@ class LocatedCustomer:
     identity_version: int  # the identity map version the answer was read at
 
 
+Refusal = tuple[str, dict[str, str]]  # why a merge is not allowed: a REFUSALS code, its params
+
+
 @dataclass(frozen=True)
 class MergePlan:
     survivor_id: str
@@ -67,6 +70,8 @@ class MergePlan:
     identifiers: tuple[Identifier, ...]  # identifiers of the survivor after the merge
     conflicts: tuple[str, ...] = ()  # unique kinds with different values on each side
     merge_id: str | None = None  # set once carried out
+    # Each of `reasons` as its code (reasons.REFUSALS) and parameters, in the same order.
+    refusals: tuple[Refusal, ...] = ()
 
 
 @dataclass(frozen=True)

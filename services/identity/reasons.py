@@ -19,6 +19,16 @@ REASONS: dict[str, str] = {
 }
 
 
+# Why a merge is not allowed (a merge plan's `reasons`): each also given as its code and parameters
+# (`MergePlan.refusals`, the API's `refusals`), so a page says it in its reader's language.
+REFUSALS: dict[str, str] = {
+    "same_customer": "a customer cannot be merged into itself",
+    "absorbed_merged": "{absorbed_id} is already merged into {canonical}",
+    "survivor_merged": "{survivor_id} is merged into {canonical}: merge into it",
+    "conflicting_identifiers": "both hold a different {kinds}",
+}
+
+
 def reason_text(code: str, **params: str) -> str:
     """The English reason of `code` filled with `params` (what the event stores)."""
     return REASONS[code].format(**params)

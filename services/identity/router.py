@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from kernel.access_audit import AUDITED_READ_RESPONSES, record_access
 from kernel.api_errors import ApiError
@@ -133,6 +133,11 @@ class MergeImpact(BaseModel):
     merged: SideImpact
 
 
+class RefusalOut(BaseModel):
+    code: str
+    params: dict[str, str]
+
+
 class MergeOut(BaseModel):
     preview: bool
     allowed: bool
@@ -140,6 +145,11 @@ class MergeOut(BaseModel):
     absorbed_id: str
     merge_id: str | None
     reasons: list[str]
+    refusals: list[RefusalOut] = Field(
+        default_factory=list,
+        description="each of `reasons`, in order, as a code (services/identity/reasons.py "
+        "REFUSALS) and its parameters, for a page to say it in its reader's language",
+    )
     conflicts: list[str]
     members: list[str]
     identifiers: list[IdentifierOut]
@@ -379,6 +389,7 @@ def _merge_out(plan: MergePlan, preview: bool, impact: MergeImpact | None = None
         absorbed_id=plan.absorbed_id,
         merge_id=plan.merge_id,
         reasons=list(plan.reasons),
+        refusals=[RefusalOut(code=code, params=params) for code, params in plan.refusals],
         conflicts=list(plan.conflicts),
         members=list(plan.members),
         identifiers=[IdentifierOut(kind=i.kind, value=i.value) for i in plan.identifiers],

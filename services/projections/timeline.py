@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from kernel.customer_key import customer_key, event_identifiers
 from kernel.processing import to_micros
@@ -95,133 +95,331 @@ def money(amount: Decimal, currency: str) -> str:
     return f"{amount_text(amount)} {currency}"
 
 
-def _items(count: int) -> str:
-    return f"{count} item" if count == 1 else f"{count} items"
+# The words of a summary in each language the console speaks. Titles are keyed by event type;
+# `{}` takes a value (a duration, a name, an id) that is the same in every language. Free text the
+# customer or an agent wrote (quotes, urls, titles, reasons, names) is never translated.
+SUMMARY_LANGUAGES = ("en", "es")
+_WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "call.offered": "Call offered",
+        "call.answered": "Call answered",
+        "call.held": "Call on hold",
+        "call.transferred": "Call transferred",
+        "call.ended": "Call ended",
+        "message.received": "Message received",
+        "message.sent": "Message sent",
+        "email.sent": "Email sent",
+        "email.delivered": "Email delivered",
+        "email.opened": "Email opened",
+        "email.clicked": "Email link clicked",
+        "email.bounced": "Email bounced",
+        "email.replied": "Email reply",
+        "page.viewed": "Page viewed",
+        "action.performed": "Action",
+        "order.placed": "Order placed",
+        "order.returned": "Order returned",
+        "store.visited": "Store visit",
+        "store.purchased": "Store purchase",
+        "case.opened": "Case opened",
+        "case.resolved": "Case resolved",
+        "case.reopened": "Case reopened",
+        "survey.sent": "{} survey sent",
+        "survey.answered": "{} {}/{}",
+        "alert.assigned": "Alert assigned",
+        "alert.acknowledged": "Alert acknowledged",
+        "alert.resolved": "Alert resolved",
+        "call_abandoned": "Call abandoned",
+        "queue": "queue {}",
+        "agent": "agent {}",
+        "agent_sender": "agent",
+        "bot": "bot",
+        "outbound": "outbound",
+        "waited": "waited {}",
+        "hold": "{} hold",
+        "talk": "{} talk",
+        "resolved": "resolved",
+        "not_resolved": "not resolved",
+        "from": "from {}",
+        "to": "to {}",
+        "by": "by {}",
+        "campaign": "campaign {}",
+        "hard_bounce": "hard bounce",
+        "soft_bounce": "soft bounce",
+        "item": "{} item",
+        "items": "{} items",
+        "order": "order {}",
+        "store": "store {}",
+        "case": "case {}",
+        "priority_low": "low priority",
+        "priority_high": "high priority",
+        "priority_urgent": "urgent priority",
+    },
+    "es": {
+        "call.offered": "Llamada ofrecida",
+        "call.answered": "Llamada atendida",
+        "call.held": "Llamada en espera",
+        "call.transferred": "Llamada transferida",
+        "call.ended": "Llamada finalizada",
+        "message.received": "Mensaje recibido",
+        "message.sent": "Mensaje enviado",
+        "email.sent": "Correo enviado",
+        "email.delivered": "Correo entregado",
+        "email.opened": "Correo abierto",
+        "email.clicked": "Enlace del correo pulsado",
+        "email.bounced": "Correo rebotado",
+        "email.replied": "Respuesta por correo",
+        "page.viewed": "Página vista",
+        "action.performed": "Acción",
+        "order.placed": "Pedido realizado",
+        "order.returned": "Pedido devuelto",
+        "store.visited": "Visita a tienda",
+        "store.purchased": "Compra en tienda",
+        "case.opened": "Caso abierto",
+        "case.resolved": "Caso resuelto",
+        "case.reopened": "Caso reabierto",
+        "survey.sent": "Encuesta {} enviada",
+        "survey.answered": "{} {}/{}",
+        "alert.assigned": "Alerta asignada",
+        "alert.acknowledged": "Alerta recibida",
+        "alert.resolved": "Alerta resuelta",
+        "call_abandoned": "Llamada abandonada",
+        "queue": "cola {}",
+        "agent": "agente {}",
+        "agent_sender": "agente",
+        "bot": "bot",
+        "outbound": "saliente",
+        "waited": "esperó {}",
+        "hold": "{} en espera",
+        "talk": "{} de conversación",
+        "resolved": "resuelta",
+        "not_resolved": "no resuelta",
+        "from": "de {}",
+        "to": "a {}",
+        "by": "por {}",
+        "campaign": "campaña {}",
+        "hard_bounce": "rebote permanente",
+        "soft_bounce": "rebote temporal",
+        "item": "{} artículo",
+        "items": "{} artículos",
+        "order": "pedido {}",
+        "store": "tienda {}",
+        "case": "caso {}",
+        "priority_low": "prioridad baja",
+        "priority_high": "prioridad alta",
+        "priority_urgent": "prioridad urgente",
+    },
+}
+
+# A channel's name, where a page or a summary names it (the console's icons, filters, header;
+# a summary whose touchpoint is its channel's name).
+CHANNEL_NAMES: dict[str, dict[str, str]] = {
+    "en": {
+        "web": "web",
+        "mobile_app": "mobile app",
+        "email": "email",
+        "phone": "phone",
+        "chat": "chat",
+        "sms": "SMS",
+        "social": "social",
+        "store": "store",
+        "survey": "survey",
+        "other": "other",
+    },
+    "es": {
+        "web": "web",
+        "mobile_app": "app móvil",
+        "email": "correo",
+        "phone": "teléfono",
+        "chat": "chat",
+        "sms": "SMS",
+        "social": "redes sociales",
+        "store": "tienda",
+        "survey": "encuesta",
+        "other": "otro",
+    },
+}
 
 
-def _labelled(label: str, value: str | None) -> str:
-    return f"{label} {value}" if value else ""
+@dataclass(frozen=True)
+class _Say:
+    """The words of one language: `say(key, value)` fills the key's `{}`."""
+
+    lang: str
+
+    def __call__(self, key: str, *values: object) -> str:
+        return _WORDS[self.lang][key].format(*values)
+
+    def labelled(self, key: str, value: str | None) -> str:
+        return self(key, value) if value else ""
+
+    def items(self, count: int) -> str:
+        return self("item" if count == 1 else "items", count)
 
 
-def _call_offered(p: f.CallOffered) -> list[str]:
+Parts = Callable[[Any, _Say], list[str]]
+
+
+def _call_offered(p: f.CallOffered, say: _Say) -> list[str]:
     return [
-        "Call offered",
-        _labelled("queue", p.queue),
-        "outbound" if p.direction == "outbound" else "",
+        say("call.offered"),
+        say.labelled("queue", p.queue),
+        say("outbound") if p.direction == "outbound" else "",
     ]
 
 
-def _call_answered(p: f.CallAnswered) -> list[str]:
-    waited = f"waited {duration(p.queue_wait_s)}" if p.queue_wait_s else ""
-    return ["Call answered", _labelled("agent", p.agent), waited]
+def _call_answered(p: f.CallAnswered, say: _Say) -> list[str]:
+    waited = say("waited", duration(p.queue_wait_s)) if p.queue_wait_s else ""
+    return [say("call.answered"), say.labelled("agent", p.agent), waited]
 
 
-def _call_held(p: f.CallHeld) -> list[str]:
-    return ["Call on hold", f"{duration(p.hold_s)} hold", _labelled("agent", p.agent)]
+def _call_held(p: f.CallHeld, say: _Say) -> list[str]:
+    return [say("call.held"), say("hold", duration(p.hold_s)), say.labelled("agent", p.agent)]
 
 
-def _call_transferred(p: f.CallTransferred) -> list[str]:
+def _call_transferred(p: f.CallTransferred, say: _Say) -> list[str]:
     return [
-        "Call transferred",
-        _labelled("from", p.from_agent),
-        _labelled("to", p.to_agent or p.to_queue),
+        say("call.transferred"),
+        say.labelled("from", p.from_agent),
+        say.labelled("to", p.to_agent or p.to_queue),
     ]
 
 
-def _call_ended(p: f.CallEnded) -> list[str]:
+def _call_ended(p: f.CallEnded, say: _Say) -> list[str]:
     if p.abandoned:
-        return ["Call abandoned", f"waited {duration(p.queue_wait_s)}", _labelled("queue", p.queue)]
-    outcome = {True: "resolved", False: "not resolved", None: ""}[p.resolved]
-    return ["Call ended", f"{duration(p.talk_s)} talk", _labelled("agent", p.agent), outcome]
+        waited = say("waited", duration(p.queue_wait_s))
+        return [say("call_abandoned"), waited, say.labelled("queue", p.queue)]
+    outcome = {True: say("resolved"), False: say("not_resolved"), None: ""}[p.resolved]
+    talk = say("talk", duration(p.talk_s))
+    return [say("call.ended"), talk, say.labelled("agent", p.agent), outcome]
 
 
-def _message(title: str) -> Callable[[f.Message], list[str]]:
-    def parts(p: f.Message) -> list[str]:
-        who = {"customer": "", "bot": "bot", "agent": _labelled("agent", p.agent) or "agent"}
-        return [title, who[p.sender], quote(p.text)]
+def _message(event_type: str) -> Parts:
+    def parts(p: f.Message, say: _Say) -> list[str]:
+        agent = say.labelled("agent", p.agent) or say("agent_sender")
+        who = {"customer": "", "bot": say("bot"), "agent": agent}
+        return [say(event_type), who[p.sender], quote(p.text)]
 
     return parts
 
 
-def _email(title: str) -> Callable[[f.Email], list[str]]:
-    return lambda p: [title, quote(p.subject) or _labelled("campaign", p.campaign)]
+def _email(event_type: str) -> Parts:
+    return lambda p, say: [
+        say(event_type),
+        quote(p.subject) or say.labelled("campaign", p.campaign),
+    ]
 
 
-def _email_clicked(p: f.EmailClicked) -> list[str]:
-    return ["Email link clicked", p.url]
+def _email_clicked(p: f.EmailClicked, say: _Say) -> list[str]:
+    return [say("email.clicked"), p.url]
 
 
-def _email_bounced(p: f.EmailBounced) -> list[str]:
-    return ["Email bounced", "hard bounce" if p.hard else "soft bounce", p.reason or ""]
+def _email_bounced(p: f.EmailBounced, say: _Say) -> list[str]:
+    bounce = say("hard_bounce") if p.hard else say("soft_bounce")
+    return [say("email.bounced"), bounce, p.reason or ""]
 
 
-def _email_replied(p: f.EmailReplied) -> list[str]:
-    return ["Email reply", quote(p.text) or quote(p.subject)]
+def _email_replied(p: f.EmailReplied, say: _Say) -> list[str]:
+    return [say("email.replied"), quote(p.text) or quote(p.subject)]
 
 
-def _order(title: str) -> Callable[[f.Order], list[str]]:
-    return lambda p: [title, money(p.amount, p.currency), _items(p.items), f"order {p.order_id}"]
+def _order(event_type: str) -> Parts:
+    return lambda p, say: [
+        say(event_type),
+        money(p.amount, p.currency),
+        say.items(p.items),
+        say("order", p.order_id),
+    ]
 
 
-def _order_returned(p: f.OrderReturned) -> list[str]:
-    return ["Order returned", money(p.amount, p.currency), f"order {p.order_id}", p.reason or ""]
+def _order_returned(p: f.OrderReturned, say: _Say) -> list[str]:
+    order = say("order", p.order_id)
+    return [say("order.returned"), money(p.amount, p.currency), order, p.reason or ""]
 
 
-def _store_purchased(p: f.StorePurchased) -> list[str]:
-    return ["Store purchase", money(p.amount, p.currency), _items(p.items), f"store {p.store_id}"]
+def _store_purchased(p: f.StorePurchased, say: _Say) -> list[str]:
+    store = say("store", p.store_id)
+    return [say("store.purchased"), money(p.amount, p.currency), say.items(p.items), store]
 
 
-def _case_opened(p: f.CaseOpened) -> list[str]:
-    priority = f"{p.priority} priority" if p.priority != "normal" else ""
-    return ["Case opened", f"case {p.case_id}", quote(p.subject) or p.topic or "", priority]
+def _case_opened(p: f.CaseOpened, say: _Say) -> list[str]:
+    priority = say(f"priority_{p.priority}") if p.priority != "normal" else ""
+    about = quote(p.subject) or p.topic or ""
+    return [say("case.opened"), say("case", p.case_id), about, priority]
 
 
-def _case_resolved(p: f.CaseResolved) -> list[str]:
-    return ["Case resolved", f"case {p.case_id}", quote(p.resolution)]
+def _case_resolved(p: f.CaseResolved, say: _Say) -> list[str]:
+    return [say("case.resolved"), say("case", p.case_id), quote(p.resolution)]
 
 
-def _survey_answered(p: f.SurveyAnswered) -> list[str]:
+def _survey_answered(p: f.SurveyAnswered, say: _Say) -> list[str]:
     high = f.SCALES[p.kind][1]
-    return [f"{p.kind.upper()} {p.score}/{high}", quote(p.comment)]
+    return [say("survey.answered", p.kind.upper(), p.score, high), quote(p.comment)]
 
 
-_SUMMARIES: dict[str, Callable[[Any], list[str]]] = {
+def _alert(event_type: str, label: str, who: str) -> Parts:
+    return lambda p, say: [say(event_type), say.labelled(label, getattr(p, who)), quote(p.note)]
+
+
+_SUMMARIES: dict[str, Parts] = {
     "call.offered": _call_offered,
     "call.answered": _call_answered,
     "call.held": _call_held,
     "call.transferred": _call_transferred,
     "call.ended": _call_ended,
-    "message.received": _message("Message received"),
-    "message.sent": _message("Message sent"),
-    "email.sent": _email("Email sent"),
-    "email.delivered": _email("Email delivered"),
-    "email.opened": _email("Email opened"),
+    "message.received": _message("message.received"),
+    "message.sent": _message("message.sent"),
+    "email.sent": _email("email.sent"),
+    "email.delivered": _email("email.delivered"),
+    "email.opened": _email("email.opened"),
     "email.clicked": _email_clicked,
     "email.bounced": _email_bounced,
     "email.replied": _email_replied,
-    "page.viewed": lambda p: ["Page viewed", p.title or p.url],
-    "action.performed": lambda p: ["Action", p.name],
-    "order.placed": _order("Order placed"),
+    "page.viewed": lambda p, say: [say("page.viewed"), p.title or p.url],
+    "action.performed": lambda p, say: [say("action.performed"), p.name],
+    "order.placed": _order("order.placed"),
     "order.returned": _order_returned,
-    "store.visited": lambda p: ["Store visit", f"store {p.store_id}"],
+    "store.visited": lambda p, say: [say("store.visited"), say("store", p.store_id)],
     "store.purchased": _store_purchased,
     "case.opened": _case_opened,
     "case.resolved": _case_resolved,
-    "case.reopened": lambda p: ["Case reopened", f"case {p.case_id}"],
-    "survey.sent": lambda p: [f"{p.kind.upper()} survey sent"],
+    "case.reopened": lambda p, say: [say("case.reopened"), say("case", p.case_id)],
+    "survey.sent": lambda p, say: [say("survey.sent", p.kind.upper())],
     "survey.answered": _survey_answered,
-    "alert.assigned": lambda p: ["Alert assigned", _labelled("to", p.assignee), quote(p.note)],
-    "alert.acknowledged": lambda p: ["Alert acknowledged", _labelled("by", p.actor), quote(p.note)],
-    "alert.resolved": lambda p: ["Alert resolved", _labelled("by", p.actor), quote(p.note)],
+    "alert.assigned": _alert("alert.assigned", "to", "assignee"),
+    "alert.acknowledged": _alert("alert.acknowledged", "by", "actor"),
+    "alert.resolved": _alert("alert.resolved", "by", "actor"),
 }
 
 
-def summarise(event: Event) -> str:
-    """A short human-readable line: what happened · where · the details an agent needs first."""
-    parts = _SUMMARIES.get(event.type, lambda _: [event.type])(
-        parse_payload(event.type, event.payload)
-    )
-    return _SEP.join(clip(p) for p in [parts[0], event.touchpoint, *parts[1:]] if p)
+def _line(event_type: str, channel: str, touchpoint: str, payload: Any, lang: str) -> str:
+    say = _Say(lang)
+    parts = _SUMMARIES.get(event_type, lambda _, __: [event_type])(payload, say)
+    # An event sent without a touchpoint has its channel's code there: named in the language
+    # (English keeps the code, as every summary stored so far has it).
+    named = CHANNEL_NAMES[lang].get(channel, channel)
+    where = named if touchpoint == channel and lang != "en" else touchpoint
+    return _SEP.join(clip(p) for p in [parts[0], where, *parts[1:]] if p)
+
+
+def summarise(event: Event, lang: str = "en") -> str:
+    """A short human-readable line: what happened · where · the details an agent needs first.
+    The English one is stored with the event's timeline row (the API's default)."""
+    payload = parse_payload(event.type, event.payload)
+    return _line(event.type, event.channel.value, event.touchpoint, payload, lang)
+
+
+def worded(entry: TimelineEntry, lang: str) -> TimelineEntry:
+    """The entry with its summary in `lang`, worded again from its payload at read time (no
+    stored column per language: every page, older page and stream message words it the same).
+    English is the stored summary; an entry whose payload no longer parses keeps it too."""
+    if lang == "en":
+        return entry
+    try:
+        payload = parse_payload(entry.type, entry.payload)
+    except (KeyError, ValidationError):
+        return entry
+    summary = _line(entry.type, entry.channel, entry.touchpoint, payload, lang)
+    return entry.model_copy(update={"summary": summary})
 
 
 # --- cursors ---------------------------------------------------------------------------------

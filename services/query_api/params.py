@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+from fastapi import Query
 from pydantic import AwareDatetime, BeforeValidator, StringConstraints
 
 from kernel.api_errors import ApiError
@@ -32,6 +33,14 @@ TypeFilter = Annotated[str, StringConstraints(max_length=100, pattern=TYPE_FILTE
 Moment = Annotated[datetime, BeforeValidator(_date_only_as_midnight_utc)]
 # An aware instant; a bare date is midnight UTC of that day (a naive time stays an error: 422).
 Instant = Annotated[AwareDatetime, BeforeValidator(_date_only_as_midnight_utc)]
+
+
+# The language of a timeline entry's `summary`: English (the default) is the one stored with the
+# event; `es` words it again from the stored payload (services/projections/timeline.py `worded`).
+SummaryLanguage = Annotated[
+    Literal["en", "es"],
+    Query(description="the language of each entry's `summary`: en (as stored, default) or es"),
+]
 
 
 def any_of(values: list[Any] | None) -> tuple[str, ...]:

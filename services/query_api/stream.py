@@ -41,7 +41,7 @@ from services.projections.arrivals import (
 )
 from services.projections.repeat_contact_sql import flag_repeats
 from services.projections.sql import read_entries
-from services.projections.timeline import TimelineEntry
+from services.projections.timeline import TimelineEntry, worded
 
 logger = logging.getLogger(__name__)
 
@@ -150,12 +150,17 @@ class StreamHub:
 
 
 def _flagged_entries(
-    warehouse: Warehouse, tenant_id: str, members: Sequence[str], event_ids: Sequence[str]
+    warehouse: Warehouse,
+    tenant_id: str,
+    members: Sequence[str],
+    event_ids: Sequence[str],
+    lang: str = "en",
 ) -> dict[str, TimelineEntry]:
-    """The entries of the given events, as a timeline page shows them (repeat contacts flagged)."""
+    """The entries of the given events, as a timeline page shows them (repeat contacts flagged,
+    the summary in `lang`)."""
     entries = read_entries(warehouse, tenant_id, members, event_ids)
     flagged = flag_repeats(warehouse, tenant_id, members, list(entries.values()))
-    return {entry.event_id: entry for entry in flagged}
+    return {entry.event_id: worded(entry, lang) for entry in flagged}
 
 
 def sse_message(cursor: str, event: str | None = None, data: bytes | None = None) -> bytes:
@@ -178,6 +183,7 @@ class CustomerStream:
     keep_alive_s: float = KEEP_ALIVE_S
     # A producer writing straight to Kafka may put one event id at two offsets: shown once.
     shown: set[str] = field(default_factory=set)
+    lang: str = "en"  # the language of each entry's summary (timeline.worded)
 
     async def messages(self) -> AsyncIterator[bytes]:
         subscription, watermark = await self.hub.subscribe(self.tenant_id, self.members)
@@ -246,6 +252,7 @@ class CustomerStream:
             self.tenant_id,
             self.members,
             [a.event_id for a in fresh],
+            self.lang,
         )
         for arrival in fresh:
             position[arrival.partition] = arrival.offset

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from services.projections.timeline import CHANNEL_NAMES
 from tests.conftest import missing_service
 from tests.e2e.deployments import (
     REPO,
@@ -232,7 +233,7 @@ def test_an_agent_searches_sees_the_timeline_and_a_new_event_arrives_live(
     assert risk["factors"]  # the story's low CSAT and repeat contact at least
     assert page.text("#churn-score").startswith(f"{risk['score']}/100")
     assert len(page.all("#f-churn .chip")) == len(risk["factors"])
-    assert page.text("#f-preferred") == value["preferred_channel"]
+    assert page.text("#f-preferred") == CHANNEL_NAMES["en"][value["preferred_channel"]]
     # Every event field is text: the chat message's markup is shown, never run.
     shown_text = page.find("#timeline").get_attribute("textContent")
     assert "<script>window.pwned=1</script>" in shown_text and "<img src=x onerror=" in shown_text
@@ -383,8 +384,9 @@ def test_writes_without_the_csrf_token_are_refused(
 
 
 def test_the_spanish_switch_translates_the_page(
-    page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
-) -> None:
+    page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any], api: Api,
+    deployment: Deployment,
+) -> None:  # fmt: skip
     page.sign_in(people[(TENANT_A, "manager")])
     page.wait(lambda: page.driver.current_url.endswith("/console"))
     assert page.text('nav a[href="/console"]') == "Agent console"
@@ -412,7 +414,32 @@ def test_the_spanish_switch_translates_the_page(
     assert "contacto repetido +10" in factors  # the story's call, then its chat an hour later
     risk = page.wait(lambda: page.text("#risk"), what="the at-risk badge")
     assert risk == "Sin alertas abiertas" or "cliente en riesgo" in risk, risk
+    # Every timeline line is worded in Spanish (what the customer wrote stays as written), and
+    # so are the channels' names.
+    tag = customer["tag"]
+    call = f"Llamada finalizada · line-{tag} · 5m20s de conversación · agente ana · no resuelta"
+
+    def whole_timeline() -> list[str] | None:
+        lines = [line.text for line in page.all("#timeline .summary")]
+        return lines if len(lines) >= customer["events"] else None
+
+    lines = page.wait(whole_timeline, what="the whole timeline in Spanish")
+    assert call in lines, lines
+    assert f"Pedido realizado · shop-{tag} · 129.90 EUR · 2 artículos · pedido o1-{tag}" in lines
+    assert f"Mensaje recibido · chat-{tag} · “where is my order?”" in lines
+    assert not [line for line in lines if line.startswith(("Call ", "Order ", "Message "))]
+    assert "teléfono" in page.text("#f-channels")
+    assert page.find("#timeline .icon.ch-phone").get_attribute("title") == "teléfono"
     page.screenshot("console-es")
+    # A line that arrives live is in Spanish too (the stream words it in the page's language).
+    fresh = event("email.delivered", "email", customer["ids"], datetime.now(UTC),
+                  {"message_id": f"m2-{tag}", "campaign": "primavera"},
+                  touchpoint=f"mail-{tag}")  # fmt: skip
+    api.post_ok(deployment.key(TENANT_A, "ingest"), fresh)
+    live = page.wait(lambda: page.find(f'#timeline li[data-event-id="{fresh["event_id"]}"]'),
+                     timeout_s=30.0, what="the live entry")  # fmt: skip
+    summary = live.find_element("css selector", ".summary").text
+    assert summary == f"Correo entregado · mail-{tag} · campaña primavera"
     page.find("#lang-en").click()
     page.wait(lambda: page.text('nav a[href="/console"]') == "Agent console")
 
@@ -621,6 +648,15 @@ def test_a_manager_merges_after_seeing_the_preview_then_splits(
     history_es = page.text("#identity-history")
     assert "visto por primera vez con anonymous_id" in history_es, history_es
     assert "first seen with" not in history_es and "no usable identifier" not in history_es
+    # So is why a merge is not allowed (the API's refusals), here a customer into itself.
+    page.find("#merge-absorbed").send_keys(page.text("#customer-id"))
+    page.find("#merge-reason").send_keys("prueba")
+    page.find("#merge-preview").click()
+    refused = page.wait(lambda: page.find("#merge-result").is_displayed()
+                        and page.text("#merge-summary"), what="the refused preview")  # fmt: skip
+    assert "un cliente no puede fusionarse consigo mismo" in refused, refused
+    assert page.find("#merge-confirm").get_attribute("disabled") is not None
+    page.find("#merge-cancel").click()
     page.find("#lang-en").click()
     page.wait(lambda: page.text('nav a[href="/console"]') == "Agent console")
     page.driver.get(shown)

@@ -174,6 +174,24 @@ def test_language_from_the_browser_switchable_and_remembered(client: TestClient)
     assert "Iniciar sesión" in client.get("/signin").text  # the cookie remembers the choice
 
 
+def test_the_spanish_console_names_channels_and_reads_spanish_summaries(
+    app: FastAPI, client: TestClient
+) -> None:
+    sign_in(client, person(app, "agent"))
+    page = client.get("/console", params={"lang": "es"}).text
+    assert '<option value="phone">teléfono</option>' in page
+    assert '<option value="mobile_app">app móvil</option>' in page
+    assert '"channel_email": "correo"' in page  # the scripts' table names the icons and chips
+    english = client.get("/console", params={"lang": "en"}).text
+    assert '<option value="mobile_app">mobile app</option>' in english
+    # What console.js asks for in Spanish: each timeline line worded in Spanish.
+    timeline = client.get("/v1/customers/cust-ana/timeline", params={"lang": "es", "limit": 2})
+    assert [e["summary"] for e in timeline.json()["entries"]] == [
+        "CSAT 2/5 · delivery · “Too slow”",
+        "Llamada finalizada · support_line · 7m12s de conversación · agente ana",
+    ]
+
+
 def test_pages_carry_a_strict_content_security_policy(client: TestClient) -> None:
     page = client.get("/signin")
     assert "default-src 'self'" in page.headers["content-security-policy"]

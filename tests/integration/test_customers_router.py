@@ -129,6 +129,31 @@ def test_timeline_entries_carry_summary_payload_and_times(
     ]
 
 
+def test_timeline_summaries_in_spanish_on_every_page(agent: TestClient, ana_ids: list[str]) -> None:
+    def summaries(**params: Any) -> tuple[list[str], str | None]:
+        response = agent.get("/v1/customers/cust-1/timeline", params={"limit": 4, **params})
+        assert response.status_code == 200, response.text
+        return [e["summary"] for e in response.json()["entries"]], response.json()["next_cursor"]
+
+    first, cursor = summaries(lang="es")
+    older, _ = summaries(lang="es", cursor=cursor)
+    assert first + older == [
+        "CSAT 2/5 · delivery · “Too slow”",
+        "Llamada finalizada · support_line · 7m12s de conversación · agente ana",
+        "Caso abierto · correo · caso C1 · “Late”",
+        "Mensaje enviado · chat · agente bob · “Today”",
+        "Mensaje recibido · chat · “Where is it?”",
+        "Pedido realizado · checkout · 129.90 EUR · 2 artículos · pedido A-1",
+        "Página vista · web · https://shop.example/",
+    ]
+    # English stays the stored summary, and the default.
+    assert summaries()[0] == summaries(lang="en")[0]
+    assert summaries()[0][1] == "Call ended · support_line · 7m12s talk · agent ana"
+    response = agent.get("/v1/customers/cust-1/timeline", params={"lang": "fr"})
+    assert response.status_code == 422
+    assert [d["path"] for d in error_of(response)["details"]] == ["query.lang"]
+
+
 def test_timeline_filters(agent: TestClient, ana_ids: list[str]) -> None:
     def ids(**params: Any) -> list[str]:
         response = agent.get("/v1/customers/cust-1/timeline", params=params)

@@ -19,6 +19,7 @@ from cem.adapters.memory_keys import MemoryKeyStore
 from cem.adapters.sqlite_identity_store import SqliteIdentityStore
 from schemas.envelope import CustomerRef
 from services.identity import IdentityResolver, IdentityRules, TenantRules
+from services.identity.reasons import REFUSALS
 from services.identity.router import router
 
 TENANT = "acme"
@@ -131,6 +132,24 @@ def test_a_refused_merge_is_a_conflict_with_the_reasons(api: Api) -> None:
     assert answer.status_code == 409
     error = answer.json()["error"]
     assert error["code"] == "merge_refused" and "customer_id" in error["details"][0]["message"]
+
+
+def test_a_refused_preview_gives_each_reason_as_a_code_too(api: Api) -> None:
+    first, second = api.customer(customer_id="u1"), api.customer(customer_id="u2")
+    body = {"survivor_id": first, "absorbed_id": first, "reason": "x", "preview": True}
+    same = api.call("POST", "/v1/customers/merge", "manager", json=body).json()
+    body |= {"absorbed_id": second}
+    conflicting = api.call("POST", "/v1/customers/merge", "manager", json=body).json()
+    assert same["allowed"] is conflicting["allowed"] is False
+    assert same["refusals"][0] == {"code": "same_customer", "params": {}}
+    assert conflicting["refusals"] == [
+        {"code": "conflicting_identifiers", "params": {"kinds": "customer_id"}}
+    ]
+    # The English reasons are the codes' templates filled in, as before.
+    for answer in (same, conflicting):
+        worded = [REFUSALS[r["code"]].format(**r["params"]) for r in answer["refusals"]]
+        assert worded == answer["reasons"]
+    assert conflicting["reasons"] == ["both hold a different customer_id"]
 
 
 def test_a_split_reverses_the_merge(api: Api) -> None:

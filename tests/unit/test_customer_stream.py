@@ -9,6 +9,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 import pytest
 
 from kernel.wakeup import Wakeup
@@ -84,7 +85,8 @@ class ArrivalsTwin:
             "event_id": a.event_id, "derived_at": a.offset, "occurred_at": a.offset,
             "received_at": a.offset, "clock_corrected": 0, "channel": "chat",
             "type": "message.received", "touchpoint": "chat", "source_id": "http",
-            "correlation_id": "", "summary": "Message received", "payload_json": "{}",
+            "correlation_id": "", "summary": "Message received · chat · “Hi”",
+            "payload_json": '{"text": "Hi"}',
             "identifiers": [],
         }  # fmt: skip
 
@@ -93,6 +95,17 @@ class ArrivalsTwin:
     def insert(self, table: str, rows: Any) -> None: ...
 
     def close(self) -> None: ...
+
+
+async def summaries(messages: Any, count: int) -> list[str]:
+    """The summaries of the next `count` touchpoint messages."""
+    found: list[str] = []
+    while len(found) < count:
+        chunk = (await asyncio.wait_for(anext(messages), 5)).decode()
+        data = re.search(r"event: touchpoint\ndata: (.*)\n", chunk)
+        if data:
+            found.append(orjson.loads(data.group(1))["summary"])
+    return found
 
 
 async def take(messages: Any, count: int) -> list[tuple[str, str]]:
@@ -222,3 +235,26 @@ def test_a_hub_woken_by_the_writer_delivers_without_waiting_for_its_poll() -> No
         await messages.aclose()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("lang", "summary"),
+    [("es", "Mensaje recibido · chat · “Hi”"), ("en", "Message received · chat · “Hi”")],
+)
+def test_catch_up_and_live_messages_word_the_summary_in_the_language_asked(
+    lang: str, summary: str
+) -> None:
+    twin = ArrivalsTwin()
+    twin.add(0, 0)  # missed while away: sent by the catch-up
+
+    async def scenario() -> list[str]:
+        hub = StreamHub(twin, poll_s=0.01)  # type: ignore[arg-type]
+        stream = CustomerStream(hub, TENANT, [CUSTOMER], {0: -1}, keep_alive_s=0.05, lang=lang)
+        messages = stream.messages()
+        caught_up = await summaries(messages, 1)
+        twin.add(0, 1)  # live
+        live = await summaries(messages, 1)
+        await messages.aclose()
+        return caught_up + live
+
+    assert asyncio.run(scenario()) == [summary, summary]

@@ -12,7 +12,7 @@ import pytest
 from cem.adapters.sqlite_identity_store import SqliteIdentityStore
 from schemas.envelope import CustomerRef
 from services.identity import IdentityResolver, IdentityRules, TenantRules
-from services.identity.reasons import REASONS, reason_code, reason_text
+from services.identity.reasons import REASONS, REFUSALS, reason_code, reason_text
 from services.query_api.web import HERE
 from services.query_api.web.i18n import MESSAGES
 
@@ -35,6 +35,15 @@ def test_every_reason_is_read_back_as_its_code_and_said_in_both_languages(code: 
     assert MESSAGES["en"][key] == REASONS[code]
     assert MESSAGES["es"][key] != REASONS[code]
     assert set(PLACEHOLDER.findall(MESSAGES["es"][key])) == set(params)
+
+
+@pytest.mark.parametrize("code", sorted(REFUSALS))
+def test_every_merge_refusal_is_said_in_both_languages(code: str) -> None:
+    key = f"merge_refusal_{code}"
+    assert MESSAGES["en"][key] == REFUSALS[code]
+    assert MESSAGES["es"][key] != REFUSALS[code]
+    assert set(PLACEHOLDER.findall(MESSAGES["es"][key])) == set(PLACEHOLDER.findall(REFUSALS[code]))
+    assert 'coded("merge_refusal"' in (HERE / "static" / "console.js").read_text()
 
 
 def test_a_typed_reason_or_one_worded_otherwise_has_no_code() -> None:

@@ -17,6 +17,9 @@ from schemas.envelope import Channel, Event
 from schemas.families import FAMILIES
 from schemas.validate import accept
 from services.projections.timeline import (
+    _SUMMARIES,
+    _WORDS,
+    CHANNEL_NAMES,
     Cursor,
     InvalidCursor,
     InvalidFilter,
@@ -30,6 +33,7 @@ from services.projections.timeline import (
     quote,
     summarise,
     to_timeline_rows,
+    worded,
 )
 
 AT = datetime(2026, 3, 14, 9, 30, tzinfo=UTC)
@@ -175,6 +179,97 @@ def test_summary_reads_as_a_line_for_the_agent_console(
     event_type: str, payload: dict[str, Any], touchpoint: str | None, expected: str
 ) -> None:
     assert summarise(event(event_type, payload, touchpoint=touchpoint)) == expected
+
+
+# Each sample's line in Spanish (no touchpoint given: the channel is named in Spanish there).
+SPANISH: dict[str, str] = {
+    "call.offered": "Llamada ofrecida · teléfono · cola billing",
+    "call.answered": "Llamada atendida · teléfono · agente ana · esperó 35s",
+    "call.held": "Llamada en espera · teléfono · 1m05s en espera · agente ana",
+    "call.transferred": "Llamada transferida · teléfono · de ana · a tier2",
+    "call.ended": "Llamada finalizada · teléfono · 7m12s de conversación · agente ana",
+    "message.received": "Mensaje recibido · chat · “Where is my parcel?”",
+    "message.sent": "Mensaje enviado · chat · agente bob · “It ships today”",
+    "email.sent": "Correo enviado · correo · “Your order”",
+    "email.delivered": "Correo entregado · correo · campaña spring",
+    "email.opened": "Correo abierto · correo",
+    "email.clicked": "Enlace del correo pulsado · correo · https://shop.example/track",
+    "email.bounced": "Correo rebotado · correo · rebote temporal · mailbox full",
+    "email.replied": "Respuesta por correo · correo · “Thanks!”",
+    "page.viewed": "Página vista · web · Cart",
+    "action.performed": "Acción · app móvil · add_to_cart",
+    "order.placed": "Pedido realizado · web · 129.90 EUR · 3 artículos · pedido A-1",
+    "order.returned": "Pedido devuelto · web · 20.10 EUR · pedido A-1",
+    "store.visited": "Visita a tienda · tienda · tienda paris-1",
+    "store.purchased": "Compra en tienda · tienda · 12.00 EUR · 1 artículo · tienda paris-1",
+    "case.opened": "Caso abierto · correo · caso C-7 · “Broken lid” · prioridad alta",
+    "case.resolved": "Caso resuelto · correo · caso C-7 · “Replacement sent”",
+    "case.reopened": "Caso reabierto · correo · caso C-7",
+    "survey.sent": "Encuesta NPS enviada · correo",
+    "survey.answered": "CSAT 2/5 · encuesta · “Late again”",
+    "alert.assigned": "Alerta asignada · otro · a ana · “call back”",
+    "alert.acknowledged": "Alerta recibida · otro · por key-1",
+    "alert.resolved": "Alerta resuelta · otro · por key-1 · “refund sent”",
+}
+
+
+def test_every_summarised_type_has_a_spanish_line() -> None:
+    # Iterating the table: a type added to `_SUMMARIES` without its Spanish line fails here.
+    assert set(_SUMMARIES) == set(SPANISH)
+    assert _WORDS["en"].keys() == _WORDS["es"].keys()
+    assert CHANNEL_NAMES["en"].keys() == CHANNEL_NAMES["es"].keys() == {c.value for c in Channel}
+
+
+@pytest.mark.parametrize("event_type", sorted(_SUMMARIES))
+def test_summary_in_spanish(event_type: str) -> None:
+    assert summarise(event(event_type), "es") == SPANISH[event_type]
+
+
+@pytest.mark.parametrize(
+    ("event_type", "payload", "touchpoint", "expected"),
+    [
+        ("call.ended", {"queue": "billing", "queue_wait_s": 95, "abandoned": True}, "support_line",
+         "Llamada abandonada · support_line · esperó 1m35s · cola billing"),
+        ("call.ended", {"agent": "ana", "talk_s": 3725, "resolved": False}, None,
+         "Llamada finalizada · teléfono · 1h02m de conversación · agente ana · no resuelta"),
+        ("call.ended", {"talk_s": 60, "resolved": True}, None,
+         "Llamada finalizada · teléfono · 1m00s de conversación · resuelta"),
+        ("call.offered", {"queue": "q1", "direction": "outbound"}, None,
+         "Llamada ofrecida · teléfono · cola q1 · saliente"),
+        ("message.sent", {"sender": "bot", "text": "Hi"}, None, "Mensaje enviado · chat · bot · “Hi”"),
+        ("message.sent", {"text": "Hi"}, None, "Mensaje enviado · chat · agente · “Hi”"),
+        ("email.bounced", {"message_id": "m", "reason": "no such user"}, "newsletter",
+         "Correo rebotado · newsletter · rebote permanente · no such user"),
+        ("case.opened", {"case_id": "C-8", "topic": "delivery", "priority": "urgent"}, "support",
+         "Caso abierto · support · caso C-8 · delivery · prioridad urgente"),
+        ("case.opened", {"case_id": "C-9", "priority": "low"}, None,
+         "Caso abierto · correo · caso C-9 · prioridad baja"),
+        ("call.transferred", {"to_agent": "eva"}, None, "Llamada transferida · teléfono · a eva"),
+        ("custom.loyalty.joined", {"tier": "gold"}, "loyalty", "custom.loyalty.joined · loyalty"),
+    ],
+)  # fmt: skip
+def test_spanish_words_what_the_server_says_and_keeps_what_people_wrote(
+    event_type: str, payload: dict[str, Any], touchpoint: str | None, expected: str
+) -> None:
+    assert summarise(event(event_type, payload, touchpoint=touchpoint), "es") == expected
+
+
+@pytest.mark.parametrize("event_type", sorted(_SUMMARIES))
+def test_an_entry_is_worded_at_read_time_from_its_stored_row(event_type: str) -> None:
+    ev = event(event_type)
+    entry = page_from_rows(to_timeline_rows(ev), limit=1).entries[0]
+    assert worded(entry, "es").summary == summarise(ev, "es") == SPANISH[event_type]
+    assert worded(entry, "en") is entry and entry.summary == summarise(ev)
+    assert worded(entry, "es").model_dump(exclude={"summary"}) == entry.model_dump(
+        exclude={"summary"}
+    )
+
+
+def test_an_entry_whose_payload_no_longer_parses_keeps_its_stored_summary() -> None:
+    entry = page_from_rows(to_timeline_rows(event("order.placed")), limit=1).entries[0]
+    broken = entry.model_copy(update={"payload": {"order_id": "A-1"}})
+    unknown = entry.model_copy(update={"type": "retired.type"})
+    assert worded(broken, "es").summary == worded(unknown, "es").summary == entry.summary
 
 
 def test_summary_shortens_long_text_and_keeps_unicode() -> None:

@@ -9,6 +9,7 @@ from typing import get_args
 import pytest
 from eventsourcing.domain import Aggregate
 
+from schemas.envelope import Channel
 from services.identity import audit
 from services.identity.audit import ACTIONS
 from services.identity.domain import Customer
@@ -95,3 +96,11 @@ def test_every_identity_state_word_the_console_shows_has_a_name_in_both_language
     for language in ("en", "es"):
         assert keys <= MESSAGES[language].keys(), language
     assert MESSAGES["es"]["identity_action_customers_merged"] != "customers_merged"
+
+
+def test_every_channel_has_a_name_in_both_languages() -> None:
+    # The console, the dashboard and the timeline's Spanish summaries name channels from these.
+    keys = {f"channel_{c.value}" for c in Channel}
+    assert keys <= MESSAGES["en"].keys()
+    assert MESSAGES["es"]["channel_phone"] == "teléfono"
+    assert MESSAGES["en"]["channel_mobile_app"] == "mobile app"

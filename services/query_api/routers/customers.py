@@ -47,12 +47,14 @@ from services.projections.timeline import (
     InvalidFilter,
     TimelineFilter,
     TimelinePage,
+    worded,
 )
 from services.projections.value import ValuedProfile
 from services.projections.value_sql import with_value
 from services.query_api.params import (
     INSTANT_HELP,
     Instant,
+    SummaryLanguage,
     TypeFilter,
     cursor_position,
     ordered_range,
@@ -178,6 +180,7 @@ def get_timeline(
     until: Annotated[Instant | None, Query(description=f"exclusive; {INSTANT_HELP}")] = None,
     cursor: Annotated[str | None, Query(max_length=400)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    lang: SummaryLanguage = "en",
 ) -> TimelinePage:
     """The customer's events across every channel, newest first, one page at a time."""
     ordered_range(since, until)
@@ -194,9 +197,9 @@ def get_timeline(
     page = read_timeline(warehouse, tenant_id, members, filters, position, limit)
     if page is None:
         raise _not_found()
-    page = flag_page(warehouse, tenant_id, members, page).model_copy(
-        update={"stream_cursor": live_from}
-    )
+    page = flag_page(warehouse, tenant_id, members, page)
+    entries = [worded(entry, lang) for entry in page.entries]
+    page = page.model_copy(update={"entries": entries, "stream_cursor": live_from})
     record_access(request, principal, members[0], "timeline", customer_id)
     return page
 

@@ -3,7 +3,8 @@
 Same access rules as the timeline (agent, manager, admin; another tenant's customer is a 404).
 Each message is `id: <cursor>`, `event: touchpoint`, `data: <one timeline entry>`; a client that
 reconnects with `Last-Event-ID` (or `?last_event_id=`) first gets what arrived after that cursor,
-then live messages, and nothing twice. The cursor follows arrival into the warehouse, not event
+then live messages, and nothing twice. `?lang=es` words each entry's summary in Spanish, as the
+timeline's `lang` does. The cursor follows arrival into the warehouse, not event
 time, so a late event (old `occurred_at`) is delivered like any other.
 """
 
@@ -20,6 +21,7 @@ from kernel.api_errors import ApiError
 from kernel.ports import Principal
 from services.projections.arrivals import InvalidStreamCursor, Positions, decode_positions
 from services.projections.sql import customer_exists
+from services.query_api.params import SummaryLanguage
 from services.query_api.routers.customers import (
     CUSTOMER_READ_RESPONSES,
     CustomerId,
@@ -92,13 +94,14 @@ async def stream_customer(
     last_event_id_header: Annotated[
         str | None, Header(alias="Last-Event-ID", max_length=2000)
     ] = None,
+    lang: SummaryLanguage = "en",
 ) -> StreamingResponse:
     """New touchpoints of the customer (every merged member's), live; resumable."""
     cursor = _cursor(last_event_id_header, last_event_id)
     tenant_id = principal.tenant_id
     # Blocking reads (identity store, warehouse) off the event loop that serves every stream.
     members = await asyncio.to_thread(_existing_members, request, principal, customer_id)
-    stream = CustomerStream(stream_hub(request), tenant_id, members, cursor)
+    stream = CustomerStream(stream_hub(request), tenant_id, members, cursor, lang=lang)
     # no-store: personal data; X-Accel-Buffering: a proxy must pass each message on at once.
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream.messages(), media_type="text/event-stream", headers=headers)

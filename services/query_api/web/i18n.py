@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from services.identity.reasons import REASONS
+from services.identity.reasons import REASONS, REFUSALS
+from services.projections.timeline import CHANNEL_NAMES
 from services.projections.value import LONG_WAIT_S, RULES
 from services.satisfaction.alert_texts import ENGLISH, ENGLISH_WORDS
 
@@ -313,6 +314,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "identity_reason_no_usable_identifier": "ningún identificador utilizable",
         "identity_reason_reassigned": "reasignado: este cliente no lo usó en demasiado tiempo y "
         "después lo presentó otro",
+        # Why a merge is not allowed (services/identity/reasons.py REFUSALS); English below.
+        "merge_refusal_same_customer": "un cliente no puede fusionarse consigo mismo",
+        "merge_refusal_absorbed_merged": "{absorbed_id} ya está fusionado con {canonical}",
+        "merge_refusal_survivor_merged": "{survivor_id} está fusionado con {canonical}: "
+        "fusiona con ese",
+        "merge_refusal_conflicting_identifiers": "cada uno tiene un {kinds} distinto",
         "events": "eventos",
         "survey_responses": "respuestas a encuestas",
         "period": "Periodo",
@@ -424,6 +431,10 @@ MESSAGES["en"] |= {
 }
 MESSAGES["en"] |= {f"factor_reason_{key}": rule.reason for key, rule in RULES.items()}
 MESSAGES["en"] |= {f"identity_reason_{code}": text for code, text in REASONS.items()}
+MESSAGES["en"] |= {f"merge_refusal_{code}": text for code, text in REFUSALS.items()}
+# A channel's name in each language is the timeline's (its summaries name a channel the same).
+for _lang in LANGUAGES:
+    MESSAGES[_lang] |= {f"channel_{code}": name for code, name in CHANNEL_NAMES[_lang].items()}
 
 
 def from_accept_language(header: str) -> str:

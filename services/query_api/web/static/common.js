@@ -105,9 +105,14 @@ const CEM = (() => {
     }).format(Number(found[1] + found[2])) + (found[4] || "");
   }
 
+  // A channel's name in the page's language (`channel_phone`: "teléfono"); a new one as its code.
+  function channelName(code) {
+    return messages[`channel_${code}`] || code;
+  }
+
   function showError(target, error) {
     target.replaceChildren(el("span", { class: "error", role: "alert" }, `${t("error")} ${error.message}`));
   }
 
-  return { t, api, el, metricCell, when, query, showError, alertText, csrf, lang, ApiError };
+  return { t, api, el, metricCell, when, query, showError, alertText, channelName, csrf, lang, ApiError };
 })();

@@ -2,7 +2,7 @@
 "use strict";
 
 (() => {
-  const { t, api, el, when, query, showError, alertText } = CEM;
+  const { t, api, el, when, query, showError, alertText, channelName, lang } = CEM;
   const $ = (id) => document.getElementById(id);
   const PAGE = 50;
   // Channel badges are short labels in a colour per channel (app.css): readable without any
@@ -116,8 +116,8 @@
     const months = Math.max(1, (new Date(p.last_seen) - new Date(p.first_seen)) / (30.44 * 86400e3));
     $("f-frequency").textContent = `${(p.orders.count / months).toFixed(2)} ${t("per_month")}`;
     $("f-channels").replaceChildren(...p.channels.map((c) =>
-      el("span", { class: "chip" }, el("span", { class: `icon ch-${c.channel}` }, ICONS[c.channel] || "•"), ` ${c.channel} (${c.events})`)));
-    $("f-last").textContent = `${when(p.last_seen)} · ${p.last_channel} · ${p.last_touchpoint}`;
+      el("span", { class: "chip" }, el("span", { class: `icon ch-${c.channel}` }, ICONS[c.channel] || "•"), ` ${channelName(c.channel)} (${c.events})`)));
+    $("f-last").textContent = `${when(p.last_seen)} · ${channelName(p.last_channel)} · ${p.last_touchpoint}`;
     $("f-cases").replaceChildren(...(p.open_cases.length
       ? p.open_cases.map((c) => el("span", { class: "chip warn" }, c.subject || c.case_id))
       : [t("none")]));
@@ -133,7 +133,7 @@
     if (!v) return;
     const recency = v.recency_days === null ? "—" : v.recency_days === 0 ? t("today") : `${v.recency_days} ${t("days_ago")}`;
     $("f-recency").textContent = `${recency} · ${v.tenure_days} ${t("days")}`;
-    $("f-preferred").textContent = v.preferred_channel;
+    $("f-preferred").textContent = channelName(v.preferred_channel);
     $("f-products").replaceChildren(...(v.products.length
       ? v.products.map((p) => el("span", { class: "chip" }, `${p.product} (${p.orders})`))
       : ["—"]));
@@ -161,8 +161,8 @@
     badge.hidden = !repeat;
     if (!repeat) return;
     const { contact, earlier } = repeat;
-    badge.textContent = `${t("repeat_contact")} · ${t("repeat_contact_earlier")} ${when(earlier.at)} (${earlier.channel})`;
-    badge.title = `${when(contact.at)} ${contact.channel} · ${contact.touchpoint} ← ${when(earlier.at)} ${earlier.channel} · ${earlier.touchpoint}`;
+    badge.textContent = `${t("repeat_contact")} · ${t("repeat_contact_earlier")} ${when(earlier.at)} (${channelName(earlier.channel)})`;
+    badge.title = `${when(contact.at)} ${channelName(contact.channel)} · ${contact.touchpoint} ← ${when(earlier.at)} ${channelName(earlier.channel)} · ${earlier.touchpoint}`;
   }
 
   // A new repeat contact arrived live: the header reads the profile again for its badge.
@@ -220,7 +220,7 @@
     const target = current;
     try {
       const page = await api(`/v1/customers/${encodeURIComponent(target.id)}/timeline?${query({
-        ...target.filters, cursor: target.cursor, limit: PAGE })}`);
+        ...target.filters, cursor: target.cursor, limit: PAGE, lang })}`);
       if (target !== current) return;
       for (const entry of page.entries) appendEntry(entry, false);
       if (page.stream_cursor && !target.streamCursor) target.streamCursor = page.stream_cursor;
@@ -266,7 +266,7 @@
       toggle.textContent = payload.hidden ? t("show_payload") : t("hide_payload");
     });
     return el("li", { class: "event", dataset: { eventId: entry.event_id, channel: entry.channel } },
-      el("span", { class: `icon ch-${entry.channel}`, title: entry.channel, "aria-label": entry.channel }, ICONS[entry.channel] || "•"),
+      el("span", { class: `icon ch-${entry.channel}`, title: channelName(entry.channel), "aria-label": channelName(entry.channel) }, ICONS[entry.channel] || "•"),
       el("time", { datetime: entry.derived_at }, when(entry.derived_at)),
       el("span", { class: "summary" }, entry.summary || entry.type),
       el("span", { class: "muted small" }, `${entry.type} · ${entry.touchpoint}`),
@@ -281,8 +281,9 @@
   // (the page and the stream may both hold an entry: shown once).
   function startLive(from) {
     const target = current;
-    const since = from ? `?last_event_id=${encodeURIComponent(from)}` : "";
-    const stream = new EventSource(`/v1/customers/${encodeURIComponent(target.id)}/stream${since}`);
+    // The summaries come worded in the page's language (`lang`), as the timeline's pages are.
+    const params = query({ lang, last_event_id: from });
+    const stream = new EventSource(`/v1/customers/${encodeURIComponent(target.id)}/stream?${params}`);
     target.stream = stream;
     stream.addEventListener("open", () => setLive(true));
     stream.addEventListener("touchpoint", (message) => {
@@ -302,7 +303,7 @@
     target.poller = setInterval(async () => {
       try {
         const page = await api(`/v1/customers/${encodeURIComponent(target.id)}/timeline?${query({
-          ...target.filters, limit: PAGE })}`);
+          ...target.filters, limit: PAGE, lang })}`);
         if (target !== current) return;
         const fresh = page.entries.filter((entry) => !target.seen.has(entry.event_id));
         for (const entry of fresh.slice().reverse()) appendEntry(entry, true);
@@ -357,10 +358,15 @@
   // A reason identity wrote itself, by its code in the page's language; a manager's typed reason
   // (or one worded otherwise) as it is.
   function reasonText(details) {
-    const key = `identity_reason_${details.reason_code}`;
-    if (!details.reason_code || t(key) === key) return details.reason;
-    const params = details.reason_params || {};
-    return t(key).replace(/\{([a-z_]+)\}/g, (whole, name) => params[name] ?? whole);
+    return coded("identity_reason", details.reason_code, details.reason_params, details.reason);
+  }
+
+  // The catalogue's text of `prefix_code` filled with `params`; `fallback` (the server's English)
+  // without a code, or with one this page does not know.
+  function coded(prefix, code, params, fallback) {
+    const key = `${prefix}_${code}`;
+    if (!code || t(key) === key) return fallback;
+    return t(key).replace(/\{([a-z_]+)\}/g, (whole, name) => (params || {})[name] ?? whole);
   }
 
   // A rule is a code, maybe followed by the identifier kinds that decided: `seen_with:email`,
@@ -418,7 +424,12 @@
 
   function renderPreview(preview) {
     const rows = [];
-    if (!preview.allowed) rows.push([t("merge_not_allowed"), preview.conflicts.concat(preview.reasons).join("; ")]);
+    // Why not, in the page's language: each reason by its code (`refusals`), else as the server said it.
+    const why = preview.reasons.map((reason, i) => {
+      const refusal = (preview.refusals || [])[i];
+      return refusal ? coded("merge_refusal", refusal.code, refusal.params, reason) : reason;
+    });
+    if (!preview.allowed) rows.push([t("merge_not_allowed"), preview.conflicts.concat(why).join("; ")]);
     rows.push([t("members"), preview.members.join(", ")]);
     rows.push([t("identifiers"), preview.identifiers.map((i) => `${i.kind}: ${i.value}`).join(", ")]);
     if (preview.impact) {

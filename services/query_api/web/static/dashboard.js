@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const { t, api, el, metricCell, when, query, showError, alertText } = CEM;
+  const { t, api, el, metricCell, when, query, showError, alertText, channelName } = CEM;
   const $ = (id) => document.getElementById(id);
   const HOUR = 3600e3;
   const METRICS = ["csat@1", "nps@1", "ces@1", "ces_easy@1"];
@@ -72,7 +72,7 @@
     $("satisfaction").tBodies[0].replaceChildren(...cells.map((cell) => {
       return el("tr", { dataset: { touchpoint: cell.touchpoint, channel: cell.channel } },
         el("th", { scope: "row" }, el("button", { type: "button", class: "link", onclick: () => drill(cell) }, cell.touchpoint)),
-        el("td", {}, cell.channel),
+        el("td", {}, channelName(cell.channel)),
         el("td", { class: "num", dataset: { metric: "n" } }, String(cell.n)),
         ...METRICS.map((name) => metricCell(name, value(cell, name), cell.counts[name] || 0, minN, t("low_n"))));
     }));
@@ -82,7 +82,7 @@
     const touchpoints = [...new Set(cells.map((c) => c.touchpoint))];
     const channels = [...new Set(cells.map((c) => c.channel))].sort();
     const byKey = new Map(cells.map((c) => [`${c.touchpoint}\u0000${c.channel}`, c]));
-    const head = el("tr", {}, el("th", { scope: "col" }, t("touchpoint")), ...channels.map((c) => el("th", { scope: "col" }, c)));
+    const head = el("tr", {}, el("th", { scope: "col" }, t("touchpoint")), ...channels.map((c) => el("th", { scope: "col" }, channelName(c))));
     const rows = touchpoints.map((tp) => el("tr", {}, el("th", { scope: "row" }, tp), ...channels.map((ch) => {
       const cell = byKey.get(`${tp}\u0000${ch}`);
       const csat = cell ? value(cell, "csat@1") : null;
@@ -128,7 +128,7 @@
   // --- drill-down -----------------------------------------------------------------------------
   async function drill(cell) {
     $("drill").hidden = false;
-    $("drill-title").textContent = `${t("answers")} ${cell.touchpoint} · ${cell.channel}`;
+    $("drill-title").textContent = `${t("answers")} ${cell.touchpoint} · ${channelName(cell.channel)}`;
     $("answers").tBodies[0].replaceChildren();
     $("drill-status").textContent = t("loading");
     try {
@@ -220,7 +220,7 @@
         ? el("a", { href: `/console#customer=${encodeURIComponent(a.customer_id)}` }, a.customer_id)
         : el("span", { class: "muted" }, t("whole_touchpoint"))),
       el("td", { title: a.message }, alertText(a)), el("td", { class: "num" }, `${a.score} (${a.metric})`),
-      el("td", {}, a.channel ? `${a.touchpoint} · ${a.channel}` : a.touchpoint),
+      el("td", {}, a.channel ? `${a.touchpoint} · ${channelName(a.channel)}` : a.touchpoint),
       el("td", { class: "alert-status" }, t(`status_${status}`)),
       el("td", {}, a.assignee || ""), el("td", {}, a.note || ""),
       el("td", {}, el("div", { class: "actions" }, assignee, note,

@@ -4,7 +4,7 @@
 "use strict";
 
 (() => {
-  const { t, api, el, metricCell, showError } = CEM;
+  const { t, api, el, metricCell, showError, channelName } = CEM;
   const $ = (id) => document.getElementById(id);
   const COLUMNS = [
     ["count", "conversations"], ["metric", "frt_p50@1"], ["metric", "frt_p90@1"],
@@ -24,7 +24,7 @@
 
   function row(bucket, minN) {
     return el("tr", { dataset: { touchpoint: bucket.touchpoint, channel: bucket.channel, queue: bucket.queue } },
-      el("th", { scope: "row" }, bucket.touchpoint), el("td", {}, bucket.channel), el("td", {}, bucket.queue || "—"),
+      el("th", { scope: "row" }, bucket.touchpoint), el("td", {}, channelName(bucket.channel)), el("td", {}, bucket.queue || "—"),
       ...COLUMNS.map(([kind, name]) => (kind === "count"
         ? el("td", { class: "num", dataset: { metric: name } }, String(bucket.counts[name]))
         : metricCell(name, bucket.metrics[name]?.value, bucket.metrics[name]?.n, minN, t("service_low_n")))));
