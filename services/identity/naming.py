@@ -19,11 +19,13 @@ identifier, so old readable ids and links still find their customer without any 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from kernel.customer_key import split_key
 from kernel.opaque_ids import opaque_customer_id
 from schemas.envelope import CustomerRef
-from services.identity.normalise import normalise_one
+from services.identity.normalise import Normalised, normalise_one
+from services.identity.policy import lines_alone, rank
 from services.identity.rules import Identifier, TenantRules
 from services.identity.state import IdentityState
 
@@ -81,6 +83,30 @@ def new_customer_name(state: IdentityState, preferred: PreferredName, seed: str)
     raise RuntimeError("no free customer name for this touchpoint")
 
 
+def likely_name(
+    state: IdentityState, normalised: Normalised, event_id: str, rules: TenantRules, id_key: bytes
+) -> str | None:
+    """The opaque name a customer registered by this touchpoint would most likely get, as the
+    state stands (`resolution.new_customer_seed`): that of its strongest identifier nobody holds,
+    at its index version now; when it has none, the touchpoint's own, for a touchpoint that
+    registers a one-off customer (nothing usable, a household's line alone); None for one whose
+    identifiers are all held (it seldom registers anybody). Read with the batch, so that naming a
+    new customer seldom needs a query of its own; a guess, never an answer: `new_customer_name`
+    decides."""
+    claims = [state.claim(i) for i in normalised.identifiers]
+    free = [c for c in claims if not (c.holders or c.suppressed or c.saturated)]
+    if free:
+        identifier = rank(free, rules)[0].identifier
+        index = state.index(identifier)
+        seed = f"{identifier.kind}|{identifier.value}|{index.version if index else 0}"
+    elif not claims or lines_alone(normalised.identifiers, rules):
+        seed = f"event|{event_id}"
+    else:
+        return None
+    return _fallback(state.tenant_id, seed, 0, id_key)
+
+
+@lru_cache(maxsize=4096)  # a likely name is derived again when its customer is registered
 def _fallback(tenant_id: str, seed: str, attempt: int, id_key: bytes) -> str:
     # The first is the id of this seed; the others exist for a producer choosing `c_` ids.
     material = seed if attempt == 0 else f"{seed}|{attempt}"

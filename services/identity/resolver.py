@@ -52,7 +52,7 @@ from services.identity.models import (
     ResolvedCustomer,
     SplitOutcome,
 )
-from services.identity.naming import identifier_of_key, preferred_name
+from services.identity.naming import identifier_of_key, likely_name, preferred_name
 from services.identity.normalise import (
     Rejected,
     ambiguous_readings,
@@ -177,6 +177,13 @@ class IdentityResolver(Application[UUID]):
                 identifiers=dict.fromkeys([*(i for ids in seen for i in ids), *readings]),
                 names=[p.name for _, _, p in work if p.name],
                 touchpoints=seen,
+            )
+            # Registering a customer asks whether its name is taken: asked for the batch at once.
+            state.preload_customers(
+                name
+                for n, e, _ in work
+                if e.event_id and state.filing(e.event_id) is None
+                if (name := likely_name(state, n, e.event_id, rules, self.id_key))
             )
 
             def held(identifier: Identifier) -> bool:

@@ -7,7 +7,7 @@ on fresh state, so no attempt ever acts on a stale view.
 
 Reads are cheap in bulk: `preload` reads what a batch of resolutions will read in a few queries
 (filings, one query for the batch; identifier indexes, named customers, then the groups of their holders, then the pairs
-among them), and an `AggregateReader` with an `AggregateCache` keeps aggregates between commands,
+among them; then the names its new customers will most likely get, `naming.likely_name`), and an `AggregateReader` with an `AggregateCache` keeps aggregates between commands,
 bringing every one it hands out up to date with the store in the same query (only the events
 recorded since are read and applied). So an attempt always acts on the store's current state, as
 if it had replayed everything, and anything not preloaded is read when first asked for.
@@ -235,6 +235,11 @@ class IdentityState:
                 if related is not None
             ]
         self._fetch(self._pairs_reached(touchpoints))
+
+    def preload_customers(self, customer_ids: Iterable[str]) -> None:
+        """Read, in one query, the customers with these ids that are not read yet (those that do
+        not exist are then known absent: `find_customer` asks the store no more)."""
+        self._fetch(i for c in customer_ids for i in _customer_keys(self.tenant_id, c))
 
     def _peek(self, aggregate_id: UUID, kind: type[A]) -> A | None:
         return self._get(aggregate_id, kind) if aggregate_id.int in self._loaded else None

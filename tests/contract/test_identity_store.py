@@ -265,6 +265,31 @@ class IdentityStoreContract(IdentityStoreFixtures):
         assert len({first.home_id, *taken, *(g.home_id for g in guests)}) == 4
         assert all(g.home_id.startswith("c_") for g in guests)
 
+    def test_a_batch_registering_many_customers_reads_their_names_in_a_few_queries(
+        self, identity: IdentityResolver, tenant: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Naming a new customer asks whether its name is taken; the names the batch's new
+        customers most likely get are read with the batch, not one query per customer."""
+        reads: list[int] = []
+        select_since = identity.reader.select_since
+
+        def counted(recorder: Any, versions: Any) -> Any:
+            reads.append(len(versions))
+            return select_since(recorder, versions)
+
+        monkeypatch.setattr(identity.reader, "select_since", counted)
+        batch = [
+            *(
+                (CustomerRef(email=f"new{i}@example.com"), str(uuid.uuid4()), "http")
+                for i in range(40)
+            ),
+            *((CustomerRef(customer_id="guest"), str(uuid.uuid4()), "http") for _ in range(10)),
+        ]
+        results = identity.resolve_batch(tenant, batch)
+        assert all(r.created and r.home_id.startswith("c_") for r in results)
+        assert len({r.home_id for r in results}) == len(batch)
+        assert len(reads) <= 3, reads  # indexes, then the likely names (and nothing per customer)
+
     # merge and split by hand
 
     def test_a_preview_changes_nothing_and_a_merge_records_who_and_why(
