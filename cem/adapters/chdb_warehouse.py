@@ -18,8 +18,9 @@ from kernel.private_files import private_dir
 # of sessions (connections) to that engine: concurrent calls run in parallel, each on a session of
 # its own (chdb runs queries of different sessions in parallel, without holding the GIL), so a
 # console's read does not wait for a projection's insert nor one projection for another. A session
-# is used by one call at a time and remembers its current database.
-_shared: dict[str, Any] = {"path": None, "users": 0, "free": [], "opened": [], "generation": 0}
+# is used by one call at a time and remembers its current database. Closing the last warehouse
+# closes the idle sessions at once and each busy one when its call returns (never under a call).
+_shared: dict[str, Any] = {"path": None, "users": 0, "free": [], "generation": 0}
 _lock = threading.RLock()
 
 
@@ -39,7 +40,6 @@ def _open(path: str) -> None:
         private_dir(Path(path))
         first = _new_session(path)  # the engine starts here (and fails here, on a bad path)
         _shared.update(path=path, generation=_shared["generation"] + 1)
-        _shared["opened"].append(first)
         _shared["free"].append(_Pooled(first, _shared["generation"]))
     elif _shared["path"] != path:
         raise RuntimeError(
@@ -55,16 +55,15 @@ def _acquire() -> _Pooled:
         if _shared["free"]:
             pooled: _Pooled = _shared["free"].pop()
             return pooled
-        path, generation = _shared["path"], _shared["generation"]
-        session = _new_session(path)
-        _shared["opened"].append(session)
-        return _Pooled(session, generation)
+        return _Pooled(_new_session(_shared["path"]), _shared["generation"])
 
 
 def _release(pooled: _Pooled) -> None:
     with _lock:
         if pooled.generation == _shared["generation"] and _shared["path"] is not None:
             _shared["free"].append(pooled)
+            return
+    pooled.session.close()  # its warehouse closed while it ran
 
 
 def _forget_database(database: str) -> None:
@@ -162,7 +161,7 @@ class ChdbWarehouse:
             _shared["users"] -= 1
             if _shared["users"] == 0 and _shared["path"] is not None:
                 # The engine shuts down with its last session; a call still running elsewhere
-                # has a session out of the pool, which is dropped when it comes back.
-                for session in _shared["opened"]:
-                    session.close()
-                _shared.update(path=None, free=[], opened=[])
+                # keeps its session until it returns (`_release` closes it then).
+                for pooled in _shared["free"]:
+                    pooled.session.close()
+                _shared.update(path=None, free=[])
