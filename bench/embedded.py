@@ -473,7 +473,7 @@ class Server:
         return lag
 
     def raw_sql(self, sql: str, params: dict[str, Any]) -> float | None:
-        """The SQL run by the server's own chdb session (bench/served.py), timed there; None
+        """The SQL run by the server's own chdb engine (bench/served.py), timed there; None
         when the side port is not open."""
         try:
             answer = httpx.post(self.raw_url, content=orjson.dumps({"sql": sql, "params": params}))

@@ -1,10 +1,11 @@
 """`python -m bench.served --raw-port P up ...`: `cem up` exactly, plus a bench-only side port on
-127.0.0.1 where the bench sends the timeline's SQL to the server's own chdb session.
+127.0.0.1 where the bench sends the timeline's SQL to the server's own chdb engine.
 
 chdb lets one process own a data path, so the only place the same SQL can run against the same
 tables, in the same phase as the API measurement, is the server process itself. The side port
 answers `POST /` with `{"sql": ..., "params": {...}}` by running it through the warehouse the
-server built (the connection the query API uses) and returning the seconds it took, timed there.
+server built (the pool of sessions the query API uses: the raw query runs beside the API's
+calls, on a session of its own, as an API call does) and returning the seconds it took, timed there.
 It is started from `cem.up`'s own call to `build`; if that call moves, the server still runs and
 the port never opens: the bench then reports the raw query as not measured.
 """

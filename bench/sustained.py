@@ -294,13 +294,15 @@ def sustained(
     others = [threading.Thread(target=sample_lag, daemon=True)] + [
         threading.Thread(target=measure, args=(w,), daemon=True) for w in range(probe.workers)
     ]
-    for thread in [*posters, *others]:
-        thread.start()
-    for thread in posters:
-        thread.join()
-    posted = time.perf_counter()
-    stop.set()
-    delivery = streams.stop() if streams is not None else None
+    try:
+        for thread in [*posters, *others]:
+            thread.start()
+        for thread in posters:
+            thread.join()
+        posted = time.perf_counter()
+        stop.set()
+    finally:  # the streams' prober never runs on into the next phase
+        delivery = streams.stop() if streams is not None else None
     for thread in others:
         thread.join(probe.timeout_s + 5)
     if errors:

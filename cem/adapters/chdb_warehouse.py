@@ -22,6 +22,10 @@ from kernel.private_files import private_dir
 # closes the idle sessions at once and each busy one when its call returns (never under a call).
 _shared: dict[str, Any] = {"path": None, "users": 0, "free": [], "generation": 0}
 _lock = threading.RLock()
+# At most this many calls at once (more wait for a session): beyond a few, more parallel queries
+# on the machine's cores only share them, and each session holds memory.
+MAX_SESSIONS = 8
+_slots = threading.BoundedSemaphore(MAX_SESSIONS)
 
 
 class _Pooled:
@@ -49,25 +53,35 @@ def _open(path: str) -> None:
 
 
 def _acquire() -> _Pooled:
-    with _lock:
-        if _shared["path"] is None:
-            raise RuntimeError("the chdb warehouse is closed")
-        if _shared["free"]:
-            pooled: _Pooled = _shared["free"].pop()
-            return pooled
-        return _Pooled(_new_session(_shared["path"]), _shared["generation"])
+    _slots.acquire()
+    try:
+        with _lock:
+            if _shared["path"] is None:
+                raise RuntimeError("the chdb warehouse is closed")
+            if _shared["free"]:
+                pooled: _Pooled = _shared["free"].pop()
+                return pooled
+            path, generation = _shared["path"], _shared["generation"]
+        return _Pooled(_new_session(path), generation)  # outside the lock: others go on
+    except BaseException:
+        _slots.release()
+        raise
 
 
 def _release(pooled: _Pooled) -> None:
-    with _lock:
-        if pooled.generation == _shared["generation"] and _shared["path"] is not None:
-            _shared["free"].append(pooled)
-            return
-    pooled.session.close()  # its warehouse closed while it ran
+    try:
+        with _lock:
+            if pooled.generation == _shared["generation"] and _shared["path"] is not None:
+                _shared["free"].append(pooled)
+                return
+        pooled.session.close()  # its warehouse closed while it ran
+    finally:
+        _slots.release()
 
 
 def _forget_database(database: str) -> None:
-    """After a DROP: no pooled session may stay in the dropped database."""
+    """After a DROP, idle sessions in that database switch again on their next call (a busy one
+    keeps the name: chdb holds the current database by name, so it works again once recreated)."""
     with _lock:
         for pooled in _shared["free"]:
             if pooled.database == database:

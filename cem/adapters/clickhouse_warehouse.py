@@ -199,6 +199,9 @@ def _with_database(url: str, database: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
 
 
+MAX_CLIENTS = 16
+
+
 class ClickHouseWarehouse:
     """A Warehouse on a ClickHouse server (18.16 or newer). Thread-safe: a driver client serves
     one call at a time, so calls take a client from a pool (a new connection when every client
@@ -210,9 +213,11 @@ class ClickHouseWarehouse:
             raise ValueError(f"invalid database name {database!r}")
         self.database = database
         self._lock = threading.Lock()
+        # At most MAX_CLIENTS calls at once per warehouse (more wait for a client), well inside
+        # the server's max_concurrent_queries (100) with a few replicas and workers.
+        self._slots = threading.BoundedSemaphore(MAX_CLIENTS)
         self._url = _with_database(url, database)
         self._free: list[Any] = []
-        self._closed = False
         bootstrap = Client.from_url(_with_database(url, "default"))
         try:
             self._call(bootstrap, f"CREATE DATABASE IF NOT EXISTS {database}")
@@ -223,19 +228,15 @@ class ClickHouseWarehouse:
 
     @contextmanager
     def _client(self) -> Iterator[Any]:
-        with self._lock:
-            if self._closed:
-                raise WarehouseUnavailable("ClickHouse warehouse closed")
-            client = self._free.pop() if self._free else None
-            if client is None:
-                client = Client.from_url(self._url)  # connects on its first call
-        try:
-            yield client
-        finally:
+        with self._slots:
             with self._lock:
-                if self._closed:
-                    client.disconnect()
-                else:
+                client = self._free.pop() if self._free else None
+                if client is None:
+                    client = Client.from_url(self._url)  # connects on its first call
+            try:
+                yield client
+            finally:
+                with self._lock:
                     self._free.append(client)
 
     @staticmethod
@@ -293,8 +294,9 @@ class ClickHouseWarehouse:
         self._execute(f"DROP DATABASE IF EXISTS {self.database}")
 
     def close(self) -> None:
+        """Disconnect the idle clients. As the driver's client does, a call made after this
+        connects again (a test's teardown drops its database after the app closed it)."""
         with self._lock:
-            self._closed = True
             idle, self._free = self._free, []
-        for client in idle:  # a client still in a call is disconnected when it comes back
+        for client in idle:
             client.disconnect()

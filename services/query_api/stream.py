@@ -112,13 +112,17 @@ class StreamHub:
     async def _run(self) -> None:
         # Stops when the last stream closes; the next subscription starts it again.
         while self.by_customer:
+            # Read before the poll: what is stored after this point wakes the wait below.
+            seen = self.wakeup.seen() if self.wakeup is not None else 0
             try:
                 await self._poll_once()
             except Exception:  # the warehouse is briefly unavailable: streams wait, then resume
                 logger.exception("stream hub poll failed; retrying")
+                await asyncio.sleep(self.poll_s)  # a full interval, woken or not
+                continue
             if self.wakeup is None:
                 await asyncio.sleep(self.poll_s)
-            elif await self.wakeup.wait(self.poll_s):
+            elif await self.wakeup.wait(seen, self.poll_s):
                 # Woken: poll now, but not more often than every WOKEN_GAP_S (at full load the
                 # projections store a batch every few ms; one poll covers several).
                 await asyncio.sleep(WOKEN_GAP_S)
