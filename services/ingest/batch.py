@@ -203,19 +203,6 @@ def _published_result(
     return ItemResult(index, ItemStatus(status.value), out.event_id, errors, notes)
 
 
-def check_item(
-    index: int,
-    raw: Any,
-    tenant_id: str,
-    received_at: datetime,
-    max_event_bytes: int,
-    bucket_key: bytes,
-) -> ItemResult | Outgoing:
-    """One item: rejected with every violation found, or the record to publish."""
-    checked = check_event(index, raw, tenant_id, received_at, max_event_bytes, bucket_key)
-    return checked if isinstance(checked, ItemResult) else checked[1]
-
-
 def check_event(
     index: int,
     raw: Any,

@@ -22,7 +22,7 @@ from services.ingest.batch import (
     ItemResult,
     ItemStatus,
     Unparseable,
-    check_item,
+    check_event,
     complete,
     prepare,
 )
@@ -60,7 +60,9 @@ def custom(payload: Any) -> dict[str, Any]:
 
 
 def check(raw: Any, max_event_bytes: int = LIMIT) -> ItemResult | Outgoing:
-    return check_item(0, raw, "acme", NOW, max_event_bytes, BUCKET_KEY)
+    """The item's rejection, or the record it would be published as."""
+    checked = check_event(0, raw, "acme", NOW, max_event_bytes, BUCKET_KEY)
+    return checked if isinstance(checked, ItemResult) else checked[1]
 
 
 def rejected_paths(raw: Any) -> list[tuple[str, str]]:
@@ -121,7 +123,7 @@ def test_rejected_item_names_its_event_id_when_it_is_a_uuid() -> None:
     result = check(raw_event(event_id=event_id, channel="fax"))
     assert isinstance(result, ItemResult)
     assert result.event_id == event_id.lower()
-    assert check_item(0, {"event_id": "x" * 1000}, "acme", NOW, LIMIT, BUCKET_KEY).event_id is None  # type: ignore[union-attr]
+    assert check({"event_id": "x" * 1000}).event_id is None  # type: ignore[union-attr]
 
 
 # --- size ---------------------------------------------------------------------------------------
