@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -53,6 +53,24 @@ INJECTIONS = [
 ]
 
 
+def run_in_threads(work: Callable[[int], None], threads: int) -> list[BaseException]:
+    """`work(i)` on `threads` threads at once; what any of them raised (assertions included)."""
+    errors: list[BaseException] = []
+
+    def guarded(worker: int) -> None:
+        try:
+            work(worker)
+        except BaseException as exc:  # noqa: BLE001 — returned to the test
+            errors.append(exc)
+
+    started = [threading.Thread(target=guarded, args=(i,)) for i in range(threads)]
+    for thread in started:
+        thread.start()
+    for thread in started:
+        thread.join()
+    return errors
+
+
 class WarehouseContract:
     """The behaviour every Warehouse adapter must show; subclasses provide `warehouse`."""
 
@@ -71,27 +89,18 @@ class WarehouseContract:
     ) -> None:
         """Request threads and runners share one warehouse: concurrent inserts and reads each
         complete, and every row is there after."""
-        errors: list[BaseException] = []
 
         def work(worker: int) -> None:
-            try:
-                for n in range(15):
-                    row = {"id": f"{worker}-{n}", "s": "x", "n": n, "u": 0, "f": 0.0, "tags": []}
-                    warehouse.insert(table, [row])
-                    found = warehouse.select(
-                        f"SELECT count() AS c FROM {table} WHERE id = {{id:String}}",
-                        {"id": row["id"]},
-                    )
-                    assert found[0]["c"] >= 1
-            except BaseException as exc:  # noqa: BLE001 — reported below
-                errors.append(exc)
+            for n in range(15):
+                row = {"id": f"{worker}-{n}", "s": "x", "n": n, "u": 0, "f": 0.0, "tags": []}
+                warehouse.insert(table, [row])
+                found = warehouse.select(
+                    f"SELECT count() AS c FROM {table} WHERE id = {{id:String}}",
+                    {"id": row["id"]},
+                )
+                assert found[0]["c"] >= 1
 
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert errors == []
+        assert run_in_threads(work, 6) == []
         assert warehouse.select(f"SELECT count() AS c FROM {table}")[0]["c"] == 90
 
     def _round_trip(self, warehouse: Warehouse, table: str, value: str) -> dict[str, Any]:
@@ -261,24 +270,15 @@ class TestChdbWarehouse(WarehouseContract):
             for wh in pair:
                 wh.command("CREATE TABLE t (w String, n Int64) ENGINE = MergeTree() ORDER BY n")
             names = ["first", "second"]
-            errors: list[BaseException] = []
 
             def work(worker: int) -> None:
-                try:
-                    for n in range(20):
-                        which = (worker + n) % 2
-                        pair[which].insert("t", [{"w": names[which], "n": worker * 100 + n}])
-                        seen = pair[which].select("SELECT DISTINCT w FROM t")
-                        assert [r["w"] for r in seen] == [names[which]]
-                except BaseException as exc:  # noqa: BLE001 — reported below
-                    errors.append(exc)
+                for n in range(20):
+                    which = (worker + n) % 2
+                    pair[which].insert("t", [{"w": names[which], "n": worker * 100 + n}])
+                    seen = pair[which].select("SELECT DISTINCT w FROM t")
+                    assert [r["w"] for r in seen] == [names[which]]
 
-            threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            assert errors == []
+            assert run_in_threads(work, 8) == []
             counts = [wh.select("SELECT count() AS c FROM t")[0]["c"] for wh in pair]
             assert counts == [80, 80]
         finally:
