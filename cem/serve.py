@@ -161,6 +161,9 @@ def close_on_shutdown(service: IngestService | QueryService) -> None:
     async def lifespan(app: Any) -> AsyncIterator[Any]:
         async with inner(app) as state:
             yield state
+        hub = getattr(app.state, "stream_hub", None)  # live streams' poller, if one started
+        if hub is not None:
+            await hub.stop()  # before its warehouse closes under it
         service.close()
 
     service.app.router.lifespan_context = lifespan

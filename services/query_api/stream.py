@@ -20,6 +20,7 @@ the hub what arrived at or before its watermark (which every stream it feeds has
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -100,6 +101,14 @@ class StreamHub:
             if self.task is None or self.task.done():
                 self.task = asyncio.create_task(self._run(), name="stream-hub")
             return subscription, dict(self.watermark)
+
+    async def stop(self) -> None:
+        """Stop polling (the app is shutting down and will close the warehouse next)."""
+        task, self.task = self.task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def unsubscribe(self, subscription: Subscription) -> None:
         for member in subscription.members:

@@ -258,3 +258,31 @@ def test_catch_up_and_live_messages_word_the_summary_in_the_language_asked(
         return caught_up + live
 
     assert asyncio.run(scenario()) == [summary, summary]
+
+
+def test_a_stopped_hub_polls_no_more() -> None:
+    """At shutdown the app stops its hub before closing the warehouse the hub polls."""
+    twin = ArrivalsTwin()
+    polls = 0
+    select = twin.select
+
+    def counting(sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        nonlocal polls
+        polls += 1
+        return select(sql, params)
+
+    twin.select = counting  # type: ignore[method-assign]
+
+    async def scenario() -> tuple[bool, int, int]:
+        hub = StreamHub(twin, poll_s=0.01)  # type: ignore[arg-type]
+        await hub.subscribe(TENANT, [CUSTOMER])  # an open stream: the hub polls
+        task = hub.task
+        while polls < 3:
+            await asyncio.sleep(0.01)
+        await hub.stop()
+        after_stop = polls
+        await asyncio.sleep(0.1)  # ten poll intervals
+        return task is not None and task.done(), after_stop, polls
+
+    done, after_stop, later = asyncio.run(scenario())
+    assert done and later == after_stop
