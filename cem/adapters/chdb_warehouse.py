@@ -113,8 +113,12 @@ class ChdbWarehouse:
         with _lock:
             _open(str(Path(path).resolve()))
         self._closed = False
-        self._run(f"CREATE DATABASE IF NOT EXISTS {database}", "TabSeparated", None, use=False)
-        self.version = self._read_version()
+        try:
+            self._run(f"CREATE DATABASE IF NOT EXISTS {database}", "TabSeparated", None, use=False)
+            self.version = self._read_version()
+        except BaseException:
+            self.close()  # its use of the engine ends here: the last one shuts it down
+            raise
 
     def _read_version(self) -> tuple[int, ...]:
         text = self._run("SELECT version()", "TabSeparated", None, use=False).decode().strip()

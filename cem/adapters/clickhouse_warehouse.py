@@ -223,7 +223,11 @@ class ClickHouseWarehouse:
             self._call(bootstrap, f"CREATE DATABASE IF NOT EXISTS {database}")
         finally:
             bootstrap.disconnect()
-        [(text,)] = self._execute("SELECT version()")
+        try:
+            [(text,)] = self._execute("SELECT version()")
+        except BaseException:
+            self.close()  # no pooled connection outlives a warehouse that never started
+            raise
         self.version: tuple[int, ...] = tuple(int(p) for p in str(text).split(".") if p.isdigit())
 
     @contextmanager

@@ -284,3 +284,18 @@ class TestChdbWarehouse(WarehouseContract):
         finally:
             other.drop_database()
             other.close()
+
+    def test_a_warehouse_that_fails_to_start_gives_its_use_of_the_engine_back(
+        self, warehouse: Warehouse, chdb_path: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from cem.adapters import chdb_warehouse
+
+        users = chdb_warehouse._shared["users"]
+
+        def broken(self: Any) -> tuple[int, ...]:
+            raise RuntimeError("version unreadable")
+
+        monkeypatch.setattr(chdb_warehouse.ChdbWarehouse, "_read_version", broken)
+        with pytest.raises(RuntimeError, match="version unreadable"):
+            chdb_warehouse.ChdbWarehouse(chdb_path, database=f"t_{uuid.uuid4().hex[:12]}")
+        assert chdb_warehouse._shared["users"] == users  # else the engine never shuts down
