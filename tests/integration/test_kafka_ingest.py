@@ -42,7 +42,6 @@ from kernel.partitioning import partition_for, touchpoint_key
 from kernel.ports import TOUCHPOINTS_TOPIC, Consumed
 from kernel.settings import CoreSettings, IngestSettings, QuerySettings
 from schemas.validate import decode
-from services.ingest.batch import bucket_key_of
 from tests.events import survey_answer as event
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -161,8 +160,8 @@ def test_every_replica_and_the_query_api_bucket_one_customer_alike(
             pass
 
     query = build_query_api(QuerySettings(**settings.model_dump()), warehouse=NoWarehouse())  # type: ignore[arg-type]
-    try:  # alert actions: keyed under the same key, fetched on the first one
-        assert bucket_key_of(query.app.state) == shared_bucket_key(settings)
+    try:  # alert actions: keyed under the same key, read when the query API starts
+        assert query.app.state.bucket_key == shared_bucket_key(settings)
     finally:
         query.close()
 
