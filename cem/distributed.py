@@ -289,6 +289,8 @@ def build_query_api(
     from services.query_api.app import create_app
 
     settings = settings or QuerySettings()
+    if bucket_key is None:  # first: when PostgreSQL does not answer, nothing is left open
+        bucket_key = shared_bucket_key(settings.model_copy(update={"mode": "distributed"}))
     if identity is None and settings.identity == "eventsourced":
         identity = identity_on_postgres(settings)
     url = settings.clickhouse_url
@@ -297,8 +299,6 @@ def build_query_api(
     users = users or PostgresUserStore(postgres_dsn(settings))
     publisher = publisher or alert_publisher(settings)
     access_audit = access_audit or PostgresAccessAudit(postgres_dsn(settings))
-    if bucket_key is None:
-        bucket_key = shared_bucket_key(settings.model_copy(update={"mode": "distributed"}))
     app = create_app(
         warehouse,
         keys,
