@@ -20,6 +20,7 @@ from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import SqliteLog, SqlitePublisher
 from cem.adapters.sqlite_users import SqliteUserStore
 from cem.identity import build_identity
+from cem.platform_keys import local_platform_key
 from cem.runner import Runner, ensure_tables, filing_runner, projection_runner
 from kernel import api_errors, readiness, web_security
 from kernel.access_audit import audit_probe
@@ -42,7 +43,7 @@ from kernel.ports import (
 )
 from kernel.private_files import private_dir
 from kernel.processing import Projection
-from kernel.secrets import SecretBox, platform_key
+from kernel.secrets import SecretBox
 from kernel.settings import CoreSettings, IngestSettings
 from kernel.wakeup import Wakeup
 from services.identity.filing import IdentityFiler
@@ -59,16 +60,8 @@ def default_projections() -> list[Projection]:
 
 def embedded_channels(settings: CoreSettings) -> SqliteChannelStore:
     """The channel store of an embedded data directory (secrets sealed with the platform key)."""
-    secret_key = settings.secret_key.get_secret_value() if settings.secret_key else None
-    box = SecretBox(platform_key(settings.data_dir, secret_key))
+    box = SecretBox(local_platform_key(settings))
     return SqliteChannelStore(settings.data_dir / "channels.sqlite", box)
-
-
-def embedded_bucket_key(settings: CoreSettings) -> bytes:
-    """The touchpoint bucket key of an embedded data directory: derived from CEM_SECRET_KEY, else
-    the directory's `secret.key`, as the channel secrets' and customer ids' keys are."""
-    secret_key = settings.secret_key.get_secret_value() if settings.secret_key else None
-    return touchpoint_bucket_key(platform_key(settings.data_dir, secret_key))
 
 
 def embedded_identity(data_dir: Path) -> IdentityResolver:
@@ -194,7 +187,8 @@ def build(
     )
     platform.channels = channels or embedded_channels(settings)
     platform.access_audit = access_audit or SqliteAccessAudit(data_dir / AUDIT_FILE)
-    platform.bucket_key = embedded_bucket_key(settings)
+    # Derived like the channel secrets' and customer ids' keys: CEM_SECRET_KEY, else secret.key.
+    platform.bucket_key = touchpoint_bucket_key(local_platform_key(settings))
     platform.app = create_app(platform)
     return platform
 

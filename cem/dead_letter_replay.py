@@ -61,9 +61,13 @@ def kept_headers(row: dict[str, Any]) -> tuple[tuple[str, bytes], ...]:
     return tuple((h["name"], bytes.fromhex(h["value_hex"])) for h in orjson.loads(text))
 
 
-def _record(row: dict[str, Any], tenant_id: str | None, bucket_key: bytes) -> Record | None:
-    """The row's original record, when it decodes now as an event of the tenant asked for; a
-    touchpoint (no customer header) keyed with `bucket_key`."""
+def _record(
+    row: dict[str, Any], tenant_id: str | None, bucket_key: bytes
+) -> tuple[str, Record] | None:
+    """Where the row's record goes back, and the record, when it decodes now as an event of the
+    tenant asked for. A filing (it names its customer) goes to the filings topic it came from
+    with its customer's key, so only the projections see it again; anything else goes to
+    `touchpoints`, to be filed, keyed with `bucket_key`."""
     value = bytes.fromhex(row["value_hex"])
     try:
         headers = kept_headers(row)
@@ -83,17 +87,9 @@ def _record(row: dict[str, Any], tenant_id: str | None, bucket_key: bytes) -> Re
     if tenant_id is not None and event.tenant_id != tenant_id:
         return None
     if any(name == CUSTOMER_HEADER for name, _ in headers):
-        return Record(str(row["key"]).encode(), value, headers)  # a filing: its customer's key
+        return str(row["topic"]), Record(str(row["key"]).encode(), value, headers)
     key = touchpoint_key(bucket_key, event.tenant_id, customer_key(event.customer))
-    return Record(key, value, headers)
-
-
-def _topic(row: dict[str, Any], record: Record) -> str:
-    """Where a letter goes back: a filing (it names its customer) to the filings topic it came
-    from, so only the projections see it again; anything else to `touchpoints`, to be filed."""
-    if any(name == CUSTOMER_HEADER for name, _ in record.headers):
-        return str(row["topic"])
-    return TOUCHPOINTS_TOPIC
+    return TOUCHPOINTS_TOPIC, Record(key, value, headers)
 
 
 def replay_consumer_letters(
@@ -106,11 +102,12 @@ def replay_consumer_letters(
     report = ReplayReport()
     by_topic: dict[str, list[Record]] = {}
     for row in rows:
-        record = _record(row, tenant_id, bucket_key)
-        if record is None:
+        restored = _record(row, tenant_id, bucket_key)
+        if restored is None:
             report.still_failing += 1
             continue
-        by_topic.setdefault(_topic(row, record), []).append(record)
+        topic, record = restored
+        by_topic.setdefault(topic, []).append(record)
         report.restored += 1
     for topic, records in by_topic.items():
         log.append(topic, records)

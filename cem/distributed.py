@@ -284,11 +284,13 @@ def build_query_api(
     """The query API on the ClickHouse server (the database CEM_CLICKHOUSE_URL names, which the
     workers write) with the PostgreSQL key store and, when CEM_IDENTITY=eventsourced, the identity
     store the workers file with (unified histories and the identity API). Alert actions are keyed
-    like the ingest's touchpoints (`bucket_key`, else derived on the first action: a query API
-    does not need PostgreSQL's key to start)."""
+    like the ingest's touchpoints: under `bucket_key`, else the one every replica derives, read
+    here at start as the publisher's seal key is (`cem.platform_keys.shared_bucket_key`)."""
     from services.query_api.app import create_app
 
     settings = settings or QuerySettings()
+    if bucket_key is None:  # first: when PostgreSQL does not answer, nothing is left open
+        bucket_key = shared_bucket_key(settings.model_copy(update={"mode": "distributed"}))
     if identity is None and settings.identity == "eventsourced":
         identity = identity_on_postgres(settings)
     url = settings.clickhouse_url
@@ -297,7 +299,6 @@ def build_query_api(
     users = users or PostgresUserStore(postgres_dsn(settings))
     publisher = publisher or alert_publisher(settings)
     access_audit = access_audit or PostgresAccessAudit(postgres_dsn(settings))
-    distributed = settings.model_copy(update={"mode": "distributed"})
     app = create_app(
         warehouse,
         keys,
@@ -305,7 +306,7 @@ def build_query_api(
         publisher=publisher,
         users=users,
         access_audit=access_audit,
-        bucket_key=bucket_key or (lambda: shared_bucket_key(distributed)),
+        bucket_key=bucket_key,
     )
     return QueryService(
         settings, app, warehouse, keys, identity, users, publisher, access_audit=access_audit

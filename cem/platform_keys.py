@@ -10,14 +10,23 @@ from kernel.secrets import key_file_sealed_before, platform_key
 from kernel.settings import CoreSettings
 
 
+def local_platform_key(settings: CoreSettings) -> bytes:
+    """CEM_SECRET_KEY, else the data directory's `secret.key` (made on first use): an embedded
+    platform's key, whatever the mode setting says."""
+    return platform_key(settings.data_dir, _secret_text(settings))
+
+
+def _secret_text(settings: CoreSettings) -> str | None:
+    return settings.secret_key.get_secret_value() if settings.secret_key else None
+
+
 def shared_platform_key(settings: CoreSettings) -> bytes:
     """The platform key other keys derive from, the same on every replica: CEM_SECRET_KEY;
     unset, the key kept in PostgreSQL when distributed (the one channel secrets are sealed with
     then: never a host's own file, which replicas would not share), else the data directory's
     `secret.key`."""
-    secret = settings.secret_key.get_secret_value() if settings.secret_key else None
-    if secret or settings.mode != "distributed":
-        return platform_key(settings.data_dir, secret)
+    if settings.mode != "distributed" or _secret_text(settings):
+        return local_platform_key(settings)
     dsn = settings.postgres_dsn.get_secret_value()
     channels = PostgresChannelStore(dsn, first_key=key_file_sealed_before(settings.data_dir))
     try:

@@ -82,6 +82,10 @@ def touchpoint_bucket_key(platform_key: bytes) -> bytes:
 
 @functools.lru_cache(maxsize=64)
 def _bucket_mac(bucket_key: bytes) -> hmac.HMAC:
+    # An empty key would give buckets anyone can compute (the membership hint keyed buckets
+    # remove): refused here, once per key, whichever producer or composition root passed it.
+    if not bucket_key:
+        raise ValueError("no touchpoint bucket key: derive one with touchpoint_bucket_key")
     # Keying an HMAC hashes the key's pads; a copy of the keyed state skips that per record.
     return hmac.new(bucket_key, digestmod=hashlib.sha256)
 

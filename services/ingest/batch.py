@@ -307,18 +307,6 @@ def to_outgoing(event: Event, fingerprint: str, bucket_key: bytes) -> Outgoing:
     return Outgoing(event.tenant_id, str(event.event_id), fingerprint, record)
 
 
-def bucket_key_of(state: Any) -> bytes:
-    """The touchpoint bucket key an app's composition root set (`app.state.bucket_key`): the
-    bytes, or a function giving them, called once on first use."""
-    key = getattr(state, "bucket_key", None)
-    if callable(key):
-        key = key()
-        state.bucket_key = key
-    if not isinstance(key, bytes) or not key:
-        raise RuntimeError("the composition root set no app.state.bucket_key")
-    return key
-
-
 def encoded_size(raw: Any) -> int:
     """An event's size for the per-event limit: its compact UTF-8 JSON, so that whitespace a
     producer adds (pretty-printing, NDJSON padding) never changes whether it fits."""

@@ -3,8 +3,7 @@
 The router relies only on `request.app.state`:
 - `publisher` (kernel.ports.Publisher), `keys` (kernel.ports.KeyStore, read by kernel.auth),
   `ingest_settings` (kernel.settings.IngestSettings), `clock` (kernel.ports.Clock, `now()` in UTC),
-  `bucket_key` (the key touchpoint record keys are bucketed with, `cem.platform_keys`; bytes or
-  a function giving them);
+  `bucket_key` (bytes: the key touchpoint record keys are bucketed with, `cem.platform_keys`);
 - optionally `identity` (the resolver, whose rules say which identifiers are ignored) or
   `identity_rules` (services.identity.rules.IdentityRules, made from CEM_IDENTITY_RULES_FILE and
   CEM_DEFAULT_REGION on first use when neither is set), `telemetry` (kernel.telemetry.Telemetry) and `ingest_quota`
@@ -41,7 +40,6 @@ from services.ingest.batch import (
     BatchOutcome,
     ItemResult,
     ItemStatus,
-    bucket_key_of,
     complete,
     prepare,
     safe_violation,
@@ -130,7 +128,7 @@ async def post_events(
             state.clock.now(),
             settings.max_event_bytes,
             identity_rules_of(request.app).for_tenant(principal.tenant_id),
-            bucket_key=bucket_key_of(state),
+            bucket_key=state.bucket_key,
         )
     )
     statuses = await publish(state.publisher, prepared.outgoing, settings.publish_timeout_s)

@@ -39,7 +39,6 @@ from services.ingest.batch import (
     ItemResult,
     ItemStatus,
     Prepared,
-    bucket_key_of,
     check_event,
     complete,
     encoded_size,
@@ -265,7 +264,7 @@ async def ingest_messages(
             (segment.max_call_bytes, ingest.max_event_bytes),
             defaults,
             identity_rules_of(request.app).for_tenant(principal.tenant_id),
-            bucket_key=bucket_key_of(state),
+            bucket_key=state.bucket_key,
         )
     )
     statuses = await publish(state.publisher, prepared.outgoing, ingest.publish_timeout_s)

@@ -70,13 +70,13 @@ def create_app(
     publisher: Publisher | None = None,
     users: UserStore | None = None,
     access_audit: AccessAudit | None = None,
-    bucket_key: bytes | Callable[[], bytes] | None = None,
+    bucket_key: bytes | None = None,
 ) -> FastAPI:
     """The query API alone (distributed mode: one process per service); `identity` is the
     resolver on the shared identity store (`cem.identity.build_identity(IdentitySettings())`). `access_audit`
     records reads of customers' data (`build_query_api` passes PostgreSQL's); without one, those
-    reads answer 503 (`kernel.access_audit`: fail closed). With a `publisher`, `bucket_key` (or a
-    function giving it on first use) keys the alert actions' records as the ingest keys touchpoints."""
+    reads answer 503 (`kernel.access_audit`: fail closed). With a `publisher`, `bucket_key` keys the
+    alert actions' records as the ingest keys touchpoints."""
     app = FastAPI(title="cem query API", version="0.1.0", docs_url=None, redoc_url=None)
     api_errors.install(app)
     web_security.install(app)

@@ -42,7 +42,6 @@ from kernel.partitioning import partition_for, touchpoint_key
 from kernel.ports import TOUCHPOINTS_TOPIC, Consumed
 from kernel.settings import CoreSettings, IngestSettings, QuerySettings
 from schemas.validate import decode
-from services.ingest.batch import bucket_key_of
 from tests.events import survey_answer as event
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -136,11 +135,16 @@ def test_an_acked_event_is_on_the_topic_once_keyed_by_tenant_and_customer(ingest
 
 
 def test_every_replica_and_the_query_api_bucket_one_customer_alike(
-    ingest: Ingest, settings: IngestSettings, namespace: str
+    ingest: Ingest, settings: IngestSettings, namespace: str, tmp_path: Path
 ) -> None:
     # The bucket key derives from the platform key every replica shares (CEM_SECRET_KEY, else
     # the one kept in PostgreSQL), so one customer keeps one partition whichever replica it hits.
-    other = start_ingest(settings, settings.kafka_bootstrap, namespace)
+    # The other replica and the query API run on hosts of their own (data directories): a key
+    # taken from a host's own file would bucket differently there.
+    def host(name: str) -> dict[str, Any]:
+        return {**settings.model_dump(), "data_dir": tmp_path / name}
+
+    other = start_ingest(IngestSettings(**host("b")), settings.kafka_bootstrap, namespace)
     try:
         first, second = event(), event()
         assert ingest.post(first).status_code == 202
@@ -160,9 +164,9 @@ def test_every_replica_and_the_query_api_bucket_one_customer_alike(
         def close(self) -> None:
             pass
 
-    query = build_query_api(QuerySettings(**settings.model_dump()), warehouse=NoWarehouse())  # type: ignore[arg-type]
-    try:  # alert actions: keyed under the same key, fetched on the first one
-        assert bucket_key_of(query.app.state) == shared_bucket_key(settings)
+    query = build_query_api(QuerySettings(**host("c")), warehouse=NoWarehouse())  # type: ignore[arg-type]
+    try:  # alert actions: keyed under the same key, read when the query API starts
+        assert query.app.state.bucket_key == shared_bucket_key(settings)
     finally:
         query.close()
 

@@ -21,9 +21,10 @@ from cem import cli
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.memory_keys import MemoryKeyStore
 from cem.adapters.sqlite_log import SqliteLog
-from cem.bootstrap import Platform, build, embedded_bucket_key
+from cem.bootstrap import Platform, build
 from cem.demo import Population, history
 from cem.migrate_ids import migrate
+from cem.platform_keys import shared_bucket_key
 from kernel.customer_key import customer_key
 from kernel.partitioning import partition_key, touchpoint_key
 from kernel.ports import Record
@@ -252,7 +253,7 @@ def test_the_migrate_ids_command_copies_and_rekeys_the_touchpoints(
         keys = sorted(k for (k,) in db.execute("SELECT key FROM records WHERE topic='touchpoints'"))
     # Keyed with the bucket key `cem up --data-dir NEW` ingests with. The undecodable record's
     # key is bucketed too: it held the readable customer key.
-    bucket_key = embedded_bucket_key(IngestSettings(data_dir=new))
+    bucket_key = shared_bucket_key(IngestSettings(data_dir=new))
     assert keys == sorted(
         [
             touchpoint_key(bucket_key, "acme", "email:ana@shop.es"),

@@ -33,6 +33,7 @@ from kernel.ports import WarehouseUnavailable
 from kernel.settings import IngestSettings, QuerySettings
 from services.projections.projection import ProjectionsProjection
 from tests.engines import Engines
+from tests.events import BUCKET_KEY
 
 TIMELINE = "/v1/customers/cust-1/timeline"
 
@@ -81,6 +82,7 @@ def test_the_query_api_answers_503_json_and_is_not_ready_while_clickhouse_is_dow
         users=MemoryUserStore(),  # this test is about ClickHouse: no PostgreSQL behind it
         access_audit=MemoryAccessAudit(),
         publisher=MemoryPublisher(MemoryLog()),
+        bucket_key=BUCKET_KEY,
     )
     auth = {"Authorization": f"Bearer {secret}"}
     try:

@@ -96,6 +96,12 @@ def test_the_bucket_is_an_hmac_under_a_key_derived_from_the_platform_key() -> No
     assert BUCKETS not in (PLATFORM_KEY, customer_id_key(PLATFORM_KEY))
 
 
+def test_an_empty_bucket_key_is_refused_not_used() -> None:
+    # HMAC under b"" is computable by anyone: the membership hint keyed buckets remove.
+    with pytest.raises(ValueError, match="bucket key"):
+        touchpoint_key(b"", "acme", "email:ana@x.io")
+
+
 def test_another_platform_key_gives_another_bucket_mapping() -> None:
     other = touchpoint_bucket_key(bytes(32))
     same = sum(

@@ -25,7 +25,6 @@ from kernel.request_body import BODY_RESPONSES, parse_or_400, read_limited, vali
 from kernel.secrets import SecretKeyError
 from kernel.settings import IngestSettings
 from kernel.telemetry import telemetry_of
-from services.ingest.batch import bucket_key_of
 from services.ingest.channels.base import WebhookRequest
 from services.ingest.channels.intake import counts, dead_letter_of, map_delivery
 from services.ingest.channels.registry import load_providers, provider
@@ -123,7 +122,7 @@ async def receive_webhook(name: str, channel_id: str, request: Request) -> Respo
         delivery,
         config,
         settings.max_event_bytes,
-        bucket_key_of(request.app.state),
+        request.app.state.bucket_key,
     )
     statuses = await publish(
         request.app.state.publisher, intake.outgoing, settings.publish_timeout_s

@@ -24,7 +24,7 @@ from kernel.processing import to_micros
 from kernel.request_body import json_body, openapi_body
 from schemas.families import Note
 from schemas.validate import InvalidEvent, accept
-from services.ingest.batch import bucket_key_of, to_outgoing
+from services.ingest.batch import to_outgoing
 from services.query_api.routers.satisfaction import now
 from services.satisfaction.lifecycle import (
     Action,
@@ -118,7 +118,7 @@ def _act(
     except InvalidEvent as exc:  # e.g. a customer id no event could carry
         raise ApiError(422, "invalid_request", str(exc)) from None
     publisher = _publisher(request)
-    outgoing = to_outgoing(event, fingerprint, bucket_key_of(request.app.state))
+    outgoing = to_outgoing(event, fingerprint, request.app.state.bucket_key)
     [published] = publisher.publish([outgoing])
     if published is not PublishStatus.accepted:  # a fresh event id: only a log fault gets here
         raise ApiError(503, "unavailable", f"the action was not stored ({published.value})")
