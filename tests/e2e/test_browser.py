@@ -481,6 +481,13 @@ def test_the_console_fits_a_phone(
         page.wait(lambda: len(timeline_ids(page)) >= customer["events"])
         assert page.driver.execute_script(WIDER_THAN_THE_SCREEN) == []
         page.screenshot("console-phone")
+        # In Spanish (longer words, every timeline line worded again) it fits too.
+        page.open(f"/console?lang=es#customer={customer['ids']['customer_id']}")
+        page.wait(lambda: page.text('nav a[href="/console"]') == "Consola de agente")
+        page.wait(lambda: len(timeline_ids(page)) >= customer["events"])
+        lines = [line.text for line in page.all("#timeline .summary")]
+        assert any(line.startswith("Llamada finalizada") for line in lines), lines
+        assert page.driver.execute_script(WIDER_THAN_THE_SCREEN) == []
     finally:
         page.driver.set_window_size(1280, 900)
 
