@@ -12,7 +12,7 @@ from services.identity.domain import Customer, MergeCandidate, stable_id
 from services.identity.errors import IdentifierNotLinked, MergeRefused, SplitRefused
 from services.identity.models import MergePlan, Refusal
 from services.identity.policy import Link, Proposal, Reassign, unique_conflicts
-from services.identity.reasons import REFUSALS, reason_text
+from services.identity.reasons import reason_text
 from services.identity.rules import Identifier, TenantRules
 from services.identity.state import IdentityState
 
@@ -134,7 +134,6 @@ def plan_merge(
         survivor_id=survivor.customer_id,
         absorbed_id=absorbed.customer_id,
         allowed=not refusals,
-        reasons=tuple(REFUSALS[code].format(**params) for code, params in refusals),
         refusals=tuple(refusals),
         members=tuple(dict.fromkeys(members)),
         identifiers=tuple(sorted(first.identifiers | second.identifiers)),

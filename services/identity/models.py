@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from services.identity.normalise import Rejected
 from services.identity.policy import Skip
+from services.identity.reasons import REFUSALS
 from services.identity.rules import Identifier
 
 
@@ -65,13 +66,16 @@ class MergePlan:
     survivor_id: str
     absorbed_id: str
     allowed: bool
-    reasons: tuple[str, ...]  # why not, when not allowed
+    refusals: tuple[Refusal, ...]  # why not, when not allowed: codes of reasons.REFUSALS
     members: tuple[str, ...]  # customers the survivor stands for after the merge
     identifiers: tuple[Identifier, ...]  # identifiers of the survivor after the merge
     conflicts: tuple[str, ...] = ()  # unique kinds with different values on each side
     merge_id: str | None = None  # set once carried out
-    # Each of `reasons` as its code (reasons.REFUSALS) and parameters, in the same order.
-    refusals: tuple[Refusal, ...] = ()
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """Each refusal in English, in order (the API's `reasons`, a refused merge's message)."""
+        return tuple(REFUSALS[code].format(**params) for code, params in self.refusals)
 
 
 @dataclass(frozen=True)

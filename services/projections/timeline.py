@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, Field, ValidationError
@@ -98,7 +98,7 @@ def money(amount: Decimal, currency: str) -> str:
 # The words of a summary in each language the console speaks. Titles are keyed by event type;
 # `{}` takes a value (a duration, a name, an id) that is the same in every language. Free text the
 # customer or an agent wrote (quotes, urls, titles, reasons, names) is never translated.
-SUMMARY_LANGUAGES = ("en", "es")
+Language = Literal["en", "es"]  # what the API's `lang` takes: a key of `_WORDS` and `CHANNEL_NAMES`
 _WORDS: dict[str, dict[str, str]] = {
     "en": {
         "call.offered": "Call offered",
@@ -244,7 +244,7 @@ CHANNEL_NAMES: dict[str, dict[str, str]] = {
 class _Say:
     """The words of one language: `say(key, value)` fills the key's `{}`."""
 
-    lang: str
+    lang: Language
 
     def __call__(self, key: str, *values: object) -> str:
         return _WORDS[self.lang][key].format(*values)
@@ -391,7 +391,7 @@ _SUMMARIES: dict[str, Parts] = {
 }
 
 
-def _line(event_type: str, channel: str, touchpoint: str, payload: Any, lang: str) -> str:
+def _line(event_type: str, channel: str, touchpoint: str, payload: Any, lang: Language) -> str:
     say = _Say(lang)
     parts = _SUMMARIES.get(event_type, lambda _, __: [event_type])(payload, say)
     # An event sent without a touchpoint has its channel's code there: named in the language
@@ -401,14 +401,14 @@ def _line(event_type: str, channel: str, touchpoint: str, payload: Any, lang: st
     return _SEP.join(clip(p) for p in [parts[0], where, *parts[1:]] if p)
 
 
-def summarise(event: Event, lang: str = "en") -> str:
+def summarise(event: Event, lang: Language = "en") -> str:
     """A short human-readable line: what happened · where · the details an agent needs first.
     The English one is stored with the event's timeline row (the API's default)."""
     payload = parse_payload(event.type, event.payload)
     return _line(event.type, event.channel.value, event.touchpoint, payload, lang)
 
 
-def worded(entry: TimelineEntry, lang: str) -> TimelineEntry:
+def worded(entry: TimelineEntry, lang: Language) -> TimelineEntry:
     """The entry with its summary in `lang`, worded again from its payload at read time (no
     stored column per language: every page, older page and stream message words it the same).
     English is the stored summary; an entry whose payload no longer parses keeps it too."""

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Query
 from pydantic import AwareDatetime, BeforeValidator, StringConstraints
 
 from kernel.api_errors import ApiError
-from services.projections.timeline import Cursor, InvalidCursor, decode_cursor
+from services.projections.timeline import Cursor, InvalidCursor, Language, decode_cursor
 
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 TYPE_FILTER_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*(\.\*)?$"
@@ -38,7 +38,7 @@ Instant = Annotated[AwareDatetime, BeforeValidator(_date_only_as_midnight_utc)]
 # The language of a timeline entry's `summary`: English (the default) is the one stored with the
 # event; `es` words it again from the stored payload (services/projections/timeline.py `worded`).
 SummaryLanguage = Annotated[
-    Literal["en", "es"],
+    Language,
     Query(description="the language of each entry's `summary`: en (as stored, default) or es"),
 ]
 

@@ -42,7 +42,7 @@ from services.projections.arrivals import (
 )
 from services.projections.repeat_contact_sql import flag_repeats
 from services.projections.sql import read_entries
-from services.projections.timeline import TimelineEntry, worded
+from services.projections.timeline import Language, TimelineEntry, worded
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def _flagged_entries(
     tenant_id: str,
     members: Sequence[str],
     event_ids: Sequence[str],
-    lang: str = "en",
+    lang: Language = "en",
 ) -> dict[str, TimelineEntry]:
     """The entries of the given events, as a timeline page shows them (repeat contacts flagged,
     the summary in `lang`)."""
@@ -196,7 +196,7 @@ class CustomerStream:
     keep_alive_s: float = KEEP_ALIVE_S
     # A producer writing straight to Kafka may put one event id at two offsets: shown once.
     shown: set[str] = field(default_factory=set)
-    lang: str = "en"  # the language of each entry's summary (timeline.worded)
+    lang: Language = "en"  # the language of each entry's summary (timeline.worded)
 
     async def messages(self) -> AsyncIterator[bytes]:
         subscription, watermark = await self.hub.subscribe(self.tenant_id, self.members)

@@ -430,7 +430,6 @@ def test_the_spanish_switch_translates_the_page(
     assert not [line for line in lines if line.startswith(("Call ", "Order ", "Message "))]
     assert "teléfono" in page.text("#f-channels")
     assert page.find("#timeline .icon.ch-phone").get_attribute("title") == "teléfono"
-    page.screenshot("console-es")
     # A line that arrives live is in Spanish too (the stream words it in the page's language).
     fresh = event("email.delivered", "email", customer["ids"], datetime.now(UTC),
                   {"message_id": f"m2-{tag}", "campaign": "primavera"},
@@ -440,6 +439,9 @@ def test_the_spanish_switch_translates_the_page(
                      timeout_s=30.0, what="the live entry")  # fmt: skip
     summary = live.find_element("css selector", ".summary").text
     assert summary == f"Correo entregado · mail-{tag} · campaña primavera"
+    # The picture shows what this page says in Spanish below the header: the timeline's lines.
+    page.driver.execute_script("arguments[0].scrollIntoView()", page.find("#timeline-title"))
+    page.screenshot("console-es")
     page.find("#lang-en").click()
     page.wait(lambda: page.text('nav a[href="/console"]') == "Agent console")
 
@@ -481,6 +483,13 @@ def test_the_console_fits_a_phone(
         page.wait(lambda: len(timeline_ids(page)) >= customer["events"])
         assert page.driver.execute_script(WIDER_THAN_THE_SCREEN) == []
         page.screenshot("console-phone")
+        # In Spanish (longer words, every timeline line worded again) it fits too.
+        page.open(f"/console?lang=es#customer={customer['ids']['customer_id']}")
+        page.wait(lambda: page.text('nav a[href="/console"]') == "Consola de agente")
+        page.wait(lambda: len(timeline_ids(page)) >= customer["events"])
+        lines = [line.text for line in page.all("#timeline .summary")]
+        assert any(line.startswith("Llamada finalizada") for line in lines), lines
+        assert page.driver.execute_script(WIDER_THAN_THE_SCREEN) == []
     finally:
         page.driver.set_window_size(1280, 900)
 

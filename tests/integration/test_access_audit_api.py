@@ -149,6 +149,21 @@ def test_opening_a_live_stream_is_recorded(api: Client, merged: None) -> None:
     )
 
 
+def test_a_language_the_console_does_not_speak_is_refused_before_the_customer_is_read(
+    api: Client, merged: None
+) -> None:
+    # Refused by the parameter's validation, in the one error shape: the route never runs, so
+    # nothing is read, no stream opens, and no read is recorded.
+    for resource in ("timeline", "stream"):
+        path = f"/v1/customers/{PHONE_ID}/{resource}"
+        refused = api.call("GET", path, params={"lang": "fr"})
+        assert refused.status_code == 422, resource
+        error = refused.json()["error"]
+        assert error["code"] == "invalid_request", resource
+        assert [d["path"] for d in error["details"]] == ["query.lang"], resource
+    assert listed(api) == []
+
+
 def test_every_view_of_one_customer_is_recorded_and_searches_are_not(
     api: Client, merged: None
 ) -> None:

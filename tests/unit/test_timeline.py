@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 import orjson
 import pytest
@@ -23,6 +23,7 @@ from services.projections.timeline import (
     Cursor,
     InvalidCursor,
     InvalidFilter,
+    Language,
     TimelineFilter,
     clip,
     decode_cursor,
@@ -218,6 +219,12 @@ def test_every_summarised_type_has_a_spanish_line() -> None:
     assert set(_SUMMARIES) == set(SPANISH)
     assert _WORDS["en"].keys() == _WORDS["es"].keys()
     assert CHANNEL_NAMES["en"].keys() == CHANNEL_NAMES["es"].keys() == {c.value for c in Channel}
+
+
+def test_every_language_the_api_takes_has_words_and_channel_names() -> None:
+    # The timeline's and the stream's `lang` accept exactly these: one without its tables would
+    # answer a 500 (a KeyError) instead of a line.
+    assert set(get_args(Language)) == _WORDS.keys() == CHANNEL_NAMES.keys() == {"en", "es"}
 
 
 @pytest.mark.parametrize("event_type", sorted(_SUMMARIES))

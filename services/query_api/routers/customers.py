@@ -157,7 +157,7 @@ def _invalid(code: str, exc: ValueError, path: str) -> ApiError:
     responses={
         **CUSTOMER_READ_RESPONSES,
         422: {
-            "description": "a bad filter, instant, cursor or limit, or since ≥ until "
+            "description": "a bad filter, instant, cursor, limit or lang, or since ≥ until "
             "(invalid_range), with the violated path"
         },
     },

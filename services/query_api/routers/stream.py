@@ -43,7 +43,10 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         },
     },
     **CUSTOMER_READ_RESPONSES,
-    422: {"description": "a Last-Event-ID this API did not hand out"},
+    422: {
+        "description": "a Last-Event-ID this API did not hand out (invalid_cursor), or a lang "
+        "other than en or es, with the violated path"
+    },
 }
 
 
