@@ -4,9 +4,10 @@
   profile header (`GET /v1/customers/{id}`) and the first 50 timeline entries
   (`GET /v1/customers/{id}/timeline?limit=50`) — timed together, one page after the other.
 - **SSE delivery**: `streams` consoles keep `GET /v1/customers/{id}/stream` open on as many
-  customers while the batched load runs; a prober posts single events to those customers at a
-  modest rate and each latency runs from the ingest's 2xx to the message reaching its stream.
-  Lost and repeated messages are counted too.
+  customers while a load runs (the batched load; the sustained 50% phase); a prober posts single
+  events to those customers at a modest rate and each latency runs from the ingest's 2xx to the
+  message reaching its stream. Lost and repeated messages are counted too; `stop(since=)` counts
+  only the events posted once the load began.
 
 Numbers only; nothing here asserts a time (HOUSE_STYLE).
 """
@@ -90,21 +91,24 @@ class SseProbe:
         self.prober = threading.Thread(target=self._probe, daemon=True)
         self.prober.start()
 
-    def stop(self) -> dict[str, Any]:
-        """Stop probing, let late messages arrive, close the streams; the figures."""
+    def stop(self, since: float | None = None) -> dict[str, Any]:
+        """Stop probing, let late messages arrive, close the streams; the figures, of the events
+        acknowledged from `since` (a `time.perf_counter()`) on when given: the prober starts
+        once the streams are open, which may be before the load it is to be timed under."""
         self.stopping.set()
         self.prober.join()
         deadline = time.monotonic() + DRAIN_S
         while set(self.acked) - set(self.received) and time.monotonic() < deadline:
             time.sleep(0.1)
         self.loop_thread.join(DRAIN_S + 5)
-        delays = [self.received[e] - at for e, at in self.acked.items() if e in self.received]
+        acked = {e: at for e, at in self.acked.items() if since is None or at >= since}
+        delays = [self.received[e] - at for e, at in acked.items() if e in self.received]
         if not delays:
-            raise RuntimeError(f"no stream message arrived ({len(self.acked)} events posted)")
-        missing = len(set(self.acked) - set(self.received))
+            raise RuntimeError(f"no stream message arrived ({len(acked)} events posted)")
+        missing = len(set(acked) - set(self.received))
         return asdict(Latency.of(delays)) | {
             "streams": self.streams,
-            "posted": len(self.acked),
+            "posted": len(acked),
             "missing": missing,
             "repeated": self.repeated,
             "rate": self.rate,

@@ -57,6 +57,7 @@ from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import INSERT_RECORD, LOG_SCHEMA, SqliteLog, SqlitePublisher
 from cem.serving import free_port, stop_processes, wait_until_serving
 from kernel.partitioning import touchpoint_bucket_key
+from kernel.private_files import private_dir
 from kernel.processing import to_micros
 from kernel.settings import IngestSettings
 from schemas.validate import accept, decode
@@ -265,11 +266,14 @@ WHERE tenant_id = {tenant_id:String} AND customer_id = {customer_id:String}"""
 
 def raw_chdb(path: Path, outgoing: Sequence[Any], plan: Plan) -> dict[str, Any]:
     """JSONEachRow inserts of timeline-shaped rows, then point queries on the sorting key, in a
-    scratch database of the platform's own chdb path (one path per process)."""
-    from cem.adapters.chdb_warehouse import ChdbWarehouse  # chdb only in the phases that own it
+    scratch database of the platform's own chdb path (one path per process), on a chdb session
+    (the engine alone: not the warehouse adapter's pool nor its decoding of rows)."""
+    from chdb import session as chdb_session  # chdb only in the phases that own it
 
-    warehouse = ChdbWarehouse(path, database=RAW_DB)
-    warehouse.command(RAW_TABLE)
+    engine = chdb_session.Session(str(private_dir(path).resolve()))
+    engine.query(f"CREATE DATABASE IF NOT EXISTS {RAW_DB}")
+    engine.query(f"USE {RAW_DB}")
+    engine.query(RAW_TABLE)
     templates = [to_timeline_rows(decode(o.record.value))[0] for o in outgoing]
     customers = max(1, plan.raw_chdb_rows // 20)
     elapsed = 0.0
@@ -278,17 +282,19 @@ def raw_chdb(path: Path, outgoing: Sequence[Any], plan: Plan) -> dict[str, Any]:
             templates, start, min(CHDB_BATCH, plan.raw_chdb_rows - start), customers
         )
         sql = "INSERT INTO raw_timeline FORMAT JSONEachRow\n" + body
-        elapsed += _timed(warehouse.command, sql)
+        elapsed += _timed(engine.query, sql)
     # A raw limit is the engine's best case: merged parts, as a table settles to when idle.
-    warehouse.command("OPTIMIZE TABLE raw_timeline FINAL")
+    engine.query("OPTIMIZE TABLE raw_timeline FINAL")
     rng = Random(plan.seed)
     keys = [
         {"tenant_id": TENANT, "customer_id": f"c{rng.randrange(customers)}"}
         for _ in range(plan.point_queries)
     ]
-    latencies = [_timed(warehouse.select, POINT_QUERY, key) for key in keys]
-    warehouse.drop_database()
-    warehouse.close()
+    latencies = [
+        _timed(lambda k: engine.query(POINT_QUERY, "JSONEachRow", params=k), key) for key in keys
+    ]
+    engine.query(f"DROP DATABASE IF EXISTS {RAW_DB}")
+    engine.close()
     return {
         "chdb_insert": {
             "rows": plan.raw_chdb_rows,

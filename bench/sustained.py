@@ -46,7 +46,7 @@ class LiveStreams(Protocol):
 
     def start(self) -> None: ...
 
-    def stop(self) -> dict[str, Any]: ...
+    def stop(self, since: float | None = None) -> dict[str, Any]: ...
 
 
 class HttpTarget(Protocol):
@@ -231,7 +231,7 @@ def sustained(
     """Post `bodies` paced at `rate` events/s for `seconds` (as many bodies as the schedule
     takes), probing freshness and sampling the backlog until the last body is posted; then wait
     until the pipeline drains and say how long that took. `live`: live streams (bench/console.py)
-    opened before the load and timed while it runs."""
+    opened before the load and timed while it runs (events posted to them before it left out)."""
     due = schedule(rate, seconds, per_body)
     if len(due) > len(bodies):
         raise ValueError(f"{len(due)} requests scheduled, only {len(bodies)} bodies made")
@@ -302,7 +302,8 @@ def sustained(
         posted = time.perf_counter()
         stop.set()
     finally:  # the streams' prober never runs on into the next phase
-        delivery = streams.stop() if streams is not None else None
+        # Timed from the load's start: the prober began when the streams opened, before it.
+        delivery = streams.stop(since=began) if streams is not None else None
     for thread in others:
         thread.join(probe.timeout_s + 5)
     if errors:

@@ -2,7 +2,7 @@
 
 A customer id carries no personal data (`kernel.opaque_ids`): a new customer is named
 `c_<26 letters>`, a keyed hash (HMAC-SHA256) of the tenant and its seed, what it is first seen
-with (`resolution.new_customer_seed`: the identifier it links, at its index version, else the
+with (`new_customer_seed`: the identifier it links, at its index version, else the
 touchpoint).
 The one exception is an explicit `customer_id` a channel system sends: that is the system's own
 id for its customer, which producers, agents and existing links already use, so a customer
@@ -18,6 +18,7 @@ identifier, so old readable ids and links still find their customer without any 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -25,7 +26,7 @@ from kernel.customer_key import split_key
 from kernel.opaque_ids import opaque_customer_id
 from schemas.envelope import CustomerRef
 from services.identity.normalise import Normalised, normalise_one
-from services.identity.policy import lines_alone, rank
+from services.identity.policy import Claim, lines_alone, rank
 from services.identity.rules import Identifier, TenantRules
 from services.identity.state import IdentityState
 
@@ -83,27 +84,49 @@ def new_customer_name(state: IdentityState, preferred: PreferredName, seed: str)
     raise RuntimeError("no free customer name for this touchpoint")
 
 
+def new_customer_seed(
+    state: IdentityState,
+    claims: Sequence[Claim],
+    rules: TenantRules,
+    event_id: str,
+    linked: frozenset[Identifier],
+) -> str:
+    """What a new customer's id derives from: the identifier it is first seen with and links, at
+    the version of that identifier's index (which linking it advances, so the id is never
+    reused); or the touchpoint itself when it links no free identifier (nothing usable, or only
+    identifiers it leaves alone: a household's line, a hub), whose index would stay where it is
+    and give every such touchpoint one seed."""
+    for claim in rank(claims, rules):
+        if claim.identifier in linked and _free(claim):
+            index = state.index(claim.identifier)
+            version = index.version if index else 0
+            return f"{claim.identifier.kind}|{claim.identifier.value}|{version}"
+    return f"event|{event_id}"
+
+
 def likely_name(
     state: IdentityState, normalised: Normalised, event_id: str, rules: TenantRules, id_key: bytes
 ) -> str | None:
     """The opaque name a customer registered by this touchpoint would most likely get, as the
-    state stands (`resolution.new_customer_seed`): that of its strongest identifier nobody holds,
-    at its index version now; when it has none, the touchpoint's own, for a touchpoint that
-    registers a one-off customer (nothing usable, a household's line alone); None for one whose
-    identifiers are all held (it seldom registers anybody). Read with the batch, so that naming a
-    new customer seldom needs a query of its own; a guess, never an answer: `new_customer_name`
-    decides."""
+    state stands: `new_customer_seed`'s as if it linked every free identifier it carries (a
+    household's line alone links none: the touchpoint's own seed, as for nothing usable); None
+    when every identifier it carries is taken (it seldom registers anybody). Read with the batch,
+    so that naming a new customer seldom needs a query of its own; a guess, never an answer:
+    `new_customer_name` decides."""
     claims = [state.claim(i) for i in normalised.identifiers]
-    free = [c for c in claims if not (c.holders or c.suppressed or c.saturated)]
-    if free:
-        identifier = rank(free, rules)[0].identifier
-        index = state.index(identifier)
-        seed = f"{identifier.kind}|{identifier.value}|{index.version if index else 0}"
-    elif not claims or lines_alone(normalised.identifiers, rules):
-        seed = f"event|{event_id}"
+    if lines_alone(normalised.identifiers, rules):
+        linked: frozenset[Identifier] = frozenset()
     else:
-        return None
+        linked = frozenset(c.identifier for c in claims if _free(c))
+        if claims and not linked:
+            return None
+    seed = new_customer_seed(state, claims, rules, event_id, linked)
     return _fallback(state.tenant_id, seed, 0, id_key)
+
+
+def _free(claim: Claim) -> bool:
+    """Nobody holds it, and it may still link somebody."""
+    return not (claim.holders or claim.suppressed or claim.saturated)
 
 
 @lru_cache(maxsize=4096)  # a likely name is derived again when its customer is registered

@@ -15,11 +15,11 @@ from services.identity.changes import Evidence
 from services.identity.domain import Filing
 from services.identity.known import quiet_decision
 from services.identity.models import ResolvedCustomer
-from services.identity.naming import PreferredName, new_customer_name
+from services.identity.naming import PreferredName, new_customer_name, new_customer_seed
 from services.identity.normalise import Normalised
-from services.identity.policy import Claim, Decision, Group, Situation, decide, rank
+from services.identity.policy import Claim, Decision, Group, Situation, decide
 from services.identity.reasons import reason_text
-from services.identity.rules import Identifier, TenantRules
+from services.identity.rules import TenantRules
 from services.identity.state import IdentityState
 
 
@@ -105,27 +105,6 @@ def _with_successors(
         if times:
             successors[holder] = max(times)
     return replace(claim, successors=successors) if successors else claim
-
-
-def new_customer_seed(
-    state: IdentityState,
-    claims: tuple[Claim, ...],
-    rules: TenantRules,
-    event_id: str,
-    linked: frozenset[Identifier],
-) -> str:
-    """What a new customer's id derives from: the identifier it is first seen with and links, at
-    the version of that identifier's index (which linking it advances, so the id is never
-    reused); or the touchpoint itself when it links no free identifier (nothing usable, or only
-    identifiers it leaves alone: a household's line, a hub), whose index would stay where it is
-    and give every such touchpoint one seed."""
-    for claim in rank(claims, rules):
-        free = not (claim.holders or claim.suppressed or claim.saturated)
-        if free and claim.identifier in linked:
-            index = state.index(claim.identifier)
-            version = index.version if index else 0
-            return f"{claim.identifier.kind}|{claim.identifier.value}|{version}"
-    return f"event|{event_id}"
 
 
 def _record(

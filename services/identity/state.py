@@ -6,10 +6,11 @@ transaction. A conflicting concurrent write fails the whole transaction and the 
 on fresh state, so no attempt ever acts on a stale view.
 
 Reads are cheap in bulk: `preload` reads what a batch of resolutions will read in a few queries
-(filings, one query for the batch; identifier indexes, named customers, then the groups of their holders, then the pairs
-among them; then the names its new customers will most likely get, `naming.likely_name`), and an `AggregateReader` with an `AggregateCache` keeps aggregates between commands,
-bringing every one it hands out up to date with the store in the same query (only the events
-recorded since are read and applied). So an attempt always acts on the store's current state, as
+(filings, one query for the batch; identifier indexes, named customers, then the groups of their
+holders, then the pairs among them), `preload_customers` the names its new customers will most
+likely get (`naming.likely_name`), and an `AggregateReader` with an `AggregateCache` keeps
+aggregates between commands, bringing every one it hands out up to date with the store in the
+same query (only the events recorded since are read and applied). So an attempt always acts on the store's current state, as
 if it had replayed everything, and anything not preloaded is read when first asked for.
 """
 

@@ -284,6 +284,8 @@ class IdentityStoreContract(IdentityStoreFixtures):
                 for i in range(40)
             ),
             *((CustomerRef(customer_id="guest"), str(uuid.uuid4()), "http") for _ in range(10)),
+            # A household's line alone registers a one-off customer named by its touchpoint.
+            *((CustomerRef(phone=f"+3491{i:07d}"), str(uuid.uuid4()), "http") for i in range(10)),
         ]
         results = identity.resolve_batch(tenant, batch)
         assert all(r.created and r.home_id.startswith("c_") for r in results)
