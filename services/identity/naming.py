@@ -37,7 +37,7 @@ _MAX_FALLBACKS = 100
 @dataclass(frozen=True)
 class PreferredName:
     """What a customer registered by this touchpoint is named with: its strongest identifier as
-    identity normalises it (`phone:+34612345678` however the number was written), None when
+    identity normalises it (`phone:+34617345678` however the number was written), None when
     identity can use none of them (a placeholder, `no tiene`); the name that identifier gives,
     only when it is an explicit customer_id; and the key opaque names are derived with."""
 

@@ -8,7 +8,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from typing import Any, Literal
 
 import phonenumbers
@@ -121,7 +121,7 @@ def fix_domain(domain: str, known: tuple[str, ...]) -> str:
 
 def normalise_phone(raw: str, rules: TenantRules) -> str | None:
     """E.164, or None when it is not a valid number: read in the tenant's region when national
-    (`612 345 678`, `0034…`), else as written with its country code, which may have lost its `+`
+    (`617 345 678`, `0034…`), else as written with its country code, which may have lost its `+`
     (`447700900123`, or a `+` that a URL turned into a space), else in the one other region of
     the tenant's customers where it is valid (`0351 15-976-5565`: Argentina's only)."""
     for text in (raw, _without_retired_prefix(raw)):
@@ -184,6 +184,31 @@ def is_placeholder(identifier: Identifier, raw: str, consumer_domains: tuple[str
     if identifier.family == "phone":
         return _placeholder_digits(re.sub(r"\D", "", raw))
     return False
+
+
+def is_example_number(identifier: Identifier) -> bool:
+    """Whether a phone is the example number of its region for some line type, as forms and
+    guides print it (libphonenumber's metadata: Spain's mobile example is `+34612345678`)."""
+    return identifier.family == "phone" and identifier.value in _example_numbers()
+
+
+@cache
+def _example_numbers() -> frozenset[str]:
+    # Read once, on first use: every region's example of every line type (about a thousand).
+    found = set()
+    for region in phonenumbers.SUPPORTED_REGIONS:
+        for line_type in _LINE_TYPES:
+            number = phonenumbers.example_number_for_type(region, line_type)
+            if number is not None:
+                found.add(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+    return frozenset(found)
+
+
+_LINE_TYPES = tuple(
+    value
+    for name, value in vars(phonenumbers.PhoneNumberType).items()
+    if name.isupper() and isinstance(value, int) and name != "UNKNOWN"
+)
 
 
 def _placeholder_email(value: str, consumer_domains: tuple[str, ...]) -> bool:
@@ -310,7 +335,7 @@ _PHONE_SEPARATORS = re.compile(r"[ ().\-]")
 
 def _spelling(kind: str, raw: str) -> str | None:
     """A spelling of `raw` that normalises to the same value, shared by the other ways of writing
-    it (`612 34 56 78`, `612-345-678` -> `612345678`; `Ana@X.io ` -> `ana@x.io`), so that parsing
+    it (`617 34 56 78`, `617-345-678` -> `617345678`; `Ana@X.io ` -> `ana@x.io`), so that parsing
     runs once for all of them; None when no such spelling is known to be safe."""
     if kind == "phone" and _PHONE_SEPARATED.fullmatch(raw):
         return _PHONE_SEPARATORS.sub("", raw)
@@ -353,7 +378,10 @@ def _normalise_one(kind: str, raw: str, rules: TenantRules) -> Identifier | Reje
     seen = Identifier(kind, value or raw.strip())
     if is_blocked(seen, raw, rules):
         return Rejected(kind, raw, "blocked")
-    if rules.detect_placeholders and is_placeholder(seen, raw, rules.consumer_domains):
+    if rules.detect_placeholders and (
+        is_placeholder(seen, raw, rules.consumer_domains)
+        or (rules.phone_examples_are_placeholders and is_example_number(seen))
+    ):
         return Rejected(kind, raw, "placeholder")
     if not value:
         return Rejected(kind, raw, "invalid")

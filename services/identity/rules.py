@@ -172,6 +172,10 @@ class TenantRules(BaseModel):
     # Normalised values that never link, by family (in addition to the built-in placeholders).
     blocked: dict[Family, tuple[str, ...]] = Field(default_factory=lambda: dict(DEFAULT_BLOCKED))
     detect_placeholders: bool = True
+    # The numbers forms print as examples (libphonenumber's example number of each region and
+    # line type: `+34 612 345 678`, `+1 201-555-0123`) are what clerks copy into a required
+    # field: placeholders. A tenant one of whose customers really holds one turns this off.
+    phone_examples_are_placeholders: bool = True
     # Region used to read phone numbers written without a country code (ISO 3166 alpha-2).
     phone_region: str = DEFAULT_PHONE_REGION
     # Regions a national number invalid in `phone_region` may be read in instead: kept when it is

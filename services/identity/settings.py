@@ -20,7 +20,7 @@ class IdentitySettings(CoreSettings):
     """Where identity lives and which rules resolve it. Env prefix CEM_."""
 
     identity_rules_file: Path | None = None
-    # Where national phone numbers (`612 345 678`) are read when a tenant's rules name no region
+    # Where national phone numbers (`617 345 678`) are read when a tenant's rules name no region
     # (ISO 3166 alpha-2). Spain by default: the product's market. CEM_DEFAULT_REGION.
     default_region: str = DEFAULT_PHONE_REGION
     identity_sqlite_path: Path | None = None  # default: <data_dir>/identity.sqlite

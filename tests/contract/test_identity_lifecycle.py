@@ -19,7 +19,7 @@ from services.identity import IdentityResolver, ResolvedCustomer
 from services.identity.ports import IdentityStore
 from tests.contract.test_identity_store import IdentityStoreFixtures
 
-OLD_MOBILE, NEW_MOBILE = "+34 612 34 56 78", "+34 698 76 54 32"
+OLD_MOBILE, NEW_MOBILE = "+34 617 34 56 78", "+34 698 76 54 32"
 T0 = datetime(2026, 1, 5, 10, tzinfo=UTC)
 
 
@@ -47,10 +47,10 @@ class IdentityLifecycleContract(IdentityStoreFixtures):
         call = at(200, phone=OLD_MOBILE)  # months later: someone else has the number now
         assert call.created and call.customer_id != ana
         held = {(i.kind, i.value) for i in identity.identities(tenant, ana).identities}
-        assert ("phone", "+34698765432") in held and ("phone", "+34612345678") not in held
+        assert ("phone", "+34698765432") in held and ("phone", "+34617345678") not in held
         unlinked = [e for e in identity.history(tenant, ana) if e.action == "identifier_unlinked"]
         assert [(e.details["value"], e.details["actor"]) for e in unlinked] == [
-            ("+34612345678", "system:identity-resolver")
+            ("+34617345678", "system:identity-resolver")
         ]
         assert unlinked[0].details["reason"].startswith("reassigned")
         assert at(201, phone=OLD_MOBILE).customer_id == call.customer_id  # the new owner's now

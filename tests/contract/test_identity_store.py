@@ -40,7 +40,7 @@ from services.identity.ports import IdentityStore
 from services.identity.rules import Identifier
 
 RULES = IdentityRules(default=TenantRules(phone_region="ES"))
-MOBILE, LANDLINE = "+34 612 34 56 78", "+34 912 34 56 78"
+MOBILE, LANDLINE = "+34 617 34 56 78", "+34 912 34 56 78"
 
 
 def identities_of(
@@ -128,8 +128,8 @@ class IdentityStoreContract(IdentityStoreFixtures):
         assert first.created and first.customer_id == first.home_id
         for ref in (
             {"email": "analopez@gmial.com"},
-            {"phone": "612345678"},
-            {"phone": "0034612345678"},
+            {"phone": "617345678"},
+            {"phone": "0034617345678"},
         ):
             again = resolve(**ref)
             assert (again.customer_id, again.created) == (first.customer_id, False)
@@ -365,7 +365,7 @@ class IdentityStoreContract(IdentityStoreFixtures):
         assert (later.home_id, later.customer_id) == (absorbed, survivor)
         identity.split(tenant, survivor, absorbed, "two people", "key:k1")
         assert identity.canonical_id(tenant, later.home_id) == absorbed
-        assert ("phone", "+34612345678", absorbed) in identities_of(identity, tenant, absorbed)
+        assert ("phone", "+34617345678", absorbed) in identities_of(identity, tenant, absorbed)
         assert identities_of(identity, tenant, survivor) == {("email", "s@x.io", survivor)}
 
     # candidates
@@ -603,7 +603,7 @@ class IdentityStoreContract(IdentityStoreFixtures):
             stored = identity.recorder.select_events(aggregate.id, desc=True, limit=1)
             assert stored[0].originator_version == aggregate.version
         again = resolve(email="ana@x.io", phone=MOBILE)
-        assert again.linked == (Identifier("phone", "+34612345678"),)
+        assert again.linked == (Identifier("phone", "+34617345678"),)
 
     def test_replicas_resolving_the_same_events_at_once_file_each_under_one_customer(
         self, identity: IdentityResolver, store: IdentityStore, tenant: str
@@ -632,7 +632,7 @@ class IdentityStoreContract(IdentityStoreFixtures):
     def test_tenants_never_share_customers(
         self, identity: IdentityResolver, tenant: str, resolve: Any
     ) -> None:
-        ours = resolve(email="ana@x.io", phone="+34 612 34 56 78").customer_id
+        ours = resolve(email="ana@x.io", phone="+34 617 34 56 78").customer_id
         only_ours = resolve(email="zoe@x.io").customer_id
         other = f"{tenant}-other"
         theirs = identity.resolve(other, CustomerRef(email="ana@x.io"), str(uuid.uuid4()), "http")

@@ -25,7 +25,7 @@ from services.query_api.routers.customers import router
 from services.satisfaction.projection import SatisfactionProjection
 
 T0 = datetime(2026, 4, 1, 8, 0, tzinfo=UTC)
-ANA = {"customer_id": "cust-1", "email": "ana@example.com", "phone": "+33 6 12 34 56 78"}
+ANA = {"customer_id": "cust-1", "email": "ana@example.com", "phone": "+33 6 17 34 56 78"}
 
 
 def store(warehouse: ChdbWarehouse, tenant_id: str, events: list[dict[str, Any]]) -> list[str]:
@@ -125,7 +125,7 @@ def test_timeline_entries_carry_summary_payload_and_times(
     assert call["identifiers"] == [
         "customer_id:cust-1",
         "email:ana@example.com",
-        "phone:+33612345678",
+        "phone:+33617345678",
     ]
 
 
@@ -305,8 +305,8 @@ def test_missing_or_unknown_keys_are_401_and_ingest_keys_403(
     [
         {"email": "ANA@Example.COM"},
         {"email": " ana@example.com "},
-        {"phone": "+33612345678"},
-        {"phone": "+33 (6) 12-34-56-78"},
+        {"phone": "+33617345678"},
+        {"phone": "+33 (6) 17-34-56-78"},
     ],
 )
 def test_lookup_finds_the_customer_however_the_identifier_is_written(

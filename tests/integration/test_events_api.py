@@ -16,11 +16,11 @@ platform, api = unified.platform, unified.api
 def test_an_event_answers_with_the_customer_it_is_filed_under_following_merges(
     api: Client,
 ) -> None:
-    [by_phone] = api.post(touch("call.ended", "phone", {"phone": "612 345 678"}, 0, {}))
+    [by_phone] = api.post(touch("call.ended", "phone", {"phone": "617 345 678"}, 0, {}))
     [by_email] = api.post(
         touch("email.opened", "email", {"email": "ana@shop.es"}, 5, {"message_id": "m-1"})
     )
-    phone, email = api.home("phone:+34612345678"), api.home("email:ana@shop.es")
+    phone, email = api.home("phone:+34617345678"), api.home("email:ana@shop.es")
     body = api.call("GET", f"/v1/events/{by_phone}").json()
     assert (body["event"]["event_id"], body["customer_id"], body["filed_under"]) == (
         by_phone,
@@ -28,7 +28,7 @@ def test_an_event_answers_with_the_customer_it_is_filed_under_following_merges(
         phone,
     )
     assert body["ignored_identifiers"] == []
-    assert api.merge("email:ana@shop.es", "phone:+34612345678").status_code == 200
+    assert api.merge("email:ana@shop.es", "phone:+34617345678").status_code == 200
     merged = api.call("GET", f"/v1/events/{by_phone}").json()
     assert (merged["customer_id"], merged["filed_under"]) == (email, phone)
     assert api.call("GET", f"/v1/events/{by_email}").json()["customer_id"] == email
@@ -37,7 +37,7 @@ def test_an_event_answers_with_the_customer_it_is_filed_under_following_merges(
 def test_an_unknown_or_malformed_or_other_tenants_event_is_a_404(
     api: Client, platform: Platform
 ) -> None:
-    [posted] = api.post(touch("call.ended", "phone", {"phone": "612 345 678"}, 0, {}))
+    [posted] = api.post(touch("call.ended", "phone", {"phone": "617 345 678"}, 0, {}))
     other = platform.keys.create("other", "agent")[1]
     for event_id, headers in (
         (str(uuid.uuid4()), None),
@@ -56,7 +56,7 @@ def test_an_unknown_or_malformed_or_other_tenants_event_is_a_404(
 def test_a_touchpoint_with_a_bad_identifier_is_kept_and_says_what_was_ignored(
     api: Client,
 ) -> None:
-    bad = touch("call.ended", "phone", {"email": "no tiene", "phone": "(+34) 612-345-678"}, 0, {})
+    bad = touch("call.ended", "phone", {"email": "no tiene", "phone": "(+34) 617-345-678"}, 0, {})
     only_placeholder = touch("call.ended", "phone", {"email": "sin@email.com"}, 1, {})
     answer = api.call("POST", "/v1/events", "ingest", json={"events": [bad, only_placeholder]})
     assert answer.status_code == 200, answer.text
@@ -69,7 +69,7 @@ def test_a_touchpoint_with_a_bad_identifier_is_kept_and_says_what_was_ignored(
     assert "placeholder" in results[1]["notes"][0]["message"]
     api.settle()
     kept = api.call("GET", f"/v1/events/{bad['event_id']}").json()
-    assert kept["customer_id"] == api.home("phone:+34612345678")
+    assert kept["customer_id"] == api.home("phone:+34617345678")
     assert [(i["path"], i["reason"]) for i in kept["ignored_identifiers"]] == [
         ("customer.email", "invalid")
     ]

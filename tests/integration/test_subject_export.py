@@ -25,8 +25,8 @@ from tests.subject_export import FILENAME, check_export, open_export, timeline
 
 TENANT, OTHER_TENANT = "acme", "globex"
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
-PHONE, EMAIL = "+34 612 34 56 78", "ana@shop.es"
-PHONE_ID, EMAIL_ID = "phone:+34612345678", "email:ana@shop.es"
+PHONE, EMAIL = "+34 617 34 56 78", "ana@shop.es"
+PHONE_ID, EMAIL_ID = "phone:+34617345678", "email:ana@shop.es"
 COMMENT = '=HYPERLINK("http://evil.example","click")'  # a customer's text a sheet would run
 
 # The embedded platform with identity on: test_unified_history's fixture.

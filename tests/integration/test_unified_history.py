@@ -26,10 +26,10 @@ from tests.events import event
 
 TENANT = "acme"
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
-PHONE, EMAIL, DEVICE = "+34 612 34 56 78", "Ana@Shop.es", "web-ana"
+PHONE, EMAIL, DEVICE = "+34 617 34 56 78", "Ana@Shop.es", "web-ana"
 # Keys of each channel's identifier: a customer id is opaque, so a test looks its customer up by
 # them (`Client.home`) and addresses it by either (the API reads a key as the identifier's holder).
-PHONE_ID, EMAIL_ID, WEB_ID = "phone:+34612345678", "email:ana@shop.es", "anon:web-ana"
+PHONE_ID, EMAIL_ID, WEB_ID = "phone:+34617345678", "email:ana@shop.es", "anon:web-ana"
 
 
 class Client:
@@ -204,7 +204,7 @@ def test_a_merged_customer_shows_every_absorbed_customers_history(
     for absorbed in (PHONE_ID, WEB_ID):
         assert sorted(api.timeline(absorbed)) == everything
         assert api.profile(absorbed)["customer_id"] == email
-    found = api.call("GET", "/v1/customers", params={"phone": "+34612345678"}).json()
+    found = api.call("GET", "/v1/customers", params={"phone": "+34617345678"}).json()
     assert [c["customer_id"] for c in found["customers"]] == [email]
     assert ana["other"][0] not in everything
 

@@ -132,10 +132,10 @@ def test_a_filer_that_cannot_answer_fails_the_whole_batch() -> None:
 
 # --- the identity filer --------------------------------------------------------------------------
 def test_every_consumer_and_every_replay_gets_the_same_customer(identity: IdentityResolver) -> None:
-    events = [event({"phone": "+34 612 34 56 78"}, i) for i in range(3)]
+    events = [event({"phone": "+34 617 34 56 78"}, i) for i in range(3)]
     first = IdentityFiler(identity).file(events)
     second = IdentityFiler(identity).file(events[::-1])  # another consumer, another order
-    holder = identity.locate(TENANT, "phone:+34612345678").customer_id
+    holder = identity.locate(TENANT, "phone:+34617345678").customer_id
     assert first == second[::-1] == [holder] * 3
 
 
@@ -226,7 +226,7 @@ def test_a_new_customer_gets_an_opaque_id_unless_its_system_named_it(
     # Any other identifier is looked up, never embedded in the id.
     for ref in (
         {"external_ids": {"shop": "9"}, "email": "y@shop.es"},
-        {"email": "Ana@Shop.es", "phone": "612345678"},
+        {"email": "Ana@Shop.es", "phone": "617345678"},
         {"anonymous_id": "dev-1"},
         {"email": "ana@example.com", "phone": "699 11 22 33"},
         {"email": "no tiene"},  # nothing usable: derived from the touchpoint
@@ -319,7 +319,7 @@ def test_matches_of_merged_customers_are_one_match() -> None:
     ("key", "expected"),
     [
         ("email:Ana@Shop.ES", ("email", "ana@shop.es")),
-        ("phone:+34 612 34 56 78", ("phone", "+34612345678")),
+        ("phone:+34 617 34 56 78", ("phone", "+34617345678")),
         ("anon:dev-1", ("anonymous_id", "dev-1")),
         ("ext:shop:9", ("external:shop", "9")),
         ("external:shop:9", ("external:shop", "9")),
@@ -338,7 +338,7 @@ def test_a_customer_key_names_the_identifier_it_was_made_from(
 
 # --- the filing stage on the log -----------------------------------------------------------------
 def test_the_filing_stage_puts_each_events_bytes_and_customer_on_the_log() -> None:
-    viewed, answered = event({"email": "ana@shop.es"}), event({"phone": "+34612345678"}, 1)
+    viewed, answered = event({"email": "ana@shop.es"}), event({"phone": "+34617345678"}, 1)
     batch = records([viewed, b"\x00garbage", answered])
     filed = file_batch(batch, FixedFiler(["c-7", Unfiled("identity resolution failed: boom")]))
     [filing] = filed.filings

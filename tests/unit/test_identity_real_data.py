@@ -53,18 +53,18 @@ def email(raw: str, rules: TenantRules = DEFAULTS) -> Identifier | Rejected:
 @pytest.mark.parametrize(
     "raw",
     [
-        "612 345 678",
-        "612345678",
-        "0034612345678",
-        "0034 612 345 678",
-        "34612345678",  # WhatsApp exports: the country code without its +
-        "(+34) 612-345-678",
-        "+34 612-345-678",
-        " 34612345678",  # a + that a URL query turned into a space
+        "617 345 678",
+        "617345678",
+        "0034617345678",
+        "0034 617 345 678",
+        "34617345678",  # WhatsApp exports: the country code without its +
+        "(+34) 617-345-678",
+        "+34 617-345-678",
+        " 34617345678",  # a + that a URL query turned into a space
     ],
 )
 def test_every_way_a_spanish_mobile_is_written_is_one_e164_value_by_default(raw: str) -> None:
-    assert phone(raw) == Identifier("phone", "+34612345678")
+    assert phone(raw) == Identifier("phone", "+34617345678")
 
 
 @pytest.mark.parametrize(
@@ -199,7 +199,7 @@ def notes_of(customer: dict[str, Any]) -> tuple[ItemStatus, list[tuple[str, str]
 
 
 def test_a_malformed_email_beside_a_valid_phone_is_accepted_with_a_note() -> None:
-    status, notes = notes_of({"email": "no tiene", "phone": "(+34) 612-345-678"})
+    status, notes = notes_of({"email": "no tiene", "phone": "(+34) 617-345-678"})
     assert status is ItemStatus.accepted
     assert notes == [("customer.email", "not a valid value of its kind")]
 
@@ -230,7 +230,7 @@ def test_a_tenants_own_placeholder_is_noted_as_blocked() -> None:
 
 
 def test_readable_identifiers_get_no_note() -> None:
-    assert notes_of({"email": " ana@x.es ", "phone": "0034 612 345 678"}) == (
+    assert notes_of({"email": " ana@x.es ", "phone": "0034 617 345 678"}) == (
         ItemStatus.accepted,
         [],
     )
@@ -419,17 +419,26 @@ def test_the_filing_records_which_identifiers_were_ignored_and_why(
 # --- the example number of Spanish forms ----------------------------------------------------------
 
 
-def test_the_example_number_of_spanish_forms_is_a_real_number_unless_a_tenant_blocks_it() -> None:
-    # `612 345 678` is the number Spanish forms show as an example, and clerks sometimes type it
-    # for a customer without one; it is also a valid mobile someone holds. Product decision: by
-    # default it is that person's number (blocking it would split its holder's history); a tenant
-    # whose staff type it as a placeholder lists it in its rules' `blocked` values.
-    assert normalise_one("phone", "612 345 678", DEFAULTS) == Identifier("phone", "+34612345678")
-    shop = TenantRules(blocked={**DEFAULTS.blocked, "phone": ("+34612345678",)})
-    assert normalise_one("phone", "612 345 678", shop) == Rejected(
-        "phone", "612 345 678", "blocked"
+def test_the_example_numbers_forms_print_are_placeholders_unless_a_tenant_says_otherwise() -> None:
+    # `612 345 678` is the number Spanish forms and guides print as a mobile's example
+    # (libphonenumber's example for ES), and clerks copy it for a customer without one: however
+    # it is written, it names nobody. So do the other regions' examples (`+1 201-555-0123`).
+    for written in ("612 345 678", "+34 612 34 56 78", "0034612345678", "(+34) 612-345-678"):
+        assert normalise_one("phone", written, DEFAULTS) == Rejected(
+            "phone", written, "placeholder"
+        )
+    assert normalise_one("phone", "+1 201-555-0123", DEFAULTS) == Rejected(
+        "phone", "+1 201-555-0123", "placeholder"
     )
-    assert normalise_one("phone", "612 345 679", shop) == Identifier("phone", "+34612345679")
+    # A number one digit away is somebody's.
+    assert normalise_one("phone", "612 345 679", DEFAULTS) == Identifier("phone", "+34612345679")
+    # A tenant one of whose customers really holds an example number turns the rule off.
+    holder = TenantRules(phone_examples_are_placeholders=False)
+    assert normalise_one("phone", "612 345 678", holder) == Identifier("phone", "+34612345678")
+    # Placeholder detection turned off turns it off too.
+    assert normalise_one(
+        "phone", "612 345 678", TenantRules(detect_placeholders=False)
+    ) == Identifier("phone", "+34612345678")
 
 
 # --- hubs learned from the data -------------------------------------------------------------------
@@ -440,9 +449,9 @@ def test_an_email_presented_by_strangers_becomes_a_hub_and_stops_linking(
 ) -> None:
     resolve = resolving(identity, "pos")
     counter = "mostrador@tiendas-sol.es"  # a shop's own address, typed for walk-in customers
-    ana = resolve(email="ana@x.es", phone="612 345 678")
+    ana = resolve(email="ana@x.es", phone="617 345 678")
     luis = resolve(email="luis@x.es", phone="622 345 678")
-    first = resolve(email=counter, phone="612 345 678")  # Ana at the till: joins Ana
+    first = resolve(email=counter, phone="617 345 678")  # Ana at the till: joins Ana
     assert first == ana
     # Luis at the till: the counter email's customer already has Ana's mobile; Luis is known by
     # another email. The email is a hub from now on: Luis's purchase is his, nobody is fused.
@@ -454,7 +463,7 @@ def test_an_email_presented_by_strangers_becomes_a_hub_and_stops_linking(
 
 def test_one_person_with_a_second_mobile_is_not_a_hub(identity: IdentityResolver) -> None:
     resolve = resolving(identity, "app")
-    ana = resolve(email="ana@x.es", phone="612 345 678")
+    ana = resolve(email="ana@x.es", phone="617 345 678")
     assert resolve(email="ana@x.es", phone="699 111 222") == ana  # her work mobile
     assert resolve(email="ana@x.es") == ana
     # A third mobile beside the same email: more lines than a person uses, the email is a hub.
@@ -579,7 +588,7 @@ def test_the_merges_a_hub_made_before_it_was_recognised_are_split(
     resolve = resolving(identity, "pos")
     counter = "caja3@tiendas-sol.es"
     walk_in = resolve(email=counter)  # a purchase at till 3, nobody else known
-    ana = resolve(customer_id="crm-ana", phone="612 345 678")
+    ana = resolve(customer_id="crm-ana", phone="617 345 678")
     # Ana's account shows the till's email: both hold it, so the walk-in joins Ana.
     assert resolve(customer_id="crm-ana", email=counter) == ana
     assert identity.locate("acme", walk_in).customer_id == ana
@@ -699,9 +708,9 @@ def test_a_lone_call_from_a_number_left_for_a_newer_one_is_filed_apart(
         )
         return identity.canonical_id("acme", found.home_id)
 
-    ana = resolve(0, email="ana.ruiz@gmail.com", phone="+34 612 345 678")
+    ana = resolve(0, email="ana.ruiz@gmail.com", phone="+34 617 345 678")
     assert resolve(1, email="ana.ruiz@gmail.com", phone="+34 699 111 222") == ana
-    assert resolve(35, phone="+34 612 345 678") != ana
+    assert resolve(35, phone="+34 617 345 678") != ana
 
 
 # --- a device many people use -----------------------------------------------------------------
