@@ -451,6 +451,7 @@ def test_the_spanish_console_names_kinds_reads_days_first_and_words_api_errors(
 ) -> None:
     page.sign_in(people[(TENANT_A, "agent")], lang="es")
     ids, total = customer["ids"], customer["events"]
+    assert page.text(".top .who").endswith(" · agente")  # the role too
     open_customer(page, ids["email"], ids["customer_id"])
     # Identifier kinds by their Spanish names (the API's kind as a tooltip).
     assert f"correo: {ids['email']}" in page.text("#results")

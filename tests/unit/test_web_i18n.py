@@ -9,6 +9,7 @@ from typing import get_args
 import pytest
 from eventsourcing.domain import Aggregate
 
+from kernel.accounts import USER_ROLES
 from schemas.envelope import Channel
 from services.identity import audit
 from services.identity.audit import ACTIONS
@@ -106,6 +107,14 @@ def test_every_channel_has_a_name_in_both_languages() -> None:
     assert keys <= MESSAGES["en"].keys()
     assert MESSAGES["es"]["channel_phone"] == "teléfono"
     assert MESSAGES["en"]["channel_mobile_app"] == "mobile app"
+
+
+def test_every_role_a_person_has_is_named_in_both_languages() -> None:
+    # The header says who is signed in and as what (`t["role_" ~ user.role]` in base.html).
+    for language in ("en", "es"):
+        assert {f"role_{role}" for role in USER_ROLES} <= MESSAGES[language].keys()
+    assert MESSAGES["es"]["role_manager"] == "responsable"
+    assert 't["role_" ~ user.role]' in (HERE / "templates" / "base.html").read_text()
 
 
 def test_every_identifier_kind_has_a_name_in_both_languages() -> None:

@@ -194,6 +194,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "response_rate": "Survey response %",
         "service_low_n": "fewer than 30 contacts: low confidence",
         "no_service_data": "No calls, conversations or surveys in this period.",
+        # A person's role (kernel/accounts.py USER_ROLES), beside their email in the header.
+        "role_agent": "agent",
+        "role_manager": "manager",
+        "role_admin": "admin",
         # Identifier kinds (services/identity/rules.py FAMILIES), as people name them.
         "kind_customer_id": "customer id",
         "kind_email": "email",
@@ -358,6 +362,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "identity_reason_no_usable_identifier": "ningún identificador utilizable",
         "identity_reason_reassigned": "reasignado: este cliente no lo usó en demasiado tiempo y "
         "después lo presentó otro",
+        "role_agent": "agente",
+        "role_manager": "responsable",
+        "role_admin": "administrador",
         # Tipos de identificador (services/identity/rules.py FAMILIES).
         "kind_customer_id": "id de cliente",
         "kind_email": "correo",
