@@ -447,11 +447,12 @@ def test_the_spanish_switch_translates_the_page(
 
 
 def test_the_spanish_console_names_kinds_reads_days_first_and_words_api_errors(
-    page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
-) -> None:
-    page.sign_in(people[(TENANT_A, "agent")], lang="es")
+    page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any], api: Api,
+    deployment: Deployment,
+) -> None:  # fmt: skip
+    page.sign_in(people[(TENANT_A, "manager")], lang="es")
     ids, total = customer["ids"], customer["events"]
-    assert page.text(".top .who").endswith(" · agente")  # the role too
+    assert page.text(".top .who").endswith(" · responsable")  # the role too
     open_customer(page, ids["email"], ids["customer_id"])
     # Identifier kinds by their Spanish names (the API's kind as a tooltip).
     assert f"correo: {ids['email']}" in page.text("#results")
@@ -497,6 +498,24 @@ def test_the_spanish_console_names_kinds_reads_days_first_and_words_api_errors(
     error = page.wait(lambda: page.text("#timeline-end .error"), what="the 404 in English")
     assert error == "Something went wrong: no such customer"  # the server's own message
     assert page.find("#filter-since").get_attribute("type") == "date"
+    if getattr(deployment, "identity", "eventsourced") != "eventsourced":
+        return  # merges need the identity service
+    # A merge refused for its conflicting kinds names them in Spanish too.
+    tag, now = customer["tag"], datetime.now(UTC)
+    api.post_ok(deployment.key(TENANT_A, "ingest"), [
+        event("page.viewed", "web", {"customer_id": f"{n}-{tag}"}, now, {"url": "https://shop.example/"})
+        for n in ("one", "two")
+    ])  # fmt: skip
+    deployment.wait_processed()
+    page.open(f"/console?lang=es#customer=customer_id:one-{tag}")
+    page.wait(lambda: len(timeline_ids(page)) == 1, what="the first customer's timeline")
+    page.find("#merge-absorbed").send_keys(f"customer_id:two-{tag}")
+    page.find("#merge-reason").send_keys("prueba")
+    page.find("#merge-preview").click()
+    refused = page.wait(lambda: page.find("#merge-result").is_displayed()
+                        and page.text("#merge-summary"), what="the refused preview")  # fmt: skip
+    assert "id de cliente; cada uno tiene un id de cliente distinto" in refused, refused
+    assert "customer_id" not in refused
 
 
 def test_sign_in_locks_out_after_repeated_failures(page: Page, deployment: Deployment) -> None:

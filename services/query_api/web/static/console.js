@@ -473,7 +473,7 @@
       const refusal = (preview.refusals || [])[i];
       return refusal ? coded("merge_refusal", refusal.code, refusal.params, reason) : reason;
     });
-    if (!preview.allowed) rows.push([t("merge_not_allowed"), preview.conflicts.concat(why).join("; ")]);
+    if (!preview.allowed) rows.push([t("merge_not_allowed"), preview.conflicts.map(kindName).concat(why).join("; ")]);
     rows.push([t("members"), preview.members.join(", ")]);
     rows.push([t("identifiers"), preview.identifiers.map((i) => `${kindName(i.kind)}: ${i.value}`).join(", ")]);
     if (preview.impact) {
