@@ -516,6 +516,20 @@ def test_the_spanish_console_names_kinds_reads_days_first_and_words_api_errors(
                         and page.text("#merge-summary"), what="the refused preview")  # fmt: skip
     assert "id de cliente; cada uno tiene un id de cliente distinto" in refused, refused
     assert "customer_id" not in refused
+    # The linking rules' own merge reason, with its identifier named: a tablet's visit joins the
+    # one customer who used it.
+    ana = {"email": f"eva.{tag}@shop.es", "anonymous_id": f"tab-{tag}"}
+    api.post_ok(deployment.key(TENANT_A, "ingest"), [
+        event("page.viewed", "web", ana, now, {"url": "https://shop.example/"}),
+        event("page.viewed", "web", {"anonymous_id": f"tab-{tag}"}, now + timedelta(seconds=1),
+              {"url": "https://shop.example/b"}),
+    ])  # fmt: skip
+    deployment.wait_processed()
+    page.open(f"/console?lang=es#customer=email:{ana['email']}")
+    history = page.wait(lambda: "perfil" in page.text("#identity-history")
+                        and page.text("#identity-history"), what="the merge in the history")  # fmt: skip
+    assert f"perfil de id de dispositivo: tab-{tag}, de quien lo usa" in history, history
+    assert "its user" not in history and "anonymous_id" not in history
 
 
 def test_sign_in_locks_out_after_repeated_failures(page: Page, deployment: Deployment) -> None:
