@@ -99,8 +99,8 @@ def split_hub_merges(state: IdentityState, hub: Identifier, evidence: Evidence) 
     """Undo the automatic merges an identifier made before it was found to be a hub: every active
     merge, in the groups of its holders, whose reason is that both customers held it. Each split
     is audited and keeps the pair apart from automatic merges; a manager may merge them again."""
-    reason = f"split: {hub} turned out to be a hub, shared by people who disagree on the rest"
-    because = f"both hold {hub}"
+    reason = reason_text("hub_split", hub=str(hub))
+    because = reason_text("both_hold", identifier=str(hub))
     split_ids = []
     for holder in state.claim(hub).holders:
         for member in state.members(state.canonical(holder)):

@@ -15,6 +15,7 @@ from rapidfuzz.distance import OSA
 
 from services.identity.keyboard import keyboard_slip
 from services.identity.mailbox_names import one_persons_mailboxes
+from services.identity.reasons import reason_text
 from services.identity.rules import Identifier, TenantRules
 
 
@@ -569,7 +570,9 @@ def _new_profile(device: Claim, person_id: str, situation: Situation) -> _Draft:
         set(person.identifiers),
     )
     draft.links.append(Link(device.identifier, "device_profile"))
-    draft.merges.append(Merge(person_id, profile, f"profile of {device.identifier}, its user"))
+    draft.merges.append(
+        Merge(person_id, profile, reason_text("profile_of_user", identifier=str(device.identifier)))
+    )
     draft.touched |= {profile, person_id}
     return draft
 
@@ -640,7 +643,12 @@ def _merge_or_propose_one(
             lines = any(c.identifier.family == "phone" for c in devices)
             used = any(_shared_by(c, situation) - {home, other.canonical_id} for c in devices)
             if rules.auto_merge and not lines and not used:
-                _absorb(draft, other, home, f"used {devices[0].identifier} before")
+                _absorb(
+                    draft,
+                    other,
+                    home,
+                    reason_text("used_before", identifier=str(devices[0].identifier)),
+                )
             return
         # One person: a device only they used vouches that one's email is a slip of the other's,
         # as it does for a touchpoint carrying the slip itself (`_mistyped_email_of`).
@@ -648,58 +656,59 @@ def _merge_or_propose_one(
         if mergeable and own and not conflicts:
             slip = _slip_between(draft.identifiers, other.identifiers)
             if slip:
-                _absorb(draft, other, home, f"{slip}, on one {own[0].identifier.kind}")
+                _absorb(draft, other, home, reason_text(slip, kind=own[0].identifier.kind))
                 return
         browsers = [c for c in own if _personal_device(c, other, situation)]
         if mergeable and browsers and not conflicts:
             on = browsers[0].identifier.kind
             if _complete_each_other(draft, other, rules):
-                _absorb(
-                    draft, other, home, f"an account and its holder's contact details on one {on}"
-                )
+                _absorb(draft, other, home, reason_text("account_and_contact", kind=on))
                 return
             if why := _named_alike(draft.identifiers, other.identifiers, rules):
-                _absorb(draft, other, home, f"{why}, on one {on}")
+                _absorb(draft, other, home, reason_text(why, kind=on))
                 return
         if _different_people(draft, other, rules):
             _shared_devices(draft, devices, other, situation)
     if mergeable and strong and not conflicts:
-        _absorb(draft, other, home, f"both hold {evidence.identifier}")
+        _absorb(draft, other, home, reason_text("both_hold", identifier=str(evidence.identifier)))
     elif (
         mergeable
         and not conflicts
         and (voucher := _voucher(claims, draft, other, rules, situation))
     ):
-        _absorb(draft, other, home, f"completed through {voucher}")
+        _absorb(draft, other, home, reason_text("completed_through", identifier=str(voucher)))
     elif any(rules.rule_for(c.identifier).propose_candidates for c in claims):
-        reason = f"share {evidence.identifier}"
+        shared = str(evidence.identifier)
+        reason = reason_text("share", identifier=shared)
         if conflicts:
-            reason += f"; hold different {', '.join(conflicts)}"
+            kinds = ", ".join(conflicts)
+            reason = reason_text("share_hold_different", identifier=shared, kinds=kinds)
         identifiers = tuple(c.identifier for c in claims)
         draft.proposals.append(Proposal(home, other.canonical_id, reason, identifiers))
 
 
 def _slip_between(ours: Iterable[Identifier], theirs: Iterable[Identifier]) -> str | None:
-    """Why two established customers' emails are one person's: one is a slip of the other
-    (`one_slip_apart`) that a finger makes (`keyboard_slip`: `kateo@` for `mateo@`), not another
-    name one letter away (`maria@` and `mario@`, `daniel@` and `daniela@`: often one household)."""
+    """Why two established customers' emails are one person's, as its reason's code
+    (services/identity/reasons.py): one is a slip of the other (`one_slip_apart`) that a finger
+    makes (`keyboard_slip`: `kateo@` for `mateo@`), not another name one letter away (`maria@`
+    and `mario@`, `daniel@` and `daniela@`: often one household)."""
     known = sorted(theirs)
     for mine in sorted(ours):
         for other in known:
             if one_slip_apart(mine, other) and keyboard_slip(
                 mine.value.rpartition("@")[0], other.value.rpartition("@")[0]
             ):
-                return "two emails one keystroke apart"
+                return "keystroke_apart"
     return None
 
 
 def _named_alike(
     ours: Iterable[Identifier], theirs: Iterable[Identifier], rules: TenantRules
 ) -> str | None:
-    """Why two sides are one person: an email of each, named after the same person
-    (`one_persons_mailboxes`: a personal and a work address, an old and a new one), and no
-    personal lines of their own that differ (two mobiles: two people of one household, whatever
-    their addresses say)."""
+    """Why two sides are one person, as its reason's code: an email of each, named after the
+    same person (`one_persons_mailboxes`: a personal and a work address, an old and a new one),
+    and no personal lines of their own that differ (two mobiles: two people of one household,
+    whatever their addresses say)."""
     ours, theirs = set(ours), set(theirs)
     our_lines = {i for i in ours if _personal_line(i, rules)}
     their_lines = {i for i in theirs if _personal_line(i, rules)}
@@ -710,7 +719,7 @@ def _named_alike(
     for a in mine:
         for b in known:
             if one_persons_mailboxes(a, b):
-                return "two emails named after one person"
+                return "named_alike"
     return None
 
 
@@ -871,7 +880,7 @@ def _saturate_device(
     `joined`, only the profiles merged into that customer."""
     if claim.identifier not in draft.saturate:
         draft.saturate.append(claim.identifier)
-    reason = f"{claim.identifier} is used by several customers"
+    reason = reason_text("device_shared", identifier=str(claim.identifier))
     for holder in claim.holders:
         person = situation.groups[holder].canonical_id
         if holder in situation.profiles and person != holder and joined in (None, person):

@@ -4,18 +4,39 @@ A history entry's `reason` is English text stored in the customer's event, kept 
 was. The reasons identity writes itself (not a manager's typed ones) come from the templates
 below; `reason_code` gives a stored reason's code and parameters when the reason is one of them,
 so the console names it in the reader's language (an older or typed reason shows as it is).
+Reading the code back from the text, rather than storing it beside it, gives events stored
+before a reason had a code theirs too; the English stays byte for byte what it was (the hub split
+finds the merges to undo by their reason).
 """
 
 from __future__ import annotations
 
 import re
 
+from services.identity.rules import FAMILIES
+
 REASONS: dict[str, str] = {
+    # Why a customer was registered, or an identifier moved to it.
     "device_profile": "profile of {identifier}, a device of another customer",
     "first_seen_with": "first seen with {kind}",
     "only_shared": "only identifiers shared by several customers",
     "no_usable_identifier": "no usable identifier",
     "reassigned": "reassigned: unused by this customer for too long, then presented by another",
+    # Why the linking rules merged two customers (services/identity/policy.py).
+    "profile_of_user": "profile of {identifier}, its user",
+    "used_before": "used {identifier} before",
+    "keystroke_apart": "two emails one keystroke apart, on one {kind}",
+    "account_and_contact": "an account and its holder's contact details on one {kind}",
+    "named_alike": "two emails named after one person, on one {kind}",
+    "both_hold": "both hold {identifier}",
+    "completed_through": "completed through {identifier}",
+    # Why they split one (services/identity/changes.py, policy.py).
+    "hub_split": "split: {hub} turned out to be a hub, shared by people who disagree on the rest",
+    "device_shared": "{identifier} is used by several customers",
+    # Why they proposed a merge for review (a candidate's reason); the longer one first, as a
+    # reason is read back by the first template it fits.
+    "share_hold_different": "share {identifier}; hold different {kinds}",
+    "share": "share {identifier}",
 }
 
 
@@ -34,9 +55,24 @@ def reason_text(code: str, **params: str) -> str:
     return REASONS[code].format(**params)
 
 
+# What a parameter can be: an identifier is written `kind=value` (`email=ana@x.io`,
+# `external:crm=C-7`), a kind is one of the families (an external one with its namespace), kinds
+# are a list of them. A manager's typed reason seldom fits these, so it is not read as a code.
+_KIND = "(?:{}|external:[^=\\s,;]+)".format("|".join(f for f in FAMILIES if f != "external"))
+_SHAPES = {
+    "identifier": f"{_KIND}=.+",
+    "hub": f"{_KIND}=.+",
+    "kind": _KIND,
+    "kinds": f"{_KIND}(?:, {_KIND})*",
+}
+
+
 def _pattern(template: str) -> re.Pattern[str]:
     parts = re.split(r"\{([a-z_]+)\}", template)
-    literal = [re.escape(part) if i % 2 == 0 else f"(?P<{part}>.+)" for i, part in enumerate(parts)]
+    literal = [
+        re.escape(part) if i % 2 == 0 else f"(?P<{part}>{_SHAPES.get(part, '.+')})"
+        for i, part in enumerate(parts)
+    ]
     return re.compile("".join(literal) + r"\Z")
 
 

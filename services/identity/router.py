@@ -31,6 +31,7 @@ from services.identity.errors import (
     SplitRefused,
 )
 from services.identity.models import CandidateView, MergePlan
+from services.identity.reasons import reason_code
 from services.identity.resolver import IdentityResolver
 from services.projections.profile import Profile
 from services.projections.sql import read_profile
@@ -162,6 +163,10 @@ class CandidateOut(BaseModel):
     second_id: str
     proposer_id: str
     reason: str
+    # The rules' reason (`share`, `share_hold_different`) as a code and parameters, for a page in
+    # another language (services/identity/reasons.py); absent for a reason worded otherwise.
+    reason_code: str | None = None
+    reason_params: dict[str, str] | None = None
     identifiers: list[str]
     evidence_event_id: str | None
     status: str
@@ -400,4 +405,7 @@ def _merge_out(plan: MergePlan, preview: bool, impact: MergeImpact | None = None
 def _candidate_out(view: CandidateView) -> CandidateOut:
     fields = asdict(view)
     fields["identifiers"] = list(view.identifiers)
+    coded = reason_code(view.reason)
+    if coded is not None:
+        fields["reason_code"], fields["reason_params"] = coded
     return CandidateOut(**fields)

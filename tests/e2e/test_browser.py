@@ -446,6 +446,92 @@ def test_the_spanish_switch_translates_the_page(
     page.wait(lambda: page.text('nav a[href="/console"]') == "Agent console")
 
 
+def test_the_spanish_console_names_kinds_reads_days_first_and_words_api_errors(
+    page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any], api: Api,
+    deployment: Deployment,
+) -> None:  # fmt: skip
+    page.sign_in(people[(TENANT_A, "manager")], lang="es")
+    ids, total = customer["ids"], customer["events"]
+    assert page.text(".top .who").endswith(" · responsable")  # the role too
+    open_customer(page, ids["email"], ids["customer_id"])
+    # Identifier kinds by their Spanish names (the API's kind as a tooltip).
+    assert f"correo: {ids['email']}" in page.text("#results")
+    chips = page.wait(lambda: page.all("#f-identifiers .chip"), what="the customer's identifiers")
+    assert f"correo: {ids['email']}" in [c.text for c in chips]
+    assert f"email:{ids['email']}" in [c.get_attribute("title") for c in chips]
+    assert "email:" not in page.text("#f-identifiers")
+    page.wait(lambda: len(timeline_ids(page)) >= total, what="the whole timeline")
+    shown = len(timeline_ids(page))  # another test's live event may be among them
+    # The date filters are typed day first, as Spanish writes them (a date input would show the
+    # browser's mm/dd/yyyy): 31/12/2020 is only a date day first.
+    since = page.find("#filter-since")
+    assert (since.get_attribute("type"), since.get_attribute("placeholder")) == (
+        "text",
+        "dd/mm/aaaa",
+    )
+    since.send_keys("31/02/2026")
+    page.find("#filters button[type=submit]").click()
+    said = page.wait(
+        lambda: page.find("#filter-error").is_displayed() and page.text("#filter-error")
+    )
+    assert said == "No es una fecha: escríbela como dd/mm/aaaa"
+    assert since.get_attribute("aria-invalid") == "true"
+    assert len(timeline_ids(page)) == shown  # nothing asked with a wrong date
+    since.clear()
+    since.send_keys("31/12/2099")
+    page.find("#filters button[type=submit]").click()
+    page.wait(lambda: not timeline_ids(page) and page.text("#timeline-end") == "Inicio del historial.",
+              what="no entry after 31 December 2099")  # fmt: skip
+    assert not page.find("#filter-error").is_displayed()
+    since.clear()
+    since.send_keys("31/12/2020")
+    page.find("#filters button[type=submit]").click()
+    page.wait(lambda: len(timeline_ids(page)) == shown, what="every entry since 31 December 2020")
+    page.find("#filters button[type=reset]").click()
+    assert page.find("#filter-since").get_attribute("value") == ""
+    # An API error in Spanish, by its code: a customer nobody is.
+    page.open(f"/console#customer=nobody-{customer['tag']}")
+    error = page.wait(lambda: page.text("#timeline-end .error"), what="the 404")
+    assert error == "Algo ha fallado: No encontrado: no existe ese cliente, evento o alerta."
+    page.open("/console?lang=en")
+    page.open(f"/console#customer=nobody-{customer['tag']}")
+    error = page.wait(lambda: page.text("#timeline-end .error"), what="the 404 in English")
+    assert error == "Something went wrong: no such customer"  # the server's own message
+    assert page.find("#filter-since").get_attribute("type") == "date"
+    if getattr(deployment, "identity", "eventsourced") != "eventsourced":
+        return  # merges need the identity service
+    # A merge refused for its conflicting kinds names them in Spanish too.
+    tag, now = customer["tag"], datetime.now(UTC)
+    api.post_ok(deployment.key(TENANT_A, "ingest"), [
+        event("page.viewed", "web", {"customer_id": f"{n}-{tag}"}, now, {"url": "https://shop.example/"})
+        for n in ("one", "two")
+    ])  # fmt: skip
+    deployment.wait_processed()
+    page.open(f"/console?lang=es#customer=customer_id:one-{tag}")
+    page.wait(lambda: len(timeline_ids(page)) == 1, what="the first customer's timeline")
+    page.find("#merge-absorbed").send_keys(f"customer_id:two-{tag}")
+    page.find("#merge-reason").send_keys("prueba")
+    page.find("#merge-preview").click()
+    refused = page.wait(lambda: page.find("#merge-result").is_displayed()
+                        and page.text("#merge-summary"), what="the refused preview")  # fmt: skip
+    assert "id de cliente; cada uno tiene un id de cliente distinto" in refused, refused
+    assert "customer_id" not in refused
+    # The linking rules' own merge reason, with its identifier named: a tablet's visit joins the
+    # one customer who used it.
+    ana = {"email": f"eva.{tag}@shop.es", "anonymous_id": f"tab-{tag}"}
+    api.post_ok(deployment.key(TENANT_A, "ingest"), [
+        event("page.viewed", "web", ana, now, {"url": "https://shop.example/"}),
+        event("page.viewed", "web", {"anonymous_id": f"tab-{tag}"}, now + timedelta(seconds=1),
+              {"url": "https://shop.example/b"}),
+    ])  # fmt: skip
+    deployment.wait_processed()
+    page.open(f"/console?lang=es#customer=email:{ana['email']}")
+    history = page.wait(lambda: "perfil" in page.text("#identity-history")
+                        and page.text("#identity-history"), what="the merge in the history")  # fmt: skip
+    assert f"perfil de id de dispositivo: tab-{tag}, de quien lo usa" in history, history
+    assert "its user" not in history and "anonymous_id" not in history
+
+
 def test_sign_in_locks_out_after_repeated_failures(page: Page, deployment: Deployment) -> None:
     email = create_person(deployment, TENANT_A, "agent")
     for _ in range(5):
@@ -473,6 +559,14 @@ return [...document.querySelectorAll(arguments[0])].filter(cell => {
 }).map(cell => cell.textContent);"""
 
 
+# How many lines the text of each element takes.
+LINES_OF_TEXT = """const range = document.createRange();
+return arguments[0].map(e => {
+  range.selectNodeContents(e);
+  return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;
+});"""
+
+
 def test_the_console_fits_a_phone(
     page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
 ) -> None:
@@ -490,6 +584,17 @@ def test_the_console_fits_a_phone(
         lines = [line.text for line in page.all("#timeline .summary")]
         assert any(line.startswith("Llamada finalizada") for line in lines), lines
         assert page.driver.execute_script(WIDER_THAN_THE_SCREEN) == []
+        # The filter's buttons stay side by side, each on one line, down to a 360-px phone (where
+        # "Limpiar" went to a line of its own).
+        for width in (390, 360):
+            page.driver.set_window_size(width, 844)
+            buttons = page.all("#filters button")
+            assert [b.text for b in buttons] == ["Aplicar", "Limpiar"]
+            assert page.driver.execute_script(LINES_OF_TEXT, buttons) == [1, 1]
+            assert len({b.rect["y"] for b in buttons}) == 1, (width, [b.rect for b in buttons])
+            assert page.driver.execute_script(WIDER_THAN_THE_SCREEN) == []
+        page.driver.execute_script("arguments[0].scrollIntoView()", page.find("#timeline-title"))
+        page.screenshot("console-phone-es")
     finally:
         page.driver.set_window_size(1280, 900)
 
@@ -659,7 +764,9 @@ def test_a_manager_merges_after_seeing_the_preview_then_splits(
     assert "activo" in page.text("#identities")
     # Reasons identity wrote itself are said in Spanish too (a manager's typed one as typed).
     history_es = page.text("#identity-history")
-    assert "visto por primera vez con anonymous_id" in history_es, history_es
+    assert "visto por primera vez con id de dispositivo" in history_es, history_es
+    assert "anonymous_id" not in history_es and "email:" not in page.text("#identities")
+    assert f"id de dispositivo: dev-{tag}" in page.text("#identities")
     assert "first seen with" not in history_es and "no usable identifier" not in history_es
     # So is why a merge is not allowed (the API's refusals), here a customer into itself.
     page.find("#merge-absorbed").send_keys(page.text("#customer-id"))

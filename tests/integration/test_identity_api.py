@@ -179,6 +179,12 @@ def test_candidates_are_listed_and_decided_once(api: Api) -> None:
     assert listed["total"] == 1 and listed["next_offset"] is None
     candidate = listed["candidates"][0]
     assert candidate["status"] == "open" and "phone=+34912345678" in candidate["identifiers"]
+    # The rules' reason, in English as always, and as its code for a page in another language.
+    assert candidate["reason"] == "share phone=+34912345678"
+    assert (candidate["reason_code"], candidate["reason_params"]) == (
+        "share",
+        {"identifier": "phone=+34912345678"},
+    )
     path = f"/v1/merge-candidates/{candidate['candidate_id']}/decision"
     decided = api.call("POST", path, "manager", json={"decision": "reject", "reason": "siblings"})
     assert decided.status_code == 200, decided.text

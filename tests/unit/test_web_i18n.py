@@ -9,12 +9,15 @@ from typing import get_args
 import pytest
 from eventsourcing.domain import Aggregate
 
+from kernel.accounts import USER_ROLES
 from schemas.envelope import Channel
 from services.identity import audit
 from services.identity.audit import ACTIONS
 from services.identity.domain import Customer
 from services.identity.models import IdentityStatus
 from services.identity.policy import LINK_RULES
+from services.identity.router import _ERRORS
+from services.identity.rules import FAMILIES
 from services.projections.value import RULES, ChurnRisk
 from services.query_api.web import HERE
 from services.query_api.web.i18n import MESSAGES, from_accept_language
@@ -104,3 +107,59 @@ def test_every_channel_has_a_name_in_both_languages() -> None:
     assert keys <= MESSAGES["en"].keys()
     assert MESSAGES["es"]["channel_phone"] == "teléfono"
     assert MESSAGES["en"]["channel_mobile_app"] == "mobile app"
+
+
+def test_every_role_a_person_has_is_named_in_both_languages() -> None:
+    # The header says who is signed in and as what (`t["role_" ~ user.role]` in base.html).
+    for language in ("en", "es"):
+        assert {f"role_{role}" for role in USER_ROLES} <= MESSAGES[language].keys()
+    assert MESSAGES["es"]["role_manager"] == "responsable"
+    assert 't["role_" ~ user.role]' in (HERE / "templates" / "base.html").read_text()
+
+
+def test_every_identifier_kind_has_a_name_in_both_languages() -> None:
+    # The console names a kind by `kind_<family>` (common.js kindName): one without a name would
+    # show the API's `anonymous_id` to a Spanish agent.
+    for language in ("en", "es"):
+        assert {f"kind_{family}" for family in FAMILIES} <= MESSAGES[language].keys()
+    assert MESSAGES["es"]["kind_email"] == "correo"
+    assert "messages[`kind_${family}`]" in (HERE / "static" / "common.js").read_text()
+
+
+# Where an error a page can meet gets its code: the routes the console and the dashboard read,
+# the shared handlers, authentication and the read-only mode.
+ERROR_SOURCES = [
+    *Path("services/query_api").rglob("*.py"),
+    Path("services/identity/router.py"),
+    Path("kernel/api_errors.py"),
+    Path("kernel/auth.py"),
+    Path("cem/read_only.py"),
+]
+RAISED = re.compile(r'(?:ApiError\(\s*\d{3},|_respond\(\s*\d{3},|error_body\()\s*"([a-z_]+)"')
+
+
+def error_codes() -> set[str]:
+    root = HERE.parents[2]
+    codes = {code for path in ERROR_SOURCES for code in RAISED.findall((root / path).read_text())}
+    codes |= {code for _, code in _ERRORS.values()} | {"identity_error"}
+    codes |= {"unauthorized", "forbidden", "not_found", "method_not_allowed", "http_error"}
+    codes |= {"invalid_parameter", "range_too_large"}  # `_invalid`'s codes in the query routes
+    return codes - {"malformed_form"}  # the sign-in form's, which answers with a page
+
+
+def test_every_api_error_a_page_can_show_is_worded_in_both_languages() -> None:
+    codes = error_codes()
+    assert {"not_found", "merge_refused", "warehouse_unavailable", "read_only"} <= codes
+    for language in ("en", "es"):
+        assert {f"api_error_{code}" for code in codes} <= MESSAGES[language].keys(), language
+        for status in ("4xx", "5xx"):
+            assert "{status}" in MESSAGES[language][f"api_error_status_{status}"]
+    assert MESSAGES["es"]["api_error_not_found"].startswith("No encontrado")
+
+
+def test_the_fields_an_error_names_are_labels_of_the_pages() -> None:
+    common = (HERE / "static" / "common.js").read_text()
+    fields = re.search(r"const FIELDS = \{(.*?)\};", common, re.S)
+    assert fields is not None
+    labels = re.findall(r':\s*"([a-z_]+)"', fields.group(1))
+    assert "since" in labels and set(labels) <= MESSAGES["en"].keys()

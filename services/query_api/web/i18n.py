@@ -194,6 +194,54 @@ MESSAGES: dict[str, dict[str, str]] = {
         "response_rate": "Survey response %",
         "service_low_n": "fewer than 30 contacts: low confidence",
         "no_service_data": "No calls, conversations or surveys in this period.",
+        # A person's role (kernel/accounts.py USER_ROLES), beside their email in the header.
+        "role_agent": "agent",
+        "role_manager": "manager",
+        "role_admin": "admin",
+        # Identifier kinds (services/identity/rules.py FAMILIES), as people name them.
+        "kind_customer_id": "customer id",
+        "kind_email": "email",
+        "kind_phone": "phone",
+        "kind_anonymous_id": "device id",
+        "kind_external": "external id",
+        # Dates typed in the timeline's filters (a Spanish page reads them day first).
+        "date_hint": "yyyy-mm-dd",
+        "invalid_date": "Not a date: write it as",
+        # What the pages say for an API error, by its `error.code` (kernel/api_errors.py); the
+        # English page shows the server's own message, which names the value that is wrong.
+        "api_error_not_found": "Not found: no such customer, event or alert.",
+        "api_error_forbidden": "Your role may not do this.",
+        "api_error_unauthorized": "Your session has ended: sign in again.",
+        "api_error_csrf_token_missing": "The page's session token is missing or old: reload it.",
+        "api_error_method_not_allowed": "This server does not allow that action.",
+        "api_error_http_error": "The server refused the request.",
+        "api_error_ambiguous_customer": "That identifier belongs to several customers: search "
+        "by another one.",
+        "api_error_invalid_request": "The request has a value that is not valid.",
+        "api_error_invalid_parameter": "A filter has a value that is not valid.",
+        "api_error_invalid_range": "The start must be before the end.",
+        "api_error_invalid_cursor": "The list has changed: load it again.",
+        "api_error_range_too_large": "The period is too long: choose a shorter one.",
+        "api_error_invalid_transition": "The alert has already changed (someone else acted on "
+        "it): reload the queue.",
+        "api_error_unavailable": "This server cannot do that right now; try again later.",
+        "api_error_identity_unavailable": "This deployment has no identity service.",
+        "api_error_audit_unavailable": "The access audit cannot be written right now; try again "
+        "in a few seconds.",
+        "api_error_warehouse_unavailable": "The data store does not answer right now; try again "
+        "in a few seconds.",
+        "api_error_log_unavailable": "The event log does not answer right now; try again in a "
+        "few seconds.",
+        "api_error_read_only": "This server is read-only: it takes no changes.",
+        "api_error_merge_refused": "This merge is not allowed.",
+        "api_error_split_refused": "Those customers are not merged: nothing to split.",
+        "api_error_identifier_not_linked": "That identifier is not linked to this customer.",
+        "api_error_candidate_already_decided": "Someone has already decided on this proposal.",
+        "api_error_identity_busy": "Identity is busy; try again in a moment.",
+        "api_error_identity_error": "Identity refused the request.",
+        "api_error_status_4xx": "The server refused the request (HTTP {status}).",
+        "api_error_status_5xx": "The server could not answer (HTTP {status}); try again later.",
+        "api_error_network": "The server cannot be reached: check the connection.",
     },
     "es": {
         "app_name": "cem — experiencia de cliente",
@@ -314,6 +362,70 @@ MESSAGES: dict[str, dict[str, str]] = {
         "identity_reason_no_usable_identifier": "ningún identificador utilizable",
         "identity_reason_reassigned": "reasignado: este cliente no lo usó en demasiado tiempo y "
         "después lo presentó otro",
+        "role_agent": "agente",
+        "role_manager": "responsable",
+        "role_admin": "administrador",
+        # Tipos de identificador (services/identity/rules.py FAMILIES).
+        "kind_customer_id": "id de cliente",
+        "kind_email": "correo",
+        "kind_phone": "teléfono",
+        "kind_anonymous_id": "id de dispositivo",
+        "kind_external": "id externo",
+        "date_hint": "dd/mm/aaaa",
+        "invalid_date": "No es una fecha: escríbela como",
+        # Errores de la API por su `error.code` (kernel/api_errors.py).
+        "api_error_not_found": "No encontrado: no existe ese cliente, evento o alerta.",
+        "api_error_forbidden": "Tu rol no permite hacer esto.",
+        "api_error_unauthorized": "Tu sesión ha terminado: vuelve a iniciar sesión.",
+        "api_error_csrf_token_missing": "Falta el token de sesión de la página o ha caducado: "
+        "recárgala.",
+        "api_error_method_not_allowed": "Este servidor no permite esa acción.",
+        "api_error_http_error": "El servidor ha rechazado la petición.",
+        "api_error_ambiguous_customer": "Ese identificador pertenece a varios clientes: busca "
+        "por otro.",
+        "api_error_invalid_request": "La petición tiene un valor no válido.",
+        "api_error_invalid_parameter": "Un filtro tiene un valor no válido.",
+        "api_error_invalid_range": "El inicio debe ser anterior al final.",
+        "api_error_invalid_cursor": "La lista ha cambiado: vuelve a cargarla.",
+        "api_error_range_too_large": "El periodo es demasiado largo: elige uno más corto.",
+        "api_error_invalid_transition": "La alerta ya ha cambiado (otra persona actuó sobre "
+        "ella): recarga la cola.",
+        "api_error_unavailable": "Este servidor no puede hacerlo ahora; inténtalo más tarde.",
+        "api_error_identity_unavailable": "Este despliegue no tiene servicio de identidad.",
+        "api_error_audit_unavailable": "Ahora no se puede escribir la auditoría de accesos; "
+        "inténtalo en unos segundos.",
+        "api_error_warehouse_unavailable": "El almacén de datos no responde ahora; inténtalo en "
+        "unos segundos.",
+        "api_error_log_unavailable": "El registro de eventos no responde ahora; inténtalo en "
+        "unos segundos.",
+        "api_error_read_only": "Este servidor es de solo lectura: no admite cambios.",
+        "api_error_merge_refused": "Esta fusión no está permitida.",
+        "api_error_split_refused": "Esos clientes no están fusionados: no hay nada que separar.",
+        "api_error_identifier_not_linked": "Ese identificador no está vinculado a este cliente.",
+        "api_error_candidate_already_decided": "Alguien ya ha decidido sobre esta propuesta.",
+        "api_error_identity_busy": "El servicio de identidad está ocupado; inténtalo en un "
+        "momento.",
+        "api_error_identity_error": "El servicio de identidad ha rechazado la petición.",
+        "api_error_status_4xx": "El servidor ha rechazado la petición (HTTP {status}).",
+        "api_error_status_5xx": "El servidor no ha podido responder (HTTP {status}); inténtalo "
+        "más tarde.",
+        "api_error_network": "No se puede contactar con el servidor: comprueba la conexión.",
+        # Motivos de las reglas de vinculación (services/identity/reasons.py); inglés abajo.
+        "identity_reason_profile_of_user": "perfil de {identifier}, de quien lo usa",
+        "identity_reason_used_before": "ya había usado {identifier}",
+        "identity_reason_keystroke_apart": "dos correos a una tecla de distancia, en un mismo "
+        "{kind}",
+        "identity_reason_account_and_contact": "una cuenta y los datos de contacto de su titular "
+        "en un mismo {kind}",
+        "identity_reason_named_alike": "dos correos con el nombre de una misma persona, en un "
+        "mismo {kind}",
+        "identity_reason_both_hold": "ambos tienen {identifier}",
+        "identity_reason_completed_through": "completado a través de {identifier}",
+        "identity_reason_hub_split": "separación: {hub} resultó ser un identificador compartido "
+        "por personas que no coinciden en lo demás",
+        "identity_reason_device_shared": "{identifier} lo usan varios clientes",
+        "identity_reason_share_hold_different": "comparten {identifier}; tienen distinto {kinds}",
+        "identity_reason_share": "comparten {identifier}",
         # Why a merge is not allowed (services/identity/reasons.py REFUSALS); English below.
         "merge_refusal_same_customer": "un cliente no puede fusionarse consigo mismo",
         "merge_refusal_absorbed_merged": "{absorbed_id} ya está fusionado con {canonical}",

@@ -30,7 +30,12 @@ const CEM = (() => {
       headers["Content-Type"] = "application/json";
     }
     if (init.method && init.method !== "GET") headers["X-CSRF-Token"] = csrf;
-    const response = await fetch(path, init);
+    let response;
+    try {
+      response = await fetch(path, init);
+    } catch (unreachable) {
+      throw new ApiError(0, null); // no answer at all (offline, server down): `errorText` says so
+    }
     if (response.status === 401) {
       window.location.assign("/signin");
       throw new ApiError(401, null);
@@ -110,9 +115,50 @@ const CEM = (() => {
     return messages[`channel_${code}`] || code;
   }
 
-  function showError(target, error) {
-    target.replaceChildren(el("span", { class: "error", role: "alert" }, `${t("error")} ${error.message}`));
+  // An identifier kind as people name it (`email`: "correo"; `external:crm`: "id externo (crm)");
+  // a kind this page does not know, as the API wrote it.
+  function kindName(kind) {
+    const [family, ...namespace] = kind.split(":");
+    const name = messages[`kind_${family}`];
+    if (!name) return kind;
+    return namespace.length ? `${name} (${namespace.join(":")})` : name;
   }
 
-  return { t, api, el, metricCell, when, query, showError, alertText, channelName, csrf, lang, ApiError };
+  // An identifier the API wrote as one string, `kind:value` (a profile's `email:ana@x.io`,
+  // `external:crm:C-7`) or `kind=value` (identity's reasons), as "correo: ana@x.io".
+  function identifierText(text, separator = ":") {
+    const external = separator === ":" && text.startsWith("external:");
+    const at = text.indexOf(separator, external ? "external:".length : 0);
+    return at < 0 ? text : `${kindName(text.slice(0, at))}: ${text.slice(at + 1)}`;
+  }
+
+  // The request fields an error's details may name (`query.since`, `body.reason`), by this page's
+  // label for them.
+  const FIELDS = {
+    since: "since", until: "until", q: "search", channel: "channel", type: "type", metric: "metric",
+    touchpoint: "touchpoint", reason: "reason", absorbed_id: "absorbed_id", note: "note", assignee: "assignee",
+  };
+
+  // What an API error says, in the page's language: the English page shows the server's message
+  // (it names the wrong value); another language says the error's `code` from its catalogue, or
+  // its status class for a code it does not know, with the field at fault by its label here.
+  function errorText(error) {
+    if (!(error instanceof ApiError)) return error.message;
+    if (error.status === 0) return t("api_error_network");
+    const body = (error.body && error.body.error) || {};
+    if (lang === "en" && body.message) return body.message;
+    const byStatus = messages[`api_error_status_${String(error.status)[0]}xx`];
+    const text = messages[`api_error_${body.code}`] || (byStatus ? byStatus.replace("{status}", error.status) : error.message);
+    const field = (body.details || []).map((d) => FIELDS[String(d.path || "").split(".").pop()]).find(Boolean);
+    return field ? `${text} (${t(field)})` : text;
+  }
+
+  function showError(target, error) {
+    target.replaceChildren(el("span", { class: "error", role: "alert" }, `${t("error")} ${errorText(error)}`));
+  }
+
+  return {
+    t, api, el, metricCell, when, query, showError, errorText, alertText, channelName, kindName, identifierText,
+    csrf, lang, ApiError,
+  };
 })();

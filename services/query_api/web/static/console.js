@@ -2,7 +2,7 @@
 "use strict";
 
 (() => {
-  const { t, api, el, when, query, showError, alertText, channelName, lang } = CEM;
+  const { t, api, el, when, query, showError, errorText, alertText, channelName, kindName, identifierText, lang } = CEM;
   const $ = (id) => document.getElementById(id);
   const PAGE = 50;
   // Channel badges are short labels in a colour per channel (app.css): readable without any
@@ -51,7 +51,7 @@
 
   function resultItem(found) {
     // An id is opaque (`c_…`): people recognise a customer by what they searched for.
-    const matched = found.matched.map((m) => `${m.kind}: ${m.value}`).join(" · ");
+    const matched = found.matched.map((m) => `${kindName(m.kind)}: ${m.value}`).join(" · ");
     return el("li", {},
       el("button", { type: "button", class: "result", onclick: () => openCustomer(found.customer_id) },
         el("strong", {}, matched || found.customer_id),
@@ -110,7 +110,7 @@
   function renderProfile(p) {
     $("customer-label").textContent = displayName(p);
     $("customer-id").textContent = p.customer_id;
-    $("f-identifiers").replaceChildren(...p.identifiers.map((i) => el("span", { class: "chip" }, i)));
+    $("f-identifiers").replaceChildren(...p.identifiers.map((i) => el("span", { class: "chip", title: i }, identifierText(i))));
     $("f-orders").textContent = `${p.orders.count}`;
     $("f-amount").textContent = p.orders.by_currency.map((s) => `${s.net_amount} ${s.currency}`).join(" · ") || "—";
     const months = Math.max(1, (new Date(p.last_seen) - new Date(p.first_seen)) / (30.44 * 86400e3));
@@ -189,10 +189,40 @@
   }
 
   // --- timeline -----------------------------------------------------------------------------
+  // The start of a day in a filter, local time: a date input's `yyyy-mm-dd`, or typed on a page
+  // that writes days first (Spanish) `dd/mm/aaaa` (`-` or `.` also separate; `yyyy-mm-dd` too);
+  // null when empty, NaN when it is no date (31/02/2026 too).
+  function dayStart(input) {
+    const value = input.value.trim();
+    if (!value) return null;
+    const iso = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);
+    const typed = /^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$/.exec(value);
+    if (!iso && !typed) return NaN;
+    const [year, month, date] = (iso ? [iso[1], iso[2], iso[3]] : [typed[3], typed[2], typed[1]]).map(Number);
+    const day = new Date(year, month - 1, date);
+    return day.getMonth() === month - 1 && day.getDate() === date ? day.getTime() : NaN;
+  }
+
+  // Marks the date filters that are no date and says how to write one; true when all are fine.
+  function datesValid() {
+    const wrong = ["filter-since", "filter-until"].filter((id) => Number.isNaN(dayStart($(id))));
+    for (const id of ["filter-since", "filter-until"]) {
+      if (wrong.includes(id)) $(id).setAttribute("aria-invalid", "true");
+      else $(id).removeAttribute("aria-invalid");
+    }
+    $("filter-error").hidden = !wrong.length;
+    $("filter-error").textContent = wrong.length ? `${t("invalid_date")} ${t("date_hint")}` : "";
+    if (wrong.length) $(wrong[0]).focus();
+    return !wrong.length;
+  }
+
   function readFilters() {
-    const day = (value, end) => (value ? new Date(`${value}T00:00:00`).getTime() + (end ? 86400e3 : 0) : null);
-    const since = day($("filter-since").value, false);
-    const until = day($("filter-until").value, true);
+    const day = (input, end) => {
+      const start = dayStart(input);
+      return start === null || Number.isNaN(start) ? null : start + (end ? 86400e3 : 0);
+    };
+    const since = day($("filter-since"), false);
+    const until = day($("filter-until"), true);
     return {
       channel: $("filter-channel").value,
       type: $("filter-type").value.trim(),
@@ -210,9 +240,12 @@
 
   $("filters").addEventListener("submit", (e) => {
     e.preventDefault();
-    if (current) load(current.id);
+    if (current && datesValid()) load(current.id);
   });
-  $("filters").addEventListener("reset", () => setTimeout(() => current && load(current.id), 0));
+  $("filters").addEventListener("reset", () => setTimeout(() => {
+    datesValid();
+    if (current) load(current.id);
+  }, 0));
 
   async function nextPage() {
     if (!current || current.done || current.loading) return;
@@ -334,7 +367,7 @@
         api(`/v1/customers/${path}/identity-history`),
       ]);
       $("identities").replaceChildren(...found.identities.map((i) =>
-        el("li", {}, el("span", { class: "chip" }, `${i.kind}: ${i.value}`),
+        el("li", {}, el("span", { class: "chip", title: i.kind }, `${kindName(i.kind)}: ${i.value}`),
           el("span", { class: "muted small", title: `${i.status} · ${i.rule}` },
             ` ${named("identity_status", i.status)} · ${ruleName(i.rule)} · ${when(i.linked_at)}`))));
       const absorbed = found.members.filter((m) => m !== found.customer_id);
@@ -343,7 +376,7 @@
         el("li", { title: e.action },
           `${when(e.at)} · ${named("identity_action", e.action)} · ${e.details.reason ? reasonText(e.details) : (e.details.rule ? ruleName(e.details.rule) : "")}`)));
     } catch (error) {
-      $("identities").replaceChildren(el("li", { class: "muted" }, error.status === 503 ? t("unavailable") : error.message));
+      $("identities").replaceChildren(el("li", { class: "muted" }, error.status === 503 ? t("unavailable") : errorText(error)));
     }
   }
 
@@ -361,12 +394,23 @@
     return coded("identity_reason", details.reason_code, details.reason_params, details.reason);
   }
 
+  // A reason's parameters as the page says them: identifiers (`email=ana@x.io`) and kinds by
+  // their names here; other values as they are.
+  const PARAMS = {
+    identifier: (v) => identifierText(v, "="), hub: (v) => identifierText(v, "="),
+    kind: kindName, kinds: (v) => v.split(", ").map(kindName).join(", "),
+  };
+
   // The catalogue's text of `prefix_code` filled with `params`; `fallback` (the server's English)
   // without a code, or with one this page does not know.
   function coded(prefix, code, params, fallback) {
     const key = `${prefix}_${code}`;
     if (!code || t(key) === key) return fallback;
-    return t(key).replace(/\{([a-z_]+)\}/g, (whole, name) => (params || {})[name] ?? whole);
+    return t(key).replace(/\{([a-z_]+)\}/g, (whole, name) => {
+      const value = (params || {})[name];
+      if (value === undefined) return whole;
+      return PARAMS[name] ? PARAMS[name](String(value)) : value;
+    });
   }
 
   // A rule is a code, maybe followed by the identifier kinds that decided: `seen_with:email`,
@@ -374,7 +418,7 @@
   function ruleName(rule) {
     const [code, ...rest] = rule.split(":");
     const kinds = rest.join(":").split(" ").filter((word) => word && word !== "with" && word !== "on");
-    return kinds.length ? `${named("identity_rule", code)} (${kinds.join(", ")})` : named("identity_rule", code);
+    return kinds.length ? `${named("identity_rule", code)} (${kinds.map(kindName).join(", ")})` : named("identity_rule", code);
   }
 
   function memberItem(survivor, member) {
@@ -429,9 +473,9 @@
       const refusal = (preview.refusals || [])[i];
       return refusal ? coded("merge_refusal", refusal.code, refusal.params, reason) : reason;
     });
-    if (!preview.allowed) rows.push([t("merge_not_allowed"), preview.conflicts.concat(why).join("; ")]);
+    if (!preview.allowed) rows.push([t("merge_not_allowed"), preview.conflicts.map(kindName).concat(why).join("; ")]);
     rows.push([t("members"), preview.members.join(", ")]);
-    rows.push([t("identifiers"), preview.identifiers.map((i) => `${i.kind}: ${i.value}`).join(", ")]);
+    rows.push([t("identifiers"), preview.identifiers.map((i) => `${kindName(i.kind)}: ${i.value}`).join(", ")]);
     if (preview.impact) {
       const m = preview.impact.merged;
       rows.push([t("events"), `${m.events}`], [t("orders"), `${m.orders}`], [t("survey_responses"), `${m.survey_responses}`], [t("open_cases"), `${m.open_cases}`]);

@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const { t, api, el, metricCell, when, query, showError, alertText, channelName } = CEM;
+  const { t, api, el, metricCell, when, query, showError, errorText, alertText, channelName } = CEM;
   const $ = (id) => document.getElementById(id);
   const HOUR = 3600e3;
   const METRICS = ["csat@1", "nps@1", "ces@1", "ces_easy@1"];
@@ -199,7 +199,7 @@
       Object.assign(queue, { pages: queue.pages + 1, cursor: found.next_cursor });
       $("alerts-status").textContent = "";
     } catch (error) {
-      $("alerts-status").textContent = `${t("error")} ${error.message}`;
+      $("alerts-status").textContent = `${t("error")} ${errorText(error)}`;
     }
     showMore();
   }
@@ -247,7 +247,7 @@
       // The action is an event on the log: the queue shows it once it has been processed.
       setTimeout(() => loadAlerts(queue.pages), 2000);
     } catch (error) {
-      const reason = error.status === 404 || error.status === 405 ? t("unavailable") : error.message;
+      const reason = error.status === 404 || error.status === 405 ? t("unavailable") : errorText(error);
       $("alerts-status").textContent = `${t("error")} ${reason}`;
     }
   }
