@@ -593,6 +593,10 @@ def test_the_console_fits_a_phone(
             assert page.driver.execute_script(LINES_OF_TEXT, buttons) == [1, 1]
             assert len({b.rect["y"] for b in buttons}) == 1, (width, [b.rect for b in buttons])
             assert page.driver.execute_script(WIDER_THAN_THE_SCREEN) == []
+            # A line's "Contacto repetido" mark keeps its words whole (it sat in the icon's
+            # 44-px column, one syllable a line).
+            assert page.all("#timeline .chip"), "no repeat-contact mark in the timeline"
+            assert page.driver.execute_script(WORDS_BROKEN_ACROSS_LINES, "#timeline .chip") == []
         page.driver.execute_script("arguments[0].scrollIntoView()", page.find("#timeline-title"))
         page.screenshot("console-phone-es")
     finally:
