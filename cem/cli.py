@@ -217,6 +217,9 @@ def _replay_distributed(into: str) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    # The run's scratch directory goes under the data directory as every command finds it
+    # (--data-dir, else CEM_DATA_DIR, else ./.cem); never the live state itself.
+    args.data_dir = str(data_dir.prepare(args.data_dir).path)
     if args.distributed:
         from bench.distributed import main as distributed_main
 

@@ -124,6 +124,27 @@ def test_output_path_never_replaces_the_embedded_results() -> None:
     assert output_path(argparse.Namespace(out="x/y.json")) == "x/y.json"
 
 
+@pytest.mark.parametrize("mode", [[], ["--distributed"]])
+def test_bench_without_a_data_dir_runs_under_the_one_every_command_finds(
+    mode: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `cem bench --distributed --quick` with no --data-dir stopped on a TypeError (None path).
+    import bench.distributed
+    import bench.embedded
+    from cem.cli import main
+
+    seen: list[str] = []
+    for module in (bench.embedded, bench.distributed):
+        monkeypatch.setattr(module, "main", lambda args: seen.append(args.data_dir) or 0)
+    monkeypatch.setenv("CEM_DATA_DIR", str(tmp_path / "state"))
+    assert main(["bench", "--quick", *mode]) == 0
+    assert seen == [str(tmp_path / "state")]
+    monkeypatch.delenv("CEM_DATA_DIR")
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "--quick", *mode]) == 0
+    assert seen[1] == ".cem" and (tmp_path / ".cem").is_dir()
+
+
 def test_routed_target_sends_events_to_ingest_and_reads_to_the_query_api() -> None:
     target = RoutedTarget("http://127.0.0.1:1", "ik", "rk", "http://127.0.0.1:2")
     with target.client("ingest") as ingest, target.client("read") as read:
