@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cem import data_dir
 from kernel.channels import ChannelStore
 from kernel.settings import IngestSettings
 
@@ -38,7 +39,7 @@ def one_line_errors(command: Command) -> Command:
 
 
 def _settings(args: argparse.Namespace) -> IngestSettings:
-    return IngestSettings(data_dir=Path(args.data_dir))
+    return IngestSettings(data_dir=data_dir.resolve(args.data_dir).path)
 
 
 def _store(args: argparse.Namespace) -> ChannelStore:
@@ -193,7 +194,11 @@ def _replay_consumers(
 
 
 def _data_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", default=".cem", help="where the embedded state lives")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="where the embedded state lives; None means $CEM_DATA_DIR, else ./.cem",
+    )
 
 
 def _filters(p: argparse.ArgumentParser) -> None:

@@ -44,6 +44,20 @@ def test_add_prints_the_webhook_url_and_list_never_the_secret(
     assert channel_id not in run(capsys, "channels", "list", "--tenant", "acme", *data)[1]
 
 
+def test_channels_use_the_data_directory_every_command_finds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without --data-dir, `cem channels` read ./.cem even when CEM_DATA_DIR named the platform's.
+    monkeypatch.setenv("CEM_DATA_DIR", str(tmp_path / "state"))
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "channels", "add", "shopify", "--tenant", "acme", "--secret", SECRET)
+    assert code == 0
+    assert list((tmp_path / "state").glob("channels.sqlite*"))
+    assert not (tmp_path / ".cem").exists()
+    channel_id = out.strip().rsplit("/", 1)[1]
+    assert channel_id in run(capsys, "channels", "list", "--tenant", "acme")[1]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
