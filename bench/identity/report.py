@@ -42,7 +42,11 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
         ),
         ("people per customer, mean", f"{r['people_per_customer']:.2f}"),
         ("people per customer, max", f"{r['max_people_per_customer']:,}"),
-        ("customers holding several people (target 0)", f"{r['customers_with_several_people']:,}"),
+        ("customers holding several people", f"{r['customers_with_several_people']:,}"),
+        (
+            "  through a placeholder or hub (target 0)",
+            f"{r['customers_through_placeholder_or_hub']:,}",
+        ),
         ("filings per second (SQLite file)", f"{r['filings_per_s']:,.0f}"),
     ]
 
@@ -61,6 +65,16 @@ def hazard_table(hazards: dict[str, dict[str, Any]]) -> str:
             f"{h['recall']:>8.1%}{h['linkable_recall']:>9.1%}{wrong:>12,}{missed:>13,}"
         )
     return "\n".join(rows)
+
+
+def causes_line(causes: dict[str, Any]) -> str:
+    """What the several-people customers' people share (fusions.py): customers needing each
+    cause to connect their people, and in brackets those needing it alone."""
+    if not causes["customers"]:
+        return "several-people customers by cause: none"
+    alone = causes["alone"]
+    parts = [f"{c} {n} ({alone.get(c, 0)})" for c, n in causes["needing"].items()]
+    return "several-people customers by cause, needing it (alone): " + ", ".join(parts)
 
 
 def worst_table(worst: list[dict[str, Any]]) -> str:
@@ -84,6 +98,7 @@ def format_table(result: dict[str, Any]) -> str:
     parts = [
         "\n".join(lines),
         hazard_table(result["hazards"]),
+        causes_line(result["several_people_causes"]),
         worst_table(result["worst_customers"]),
     ]
     return "\n\n".join(parts)
