@@ -20,7 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.identity.fusions import several_people_causes
+from bench.identity.fusions import fusion_causes, several_people_causes
 from bench.identity.population import Touch, generate
 from bench.identity.scoring import evidence_components, scores
 from bench.identity.spelling import PLACEHOLDER
@@ -248,6 +248,7 @@ def _fused(customer: str, touches: Sequence[Touch]) -> dict[str, Any]:
         "fused_by": spelled[0][0] if spelled else key,
         "fused_by_kind": "placeholder" if key.startswith(PLACEHOLDER) else key.partition(":")[0],
         "people_holding_it": len(holders[key]),
+        "causes": sorted(fusion_causes(touches)),
     }
 
 

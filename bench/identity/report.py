@@ -80,11 +80,12 @@ def causes_line(causes: dict[str, Any]) -> str:
 def worst_table(worst: list[dict[str, Any]]) -> str:
     if not worst:
         return "no customer holds more than one person"
-    lines = ["customers holding the most people (the identifier most of them share):"]
+    lines = ["customers holding the most people (the identifier most of them share; cause):"]
     for w in worst:
         lines.append(
             f"  {w['customer_id'][:40]:<40} {w['people']:>4} people {w['touchpoints']:>5} touchpoints"
-            f"  {w['fused_by_kind']}: {w['fused_by']!r} ({w['people_holding_it']} people)"
+            f"  {w['fused_by_kind']}: {w['fused_by']!r} ({w['people_holding_it']} people;"
+            f" {'+'.join(w['causes'])})"
         )
     return "\n".join(lines)
 

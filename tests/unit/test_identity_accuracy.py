@@ -145,6 +145,7 @@ def test_a_small_run_is_scored_from_what_ingest_and_filing_made_of_it() -> None:
     assert causes["customers"] == result["customers_with_several_people"]
     assert result["customers_through_placeholder_or_hub"] == causes["through_placeholder_or_hub"]
     assert result["customers_through_placeholder_or_hub"] <= causes["customers"]
+    assert all(w["causes"] for w in result["worst_customers"])
     table = format_table(result)
     assert "pairwise precision" in table and "shared_landline" in table
     assert "through a placeholder or hub" in table and "by cause" in table
