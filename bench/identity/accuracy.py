@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.identity.fusions import fusion_causes, several_people_causes
+from bench.identity.misses import missed_linkable_pairs
 from bench.identity.population import Touch, generate
 from bench.identity.scoring import evidence_components, scores
 from bench.identity.spelling import PLACEHOLDER
@@ -137,6 +138,7 @@ def summarise(people: int, seed: int, touches: Sequence[Touch], filed: Filed) ->
         **people_per_customer(touches, filed.customers),
         "several_people_causes": causes,
         "customers_through_placeholder_or_hub": causes["through_placeholder_or_hub"],
+        "missed_linkable": missed_linkable_pairs(touches, filed.customers, components),
         "hazards": {
             h: hazard_scores(h, touches, persons, predicted, components, filed)
             for h in _hazards(touches)

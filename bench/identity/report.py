@@ -77,6 +77,26 @@ def causes_line(causes: dict[str, Any]) -> str:
     return "several-people customers by cause, needing it (alone): " + ", ".join(parts)
 
 
+def missed_table(missed: dict[str, Any]) -> str:
+    """The missed linkable pairs by what split them off (misses.py): the largest classes, then
+    the pairs by hazard and by the identifier that would have connected them."""
+    if not missed["pairs"]:
+        return "no linkable pair missed"
+    lines = [
+        f"missed linkable pairs: {missed['pairs']:,} in {missed['blocks']:,} blocks split off"
+        " (hazard / evidence carried / identifier that would have connected it):"
+    ]
+    for c in missed["classes"]:
+        lines.append(
+            f"  {c['pairs']:>6,} pairs {c['blocks']:>4,} blocks  "
+            f"{c['hazard']} / {c['carries']} / {c['bridge']}"
+        )
+    for name in ("by_hazard", "by_bridge"):
+        parts = ", ".join(f"{k} {n:,}" for k, n in missed[name].items())
+        lines.append(f"  {name.replace('_', ' ')}: {parts}")
+    return "\n".join(lines)
+
+
 def worst_table(worst: list[dict[str, Any]]) -> str:
     if not worst:
         return "no customer holds more than one person"
@@ -100,6 +120,7 @@ def format_table(result: dict[str, Any]) -> str:
         "\n".join(lines),
         hazard_table(result["hazards"]),
         causes_line(result["several_people_causes"]),
+        missed_table(result["missed_linkable"]),
         worst_table(result["worst_customers"]),
     ]
     return "\n\n".join(parts)
