@@ -561,6 +561,33 @@ def test_two_customers_whose_emails_are_a_slip_apart_are_one_on_the_browser_of_o
     assert "one keystroke apart" in merged[0].details["reason"]
 
 
+def test_a_dot_hit_for_the_letter_above_it_is_a_slip_on_the_browser_of_one(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "web")
+    # `.` sits below `l` on a Spanish keyboard: Alba types `af.ores@` in a chat on her laptop.
+    slip = resolve(email="af.ores@icloud.com", anonymous_id="ck-laptop")
+    alba = resolve(email="aflores@icloud.com")
+    assert resolve(email="aflores@icloud.com", anonymous_id="ck-laptop") == alba
+    assert identity.locate("acme", slip).customer_id == alba
+    assert identity.locate("acme", resolve(anonymous_id="ck-laptop")).customer_id == alba
+
+
+@pytest.mark.parametrize("first, second", [("a.lopez", "alopez"), ("a.lopez", "a-lopez")])
+def test_a_name_written_with_or_without_a_dot_on_a_family_tablet_is_two_people(
+    identity: IdentityResolver, first: str, second: str
+) -> None:
+    resolve = resolving(identity, "web")
+    # Two mailboxes at one provider, a household's tablet: a dot in or out, or a hyphen for it
+    # (`.` and `-` are neighbours), is another way to write a name that two people may each
+    # hold, not a slip of a finger: the tablet stays shared.
+    one = resolve(email=f"{first}@hotmail.es", anonymous_id="ck-family-ipad")
+    other = resolve(email=f"{second}@hotmail.es")
+    assert resolve(email=f"{second}@hotmail.es", anonymous_id="ck-family-ipad") == other
+    assert identity.locate("acme", one).members == (one,)
+    assert identity.locate("acme", other).members == (other,)
+
+
 @pytest.mark.parametrize(
     "first, second", [("maria.lopez", "mario.lopez"), ("daniel.ruiz", "daniela.ruiz")]
 )
