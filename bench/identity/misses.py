@@ -14,6 +14,12 @@ Each split-off block is described three ways, from what the population knows:
 - `bridge`: the kinds of the keys it shares with the rest of its group and nobody else uses,
   the identifiers that would have connected it (`cookie`: the browser; `email`).
 
+A block connected to its group only through a device (a browser, an app install) is missed
+when the resolver held the device shared: `device_bridged` counts those pairs by how many of the
+person's customers (at the end) were named on the device, by touchpoints carrying an email, a
+phone, an account or a card beside it. Two or more: the person was still split there (a second or
+changed email, an unrecognised slip), so the browser looked like a household's.
+
 This module imports nothing of ours, so that it can be tested on hand-built touchpoints.
 """
 
@@ -44,6 +50,7 @@ HAZARD_ORDER = (
     "placeholder_phone",
 )
 _SPELLING = ("phone_", "email_")
+DEVICE_FAMILIES = frozenset({"cookie", "app", "tablet", "kiosk"})
 TOP = 12  # classes listed (the JSON and the printed table)
 
 
@@ -84,6 +91,12 @@ def missed_linkable_pairs(
         for key in touch.evidence:
             users.setdefault(key, set()).add(touch.person)
     own = {key for key, people in users.items() if len(people) == 1}
+    named_on: dict[str, set[Hashable]] = {}  # device key -> customers of touchpoints naming
+    for i, touch in enumerate(touches):
+        if any(family(k) not in DEVICE_FAMILIES for k in touch.evidence):
+            for key in touch.evidence:
+                if family(key) in DEVICE_FAMILIES:
+                    named_on.setdefault(key, set()).add(predicted[i])
     blocks: dict[int, dict[Hashable, list[int]]] = {}
     for i, component in enumerate(components):
         blocks.setdefault(component, {}).setdefault(predicted[i], []).append(i)
@@ -91,6 +104,7 @@ def missed_linkable_pairs(
     by_carries: Counter[str] = Counter()
     by_bridge: Counter[str] = Counter()
     classes: Counter[tuple[str, str, str]] = Counter()
+    device_bridged: Counter[str] = Counter()
     class_blocks: Counter[tuple[str, str, str]] = Counter()
     total = stray_blocks = 0
     for group in blocks.values():
@@ -100,7 +114,10 @@ def missed_linkable_pairs(
         ordered = sorted(group.values(), key=lambda b: (-len(b), b[0]))
         for rank, block in enumerate(ordered[1:], start=1):
             pairs = len(block) * sum(len(b) for b in ordered[:rank])
-            label = _describe(block, ordered, own, touches, customers)
+            label, bridges = _describe(block, ordered, own, touches, customers)
+            if bridges and all(family(k) in DEVICE_FAMILIES for k in bridges):
+                named = len(set().union(*(named_on.get(k, set()) for k in bridges)))
+                device_bridged[_NAMED[min(named, 2)]] += pairs
             total += pairs
             stray_blocks += 1
             by_hazard[label[0]] += pairs
@@ -114,6 +131,7 @@ def missed_linkable_pairs(
         "by_hazard": _ranked(by_hazard),
         "by_carries": _ranked(by_carries),
         "by_bridge": _ranked(by_bridge),
+        "device_bridged": _ranked(device_bridged),
         "classes": [
             {"hazard": h, "carries": c, "bridge": b, "pairs": n, "blocks": class_blocks[(h, c, b)]}
             for (h, c, b), n in sorted(classes.items(), key=lambda item: (-item[1], item[0]))[:TOP]
@@ -127,14 +145,18 @@ def _describe(
     own: set[str],
     touches: Sequence[Touched],
     customers: Sequence[str | None],
-) -> tuple[str, str, str]:
+) -> tuple[tuple[str, str, str], set[str]]:
     if any(customers[i] is None for i in block):
         hazard = LOST
     else:
         hazard = main_hazard({h for i in block for h in touches[i].hazards})
     keys = {k for i in block for k in touches[i].evidence}
     others = {k for b in ordered if b is not block for i in b for k in touches[i].evidence}
-    return hazard, _kinds(keys) or NONE, _kinds(keys & others & own) or NONE
+    bridges = keys & others & own
+    return (hazard, _kinds(keys) or NONE, _kinds(bridges) or NONE), bridges
+
+
+_NAMED = ("named_by_no_customer", "named_by_one_customer", "named_by_several_customers")
 
 
 def _kinds(keys: set[str]) -> str:

@@ -91,7 +91,7 @@ def missed_table(missed: dict[str, Any]) -> str:
             f"  {c['pairs']:>6,} pairs {c['blocks']:>4,} blocks  "
             f"{c['hazard']} / {c['carries']} / {c['bridge']}"
         )
-    for name in ("by_hazard", "by_bridge"):
+    for name in ("by_hazard", "by_bridge", "device_bridged"):
         parts = ", ".join(f"{k} {n:,}" for k, n in missed[name].items())
         lines.append(f"  {name.replace('_', ' ')}: {parts}")
     return "\n".join(lines)

@@ -41,6 +41,22 @@ def test_a_browsers_anonymous_visits_split_off_are_put_down_to_the_browser() -> 
     assert found["classes"] == [
         {"hazard": "none", "carries": "cookie", "bridge": "cookie", "pairs": 4, "blocks": 1}
     ]
+    assert found["device_bridged"] == {"named_by_one_customer": 4}
+
+
+def test_a_browser_two_of_ones_customers_were_named_on_is_told_apart() -> None:
+    # A second email on one's own browser, never joined to the main one: the browser looked
+    # shared, and the visit after went apart.
+    touches = [
+        t(1, "email:a@x.es", "cookie:c"),
+        t(1, "email:a@x.es"),
+        t(1, "email:a@work.es", "cookie:c", hazards=("second_email",)),
+        t(1, "cookie:c"),
+    ]
+    found = missed(touches, ["c1", "c1", "c2", "c3"])
+    # c2 (one touchpoint) is bridged by the cookie to c1, c3 by the cookie too.
+    assert found["device_bridged"] == {"named_by_several_customers": 5}
+    assert found["pairs"] == 5
 
 
 def test_the_smaller_block_is_the_one_split_off_and_carries_the_blame() -> None:
