@@ -20,6 +20,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.identity.fusions import fusion_causes, several_people_causes
+from bench.identity.misses import missed_linkable_pairs
 from bench.identity.population import Touch, generate
 from bench.identity.scoring import evidence_components, scores
 from bench.identity.spelling import PLACEHOLDER
@@ -39,7 +41,8 @@ TENANT = "bench"
 BUCKET_KEY = touchpoint_bucket_key(b"bench platform key")
 BATCH = 500  # events per ingest request and per filing batch
 MAX_EVENT_BYTES = IngestSettings.model_fields["max_event_bytes"].default
-# The "done when": what the product must reach on this population with default rules.
+# The "done when": what the product must reach on this population with default rules,
+# and no customer holding several people through a placeholder or hub (fusions.py).
 # Evidence keys of devices and browsers (channels.py): they identify a device, not a person.
 DEVICE_KEYS = ("cookie:", "app:", "tablet:", "kiosk:")
 # "Customers per person counting only what is linkable" is measured per linkable group (one
@@ -117,6 +120,7 @@ def summarise(people: int, seed: int, touches: Sequence[Touch], filed: Filed) ->
     persons = [t.person for t in touches]
     components = evidence_components(touches)
     overall = scores(persons, predicted, components, [True] * len(touches))
+    causes = several_people_causes(touches, filed.customers)
     result: dict[str, Any] = {
         "people": people,
         "seed": seed,
@@ -132,6 +136,9 @@ def summarise(people: int, seed: int, touches: Sequence[Touch], filed: Filed) ->
         **{k: v for k, v in overall.as_dict().items() if k != "touchpoints"},
         **customers_per_person(touches, filed.customers, components),
         **people_per_customer(touches, filed.customers),
+        "several_people_causes": causes,
+        "customers_through_placeholder_or_hub": causes["through_placeholder_or_hub"],
+        "missed_linkable": missed_linkable_pairs(touches, filed.customers, components),
         "hazards": {
             h: hazard_scores(h, touches, persons, predicted, components, filed)
             for h in _hazards(touches)
@@ -142,7 +149,7 @@ def summarise(people: int, seed: int, touches: Sequence[Touch], filed: Filed) ->
         result["precision"] >= TARGETS["precision"]
         and result["linkable_recall"] >= TARGETS["linkable_recall"]
         and result["customers_per_linkable_group"] <= TARGETS["customers_per_linkable_group"]
-        and result["customers_with_several_people"] == 0
+        and result["customers_through_placeholder_or_hub"] == 0
     )
     return result
 
@@ -243,6 +250,7 @@ def _fused(customer: str, touches: Sequence[Touch]) -> dict[str, Any]:
         "fused_by": spelled[0][0] if spelled else key,
         "fused_by_kind": "placeholder" if key.startswith(PLACEHOLDER) else key.partition(":")[0],
         "people_holding_it": len(holders[key]),
+        "causes": sorted(fusion_causes(touches)),
     }
 
 

@@ -42,7 +42,11 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
         ),
         ("people per customer, mean", f"{r['people_per_customer']:.2f}"),
         ("people per customer, max", f"{r['max_people_per_customer']:,}"),
-        ("customers holding several people (target 0)", f"{r['customers_with_several_people']:,}"),
+        ("customers holding several people", f"{r['customers_with_several_people']:,}"),
+        (
+            "  through a placeholder or hub (target 0)",
+            f"{r['customers_through_placeholder_or_hub']:,}",
+        ),
         ("filings per second (SQLite file)", f"{r['filings_per_s']:,.0f}"),
     ]
 
@@ -63,14 +67,45 @@ def hazard_table(hazards: dict[str, dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def causes_line(causes: dict[str, Any]) -> str:
+    """What the several-people customers' people share (fusions.py): customers needing each
+    cause to connect their people, and in brackets those needing it alone."""
+    if not causes["customers"]:
+        return "several-people customers by cause: none"
+    alone = causes["alone"]
+    parts = [f"{c} {n} ({alone.get(c, 0)})" for c, n in causes["needing"].items()]
+    return "several-people customers by cause, needing it (alone): " + ", ".join(parts)
+
+
+def missed_table(missed: dict[str, Any]) -> str:
+    """The missed linkable pairs by what split them off (misses.py): the largest classes, then
+    the pairs by hazard and by the identifier that would have connected them."""
+    if not missed["pairs"]:
+        return "no linkable pair missed"
+    lines = [
+        f"missed linkable pairs: {missed['pairs']:,} in {missed['blocks']:,} blocks split off"
+        " (hazard / evidence carried / identifier that would have connected it):"
+    ]
+    for c in missed["classes"]:
+        lines.append(
+            f"  {c['pairs']:>6,} pairs {c['blocks']:>4,} blocks  "
+            f"{c['hazard']} / {c['carries']} / {c['bridge']}"
+        )
+    for name in ("by_hazard", "by_bridge", "device_bridged"):
+        parts = ", ".join(f"{k} {n:,}" for k, n in missed[name].items())
+        lines.append(f"  {name.replace('_', ' ')}: {parts}")
+    return "\n".join(lines)
+
+
 def worst_table(worst: list[dict[str, Any]]) -> str:
     if not worst:
         return "no customer holds more than one person"
-    lines = ["customers holding the most people (the identifier most of them share):"]
+    lines = ["customers holding the most people (the identifier most of them share; cause):"]
     for w in worst:
         lines.append(
             f"  {w['customer_id'][:40]:<40} {w['people']:>4} people {w['touchpoints']:>5} touchpoints"
-            f"  {w['fused_by_kind']}: {w['fused_by']!r} ({w['people_holding_it']} people)"
+            f"  {w['fused_by_kind']}: {w['fused_by']!r} ({w['people_holding_it']} people;"
+            f" {'+'.join(w['causes'])})"
         )
     return "\n".join(lines)
 
@@ -84,6 +119,8 @@ def format_table(result: dict[str, Any]) -> str:
     parts = [
         "\n".join(lines),
         hazard_table(result["hazards"]),
+        causes_line(result["several_people_causes"]),
+        missed_table(result["missed_linkable"]),
         worst_table(result["worst_customers"]),
     ]
     return "\n\n".join(parts)

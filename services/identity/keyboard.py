@@ -3,14 +3,21 @@
 Used where a slip alone would merge two established customers: `maria@` and `mario@` are one edit
 apart but `a` and `o` are far apart, so that is two people (and Spanish names that differ only by
 their ending are common in one household), while `kateo@` for `mateo@` is a key next to the right
-one. The layout is the Spanish QWERTY (`ñ` right of `l`), which matches the English one elsewhere.
+one. The layout is the Spanish QWERTY (`ñ` right of `l`; `,` `.` `-` right of `m`, so `.` sits below
+`l`: `af.ores@` for `aflores@` is a slip), which matches the English one elsewhere.
+
+A dot or a hyphen hit for a letter, or a letter for one, is a slip like any other; a dot or a hyphen
+added beside a letter, missed, or written for the other, is not: `a.lopez@`, `alopez@` and
+`a-lopez@` are three ways to write a name, and at most providers mailboxes that different people
+may each hold.
 """
 
 from __future__ import annotations
 
 from functools import cache
 
-ROWS = ("1234567890", "qwertyuiop", "asdfghjklñ", "zxcvbnm")
+ROWS = ("1234567890", "qwertyuiop", "asdfghjklñ", "zxcvbnm,.-")
+SEPARATORS = frozenset(".-_")
 
 
 @cache
@@ -41,7 +48,8 @@ def keyboard_slip(typed: str, meant: str) -> bool:
     if len(typed) == len(meant):
         diff = [i for i, (x, y) in enumerate(zip(typed, meant, strict=True)) if x != y]
         if len(diff) == 1:
-            return _adjacent(typed[diff[0]], meant[diff[0]])
+            pair = {typed[diff[0]], meant[diff[0]]}
+            return not pair <= SEPARATORS and _adjacent(*pair)
         i = diff[0]
         return diff == [i, i + 1] and typed[i] == meant[i + 1] and typed[i + 1] == meant[i]
     longer, shorter = (typed, meant) if len(typed) > len(meant) else (meant, typed)
@@ -50,6 +58,8 @@ def keyboard_slip(typed: str, meant: str) -> bool:
     for i, extra in enumerate(longer):
         if longer[:i] + longer[i + 1 :] == shorter:
             around = longer[i - 1 : i] + longer[i + 1 : i + 2]
-            if any(extra == c or _adjacent(extra, c) for c in around):
+            # `a.lopez` and `alopez`: another way to write a name, not a slip (see above).
+            near = extra not in SEPARATORS and any(_adjacent(extra, c) for c in around)
+            if extra in around or near:
                 return True
     return False

@@ -141,8 +141,19 @@ def test_a_small_run_is_scored_from_what_ingest_and_filing_made_of_it() -> None:
     assert result["customers_per_person"] >= 1.0
     assert result["max_people_per_customer"] >= 1
     assert result["hazards"]["placeholder_email"]["touchpoints"] > 0
+    causes = result["several_people_causes"]
+    assert causes["customers"] == result["customers_with_several_people"]
+    assert result["customers_through_placeholder_or_hub"] == causes["through_placeholder_or_hub"]
+    assert result["customers_through_placeholder_or_hub"] <= causes["customers"]
+    assert all(w["causes"] for w in result["worst_customers"])
+    missed = result["missed_linkable"]
+    assert missed["pairs"] == result["linkable_pairs"] - result["found_linkable_pairs"]
+    assert sum(missed["by_hazard"].values()) == missed["pairs"]
+    assert sum(missed["by_bridge"].values()) == missed["pairs"]
     table = format_table(result)
     assert "pairwise precision" in table and "shared_landline" in table
+    assert "through a placeholder or hub" in table and "by cause" in table
+    assert "missed linkable pairs" in table or "no linkable pair missed" in table
 
 
 def test_the_cli_prints_the_table_and_writes_the_json(

@@ -15,6 +15,7 @@ from services.identity.keyboard import keyboard_slip, neighbours
         ("annna", "anna"),  # a letter doubled
         ("luisd", "luis"),  # the key next to the last one hit too
         ("mariñ", "maril"),  # ñ sits right of l on a Spanish keyboard
+        ("af.ores", "aflores"),  # . sits below l
     ],
 )
 def test_slips_of_a_finger(typed: str, meant: str) -> None:
@@ -31,6 +32,10 @@ def test_slips_of_a_finger(typed: str, meant: str) -> None:
         ("ana", "ana"),  # the same is no slip
         ("ana", "anabel"),  # more than one letter
         ("abcd", "badc"),  # two swaps
+        ("a.lopez", "alopez"),  # a dot added: another way to write a name (two mailboxes)
+        ("ana-lopez", "analopez"),
+        ("ana-lopez", "ana.lopez"),  # - sits right of ., but both are ways to write a name
+        ("ana.l", "ana.a"),  # . is near l, not a: still two letters far apart
     ],
 )
 def test_other_names_one_letter_away_are_no_slip(one: str, other: str) -> None:
@@ -42,3 +47,4 @@ def test_neighbours_are_mutual_and_follow_the_rows() -> None:
     assert all(key in near[n] for key, ns in near.items() for n in ns)
     assert near["g"] == frozenset("tyfhvb")
     assert "ñ" in near["l"] and "a" not in near["o"]
+    assert near["."] == frozenset("lñ,-") and near["m"] == frozenset("jk,n")

@@ -441,6 +441,35 @@ def test_the_example_numbers_forms_print_are_placeholders_unless_a_tenant_says_o
     ) == Identifier("phone", "+34612345678")
 
 
+def test_a_number_typed_alone_for_strangers_is_its_holders_until_someone_disagrees(
+    identity: IdentityResolver,
+) -> None:
+    # The bench's seed-23 `612 345 678` (README, identity accuracy): typed at tills for walk-ins.
+    # While one card holder holds it, a touchpoint carrying only the number is his (nothing in it
+    # disagrees: it could be him without his card); those filings stay his. A second card with
+    # it makes the number nobody's in particular: lone touchpoints are filed apart from then on,
+    # and a fourth holder stops it linking anybody.
+    def at_till(card: str | None = None, **ref: Any) -> str:
+        cards = {"external_ids": {"loyalty": card}} if card else {}
+        customer = CustomerRef.model_validate({"phone": "612 345 678", **cards, **ref})
+        return identity.resolve("acme", customer, str(uuid.uuid4()), "pos", at=NOW).home_id
+
+    holders = [at_till("L0")]
+    before = at_till()
+    assert before == holders[0]
+    holders.append(at_till("L1"))
+    assert holders[1] != holders[0]
+    assert at_till() not in holders
+    assert identity.canonical_id("acme", before) == holders[0]  # the earlier filing stays his
+    holders += [at_till("L2"), at_till("L3")]
+    assert len(set(holders)) == 4
+    assert identity.holders_of("acme", "phone", "612 345 678") == tuple(holders[:3])
+    later = CustomerRef(phone="612 345 678", email="nueva@x.es")
+    found = identity.resolve("acme", later, str(uuid.uuid4()), "pos", at=NOW)
+    assert found.home_id not in holders
+    assert [s.reason for s in found.skipped] == ["shared by too many customers"]
+
+
 # --- hubs learned from the data -------------------------------------------------------------------
 
 
@@ -539,6 +568,33 @@ def test_two_customers_whose_emails_are_a_slip_apart_are_one_on_the_browser_of_o
     assert identity.locate("acme", resolve(anonymous_id="ck-1")).customer_id == mateo
     merged = [e for e in identity.history("acme", mateo) if e.action == "customers_merged"]
     assert "one keystroke apart" in merged[0].details["reason"]
+
+
+def test_a_dot_hit_for_the_letter_above_it_is_a_slip_on_the_browser_of_one(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "web")
+    # `.` sits below `l` on a Spanish keyboard: Alba types `af.ores@` in a chat on her laptop.
+    slip = resolve(email="af.ores@icloud.com", anonymous_id="ck-laptop")
+    alba = resolve(email="aflores@icloud.com")
+    assert resolve(email="aflores@icloud.com", anonymous_id="ck-laptop") == alba
+    assert identity.locate("acme", slip).customer_id == alba
+    assert identity.locate("acme", resolve(anonymous_id="ck-laptop")).customer_id == alba
+
+
+@pytest.mark.parametrize("first, second", [("a.lopez", "alopez"), ("a.lopez", "a-lopez")])
+def test_a_name_written_with_or_without_a_dot_on_a_family_tablet_is_two_people(
+    identity: IdentityResolver, first: str, second: str
+) -> None:
+    resolve = resolving(identity, "web")
+    # Two mailboxes at one provider, a household's tablet: a dot in or out, or a hyphen for it
+    # (`.` and `-` are neighbours), is another way to write a name that two people may each
+    # hold, not a slip of a finger: the tablet stays shared.
+    one = resolve(email=f"{first}@hotmail.es", anonymous_id="ck-family-ipad")
+    other = resolve(email=f"{second}@hotmail.es")
+    assert resolve(email=f"{second}@hotmail.es", anonymous_id="ck-family-ipad") == other
+    assert identity.locate("acme", one).members == (one,)
+    assert identity.locate("acme", other).members == (other,)
 
 
 @pytest.mark.parametrize(
