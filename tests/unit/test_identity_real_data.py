@@ -444,14 +444,14 @@ def test_the_example_numbers_forms_print_are_placeholders_unless_a_tenant_says_o
 def test_a_number_typed_alone_for_strangers_is_its_holders_until_someone_disagrees(
     identity: IdentityResolver,
 ) -> None:
-    # The bench's seed-23 `612 345 678` (README, identity accuracy): typed at tills for walk-ins.
-    # While one card holder holds it, a touchpoint carrying only the number is his (nothing in it
+    # A real customer's number typed at tills for walk-ins (the bench's seed-23 story, whose
+    # number was Spain's example `612 345 678`, a placeholder now). While one card holder holds it, a touchpoint carrying only the number is his (nothing in it
     # disagrees: it could be him without his card); those filings stay his. A second card with
     # it makes the number nobody's in particular: lone touchpoints are filed apart from then on,
     # and a fourth holder stops it linking anybody.
     def at_till(card: str | None = None, **ref: Any) -> str:
         cards = {"external_ids": {"loyalty": card}} if card else {}
-        customer = CustomerRef.model_validate({"phone": "612 345 678", **cards, **ref})
+        customer = CustomerRef.model_validate({"phone": "699 402 113", **cards, **ref})
         return identity.resolve("acme", customer, str(uuid.uuid4()), "pos", at=NOW).home_id
 
     holders = [at_till("L0")]
@@ -463,8 +463,8 @@ def test_a_number_typed_alone_for_strangers_is_its_holders_until_someone_disagre
     assert identity.canonical_id("acme", before) == holders[0]  # the earlier filing stays his
     holders += [at_till("L2"), at_till("L3")]
     assert len(set(holders)) == 4
-    assert identity.holders_of("acme", "phone", "612 345 678") == tuple(holders[:3])
-    later = CustomerRef(phone="612 345 678", email="nueva@x.es")
+    assert identity.holders_of("acme", "phone", "699 402 113") == tuple(holders[:3])
+    later = CustomerRef(phone="699 402 113", email="nueva@x.es")
     found = identity.resolve("acme", later, str(uuid.uuid4()), "pos", at=NOW)
     assert found.home_id not in holders
     assert [s.reason for s in found.skipped] == ["shared by too many customers"]
