@@ -82,12 +82,15 @@ class SseProbe:
         return [f"{self.run}-{i}" for i in range(self.streams)]
 
     def start(self) -> None:
-        """Create the customers, open every stream, then start probing."""
+        """Create the customers and open every stream (`probe` then starts posting to them)."""
         self._post([self.make_event(c) for c in self.customers])
         self.loop_thread = threading.Thread(target=self._run_streams, daemon=True)
         self.loop_thread.start()
         if not self.ready.wait(OPEN_TIMEOUT_S) or self.errors:
             raise RuntimeError(f"streams did not open: {self.errors[:1]!r}")
+
+    def probe(self) -> None:
+        """Post an event to one of the streams' customers `rate` times a second, until `stop`."""
         self.prober = threading.Thread(target=self._probe, daemon=True)
         self.prober.start()
 
@@ -96,7 +99,8 @@ class SseProbe:
         acknowledged from `since` (a `time.perf_counter()`) on when given: the prober starts
         once the streams are open, which may be before the load it is to be timed under."""
         self.stopping.set()
-        self.prober.join()
+        if prober := getattr(self, "prober", None):  # none when it never began probing
+            prober.join()
         deadline = time.monotonic() + DRAIN_S
         while set(self.acked) - set(self.received) and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -641,6 +641,7 @@ def drive(
     # Consoles stay open on other customers during the batched load (bench/console.py).
     probe = sse_probe(target, plan, templates[0], "the batched load")
     probe.start()
+    probe.probe()
     result["batched"] = end_to_end(target, work) | {"batch_size": plan.batch_size}
     result["sse"] = probe.stop()
     wait_idle()  # the satisfaction group may still be behind the timeline

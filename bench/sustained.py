@@ -46,6 +46,8 @@ class LiveStreams(Protocol):
 
     def start(self) -> None: ...
 
+    def probe(self) -> None: ...
+
     def stop(self, since: float | None = None) -> dict[str, Any]: ...
 
 
@@ -215,6 +217,17 @@ def probe_event(template: dict[str, Any], customer: str) -> dict[str, Any]:
     return event
 
 
+def open_live(streams: LiveStreams, lag: Lag, timeout_s: float = 1800.0) -> LiveStreams:
+    """Open the streams (their customers' first events created), wait for the pipeline to take
+    those, then start the streams' prober. In that order: while the prober posts, a pipeline
+    that commits its offsets periodically (the distributed workers) never shows an empty
+    backlog, and a drain wait begun after it would never end."""
+    streams.start()
+    wait_drained(lag, timeout_s)
+    streams.probe()
+    return streams
+
+
 def sustained(
     target: HttpTarget,
     read_target: HttpTarget,
@@ -236,10 +249,7 @@ def sustained(
     if len(due) > len(bodies):
         raise ValueError(f"{len(due)} requests scheduled, only {len(bodies)} bodies made")
     wait_drained(lag)
-    streams = live() if live is not None else None
-    if streams is not None:
-        streams.start()  # its customers created and their streams open before the load
-        wait_drained(lag)
+    streams = open_live(live(), lag) if live is not None else None
     before = load_average()
     stop = threading.Event()
     counts, errors = [[0, 0] for _ in range(clients)], []

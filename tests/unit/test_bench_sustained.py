@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -18,6 +19,7 @@ from bench.sustained import (
     encode_batches,
     interleaved_latency,
     lag_trend,
+    open_live,
     people_for,
     phase_rates,
     rows,
@@ -188,3 +190,34 @@ def test_the_perf_tool_runs_with_acks_all_and_the_record_size() -> None:
 def test_without_the_tools_jar_the_perf_tool_is_reported_missing(tmp_path: Path) -> None:
     assert not kafka_perf.available(tmp_path)
     assert "kafka-tools" in kafka_perf.run(tmp_path, "127.0.0.1:1", 12, 10)["error"]
+
+
+class _PeriodicCommits:
+    """Live streams in front of a pipeline that commits its offsets periodically: while the
+    prober posts, the backlog is never seen empty."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.probing = False
+
+    def start(self) -> None:
+        self.calls.append("start")
+
+    def probe(self) -> None:
+        self.calls.append("probe")
+        self.probing = True
+
+    def stop(self, since: float | None = None) -> dict[str, Any]:
+        self.probing = False
+        return {}
+
+    def lag(self) -> dict[str, int]:
+        return {"filing": 3 if self.probing else 0}
+
+
+def test_live_streams_start_probing_only_once_the_pipeline_took_their_first_events() -> None:
+    # The distributed bench hung here: the prober posted before the drain wait, so a backlog
+    # that never reads 0 while it posts kept the wait going until its 30-minute timeout.
+    streams = _PeriodicCommits()
+    assert open_live(streams, streams.lag, timeout_s=5.0) is streams
+    assert streams.calls == ["start", "probe"] and streams.probing
