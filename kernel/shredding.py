@@ -173,7 +173,8 @@ def split_personal(event: Event) -> tuple[Event, Event]:
     personal: Event = {}
     customer = dict(rest.get("customer") or {})
     taken = {f: customer.pop(f) for f in _CUSTOMER_FIELDS if f in customer}
-    rest["customer"] = customer
+    if "customer" in event:
+        rest["customer"] = customer
     if taken:
         personal["customer"] = taken
     payload = dict(rest.get("payload") or {})

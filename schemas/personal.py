@@ -114,13 +114,3 @@ def whole_payload(event_type: str) -> bool:
     context with the IP)."""
     return event_type.startswith(CUSTOM_PREFIX)
 
-
-def declared_paths() -> list[str]:
-    """Every declared path, `type:payload.field` for a type's own: for documentation and tests."""
-    typed = [f"{t}:payload.{f}" for t, fields in PAYLOAD_FIELDS.items() for f in fields]
-    return [
-        *CUSTOMER_PATHS,
-        "payload.attributes.<personal key>",
-        f"{CUSTOM_PREFIX}*:payload",
-        *typed,
-    ]
