@@ -8,6 +8,8 @@
   With a rollback journal the main file is zeroed when the delete commits and the journal, which
   held the page as it was, is deleted with the commit. Keys are written once per new subject, so
   the writer's whole-file lock costs little here.
+- `synchronous = FULL`: a key is on disk before its first event is sealed under it; a key lost
+  to a power cut would leave that event unreadable, as if erased.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class SqliteKeyVault:
             )
             self._conn.execute("PRAGMA journal_mode = DELETE")
             self._conn.execute("PRAGMA secure_delete = ON")
+            self._conn.execute("PRAGMA synchronous = FULL")
             self._conn.executescript(SCHEMA)
 
     @contextmanager
