@@ -113,4 +113,3 @@ def whole_payload(event_type: str) -> bool:
     schema, its payload is whatever the producer sent (Segment's identify traits, alias ids, the
     context with the IP)."""
     return event_type.startswith(CUSTOM_PREFIX)
-
