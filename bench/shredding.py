@@ -101,7 +101,8 @@ def main() -> None:
         create = _micros(lambda: vault.get_or_create(TENANT, next(fresh)), 200)
         vault.close()
     print(
-        f"sqlite vault: find {find[0]:.1f} ({find[1]:.1f}), new key {create[0]:.1f} ({create[1]:.1f})"
+        f"sqlite vault: find {find[0]:.1f} ({find[1]:.1f}),"
+        f" new key {create[0]:.1f} ({create[1]:.1f})"
     )
     print("load average: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 

@@ -166,7 +166,7 @@ def keep_first(keys: TenantKeys, key_id: str, insert_then_read: Callable[[bytes]
     return unwrap_data_key(keys, key_id, insert_then_read(offered))
 
 
-# --- events ----------------------------------------------------------------------------------------
+# --- events ----------------------------------------------------------------------------------
 def split_personal(event: Event) -> tuple[Event, Event]:
     """(the event without its personal fields, those fields in the event's own shape)."""
     rest = copy.copy(event)

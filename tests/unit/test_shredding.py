@@ -258,7 +258,7 @@ def test_erasure_end_to_end_on_the_twin_vault() -> None:
 
 # --- any event of any type -----------------------------------------------------------------------
 _TEXT = st.text(min_size=1, max_size=30)
-# Integers in 64 bits: every stored event was encoded by orjson (schemas/validate.py), which holds no more.
+# 64-bit integers: stored events are encoded by orjson (schemas/validate.py), which allows no more.
 _SCALAR = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), _TEXT)
 _CUSTOMERS = st.fixed_dictionaries(
     {},
