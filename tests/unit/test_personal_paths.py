@@ -84,6 +84,18 @@ def test_every_typed_payload_has_the_attributes_the_attribute_rule_reads(event_t
     assert _payload_properties(event_type)["attributes"]["type"] == "object"
 
 
+@pytest.mark.parametrize("event_type", sorted(set(TYPES) - PLATFORM_TYPES))
+def test_the_published_schemas_mark_exactly_the_declared_paths(event_type: str) -> None:
+    properties = _payload_properties(event_type)
+    marked = {name for name, p in properties.items() if p.get("x-personal") is True}
+    assert marked == set(personal.payload_fields(event_type))
+    words = properties["attributes"]["x-personal-key-words"].split()
+    assert set(words) == personal.ATTRIBUTE_WORDS
+    schema = json.loads((SCHEMAS / f"{event_type}.schema.json").read_text())
+    customer = schema["$defs"]["CustomerRef"]["properties"].values()
+    assert all(p["x-personal"] is True for p in customer)
+
+
 @pytest.mark.parametrize(
     "key",
     [
