@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
 import hashlib
 import hmac
 import re
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import orjson
@@ -167,29 +167,34 @@ def keep_first(keys: TenantKeys, key_id: str, insert_then_read: Callable[[bytes]
 
 
 # --- events ----------------------------------------------------------------------------------
+def _take_customer(customer: Event) -> tuple[Event, Event]:
+    rest = dict(customer)
+    return rest, {f: rest.pop(f) for f in _CUSTOMER_FIELDS if f in rest}
+
+
+def _take_payload(event_type: str, payload: Event) -> tuple[Event, Event]:
+    if whole_payload(event_type):
+        return {}, dict(payload)
+    rest = dict(payload)
+    taken = {f: rest.pop(f) for f in payload_fields(event_type) if f in rest}
+    attributes = dict(rest.get("attributes") or {})
+    names = {k: attributes.pop(k) for k in list(attributes) if is_personal_attribute(k)}
+    if names:
+        rest["attributes"], taken["attributes"] = attributes, names
+    return rest, taken
+
+
 def split_personal(event: Event) -> tuple[Event, Event]:
     """(the event without its personal fields, those fields in the event's own shape)."""
-    rest = copy.copy(event)
-    personal: Event = {}
-    customer = dict(rest.get("customer") or {})
-    taken = {f: customer.pop(f) for f in _CUSTOMER_FIELDS if f in customer}
-    if "customer" in event:
-        rest["customer"] = customer
-    if taken:
-        personal["customer"] = taken
-    payload = dict(rest.get("payload") or {})
-    if whole_payload(str(event.get("type", ""))):
-        taken, payload = payload, {}
-    else:
-        taken = {f: payload.pop(f) for f in payload_fields(str(event.get("type"))) if f in payload}
-        attributes = dict(payload.get("attributes") or {})
-        names = {k: attributes.pop(k) for k in list(attributes) if is_personal_attribute(k)}
-        if names:
-            payload["attributes"], taken["attributes"] = attributes, names
-    if "payload" in event:
-        rest["payload"] = payload
-    if taken:
-        personal["payload"] = taken
+    rest, personal = dict(event), {}
+    for member, take in (
+        ("customer", _take_customer),
+        ("payload", partial(_take_payload, str(event.get("type", "")))),
+    ):
+        if isinstance(event.get(member), dict):
+            rest[member], taken = take(event[member])
+            if taken:
+                personal[member] = taken
     return rest, personal
 
 
@@ -197,8 +202,9 @@ def _merge(into: Event, extra: Event) -> Event:
     merged = dict(into)
     for name, value in extra.items():
         inner = merged.get(name)
-        both_maps = isinstance(value, dict) and isinstance(inner, dict)
-        merged[name] = _merge(inner, value) if both_maps else value  # type: ignore[arg-type]
+        if isinstance(value, dict) and isinstance(inner, dict):
+            value = _merge(inner, value)
+        merged[name] = value
     return merged
 
 
