@@ -262,3 +262,22 @@ class AccessAudit(Protocol):
     def check_writable(self) -> None:
         """Raise unless an entry could be recorded now (the readiness probe), writing nothing."""
         ...
+
+
+class KeyVault(Protocol):
+    """Subjects' data keys for crypto-shredding (`kernel.shredding`), each stored wrapped by its
+    tenant's key and named by its key id (`subject_key_id`), never by the subject."""
+
+    def get_or_create(self, tenant_id: str, key_id: str) -> bytes:
+        """The data key, made now if nobody made it first: every process gets the same one."""
+        ...
+
+    def find(self, tenant_id: str, key_id: str) -> bytes | None:
+        """The data key if the vault holds it (opening an event never creates one)."""
+        ...
+
+    def destroy(self, tenant_id: str, key_ids: Sequence[str]) -> int:
+        """Delete keys for good; returns how many were held. Their events open as erased."""
+        ...
+
+    def close(self) -> None: ...

@@ -4,6 +4,12 @@
 with its channel restricted and its payload typed. `python -m schemas.export` rewrites
 `schemas/json/*.schema.json`; `--check` only reports whether they are current.
 
+Personal data is marked as `schemas/personal.py` declares it, for producers and for the
+crypto-shredding that seals it: `"x-personal": true` on every customer identifier and on each
+type's personal payload fields, and on `attributes` the words of a key (`x-personal-key-words`)
+and the keys (`x-personal-keys`) that make an attribute personal, each a space-separated list.
+Validators ignore `x-` keywords.
+
 What validators check beyond the schema (survey score bounds per kind, at least one customer
 identifier, timestamps not absurd) is in the `description`s and enforced at ingest.
 """
@@ -24,6 +30,7 @@ from pydantic_core import core_schema
 
 from schemas.envelope import EventIn, parse_timestamp
 from schemas.families import FAMILIES, PLATFORM_TYPES
+from schemas.personal import ATTRIBUTE_KEYS, ATTRIBUTE_WORDS, payload_fields
 
 ENVELOPE = "envelope"
 JSON_DIR = Path(__file__).parent / "json"
@@ -54,10 +61,27 @@ def json_schemas() -> dict[str, dict[str, Any]]:
 
 @functools.cache
 def _schemas() -> dict[str, dict[str, Any]]:
-    schemas = {ENVELOPE: _document(EventIn, "cem event (any type)")}
+    schemas = {ENVELOPE: _mark_personal(_document(EventIn, "cem event (any type)"), None)}
     for event_type in sorted(FAMILIES.keys() - PLATFORM_TYPES):  # not a channel system's to send
-        schemas[event_type] = _document(_event_model(event_type), f"cem event {event_type}")
+        schema = _document(_event_model(event_type), f"cem event {event_type}")
+        schemas[event_type] = _mark_personal(schema, event_type)
     return schemas
+
+
+def _mark_personal(schema: dict[str, Any], event_type: str | None) -> dict[str, Any]:
+    """The schema with its personal paths marked (`schemas.personal`)."""
+    defs = schema["$defs"]
+    for prop in defs["CustomerRef"]["properties"].values():
+        prop["x-personal"] = True
+    if event_type is None:
+        return schema
+    payload = defs[schema["properties"]["payload"]["$ref"].removeprefix("#/$defs/")]
+    for name in payload_fields(event_type):
+        payload["properties"][name]["x-personal"] = True
+    attributes = payload["properties"]["attributes"]
+    attributes["x-personal-key-words"] = " ".join(sorted(ATTRIBUTE_WORDS))
+    attributes["x-personal-keys"] = " ".join(sorted(ATTRIBUTE_KEYS))
+    return schema
 
 
 def _document(model: type[BaseModel], title: str) -> dict[str, Any]:

@@ -1,0 +1,39 @@
+"""Subjects' data keys in memory: the KeyVault twin for unit tests (wrapped as the real ones)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from kernel.shredding import TenantKeyring, check_key_id, keep_first, unwrap_data_key
+
+
+class MemoryKeyVault:
+    """A KeyVault in a dict: (tenant, key id) -> the data key wrapped by the tenant key."""
+
+    def __init__(self, platform_key: bytes) -> None:
+        self._keyring = TenantKeyring(platform_key)
+        self._lock = threading.Lock()
+        self.wrapped: dict[tuple[str, str], bytes] = {}
+
+    def get_or_create(self, tenant_id: str, key_id: str) -> bytes:
+        def insert_then_read(offered: bytes) -> bytes:
+            with self._lock:
+                return self.wrapped.setdefault((tenant_id, key_id), offered)
+
+        return keep_first(self._keyring.of(tenant_id), key_id, insert_then_read)
+
+    def find(self, tenant_id: str, key_id: str) -> bytes | None:
+        with self._lock:
+            wrapped = self.wrapped.get((tenant_id, check_key_id(key_id)))
+        if wrapped is None:
+            return None
+        return unwrap_data_key(self._keyring.of(tenant_id), key_id, wrapped)
+
+    def destroy(self, tenant_id: str, key_ids: Sequence[str]) -> int:
+        with self._lock:
+            found = [self.wrapped.pop((tenant_id, check_key_id(k)), None) for k in key_ids]
+        return sum(w is not None for w in found)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,58 @@
+"""Subjects' data keys in PostgreSQL (distributed mode), beside the identity store: every
+replica's filing stage reads and makes the same keys.
+
+A destroyed key's row is gone from the table at once, but PostgreSQL keeps its bytes, wrapped by
+the tenant key, in the write-ahead log, in dead tuples until a vacuum reuses their space, and in
+backups (docs/erasure.md, "Known limits").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cem.adapters.postgres import PostgresPool
+from kernel.shredding import TenantKeyring, check_key_id, keep_first, unwrap_data_key
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS key_vault (
+  tenant_id TEXT COLLATE "C" NOT NULL, key_id TEXT COLLATE "C" NOT NULL, wrapped BYTEA NOT NULL,
+  PRIMARY KEY (tenant_id, key_id));
+"""
+INSERT = "INSERT INTO key_vault VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
+SELECT = "SELECT wrapped FROM key_vault WHERE tenant_id = %s AND key_id = %s"
+DELETE = "DELETE FROM key_vault WHERE tenant_id = %s AND key_id = ANY(%s)"
+
+
+class PostgresKeyVault:
+    """A KeyVault in PostgreSQL; the table is created on start if missing."""
+
+    def __init__(self, dsn: str, platform_key: bytes, *, timeout_s: float = 5.0) -> None:
+        self._keyring = TenantKeyring(platform_key)
+        self.db = PostgresPool.with_schema(
+            dsn, "cem.key_vault", SCHEMA, max_size=4, timeout_s=timeout_s, name="cem-key-vault"
+        )
+
+    def get_or_create(self, tenant_id: str, key_id: str) -> bytes:
+        def insert_then_read(offered: bytes) -> bytes:
+            # Read committed: an insert that meets another transaction's row waits for it to
+            # commit and does nothing; the SELECT, a new statement, then sees that row.
+            with self.db.transaction() as cursor:
+                cursor.execute(INSERT, (tenant_id, key_id, offered))
+                row = cursor.execute(SELECT, (tenant_id, key_id)).fetchone()
+            assert row is not None  # inserted just above, or by whoever came first
+            return bytes(row[0])
+
+        return keep_first(self._keyring.of(tenant_id), key_id, insert_then_read)
+
+    def find(self, tenant_id: str, key_id: str) -> bytes | None:
+        with self.db.transaction() as cursor:
+            row = cursor.execute(SELECT, (tenant_id, check_key_id(key_id))).fetchone()
+        return None if row is None else unwrap_data_key(self._keyring.of(tenant_id), key_id, row[0])
+
+    def destroy(self, tenant_id: str, key_ids: Sequence[str]) -> int:
+        ids = list(dict.fromkeys(check_key_id(k) for k in key_ids))
+        with self.db.transaction() as cursor:
+            return cursor.execute(DELETE, (tenant_id, ids)).rowcount
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,88 @@
+"""Subjects' data keys in a SQLite file of the data directory (embedded mode): the KeyVault whose
+`destroy` must leave no byte of a key behind.
+
+- The file is created 0600 before SQLite opens it (`kernel.private_files`).
+- `secure_delete` zeroes a deleted row's cells and freed pages, whatever the build's default.
+- Rollback journal, not WAL: in WAL mode a deleted key stays in the main file until a checkpoint
+  copies the zeroed page over it, and a reader holding a snapshot can hold that checkpoint off.
+  With a rollback journal the main file is zeroed when the delete commits and the journal, which
+  held the page as it was, is deleted with the commit. Keys are written once per new subject, so
+  the writer's whole-file lock costs little here.
+- `synchronous = FULL`: a key is on disk before its first event is sealed under it; a key lost
+  to a power cut would leave that event unreadable, as if erased.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from cem.adapters.sqlite_log import storage_errors
+from kernel.private_files import private_file
+from kernel.shredding import TenantKeyring, check_key_id, keep_first, unwrap_data_key
+
+VAULT_FILE = "key_vault.sqlite"  # in the data directory
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS data_keys (
+  tenant_id TEXT NOT NULL, key_id TEXT NOT NULL, wrapped BLOB NOT NULL,
+  PRIMARY KEY (tenant_id, key_id)) WITHOUT ROWID;
+"""
+INSERT = "INSERT INTO data_keys VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+SELECT = "SELECT wrapped FROM data_keys WHERE tenant_id = ? AND key_id = ?"
+DELETE = "DELETE FROM data_keys WHERE tenant_id = ? AND key_id = ?"
+
+
+class SqliteKeyVault:
+    """A KeyVault in one SQLite file. Thread-safe (one connection behind a lock); processes
+    sharing the file agree through SQLite's write lock."""
+
+    def __init__(self, path: Path, platform_key: bytes) -> None:
+        self.path = Path(path)
+        self._keyring = TenantKeyring(platform_key)
+        self._lock = threading.Lock()
+        with storage_errors(self.path):
+            private_file(self.path)
+            self._conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=5.0
+            )
+            self._conn.execute("PRAGMA journal_mode = DELETE")
+            self._conn.execute("PRAGMA secure_delete = ON")
+            self._conn.execute("PRAGMA synchronous = FULL")
+            self._conn.executescript(SCHEMA)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE: the write lock first, so an insert and its read-back see one state."""
+        with self._lock, storage_errors(self.path):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def get_or_create(self, tenant_id: str, key_id: str) -> bytes:
+        def insert_then_read(offered: bytes) -> bytes:
+            with self._transaction() as conn:
+                conn.execute(INSERT, (tenant_id, key_id, offered))
+                return bytes(conn.execute(SELECT, (tenant_id, key_id)).fetchone()[0])
+
+        return keep_first(self._keyring.of(tenant_id), key_id, insert_then_read)
+
+    def find(self, tenant_id: str, key_id: str) -> bytes | None:
+        with self._lock, storage_errors(self.path):
+            row = self._conn.execute(SELECT, (tenant_id, check_key_id(key_id))).fetchone()
+        return None if row is None else unwrap_data_key(self._keyring.of(tenant_id), key_id, row[0])
+
+    def destroy(self, tenant_id: str, key_ids: Sequence[str]) -> int:
+        rows = [(tenant_id, check_key_id(k)) for k in dict.fromkeys(key_ids)]
+        with self._transaction() as conn:
+            return sum(conn.execute(DELETE, row).rowcount for row in rows)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,224 @@
+"""The KeyVault contract (crypto-shredding's data keys), run on every adapter.
+
+Another adapter joins by subclassing `KeyVaultContract` and implementing `make_vault`; one shared
+by processes also subclasses `SharedVaultContract` (its `where`: what a second process opens).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+import stat
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cem.adapters.memory_vault import MemoryKeyVault
+from cem.adapters.sqlite_vault import SqliteKeyVault
+from kernel.ports import KeyVault
+from kernel.shredding import ShreddingError, subject_key_id, tenant_keys
+
+REPO = Path(__file__).resolve().parents[2]
+PLATFORM_KEY = secrets.token_bytes(32)
+
+
+def key_id(tenant: str, subject: str) -> str:
+    return subject_key_id(tenant_keys(PLATFORM_KEY, tenant), subject)
+
+
+class KeyVaultContract:
+    """Behaviour every KeyVault must show."""
+
+    def make_vault(self, tmp_path: Path, platform_key: bytes = PLATFORM_KEY) -> KeyVault:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def vault(self, tmp_path: Path) -> Iterator[KeyVault]:
+        vault = self.make_vault(tmp_path)
+        yield vault
+        vault.close()
+
+    @pytest.fixture
+    def tenant(self) -> str:
+        return f"acme-{uuid.uuid4().hex[:8]}"
+
+    def test_a_key_is_made_once_and_found_again(self, vault: KeyVault, tenant: str) -> None:
+        kid = key_id(tenant, "email:ana@x.io")
+        made = vault.get_or_create(tenant, kid)
+        assert len(made) == 32
+        assert vault.get_or_create(tenant, kid) == made
+        assert vault.find(tenant, kid) == made
+
+    def test_finding_an_unknown_key_creates_nothing(self, vault: KeyVault, tenant: str) -> None:
+        kid = key_id(tenant, "email:nobody@x.io")
+        assert vault.find(tenant, kid) is None
+        assert vault.find(tenant, kid) is None
+
+    def test_subjects_and_tenants_have_their_own_keys(self, vault: KeyVault, tenant: str) -> None:
+        kid = key_id(tenant, "email:ana@x.io")
+        keys = {
+            vault.get_or_create(tenant, kid),
+            vault.get_or_create(tenant, key_id(tenant, "phone:+34617345678")),
+            vault.get_or_create(f"{tenant}-b", kid),  # the same id in another tenant
+        }
+        assert len(keys) == 3
+
+    def test_a_destroyed_key_is_gone_for_good(self, vault: KeyVault, tenant: str) -> None:
+        kid, kept = key_id(tenant, "email:ana@x.io"), key_id(tenant, "email:luis@x.io")
+        old = vault.get_or_create(tenant, kid)
+        kept_key = vault.get_or_create(tenant, kept)
+        other_tenant = vault.get_or_create(f"{tenant}-b", kid)
+        assert vault.destroy(tenant, [kid, kid, key_id(tenant, "email:never@x.io")]) == 1
+        assert vault.find(tenant, kid) is None
+        assert vault.destroy(tenant, [kid]) == 0
+        assert vault.destroy(tenant, []) == 0
+        assert vault.find(tenant, kept) == kept_key
+        assert vault.find(f"{tenant}-b", kid) == other_tenant
+        assert vault.get_or_create(tenant, kid) != old  # a new subject's key, not the old one
+
+    @pytest.mark.parametrize("bad", ["email:ana@x.io", "", "F" * 32])
+    def test_a_subject_is_never_a_key_id(self, vault: KeyVault, tenant: str, bad: str) -> None:
+        for call in (vault.get_or_create, vault.find):
+            with pytest.raises(ValueError, match="never a subject"):
+                call(tenant, bad)
+        with pytest.raises(ValueError, match="never a subject"):
+            vault.destroy(tenant, [bad])
+
+    def test_another_platform_key_does_not_open_the_keys(
+        self, vault: KeyVault, tenant: str, tmp_path: Path
+    ) -> None:
+        kid = key_id(tenant, "email:ana@x.io")
+        vault.get_or_create(tenant, kid)
+        other = self.make_vault(tmp_path, secrets.token_bytes(32))
+        try:
+            with pytest.raises(ShreddingError):
+                other.find(tenant, kid)
+            with pytest.raises(ShreddingError):  # never a fresh key in place of the stored one
+                other.get_or_create(tenant, kid)
+        finally:
+            other.close()
+
+    def test_threads_meeting_a_new_subject_get_one_key(self, vault: KeyVault, tenant: str) -> None:
+        kid, got = key_id(tenant, "email:ana@x.io"), []
+        start = threading.Barrier(4)
+
+        def ask() -> None:
+            start.wait()
+            got.append(vault.get_or_create(tenant, kid))
+
+        threads = [threading.Thread(target=ask) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30.0)
+        assert len(got) == 4 and len(set(got)) == 1
+
+
+class SharedVaultContract(KeyVaultContract):
+    """A vault several processes share (the filing stage, `cem` commands, replicas)."""
+
+    kind = ""
+
+    def where(self, vault: KeyVault) -> str:
+        raise NotImplementedError
+
+    def _child(self, vault: KeyVault, tenant: str, kid: str) -> subprocess.Popen[str]:
+        args = [self.kind, self.where(vault), PLATFORM_KEY.hex(), tenant, kid]
+        command = [sys.executable, "-m", "tests.contract.vault_child", *args]
+        return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
+
+    def _key_of(self, child: subprocess.Popen[str]) -> bytes:
+        out, _ = child.communicate(timeout=60)
+        assert child.returncode == 0
+        return bytes.fromhex(out.strip())
+
+    def test_a_second_process_gets_the_same_key(self, vault: KeyVault, tenant: str) -> None:
+        kid = key_id(tenant, "email:ana@x.io")
+        made = vault.get_or_create(tenant, kid)
+        assert self._key_of(self._child(vault, tenant, kid)) == made
+
+    def test_processes_meeting_a_new_subject_together_agree(
+        self, vault: KeyVault, tenant: str
+    ) -> None:
+        kid = key_id(tenant, "email:new@x.io")
+        children = [self._child(vault, tenant, kid) for _ in range(3)]
+        keys = {self._key_of(child) for child in children}
+        assert keys == {vault.find(tenant, kid)}
+
+
+class TestMemoryKeyVault(KeyVaultContract):
+    def make_vault(self, tmp_path: Path, platform_key: bytes = PLATFORM_KEY) -> KeyVault:
+        shared = getattr(self, "_shared", None)
+        if shared is None:  # a second vault "on the same store" shares the dict, as a file would
+            self._shared = shared = MemoryKeyVault(platform_key)
+            return shared
+        other = MemoryKeyVault(platform_key)
+        other.wrapped = shared.wrapped
+        return other
+
+    @pytest.fixture(autouse=True)
+    def _fresh(self) -> None:
+        self._shared = None
+
+
+class TestSqliteKeyVault(SharedVaultContract):
+    kind = "sqlite"
+
+    def make_vault(self, tmp_path: Path, platform_key: bytes = PLATFORM_KEY) -> KeyVault:
+        return SqliteKeyVault(tmp_path / "key_vault.sqlite", platform_key)
+
+    def where(self, vault: KeyVault) -> str:
+        assert isinstance(vault, SqliteKeyVault)
+        return str(vault.path)
+
+    def test_the_file_is_the_owners_alone(self, vault: KeyVault) -> None:
+        assert isinstance(vault, SqliteKeyVault)
+        assert stat.S_IMODE(os.stat(vault.path).st_mode) == 0o600
+
+    def test_a_destroyed_key_leaves_no_byte_in_the_files(
+        self, vault: KeyVault, tenant: str
+    ) -> None:
+        assert isinstance(vault, SqliteKeyVault)
+        ids = [key_id(tenant, f"email:c{n}@x.io") for n in range(60)]
+        data_keys = [vault.get_or_create(tenant, kid) for kid in ids]
+        gone = ids[30]
+        wrapped = self._wrapped(vault, tenant, gone)
+        before = self._file_bytes(vault)
+        assert wrapped in before and gone.encode() in before  # sanity: looking at the right bytes
+        assert not any(k in before for k in data_keys)  # data keys are only stored wrapped
+        assert vault.destroy(tenant, [gone]) == 1
+        after = self._file_bytes(vault)
+        assert wrapped not in after and gone.encode() not in after
+        assert ids[29].encode() in after and ids[31].encode() in after  # its neighbours stay
+
+    def test_keys_survive_a_restart(self, tmp_path: Path, tenant: str) -> None:
+        kid = key_id(tenant, "email:ana@x.io")
+        first = self.make_vault(tmp_path)
+        made = first.get_or_create(tenant, kid)
+        first.close()
+        again = self.make_vault(tmp_path)
+        try:
+            assert again.find(tenant, kid) == made
+        finally:
+            again.close()
+
+    @staticmethod
+    def _wrapped(vault: SqliteKeyVault, tenant: str, kid: str) -> bytes:
+        with sqlite3.connect(vault.path) as conn:
+            row = conn.execute(
+                "SELECT wrapped FROM data_keys WHERE tenant_id = ? AND key_id = ?", (tenant, kid)
+            ).fetchone()
+        conn.close()
+        return bytes(row[0])
+
+    @staticmethod
+    def _file_bytes(vault: SqliteKeyVault) -> bytes:
+        """The database and any journal or WAL beside it: every byte SQLite keeps."""
+        files = sorted(vault.path.parent.glob(f"{vault.path.name}*"))
+        return b"".join(f.read_bytes() for f in files)
