@@ -479,6 +479,8 @@ def _new_details_named_alike(
     event carries (`_users_named`): new contact details typed on it are theirs."""
     if not _is_device(claim.identifier, rules) or claim.identifier.family == "phone":
         return False
+    if any(_groups_of(c.holders, situation) - {group.canonical_id} for c in ranked):
+        return False  # another identifier names somebody else: it decides
     if unique_conflicts([c.identifier for c in ranked], group.identifiers, rules):
         return False
     return _users_named({situation.name} - {""}, claim, None, situation, rules)

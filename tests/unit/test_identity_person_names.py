@@ -189,3 +189,19 @@ def test_the_resolver_keeps_names_and_joins_one_persons_two_addresses_on_her_bro
     identity = IdentityResolver(store, IdentityRules(default=ES), cache_size=0)
     assert touch("Lucía Pérez Gómez", email="lpg@yahoo.es", anonymous_id="ck-9") == lucia
     assert touch("Mª Luisa Sanz Gil", email="mlsg@gmail.com", anonymous_id="ck-9") != lucia
+
+
+def test_a_new_address_with_the_browsers_name_beside_somebody_elses_number_is_not_filed_there() -> (
+    None
+):
+    main = group("main", {"lucia perez gomez"}, email("lupego@gmail.com"), BROWSER)
+    other = group("other", {"elena ruiz gil"}, Identifier("phone", "+34617345678"))
+    claims = (
+        Claim(email("l.trabajo@empresa.es")),
+        Claim(BROWSER, ("main",)),
+        Claim(Identifier("phone", "+34617345678"), ("other",)),
+    )
+    groups = {"main": main, "other": other}
+    decision = decide(Situation(claims, groups, "new", name="lucia perez gomez"), ES)
+    assert decision.home_id != "main"
+    assert "main" not in {m.absorbed_id for m in decision.merges}
