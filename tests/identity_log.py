@@ -42,8 +42,27 @@ def _person(rng: random.Random, n: int) -> dict[str, str]:
 
 
 def touchpoints(seed: int, people: int = 60, events: int = 600) -> list[CustomerRef]:
+    return [ref for ref, _ in named_touchpoints(seed, people, events)]
+
+
+# Given names and surnames: the people sharing a tablet share a surname, and some a given name too
+# (a parent and a child), so names both join (one person's two addresses) and must not.
+GIVEN = ("María José", "José", "Lucía", "Ana")
+SURNAMES = ("García", "López", "Pérez", "Ruiz", "Gómez")
+
+
+def _name(n: int, rng: random.Random) -> str:
+    """Person n's name as someone typed it: in full, or the given name and first surname."""
+    given, first, second = GIVEN[n % 4], SURNAMES[n % 5], SURNAMES[n // 5 % 5]
+    return rng.choice((f"{given} {first} {second}", f"{given} {first}", f"{given.upper()} {first}"))
+
+
+def named_touchpoints(
+    seed: int, people: int = 60, events: int = 600
+) -> list[tuple[CustomerRef, str]]:
     """Touchpoints of `people` people: emails, phones in every spelling, shared household lines
-    and tablets, placeholders agents type, a mistyped domain, a cookie that turns into a login."""
+    and tablets, placeholders agents type, a mistyped domain, a cookie that turns into a login,
+    a second email on one's own browser; and the name some carry ("" when none)."""
     rng = random.Random(seed)
     persons = [_person(rng, n) for n in range(people)]
     households = [f"+34 91{rng.randrange(10**6, 10**7)}" for _ in range(people // 4)]
@@ -52,7 +71,8 @@ def touchpoints(seed: int, people: int = 60, events: int = 600) -> list[Customer
     for _ in range(events):
         n = rng.randrange(people)
         person = persons[n]
-        shape = rng.randrange(9)
+        shape = rng.randrange(10)
+        name = _name(n, rng) if rng.random() < 0.6 else ""
         fields: dict[str, str] = {}
         if shape == 0:
             fields = {"email": person["email"]}
@@ -73,9 +93,11 @@ def touchpoints(seed: int, people: int = 60, events: int = 600) -> list[Customer
                 "email": person["email"].replace("gmail", "gmakl"),
                 "anonymous_id": f"cookie-{n}-0",
             }
+        elif shape == 8:
+            fields = {"email": f"p{n}.trabajo@empresa.es", "anonymous_id": f"cookie-{n}-0"}
         else:
             fields = {"phone": households[n % len(households)]}
-        refs.append(CustomerRef(**fields))
+        refs.append((CustomerRef(**fields), name))
     return refs
 
 
@@ -93,8 +115,9 @@ def log(seed: int) -> list[Event]:
             occurred_at=START + timedelta(hours=i),
             received_at=START + timedelta(hours=i),
             derived_at=START + timedelta(hours=i),
+            payload={"attributes": {"name": name}} if name else {},
         )
-        for i, ref in enumerate(touchpoints(seed))
+        for i, (ref, name) in enumerate(named_touchpoints(seed))
     ]
 
 

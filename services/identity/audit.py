@@ -105,6 +105,7 @@ ACTIONS = tuple(
         Customer.Registered,
         Customer.IdentifierLinked,
         Customer.IdentifierUnlinked,
+        Customer.NameRecorded,
         Customer.CustomersMerged,
         Customer.MergedIntoSurvivor,
         Customer.CustomersSplit,

@@ -27,6 +27,7 @@ class Evidence:
     source: str
     actor: str = SYSTEM_ACTOR
     at: int = 0  # when the touchpoint happened, epoch microseconds; 0 when unknown
+    name: str = ""  # the person's name it carries, normalised (person_names.py); "" when none
 
 
 def register(
@@ -57,6 +58,13 @@ def link(state: IdentityState, customer_id: str, link: Link, evidence: Evidence)
         seen_at=evidence.at,
     )
     state.index_or_new(identifier).claim(customer_id, evidence.event_id, link.rule)
+
+
+def record_name(state: IdentityState, customer_id: str, evidence: Evidence) -> None:
+    """Keep the touchpoint's name on the customer it was filed under, once per name."""
+    customer = state.customer(customer_id)
+    if evidence.name and evidence.name not in customer.names:
+        customer.record_name(name=evidence.name, evidence_event_id=evidence.event_id)
 
 
 def confirm(state: IdentityState, identifier: Identifier, holder: str, evidence: Evidence) -> None:

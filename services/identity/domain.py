@@ -73,6 +73,14 @@ class Customer(Aggregate):
         actor: str
         seen_at: int
 
+    class NameRecorded(Aggregate.Event):
+        """A touchpoint filed under it carried the person's name (normalised, person_names.py),
+        which the customer had not been recorded with: identity keeps it as evidence of who
+        the customer is (policy `_users_named`), never as an identifier."""
+
+        name: str
+        evidence_event_id: str | None
+
     class IdentifierUnlinked(Aggregate.Event):
         kind: str
         value: str
@@ -150,6 +158,17 @@ class Customer(Aggregate):
     ) -> None:
         info = LinkInfo(source, rule, evidence_event_id, actor, seen_at)
         self.links[Identifier(kind, value)] = info
+
+    @property
+    def names(self) -> list[str]:
+        """The person's names its touchpoints carried, normalised, in the order first seen
+        (`NameRecorded`; a customer restored from a snapshot taken before names has none)."""
+        return self.__dict__.setdefault("_names", [])
+
+    @event(NameRecorded)
+    def record_name(self, name: str, evidence_event_id: str | None) -> None:
+        if name not in self.names:
+            self.names.append(name)
 
     @event(IdentifierUnlinked)
     def unlink(self, kind: str, value: str, reason: str, actor: str, erased: bool) -> None:

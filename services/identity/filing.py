@@ -24,13 +24,15 @@ from eventsourcing.persistence import PersistenceError
 from kernel.processing import Unfiled
 from schemas.envelope import CustomerRef, Event
 from services.identity.errors import IdentityBusy
+from services.identity.person_names import name_in
 from services.identity.resolver import IdentityResolver
 
 # The store cannot answer now: the whole batch is retried later, nothing is dead-lettered.
 TRANSIENT = (PersistenceError, IdentityBusy)
 CHUNK = 500  # touchpoints per identity transaction: bounds the work redone after a conflict
 CACHE_SIZE = 200_000
-Touchpoint = tuple[CustomerRef, str, str, datetime]  # (identifiers, event id, source, time)
+# (identifiers, event id, source, time, the person's name it carries or "")
+Touchpoint = tuple[CustomerRef, str, str, datetime, str]
 
 
 class IdentityFiler:
@@ -73,7 +75,8 @@ class IdentityFiler:
 
     def _resolve(self, tenant_id: str, events: list[Event]) -> list[str | Unfiled]:
         touchpoints: list[Touchpoint] = [
-            (e.customer, str(e.event_id), e.source_id, e.derived_at) for e in events
+            (e.customer, str(e.event_id), e.source_id, e.derived_at, name_in(e.payload))
+            for e in events
         ]
         try:
             resolved = self.resolver.resolve_batch(tenant_id, touchpoints)
@@ -89,8 +92,8 @@ class IdentityFiler:
 
     def _resolve_one(self, tenant_id: str, touchpoint: Touchpoint) -> str | Unfiled:
         try:
-            ref, event_id, source, at = touchpoint
-            return self.resolver.resolve(tenant_id, ref, event_id, source, at=at).home_id
+            ref, event_id, source, at, name = touchpoint
+            return self.resolver.resolve(tenant_id, ref, event_id, source, at=at, name=name).home_id
         except TRANSIENT:
             raise
         except Exception as exc:

@@ -15,6 +15,7 @@ from rapidfuzz.distance import OSA
 
 from services.identity.keyboard import keyboard_slip
 from services.identity.mailbox_names import one_persons_mailboxes
+from services.identity.person_names import same_full_name
 from services.identity.reasons import reason_text
 from services.identity.rules import Identifier, TenantRules
 
@@ -43,6 +44,7 @@ class Group:
     canonical_id: str
     members: frozenset[str]
     identifiers: frozenset[Identifier]
+    names: frozenset[str] = frozenset()  # its members' recorded names (person_names.py)
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class Situation:
     # Holders that are device profiles: customers holding only device identifiers (see
     # `KindRule.device_profile`), whether on their own or merged into a person.
     profiles: frozenset[str] = frozenset()
+    name: str = ""  # the person's name the touchpoint carries, normalised; "" when none
 
 
 # Why an identifier was linked (`Link.rule`): one of these codes, some followed by `:` and the
@@ -69,6 +72,7 @@ LINK_RULES = (
     "completed_by",
     "typo_of",
     "second_mailbox",
+    "same_name",
     "shared_holder",
     "reassigned",
     "device_profile",
@@ -145,6 +149,7 @@ class _Draft:
     anchor: str
     members: set[str]
     identifiers: set[Identifier]
+    names: set[str] = field(default_factory=set)  # the home's recorded names and the event's
     links: list[Link] = field(default_factory=list)
     saturate: list[Identifier] = field(default_factory=list)
     merges: list[Merge] = field(default_factory=list)
@@ -379,6 +384,8 @@ def _start(ranked: list[Claim], situation: Situation, rules: TenantRules) -> _Dr
     else:
         group = situation.groups[home]
         draft = _Draft(home, False, anchor, set(group.members), set(group.identifiers))
+        draft.names |= group.names
+    draft.names |= {situation.name} - {""}
     draft.ambiguous = ambiguous
     draft.touched.add(_canonical(draft.home, situation))
     return draft
@@ -458,7 +465,40 @@ def _mistyped_email_of(
             person = [h for h in claim.holders if h not in situation.profiles]
             why = f"second_mailbox:email on {claim.identifier.kind}"  # a kind, never a value
             return (person or claim.holders)[-1], why, []
+        if new_ids and _new_details_named_alike(claim, group, ranked, situation, rules):
+            person = [h for h in claim.holders if h not in situation.profiles]
+            why = f"same_name:{new_ids[0].kind} on {claim.identifier.kind}"
+            return (person or claim.holders)[-1], why, []
     return None
+
+
+def _new_details_named_alike(
+    claim: Claim, group: Group, ranked: list[Claim], situation: Situation, rules: TenantRules
+) -> bool:
+    """The event's device is a browser used only by customers whose full name is the one the
+    event carries (`_users_named`): new contact details typed on it are theirs."""
+    if not _is_device(claim.identifier, rules) or claim.identifier.family == "phone":
+        return False
+    if any(_groups_of(c.holders, situation) - {group.canonical_id} for c in ranked):
+        return False  # another identifier names somebody else: it decides
+    if unique_conflicts([c.identifier for c in ranked], group.identifiers, rules):
+        return False
+    return _users_named({situation.name} - {""}, claim, None, situation, rules)
+
+
+def _users_named(
+    ours: set[str], device: Claim, home: str | None, situation: Situation, rules: TenantRules
+) -> bool:
+    """Every customer that used the device (holders and presenters, `_shared_by`), besides
+    `home`, has the same full name as `ours` (the touchpoint's side), and no name of theirs
+    differs from it (`person_names.same_full_name`): one person, who registered twice (a second
+    or changed email). Two people of a household never share a full name with both surnames."""
+    surnames = rules.name_surnames
+    users = _shared_by(device, situation) - {home}
+    if not (surnames and ours and users):
+        return False
+    named = {g.canonical_id: g.names for g in situation.groups.values()}
+    return all(same_full_name(ours, named[user], surnames) for user in sorted(users))
 
 
 def _second_mailbox_on(
@@ -568,6 +608,7 @@ def _new_profile(device: Claim, person_id: str, situation: Situation) -> _Draft:
         "device_profile",
         {profile, *person.members},
         set(person.identifiers),
+        set(person.names) | ({situation.name} - {""}),
     )
     draft.links.append(Link(device.identifier, "device_profile"))
     draft.merges.append(
@@ -667,6 +708,13 @@ def _merge_or_propose_one(
             if why := _named_alike(draft.identifiers, other.identifiers, rules):
                 _absorb(draft, other, home, reason_text(why, kind=on))
                 return
+        # A browser used only by customers of one full name (and no other name) is one person's.
+        named = [c for c in devices if c.identifier.family != "phone"]
+        named = [c for c in named if _users_named(draft.names, c, home, situation, rules)]
+        if mergeable and named and not conflicts:
+            on = named[0].identifier.kind
+            _absorb(draft, other, home, reason_text("same_full_name", kind=on))
+            return
         if _different_people(draft, other, rules):
             _shared_devices(draft, devices, other, situation)
     if mergeable and strong and not conflicts:
@@ -768,6 +816,7 @@ def _absorb(draft: _Draft, other: Group, survivor: str, reason: str) -> None:
     draft.merges.append(Merge(survivor, other.canonical_id, reason))
     draft.members |= other.members
     draft.identifiers |= other.identifiers
+    draft.names |= other.names
 
 
 def _link(draft: _Draft, ranked: list[Claim], situation: Situation, rules: TenantRules) -> None:

@@ -28,6 +28,7 @@ REASONS: dict[str, str] = {
     "keystroke_apart": "two emails one keystroke apart, on one {kind}",
     "account_and_contact": "an account and its holder's contact details on one {kind}",
     "named_alike": "two emails named after one person, on one {kind}",
+    "same_full_name": "the same full name, and no other name, on one {kind}",
     "both_hold": "both hold {identifier}",
     "completed_through": "completed through {identifier}",
     # Why they split one (services/identity/changes.py, policy.py).

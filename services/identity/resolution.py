@@ -56,6 +56,7 @@ def resolve_in(
         kept_apart=state.kept_apart(groups),
         at=evidence.at,
         profiles=frozenset(h for h in groups if _is_profile(state, h, rules)),
+        name=evidence.name,
     )
     decision = decide(situation, rules)
     seed = ""
@@ -140,6 +141,7 @@ def _record(
     for merge in decision.merges:
         changes.merge(state, merge.survivor_id, merge.absorbed_id, merge.reason, evidence.actor)
     proposed = [changes.propose(state, proposal, evidence) for proposal in decision.proposals]
+    changes.record_name(state, decision.home_id, evidence)
     assert evidence.event_id
     ignored = [f"{r.path}:{r.reason}" for r in normalised.rejected]
     state.file(

@@ -60,6 +60,7 @@ from services.identity.normalise import (
     normalise_ref,
     with_known_reading,
 )
+from services.identity.person_names import normalise_name
 from services.identity.ports import IdentityStore
 from services.identity.resolution import resolve_in
 from services.identity.rules import Identifier, IdentityRules
@@ -79,9 +80,12 @@ MAX_ATTEMPTS = 25
 _LIBRARY_SAVE_STEPS = all(
     callable(getattr(Application, step, None)) for step in ("_record", "_take_snapshots", "_notify")
 )
-# (identifiers, evidence event id, source) and, when known, when the touchpoint happened.
+# (identifiers, evidence event id, source) and, when known, when the touchpoint happened and
+# the person's name it carries (`person_names.name_in` of its payload).
 Touchpoint = (
-    tuple[CustomerRef, str | UUID, str] | tuple[CustomerRef, str | UUID, str, datetime | None]
+    tuple[CustomerRef, str | UUID, str]
+    | tuple[CustomerRef, str | UUID, str, datetime | None]
+    | tuple[CustomerRef, str | UUID, str, datetime | None, str]
 )
 
 
@@ -146,10 +150,12 @@ class IdentityResolver(Application[UUID]):
         source: str,
         actor: str = SYSTEM_ACTOR,
         at: datetime | None = None,
+        name: str = "",
     ) -> ResolvedCustomer:
-        """The customer a touchpoint (that happened `at`) belongs to; links, merges or proposes as
-        the rules allow."""
-        return self.resolve_batch(tenant_id, [(ref, evidence_event_id, source, at)], actor)[0]
+        """The customer a touchpoint (that happened `at`, carrying the person's `name` if any)
+        belongs to; links, merges or proposes as the rules allow."""
+        touchpoint = (ref, evidence_event_id, source, at, name)
+        return self.resolve_batch(tenant_id, [touchpoint], actor)[0]
 
     def resolve_batch(
         self,
@@ -438,7 +444,8 @@ def _no_collection_pauses() -> Iterator[None]:
 
 def _evidence(touchpoint: Touchpoint, actor: str) -> Evidence:
     at = touchpoint[3] if len(touchpoint) > 3 else None
-    return Evidence(str(touchpoint[1]), touchpoint[2], actor, to_micros(at) if at else 0)
+    name = normalise_name(touchpoint[4]) if len(touchpoint) > 4 else ""  # type: ignore[misc]
+    return Evidence(str(touchpoint[1]), touchpoint[2], actor, to_micros(at) if at else 0, name)
 
 
 def _close_open_candidate(

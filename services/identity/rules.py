@@ -191,6 +191,10 @@ class TenantRules(BaseModel):
     # An event whose only identifiers are shared by several customers: leave it unattributed (its
     # own one-off customer) or file it under the customer who claimed the identifier most recently.
     shared_identifier: Literal["unresolved", "most_recent"] = "unresolved"
+    # Surnames a full name carries in the tenant's region (two in Spain and Spanish-speaking
+    # America, one where people carry one): customers whose full names are the same, on a browser
+    # only they used, are one person (services/identity/person_names.py). 0: names never join.
+    name_surnames: int = Field(default=2, ge=0, le=4)
 
     @model_validator(mode="after")
     def _every_family_has_a_rule(self) -> TenantRules:

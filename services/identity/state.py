@@ -340,7 +340,8 @@ class IdentityState:
         members = self.members(canonical)
         customers = [self.customer(m) for m in members]
         identifiers = {i for c in customers for i in c.links}
-        group = Group(canonical, frozenset(members), frozenset(identifiers))
+        names = frozenset(n for c in customers for n in c.names)
+        group = Group(canonical, frozenset(members), frozenset(identifiers), names)
         # What it was computed from: redirects, members and their links, at these versions.
         self._groups[customer_id] = (tuple((c, c.version) for c in chain + customers), group)
         return group

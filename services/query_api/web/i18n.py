@@ -117,6 +117,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "identity_action_registered": "first seen",
         "identity_action_identifier_linked": "identifier linked",
         "identity_action_identifier_unlinked": "identifier unlinked",
+        "identity_action_name_recorded": "name recorded",
         "identity_action_customers_merged": "another customer merged in",
         "identity_action_merged_into_survivor": "merged into another customer",
         "identity_action_customers_split": "a merge split",
@@ -127,6 +128,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "identity_rule_completed_by": "completed by",
         "identity_rule_typo_of": "typo of a known email",
         "identity_rule_second_mailbox": "second mailbox",
+        "identity_rule_same_name": "same full name",
         "identity_rule_shared_holder": "shared with another customer",
         "identity_rule_reassigned": "reassigned",
         "identity_rule_device_profile": "device profile",
@@ -342,6 +344,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "identity_action_registered": "visto por primera vez",
         "identity_action_identifier_linked": "identificador vinculado",
         "identity_action_identifier_unlinked": "identificador desvinculado",
+        "identity_action_name_recorded": "nombre registrado",
         "identity_action_customers_merged": "otro cliente fusionado con este",
         "identity_action_merged_into_survivor": "fusionado con otro cliente",
         "identity_action_customers_split": "fusión separada",
@@ -352,6 +355,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "identity_rule_completed_by": "completado por",
         "identity_rule_typo_of": "errata de un correo conocido",
         "identity_rule_second_mailbox": "segundo buzón",
+        "identity_rule_same_name": "mismo nombre completo",
         "identity_rule_shared_holder": "compartido con otro cliente",
         "identity_rule_reassigned": "reasignado",
         "identity_rule_device_profile": "perfil de dispositivo",
@@ -418,6 +422,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "identity_reason_account_and_contact": "una cuenta y los datos de contacto de su titular "
         "en un mismo {kind}",
         "identity_reason_named_alike": "dos correos con el nombre de una misma persona, en un "
+        "mismo {kind}",
+        "identity_reason_same_full_name": "el mismo nombre completo, y ningún otro nombre, en un "
         "mismo {kind}",
         "identity_reason_both_hold": "ambos tienen {identifier}",
         "identity_reason_completed_through": "completado a través de {identifier}",

@@ -1,0 +1,82 @@
+"""People's names as identity reads them: one spelling per name, and when names say "one person".
+
+A touchpoint may carry the person's name in `payload.attributes`: `name` (one field: chat forms,
+CRM notes) or `first_name` and `last_name` (checkout, loyalty card). Identity keeps each
+customer's names, normalised (`normalise_name`: case, accents, spaces, `Mª` for `María`), and uses
+them for one thing only: a browser only used by customers whose recorded full names are identical
+is one person's (`same_full_name`; see policy.py). A name never links anything on its own, is no
+identifier, and nicknames are not equated (`Pepe` is not `José`: a father and his son).
+
+A *full* name is a given name and the surnames a person of the tenant's region carries: two in
+Spain and Spanish-speaking America (`TenantRules.name_surnames`, default 2), so at least three
+words. Two people of one household rarely share one (Spanish children take one surname of each
+parent), while a child named after a parent with one surname given (`José García`) is not full,
+and never joins. The words of a name cannot say where a compound given name ends (`María José
+García` is a given name and one surname, yet three words): that is why every customer on the
+device must have a full name, and why any two names on it that differ (one not the beginning of
+the other: `Ana García` and `Ana García López` agree) keep them apart.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+MAX_NAME = 120  # longer is not a person's name as a form holds it (free text): ignored
+# `Mª`, `M.ª`, `Mª.`: how Spanish forms abbreviate María (ª is the feminine ordinal indicator).
+_MARIA = re.compile(r"(?<!\w)m\.?\s*ª\.?(?=\s|$)", re.IGNORECASE)
+
+
+def normalise_name(text: str) -> str:
+    """Lower case, no accents, single spaces, `Mª` written `maría`: `Mª José  GARCÍA` and `maria
+    jose garcia` are one spelling. Anything but letters, spaces, hyphens and apostrophes is
+    dropped; an empty result (a placeholder such as `-`) is no name."""
+    if not isinstance(text, str) or len(text) > MAX_NAME:
+        return ""
+    text = _MARIA.sub(" maria ", text)
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    kept = "".join(
+        c if (c.isalpha() or c in "-'") else " " for c in decomposed if not unicodedata.combining(c)
+    )
+    return " ".join(w.strip("-'") for w in kept.split() if w.strip("-'"))
+
+
+def name_in(payload: Mapping[str, Any]) -> str:
+    """The person's name a touchpoint's payload carries (`attributes.name`, or `first_name` and
+    `last_name`), normalised; empty when it carries none."""
+    attributes = payload.get("attributes") if isinstance(payload, Mapping) else None
+    if not isinstance(attributes, Mapping):
+        return ""
+    first, last = attributes.get("first_name"), attributes.get("last_name")
+    if isinstance(first, str) and isinstance(last, str):
+        return normalise_name(f"{first} {last}")
+    whole = attributes.get("name")
+    return normalise_name(whole) if isinstance(whole, str) else ""
+
+
+def is_full(name: str, surnames: int) -> bool:
+    """A given name and `surnames` surnames at least (see the module's docstring)."""
+    return len(name.split()) >= surnames + 1
+
+
+def agree(a: str, b: str) -> bool:
+    """One name is the other, or its beginning word by word (`ana garcia` of `ana garcia
+    lopez`): no evidence of two people. `pepe garcia` and `jose garcia` differ."""
+    first, second = a.split(), b.split()
+    shortest = min(len(first), len(second))
+    return first[:shortest] == second[:shortest]
+
+
+def same_full_name(ours: Iterable[str], theirs: Iterable[str], surnames: int) -> bool:
+    """Two customers' recorded names say one person: each side has a full name, every full name
+    on both sides is the same, and no two names on either side differ (`agree`)."""
+    ours, theirs = sorted(set(ours)), sorted(set(theirs))
+    fulls = {n for n in (*ours, *theirs) if is_full(n, surnames)}
+    if len(fulls) != 1:
+        return False
+    if not any(is_full(n, surnames) for n in ours) or not any(is_full(n, surnames) for n in theirs):
+        return False
+    every = [*ours, *theirs]
+    return all(agree(a, b) for i, a in enumerate(every) for b in every[i + 1 :])

@@ -1,0 +1,207 @@
+"""People's names as identity evidence: one spelling per name, and a browser used only by customers
+of one full name is one person's; a family tablet or a parent and child never are."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cem.adapters.sqlite_identity_store import SqliteIdentityStore
+from schemas.envelope import CustomerRef
+from services.identity import IdentityResolver, IdentityRules
+from services.identity.person_names import name_in, normalise_name, same_full_name
+from services.identity.policy import Claim, Group, Situation, decide
+from services.identity.reasons import reason_code
+from services.identity.rules import Identifier, TenantRules
+
+ES = TenantRules(phone_region="ES")
+BROWSER = Identifier("anonymous_id", "ck-1")
+TABLET = Identifier("anonymous_id", "tablet-1")
+
+
+@pytest.mark.parametrize(
+    ("written", "normalised"),
+    [
+        ("María José García López", "maria jose garcia lopez"),
+        ("Mª José García López", "maria jose garcia lopez"),
+        ("M.ª JOSÉ  garcía   lópez ", "maria jose garcia lopez"),
+        ("mª josé garcia lopez", "maria jose garcia lopez"),
+        ("ÍÑIGO NÚÑEZ", "inigo nunez"),
+        ("José-Luis O'Donnell", "jose-luis o'donnell"),
+        ("-", ""),
+        ("n/a", "n a"),
+    ],
+)
+def test_a_name_has_one_spelling_whatever_the_case_accents_spaces_or_abbreviation(
+    written: str, normalised: str
+) -> None:
+    assert normalise_name(written) == normalised
+    assert normalise_name(normalised) == normalised  # normalising twice changes nothing
+
+
+def test_the_name_a_payload_carries_in_one_field_or_two() -> None:
+    one = {"attributes": {"name": "Lucía Pérez Gómez"}}
+    two = {"attributes": {"first_name": "Lucía", "last_name": "Pérez Gómez"}}
+    assert name_in(one) == name_in(two) == "lucia perez gomez"
+    assert name_in({}) == name_in({"attributes": {"name": 7}}) == ""
+    assert name_in({"attributes": {"first_name": "Lucía"}}) == ""  # no surname field: no name
+
+
+def test_nicknames_are_not_equated() -> None:
+    # `Pepe` is what people call a José, and also what a father and his son are both called.
+    assert normalise_name("Pepe García López") != normalise_name("José García López")
+    assert not same_full_name({"pepe garcia lopez"}, {"jose garcia lopez"}, 2)
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "one"),
+    [
+        ({"ana garcia lopez"}, {"ana garcia lopez"}, True),
+        ({"ana garcia lopez", "ana garcia"}, {"ana garcia lopez", "ana"}, True),  # shortened
+        ({"ana garcia"}, {"ana garcia"}, False),  # one surname: a child named after a parent
+        ({"ana garcia lopez"}, {"ana garcia"}, False),  # their side has no full name
+        ({"ana garcia lopez"}, {"ana garcia lopez", "lucia perez"}, False),  # another name there
+        ({"ana garcia lopez"}, {"ana garcia perez"}, False),  # mother and daughter
+        ({"ana garcia lopez"}, {"ana garcia lopez", "pepe garcia"}, False),
+        (set(), {"ana garcia lopez"}, False),
+    ],
+)
+def test_same_full_name(ours: set[str], theirs: set[str], one: bool) -> None:
+    assert same_full_name(ours, theirs, 2) is one
+    assert same_full_name(theirs, ours, 2) is one
+
+
+def test_where_people_carry_one_surname_a_given_name_and_surname_is_full() -> None:
+    assert same_full_name({"anna schmidt"}, {"anna schmidt"}, 1)
+    assert not same_full_name({"anna"}, {"anna"}, 1)
+
+
+def email(value: str) -> Identifier:
+    return Identifier("email", value)
+
+
+def group(customer: str, names: set[str], *identifiers: Identifier) -> Group:
+    return Group(customer, frozenset({customer}), frozenset(identifiers), frozenset(names))
+
+
+def meet_on(
+    device: Identifier, ours: Group, theirs: Group, name: str, rules: TenantRules = ES
+) -> tuple[str, ...]:
+    """The customers merged when `ours` (established, by its email) comes on the device `theirs`
+    used, carrying `name`."""
+    claims = [Claim(i, (ours.canonical_id,)) for i in ours.identifiers]
+    claims.append(Claim(device, (theirs.canonical_id,)))
+    groups = {ours.canonical_id: ours, theirs.canonical_id: theirs}
+    situation = Situation(tuple(claims), groups, "new", name=name)
+    return tuple(m.absorbed_id for m in decide(situation, rules).merges)
+
+
+def test_one_persons_two_customers_of_one_full_name_on_their_browser_join() -> None:
+    # Lucía ordered as a guest with her main address on her laptop, then with a new address (no
+    # resemblance between the two) gave her full name on it: one person.
+    main = group("main", {"lucia perez gomez"}, email("lupego@gmail.com"), BROWSER)
+    new = group("new", {"lucia perez gomez"}, email("l.trabajo@empresa.es"))
+    assert meet_on(BROWSER, new, main, "lucia perez gomez") == ("main",)
+    decision = decide(
+        Situation(
+            (Claim(email("l.trabajo@empresa.es"), ("new",)), Claim(BROWSER, ("main",))),
+            {"new": new, "main": main},
+            "x",
+            name="lucia perez gomez",
+        ),
+        ES,
+    )
+    reason = decision.merges[0].reason
+    assert reason_code(reason) == ("same_full_name", {"kind": "anonymous_id"})
+    assert "lucia" not in reason and "ck-1" not in reason  # a kind only, never a name or a value
+
+
+def test_a_household_on_a_family_tablet_with_different_names_stays_apart() -> None:
+    mum = group("mum", {"carmen ruiz diaz"}, email("cruiz@gmail.com"), TABLET)
+    son = group("son", {"pablo garcia ruiz"}, email("pablogr@gmail.com"))
+    assert meet_on(TABLET, son, mum, "pablo garcia ruiz") == ()
+    # and the tablet is then shared: it joins nobody (as before names were read)
+    assert meet_on(TABLET, son, mum, "") == ()
+
+
+def test_a_parent_and_child_with_one_given_name_and_one_shared_surname_stay_apart() -> None:
+    # José García López and his son José García Pérez, each written with one surname here.
+    father = group("father", {"jose garcia"}, email("jgarcia@gmail.com"), TABLET)
+    son = group("son", {"jose garcia"}, email("josegp@hotmail.com"))
+    assert meet_on(TABLET, son, father, "jose garcia") == ()
+    # With their full names they differ: apart too.
+    father = group("father", {"jose garcia lopez"}, email("jgarcia@gmail.com"), TABLET)
+    son = group("son", {"jose garcia perez"}, email("josegp@hotmail.com"))
+    assert meet_on(TABLET, son, father, "jose garcia perez") == ()
+
+
+def test_a_third_user_of_the_browser_with_another_name_keeps_everybody_apart() -> None:
+    main = group("main", {"lucia perez gomez"}, email("lupego@gmail.com"), BROWSER)
+    new = group("new", {"lucia perez gomez"}, email("l.trabajo@empresa.es"))
+    sister = group("sister", {"elena perez gomez"}, email("elenapg@gmail.com"))
+    claims = (
+        Claim(email("l.trabajo@empresa.es"), ("new",)),
+        Claim(BROWSER, ("main",), presented_by=("sister",)),
+    )
+    groups = {"new": new, "main": main, "sister": sister}
+    decision = decide(Situation(claims, groups, "x", name="lucia perez gomez"), ES)
+    assert decision.merges == ()
+
+
+def test_names_join_nobody_when_the_tenant_turns_them_off() -> None:
+    main = group("main", {"lucia perez gomez"}, email("lupego@gmail.com"), BROWSER)
+    new = group("new", {"lucia perez gomez"}, email("l.trabajo@empresa.es"))
+    off = ES.model_copy(update={"name_surnames": 0})
+    assert meet_on(BROWSER, new, main, "lucia perez gomez", off) == ()
+
+
+def test_a_new_address_typed_with_the_browsers_one_full_name_is_its_users() -> None:
+    main = group("main", {"lucia perez gomez", "lucia"}, email("lupego@gmail.com"), BROWSER)
+    claims = (Claim(email("l.trabajo@empresa.es")), Claim(BROWSER, ("main",)))
+    mine = decide(Situation(claims, {"main": main}, "new", name="lucia perez gomez"), ES)
+    assert (mine.home_id, mine.register) == ("main", False)
+    rules = {link.identifier: link.rule for link in mine.links}
+    assert rules[email("l.trabajo@empresa.es")] == "same_name:email on anonymous_id"
+    # Her sister on the same laptop, or Lucía giving only her given name: a customer apart.
+    for name in ("elena perez gomez", "lucia", ""):
+        other = decide(Situation(claims, {"main": main}, "new", name=name), ES)
+        assert other.register, name
+
+
+def test_the_resolver_keeps_names_and_joins_one_persons_two_addresses_on_her_browser() -> None:
+    uri = f"file:names-{uuid.uuid4().hex}?mode=memory&cache=shared"
+    store = SqliteIdentityStore(uri)
+    identity = IdentityResolver(store, IdentityRules(default=ES))
+    at = datetime(2026, 6, 1, tzinfo=UTC)
+
+    def touch(name: str, **ids: str) -> str:
+        nonlocal at
+        at += timedelta(days=1)
+        ref = CustomerRef(**ids)
+        return identity.resolve("t", ref, uuid.uuid4().hex, "web", at=at, name=name).customer_id
+
+    lucia = touch("Lucía Pérez Gómez", email="lupego@gmail.com", anonymous_id="ck-9")
+    assert touch("", anonymous_id="ck-9") == lucia  # an anonymous visit on her laptop
+    assert touch("LUCIA PEREZ GOMEZ", email="l.trabajo@empresa.es", anonymous_id="ck-9") == lucia
+    # Her name is in the store's events: a resolver reading them afresh (no cache) knows it.
+    identity = IdentityResolver(store, IdentityRules(default=ES), cache_size=0)
+    assert touch("Lucía Pérez Gómez", email="lpg@yahoo.es", anonymous_id="ck-9") == lucia
+    assert touch("Mª Luisa Sanz Gil", email="mlsg@gmail.com", anonymous_id="ck-9") != lucia
+
+
+def test_a_new_address_with_the_browsers_name_beside_somebody_elses_number_is_not_filed_there() -> (
+    None
+):
+    main = group("main", {"lucia perez gomez"}, email("lupego@gmail.com"), BROWSER)
+    other = group("other", {"elena ruiz gil"}, Identifier("phone", "+34617345678"))
+    claims = (
+        Claim(email("l.trabajo@empresa.es")),
+        Claim(BROWSER, ("main",)),
+        Claim(Identifier("phone", "+34617345678"), ("other",)),
+    )
+    groups = {"main": main, "other": other}
+    decision = decide(Situation(claims, groups, "new", name="lucia perez gomez"), ES)
+    assert decision.home_id != "main"
+    assert "main" not in {m.absorbed_id for m in decision.merges}
