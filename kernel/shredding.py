@@ -46,6 +46,7 @@ from schemas.personal import (
 
 KEY_BYTES = 32  # AES-256
 NONCE_BYTES = 12
+TAG_BYTES = 16  # AES-GCM's authentication tag, after the ciphertext
 SEALED = "sealed"
 ERASED = "erased"
 # The subject of an event with no identifier identity could use: its key is ended by retention,
@@ -143,6 +144,8 @@ def _encrypt(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
 
 
 def _decrypt(key: bytes, sealed: bytes, aad: bytes, what: str) -> bytes:
+    if len(sealed) < NONCE_BYTES + TAG_BYTES:  # AES-GCM would refuse the nonce in its own words
+        raise ShreddingError(f"{what} does not open with this key")
     try:
         return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad)
     except InvalidTag:

@@ -162,6 +162,23 @@ def test_a_tampered_or_malformed_blob_raises_and_never_passes_for_erased() -> No
         _open(malformed, key, SURVEY["event_id"])
 
 
+def test_a_truncated_blob_or_wrapped_key_raises_as_one_that_does_not_open() -> None:
+    # Shorter than a nonce and a tag, AES-GCM itself refuses the nonce with its own ValueError;
+    # a caller holds to ShreddingError (and its message) for every blob that does not open.
+    key = secrets.token_bytes(32)
+    sealed = _seal(SURVEY, key)
+    blob = base64.b64decode(sealed["sealed"]["blob"])
+    for cut in (0, 5, 27):
+        short = base64.b64encode(blob[:cut]).decode()
+        truncated = {**sealed, "sealed": {**sealed["sealed"], "blob": short}}
+        with pytest.raises(ShreddingError, match="does not open"):
+            _open(truncated, key, SURVEY["event_id"])
+    keys = shredding.tenant_keys(PLATFORM_KEY, TENANT)
+    wrapped = shredding.wrap_data_key(keys, _key_id(), secrets.token_bytes(32))
+    with pytest.raises(ShreddingError, match="does not open"):
+        shredding.unwrap_data_key(keys, _key_id(), wrapped[:5])
+
+
 def test_an_event_never_sealed_opens_as_it_is() -> None:
     assert _open(ORDER, None, ORDER["event_id"]) is ORDER
     assert shredding.sealed_key_id(ORDER) is None
