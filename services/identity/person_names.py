@@ -36,7 +36,8 @@ def normalise_name(text: str) -> str:
     if not isinstance(text, str) or len(text) > MAX_NAME:
         return ""
     text = _MARIA.sub(" maria ", text)
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    # Decomposed before lowering too: some letters (bold `𝐋`) are capitals only once decomposed.
+    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
     kept = "".join(
         c if (c.isalpha() or c in "-'") else " " for c in decomposed if not unicodedata.combining(c)
     )

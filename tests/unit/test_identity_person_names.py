@@ -41,6 +41,22 @@ def test_a_name_has_one_spelling_whatever_the_case_accents_spaces_or_abbreviatio
     assert normalise_name(normalised) == normalised  # normalising twice changes nothing
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        "\U0001d40b\U0001d42e\U0001d41c\U0001d422\u0301\U0001d41a P\u00e9rez G\u00f3mez",
+        "\uff2c\uff35\uff23\uff29\uff21 P\u00c9REZ G\u00d3MEZ",
+    ],
+)
+def test_a_name_in_styled_letters_is_the_same_name_in_lower_case(written: str) -> None:
+    # Bold letters pasted from a profile, full-width ones from an East Asian keyboard: their
+    # capitals only appear once decomposed, and must be lowered too. Else the filer (which
+    # normalises the payload's name, then the resolver again) and a direct `resolve(name=...)`
+    # (once) would record one person's name two ways.
+    assert normalise_name(written) == "lucia perez gomez"
+    assert normalise_name(normalise_name(written)) == normalise_name(written)
+
+
 def test_the_name_a_payload_carries_in_one_field_or_two() -> None:
     one = {"attributes": {"name": "Lucía Pérez Gómez"}}
     two = {"attributes": {"first_name": "Lucía", "last_name": "Pérez Gómez"}}
