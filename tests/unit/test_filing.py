@@ -131,6 +131,23 @@ def test_a_filer_that_cannot_answer_fails_the_whole_batch() -> None:
 
 
 # --- the identity filer --------------------------------------------------------------------------
+def test_the_filer_gives_identity_the_name_an_event_carries(identity: IdentityResolver) -> None:
+    # A new address typed on Lucía's own laptop with her full name is hers (person_names.py):
+    # only if the filer passes the payload's name (one field, or first and last) to identity.
+    def carrying(email: str, minutes: int, attributes: dict[str, str]) -> Event:
+        page = {"url": "https://shop.es/", "attributes": attributes}
+        return event({"email": email, "anonymous_id": "ck-9"}, minutes, payload=page)
+
+    filer = IdentityFiler(identity)
+    [lucia] = filer.file([carrying("lupego@gmail.com", 0, {"name": "Lucía Pérez Gómez"})])
+    second = carrying(
+        "l.trabajo@empresa.es", 1, {"first_name": "LUCIA", "last_name": "PEREZ GOMEZ"}
+    )
+    stranger = carrying("elena@empresa.es", 2, {"name": "Elena Ruiz Gil"})
+    filed = filer.file([second, stranger])
+    assert filed[0] == lucia and filed[1] != lucia  # another name on it: somebody else
+
+
 def test_every_consumer_and_every_replay_gets_the_same_customer(identity: IdentityResolver) -> None:
     events = [event({"phone": "+34 617 34 56 78"}, i) for i in range(3)]
     first = IdentityFiler(identity).file(events)
