@@ -150,6 +150,10 @@ class _Draft:
     members: set[str]
     identifiers: set[Identifier]
     names: set[str] = field(default_factory=set)  # the home's recorded names and the event's
+    # The names that are the home's own: recorded before this event for a customer it already
+    # had (the event's name may be someone else's: a daughter's checkout on her mother's
+    # account), the event's for a customer the event registers.
+    own_names: set[str] = field(default_factory=set)
     links: list[Link] = field(default_factory=list)
     saturate: list[Identifier] = field(default_factory=list)
     merges: list[Merge] = field(default_factory=list)
@@ -385,7 +389,11 @@ def _start(ranked: list[Claim], situation: Situation, rules: TenantRules) -> _Dr
         group = situation.groups[home]
         draft = _Draft(home, False, anchor, set(group.members), set(group.identifiers))
         draft.names |= group.names
-    draft.names |= {situation.name} - {""}
+        draft.own_names |= group.names
+    event_name = {situation.name} - {""}
+    draft.names |= event_name
+    if home is None:
+        draft.own_names |= event_name
     draft.ambiguous = ambiguous
     draft.touched.add(_canonical(draft.home, situation))
     return draft
@@ -710,7 +718,7 @@ def _merge_or_propose_one(
                 return
         # A browser used only by customers of one full name (and no other name) is one person's.
         named = [c for c in devices if c.identifier.family != "phone"]
-        named = [c for c in named if _users_named(draft.names, c, home, situation, rules)]
+        named = [c for c in named if _users_named(draft.own_names, c, home, situation, rules)]
         if mergeable and named and not conflicts:
             on = named[0].identifier.kind
             _absorb(draft, other, home, reason_text("same_full_name", kind=on))
@@ -817,6 +825,7 @@ def _absorb(draft: _Draft, other: Group, survivor: str, reason: str) -> None:
     draft.members |= other.members
     draft.identifiers |= other.identifiers
     draft.names |= other.names
+    draft.own_names |= other.names
 
 
 def _link(draft: _Draft, ranked: list[Claim], situation: Situation, rules: TenantRules) -> None:

@@ -142,6 +142,18 @@ def test_a_household_on_a_family_tablet_with_different_names_stays_apart() -> No
     assert meet_on(TABLET, son, mum, "") == ()
 
 
+def test_a_name_on_one_checkout_is_not_an_established_customers_own() -> None:
+    # Lucía checks out on her mother's account, on the tablet only Lucía used, with her own full
+    # name. Her mother has no name recorded: the checkout's name says who typed it, not who the
+    # account's customer is, so the two are not joined on it.
+    daughter = group("daughter", {"lucia garcia ruiz"}, email("luciagr@gmail.com"), TABLET)
+    mum = group("mum", set(), email("cruiz@gmail.com"))
+    assert meet_on(TABLET, mum, daughter, "lucia garcia ruiz") == ()
+    # Once the account's customer has that full name recorded as her own, she is the one.
+    mum = group("mum", {"lucia garcia ruiz"}, email("cruiz@gmail.com"))
+    assert meet_on(TABLET, mum, daughter, "lucia garcia ruiz") == ("daughter",)
+
+
 def test_a_parent_and_child_with_one_given_name_and_one_shared_surname_stay_apart() -> None:
     # José García López and his son José García Pérez, each written with one surname here.
     father = group("father", {"jose garcia"}, email("jgarcia@gmail.com"), TABLET)
