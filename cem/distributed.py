@@ -289,8 +289,6 @@ def build_query_api(
     from services.query_api.app import create_app
 
     settings = settings or QuerySettings()
-    if bucket_key is None:  # first: when PostgreSQL does not answer, nothing is left open
-        bucket_key = shared_bucket_key(settings.model_copy(update={"mode": "distributed"}))
     if identity is None and settings.identity == "eventsourced":
         identity = identity_on_postgres(settings)
     url = settings.clickhouse_url
@@ -299,6 +297,10 @@ def build_query_api(
     users = users or PostgresUserStore(postgres_dsn(settings))
     publisher = publisher or alert_publisher(settings)
     access_audit = access_audit or PostgresAccessAudit(postgres_dsn(settings))
+    # After the identity store: when PostgreSQL does not answer, that one fails at once, in one
+    # line (the channel store's pool, which reads the shared key, retries and logs each attempt).
+    if bucket_key is None:
+        bucket_key = shared_bucket_key(settings.model_copy(update={"mode": "distributed"}))
     app = create_app(
         warehouse,
         keys,
