@@ -125,6 +125,8 @@ _WORDS: dict[str, dict[str, str]] = {
         "case.reopened": "Case reopened",
         "survey.sent": "{} survey sent",
         "survey.answered": "{} {}/{}",
+        "survey.sent:title": "Survey sent",
+        "survey.answered:title": "Survey answered",
         "alert.assigned": "Alert assigned",
         "alert.acknowledged": "Alert acknowledged",
         "alert.resolved": "Alert resolved",
@@ -179,6 +181,8 @@ _WORDS: dict[str, dict[str, str]] = {
         "case.reopened": "Caso reabierto",
         "survey.sent": "Encuesta {} enviada",
         "survey.answered": "{} {}/{}",
+        "survey.sent:title": "Encuesta enviada",
+        "survey.answered:title": "Encuesta respondida",
         "alert.assigned": "Alerta asignada",
         "alert.acknowledged": "Alerta recibida",
         "alert.resolved": "Alerta resuelta",
@@ -389,6 +393,14 @@ _SUMMARIES: dict[str, Parts] = {
     "alert.acknowledged": _alert("alert.acknowledged", "by", "actor"),
     "alert.resolved": _alert("alert.resolved", "by", "actor"),
 }
+
+
+def type_titles(lang: str) -> dict[str, str]:
+    """Each event type the timeline words, with its name in `lang` (English for a language it
+    does not speak). The console's type filter offers them; a type whose line takes values, a
+    survey's, has a title of its own."""
+    words = _WORDS.get(lang, _WORDS["en"])
+    return {kind: words.get(f"{kind}:title", words[kind]) for kind in _SUMMARIES}
 
 
 def _line(event_type: str, channel: str, touchpoint: str, payload: Any, lang: Language) -> str:

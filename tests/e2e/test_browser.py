@@ -462,6 +462,13 @@ def test_the_spanish_console_names_kinds_reads_days_first_and_words_api_errors(
     assert "email:" not in page.text("#f-identifiers")
     page.wait(lambda: len(timeline_ids(page)) >= total, what="the whole timeline")
     shown = len(timeline_ids(page))  # another test's live event may be among them
+    # The type filter offers each type by its Spanish name (the code is what it filters on).
+    offered = {
+        o.get_attribute("value"): o.get_attribute("label") for o in page.all("#event-types option")
+    }
+    assert offered["call.ended"] == "Llamada finalizada"
+    assert offered["survey.answered"] == "Encuesta respondida"
+    assert page.find("#filter-type").get_attribute("placeholder") == "todos los tipos"
     # The date filters are typed day first, as Spanish writes them (a date input would show the
     # browser's mm/dd/yyyy): 31/12/2020 is only a date day first.
     since = page.find("#filter-since")
@@ -571,6 +578,16 @@ return arguments[0].map(e => {
 });"""
 
 
+# The chosen option's text of a menu when it is wider than the menu shows it (its padding and
+# arrow taken off), else "".
+CHOICE_CLIPPED = """const select = arguments[0], style = getComputedStyle(select);
+const context = document.createElement('canvas').getContext('2d');
+context.font = style.font;
+const text = select.options[select.selectedIndex].text;
+const room = select.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight) - 20;
+return context.measureText(text).width > room ? text : "";"""
+
+
 def test_the_console_fits_a_phone(
     page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
 ) -> None:
@@ -606,6 +623,8 @@ def test_the_console_fits_a_phone(
             # 44-px column, one syllable a line).
             assert page.all("#timeline .chip"), "no repeat-contact mark in the timeline"
             assert page.driver.execute_script(WORDS_BROKEN_ACROSS_LINES, "#timeline .chip") == []
+            # The channel menu shows its whole choice (half the row clipped "Todos los canales").
+            assert page.driver.execute_script(CHOICE_CLIPPED, page.find("#filter-channel")) == ""
         page.driver.execute_script("arguments[0].scrollIntoView()", page.find("#timeline-title"))
         page.screenshot("console-phone-es")
     finally:

@@ -24,6 +24,7 @@ from kernel.accounts import AccountLocked, Accounts, ActiveSession
 from kernel.api_errors import ApiError
 from kernel.auth import SESSION_COOKIE, session_of
 from kernel.request_body import read_limited
+from services.projections.timeline import type_titles
 from services.query_api.web.i18n import LANG_COOKIE, LANGUAGES, MESSAGES, language_of
 from services.query_api.web.settings import WebSettings
 
@@ -158,7 +159,11 @@ def console(request: Request) -> Response:
     session = session_of(request)
     if session is None:
         return _to_signin(request)
-    return _render(request, "console.html", {**_page_context(session), "page": "console"})
+    # The type filter offers each type the timeline words, named in the page's language (a
+    # custom type can still be typed).
+    types = type_titles(language_of(request))
+    context = {**_page_context(session), "page": "console", "event_types": types}
+    return _render(request, "console.html", context)
 
 
 @router.get("/dashboard")
