@@ -18,6 +18,9 @@ the ingest then validates exactly like `POST /v1/events`:
   Segment's own skew correction.
 - `context`: whole in a custom event's payload; in a typed payload, whose fields are fixed, the
   fields of CONTEXT_ATTRIBUTES (and the track's unmapped properties) become flat `attributes`.
+- The person's name, from the same traits (Segment's reserved `firstName` and `lastName`, or
+  `name`; `first_name` / `last_name` too) → `attributes.first_name` / `last_name` (or `name`),
+  where the v1 API carries it and identity reads it (services/identity/person_names.py).
 """
 
 from __future__ import annotations
@@ -142,6 +145,8 @@ def _envelope(
     tracks: Mapping[str, TrackMapping],
 ) -> dict[str, Any]:
     event_type, payload, mapping = _type_and_payload(message, kind, tracks)
+    if name := person_name(message, kind):
+        payload["attributes"] = {**_dict(payload.get("attributes")), **name}
     event: dict[str, Any] = {
         "event_id": event_id(tenant_id, message, kind),
         "source_id": SOURCE_ID,
@@ -194,9 +199,7 @@ def fingerprint(message: Mapping[str, Any], kind: str) -> str:
 
 def customer_of(message: Mapping[str, Any], kind: str) -> dict[str, str]:
     """The identifiers a message names; empty ones are left out."""
-    # A group's traits describe the company, not the person.
-    traits = _dict(message.get("traits")) if kind == "identify" else {}
-    traits = {**_dict(_dict(message.get("context")).get("traits")), **traits}
+    traits = _person_traits(message, kind)
     anonymous = message.get("previousId") if kind == "alias" else message.get("anonymousId")
     found = {
         "customer_id": _id(message.get("userId")),
@@ -205,6 +208,25 @@ def customer_of(message: Mapping[str, Any], kind: str) -> dict[str, str]:
         "phone": _id(traits.get("phone")),
     }
     return {name: value for name, value in found.items() if value is not None}
+
+
+def person_name(message: Mapping[str, Any], kind: str) -> dict[str, str]:
+    """The person's name the message's traits give, as the v1 API's attributes carry it: a
+    given name and a surname together, else the one field; empty when they give none."""
+    traits = _person_traits(message, kind)
+    for first, last in (("firstName", "lastName"), ("first_name", "last_name")):
+        given, surname = _text(traits.get(first)), _text(traits.get(last))
+        if given and surname:
+            return {"first_name": given, "last_name": surname}
+    whole = _text(traits.get("name"))
+    return {"name": whole} if whole else {}
+
+
+def _person_traits(message: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    """An identify's traits over the context's; a group's traits describe the company, not the
+    person, and are left out."""
+    traits = _dict(message.get("traits")) if kind == "identify" else {}
+    return {**_dict(_dict(message.get("context")).get("traits")), **traits}
 
 
 def slug(name: str) -> str:

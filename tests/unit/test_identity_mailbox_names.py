@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
+from cem.adapters.sqlite_identity_store import SqliteIdentityStore
+from schemas.envelope import CustomerRef
+from services.identity import IdentityResolver, IdentityRules
 from services.identity.mailbox_names import one_persons_mailboxes
 from services.identity.policy import Claim, Group, Situation, decide
 from services.identity.rules import Identifier, TenantRules
@@ -144,3 +151,82 @@ def test_the_reason_two_mailboxes_merged_names_no_address() -> None:
     [merge] = decision.merges
     assert "@" not in merge.reason and "ck-1" not in merge.reason
     assert "rojas" not in merge.reason
+
+
+GMAIL = ("gmail.com",)  # the domains identity keeps without dots (`email_dotless_domains`)
+
+
+@pytest.mark.parametrize(
+    ("kept", "other"),
+    [
+        # As identity keeps them: `Dolores.Rojas@gmail.com` is `doloresrojas@gmail.com`.
+        ("doloresrojas@gmail.com", "rojas_dolores@bbva.com"),
+        ("josemariadominguez@gmail.com", "josemaria.dominguez@outlook.com"),
+        ("silviamarin2004@gmail.com", "silvia.marin2004@telefonica.net"),
+    ],
+)
+def test_a_gmail_address_kept_without_its_dots_still_names_its_person(
+    kept: str, other: str
+) -> None:
+    assert one_persons_mailboxes(kept, other, GMAIL)
+    assert one_persons_mailboxes(other, kept, GMAIL)
+    assert not one_persons_mailboxes(kept, other)  # read as one word, it names nobody
+
+
+@pytest.mark.parametrize(
+    ("kept", "other"),
+    [
+        ("joselopez@gmail.com", "jose.lopez.garcia@yahoo.es"),  # father and son
+        ("carmengarciaruiz@gmail.com", "carmen.lopez.garcia@yahoo.es"),  # mother and daughter
+        ("jlopezgarcia@gmail.com", "m.lopez.garcia@hotmail.com"),  # siblings
+        ("pablogarciaruiz@gmail.com", "paula.garcia.ruiz@hotmail.com"),  # siblings
+        ("anagarcia1@gmail.com", "ana.garcia2@hotmail.com"),  # numbered accounts
+        ("doloresrojas@gmail.com", "rojasdolores@gmail.com"),  # two run-together: no names
+        ("facturacionperez@gmail.com", "facturacion.perez@empresa.es"),  # a role
+    ],
+)
+def test_a_run_together_gmail_address_joins_no_household(kept: str, other: str) -> None:
+    assert not one_persons_mailboxes(kept, other, GMAIL)
+    assert not one_persons_mailboxes(other, kept, GMAIL)
+
+
+def test_run_together_names_are_read_only_where_the_provider_drops_dots() -> None:
+    # At Hotmail the dots are kept: `doloresrojas@hotmail.com` was typed as one word.
+    assert not one_persons_mailboxes("doloresrojas@hotmail.com", "rojas.dolores@bbva.com", GMAIL)
+
+
+def test_one_persons_gmail_and_work_addresses_on_her_laptop_are_one_customer() -> None:
+    # Through the resolver, as producers send them: the Gmail address is kept as
+    # `doloresrojas@gmail.com`, and before, the two addresses named nobody alike, so the laptop
+    # looked like a household's and her later anonymous visits on it were nobody's.
+    identity, touch = _resolver()
+    dolores = touch(email="Dolores.Rojas@gmail.com", anonymous_id="ck-7")
+    work = touch(email="rojas_dolores@bbva.com")  # a newsletter to her work address
+    assert work != dolores
+    one = touch(email="rojas_dolores@bbva.com", anonymous_id="ck-7")
+    assert (
+        identity.locate("t", work).customer_id == identity.locate("t", dolores).customer_id == one
+    )
+    assert touch(anonymous_id="ck-7") == one  # the laptop is still hers
+
+
+def test_a_father_and_son_on_the_family_tablet_stay_two_customers() -> None:
+    identity, touch = _resolver()
+    father = touch(email="Jose.Lopez@gmail.com", anonymous_id="tablet-1")
+    son = touch(email="jose.lopez.garcia@yahoo.es")
+    assert touch(email="jose.lopez.garcia@yahoo.es", anonymous_id="tablet-1") == son
+    assert identity.locate("t", son).customer_id != identity.locate("t", father).customer_id
+
+
+def _resolver() -> tuple[IdentityResolver, Callable[..., str]]:
+    store = SqliteIdentityStore(f"file:mailboxes-{uuid.uuid4().hex}?mode=memory&cache=shared")
+    identity = IdentityResolver(store, IdentityRules(default=ES))
+    at = datetime(2026, 6, 1, tzinfo=UTC)
+
+    def touch(**ids: str) -> str:
+        nonlocal at
+        at += timedelta(days=1)
+        ref = CustomerRef(**ids)
+        return identity.resolve("t", ref, uuid.uuid4().hex, "web", at=at).customer_id
+
+    return identity, touch

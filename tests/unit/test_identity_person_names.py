@@ -233,3 +233,26 @@ def test_a_new_address_with_the_browsers_name_beside_somebody_elses_number_is_no
     decision = decide(Situation(claims, groups, "new", name="lucia perez gomez"), ES)
     assert decision.home_id != "main"
     assert "main" not in {m.absorbed_id for m in decision.merges}
+
+
+def test_a_daughters_name_left_on_her_mothers_account_never_joins_them_later() -> None:
+    # Lucía's checkouts on her mother's account, on the tablet only Lucía used, record Lucía's
+    # name on her mother's customer too (a touchpoint's name is kept where it is filed). So a
+    # browser re-judged from names recorded since would now see one full name on both and fuse
+    # them: the tablet stays judged shared, however often she does it.
+    uri = f"file:names-{uuid.uuid4().hex}?mode=memory&cache=shared"
+    identity = IdentityResolver(SqliteIdentityStore(uri), IdentityRules(default=ES))
+    at = datetime(2026, 6, 1, tzinfo=UTC)
+
+    def touch(name: str, **ids: str) -> str:
+        nonlocal at
+        at += timedelta(days=1)
+        ref = CustomerRef(**ids)
+        return identity.resolve("t", ref, uuid.uuid4().hex, "web", at=at, name=name).customer_id
+
+    daughter = touch("Lucía García Ruiz", email="luciagr@gmail.com", anonymous_id="tablet-1")
+    mum = touch("", email="cruiz@gmail.com")
+    for _ in range(3):
+        touch("Lucía García Ruiz", email="cruiz@gmail.com", anonymous_id="tablet-1")
+        touch("Lucía García Ruiz", email="luciagr@gmail.com", anonymous_id="tablet-1")
+        assert identity.locate("t", mum).customer_id != identity.locate("t", daughter).customer_id

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from schemas.envelope import Event
 from schemas.validate import Violation, accept
+from services.identity.person_names import name_in
 from services.ingest.segment_config import (
     InvalidMappings,
     SegmentMappings,
@@ -97,6 +98,37 @@ def test_identify_names_the_customer_with_user_id_anonymous_id_and_traits() -> N
         "phone": "+34 600 000 001",
     }
     assert event.payload["traits"]["name"] == "Ana"
+
+
+@pytest.mark.parametrize(
+    ("message", "name"),
+    [
+        ({"type": "identify", "userId": "u-42",
+          "traits": {"firstName": "Mª José", "lastName": "García López"}}, "maria jose garcia lopez"),
+        ({"type": "identify", "userId": "u-42", "traits": {"name": "Ana Ruiz Gil"}}, "ana ruiz gil"),
+        ({"type": "track", "event": "Order Completed", "userId": "u-42",
+          "properties": {"order_id": "o-1", "revenue": 10, "currency": "EUR"},
+          "context": {"traits": {"first_name": "Íñigo", "last_name": "Núñez Sanz"}}},
+         "inigo nunez sanz"),
+        ({"type": "page", "anonymousId": "a-1", "properties": {"url": "https://shop.es/"},
+          "context": {"traits": {"name": "ANA RUIZ GIL"}}},
+         "ana ruiz gil"),
+        # An identify's own traits say who the person is now, over the context's.
+        ({"type": "identify", "userId": "u-42", "traits": {"name": "Ana Ruiz Gil"},
+          "context": {"traits": {"name": "Eva Sanz"}}}, "ana ruiz gil"),
+        # A group's traits name the company; a given name alone is no name identity reads here.
+        ({"type": "group", "userId": "u-42", "groupId": "g", "traits": {"name": "Acme SL"}}, ""),
+        ({"type": "identify", "userId": "u-42", "traits": {"firstName": "Ana"}}, ""),
+        ({"type": "identify", "userId": "u-42", "traits": {"email": "ana@shop.es"}}, ""),
+    ],
+)  # fmt: skip
+def test_the_persons_name_in_traits_is_where_identity_reads_it(
+    message: dict[str, Any], name: str
+) -> None:
+    # Identity reads a touchpoint's person's name from `payload.attributes` (as the v1 API
+    # carries it); before, a Segment source's names stayed in traits, where it never looked.
+    event = stored(message, **{"Order Completed": ORDER})
+    assert name_in(event.payload) == name
 
 
 def test_alias_puts_the_previous_id_beside_the_user_id_on_one_touchpoint() -> None:
