@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -444,8 +444,18 @@ def _no_collection_pauses() -> Iterator[None]:
 
 def _evidence(touchpoint: Touchpoint, actor: str) -> Evidence:
     at = touchpoint[3] if len(touchpoint) > 3 else None
-    name = normalise_name(touchpoint[4]) if len(touchpoint) > 4 else ""  # type: ignore[misc]
+    name = _name_of(touchpoint[4]) if len(touchpoint) > 4 else ""  # type: ignore[misc]
     return Evidence(str(touchpoint[1]), touchpoint[2], actor, to_micros(at) if at else 0, name)
+
+
+def _name_of(text: str) -> str:
+    """`normalise_name`, remembered: a person's name comes again with each of their touchpoints."""
+    if not text:
+        return ""
+    return _normalised_name(text) if isinstance(text, str) else normalise_name(text)
+
+
+_normalised_name = lru_cache(maxsize=16_384)(normalise_name)
 
 
 def _close_open_candidate(
