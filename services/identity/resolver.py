@@ -414,6 +414,8 @@ class IdentityResolver(Application[UUID]):
                     if self.cache is not None:
                         for aggregate in changed:
                             self.cache.put(aggregate)
+                    # Freed now, before collection resumes: else its first pass walks them all.
+                    del state, changed, filings
                     return result
             time.sleep(0.001 * attempt)
         raise IdentityBusy(f"gave up after {MAX_ATTEMPTS} conflicting attempts; retry later")
