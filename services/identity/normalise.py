@@ -3,12 +3,13 @@ placeholders typed by agents or systems never become identifiers (pure: no I/O o
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import cache, lru_cache, partial
 from typing import Any, Literal
 
 import phonenumbers
@@ -93,6 +94,7 @@ ROLE_EMAIL_LOCALS = _words(
 _PHONE_SEQUENCES = "01234567890123456789", "98765432109876543210"
 # Digits of a subscriber number: six alike (`600 000 000`) is typed, not dialled.
 _SUBSCRIBER_DIGITS = 6
+MEMO_E164 = 32_768  # numbers read in one region, remembered (see `_valid_e164`)
 
 
 def normalise_email(raw: str, rules: TenantRules) -> str | None:
@@ -136,6 +138,9 @@ def normalise_phone(raw: str, rules: TenantRules) -> str | None:
     return readings.pop() if len(readings) == 1 else None
 
 
+# Remembered: a national number invalid in the tenant's region is read in its other regions
+# twice, for its value (`normalise_phone`) and for its readings (`ambiguous_readings`).
+@lru_cache(maxsize=MEMO_E164)
 def _valid_e164(text: str, region: str | None) -> str | None:
     try:
         number = phonenumbers.parse(text, region)
@@ -273,55 +278,72 @@ def _raw_identifiers(ref: CustomerRef) -> list[tuple[str, str]]:
 def normalise_one(kind: str, raw: str, rules: TenantRules) -> Identifier | Rejected:
     """One identifier of the event, normalised, or why it cannot link anyone. Answers are
     remembered (a bounded memo): the same customers present the same spellings over and over."""
-    key = (id(rules), kind, raw)
-    found = _recall(_answers, key)
+    key, found = _recall(_answers, rules, kind, raw)
     if found is _UNKNOWN:
         found = _normalise_one(kind, raw, rules)
-        _remember(_answers, key, found, rules)
+        _remember(_answers, key, found)
     assert isinstance(found, Identifier | Rejected)
     return found
 
 
 # Answers remembered, of every rules object together: about 12 MB at most in each memo, the least
 # recently used forgotten first. Rules objects hold dicts, so they are not hashable: answers are
-# keyed by the rules object's id, and every rules object with answers is held here (its id cannot
-# be another object's while it is alive). More rules objects than MEMO_RULES (rules files read
-# again and again) forget everything.
+# keyed by a token of the rules' contents, so that equal rules share them (the ingest's note and
+# identity's filing read one spelling once, whichever object each holds). A rules object's token
+# is found by its id, and every rules object with a token is held here (its id cannot be another
+# object's while it is alive); more than MEMO_RULES of them are let go (their tokens stay), more
+# than MEMO_RULES different contents (rules files edited again and again) forget everything.
+# Tokens are never reused, so an answer remembered under a token let go is never another's.
 MEMO_ANSWERS = 32_768
 MEMO_RULES = 64
-_answers: OrderedDict[tuple[int, str, str], Identifier | Rejected] = OrderedDict()
+Key = tuple[int, str, str]  # (token of the rules' contents, kind, spelling)
+_answers: OrderedDict[Key, Identifier | Rejected] = OrderedDict()
 # Normalised values by (rules, kind, spelling): see `_spelling`.
-_values: OrderedDict[tuple[int, str, str], str | None] = OrderedDict()
+_values: OrderedDict[Key, str | None] = OrderedDict()
 # A rejected national number's readings in the other regions, by (rules, "phone", spelling): asked
 # for by the ingest's note, then twice by identity (its preload, then the touchpoint's turn).
-_readings: OrderedDict[tuple[int, str, str], tuple[Identifier, ...]] = OrderedDict()
-_rules_held: dict[int, TenantRules] = {}
+_readings: OrderedDict[Key, tuple[Identifier, ...]] = OrderedDict()
+_rules_held: dict[int, tuple[TenantRules, int]] = {}  # by id: the rules and their token
+_tokens: dict[str, int] = {}  # by the rules' contents (JSON)
+_next_token = itertools.count()
 _memo_lock = threading.Lock()
 _UNKNOWN: Any = object()
 
 
-def _recall(memo: OrderedDict[tuple[int, str, str], Any], key: tuple[int, str, str]) -> Any:
+def _recall(
+    memo: OrderedDict[Key, Any], rules: TenantRules, kind: str, text: str
+) -> tuple[Key, Any]:
+    """The memo's key for this spelling under these rules, and its answer (`_UNKNOWN`: none)."""
     with _memo_lock:
+        key = (_token(rules), kind, text)
         found = memo.get(key, _UNKNOWN)
         if found is not _UNKNOWN:
             memo.move_to_end(key)
-    return found
+    return key, found
 
 
-def _remember(
-    memo: OrderedDict[tuple[int, str, str], Any],
-    key: tuple[int, str, str],
-    answer: Any,
-    rules: TenantRules,
-) -> None:
+def _token(rules: TenantRules) -> int:
+    """The token of the rules' contents (called under `_memo_lock`)."""
+    held = _rules_held.get(id(rules))
+    if held is not None:
+        return held[1]
+    if len(_rules_held) >= MEMO_RULES:
+        _rules_held.clear()
+    contents = rules.model_dump_json()
+    token = _tokens.get(contents)
+    if token is None:
+        if len(_tokens) >= MEMO_RULES:
+            _tokens.clear()
+            _answers.clear()
+            _values.clear()
+            _readings.clear()
+        token = _tokens[contents] = next(_next_token)
+    _rules_held[id(rules)] = (rules, token)
+    return token
+
+
+def _remember(memo: OrderedDict[Key, Any], key: Key, answer: Any) -> None:
     with _memo_lock:
-        if id(rules) not in _rules_held:
-            if len(_rules_held) >= MEMO_RULES:
-                _answers.clear()
-                _values.clear()
-                _readings.clear()
-                _rules_held.clear()
-            _rules_held[id(rules)] = rules
         if len(memo) >= MEMO_ANSWERS:
             memo.popitem(last=False)  # the least recently used
         memo[key] = answer
@@ -354,7 +376,7 @@ def _value_of(kind: str, raw: str, rules: TenantRules) -> str | None:
 
 
 def _by_spelling(
-    memo: OrderedDict[tuple[int, str, str], Any],
+    memo: OrderedDict[Key, Any],
     kind: str,
     raw: str,
     rules: TenantRules,
@@ -364,11 +386,10 @@ def _by_spelling(
     spelling = _spelling(kind, raw)
     if spelling is None:
         return compute(raw)
-    key = (id(rules), kind, spelling)
-    found = _recall(memo, key)
+    key, found = _recall(memo, rules, kind, spelling)
     if found is _UNKNOWN:
         found = compute(spelling)
-        _remember(memo, key, found, rules)
+        _remember(memo, key, found)
     return found
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -414,6 +414,8 @@ class IdentityResolver(Application[UUID]):
                     if self.cache is not None:
                         for aggregate in changed:
                             self.cache.put(aggregate)
+                    # Freed now, before collection resumes: else its first pass walks them all.
+                    del state, changed, filings
                     return result
             time.sleep(0.001 * attempt)
         raise IdentityBusy(f"gave up after {MAX_ATTEMPTS} conflicting attempts; retry later")
@@ -444,8 +446,18 @@ def _no_collection_pauses() -> Iterator[None]:
 
 def _evidence(touchpoint: Touchpoint, actor: str) -> Evidence:
     at = touchpoint[3] if len(touchpoint) > 3 else None
-    name = normalise_name(touchpoint[4]) if len(touchpoint) > 4 else ""  # type: ignore[misc]
+    name = _name_of(touchpoint[4]) if len(touchpoint) > 4 else ""  # type: ignore[misc]
     return Evidence(str(touchpoint[1]), touchpoint[2], actor, to_micros(at) if at else 0, name)
+
+
+def _name_of(text: str) -> str:
+    """`normalise_name`, remembered: a person's name comes again with each of their touchpoints."""
+    if not text:
+        return ""
+    return _normalised_name(text) if isinstance(text, str) else normalise_name(text)
+
+
+_normalised_name = lru_cache(maxsize=16_384)(normalise_name)
 
 
 def _close_open_candidate(

@@ -8,6 +8,7 @@ first (normalise.py), so every spelling of one mailbox, line or account compares
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -214,6 +215,14 @@ class TenantRules(BaseModel):
         return tuple(_region(v) for v in values)
 
     def rule_for(self, identifier: Identifier) -> KindRule:
+        key = (id(self), identifier.kind, identifier.value)
+        found = _rules_found.get(key)
+        if found is None:
+            found = self._rule_for(identifier)
+            _remember_rule(self, key, found)
+        return found
+
+    def _rule_for(self, identifier: Identifier) -> KindRule:
         family, _, namespace = identifier.kind.partition(":")
         namespace_rules = self.external.get(namespace) if family == "external" else None
         if namespace_rules and namespace_rules.rule:
@@ -257,6 +266,33 @@ def _region(value: str) -> str:
     if value.upper() not in phonenumbers.SUPPORTED_REGIONS:
         raise ValueError(f"unknown phone region {value!r}: use an ISO 3166 code such as ES or US")
     return value.upper()
+
+
+# `TenantRules.rule_for`'s answers, by (id of the rules, kind, value): the policy asks for the rule
+# of each identifier of a touchpoint a score of times. Rules hold dicts, so they are not hashable:
+# every rules object with answers is held here (its id cannot be another object's while it is
+# alive). Bounded: past RULES_FOUND answers or RULES_HELD rules objects, all are forgotten.
+RULES_FOUND = 65_536
+RULES_HELD = 64
+_rules_found: dict[tuple[int, str, str], KindRule] = {}
+_rules_held: dict[int, TenantRules] = {}
+
+
+_rules_lock = threading.Lock()
+
+
+def _remember_rule(rules: TenantRules, key: tuple[int, str, str], rule: KindRule) -> None:
+    # Under the lock, every answer's rules object is held: one found by the id of a live object
+    # is that object's (`rule_for` reads without the lock).
+    with _rules_lock:
+        if key[0] not in _rules_held:
+            if len(_rules_held) >= RULES_HELD:
+                _rules_found.clear()
+                _rules_held.clear()
+            _rules_held[key[0]] = rules
+        if len(_rules_found) >= RULES_FOUND:
+            _rules_found.clear()
+        _rules_found[key] = rule
 
 
 @lru_cache(maxsize=65536)

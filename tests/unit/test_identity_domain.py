@@ -204,14 +204,16 @@ def test_every_event_carries_only_plain_values(cls: type[Aggregate]) -> None:
 # normalisation, remembered
 
 
-def test_normalisation_is_remembered_per_rules_object_and_bounded(
+def test_normalisation_is_remembered_per_rules_contents_and_bounded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(normalise, "MEMO_ANSWERS", 3)
     monkeypatch.setattr(normalise, "MEMO_RULES", 2)
     monkeypatch.setattr(normalise, "_answers", OrderedDict())
     monkeypatch.setattr(normalise, "_values", OrderedDict())
+    monkeypatch.setattr(normalise, "_readings", OrderedDict())
     monkeypatch.setattr(normalise, "_rules_held", {})
+    monkeypatch.setattr(normalise, "_tokens", {})
     spain, usa = TenantRules(phone_region="ES"), TenantRules(phone_region="US")
     first = normalise.normalise_one("phone", "617 34 56 78", spain)
     assert first == Identifier("phone", "+34617345678")
@@ -221,8 +223,19 @@ def test_normalisation_is_remembered_per_rules_object_and_bounded(
         assert normalise.normalise_one("email", raw, usa) == Identifier("email", raw.lower())
     assert len(normalise._answers) == 3  # the oldest forgotten
     assert sorted(normalise._rules_held) == sorted([id(spain), id(usa)])
-    # A third rules object (equal contents, but another object) forgets everything.
-    assert normalise.normalise_one("phone", "617 34 56 78", TenantRules(phone_region="ES")) == first
-    assert len(normalise._answers) == len(normalise._rules_held) == 1
-    assert normalise.normalise_one("phone", "617 34 56 78", spain) == first
-    assert all(key[0] in normalise._rules_held for key in normalise._answers)
+    # Another object with the same contents shares the answers (the ingest's rules and the
+    # resolver's); a third object lets the others go, but their answers stay.
+    again = TenantRules(phone_region="US")
+    assert normalise.normalise_one("email", "c@X.io", again) is normalise.normalise_one(
+        "email", "c@X.io", usa
+    )
+    assert len(normalise._answers) == 3
+    assert len(normalise._tokens) == 2
+    # Contents a third time different forget everything, and answer as their rules say.
+    mexico = TenantRules(phone_region="MX")
+    assert normalise.normalise_one("phone", "55 1234 5678", mexico) == Identifier(
+        "phone", "+525512345678"
+    )
+    assert len(normalise._answers) == len(normalise._tokens) == 1
+    assert normalise.normalise_one("phone", "617 34 56 78", spain) == first  # read again
+    assert len(normalise._answers) == len(normalise._tokens) == 2

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from schemas.envelope import CustomerRef
+from services.identity import rules as rules_module
 from services.identity.normalise import Rejected, normalise_one, normalise_ref
 from services.identity.policy import (
     DAY_MICROS,
@@ -167,6 +168,25 @@ def test_fixed_lines_and_namespaces_have_their_own_rule() -> None:
     assert rules.rule_for(phone("+34617345678")) == rules.kinds["phone"]
     assert rules.rule_for(Identifier("external:loyalty", "L1")) == loyalty
     assert rules.rule_for(Identifier("external:crm", "C1")) == rules.kinds["external"]
+
+
+def test_the_rule_of_an_identifier_is_remembered_per_rules_object_and_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(rules_module, "RULES_FOUND", 2)
+    monkeypatch.setattr(rules_module, "RULES_HELD", 2)
+    monkeypatch.setattr(rules_module, "_rules_found", {})
+    monkeypatch.setattr(rules_module, "_rules_held", {})
+    line = phone("+34912345678")
+    as_phone = TenantRules(fixed_line=None)
+    assert TenantRules().rule_for(line) == TenantRules().fixed_line  # held while remembered
+    assert as_phone.rule_for(line) == as_phone.kinds["phone"]  # each object its own answer
+    assert as_phone.rule_for(line) is as_phone.rule_for(line)
+    assert len(rules_module._rules_found) <= 2 and len(rules_module._rules_held) <= 2
+    for value in ("+34617345678", "+34617345679", "+34617345670"):
+        assert as_phone.rule_for(phone(value)) == as_phone.kinds["phone"]
+    assert len(rules_module._rules_found) <= 2  # bounded: forgotten, then found again
+    assert {k[0] for k in rules_module._rules_found} <= set(rules_module._rules_held)
 
 
 def test_unique_conflicts_name_the_kinds_held_with_different_values() -> None:
