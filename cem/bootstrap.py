@@ -22,6 +22,7 @@ from cem.adapters.sqlite_users import SqliteUserStore
 from cem.identity import build_identity
 from cem.platform_keys import local_platform_key
 from cem.runner import Runner, ensure_tables, filing_runner, projection_runner
+from cem.sealing import close_sealing, default_rules, opener_for, sealing_publisher
 from kernel import api_errors, readiness, web_security
 from kernel.access_audit import audit_probe
 from kernel.accounts import Accounts
@@ -43,6 +44,7 @@ from kernel.ports import (
 )
 from kernel.private_files import private_dir
 from kernel.processing import Projection
+from kernel.sealing import KeyCache
 from kernel.secrets import SecretBox
 from kernel.settings import CoreSettings, IngestSettings
 from kernel.wakeup import Wakeup
@@ -120,6 +122,9 @@ class Platform:
     def stop(self) -> None:
         for runner in self.runners:
             runner.stop()
+        close_sealing(self.publisher)
+        if self.decoder.opener is not None:
+            self.decoder.opener.close()
         self.warehouse.close()
         self.log.close()
         if self.identity is not None:
@@ -173,6 +178,15 @@ def build(
     clock = clock or SystemClock()
     if identity is None and settings.identity == "eventsourced":
         identity = embedded_identity(data_dir)
+    resolver = identity
+    # One process seals and opens: the keys the ingest made are the ones the readers need.
+    keys_in_memory = KeyCache()
+    publisher = sealing_publisher(
+        publisher,
+        settings,
+        (lambda: resolver.rules) if resolver is not None else default_rules,
+        keys_in_memory,
+    )
     platform = Platform(
         settings,
         log,
@@ -185,6 +199,8 @@ def build(
         FastAPI(),
         users or SqliteUserStore(data_dir / "users.sqlite"),
     )
+    # Every reader of the log opens sealed records (docs/erasure.md), sealing on or not.
+    platform.decoder = SharedDecoder(opener=opener_for(settings, keys_in_memory))
     platform.channels = channels or embedded_channels(settings)
     platform.access_audit = access_audit or SqliteAccessAudit(data_dir / AUDIT_FILE)
     # Derived like the channel secrets' and customer ids' keys: CEM_SECRET_KEY, else secret.key.

@@ -188,9 +188,14 @@ def _replay_consumers(
         rows = consumer_letters(warehouse, since)
     finally:
         warehouse.close()
-    return replay_consumer_letters(rows, log, tenant, bucket_key=bucket_key).line(
-        "consumer dead letters"
-    )
+    from cem.sealing import opener_for
+
+    opener = opener_for(settings)
+    try:
+        report = replay_consumer_letters(rows, log, tenant, bucket_key=bucket_key, opener=opener)
+    finally:
+        opener.close()
+    return report.line("consumer dead letters")
 
 
 def _data_dir(p: argparse.ArgumentParser) -> None:

@@ -173,8 +173,10 @@ def _replay(args: argparse.Namespace) -> int:
     from cem.progress import progress_bar
     from cem.replay import replay
     from cem.runner import group_lag
+    from cem.sealing import opener_for
     from kernel.filings import FILING_STAGE
     from kernel.ports import FILINGS_TOPIC, TOUCHPOINTS_TOPIC
+    from kernel.sealing import opening_decode
     from kernel.settings import CoreSettings
 
     if args.into == "cem":
@@ -194,7 +196,17 @@ def _replay(args: argparse.Namespace) -> int:
         projections = default_projections()
         total = sum(log.end_offsets(FILINGS_TOPIC).values()) * len(projections)
         with progress_bar(f"replaying into {args.into!r}", total, unit="records") as advance:
-            count = replay(log, warehouse, projections, on_progress=advance)
+            opener = opener_for(CoreSettings(data_dir=state.path))
+            try:
+                count = replay(
+                    log,
+                    warehouse,
+                    projections,
+                    decode_record=opening_decode(opener),
+                    on_progress=advance,
+                )
+            finally:
+                opener.close()
     print(f"replayed {count} records into database {args.into!r}")
     # A replay reads only filings; touchpoints the filing stage has not filed yet are left out.
     if unfiled := group_lag(log, TOUCHPOINTS_TOPIC, FILING_STAGE):

@@ -35,11 +35,13 @@ from cem.direct_ingest import (
     headers_of,
     is_stored_form,
 )
+from cem.sealing import close_sealing, default_rules, sealing_publisher
 from kernel.customer_key import customer_key
 from kernel.filings import CUSTOMER_HEADER
 from kernel.partitioning import touchpoint_key
 from kernel.ports import TOUCHPOINTS_TOPIC, Consumed, EventLog, Publisher, Record, Warehouse
 from kernel.processing import to_micros
+from kernel.sealing import EventOpener
 from kernel.settings import IngestSettings
 from services.ingest.channels.replay import ReplayReport
 
@@ -62,7 +64,7 @@ def kept_headers(row: dict[str, Any]) -> tuple[tuple[str, bytes], ...]:
 
 
 def _record(
-    row: dict[str, Any], tenant_id: str | None, bucket_key: bytes
+    row: dict[str, Any], tenant_id: str | None, bucket_key: bytes, opener: EventOpener | None
 ) -> tuple[str, Record] | None:
     """Where the row's record goes back, and the record, when it decodes now as an event of the
     tenant asked for. A filing (it names its customer) goes to the filings topic it came from
@@ -74,7 +76,8 @@ def _record(
         raw = orjson.loads(value)
         texts = headers_of(Consumed(str(row["topic"]), 0, 0, b"", value, headers))
         if is_stored_form(raw):
-            event = decode_stored(raw, texts)
+            # A sealed record is opened to be checked; it goes back sealed, as it was.
+            event = decode_stored(opener.open_event(raw) if opener else raw, texts)
             if not headers:  # kept by an earlier release: tenant and source from the body
                 source = str(raw.get("source_id", "")).encode()
                 headers = (("tenant_id", event.tenant_id.encode()), ("source_id", source))
@@ -98,11 +101,12 @@ def replay_consumer_letters(
     tenant_id: str | None = None,
     *,
     bucket_key: bytes,
+    opener: EventOpener | None = None,
 ) -> ReplayReport:
     report = ReplayReport()
     by_topic: dict[str, list[Record]] = {}
     for row in rows:
-        restored = _record(row, tenant_id, bucket_key)
+        restored = _record(row, tenant_id, bucket_key, opener)
         if restored is None:
             report.still_failing += 1
             continue
@@ -126,17 +130,22 @@ def mode_publisher(settings: IngestSettings) -> Iterator[tuple[Publisher, EventL
         index = PostgresIdempotencyIndex(postgres_dsn(settings))
         try:
             # Sealed like the ingest's records: the workers trust the stored form only with it.
-            yield IdempotentPublisher(log, index, TOUCHPOINTS_TOPIC, seal_key=index.seal_key()), log
+            inner = IdempotentPublisher(log, index, TOUCHPOINTS_TOPIC, seal_key=index.seal_key())
+            publisher = sealing_publisher(inner, settings, default_rules)
+            yield publisher, log
         finally:
+            close_sealing(publisher)
             log.close()
             index.close()
         return
     from cem.adapters.sqlite_log import SqliteLog, SqlitePublisher
 
     sqlite_log = SqliteLog(settings.data_dir / "log.sqlite", partitions=settings.partitions)
+    publisher = sealing_publisher(SqlitePublisher(sqlite_log), settings, default_rules)
     try:
-        yield SqlitePublisher(sqlite_log), sqlite_log
+        yield publisher, sqlite_log
     finally:
+        close_sealing(publisher)
         sqlite_log.close()
 
 

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from cem.record_seal import is_sealed
 from kernel.ports import Consumed
 from kernel.processing import Unadmitted
+from kernel.sealing import EventOpener
 from schemas.envelope import Event
 from schemas.validate import accept, decode_parsed, reserved_type, violations_of
 from schemas.violations import InvalidEvent, Violation
@@ -70,6 +71,9 @@ class RecordDecoder:
     """Decodes records under the platform's seal key (`seal_key`: the ingest's, see record_seal)."""
 
     seal_key: bytes
+    # With personal data sealed (docs/erasure.md), the opener puts it back once the record's
+    # seal is verified (the seal covers the bytes as stored, sealed fields included).
+    opener: EventOpener | None = None
 
     def __call__(self, rec: Consumed) -> Event | Unadmitted:
         """The event a record holds, in either form; raises (a ValueError) when it is not one."""
@@ -77,6 +81,8 @@ class RecordDecoder:
         headers = headers_of(rec)
         if is_stored_form(raw) and is_sealed(rec, self.seal_key):
             # Sealed: the ingest validated it, so its types are read, its rules not run again.
+            if self.opener is not None:
+                raw = self.opener.open_event(raw)
             return decode_stored(raw, headers, read=decode_parsed)
         return accept_direct(raw, headers, record_time(rec))
 

@@ -36,6 +36,7 @@ from cem.adapters.sqlite_users import SqliteUserStore
 from cem.platform_keys import shared_bucket_key
 from cem.publishing import IdempotencyIndex, IdempotentPublisher
 from cem.retention import RetentionStore
+from cem.sealing import close_sealing, default_rules, sealing_publisher, unwrapped
 from kernel import readiness
 from kernel.channels import ChannelStore
 from kernel.clock import SystemClock
@@ -64,7 +65,7 @@ class IngestService:
 
     settings: IngestSettings
     app: FastAPI
-    publisher: IdempotentPublisher
+    publisher: Publisher  # an IdempotentPublisher, wrapped by a SealingPublisher when sealing
     log: EventLog
     index: IdempotencyIndex
     keys: KeyStore
@@ -75,13 +76,14 @@ class IngestService:
         """Create the topic now rather than on the first event; Kafka being down is not fatal."""
         if isinstance(self.log, KafkaLog):
             try:
-                self.log.ensure_topic(self.publisher.topic)
+                self.log.ensure_topic(TOUCHPOINTS_TOPIC)
             except LogUnavailable as exc:
-                logger.warning("topic %s not ensured yet: %s", self.publisher.topic, exc)
+                logger.warning("topic %s not ensured yet: %s", TOUCHPOINTS_TOPIC, exc)
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            close_sealing(self.publisher)
             self.log.close()
             self.index.close()
             _close(self.keys)
@@ -110,9 +112,11 @@ class QueryService:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            if isinstance(self.publisher, IdempotentPublisher):
-                self.publisher.log.close()
-                self.publisher.index.close()
+            close_sealing(self.publisher)
+            inner = unwrapped(self.publisher)
+            if isinstance(inner, IdempotentPublisher):
+                inner.log.close()
+                inner.index.close()
             self.warehouse.close()
             _close(self.keys)
             _close(self.users)
@@ -246,10 +250,14 @@ def build_ingest(
     if seal_key is None and isinstance(index, PostgresIdempotencyIndex):
         seal_key = index.seal_key()
     keys = keys or PostgresKeyStore(postgres_dsn(settings))
-    publisher = IdempotentPublisher(
-        log, index, TOUCHPOINTS_TOPIC, timeout_s=settings.publish_timeout_s, seal_key=seal_key
-    )
     distributed = settings.model_copy(update={"mode": "distributed"})
+    publisher = sealing_publisher(
+        IdempotentPublisher(
+            log, index, TOUCHPOINTS_TOPIC, timeout_s=settings.publish_timeout_s, seal_key=seal_key
+        ),
+        distributed,
+        default_rules,
+    )
     channels = channels or channels_from_settings(distributed)
     if bucket_key is None:
         bucket_key = shared_bucket_key(distributed)
@@ -315,11 +323,14 @@ def build_query_api(
     )
 
 
-def alert_publisher(settings: CoreSettings, timeout_s: float = 5.0) -> IdempotentPublisher:
+def alert_publisher(settings: CoreSettings, timeout_s: float = 5.0) -> Publisher:
     """The query API's publisher (alert lifecycle events): the ingest's log and claims."""
     index = PostgresIdempotencyIndex(postgres_dsn(settings), timeout_s=timeout_s)
     log = kafka_log(settings, timeout_s)
     # Sealed like the ingest's records: the workers trust the stored form only with the seal.
-    return IdempotentPublisher(
+    inner = IdempotentPublisher(
         log, index, TOUCHPOINTS_TOPIC, timeout_s=timeout_s, seal_key=index.seal_key()
+    )
+    return sealing_publisher(
+        inner, settings.model_copy(update={"mode": "distributed"}), default_rules
     )

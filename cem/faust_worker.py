@@ -65,6 +65,7 @@ from cem.adapters.postgres_idempotency import PostgresIdempotencyIndex
 from cem.direct_ingest import RecordDecoder, TimedConsumed
 from cem.record_seal import is_sealed_filing, sealed_filing
 from cem.runner import ensure_tables, write_dead_letters
+from cem.sealing import opener_for
 from kernel.filings import FILING_STAGE, FiledBatch, file_batch, project_filings
 from kernel.ports import (
     DEAD_LETTER_TOPIC,
@@ -149,6 +150,8 @@ class Sink:
         return decode_sealed_filing(self.decode, rec)
 
     def close(self) -> None:
+        if self.decode.opener is not None:
+            self.decode.opener.close()
         self.warehouse.close()
         self.event_log.close()
         self.claims.close()
@@ -195,7 +198,9 @@ def _prepare(settings: WorkerSettings, projections: Sequence[Projection]) -> Sin
         raise
     sink = Sink(warehouse, event_log, claims, RecordDecoder(b""))
     try:
-        sink.decode = RecordDecoder(claims.seal_key())
+        # Sealed personal data (docs/erasure.md) is opened once the record's seal verifies.
+        opener = opener_for(settings.model_copy(update={"mode": "distributed"}))
+        sink.decode = RecordDecoder(claims.seal_key(), opener)
         ensure_tables(warehouse, projections)
         # faust creates only its internal topics. Created here, the topics get the partition count
         # the ingest uses, not the broker's default, whoever starts first.

@@ -89,6 +89,7 @@ def replay_distributed(
     from cem.direct_ingest import RecordDecoder
     from cem.distributed import kafka_log
     from cem.faust_worker import decode_sealed_filing
+    from cem.sealing import opener_for
 
     claims = PostgresIdempotencyIndex(settings.postgres_dsn.get_secret_value(), pool_size=1)
     try:
@@ -98,8 +99,9 @@ def replay_distributed(
     ClickHouseWarehouse(settings.clickhouse_url, into).drop_database()
     warehouse = ClickHouseWarehouse(settings.clickhouse_url, into)
     log = kafka_log(settings)
+    opener = opener_for(settings.model_copy(update={"mode": "distributed"}))
     try:
-        decode = partial(decode_sealed_filing, RecordDecoder(seal_key))
+        decode = partial(decode_sealed_filing, RecordDecoder(seal_key, opener))
         return replay(
             log,
             warehouse,
@@ -110,5 +112,6 @@ def replay_distributed(
             on_progress=on_progress,
         )
     finally:
+        opener.close()
         log.close()
         warehouse.close()

@@ -14,8 +14,8 @@ import threading
 from collections import OrderedDict
 
 from kernel.ports import Consumed
+from kernel.sealing import EventOpener, decode_opened
 from schemas.envelope import Event
-from schemas.validate import decode
 
 # Records kept decoded: a few batches of 5,000, so the group that reads second finds them, while
 # the memory held stays bounded (an event is a few kilobytes).
@@ -25,8 +25,10 @@ CACHE_SIZE = 20_000
 class SharedDecoder:
     """A `kernel.processing.Decode` shared by every runner of a process. Thread-safe."""
 
-    def __init__(self, size: int = CACHE_SIZE) -> None:
+    def __init__(self, size: int = CACHE_SIZE, opener: EventOpener | None = None) -> None:
         self.size = size
+        # Sealed records (personal fields under their subject's key) are opened first.
+        self.opener = opener
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[str, int, int], tuple[bytes, Event]] = OrderedDict()
 
@@ -36,7 +38,8 @@ class SharedDecoder:
             found = self._cache.get(position)
         if found is not None and found[0] == record.value:
             return found[1]
-        event = decode(record.value)  # raises on bad bytes: nothing is cached then
+        # Raises on bad bytes (or a sealed blob that does not open): nothing is cached then.
+        event = decode_opened(record.value, self.opener)
         with self._lock:
             self._cache[position] = (record.value, event)
             while len(self._cache) > self.size:

@@ -272,6 +272,11 @@ class KeyVault(Protocol):
         """The data key, made now if nobody made it first: every process gets the same one."""
         ...
 
+    def get_or_create_many(self, tenant_id: str, key_ids: Sequence[str]) -> dict[str, bytes]:
+        """`get_or_create` for many subjects at once (one transaction): the ingest meets a
+        batch's new subjects together."""
+        ...
+
     def find(self, tenant_id: str, key_id: str) -> bytes | None:
         """The data key if the vault holds it (opening an event never creates one)."""
         ...

@@ -29,6 +29,10 @@ class CoreSettings(BaseSettings):
     # The key channel secrets are sealed with (32 bytes, URL-safe base64); unset: `secret.key` in
     # the data directory, created 0600. Every replica of the distributed mode must share it.
     secret_key: SecretStr | None = None
+    # Personal fields sealed in the log under their subject's key (docs/erasure.md, step 2 of 5:
+    # no erase route yet). Off by default until erasure is built; readers open sealed records
+    # whatever this says.
+    seal_personal_data: bool = False
 
 
 class IngestSettings(CoreSettings):

@@ -169,6 +169,24 @@ def keep_first(keys: TenantKeys, key_id: str, insert_then_read: Callable[[bytes]
     return unwrap_data_key(keys, key_id, insert_then_read(offered))
 
 
+def keep_first_many(
+    keys: TenantKeys,
+    key_ids: Iterable[str],
+    insert_then_read: Callable[[dict[str, bytes]], dict[str, bytes]],
+) -> dict[str, bytes]:
+    """`keep_first` for many subjects in one round trip (one transaction, one sync to disk):
+    `insert_then_read` inserts each offered wrapped key where none is stored and returns what is
+    stored for every id."""
+    offered = {
+        key_id: wrap_data_key(keys, check_key_id(key_id), secrets.token_bytes(KEY_BYTES))
+        for key_id in dict.fromkeys(key_ids)
+    }
+    if not offered:
+        return {}
+    kept = insert_then_read(offered)
+    return {key_id: unwrap_data_key(keys, key_id, kept[key_id]) for key_id in offered}
+
+
 # --- events ----------------------------------------------------------------------------------
 def _take_customer(customer: Event) -> tuple[Event, Event]:
     rest = dict(customer)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from kernel.shredding import TenantKeyring, check_key_id, keep_first, unwrap_data_key
+from kernel.shredding import (
+    TenantKeyring,
+    check_key_id,
+    keep_first,
+    keep_first_many,
+    unwrap_data_key,
+)
 
 
 class MemoryKeyVault:
@@ -22,6 +28,16 @@ class MemoryKeyVault:
                 return self.wrapped.setdefault((tenant_id, key_id), offered)
 
         return keep_first(self._keyring.of(tenant_id), key_id, insert_then_read)
+
+    def get_or_create_many(self, tenant_id: str, key_ids: Sequence[str]) -> dict[str, bytes]:
+        def insert_then_read(offered: dict[str, bytes]) -> dict[str, bytes]:
+            with self._lock:
+                return {
+                    key_id: self.wrapped.setdefault((tenant_id, key_id), wrapped)
+                    for key_id, wrapped in offered.items()
+                }
+
+        return keep_first_many(self._keyring.of(tenant_id), key_ids, insert_then_read)
 
     def find(self, tenant_id: str, key_id: str) -> bytes | None:
         with self._lock:

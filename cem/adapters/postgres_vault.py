@@ -11,7 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cem.adapters.postgres import PostgresPool
-from kernel.shredding import TenantKeyring, check_key_id, keep_first, unwrap_data_key
+from kernel.shredding import (
+    TenantKeyring,
+    check_key_id,
+    keep_first,
+    keep_first_many,
+    unwrap_data_key,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS key_vault (
@@ -20,6 +26,7 @@ CREATE TABLE IF NOT EXISTS key_vault (
 """
 INSERT = "INSERT INTO key_vault VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
 SELECT = "SELECT wrapped FROM key_vault WHERE tenant_id = %s AND key_id = %s"
+SELECT_MANY = "SELECT key_id, wrapped FROM key_vault WHERE tenant_id = %s AND key_id = ANY(%s)"
 DELETE = "DELETE FROM key_vault WHERE tenant_id = %s AND key_id = ANY(%s)"
 
 
@@ -43,6 +50,18 @@ class PostgresKeyVault:
             return bytes(row[0])
 
         return keep_first(self._keyring.of(tenant_id), key_id, insert_then_read)
+
+    def get_or_create_many(self, tenant_id: str, key_ids: Sequence[str]) -> dict[str, bytes]:
+        def insert_then_read(offered: dict[str, bytes]) -> dict[str, bytes]:
+            # In key order, so two replicas inserting overlapping batches cannot deadlock.
+            rows = [(tenant_id, k, offered[k]) for k in sorted(offered)]
+            with self.db.transaction() as cursor:
+                cursor.executemany(INSERT, rows)
+                cursor.execute(SELECT_MANY, (tenant_id, sorted(offered)))
+                kept = {str(k): bytes(w) for k, w in cursor.fetchall()}
+            return kept
+
+        return keep_first_many(self._keyring.of(tenant_id), key_ids, insert_then_read)
 
     def find(self, tenant_id: str, key_id: str) -> bytes | None:
         with self.db.transaction() as cursor:

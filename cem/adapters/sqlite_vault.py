@@ -22,7 +22,13 @@ from pathlib import Path
 
 from cem.adapters.sqlite_log import storage_errors
 from kernel.private_files import private_file
-from kernel.shredding import TenantKeyring, check_key_id, keep_first, unwrap_data_key
+from kernel.shredding import (
+    TenantKeyring,
+    check_key_id,
+    keep_first,
+    keep_first_many,
+    unwrap_data_key,
+)
 
 VAULT_FILE = "key_vault.sqlite"  # in the data directory
 SCHEMA = """
@@ -72,6 +78,16 @@ class SqliteKeyVault:
                 return bytes(conn.execute(SELECT, (tenant_id, key_id)).fetchone()[0])
 
         return keep_first(self._keyring.of(tenant_id), key_id, insert_then_read)
+
+    def get_or_create_many(self, tenant_id: str, key_ids: Sequence[str]) -> dict[str, bytes]:
+        def insert_then_read(offered: dict[str, bytes]) -> dict[str, bytes]:
+            with self._transaction() as conn:
+                conn.executemany(INSERT, [(tenant_id, k, w) for k, w in offered.items()])
+                return {
+                    k: bytes(conn.execute(SELECT, (tenant_id, k)).fetchone()[0]) for k in offered
+                }
+
+        return keep_first_many(self._keyring.of(tenant_id), key_ids, insert_then_read)
 
     def find(self, tenant_id: str, key_id: str) -> bytes | None:
         with self._lock, storage_errors(self.path):

@@ -55,6 +55,38 @@ class KeyVaultContract:
         assert vault.get_or_create(tenant, kid) == made
         assert vault.find(tenant, kid) == made
 
+    def test_a_batch_makes_the_new_keys_and_keeps_the_known_ones(
+        self, vault: KeyVault, tenant: str
+    ) -> None:
+        known, new = key_id(tenant, "email:ana@x.io"), key_id(tenant, "phone:+34617345678")
+        before = vault.get_or_create(tenant, known)
+        got = vault.get_or_create_many(tenant, [known, new, new])
+        assert set(got) == {known, new}
+        assert got[known] == before and len(got[new]) == 32 and got[new] != before
+        assert vault.find(tenant, new) == got[new]
+        assert vault.get_or_create_many(tenant, []) == {}
+
+    def test_threads_making_overlapping_batches_agree(self, vault: KeyVault, tenant: str) -> None:
+        kids = [key_id(tenant, f"anonymous_id:dev-{i}") for i in range(20)]
+        got: list[dict[str, bytes]] = []
+        start = threading.Barrier(3)
+
+        def ask(ids: list[str]) -> None:
+            start.wait()
+            got.append(vault.get_or_create_many(tenant, ids))
+
+        threads = [
+            threading.Thread(target=ask, args=(ids,))
+            for ids in (kids, list(reversed(kids)), kids[5:15])
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30.0)
+        assert len(got) == 3
+        for kid in kids:
+            assert len({batch[kid] for batch in got if kid in batch}) == 1, kid
+
     def test_finding_an_unknown_key_creates_nothing(self, vault: KeyVault, tenant: str) -> None:
         kid = key_id(tenant, "email:nobody@x.io")
         assert vault.find(tenant, kid) is None

@@ -15,12 +15,13 @@ import argparse
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -74,6 +75,14 @@ class Deployment(Protocol):
 
     def cli(self, *args: str) -> str:
         """Run a `cem` command against this deployment's state (its data dir or engines)."""
+
+    def log_values(self, topic: str) -> list[bytes]:
+        """Every record's value on `topic` of the log, as the log stores it (while running)."""
+
+
+# The suite's deployments seal personal data in the log (docs/erasure.md, step 2): every test
+# then reads through the sealed path, as the product will by default once erasure is built.
+SEALED = {"CEM_SEAL_PERSONAL_DATA": "true"}
 
 
 # --- embedded: `cem up` in a subprocess -------------------------------------------------------
@@ -134,7 +143,7 @@ class EmbeddedDeployment:
         identity: str = "rule",
     ) -> None:
         self.data_dir, self.tenants, self.identity = data_dir, tenants, identity
-        self.env = {**os.environ, "CEM_IDENTITY": identity}
+        self.env = {**os.environ, "CEM_IDENTITY": identity, **SEALED}
         self.port = free_port()
         self.base_url = self.ingest_url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
@@ -171,6 +180,12 @@ class EmbeddedDeployment:
 
     def wait_processed(self, timeout_s: float = 60.0) -> None:
         wait_lag_zero(self.base_url, timeout_s)
+
+    def log_values(self, topic: str) -> list[bytes]:
+        uri = f"file:{self.data_dir / 'log.sqlite'}?mode=ro"
+        with closing(sqlite3.connect(uri, uri=True, timeout=10.0)) as conn:
+            rows = conn.execute("SELECT value FROM records WHERE topic = ?", (topic,)).fetchall()
+        return [bytes(value) for (value,) in rows]
 
     def cli(self, *args: str) -> str:
         return _cem(*args, "--data-dir", str(self.data_dir), env=self.env)

@@ -30,6 +30,7 @@ from cem.adapters.kafka_log import KafkaLog
 from cem.serving import free_port, stop_processes
 from kernel.ports import FILINGS_TOPIC, TOUCHPOINTS_TOPIC, LogUnavailable
 from tests.e2e.deployments import (
+    SEALED,
     TENANT_A,
     TENANT_B,
     _cem,
@@ -90,6 +91,7 @@ class DistributedDeployment:
         return {
             **inherited,
             **identity,
+            **SEALED,
             "CEM_MODE": "distributed",
             "CEM_DATA_DIR": str(self.work_dir / "data"),  # the workers' faust directories
             "CEM_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
@@ -165,6 +167,22 @@ class DistributedDeployment:
         query = sql.SQL(statement).format(sql.Identifier(self.database))
         with psycopg.connect(self.postgres_dsn, autocommit=True, connect_timeout=10) as conn:
             conn.execute(query)
+
+    def log_values(self, topic: str) -> list[bytes]:
+        """Read from the first offset by a consumer group of its own, which commits nothing."""
+        if self._log is None:
+            self._log = KafkaLog(self.kafka_bootstrap, partitions=PARTITIONS)
+        group, ends = f"e2e-reader-{uuid.uuid4().hex[:8]}", self._log.end_offsets(topic)
+        seen: dict[int, int] = {}
+        values: list[bytes] = []
+        while any(seen.get(p, 0) < end for p, end in ends.items()):
+            batch = self._log.poll(topic, group, 5000, 5.0)
+            if not batch:
+                break
+            for record in batch:
+                seen[record.partition] = record.offset + 1
+                values.append(record.value)
+        return values
 
     # -- progress -----------------------------------------------------------------------------
     def lag(self) -> dict[str, int]:

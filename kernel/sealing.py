@@ -1,0 +1,162 @@
+"""Sealing events on their way into the log and opening them on their way out (issue 11, step 2
+of docs/erasure.md): the glue between `kernel.shredding` (pure) and a `KeyVault`.
+
+- `EventSealer` seals a stored event's personal fields under its subject's data key. The subject
+  comes from a function the composition root gives (identity's normalisation, with the tenant's
+  rules: the kernel may not import services).
+- `EventOpener` puts them back for the stages that read the log (filing, projections,
+  satisfaction, replay). It only *finds* keys, never makes one: a key the vault no longer holds
+  opens the event as erased (the anonymous rest, `erased: true`).
+- `KeyCache` keeps the data keys of hot subjects per process (most events come from customers
+  seen before), bounded, least recently used out first. Erasing a subject (step 4) must drop it
+  from every process's cache as well as from the vault.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+
+from kernel.ports import Consumed, KeyVault
+from kernel.shredding import (
+    SEALED,
+    TenantKeyring,
+    open_sealed,
+    seal,
+    sealed_key_id,
+    subject_key_id,
+)
+from schemas.envelope import Event
+from schemas.validate import decode, decode_parsed
+
+# Data keys kept per process: 32 bytes each plus their names, a few MB at most.
+CACHE_SIZE = 50_000
+
+# (tenant id, the event's `customer` member as stored) -> the subject (`shredding.subject_of`).
+SubjectOf = Callable[[str, dict[str, Any]], str]
+
+
+class KeyCache:
+    """Data keys by (tenant, key id), bounded (LRU). Thread-safe."""
+
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        self.size = size
+        self._keys: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, tenant_id: str, key_id: str) -> bytes | None:
+        with self._lock:
+            key = self._keys.get((tenant_id, key_id))
+            if key is not None:
+                self._keys.move_to_end((tenant_id, key_id))
+            return key
+
+    def put(self, tenant_id: str, key_id: str, key: bytes) -> None:
+        with self._lock:
+            self._keys[(tenant_id, key_id)] = key
+            self._keys.move_to_end((tenant_id, key_id))
+            while len(self._keys) > self.size:
+                self._keys.popitem(last=False)
+
+    def drop(self, tenant_id: str, key_ids: list[str]) -> None:
+        with self._lock:
+            for key_id in key_ids:
+                self._keys.pop((tenant_id, key_id), None)
+
+
+class EventSealer:
+    """Seals stored events (their JSON bytes) under their subjects' data keys."""
+
+    def __init__(
+        self, vault: KeyVault, platform_key: bytes, subject_of: SubjectOf, cache: KeyCache
+    ) -> None:
+        self.vault, self.subject_of, self.cache = vault, subject_of, cache
+        self._keyring = TenantKeyring(platform_key)
+
+    def data_key(self, tenant_id: str, subject: str) -> tuple[str, bytes]:
+        """The subject's key id and data key, made in the vault on first sight."""
+        key_id = subject_key_id(self._keyring.of(tenant_id), subject)
+        key = self.cache.get(tenant_id, key_id)
+        if key is None:
+            key = self.vault.get_or_create(tenant_id, key_id)
+            self.cache.put(tenant_id, key_id, key)
+        return key_id, key
+
+    def seal_value(self, value: bytes) -> bytes:
+        """The stored event's bytes with its personal fields sealed (`kernel.shredding.seal`);
+        bytes already sealed are refused (ShreddingError), never sealed twice."""
+        return self.seal_values([value])[0]
+
+    def seal_values(self, values: Sequence[bytes]) -> list[bytes]:
+        """`seal_value` of each, the batch's new subjects' keys made in one vault transaction."""
+        events = [orjson.loads(value) for value in values]
+        named: list[tuple[str, str]] = []  # (tenant, key id) of each event
+        for event in events:
+            tenant_id, customer = str(event["tenant_id"]), event.get("customer")
+            subject = self.subject_of(tenant_id, customer if isinstance(customer, dict) else {})
+            named.append((tenant_id, subject_key_id(self._keyring.of(tenant_id), subject)))
+        keys: dict[tuple[str, str], bytes] = {}
+        missing: dict[str, list[str]] = {}
+        for tenant_id, key_id in dict.fromkeys(named):
+            found = self.cache.get(tenant_id, key_id)
+            if found is None:
+                missing.setdefault(tenant_id, []).append(key_id)
+            else:
+                keys[(tenant_id, key_id)] = found
+        for tenant_id, key_ids in missing.items():
+            for key_id, key in self.vault.get_or_create_many(tenant_id, key_ids).items():
+                keys[(tenant_id, key_id)] = key
+                self.cache.put(tenant_id, key_id, key)
+        return [
+            orjson.dumps(
+                seal(event, key_id, keys[(tenant_id, key_id)], tenant_id, str(event["event_id"]))
+            )
+            for event, (tenant_id, key_id) in zip(events, named, strict=True)
+        ]
+
+
+class EventOpener:
+    """Opens sealed stored events; an event never sealed passes through untouched."""
+
+    def __init__(self, vault: KeyVault, cache: KeyCache) -> None:
+        self.vault, self.cache = vault, cache
+
+    def open_event(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The event with its personal fields back, or the anonymous rest marked `erased` when
+        the vault has no key for it; a blob that does not open raises ShreddingError."""
+        key_id = sealed_key_id(event)
+        if key_id is None:
+            return event
+        tenant_id, event_id = str(event["tenant_id"]), str(event["event_id"])
+        key = self.cache.get(tenant_id, key_id)
+        if key is None:
+            key = self.vault.find(tenant_id, key_id)
+            if key is not None:  # an erased subject's absence is not cached: it stays absent
+                self.cache.put(tenant_id, key_id, key)
+        return open_sealed(event, key, tenant_id, event_id)
+
+    def close(self) -> None:
+        self.vault.close()
+
+
+def maybe_sealed(value: bytes) -> bool:
+    """False when the bytes surely hold no sealed event (the cheap test before parsing): a
+    sealed event's JSON has a `"sealed"` member. True may still be a clear event whose text
+    says it; the parsed event decides (`shredding.sealed_key_id`)."""
+    return f'"{SEALED}"'.encode() in value
+
+
+def decode_opened(value: bytes, opener: EventOpener | None) -> Event:
+    """`schemas.validate.decode` of a stored event's bytes, opened first when sealed."""
+    if opener is None or not maybe_sealed(value):
+        return decode(value)
+    return decode_parsed(opener.open_event(orjson.loads(value)))
+
+
+def opening_decode(opener: EventOpener | None) -> Callable[[Consumed], Event]:
+    """A `kernel.processing.Decode` that opens sealed records (`decode_value` when None)."""
+    return lambda record: decode_opened(record.value, opener)

@@ -1,0 +1,136 @@
+"""Personal data sealed on its way into the log and opened on its way out (`kernel.sealing`,
+`cem.sealing`): what the log holds, what the readers get back, and which key seals what."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+
+from cem.adapters.memory_log import MemoryLog, MemoryPublisher
+from cem.adapters.memory_vault import MemoryKeyVault
+from cem.sealing import SealingPublisher, subject_function
+from kernel.decoding import SharedDecoder
+from kernel.ports import TOUCHPOINTS_TOPIC, PublishStatus
+from kernel.sealing import EventOpener, EventSealer, KeyCache, decode_opened, maybe_sealed
+from kernel.shredding import ERASED, UNATTRIBUTED, ShreddingError, sealed_key_id
+from schemas.validate import decode
+from services.identity.rules import IdentityRules, TenantRules
+from services.ingest.batch import prepare
+from tests.events import event
+
+PLATFORM_KEY = b"p" * 32
+TENANT = "acme"
+AT = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+RULES = IdentityRules(default=TenantRules(phone_region="ES"))
+EMAIL, PHONE, WORDS = "ana.ruiz@gmail.com", "617 345 678", "mi pedido 4471 no ha llegado"
+
+
+def stored(body: dict[str, Any]) -> bytes:
+    """The bytes the ingest would publish for `body`."""
+    prepared = prepare([body], TENANT, AT, 64 * 1024, bucket_key=b"b" * 32)
+    assert not prepared.rejected, prepared.rejected
+    return prepared.outgoing[0].record.value
+
+
+def message(customer: dict[str, Any], text: str = WORDS) -> dict[str, Any]:
+    return event("message.received", "chat", customer, AT, {"text": text}, touchpoint="chat_web")
+
+
+def sealer_and_opener() -> tuple[EventSealer, EventOpener, MemoryKeyVault]:
+    vault = MemoryKeyVault(PLATFORM_KEY)
+    sealer = EventSealer(vault, PLATFORM_KEY, subject_function(lambda: RULES), KeyCache())
+    return sealer, EventOpener(vault, KeyCache()), vault
+
+
+def test_the_log_holds_no_identifier_or_text_and_the_reader_gets_the_same_event() -> None:
+    sealer, opener, _ = sealer_and_opener()
+    clear = stored(message({"email": EMAIL, "phone": PHONE, "anonymous_id": "dev-77"}))
+    sealed = sealer.seal_value(clear)
+    for secret in (EMAIL, "617", "dev-77", "4471"):
+        assert secret.encode() not in sealed, secret
+    as_stored = orjson.loads(sealed)
+    assert (as_stored["type"], as_stored["channel"], as_stored["customer"]) == (
+        "message.received",
+        "chat",
+        {},
+    )
+    assert decode_opened(sealed, opener) == decode(clear)
+
+
+def test_two_spellings_of_one_phone_are_one_subject_and_one_key() -> None:
+    sealer, _, vault = sealer_and_opener()
+    national = orjson.loads(sealer.seal_value(stored(message({"phone": PHONE}))))
+    international = orjson.loads(sealer.seal_value(stored(message({"phone": "+34617345678"}))))
+    assert sealed_key_id(national) == sealed_key_id(international)
+    subject = subject_function(lambda: RULES)
+    assert subject(TENANT, {"phone": PHONE}) == "phone:+34617345678"
+    # The strongest identifier is the subject (an email over a phone and a device), as identity
+    # normalises it (Gmail ignores dots).
+    assert subject(TENANT, {"anonymous_id": "d", "phone": PHONE, "email": EMAIL}) == (
+        "email:anaruiz@gmail.com"
+    )
+
+
+def test_an_event_whose_only_identifier_is_a_placeholder_is_sealed_unattributed() -> None:
+    subject = subject_function(lambda: RULES)
+    assert subject(TENANT, {"email": "sin@email.com"}) == UNATTRIBUTED
+
+
+def test_a_destroyed_key_opens_to_the_anonymous_rest_and_never_to_another_event() -> None:
+    sealer, opener, vault = sealer_and_opener()
+    sealed = orjson.loads(sealer.seal_value(stored(message({"email": EMAIL}))))
+    key_id = sealed_key_id(sealed)
+    assert key_id is not None
+    # A blob copied onto another event does not open.
+    other = orjson.loads(sealer.seal_value(stored(message({"email": EMAIL}))))
+    with pytest.raises(ShreddingError):
+        opener.open_event({**other, "sealed": sealed["sealed"]})
+    # The cache of a process that erases must be dropped with the key (step 4 does both).
+    opener.cache.drop(TENANT, [key_id])
+    assert vault.destroy(TENANT, [key_id]) == 1
+    erased = opener.open_event(sealed)
+    assert erased[ERASED] is True
+    assert erased["customer"] == {} and "text" not in erased["payload"]
+
+
+def test_the_publisher_seals_and_a_retry_is_still_a_duplicate() -> None:
+    sealer, opener, vault = sealer_and_opener()
+    log = MemoryLog(partitions=2)
+    publisher = SealingPublisher(MemoryPublisher(log), sealer, vault)
+    body = message({"email": EMAIL})
+    outgoing = prepare([body], TENANT, AT, 64 * 1024, bucket_key=b"b" * 32).outgoing
+    assert publisher.publish(outgoing) == [PublishStatus.accepted]
+    # A client's retry of the same body: sealed again (another nonce), still the same event.
+    again = prepare([body], TENANT, AT, 64 * 1024, bucket_key=b"b" * 32).outgoing
+    assert publisher.publish(again) == [PublishStatus.duplicate]
+    records = log.poll(TOUCHPOINTS_TOPIC, "reader", 10, 0.1)
+    assert len(records) == 1
+    assert EMAIL.encode() not in records[0].value and WORDS.encode() not in records[0].value
+    # The shared decoder of the embedded readers opens it.
+    event_read = SharedDecoder(opener=opener)(records[0])
+    assert (event_read.customer.email, event_read.payload["text"]) == (EMAIL, WORDS)
+
+
+def test_a_clear_event_with_a_member_named_sealed_is_read_as_it_is() -> None:
+    _, opener, _ = sealer_and_opener()
+    body = message({"email": EMAIL})
+    body["payload"]["attributes"] = {"sealed": "yes"}  # a text's quotes are escaped; a key's not
+    clear = stored(body)
+    assert maybe_sealed(clear)
+    assert decode_opened(clear, opener) == decode(clear)
+
+
+def test_the_key_cache_keeps_the_most_recently_used() -> None:
+    cache = KeyCache(size=2)
+    cache.put(TENANT, "a", b"1")
+    cache.put(TENANT, "b", b"2")
+    assert cache.get(TENANT, "a") == b"1"  # a is now the most recent
+    cache.put(TENANT, "c", b"3")
+    assert (cache.get(TENANT, "a"), cache.get(TENANT, "b"), cache.get(TENANT, "c")) == (
+        b"1",
+        None,
+        b"3",
+    )
