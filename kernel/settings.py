@@ -29,6 +29,7 @@ class CoreSettings(BaseSettings):
     # The key channel secrets are sealed with (32 bytes, URL-safe base64); unset: `secret.key` in
     # the data directory, created 0600. Every replica of the distributed mode must share it.
     secret_key: SecretStr | None = None
+    seal_personal_data: bool = False
 
 
 class IngestSettings(CoreSettings):
