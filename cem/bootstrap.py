@@ -66,9 +66,12 @@ def embedded_channels(settings: CoreSettings) -> SqliteChannelStore:
     return SqliteChannelStore(settings.data_dir / "channels.sqlite", box)
 
 
-def embedded_identity(data_dir: Path) -> IdentityResolver:
-    """The identity store of an embedded data directory (eventsourcing on SQLite)."""
-    return build_identity(IdentitySettings(mode="embedded", data_dir=data_dir))
+def embedded_identity(data_dir: Path, settings: CoreSettings | None = None) -> IdentityResolver:
+    """The identity store of an embedded data directory (eventsourcing on SQLite), with the
+    platform's settings when given (its key, whether personal data is sealed), else the
+    environment's."""
+    values = settings.model_dump() if settings is not None else {}
+    return build_identity(IdentitySettings(**{**values, "mode": "embedded", "data_dir": data_dir}))
 
 
 @dataclass
@@ -177,7 +180,7 @@ def build(
     keys = keys or SqliteKeyStore(data_dir / "keys.sqlite")
     clock = clock or SystemClock()
     if identity is None and settings.identity == "eventsourced":
-        identity = embedded_identity(data_dir)
+        identity = embedded_identity(data_dir, settings)
     resolver = identity
     # One process seals and opens: the keys the ingest made are the ones the readers need.
     keys_in_memory = KeyCache()

@@ -29,9 +29,10 @@ class CoreSettings(BaseSettings):
     # The key channel secrets are sealed with (32 bytes, URL-safe base64); unset: `secret.key` in
     # the data directory, created 0600. Every replica of the distributed mode must share it.
     secret_key: SecretStr | None = None
-    # Personal fields sealed in the log under their subject's key (docs/erasure.md, step 2 of 5:
-    # no erase route yet). Off by default until erasure is built; readers open sealed records
-    # whatever this says.
+    # Personal data sealed at rest (docs/erasure.md, steps 2 and 3 of 5; no erase route yet): the
+    # log's personal fields under their subject's key, the identity store under its own key. Off
+    # by default until erasure is built. Readers of the log open sealed records whatever this
+    # says; the identity store refuses to start in the other form than it was written in.
     seal_personal_data: bool = False
 
 

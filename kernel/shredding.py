@@ -55,6 +55,9 @@ UNATTRIBUTED = "cem:unattributed"
 # Strongest first, as the plan and `kernel.customer_key` rank them.
 SUBJECT_ORDER = ("customer_id", "external", "email", "phone", "anonymous_id")
 _SALT = b"cem crypto-shredding v1"
+# Its own salt, not `_SALT` with a label as info: info is where tenant keys put the tenant id, so
+# no tenant, whatever its id, can be given the identity store's key.
+_IDENTITY_STORE_SALT = b"cem identity store v1"
 _KEY_ID = re.compile(r"^[0-9a-f]{32}$")
 _CUSTOMER_FIELDS = tuple(path.removeprefix("customer.") for path in CUSTOMER_PATHS)
 
@@ -85,6 +88,14 @@ def tenant_keys(platform_key: bytes, tenant_id: str) -> TenantKeys:
     return TenantKeys(
         tenant_id, _expand(tenant_key, b"wrap data keys"), _expand(tenant_key, b"name subjects")
     )
+
+
+def identity_store_key(platform_key: bytes) -> bytes:
+    """The key the identity store's events and snapshots are encrypted with as a whole (the
+    library's cipher, `CEM_SEAL_PERSONAL_DATA`): HKDF-SHA256 of the platform key under a salt of
+    its own, one key for every tenant (the library's tables are shared by all of them)."""
+    hkdf = HKDF(hashes.SHA256(), KEY_BYTES, salt=_IDENTITY_STORE_SALT, info=b"events at rest")
+    return hkdf.derive(platform_key)
 
 
 class TenantKeyring:

@@ -7,7 +7,7 @@ this module's recorder, the library's own with the filings table beside its even
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from eventsourcing.persistence import AggregateRecorder, StoredEvent
@@ -16,6 +16,7 @@ from eventsourcing.utils import get_topic
 from pydantic import SecretStr
 
 from cem.adapters.postgres import compose_sql, conninfo_parts
+from services.identity.at_rest import cipher_env
 from services.identity.domain import LEGACY_FILED_TOPIC, Filing
 from services.identity.ports import (
     Versions,
@@ -115,11 +116,13 @@ class PostgresIdentityRecorder(PostgresApplicationRecorder):
 
 @dataclass(frozen=True)
 class PostgresIdentityStore:
-    """A libpq connection string or URL; tables in `schema` (default: the server's)."""
+    """A libpq connection string or URL; tables in `schema` (default: the server's);
+    `cipher_key`: events and snapshots sealed under it (`services.identity.at_rest`)."""
 
     dsn: str | SecretStr
     schema: str = ""
     pool_size: int = 5
+    cipher_key: bytes | None = field(default=None, repr=False)
 
     def persistence_env(self) -> dict[str, str]:
         """The DSN split into the keys the library expects."""
@@ -138,7 +141,7 @@ class PostgresIdentityStore:
         }
         if self.schema:
             env["POSTGRES_SCHEMA"] = self.schema
-        return env
+        return env | cipher_env(self.cipher_key)
 
     def select_since(
         self, recorder: AggregateRecorder, versions: Versions

@@ -9,7 +9,7 @@ library's own with the filings table beside its events (see `services.identity.p
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -18,6 +18,7 @@ from eventsourcing.persistence import AggregateRecorder, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import get_topic
 
+from services.identity.at_rest import cipher_env
 from services.identity.domain import LEGACY_FILED_TOPIC, Filing
 from services.identity.ports import (
     Versions,
@@ -82,9 +83,11 @@ def _filing_row(filing: Filing) -> tuple[str, str, str, str, str | None]:
 
 @dataclass(frozen=True)
 class SqliteIdentityStore:
-    """A file path, or an SQLite URI such as file:name?mode=memory&cache=shared for tests."""
+    """A file path, or an SQLite URI such as file:name?mode=memory&cache=shared for tests;
+    `cipher_key`: events and snapshots sealed under it (`services.identity.at_rest`)."""
 
     dbname: str | Path
+    cipher_key: bytes | None = field(default=None, repr=False)
 
     def persistence_env(self) -> dict[str, str]:
         return {
@@ -92,6 +95,7 @@ class SqliteIdentityStore:
             "APPLICATION_RECORDER_TOPIC": get_topic(SqliteIdentityRecorder),
             "SQLITE_DBNAME": str(self.dbname),
             "SQLITE_LOCK_TIMEOUT": str(SQLITE_LOCK_TIMEOUT_S),
+            **cipher_env(self.cipher_key),
         }
 
     def select_since(

@@ -32,6 +32,7 @@ from eventsourcing.utils import Environment, EnvType
 from kernel.processing import to_micros
 from schemas.envelope import CustomerRef
 from services.identity import audit, changes
+from services.identity.at_rest import check_readable
 from services.identity.changes import SYSTEM_ACTOR, Evidence
 from services.identity.errors import (
     AmbiguousCustomer,
@@ -112,6 +113,11 @@ class IdentityResolver(Application[UUID]):
         self.fast_path = fast_path
         self.store = store
         super().__init__(env=store.persistence_env())
+        try:  # a store sealed when opened in clear (or the reverse) is refused at once
+            check_readable(self.recorder, self.mapper)
+        except Exception:
+            self.close()
+            raise
         self.identity_map = IdentityMap(self.recorder, self.mapper)
         self.candidate_board = CandidateBoard(self.recorder, self.mapper)
         self.cache = AggregateCache(cache_size) if cache_size > 0 else None

@@ -17,7 +17,7 @@ from cem.adapters.sqlite_identity_store import SqliteIdentityStore
 from schemas.envelope import CustomerRef
 from services.identity import IdentityResolver, ResolvedCustomer
 from services.identity.ports import IdentityStore
-from tests.contract.test_identity_store import IdentityStoreFixtures
+from tests.contract.test_identity_store import SEALING_KEY, IdentityStoreFixtures
 
 OLD_MOBILE, NEW_MOBILE = "+34 617 34 56 78", "+34 698 76 54 32"
 T0 = datetime(2026, 1, 5, 10, tzinfo=UTC)
@@ -90,3 +90,11 @@ class TestSqliteIdentityLifecycle(IdentityLifecycleContract):
     @pytest.fixture
     def store(self, tmp_path: Path) -> IdentityStore:
         return SqliteIdentityStore(tmp_path / "identity.sqlite")
+
+
+class TestSealedSqliteIdentityLifecycle(IdentityLifecycleContract):
+    """The same lifecycle with every stored event sealed (CEM_SEAL_PERSONAL_DATA)."""
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> IdentityStore:
+        return SqliteIdentityStore(tmp_path / "identity.sqlite", cipher_key=SEALING_KEY)

@@ -22,6 +22,7 @@ from bench.identity.workload import population, touched_at
 from cem.adapters.sqlite_identity_store import SqliteIdentityStore
 from cem.identity import build_identity, identity_store
 from kernel.opaque_ids import opaque_customer_id
+from kernel.shredding import identity_store_key
 from schemas.envelope import CustomerRef
 from services.identity import (
     CandidateAlreadyDecided,
@@ -87,6 +88,7 @@ def same_partition(first: list[str], second: list[str]) -> bool:
 
 # The platform key every replica of the service shares (the composition root derives it).
 ID_KEY = b"contract test key, 32 bytes long"
+SEALING_KEY = identity_store_key(ID_KEY)
 
 
 class IdentityStoreFixtures:
@@ -668,6 +670,14 @@ class TestSqliteIdentityStore(IdentityStoreContract):
     @pytest.fixture
     def store(self, tmp_path: Path) -> IdentityStore:
         return SqliteIdentityStore(tmp_path / "identity.sqlite")
+
+
+class TestSealedSqliteIdentityStore(IdentityStoreContract):
+    """The same behaviour with every stored event sealed (CEM_SEAL_PERSONAL_DATA)."""
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> IdentityStore:
+        return SqliteIdentityStore(tmp_path / "identity.sqlite", cipher_key=SEALING_KEY)
 
 
 # how the store is built from settings

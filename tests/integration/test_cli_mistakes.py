@@ -14,8 +14,11 @@ from pathlib import Path
 import pytest
 
 from cem import data_dir
+from cem.adapters.sqlite_identity_store import SqliteIdentityStore
 from cem.cli import parser
 from cem.serving import free_port, stop_processes, wait_until_serving
+from schemas.envelope import CustomerRef
+from services.identity import IdentityResolver
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -194,3 +197,28 @@ def test_serve_with_unreachable_engines_is_one_line(tmp_path: Path) -> None:
     }
     done = cem("serve", "query-api", "--port", str(free_port()), cwd=tmp_path, env=unreachable)
     assert_one_line_mistake(done, "cannot start query-api")
+
+
+def test_up_on_an_identity_store_in_clear_with_sealing_on_is_one_line(tmp_path: Path) -> None:
+    """A store is sealed or clear from its first event: turning CEM_SEAL_PERSONAL_DATA on for a
+    data directory written in clear is refused at start, naming the setting, and the store is
+    left as it was (`services.identity.at_rest`)."""
+    store = SqliteIdentityStore(tmp_path / "d" / "identity.sqlite")
+    (tmp_path / "d").mkdir()
+    identity = IdentityResolver(store)
+    try:
+        identity.resolve("acme", CustomerRef(email="lucia.perez@gmail.com"), "e-1", "http")
+    finally:
+        identity.close()
+    sealed = {"CEM_SEAL_PERSONAL_DATA": "true"}
+    done = cem("up", "--port", str(free_port()), "--data-dir", "d", cwd=tmp_path, env=sealed)
+    # `up` names its data directory first (on stderr), then the mistake, in one line.
+    assert done.returncode != 0 and "Traceback" not in done.stdout + done.stderr, done
+    mistake = done.stderr.strip().splitlines()[-1]
+    assert mistake.startswith("cem up: the identity store holds its events in clear"), mistake
+    assert "CEM_SEAL_PERSONAL_DATA is on" in mistake
+    identity = IdentityResolver(store)
+    try:
+        assert identity.filing_of("acme", "e-1") is not None
+    finally:
+        identity.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,12 +22,13 @@ from services.identity.domain import Customer
 from services.identity.ports import IdentityStore
 from tests.conftest import missing_service
 from tests.contract.test_identity_lifecycle import IdentityLifecycleContract
-from tests.contract.test_identity_store import RULES, IdentityStoreContract
+from tests.contract.test_identity_store import RULES, SEALING_KEY, IdentityStoreContract
 from tests.contract.test_identity_store_filings import (
     FilingsContract,
     OlderFiling,
     write_older_store,
 )
+from tests.contract.test_identity_store_sealed import OpenStore, SealingContract
 
 pytestmark = pytest.mark.postgres
 
@@ -74,6 +75,38 @@ class TestPostgresIdentityStore(IdentityStoreContract):
         dsn, schema = identity_schema
         # One schema per module: every test still sees only its own (random) tenant.
         return PostgresIdentityStore(dsn, schema, pool_size=10)
+
+
+@pytest.fixture(scope="module")
+def sealed_schema(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    """(dsn, schema) of a fresh schema for the sealed contract: a store is sealed or clear from
+    its first event, so it cannot share the clear contract's."""
+    yield from _fresh_schema(request)
+
+
+class TestSealedPostgresIdentityStore(IdentityStoreContract):
+    @pytest.fixture
+    def store(self, sealed_schema: tuple[str, str], tmp_path: Path) -> IdentityStore:
+        dsn, schema = sealed_schema
+        return PostgresIdentityStore(dsn, schema, pool_size=10, cipher_key=SEALING_KEY)
+
+
+class TestSealedPostgres(SealingContract):
+    @pytest.fixture
+    def open_store(self, empty_schema: tuple[str, str]) -> OpenStore:
+        dsn, schema = empty_schema
+        return lambda key: PostgresIdentityStore(dsn, schema, pool_size=2, cipher_key=key)
+
+    @pytest.fixture
+    def stored_states(self, empty_schema: tuple[str, str]) -> Callable[[], list[bytes]]:
+        dsn, schema = empty_schema
+
+        def states() -> list[bytes]:
+            query = sql.SQL("SELECT state FROM {}.identity_events").format(sql.Identifier(schema))
+            with psycopg.connect(dsn) as conn:
+                return [bytes(row[0]) for row in conn.execute(query)]
+
+        return states
 
 
 class TestPostgresFilings(FilingsContract):

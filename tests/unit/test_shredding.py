@@ -236,6 +236,19 @@ def test_tenant_keys_are_derived_apart_and_deterministically() -> None:
     assert shredding.tenant_keys(b"x" * 32, "acme") != acme
 
 
+@given(st.text(max_size=40))
+@settings(max_examples=50)
+def test_the_identity_store_key_is_no_tenants_key(tenant_id: str) -> None:
+    platform = b"p" * 32
+    store_key = shredding.identity_store_key(platform)
+    assert store_key == shredding.identity_store_key(platform)  # every replica derives the same
+    assert len(store_key) == 32 and store_key != shredding.identity_store_key(b"q" * 32)
+    tenant = shredding.tenant_keys(platform, tenant_id)
+    assert store_key not in (tenant.wrapping, tenant.naming)
+    # Not even a tenant named after the identity store's own label gets its key.
+    assert store_key not in shredding.tenant_keys(platform, "events at rest").__dict__.values()
+
+
 def test_a_subjects_key_id_depends_on_tenant_and_platform_key_and_hides_the_subject() -> None:
     subject = "email:ana@example.io"
     ids = {
