@@ -45,8 +45,9 @@ HEALTHY_RUN_S = 60.0
 class FilingProcess:
     """The parent's handle on the filing process: start, watch and restart, stop."""
 
-    def __init__(self, settings: IngestSettings) -> None:
+    def __init__(self, settings: IngestSettings, first_pause_s: float = FIRST_PAUSE_S) -> None:
         self.env = child_environment(settings, os.environ)
+        self.first_pause_s = first_pause_s
         self.restarts = 0
         self.last_exit: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -68,14 +69,14 @@ class FilingProcess:
             )
 
     def _watch(self) -> None:
-        pause = FIRST_PAUSE_S
+        pause = 0.0
         while not self._stopping.is_set():
             process, started = self._process, time.monotonic()
             assert process is not None, "started before the watcher"
             code = process.wait()
             if self._stopping.is_set():
                 return
-            pause = FIRST_PAUSE_S if time.monotonic() - started > HEALTHY_RUN_S else pause
+            pause = next_pause(pause, time.monotonic() - started, self.first_pause_s)
             self.last_exit = code
             log.error(
                 "the filing stage's process exited (code %s); starting it again in %.0f s",
@@ -84,7 +85,6 @@ class FilingProcess:
             )
             if self._stopping.wait(pause):
                 return
-            pause = min(pause * 2, LONGEST_PAUSE_S)
             self.restarts += 1
             self._spawn()
 
@@ -128,6 +128,14 @@ class FilingProcess:
             process.stdin.close()
 
 
+def next_pause(previous: float, ran_s: float, first: float = FIRST_PAUSE_S) -> float:
+    """The pause before starting the process again: `first` after its first exit or after a run
+    long enough not to be a crash loop, else twice the previous one, at most `LONGEST_PAUSE_S`."""
+    if previous <= 0 or ran_s > HEALTHY_RUN_S:
+        return first
+    return min(previous * 2, LONGEST_PAUSE_S)
+
+
 def child_environment(settings: IngestSettings, parent: Mapping[str, str]) -> dict[str, str]:
     """The parent's environment with the settings the child needs spelled out: the parent may
     have been given them other than through CEM_* (`cem up --data-dir`)."""
@@ -147,15 +155,18 @@ def child_environment(settings: IngestSettings, parent: Mapping[str, str]) -> di
 def run_child(settings: IngestSettings, stop: threading.Event) -> None:
     """The filing stage until `stop` is set; the composition root of the child."""
     from cem.adapters.sqlite_log import SqliteLog
-    from cem.bootstrap import embedded_identity
+    from cem.identity import build_identity
     from cem.runner import Runner, file_once
     from kernel.collector import settle_collector
     from kernel.filings import FILING_STAGE
     from services.identity.filing import IdentityFiler
+    from services.identity.settings import IdentitySettings
 
     data_dir = Path(settings.data_dir)
     event_log = SqliteLog(data_dir / "log.sqlite", partitions=settings.partitions)
-    identity = embedded_identity(data_dir) if settings.identity == "eventsourced" else None
+    identity = None
+    if settings.identity == "eventsourced":  # the store `cem.bootstrap.embedded_identity` opens
+        identity = build_identity(IdentitySettings(mode="embedded", data_dir=data_dir))
     filer = IdentityFiler(identity) if identity is not None else None
     runner = Runner(FILING_STAGE, lambda: file_once(event_log, None, filer))
     settle_collector()
@@ -173,7 +184,9 @@ def stop_on_end_of_input(stop: threading.Event) -> None:
     """Set `stop` when stdin (the parent's pipe) reaches end-of-file: the parent is gone."""
 
     def watch() -> None:
-        while sys.stdin.buffer.read(4096):
+        # os.read, not sys.stdin: a daemon thread blocked in the buffered reader holds its lock,
+        # and the interpreter aborts when it finds it held at exit.
+        while os.read(sys.stdin.fileno(), 4096):
             pass
         stop.set()
 
