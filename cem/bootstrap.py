@@ -19,9 +19,18 @@ from cem.adapters.sqlite_channels import SqliteChannelStore
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import SqliteLog, SqlitePublisher
 from cem.adapters.sqlite_users import SqliteUserStore
+from cem.filing_process import FilingProcess
 from cem.identity import build_identity
 from cem.platform_keys import local_platform_key
-from cem.runner import Runner, ensure_tables, filing_runner, projection_runner
+from cem.runner import (
+    DEAD_LETTER_SINK,
+    Runner,
+    dead_letter_sink,
+    ensure_tables,
+    filing_runner,
+    projection_runner,
+    skip_to_end,
+)
 from cem.sealing import close_sealing, default_rules, opener_for, sealing_publisher
 from kernel import api_errors, readiness, web_security
 from kernel.access_audit import audit_probe
@@ -32,6 +41,7 @@ from kernel.decoding import SharedDecoder
 from kernel.filings import FILING_STAGE, through_touchpoints
 from kernel.partitioning import touchpoint_bucket_key
 from kernel.ports import (
+    DEAD_LETTER_TOPIC,
     FILINGS_TOPIC,
     TOUCHPOINTS_TOPIC,
     AccessAudit,
@@ -97,32 +107,50 @@ class Platform:
     decoder: SharedDecoder = field(init=False, default_factory=SharedDecoder)
     # Told when a projection stored stream arrivals: live streams poll at once (kernel/wakeup.py).
     arrivals_stored: Wakeup = field(init=False, default_factory=Wakeup)
+    # The filing stage's own process, when `start(filing_process=True)` started one.
+    filing_process: FilingProcess | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         # One filer (the filing stage's) and one decoder for every runner: the projections read
         # the events the filing stage decoded from memory (a filing holds its touchpoint's bytes).
         self.filer = IdentityFiler(self.identity) if self.identity is not None else None
 
-    def start(self) -> None:
+    def start(self, *, filing_process: bool = False) -> None:
+        """Start the runners. `filing_process`: the filing stage in a process of its own
+        (`cem.filing_process`, a second core; needs the data directory's SQLite log and identity
+        store, which that process opens too), else a thread beside the projections."""
         ensure_tables(self.warehouse, self.projections)
         # The projections decode a filing as its touchpoint, by the touchpoint's position, so
-        # they take the event the filing stage decoded from the shared decoder.
+        # they take the event the filing stage decoded from the shared decoder (in this process).
         as_touchpoint = through_touchpoints(self.decoder, TOUCHPOINTS_TOPIC)
         self.runners = [
-            filing_runner(self.log, self.warehouse, self.filer, self.decoder),
-            *(
-                projection_runner(self.log, self.warehouse, p, as_touchpoint, self._wake_streams)
-                for p in self.projections
-            ),
+            projection_runner(self.log, self.warehouse, p, as_touchpoint, self._wake_streams)
+            for p in self.projections
         ]
+        if filing_process:
+            self._start_filing_process()
+        else:
+            self.runners.insert(
+                0, filing_runner(self.log, self.warehouse, self.filer, self.decoder)
+            )
         for runner in self.runners:
             runner.start()
+
+    def _start_filing_process(self) -> None:
+        assert isinstance(self.log, SqliteLog), "the filing process opens the SQLite log"
+        skip_to_end(self.log, DEAD_LETTER_TOPIC, DEAD_LETTER_SINK)
+        self.filing_process = FilingProcess(self.settings)
+        self.filing_process.start()
+        self.runners.append(dead_letter_sink(self.log, self.warehouse))
+        self.app.state.readiness["filing"] = self.filing_process.check
 
     def _wake_streams(self, tables: Sequence[str]) -> None:
         if ARRIVALS in tables:
             self.arrivals_stored.notify()
 
     def stop(self) -> None:
+        if self.filing_process is not None:
+            self.filing_process.stop()
         for runner in self.runners:
             runner.stop()
         close_sealing(self.publisher)
@@ -145,6 +173,8 @@ class Platform:
         groups = {FILING_STAGE: TOUCHPOINTS_TOPIC} | {
             p.name: FILINGS_TOPIC for p in self.projections
         }
+        if self.filing_process is not None:
+            groups[DEAD_LETTER_SINK] = DEAD_LETTER_TOPIC
         return {group: self._lag(topic, group) for group, topic in groups.items()}
 
     def _lag(self, topic: str, group: str) -> int:
@@ -212,6 +242,15 @@ def build(
     return platform
 
 
+def health(platform: Platform) -> dict[str, Any]:
+    """What /health says: the mode, each consumer group's backlog and, when the filing stage runs
+    in a process of its own, that process."""
+    found: dict[str, Any] = {"mode": "embedded", "lag": platform.lag()}
+    if platform.filing_process is not None:
+        found["filing_process"] = platform.filing_process.state()
+    return found
+
+
 def create_app(platform: Platform) -> FastAPI:
     """One HTTP app with the ingest and query routes, as `cem up` serves it."""
     from kernel.telemetry import router as telemetry_router
@@ -250,7 +289,7 @@ def create_app(platform: Platform) -> FastAPI:
     install_segment(app)
     app.include_router(channels_router)
     app.include_router(telemetry_router)
-    include_query_routes(app, health=lambda: {"mode": "embedded", "lag": platform.lag()})
+    include_query_routes(app, health=lambda: health(platform))
     readiness.set_checks(
         app,
         {

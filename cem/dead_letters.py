@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
+
+import orjson
 
 from kernel.ports import Warehouse
 from kernel.processing import INPUT_ERRORS_OWNER, DeadLetter
 
+logger = logging.getLogger(__name__)
 TABLE = "dead_letters"
 # Who recorded the input errors before the filing stage existed: every consumer group read the
 # touchpoints then, and the projections group reported what was wrong with the input itself.
@@ -83,3 +87,30 @@ def not_recorded_before(warehouse: Warehouse, letters: Sequence[DeadLetter]) -> 
         for d in letters
         if d.stage != INPUT_ERRORS_OWNER or (d.topic, d.partition, d.offset) not in recorded
     ]
+
+
+def from_topic(value: bytes) -> tuple[DeadLetter, dict[str, Any]] | None:
+    """A dead letter as the dead-letter topic keeps it (`DeadLetter.to_json`) and its table row,
+    with the time it failed; None (logged) for bytes that are not one, which only a foreign
+    producer could have written: skipped, so one bad record cannot stop the copy for ever."""
+    try:
+        found = orjson.loads(value)
+        headers = [(h["name"], bytes.fromhex(h["value_hex"])) for h in found["headers"]]
+        letter = DeadLetter(
+            stage=found["stage"],
+            topic=found["topic"],
+            partition=int(found["partition"]),
+            offset=int(found["offset"]),
+            key=str(found["key"]).encode(),
+            value=bytes.fromhex(found["value_hex"]),
+            reason=found["reason"],
+            error=found["error"],
+            headers=tuple(headers),
+        )
+        int(found["failed_at"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        logger.warning(
+            "skipped a record of the dead-letter topic that is not a dead letter: %s", exc
+        )
+        return None
+    return letter, {**found, "headers": orjson.dumps(found["headers"]).decode()}

@@ -18,6 +18,7 @@ from kernel.ports import (
     DEAD_LETTER_TOPIC,
     FILINGS_TOPIC,
     TOUCHPOINTS_TOPIC,
+    Consumed,
     EventLog,
     Record,
     Warehouse,
@@ -25,6 +26,8 @@ from kernel.ports import (
 from kernel.processing import Admission, DeadLetter, Decode, Filer, Projection, decode_value
 
 log = logging.getLogger(__name__)
+# The consumer group that copies the filing process's dead letters into the table.
+DEAD_LETTER_SINK = "dead-letter-table"
 
 
 def ensure_tables(warehouse: Warehouse, projections: Sequence[Projection]) -> None:
@@ -44,20 +47,49 @@ def group_lag(event_log: EventLog, topic: str, group: str) -> int:
 
 
 def write_dead_letters(
-    event_log: EventLog, warehouse: Warehouse, letters: Sequence[DeadLetter]
+    event_log: EventLog, warehouse: Warehouse | None, letters: Sequence[DeadLetter]
 ) -> None:
     """The dead letters, durable before the offset moves past their records (F06); one path
-    for both modes (the faust workers' `Sink` writes through it too)."""
-    letters = dead_letters.not_recorded_before(warehouse, letters) if letters else []
-    if letters:
+    for both modes (the faust workers' `Sink` writes through it too). Without a warehouse (the
+    embedded filing stage's own process: chdb belongs to the main one) they go on the log only,
+    and the main process's `sink_dead_letters` writes them to the table."""
+    if letters and warehouse is not None:
+        letters = dead_letters.not_recorded_before(warehouse, letters)
+    if not letters:
+        return
+    if warehouse is not None:
         now = datetime.now(UTC)
         warehouse.insert(dead_letters.TABLE, [d.to_row(now) for d in letters])
-        event_log.append(DEAD_LETTER_TOPIC, [Record(d.key, d.to_json()) for d in letters])
+    event_log.append(DEAD_LETTER_TOPIC, [Record(d.key, d.to_json()) for d in letters])
+
+
+def sink_dead_letters(
+    event_log: EventLog, warehouse: Warehouse, *, max_records: int = 1000, timeout_s: float = 0.2
+) -> int:
+    """Write to the table the dead letters the filing stage's own process put on the log
+    (the other stages' letters, written by this process, are in the table already); returns how
+    many records it consumed."""
+    records = event_log.poll(DEAD_LETTER_TOPIC, DEAD_LETTER_SINK, max_records, timeout_s)
+    if not records:
+        return 0
+    found = [dead_letters.from_topic(r.value) for r in records]
+    filed = [f for f in found if f is not None and f[0].stage == FILING_STAGE]
+    kept = {id(d) for d in dead_letters.not_recorded_before(warehouse, [d for d, _ in filed])}
+    rows = [row for letter, row in filed if id(letter) in kept]
+    if rows:
+        warehouse.insert(dead_letters.TABLE, rows)
+    event_log.commit(DEAD_LETTER_TOPIC, DEAD_LETTER_SINK, next_offsets(records))
+    return len(records)
+
+
+def next_offsets(records: Sequence[Consumed]) -> dict[int, int]:
+    """The offsets to commit once `records` (a poll's, in offset order per partition) are done."""
+    return {r.partition: r.offset + 1 for r in records}
 
 
 def file_once(
     event_log: EventLog,
-    warehouse: Warehouse,
+    warehouse: Warehouse | None,
     filer: Filer | None,
     *,
     max_records: int = 5000,
@@ -67,7 +99,8 @@ def file_once(
 ) -> int:
     """File one batch of touchpoints; returns how many records it consumed. The filings are
     appended before the offsets are committed (at least once: a crash between the two files the
-    batch again, which the tables absorb by event id)."""
+    batch again, which the tables absorb by event id). Without a warehouse, dead letters go on
+    the log only (`write_dead_letters`)."""
     records = event_log.poll(TOUCHPOINTS_TOPIC, FILING_STAGE, max_records, timeout_s)
     if not records:
         return 0
@@ -161,3 +194,15 @@ def projection_runner(
             event_log, warehouse, projection, decode_record=decode_record, on_stored=on_stored
         ),
     )
+
+
+def dead_letter_sink(event_log: EventLog, warehouse: Warehouse) -> Runner:
+    """`sink_dead_letters` in a thread (beside a filing stage that runs in another process)."""
+    return Runner(DEAD_LETTER_SINK, lambda: sink_dead_letters(event_log, warehouse))
+
+
+def skip_to_end(event_log: EventLog, topic: str, group: str) -> None:
+    """Start a group that has never committed at the topic's end: what came before was
+    handled without it (dead letters written to the table by the process that had them)."""
+    if not event_log.committed(topic, group):
+        event_log.commit(topic, group, event_log.end_offsets(topic))

@@ -1,4 +1,7 @@
-"""`cem up`: the whole platform in one process, optionally with a demo population and live traffic."""
+"""`cem up`: the whole platform, optionally with a demo population and live traffic: one process
+serves HTTP, projects into chdb and answers queries; the filing stage (identity) runs in a second
+process it starts, watches and stops (`cem.filing_process`; CEM_FILING_PROCESS=false keeps it a
+thread of the one process)."""
 
 from __future__ import annotations
 
@@ -231,7 +234,7 @@ def run(opts: UpOptions, settings: IngestSettings | None = None) -> None:
         ensure_tables(platform.warehouse, platform.projections)
         refuse_writes(platform.app)
     else:
-        platform.start()
+        platform.start(filing_process=settings.filing_process)
         # The sentiment models load while the server starts, not on the first customer text.
         threading.Thread(target=warm_up_sentiment, name="sentiment-warm-up", daemon=True).start()
     url = f"http://{opts.host}:{opts.port}"

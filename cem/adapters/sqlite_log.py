@@ -74,6 +74,9 @@ _STORAGE_CODES = {
     sqlite3.SQLITE_PERM,
 }
 _BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+# How often a waiting poll looks for commits of other processes (the embedded filing stage runs in
+# a process of its own): a condition variable only reaches threads of this one.
+OTHER_WRITERS_CHECK_S = 0.01
 
 
 @contextmanager
@@ -156,6 +159,9 @@ def _micros(at: datetime) -> int:
 class SqliteLog:
     """An EventLog in one SQLite file (WAL). Thread-safe: appends go through one writer
     connection, polls through a reader connection, so ingest threads and runners overlap.
+    Several processes may open one file (`cem up` files in a process of its own): SQLite takes
+    their writes in turn (a writer waits up to 5 s for the lock), offsets come from the stored
+    partition ends, and a waiting poll sees another process's commit within 10 ms.
 
     `fsync=True` makes acknowledged appends survive power loss too, at one fsync per batch.
     `max_bytes` caps the file size; beyond it appends raise StorageFull like a full disk.
@@ -268,20 +274,39 @@ class SqliteLog:
         while True:
             with self._appended:
                 generation = self._generation
+            version = self._data_version()
             found = self._read_batch(topic, group, max_records)
             remaining = deadline - time.monotonic()
             if found or remaining <= 0:
                 return found
-            if not self._wait_for_append(generation, remaining):
+            if not self._wait_for_append(generation, version, remaining):
                 return []
 
-    def _wait_for_append(self, generation: int, timeout_s: float) -> bool:
-        """Sleep until a commit after `generation` or the timeout; False once the log is closed."""
-        with self._appended:
-            self._appended.wait_for(
-                lambda: self._generation != generation or self._closed, timeout_s
-            )
-            return not self._closed
+    def _wait_for_append(self, generation: int, version: int, timeout_s: float) -> bool:
+        """Sleep until a commit after `generation` (this object's) or `version` (any process's)
+        or the timeout; False once the log is closed. A commit of this object wakes the waiter
+        at once; another process's is seen at the next look, every `OTHER_WRITERS_CHECK_S`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            with self._appended:
+                self._appended.wait_for(
+                    lambda: self._generation != generation or self._closed,
+                    max(0.0, min(remaining, OTHER_WRITERS_CHECK_S)),
+                )
+                if self._closed:
+                    return False
+                if self._generation != generation:
+                    return True
+            # Outside the condition: `close` takes the read lock before it.
+            if remaining <= OTHER_WRITERS_CHECK_S or self._data_version() != version:
+                return True
+
+    def _data_version(self) -> int:
+        """Changes whenever another connection (this process's writer, or another process's)
+        commits to the file: SQLite's own counter, one cheap pragma."""
+        with self._reading() as conn:
+            return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
     def _read_batch(self, topic: str, group: str, max_records: int) -> list[Consumed]:
         self._partition_count(topic)

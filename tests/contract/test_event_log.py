@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -27,6 +29,8 @@ from cem.adapters.memory_log import MemoryLog
 from cem.adapters.sqlite_log import SqliteLog, storage_errors
 from kernel.partitioning import partition_for
 from kernel.ports import Consumed, EventLog, LogUnavailable, Record, StorageFull
+
+REPO = Path(__file__).resolve().parents[2]
 
 PARTITIONS = 4
 
@@ -340,3 +344,26 @@ class TestSqliteLog(DurableEventLogContract):
                 SqliteLog(locked / "log.db")
         finally:
             locked.chmod(0o755)
+
+    def test_a_waiting_poll_sees_another_processes_append(
+        self, tmp_path: Path, topic: str, group: str
+    ) -> None:
+        """`cem up` files in a process of its own: its filings must reach the projections
+        waiting in the main process, which no in-process notification can wake. The poll waits
+        up to an hour: the record is there well within the join only if the commit woke it."""
+        log = self.make_log(tmp_path, PARTITIONS)
+        assert isinstance(log, SqliteLog)
+        log.end_offsets(topic)
+        got: list[Consumed] = []
+        poll = threading.Thread(target=lambda: got.extend(log.poll(topic, group, 10, 3600.0)))
+        poll.start()
+        append = (
+            "import sys; from cem.adapters.sqlite_log import SqliteLog; from kernel.ports import "
+            "Record; SqliteLog(sys.argv[1], int(sys.argv[2])).append(sys.argv[3], "
+            "[Record(b'k', b'from elsewhere')])"
+        )
+        argv = [sys.executable, "-c", append, str(log.path), str(PARTITIONS), topic]
+        subprocess.run(argv, check=True, cwd=REPO, timeout=60)
+        poll.join(60.0)
+        log.close()  # ends a poll that was never woken
+        assert [r.value for r in got] == [b"from elsewhere"]
