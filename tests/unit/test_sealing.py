@@ -14,13 +14,23 @@ import pytest
 from cem.adapters.memory_log import MemoryLog, MemoryPublisher
 from cem.adapters.memory_vault import MemoryKeyVault
 from cem.adapters.sqlite_log import SqliteLog, SqlitePublisher
+from cem.adapters.sqlite_vault import VAULT_FILE
+from cem.dead_letter_replay import mode_publisher
 from cem.direct_ingest import RecordDecoder
 from cem.record_seal import SEAL_HEADER
 from cem.record_seal import sealed as sealed_record
 from cem.sealing import SealingPublisher, subject_function
 from kernel.decoding import SharedDecoder
-from kernel.ports import TOUCHPOINTS_TOPIC, Consumed, Outgoing, PublishStatus, Record
+from kernel.ports import (
+    TOUCHPOINTS_TOPIC,
+    Consumed,
+    Outgoing,
+    PublishStatus,
+    Record,
+    StorageFull,
+)
 from kernel.sealing import EventOpener, EventSealer, KeyCache, decode_opened, maybe_sealed
+from kernel.settings import IngestSettings
 from kernel.shredding import ERASED, UNATTRIBUTED, ShreddingError, sealed_key_id
 from schemas.envelope import Event
 from schemas.validate import InvalidEvent, decode
@@ -189,3 +199,21 @@ def test_the_workers_open_a_record_only_once_its_platform_seal_verifies() -> Non
         forged = consumed(Record(record.key, record.value, headers))
         with pytest.raises(InvalidEvent):
             decode_record(forged)
+
+
+def test_dead_letter_replay_reports_a_key_vault_that_does_not_open_and_closes_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed: list[Path] = []
+    close = SqliteLog.close
+
+    def closing_log(log: SqliteLog) -> None:
+        closed.append(log.path)
+        close(log)
+
+    monkeypatch.setattr(SqliteLog, "close", closing_log)
+    (tmp_path / VAULT_FILE).mkdir()  # no SQLite file can open there
+    settings = IngestSettings(data_dir=tmp_path, seal_personal_data=True)
+    with pytest.raises(StorageFull, match=VAULT_FILE), mode_publisher(settings):
+        pass
+    assert closed == [tmp_path / "log.sqlite"]
