@@ -24,11 +24,13 @@ from kernel.decoding import SharedDecoder
 from kernel.ports import (
     TOUCHPOINTS_TOPIC,
     Consumed,
+    LogUnavailable,
     Outgoing,
     PublishStatus,
     Record,
     StorageFull,
 )
+from kernel.processing import decode_batch
 from kernel.sealing import EventOpener, EventSealer, KeyCache, decode_opened, maybe_sealed
 from kernel.settings import IngestSettings
 from kernel.shredding import ERASED, UNATTRIBUTED, ShreddingError, sealed_key_id
@@ -217,3 +219,33 @@ def test_dead_letter_replay_reports_a_key_vault_that_does_not_open_and_closes_th
     with pytest.raises(StorageFull, match=VAULT_FILE), mode_publisher(settings):
         pass
     assert closed == [tmp_path / "log.sqlite"]
+
+
+class VaultDown(MemoryKeyVault):
+    """A vault that stops answering, as PostgreSQL restarting does (PostgresUnavailable)."""
+
+    down = False
+
+    def find(self, tenant_id: str, key_id: str) -> bytes | None:
+        if self.down:
+            raise LogUnavailable("the key vault did not answer")
+        return super().find(tenant_id, key_id)
+
+
+def test_a_vault_that_does_not_answer_makes_the_batch_retried_never_a_dead_letter() -> None:
+    vault = VaultDown(PLATFORM_KEY)
+    sealer = EventSealer(vault, PLATFORM_KEY, subject_function(lambda: RULES), KeyCache())
+    log = MemoryLog(partitions=1)
+    SealingPublisher(MemoryPublisher(log), sealer, vault).publish(
+        outgoing(message({"email": EMAIL}))
+    )
+    records = log.poll(TOUCHPOINTS_TOPIC, "reader", 10, 0.1)
+    decode_record = SharedDecoder(opener=EventOpener(vault, KeyCache()))
+    vault.down = True
+    with pytest.raises(LogUnavailable):  # the runners retry the batch; its offsets do not move
+        decode_batch("filing", records, decode_record)
+    vault.down = False
+    decoded = decode_batch("filing", records, decode_record)
+    assert not decoded.result.dead_letters
+    [(_, opened)] = decoded.events
+    assert isinstance(opened, Event) and opened.customer.email == EMAIL
