@@ -121,6 +121,7 @@ def replay_consumer_letters(
 @contextmanager
 def mode_publisher(settings: IngestSettings) -> Iterator[tuple[Publisher, EventLog]]:
     """The publisher and log of the configured mode, closed afterwards."""
+    publisher: Publisher | None = None  # stays None when the key vault does not open
     if settings.mode == "distributed":
         from cem.adapters.postgres_idempotency import PostgresIdempotencyIndex
         from cem.distributed import kafka_log, postgres_dsn
@@ -141,8 +142,8 @@ def mode_publisher(settings: IngestSettings) -> Iterator[tuple[Publisher, EventL
     from cem.adapters.sqlite_log import SqliteLog, SqlitePublisher
 
     sqlite_log = SqliteLog(settings.data_dir / "log.sqlite", partitions=settings.partitions)
-    publisher = sealing_publisher(SqlitePublisher(sqlite_log), settings, default_rules)
     try:
+        publisher = sealing_publisher(SqlitePublisher(sqlite_log), settings, default_rules)
         yield publisher, sqlite_log
     finally:
         close_sealing(publisher)

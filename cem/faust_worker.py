@@ -322,10 +322,14 @@ def filing_step(settings: WorkerSettings, sink: Sink, filer: Filer | None) -> St
 
 
 def projection_step(projection: Projection, settings: WorkerSettings, sink: Sink) -> Step:
-    """Project a batch of filings and write the rows (pure: nothing here can be unavailable)."""
+    """Project a batch of filings and write the rows. Opening sealed filings reads the key vault,
+    which may be down: then the same batch is projected again, with backoff."""
 
     async def step(records: list[TimedConsumed]) -> None:
-        result = project_filings(projection.name, records, projection.rows, sink.decode_filing)
+        project = partial(
+            project_filings, projection.name, records, projection.rows, sink.decode_filing
+        )
+        result = await until_done(project, "projecting a batch", LogUnavailable, settings)
         await write_until_done(partial(sink.write, result), settings)
 
     return step

@@ -5,7 +5,8 @@ Readable ids live in the identity store, in every filing and in every table, so 
 patched in place: the touchpoints are what the platform was told, and filing them again with the
 new naming rebuilds the rest, as a replay would. The command copies the touchpoints (re-keyed:
 their keys held the readable customer key too) and the stores that hold no customer ids (keys,
-people's accounts, channels, the platform key, so the ids derive under the same key) into `NEW`;
+people's accounts, channels, the platform key, so the ids derive under the same key, and the key
+vault, whose data keys open the touchpoints sealed with `CEM_SEAL_PERSONAL_DATA`) into `NEW`;
 `cem up --data-dir NEW` then files and projects them. The old directory is left as it was (its
 SQLite files are opened read-only), a backup until the new one is checked; `NEW` appears only
 once complete (the copy is made beside it and renamed).
@@ -29,18 +30,20 @@ from typing import Any
 from cem import data_dir
 from cem.adapters.sqlite_log import SqliteLog
 from cem.adapters.sqlite_snapshot import backup, events_by_topic, log_records
+from cem.adapters.sqlite_vault import VAULT_FILE, SqliteKeyVault
 from cem.cli_errors import CliError
+from cem.sealing import LazyVault
 from kernel.customer_key import customer_key
 from kernel.partitioning import touchpoint_bucket_key, touchpoint_key
 from kernel.ports import TOUCHPOINTS_TOPIC, Record
+from kernel.sealing import EventOpener, KeyCache, decode_opened
 from kernel.secrets import KEY_FILE, platform_key
 from kernel.settings import CoreSettings
-from schemas.validate import decode
 from services.identity.changes import SYSTEM_ACTOR
 
 # Stores without customer ids, copied as they are: SQLite ones through SQLite (their recent
 # commits may still be in a -wal file beside them), the key file as a file.
-COPIED_STORES = ("keys.sqlite", "users.sqlite", "channels.sqlite")
+COPIED_STORES = ("keys.sqlite", "users.sqlite", "channels.sqlite", VAULT_FILE)
 COPIED_FILES = (KEY_FILE,)
 CHUNK = 5000
 # The identity store's events table (the library's default name) and the events people make by
@@ -88,8 +91,16 @@ def migrate(old: Path, new: Path, secret_key: str | None = None) -> Migration:
     for name in COPIED_FILES:
         if (old / name).exists():
             shutil.copy2(old / name, staging / name)
-    bucket_key = touchpoint_bucket_key(platform_key(staging, secret_key))
-    copied, undecodable = _copy_touchpoints(old / "log.sqlite", staging / "log.sqlite", bucket_key)
+    key = platform_key(staging, secret_key)
+    # Sealed touchpoints are opened (with the vault's copy: the old one is only read) to name
+    # their customer; they are copied sealed, as they were.
+    opener = EventOpener(LazyVault(lambda: SqliteKeyVault(staging / VAULT_FILE, key)), KeyCache())
+    try:
+        copied, undecodable = _copy_touchpoints(
+            old / "log.sqlite", staging / "log.sqlite", touchpoint_bucket_key(key), opener
+        )
+    finally:
+        opener.close()
     hand_made = _hand_made(old / "identity.sqlite")
     _sync_dir(staging)
     staging.rename(new)
@@ -97,13 +108,15 @@ def migrate(old: Path, new: Path, secret_key: str | None = None) -> Migration:
     return Migration(copied, undecodable, hand_made)
 
 
-def _copy_touchpoints(old_log: Path, new_log: Path, bucket_key: bytes) -> tuple[int, int]:
+def _copy_touchpoints(
+    old_log: Path, new_log: Path, bucket_key: bytes, opener: EventOpener
+) -> tuple[int, int]:
     """Every touchpoint, each partition in order (one customer's are in one partition, so they
     keep their order), read without writing the old log (no consumer group is committed)."""
     target, copied, undecodable = SqliteLog(new_log), 0, 0
     try:
         for batch in log_records(old_log, TOUCHPOINTS_TOPIC, CHUNK):
-            rekeyed = [_rekeyed(r.key, r.value, r.headers, bucket_key) for r in batch]
+            rekeyed = [_rekeyed(r.key, r.value, r.headers, bucket_key, opener) for r in batch]
             undecodable += sum(not decoded for decoded, _ in rekeyed)
             target.append(TOUCHPOINTS_TOPIC, [record for _, record in rekeyed])
             copied += len(rekeyed)
@@ -113,13 +126,17 @@ def _copy_touchpoints(old_log: Path, new_log: Path, bucket_key: bytes) -> tuple[
 
 
 def _rekeyed(
-    key: bytes, value: bytes, headers: tuple[tuple[str, bytes], ...], bucket_key: bytes
+    key: bytes,
+    value: bytes,
+    headers: tuple[tuple[str, bytes], ...],
+    bucket_key: bytes,
+    opener: EventOpener,
 ) -> tuple[bool, Record]:
     """Whether the record decodes, and the record with the key ingest gives it now; when its
     value does not decode (the filing stage dead-letters it, as before), its old key bucketed
     the same way: the old key may be readable (`acme/email:maria@...`)."""
     try:
-        event = decode(value)
+        event = decode_opened(value, opener)
     except ValueError:
         return False, Record(_bucketed(bytes(key), bucket_key), value, headers)
     return True, Record(

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import orjson
 
 from kernel.customer_key import customer_key
-from kernel.ports import Consumed, PublishStatus, Warehouse
+from kernel.ports import Consumed, LogUnavailable, PublishStatus, Warehouse
 from schemas.envelope import Event
 from schemas.families import TENANT_SUBJECT, filed_customer, is_tenant_level
 from schemas.validate import decode
@@ -207,12 +207,16 @@ def decode_batch(
     reports_input_errors: bool = True,
 ) -> Decoded:
     """Decode every record; undecodable ones become dead letters (when this group reports input
-    errors). Pure."""
+    errors). A store the decoding reads being down (the key vault that opens sealed records) is
+    no fault of the record: LogUnavailable goes up, and the batch is retried, not dead-lettered.
+    Pure."""
     decoded = Decoded(stage, reports_input_errors=reports_input_errors)
     for rec in records:
         decoded.result.next_offsets[rec.partition] = rec.offset + 1
         try:
             decoded.events.append((rec, decode_record(rec)))
+        except LogUnavailable:
+            raise
         except Exception as exc:  # undecodable bytes or an unknown schema version (F07)
             decoded.reject(rec, "undecodable", exc)
     return decoded

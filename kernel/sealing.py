@@ -77,15 +77,6 @@ class EventSealer:
         self.vault, self.subject_of, self.cache = vault, subject_of, cache
         self._keyring = TenantKeyring(platform_key)
 
-    def data_key(self, tenant_id: str, subject: str) -> tuple[str, bytes]:
-        """The subject's key id and data key, made in the vault on first sight."""
-        key_id = subject_key_id(self._keyring.of(tenant_id), subject)
-        key = self.cache.get(tenant_id, key_id)
-        if key is None:
-            key = self.vault.get_or_create(tenant_id, key_id)
-            self.cache.put(tenant_id, key_id, key)
-        return key_id, key
-
     def seal_value(self, value: bytes) -> bytes:
         """The stored event's bytes with its personal fields sealed (`kernel.shredding.seal`);
         bytes already sealed are refused (ShreddingError), never sealed twice."""

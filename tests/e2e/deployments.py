@@ -15,13 +15,12 @@ import argparse
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, closing, contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,7 +28,9 @@ from urllib.parse import quote
 
 import httpx
 
+from cem.adapters import sqlite_snapshot
 from cem.serving import free_port, stop_processes, wait_until_serving
+from kernel.ports import Record
 from tests.events import event
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,6 +48,7 @@ class Deployment(Protocol):
     base_url: str  # every query route, /health, /docs
     ingest_url: str  # POST /v1/events: base_url itself where one process serves both
     tenants: tuple[str, str]
+    identity: str  # its CEM_IDENTITY
 
     def key(self, tenant: str, role: str) -> str: ...
 
@@ -76,8 +78,8 @@ class Deployment(Protocol):
     def cli(self, *args: str) -> str:
         """Run a `cem` command against this deployment's state (its data dir or engines)."""
 
-    def log_values(self, topic: str) -> list[bytes]:
-        """Every record's value on `topic` of the log, as the log stores it (while running)."""
+    def log_records(self, topic: str) -> list[Record]:
+        """Every record on `topic` of the log (key, value, headers), as stored (while running)."""
 
 
 # The suite's deployments seal personal data in the log (docs/erasure.md, step 2): every test
@@ -181,11 +183,9 @@ class EmbeddedDeployment:
     def wait_processed(self, timeout_s: float = 60.0) -> None:
         wait_lag_zero(self.base_url, timeout_s)
 
-    def log_values(self, topic: str) -> list[bytes]:
-        uri = f"file:{self.data_dir / 'log.sqlite'}?mode=ro"
-        with closing(sqlite3.connect(uri, uri=True, timeout=10.0)) as conn:
-            rows = conn.execute("SELECT value FROM records WHERE topic = ?", (topic,)).fetchall()
-        return [bytes(value) for (value,) in rows]
+    def log_records(self, topic: str) -> list[Record]:
+        chunks = sqlite_snapshot.log_records(self.data_dir / "log.sqlite", topic, 5000)
+        return [record for chunk in chunks for record in chunk]
 
     def cli(self, *args: str) -> str:
         return _cem(*args, "--data-dir", str(self.data_dir), env=self.env)

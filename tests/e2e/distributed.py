@@ -28,7 +28,7 @@ from psycopg import sql
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse
 from cem.adapters.kafka_log import KafkaLog
 from cem.serving import free_port, stop_processes
-from kernel.ports import FILINGS_TOPIC, TOUCHPOINTS_TOPIC, LogUnavailable
+from kernel.ports import FILINGS_TOPIC, TOUCHPOINTS_TOPIC, LogUnavailable, Record
 from tests.e2e.deployments import (
     SEALED,
     TENANT_A,
@@ -168,21 +168,21 @@ class DistributedDeployment:
         with psycopg.connect(self.postgres_dsn, autocommit=True, connect_timeout=10) as conn:
             conn.execute(query)
 
-    def log_values(self, topic: str) -> list[bytes]:
+    def log_records(self, topic: str) -> list[Record]:
         """Read from the first offset by a consumer group of its own, which commits nothing."""
         if self._log is None:
             self._log = KafkaLog(self.kafka_bootstrap, partitions=PARTITIONS)
         group, ends = f"e2e-reader-{uuid.uuid4().hex[:8]}", self._log.end_offsets(topic)
         seen: dict[int, int] = {}
-        values: list[bytes] = []
+        records: list[Record] = []
         while any(seen.get(p, 0) < end for p, end in ends.items()):
             batch = self._log.poll(topic, group, 5000, 5.0)
             if not batch:
                 break
             for record in batch:
                 seen[record.partition] = record.offset + 1
-                values.append(record.value)
-        return values
+                records.append(Record(record.key, record.value, record.headers))
+        return records
 
     # -- progress -----------------------------------------------------------------------------
     def lag(self) -> dict[str, int]:

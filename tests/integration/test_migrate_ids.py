@@ -6,17 +6,28 @@ from __future__ import annotations
 import json
 import sqlite3
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from cem import migrate_ids
-from cem.adapters.sqlite_log import SqliteLog
+from cem.adapters.sqlite_log import SqliteLog, SqlitePublisher
+from cem.adapters.sqlite_snapshot import log_records
 from cem.migrate_ids import migrate
-from kernel.ports import Record
+from cem.platform_keys import local_platform_key
+from cem.sealing import close_sealing, default_rules, opener_for, sealing_publisher
+from kernel.customer_key import customer_key
+from kernel.partitioning import touchpoint_bucket_key, touchpoint_key
+from kernel.ports import PublishStatus, Record
+from kernel.sealing import decode_opened
+from kernel.settings import CoreSettings
 from services.identity.changes import SYSTEM_ACTOR
+from services.ingest.batch import prepare
+from tests.events import event
 
 DOMAIN = "services.identity.domain"
+TENANT = "acme"
 
 
 def old_directory(path: Path) -> Path:
@@ -114,3 +125,39 @@ def test_a_migration_that_fails_midway_leaves_no_new_directory(
     assert not new.exists()  # `cem up --data-dir new` finds nothing to file
     assert migrate(old, new).touchpoints == 1  # and a second run starts over
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "old"]
+
+
+def test_sealed_touchpoints_are_rekeyed_by_their_customer_and_open_in_the_new_directory(
+    tmp_path: Path,
+) -> None:
+    # A directory that ran with CEM_SEAL_PERSONAL_DATA: its touchpoints name nobody in clear.
+    old = tmp_path / "old"
+    old.mkdir()
+    settings = CoreSettings(data_dir=old, seal_personal_data=True)
+    log = SqliteLog(old / "log.sqlite")
+    publisher = sealing_publisher(SqlitePublisher(log), settings, default_rules)
+    try:
+        at = datetime.now(UTC)
+        body = event("message.received", "chat", {"email": "ana@shop.es"}, at, {"text": "hola"})
+        outgoing = prepare([body], TENANT, at, 64 * 1024, bucket_key=b"b" * 32)
+        assert publisher.publish(outgoing.outgoing) == [PublishStatus.accepted]
+    finally:
+        close_sealing(publisher)
+        log.close()
+    before = contents(old)
+
+    done = migrate(old, tmp_path / "new")
+    assert (done.touchpoints, done.undecodable) == (1, 0)
+    assert contents(old) == before
+    new = CoreSettings(data_dir=tmp_path / "new")
+    chunks = log_records(tmp_path / "new" / "log.sqlite", "touchpoints", 10)
+    [record] = [record for chunk in chunks for record in chunk]
+    assert b"ana@shop.es" not in record.value  # still sealed
+    opener = opener_for(new)
+    try:
+        opened = decode_opened(record.value, opener)
+    finally:
+        opener.close()
+    assert (opened.customer.email, opened.payload["text"]) == ("ana@shop.es", "hola")
+    bucket_key = touchpoint_bucket_key(local_platform_key(new))
+    assert record.key == touchpoint_key(bucket_key, TENANT, customer_key(opened.customer))

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -11,12 +13,29 @@ import pytest
 
 from cem.adapters.memory_log import MemoryLog, MemoryPublisher
 from cem.adapters.memory_vault import MemoryKeyVault
+from cem.adapters.sqlite_log import SqliteLog, SqlitePublisher
+from cem.adapters.sqlite_vault import VAULT_FILE
+from cem.dead_letter_replay import mode_publisher
+from cem.direct_ingest import RecordDecoder
+from cem.record_seal import SEAL_HEADER
+from cem.record_seal import sealed as sealed_record
 from cem.sealing import SealingPublisher, subject_function
 from kernel.decoding import SharedDecoder
-from kernel.ports import TOUCHPOINTS_TOPIC, PublishStatus
+from kernel.ports import (
+    TOUCHPOINTS_TOPIC,
+    Consumed,
+    LogUnavailable,
+    Outgoing,
+    PublishStatus,
+    Record,
+    StorageFull,
+)
+from kernel.processing import decode_batch
 from kernel.sealing import EventOpener, EventSealer, KeyCache, decode_opened, maybe_sealed
+from kernel.settings import IngestSettings
 from kernel.shredding import ERASED, UNATTRIBUTED, ShreddingError, sealed_key_id
-from schemas.validate import decode
+from schemas.envelope import Event
+from schemas.validate import InvalidEvent, decode
 from services.identity.rules import IdentityRules, TenantRules
 from services.ingest.batch import prepare
 from tests.events import event
@@ -25,6 +44,7 @@ PLATFORM_KEY = b"p" * 32
 TENANT = "acme"
 AT = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
 RULES = IdentityRules(default=TenantRules(phone_region="ES"))
+SEAL_KEY = b"the platform's seal key"
 EMAIL, PHONE, WORDS = "ana.ruiz@gmail.com", "617 345 678", "mi pedido 4471 no ha llegado"
 
 
@@ -33,6 +53,15 @@ def stored(body: dict[str, Any]) -> bytes:
     prepared = prepare([body], TENANT, AT, 64 * 1024, bucket_key=b"b" * 32)
     assert not prepared.rejected, prepared.rejected
     return prepared.outgoing[0].record.value
+
+
+def outgoing(body: dict[str, Any]) -> list[Outgoing]:
+    """What the ingest hands its publisher for `body` (prepared afresh, as for a retry)."""
+    return prepare([body], TENANT, AT, 64 * 1024, bucket_key=b"b" * 32).outgoing
+
+
+def consumed(record: Record) -> Consumed:
+    return Consumed(TOUCHPOINTS_TOPIC, 0, 7, record.key, record.value, record.headers)
 
 
 def message(customer: dict[str, Any], text: str = WORDS) -> dict[str, Any]:
@@ -134,3 +163,89 @@ def test_the_key_cache_keeps_the_most_recently_used() -> None:
         None,
         b"3",
     )
+
+
+def test_the_sqlite_publisher_judges_sealed_bytes_by_the_clear_bodys_fingerprint(
+    tmp_path: Path,
+) -> None:
+    # Each sealing draws a fresh nonce, so the stored bytes of a retry always differ: only the
+    # clear body's fingerprint can tell a retry (a duplicate) from another body (a conflict).
+    sealer, opener, vault = sealer_and_opener()
+    log = SqliteLog(tmp_path / "log.sqlite", partitions=2)
+    try:
+        publisher = SealingPublisher(SqlitePublisher(log), sealer, vault)
+        body = message({"email": EMAIL})
+        assert publisher.publish(outgoing(body)) == [PublishStatus.accepted]
+        assert publisher.publish(outgoing(body)) == [PublishStatus.duplicate]
+        changed = {**body, "payload": {"text": "otra cosa"}}
+        assert publisher.publish(outgoing(changed)) == [PublishStatus.conflict]
+        [record] = log.poll(TOUCHPOINTS_TOPIC, "reader", 10, 0.1)
+        assert EMAIL.encode() not in record.value
+        assert decode_opened(record.value, opener).payload["text"] == WORDS
+        [conflict] = publisher.conflicts(TENANT)
+        assert b"otra cosa" not in conflict["value"]  # the refused body is kept sealed too
+    finally:
+        log.close()
+
+
+def test_the_workers_open_a_record_only_once_its_platform_seal_verifies() -> None:
+    sealer, opener, _ = sealer_and_opener()
+    clear = outgoing(message({"email": EMAIL}))[0].record
+    record = sealed_record(replace(clear, value=sealer.seal_value(clear.value)), SEAL_KEY)
+    decode_record = RecordDecoder(SEAL_KEY, opener)
+    opened = decode_record(consumed(record))
+    assert isinstance(opened, Event) and opened.customer.email == EMAIL
+    # The same bytes without the platform's seal (a producer writing straight to Kafka, or a
+    # forged seal) are not the ingest's: validated as a direct event, which has no `sealed`.
+    for headers in ((("tenant_id", b"acme"),), (("tenant_id", b"acme"), (SEAL_HEADER, b"0"))):
+        forged = consumed(Record(record.key, record.value, headers))
+        with pytest.raises(InvalidEvent):
+            decode_record(forged)
+
+
+def test_dead_letter_replay_reports_a_key_vault_that_does_not_open_and_closes_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed: list[Path] = []
+    close = SqliteLog.close
+
+    def closing_log(log: SqliteLog) -> None:
+        closed.append(log.path)
+        close(log)
+
+    monkeypatch.setattr(SqliteLog, "close", closing_log)
+    (tmp_path / VAULT_FILE).mkdir()  # no SQLite file can open there
+    settings = IngestSettings(data_dir=tmp_path, seal_personal_data=True)
+    with pytest.raises(StorageFull, match=VAULT_FILE), mode_publisher(settings):
+        pass
+    assert closed == [tmp_path / "log.sqlite"]
+
+
+class VaultDown(MemoryKeyVault):
+    """A vault that stops answering, as PostgreSQL restarting does (PostgresUnavailable)."""
+
+    down = False
+
+    def find(self, tenant_id: str, key_id: str) -> bytes | None:
+        if self.down:
+            raise LogUnavailable("the key vault did not answer")
+        return super().find(tenant_id, key_id)
+
+
+def test_a_vault_that_does_not_answer_makes_the_batch_retried_never_a_dead_letter() -> None:
+    vault = VaultDown(PLATFORM_KEY)
+    sealer = EventSealer(vault, PLATFORM_KEY, subject_function(lambda: RULES), KeyCache())
+    log = MemoryLog(partitions=1)
+    SealingPublisher(MemoryPublisher(log), sealer, vault).publish(
+        outgoing(message({"email": EMAIL}))
+    )
+    records = log.poll(TOUCHPOINTS_TOPIC, "reader", 10, 0.1)
+    decode_record = SharedDecoder(opener=EventOpener(vault, KeyCache()))
+    vault.down = True
+    with pytest.raises(LogUnavailable):  # the runners retry the batch; its offsets do not move
+        decode_batch("filing", records, decode_record)
+    vault.down = False
+    decoded = decode_batch("filing", records, decode_record)
+    assert not decoded.result.dead_letters
+    [(_, opened)] = decoded.events
+    assert isinstance(opened, Event) and opened.customer.email == EMAIL
