@@ -326,18 +326,18 @@ def test_each_event_is_decoded_once_in_the_process(
 ) -> None:
     """The filing stage decodes a touchpoint; both projections take that event from the shared
     decoder when they read its filing (issue 14: decode a batch once per process)."""
-    import kernel.decoding
     import kernel.processing
+    import kernel.sealing
 
     decoded: list[bytes] = []
-    real = kernel.decoding.decode
+    real = kernel.sealing.decode
 
     def counting(value: bytes) -> Any:
         decoded.append(value)
         return real(value)
 
     # Every decode of the log's bytes goes through one of the two.
-    monkeypatch.setattr(kernel.decoding, "decode", counting)
+    monkeypatch.setattr(kernel.sealing, "decode", counting)  # the shared decoder's
     monkeypatch.setattr(kernel.processing, "decode", counting)
     settings = IngestSettings(data_dir=tmp_path / "data", identity="eventsourced")
     running = build(settings, warehouse=warehouse, keys=MemoryKeyStore())
