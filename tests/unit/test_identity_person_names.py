@@ -198,23 +198,30 @@ def test_a_new_address_typed_with_the_browsers_one_full_name_is_its_users() -> N
         assert other.register, name
 
 
+class Visits:
+    """Touchpoints of tenant `t` on the web, a day apart, filed by `identity` (a test may swap it
+    for a fresh resolver on the same store); `touch` answers the customer each was filed under."""
+
+    def __init__(self, identity: IdentityResolver) -> None:
+        self.identity, self.at = identity, datetime(2026, 6, 1, tzinfo=UTC)
+
+    def touch(self, name: str, **ids: str) -> str:
+        self.at += timedelta(days=1)
+        ref, event_id = CustomerRef(**ids), uuid.uuid4().hex
+        return self.identity.resolve("t", ref, event_id, "web", at=self.at, name=name).customer_id
+
+
 def test_the_resolver_keeps_names_and_joins_one_persons_two_addresses_on_her_browser() -> None:
     uri = f"file:names-{uuid.uuid4().hex}?mode=memory&cache=shared"
     store = SqliteIdentityStore(uri)
-    identity = IdentityResolver(store, IdentityRules(default=ES))
-    at = datetime(2026, 6, 1, tzinfo=UTC)
-
-    def touch(name: str, **ids: str) -> str:
-        nonlocal at
-        at += timedelta(days=1)
-        ref = CustomerRef(**ids)
-        return identity.resolve("t", ref, uuid.uuid4().hex, "web", at=at, name=name).customer_id
+    visits = Visits(IdentityResolver(store, IdentityRules(default=ES)))
+    touch = visits.touch
 
     lucia = touch("Lucía Pérez Gómez", email="lupego@gmail.com", anonymous_id="ck-9")
     assert touch("", anonymous_id="ck-9") == lucia  # an anonymous visit on her laptop
     assert touch("LUCIA PEREZ GOMEZ", email="l.trabajo@empresa.es", anonymous_id="ck-9") == lucia
     # Her name is in the store's events: a resolver reading them afresh (no cache) knows it.
-    identity = IdentityResolver(store, IdentityRules(default=ES), cache_size=0)
+    visits.identity = IdentityResolver(store, IdentityRules(default=ES), cache_size=0)
     assert touch("Lucía Pérez Gómez", email="lpg@yahoo.es", anonymous_id="ck-9") == lucia
     assert touch("Mª Luisa Sanz Gil", email="mlsg@gmail.com", anonymous_id="ck-9") != lucia
 
@@ -242,13 +249,7 @@ def test_a_daughters_name_left_on_her_mothers_account_never_joins_them_later() -
     # them: the tablet stays judged shared, however often she does it.
     uri = f"file:names-{uuid.uuid4().hex}?mode=memory&cache=shared"
     identity = IdentityResolver(SqliteIdentityStore(uri), IdentityRules(default=ES))
-    at = datetime(2026, 6, 1, tzinfo=UTC)
-
-    def touch(name: str, **ids: str) -> str:
-        nonlocal at
-        at += timedelta(days=1)
-        ref = CustomerRef(**ids)
-        return identity.resolve("t", ref, uuid.uuid4().hex, "web", at=at, name=name).customer_id
+    touch = Visits(identity).touch
 
     daughter = touch("Lucía García Ruiz", email="luciagr@gmail.com", anonymous_id="tablet-1")
     mum = touch("", email="cruiz@gmail.com")
