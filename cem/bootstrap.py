@@ -139,6 +139,7 @@ class Platform:
     def _start_filing_process(self) -> None:
         assert isinstance(self.log, SqliteLog), "the filing process opens the SQLite log"
         skip_to_end(self.log, DEAD_LETTER_TOPIC, DEAD_LETTER_SINK)
+        self.log.watch_other_processes()  # the filings the other process appends
         self.filing_process = FilingProcess(self.settings)
         self.filing_process.start()
         self.runners.append(dead_letter_sink(self.log, self.warehouse))

@@ -167,6 +167,7 @@ def run_child(settings: IngestSettings, stop: threading.Event) -> None:
 
     data_dir = Path(settings.data_dir)
     event_log = SqliteLog(data_dir / "log.sqlite", partitions=settings.partitions)
+    event_log.watch_other_processes()  # the touchpoints the main process appends
     identity = None
     if settings.identity == "eventsourced":  # the store `cem.bootstrap.embedded_identity` opens
         identity = build_identity(IdentitySettings(mode="embedded", data_dir=data_dir))

@@ -74,8 +74,9 @@ _STORAGE_CODES = {
     sqlite3.SQLITE_PERM,
 }
 _BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
-# How often a waiting poll looks for commits of other processes (the embedded filing stage runs in
-# a process of its own): a condition variable only reaches threads of this one.
+# How often a waiting poll looks for commits of other processes once `watch_other_processes` is on
+# (the embedded filing stage runs in a process of its own): a condition variable only reaches
+# threads of this one.
 OTHER_WRITERS_CHECK_S = 0.01
 
 
@@ -160,8 +161,10 @@ class SqliteLog:
     """An EventLog in one SQLite file (WAL). Thread-safe: appends go through one writer
     connection, polls through a reader connection, so ingest threads and runners overlap.
     Several processes may open one file (`cem up` files in a process of its own): SQLite takes
-    their writes in turn (a writer waits up to 5 s for the lock), offsets come from the stored
-    partition ends, and a waiting poll sees another process's commit within 10 ms.
+    their writes in turn (a writer waits up to 5 s for the lock) and offsets come from the stored
+    partition ends. A waiting poll wakes at once for a commit of this object; another process's
+    commit is seen by the next poll (a runner's polls wait at most 0.2 s), or within 10 ms once
+    `watch_other_processes()` is on (the two-process layout: one log shared while both run).
 
     `fsync=True` makes acknowledged appends survive power loss too, at one fsync per batch.
     `max_bytes` caps the file size; beyond it appends raise StorageFull like a full disk.
@@ -181,6 +184,7 @@ class SqliteLog:
         self._write_lock, self._read_lock = threading.RLock(), threading.Lock()
         self._appended = threading.Condition()
         self._generation, self._closed = 0, False
+        self._other_writers_check_s: float | None = None
         self._topics: dict[str, int] = {}
         self._turns: dict[tuple[str, str], int] = {}
         with storage_errors(self.path):
@@ -188,6 +192,12 @@ class SqliteLog:
             self._writer = _connect(self.path, fsync=fsync, max_bytes=max_bytes)
             self._reader = _connect(self.path, fsync=fsync, max_bytes=None)
         self._create_tables(LOG_SCHEMA)
+
+    def watch_other_processes(self, interval_s: float = OTHER_WRITERS_CHECK_S) -> None:
+        """Make waiting polls look for other processes' commits every `interval_s` (one
+        `PRAGMA data_version` read per look) instead of only when their wait ends. Off by default:
+        a single process would pay about 100 reads a second per waiting runner for nothing."""
+        self._other_writers_check_s = interval_s
 
     def _create_tables(self, script: str) -> None:
         """Run CREATE ... IF NOT EXISTS statements. Not inside `_transaction`: executescript
@@ -274,7 +284,7 @@ class SqliteLog:
         while True:
             with self._appended:
                 generation = self._generation
-            version = self._data_version()
+            version = self._data_version() if self._other_writers_check_s else 0
             found = self._read_batch(topic, group, max_records)
             remaining = deadline - time.monotonic()
             if found or remaining <= 0:
@@ -283,23 +293,24 @@ class SqliteLog:
                 return []
 
     def _wait_for_append(self, generation: int, version: int, timeout_s: float) -> bool:
-        """Sleep until a commit after `generation` (this object's) or `version` (any process's)
-        or the timeout; False once the log is closed. A commit of this object wakes the waiter
-        at once; another process's is seen at the next look, every `OTHER_WRITERS_CHECK_S`."""
+        """Sleep until a commit after `generation` (this object's), or `version` (any process's,
+        looked at every `watch_other_processes` interval when on), or the timeout; False once
+        the log is closed. A commit of this object wakes the waiter at once."""
         deadline = time.monotonic() + timeout_s
+        check_s = self._other_writers_check_s or timeout_s
         while True:
             remaining = deadline - time.monotonic()
             with self._appended:
                 self._appended.wait_for(
                     lambda: self._generation != generation or self._closed,
-                    max(0.0, min(remaining, OTHER_WRITERS_CHECK_S)),
+                    max(0.0, min(remaining, check_s)),
                 )
                 if self._closed:
                     return False
                 if self._generation != generation:
                     return True
             # Outside the condition: `close` takes the read lock before it.
-            if remaining <= OTHER_WRITERS_CHECK_S or self._data_version() != version:
+            if remaining <= check_s or self._data_version() != version:
                 return True
 
     def _data_version(self) -> int:

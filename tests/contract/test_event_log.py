@@ -353,17 +353,42 @@ class TestSqliteLog(DurableEventLogContract):
         up to an hour: the record is there well within the join only if the commit woke it."""
         log = self.make_log(tmp_path, PARTITIONS)
         assert isinstance(log, SqliteLog)
+        log.watch_other_processes()
         log.end_offsets(topic)
         got: list[Consumed] = []
         poll = threading.Thread(target=lambda: got.extend(log.poll(topic, group, 10, 3600.0)))
         poll.start()
-        append = (
-            "import sys; from cem.adapters.sqlite_log import SqliteLog; from kernel.ports import "
-            "Record; SqliteLog(sys.argv[1], int(sys.argv[2])).append(sys.argv[3], "
-            "[Record(b'k', b'from elsewhere')])"
-        )
-        argv = [sys.executable, "-c", append, str(log.path), str(PARTITIONS), topic]
-        subprocess.run(argv, check=True, cwd=REPO, timeout=60)
+        _append_from_another_process(log.path, topic, b"from elsewhere")
         poll.join(60.0)
         log.close()  # ends a poll that was never woken
         assert [r.value for r in got] == [b"from elsewhere"]
+
+    def test_unwatched_other_processes_are_seen_by_the_next_poll(
+        self, tmp_path: Path, topic: str, group: str
+    ) -> None:
+        """One process alone (the default `cem up`) does not look for other processes' commits
+        while a poll waits (no wake source but its own appends and the timeout); a `cem
+        dead-letters replay` run beside it is read by the runner's next poll."""
+        log = self.make_log(tmp_path, PARTITIONS)
+        assert isinstance(log, SqliteLog)
+        log.end_offsets(topic)
+        waiting: list[Consumed] = []
+        poll = threading.Thread(target=lambda: waiting.extend(log.poll(topic, group, 10, 3600.0)))
+        poll.start()
+        _append_from_another_process(log.path, topic, b"from elsewhere")
+        poll.join(1.0)
+        still_waiting = poll.is_alive()
+        assert [r.value for r in log.poll(topic, group, 10, 0.0)] == [b"from elsewhere"]
+        log.close()  # ends the first poll
+        poll.join(60.0)
+        assert still_waiting and waiting == []
+
+
+def _append_from_another_process(path: Path, topic: str, value: bytes) -> None:
+    append = (
+        "import sys; from cem.adapters.sqlite_log import SqliteLog; from kernel.ports import "
+        "Record; SqliteLog(sys.argv[1], int(sys.argv[2])).append(sys.argv[3], "
+        "[Record(b'k', sys.argv[4].encode())])"
+    )
+    argv = [sys.executable, "-c", append, str(path), str(PARTITIONS), topic, value.decode()]
+    subprocess.run(argv, check=True, cwd=REPO, timeout=60)
