@@ -60,9 +60,6 @@ class SealingPublisher:
         ]
         return self.inner.publish(sealed)
 
-    def __getattr__(self, name: str) -> Any:  # the inner publisher's topic, conflicts, close…
-        return getattr(self.inner, name)
-
     def close_vault(self) -> None:
         self.vault.close()
 
