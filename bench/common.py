@@ -7,6 +7,7 @@ Latencies are kept in seconds and shown in milliseconds; rates are per second.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import time
@@ -192,6 +193,19 @@ def peak_rss(pid: int | None = None) -> int | None:
     except OSError:
         return None
     return parse_peak_rss(text)
+
+
+def child_pids(pid: int) -> list[int]:
+    """The process ids of a live process's children (`/proc/<pid>/task/*/children`); [] where
+    /proc does not say."""
+    found: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                found += [int(c) for c in (task / "children").read_text().split()]
+    except OSError:
+        return []
+    return found
 
 
 # --- output and ports ------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from bench.common import (
     Latency,
     Row,
     bench_parser,
+    child_pids,
     peak_rss,
     per_second,
     render_table,
@@ -610,6 +611,9 @@ def measure_server(plan: Plan, run_dir: Path) -> dict[str, Any]:
         server.wait_idle()
         result = drive(server.target, plan, templates, server.wait_idle, server.lag, server.raw_sql)
         result["peak_rss_bytes"] = peak_rss(server.process.pid)
+        # `cem up`'s filing process (CEM_FILING_PROCESS, on by default), if it has one.
+        children = [peak_rss(p) or 0 for p in child_pids(server.process.pid)]
+        result["filing_peak_rss_bytes"] = max(children, default=None)
     finally:
         server.stop()
     return result
@@ -789,6 +793,8 @@ def summary_rows(
         *stage_rows(stages),
         *extra_rows(api, sqlite_rate),
         Row("peak RSS, server", api["peak_rss_bytes"] or 0, "bytes"),
+        *([Row("peak RSS, server's filing process", api["filing_peak_rss_bytes"], "bytes")]
+          if api.get("filing_peak_rss_bytes") else []),
         Row("peak RSS, bench loader", load["peak_rss_bytes"] or 0, "bytes"),
     ]  # fmt: skip
     return rows

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import write_json
+from bench.common import child_pids, write_json
 from bench.embedded import Server, say
 from bench.sustained import MIXES, encode_batches, load_average, maximum
 
@@ -36,18 +36,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with_children = task / "children"
-        if with_children.exists():
-            found += [int(c) for c in with_children.read_text().split()]
-    return found
-
-
 def process_cpu(pid: int) -> dict[int, float]:
     """CPU seconds of the server and of each of its children, by process id."""
-    pids = [pid, *children(pid)]
+    pids = [pid, *child_pids(pid)]
     return {p: cpu_seconds(p) for p in pids if Path(f"/proc/{p}/stat").exists()}
 
 
