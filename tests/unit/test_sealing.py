@@ -173,7 +173,8 @@ def test_the_sqlite_publisher_judges_sealed_bytes_by_the_clear_bodys_fingerprint
     sealer, opener, vault = sealer_and_opener()
     log = SqliteLog(tmp_path / "log.sqlite", partitions=2)
     try:
-        publisher = SealingPublisher(SqlitePublisher(log), sealer, vault)
+        inner = SqlitePublisher(log)
+        publisher = SealingPublisher(inner, sealer, vault)
         body = message({"email": EMAIL})
         assert publisher.publish(outgoing(body)) == [PublishStatus.accepted]
         assert publisher.publish(outgoing(body)) == [PublishStatus.duplicate]
@@ -182,7 +183,7 @@ def test_the_sqlite_publisher_judges_sealed_bytes_by_the_clear_bodys_fingerprint
         [record] = log.poll(TOUCHPOINTS_TOPIC, "reader", 10, 0.1)
         assert EMAIL.encode() not in record.value
         assert decode_opened(record.value, opener).payload["text"] == WORDS
-        [conflict] = publisher.conflicts(TENANT)
+        [conflict] = inner.conflicts(TENANT)
         assert b"otra cosa" not in conflict["value"]  # the refused body is kept sealed too
     finally:
         log.close()
