@@ -220,17 +220,23 @@ def _placeholder_email(value: str, consumer_domains: tuple[str, ...]) -> bool:
     """A mailbox nobody reads: a no-value word before the `@` (`desconocido@x.com`) or as the
     domain's name, the same word on both sides (`ninguno@ninguno.es`, `x@x.com`), one key
     repeated (`xxx@yahoo.es`, `tienda@a.net`), the word "email" as the domain (`x@email.net`),
-    or at a consumer provider a name it gives nobody (`nil@gmail.com`, `a@yahoo.es`) or a shop's
-    own mailbox (`tienda@gmail.com`): what people type to get past a required field."""
+    one character before the `@` at any domain (`a@x.com`, `x@qwe.es`), or at a consumer
+    provider a name it gives nobody (`nil@gmail.com`) or a shop's own mailbox
+    (`tienda@gmail.com`): what people type to get past a required field."""
     local, _, domain = value.rpartition("@")
     label = domain.partition(".")[0]
     return (
         local in PLACEHOLDER_EMAIL_LOCALS
-        # Consumer providers give nobody `nil@`, `guest@` or one letter; a company naming its own
-        # mailboxes may (`nil@acme.cat`: Nil is a Catalan name; `guest@hotelsol.es`, `j@acme.es`).
+        # The shortest mailbox a form accepts, wherever it is typed: consumer providers give
+        # nobody one letter, and the rare person whose own domain gives them one (`j@acme.es`)
+        # loses only this link (her phone and devices still find her), while an agent's `a@x.com`
+        # typed for every walk-in would serve strangers' histories to each other.
+        or len(local) == 1
+        # Consumer providers give nobody `nil@` or `guest@`; a company naming its own mailboxes
+        # may (`nil@acme.cat`: Nil is a Catalan name; `guest@hotelsol.es`).
         or (
             domain in consumer_domains
-            and (len(local) == 1 or local in PLACEHOLDER_TOKENS or local in ROLE_EMAIL_LOCALS)
+            and (local in PLACEHOLDER_TOKENS or local in ROLE_EMAIL_LOCALS)
         )
         or label in _PLACEHOLDER_DOMAIN_NAMES  # x@ninguno.es, a@sinemail.com
         or (label in _EMAIL_WORD_DOMAIN_NAMES and domain not in consumer_domains)

@@ -8,7 +8,7 @@ store and two replicas given the same state decide the same thing.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from rapidfuzz.distance import OSA
@@ -249,7 +249,7 @@ def _extends(claim: Claim, situation: Situation, rules: TenantRules) -> bool:
 
 
 def decide(situation: Situation, rules: TenantRules) -> Decision:
-    usable, skipped = _usable(situation.claims)
+    usable, skipped = _usable(situation.claims, situation, rules)
     usable, hubs = _without_hubs(usable, situation, rules)
     ranked = rank(usable, rules)
     skipped += [Skip(h, HUB_REASON) for h in hubs]
@@ -261,6 +261,7 @@ def decide(situation: Situation, rules: TenantRules) -> Decision:
     _merge_or_propose(draft, ranked, situation, rules)
     _link(draft, ranked, situation, rules)
     _confirm(draft, ranked, situation, rules)
+    _note_users_of_shared(draft, situation, rules)
     one_off = draft.register and not draft.links
     return Decision(
         home_id=draft.home,
@@ -366,16 +367,51 @@ def _holds_other(group: Group, identifier: Identifier, kind: str) -> bool:
     return bool(values) and identifier.value not in values
 
 
-def _usable(claims: Iterable[Claim]) -> tuple[list[Claim], list[Skip]]:
+def _usable(
+    claims: Iterable[Claim], situation: Situation, rules: TenantRules
+) -> tuple[list[Claim], list[Skip]]:
     usable, skipped = [], []
     for claim in claims:
         if claim.suppressed:
             skipped.append(Skip(claim.identifier, "erased"))
         elif claim.saturated:
-            skipped.append(Skip(claim.identifier, "shared by too many customers"))
+            again = _one_persons_again(claim, situation, rules)
+            if again is None:
+                skipped.append(Skip(claim.identifier, "shared by too many customers"))
+            else:
+                usable.append(again)
         else:
             usable.append(claim)
     return usable, skipped
+
+
+def _one_persons_again(claim: Claim, situation: Situation, rules: TenantRules) -> Claim | None:
+    """A browser or app install judged shared (saturated: customers who looked like different
+    people used it) whose recorded users (`_users_of`: at least the two that made it look shared,
+    no more than its rule allows) have all since been found to be one person, merged into one
+    customer: it is that person's again, as a browser its own customers used is (`_shared_by`).
+    As that person's it is held by their members only: the profiles that left them when it
+    looked shared stand apart (kept apart from the person) and decide nothing. A split of the
+    merge makes it shared again; so does anyone else using it (`_note_users_of_shared`). A kiosk
+    more customers used than its rule allows stays shared for good, as does a device whose users
+    were not recorded (saturated by an earlier release: one user or none on record)."""
+    if not _used_by_people(claim.identifier, rules):
+        return None
+    users = _users_of(claim, situation)
+    if not 2 <= len(users) <= rules.rule_for(claim.identifier).max_holders:
+        return None
+    people = _groups_of(users, situation)
+    if len(people) != 1:
+        return None
+    person = next(iter(people))
+    holders = tuple(h for h in claim.holders if situation.groups[h].canonical_id == person)
+    return replace(claim, saturated=False, holders=holders)
+
+
+def _users_of(claim: Claim, situation: Situation) -> set[str]:
+    """The customers known as people that used a device: its holders other than device profiles
+    (anonymous visits, whoever made them), and those that presented it (`_presented`)."""
+    return {h for h in claim.holders if h not in situation.profiles} | set(claim.presented_by)
 
 
 def _start(ranked: list[Claim], situation: Situation, rules: TenantRules) -> _Draft:
@@ -939,10 +975,39 @@ def _saturate_device(
     if claim.identifier not in draft.saturate:
         draft.saturate.append(claim.identifier)
     reason = reason_text("device_shared", identifier=str(claim.identifier))
+    users = _users_of(claim, situation)
     for holder in claim.holders:
         person = situation.groups[holder].canonical_id
         if holder in situation.profiles and person != holder and joined in (None, person):
             draft.splits.append(Split(holder, reason))
+            # The person used it (through the profile leaving them): on record as a user.
+            if not _groups_of(users, situation) & {person}:
+                _record_presenter(draft, claim.identifier, person)
+
+
+def _note_users_of_shared(draft: _Draft, situation: Situation, rules: TenantRules) -> None:
+    """Who uses a browser or app judged shared (saturated before or by this touchpoint) stays on
+    record, as presenting it: the touchpoint's customer when it is known as a person and not one
+    of the device's users yet, until more customers used it than its rule allows (a kiosk, shared
+    for good). So the judgement can be revisited when its users turn out to be one person
+    (`_one_persons_again`), and is not when somebody else used it meanwhile."""
+    if not _identified(draft.identifiers, rules):
+        return
+    for claim in situation.claims:
+        shared = claim.saturated or claim.identifier in draft.saturate
+        if claim.suppressed or not shared or not _used_by_people(claim.identifier, rules):
+            continue
+        users = _users_of(claim, situation)
+        if len(users) > rules.rule_for(claim.identifier).max_holders:
+            continue
+        linked = any(link.identifier == claim.identifier for link in draft.links)
+        if not (linked or draft.members & users or draft.home in users):
+            _record_presenter(draft, claim.identifier, draft.home)
+
+
+def _record_presenter(draft: _Draft, identifier: Identifier, customer_id: str) -> None:
+    if (identifier, customer_id) not in draft.present:
+        draft.present.append((identifier, customer_id))
 
 
 def _presented(draft: _Draft, claim: Claim, rules: TenantRules) -> None:
@@ -951,7 +1016,7 @@ def _presented(draft: _Draft, claim: Claim, rules: TenantRules) -> None:
     if not _used_by_people(claim.identifier, rules) or not _identified(draft.identifiers, rules):
         return
     if draft.home not in claim.presented_by and not draft.members & set(claim.presented_by):
-        draft.present.append((claim.identifier, draft.home))
+        _record_presenter(draft, claim.identifier, draft.home)
 
 
 def _canonical(customer_id: str, situation: Situation) -> str:

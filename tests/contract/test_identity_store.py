@@ -299,11 +299,14 @@ class IdentityStoreContract(IdentityStoreFixtures):
     def test_a_preview_changes_nothing_and_a_merge_records_who_and_why(
         self, identity: IdentityResolver, tenant: str, resolve: Any
     ) -> None:
-        first, second = resolve(email="a@x.io").customer_id, resolve(email="b@x.io").customer_id
+        first, second = (
+            resolve(email="alba@x.io").customer_id,
+            resolve(email="bruno@x.io").customer_id,
+        )
         version = identity.identity_version(tenant)
         plan = identity.merge(tenant, first, second, "same person", "key:k1", preview=True)
         assert plan.allowed and plan.merge_id is None
-        assert {i.value for i in plan.identifiers} == {"a@x.io", "b@x.io"}
+        assert {i.value for i in plan.identifiers} == {"alba@x.io", "bruno@x.io"}
         assert identity.identity_version(tenant) == version
         assert identity.canonical_id(tenant, second) == second
         done = identity.merge(tenant, first, second, "same person", "key:k1")
@@ -326,8 +329,8 @@ class IdentityStoreContract(IdentityStoreFixtures):
     def test_a_split_restores_each_side_exactly_and_reads_as_of_a_version_stay_put(
         self, identity: IdentityResolver, tenant: str, resolve: Any
     ) -> None:
-        first = resolve(email="a@x.io", phone=MOBILE).customer_id
-        second = resolve(email="b@x.io", customer_id="u2").customer_id
+        first = resolve(email="alba@x.io", phone=MOBILE).customer_id
+        second = resolve(email="bruno@x.io", customer_id="u2").customer_id
         before = identities_of(identity, tenant, first), identities_of(identity, tenant, second)
         v0 = identity.identity_version(tenant)
         identity.merge(tenant, first, second, "same person", "key:k1")
@@ -350,25 +353,25 @@ class IdentityStoreContract(IdentityStoreFixtures):
         self, identity: IdentityResolver, tenant: str, resolve: Any
     ) -> None:
         account = resolve(customer_id="u1").customer_id
-        mailbox = resolve(email="a@x.io").customer_id
-        assert resolve(customer_id="u1", email="a@x.io").merged == (mailbox,)
+        mailbox = resolve(email="alba@x.io").customer_id
+        assert resolve(customer_id="u1", email="alba@x.io").merged == (mailbox,)
         identity.split(tenant, account, mailbox, "shared family account", "key:k1")
-        again = resolve(customer_id="u1", email="a@x.io")
+        again = resolve(customer_id="u1", email="alba@x.io")
         assert again.merged == () and identity.canonical_id(tenant, mailbox) == mailbox
         assert any("kept apart" in s.reason for s in again.skipped)
 
     def test_touchpoints_filed_through_an_absorbed_customer_go_back_with_it_on_a_split(
         self, identity: IdentityResolver, tenant: str, resolve: Any
     ) -> None:
-        survivor = resolve(email="s@x.io").customer_id
-        absorbed = resolve(email="a@x.io").customer_id
+        survivor = resolve(email="sara@x.io").customer_id
+        absorbed = resolve(email="alba@x.io").customer_id
         identity.merge(tenant, survivor, absorbed, "same person", "key:k1")
-        later = resolve(email="a@x.io", phone=MOBILE)
+        later = resolve(email="alba@x.io", phone=MOBILE)
         assert (later.home_id, later.customer_id) == (absorbed, survivor)
         identity.split(tenant, survivor, absorbed, "two people", "key:k1")
         assert identity.canonical_id(tenant, later.home_id) == absorbed
         assert ("phone", "+34617345678", absorbed) in identities_of(identity, tenant, absorbed)
-        assert identities_of(identity, tenant, survivor) == {("email", "s@x.io", survivor)}
+        assert identities_of(identity, tenant, survivor) == {("email", "sara@x.io", survivor)}
 
     # candidates
 
@@ -483,15 +486,15 @@ class IdentityStoreContract(IdentityStoreFixtures):
     def test_a_replica_on_the_same_store_sees_customers_merges_and_candidates(
         self, identity: IdentityResolver, store: IdentityStore, tenant: str, resolve: Any
     ) -> None:
-        first = resolve(email="a@x.io", phone=LANDLINE).customer_id
-        second = resolve(email="b@x.io", phone=LANDLINE).customer_id
-        third = resolve(email="c@x.io").customer_id
+        first = resolve(email="alba@x.io", phone=LANDLINE).customer_id
+        second = resolve(email="bruno@x.io", phone=LANDLINE).customer_id
+        third = resolve(email="carla@x.io").customer_id
         identity.merge(tenant, first, third, "same person", "key:k1")
         replica = IdentityResolver(store, RULES, id_key=ID_KEY)
         try:
             assert (
                 replica.resolve(
-                    tenant, CustomerRef(email="b@x.io"), str(uuid.uuid4()), "api"
+                    tenant, CustomerRef(email="bruno@x.io"), str(uuid.uuid4()), "api"
                 ).customer_id
                 == second
             )

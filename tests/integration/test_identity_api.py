@@ -116,12 +116,12 @@ def test_the_history_shows_every_change_with_who_and_why(api: Api) -> None:
 
 
 def test_a_preview_says_what_a_merge_would_do_and_changes_nothing(api: Api) -> None:
-    first, second = api.customer(email="a@x.io"), api.customer(email="b@x.io")
+    first, second = api.customer(email="alba@x.io"), api.customer(email="bruno@x.io")
     body = {"survivor_id": first, "absorbed_id": second, "reason": "same person", "preview": True}
     preview = api.call("POST", "/v1/customers/merge", "admin", json=body).json()
     assert (preview["preview"], preview["allowed"], preview["merge_id"]) == (True, True, None)
     assert preview["members"] == [first, second]
-    assert {i["value"] for i in preview["identifiers"]} == {"a@x.io", "b@x.io"}
+    assert {i["value"] for i in preview["identifiers"]} == {"alba@x.io", "bruno@x.io"}
     assert api.call("GET", f"/v1/customers/{second}/identities").json()["redirected"] is False
 
 
@@ -234,7 +234,7 @@ def test_an_erased_identifier_leaves_the_customer_and_links_nobody_again(api: Ap
 @pytest.mark.parametrize(
     ("method", "path", "body"),
     [
-        ("POST", "/v1/customers/x/unlink", {"kind": "email", "value": "a@x.io", "reason": "r"}),
+        ("POST", "/v1/customers/x/unlink", {"kind": "email", "value": "alba@x.io", "reason": "r"}),
         ("POST", "/v1/customers/merge", {"survivor_id": "a", "absorbed_id": "b", "reason": "r"}),
         ("POST", "/v1/customers/x/split", {"absorbed_id": "b", "reason": "r"}),
         ("POST", "/v1/merge-candidates/x/decision", {"decision": "reject", "reason": "r"}),
@@ -248,14 +248,14 @@ def test_merges_splits_and_decisions_need_a_manager_or_admin(
 
 
 def test_reads_need_an_agent_key_or_better(api: Api) -> None:
-    customer = api.customer(email="a@x.io")
+    customer = api.customer(email="alba@x.io")
     assert api.call("GET", f"/v1/customers/{customer}/identities", "ingest").status_code == 403
     assert api.client.get(f"/v1/customers/{customer}/identities").status_code == 401
     assert api.call("GET", "/v1/merge-candidates", "ingest").status_code == 403
 
 
 def test_another_tenants_customer_is_not_found(api: Api) -> None:
-    theirs = api.customer(tenant="globex", email="a@x.io")
+    theirs = api.customer(tenant="globex", email="alba@x.io")
     for path in (
         f"/v1/customers/{theirs}/identities",
         f"/v1/customers/{theirs}/identity-history",

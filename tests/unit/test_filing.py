@@ -108,7 +108,9 @@ def test_without_a_filer_an_event_is_filed_under_its_customer_key() -> None:
 
 def test_an_unfiled_event_is_a_dead_letter_and_undecodable_ones_never_reach_the_filer() -> None:
     filer = FixedFiler([Unfiled("identity resolution failed: boom"), "c-1"])
-    batch = records([event({"email": "a@shop.es"}), b"\x00garbage", event({"email": "b@shop.es"})])
+    batch = records(
+        [event({"email": "alba@shop.es"}), b"\x00garbage", event({"email": "bruno@shop.es"})]
+    )
     result = process_batch("projections", batch, ProjectionsProjection().rows, filer=filer)
     assert filer.seen == 2
     assert [(d.offset, d.reason) for d in result.dead_letters] == [
@@ -126,7 +128,7 @@ def test_a_filer_that_cannot_answer_fails_the_whole_batch() -> None:
             raise IdentityBusy("store is busy")
 
     with pytest.raises(IdentityBusy):
-        process_batch("projections", records([event({"email": "a@shop.es"})]),
+        process_batch("projections", records([event({"email": "alba@shop.es"})]),
                       ProjectionsProjection().rows, filer=Down())  # fmt: skip
 
 
@@ -239,10 +241,10 @@ def test_a_new_customer_gets_an_opaque_id_unless_its_system_named_it(
     identity: IdentityResolver,
 ) -> None:
     # An explicit customer_id is the channel system's own id: kept as given.
-    assert resolve(identity, customer_id="crm-1", email="x@shop.es") == "crm-1"
+    assert resolve(identity, customer_id="crm-1", email="xavi@shop.es") == "crm-1"
     # Any other identifier is looked up, never embedded in the id.
     for ref in (
-        {"external_ids": {"shop": "9"}, "email": "y@shop.es"},
+        {"external_ids": {"shop": "9"}, "email": "yago@shop.es"},
         {"email": "Ana@Shop.es", "phone": "617345678"},
         {"anonymous_id": "dev-1"},
         {"email": "ana@example.com", "phone": "699 11 22 33"},

@@ -262,6 +262,9 @@ def test_an_event_without_any_identifier_is_still_invalid() -> None:
         ("email", "Unknown@gmail.com"),
         ("email", "x@outlook.com"),
         ("email", "a@yahoo.es"),  # consumer providers give nobody a one-letter mailbox
+        ("email", "a@x.com"),  # ... and an agent's one letter at any domain is the same shape
+        ("email", "x@qwe.es"),
+        ("email", "j+pedidos@acme.es"),  # one letter once its tag is read off
         ("email", "x@gmial.com"),  # ... also when their domain is mistyped
         ("email", "tienda@gmail.com"),  # a shop's own mailbox, typed for customers who gave none
         ("email", "Ventas@Hotmail.es"),
@@ -287,7 +290,7 @@ def test_placeholders_agents_type_are_recognised_by_their_shape(kind: str, raw: 
     [
         ("email", "ana.garcia@gmail.com"),
         ("email", "clientes.ana@x.es"),
-        ("email", "j@acme.es"),  # a company may give itself a one-letter mailbox
+        ("email", "jo@acme.es"),  # two letters are a name's initials, not the shortest mailbox
         ("email", "jo@hotmail.es"),
         ("email", "xavi@gmail.com"),
         ("email", "guest.house.sol@gmail.com"),
@@ -312,9 +315,29 @@ def test_a_no_value_word_at_a_companys_own_domain_may_be_a_person_or_a_desk(addr
     assert normalise_one("email", address, TenantRules()) == Identifier("email", address)
 
 
-def test_a_one_letter_mailbox_is_real_where_the_tenant_lists_no_consumer_provider() -> None:
+def test_a_no_value_word_is_real_where_the_tenant_lists_no_consumer_provider() -> None:
     rules = TenantRules(consumer_domains=())
-    assert normalise_one("email", "a@yahoo.es", rules) == Identifier("email", "a@yahoo.es")
+    assert normalise_one("email", "nil@yahoo.es", rules) == Identifier("email", "nil@yahoo.es")
+
+
+def test_one_letter_typed_for_walk_ins_at_any_domain_links_none_of_them(
+    identity: IdentityResolver,
+) -> None:
+    # A clerk types `a@x.com` for three customers who gave no email; two gave their own mobiles.
+    # Whatever the domain, one letter before the @ is what gets past the field: each visit is
+    # filed by what else it carries, the placeholder ignored with a note, nobody fused.
+    resolve = resolving(identity, "pos")
+    ana = resolve(email="a@x.com", phone="+34 696 919 428")
+    luis = resolve(email="A@X.com", phone="+34 660 378 668")
+    event_id = str(uuid.uuid4())
+    walk_in = identity.resolve("acme", CustomerRef(email="a@x.com"), event_id, "pos", at=NOW)
+    assert len({ana, luis, walk_in.home_id}) == 3
+    filed = identity.filing_of("acme", event_id)
+    assert filed is not None
+    assert filed.ignored == (IgnoredIdentifier("customer.email", "placeholder"),)
+    # Ana comes back with her mobile alone: she is found, and Luis is not on her record.
+    assert resolve(phone="696 919 428") == ana
+    assert identity.canonical_id("acme", luis) == luis
 
 
 # --- mistyped consumer domains ------------------------------------------------------------------

@@ -210,8 +210,8 @@ def test_a_key_id_is_never_a_subject(bad: str) -> None:
             "external:crm:C-7",
         ),
         (
-            [("anonymous_id", "dev-1"), ("phone", "+34617345678"), ("email", "a@x.io")],
-            "email:a@x.io",
+            [("anonymous_id", "dev-1"), ("phone", "+34617345678"), ("email", "alba@x.io")],
+            "email:alba@x.io",
         ),
         ([("anonymous_id", "dev-1"), ("phone", "+34617345678")], "phone:+34617345678"),
         ([("anonymous_id", "dev-1")], "anonymous_id:dev-1"),
