@@ -53,7 +53,7 @@ from kernel.ports import (
     Warehouse,
 )
 from kernel.private_files import private_dir
-from kernel.processing import Projection
+from kernel.processing import Eraser, Projection
 from kernel.sealing import KeyCache
 from kernel.secrets import SecretBox
 from kernel.settings import CoreSettings, IngestSettings
@@ -131,10 +131,21 @@ class Platform:
             self._start_filing_process()
         else:
             self.runners.insert(
-                0, filing_runner(self.log, self.warehouse, self.filer, self.decoder)
+                0,
+                filing_runner(self.log, self.warehouse, self.filer, self.decoder, self._eraser()),
             )
         for runner in self.runners:
             runner.start()
+
+    def _eraser(self) -> Eraser | None:
+        """The filing stage's handler of erasures (`cem.erasure`), on the vault and the key
+        cache the ingest and the projections of this process share."""
+        from cem.erasure import eraser_for
+
+        opener = self.decoder.opener
+        if opener is None:
+            return None
+        return eraser_for(self.identity, opener, self.settings, self.warehouse, self.decoder.forget)
 
     def _start_filing_process(self) -> None:
         assert isinstance(self.log, SqliteLog), "the filing process opens the SQLite log"
@@ -282,6 +293,7 @@ def create_app(platform: Platform) -> FastAPI:
         "accounts": Accounts(platform.users, platform.clock) if platform.users else None,
         "access_audit": platform.access_audit,
         "arrivals_stored": platform.arrivals_stored,
+        "log_sealed": platform.settings.seal_personal_data,
     }
     for name, value in state.items():
         setattr(app.state, name, value)

@@ -156,6 +156,7 @@ def child_environment(settings: IngestSettings, parent: Mapping[str, str]) -> di
 def run_child(settings: IngestSettings, stop: threading.Event) -> None:
     """The filing stage until `stop` is set; the composition root of the child."""
     from cem.adapters.sqlite_log import SqliteLog
+    from cem.erasure import eraser_for
     from cem.identity import build_identity
     from cem.runner import Runner, file_once
     from cem.sealing import opener_for
@@ -174,7 +175,13 @@ def run_child(settings: IngestSettings, stop: threading.Event) -> None:
     # Sealed records (docs/erasure.md) are opened before they are filed.
     opener = opener_for(settings)
     decode = opening_decode(opener)
-    runner = Runner(FILING_STAGE, lambda: file_once(event_log, None, filer, decode_record=decode))
+    # Erasures: keys and identity here; the warehouse is the parent's (chdb: one process), so
+    # the rows are left for `cem replay` (docs/erasure.md).
+    eraser = eraser_for(identity, opener, settings, None)
+    runner = Runner(
+        FILING_STAGE,
+        lambda: file_once(event_log, None, filer, decode_record=decode, eraser=eraser),
+    )
     settle_collector()
     runner.start()
     try:
