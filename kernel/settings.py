@@ -42,10 +42,10 @@ class IngestSettings(CoreSettings):
     max_event_bytes: int = Field(default=64 * 1024, ge=256)
     publish_timeout_s: float = Field(default=5.0, gt=0)
     # `cem up` only: the filing stage (identity) in a process of its own, so the platform uses two
-    # cores (cem/filing_process.py); false (the default): a thread of the one process. Off until
-    # a benchmark on a quiet machine shows the gain (README: under load it was within the noise,
-    # and the two processes together spent 9% more CPU).
-    filing_process: bool = False
+    # cores (cem/filing_process.py); false: a thread of the one process. On by default since a
+    # quiet machine's benchmark (`python -m bench.layouts`, README "Benchmarks") showed +38% end
+    # to end on the identity mix and +61% on the demo mix.
+    filing_process: bool = True
 
 
 class QuerySettings(CoreSettings):
