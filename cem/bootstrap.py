@@ -19,6 +19,7 @@ from cem.adapters.sqlite_channels import SqliteChannelStore
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import SqliteLog, SqlitePublisher
 from cem.adapters.sqlite_users import SqliteUserStore
+from cem.erasure import ERASED_ROWS, CustomerEraser, delete_erased_rows
 from cem.filing_process import FilingProcess
 from cem.identity import build_identity
 from cem.platform_keys import local_platform_key
@@ -153,6 +154,16 @@ class Platform:
         self.filing_process = FilingProcess(self.settings)
         self.filing_process.start()
         self.runners.append(dead_letter_sink(self.log, self.warehouse))
+        # That process erases without the warehouse (chdb: one process): this one deletes the
+        # rows of each erasure it filed. Its group starts at the log's beginning, not its end:
+        # deleting again is idempotent and finds nothing, and it reaches the rows an earlier
+        # filing process left (docs/erasure.md).
+        eraser = self._eraser()
+        if isinstance(eraser, CustomerEraser):
+            as_touchpoint = through_touchpoints(self.decoder, TOUCHPOINTS_TOPIC)
+            self.runners.append(
+                Runner(ERASED_ROWS, lambda: delete_erased_rows(self.log, eraser, as_touchpoint))
+            )
         self.app.state.readiness["filing"] = self.filing_process.check
 
     def _wake_streams(self, tables: Sequence[str]) -> None:
@@ -186,6 +197,8 @@ class Platform:
         }
         if self.filing_process is not None:
             groups[DEAD_LETTER_SINK] = DEAD_LETTER_TOPIC
+            if any(r.stage == ERASED_ROWS for r in self.runners):
+                groups[ERASED_ROWS] = FILINGS_TOPIC
         return {group: self._lag(topic, group) for group, topic in groups.items()}
 
     def _lag(self, topic: str, group: str) -> int:

@@ -34,12 +34,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cem.retention import existing_tables, wait_for_mutations
-from kernel.ports import KeyVault, Warehouse
+from cem.runner import next_offsets
+from kernel.filings import filed_home
+from kernel.ports import FILINGS_TOPIC, EventLog, KeyVault, Warehouse
+from kernel.processing import Decode
 from kernel.sealing import EventOpener, KeyCache
 from kernel.settings import CoreSettings
 from kernel.shredding import TenantKeyring, subject_key_id
 from schemas.envelope import Event
-from schemas.families import CustomerErased
+from schemas.families import ERASURE_TYPE, CustomerErased
 from services.identity.erasure import subjects
 from services.identity.errors import CustomerNotFound
 from services.identity.resolver import IdentityResolver
@@ -121,7 +124,8 @@ class CustomerEraser:
     `identity` None (CEM_IDENTITY=rule): events are filed under their customer key, so the key
     destroyed is that key's subject (and the alert actions'); no identity store to change.
     `warehouse` None (the embedded filing stage in a process of its own, which may not open
-    chdb): the rows are left for `cem replay` to rebuild without the personal fields."""
+    chdb): the rows are left to the main process, whose `delete_erased_rows` reads the erasure's
+    filing and calls `delete_rows`."""
 
     def __init__(
         self,
@@ -172,6 +176,28 @@ class CustomerEraser:
         logger.info("erasure %s of %s (tenant %s): %s", event_id, home, tenant_id, counts)
         return counts
 
+    def delete_rows(self, tenant_id: str, home: str, event_id: str) -> dict[str, int]:
+        """The warehouse's part of an erasure another process carried out (the embedded filing
+        process): this process's cached keys and opened events dropped, then the group's rows
+        deleted. The group and the keys are read from identity (the erasure recorded them), else
+        the customer's key, as `erase_one` finds them."""
+        assert self.warehouse is not None, "deleting rows needs the warehouse"
+        members, key_ids = [home], self._key_ids_of_key(tenant_id, home)
+        if self.identity is not None:
+            try:
+                record = self.identity.erasure_of(tenant_id, home)
+            except CustomerNotFound:
+                record = None
+            if record is not None and record["erasure_event_id"] == event_id:
+                members = self.identity.members(tenant_id, home)
+                key_ids = list(record["key_ids"])
+        if self.cache is not None:
+            self.cache.drop(tenant_id, key_ids)
+        self.forget_opened()
+        counts = delete_customer_rows(self.warehouse, tenant_id, members, event_id)
+        logger.info("erasure %s of %s (tenant %s): rows %s", event_id, home, tenant_id, counts)
+        return counts
+
     def _key_ids_of_key(self, tenant_id: str, home: str) -> list[str]:
         """A customer identity does not know (CEM_IDENTITY=rule, or a key only the warehouse
         has): the subject its key names (`email:ana@x.io`, else a `customer_id`), and the alert
@@ -194,3 +220,42 @@ def eraser_for(
 
     key = platform_key_for(settings)
     return CustomerEraser(identity, opener.vault, key, opener.cache, warehouse, forget_opened)
+
+
+# The main process's consumer group over `filings` deleting the rows of the erasures the embedded
+# filing process carried out (it has no warehouse).
+ERASED_ROWS = "erased-rows"
+_ERASURE_BYTES = ERASURE_TYPE.encode()
+
+
+def delete_erased_rows(
+    event_log: EventLog,
+    eraser: CustomerEraser,
+    decode_record: Decode,
+    *,
+    max_records: int = 5000,
+    timeout_s: float = 0.2,
+) -> int:
+    """Delete the warehouse rows of the batch's `customer.erased` filings; returns how many
+    records it consumed. Only a filing whose bytes hold the type's name is decoded (through the
+    process's shared decoder, so the projections reuse the event); the type is in clear in every
+    form the log holds (sealing keeps it; the type is reserved, so no producer writes it). A
+    failed deletion propagates: the batch is not committed and is read again."""
+    records = event_log.poll(FILINGS_TOPIC, ERASED_ROWS, max_records, timeout_s)
+    if not records:
+        return 0
+    for rec in records:
+        if _ERASURE_BYTES not in rec.value:
+            continue
+        home = filed_home(rec)
+        try:
+            event = decode_record(rec)
+        except Exception as exc:  # the projections dead-letter it; nothing to erase here
+            logger.warning(
+                "erasure filing at %s/%s not decoded: %s", rec.partition, rec.offset, exc
+            )
+            continue
+        if isinstance(event, Event) and event.type == ERASURE_TYPE and isinstance(home, str):
+            eraser.delete_rows(event.tenant_id, home, str(event.event_id))
+    event_log.commit(FILINGS_TOPIC, ERASED_ROWS, next_offsets(records))
+    return len(records)

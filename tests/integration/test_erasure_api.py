@@ -187,3 +187,39 @@ def test_the_logs_records_of_an_erased_customer_open_without_personal_data_when_
         else:  # what the route's `log_sealed: false` warns of: the log still has her
             assert b"pedido 4471" in record.value or b"desastre" in record.value
             assert event.customer.phone is not None
+
+
+@pytest.fixture
+def two_processes(tmp_path: Path, warehouse: ChdbWarehouse) -> Iterator[Platform]:
+    """`cem up`'s default layout: the filing stage (and so the erasure's keys and identity) in
+    a process of its own, which has no warehouse; this process projects and deletes the rows."""
+    settings = IngestSettings(
+        data_dir=tmp_path / "data", identity="eventsourced", seal_personal_data=True
+    )
+    running = build(settings, warehouse=warehouse, keys=MemoryKeyStore())
+    running.start(filing_process=True)
+    yield running
+    assert running.filing_process is not None
+    running.filing_process.stop()
+    stop_keeping_warehouse(running)
+
+
+def test_with_the_filing_process_the_main_process_deletes_the_erased_rows(
+    two_processes: Platform, warehouse: ChdbWarehouse
+) -> None:
+    api = Client(two_processes)
+    customer_id, ids = lucia(api)
+    api.settle()
+    assert set(api.timeline(customer_id)) == set(ids.values())
+    accepted = erase(api, customer_id, reason="GDPR request")
+    assert accepted.status_code == 202, accepted.text
+    api.settle()  # the filing process erased; this process's `erased-rows` group deleted
+    assert api.timeline(customer_id) == [accepted.json()["event_id"]]
+    rows = tables(warehouse)
+    hers = [r["event_id"] for r in rows["customer_timeline"] if r["customer_id"] == customer_id]
+    assert hers == [accepted.json()["event_id"]]  # no replay: the rows are gone, not anonymous
+    assert [r for r in rows["survey_responses"] if r["event_id"] == ids["answer"]] == []
+    assert [r for r in rows["customer_identifiers"] if r["customer_id"] == customer_id] == []
+    text = orjson.dumps(rows).lower()
+    for secret in SECRETS:
+        assert secret.encode() not in text, secret

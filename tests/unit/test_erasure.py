@@ -7,18 +7,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
 
+from cem.adapters.memory_log import MemoryLog
 from cem.adapters.memory_vault import MemoryKeyVault
 from cem.adapters.sqlite_identity_store import SqliteIdentityStore
-from cem.erasure import KEYS_DESTROYED, CustomerEraser
+from cem.erasure import KEYS_DESTROYED, CustomerEraser, delete_erased_rows
 from cem.sealing import subject_function
 from kernel.decoding import SharedDecoder
 from kernel.filings import CUSTOMER_HEADER, file_batch
-from kernel.ports import TOUCHPOINTS_TOPIC, Consumed
+from kernel.ports import FILINGS_TOPIC, TOUCHPOINTS_TOPIC, Consumed
 from kernel.sealing import (
     ERASED_TEXT,
     EventOpener,
@@ -299,3 +300,45 @@ def test_an_erased_event_whose_type_requires_a_personal_field_still_decodes(
     )
     assert (action.type, action.payload["note"]) == ("alert.resolved", ERASED_TEXT)
     assert to_timeline_rows(page, lucia)[0]["customer_id"] == lucia
+
+
+def test_the_main_process_deletes_the_rows_of_an_erasure_the_filing_process_filed() -> None:
+    # `cem up`'s two processes: the filing process erases without a warehouse; the main one
+    # reads the erasure's filing, drops its own cached key and deletes the group's rows.
+    filing = Pipeline()
+    filing.eraser.warehouse = None
+    main_cache = KeyCache()
+    main = CustomerEraser(
+        filing.identity, filing.vault, PLATFORM_KEY, main_cache, RecordingWarehouse()
+    )
+    decoder = SharedDecoder(opener=EventOpener(filing.vault, main_cache))
+    main.forget_opened = decoder.forget
+    lucia, by_phone = filing.file(message({"email": EMAIL}), message({"phone": PHONE}))
+    filing.identity.merge(TENANT, lucia, by_phone, "same person", "key-admin")
+    records = [Consumed(TOUCHPOINTS_TOPIC, 0, i, b"k", v) for i, v in enumerate(filing.log)]
+    assert decoder(records[0]).customer.email == EMAIL  # the main process's key cache holds it
+    named = filed_subject(lucia)
+    assert named is not None
+    erasure_body = raw_erasure(named, "GDPR request", "key-admin", AT)
+    values = filing.sealer.seal_values([encode(accept(erasure_body, TENANT, AT)[0])])
+    touchpoints = [*records, Consumed(TOUCHPOINTS_TOPIC, 0, 2, b"k", values[0])]
+    batch = file_batch(
+        touchpoints, filing.filer, opening_decode(filing.opener), None, filing.eraser
+    )
+    assert not cast(Any, main.warehouse).commands  # the filing process deleted nothing
+    log = MemoryLog(partitions=1)
+    log.append(FILINGS_TOPIC, batch.filings)
+    decoded: list[int] = []
+
+    def counting(rec: Consumed) -> Any:
+        decoded.append(rec.offset)
+        return decoder(Consumed(TOUCHPOINTS_TOPIC, 0, rec.offset, rec.key, rec.value))
+
+    assert delete_erased_rows(log, main, counting, timeout_s=0) == 3
+    assert decoded == [2]  # only the erasure's filing is decoded
+    deleted = {sql.split()[2]: p for sql, p in cast(Any, main.warehouse).commands}
+    timeline = deleted["customer_timeline"]
+    assert {v for k, v in timeline.items() if k.startswith("member_")} == {lucia, by_phone}
+    assert timeline["keep"] == str(erasure_body["event_id"])
+    assert decoder(records[0]).customer.email is None  # the cached key was dropped
+    assert delete_erased_rows(log, main, counting, timeout_s=0) == 0  # committed
