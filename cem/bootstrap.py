@@ -19,6 +19,7 @@ from cem.adapters.sqlite_channels import SqliteChannelStore
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import SqliteLog, SqlitePublisher
 from cem.adapters.sqlite_users import SqliteUserStore
+from cem.erasure import ERASED_ROWS, CustomerEraser, delete_erased_rows
 from cem.filing_process import FilingProcess
 from cem.identity import build_identity
 from cem.platform_keys import local_platform_key
@@ -53,7 +54,7 @@ from kernel.ports import (
     Warehouse,
 )
 from kernel.private_files import private_dir
-from kernel.processing import Projection
+from kernel.processing import Eraser, Projection
 from kernel.sealing import KeyCache
 from kernel.secrets import SecretBox
 from kernel.settings import CoreSettings, IngestSettings
@@ -131,10 +132,21 @@ class Platform:
             self._start_filing_process()
         else:
             self.runners.insert(
-                0, filing_runner(self.log, self.warehouse, self.filer, self.decoder)
+                0,
+                filing_runner(self.log, self.warehouse, self.filer, self.decoder, self._eraser()),
             )
         for runner in self.runners:
             runner.start()
+
+    def _eraser(self) -> Eraser | None:
+        """The filing stage's handler of erasures (`cem.erasure`), on the vault and the key
+        cache the ingest and the projections of this process share."""
+        from cem.erasure import eraser_for
+
+        opener = self.decoder.opener
+        if opener is None:
+            return None
+        return eraser_for(self.identity, opener, self.settings, self.warehouse, self.decoder.forget)
 
     def _start_filing_process(self) -> None:
         assert isinstance(self.log, SqliteLog), "the filing process opens the SQLite log"
@@ -143,6 +155,16 @@ class Platform:
         self.filing_process = FilingProcess(self.settings)
         self.filing_process.start()
         self.runners.append(dead_letter_sink(self.log, self.warehouse))
+        # That process erases without the warehouse (chdb: one process): this one deletes the
+        # rows of each erasure it filed. Its group starts at the log's beginning, not its end:
+        # deleting again is idempotent and finds nothing, and it reaches the rows an earlier
+        # filing process left (docs/erasure.md).
+        eraser = self._eraser()
+        if isinstance(eraser, CustomerEraser):
+            as_touchpoint = through_touchpoints(self.decoder, TOUCHPOINTS_TOPIC)
+            self.runners.append(
+                Runner(ERASED_ROWS, lambda: delete_erased_rows(self.log, eraser, as_touchpoint))
+            )
         self.app.state.readiness["filing"] = self.filing_process.check
 
     def _wake_streams(self, tables: Sequence[str]) -> None:
@@ -176,6 +198,8 @@ class Platform:
         }
         if self.filing_process is not None:
             groups[DEAD_LETTER_SINK] = DEAD_LETTER_TOPIC
+            if any(r.stage == ERASED_ROWS for r in self.runners):
+                groups[ERASED_ROWS] = FILINGS_TOPIC
         return {group: self._lag(topic, group) for group, topic in groups.items()}
 
     def _lag(self, topic: str, group: str) -> int:
@@ -283,6 +307,7 @@ def create_app(platform: Platform) -> FastAPI:
         "accounts": Accounts(platform.users, platform.clock) if platform.users else None,
         "access_audit": platform.access_audit,
         "arrivals_stored": platform.arrivals_stored,
+        "log_sealed": platform.settings.seal_personal_data,
     }
     for name, value in state.items():
         setattr(app.state, name, value)

@@ -41,7 +41,7 @@ from kernel.filings import CUSTOMER_HEADER
 from kernel.partitioning import touchpoint_key
 from kernel.ports import TOUCHPOINTS_TOPIC, Consumed, EventLog, Publisher, Record, Warehouse
 from kernel.processing import to_micros
-from kernel.sealing import EventOpener
+from kernel.sealing import EventOpener, readable
 from kernel.settings import IngestSettings
 from services.ingest.channels.replay import ReplayReport
 
@@ -77,7 +77,7 @@ def _record(
         texts = headers_of(Consumed(str(row["topic"]), 0, 0, b"", value, headers))
         if is_stored_form(raw):
             # A sealed record is opened to be checked; it goes back sealed, as it was.
-            event = decode_stored(opener.open_event(raw) if opener else raw, texts)
+            event = decode_stored(readable(opener.open_event(raw)) if opener else raw, texts)
             if not headers:  # kept by an earlier release: tenant and source from the body
                 source = str(raw.get("source_id", "")).encode()
                 headers = (("tenant_id", event.tenant_id.encode()), ("source_id", source))

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from cem.record_seal import is_sealed
 from kernel.ports import Consumed
 from kernel.processing import Unadmitted
-from kernel.sealing import EventOpener
+from kernel.sealing import EventOpener, readable
 from schemas.envelope import Event
 from schemas.validate import accept, decode_parsed, reserved_type, violations_of
 from schemas.violations import InvalidEvent, Violation
@@ -82,7 +82,7 @@ class RecordDecoder:
         if is_stored_form(raw) and is_sealed(rec, self.seal_key):
             # Sealed: the ingest validated it, so its types are read, its rules not run again.
             if self.opener is not None:
-                raw = self.opener.open_event(raw)
+                raw = readable(self.opener.open_event(raw))
             return decode_stored(raw, headers, read=decode_parsed)
         return accept_direct(raw, headers, record_time(rec))
 

@@ -317,6 +317,7 @@ def build_query_api(
         users=users,
         access_audit=access_audit,
         bucket_key=bucket_key,
+        log_sealed=settings.seal_personal_data,
     )
     return QueryService(
         settings, app, warehouse, keys, identity, users, publisher, access_audit=access_audit

@@ -77,7 +77,7 @@ from kernel.ports import (
     Warehouse,
 )
 from kernel.private_files import private_dir
-from kernel.processing import BatchResult, Filer, Projection, Unadmitted
+from kernel.processing import BatchResult, Eraser, Filer, Projection, Unadmitted
 from kernel.settings import CoreSettings
 from schemas.envelope import Event
 from services.identity.filing import TRANSIENT, IdentityFiler
@@ -248,14 +248,18 @@ async def until_done(
 
 
 async def file_until_done(
-    records: Sequence[TimedConsumed], filer: Filer | None, settings: WorkerSettings, sink: Sink
+    records: Sequence[TimedConsumed],
+    filer: Filer | None,
+    settings: WorkerSettings,
+    sink: Sink,
+    eraser: Eraser | None = None,
 ) -> FiledBatch:
-    """Decode, admit and file the batch. While the claims or identity cannot answer, the same
-    batch is filed again later: nothing is acked, and no event becomes a dead letter because of
-    an outage."""
+    """Decode, admit and file the batch (and carry out its erasures). While the claims, identity
+    or the key vault cannot answer, the same batch is filed again later: nothing is acked, and
+    no event becomes a dead letter because of an outage."""
 
     def file() -> FiledBatch:
-        return file_batch(records, filer, sink.decode, sink.claims)
+        return file_batch(records, filer, sink.decode, sink.claims, eraser)
 
     return await until_done(file, "filing a batch", (*TRANSIENT, LogUnavailable), settings)
 
@@ -310,11 +314,13 @@ def batch_agent(settings: WorkerSettings, step: Step) -> Callable[[faust.StreamT
     return process
 
 
-def filing_step(settings: WorkerSettings, sink: Sink, filer: Filer | None) -> Step:
-    """File a batch of touchpoints and append its filings."""
+def filing_step(
+    settings: WorkerSettings, sink: Sink, filer: Filer | None, eraser: Eraser | None = None
+) -> Step:
+    """File a batch of touchpoints (carrying out its erasures) and append its filings."""
 
     async def step(records: list[TimedConsumed]) -> None:
-        batch = await file_until_done(records, filer, settings, sink)
+        batch = await file_until_done(records, filer, settings, sink, eraser)
         write = partial(sink.write_filings, batch, settings.filings_topic)
         await write_until_done(write, settings)
 
@@ -414,13 +420,26 @@ def run_filing_worker(settings: CoreSettings | None = None) -> None:
         raise
     # One filer per process: it remembers its answers, so a redelivered batch is not resolved again.
     filer = IdentityFiler(identity) if identity is not None else None
-    step = filing_step(config, sink, filer)
+    step = filing_step(config, sink, filer, filing_eraser(config, sink, identity))
     try:
         _execute(create_app(FILING_STAGE, config.source_topic, config, step), config)
     finally:
         sink.close()
         if identity is not None:
             identity.close()
+
+
+def filing_eraser(
+    config: WorkerSettings, sink: Sink, identity: IdentityResolver | None
+) -> Eraser | None:
+    """The filing stage's handler of erasures (`cem.erasure`), on the opener's vault and cache."""
+    from cem.erasure import eraser_for
+
+    opener = sink.decode.opener
+    if opener is None:
+        return None
+    settings = config.model_copy(update={"mode": "distributed"})
+    return eraser_for(identity, opener, settings, sink.warehouse)
 
 
 def _execute(app: faust.App, config: WorkerSettings) -> None:

@@ -16,7 +16,8 @@ process that projects and answers queries.
   doubling to 30 s while it keeps failing); meanwhile `/ready` names it unavailable and events
   wait on the log (nothing is lost: the stage commits only what it filed).
 - Its dead letters go on the log only; the parent copies them into the table
-  (`cem.runner.sink_dead_letters`).
+  (`cem.runner.sink_dead_letters`); its erasures leave the warehouse rows to the parent too
+  (`cem.erasure.delete_erased_rows`).
 """
 
 from __future__ import annotations
@@ -156,6 +157,7 @@ def child_environment(settings: IngestSettings, parent: Mapping[str, str]) -> di
 def run_child(settings: IngestSettings, stop: threading.Event) -> None:
     """The filing stage until `stop` is set; the composition root of the child."""
     from cem.adapters.sqlite_log import SqliteLog
+    from cem.erasure import eraser_for
     from cem.identity import build_identity
     from cem.runner import Runner, file_once
     from cem.sealing import opener_for
@@ -175,7 +177,13 @@ def run_child(settings: IngestSettings, stop: threading.Event) -> None:
     # Sealed records (docs/erasure.md) are opened before they are filed.
     opener = opener_for(settings)
     decode = opening_decode(opener)
-    runner = Runner(FILING_STAGE, lambda: file_once(event_log, None, filer, decode_record=decode))
+    # Erasures: keys and identity here; the warehouse is the parent's (chdb: one process), which
+    # deletes the rows when it reads the erasure's filing (`cem.erasure.delete_erased_rows`).
+    eraser = eraser_for(identity, opener, settings, None)
+    runner = Runner(
+        FILING_STAGE,
+        lambda: file_once(event_log, None, filer, decode_record=decode, eraser=eraser),
+    )
     settle_collector()
     runner.start()
     try:

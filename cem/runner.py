@@ -23,7 +23,15 @@ from kernel.ports import (
     Record,
     Warehouse,
 )
-from kernel.processing import Admission, DeadLetter, Decode, Filer, Projection, decode_value
+from kernel.processing import (
+    Admission,
+    DeadLetter,
+    Decode,
+    Eraser,
+    Filer,
+    Projection,
+    decode_value,
+)
 
 log = logging.getLogger(__name__)
 # The consumer group that copies the filing process's dead letters into the table.
@@ -96,15 +104,16 @@ def file_once(
     timeout_s: float = 0.2,
     decode_record: Decode = decode_value,
     admission: Admission | None = None,
+    eraser: Eraser | None = None,
 ) -> int:
     """File one batch of touchpoints; returns how many records it consumed. The filings are
     appended before the offsets are committed (at least once: a crash between the two files the
     batch again, which the tables absorb by event id). Without a warehouse, dead letters go on
-    the log only (`write_dead_letters`)."""
+    the log only (`write_dead_letters`). `eraser` carries out the batch's erasures."""
     records = event_log.poll(TOUCHPOINTS_TOPIC, FILING_STAGE, max_records, timeout_s)
     if not records:
         return 0
-    batch = file_batch(records, filer, decode_record, admission)
+    batch = file_batch(records, filer, decode_record, admission, eraser)
     if batch.filings:
         event_log.append(FILINGS_TOPIC, batch.filings)
     write_dead_letters(event_log, warehouse, batch.dead_letters)
@@ -172,11 +181,12 @@ def filing_runner(
     warehouse: Warehouse,
     filer: Filer | None,
     decode_record: Decode = decode_value,
+    eraser: Eraser | None = None,
 ) -> Runner:
     """The filing stage in a thread."""
     return Runner(
         FILING_STAGE,
-        lambda: file_once(event_log, warehouse, filer, decode_record=decode_record),
+        lambda: file_once(event_log, warehouse, filer, decode_record=decode_record, eraser=eraser),
     )
 
 

@@ -45,3 +45,9 @@ class SharedDecoder:
             while len(self._cache) > self.size:
                 self._cache.popitem(last=False)
         return event
+
+    def forget(self) -> None:
+        """Drop every decoded event: after an erasure (`cem.erasure`) a record is opened again,
+        without the destroyed keys, rather than handed out as it was opened before."""
+        with self._lock:
+            self._cache.clear()

@@ -35,6 +35,7 @@ from kernel.processing import (
     DeadLetter,
     Decode,
     Decoded,
+    Eraser,
     Filer,
     Project,
     Unadmitted,
@@ -47,6 +48,7 @@ from kernel.processing import (
     project_batch,
 )
 from schemas.envelope import Event
+from schemas.families import ERASURE_TYPE
 from schemas.validate import encode
 
 # The filing stage's consumer group and its dead letters' stage: it owns the input errors.
@@ -89,16 +91,25 @@ def file_batch(
     filer: Filer | None,
     decode_record: Decode = decode_value,
     admission: Admission | None = None,
+    eraser: Eraser | None = None,
 ) -> FiledBatch:
     """Decode, admit and file a batch; what cannot be decoded, admitted or filed becomes a dead
-    letter (this stage owns the input errors). The admission and the filer are the only parts
-    that read or write; when they raise (a store is unavailable), nothing is appended or
-    committed and the batch is retried whole."""
+    letter (this stage owns the input errors). The admission, the filer and the eraser are the
+    only parts that read or write; when they raise (a store is unavailable), nothing is appended
+    or committed and the batch is retried whole. The batch's erasures (`customer.erased`) are
+    carried out before its filings are appended, so the erasure's own filing follows them."""
     decoded = decode_batch(FILING_STAGE, records, decode_record)
     direct = {id(rec) for rec, item in decoded.events if isinstance(item, Unadmitted)}
     admit_batch(decoded, admission)
     events = [_event_of(item) for _, item in decoded.events]
     homes = file_events(events, filer)
+    erasures = [
+        (event, home)
+        for event, home in zip(events, homes, strict=True)
+        if event.type == ERASURE_TYPE and isinstance(home, str)
+    ]
+    if erasures and eraser is not None:
+        eraser.erase(erasures)
     batch = FiledBatch(next_offsets=decoded.result.next_offsets)
     batch.dead_letters = decoded.result.dead_letters
     for (rec, item), home in zip(decoded.events, homes, strict=True):

@@ -73,6 +73,15 @@ class Filer(Protocol):
     def file(self, events: Sequence[Event]) -> list[str | Unfiled]: ...
 
 
+class Eraser(Protocol):
+    """Carries out the erasures a batch holds (`customer.erased` events, each with the customer
+    it was filed under): the filing stage owns the identity store and the key vault, so it runs
+    them when it files them (`cem.erasure`). Idempotent: a redelivered batch erases again and
+    changes nothing more. Raises when a store cannot answer now; the batch is then retried."""
+
+    def erase(self, erasures: Sequence[tuple[Event, str]]) -> None: ...
+
+
 def file_events(events: Sequence[Event], filer: Filer | None) -> list[str | Unfiled]:
     """The customer each event is filed under: the filer's answer (without one,
     `customer_key`), except for a platform event that names where it goes, filed there without

@@ -8,13 +8,16 @@ of docs/erasure.md): the glue between `kernel.shredding` (pure) and a `KeyVault`
   satisfaction, replay). It only *finds* keys, never makes one: a key the vault no longer holds
   opens the event as erased (the anonymous rest, `erased: true`).
 - `KeyCache` keeps the data keys of hot subjects per process (most events come from customers
-  seen before), bounded, least recently used out first. Erasing a subject (step 4) must drop it
-  from every process's cache as well as from the vault.
+  seen before), bounded, least recently used out first, each for at most `CACHE_TTL_S`: erasing
+  a subject (step 4) drops its key from the vault and from the erasing process's cache, and the
+  other processes (distributed: ingest replicas, projection workers, the query API) stop using it
+  within that time.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,6 +26,7 @@ import orjson
 
 from kernel.ports import Consumed, KeyVault
 from kernel.shredding import (
+    ERASED,
     SEALED,
     TenantKeyring,
     open_sealed,
@@ -31,33 +35,49 @@ from kernel.shredding import (
     subject_key_id,
 )
 from schemas.envelope import Event
+from schemas.families import payload_model
+from schemas.personal import payload_fields
 from schemas.validate import decode, decode_parsed
 
 # Data keys kept per process: 32 bytes each plus their names, a few MB at most.
 CACHE_SIZE = 50_000
+# What a personal field an erased event's type requires reads as (`readable`).
+ERASED_TEXT = "(erased)"
+# How long a process keeps a key it read before asking the vault again: the bound on how long a
+# key erased by another process is still used here (one vault read per hot subject per period).
+CACHE_TTL_S = 300.0
 
 # (tenant id, the event's `customer` member as stored) -> the subject (`shredding.subject_of`).
 SubjectOf = Callable[[str, dict[str, Any]], str]
 
 
 class KeyCache:
-    """Data keys by (tenant, key id), bounded (LRU). Thread-safe."""
+    """Data keys by (tenant, key id), bounded (LRU), each kept `ttl_s` at most. Thread-safe."""
 
-    def __init__(self, size: int = CACHE_SIZE) -> None:
-        self.size = size
-        self._keys: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+    def __init__(
+        self,
+        size: int = CACHE_SIZE,
+        ttl_s: float = CACHE_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.size, self.ttl_s, self.clock = size, ttl_s, clock
+        self._keys: OrderedDict[tuple[str, str], tuple[bytes, float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, tenant_id: str, key_id: str) -> bytes | None:
         with self._lock:
-            key = self._keys.get((tenant_id, key_id))
-            if key is not None:
-                self._keys.move_to_end((tenant_id, key_id))
-            return key
+            found = self._keys.get((tenant_id, key_id))
+            if found is None:
+                return None
+            if found[1] <= self.clock():  # read again from the vault: it may have been erased
+                del self._keys[(tenant_id, key_id)]
+                return None
+            self._keys.move_to_end((tenant_id, key_id))
+            return found[0]
 
     def put(self, tenant_id: str, key_id: str, key: bytes) -> None:
         with self._lock:
-            self._keys[(tenant_id, key_id)] = key
+            self._keys[(tenant_id, key_id)] = (key, self.clock() + self.ttl_s)
             self._keys.move_to_end((tenant_id, key_id))
             while len(self._keys) > self.size:
                 self._keys.popitem(last=False)
@@ -141,11 +161,33 @@ def maybe_sealed(value: bytes) -> bool:
     return f'"{SEALED}"'.encode() in value
 
 
+def readable(event: dict[str, Any]) -> dict[str, Any]:
+    """An opened event as the readers decode it (`decode_parsed`). An erased one (its key
+    destroyed) loses its `erased` mark, and each personal payload field its type requires gets
+    `ERASED_TEXT` (a page view's url, a resolved alert's note), so that its rows are built with
+    the anonymous rest: same types, times, scores and amounts, no personal data. The optional
+    personal fields stay absent (empty in the rows)."""
+    if event.get(ERASED) is not True:
+        return event
+    rest = {k: v for k, v in event.items() if k != ERASED}
+    event_type, payload = str(rest.get("type", "")), rest.get("payload")
+    found = payload_model(event_type)
+    if found is not None and isinstance(payload, dict):
+        fields = found[0].model_fields
+        missing = [
+            name
+            for name in payload_fields(event_type)
+            if name not in payload and name in fields and fields[name].is_required()
+        ]
+        rest["payload"] = {**payload, **dict.fromkeys(missing, ERASED_TEXT)}
+    return rest
+
+
 def decode_opened(value: bytes, opener: EventOpener | None) -> Event:
     """`schemas.validate.decode` of a stored event's bytes, opened first when sealed."""
     if opener is None or not maybe_sealed(value):
         return decode(value)
-    return decode_parsed(opener.open_event(orjson.loads(value)))
+    return decode_parsed(readable(opener.open_event(orjson.loads(value))))
 
 
 def opening_decode(opener: EventOpener | None) -> Callable[[Consumed], Event]:

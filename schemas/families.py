@@ -189,6 +189,16 @@ class AlertResolved(AlertAction):
     note: Note
 
 
+# --- erasure (a customer's personal data erased at an admin's request, issue 11) -------------
+class CustomerErased(Payload):
+    """Recorded by the platform (`POST /v1/customers/{id}/erase`); the customer it names is the
+    opaque id the erasure is of (`filed_subject`). No personal data: the reason is the record of
+    why (a ticket reference, never the person's data) and stays readable after the erasure."""
+
+    erasure_reason: Note
+    actor: Name = Field(description="the admin key or person who asked for the erasure")
+
+
 # --- surveys ---------------------------------------------------------------------------------
 SurveyKind = Literal["nps", "csat", "ces"]
 # METRICS.md v1: NPS 0-10, CSAT 1-5, CES 2.0 1-7.
@@ -276,10 +286,14 @@ FAMILIES: dict[str, tuple[type[BaseModel], frozenset[Channel]]] = {
     "alert.assigned": (AlertAssigned, frozenset({Channel.other})),
     "alert.acknowledged": (AlertAction, frozenset({Channel.other})),
     "alert.resolved": (AlertResolved, frozenset({Channel.other})),
+    "customer.erased": (CustomerErased, frozenset({Channel.other})),
 }
 
-# Types the platform records itself (a manager's actions on alerts), never a channel system.
-PLATFORM_TYPES = frozenset({"alert.assigned", "alert.acknowledged", "alert.resolved"})
+# The event an erasure is recorded by; the filing stage erases the customer it names.
+ERASURE_TYPE = "customer.erased"
+# Types the platform records itself (a manager's actions on alerts, an admin's erasure of a
+# customer), never a channel system.
+PLATFORM_TYPES = frozenset({"alert.assigned", "alert.acknowledged", "alert.resolved", ERASURE_TYPE})
 
 # The subject a platform event names when it is about the tenant, not a customer: a manager's
 # action on a touchpoint's drift alert (the payload names the touchpoint). The envelope needs an

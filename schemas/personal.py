@@ -69,6 +69,8 @@ NOT_PERSONAL: dict[str, str] = {
     "survey_id": "the tenant's id of a survey",
     "alert_id": "the platform's id of an alert",
     "correlation_id": "the channel system's id of a conversation (envelope), not of a person",
+    "erasure_reason": "an admin's reference for an erasure (a ticket), kept readable as the "
+    "record of it; the route asks for no personal data there",
 }
 
 

@@ -117,7 +117,7 @@ def reserved_type(event_type: str) -> Violation | None:
         return None
     message = (
         f"{event_type} is recorded by the platform itself (an action on an alert in the "
-        "dashboard); a channel system may not send it"
+        "dashboard, an erasure); a channel system may not send it"
     )
     return Violation("reserved_type", message, "type")
 

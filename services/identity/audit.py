@@ -66,13 +66,22 @@ def _view(state: IdentityState, member: str, identifier: Identifier, event: Any)
 
 def history(state: IdentityState, customer_id: str) -> list[AuditEntry]:
     """Every identity event of the customer and of the customers merged into it, oldest first."""
-    members = state.members(state.canonical(customer_id))
-    entries = [_entry(member, event) for member in members for event in _events(state, member)]
+    canonical = state.canonical(customer_id)
+    members = state.members(canonical)
+    erased = state.customer(canonical).erasure is not None
+    entries = [
+        _entry(member, event, erased) for member in members for event in _events(state, member)
+    ]
     return sorted(entries, key=lambda e: (e.at, e.customer_id, e.version))
 
 
-def _entry(member: str, event: Any) -> AuditEntry:
+def _entry(member: str, event: Any, erased: bool = False) -> AuditEntry:
     details = {k: _readable(k, v) for k, v in vars(event).items() if k not in _ENVELOPE}
+    if erased:
+        personal = _PERSONAL_DETAILS | (
+            {"name"} if isinstance(event, Customer.NameRecorded) else set()
+        )
+        details |= {k: REDACTED for k in personal & details.keys() if details[k]}
     coded = reason_code(details["reason"]) if isinstance(details.get("reason"), str) else None
     if coded is not None:  # a reason identity wrote itself: its code, for a page's language
         details |= {"reason_code": coded[0], "reason_params": coded[1]}
@@ -110,5 +119,12 @@ ACTIONS = tuple(
         Customer.MergedIntoSurvivor,
         Customer.CustomersSplit,
         Customer.RestoredBySplit,
+        Customer.Erased,
+        Customer.ErasureCompleted,
     )
 )
+# What an erased customer's history no longer shows: the identifiers' values, what it was first
+# seen with and the names its touchpoints carried (the events keep them, sealed at rest with
+# CEM_SEAL_PERSONAL_DATA; docs/erasure.md). A registration's `name` is the opaque id: shown.
+REDACTED = "(erased)"
+_PERSONAL_DETAILS = frozenset({"value", "seed"})

@@ -88,6 +88,23 @@ class Customer(Aggregate):
         actor: str
         erased: bool
 
+    class Erased(Aggregate.Event):
+        """An admin erased the customer's personal data (`customer.erased`, issue 11): its
+        identifiers were unlinked and suppressed, its subject keys destroyed, its warehouse rows
+        deleted; `counts` says how many of each went. No identifier or name here."""
+
+        reason: str
+        actor: str
+        erasure_event_id: str
+        key_ids: list[str]  # the vault's names of the keys to destroy (HMACs, no subject)
+        counts: dict[str, int]
+
+    class ErasureCompleted(Aggregate.Event):
+        """The keys and warehouse rows of an erasure are gone: how many of each."""
+
+        erasure_event_id: str
+        counts: dict[str, int]
+
     class MergeRecorded(Aggregate.Event):
         """What every merge and split event says: which merge, of whom into whom, who and why."""
 
@@ -169,6 +186,39 @@ class Customer(Aggregate):
     def record_name(self, name: str, evidence_event_id: str | None) -> None:
         if name not in self.names:
             self.names.append(name)
+
+    @property
+    def erasure(self) -> dict[str, Any] | None:
+        """The last erasure of the customer (`Erased`'s fields), None if never erased."""
+        found: dict[str, Any] | None = self.__dict__.get("_erasure")
+        return found
+
+    @event(Erased)
+    def erase(
+        self,
+        reason: str,
+        actor: str,
+        erasure_event_id: str,
+        key_ids: list[str],
+        counts: dict[str, int],
+    ) -> None:
+        self.__dict__["_erasure"] = {
+            "reason": reason,
+            "actor": actor,
+            "erasure_event_id": erasure_event_id,
+            "key_ids": list(key_ids),
+            "counts": dict(counts),
+            "completed": None,
+        }
+        # The names its touchpoints carried stop being evidence of who it is (`policy`); the
+        # `NameRecorded` events stay in the store (docs/erasure.md, "What erasure leaves").
+        self.names.clear()
+
+    @event(ErasureCompleted)
+    def complete_erasure(self, erasure_event_id: str, counts: dict[str, int]) -> None:
+        erasure = self.__dict__.get("_erasure")
+        if erasure is not None and erasure["erasure_event_id"] == erasure_event_id:
+            erasure["completed"] = dict(counts)
 
     @event(IdentifierUnlinked)
     def unlink(self, kind: str, value: str, reason: str, actor: str, erased: bool) -> None:

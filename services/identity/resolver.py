@@ -31,7 +31,7 @@ from eventsourcing.utils import Environment, EnvType
 
 from kernel.processing import to_micros
 from schemas.envelope import CustomerRef
-from services.identity import audit, changes
+from services.identity import audit, changes, erasure
 from services.identity.at_rest import check_readable
 from services.identity.changes import SYSTEM_ACTOR, Evidence
 from services.identity.errors import (
@@ -274,6 +274,39 @@ class IdentityResolver(Application[UUID]):
             tenant_id,
             lambda state: changes.unlink(state, customer_id, identifier, reason, actor, erase),
         )
+
+    def erase_customer(
+        self,
+        tenant_id: str,
+        customer_id: str,
+        reason: str,
+        actor: str,
+        erasure_event_id: str,
+        key_id_of: erasure.KeyIdOf,
+    ) -> erasure.Erasure:
+        """Forget who the customer is: every identifier of its group unlinked (and suppressed
+        unless someone outside the group holds it), the erasure recorded with the data keys to
+        destroy (`services.identity.erasure`). Run again for the same erasure event, it changes
+        nothing and answers as the first time."""
+        return self._run(
+            tenant_id,
+            lambda state: erasure.erase(
+                state, customer_id, reason, actor, erasure_event_id, key_id_of
+            ),
+        )
+
+    def erasure_completed(
+        self, tenant_id: str, customer_id: str, erasure_event_id: str, counts: dict[str, int]
+    ) -> None:
+        """Record how many keys and warehouse rows the erasure removed."""
+        self._run(
+            tenant_id,
+            lambda state: erasure.complete(state, customer_id, erasure_event_id, counts),
+        )
+
+    def erasure_of(self, tenant_id: str, customer_id: str) -> dict[str, Any] | None:
+        """The erasure recorded on the customer's group, None if it was never erased."""
+        return erasure.erasure_of(IdentityState(self.repository, tenant_id), customer_id)
 
     def decide_candidate(
         self,

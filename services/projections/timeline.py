@@ -130,6 +130,7 @@ _WORDS: dict[str, dict[str, str]] = {
         "alert.assigned": "Alert assigned",
         "alert.acknowledged": "Alert acknowledged",
         "alert.resolved": "Alert resolved",
+        "customer.erased": "Personal data erased",
         "call_abandoned": "Call abandoned",
         "queue": "queue {}",
         "agent": "agent {}",
@@ -186,6 +187,7 @@ _WORDS: dict[str, dict[str, str]] = {
         "alert.assigned": "Alerta asignada",
         "alert.acknowledged": "Alerta recibida",
         "alert.resolved": "Alerta resuelta",
+        "customer.erased": "Datos personales borrados",
         "call_abandoned": "Llamada abandonada",
         "queue": "cola {}",
         "agent": "agente {}",
@@ -392,6 +394,7 @@ _SUMMARIES: dict[str, Parts] = {
     "alert.assigned": _alert("alert.assigned", "to", "assignee"),
     "alert.acknowledged": _alert("alert.acknowledged", "by", "actor"),
     "alert.resolved": _alert("alert.resolved", "by", "actor"),
+    "customer.erased": lambda p, say: [say("customer.erased"), say.labelled("by", p.actor)],
 }
 
 

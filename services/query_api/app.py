@@ -35,6 +35,7 @@ def include_query_routes(app: FastAPI, health: Callable[[], dict[str, Any]]) -> 
         alerts,
         audit,
         customers,
+        erasure,
         events,
         export,
         fcr,
@@ -52,6 +53,7 @@ def include_query_routes(app: FastAPI, health: Callable[[], dict[str, Any]]) -> 
     app.include_router(search.router)
     app.include_router(stream.router)  # before customers, for the same reason
     app.include_router(export.router)  # and again
+    app.include_router(erasure.router)  # and again
     app.include_router(customers.router)
     app.include_router(satisfaction.router)
     app.include_router(responses.router)
@@ -71,6 +73,7 @@ def create_app(
     users: UserStore | None = None,
     access_audit: AccessAudit | None = None,
     bucket_key: bytes | None = None,
+    log_sealed: bool = False,
 ) -> FastAPI:
     """The query API alone (distributed mode: one process per service); `identity` is the
     resolver on the shared identity store (`cem.identity.build_identity(IdentitySettings())`). `access_audit`
@@ -82,6 +85,7 @@ def create_app(
     web_security.install(app)
     app.state.warehouse, app.state.keys = warehouse, keys
     app.state.access_audit = access_audit
+    app.state.log_sealed = log_sealed  # CEM_SEAL_PERSONAL_DATA: what an erasure can reach
     if identity is not None:
         app.state.identity = identity
     # People sign in to the console and dashboard this app serves (`services.query_api.web`).

@@ -30,7 +30,7 @@ import httpx
 
 from cem.adapters import sqlite_snapshot
 from cem.serving import free_port, stop_processes, wait_until_serving
-from kernel.ports import Record
+from kernel.ports import Record, Warehouse
 from tests.events import event
 
 REPO = Path(__file__).resolve().parents[2]
@@ -412,7 +412,11 @@ PROCESSING_COLUMNS = {"dead_letters": ("stage", "failed_at", "error")}
 def dump_tables(data_dir: Path, database: str) -> dict[str, list[str]]:
     from cem.adapters.chdb_warehouse import ChdbWarehouse
 
-    warehouse = ChdbWarehouse(data_dir / "warehouse", database=database)
+    return dump_warehouse(ChdbWarehouse(data_dir / "warehouse", database=database), database)
+
+
+def dump_warehouse(warehouse: Warehouse, database: str) -> dict[str, list[str]]:
+    """Every table of `database`: distinct rows as canonical JSON, sorted."""
     names = warehouse.select(
         "SELECT name FROM system.tables WHERE database = {db:String}", {"db": database}
     )

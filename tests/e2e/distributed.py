@@ -38,6 +38,7 @@ from tests.e2e.deployments import (
     _tail,
     _wait_healthy,
     create_keys,
+    dump_warehouse,
 )
 
 PARTITIONS = 4
@@ -224,10 +225,24 @@ class DistributedDeployment:
 
     # -- F13 is the embedded mode's: `cem replay` reads the SQLite log ---------------------------
     def replay(self, into: str) -> None:
-        raise NotImplementedError("cem replay rebuilds from the embedded SQLite log only")
+        """`cem replay --into` on the ClickHouse server: the whole `filings` topic (the session's
+        other deployments' records too) into database `into`, while the services run."""
+        self.cli("replay", "--into", into)
 
     def table_rows(self, database: str) -> dict[str, list[str]]:
-        raise NotImplementedError("table dumps are the embedded replay test's (F13)")
+        warehouse = ClickHouseWarehouse(with_database(self.clickhouse_url, database), database)
+        try:
+            return dump_warehouse(warehouse, database)
+        finally:
+            warehouse.close()
+
+    def drop_replayed(self, database: str) -> None:
+        """Drop a database `replay` made (the deployment's own is `drop_database`'s)."""
+        warehouse = ClickHouseWarehouse(with_database(self.clickhouse_url, database), database)
+        try:
+            warehouse.drop_database()
+        finally:
+            warehouse.close()
 
     @contextmanager
     def serve_database(self, database: str) -> Iterator[str]:

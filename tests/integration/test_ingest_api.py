@@ -331,20 +331,26 @@ ACTION_FIELDS: dict[str, dict[str, str]] = {
     "alert.acknowledged": {},
     "alert.resolved": {"note": "refund sent"},
 }
+ERASURE_PAYLOAD = {"erasure_reason": "GDPR request", "actor": "x"}
 
 
 @pytest.mark.parametrize("event_type", sorted(PLATFORM_TYPES))
-def test_a_producer_cannot_send_the_platforms_own_alert_actions(
+def test_a_producer_cannot_send_the_platforms_own_alert_actions_or_erasures(
     ingest: Ingest, event_type: str
 ) -> None:
     # Such an event names where it is filed (`cem:customer:<id>`) and skips identity: only the
-    # dashboard's alert actions may write it, never a channel system.
+    # dashboard's alert actions and an admin's erasure may write it, never a channel system.
+    payload = (
+        ERASURE_PAYLOAD
+        if event_type == "customer.erased"
+        else {"alert_id": "a-1", "actor": "x"} | ACTION_FIELDS[event_type]
+    )
     action = event(
         type=event_type,
         channel="other",
         touchpoint="alert_queue",
         customer={"customer_id": "cem:customer:c_someone"},
-        payload={"alert_id": "a-1", "actor": "x"} | ACTION_FIELDS[event_type],
+        payload=payload,
     )
     response = ingest.post({"events": [event(), action]})
     assert response.status_code == 200

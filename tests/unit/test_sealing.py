@@ -165,6 +165,17 @@ def test_the_key_cache_keeps_the_most_recently_used() -> None:
     )
 
 
+def test_the_key_cache_asks_the_vault_again_after_its_time_to_live() -> None:
+    # Another process may have erased the subject: a key is used for `ttl_s` at most.
+    now = [100.0]
+    cache = KeyCache(ttl_s=300.0, clock=lambda: now[0])
+    cache.put(TENANT, "a", b"1")
+    now[0] = 399.0
+    assert cache.get(TENANT, "a") == b"1"
+    now[0] = 400.0
+    assert cache.get(TENANT, "a") is None
+
+
 def test_the_sqlite_publisher_judges_sealed_bytes_by_the_clear_bodys_fingerprint(
     tmp_path: Path,
 ) -> None:

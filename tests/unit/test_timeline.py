@@ -68,6 +68,7 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
     "alert.assigned": ("other", {"alert_id": "a1", "assignee": "ana", "note": "call back"}),
     "alert.acknowledged": ("other", {"alert_id": "a1", "actor": "key-1"}),
     "alert.resolved": ("other", {"alert_id": "a1", "actor": "key-1", "note": "refund sent"}),
+    "customer.erased": ("other", {"erasure_reason": "GDPR request #4711", "actor": "key-1"}),
 }
 
 
@@ -211,6 +212,7 @@ SPANISH: dict[str, str] = {
     "alert.assigned": "Alerta asignada · otro · a ana · “call back”",
     "alert.acknowledged": "Alerta recibida · otro · por key-1",
     "alert.resolved": "Alerta resuelta · otro · por key-1 · “refund sent”",
+    "customer.erased": "Datos personales borrados · otro · por key-1",
 }
 
 

@@ -44,6 +44,7 @@ VALID: dict[str, tuple[str, dict[str, Any]]] = {
     "alert.assigned": ("other", {"alert_id": "a-1", "assignee": "ana"}),
     "alert.acknowledged": ("other", {"alert_id": "a-1"}),
     "alert.resolved": ("other", {"alert_id": "a-1", "note": "refund sent"}),
+    "customer.erased": ("other", {"erasure_reason": "GDPR request #4711", "actor": "key-1"}),
 }
 
 

@@ -4,7 +4,8 @@ The customer is addressed as on the other customer routes (its id, an id merged 
 identifier key; `customers.members_of`), and its data is that of every member: the whole unified
 timeline with payloads, the profile, its identifiers and their history from the identity store,
 its survey answers as stored and its alerts with their lifecycle. Each is a JSON and a CSV file
-(`subject_archive`), plus `manifest.json` with the counts of every file.
+(`subject_archive`), plus `manifest.json` with the counts of every file and, for a customer
+erased by `POST /v1/customers/{id}/erase`, `erased: true` and the erasure's record.
 
 Admins only: the export holds every personal field at once. The tenant comes from the credential,
 so another tenant's customer is a 404 like an unknown one (S01). The timeline, answers and alerts
@@ -146,6 +147,27 @@ def _identity_records(
     return to_jsonable_python(list(found.identities)), to_jsonable_python(history)
 
 
+def _erasure(request: Request, tenant_id: str, customer_id: str) -> dict[str, Any] | None:
+    """What the manifest says of an erasure of the customer (`POST …/erase`): who, why, when it
+    was asked (its event) and how much went; None when it was never erased (or no identity)."""
+    identity: IdentityResolver | None = getattr(request.app.state, "identity", None)
+    if identity is None:
+        return None
+    try:
+        found = identity.erasure_of(tenant_id, customer_id)
+    except CustomerNotFound:
+        return None
+    if found is None:
+        return None
+    return {
+        "event_id": found["erasure_event_id"],
+        "reason": found["reason"],
+        "actor": found["actor"],
+        "identity": found["counts"],
+        "removed": found["completed"],  # None until the keys and rows are gone
+    }
+
+
 def _filename(at: datetime) -> str:
     # Nothing derived from the customer in a header: ids are often an email or a phone (a hash of
     # one is reversed by trying every number), and headers end up in proxy logs. A random token.
@@ -208,6 +230,9 @@ def export_customer(request: Request, principal: Exporter, customer_id: Customer
     identity = _identity_records(request, tenant_id, members[0])
     sections = _sections(warehouse, tenant_id, members, profile, identity or ([], []))
     manifest = _manifest(tenant_id, customer_id, members, identity is not None, at)
+    # An erased customer's export says so: what is left is the anonymous rest (docs/erasure.md).
+    erasure = _erasure(request, tenant_id, members[0])
+    manifest |= {"erased": erasure is not None, "erasure": erasure}
     # Recorded before the first byte leaves: an export the audit cannot record is refused (503).
     record_access(request, principal, members[0], "export", customer_id)
     headers = {

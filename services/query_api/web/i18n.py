@@ -123,6 +123,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "identity_action_merged_into_survivor": "merged into another customer",
         "identity_action_customers_split": "a merge split",
         "identity_action_restored_by_split": "on its own again after a split",
+        "identity_action_erased": "personal data erased",
+        "identity_action_erasure_completed": "erasure completed",
         "identity_rule_first_seen": "first seen with it",
         "identity_rule_seen_with": "seen with",
         "identity_rule_vouched_by": "vouched for by",
@@ -213,6 +215,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         # What the pages say for an API error, by its `error.code` (kernel/api_errors.py); the
         # English page shows the server's own message, which names the value that is wrong.
         "api_error_not_found": "Not found: no such customer, event or alert.",
+        "api_error_already_erased": "This customer's personal data was erased already.",
         "api_error_forbidden": "Your role may not do this.",
         "api_error_unauthorized": "Your session has ended: sign in again.",
         "api_error_csrf_token_missing": "The page's session token is missing or old: reload it.",
@@ -351,6 +354,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "identity_action_merged_into_survivor": "fusionado con otro cliente",
         "identity_action_customers_split": "fusión separada",
         "identity_action_restored_by_split": "de nuevo por separado tras una separación",
+        "identity_action_erased": "datos personales borrados",
+        "identity_action_erasure_completed": "borrado completado",
         "identity_rule_first_seen": "visto por primera vez con él",
         "identity_rule_seen_with": "visto con",
         "identity_rule_vouched_by": "avalado por",
@@ -381,6 +386,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "invalid_date": "No es una fecha: escríbela como",
         # Errores de la API por su `error.code` (kernel/api_errors.py).
         "api_error_not_found": "No encontrado: no existe ese cliente, evento o alerta.",
+        "api_error_already_erased": "Los datos personales de este cliente ya se borraron.",
         "api_error_forbidden": "Tu rol no permite hacer esto.",
         "api_error_unauthorized": "Tu sesión ha terminado: vuelve a iniciar sesión.",
         "api_error_csrf_token_missing": "Falta el token de sesión de la página o ha caducado: "

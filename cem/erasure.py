@@ -1,0 +1,261 @@
+"""Erasing one customer (issue 11, step 4 of docs/erasure.md): the filing stage's handler of
+`customer.erased`, the same code in both modes.
+
+`POST /v1/customers/{id}/erase` appends a `customer.erased` event naming the customer's opaque id
+(`cem:customer:<id>`); the filing stage files it under that customer without identity and, before
+appending the filing, hands it here (`kernel.processing.Eraser`). For each erasure:
+
+1. identity forgets who the customer is (`services.identity.erasure`): every identifier of its
+   group unlinked and suppressed (a shared one only unlinked), its recorded names dropped from
+   its state, the erasure recorded with the key ids to destroy;
+2. those data keys are destroyed in the key vault and dropped from this process's `KeyCache`:
+   every event sealed under them opens as `erased` from now on, in every replay;
+3. the customer's warehouse rows are deleted with the mutations retention uses
+   (`ALTER TABLE … DELETE`), and the mutations waited for (bounded);
+4. how many keys and rows went is recorded in the identity store (`ErasureCompleted`).
+
+Every step is idempotent, so a redelivered batch erases again and changes nothing more. A store
+that does not answer makes the stage retry the batch (the exception propagates). A customer identity does not know (a key
+only the warehouse has, a placeholder's; or CEM_IDENTITY=rule) is erased by its key: the subject
+the key names and its rows.
+
+What this does not reach (docs/erasure.md, "What erasure leaves"): other processes' key caches
+(distributed: the ingest replicas, projection workers and query API keep a cached key until they
+restart or it is evicted), the identity store's own stored events (`NameRecorded`, the
+identifiers' link events: sealed at rest under the store's single key with
+`CEM_SEAL_PERSONAL_DATA`, in clear otherwise), dead letters, and copies the engines keep (WAL,
+old parts until merged away, backups).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from cem.retention import existing_tables, wait_for_mutations
+from cem.runner import next_offsets
+from kernel.filings import filed_home
+from kernel.ports import FILINGS_TOPIC, EventLog, KeyVault, Warehouse
+from kernel.processing import Decode
+from kernel.sealing import EventOpener, KeyCache
+from kernel.settings import CoreSettings
+from kernel.shredding import TenantKeyring, subject_key_id
+from schemas.envelope import Event
+from schemas.families import ERASURE_TYPE, CustomerErased
+from services.identity.erasure import subjects
+from services.identity.errors import CustomerNotFound
+from services.identity.resolver import IdentityResolver
+from services.identity.rules import Identifier
+from services.projections.contact_events import CONTACT_EVENTS
+from services.projections.sql import IDENTIFIERS, PROFILE_FACTS, TIMELINE, members_filter
+from services.satisfaction.attribution_sql import CUSTOMER_TOUCHPOINTS_TABLE, SERVICE_EVENTS_TABLE
+from services.satisfaction.lifecycle_sql import ACTIONS_TABLE
+from services.satisfaction.sql import ALERTS_TABLE, RESPONSES_TABLE
+from services.satisfaction.texts import TEXT_SENTIMENT_TABLE
+
+logger = logging.getLogger(__name__)
+
+# The warehouse tables that name a customer (`customer_id`): all of retention's but the
+# interactions (no customer, no personal data), alert actions (deleted by their alerts, below)
+# and dead letters (keyed by the record, not the customer: left to retention).
+CUSTOMER_TABLES = (
+    TIMELINE,
+    CONTACT_EVENTS,
+    PROFILE_FACTS,
+    IDENTIFIERS,
+    RESPONSES_TABLE,
+    CUSTOMER_TOUCHPOINTS_TABLE,
+    SERVICE_EVENTS_TABLE,
+    TEXT_SENTIMENT_TABLE,
+)
+KEYS_DESTROYED = "keys_destroyed"
+MUTATIONS_WAIT_S = 60.0
+
+
+def delete_customer_rows(
+    warehouse: Warehouse, tenant_id: str, members: Sequence[str], keep_event_id: str
+) -> dict[str, int]:
+    """Delete the members' rows from every table that names a customer (the erasure event's own
+    row, `keep_event_id`, stays: it says the customer was erased); returns the rows per table."""
+    present = existing_tables(warehouse)
+    customers, params = members_filter(list(members))
+    params |= {"tenant": tenant_id, "keep": keep_event_id}
+    where = f"tenant_id = {{tenant:String}} AND {customers} AND event_id != {{keep:String}}"
+    counts: dict[str, int] = {}
+    if ALERTS_TABLE in present:  # the alerts' lifecycle (notes) first, while the alerts name it
+        alerts = warehouse.select(
+            f"SELECT DISTINCT alert_id FROM {ALERTS_TABLE} WHERE {where}", params
+        )
+        counts[ACTIONS_TABLE] = _delete_actions(
+            warehouse, tenant_id, [str(r["alert_id"]) for r in alerts], present
+        )
+    for table in (*CUSTOMER_TABLES, ALERTS_TABLE):
+        if table not in present:
+            continue
+        found = warehouse.select(f"SELECT count() AS n FROM {table} WHERE {where}", params)
+        counts[table] = int(found[0]["n"])
+        if counts[table]:
+            warehouse.command(f"ALTER TABLE {table} DELETE WHERE {where}", params)
+    if any(counts.values()) and not wait_for_mutations(warehouse, MUTATIONS_WAIT_S):
+        logger.warning("erasure: deletions still running in the warehouse; they will finish")
+    return counts
+
+
+def _delete_actions(
+    warehouse: Warehouse, tenant_id: str, alert_ids: list[str], present: set[str]
+) -> int:
+    if not alert_ids or ACTIONS_TABLE not in present:
+        return 0
+    names = [f"alert_{i}" for i in range(len(alert_ids))]
+    params: dict[str, Any] = dict(zip(names, alert_ids, strict=True)) | {"tenant": tenant_id}
+    inside = ", ".join(f"{{{name}:String}}" for name in names)
+    where = f"tenant_id = {{tenant:String}} AND alert_id IN ({inside})"
+    found = warehouse.select(f"SELECT count() AS n FROM {ACTIONS_TABLE} WHERE {where}", params)
+    count = int(found[0]["n"])
+    if count:
+        warehouse.command(f"ALTER TABLE {ACTIONS_TABLE} DELETE WHERE {where}", params)
+    return count
+
+
+class CustomerEraser:
+    """`kernel.processing.Eraser` over identity, the key vault and the warehouse.
+
+    `identity` None (CEM_IDENTITY=rule): events are filed under their customer key, so the key
+    destroyed is that key's subject (and the alert actions'); no identity store to change.
+    `warehouse` None (the embedded filing stage in a process of its own, which may not open
+    chdb): the rows are left to the main process, whose `delete_erased_rows` reads the erasure's
+    filing and calls `delete_rows`."""
+
+    def __init__(
+        self,
+        identity: IdentityResolver | None,
+        vault: KeyVault,
+        platform_key: bytes,
+        cache: KeyCache | None,
+        warehouse: Warehouse | None,
+        forget_opened: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.identity, self.vault, self.cache, self.warehouse = identity, vault, cache, warehouse
+        # Drops what this process opened before (the embedded shared decoder's events), so a
+        # projection reading them after the erasure opens them again, without the keys.
+        self.forget_opened = forget_opened
+        self._keyring = TenantKeyring(platform_key)
+
+    def key_id_of(self, tenant_id: str, subject: str) -> str:
+        return subject_key_id(self._keyring.of(tenant_id), subject)
+
+    def erase(self, erasures: Sequence[tuple[Event, str]]) -> None:
+        for event, home in erasures:
+            self.erase_one(event, home)
+
+    def erase_one(self, event: Event, home: str) -> dict[str, int]:
+        """Erase the customer `event` (a `customer.erased`) was filed under; what went."""
+        tenant_id, event_id = event.tenant_id, str(event.event_id)
+        asked = CustomerErased.model_validate(event.payload)
+        members, key_ids = [home], self._key_ids_of_key(tenant_id, home)
+        recorded = False
+        if self.identity is not None:
+            try:
+                done = self.identity.erase_customer(
+                    tenant_id, home, asked.erasure_reason, asked.actor, event_id, self.key_id_of
+                )
+            except CustomerNotFound:  # a key only the warehouse knows (a placeholder's)
+                logger.info("erasure %s: identity has no customer %s", event_id, home)
+            else:
+                members, key_ids, recorded = list(done.members), list(done.key_ids), True
+        counts = {KEYS_DESTROYED: self.vault.destroy(tenant_id, key_ids)}
+        if self.cache is not None:
+            self.cache.drop(tenant_id, key_ids)
+        self.forget_opened()
+        if self.warehouse is not None:
+            counts |= delete_customer_rows(self.warehouse, tenant_id, members, event_id)
+        if recorded:
+            assert self.identity is not None
+            self.identity.erasure_completed(tenant_id, home, event_id, counts)
+        logger.info("erasure %s of %s (tenant %s): %s", event_id, home, tenant_id, counts)
+        return counts
+
+    def delete_rows(self, tenant_id: str, home: str, event_id: str) -> dict[str, int]:
+        """The warehouse's part of an erasure another process carried out (the embedded filing
+        process): this process's cached keys and opened events dropped, then the group's rows
+        deleted. The group and the keys are read from identity (the erasure recorded them), else
+        the customer's key, as `erase_one` finds them."""
+        assert self.warehouse is not None, "deleting rows needs the warehouse"
+        members, key_ids = [home], self._key_ids_of_key(tenant_id, home)
+        if self.identity is not None:
+            try:
+                record = self.identity.erasure_of(tenant_id, home)
+            except CustomerNotFound:
+                record = None
+            if record is not None and record["erasure_event_id"] == event_id:
+                members = self.identity.members(tenant_id, home)
+                key_ids = list(record["key_ids"])
+        if self.cache is not None:
+            self.cache.drop(tenant_id, key_ids)
+        self.forget_opened()
+        counts = delete_customer_rows(self.warehouse, tenant_id, members, event_id)
+        logger.info("erasure %s of %s (tenant %s): rows %s", event_id, home, tenant_id, counts)
+        return counts
+
+    def _key_ids_of_key(self, tenant_id: str, home: str) -> list[str]:
+        """A customer identity does not know (CEM_IDENTITY=rule, or a key only the warehouse
+        has): the subject its key names (`email:ana@x.io`, else a `customer_id`), and the alert
+        actions' (`customer_id:cem:customer:<key>`)."""
+        kind, _, value = home.partition(":")
+        named = [Identifier(kind, value)] if value else [Identifier("customer_id", home)]
+        return [self.key_id_of(tenant_id, s) for s in subjects(named, [home])]
+
+
+def eraser_for(
+    identity: IdentityResolver | None,
+    opener: EventOpener,
+    settings: CoreSettings,
+    warehouse: Warehouse | None,
+    forget_opened: Callable[[], None] = lambda: None,
+) -> CustomerEraser:
+    """The filing stage's eraser, on the vault and key cache its opener reads (the platform key
+    of the mode: this directory's, or the one every replica shares)."""
+    from cem.sealing import platform_key_for
+
+    key = platform_key_for(settings)
+    return CustomerEraser(identity, opener.vault, key, opener.cache, warehouse, forget_opened)
+
+
+# The main process's consumer group over `filings` deleting the rows of the erasures the embedded
+# filing process carried out (it has no warehouse).
+ERASED_ROWS = "erased-rows"
+_ERASURE_BYTES = ERASURE_TYPE.encode()
+
+
+def delete_erased_rows(
+    event_log: EventLog,
+    eraser: CustomerEraser,
+    decode_record: Decode,
+    *,
+    max_records: int = 5000,
+    timeout_s: float = 0.2,
+) -> int:
+    """Delete the warehouse rows of the batch's `customer.erased` filings; returns how many
+    records it consumed. Only a filing whose bytes hold the type's name is decoded (through the
+    process's shared decoder, so the projections reuse the event); the type is in clear in every
+    form the log holds (sealing keeps it; the type is reserved, so no producer writes it). A
+    failed deletion propagates: the batch is not committed and is read again."""
+    records = event_log.poll(FILINGS_TOPIC, ERASED_ROWS, max_records, timeout_s)
+    if not records:
+        return 0
+    for rec in records:
+        if _ERASURE_BYTES not in rec.value:
+            continue
+        home = filed_home(rec)
+        try:
+            event = decode_record(rec)
+        except Exception as exc:  # the projections dead-letter it; nothing to erase here
+            logger.warning(
+                "erasure filing at %s/%s not decoded: %s", rec.partition, rec.offset, exc
+            )
+            continue
+        if isinstance(event, Event) and event.type == ERASURE_TYPE and isinstance(home, str):
+            eraser.delete_rows(event.tenant_id, home, str(event.event_id))
+    event_log.commit(FILINGS_TOPIC, ERASED_ROWS, next_offsets(records))
+    return len(records)

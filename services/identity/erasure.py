@@ -1,0 +1,116 @@
+"""Erasing one customer in the identity store (issue 11, step 4 of docs/erasure.md).
+
+The filing stage meets a `customer.erased` event and asks identity, in one command, to forget who
+the customer is: every identifier its group holds (the customer and every customer merged into
+it) is unlinked, and suppressed (it never links anyone again, whatever is replayed) unless a
+customer outside the group holds it too (a shared line or device: unlinked from this customer
+only, the others keep it). The command records an `Erased` event on the canonical customer naming
+the data keys to destroy: one per erased identifier's subject (`kind:value`, as the sealing
+publisher names subjects) and one per member's `cem:customer:<id>` subject (a manager's alert
+actions are sealed under it), each by its vault key id (an HMAC: no identifier is stored).
+
+The keys, the warehouse rows and the count of both are the caller's (`cem.erasure`): run again
+for the same erasure event (a redelivered batch), the command changes nothing and hands back the
+key ids it recorded the first time, so a retry destroys the same keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.families import FILED_PREFIX
+from services.identity.rules import Identifier
+from services.identity.state import IdentityState
+
+# (tenant id, subject) -> the vault's key id of that subject (`kernel.shredding.subject_key_id`).
+KeyIdOf = Callable[[str, str], str]
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What one erasure did in the identity store, and the keys it names."""
+
+    customer_id: str  # the canonical customer
+    members: tuple[str, ...]
+    key_ids: tuple[str, ...]
+    counts: dict[str, int]  # members, identifiers erased, identifiers shared (unlinked only)
+    already: bool = False  # recorded before, by the same erasure event
+
+
+def subjects(erased: list[Identifier], members: list[str]) -> list[str]:
+    """The sealing subjects whose keys an erasure destroys (`kernel.shredding.subject_of`'s
+    `kind:value`)."""
+    return [f"{i.kind}:{i.value}" for i in erased] + [
+        f"customer_id:{FILED_PREFIX}{member}" for member in members
+    ]
+
+
+def erase(
+    state: IdentityState,
+    customer_id: str,
+    reason: str,
+    actor: str,
+    erasure_event_id: str,
+    key_id_of: KeyIdOf,
+) -> Erasure:
+    """Unlink (and suppress, unless shared outside the group) every identifier of the
+    customer's group and record the erasure on its canonical customer."""
+    canonical = state.canonical(customer_id)
+    members = state.members(canonical)
+    record = state.customer(canonical).erasure
+    if record is not None and record["erasure_event_id"] == erasure_event_id:
+        return _done(canonical, members, record)
+    group = set(members)
+    erased: list[Identifier] = []
+    shared: list[Identifier] = []
+    for member in members:
+        customer = state.customer(member)
+        for identifier in sorted(customer.links, key=lambda i: (i.kind, i.value)):
+            outside = set(state.claim(identifier).holders) - group
+            (shared if outside else erased).append(identifier)
+            customer.unlink(
+                kind=identifier.kind,
+                value=identifier.value,
+                reason=reason,
+                actor=actor,
+                erased=not outside,
+            )
+            index = state.index_or_new(identifier)
+            index.release(customer_id=member, reason=reason, actor=actor)
+            if not outside and not index.suppressed:
+                index.suppress(reason=reason, actor=actor)
+    tenant_id = state.tenant_id
+    key_ids = list(dict.fromkeys(key_id_of(tenant_id, s) for s in subjects(erased, members)))
+    counts = {"members": len(members), "identifiers": len(erased), "shared": len(shared)}
+    state.customer(canonical).erase(
+        reason=reason,
+        actor=actor,
+        erasure_event_id=erasure_event_id,
+        key_ids=key_ids,
+        counts=counts,
+    )
+    return Erasure(canonical, tuple(members), tuple(key_ids), counts)
+
+
+def complete(
+    state: IdentityState, customer_id: str, erasure_event_id: str, counts: dict[str, int]
+) -> None:
+    """Record what the keys and the warehouse lost (once per erasure event)."""
+    customer = state.customer(state.canonical(customer_id))
+    record = customer.erasure
+    if record is None or record["erasure_event_id"] != erasure_event_id or record["completed"]:
+        return
+    customer.complete_erasure(erasure_event_id=erasure_event_id, counts=counts)
+
+
+def _done(canonical: str, members: list[str], record: dict[str, Any]) -> Erasure:
+    return Erasure(
+        canonical, tuple(members), tuple(record["key_ids"]), dict(record["counts"]), already=True
+    )
+
+
+def erasure_of(state: IdentityState, customer_id: str) -> dict[str, Any] | None:
+    """The erasure recorded on the customer's group (its canonical customer), None if none."""
+    return state.customer(state.canonical(customer_id)).erasure

@@ -1,0 +1,154 @@
+"""`POST /v1/customers/{id}/erase`: erase one customer's personal data (GDPR, issue 11).
+
+Admins only, with a reason. The request is itself an event: a `customer.erased` naming the
+customer's opaque id (`cem:customer:<id>`), the reason and the actor, no personal data, appended
+to the log through the same publisher as ingest and alert actions, so it survives a replay and
+is acknowledged before the answer (202, with its event id). The filing stage carries it out when
+it files it (`cem.erasure`): the customer's identifiers unlinked and suppressed, its data keys
+destroyed, its warehouse rows deleted. `GET /v1/customers/{id}/export` then says it was erased.
+
+What the erasure reaches depends on whether the log was sealed (`CEM_SEAL_PERSONAL_DATA`): sealed,
+the customer's events in the log open without their personal fields from then on, so `cem
+replay` rebuilds their rows anonymous; not sealed, the log still holds them in clear and a replay
+brings the personal fields back. The answer says which (`log_sealed`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from kernel.api_errors import ApiError
+from kernel.auth import AUTHENTICATED, CAN_EXPORT_SUBJECT, UNAUTHENTICATED, require
+from kernel.ports import Principal, Publisher, PublishStatus
+from kernel.request_body import json_body, openapi_body
+from schemas.families import ERASURE_TYPE, Note, filed_subject
+from schemas.validate import InvalidEvent, accept
+from services.identity.errors import CustomerNotFound
+from services.identity.resolver import IdentityResolver
+from services.ingest.batch import to_outgoing
+from services.projections.sql import read_profile
+from services.query_api.routers.customers import CustomerId, members_of
+from services.query_api.routers.satisfaction import now
+
+router = APIRouter(tags=["customers"], responses=AUTHENTICATED)
+
+# Who may erase: whoever may export everything about a customer (admins).
+Eraser = Annotated[Principal, Depends(require(CAN_EXPORT_SUBJECT))]
+MAX_BODY_BYTES = 16 * 1024  # a reason at most: the key is checked first, then this much is read
+SOURCE_ID = "cem-erasure"
+TOUCHPOINT = "erasure"
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "malformed JSON"},
+    **UNAUTHENTICATED,
+    403: {"description": "not an admin, or no CSRF token with a session cookie"},
+    404: {"description": "no such customer for the caller's tenant"},
+    409: {
+        "description": "an identifier key that several customers hold (name one by its id), "
+        "or a customer already erased (`already_erased`)"
+    },
+    413: {"description": f"body over {MAX_BODY_BYTES} bytes"},
+    422: {"description": "invalid body or customer id, with every violated path"},
+    503: {"description": "the event log or the identity store cannot answer now; retry later"},
+}
+
+
+class EraseBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Note = Field(
+        description="why (a ticket or request reference): kept readable as the record of the "
+        "erasure, so it must not hold the person's data",
+        examples=["GDPR art. 17 request #4711"],
+    )
+
+
+class ErasureAccepted(BaseModel):
+    customer_id: str = Field(description="the customer erased (the canonical one of its group)")
+    event_id: str = Field(description="the `customer.erased` event recorded on the log")
+    log_sealed: bool = Field(
+        description="whether this deployment seals personal data in the log "
+        "(CEM_SEAL_PERSONAL_DATA): if not, the log keeps the customer's events in clear and "
+        "`cem replay` brings their personal fields back"
+    )
+
+
+def raw_erasure(named: str, reason: str, actor: str, at: datetime) -> dict[str, Any]:
+    """The `customer.erased` event as a producer would send it (validated by the same `accept`
+    as ingest); `named` is the customer's `filed_subject`."""
+    return {
+        "event_id": str(uuid.uuid4()),
+        "source_id": SOURCE_ID,
+        "channel": "other",
+        "type": ERASURE_TYPE,
+        "touchpoint": TOUCHPOINT,
+        "customer": {"customer_id": named},
+        "occurred_at": at.isoformat(),
+        "payload": {"erasure_reason": reason, "actor": actor},
+    }
+
+
+def _publisher(request: Request) -> Publisher:
+    publisher: Publisher | None = getattr(request.app.state, "publisher", None)
+    if publisher is None:
+        raise ApiError(503, "unavailable", "this server cannot record erasures")
+    return publisher
+
+
+def _customer(request: Request, tenant_id: str, requested: str) -> str:
+    """The canonical customer the id names; 404 when unknown, 409 when already erased."""
+    members = members_of(request, tenant_id, requested)
+    identity: IdentityResolver | None = getattr(request.app.state, "identity", None)
+    if identity is None:  # a customer is the key its events were filed under
+        if read_profile(request.app.state.warehouse, tenant_id, members) is None:
+            raise ApiError(404, "not_found", "no such customer")
+        return members[0]
+    try:
+        erased = identity.erasure_of(tenant_id, members[0])
+    except CustomerNotFound:  # known to the warehouse only (a placeholder's key)
+        erased = None
+    if erased is not None:
+        message = f"the customer was erased already (event {erased['erasure_event_id']})"
+        raise ApiError(409, "already_erased", message)
+    return members[0]
+
+
+@router.post(
+    "/v1/customers/{customer_id:path}/erase",
+    status_code=202,
+    response_model=ErasureAccepted,
+    responses=_RESPONSES,
+    openapi_extra=openapi_body(EraseBody),
+)
+def erase_customer(
+    request: Request,
+    principal: Eraser,
+    customer_id: CustomerId,
+    body: Annotated[EraseBody, Depends(json_body(EraseBody, MAX_BODY_BYTES))],
+) -> ErasureAccepted:
+    """Erase the customer's personal data (and that of every customer merged into it)."""
+    tenant_id = principal.tenant_id
+    customer = _customer(request, tenant_id, customer_id)
+    named = filed_subject(customer)
+    if named is None:  # only a readable key of the rule mode runs that long
+        raise ApiError(422, "invalid_request", "this customer id is too long to be erased")
+    at = now(request)
+    try:
+        event, fingerprint = accept(
+            raw_erasure(named, body.reason, principal.key_id, at), tenant_id, at
+        )
+    except InvalidEvent as exc:
+        raise ApiError(422, "invalid_request", str(exc)) from None
+    outgoing = to_outgoing(event, fingerprint, request.app.state.bucket_key)
+    [published] = _publisher(request).publish([outgoing])
+    if published is not PublishStatus.accepted:  # a fresh event id: only a log fault gets here
+        raise ApiError(503, "unavailable", f"the erasure was not stored ({published.value})")
+    return ErasureAccepted(
+        customer_id=customer,
+        event_id=str(event.event_id),
+        log_sealed=bool(getattr(request.app.state, "log_sealed", False)),
+    )

@@ -1,0 +1,136 @@
+"""Erasure that survives a replay (issue 11, step 4 of docs/erasure.md), on every deployment kind
+(all run with `CEM_SEAL_PERSONAL_DATA=true`, `tests.e2e.deployments.SEALED`): an admin erases a
+customer with `POST /v1/customers/{id}/erase`; the filing stage destroys the customer's data keys,
+forgets its identifiers and deletes its warehouse rows; `cem replay` afterwards rebuilds its rows
+without any of its personal data, while the anonymous facts (types, scores) are all there."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import quote
+
+import httpx
+import orjson
+import pytest
+
+from tests.e2e.conftest import selected_identity
+from tests.e2e.deployments import TENANT_A, Api, Deployment, new_tag, survey
+from tests.e2e.test_acceptance import PROCESSED_WITHIN_S, hours_ago, keys
+from tests.events import event
+from tests.subject_export import open_export
+
+pytestmark = pytest.mark.skipif(
+    selected_identity() != "eventsourced",
+    reason="CEM_E2E_IDENTITY=rule: an erasure names the customer identity knows",
+)
+
+
+def erase(api: Api, key: str | None, customer_id: str, body: object) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    path = f"/v1/customers/{quote(customer_id, safe='')}/erase"
+    content = body if isinstance(body, bytes) else orjson.dumps(body)
+    return api.http.post(path, content=content, headers=headers)
+
+
+@contextmanager
+def replayed(deployment: Deployment) -> Iterator[dict[str, list[dict[str, object]]]]:
+    """Every table rebuilt by `cem replay` from the log as it is now, as rows (the embedded
+    deployment is stopped meanwhile: chdb allows one process)."""
+    into = f"erased_{uuid.uuid4().hex[:8]}"
+    if deployment.name == "embedded":
+        deployment.stop()
+        try:
+            deployment.replay(into)
+            tables = deployment.table_rows(into)
+        finally:
+            deployment.start()
+    else:
+        deployment.replay(into)
+        tables = deployment.table_rows(into)
+    try:
+        yield {name: [orjson.loads(r) for r in rows] for name, rows in tables.items()}
+    finally:
+        if deployment.name != "embedded":
+            drop = getattr(deployment, "drop_replayed", None)
+            if drop is not None:
+                drop(into)
+
+
+def test_an_erased_customer_stays_erased_after_a_replay(deployment: Deployment, api: Api) -> None:
+    ingest, agent, manager = keys(deployment)
+    admin = deployment.key(TENANT_A, "admin")
+    tag = new_tag()
+    email, digits = f"lucia.{tag}@gmail.com", f"{random.randrange(10**8):08d}"
+    phone = f"+34 6{digits[:2]} {digits[2:5]} {digits[5:]}"
+    words, comment = f"quiero devolver el pedido {tag}", f"tardaron mucho {tag}"
+    message = event("message.received", "chat", {"email": email, "phone": phone},
+                    hours_ago(2), {"text": words}, touchpoint=f"chat-{tag}")  # fmt: skip
+    answer = survey({"phone": phone}, "csat", 2, hours_ago(1), f"chat-{tag}")
+    answer["payload"]["comment"] = comment
+    api.post_ok(ingest, [message, answer])
+    deployment.wait_processed(PROCESSED_WITHIN_S)
+    customer_id = api.customer_of(agent, email=email)
+    assert {e["event_id"] for e in api.timeline(agent, customer_id)} == {
+        message["event_id"],
+        answer["event_id"],
+    }
+
+    # Who may ask, and how: admins only, a reason required, a customer that exists.
+    reason = {"reason": f"GDPR art. 17 request {tag}"}
+    assert erase(api, None, customer_id, reason).status_code == 401
+    assert erase(api, manager, customer_id, reason).status_code == 403
+    missing = erase(api, admin, customer_id, {})
+    assert missing.status_code == 422 and missing.json()["error"]["code"] == "invalid_request"
+    assert erase(api, admin, customer_id, b'{"reason": ').status_code == 400
+    assert erase(api, admin, f"c_nobody{tag}", reason).status_code == 404
+
+    accepted = erase(api, admin, customer_id, reason)
+    assert accepted.status_code == 202, accepted.text
+    answer_body = accepted.json()
+    assert answer_body["customer_id"] == customer_id and answer_body["log_sealed"] is True
+    erasure_id = answer_body["event_id"]
+    deployment.wait_processed(PROCESSED_WITHIN_S)
+    again = erase(api, admin, customer_id, reason)
+    assert again.status_code == 409 and again.json()["error"]["code"] == "already_erased"
+
+    # Live: nobody is found by the email any more, the rows are gone but the erasure's own, and
+    # the export says the customer was erased.
+    found = api.get("/v1/customers", agent, email=email)
+    assert found.status_code == 200 and found.json()["customers"] == []
+    assert [e["event_id"] for e in api.timeline(agent, customer_id)] == [erasure_id]
+    exported = api.get(f"/v1/customers/{quote(customer_id, safe='')}/export", admin)
+    assert exported.status_code == 200, exported.text
+    files, _ = open_export(exported.content)
+    manifest = files["manifest"]
+    assert manifest["erased"] is True
+    assert manifest["erasure"]["event_id"] == erasure_id
+    assert manifest["erasure"]["identity"]["identifiers"] == 2
+    assert manifest["erasure"]["removed"]["keys_destroyed"] >= 2
+    assert files["identifiers"] == []
+    for secret in (email, phone, words, comment, f"6{digits}"):
+        assert secret.encode() not in exported.content, secret
+
+    # Replayed: the customer's events are all there, under the same customer, with their types
+    # and scores, and none of its personal data is anywhere in the rebuilt tables.
+    with replayed(deployment) as tables:
+        timeline = [r for r in tables["customer_timeline"] if r["customer_id"] == customer_id]
+        assert {r["event_id"] for r in timeline} == {
+            message["event_id"],
+            answer["event_id"],
+            erasure_id,
+        }
+        types = {r["event_id"]: r["type"] for r in timeline}
+        assert types[message["event_id"]] == "message.received"
+        [response] = [r for r in tables["survey_responses"] if r["event_id"] == answer["event_id"]]
+        assert (response["customer_id"], response["kind"], response["score"]) == (
+            customer_id,
+            "csat",
+            2,
+        )
+        assert response["comment"] == ""
+        everything = orjson.dumps(tables)
+        for secret in (email, phone, words, comment, f"6{digits}", f"lucia.{tag}"):
+            assert secret.encode() not in everything, secret

@@ -1,0 +1,225 @@
+"""`POST /v1/customers/{id}/erase` in one process (`cem.bootstrap.build`: the SQLite log, identity
+store and key vault, chdb), with the log sealed (`CEM_SEAL_PERSONAL_DATA`) and without: the route's
+answers and OpenAPI, what the filing stage's handler leaves live, and what a replay rebuilds."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from cem.adapters import sqlite_snapshot
+from cem.adapters.chdb_warehouse import ChdbWarehouse
+from cem.adapters.memory_keys import MemoryKeyStore
+from cem.bootstrap import Platform, build
+from cem.replay import replay
+from cem.sealing import opener_for
+from kernel.ports import TOUCHPOINTS_TOPIC, Consumed
+from kernel.sealing import opening_decode
+from kernel.settings import IngestSettings
+from tests.integration.test_unified_history import (
+    Client,
+    stop_keeping_warehouse,
+    tables,
+    touch,
+)
+from tests.subject_export import open_export
+
+EMAIL, PHONE = "lucia.perez@gmail.com", "+34 617 34 56 78"
+WORDS, COMMENT = "mi pedido 4471 no ha llegado", "la entrega fue un desastre"
+SECRETS = ("lucia", "617345678", "617 34", "pedido 4471", "desastre")
+
+
+@pytest.fixture(params=[True, False], ids=["sealed", "clear"])
+def platform(
+    request: pytest.FixtureRequest, tmp_path: Path, warehouse: ChdbWarehouse
+) -> Iterator[Platform]:
+    settings = IngestSettings(
+        data_dir=tmp_path / "data", identity="eventsourced", seal_personal_data=request.param
+    )
+    running = build(settings, warehouse=warehouse, keys=MemoryKeyStore())
+    running.start()
+    yield running
+    stop_keeping_warehouse(running)
+
+
+@pytest.fixture
+def api(platform: Platform) -> Client:
+    return Client(platform)
+
+
+def lucia(api: Client) -> tuple[str, dict[str, str]]:
+    """Lucía's chat and survey answer, filed; her customer id and the events' ids."""
+    chat, answer = api.post(
+        touch("message.received", "chat", {"email": EMAIL, "phone": PHONE}, 0, {"text": WORDS}),
+        touch("survey.answered", "survey", {"phone": PHONE}, 30,
+              {"kind": "csat", "score": 2, "comment": COMMENT}),
+    )  # fmt: skip
+    return api.home(f"email:{EMAIL}"), {"chat": chat, "answer": answer}
+
+
+def erase(api: Client, customer_id: str, role: str = "admin", **body: Any) -> Any:
+    path = f"/v1/customers/{customer_id}/erase"
+    return api.call("POST", path, role, content=orjson.dumps(body))
+
+
+def replayed(platform: Platform, chdb_path: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every table `cem replay` rebuilds from the log now, in a process that caches no key."""
+    rebuilt = ChdbWarehouse(chdb_path, database=f"r_{uuid.uuid4().hex[:12]}")
+    opener = opener_for(platform.settings)
+    try:
+        replay(platform.log, rebuilt, platform.projections, decode_record=opening_decode(opener))
+        return tables(rebuilt)
+    finally:
+        opener.close()
+        rebuilt.drop_database()
+        rebuilt.close()
+
+
+def test_the_route_checks_the_role_the_body_and_the_customer(api: Client) -> None:
+    customer_id, _ = lucia(api)
+    assert erase(api, customer_id, "manager", reason="GDPR").status_code == 403
+    unauthenticated = api.http.post(f"/v1/customers/{customer_id}/erase", json={"reason": "x"})
+    assert unauthenticated.status_code == 401
+    missing = erase(api, customer_id)
+    assert (missing.status_code, missing.json()["error"]["code"]) == (422, "invalid_request")
+    assert erase(api, customer_id, reason="x", extra=1).status_code == 422
+    big = api.call("POST", f"/v1/customers/{customer_id}/erase", "admin", content=b" " * 20_000)
+    assert big.status_code == 413
+    assert erase(api, "c_nobody", reason="GDPR").status_code == 404
+    assert api.timeline(customer_id)  # nothing was erased by any of them
+
+
+def test_the_openapi_document_lists_every_answer(api: Client) -> None:
+    spec = api.http.get("/openapi.json").json()
+    operation = spec["paths"]["/v1/customers/{customer_id}/erase"]["post"]
+    assert set(operation["responses"]) == {
+        "202", "400", "401", "403", "404", "409", "413", "422", "503"
+    }  # fmt: skip
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["reason"]
+
+
+def test_an_erased_customer_is_gone_live_and_its_export_says_so(
+    api: Client, platform: Platform
+) -> None:
+    customer_id, _ = lucia(api)
+    accepted = erase(api, customer_id, reason="GDPR art. 17 request #4711")
+    assert accepted.status_code == 202, accepted.text
+    answer = accepted.json()
+    assert answer["customer_id"] == customer_id
+    assert answer["log_sealed"] is platform.settings.seal_personal_data
+    api.settle()
+    assert api.timeline(customer_id) == [answer["event_id"]]  # the erasure's own entry only
+    found = api.call("GET", "/v1/customers", params={"email": EMAIL})
+    assert found.status_code == 200 and found.json()["customers"] == []
+    again = erase(api, customer_id, reason="twice")
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "already_erased")
+    exported = api.call("GET", f"/v1/customers/{customer_id}/export", "admin")
+    assert exported.status_code == 200, exported.text
+    files, _ = open_export(exported.content)
+    erasure = files["manifest"]["erasure"]
+    assert files["manifest"]["erased"] is True
+    assert (erasure["event_id"], erasure["reason"]) == (
+        answer["event_id"],
+        "GDPR art. 17 request #4711",
+    )
+    assert erasure["identity"] == {"members": 1, "identifiers": 2, "shared": 0}
+    assert erasure["removed"]["customer_timeline"] == 2
+    assert erasure["removed"]["survey_responses"] == 1
+    assert files["identifiers"] == [] and files["survey_answers"] == []
+    for secret in SECRETS:
+        assert secret.encode() not in exported.content.lower(), secret
+
+
+def test_a_replay_rebuilds_the_customer_anonymous_only_when_the_log_was_sealed(
+    api: Client, platform: Platform, chdb_path: Path
+) -> None:
+    customer_id, ids = lucia(api)
+    before = replayed(platform, chdb_path)
+    assert erase(api, customer_id, reason="GDPR request").status_code == 202
+    api.settle()
+    after = replayed(platform, chdb_path)
+
+    def hers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [r for r in rows if r.get("customer_id") == customer_id]
+
+    # The anonymous facts are the same: the same events under the same customer, the same
+    # answer with its score (the erasure adds its own entry).
+    was = {r["event_id"]: r["type"] for r in hers(before["customer_timeline"])}
+    now = {r["event_id"]: r["type"] for r in hers(after["customer_timeline"])}
+    assert {k: v for k, v in now.items() if v != "customer.erased"} == was
+    scores = {(r["event_id"], r["kind"], r["score"]) for r in after["survey_responses"]}
+    assert (ids["answer"], "csat", 2) in scores
+    text = orjson.dumps(after).lower()
+    if platform.settings.seal_personal_data:
+        for secret in SECRETS:
+            assert secret.encode() not in text, secret
+        [answer] = [r for r in after["survey_responses"] if r["event_id"] == ids["answer"]]
+        assert answer["comment"] == ""
+    else:  # the log holds the events in clear: a replay brings the personal fields back
+        assert WORDS.encode() in text
+
+
+def test_the_logs_records_of_an_erased_customer_open_without_personal_data_when_sealed(
+    api: Client, platform: Platform
+) -> None:
+    customer_id, ids = lucia(api)
+    assert erase(api, customer_id, reason="GDPR request").status_code == 202
+    api.settle()
+    decode = opening_decode(opener_for(platform.settings))
+    chunks = sqlite_snapshot.log_records(
+        platform.settings.data_dir / "log.sqlite", TOUCHPOINTS_TOPIC, 500
+    )
+    records = [r for chunk in chunks for r in chunk]
+    mine = [r for r in records if orjson.loads(r.value)["event_id"] in ids.values()]
+    assert len(mine) == 2
+    for record in mine:
+        consumed = Consumed(TOUCHPOINTS_TOPIC, 0, 0, record.key, record.value, record.headers)
+        event = decode(consumed)
+        if platform.settings.seal_personal_data:
+            assert b"sealed" in record.value and b"lucia" not in record.value.lower()
+            assert event.customer.email is None and event.customer.phone is None
+        else:  # what the route's `log_sealed: false` warns of: the log still has her
+            assert b"pedido 4471" in record.value or b"desastre" in record.value
+            assert event.customer.phone is not None
+
+
+@pytest.fixture
+def two_processes(tmp_path: Path, warehouse: ChdbWarehouse) -> Iterator[Platform]:
+    """`cem up`'s default layout: the filing stage (and so the erasure's keys and identity) in
+    a process of its own, which has no warehouse; this process projects and deletes the rows."""
+    settings = IngestSettings(
+        data_dir=tmp_path / "data", identity="eventsourced", seal_personal_data=True
+    )
+    running = build(settings, warehouse=warehouse, keys=MemoryKeyStore())
+    running.start(filing_process=True)
+    yield running
+    assert running.filing_process is not None
+    running.filing_process.stop()
+    stop_keeping_warehouse(running)
+
+
+def test_with_the_filing_process_the_main_process_deletes_the_erased_rows(
+    two_processes: Platform, warehouse: ChdbWarehouse
+) -> None:
+    api = Client(two_processes)
+    customer_id, ids = lucia(api)
+    api.settle()
+    assert set(api.timeline(customer_id)) == set(ids.values())
+    accepted = erase(api, customer_id, reason="GDPR request")
+    assert accepted.status_code == 202, accepted.text
+    api.settle()  # the filing process erased; this process's `erased-rows` group deleted
+    assert api.timeline(customer_id) == [accepted.json()["event_id"]]
+    rows = tables(warehouse)
+    hers = [r["event_id"] for r in rows["customer_timeline"] if r["customer_id"] == customer_id]
+    assert hers == [accepted.json()["event_id"]]  # no replay: the rows are gone, not anonymous
+    assert [r for r in rows["survey_responses"] if r["event_id"] == ids["answer"]] == []
+    assert [r for r in rows["customer_identifiers"] if r["customer_id"] == customer_id] == []
+    text = orjson.dumps(rows).lower()
+    for secret in SECRETS:
+        assert secret.encode() not in text, secret

@@ -1,0 +1,344 @@
+"""Erasing one customer (`cem.erasure`, `services.identity.erasure`): the filing stage's handler
+of `customer.erased`, run through the batch core on sealed records, an in-memory key vault, an
+identity store in memory and a warehouse that records what it is asked."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import orjson
+import pytest
+
+from cem.adapters.memory_log import MemoryLog
+from cem.adapters.memory_vault import MemoryKeyVault
+from cem.adapters.sqlite_identity_store import SqliteIdentityStore
+from cem.erasure import KEYS_DESTROYED, CustomerEraser, delete_erased_rows
+from cem.sealing import subject_function
+from kernel.decoding import SharedDecoder
+from kernel.filings import CUSTOMER_HEADER, file_batch
+from kernel.ports import FILINGS_TOPIC, TOUCHPOINTS_TOPIC, Consumed
+from kernel.sealing import (
+    ERASED_TEXT,
+    EventOpener,
+    EventSealer,
+    KeyCache,
+    decode_opened,
+    opening_decode,
+)
+from kernel.shredding import ERASED, TenantKeyring, open_sealed, sealed_key_id, subject_key_id
+from schemas.families import filed_subject
+from schemas.validate import accept, encode
+from services.identity.errors import CustomerNotFound
+from services.identity.filing import IdentityFiler
+from services.identity.resolver import IdentityResolver
+from services.identity.rules import IdentityRules, TenantRules
+from services.projections.timeline import to_timeline_rows
+from services.query_api.routers.erasure import raw_erasure
+from tests.events import event
+
+PLATFORM_KEY = b"p" * 32
+TENANT = "acme"
+AT = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+RULES = IdentityRules(default=TenantRules(phone_region="ES"))
+EMAIL, PHONE, WORDS = "lucia.perez@gmail.com", "617 345 678", "mi pedido 4471 no ha llegado"
+OTHER = "bea.soto@yahoo.es"
+
+
+class RecordingWarehouse:
+    """Answers every count with 2 and every alert list with one alert; keeps the commands."""
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[str, dict[str, Any]]] = []
+
+    def select(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        if "system.tables" in sql:
+            return [{"name": n} for n in TABLES]
+        if "system.mutations" in sql:
+            return [{"n": 0}]
+        if "DISTINCT alert_id" in sql:
+            return [{"alert_id": "al-1"}]
+        return [{"n": 2}]
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self.commands.append((sql, dict(params or {})))
+
+
+TABLES = (
+    "customer_timeline", "contact_events", "profile_facts", "customer_identifiers",
+    "survey_responses", "customer_touchpoints", "service_events", "text_sentiment", "alerts",
+    "alert_actions", "interactions",
+)  # fmt: skip
+
+
+class Pipeline:
+    """The filing stage of one process: sealed records in, filings out, erasures carried out."""
+
+    def __init__(self) -> None:
+        self.vault = MemoryKeyVault(PLATFORM_KEY)
+        self.cache = KeyCache()
+        self.sealer = EventSealer(
+            self.vault, PLATFORM_KEY, subject_function(lambda: RULES), KeyCache()
+        )
+        self.opener = EventOpener(self.vault, self.cache)
+        uri = f"file:erasure-{uuid.uuid4().hex}?mode=memory&cache=shared"
+        self.identity = IdentityResolver(SqliteIdentityStore(uri), RULES)
+        self.filer = IdentityFiler(self.identity)
+        self.warehouse = RecordingWarehouse()
+        self.eraser = CustomerEraser(
+            self.identity, self.vault, PLATFORM_KEY, self.cache, self.warehouse
+        )
+        self.offset = 0
+        self.log: list[bytes] = []  # every sealed record, as the log holds it
+
+    def file(self, *bodies: dict[str, Any]) -> list[str]:
+        """Seal, append and file the events; the customer each was filed under."""
+        values = self.sealer.seal_values([encode(accept(body, TENANT, AT)[0]) for body in bodies])
+        records = []
+        for value in values:
+            records.append(Consumed(TOUCHPOINTS_TOPIC, 0, self.offset, b"k", value))
+            self.offset += 1
+        self.log.extend(values)
+        batch = file_batch(records, self.filer, opening_decode(self.opener), None, self.eraser)
+        assert not batch.dead_letters, batch.dead_letters
+        return [dict(f.headers)[CUSTOMER_HEADER].decode() for f in batch.filings]
+
+    def erase(self, customer_id: str, reason: str = "GDPR request #4711") -> str:
+        named = filed_subject(customer_id)
+        assert named is not None
+        body = raw_erasure(named, reason, "key-admin", AT)
+        [home] = self.file(body)
+        assert home == customer_id
+        return str(body["event_id"])
+
+    def opened(self, value: bytes) -> dict[str, Any]:
+        """A record as a reader opens it now (a fresh process: nothing cached)."""
+        return EventOpener(self.vault, KeyCache()).open_event(orjson.loads(value))
+
+
+def message(customer: dict[str, Any], text: str = WORDS) -> dict[str, Any]:
+    return event("message.received", "chat", customer, AT, {"text": text}, touchpoint="chat_web")
+
+
+def answer(customer: dict[str, Any], comment: str) -> dict[str, Any]:
+    payload = {"kind": "csat", "score": 2, "comment": comment}
+    return event("survey.answered", "survey", customer, AT, payload, touchpoint="csat")
+
+
+def resolved(customer_id: str, note: str) -> dict[str, Any]:
+    named = filed_subject(customer_id)
+    payload = {"alert_id": "al-1", "actor": "key-manager", "note": note}
+    return event("alert.resolved", "other", {"customer_id": named}, AT, payload)
+
+
+@pytest.fixture
+def pipeline() -> Pipeline:
+    return Pipeline()
+
+
+def test_the_customers_events_open_erased_and_everyone_elses_as_before(pipeline: Pipeline) -> None:
+    lucia, by_phone, bea = pipeline.file(
+        message({"email": EMAIL, "phone": PHONE}),
+        answer({"phone": "+34617345678"}, "la entrega fue un desastre"),
+        message({"email": OTHER}, "hola"),
+    )
+    assert lucia == by_phone != bea
+    pipeline.file(resolved(lucia, "llamé a Lucía"))
+    pipeline.erase(lucia)
+    for value in (*pipeline.log[:2], pipeline.log[3]):
+        opened = pipeline.opened(value)
+        assert opened[ERASED] is True, opened
+        assert opened["customer"] == {}
+        text = orjson.dumps(opened)
+        for secret in (
+            b"lucia",
+            b"617345678",
+            b"617 345",
+            b"pedido 4471",
+            b"desastre",
+            "Lucía".encode(),
+        ):
+            assert secret not in text
+    # The anonymous facts stay: the answer's score and kind, the types and times.
+    survey = pipeline.opened(pipeline.log[1])
+    assert (survey["type"], survey["payload"]["kind"], survey["payload"]["score"]) == (
+        "survey.answered",
+        "csat",
+        2,
+    )
+    # Bea's event still opens, with her email and words.
+    assert pipeline.opened(pipeline.log[2])["customer"]["email"] == OTHER
+    # And the process's own cache forgot the keys: its readers see the erasure at once.
+    assert decode_opened(pipeline.log[0], pipeline.opener).customer.email is None
+
+
+def test_identity_forgets_the_identifiers_and_records_the_erasure(pipeline: Pipeline) -> None:
+    [lucia] = pipeline.file(message({"email": EMAIL, "phone": PHONE}))
+    event_id = pipeline.erase(lucia)
+    with pytest.raises(CustomerNotFound):
+        pipeline.identity.locate(TENANT, f"email:{EMAIL}")
+    assert pipeline.identity.holders_of(TENANT, "email", EMAIL) == ()
+    assert pipeline.identity.identities(TENANT, lucia).identities == ()
+    record = pipeline.identity.erasure_of(TENANT, lucia)
+    assert record is not None
+    assert (record["erasure_event_id"], record["reason"], record["actor"]) == (
+        event_id,
+        "GDPR request #4711",
+        "key-admin",
+    )
+    assert record["counts"] == {"members": 1, "identifiers": 2, "shared": 0}
+    # Two identifiers' keys and the alert actions' subject named; the vault held the email's
+    # (the message was sealed under it) and the `cem:customer:` one (the erasure's own event).
+    assert record["completed"][KEYS_DESTROYED] == 2
+    assert record["completed"]["customer_timeline"] == 2
+    # The history no longer shows the values it linked.
+    history = orjson.dumps([e.details for e in pipeline.identity.history(TENANT, lucia)])
+    assert b"lucia" not in history and b"617345678" not in history
+    # A suppressed identifier never links anybody again: Lucía's email arriving again is not
+    # filed under her.
+    [again] = pipeline.file(message({"email": EMAIL}, "otra vez"))
+    assert again != lucia
+
+
+def test_the_warehouse_rows_of_every_member_are_deleted_but_the_erasures_own(
+    pipeline: Pipeline,
+) -> None:
+    lucia, by_phone = pipeline.file(message({"email": EMAIL}), message({"phone": PHONE}))
+    assert lucia != by_phone
+    pipeline.identity.merge(TENANT, lucia, by_phone, "same person", "key-admin")
+    event_id = pipeline.erase(by_phone)  # an id merged into the group names the whole group
+    deleted = {sql.split()[2]: params for sql, params in pipeline.warehouse.commands}
+    assert set(deleted) == {
+        "customer_timeline", "contact_events", "profile_facts", "customer_identifiers",
+        "survey_responses", "customer_touchpoints", "service_events", "text_sentiment", "alerts",
+        "alert_actions",
+    }  # fmt: skip
+    timeline = deleted["customer_timeline"]
+    assert {v for k, v in timeline.items() if k.startswith("member_")} == {lucia, by_phone}
+    assert timeline["keep"] == event_id
+    assert deleted["alert_actions"]["alert_0"] == "al-1"
+    for value in pipeline.log[:2]:
+        assert pipeline.opened(value)[ERASED] is True
+
+
+def test_erasing_again_for_the_same_event_changes_nothing(pipeline: Pipeline) -> None:
+    [lucia] = pipeline.file(message({"email": EMAIL}))
+    erasure_body = raw_erasure(filed_subject(lucia) or "", "GDPR request", "key-admin", AT)
+    erasure = accept(erasure_body, TENANT, AT)[0]
+    first = pipeline.eraser.erase_one(erasure, lucia)
+    recorded = len(pipeline.identity.history(TENANT, lucia))
+    again = pipeline.eraser.erase_one(erasure, lucia)  # a redelivered batch
+    assert first[KEYS_DESTROYED] == 1 and again[KEYS_DESTROYED] == 0
+    assert len(pipeline.identity.history(TENANT, lucia)) == recorded
+    record = pipeline.identity.erasure_of(TENANT, lucia)
+    assert record is not None and record["completed"] == first
+
+
+def test_a_customer_identity_does_not_know_is_erased_by_its_key(pipeline: Pipeline) -> None:
+    body = raw_erasure(filed_subject("c_nobody") or "", "GDPR request", "key-admin", AT)
+    counts = pipeline.eraser.erase_one(accept(body, TENANT, AT)[0], "c_nobody")
+    assert counts[KEYS_DESTROYED] == 0
+    deleted = {sql.split()[2]: params for sql, params in pipeline.warehouse.commands}
+    assert deleted["customer_timeline"]["member_0"] == "c_nobody"
+
+
+def test_the_keys_destroyed_are_those_the_events_were_sealed_under(pipeline: Pipeline) -> None:
+    [lucia] = pipeline.file(message({"email": EMAIL, "phone": PHONE}))
+    sealed_under = sealed_key_id(orjson.loads(pipeline.log[0]))
+    keys = TenantKeyring(PLATFORM_KEY).of(TENANT)
+    assert sealed_under == subject_key_id(keys, "email:luciaperez@gmail.com")
+    pipeline.erase(lucia)
+    record = pipeline.identity.erasure_of(TENANT, lucia)
+    assert record is not None and sealed_under in record["key_ids"]
+    assert subject_key_id(keys, f"customer_id:cem:customer:{lucia}") in record["key_ids"]
+    assert pipeline.vault.find(TENANT, sealed_under) is None
+    sealed = orjson.loads(pipeline.log[0])
+    assert open_sealed(sealed, None, TENANT, sealed["event_id"])[ERASED] is True
+
+
+def test_without_identity_the_customer_keys_subject_is_destroyed() -> None:
+    vault, cache = MemoryKeyVault(PLATFORM_KEY), KeyCache()
+    keys = TenantKeyring(PLATFORM_KEY).of(TENANT)
+    held = subject_key_id(keys, f"email:{EMAIL}")
+    vault.get_or_create(TENANT, held)
+    eraser = CustomerEraser(None, vault, PLATFORM_KEY, cache, None)
+    home = f"email:{EMAIL}"
+    body = raw_erasure(filed_subject(home) or "", "GDPR request", "key-admin", AT)
+    assert eraser.erase_one(accept(body, TENANT, AT)[0], home) == {KEYS_DESTROYED: 1}
+    assert vault.find(TENANT, held) is None
+
+
+def test_the_shared_decoder_opens_a_record_again_after_an_erasure(pipeline: Pipeline) -> None:
+    # Embedded: the projections take the events the filing stage opened; after an erasure they
+    # must not be handed one opened with a key that is gone.
+    decoder = SharedDecoder(opener=pipeline.opener)
+    pipeline.eraser.forget_opened = decoder.forget
+    [lucia] = pipeline.file(message({"email": EMAIL}))
+    record = Consumed(TOUCHPOINTS_TOPIC, 0, 0, b"k", pipeline.log[0])
+    assert decoder(record).customer.email == EMAIL
+    pipeline.erase(lucia)
+    assert decoder(record).customer.email is None
+
+
+def test_an_erased_event_whose_type_requires_a_personal_field_still_decodes(
+    pipeline: Pipeline,
+) -> None:
+    # A page view's url and a resolved alert's note are required: an erased one reads
+    # `(erased)` there, so its rows are built (a replay) instead of becoming dead letters.
+    viewed = event("page.viewed", "web", {"email": EMAIL}, AT, {"url": "https://x.es/?u=lucia"})
+    [lucia] = pipeline.file(viewed)
+    pipeline.file(resolved(lucia, "llamé a Lucía"))
+    pipeline.erase(lucia)
+    fresh = EventOpener(pipeline.vault, KeyCache())
+    page, action = (decode_opened(v, fresh) for v in pipeline.log[:2])
+    assert (page.type, page.payload["url"], page.customer.email) == (
+        "page.viewed",
+        ERASED_TEXT,
+        None,
+    )
+    assert (action.type, action.payload["note"]) == ("alert.resolved", ERASED_TEXT)
+    assert to_timeline_rows(page, lucia)[0]["customer_id"] == lucia
+
+
+def test_the_main_process_deletes_the_rows_of_an_erasure_the_filing_process_filed() -> None:
+    # `cem up`'s two processes: the filing process erases without a warehouse; the main one
+    # reads the erasure's filing, drops its own cached key and deletes the group's rows.
+    filing = Pipeline()
+    filing.eraser.warehouse = None
+    main_cache = KeyCache()
+    main = CustomerEraser(
+        filing.identity, filing.vault, PLATFORM_KEY, main_cache, RecordingWarehouse()
+    )
+    decoder = SharedDecoder(opener=EventOpener(filing.vault, main_cache))
+    main.forget_opened = decoder.forget
+    lucia, by_phone = filing.file(message({"email": EMAIL}), message({"phone": PHONE}))
+    filing.identity.merge(TENANT, lucia, by_phone, "same person", "key-admin")
+    records = [Consumed(TOUCHPOINTS_TOPIC, 0, i, b"k", v) for i, v in enumerate(filing.log)]
+    assert decoder(records[0]).customer.email == EMAIL  # the main process's key cache holds it
+    named = filed_subject(lucia)
+    assert named is not None
+    erasure_body = raw_erasure(named, "GDPR request", "key-admin", AT)
+    values = filing.sealer.seal_values([encode(accept(erasure_body, TENANT, AT)[0])])
+    touchpoints = [*records, Consumed(TOUCHPOINTS_TOPIC, 0, 2, b"k", values[0])]
+    batch = file_batch(
+        touchpoints, filing.filer, opening_decode(filing.opener), None, filing.eraser
+    )
+    assert not cast(Any, main.warehouse).commands  # the filing process deleted nothing
+    log = MemoryLog(partitions=1)
+    log.append(FILINGS_TOPIC, batch.filings)
+    decoded: list[int] = []
+
+    def counting(rec: Consumed) -> Any:
+        decoded.append(rec.offset)
+        return decoder(Consumed(TOUCHPOINTS_TOPIC, 0, rec.offset, rec.key, rec.value))
+
+    assert delete_erased_rows(log, main, counting, timeout_s=0) == 3
+    assert decoded == [2]  # only the erasure's filing is decoded
+    deleted = {sql.split()[2]: p for sql, p in cast(Any, main.warehouse).commands}
+    timeline = deleted["customer_timeline"]
+    assert {v for k, v in timeline.items() if k.startswith("member_")} == {lucia, by_phone}
+    assert timeline["keep"] == str(erasure_body["event_id"])
+    assert decoder(records[0]).customer.email is None  # the cached key was dropped
+    assert delete_erased_rows(log, main, counting, timeout_s=0) == 0  # committed
