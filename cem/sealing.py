@@ -26,8 +26,14 @@ from kernel.sealing import EventOpener, EventSealer, KeyCache, SubjectOf
 from kernel.settings import CoreSettings
 from kernel.shredding import UNATTRIBUTED, subject_of
 from schemas.envelope import CustomerRef
+from schemas.families import ERASURE_TYPE
 from services.identity.normalise import normalise_ref
 from services.identity.rules import IdentityRules
+
+# Stored as they are: an erasure's own event holds no personal data (an opaque customer id, a
+# reason that is a ticket reference, the actor) and must still name its customer when its batch is
+# filed again after it destroyed the keys (docs/erasure.md).
+NEVER_SEALED = frozenset({ERASURE_TYPE})
 
 
 def subject_function(rules: Callable[[], IdentityRules]) -> SubjectOf:
@@ -124,7 +130,7 @@ def sealing_publisher(
         return inner
     vault = vault_for(settings)
     key = platform_key_for(settings)
-    sealer = EventSealer(vault, key, subject_function(rules), cache or KeyCache())
+    sealer = EventSealer(vault, key, subject_function(rules), cache or KeyCache(), NEVER_SEALED)
     return SealingPublisher(inner, sealer, vault)
 
 

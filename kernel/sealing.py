@@ -92,9 +92,18 @@ class EventSealer:
     """Seals stored events (their JSON bytes) under their subjects' data keys."""
 
     def __init__(
-        self, vault: KeyVault, platform_key: bytes, subject_of: SubjectOf, cache: KeyCache
+        self,
+        vault: KeyVault,
+        platform_key: bytes,
+        subject_of: SubjectOf,
+        cache: KeyCache,
+        clear_types: frozenset[str] = frozenset(),
     ) -> None:
+        """`clear_types`: event types stored as they are, never sealed — an erasure's own event
+        (no personal data), which must still name its customer after it destroyed the keys it
+        would have been sealed under, when its batch is filed again."""
         self.vault, self.subject_of, self.cache = vault, subject_of, cache
+        self.clear_types = clear_types
         self._keyring = TenantKeyring(platform_key)
 
     def seal_value(self, value: bytes) -> bytes:
@@ -105,8 +114,9 @@ class EventSealer:
     def seal_values(self, values: Sequence[bytes]) -> list[bytes]:
         """`seal_value` of each, the batch's new subjects' keys made in one vault transaction."""
         events = [orjson.loads(value) for value in values]
+        clear = [event.get("type") in self.clear_types for event in events]
         named: list[tuple[str, str]] = []  # (tenant, key id) of each event
-        for event in events:
+        for event in (e for e, kept in zip(events, clear, strict=True) if not kept):
             tenant_id, customer = str(event["tenant_id"]), event.get("customer")
             subject = self.subject_of(tenant_id, customer if isinstance(customer, dict) else {})
             named.append((tenant_id, subject_key_id(self._keyring.of(tenant_id), subject)))
@@ -122,12 +132,16 @@ class EventSealer:
             for key_id, key in self.vault.get_or_create_many(tenant_id, key_ids).items():
                 keys[(tenant_id, key_id)] = key
                 self.cache.put(tenant_id, key_id, key)
-        return [
-            orjson.dumps(
-                seal(event, key_id, keys[(tenant_id, key_id)], tenant_id, str(event["event_id"]))
-            )
-            for event, (tenant_id, key_id) in zip(events, named, strict=True)
-        ]
+        names = iter(named)
+        sealed: list[bytes] = []
+        for value, event, kept in zip(values, events, clear, strict=True):
+            if kept:
+                sealed.append(value)
+                continue
+            tenant_id, key_id = next(names)
+            key = keys[(tenant_id, key_id)]
+            sealed.append(orjson.dumps(seal(event, key_id, key, tenant_id, str(event["event_id"]))))
+        return sealed
 
 
 class EventOpener:

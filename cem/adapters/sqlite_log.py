@@ -197,6 +197,8 @@ class SqliteLog:
         """Make waiting polls look for other processes' commits every `interval_s` (one
         `PRAGMA data_version` read per look) instead of only when their wait ends. Off by default:
         a single process would pay about 100 reads a second per waiting runner for nothing."""
+        if not interval_s > 0:
+            raise ValueError(f"the interval between looks must be positive, got {interval_s}")
         self._other_writers_check_s = interval_s
 
     def _create_tables(self, script: str) -> None:

@@ -16,7 +16,7 @@ from cem.adapters.memory_log import MemoryLog
 from cem.adapters.memory_vault import MemoryKeyVault
 from cem.adapters.sqlite_identity_store import SqliteIdentityStore
 from cem.erasure import KEYS_DESTROYED, CustomerEraser, delete_erased_rows
-from cem.sealing import subject_function
+from cem.sealing import NEVER_SEALED, subject_function
 from kernel.decoding import SharedDecoder
 from kernel.filings import CUSTOMER_HEADER, file_batch
 from kernel.ports import FILINGS_TOPIC, TOUCHPOINTS_TOPIC, Consumed
@@ -80,7 +80,11 @@ class Pipeline:
         self.vault = MemoryKeyVault(PLATFORM_KEY)
         self.cache = KeyCache()
         self.sealer = EventSealer(
-            self.vault, PLATFORM_KEY, subject_function(lambda: RULES), KeyCache()
+            self.vault,
+            PLATFORM_KEY,
+            subject_function(lambda: RULES),
+            KeyCache(),
+            NEVER_SEALED,
         )
         self.opener = EventOpener(self.vault, self.cache)
         uri = f"file:erasure-{uuid.uuid4().hex}?mode=memory&cache=shared"
@@ -189,9 +193,9 @@ def test_identity_forgets_the_identifiers_and_records_the_erasure(pipeline: Pipe
         "key-admin",
     )
     assert record["counts"] == {"members": 1, "identifiers": 2, "shared": 0}
-    # Two identifiers' keys and the alert actions' subject named; the vault held the email's
-    # (the message was sealed under it) and the `cem:customer:` one (the erasure's own event).
-    assert record["completed"][KEYS_DESTROYED] == 2
+    # Two identifiers' keys and the alert actions' subject named; the vault held only the
+    # email's (the message was sealed under it; the erasure's own event is never sealed).
+    assert record["completed"][KEYS_DESTROYED] == 1
     assert record["completed"]["customer_timeline"] == 2
     # The history no longer shows the values it linked.
     history = orjson.dumps([e.details for e in pipeline.identity.history(TENANT, lucia)])
@@ -234,6 +238,25 @@ def test_erasing_again_for_the_same_event_changes_nothing(pipeline: Pipeline) ->
     assert len(pipeline.identity.history(TENANT, lucia)) == recorded
     record = pipeline.identity.erasure_of(TENANT, lucia)
     assert record is not None and record["completed"] == first
+
+
+def test_an_erasure_filed_again_after_its_keys_went_still_names_its_customer(
+    pipeline: Pipeline,
+) -> None:
+    """A batch is filed again after a failure (the warehouse, the log's append or commit): the
+    erasure's record must still name the customer, though the keys it destroyed are gone."""
+    [lucia] = pipeline.file(message({"email": EMAIL}))
+    pipeline.erase(lucia)
+    erasure_record = pipeline.log[-1]
+    assert orjson.loads(erasure_record).get("sealed") is None  # stored as it was sent
+    recorded = len(pipeline.identity.history(TENANT, lucia))
+    records = [Consumed(TOUCHPOINTS_TOPIC, 0, pipeline.offset, b"k", erasure_record)]
+    batch = file_batch(
+        records, pipeline.filer, opening_decode(pipeline.opener), None, pipeline.eraser
+    )
+    assert not batch.dead_letters
+    assert [dict(f.headers)[CUSTOMER_HEADER].decode() for f in batch.filings] == [lucia]
+    assert len(pipeline.identity.history(TENANT, lucia)) == recorded
 
 
 def test_a_customer_identity_does_not_know_is_erased_by_its_key(pipeline: Pipeline) -> None:
