@@ -19,12 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kernel.api_errors import ApiError
 from kernel.auth import AUTHENTICATED, UNAUTHENTICATED, require
-from kernel.ports import Principal, Publisher, PublishStatus
+from kernel.ports import Principal
 from kernel.processing import to_micros
 from kernel.request_body import json_body, openapi_body
 from schemas.families import Note
-from schemas.validate import InvalidEvent, accept
-from services.ingest.batch import to_outgoing
+from services.query_api.platform_events import record_event
 from services.query_api.routers.satisfaction import now
 from services.satisfaction.lifecycle import (
     Action,
@@ -82,13 +81,6 @@ class AlertActionResult(BaseModel):
     event_id: str = Field(description="the event recorded on the log")
 
 
-def _publisher(request: Request) -> Publisher:
-    publisher: Publisher | None = getattr(request.app.state, "publisher", None)
-    if publisher is None:
-        raise ApiError(503, "unavailable", "this server cannot record alert actions")
-    return publisher
-
-
 def _current(request: Request, tenant_id: str, alert_id: str) -> tuple[Subject, AlertState]:
     warehouse = request.app.state.warehouse
     subject = subject_of(warehouse, tenant_id, alert_id, to_micros(now(request)))
@@ -113,15 +105,7 @@ def _act(
         raise ApiError(409, "invalid_transition", str(exc)) from None
     command = Command(action, alert_id, subject, principal.key_id, note, assignee)
     at = now(request)
-    try:
-        event, fingerprint = accept(command.to_raw_event(at), principal.tenant_id, at)
-    except InvalidEvent as exc:  # e.g. a customer id no event could carry
-        raise ApiError(422, "invalid_request", str(exc)) from None
-    publisher = _publisher(request)
-    outgoing = to_outgoing(event, fingerprint, request.app.state.bucket_key)
-    [published] = publisher.publish([outgoing])
-    if published is not PublishStatus.accepted:  # a fresh event id: only a log fault gets here
-        raise ApiError(503, "unavailable", f"the action was not stored ({published.value})")
+    event = record_event(request, command.to_raw_event(at), principal.tenant_id, at, "alert action")
     return AlertActionResult(alert_id=alert_id, status=status, event_id=str(event.event_id))
 
 

@@ -24,14 +24,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kernel.api_errors import ApiError
 from kernel.auth import AUTHENTICATED, CAN_EXPORT_SUBJECT, UNAUTHENTICATED, require
-from kernel.ports import Principal, Publisher, PublishStatus
+from kernel.ports import Principal
 from kernel.request_body import json_body, openapi_body
 from schemas.families import ERASURE_TYPE, Note, filed_subject
-from schemas.validate import InvalidEvent, accept
 from services.identity.errors import CustomerNotFound
 from services.identity.resolver import IdentityResolver
-from services.ingest.batch import to_outgoing
 from services.projections.sql import read_profile
+from services.query_api.platform_events import record_event
 from services.query_api.routers.customers import CustomerId, members_of
 from services.query_api.routers.satisfaction import now
 
@@ -92,13 +91,6 @@ def raw_erasure(named: str, reason: str, actor: str, at: datetime) -> dict[str, 
     }
 
 
-def _publisher(request: Request) -> Publisher:
-    publisher: Publisher | None = getattr(request.app.state, "publisher", None)
-    if publisher is None:
-        raise ApiError(503, "unavailable", "this server cannot record erasures")
-    return publisher
-
-
 def _customer(request: Request, tenant_id: str, requested: str) -> str:
     """The canonical customer the id names; 404 when unknown, 409 when already erased."""
     members = members_of(request, tenant_id, requested)
@@ -137,16 +129,8 @@ def erase_customer(
     if named is None:  # only a readable key of the rule mode runs that long
         raise ApiError(422, "invalid_request", "this customer id is too long to be erased")
     at = now(request)
-    try:
-        event, fingerprint = accept(
-            raw_erasure(named, body.reason, principal.key_id, at), tenant_id, at
-        )
-    except InvalidEvent as exc:
-        raise ApiError(422, "invalid_request", str(exc)) from None
-    outgoing = to_outgoing(event, fingerprint, request.app.state.bucket_key)
-    [published] = _publisher(request).publish([outgoing])
-    if published is not PublishStatus.accepted:  # a fresh event id: only a log fault gets here
-        raise ApiError(503, "unavailable", f"the erasure was not stored ({published.value})")
+    raw = raw_erasure(named, body.reason, principal.key_id, at)
+    event = record_event(request, raw, tenant_id, at, "erasure")
     return ErasureAccepted(
         customer_id=customer,
         event_id=str(event.event_id),
