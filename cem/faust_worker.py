@@ -247,6 +247,11 @@ async def until_done(
             delay = min(delay * 2, settings.retry_max_s)
 
 
+# What makes the filing stage file the same batch again later: the claims or identity (PostgreSQL),
+# the key vault (`LogUnavailable`) or, for an erasure's deletions, the warehouse not answering.
+FILING_OUTAGES = (*TRANSIENT, LogUnavailable, WarehouseUnavailable)
+
+
 async def file_until_done(
     records: Sequence[TimedConsumed],
     filer: Filer | None,
@@ -254,14 +259,14 @@ async def file_until_done(
     sink: Sink,
     eraser: Eraser | None = None,
 ) -> FiledBatch:
-    """Decode, admit and file the batch (and carry out its erasures). While the claims, identity
-    or the key vault cannot answer, the same batch is filed again later: nothing is acked, and
+    """Decode, admit and file the batch (and carry out its erasures). While the claims, identity,
+    the key vault or (for an erasure) the warehouse cannot answer, the same batch is filed again later: nothing is acked, and
     no event becomes a dead letter because of an outage."""
 
     def file() -> FiledBatch:
         return file_batch(records, filer, sink.decode, sink.claims, eraser)
 
-    return await until_done(file, "filing a batch", (*TRANSIENT, LogUnavailable), settings)
+    return await until_done(file, "filing a batch", FILING_OUTAGES, settings)
 
 
 async def write_until_done(write: Callable[[], None], settings: WorkerSettings) -> None:

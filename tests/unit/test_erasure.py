@@ -4,9 +4,10 @@ identity store in memory and a warehouse that records what it is asked."""
 
 from __future__ import annotations
 
-import uuid
+import asyncio
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any, cast
 
 import orjson
@@ -14,12 +15,14 @@ import pytest
 
 from cem.adapters.memory_log import MemoryLog
 from cem.adapters.memory_vault import MemoryKeyVault
-from cem.adapters.sqlite_identity_store import SqliteIdentityStore
+from cem.direct_ingest import TimedConsumed
 from cem.erasure import KEYS_DESTROYED, CustomerEraser, delete_erased_rows
+from cem.faust_worker import WorkerSettings, file_until_done
 from cem.sealing import NEVER_SEALED, subject_function
 from kernel.decoding import SharedDecoder
 from kernel.filings import CUSTOMER_HEADER, file_batch
-from kernel.ports import FILINGS_TOPIC, TOUCHPOINTS_TOPIC, Consumed
+from kernel.ports import FILINGS_TOPIC, TOUCHPOINTS_TOPIC, Consumed, WarehouseUnavailable
+from kernel.processing import decode_value
 from kernel.sealing import (
     ERASED_TEXT,
     EventOpener,
@@ -33,11 +36,11 @@ from schemas.families import filed_subject
 from schemas.validate import accept, encode
 from services.identity.errors import CustomerNotFound
 from services.identity.filing import IdentityFiler
-from services.identity.resolver import IdentityResolver
 from services.identity.rules import IdentityRules, TenantRules
 from services.projections.timeline import to_timeline_rows
 from services.query_api.routers.erasure import raw_erasure
 from tests.events import event
+from tests.identity_memory import memory_resolver
 
 PLATFORM_KEY = b"p" * 32
 TENANT = "acme"
@@ -87,8 +90,7 @@ class Pipeline:
             NEVER_SEALED,
         )
         self.opener = EventOpener(self.vault, self.cache)
-        uri = f"file:erasure-{uuid.uuid4().hex}?mode=memory&cache=shared"
-        self.identity = IdentityResolver(SqliteIdentityStore(uri), RULES)
+        self.identity = memory_resolver(RULES)
         self.filer = IdentityFiler(self.identity)
         self.warehouse = RecordingWarehouse()
         self.eraser = CustomerEraser(
@@ -365,3 +367,26 @@ def test_the_main_process_deletes_the_rows_of_an_erasure_the_filing_process_file
     assert timeline["keep"] == str(erasure_body["event_id"])
     assert decoder(records[0]).customer.email is None  # the cached key was dropped
     assert delete_erased_rows(log, main, counting, timeout_s=0) == 0  # committed
+
+
+def test_the_distributed_filing_stage_files_an_erasure_again_while_the_warehouse_is_down() -> None:
+    """The faust filing step retries the whole batch on an outage; the warehouse's deletions are
+    part of an erasure, so ClickHouse not answering must be one (not crash the agent)."""
+
+    class DownOnce:
+        def __init__(self) -> None:
+            self.calls: list[list[str]] = []
+
+        def erase(self, erasures: Any) -> None:
+            self.calls.append([home for _, home in erasures])
+            if len(self.calls) == 1:
+                raise WarehouseUnavailable("ClickHouse unavailable: connection refused")
+
+    body = raw_erasure(filed_subject("c_lucia") or "", "GDPR request", "key-admin", AT)
+    value = encode(accept(body, TENANT, AT)[0])
+    record = TimedConsumed(TOUCHPOINTS_TOPIC, 0, 0, b"k", value, timestamp_ms=None)
+    eraser = DownOnce()
+    sink = SimpleNamespace(decode=decode_value, claims=None)
+    batch = asyncio.run(file_until_done([record], None, WorkerSettings(), cast(Any, sink), eraser))
+    assert len(eraser.calls) == 2 and eraser.calls[0] == eraser.calls[1]
+    assert not batch.dead_letters and len(batch.filings) == 1
