@@ -433,7 +433,8 @@ def _latencies(call: Callable[[], Any], count: int, warmup: int = 10) -> Latency
 class Server:
     """`cem up` as a subprocess on a free port, with keys created beforehand in its key store."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, env: dict[str, str] | None = None) -> None:
+        """`env`: settings of this server only (`CEM_FILING_PROCESS`…), over this process's."""
         keys = SqliteKeyStore(run_dir / "keys.sqlite")
         ingest_key = keys.create(TENANT, "ingest", name="bench ingest")[1]
         read_key = keys.create(TENANT, "manager", name="bench reader")[1]
@@ -446,6 +447,7 @@ class Server:
         env = os.environ | {
             "CEM_INGEST_QUOTA_RATE_PER_S": "1e9",
             "CEM_INGEST_QUOTA_BURST": "1000000000",
+            **(env or {}),
         }
         self.raw_url = f"http://127.0.0.1:{free_port()}"
         served = ["-m", "bench.served", "--raw-port", self.raw_url.rsplit(":", 1)[1]]

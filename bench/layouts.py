@@ -44,8 +44,7 @@ def process_cpu(pid: int) -> dict[int, float]:
 
 def one_run(layout: str, bodies: list[bytes], events: int, clients: int) -> dict[str, Any]:
     run_dir = Path(tempfile.mkdtemp(prefix="cem-layouts-"))
-    os.environ["CEM_FILING_PROCESS"] = LAYOUTS[layout]
-    server = Server(run_dir)
+    server = Server(run_dir, env={"CEM_FILING_PROCESS": LAYOUTS[layout]})
     try:
         server.wait_healthy()
         server.wait_idle()
