@@ -286,7 +286,7 @@ class SqliteLog:
         while True:
             with self._appended:
                 generation = self._generation
-            version = self._data_version() if self._other_writers_check_s else 0
+            version = self._data_version() if self._other_writers_check_s is not None else 0
             found = self._read_batch(topic, group, max_records)
             remaining = deadline - time.monotonic()
             if found or remaining <= 0:
@@ -299,7 +299,7 @@ class SqliteLog:
         looked at every `watch_other_processes` interval when on), or the timeout; False once
         the log is closed. A commit of this object wakes the waiter at once."""
         deadline = time.monotonic() + timeout_s
-        check_s = self._other_writers_check_s or timeout_s
+        check_s = timeout_s if self._other_writers_check_s is None else self._other_writers_check_s
         while True:
             remaining = deadline - time.monotonic()
             with self._appended:

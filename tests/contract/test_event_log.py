@@ -355,9 +355,7 @@ class TestSqliteLog(DurableEventLogContract):
         assert isinstance(log, SqliteLog)
         log.watch_other_processes()
         log.end_offsets(topic)
-        got: list[Consumed] = []
-        poll = threading.Thread(target=lambda: got.extend(log.poll(topic, group, 10, 3600.0)))
-        poll.start()
+        poll, got = _waiting_poll(log, topic, group)
         _append_from_another_process(log.path, topic, b"from elsewhere")
         poll.join(60.0)
         log.close()  # ends a poll that was never woken
@@ -366,15 +364,13 @@ class TestSqliteLog(DurableEventLogContract):
     def test_unwatched_other_processes_are_seen_by_the_next_poll(
         self, tmp_path: Path, topic: str, group: str
     ) -> None:
-        """One process alone (the default `cem up`) does not look for other processes' commits
+        """One process alone (`cem up` with `CEM_FILING_PROCESS=false`) does not look for other processes' commits
         while a poll waits (no wake source but its own appends and the timeout); a `cem
         dead-letters replay` run beside it is read by the runner's next poll."""
         log = self.make_log(tmp_path, PARTITIONS)
         assert isinstance(log, SqliteLog)
         log.end_offsets(topic)
-        waiting: list[Consumed] = []
-        poll = threading.Thread(target=lambda: waiting.extend(log.poll(topic, group, 10, 3600.0)))
-        poll.start()
+        poll, waiting = _waiting_poll(log, topic, group)
         _append_from_another_process(log.path, topic, b"from elsewhere")
         poll.join(1.0)
         still_waiting = poll.is_alive()
@@ -382,6 +378,16 @@ class TestSqliteLog(DurableEventLogContract):
         log.close()  # ends the first poll
         poll.join(60.0)
         assert still_waiting and waiting == []
+
+
+def _waiting_poll(
+    log: SqliteLog, topic: str, group: str
+) -> tuple[threading.Thread, list[Consumed]]:
+    """A poll waiting up to an hour in a thread of its own, and the records it will return."""
+    got: list[Consumed] = []
+    poll = threading.Thread(target=lambda: got.extend(log.poll(topic, group, 10, 3600.0)))
+    poll.start()
+    return poll, got
 
 
 def _append_from_another_process(path: Path, topic: str, value: bytes) -> None:
