@@ -41,6 +41,7 @@ from services.identity.filing import IdentityFiler
 from services.projections.lookup import CustomerMatch, combine_matches, key_lookup
 from services.projections.projection import ProjectionsProjection
 from services.satisfaction.projection import SatisfactionProjection
+from tests.identity_memory import memory_resolver
 
 T0 = datetime(2026, 4, 1, 8, 0, tzinfo=UTC)
 TENANT = "acme"
@@ -78,10 +79,7 @@ class FixedFiler:
 
 @pytest.fixture
 def identity() -> IdentityResolver:
-    uri = f"file:filing-{uuid.uuid4().hex}?mode=memory&cache=shared"
-    return IdentityResolver(
-        SqliteIdentityStore(uri), IdentityRules(default=TenantRules(phone_region="ES"))
-    )
+    return memory_resolver(IdentityRules(default=TenantRules(phone_region="ES")))
 
 
 # --- the stage in the batch core ---------------------------------------------------------------

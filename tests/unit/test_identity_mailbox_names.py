@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cem.adapters.sqlite_identity_store import SqliteIdentityStore
 from schemas.envelope import CustomerRef
 from services.identity import IdentityResolver, IdentityRules
 from services.identity.mailbox_names import one_persons_mailboxes
 from services.identity.policy import Claim, Group, Situation, decide
 from services.identity.rules import Identifier, TenantRules
+from tests.identity_memory import memory_resolver
 
 ES = TenantRules(phone_region="ES")
 
@@ -219,8 +219,7 @@ def test_a_father_and_son_on_the_family_tablet_stay_two_customers() -> None:
 
 
 def _resolver() -> tuple[IdentityResolver, Callable[..., str]]:
-    store = SqliteIdentityStore(f"file:mailboxes-{uuid.uuid4().hex}?mode=memory&cache=shared")
-    identity = IdentityResolver(store, IdentityRules(default=ES))
+    identity = memory_resolver(IdentityRules(default=ES))
     at = datetime(2026, 6, 1, tzinfo=UTC)
 
     def touch(**ids: str) -> str:

@@ -15,6 +15,7 @@ from services.identity.person_names import name_in, normalise_name, same_full_na
 from services.identity.policy import Claim, Group, Situation, decide
 from services.identity.reasons import reason_code
 from services.identity.rules import Identifier, TenantRules
+from tests.identity_memory import memory_resolver
 
 ES = TenantRules(phone_region="ES")
 BROWSER = Identifier("anonymous_id", "ck-1")
@@ -213,7 +214,7 @@ class Visits:
 
 def test_the_resolver_keeps_names_and_joins_one_persons_two_addresses_on_her_browser() -> None:
     uri = f"file:names-{uuid.uuid4().hex}?mode=memory&cache=shared"
-    store = SqliteIdentityStore(uri)
+    store = SqliteIdentityStore(uri)  # a second resolver reads it afresh below
     visits = Visits(IdentityResolver(store, IdentityRules(default=ES)))
     touch = visits.touch
 
@@ -247,8 +248,7 @@ def test_a_daughters_name_left_on_her_mothers_account_never_joins_them_later() -
     # name on her mother's customer too (a touchpoint's name is kept where it is filed). So a
     # browser re-judged from names recorded since would now see one full name on both and fuse
     # them: the tablet stays judged shared, however often she does it.
-    uri = f"file:names-{uuid.uuid4().hex}?mode=memory&cache=shared"
-    identity = IdentityResolver(SqliteIdentityStore(uri), IdentityRules(default=ES))
+    identity = memory_resolver(IdentityRules(default=ES))
     touch = Visits(identity).touch
 
     daughter = touch("Lucía García Ruiz", email="luciagr@gmail.com", anonymous_id="tablet-1")

@@ -15,10 +15,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from cem.adapters.sqlite_identity_store import SqliteIdentityStore
 from kernel.ports import PublishStatus
 from schemas.envelope import CustomerRef
-from services.identity import IdentityResolver, IdentityRules, IdentitySettings
+from services.identity import IdentityResolver, IdentitySettings
 from services.identity.models import IgnoredIdentifier
 from services.identity.normalise import (
     Normalised,
@@ -34,6 +33,7 @@ from services.identity.rules import Identifier, TenantRules
 from services.identity.settings import load_rules
 from services.ingest.batch import ItemStatus, complete, prepare
 from tests.events import BUCKET_KEY
+from tests.identity_memory import memory_resolver
 
 NOW = datetime(2026, 1, 31, 12, tzinfo=UTC)
 DEFAULTS = TenantRules()
@@ -402,8 +402,7 @@ def test_an_email_lookup_uses_the_providers_rules() -> None:
 @pytest.fixture
 def identity() -> Iterator[IdentityResolver]:
     """A resolver of its own (in-memory SQLite) with the product's default rules."""
-    uri = f"file:real-data-{uuid.uuid4().hex}?mode=memory&cache=shared"
-    resolver = IdentityResolver(SqliteIdentityStore(uri), IdentityRules())
+    resolver = memory_resolver()
     yield resolver
     resolver.close()
 

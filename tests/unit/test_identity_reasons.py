@@ -10,22 +10,19 @@ from typing import Any
 
 import pytest
 
-from cem.adapters.sqlite_identity_store import SqliteIdentityStore
 from schemas.envelope import CustomerRef
 from services.identity import IdentityResolver, IdentityRules, TenantRules
 from services.identity.reasons import REASONS, REFUSALS, reason_code, reason_text
 from services.query_api.web import HERE
 from services.query_api.web.i18n import MESSAGES
+from tests.identity_memory import memory_resolver
 
 PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 
 
 @pytest.fixture
 def identity() -> IdentityResolver:
-    uri = f"file:reasons-{uuid.uuid4().hex}?mode=memory&cache=shared"
-    return IdentityResolver(
-        SqliteIdentityStore(uri), IdentityRules(default=TenantRules(phone_region="ES"))
-    )
+    return memory_resolver(IdentityRules(default=TenantRules(phone_region="ES")))
 
 
 # What each parameter is filled with: an identifier as `kind=value` (a value may hold spaces and

@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cem.adapters.sqlite_identity_store import SqliteIdentityStore
 from schemas.envelope import CustomerRef
-from services.identity import IdentityResolver, IdentityRules
+from services.identity import IdentityResolver
 from services.identity.policy import Claim, Group, Situation, decide
 from services.identity.rules import Identifier, TenantRules
+from tests.identity_memory import memory_resolver
 
 NOW = datetime(2026, 3, 2, 18, tzinfo=UTC)
 TENANT = "acme"
@@ -28,8 +28,7 @@ LAPTOP = "ck-laptop"
 @pytest.fixture
 def identity() -> Iterator[IdentityResolver]:
     """A resolver of its own (in-memory SQLite) with the product's default rules."""
-    uri = f"file:shared-devices-{uuid.uuid4().hex}?mode=memory&cache=shared"
-    resolver = IdentityResolver(SqliteIdentityStore(uri), IdentityRules())
+    resolver = memory_resolver()
     yield resolver
     resolver.close()
 
