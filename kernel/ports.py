@@ -282,7 +282,13 @@ class KeyVault(Protocol):
         ...
 
     def destroy(self, tenant_id: str, key_ids: Sequence[str]) -> int:
-        """Delete keys for good; returns how many were held. Their events open as erased."""
+        """Delete keys for good and keep a tombstone of each id; returns how many were held.
+        Their events open as erased, even once a returning subject has a new key under the id."""
+        ...
+
+    def destroyed(self, tenant_id: str, key_id: str) -> bool:
+        """Whether a key under this id was ever destroyed (its tombstone): a blob that does not
+        open under the id's present key was sealed under the destroyed one."""
         ...
 
     def close(self) -> None: ...

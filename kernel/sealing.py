@@ -28,6 +28,7 @@ from kernel.ports import Consumed, KeyVault
 from kernel.shredding import (
     ERASED,
     SEALED,
+    NotUnderThisKey,
     TenantKeyring,
     open_sealed,
     seal,
@@ -152,7 +153,14 @@ class EventOpener:
 
     def open_event(self, event: dict[str, Any]) -> dict[str, Any]:
         """The event with its personal fields back, or the anonymous rest marked `erased` when
-        the vault has no key for it; a blob that does not open raises ShreddingError."""
+        the vault no longer has the key it was sealed under; a blob that does not open raises
+        ShreddingError.
+
+        A key id is a fixed function of the subject, so a subject that comes back after its
+        erasure (the same email) gets a new key under the same id: an event sealed before the
+        erasure then meets a key it was not sealed under. It opens erased when the vault holds
+        a tombstone of the id (the earlier key was destroyed), and raises otherwise (tampered or
+        copied). Asked only on that failure, so opening costs no more vault reads."""
         key_id = sealed_key_id(event)
         if key_id is None:
             return event
@@ -162,7 +170,12 @@ class EventOpener:
             key = self.vault.find(tenant_id, key_id)
             if key is not None:  # an erased subject's absence is not cached: it stays absent
                 self.cache.put(tenant_id, key_id, key)
-        return open_sealed(event, key, tenant_id, event_id)
+        try:
+            return open_sealed(event, key, tenant_id, event_id)
+        except NotUnderThisKey:
+            if not self.vault.destroyed(tenant_id, key_id):
+                raise
+            return open_sealed(event, None, tenant_id, event_id)
 
     def close(self) -> None:
         self.vault.close()

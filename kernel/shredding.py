@@ -68,6 +68,10 @@ class ShreddingError(ValueError):
     """A sealed blob or wrapped key that does not open: tampered, copied, or another key."""
 
 
+class NotUnderThisKey(ShreddingError):
+    """A well-formed sealed blob that the key given does not open (`open_sealed`)."""
+
+
 @dataclass(frozen=True)
 class TenantKeys:
     """A tenant's two keys, derived from the platform key (`tenant_keys`)."""
@@ -260,8 +264,9 @@ def sealed_key_id(event: Event) -> str | None:
 def open_sealed(event: Event, data_key: bytes | None, tenant_id: str, event_id: str) -> Event:
     """The event with its personal fields back. With `data_key` None (the vault no longer has
     the key) it is the anonymous rest marked `erased: true`. An event never sealed is returned
-    as it is; a blob that does not open (tampered, or another event's) raises ShreddingError,
-    never passes for erased."""
+    as it is; a blob that does not open (tampered, another event's, or sealed under an earlier
+    key of the same id) raises `NotUnderThisKey`, never passes for erased here: only the vault
+    knows whether the id's earlier key was destroyed (`kernel.sealing.EventOpener`)."""
     sealed = event.get(SEALED)
     if not isinstance(sealed, dict):
         return event
@@ -273,5 +278,8 @@ def open_sealed(event: Event, data_key: bytes | None, tenant_id: str, event_id: 
     except (KeyError, TypeError, binascii.Error):
         raise ShreddingError(f"event {event_id}: the sealed member is malformed") from None
     what = f"event {event_id}'s sealed fields"
-    personal = orjson.loads(_decrypt(data_key, blob, _aad(tenant_id, event_id), what))
-    return _merge(rest, personal)
+    try:
+        clear = _decrypt(data_key, blob, _aad(tenant_id, event_id), what)
+    except ShreddingError as exc:
+        raise NotUnderThisKey(str(exc)) from None
+    return _merge(rest, orjson.loads(clear))

@@ -21,6 +21,7 @@ class MemoryKeyVault:
         self._keyring = TenantKeyring(platform_key)
         self._lock = threading.Lock()
         self.wrapped: dict[tuple[str, str], bytes] = {}
+        self.tombstones: set[tuple[str, str]] = set()
 
     def get_or_create(self, tenant_id: str, key_id: str) -> bytes:
         def insert_then_read(offered: bytes) -> bytes:
@@ -49,7 +50,12 @@ class MemoryKeyVault:
     def destroy(self, tenant_id: str, key_ids: Sequence[str]) -> int:
         with self._lock:
             found = [self.wrapped.pop((tenant_id, check_key_id(k)), None) for k in key_ids]
+            self.tombstones.update((tenant_id, k) for k in key_ids)
         return sum(w is not None for w in found)
+
+    def destroyed(self, tenant_id: str, key_id: str) -> bool:
+        with self._lock:
+            return (tenant_id, check_key_id(key_id)) in self.tombstones
 
     def close(self) -> None:
         pass

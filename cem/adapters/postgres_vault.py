@@ -3,7 +3,9 @@ replica's filing stage reads and makes the same keys.
 
 A destroyed key's row is gone from the table at once, but PostgreSQL keeps its bytes, wrapped by
 the tenant key, in the write-ahead log, in dead tuples until a vacuum reuses their space, and in
-backups (docs/erasure.md, "Known limits").
+backups (docs/erasure.md, "Known limits"). Its id stays in `key_vault_destroyed` (a tombstone), so
+the events sealed under it still open erased once a returning subject has a new key under the
+same id (`kernel.sealing.EventOpener`).
 """
 
 from __future__ import annotations
@@ -23,11 +25,17 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS key_vault (
   tenant_id TEXT COLLATE "C" NOT NULL, key_id TEXT COLLATE "C" NOT NULL, wrapped BYTEA NOT NULL,
   PRIMARY KEY (tenant_id, key_id));
+CREATE TABLE IF NOT EXISTS key_vault_destroyed (
+  tenant_id TEXT COLLATE "C" NOT NULL, key_id TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (tenant_id, key_id));
 """
 INSERT = "INSERT INTO key_vault VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
 SELECT = "SELECT wrapped FROM key_vault WHERE tenant_id = %s AND key_id = %s"
 SELECT_MANY = "SELECT key_id, wrapped FROM key_vault WHERE tenant_id = %s AND key_id = ANY(%s)"
 DELETE = "DELETE FROM key_vault WHERE tenant_id = %s AND key_id = ANY(%s)"
+TOMBSTONE = """INSERT INTO key_vault_destroyed SELECT %s, unnest(%s::text[])
+ON CONFLICT DO NOTHING"""
+DESTROYED = "SELECT 1 FROM key_vault_destroyed WHERE tenant_id = %s AND key_id = %s"
 
 
 class PostgresKeyVault:
@@ -69,9 +77,15 @@ class PostgresKeyVault:
         return None if row is None else unwrap_data_key(self._keyring.of(tenant_id), key_id, row[0])
 
     def destroy(self, tenant_id: str, key_ids: Sequence[str]) -> int:
-        ids = list(dict.fromkeys(check_key_id(k) for k in key_ids))
+        ids = sorted(dict.fromkeys(check_key_id(k) for k in key_ids))  # sorted: no deadlock
         with self.db.transaction() as cursor:
+            cursor.execute(TOMBSTONE, (tenant_id, ids))
             return cursor.execute(DELETE, (tenant_id, ids)).rowcount
+
+    def destroyed(self, tenant_id: str, key_id: str) -> bool:
+        with self.db.transaction() as cursor:
+            row = cursor.execute(DESTROYED, (tenant_id, check_key_id(key_id))).fetchone()
+        return row is not None
 
     def close(self) -> None:
         self.db.close()

@@ -10,6 +10,10 @@
   the writer's whole-file lock costs little here.
 - `synchronous = FULL`: a key is on disk before its first event is sealed under it; a key lost
   to a power cut would leave that event unreadable, as if erased.
+- A destroyed key's id stays, alone, in `destroyed_keys` (its tombstone): a subject that comes
+  back gets a new key under the same id, and the events sealed under the destroyed one must
+  still open erased (`kernel.sealing.EventOpener`). The id is an HMAC under the tenant's naming
+  key; identity's erasure record names the same ids.
 """
 
 from __future__ import annotations
@@ -35,10 +39,15 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS data_keys (
   tenant_id TEXT NOT NULL, key_id TEXT NOT NULL, wrapped BLOB NOT NULL,
   PRIMARY KEY (tenant_id, key_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS destroyed_keys (
+  tenant_id TEXT NOT NULL, key_id TEXT NOT NULL,
+  PRIMARY KEY (tenant_id, key_id)) WITHOUT ROWID;
 """
 INSERT = "INSERT INTO data_keys VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
 SELECT = "SELECT wrapped FROM data_keys WHERE tenant_id = ? AND key_id = ?"
 DELETE = "DELETE FROM data_keys WHERE tenant_id = ? AND key_id = ?"
+TOMBSTONE = "INSERT INTO destroyed_keys VALUES (?, ?) ON CONFLICT DO NOTHING"
+DESTROYED = "SELECT 1 FROM destroyed_keys WHERE tenant_id = ? AND key_id = ?"
 
 
 class SqliteKeyVault:
@@ -97,7 +106,13 @@ class SqliteKeyVault:
     def destroy(self, tenant_id: str, key_ids: Sequence[str]) -> int:
         rows = [(tenant_id, check_key_id(k)) for k in dict.fromkeys(key_ids)]
         with self._transaction() as conn:
+            conn.executemany(TOMBSTONE, rows)
             return sum(conn.execute(DELETE, row).rowcount for row in rows)
+
+    def destroyed(self, tenant_id: str, key_id: str) -> bool:
+        with self._lock, storage_errors(self.path):
+            row = self._conn.execute(DESTROYED, (tenant_id, check_key_id(key_id))).fetchone()
+        return row is not None
 
     def close(self) -> None:
         with self._lock:

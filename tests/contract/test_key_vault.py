@@ -114,6 +114,21 @@ class KeyVaultContract:
         assert vault.find(f"{tenant}-b", kid) == other_tenant
         assert vault.get_or_create(tenant, kid) != old  # a new subject's key, not the old one
 
+    def test_a_destroyed_id_keeps_its_tombstone_when_its_subject_returns(
+        self, vault: KeyVault, tenant: str
+    ) -> None:
+        kid, other = key_id(tenant, "email:ana@x.io"), key_id(tenant, "email:luis@x.io")
+        old = vault.get_or_create(tenant, kid)
+        vault.get_or_create(tenant, other)
+        assert not vault.destroyed(tenant, kid)
+        assert vault.destroy(tenant, [kid]) == 1
+        assert vault.destroyed(tenant, kid)
+        assert not vault.destroyed(tenant, other) and not vault.destroyed(f"{tenant}-b", kid)
+        returned = vault.get_or_create(tenant, kid)  # the same email, after the erasure
+        assert returned != old and vault.find(tenant, kid) == returned
+        assert vault.destroyed(tenant, kid)  # the events sealed under `old` still open erased
+        assert vault.destroy(tenant, [kid]) == 1 and vault.destroyed(tenant, kid)
+
     @pytest.mark.parametrize("bad", ["email:ana@x.io", "", "F" * 32])
     def test_a_subject_is_never_a_key_id(self, vault: KeyVault, tenant: str, bad: str) -> None:
         for call in (vault.get_or_create, vault.find):
@@ -121,6 +136,8 @@ class KeyVaultContract:
                 call(tenant, bad)
         with pytest.raises(ValueError, match="never a subject"):
             vault.destroy(tenant, [bad])
+        with pytest.raises(ValueError, match="never a subject"):
+            vault.destroyed(tenant, bad)
 
     def test_another_platform_key_does_not_open_the_keys(
         self, vault: KeyVault, tenant: str, tmp_path: Path
@@ -191,7 +208,7 @@ class TestMemoryKeyVault(KeyVaultContract):
             self._shared = shared = MemoryKeyVault(platform_key)
             return shared
         other = MemoryKeyVault(platform_key)
-        other.wrapped = shared.wrapped
+        other.wrapped, other.tombstones = shared.wrapped, shared.tombstones
         return other
 
     @pytest.fixture(autouse=True)
@@ -226,7 +243,9 @@ class TestSqliteKeyVault(SharedVaultContract):
         assert not any(k in before for k in data_keys)  # data keys are only stored wrapped
         assert vault.destroy(tenant, [gone]) == 1
         after = self._file_bytes(vault)
-        assert wrapped not in after and gone.encode() not in after
+        assert wrapped not in after
+        # The id stays once, as its tombstone (`destroyed`); its row of `data_keys` is zeroed.
+        assert self._rows_naming(vault, gone) == ["destroyed_keys"]
         assert ids[29].encode() in after and ids[31].encode() in after  # its neighbours stay
 
     def test_keys_survive_a_restart(self, tmp_path: Path, tenant: str) -> None:
@@ -248,6 +267,17 @@ class TestSqliteKeyVault(SharedVaultContract):
             ).fetchone()
         conn.close()
         return bytes(row[0])
+
+    @staticmethod
+    def _rows_naming(vault: SqliteKeyVault, kid: str) -> list[str]:
+        with sqlite3.connect(vault.path) as conn:
+            tables = [
+                table
+                for table in ("data_keys", "destroyed_keys")
+                if conn.execute(f"SELECT 1 FROM {table} WHERE key_id = ?", (kid,)).fetchone()
+            ]
+        conn.close()
+        return tables
 
     @staticmethod
     def _file_bytes(vault: SqliteKeyVault) -> bytes:

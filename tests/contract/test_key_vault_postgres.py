@@ -38,3 +38,4 @@ class TestPostgresKeyVault(SharedVaultContract):
                 "SELECT row_to_json(k)::text FROM key_vault AS k WHERE tenant_id = %s", (tenant,)
             ).fetchall()
         assert rows == []
+        assert vault.destroyed(tenant, kid)  # only its id stays, as a tombstone

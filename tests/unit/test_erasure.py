@@ -22,7 +22,7 @@ from cem.sealing import NEVER_SEALED, subject_function
 from kernel.decoding import SharedDecoder
 from kernel.filings import CUSTOMER_HEADER, file_batch
 from kernel.ports import FILINGS_TOPIC, TOUCHPOINTS_TOPIC, Consumed, WarehouseUnavailable
-from kernel.processing import decode_value
+from kernel.processing import decode_batch, decode_value
 from kernel.sealing import (
     ERASED_TEXT,
     EventOpener,
@@ -390,3 +390,25 @@ def test_the_distributed_filing_stage_files_an_erasure_again_while_the_warehouse
     batch = asyncio.run(file_until_done([record], None, WorkerSettings(), cast(Any, sink), eraser))
     assert len(eraser.calls) == 2 and eraser.calls[0] == eraser.calls[1]
     assert not batch.dead_letters and len(batch.filings) == 1
+
+
+def test_a_customer_who_comes_back_leaves_the_erased_events_erased(pipeline: Pipeline) -> None:
+    # The same email after the erasure makes a new key under the erased subject's id: the
+    # events sealed before must still open erased (a replay would dead-letter them otherwise).
+    pipeline.sealer.cache = pipeline.cache  # one cache, as the embedded mode's ingest shares
+    [lucia] = pipeline.file(message({"email": EMAIL}))
+    pipeline.erase(lucia)
+    pipeline.file(message({"email": EMAIL}, "vuelvo a escribir"))
+    assert sealed_key_id(orjson.loads(pipeline.log[2])) == sealed_key_id(
+        orjson.loads(pipeline.log[0])
+    )
+    before, after = pipeline.opened(pipeline.log[0]), pipeline.opened(pipeline.log[2])
+    assert before[ERASED] is True and "text" not in before["payload"]
+    assert before["customer"] == {}
+    assert after["payload"]["text"] == "vuelvo a escribir" and after["customer"]["email"] == EMAIL
+    replayed = decode_batch(
+        "projections",
+        [Consumed(TOUCHPOINTS_TOPIC, 0, n, b"k", v) for n, v in enumerate(pipeline.log)],
+        opening_decode(EventOpener(pipeline.vault, KeyCache())),
+    )
+    assert not replayed.result.dead_letters

@@ -261,3 +261,25 @@ def test_a_vault_that_does_not_answer_makes_the_batch_retried_never_a_dead_lette
     assert not decoded.result.dead_letters
     [(_, opened)] = decoded.events
     assert isinstance(opened, Event) and opened.customer.email == EMAIL
+
+
+def test_a_subject_that_returns_after_its_erasure_leaves_its_old_events_erased() -> None:
+    """A key id is a fixed function of the subject: the customer's next event with the same
+    email makes a new key under the erased id. The events sealed before open erased, never as
+    a ShreddingError (a replay would dead-letter them), and the new ones open in full."""
+    sealer, opener, vault = sealer_and_opener()
+    before = orjson.loads(sealer.seal_value(stored(message({"email": EMAIL}))))
+    key_id = sealed_key_id(before)
+    assert key_id is not None
+    sealer.cache.drop(TENANT, [key_id])
+    opener.cache.drop(TENANT, [key_id])
+    assert vault.destroy(TENANT, [key_id]) == 1
+    after = orjson.loads(sealer.seal_value(stored(message({"email": EMAIL}, "otra vez"))))
+    assert sealed_key_id(after) == key_id  # the same id, a new key
+    assert opener.open_event(after)["payload"]["text"] == "otra vez"
+    erased = opener.open_event(before)
+    assert erased[ERASED] is True and erased["customer"] == {} and "text" not in erased["payload"]
+    # An id never destroyed still refuses a blob its key does not open (copied or tampered).
+    other = orjson.loads(sealer.seal_value(stored(message({"email": "luis@x.io"}))))
+    with pytest.raises(ShreddingError):
+        opener.open_event({**other, "sealed": {**other["sealed"], "blob": after["sealed"]["blob"]}})
