@@ -35,18 +35,19 @@ from typing import Any
 
 from cem.retention import existing_tables, wait_for_mutations
 from cem.runner import next_offsets
+from cem.sealing import default_rules, subject_function
+from kernel.customer_key import customer_member
 from kernel.filings import filed_home
 from kernel.ports import FILINGS_TOPIC, EventLog, KeyVault, Warehouse
 from kernel.processing import Decode
-from kernel.sealing import EventOpener, KeyCache
+from kernel.sealing import EventOpener, KeyCache, SubjectOf
 from kernel.settings import CoreSettings
-from kernel.shredding import TenantKeyring, subject_key_id
+from kernel.shredding import UNATTRIBUTED, TenantKeyring, subject_key_id
 from schemas.envelope import Event
 from schemas.families import ERASURE_TYPE, CustomerErased
 from services.identity.erasure import subjects
 from services.identity.errors import CustomerNotFound
 from services.identity.resolver import IdentityResolver
-from services.identity.rules import Identifier
 from services.projections.contact_events import CONTACT_EVENTS
 from services.projections.sql import IDENTIFIERS, PROFILE_FACTS, TIMELINE, members_filter
 from services.satisfaction.attribution_sql import CUSTOMER_TOUCHPOINTS_TABLE, SERVICE_EVENTS_TABLE
@@ -135,8 +136,12 @@ class CustomerEraser:
         cache: KeyCache | None,
         warehouse: Warehouse | None,
         forget_opened: Callable[[], None] = lambda: None,
+        subject_of: SubjectOf | None = None,
     ) -> None:
+        """`subject_of`: how the sealing publisher names an event's subject (its identity
+        rules); the settings' rules when not given."""
         self.identity, self.vault, self.cache, self.warehouse = identity, vault, cache, warehouse
+        self.subject_of = subject_of or subject_function(default_rules)
         # Drops what this process opened before (the embedded shared decoder's events), so a
         # projection reading them after the erasure opens them again, without the keys.
         self.forget_opened = forget_opened
@@ -200,11 +205,16 @@ class CustomerEraser:
 
     def _key_ids_of_key(self, tenant_id: str, home: str) -> list[str]:
         """A customer identity does not know (CEM_IDENTITY=rule, or a key only the warehouse
-        has): the subject its key names (`email:ana@x.io`, else a `customer_id`), and the alert
-        actions' (`customer_id:cem:customer:<key>`)."""
-        kind, _, value = home.partition(":")
-        named = [Identifier(kind, value)] if value else [Identifier("customer_id", home)]
-        return [self.key_id_of(tenant_id, s) for s in subjects(named, [home])]
+        has): the sealing subject of the identifier its key names (`kernel.customer_key`'s
+        spellings, `anon:dev-1`, `ext:shop:1`, `email:ana@x.io`, normalised as the sealing
+        publisher normalises an event's), that of the key as an explicit `customer_id` (an id
+        spelled like an identifier is one too), and the alert actions'
+        (`customer_id:cem:customer:<key>`)."""
+        readings = [customer_member(home), {"customer_id": home}]
+        named = [self.subject_of(tenant_id, customer) for customer in readings]
+        found = dict.fromkeys(s for s in named if s != UNATTRIBUTED)
+        found.update(dict.fromkeys(subjects([], [home])))
+        return [self.key_id_of(tenant_id, s) for s in found]
 
 
 def eraser_for(
@@ -219,7 +229,16 @@ def eraser_for(
     from cem.sealing import platform_key_for
 
     key = platform_key_for(settings)
-    return CustomerEraser(identity, opener.vault, key, opener.cache, warehouse, forget_opened)
+    rules = (lambda: identity.rules) if identity is not None else default_rules
+    return CustomerEraser(
+        identity,
+        opener.vault,
+        key,
+        opener.cache,
+        warehouse,
+        forget_opened,
+        subject_of=subject_function(rules),
+    )
 
 
 # The main process's consumer group over `filings` deleting the rows of the erasures the embedded

@@ -8,6 +8,7 @@ same function signature.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from schemas.envelope import CustomerRef, Event
 from schemas.families import filed_customer
@@ -62,6 +63,16 @@ def split_key(key: str) -> tuple[str, str]:
         if key.startswith(prefix) and sep and namespace and value:
             return f"external:{namespace}", value
     return "customer_id", key
+
+
+def customer_member(key: str) -> dict[str, Any]:
+    """The `customer` member of an event holding only the identifier a key names (`split_key`):
+    `anon:dev-1` -> `{"anonymous_id": "dev-1"}`, `ext:shop:1` -> `{"external_ids": {"shop":
+    "1"}}`, an id with a `:` of its own -> `{"customer_id": …}`. Erasing a customer known only by
+    its key names its sealing subject from it, as the sealing publisher named its events'."""
+    kind, value = split_key(key)
+    namespace = kind.removeprefix("external:")
+    return {"external_ids": {namespace: value}} if namespace != kind else {kind: value}
 
 
 def identifiers(ref: CustomerRef) -> list[tuple[str, str]]:

@@ -19,6 +19,7 @@ from cem.direct_ingest import TimedConsumed
 from cem.erasure import KEYS_DESTROYED, CustomerEraser, delete_erased_rows
 from cem.faust_worker import WorkerSettings, file_until_done
 from cem.sealing import NEVER_SEALED, subject_function
+from kernel.customer_key import customer_key
 from kernel.decoding import SharedDecoder
 from kernel.filings import CUSTOMER_HEADER, file_batch
 from kernel.ports import FILINGS_TOPIC, TOUCHPOINTS_TOPIC, Consumed, WarehouseUnavailable
@@ -32,6 +33,7 @@ from kernel.sealing import (
     opening_decode,
 )
 from kernel.shredding import ERASED, TenantKeyring, open_sealed, sealed_key_id, subject_key_id
+from schemas.envelope import CustomerRef
 from schemas.families import filed_subject
 from schemas.validate import accept, encode
 from services.identity.errors import CustomerNotFound
@@ -286,7 +288,7 @@ def test_the_keys_destroyed_are_those_the_events_were_sealed_under(pipeline: Pip
 def test_without_identity_the_customer_keys_subject_is_destroyed() -> None:
     vault, cache = MemoryKeyVault(PLATFORM_KEY), KeyCache()
     keys = TenantKeyring(PLATFORM_KEY).of(TENANT)
-    held = subject_key_id(keys, f"email:{EMAIL}")
+    held = subject_key_id(keys, "email:luciaperez@gmail.com")  # sealed as identity spells it
     vault.get_or_create(TENANT, held)
     eraser = CustomerEraser(None, vault, PLATFORM_KEY, cache, None)
     home = f"email:{EMAIL}"
@@ -412,3 +414,30 @@ def test_a_customer_who_comes_back_leaves_the_erased_events_erased(pipeline: Pip
         opening_decode(EventOpener(pipeline.vault, KeyCache())),
     )
     assert not replayed.result.dead_letters
+
+
+@pytest.mark.parametrize(
+    "customer",
+    [
+        {"anonymous_id": "dev-7"},
+        {"external_ids": {"shop": "C:42"}},
+        {"customer_id": "crm:77"},
+        {"email": "Lucia.Perez@gmail.com"},
+        {"phone": "617 345 678"},
+    ],
+)
+def test_without_identity_the_key_names_the_subject_the_events_were_sealed_under(
+    customer: dict[str, Any],
+) -> None:
+    # Rule mode files an event under `customer_key` (`anon:…`, `ext:ns:v`, an id with a colon);
+    # the erasure must destroy the key the sealing publisher named from the same identifier.
+    vault, cache = MemoryKeyVault(PLATFORM_KEY), KeyCache()
+    subject_of = subject_function(lambda: RULES)
+    sealer = EventSealer(vault, PLATFORM_KEY, subject_of, KeyCache(), NEVER_SEALED)
+    [value] = sealer.seal_values([encode(accept(message(customer), TENANT, AT)[0])])
+    home = customer_key(CustomerRef.model_validate(customer))
+    eraser = CustomerEraser(None, vault, PLATFORM_KEY, cache, None, subject_of=subject_of)
+    body = raw_erasure(filed_subject(home) or "", "GDPR request", "key-admin", AT)
+    assert eraser.erase_one(accept(body, TENANT, AT)[0], home) == {KEYS_DESTROYED: 1}
+    opened = EventOpener(vault, KeyCache()).open_event(orjson.loads(value))
+    assert opened[ERASED] is True and opened["customer"] == {}
