@@ -169,6 +169,8 @@ class CustomerEraser:
                 logger.info("erasure %s: identity has no customer %s", event_id, home)
             else:
                 members, key_ids, recorded = list(done.members), list(done.key_ids), True
+                if done.already:
+                    logger.info("erasure %s: %s was erased already", event_id, home)
         counts = {KEYS_DESTROYED: self.vault.destroy(tenant_id, key_ids)}
         if self.cache is not None:
             self.cache.drop(tenant_id, key_ids)
@@ -193,7 +195,7 @@ class CustomerEraser:
                 record = self.identity.erasure_of(tenant_id, home)
             except CustomerNotFound:
                 record = None
-            if record is not None and record["erasure_event_id"] == event_id:
+            if record is not None:  # this erasure's record, or that of the one before it
                 members = self.identity.members(tenant_id, home)
                 key_ids = list(record["key_ids"])
         if self.cache is not None:

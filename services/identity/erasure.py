@@ -11,7 +11,10 @@ actions are sealed under it), each by its vault key id (an HMAC: no identifier i
 
 The keys, the warehouse rows and the count of both are the caller's (`cem.erasure`): run again
 for the same erasure event (a redelivered batch), the command changes nothing and hands back the
-key ids it recorded the first time, so a retry destroys the same keys.
+key ids it recorded the first time, so a retry destroys the same keys. A second erasure of a
+customer already erased (two requests before the first was filed) is the same: nothing changes,
+and it hands back the first one's key ids and the group (`Erasure.already`); its own completion
+is not recorded.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ class Erasure:
     members: tuple[str, ...]
     key_ids: tuple[str, ...]
     counts: dict[str, int]  # members, identifiers erased, identifiers shared (unlinked only)
-    already: bool = False  # recorded before, by the same erasure event
+    already: bool = False  # recorded before, by this erasure event or an earlier one
 
 
 def subjects(erased: list[Identifier], members: list[str]) -> list[str]:
@@ -60,7 +63,10 @@ def erase(
     canonical = state.canonical(customer_id)
     members = state.members(canonical)
     record = state.customer(canonical).erasure
-    if record is not None and record["erasure_event_id"] == erasure_event_id:
+    if record is not None:
+        # Run again for the same event, or a second erasure asked before the first was filed
+        # (both passed the route's 409): the first one's record and keys stand. Recording the
+        # second would replace its key ids with the few a customer without identifiers has.
         return _done(canonical, members, record)
     group = set(members)
     erased: list[Identifier] = []

@@ -286,8 +286,9 @@ class IdentityResolver(Application[UUID]):
     ) -> erasure.Erasure:
         """Forget who the customer is: every identifier of its group unlinked (and suppressed
         unless someone outside the group holds it), the erasure recorded with the data keys to
-        destroy (`services.identity.erasure`). Run again for the same erasure event, it changes
-        nothing and answers as the first time."""
+        destroy (`services.identity.erasure`). Run again, for the same erasure event or for
+        another one of a customer already erased, it changes nothing and answers as the first
+        time."""
         return self._run(
             tenant_id,
             lambda state: erasure.erase(

@@ -441,3 +441,30 @@ def test_without_identity_the_key_names_the_subject_the_events_were_sealed_under
     assert eraser.erase_one(accept(body, TENANT, AT)[0], home) == {KEYS_DESTROYED: 1}
     opened = EventOpener(vault, KeyCache()).open_event(orjson.loads(value))
     assert opened[ERASED] is True and opened["customer"] == {}
+
+
+def test_two_erasures_asked_before_the_first_is_filed_keep_the_first_ones_record() -> None:
+    # Both requests passed the route's 409 (nothing was recorded yet). The second must not
+    # replace the first's key ids (every identifier's) with those of a customer left without any,
+    # and the main process deleting the rows of either must still find the whole group.
+    filing = Pipeline()
+    filing.eraser.warehouse = None
+    lucia, by_phone = filing.file(message({"email": EMAIL}), message({"phone": PHONE}))
+    filing.identity.merge(TENANT, lucia, by_phone, "same person", "key-admin")
+    named = filed_subject(lucia)
+    assert named is not None
+    bodies = [raw_erasure(named, f"GDPR request #{n}", "key-admin", AT) for n in (1, 2)]
+    filing.file(*bodies)  # one batch; two batches go the same way
+    record = filing.identity.erasure_of(TENANT, lucia)
+    assert record is not None and record["erasure_event_id"] == str(bodies[0]["event_id"])
+    keys = TenantKeyring(PLATFORM_KEY).of(TENANT)
+    assert subject_key_id(keys, "email:luciaperez@gmail.com") in record["key_ids"]
+    assert subject_key_id(keys, "phone:+34617345678") in record["key_ids"]
+    assert record["counts"]["identifiers"] == 2 and record["completed"] is not None
+    main = CustomerEraser(filing.identity, filing.vault, PLATFORM_KEY, KeyCache(), None)
+    for body in bodies:
+        main.warehouse = RecordingWarehouse()
+        main.delete_rows(TENANT, lucia, str(body["event_id"]))
+        deleted = {sql.split()[2]: p for sql, p in cast(Any, main.warehouse).commands}
+        members = {v for k, v in deleted["customer_timeline"].items() if k.startswith("member_")}
+        assert members == {lucia, by_phone}
