@@ -15,7 +15,9 @@ appending the filing, hands it here (`kernel.processing.Eraser`). For each erasu
 4. how many keys and rows went is recorded in the identity store (`ErasureCompleted`).
 
 Every step is idempotent, so a redelivered batch erases again and changes nothing more. A store
-that does not answer makes the stage retry the batch (the exception propagates). A customer identity does not know (a key
+that does not answer makes the stage retry the batch (the exception propagates, `OUTAGES`); any
+other error would fail the same way on every retry, so the erasure's record becomes a dead letter
+(`erasure_failed`) and the stage goes on; `cem dead-letters` carries it out again once fixed. A customer identity does not know (a key
 only the warehouse has, a placeholder's; or CEM_IDENTITY=rule) is erased by its key: the subject
 the key names and its rows.
 
@@ -34,12 +36,19 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cem.retention import existing_tables, wait_for_mutations
-from cem.runner import next_offsets
+from cem.runner import next_offsets, write_dead_letters
 from cem.sealing import default_rules, subject_function
 from kernel.customer_key import customer_member
-from kernel.filings import filed_home
-from kernel.ports import FILINGS_TOPIC, EventLog, KeyVault, Warehouse
-from kernel.processing import Decode
+from kernel.filings import ERASURE_FAILED, filed_home
+from kernel.ports import (
+    FILINGS_TOPIC,
+    EventLog,
+    KeyVault,
+    LogUnavailable,
+    Warehouse,
+    WarehouseUnavailable,
+)
+from kernel.processing import DeadLetter, Decode, NotErased, dead_letter
 from kernel.sealing import EventOpener, KeyCache, SubjectOf
 from kernel.settings import CoreSettings
 from kernel.shredding import UNATTRIBUTED, TenantKeyring, subject_key_id
@@ -47,6 +56,7 @@ from schemas.envelope import Event
 from schemas.families import ERASURE_TYPE, CustomerErased
 from services.identity.erasure import subjects
 from services.identity.errors import CustomerNotFound
+from services.identity.filing import TRANSIENT
 from services.identity.resolver import IdentityResolver
 from services.projections.contact_events import CONTACT_EVENTS
 from services.projections.sql import IDENTIFIERS, PROFILE_FACTS, TIMELINE, members_filter
@@ -71,6 +81,9 @@ CUSTOMER_TABLES = (
     TEXT_SENTIMENT_TABLE,
 )
 KEYS_DESTROYED = "keys_destroyed"
+# What makes an erasure be carried out again later with its whole batch, rather than become a dead
+# letter: identity (PostgreSQL, or a conflict), the key vault, or the warehouse not answering.
+OUTAGES = (*TRANSIENT, LogUnavailable, WarehouseUnavailable)
 MUTATIONS_WAIT_S = 60.0
 
 
@@ -150,9 +163,20 @@ class CustomerEraser:
     def key_id_of(self, tenant_id: str, subject: str) -> str:
         return subject_key_id(self._keyring.of(tenant_id), subject)
 
-    def erase(self, erasures: Sequence[tuple[Event, str]]) -> None:
-        for event, home in erasures:
+    def erase(self, erasures: Sequence[tuple[Event, str]]) -> list[NotErased | None]:
+        """Each erasure carried out (None), or why not (`NotErased`: its record becomes a dead
+        letter); an outage propagates, so the whole batch is filed again later."""
+        return [self._attempt(event, home) for event, home in erasures]
+
+    def _attempt(self, event: Event, home: str) -> NotErased | None:
+        try:
             self.erase_one(event, home)
+        except OUTAGES:
+            raise
+        except Exception as exc:  # the same error on every retry: a dead letter, not a stall
+            logger.exception("erasure %s of %s failed; dead-lettered", event.event_id, home)
+            return NotErased(f"erasure failed: {type(exc).__name__}: {exc}")
+        return None
 
     def erase_one(self, event: Event, home: str) -> dict[str, int]:
         """Erase the customer `event` (a `customer.erased`) was filed under; what went."""
@@ -261,10 +285,12 @@ def delete_erased_rows(
     records it consumed. Only a filing whose bytes hold the type's name is decoded (through the
     process's shared decoder, so the projections reuse the event); the type is in clear in every
     form the log holds (sealing keeps it; the type is reserved, so no producer writes it). A
-    failed deletion propagates: the batch is not committed and is read again."""
+    deletion that fails on an outage propagates: the batch is not committed and is read again;
+    one that fails otherwise is a dead letter (`ERASURE_FAILED`), written before the commit."""
     records = event_log.poll(FILINGS_TOPIC, ERASED_ROWS, max_records, timeout_s)
     if not records:
         return 0
+    letters: list[DeadLetter] = []
     for rec in records:
         if _ERASURE_BYTES not in rec.value:
             continue
@@ -277,6 +303,13 @@ def delete_erased_rows(
             )
             continue
         if isinstance(event, Event) and event.type == ERASURE_TYPE and isinstance(home, str):
-            eraser.delete_rows(event.tenant_id, home, str(event.event_id))
+            try:
+                eraser.delete_rows(event.tenant_id, home, str(event.event_id))
+            except OUTAGES:
+                raise
+            except Exception as exc:  # the same error on every retry: a dead letter
+                logger.exception("erasure %s: rows not deleted; dead-lettered", event.event_id)
+                letters.append(dead_letter(ERASED_ROWS, rec, ERASURE_FAILED, exc))
+    write_dead_letters(event_log, eraser.warehouse, letters)
     event_log.commit(FILINGS_TOPIC, ERASED_ROWS, next_offsets(records))
     return len(records)

@@ -37,6 +37,7 @@ from kernel.processing import (
     Decoded,
     Eraser,
     Filer,
+    NotErased,
     Project,
     Unadmitted,
     Unfiled,
@@ -53,6 +54,9 @@ from schemas.validate import encode
 
 # The filing stage's consumer group and its dead letters' stage: it owns the input errors.
 FILING_STAGE = INPUT_ERRORS_OWNER
+# An erasure that failed on an error other than an outage: a dead letter, not filed, so that
+# `cem dead-letters` carries it out again once the cause is fixed.
+ERASURE_FAILED = "erasure_failed"
 CUSTOMER_HEADER = "cem-customer-id"  # the customer (home id) the event is filed under
 SOURCE_PARTITION_HEADER = "cem-source-partition"  # where the touchpoint sits in `touchpoints`
 SOURCE_OFFSET_HEADER = "cem-source-offset"
@@ -97,7 +101,8 @@ def file_batch(
     letter (this stage owns the input errors). The admission, the filer and the eraser are the
     only parts that read or write; when they raise (a store is unavailable), nothing is appended
     or committed and the batch is retried whole. The batch's erasures (`customer.erased`) are
-    carried out before its filings are appended, so the erasure's own filing follows them."""
+    carried out before its filings are appended, so the erasure's own filing follows them; one
+    that fails otherwise than by an outage (`NotErased`) is a dead letter, not filed."""
     decoded = decode_batch(FILING_STAGE, records, decode_record)
     direct = {id(rec) for rec, item in decoded.events if isinstance(item, Unadmitted)}
     admit_batch(decoded, admission)
@@ -108,13 +113,18 @@ def file_batch(
         for event, home in zip(events, homes, strict=True)
         if event.type == ERASURE_TYPE and isinstance(home, str)
     ]
+    failed: dict[int, NotErased] = {}
     if erasures and eraser is not None:
-        eraser.erase(erasures)
+        for (event, _), outcome in zip(erasures, eraser.erase(erasures), strict=True):
+            if outcome is not None:
+                failed[id(event)] = outcome
     batch = FiledBatch(next_offsets=decoded.result.next_offsets)
     batch.dead_letters = decoded.result.dead_letters
     for (rec, item), home in zip(decoded.events, homes, strict=True):
         if isinstance(home, Unfiled):
             batch.dead_letters.append(dead_letter(FILING_STAGE, rec, "unfiled", home))
+        elif (not_erased := failed.get(id(_event_of(item)))) is not None:
+            batch.dead_letters.append(dead_letter(FILING_STAGE, rec, ERASURE_FAILED, not_erased))
         else:
             record = filing_record(rec, _event_of(item), home, direct=id(rec) in direct)
             batch.filings.append(record)

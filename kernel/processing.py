@@ -73,13 +73,20 @@ class Filer(Protocol):
     def file(self, events: Sequence[Event]) -> list[str | Unfiled]: ...
 
 
+class NotErased(Exception):
+    """Why one erasure could not be carried out, an outage aside (a bug, a table the deletions
+    do not fit): its record becomes a dead letter and is not filed, so the stage goes on."""
+
+
 class Eraser(Protocol):
     """Carries out the erasures a batch holds (`customer.erased` events, each with the customer
     it was filed under): the filing stage owns the identity store and the key vault, so it runs
     them when it files them (`cem.erasure`). Idempotent: a redelivered batch erases again and
-    changes nothing more. Raises when a store cannot answer now; the batch is then retried."""
+    changes nothing more. Returns one answer per erasure, in order: None when carried out, or
+    `NotErased` (a dead letter). Raises when a store cannot answer now; the batch is then
+    retried."""
 
-    def erase(self, erasures: Sequence[tuple[Event, str]]) -> None: ...
+    def erase(self, erasures: Sequence[tuple[Event, str]]) -> list[NotErased | None]: ...
 
 
 def file_events(events: Sequence[Event], filer: Filer | None) -> list[str | Unfiled]:
