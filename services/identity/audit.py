@@ -120,6 +120,7 @@ ACTIONS = tuple(
         Customer.CustomersSplit,
         Customer.RestoredBySplit,
         Customer.Erased,
+        Customer.NamesForgotten,
         Customer.ErasureCompleted,
     )
 )

@@ -99,6 +99,12 @@ class Customer(Aggregate):
         key_ids: list[str]  # the vault's names of the keys to destroy (HMACs, no subject)
         counts: dict[str, int]
 
+    class NamesForgotten(Aggregate.Event):
+        """A customer merged into one that was erased (`Erased` is on the canonical customer):
+        the names its touchpoints carried stop being evidence too."""
+
+        erasure_event_id: str
+
     class ErasureCompleted(Aggregate.Event):
         """The keys and warehouse rows of an erasure are gone: how many of each."""
 
@@ -212,6 +218,10 @@ class Customer(Aggregate):
         }
         # The names its touchpoints carried stop being evidence of who it is (`policy`); the
         # `NameRecorded` events stay in the store (docs/erasure.md, "What erasure leaves").
+        self.names.clear()
+
+    @event(NamesForgotten)
+    def forget_names(self, erasure_event_id: str) -> None:
         self.names.clear()
 
     @event(ErasureCompleted)

@@ -59,7 +59,8 @@ def erase(
     key_id_of: KeyIdOf,
 ) -> Erasure:
     """Unlink (and suppress, unless shared outside the group) every identifier of the
-    customer's group and record the erasure on its canonical customer."""
+    customer's group, drop the names every member recorded, and record the erasure on its
+    canonical customer."""
     canonical = state.canonical(customer_id)
     members = state.members(canonical)
     record = state.customer(canonical).erasure
@@ -87,6 +88,10 @@ def erase(
             index.release(customer_id=member, reason=reason, actor=actor)
             if not outside and not index.suppressed:
                 index.suppress(reason=reason, actor=actor)
+    for member in members:  # the canonical one's names go with its `Erased`
+        customer = state.customer(member)
+        if member != canonical and customer.names:
+            customer.forget_names(erasure_event_id=erasure_event_id)
     tenant_id = state.tenant_id
     key_ids = list(dict.fromkeys(key_id_of(tenant_id, s) for s in subjects(erased, members)))
     counts = {"members": len(members), "identifiers": len(erased), "shared": len(shared)}

@@ -45,6 +45,7 @@ from schemas.validate import accept, encode
 from services.identity.errors import CustomerNotFound
 from services.identity.filing import IdentityFiler
 from services.identity.rules import IdentityRules, TenantRules
+from services.identity.state import IdentityState
 from services.projections.timeline import to_timeline_rows
 from services.query_api.routers.erasure import raw_erasure
 from tests.events import event
@@ -561,3 +562,21 @@ def test_the_main_process_dead_letters_a_deletion_that_fails_on_a_bug() -> None:
         "erased-rows"
     ]
     assert delete_erased_rows(log, broken, decode, timeout_s=0) == 0  # committed: it goes on
+
+
+def test_every_members_recorded_names_are_forgotten(pipeline: Pipeline) -> None:
+    # A merged-in customer's names are evidence of who the group is (`policy`) as much as the
+    # canonical one's: an erasure drops them all.
+    named = {"text": WORDS, "attributes": {"name": "Lucía Pérez Gómez"}}
+    lucia, by_phone = pipeline.file(
+        event("message.received", "chat", {"email": EMAIL}, AT, named, touchpoint="chat_web"),
+        event("message.received", "chat", {"phone": PHONE}, AT, named, touchpoint="chat_web"),
+    )
+    pipeline.identity.merge(TENANT, lucia, by_phone, "same person", "key-admin")
+    state = IdentityState(pipeline.identity.repository, TENANT)
+    assert state.customer(by_phone).names and state.customer(lucia).names
+    pipeline.erase(lucia)
+    state = IdentityState(pipeline.identity.repository, TENANT)  # read again from the store
+    assert state.customer(lucia).names == [] and state.customer(by_phone).names == []
+    actions = [e.action for e in pipeline.identity.history(TENANT, by_phone)]
+    assert "names_forgotten" in actions
