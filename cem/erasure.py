@@ -183,7 +183,7 @@ class CustomerEraser:
         tenant_id, event_id = event.tenant_id, str(event.event_id)
         asked = CustomerErased.model_validate(event.payload)
         members, key_ids = [home], self._key_ids_of_key(tenant_id, home)
-        recorded = False
+        recorded, destroyed_before = False, False
         if self.identity is not None:
             try:
                 done = self.identity.erase_customer(
@@ -193,9 +193,13 @@ class CustomerEraser:
                 logger.info("erasure %s: identity has no customer %s", event_id, home)
             else:
                 members, key_ids, recorded = list(done.members), list(done.key_ids), True
+                destroyed_before = done.completed
                 if done.already:
                     logger.info("erasure %s: %s was erased already", event_id, home)
-        counts = {KEYS_DESTROYED: self.vault.destroy(tenant_id, key_ids)}
+        # Destroyed and recorded complete before (a batch filed again, a second erasure): not
+        # again, since a subject that came back since has a new key under the same id.
+        destroyed = 0 if destroyed_before else self.vault.destroy(tenant_id, key_ids)
+        counts = {KEYS_DESTROYED: destroyed}
         if self.cache is not None:
             self.cache.drop(tenant_id, key_ids)
         self.forget_opened()

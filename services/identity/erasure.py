@@ -40,6 +40,7 @@ class Erasure:
     key_ids: tuple[str, ...]
     counts: dict[str, int]  # members, identifiers erased, identifiers shared (unlinked only)
     already: bool = False  # recorded before, by this erasure event or an earlier one
+    completed: bool = False  # and its keys and rows were recorded gone (`complete`)
 
 
 def subjects(erased: list[Identifier], members: list[str]) -> list[str]:
@@ -118,7 +119,12 @@ def complete(
 
 def _done(canonical: str, members: list[str], record: dict[str, Any]) -> Erasure:
     return Erasure(
-        canonical, tuple(members), tuple(record["key_ids"]), dict(record["counts"]), already=True
+        canonical,
+        tuple(members),
+        tuple(record["key_ids"]),
+        dict(record["counts"]),
+        already=True,
+        completed=record["completed"] is not None,
     )
 
 

@@ -580,3 +580,19 @@ def test_every_members_recorded_names_are_forgotten(pipeline: Pipeline) -> None:
     assert state.customer(lucia).names == [] and state.customer(by_phone).names == []
     actions = [e.action for e in pipeline.identity.history(TENANT, by_phone)]
     assert "names_forgotten" in actions
+
+
+def test_an_erasure_filed_again_after_the_customer_came_back_keeps_the_new_key(
+    pipeline: Pipeline,
+) -> None:
+    # The batch is filed again (a crash before its commit) once the same email has written
+    # again and has a new key under the erased id: that key is not the erasure's to destroy.
+    pipeline.sealer.cache = pipeline.cache
+    [lucia] = pipeline.file(message({"email": EMAIL}))
+    pipeline.erase(lucia)
+    erasure_record = pipeline.log[-1]
+    pipeline.file(message({"email": EMAIL}, "vuelvo a escribir"))
+    records = [Consumed(TOUCHPOINTS_TOPIC, 0, pipeline.offset, b"k", erasure_record)]
+    file_batch(records, pipeline.filer, opening_decode(pipeline.opener), None, pipeline.eraser)
+    assert pipeline.opened(pipeline.log[2])["payload"]["text"] == "vuelvo a escribir"
+    assert pipeline.opened(pipeline.log[0])[ERASED] is True
