@@ -39,7 +39,7 @@ from cem.retention import existing_tables, wait_for_mutations
 from cem.runner import next_offsets, write_dead_letters
 from cem.sealing import default_rules, subject_function
 from kernel.customer_key import customer_member
-from kernel.filings import ERASURE_FAILED, filed_home
+from kernel.filings import ERASURE_FAILED, FILING_POSITIONS, filed_home
 from kernel.ports import (
     FILINGS_TOPIC,
     EventLog,
@@ -54,10 +54,11 @@ from kernel.settings import CoreSettings
 from kernel.shredding import UNATTRIBUTED, TenantKeyring, subject_key_id
 from schemas.envelope import Event
 from schemas.families import ERASURE_TYPE, CustomerErased
-from services.identity.erasure import subjects
+from services.identity.erasure import recorded_members, subjects
 from services.identity.errors import CustomerNotFound
 from services.identity.filing import TRANSIENT
 from services.identity.resolver import IdentityResolver
+from services.projections.arrivals import ARRIVALS
 from services.projections.contact_events import CONTACT_EVENTS
 from services.projections.sql import IDENTIFIERS, PROFILE_FACTS, TIMELINE, members_filter
 from services.satisfaction.attribution_sql import CUSTOMER_TOUCHPOINTS_TABLE, SERVICE_EVENTS_TABLE
@@ -88,14 +89,26 @@ MUTATIONS_WAIT_S = 60.0
 
 
 def delete_customer_rows(
-    warehouse: Warehouse, tenant_id: str, members: Sequence[str], keep_event_id: str
+    warehouse: Warehouse,
+    tenant_id: str,
+    members: Sequence[str],
+    keep_event_id: str,
+    position: tuple[int, int] | None = None,
 ) -> dict[str, int]:
     """Delete the members' rows from every table that names a customer (the erasure event's own
-    row, `keep_event_id`, stays: it says the customer was erased); returns the rows per table."""
+    row, `keep_event_id`, stays: it says the customer was erased); returns the rows per table.
+    `position`, the erasure filing's arrival position (`FILING_POSITIONS` + partition, offset):
+    the rows of events that arrived after it in that partition stay (`filed_after`)."""
     present = existing_tables(warehouse)
     customers, params = members_filter(list(members))
     params |= {"tenant": tenant_id, "keep": keep_event_id}
     where = f"tenant_id = {{tenant:String}} AND {customers} AND event_id != {{keep:String}}"
+    if position is not None and ARRIVALS in present:
+        later = filed_after(warehouse, where, params, position)
+        names = [f"later_{i}" for i in range(len(later))]
+        if names:
+            params |= dict(zip(names, later, strict=True))
+            where += f" AND event_id NOT IN ({', '.join(f'{{{n}:String}}' for n in names)})"
     counts: dict[str, int] = {}
     if ALERTS_TABLE in present:  # the alerts' lifecycle (notes) first, while the alerts name it
         alerts = warehouse.select(
@@ -114,6 +127,22 @@ def delete_customer_rows(
     if any(counts.values()) and not wait_for_mutations(warehouse, MUTATIONS_WAIT_S):
         logger.warning("erasure: deletions still running in the warehouse; they will finish")
     return counts
+
+
+def filed_after(
+    warehouse: Warehouse, where: str, params: dict[str, Any], position: tuple[int, int]
+) -> list[str]:
+    """The members' events that arrived after `position` in its partition: filed after the
+    erasure (a customer key used again in rule mode, the canonical customer's filings after a
+    merge), so not the erasure's to delete when it is read again (a redelivery, a first run over
+    an old log). A member's filings are keyed by its id, so every filing of the erased customer
+    since the erasure sits in the erasure's own partition, where offsets compare."""
+    rows = warehouse.select(
+        f"""SELECT DISTINCT event_id FROM {ARRIVALS} WHERE {where}
+            AND log_partition = {{after_partition:UInt32}} AND log_offset > {{after_offset:Int64}}""",
+        params | {"after_partition": position[0], "after_offset": position[1]},
+    )
+    return sorted(str(r["event_id"]) for r in rows)
 
 
 def _delete_actions(
@@ -211,11 +240,14 @@ class CustomerEraser:
         logger.info("erasure %s of %s (tenant %s): %s", event_id, home, tenant_id, counts)
         return counts
 
-    def delete_rows(self, tenant_id: str, home: str, event_id: str) -> dict[str, int]:
+    def delete_rows(
+        self, tenant_id: str, home: str, event_id: str, position: tuple[int, int] | None = None
+    ) -> dict[str, int]:
         """The warehouse's part of an erasure another process carried out (the embedded filing
         process): this process's cached keys and opened events dropped, then the group's rows
-        deleted. The group and the keys are read from identity (the erasure recorded them), else
-        the customer's key, as `erase_one` finds them."""
+        deleted. The group and the keys are read from identity (the erasure recorded them, the
+        group as it was then), else the customer's key, as `erase_one` finds them. `position`,
+        where the erasure's filing arrived: rows of events filed after it stay."""
         assert self.warehouse is not None, "deleting rows needs the warehouse"
         members, key_ids = [home], self._key_ids_of_key(tenant_id, home)
         if self.identity is not None:
@@ -224,12 +256,12 @@ class CustomerEraser:
             except CustomerNotFound:
                 record = None
             if record is not None:  # this erasure's record, or that of the one before it
-                members = self.identity.members(tenant_id, home)
+                members = recorded_members(record) or self.identity.members(tenant_id, home)
                 key_ids = list(record["key_ids"])
         if self.cache is not None:
             self.cache.drop(tenant_id, key_ids)
         self.forget_opened()
-        counts = delete_customer_rows(self.warehouse, tenant_id, members, event_id)
+        counts = delete_customer_rows(self.warehouse, tenant_id, members, event_id, position)
         logger.info("erasure %s of %s (tenant %s): rows %s", event_id, home, tenant_id, counts)
         return counts
 
@@ -308,7 +340,8 @@ def delete_erased_rows(
             continue
         if isinstance(event, Event) and event.type == ERASURE_TYPE and isinstance(home, str):
             try:
-                eraser.delete_rows(event.tenant_id, home, str(event.event_id))
+                position = (FILING_POSITIONS + rec.partition, rec.offset)
+                eraser.delete_rows(event.tenant_id, home, str(event.event_id), position)
             except OUTAGES:
                 raise
             except Exception as exc:  # the same error on every retry: a dead letter

@@ -98,6 +98,9 @@ class Customer(Aggregate):
         erasure_event_id: str
         key_ids: list[str]  # the vault's names of the keys to destroy (HMACs, no subject)
         counts: dict[str, int]
+        # The group when erased (opaque ids): whose rows the erasure deletes, even when read
+        # again after a customer was merged in since. Absent from an `Erased` recorded before.
+        members: tuple[str, ...] = ()
 
     class NamesForgotten(Aggregate.Event):
         """A customer merged into one that was erased (`Erased` is on the canonical customer):
@@ -207,6 +210,7 @@ class Customer(Aggregate):
         erasure_event_id: str,
         key_ids: list[str],
         counts: dict[str, int],
+        members: tuple[str, ...] = (),
     ) -> None:
         self.__dict__["_erasure"] = {
             "reason": reason,
@@ -214,6 +218,7 @@ class Customer(Aggregate):
             "erasure_event_id": erasure_event_id,
             "key_ids": list(key_ids),
             "counts": dict(counts),
+            "members": list(members),
             "completed": None,
         }
         # The names its touchpoints carried stop being evidence of who it is (`policy`); the

@@ -102,6 +102,7 @@ def erase(
         erasure_event_id=erasure_event_id,
         key_ids=key_ids,
         counts=counts,
+        members=tuple(members),
     )
     return Erasure(canonical, tuple(members), tuple(key_ids), counts)
 
@@ -120,12 +121,17 @@ def complete(
 def _done(canonical: str, members: list[str], record: dict[str, Any]) -> Erasure:
     return Erasure(
         canonical,
-        tuple(members),
+        tuple(recorded_members(record) or members),
         tuple(record["key_ids"]),
         dict(record["counts"]),
         already=True,
         completed=record["completed"] is not None,
     )
+
+
+def recorded_members(record: dict[str, Any]) -> list[str]:
+    """The group an erasure recorded (empty for one recorded before groups were: read today's)."""
+    return list(record.get("members") or ())
 
 
 def erasure_of(state: IdentityState, customer_id: str) -> dict[str, Any] | None:

@@ -596,3 +596,21 @@ def test_an_erasure_filed_again_after_the_customer_came_back_keeps_the_new_key(
     file_batch(records, pipeline.filer, opening_decode(pipeline.opener), None, pipeline.eraser)
     assert pipeline.opened(pipeline.log[2])["payload"]["text"] == "vuelvo a escribir"
     assert pipeline.opened(pipeline.log[0])[ERASED] is True
+
+
+def test_the_main_process_deletes_the_group_as_it_was_when_erased() -> None:
+    # A customer merged into the erased one since (an admin's merge) keeps its rows when the
+    # `erased-rows` group reads the erasure again or for the first time.
+    filing = Pipeline()
+    filing.eraser.warehouse = None
+    main = CustomerEraser(filing.identity, filing.vault, PLATFORM_KEY, None, RecordingWarehouse())
+    lucia, by_phone, bea = filing.file(
+        message({"email": EMAIL}), message({"phone": PHONE}), message({"email": OTHER})
+    )
+    filing.identity.merge(TENANT, lucia, by_phone, "same person", "key-admin")
+    event_id = filing.erase(lucia)
+    filing.identity.merge(TENANT, lucia, bea, "merged by mistake", "key-admin")
+    main.delete_rows(TENANT, lucia, event_id)
+    deleted = {sql.split()[2]: p for sql, p in cast(Any, main.warehouse).commands}
+    timeline = deleted["customer_timeline"]
+    assert {v for k, v in timeline.items() if k.startswith("member_")} == {lucia, by_phone}
