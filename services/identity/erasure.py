@@ -76,7 +76,7 @@ def erase(
     for member in members:
         customer = state.customer(member)
         for identifier in sorted(customer.links, key=lambda i: (i.kind, i.value)):
-            outside = set(state.claim(identifier).holders) - group
+            outside = _others_of(state, identifier) - group
             (shared if outside else erased).append(identifier)
             customer.unlink(
                 kind=identifier.kind,
@@ -105,6 +105,14 @@ def erase(
         members=tuple(members),
     )
     return Erasure(canonical, tuple(members), tuple(key_ids), counts)
+
+
+def _others_of(state: IdentityState, identifier: Identifier) -> set[str]:
+    """Every customer whose events may be sealed under the identifier's subject: its holders,
+    those it was released from (a recycled mobile's earlier owner) and those that presented it
+    without holding it. One outside the group keeps the key (the identifier is shared)."""
+    claim = state.claim(identifier)
+    return {*claim.holders, *claim.released, *claim.presented_by}
 
 
 def complete(

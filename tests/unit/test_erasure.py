@@ -614,3 +614,21 @@ def test_the_main_process_deletes_the_group_as_it_was_when_erased() -> None:
     deleted = {sql.split()[2]: p for sql, p in cast(Any, main.warehouse).commands}
     timeline = deleted["customer_timeline"]
     assert {v for k, v in timeline.items() if k.startswith("member_")} == {lucia, by_phone}
+
+
+def test_an_identifier_released_by_an_earlier_holder_keeps_its_key(pipeline: Pipeline) -> None:
+    # A mobile number Bea used, then released (a recycled line), and now Lucía's: Bea's events
+    # are sealed under the number's subject too, so erasing Lucía leaves that key to Bea.
+    [bea] = pipeline.file(message({"phone": PHONE}, "soy bea"))
+    holder = pipeline.identity.unlink(TENANT, bea, "phone", "+34617345678", "line", "key-admin")
+    assert holder == bea
+    lucia, by_phone = pipeline.file(
+        message({"email": EMAIL, "phone": PHONE}), message({"phone": PHONE})
+    )
+    assert lucia == by_phone != bea
+    pipeline.erase(lucia)
+    assert pipeline.opened(pipeline.log[0])["customer"]["phone"] == PHONE
+    assert pipeline.opened(pipeline.log[0])["payload"]["text"] == "soy bea"
+    assert pipeline.opened(pipeline.log[1])[ERASED] is True  # her own email's key went
+    record = pipeline.identity.erasure_of(TENANT, lucia)
+    assert record is not None and record["counts"]["shared"] == 1
