@@ -35,7 +35,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from cem.retention import existing_tables, wait_for_mutations
+from cem.retention import Mutations, existing_tables, mutate, wait_for_these_mutations
 from cem.runner import next_offsets, write_dead_letters
 from cem.sealing import default_rules, subject_function
 from kernel.customer_key import customer_member
@@ -110,12 +110,13 @@ def delete_customer_rows(
             params |= dict(zip(names, later, strict=True))
             where += f" AND event_id NOT IN ({', '.join(f'{{{n}:String}}' for n in names)})"
     counts: dict[str, int] = {}
+    ours: Mutations = {}
     if ALERTS_TABLE in present:  # the alerts' lifecycle (notes) first, while the alerts name it
         alerts = warehouse.select(
             f"SELECT DISTINCT alert_id FROM {ALERTS_TABLE} WHERE {where}", params
         )
         counts[ACTIONS_TABLE] = _delete_actions(
-            warehouse, tenant_id, [str(r["alert_id"]) for r in alerts], present
+            warehouse, tenant_id, [str(r["alert_id"]) for r in alerts], present, ours
         )
     for table in (*CUSTOMER_TABLES, ALERTS_TABLE):
         if table not in present:
@@ -123,8 +124,11 @@ def delete_customer_rows(
         found = warehouse.select(f"SELECT count() AS n FROM {table} WHERE {where}", params)
         counts[table] = int(found[0]["n"])
         if counts[table]:
-            warehouse.command(f"ALTER TABLE {table} DELETE WHERE {where}", params)
-    if any(counts.values()) and not wait_for_mutations(warehouse, MUTATIONS_WAIT_S):
+            ours[table] = mutate(
+                warehouse, table, f"ALTER TABLE {table} DELETE WHERE {where}", params
+            )
+    # Only this erasure's own mutations: retention's, or another tenant's, may run for minutes.
+    if ours and not wait_for_these_mutations(warehouse, ours, MUTATIONS_WAIT_S):
         logger.warning("erasure: deletions still running in the warehouse; they will finish")
     return counts
 
@@ -146,7 +150,7 @@ def filed_after(
 
 
 def _delete_actions(
-    warehouse: Warehouse, tenant_id: str, alert_ids: list[str], present: set[str]
+    warehouse: Warehouse, tenant_id: str, alert_ids: list[str], present: set[str], ours: Mutations
 ) -> int:
     if not alert_ids or ACTIONS_TABLE not in present:
         return 0
@@ -157,7 +161,8 @@ def _delete_actions(
     found = warehouse.select(f"SELECT count() AS n FROM {ACTIONS_TABLE} WHERE {where}", params)
     count = int(found[0]["n"])
     if count:
-        warehouse.command(f"ALTER TABLE {ACTIONS_TABLE} DELETE WHERE {where}", params)
+        sql = f"ALTER TABLE {ACTIONS_TABLE} DELETE WHERE {where}"
+        ours[ACTIONS_TABLE] = mutate(warehouse, ACTIONS_TABLE, sql, params)
     return count
 
 

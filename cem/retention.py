@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from cem.adapters.memory_keys import TENANT_PATTERN
 from cem.dead_letters import TABLE as DEAD_LETTERS
@@ -175,6 +175,50 @@ def wait_for_mutations(warehouse: Warehouse, timeout_s: float = 300.0) -> bool:
             return False
         time.sleep(0.2)
     return True
+
+
+Mutations = dict[str, set[str]]  # table -> mutation ids
+
+
+def mutation_ids(warehouse: Warehouse, table: str) -> set[str]:
+    """The ids of the table's mutations the server lists (running or kept after they finished)."""
+    rows = warehouse.select(
+        "SELECT mutation_id FROM system.mutations "
+        "WHERE database = currentDatabase() AND table = {table:String}",
+        {"table": table},
+    )
+    return {str(r["mutation_id"]) for r in rows}
+
+
+def mutate(warehouse: Warehouse, table: str, sql: str, params: dict[str, Any]) -> set[str]:
+    """Run one `ALTER TABLE … DELETE` on `table`; the ids of the mutations it started (those the
+    table lists after it and not before), so a caller waits for its own alone."""
+    before = mutation_ids(warehouse, table)
+    warehouse.command(sql, params)
+    return mutation_ids(warehouse, table) - before
+
+
+def wait_for_these_mutations(warehouse: Warehouse, ours: Mutations, timeout_s: float) -> bool:
+    """Wait until the given mutations are done, whatever else runs in the database (retention's,
+    another erasure's); False if some still run after `timeout_s` (they finish all the same)."""
+    deadline = time.monotonic() + timeout_s
+    while _running(warehouse, ours):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def _running(warehouse: Warehouse, ours: Mutations) -> bool:
+    for table, ids in ours.items():
+        rows = warehouse.select(
+            "SELECT mutation_id FROM system.mutations WHERE database = currentDatabase() "
+            "AND table = {table:String} AND is_done = 0",
+            {"table": table},
+        )
+        if ids & {str(r["mutation_id"]) for r in rows}:
+            return True
+    return False
 
 
 def existing_tables(warehouse: Warehouse) -> set[str]:

@@ -60,23 +60,37 @@ OTHER = "bea.soto@yahoo.es"
 
 
 class RecordingWarehouse:
-    """Answers every count with 2 and every alert list with one alert; keeps the commands."""
+    """Answers every count with 2 and every alert list with one alert; keeps the commands. Each
+    `ALTER` starts a mutation that is done by the next time running mutations are listed."""
 
     def __init__(self) -> None:
         self.commands: list[tuple[str, dict[str, Any]]] = []
         self.inserted: dict[str, list[dict[str, Any]]] = {}
+        self.mutations: list[dict[str, Any]] = []  # table, mutation_id, is_done
+        self.never_done: set[str] = set()  # mutation ids that keep running (retention's)
 
     def select(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         if "system.tables" in sql:
             return [{"name": n} for n in TABLES]
         if "system.mutations" in sql:
-            return [{"n": 0}]
+            return self._mutations(sql, dict(params or {}))
         if "DISTINCT alert_id" in sql:
             return [{"alert_id": "al-1"}]
         return [{"n": 2}]
 
+    def _mutations(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        found = [m for m in self.mutations if params.get("table", m["table"]) == m["table"]]
+        if "is_done = 0" in sql:
+            found = [m for m in found if not m["is_done"]]
+            for m in self.mutations:
+                m["is_done"] = m["mutation_id"] not in self.never_done
+        return [{"n": len(found)}] if "count()" in sql else found
+
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self.commands.append((sql, dict(params or {})))
+        if sql.startswith("ALTER TABLE"):
+            table, n = sql.split()[2], len(self.mutations)
+            self.mutations.append({"table": table, "mutation_id": f"mutation_{n}", "is_done": 0})
 
     def insert(self, table: str, rows: list[dict[str, Any]]) -> None:
         self.inserted.setdefault(table, []).extend(rows)
@@ -632,3 +646,19 @@ def test_an_identifier_released_by_an_earlier_holder_keeps_its_key(pipeline: Pip
     assert pipeline.opened(pipeline.log[1])[ERASED] is True  # her own email's key went
     record = pipeline.identity.erasure_of(TENANT, lucia)
     assert record is not None and record["counts"]["shared"] == 1
+
+
+def test_the_erasure_waits_for_its_own_deletions_not_retentions(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Retention's mutation of the same table still runs (it may for minutes); the erasure waits
+    # until its own are done and goes on, instead of waiting out its bound inside the stage.
+    monkeypatch.setattr("cem.erasure.MUTATIONS_WAIT_S", 1.0)
+    warehouse = pipeline.warehouse
+    warehouse.command("ALTER TABLE customer_timeline DELETE WHERE occurred_at < now()")
+    warehouse.never_done = {"mutation_0"}
+    [lucia] = pipeline.file(message({"email": EMAIL}))
+    pipeline.erase(lucia)
+    assert len(warehouse.mutations) > 1
+    assert all(m["is_done"] for m in warehouse.mutations[1:])  # its own, waited for
+    assert "still running" not in caplog.text
