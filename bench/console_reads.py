@@ -188,7 +188,7 @@ def stream_start(warehouse: ChdbWarehouse) -> Read:
 
 def reads(warehouse: ChdbWarehouse, name: str, unseen: Iterator[Arrival]) -> dict[str, Read]:
     members, at = [name], to_micros(NOW)
-    start = stream_start(warehouse)
+    start, read_start = stream_start(warehouse), arrivals.LatestPositions(warehouse)
     latest = arrivals.latest_positions(warehouse)
     mine = arrivals.arrivals_between(warehouse, TENANT, members, {}, latest)
     behind = back(latest, 1000)  # a console that reconnects after 1,000 arrivals
@@ -205,6 +205,7 @@ def reads(warehouse: ChdbWarehouse, name: str, unseen: Iterator[Arrival]) -> dic
         ),
         "timeline: page and flags": lambda: read_flagged_page(warehouse, TENANT, members, limit=50),
         "timeline (route total)": lambda: timeline_route(warehouse, name, start),
+        "timeline route, 3 queries": lambda: three_queries_route(warehouse, name, read_start),
         "first page (both routes)": lambda: (
             profile_of(warehouse, TENANT, members, NOW),
             timeline_route(warehouse, name, start),
@@ -260,6 +261,14 @@ def timeline_route(warehouse: ChdbWarehouse, name: str, start: Read) -> object:
     """What `GET /v1/customers/{id}/timeline?limit=50` asks the warehouse."""
     start()
     return read_flagged_page(warehouse, TENANT, [name], limit=50)
+
+
+def three_queries_route(warehouse: ChdbWarehouse, name: str, read_start: Read) -> object:
+    """The route as it read before issue 14, for comparison in turns: the stream start read
+    (what arrived after the last answer), the page, the flags apart."""
+    read_start()
+    entries = page(warehouse, name).entries
+    return flag_repeats(warehouse, TENANT, [name], entries)
 
 
 def report(warehouse: ChdbWarehouse, runs: int) -> None:
