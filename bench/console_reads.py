@@ -38,8 +38,9 @@ from schemas.validate import accept
 from services.projections import arrivals
 from services.projections.arrivals import Arrival
 from services.projections.projection import ProjectionsProjection
-from services.projections.repeat_contact_sql import flag_page, read_repeat_contact
+from services.projections.repeat_contact_sql import flag_repeats, read_repeat_contact
 from services.projections.sql import find_customers, read_profile, read_timeline, sightings_of
+from services.projections.timeline_page_sql import read_flagged_page
 from services.projections.value_sql import read_signals
 from services.query_api.routers.customers import profile_of
 from services.query_api.stream import _flagged_entries
@@ -180,15 +181,14 @@ def copy_block(warehouse: ChdbWarehouse, table: str, copies: int, span: int) -> 
 
 # --- the reads -------------------------------------------------------------------------------
 def stream_start(warehouse: ChdbWarehouse) -> Read:
-    """How the timeline route reads where a stream starts, in the code being measured: a reader
-    remembering how far arrivals went, where the code has one (else the whole-table read)."""
-    remembering = getattr(arrivals, "LatestPositions", None)
-    return remembering(warehouse) if remembering else lambda: arrivals.latest_positions(warehouse)
+    """How the timeline route finds where a stream starts, embedded: from the positions the
+    projections tell the app (one read, then memory; nothing is stored while the bench runs)."""
+    return arrivals.LatestPositions(warehouse, told=True)
 
 
 def reads(warehouse: ChdbWarehouse, name: str, unseen: Iterator[Arrival]) -> dict[str, Read]:
     members, at = [name], to_micros(NOW)
-    start = stream_start(warehouse)
+    start, read_start = stream_start(warehouse), arrivals.LatestPositions(warehouse)
     latest = arrivals.latest_positions(warehouse)
     mine = arrivals.arrivals_between(warehouse, TENANT, members, {}, latest)
     behind = back(latest, 1000)  # a console that reconnects after 1,000 arrivals
@@ -200,8 +200,12 @@ def reads(warehouse: ChdbWarehouse, name: str, unseen: Iterator[Arrival]) -> dic
         "timeline: stream start": start,
         "stream: start (whole table)": lambda: arrivals.latest_positions(warehouse),
         "timeline: first page": lambda: read_timeline(warehouse, TENANT, members, limit=50),
-        "timeline: repeat flags": lambda: flag_page(warehouse, TENANT, members, page(warehouse, name)),
+        "timeline: repeat flags apart": lambda: flag_repeats(
+            warehouse, TENANT, members, page(warehouse, name).entries
+        ),
+        "timeline: page and flags": lambda: read_flagged_page(warehouse, TENANT, members, limit=50),
         "timeline (route total)": lambda: timeline_route(warehouse, name, start),
+        "timeline route, 3 queries": lambda: three_queries_route(warehouse, name, read_start),
         "first page (both routes)": lambda: (
             profile_of(warehouse, TENANT, members, NOW),
             timeline_route(warehouse, name, start),
@@ -256,7 +260,15 @@ def page(warehouse: ChdbWarehouse, name: str) -> Any:
 def timeline_route(warehouse: ChdbWarehouse, name: str, start: Read) -> object:
     """What `GET /v1/customers/{id}/timeline?limit=50` asks the warehouse."""
     start()
-    return flag_page(warehouse, TENANT, [name], page(warehouse, name))
+    return read_flagged_page(warehouse, TENANT, [name], limit=50)
+
+
+def three_queries_route(warehouse: ChdbWarehouse, name: str, read_start: Read) -> object:
+    """The route as it read before issue 14, for comparison in turns: the stream start read
+    (what arrived after the last answer), the page, the flags apart."""
+    read_start()
+    entries = page(warehouse, name).entries
+    return flag_repeats(warehouse, TENANT, [name], entries)
 
 
 def report(warehouse: ChdbWarehouse, runs: int) -> None:

@@ -6,7 +6,6 @@ Nothing is built at import time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +53,7 @@ from kernel.ports import (
     Warehouse,
 )
 from kernel.private_files import private_dir
-from kernel.processing import Eraser, Projection
+from kernel.processing import Eraser, Projection, Rows
 from kernel.sealing import KeyCache
 from kernel.secrets import SecretBox
 from kernel.settings import CoreSettings, IngestSettings
@@ -62,7 +61,7 @@ from kernel.wakeup import Wakeup
 from services.identity.filing import IdentityFiler
 from services.identity.resolver import IdentityResolver
 from services.identity.settings import IdentitySettings
-from services.projections.arrivals import ARRIVALS
+from services.projections.arrivals import ARRIVALS, LatestPositions, positions_of
 from services.projections.projection import ProjectionsProjection
 from services.satisfaction.projection import SatisfactionProjection
 
@@ -108,6 +107,8 @@ class Platform:
     decoder: SharedDecoder = field(init=False, default_factory=SharedDecoder)
     # Told when a projection stored stream arrivals: live streams poll at once (kernel/wakeup.py).
     arrivals_stored: Wakeup = field(init=False, default_factory=Wakeup)
+    # And where they reached: a first timeline page's stream cursor, without a query.
+    latest_arrivals: LatestPositions = field(init=False)
     # The filing stage's own process, when `start(filing_process=True)` started one.
     filing_process: FilingProcess | None = field(init=False, default=None)
 
@@ -115,6 +116,7 @@ class Platform:
         # One filer (the filing stage's) and one decoder for every runner: the projections read
         # the events the filing stage decoded from memory (a filing holds its touchpoint's bytes).
         self.filer = IdentityFiler(self.identity) if self.identity is not None else None
+        self.latest_arrivals = LatestPositions(self.warehouse, told=True)
 
     def start(self, *, filing_process: bool = False) -> None:
         """Start the runners. `filing_process`: the filing stage in a process of its own
@@ -167,8 +169,9 @@ class Platform:
             )
         self.app.state.readiness["filing"] = self.filing_process.check
 
-    def _wake_streams(self, tables: Sequence[str]) -> None:
-        if ARRIVALS in tables:
+    def _wake_streams(self, stored: Rows) -> None:
+        if ARRIVALS in stored:
+            self.latest_arrivals.stored(positions_of(stored[ARRIVALS]))
             self.arrivals_stored.notify()
 
     def stop(self) -> None:
@@ -307,6 +310,7 @@ def create_app(platform: Platform) -> FastAPI:
         "accounts": Accounts(platform.users, platform.clock) if platform.users else None,
         "access_audit": platform.access_audit,
         "arrivals_stored": platform.arrivals_stored,
+        "latest_arrivals": platform.latest_arrivals,
         "log_sealed": platform.settings.seal_personal_data,
     }
     for name, value in state.items():

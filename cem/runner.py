@@ -30,6 +30,7 @@ from kernel.processing import (
     Eraser,
     Filer,
     Projection,
+    Rows,
     decode_value,
 )
 
@@ -130,18 +131,18 @@ def run_once(
     timeout_s: float = 0.2,
     topic: str = FILINGS_TOPIC,
     decode_record: Decode = decode_value,
-    on_stored: Callable[[Sequence[str]], None] | None = None,
+    on_stored: Callable[[Rows], None] | None = None,
 ) -> int:
     """Project one batch of filings; returns how many records it consumed. `decode_record`
     (default: decode the bytes) lets the runners of one process share decoded events;
-    `on_stored` hears which tables received rows, once they are inserted."""
+    `on_stored` hears the rows of each table that received some, once they are inserted."""
     records = event_log.poll(topic, projection.name, max_records, timeout_s)
     if not records:
         return 0
     result = project_filings(projection.name, records, projection.rows, decode_record)
-    stored = [table for table, rows in result.rows.items() if rows]
-    for table in stored:
-        warehouse.insert(table, result.rows[table])
+    stored: Rows = {table: rows for table, rows in result.rows.items() if rows}
+    for table, rows in stored.items():
+        warehouse.insert(table, rows)
     if on_stored is not None and stored:
         on_stored(stored)
     write_dead_letters(event_log, warehouse, result.dead_letters)
@@ -195,7 +196,7 @@ def projection_runner(
     warehouse: Warehouse,
     projection: Projection,
     decode_record: Decode = decode_value,
-    on_stored: Callable[[Sequence[str]], None] | None = None,
+    on_stored: Callable[[Rows], None] | None = None,
 ) -> Runner:
     """One projection over `filings` in a thread."""
     return Runner(

@@ -8,7 +8,7 @@ does. Only the table name, the fixed type list and the members fragment are form
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from kernel.ports import Warehouse
@@ -22,7 +22,7 @@ from services.projections.repeat_contact import (
     repeats,
 )
 from services.projections.sql import TIMELINE, Members, members_filter
-from services.projections.timeline import TimelineEntry, TimelinePage
+from services.projections.timeline import TimelineEntry
 
 # The profile looks at the customer's latest events of the contact types, not the whole history.
 PROFILE_CONTACT_EVENTS = 200
@@ -30,7 +30,7 @@ PROFILE_CONTACT_EVENTS = 200
 # contact events in the week before it.
 MAX_CONTACT_ROWS = 10_000
 
-_CANDIDATES = "tenant_id = {{tenant_id:String}} AND {members} AND type IN ({types})"
+CANDIDATES = "tenant_id = {{tenant_id:String}} AND {members} AND type IN ({types})"
 _IN_RANGE = "derived_at >= {{since:Int64}} AND derived_at <= {{until:Int64}}"
 _CONVERSATION_ROWS = """SELECT <columns>
 FROM {table}
@@ -59,7 +59,7 @@ def conversation_rows_query(columns: str, candidates: str, order: str) -> str:
 CONTACTS_QUERY = conversation_rows_query(
     """event_id, derived_at, channel, type, touchpoint, correlation_id,
        payload_json""",
-    _CANDIDATES,
+    CANDIDATES,
     "derived_at DESC, event_id DESC",
 )
 
@@ -69,14 +69,16 @@ FROM (
     ORDER BY derived_at DESC, event_id DESC
     LIMIT 1 BY event_id
     LIMIT {max_rows}
-)""".replace("CANDIDATES", _CANDIDATES)
+)""".replace("CANDIDATES", CANDIDATES)
 
-_TYPES = ", ".join(f"'{t}'" for t in CONTACT_TYPES)
+CONTACT_TYPES_SQL = ", ".join(f"'{t}'" for t in CONTACT_TYPES)
 
 
 def _sql(template: str, customer: Members, max_rows: int) -> tuple[str, dict[str, Any]]:
     members, params = members_filter(customer)
-    sql = template.format(table=TIMELINE, members=members, types=_TYPES, max_rows=max_rows)
+    sql = template.format(
+        table=TIMELINE, members=members, types=CONTACT_TYPES_SQL, max_rows=max_rows
+    )
     return sql, params
 
 
@@ -103,25 +105,48 @@ def read_repeat_contact(
     return latest_repeat([c for c in contacts_of(rows) if c.at >= since])
 
 
+def flag_range(entries: Sequence[TimelineEntry]) -> tuple[int, int] | None:
+    """The range (epoch micros, inclusive) whose contact rows flag the entries: from a week
+    before their first contact-type entry to their last; None when they have none."""
+    times = [to_micros(e.derived_at) for e in entries if e.type in CONTACT_TYPES]
+    return (min(times) - WINDOW_MICROS, max(times)) if times else None
+
+
 def flag_repeats(
     warehouse: Warehouse, tenant_id: str, customer: Members, entries: Sequence[TimelineEntry]
 ) -> list[TimelineEntry]:
     """The entries, each contact that repeats an earlier one within the window carrying
     `repeat_of` (the earlier contact may be older than every entry given)."""
-    times = [to_micros(e.derived_at) for e in entries if e.type in CONTACT_TYPES]
-    if not times:
+    bounds = flag_range(entries)
+    if bounds is None:
         return list(entries)
-    rows = read_contact_rows(warehouse, tenant_id, customer, min(times) - WINDOW_MICROS, max(times))
-    found = repeats(contacts_of(rows))
+    return flagged(entries, read_contact_rows(warehouse, tenant_id, customer, *bounds))
+
+
+def flagged(
+    entries: Sequence[TimelineEntry], contact_rows: Iterable[Mapping[str, Any]]
+) -> list[TimelineEntry]:
+    """The entries flagged from the contact rows of their `flag_range` (`read_contact_rows`)."""
+    found = repeats(contacts_of(contact_rows))
     return [
         e.model_copy(update={"repeat_of": found[e.event_id].event_id}) if e.event_id in found else e
         for e in entries
     ]
 
 
-def flag_page(
-    warehouse: Warehouse, tenant_id: str, customer: Members, page: TimelinePage
-) -> TimelinePage:
-    """A timeline page with its repeat contacts flagged."""
-    entries = flag_repeats(warehouse, tenant_id, customer, page.entries)
-    return page.model_copy(update={"entries": entries})
+def conversation_rows(
+    rows: Iterable[Mapping[str, Any]], since: int, until: int
+) -> list[Mapping[str, Any]]:
+    """What `read_contact_rows(since, until)` returns, taken from contact rows read beyond the
+    range (every one of the customer's up to `until` at least): the rows in the range and the
+    earlier rows of their conversations, each event once, newest first, as many as it keeps."""
+    in_range = [r for r in rows if since <= r["derived_at"] <= until]
+    talks = {r["correlation_id"] for r in in_range} - {""}
+    earlier = [r for r in rows if r["derived_at"] < since and r["correlation_id"] in talks]
+    ordered = sorted([*in_range, *earlier], key=_newest, reverse=True)
+    once = {r["event_id"]: r for r in reversed(ordered)}  # the first of each event wins
+    return sorted(once.values(), key=_newest, reverse=True)[:MAX_CONTACT_ROWS]
+
+
+def _newest(row: Mapping[str, Any]) -> tuple[int, str]:
+    return row["derived_at"], row["event_id"]

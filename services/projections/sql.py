@@ -125,8 +125,18 @@ def timeline_query(
 def _rows_query(
     tenant_id: str, customer: Members, filters: TimelineFilter, cursor: Cursor | None, rows: int
 ) -> tuple[str, dict[str, Any]]:
+    members, where, params = page_where(tenant_id, customer, filters, cursor)
+    sql = TIMELINE_QUERY.format(table=TIMELINE, members=members, conditions=where)
+    return sql, params | {"limit": rows}
+
+
+def page_where(
+    tenant_id: str, customer: Members, filters: TimelineFilter, cursor: Cursor | None
+) -> tuple[str, str, dict[str, Any]]:
+    """What selects a page's rows: the members fragment, the further conditions (each on a line
+    of its own, starting with AND) and the parameters of both."""
     members, member_params = members_filter(customer)
-    params: dict[str, Any] = {"tenant_id": tenant_id, **member_params, "limit": rows}
+    params: dict[str, Any] = {"tenant_id": tenant_id, **member_params}
     conditions = []
     for fragment, values in (
         any_of_filter("channel", filters.channels, "channel"),
@@ -143,9 +153,7 @@ def _rows_query(
     if cursor is not None:
         conditions.append(_AFTER_CURSOR)
         params.update(cursor_at=cursor.derived_at, cursor_id=cursor.event_id)
-    where = "".join(f"\n  AND {c}" for c in conditions)
-    sql = TIMELINE_QUERY.format(table=TIMELINE, members=members, conditions=where)
-    return sql, params
+    return members, "".join(f"\n  AND {c}" for c in conditions), params
 
 
 def customer_exists(warehouse: Warehouse, tenant_id: str, customer: Members) -> bool:
@@ -166,10 +174,13 @@ def read_timeline(
     filters: TimelineFilter | None = None,
     cursor: Cursor | None = None,
     limit: int = 50,
+    first: list[dict[str, Any]] | None = None,
 ) -> TimelinePage | None:
     """A page of the customer's timeline (every member's events), newest first; None if the tenant
-    has no such customer."""
-    rows = newest_rows(warehouse, tenant_id, customer, filters or TimelineFilter(), cursor, limit)
+    has no such customer. `first`: the rows of the page's first query, when the caller read them
+    (newest first, as `timeline_query` asks)."""
+    filters = filters or TimelineFilter()
+    rows = newest_rows(warehouse, tenant_id, customer, filters, cursor, limit, first)
     page = page_from_rows(rows, limit)
     if not page.entries and not customer_exists(warehouse, tenant_id, customer):
         return None
@@ -183,23 +194,26 @@ def newest_rows(
     filters: TimelineFilter,
     cursor: Cursor | None,
     limit: int,
+    found: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Up to limit + 1 distinct timeline rows after the cursor, newest first. Until merges
     collapse them, the copies of a re-inserted batch come back too: the first of each event is
     kept, as `LIMIT 1 BY event_id` would, and when copies left the answer short, the rows after
-    the last one read are read next (copies sort together, so each query moves past them)."""
+    the last one read are read next (copies sort together, so each query moves past them).
+    `found`: the answer of the first query, already read."""
     wanted, seen = limit + 1, set[str]()
     rows: list[dict[str, Any]] = []
     while True:
         asked = wanted - len(rows)
-        found = warehouse.select(*_rows_query(tenant_id, customer, filters, cursor, asked))
+        if found is None:
+            found = warehouse.select(*_rows_query(tenant_id, customer, filters, cursor, asked))
         for row in found:
             if row["event_id"] not in seen:
                 seen.add(row["event_id"])
                 rows.append(row)
         if len(found) < asked or len(rows) >= wanted:
             return rows[:wanted]
-        cursor = Cursor(found[-1]["derived_at"], found[-1]["event_id"])
+        cursor, found = Cursor(found[-1]["derived_at"], found[-1]["event_id"]), None
 
 
 EVENT_QUERY = """SELECT customer_id, event_id, derived_at, occurred_at, received_at, clock_corrected,

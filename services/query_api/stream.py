@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
@@ -31,6 +32,7 @@ from kernel.ports import Warehouse
 from kernel.wakeup import Wakeup
 from services.projections.arrivals import (
     MAX_CATCH_UP,
+    MAX_POLL,
     Arrival,
     Positions,
     advance,
@@ -80,6 +82,8 @@ class StreamHub:
         # stored, so the hub polls at once instead of at its next tick (kernel/wakeup.py).
         self.warehouse, self.poll_s, self.wakeup = warehouse, poll_s, wakeup
         self.watermark: Positions | None = None
+        # When the read that moved the watermark last began (time.monotonic()).
+        self.read_at: float | None = None
         self.by_customer: dict[tuple[str, str], set[Subscription]] = {}
         self.task: asyncio.Task[None] | None = None
         self.lock = asyncio.Lock()
@@ -92,8 +96,9 @@ class StreamHub:
             if self.task is None or self.task.done():
                 # Idle until now: the old watermark is stale, and no open stream depends on it.
                 # The old watermark is a floor: positions only grow (latest_positions).
-                floor = self.watermark or {}
+                floor, began = self.watermark or {}, time.monotonic()
                 self.watermark = await asyncio.to_thread(latest_positions, self.warehouse, floor)
+                self.read_at = began
             assert self.watermark is not None
             subscription = Subscription(tenant_id, tuple(members))
             for member in subscription.members:
@@ -109,6 +114,15 @@ class StreamHub:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    def recent(self, max_age_s: float) -> Positions | None:
+        """The watermark while the hub polls, if the read that moved it last began at most
+        `max_age_s` ago (every arrival up to it was visible then); else None. Any thread."""
+        read_at, watermark = self.read_at, self.watermark
+        running = self.task is not None and not self.task.done()
+        if not running or read_at is None or watermark is None:
+            return None
+        return dict(watermark) if time.monotonic() - read_at <= max_age_s else None
 
     def unsubscribe(self, subscription: Subscription) -> None:
         for member in subscription.members:
@@ -139,6 +153,7 @@ class StreamHub:
     async def _poll_once(self) -> None:
         async with self.lock:
             assert self.watermark is not None
+            began = time.monotonic()
             arrivals = await asyncio.to_thread(poll_arrivals, self.warehouse, self.watermark)
             followed = [a for a in arrivals if (a.tenant_id, a.customer_id) in self.by_customer]
             earlier: Earlier = set()
@@ -147,6 +162,8 @@ class StreamHub:
                     earlier_arrivals, self.warehouse, followed, self.watermark
                 )
             self.dispatch(arrivals, earlier)
+            if len(arrivals) < MAX_POLL:  # else more had arrived than one poll reads
+                self.read_at = began
 
     def dispatch(self, arrivals: Sequence[Arrival], earlier: Earlier | None = None) -> None:
         """Hand each arrival to its customer's streams, except repeats of what arrived at or

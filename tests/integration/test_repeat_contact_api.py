@@ -19,6 +19,7 @@ from cem.adapters.memory_access_audit import MemoryAccessAudit
 from cem.adapters.memory_keys import MemoryKeyStore
 from cem.runner import ensure_tables
 from schemas.validate import accept
+from services.projections.arrivals import LatestPositions, encode_positions, latest_positions
 from services.projections.projection import ProjectionsProjection
 from services.query_api.routers.customers import router
 from services.satisfaction.projection import SatisfactionProjection
@@ -124,3 +125,37 @@ def test_the_flags_are_in_the_openapi_models(app: FastAPI) -> None:
     assert {"definition", "window_days", "contact", "earlier"} <= set(
         schemas["RepeatContact"]["properties"]
     )
+
+
+class CountingWarehouse:
+    """The app's warehouse, counting the queries asked of it."""
+
+    def __init__(self, inner: ChdbWarehouse) -> None:
+        self.inner, self.selects = inner, 0
+
+    def select(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        self.selects += 1
+        return self.inner.select(sql, params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_each_page_with_its_flags_and_stream_cursor_is_one_query(
+    app: FastAPI, agent: TestClient
+) -> None:
+    first, viewed, second = ingest(app, [call(0), page_view(1), call(3)])
+    counting = app.state.warehouse = CountingWarehouse(app.state.warehouse)
+    # As the embedded platform has it: its projections tell where the arrivals they store reach.
+    app.state.latest_arrivals = LatestPositions(counting, told=True)  # type: ignore[arg-type]
+    assert repeat_of(agent) == {second: first, viewed: None, first: None}  # reads them once
+    counting.selects = 0
+    page = agent.get("/v1/customers/cust-9/timeline", params={"limit": 2}).json()
+    assert counting.selects == 1
+    assert [e["repeat_of"] for e in page["entries"]] == [first, None]
+    assert page["stream_cursor"] == encode_positions(latest_positions(app.state.warehouse.inner))
+    counting.selects = 0
+    params = {"limit": 2, "cursor": page["next_cursor"]}
+    older = agent.get("/v1/customers/cust-9/timeline", params=params).json()
+    assert counting.selects == 1
+    assert [(e["event_id"], e["repeat_of"]) for e in older["entries"]] == [(first, None)]

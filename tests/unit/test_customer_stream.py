@@ -14,7 +14,13 @@ import pytest
 
 from kernel.wakeup import Wakeup
 from services.projections import arrivals as arrivals_module
-from services.projections.arrivals import Arrival, decode_positions, encode_positions
+from services.projections.arrivals import (
+    Arrival,
+    LatestPositions,
+    decode_positions,
+    encode_positions,
+    positions_of,
+)
 from services.query_api import stream as stream_module
 from services.query_api.stream import CustomerStream, StreamHub
 
@@ -286,3 +292,46 @@ def test_a_stopped_hub_polls_no_more() -> None:
 
     done, after_stop, later = asyncio.run(scenario())
     assert done and later == after_stop
+
+
+def test_a_polling_hubs_watermark_is_recent_and_a_stopped_hubs_is_not() -> None:
+    """What a first timeline page may take as its stream cursor instead of a read: the watermark
+    of a hub that polls, every arrival up to which was visible when its last read began."""
+    twin = ArrivalsTwin()
+    twin.add(0, 0)
+
+    async def scenario() -> list[dict[int, int] | None]:
+        hub = StreamHub(twin, poll_s=0.01)  # type: ignore[arg-type]
+        before = hub.recent(60.0)  # no stream yet: the hub has read nothing
+        await hub.subscribe(TENANT, [CUSTOMER])
+        twin.add(1, 7)
+        await asyncio.sleep(0.1)  # polls
+        polling = hub.recent(60.0)
+        await hub.stop()
+        return [before, polling, hub.recent(60.0)]
+
+    assert asyncio.run(scenario()) == [None, {0: 0, 1: 7}, None]
+
+
+def test_told_latest_positions_read_once_then_answer_from_memory() -> None:
+    """Embedded, the projections tell the app each arrival they store: after one read for what
+    was stored before, a first timeline page's stream cursor costs no query."""
+    twin = ArrivalsTwin()
+    twin.add(0, 3)
+    reads = 0
+    select = twin.select
+
+    def counting(sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        nonlocal reads
+        reads += 1
+        return select(sql, params)
+
+    twin.select = counting  # type: ignore[method-assign]
+    latest = LatestPositions(twin, told=True)  # type: ignore[arg-type]
+    latest.stored({1: 2})  # told before the first read: kept
+    assert (latest(), reads) == ({0: 3, 1: 2}, 1)
+    twin.add(0, 4)
+    latest.stored(positions_of([{"log_partition": 0, "log_offset": 4}]))
+    assert (latest(), reads) == ({0: 4, 1: 2}, 1)
+    untold = LatestPositions(twin)  # type: ignore[arg-type]
+    assert (untold(), untold(), reads) == ({0: 4}, {0: 4}, 3)

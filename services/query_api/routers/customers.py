@@ -29,7 +29,7 @@ from services.identity.errors import AmbiguousCustomer, CustomerNotFound
 from services.identity.models import LocatedCustomer
 from services.identity.normalise import lookup_spellings, normalise_one
 from services.identity.resolver import IdentityResolver
-from services.projections.arrivals import LatestPositions, encode_positions
+from services.projections.arrivals import LatestPositions, Positions, encode_positions
 from services.projections.lookup import (
     CustomerLookup,
     CustomerMatch,
@@ -39,8 +39,8 @@ from services.projections.lookup import (
     lookup_key,
     matches_from_rows,
 )
-from services.projections.repeat_contact_sql import flag_page, read_repeat_contact
-from services.projections.sql import find_customers, read_profile, read_timeline, sightings_of
+from services.projections.repeat_contact_sql import read_repeat_contact
+from services.projections.sql import find_customers, read_profile, sightings_of
 from services.projections.timeline import (
     DEFAULT_PAGE,
     MAX_PAGE,
@@ -49,6 +49,7 @@ from services.projections.timeline import (
     TimelinePage,
     worded,
 )
+from services.projections.timeline_page_sql import read_flagged_page
 from services.projections.value import ValuedProfile
 from services.projections.value_sql import with_value
 from services.query_api.params import (
@@ -60,6 +61,7 @@ from services.query_api.params import (
     ordered_range,
 )
 from services.query_api.routers.satisfaction import now
+from services.query_api.stream import StreamHub
 
 router = APIRouter(tags=["customers"], responses=AUTHENTICATED)
 
@@ -67,6 +69,9 @@ Reader = Annotated[Principal, Depends(require(CAN_READ_CUSTOMERS))]
 # `:path` because customer ids are free text and may contain "/"; the timeline route is declared
 # first so that ".../timeline" is never read as part of an id.
 CustomerId = Annotated[str, Path(min_length=1, max_length=400)]
+# A hub's watermark at most this old starts a first page's stream without a query (the hub polls
+# every 200 ms while streams are open; a staler start sends more of the page's entries again).
+HUB_FRESH_S = 0.5
 # What a read of one customer (resolved by `members_of`, recorded by the access audit) answers.
 CUSTOMER_READ_RESPONSES: dict[int | str, dict[str, Any]] = {
     **AUDITED_READ_RESPONSES,
@@ -133,6 +138,16 @@ def latest_arrivals(request: Request) -> LatestPositions:
     return latest
 
 
+def stream_start(request: Request) -> Positions:
+    """Where a first page's live stream starts, from memory where the app knows it: the embedded
+    projections tell it each arrival they store (`LatestPositions.told`); a stream hub that polled
+    within `HUB_FRESH_S` holds a watermark every arrival up to which is visible. Else read."""
+    latest = latest_arrivals(request)
+    hub: StreamHub | None = getattr(request.app.state, "stream_hub", None)
+    recent = hub.recent(HUB_FRESH_S) if hub is not None and not latest.told else None
+    return recent if recent is not None else latest()
+
+
 def profile_of(
     warehouse: Warehouse, tenant_id: str, members: list[str], as_of: datetime
 ) -> ValuedProfile:
@@ -193,11 +208,10 @@ def get_timeline(
     warehouse, tenant_id = _warehouse(request), principal.tenant_id
     # Where the live stream must start for a reader of the first page: taken before the page is
     # read, so an event stored while it is read is in the page or after the cursor, never lost.
-    live_from = None if position else encode_positions(latest_arrivals(request)())
-    page = read_timeline(warehouse, tenant_id, members, filters, position, limit)
+    live_from = None if position else encode_positions(stream_start(request))
+    page = read_flagged_page(warehouse, tenant_id, members, filters, position, limit)
     if page is None:
         raise _not_found()
-    page = flag_page(warehouse, tenant_id, members, page)
     entries = [worded(entry, lang) for entry in page.entries]
     page = page.model_copy(update={"entries": entries, "stream_cursor": live_from})
     record_access(request, principal, members[0], "timeline", customer_id)

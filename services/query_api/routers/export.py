@@ -31,9 +31,8 @@ from kernel.ports import Principal, Warehouse
 from services.identity.errors import CustomerNotFound
 from services.identity.resolver import IdentityResolver
 from services.projections.profile import Profile
-from services.projections.repeat_contact_sql import flag_page
-from services.projections.sql import read_timeline
 from services.projections.timeline import MAX_PAGE, TimelineEntry, decode_cursor
+from services.projections.timeline_page_sql import read_flagged_page
 from services.query_api.routers.alerts import AlertOut, alert_out
 from services.query_api.routers.customers import CustomerId, members_of, profile_of
 from services.query_api.routers.responses import answer_fields
@@ -98,10 +97,9 @@ def _event_pages(warehouse: Warehouse, tenant_id: str, members: list[str]) -> It
     """The unified timeline, newest first, exactly as `GET .../timeline` pages it."""
     cursor = None
     while True:
-        page = read_timeline(warehouse, tenant_id, members, None, cursor, PAGE)
+        page = read_flagged_page(warehouse, tenant_id, members, None, cursor, PAGE)
         if page is None:
             return
-        page = flag_page(warehouse, tenant_id, members, page)
         yield [entry.model_dump(mode="json") for entry in page.entries]
         if page.next_cursor is None:
             return
