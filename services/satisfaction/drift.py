@@ -19,8 +19,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from scipy import stats
-
 from services.satisfaction.metrics import BY_KEY, Z95
 
 DEFINITION = "drift@1"
@@ -104,7 +102,12 @@ def _proportion_drop(period: Sample, baseline: Sample) -> Drop:
     se = math.sqrt(p1 * (1 - p1) / period.n + p0 * (1 - p0) / baseline.n)
     half = Z95 * se
     drop = 100 * (p0 - p1)
-    return Drop(drop, (drop - 100 * half, drop + 100 * half), float(stats.norm.sf(z)))
+    return Drop(drop, (drop - 100 * half, drop + 100 * half), _normal_sf(z))
+
+
+def _normal_sf(z: float) -> float:
+    """P(Z > z) for a standard normal Z."""
+    return 0.5 * math.erfc(z / math.sqrt(2))
 
 
 def _mean_drop(period: Sample, baseline: Sample) -> Drop:
@@ -114,8 +117,12 @@ def _mean_drop(period: Sample, baseline: Sample) -> Drop:
     if se == 0:  # every answer alike in both: a drop is certain, no drop is none
         return Drop(drop, (drop, drop), 0.0 if drop > 0 else 1.0)
     df = (v1 + v0) ** 2 / (v1**2 / (period.n - 1) + v0**2 / (baseline.n - 1))
-    half = float(stats.t.ppf(0.975, df)) * se
-    return Drop(drop, (drop - half, drop + half), float(stats.t.sf(drop / se, df)))
+    # Imported here, not at the top: scipy takes a second to import, which every `cem` command
+    # that reaches this module (retention, the CLI) would pay for a test it never runs.
+    from scipy import special
+
+    half = float(special.stdtrit(df, 0.975)) * se  # Student's t quantile
+    return Drop(drop, (drop - half, drop + half), float(special.stdtr(df, -drop / se)))
 
 
 def significant_drop(metric: DriftMetric, period: Sample, baseline: Sample) -> Drop | None:
