@@ -160,6 +160,8 @@ class Accounts:
 
 def _password_matches(user: UserRecord | None, password: str) -> bool:
     try:
-        return _hasher.verify(user.password_hash if user else _dummy_hash(), password) and bool(user)
+        return _hasher.verify(user.password_hash if user else _dummy_hash(), password) and bool(
+            user
+        )
     except (VerificationError, InvalidHashError):
         return False
