@@ -3,7 +3,8 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
-PYTEST_ARGS ?=
+TEST_WORKERS ?= 2
+PYTEST_ARGS ?= -n $(TEST_WORKERS) --dist loadgroup
 export VENV
 
 .PHONY: up install install-test provision lint test bench
