@@ -3,8 +3,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
-TEST_WORKERS ?= 2
-PYTEST_ARGS ?= -n $(TEST_WORKERS) --dist loadgroup
+PYTEST_ARGS ?=
 export VENV
 
 .PHONY: up install install-test provision lint test bench

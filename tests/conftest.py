@@ -43,14 +43,3 @@ def warehouse(chdb_path: Path) -> Iterator[ChdbWarehouse]:
 # The real engines' fixtures (kafka_bootstrap, clickhouse_url, postgres_dsn, clickhouse_warehouse,
 # engines), available to every test folder.
 pytest_plugins = ["tests.engines"]
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Groups for `pytest -n N --dist loadgroup` (make test): each file's tests run in one worker,
-    so module fixtures start once; every end-to-end test runs in the same worker, since its
-    deployments are started once per package and would start again each time a worker came
-    back to the package. Without xdist the marks do nothing."""
-    for item in items:
-        path = Path(str(item.path))
-        group = "e2e" if "e2e" in path.parts else str(path)
-        item.add_marker(pytest.mark.xdist_group(group))
