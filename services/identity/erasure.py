@@ -110,9 +110,11 @@ def erase(
 def _others_of(state: IdentityState, identifier: Identifier) -> set[str]:
     """Every customer whose events may be sealed under the identifier's subject: its holders,
     those it was released from (a recycled mobile's earlier owner) and those that presented it
-    without holding it. One outside the group keeps the key (the identifier is shared)."""
+    without holding it. One outside the group keeps the key (the identifier is shared), unless
+    that customer was erased itself: its events under the subject must not outlive both."""
     claim = state.claim(identifier)
-    return {*claim.holders, *claim.released, *claim.presented_by}
+    others = {*claim.holders, *claim.released, *claim.presented_by}
+    return {c for c in others if state.customer(state.canonical(c)).erasure is None}
 
 
 def complete(

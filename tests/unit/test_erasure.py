@@ -662,3 +662,17 @@ def test_the_erasure_waits_for_its_own_deletions_not_retentions(
     assert len(warehouse.mutations) > 1
     assert all(m["is_done"] for m in warehouse.mutations[1:])  # its own, waited for
     assert "still running" not in caplog.text
+
+
+def test_erasing_both_holders_of_a_recycled_number_destroys_its_key(pipeline: Pipeline) -> None:
+    # Bea released the number and was erased; then Lucía, its holder now, is erased: nobody is
+    # left whose events need the number's key, so it goes and Bea's message opens erased too.
+    [bea] = pipeline.file(message({"phone": PHONE}, "soy bea"))
+    pipeline.identity.unlink(TENANT, bea, "phone", "+34617345678", "line", "key-admin")
+    [lucia] = pipeline.file(message({"email": EMAIL, "phone": PHONE}))
+    assert lucia != bea
+    pipeline.erase(bea)
+    assert pipeline.opened(pipeline.log[0])["payload"]["text"] == "soy bea"  # Lucía's number
+    pipeline.erase(lucia)
+    assert pipeline.opened(pipeline.log[0])[ERASED] is True
+    assert pipeline.opened(pipeline.log[1])[ERASED] is True
