@@ -9,7 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from processes import EngineError, State, spawn, wait_until
+from processes import EngineError, State, listening, spawn, wait_until
 
 CLICKHOUSE_MEMORY = int(os.environ.get("CEM_CLICKHOUSE_MEMORY", str(1 << 30)))
 
@@ -107,8 +107,14 @@ def _start_once(state: State) -> dict[str, str]:
         # 18.16 runs as root; current servers refuse only when the data belongs to another user,
         # and the state directory is always the caller's own.
         spawn(clickhouse_command(config), state, "stdout.log")
+        # Ready when both ports answer: the clients speak the native protocol (tcp), and a
+        # server that pings on http may not accept there yet, or ever (a CI session once got
+        # "connection refused" on tcp for every test while /ping said Ok.).
         wait_until(
-            lambda: clickhouse_answers(ports["http"]), state, "logs/server.err.log", "ClickHouse"
+            lambda: clickhouse_answers(ports["http"]) and listening(f"127.0.0.1:{ports['tcp']}"),
+            state,
+            "logs/server.err.log",
+            "ClickHouse",
         )
     return {
         "CLICKHOUSE_URL": f"clickhouse://127.0.0.1:{ports['tcp']}/default",
