@@ -40,6 +40,27 @@ _UNAVAILABLE = (
     EOFError,
     OSError,
 )
+# Server errors that say "not now" rather than "never", so a retry later may succeed as after a
+# lost connection: a query over its time limit (159), too many queries at once (202), too many
+# parts waiting to merge (252). A query over its memory limit (241) is left out: the same query
+# may exceed it on every retry.
+_BUSY = frozenset({159, 202, 252})
+
+
+@contextmanager
+def _outages() -> Iterator[None]:
+    """A server that does not answer, or answers that it is busy: `WarehouseUnavailable`, which
+    every caller retries (a stage files its batch again, a route answers 503)."""
+    try:
+        yield
+    except _UNAVAILABLE as exc:
+        raise WarehouseUnavailable(f"ClickHouse unavailable: {exc}") from exc
+    except driver_errors.ServerException as exc:
+        if exc.code in _BUSY:
+            said = (exc.message or "").split("Stack trace")[0].strip()
+            raise WarehouseUnavailable(f"ClickHouse busy (code {exc.code}): {said}") from exc
+        raise
+
 
 # After an insert fails with one of these, the server may still have committed it (F09): the tables
 # are ReplacingMergeTree and reads deduplicate, so retrying the batch is safe.
@@ -246,7 +267,7 @@ class ClickHouseWarehouse:
     @staticmethod
     def _call(client: Any, sql: str, params: Mapping[str, Any] | None = None, **kw: Any) -> Any:
         template, values = translate(sql, params)
-        try:
+        with _outages():
             # The driver's own escaping (what execute(query, params) does), applied here so the
             # query's final size is known.
             query = template % escape_params(values, None) if values else template
@@ -254,8 +275,6 @@ class ClickHouseWarehouse:
             # Long string parameters become long literals: raise the parser's limit to fit them.
             settings = {"max_query_size": size + 1} if size >= _DEFAULT_MAX_QUERY_SIZE else None
             return client.execute(query, settings=settings, **kw)
-        except _UNAVAILABLE as exc:
-            raise WarehouseUnavailable(f"ClickHouse unavailable: {exc}") from exc
 
     def _execute(self, sql: str, params: Mapping[str, Any] | None = None, **kw: Any) -> Any:
         with self._client() as client:
@@ -270,11 +289,8 @@ class ClickHouseWarehouse:
         # Native protocol: the values travel as typed column blocks, never as SQL text.
         columns, data = to_columns(table, rows)
         query = f"INSERT INTO {table} ({', '.join(columns)}) VALUES"
-        with self._client() as client:
-            try:
-                client.execute(query, data, columnar=True)
-            except _UNAVAILABLE as exc:
-                raise WarehouseUnavailable(f"ClickHouse unavailable: {exc}") from exc
+        with self._client() as client, _outages():
+            client.execute(query, data, columnar=True)
 
     def select(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         rows, columns = self._execute(sql, params, with_column_types=True)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
 import pytest
+from clickhouse_driver.errors import ServerException
 
 from cem.adapters.clickhouse_warehouse import (
     ClickHouseWarehouse,
@@ -153,3 +154,19 @@ def test_rows_must_share_their_columns_and_names_must_be_plain(
     finally:
         wh.drop_database()
         wh.close()
+
+
+@pytest.mark.clickhouse
+def test_a_query_over_its_time_limit_is_reported_as_unavailable(
+    clickhouse_warehouse: ClickHouseWarehouse,
+) -> None:
+    # The server says "not now" (code 159): a caller retries it as after a lost connection, where
+    # an error the query would meet every time (a syntax error) stays what it is.
+    with pytest.raises(WarehouseUnavailable, match=r"busy \(code 159\): .*Timeout exceeded"):
+        clickhouse_warehouse.select(
+            "SELECT sum(number) AS n FROM numbers(10000000000) SETTINGS max_execution_time = 1"
+        )
+    with pytest.raises(ServerException) as refused:  # a syntax error: the same on every retry
+        clickhouse_warehouse.select("SELEKT 1")
+    assert refused.value.code == 62
+    assert clickhouse_warehouse.select("SELECT 1 AS one") == [{"one": 1}]
