@@ -35,7 +35,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from cem.retention import Mutations, existing_tables, mutate, wait_for_these_mutations
+from cem.retention import Mutations, existing_tables, mutate, wait_for_mutations
 from cem.runner import next_offsets, write_dead_letters
 from cem.sealing import default_rules, subject_function
 from kernel.customer_key import customer_member
@@ -128,7 +128,7 @@ def delete_customer_rows(
                 warehouse, table, f"ALTER TABLE {table} DELETE WHERE {where}", params
             )
     # Only this erasure's own mutations: retention's, or another tenant's, may run for minutes.
-    if ours and not wait_for_these_mutations(warehouse, ours, MUTATIONS_WAIT_S):
+    if ours and not wait_for_mutations(warehouse, MUTATIONS_WAIT_S, only=ours):
         logger.warning("erasure: deletions still running in the warehouse; they will finish")
     return counts
 

@@ -158,6 +158,9 @@ def delete_past(
     )
 
 
+Mutations = dict[str, set[str]]  # table -> mutation ids
+
+
 def pending_mutations(warehouse: Warehouse) -> int:
     rows = warehouse.select(
         "SELECT count() AS n FROM system.mutations "
@@ -166,18 +169,18 @@ def pending_mutations(warehouse: Warehouse) -> int:
     return int(rows[0]["n"])
 
 
-def wait_for_mutations(warehouse: Warehouse, timeout_s: float = 300.0) -> bool:
-    """Wait until the database's mutations are done (18.16 has no `mutations_sync`); False if
-    some still run after `timeout_s` (they finish in the background all the same)."""
+def wait_for_mutations(
+    warehouse: Warehouse, timeout_s: float = 300.0, only: Mutations | None = None
+) -> bool:
+    """Wait until the database's mutations are done (18.16 has no `mutations_sync`), or only the
+    given ones (`mutate`'s), whatever else runs (retention's, another erasure's); False if some
+    still run after `timeout_s` (they finish in the background all the same)."""
     deadline = time.monotonic() + timeout_s
-    while pending_mutations(warehouse):
+    while pending_mutations(warehouse) if only is None else _running(warehouse, only):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.2)
     return True
-
-
-Mutations = dict[str, set[str]]  # table -> mutation ids
 
 
 def mutation_ids(warehouse: Warehouse, table: str) -> set[str]:
@@ -196,17 +199,6 @@ def mutate(warehouse: Warehouse, table: str, sql: str, params: dict[str, Any]) -
     before = mutation_ids(warehouse, table)
     warehouse.command(sql, params)
     return mutation_ids(warehouse, table) - before
-
-
-def wait_for_these_mutations(warehouse: Warehouse, ours: Mutations, timeout_s: float) -> bool:
-    """Wait until the given mutations are done, whatever else runs in the database (retention's,
-    another erasure's); False if some still run after `timeout_s` (they finish all the same)."""
-    deadline = time.monotonic() + timeout_s
-    while _running(warehouse, ours):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
 
 
 def _running(warehouse: Warehouse, ours: Mutations) -> bool:
