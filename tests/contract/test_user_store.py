@@ -16,6 +16,7 @@ import pytest
 
 from cem.adapters.memory_users import MemoryUserStore
 from cem.adapters.sqlite_users import SqliteUserStore
+from kernel import accounts as accounts_module
 from kernel.accounts import (
     LOCK_WINDOW,
     MAX_FAILURES,
@@ -210,3 +211,11 @@ class TestSqliteUserStore(UserStoreContract):
 def _wal(path: Path) -> str:
     wal = path.with_name(path.name + "-wal")
     return wal.read_bytes().decode("latin-1") if wal.exists() else ""
+
+
+def test_the_unknown_email_hash_is_made_with_the_accounts_not_at_a_first_sign_in() -> None:
+    # Made at the first sign-in by an unknown email, it would make that one cost a hash more than
+    # a wrong password does, and say the email is unknown.
+    accounts_module._dummy_hash.cache_clear()
+    Accounts(MemoryUserStore(), FixedClock(datetime(2026, 11, 2, 9, 0, tzinfo=UTC)))
+    assert accounts_module._dummy_hash.cache_info().currsize == 1
