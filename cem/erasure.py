@@ -17,9 +17,9 @@ appending the filing, hands it here (`kernel.processing.Eraser`). For each erasu
 Every step is idempotent, so a redelivered batch erases again and changes nothing more. A store
 that does not answer makes the stage retry the batch (the exception propagates, `OUTAGES`); any
 other error would fail the same way on every retry, so the erasure's record becomes a dead letter
-(`erasure_failed`) and the stage goes on; `cem dead-letters` carries it out again once fixed. A customer identity does not know (a key
-only the warehouse has, a placeholder's; or CEM_IDENTITY=rule) is erased by its key: the subject
-the key names and its rows.
+(`erasure_failed`) and the stage goes on; `cem dead-letters` carries it out again once fixed.
+A customer identity does not know (a key only the warehouse has, a placeholder's; or
+CEM_IDENTITY=rule) is erased by its key: the subject the key names and its rows.
 
 What this does not reach (docs/erasure.md, "What erasure leaves"): other processes' key caches
 (distributed: the ingest replicas, projection workers and query API keep a cached key until they
@@ -143,7 +143,8 @@ def filed_after(
     since the erasure sits in the erasure's own partition, where offsets compare."""
     rows = warehouse.select(
         f"""SELECT DISTINCT event_id FROM {ARRIVALS} WHERE {where}
-            AND log_partition = {{after_partition:UInt32}} AND log_offset > {{after_offset:Int64}}""",
+            AND log_partition = {{after_partition:UInt32}}
+            AND log_offset > {{after_offset:Int64}}""",
         params | {"after_partition": position[0], "after_offset": position[1]},
     )
     return sorted(str(r["event_id"]) for r in rows)
