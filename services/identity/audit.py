@@ -115,6 +115,7 @@ ACTIONS = tuple(
         Customer.IdentifierLinked,
         Customer.IdentifierUnlinked,
         Customer.NameRecorded,
+        Customer.ErasedIdentifierPresented,
         Customer.CustomersMerged,
         Customer.MergedIntoSurvivor,
         Customer.CustomersSplit,

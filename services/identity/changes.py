@@ -67,6 +67,18 @@ def record_name(state: IdentityState, customer_id: str, evidence: Evidence) -> N
         customer.record_name(name=evidence.name, evidence_event_id=evidence.event_id)
 
 
+def present_erased(
+    state: IdentityState, customer_id: str, identifier: Identifier, evidence: Evidence
+) -> None:
+    """The touchpoint filed under the customer carried an erased identifier: kept on the
+    customer once (`Customer.ErasedIdentifierPresented`), for the customer's own erasure."""
+    customer = state.customer(customer_id)
+    if identifier not in customer.presented_erased:
+        customer.present_erased(
+            kind=identifier.kind, value=identifier.value, evidence_event_id=evidence.event_id
+        )
+
+
 def confirm(state: IdentityState, identifier: Identifier, holder: str, evidence: Evidence) -> None:
     state.index_or_new(identifier).confirm(customer_id=holder, at=evidence.at)
 

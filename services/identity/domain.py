@@ -88,6 +88,15 @@ class Customer(Aggregate):
         actor: str
         erased: bool
 
+    class ErasedIdentifierPresented(Aggregate.Event):
+        """A touchpoint filed under it carried an identifier erased before (suppressed: it
+        links nobody), recorded once per identifier: its events are sealed under that
+        identifier's subject, so erasing this customer destroys that subject's key too."""
+
+        kind: str
+        value: str
+        evidence_event_id: str | None
+
     class Erased(Aggregate.Event):
         """An admin erased the customer's personal data (`customer.erased`, issue 11): its
         identifiers were unlinked and suppressed, its subject keys destroyed, its warehouse rows
@@ -195,6 +204,17 @@ class Customer(Aggregate):
     def record_name(self, name: str, evidence_event_id: str | None) -> None:
         if name not in self.names:
             self.names.append(name)
+
+    @property
+    def presented_erased(self) -> list[Identifier]:
+        """Identifiers erased before that its touchpoints carried, in the order first seen
+        (`ErasedIdentifierPresented`; none for a customer restored from a snapshot before)."""
+        return self.__dict__.setdefault("_presented_erased", [])
+
+    @event(ErasedIdentifierPresented)
+    def present_erased(self, kind: str, value: str, evidence_event_id: str | None) -> None:
+        if Identifier(kind, value) not in self.presented_erased:
+            self.presented_erased.append(Identifier(kind, value))
 
     @property
     def erasure(self) -> dict[str, Any] | None:

@@ -61,7 +61,10 @@ def erase(
 ) -> Erasure:
     """Unlink (and suppress, unless shared outside the group) every identifier of the
     customer's group, drop the names every member recorded, and record the erasure on its
-    canonical customer."""
+    canonical customer. The identifiers erased before that the group's touchpoints carried
+    since (a subject who came back with the same email: `Customer.presented_erased`) are
+    named too: their subjects have a new key, which goes unless a customer outside the group
+    may still need it."""
     canonical = state.canonical(customer_id)
     members = state.members(canonical)
     record = state.customer(canonical).erasure
@@ -89,6 +92,12 @@ def erase(
             index.release(customer_id=member, reason=reason, actor=actor)
             if not outside and not index.suppressed:
                 index.suppress(reason=reason, actor=actor)
+    for member in members:  # erased before, carried since: sealed under the same subjects
+        for identifier in state.customer(member).presented_erased:
+            (shared if _others_of(state, identifier) - group else erased).append(identifier)
+    # An identifier two members hold (or one holds and another carried) is counted once.
+    erased = list(dict.fromkeys(erased))
+    shared = [i for i in dict.fromkeys(shared) if i not in erased]
     for member in members:  # the canonical one's names go with its `Erased`
         customer = state.customer(member)
         if member != canonical and customer.names:

@@ -321,6 +321,8 @@ def _line_alone(
 # A person uses one or two mobiles at a time (a personal and a work line, or the old and the new
 # number while changing): a strong identifier whose customer would need a third one is a hub.
 PERSONAL_LINES_PER_PERSON = 2
+# Why a suppressed identifier (erased: `IdentifierIndex.Suppressed`) is skipped.
+ERASED_SKIP = "erased"
 HUB_REASON = "a hub: presented by people who disagree on everything else"
 
 
@@ -373,7 +375,7 @@ def _usable(
     usable, skipped = [], []
     for claim in claims:
         if claim.suppressed:
-            skipped.append(Skip(claim.identifier, "erased"))
+            skipped.append(Skip(claim.identifier, ERASED_SKIP))
         elif claim.saturated:
             again = _one_persons_again(claim, situation, rules)
             if again is None:

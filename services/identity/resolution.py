@@ -17,7 +17,7 @@ from services.identity.known import quiet_decision
 from services.identity.models import ResolvedCustomer
 from services.identity.naming import PreferredName, new_customer_name, new_customer_seed
 from services.identity.normalise import Normalised
-from services.identity.policy import Claim, Decision, Group, Situation, decide
+from services.identity.policy import ERASED_SKIP, Claim, Decision, Group, Situation, decide
 from services.identity.reasons import reason_text
 from services.identity.rules import TenantRules
 from services.identity.state import IdentityState
@@ -142,6 +142,9 @@ def _record(
         changes.merge(state, merge.survivor_id, merge.absorbed_id, merge.reason, evidence.actor)
     proposed = [changes.propose(state, proposal, evidence) for proposal in decision.proposals]
     changes.record_name(state, decision.home_id, evidence)
+    for skip in decision.skipped:  # sealed under the erased subject: its key goes with this one
+        if skip.reason == ERASED_SKIP:
+            changes.present_erased(state, decision.home_id, skip.identifier, evidence)
     assert evidence.event_id
     ignored = [f"{r.path}:{r.reason}" for r in normalised.rejected]
     state.file(

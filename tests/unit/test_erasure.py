@@ -676,3 +676,36 @@ def test_erasing_both_holders_of_a_recycled_number_destroys_its_key(pipeline: Pi
     pipeline.erase(lucia)
     assert pipeline.opened(pipeline.log[0])[ERASED] is True
     assert pipeline.opened(pipeline.log[1])[ERASED] is True
+
+
+def test_a_customer_who_comes_back_and_is_erased_again_loses_the_new_events(
+    pipeline: Pipeline,
+) -> None:
+    # Lucía writes again with her erased email: identity files her under a new customer without
+    # linking the email (it is suppressed). Erasing that customer must destroy the email's new
+    # key too, or her new messages stay readable after the second erasure.
+    pipeline.sealer.cache = pipeline.cache
+    [lucia] = pipeline.file(message({"email": EMAIL}))
+    pipeline.erase(lucia)
+    [again] = pipeline.file(message({"email": EMAIL}, "vuelvo a escribir"))
+    assert again != lucia
+    assert pipeline.opened(pipeline.log[2])["payload"]["text"] == "vuelvo a escribir"
+    pipeline.erase(again)
+    assert pipeline.opened(pipeline.log[2])[ERASED] is True
+    assert pipeline.opened(pipeline.log[0])[ERASED] is True
+    record = pipeline.identity.erasure_of(TENANT, again)
+    assert record is not None and record["counts"]["identifiers"] == 1
+
+
+def test_an_identifier_two_members_hold_is_counted_once(pipeline: Pipeline) -> None:
+    # A home landline both of a household's records hold, merged by an admin: one identifier.
+    landline = "912 345 678"
+    lucia, bea = pipeline.file(
+        message({"email": EMAIL, "phone": landline}), message({"email": OTHER, "phone": landline})
+    )
+    assert lucia != bea
+    pipeline.identity.merge(TENANT, lucia, bea, "one person after all", "key-admin")
+    pipeline.erase(lucia)
+    record = pipeline.identity.erasure_of(TENANT, lucia)
+    assert record is not None
+    assert record["counts"] == {"members": 2, "identifiers": 3, "shared": 0}
