@@ -440,6 +440,22 @@ class IdentityStoreContract(IdentityStoreFixtures):
         unlinked = [e for e in identity.history(tenant, ana) if e.action == "identifier_unlinked"]
         assert unlinked[0].details["erased"] is True
 
+    def test_an_erased_identifier_carried_again_is_erased_with_its_new_customer(
+        self, identity: IdentityResolver, tenant: str, resolve: Any
+    ) -> None:
+        ana = resolve(email="ana@x.io").customer_id
+        identity.erase_customer(tenant, ana, "GDPR", "key:dpo", "er-1", lambda t, s: s)
+        again = resolve(email="ana@x.io", phone=MOBILE)
+        assert again.customer_id != ana and [s.reason for s in again.skipped] == ["erased"]
+        resolve(email="ana@x.io", phone=MOBILE)  # recorded once
+        actions = [e.action for e in identity.history(tenant, again.customer_id)]
+        assert actions.count("erased_identifier_presented") == 1
+        done = identity.erase_customer(
+            tenant, again.customer_id, "GDPR", "key:dpo", "er-2", lambda t, s: s
+        )
+        assert {"email:ana@x.io", "phone:+34617345678"} <= set(done.key_ids)
+        assert done.counts["identifiers"] == 2
+
     def test_an_unlinked_identifier_may_go_to_someone_else_but_never_back(
         self, identity: IdentityResolver, tenant: str, resolve: Any
     ) -> None:
