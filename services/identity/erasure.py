@@ -51,6 +51,49 @@ def subjects(erased: list[Identifier], members: list[str]) -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class PlannedIdentifier:
+    """One identifier an erasure of the group would take (or leave to others)."""
+
+    member: str  # the member holding it, or that carried it again after an earlier erasure
+    identifier: Identifier
+    kept_for_others: bool  # a customer outside the group may need it: unlinked, key kept
+    held: bool  # linked to `member`; False: erased before, carried again since
+
+
+@dataclass(frozen=True)
+class ErasurePlan:
+    """What erasing a customer would take, before anything is changed (the admin's preview)."""
+
+    customer_id: str  # the canonical customer
+    members: tuple[str, ...]
+    identifiers: tuple[PlannedIdentifier, ...]
+    joined: dict[str, str]  # member -> why it was merged into the group (not the canonical one)
+
+
+def plan(state: IdentityState, customer_id: str) -> ErasurePlan:
+    """The group `erase` would erase and, for each identifier it holds or carried again, whether
+    its key would go; changes nothing."""
+    canonical = state.canonical(customer_id)
+    members = state.members(canonical)
+    group = set(members)
+    planned: list[PlannedIdentifier] = []
+    joined: dict[str, str] = {}
+    for member in members:
+        customer = state.customer(member)
+        for identifier in sorted(customer.links, key=lambda i: (i.kind, i.value)):
+            outside = bool(_others_of(state, identifier) - group)
+            planned.append(PlannedIdentifier(member, identifier, outside, held=True))
+        if customer.merged_into is not None and customer.merge_in is not None:
+            survivor = state.customer(customer.merged_into)
+            joined[member] = survivor.merge_reasons.get(customer.merge_in, "")
+    for member in members:  # erased before, carried since: sealed under the same subjects
+        for identifier in state.customer(member).presented_erased:
+            outside = bool(_others_of(state, identifier) - group)
+            planned.append(PlannedIdentifier(member, identifier, outside, held=False))
+    return ErasurePlan(canonical, tuple(members), tuple(planned), joined)
+
+
 def erase(
     state: IdentityState,
     customer_id: str,
@@ -64,40 +107,36 @@ def erase(
     canonical customer. The identifiers erased before that the group's touchpoints carried
     since (a subject who came back with the same email: `Customer.presented_erased`) are
     named too: their subjects have a new key, which goes unless a customer outside the group
-    may still need it."""
+    may still need it. What goes is `plan`'s, so a preview shows what this does."""
     canonical = state.canonical(customer_id)
-    members = state.members(canonical)
     record = state.customer(canonical).erasure
     if record is not None:
         # Run again for the same event, or a second erasure asked before the first was filed
         # (both passed the route's 409): the first one's record and keys stand. Recording the
         # second would replace its key ids with the few a customer without identifiers has.
-        return _done(canonical, members, record)
-    group = set(members)
-    erased: list[Identifier] = []
-    shared: list[Identifier] = []
-    for member in members:
-        customer = state.customer(member)
-        for identifier in sorted(customer.links, key=lambda i: (i.kind, i.value)):
-            outside = _others_of(state, identifier) - group
-            (shared if outside else erased).append(identifier)
-            customer.unlink(
-                kind=identifier.kind,
-                value=identifier.value,
-                reason=reason,
-                actor=actor,
-                erased=not outside,
-            )
-            index = state.index_or_new(identifier)
-            index.release(customer_id=member, reason=reason, actor=actor)
-            if not outside and not index.suppressed:
-                index.suppress(reason=reason, actor=actor)
-    for member in members:  # erased before, carried since: sealed under the same subjects
-        for identifier in state.customer(member).presented_erased:
-            (shared if _others_of(state, identifier) - group else erased).append(identifier)
+        return _done(canonical, state.members(canonical), record)
+    planned = plan(state, canonical)
+    members = list(planned.members)
+    for item in (p for p in planned.identifiers if p.held):
+        identifier, erased_here = item.identifier, not item.kept_for_others
+        state.customer(item.member).unlink(
+            kind=identifier.kind,
+            value=identifier.value,
+            reason=reason,
+            actor=actor,
+            erased=erased_here,
+        )
+        index = state.index_or_new(identifier)
+        index.release(customer_id=item.member, reason=reason, actor=actor)
+        if erased_here and not index.suppressed:
+            index.suppress(reason=reason, actor=actor)
     # An identifier two members hold (or one holds and another carried) is counted once.
-    erased = list(dict.fromkeys(erased))
-    shared = [i for i in dict.fromkeys(shared) if i not in erased]
+    erased = list(dict.fromkeys(p.identifier for p in planned.identifiers if not p.kept_for_others))
+    shared = [
+        i
+        for i in dict.fromkeys(p.identifier for p in planned.identifiers if p.kept_for_others)
+        if i not in erased
+    ]
     for member in members:  # the canonical one's names go with its `Erased`
         customer = state.customer(member)
         if member != canonical and customer.names:

@@ -309,6 +309,11 @@ class IdentityResolver(Application[UUID]):
         """The erasure recorded on the customer's group, None if it was never erased."""
         return erasure.erasure_of(IdentityState(self.repository, tenant_id), customer_id)
 
+    def erasure_plan(self, tenant_id: str, customer_id: str) -> erasure.ErasurePlan:
+        """What erasing the customer would take (its group, each identifier and whether its
+        key would go), changing nothing: the preview an admin reads before erasing."""
+        return erasure.plan(IdentityState(self.repository, tenant_id), customer_id)
+
     def decide_candidate(
         self,
         tenant_id: str,

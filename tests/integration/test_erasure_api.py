@@ -30,6 +30,7 @@ from tests.integration.test_unified_history import (
 from tests.subject_export import open_export
 
 EMAIL, PHONE = "lucia.perez@gmail.com", "+34 617 34 56 78"
+OTHER = "bea.soto@yahoo.es"
 WORDS, COMMENT = "mi pedido 4471 no ha llegado", "la entrega fue un desastre"
 SECRETS = ("lucia", "617345678", "617 34", "pedido 4471", "desastre")
 
@@ -138,6 +139,53 @@ def test_an_erased_customer_is_gone_live_and_its_export_says_so(
     assert files["identifiers"] == [] and files["survey_answers"] == []
     for secret in SECRETS:
         assert secret.encode() not in exported.content.lower(), secret
+
+
+def test_the_preview_shows_the_group_and_the_erasure_takes_only_that_group(
+    api: Client,
+) -> None:
+    customer_id, _ = lucia(api)
+    api.post(touch("message.received", "chat", {"email": OTHER}, 60, {"text": "hola"}))
+    bea = api.home(f"email:{OTHER}")
+    merge = {"survivor_id": customer_id, "absorbed_id": bea, "reason": "one person, asked"}
+    merged = api.call("POST", "/v1/customers/merge", "manager", json=merge)
+    assert merged.status_code == 200, merged.text
+    path = f"/v1/customers/{bea}/erasure"  # asked by the absorbed id: the group's preview
+    assert api.call("GET", path, "manager").status_code == 403
+    assert api.call("GET", "/v1/customers/c_nobody/erasure", "admin").status_code == 404
+    preview = api.call("GET", path, "admin")
+    assert preview.status_code == 200, preview.text
+    shown = preview.json()
+    assert (shown["customer_id"], shown["erased"], shown["completed"]) == (
+        customer_id,
+        False,
+        False,
+    )
+    members = {m["customer_id"]: m for m in shown["members"]}
+    assert members[customer_id]["merge_reason"] is None
+    assert members[bea]["merge_reason"] == "one person, asked"
+    assert (members[customer_id]["events"], members[bea]["events"]) == (2, 1)
+    assert {(i["kind"], i["value"], i["held_by"], i["key_destroyed"]) for i in
+            shown["identifiers"]} == {
+        ("email", "luciaperez@gmail.com", customer_id, True),  # as identity keeps it
+        ("phone", "+34617345678", customer_id, True),
+        ("email", OTHER, bea, True),
+    }  # fmt: skip
+    assert api.timeline(bea)  # nothing changed
+    audit = api.call("GET", "/v1/audit/access", "admin").json()["entries"]
+    assert [e["requested_id"] for e in audit if e["resource"] == "erasure_preview"] == [bea]
+    # The group as the preview showed it, or no erasure: a stranger merged in since is not
+    # erased with it unseen.
+    stale = erase(api, customer_id, reason="GDPR", members=[customer_id])
+    assert (stale.status_code, stale.json()["error"]["code"]) == (409, "group_changed")
+    accepted = erase(api, customer_id, reason="GDPR", members=[m["customer_id"] for m in
+                                                                shown["members"]])  # fmt: skip
+    assert accepted.status_code == 202, accepted.text
+    api.settle()
+    after = api.call("GET", path, "admin").json()
+    assert (after["erased"], after["completed"], after["identifiers"]) == (True, True, [])
+    assert after["erasure_event_id"] == accepted.json()["event_id"]
+    assert {m["customer_id"] for m in after["members"]} == {customer_id, bea}
 
 
 def test_a_replay_rebuilds_the_customer_anonymous_only_when_the_log_was_sealed(

@@ -709,3 +709,28 @@ def test_an_identifier_two_members_hold_is_counted_once(pipeline: Pipeline) -> N
     record = pipeline.identity.erasure_of(TENANT, lucia)
     assert record is not None
     assert record["counts"] == {"members": 2, "identifiers": 3, "shared": 0}
+
+
+def test_the_preview_names_what_the_erasure_then_takes(pipeline: Pipeline) -> None:
+    # Bea released the number Lucía holds now (its key stays Bea's), and Lucía once wrote with
+    # a number erased before: the preview says so, and the erasure takes exactly that.
+    [gone] = pipeline.file(message({"phone": "611 222 333"}))
+    pipeline.erase(gone)
+    [bea] = pipeline.file(message({"phone": PHONE}, "soy bea"))
+    pipeline.identity.unlink(TENANT, bea, "phone", "+34617345678", "line", "key-admin")
+    lucia, again = pipeline.file(
+        message({"email": EMAIL, "phone": PHONE}), message({"email": EMAIL, "phone": "611 222 333"})
+    )
+    assert again == lucia
+    planned = pipeline.identity.erasure_plan(TENANT, lucia)
+    shown = {(p.identifier.value, p.kept_for_others, p.held) for p in planned.identifiers}
+    assert shown == {
+        ("luciaperez@gmail.com", False, True),
+        ("+34617345678", True, True),
+        ("+34611222333", False, False),
+    }
+    assert pipeline.identity.erasure_of(TENANT, lucia) is None  # a preview changes nothing
+    pipeline.erase(lucia)
+    record = pipeline.identity.erasure_of(TENANT, lucia)
+    assert record is not None
+    assert record["counts"] == {"members": 1, "identifiers": 2, "shared": 1}

@@ -22,13 +22,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from kernel.access_audit import record_access
 from kernel.api_errors import ApiError
 from kernel.auth import AUTHENTICATED, CAN_EXPORT_SUBJECT, UNAUTHENTICATED, require
 from kernel.ports import Principal
 from kernel.request_body import json_body, openapi_body
 from schemas.families import ERASURE_TYPE, Note, filed_subject
+from services.identity.erasure import ErasurePlan, recorded_members
 from services.identity.errors import CustomerNotFound
+from services.identity.reasons import reason_code
 from services.identity.resolver import IdentityResolver
+from services.identity.router import CustomerId as CustomerIdText
 from services.projections.sql import read_profile
 from services.query_api.platform_events import record_event
 from services.query_api.routers.customers import CustomerId, members_of
@@ -39,6 +43,7 @@ router = APIRouter(tags=["customers"], responses=AUTHENTICATED)
 # Who may erase: whoever may export everything about a customer (admins).
 Eraser = Annotated[Principal, Depends(require(CAN_EXPORT_SUBJECT))]
 MAX_BODY_BYTES = 16 * 1024  # a reason at most: the key is checked first, then this much is read
+MAX_MEMBERS = 100  # a group as previewed, at most (more than any group identity keeps)
 SOURCE_ID = "cem-erasure"
 TOUCHPOINT = "erasure"
 
@@ -64,6 +69,56 @@ class EraseBody(BaseModel):
         "erasure, so it must not hold the person's data",
         examples=["GDPR art. 17 request #4711"],
     )
+    members: list[CustomerIdText] | None = Field(
+        default=None,
+        max_length=MAX_MEMBERS,
+        description="the group as `GET /v1/customers/{id}/erasure` showed it (its `members`): "
+        "when given, the erasure is refused (409 `group_changed`) if the customer's group is "
+        "no longer exactly these customers (a merge or split since the preview)",
+    )
+
+
+class MemberOut(BaseModel):
+    customer_id: str
+    merge_reason: str | None = Field(
+        description="why it was merged into the group (identity's rule or the person's "
+        "reason); null for the canonical customer"
+    )
+    reason_code: str | None = Field(
+        default=None, description="`merge_reason` as a code, when identity wrote it itself"
+    )
+    reason_params: dict[str, str] | None = None
+    events: int | None = Field(description="its events in the timeline; null without a warehouse")
+
+
+class PlannedIdentifierOut(BaseModel):
+    kind: str
+    value: str
+    held_by: str = Field(description="the member that holds it, or that carried it again")
+    key_destroyed: bool = Field(
+        description="whether its data key goes; false when a customer outside the group that is "
+        "not erased holds it, was released from it or presented it (a shared line, a recycled "
+        "number): it is then only unlinked from the group"
+    )
+    carried_again: bool = Field(
+        description="erased with an earlier customer and carried again by this member's "
+        "touchpoints since (not linked to it)"
+    )
+
+
+class ErasurePreview(BaseModel):
+    customer_id: str = Field(description="the canonical customer of the group")
+    erased: bool
+    erasure_event_id: str | None = Field(description="the erasure's event, once erased")
+    completed: bool = Field(description="its keys and rows recorded gone")
+    members: list[MemberOut] = Field(
+        description="every customer the erasure takes: the canonical one and each merged into "
+        "it, automatic merges included; split a stranger off before erasing"
+    )
+    identifiers: list[PlannedIdentifierOut] = Field(
+        description="what the erasure would unlink (empty once erased, or without identity)"
+    )
+    log_sealed: bool
 
 
 class ErasureAccepted(BaseModel):
@@ -91,9 +146,18 @@ def raw_erasure(named: str, reason: str, actor: str, at: datetime) -> dict[str, 
     }
 
 
-def _customer(request: Request, tenant_id: str, requested: str) -> str:
-    """The canonical customer the id names; 404 when unknown, 409 when already erased."""
+def _customer(
+    request: Request, tenant_id: str, requested: str, expected: list[str] | None = None
+) -> str:
+    """The canonical customer the id names; 404 when unknown, 409 when already erased, or when
+    `expected` (the group as previewed) is not its group now."""
     members = members_of(request, tenant_id, requested)
+    if expected is not None and sorted(set(expected)) != sorted(members):
+        message = (
+            f"the customer's group is now {len(members)} customer(s), not the "
+            f"{len(set(expected))} given in members: preview it again"
+        )
+        raise ApiError(409, "group_changed", message)
     identity: IdentityResolver | None = getattr(request.app.state, "identity", None)
     if identity is None:  # a customer is the key its events were filed under
         if read_profile(request.app.state.warehouse, tenant_id, members) is None:
@@ -124,7 +188,7 @@ def erase_customer(
 ) -> ErasureAccepted:
     """Erase the customer's personal data (and that of every customer merged into it)."""
     tenant_id = principal.tenant_id
-    customer = _customer(request, tenant_id, customer_id)
+    customer = _customer(request, tenant_id, customer_id, body.members)
     named = filed_subject(customer)
     if named is None:  # only a readable key of the rule mode runs that long
         raise ApiError(422, "invalid_request", "this customer id is too long to be erased")
@@ -136,3 +200,89 @@ def erase_customer(
         event_id=str(event.event_id),
         log_sealed=bool(getattr(request.app.state, "log_sealed", False)),
     )
+
+
+_PREVIEW_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **UNAUTHENTICATED,
+    403: {"description": "not an admin"},
+    404: {"description": "no such customer for the caller's tenant"},
+    409: {"description": "an identifier key that several customers hold (name one by its id)"},
+    422: {"description": "invalid customer id"},
+    503: {"description": "the identity store, the warehouse or the access audit cannot answer"},
+}
+
+
+@router.get(
+    "/v1/customers/{customer_id:path}/erasure",
+    response_model=ErasurePreview,
+    responses=_PREVIEW_RESPONSES,
+)
+def preview_erasure(request: Request, principal: Eraser, customer_id: CustomerId) -> ErasurePreview:
+    """What erasing the customer would take, changing nothing (or what its erasure took): every
+    customer of its group, automatic merges included, with why each joined and its events, and
+    each identifier with whether its data key would go. Pass the `members` to the erase request
+    to erase exactly this group. A read of the customer's data: recorded in the access audit."""
+    tenant_id = principal.tenant_id
+    members = members_of(request, tenant_id, customer_id)
+    identity: IdentityResolver | None = getattr(request.app.state, "identity", None)
+    record, planned = None, None
+    if identity is not None:
+        try:
+            record = identity.erasure_of(tenant_id, members[0])
+            planned = None if record is not None else identity.erasure_plan(tenant_id, members[0])
+        except CustomerNotFound:  # known to the warehouse only (a placeholder's key)
+            record, planned = None, None
+    unknown = identity is None or (record is None and planned is None)
+    if unknown and read_profile(request.app.state.warehouse, tenant_id, members) is None:
+        raise ApiError(404, "not_found", "no such customer")
+    if record is not None:
+        members = recorded_members(record) or members
+    record_access(request, principal, members[0], "erasure_preview", customer_id)
+    return ErasurePreview(
+        customer_id=members[0],
+        erased=record is not None,
+        erasure_event_id=record["erasure_event_id"] if record is not None else None,
+        completed=record is not None and record["completed"] is not None,
+        members=_members(request, tenant_id, members, planned),
+        identifiers=_identifiers(planned),
+        log_sealed=bool(getattr(request.app.state, "log_sealed", False)),
+    )
+
+
+def _members(
+    request: Request, tenant_id: str, members: list[str], planned: ErasurePlan | None
+) -> list[MemberOut]:
+    warehouse = getattr(request.app.state, "warehouse", None)
+    found: list[MemberOut] = []
+    for member in members:
+        reason = planned.joined.get(member) if planned is not None else None
+        coded = reason_code(reason) if reason else None
+        events = None
+        if warehouse is not None:
+            profile = read_profile(warehouse, tenant_id, [member])
+            events = profile.events if profile is not None else 0
+        found.append(
+            MemberOut(
+                customer_id=member,
+                merge_reason=reason,
+                reason_code=coded[0] if coded else None,
+                reason_params=coded[1] if coded else None,
+                events=events,
+            )
+        )
+    return found
+
+
+def _identifiers(planned: ErasurePlan | None) -> list[PlannedIdentifierOut]:
+    if planned is None:
+        return []
+    return [
+        PlannedIdentifierOut(
+            kind=p.identifier.kind,
+            value=p.identifier.value,
+            held_by=p.member,
+            key_destroyed=not p.kept_for_others,
+            carried_again=not p.held,
+        )
+        for p in planned.identifiers
+    ]
