@@ -87,7 +87,20 @@ def test_an_erased_customer_stays_erased_after_a_replay(deployment: Deployment, 
     assert erase(api, admin, customer_id, b'{"reason": ').status_code == 400
     assert erase(api, admin, f"c_nobody{tag}", reason).status_code == 404
 
-    accepted = erase(api, admin, customer_id, reason)
+    # The preview first: the group it takes, each identifier's key going, nothing changed.
+    preview_path = f"/v1/customers/{quote(customer_id, safe='')}/erasure"
+    assert api.get(preview_path, manager).status_code == 403
+    preview = api.get(preview_path, admin)
+    assert preview.status_code == 200, preview.text
+    shown = preview.json()
+    assert [(m["customer_id"], m["events"]) for m in shown["members"]] == [(customer_id, 2)]
+    assert sorted((i["kind"], i["key_destroyed"]) for i in shown["identifiers"]) == [
+        ("email", True),
+        ("phone", True),
+    ]
+    assert shown["erased"] is False
+
+    accepted = erase(api, admin, customer_id, reason | {"members": [customer_id]})
     assert accepted.status_code == 202, accepted.text
     answer_body = accepted.json()
     assert answer_body["customer_id"] == customer_id and answer_body["log_sealed"] is True
@@ -95,6 +108,12 @@ def test_an_erased_customer_stays_erased_after_a_replay(deployment: Deployment, 
     deployment.wait_processed(PROCESSED_WITHIN_S)
     again = erase(api, admin, customer_id, reason)
     assert again.status_code == 409 and again.json()["error"]["code"] == "already_erased"
+    after = api.get(preview_path, admin).json()
+    assert (after["erased"], after["erasure_event_id"], after["identifiers"]) == (
+        True,
+        erasure_id,
+        [],
+    )
 
     # Live: nobody is found by the email any more, the rows are gone but the erasure's own, and
     # the export says the customer was erased.
