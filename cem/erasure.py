@@ -218,7 +218,7 @@ class CustomerEraser:
         tenant_id, event_id = event.tenant_id, str(event.event_id)
         asked = CustomerErased.model_validate(event.payload)
         members, key_ids = [home], self._key_ids_of_key(tenant_id, home)
-        recorded, destroyed_before = False, False
+        recorded, destroyed_before, record_of = False, False, event_id
         if self.identity is not None:
             try:
                 done = self.identity.erase_customer(
@@ -229,6 +229,9 @@ class CustomerEraser:
             else:
                 members, key_ids, recorded = list(done.members), list(done.key_ids), True
                 destroyed_before = done.completed
+                # An earlier erasure that recorded it and then failed (a dead letter) is
+                # completed by this one, which carried out the same record.
+                record_of = done.erasure_event_id or event_id
                 if done.already:
                     logger.info("erasure %s: %s was erased already", event_id, home)
         # Destroyed and recorded complete before (a batch filed again, a second erasure): not
@@ -240,9 +243,9 @@ class CustomerEraser:
         self.forget_opened()
         if self.warehouse is not None:
             counts |= delete_customer_rows(self.warehouse, tenant_id, members, event_id)
-        if recorded:
+        if recorded and not destroyed_before:
             assert self.identity is not None
-            self.identity.erasure_completed(tenant_id, home, event_id, counts)
+            self.identity.erasure_completed(tenant_id, home, record_of, counts)
         logger.info("erasure %s of %s (tenant %s): %s", event_id, home, tenant_id, counts)
         return counts
 

@@ -13,8 +13,10 @@ The keys, the warehouse rows and the count of both are the caller's (`cem.erasur
 for the same erasure event (a redelivered batch), the command changes nothing and hands back the
 key ids it recorded the first time, so a retry destroys the same keys. A second erasure of a
 customer already erased (two requests before the first was filed) is the same: nothing changes,
-and it hands back the first one's key ids and the group (`Erasure.already`); its own completion
-is not recorded.
+and it hands back the first one's key ids and the group (`Erasure.already`) and the first one's
+event (`Erasure.erasure_event_id`): its own completion is not recorded, but when the first
+failed before its completion was (a dead letter), the second, which carried out the same
+record, records it.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ class Erasure:
     counts: dict[str, int]  # members, identifiers erased, identifiers shared (unlinked only)
     already: bool = False  # recorded before, by this erasure event or an earlier one
     completed: bool = False  # and its keys and rows were recorded gone (`complete`)
+    # The erasure event the record is of: this one, or the earlier one that recorded it (whose
+    # completion this one records when that one failed before it: a dead letter).
+    erasure_event_id: str = ""
 
 
 def subjects(erased: list[Identifier], members: list[str]) -> list[str]:
@@ -152,7 +157,9 @@ def erase(
         counts=counts,
         members=tuple(members),
     )
-    return Erasure(canonical, tuple(members), tuple(key_ids), counts)
+    return Erasure(
+        canonical, tuple(members), tuple(key_ids), counts, erasure_event_id=erasure_event_id
+    )
 
 
 def _others_of(state: IdentityState, identifier: Identifier) -> set[str]:
@@ -184,6 +191,7 @@ def _done(canonical: str, members: list[str], record: dict[str, Any]) -> Erasure
         dict(record["counts"]),
         already=True,
         completed=record["completed"] is not None,
+        erasure_event_id=str(record["erasure_event_id"]),
     )
 
 

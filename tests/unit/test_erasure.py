@@ -734,3 +734,30 @@ def test_the_preview_names_what_the_erasure_then_takes(pipeline: Pipeline) -> No
     record = pipeline.identity.erasure_of(TENANT, lucia)
     assert record is not None
     assert record["counts"] == {"members": 1, "identifiers": 2, "shared": 1}
+
+
+def test_a_second_erasure_completes_a_first_one_that_was_dead_lettered() -> None:
+    # Two requests before the first was filed; the first failed after identity recorded it (a
+    # dead letter). The second carries out the same erasure: the record must say it completed,
+    # not stay "erased, not completed" until someone replays the dead letter.
+    pipeline = Pipeline()
+    [lucia] = pipeline.file(message({"email": EMAIL}))
+    named = filed_subject(lucia)
+    assert named is not None
+    first, second = (raw_erasure(named, f"GDPR #{n}", "key-admin", AT) for n in (1, 2))
+    pipeline.eraser.warehouse = BrokenWarehouse(BUG)
+    values = pipeline.sealer.seal_values([encode(accept(first, TENANT, AT)[0])])
+    records = [Consumed(TOUCHPOINTS_TOPIC, 0, 9, b"k", values[0])]
+    failed = file_batch(records, pipeline.filer, opening_decode(pipeline.opener), None,
+                        pipeline.eraser)  # fmt: skip
+    assert [d.reason for d in failed.dead_letters] == ["erasure_failed"]
+    record = pipeline.identity.erasure_of(TENANT, lucia)
+    assert record is not None and record["completed"] is None
+    pipeline.eraser.warehouse = RecordingWarehouse()
+    pipeline.file(second)
+    record = pipeline.identity.erasure_of(TENANT, lucia)
+    assert record is not None and record["erasure_event_id"] == str(first["event_id"])
+    # What the second one removed: the rows (the first destroyed the keys before it failed).
+    completed = record["completed"]
+    assert completed is not None
+    assert (completed[KEYS_DESTROYED], completed["customer_timeline"]) == (0, 2)
