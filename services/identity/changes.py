@@ -70,13 +70,15 @@ def record_name(state: IdentityState, customer_id: str, evidence: Evidence) -> N
 def present_erased(
     state: IdentityState, customer_id: str, identifier: Identifier, evidence: Evidence
 ) -> None:
-    """The touchpoint filed under the customer carried an erased identifier: kept on the
-    customer once (`Customer.ErasedIdentifierPresented`), for the customer's own erasure."""
+    """The touchpoint filed under the customer carried an erased identifier: kept once on the
+    customer (`Customer.ErasedIdentifierPresented`), for the customer's own erasure, and on
+    the identifier (`IdentifierIndex.CarriedAfterErasure`), for the erasure of another."""
     customer = state.customer(customer_id)
     if identifier not in customer.presented_erased:
         customer.present_erased(
             kind=identifier.kind, value=identifier.value, evidence_event_id=evidence.event_id
         )
+        state.index_or_new(identifier).carry_after_erasure(customer_id=customer_id)
 
 
 def confirm(state: IdentityState, identifier: Identifier, holder: str, evidence: Evidence) -> None:

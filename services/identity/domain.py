@@ -349,6 +349,14 @@ class IdentifierIndex(Aggregate):
         limit: int
         evidence_event_id: str | None
 
+    class CarriedAfterErasure(Aggregate.Event):
+        """Suppressed, it was carried by a touchpoint filed under this customer (recorded once
+        per customer, beside the customer's `ErasedIdentifierPresented`): every such customer
+        has events sealed under its subject, so one erasure of them does not destroy the key
+        while another that is not erased carries it."""
+
+        customer_id: str
+
     class Suppressed(Aggregate.Event):
         """Erased: it never links anyone again, whatever is replayed."""
 
@@ -396,6 +404,17 @@ class IdentifierIndex(Aggregate):
     def present(self, customer_id: str, at: int) -> None:
         if customer_id not in self.presented_by:
             self.presented_by.append(customer_id)
+
+    @property
+    def carried_after_erasure(self) -> list[str]:
+        """Customers whose touchpoints carried it once suppressed, in order (see
+        `CarriedAfterErasure`; none for an index restored from a snapshot before)."""
+        return self.__dict__.setdefault("_carried_after_erasure", [])
+
+    @event(CarriedAfterErasure)
+    def carry_after_erasure(self, customer_id: str) -> None:
+        if customer_id not in self.carried_after_erasure:
+            self.carried_after_erasure.append(customer_id)
 
     @event(Saturated)
     def saturate(self, limit: int, evidence_event_id: str | None) -> None:

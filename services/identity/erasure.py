@@ -164,11 +164,14 @@ def erase(
 
 def _others_of(state: IdentityState, identifier: Identifier) -> set[str]:
     """Every customer whose events may be sealed under the identifier's subject: its holders,
-    those it was released from (a recycled mobile's earlier owner) and those that presented it
-    without holding it. One outside the group keeps the key (the identifier is shared), unless
-    that customer was erased itself: its events under the subject must not outlive both."""
+    those it was released from (a recycled mobile's earlier owner), those that presented it
+    without holding it, and those whose touchpoints carried it once it was erased. One outside
+    the group keeps the key (the identifier is shared), unless that customer was erased itself:
+    its events under the subject must not outlive both."""
     claim = state.claim(identifier)
-    others = {*claim.holders, *claim.released, *claim.presented_by}
+    index = state.index(identifier)
+    carried = index.carried_after_erasure if index is not None else []
+    others = {*claim.holders, *claim.released, *claim.presented_by, *carried}
     return {c for c in others if state.customer(state.canonical(c)).erasure is None}
 
 

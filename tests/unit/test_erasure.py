@@ -761,3 +761,25 @@ def test_a_second_erasure_completes_a_first_one_that_was_dead_lettered() -> None
     completed = record["completed"]
     assert completed is not None
     assert (completed[KEYS_DESTROYED], completed["customer_timeline"]) == (0, 2)
+
+
+def test_an_erased_email_another_customer_carries_keeps_its_key_until_both_are_erased(
+    pipeline: Pipeline,
+) -> None:
+    # Lucía comes back: once beside Bea's mobile (filed under Bea), once alone (a customer of
+    # her own). Erasing Bea must not erase Lucía's own new message under the shared subject.
+    pipeline.sealer.cache = pipeline.cache
+    [lucia] = pipeline.file(message({"email": EMAIL}))
+    [bea] = pipeline.file(message({"phone": PHONE}, "soy bea"))
+    pipeline.erase(lucia)
+    beside, alone = pipeline.file(
+        message({"email": EMAIL, "phone": PHONE}, "con el móvil de bea"),
+        message({"email": EMAIL}, "vuelvo a escribir"),
+    )
+    assert beside == bea and alone not in (lucia, bea)
+    pipeline.erase(bea)
+    assert pipeline.opened(pipeline.log[4])["payload"]["text"] == "vuelvo a escribir"
+    record = pipeline.identity.erasure_of(TENANT, bea)
+    assert record is not None and record["counts"]["shared"] == 1
+    pipeline.erase(alone)  # nobody left who carries it: its key goes
+    assert pipeline.opened(pipeline.log[4])[ERASED] is True
