@@ -178,6 +178,8 @@ def test_the_preview_shows_the_group_and_the_erasure_takes_only_that_group(
     # erased with it unseen.
     stale = erase(api, customer_id, reason="GDPR", members=[customer_id])
     assert (stale.status_code, stale.json()["error"]["code"]) == (409, "group_changed")
+    control = erase(api, customer_id, reason="GDPR", members=[customer_id, "c_x\nc_y"])
+    assert control.status_code == 422, control.text  # ids as everywhere: no control characters
     accepted = erase(api, customer_id, reason="GDPR", members=[m["customer_id"] for m in
                                                                 shown["members"]])  # fmt: skip
     assert accepted.status_code == 202, accepted.text
@@ -186,6 +188,8 @@ def test_the_preview_shows_the_group_and_the_erasure_takes_only_that_group(
     assert (after["erased"], after["completed"], after["identifiers"]) == (True, True, [])
     assert after["erasure_event_id"] == accepted.json()["event_id"]
     assert {m["customer_id"] for m in after["members"]} == {customer_id, bea}
+    again = erase(api, customer_id, reason="again", members=[customer_id])
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "already_erased")
 
 
 def test_a_replay_rebuilds_the_customer_anonymous_only_when_the_log_was_sealed(

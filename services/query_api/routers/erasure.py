@@ -20,22 +20,26 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from kernel.access_audit import record_access
 from kernel.api_errors import ApiError
 from kernel.auth import AUTHENTICATED, CAN_EXPORT_SUBJECT, UNAUTHENTICATED, require
 from kernel.ports import Principal
 from kernel.request_body import json_body, openapi_body
+from schemas.envelope import IdStr
 from schemas.families import ERASURE_TYPE, Note, filed_subject
 from services.identity.erasure import ErasurePlan, recorded_members
 from services.identity.errors import CustomerNotFound
 from services.identity.reasons import reason_code
 from services.identity.resolver import IdentityResolver
-from services.identity.router import CustomerId as CustomerIdText
 from services.projections.sql import read_profile
 from services.query_api.platform_events import record_event
-from services.query_api.routers.customers import CustomerId, members_of
+from services.query_api.routers.customers import (
+    CUSTOMER_READ_RESPONSES,
+    CustomerId,
+    members_of,
+)
 from services.query_api.routers.satisfaction import now
 
 router = APIRouter(tags=["customers"], responses=AUTHENTICATED)
@@ -54,7 +58,8 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"description": "no such customer for the caller's tenant"},
     409: {
         "description": "an identifier key that several customers hold (name one by its id), "
-        "or a customer already erased (`already_erased`)"
+        "a customer already erased (`already_erased`), or a group that is no longer the "
+        "`members` given (`group_changed`)"
     },
     413: {"description": f"body over {MAX_BODY_BYTES} bytes"},
     422: {"description": "invalid body or customer id, with every violated path"},
@@ -69,7 +74,7 @@ class EraseBody(BaseModel):
         "erasure, so it must not hold the person's data",
         examples=["GDPR art. 17 request #4711"],
     )
-    members: list[CustomerIdText] | None = Field(
+    members: list[Annotated[IdStr, StringConstraints(min_length=1, max_length=400)]] | None = Field(
         default=None,
         max_length=MAX_MEMBERS,
         description="the group as `GET /v1/customers/{id}/erasure` showed it (its `members`): "
@@ -146,30 +151,38 @@ def raw_erasure(named: str, reason: str, actor: str, at: datetime) -> dict[str, 
     }
 
 
+def _erasure_record(
+    request: Request, tenant_id: str, canonical: str
+) -> tuple[IdentityResolver | None, dict[str, Any] | None]:
+    """Identity (None in rule mode) and the erasure recorded on the customer's group, if any; a
+    customer only the warehouse knows (a placeholder's key) has none."""
+    identity: IdentityResolver | None = getattr(request.app.state, "identity", None)
+    if identity is None:
+        return None, None
+    try:
+        return identity, identity.erasure_of(tenant_id, canonical)
+    except CustomerNotFound:
+        return identity, None
+
+
 def _customer(
     request: Request, tenant_id: str, requested: str, expected: list[str] | None = None
 ) -> str:
     """The canonical customer the id names; 404 when unknown, 409 when already erased, or when
     `expected` (the group as previewed) is not its group now."""
     members = members_of(request, tenant_id, requested)
-    if expected is not None and sorted(set(expected)) != sorted(members):
-        message = (
-            f"the customer's group is now {len(members)} customer(s), not the "
-            f"{len(set(expected))} given in members: preview it again"
-        )
-        raise ApiError(409, "group_changed", message)
-    identity: IdentityResolver | None = getattr(request.app.state, "identity", None)
-    if identity is None:  # a customer is the key its events were filed under
-        if read_profile(request.app.state.warehouse, tenant_id, members) is None:
-            raise ApiError(404, "not_found", "no such customer")
-        return members[0]
-    try:
-        erased = identity.erasure_of(tenant_id, members[0])
-    except CustomerNotFound:  # known to the warehouse only (a placeholder's key)
-        erased = None
+    identity, erased = _erasure_record(request, tenant_id, members[0])
+    if identity is None and read_profile(request.app.state.warehouse, tenant_id, members) is None:
+        raise ApiError(404, "not_found", "no such customer")  # a customer is its events' key
     if erased is not None:
         message = f"the customer was erased already (event {erased['erasure_event_id']})"
         raise ApiError(409, "already_erased", message)
+    if expected is not None and sorted(set(expected)) != sorted(members):
+        message = (
+            f"the customer's group is not the members given: it is {len(members)} customer(s) "
+            "now; preview it again"
+        )
+        raise ApiError(409, "group_changed", message)
     return members[0]
 
 
@@ -203,12 +216,9 @@ def erase_customer(
 
 
 _PREVIEW_RESPONSES: dict[int | str, dict[str, Any]] = {
-    **UNAUTHENTICATED,
+    **CUSTOMER_READ_RESPONSES,
     403: {"description": "not an admin"},
-    404: {"description": "no such customer for the caller's tenant"},
-    409: {"description": "an identifier key that several customers hold (name one by its id)"},
     422: {"description": "invalid customer id"},
-    503: {"description": "the identity store, the warehouse or the access audit cannot answer"},
 }
 
 
@@ -224,15 +234,15 @@ def preview_erasure(request: Request, principal: Eraser, customer_id: CustomerId
     to erase exactly this group. A read of the customer's data: recorded in the access audit."""
     tenant_id = principal.tenant_id
     members = members_of(request, tenant_id, customer_id)
-    identity: IdentityResolver | None = getattr(request.app.state, "identity", None)
-    record, planned = None, None
-    if identity is not None:
-        try:
-            record = identity.erasure_of(tenant_id, members[0])
-            planned = None if record is not None else identity.erasure_plan(tenant_id, members[0])
+    identity, record = _erasure_record(request, tenant_id, members[0])
+    planned = None
+    if identity is not None and record is None:
+        try:  # the group as identity's aggregates hold it: the very list `erase` carries out
+            planned = identity.erasure_plan(tenant_id, members[0])
+            members = list(planned.members)
         except CustomerNotFound:  # known to the warehouse only (a placeholder's key)
-            record, planned = None, None
-    unknown = identity is None or (record is None and planned is None)
+            planned = None
+    unknown = planned is None and record is None  # to identity: a customer is its events' key
     if unknown and read_profile(request.app.state.warehouse, tenant_id, members) is None:
         raise ApiError(404, "not_found", "no such customer")
     if record is not None:
