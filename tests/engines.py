@@ -146,6 +146,11 @@ class Engines:
             )
         return self._local[engine]
 
+    def state_dir(self, engine: str) -> Path:
+        """Where a local engine this session started keeps everything it stores (skips locally,
+        fails under CI, for an engine it did not start)."""
+        return self._local_state(engine)
+
     def kill(self, engine: str) -> None:
         """SIGKILL the engine (a crash); `restart` brings it back on the same port and data."""
         state = self._local_state(engine)

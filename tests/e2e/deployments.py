@@ -73,13 +73,17 @@ class Deployment(Protocol):
         """Every table of `database`: distinct rows as canonical JSON, sorted (while stopped)."""
 
     def serve_database(self, database: str) -> AbstractContextManager[str]:
-        """A read-only query API over `database`; yields its base URL (while stopped)."""
+        """A query API over `database`; yields its base URL (embedded: read-only, while stopped)."""
 
     def cli(self, *args: str) -> str:
         """Run a `cem` command against this deployment's state (its data dir or engines)."""
 
     def log_records(self, topic: str) -> list[Record]:
         """Every record on `topic` of the log (key, value, headers), as stored (while running)."""
+
+    def stored_paths(self) -> list[Path]:
+        """Where the deployment's own processes keep what they store and log (the engines' data
+        directories of a distributed deployment are the session's: `Engines.state_dir`)."""
 
 
 # The suite's deployments seal personal data in the log (docs/erasure.md, step 2): every test
@@ -189,6 +193,9 @@ class EmbeddedDeployment:
 
     def cli(self, *args: str) -> str:
         return _cem(*args, "--data-dir", str(self.data_dir), env=self.env)
+
+    def stored_paths(self) -> list[Path]:
+        return [self.data_dir, self.log_path]
 
     def replay(self, into: str) -> None:
         args = ("replay", "--data-dir", str(self.data_dir), "--into", into)

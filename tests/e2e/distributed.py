@@ -113,6 +113,9 @@ class DistributedDeployment:
     def log_path(self, service: str) -> Path:
         return self.work_dir / f"{service}.log"
 
+    def stored_paths(self) -> list[Path]:
+        return [self.work_dir]  # the services' logs and the workers' directories
+
     def running(self, service: str) -> bool:
         process = self.processes.get(service)
         return process is not None and process.poll() is None
@@ -246,5 +249,15 @@ class DistributedDeployment:
 
     @contextmanager
     def serve_database(self, database: str) -> Iterator[str]:
-        raise NotImplementedError("a read-only replayed database is the embedded mode's (F13)")
-        yield ""  # pragma: no cover - makes this a generator for contextmanager
+        """A query API of its own over `database` (a replay's), beside the running services: the
+        same keys, identity store and audit; the ClickHouse database is the only difference."""
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = self.env | {"CEM_CLICKHOUSE_URL": with_database(self.clickhouse_url, database)}
+        log_path = self.work_dir / f"query-api-{database}.log"
+        process = _spawn(["serve", "query-api", "--port", str(port)], log_path, env=env)
+        try:
+            _wait_healthy(url, process, log_path, START_WITHIN_S)
+            yield url
+        finally:
+            stop_processes([process])

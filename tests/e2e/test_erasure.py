@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -18,8 +21,9 @@ import pytest
 
 from tests.e2e.conftest import selected_identity
 from tests.e2e.deployments import TENANT_A, Api, Deployment, new_tag, survey
-from tests.e2e.test_acceptance import PROCESSED_WITHIN_S, hours_ago, keys
+from tests.e2e.test_acceptance import PROCESSED_WITHIN_S, hours_ago, keys, satisfaction
 from tests.events import event
+from tests.stored_bytes import search
 from tests.subject_export import open_export
 
 pytestmark = pytest.mark.skipif(
@@ -36,22 +40,34 @@ def erase(api: Api, key: str | None, customer_id: str, body: object) -> httpx.Re
 
 
 @contextmanager
-def replayed(deployment: Deployment) -> Iterator[dict[str, list[dict[str, object]]]]:
-    """Every table rebuilt by `cem replay` from the log as it is now, as rows (the embedded
-    deployment is stopped meanwhile: chdb allows one process)."""
+def replayed(
+    deployment: Deployment, read: Callable[[Api], Any] = lambda api: None
+) -> Iterator[tuple[dict[str, list[dict[str, object]]], Any]]:
+    """Every table rebuilt by `cem replay` from the log as it is now, as rows, and what `read`
+    reads through a query API over the rebuilt tables (the embedded deployment is stopped
+    meanwhile: chdb allows one process)."""
     into = f"erased_{uuid.uuid4().hex[:8]}"
+
+    def rebuild() -> tuple[dict[str, list[str]], Any]:
+        deployment.replay(into)
+        tables = deployment.table_rows(into)
+        with deployment.serve_database(into) as url:
+            served = Api(url)
+            try:
+                return tables, read(served)
+            finally:
+                served.close()
+
     if deployment.name == "embedded":
         deployment.stop()
         try:
-            deployment.replay(into)
-            tables = deployment.table_rows(into)
+            tables, seen = rebuild()
         finally:
             deployment.start()
     else:
-        deployment.replay(into)
-        tables = deployment.table_rows(into)
+        tables, seen = rebuild()
     try:
-        yield {name: [orjson.loads(r) for r in rows] for name, rows in tables.items()}
+        yield {name: [orjson.loads(r) for r in rows] for name, rows in tables.items()}, seen
     finally:
         if deployment.name != "embedded":
             drop = getattr(deployment, "drop_replayed", None)
@@ -59,7 +75,29 @@ def replayed(deployment: Deployment) -> Iterator[dict[str, list[dict[str, object
                 drop(into)
 
 
-def test_an_erased_customer_stays_erased_after_a_replay(deployment: Deployment, api: Api) -> None:
+def answered(buckets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The buckets with survey answers, without their text sentiment."""
+    return [
+        {k: v for k, v in b.items() if k != "sentiment"}
+        for b in buckets
+        if any(b["responses"].values())
+    ]
+
+
+def stored_roots(deployment: Deployment, request: pytest.FixtureRequest) -> list[Path]:
+    """Every directory and file the deployment stores into: its own, and for a distributed one
+    the data directories of the engines the session started (Kafka's segments, ClickHouse's
+    parts, PostgreSQL's tables and WAL)."""
+    roots = list(deployment.stored_paths())
+    if deployment.name != "embedded":
+        engines = request.getfixturevalue("engines")
+        roots += [engines.state_dir(e) for e in ("kafka", "clickhouse", "postgres")]
+    return roots
+
+
+def test_an_erased_customer_stays_erased_after_a_replay(
+    deployment: Deployment, api: Api, request: pytest.FixtureRequest
+) -> None:
     ingest, agent, manager = keys(deployment)
     admin = deployment.key(TENANT_A, "admin")
     tag = new_tag()
@@ -86,6 +124,17 @@ def test_an_erased_customer_stays_erased_after_a_replay(deployment: Deployment, 
     assert missing.status_code == 422 and missing.json()["error"]["code"] == "invalid_request"
     assert erase(api, admin, customer_id, b'{"reason": ').status_code == 400
     assert erase(api, admin, f"c_nobody{tag}", reason).status_code == 404
+
+    # Every byte stored: the customer's data is there before (so the search can see it: the
+    # warehouse's columns are read decompressed), and nowhere live after the erasure.
+    stored = stored_roots(deployment, request)
+    needles = (email, f"lucia{tag}@gmail.com", phone, f"6{digits}", words, comment)
+    before = search(stored, needles)
+    assert {h.needle for h in before.live} >= {words, comment}, before.hits
+
+    touchpoint, now = f"chat-{tag}", datetime.now(UTC)
+    metrics_before = satisfaction(api, manager, touchpoint, now)
+    assert answered(metrics_before), "the survey answer counts"
 
     # The preview first: the group it takes, each identifier's key going, nothing changed.
     preview_path = f"/v1/customers/{quote(customer_id, safe='')}/erasure"
@@ -134,7 +183,13 @@ def test_an_erased_customer_stays_erased_after_a_replay(deployment: Deployment, 
 
     # Replayed: the customer's events are all there, under the same customer, with their types
     # and scores, and none of its personal data is anywhere in the rebuilt tables.
-    with replayed(deployment) as tables:
+    with replayed(deployment, lambda served: satisfaction(served, manager, touchpoint, now)) as (
+        tables,
+        replayed_metrics,
+    ):
+        # The anonymous facts keep every satisfaction figure. The sentiment of the erased
+        # comment goes with its text (docs/erasure.md, "What erasure leaves").
+        assert answered(replayed_metrics) == answered(metrics_before)
         timeline = [r for r in tables["customer_timeline"] if r["customer_id"] == customer_id]
         assert {r["event_id"] for r in timeline} == {
             message["event_id"],
@@ -153,3 +208,10 @@ def test_an_erased_customer_stays_erased_after_a_replay(deployment: Deployment, 
         everything = orjson.dumps(tables)
         for secret in (email, phone, words, comment, f"6{digits}", f"lucia.{tag}"):
             assert secret.encode() not in everything, secret
+
+    # After the erasure and a replay, no byte any process or engine stores holds the customer's
+    # email, phone or words, but in the parts the warehouse replaced with the deletion, which it
+    # keeps for `old_parts_lifetime` (8 minutes by default) before it removes them.
+    after = search(stored, needles)
+    assert not after.live, [(str(h.path), h.needle) for h in after.live]
+    assert not after.undecoded, after.undecoded
