@@ -218,6 +218,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         # English page shows the server's own message, which names the value that is wrong.
         "api_error_not_found": "Not found: no such customer, event or alert.",
         "api_error_already_erased": "This customer's personal data was erased already.",
+        "api_error_group_changed": "This customer's group changed since the preview: look again.",
         "api_error_forbidden": "Your role may not do this.",
         "api_error_unauthorized": "Your session has ended: sign in again.",
         "api_error_csrf_token_missing": "The page's session token is missing or old: reload it.",
@@ -391,6 +392,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         # Errores de la API por su `error.code` (kernel/api_errors.py).
         "api_error_not_found": "No encontrado: no existe ese cliente, evento o alerta.",
         "api_error_already_erased": "Los datos personales de este cliente ya se borraron.",
+        "api_error_group_changed": "El grupo de este cliente cambió desde la vista previa: revísalo.",
         "api_error_forbidden": "Tu rol no permite hacer esto.",
         "api_error_unauthorized": "Tu sesión ha terminado: vuelve a iniciar sesión.",
         "api_error_csrf_token_missing": "Falta el token de sesión de la página o ha caducado: "
