@@ -161,8 +161,8 @@ class LazyVault:
     def destroy(self, tenant_id: str, key_ids: Sequence[str]) -> int:
         return self._inner().destroy(tenant_id, key_ids)
 
-    def destroyed(self, tenant_id: str, key_id: str) -> bool:
-        return self._inner().destroyed(tenant_id, key_id)
+    def destroyed(self, tenant_id: str, key_id: str, fingerprint: str | None = None) -> bool:
+        return self._inner().destroyed(tenant_id, key_id, fingerprint)
 
     def close(self) -> None:
         with self._lock:

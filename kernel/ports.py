@@ -282,13 +282,16 @@ class KeyVault(Protocol):
         ...
 
     def destroy(self, tenant_id: str, key_ids: Sequence[str]) -> int:
-        """Delete keys for good and keep a tombstone of each id; returns how many were held.
-        Their events open as erased, even once a returning subject has a new key under the id."""
+        """Delete keys for good and keep a tombstone of each id, with the fingerprint of each key
+        destroyed (`shredding.key_fingerprint`); returns how many were held. Their events open
+        as erased, even once a returning subject has a new key under the id."""
         ...
 
-    def destroyed(self, tenant_id: str, key_id: str) -> bool:
-        """Whether a key under this id was ever destroyed (its tombstone): a blob that does not
-        open under the id's present key was sealed under the destroyed one."""
+    def destroyed(self, tenant_id: str, key_id: str, fingerprint: str | None = None) -> bool:
+        """Whether a key under this id was destroyed (its tombstone): a blob that does not open
+        under the id's present key was sealed under a destroyed one. With `fingerprint` (the
+        blob's), whether the key destroyed was that one; a tombstone kept before fingerprints
+        were (none recorded for the id) answers as without."""
         ...
 
     def close(self) -> None: ...

@@ -30,8 +30,10 @@ from kernel.shredding import (
     SEALED,
     NotUnderThisKey,
     TenantKeyring,
+    key_fingerprint,
     open_sealed,
     seal,
+    sealed_fingerprint,
     sealed_key_id,
     subject_key_id,
 )
@@ -134,6 +136,7 @@ class EventSealer:
                 keys[(tenant_id, key_id)] = key
                 self.cache.put(tenant_id, key_id, key)
         names = iter(named)
+        prints: dict[tuple[str, str], str] = {}  # one fingerprint per key of the batch
         sealed: list[bytes] = []
         for value, event, kept in zip(values, events, clear, strict=True):
             if kept:
@@ -141,7 +144,12 @@ class EventSealer:
                 continue
             tenant_id, key_id = next(names)
             key = keys[(tenant_id, key_id)]
-            sealed.append(orjson.dumps(seal(event, key_id, key, tenant_id, str(event["event_id"]))))
+            if (tenant_id, key_id) not in prints:
+                prints[(tenant_id, key_id)] = key_fingerprint(key)
+            print_ = prints[(tenant_id, key_id)]
+            sealed.append(
+                orjson.dumps(seal(event, key_id, key, tenant_id, str(event["event_id"]), print_))
+            )
         return sealed
 
 
@@ -159,8 +167,10 @@ class EventOpener:
         A key id is a fixed function of the subject, so a subject that comes back after its
         erasure (the same email) gets a new key under the same id: an event sealed before the
         erasure then meets a key it was not sealed under. It opens erased when the vault holds
-        a tombstone of the id (the earlier key was destroyed), and raises otherwise (tampered or
-        copied). Asked only on that failure, so opening costs no more vault reads."""
+        a tombstone of the id with the fingerprint of the key it names (`kf`: that key was
+        destroyed), and raises otherwise (tampered, copied, or sealed under the present key).
+        A blob sealed before fingerprints were opens erased on the tombstone alone. Asked only
+        on that failure, so opening costs no more vault reads."""
         key_id = sealed_key_id(event)
         if key_id is None:
             return event
@@ -173,7 +183,7 @@ class EventOpener:
         try:
             return open_sealed(event, key, tenant_id, event_id)
         except NotUnderThisKey:
-            if not self.vault.destroyed(tenant_id, key_id):
+            if not self.vault.destroyed(tenant_id, key_id, sealed_fingerprint(event)):
                 raise
             return open_sealed(event, None, tenant_id, event_id)
 

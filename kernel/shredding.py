@@ -59,6 +59,8 @@ _SALT = b"cem crypto-shredding v1"
 # no tenant, whatever its id, can be given the identity store's key.
 _IDENTITY_STORE_SALT = b"cem identity store v1"
 _KEY_ID = re.compile(r"^[0-9a-f]{32}$")
+_FINGERPRINT = b"cem data key fingerprint v1"
+FINGERPRINT_HEX = 16  # 64 bits: tells a tenant's few keys of one id apart, no more
 _CUSTOMER_FIELDS = tuple(path.removeprefix("customer.") for path in CUSTOMER_PATHS)
 
 Event = dict[str, Any]
@@ -244,21 +246,50 @@ def _merge(into: Event, extra: Event) -> Event:
     return merged
 
 
-def seal(event: Event, key_id: str, data_key: bytes, tenant_id: str, event_id: str) -> Event:
+def seal(
+    event: Event,
+    key_id: str,
+    data_key: bytes,
+    tenant_id: str,
+    event_id: str,
+    fingerprint: str | None = None,
+) -> Event:
     """The event with its personal fields replaced by one `sealed` member, encrypted under the
-    subject's data key with `tenant_id/event_id` as associated data."""
+    subject's data key with `tenant_id/event_id` as associated data, naming the key by its id
+    and its fingerprint (`key_fingerprint`, computed when not given)."""
     if SEALED in event or ERASED in event:
         raise ShreddingError(f"event {event_id} is already sealed")
     rest, personal = split_personal(event)
     blob = _encrypt(data_key, orjson.dumps(personal), _aad(tenant_id, event_id))
-    rest[SEALED] = {"key_id": check_key_id(key_id), "blob": base64.b64encode(blob).decode()}
+    rest[SEALED] = {
+        "key_id": check_key_id(key_id),
+        "kf": fingerprint or key_fingerprint(data_key),
+        "blob": base64.b64encode(blob).decode(),
+    }
     return rest
+
+
+def key_fingerprint(data_key: bytes) -> str:
+    """Which key of an id sealed a blob: an HMAC under the key itself (it tells nothing of the
+    key or the subject). A subject that comes back after its erasure gets a new key under the
+    same id; the vault keeps the destroyed keys' fingerprints, so a blob that the present key
+    does not open is told apart: sealed under a destroyed key (it opens erased) or not (tampered
+    or copied: it raises)."""
+    return hmac.new(data_key, _FINGERPRINT, hashlib.sha256).hexdigest()[:FINGERPRINT_HEX]
 
 
 def sealed_key_id(event: Event) -> str | None:
     """The key a sealed event needs; None for an event that was never sealed."""
     sealed = event.get(SEALED)
     return str(sealed["key_id"]) if isinstance(sealed, dict) else None
+
+
+def sealed_fingerprint(event: Event) -> str | None:
+    """The fingerprint of the key a sealed event was sealed under; None for an event never
+    sealed or sealed before fingerprints were (`key_fingerprint`)."""
+    sealed = event.get(SEALED)
+    found = sealed.get("kf") if isinstance(sealed, dict) else None
+    return found if isinstance(found, str) else None
 
 
 def open_sealed(event: Event, data_key: bytes | None, tenant_id: str, event_id: str) -> Event:

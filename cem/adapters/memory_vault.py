@@ -10,6 +10,7 @@ from kernel.shredding import (
     check_key_id,
     keep_first,
     keep_first_many,
+    key_fingerprint,
     unwrap_data_key,
 )
 
@@ -22,6 +23,7 @@ class MemoryKeyVault:
         self._lock = threading.Lock()
         self.wrapped: dict[tuple[str, str], bytes] = {}
         self.tombstones: set[tuple[str, str]] = set()
+        self.fingerprints: dict[tuple[str, str], set[str]] = {}  # of the keys destroyed
 
     def get_or_create(self, tenant_id: str, key_id: str) -> bytes:
         def insert_then_read(offered: bytes) -> bytes:
@@ -48,14 +50,26 @@ class MemoryKeyVault:
         return unwrap_data_key(self._keyring.of(tenant_id), key_id, wrapped)
 
     def destroy(self, tenant_id: str, key_ids: Sequence[str]) -> int:
+        keys = self._keyring.of(tenant_id)
         with self._lock:
-            found = [self.wrapped.pop((tenant_id, check_key_id(k)), None) for k in key_ids]
-            self.tombstones.update((tenant_id, k) for k in key_ids)
-        return sum(w is not None for w in found)
+            found = 0
+            for key_id in dict.fromkeys(check_key_id(k) for k in key_ids):
+                wrapped = self.wrapped.pop((tenant_id, key_id), None)
+                self.tombstones.add((tenant_id, key_id))
+                # Recorded even when no key was held: the id is then known to have none.
+                recorded = self.fingerprints.setdefault((tenant_id, key_id), set())
+                if wrapped is not None:
+                    found += 1
+                    recorded.add(key_fingerprint(unwrap_data_key(keys, key_id, wrapped)))
+        return found
 
-    def destroyed(self, tenant_id: str, key_id: str) -> bool:
+    def destroyed(self, tenant_id: str, key_id: str, fingerprint: str | None = None) -> bool:
         with self._lock:
-            return (tenant_id, check_key_id(key_id)) in self.tombstones
+            named = (tenant_id, check_key_id(key_id))
+            if named not in self.tombstones:
+                return False
+            known = self.fingerprints.get(named)  # None: a tombstone from before fingerprints
+            return fingerprint is None or known is None or fingerprint in known
 
     def close(self) -> None:
         pass

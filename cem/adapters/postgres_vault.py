@@ -18,6 +18,7 @@ from kernel.shredding import (
     check_key_id,
     keep_first,
     keep_first_many,
+    key_fingerprint,
     unwrap_data_key,
 )
 
@@ -28,6 +29,9 @@ CREATE TABLE IF NOT EXISTS key_vault (
 CREATE TABLE IF NOT EXISTS key_vault_destroyed (
   tenant_id TEXT COLLATE "C" NOT NULL, key_id TEXT COLLATE "C" NOT NULL,
   PRIMARY KEY (tenant_id, key_id));
+CREATE TABLE IF NOT EXISTS key_vault_destroyed_fingerprints (
+  tenant_id TEXT COLLATE "C" NOT NULL, key_id TEXT COLLATE "C" NOT NULL,
+  fingerprint TEXT COLLATE "C" NOT NULL, PRIMARY KEY (tenant_id, key_id, fingerprint));
 """
 INSERT = "INSERT INTO key_vault VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
 SELECT = "SELECT wrapped FROM key_vault WHERE tenant_id = %s AND key_id = %s"
@@ -36,6 +40,12 @@ DELETE = "DELETE FROM key_vault WHERE tenant_id = %s AND key_id = ANY(%s)"
 TOMBSTONE = """INSERT INTO key_vault_destroyed SELECT %s, unnest(%s::text[])
 ON CONFLICT DO NOTHING"""
 DESTROYED = "SELECT 1 FROM key_vault_destroyed WHERE tenant_id = %s AND key_id = %s"
+# One row per key destroyed, and one with '' per destruction: an id with none is a tombstone kept
+# before fingerprints were (`KeyVault.destroyed`).
+FINGERPRINT = """INSERT INTO key_vault_destroyed_fingerprints
+SELECT %s, unnest(%s::text[]), unnest(%s::text[]) ON CONFLICT DO NOTHING"""
+FINGERPRINTS = """SELECT fingerprint FROM key_vault_destroyed_fingerprints
+WHERE tenant_id = %s AND key_id = %s"""
 
 
 class PostgresKeyVault:
@@ -77,15 +87,25 @@ class PostgresKeyVault:
         return None if row is None else unwrap_data_key(self._keyring.of(tenant_id), key_id, row[0])
 
     def destroy(self, tenant_id: str, key_ids: Sequence[str]) -> int:
+        keys = self._keyring.of(tenant_id)
         ids = sorted(dict.fromkeys(check_key_id(k) for k in key_ids))  # sorted: no deadlock
         with self.db.transaction() as cursor:
+            cursor.execute(SELECT_MANY + " FOR UPDATE", (tenant_id, ids))
+            held = {str(k): bytes(w) for k, w in cursor.fetchall()}
+            prints = [(k, "") for k in ids] + [
+                (k, key_fingerprint(unwrap_data_key(keys, k, w))) for k, w in held.items()
+            ]
             cursor.execute(TOMBSTONE, (tenant_id, ids))
+            cursor.execute(FINGERPRINT, (tenant_id, [k for k, _ in prints], [f for _, f in prints]))
             return cursor.execute(DELETE, (tenant_id, ids)).rowcount
 
-    def destroyed(self, tenant_id: str, key_id: str) -> bool:
+    def destroyed(self, tenant_id: str, key_id: str, fingerprint: str | None = None) -> bool:
+        named = (tenant_id, check_key_id(key_id))
         with self.db.transaction() as cursor:
-            row = cursor.execute(DESTROYED, (tenant_id, check_key_id(key_id))).fetchone()
-        return row is not None
+            if cursor.execute(DESTROYED, named).fetchone() is None:
+                return False
+            known = {str(r[0]) for r in cursor.execute(FINGERPRINTS, named).fetchall()}
+        return fingerprint is None or not known or fingerprint in known
 
     def close(self) -> None:
         self.db.close()

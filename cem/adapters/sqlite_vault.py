@@ -31,6 +31,7 @@ from kernel.shredding import (
     check_key_id,
     keep_first,
     keep_first_many,
+    key_fingerprint,
     unwrap_data_key,
 )
 
@@ -42,12 +43,19 @@ CREATE TABLE IF NOT EXISTS data_keys (
 CREATE TABLE IF NOT EXISTS destroyed_keys (
   tenant_id TEXT NOT NULL, key_id TEXT NOT NULL,
   PRIMARY KEY (tenant_id, key_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS destroyed_fingerprints (
+  tenant_id TEXT NOT NULL, key_id TEXT NOT NULL, fingerprint TEXT NOT NULL,
+  PRIMARY KEY (tenant_id, key_id, fingerprint)) WITHOUT ROWID;
 """
 INSERT = "INSERT INTO data_keys VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
 SELECT = "SELECT wrapped FROM data_keys WHERE tenant_id = ? AND key_id = ?"
 DELETE = "DELETE FROM data_keys WHERE tenant_id = ? AND key_id = ?"
 TOMBSTONE = "INSERT INTO destroyed_keys VALUES (?, ?) ON CONFLICT DO NOTHING"
 DESTROYED = "SELECT 1 FROM destroyed_keys WHERE tenant_id = ? AND key_id = ?"
+# One row per key destroyed, and one with '' per destruction: an id with none is a tombstone kept
+# before fingerprints were (`KeyVault.destroyed`).
+FINGERPRINT = "INSERT INTO destroyed_fingerprints VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+FINGERPRINTS = "SELECT fingerprint FROM destroyed_fingerprints WHERE tenant_id = ? AND key_id = ?"
 
 
 class SqliteKeyVault:
@@ -104,15 +112,27 @@ class SqliteKeyVault:
         return None if row is None else unwrap_data_key(self._keyring.of(tenant_id), key_id, row[0])
 
     def destroy(self, tenant_id: str, key_ids: Sequence[str]) -> int:
+        keys = self._keyring.of(tenant_id)
         rows = [(tenant_id, check_key_id(k)) for k in dict.fromkeys(key_ids)]
         with self._transaction() as conn:
-            conn.executemany(TOMBSTONE, rows)
-            return sum(conn.execute(DELETE, row).rowcount for row in rows)
+            destroyed = 0
+            for row in rows:
+                held = conn.execute(SELECT, row).fetchone()
+                conn.execute(TOMBSTONE, row)
+                conn.execute(FINGERPRINT, (*row, ""))
+                if held is not None:
+                    key = unwrap_data_key(keys, row[1], bytes(held[0]))
+                    conn.execute(FINGERPRINT, (*row, key_fingerprint(key)))
+                    destroyed += conn.execute(DELETE, row).rowcount
+            return destroyed
 
-    def destroyed(self, tenant_id: str, key_id: str) -> bool:
+    def destroyed(self, tenant_id: str, key_id: str, fingerprint: str | None = None) -> bool:
+        named = (tenant_id, check_key_id(key_id))
         with self._lock, storage_errors(self.path):
-            row = self._conn.execute(DESTROYED, (tenant_id, check_key_id(key_id))).fetchone()
-        return row is not None
+            if self._conn.execute(DESTROYED, named).fetchone() is None:
+                return False
+            known = {str(r[0]) for r in self._conn.execute(FINGERPRINTS, named).fetchall()}
+        return fingerprint is None or not known or fingerprint in known
 
     def close(self) -> None:
         with self._lock:

@@ -22,7 +22,7 @@ import pytest
 from cem.adapters.memory_vault import MemoryKeyVault
 from cem.adapters.sqlite_vault import SqliteKeyVault
 from kernel.ports import KeyVault
-from kernel.shredding import ShreddingError, subject_key_id, tenant_keys
+from kernel.shredding import ShreddingError, key_fingerprint, subject_key_id, tenant_keys
 
 REPO = Path(__file__).resolve().parents[2]
 PLATFORM_KEY = secrets.token_bytes(32)
@@ -129,6 +129,23 @@ class KeyVaultContract:
         assert vault.destroyed(tenant, kid)  # the events sealed under `old` still open erased
         assert vault.destroy(tenant, [kid]) == 1 and vault.destroyed(tenant, kid)
 
+    def test_a_tombstone_knows_the_keys_it_destroyed_by_their_fingerprints(
+        self, vault: KeyVault, tenant: str
+    ) -> None:
+        kid, never = key_id(tenant, "email:ana@x.io"), key_id(tenant, "email:luis@x.io")
+        first = vault.get_or_create(tenant, kid)
+        vault.destroy(tenant, [kid, never])  # `never` had no key: a tombstone without one
+        second = vault.get_or_create(tenant, kid)  # the subject came back
+        vault.destroy(tenant, [kid])
+        vault.get_or_create(tenant, kid)  # and came back again
+        assert vault.destroyed(tenant, kid, key_fingerprint(first))
+        assert vault.destroyed(tenant, kid, key_fingerprint(second))
+        assert not vault.destroyed(tenant, kid, key_fingerprint(vault.find(tenant, kid) or b""))
+        assert not vault.destroyed(tenant, kid, "0" * 16)  # no key of this id had it
+        assert vault.destroyed(tenant, kid)  # a blob sealed before fingerprints: the tombstone
+        assert not vault.destroyed(tenant, never, key_fingerprint(first))
+        assert not vault.destroyed(f"{tenant}-b", kid, key_fingerprint(first))
+
     @pytest.mark.parametrize("bad", ["email:ana@x.io", "", "F" * 32])
     def test_a_subject_is_never_a_key_id(self, vault: KeyVault, tenant: str, bad: str) -> None:
         for call in (vault.get_or_create, vault.find):
@@ -209,6 +226,7 @@ class TestMemoryKeyVault(KeyVaultContract):
             return shared
         other = MemoryKeyVault(platform_key)
         other.wrapped, other.tombstones = shared.wrapped, shared.tombstones
+        other.fingerprints = shared.fingerprints
         return other
 
     @pytest.fixture(autouse=True)

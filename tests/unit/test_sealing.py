@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -279,6 +280,17 @@ def test_a_subject_that_returns_after_its_erasure_leaves_its_old_events_erased()
     assert opener.open_event(after)["payload"]["text"] == "otra vez"
     erased = opener.open_event(before)
     assert erased[ERASED] is True and erased["customer"] == {} and "text" not in erased["payload"]
+    # A blob of the returning subject's, tampered, is not passed off as erased: its fingerprint
+    # names the present key, not a destroyed one.
+    blob = bytearray(base64.b64decode(after["sealed"]["blob"]))
+    blob[-1] ^= 1
+    tampered = {**after, "sealed": {**after["sealed"], "blob": base64.b64encode(blob).decode()}}
+    with pytest.raises(ShreddingError):
+        opener.open_event(tampered)
+    # Nor is a blob naming a key no erasure destroyed.
+    unknown = {**before, "sealed": {**before["sealed"], "kf": "0" * 16}}
+    with pytest.raises(ShreddingError):
+        opener.open_event(unknown)
     # An id never destroyed still refuses a blob its key does not open (copied or tampered).
     other = orjson.loads(sealer.seal_value(stored(message({"email": "luis@x.io"}))))
     with pytest.raises(ShreddingError):

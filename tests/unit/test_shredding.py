@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import re
 import secrets
 import uuid
 from typing import Any
@@ -104,8 +105,9 @@ def test_the_sealed_event_holds_no_personal_value_and_every_anonymous_fact() -> 
     }
     for name in ("event_id", "type", "channel", "touchpoint", "occurred_at", "derived_at"):
         assert sealed[name] == SURVEY[name]
-    assert set(sealed["sealed"]) == {"key_id", "blob"}
+    assert set(sealed["sealed"]) == {"key_id", "kf", "blob"}
     assert sealed["sealed"]["key_id"] == _key_id()
+    assert re.fullmatch(r"[0-9a-f]{16}", sealed["sealed"]["kf"])  # the key's, not the subject's
 
 
 def test_a_custom_types_whole_payload_is_sealed() -> None:
