@@ -821,6 +821,48 @@ def test_a_manager_merges_after_seeing_the_preview_then_splits(
     page.wait(lambda: len(timeline_ids(page)) == 1, what="each history on its own again")
 
 
+def test_an_admin_erases_a_customer_after_seeing_the_group_it_takes(
+    page: Page, people: dict[tuple[str, str], str], api: Api, deployment: Deployment
+) -> None:
+    if getattr(deployment, "identity", "eventsourced") != "eventsourced":
+        pytest.skip("the erasure preview needs the identity service (CEM_E2E_IDENTITY)")
+    tag, now = new_tag(), datetime.now(UTC)
+    email = f"rosa.{tag}@yahoo.es"  # not a placeholder domain: identity links it
+    api.post_ok(deployment.key(TENANT_A, "ingest"), [
+        event("message.received", "chat", {"email": email}, now, {"text": f"hola {tag}"},
+              touchpoint=f"chat-{tag}"),
+    ])  # fmt: skip
+    deployment.wait_processed()
+    # A manager sees no erase form: erasing is the admins'.
+    page.sign_in(people[(TENANT_A, "manager")])
+    page.open("/console")
+    assert not page.all("#erase-form")
+    page.sign_in(people[(TENANT_A, "admin")])
+    page.open("/console")
+    page.find("#search").send_keys(email)
+    results = page.wait(lambda: page.all("#results button"), what="the search result")
+    results[0].click()
+    page.wait(lambda: len(timeline_ids(page)) == 1, what="the customer's timeline")
+    page.find("#erase-reason").send_keys(f"GDPR art. 17 request {tag}")
+    page.find("#erase-preview").click()
+    summary = page.wait(
+        lambda: page.find("#erase-result").is_displayed() and page.text("#erase-summary"),
+        what="the erasure preview",
+    )
+    assert email in summary and "(erased)" in summary and "events: 1" in summary, summary
+    assert len(timeline_ids(page)) == 1  # the preview changed nothing
+    page.screenshot("console-erase-preview")
+    page.find("#erase-confirm").click()
+    status = page.wait(lambda: "Erasure recorded" in page.text("#identity-status")
+                       and page.text("#identity-status"), what="the erasure recorded")  # fmt: skip
+    deployment.wait_processed()
+    found = api.get("/v1/customers", deployment.key(TENANT_A, "agent"), email=email)
+    assert found.status_code == 200 and found.json()["customers"] == [], status
+    page.find("#erase-preview").click()  # once erased, the preview says so and cannot erase
+    page.wait(lambda: "Already erased" in page.text("#erase-summary"), what="already erased")
+    assert page.find("#erase-confirm").get_attribute("disabled") is not None
+
+
 def load_one_more_page(page: Page) -> None:
     shown = len(page.all("#alerts tr[data-alert-id]"))
     page.find("#alerts-more").click()

@@ -151,6 +151,7 @@ def _page_context(session: ActiveSession) -> dict[str, Any]:
         "user": {"email": user.email, "tenant": user.tenant_id, "role": user.role},
         "csrf": session.csrf_token,
         "is_manager": user.role in MANAGERS,
+        "is_admin": user.role == "admin",  # may erase a customer (`CAN_EXPORT_SUBJECT`)
     }
 
 

@@ -466,6 +466,54 @@
     $("merge-cancel").addEventListener("click", () => { $("merge-result").hidden = true; });
   }
 
+  // Admins: erase the customer's personal data, after seeing the group the erasure takes.
+  if (document.body.dataset.role === "admin" && $("erase-form")) {
+    let erasing = null;
+    const fill = (key, values) => t(key).replace(/\{([a-z]+)\}/g, (whole, name) => values[name] ?? whole);
+    $("erase-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      try {
+        const preview = await api(`/v1/customers/${encodeURIComponent(current.id)}/erasure`);
+        erasing = { id: preview.customer_id, members: preview.members.map((m) => m.customer_id) };
+        renderErasure(preview, fill);
+      } catch (error) {
+        showError($("identity-status"), error);
+      }
+    });
+    $("erase-confirm").addEventListener("click", async () => {
+      try {
+        const done = await api(`/v1/customers/${encodeURIComponent(erasing.id)}/erase`, {
+          method: "POST", body: { reason: $("erase-reason").value.trim(), members: erasing.members },
+        });
+        $("erase-result").hidden = true;
+        $("identity-status").textContent = fill("erase_requested", { event: done.event_id });
+      } catch (error) {
+        showError($("identity-status"), error);
+      }
+    });
+    $("erase-cancel").addEventListener("click", () => { $("erase-result").hidden = true; });
+  }
+
+  function renderErasure(preview, fill) {
+    const members = preview.members.map((m) => {
+      const why = m.customer_id === preview.customer_id ? t("erase_member_canonical")
+        : coded("identity_reason", m.reason_code, m.reason_params, m.merge_reason || "");
+      const events = m.events === null ? "" : `, ${fill("erase_member_events", { n: m.events })}`;
+      return `${m.customer_id} (${why}${events})`;
+    });
+    const identifiers = preview.identifiers.map((i) => {
+      const fate = i.key_destroyed ? t("erase_key_destroyed") : t("erase_key_kept");
+      const again = i.carried_again ? `, ${t("erase_carried")}` : "";
+      return `${kindName(i.kind)}: ${i.value} (${fate}${again})`;
+    });
+    const rows = [[t("erase_members"), members.join("; ")], [t("identifiers"), identifiers.join("; ") || "—"]];
+    if (preview.erased) rows.unshift([t("erase_preview"), fill("erase_already", { event: preview.erasure_event_id })]);
+    $("erase-summary").replaceChildren(...rows.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v))));
+    $("erase-confirm").disabled = preview.erased;
+    $("erase-result").hidden = false;
+    $("erase-confirm").focus();
+  }
+
   function renderPreview(preview) {
     const rows = [];
     // Why not, in the page's language: each reason by its code (`refusals`), else as the server said it.
