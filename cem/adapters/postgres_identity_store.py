@@ -1,8 +1,8 @@
 """The identity store of the distributed mode: eventsourcing's PostgreSQL persistence, read in
 bulk. Every replica of every service shares it (the library's optimistic concurrency keeps them
 consistent). psycopg is reached through `cem.adapters.postgres` and the library; the settings name
-this module's recorder, the library's own with the filings table beside its events (see
-`services.identity.ports`)."""
+this module's recorder, the library's own with the filings and slip keys tables beside its events
+(see `services.identity.ports`)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from services.identity.ports import (
     group_by_aggregate,
     ignored_as_text,
     ignored_from_text,
+    slip_rows,
 )
 
 # Aggregates asked for in one query (the ids travel as two array parameters).
@@ -56,6 +57,16 @@ _COPY_LEGACY_FILINGS = (
 )
 _CREATE_LOCK = "SELECT pg_advisory_xact_lock(hashtext(%s))"
 _FILINGS_TABLES = "SELECT count(*) AS found FROM pg_tables WHERE schemaname = %s AND tablename = %s"
+_CREATE_SLIPS = (
+    "CREATE TABLE IF NOT EXISTS {schema}.{slips} ("
+    "tenant_id text NOT NULL, key_id text NOT NULL, index_id text NOT NULL, "
+    "PRIMARY KEY (tenant_id, key_id, index_id))"
+)
+_INSERT_SLIPS = (
+    "INSERT INTO {schema}.{slips} SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) "
+    "ON CONFLICT DO NOTHING"
+)
+_SELECT_SLIPS = "SELECT key_id, index_id FROM {schema}.{slips} WHERE tenant_id = %s AND key_id = ANY(%s::text[])"
 _SELECT_FILINGS = (
     "SELECT event_id, home_id, source, ignored FROM {schema}.{table} "
     "WHERE tenant_id = %s AND event_id = ANY(%s::text[])"
@@ -63,12 +74,13 @@ _SELECT_FILINGS = (
 
 
 class PostgresIdentityRecorder(PostgresApplicationRecorder):
-    """The library's recorder, also inserting the `filings` it is given in the events'
-    transaction."""
+    """The library's recorder, also inserting the `filings` and `slips` it is given in the
+    events' transaction."""
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
         self.filings_table_name = events_table_name.removesuffix("_events") + "_filings"
+        self.slips_table_name = events_table_name.removesuffix("_events") + "_email_slips"
 
     def statement(self, template: str) -> Any:
         return compose_sql(
@@ -78,6 +90,7 @@ class PostgresIdentityRecorder(PostgresApplicationRecorder):
                 "schema": self.datastore.schema,
                 "table": self.filings_table_name,
                 "events": self.events_table_name,
+                "slips": self.slips_table_name,
             },
         )
 
@@ -88,6 +101,7 @@ class PostgresIdentityRecorder(PostgresApplicationRecorder):
         curs.execute(_FILINGS_TABLES, (self.datastore.schema, self.filings_table_name))
         absent = curs.fetchone()["found"] == 0
         super()._create_table(curs)
+        curs.execute(self.statement(_CREATE_SLIPS))
         if absent:  # created and filled from the older filings in one transaction
             curs.execute(self.statement(_CREATE_FILINGS))
             curs.execute(self.statement(_COPY_LEGACY_FILINGS), (LEGACY_FILED_TOPIC,))
@@ -111,6 +125,11 @@ class PostgresIdentityRecorder(PostgresApplicationRecorder):
             # as an aborted pipeline, which the library would retry as if the server were down.
             with curs.connection.pipeline():
                 curs.execute(self.statement(_INSERT_FILINGS), columns, prepare=True)
+        slips = slip_rows(kwargs.get("slips") or ())
+        if slips:
+            columns = [list(column) for column in zip(*slips, strict=True)]
+            with curs.connection.pipeline():
+                curs.execute(self.statement(_INSERT_SLIPS), columns, prepare=True)
         super()._insert_events(curs, stored_events, **kwargs)
 
 
@@ -172,6 +191,21 @@ class PostgresIdentityStore:
             )
             for row in rows
         }
+
+    def select_slips(
+        self, recorder: AggregateRecorder, tenant_id: str, key_ids: Sequence[str]
+    ) -> dict[str, list[str]]:
+        assert isinstance(recorder, PostgresIdentityRecorder), "built from persistence_env"
+        if not key_ids:
+            return {}
+        statement = recorder.statement(_SELECT_SLIPS)
+        with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
+            cursor.execute(statement, (tenant_id, list(key_ids)), prepare=True)
+            rows = cursor.fetchall()
+        found: dict[str, list[str]] = {}
+        for row in rows:
+            found.setdefault(row["key_id"], []).append(row["index_id"])
+        return found
 
 
 def _select(recorder: Any, chunk: Versions) -> list[StoredEvent]:

@@ -3,7 +3,8 @@
 The library reads its persistence settings from an environment mapping (`PERSISTENCE_MODULE`,
 `SQLITE_DBNAME`); this adapter builds that mapping and the resolver passes it to the library
 explicitly: `os.environ` is never read or written. The mapping names this module's recorder, the
-library's own with the filings table beside its events (see `services.identity.ports`).
+library's own with the filings and slip keys tables beside its events (see
+`services.identity.ports`).
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import get_topic
 
 from services.identity.at_rest import cipher_env
-from services.identity.domain import LEGACY_FILED_TOPIC, Filing
+from services.identity.domain import LEGACY_FILED_TOPIC, Filing, SlipKey
 from services.identity.ports import (
     Versions,
     group_by_aggregate,
     ignored_as_text,
     ignored_from_text,
+    slip_rows,
 )
 
 # Seconds a writer waits for the SQLite write lock before a conflict is reported.
@@ -39,6 +41,13 @@ _CREATE_FILINGS = (
     "source TEXT NOT NULL, ignored TEXT, PRIMARY KEY (tenant_id, event_id)) WITHOUT ROWID"
 )
 _INSERT_FILING = f"INSERT INTO {FILINGS_TABLE} VALUES (?,?,?,?,?)"
+SLIPS_TABLE = "identity_email_slips"
+_CREATE_SLIPS = (
+    f"CREATE TABLE IF NOT EXISTS {SLIPS_TABLE} ("
+    "tenant_id TEXT NOT NULL, key_id TEXT NOT NULL, index_id TEXT NOT NULL, "
+    "PRIMARY KEY (tenant_id, key_id, index_id)) WITHOUT ROWID"
+)
+_INSERT_SLIP = f"INSERT OR IGNORE INTO {SLIPS_TABLE} VALUES (?,?,?)"
 
 
 def _copy_legacy_filings(events_table: str) -> str:
@@ -53,11 +62,13 @@ def _copy_legacy_filings(events_table: str) -> str:
 
 
 class SqliteIdentityRecorder(SQLiteApplicationRecorder):
-    """The library's recorder, also inserting the `filings` it is given in the events'
-    transaction."""
+    """The library's recorder, also inserting the `filings` and `slips` it is given in the
+    events' transaction."""
 
     def create_table(self) -> None:
         super().create_table()
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(_CREATE_SLIPS)
         with self.datastore.transaction(commit=False) as c:
             c.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (FILINGS_TABLE,))
             if c.fetchone() is not None:
@@ -74,6 +85,9 @@ class SqliteIdentityRecorder(SQLiteApplicationRecorder):
         filings: Sequence[Filing] = kwargs.get("filings") or ()
         if filings:
             c.executemany(_INSERT_FILING, [_filing_row(f) for f in filings])
+        slips: Sequence[SlipKey] = kwargs.get("slips") or ()
+        if slips:
+            c.executemany(_INSERT_SLIP, slip_rows(slips))
         return super()._insert_events(c, stored_events, **kwargs)
 
 
@@ -125,6 +139,24 @@ class SqliteIdentityStore:
                 found[event_id] = Filing(
                     tenant_id, event_id, home_id, source, ignored_from_text(ignored)
                 )
+        return found
+
+    def select_slips(
+        self, recorder: AggregateRecorder, tenant_id: str, key_ids: Sequence[str]
+    ) -> dict[str, list[str]]:
+        assert isinstance(recorder, SqliteIdentityRecorder), "built from persistence_env"
+        found: dict[str, list[str]] = {}
+        for start in range(0, len(key_ids), SELECT_CHUNK):
+            chunk = key_ids[start : start + SELECT_CHUNK]
+            statement = (
+                f"SELECT key_id, index_id FROM {SLIPS_TABLE} "
+                f"WHERE tenant_id = ? AND key_id IN ({','.join('?' * len(chunk))})"
+            )
+            with recorder.datastore.transaction(commit=False) as cursor:
+                cursor.execute(statement, [tenant_id, *chunk])
+                rows = cursor.fetchall()
+            for key_id, index_id in rows:
+                found.setdefault(key_id, []).append(index_id)
         return found
 
 

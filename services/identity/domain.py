@@ -10,6 +10,8 @@
 - `MergeCandidate`: one per pair of customers: proposals for review and every decision about the
   pair (accepted, rejected, separated by a split), so a rejected or split pair is never merged
   automatically.
+- `SlipKey` (a record, not an aggregate): one per (tenant, slip key, email index): a new email
+  finds the known ones one slip from it (slips.py) without reading every email of the tenant.
 - `Filing` (a record, not an aggregate): one per touchpoint event: which customer the evidence was
   filed under, so a replay or a redelivery resolves to the same customer and never resurrects an
   unlinked identifier.
@@ -21,12 +23,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from hashlib import blake2b
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
 from services.identity.rules import Identifier
+from services.identity.slips import slip_keys
 
 # All identity ids derive from this namespace, so they are stable across processes and replicas.
 IDENTITY_NAMESPACE = uuid5(NAMESPACE_URL, "https://cem.invalid/identity")
@@ -508,6 +512,30 @@ class Filing:
     # `path:reason` of each identifier of the touchpoint that linked nobody (never the value:
     # the store keeps no personal data of a touchpoint). Filings recorded before it: none.
     ignored: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SlipKey:
+    """An email index filed under one of its slip keys (`slips.slip_keys`). Not an aggregate:
+    a row the identity store keeps beside the filings, written in the transaction that creates
+    the index (see `ports.IdentityStore`). It holds ids only: `key_id` is the key's id
+    (`slip_key_ids`), `index_id` the `IdentifierIndex`'s id, so an erasure leaves nothing here to delete (the
+    index it names is suppressed, and a suppressed index is nobody's slip)."""
+
+    tenant_id: str
+    key_id: str
+    index_id: str
+
+
+@lru_cache(maxsize=16_384)  # an email's keys are asked for again by each read of them
+def slip_key_ids(tenant_id: str, identifier: Identifier) -> tuple[str, ...]:
+    """The ids of an email's slip keys in a tenant (`slips.slip_keys`), in order: BLAKE2b of the
+    tenant and the key (length-prefixed), 16 bytes in hex. Not `stable_id`: an email has a score
+    of keys, which would crowd the ids resolutions derive over and over out of its cache."""
+    return tuple(
+        blake2b(f"{len(tenant_id)}:{tenant_id}{key}".encode(), digest_size=16).hexdigest()
+        for key in slip_keys(identifier)
+    )
 
 
 # Stores written before filings had a table of their own kept each filing as the one event of an

@@ -81,3 +81,20 @@ def same_full_name(ours: Iterable[str], theirs: Iterable[str], surnames: int) ->
         return False
     every = [*ours, *theirs]
     return all(agree(a, b) for i, a in enumerate(every) for b in every[i + 1 :])
+
+
+def agree_with_surname(ours: Iterable[str], theirs: Iterable[str]) -> bool:
+    """Two customers' recorded names agree (`agree`: any two of them, on either side) and each
+    side has a given name and a surname at least (`concepcion vidal` and `concepcion vidal
+    rojas`). Weaker than `same_full_name`: it only corroborates evidence that already points at
+    one person (an email one keystroke from the other's, policy `_slip_holder`)."""
+    ours, theirs = sorted(set(ours)), sorted(set(theirs))
+    if not any(len(n.split()) >= 2 for n in ours) or not any(len(n.split()) >= 2 for n in theirs):
+        return False
+    every = [*ours, *theirs]
+    return all(agree(a, b) for i, a in enumerate(every) for b in every[i + 1 :])
+
+
+def names_agree(ours: Iterable[str], theirs: Iterable[str]) -> bool:
+    """No name on one side differs from one on the other (`agree`); true when a side has none."""
+    return all(agree(a, b) for a in set(ours) for b in set(theirs))

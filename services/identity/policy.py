@@ -13,11 +13,12 @@ from types import MappingProxyType
 
 from rapidfuzz.distance import OSA
 
-from services.identity.keyboard import keyboard_slip
+from services.identity.keyboard import SEPARATORS, keyboard_slip
 from services.identity.mailbox_names import one_persons_mailboxes
-from services.identity.person_names import same_full_name
+from services.identity.person_names import agree_with_surname, names_agree, same_full_name
 from services.identity.reasons import reason_text
 from services.identity.rules import Identifier, TenantRules
+from services.identity.slips import MIN_TYPO_LOCAL
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,11 @@ class Situation:
     # `KindRule.device_profile`), whether on their own or merged into a person.
     profiles: frozenset[str] = frozenset()
     name: str = ""  # the person's name the touchpoint carries, normalised; "" when none
+    # For each email of the touchpoint nobody holds yet, the held emails one slip from it
+    # (`one_slip_apart`, found by `slips.slip_keys`), in order of value.
+    slips: Mapping[Identifier, tuple[Claim, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
 
 # Why an identifier was linked (`Link.rule`): one of these codes, some followed by `:` and the
@@ -515,7 +521,101 @@ def _mistyped_email_of(
             person = [h for h in claim.holders if h not in situation.profiles]
             why = f"same_name:{new_ids[0].kind} on {claim.identifier.kind}"
             return (person or claim.holders)[-1], why, []
+    return _slip_of_known(emails, ranked, situation, rules)
+
+
+def _slip_of_known(
+    emails: list[Identifier], ranked: list[Claim], situation: Situation, rules: TenantRules
+) -> tuple[str, str, list[str]] | None:
+    """The customer holding an email one slip from a new email of the event (`Situation.slips`:
+    whichever of the two is the slip), when the event carries the name it is known by
+    (`_slip_holder`: `slip_and_name`): the person's touchpoint, and the slip theirs. A slip
+    with no name to corroborate it is at most a candidate for review (`_merge_slips`)."""
+    ours = {situation.name} - {""}
+    event = [c.identifier for c in ranked]
+    for email in emails:
+        for known in situation.slips.get(email, ()):
+            if known.saturated or known.suppressed:
+                continue
+            groups = _groups_of(known.holders, situation)
+            if len(groups) != 1:
+                continue
+            group = situation.groups[known.holders[-1]]
+            if any(_groups_of(c.holders, situation) - groups for c in ranked):
+                # Another identifier names somebody else: it decides, and the slip's customer
+                # may join it (`_merge_slips`).
+                continue
+            why = _slip_holder(email, known.identifier, ours, event, group, rules)
+            if why == "slip_and_name":
+                person = [h for h in known.holders if h not in situation.profiles]
+                return (person or known.holders)[-1], "typo_of:email with name", []
     return None
+
+
+def _slip_holder(
+    new: Identifier,
+    known: Identifier,
+    names: set[str],
+    identifiers: Iterable[Identifier],
+    other: Group,
+    rules: TenantRules,
+) -> str:
+    """Whether the customer holding `known` may be the person who wrote `new`, one slip from
+    it, on a touchpoint (or customer) known by `names` and `identifiers`: the code of the reason
+    (services/identity/reasons.py), `slip_and_name` (corroborated: one person) or `typing_slip`
+    (a candidate for review), or "" when nothing says so.
+    - Never when the two hold different unique identifiers, or personal lines and none in
+      common (two mobiles: two people, as in `_named_alike`).
+    - `slip_and_name`: both sides are known by one name (`person_names.agree_with_surname`: a given name
+      and a surname at least, and no other name on either side). A name tells people apart
+      where a keystroke cannot (`maria@` and `mario@`).
+    - `typing_slip`: the slip is one a finger makes inside the local part (`typing_slip`), and no
+      name on either side differs from the other's: likely one person, yet the slip alone is
+      weak evidence (nothing the two hold corroborates it), so a reviewer decides.
+    A slip of an initial (`cnavarro@`, `pnavarro@`: two people of one family) or of the end
+    (`lauraiglesiasm@`) with no name, or with another name, says nothing; nor does a dot, hyphen
+    or underscore added, missed or written for another (`_written_otherwise`), name or not."""
+    if _written_otherwise(new, known):
+        return ""
+    if unique_conflicts(identifiers, other.identifiers, rules):
+        return ""
+    if _other_lines(identifiers, other.identifiers, rules):
+        return ""
+    if agree_with_surname(names, other.names):
+        return "slip_and_name"
+    if typing_slip(new, known) and names_agree(names, other.names):
+        return "typing_slip"
+    return ""
+
+
+def _written_otherwise(new: Identifier, known: Identifier) -> bool:
+    """The same letters, only the dots, hyphens and underscores differ (`mariadelcarmen_molina@`,
+    `mariadelcarmenmolina@`): another way to write a name, which two people of that name may
+    each hold as their own mailbox (keyboard.py), not a slip."""
+    a, b = new.value.rpartition("@")[0], known.value.rpartition("@")[0]
+    return _letters(a) == _letters(b)
+
+
+def _letters(local: str) -> str:
+    return "".join(c for c in local if c not in SEPARATORS)
+
+
+# A slip inside a local part at least this long, away from its ends, is a finger's, not another
+# name's: shorter ones are initials and surnames (`jcano@`), where one letter is another person.
+MIN_SLIP_LOCAL = 8
+
+
+def typing_slip(new: Identifier, known: Identifier) -> bool:
+    """Two emails `one_slip_apart` by a slip of a finger (`keyboard_slip`: a key next to the
+    right one, two letters swapped, one doubled or hit with its neighbour), in local parts of
+    `MIN_SLIP_LOCAL` characters at least, that keep their first character (an initial) and
+    their last two (where a second surname's initial is added: `lauraiglesiasm@`)."""
+    if not one_slip_apart(new, known):
+        return False
+    a, b = new.value.rpartition("@")[0], known.value.rpartition("@")[0]
+    if min(len(a), len(b)) < MIN_SLIP_LOCAL or a[0] != b[0] or a[-2:] != b[-2:]:
+        return False
+    return keyboard_slip(a, b)
 
 
 def _new_details_named_alike(
@@ -558,10 +658,6 @@ def _second_mailbox_on(
     if unique_conflicts(event, group.identifiers, rules):
         return False
     return _named_alike(event, group.identifiers, rules) is not None
-
-
-# A local part shorter than this is too short for one keystroke to tell a slip from another name.
-MIN_TYPO_LOCAL = 5
 
 
 def one_slip_apart(new: Identifier, known: Identifier) -> bool:
@@ -707,6 +803,48 @@ def _merge_or_propose(
     for canonical_id, claims in reached.items():
         member = _any_member(claims[0].holders, canonical_id, situation)
         _merge_or_propose_one(draft, claims, situation.groups[member], situation, rules)
+    _merge_slips(draft, ranked, situation, rules)
+
+
+def _merge_slips(
+    draft: _Draft, ranked: list[Claim], situation: Situation, rules: TenantRules
+) -> None:
+    """The customers holding an email one slip from a new email of the event (`Situation.slips`)
+    join the home when both are known by one name (`_slip_holder`: `slip_and_name`, the home's
+    names and the event's against theirs): the slip goes to the home, so the home is who they
+    are. A finger's slip with no name against it (`typing_slip`), or a named one the home cannot
+    take (a customer registered by this event), is proposed for review."""
+    home = _canonical(draft.home, situation)
+    mergeable = rules.auto_merge and not draft.register
+    for claim in ranked:
+        for known in situation.slips.get(claim.identifier, ()):
+            if known.saturated or known.suppressed:
+                continue
+            for canonical_id in sorted(_groups_of(known.holders, situation) - draft.touched):
+                other = situation.groups[_any_member(known.holders, canonical_id, situation)]
+                if frozenset({home, canonical_id}) in situation.kept_apart:
+                    continue
+                why = _slip_holder(
+                    claim.identifier, known.identifier, draft.names, draft.identifiers, other, rules
+                )
+                if not why:
+                    continue
+                draft.touched.add(canonical_id)
+                if why == "slip_and_name" and mergeable:
+                    _absorb(draft, other, home, reason_text(why))
+                elif rules.rule_for(claim.identifier).propose_candidates:
+                    reason = reason_text("slip_for_review", identifier=str(known.identifier))
+                    pair = (claim.identifier, known.identifier)
+                    draft.proposals.append(Proposal(home, canonical_id, reason, pair))
+
+
+def _other_lines(
+    ours: Iterable[Identifier], theirs: Iterable[Identifier], rules: TenantRules
+) -> bool:
+    """Both sides have personal lines (mobiles), and none in common: two people."""
+    our_lines = {i for i in ours if _personal_line(i, rules)}
+    their_lines = {i for i in theirs if _personal_line(i, rules)}
+    return bool(our_lines and their_lines and not our_lines & their_lines)
 
 
 def _merge_or_propose_one(
@@ -804,9 +942,7 @@ def _named_alike(
     and no personal lines of their own that differ (two mobiles: two people of one household,
     whatever their addresses say)."""
     ours, theirs = set(ours), set(theirs)
-    our_lines = {i for i in ours if _personal_line(i, rules)}
-    their_lines = {i for i in theirs if _personal_line(i, rules)}
-    if our_lines and their_lines and not our_lines & their_lines:
+    if _other_lines(ours, theirs, rules):
         return None
     mine = sorted(i.value for i in ours if i.kind == "email")
     known = sorted(i.value for i in theirs if i.kind == "email")

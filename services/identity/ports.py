@@ -11,6 +11,10 @@ table of its own, keyed by (tenant, event id), and inserts the `filings=` given 
 `Application.save` in the transaction that records the aggregates' events: a filing exists exactly
 when the resolution's changes do, and a second filing of one touchpoint conflicts like any
 concurrent write (`IntegrityError`), so a redelivered touchpoint is filed once.
+
+The same recorder keeps the `SlipKey` rows given as `slips=` (the email indexes under each slip
+key, services/identity/slips.py) in a second table, inserted in the same transaction: a key is
+filed exactly when the index it names is created.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import AggregateRecorder, StoredEvent
 
-from services.identity.domain import Filing
+from services.identity.domain import Filing, SlipKey
 
 # What `select_since` reads: (aggregate id, version already known; 0 for none) for each aggregate.
 Versions = Sequence[tuple[UUID, int]]
@@ -49,6 +53,18 @@ class IdentityStore(Protocol):
         """The tenant's filings of these touchpoints (in one query per few thousand), by event id;
         touchpoints never filed are absent."""
         ...
+
+    def select_slips(
+        self, recorder: AggregateRecorder, tenant_id: str, key_ids: Sequence[str]
+    ) -> dict[str, list[str]]:
+        """The tenant's email index ids filed under these slip key ids (`SlipKey`), by key id, in
+        no particular order (in one query per few thousand); keys with none are absent."""
+        ...
+
+
+def slip_rows(slips: Sequence[SlipKey]) -> list[tuple[str, str, str]]:
+    """(tenant, key id, index id) of each row, sorted (two replicas insert in one order)."""
+    return sorted((s.tenant_id, s.key_id, s.index_id) for s in slips)
 
 
 def group_by_aggregate(events: Sequence[StoredEvent]) -> dict[int, list[StoredEvent]]:

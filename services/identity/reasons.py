@@ -29,6 +29,7 @@ REASONS: dict[str, str] = {
     "account_and_contact": "an account and its holder's contact details on one {kind}",
     "named_alike": "two emails named after one person, on one {kind}",
     "same_full_name": "the same full name, and no other name, on one {kind}",
+    "slip_and_name": "an email one keystroke from the other's, and the same name",
     "both_hold": "both hold {identifier}",
     "completed_through": "completed through {identifier}",
     # Why they split one (services/identity/changes.py, policy.py).
@@ -38,6 +39,7 @@ REASONS: dict[str, str] = {
     # reason is read back by the first template it fits.
     "share_hold_different": "share {identifier}; hold different {kinds}",
     "share": "share {identifier}",
+    "slip_for_review": "an email one keystroke from {identifier}",
 }
 
 

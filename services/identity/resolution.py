@@ -19,7 +19,7 @@ from services.identity.naming import PreferredName, new_customer_name, new_custo
 from services.identity.normalise import Normalised
 from services.identity.policy import ERASED_SKIP, Claim, Decision, Group, Situation, decide
 from services.identity.reasons import reason_text
-from services.identity.rules import TenantRules
+from services.identity.rules import Identifier, TenantRules
 from services.identity.state import IdentityState
 
 
@@ -45,7 +45,9 @@ def resolve_in(
     if quiet is not None:  # the decision `decide` would make, changing nothing else
         return _record(state, quiet, "", normalised, evidence, rules)
     claims = tuple(state.claim(i) for i in normalised.identifiers)
+    slips = _slips(state, claims)
     groups = {h: state.group(h) for claim in claims for h in claim.holders}
+    groups |= {h: state.group(h) for known in slips.values() for c in known for h in c.holders}
     claims = tuple(_with_successors(state, c, groups, rules) for c in claims)
     # Those who presented a device count toward whom it is shared by; never merged or kept apart.
     presenters = {p: state.group(p) for c in claims for p in c.presented_by if p not in groups}
@@ -57,6 +59,7 @@ def resolve_in(
         at=evidence.at,
         profiles=frozenset(h for h in groups if _is_profile(state, h, rules)),
         name=evidence.name,
+        slips=slips,
     )
     decision = decide(situation, rules)
     seed = ""
@@ -76,6 +79,17 @@ def resolve_in(
 # is the one the name would have given, and one that does is made again with the name. (No
 # customer has this id: producers' ids may not hold control characters.)
 PROVISIONAL_ID = "\x00new customer"
+
+
+def _slips(state: IdentityState, claims: tuple[Claim, ...]) -> dict[Identifier, tuple[Claim, ...]]:
+    """For each email of the touchpoint nobody holds yet, the held emails one slip from it."""
+    found = {}
+    for claim in claims:
+        if claim.identifier.kind == "email" and not claim.holders and not claim.suppressed:
+            known = tuple(c for c in state.slips_of(claim.identifier) if c.holders)
+            if known:
+                found[claim.identifier] = known
+    return found
 
 
 def _is_profile(state: IdentityState, customer_id: str, rules: TenantRules) -> bool:

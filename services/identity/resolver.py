@@ -71,6 +71,7 @@ from services.identity.state import (
     AggregateReader,
     FilingReader,
     IdentityState,
+    SlipReader,
 )
 from services.identity.views import CandidateBoard, IdentityMap
 
@@ -123,6 +124,7 @@ class IdentityResolver(Application[UUID]):
         self.cache = AggregateCache(cache_size) if cache_size > 0 else None
         self.reader = AggregateReader(self.recorder, self.mapper, store.select_since, self.cache)
         self.select_filings: FilingReader = partial(store.select_filings, self.recorder)
+        self.select_slips: SlipReader = partial(store.select_slips, self.recorder)
         self._commands = threading.Lock()  # the cache's aggregates are shared, not copied
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
@@ -440,14 +442,16 @@ class IdentityResolver(Application[UUID]):
         """Run a command on fresh state and save its events; on a conflict, run it again."""
         for attempt in range(MAX_ATTEMPTS):
             with self._commands, _no_collection_pauses():
-                state = IdentityState(self.repository, tenant_id, self.reader, self.select_filings)
+                state = IdentityState(
+                    self.repository, tenant_id, self.reader, self.select_filings, self.select_slips
+                )
                 changed: list[Aggregate] = []
                 try:
                     result = work(state)
                     changed = state.pending()
                     filings = state.new_filings()
                     if changed or filings:
-                        self.save(*changed, filings=filings)
+                        self.save(*changed, filings=filings, slips=state.new_slips())
                 except conflicts:
                     # Another writer changed one of these aggregates first: its commit is visible
                     # now, and the retry reads it (what this attempt changed leaves the cache).

@@ -30,16 +30,20 @@ from services.identity.domain import (
     Filing,
     IdentifierIndex,
     MergeCandidate,
+    SlipKey,
     named_id,
+    slip_key_ids,
 )
 from services.identity.errors import CandidateNotFound, CustomerNotFound
-from services.identity.policy import Claim, Group
+from services.identity.policy import Claim, Group, one_slip_apart
 from services.identity.ports import Versions
 from services.identity.rules import Identifier
 
 A = TypeVar("A", bound=Aggregate)
 # The tenant's filings of some touchpoints, by event id (`IdentityStore.select_filings`).
 FilingReader = Callable[[str, Sequence[str]], dict[str, Filing]]
+# The tenant's email index ids under some slip key ids (`IdentityStore.select_slips`).
+SlipReader = Callable[[str, Sequence[str]], dict[str, list[str]]]
 # Aggregates an identity resolver keeps in memory between commands (see AggregateCache).
 DEFAULT_CACHE_SIZE = 50_000
 # Redirect chains longer than this mean corrupted data, not a real merge history.
@@ -155,15 +159,20 @@ class IdentityState:
         tenant_id: str,
         reader: AggregateReader | None = None,
         filings: FilingReader | None = None,
+        slips: SlipReader | None = None,
     ) -> None:
         """Reads through `reader` (many aggregates per query, maybe cached) when given, else one
-        aggregate at a time from the repository; filings through `filings` (without it: none)."""
+        aggregate at a time from the repository; filings through `filings`, slip keys through
+        `slips` (without them: none)."""
         self.repository = repository
         self.tenant_id = tenant_id
         self.reader = reader
         self.filings = filings
+        self.slips = slips
         self._filed: dict[str, Filing | None] = {}  # read or added, by event id
         self._new_filings: list[Filing] = []
+        self._slipped: dict[str, list[str]] = {}  # index ids read or added, by slip key id
+        self._new_slips: list[SlipKey] = []
         self._loaded: dict[int, Aggregate | None] = {}  # by the id's `int` (see AggregateCache)
         # Answers computed from loaded aggregates, kept with the versions they were computed at
         # and used again only while those versions stand (every change is an event: a new version).
@@ -214,6 +223,7 @@ class IdentityState:
         each touchpoint (its identifiers) reaching several groups, the pairs across them.
         Only reads: whatever a resolution asks for that is not preloaded is read then."""
         tenant = self.tenant_id
+        identifiers = list(identifiers)
         filings = self._read_filings(event_ids)
         indexes = [IdentifierIndex.create_id(tenant, i.kind, i.value) for i in identifiers]
         self._fetch([*indexes, *(i for name in names for i in _customer_keys(tenant, name))])
@@ -224,6 +234,11 @@ class IdentityState:
             for h in (*index.holders, *index.presented_by)
         ]
         customers += [f.home_id for f in filings]
+        customers += self._preload_slips(
+            i
+            for i, x in zip(identifiers, indexes, strict=True)
+            if not self._peek(x, IdentifierIndex)
+        )
         seen: set[str] = set()
         while customers := [c for c in dict.fromkeys(customers) if c not in seen]:
             seen.update(customers)
@@ -236,6 +251,24 @@ class IdentityState:
                 if related is not None
             ]
         self._fetch(self._pairs_reached(touchpoints))
+
+    def _preload_slips(self, new: Iterable[Identifier]) -> list[str]:
+        """Read the slip keys of new emails and the indexes they name (two queries); the holders
+        of those indexes, to read next."""
+        named = self._slip_indexes([k for i in new for k in slip_key_ids(self.tenant_id, i)])
+        self._fetch(named)
+        return [
+            h for i in named if (index := self._peek(i, IdentifierIndex)) for h in index.holders
+        ]
+
+    def _slip_indexes(self, ids: Sequence[str]) -> list[UUID]:
+        """The ids of the email indexes under these slip key ids, read in one query (those not
+        read yet), in order of the keys."""
+        wanted = [k for k in dict.fromkeys(ids) if k not in self._slipped]
+        found = self.slips(self.tenant_id, wanted) if self.slips and wanted else {}
+        for key_id in wanted:
+            self._slipped[key_id] = list(found.get(key_id, ()))
+        return [UUID(i) for i in dict.fromkeys(i for k in ids for i in self._slipped[k])]
 
     def preload_customers(self, customer_ids: Iterable[str]) -> None:
         """Read, in one query, the customers with these ids that are not read yet (those that do
@@ -357,7 +390,28 @@ class IdentityState:
         if found is None:
             found = IdentifierIndex(self.tenant_id, identifier.kind, identifier.value)
             self.add(found)
+            keys = slip_key_ids(self.tenant_id, identifier)  # an email: findable by its slips
+            self._slip_indexes(keys)
+            for key_id in keys:
+                self._slipped[key_id].append(found.id.hex)
+                self._new_slips.append(SlipKey(self.tenant_id, key_id, found.id.hex))
         return found
+
+    def new_slips(self) -> list[SlipKey]:
+        """The slip keys of the emails indexed by this state, saved with its events."""
+        return list(self._new_slips)
+
+    def slips_of(self, identifier: Identifier) -> list[Claim]:
+        """The claims of the emails the tenant knows one slip from this one
+        (`policy.one_slip_apart`), by value; none for anything but an email."""
+        named = self._slip_indexes(slip_key_ids(self.tenant_id, identifier))
+        self._fetch(named)
+        found = [
+            index.identifier
+            for i in named
+            if (index := self._get(i, IdentifierIndex)) and index.identifier != identifier
+        ]
+        return [self.claim(i) for i in sorted(found) if one_slip_apart(identifier, i)]
 
     def claim(self, identifier: Identifier) -> Claim:
         index = self.index(identifier)

@@ -522,6 +522,25 @@ class IdentityStoreContract(IdentityStoreFixtures):
         finally:
             replica.close()
 
+    def test_a_replica_finds_a_known_email_one_slip_from_a_new_one_in_its_tenant_only(
+        self, identity: IdentityResolver, store: IdentityStore, tenant: str
+    ) -> None:
+        def resolve(on: IdentityResolver, tenant: str, email: str) -> str:
+            ref = CustomerRef(email=email)
+            name = "Ana García López"
+            return on.resolve(tenant, ref, str(uuid.uuid4()), "chat", name=name).customer_id
+
+        ana = resolve(identity, tenant, "ana.garcia.lopez@x.io")
+        # The slip keys are the store's: a replica with nothing cached finds her by them.
+        replica = IdentityResolver(store, RULES, id_key=ID_KEY, cache_size=0)
+        try:
+            assert resolve(replica, tenant, "ana.gracia.lopez@x.io") == ana
+            assert resolve(replica, tenant, "ana.garcia.lopze@x.io") == ana
+            other = f"{tenant}-other"
+            assert resolve(replica, other, "ana.gracia.lopez@x.io") != ana
+        finally:
+            replica.close()
+
     # the aggregate cache: aggregates kept between commands, brought up to date on every read
 
     def test_the_cache_changes_no_decision_even_when_it_keeps_evicting(

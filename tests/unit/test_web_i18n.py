@@ -124,6 +124,8 @@ def test_every_identifier_kind_has_a_name_in_both_languages() -> None:
         assert {f"kind_{family}" for family in FAMILIES} <= MESSAGES[language].keys()
     assert MESSAGES["es"]["kind_email"] == "correo"
     assert "messages[`kind_${family}`]" in (HERE / "static" / "common.js").read_text()
+    # A rule names the person's name beside kinds (`typo_of:email with name`): named too.
+    assert MESSAGES["es"]["kind_name"] == "nombre" and MESSAGES["en"]["kind_name"] == "name"
 
 
 # Where an error a page can meet gets its code: the routes the console and the dashboard read,

@@ -223,6 +223,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "kind_phone": "phone",
         "kind_anonymous_id": "device id",
         "kind_external": "external id",
+        # Not a kind: what `typo_of:email with name` names beside one (the person's name).
+        "kind_name": "name",
         # Dates typed in the timeline's filters (a Spanish page reads them day first).
         "date_hint": "yyyy-mm-dd",
         "invalid_date": "Not a date: write it as",
@@ -411,6 +413,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "kind_phone": "teléfono",
         "kind_anonymous_id": "id de dispositivo",
         "kind_external": "id externo",
+        "kind_name": "nombre",
         "date_hint": "dd/mm/aaaa",
         "invalid_date": "No es una fecha: escríbela como",
         # Errores de la API por su `error.code` (kernel/api_errors.py).
@@ -463,6 +466,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "mismo {kind}",
         "identity_reason_same_full_name": "el mismo nombre completo, y ningún otro nombre, en un "
         "mismo {kind}",
+        "identity_reason_slip_and_name": "un correo a una tecla del otro, y el mismo nombre",
         "identity_reason_both_hold": "ambos tienen {identifier}",
         "identity_reason_completed_through": "completado a través de {identifier}",
         "identity_reason_hub_split": "separación: {hub} resultó ser un identificador compartido "
@@ -470,6 +474,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "identity_reason_device_shared": "{identifier} lo usan varios clientes",
         "identity_reason_share_hold_different": "comparten {identifier}; tienen distinto {kinds}",
         "identity_reason_share": "comparten {identifier}",
+        "identity_reason_slip_for_review": "un correo a una tecla de {identifier}",
         # Why a merge is not allowed (services/identity/reasons.py REFUSALS); English below.
         "merge_refusal_same_customer": "un cliente no puede fusionarse consigo mismo",
         "merge_refusal_absorbed_merged": "{absorbed_id} ya está fusionado con {canonical}",
