@@ -17,6 +17,7 @@ from email_validator import EmailNotValidError, validate_email
 from rapidfuzz.distance import OSA
 
 from schemas.envelope import CustomerRef
+from services.identity.keyboard import keyboard_slip
 from services.identity.rules import ExternalNamespace, Identifier, TenantRules
 
 
@@ -114,10 +115,14 @@ def normalise_email(raw: str, rules: TenantRules) -> str | None:
 
 def fix_domain(domain: str, known: tuple[str, ...]) -> str:
     """The consumer domain a mistyped one means: the only known domain one edit away (a letter
-    missed, added, changed or two swapped), never a known domain or a short one (`me.co`)."""
+    missed, added, changed or two swapped), never a known domain or a short one (`me.co`). When
+    several are, the only one a finger's slip reaches (`keyboard.keyboard_slip`: `mgail.com` is
+    `gmail.com` with two letters swapped, not `mail.com` with a `g` from nowhere); else none."""
     if domain in known or len(domain) < 8:
         return domain
     near = [k for k in known if OSA.distance(domain, k, score_cutoff=1) <= 1]
+    if len(near) > 1:
+        near = [k for k in near if keyboard_slip(domain, k)]
     return near[0] if len(near) == 1 else domain
 
 

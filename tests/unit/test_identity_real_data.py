@@ -353,6 +353,9 @@ def test_one_letter_typed_for_walk_ins_at_any_domain_links_none_of_them(
         ("ana@hotmial.es", "ana@hotmail.es"),
         ("ana@yahooo.es", "ana@yahoo.es"),
         ("ana@icloud.co", "ana@icloud.com"),
+        # One edit from both gmail.com and mail.com: two letters swapped, a finger's slip, not a
+        # `g` from nowhere.
+        ("ana@mgail.com", "ana@gmail.com"),
     ],
 )
 def test_a_domain_one_keystroke_from_a_consumer_domain_is_that_domain(raw: str, meant: str) -> None:
