@@ -40,6 +40,10 @@ from services.identity.rules import IdentityRules, TenantRules
 from services.identity.state import DEFAULT_CACHE_SIZE
 
 TENANT = "bench"
+# New customers' ids derive from this key (`IdentityResolver`'s `id_key`): the same on every
+# store and run, so the digests compare decisions, names included (a random key per resolver
+# would name every customer differently).
+BENCH_ID_KEY = b"identity throughput bench key 32"
 # The workload's numbers are Spanish; every other rule is the product default.
 BENCH_RULES = IdentityRules(default=TenantRules(phone_region="ES"))
 
@@ -209,7 +213,9 @@ def measure(
     runs = []
     for cache_size in cache_sizes:
         with store() as (identity_store, raw_insert):
-            resolver = IdentityResolver(identity_store, BENCH_RULES, cache_size=cache_size)
+            resolver = IdentityResolver(
+                identity_store, BENCH_RULES, cache_size=cache_size, id_key=BENCH_ID_KEY
+            )
             try:
                 wall, cpu, digest, ends = resolve_all(resolver, work, chunk)
                 chunks = recorded(resolver, ends)
