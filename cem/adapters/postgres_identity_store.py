@@ -59,12 +59,13 @@ _CREATE_LOCK = "SELECT pg_advisory_xact_lock(hashtext(%s))"
 _FILINGS_TABLES = "SELECT count(*) AS found FROM pg_tables WHERE schemaname = %s AND tablename = %s"
 _CREATE_SLIPS = (
     "CREATE TABLE IF NOT EXISTS {schema}.{slips} ("
-    "tenant_id text NOT NULL, key_id text NOT NULL, index_id text NOT NULL, "
-    "PRIMARY KEY (tenant_id, key_id, index_id))"
+    "tenant_id text NOT NULL, key_id text NOT NULL, seq integer NOT NULL, "
+    "index_id text NOT NULL, PRIMARY KEY (tenant_id, key_id, seq))"
 )
+# A place taken by another replica fails the transaction (see `ports.slip_rows`).
 _INSERT_SLIPS = (
-    "INSERT INTO {schema}.{slips} SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) "
-    "ON CONFLICT DO NOTHING"
+    "INSERT INTO {schema}.{slips} "
+    "SELECT * FROM unnest(%s::text[], %s::text[], %s::integer[], %s::text[])"
 )
 _SELECT_SLIPS = "SELECT key_id, index_id FROM {schema}.{slips} WHERE tenant_id = %s AND key_id = ANY(%s::text[])"
 _SELECT_FILINGS = (

@@ -44,10 +44,11 @@ _INSERT_FILING = f"INSERT INTO {FILINGS_TABLE} VALUES (?,?,?,?,?)"
 SLIPS_TABLE = "identity_email_slips"
 _CREATE_SLIPS = (
     f"CREATE TABLE IF NOT EXISTS {SLIPS_TABLE} ("
-    "tenant_id TEXT NOT NULL, key_id TEXT NOT NULL, index_id TEXT NOT NULL, "
-    "PRIMARY KEY (tenant_id, key_id, index_id)) WITHOUT ROWID"
+    "tenant_id TEXT NOT NULL, key_id TEXT NOT NULL, seq INTEGER NOT NULL, "
+    "index_id TEXT NOT NULL, PRIMARY KEY (tenant_id, key_id, seq)) WITHOUT ROWID"
 )
-_INSERT_SLIP = f"INSERT OR IGNORE INTO {SLIPS_TABLE} VALUES (?,?,?)"
+# A place taken by another writer fails the transaction (see `ports.slip_rows`).
+_INSERT_SLIP = f"INSERT INTO {SLIPS_TABLE} VALUES (?,?,?,?)"
 
 
 def _copy_legacy_filings(events_table: str) -> str:

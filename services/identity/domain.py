@@ -525,6 +525,10 @@ class SlipKey:
     tenant_id: str
     key_id: str
     index_id: str
+    # Its place under the key (1, 2 ...), unique per key: two writers that read the key alike
+    # and file an index under it both take the same place, so the second one's transaction
+    # conflicts and runs again on what the first wrote (each then sees the other's email).
+    seq: int
 
 
 @lru_cache(maxsize=16_384)  # an email's keys are asked for again by each read of them

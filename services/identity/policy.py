@@ -15,7 +15,12 @@ from rapidfuzz.distance import OSA
 
 from services.identity.keyboard import SEPARATORS, keyboard_slip
 from services.identity.mailbox_names import one_persons_mailboxes
-from services.identity.person_names import agree_with_surname, names_agree, same_full_name
+from services.identity.person_names import (
+    agree_with_surname,
+    is_full,
+    names_agree,
+    same_full_name,
+)
 from services.identity.reasons import reason_text
 from services.identity.rules import Identifier, TenantRules
 from services.identity.slips import MIN_TYPO_LOCAL
@@ -545,7 +550,7 @@ def _slip_of_known(
                 # Another identifier names somebody else: it decides, and the slip's customer
                 # may join it (`_merge_slips`).
                 continue
-            why = _slip_holder(email, known.identifier, ours, event, group, rules)
+            why = _slip_holder(email, known.identifier, ours, bool(ours), event, group, rules)
             if why == "slip_and_name":
                 person = [h for h in known.holders if h not in situation.profiles]
                 return (person or known.holders)[-1], "typo_of:email with name", []
@@ -556,36 +561,47 @@ def _slip_holder(
     new: Identifier,
     known: Identifier,
     names: set[str],
+    event_named: bool,
     identifiers: Iterable[Identifier],
     other: Group,
     rules: TenantRules,
 ) -> str:
     """Whether the customer holding `known` may be the person who wrote `new`, one slip from
-    it, on a touchpoint (or customer) known by `names` and `identifiers`: the code of the reason
-    (services/identity/reasons.py), `slip_and_name` (corroborated: one person) or `typing_slip`
-    (a candidate for review), or "" when nothing says so.
-    - Never when the two hold different unique identifiers, or personal lines and none in
-      common (two mobiles: two people, as in `_named_alike`).
-    - `slip_and_name`: both sides are known by one name (`person_names.agree_with_surname`: a given name
-      and a surname at least, and no other name on either side). A name tells people apart
-      where a keystroke cannot (`maria@` and `mario@`).
-    - `typing_slip`: the slip is one a finger makes inside the local part (`typing_slip`), and no
-      name on either side differs from the other's: likely one person, yet the slip alone is
-      weak evidence (nothing the two hold corroborates it), so a reviewer decides.
-    A slip of an initial (`cnavarro@`, `pnavarro@`: two people of one family) or of the end
-    (`lauraiglesiasm@`) with no name, or with another name, says nothing; nor does a dot, hyphen
-    or underscore added, missed or written for another (`_written_otherwise`), name or not."""
-    if _written_otherwise(new, known):
+    it, on a touchpoint (or customer) known by `names` and `identifiers` (`event_named`: the
+    touchpoint itself carries a name): the code of the reason (services/identity/reasons.py),
+    `slip_and_name` (corroborated: one person) or `typing_slip` (a candidate for review), or ""
+    when nothing says so.
+    - Never when only a dot, hyphen or underscore differs (`_written_otherwise`), when the two
+      hold different unique identifiers, or personal lines and none in common (two mobiles: two
+      people, as in `_named_alike`), or when the slip touches the local part's first character
+      or its last two (`_inside`: an initial, `cnavarro@`/`pnavarro@`; a second surname's
+      initial, `josegarcia@`/`josegarciap@`, a father and his son), name or not.
+    - `slip_and_name`: the touchpoint carries a name, both sides are known by one name
+      (`person_names.agree_with_surname`: every name the other's beginning, two words at least
+      on each side) and one of those names is full (`is_full`: a given name and both surnames
+      as the tenant's people carry them). A name tells people apart where a keystroke cannot
+      (`maria@` and `mario@`); names recorded before, without one on the touchpoint, do not.
+    - `typing_slip`: the slip is one a finger makes (`typing_slip`), and no name on either side
+      differs from the other's: likely one person, yet the slip alone is weak evidence (nothing
+      the two hold corroborates it), so a reviewer decides."""
+    if _written_otherwise(new, known) or not _inside(new, known):
         return ""
     if unique_conflicts(identifiers, other.identifiers, rules):
         return ""
     if _other_lines(identifiers, other.identifiers, rules):
         return ""
-    if agree_with_surname(names, other.names):
+    full = any(is_full(n, rules.name_surnames) for n in (*names, *other.names))
+    if event_named and full and agree_with_surname(names, other.names):
         return "slip_and_name"
     if typing_slip(new, known) and names_agree(names, other.names):
         return "typing_slip"
     return ""
+
+
+def _inside(new: Identifier, known: Identifier) -> bool:
+    """The two local parts keep their first character and their last two: the slip is inside."""
+    a, b = new.value.rpartition("@")[0], known.value.rpartition("@")[0]
+    return a[:1] == b[:1] and a[-2:] == b[-2:]
 
 
 def _written_otherwise(new: Identifier, known: Identifier) -> bool:
@@ -613,7 +629,7 @@ def typing_slip(new: Identifier, known: Identifier) -> bool:
     if not one_slip_apart(new, known):
         return False
     a, b = new.value.rpartition("@")[0], known.value.rpartition("@")[0]
-    if min(len(a), len(b)) < MIN_SLIP_LOCAL or a[0] != b[0] or a[-2:] != b[-2:]:
+    if min(len(a), len(b)) < MIN_SLIP_LOCAL or not _inside(new, known):
         return False
     return keyboard_slip(a, b)
 
@@ -825,7 +841,13 @@ def _merge_slips(
                 if frozenset({home, canonical_id}) in situation.kept_apart:
                     continue
                 why = _slip_holder(
-                    claim.identifier, known.identifier, draft.names, draft.identifiers, other, rules
+                    claim.identifier,
+                    known.identifier,
+                    draft.names,
+                    bool(situation.name),
+                    draft.identifiers,
+                    other,
+                    rules,
                 )
                 if not why:
                     continue
@@ -833,9 +855,10 @@ def _merge_slips(
                 if why == "slip_and_name" and mergeable:
                     _absorb(draft, other, home, reason_text(why))
                 elif rules.rule_for(claim.identifier).propose_candidates:
-                    reason = reason_text("slip_for_review", identifier=str(known.identifier))
-                    pair = (claim.identifier, known.identifier)
-                    draft.proposals.append(Proposal(home, canonical_id, reason, pair))
+                    # No address in it: the other's email is theirs alone, and outlives an
+                    # erasure of them in a candidate (docs/erasure.md).
+                    reason = reason_text("slip_for_review")
+                    draft.proposals.append(Proposal(home, canonical_id, reason, ()))
 
 
 def _other_lines(

@@ -14,7 +14,8 @@ concurrent write (`IntegrityError`), so a redelivered touchpoint is filed once.
 
 The same recorder keeps the `SlipKey` rows given as `slips=` (the email indexes under each slip
 key, services/identity/slips.py) in a second table, inserted in the same transaction: a key is
-filed exactly when the index it names is created.
+filed exactly when the index it names is created, at the next place under its key, so two
+replicas filing emails one slip apart at once conflict instead of missing each other.
 """
 
 from __future__ import annotations
@@ -62,9 +63,11 @@ class IdentityStore(Protocol):
         ...
 
 
-def slip_rows(slips: Sequence[SlipKey]) -> list[tuple[str, str, str]]:
-    """(tenant, key id, index id) of each row, sorted (two replicas insert in one order)."""
-    return sorted((s.tenant_id, s.key_id, s.index_id) for s in slips)
+def slip_rows(slips: Sequence[SlipKey]) -> list[tuple[str, str, int, str]]:
+    """(tenant, key id, place, index id) of each row, sorted (two replicas insert in one
+    order). A row whose (tenant, key id, place) is taken fails as a concurrent write
+    (`IntegrityError`), like a filing: the resolution runs again and reads the other's."""
+    return sorted((s.tenant_id, s.key_id, s.seq, s.index_id) for s in slips)
 
 
 def group_by_aggregate(events: Sequence[StoredEvent]) -> dict[int, list[StoredEvent]]:

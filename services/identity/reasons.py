@@ -39,7 +39,7 @@ REASONS: dict[str, str] = {
     # reason is read back by the first template it fits.
     "share_hold_different": "share {identifier}; hold different {kinds}",
     "share": "share {identifier}",
-    "slip_for_review": "an email one keystroke from {identifier}",
+    "slip_for_review": "an email one keystroke from the other's",
 }
 
 

@@ -393,8 +393,9 @@ class IdentityState:
             keys = slip_key_ids(self.tenant_id, identifier)  # an email: findable by its slips
             self._slip_indexes(keys)
             for key_id in keys:
-                self._slipped[key_id].append(found.id.hex)
-                self._new_slips.append(SlipKey(self.tenant_id, key_id, found.id.hex))
+                filed = self._slipped[key_id]
+                filed.append(found.id.hex)
+                self._new_slips.append(SlipKey(self.tenant_id, key_id, found.id.hex, len(filed)))
         return found
 
     def new_slips(self) -> list[SlipKey]:

@@ -474,7 +474,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "identity_reason_device_shared": "{identifier} lo usan varios clientes",
         "identity_reason_share_hold_different": "comparten {identifier}; tienen distinto {kinds}",
         "identity_reason_share": "comparten {identifier}",
-        "identity_reason_slip_for_review": "un correo a una tecla de {identifier}",
+        "identity_reason_slip_for_review": "un correo a una tecla del otro",
         # Why a merge is not allowed (services/identity/reasons.py REFUSALS); English below.
         "merge_refusal_same_customer": "un cliente no puede fusionarse consigo mismo",
         "merge_refusal_absorbed_merged": "{absorbed_id} ya está fusionado con {canonical}",
