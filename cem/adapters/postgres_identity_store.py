@@ -175,13 +175,6 @@ class PostgresIdentityStore:
     def select_filings(
         self, recorder: AggregateRecorder, tenant_id: str, event_ids: Sequence[str]
     ) -> dict[str, Filing]:
-        assert isinstance(recorder, PostgresIdentityRecorder), "built from persistence_env"
-        if not event_ids:
-            return {}
-        statement = recorder.statement(_SELECT_FILINGS)
-        with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
-            cursor.execute(statement, (tenant_id, list(event_ids)), prepare=True)
-            rows = cursor.fetchall()
         return {
             row["event_id"]: Filing(
                 tenant_id,
@@ -190,23 +183,29 @@ class PostgresIdentityStore:
                 row["source"],
                 ignored_from_text(row["ignored"]),
             )
-            for row in rows
+            for row in _tenant_rows(recorder, _SELECT_FILINGS, tenant_id, event_ids)
         }
 
     def select_slips(
         self, recorder: AggregateRecorder, tenant_id: str, key_ids: Sequence[str]
     ) -> dict[str, list[str]]:
-        assert isinstance(recorder, PostgresIdentityRecorder), "built from persistence_env"
-        if not key_ids:
-            return {}
-        statement = recorder.statement(_SELECT_SLIPS)
-        with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
-            cursor.execute(statement, (tenant_id, list(key_ids)), prepare=True)
-            rows = cursor.fetchall()
         found: dict[str, list[str]] = {}
-        for row in rows:
+        for row in _tenant_rows(recorder, _SELECT_SLIPS, tenant_id, key_ids):
             found.setdefault(row["key_id"], []).append(row["index_id"])
         return found
+
+
+def _tenant_rows(
+    recorder: AggregateRecorder, template: str, tenant_id: str, keys: Sequence[str]
+) -> list[Any]:
+    """The rows one of the adapter's statements (tenant, then an array of keys) reads."""
+    assert isinstance(recorder, PostgresIdentityRecorder), "built from persistence_env"
+    if not keys:
+        return []
+    statement = recorder.statement(template)
+    with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
+        cursor.execute(statement, (tenant_id, list(keys)), prepare=True)
+        return list(cursor.fetchall())
 
 
 def _select(recorder: Any, chunk: Versions) -> list[StoredEvent]:

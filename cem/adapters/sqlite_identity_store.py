@@ -125,40 +125,43 @@ class SqliteIdentityStore:
     def select_filings(
         self, recorder: AggregateRecorder, tenant_id: str, event_ids: Sequence[str]
     ) -> dict[str, Filing]:
-        assert isinstance(recorder, SqliteIdentityRecorder), "built from persistence_env"
-        found: dict[str, Filing] = {}
-        for start in range(0, len(event_ids), SELECT_CHUNK):
-            chunk = event_ids[start : start + SELECT_CHUNK]
-            statement = (
-                f"SELECT event_id, home_id, source, ignored FROM {FILINGS_TABLE} "
-                f"WHERE tenant_id = ? AND event_id IN ({','.join('?' * len(chunk))})"
-            )
-            with recorder.datastore.transaction(commit=False) as cursor:
-                cursor.execute(statement, [tenant_id, *chunk])
-                rows = cursor.fetchall()
-            for event_id, home_id, source, ignored in rows:
-                found[event_id] = Filing(
-                    tenant_id, event_id, home_id, source, ignored_from_text(ignored)
-                )
-        return found
+        rows = _tenant_rows(
+            recorder, FILINGS_TABLE, "event_id, home_id, source, ignored", tenant_id, event_ids
+        )
+        return {
+            event_id: Filing(tenant_id, event_id, home_id, source, ignored_from_text(ignored))
+            for event_id, home_id, source, ignored in rows
+        }
 
     def select_slips(
         self, recorder: AggregateRecorder, tenant_id: str, key_ids: Sequence[str]
     ) -> dict[str, list[str]]:
-        assert isinstance(recorder, SqliteIdentityRecorder), "built from persistence_env"
         found: dict[str, list[str]] = {}
-        for start in range(0, len(key_ids), SELECT_CHUNK):
-            chunk = key_ids[start : start + SELECT_CHUNK]
-            statement = (
-                f"SELECT key_id, index_id FROM {SLIPS_TABLE} "
-                f"WHERE tenant_id = ? AND key_id IN ({','.join('?' * len(chunk))})"
-            )
-            with recorder.datastore.transaction(commit=False) as cursor:
-                cursor.execute(statement, [tenant_id, *chunk])
-                rows = cursor.fetchall()
-            for key_id, index_id in rows:
-                found.setdefault(key_id, []).append(index_id)
+        for key_id, index_id in _tenant_rows(
+            recorder, SLIPS_TABLE, "key_id, index_id", tenant_id, key_ids
+        ):
+            found.setdefault(key_id, []).append(index_id)
         return found
+
+
+def _tenant_rows(
+    recorder: AggregateRecorder, table: str, columns: str, tenant_id: str, keys: Sequence[str]
+) -> list[Any]:
+    """The tenant's rows of one of the adapter's tables whose first column (`columns`' first)
+    is one of `keys`, a chunk of keys per query."""
+    assert isinstance(recorder, SqliteIdentityRecorder), "built from persistence_env"
+    key = columns.split(",")[0]
+    rows: list[Any] = []
+    for start in range(0, len(keys), SELECT_CHUNK):
+        chunk = keys[start : start + SELECT_CHUNK]
+        statement = (
+            f"SELECT {columns} FROM {table} "
+            f"WHERE tenant_id = ? AND {key} IN ({','.join('?' * len(chunk))})"
+        )
+        with recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(statement, [tenant_id, *chunk])
+            rows += cursor.fetchall()
+    return rows
 
 
 def _select(recorder: SQLiteApplicationRecorder, chunk: Versions) -> list[StoredEvent]:
