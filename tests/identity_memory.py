@@ -4,8 +4,11 @@ database nobody else opens (a fresh name each call), with the given rules."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from datetime import datetime
 
 from cem.adapters.sqlite_identity_store import SqliteIdentityStore
+from schemas.envelope import CustomerRef
 from services.identity.resolver import IdentityResolver
 from services.identity.rules import IdentityRules
 
@@ -13,3 +16,17 @@ from services.identity.rules import IdentityRules
 def memory_resolver(rules: IdentityRules | None = None) -> IdentityResolver:
     uri = f"file:identity-{uuid.uuid4().hex}?mode=memory&cache=shared"
     return IdentityResolver(SqliteIdentityStore(uri), rules or IdentityRules())
+
+
+def resolving(identity: IdentityResolver, channel: str, at: datetime) -> Callable[..., str]:
+    """Files a touchpoint of `channel` for tenant `acme`, happened `at`, carrying the given
+    identifiers (and the person's `name`, if given); answers its home's id."""
+
+    def resolve(name: str = "", **ref: str) -> str:
+        event_id = str(uuid.uuid4())
+        found = identity.resolve(
+            "acme", CustomerRef.model_validate(ref), event_id, channel, at=at, name=name
+        )
+        return found.home_id
+
+    return resolve

@@ -34,6 +34,7 @@ from services.identity.settings import load_rules
 from services.ingest.batch import ItemStatus, complete, prepare
 from tests.events import BUCKET_KEY
 from tests.identity_memory import memory_resolver
+from tests.identity_memory import resolving as memory_resolving
 
 NOW = datetime(2026, 1, 31, 12, tzinfo=UTC)
 DEFAULTS = TenantRules()
@@ -411,15 +412,7 @@ def identity() -> Iterator[IdentityResolver]:
 
 
 def resolving(identity: IdentityResolver, channel: str) -> Callable[..., str]:
-    """Files a touchpoint of `channel` carrying the given identifiers; answers its home's id."""
-
-    def resolve(**ref: str) -> str:
-        event_id = str(uuid.uuid4())
-        return identity.resolve(
-            "acme", CustomerRef.model_validate(ref), event_id, channel, at=NOW
-        ).home_id
-
-    return resolve
+    return memory_resolving(identity, channel, NOW)
 
 
 # --- the filing remembers what was ignored -------------------------------------------------------

@@ -24,6 +24,7 @@ from services.identity.policy import one_slip_apart, typing_slip
 from services.identity.rules import Identifier, IdentityRules, TenantRules
 from services.identity.slips import MIN_TYPO_LOCAL, slip_keys
 from tests.identity_memory import memory_resolver
+from tests.identity_memory import resolving as memory_resolving
 
 NOW = datetime(2026, 1, 31, 12, tzinfo=UTC)
 LETTERS = string.ascii_lowercase + "._-0123456789"
@@ -92,13 +93,7 @@ def identity() -> Iterator[IdentityResolver]:
 
 
 def resolving(identity: IdentityResolver, channel: str) -> Callable[..., str]:
-    def resolve(name: str = "", **ref: str) -> str:
-        event_id = str(uuid.uuid4())
-        return identity.resolve(
-            "acme", CustomerRef.model_validate(ref), event_id, channel, at=NOW, name=name
-        ).home_id
-
-    return resolve
+    return memory_resolving(identity, channel, NOW)
 
 
 def test_a_slip_carrying_the_name_its_customer_is_known_by_is_that_customer(
