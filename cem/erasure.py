@@ -55,7 +55,7 @@ from kernel.shredding import UNATTRIBUTED, TenantKeyring, subject_key_id
 from schemas.envelope import Event
 from schemas.families import ERASURE_TYPE, CustomerErased
 from services.identity.erasure import recorded_members, subjects
-from services.identity.errors import CustomerNotFound
+from services.identity.errors import CustomerNotFound, GroupChanged
 from services.identity.filing import TRANSIENT
 from services.identity.resolver import IdentityResolver
 from services.projections.arrivals import ARRIVALS
@@ -208,6 +208,9 @@ class CustomerEraser:
             self.erase_one(event, home)
         except OUTAGES:
             raise
+        except GroupChanged as exc:  # a merge or split since the admin confirmed the group
+            logger.warning("erasure %s of %s refused: %s", event.event_id, home, exc)
+            return NotErased(f"erasure refused: {exc}")
         except Exception as exc:  # the same error on every retry: a dead letter, not a stall
             logger.exception("erasure %s of %s failed; dead-lettered", event.event_id, home)
             return NotErased(f"erasure failed: {type(exc).__name__}: {exc}")
@@ -222,7 +225,13 @@ class CustomerEraser:
         if self.identity is not None:
             try:
                 done = self.identity.erase_customer(
-                    tenant_id, home, asked.erasure_reason, asked.actor, event_id, self.key_id_of
+                    tenant_id,
+                    home,
+                    asked.erasure_reason,
+                    asked.actor,
+                    event_id,
+                    self.key_id_of,
+                    asked.members,
                 )
             except CustomerNotFound:  # a key only the warehouse knows (a placeholder's)
                 logger.info("erasure %s: identity has no customer %s", event_id, home)

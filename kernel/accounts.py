@@ -69,7 +69,8 @@ class ActiveSession:
     expires_at: datetime
 
     def principal(self) -> Principal:
-        return Principal(f"user:{self.user.email}", self.user.tenant_id, self.user.role)
+        user = self.user
+        return Principal(f"user:{user.email}", user.tenant_id, user.role, user_id=user.user_id)
 
     def csrf_matches(self, token: str | None) -> bool:
         return token is not None and hmac.compare_digest(token, self.csrf_token)

@@ -123,6 +123,13 @@ class Principal:
     tenant_id: str
     role: str
     scopes: frozenset[str] = field(default_factory=frozenset)
+    user_id: str | None = None  # a person signed in: the account's id (its key_id names the email)
+
+    @property
+    def record_id(self) -> str:
+        """Who, as kept for ever in the log (an erasure's actor): a key's id, or a person's
+        account id, never their email."""
+        return f"user:{self.user_id}" if self.user_id is not None else self.key_id
 
 
 class KeyStore(Protocol):

@@ -85,12 +85,29 @@ def _field_schema(hint: Any, metadata: list[Any]) -> CoreSchema | None:
         return _field_schema(base, [*inner, *metadata])
     if origin in (Union, UnionType):
         args = [a for a in get_args(hint) if a is not NoneType]
+        if len(args) == 1 and get_origin(args[0]) is list:
+            # `list[X] | None = Field(max_length=…)`: the field's bounds are the list's.
+            listed = _field_schema(args[0], metadata)
+            return cs.nullable_schema(listed) if listed else None
         inner_schema = _field_schema(args[0], []) if len(args) == 1 else None
         return cs.nullable_schema(inner_schema) if inner_schema and not metadata else None
+    if origin is list:
+        return _list_field(get_args(hint)[0], metadata)
     if origin is Literal and not metadata:
         return cs.literal_schema(list(get_args(hint)))
     compile_scalar = _SCALARS.get(hint)
     return compile_scalar(metadata) if compile_scalar else None
+
+
+def _list_field(item_hint: Any, metadata: list[Any]) -> CoreSchema | None:
+    item = _field_schema(item_hint, [])
+    if item is None or not all(isinstance(m, at.MaxLen | at.MinLen) for m in metadata):
+        return None
+    low = [m.min_length for m in metadata if isinstance(m, at.MinLen)]
+    high = [m.max_length for m in metadata if isinstance(m, at.MaxLen)]
+    return cs.list_schema(
+        item, min_length=max(low, default=None), max_length=min(high, default=None)
+    )
 
 
 def _str_field(metadata: list[Any]) -> CoreSchema | None:

@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from schemas.envelope import NAME_MAX, Channel, Event, Name, SafeStr
+from schemas.envelope import NAME_MAX, Channel, Event, IdStr, Name, SafeStr
 
 Seconds = Annotated[float, Field(ge=0, le=7 * 24 * 3600)]
 Text = Annotated[SafeStr, StringConstraints(max_length=20_000)]
@@ -190,6 +190,9 @@ class AlertResolved(AlertAction):
 
 
 # --- erasure (a customer's personal data erased at an admin's request, issue 11) -------------
+MAX_ERASURE_MEMBERS = 100  # a group as previewed, at most (more than any group identity keeps)
+
+
 class CustomerErased(Payload):
     """Recorded by the platform (`POST /v1/customers/{id}/erase`); the customer it names is the
     opaque id the erasure is of (`filed_subject`). No personal data: the reason is the record of
@@ -197,6 +200,13 @@ class CustomerErased(Payload):
 
     erasure_reason: Note
     actor: Name = Field(description="the admin key or person who asked for the erasure")
+    members: list[Annotated[IdStr, StringConstraints(min_length=1, max_length=400)]] | None = Field(
+        default=None,
+        max_length=MAX_ERASURE_MEMBERS,
+        description="the group as the admin confirmed it (the preview's members): the filing "
+        "stage refuses the erasure when the customer's group is not exactly these customers "
+        "when it is carried out",
+    )
 
 
 # --- surveys ---------------------------------------------------------------------------------

@@ -21,11 +21,12 @@ record, records it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from schemas.families import FILED_PREFIX
+from services.identity.errors import GroupChanged
 from services.identity.rules import Identifier
 from services.identity.state import IdentityState
 
@@ -106,13 +107,17 @@ def erase(
     actor: str,
     erasure_event_id: str,
     key_id_of: KeyIdOf,
+    expected: Sequence[str] | None = None,
 ) -> Erasure:
     """Unlink (and suppress, unless shared outside the group) every identifier of the
     customer's group, drop the names every member recorded, and record the erasure on its
     canonical customer. The identifiers erased before that the group's touchpoints carried
     since (a subject who came back with the same email: `Customer.presented_erased`) are
     named too: their subjects have a new key, which goes unless a customer outside the group
-    may still need it. What goes is `plan`'s, so a preview shows what this does."""
+    may still need it. What goes is `plan`'s, so a preview shows what this does. `expected`: the
+    group as the admin confirmed it (the preview's members); when the group is not exactly those
+    customers now, `GroupChanged` and nothing changes (checked here, where the erasure is
+    carried out, so a merge or split between the request and its filing is caught too)."""
     canonical = state.canonical(customer_id)
     record = state.customer(canonical).erasure
     if record is not None:
@@ -122,6 +127,8 @@ def erase(
         return _done(canonical, state.members(canonical), record)
     planned = plan(state, canonical)
     members = list(planned.members)
+    if expected is not None and sorted(set(expected)) != sorted(members):
+        raise GroupChanged(list(expected), members)
     for item in (p for p in planned.identifiers if p.held):
         identifier, erased_here = item.identifier, not item.kept_for_others
         state.customer(item.member).unlink(

@@ -40,6 +40,19 @@ class MergeRefused(IdentityError):
         self.reasons = reasons
 
 
+class GroupChanged(IdentityError):
+    """An erasure confirmed for a group (the preview's `members`) that is not the customer's
+    group any more: a merge or split since. Nothing is erased; the admin previews again."""
+
+    def __init__(self, expected: list[str], members: list[str]) -> None:
+        super().__init__(
+            f"the customer's group changed since it was confirmed: {len(members)} customer(s) "
+            f"now, {len(expected)} confirmed; preview it again"
+        )
+        self.expected = expected
+        self.members = members
+
+
 class SplitRefused(IdentityError):
     """There is no active merge to reverse."""
 

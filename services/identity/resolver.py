@@ -285,16 +285,18 @@ class IdentityResolver(Application[UUID]):
         actor: str,
         erasure_event_id: str,
         key_id_of: erasure.KeyIdOf,
+        expected: Sequence[str] | None = None,
     ) -> erasure.Erasure:
         """Forget who the customer is: every identifier of its group unlinked (and suppressed
         unless someone outside the group holds it), the erasure recorded with the data keys to
         destroy (`services.identity.erasure`). Run again, for the same erasure event or for
         another one of a customer already erased, it changes nothing and answers as the first
-        time."""
+        time. `expected`: the group as the admin confirmed it (`GroupChanged` when it is not the
+        group now, and nothing changes)."""
         return self._run(
             tenant_id,
             lambda state: erasure.erase(
-                state, customer_id, reason, actor, erasure_event_id, key_id_of
+                state, customer_id, reason, actor, erasure_event_id, key_id_of, expected
             ),
         )
 

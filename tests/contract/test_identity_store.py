@@ -36,6 +36,7 @@ from services.identity import (
     TenantRules,
     resolution,
 )
+from services.identity.errors import GroupChanged
 from services.identity.policy import Decision, Situation
 from services.identity.ports import IdentityStore
 from services.identity.rules import Identifier
@@ -455,6 +456,21 @@ class IdentityStoreContract(IdentityStoreFixtures):
         )
         assert {"email:ana@x.io", "phone:+34617345678"} <= set(done.key_ids)
         assert done.counts["identifiers"] == 2
+
+    def test_an_erasure_confirmed_for_another_group_changes_nothing(
+        self, identity: IdentityResolver, tenant: str, resolve: Any
+    ) -> None:
+        ana = resolve(email="ana@x.io").customer_id
+        bea = resolve(email="bea@x.io").customer_id
+        identity.merge(tenant, ana, bea, "one person", "key:k1")
+        with pytest.raises(GroupChanged):  # confirmed before the merge: Ana alone
+            identity.erase_customer(tenant, ana, "GDPR", "key:dpo", "er-1", lambda t, s: s, [ana])
+        assert identity.erasure_of(tenant, ana) is None
+        assert resolve(email="bea@x.io").customer_id == ana  # still linked, nothing suppressed
+        done = identity.erase_customer(
+            tenant, bea, "GDPR", "key:dpo", "er-2", lambda t, s: s, [bea, ana]
+        )
+        assert sorted(done.members) == sorted([ana, bea])
 
     def test_an_unlinked_identifier_may_go_to_someone_else_but_never_back(
         self, identity: IdentityResolver, tenant: str, resolve: Any

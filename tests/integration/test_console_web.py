@@ -8,6 +8,7 @@ import re
 import uuid
 from collections.abc import Iterator
 
+import orjson
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -15,10 +16,12 @@ from fastapi.testclient import TestClient
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.memory_access_audit import MemoryAccessAudit
 from cem.adapters.memory_keys import MemoryKeyStore
+from cem.adapters.memory_log import MemoryLog, MemoryPublisher
 from cem.adapters.memory_users import MemoryUserStore
 from cem.runner import ensure_tables
 from kernel.accounts import MAX_FAILURES, Accounts
 from kernel.auth import SESSION_COOKIE
+from kernel.ports import TOUCHPOINTS_TOPIC
 from services.projections.projection import ProjectionsProjection
 from services.query_api.app import create_app
 from services.satisfaction.projection import SatisfactionProjection
@@ -229,3 +232,26 @@ def test_search_refuses_a_one_letter_query(app: FastAPI, client: TestClient) -> 
     sign_in(client, person(app, "agent"))
     answer = client.get("/v1/customers/search", params={"q": "a"})
     assert answer.status_code == 422 and answer.json()["error"]["code"]
+
+
+def test_an_erasure_asked_by_a_person_records_their_account_id_not_their_email(
+    app: FastAPI, client: TestClient
+) -> None:
+    # The erasure's event stays readable for ever (the record of who asked): it names the
+    # admin by account id, so erasing must not itself keep a staff email in the log.
+    log = MemoryLog(partitions=1)
+    app.state.publisher, app.state.bucket_key = MemoryPublisher(log), b"k" * 32
+    accounts: Accounts = app.state.accounts
+    email = f"dpo-{uuid.uuid4().hex[:6]}@example.com"
+    admin = accounts.create("acme", "admin", email, PASSWORD)
+    sign_in(client, email)
+    answer = client.post(
+        "/v1/customers/cust-ana/erase",
+        json={"reason": "GDPR request #4711"},
+        headers={"X-CSRF-Token": csrf_of(client)},
+    )
+    assert answer.status_code == 202, answer.text
+    [record] = log.poll(TOUCHPOINTS_TOPIC, "reader", 10, 0)
+    stored = orjson.loads(record.value)
+    assert stored["payload"]["actor"] == f"user:{admin.user_id}"
+    assert email.encode() not in record.value and b"dpo-" not in record.value

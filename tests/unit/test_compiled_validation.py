@@ -95,6 +95,34 @@ def test_the_typical_event_of_every_family_takes_the_compiled_path(event_type: s
     assert assert_agrees(bare)
 
 
+@pytest.mark.parametrize(
+    ("members", "taken"),
+    [
+        (None, True),
+        ([], True),
+        (["c_a", "c_b"], True),
+        (["c_a"] * 100, True),
+        (["c_a"] * 101, False),  # more than a group holds
+        (["c\nx"], False),  # ids carry no control characters
+        ([""], False),
+        (["x" * 401], False),
+        ("c_a", False),  # a list, not a string
+        ([1], False),
+    ],
+)
+def test_a_list_field_compiles_to_what_the_model_enforces(members: Any, taken: bool) -> None:
+    raw = typical("customer.erased")
+    raw["customer"], raw["payload"] = (
+        {"customer_id": "cem:customer:c_a"},
+        {
+            "erasure_reason": "GDPR",
+            "actor": "key-1",
+            "members": members,
+        },
+    )
+    assert assert_agrees(raw) is taken
+
+
 def test_the_compiled_validator_runs_no_python() -> None:
     called: list[str] = []
 

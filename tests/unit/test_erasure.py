@@ -146,6 +146,16 @@ class Pipeline:
         assert home == customer_id
         return str(body["event_id"])
 
+    def file_with_letters(self, body: dict[str, Any]) -> tuple[list[str], list[tuple[str, str]]]:
+        """Seal, append and file one event: the customers filed, and the dead letters."""
+        [value] = self.sealer.seal_values([encode(accept(body, TENANT, AT)[0])])
+        record = Consumed(TOUCHPOINTS_TOPIC, 0, self.offset, b"k", value)
+        self.offset += 1
+        self.log.append(value)
+        batch = file_batch([record], self.filer, opening_decode(self.opener), None, self.eraser)
+        homes = [dict(f.headers)[CUSTOMER_HEADER].decode() for f in batch.filings]
+        return homes, [(letter.reason, letter.error) for letter in batch.dead_letters]
+
     def opened(self, value: bytes) -> dict[str, Any]:
         """A record as a reader opens it now (a fresh process: nothing cached)."""
         return EventOpener(self.vault, KeyCache()).open_event(orjson.loads(value))
@@ -783,3 +793,33 @@ def test_an_erased_email_another_customer_carries_keeps_its_key_until_both_are_e
     assert record is not None and record["counts"]["shared"] == 1
     pipeline.erase(alone)  # nobody left who carries it: its key goes
     assert pipeline.opened(pipeline.log[4])[ERASED] is True
+
+
+def test_an_erasure_confirmed_for_a_group_that_changed_before_its_filing_is_refused(
+    pipeline: Pipeline,
+) -> None:
+    # The admin previewed Lucía alone and confirmed; Bea was merged into her before the
+    # erasure was filed (the route's own check had passed). Erasing the group as it is now
+    # would erase Bea unseen: the filing stage refuses it and nothing is erased.
+    lucia, bea = pipeline.file(message({"email": EMAIL}), message({"email": OTHER}, "hola"))
+    named = filed_subject(lucia)
+    assert named is not None
+    confirmed = raw_erasure(named, "GDPR request #4711", "key-admin", AT, members=[lucia])
+    pipeline.identity.merge(TENANT, lucia, bea, "one person after all", "key-admin")
+    homes, letters = pipeline.file_with_letters(confirmed)
+    assert homes == []
+    [(reason, error)] = letters
+    assert reason == "erasure_failed"
+    assert "erasure refused" in error and "preview it again" in error
+    assert pipeline.identity.erasure_of(TENANT, lucia) is None
+    assert pipeline.warehouse.commands == []  # no row deleted
+    for value in pipeline.log[:2]:  # both keys stand
+        opened = pipeline.opened(value)
+        assert ERASED not in opened and opened["customer"]["email"] in (EMAIL, OTHER)
+    # Confirmed again for the group as it is now: carried out, both erased.
+    both = raw_erasure(named, "GDPR request #4711", "key-admin", AT, members=[bea, lucia])
+    homes, letters = pipeline.file_with_letters(both)
+    assert (homes, letters) == ([lucia], [])
+    record = pipeline.identity.erasure_of(TENANT, lucia)
+    assert record is not None and sorted(record["members"]) == sorted([lucia, bea])
+    assert all(pipeline.opened(value)[ERASED] is True for value in pipeline.log[:2])

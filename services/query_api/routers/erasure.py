@@ -28,7 +28,7 @@ from kernel.auth import AUTHENTICATED, CAN_EXPORT_SUBJECT, UNAUTHENTICATED, requ
 from kernel.ports import Principal
 from kernel.request_body import json_body, openapi_body
 from schemas.envelope import IdStr
-from schemas.families import ERASURE_TYPE, Note, filed_subject
+from schemas.families import ERASURE_TYPE, MAX_ERASURE_MEMBERS, Note, filed_subject
 from services.identity.erasure import ErasurePlan, recorded_members
 from services.identity.errors import CustomerNotFound
 from services.identity.reasons import reason_code
@@ -47,7 +47,6 @@ router = APIRouter(tags=["customers"], responses=AUTHENTICATED)
 # Who may erase: whoever may export everything about a customer (admins).
 Eraser = Annotated[Principal, Depends(require(CAN_EXPORT_SUBJECT))]
 MAX_BODY_BYTES = 16 * 1024  # a reason at most: the key is checked first, then this much is read
-MAX_MEMBERS = 100  # a group as previewed, at most (more than any group identity keeps)
 SOURCE_ID = "cem-erasure"
 TOUCHPOINT = "erasure"
 
@@ -76,7 +75,7 @@ class EraseBody(BaseModel):
     )
     members: list[Annotated[IdStr, StringConstraints(min_length=1, max_length=400)]] | None = Field(
         default=None,
-        max_length=MAX_MEMBERS,
+        max_length=MAX_ERASURE_MEMBERS,
         description="the group as `GET /v1/customers/{id}/erasure` showed it (its `members`): "
         "when given, the erasure is refused (409 `group_changed`) if the customer's group is "
         "no longer exactly these customers (a merge or split since the preview)",
@@ -136,9 +135,15 @@ class ErasureAccepted(BaseModel):
     )
 
 
-def raw_erasure(named: str, reason: str, actor: str, at: datetime) -> dict[str, Any]:
+def raw_erasure(
+    named: str, reason: str, actor: str, at: datetime, members: list[str] | None = None
+) -> dict[str, Any]:
     """The `customer.erased` event as a producer would send it (validated by the same `accept`
-    as ingest); `named` is the customer's `filed_subject`."""
+    as ingest); `named` is the customer's `filed_subject`, `members` the group as confirmed (the
+    filing stage checks it again when it carries the erasure out)."""
+    payload: dict[str, Any] = {"erasure_reason": reason, "actor": actor}
+    if members is not None:
+        payload["members"] = members
     return {
         "event_id": str(uuid.uuid4()),
         "source_id": SOURCE_ID,
@@ -147,7 +152,7 @@ def raw_erasure(named: str, reason: str, actor: str, at: datetime) -> dict[str, 
         "touchpoint": TOUCHPOINT,
         "customer": {"customer_id": named},
         "occurred_at": at.isoformat(),
-        "payload": {"erasure_reason": reason, "actor": actor},
+        "payload": payload,
     }
 
 
@@ -206,7 +211,7 @@ def erase_customer(
     if named is None:  # only a readable key of the rule mode runs that long
         raise ApiError(422, "invalid_request", "this customer id is too long to be erased")
     at = now(request)
-    raw = raw_erasure(named, body.reason, principal.key_id, at)
+    raw = raw_erasure(named, body.reason, principal.record_id, at, body.members)
     event = record_event(request, raw, tenant_id, at, "erasure")
     return ErasureAccepted(
         customer_id=customer,
