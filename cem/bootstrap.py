@@ -164,8 +164,16 @@ class Platform:
         eraser = self._eraser()
         if isinstance(eraser, CustomerEraser):
             as_touchpoint = through_touchpoints(self.decoder, TOUCHPOINTS_TOPIC)
+            # Each erasure's rows go once the projections stored what was filed before it.
+            groups = tuple(p.name for p in self.projections)
+            waiting: dict[tuple[int, int], dict[int, int]] = {}
             self.runners.append(
-                Runner(ERASED_ROWS, lambda: delete_erased_rows(self.log, eraser, as_touchpoint))
+                Runner(
+                    ERASED_ROWS,
+                    lambda: delete_erased_rows(
+                        self.log, eraser, as_touchpoint, row_groups=groups, waiting=waiting
+                    ),
+                )
             )
         self.app.state.readiness["filing"] = self.filing_process.check
 

@@ -32,6 +32,7 @@ old parts until merged away, backups).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -334,18 +335,30 @@ def delete_erased_rows(
     *,
     max_records: int = 5000,
     timeout_s: float = 0.2,
+    row_groups: Sequence[str] = (),
+    waiting: dict[tuple[int, int], dict[int, int]] | None = None,
+    topic: str = FILINGS_TOPIC,
 ) -> int:
     """Delete the warehouse rows of the batch's `customer.erased` filings; returns how many
     records it consumed. Only a filing whose bytes hold the type's name is decoded (through the
     process's shared decoder, so the projections reuse the event); the type is in clear in every
     form the log holds (sealing keeps it; the type is reserved, so no producer writes it). A
     deletion that fails on an outage propagates: the batch is not committed and is read again;
-    one that fails otherwise is a dead letter (`ERASURE_FAILED`), written before the commit."""
-    records = event_log.poll(FILINGS_TOPIC, ERASED_ROWS, max_records, timeout_s)
+    one that fails otherwise is a dead letter (`ERASURE_FAILED`), written before the commit.
+
+    `row_groups`: the consumer groups that write rows from filings (the projections). An
+    erasure's rows are deleted only once each of them has committed, in every partition, as far
+    as the log's filings reached when the erasure was first read (kept in `waiting`): so the rows
+    of the customer's events filed before it are stored by then, and deleted with the rest,
+    instead of being inserted after the deletion with their personal fields (a clear log). Until
+    then the records before it are committed and it is read again. `topic`: the filings' topic
+    (a distributed deployment may name it otherwise)."""
+    records = event_log.poll(topic, ERASED_ROWS, max_records, timeout_s)
     if not records:
         return 0
+    waiting = {} if waiting is None else waiting
     letters: list[DeadLetter] = []
-    for rec in records:
+    for index, rec in enumerate(records):
         if _ERASURE_BYTES not in rec.value:
             continue
         home = filed_home(rec)
@@ -357,6 +370,14 @@ def delete_erased_rows(
             )
             continue
         if isinstance(event, Event) and event.type == ERASURE_TYPE and isinstance(home, str):
+            at = (rec.partition, rec.offset)
+            mark = waiting.setdefault(at, event_log.end_offsets(topic))
+            if not _projected(event_log, topic, row_groups, mark, timeout_s):
+                done = records[:index]
+                write_dead_letters(event_log, eraser.warehouse, letters)
+                if done:
+                    event_log.commit(topic, ERASED_ROWS, next_offsets(done))
+                return len(done)
             try:
                 position = (FILING_POSITIONS + rec.partition, rec.offset)
                 eraser.delete_rows(event.tenant_id, home, str(event.event_id), position)
@@ -365,6 +386,27 @@ def delete_erased_rows(
             except Exception as exc:  # the same error on every retry: a dead letter
                 logger.exception("erasure %s: rows not deleted; dead-lettered", event.event_id)
                 letters.append(dead_letter(ERASED_ROWS, rec, ERASURE_FAILED, exc))
+            waiting.pop(at, None)
     write_dead_letters(event_log, eraser.warehouse, letters)
-    event_log.commit(FILINGS_TOPIC, ERASED_ROWS, next_offsets(records))
+    event_log.commit(topic, ERASED_ROWS, next_offsets(records))
     return len(records)
+
+
+def _projected(
+    event_log: EventLog, topic: str, groups: Sequence[str], mark: dict[int, int], timeout_s: float
+) -> bool:
+    """Whether every group has committed `mark` (partition: offset) of `topic`, waiting up to
+    `timeout_s` for it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        behind = [
+            g
+            for g in groups
+            if any(event_log.committed(topic, g).get(p, 0) < end for p, end in mark.items())
+        ]
+        if not behind:
+            return True
+        if time.monotonic() >= deadline:
+            logger.info("erasure rows wait for %s to project what was filed before it", behind)
+            return False
+        time.sleep(0.05)

@@ -64,7 +64,7 @@ from cem.adapters.kafka_log import KafkaLog
 from cem.adapters.postgres_idempotency import PostgresIdempotencyIndex
 from cem.direct_ingest import RecordDecoder, TimedConsumed
 from cem.record_seal import is_sealed_filing, sealed_filing
-from cem.runner import ensure_tables, write_dead_letters
+from cem.runner import Runner, ensure_tables, write_dead_letters
 from cem.sealing import opener_for
 from kernel.filings import FILING_STAGE, FiledBatch, file_batch, project_filings
 from kernel.ports import (
@@ -413,8 +413,10 @@ def run_worker(projection: Projection, settings: CoreSettings | None = None) -> 
         sink.close()
 
 
-def run_filing_worker(settings: CoreSettings | None = None) -> None:
-    """Run one worker of the filing app on `touchpoints` until SIGTERM or SIGINT (blocking)."""
+def run_filing_worker(settings: CoreSettings | None = None, row_groups: Sequence[str] = ()) -> None:
+    """Run one worker of the filing app on `touchpoints` until SIGTERM or SIGINT (blocking).
+    `row_groups`: the projection workers' groups; with them, each erasure's warehouse rows are
+    deleted once those groups have projected what was filed before it (`erased_rows`)."""
     config = as_worker_settings(settings)
     private_dir(datadir(config, FILING_STAGE).parent)
     sink = connect(config, [])
@@ -425,26 +427,66 @@ def run_filing_worker(settings: CoreSettings | None = None) -> None:
         raise
     # One filer per process: it remembers its answers, so a redelivered batch is not resolved again.
     filer = IdentityFiler(identity) if identity is not None else None
-    step = filing_step(config, sink, filer, filing_eraser(config, sink, identity))
+    rows = erased_rows(config, sink, identity, row_groups)
+    eraser = filing_eraser(config, sink, identity, with_warehouse=rows is None)
+    step = filing_step(config, sink, filer, eraser)
+    if rows is not None:
+        rows.start()
     try:
         _execute(create_app(FILING_STAGE, config.source_topic, config, step), config)
     finally:
+        if rows is not None:
+            rows.stop()
         sink.close()
         if identity is not None:
             identity.close()
 
 
 def filing_eraser(
-    config: WorkerSettings, sink: Sink, identity: IdentityResolver | None
+    config: WorkerSettings,
+    sink: Sink,
+    identity: IdentityResolver | None,
+    with_warehouse: bool = True,
 ) -> Eraser | None:
-    """The filing stage's handler of erasures (`cem.erasure`), on the opener's vault and cache."""
+    """The filing stage's handler of erasures (`cem.erasure`), on the opener's vault and cache;
+    without the warehouse, another consumer deletes the rows (`erased_rows`)."""
     from cem.erasure import eraser_for
 
     opener = sink.decode.opener
     if opener is None:
         return None
     settings = config.model_copy(update={"mode": "distributed"})
-    return eraser_for(identity, opener, settings, sink.warehouse)
+    return eraser_for(identity, opener, settings, sink.warehouse if with_warehouse else None)
+
+
+def erased_rows(
+    config: WorkerSettings,
+    sink: Sink,
+    identity: IdentityResolver | None,
+    row_groups: Sequence[str],
+) -> Runner | None:
+    """A thread of the filing worker reading `filings` as group `erased-rows`: it deletes each
+    erasure's warehouse rows once every projection group has committed what was filed before it
+    (`cem.erasure.delete_erased_rows`), so a projection lagging behind the erasure does not
+    insert the customer's rows after the deletion."""
+    from cem.erasure import ERASED_ROWS, CustomerEraser, delete_erased_rows
+
+    eraser = filing_eraser(config, sink, identity)
+    if not row_groups or not isinstance(eraser, CustomerEraser):
+        return None
+    waiting: dict[tuple[int, int], dict[int, int]] = {}
+    return Runner(
+        ERASED_ROWS,
+        lambda: delete_erased_rows(
+            sink.event_log,
+            eraser,
+            sink.decode,
+            timeout_s=1.0,
+            row_groups=row_groups,
+            waiting=waiting,
+            topic=config.filings_topic,
+        ),
+    )
 
 
 def _execute(app: faust.App, config: WorkerSettings) -> None:

@@ -14,8 +14,11 @@ from services.satisfaction.sentiment import warm_up as warm_up_sentiment
 
 
 def run_filing(settings: CoreSettings | None = None) -> None:
-    """Consume `touchpoints` as group `filing`, appending to `filings`, until SIGTERM."""
-    run_filing_worker(settings)
+    """Consume `touchpoints` as group `filing`, appending to `filings`, until SIGTERM; each
+    erasure's rows go once both projection groups stored what was filed before it."""
+    run_filing_worker(
+        settings, row_groups=(ProjectionsProjection.name, SatisfactionProjection.name)
+    )
 
 
 def run_projections(settings: CoreSettings | None = None) -> None:

@@ -102,22 +102,23 @@ def file_batch(
     only parts that read or write; when they raise (a store is unavailable), nothing is appended
     or committed and the batch is retried whole. The batch's erasures (`customer.erased`) are
     carried out before its filings are appended, so the erasure's own filing follows them; one
-    that fails otherwise than by an outage (`NotErased`) is a dead letter, not filed."""
+    that fails otherwise than by an outage (`NotErased`) is a dead letter, not filed. Each
+    erasure is carried out before the events after it in the batch are filed, so they are filed
+    as in a later batch (an erased identifier names nobody): where the batch ends does not
+    change whose they are."""
     decoded = decode_batch(FILING_STAGE, records, decode_record)
     direct = {id(rec) for rec, item in decoded.events if isinstance(item, Unadmitted)}
     admit_batch(decoded, admission)
     events = [_event_of(item) for _, item in decoded.events]
-    homes = file_events(events, filer)
-    erasures = [
-        (event, home)
-        for event, home in zip(events, homes, strict=True)
-        if event.type == ERASURE_TYPE and isinstance(home, str)
-    ]
+    homes: list[str | Unfiled] = []
     failed: dict[int, NotErased] = {}
-    if erasures and eraser is not None:
-        for (event, _), outcome in zip(erasures, eraser.erase(erasures), strict=True):
+    for segment in _up_to_each_erasure(events):
+        homes += file_events(segment, filer)
+        last, home = segment[-1], homes[-1]
+        if eraser is not None and last.type == ERASURE_TYPE and isinstance(home, str):
+            [outcome] = eraser.erase([(last, home)])
             if outcome is not None:
-                failed[id(event)] = outcome
+                failed[id(last)] = outcome
     batch = FiledBatch(next_offsets=decoded.result.next_offsets)
     batch.dead_letters = decoded.result.dead_letters
     for (rec, item), home in zip(decoded.events, homes, strict=True):
@@ -129,6 +130,16 @@ def file_batch(
             record = filing_record(rec, _event_of(item), home, direct=id(rec) in direct)
             batch.filings.append(record)
     return batch
+
+
+def _up_to_each_erasure(events: list[Event]) -> list[list[Event]]:
+    """The batch cut after each erasure: the events up to it, then the next ones."""
+    segments: list[list[Event]] = [[]]
+    for event in events:
+        segments[-1].append(event)
+        if event.type == ERASURE_TYPE:
+            segments.append([])
+    return [s for s in segments if s]
 
 
 def _event_of(item: Event | Unadmitted) -> Event:

@@ -49,6 +49,9 @@ SOURCE_TOPIC = {
     "filing": TOUCHPOINTS_TOPIC,
     "projections": FILINGS_TOPIC,
     "satisfaction": FILINGS_TOPIC,
+    # The filing worker's thread deleting each erasure's rows after the projections stored what
+    # came before it (`cem.faust_worker.erased_rows`): last, as it waits for the two above.
+    "erased-rows": FILINGS_TOPIC,
 }
 START_WITHIN_S = 180.0
 
@@ -194,7 +197,7 @@ class DistributedDeployment:
         if self._log is None:
             self._log = KafkaLog(self.kafka_bootstrap, partitions=PARTITIONS)
         lag = {}
-        for group in WORKERS:  # the filing stage first: it appends before it commits
+        for group in SOURCE_TOPIC:  # the filing stage first: it appends before it commits
             ends = self._log.end_offsets(SOURCE_TOPIC[group])
             committed = self._log.committed(SOURCE_TOPIC[group], group)
             lag[group] = sum(max(0, end - committed.get(p, 0)) for p, end in ends.items())

@@ -823,3 +823,73 @@ def test_an_erasure_confirmed_for_a_group_that_changed_before_its_filing_is_refu
     record = pipeline.identity.erasure_of(TENANT, lucia)
     assert record is not None and sorted(record["members"]) == sorted([lucia, bea])
     assert all(pipeline.opened(value)[ERASED] is True for value in pipeline.log[:2])
+
+
+def test_the_main_process_deletes_an_erasures_rows_once_the_projections_stored_what_came_before(
+    pipeline: Pipeline,
+) -> None:
+    # A clear log's rows are the customer's personal data. Deleted before the projections had
+    # stored the filings before the erasure, those would be inserted afterwards, in clear: the
+    # `erased-rows` group waits for every projection group to pass them.
+    pipeline.eraser.warehouse = None  # the filing process: no warehouse
+    main = CustomerEraser(
+        pipeline.identity, pipeline.vault, PLATFORM_KEY, None, RecordingWarehouse()
+    )
+    lucia, _ = pipeline.file(message({"email": EMAIL}), message({"email": OTHER}, "hola"))
+    named = filed_subject(lucia)
+    assert named is not None
+    erasure = raw_erasure(named, "GDPR request", "key-admin", AT)
+    touchpoints = [Consumed(TOUCHPOINTS_TOPIC, 0, i, b"k", v) for i, v in enumerate(pipeline.log)]
+    [sealed] = pipeline.sealer.seal_values([encode(accept(erasure, TENANT, AT)[0])])
+    touchpoints.append(Consumed(TOUCHPOINTS_TOPIC, 0, len(touchpoints), b"k", sealed))
+    batch = file_batch(
+        touchpoints, pipeline.filer, opening_decode(pipeline.opener), None, pipeline.eraser
+    )
+    log = MemoryLog(partitions=1)
+    log.append(FILINGS_TOPIC, batch.filings)
+    log.commit(FILINGS_TOPIC, "projections", {0: 1})  # one of the two messages stored
+    waiting: dict[tuple[int, int], dict[int, int]] = {}
+    decode = opening_decode(pipeline.opener)
+
+    def step() -> int:
+        return delete_erased_rows(
+            log,
+            main,
+            decode,
+            timeout_s=0,
+            row_groups=("projections", "satisfaction"),
+            waiting=waiting,
+        )
+
+    assert step() == 2  # the two messages' filings, not the erasure's
+    assert cast(Any, main.warehouse).commands == []
+    assert waiting == {(0, 2): {0: 3}}  # where the filings ended when it was read
+    log.commit(FILINGS_TOPIC, "projections", {0: 3})
+    log.append(FILINGS_TOPIC, [batch.filings[0]])  # more filed since: not waited for
+    assert step() == 0 and cast(Any, main.warehouse).commands == []  # satisfaction is behind
+    log.commit(FILINGS_TOPIC, "satisfaction", {0: 3})
+    assert step() == 2
+    deleted = {sql.split()[2] for sql, _ in cast(Any, main.warehouse).commands}
+    assert "customer_timeline" in deleted and waiting == {}
+
+
+def test_an_event_after_the_erasure_in_its_batch_is_filed_as_in_a_later_batch(
+    pipeline: Pipeline,
+) -> None:
+    # Lucía writes again right after the erasure was asked, and both reach the filing stage in
+    # one batch. Filed before the erasure was carried out, the message would land on the erased
+    # customer; it is filed after it, as the next batch would file it: her email names nobody.
+    [lucia] = pipeline.file(message({"email": EMAIL}))
+    named = filed_subject(lucia)
+    assert named is not None
+    erasure = raw_erasure(named, "GDPR request", "key-admin", AT)
+    home, after = pipeline.file(erasure, message({"email": EMAIL}, "vuelvo a escribir"))
+    assert home == lucia and after != lucia
+    later = Pipeline()  # the same events, the erasure alone in its batch
+    later.sealer.cache = later.cache  # the ingest seals with the key cache the erasure drops
+    [again] = later.file(message({"email": EMAIL}))
+    later.erase(again)
+    [apart] = later.file(message({"email": EMAIL}, "vuelvo a escribir"))
+    assert apart != again
+    actions = [e.action for e in pipeline.identity.history(TENANT, after)]
+    assert actions == [e.action for e in later.identity.history(TENANT, apart)]
