@@ -18,7 +18,7 @@ from cem.adapters.sqlite_channels import SqliteChannelStore
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import SqliteLog, SqlitePublisher
 from cem.adapters.sqlite_users import SqliteUserStore
-from cem.erasure import ERASED_ROWS, CustomerEraser, delete_erased_rows
+from cem.erasure import ERASED_ROWS, CustomerEraser, Pending, delete_erased_rows
 from cem.filing_process import FilingProcess
 from cem.identity import build_identity
 from cem.platform_keys import local_platform_key
@@ -166,7 +166,7 @@ class Platform:
             as_touchpoint = through_touchpoints(self.decoder, TOUCHPOINTS_TOPIC)
             # Each erasure's rows go once the projections stored what was filed before it.
             groups = tuple(p.name for p in self.projections)
-            waiting: dict[tuple[int, int], dict[int, int]] = {}
+            waiting = Pending()
             self.runners.append(
                 Runner(
                     ERASED_ROWS,

@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from cem.retention import Mutations, existing_tables, mutate, wait_for_mutations
@@ -328,6 +330,20 @@ ERASED_ROWS = "erased-rows"
 _ERASURE_BYTES = ERASURE_TYPE.encode()
 
 
+MAX_DELETE_ATTEMPTS = 3
+
+
+@dataclass
+class Pending:
+    """What the `erased-rows` group keeps between polls about the erasures it has read but not
+    carried out yet (each by its filing's partition and offset): where the filings ended when it
+    was first read (`marks`), and how many times deleting its rows failed (`failures`)."""
+
+    marks: dict[tuple[int, int], dict[int, int]] = field(default_factory=dict)
+    failures: Counter[tuple[int, int]] = field(default_factory=Counter)
+    pause_s: float = 5.0  # before the second attempt; twice that before the third
+
+
 def delete_erased_rows(
     event_log: EventLog,
     eraser: CustomerEraser,
@@ -336,7 +352,7 @@ def delete_erased_rows(
     max_records: int = 5000,
     timeout_s: float = 0.2,
     row_groups: Sequence[str] = (),
-    waiting: dict[tuple[int, int], dict[int, int]] | None = None,
+    waiting: Pending | None = None,
     topic: str = FILINGS_TOPIC,
 ) -> int:
     """Delete the warehouse rows of the batch's `customer.erased` filings; returns how many
@@ -344,7 +360,9 @@ def delete_erased_rows(
     process's shared decoder, so the projections reuse the event); the type is in clear in every
     form the log holds (sealing keeps it; the type is reserved, so no producer writes it). A
     deletion that fails on an outage propagates: the batch is not committed and is read again;
-    one that fails otherwise is a dead letter (`ERASURE_FAILED`), written before the commit.
+    one that fails otherwise is tried again after a pause (`Pending.pause_s`, longer each time: a
+    server over its memory limit may have room later), and on its `MAX_DELETE_ATTEMPTS`th
+    failure it is a dead letter (`ERASURE_FAILED`), written before the commit.
 
     `row_groups`: the consumer groups that write rows from filings (the projections). An
     erasure's rows are deleted only once each of them has committed, in every partition, as far
@@ -356,8 +374,18 @@ def delete_erased_rows(
     records = event_log.poll(topic, ERASED_ROWS, max_records, timeout_s)
     if not records:
         return 0
-    waiting = {} if waiting is None else waiting
+    waiting = Pending() if waiting is None else waiting
     letters: list[DeadLetter] = []
+
+    def stop_before(index: int) -> int:
+        """Commit the records before `index` (and the dead letters so far); the rest is read
+        again by the next poll."""
+        done = records[:index]
+        write_dead_letters(event_log, eraser.warehouse, letters)
+        if done:
+            event_log.commit(topic, ERASED_ROWS, next_offsets(done))
+        return len(done)
+
     for index, rec in enumerate(records):
         if _ERASURE_BYTES not in rec.value:
             continue
@@ -371,22 +399,30 @@ def delete_erased_rows(
             continue
         if isinstance(event, Event) and event.type == ERASURE_TYPE and isinstance(home, str):
             at = (rec.partition, rec.offset)
-            mark = waiting.setdefault(at, event_log.end_offsets(topic))
+            mark = waiting.marks.setdefault(at, event_log.end_offsets(topic))
             if not _projected(event_log, topic, row_groups, mark, timeout_s):
-                done = records[:index]
-                write_dead_letters(event_log, eraser.warehouse, letters)
-                if done:
-                    event_log.commit(topic, ERASED_ROWS, next_offsets(done))
-                return len(done)
+                return stop_before(index)
             try:
                 position = (FILING_POSITIONS + rec.partition, rec.offset)
                 eraser.delete_rows(event.tenant_id, home, str(event.event_id), position)
             except OUTAGES:
                 raise
-            except Exception as exc:  # the same error on every retry: a dead letter
+            except Exception as exc:
+                waiting.failures[at] += 1
+                if waiting.failures[at] < MAX_DELETE_ATTEMPTS:
+                    pause = waiting.pause_s * waiting.failures[at]
+                    logger.warning(
+                        "erasure %s: rows not deleted (%s); trying again in %.0fs",
+                        event.event_id,
+                        exc,
+                        pause,
+                    )
+                    time.sleep(pause)
+                    return stop_before(index)
                 logger.exception("erasure %s: rows not deleted; dead-lettered", event.event_id)
                 letters.append(dead_letter(ERASED_ROWS, rec, ERASURE_FAILED, exc))
-            waiting.pop(at, None)
+            waiting.marks.pop(at, None)
+            waiting.failures.pop(at, None)
     write_dead_letters(event_log, eraser.warehouse, letters)
     event_log.commit(topic, ERASED_ROWS, next_offsets(records))
     return len(records)

@@ -469,12 +469,12 @@ def erased_rows(
     erasure's warehouse rows once every projection group has committed what was filed before it
     (`cem.erasure.delete_erased_rows`), so a projection lagging behind the erasure does not
     insert the customer's rows after the deletion."""
-    from cem.erasure import ERASED_ROWS, CustomerEraser, delete_erased_rows
+    from cem.erasure import ERASED_ROWS, CustomerEraser, Pending, delete_erased_rows
 
     eraser = filing_eraser(config, sink, identity)
     if not row_groups or not isinstance(eraser, CustomerEraser):
         return None
-    waiting: dict[tuple[int, int], dict[int, int]] = {}
+    waiting = Pending()
     return Runner(
         ERASED_ROWS,
         lambda: delete_erased_rows(

@@ -16,7 +16,13 @@ import pytest
 from cem.adapters.memory_log import MemoryLog
 from cem.adapters.memory_vault import MemoryKeyVault
 from cem.direct_ingest import TimedConsumed
-from cem.erasure import KEYS_DESTROYED, CustomerEraser, delete_erased_rows
+from cem.erasure import (
+    KEYS_DESTROYED,
+    MAX_DELETE_ATTEMPTS,
+    CustomerEraser,
+    Pending,
+    delete_erased_rows,
+)
 from cem.faust_worker import WorkerSettings, file_until_done
 from cem.sealing import NEVER_SEALED, subject_function
 from kernel.customer_key import customer_key
@@ -578,14 +584,21 @@ def test_the_main_process_dead_letters_a_deletion_that_fails_on_a_bug() -> None:
     broken = CustomerEraser(
         filing.identity, filing.vault, PLATFORM_KEY, KeyCache(), BrokenWarehouse(BUG)
     )
-    assert delete_erased_rows(log, broken, decode, timeout_s=0) == 2
+    pending = Pending(pause_s=0)
+    # Tried MAX_DELETE_ATTEMPTS times (a server over its memory limit may have room later),
+    # then a dead letter: the message's filing is committed at the first failure.
+    assert delete_erased_rows(log, broken, decode, timeout_s=0, waiting=pending) == 1
+    assert delete_erased_rows(log, broken, decode, timeout_s=0, waiting=pending) == 0
+    assert log.poll(DEAD_LETTER_TOPIC, "reader", 10, 0) == []
+    assert delete_erased_rows(log, broken, decode, timeout_s=0, waiting=pending) == 1
+    assert MAX_DELETE_ATTEMPTS == 3 and pending == Pending(pause_s=0)
     [letter] = log.poll(DEAD_LETTER_TOPIC, "reader", 10, 0)
     written = orjson.loads(letter.value)
     assert (written["stage"], written["reason"]) == ("erased-rows", "erasure_failed")
     assert [r["stage"] for r in cast(Any, broken.warehouse).inserted["dead_letters"]] == [
         "erased-rows"
     ]
-    assert delete_erased_rows(log, broken, decode, timeout_s=0) == 0  # committed: it goes on
+    assert delete_erased_rows(log, broken, decode, timeout_s=0, waiting=pending) == 0  # goes on
 
 
 def test_every_members_recorded_names_are_forgotten(pipeline: Pipeline) -> None:
@@ -848,7 +861,7 @@ def test_the_main_process_deletes_an_erasures_rows_once_the_projections_stored_w
     log = MemoryLog(partitions=1)
     log.append(FILINGS_TOPIC, batch.filings)
     log.commit(FILINGS_TOPIC, "projections", {0: 1})  # one of the two messages stored
-    waiting: dict[tuple[int, int], dict[int, int]] = {}
+    waiting = Pending()
     decode = opening_decode(pipeline.opener)
 
     def step() -> int:
@@ -863,14 +876,14 @@ def test_the_main_process_deletes_an_erasures_rows_once_the_projections_stored_w
 
     assert step() == 2  # the two messages' filings, not the erasure's
     assert cast(Any, main.warehouse).commands == []
-    assert waiting == {(0, 2): {0: 3}}  # where the filings ended when it was read
+    assert waiting.marks == {(0, 2): {0: 3}}  # where the filings ended when it was read
     log.commit(FILINGS_TOPIC, "projections", {0: 3})
     log.append(FILINGS_TOPIC, [batch.filings[0]])  # more filed since: not waited for
     assert step() == 0 and cast(Any, main.warehouse).commands == []  # satisfaction is behind
     log.commit(FILINGS_TOPIC, "satisfaction", {0: 3})
     assert step() == 2
     deleted = {sql.split()[2] for sql, _ in cast(Any, main.warehouse).commands}
-    assert "customer_timeline" in deleted and waiting == {}
+    assert "customer_timeline" in deleted and waiting == Pending()
 
 
 def test_an_event_after_the_erasure_in_its_batch_is_filed_as_in_a_later_batch(
