@@ -167,14 +167,14 @@ class Platform:
             # Each erasure's rows go once the projections stored what was filed before it.
             groups = tuple(p.name for p in self.projections)
             waiting = Pending()
-            self.runners.append(
-                Runner(
-                    ERASED_ROWS,
-                    lambda: delete_erased_rows(
-                        self.log, eraser, as_touchpoint, row_groups=groups, waiting=waiting
-                    ),
-                )
+            runner = Runner(
+                ERASED_ROWS,
+                lambda: delete_erased_rows(
+                    self.log, eraser, as_touchpoint, row_groups=groups, waiting=waiting
+                ),
             )
+            waiting.sleep = runner.stopping.wait
+            self.runners.append(runner)
         self.app.state.readiness["filing"] = self.filing_process.check
 
     def _wake_streams(self, stored: Rows) -> None:

@@ -270,6 +270,15 @@ class CustomerEraser:
         group as it was then), else the customer's key, as `erase_one` finds them. `position`,
         where the erasure's filing arrived: rows of events filed after it stay."""
         assert self.warehouse is not None, "deleting rows needs the warehouse"
+        members = self.forget_keys(tenant_id, home)
+        counts = delete_customer_rows(self.warehouse, tenant_id, members, event_id, position)
+        logger.info("erasure %s of %s (tenant %s): rows %s", event_id, home, tenant_id, counts)
+        return counts
+
+    def forget_keys(self, tenant_id: str, home: str) -> list[str]:
+        """Drop this process's cached keys of an erasure another process carried out, and the
+        events it opened with them, at once (its ingest must not seal with a destroyed key while
+        the rows wait); the group's members, as the erasure recorded them."""
         members, key_ids = [home], self._key_ids_of_key(tenant_id, home)
         if self.identity is not None:
             try:
@@ -282,9 +291,7 @@ class CustomerEraser:
         if self.cache is not None:
             self.cache.drop(tenant_id, key_ids)
         self.forget_opened()
-        counts = delete_customer_rows(self.warehouse, tenant_id, members, event_id, position)
-        logger.info("erasure %s of %s (tenant %s): rows %s", event_id, home, tenant_id, counts)
-        return counts
+        return members
 
     def _key_ids_of_key(self, tenant_id: str, home: str) -> list[str]:
         """A customer identity does not know (CEM_IDENTITY=rule, or a key only the warehouse
@@ -333,15 +340,27 @@ _ERASURE_BYTES = ERASURE_TYPE.encode()
 MAX_DELETE_ATTEMPTS = 3
 
 
+WAIT_WARNING_S = 60.0  # an erasure whose rows wait longer is logged as a warning, each minute
+
+
 @dataclass
 class Pending:
     """What the `erased-rows` group keeps between polls about the erasures it has read but not
-    carried out yet (each by its filing's partition and offset): where the filings ended when it
-    was first read (`marks`), and how many times deleting its rows failed (`failures`)."""
+    carried out yet (each by its filing's partition and offset): where the touchpoints ended when
+    it was first read (`upstream`, with an upstream filing stage), then where the filings ended
+    (`marks`), since when it waits (`since`), and how many times deleting its rows failed."""
 
+    upstream: dict[tuple[int, int], dict[int, int]] = field(default_factory=dict)
     marks: dict[tuple[int, int], dict[int, int]] = field(default_factory=dict)
+    since: dict[tuple[int, int], float] = field(default_factory=dict)
     failures: Counter[tuple[int, int]] = field(default_factory=Counter)
     pause_s: float = 5.0  # before the second attempt; twice that before the third
+    # How a pause is waited: its runner's `stopping.wait`, so a stop does not wait it out.
+    sleep: Callable[[float], object] = field(default=time.sleep, compare=False)
+
+    def forget(self, at: tuple[int, int]) -> None:
+        for kept in (self.upstream, self.marks, self.since, self.failures):
+            kept.pop(at, None)
 
 
 def delete_erased_rows(
@@ -354,6 +373,7 @@ def delete_erased_rows(
     row_groups: Sequence[str] = (),
     waiting: Pending | None = None,
     topic: str = FILINGS_TOPIC,
+    upstream: tuple[str, str] | None = None,
 ) -> int:
     """Delete the warehouse rows of the batch's `customer.erased` filings; returns how many
     records it consumed. Only a filing whose bytes hold the type's name is decoded (through the
@@ -370,7 +390,12 @@ def delete_erased_rows(
     of the customer's events filed before it are stored by then, and deleted with the rest,
     instead of being inserted after the deletion with their personal fields (a clear log). Until
     then the records before it are committed and it is read again. `topic`: the filings' topic
-    (a distributed deployment may name it otherwise)."""
+    (a distributed deployment may name it otherwise). `upstream`: the touchpoints' topic and the
+    filing stage's group when several filing workers append (distributed): a replica may have
+    resolved the customer's event before the erasure and append its filing after the erasure's,
+    so the filings' mark is taken only once the filing group has committed as far as the
+    touchpoints reached when the erasure was first read (a filing worker appends, then commits).
+    The process's cached keys of the erasure are dropped when it is first read."""
     records = event_log.poll(topic, ERASED_ROWS, max_records, timeout_s)
     if not records:
         return 0
@@ -399,8 +424,22 @@ def delete_erased_rows(
             continue
         if isinstance(event, Event) and event.type == ERASURE_TYPE and isinstance(home, str):
             at = (rec.partition, rec.offset)
-            mark = waiting.marks.setdefault(at, event_log.end_offsets(topic))
-            if not _projected(event_log, topic, row_groups, mark, timeout_s):
+            if at not in waiting.since:  # first read: the keys go now, the rows once stored
+                eraser.forget_keys(event.tenant_id, home)
+                if upstream is not None:
+                    waiting.upstream[at] = event_log.end_offsets(upstream[0])
+                waiting.since[at] = time.monotonic()
+            if at in waiting.upstream:
+                assert upstream is not None
+                up_topic, up_group = upstream
+                if not _projected(event_log, up_topic, [up_group], waiting.upstream[at], timeout_s):
+                    _warn_if_long(waiting, at, event.event_id)
+                    return stop_before(index)
+                del waiting.upstream[at]
+            if at not in waiting.marks:
+                waiting.marks[at] = event_log.end_offsets(topic)
+            if not _projected(event_log, topic, row_groups, waiting.marks[at], timeout_s):
+                _warn_if_long(waiting, at, event.event_id)
                 return stop_before(index)
             try:
                 position = (FILING_POSITIONS + rec.partition, rec.offset)
@@ -417,15 +456,25 @@ def delete_erased_rows(
                         exc,
                         pause,
                     )
-                    time.sleep(pause)
+                    waiting.sleep(pause)
                     return stop_before(index)
                 logger.exception("erasure %s: rows not deleted; dead-lettered", event.event_id)
                 letters.append(dead_letter(ERASED_ROWS, rec, ERASURE_FAILED, exc))
-            waiting.marks.pop(at, None)
-            waiting.failures.pop(at, None)
+            waiting.forget(at)
     write_dead_letters(event_log, eraser.warehouse, letters)
     event_log.commit(topic, ERASED_ROWS, next_offsets(records))
     return len(records)
+
+
+def _warn_if_long(waiting: Pending, at: tuple[int, int], event_id: object) -> None:
+    waited = time.monotonic() - waiting.since[at]
+    if waited >= WAIT_WARNING_S and int(waited) % int(WAIT_WARNING_S) < 2:
+        logger.warning(
+            "erasure %s: its rows have waited %.0fs for the projections to store what was "
+            "filed before it (a projection group stopped?)",
+            event_id,
+            waited,
+        )
 
 
 def _projected(

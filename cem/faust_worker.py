@@ -475,18 +475,23 @@ def erased_rows(
     if not row_groups or not isinstance(eraser, CustomerEraser):
         return None
     waiting = Pending()
-    return Runner(
+    runner = Runner(
         ERASED_ROWS,
         lambda: delete_erased_rows(
             sink.event_log,
             eraser,
-            sink.decode,
+            sink.decode_filing,  # only what the filing stage sealed names a customer
             timeout_s=1.0,
             row_groups=row_groups,
             waiting=waiting,
             topic=config.filings_topic,
+            # Several filing workers: one may append a filing resolved before the erasure after
+            # the erasure's own; the mark waits for the filing group to pass the touchpoints.
+            upstream=(config.source_topic, FILING_STAGE),
         ),
     )
+    waiting.sleep = runner.stopping.wait
+    return runner
 
 
 def _execute(app: faust.App, config: WorkerSettings) -> None:

@@ -906,3 +906,54 @@ def test_an_event_after_the_erasure_in_its_batch_is_filed_as_in_a_later_batch(
     assert apart != again
     actions = [e.action for e in pipeline.identity.history(TENANT, after)]
     assert actions == [e.action for e in later.identity.history(TENANT, apart)]
+
+
+def test_with_several_filing_workers_the_mark_waits_for_the_filing_group_first(
+    pipeline: Pipeline,
+) -> None:
+    # Distributed: another filing worker may have resolved one of Lucía's events before the
+    # erasure and append its filing after the erasure's. The filings' mark is taken once the
+    # filing group committed as far as the touchpoints reached when the erasure was read; the
+    # keys are dropped from this process's cache at once, not when the rows go.
+    pipeline.eraser.warehouse = None
+    main_cache = KeyCache()
+    main = CustomerEraser(
+        pipeline.identity, pipeline.vault, PLATFORM_KEY, main_cache, RecordingWarehouse()
+    )
+    [lucia] = pipeline.file(message({"email": EMAIL}))
+    named = filed_subject(lucia)
+    assert named is not None
+    [sealed] = pipeline.sealer.seal_values(
+        [encode(accept(raw_erasure(named, "GDPR", "key-admin", AT), TENANT, AT)[0])]
+    )
+    erasure = Consumed(TOUCHPOINTS_TOPIC, 0, 1, b"k", sealed)
+    batch = file_batch(
+        [erasure], pipeline.filer, opening_decode(pipeline.opener), None, pipeline.eraser
+    )
+    log = MemoryLog(partitions=1)
+    log.append(TOUCHPOINTS_TOPIC, [batch.filings[0]] * 3)  # three touchpoints, one in flight
+    log.commit(TOUCHPOINTS_TOPIC, "filing", {0: 2})
+    log.append(FILINGS_TOPIC, batch.filings)
+    log.commit(FILINGS_TOPIC, "projections", {0: 1})  # as far as the filings reach now
+    subject = subject_key_id(TenantKeyring(PLATFORM_KEY).of(TENANT), "email:luciaperez@gmail.com")
+    main_cache.put(TENANT, subject, b"k" * 32)
+    waiting = Pending()
+
+    def step() -> int:
+        return delete_erased_rows(
+            log,
+            main,
+            opening_decode(pipeline.opener),
+            timeout_s=0,
+            row_groups=("projections",),
+            waiting=waiting,
+            upstream=(TOUCHPOINTS_TOPIC, "filing"),
+        )
+
+    assert step() == 0 and cast(Any, main.warehouse).commands == []
+    assert main_cache.get(TENANT, subject) is None  # dropped at the first read
+    log.append(FILINGS_TOPIC, [batch.filings[0]])  # the late filing of the other worker
+    log.commit(TOUCHPOINTS_TOPIC, "filing", {0: 3})
+    assert step() == 0 and waiting.marks == {(0, 0): {0: 2}}  # the late filing is in the mark
+    log.commit(FILINGS_TOPIC, "projections", {0: 2})
+    assert step() == 2 and cast(Any, main.warehouse).commands
