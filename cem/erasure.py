@@ -425,7 +425,12 @@ def delete_erased_rows(
         if isinstance(event, Event) and event.type == ERASURE_TYPE and isinstance(home, str):
             at = (rec.partition, rec.offset)
             if at not in waiting.since:  # first read: the keys go now, the rows once stored
-                eraser.forget_keys(event.tenant_id, home)
+                try:
+                    eraser.forget_keys(event.tenant_id, home)
+                except OUTAGES:
+                    raise
+                except Exception:  # the deletion forgets them again, and dead-letters its errors
+                    logger.exception("erasure %s: cached keys not dropped yet", event.event_id)
                 if upstream is not None:
                     waiting.upstream[at] = event_log.end_offsets(upstream[0])
                 waiting.since[at] = time.monotonic()
