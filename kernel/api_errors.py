@@ -37,6 +37,18 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+def naming_the_first(message: str, details: list[dict[str, Any]]) -> str:
+    """`message` followed by the first violation (its path and what is wrong) and how many more
+    there are: one line that says what to fix, with `details` listing every violation."""
+    if not details:
+        return message
+    first = details[0]
+    what = str(first.get("message", "")).strip() or str(first.get("code", "invalid"))
+    path = str(first.get("path", ""))
+    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    return f"{message}: {path + ': ' if path else ''}{what}{more}"
+
+
 def error_body(
     code: str, message: str, details: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
@@ -81,7 +93,8 @@ async def _validation(_: Request, exc: Exception) -> JSONResponse:
         }
         for e in exc.errors()
     ]
-    return _respond(422, "invalid_request", "the request has invalid parameters", details)
+    message = naming_the_first("the request has invalid parameters", details)
+    return _respond(422, "invalid_request", message, details)
 
 
 async def _http(_: Request, exc: Exception) -> JSONResponse:

@@ -19,7 +19,7 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
 
-from kernel.api_errors import ApiError
+from kernel.api_errors import ApiError, naming_the_first
 
 M = TypeVar("M", bound=BaseModel)
 # A longer integer literal cannot be a valid field value, and converting one costs quadratic time.
@@ -146,7 +146,8 @@ def validate_body(model: type[M], value: Any) -> M:
             {"code": e["type"], "message": e["msg"], "path": _dotted(("body", *e["loc"]))}
             for e in exc.errors(include_url=False)
         ]
-        message = "the request has invalid parameters"  # as for any other invalid request
+        # As for any other invalid request (kernel.api_errors).
+        message = naming_the_first("the request has invalid parameters", details)
         raise ApiError(422, "invalid_request", message, details) from None
 
 

@@ -29,7 +29,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from kernel.api_errors import ApiError, error_body
+from kernel.api_errors import ApiError, error_body, naming_the_first
 from kernel.auth import CAN_INGEST, require
 from kernel.ports import LogUnavailable, Outgoing, Principal, Publisher, PublishStatus
 from kernel.settings import IngestSettings
@@ -177,7 +177,10 @@ def single_response(result: ItemResult) -> JSONResponse:
     if result.status is ItemStatus.rejected and result.rejection_code == "event_too_large":
         return _error(413, "payload_too_large", details[0]["message"], details)
     if result.status is ItemStatus.rejected:
-        return _error(422, "invalid_event", f"the event has {len(details)} violation(s)", details)
+        count = f"{len(details)} violation{'s' if len(details) != 1 else ''}"
+        return _error(
+            422, "invalid_event", naming_the_first(f"the event has {count}", details), details
+        )
     body: dict[str, Any] = {"status": result.status.value, "event_id": result.event_id}
     if result.notes:
         body["notes"] = [safe_violation(v) for v in result.notes]

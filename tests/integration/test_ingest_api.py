@@ -204,6 +204,11 @@ def test_b02_invalid_event_lists_every_violated_path(ingest: Ingest) -> None:
     assert error["code"] == "invalid_event"
     assert paths(response) == {"channel", "customer", "payload.score"}
     assert all(set(d) == {"code", "message", "path"} for d in error["details"])
+    # One line that says what to fix: the first violation, named, and how many more.
+    first = error["details"][0]
+    assert error["message"] == (
+        f"the event has 3 violations: {first['path']}: {first['message']} (and 2 more)"
+    )
     assert ingest.stored() == []
 
 

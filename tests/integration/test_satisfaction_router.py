@@ -305,6 +305,8 @@ def test_bad_parameters_are_422_with_the_parameter_named(
     error = response.json()["error"]
     assert error["code"] == code
     assert any(next(iter(params)) in d["path"] for d in error["details"])
+    if code == "invalid_request":  # the message itself names the parameter
+        assert f": query.{next(iter(params))}" in error["message"]
 
 
 # --- alerts ------------------------------------------------------------------------------
