@@ -103,7 +103,7 @@ def add_commands(sub: Any, command: Any) -> None:
     audit = command(sub, "audit", "who read which customer's data")
     kinds = audit.add_subparsers(dest="audit", required=True)
     access = command(kinds, "access", "the newest reads of customers' data, newest first")
-    access.add_argument("--data-dir", default=None, help="None means $CEM_DATA_DIR, else ./.cem")
+    access.add_argument("--data-dir", default=None, help="default: $CEM_DATA_DIR, else ./.cem")
     access.add_argument("--tenant", required=True, help="tenant whose reads to list")
     access.add_argument("--customer-id", default=None, help="only reads of this customer")
     access.add_argument("--actor", default=None, help="only this key id, user id or email")

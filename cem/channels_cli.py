@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cem import data_dir
+from cem.cli import Formatter
 from kernel.channels import ChannelStore
 from kernel.settings import IngestSettings
 
@@ -202,7 +203,7 @@ def _data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data-dir",
         default=None,
-        help="where the embedded state lives; None means $CEM_DATA_DIR, else ./.cem",
+        help="where the embedded state lives (default: $CEM_DATA_DIR, else ./.cem)",
     )
 
 
@@ -259,6 +260,6 @@ def add_commands(sub: Any) -> None:
 
 def _command(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = sub.add_parser(
-        name, help=help, description=help, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        name, help=help, description=help, formatter_class=Formatter
     )
     return parser

@@ -14,8 +14,16 @@ from cem.cli_output import check_port_free, format_table, reachable
 from kernel.auth import ROLES
 from kernel.ports import KeyStore
 
-# Every option's help ends with its default (argparse adds "(default: …)").
-Formatter = argparse.ArgumentDefaultsHelpFormatter
+
+class Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default (argparse adds "(default: …)"), except where the
+    default is None: such an option's help says itself what applies (an environment variable, a
+    path derived from others), and "(default: None)" would say nothing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
 
 
 class Parser(argparse.ArgumentParser):
@@ -51,18 +59,19 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _keystore(args: argparse.Namespace) -> KeyStore:
-    """SQLite in the data directory (embedded), PostgreSQL when CEM_MODE=distributed."""
+def _keystore(args: argparse.Namespace, create: bool = False) -> KeyStore:
+    """SQLite in the data directory (embedded), PostgreSQL when CEM_MODE=distributed; only a
+    command creating a key makes a data directory that does not exist yet."""
     from cem.distributed import keystore_from_settings
 
-    return keystore_from_settings(data_dir.store_settings(args.data_dir, "keys"))
+    return keystore_from_settings(data_dir.store_settings(args.data_dir, "keys", create))
 
 
 def _keys_create(args: argparse.Namespace) -> int:
     from cem.adapters.memory_keys import check_new_key
 
     check_new_key(args.tenant, args.role, args.name)  # before touching any store
-    store = _keystore(args)
+    store = _keystore(args, create=True)
     key_id, secret = store.create(args.tenant, args.role, name=args.name)
     print(secret)
     print(f"key id {key_id} · tenant {args.tenant} · role {args.role}", file=sys.stderr)
@@ -86,13 +95,14 @@ def _keys_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
-def _accounts(args: argparse.Namespace) -> Accounts:
-    """People's accounts beside the keys: SQLite in the data directory, or PostgreSQL."""
+def _accounts(args: argparse.Namespace, create: bool = False) -> Accounts:
+    """People's accounts beside the keys: SQLite in the data directory, or PostgreSQL; only a
+    command creating an account makes a data directory that does not exist yet."""
     from cem.distributed import users_from_settings
     from kernel.accounts import Accounts
     from kernel.clock import SystemClock
 
-    settings = data_dir.store_settings(args.data_dir, "accounts")
+    settings = data_dir.store_settings(args.data_dir, "accounts", create)
     return Accounts(users_from_settings(settings), SystemClock())
 
 
@@ -118,7 +128,7 @@ def _users_create(args: argparse.Namespace) -> int:
 
     password, show = _new_password(args.password)
     try:
-        user = _accounts(args).create(args.tenant, args.role, args.email, password)
+        user = _accounts(args, create=True).create(args.tenant, args.role, args.email, password)
     except (AccountError, ValueError) as exc:
         print(f"cem users create: {exc}", file=sys.stderr)
         return 2
@@ -129,7 +139,11 @@ def _users_create(args: argparse.Namespace) -> int:
 
 
 def _users_list(args: argparse.Namespace) -> int:
-    for user in _accounts(args).store.users(args.tenant):
+    users = _accounts(args).store.users(args.tenant)
+    if not users:
+        whose = f" for tenant {args.tenant!r}" if args.tenant else ""
+        print(f"no accounts{whose}", file=sys.stderr)
+    for user in users:
         print("\t".join((user.email, user.tenant_id, user.role, user.created_at.isoformat())))
     return 0
 
@@ -277,7 +291,7 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data-dir",
         default=None,
-        help="where the embedded state lives; None means $CEM_DATA_DIR, else ./.cem",
+        help="where the embedded state lives (default: $CEM_DATA_DIR, else ./.cem)",
     )
 
 
@@ -289,7 +303,11 @@ def _command(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
 
 
 def _add_up(sub: Any) -> None:
-    up = _command(sub, "up", "run the whole platform in one process (embedded mode)")
+    up = _command(
+        sub,
+        "up",
+        "run the whole platform on this machine, no servers (embedded mode; two processes)",
+    )
     _add_data_dir(up)
     up.add_argument("--host", default="127.0.0.1", help="address to listen on")
     up.add_argument("--port", type=int, default=8000, help="port to listen on")
@@ -381,7 +399,7 @@ def _add_bench(sub: Any) -> None:
         "--distributed", action="store_true", help="on Kafka, ClickHouse server and PostgreSQL"
     )
     bench.add_argument(
-        "--out", default=None, help="JSON results; None means bench-results/<mode>.json"
+        "--out", default=None, help="JSON results (default: bench-results/<mode>.json)"
     )
     bench.set_defaults(func=_bench)
     kinds = bench.add_subparsers(

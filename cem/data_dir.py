@@ -55,15 +55,24 @@ def prepare(flag: str | None) -> DataDir:
     return data_dir
 
 
-def store_settings(flag: str | None, what: str) -> CoreSettings:
+def store_settings(flag: str | None, what: str, create: bool = True) -> CoreSettings:
     """The settings of a command that opens the store of `what` (keys, accounts…), saying where it
-    is: PostgreSQL when CEM_MODE=distributed, else the prepared and announced data directory."""
+    is: PostgreSQL when CEM_MODE=distributed, else the prepared and announced data directory.
+    Without `create` (a command that reads or changes what is stored), a data directory that does
+    not exist is a mistake said in one line (run from another directory than `cem up`'s), not a
+    new empty one."""
     from kernel.settings import CoreSettings
 
     settings = CoreSettings()
     if settings.mode == "distributed":
         print(f"cem: {what} are stored in PostgreSQL (CEM_MODE=distributed)", file=sys.stderr)
         return settings
+    found = resolve(flag)
+    if not create and not found.path.exists():
+        raise CliError(
+            f"no data directory {found.path.resolve()} (from {found.source}): no {what} are "
+            "stored there; pass --data-dir or set CEM_DATA_DIR to the one `cem up` uses"
+        )
     state = prepare(flag)
     state.announce()
     return CoreSettings(data_dir=state.path)

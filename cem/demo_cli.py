@@ -56,7 +56,7 @@ def add_commands(sub: Any, command: Callable[[Any, str, str], argparse.ArgumentP
         "--data-dir",
         default=None,
         help="where the demo's keys and passwords are kept (and, embedded, the stores); "
-        "None means $CEM_DATA_DIR, else ./.cem",
+        "default: $CEM_DATA_DIR, else ./.cem",
     )
     demo.add_argument("--url", required=True, help="the query API's base URL (console, sign-in)")
     demo.add_argument("--ingest-url", default=None, help="the ingest API's base URL; None: --url")

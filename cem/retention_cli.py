@@ -213,7 +213,7 @@ def add_commands(sub: Any, command: Any) -> None:
     """`cem retention set|show|apply`; `command(sub, name, help)` makes a subcommand's parser."""
     retention = command(sub, "retention", "how long each tenant's data is kept")
     kinds = retention.add_subparsers(dest="retention", required=True)
-    where = {"default": None, "help": "None means $CEM_DATA_DIR, else ./.cem (embedded)"}
+    where = {"default": None, "help": "default: $CEM_DATA_DIR, else ./.cem (embedded)"}
     set_ = command(kinds, "set", "set a tenant's retention (days, or 'unlimited')")
     set_.add_argument("--data-dir", **where)
     set_.add_argument("--tenant", required=True, help="tenant whose retention to set")

@@ -173,10 +173,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of `cem serve`; sets `func` to `main`."""
     parser.add_argument("service", choices=SERVICES, help="which service to run")
     parser.add_argument(
-        "--host", default=None, help="address to listen on; None means $CEM_HOST, else 127.0.0.1"
+        "--host", default=None, help="address to listen on (default: $CEM_HOST, else 127.0.0.1)"
     )
     parser.add_argument(
-        "--port", type=int, default=None, help="None means $CEM_PORT, else 8000 / 8001 (query-api)"
+        "--port", type=int, default=None, help="default: $CEM_PORT, else 8000 / 8001 (query-api)"
     )
     parser.add_argument(
         "--health-port",

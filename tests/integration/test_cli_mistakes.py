@@ -82,6 +82,7 @@ def test_a_bad_role_or_command_is_one_line(tmp_path: Path) -> None:
 
 
 def test_revoking_an_unknown_key_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
     done = cem("keys", "revoke", "nope", "--data-dir", "d", cwd=tmp_path)
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
@@ -154,9 +155,22 @@ def test_keys_list_is_a_table_and_names_the_data_directory(tmp_path: Path) -> No
     assert header.split()[:4] == ["key_id", "tenant_id", "role", "name"]
     assert row.split()[1:3] == ["acme", "agent"]
     assert created.stdout.strip().startswith(f"cem_{row.split()[0]}")
+    (tmp_path / "other").mkdir()
     flagged = cem("keys", "list", "--tenant", "acme", "--data-dir", "other", cwd=tmp_path, env=env)
     assert "(from --data-dir)" in flagged.stderr
     assert flagged.stdout == ""  # another directory holds no key: and says which one it read
+    assert "no keys for tenant 'acme'" in flagged.stderr
+
+
+def test_reading_keys_or_accounts_where_no_data_directory_is_one_line(tmp_path: Path) -> None:
+    """Run from another directory than `cem up`'s: said, and no empty data directory made."""
+    for command in (("keys", "list", "--tenant", "acme"), ("users", "list")):
+        assert_one_line_mistake(cem(*command, cwd=tmp_path), "no data directory", "(from default)")
+    revoked = cem("keys", "revoke", "k1", "--data-dir", "elsewhere", cwd=tmp_path)
+    assert_one_line_mistake(revoked, "no data directory", "(from --data-dir)", "no keys")
+    unlocked = cem("users", "unlock", "a@b.co", cwd=tmp_path)
+    assert_one_line_mistake(unlocked, "no data directory", "no accounts")
+    assert list(tmp_path.iterdir()) == []
 
 
 def _commands(p: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
@@ -169,13 +183,15 @@ def _commands(p: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
 
 def test_every_option_has_help_and_shows_its_default() -> None:
     for command in _commands(parser()):
-        assert command.formatter_class is argparse.ArgumentDefaultsHelpFormatter, command.prog
+        assert issubclass(command.formatter_class, argparse.ArgumentDefaultsHelpFormatter)
         shown = " ".join(command.format_help().split())  # unwrapped
+        # An option defaulting to None says in its help what applies then.
+        assert "(default: None)" not in shown, command.prog
         for action in command._actions:
             if isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
                 continue
             assert action.help, f"{command.prog} {action.dest} has no help"
-            if action.option_strings and not action.required:
+            if action.option_strings and not action.required and action.default is not None:
                 default = f"(default: {action.default})"
                 assert default in shown, f"{command.prog} {action.option_strings[0]}: no {default}"
 
