@@ -396,6 +396,8 @@ def test_the_spanish_switch_translates_the_page(
     page.open("/dashboard")  # remembered
     page.wait(lambda: "Satisfacción" in page.text("#sat-title"))
     page.wait(lambda: page.all("#satisfaction tbody tr") and page.all("#trend canvas"))
+    # The trend's legend and dates in Spanish: "Fecha", days first.
+    assert page.text("#trend .u-legend .u-series:first-child .u-label") == "Fecha"
     page.wait(lambda: page.all("#service tbody tr"), what="the service table")
     assert page.text("#service-title").startswith("Servicio")
     # What the server's alerts say, in Spanish too (message_code and message_params).
@@ -697,6 +699,12 @@ def test_resolving_an_alert_shows_on_the_customers_timeline(
     page.wait(lambda: page.all(row_css), what="the customer's alert in the queue")
     row = page.find(row_css).find_element("xpath", "ancestor::tr")
     alert_id = row.get_attribute("data-alert-id")
+    # An action missing what it needs says so in its own row, where the manager is looking.
+    said = row.find_element("css selector", ".row-status")
+    row.find_element("css selector", 'button[data-action="assign"]').click()
+    page.wait(lambda: said.text == "Type who to assign it to.", what="the missing assignee said")
+    row.find_element("css selector", 'button[data-action="resolve"]').click()
+    page.wait(lambda: said.text == "A note is required to resolve.", what="the missing note said")
     row.find_element("css selector", 'input[aria-label="Note"]').send_keys("called back, refunded")
     row.find_element("css selector", 'button[data-action="resolve"]').click()
     resolved = f'#alerts tr[data-alert-id="{alert_id}"][data-status="resolved"]'

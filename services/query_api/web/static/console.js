@@ -79,6 +79,10 @@
     current = { id, marked, cursor: null, seen: new Set(), filters: readFilters(), done: false };
     $("empty").hidden = true;
     $("customer").hidden = false;
+    // Chosen from a long list of results: bring the customer into view (a phone's screen, too).
+    if ($("customer").getBoundingClientRect().top > window.innerHeight / 2) {
+      $("customer").scrollIntoView({ block: "start" });
+    }
     $("customer-label").textContent = "";
     $("customer-id").textContent = id;
     $("timeline").replaceChildren();
@@ -448,8 +452,10 @@
       pending = { survivor_id: current.id, absorbed_id: $("merge-absorbed").value.trim(), reason: $("merge-reason").value.trim() };
       try {
         const preview = await api("/v1/customers/merge", { method: "POST", body: { ...pending, preview: true } });
+        $("identity-status").textContent = ""; // an earlier attempt's error is not this one's
         renderPreview(preview);
       } catch (error) {
+        $("merge-result").hidden = true; // the preview shown was another request's
         showError($("identity-status"), error);
       }
     });

@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const { t, api, el, metricCell, when, query, showError, errorText, alertText, channelName } = CEM;
+  const { t, api, el, metricCell, when, query, showError, errorText, alertText, channelName, lang } = CEM;
   const $ = (id) => document.getElementById(id);
   const HOUR = 3600e3;
   const METRICS = ["csat@1", "nps@1", "ces@1", "ces_easy@1"];
@@ -94,6 +94,13 @@
     $("heatmap").replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows));
   }
 
+  // One look per touchpoint however many there are: hues a golden angle apart (no two alike
+  // among the first dozen), and past ten lines, dashes as well.
+  function seriesStyle(i) {
+    const stroke = `hsl(${Math.round((i * 137.508 + 210) % 360)}, 70%, ${i % 2 ? 34 : 44}%)`;
+    return i < 10 ? { stroke } : { stroke, dash: i % 2 ? [6, 3] : [2, 3] };
+  }
+
   function renderTrend(buckets) {
     const metric = $("trend-metric").value;
     const times = [...new Set(buckets.map((b) => b.bucket_start))].sort();
@@ -111,16 +118,26 @@
       return sums.map((s, i) => (counts[i] ? s / counts[i] : null));
     });
     const data = [times.map((time) => new Date(time).getTime() / 1000), ...series];
-    const palette = ["#1f6feb", "#d1242f", "#1a7f37", "#9a6700", "#8250df", "#bf3989", "#0969da", "#57606a"];
     const width = Math.max(280, $("trend").clientWidth || 600);
     if (chart) chart.destroy();
     // The x axis is the chosen period, so a period with one bucket shows it at its date.
     const bounds = [new Date(period.since).getTime() / 1000, new Date(period.until).getTime() / 1000];
+    // Dates as the page's language writes them (5/11 in Spanish, 11/5 in English).
+    const day = new Intl.DateTimeFormat(lang, { day: "numeric", month: "numeric" });
+    const hour = new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit" });
+    const moment = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" });
     chart = new uPlot({
       width, height: 260, spanGaps: true,
       scales: { x: { time: true, range: () => bounds } },
-      series: [{}, ...touchpoints.map((tp, i) => ({ label: tp, stroke: palette[i % palette.length], width: 2 }))],
-      axes: [{}, { label: $("trend-metric").selectedOptions[0].textContent }],
+      series: [
+        { label: t("trend_time"), value: (u, v) => (v == null ? "–" : moment.format(new Date(v * 1000))) },
+        ...touchpoints.map((tp, i) => ({ label: tp, ...seriesStyle(i), width: 2 })),
+      ],
+      axes: [
+        // Ticks under a day apart (hourly buckets) show the hour.
+        { values: (u, ticks, axis, space, step) => ticks.map((v) => (step < 86400 ? hour : day).format(new Date(v * 1000))) },
+        { label: $("trend-metric").selectedOptions[0].textContent },
+      ],
     }, data, $("trend"));
   }
   $("trend-metric").addEventListener("change", refresh);
@@ -211,7 +228,9 @@
     const assignee = el("input", { class: "small-input", "aria-label": t("assignee"), placeholder: t("assignee") });
     const note = el("input", { class: "small-input", "aria-label": t("note"), placeholder: t("note") });
     const act = (action, label, body) => el("button", { type: "button", class: "small-button", dataset: { action },
-      disabled: status === "resolved", onclick: () => alertAction(a, action, body()) }, label);
+      disabled: status === "resolved", onclick: () => alertAction(a, action, body(), said) }, label);
+    // What an action on this row says (a missing assignee or note, a failure), beside its buttons.
+    const said = el("p", { class: "row-status", role: "status" });
     const withNote = (fields) => (note.value.trim() ? { ...fields, note: note.value.trim() } : fields);
     return el("tr", { dataset: { alertId: a.alert_id, status } },
       el("td", {}, when(a.raised_at)),
@@ -226,7 +245,7 @@
       el("td", {}, el("div", { class: "actions" }, assignee, note,
         act("assign", t("assign"), () => withNote({ assignee: assignee.value.trim() })),
         act("acknowledge", t("acknowledge"), () => withNote({})),
-        act("resolve", t("resolve"), () => withNote({})))));
+        act("resolve", t("resolve"), () => withNote({})), said)));
   }
 
   function showStatus(alertId, status) {
@@ -237,18 +256,18 @@
     if (status === "resolved") row.querySelectorAll("button").forEach((b) => { b.disabled = true; });
   }
 
-  async function alertAction(alert, action, payload) {
-    if (action === "resolve" && !payload.note) { $("alerts-status").textContent = t("note_required"); return; }
-    if (action === "assign" && !payload.assignee) { $("alerts-status").textContent = t("assignee"); return; }
+  async function alertAction(alert, action, payload, said) {
+    if (action === "resolve" && !payload.note) { said.textContent = t("note_required"); return; }
+    if (action === "assign" && !payload.assignee) { said.textContent = t("assignee_required"); return; }
+    said.textContent = "";
     try {
       const done = await api(`/v1/alerts/${encodeURIComponent(alert.alert_id)}/${action}`, { method: "POST", body: payload });
-      $("alerts-status").textContent = "";
       showStatus(alert.alert_id, done.status);
       // The action is an event on the log: the queue shows it once it has been processed.
       setTimeout(() => loadAlerts(queue.pages), 2000);
     } catch (error) {
       const reason = error.status === 404 || error.status === 405 ? t("unavailable") : errorText(error);
-      $("alerts-status").textContent = `${t("error")} ${reason}`;
+      said.textContent = `${t("error")} ${reason}`;
     }
   }
 
