@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cem import data_dir
-from cem.cli import Formatter
+from cem.cli_format import Formatter
 from kernel.channels import ChannelStore
 from kernel.settings import IngestSettings
 

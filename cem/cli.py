@@ -10,20 +10,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from cem import data_dir
 from cem.cli_errors import CliError, run_reporting
+from cem.cli_format import Formatter
 from cem.cli_output import check_port_free, format_table, reachable
 from kernel.auth import ROLES
 from kernel.ports import KeyStore
-
-
-class Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Every option's help ends with its default (argparse adds "(default: …)"), except where the
-    default is None: such an option's help says itself what applies (an environment variable, a
-    path derived from others), and "(default: None)" would say nothing."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None:
-            return action.help
-        return super()._get_help_string(action)
 
 
 class Parser(argparse.ArgumentParser):

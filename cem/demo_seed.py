@@ -43,13 +43,23 @@ def weeks_newest_first(
 
 def sample_customer(population: Population, recent: Iterable[Event]) -> SampleCustomer | None:
     """The customer with the most recent events among those known by email (a key people can
-    type), so that their timeline is full as soon as the first week is in."""
+    type), so that their timeline is full as soon as the first week is in; among those whose
+    name an order of that week carried when there are any, so that the name the banner prints
+    finds them in the console's search too."""
     by_email = {c.email: c for c in population.customers if c.email}
+    events = list(recent)
     counts = Counter(
-        email for event in recent if (email := event.get("customer", {}).get("email")) in by_email
+        email for event in events if (email := event.get("customer", {}).get("email")) in by_email
     )
+    named = {
+        event["customer"]["email"]
+        for event in events
+        if event.get("customer", {}).get("email") in by_email
+        and (event.get("payload") or {}).get("attributes", {}).get("name")
+    }
     if not counts:
         return None
-    customer: Customer = by_email[counts.most_common(1)[0][0]]
+    ranked = [email for email, _ in counts.most_common()]
+    customer: Customer = by_email[next((e for e in ranked if e in named), ranked[0])]
     # Ingest folds email case, so the key is written as it is stored.
     return SampleCustomer(name=customer.name, key=f"email:{str(customer.email).lower()}")

@@ -21,6 +21,8 @@ from kernel.customer_key import (
 )
 from kernel.processing import to_micros
 from schemas.envelope import Event
+from schemas.families import filed_customer
+from services.identity.person_names import name_in
 from services.projections.timeline import from_micros
 
 LOOKUP_KINDS = ("email", "phone", "anonymous_id", "external_id")
@@ -34,14 +36,25 @@ _NORMALISE: dict[str, Callable[[str], str]] = {
 }
 
 
+# The person's name a touchpoint carries (`payload.attributes`: `name`, or `first_name` and
+# `last_name`, as Segment's traits map to them) is kept beside the identifiers under this kind, so
+# that an agent finds a customer by name (`search.py`). It is no identifier: lookups by identifier
+# (`LOOKUP_KINDS`) never read it.
+NAME_KIND = "name"
+
+
 def to_identifier_rows(event: Event, customer_id: str | None = None) -> list[dict[str, Any]]:
-    """The customer_identifiers rows of one event: one per identifier it carries, filed under
-    `customer_id` (default: its customer key)."""
+    """The customer_identifiers rows of one event: one per identifier it carries, and one for the
+    person's name it carries (`NAME_KIND`, lower case without accents, `person_names`), filed
+    under `customer_id` (default: its customer key)."""
     owner, at, event_id = (
         customer_id or customer_key(event.customer),
         to_micros(event.derived_at),
         str(event.event_id),
     )
+    found = event_identifiers(event)
+    if filed_customer(event) is None and (name := name_in(event.payload)):
+        found = [*found, (NAME_KIND, name)]  # (a platform event's payload names nobody)
     return [
         {
             "tenant_id": event.tenant_id,
@@ -51,7 +64,7 @@ def to_identifier_rows(event: Event, customer_id: str | None = None) -> list[dic
             "derived_at": at,
             "event_id": event_id,
         }
-        for kind, value in event_identifiers(event)
+        for kind, value in found
     ]
 
 

@@ -1,10 +1,12 @@
 """Search customers by what an agent types: part of an email, phone digits, an external id, or an
 order number. Reads the identifiers and timeline tables (their DDL is in `sql.py`).
 
-Events carry no person's name field, so a name is found where people's emails spell it
-(`ana.garcia@…`). Matching is a substring of the lower-cased stored value, or every word of the
-query without its accents (`María García` finds `maria.garcia@…`, as emails are written without
-them); phone digits match whatever way the number was typed (`600 000 001` finds `+34600000001`).
+A name is found where a touchpoint carried it (`payload.attributes`: an order's billing name, a
+Segment identify's traits; stored lower case without accents under the kind `name`, lookup.py)
+and where people's emails spell it (`ana.garcia@…`). Matching is a substring of the lower-cased
+stored value, or every word of the query without its accents (`María García` finds
+`maria garcia` and `maria.garcia@…`, as both are written without them); phone digits match
+whatever way the number was typed (`600 000 001` finds `+34600000001`).
 """
 
 from __future__ import annotations

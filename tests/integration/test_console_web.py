@@ -222,6 +222,27 @@ def test_search_finds_a_customer_by_what_an_agent_types(
     assert kind in {m["kind"] for m in found[0]["matched"]}
 
 
+@pytest.mark.parametrize(
+    "typed", ["María José Núñez Ortega", "maria jose nunez", "NÚÑEZ ORTEGA", "mª josé"]
+)
+def test_search_finds_a_customer_by_the_name_a_touchpoint_carried(
+    app: FastAPI, warehouse: ChdbWarehouse, client: TestClient, typed: str
+) -> None:
+    """The name a shop's order or a Segment identify carries (`payload.attributes`), as written
+    or without its accents, whatever the email says (hers names nobody)."""
+    order = {"order_id": "B-7", "amount": "10.00", "currency": "EUR", "items": 1}
+    named = {**order, "attributes": {"first_name": "María José", "last_name": "Núñez Ortega"}}
+    customer = {"customer_id": "cust-mj", "email": "mjno77@example.net"}
+    store(warehouse, "acme", [{"channel": "web", "type": "order.placed", "touchpoint": "checkout",
+                               "customer": customer, "payload": named}])  # fmt: skip
+    sign_in(client, person(app, "agent"))
+    found = client.get("/v1/customers/search", params={"q": typed}).json()["customers"]
+    assert [c["customer_id"] for c in found] == ["cust-mj"]
+    assert {"kind": "name", "value": "maria jose nunez ortega"} in [
+        {k: m[k] for k in ("kind", "value")} for m in found[0]["matched"]
+    ]
+
+
 @pytest.mark.parametrize("typed", ["Ana Pérez", "600 999", "garcía@example.org"])
 def test_search_needs_every_word_of_a_name(app: FastAPI, client: TestClient, typed: str) -> None:
     sign_in(client, person(app, "agent"))

@@ -45,6 +45,8 @@ def test_the_sample_customer_is_the_busiest_of_the_newest_week_by_email() -> Non
     assert any(
         c.name == sample.name and (c.email or "").lower() == email for c in population.customers
     )
+    # The name the banner prints is on record (an order carried it): the console finds it.
+    assert any((e["payload"].get("attributes") or {}).get("name") == sample.name for e in theirs)
     assert sample_customer(population, []) is None
 
 

@@ -87,7 +87,8 @@ def checkout(sim: Sim, c: Customer, t: int, visit: Thread) -> None:
     amount, items = basket(sim, c)
     t += sim.between(40 * SECOND, 6 * MINUTE)
     order = {"order_id": order_id, "amount": amount, "currency": c.currency, "items": items}
-    buy(t, "order.placed", order)
+    # The shop sends the name on the order (its billing name): agents find the customer by it.
+    buy(t, "order.placed", {**order, "attributes": {"name": c.name}})
     survey(sim, c, t, buy, 0.04 * (c.segment in ("vip", "loyal")), via="email")
     if sim.timing.long_horizon:
         delivery(sim, c, t, order)

@@ -49,9 +49,12 @@
     }
   }
 
+  // A name is stored lower case without accents (services/projections/lookup.py): shown as a name.
+  const capitalised = (name) => name.replace(/(^|[\s'-])(\p{L})/gu, (all, before, letter) => before + letter.toUpperCase());
+
   function resultItem(found) {
     // An id is opaque (`c_…`): people recognise a customer by what they searched for.
-    const matched = found.matched.map((m) => `${kindName(m.kind)}: ${m.value}`).join(" · ");
+    const matched = found.matched.map((m) => `${kindName(m.kind)}: ${m.kind === "name" ? capitalised(m.value) : m.value}`).join(" · ");
     return el("li", {},
       el("button", { type: "button", class: "result", onclick: () => openCustomer(found.customer_id) },
         el("strong", {}, matched || found.customer_id),
