@@ -21,6 +21,9 @@ from rich.progress import (
 )
 from rich.text import Text
 
+# The width a bar is drawn at where stderr is not a terminal (a pipe, a log file).
+LOG_WIDTH = 120
+
 
 class RateColumn(ProgressColumn):
     """Items per second, e.g. "1,520 events/s" (rich's own speed column is for bytes)."""
@@ -48,6 +51,10 @@ def progress_bar(
         TextColumn("ETA"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=Console(stderr=True)) as progress:
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        # A log has no width: rich's 80 columns would cut the counts and the rate.
+        console = Console(stderr=True, width=LOG_WIDTH)
+    with Progress(*columns, console=console) as progress:
         task = progress.add_task(description, total=total)
         yield lambda done: progress.update(task, completed=done)
