@@ -373,10 +373,17 @@
         api(`/v1/customers/${path}/identities`),
         api(`/v1/customers/${path}/identity-history`),
       ]);
-      $("identities").replaceChildren(...found.identities.map((i) =>
-        el("li", {}, el("span", { class: "chip", title: i.kind }, `${kindName(i.kind)}: ${i.value}`),
-          el("span", { class: "muted small", title: `${i.status} · ${i.rule}` },
-            ` ${named("identity_status", i.status)} · ${ruleName(i.rule)} · ${when(i.linked_at)}`))));
+      // An identifier several members hold (the person and the profile of a device they used
+      // before signing in) is one line, with how each came to hold it.
+      const byIdentifier = new Map();
+      for (const i of found.identities) {
+        const key = `${i.kind}\u0000${i.value}`;
+        byIdentifier.set(key, [...(byIdentifier.get(key) || []), i]);
+      }
+      $("identities").replaceChildren(...[...byIdentifier.values()].map((held) =>
+        el("li", {}, el("span", { class: "chip", title: held[0].kind }, `${kindName(held[0].kind)}: ${held[0].value}`),
+          ...held.map((i, n) => el("span", { class: "muted small", title: `${i.status} · ${i.rule}` },
+            `${n ? ";" : ""} ${named("identity_status", i.status)} · ${ruleName(i.rule)} · ${when(i.linked_at)}`)))));
       const absorbed = found.members.filter((m) => m !== found.customer_id);
       $("members").replaceChildren(...(absorbed.length ? absorbed.map((m) => memberItem(found.customer_id, m)) : [el("li", { class: "muted" }, t("none"))]));
       $("identity-history").replaceChildren(...history.entries.slice(-20).reverse().map((e) =>

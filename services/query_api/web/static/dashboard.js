@@ -67,9 +67,12 @@
   }
 
   function renderTable(cells, minN) {
-    $("sat-empty").hidden = cells.length > 0;
+    // A cell with customers' texts but no survey answer (the API lists it for its sentiment)
+    // has nothing to show in these columns, nor answers to drill into.
+    const answered = cells.filter((cell) => cell.n > 0);
+    $("sat-empty").hidden = answered.length > 0;
     $("sat-empty").textContent = t("no_data");
-    $("satisfaction").tBodies[0].replaceChildren(...cells.map((cell) => {
+    $("satisfaction").tBodies[0].replaceChildren(...answered.map((cell) => {
       return el("tr", { dataset: { touchpoint: cell.touchpoint, channel: cell.channel } },
         el("th", { scope: "row" }, el("button", { type: "button", class: "link", onclick: () => drill(cell) }, cell.touchpoint)),
         el("td", {}, channelName(cell.channel)),
