@@ -653,6 +653,14 @@ def test_the_dashboard_fits_a_phone(
         assert page.driver.execute_script(WORDS_BROKEN_ACROSS_LINES, "#service th") == []
         page.driver.execute_script("arguments[0].scrollIntoView()", page.find("#service-title"))
         page.screenshot("dashboard-phone")
+        # The alerts queue is a list of cards on a phone: no column off the screen, each named.
+        queue = page.find("#alerts").find_element("xpath", "..")
+        assert queue.get_property("scrollWidth") <= queue.get_property("clientWidth") + 1
+        first = page.find("#alerts tbody tr")
+        assert first.find_element("css selector", 'button[data-action="resolve"]').is_displayed()
+        assert first.find_element("css selector", "td").get_attribute("data-label") == "Raised"
+        page.driver.execute_script("arguments[0].scrollIntoView()", page.find("#alerts-title"))
+        page.screenshot("dashboard-alerts-phone")
     finally:
         page.driver.set_window_size(1280, 900)
 
