@@ -527,6 +527,21 @@ def test_the_spanish_console_names_kinds_reads_days_first_and_words_api_errors(
                         and page.text("#merge-summary"), what="the refused preview")  # fmt: skip
     assert "id de cliente; cada uno tiene un id de cliente distinto" in refused, refused
     assert "customer_id" not in refused
+    # A customer nobody is: the Spanish "not found" names what was typed, and hides the
+    # preview shown before; the next preview that works clears the error.
+    absorbed = page.find("#merge-absorbed")
+    absorbed.clear()
+    absorbed.send_keys(f"nadie-{tag}")
+    page.find("#merge-preview").click()
+    missing = page.wait(lambda: page.text("#identity-status .error") if page.all(
+        "#identity-status .error") else None, what="the merge's 404")  # fmt: skip
+    assert missing.endswith(f"(nadie-{tag})"), missing
+    assert not page.find("#merge-result").is_displayed()
+    absorbed.clear()
+    absorbed.send_keys(f"customer_id:two-{tag}")
+    page.find("#merge-preview").click()
+    page.wait(lambda: page.find("#merge-result").is_displayed(), what="the preview again")
+    assert page.all("#identity-status .error") == []
     # The linking rules' own merge reason, with its identifier named: a tablet's anonymous
     # visit joins the one customer who used it. Each in its own request, filed in this order:
     # the two go to different partitions, so in one request either could be filed first.

@@ -153,8 +153,12 @@ const CEM = (() => {
     return field ? `${text} (${t(field)})` : text;
   }
 
-  function showError(target, error) {
-    target.replaceChildren(el("span", { class: "error", role: "alert" }, `${t("error")} ${errorText(error)}`));
+  // `asked`: what the request named (a customer id typed in a form), said beside a "not found"
+  // in a language whose catalogue text cannot name it (the English message already does).
+  function showError(target, error, asked = "") {
+    const missing = asked && lang !== "en" && error instanceof ApiError && error.status === 404;
+    const text = `${t("error")} ${errorText(error)}${missing ? ` (${asked})` : ""}`;
+    target.replaceChildren(el("span", { class: "error", role: "alert" }, text));
   }
 
   return {

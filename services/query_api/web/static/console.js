@@ -466,7 +466,7 @@
         renderPreview(preview);
       } catch (error) {
         $("merge-result").hidden = true; // the preview shown was another request's
-        showError($("identity-status"), error);
+        showError($("identity-status"), error, pending.absorbed_id);
       }
     });
     $("merge-confirm").addEventListener("click", async () => {
