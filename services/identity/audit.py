@@ -61,6 +61,7 @@ def _view(state: IdentityState, member: str, identifier: Identifier, event: Any)
         linked_at=event.timestamp,
         holders=len(index.holders) if index else 1,
         status=status,
+        seen_at=_readable("seen_at", getattr(event, "seen_at", 0)),
     )
 
 

@@ -108,6 +108,9 @@ class IdentityView:
     linked_at: datetime
     holders: int  # how many customers share it
     status: IdentityStatus
+    # When the touchpoint that linked it happened (`linked_at` is when identity filed it: for a
+    # history imported later, the import's time); None when that touchpoint's time is unknown.
+    seen_at: datetime | None = None
 
 
 @dataclass(frozen=True)

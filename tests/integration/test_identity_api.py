@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,22 @@ def test_an_absorbed_id_answers_with_its_survivors_identities(api: Api) -> None:
         ("email", "ana@x.io", absorbed),
     }
     assert body["identity_version"] > 0
+
+
+def test_an_identifier_says_when_the_touchpoint_that_linked_it_happened(api: Api) -> None:
+    """A history imported months later: `seen_at` is the touchpoint's time, `linked_at` the
+    filing's; a touchpoint of unknown time says null."""
+    then = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+    ana = api.identity.resolve(TENANT, CustomerRef(email="old@x.io"), "e-old", "http", at=then)
+    now = api.identity.resolve(TENANT, CustomerRef(email="new@x.io"), "e-new", "http")
+    seen = {
+        i["value"]: (i["seen_at"], i["linked_at"])
+        for c in (ana.customer_id, now.customer_id)
+        for i in api.call("GET", f"/v1/customers/{c}/identities").json()["identities"]
+    }
+    assert seen["old@x.io"][0] == "2026-03-01T09:30:00Z"
+    assert seen["old@x.io"][1] > "2026-12"  # filed now
+    assert seen["new@x.io"][0] is None
 
 
 def test_the_history_shows_every_change_with_who_and_why(api: Api) -> None:

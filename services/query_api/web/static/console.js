@@ -383,7 +383,8 @@
       $("identities").replaceChildren(...[...byIdentifier.values()].map((held) =>
         el("li", {}, el("span", { class: "chip", title: held[0].kind }, `${kindName(held[0].kind)}: ${held[0].value}`),
           ...held.map((i, n) => el("span", { class: "muted small", title: `${i.status} · ${i.rule}` },
-            `${n ? ";" : ""} ${named("identity_status", i.status)} · ${ruleName(i.rule)} · ${when(i.linked_at)}`)))));
+            // When the touchpoint that linked it happened (an imported history's, not the import's).
+            `${n ? ";" : ""} ${named("identity_status", i.status)} · ${ruleName(i.rule)} · ${when(i.seen_at || i.linked_at)}`)))));
       const absorbed = found.members.filter((m) => m !== found.customer_id);
       $("members").replaceChildren(...(absorbed.length ? absorbed.map((m) => memberItem(found.customer_id, m)) : [el("li", { class: "muted" }, t("none"))]));
       $("identity-history").replaceChildren(...history.entries.slice(-20).reverse().map((e) =>
