@@ -49,7 +49,7 @@ PAGE = MAX_PAGE  # rows read per query while the zip streams
 FORMAT_VERSION = 1
 IDENTITY_COLUMNS = (
     "kind", "value", "held_by", "source", "rule", "evidence_event_id", "actor", "linked_at",
-    "holders", "status",
+    "holders", "status", "seen_at",
 )  # fmt: skip
 HISTORY_COLUMNS = ("at", "customer_id", "version", "action", "details")
 
