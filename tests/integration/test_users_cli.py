@@ -61,6 +61,7 @@ def test_unlock_in_the_data_directory_it_names(tmp_path: Path, email: str) -> No
 
 
 def test_unlocking_an_unknown_or_unlocked_account(tmp_path: Path, email: str) -> None:
+    (tmp_path / "d").mkdir()  # a data directory without that account (none: test_cli_mistakes)
     unknown = cem("users", "unlock", email, "--data-dir", "d", cwd=tmp_path)
     assert unknown.returncode == 1
     assert unknown.stderr.strip().splitlines()[1:] == [
