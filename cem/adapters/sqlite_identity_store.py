@@ -89,31 +89,7 @@ class SqliteIdentityRecorder(SQLiteApplicationRecorder):
         slips: Sequence[SlipKey] = kwargs.get("slips") or ()
         if slips:
             c.executemany(_INSERT_SLIP, slip_rows(slips))
-        return self._insert_stored(c, stored_events)
-
-    def _insert_stored(
-        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent]
-    ) -> Sequence[int] | None:
-        """The library's insert (one statement per event, each returning its rowid) as one
-        `executemany`: a batch's events go in one call. Their notification ids are the rowids
-        SQLite gave them: inside this write transaction each insert takes the largest rowid plus
-        one, so the rows of one call have consecutive ids ending at `last_insert_rowid()`."""
-        if not stored_events:
-            return []
-        c.executemany(
-            self.insert_events_statement,
-            [
-                (_hex(s.originator_id), s.originator_version, s.topic, s.state)
-                for s in stored_events
-            ],
-        )
-        c.execute("SELECT last_insert_rowid()")
-        last = int(c.fetchone()[0])
-        return list(range(last - len(stored_events) + 1, last + 1))
-
-
-def _hex(originator_id: UUID | str) -> str:
-    return originator_id.hex if isinstance(originator_id, UUID) else originator_id
+        return super()._insert_events(c, stored_events, **kwargs)
 
 
 def _filing_row(filing: Filing) -> tuple[str, str, str, str, str | None]:

@@ -121,21 +121,14 @@ class FilingsContract(IdentityStoreFixtures):
     ) -> None:
         identity = IdentityResolver(store, RULES)
         try:
-            recorder = type(identity.recorder)
-            # Where the adapter inserts the events: its own batch insert (SQLite), else the
-            # library's recorder it extends.
-            inserts = (
-                (recorder, "_insert_stored")
-                if hasattr(recorder, "_insert_stored")
-                else (recorder.__bases__[0], "_insert_events")
-            )
+            library_recorder = type(identity.recorder).__bases__[0]
 
             def fail(*args: Any, **kwargs: Any) -> None:
                 raise PersistenceError("the store went away mid-transaction")
 
             # The filing is inserted first; the events' insert failing must take it back too.
             with monkeypatch.context() as patched:
-                patched.setattr(*inserts, fail)
+                patched.setattr(library_recorder, "_insert_events", fail)
                 with pytest.raises(PersistenceError):
                     identity.resolve(tenant, CustomerRef(email="ana@x.io"), "e-1", "http")
             assert identity.filing_of(tenant, "e-1") is None
