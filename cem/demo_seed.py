@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cem.demo import Customer, Population
+from services.identity.person_names import name_in
 
 WEEK = timedelta(days=7)
 DAY = timedelta(days=1)
@@ -55,7 +56,7 @@ def sample_customer(population: Population, recent: Iterable[Event]) -> SampleCu
         event["customer"]["email"]
         for event in events
         if event.get("customer", {}).get("email") in by_email
-        and (event.get("payload") or {}).get("attributes", {}).get("name")
+        and name_in(event.get("payload") or {})  # what the projections keep for the search
     }
     if not counts:
         return None

@@ -53,8 +53,7 @@ def progress_bar(
     )
     console = Console(stderr=True)
     if not console.is_terminal:
-        # A log has no width: rich's 80 columns would cut the counts and the rate.
-        console = Console(stderr=True, width=LOG_WIDTH)
+        console.width = LOG_WIDTH  # a log has no width: rich's 80 columns cut the counts and rate
     with Progress(*columns, console=console) as progress:
         task = progress.add_task(description, total=total)
         yield lambda done: progress.update(task, completed=done)

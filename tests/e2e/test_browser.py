@@ -400,6 +400,8 @@ def test_the_spanish_switch_translates_the_page(
     page.wait(lambda: page.all("#satisfaction tbody tr") and page.all("#trend canvas"))
     # The trend's legend and dates in Spanish: "Fecha", days first.
     assert page.text("#trend .u-legend .u-series:first-child .u-label") == "Fecha"
+    page.driver.execute_script("arguments[0].scrollIntoView()", page.find("#trend"))
+    page.screenshot("dashboard-trend-es")
     page.wait(lambda: page.all("#service tbody tr"), what="the service table")
     assert page.text("#service-title").startswith("Servicio")
     # What the server's alerts say, in Spanish too (message_code and message_params).
