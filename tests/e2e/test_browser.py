@@ -404,6 +404,16 @@ def test_the_spanish_switch_translates_the_page(
     page.screenshot("dashboard-trend-es")
     page.wait(lambda: page.all("#service tbody tr"), what="the service table")
     assert page.text("#service-title").startswith("Servicio")
+    # Its 13 columns, in Spanish, fit a laptop's 1,366 px without scrolling sideways.
+    page.driver.set_window_size(1366, 900)
+    try:
+        wide, shown = page.driver.execute_script(
+            "const w = document.querySelector('#service').parentElement;"
+            "return [w.scrollWidth, w.clientWidth];"
+        )
+        assert wide <= shown, f"the Spanish service table is {wide} px wide in {shown} px"
+    finally:
+        page.driver.set_window_size(1280, 900)
     # What the server's alerts say, in Spanish too (message_code and message_params).
     said = page.wait(lambda: [row.find_elements("css selector", "td")[2].text
                               for row in page.all("#alerts tr[data-alert-id]")],
