@@ -362,6 +362,11 @@ class Pending:
         for kept in (self.upstream, self.marks, self.since, self.failures):
             kept.pop(at, None)
 
+    def reset(self) -> None:
+        """Forget every erasure read (another reader carried them out meanwhile, or will)."""
+        for kept in (self.upstream, self.marks, self.since, self.failures):
+            kept.clear()
+
 
 def delete_erased_rows(
     event_log: EventLog,

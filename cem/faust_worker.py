@@ -60,7 +60,7 @@ from mode import CrashingSupervisor
 from pydantic import Field
 
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse, WarehouseUnavailable
-from cem.adapters.kafka_log import KafkaLog
+from cem.adapters.kafka_log import KafkaLog, Leadership
 from cem.adapters.postgres_idempotency import PostgresIdempotencyIndex
 from cem.direct_ingest import RecordDecoder, TimedConsumed
 from cem.record_seal import is_sealed_filing, sealed_filing
@@ -474,11 +474,28 @@ def erased_rows(
     eraser = filing_eraser(config, sink, identity)
     if not row_groups or not isinstance(eraser, CustomerEraser):
         return None
+    event_log = cast(KafkaLog, sink.event_log)
+    # One filing worker of the deployment deletes the rows: the one Kafka's group coordinator
+    # makes the leader. With several, each reading every partition would delete each erasure's
+    # rows again and move the group's offsets back.
+    leadership = Leadership(event_log, ERASED_ROWS_LEADER, ERASED_ROWS_LEADER)
     waiting = Pending()
-    runner = Runner(
-        ERASED_ROWS,
-        lambda: delete_erased_rows(
-            sink.event_log,
+    leading = False
+
+    def step() -> int:
+        nonlocal leading
+        if not leadership.leads(timeout_s=0.1 if leading else 1.0):
+            if leading:
+                log.info("erased-rows: another filing worker deletes erased rows now")
+            leading = False
+            return 0
+        if not leading:  # the leader before may have committed further than this reader read
+            event_log.forget_reader(config.filings_topic, ERASED_ROWS)
+            waiting.reset()
+            leading = True
+            log.info("erased-rows: this filing worker deletes erased rows")
+        return delete_erased_rows(
+            event_log,
             eraser,
             sink.decode_filing,  # only what the filing stage sealed names a customer
             timeout_s=1.0,
@@ -488,10 +505,28 @@ def erased_rows(
             # Several filing workers: one may append a filing resolved before the erasure after
             # the erasure's own; the mark waits for the filing group to pass the touchpoints.
             upstream=(config.source_topic, FILING_STAGE),
-        ),
-    )
+        )
+
+    runner = _LedRunner(ERASED_ROWS, step, leadership)
     waiting.sleep = runner.stopping.wait
     return runner
+
+
+# The consumer group (and its topic, never written) whose member holding partition 0 is the
+# filing worker that runs the `erased-rows` thread (`cem.adapters.kafka_log.Leadership`).
+ERASED_ROWS_LEADER = "erased-rows-leader"
+
+
+class _LedRunner(Runner):
+    """A runner whose step runs only while its process leads; stopping it leaves the group."""
+
+    def __init__(self, name: str, step: Callable[[], int], leadership: Leadership) -> None:
+        super().__init__(name, step)
+        self.leadership = leadership
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        super().stop(timeout_s)
+        self.leadership.close()
 
 
 def _execute(app: faust.App, config: WorkerSettings) -> None:

@@ -467,6 +467,15 @@ class KafkaLog:
         deadline = time.monotonic() + self.timeout_s
         return self._offsets(self._partitions(topic), OffsetSpec.LATEST, deadline)
 
+    def forget_reader(self, topic: str, group: str) -> None:
+        """Close the group's reader of the topic, so that its next poll starts from the offsets
+        the group committed (another process may have moved them meanwhile)."""
+        with self._lock:
+            reader = self._readers.pop((topic, group), None)
+        if reader is not None:
+            with reader.lock:
+                reader.consumer.close(autocommit=False, timeout_ms=int(self.timeout_s * 1000))
+
     def close(self) -> None:
         """Stop every client; a poll waiting in another thread returns [] within a slice."""
         with self._lock:
@@ -484,3 +493,50 @@ class KafkaLog:
             _force_close(producer, self.timeout_s)
         if admin is not None:
             admin.close()
+
+
+class Leadership:
+    """Which of several processes leads a task of which the deployment needs one (the filing
+    workers' `erased-rows` thread): each process is a member of consumer group `group` subscribed
+    to `topic` (no record is ever written there), and the one Kafka's group coordinator assigns
+    partition 0 leads. When the leader stops (or stops polling), the coordinator gives the
+    partition to another member within the group's session timeout.
+
+    During a rebalance two members may both believe they lead until the old one polls again (its
+    next `leads`): the task must be safe to run twice, as the `erased-rows` one is (a deletion is
+    idempotent; a commit moved back is read again)."""
+
+    def __init__(self, log: KafkaLog, topic: str, group: str, session_timeout_ms: int = 10_000):
+        log.ensure_topic(topic)
+        self.topic = log.physical(topic)
+        try:
+            self.consumer = KafkaConsumer(
+                bootstrap_servers=log.bootstrap,
+                group_id=group,
+                enable_auto_commit=False,
+                allow_auto_create_topics=False,
+                session_timeout_ms=session_timeout_ms,
+                heartbeat_interval_ms=max(session_timeout_ms // 5, 100),
+                # Also the rebalance's timeout: a member that stops polling (stuck) for longer
+                # leaves the group, and another leads.
+                max_poll_interval_ms=60_000,
+                reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
+            )
+        except KafkaError as exc:
+            raise _unavailable(log.bootstrap, exc) from exc
+        self.consumer.subscribe([self.topic])
+        self.bootstrap = log.bootstrap
+
+    def leads(self, timeout_s: float = 0.0) -> bool:
+        """Whether this member holds partition 0 now; polls the group (joins it, answers a
+        rebalance) for up to `timeout_s`."""
+        try:
+            self.consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=1)
+        except KafkaError as exc:
+            raise _unavailable(self.bootstrap, exc) from exc
+        return any(tp.partition == 0 for tp in self.consumer.assignment())
+
+    def close(self) -> None:
+        """Leave the group, so that another member leads at once."""
+        with contextlib.suppress(KafkaError):
+            self.consumer.close(autocommit=False)

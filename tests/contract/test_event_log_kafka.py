@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cem.adapters.kafka_log import KafkaLog, producer_config
+from cem.adapters.kafka_log import KafkaLog, Leadership, producer_config
 from kernel.ports import EventLog, LogUnavailable, Record
 from tests.contract.test_event_log import PARTITIONS, DurableEventLogContract, drain
 
@@ -124,3 +124,55 @@ def test_reads_without_a_broker_raise_log_unavailable(dead_log: KafkaLog) -> Non
         dead_log.end_offsets("touchpoints")
     with pytest.raises(LogUnavailable):
         dead_log.poll("touchpoints", "g", 10, 0.05)
+
+
+def _leaders(members: list[Leadership], seconds: float = 60.0) -> list[int]:
+    """Poll every member until exactly one leads (or time is up); the indexes of those that do."""
+    deadline = time.monotonic() + seconds
+    while True:
+        leading = [i for i, member in enumerate(members) if member.leads(timeout_s=0.2)]
+        if len(leading) == 1 or time.monotonic() > deadline:
+            return leading
+
+
+def test_one_member_of_a_leadership_group_leads_and_another_takes_over_when_it_leaves(
+    kafka_bootstrap: str,
+) -> None:
+    """The filing workers' `erased-rows` thread runs in one of them (`Leadership`): exactly one
+    member leads, and when it leaves the group one of the others leads."""
+    prefix = f"test-{uuid.uuid4().hex[:8]}."
+    log = KafkaLog(kafka_bootstrap, partitions=3, topic_prefix=prefix)
+    members = [Leadership(log, "leader", "g-leader", session_timeout_ms=6000) for _ in range(3)]
+    try:
+        first = _leaders(members)
+        assert len(first) == 1, [m.consumer.assignment() for m in members]
+        for _ in range(3):  # it stays the leader while nobody joins or leaves
+            assert [i for i, m in enumerate(members) if m.leads(timeout_s=0.1)] == first
+        members.pop(first[0]).close()
+        after = _leaders(members)
+        assert len(after) == 1, [m.consumer.assignment() for m in members]
+    finally:
+        for member in members:
+            member.close()
+        log.close()
+
+
+def test_a_forgotten_reader_reads_on_from_what_another_process_committed(
+    kafka_bootstrap: str,
+) -> None:
+    """A new leader of `erased-rows` forgets its reader, so that it does not read again (and
+    commit back) what the leader before it committed."""
+    prefix = f"test-{uuid.uuid4().hex[:8]}."
+    ours = KafkaLog(kafka_bootstrap, partitions=1, topic_prefix=prefix)
+    other = KafkaLog(kafka_bootstrap, partitions=1, topic_prefix=prefix)
+    try:
+        ours.append("filings", [Record(b"k", f"{i}".encode()) for i in range(5)])
+        assert [r.value for r in ours.poll("filings", "rows", 2, 5.0)] == [b"0", b"1"]
+        read = drain(other, "filings", "rows")  # the other process reads all and commits
+        assert [r.value for r in read] == [f"{i}".encode() for i in range(5)]
+        ours.append("filings", [Record(b"k", b"5")])
+        ours.forget_reader("filings", "rows")
+        assert [r.value for r in ours.poll("filings", "rows", 10, 5.0)] == [b"5"]
+    finally:
+        ours.close()
+        other.close()
