@@ -4,7 +4,9 @@ A touchpoint may carry the person's name in `payload.attributes`: `name` (one fi
 CRM notes) or `first_name` and `last_name` (checkout, loyalty card). Identity keeps each
 customer's names, normalised (`normalise_name`: case, accents, spaces, `Mª` for `María`), and uses
 them for one thing only: a browser only used by customers whose recorded full names are identical
-is one person's (`same_full_name`; see policy.py). A name never links anything on its own, is no
+is one person's (`same_full_name`; see policy.py). A customer with no name recorded is known by
+the full name its mailbox is named after (`fits_mailbox`: `rgonzalez@` for `Raúl González
+Pérez`), when a touchpoint carries that name. A name never links anything on its own, is no
 identifier, and nicknames are not equated (`Pepe` is not `José`: a father and his son).
 
 A *full* name is a given name and the surnames a person of the tenant's region carries: two in
@@ -60,6 +62,25 @@ def name_in(payload: Mapping[str, Any]) -> str:
 def is_full(name: str, surnames: int) -> bool:
     """A given name and `surnames` surnames at least (see the module's docstring)."""
     return len(name.split()) >= surnames + 1
+
+
+def fits_mailbox(name: str, email: str, surnames: int) -> bool:
+    """A full name (`is_full`) that the email's mailbox is named after: its given name, or the
+    given name's initial at the start, written with its first surname, in either order and with
+    any separators or digits (`raul.gonzalez.perez`, `rgonzalez`, `gonzalez_raul85` for `raul
+    gonzalez perez`). Evidence that the name is the mailbox holder's, not a stranger's typed on
+    the account; it names no one on its own (a sibling with the same initial fits too)."""
+    words = name.split()
+    if not is_full(name, surnames):
+        return False
+    given, surname = words[0], words[-surnames]
+    if min(len(given), len(surname)) < 3:
+        return False
+    local = email.rpartition("@")[0].lower()
+    letters = "".join(c for c in local if c.isalpha())
+    if any(form in letters for form in (given + surname, surname + given)):
+        return True
+    return letters.startswith((given[0] + surname, surname + given[0]))
 
 
 def agree(a: str, b: str) -> bool:

@@ -17,6 +17,7 @@ from services.identity.keyboard import SEPARATORS, keyboard_slip
 from services.identity.mailbox_names import one_persons_mailboxes
 from services.identity.person_names import (
     agree_with_surname,
+    fits_mailbox,
     is_full,
     names_agree,
     same_full_name,
@@ -441,11 +442,36 @@ def _start(ranked: list[Claim], situation: Situation, rules: TenantRules) -> _Dr
         draft.own_names |= group.names
     event_name = {situation.name} - {""}
     draft.names |= event_name
-    if home is None:
+    if home is None or _names_its_mailbox(event_name, draft, rules):
         draft.own_names |= event_name
     draft.ambiguous = ambiguous
     draft.touched.add(_canonical(draft.home, situation))
     return draft
+
+
+def _people(claim: Claim, situation: Situation) -> list[str]:
+    """The claim's holders but device profiles (customers known by a device only)."""
+    return [h for h in claim.holders if h not in situation.profiles]
+
+
+def _mailbox_named(names: Iterable[str], email: Identifier, rules: TenantRules) -> bool:
+    """An email whose mailbox is named after one of these full names (`fits_mailbox`)."""
+    return email.kind == "email" and any(
+        fits_mailbox(name, email.value, rules.name_surnames) for name in names
+    )
+
+
+def _names_its_mailbox(event_name: set[str], draft: _Draft, rules: TenantRules) -> bool:
+    """An established home with no recorded name takes the event's full name as its own when an
+    email of the home is named after it (`fits_mailbox`): the holder of `rgonzalez@` giving
+    `Raúl González Pérez`. A name the home's mailboxes do not fit (a daughter's checkout on her
+    mother's account) stays the event's."""
+    if draft.own_names or not event_name:
+        return False
+    emails = [i.value for i in draft.identifiers if i.kind == "email"]
+    return any(
+        fits_mailbox(name, email, rules.name_surnames) for name in event_name for email in emails
+    )
 
 
 @dataclass(frozen=True)
@@ -546,9 +572,10 @@ def _slip_of_known(
             if len(groups) != 1:
                 continue
             group = situation.groups[known.holders[-1]]
-            if any(_groups_of(c.holders, situation) - groups for c in ranked):
+            if any(_groups_of(_people(c, situation), situation) - groups for c in ranked):
                 # Another identifier names somebody else: it decides, and the slip's customer
-                # may join it (`_merge_slips`).
+                # may join it (`_merge_slips`). A device's profile (anonymous visits) is nobody
+                # yet: it joins whoever the touchpoint is filed under.
                 continue
             why = _slip_holder(email, known.identifier, ours, bool(ours), event, group, rules)
             if why == "slip_and_name":
@@ -593,6 +620,8 @@ def _slip_holder(
     full = any(is_full(n, rules.name_surnames) for n in (*names, *other.names))
     if event_named and full and agree_with_surname(names, other.names):
         return "slip_and_name"
+    if event_named and not other.names and _mailbox_named(names, known, rules):
+        return "slip_and_name"  # no name recorded for them, but their mailbox is named after it
     if typing_slip(new, known) and names_agree(names, other.names):
         return "typing_slip"
     return ""
@@ -659,8 +688,23 @@ def _users_named(
     users = _shared_by(device, situation) - {home}
     if not (surnames and ours and users):
         return False
-    named = {g.canonical_id: g.names for g in situation.groups.values()}
-    return all(same_full_name(ours, named[user], surnames) for user in sorted(users))
+    groups = {g.canonical_id: g for g in situation.groups.values()}
+    return all(_named_as(ours, groups[user], rules) for user in sorted(users))
+
+
+def _named_as(ours: set[str], group: Group, rules: TenantRules) -> bool:
+    """The group is known by the one full name `ours` holds (`same_full_name`): by its recorded
+    names, or, with none recorded, by an email whose mailbox is named after it (`fits_mailbox`:
+    `dcaballero@` for `daniel caballero marin`)."""
+    surnames = rules.name_surnames
+    if group.names:
+        return same_full_name(ours, group.names, surnames)
+    full = {name for name in ours if is_full(name, surnames)}
+    return (
+        len(full) == 1
+        and same_full_name(ours, full, surnames)
+        and any(_mailbox_named(full, i, rules) for i in group.identifiers)
+    )
 
 
 def _second_mailbox_on(

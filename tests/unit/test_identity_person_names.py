@@ -11,7 +11,7 @@ import pytest
 from cem.adapters.sqlite_identity_store import SqliteIdentityStore
 from schemas.envelope import CustomerRef
 from services.identity import IdentityResolver, IdentityRules
-from services.identity.person_names import name_in, normalise_name, same_full_name
+from services.identity.person_names import fits_mailbox, name_in, normalise_name, same_full_name
 from services.identity.policy import Claim, Group, Situation, decide
 from services.identity.reasons import reason_code
 from services.identity.rules import Identifier, TenantRules
@@ -257,3 +257,70 @@ def test_a_daughters_name_left_on_her_mothers_account_never_joins_them_later() -
         touch("Lucía García Ruiz", email="cruiz@gmail.com", anonymous_id="tablet-1")
         touch("Lucía García Ruiz", email="luciagr@gmail.com", anonymous_id="tablet-1")
         assert identity.locate("t", mum).customer_id != identity.locate("t", daughter).customer_id
+
+
+@pytest.mark.parametrize(
+    ("name", "address", "fits"),
+    [
+        ("raul gonzalez perez", "raul.gonzalez.perez@movistar.es", True),
+        ("raul gonzalez perez", "rgonzalez@santander.com", True),  # initial and first surname
+        ("raul gonzalez perez", "gonzalez_raul85@gmail.com", True),
+        ("raul gonzalez perez", "gonzalezr@empresa.es", True),
+        ("antonio vazquez reyes", "antoniovazquez@movistar.es", True),
+        ("raul gonzalez perez", "pgonzalez@santander.com", False),  # another initial
+        ("raul gonzalez perez", "argonzalez@gmail.com", False),  # the initial starts it
+        ("raul gonzalez perez", "rperez@gmail.com", False),  # the second surname: the mother's
+        ("lucia garcia ruiz", "cruiz@gmail.com", False),  # her mother's address
+        ("raul gonzalez", "rgonzalez@santander.com", False),  # not a full name
+    ],
+)
+def test_a_mailbox_named_after_a_full_name(name: str, address: str, fits: bool) -> None:
+    assert fits_mailbox(name, address, 2) is fits
+
+
+def test_an_unnamed_customer_takes_the_full_name_its_mailbox_is_named_after() -> None:
+    # Raúl's work address had no name recorded; on his own laptop he gives his full name with
+    # it: `rgonzalez@` is named after him, so the name is the address's customer's own, and the
+    # laptop (used only by customers of that name) joins his two customers.
+    main = group("main", {"raul gonzalez perez"}, email("raul.gonzalez.perez@movistar.es"), BROWSER)
+    work = group("work", set(), email("rgonzalez@santander.com"))
+    assert meet_on(BROWSER, work, main, "raul gonzalez perez") == ("main",)
+    # A brother's address (`pgonzalez@`) is not named after him: the name stays the event's.
+    brother = group("brother", set(), email("pgonzalez@santander.com"))
+    assert meet_on(BROWSER, brother, main, "raul gonzalez perez") == ()
+
+
+def test_a_browser_user_with_no_name_recorded_is_known_by_the_name_its_mailbox_is_named_after() -> (
+    None
+):
+    # Daniel's work account (`dcaballero@`, no name given) used the laptop; then he orders on it
+    # with his personal address and his full name: one person.
+    work = group("work", set(), email("dcaballero@iberdrola.es"), BROWSER)
+    mine = group("mine", {"daniel caballero marin"}, email("daniel_caballero@gmail.com"))
+    assert meet_on(BROWSER, mine, work, "daniel caballero marin") == ("work",)
+    # His sister Paula's account on the family laptop is not named after him: apart.
+    sister = group("sister", set(), email("pcaballero@iberdrola.es"), BROWSER)
+    assert meet_on(BROWSER, mine, sister, "daniel caballero marin") == ()
+    # Nor is a customer known by a phone only, or whose recorded name differs.
+    phone = group("phone", set(), Identifier("phone", "+34617345678"), BROWSER)
+    assert meet_on(BROWSER, mine, phone, "daniel caballero marin") == ()
+
+
+def test_a_slip_of_an_unnamed_customers_address_typed_with_the_name_it_is_named_after_is_theirs() -> (
+    None
+):
+    identity = memory_resolver(IdentityRules(default=ES))
+    touch = Visits(identity).touch
+    antonio = touch("", email="antoniovazquez@movistar.es")
+    visits = touch("", anonymous_id="ck-5")  # his laptop, before he said who he is
+    # A letter missed, with his full name: the mailbox is named after it, so the slip is his,
+    # and so are the laptop's visits.
+    assert touch(
+        "Antonio Vázquez Reyes", email="antonioazquez@movistar.es", anonymous_id="ck-5"
+    ) == (antonio)
+    assert identity.locate("t", visits).customer_id == identity.locate("t", antonio).customer_id
+    # The same slip typed first with another person's name is not his.
+    other = memory_resolver(IdentityRules(default=ES))
+    touch = Visits(other).touch
+    antonio = touch("", email="antoniovazquez@movistar.es")
+    assert touch("Elena Ruiz Gil", email="antonioazquez@movistar.es") != antonio
