@@ -16,6 +16,7 @@ from rapidfuzz.distance import OSA
 from services.identity.keyboard import SEPARATORS, keyboard_slip
 from services.identity.mailbox_names import one_persons_mailboxes
 from services.identity.person_names import (
+    agree,
     agree_with_surname,
     fits_mailbox,
     is_full,
@@ -692,6 +693,25 @@ def _users_named(
     return all(_named_as(ours, groups[user], rules) for user in sorted(users))
 
 
+def _their_name_on_our_mailbox(
+    draft: _Draft, device: Claim, home: str, situation: Situation, rules: TenantRules
+) -> set[str]:
+    """A home with no name recorded, on a device whose other users are known by one full name:
+    that name is the home's too when the home's mailbox is named after it (`fits_mailbox`:
+    `silviamarin2004@` for `silvia marin delgado`) and the touchpoint carries a name that agrees
+    with it (`Silvia`). Without a name on the touchpoint, a sibling's `smarin@` would fit too."""
+    if not situation.name:
+        return set()
+    groups = {g.canonical_id: g for g in situation.groups.values()}
+    users = _shared_by(device, situation) - {home}
+    names = {name for user in users if user in groups for name in groups[user].names}
+    full = {name for name in names if is_full(name, rules.name_surnames)}
+    if len(full) != 1 or not all(agree(situation.name, name) for name in full):
+        return set()
+    emails = [i for i in draft.identifiers if i.kind == "email"]
+    return full if any(_mailbox_named(full, email, rules) for email in emails) else set()
+
+
 def _named_as(ours: set[str], group: Group, rules: TenantRules) -> bool:
     """The group is known by the one full name `ours` holds (`same_full_name`): by its recorded
     names, or, with none recorded, by an email whose mailbox is named after it (`fits_mailbox`:
@@ -961,7 +981,17 @@ def _merge_or_propose_one(
                 return
         # A browser used only by customers of one full name (and no other name) is one person's.
         named = [c for c in devices if c.identifier.family != "phone"]
-        named = [c for c in named if _users_named(draft.own_names, c, home, situation, rules)]
+        named = [
+            c
+            for c in named
+            if _users_named(
+                draft.own_names or _their_name_on_our_mailbox(draft, c, home, situation, rules),
+                c,
+                home,
+                situation,
+                rules,
+            )
+        ]
         if mergeable and named and not conflicts:
             on = named[0].identifier.kind
             _absorb(draft, other, home, reason_text("same_full_name", kind=on))

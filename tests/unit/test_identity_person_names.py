@@ -324,3 +324,19 @@ def test_a_slip_of_an_unnamed_customers_address_typed_with_the_name_it_is_named_
     touch = Visits(other).touch
     antonio = touch("", email="antoniovazquez@movistar.es")
     assert touch("Elena Ruiz Gil", email="antonioazquez@movistar.es") != antonio
+
+
+def test_an_unnamed_home_is_known_by_the_browsers_full_name_when_its_mailbox_and_the_touchpoint_say_so() -> (
+    None
+):
+    # Silvia's laptop knows her by her full name (her phone and loyalty card); her mailbox
+    # `silviamarin2004@`, with no name recorded, chats on it as "Silvia": one person.
+    main = group("main", {"silvia marin delgado"}, Identifier("phone", "+34658638925"), BROWSER)
+    mailbox = group("mailbox", set(), email("silviamarin2004@telefonica.net"))
+    assert meet_on(BROWSER, mailbox, main, "silvia") == ("main",)
+    # Without a name on the touchpoint, or with another one, the mailbox alone does not say so
+    # (her brother Sergio's `smarin@` would fit her name too).
+    assert meet_on(BROWSER, mailbox, main, "") == ()
+    assert meet_on(BROWSER, mailbox, main, "sergio") == ()
+    sergio = group("sergio", set(), email("smarin@gmail.com"))
+    assert meet_on(BROWSER, sergio, main, "") == ()
