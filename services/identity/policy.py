@@ -998,11 +998,13 @@ def _merge_or_propose_one(
             return
         if _different_people(draft, other, rules):
             _shared_devices(draft, devices, other, situation)
-    if mergeable and strong and not conflicts:
+    apart = _named_apart(draft.own_names, other.names, rules)
+    if mergeable and strong and not conflicts and not apart:
         _absorb(draft, other, home, reason_text("both_hold", identifier=str(evidence.identifier)))
     elif (
         mergeable
         and not conflicts
+        and not apart
         and (voucher := _voucher(claims, draft, other, rules, situation))
     ):
         _absorb(draft, other, home, reason_text("completed_through", identifier=str(voucher)))
@@ -1014,6 +1016,19 @@ def _merge_or_propose_one(
             reason = reason_text("share_hold_different", identifier=shared, kinds=kinds)
         identifiers = tuple(c.identifier for c in claims)
         draft.proposals.append(Proposal(home, other.canonical_id, reason, identifiers))
+
+
+def _named_apart(ours: Iterable[str], theirs: Iterable[str], rules: TenantRules) -> bool:
+    """Both sides are known by full names (`is_full`) that have no word in common: two people,
+    whatever identifier they both hold (a number the carrier gave to someone else). They are
+    proposed for review, not merged. Names that share a word are not told apart (`Ma Teresa
+    Lozano` and `María Teresa Lozano Rodríguez` are one person; a household shares surnames)."""
+    surnames = rules.name_surnames
+    if not surnames:
+        return False
+    our_words = {w for n in ours if is_full(n, surnames) for w in n.split()}
+    their_words = {w for n in theirs if is_full(n, surnames) for w in n.split()}
+    return bool(our_words and their_words) and not our_words & their_words
 
 
 def _slip_between(ours: Iterable[Identifier], theirs: Iterable[Identifier]) -> str | None:

@@ -340,3 +340,26 @@ def test_an_unnamed_home_is_known_by_the_browsers_full_name_when_its_mailbox_and
     assert meet_on(BROWSER, mailbox, main, "sergio") == ()
     sergio = group("sergio", set(), email("smarin@gmail.com"))
     assert meet_on(BROWSER, sergio, main, "") == ()
+
+
+def test_a_number_two_customers_of_unrelated_full_names_hold_is_proposed_not_merged() -> None:
+    # María Fernanda gave up her mobile; the carrier gave it to Santiago within the months its
+    # rule waits. His order carries it: their full names share no word, so they are two people
+    # (a candidate for review), not one customer showing each other's calls.
+    identity = memory_resolver(IdentityRules(default=ES))
+    touch = Visits(identity).touch
+    maria = touch(
+        "María Fernanda Guerrero Garrido",
+        email="guerrero.mariafernanda@gmail.com",
+        phone="+34632676410",
+    )
+    santiago = touch("Santiago Núñez Gil", email="santiago.nunez.gil@hotmail.com")
+    touch("Santiago Núñez Gil", email="santiago.nunez.gil@hotmail.com", phone="632 676 410")
+    assert identity.locate("t", maria).customer_id != identity.locate("t", santiago).customer_id
+    proposed = {frozenset({c.first_id, c.second_id}) for c in identity.candidates("t")}
+    assert frozenset({maria, santiago}) in proposed
+    # One person written two ways (a word in common) is completed through the number as before.
+    teresa = touch("Ma Teresa Lozano", email="mtlozano@gmail.com", phone="+34617345678")
+    again = touch("María Teresa Lozano Rodríguez", email="maite.lozano@hotmail.com")
+    touch("María Teresa Lozano Rodríguez", email="maite.lozano@hotmail.com", phone="617345678")
+    assert identity.locate("t", teresa).customer_id == identity.locate("t", again).customer_id
