@@ -267,6 +267,14 @@ def decide(situation: Situation, rules: TenantRules) -> Decision:
     ranked = rank(usable, rules)
     skipped += [Skip(h, HUB_REASON) for h in hubs]
     if lines_alone([c.identifier for c in ranked], rules):
+        caller = _line_caller(ranked, situation, rules)
+        if caller is not None:
+            return Decision(
+                home_id=caller,
+                register=False,
+                saturate=tuple(hubs),
+                skipped=tuple(skipped),
+            )
         return _line_alone(ranked, skipped, hubs, situation)
     draft = _start(ranked, situation, rules)
     draft.skipped += skipped
@@ -329,6 +337,32 @@ def _line_alone(
         skipped=tuple(skipped + lines),
         ambiguous_between=tuple(holders) if len(holders) > 1 else (),
     )
+
+
+def _line_caller(ranked: list[Claim], situation: Situation, rules: TenantRules) -> str | None:
+    """The customer a call from a household's line alone is filed under when the call carries
+    a full name (`is_full`) and exactly one of the line's customers is known by it
+    (`same_full_name`), no other by a name that agrees with it: the caller said who they are.
+    None otherwise (`_line_alone`)."""
+    name, surnames = situation.name, rules.name_surnames
+    if not (name and surnames and is_full(name, surnames)):
+        return None
+    found: dict[str, str] = {}  # canonical id -> a member holding the line
+    for claim in ranked:
+        for member in claim.holders:
+            found.setdefault(_canonical(member, situation), member)
+    groups = {g.canonical_id: g for g in situation.groups.values()}
+    named = [
+        c
+        for c in sorted(found)
+        if c in groups and same_full_name({name}, groups[c].names, surnames)
+    ]
+    if len(named) != 1:
+        return None
+    others = [groups[c] for c in found if c != named[0] and c in groups]
+    if any(agree(name, theirs) for other in others for theirs in other.names):
+        return None
+    return found[named[0]]
 
 
 # A person uses one or two mobiles at a time (a personal and a work line, or the old and the new
@@ -542,7 +576,15 @@ def _mistyped_email_of(
         if len(groups) != 1 or stale(claim, situation, rules):
             continue
         group = situation.groups[claim.holders[-1]]
-        slip = any(one_slip_apart(e, known) for e in emails for known in group.identifiers)
+        # A home's landline does not corroborate a slip at the initial or the end (not
+        # `_inside`): `iquintero@` and `mquintero@` calling from it are siblings sharing both
+        # surnames. Nor does anything when the names differ (the touchpoint's and theirs).
+        line = household_line(claim.identifier, rules)
+        slip = names_agree({situation.name} - {""}, group.names) and any(
+            one_slip_apart(e, known) and not (line and not _inside(e, known))
+            for e in emails
+            for known in group.identifiers
+        )
         if slip and not unique_conflicts([c.identifier for c in ranked], group.identifiers, rules):
             return claim.holders[-1], f"typo_of:email with {claim.identifier.kind}", []
         if emails and _second_mailbox_on(claim, group, ranked, situation, rules):

@@ -363,3 +363,33 @@ def test_a_number_two_customers_of_unrelated_full_names_hold_is_proposed_not_mer
     again = touch("María Teresa Lozano Rodríguez", email="maite.lozano@hotmail.com")
     touch("María Teresa Lozano Rodríguez", email="maite.lozano@hotmail.com", phone="617345678")
     assert identity.locate("t", teresa).customer_id == identity.locate("t", again).customer_id
+
+
+def test_a_call_from_a_household_line_with_a_full_name_is_filed_under_the_one_known_by_it() -> None:
+    identity = memory_resolver(IdentityRules(default=ES))
+    touch = Visits(identity).touch
+    line = "+34 912 345 678"  # a Madrid landline: a home's, several people answer it
+    ignacio = touch("Ignacio Quintero Sanz", email="iquintero@gmail.com", phone=line)
+    marta = touch("Marta Quintero Sanz", email="marta.quintero@gmail.com", phone=line)
+    # He calls from home and gives his full name: his. Her sister's call is hers.
+    assert touch("IGNACIO QUINTERO SANZ", phone=line) == ignacio
+    assert touch("Marta Quintero Sanz", phone=line) == marta
+    # A call without a name, with a given name only, or with a name nobody there is known by:
+    # anyone at home, a customer of its own (as before).
+    for said in ("", "Ignacio", "Pablo Quintero Sanz"):
+        assert touch(said, phone=line) not in {ignacio, marta}, said
+
+
+def test_siblings_whose_addresses_differ_at_the_initial_are_not_one_persons_slip() -> None:
+    identity = memory_resolver(IdentityRules(default=ES))
+    touch = Visits(identity).touch
+    line = "+34 912 345 678"
+    ignacio = touch("", email="iquintero@gmail.com", phone=line)
+    # His sister calls from their home's landline with her own address: not his slip.
+    assert touch("", email="mquintero@gmail.com", phone=line) != ignacio
+    # On the family laptop, with her name (his differs): not his either.
+    laptop = touch("Ignacio Quintero Sanz", email="iquintero@gmail.com", anonymous_id="ck-8")
+    assert laptop == ignacio
+    assert touch("Marta Quintero Sanz", email="mquintero@gmail.com", anonymous_id="ck-8") != (
+        ignacio
+    )
