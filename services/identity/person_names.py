@@ -64,23 +64,46 @@ def is_full(name: str, surnames: int) -> bool:
     return len(name.split()) >= surnames + 1
 
 
-def fits_mailbox(name: str, email: str, surnames: int) -> bool:
-    """A full name (`is_full`) that the email's mailbox is named after: its given name, or the
-    given name's initial at the start, written with its first surname, in either order and with
-    any separators or digits (`raul.gonzalez.perez`, `rgonzalez`, `gonzalez_raul85` for `raul
-    gonzalez perez`). Evidence that the name is the mailbox holder's, not a stranger's typed on
-    the account; it names no one on its own (a sibling with the same initial fits too)."""
-    words = name.split()
+def fits_mailbox(name: str, email: str, surnames: int, initials: bool = True) -> bool:
+    """A full name (`is_full`) that the email's mailbox is named after: one or more whole words of
+    the local part (split at anything not a letter) that spell exactly the given name (or, with
+    `initials`, its initial) and the first surname, in either order, then possibly the second
+    surname or its initial (`raul.gonzalez.perez`, `rgonzalez`, `gonzalez_raul85`,
+    `raulgonzalezp` for `raul gonzalez perez`; not `rperez`, his mother's surname, nor
+    `mariajosegarcia` for `jose garcia lopez`, nor `gonzalezraquel`). Words cannot say where a
+    compound given name ends, so the name is also read as two or more given names, written whole,
+    and a surname (`mariafernandagonzalezm` for `maria fernanda gonzalez`). Evidence that the
+    name is the mailbox holder's, not a stranger's typed on the account; it names no one on its
+    own: a brother or son of the same given name (or, by initial, of the same initial) fits too."""
     if not is_full(name, surnames):
         return False
-    given, surname = words[0], words[-surnames]
-    if min(len(given), len(surname)) < 3:
-        return False
+    words = [w for w in ("".join(c for c in w if c.isalpha()) for w in name.split()) if w]
     local = email.rpartition("@")[0].lower()
-    letters = "".join(c for c in local if c.isalpha())
-    if any(form in letters for form in (given + surname, surname + given)):
-        return True
-    return letters.startswith((given[0] + surname, surname + given[0]))
+    parts = [p for p in re.split(r"[^a-z]+", local) if p]
+    spans = {"".join(parts[i:j]) for i in range(len(parts)) for j in range(i + 1, len(parts) + 1)}
+    for given_count in range(1, len(words)):
+        givens, (surname, *rest) = words[:given_count], words[given_count:]
+        if min(len(givens[0]), len(surname)) < 3:
+            continue
+        spelled = {"".join(givens)}
+        usual = given_count == len(words) - surnames  # as the tenant's people carry names
+        if usual:
+            spelled.add(givens[0])
+        if (usual or given_count == 1) and initials:
+            spelled.add(givens[0][0])
+        forms = {g + surname for g in spelled} | {surname + g for g in spelled}
+        for span in spans:
+            for form in forms:
+                after = span[len(form) :] if span.startswith(form) else None
+                if after is None:
+                    continue
+                # Then nothing, the second surname or its initial; with no second surname in the
+                # name, any one letter (its initial).
+                if after in ({"", rest[0], rest[0][0]} if rest else {""}) or (
+                    not rest and len(after) == 1
+                ):
+                    return True
+    return False
 
 
 def agree(a: str, b: str) -> bool:

@@ -620,7 +620,7 @@ def _slip_of_known(
                 # may join it (`_merge_slips`). A device's profile (anonymous visits) is nobody
                 # yet: it joins whoever the touchpoint is filed under.
                 continue
-            why = _slip_holder(email, known.identifier, ours, bool(ours), event, group, rules)
+            why = _slip_holder(email, known.identifier, ours, situation.name, event, group, rules)
             if why == "slip_and_name":
                 person = [h for h in known.holders if h not in situation.profiles]
                 return (person or known.holders)[-1], "typo_of:email with name", []
@@ -631,14 +631,14 @@ def _slip_holder(
     new: Identifier,
     known: Identifier,
     names: set[str],
-    event_named: bool,
+    event_name: str,
     identifiers: Iterable[Identifier],
     other: Group,
     rules: TenantRules,
 ) -> str:
     """Whether the customer holding `known` may be the person who wrote `new`, one slip from
-    it, on a touchpoint (or customer) known by `names` and `identifiers` (`event_named`: the
-    touchpoint itself carries a name): the code of the reason (services/identity/reasons.py),
+    it, on a touchpoint (or customer) known by `names` and `identifiers` (`event_name`: the
+    name the touchpoint itself carries, or ""): the code of the reason (services/identity/reasons.py),
     `slip_and_name` (corroborated: one person) or `typing_slip` (a candidate for review), or ""
     when nothing says so.
     - Never when only a dot, hyphen or underscore differs (`_written_otherwise`), when the two
@@ -651,6 +651,8 @@ def _slip_holder(
       on each side) and one of those names is full (`is_full`: a given name and both surnames
       as the tenant's people carry them). A name tells people apart where a keystroke cannot
       (`maria@` and `mario@`); names recorded before, without one on the touchpoint, do not.
+      With no name recorded for them, their mailbox named after the touchpoint's full name
+      (`fits_mailbox`), which one of the other `names` (if any) agrees with, is that one name.
     - `typing_slip`: the slip is one a finger makes (`typing_slip`), and no name on either side
       differs from the other's: likely one person, yet the slip alone is weak evidence (nothing
       the two hold corroborates it), so a reviewer decides."""
@@ -661,10 +663,21 @@ def _slip_holder(
     if _other_lines(identifiers, other.identifiers, rules):
         return ""
     full = any(is_full(n, rules.name_surnames) for n in (*names, *other.names))
-    if event_named and full and agree_with_surname(names, other.names):
+    if event_name and full and agree_with_surname(names, other.names):
         return "slip_and_name"
-    if event_named and not other.names and _mailbox_named(names, known, rules):
-        return "slip_and_name"  # no name recorded for them, but their mailbox is named after it
+    # No name recorded for them, but their mailbox is named after the touchpoint's name, or after
+    # a name of the home's that it agrees with (`David` on David Durán Márquez's touchpoint), and
+    # the home is known by no name, or by one the touchpoint's agrees with: not a stranger's
+    # name (the mother's, on her line) read for the daughter who typed.
+    home_names = names - {event_name}
+    agreeing = {n for n in home_names if agree(event_name, n)}
+    if (
+        event_name
+        and not other.names
+        and (agreeing or not home_names)
+        and _mailbox_named({event_name} | agreeing, known, rules)
+    ):
+        return "slip_and_name"
     if typing_slip(new, known) and names_agree(names, other.names):
         return "typing_slip"
     return ""
@@ -950,7 +963,7 @@ def _merge_slips(
                     claim.identifier,
                     known.identifier,
                     draft.names,
-                    bool(situation.name),
+                    situation.name,
                     draft.identifiers,
                     other,
                     rules,
@@ -1061,16 +1074,18 @@ def _merge_or_propose_one(
 
 
 def _named_apart(ours: Iterable[str], theirs: Iterable[str], rules: TenantRules) -> bool:
-    """Both sides are known by full names (`is_full`) that have no word in common: two people,
-    whatever identifier they both hold (a number the carrier gave to someone else). They are
-    proposed for review, not merged. Names that share a word are not told apart (`Ma Teresa
+    """Each side is known by a full name (`is_full`) with no word in common with one of the
+    other's: two people, whatever identifier they both hold (a number the carrier gave to
+    someone else). They are proposed for review, not merged. Names that share a word are not told apart (`Ma Teresa
     Lozano` and `María Teresa Lozano Rodríguez` are one person; a household shares surnames)."""
     surnames = rules.name_surnames
     if not surnames:
         return False
-    our_words = {w for n in ours if is_full(n, surnames) for w in n.split()}
-    their_words = {w for n in theirs if is_full(n, surnames) for w in n.split()}
-    return bool(our_words and their_words) and not our_words & their_words
+    our_full = [set(n.split()) for n in ours if is_full(n, surnames)]
+    their_full = [set(n.split()) for n in theirs if is_full(n, surnames)]
+    # Any two with no word in common: a name filed on one of them by a call from the number
+    # alone (the new holder's, while the number still looked the old one's) does not join them.
+    return any(not a & b for a in our_full for b in their_full)
 
 
 def _slip_between(ours: Iterable[Identifier], theirs: Iterable[Identifier]) -> str | None:

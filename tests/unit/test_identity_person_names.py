@@ -272,6 +272,20 @@ def test_a_daughters_name_left_on_her_mothers_account_never_joins_them_later() -
         ("raul gonzalez perez", "rperez@gmail.com", False),  # the second surname: the mother's
         ("lucia garcia ruiz", "cruiz@gmail.com", False),  # her mother's address
         ("raul gonzalez", "rgonzalez@santander.com", False),  # not a full name
+        # Whole words only: another given name that ends or begins the same way is not his.
+        ("jose garcia lopez", "mariajosegarcia@gmail.com", False),
+        ("luis garcia ruiz", "joseluisgarcia@gmail.com", False),
+        ("ana garcia lopez", "dianagarcia@gmail.com", False),
+        ("ana garcia lopez", "garciaanabel@gmail.com", False),
+        ("raul gonzalez perez", "gonzalezraquel@gmail.com", False),
+        ("jose garcia lopez", "josegarciap@gmail.com", False),  # his son's second surname
+        ("raul gonzalez perez", "raulgonzalezp@gmail.com", True),  # his own second surname
+        # A compound given name, written whole (words cannot say where it ends).
+        ("jose luis garcia lopez", "joseluisgarcia@gmail.com", True),
+        ("jose-luis garcia lopez", "joseluisgarcia@gmail.com", True),
+        ("ana belen flores quintero", "aflores@icloud.com", True),
+        ("maria fernanda gonzalez", "mariafernandagonzalezm@gmail.com", True),
+        ("maria del carmen", "mariadelcarmencastro79@gmail.com", False),  # no surname given
     ],
 )
 def test_a_mailbox_named_after_a_full_name(name: str, address: str, fits: bool) -> None:
@@ -393,3 +407,44 @@ def test_siblings_whose_addresses_differ_at_the_initial_are_not_one_persons_slip
     assert touch("Marta Quintero Sanz", email="mquintero@gmail.com", anonymous_id="ck-8") != (
         ignacio
     )
+
+
+def test_a_slip_is_not_read_for_a_name_the_homes_own_names_disagree_with() -> None:
+    # Lucía types a slip of an address on her mother's mobile (the home: Carmen Ruiz López). The
+    # address she slipped on, `cruiz.lopez@`, is named after her mother, not after Lucía: its
+    # unnamed customer is not merged into the mother's for it; only proposed.
+    mobile = Identifier("phone", "+34617345678")
+    mum = group("mum", {"carmen ruiz lopez"}, mobile)
+    other = group("other", set(), email("cruiz.lopez@gmail.com"))
+    slip = email("cruiz.loppez@gmail.com")
+    known = Claim(email("cruiz.lopez@gmail.com"), ("other",))
+    situation = Situation(
+        (Claim(mobile, ("mum",)), Claim(slip)),
+        {"mum": mum, "other": other},
+        "x",
+        name="lucia garcia ruiz",
+        slips={slip: (known,)},
+    )
+    assert decide(situation, ES).merges == ()
+    # Typed with the mother's own name, it is hers.
+    named = Situation(
+        situation.claims, situation.groups, "x", name="carmen ruiz lopez", slips=situation.slips
+    )
+    assert [m.absorbed_id for m in decide(named, ES).merges] == ["other"]
+
+
+def test_a_strangers_name_filed_by_a_lone_call_does_not_join_two_people_later() -> None:
+    # Santiago's first call from the number María Fernanda gave up is filed under her (the
+    # number still looks hers), and records his name on her customer. His order with the
+    # number later is still not hers: her own full name shares no word with his.
+    identity = memory_resolver(IdentityRules(default=ES))
+    touch = Visits(identity).touch
+    maria = touch(
+        "María Fernanda Guerrero Garrido",
+        email="guerrero.mariafernanda@gmail.com",
+        phone="+34632676410",
+    )
+    santiago = touch("Santiago Núñez Gil", email="santiago.nunez.gil@hotmail.com")
+    assert touch("Santiago Núñez Gil", phone="+34632676410") == maria
+    touch("Santiago Núñez Gil", email="santiago.nunez.gil@hotmail.com", phone="632 676 410")
+    assert identity.locate("t", maria).customer_id != identity.locate("t", santiago).customer_id
