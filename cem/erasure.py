@@ -487,6 +487,13 @@ def _warn_if_long(waiting: Pending, at: tuple[int, int], event_id: object) -> No
         )
 
 
+def deployed_groups(event_log: EventLog, topic: str, groups: Sequence[str]) -> list[str]:
+    """The groups that have committed a position on `topic` at least once: those deployed. A
+    deployment without one of the projection workers (no satisfaction worker) would otherwise
+    keep every erasure's rows waiting for a group that never reads."""
+    return [g for g in groups if event_log.committed(topic, g)]
+
+
 def _projected(
     event_log: EventLog, topic: str, groups: Sequence[str], mark: dict[int, int], timeout_s: float
 ) -> bool:

@@ -22,6 +22,7 @@ from cem.erasure import (
     CustomerEraser,
     Pending,
     delete_erased_rows,
+    deployed_groups,
 )
 from cem.faust_worker import WorkerSettings, file_until_done
 from cem.sealing import NEVER_SEALED, subject_function
@@ -33,6 +34,7 @@ from kernel.ports import (
     FILINGS_TOPIC,
     TOUCHPOINTS_TOPIC,
     Consumed,
+    Record,
     WarehouseUnavailable,
 )
 from kernel.processing import decode_batch, decode_value
@@ -957,3 +959,18 @@ def test_with_several_filing_workers_the_mark_waits_for_the_filing_group_first(
     assert step() == 0 and waiting.marks == {(0, 0): {0: 2}}  # the late filing is in the mark
     log.commit(FILINGS_TOPIC, "projections", {0: 2})
     assert step() == 2 and cast(Any, main.warehouse).commands
+
+
+def test_a_projection_group_never_deployed_is_not_waited_for() -> None:
+    # A distributed deployment without the satisfaction worker: its group never commits on
+    # `filings`, so the erased rows wait only for the groups that read there.
+    log = MemoryLog(partitions=2)
+    log.append(FILINGS_TOPIC, [Record(b"k", b"v")])
+    assert deployed_groups(log, FILINGS_TOPIC, ["projections", "satisfaction"]) == []
+    log.commit(FILINGS_TOPIC, "projections", {0: 0, 1: 0})
+    assert deployed_groups(log, FILINGS_TOPIC, ["projections", "satisfaction"]) == ["projections"]
+    log.commit(FILINGS_TOPIC, "satisfaction", {0: 1})
+    assert deployed_groups(log, FILINGS_TOPIC, ["satisfaction", "projections"]) == [
+        "satisfaction",
+        "projections",
+    ]
