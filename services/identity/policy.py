@@ -489,29 +489,23 @@ def _people(claim: Claim, situation: Situation) -> list[str]:
     return [h for h in claim.holders if h not in situation.profiles]
 
 
-def _mailbox_named(
-    names: Iterable[str], email: Identifier, rules: TenantRules, initials: bool = True
-) -> bool:
+def _mailbox_named(names: Iterable[str], email: Identifier, rules: TenantRules) -> bool:
     """An email whose mailbox is named after one of these full names (`fits_mailbox`)."""
     return email.kind == "email" and any(
-        fits_mailbox(name, email.value, rules.name_surnames, initials) for name in names
+        fits_mailbox(name, email.value, rules.name_surnames) for name in names
     )
 
 
 def _names_its_mailbox(event_name: set[str], draft: _Draft, rules: TenantRules) -> bool:
-    """An established home takes the event's full name as its own when an email of the home is
-    named after it (`fits_mailbox`) and no name the home is known by differs from it (`agree`):
-    the holder of `rgonzalez@` giving `Raúl González Pérez`, or `agustinvega93@`, known as
-    `Agustín`, giving `Agustín Vega Vargas`. A name the home's mailboxes do not fit (a daughter's
-    checkout on her mother's account) stays the event's."""
-    if not event_name or not names_agree(event_name, draft.own_names):
+    """An established home with no recorded name takes the event's full name as its own when an
+    email of the home is named after it (`fits_mailbox`): the holder of `rgonzalez@` giving
+    `Raúl González Pérez`. A name the home's mailboxes do not fit (a daughter's checkout on her
+    mother's account) stays the event's."""
+    if draft.own_names or not event_name:
         return False
     emails = [i.value for i in draft.identifiers if i.kind == "email"]
-    initials = not draft.own_names  # known by part of it already: the whole given name only
     return any(
-        fits_mailbox(name, email, rules.name_surnames, initials)
-        for name in event_name
-        for email in emails
+        fits_mailbox(name, email, rules.name_surnames) for name in event_name for email in emails
     )
 
 
@@ -775,20 +769,16 @@ def _their_name_on_our_mailbox(
 
 def _named_as(ours: set[str], group: Group, rules: TenantRules) -> bool:
     """The group is known by the one full name `ours` holds (`same_full_name`): by its recorded
-    names, or by an email whose mailbox is named after it (`fits_mailbox`: `dcaballero@` for
-    `daniel caballero marin`) when no name it is known by differs from it (`Agustín Vega` with
-    `agustin.vega.vargas@`)."""
+    names, or, with none recorded, by an email whose mailbox is named after it (`fits_mailbox`:
+    `dcaballero@` for `daniel caballero marin`)."""
     surnames = rules.name_surnames
-    if group.names and same_full_name(ours, group.names, surnames):
-        return True
+    if group.names:
+        return same_full_name(ours, group.names, surnames)
     full = {name for name in ours if is_full(name, surnames)}
     return (
         len(full) == 1
         and same_full_name(ours, full, surnames)
-        and names_agree(full, group.names)
-        # Known by part of the name already (`jose garcia`): only the whole given name counts,
-        # as `jgarcia@` fits his son José García Pérez's initial too.
-        and any(_mailbox_named(full, i, rules, not group.names) for i in group.identifiers)
+        and any(_mailbox_named(full, i, rules) for i in group.identifiers)
     )
 
 
