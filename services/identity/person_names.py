@@ -81,7 +81,10 @@ def fits_mailbox(name: str, email: str, surnames: int, initials: bool = True) ->
     local = email.rpartition("@")[0].lower()
     parts = [p for p in re.split(r"[^a-z]+", local) if p]
     spans = {"".join(parts[i:j]) for i in range(len(parts)) for j in range(i + 1, len(parts) + 1)}
-    for given_count in range(1, len(words)):
+    # At least as many given names as the tenant's people carry before their surnames: a
+    # longer name's second given name is not read as a surname (`mariajose@` does not fit
+    # `maria jose garcia lopez`, whose surname is not in it).
+    for given_count in range(max(1, len(words) - surnames), len(words)):
         givens, (surname, *rest) = words[:given_count], words[given_count:]
         if min(len(givens[0]), len(surname)) < 3:
             continue

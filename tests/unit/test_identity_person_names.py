@@ -286,6 +286,8 @@ def test_a_daughters_name_left_on_her_mothers_account_never_joins_them_later() -
         ("ana belen flores quintero", "aflores@icloud.com", True),
         ("maria fernanda gonzalez", "mariafernandagonzalezm@gmail.com", True),
         ("maria del carmen", "mariadelcarmencastro79@gmail.com", False),  # no surname given
+        # Her mother María José's `mariajose85@`: no surname in it, the second given name is not one.
+        ("maria jose garcia lopez", "mariajose85@gmail.com", False),
     ],
 )
 def test_a_mailbox_named_after_a_full_name(name: str, address: str, fits: bool) -> None:
