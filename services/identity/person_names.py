@@ -64,48 +64,39 @@ def is_full(name: str, surnames: int) -> bool:
     return len(name.split()) >= surnames + 1
 
 
-def fits_mailbox(name: str, email: str, surnames: int, initials: bool = True) -> bool:
+def fits_mailbox(name: str, email: str, surnames: int) -> bool:
     """A full name (`is_full`) that the email's mailbox is named after: one or more whole words of
-    the local part (split at anything not a letter) that spell exactly the given name (or, with
-    `initials`, its initial) and the first surname, in either order, then possibly the second
-    surname or its initial (`raul.gonzalez.perez`, `rgonzalez`, `gonzalez_raul85`,
-    `raulgonzalezp` for `raul gonzalez perez`; not `rperez`, his mother's surname, nor
-    `mariajosegarcia` for `jose garcia lopez`, nor `gonzalezraquel`). Words cannot say where a
-    compound given name ends, so the name is also read as two or more given names, written whole,
-    and a surname (`mariafernandagonzalezm` for `maria fernanda gonzalez`). Evidence that the
-    name is the mailbox holder's, not a stranger's typed on the account; it names no one on its
-    own: a brother or son of the same given name (or, by initial, of the same initial) fits too."""
+    the local part (split at anything not a letter) that spell exactly the given name (or its
+    initial) and the first surname, in either order, then possibly the second surname or its
+    initial (`raul.gonzalez.perez`, `rgonzalez`, `gonzalez_raul85`, `raulgonzalezp` for `raul
+    gonzalez perez`; not `rperez`, his mother's surname, nor `mariajosegarcia` for `jose garcia
+    lopez`, nor `gonzalezraquel`). Words cannot say where a compound given name ends, so the name
+    is also read as more given names, written whole, and fewer surnames
+    (`mariafernandagonzalezm` for `maria fernanda gonzalez`); never as fewer given names (a
+    second given name is not a surname: `mariajose85` fits no `maria jose garcia lopez`).
+    Evidence that the name is the mailbox holder's, not a stranger's typed on the account; it
+    names no one on its own: a brother or son of the same given name or initial fits too."""
     if not is_full(name, surnames):
         return False
     words = [w for w in ("".join(c for c in w if c.isalpha()) for w in name.split()) if w]
-    local = email.rpartition("@")[0].lower()
-    parts = [p for p in re.split(r"[^a-z]+", local) if p]
+    parts = [p for p in re.split(r"[^a-z]+", email.rpartition("@")[0].lower()) if p]
     spans = {"".join(parts[i:j]) for i in range(len(parts)) for j in range(i + 1, len(parts) + 1)}
-    # At least as many given names as the tenant's people carry before their surnames: a
-    # longer name's second given name is not read as a surname (`mariajose@` does not fit
-    # `maria jose garcia lopez`, whose surname is not in it).
-    for given_count in range(max(1, len(words) - surnames), len(words)):
+    usual = len(words) - surnames  # given names, as the tenant's people carry them
+    for given_count in range(max(1, usual), len(words)):
         givens, (surname, *rest) = words[:given_count], words[given_count:]
         if min(len(givens[0]), len(surname)) < 3:
             continue
         spelled = {"".join(givens)}
-        usual = given_count == len(words) - surnames  # as the tenant's people carry names
-        if usual:
-            spelled.add(givens[0])
-        if (usual or given_count == 1) and initials:
-            spelled.add(givens[0][0])
+        if given_count == usual:
+            spelled |= {givens[0], givens[0][0]}
         forms = {g + surname for g in spelled} | {surname + g for g in spelled}
-        for span in spans:
-            for form in forms:
-                after = span[len(form) :] if span.startswith(form) else None
-                if after is None:
-                    continue
-                # Then nothing, the second surname or its initial; with no second surname in the
-                # name, any one letter (its initial).
-                if after in ({"", rest[0], rest[0][0]} if rest else {""}) or (
-                    not rest and len(after) == 1
-                ):
-                    return True
+        # Then nothing, the second surname or its initial; with no second surname in the name,
+        # any one letter (its initial).
+        endings = ["", rest[0], rest[0][0]] if rest else [""]
+        if {form + ending for form in forms for ending in endings} & spans:
+            return True
+        if not rest and any(span[:-1] in forms for span in spans):
+            return True
     return False
 
 

@@ -351,7 +351,7 @@ def _line_caller(ranked: list[Claim], situation: Situation, rules: TenantRules) 
     for claim in ranked:
         for member in claim.holders:
             found.setdefault(_canonical(member, situation), member)
-    groups = {g.canonical_id: g for g in situation.groups.values()}
+    groups = _by_canonical(situation)
     named = [
         c
         for c in sorted(found)
@@ -460,7 +460,7 @@ def _one_persons_again(claim: Claim, situation: Situation, rules: TenantRules) -
 def _users_of(claim: Claim, situation: Situation) -> set[str]:
     """The customers known as people that used a device: its holders other than device profiles
     (anonymous visits, whoever made them), and those that presented it (`_presented`)."""
-    return {h for h in claim.holders if h not in situation.profiles} | set(claim.presented_by)
+    return set(_people(claim, situation)) | set(claim.presented_by)
 
 
 def _start(ranked: list[Claim], situation: Situation, rules: TenantRules) -> _Draft:
@@ -489,6 +489,11 @@ def _people(claim: Claim, situation: Situation) -> list[str]:
     return [h for h in claim.holders if h not in situation.profiles]
 
 
+def _by_canonical(situation: Situation) -> dict[str, Group]:
+    """The situation's groups by their canonical ids."""
+    return {g.canonical_id: g for g in situation.groups.values()}
+
+
 def _mailbox_named(names: Iterable[str], email: Identifier, rules: TenantRules) -> bool:
     """An email whose mailbox is named after one of these full names (`fits_mailbox`)."""
     return email.kind == "email" and any(
@@ -503,10 +508,7 @@ def _names_its_mailbox(event_name: set[str], draft: _Draft, rules: TenantRules) 
     mother's account) stays the event's."""
     if draft.own_names or not event_name:
         return False
-    emails = [i.value for i in draft.identifiers if i.kind == "email"]
-    return any(
-        fits_mailbox(name, email, rules.name_surnames) for name in event_name for email in emails
-    )
+    return any(_mailbox_named(event_name, i, rules) for i in draft.identifiers)
 
 
 @dataclass(frozen=True)
@@ -539,7 +541,7 @@ def _choose_home(
             # A device decides whose a person's touchpoint is only when it completes its user.
             if _device_completes(claim, ranked, situation, rules):
                 # Filed under the person, not the device's profile (which leaves if shared).
-                person = [h for h in claim.holders if h not in situation.profiles]
+                person = _people(claim, situation)
                 return (person or claim.holders)[-1], f"completed_by:{claim.identifier.kind}", []
             continue
         groups = _groups_of(claim.holders, situation)
@@ -581,18 +583,18 @@ def _mistyped_email_of(
         # surnames. Nor does anything when the names differ (the touchpoint's and theirs).
         line = household_line(claim.identifier, rules)
         slip = names_agree({situation.name} - {""}, group.names) and any(
-            one_slip_apart(e, known) and not (line and not _inside(e, known))
+            one_slip_apart(e, known) and (not line or _inside(e, known))
             for e in emails
             for known in group.identifiers
         )
         if slip and not unique_conflicts([c.identifier for c in ranked], group.identifiers, rules):
             return claim.holders[-1], f"typo_of:email with {claim.identifier.kind}", []
         if emails and _second_mailbox_on(claim, group, ranked, situation, rules):
-            person = [h for h in claim.holders if h not in situation.profiles]
+            person = _people(claim, situation)
             why = f"second_mailbox:email on {claim.identifier.kind}"  # a kind, never a value
             return (person or claim.holders)[-1], why, []
         if new_ids and _new_details_named_alike(claim, group, ranked, situation, rules):
-            person = [h for h in claim.holders if h not in situation.profiles]
+            person = _people(claim, situation)
             why = f"same_name:{new_ids[0].kind} on {claim.identifier.kind}"
             return (person or claim.holders)[-1], why, []
     return _slip_of_known(emails, ranked, situation, rules)
@@ -622,7 +624,7 @@ def _slip_of_known(
                 continue
             why = _slip_holder(email, known.identifier, ours, situation.name, event, group, rules)
             if why == "slip_and_name":
-                person = [h for h in known.holders if h not in situation.profiles]
+                person = _people(known, situation)
                 return (person or known.holders)[-1], "typo_of:email with name", []
     return None
 
@@ -638,9 +640,9 @@ def _slip_holder(
 ) -> str:
     """Whether the customer holding `known` may be the person who wrote `new`, one slip from
     it, on a touchpoint (or customer) known by `names` and `identifiers` (`event_name`: the
-    name the touchpoint itself carries, or ""): the code of the reason (services/identity/reasons.py),
-    `slip_and_name` (corroborated: one person) or `typing_slip` (a candidate for review), or ""
-    when nothing says so.
+    name the touchpoint itself carries, or ""): the code of the reason
+    (services/identity/reasons.py), `slip_and_name` (corroborated: one person) or `typing_slip`
+    (a candidate for review), or "" when nothing says so.
     - Never when only a dot, hyphen or underscore differs (`_written_otherwise`), when the two
       hold different unique identifiers, or personal lines and none in common (two mobiles: two
       people, as in `_named_alike`), or when the slip touches the local part's first character
@@ -744,7 +746,7 @@ def _users_named(
     users = _shared_by(device, situation) - {home}
     if not (surnames and ours and users):
         return False
-    groups = {g.canonical_id: g for g in situation.groups.values()}
+    groups = _by_canonical(situation)
     return all(_named_as(ours, groups[user], rules) for user in sorted(users))
 
 
@@ -757,7 +759,7 @@ def _their_name_on_our_mailbox(
     with it (`Silvia`). Without a name on the touchpoint, a sibling's `smarin@` would fit too."""
     if not situation.name:
         return set()
-    groups = {g.canonical_id: g for g in situation.groups.values()}
+    groups = _by_canonical(situation)
     users = _shared_by(device, situation) - {home}
     names = {name for user in users if user in groups for name in groups[user].names}
     full = {name for name in names if is_full(name, rules.name_surnames)}
@@ -1076,8 +1078,9 @@ def _merge_or_propose_one(
 def _named_apart(ours: Iterable[str], theirs: Iterable[str], rules: TenantRules) -> bool:
     """Each side is known by a full name (`is_full`) with no word in common with one of the
     other's: two people, whatever identifier they both hold (a number the carrier gave to
-    someone else). They are proposed for review, not merged. Names that share a word are not told apart (`Ma Teresa
-    Lozano` and `María Teresa Lozano Rodríguez` are one person; a household shares surnames)."""
+    someone else). They are proposed for review, not merged. Names that share a word are not
+    told apart (`Ma Teresa Lozano` and `María Teresa Lozano Rodríguez` are one person; a
+    household shares surnames)."""
     surnames = rules.name_surnames
     if not surnames:
         return False
