@@ -359,13 +359,16 @@ class Pending:
     sleep: Callable[[float], object] = field(default=time.sleep, compare=False)
 
     def forget(self, at: tuple[int, int]) -> None:
-        for kept in (self.upstream, self.marks, self.since, self.failures):
+        for kept in self._kept():
             kept.pop(at, None)
 
     def reset(self) -> None:
         """Forget every erasure read (another reader carried them out meanwhile, or will)."""
-        for kept in (self.upstream, self.marks, self.since, self.failures):
+        for kept in self._kept():
             kept.clear()
+
+    def _kept(self) -> tuple[dict[tuple[int, int], Any], ...]:
+        return (self.upstream, self.marks, self.since, self.failures)
 
 
 def delete_erased_rows(
@@ -379,6 +382,7 @@ def delete_erased_rows(
     waiting: Pending | None = None,
     topic: str = FILINGS_TOPIC,
     upstream: tuple[str, str] | None = None,
+    deployed_only: bool = False,
 ) -> int:
     """Delete the warehouse rows of the batch's `customer.erased` filings; returns how many
     records it consumed. Only a filing whose bytes hold the type's name is decoded (through the
@@ -400,7 +404,9 @@ def delete_erased_rows(
     resolved the customer's event before the erasure and append its filing after the erasure's,
     so the filings' mark is taken only once the filing group has committed as far as the
     touchpoints reached when the erasure was first read (a filing worker appends, then commits).
-    The process's cached keys of the erasure are dropped when it is first read."""
+    The process's cached keys of the erasure are dropped when it is first read.
+    `deployed_only`: of `row_groups`, wait only for those that have committed on `topic` at
+    least once (`deployed_groups`; a distributed deployment may run without one of them)."""
     records = event_log.poll(topic, ERASED_ROWS, max_records, timeout_s)
     if not records:
         return 0
@@ -448,7 +454,8 @@ def delete_erased_rows(
                 del waiting.upstream[at]
             if at not in waiting.marks:
                 waiting.marks[at] = event_log.end_offsets(topic)
-            if not _projected(event_log, topic, row_groups, waiting.marks[at], timeout_s):
+            groups = deployed_groups(event_log, topic, row_groups) if deployed_only else row_groups
+            if not _projected(event_log, topic, groups, waiting.marks[at], timeout_s):
                 _warn_if_long(waiting, at, event.event_id)
                 return stop_before(index)
             try:

@@ -469,13 +469,7 @@ def erased_rows(
     erasure's warehouse rows once every projection group has committed what was filed before it
     (`cem.erasure.delete_erased_rows`), so a projection lagging behind the erasure does not
     insert the customer's rows after the deletion."""
-    from cem.erasure import (
-        ERASED_ROWS,
-        CustomerEraser,
-        Pending,
-        delete_erased_rows,
-        deployed_groups,
-    )
+    from cem.erasure import ERASED_ROWS, CustomerEraser, Pending, delete_erased_rows
 
     eraser = filing_eraser(config, sink, identity)
     if not row_groups or not isinstance(eraser, CustomerEraser):
@@ -505,9 +499,10 @@ def erased_rows(
             eraser,
             sink.decode_filing,  # only what the filing stage sealed names a customer
             timeout_s=1.0,
+            row_groups=row_groups,
             # A projection worker never deployed here (no commit on filings yet) is not waited
             # for; one deployed later starts from the log's beginning.
-            row_groups=deployed_groups(event_log, config.filings_topic, row_groups),
+            deployed_only=True,
             waiting=waiting,
             topic=config.filings_topic,
             # Several filing workers: one may append a filing resolved before the erasure after

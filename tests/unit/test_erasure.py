@@ -34,7 +34,6 @@ from kernel.ports import (
     FILINGS_TOPIC,
     TOUCHPOINTS_TOPIC,
     Consumed,
-    Record,
     WarehouseUnavailable,
 )
 from kernel.processing import decode_batch, decode_value
@@ -961,16 +960,41 @@ def test_with_several_filing_workers_the_mark_waits_for_the_filing_group_first(
     assert step() == 2 and cast(Any, main.warehouse).commands
 
 
-def test_a_projection_group_never_deployed_is_not_waited_for() -> None:
+def test_a_projection_group_never_deployed_is_not_waited_for(pipeline: Pipeline) -> None:
     # A distributed deployment without the satisfaction worker: its group never commits on
-    # `filings`, so the erased rows wait only for the groups that read there.
-    log = MemoryLog(partitions=2)
-    log.append(FILINGS_TOPIC, [Record(b"k", b"v")])
-    assert deployed_groups(log, FILINGS_TOPIC, ["projections", "satisfaction"]) == []
-    log.commit(FILINGS_TOPIC, "projections", {0: 0, 1: 0})
-    assert deployed_groups(log, FILINGS_TOPIC, ["projections", "satisfaction"]) == ["projections"]
-    log.commit(FILINGS_TOPIC, "satisfaction", {0: 1})
-    assert deployed_groups(log, FILINGS_TOPIC, ["satisfaction", "projections"]) == [
-        "satisfaction",
-        "projections",
-    ]
+    # `filings`, so the erased rows wait only for the groups that read there (`deployed_only`);
+    # without it they would wait for ever.
+    pipeline.eraser.warehouse = None
+    main = CustomerEraser(
+        pipeline.identity, pipeline.vault, PLATFORM_KEY, None, RecordingWarehouse()
+    )
+    [lucia] = pipeline.file(message({"email": EMAIL}))
+    named = filed_subject(lucia)
+    assert named is not None
+    [sealed] = pipeline.sealer.seal_values(
+        [encode(accept(raw_erasure(named, "GDPR", "key-admin", AT), TENANT, AT)[0])]
+    )
+    erasure = Consumed(TOUCHPOINTS_TOPIC, 0, 1, b"k", sealed)
+    batch = file_batch(
+        [erasure], pipeline.filer, opening_decode(pipeline.opener), None, pipeline.eraser
+    )
+    log = MemoryLog(partitions=1)
+    log.append(FILINGS_TOPIC, batch.filings)
+    log.commit(FILINGS_TOPIC, "projections", {0: 1})
+    groups = ("projections", "satisfaction")
+    assert deployed_groups(log, FILINGS_TOPIC, groups) == ["projections"]
+
+    def step(deployed_only: bool) -> int:
+        return delete_erased_rows(
+            log,
+            main,
+            opening_decode(pipeline.opener),
+            timeout_s=0,
+            row_groups=groups,
+            deployed_only=deployed_only,
+        )
+
+    assert step(False) == 0 and cast(Any, main.warehouse).commands == []  # waits for satisfaction
+    assert step(True) == 1
+    deleted = {sql.split()[2] for sql, _ in cast(Any, main.warehouse).commands}
+    assert "customer_timeline" in deleted
