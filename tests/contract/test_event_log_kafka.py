@@ -126,13 +126,38 @@ def test_reads_without_a_broker_raise_log_unavailable(dead_log: KafkaLog) -> Non
         dead_log.poll("touchpoints", "g", 10, 0.05)
 
 
-def _leaders(members: list[Leadership], seconds: float = 60.0) -> list[int]:
-    """Poll every member until exactly one leads (or time is up); the indexes of those that do."""
+class _Member(threading.Thread):
+    """One filing worker's leadership, polled on its own thread as each worker polls its own
+    (several consumers polled in turn from one thread can stall each other's rejoin)."""
+
+    def __init__(self, log: KafkaLog) -> None:
+        super().__init__(daemon=True)
+        self.leadership = Leadership(log, "leader", "g-leader", session_timeout_ms=6000)
+        self.leading, self.held, self.stopping = False, frozenset[int](), threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            self.leading = self.leadership.leads(timeout_s=0.5)
+            self.held = frozenset(tp.partition for tp in self.leadership.consumer.assignment())
+
+    def leave(self) -> None:
+        self.stopping.set()
+        self.join(10)
+        self.leadership.close()
+
+
+def _settled(members: list[_Member], partitions: int, seconds: float = 60.0) -> list[_Member]:
+    """Wait until every member holds a share of the `partitions` (none twice) and exactly one
+    leads, or time is up; the members that lead. Exactly one leading is not enough on its own:
+    the first member to join holds every partition until the others' joins rebalance the group."""
     deadline = time.monotonic() + seconds
     while True:
-        leading = [i for i, member in enumerate(members) if member.leads(timeout_s=0.2)]
-        if len(leading) == 1 or time.monotonic() > deadline:
+        leading = [m for m in members if m.leading]
+        held = sorted(p for m in members for p in m.held)
+        settled = held == list(range(partitions)) and all(m.held for m in members)
+        if (settled and len(leading) == 1) or time.monotonic() > deadline:
             return leading
+        time.sleep(0.1)
 
 
 def test_one_member_of_a_leadership_group_leads_and_another_takes_over_when_it_leaves(
@@ -142,18 +167,21 @@ def test_one_member_of_a_leadership_group_leads_and_another_takes_over_when_it_l
     member leads, and when it leaves the group one of the others leads."""
     prefix = f"test-{uuid.uuid4().hex[:8]}."
     log = KafkaLog(kafka_bootstrap, partitions=3, topic_prefix=prefix)
-    members = [Leadership(log, "leader", "g-leader", session_timeout_ms=6000) for _ in range(3)]
+    members = [_Member(log) for _ in range(3)]
+    for member in members:
+        member.start()
     try:
-        first = _leaders(members)
-        assert len(first) == 1, [m.consumer.assignment() for m in members]
-        for _ in range(3):  # it stays the leader while nobody joins or leaves
-            assert [i for i, m in enumerate(members) if m.leads(timeout_s=0.1)] == first
-        members.pop(first[0]).close()
-        after = _leaders(members)
-        assert len(after) == 1, [m.consumer.assignment() for m in members]
+        first = _settled(members, 3)
+        assert len(first) == 1, [sorted(m.held) for m in members]
+        time.sleep(1.5)  # it stays the leader while nobody joins or leaves
+        assert [m for m in members if m.leading] == first
+        members.remove(first[0])
+        first[0].leave()
+        after = _settled(members, 3)
+        assert len(after) == 1, [sorted(m.held) for m in members]
     finally:
         for member in members:
-            member.close()
+            member.leave()
         log.close()
 
 
