@@ -133,22 +133,27 @@ class Platform:
         if filing_process:
             self._start_filing_process()
         else:
-            self.runners.insert(
-                0,
-                filing_runner(self.log, self.warehouse, self.filer, self.decoder, self._eraser()),
+            # The filing stage erases without the warehouse here too: the rows go through the
+            # `erased-rows` group, once the projections stored what was filed before the erasure.
+            filing = filing_runner(
+                self.log, self.warehouse, self.filer, self.decoder, self._eraser(rows=False)
             )
+            self.runners.insert(0, filing)
+        self._start_erased_rows()
         for runner in self.runners:
             runner.start()
 
-    def _eraser(self) -> Eraser | None:
-        """The filing stage's handler of erasures (`cem.erasure`), on the vault and the key
-        cache the ingest and the projections of this process share."""
+    def _eraser(self, *, rows: bool = True) -> Eraser | None:
+        """The handler of erasures (`cem.erasure`), on the vault and the key cache the ingest and
+        the projections of this process share; `rows`: it deletes the warehouse's rows too (the
+        `erased-rows` group's), else it leaves them (the filing stage's)."""
         from cem.erasure import eraser_for
 
         opener = self.decoder.opener
         if opener is None:
             return None
-        return eraser_for(self.identity, opener, self.settings, self.warehouse, self.decoder.forget)
+        warehouse = self.warehouse if rows else None
+        return eraser_for(self.identity, opener, self.settings, warehouse, self.decoder.forget)
 
     def _start_filing_process(self) -> None:
         assert isinstance(self.log, SqliteLog), "the filing process opens the SQLite log"
@@ -157,25 +162,30 @@ class Platform:
         self.filing_process = FilingProcess(self.settings)
         self.filing_process.start()
         self.runners.append(dead_letter_sink(self.log, self.warehouse))
-        # That process erases without the warehouse (chdb: one process): this one deletes the
-        # rows of each erasure it filed. Its group starts at the log's beginning, not its end:
-        # deleting again is idempotent and finds nothing, and it reaches the rows an earlier
-        # filing process left (docs/erasure.md).
-        eraser = self._eraser()
-        if isinstance(eraser, CustomerEraser):
-            as_touchpoint = through_touchpoints(self.decoder, TOUCHPOINTS_TOPIC)
-            # Each erasure's rows go once the projections stored what was filed before it.
-            groups = tuple(p.name for p in self.projections)
-            waiting = Pending()
-            runner = Runner(
-                ERASED_ROWS,
-                lambda: delete_erased_rows(
-                    self.log, eraser, as_touchpoint, row_groups=groups, waiting=waiting
-                ),
-            )
-            waiting.sleep = runner.stopping.wait
-            self.runners.append(runner)
         self.app.state.readiness["filing"] = self.filing_process.check
+
+    def _start_erased_rows(self) -> None:
+        """The `erased-rows` group: the filing stage (a thread or a process of its own, which
+        may not open chdb) erases without the warehouse, and this group deletes the rows of each
+        erasure it filed once every projection group stored what was filed before it (deleted
+        earlier, a projection behind the erasure would insert those rows again, in clear on a
+        clear log). It starts at the log's beginning, not its end: deleting again is idempotent
+        and finds nothing, and it reaches the rows an earlier filing stage left
+        (docs/erasure.md)."""
+        eraser = self._eraser()
+        if not isinstance(eraser, CustomerEraser):
+            return
+        as_touchpoint = through_touchpoints(self.decoder, TOUCHPOINTS_TOPIC)
+        groups = tuple(p.name for p in self.projections)
+        waiting = Pending()
+        runner = Runner(
+            ERASED_ROWS,
+            lambda: delete_erased_rows(
+                self.log, eraser, as_touchpoint, row_groups=groups, waiting=waiting
+            ),
+        )
+        waiting.sleep = runner.stopping.wait
+        self.runners.append(runner)
 
     def _wake_streams(self, stored: Rows) -> None:
         if ARRIVALS in stored:
@@ -203,14 +213,15 @@ class Platform:
     def lag(self) -> dict[str, int]:
         """Records not yet processed, per consumer group: the filing stage's touchpoints, each
         projection's filings (filings are appended before the touchpoints are committed, so no
-        event is between the two when both are zero)."""
+        event is between the two when both are zero), the `erased-rows` group's filings (so no
+        lag means an erasure's rows are gone) and, beside a filing process, its dead letters."""
         groups = {FILING_STAGE: TOUCHPOINTS_TOPIC} | {
             p.name: FILINGS_TOPIC for p in self.projections
         }
         if self.filing_process is not None:
             groups[DEAD_LETTER_SINK] = DEAD_LETTER_TOPIC
-            if any(r.stage == ERASED_ROWS for r in self.runners):
-                groups[ERASED_ROWS] = FILINGS_TOPIC
+        if any(r.stage == ERASED_ROWS for r in self.runners):
+            groups[ERASED_ROWS] = FILINGS_TOPIC
         return {group: self._lag(topic, group) for group, topic in groups.items()}
 
     def _lag(self, topic: str, group: str) -> int:

@@ -11,8 +11,12 @@ appending the filing, hands it here (`kernel.processing.Eraser`). For each erasu
 2. those data keys are destroyed in the key vault and dropped from this process's `KeyCache`:
    every event sealed under them opens as `erased` from now on, in every replay;
 3. the customer's warehouse rows are deleted with the mutations retention uses
-   (`ALTER TABLE … DELETE`), and the mutations waited for (bounded);
-4. how many keys and rows went is recorded in the identity store (`ErasureCompleted`).
+   (`ALTER TABLE … DELETE`), and the mutations waited for (bounded): here when the eraser has
+   the warehouse (a distributed filing worker deployed without projection groups), else by the
+   `erased-rows` group (`delete_erased_rows`, embedded and distributed by default) once the
+   projections stored what was filed before the erasure;
+4. how many keys and rows went is recorded in the identity store (`ErasureCompleted`; the
+   `erased-rows` group adds its rows with `ErasedRowsDeleted`).
 
 Every step is idempotent, so a redelivered batch erases again and changes nothing more. A store
 that does not answer makes the stage retry the batch (the exception propagates, `OUTAGES`); any
@@ -175,9 +179,9 @@ class CustomerEraser:
 
     `identity` None (CEM_IDENTITY=rule): events are filed under their customer key, so the key
     destroyed is that key's subject (and the alert actions'); no identity store to change.
-    `warehouse` None (the embedded filing stage in a process of its own, which may not open
-    chdb): the rows are left to the main process, whose `delete_erased_rows` reads the erasure's
-    filing and calls `delete_rows`."""
+    `warehouse` None (the embedded filing stage, a thread or a process of its own that may not
+    open chdb; the distributed filing workers): the rows are left to the `erased-rows` group,
+    whose `delete_erased_rows` reads the erasure's filing and calls `delete_rows`."""
 
     def __init__(
         self,
@@ -273,25 +277,53 @@ class CustomerEraser:
         members = self.forget_keys(tenant_id, home)
         counts = delete_customer_rows(self.warehouse, tenant_id, members, event_id, position)
         logger.info("erasure %s of %s (tenant %s): rows %s", event_id, home, tenant_id, counts)
+        self._record_rows(tenant_id, home, event_id, counts)
         return counts
+
+    def _record_rows(
+        self, tenant_id: str, home: str, event_id: str, counts: dict[str, int]
+    ) -> None:
+        """The rows deleted, added to the erasure's record (the export's `removed`), when any
+        went: reading the erasure again after a failure here finds none, and zeros would be a
+        wrong record. A failure is logged, not raised: the rows are gone, and a retry or a
+        dead letter would say otherwise."""
+        record = self._record(tenant_id, home)
+        if record is None or not any(counts.values()):
+            return
+        assert self.identity is not None
+        record_of = str(record["erasure_event_id"])
+        try:  # this erasure's record, or the dead-lettered one before it that it completed
+            self.identity.erasure_rows_deleted(tenant_id, home, record_of, counts)
+        except Exception:
+            logger.exception(
+                "erasure %s of %s: rows deleted, their count not recorded", event_id, home
+            )
 
     def forget_keys(self, tenant_id: str, home: str) -> list[str]:
         """Drop this process's cached keys of an erasure another process carried out, and the
         events it opened with them, at once (its ingest must not seal with a destroyed key while
         the rows wait); the group's members, as the erasure recorded them."""
         members, key_ids = [home], self._key_ids_of_key(tenant_id, home)
-        if self.identity is not None:
-            try:
-                record = self.identity.erasure_of(tenant_id, home)
-            except CustomerNotFound:
-                record = None
-            if record is not None:  # this erasure's record, or that of the one before it
-                members = recorded_members(record) or self.identity.members(tenant_id, home)
-                key_ids = list(record["key_ids"])
+        record = self._record(tenant_id, home)
+        if record is not None:  # this erasure's record, or that of the one before it
+            assert self.identity is not None
+            members = recorded_members(record) or self.identity.members(tenant_id, home)
+            key_ids = list(record["key_ids"])
         if self.cache is not None:
             self.cache.drop(tenant_id, key_ids)
         self.forget_opened()
         return members
+
+    def _record(self, tenant_id: str, home: str) -> dict[str, Any] | None:
+        """The erasure identity recorded on the customer the erasure was filed under (read on
+        that customer itself: a merge since must not change whose rows go or where their count
+        is recorded); None without identity, for a customer it does not know or never erased."""
+        if self.identity is None:
+            return None
+        try:
+            return self.identity.erasure_recorded_on(tenant_id, home)
+        except CustomerNotFound:
+            return None
 
     def _key_ids_of_key(self, tenant_id: str, home: str) -> list[str]:
         """A customer identity does not know (CEM_IDENTITY=rule, or a key only the warehouse
@@ -331,8 +363,8 @@ def eraser_for(
     )
 
 
-# The main process's consumer group over `filings` deleting the rows of the erasures the embedded
-# filing process carried out (it has no warehouse).
+# The consumer group over `filings` deleting the rows of the erasures the filing stage carried out
+# without the warehouse (embedded: the main process's; distributed: one filing worker's).
 ERASED_ROWS = "erased-rows"
 _ERASURE_BYTES = ERASURE_TYPE.encode()
 

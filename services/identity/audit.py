@@ -124,6 +124,7 @@ ACTIONS = tuple(
         Customer.Erased,
         Customer.NamesForgotten,
         Customer.ErasureCompleted,
+        Customer.ErasedRowsDeleted,
     )
 )
 # What an erased customer's history no longer shows: the identifiers' values, what it was first

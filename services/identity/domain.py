@@ -127,6 +127,13 @@ class Customer(Aggregate):
         erasure_event_id: str
         counts: dict[str, int]
 
+    class ErasedRowsDeleted(Aggregate.Event):
+        """The warehouse rows of an erasure whose keys went before (`ErasureCompleted`) are
+        gone, deleted apart by the `erased-rows` group: how many per table."""
+
+        erasure_event_id: str
+        counts: dict[str, int]
+
     class MergeRecorded(Aggregate.Event):
         """What every merge and split event says: which merge, of whom into whom, who and why."""
 
@@ -244,6 +251,7 @@ class Customer(Aggregate):
             "counts": dict(counts),
             "members": list(members),
             "completed": None,
+            "rows_deleted": None,
         }
         # The names its touchpoints carried stop being evidence of who it is (`policy`); the
         # `NameRecorded` events stay in the store (docs/erasure.md, "What erasure leaves").
@@ -258,6 +266,12 @@ class Customer(Aggregate):
         erasure = self.__dict__.get("_erasure")
         if erasure is not None and erasure["erasure_event_id"] == erasure_event_id:
             erasure["completed"] = dict(counts)
+
+    @event(ErasedRowsDeleted)
+    def record_erased_rows(self, erasure_event_id: str, counts: dict[str, int]) -> None:
+        erasure = self.__dict__.get("_erasure")
+        if erasure is not None and erasure["erasure_event_id"] == erasure_event_id:
+            erasure["rows_deleted"] = dict(counts)
 
     @event(IdentifierUnlinked)
     def unlink(self, kind: str, value: str, reason: str, actor: str, erased: bool) -> None:

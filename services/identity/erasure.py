@@ -193,6 +193,40 @@ def complete(
     customer.complete_erasure(erasure_event_id=erasure_event_id, counts=counts)
 
 
+def record_rows(
+    state: IdentityState, customer_id: str, erasure_event_id: str, counts: dict[str, int]
+) -> bool:
+    """Record the warehouse rows an erasure's `erased-rows` group deleted (later than the keys,
+    in another process or thread: `cem.erasure.CustomerEraser.delete_rows`) on the customer the
+    erasure was filed under, read as it is (not through a merge since). Only for that erasure,
+    once its keys are recorded gone (rows recorded on a record whose keys were not would read as
+    a finished erasure), and once: the group reading the erasure again finds nothing left.
+    Whether it was recorded now."""
+    customer = state.customer(customer_id)
+    record = customer.erasure
+    if record is None or record["erasure_event_id"] != erasure_event_id:
+        return False
+    if record["completed"] is None or record.get("rows_deleted") is not None:
+        return False
+    customer.record_erased_rows(erasure_event_id=erasure_event_id, counts=counts)
+    return True
+
+
+def recorded_on(state: IdentityState, customer_id: str) -> dict[str, Any] | None:
+    """The erasure recorded on the customer itself (the canonical one when it was erased), not
+    through whatever it was merged into since; None if none."""
+    return state.customer(customer_id).erasure
+
+
+def removed(record: dict[str, Any]) -> dict[str, int] | None:
+    """What an erasure removed: the keys (and the rows when the filing stage deleted them),
+    then the rows deleted apart; None until its keys are gone."""
+    completed = record["completed"]
+    if completed is None:
+        return None
+    return {**completed, **(record.get("rows_deleted") or {})}
+
+
 def _done(canonical: str, members: list[str], record: dict[str, Any]) -> Erasure:
     return Erasure(
         canonical,

@@ -309,6 +309,21 @@ class IdentityResolver(Application[UUID]):
             lambda state: erasure.complete(state, customer_id, erasure_event_id, counts),
         )
 
+    def erasure_rows_deleted(
+        self, tenant_id: str, customer_id: str, erasure_event_id: str, counts: dict[str, int]
+    ) -> None:
+        """Record how many warehouse rows the erasure's `erased-rows` group deleted, beside the
+        keys its completion recorded (`erasure.record_rows`)."""
+        self._run(
+            tenant_id,
+            lambda state: erasure.record_rows(state, customer_id, erasure_event_id, counts),
+        )
+
+    def erasure_recorded_on(self, tenant_id: str, customer_id: str) -> dict[str, Any] | None:
+        """The erasure recorded on the customer itself, not through a merge since (the one the
+        `erased-rows` group deletes the rows of); None if none."""
+        return erasure.recorded_on(IdentityState(self.repository, tenant_id), customer_id)
+
     def erasure_of(self, tenant_id: str, customer_id: str) -> dict[str, Any] | None:
         """The erasure recorded on the customer's group, None if it was never erased."""
         return erasure.erasure_of(IdentityState(self.repository, tenant_id), customer_id)

@@ -49,6 +49,7 @@ from kernel.shredding import ERASED, TenantKeyring, open_sealed, sealed_key_id, 
 from schemas.envelope import CustomerRef
 from schemas.families import filed_subject
 from schemas.validate import accept, encode
+from services.identity.erasure import removed
 from services.identity.errors import CustomerNotFound
 from services.identity.filing import IdentityFiler
 from services.identity.rules import IdentityRules, TenantRules
@@ -652,6 +653,59 @@ def test_the_main_process_deletes_the_group_as_it_was_when_erased() -> None:
     deleted = {sql.split()[2]: p for sql, p in cast(Any, main.warehouse).commands}
     timeline = deleted["customer_timeline"]
     assert {v for k, v in timeline.items() if k.startswith("member_")} == {lucia, by_phone}
+
+
+def test_the_rows_deleted_apart_are_recorded_beside_the_keys_once() -> None:
+    # The filing stage records the keys it destroyed; the `erased-rows` group, later, the rows
+    # it deleted (the export's `removed`), on the customer the erasure was filed under even when
+    # it was merged into another since. Reading the erasure again finds no rows and keeps the
+    # counts; rows are not recorded for an erasure whose keys were not recorded gone.
+    filing = Pipeline()
+    filing.eraser.warehouse = None
+    main = CustomerEraser(filing.identity, filing.vault, PLATFORM_KEY, None, RecordingWarehouse())
+    lucia, by_phone, other = filing.file(
+        message({"email": EMAIL}), message({"phone": PHONE}), message({"email": "otra@x.es"})
+    )
+    filing.identity.merge(TENANT, lucia, by_phone, "same person", "key-admin")
+    event_id = filing.erase(lucia)
+    record = filing.identity.erasure_of(TENANT, lucia)
+    assert record is not None and record["completed"] == {KEYS_DESTROYED: 2}
+    filing.identity.merge(TENANT, other, lucia, "merged by mistake", "key-admin")
+    assert main.delete_rows(TENANT, lucia, event_id)["customer_timeline"] == 2
+    deleted = {sql.split()[2]: p for sql, p in cast(Any, main.warehouse).commands}
+    timeline = deleted["customer_timeline"]
+    assert {v for k, v in timeline.items() if k.startswith("member_")} == {lucia, by_phone}
+    record = filing.identity.erasure_recorded_on(TENANT, lucia)
+    assert record is not None
+    gone = removed(record)
+    assert gone is not None
+    assert (gone[KEYS_DESTROYED], gone["customer_timeline"]) == (2, 2)
+    main.warehouse = EmptyWarehouse()  # read again: nothing left to delete
+    assert not any(main.delete_rows(TENANT, lucia, event_id).values())
+    assert removed(filing.identity.erasure_recorded_on(TENANT, lucia) or {}) == gone
+    history = [e.action for e in filing.identity.history(TENANT, lucia)]
+    assert history.count("erased_rows_deleted") == 1
+    # Keys never recorded gone (the erasure failed after identity recorded it): the rows do
+    # not make it look complete.
+    [bea] = filing.file(message({"email": OTHER}))
+    named = filed_subject(bea)
+    assert named is not None
+    filing.eraser.warehouse = BrokenWarehouse(BUG)
+    body = raw_erasure(named, "GDPR", "key-admin", AT)
+    _, letters = filing.file_with_letters(body)
+    assert [reason for reason, _ in letters] == ["erasure_failed"]
+    main.warehouse = RecordingWarehouse()
+    main.delete_rows(TENANT, bea, str(body["event_id"]))
+    record = filing.identity.erasure_of(TENANT, bea)
+    assert record is not None and record["completed"] is None and removed(record) is None
+
+
+class EmptyWarehouse(RecordingWarehouse):
+    """A warehouse whose rows of the customer are gone: every count is 0."""
+
+    def select(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        found = super().select(sql, params)
+        return [{"n": 0}] if found == [{"n": 2}] else found
 
 
 def test_an_identifier_released_by_an_earlier_holder_keeps_its_key(pipeline: Pipeline) -> None:

@@ -114,7 +114,10 @@ class ErasurePreview(BaseModel):
     customer_id: str = Field(description="the canonical customer of the group")
     erased: bool
     erasure_event_id: str | None = Field(description="the erasure's event, once erased")
-    completed: bool = Field(description="its keys and rows recorded gone")
+    completed: bool = Field(
+        description="its keys recorded gone; the warehouse's rows go once the projections "
+        "stored what was filed before the erasure (the export's `removed` counts both)"
+    )
     members: list[MemberOut] = Field(
         description="every customer the erasure takes: the canonical one and each merged into "
         "it, automatic merges included; split a stranger off before erasing"

@@ -28,6 +28,7 @@ from pydantic_core import to_jsonable_python
 from kernel.access_audit import record_access
 from kernel.auth import AUTHENTICATED, CAN_EXPORT_SUBJECT, UNAUTHENTICATED, require
 from kernel.ports import Principal, Warehouse
+from services.identity.erasure import removed
 from services.identity.errors import CustomerNotFound
 from services.identity.resolver import IdentityResolver
 from services.projections.profile import Profile
@@ -162,7 +163,9 @@ def _erasure(request: Request, tenant_id: str, customer_id: str) -> dict[str, An
         "reason": found["reason"],
         "actor": found["actor"],
         "identity": found["counts"],
-        "removed": found["completed"],  # None until the keys and rows are gone
+        # None until the keys are gone; the rows' counts as each part recorded them (the
+        # `erased-rows` group deletes them after the keys, and adds its counts then).
+        "removed": removed(found),
     }
 
 
