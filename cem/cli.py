@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -253,10 +254,54 @@ def _bench_identity(args: argparse.Namespace) -> int:
     from services.identity.rules import IdentityRules
 
     rules = IdentityRules.from_file(Path(args.rules)) if args.rules else None
+    if args.seeds:
+        return _bench_identity_seeds(args, rules)
     result = run_accuracy(args.people, args.seed, rules=rules)
     print(format_table(result))
     print(f"\nresults: {write_json(result, Path(args.out) if args.out else default_out(result))}")
     return 0 if result["meets_targets"] else 1
+
+
+def _bench_identity_seeds(args: argparse.Namespace, rules: Any) -> int:
+    """`cem bench identity --seeds 5,7,11`: each population in turn, a line each as it ends,
+    then how many met every target (one seed meeting them says little about the next)."""
+    from bench.identity.accuracy import run_accuracy
+    from bench.identity.report import (
+        SEEDS_HEADER,
+        seed_row,
+        seeds_out,
+        seeds_summary,
+        write_seeds_json,
+    )
+
+    seeds = _seed_list(args.seeds)
+    print(f"populations of {args.people:,} people, seeds {args.seeds}, one after the other")
+    print(SEEDS_HEADER, flush=True)
+    results = []
+    for seed in seeds:
+        result = run_accuracy(args.people, seed, rules=rules)
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        result["load_average_1min"] = load
+        results.append(result)
+        print(seed_row(result, load), flush=True)
+    print(seeds_summary(results))
+    out = Path(args.out) if args.out else seeds_out(results)
+    print(f"\nresults: {write_seeds_json(results, out)}")
+    return 0 if all(r["meets_targets"] for r in results) else 1
+
+
+def _seed_list(text: str) -> list[int]:
+    """`5,7,11` as seeds; a one-line error naming what is wrong otherwise."""
+    seeds = []
+    for part in text.split(","):
+        try:
+            seeds.append(int(part.strip()))
+        except ValueError:
+            message = f"cem bench identity: --seeds takes numbers, like 5,7,11: {part!r}"
+            raise SystemExit(message) from None
+    if len(set(seeds)) != len(seeds):
+        raise SystemExit(f"cem bench identity: --seeds names a seed twice: {text}")
+    return seeds
 
 
 def _bench_identity_throughput(args: argparse.Namespace) -> int:
@@ -400,6 +445,12 @@ def _add_bench(sub: Any) -> None:
         "--people", "--customers", type=int, default=2000, help="people in the population"
     )
     identity.add_argument("--seed", type=int, default=7, help="population seed")
+    identity.add_argument(
+        "--seeds",
+        default=None,
+        help="several population seeds, one after the other (5,7,11): a line each, and on how "
+        "many every target was met",
+    )
     identity.add_argument(
         "--rules", default=None, help="identity rules JSON (default: the product's rules)"
     )

@@ -138,3 +138,52 @@ def write_json(result: dict[str, Any], out: Path) -> Path:
 
 def default_out(result: dict[str, Any]) -> Path:
     return Path("bench-results") / f"identity-seed{result['seed']}-people{result['people']}.json"
+
+
+SEEDS_HEADER = (
+    f"{'seed':>5}{'precision':>11}{'linkable recall':>17}{'cust./group':>13}"
+    f"{'via hub':>9}{'wrong pairs':>13}{'missed link.':>14}{'filings/s':>11}"
+    f"{'load':>7}  targets"
+)
+
+
+def seed_row(r: dict[str, Any], load: float | None = None) -> str:
+    """One seed's headline figures on one line (`cem bench identity --seeds`), printed as soon
+    as that seed is measured."""
+    wrong = r["predicted_pairs"] - r["correct_pairs"]
+    missed = r["linkable_pairs"] - r["found_linkable_pairs"]
+    shown_load = f"{load:.1f}" if load is not None else "?"
+    return (
+        f"{r['seed']:>5}{_pct(r['precision']):>11}{_pct(r['linkable_recall']):>17}"
+        f"{r['customers_per_linkable_group']:>13.3f}"
+        f"{r['customers_through_placeholder_or_hub']:>9,}{wrong:>13,}{missed:>14,}"
+        f"{r['filings_per_s']:>11,.0f}{shown_load:>7}  {'met' if r['meets_targets'] else 'MISSED'}"
+    )
+
+
+def seeds_summary(results: list[dict[str, Any]]) -> str:
+    """How many seeds met every target, and the range of each headline figure across them."""
+    met = sum(bool(r["meets_targets"]) for r in results)
+
+    def spread(key: str) -> str:
+        values = [r[key] for r in results]
+        return f"{_pct(min(values))}–{_pct(max(values))}"
+
+    return (
+        f"targets met on {met} of {len(results)} seeds; precision {spread('precision')} "
+        f"(target {TARGETS['precision']:.1%}), linkable recall {spread('linkable_recall')} "
+        f"(target {TARGETS['linkable_recall']:.0%})"
+    )
+
+
+def seeds_out(results: list[dict[str, Any]]) -> Path:
+    seeds = "-".join(str(r["seed"]) for r in results)
+    return Path("bench-results") / f"identity-seeds{seeds}-people{results[0]['people']}.json"
+
+
+def write_seeds_json(results: list[dict[str, Any]], out: Path) -> Path:
+    """Every seed's result (each with the load average after it) and the summary line."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    body = {"summary": seeds_summary(results), "results": results}
+    out.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
+    return out

@@ -166,3 +166,31 @@ def test_the_cli_prints_the_table_and_writes_the_json(
     assert code == (0 if written["meets_targets"] else 1)
     printed = capsys.readouterr().out
     assert "customers per linkable group" in printed and str(out) in printed
+
+
+def test_several_seeds_print_a_line_each_and_on_how_many_the_targets_were_met(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "seeds.json"
+    code = main(["bench", "identity", "--people", "60", "--seeds", "2,3", "--out", str(out)])
+    written = json.loads(out.read_text())
+    results = written["results"]
+    assert [r["seed"] for r in results] == [2, 3]
+    assert all(r["people"] == 60 and "load_average_1min" in r for r in results)
+    met = sum(bool(r["meets_targets"]) for r in results)
+    assert code == (0 if met == 2 else 1)
+    assert written["summary"].startswith(f"targets met on {met} of 2 seeds")
+    printed = capsys.readouterr().out.splitlines()
+    rows = [line for line in printed if line.split()[:1] in (["2"], ["3"])]
+    assert len(rows) == 2
+    for row, result in zip(rows, results, strict=True):
+        wrong = result["predicted_pairs"] - result["correct_pairs"]
+        assert f"{result['precision']:.2%}" in row and f"{wrong:,}" in row
+        assert row.endswith("met" if result["meets_targets"] else "MISSED")
+
+
+def test_seeds_that_are_not_numbers_or_repeat_are_a_one_line_error() -> None:
+    for bad, said in (("5,x", "takes numbers"), ("5,5", "names a seed twice")):
+        with pytest.raises(SystemExit) as raised:
+            main(["bench", "identity", "--people", "60", "--seeds", bad])
+        assert said in str(raised.value)
