@@ -59,6 +59,23 @@ def name_in(payload: Mapping[str, Any]) -> str:
     return normalise_name(whole) if isinstance(whole, str) else ""
 
 
+def written_name(payload: Mapping[str, Any]) -> str:
+    """The person's name a touchpoint's payload carries (as `name_in` finds it), as written:
+    accents and capitals kept, spaces collapsed, for showing it (`María José García`); empty when
+    it carries none or what it carries is no name (`-`, `n/a`: nothing `normalise_name` keeps)."""
+    attributes = payload.get("attributes") if isinstance(payload, Mapping) else None
+    if not isinstance(attributes, Mapping):
+        return ""
+    first, last = attributes.get("first_name"), attributes.get("last_name")
+    if isinstance(first, str) and isinstance(last, str):
+        text = f"{first} {last}"
+    elif isinstance(attributes.get("name"), str):
+        text = attributes["name"]
+    else:
+        return ""
+    return " ".join(text.split()) if normalise_name(text) else ""
+
+
 def is_full(name: str, surnames: int) -> bool:
     """A given name and `surnames` surnames at least (see the module's docstring)."""
     return len(name.split()) >= surnames + 1

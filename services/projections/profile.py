@@ -24,7 +24,8 @@ from kernel.customer_key import customer_key, event_identifiers
 from kernel.processing import to_micros
 from schemas import families as f
 from schemas.envelope import Event
-from schemas.families import SCALES, parse_payload
+from schemas.families import SCALES, filed_customer, parse_payload
+from services.identity.person_names import normalise_name, written_name
 from services.projections.repeat_contact import RepeatContact
 from services.projections.timeline import amount_text, from_micros
 
@@ -38,6 +39,7 @@ SURVEY = "survey"  # key = survey kind, num = score
 CASE = "case"  # key = case id, str = "open" | "resolved"
 CASE_SUBJECT = "case_subject"  # key = case id, str = subject or topic
 IDENTIFIER = "identifier"  # key = "kind:value"
+NAME = "name"  # key = the name normalised (person_names), str = as written
 
 
 def to_units(amount: Decimal) -> int:
@@ -101,7 +103,16 @@ def facts_of(event: Event) -> list[Fact]:
     known = [Fact(IDENTIFIER, f"{kind}:{value}") for kind, value in event_identifiers(event)]
     family = _FAMILY_FACTS.get(event.type)
     extra = family(parse_payload(event.type, event.payload)) if family else []
-    return [touch, *known, *extra]
+    return [touch, *known, *extra, *_name_facts(event)]
+
+
+def _name_facts(event: Event) -> list[Fact]:
+    """The person's name the touchpoint gives, keyed by its normalised spelling so that one
+    name written several ways is one group (a platform event's payload names nobody)."""
+    if filed_customer(event) is not None:
+        return []
+    written = written_name(event.payload)
+    return [Fact(NAME, normalise_name(written), written)] if written else []
 
 
 def to_profile_facts(event: Event, customer_id: str | None = None) -> list[dict[str, Any]]:
@@ -206,6 +217,12 @@ class Profile(BaseModel):
     satisfaction: Satisfaction
     open_cases: list[OpenCase] = Field(description="most recently updated first")
     identifiers: list[str] = Field(description="every identifier seen, as kind:value")
+    name: str | None = Field(
+        default=None,
+        description="the person's name the customer's touchpoints give most often "
+        "(payload.attributes), as last written; null when none gave one",
+        examples=["María José García López"],
+    )
     repeat_contact: RepeatContact | None = Field(
         default=None,
         description="the latest contact that came within 7 days after an earlier one "
@@ -302,4 +319,14 @@ def fold_profile(
         satisfaction=_satisfaction(by_field[SURVEY]),
         open_cases=_open_cases(by_field[CASE], by_field[CASE_SUBJECT]),
         identifiers=sorted(g.key for g in by_field[IDENTIFIER]),
+        name=_name(by_field[NAME]),
     )
+
+
+def _name(names: list[FactGroup]) -> str | None:
+    """The name the customer's touchpoints give most often (a daughter's one checkout on her
+    mother's account does not rename the mother), as it was last written; on a tie, the one
+    given last. None when none gave one."""
+    if not names:
+        return None
+    return max(names, key=lambda g: (g.n, g.latest)).latest_str

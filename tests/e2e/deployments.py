@@ -376,9 +376,13 @@ def survey(
     )
 
 
+STORY_NAME = "Lucía Pérez Gómez"  # the buyer's name `story`'s first order gives
+
+
 def story(customer: dict[str, Any], tag: str, start: datetime) -> list[dict[str, Any]]:
     """One customer across channels, oldest first: a call rated CSAT 2 (correlated), a chat, an
-    email, two orders (150.00 EUR) and a later CSAT 4 about the web shop."""
+    email, two orders (150.00 EUR; the first gives the buyer's name, `STORY_NAME`) and a later
+    CSAT 4 about the web shop."""
     call = f"call-{tag}"
     minutes = [start + timedelta(minutes=m) for m in (0, 5, 10, 60, 120, 180, 240, 300)]
     return [
@@ -393,7 +397,8 @@ def story(customer: dict[str, Any], tag: str, start: datetime) -> list[dict[str,
         event("email.opened", "email", customer, minutes[4], {"message_id": f"m-{tag}"},
               touchpoint=f"mail-{tag}"),
         event("order.placed", "web", customer, minutes[5],
-              {"order_id": f"o1-{tag}", "amount": "129.90", "currency": "EUR", "items": 2},
+              {"order_id": f"o1-{tag}", "amount": "129.90", "currency": "EUR", "items": 2,
+               "attributes": {"first_name": "Lucía", "last_name": "Pérez Gómez"}},
               touchpoint=f"shop-{tag}"),
         event("order.placed", "web", customer, minutes[6],
               {"order_id": f"o2-{tag}", "amount": "20.10", "currency": "EUR"},

@@ -13,7 +13,16 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.deployments import TENANT_A, TENANT_B, Api, Deployment, new_tag, story, survey
+from tests.e2e.deployments import (
+    STORY_NAME,
+    TENANT_A,
+    TENANT_B,
+    Api,
+    Deployment,
+    new_tag,
+    story,
+    survey,
+)
 from tests.events import event, iso
 
 PROCESSED_WITHIN_S = 60.0
@@ -170,6 +179,7 @@ def test_a_cross_channel_story_is_one_timeline_newest_first(
     assert (last_csat["score"], last_csat["responses"]) == (4, 2)
     assert (profile["last_channel"], profile["last_touchpoint"]) == ("survey", f"shop-{tag}")
     assert f"email:story-{tag}@mercado.es" in profile["identifiers"]
+    assert profile["name"] == STORY_NAME  # as the order wrote it, accents kept
 
     # The CSAT 2 answered the call (same correlation_id): counted and alerted on the call's line.
     (call_bucket,) = satisfaction(api, manager, f"line-{tag}", start)

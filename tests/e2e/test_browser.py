@@ -22,6 +22,7 @@ from services.projections.timeline import CHANNEL_NAMES
 from tests.conftest import missing_service
 from tests.e2e.deployments import (
     REPO,
+    STORY_NAME,
     TENANT_A,
     TENANT_B,
     Api,
@@ -224,6 +225,7 @@ def test_an_agent_searches_sees_the_timeline_and_a_new_event_arrives_live(
     assert timeline_ids(page) == [e["event_id"] for e in shown]  # newest first, all of them
     # The profile is its own request: it may come after the timeline's last page.
     page.wait(lambda: "150.00 EUR" in page.text("#f-amount"), what="the customer's profile")
+    assert page.text("#customer-label") == STORY_NAME  # the name the agent greets them by
     page.wait(lambda: page.text("#risk"), what="the risk badge")  # the CSAT 2 of the story
     # The story's chat came an hour after its call: a repeat contact (repeat_contact@1).
     assert page.text("#repeat").startswith("Repeat contact")

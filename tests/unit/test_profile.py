@@ -121,6 +121,29 @@ def test_profile_of_a_customer_month() -> None:
     ]  # fmt: skip
 
 
+def named(name: dict[str, str], minutes: int) -> Event:
+    order = {"order_id": f"O{minutes}", "amount": "10", "currency": "EUR", "attributes": name}
+    return event("order.placed", "web", order, minutes)
+
+
+def test_the_name_is_the_one_given_most_often_as_last_written() -> None:
+    # Ana gives her name three ways that are one spelling, her daughter's checkout once on her
+    # account gives another: the header says Ana's, as she last wrote it.
+    events = [
+        named({"name": "ana  garcía"}, 0),
+        named({"first_name": "Lucía", "last_name": "Ruiz García"}, 10),
+        named({"name": "ANA GARCIA"}, 20),
+        named({"first_name": "Ana", "last_name": "García"}, 30),
+        named({"name": "-"}, 40),  # no name: a placeholder
+    ]
+    profile = profile_of(events)
+    assert profile is not None and profile.name == "Ana García"
+    assert profile_of([*events, named({"name": "Lucía Ruiz"}, 50)]).name == "Ana García"
+    assert profile_of(story()).name is None  # no touchpoint gave one
+    # On a tie, the name given last.
+    assert profile_of(events[:2]).name == "Lucía Ruiz García"
+
+
 def test_a_reopened_case_is_open_again_and_keeps_its_subject() -> None:
     events = [
         event("case.opened", "email", {"case_id": "C1", "subject": "Lid"}, 0),

@@ -103,9 +103,11 @@
     startLive(current.streamCursor);
   }
 
-  // What a person recognises a customer by: its strongest identifier (the id says nothing).
+  // What a person recognises a customer by: the name its touchpoints give, else its strongest
+  // identifier (the id says nothing).
   const LABEL_KINDS = ["email", "phone", "customer_id", "external", "anonymous_id"];
   function displayName(p) {
+    if (p.name) return p.name;
     const rank = (i) => {
       const found = LABEL_KINDS.indexOf(i.split(":")[0]);
       return found < 0 ? LABEL_KINDS.length : found;
