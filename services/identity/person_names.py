@@ -59,10 +59,54 @@ def name_in(payload: Mapping[str, Any]) -> str:
     return normalise_name(whole) if isinstance(whole, str) else ""
 
 
+# Words that fill a name field without naming anyone, for showing a name (`written_name`): what
+# tills, forms and agents type when there is none (`n/a`, `Sin nombre`, `Consumidor Final`).
+_NO_NAME_WORDS = frozenset(
+    [
+        "anon",
+        "anonima",
+        "anonimo",
+        "anonymous",
+        "cliente",
+        "clientes",
+        "consumidor",
+        "default",
+        "desconocida",
+        "desconocido",
+        "erased",
+        "final",
+        "generico",
+        "guest",
+        "na",
+        "nada",
+        "name",
+        "nan",
+        "nil",
+        "ninguna",
+        "ninguno",
+        "no",
+        "nombre",
+        "none",
+        "notiene",
+        "null",
+        "prueba",
+        "sin",
+        "test",
+        "undefined",
+        "unknown",
+        "usuario",
+    ]
+)
+# Control, format (zero-width spaces, direction overrides), private-use and unassigned characters:
+# nothing a person's name is written with, and nothing a page should show.
+_INVISIBLE = frozenset({"Cc", "Cf", "Co", "Cs", "Cn"})
+
+
 def written_name(payload: Mapping[str, Any]) -> str:
-    """The person's name a touchpoint's payload carries (as `name_in` finds it), as written:
-    accents and capitals kept, spaces collapsed, for showing it (`María José García`); empty when
-    it carries none or what it carries is no name (`-`, `n/a`: nothing `normalise_name` keeps)."""
+    """The person's name a touchpoint's payload carries (where `name_in` finds it), for showing
+    it: accents and capitals as written, invisible characters and runs of spaces made one space
+    (`María José García`). Empty when it carries none, or when no word of it names anyone (`-`,
+    `n/a`, `Sin nombre`, `Consumidor Final`: single letters and `_NO_NAME_WORDS`)."""
     attributes = payload.get("attributes") if isinstance(payload, Mapping) else None
     if not isinstance(attributes, Mapping):
         return ""
@@ -73,7 +117,11 @@ def written_name(payload: Mapping[str, Any]) -> str:
         text = attributes["name"]
     else:
         return ""
-    return " ".join(text.split()) if normalise_name(text) else ""
+    words = normalise_name(text).split()
+    if not any(len(w) > 1 and w not in _NO_NAME_WORDS for w in words):
+        return ""
+    shown = "".join(" " if unicodedata.category(c) in _INVISIBLE else c for c in text)
+    return " ".join(shown.split())
 
 
 def is_full(name: str, surnames: int) -> bool:

@@ -134,7 +134,10 @@ def test_the_name_is_the_one_given_most_often_as_last_written() -> None:
         named({"first_name": "Lucía", "last_name": "Ruiz García"}, 10),
         named({"name": "ANA GARCIA"}, 20),
         named({"first_name": "Ana", "last_name": "García"}, 30),
-        named({"name": "-"}, 40),  # no name: a placeholder
+        named({"name": "-"}, 40),  # no name: placeholders a till or an agent types
+        named({"name": "n/a"}, 41),
+        named({"name": "Consumidor Final"}, 42),
+        named({"first_name": "Sin", "last_name": "nombre"}, 43),
     ]
     profile = profile_of(events)
     assert profile is not None and profile.name == "Ana García"
@@ -142,6 +145,9 @@ def test_the_name_is_the_one_given_most_often_as_last_written() -> None:
     assert profile_of(story()).name is None  # no touchpoint gave one
     # On a tie, the name given last.
     assert profile_of(events[:2]).name == "Lucía Ruiz García"
+    # Invisible characters are not shown: a zero-width space is a space, an override is dropped.
+    hidden = [named({"name": "Ana\u200bGarcía\u202e"}, 60)]
+    assert profile_of(hidden).name == "Ana García"
 
 
 def test_a_reopened_case_is_open_again_and_keeps_its_subject() -> None:
