@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from cem import data_dir
-from cem.cli_errors import CliError, run_reporting
+from cem.cli_errors import USAGE_ERROR, CliError, run_reporting
 from cem.cli_format import Formatter
 from cem.cli_output import check_port_free, format_table, reachable
 from kernel.auth import ROLES
@@ -248,23 +248,31 @@ def _bench(args: argparse.Namespace) -> int:
     return bench_main(args)
 
 
+DEFAULT_IDENTITY_SEED = 7  # `cem bench identity`'s population when no seed is given
+
+
 def _bench_identity(args: argparse.Namespace) -> int:
     from bench.identity.accuracy import run_accuracy
     from bench.identity.report import default_out, format_table, write_json
     from services.identity.rules import IdentityRules
 
+    if args.seeds is not None and args.seed is not None:
+        raise CliError("give --seed or --seeds, not both", USAGE_ERROR)
+    seeds = _seed_list(args.seeds) if args.seeds is not None else None
     rules = IdentityRules.from_file(Path(args.rules)) if args.rules else None
-    if args.seeds:
-        return _bench_identity_seeds(args, rules)
-    result = run_accuracy(args.people, args.seed, rules=rules)
+    if seeds is not None:
+        return _bench_identity_seeds(args, seeds, rules)
+    seed = DEFAULT_IDENTITY_SEED if args.seed is None else args.seed
+    result = run_accuracy(args.people, seed, rules=rules)
     print(format_table(result))
     print(f"\nresults: {write_json(result, Path(args.out) if args.out else default_out(result))}")
     return 0 if result["meets_targets"] else 1
 
 
-def _bench_identity_seeds(args: argparse.Namespace, rules: Any) -> int:
-    """`cem bench identity --seeds 5,7,11`: each population in turn, a line each as it ends,
-    then how many met every target (one seed meeting them says little about the next)."""
+def _bench_identity_seeds(args: argparse.Namespace, seeds: list[int], rules: Any) -> int:
+    """`cem bench identity --seeds 5,7,11`: each population in turn, a line each as it ends (and
+    the JSON written again), then how many met every target (one seed meeting them says little
+    about the next)."""
     from bench.identity.accuracy import run_accuracy
     from bench.identity.report import (
         SEEDS_HEADER,
@@ -274,33 +282,41 @@ def _bench_identity_seeds(args: argparse.Namespace, rules: Any) -> int:
         write_seeds_json,
     )
 
-    seeds = _seed_list(args.seeds)
+    out = Path(args.out) if args.out else seeds_out(seeds, args.people)
     print(f"populations of {args.people:,} people, seeds {args.seeds}, one after the other")
     print(SEEDS_HEADER, flush=True)
     results = []
     for seed in seeds:
         result = run_accuracy(args.people, seed, rules=rules)
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        load = _load_average()
         result["load_average_1min"] = load
         results.append(result)
+        write_seeds_json(results, out)  # what was measured is kept if a later seed fails
         print(seed_row(result, load), flush=True)
     print(seeds_summary(results))
-    out = Path(args.out) if args.out else seeds_out(results)
-    print(f"\nresults: {write_seeds_json(results, out)}")
+    print(f"\nresults: {out}")
     return 0 if all(r["meets_targets"] for r in results) else 1
 
 
+def _load_average() -> float | None:
+    """The 1-minute load average, None where the system cannot say."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
 def _seed_list(text: str) -> list[int]:
-    """`5,7,11` as seeds; a one-line error naming what is wrong otherwise."""
+    """`5,7,11` as seeds; a one-line usage error naming what is wrong otherwise."""
     seeds = []
     for part in text.split(","):
         try:
             seeds.append(int(part.strip()))
         except ValueError:
-            message = f"cem bench identity: --seeds takes numbers, like 5,7,11: {part!r}"
-            raise SystemExit(message) from None
+            message = f"--seeds takes numbers, like 5,7,11: {part.strip()!r} is not one"
+            raise CliError(message, USAGE_ERROR) from None
     if len(set(seeds)) != len(seeds):
-        raise SystemExit(f"cem bench identity: --seeds names a seed twice: {text}")
+        raise CliError(f"--seeds names a seed twice: {text}", USAGE_ERROR)
     return seeds
 
 
@@ -444,7 +460,9 @@ def _add_bench(sub: Any) -> None:
     identity.add_argument(
         "--people", "--customers", type=int, default=2000, help="people in the population"
     )
-    identity.add_argument("--seed", type=int, default=7, help="population seed")
+    identity.add_argument(
+        "--seed", type=int, default=None, help=f"population seed (default: {DEFAULT_IDENTITY_SEED})"
+    )
     identity.add_argument(
         "--seeds",
         default=None,

@@ -176,9 +176,9 @@ def seeds_summary(results: list[dict[str, Any]]) -> str:
     )
 
 
-def seeds_out(results: list[dict[str, Any]]) -> Path:
-    seeds = "-".join(str(r["seed"]) for r in results)
-    return Path("bench-results") / f"identity-seeds{seeds}-people{results[0]['people']}.json"
+def seeds_out(seeds: list[int], people: int) -> Path:
+    named = "-".join(str(seed) for seed in seeds)
+    return Path("bench-results") / f"identity-seeds{named}-people{people}.json"
 
 
 def write_seeds_json(results: list[dict[str, Any]], out: Path) -> Path:

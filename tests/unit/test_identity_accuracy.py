@@ -189,8 +189,17 @@ def test_several_seeds_print_a_line_each_and_on_how_many_the_targets_were_met(
         assert row.endswith("met" if result["meets_targets"] else "MISSED")
 
 
-def test_seeds_that_are_not_numbers_or_repeat_are_a_one_line_error() -> None:
-    for bad, said in (("5,x", "takes numbers"), ("5,5", "names a seed twice")):
-        with pytest.raises(SystemExit) as raised:
-            main(["bench", "identity", "--people", "60", "--seeds", bad])
-        assert said in str(raised.value)
+def test_seeds_that_are_not_numbers_or_repeat_are_a_one_line_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cases = (
+        (["--seeds", "5,x"], "'x' is not one"),
+        (["--seeds", "5,"], "'' is not one"),
+        (["--seeds", ""], "'' is not one"),
+        (["--seeds", "5,5"], "names a seed twice"),
+        (["--seed", "3", "--seeds", "2"], "not both"),
+    )
+    for given, said in cases:
+        assert main(["bench", "identity", "--people", "60", *given]) == 2  # not a miss (1)
+        error = capsys.readouterr().err
+        assert said in error and "Traceback" not in error
