@@ -76,8 +76,10 @@ def story() -> list[Event]:
     order = {"currency": "EUR", "items": 1}
     return [
         event("page.viewed", "web", {"url": "https://shop.example/"}, 0, touchpoint="home"),
-        event("order.placed", "web", {**order, "order_id": "A", "amount": "129.90"}, 5),
-        event("order.placed", "web", {**order, "order_id": "B", "amount": "20.1"}, 6),
+        event("order.placed", "web", {**order, "order_id": "A", "amount": "129.90",
+                                      "attributes": {"name": "Ana García"}}, 5),
+        event("order.placed", "web", {**order, "order_id": "B", "amount": "20.1", "attributes":
+                                      {"first_name": "Ana", "last_name": "García López"}}, 6),
         event("store.purchased", "store", {"store_id": "p1", "amount": "7.5", "currency": "USD"}, 60),
         event("order.returned", "web", {**order, "order_id": "B", "amount": "20.10"}, 90),
         event("case.opened", "email", {"case_id": "C1", "subject": "Lid"}, 100),
@@ -119,6 +121,7 @@ def test_profile_of_a_customer_month() -> None:
     assert profile.identifiers == [
         "customer_id:cust-1", "email:ana@example.com", "phone:+33600000001",
     ]  # fmt: skip
+    assert profile.name == "Ana García López"
 
 
 def named(name: dict[str, str], minutes: int) -> Event:
@@ -142,9 +145,33 @@ def test_the_name_is_the_one_given_most_often_as_last_written() -> None:
     profile = profile_of(events)
     assert profile is not None and profile.name == "Ana García"
     assert profile_of([*events, named({"name": "Lucía Ruiz"}, 50)]).name == "Ana García"
-    assert profile_of(story()).name is None  # no touchpoint gave one
-    # On a tie, the name given last.
+    assert profile_of(story()[:1]).name is None  # no touchpoint gave one
+    # On a tie, the fuller name; as full, the one given last.
     assert profile_of(events[:2]).name == "Lucía Ruiz García"
+    assert profile_of([events[0], named({"name": "Lucía Ruiz"}, 5)]).name == "Lucía Ruiz"
+    # A shorter and a fuller form of one name count together, shown in the fuller form.
+    mother = [
+        named({"name": n}, m)
+        for n, m in (
+            ("Ana García", 70),
+            ("Ana García López", 71),
+            ("ana garcia", 72),
+            ("Ana García López", 73),
+        )
+    ]
+    daughter = [named({"name": "Lucía Ruiz"}, m) for m in (80, 81, 82)]
+    assert profile_of([*mother, *daughter]).name == "Ana García López"
+    # Father and son given the same short form: the form both share, not either full name.
+    family = [
+        named({"name": n}, m)
+        for n, m in (
+            ("José García", 90),
+            ("José García", 91),
+            ("José García López", 92),
+            ("José García Ruiz", 93),
+        )
+    ]
+    assert profile_of(family).name == "José García"
     # Invisible characters are not shown: a zero-width space is a space, an override is dropped.
     hidden = [named({"name": "Ana\u200bGarcía\u202e"}, 60)]
     assert profile_of(hidden).name == "Ana García"
