@@ -220,7 +220,8 @@ class Profile(BaseModel):
     name: str | None = Field(
         default=None,
         description="the person's name the customer's touchpoints give most often "
-        "(payload.attributes), as last written; null when none gave one",
+        "(payload.attributes; a shorter and a fuller form of one name count together and show "
+        "in the fuller), as last written; null when none gave one",
         examples=["María José García López"],
     )
     repeat_contact: RepeatContact | None = Field(
