@@ -18,6 +18,8 @@ from rapidfuzz.distance import OSA
 
 from schemas.envelope import CustomerRef
 from services.identity.keyboard import keyboard_slip
+from services.identity.placeholders import PLACEHOLDER_EMAIL_LOCALS, PLACEHOLDER_TOKENS
+from services.identity.placeholders import words as _words
 from services.identity.rules import ExternalNamespace, Identifier, TenantRules
 
 
@@ -58,21 +60,6 @@ class Normalised:
     rejected: tuple[Rejected, ...]
 
 
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
-# Tokens that mean "no value" in any kind, compared case-insensitively (English and Spanish).
-PLACEHOLDER_TOKENS = _words(
-    "- 0 00000000-0000-0000-0000-000000000000 anon anonymous default desconocido guest n/a na "
-    "nada nan nil ninguno no none notiene null sin test undefined unknown x xx xxx"
-)
-# Local parts that say there is no mailbox, or name a role rather than a person.
-PLACEHOLDER_EMAIL_LOCALS = _words(
-    "anonimo anonymous cliente clientes correo desconocida desconocido do-not-reply donotreply "
-    "email mail n/a na nada ninguna ninguno no no-email no-reply nobody noemail nomail none "
-    "noreply notengo notiene null prueba sin sincorreo sinemail sinmail test undefined unknown usuario"
-)
 # RFC 2606 reserves example.*, .invalid, .test and localhost; the rest are what people type.
 PLACEHOLDER_EMAIL_DOMAINS = _words(
     "correo.com email.com example.com example.net example.org invalid localhost noemail.com "

@@ -26,6 +26,8 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from services.identity.placeholders import PLACEHOLDER_EMAIL_LOCALS, PLACEHOLDER_TOKENS, words
+
 MAX_NAME = 120  # longer is not a person's name as a form holds it (free text): ignored
 # `Mª`, `M.ª`, `Mª.`: how Spanish forms abbreviate María (ª is the feminine ordinal indicator).
 _MARIA = re.compile(r"(?<!\w)m\.?\s*ª\.?(?=\s|$)", re.IGNORECASE)
@@ -46,56 +48,32 @@ def normalise_name(text: str) -> str:
     return " ".join(w.strip("-'") for w in kept.split() if w.strip("-'"))
 
 
-def name_in(payload: Mapping[str, Any]) -> str:
-    """The person's name a touchpoint's payload carries (`attributes.name`, or `first_name` and
-    `last_name`), normalised; empty when it carries none."""
+def _name_text(payload: Mapping[str, Any]) -> str:
+    """The person's name as a touchpoint's payload writes it (`attributes.name`, or `first_name`
+    and `last_name`), untouched; empty when it carries none."""
     attributes = payload.get("attributes") if isinstance(payload, Mapping) else None
     if not isinstance(attributes, Mapping):
         return ""
     first, last = attributes.get("first_name"), attributes.get("last_name")
     if isinstance(first, str) and isinstance(last, str):
-        return normalise_name(f"{first} {last}")
+        return f"{first} {last}"
     whole = attributes.get("name")
-    return normalise_name(whole) if isinstance(whole, str) else ""
+    return whole if isinstance(whole, str) else ""
 
 
-# Words that fill a name field without naming anyone, for showing a name (`written_name`): what
-# tills, forms and agents type when there is none (`n/a`, `Sin nombre`, `Consumidor Final`).
-_NO_NAME_WORDS = frozenset(
-    [
-        "anon",
-        "anonima",
-        "anonimo",
-        "anonymous",
-        "cliente",
-        "clientes",
-        "consumidor",
-        "default",
-        "desconocida",
-        "desconocido",
-        "erased",
-        "final",
-        "generico",
-        "guest",
-        "na",
-        "nada",
-        "name",
-        "nan",
-        "nil",
-        "ninguna",
-        "ninguno",
-        "no",
-        "nombre",
-        "none",
-        "notiene",
-        "null",
-        "prueba",
-        "sin",
-        "test",
-        "undefined",
-        "unknown",
-        "usuario",
-    ]
+def name_in(payload: Mapping[str, Any]) -> str:
+    """The person's name a touchpoint's payload carries, normalised; empty when it carries
+    none."""
+    return normalise_name(_name_text(payload))
+
+
+# Words that fill a name field without naming anyone, for showing a name (`written_name`): those
+# typed for "nothing" in any field, and what tills and agents type for a name (`Sin nombre`,
+# `Consumidor Final`).
+_NO_NAME_WORDS = (
+    PLACEHOLDER_TOKENS
+    | PLACEHOLDER_EMAIL_LOCALS
+    | words("anonima consumidor erased final generico name nombre")
 )
 # Control, format (zero-width spaces, direction overrides), private-use and unassigned characters:
 # nothing a person's name is written with, and nothing a page should show.
@@ -107,18 +85,8 @@ def written_name(payload: Mapping[str, Any]) -> str:
     it: accents and capitals as written, invisible characters and runs of spaces made one space
     (`María José García`). Empty when it carries none, or when no word of it names anyone (`-`,
     `n/a`, `Sin nombre`, `Consumidor Final`: single letters and `_NO_NAME_WORDS`)."""
-    attributes = payload.get("attributes") if isinstance(payload, Mapping) else None
-    if not isinstance(attributes, Mapping):
-        return ""
-    first, last = attributes.get("first_name"), attributes.get("last_name")
-    if isinstance(first, str) and isinstance(last, str):
-        text = f"{first} {last}"
-    elif isinstance(attributes.get("name"), str):
-        text = attributes["name"]
-    else:
-        return ""
-    words = normalise_name(text).split()
-    if not any(len(w) > 1 and w not in _NO_NAME_WORDS for w in words):
+    text = _name_text(payload)
+    if not any(len(w) > 1 and w not in _NO_NAME_WORDS for w in normalise_name(text).split()):
         return ""
     shown = "".join(" " if unicodedata.category(c) in _INVISIBLE else c for c in text)
     return " ".join(shown.split())
