@@ -268,43 +268,42 @@ class CustomerEraser:
     def delete_rows(
         self, tenant_id: str, home: str, event_id: str, position: tuple[int, int] | None = None
     ) -> dict[str, int]:
-        """The warehouse's part of an erasure another process carried out (the embedded filing
-        process): this process's cached keys and opened events dropped, then the group's rows
-        deleted. The group and the keys are read from identity (the erasure recorded them, the
+        """The warehouse's part of an erasure the filing stage carried out without the warehouse
+        (`erased-rows`): this process's cached keys and opened events dropped, then the group's
+        rows deleted, and their count added to the erasure's record. The group and the keys are read from identity (the erasure recorded them, the
         group as it was then), else the customer's key, as `erase_one` finds them. `position`,
         where the erasure's filing arrived: rows of events filed after it stay."""
         assert self.warehouse is not None, "deleting rows needs the warehouse"
-        members = self.forget_keys(tenant_id, home)
+        record = self._record(tenant_id, home)
+        members = self._forget(tenant_id, home, record)
         counts = delete_customer_rows(self.warehouse, tenant_id, members, event_id, position)
         logger.info("erasure %s of %s (tenant %s): rows %s", event_id, home, tenant_id, counts)
-        self._record_rows(tenant_id, home, event_id, counts)
+        if record is not None and any(counts.values()):
+            self._record_rows(tenant_id, home, str(record["erasure_event_id"]), counts)
         return counts
 
     def _record_rows(
-        self, tenant_id: str, home: str, event_id: str, counts: dict[str, int]
+        self, tenant_id: str, home: str, erasure_event_id: str, counts: dict[str, int]
     ) -> None:
-        """The rows deleted, added to the erasure's record (the export's `removed`), when any
+        """The rows deleted, added to the erasure's record (the export's `removed`; the record of
+        this erasure, or of the dead-lettered one before it that it completed). Only when some
         went: reading the erasure again after a failure here finds none, and zeros would be a
-        wrong record. A failure is logged, not raised: the rows are gone, and a retry or a
-        dead letter would say otherwise."""
-        record = self._record(tenant_id, home)
-        if record is None or not any(counts.values()):
-            return
+        wrong record. A failure is logged, not raised: the rows are gone, and a retry or a dead
+        letter would say otherwise."""
         assert self.identity is not None
-        record_of = str(record["erasure_event_id"])
-        try:  # this erasure's record, or the dead-lettered one before it that it completed
-            self.identity.erasure_rows_deleted(tenant_id, home, record_of, counts)
+        try:
+            self.identity.erasure_rows_deleted(tenant_id, home, erasure_event_id, counts)
         except Exception:
-            logger.exception(
-                "erasure %s of %s: rows deleted, their count not recorded", event_id, home
-            )
+            logger.exception("erasure of %s: rows deleted, their count not recorded", home)
 
     def forget_keys(self, tenant_id: str, home: str) -> list[str]:
         """Drop this process's cached keys of an erasure another process carried out, and the
         events it opened with them, at once (its ingest must not seal with a destroyed key while
         the rows wait); the group's members, as the erasure recorded them."""
+        return self._forget(tenant_id, home, self._record(tenant_id, home))
+
+    def _forget(self, tenant_id: str, home: str, record: dict[str, Any] | None) -> list[str]:
         members, key_ids = [home], self._key_ids_of_key(tenant_id, home)
-        record = self._record(tenant_id, home)
         if record is not None:  # this erasure's record, or that of the one before it
             assert self.identity is not None
             members = recorded_members(record) or self.identity.members(tenant_id, home)

@@ -195,21 +195,19 @@ def complete(
 
 def record_rows(
     state: IdentityState, customer_id: str, erasure_event_id: str, counts: dict[str, int]
-) -> bool:
+) -> None:
     """Record the warehouse rows an erasure's `erased-rows` group deleted (later than the keys,
     in another process or thread: `cem.erasure.CustomerEraser.delete_rows`) on the customer the
     erasure was filed under, read as it is (not through a merge since). Only for that erasure,
     once its keys are recorded gone (rows recorded on a record whose keys were not would read as
-    a finished erasure), and once: the group reading the erasure again finds nothing left.
-    Whether it was recorded now."""
+    a finished erasure), and once: the group reading the erasure again finds nothing left."""
     customer = state.customer(customer_id)
     record = customer.erasure
     if record is None or record["erasure_event_id"] != erasure_event_id:
-        return False
+        return
     if record["completed"] is None or record.get("rows_deleted") is not None:
-        return False
+        return
     customer.record_erased_rows(erasure_event_id=erasure_event_id, counts=counts)
-    return True
 
 
 def recorded_on(state: IdentityState, customer_id: str) -> dict[str, Any] | None:

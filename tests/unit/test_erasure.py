@@ -134,39 +134,44 @@ class Pipeline:
         self.offset = 0
         self.log: list[bytes] = []  # every sealed record, as the log holds it
 
-    def file(self, *bodies: dict[str, Any]) -> list[str]:
-        """Seal, append and file the events; the customer each was filed under."""
+    def filed(self, *bodies: dict[str, Any]) -> Any:
+        """Seal, append and file the events as one batch: what the filing stage made of it."""
         values = self.sealer.seal_values([encode(accept(body, TENANT, AT)[0]) for body in bodies])
         records = []
         for value in values:
             records.append(Consumed(TOUCHPOINTS_TOPIC, 0, self.offset, b"k", value))
             self.offset += 1
         self.log.extend(values)
-        batch = file_batch(records, self.filer, opening_decode(self.opener), None, self.eraser)
+        return file_batch(records, self.filer, opening_decode(self.opener), None, self.eraser)
+
+    def file(self, *bodies: dict[str, Any]) -> list[str]:
+        """Seal, append and file the events; the customer each was filed under."""
+        batch = self.filed(*bodies)
         assert not batch.dead_letters, batch.dead_letters
         return [dict(f.headers)[CUSTOMER_HEADER].decode() for f in batch.filings]
 
     def erase(self, customer_id: str, reason: str = "GDPR request #4711") -> str:
-        named = filed_subject(customer_id)
-        assert named is not None
-        body = raw_erasure(named, reason, "key-admin", AT)
+        body = erasure_of(customer_id, reason)
         [home] = self.file(body)
         assert home == customer_id
         return str(body["event_id"])
 
     def file_with_letters(self, body: dict[str, Any]) -> tuple[list[str], list[tuple[str, str]]]:
         """Seal, append and file one event: the customers filed, and the dead letters."""
-        [value] = self.sealer.seal_values([encode(accept(body, TENANT, AT)[0])])
-        record = Consumed(TOUCHPOINTS_TOPIC, 0, self.offset, b"k", value)
-        self.offset += 1
-        self.log.append(value)
-        batch = file_batch([record], self.filer, opening_decode(self.opener), None, self.eraser)
+        batch = self.filed(body)
         homes = [dict(f.headers)[CUSTOMER_HEADER].decode() for f in batch.filings]
         return homes, [(letter.reason, letter.error) for letter in batch.dead_letters]
 
     def opened(self, value: bytes) -> dict[str, Any]:
         """A record as a reader opens it now (a fresh process: nothing cached)."""
         return EventOpener(self.vault, KeyCache()).open_event(orjson.loads(value))
+
+
+def erasure_of(customer_id: str, reason: str = "GDPR request #4711") -> dict[str, Any]:
+    """An admin's erasure of the customer, as the erase route appends it."""
+    named = filed_subject(customer_id)
+    assert named is not None
+    return raw_erasure(named, reason, "key-admin", AT)
 
 
 def message(customer: dict[str, Any], text: str = WORDS) -> dict[str, Any]:
@@ -683,15 +688,17 @@ def test_the_rows_deleted_apart_are_recorded_beside_the_keys_once() -> None:
     main.warehouse = EmptyWarehouse()  # read again: nothing left to delete
     assert not any(main.delete_rows(TENANT, lucia, event_id).values())
     assert removed(filing.identity.erasure_recorded_on(TENANT, lucia) or {}) == gone
+    # Counts recorded stay: the group reading the erasure again with rows found (a customer's
+    # late rows) records nothing over them.
+    filing.identity.erasure_rows_deleted(TENANT, lucia, event_id, {"customer_timeline": 9})
+    assert removed(filing.identity.erasure_recorded_on(TENANT, lucia) or {}) == gone
     history = [e.action for e in filing.identity.history(TENANT, lucia)]
     assert history.count("erased_rows_deleted") == 1
     # Keys never recorded gone (the erasure failed after identity recorded it): the rows do
     # not make it look complete.
     [bea] = filing.file(message({"email": OTHER}))
-    named = filed_subject(bea)
-    assert named is not None
-    filing.eraser.warehouse = BrokenWarehouse(BUG)
-    body = raw_erasure(named, "GDPR", "key-admin", AT)
+    filing.eraser.warehouse = BrokenWarehouse(BUG)  # fails after identity recorded the erasure
+    body = erasure_of(bea)
     _, letters = filing.file_with_letters(body)
     assert [reason for reason, _ in letters] == ["erasure_failed"]
     main.warehouse = RecordingWarehouse()
@@ -976,15 +983,7 @@ def test_with_several_filing_workers_the_mark_waits_for_the_filing_group_first(
         pipeline.identity, pipeline.vault, PLATFORM_KEY, main_cache, RecordingWarehouse()
     )
     [lucia] = pipeline.file(message({"email": EMAIL}))
-    named = filed_subject(lucia)
-    assert named is not None
-    [sealed] = pipeline.sealer.seal_values(
-        [encode(accept(raw_erasure(named, "GDPR", "key-admin", AT), TENANT, AT)[0])]
-    )
-    erasure = Consumed(TOUCHPOINTS_TOPIC, 0, 1, b"k", sealed)
-    batch = file_batch(
-        [erasure], pipeline.filer, opening_decode(pipeline.opener), None, pipeline.eraser
-    )
+    batch = pipeline.filed(erasure_of(lucia))
     log = MemoryLog(partitions=1)
     log.append(TOUCHPOINTS_TOPIC, [batch.filings[0]] * 3)  # three touchpoints, one in flight
     log.commit(TOUCHPOINTS_TOPIC, "filing", {0: 2})
@@ -1023,15 +1022,7 @@ def test_a_projection_group_never_deployed_is_not_waited_for(pipeline: Pipeline)
         pipeline.identity, pipeline.vault, PLATFORM_KEY, None, RecordingWarehouse()
     )
     [lucia] = pipeline.file(message({"email": EMAIL}))
-    named = filed_subject(lucia)
-    assert named is not None
-    [sealed] = pipeline.sealer.seal_values(
-        [encode(accept(raw_erasure(named, "GDPR", "key-admin", AT), TENANT, AT)[0])]
-    )
-    erasure = Consumed(TOUCHPOINTS_TOPIC, 0, 1, b"k", sealed)
-    batch = file_batch(
-        [erasure], pipeline.filer, opening_decode(pipeline.opener), None, pipeline.eraser
-    )
+    batch = pipeline.filed(erasure_of(lucia))
     log = MemoryLog(partitions=1)
     log.append(FILINGS_TOPIC, batch.filings)
     log.commit(FILINGS_TOPIC, "projections", {0: 1})
