@@ -4,7 +4,6 @@ answers and OpenAPI, what the filing stage's handler leaves live, and what a rep
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,6 @@ from kernel.ports import TOUCHPOINTS_TOPIC, Consumed
 from kernel.sealing import opening_decode
 from kernel.settings import IngestSettings
 from tests.integration.test_unified_history import (
-    TENANT,
     Client,
     stop_keeping_warehouse,
     tables,
@@ -288,57 +286,38 @@ def test_with_the_filing_process_the_main_process_deletes_the_erased_rows(
 
 
 def test_in_one_process_a_projection_behind_the_erasure_leaves_no_clear_row(
-    tmp_path: Path, warehouse: ChdbWarehouse
+    api: Client, platform: Platform, warehouse: ChdbWarehouse
 ) -> None:
-    # CEM_FILING_PROCESS=false, clear log: the timeline projection is behind when the erasure is
-    # filed. Deleted by the filing stage at once, her rows would be inserted afterwards, in
-    # clear, when the projection caught up; the `erased-rows` group deletes them once it has.
-    settings = IngestSettings(data_dir=tmp_path / "data", identity="eventsourced")
-    running = build(settings, warehouse=warehouse, keys=MemoryKeyStore())
-    running.start()
-    try:
-        api = Client(running)
-        [behind] = [r for r in running.runners if r.stage == PROJECTIONS]
-        behind.stop()
-        chat = touch("message.received", "chat", {"email": EMAIL}, 0, {"text": WORDS})
-        answer = api.call("POST", "/v1/events", "ingest", json={"events": [chat]})
-        assert answer.status_code in (200, 202), answer.text
-        customer_id = wait_for_home(api)
-        accepted = erase(api, customer_id, reason="GDPR request")
-        assert accepted.status_code == 202, accepted.text
-        deadline = time.monotonic() + 30
-        while running.lag()[FILING_STAGE]:  # the erasure is carried out, rows aside
-            assert time.monotonic() < deadline, running.lag()
-            time.sleep(0.05)
-        waited = running.lag().get(ERASED_ROWS, 0)  # its rows wait for the projection behind
-        caught_up = projection_runner(
-            running.log,
-            running.warehouse,
-            next(p for p in running.projections if p.name == PROJECTIONS),
-            through_touchpoints(running.decoder, TOUCHPOINTS_TOPIC),
-        )
-        running.runners.append(caught_up)
-        caught_up.start()
-        api.settle()
-        assert api.timeline(customer_id) == [accepted.json()["event_id"]]
-        rows = tables(warehouse)
-        assert [r for r in rows["customer_identifiers"] if r["customer_id"] == customer_id] == []
-        text = orjson.dumps(rows).lower()
-        for secret in SECRETS:
-            assert secret.encode() not in text, secret
-        assert waited
-        exported = api.call("GET", f"/v1/customers/{customer_id}/export", "admin")
-        files, _ = open_export(exported.content)
-        assert files["manifest"]["erasure"]["removed"]["customer_timeline"] == 1
-    finally:
-        stop_keeping_warehouse(running)
-
-
-def wait_for_home(api: Client, timeout_s: float = 30.0) -> str:
-    """Lucía's customer id once the filing stage has filed her (the projections may lag)."""
-    assert api.platform.identity is not None
-    deadline = time.monotonic() + timeout_s
-    while not api.platform.identity.holders_of(TENANT, "email", EMAIL):
-        assert time.monotonic() < deadline, "not filed"
-        time.sleep(0.05)
-    return api.home(f"email:{EMAIL}")
+    # CEM_FILING_PROCESS=false: the timeline projection is behind when the erasure is filed.
+    # Deleted by the filing stage at once, her rows would be inserted afterwards (in clear on a
+    # clear log) when the projection caught up; the `erased-rows` group deletes them once it has.
+    [behind] = [r for r in platform.runners if r.stage == PROJECTIONS]
+    behind.stop()
+    chat = touch("message.received", "chat", {"email": EMAIL}, 0, {"text": WORDS})
+    answer = api.call("POST", "/v1/events", "ingest", json={"events": [chat]})
+    assert answer.status_code in (200, 202), answer.text
+    api.settle(group=FILING_STAGE)
+    customer_id = api.home(f"email:{EMAIL}")
+    accepted = erase(api, customer_id, reason="GDPR request")
+    assert accepted.status_code == 202, accepted.text
+    api.settle(group=FILING_STAGE)  # the erasure is carried out, its rows aside
+    waited = platform.lag().get(ERASED_ROWS, 0)  # they wait for the projection behind
+    caught_up = projection_runner(
+        platform.log,
+        platform.warehouse,
+        next(p for p in platform.projections if p.name == PROJECTIONS),
+        through_touchpoints(platform.decoder, TOUCHPOINTS_TOPIC),
+    )
+    platform.runners.append(caught_up)
+    caught_up.start()
+    api.settle()
+    assert api.timeline(customer_id) == [accepted.json()["event_id"]]
+    rows = tables(warehouse)
+    assert [r for r in rows["customer_identifiers"] if r["customer_id"] == customer_id] == []
+    text = orjson.dumps(rows).lower()
+    for secret in SECRETS:
+        assert secret.encode() not in text, secret
+    assert waited
+    exported = api.call("GET", f"/v1/customers/{customer_id}/export", "admin")
+    files, _ = open_export(exported.content)
+    assert files["manifest"]["erasure"]["removed"]["customer_timeline"] == 1

@@ -58,9 +58,10 @@ class Client:
         [holder] = self.platform.identity.holders_of(TENANT, *split_key(key))
         return holder
 
-    def settle(self, timeout_s: float = 60.0) -> None:
+    def settle(self, timeout_s: float = 60.0, group: str | None = None) -> None:
+        """Wait until every consumer group (or only `group`) has processed everything."""
         deadline = time.monotonic() + timeout_s
-        while any(self.platform.lag().values()):
+        while any(n for g, n in self.platform.lag().items() if group in (None, g)):
             assert time.monotonic() < deadline, f"still lagging: {self.platform.lag()}"
             time.sleep(0.05)
 
