@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -276,6 +275,7 @@ def _bench_identity_seeds(args: argparse.Namespace, seeds: list[int], rules: Any
     from bench.identity.accuracy import run_accuracy
     from bench.identity.report import (
         SEEDS_HEADER,
+        load_average,
         seed_row,
         seeds_out,
         seeds_summary,
@@ -287,23 +287,13 @@ def _bench_identity_seeds(args: argparse.Namespace, seeds: list[int], rules: Any
     print(SEEDS_HEADER, flush=True)
     results = []
     for seed in seeds:
-        result = run_accuracy(args.people, seed, rules=rules)
-        load = _load_average()
-        result["load_average_1min"] = load
+        result = run_accuracy(args.people, seed, rules=rules) | {"load_average": load_average()}
         results.append(result)
         write_seeds_json(results, out)  # what was measured is kept if a later seed fails
-        print(seed_row(result, load), flush=True)
+        print(seed_row(result), flush=True)
     print(seeds_summary(results))
     print(f"\nresults: {out}")
     return 0 if all(r["meets_targets"] for r in results) else 1
-
-
-def _load_average() -> float | None:
-    """The 1-minute load average, None where the system cannot say."""
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return None
 
 
 def _seed_list(text: str) -> list[int]:

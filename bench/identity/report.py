@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -114,8 +113,8 @@ def format_table(result: dict[str, Any]) -> str:
     rows = summary_rows(result)
     width = max(len(label) for label, _ in rows)
     lines = [f"{label:<{width}}  {value:>10}" for label, value in rows]
-    with suppress(OSError):
-        lines.append("load average: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    if (load := load_average()) is not None:
+        lines.append("load average: {:.2f} {:.2f} {:.2f}".format(*load))
     parts = [
         "\n".join(lines),
         hazard_table(result["hazards"]),
@@ -129,11 +128,19 @@ def format_table(result: dict[str, Any]) -> str:
 def write_json(result: dict[str, Any], out: Path) -> Path:
     """The result, with the load average it was measured under (it moves the speed figure)."""
     measured = dict(result)
-    with suppress(OSError):
-        measured["load_average"] = list(os.getloadavg())
+    if (load := load_average()) is not None:
+        measured["load_average"] = load
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(measured, indent=2, sort_keys=True) + "\n")
     return out
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15-minute load averages; None where the system cannot say."""
+    try:
+        return list(os.getloadavg())
+    except (AttributeError, OSError):
+        return None
 
 
 def default_out(result: dict[str, Any]) -> Path:
@@ -147,12 +154,13 @@ SEEDS_HEADER = (
 )
 
 
-def seed_row(r: dict[str, Any], load: float | None = None) -> str:
+def seed_row(r: dict[str, Any]) -> str:
     """One seed's headline figures on one line (`cem bench identity --seeds`), printed as soon
-    as that seed is measured."""
+    as that seed is measured, with the 1-minute load average it ended under."""
     wrong = r["predicted_pairs"] - r["correct_pairs"]
     missed = r["linkable_pairs"] - r["found_linkable_pairs"]
-    shown_load = f"{load:.1f}" if load is not None else "?"
+    load = r.get("load_average")
+    shown_load = f"{load[0]:.1f}" if load else "?"
     return (
         f"{r['seed']:>5}{_pct(r['precision']):>11}{_pct(r['linkable_recall']):>17}"
         f"{r['customers_per_linkable_group']:>13.3f}"
@@ -182,7 +190,7 @@ def seeds_out(seeds: list[int], people: int) -> Path:
 
 
 def write_seeds_json(results: list[dict[str, Any]], out: Path) -> Path:
-    """Every seed's result (each with the load average after it) and the summary line."""
+    """Every seed's result (each with the load averages as it ended) and the summary line."""
     out.parent.mkdir(parents=True, exist_ok=True)
     body = {"summary": seeds_summary(results), "results": results}
     out.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
