@@ -242,6 +242,11 @@ def test_an_agent_searches_sees_the_timeline_and_a_new_event_arrives_live(
     assert not page.all("#timeline img, #timeline script")
     assert page.driver.execute_script("return document.body.dataset.pwned || window.pwned") is None
     page.wait(lambda: "●" in page.text("#live"), what="the live indicator")
+    # The identity history says which name it recorded, and an entry without a detail ends at
+    # its action (no dangling separator).
+    history = page.wait(lambda: page.text("#identity-history"), what="the identity history")
+    assert "name recorded · lucia perez gomez" in history, history  # as identity keeps it
+    assert not [line for line in history.splitlines() if line.rstrip().endswith("·")], history
     page.screenshot("console")
 
     fresh = event("message.received", "chat", ids, datetime.now(UTC), {"text": "hola, ¿y mi pedido?"},
