@@ -391,7 +391,7 @@
       $("members").replaceChildren(...(absorbed.length ? absorbed.map((m) => memberItem(found.customer_id, m)) : [el("li", { class: "muted" }, t("none"))]));
       $("identity-history").replaceChildren(...history.entries.slice(-20).reverse().map((e) =>
         el("li", { title: e.action },
-          [when(e.at), named("identity_action", e.action), historyDetail(e.details)].filter(Boolean).join(" · "))));
+          [when(e.at), named("identity_action", e.action), historyDetail(e)].filter(Boolean).join(" · "))));
     } catch (error) {
       $("identities").replaceChildren(el("li", { class: "muted" }, error.status === 503 ? t("unavailable") : errorText(error)));
     }
@@ -399,10 +399,10 @@
 
   // What an identity history entry adds to its action: why (a reason, a rule) or the name it
   // recorded; nothing for the rest (no dangling separator).
-  function historyDetail(details) {
-    if (details.reason) return reasonText(details);
-    if (details.rule) return ruleName(details.rule);
-    return details.name || "";
+  function historyDetail(e) {
+    if (e.details.reason) return reasonText(e.details);
+    if (e.details.rule) return ruleName(e.details.rule);
+    return e.details.name || "";
   }
 
   // Identity's state words are codes (a status, what happened, why it linked): each is named in
