@@ -31,6 +31,10 @@ COUNTERS = {
 }
 SUMMARIES = {
     "cem_ingest_request_duration_seconds": "Time to answer an ingest request, by route and status.",
+    "cem_ingest_backlog_wait_seconds": "Time bulk requests waited for the pipeline to catch up.",
+}
+GAUGES = {
+    "cem_ingest_backlog_events": "Accepted events not yet projected, as a bulk request last read.",
 }
 
 
@@ -40,6 +44,7 @@ class Telemetry:
     def __init__(self) -> None:
         self._counters: dict[str, dict[Labels, float]] = {name: {} for name in COUNTERS}
         self._summaries: dict[str, dict[Labels, tuple[float, int]]] = {n: {} for n in SUMMARIES}
+        self._gauges: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def inc(self, metric: str, amount: float = 1, **labels: str) -> None:
@@ -53,6 +58,17 @@ class Telemetry:
         with self._lock:
             total, count = self._summaries[metric].get(key, (0.0, 0))
             self._summaries[metric][key] = (total + value, count + 1)
+
+    def set(self, metric: str, value: float) -> None:
+        """A gauge's value now (shown from its first setting on)."""
+        if metric not in GAUGES:
+            raise KeyError(metric)
+        with self._lock:
+            self._gauges[metric] = value
+
+    def gauge(self, metric: str) -> float | None:
+        with self._lock:
+            return self._gauges.get(metric)
 
     def value(self, metric: str, **labels: str) -> float:
         """A counter's current value (0 if never incremented)."""
@@ -69,6 +85,9 @@ class Telemetry:
         with self._lock:
             lines = [line for name in COUNTERS for line in self._counter_lines(name)]
             lines += [line for name in SUMMARIES for line in self._summary_lines(name)]
+            for name, value in self._gauges.items():
+                lines += [f"# HELP {name} {GAUGES[name]}", f"# TYPE {name} gauge"]
+                lines.append(f"{name} {_number(value)}")
         return "\n".join(lines) + "\n"
 
     def _counter_lines(self, name: str) -> list[str]:

@@ -36,6 +36,7 @@ from kernel.settings import IngestSettings
 from kernel.telemetry import MeteredRoute, Telemetry, telemetry_of
 from schemas.export import json_schemas
 from services.identity.app_rules import identity_rules_of
+from services.ingest.backlog import admitted
 from services.ingest.batch import (
     BatchOutcome,
     ItemResult,
@@ -118,20 +119,22 @@ async def post_events(
     settings: IngestSettings = state.ingest_settings
     submission = await read_submission(request, settings)
     limiter_of(request.app).charge(principal.key_id, len(submission.items))
-    # Validating 1,000 events takes a few hundred ms: off the event loop, so that other requests
-    # (and the embedded app's live streams) keep being served meanwhile.
-    prepared = await anyio.to_thread.run_sync(
-        partial(
-            prepare,
-            submission.items,
-            principal.tenant_id,
-            state.clock.now(),
-            settings.max_event_bytes,
-            identity_rules_of(request.app).for_tenant(principal.tenant_id),
-            bucket_key=state.bucket_key,
+    # A bulk request waits here while the pipeline is behind (services/ingest/backlog.py).
+    async with admitted(request.app, len(submission.items)):
+        # Validating 1,000 events takes a few hundred ms: off the event loop, so that other requests
+        # (and the embedded app's live streams) keep being served meanwhile.
+        prepared = await anyio.to_thread.run_sync(
+            partial(
+                prepare,
+                submission.items,
+                principal.tenant_id,
+                state.clock.now(),
+                settings.max_event_bytes,
+                identity_rules_of(request.app).for_tenant(principal.tenant_id),
+                bucket_key=state.bucket_key,
+            )
         )
-    )
-    statuses = await publish(state.publisher, prepared.outgoing, settings.publish_timeout_s)
+        statuses = await publish(state.publisher, prepared.outgoing, settings.publish_timeout_s)
     outcome = complete(prepared, statuses)
     count_outcome(telemetry_of(request.app), outcome)
     return single_response(outcome.results[0]) if submission.single else batch_response(outcome)

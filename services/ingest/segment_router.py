@@ -35,6 +35,7 @@ from schemas.json_safety import safe_json
 from schemas.validate import Violation
 from services.identity.app_rules import identity_rules_of
 from services.identity.rules import TenantRules
+from services.ingest.backlog import admitted
 from services.ingest.batch import (
     ItemResult,
     ItemStatus,
@@ -253,21 +254,22 @@ async def ingest_messages(
     ingest: IngestSettings = state.ingest_settings
     segment = segment_settings_of(request.app)
     limiter_of(request.app).charge(principal.key_id, len(messages))
-    prepared = await anyio.to_thread.run_sync(
-        partial(
-            prepare_messages,
-            messages,
-            kind,
-            principal.tenant_id,
-            state.clock.now(),
-            segment.mappings.for_tenant(principal.tenant_id),
-            (segment.max_call_bytes, ingest.max_event_bytes),
-            defaults,
-            identity_rules_of(request.app).for_tenant(principal.tenant_id),
-            bucket_key=state.bucket_key,
+    async with admitted(request.app, len(messages)):
+        prepared = await anyio.to_thread.run_sync(
+            partial(
+                prepare_messages,
+                messages,
+                kind,
+                principal.tenant_id,
+                state.clock.now(),
+                segment.mappings.for_tenant(principal.tenant_id),
+                (segment.max_call_bytes, ingest.max_event_bytes),
+                defaults,
+                identity_rules_of(request.app).for_tenant(principal.tenant_id),
+                bucket_key=state.bucket_key,
+            )
         )
-    )
-    statuses = await publish(state.publisher, prepared.outgoing, ingest.publish_timeout_s)
+        statuses = await publish(state.publisher, prepared.outgoing, ingest.publish_timeout_s)
     outcome = complete(prepared, statuses)
     count_outcome(telemetry_of(request.app), outcome)
     if kind is not None:

@@ -36,10 +36,12 @@ from kernel.ports import (
     StorageFull,
 )
 from kernel.settings import IngestSettings
+from kernel.telemetry import telemetry_of
 from schemas.envelope import Event
 from schemas.families import FAMILIES, PLATFORM_TYPES
 from schemas.validate import decode
 from services.ingest.app import create_app
+from services.ingest.backlog import BacklogGate, Reading
 from services.ingest.quota import IngestQuota, QuotaLimiter
 from services.ingest.router import router
 from tests.events import BUCKET_KEY
@@ -659,6 +661,61 @@ def test_b14_quota_settings_come_from_the_environment(monkeypatch: pytest.Monkey
     ingest = make_ingest()
     assert ingest.post(event()).status_code == 202
     assert ingest.post(event()).status_code == 429
+
+
+# --- bulk requests wait for the pipeline (services/ingest/backlog.py) ----------------------------
+class Pipeline:
+    """Backlog readings in turn (the last one again once they run out), counted."""
+
+    def __init__(self, *readings: Reading) -> None:
+        self.left, self.taken = list(readings), 0
+
+    def __call__(self) -> Reading:
+        self.taken += 1
+        return self.left.pop(0) if len(self.left) > 1 else self.left[0]
+
+
+def behind(ingest: Ingest, pipeline: Any, **settings: Any) -> Ingest:
+    chosen = IngestSettings(backlog_limit=100, backlog_bulk_events=20, **settings)
+    ingest.app.state.backlog_gate = BacklogGate(pipeline, chosen, poll_s=0.001)
+    return ingest
+
+
+def test_a_bulk_request_waits_for_the_pipeline_then_is_stored() -> None:
+    pipeline = Pipeline(Reading(5_000, 1), Reading(2_000, 2), Reading(100, 3))
+    ingest = behind(make_ingest(), pipeline)
+    response = ingest.post({"events": [event() for _ in range(20)]})
+    assert response.status_code == 200 and response.json()["accepted"] == 20
+    assert pipeline.taken == 3
+    assert len(ingest.stored()) == 20
+    assert telemetry_of(ingest.app).observations("cem_ingest_backlog_wait_seconds") == 1
+    metrics = ingest.client.get("/metrics").text
+    assert "cem_ingest_backlog_wait_seconds_count 1" in metrics
+    assert "# TYPE cem_ingest_backlog_events gauge\ncem_ingest_backlog_events 100\n" in metrics
+
+
+def test_a_live_event_never_waits_for_the_pipeline() -> None:
+    pipeline = Pipeline(Reading(10**6, 1))
+    ingest = behind(make_ingest(), pipeline)
+    assert ingest.post(event()).status_code == 202
+    assert ingest.post({"events": [event() for _ in range(19)]}).status_code == 200
+    assert pipeline.taken == 0 and len(ingest.stored()) == 20
+
+
+def test_a_bulk_request_the_pipeline_never_catches_up_with_is_429_and_nothing_is_stored() -> None:
+    done = itertools.count()
+
+    def moving() -> Reading:
+        return Reading(1_000, next(done))
+
+    ingest = behind(make_ingest(), moving, backlog_max_wait_s=0.05)
+    response = ingest.post({"events": [event() for _ in range(20)]})
+    assert response.status_code == 429
+    error = error_of(response)
+    assert error["code"] == "pipeline_behind"
+    assert "1000 accepted events are still being processed" in error["message"]
+    assert response.headers["Retry-After"] == "10"
+    assert ingest.stored() == [] and ingest.publisher.calls == []
 
 
 # --- F01 / F12 ----------------------------------------------------------------------------------

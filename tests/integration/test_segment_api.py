@@ -18,9 +18,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.ingest.backlog import Reading
 from services.ingest.segment_config import SegmentSettings
 from services.ingest.segment_router import install_segment
-from tests.integration.test_ingest_api import NOW, Ingest, error_of, json_values, make_ingest
+from tests.integration.test_ingest_api import (
+    NOW,
+    Ingest,
+    Pipeline,
+    behind,
+    error_of,
+    json_values,
+    make_ingest,
+)
 
 
 @pytest.fixture
@@ -252,3 +261,13 @@ def test_a_rudderstack_request_is_read_the_same_way(ingest: Ingest) -> None:
     assert response.status_code == 200, response.text
     [event] = ingest.stored_events()
     assert event.derived_at == NOW - timedelta(seconds=4) and event.clock_corrected
+
+
+def test_a_segment_batch_waits_for_the_pipeline_like_a_native_one(ingest: Ingest) -> None:
+    pipeline = Pipeline(Reading(5_000, 1), Reading(50, 2))
+    behind(ingest, pipeline)
+    response = send(ingest, "/v1/batch", {"batch": [track() for _ in range(20)]})
+    assert response.status_code == 200, response.text
+    assert pipeline.taken == 2 and len(ingest.stored_events()) == 20
+    assert send(ingest, "/v1/track", track()).status_code == 200  # one call: live, never waits
+    assert pipeline.taken == 2
