@@ -61,6 +61,7 @@ from kernel.wakeup import Wakeup
 from services.identity.filing import IdentityFiler
 from services.identity.resolver import IdentityResolver
 from services.identity.settings import IdentitySettings
+from services.ingest.backlog import BacklogGate, LogBacklog
 from services.projections.arrivals import ARRIVALS, LatestPositions, positions_of
 from services.projections.projection import ProjectionsProjection
 from services.satisfaction.projection import SatisfactionProjection
@@ -142,6 +143,9 @@ class Platform:
         self._start_erased_rows()
         for runner in self.runners:
             runner.start()
+        # Bulk requests wait while these runners are behind (services/ingest/backlog.py).
+        backlog = LogBacklog(self.log, [p.name for p in self.projections])
+        self.app.state.backlog_gate = BacklogGate(backlog, self.settings)
 
     def _eraser(self, *, rows: bool = True) -> Eraser | None:
         """The handler of erasures (`cem.erasure`), on the vault and the key cache the ingest and

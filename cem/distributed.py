@@ -240,7 +240,10 @@ def build_ingest(
     bucket under `bucket_key`, else the one every replica derives (CEM_SECRET_KEY, else the
     platform key kept in PostgreSQL: `cem.platform_keys.shared_bucket_key`)."""
     from services.ingest.app import create_app
+    from services.ingest.backlog import BacklogGate, LogBacklog
+    from services.projections.projection import ProjectionsProjection
     from services.query_api.app import health_router
+    from services.satisfaction.projection import SatisfactionProjection
 
     settings = settings or IngestSettings()
     log = log or kafka_log(settings, settings.publish_timeout_s)
@@ -264,6 +267,9 @@ def build_ingest(
     app = create_app(
         publisher, keys, settings, clock or SystemClock(), channels=channels, bucket_key=bucket_key
     )
+    # Bulk requests wait while the workers' groups are behind (services/ingest/backlog.py).
+    groups = (ProjectionsProjection.name, SatisfactionProjection.name)
+    app.state.backlog_gate = BacklogGate(LogBacklog(log, groups), settings)
     # /health is liveness only: a replica whose Kafka is down still answers (503 on ingest), so an
     # orchestrator must not restart every replica when the broker blips. /ready reports each
     # dependency, for monitoring and for load balancers that should stop routing meanwhile.
