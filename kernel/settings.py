@@ -49,11 +49,11 @@ class IngestSettings(CoreSettings):
     # Bulk requests wait while the pipeline is behind, so live events stay live
     # (services/ingest/backlog.py): a request of `backlog_bulk_events` events or more waits while
     # more than `backlog_limit` accepted events are not yet projected (0: never waits), up to
-    # `backlog_max_wait_s` (then 429 with Retry-After); a pipeline that committed nothing for
+    # `backlog_max_wait_s` (then 429 with Retry-After); a group behind that committed nothing for
     # `backlog_stall_s` is not waited for.
     backlog_limit: int = Field(default=1000, ge=0)
     backlog_bulk_events: int = Field(default=20, ge=2)
-    backlog_max_wait_s: float = Field(default=30.0, gt=0)
+    backlog_max_wait_s: float = Field(default=10.0, gt=0)
     backlog_stall_s: float = Field(default=10.0, gt=0)
 
 

@@ -3,18 +3,25 @@
 The ingest accepts a batch faster than identity files it (README "Benchmarks"): left alone, a bulk
 load builds a backlog in the log, and a chat message posted meanwhile waits behind all of it
 before an agent's stream shows it (a p99 of 48.7 s under 200,000 batched events). So a request of
-`bulk_events` events or more waits, before it is validated, while more than `limit` accepted
-events are not yet projected; smaller requests (a message, a call, a provider's webhook) never
-wait, and reach the agent behind at most `limit` events plus one bulk request. Bulk requests are
-let through one at a time in a process, so that several clients cannot all pass on one reading.
+`bulk_events` events or more waits, after its body is read and before it is validated, while the
+events accepted and not yet projected, plus those of bulk requests let in and not yet published,
+are more than `limit`; smaller requests (a message, a call, a provider's webhook) never wait. A
+live event then reaches the agent behind about `limit` events and the bulk requests in flight:
+one per ingest process that let one in at the limit (with N replicas, up to N).
 
-Nothing is refused while the pipeline moves, and nothing is lost:
-- a pipeline that does not move (its consumers stopped, or not started) is not waited for: once
-  the groups committed nothing for `stall_s`, bulk requests pass at once until they move again,
-  since the log is where events wait for consumers that are down;
-- a request that waited `max_wait_s` while the pipeline moved but never caught up (more live
-  traffic than it files) is answered 429 with Retry-After, which the Segment libraries and other
-  well-behaved senders retry;
+Bulk requests are let in one at a time (a lock held while a request reads the backlog and waits,
+not while it is validated and published), and the ones let in count as in flight until their
+publish returned, so several clients cannot all pass on one reading, and validation and publish
+still run side by side.
+
+Nothing is lost, and bulk requests are refused only while the pipeline moves and stays behind:
+- a group that is behind and committed nothing for `stall_s` (a consumer stopped, crashed, or
+  never started) is not waited for: bulk requests pass at once until it moves again, since the log
+  is where events wait for consumers that are down (the stall is timed from the first reading
+  that saw the group, so after an ingest restart the first bulk request waits it once);
+- a request that waited `max_wait_s` in all (the bulk requests ahead of it included) is answered
+  429 `pipeline_behind` with Retry-After; the default, 10 s, is under the Segment libraries' 15 s
+  request timeout, so they get the answer and retry rather than time out;
 - a reading that fails or takes over a second (the log unreachable) lets the request through, and
   none is tried for the next 5 s: the publish then answers as it always did (503 within its
   bounded time when the log cannot acknowledge, RELIABILITY F01).
@@ -30,9 +37,9 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
 from fastapi import FastAPI
@@ -52,11 +59,13 @@ UNREADABLE_PAUSE_S = 5.0
 
 @dataclass(frozen=True)
 class Reading:
-    """`waiting`: events accepted and not yet projected; `done`: every offset the groups have
-    committed, summed (it moves while the pipeline works)."""
+    """`waiting`: events accepted and not yet projected (the filing stage's lag plus the largest
+    projection lag); per group, `done`: every offset it has committed, summed (it moves while the
+    group works), and `behind`: the groups with something left to process."""
 
     waiting: int
-    done: int
+    done: Mapping[str, int] = field(default_factory=dict)
+    behind: frozenset[str] = frozenset()
 
 
 class LogBacklog:
@@ -68,19 +77,21 @@ class LogBacklog:
         self.log, self.projections = log, tuple(projections)
 
     def __call__(self) -> Reading:
-        filing, done = self._lag(TOUCHPOINTS_TOPIC, FILING_STAGE)
-        behind = 0
-        if self.projections:
-            ends = self.log.end_offsets(FILINGS_TOPIC)
-            for group in self.projections:
-                committed = self.log.committed(FILINGS_TOPIC, group)
-                behind = max(behind, _lag(ends, committed))
-                done += sum(committed.values())
-        return Reading(filing + behind, done)
-
-    def _lag(self, topic: str, group: str) -> tuple[int, int]:
-        committed = self.log.committed(topic, group)
-        return _lag(self.log.end_offsets(topic), committed), sum(committed.values())
+        lags, done = {}, {}
+        for topic, groups in (
+            (TOUCHPOINTS_TOPIC, (FILING_STAGE,)),
+            (FILINGS_TOPIC, self.projections),
+        ):
+            if not groups:
+                continue
+            ends = self.log.end_offsets(topic)
+            for group in groups:
+                committed = self.log.committed(topic, group)
+                lags[group] = _lag(ends, committed)
+                done[group] = sum(committed.values())
+        projected = max((lags[g] for g in self.projections), default=0)
+        behind = frozenset(g for g, lag in lags.items() if lag)
+        return Reading(lags[FILING_STAGE] + projected, done, behind)
 
 
 def _lag(ends: dict[int, int], committed: dict[int, int]) -> int:
@@ -104,10 +115,11 @@ class BacklogGate:
         self.bulk_events = settings.backlog_bulk_events
         self.max_wait_s = settings.backlog_max_wait_s
         self.stall_s = settings.backlog_stall_s
+        self.in_flight = 0  # events of bulk requests let in and not yet published
         self._lock: asyncio.Lock | None = None
-        self._done: int | None = None
-        self._moved = now()
-        self._stalled = False
+        self._done: dict[str, int] = {}
+        self._moved: dict[str, float] = {}  # when each group's committed offsets last moved
+        self._stalled: frozenset[str] = frozenset()
         self._unreadable_until = 0.0  # no reading is tried before this (`_reading`)
 
     def applies(self, events: int) -> bool:
@@ -115,8 +127,8 @@ class BacklogGate:
 
     @asynccontextmanager
     async def admitted(self, events: int, app: FastAPI | None = None) -> AsyncIterator[None]:
-        """Wait for the pipeline when a request of `events` events is bulk, then hold the turn
-        until the block ends (its validation and publish), so the next reading counts it."""
+        """Wait for the pipeline when a request of `events` events is bulk; its events count as
+        in flight until the block (its validation and publish) ends."""
         if not self.applies(events):
             yield
             return
@@ -129,14 +141,20 @@ class BacklogGate:
             raise self._behind(None) from None
         try:
             waited, reading = await self._wait(started)
-            if app is not None:
-                telemetry = telemetry_of(app)
-                telemetry.observe("cem_ingest_backlog_wait_seconds", waited)
-                if reading is not None:
-                    telemetry.set("cem_ingest_backlog_events", reading.waiting)
-            yield
+            self.in_flight += events
         finally:
             self._lock.release()
+        if app is not None:
+            telemetry = telemetry_of(app)
+            telemetry.observe("cem_ingest_backlog_wait_seconds", waited)
+            if reading is None:
+                telemetry.inc("cem_ingest_backlog_unread_total")
+            else:
+                telemetry.set("cem_ingest_backlog_events", reading.waiting)
+        try:
+            yield
+        finally:
+            self.in_flight -= events
 
     async def _wait(self, started: float) -> tuple[float, Reading | None]:
         """Seconds waited since `started` and the reading that let the request in (None: none
@@ -144,10 +162,13 @@ class BacklogGate:
         while True:
             reading = await self._reading()
             at = self.now()
-            if reading is None or reading.waiting <= self.limit or self._is_stalled(reading, at):
+            if reading is None:
+                return at - started, None
+            stalled = self._stalled_groups(reading, at)
+            if reading.waiting + self.in_flight <= self.limit or stalled:
                 return at - started, reading
             if at - started >= self.max_wait_s:
-                raise self._behind(reading.waiting)
+                raise self._behind(reading.waiting + self.in_flight)
             await self.sleep(self.poll_s)
 
     def _behind(self, waiting: int | None) -> ApiError:
@@ -187,24 +208,27 @@ class BacklogGate:
         self._unreadable_until = 0.0
         return reading
 
-    def _is_stalled(self, reading: Reading, at: float) -> bool:
-        if reading.done != self._done:
-            self._done, self._moved = reading.done, at
-            if self._stalled:
+    def _stalled_groups(self, reading: Reading, at: float) -> frozenset[str]:
+        """The groups behind that committed nothing for `stall_s` (logged when that changes)."""
+        for group, done in reading.done.items():
+            if self._done.get(group) != done:
+                self._done[group], self._moved[group] = done, at
+        stalled = frozenset(
+            g for g in reading.behind if at - self._moved.get(g, at) >= self.stall_s
+        )
+        if stalled != self._stalled:
+            if stalled:
+                logger.warning(
+                    "ingest: %s committed nothing for %.0f s with %d events waiting; bulk"
+                    " requests are accepted without waiting until it moves",
+                    " and ".join(sorted(stalled)),
+                    self.stall_s,
+                    reading.waiting,
+                )
+            else:
                 logger.info("ingest: the pipeline moves again; bulk requests wait for it")
-            self._stalled = False
-            return False
-        if at - self._moved < self.stall_s:
-            return False
-        if not self._stalled:
-            logger.warning(
-                "ingest: the pipeline committed nothing for %.0f s with %d events waiting;"
-                " bulk requests are accepted without waiting until it moves",
-                at - self._moved,
-                reading.waiting,
-            )
-        self._stalled = True
-        return True
+            self._stalled = stalled
+        return stalled
 
 
 def gate_of(app: FastAPI) -> BacklogGate | None:

@@ -118,9 +118,10 @@ async def post_events(
     state = request.app.state
     settings: IngestSettings = state.ingest_settings
     submission = await read_submission(request, settings)
-    limiter_of(request.app).charge(principal.key_id, len(submission.items))
     # A bulk request waits here while the pipeline is behind (services/ingest/backlog.py).
     async with admitted(request.app, len(submission.items)):
+        # Charged once let in: a request the gate refused (429) draws nothing.
+        limiter_of(request.app).charge(principal.key_id, len(submission.items))
         # Validating 1,000 events takes a few hundred ms: off the event loop, so that other requests
         # (and the embedded app's live streams) keep being served meanwhile.
         prepared = await anyio.to_thread.run_sync(

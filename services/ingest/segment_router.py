@@ -253,8 +253,9 @@ async def ingest_messages(
     state = request.app.state
     ingest: IngestSettings = state.ingest_settings
     segment = segment_settings_of(request.app)
-    limiter_of(request.app).charge(principal.key_id, len(messages))
     async with admitted(request.app, len(messages)):
+        # Charged once let in: a request the gate refused (429) draws nothing.
+        limiter_of(request.app).charge(principal.key_id, len(messages))
         prepared = await anyio.to_thread.run_sync(
             partial(
                 prepare_messages,

@@ -6,6 +6,7 @@ runners that stopped. The distributed ingest reads Kafka's group offsets the sam
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,12 +17,15 @@ import pytest
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.memory_keys import MemoryKeyStore
 from cem.bootstrap import Platform, build
+from cem.runner import filing_runner
+from kernel.filings import FILING_STAGE
 from kernel.settings import IngestSettings
 from kernel.telemetry import telemetry_of
 from services.ingest.backlog import BacklogGate, Reading
 from tests.integration.test_unified_history import Client, stop_keeping_warehouse, touch
 
 LIMIT = 30
+STALL_S = 3.0
 
 
 @pytest.fixture
@@ -31,7 +35,7 @@ def platform(tmp_path: Path, warehouse: ChdbWarehouse) -> Iterator[Platform]:
         identity="eventsourced",
         backlog_limit=LIMIT,
         backlog_bulk_events=20,
-        backlog_stall_s=1.0,
+        backlog_stall_s=STALL_S,
     )
     running = build(settings, warehouse=warehouse, keys=MemoryKeyStore())
     yield running
@@ -63,17 +67,24 @@ def test_without_runners_started_there_is_nothing_to_wait_for(platform: Platform
     assert getattr(platform.app.state, "backlog_gate", None) is None
 
 
-def test_a_bulk_request_is_let_in_once_the_runners_have_caught_up(platform: Platform) -> None:
+def test_a_bulk_request_waits_until_the_filing_stage_has_caught_up(platform: Platform) -> None:
     platform.start()
     api = Client(platform)
-    gate = gate_of(platform)
-    bulk(api, 25)
-    bulk(api, 25)  # waits while the first 25 are over the limit... or were already processed
-    reading = gate.read()
-    assert reading.waiting <= LIMIT + 25  # the second was let in with at most LIMIT behind it
+    [filing] = [r for r in platform.runners if r.stage == FILING_STAGE]
+    filing.stop()
+    bulk(api, 40)  # let in: nothing was behind; now 40 are, over the limit
+    second = threading.Thread(target=bulk, args=(api, 25))
+    second.start()
+    second.join(0.5)
+    assert second.is_alive()  # waiting: the filing stage is behind and (for now) within the stall
+    assert gate_of(platform).read().waiting == 40
+    again = filing_runner(platform.log, platform.warehouse, platform.filer, platform.decoder)
+    platform.runners.append(again)
+    again.start()
+    second.join(30)
+    assert not second.is_alive()  # let in once the 40 were filed and projected
     api.settle()
-    reading = gate.read()
-    assert reading == Reading(waiting=0, done=reading.done) and reading.done >= 50 * 2
+    assert gate_of(platform).read() == Reading(0, gate_of(platform).read().done)
     assert telemetry_of(platform.app).observations("cem_ingest_backlog_wait_seconds") == 2
 
 
@@ -87,7 +98,7 @@ def test_runners_that_stopped_are_not_waited_for_after_the_stall(
         runner.stop()
     bulk(api, 40)  # 40 behind now: over the limit, and nothing moves
     with caplog.at_level(logging.WARNING, logger="services.ingest.backlog"):
-        bulk(api, 25)  # waits the stall (1 s), then is let in
+        bulk(api, 25)  # waits the stall, then is let in
         bulk(api, 25)  # at once while it stays stalled
     assert gate_of(platform).read().waiting == 90
-    assert caplog.text.count("committed nothing for 1 s with 40 events waiting") == 1
+    assert caplog.text.count("filing committed nothing for 3 s with 40 events waiting") == 1

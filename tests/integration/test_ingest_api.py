@@ -173,6 +173,24 @@ def test_b01_malformed_json_is_400_with_line_and_column(ingest: Ingest) -> None:
     assert ingest.stored() == [] and ingest.publisher.calls == []
 
 
+def test_a_bulk_request_the_gate_refused_draws_nothing_from_the_quota() -> None:
+    done = itertools.count()
+    pipeline = {"waiting": 1_000}
+
+    def moving() -> Reading:
+        return filing(pipeline["waiting"], next(done))
+
+    ingest = behind(make_ingest(quota=slow_quota(20)), moving, backlog_max_wait_s=0.05)
+    batch = {"events": [event() for _ in range(20)]}
+    for _ in range(2):
+        assert error_of(ingest.post(batch))["code"] == "pipeline_behind"
+    pipeline["waiting"] = 0
+    response = ingest.post(batch)  # the burst of 20 is still whole
+    assert response.status_code == 200, response.text
+    again = ingest.post({"events": [event() for _ in range(20)]})
+    assert error_of(again)["code"] == "rate_limited"  # now it is not
+
+
 @pytest.mark.parametrize(
     "headers",
     [
@@ -675,6 +693,11 @@ class Pipeline:
         return self.left.pop(0) if len(self.left) > 1 else self.left[0]
 
 
+def filing(waiting: int, done: int) -> Reading:
+    """A reading of the filing group alone: `waiting` behind, `done` committed."""
+    return Reading(waiting, {"filing": done}, frozenset({"filing"} if waiting else ()))
+
+
 def behind(ingest: Ingest, pipeline: Any, **settings: Any) -> Ingest:
     chosen = IngestSettings(backlog_limit=100, backlog_bulk_events=20, **settings)
     ingest.app.state.backlog_gate = BacklogGate(pipeline, chosen, poll_s=0.001)
@@ -682,7 +705,7 @@ def behind(ingest: Ingest, pipeline: Any, **settings: Any) -> Ingest:
 
 
 def test_a_bulk_request_waits_for_the_pipeline_then_is_stored() -> None:
-    pipeline = Pipeline(Reading(5_000, 1), Reading(2_000, 2), Reading(100, 3))
+    pipeline = Pipeline(filing(5_000, 1), filing(2_000, 2), filing(100, 3))
     ingest = behind(make_ingest(), pipeline)
     response = ingest.post({"events": [event() for _ in range(20)]})
     assert response.status_code == 200 and response.json()["accepted"] == 20
@@ -695,7 +718,7 @@ def test_a_bulk_request_waits_for_the_pipeline_then_is_stored() -> None:
 
 
 def test_a_live_event_never_waits_for_the_pipeline() -> None:
-    pipeline = Pipeline(Reading(10**6, 1))
+    pipeline = Pipeline(filing(10**6, 1))
     ingest = behind(make_ingest(), pipeline)
     assert ingest.post(event()).status_code == 202
     assert ingest.post({"events": [event() for _ in range(19)]}).status_code == 200
@@ -706,7 +729,7 @@ def test_a_bulk_request_the_pipeline_never_catches_up_with_is_429_and_nothing_is
     done = itertools.count()
 
     def moving() -> Reading:
-        return Reading(1_000, next(done))
+        return filing(1_000, next(done))
 
     ingest = behind(make_ingest(), moving, backlog_max_wait_s=0.05)
     response = ingest.post({"events": [event() for _ in range(20)]})

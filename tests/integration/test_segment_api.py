@@ -18,7 +18,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.ingest.backlog import Reading
 from services.ingest.segment_config import SegmentSettings
 from services.ingest.segment_router import install_segment
 from tests.integration.test_ingest_api import (
@@ -27,6 +26,7 @@ from tests.integration.test_ingest_api import (
     Pipeline,
     behind,
     error_of,
+    filing,
     json_values,
     make_ingest,
 )
@@ -264,7 +264,7 @@ def test_a_rudderstack_request_is_read_the_same_way(ingest: Ingest) -> None:
 
 
 def test_a_segment_batch_waits_for_the_pipeline_like_a_native_one(ingest: Ingest) -> None:
-    pipeline = Pipeline(Reading(5_000, 1), Reading(50, 2))
+    pipeline = Pipeline(filing(5_000, 1), filing(50, 2))
     behind(ingest, pipeline)
     response = send(ingest, "/v1/batch", {"batch": [track() for _ in range(20)]})
     assert response.status_code == 200, response.text

@@ -23,6 +23,11 @@ SETTINGS = IngestSettings(
 )
 
 
+def filing(waiting: int, done: int) -> Reading:
+    """A reading of one group, `filing`, behind by `waiting` with `done` committed."""
+    return Reading(waiting, {"filing": done}, frozenset({"filing"} if waiting else ()))
+
+
 class Clock:
     """Monotonic seconds that move only when the gate sleeps."""
 
@@ -47,8 +52,19 @@ class Readings:
         return self.left.pop(0) if len(self.left) > 1 else self.left[0]
 
 
-def gate(readings: Readings, clock: Clock, settings: IngestSettings = SETTINGS) -> BacklogGate:
-    return BacklogGate(readings, settings, now=clock.now, sleep=clock.sleep, poll_s=0.05)
+class Moving:
+    """A pipeline that commits something at every reading, `waiting` behind all along."""
+
+    def __init__(self, waiting: int) -> None:
+        self.waiting, self.done = waiting, 0
+
+    def __call__(self) -> Reading:
+        self.done += 1
+        return filing(self.waiting, self.done)
+
+
+def gate(readings: object, clock: Clock, settings: IngestSettings = SETTINGS) -> BacklogGate:
+    return BacklogGate(readings, settings, now=clock.now, sleep=clock.sleep, poll_s=0.05)  # type: ignore[arg-type]
 
 
 async def enter(gate: BacklogGate, events: int) -> None:
@@ -57,21 +73,21 @@ async def enter(gate: BacklogGate, events: int) -> None:
 
 
 def test_a_request_under_the_bulk_size_never_reads_the_backlog() -> None:
-    clock, readings = Clock(), Readings([Reading(waiting=10**6, done=0)])
+    clock, readings = Clock(), Readings([filing(10**6, 0)])
     asyncio.run(enter(gate(readings, clock), 19))
     assert (readings.taken, clock.at) == (0, 0.0)
 
 
 def test_a_bulk_request_waits_while_the_pipeline_is_behind_and_moving() -> None:
     clock = Clock()
-    readings = Readings([Reading(500, 0), Reading(300, 200), Reading(150, 350), Reading(90, 410)])
+    readings = Readings([filing(500, 0), filing(300, 200), filing(150, 350), filing(90, 410)])
     asyncio.run(enter(gate(readings, clock), 20))
     assert readings.taken == 4
     assert clock.at == pytest.approx(0.15)  # three polls waited, the fourth reading let it in
 
 
 def test_a_limit_of_zero_turns_the_gate_off() -> None:
-    clock, readings = Clock(), Readings([Reading(10**6, 0)])
+    clock, readings = Clock(), Readings([filing(10**6, 0)])
     off = IngestSettings(backlog_limit=0)
     asyncio.run(enter(gate(readings, clock, off), 1000))
     assert readings.taken == 0
@@ -80,30 +96,43 @@ def test_a_limit_of_zero_turns_the_gate_off() -> None:
 def test_a_pipeline_that_does_not_move_is_not_waited_for_once_stalled(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clock, readings = Clock(), Readings([Reading(5_000, 7)])
+    clock, readings = Clock(), Readings([filing(5_000, 7)])
     the_gate = gate(readings, clock)
     with caplog.at_level(logging.WARNING, logger="services.ingest.backlog"):
         asyncio.run(enter(the_gate, 500))
     stalled = clock.at
     assert stalled == pytest.approx(5.0, abs=0.06)  # the stall, once (polled every 0.05 s)
-    assert "committed nothing for 5 s with 5000 events waiting" in caplog.text
+    assert "filing committed nothing for 5 s with 5000 events waiting" in caplog.text
     asyncio.run(enter(the_gate, 500))  # while it stays stalled, at once
     assert clock.at == stalled
     # It moves again: bulk requests wait for it again.
-    readings.left = [Reading(5_000, 8), Reading(5_000, 9), Reading(50, 10)]
+    readings.left = [filing(5_000, 8), filing(5_000, 9), filing(50, 10)]
     asyncio.run(enter(the_gate, 500))
     assert clock.at - stalled == pytest.approx(0.1)
 
 
+def test_one_group_that_stopped_is_not_waited_for_while_the_others_move(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The filing stage keeps filing live traffic; `satisfaction` stopped, so the backlog (its lag)
+    would never drain: waiting for it would only end in a 429."""
+    clock, moved = Clock(), iter(range(10**6))
+
+    def one_stopped() -> Reading:
+        done = {"filing": next(moved), "projections": 40, "satisfaction": 0}
+        return Reading(3_000, done, frozenset({"filing", "satisfaction"}))
+
+    with caplog.at_level(logging.WARNING, logger="services.ingest.backlog"):
+        asyncio.run(enter(gate(one_stopped, clock), 500))
+    assert clock.at == pytest.approx(5.0, abs=0.06)
+    assert "satisfaction committed nothing for 5 s" in caplog.text
+    assert "filing committed" not in caplog.text
+
+
 def test_a_pipeline_that_moves_but_never_catches_up_gets_a_429_with_retry_after() -> None:
     clock = Clock()
-    done = iter(range(10**6))
-
-    def moving() -> Reading:
-        return Reading(waiting=450, done=next(done))
-
     with pytest.raises(ApiError) as refused:
-        asyncio.run(enter(gate(moving, clock), 500))  # type: ignore[arg-type]
+        asyncio.run(enter(gate(Moving(450), clock), 500))
     error = refused.value
     assert (error.status, error.code) == (429, "pipeline_behind")
     assert error.headers == {"Retry-After": "5"}  # 450 waiting, taken 100 at a time
@@ -122,7 +151,7 @@ def test_a_reading_that_fails_lets_the_request_through_and_none_is_tried_for_a_w
         raise ConnectionError("broker down")
 
     clock = Clock()
-    the_gate = gate(unreachable, clock)  # type: ignore[arg-type]
+    the_gate = gate(unreachable, clock)
     with caplog.at_level(logging.WARNING, logger="services.ingest.backlog"):
         asyncio.run(enter(the_gate, 500))
         clock.at = 4.9
@@ -143,7 +172,7 @@ def test_a_reading_that_does_not_answer_is_given_up_after_the_read_timeout(
 
     def silent() -> Reading:
         answer.wait(5)
-        return Reading(0, 0)
+        return filing(0, 0)
 
     started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="services.ingest.backlog"):
@@ -153,23 +182,75 @@ def test_a_reading_that_does_not_answer_is_given_up_after_the_read_timeout(
     assert "cannot be read (no answer within 0.05 s); not waiting" in caplog.text
 
 
-def test_bulk_requests_pass_one_at_a_time_each_on_a_reading_taken_after_the_one_before() -> None:
-    """Two bulk requests both let in by one reading would both publish over the limit."""
+def test_a_bulk_request_let_in_counts_until_published_so_two_cannot_pass_on_one_reading() -> None:
+    """Both read an empty backlog; the second also sees the first's 500 events in flight, and is
+    let in once they are published (and the pipeline has them)."""
     order: list[str] = []
-    readings = Readings([Reading(0, 0)])
+    pipeline = Moving(0)
 
     async def request(name: str, the_gate: BacklogGate) -> None:
         async with the_gate.admitted(500):
-            order.append(f"{name} in after reading {readings.taken}")
-            await asyncio.sleep(0.01)  # its validation and publish
+            order.append(f"{name} in")
+            await asyncio.sleep(0.05)  # its validation and publish
             order.append(f"{name} out")
 
     async def both() -> None:
-        the_gate = BacklogGate(readings, SETTINGS)
+        the_gate = BacklogGate(pipeline, SETTINGS, poll_s=0.005)
         await asyncio.gather(request("a", the_gate), request("b", the_gate), enter(the_gate, 1))
+        assert the_gate.in_flight == 0
 
     asyncio.run(both())
-    assert order == ["a in after reading 1", "a out", "b in after reading 2", "b out"]
+    assert order == ["a in", "a out", "b in", "b out"]
+
+
+def test_bulk_requests_under_the_limit_are_validated_and_published_side_by_side() -> None:
+    order: list[str] = []
+    roomy = IngestSettings(backlog_limit=10_000, backlog_bulk_events=20)
+
+    async def request(name: str, the_gate: BacklogGate) -> None:
+        async with the_gate.admitted(500):
+            order.append(f"{name} in")
+            await asyncio.sleep(0.05)
+            order.append(f"{name} out")
+
+    async def both() -> None:
+        the_gate = BacklogGate(Moving(0), roomy)
+        await asyncio.gather(request("a", the_gate), request("b", the_gate))
+
+    asyncio.run(both())
+    assert order == ["a in", "b in", "a out", "b out"]
+
+
+def test_a_request_that_fails_inside_gives_its_place_back() -> None:
+    async def failing(the_gate: BacklogGate) -> None:
+        with pytest.raises(RuntimeError):
+            async with the_gate.admitted(500):
+                raise RuntimeError("the publish failed")
+        assert the_gate.in_flight == 0
+        await enter(the_gate, 500)  # let in at once: nothing behind, nothing in flight
+
+    asyncio.run(failing(BacklogGate(Moving(0), SETTINGS)))
+
+
+def test_a_request_behind_other_bulk_requests_for_the_longest_wait_gets_a_429() -> None:
+    quick = IngestSettings(backlog_limit=100, backlog_bulk_events=20, backlog_max_wait_s=0.2)
+
+    def slow() -> Reading:  # a reading that takes its time (under the read timeout)
+        time.sleep(0.4)
+        return filing(0, 0)
+
+    the_gate = BacklogGate(slow, quick)
+
+    async def both() -> list[BaseException | None]:
+        first = asyncio.create_task(enter(the_gate, 500))  # reads, holding the turn
+        await asyncio.sleep(0.05)
+        second = asyncio.create_task(enter(the_gate, 500))  # waits for the turn
+        return await asyncio.gather(first, second, return_exceptions=True)
+
+    first, second = asyncio.run(both())
+    assert first is None  # let in: nothing behind
+    assert isinstance(second, ApiError) and second.status == 429
+    assert "other bulk requests are still waiting" in second.message
 
 
 def test_the_backlog_is_the_filing_lag_plus_the_projection_furthest_behind() -> None:
@@ -182,36 +263,12 @@ def test_the_backlog_is_the_filing_lag_plus_the_projection_furthest_behind() -> 
     log.commit(FILINGS_TOPIC, "projections", {p: end for p, end in filing_ends.items() if end})
     backlog = LogBacklog(log, ["projections", "satisfaction"])
     # All filed; `satisfaction` committed nothing: the three filings are what it is behind.
-    assert backlog() == Reading(waiting=3, done=4 + 3)
+    done = {FILING_STAGE: 4, "projections": 3, "satisfaction": 0}
+    assert backlog() == Reading(3, done, frozenset({"satisfaction"}))
     log.append(TOUCHPOINTS_TOPIC, records("k4"))
-    assert backlog().waiting == 4
-    assert LogBacklog(log, [])() == Reading(waiting=1, done=4)
+    assert backlog().waiting == 4 and backlog().behind == {FILING_STAGE, "satisfaction"}
+    assert LogBacklog(log, [])() == Reading(1, {FILING_STAGE: 4}, frozenset({FILING_STAGE}))
 
 
 def records(*keys: str) -> list[Record]:
     return [Record(k.encode(), b"{}") for k in keys]
-
-
-def test_a_request_behind_other_bulk_requests_for_the_longest_wait_gets_a_429() -> None:
-    quick = IngestSettings(backlog_limit=100, backlog_bulk_events=20, backlog_max_wait_s=0.05)
-    the_gate = BacklogGate(Readings([Reading(0, 0)]), quick)
-
-    async def slow_first() -> None:
-        async with the_gate.admitted(500):
-            await asyncio.sleep(0.3)  # a publish that takes its time
-
-    async def both() -> BaseException | None:
-        first = asyncio.create_task(slow_first())
-        await asyncio.sleep(0.01)
-        try:
-            await enter(the_gate, 500)
-        except ApiError as refused:
-            return refused
-        finally:
-            await first
-        return None
-
-    refused = asyncio.run(both())
-    assert isinstance(refused, ApiError) and refused.status == 429
-    assert "other bulk requests are still waiting" in refused.message
-    asyncio.run(enter(the_gate, 500))  # the turn was given back
