@@ -22,6 +22,7 @@ from cem.erasure import ERASED_ROWS, CustomerEraser, Pending, delete_erased_rows
 from cem.filing_process import FilingProcess
 from cem.identity import build_identity
 from cem.platform_keys import local_platform_key
+from cem.projection_set import default_projections
 from cem.runner import (
     DEAD_LETTER_SINK,
     Runner,
@@ -63,12 +64,6 @@ from services.identity.resolver import IdentityResolver
 from services.identity.settings import IdentitySettings
 from services.ingest.backlog import BacklogGate, LogBacklog
 from services.projections.arrivals import ARRIVALS, LatestPositions, positions_of
-from services.projections.projection import ProjectionsProjection
-from services.satisfaction.projection import SatisfactionProjection
-
-
-def default_projections() -> list[Projection]:
-    return [ProjectionsProjection(), SatisfactionProjection()]
 
 
 def embedded_channels(settings: CoreSettings) -> SqliteChannelStore:

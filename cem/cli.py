@@ -173,8 +173,8 @@ def _simulate(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from cem.adapters.chdb_warehouse import ChdbWarehouse
     from cem.adapters.sqlite_log import SqliteLog
-    from cem.bootstrap import default_projections
     from cem.progress import progress_bar
+    from cem.projection_set import default_projections
     from cem.replay import replay
     from cem.runner import group_lag
     from cem.sealing import opener_for
@@ -220,8 +220,8 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _replay_distributed(into: str) -> int:
     """The Kafka filings topic into database `into` of the ClickHouse server (CEM_* settings)."""
-    from cem.bootstrap import default_projections
     from cem.faust_worker import WorkerSettings, database_of
+    from cem.projection_set import default_projections
     from cem.replay import replay_distributed
 
     settings = WorkerSettings()

@@ -239,11 +239,10 @@ def build_ingest(
     the workers trust their stored form and nobody else's (RELIABILITY S08), and keyed by a
     bucket under `bucket_key`, else the one every replica derives (CEM_SECRET_KEY, else the
     platform key kept in PostgreSQL: `cem.platform_keys.shared_bucket_key`)."""
+    from cem.projection_set import default_projections
     from services.ingest.app import create_app
     from services.ingest.backlog import BacklogGate, LogBacklog
-    from services.projections.projection import ProjectionsProjection
     from services.query_api.app import health_router
-    from services.satisfaction.projection import SatisfactionProjection
 
     settings = settings or IngestSettings()
     log = log or kafka_log(settings, settings.publish_timeout_s)
@@ -268,7 +267,7 @@ def build_ingest(
         publisher, keys, settings, clock or SystemClock(), channels=channels, bucket_key=bucket_key
     )
     # Bulk requests wait while the workers' groups are behind (services/ingest/backlog.py).
-    groups = (ProjectionsProjection.name, SatisfactionProjection.name)
+    groups = [p.name for p in default_projections()]
     app.state.backlog_gate = BacklogGate(LogBacklog(log, groups), settings)
     # /health is liveness only: a replica whose Kafka is down still answers (503 on ingest), so an
     # orchestrator must not restart every replica when the broker blips. /ready reports each

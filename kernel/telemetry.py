@@ -67,10 +67,6 @@ class Telemetry:
         with self._lock:
             self._gauges[metric] = value
 
-    def gauge(self, metric: str) -> float | None:
-        with self._lock:
-            return self._gauges.get(metric)
-
     def value(self, metric: str, **labels: str) -> float:
         """A counter's current value (0 if never incremented)."""
         with self._lock:

@@ -99,7 +99,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"description": "Body, event or batch over its limit"},
     415: {"description": "Unsupported content type"},
     422: {"description": "Invalid event, or a batch with every item rejected"},
-    429: {"description": "Over the key's quota; see Retry-After"},
+    429: {
+        "description": "Over the key's quota (`rate_limited`), or a bulk request that waited"
+        " the longest it may for the pipeline to catch up (`pipeline_behind`); see Retry-After"
+    },
     503: {"description": "The event log cannot acknowledge; see Retry-After"},
 }
 

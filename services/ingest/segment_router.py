@@ -205,7 +205,10 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"description": "Over Segment's limits: 32 KB per call, 500 KB per batch"},
     415: {"description": "Not JSON, or an encoding other than gzip"},
     422: {"description": "Invalid message, or a batch whose every message is invalid"},
-    429: {"description": "Over the key's quota; see Retry-After"},
+    429: {
+        "description": "Over the key's quota (`rate_limited`), or a bulk request that waited"
+        " the longest it may for the pipeline to catch up (`pipeline_behind`); see Retry-After"
+    },
     503: {"description": "The event log cannot acknowledge; see Retry-After"},
 }
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.stages import BASELINES, MIXES, pipeline_stages
-from cem.bootstrap import default_projections
+from cem.projection_set import default_projections
 
 REPO = Path(__file__).resolve().parents[2]
 

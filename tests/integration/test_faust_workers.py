@@ -743,8 +743,8 @@ def live_tables(warehouse: ClickHouseWarehouse, tenant: str) -> dict[str, list[s
 
 def replayed_tables(target: Target) -> dict[str, list[str]]:
     """`cem replay` of the test's filings topic into a fresh database: no identity store."""
-    from cem.bootstrap import default_projections
     from cem.faust_worker import WorkerSettings
+    from cem.projection_set import default_projections
     from cem.replay import replay_distributed
 
     into = f"{target.warehouse.database}_replay"

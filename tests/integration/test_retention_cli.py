@@ -15,8 +15,8 @@ import pytest
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse
 from cem.adapters.sqlite_log import SqliteLog
 from cem.adapters.sqlite_retention import RETENTION_FILE, SqliteRetentionStore
-from cem.bootstrap import default_projections
 from cem.cli import main
+from cem.projection_set import default_projections
 from cem.retention import WAREHOUSE_TABLES, Policy
 from cem.runner import ensure_tables
 from kernel.partitioning import partition_key

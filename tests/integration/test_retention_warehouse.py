@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cem.bootstrap import default_projections
+from cem.projection_set import default_projections
 from cem.retention import WAREHOUSE_TABLES, Policy, RetainedTable, to_micros
 from cem.retention_apply import apply_policy
 from cem.runner import ensure_tables
