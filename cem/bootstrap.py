@@ -122,8 +122,16 @@ class Platform:
         # The projections decode a filing as its touchpoint, by the touchpoint's position, so
         # they take the event the filing stage decoded from the shared decoder (in this process).
         as_touchpoint = through_touchpoints(self.decoder, TOUCHPOINTS_TOPIC)
+        # Before each batch, the keys another process (the filing process) destroyed are dropped,
+        # and with them the events opened under them (docs/erasure.md, step 4).
+        opener = self.decoder.opener
+        follow = opener.follow if opener is not None else None
+        if opener is not None:
+            opener.cache.on_destroyed(self.decoder.forget)
         self.runners = [
-            projection_runner(self.log, self.warehouse, p, as_touchpoint, self._wake_streams)
+            projection_runner(
+                self.log, self.warehouse, p, as_touchpoint, self._wake_streams, follow
+            )
             for p in self.projections
         ]
         if filing_process:

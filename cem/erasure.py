@@ -26,8 +26,8 @@ A customer identity does not know (a key only the warehouse has, a placeholder's
 CEM_IDENTITY=rule) is erased by its key: the subject the key names and its rows.
 
 What this does not reach (docs/erasure.md, "What erasure leaves"): other processes' key caches
-(distributed: the ingest replicas, projection workers and query API keep a cached key until they
-restart or it is evicted), the identity store's own stored events (`NameRecorded`, the
+for up to a second (they follow the key vault's destruction feed, `kernel.sealing.KeyCache`;
+a projection stage before each batch), the identity store's own stored events (`NameRecorded`, the
 identifiers' link events: sealed at rest under the store's single key with
 `CEM_SEAL_PERSONAL_DATA`, in clear otherwise), dead letters, and copies the engines keep (WAL,
 old parts until merged away, backups).

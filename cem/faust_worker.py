@@ -337,11 +337,16 @@ def projection_step(projection: Projection, settings: WorkerSettings, sink: Sink
     """Project a batch of filings and write the rows. Opening sealed filings reads the key vault,
     which may be down: then the same batch is projected again, with backoff."""
 
+    def project(records: list[TimedConsumed]) -> BatchResult:
+        # The keys any process destroyed so far are dropped before the batch is opened: a
+        # filing appended after an erasure is never opened with its keys (docs/erasure.md).
+        if sink.decode.opener is not None:
+            sink.decode.opener.follow()
+        return project_filings(projection.name, records, projection.rows, sink.decode_filing)
+
     async def step(records: list[TimedConsumed]) -> None:
-        project = partial(
-            project_filings, projection.name, records, projection.rows, sink.decode_filing
-        )
-        result = await until_done(project, "projecting a batch", LogUnavailable, settings)
+        batch = partial(project, records)
+        result = await until_done(batch, "projecting a batch", LogUnavailable, settings)
         await write_until_done(partial(sink.write, result), settings)
 
     return step

@@ -132,13 +132,17 @@ def run_once(
     topic: str = FILINGS_TOPIC,
     decode_record: Decode = decode_value,
     on_stored: Callable[[Rows], None] | None = None,
+    before_batch: Callable[[], None] | None = None,
 ) -> int:
     """Project one batch of filings; returns how many records it consumed. `decode_record`
     (default: decode the bytes) lets the runners of one process share decoded events;
-    `on_stored` hears the rows of each table that received some, once they are inserted."""
+    `on_stored` hears the rows of each table that received some, once they are inserted;
+    `before_batch` runs once a batch is read, before it is decoded (`EventOpener.follow`)."""
     records = event_log.poll(topic, projection.name, max_records, timeout_s)
     if not records:
         return 0
+    if before_batch is not None:
+        before_batch()
     result = project_filings(projection.name, records, projection.rows, decode_record)
     stored: Rows = {table: rows for table, rows in result.rows.items() if rows}
     for table, rows in stored.items():
@@ -197,12 +201,18 @@ def projection_runner(
     projection: Projection,
     decode_record: Decode = decode_value,
     on_stored: Callable[[Rows], None] | None = None,
+    before_batch: Callable[[], None] | None = None,
 ) -> Runner:
     """One projection over `filings` in a thread."""
     return Runner(
         projection.name,
         lambda: run_once(
-            event_log, warehouse, projection, decode_record=decode_record, on_stored=on_stored
+            event_log,
+            warehouse,
+            projection,
+            decode_record=decode_record,
+            on_stored=on_stored,
+            before_batch=before_batch,
         ),
     )
 

@@ -164,6 +164,9 @@ class LazyVault:
     def destroyed(self, tenant_id: str, key_id: str, fingerprint: str | None = None) -> bool:
         return self._inner().destroyed(tenant_id, key_id, fingerprint)
 
+    def destructions_after(self, position: int | None) -> tuple[int, list[tuple[str, str]]]:
+        return self._inner().destructions_after(position)
+
     def close(self) -> None:
         with self._lock:
             if self._vault is not None:

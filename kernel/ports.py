@@ -301,4 +301,11 @@ class KeyVault(Protocol):
         were (none recorded for the id) answers as without."""
         ...
 
+    def destructions_after(self, position: int | None) -> tuple[int, list[tuple[str, str]]]:
+        """The keys destroyed (tenant id, key id) after `position` of the vault's destruction
+        feed, in order, and the feed's position after them; `None`: its present end, nothing
+        listed. Every process's `destroy` is on it, in commit order, so a process that read
+        position p learns of every destruction committed since (`kernel.sealing.KeyCache`)."""
+        ...
+
     def close(self) -> None: ...

@@ -8,14 +8,18 @@ of docs/erasure.md): the glue between `kernel.shredding` (pure) and a `KeyVault`
   satisfaction, replay). It only *finds* keys, never makes one: a key the vault no longer holds
   opens the event as erased (the anonymous rest, `erased: true`).
 - `KeyCache` keeps the data keys of hot subjects per process (most events come from customers
-  seen before), bounded, least recently used out first, each for at most `CACHE_TTL_S`: erasing
-  a subject (step 4) drops its key from the vault and from the erasing process's cache, and the
-  other processes (distributed: ingest replicas, projection workers, the query API) stop using it
-  within that time.
+  seen before), bounded, least recently used out first. Erasing a subject (step 4) drops its key
+  from the vault and from the erasing process's cache; every other process (embedded: the main
+  process beside the filing process; distributed: ingest replicas, filing and projection workers,
+  the query API) learns of it from the vault's destruction feed (`KeyVault.destructions_after`),
+  which its cache reads before it uses a key, at most every `FOLLOW_S`, and at once before each
+  batch a projection stage projects (`KeyCache.follow`). A key is also read from the vault again
+  after `CACHE_TTL_S` at the latest, should the feed be unreadable for that long.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -42,30 +46,42 @@ from schemas.families import payload_model
 from schemas.personal import payload_fields
 from schemas.validate import decode, decode_parsed
 
+log = logging.getLogger(__name__)
+
 # Data keys kept per process: 32 bytes each plus their names, a few MB at most.
 CACHE_SIZE = 50_000
 # What a personal field an erased event's type requires reads as (`readable`).
 ERASED_TEXT = "(erased)"
 # How long a process keeps a key it read before asking the vault again: the bound on how long a
-# key erased by another process is still used here (one vault read per hot subject per period).
+# key erased by another process is still used here while the destruction feed cannot be read.
 CACHE_TTL_S = 300.0
+# How often a cache in use reads the vault's destruction feed (one small query): the bound on how
+# long a key another process destroyed is still used here, except where a stage asks at once.
+FOLLOW_S = 1.0
 
 # (tenant id, the event's `customer` member as stored) -> the subject (`shredding.subject_of`).
 SubjectOf = Callable[[str, dict[str, Any]], str]
 
 
 class KeyCache:
-    """Data keys by (tenant, key id), bounded (LRU), each kept `ttl_s` at most. Thread-safe."""
+    """Data keys by (tenant, key id), bounded (LRU), each kept `ttl_s` at most, and dropped once
+    the vault's destruction feed lists them (`follow`). Thread-safe."""
 
     def __init__(
         self,
         size: int = CACHE_SIZE,
         ttl_s: float = CACHE_TTL_S,
         clock: Callable[[], float] = time.monotonic,
+        follow_s: float = FOLLOW_S,
     ) -> None:
-        self.size, self.ttl_s, self.clock = size, ttl_s, clock
+        self.size, self.ttl_s, self.clock, self.follow_s = size, ttl_s, clock, follow_s
         self._keys: OrderedDict[tuple[str, str], tuple[bytes, float]] = OrderedDict()
         self._lock = threading.Lock()
+        # The destruction feed: where this cache read it to, and when it last asked.
+        self._feed_lock = threading.Lock()
+        self._feed_at: int | None = None
+        self._asked_at = float("-inf")
+        self._on_destroyed: list[Callable[[], None]] = []
 
     def get(self, tenant_id: str, key_id: str) -> bytes | None:
         with self._lock:
@@ -89,6 +105,46 @@ class KeyCache:
         with self._lock:
             for key_id in key_ids:
                 self._keys.pop((tenant_id, key_id), None)
+
+    def on_destroyed(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after `follow` dropped keys (what was opened with them is stale)."""
+        self._on_destroyed.append(listener)
+
+    def follow(self, vault: KeyVault, *, now: bool = False) -> None:
+        """Drop the keys the vault's destruction feed lists since this cache last read it, in
+        whichever process destroyed them. Read at most every `follow_s`, or at once with `now`.
+
+        Called before a key is taken from the cache or the vault, so the first read (the feed's
+        end) comes before any key this cache holds was read from the vault: a key destroyed
+        after it was read is on the feed after that point. With `now` a feed that cannot be read
+        raises (the caller's batch is retried, as for a vault that is down); otherwise the cache
+        goes on as it was and logs it, its keys still bounded by `ttl_s`."""
+        if not now and self.clock() - self._asked_at < self.follow_s:
+            return
+        if now and self._feed_at is None and not self._keys:
+            return  # never used yet: nothing to drop, and its first use reads the feed first
+        with self._feed_lock:
+            asked_at = self.clock()
+            if not now and asked_at - self._asked_at < self.follow_s:
+                return  # another thread read it meanwhile
+            first = self._feed_at is None
+            try:
+                self._feed_at, destroyed = vault.destructions_after(self._feed_at)
+            except Exception as exc:
+                if now:
+                    raise
+                log.warning("the key vault's destruction feed cannot be read: %s", exc)
+                self._asked_at = asked_at
+                return
+            self._asked_at = asked_at
+        with self._lock:
+            if first:  # keys read before the feed's first position was known (it failed then)
+                destroyed = list(self._keys)
+            for named in destroyed:
+                self._keys.pop(named, None)
+        if destroyed:
+            for listener in self._on_destroyed:
+                listener()
 
 
 class EventSealer:
@@ -118,6 +174,8 @@ class EventSealer:
         """`seal_value` of each, the batch's new subjects' keys made in one vault transaction."""
         events = [orjson.loads(value) for value in values]
         clear = [event.get("type") in self.clear_types for event in events]
+        if not all(clear):
+            self.cache.follow(self.vault)  # no key another process destroyed is used for long
         named: list[tuple[str, str]] = []  # (tenant, key id) of each event
         for event in (e for e, kept in zip(events, clear, strict=True) if not kept):
             tenant_id, customer = str(event["tenant_id"]), event.get("customer")
@@ -175,17 +233,29 @@ class EventOpener:
         if key_id is None:
             return event
         tenant_id, event_id = str(event["tenant_id"]), str(event["event_id"])
+        self.cache.follow(self.vault)
         key = self.cache.get(tenant_id, key_id)
-        if key is None:
-            key = self.vault.find(tenant_id, key_id)
-            if key is not None:  # an erased subject's absence is not cached: it stays absent
-                self.cache.put(tenant_id, key_id, key)
+        if key is not None:
+            try:
+                return open_sealed(event, key, tenant_id, event_id)
+            except NotUnderThisKey:  # the cache may hold a key destroyed since: ask the vault
+                self.cache.drop(tenant_id, [key_id])
+        key = self.vault.find(tenant_id, key_id)
+        if key is not None:  # an erased subject's absence is not cached: it stays absent
+            self.cache.put(tenant_id, key_id, key)
         try:
             return open_sealed(event, key, tenant_id, event_id)
         except NotUnderThisKey:
             if not self.vault.destroyed(tenant_id, key_id, sealed_fingerprint(event)):
                 raise
             return open_sealed(event, None, tenant_id, event_id)
+
+    def follow(self) -> None:
+        """Drop every key destroyed so far, in any process (`KeyCache.follow` at once): a stage
+        calls it before the events of a batch are opened, so a filing appended after an
+        erasure's keys were destroyed is never opened with one of them. Raises when the vault
+        cannot be read (LogUnavailable: the batch is retried)."""
+        self.cache.follow(self.vault, now=True)
 
     def close(self) -> None:
         self.vault.close()

@@ -24,6 +24,7 @@ class MemoryKeyVault:
         self.wrapped: dict[tuple[str, str], bytes] = {}
         self.tombstones: set[tuple[str, str]] = set()
         self.fingerprints: dict[tuple[str, str], set[str]] = {}  # of the keys destroyed
+        self.destructions: list[tuple[str, str]] = []  # the feed: its position is its length
 
     def get_or_create(self, tenant_id: str, key_id: str) -> bytes:
         def insert_then_read(offered: bytes) -> bytes:
@@ -56,6 +57,7 @@ class MemoryKeyVault:
             for key_id in dict.fromkeys(check_key_id(k) for k in key_ids):
                 wrapped = self.wrapped.pop((tenant_id, key_id), None)
                 self.tombstones.add((tenant_id, key_id))
+                self.destructions.append((tenant_id, key_id))
                 # Recorded even when no key was held: the id is then known to have none.
                 recorded = self.fingerprints.setdefault((tenant_id, key_id), set())
                 if wrapped is not None:
@@ -70,6 +72,11 @@ class MemoryKeyVault:
                 return False
             known = self.fingerprints.get(named)  # None: a tombstone from before fingerprints
             return fingerprint is None or known is None or fingerprint in known
+
+    def destructions_after(self, position: int | None) -> tuple[int, list[tuple[str, str]]]:
+        with self._lock:
+            end = len(self.destructions)
+            return end, [] if position is None else self.destructions[position:end]
 
     def close(self) -> None:
         pass

@@ -32,6 +32,8 @@ CREATE TABLE IF NOT EXISTS key_vault_destroyed (
 CREATE TABLE IF NOT EXISTS key_vault_destroyed_fingerprints (
   tenant_id TEXT COLLATE "C" NOT NULL, key_id TEXT COLLATE "C" NOT NULL,
   fingerprint TEXT COLLATE "C" NOT NULL, PRIMARY KEY (tenant_id, key_id, fingerprint));
+CREATE TABLE IF NOT EXISTS key_vault_destructions (
+  seq BIGSERIAL PRIMARY KEY, tenant_id TEXT COLLATE "C" NOT NULL, key_id TEXT COLLATE "C" NOT NULL);
 """
 INSERT = "INSERT INTO key_vault VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
 SELECT = "SELECT wrapped FROM key_vault WHERE tenant_id = %s AND key_id = %s"
@@ -46,6 +48,16 @@ FINGERPRINT = """INSERT INTO key_vault_destroyed_fingerprints
 SELECT %s, unnest(%s::text[]), unnest(%s::text[]) ON CONFLICT DO NOTHING"""
 FINGERPRINTS = """SELECT fingerprint FROM key_vault_destroyed_fingerprints
 WHERE tenant_id = %s AND key_id = %s"""
+# The destruction feed (`KeyVault.destructions_after`). A sequence hands out numbers in the order
+# transactions ask, not the order they commit, so a reader could pass a number whose transaction
+# commits later. Destroyers take this lock (it conflicts with itself, not with readers) before
+# numbering their rows and hold it to the commit: numbers then commit in order.
+FEED_LOCK = "LOCK TABLE key_vault_destructions IN SHARE ROW EXCLUSIVE MODE"
+FEED = """INSERT INTO key_vault_destructions (tenant_id, key_id)
+SELECT %s, unnest(%s::text[])"""
+FEED_AFTER = """SELECT seq, tenant_id, key_id FROM key_vault_destructions WHERE seq > %s
+ORDER BY seq"""
+FEED_END = "SELECT coalesce(max(seq), 0) FROM key_vault_destructions"
 
 
 class PostgresKeyVault:
@@ -96,6 +108,8 @@ class PostgresKeyVault:
                 (k, key_fingerprint(unwrap_data_key(keys, k, w))) for k, w in held.items()
             ]
             cursor.execute(TOMBSTONE, (tenant_id, ids))
+            cursor.execute(FEED_LOCK)
+            cursor.execute(FEED, (tenant_id, ids))
             cursor.execute(FINGERPRINT, (tenant_id, [k for k, _ in prints], [f for _, f in prints]))
             return cursor.execute(DELETE, (tenant_id, ids)).rowcount
 
@@ -106,6 +120,15 @@ class PostgresKeyVault:
                 return False
             known = {str(r[0]) for r in cursor.execute(FINGERPRINTS, named).fetchall()}
         return fingerprint is None or not known or fingerprint in known
+
+    def destructions_after(self, position: int | None) -> tuple[int, list[tuple[str, str]]]:
+        with self.db.transaction() as cursor:
+            if position is None:
+                row = cursor.execute(FEED_END).fetchone()
+                return (0 if row is None else int(row[0])), []
+            rows = cursor.execute(FEED_AFTER, (position,)).fetchall()
+        end = int(rows[-1][0]) if rows else position
+        return end, [(str(tenant), str(key_id)) for _, tenant, key_id in rows]
 
     def close(self) -> None:
         self.db.close()

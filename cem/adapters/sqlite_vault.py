@@ -46,6 +46,8 @@ CREATE TABLE IF NOT EXISTS destroyed_keys (
 CREATE TABLE IF NOT EXISTS destroyed_fingerprints (
   tenant_id TEXT NOT NULL, key_id TEXT NOT NULL, fingerprint TEXT NOT NULL,
   PRIMARY KEY (tenant_id, key_id, fingerprint)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS key_destructions (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL, key_id TEXT NOT NULL);
 """
 INSERT = "INSERT INTO data_keys VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
 SELECT = "SELECT wrapped FROM data_keys WHERE tenant_id = ? AND key_id = ?"
@@ -56,6 +58,11 @@ DESTROYED = "SELECT 1 FROM destroyed_keys WHERE tenant_id = ? AND key_id = ?"
 # before fingerprints were (`KeyVault.destroyed`).
 FINGERPRINT = "INSERT INTO destroyed_fingerprints VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
 FINGERPRINTS = "SELECT fingerprint FROM destroyed_fingerprints WHERE tenant_id = ? AND key_id = ?"
+# The destruction feed (`KeyVault.destructions_after`): SQLite has one writer at a time, so the
+# order of `seq` is the order of the commits; AUTOINCREMENT never hands out a number twice.
+FEED = "INSERT INTO key_destructions (tenant_id, key_id) VALUES (?, ?)"
+FEED_AFTER = "SELECT seq, tenant_id, key_id FROM key_destructions WHERE seq > ? ORDER BY seq"
+FEED_END = "SELECT coalesce(max(seq), 0) FROM key_destructions"
 
 
 class SqliteKeyVault:
@@ -120,6 +127,7 @@ class SqliteKeyVault:
                 held = conn.execute(SELECT, row).fetchone()
                 conn.execute(TOMBSTONE, row)
                 conn.execute(FINGERPRINT, (*row, ""))
+                conn.execute(FEED, row)
                 if held is not None:
                     key = unwrap_data_key(keys, row[1], bytes(held[0]))
                     conn.execute(FINGERPRINT, (*row, key_fingerprint(key)))
@@ -133,6 +141,14 @@ class SqliteKeyVault:
                 return False
             known = {str(r[0]) for r in self._conn.execute(FINGERPRINTS, named).fetchall()}
         return fingerprint is None or not known or fingerprint in known
+
+    def destructions_after(self, position: int | None) -> tuple[int, list[tuple[str, str]]]:
+        with self._lock, storage_errors(self.path):
+            if position is None:
+                return int(self._conn.execute(FEED_END).fetchone()[0]), []
+            rows = self._conn.execute(FEED_AFTER, (position,)).fetchall()
+        end = int(rows[-1][0]) if rows else position
+        return end, [(str(tenant), str(key_id)) for _, tenant, key_id in rows]
 
     def close(self) -> None:
         with self._lock:

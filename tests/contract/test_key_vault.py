@@ -185,6 +185,52 @@ class KeyVaultContract:
             t.join(30.0)
         assert len(got) == 4 and len(set(got)) == 1
 
+    def test_the_destruction_feed_lists_each_key_destroyed_after_a_position(
+        self, tmp_path: Path, vault: KeyVault, tenant: str
+    ) -> None:
+        ana, eva, luis = (key_id(tenant, f"email:{n}@x.io") for n in ("ana", "eva", "luis"))
+        vault.get_or_create_many(tenant, [ana, eva, luis])
+        start, listed = vault.destructions_after(None)  # its end: nothing listed
+        assert listed == []
+        vault.destroy(tenant, [eva])
+        vault.destroy(tenant, [ana])
+        other = self.make_vault(tmp_path)  # another process on the same store
+        try:
+            end, listed = other.destructions_after(start)
+        finally:
+            other.close()
+        assert [k for t, k in listed if t == tenant] == [eva, ana]  # in the order destroyed
+        assert end > start
+        later, after_end = vault.destructions_after(end)
+        assert later >= end and [k for t, k in after_end if t == tenant] == []
+        assert vault.destructions_after(None)[0] >= end
+
+    def test_destroyers_in_threads_leave_no_gap_a_follower_skips(
+        self, vault: KeyVault, tenant: str
+    ) -> None:
+        """A reader following the feed while threads destroy keys sees every one of them:
+        numbers are read in the order their destructions commit."""
+        ids = [key_id(tenant, f"email:n{i}@x.io") for i in range(40)]
+        vault.get_or_create_many(tenant, ids)
+        position, _ = vault.destructions_after(None)
+        seen: list[str] = []
+
+        def destroy(part: list[str]) -> None:
+            for kid in part:
+                vault.destroy(tenant, [kid])
+
+        threads = [threading.Thread(target=destroy, args=(ids[i::4],)) for i in range(4)]
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads):
+            position, listed = vault.destructions_after(position)
+            seen.extend(k for t, k in listed if t == tenant)
+        for t in threads:
+            t.join(30.0)
+        position, listed = vault.destructions_after(position)
+        seen.extend(k for t, k in listed if t == tenant)
+        assert sorted(seen) == sorted(ids)
+
 
 class SharedVaultContract(KeyVaultContract):
     """A vault several processes share (the filing stage, `cem` commands, replicas)."""
@@ -226,7 +272,7 @@ class TestMemoryKeyVault(KeyVaultContract):
             return shared
         other = MemoryKeyVault(platform_key)
         other.wrapped, other.tombstones = shared.wrapped, shared.tombstones
-        other.fingerprints = shared.fingerprints
+        other.fingerprints, other.destructions = shared.fingerprints, shared.destructions
         return other
 
     @pytest.fixture(autouse=True)

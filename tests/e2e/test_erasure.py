@@ -7,6 +7,7 @@ without any of its personal data, while the anonymous facts (types, scores) are 
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,9 @@ import httpx
 import orjson
 import pytest
 
+from kernel.ports import TOUCHPOINTS_TOPIC
+from kernel.sealing import FOLLOW_S
+from kernel.shredding import sealed_fingerprint
 from tests.e2e.conftest import selected_identity
 from tests.e2e.deployments import TENANT_A, Api, Deployment, new_tag, survey
 from tests.e2e.test_acceptance import PROCESSED_WITHIN_S, hours_ago, keys, satisfaction
@@ -218,3 +222,47 @@ def test_an_erased_customer_stays_erased_after_a_replay(
     after = search(stored, needles)
     assert not after.live, [(str(h.path), h.needle) for h in after.live]
     assert not after.undecoded, after.undecoded
+
+
+def test_a_customer_who_comes_back_after_the_erasure_is_sealed_under_a_new_key(
+    deployment: Deployment, api: Api
+) -> None:
+    """The ingest that sealed a customer's first event caches her key. Once the filing stage
+    (another process) destroyed it, the ingest must not seal her next event under it: that
+    event would open as erased, its email and words lost, and she would not be found. Every
+    process reads the vault's destruction feed at least every `FOLLOW_S`; before, the
+    distributed ingest kept the key for up to five minutes (its cache's time to live)."""
+    ingest, agent, _ = keys(deployment)
+    admin = deployment.key(TENANT_A, "admin")
+    tag = new_tag()
+    email = f"vuelve.{tag}@gmail.com"
+    first = event("message.received", "chat", {"email": email}, hours_ago(2),
+                  {"text": f"hola {tag}"}, touchpoint=f"chat-{tag}")  # fmt: skip
+    api.post_ok(ingest, [first])
+    deployment.wait_processed(PROCESSED_WITHIN_S)
+    erased = api.customer_of(agent, email=email)
+    accepted = erase(api, admin, erased, {"reason": f"GDPR art. 17 request {tag}"})
+    assert accepted.status_code == 202, accepted.text
+    deployment.wait_processed(PROCESSED_WITHIN_S)
+    # Not a timing assertion: past this, every cache has read the feed since the destruction.
+    time.sleep(FOLLOW_S + 0.2)
+    back = event("message.received", "chat", {"email": email}, hours_ago(0),
+                 {"text": f"he vuelto {tag}"}, touchpoint=f"chat-{tag}")  # fmt: skip
+    api.post_ok(ingest, [back])
+    deployment.wait_processed(PROCESSED_WITHIN_S)
+    returned = api.customer_of(agent, email=email)
+    assert returned != erased
+    [entry] = api.timeline(agent, returned)
+    assert (entry["event_id"], entry["payload"]["text"]) == (back["event_id"], f"he vuelto {tag}")
+    # The log holds it under a new key (its fingerprint), not the destroyed one, so it opens in
+    # full wherever it is read: a replay, a process that never cached the old key. (Under the old
+    # key, the filing stage, which destroyed it, would open the event erased, while a projection
+    # worker still caching it would have shown the words above all the same.)
+    stored = {
+        event_id: orjson.loads(record.value)
+        for record in deployment.log_records(TOUCHPOINTS_TOPIC)
+        if (event_id := orjson.loads(record.value)["event_id"])
+        in (first["event_id"], back["event_id"])
+    }
+    prints = [sealed_fingerprint(stored[e["event_id"]]) for e in (first, back)]
+    assert None not in prints and prints[0] != prints[1]

@@ -24,6 +24,7 @@ from kernel.filings import FILING_STAGE, through_touchpoints
 from kernel.ports import TOUCHPOINTS_TOPIC, Consumed
 from kernel.sealing import opening_decode
 from kernel.settings import IngestSettings
+from kernel.shredding import sealed_key_id
 from tests.integration.test_unified_history import (
     Client,
     stop_keeping_warehouse,
@@ -321,3 +322,32 @@ def test_in_one_process_a_projection_behind_the_erasure_leaves_no_clear_row(
     exported = api.call("GET", f"/v1/customers/{customer_id}/export", "admin")
     files, _ = open_export(exported.content)
     assert files["manifest"]["erasure"]["removed"]["customer_timeline"] == 1
+
+
+def test_with_the_filing_process_the_main_process_drops_the_destroyed_key_before_projecting(
+    two_processes: Platform,
+) -> None:
+    """The filing process destroys an erased customer's keys in the vault; this process, which
+    cached her key when it projected her events, drops it (and the events it opened with it)
+    before its next projection batch, from the vault's destruction feed alone: its `erased-rows`
+    group, which would also drop it on reading the erasure, is stopped here. Before, the key
+    stayed in this process's cache for up to five minutes."""
+    api = Client(two_processes)
+    customer_id, ids = lucia(api)
+    api.settle()
+    records = two_processes.log.poll(TOUCHPOINTS_TOPIC, "probe", 500, 0.5)
+    [chat] = [r for r in records if orjson.loads(r.value)["event_id"] == ids["chat"]]
+    sealed = orjson.loads(chat.value)
+    tenant, key_id = sealed["tenant_id"], sealed_key_id(sealed)
+    assert key_id is not None
+    opener = two_processes.decoder.opener
+    assert opener is not None and opener.cache.get(tenant, key_id) is not None
+    assert two_processes.decoder(chat).customer.email == EMAIL  # opened once, kept decoded
+    [deleting] = [r for r in two_processes.runners if r.stage == ERASED_ROWS]
+    deleting.stop()
+    accepted = erase(api, customer_id, reason="GDPR request")
+    assert accepted.status_code == 202, accepted.text
+    api.settle(group=FILING_STAGE)  # the other process destroyed her keys
+    api.settle(group=PROJECTIONS)  # this one projected the erasure's filing
+    assert opener.cache.get(tenant, key_id) is None
+    assert two_processes.decoder(chat).customer.email is None
