@@ -30,6 +30,11 @@ class StoreSealingMismatch(ValueError):
     under another key. A ValueError: a setting to correct, reported in one line."""
 
 
+class StoreNamingMismatch(ValueError):
+    """The identity store names its identifiers under a key (`domain.IndexNaming`) and is opened
+    with another one, or with none. A ValueError: a setting to correct, reported in one line."""
+
+
 def cipher_env(cipher_key: bytes | None) -> dict[str, str]:
     """The library's settings sealing stored events and snapshots under `cipher_key` (AES-GCM,
     `cryptography`); none: stored in clear."""

@@ -21,6 +21,8 @@ Every event says who (`actor`) and why (`reason` or `rule`).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from functools import lru_cache
 from hashlib import blake2b
@@ -383,7 +385,14 @@ class IdentifierIndex(Aggregate):
 
     @staticmethod
     def create_id(tenant_id: str, kind: str, value: str) -> UUID:
+        # The unkeyed name: stores written before keyed names (`IndexNaming`) keep it.
         return stable_id(tenant_id, "identifier", kind, value)
+
+    @classmethod
+    def named(cls, index_id: UUID, tenant_id: str, kind: str, value: str) -> IdentifierIndex:
+        """A new index under the id its store's naming gives (`IndexNaming.index_id`): the same
+        `Indexed` event as the class call, under another id."""
+        return cls._create(cls.Indexed, id=index_id, tenant_id=tenant_id, kind=kind, value=value)
 
     @event(Indexed)
     def __init__(self, tenant_id: str, kind: str, value: str) -> None:
@@ -545,15 +554,82 @@ class SlipKey:
     seq: int
 
 
-@lru_cache(maxsize=16_384)  # an email's keys are asked for again by each read of them
 def slip_key_ids(tenant_id: str, identifier: Identifier) -> tuple[str, ...]:
-    """The ids of an email's slip keys in a tenant (`slips.slip_keys`), in order: BLAKE2b of the
-    tenant and the key (length-prefixed), 16 bytes in hex. Not `stable_id`: an email has a score
-    of keys, which would crowd the ids resolutions derive over and over out of its cache."""
+    """The unkeyed ids of an email's slip keys in a tenant (`slips.slip_keys`), in order: those
+    of stores written before keyed names (`IndexNaming.slip_key_ids`)."""
+    return _slip_key_ids(b"", tenant_id, identifier)
+
+
+@lru_cache(maxsize=16_384)  # an email's keys are asked for again by each read of them
+def _slip_key_ids(key: bytes, tenant_id: str, identifier: Identifier) -> tuple[str, ...]:
+    """BLAKE2b of the tenant and the key (length-prefixed), 16 bytes in hex; keyed by `key`
+    (BLAKE2b's own MAC mode) unless it is empty. Not `stable_id`: an email has a score of keys,
+    which would crowd the ids resolutions derive over and over out of its cache."""
     return tuple(
-        blake2b(f"{len(tenant_id)}:{tenant_id}{key}".encode(), digest_size=16).hexdigest()
-        for key in slip_keys(identifier)
+        blake2b(f"{len(tenant_id)}:{tenant_id}{slip}".encode(), digest_size=16, key=key).hexdigest()
+        for slip in slip_keys(identifier)
     )
+
+
+_INDEX_LABEL = b"cem identifier index names v1"
+_CHECK_LABEL = b"cem identifier index names check"
+# The one aggregate that says how a store names its identifiers (`NamingChosen`).
+NAMING_ID = stable_id("cem", "identity-store", "identifier-naming")
+KEYED = "hmac-sha256"
+
+
+@dataclass(frozen=True)
+class IndexNaming:
+    """How a store names its identifier indexes and email slip keys: the aggregate id of
+    `email:ana@x.io` and the rows filed under her address's slips.
+
+    Unkeyed (`key` None, stores written before 2026-12-05): uuid5 and BLAKE2b of the tenant and
+    the identifier, which whoever holds a copy of the store and guesses an address can compute,
+    learning whether the tenant knows it. Keyed: HMAC-SHA256 (the index id) and keyed BLAKE2b (the
+    slip keys) under a key derived from the customer-id key (`kernel.opaque_ids`), so a copy of
+    the store alone confirms nothing. A store keeps the naming it started with (`NamingChosen`)."""
+
+    key: bytes | None = None
+
+    @classmethod
+    def keyed(cls, id_key: bytes) -> IndexNaming:
+        return cls(hmac.new(id_key, _INDEX_LABEL, hashlib.sha256).digest())
+
+    def index_id(self, tenant_id: str, kind: str, value: str) -> UUID:
+        if self.key is None:
+            return IdentifierIndex.create_id(tenant_id, kind, value)
+        return _keyed_id(self.key, tenant_id, kind, value)
+
+    def slip_key_ids(self, tenant_id: str, identifier: Identifier) -> tuple[str, ...]:
+        return _slip_key_ids(self.key or b"", tenant_id, identifier)
+
+    def check(self) -> str:
+        """What the store records of its key: tells a key from another, reveals nothing."""
+        assert self.key is not None
+        return hmac.new(self.key, _CHECK_LABEL, hashlib.sha256).hexdigest()[:16]
+
+
+@lru_cache(maxsize=65536)  # as `stable_id`: the same identifiers, over and over
+def _keyed_id(key: bytes, tenant_id: str, kind: str, value: str) -> UUID:
+    message = "".join(f"{len(p)}:{p}" for p in (tenant_id, "identifier", kind, value)).encode()
+    return UUID(bytes=hmac.new(key, message, hashlib.sha256).digest()[:16], version=4)
+
+
+class NamingChosen(Aggregate):
+    """The store's one record of how it names identifiers (`IndexNaming`): written with its
+    first resolution when the store starts keyed; a store without it is unkeyed."""
+
+    class Chosen(Aggregate.Created):
+        scheme: str
+        check: str
+
+    @staticmethod
+    def create_id(scheme: str, check: str) -> UUID:
+        return NAMING_ID
+
+    @event(Chosen)
+    def __init__(self, scheme: str, check: str) -> None:
+        self.scheme, self.check = scheme, check
 
 
 # Stores written before filings had a table of their own kept each filing as the one event of an

@@ -24,7 +24,7 @@ from functools import lru_cache, partial
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Recording
 from eventsourcing.utils import Environment, EnvType
@@ -32,8 +32,9 @@ from eventsourcing.utils import Environment, EnvType
 from kernel.processing import to_micros
 from schemas.envelope import CustomerRef
 from services.identity import audit, changes, erasure
-from services.identity.at_rest import check_readable
+from services.identity.at_rest import StoreNamingMismatch, check_readable
 from services.identity.changes import SYSTEM_ACTOR, Evidence
+from services.identity.domain import KEYED, NAMING_ID, IndexNaming, NamingChosen
 from services.identity.errors import (
     AmbiguousCustomer,
     CandidateAlreadyDecided,
@@ -67,6 +68,7 @@ from services.identity.resolution import resolve_in
 from services.identity.rules import Identifier, IdentityRules
 from services.identity.state import (
     DEFAULT_CACHE_SIZE,
+    UNKEYED,
     AggregateCache,
     AggregateReader,
     FilingReader,
@@ -119,6 +121,13 @@ class IdentityResolver(Application[UUID]):
         except Exception:
             self.close()
             raise
+        # Identifiers named as the store names them; a key it was not written with: refused.
+        self._keyed = IndexNaming.keyed(id_key) if id_key else None
+        try:
+            self.naming, self._naming_unsaved = self._index_naming(self._keyed)
+        except Exception:
+            self.close()
+            raise
         self.identity_map = IdentityMap(self.recorder, self.mapper)
         self.candidate_board = CandidateBoard(self.recorder, self.mapper)
         self.cache = AggregateCache(cache_size) if cache_size > 0 else None
@@ -126,6 +135,33 @@ class IdentityResolver(Application[UUID]):
         self.select_filings: FilingReader = partial(store.select_filings, self.recorder)
         self.select_slips: SlipReader = partial(store.select_slips, self.recorder)
         self._commands = threading.Lock()  # the cache's aggregates are shared, not copied
+
+    def _index_naming(self, keyed: IndexNaming | None) -> tuple[IndexNaming, bool]:
+        """How this store names identifiers (`domain.IndexNaming`), and whether that is still to
+        be recorded: keyed when it recorded so (`NamingChosen`, checked against this key) or has
+        no event yet and a key is given (recorded with its first save, in the same transaction:
+        opening a store writes nothing); unkeyed when it was written before keyed names, or no
+        key is given. Converting a store is a copy into a new one (`cem migrate-ids --into`)."""
+        try:
+            chosen: NamingChosen | None = self.repository.get(NAMING_ID)
+        except AggregateNotFoundError:
+            chosen = None
+        if chosen is not None:
+            if keyed is None or chosen.check != keyed.check():
+                raise StoreNamingMismatch(
+                    "the identity store names identifiers under another key (CEM_SECRET_KEY or "
+                    "the data directory's secret.key changed?): start with the key it was "
+                    "written with"
+                )
+            return keyed, False
+        if keyed is None or self.recorder.max_notification_id():
+            return UNKEYED, False
+        return keyed, True
+
+    def state(self, tenant_id: str, **readers: Any) -> IdentityState:
+        """A tenant's identity state on this store, its identifiers named as the store names
+        them; `readers`: IdentityState's (reader, filings, slips)."""
+        return IdentityState(self.repository, tenant_id, naming=self.naming, **readers)
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
         """Save aggregates as `Application.save` does, without its runtime protocol checks of
@@ -322,16 +358,16 @@ class IdentityResolver(Application[UUID]):
     def erasure_recorded_on(self, tenant_id: str, customer_id: str) -> dict[str, Any] | None:
         """The erasure recorded on the customer itself, not through a merge since (the one the
         `erased-rows` group deletes the rows of); None if none."""
-        return erasure.recorded_on(IdentityState(self.repository, tenant_id), customer_id)
+        return erasure.recorded_on(self.state(tenant_id), customer_id)
 
     def erasure_of(self, tenant_id: str, customer_id: str) -> dict[str, Any] | None:
         """The erasure recorded on the customer's group, None if it was never erased."""
-        return erasure.erasure_of(IdentityState(self.repository, tenant_id), customer_id)
+        return erasure.erasure_of(self.state(tenant_id), customer_id)
 
     def erasure_plan(self, tenant_id: str, customer_id: str) -> erasure.ErasurePlan:
         """What erasing the customer would take (its group, each identifier and whether its
         key would go), changing nothing: the preview an admin reads before erasing."""
-        return erasure.plan(IdentityState(self.repository, tenant_id), customer_id)
+        return erasure.plan(self.state(tenant_id), customer_id)
 
     def decide_candidate(
         self,
@@ -376,10 +412,10 @@ class IdentityResolver(Application[UUID]):
         ]
 
     def identities(self, tenant_id: str, customer_id: str) -> CustomerIdentities:
-        return audit.identities(IdentityState(self.repository, tenant_id), customer_id)
+        return audit.identities(self.state(tenant_id), customer_id)
 
     def history(self, tenant_id: str, customer_id: str) -> list[AuditEntry]:
-        return audit.history(IdentityState(self.repository, tenant_id), customer_id)
+        return audit.history(self.state(tenant_id), customer_id)
 
     def canonical_id(self, tenant_id: str, customer_id: str, as_of: int | None = None) -> str:
         return self.identity_map.canonical(tenant_id, customer_id, as_of)
@@ -401,12 +437,12 @@ class IdentityResolver(Application[UUID]):
         found = normalise_one(kind, raw, self.rules.for_tenant(tenant_id))
         if isinstance(found, Rejected):
             return ()
-        return IdentityState(self.repository, tenant_id).claim(found).holders
+        return self.state(tenant_id).claim(found).holders
 
     def filing_of(self, tenant_id: str, event_id: str) -> FiledTouchpoint | None:
         """The customer a touchpoint was filed under and the one it stands for now; None when
         this tenant has no touchpoint of that id filed (yet)."""
-        state = IdentityState(self.repository, tenant_id, filings=self.select_filings)
+        state = self.state(tenant_id, filings=self.select_filings)
         filing = state.filing(event_id)
         if filing is None:
             return None
@@ -430,7 +466,7 @@ class IdentityResolver(Application[UUID]):
 
     def _named(self, tenant_id: str, requested: str) -> tuple[str, ...]:
         """The customer with this id, else the holders of the identifier it is the key of."""
-        state = IdentityState(self.repository, tenant_id)
+        state = self.state(tenant_id)
         found = state.find_customer(requested)
         if found is not None:
             return (found.customer_id,)
@@ -459,8 +495,11 @@ class IdentityResolver(Application[UUID]):
         """Run a command on fresh state and save its events; on a conflict, run it again."""
         for attempt in range(MAX_ATTEMPTS):
             with self._commands, _no_collection_pauses():
-                state = IdentityState(
-                    self.repository, tenant_id, self.reader, self.select_filings, self.select_slips
+                state = self.state(
+                    tenant_id,
+                    reader=self.reader,
+                    filings=self.select_filings,
+                    slips=self.select_slips,
                 )
                 changed: list[Aggregate] = []
                 try:
@@ -468,11 +507,15 @@ class IdentityResolver(Application[UUID]):
                     changed = state.pending()
                     filings = state.new_filings()
                     if changed or filings:
-                        self.save(*changed, filings=filings, slips=state.new_slips())
+                        naming = self._naming_record()
+                        self.save(*naming, *changed, filings=filings, slips=state.new_slips())
+                        self._naming_unsaved = False
                 except conflicts:
                     # Another writer changed one of these aggregates first: its commit is visible
                     # now, and the retry reads it (what this attempt changed leaves the cache).
                     self._forget(changed)
+                    if self._naming_unsaved:  # another replica may have recorded the naming
+                        self.naming, self._naming_unsaved = self._index_naming(self._keyed)
                 except BaseException:
                     self._forget(changed or state.pending())
                     raise
@@ -485,6 +528,12 @@ class IdentityResolver(Application[UUID]):
                     return result
             time.sleep(0.001 * attempt)
         raise IdentityBusy(f"gave up after {MAX_ATTEMPTS} conflicting attempts; retry later")
+
+    def _naming_record(self) -> list[NamingChosen]:
+        """The store's record of its keyed naming, with its first save only."""
+        if not self._naming_unsaved:
+            return []
+        return [NamingChosen(KEYED, self.naming.check())]
 
     def _forget(self, changed: Sequence[Aggregate]) -> None:
         if self.cache is not None:

@@ -29,15 +29,17 @@ from services.identity.domain import (
     Customer,
     Filing,
     IdentifierIndex,
+    IndexNaming,
     MergeCandidate,
     SlipKey,
     named_id,
-    slip_key_ids,
 )
 from services.identity.errors import CandidateNotFound, CustomerNotFound
 from services.identity.policy import Claim, Group, one_slip_apart
 from services.identity.ports import Versions
 from services.identity.rules import Identifier
+
+UNKEYED = IndexNaming()  # how stores written before keyed names (2026-12-05) name identifiers
 
 A = TypeVar("A", bound=Aggregate)
 # The tenant's filings of some touchpoints, by event id (`IdentityStore.select_filings`).
@@ -160,11 +162,13 @@ class IdentityState:
         reader: AggregateReader | None = None,
         filings: FilingReader | None = None,
         slips: SlipReader | None = None,
+        naming: IndexNaming = UNKEYED,
     ) -> None:
         """Reads through `reader` (many aggregates per query, maybe cached) when given, else one
         aggregate at a time from the repository; filings through `filings`, slip keys through
-        `slips` (without them: none)."""
+        `slips` (without them: none); identifiers named as the store names them (`naming`)."""
         self.repository = repository
+        self.naming = naming
         self.tenant_id = tenant_id
         self.reader = reader
         self.filings = filings
@@ -225,7 +229,7 @@ class IdentityState:
         tenant = self.tenant_id
         identifiers = list(identifiers)
         filings = self._read_filings(event_ids)
-        indexes = [IdentifierIndex.create_id(tenant, i.kind, i.value) for i in identifiers]
+        indexes = [self.naming.index_id(tenant, i.kind, i.value) for i in identifiers]
         self._fetch([*indexes, *(i for name in names for i in _customer_keys(tenant, name))])
         customers = [
             h
@@ -255,7 +259,8 @@ class IdentityState:
     def _preload_slips(self, new: Iterable[Identifier]) -> list[str]:
         """Read the slip keys of new emails and the indexes they name (two queries); the holders
         of those indexes, to read next."""
-        named = self._slip_indexes([k for i in new for k in slip_key_ids(self.tenant_id, i)])
+        keys = [k for i in new for k in self.naming.slip_key_ids(self.tenant_id, i)]
+        named = self._slip_indexes(keys)
         self._fetch(named)
         return [
             h for i in named if (index := self._peek(i, IdentifierIndex)) for h in index.holders
@@ -305,7 +310,7 @@ class IdentityState:
         return pairs
 
     def _held_by(self, identifier: Identifier) -> tuple[str, ...]:
-        index_id = IdentifierIndex.create_id(self.tenant_id, identifier.kind, identifier.value)
+        index_id = self.naming.index_id(self.tenant_id, identifier.kind, identifier.value)
         index = self._peek(index_id, IdentifierIndex)
         return tuple(index.holders) if index else ()
 
@@ -382,15 +387,17 @@ class IdentityState:
     # identifiers
 
     def index(self, identifier: Identifier) -> IdentifierIndex | None:
-        index_id = IdentifierIndex.create_id(self.tenant_id, identifier.kind, identifier.value)
+        index_id = self.naming.index_id(self.tenant_id, identifier.kind, identifier.value)
         return self._get(index_id, IdentifierIndex)
 
     def index_or_new(self, identifier: Identifier) -> IdentifierIndex:
         found = self.index(identifier)
         if found is None:
-            found = IdentifierIndex(self.tenant_id, identifier.kind, identifier.value)
+            kind, value = identifier.kind, identifier.value
+            index_id = self.naming.index_id(self.tenant_id, kind, value)
+            found = IdentifierIndex.named(index_id, self.tenant_id, kind, value)
             self.add(found)
-            keys = slip_key_ids(self.tenant_id, identifier)  # an email: findable by its slips
+            keys = self.naming.slip_key_ids(self.tenant_id, identifier)  # findable by its slips
             self._slip_indexes(keys)
             for key_id in keys:
                 filed = self._slipped[key_id]
@@ -405,7 +412,7 @@ class IdentityState:
     def slips_of(self, identifier: Identifier) -> list[Claim]:
         """The claims of the emails the tenant knows one slip from this one
         (`policy.one_slip_apart`), by value; none for anything but an email."""
-        named = self._slip_indexes(slip_key_ids(self.tenant_id, identifier))
+        named = self._slip_indexes(self.naming.slip_key_ids(self.tenant_id, identifier))
         self._fetch(named)
         found = [
             index.identifier

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import OperationalError
 from pydantic import SecretStr
 
@@ -36,10 +37,14 @@ from services.identity import (
     TenantRules,
     resolution,
 )
+from services.identity.at_rest import StoreNamingMismatch
+from services.identity.domain import NAMING_ID, IndexNaming
 from services.identity.errors import GroupChanged
+from services.identity.normalise import normalise_one
 from services.identity.policy import Decision, Situation
 from services.identity.ports import IdentityStore
 from services.identity.rules import Identifier
+from services.identity.state import UNKEYED
 
 RULES = IdentityRules(default=TenantRules(phone_region="ES"))
 MOBILE, LANDLINE = "+34 617 34 56 78", "+34 912 34 56 78"
@@ -121,6 +126,41 @@ class IdentityStoreContract(IdentityStoreFixtures):
             )
 
         return resolve
+
+    # naming (issue 11, step 3: the identity store's index ids)
+
+    def test_an_identifiers_index_and_slips_are_named_under_the_key_not_from_the_address(
+        self, identity: IdentityResolver, store: IdentityStore, tenant: str, resolve: Any
+    ) -> None:
+        """Whoever holds a copy of the store and guesses `ana.lopez@shop.es` could compute the
+        unkeyed names (uuid5, BLAKE2b) and learn the tenant knows her; the keyed ones need the
+        platform key."""
+        customer_id = resolve(email="Ana.Lopez@shop.es").customer_id
+        found = normalise_one("email", "Ana.Lopez@shop.es", RULES.for_tenant(tenant))
+        assert isinstance(found, Identifier)
+        unkeyed, keyed = UNKEYED, IndexNaming.keyed(ID_KEY)
+        with pytest.raises(AggregateNotFoundError):
+            identity.repository.get(unkeyed.index_id(tenant, found.kind, found.value))
+        index = identity.repository.get(keyed.index_id(tenant, found.kind, found.value))
+        assert index.identifier == found and index.holders == [customer_id]
+        slips = unkeyed.slip_key_ids(tenant, found)
+        assert slips and store.select_slips(identity.recorder, tenant, slips) == {}
+        filed = store.select_slips(identity.recorder, tenant, keyed.slip_key_ids(tenant, found))
+        assert set(filed) == set(keyed.slip_key_ids(tenant, found))
+        assert identity.holders_of(tenant, "email", "ana.lopez@shop.es") == (customer_id,)
+
+    def test_a_store_named_under_a_key_is_refused_under_another_key_or_none(
+        self, store: IdentityStore, tenant: str, resolve: Any
+    ) -> None:
+        customer_id = resolve(email="eva@shop.es").customer_id
+        for other in (b"another platform's key, 32 bytes", None):
+            with pytest.raises(StoreNamingMismatch, match="under another key"):
+                IdentityResolver(store, RULES, id_key=other)
+        again = IdentityResolver(store, RULES, id_key=ID_KEY)
+        try:
+            assert again.holders_of(tenant, "email", "eva@shop.es") == (customer_id,)
+        finally:
+            again.close()
 
     # resolution
 
@@ -804,3 +844,32 @@ def test_the_distributed_store_takes_its_connection_from_the_dsn() -> None:
 def test_a_missing_rules_file_is_refused_at_start_up(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="CEM_IDENTITY_RULES_FILE"):
         IdentitySettings(identity_rules_file=tmp_path / "missing.json")
+
+
+def test_a_store_written_before_keyed_names_keeps_its_unkeyed_names(tmp_path: Path) -> None:
+    """A store with events and no record of its naming was written unkeyed: opened with the key
+    it stays so (its customers are found, nothing is recorded), until a copy into a new store
+    (`cem migrate-ids --into`) names everything under the key. Opening an empty store writes
+    nothing either; its first save records the naming."""
+    path = tmp_path / "identity.sqlite"
+    before = IdentityResolver(SqliteIdentityStore(path), RULES)  # no key: unkeyed, as before
+    try:
+        eva = before.resolve("acme", CustomerRef(email="eva@shop.es"), "e1", "http")
+    finally:
+        before.close()
+    after = IdentityResolver(SqliteIdentityStore(path), RULES, id_key=ID_KEY)
+    try:
+        assert after.naming == UNKEYED
+        assert after.holders_of("acme", "email", "eva@shop.es") == (eva.customer_id,)
+        after.resolve("acme", CustomerRef(email="luis@shop.es"), "e2", "http")
+        with pytest.raises(AggregateNotFoundError):
+            after.repository.get(NAMING_ID)
+    finally:
+        after.close()
+    empty = IdentityResolver(SqliteIdentityStore(tmp_path / "new.sqlite"), RULES, id_key=ID_KEY)
+    try:
+        assert empty.recorder.max_notification_id() in (None, 0)
+        empty.resolve("acme", CustomerRef(email="eva@shop.es"), "e1", "http")
+        assert empty.repository.get(NAMING_ID).check == IndexNaming.keyed(ID_KEY).check()
+    finally:
+        empty.close()

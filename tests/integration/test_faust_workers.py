@@ -39,7 +39,7 @@ from psycopg import sql as pg
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse, WarehouseUnavailable
 from cem.adapters.kafka_log import KafkaLog
 from cem.adapters.postgres_idempotency import PostgresIdempotencyIndex
-from cem.adapters.postgres_identity_store import PostgresIdentityStore
+from cem.identity import build_identity
 from cem.publishing import IdempotentPublisher
 from cem.record_seal import sealed
 from cem.runner import ensure_tables
@@ -48,6 +48,7 @@ from kernel.ports import DEAD_LETTER_TOPIC, PublishStatus
 from schemas.envelope import Event
 from schemas.validate import accept, encode
 from services.identity import IdentityResolver
+from services.identity.settings import IdentitySettings
 from services.ingest.batch import to_outgoing
 from services.projections import sql
 from services.projections.projection import ProjectionsProjection
@@ -622,7 +623,15 @@ class IdentityStore:
         }
 
     def resolver(self) -> IdentityResolver:
-        return IdentityResolver(PostgresIdentityStore(self.dsn, self.schema))
+        """A resolver on the workers' store, with the platform key they share (the one kept in
+        PostgreSQL): the store names identifiers under it."""
+        settings = IdentitySettings(
+            mode="distributed",
+            identity="eventsourced",
+            postgres_dsn=self.dsn,
+            identity_postgres_schema=self.schema,
+        )
+        return build_identity(settings)
 
     def run(self, statement: str) -> None:
         query = pg.SQL(statement).format(pg.Identifier(self.schema))

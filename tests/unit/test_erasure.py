@@ -53,7 +53,6 @@ from services.identity.erasure import removed
 from services.identity.errors import CustomerNotFound
 from services.identity.filing import IdentityFiler
 from services.identity.rules import IdentityRules, TenantRules
-from services.identity.state import IdentityState
 from services.projections.timeline import to_timeline_rows
 from services.query_api.routers.erasure import raw_erasure
 from tests.events import event
@@ -617,10 +616,10 @@ def test_every_members_recorded_names_are_forgotten(pipeline: Pipeline) -> None:
         event("message.received", "chat", {"phone": PHONE}, AT, named, touchpoint="chat_web"),
     )
     pipeline.identity.merge(TENANT, lucia, by_phone, "same person", "key-admin")
-    state = IdentityState(pipeline.identity.repository, TENANT)
+    state = pipeline.identity.state(TENANT)
     assert state.customer(by_phone).names and state.customer(lucia).names
     pipeline.erase(lucia)
-    state = IdentityState(pipeline.identity.repository, TENANT)  # read again from the store
+    state = pipeline.identity.state(TENANT)  # read again from the store
     assert state.customer(lucia).names == [] and state.customer(by_phone).names == []
     actions = [e.action for e in pipeline.identity.history(TENANT, by_phone)]
     assert "names_forgotten" in actions

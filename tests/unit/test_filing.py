@@ -188,7 +188,7 @@ def test_two_processes_filing_the_same_events_at_once_agree(tmp_path: Path) -> N
         assert answers[0] == answers[1] and len(answers[0]) == len(events)
         # A third consumer, later, reads the same filings; one consumer alone decides the same
         # and registers as many customers: none was created twice.
-        assert IdentityFiler(IdentityResolver(store, rules)).file(events) == answers[0]
+        assert IdentityFiler(IdentityResolver(store, rules, id_key=key)).file(events) == answers[0]
         alone_store = SqliteIdentityStore(tmp_path / "alone.sqlite")
         alone = IdentityResolver(alone_store, rules, id_key=key)
         assert IdentityFiler(alone, chunk=10).file(events) == answers[0]
