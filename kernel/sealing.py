@@ -82,6 +82,7 @@ class KeyCache:
         self._feed_at: int | None = None
         self._asked_at = float("-inf")
         self._on_destroyed: list[Callable[[], None]] = []
+        self._drops = 0  # how many times `follow` dropped keys: a read older than one is stale
 
     def get(self, tenant_id: str, key_id: str) -> bytes | None:
         with self._lock:
@@ -94,8 +95,17 @@ class KeyCache:
             self._keys.move_to_end((tenant_id, key_id))
             return found[0]
 
-    def put(self, tenant_id: str, key_id: str, key: bytes) -> None:
+    def drops(self) -> int:
+        """Read before a key is read from the vault, and handed to `put`."""
+        return self._drops
+
+    def put(self, tenant_id: str, key_id: str, key: bytes, drops: int | None = None) -> None:
+        """Keep `key`; with `drops` (`drops()` before the vault was read) only if `follow`
+        dropped nothing since: a key read before its destruction, and put after the feed listed
+        it, would otherwise stay until its time to live."""
         with self._lock:
+            if drops is not None and drops != self._drops:
+                return
             self._keys[(tenant_id, key_id)] = (key, self.clock() + self.ttl_s)
             self._keys.move_to_end((tenant_id, key_id))
             while len(self._keys) > self.size:
@@ -142,6 +152,8 @@ class KeyCache:
                 destroyed = list(self._keys)
             for named in destroyed:
                 self._keys.pop(named, None)
+            if destroyed:
+                self._drops += 1
         if destroyed:
             for listener in self._on_destroyed:
                 listener()
@@ -189,10 +201,11 @@ class EventSealer:
                 missing.setdefault(tenant_id, []).append(key_id)
             else:
                 keys[(tenant_id, key_id)] = found
+        drops = self.cache.drops()
         for tenant_id, key_ids in missing.items():
             for key_id, key in self.vault.get_or_create_many(tenant_id, key_ids).items():
                 keys[(tenant_id, key_id)] = key
-                self.cache.put(tenant_id, key_id, key)
+                self.cache.put(tenant_id, key_id, key, drops)
         names = iter(named)
         prints: dict[tuple[str, str], str] = {}  # one fingerprint per key of the batch
         sealed: list[bytes] = []
@@ -240,9 +253,10 @@ class EventOpener:
                 return open_sealed(event, key, tenant_id, event_id)
             except NotUnderThisKey:  # the cache may hold a key destroyed since: ask the vault
                 self.cache.drop(tenant_id, [key_id])
+        drops = self.cache.drops()
         key = self.vault.find(tenant_id, key_id)
         if key is not None:  # an erased subject's absence is not cached: it stays absent
-            self.cache.put(tenant_id, key_id, key)
+            self.cache.put(tenant_id, key_id, key, drops)
         try:
             return open_sealed(event, key, tenant_id, event_id)
         except NotUnderThisKey:

@@ -405,3 +405,24 @@ def test_a_cache_never_used_reads_no_feed() -> None:
     vault = FeedDown(PLATFORM_KEY)
     vault.down = True
     EventOpener(vault, KeyCache()).follow()  # no key held: nothing to drop, nothing asked
+
+
+def test_a_key_read_before_its_destruction_is_not_kept_once_the_feed_listed_it() -> None:
+    # A reader asks the vault (the key is still there), another thread follows the feed after
+    # the key was destroyed, then the reader puts the key it read: kept, it would be used until
+    # its time to live, the feed's position being past its destruction already.
+    sealer, _, vault = sealer_and_opener()
+    reader = another_process(vault, Clock())
+    luis = orjson.loads(sealer.seal_value(stored(message({"email": "luis@x.io"}))))
+    reader.open_event(luis)  # the reader is in use: it knows the feed's position
+    sealed = orjson.loads(sealer.seal_value(stored(message({"email": EMAIL}))))
+    key_id = sealed_key_id(sealed)
+    assert key_id is not None
+    before = reader.cache.drops()
+    key = vault.find(TENANT, key_id)
+    assert key is not None
+    vault.destroy(TENANT, [key_id])
+    reader.follow()
+    reader.cache.put(TENANT, key_id, key, before)
+    assert reader.cache.get(TENANT, key_id) is None
+    assert reader.open_event(sealed)[ERASED] is True
