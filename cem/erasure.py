@@ -25,9 +25,9 @@ other error would fail the same way on every retry, so the erasure's record beco
 A customer identity does not know (a key only the warehouse has, a placeholder's; or
 CEM_IDENTITY=rule) is erased by its key: the subject the key names and its rows.
 
-What this does not reach (docs/erasure.md, "What erasure leaves"): other processes' key caches
-for up to a second (they follow the key vault's destruction feed, `kernel.sealing.KeyCache`;
-a projection stage before each batch), the identity store's own stored events (`NameRecorded`, the
+What this does not reach (docs/erasure.md, "What erasure leaves"): other readers' key caches
+for up to a second (every process follows the key vault's destruction feed,
+`kernel.sealing.KeyCache`; projection stages and sealers before each batch), the identity store's own stored events (`NameRecorded`, the
 identifiers' link events: sealed at rest under the store's single key with
 `CEM_SEAL_PERSONAL_DATA`, in clear otherwise), dead letters, and copies the engines keep (WAL,
 old parts until merged away, backups).

@@ -12,9 +12,10 @@ of docs/erasure.md): the glue between `kernel.shredding` (pure) and a `KeyVault`
   from the vault and from the erasing process's cache; every other process (embedded: the main
   process beside the filing process; distributed: ingest replicas, filing and projection workers,
   the query API) learns of it from the vault's destruction feed (`KeyVault.destructions_after`),
-  which its cache reads before it uses a key, at most every `FOLLOW_S`, and at once before each
-  batch a projection stage projects (`KeyCache.follow`). A key is also read from the vault again
-  after `CACHE_TTL_S` at the latest, should the feed be unreadable for that long.
+  which its cache reads before it uses a key (`KeyCache.follow`): at once before each batch a
+  projection stage projects and each batch the ingest seals, at most every `FOLLOW_S` for the
+  other readers. A key is also read from the vault again after `CACHE_TTL_S` at the latest,
+  should the feed be unreadable for that long.
 """
 
 from __future__ import annotations
@@ -120,18 +121,20 @@ class KeyCache:
         """Call `listener` after `follow` dropped keys (what was opened with them is stale)."""
         self._on_destroyed.append(listener)
 
-    def follow(self, vault: KeyVault, *, now: bool = False) -> None:
+    def follow(self, vault: KeyVault, *, now: bool = False, strict: bool | None = None) -> None:
         """Drop the keys the vault's destruction feed lists since this cache last read it, in
         whichever process destroyed them. Read at most every `follow_s`, or at once with `now`.
 
         Called before a key is taken from the cache or the vault, so the first read (the feed's
         end) comes before any key this cache holds was read from the vault: a key destroyed
-        after it was read is on the feed after that point. With `now` a feed that cannot be read
-        raises (the caller's batch is retried, as for a vault that is down); otherwise the cache
-        goes on as it was and logs it, its keys still bounded by `ttl_s`."""
+        after it was read is on the feed after that point. `strict` (by default `now`): a feed
+        that cannot be read raises (the caller's batch is retried, as for a vault that is down),
+        and a cache never used reads nothing; otherwise the cache goes on as it was and logs
+        it, its keys still bounded by `ttl_s`."""
+        strict = now if strict is None else strict
         if not now and self.clock() - self._asked_at < self.follow_s:
             return
-        if now and self._feed_at is None and not self._keys:
+        if strict and self._feed_at is None and not self._keys:
             return  # never used yet: nothing to drop, and its first use reads the feed first
         with self._feed_lock:
             asked_at = self.clock()
@@ -141,7 +144,7 @@ class KeyCache:
             try:
                 self._feed_at, destroyed = vault.destructions_after(self._feed_at)
             except Exception as exc:
-                if now:
+                if strict:
                     raise
                 log.warning("the key vault's destruction feed cannot be read: %s", exc)
                 self._asked_at = asked_at
@@ -187,7 +190,9 @@ class EventSealer:
         events = [orjson.loads(value) for value in values]
         clear = [event.get("type") in self.clear_types for event in events]
         if not all(clear):
-            self.cache.follow(self.vault)  # no key another process destroyed is used for long
+            # At once (one small query): a key another process destroyed is never used to seal
+            # after its destruction committed. A feed that cannot be read is logged, not raised.
+            self.cache.follow(self.vault, now=True, strict=False)
         named: list[tuple[str, str]] = []  # (tenant, key id) of each event
         for event in (e for e, kept in zip(events, clear, strict=True) if not kept):
             tenant_id, customer = str(event["tenant_id"]), event.get("customer")

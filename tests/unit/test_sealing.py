@@ -34,7 +34,13 @@ from kernel.ports import (
 from kernel.processing import decode_batch
 from kernel.sealing import EventOpener, EventSealer, KeyCache, decode_opened, maybe_sealed
 from kernel.settings import IngestSettings
-from kernel.shredding import ERASED, UNATTRIBUTED, ShreddingError, sealed_key_id
+from kernel.shredding import (
+    ERASED,
+    UNATTRIBUTED,
+    ShreddingError,
+    sealed_fingerprint,
+    sealed_key_id,
+)
 from schemas.envelope import Event
 from schemas.validate import InvalidEvent, decode
 from services.identity.rules import IdentityRules, TenantRules
@@ -426,3 +432,24 @@ def test_a_key_read_before_its_destruction_is_not_kept_once_the_feed_listed_it()
     reader.cache.put(TENANT, key_id, key, before)
     assert reader.cache.get(TENANT, key_id) is None
     assert reader.open_event(sealed)[ERASED] is True
+
+
+def test_the_ingest_seals_under_a_new_key_at_once_after_another_process_destroyed_the_old() -> None:
+    """The ingest's sealer reads the destruction feed before each batch it seals: a customer's
+    event after her erasure is never sealed under the destroyed key (it would open erased)."""
+    sealer, _, vault = sealer_and_opener()
+    first = orjson.loads(sealer.seal_value(stored(message({"email": EMAIL}))))
+    key_id = sealed_key_id(first)
+    assert key_id is not None
+    vault.destroy(TENANT, [key_id])  # the filing stage's erasure, in another process
+    again = orjson.loads(sealer.seal_value(stored(message({"email": EMAIL}, "otra vez"))))
+    assert sealed_key_id(again) == key_id
+    assert sealed_fingerprint(again) != sealed_fingerprint(first)
+
+
+def test_a_sealer_whose_feed_cannot_be_read_still_seals() -> None:
+    vault = FeedDown(PLATFORM_KEY)
+    sealer = EventSealer(vault, PLATFORM_KEY, subject_function(lambda: RULES), KeyCache())
+    sealer.seal_value(stored(message({"email": EMAIL})))
+    vault.down = True  # logged; the ingest goes on with the keys it holds
+    assert maybe_sealed(sealer.seal_value(stored(message({"email": EMAIL}))))
