@@ -82,6 +82,7 @@ class KeyCache:
         self._feed_lock = threading.Lock()
         self._feed_at: int | None = None
         self._asked_at = float("-inf")
+        self._failed_at = float("-inf")  # when reading the feed last failed
         self._on_destroyed: list[Callable[[], None]] = []
         self._drops = 0  # how many times `follow` dropped keys: a read older than one is stale
 
@@ -136,30 +137,34 @@ class KeyCache:
             return
         if strict and self._feed_at is None and not self._keys:
             return  # never used yet: nothing to drop, and its first use reads the feed first
+        # Held until the keys are dropped and the listeners heard it: no other reader finds the
+        # feed read while the keys it listed are still cached.
         with self._feed_lock:
             asked_at = self.clock()
             if not now and asked_at - self._asked_at < self.follow_s:
                 return  # another thread read it meanwhile
+            if not strict and asked_at - self._failed_at < self.follow_s:
+                return  # it failed just now: go on with the cache rather than queue on the vault
             first = self._feed_at is None
             try:
                 self._feed_at, destroyed = vault.destructions_after(self._feed_at)
             except Exception as exc:
+                self._failed_at = self.clock()
                 if strict:
                     raise
                 log.warning("the key vault's destruction feed cannot be read: %s", exc)
-                self._asked_at = asked_at
                 return
             self._asked_at = asked_at
-        with self._lock:
-            if first:  # keys read before the feed's first position was known (it failed then)
-                destroyed = list(self._keys)
-            for named in destroyed:
-                self._keys.pop(named, None)
+            with self._lock:
+                if first:  # keys read before the feed's first position was known (it failed)
+                    destroyed = list(self._keys)
+                for named in destroyed:
+                    self._keys.pop(named, None)
+                if first or destroyed:  # a read older than this one may hold a destroyed key
+                    self._drops += 1
             if destroyed:
-                self._drops += 1
-        if destroyed:
-            for listener in self._on_destroyed:
-                listener()
+                for listener in self._on_destroyed:
+                    listener()
 
 
 class EventSealer:

@@ -142,6 +142,9 @@ class IdentityResolver(Application[UUID]):
         no event yet and a key is given (recorded with its first save, in the same transaction:
         opening a store writes nothing); unkeyed when it was written before keyed names, or no
         key is given. Converting a store is a copy into a new one (`cem migrate-ids --into`)."""
+        # The events first: a replica's first save commits the record with its events, so a
+        # store seen with events shows its record, if it has one, to the read after.
+        written = bool(self.recorder.max_notification_id())
         try:
             chosen: NamingChosen | None = self.repository.get(NAMING_ID)
         except AggregateNotFoundError:
@@ -154,7 +157,7 @@ class IdentityResolver(Application[UUID]):
                     "written with"
                 )
             return keyed, False
-        if keyed is None or self.recorder.max_notification_id():
+        if keyed is None or written:
             return UNKEYED, False
         return keyed, True
 

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import base64
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -413,25 +416,68 @@ def test_a_cache_never_used_reads_no_feed() -> None:
     EventOpener(vault, KeyCache()).follow()  # no key held: nothing to drop, nothing asked
 
 
+class DestroyedWhileRead(MemoryKeyVault):
+    """A vault whose key is destroyed, and the destruction followed by another thread of the
+    reader's process, just after the reader found it and before it caches it."""
+
+    then: Callable[[], None] = staticmethod(lambda: None)
+
+    def find(self, tenant_id: str, key_id: str) -> bytes | None:
+        found = super().find(tenant_id, key_id)
+        self.destroy(tenant_id, [key_id])
+        self.then()
+        return found
+
+
 def test_a_key_read_before_its_destruction_is_not_kept_once_the_feed_listed_it() -> None:
-    # A reader asks the vault (the key is still there), another thread follows the feed after
-    # the key was destroyed, then the reader puts the key it read: kept, it would be used until
-    # its time to live, the feed's position being past its destruction already.
-    sealer, _, vault = sealer_and_opener()
+    # Kept, it would be used until its time to live: the feed's position is past its
+    # destruction already, so no later read of the feed lists it again.
+    vault = DestroyedWhileRead(PLATFORM_KEY)
+    sealer = EventSealer(vault, PLATFORM_KEY, subject_function(lambda: RULES), KeyCache())
     reader = another_process(vault, Clock())
     luis = orjson.loads(sealer.seal_value(stored(message({"email": "luis@x.io"}))))
-    reader.open_event(luis)  # the reader is in use: it knows the feed's position
+    vault.then = reader.follow  # another projection batch of the same process, meanwhile
+    reader.open_event(luis)  # opened with the key it found; not kept
+    key_id = sealed_key_id(luis)
+    assert key_id is not None and reader.cache.get(TENANT, key_id) is None
+    vault.then = lambda: None
+    assert reader.open_event(luis)[ERASED] is True
+
+
+def test_a_reader_following_the_feed_waits_until_another_has_dropped_what_it_read() -> None:
+    """Two runners of one process share the cache: the second to follow must not return (and
+    open a batch) while the first has read the feed but not yet dropped its keys and the events
+    opened under them."""
+    sealer, _, vault = sealer_and_opener()
+    reader = another_process(vault, Clock())
     sealed = orjson.loads(sealer.seal_value(stored(message({"email": EMAIL}))))
+    reader.open_event(sealed)
     key_id = sealed_key_id(sealed)
     assert key_id is not None
-    before = reader.cache.drops()
-    key = vault.find(TENANT, key_id)
-    assert key is not None
+    order: list[str] = []
+    second_done = threading.Event()
+
+    def first_listener() -> None:  # the first runner, between reading the feed and returning
+        second_done.wait(0.3)
+        order.append("first dropped")
+
+    reader.cache.on_destroyed(first_listener)
     vault.destroy(TENANT, [key_id])
-    reader.follow()
-    reader.cache.put(TENANT, key_id, key, before)
+    first = threading.Thread(target=reader.follow)
+    first.start()
+    time.sleep(0.05)  # the first holds the feed by now
+
+    def second() -> None:
+        reader.follow()
+        order.append("second returned")
+        second_done.set()
+
+    other = threading.Thread(target=second)
+    other.start()
+    first.join(5)
+    other.join(5)
+    assert order == ["first dropped", "second returned"]
     assert reader.cache.get(TENANT, key_id) is None
-    assert reader.open_event(sealed)[ERASED] is True
 
 
 def test_the_ingest_seals_under_a_new_key_at_once_after_another_process_destroyed_the_old() -> None:
@@ -453,3 +499,30 @@ def test_a_sealer_whose_feed_cannot_be_read_still_seals() -> None:
     sealer.seal_value(stored(message({"email": EMAIL})))
     vault.down = True  # logged; the ingest goes on with the keys it holds
     assert maybe_sealed(sealer.seal_value(stored(message({"email": EMAIL}))))
+
+
+def test_after_a_failed_feed_read_the_sealers_go_on_with_the_cache_instead_of_queueing() -> None:
+    """A vault that does not answer costs its whole timeout per read: each sealer (an ingest
+    request) asking again would wait that long in turn, where its keys are all cached."""
+    asked: list[int | None] = []
+
+    class Slow(FeedDown):
+        def destructions_after(self, position: int | None) -> tuple[int, list[tuple[str, str]]]:
+            asked.append(position)
+            return super().destructions_after(position)
+
+    vault, clock = Slow(PLATFORM_KEY), Clock()
+    cache = KeyCache(clock=clock)
+    sealer = EventSealer(vault, PLATFORM_KEY, subject_function(lambda: RULES), cache)
+    sealer.seal_value(stored(message({"email": EMAIL})))
+    vault.down = True
+    before = len(asked)
+    for _ in range(5):
+        sealer.seal_value(stored(message({"email": EMAIL})))
+    assert len(asked) == before + 1  # one failed read; the others go on with the cache
+    with pytest.raises(LogUnavailable):  # a projection batch still asks, and is retried
+        cache.follow(vault, now=True)
+    clock.now += 1.0
+    vault.down = False
+    sealer.seal_value(stored(message({"email": EMAIL})))
+    assert len(asked) == before + 3
