@@ -226,7 +226,9 @@ def test_an_agent_searches_sees_the_timeline_and_a_new_event_arrives_live(
     # The profile is its own request: it may come after the timeline's last page.
     page.wait(lambda: "150.00 EUR" in page.text("#f-amount"), what="the customer's profile")
     assert page.text("#customer-label") == STORY_NAME  # the name the agent greets them by
-    page.wait(lambda: page.text("#risk"), what="the risk badge")  # the CSAT 2 of the story
+    badge = page.wait(lambda: page.text("#risk"), what="the risk badge")  # the story's CSAT 2
+    # With when the alert was raised: it stays open after a better answer, until resolved.
+    assert badge.startswith("At risk: ") and " · " in badge, badge
     # The story's chat came an hour after its call: a repeat contact (repeat_contact@1).
     assert page.text("#repeat").startswith("Repeat contact")
     # value@1 and churn_risk@1: the header shows the API's score and each factor adding to it.

@@ -190,7 +190,11 @@
       const found = await api(`/v1/alerts?${query({ customer_id: id })}`);
       const open = found.alerts.filter((a) => (a.status || "open") !== "resolved");
       badge.className = open.length ? "badge danger" : "badge ok";
-      badge.textContent = open.length ? `${t("at_risk")}: ${alertText(open[0])}` : t("not_at_risk");
+      // The newest open alert, with when it was raised: it stays open until someone resolves it,
+      // so it may quote an answer older than the latest one the header shows.
+      badge.textContent = open.length
+        ? `${t("at_risk")}: ${alertText(open[0])} · ${when(open[0].raised_at)}`
+        : t("not_at_risk");
     } catch (error) {
       badge.className = "badge";
       badge.textContent = "";
