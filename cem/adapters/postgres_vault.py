@@ -58,6 +58,9 @@ SELECT %s, unnest(%s::text[])"""
 FEED_AFTER = """SELECT seq, tenant_id, key_id FROM key_vault_destructions WHERE seq > %s
 ORDER BY seq"""
 FEED_END = "SELECT coalesce(max(seq), 0) FROM key_vault_destructions"
+# A feed read that takes longer is abandoned (an answer in a second or none): it runs before every
+# batch a stage opens or seals, which should not wait on a server that is stuck.
+FEED_TIMEOUT = "SET LOCAL statement_timeout = '1s'"
 
 
 class PostgresKeyVault:
@@ -123,6 +126,7 @@ class PostgresKeyVault:
 
     def destructions_after(self, position: int | None) -> tuple[int, list[tuple[str, str]]]:
         with self.db.transaction() as cursor:
+            cursor.execute(FEED_TIMEOUT)
             if position is None:
                 row = cursor.execute(FEED_END).fetchone()
                 return (0 if row is None else int(row[0])), []

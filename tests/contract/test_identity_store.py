@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.application import AggregateNotFoundError, Repository
 from eventsourcing.persistence import OperationalError
 from pydantic import SecretStr
 
@@ -37,6 +37,7 @@ from services.identity import (
     TenantRules,
     resolution,
 )
+from services.identity import resolver as resolver_module
 from services.identity.at_rest import StoreNamingMismatch
 from services.identity.domain import NAMING_ID, IndexNaming
 from services.identity.errors import GroupChanged
@@ -873,3 +874,58 @@ def test_a_store_written_before_keyed_names_keeps_its_unkeyed_names(tmp_path: Pa
         assert empty.repository.get(NAMING_ID).check == IndexNaming.keyed(ID_KEY).check()
     finally:
         empty.close()
+
+
+def test_a_replica_starting_while_another_saves_first_names_as_the_store_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replica starting on an empty store reads whether it has events and whether it recorded
+    its naming. Another replica's first save (the record with its first events) landing between
+    the two reads must not leave it naming unkeyed in a keyed store: the events are read first,
+    so a store seen empty and then with its record is keyed, as it is."""
+    path = tmp_path / "identity.sqlite"
+    probe = IdentityResolver(SqliteIdentityStore(tmp_path / "probe.sqlite"), RULES, id_key=ID_KEY)
+    recorder_class = type(probe.recorder)
+    probe.close()
+    fired, armed = False, False
+
+    def the_other_replica_saves() -> None:
+        nonlocal fired
+        if fired or not armed:
+            return
+        fired = True
+        other = IdentityResolver(SqliteIdentityStore(path), RULES, id_key=ID_KEY)
+        try:
+            other.resolve("acme", CustomerRef(email="eva@shop.es"), "e1", "http")
+        finally:
+            other.close()
+
+    real_max, real_get = recorder_class.max_notification_id, Repository.get
+
+    def max_then(self: Any, *args: Any, **kwargs: Any) -> Any:
+        found = real_max(self, *args, **kwargs)
+        the_other_replica_saves()
+        return found
+
+    def get_then(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return real_get(self, *args, **kwargs)
+        finally:
+            the_other_replica_saves()
+
+    def readable_then(*args: Any) -> None:  # the store's first and last events, read before
+        nonlocal armed
+        real_readable(*args)
+        armed = True
+
+    real_readable = resolver_module.check_readable
+    monkeypatch.setattr(resolver_module, "check_readable", readable_then)
+    monkeypatch.setattr(recorder_class, "max_notification_id", max_then)
+    monkeypatch.setattr(Repository, "get", get_then)
+    starting = IdentityResolver(SqliteIdentityStore(path), RULES, id_key=ID_KEY)
+    monkeypatch.undo()
+    try:
+        assert fired and starting.naming == IndexNaming.keyed(ID_KEY)
+        assert starting.holders_of("acme", "email", "eva@shop.es")
+    finally:
+        starting.close()
