@@ -526,3 +526,30 @@ def test_after_a_failed_feed_read_the_sealers_go_on_with_the_cache_instead_of_qu
     vault.down = False
     sealer.seal_value(stored(message({"email": EMAIL})))
     assert len(asked) == before + 3
+
+
+def test_a_key_read_while_the_feed_was_unreadable_is_not_kept_past_the_feeds_first_read() -> None:
+    """The feed's first read failed; a reader finds a key, which is destroyed meanwhile, and
+    another reader's first successful read of the feed lands before the first caches it: that
+    read lists nothing (it only learns where the feed ends), so it must count as a drop, or the
+    key stays until its time to live."""
+
+    class Both(DestroyedWhileRead, FeedDown):
+        pass
+
+    vault, clock = Both(PLATFORM_KEY), Clock()
+    sealer = EventSealer(vault, PLATFORM_KEY, subject_function(lambda: RULES), KeyCache())
+    luis = orjson.loads(sealer.seal_value(stored(message({"email": "luis@x.io"}))))
+    key_id = sealed_key_id(luis)
+    assert key_id is not None
+    reader = another_process(vault, clock)
+    vault.down = True
+
+    def another_reader_reads_the_feed_first() -> None:
+        vault.down = False
+        clock.now += 2.0
+        reader.cache.follow(vault)
+
+    vault.then = another_reader_reads_the_feed_first
+    reader.open_event(luis)  # its feed read fails, then it finds the key, destroyed meanwhile
+    assert reader.cache.get(TENANT, key_id) is None
