@@ -41,7 +41,12 @@ IDENTITY_NAMESPACE = uuid5(NAMESPACE_URL, "https://cem.invalid/identity")
 @lru_cache(maxsize=65536)  # resolutions derive the same ids over and over; uuid5 is not free
 def stable_id(*parts: str) -> UUID:
     """A deterministic UUID for a tuple of strings (unambiguous: parts are length-prefixed)."""
-    return uuid5(IDENTITY_NAMESPACE, "".join(f"{len(p)}:{p}" for p in parts))
+    return uuid5(IDENTITY_NAMESPACE, length_prefixed(parts))
+
+
+def length_prefixed(parts: tuple[str, ...]) -> str:
+    """`3:abc2:de`: parts joined so that no two tuples give the same text."""
+    return "".join(f"{len(p)}:{p}" for p in parts)
 
 
 def named_id(tenant_id: str, name: str) -> UUID:
@@ -542,7 +547,7 @@ class SlipKey:
     """An email index filed under one of its slip keys (`slips.slip_keys`). Not an aggregate:
     a row the identity store keeps beside the filings, written in the transaction that creates
     the index (see `ports.IdentityStore`). It holds ids only: `key_id` is the key's id
-    (`slip_key_ids`), `index_id` the `IdentifierIndex`'s id, so an erasure leaves nothing here to delete (the
+    (`IndexNaming.slip_key_ids`), `index_id` the `IdentifierIndex`'s id, so an erasure leaves nothing here to delete (the
     index it names is suppressed, and a suppressed index is nobody's slip)."""
 
     tenant_id: str
@@ -552,12 +557,6 @@ class SlipKey:
     # and file an index under it both take the same place, so the second one's transaction
     # conflicts and runs again on what the first wrote (each then sees the other's email).
     seq: int
-
-
-def slip_key_ids(tenant_id: str, identifier: Identifier) -> tuple[str, ...]:
-    """The unkeyed ids of an email's slip keys in a tenant (`slips.slip_keys`), in order: those
-    of stores written before keyed names (`IndexNaming.slip_key_ids`)."""
-    return _slip_key_ids(b"", tenant_id, identifier)
 
 
 @lru_cache(maxsize=16_384)  # an email's keys are asked for again by each read of them
@@ -611,7 +610,7 @@ class IndexNaming:
 
 @lru_cache(maxsize=65536)  # as `stable_id`: the same identifiers, over and over
 def _keyed_id(key: bytes, tenant_id: str, kind: str, value: str) -> UUID:
-    message = "".join(f"{len(p)}:{p}" for p in (tenant_id, "identifier", kind, value)).encode()
+    message = length_prefixed((tenant_id, "identifier", kind, value)).encode()
     return UUID(bytes=hmac.new(key, message, hashlib.sha256).digest()[:16], version=4)
 
 

@@ -391,10 +391,10 @@ class IdentityState:
         return self._get(index_id, IdentifierIndex)
 
     def index_or_new(self, identifier: Identifier) -> IdentifierIndex:
-        found = self.index(identifier)
+        kind, value = identifier.kind, identifier.value
+        index_id = self.naming.index_id(self.tenant_id, kind, value)
+        found = self._get(index_id, IdentifierIndex)
         if found is None:
-            kind, value = identifier.kind, identifier.value
-            index_id = self.naming.index_id(self.tenant_id, kind, value)
             found = IdentifierIndex.named(index_id, self.tenant_id, kind, value)
             self.add(found)
             keys = self.naming.slip_key_ids(self.tenant_id, identifier)  # findable by its slips
