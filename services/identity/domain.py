@@ -540,6 +540,11 @@ class Filing:
     # `path:reason` of each identifier of the touchpoint that linked nobody (never the value:
     # the store keeps no personal data of a touchpoint). Filings recorded before it: none.
     ignored: tuple[str, ...] = ()
+    # The vault key id the event was sealed under (`kernel.shredding.sealed_key_id`, an HMAC:
+    # no identifier); None for an event in clear. Not a column of the filings table: the store
+    # keeps each (customer, key) pair once (`ports.sealed_key_rows`), so an erasure destroys
+    # the keys its group's events were sealed under, whatever rules named them.
+    key_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,10 @@ it) is unlinked, and suppressed (it never links anyone again, whatever is replay
 customer outside the group holds it too (a shared line or device: unlinked from this customer
 only, the others keep it). The command records an `Erased` event on the canonical customer naming
 the data keys to destroy: one per erased identifier's subject (`kind:value`, as the sealing
-publisher names subjects) and one per member's `cem:customer:<id>` subject (a manager's alert
-actions are sealed under it), each by its vault key id (an HMAC: no identifier is stored).
+publisher names subjects), one per member's `cem:customer:<id>` subject (a manager's alert
+actions are sealed under it), and each key the members' filings name (`Filing.key_id`: what the
+group's events were sealed under, whatever rules named it) that no event of a customer outside
+the group was filed under, each by its vault key id (an HMAC: no identifier is stored).
 
 The keys, the warehouse rows and the count of both are the caller's (`cem.erasure`): run again
 for the same erasure event (a redelivered batch), the command changes nothing and hands back the
@@ -32,6 +34,9 @@ from services.identity.state import IdentityState
 
 # (tenant id, subject) -> the vault's key id of that subject (`kernel.shredding.subject_key_id`).
 KeyIdOf = Callable[[str, str], str]
+# Customer ids -> the key ids their filings were sealed under, each with every customer filed
+# under it (`ports.IdentityStore.select_sealed_keys`, the tenant's).
+SealedKeysOf = Callable[[Sequence[str]], dict[str, set[str]]]
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,7 @@ def erase(
     erasure_event_id: str,
     key_id_of: KeyIdOf,
     expected: Sequence[str] | None = None,
+    sealed_keys: SealedKeysOf | None = None,
 ) -> Erasure:
     """Unlink (and suppress, unless shared outside the group) every identifier of the
     customer's group, drop the names every member recorded, and record the erasure on its
@@ -117,7 +123,14 @@ def erase(
     may still need it. What goes is `plan`'s, so a preview shows what this does. `expected`: the
     group as the admin confirmed it (the preview's members); when the group is not exactly those
     customers now, `GroupChanged` and nothing changes (checked here, where the erasure is
-    carried out, so a merge or split between the request and its filing is caught too)."""
+    carried out, so a merge or split between the request and its filing is caught too).
+
+    `sealed_keys`, when given: the keys the group's touchpoints were sealed under, as their
+    filings recorded them (`Filing.key_id`), go too, unless a touchpoint sealed under one was
+    filed under a customer outside the group that is not erased itself, or it is the key of an
+    identifier kept for others (a shared line's: their touchpoints not filed yet may need it).
+    They reach what naming the subjects again misses: an event sealed under an identifier the
+    group no longer holds (unlinked or split off before), or named by rules changed since."""
     canonical = state.canonical(customer_id)
     record = state.customer(canonical).erasure
     if record is not None:
@@ -154,7 +167,14 @@ def erase(
         if member != canonical and customer.names:
             customer.forget_names(erasure_event_id=erasure_event_id)
     tenant_id = state.tenant_id
-    key_ids = list(dict.fromkeys(key_id_of(tenant_id, s) for s in subjects(erased, members)))
+    key_ids = [key_id_of(tenant_id, s) for s in subjects(erased, members)]
+    if sealed_keys is not None:
+        group = set(members)
+        kept = {key_id_of(tenant_id, s) for s in subjects(shared, [])}
+        for key_id, homes in sorted(sealed_keys(members).items()):
+            if key_id not in kept and not any(_outside(state, home, group) for home in homes):
+                key_ids.append(key_id)
+    key_ids = list(dict.fromkeys(key_ids))
     counts = {"members": len(members), "identifiers": len(erased), "shared": len(shared)}
     state.customer(canonical).erase(
         reason=reason,
@@ -180,6 +200,13 @@ def _others_of(state: IdentityState, identifier: Identifier) -> set[str]:
     carried = index.carried_after_erasure if index is not None else []
     others = {*claim.holders, *claim.released, *claim.presented_by, *carried}
     return {c for c in others if state.customer(state.canonical(c)).erasure is None}
+
+
+def _outside(state: IdentityState, home_id: str, group: set[str]) -> bool:
+    """A customer a touchpoint was filed under that is neither in the group nor erased."""
+    if home_id in group:
+        return False
+    return state.customer(state.canonical(home_id)).erasure is None
 
 
 def complete(

@@ -31,8 +31,8 @@ from services.identity.resolver import IdentityResolver
 TRANSIENT = (PersistenceError, IdentityBusy)
 CHUNK = 500  # touchpoints per identity transaction: bounds the work redone after a conflict
 CACHE_SIZE = 200_000
-# (identifiers, event id, source, time, the person's name it carries or "")
-Touchpoint = tuple[CustomerRef, str, str, datetime, str]
+# (identifiers, event id, source, time, the person's name it carries or "", its sealed key id)
+Touchpoint = tuple[CustomerRef, str, str, datetime, str, str | None]
 
 
 class IdentityFiler:
@@ -43,8 +43,11 @@ class IdentityFiler:
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[str, str], str] = OrderedDict()
 
-    def file(self, events: Sequence[Event]) -> list[str | Unfiled]:
-        """The customer of each event, in order; resolved per tenant in log order."""
+    def file(
+        self, events: Sequence[Event], key_ids: Sequence[str | None] = ()
+    ) -> list[str | Unfiled]:
+        """The customer of each event, in order; resolved per tenant in log order. `key_ids`:
+        the vault key each event was sealed under (None: in clear), recorded with its filing."""
         with self._lock:
             answers: dict[int, str | Unfiled] = {}
             pending: dict[str, list[int]] = {}
@@ -57,7 +60,8 @@ class IdentityFiler:
             for tenant_id, indexes in pending.items():
                 for start in range(0, len(indexes), self.chunk):
                     chunk = indexes[start : start + self.chunk]
-                    filed = self._resolve(tenant_id, [events[i] for i in chunk])
+                    keys = [key_ids[i] if i < len(key_ids) else None for i in chunk]
+                    filed = self._resolve(tenant_id, [events[i] for i in chunk], keys)
                     answers.update(zip(chunk, filed, strict=True))
             return [answers[i] for i in range(len(events))]
 
@@ -73,10 +77,12 @@ class IdentityFiler:
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
 
-    def _resolve(self, tenant_id: str, events: list[Event]) -> list[str | Unfiled]:
+    def _resolve(
+        self, tenant_id: str, events: list[Event], key_ids: list[str | None]
+    ) -> list[str | Unfiled]:
         touchpoints: list[Touchpoint] = [
-            (e.customer, str(e.event_id), e.source_id, e.derived_at, name_in(e.payload))
-            for e in events
+            (e.customer, str(e.event_id), e.source_id, e.derived_at, name_in(e.payload), key_id)
+            for e, key_id in zip(events, key_ids, strict=True)
         ]
         try:
             resolved = self.resolver.resolve_batch(tenant_id, touchpoints)
@@ -92,8 +98,11 @@ class IdentityFiler:
 
     def _resolve_one(self, tenant_id: str, touchpoint: Touchpoint) -> str | Unfiled:
         try:
-            ref, event_id, source, at, name = touchpoint
-            return self.resolver.resolve(tenant_id, ref, event_id, source, at=at, name=name).home_id
+            ref, event_id, source, at, name, key_id = touchpoint
+            found = self.resolver.resolve(
+                tenant_id, ref, event_id, source, at=at, name=name, key_id=key_id
+            )
+            return found.home_id
         except TRANSIENT:
             raise
         except Exception as exc:

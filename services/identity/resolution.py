@@ -163,7 +163,12 @@ def _record(
     ignored = [f"{r.path}:{r.reason}" for r in normalised.rejected]
     state.file(
         Filing(
-            state.tenant_id, evidence.event_id, decision.home_id, evidence.source, tuple(ignored)
+            state.tenant_id,
+            evidence.event_id,
+            decision.home_id,
+            evidence.source,
+            tuple(ignored),
+            evidence.key_id,
         )
     )
     return ResolvedCustomer(

@@ -748,18 +748,53 @@ def test_the_erasure_waits_for_its_own_deletions_not_retentions(
     assert "still running" not in caplog.text
 
 
-def test_erasing_both_holders_of_a_recycled_number_destroys_its_key(pipeline: Pipeline) -> None:
-    # Bea released the number and was erased; then Lucía, its holder now, is erased: nobody is
-    # left whose events need the number's key, so it goes and Bea's message opens erased too.
+def test_erasing_the_earlier_holder_of_a_recycled_number_erases_what_she_wrote_under_it(
+    pipeline: Pipeline,
+) -> None:
+    # Bea released the number; Lucía holds it now. Bea's message was sealed under the number's
+    # key and filed under Bea alone: her filing names that key, so erasing Bea destroys it
+    # although the number is Lucía's now (before 2026-12-05 the key was named from what Bea
+    # held, nothing, and her message stayed readable). Lucía's own events open as before, and
+    # her next call from the number is sealed under a new key.
     [bea] = pipeline.file(message({"phone": PHONE}, "soy bea"))
     pipeline.identity.unlink(TENANT, bea, "phone", "+34617345678", "line", "key-admin")
     [lucia] = pipeline.file(message({"email": EMAIL, "phone": PHONE}))
     assert lucia != bea
     pipeline.erase(bea)
-    assert pipeline.opened(pipeline.log[0])["payload"]["text"] == "soy bea"  # Lucía's number
+    assert pipeline.opened(pipeline.log[0])[ERASED] is True
+    assert pipeline.opened(pipeline.log[1])["payload"]["text"] == WORDS
+    assert pipeline.file(message({"phone": PHONE}, "soy lucia")) == [lucia]
+    call = pipeline.log[-1]
+    assert pipeline.opened(call)["payload"]["text"] == "soy lucia"
+    pipeline.erase(lucia)
+    assert pipeline.opened(pipeline.log[1])[ERASED] is True
+    assert pipeline.opened(call)[ERASED] is True
+
+
+def test_a_key_a_customer_outside_the_group_filed_under_stays(pipeline: Pipeline) -> None:
+    # Bea's message and Lucía's call were both sealed under the number's key (each was filed
+    # under its own customer); Bea's filing names the key, but Lucía's does too: erasing Bea
+    # keeps it, or Lucía's call would open erased.
+    [bea] = pipeline.file(message({"phone": PHONE}, "soy bea"))
+    pipeline.identity.unlink(TENANT, bea, "phone", "+34617345678", "line", "key-admin")
+    [lucia] = pipeline.file(message({"email": EMAIL, "phone": PHONE}))
+    assert pipeline.file(message({"phone": PHONE}, "soy lucia")) == [lucia]
+    call = pipeline.log[-1]
+    pipeline.erase(bea)
+    assert pipeline.opened(call)["payload"]["text"] == "soy lucia"
+    assert pipeline.opened(pipeline.log[0])["payload"]["text"] == "soy bea"  # the limit
     pipeline.erase(lucia)
     assert pipeline.opened(pipeline.log[0])[ERASED] is True
-    assert pipeline.opened(pipeline.log[1])[ERASED] is True
+    assert pipeline.opened(call)[ERASED] is True
+
+
+def test_an_identifier_unlinked_before_the_erasure_loses_its_key(pipeline: Pipeline) -> None:
+    # An admin unlinked Lucía's email (a wrong link, say) and nobody took it since: the email is
+    # no identifier of hers any more, but her message sealed under it is filed under her.
+    [lucia] = pipeline.file(message({"email": EMAIL}))
+    pipeline.identity.unlink(TENANT, lucia, "email", EMAIL, "wrong link", "key-admin")
+    pipeline.erase(lucia)
+    assert pipeline.opened(pipeline.log[0])[ERASED] is True
 
 
 def test_a_customer_who_comes_back_and_is_erased_again_loses_the_new_events(
