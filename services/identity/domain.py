@@ -280,9 +280,18 @@ class Customer(Aggregate):
         if erasure is not None and erasure["erasure_event_id"] == erasure_event_id:
             erasure["rows_deleted"] = dict(counts)
 
+    @property
+    def unlinked(self) -> list[Identifier]:
+        """Identifiers unlinked from it (by an admin, a recycled number's new holder, an
+        erasure), in the order first unlinked: its touchpoints' events may be sealed under them
+        (`IdentifierUnlinked`; none for a customer restored from a snapshot taken before)."""
+        return self.__dict__.setdefault("_unlinked", [])
+
     @event(IdentifierUnlinked)
     def unlink(self, kind: str, value: str, reason: str, actor: str, erased: bool) -> None:
         self.links.pop(Identifier(kind, value), None)
+        if Identifier(kind, value) not in self.unlinked:
+            self.unlinked.append(Identifier(kind, value))
 
     @event(CustomersMerged)
     def absorb(

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kernel.shredding import UNATTRIBUTED
 from schemas.families import FILED_PREFIX
 from services.identity.errors import GroupChanged
 from services.identity.rules import Identifier
@@ -126,9 +127,8 @@ def erase(
     carried out, so a merge or split between the request and its filing is caught too).
 
     `sealed_keys`, when given: the keys the group's touchpoints were sealed under, as their
-    filings recorded them (`Filing.key_id`), go too, unless a touchpoint sealed under one was
-    filed under a customer outside the group that is not erased itself, or it is the key of an
-    identifier kept for others (a shared line's: their touchpoints not filed yet may need it).
+    filings recorded them (`Filing.key_id`), go too, unless someone outside the group may need
+    one (`_filed_keys`). The preview (`plan`) does not list these.
     They reach what naming the subjects again misses: an event sealed under an identifier the
     group no longer holds (unlinked or split off before), or named by rules changed since."""
     canonical = state.canonical(customer_id)
@@ -169,11 +169,7 @@ def erase(
     tenant_id = state.tenant_id
     key_ids = [key_id_of(tenant_id, s) for s in subjects(erased, members)]
     if sealed_keys is not None:
-        group = set(members)
-        kept = {key_id_of(tenant_id, s) for s in subjects(shared, [])}
-        for key_id, homes in sorted(sealed_keys(members).items()):
-            if key_id not in kept and not any(_outside(state, home, group) for home in homes):
-                key_ids.append(key_id)
+        key_ids += _filed_keys(state, members, shared, key_id_of, sealed_keys)
     key_ids = list(dict.fromkeys(key_ids))
     counts = {"members": len(members), "identifiers": len(erased), "shared": len(shared)}
     state.customer(canonical).erase(
@@ -199,14 +195,51 @@ def _others_of(state: IdentityState, identifier: Identifier) -> set[str]:
     index = state.index(identifier)
     carried = index.carried_after_erasure if index is not None else []
     others = {*claim.holders, *claim.released, *claim.presented_by, *carried}
-    return {c for c in others if state.customer(state.canonical(c)).erasure is None}
+    return {c for c in others if not _erased(state, c)}
+
+
+def _filed_keys(
+    state: IdentityState,
+    members: list[str],
+    shared: list[Identifier],
+    key_id_of: KeyIdOf,
+    sealed_keys: SealedKeysOf,
+) -> list[str]:
+    """The keys the members' touchpoints were sealed under (their filings' `key_id`) that no
+    one outside the group may need: not the tenant's unattributed key (a placeholder's events,
+    every customer's: ended by retention, never by one erasure), not the key of an identifier
+    kept for others, nor of one a member once held (unlinked since) that a customer outside the
+    group holds, was released from or presented (a recycled number's holder now: its events
+    not filed yet, or filed before filings named their key, are sealed under it), and none that
+    a touchpoint of a customer outside the group was filed under."""
+    tenant_id, group = state.tenant_id, set(members)
+    kept = {key_id_of(tenant_id, s) for s in subjects(shared, [])}
+    kept.add(key_id_of(tenant_id, UNATTRIBUTED))
+    for member in members:
+        for identifier in state.customer(member).unlinked:
+            if _others_of(state, identifier) - group:
+                kept.add(key_id_of(tenant_id, f"{identifier.kind}:{identifier.value}"))
+    return [
+        key_id
+        for key_id, homes in sorted(sealed_keys(members).items())
+        if key_id not in kept and not any(_outside(state, home, group) for home in homes)
+    ]
 
 
 def _outside(state: IdentityState, home_id: str, group: set[str]) -> bool:
     """A customer a touchpoint was filed under that is neither in the group nor erased."""
-    if home_id in group:
+    return home_id not in group and not _erased(state, home_id)
+
+
+def _erased(state: IdentityState, customer_id: str) -> bool:
+    """Whether the customer was erased: one of the group its canonical customer's erasure
+    recorded (all of today's group for a record made before groups were). A customer merged
+    into an erased one since is not: its own events still need their keys."""
+    record = state.customer(state.canonical(customer_id)).erasure
+    if record is None:
         return False
-    return state.customer(state.canonical(home_id)).erasure is None
+    recorded = recorded_members(record)
+    return not recorded or customer_id in recorded
 
 
 def complete(
