@@ -54,7 +54,6 @@ from kernel.filings import (
 from kernel.partitioning import touchpoint_bucket_key
 from kernel.ports import FILINGS_TOPIC, TOUCHPOINTS_TOPIC, Outgoing
 from kernel.processing import Projection, Unfiled, decode_batch, project_batch
-from kernel.sealing import sealed_under
 from kernel.settings import IngestSettings
 from schemas.envelope import Event
 from services.identity.rules import TenantRules
@@ -203,8 +202,7 @@ class Pipeline:
         with meter.stage(f"{FILING_STAGE}: file (identity)"):
             assert self.filer is not None, "the bench runs with identity on"
             events = [cast(Event, event) for _, event in decoded.events]
-            key_ids = [sealed_under(rec.value) for rec, _ in decoded.events]
-            homes = self.filer.file(events, key_ids)
+            homes = self.filer.file(events)
             batch = FiledBatch(next_offsets=decoded.result.next_offsets)
             for (rec, event), home in zip(decoded.events, homes, strict=True):
                 assert not isinstance(home, Unfiled), home

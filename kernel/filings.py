@@ -48,7 +48,6 @@ from kernel.processing import (
     file_events,
     project_batch,
 )
-from kernel.sealing import sealed_under
 from schemas.envelope import Event
 from schemas.families import ERASURE_TYPE
 from schemas.validate import encode
@@ -111,11 +110,10 @@ def file_batch(
     direct = {id(rec) for rec, item in decoded.events if isinstance(item, Unadmitted)}
     admit_batch(decoded, admission)
     events = [_event_of(item) for _, item in decoded.events]
-    key_ids = [sealed_under(rec.value) for rec, _ in decoded.events]
     homes: list[str | Unfiled] = []
     failed: dict[int, NotErased] = {}
     for segment in _up_to_each_erasure(events):
-        homes += file_events(segment, filer, key_ids[len(homes) : len(homes) + len(segment)])
+        homes += file_events(segment, filer)
         last, home = segment[-1], homes[-1]
         if eraser is not None and last.type == ERASURE_TYPE and isinstance(home, str):
             [outcome] = eraser.erase([(last, home)])

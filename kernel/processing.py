@@ -70,12 +70,7 @@ class Filer(Protocol):
     answer per event, in order: a customer id, or `Unfiled` for an event that can never be filed
     (a dead letter). Raises when the store cannot answer now; the batch is then retried whole."""
 
-    def file(
-        self, events: Sequence[Event], key_ids: Sequence[str | None] = ()
-    ) -> list[str | Unfiled]:
-        """`key_ids`, when given: the vault key each event was sealed under (None: in clear),
-        for the filer to record beside its answer."""
-        ...
+    def file(self, events: Sequence[Event]) -> list[str | Unfiled]: ...
 
 
 class NotErased(Exception):
@@ -94,23 +89,18 @@ class Eraser(Protocol):
     def erase(self, erasures: Sequence[tuple[Event, str]]) -> list[NotErased | None]: ...
 
 
-def file_events(
-    events: Sequence[Event], filer: Filer | None, key_ids: Sequence[str | None] = ()
-) -> list[str | Unfiled]:
+def file_events(events: Sequence[Event], filer: Filer | None) -> list[str | Unfiled]:
     """The customer each event is filed under: the filer's answer (without one,
     `customer_key`), except for a platform event that names where it goes, filed there without
     asking identity: a tenant-level one (a manager's action on a drift alert) under
     `TENANT_SUBJECT`, so no customer is made of it, and one about a customer (an action on an
     at-risk alert) under exactly the customer it names (`schemas.families.filed_customer`), so
-    it lands on the alert's customer whoever holds the customer's identifiers now. `key_ids`:
-    the vault key each event was sealed under, handed to the filer (`Filer.file`)."""
+    it lands on the alert's customer whoever holds the customer's identifiers now."""
     named = [_named_home(e) for e in events]
     if filer is None:
         return [home or customer_key(e.customer) for e, home in zip(events, named, strict=True)]
-    asked = [i for i, home in enumerate(named) if home is None]
-    people = [events[i] for i in asked]
-    keys = [key_ids[i] if i < len(key_ids) else None for i in asked]
-    found = iter(filer.file(people, keys) if people else [])
+    people = [e for e, home in zip(events, named, strict=True) if home is None]
+    found = iter(filer.file(people) if people else [])
     return [home or next(found) for home in named]
 
 

@@ -292,21 +292,6 @@ def maybe_sealed(value: bytes) -> bool:
     return f'"{SEALED}"'.encode() in value
 
 
-def sealed_under(value: bytes) -> str | None:
-    """The vault key id a stored event's bytes were sealed under; None when they are in clear
-    (or not an event: the decoder says why). The filing stage records it with each filing, so
-    an erasure destroys the keys its group's events were sealed under (`Filing.key_id`)."""
-    if not maybe_sealed(value):
-        return None
-    try:
-        parsed = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return None
-    sealed = parsed.get(SEALED) if isinstance(parsed, dict) else None
-    found = sealed.get("key_id") if isinstance(sealed, dict) else None
-    return found if isinstance(found, str) else None
-
-
 def readable(event: dict[str, Any]) -> dict[str, Any]:
     """An opened event as the readers decode it (`decode_parsed`). An erased one (its key
     destroyed) loses its `erased` mark, and each personal payload field its type requires gets

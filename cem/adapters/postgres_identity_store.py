@@ -23,7 +23,6 @@ from services.identity.ports import (
     group_by_aggregate,
     ignored_as_text,
     ignored_from_text,
-    sealed_key_rows,
     slip_rows,
 )
 
@@ -68,22 +67,6 @@ _INSERT_SLIPS = (
     "INSERT INTO {schema}.{slips} "
     "SELECT * FROM unnest(%s::text[], %s::text[], %s::integer[], %s::text[])"
 )
-_CREATE_SEALED_KEYS = (
-    "CREATE TABLE IF NOT EXISTS {schema}.{sealed} ("
-    "tenant_id text NOT NULL, home_id text NOT NULL, key_id text NOT NULL, "
-    "PRIMARY KEY (tenant_id, home_id, key_id))"
-)
-_INDEX_SEALED_KEYS = (
-    "CREATE INDEX IF NOT EXISTS {sealed_by_key} ON {schema}.{sealed} (tenant_id, key_id, home_id)"
-)
-# A pair another replica recorded first is the same fact: kept once, no conflict (sorted, so two
-# replicas recording the same pairs wait on each other in one order).
-_INSERT_SEALED_KEYS = (
-    "INSERT INTO {schema}.{sealed} SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) "
-    "ON CONFLICT DO NOTHING"
-)
-_SELECT_HOMES_KEYS = "SELECT DISTINCT key_id FROM {schema}.{sealed} WHERE tenant_id = %s AND home_id = ANY(%s::text[])"
-_SELECT_KEYS_HOMES = "SELECT key_id, home_id FROM {schema}.{sealed} WHERE tenant_id = %s AND key_id = ANY(%s::text[])"
 _SELECT_SLIPS = "SELECT key_id, index_id FROM {schema}.{slips} WHERE tenant_id = %s AND key_id = ANY(%s::text[])"
 _SELECT_FILINGS = (
     "SELECT event_id, home_id, source, ignored FROM {schema}.{table} "
@@ -99,7 +82,6 @@ class PostgresIdentityRecorder(PostgresApplicationRecorder):
         super().__init__(datastore, events_table_name=events_table_name)
         self.filings_table_name = events_table_name.removesuffix("_events") + "_filings"
         self.slips_table_name = events_table_name.removesuffix("_events") + "_email_slips"
-        self.sealed_table_name = events_table_name.removesuffix("_events") + "_sealed_keys"
 
     def statement(self, template: str) -> Any:
         return compose_sql(
@@ -110,8 +92,6 @@ class PostgresIdentityRecorder(PostgresApplicationRecorder):
                 "table": self.filings_table_name,
                 "events": self.events_table_name,
                 "slips": self.slips_table_name,
-                "sealed": self.sealed_table_name,
-                "sealed_by_key": self.sealed_table_name + "_by_key",
             },
         )
 
@@ -123,8 +103,6 @@ class PostgresIdentityRecorder(PostgresApplicationRecorder):
         absent = curs.fetchone()["found"] == 0
         super()._create_table(curs)
         curs.execute(self.statement(_CREATE_SLIPS))
-        curs.execute(self.statement(_CREATE_SEALED_KEYS))
-        curs.execute(self.statement(_INDEX_SEALED_KEYS))
         if absent:  # created and filled from the older filings in one transaction
             curs.execute(self.statement(_CREATE_FILINGS))
             curs.execute(self.statement(_COPY_LEGACY_FILINGS), (LEGACY_FILED_TOPIC,))
@@ -153,11 +131,6 @@ class PostgresIdentityRecorder(PostgresApplicationRecorder):
             columns = [list(column) for column in zip(*slips, strict=True)]
             with curs.connection.pipeline():
                 curs.execute(self.statement(_INSERT_SLIPS), columns, prepare=True)
-        sealed = sealed_key_rows(filings)
-        if sealed:
-            columns = [list(column) for column in zip(*sealed, strict=True)]
-            with curs.connection.pipeline():
-                curs.execute(self.statement(_INSERT_SEALED_KEYS), columns, prepare=True)
         super()._insert_events(curs, stored_events, **kwargs)
 
 
@@ -212,16 +185,6 @@ class PostgresIdentityStore:
             )
             for row in _tenant_rows(recorder, _SELECT_FILINGS, tenant_id, event_ids)
         }
-
-    def select_sealed_keys(
-        self, recorder: AggregateRecorder, tenant_id: str, home_ids: Sequence[str]
-    ) -> dict[str, set[str]]:
-        rows = _tenant_rows(recorder, _SELECT_HOMES_KEYS, tenant_id, home_ids)
-        keys = sorted(row["key_id"] for row in rows)
-        found: dict[str, set[str]] = {}
-        for row in _tenant_rows(recorder, _SELECT_KEYS_HOMES, tenant_id, keys):
-            found.setdefault(row["key_id"], set()).add(row["home_id"])
-        return found
 
     def select_slips(
         self, recorder: AggregateRecorder, tenant_id: str, key_ids: Sequence[str]

@@ -26,7 +26,6 @@ from services.identity.ports import (
     group_by_aggregate,
     ignored_as_text,
     ignored_from_text,
-    sealed_key_rows,
     slip_rows,
 )
 
@@ -50,18 +49,6 @@ _CREATE_SLIPS = (
 )
 # A place taken by another writer fails the transaction (see `ports.slip_rows`).
 _INSERT_SLIP = f"INSERT INTO {SLIPS_TABLE} VALUES (?,?,?,?)"
-SEALED_KEYS_TABLE = "identity_sealed_keys"
-_CREATE_SEALED_KEYS = (
-    f"CREATE TABLE IF NOT EXISTS {SEALED_KEYS_TABLE} ("
-    "tenant_id TEXT NOT NULL, home_id TEXT NOT NULL, key_id TEXT NOT NULL, "
-    "PRIMARY KEY (tenant_id, home_id, key_id)) WITHOUT ROWID"
-)
-_INDEX_SEALED_KEYS = (
-    f"CREATE INDEX IF NOT EXISTS {SEALED_KEYS_TABLE}_by_key "
-    f"ON {SEALED_KEYS_TABLE} (tenant_id, key_id, home_id)"
-)
-# A pair another writer recorded first is the same fact: kept once, no conflict.
-_INSERT_SEALED_KEY = f"INSERT OR IGNORE INTO {SEALED_KEYS_TABLE} VALUES (?,?,?)"
 
 
 def _copy_legacy_filings(events_table: str) -> str:
@@ -83,8 +70,6 @@ class SqliteIdentityRecorder(SQLiteApplicationRecorder):
         super().create_table()
         with self.datastore.transaction(commit=True) as c:
             c.execute(_CREATE_SLIPS)
-            c.execute(_CREATE_SEALED_KEYS)
-            c.execute(_INDEX_SEALED_KEYS)
         with self.datastore.transaction(commit=False) as c:
             c.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (FILINGS_TABLE,))
             if c.fetchone() is not None:
@@ -104,9 +89,6 @@ class SqliteIdentityRecorder(SQLiteApplicationRecorder):
         slips: Sequence[SlipKey] = kwargs.get("slips") or ()
         if slips:
             c.executemany(_INSERT_SLIP, slip_rows(slips))
-        sealed = sealed_key_rows(filings)
-        if sealed:
-            c.executemany(_INSERT_SEALED_KEY, sealed)
         return super()._insert_events(c, stored_events, **kwargs)
 
 
@@ -150,22 +132,6 @@ class SqliteIdentityStore:
             event_id: Filing(tenant_id, event_id, home_id, source, ignored_from_text(ignored))
             for event_id, home_id, source, ignored in rows
         }
-
-    def select_sealed_keys(
-        self, recorder: AggregateRecorder, tenant_id: str, home_ids: Sequence[str]
-    ) -> dict[str, set[str]]:
-        keys = {
-            key_id
-            for _, key_id in _tenant_rows(
-                recorder, SEALED_KEYS_TABLE, "home_id, key_id", tenant_id, home_ids
-            )
-        }
-        found: dict[str, set[str]] = {}
-        for key_id, home_id in _tenant_rows(
-            recorder, SEALED_KEYS_TABLE, "key_id, home_id", tenant_id, sorted(keys)
-        ):
-            found.setdefault(key_id, set()).add(home_id)
-        return found
 
     def select_slips(
         self, recorder: AggregateRecorder, tenant_id: str, key_ids: Sequence[str]

@@ -28,7 +28,6 @@ class Evidence:
     actor: str = SYSTEM_ACTOR
     at: int = 0  # when the touchpoint happened, epoch microseconds; 0 when unknown
     name: str = ""  # the person's name it carries, normalised (person_names.py); "" when none
-    key_id: str | None = None  # the vault key id it was sealed under (`Filing.key_id`)
 
 
 def register(

@@ -284,7 +284,8 @@ class Customer(Aggregate):
     def unlinked(self) -> list[Identifier]:
         """Identifiers unlinked from it (by an admin, a recycled number's new holder, an
         erasure), in the order first unlinked: its touchpoints' events may be sealed under them
-        (`IdentifierUnlinked`; none for a customer restored from a snapshot taken before)."""
+        (`IdentifierUnlinked`; none for a customer restored from a snapshot taken before, and
+        snapshots are not taken: identity's aggregates are read from their events)."""
         return self.__dict__.setdefault("_unlinked", [])
 
     @event(IdentifierUnlinked)
@@ -549,11 +550,6 @@ class Filing:
     # `path:reason` of each identifier of the touchpoint that linked nobody (never the value:
     # the store keeps no personal data of a touchpoint). Filings recorded before it: none.
     ignored: tuple[str, ...] = ()
-    # The vault key id the event was sealed under (`kernel.shredding.sealed_key_id`, an HMAC:
-    # no identifier); None for an event in clear. Not a column of the filings table: the store
-    # keeps each (customer, key) pair once (`ports.sealed_key_rows`), so an erasure destroys
-    # the keys its group's events were sealed under, whatever rules named them.
-    key_id: str | None = None
 
 
 @dataclass(frozen=True)

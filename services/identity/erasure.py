@@ -6,10 +6,10 @@ it) is unlinked, and suppressed (it never links anyone again, whatever is replay
 customer outside the group holds it too (a shared line or device: unlinked from this customer
 only, the others keep it). The command records an `Erased` event on the canonical customer naming
 the data keys to destroy: one per erased identifier's subject (`kind:value`, as the sealing
-publisher names subjects), one per member's `cem:customer:<id>` subject (a manager's alert
-actions are sealed under it), and each key the members' filings name (`Filing.key_id`: what the
-group's events were sealed under, whatever rules named it) that no event of a customer outside
-the group was filed under, each by its vault key id (an HMAC: no identifier is stored).
+publisher names subjects), one per identifier a member held and lost before (unlinked, a
+recycled number taken by another) that nobody outside the group may need, and one per member's
+`cem:customer:<id>` subject (a manager's alert actions are sealed under it), each by its vault key
+id (an HMAC: no identifier is stored).
 
 The keys, the warehouse rows and the count of both are the caller's (`cem.erasure`): run again
 for the same erasure event (a redelivered batch), the command changes nothing and hands back the
@@ -27,7 +27,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kernel.shredding import UNATTRIBUTED
 from schemas.families import FILED_PREFIX
 from services.identity.errors import GroupChanged
 from services.identity.rules import Identifier
@@ -35,9 +34,6 @@ from services.identity.state import IdentityState
 
 # (tenant id, subject) -> the vault's key id of that subject (`kernel.shredding.subject_key_id`).
 KeyIdOf = Callable[[str, str], str]
-# Customer ids -> the key ids their filings were sealed under, each with every customer filed
-# under it (`ports.IdentityStore.select_sealed_keys`, the tenant's).
-SealedKeysOf = Callable[[Sequence[str]], dict[str, set[str]]]
 
 
 @dataclass(frozen=True)
@@ -114,7 +110,6 @@ def erase(
     erasure_event_id: str,
     key_id_of: KeyIdOf,
     expected: Sequence[str] | None = None,
-    sealed_keys: SealedKeysOf | None = None,
 ) -> Erasure:
     """Unlink (and suppress, unless shared outside the group) every identifier of the
     customer's group, drop the names every member recorded, and record the erasure on its
@@ -124,13 +119,7 @@ def erase(
     may still need it. What goes is `plan`'s, so a preview shows what this does. `expected`: the
     group as the admin confirmed it (the preview's members); when the group is not exactly those
     customers now, `GroupChanged` and nothing changes (checked here, where the erasure is
-    carried out, so a merge or split between the request and its filing is caught too).
-
-    `sealed_keys`, when given: the keys the group's touchpoints were sealed under, as their
-    filings recorded them (`Filing.key_id`), go too, unless someone outside the group may need
-    one (`_filed_keys`). The preview (`plan`) does not list these.
-    They reach what naming the subjects again misses: an event sealed under an identifier the
-    group no longer holds (unlinked or split off before), or named by rules changed since."""
+    carried out, so a merge or split between the request and its filing is caught too)."""
     canonical = state.canonical(customer_id)
     record = state.customer(canonical).erasure
     if record is not None:
@@ -167,10 +156,8 @@ def erase(
         if member != canonical and customer.names:
             customer.forget_names(erasure_event_id=erasure_event_id)
     tenant_id = state.tenant_id
-    key_ids = [key_id_of(tenant_id, s) for s in subjects(erased, members)]
-    if sealed_keys is not None:
-        key_ids += _filed_keys(state, members, shared, key_id_of, sealed_keys)
-    key_ids = list(dict.fromkeys(key_ids))
+    gone = [*erased, *_unlinked_before(state, members, erased, shared)]
+    key_ids = list(dict.fromkeys(key_id_of(tenant_id, s) for s in subjects(gone, members)))
     counts = {"members": len(members), "identifiers": len(erased), "shared": len(shared)}
     state.customer(canonical).erase(
         reason=reason,
@@ -183,6 +170,27 @@ def erase(
     return Erasure(
         canonical, tuple(members), tuple(key_ids), counts, erasure_event_id=erasure_event_id
     )
+
+
+def _unlinked_before(
+    state: IdentityState, members: list[str], erased: list[Identifier], shared: list[Identifier]
+) -> list[Identifier]:
+    """Identifiers a member held and lost before the erasure (unlinked by an admin, or taken by
+    a recycled number's new holder: `Customer.unlinked`) that nobody outside the group may need:
+    its touchpoints' events sealed under them go with the group's other keys. One that a
+    customer outside the group holds, was released from or presented keeps its key (a recycled
+    number's holder now: its events under the number, filed or not yet, need it). Not in the
+    preview's list and not counted among the identifiers erased: they were no longer held."""
+    group, seen = set(members), {*erased, *shared}
+    found: list[Identifier] = []
+    for member in members:
+        for identifier in state.customer(member).unlinked:
+            if identifier in seen:
+                continue
+            seen.add(identifier)
+            if not _others_of(state, identifier) - group:
+                found.append(identifier)
+    return found
 
 
 def _others_of(state: IdentityState, identifier: Identifier) -> set[str]:
@@ -198,48 +206,23 @@ def _others_of(state: IdentityState, identifier: Identifier) -> set[str]:
     return {c for c in others if not _erased(state, c)}
 
 
-def _filed_keys(
-    state: IdentityState,
-    members: list[str],
-    shared: list[Identifier],
-    key_id_of: KeyIdOf,
-    sealed_keys: SealedKeysOf,
-) -> list[str]:
-    """The keys the members' touchpoints were sealed under (their filings' `key_id`) that no
-    one outside the group may need: not the tenant's unattributed key (a placeholder's events,
-    every customer's: ended by retention, never by one erasure), not the key of an identifier
-    kept for others, nor of one a member once held (unlinked since) that a customer outside the
-    group holds, was released from or presented (a recycled number's holder now: its events
-    not filed yet, or filed before filings named their key, are sealed under it), and none that
-    a touchpoint of a customer outside the group was filed under."""
-    tenant_id, group = state.tenant_id, set(members)
-    kept = {key_id_of(tenant_id, s) for s in subjects(shared, [])}
-    kept.add(key_id_of(tenant_id, UNATTRIBUTED))
-    for member in members:
-        for identifier in state.customer(member).unlinked:
-            if _others_of(state, identifier) - group:
-                kept.add(key_id_of(tenant_id, f"{identifier.kind}:{identifier.value}"))
-    return [
-        key_id
-        for key_id, homes in sorted(sealed_keys(members).items())
-        if key_id not in kept and not any(_outside(state, home, group) for home in homes)
-    ]
-
-
-def _outside(state: IdentityState, home_id: str, group: set[str]) -> bool:
-    """A customer a touchpoint was filed under that is neither in the group nor erased."""
-    return home_id not in group and not _erased(state, home_id)
-
-
 def _erased(state: IdentityState, customer_id: str) -> bool:
-    """Whether the customer was erased: one of the group its canonical customer's erasure
-    recorded (all of today's group for a record made before groups were). A customer merged
-    into an erased one since is not: its own events still need their keys."""
-    record = state.customer(state.canonical(customer_id)).erasure
-    if record is None:
-        return False
-    recorded = recorded_members(record)
-    return not recorded or customer_id in recorded
+    """Whether the customer was erased: named in the group an erasure recorded on it or on a
+    customer it was merged into (a record made before groups were names no group: only the
+    customer it is on). A customer merged into an erased one since is not: its own events still
+    need their keys; one erased and merged into another erased since still is."""
+    current: str | None = customer_id
+    seen: set[str] = set()
+    while current is not None and current not in seen:
+        seen.add(current)
+        customer = state.customer(current)
+        record = customer.erasure
+        if record is not None:
+            recorded = recorded_members(record)
+            if customer_id in recorded or (not recorded and current == customer_id):
+                return True
+        current = customer.merged_into
+    return False
 
 
 def complete(

@@ -31,8 +31,8 @@ from services.identity.resolver import IdentityResolver
 TRANSIENT = (PersistenceError, IdentityBusy)
 CHUNK = 500  # touchpoints per identity transaction: bounds the work redone after a conflict
 CACHE_SIZE = 200_000
-# (identifiers, event id, source, time, the person's name it carries or "", its sealed key id)
-Touchpoint = tuple[CustomerRef, str, str, datetime, str, str | None]
+# (identifiers, event id, source, time, the person's name it carries or "")
+Touchpoint = tuple[CustomerRef, str, str, datetime, str]
 
 
 class IdentityFiler:
@@ -43,11 +43,8 @@ class IdentityFiler:
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[str, str], str] = OrderedDict()
 
-    def file(
-        self, events: Sequence[Event], key_ids: Sequence[str | None] = ()
-    ) -> list[str | Unfiled]:
-        """The customer of each event, in order; resolved per tenant in log order. `key_ids`:
-        the vault key each event was sealed under (None: in clear), recorded with its filing."""
+    def file(self, events: Sequence[Event]) -> list[str | Unfiled]:
+        """The customer of each event, in order; resolved per tenant in log order."""
         with self._lock:
             answers: dict[int, str | Unfiled] = {}
             pending: dict[str, list[int]] = {}
@@ -60,8 +57,7 @@ class IdentityFiler:
             for tenant_id, indexes in pending.items():
                 for start in range(0, len(indexes), self.chunk):
                     chunk = indexes[start : start + self.chunk]
-                    keys = [key_ids[i] if i < len(key_ids) else None for i in chunk]
-                    filed = self._resolve(tenant_id, [events[i] for i in chunk], keys)
+                    filed = self._resolve(tenant_id, [events[i] for i in chunk])
                     answers.update(zip(chunk, filed, strict=True))
             return [answers[i] for i in range(len(events))]
 
@@ -77,12 +73,10 @@ class IdentityFiler:
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
 
-    def _resolve(
-        self, tenant_id: str, events: list[Event], key_ids: list[str | None]
-    ) -> list[str | Unfiled]:
+    def _resolve(self, tenant_id: str, events: list[Event]) -> list[str | Unfiled]:
         touchpoints: list[Touchpoint] = [
-            (e.customer, str(e.event_id), e.source_id, e.derived_at, name_in(e.payload), key_id)
-            for e, key_id in zip(events, key_ids, strict=True)
+            (e.customer, str(e.event_id), e.source_id, e.derived_at, name_in(e.payload))
+            for e in events
         ]
         try:
             resolved = self.resolver.resolve_batch(tenant_id, touchpoints)
@@ -98,11 +92,8 @@ class IdentityFiler:
 
     def _resolve_one(self, tenant_id: str, touchpoint: Touchpoint) -> str | Unfiled:
         try:
-            ref, event_id, source, at, name, key_id = touchpoint
-            found = self.resolver.resolve(
-                tenant_id, ref, event_id, source, at=at, name=name, key_id=key_id
-            )
-            return found.home_id
+            ref, event_id, source, at, name = touchpoint
+            return self.resolver.resolve(tenant_id, ref, event_id, source, at=at, name=name).home_id
         except TRANSIENT:
             raise
         except Exception as exc:

@@ -10,10 +10,7 @@ adapter's recorder (a subclass of the library's, named in its persistence settin
 table of its own, keyed by (tenant, event id), and inserts the `filings=` given to
 `Application.save` in the transaction that records the aggregates' events: a filing exists exactly
 when the resolution's changes do, and a second filing of one touchpoint conflicts like any
-concurrent write (`IntegrityError`), so a redelivered touchpoint is filed once. A sealed
-touchpoint's filing names the vault key it was sealed under (`Filing.key_id`); the recorder keeps
-each (customer, key) pair once in a third table, read by customer and by key when a customer's
-group is erased (`select_sealed_keys`).
+concurrent write (`IntegrityError`), so a redelivered touchpoint is filed once.
 
 The same recorder keeps the `SlipKey` rows given as `slips=` (the email indexes under each slip
 key, services/identity/slips.py) in a second table, inserted in the same transaction: a key is
@@ -58,14 +55,6 @@ class IdentityStore(Protocol):
         touchpoints never filed are absent."""
         ...
 
-    def select_sealed_keys(
-        self, recorder: AggregateRecorder, tenant_id: str, home_ids: Sequence[str]
-    ) -> dict[str, set[str]]:
-        """The vault key ids (`Filing.key_id`) the tenant's touchpoints filed under `home_ids`
-        were sealed under, each with every customer a touchpoint sealed under it was filed
-        under (those of `home_ids` and any other): what an erasure of a group destroys."""
-        ...
-
     def select_slips(
         self, recorder: AggregateRecorder, tenant_id: str, key_ids: Sequence[str]
     ) -> dict[str, list[str]]:
@@ -79,13 +68,6 @@ def slip_rows(slips: Sequence[SlipKey]) -> list[tuple[str, str, int, str]]:
     order). A row whose (tenant, key id, place) is taken fails as a concurrent write
     (`IntegrityError`), like a filing: the resolution runs again and reads the other's."""
     return sorted((s.tenant_id, s.key_id, s.seq, s.index_id) for s in slips)
-
-
-def sealed_key_rows(filings: Sequence[Filing]) -> list[tuple[str, str, str]]:
-    """(tenant, customer, key id) of each sealed filing, once each, sorted (two replicas insert
-    in one order): the pairs `select_sealed_keys` reads. A pair already recorded is kept once,
-    never a conflict (a customer's events share a few keys: most filings add nothing)."""
-    return sorted({(f.tenant_id, f.home_id, f.key_id) for f in filings if f.key_id})
 
 
 def group_by_aggregate(events: Sequence[StoredEvent]) -> dict[int, list[StoredEvent]]:

@@ -163,12 +163,7 @@ def _record(
     ignored = [f"{r.path}:{r.reason}" for r in normalised.rejected]
     state.file(
         Filing(
-            state.tenant_id,
-            evidence.event_id,
-            decision.home_id,
-            evidence.source,
-            tuple(ignored),
-            evidence.key_id,
+            state.tenant_id, evidence.event_id, decision.home_id, evidence.source, tuple(ignored)
         )
     )
     return ResolvedCustomer(

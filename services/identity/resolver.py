@@ -84,14 +84,12 @@ MAX_ATTEMPTS = 25
 _LIBRARY_SAVE_STEPS = all(
     callable(getattr(Application, step, None)) for step in ("_record", "_take_snapshots", "_notify")
 )
-# (identifiers, evidence event id, source) and, when known, when the touchpoint happened, the
-# person's name it carries (`person_names.name_in` of its payload) and the vault key id its event
-# was sealed under (`Filing.key_id`).
+# (identifiers, evidence event id, source) and, when known, when the touchpoint happened and
+# the person's name it carries (`person_names.name_in` of its payload).
 Touchpoint = (
     tuple[CustomerRef, str | UUID, str]
     | tuple[CustomerRef, str | UUID, str, datetime | None]
     | tuple[CustomerRef, str | UUID, str, datetime | None, str]
-    | tuple[CustomerRef, str | UUID, str, datetime | None, str, str | None]
 )
 
 
@@ -200,12 +198,10 @@ class IdentityResolver(Application[UUID]):
         actor: str = SYSTEM_ACTOR,
         at: datetime | None = None,
         name: str = "",
-        key_id: str | None = None,
     ) -> ResolvedCustomer:
-        """The customer a touchpoint (that happened `at`, carrying the person's `name` if any,
-        sealed under the vault key `key_id` if sealed) belongs to; links, merges or proposes as
-        the rules allow."""
-        touchpoint = (ref, evidence_event_id, source, at, name, key_id)
+        """The customer a touchpoint (that happened `at`, carrying the person's `name` if any)
+        belongs to; links, merges or proposes as the rules allow."""
+        touchpoint = (ref, evidence_event_id, source, at, name)
         return self.resolve_batch(tenant_id, [touchpoint], actor)[0]
 
     def resolve_batch(
@@ -339,14 +335,7 @@ class IdentityResolver(Application[UUID]):
         return self._run(
             tenant_id,
             lambda state: erasure.erase(
-                state,
-                customer_id,
-                reason,
-                actor,
-                erasure_event_id,
-                key_id_of,
-                expected,
-                partial(self.store.select_sealed_keys, self.recorder, tenant_id),
+                state, customer_id, reason, actor, erasure_event_id, key_id_of, expected
             ),
         )
 
@@ -576,9 +565,7 @@ def _no_collection_pauses() -> Iterator[None]:
 def _evidence(touchpoint: Touchpoint, actor: str) -> Evidence:
     at = touchpoint[3] if len(touchpoint) > 3 else None
     name = _name_of(touchpoint[4]) if len(touchpoint) > 4 else ""  # type: ignore[misc]
-    key_id = touchpoint[5] if len(touchpoint) > 5 else None  # type: ignore[misc]
-    micros = to_micros(at) if at else 0
-    return Evidence(str(touchpoint[1]), touchpoint[2], actor, micros, name, key_id)
+    return Evidence(str(touchpoint[1]), touchpoint[2], actor, to_micros(at) if at else 0, name)
 
 
 def _name_of(text: str) -> str:

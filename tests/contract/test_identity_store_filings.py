@@ -8,7 +8,6 @@ here; PostgreSQL in tests/integration/test_identity_postgres.py.
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -83,40 +82,6 @@ def write_older_store(
 
 
 class FilingsContract(IdentityStoreFixtures):
-    def test_the_keys_a_customers_touchpoints_were_sealed_under_are_found_with_their_holders(
-        self, store: IdentityStore, tenant: str
-    ) -> None:
-        identity = IdentityResolver(store, RULES)
-        try:
-            ana = identity.resolve(
-                tenant, CustomerRef(email="ana@x.io"), "e-1", "http", key_id="k-ana"
-            )
-            line = identity.resolve(
-                tenant, CustomerRef(phone="+34912345678"), "e-2", "call", key_id="k-line"
-            )
-            bea = identity.resolve(
-                tenant, CustomerRef(email="bea@x.io"), "e-3", "http", key_id="k-line"
-            )
-            identity.resolve(tenant, CustomerRef(email="ana@x.io"), "e-4", "http")  # in clear
-            identity.resolve(
-                f"{tenant}-other", CustomerRef(email="bea@x.io"), "e-5", "http", key_id="k-ana"
-            )
-            # Her next events under the same key, one batch holding two: the pair is kept once.
-            email = CustomerRef(email="ana@x.io")
-            batch = [(email, e, "http", None, "", "k-ana") for e in ("e-6", "e-7")]
-            assert {r.home_id for r in identity.resolve_batch(tenant, batch)} == {ana.home_id}
-            assert identity.filing_of(tenant, "e-7") is not None
-            sealed = partial(store.select_sealed_keys, identity.recorder, tenant)
-            assert sealed([ana.home_id]) == {"k-ana": {ana.home_id}}
-            assert sealed([line.home_id]) == {"k-line": {line.home_id, bea.home_id}}
-            assert sealed([ana.home_id, bea.home_id]) == {
-                "k-ana": {ana.home_id},
-                "k-line": {line.home_id, bea.home_id},
-            }
-            assert sealed(["nobody"]) == {} and sealed([]) == {}
-        finally:
-            identity.close()
-
     def test_an_older_stores_filings_are_copied_once_and_answer_redeliveries(
         self, store: IdentityStore, tenant: str
     ) -> None:

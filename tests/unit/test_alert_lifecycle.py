@@ -138,9 +138,7 @@ class RecordingFiler:
     def __init__(self) -> None:
         self.asked: list[str] = []
 
-    def file(
-        self, events: Sequence[Event], key_ids: Sequence[str | None] = ()
-    ) -> list[str | Unfiled]:
+    def file(self, events: Sequence[Event]) -> list[str | Unfiled]:
         self.asked += [str(e.event_id) for e in events]
         return [f"home-{e.customer.customer_id}" for e in events]
 

@@ -72,9 +72,7 @@ class FixedFiler:
     def __init__(self, answers: list[str | Unfiled]) -> None:
         self.answers, self.seen = answers, 0
 
-    def file(
-        self, events: Sequence[Event], key_ids: Sequence[str | None] = ()
-    ) -> list[str | Unfiled]:
+    def file(self, events: Sequence[Event]) -> list[str | Unfiled]:
         self.seen += len(events)
         return self.answers[: len(events)]
 
@@ -124,9 +122,7 @@ def test_an_unfiled_event_is_a_dead_letter_and_undecodable_ones_never_reach_the_
 
 def test_a_filer_that_cannot_answer_fails_the_whole_batch() -> None:
     class Down:
-        def file(
-            self, events: Sequence[Event], key_ids: Sequence[str | None] = ()
-        ) -> list[str | Unfiled]:
+        def file(self, events: Sequence[Event]) -> list[str | Unfiled]:
             raise IdentityBusy("store is busy")
 
     with pytest.raises(IdentityBusy):
