@@ -280,19 +280,9 @@ class Customer(Aggregate):
         if erasure is not None and erasure["erasure_event_id"] == erasure_event_id:
             erasure["rows_deleted"] = dict(counts)
 
-    @property
-    def unlinked(self) -> list[Identifier]:
-        """Identifiers unlinked from it (by an admin, a recycled number's new holder, an
-        erasure), in the order first unlinked: its touchpoints' events may be sealed under them
-        (`IdentifierUnlinked`; none for a customer restored from a snapshot taken before, and
-        snapshots are not taken: identity's aggregates are read from their events)."""
-        return self.__dict__.setdefault("_unlinked", [])
-
     @event(IdentifierUnlinked)
     def unlink(self, kind: str, value: str, reason: str, actor: str, erased: bool) -> None:
         self.links.pop(Identifier(kind, value), None)
-        if Identifier(kind, value) not in self.unlinked:
-            self.unlinked.append(Identifier(kind, value))
 
     @event(CustomersMerged)
     def absorb(
@@ -392,6 +382,15 @@ class IdentifierIndex(Aggregate):
 
         customer_id: str
 
+    class CarriedWhileSkipped(Aggregate.Event):
+        """Skipped (a line alone, a hub, used by several customers ...), it was carried by a
+        touchpoint filed under this customer that does not hold it (recorded once per
+        customer): the customer's events may be sealed under its subject, so erasing its
+        holders does not destroy the key while this customer is not erased. Read by erasure
+        only, never by resolution."""
+
+        customer_id: str
+
     class Suppressed(Aggregate.Event):
         """Erased: it never links anyone again, whatever is replayed."""
 
@@ -457,6 +456,17 @@ class IdentifierIndex(Aggregate):
     def carry_after_erasure(self, customer_id: str) -> None:
         if customer_id not in self.carried_after_erasure:
             self.carried_after_erasure.append(customer_id)
+
+    @property
+    def carried_while_skipped(self) -> list[str]:
+        """Customers not holding it whose touchpoints carried it while it was skipped, in order
+        (see `CarriedWhileSkipped`; none before 2026-12-05)."""
+        return self.__dict__.setdefault("_carried_while_skipped", [])
+
+    @event(CarriedWhileSkipped)
+    def carry_while_skipped(self, customer_id: str) -> None:
+        if customer_id not in self.carried_while_skipped:
+            self.carried_while_skipped.append(customer_id)
 
     @event(Saturated)
     def saturate(self, limit: int, evidence_event_id: str | None) -> None:

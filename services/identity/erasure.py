@@ -6,10 +6,8 @@ it) is unlinked, and suppressed (it never links anyone again, whatever is replay
 customer outside the group holds it too (a shared line or device: unlinked from this customer
 only, the others keep it). The command records an `Erased` event on the canonical customer naming
 the data keys to destroy: one per erased identifier's subject (`kind:value`, as the sealing
-publisher names subjects), one per identifier a member held and lost before (unlinked, a
-recycled number taken by another) that nobody outside the group may need, and one per member's
-`cem:customer:<id>` subject (a manager's alert actions are sealed under it), each by its vault key
-id (an HMAC: no identifier is stored).
+publisher names subjects) and one per member's `cem:customer:<id>` subject (a manager's alert
+actions are sealed under it), each by its vault key id (an HMAC: no identifier is stored).
 
 The keys, the warehouse rows and the count of both are the caller's (`cem.erasure`): run again
 for the same erasure event (a redelivered batch), the command changes nothing and hands back the
@@ -156,8 +154,7 @@ def erase(
         if member != canonical and customer.names:
             customer.forget_names(erasure_event_id=erasure_event_id)
     tenant_id = state.tenant_id
-    gone = [*erased, *_unlinked_before(state, members, erased, shared)]
-    key_ids = list(dict.fromkeys(key_id_of(tenant_id, s) for s in subjects(gone, members)))
+    key_ids = list(dict.fromkeys(key_id_of(tenant_id, s) for s in subjects(erased, members)))
     counts = {"members": len(members), "identifiers": len(erased), "shared": len(shared)}
     state.customer(canonical).erase(
         reason=reason,
@@ -172,36 +169,19 @@ def erase(
     )
 
 
-def _unlinked_before(
-    state: IdentityState, members: list[str], erased: list[Identifier], shared: list[Identifier]
-) -> list[Identifier]:
-    """Identifiers a member held and lost before the erasure (unlinked by an admin, or taken by
-    a recycled number's new holder: `Customer.unlinked`) that nobody outside the group may need:
-    its touchpoints' events sealed under them go with the group's other keys. One that a
-    customer outside the group holds, was released from or presented keeps its key (a recycled
-    number's holder now: its events under the number, filed or not yet, need it). Not in the
-    preview's list and not counted among the identifiers erased: they were no longer held."""
-    group, seen = set(members), {*erased, *shared}
-    found: list[Identifier] = []
-    for member in members:
-        for identifier in state.customer(member).unlinked:
-            if identifier in seen:
-                continue
-            seen.add(identifier)
-            if not _others_of(state, identifier) - group:
-                found.append(identifier)
-    return found
-
-
 def _others_of(state: IdentityState, identifier: Identifier) -> set[str]:
     """Every customer whose events may be sealed under the identifier's subject: its holders,
     those it was released from (a recycled mobile's earlier owner), those that presented it
-    without holding it, and those whose touchpoints carried it once it was erased. One outside
+    without holding it, those whose touchpoints carried it once it was erased, and those whose
+    touchpoints carried it while it was skipped (a call from a home line alone filed under a
+    customer of its own, a hub email at a shop's till). One outside
     the group keeps the key (the identifier is shared), unless that customer was erased itself:
     its events under the subject must not outlive both."""
     claim = state.claim(identifier)
     index = state.index(identifier)
-    carried = index.carried_after_erasure if index is not None else []
+    carried = (
+        [*index.carried_after_erasure, *index.carried_while_skipped] if index is not None else []
+    )
     others = {*claim.holders, *claim.released, *claim.presented_by, *carried}
     return {c for c in others if not _erased(state, c)}
 
