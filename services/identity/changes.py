@@ -81,15 +81,6 @@ def present_erased(
         state.index_or_new(identifier).carry_after_erasure(customer_id=customer_id)
 
 
-def carry_while_skipped(state: IdentityState, identifier: Identifier, customer_id: str) -> None:
-    """A touchpoint filed under the customer carried the identifier, skipped, without the
-    customer holding it (`IdentifierIndex.CarriedWhileSkipped`, once per customer): for the
-    erasure of its holders, which must leave the subject's key to this customer's events."""
-    index = state.index_or_new(identifier)
-    if customer_id not in index.carried_while_skipped and customer_id not in index.holders:
-        index.carry_while_skipped(customer_id=customer_id)
-
-
 def confirm(state: IdentityState, identifier: Identifier, holder: str, evidence: Evidence) -> None:
     state.index_or_new(identifier).confirm(customer_id=holder, at=evidence.at)
 

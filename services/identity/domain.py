@@ -382,15 +382,6 @@ class IdentifierIndex(Aggregate):
 
         customer_id: str
 
-    class CarriedWhileSkipped(Aggregate.Event):
-        """Skipped (a line alone, a hub, used by several customers ...), it was carried by a
-        touchpoint filed under this customer that does not hold it (recorded once per
-        customer): the customer's events may be sealed under its subject, so erasing its
-        holders does not destroy the key while this customer is not erased. Read by erasure
-        only, never by resolution."""
-
-        customer_id: str
-
     class Suppressed(Aggregate.Event):
         """Erased: it never links anyone again, whatever is replayed."""
 
@@ -456,17 +447,6 @@ class IdentifierIndex(Aggregate):
     def carry_after_erasure(self, customer_id: str) -> None:
         if customer_id not in self.carried_after_erasure:
             self.carried_after_erasure.append(customer_id)
-
-    @property
-    def carried_while_skipped(self) -> list[str]:
-        """Customers not holding it whose touchpoints carried it while it was skipped, in order
-        (see `CarriedWhileSkipped`; none before 2026-12-05)."""
-        return self.__dict__.setdefault("_carried_while_skipped", [])
-
-    @event(CarriedWhileSkipped)
-    def carry_while_skipped(self, customer_id: str) -> None:
-        if customer_id not in self.carried_while_skipped:
-            self.carried_while_skipped.append(customer_id)
 
     @event(Saturated)
     def saturate(self, limit: int, evidence_event_id: str | None) -> None:

@@ -172,16 +172,12 @@ def erase(
 def _others_of(state: IdentityState, identifier: Identifier) -> set[str]:
     """Every customer whose events may be sealed under the identifier's subject: its holders,
     those it was released from (a recycled mobile's earlier owner), those that presented it
-    without holding it, those whose touchpoints carried it once it was erased, and those whose
-    touchpoints carried it while it was skipped (a call from a home line alone filed under a
-    customer of its own, a hub email at a shop's till). One outside
+    without holding it, and those whose touchpoints carried it once it was erased. One outside
     the group keeps the key (the identifier is shared), unless that customer was erased itself:
     its events under the subject must not outlive both."""
     claim = state.claim(identifier)
     index = state.index(identifier)
-    carried = (
-        [*index.carried_after_erasure, *index.carried_while_skipped] if index is not None else []
-    )
+    carried = index.carried_after_erasure if index is not None else []
     others = {*claim.holders, *claim.released, *claim.presented_by, *carried}
     return {c for c in others if not _erased(state, c)}
 

@@ -156,11 +156,9 @@ def _record(
         changes.merge(state, merge.survivor_id, merge.absorbed_id, merge.reason, evidence.actor)
     proposed = [changes.propose(state, proposal, evidence) for proposal in decision.proposals]
     changes.record_name(state, decision.home_id, evidence)
-    for skip in decision.skipped:  # its events may be sealed under the skipped subject
-        if skip.reason == ERASED_SKIP:  # the erased subject's key goes with this one
+    for skip in decision.skipped:  # sealed under the erased subject: its key goes with this one
+        if skip.reason == ERASED_SKIP:
             changes.present_erased(state, decision.home_id, skip.identifier, evidence)
-        else:  # the subject's key stays while this customer is not erased
-            changes.carry_while_skipped(state, skip.identifier, decision.home_id)
     assert evidence.event_id
     ignored = [f"{r.path}:{r.reason}" for r in normalised.rejected]
     state.file(

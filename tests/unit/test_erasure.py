@@ -849,14 +849,21 @@ def test_two_erased_customers_merged_since_both_stay_erased(pipeline: Pipeline) 
     assert pipeline.opened(call)[ERASED] is True
 
 
+KNOWN_OVER_ERASURE = pytest.mark.xfail(
+    strict=True,
+    reason="known defect (docs/erasure.md, step 4): identity records nobody for a skipped "
+    "identifier, so erasing its holders destroys a key non-holders' events are sealed under",
+)
+
+
+@KNOWN_OVER_ERASURE
 def test_erasing_a_lines_only_holder_leaves_its_key_to_a_call_from_the_line_alone(
     pipeline: Pipeline,
 ) -> None:
     # A call from a home line alone is filed under a customer of its own (it cannot say which
     # of the household called) and sealed under the line's key. Lucía, the line's only holder,
-    # is erased: the key stays for the caller, recorded as having carried the line while it was
-    # skipped (`IdentifierIndex.CarriedWhileSkipped`). Before, the key went and the call opened
-    # erased (found by a review, 2026-12-05).
+    # is erased: the key should stay for the caller. It goes, and the call opens erased (found
+    # by a review, 2026-12-05; a first fix was reverted, docs/erasure.md).
     landline = "912 345 678"
     [lucia] = pipeline.file(message({"email": EMAIL, "phone": landline}, "lucia"))
     [caller] = pipeline.file(message({"phone": landline}, "llamada"))
@@ -866,12 +873,13 @@ def test_erasing_a_lines_only_holder_leaves_its_key_to_a_call_from_the_line_alon
     assert pipeline.opened(pipeline.log[0])[ERASED] is True  # her own email's key went
 
 
+@KNOWN_OVER_ERASURE
 def test_erasing_a_hub_emails_holder_leaves_its_key_to_the_others_who_used_it(
     pipeline: Pipeline,
 ) -> None:
     # A shop's counter email typed at the till for Ana and for Luis becomes a hub (it stops
     # linking); Luis's till event and a walk-in's are sealed under it and filed under customers
-    # that do not hold it. Erasing Ana, who holds it, leaves its key to them.
+    # that do not hold it. Erasing Ana, who holds it, should leave its key to them.
     counter = "mostrador@tiendas-sol.es"
     [ana] = pipeline.file(message({"email": "ana@x.es", "phone": "617 345 678"}, "ana"))
     [luis] = pipeline.file(message({"email": "luis@x.es", "phone": "622 345 678"}, "luis"))
