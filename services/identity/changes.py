@@ -28,6 +28,9 @@ class Evidence:
     actor: str = SYSTEM_ACTOR
     at: int = 0  # when the touchpoint happened, epoch microseconds; 0 when unknown
     name: str = ""  # the person's name it carries, normalised (person_names.py); "" when none
+    # The subject its event was sealed under (`kernel.shredding.subject_of` of its identifiers as
+    # normalised before any known reading): "" when unknown
+    subject: str = ""
 
 
 def register(
@@ -79,6 +82,25 @@ def present_erased(
             kind=identifier.kind, value=identifier.value, evidence_event_id=evidence.event_id
         )
         state.index_or_new(identifier).carry_after_erasure(customer_id=customer_id)
+
+
+# Customers recorded per identifier as carrying it while skipped; past it, the index only notes
+# that more did (`IdentifierIndex.CarriersOverflowed`), and its key is never destroyed.
+MAX_CARRIERS = 32
+
+
+def carry_while_skipped(state: IdentityState, identifier: Identifier, customer_id: str) -> None:
+    """The touchpoint filed under the customer was sealed under the identifier's subject, which
+    resolution skipped (a home line alone, a hub ...) and the customer does not hold: recorded
+    once per customer on the index (`IdentifierIndex.CarriedWhileSkipped`), so erasing the
+    identifier's holders leaves its key to this customer's events. Read by erasure only."""
+    index = state.index_or_new(identifier)
+    if customer_id in index.holders or customer_id in index.carried_while_skipped:
+        return
+    if len(index.carried_while_skipped) < MAX_CARRIERS:
+        index.carry_while_skipped(customer_id=customer_id)
+    elif not index.carriers_overflowed:
+        index.overflow_carriers()
 
 
 def confirm(state: IdentityState, identifier: Identifier, holder: str, evidence: Evidence) -> None:

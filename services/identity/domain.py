@@ -382,6 +382,18 @@ class IdentifierIndex(Aggregate):
 
         customer_id: str
 
+    class CarriedWhileSkipped(Aggregate.Event):
+        """Skipped by resolution (a home line alone, a hub ...), it named the subject a
+        touchpoint filed under this customer, which does not hold it, was sealed under
+        (recorded once per customer, up to `changes.MAX_CARRIERS`): erasing its holders leaves
+        the key to this customer's events while it is not erased. Read by erasure only."""
+
+        customer_id: str
+
+    class CarriersOverflowed(Aggregate.Event):
+        """More customers than `changes.MAX_CARRIERS` carried it while skipped: its key is
+        never destroyed by an erasure."""
+
     class Suppressed(Aggregate.Event):
         """Erased: it never links anyone again, whatever is replayed."""
 
@@ -447,6 +459,25 @@ class IdentifierIndex(Aggregate):
     def carry_after_erasure(self, customer_id: str) -> None:
         if customer_id not in self.carried_after_erasure:
             self.carried_after_erasure.append(customer_id)
+
+    @property
+    def carried_while_skipped(self) -> list[str]:
+        """Customers not holding it whose touchpoints were sealed under its subject while it was
+        skipped, in order (see `CarriedWhileSkipped`; none before 2026-12-05)."""
+        return self.__dict__.setdefault("_carried_while_skipped", [])
+
+    @property
+    def carriers_overflowed(self) -> bool:
+        return bool(self.__dict__.get("_carriers_overflowed", False))
+
+    @event(CarriedWhileSkipped)
+    def carry_while_skipped(self, customer_id: str) -> None:
+        if customer_id not in self.carried_while_skipped:
+            self.carried_while_skipped.append(customer_id)
+
+    @event(CarriersOverflowed)
+    def overflow_carriers(self) -> None:
+        self.__dict__["_carriers_overflowed"] = True
 
     @event(Saturated)
     def saturate(self, limit: int, evidence_event_id: str | None) -> None:

@@ -65,6 +65,10 @@ class PlannedIdentifier:
     identifier: Identifier
     kept_for_others: bool  # a customer outside the group may need it: unlinked, key kept
     held: bool  # linked to `member`; False: erased before, carried again since
+    # Its key stays: kept for others, or a customer outside the group that does not hold it had
+    # a touchpoint sealed under it while resolution skipped it (a call from a home line alone).
+    # Suppression is decided by `kept_for_others` alone.
+    key_kept: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,14 +93,16 @@ def plan(state: IdentityState, customer_id: str) -> ErasurePlan:
         customer = state.customer(member)
         for identifier in sorted(customer.links, key=lambda i: (i.kind, i.value)):
             outside = bool(_others_of(state, identifier) - group)
-            planned.append(PlannedIdentifier(member, identifier, outside, held=True))
+            kept = outside or _carried_outside(state, identifier, group)
+            planned.append(PlannedIdentifier(member, identifier, outside, True, kept))
         if customer.merged_into is not None and customer.merge_in is not None:
             survivor = state.customer(customer.merged_into)
             joined[member] = survivor.merge_reasons.get(customer.merge_in, "")
     for member in members:  # erased before, carried since: sealed under the same subjects
         for identifier in state.customer(member).presented_erased:
             outside = bool(_others_of(state, identifier) - group)
-            planned.append(PlannedIdentifier(member, identifier, outside, held=False))
+            kept = outside or _carried_outside(state, identifier, group)
+            planned.append(PlannedIdentifier(member, identifier, outside, False, kept))
     return ErasurePlan(canonical, tuple(members), tuple(planned), joined)
 
 
@@ -154,7 +160,8 @@ def erase(
         if member != canonical and customer.names:
             customer.forget_names(erasure_event_id=erasure_event_id)
     tenant_id = state.tenant_id
-    key_ids = list(dict.fromkeys(key_id_of(tenant_id, s) for s in subjects(erased, members)))
+    keyed = list(dict.fromkeys(p.identifier for p in planned.identifiers if not p.key_kept))
+    key_ids = list(dict.fromkeys(key_id_of(tenant_id, s) for s in subjects(keyed, members)))
     counts = {"members": len(members), "identifiers": len(erased), "shared": len(shared)}
     state.customer(canonical).erase(
         reason=reason,
@@ -180,6 +187,18 @@ def _others_of(state: IdentityState, identifier: Identifier) -> set[str]:
     carried = index.carried_after_erasure if index is not None else []
     others = {*claim.holders, *claim.released, *claim.presented_by, *carried}
     return {c for c in others if not _erased(state, c)}
+
+
+def _carried_outside(state: IdentityState, identifier: Identifier, group: set[str]) -> bool:
+    """Whether a live customer outside the group had a touchpoint sealed under the identifier's
+    subject while resolution skipped it (`IdentifierIndex.CarriedWhileSkipped`), or more did
+    than the index keeps: its key must stay for their events."""
+    index = state.index(identifier)
+    if index is None:
+        return False
+    if index.carriers_overflowed:
+        return True
+    return any(c not in group and not _erased(state, c) for c in index.carried_while_skipped)
 
 
 def _erased(state: IdentityState, customer_id: str) -> bool:

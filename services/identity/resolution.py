@@ -156,9 +156,12 @@ def _record(
         changes.merge(state, merge.survivor_id, merge.absorbed_id, merge.reason, evidence.actor)
     proposed = [changes.propose(state, proposal, evidence) for proposal in decision.proposals]
     changes.record_name(state, decision.home_id, evidence)
-    for skip in decision.skipped:  # sealed under the erased subject: its key goes with this one
-        if skip.reason == ERASED_SKIP:
+    for skip in decision.skipped:
+        if skip.reason == ERASED_SKIP:  # sealed under the erased subject: its key goes with this
             changes.present_erased(state, decision.home_id, skip.identifier, evidence)
+        elif evidence.subject == f"{skip.identifier.kind}:{skip.identifier.value}":
+            # sealed under the skipped identifier's subject: its key stays for this customer
+            changes.carry_while_skipped(state, skip.identifier, decision.home_id)
     assert evidence.event_id
     ignored = [f"{r.path}:{r.reason}" for r in normalised.rejected]
     state.file(

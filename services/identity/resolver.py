@@ -30,6 +30,7 @@ from eventsourcing.persistence import IntegrityError, Recording
 from eventsourcing.utils import Environment, EnvType
 
 from kernel.processing import to_micros
+from kernel.shredding import subject_of
 from schemas.envelope import CustomerRef
 from services.identity import audit, changes, erasure
 from services.identity.at_rest import StoreNamingMismatch, check_readable
@@ -56,6 +57,7 @@ from services.identity.models import (
 )
 from services.identity.naming import identifier_of_key, likely_name, preferred_name
 from services.identity.normalise import (
+    Normalised,
     Rejected,
     ambiguous_readings,
     normalise_one,
@@ -213,13 +215,10 @@ class IdentityResolver(Application[UUID]):
         """Resolve (ref, evidence event id, source[, time]) in order, in one transaction: the same
         results as one call each, for one commit per batch instead of one per touchpoint."""
         rules = self.rules.for_tenant(tenant_id)
+        normalised = [normalise_ref(t[0], rules) for t in touchpoints]
         work = [
-            (
-                normalise_ref(t[0], rules),
-                _evidence(t, actor),
-                preferred_name(t[0], rules, self.id_key),
-            )
-            for t in touchpoints
+            (n, _evidence(t, actor, n), preferred_name(t[0], rules, self.id_key))
+            for t, n in zip(touchpoints, normalised, strict=True)
         ]
         seen = [(*n.identifiers, *([p.identifier] if p.identifier else [])) for n, _, p in work]
         readings = [i for n, _, _ in work for r in n.rejected for i in ambiguous_readings(r, rules)]
@@ -562,10 +561,14 @@ def _no_collection_pauses() -> Iterator[None]:
             gc.enable()
 
 
-def _evidence(touchpoint: Touchpoint, actor: str) -> Evidence:
+def _evidence(touchpoint: Touchpoint, actor: str, normalised: Normalised) -> Evidence:
     at = touchpoint[3] if len(touchpoint) > 3 else None
     name = _name_of(touchpoint[4]) if len(touchpoint) > 4 else ""  # type: ignore[misc]
-    return Evidence(str(touchpoint[1]), touchpoint[2], actor, to_micros(at) if at else 0, name)
+    # The subject the sealing publisher named from the same identifiers, normalised alike
+    # (`cem.sealing.subject_function`): erasure needs to know who else used its key.
+    subject = subject_of((i.kind, i.value) for i in normalised.identifiers)
+    micros = to_micros(at) if at else 0
+    return Evidence(str(touchpoint[1]), touchpoint[2], actor, micros, name, subject)
 
 
 def _name_of(text: str) -> str:

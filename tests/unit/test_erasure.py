@@ -49,10 +49,11 @@ from kernel.shredding import ERASED, TenantKeyring, open_sealed, sealed_key_id, 
 from schemas.envelope import CustomerRef
 from schemas.families import filed_subject
 from schemas.validate import accept, encode
+from services.identity import changes
 from services.identity.erasure import removed
 from services.identity.errors import CustomerNotFound
 from services.identity.filing import IdentityFiler
-from services.identity.rules import IdentityRules, TenantRules
+from services.identity.rules import Identifier, IdentityRules, TenantRules
 from services.projections.timeline import to_timeline_rows
 from services.query_api.routers.erasure import raw_erasure
 from tests.events import event
@@ -849,21 +850,14 @@ def test_two_erased_customers_merged_since_both_stay_erased(pipeline: Pipeline) 
     assert pipeline.opened(call)[ERASED] is True
 
 
-KNOWN_OVER_ERASURE = pytest.mark.xfail(
-    strict=True,
-    reason="known defect (docs/erasure.md, step 4): identity records nobody for a skipped "
-    "identifier, so erasing its holders destroys a key non-holders' events are sealed under",
-)
-
-
-@KNOWN_OVER_ERASURE
 def test_erasing_a_lines_only_holder_leaves_its_key_to_a_call_from_the_line_alone(
     pipeline: Pipeline,
 ) -> None:
     # A call from a home line alone is filed under a customer of its own (it cannot say which
     # of the household called) and sealed under the line's key. Lucía, the line's only holder,
-    # is erased: the key should stay for the caller. It goes, and the call opens erased (found
-    # by a review, 2026-12-05; a first fix was reverted, docs/erasure.md).
+    # is erased: the key stays for the caller, recorded on the line's index as having had a
+    # touchpoint sealed under it while it was skipped. Before, the key went and the call opened
+    # erased (found by a review, 2026-12-05). The line is suppressed all the same.
     landline = "912 345 678"
     [lucia] = pipeline.file(message({"email": EMAIL, "phone": landline}, "lucia"))
     [caller] = pipeline.file(message({"phone": landline}, "llamada"))
@@ -873,13 +867,12 @@ def test_erasing_a_lines_only_holder_leaves_its_key_to_a_call_from_the_line_alon
     assert pipeline.opened(pipeline.log[0])[ERASED] is True  # her own email's key went
 
 
-@KNOWN_OVER_ERASURE
 def test_erasing_a_hub_emails_holder_leaves_its_key_to_the_others_who_used_it(
     pipeline: Pipeline,
 ) -> None:
     # A shop's counter email typed at the till for Ana and for Luis becomes a hub (it stops
     # linking); Luis's till event and a walk-in's are sealed under it and filed under customers
-    # that do not hold it. Erasing Ana, who holds it, should leave its key to them.
+    # that do not hold it. Erasing Ana, who holds it, leaves its key to them.
     counter = "mostrador@tiendas-sol.es"
     [ana] = pipeline.file(message({"email": "ana@x.es", "phone": "617 345 678"}, "ana"))
     [luis] = pipeline.file(message({"email": "luis@x.es", "phone": "622 345 678"}, "luis"))
@@ -894,6 +887,51 @@ def test_erasing_a_hub_emails_holder_leaves_its_key_to_the_others_who_used_it(
     pipeline.erase(ana)
     assert pipeline.opened(luis_at_till)["payload"]["text"] == "luis en caja"
     assert pipeline.opened(walk_in_event)["payload"]["text"] == "sin nombre"
+
+
+def test_a_skipped_identifier_that_was_not_the_subject_does_not_keep_the_key(
+    pipeline: Pipeline,
+) -> None:
+    # Another customer id beside María's email (a relative's login): the touchpoint is filed
+    # under a customer of its own and sealed under that id (an explicit id outranks an email);
+    # María's email is skipped beside it. Her email's key is hers alone: erasing her destroys
+    # it (a first version, recording every skip, kept it).
+    [maria] = pipeline.file(message({"email": OTHER}, "soy maria"))
+    assert pipeline.file(message({"email": OTHER, "customer_id": "K1"}, "mi cuenta")) == [maria]
+    [relative] = pipeline.file(message({"email": OTHER, "customer_id": "K2"}, "otra cuenta"))
+    assert relative != maria
+    pipeline.erase(maria)
+    assert pipeline.opened(pipeline.log[0])[ERASED] is True
+
+
+def test_a_line_whose_holder_is_erased_is_suppressed_though_its_key_stays(
+    pipeline: Pipeline,
+) -> None:
+    landline = "912 345 678"
+    [lucia] = pipeline.file(message({"email": EMAIL, "phone": landline}, "lucia"))
+    [caller] = pipeline.file(message({"phone": landline}, "llamada"))
+    fates = {
+        (p.identifier.kind, p.kept_for_others, p.key_kept)  # what the preview shows
+        for p in pipeline.identity.erasure_plan(TENANT, lucia).identifiers
+    }
+    assert fates == {("email", False, False), ("phone", False, True)}
+    pipeline.erase(lucia)
+    index = pipeline.identity.state(TENANT).index(Identifier("phone", "+34912345678"))
+    assert index is not None and index.suppressed  # it links nobody again
+    assert pipeline.opened(pipeline.log[1])["payload"]["text"] == "llamada"  # its key stayed
+
+
+def test_a_line_called_alone_by_many_keeps_its_key_past_what_its_index_lists(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(changes, "MAX_CARRIERS", 2)
+    landline = "912 345 678"
+    [lucia] = pipeline.file(message({"email": EMAIL, "phone": landline}, "lucia"))
+    callers = [pipeline.file(message({"phone": landline}, f"llamada {n}"))[0] for n in range(4)]
+    for caller in callers[:2]:  # the two the index lists are erased: the others still need it
+        pipeline.erase(caller)
+    pipeline.erase(lucia)
+    assert pipeline.opened(pipeline.log[4])["payload"]["text"] == "llamada 3"
 
 
 def test_a_household_lines_calls_outlive_the_erasure_of_a_caller_on_it_alone(

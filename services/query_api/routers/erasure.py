@@ -102,7 +102,14 @@ class PlannedIdentifierOut(BaseModel):
     key_destroyed: bool = Field(
         description="whether its data key goes; false when a customer outside the group that is "
         "not erased holds it, was released from it or presented it (a shared line, a recycled "
-        "number): it is then only unlinked from the group"
+        "number): it is then only unlinked from the group; false too when such a customer had a "
+        "touchpoint sealed under it that did not link it (a call from a home line alone): it is "
+        "then suppressed (`suppressed`), and its key stays for that customer's events"
+    )
+    suppressed: bool = Field(
+        default=True,
+        description="whether it stops linking anyone once erased; false when a customer outside "
+        "the group that is not erased holds it, was released from it or presented it",
     )
     carried_again: bool = Field(
         description="erased with an earlier customer and carried again by this member's "
@@ -299,7 +306,8 @@ def _identifiers(planned: ErasurePlan | None) -> list[PlannedIdentifierOut]:
             kind=p.identifier.kind,
             value=p.identifier.value,
             held_by=p.member,
-            key_destroyed=not p.kept_for_others,
+            key_destroyed=not p.key_kept,
+            suppressed=not p.kept_for_others,
             carried_again=not p.held,
         )
         for p in planned.identifiers

@@ -120,6 +120,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "erase_member_events": "events: {n}",
         "erase_key_destroyed": "erased",
         "erase_key_kept": "only unlinked: another customer holds it",
+        "erase_key_kept_suppressed": "stops linking; its key stays for another customer's "
+        "events under it",
         "erase_carried": "used again after an earlier erasure",
         "erase_already": "Already erased (event {event}).",
         "confirm_erase": "Erase for good",
@@ -371,6 +373,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "erase_member_events": "eventos: {n}",
         "erase_key_destroyed": "se borra",
         "erase_key_kept": "solo se desvincula: otro cliente lo tiene",
+        "erase_key_kept_suppressed": "deja de vincular; su clave se conserva para los "
+        "eventos de otro cliente con él",
         "erase_carried": "usado de nuevo tras un borrado anterior",
         "erase_already": "Ya borrado (evento {event}).",
         "confirm_erase": "Borrar para siempre",

@@ -533,7 +533,8 @@
       return `${m.customer_id} (${why}${events})`;
     });
     const identifiers = preview.identifiers.map((i) => {
-      const fate = i.key_destroyed ? t("erase_key_destroyed") : t("erase_key_kept");
+      const fate = i.key_destroyed ? t("erase_key_destroyed")
+        : i.suppressed === false ? t("erase_key_kept") : t("erase_key_kept_suppressed");
       const again = i.carried_again ? `, ${t("erase_carried")}` : "";
       return `${kindName(i.kind)}: ${i.value} (${fate}${again})`;
     });
