@@ -68,7 +68,7 @@ class PlannedIdentifier:
     # Its key stays: kept for others, or a customer outside the group that does not hold it had
     # a touchpoint sealed under it while resolution skipped it (a call from a home line alone).
     # Suppression is decided by `kept_for_others` alone.
-    key_kept: bool = False
+    key_kept: bool
 
 
 @dataclass(frozen=True)
@@ -92,18 +92,22 @@ def plan(state: IdentityState, customer_id: str) -> ErasurePlan:
     for member in members:
         customer = state.customer(member)
         for identifier in sorted(customer.links, key=lambda i: (i.kind, i.value)):
-            outside = bool(_others_of(state, identifier) - group)
-            kept = outside or _carried_outside(state, identifier, group)
-            planned.append(PlannedIdentifier(member, identifier, outside, True, kept))
+            planned.append(_planned(state, member, identifier, group, held=True))
         if customer.merged_into is not None and customer.merge_in is not None:
             survivor = state.customer(customer.merged_into)
             joined[member] = survivor.merge_reasons.get(customer.merge_in, "")
     for member in members:  # erased before, carried since: sealed under the same subjects
         for identifier in state.customer(member).presented_erased:
-            outside = bool(_others_of(state, identifier) - group)
-            kept = outside or _carried_outside(state, identifier, group)
-            planned.append(PlannedIdentifier(member, identifier, outside, False, kept))
+            planned.append(_planned(state, member, identifier, group, held=False))
     return ErasurePlan(canonical, tuple(members), tuple(planned), joined)
+
+
+def _planned(
+    state: IdentityState, member: str, identifier: Identifier, group: set[str], held: bool
+) -> PlannedIdentifier:
+    outside = bool(_others_of(state, identifier) - group)
+    kept = outside or _carried_outside(state, identifier, group)
+    return PlannedIdentifier(member, identifier, outside, held, kept)
 
 
 def erase(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from kernel.shredding import subject_of
 from services.identity import changes
 from services.identity.changes import Evidence
 from services.identity.domain import Filing
@@ -159,7 +160,7 @@ def _record(
     for skip in decision.skipped:
         if skip.reason == ERASED_SKIP:  # sealed under the erased subject: its key goes with this
             changes.present_erased(state, decision.home_id, skip.identifier, evidence)
-        elif evidence.subject == f"{skip.identifier.kind}:{skip.identifier.value}":
+        elif evidence.subject == subject_of([(skip.identifier.kind, skip.identifier.value)]):
             # sealed under the skipped identifier's subject: its key stays for this customer
             changes.carry_while_skipped(state, skip.identifier, decision.home_id)
     assert evidence.event_id

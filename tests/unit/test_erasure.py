@@ -850,6 +850,19 @@ def test_two_erased_customers_merged_since_both_stay_erased(pipeline: Pipeline) 
     assert pipeline.opened(call)[ERASED] is True
 
 
+LINE = "912 345 678"  # a household's landline
+
+
+def a_line_and_calls_from_it_alone(pipeline: Pipeline, calls: int = 1) -> tuple[str, list[str]]:
+    """Lucía gives her email with a home line, which she alone holds; then calls from the line
+    alone, each filed under a customer of its own (it cannot say which of the household called)
+    and sealed under the line's key: Lucía, and the callers (their calls are `log[1:]`)."""
+    [lucia] = pipeline.file(message({"email": EMAIL, "phone": LINE}, "lucia"))
+    callers = [pipeline.file(message({"phone": LINE}, f"llamada {n}"))[0] for n in range(calls)]
+    assert lucia not in callers
+    return lucia, callers
+
+
 def test_erasing_a_lines_only_holder_leaves_its_key_to_a_call_from_the_line_alone(
     pipeline: Pipeline,
 ) -> None:
@@ -858,12 +871,9 @@ def test_erasing_a_lines_only_holder_leaves_its_key_to_a_call_from_the_line_alon
     # is erased: the key stays for the caller, recorded on the line's index as having had a
     # touchpoint sealed under it while it was skipped. Before, the key went and the call opened
     # erased (found by a review, 2026-12-05). The line is suppressed all the same.
-    landline = "912 345 678"
-    [lucia] = pipeline.file(message({"email": EMAIL, "phone": landline}, "lucia"))
-    [caller] = pipeline.file(message({"phone": landline}, "llamada"))
-    assert caller != lucia
+    lucia, _ = a_line_and_calls_from_it_alone(pipeline)
     pipeline.erase(lucia)
-    assert pipeline.opened(pipeline.log[1])["payload"]["text"] == "llamada"
+    assert pipeline.opened(pipeline.log[1])["payload"]["text"] == "llamada 0"
     assert pipeline.opened(pipeline.log[0])[ERASED] is True  # her own email's key went
 
 
@@ -907,9 +917,7 @@ def test_a_skipped_identifier_that_was_not_the_subject_does_not_keep_the_key(
 def test_a_line_whose_holder_is_erased_is_suppressed_though_its_key_stays(
     pipeline: Pipeline,
 ) -> None:
-    landline = "912 345 678"
-    [lucia] = pipeline.file(message({"email": EMAIL, "phone": landline}, "lucia"))
-    [caller] = pipeline.file(message({"phone": landline}, "llamada"))
+    lucia, _ = a_line_and_calls_from_it_alone(pipeline)
     fates = {
         (p.identifier.kind, p.kept_for_others, p.key_kept)  # what the preview shows
         for p in pipeline.identity.erasure_plan(TENANT, lucia).identifiers
@@ -918,16 +926,14 @@ def test_a_line_whose_holder_is_erased_is_suppressed_though_its_key_stays(
     pipeline.erase(lucia)
     index = pipeline.identity.state(TENANT).index(Identifier("phone", "+34912345678"))
     assert index is not None and index.suppressed  # it links nobody again
-    assert pipeline.opened(pipeline.log[1])["payload"]["text"] == "llamada"  # its key stayed
+    assert pipeline.opened(pipeline.log[1])["payload"]["text"] == "llamada 0"  # its key stayed
 
 
 def test_a_line_called_alone_by_many_keeps_its_key_past_what_its_index_lists(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(changes, "MAX_CARRIERS", 2)
-    landline = "912 345 678"
-    [lucia] = pipeline.file(message({"email": EMAIL, "phone": landline}, "lucia"))
-    callers = [pipeline.file(message({"phone": landline}, f"llamada {n}"))[0] for n in range(4)]
+    lucia, callers = a_line_and_calls_from_it_alone(pipeline, calls=4)
     for caller in callers[:2]:  # the two the index lists are erased: the others still need it
         pipeline.erase(caller)
     pipeline.erase(lucia)
@@ -940,14 +946,13 @@ def test_a_household_lines_calls_outlive_the_erasure_of_a_caller_on_it_alone(
     # A call carrying only a household's landline is filed under a customer of its own (it
     # cannot say which of the household called); erasing that customer must not take the line's
     # key from the household's other calls, filed or not yet.
-    landline = "912 345 678"
     lucia, bea = pipeline.file(
-        message({"email": EMAIL, "phone": landline}, "lucia"),
-        message({"email": OTHER, "phone": landline}, "bea"),
+        message({"email": EMAIL, "phone": LINE}, "lucia"),
+        message({"email": OTHER, "phone": LINE}, "bea"),
     )
-    [caller] = pipeline.file(message({"phone": landline}, "llamada 1"))
+    [caller] = pipeline.file(message({"phone": LINE}, "llamada 1"))
     assert caller not in (lucia, bea)
-    records, call = sealed_only(pipeline, message({"phone": landline}, "llamada 2"))
+    records, call = sealed_only(pipeline, message({"phone": LINE}, "llamada 2"))
     pipeline.erase(caller)
     filed_later(pipeline, records)
     assert pipeline.opened(call)["payload"]["text"] == "llamada 2"

@@ -107,7 +107,6 @@ class PlannedIdentifierOut(BaseModel):
         "then suppressed (`suppressed`), and its key stays for that customer's events"
     )
     suppressed: bool = Field(
-        default=True,
         description="whether it stops linking anyone once erased; false when a customer outside "
         "the group that is not erased holds it, was released from it or presented it",
     )
