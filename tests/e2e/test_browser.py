@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import random
 import subprocess
 import sys
 import time
@@ -879,9 +880,15 @@ def test_an_admin_erases_a_customer_after_seeing_the_group_it_takes(
         pytest.skip("the erasure preview needs the identity service (CEM_E2E_IDENTITY)")
     tag, now = new_tag(), datetime.now(UTC)
     email = f"rosa.{tag}@yahoo.es"  # not a placeholder domain: identity links it
+    # Her home line, which she alone holds, and a message from the line alone: identity files it
+    # under a customer of its own (which of the household wrote?), sealed under the line's key,
+    # so the erasure keeps that key while the line stops linking.
+    line = f"+34 91{random.randrange(10**7):07d}"
     api.post_ok(deployment.key(TENANT_A, "ingest"), [
-        event("message.received", "chat", {"email": email}, now, {"text": f"hola {tag}"},
-              touchpoint=f"chat-{tag}"),
+        event("message.received", "chat", {"email": email, "phone": line}, now,
+              {"text": f"hola {tag}"}, touchpoint=f"chat-{tag}"),
+        event("message.received", "sms", {"phone": line}, now, {"text": f"soy yo {tag}"},
+              touchpoint=f"sms-{tag}"),
     ])  # fmt: skip
     deployment.wait_processed()
     # A manager sees no erase form: erasing is the admins'.
@@ -898,6 +905,7 @@ def test_an_admin_erases_a_customer_after_seeing_the_group_it_takes(
         what="the erasure preview",
     )
     assert email in summary and "(erased)" in summary and "events: 1" in summary, summary
+    assert "stops linking; its key stays for another customer's events under it" in summary
     assert len(timeline_ids(page)) == 1  # the preview changed nothing
     page.screenshot("console-erase-preview")
     page.find("#erase-confirm").click()
