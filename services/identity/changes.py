@@ -103,6 +103,20 @@ def carry_while_skipped(state: IdentityState, identifier: Identifier, customer_i
         index.overflow_carriers()
 
 
+# A national number's reading written by more customers than this names nobody in particular.
+MAX_READERS = 4
+
+
+def read_nationally(state: IdentityState, reading: Identifier, customer_id: str) -> None:
+    """The touchpoint filed under the customer carried a national number of which `reading` is
+    one of several readings, none held (`IdentifierIndex.ReadNationally`): recorded once per
+    customer, up to `MAX_READERS`."""
+    index = state.index_or_new(reading)
+    if customer_id in index.read_nationally or len(index.read_nationally) >= MAX_READERS:
+        return
+    index.read_nationally_by(customer_id=customer_id)
+
+
 def confirm(state: IdentityState, identifier: Identifier, holder: str, evidence: Evidence) -> None:
     state.index_or_new(identifier).confirm(customer_id=holder, at=evidence.at)
 

@@ -394,6 +394,15 @@ class IdentifierIndex(Aggregate):
         """More customers than `changes.MAX_CARRIERS` carried it while skipped: its key is
         never destroyed by an erasure."""
 
+    class ReadNationally(Aggregate.Event):
+        """A touchpoint filed under this customer carried a number written without its country
+        code, invalid in the tenant's region and valid in several of its other regions, of which
+        this is one reading, none held then (`normalise.ambiguous_readings`; recorded once per
+        customer, up to `changes.MAX_READERS`). The first touchpoint carrying this reading in full
+        while nobody holds it links it to that customer (`resolution._settle_readings`)."""
+
+        customer_id: str
+
     class Suppressed(Aggregate.Event):
         """Erased: it never links anyone again, whatever is replayed."""
 
@@ -478,6 +487,17 @@ class IdentifierIndex(Aggregate):
     @event(CarriersOverflowed)
     def overflow_carriers(self) -> None:
         self.__dict__["_carriers_overflowed"] = True
+
+    @property
+    def read_nationally(self) -> list[str]:
+        """Customers whose touchpoints carried it as one of a national number's readings, in
+        order (see `ReadNationally`; none for an index restored from a snapshot before)."""
+        return self.__dict__.setdefault("_read_nationally", [])
+
+    @event(ReadNationally)
+    def read_nationally_by(self, customer_id: str) -> None:
+        if customer_id not in self.read_nationally:
+            self.read_nationally.append(customer_id)
 
     @event(Saturated)
     def saturate(self, limit: int, evidence_event_id: str | None) -> None:

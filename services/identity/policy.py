@@ -89,6 +89,7 @@ LINK_RULES = (
     "shared_holder",
     "reassigned",
     "device_profile",
+    "national_reading",
 )
 
 

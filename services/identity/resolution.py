@@ -10,15 +10,25 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import phonenumbers
+
 from kernel.shredding import subject_of
 from services.identity import changes
-from services.identity.changes import Evidence
+from services.identity.changes import MAX_READERS, Evidence
 from services.identity.domain import Filing
 from services.identity.known import quiet_decision
 from services.identity.models import ResolvedCustomer
 from services.identity.naming import PreferredName, new_customer_name, new_customer_seed
-from services.identity.normalise import Normalised
-from services.identity.policy import ERASED_SKIP, Claim, Decision, Group, Situation, decide
+from services.identity.normalise import Normalised, ambiguous_readings
+from services.identity.policy import (
+    ERASED_SKIP,
+    Claim,
+    Decision,
+    Group,
+    Link,
+    Situation,
+    decide,
+)
 from services.identity.reasons import reason_text
 from services.identity.rules import Identifier, TenantRules
 from services.identity.state import IdentityState
@@ -42,6 +52,7 @@ def resolve_in(
             replayed=True,
             rejected=normalised.rejected,
         )
+    _settle_readings(state, normalised, evidence, rules)
     quiet = quiet_decision(state, normalised, evidence.at, rules) if fast else None
     if quiet is not None:  # the decision `decide` would make, changing nothing else
         return _record(state, quiet, "", normalised, evidence, rules)
@@ -72,6 +83,60 @@ def resolve_in(
         name = new_customer_name(state, preferred, seed)
         decision = decide(replace(situation, new_customer_id=name), rules)
     return _record(state, decision, seed, normalised, evidence, rules)
+
+
+def _settle_readings(
+    state: IdentityState, normalised: Normalised, evidence: Evidence, rules: TenantRules
+) -> None:
+    """A number the touchpoint carries in full that nobody holds or held, which one customer
+    wrote before without its country code (`316 951 3292`, Colombian or Mexican, when no reading
+    was held: `IdentifierIndex.ReadNationally`), is that customer's: linked to them before the
+    touchpoint is decided, which then finds it held, as if it had been read right the first
+    time. Not when the customer is erased or a device's profile, holds a number with the same national digits already
+    (the writing was read another way since), or the touchpoint's other identifiers are held by
+    somebody else (a guess does not merge two customers)."""
+    for identifier in normalised.identifiers:
+        if identifier.kind != "phone":
+            continue
+        index = state.index(identifier)
+        if index is None or not index.read_nationally or len(index.read_nationally) >= MAX_READERS:
+            continue
+        if index.holders or index.released or index.saturated or index.suppressed:
+            continue
+        readers = {state.canonical(c) for c in index.read_nationally}
+        if len(readers) != 1:
+            continue
+        reader = readers.pop()
+        if state.customer(reader).erasure is not None or _holds_digits(state, reader, identifier):
+            continue
+        if _is_profile(state, reader, rules):
+            continue
+        others = {
+            state.canonical(h)
+            for i in normalised.identifiers
+            if i != identifier
+            for h in state.claim(i).holders
+        }
+        if others - {reader}:
+            continue
+        changes.link(state, reader, Link(identifier, "national_reading"), evidence)
+        if evidence.at and rules.rule_for(identifier).reassign_after_days:
+            changes.confirm(state, identifier, reader, evidence)
+
+
+def _holds_digits(state: IdentityState, customer_id: str, number: Identifier) -> bool:
+    digits = _national_digits(number.value)
+    return any(
+        i.kind == "phone" and _national_digits(i.value) == digits
+        for i in state.group(customer_id).identifiers
+    )
+
+
+def _national_digits(e164: str) -> int | None:
+    try:
+        return phonenumbers.parse(e164).national_number
+    except phonenumbers.NumberParseException:
+        return None
 
 
 # What a touchpoint is decided with first, in place of the name a customer it registers gets:
@@ -163,6 +228,12 @@ def _record(
         elif evidence.subject == subject_of([(skip.identifier.kind, skip.identifier.value)]):
             # sealed under the skipped identifier's subject: its key stays for this customer
             changes.carry_while_skipped(state, skip.identifier, decision.home_id)
+    # A national number that may be one of several: whose, unless the touchpoint went to a
+    # device's profile (a kiosk's): that names the device, not who wrote the number on it.
+    readings = [i for r in normalised.rejected for i in ambiguous_readings(r, rules)]
+    if readings and not _is_profile(state, decision.home_id, rules):
+        for reading in readings:
+            changes.read_nationally(state, reading, decision.home_id)
     assert evidence.event_id
     ignored = [f"{r.path}:{r.reason}" for r in normalised.rejected]
     state.file(

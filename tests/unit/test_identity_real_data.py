@@ -121,6 +121,62 @@ def test_a_colombian_writing_her_number_without_its_code_is_herself(
     assert filed is not None and filed.ignored == (IgnoredIdentifier("customer.phone", "invalid"),)
 
 
+def test_a_number_written_without_its_code_before_anyone_held_it_is_hers_once_seen_in_full(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "web")
+    # Her form gave a Colombian mobile nationally (Colombian, Mexican or US?): dropped, remembered.
+    valentina = resolve(phone="316 951 3292", email="valentina.rios@gmail.com")
+    # Her WhatsApp messages come from the number in full: the one reading she wrote is hers.
+    assert resolve(phone="573169513292") == valentina
+    held = identity.identities("acme", valentina).identities
+    assert [(i.value, i.rule) for i in held if i.kind == "phone"] == [
+        ("+573169513292", "national_reading")
+    ]
+    # She holds that number now: its other reading, a Mexican number, is somebody else's.
+    assert resolve(phone="+52 316 951 3292") != valentina
+
+
+def test_a_number_in_full_is_nobodys_when_several_customers_wrote_it_without_its_code(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "web")
+    first = resolve(phone="316 951 3292", email="valentina.rios@gmail.com")
+    second = resolve(phone="316 951 3292", email="mateo.diaz@hotmail.com")
+    assert first != second
+    assert resolve(phone="+57 316 951 3292") not in {first, second}
+
+
+def test_a_number_in_full_beside_somebody_elses_identifier_does_not_settle_a_reading(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "web")
+    valentina = resolve(phone="316 951 3292", email="valentina.rios@gmail.com")
+    mateo = resolve(email="mateo.diaz@hotmail.com")
+    # A guess never merges two customers: the touchpoint goes as it would without the reading.
+    assert resolve(phone="+57 316 951 3292", email="mateo.diaz@hotmail.com") == mateo
+    assert identity.canonical_id("acme", valentina) != identity.canonical_id("acme", mateo)
+
+
+def test_a_number_written_at_a_kiosk_names_no_reader(identity: IdentityResolver) -> None:
+    resolve = resolving(identity, "store")
+    kiosk = resolve(anonymous_id="kiosk-tienda-03")
+    # The kiosk's profile took the touchpoint: it names the device, not who typed the number.
+    assert resolve(anonymous_id="kiosk-tienda-03", phone="310 879 5685") == kiosk
+    assert resolve(phone="+57 310 879 5685") != kiosk
+
+
+def test_an_erased_customers_national_number_links_nobody_later(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "web")
+    valentina = resolve(phone="316 951 3292", email="valentina.rios@gmail.com")
+    identity.erase_customer(
+        "acme", valentina, "asked", "admin", str(uuid.uuid4()), lambda kind, value: ""
+    )
+    assert resolve(phone="+57 316 951 3292") != valentina
+
+
 @pytest.mark.parametrize(
     "raw", ["+52 1 55 8344 1319", "5215583441319", "0052 1 55 8344 1319", "+52 55 8344 1319"]
 )

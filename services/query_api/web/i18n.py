@@ -152,6 +152,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "identity_rule_shared_holder": "shared with another customer",
         "identity_rule_reassigned": "reassigned",
         "identity_rule_device_profile": "device profile",
+        "identity_rule_national_reading": "written before without its country code",
         "events": "events",
         "survey_responses": "survey answers",
         "period": "Period",
@@ -405,6 +406,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "identity_rule_shared_holder": "compartido con otro cliente",
         "identity_rule_reassigned": "reasignado",
         "identity_rule_device_profile": "perfil de dispositivo",
+        "identity_rule_national_reading": "escrito antes sin su prefijo de país",
         # Reasons identity writes itself (services/identity/reasons.py); English below.
         "identity_reason_device_profile": "perfil de {identifier}, un dispositivo de otro cliente",
         "identity_reason_first_seen_with": "visto por primera vez con {kind}",
