@@ -86,11 +86,18 @@ MEMO_E164 = 32_768  # numbers read in one region, remembered (see `_valid_e164`)
 
 
 def normalise_email(raw: str, rules: TenantRules) -> str | None:
-    """One spelling per mailbox, or None when the text is not an email address at all."""
+    """One spelling per mailbox, or None when the text is not an email address at all (nor one
+    mended by `mend_email`)."""
     try:
         address = validate_email(raw.strip(), check_deliverability=False)
     except EmailNotValidError:
-        return None
+        mended = mend_email(raw, rules.consumer_domains)
+        if mended is None:
+            return None
+        try:
+            address = validate_email(mended, check_deliverability=False)
+        except EmailNotValidError:
+            return None
     local, domain = address.local_part.lower(), address.domain.lower().rstrip(".")
     domain = fix_domain(rules.email_domain_fixes.get(domain, domain), rules.consumer_domains)
     if rules.email_strip_plus_tags:
@@ -98,6 +105,34 @@ def normalise_email(raw: str, rules: TenantRules) -> str | None:
     if domain in rules.email_dotless_domains:
         local = local.replace(".", "")
     return f"{local}@{domain}"
+
+
+_SPACES = re.compile("[ \u00a0]+")  # spaces, not control characters (a tab, a newline)
+_AT_RUN = re.compile(r"@{2,}")
+_MEND_DOMAIN = 8  # the shortest consumer domain an address missing its `@` is read at
+
+
+def mend_email(raw: str, consumer_domains: tuple[str, ...]) -> str | None:
+    """An address as its writer meant it when a slip on a phone's keyboard made it invalid:
+    spaces inside it (`ana.gil @gmail.com`: no address holds one unquoted), the `@` typed twice
+    (`ana@@gmail.com`), or the `@` left out, or typed as a dot, before a consumer provider's
+    domain (`anagil77gmail.com`, `ana.gil.gmail.com`). None when none of these mends it; what
+    is mended is validated again by the caller."""
+    text = _AT_RUN.sub("@", _SPACES.sub("", raw))
+    if "@" not in text:
+        lowered = text.lower()
+        for domain in sorted(
+            consumer_domains, key=len, reverse=True
+        ):  # `gmail.com`, not `mail.com`
+            local = text[: len(text) - len(domain)]
+            local = local[:-1] if local.endswith(".") else local
+            if lowered.endswith(domain):  # the longest one it ends with, or none
+                # A short domain ends too many words (`jaime.com` is no `jai@me.com`).
+                return (
+                    f"{local}@{domain}" if len(domain) >= _MEND_DOMAIN and len(local) > 1 else None
+                )
+        return None
+    return text if text != raw.strip() else None
 
 
 def fix_domain(domain: str, known: tuple[str, ...]) -> str:

@@ -231,9 +231,43 @@ def test_an_email_is_trimmed_and_kept() -> None:
     assert email(" ana@x.es ") == Identifier("email", "ana@x.es")
 
 
-@pytest.mark.parametrize("raw", ["no tiene", "ana@", "ana@x", "@x.es", "ana@@x.es"])
+@pytest.mark.parametrize("raw", ["no tiene", "ana@", "ana@x", "@x.es", "ana@", "sin correo"])
 def test_text_that_is_no_email_is_ignored_as_invalid(raw: str) -> None:
     assert email(raw) == Rejected("email", raw, "invalid")
+
+
+@pytest.mark.parametrize(
+    ("raw", "meant"),
+    [
+        ("ana.gil @gmail.com", "anagil@gmail.com"),  # a phone's keyboard put a space in it
+        ("ana.gil@ hotmail.es", "ana.gil@hotmail.es"),
+        ("ana gil@hotmail.es", "anagil@hotmail.es"),
+        ("ana.gil@@hotmail.es", "ana.gil@hotmail.es"),  # the @ typed twice
+        ("anagil77hotmail.es", "anagil77@hotmail.es"),  # the @ left out before a provider
+        ("ana.gil.hotmail.es", "ana.gil@hotmail.es"),  # or typed as a dot
+        ("anagil77gmail.com", "anagil77@gmail.com"),  # gmail.com, not mail.com
+        ("ana@@x.es", "ana@x.es"),
+    ],
+)
+def test_an_email_a_slip_made_invalid_is_read_as_meant(raw: str, meant: str) -> None:
+    assert email(raw) == Identifier("email", meant)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "anagil77acme.es",
+        "hotmail.es",
+        "ana@x .",
+        "gil@.es",
+        "jaime.com",
+        "a.gmail.com",
+        "ana\n@gmail.com",
+        "ana\t@gmail.com",
+    ],
+)
+def test_an_email_no_slip_explains_stays_invalid(raw: str) -> None:
+    assert isinstance(email(raw), Rejected)
 
 
 def raw_event(customer: dict[str, Any]) -> dict[str, Any]:
