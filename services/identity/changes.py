@@ -107,14 +107,18 @@ def carry_while_skipped(state: IdentityState, identifier: Identifier, customer_i
 MAX_READERS = 4
 
 
-def read_nationally(state: IdentityState, reading: Identifier, customer_id: str) -> None:
-    """The touchpoint filed under the customer carried a national number of which `reading` is
-    one of several readings, none held (`IdentifierIndex.ReadNationally`): recorded once per
-    customer, up to `MAX_READERS`."""
-    index = state.index_or_new(reading)
-    if customer_id in index.read_nationally or len(index.read_nationally) >= MAX_READERS:
-        return
-    index.read_nationally_by(customer_id=customer_id)
+def read_nationally(
+    state: IdentityState, readings: tuple[Identifier, ...], customer_id: str, at: int
+) -> None:
+    """The touchpoint filed under the customer, happened `at`, carried a national number whose
+    `readings` nobody holds, held or erased (`IdentifierIndex.ReadNationally`): recorded on each
+    reading once per customer, up to `MAX_READERS`."""
+    values = sorted(r.value for r in readings)
+    for reading in readings:
+        index = state.index_or_new(reading)
+        if customer_id in index.read_nationally or len(index.read_nationally) >= MAX_READERS:
+            continue
+        index.read_nationally_by(customer_id=customer_id, at=at, readings=values)
 
 
 def confirm(state: IdentityState, identifier: Identifier, holder: str, evidence: Evidence) -> None:

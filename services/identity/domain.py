@@ -395,13 +395,16 @@ class IdentifierIndex(Aggregate):
         never destroyed by an erasure."""
 
     class ReadNationally(Aggregate.Event):
-        """A touchpoint filed under this customer carried a number written without its country
-        code, invalid in the tenant's region and valid in several of its other regions, of which
-        this is one reading, none held then (`normalise.ambiguous_readings`; recorded once per
-        customer, up to `changes.MAX_READERS`). The first touchpoint carrying this reading in full
-        while nobody holds it links it to that customer (`resolution._settle_readings`)."""
+        """A touchpoint filed under this customer, happened `at` (epoch microseconds), carried a
+        number written without its country code, invalid in the tenant's region and valid in
+        several of its other regions (`readings`, this one among them: `normalise.
+        ambiguous_readings`), when none was held, released or erased (recorded once per customer,
+        up to `changes.MAX_READERS`). A later touchpoint carrying this reading in full may link it
+        to that customer (`resolution._settle_readings`)."""
 
         customer_id: str
+        at: int
+        readings: list[str]
 
     class Suppressed(Aggregate.Event):
         """Erased: it never links anyone again, whatever is replayed."""
@@ -489,15 +492,15 @@ class IdentifierIndex(Aggregate):
         self.__dict__["_carriers_overflowed"] = True
 
     @property
-    def read_nationally(self) -> list[str]:
+    def read_nationally(self) -> dict[str, tuple[int, tuple[str, ...]]]:
         """Customers whose touchpoints carried it as one of a national number's readings, in
-        order (see `ReadNationally`; none for an index restored from a snapshot before)."""
-        return self.__dict__.setdefault("_read_nationally", [])
+        order, each with when and all the readings (see `ReadNationally`; none for an index
+        restored from a snapshot before)."""
+        return self.__dict__.setdefault("_read_nationally", {})
 
     @event(ReadNationally)
-    def read_nationally_by(self, customer_id: str) -> None:
-        if customer_id not in self.read_nationally:
-            self.read_nationally.append(customer_id)
+    def read_nationally_by(self, customer_id: str, at: int, readings: list[str]) -> None:
+        self.read_nationally.setdefault(customer_id, (at, tuple(readings)))
 
     @event(Saturated)
     def saturate(self, limit: int, evidence_event_id: str | None) -> None:

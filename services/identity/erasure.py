@@ -205,6 +205,11 @@ def _carried_outside(state: IdentityState, identifier: Identifier, group: set[st
     return any(c not in group and not _erased(state, c) for c in index.carried_while_skipped)
 
 
+def erased(state: IdentityState, customer_id: str) -> bool:
+    """Whether the customer was erased (see `_erased`)."""
+    return _erased(state, customer_id)
+
+
 def _erased(state: IdentityState, customer_id: str) -> bool:
     """Whether the customer was erased: named in the group an erasure recorded on it or on a
     customer it was merged into (a record made before groups were names no group: only the

@@ -15,12 +15,14 @@ import phonenumbers
 from kernel.shredding import subject_of
 from services.identity import changes
 from services.identity.changes import MAX_READERS, Evidence
-from services.identity.domain import Filing
+from services.identity.domain import Filing, IdentifierIndex
+from services.identity.erasure import erased
 from services.identity.known import quiet_decision
 from services.identity.models import ResolvedCustomer
 from services.identity.naming import PreferredName, new_customer_name, new_customer_seed
 from services.identity.normalise import Normalised, ambiguous_readings
 from services.identity.policy import (
+    DAY_MICROS,
     ERASED_SKIP,
     Claim,
     Decision,
@@ -90,38 +92,88 @@ def _settle_readings(
 ) -> None:
     """A number the touchpoint carries in full that nobody holds or held, which one customer
     wrote before without its country code (`316 951 3292`, Colombian or Mexican, when no reading
-    was held: `IdentifierIndex.ReadNationally`), is that customer's: linked to them before the
-    touchpoint is decided, which then finds it held, as if it had been read right the first
-    time. Not when the customer is erased or a device's profile, holds a number with the same national digits already
-    (the writing was read another way since), or the touchpoint's other identifiers are held by
-    somebody else (a guess does not merge two customers)."""
+    was held: `IdentifierIndex.ReadNationally`), is that customer's (`_writer`): linked to them
+    before the touchpoint is decided, used when it was written, so the decision finds it held as
+    if it had been read right the first time. Only when the touchpoint's other identifiers are
+    that customer's group's, or devices nobody holds (`_agrees`): a guess never joins an
+    identifier of somebody else, nor a new one, to a customer."""
     for identifier in normalised.identifiers:
         if identifier.kind != "phone":
             continue
         index = state.index(identifier)
-        if index is None or not index.read_nationally or len(index.read_nationally) >= MAX_READERS:
+        if index is None or not index.read_nationally:
             continue
-        if index.holders or index.released or index.saturated or index.suppressed:
+        writer = _writer(state, index, identifier, evidence.at, rules)
+        if writer is None or not _agrees(state, normalised, identifier, writer, rules):
             continue
-        readers = {state.canonical(c) for c in index.read_nationally}
-        if len(readers) != 1:
+        changes.link(state, writer, Link(identifier, "national_reading"), evidence)
+        written_at = index.read_nationally[writer][0]
+        if written_at and rules.rule_for(identifier).reassign_after_days:
+            changes.confirm(state, identifier, writer, replace(evidence, at=written_at))
+
+
+def _writer(
+    state: IdentityState,
+    index: IdentifierIndex,
+    identifier: Identifier,
+    at: int,
+    rules: TenantRules,
+) -> str | None:
+    """The customer who wrote the number, when it is theirs to take: nobody holds, held, erased
+    or shares it; every customer who wrote it is in one group and none is erased; the latest of
+    them (the one the touchpoint named: a split keeps it theirs) is no device's profile and holds
+    no number with its national digits; none of its other readings was held, erased or released
+    since (one was the number meant); and it was written within the time a number may lie idle
+    and still be its holder's (`KindRule.reassign_after_days`)."""
+    writers = list(index.read_nationally)
+    if len(writers) >= MAX_READERS or not _untouched(state, identifier):
+        return None
+    if any(erased(state, w) for w in writers) or len({state.canonical(w) for w in writers}) != 1:
+        return None
+    writer = writers[-1]
+    written_at, readings = index.read_nationally[writer]
+    idle = rules.rule_for(identifier).reassign_after_days
+    if idle and written_at and at and at - written_at > idle * DAY_MICROS:
+        return None
+    if any(
+        v != identifier.value and not _untouched(state, Identifier("phone", v)) for v in readings
+    ):
+        return None
+    if _is_profile(state, writer, rules) or _holds_digits(state, writer, identifier):
+        return None
+    return writer
+
+
+def _untouched(state: IdentityState, identifier: Identifier) -> bool:
+    """Nobody holds it, held it, or erased it, and it is not shared by too many."""
+    index = state.index(identifier)
+    return index is None or not (
+        index.holders or index.released or index.saturated or index.suppressed
+    )
+
+
+def _agrees(
+    state: IdentityState,
+    normalised: Normalised,
+    number: Identifier,
+    writer: str,
+    rules: TenantRules,
+) -> bool:
+    """Whether the touchpoint's other identifiers are the writer's group's, or devices nobody
+    holds (a browser, a landline): nothing in it says it is somebody else."""
+    group = state.canonical(writer)
+    for identifier in normalised.identifiers:
+        if identifier == number:
             continue
-        reader = readers.pop()
-        if state.customer(reader).erasure is not None or _holds_digits(state, reader, identifier):
-            continue
-        if _is_profile(state, reader, rules):
-            continue
-        others = {
-            state.canonical(h)
-            for i in normalised.identifiers
-            if i != identifier
-            for h in state.claim(i).holders
-        }
-        if others - {reader}:
-            continue
-        changes.link(state, reader, Link(identifier, "national_reading"), evidence)
-        if evidence.at and rules.rule_for(identifier).reassign_after_days:
-            changes.confirm(state, identifier, reader, evidence)
+        claim = state.claim(identifier)
+        if claim.suppressed or claim.saturated:
+            return False
+        if claim.holders:
+            if any(state.canonical(h) != group for h in claim.holders):
+                return False
+        elif not rules.rule_for(identifier).device_profile:
+            return False
+    return True
 
 
 def _holds_digits(state: IdentityState, customer_id: str, number: Identifier) -> bool:
@@ -230,10 +282,11 @@ def _record(
             changes.carry_while_skipped(state, skip.identifier, decision.home_id)
     # A national number that may be one of several: whose, unless the touchpoint went to a
     # device's profile (a kiosk's): that names the device, not who wrote the number on it.
-    readings = [i for r in normalised.rejected for i in ambiguous_readings(r, rules)]
-    if readings and not _is_profile(state, decision.home_id, rules):
-        for reading in readings:
-            changes.read_nationally(state, reading, decision.home_id)
+    if not _is_profile(state, decision.home_id, rules):
+        for rejected in normalised.rejected:
+            readings = ambiguous_readings(rejected, rules)
+            if readings and all(_untouched(state, r) for r in readings):
+                changes.read_nationally(state, readings, decision.home_id, evidence.at)
     assert evidence.event_id
     ignored = [f"{r.path}:{r.reason}" for r in normalised.rejected]
     state.file(

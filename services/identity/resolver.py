@@ -43,6 +43,7 @@ from services.identity.errors import (
     IdentifierNotLinked,
     IdentityBusy,
     MergeRefused,
+    SplitRefused,
 )
 from services.identity.models import (
     AuditEntry,
@@ -280,9 +281,13 @@ class IdentityResolver(Application[UUID]):
     def split(
         self, tenant_id: str, customer_id: str, absorbed_id: str, reason: str, actor: str
     ) -> SplitOutcome:
-        """Reverse the merge that brought absorbed_id into customer_id's group, exactly."""
+        """Reverse the merge that brought absorbed_id into customer_id's group, exactly. Not in
+        an erased group: the erasure took it whole, and a member split off would be a customer
+        nothing says was erased."""
 
         def work(state: IdentityState) -> SplitOutcome:
+            if erasure.erasure_of(state, customer_id) is not None:
+                raise SplitRefused(f"{customer_id} was erased with its group: it stays whole")
             survivor_id = changes.survivor_of(state, customer_id, absorbed_id)
             merge_id = changes.split(state, survivor_id, absorbed_id, reason, actor)
             return SplitOutcome(

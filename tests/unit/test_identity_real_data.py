@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from kernel.ports import PublishStatus
 from schemas.envelope import CustomerRef
-from services.identity import IdentityResolver, IdentitySettings
+from services.identity import IdentityResolver, IdentitySettings, SplitRefused
 from services.identity.models import IgnoredIdentifier
 from services.identity.normalise import (
     Normalised,
@@ -166,15 +166,114 @@ def test_a_number_written_at_a_kiosk_names_no_reader(identity: IdentityResolver)
     assert resolve(phone="+57 310 879 5685") != kiosk
 
 
+def erase(identity: IdentityResolver, customer_id: str) -> None:
+    identity.erase_customer(
+        "acme", customer_id, "asked", "admin", str(uuid.uuid4()), lambda kind, value: value
+    )
+
+
+def phones_of(identity: IdentityResolver, customer_id: str) -> list[tuple[str, str]]:
+    held = identity.identities("acme", customer_id).identities
+    return [(i.value, i.rule) for i in held if i.kind == "phone"]
+
+
 def test_an_erased_customers_national_number_links_nobody_later(
     identity: IdentityResolver,
 ) -> None:
     resolve = resolving(identity, "web")
     valentina = resolve(phone="316 951 3292", email="valentina.rios@gmail.com")
-    identity.erase_customer(
-        "acme", valentina, "asked", "admin", str(uuid.uuid4()), lambda kind, value: ""
-    )
+    erase(identity, valentina)
     assert resolve(phone="+57 316 951 3292") != valentina
+    # Nor through a live customer it is merged into since.
+    lorena = resolve(email="lorena.live@gmail.com")
+    identity.merge("acme", lorena, valentina, "same person", "admin")
+    assert resolve(phone="+52 316 951 3292") != lorena
+    assert phones_of(identity, lorena) == []
+
+
+def test_an_erased_group_cannot_be_split(identity: IdentityResolver) -> None:
+    resolve = resolving(identity, "web")
+    andrea = resolve(email="andrea.alba@gmail.com")
+    bruno = resolve(phone="316 951 3292", email="bruno.bravo@gmail.com")
+    identity.merge("acme", andrea, bruno, "same person", "admin")
+    erase(identity, andrea)
+    # A member split off would be a customer nothing says was erased (its number would settle).
+    with pytest.raises(SplitRefused):
+        identity.split("acme", andrea, bruno, "wrong merge", "admin")
+
+
+@pytest.mark.parametrize("erased", [False, True])
+def test_a_number_written_while_one_of_its_readings_was_held_names_no_reader(
+    identity: IdentityResolver, erased: bool
+) -> None:
+    resolve = resolving(identity, "web")
+    ana = resolve(phone="+57 316 951 3292", email="ana.alvarez@gmail.com")
+    if erased:
+        erase(identity, ana)
+    else:
+        resolve(phone="+52 316 951 3292", email="beto.bravo@gmail.com")
+    carla = resolve(phone="316 951 3292", email="carla.castro@gmail.com")
+    # Its writing most likely named the number held (or erased): no other reading is hers.
+    assert resolve(phone="+1 316 951 3292") != carla
+    assert resolve(phone="+52 316 951 3292", email="mexicano.m@hotmail.com") != carla
+    assert phones_of(identity, carla) == []
+
+
+def test_a_settled_reading_unlinked_leaves_the_other_readings_unsettled(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "web")
+    valentina = resolve(phone="316 951 3292", email="valentina.rios@gmail.com")
+    assert resolve(phone="573169513292") == valentina
+    identity.unlink("acme", valentina, "phone", "+573169513292", "not hers", "admin")
+    assert resolve(phone="+52 316 951 3292") != valentina
+    assert phones_of(identity, valentina) == []
+
+
+def test_a_reading_settles_on_whoever_wrote_it_not_on_the_group_it_joined(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "web")
+    rosa = resolve(phone="316 951 3292", email="rosa.ruiz@gmail.com")
+    sara = resolve(email="sara.soler@gmail.com")
+    identity.merge("acme", sara, rosa, "same person", "admin")
+    assert identity.canonical_id("acme", resolve(phone="+57 316 951 3292")) == sara
+    # Two people after all: the number goes with the one who wrote it.
+    identity.split("acme", sara, rosa, "different people", "admin")
+    assert phones_of(identity, rosa) == [("+573169513292", "national_reading")]
+    assert phones_of(identity, sara) == []
+
+
+@pytest.mark.parametrize(
+    ("beside", "settles"),
+    [
+        # A new email or account beside the number in full may be another person's: no guess.
+        ({"email": "mateo.diaz@hotmail.com"}, False),
+        ({"customer_id": "crm-222"}, False),
+        ({"email": "valentina.rioz@gmail.com"}, False),  # a slip of hers, or somebody else's
+        # Beside her own email, or a browser nobody holds, it is hers.
+        ({"email": "valentina.rios@gmail.com"}, True),
+        ({"anonymous_id": "ck-new-browser"}, True),
+    ],
+)
+def test_a_reading_settles_only_beside_identifiers_of_the_writers_own(
+    identity: IdentityResolver, beside: dict[str, str], settles: bool
+) -> None:
+    resolve = resolving(identity, "web")
+    valentina = resolve(phone="316 951 3292", email="valentina.rios@gmail.com")
+    found = resolve(phone="+57 316 951 3292", **beside)
+    assert (identity.canonical_id("acme", found) == valentina) is settles
+    held = [("+573169513292", "national_reading")] if settles else []
+    assert phones_of(identity, valentina) == held
+
+
+@pytest.mark.parametrize(("days", "settles"), [(30, True), (120, False)])
+def test_a_reading_written_longer_ago_than_a_number_stays_its_holders_settles_nothing(
+    identity: IdentityResolver, days: int, settles: bool
+) -> None:
+    lucia = memory_resolving(identity, "web", NOW)(phone="310 879 5685", email="lucia@gmail.com")
+    later = memory_resolving(identity, "sms", NOW + timedelta(days=days))
+    assert (later(phone="+57 310 879 5685") == lucia) is settles
 
 
 @pytest.mark.parametrize(
