@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from services.identity.domain import Customer, MergeCandidate, stable_id
 from services.identity.errors import IdentifierNotLinked, MergeRefused, SplitRefused
 from services.identity.models import MergePlan, Refusal
-from services.identity.policy import Link, Proposal, Reassign, unique_conflicts
+from services.identity.policy import (
+    CONFIRM_EVERY_MICROS,
+    Link,
+    Proposal,
+    Reassign,
+    unique_conflicts,
+)
 from services.identity.reasons import reason_text
 from services.identity.rules import Identifier, TenantRules
 from services.identity.state import IdentityState
@@ -112,11 +118,14 @@ def read_nationally(
 ) -> None:
     """The touchpoint filed under the customer, happened `at`, carried a national number whose
     `readings` nobody holds, held or erased (`IdentifierIndex.ReadNationally`): recorded on each
-    reading once per customer, up to `MAX_READERS`."""
+    reading once per customer and week, for up to `MAX_READERS` customers."""
     values = sorted(r.value for r in readings)
     for reading in readings:
         index = state.index_or_new(reading)
-        if customer_id in index.read_nationally or len(index.read_nationally) >= MAX_READERS:
+        known = index.read_nationally.get(customer_id)
+        if known is not None and at < known[0] + CONFIRM_EVERY_MICROS:
+            continue  # written again lately: its time is recent enough
+        if known is None and len(index.read_nationally) >= MAX_READERS:
             continue
         index.read_nationally_by(customer_id=customer_id, at=at, readings=values)
 

@@ -398,9 +398,10 @@ class IdentifierIndex(Aggregate):
         """A touchpoint filed under this customer, happened `at` (epoch microseconds), carried a
         number written without its country code, invalid in the tenant's region and valid in
         several of its other regions (`readings`, this one among them: `normalise.
-        ambiguous_readings`), when none was held, released or erased (recorded once per customer,
-        up to `changes.MAX_READERS`). A later touchpoint carrying this reading in full may link it
-        to that customer (`resolution._settle_readings`)."""
+        ambiguous_readings`), when none was held, released or erased (recorded again for the
+        same customer at most once a week, for up to `changes.MAX_READERS` customers). A later
+        touchpoint carrying this reading in full may link it to that customer
+        (`resolution._settle_readings`)."""
 
         customer_id: str
         at: int
@@ -500,7 +501,8 @@ class IdentifierIndex(Aggregate):
 
     @event(ReadNationally)
     def read_nationally_by(self, customer_id: str, at: int, readings: list[str]) -> None:
-        self.read_nationally.setdefault(customer_id, (at, tuple(readings)))
+        known = self.read_nationally.get(customer_id)
+        self.read_nationally[customer_id] = (max(at, known[0]) if known else at, tuple(readings))
 
     @event(Saturated)
     def saturate(self, limit: int, evidence_event_id: str | None) -> None:

@@ -210,6 +210,23 @@ def erased(state: IdentityState, customer_id: str) -> bool:
     return _erased(state, customer_id)
 
 
+def erased_together(state: IdentityState, first_id: str, second_id: str) -> bool:
+    """Whether one erasure named both customers in its group (recorded on a customer up the
+    second's `merged_into` chain): splitting them would leave one erased by nothing."""
+    current: str | None = second_id
+    seen: set[str] = set()
+    while current is not None and current not in seen:
+        seen.add(current)
+        customer = state.customer(current)
+        record = customer.erasure
+        if record is not None:
+            recorded = recorded_members(record) or [current]
+            if first_id in recorded and second_id in recorded:
+                return True
+        current = customer.merged_into
+    return False
+
+
 def _erased(state: IdentityState, customer_id: str) -> bool:
     """Whether the customer was erased: named in the group an erasure recorded on it or on a
     customer it was merged into (a record made before groups were names no group: only the

@@ -57,6 +57,11 @@ class SplitRefused(IdentityError):
     """There is no active merge to reverse."""
 
 
+class ErasedGroupSplit(SplitRefused):
+    """The two were erased together: an erasure takes its group whole, and a member split off
+    would be a customer nothing says was erased."""
+
+
 class CandidateAlreadyDecided(IdentityError):
     """A decision was already recorded for this candidate."""
 

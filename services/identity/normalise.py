@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import re
 import threading
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -107,30 +108,37 @@ def normalise_email(raw: str, rules: TenantRules) -> str | None:
     return f"{local}@{domain}"
 
 
-_SPACES = re.compile("[ \u00a0]+")  # spaces, not control characters (a tab, a newline)
+_AROUND = re.compile("[ \u00a0]*([@.])[ \u00a0]*")  # spaces beside an `@` or a dot
 _AT_RUN = re.compile(r"@{2,}")
-_MEND_DOMAIN = 8  # the shortest consumer domain an address missing its `@` is read at
+# The shortest consumer domain an address missing its `@` is read at: typed as a dot before it
+# (`ana.gil.live.com`), or left out, the domain glued to the name (`anagil77gmail.com`), where a
+# shorter one ends too many words (`x.olive.com` is no `x.o@live.com`, `jaime.com` no `jai@me.com`).
+_MEND_AFTER_DOT = 8
+_MEND_GLUED = 9
 
 
 def mend_email(raw: str, consumer_domains: tuple[str, ...]) -> str | None:
     """An address as its writer meant it when a slip on a phone's keyboard made it invalid:
-    spaces inside it (`ana.gil @gmail.com`: no address holds one unquoted), the `@` typed twice
-    (`ana@@gmail.com`), or the `@` left out, or typed as a dot, before a consumer provider's
-    domain (`anagil77gmail.com`, `ana.gil.gmail.com`). None when none of these mends it; what
-    is mended is validated again by the caller."""
-    text = _AT_RUN.sub("@", _SPACES.sub("", raw))
+    a space beside its `@` or a dot (`ana.gil @gmail.com`), a full-width `＠`, the `@` typed
+    twice (`ana@@gmail.com`), or the `@` typed as a dot or left out before a consumer
+    provider's domain (`ana.gil.hotmail.es`, `anagil77gmail.com`). Never words apart (`no tiene
+    correo @gmail.com` is a phrase, not a slip) nor a placeholder domain (`ninguno.email.com`).
+    None when none of these mends it; what is mended is validated again by the caller."""
+    text = unicodedata.normalize("NFKC", raw).strip()
+    text = _AT_RUN.sub("@", _AROUND.sub(r"\1", text))
+    if " " in text or "\u00a0" in text:
+        return None
     if "@" not in text:
         lowered = text.lower()
-        for domain in sorted(
-            consumer_domains, key=len, reverse=True
-        ):  # `gmail.com`, not `mail.com`
+        if any(lowered.endswith(d) for d in PLACEHOLDER_EMAIL_DOMAINS):
+            return None
+        for domain in sorted(consumer_domains, key=len, reverse=True):  # `gmail`, not `mail`
+            if not lowered.endswith(domain):
+                continue
             local = text[: len(text) - len(domain)]
-            local = local[:-1] if local.endswith(".") else local
-            if lowered.endswith(domain):  # the longest one it ends with, or none
-                # A short domain ends too many words (`jaime.com` is no `jai@me.com`).
-                return (
-                    f"{local}@{domain}" if len(domain) >= _MEND_DOMAIN and len(local) > 1 else None
-                )
+            shortest = _MEND_AFTER_DOT if local.endswith(".") else _MEND_GLUED
+            local = local.removesuffix(".")
+            return f"{local}@{domain}" if len(domain) >= shortest and len(local) > 1 else None
         return None
     return text if text != raw.strip() else None
 

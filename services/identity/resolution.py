@@ -24,6 +24,7 @@ from services.identity.normalise import Normalised, ambiguous_readings
 from services.identity.policy import (
     DAY_MICROS,
     ERASED_SKIP,
+    PERSONAL_LINES_PER_PERSON,
     Claim,
     Decision,
     Group,
@@ -120,28 +121,46 @@ def _writer(
     rules: TenantRules,
 ) -> str | None:
     """The customer who wrote the number, when it is theirs to take: nobody holds, held, erased
-    or shares it; every customer who wrote it is in one group and none is erased; the latest of
-    them (the one the touchpoint named: a split keeps it theirs) is no device's profile and holds
-    no number with its national digits; none of its other readings was held, erased or released
-    since (one was the number meant); and it was written within the time a number may lie idle
-    and still be its holder's (`KindRule.reassign_after_days`)."""
+    or shares it; every customer who wrote it is in one group and none is erased; the one who
+    wrote it last (who gets it: a split keeps it theirs) is no device's profile and holds no
+    number with its national digits, nor as many personal lines as a person uses (a third would
+    make a hub of its email: `policy._is_hub`); none of its other readings was held, erased or
+    released since (one was the number meant); and, read at the time it was written, the number
+    is neither dormant nor stale now (`policy.dormant`, `policy.stale`: unused longer than a
+    mobile stays its holder's, or than a moved-on one while the writer uses a newer number)."""
     writers = list(index.read_nationally)
     if len(writers) >= MAX_READERS or not _untouched(state, identifier):
         return None
     if any(erased(state, w) for w in writers) or len({state.canonical(w) for w in writers}) != 1:
         return None
-    writer = writers[-1]
+    writer = max(reversed(writers), key=lambda w: index.read_nationally[w][0])
     written_at, readings = index.read_nationally[writer]
-    idle = rules.rule_for(identifier).reassign_after_days
-    if idle and written_at and at and at - written_at > idle * DAY_MICROS:
-        return None
     if any(
         v != identifier.value and not _untouched(state, Identifier("phone", v)) for v in readings
     ):
         return None
     if _is_profile(state, writer, rules) or _holds_digits(state, writer, identifier):
         return None
+    group = state.group(writer)
+    lines = [i for i in group.identifiers if _personal_line(i, rules)]
+    if len(lines) >= PERSONAL_LINES_PER_PERSON:
+        return None
+    rule = rules.rule_for(identifier)
+    unused = at - written_at if written_at and at else 0
+    if rule.reassign_after_days and unused > rule.reassign_after_days * DAY_MICROS:
+        return None  # dormant
+    windows = [d for d in (rule.moved_on_after_days, rule.reassign_after_days) if d]
+    if windows and unused > min(windows) * DAY_MICROS:  # idle: stale if it moved on since
+        used = [t for i in lines for h, t in state.claim(i).confirmed.items() if h in group.members]
+        if any(t > written_at for t in used):
+            return None
     return writer
+
+
+def _personal_line(identifier: Identifier, rules: TenantRules) -> bool:
+    """A line one person carries (a mobile), as `policy._personal_line` reads it."""
+    rule = rules.rule_for(identifier)
+    return rule.vouches and not rule.device_profile
 
 
 def _untouched(state: IdentityState, identifier: Identifier) -> bool:

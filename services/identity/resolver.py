@@ -40,10 +40,10 @@ from services.identity.errors import (
     AmbiguousCustomer,
     CandidateAlreadyDecided,
     CustomerNotFound,
+    ErasedGroupSplit,
     IdentifierNotLinked,
     IdentityBusy,
     MergeRefused,
-    SplitRefused,
 )
 from services.identity.models import (
     AuditEntry,
@@ -281,14 +281,14 @@ class IdentityResolver(Application[UUID]):
     def split(
         self, tenant_id: str, customer_id: str, absorbed_id: str, reason: str, actor: str
     ) -> SplitOutcome:
-        """Reverse the merge that brought absorbed_id into customer_id's group, exactly. Not in
-        an erased group: the erasure took it whole, and a member split off would be a customer
-        nothing says was erased."""
+        """Reverse the merge that brought absorbed_id into customer_id's group, exactly. Not
+        when the two were erased together: the erasure took its group whole, and a member split
+        off would be a customer nothing says was erased (`erasure.erased_together`)."""
 
         def work(state: IdentityState) -> SplitOutcome:
-            if erasure.erasure_of(state, customer_id) is not None:
-                raise SplitRefused(f"{customer_id} was erased with its group: it stays whole")
             survivor_id = changes.survivor_of(state, customer_id, absorbed_id)
+            if erasure.erased_together(state, survivor_id, absorbed_id):
+                raise ErasedGroupSplit(f"{absorbed_id} was erased with {survivor_id}")
             merge_id = changes.split(state, survivor_id, absorbed_id, reason, actor)
             return SplitOutcome(
                 merge_id=merge_id,

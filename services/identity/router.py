@@ -24,6 +24,7 @@ from services.identity.errors import (
     CandidateAlreadyDecided,
     CandidateNotFound,
     CustomerNotFound,
+    ErasedGroupSplit,
     IdentifierNotLinked,
     IdentityBusy,
     IdentityError,
@@ -72,6 +73,7 @@ _ERRORS: dict[type[IdentityError], tuple[int, str]] = {
     IdentifierNotLinked: (404, "identifier_not_linked"),
     MergeRefused: (409, "merge_refused"),
     SplitRefused: (409, "split_refused"),
+    ErasedGroupSplit: (409, "erased_group_split"),
     CandidateAlreadyDecided: (409, "candidate_already_decided"),
     IdentityBusy: (503, "identity_busy"),
 }

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from kernel.ports import PublishStatus
 from schemas.envelope import CustomerRef
-from services.identity import IdentityResolver, IdentitySettings, SplitRefused
+from services.identity import ErasedGroupSplit, IdentityResolver, IdentitySettings
 from services.identity.models import IgnoredIdentifier
 from services.identity.normalise import (
     Normalised,
@@ -191,15 +191,81 @@ def test_an_erased_customers_national_number_links_nobody_later(
     assert phones_of(identity, lorena) == []
 
 
-def test_an_erased_group_cannot_be_split(identity: IdentityResolver) -> None:
+def test_customers_erased_together_cannot_be_split_apart(identity: IdentityResolver) -> None:
     resolve = resolving(identity, "web")
     andrea = resolve(email="andrea.alba@gmail.com")
     bruno = resolve(phone="316 951 3292", email="bruno.bravo@gmail.com")
     identity.merge("acme", andrea, bruno, "same person", "admin")
     erase(identity, andrea)
     # A member split off would be a customer nothing says was erased (its number would settle).
-    with pytest.raises(SplitRefused):
+    with pytest.raises(ErasedGroupSplit):
         identity.split("acme", andrea, bruno, "wrong merge", "admin")
+    # Nor once the erased group was merged into a live customer.
+    lorena = resolve(email="lorena.live@gmail.com")
+    identity.merge("acme", lorena, andrea, "same person", "admin")
+    with pytest.raises(ErasedGroupSplit):
+        identity.split("acme", lorena, bruno, "wrong merge", "admin")
+    # Undoing that merge keeps the erased pair together, and its number unsettled.
+    identity.split("acme", lorena, andrea, "wrong merge", "admin")
+    assert identity.canonical_id("acme", bruno) == andrea
+    assert resolve(phone="+57 316 951 3292") not in {andrea, bruno, lorena}
+
+
+def test_a_live_customer_merged_into_an_erased_one_can_be_split_off(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "web")
+    andrea = resolve(email="andrea.alba@gmail.com")
+    erase(identity, andrea)
+    carlos = resolve(email="carlos.cano@gmail.com")
+    identity.merge("acme", andrea, carlos, "by mistake", "admin")
+    identity.split("acme", andrea, carlos, "not the same person", "admin")
+    assert identity.canonical_id("acme", carlos) == carlos
+
+
+@pytest.mark.parametrize("sms_alone", [False, True])
+def test_a_reading_never_makes_a_third_personal_line(
+    identity: IdentityResolver, sms_alone: bool
+) -> None:
+    # A shop's counter email typed for walk-ins, two of their mobiles on it already: a third
+    # number, written nationally, then in full, is a third person's (the email a hub), not the
+    # counter customer's third mobile.
+    resolve = resolving(identity, "store")
+    shop = resolve(email="tienda.centro@gmail.com", phone="+34 612 345 670")
+    assert resolve(email="tienda.centro@gmail.com", phone="+34 622 345 671") == shop
+    assert resolve(email="tienda.centro@gmail.com", phone="316 951 3292") == shop
+    full = {"phone": "+57 316 951 3292"}
+    found = resolve(**full) if sms_alone else resolve(email="tienda.centro@gmail.com", **full)
+    assert found != shop
+    assert "+573169513292" not in [value for value, _ in phones_of(identity, shop)]
+
+
+def test_a_reading_is_not_settled_on_a_writer_who_moved_on_to_a_newer_number(
+    identity: IdentityResolver,
+) -> None:
+    def on(day: int, channel: str = "web") -> Callable[..., str]:
+        return memory_resolving(identity, channel, NOW + timedelta(days=day))
+
+    valentina = on(0)(phone="316 951 3292", email="valentina.rios@gmail.com")
+    assert on(10)(phone="+57 300 765 4321", email="valentina.rios@gmail.com") == valentina
+    # 45 days after she wrote it, and using another mobile since: given up, maybe handed on.
+    assert on(45, "sms")(phone="+57 316 951 3292") != valentina
+    assert phones_of(identity, valentina) == [("+573007654321", "seen_with:email")]
+    # Never hers, not even for the touchpoint's moment: she is no former holder (whose events
+    # would keep its key when its holder now is erased).
+    index = identity.state("acme").index(Identifier("phone", "+573169513292"))
+    assert index is not None and not index.released
+
+
+def test_a_reading_written_again_counts_from_its_latest_writing(
+    identity: IdentityResolver,
+) -> None:
+    def on(day: int, channel: str = "web") -> Callable[..., str]:
+        return memory_resolving(identity, channel, NOW + timedelta(days=day))
+
+    lucia = on(0)(phone="310 879 5685", email="lucia.luna@gmail.com")
+    assert on(100)(phone="310 879 5685", email="lucia.luna@gmail.com") == lucia
+    assert on(110, "sms")(phone="+57 310 879 5685") == lucia
 
 
 @pytest.mark.parametrize("erased", [False, True])
@@ -340,10 +406,12 @@ def test_text_that_is_no_email_is_ignored_as_invalid(raw: str) -> None:
     [
         ("ana.gil @gmail.com", "anagil@gmail.com"),  # a phone's keyboard put a space in it
         ("ana.gil@ hotmail.es", "ana.gil@hotmail.es"),
-        ("ana gil@hotmail.es", "anagil@hotmail.es"),
+        ("ana. gil@hotmail.es", "ana.gil@hotmail.es"),
         ("ana.gil@@hotmail.es", "ana.gil@hotmail.es"),  # the @ typed twice
+        ("ana.gil＠hotmail.es", "ana.gil@hotmail.es"),  # a full-width @
         ("anagil77hotmail.es", "anagil77@hotmail.es"),  # the @ left out before a provider
         ("ana.gil.hotmail.es", "ana.gil@hotmail.es"),  # or typed as a dot
+        ("ana.gil.live.com", "ana.gil@live.com"),
         ("anagil77gmail.com", "anagil77@gmail.com"),  # gmail.com, not mail.com
         ("ana@@x.es", "ana@x.es"),
     ],
@@ -359,14 +427,37 @@ def test_an_email_a_slip_made_invalid_is_read_as_meant(raw: str, meant: str) -> 
         "hotmail.es",
         "ana@x .",
         "gil@.es",
-        "jaime.com",
+        "jaime.com",  # not jai@me.com
+        "x.olive.com",  # not x.o@live.com
+        "ana.zohomail.com",  # not ana.zoho@mail.com
         "a.gmail.com",
-        "ana\n@gmail.com",
+        "ana gil@hotmail.es",  # words apart: which of them is the mailbox?
+        "Ana Gil ana.gil@gmail.com",
+        "ana\n@gmail.com",  # control characters are no slip
         "ana\t@gmail.com",
     ],
 )
 def test_an_email_no_slip_explains_stays_invalid(raw: str) -> None:
     assert isinstance(email(raw), Rejected)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "no tiene correo @gmail.com",  # an agent's phrase for "none", not a mailbox
+        "no da @hotmail.com",
+        "ninguno.email.com",  # a placeholder domain without its @
+        "no.email.com",
+    ],
+)
+def test_a_phrase_or_placeholder_with_a_slip_is_no_mailbox(
+    identity: IdentityResolver, raw: str
+) -> None:
+    assert isinstance(email(raw), Rejected)
+    resolve = resolving(identity, "store")
+    ana = resolve(phone="+34 622 111 333", email=raw)
+    beto = resolve(phone="+34 633 444 555", email=raw)
+    assert identity.canonical_id("acme", ana) != identity.canonical_id("acme", beto)
 
 
 def raw_event(customer: dict[str, Any]) -> dict[str, Any]:

@@ -264,6 +264,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "api_error_read_only": "This server is read-only: it takes no changes.",
         "api_error_merge_refused": "This merge is not allowed.",
         "api_error_split_refused": "Those customers are not merged: nothing to split.",
+        "api_error_erased_group_split": "They were erased together: an erased group stays whole.",
         "api_error_identifier_not_linked": "That identifier is not linked to this customer.",
         "api_error_candidate_already_decided": "Someone has already decided on this proposal.",
         "api_error_identity_busy": "Identity is busy; try again in a moment.",
@@ -456,6 +457,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "api_error_read_only": "Este servidor es de solo lectura: no admite cambios.",
         "api_error_merge_refused": "Esta fusión no está permitida.",
         "api_error_split_refused": "Esos clientes no están fusionados: no hay nada que separar.",
+        "api_error_erased_group_split": "Se borraron juntos: un grupo borrado no se separa.",
         "api_error_identifier_not_linked": "Ese identificador no está vinculado a este cliente.",
         "api_error_candidate_already_decided": "Alguien ya ha decidido sobre esta propuesta.",
         "api_error_identity_busy": "El servicio de identidad está ocupado; inténtalo en un "
