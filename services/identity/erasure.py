@@ -212,7 +212,8 @@ def erased(state: IdentityState, customer_id: str) -> bool:
 
 def erased_together(state: IdentityState, first_id: str, second_id: str) -> bool:
     """Whether one erasure named both customers in its group (recorded on a customer up the
-    second's `merged_into` chain): splitting them would leave one erased by nothing."""
+    second's `merged_into` chain): splitting them would leave one erased by nothing. A record
+    made before groups were names none: any split below it is refused."""
     current: str | None = second_id
     seen: set[str] = set()
     while current is not None and current not in seen:
@@ -220,7 +221,9 @@ def erased_together(state: IdentityState, first_id: str, second_id: str) -> bool
         customer = state.customer(current)
         record = customer.erasure
         if record is not None:
-            recorded = recorded_members(record) or [current]
+            recorded = recorded_members(record)
+            if not recorded:  # recorded before groups were: who was in it, nobody can tell
+                return True
             if first_id in recorded and second_id in recorded:
                 return True
         current = customer.merged_into

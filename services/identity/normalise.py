@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import re
 import threading
-import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -108,39 +107,60 @@ def normalise_email(raw: str, rules: TenantRules) -> str | None:
     return f"{local}@{domain}"
 
 
-_AROUND = re.compile("[ \u00a0]*([@.])[ \u00a0]*")  # spaces beside an `@` or a dot
+_SPACE = "[ \u00a0]*"
+_BESIDE_AT = re.compile(f"{_SPACE}@{_SPACE}")
+_SPACED_FIRST_DOT = re.compile(f"([^.\\s]+){_SPACE}\\.{_SPACE}(\\S+)")
 _AT_RUN = re.compile(r"@{2,}")
+# Wide forms of `@` and `.` a phone's keyboard may give; nothing else of the text is rewritten.
+_WIDE = str.maketrans({"\uff20": "@", "\ufe6b": "@", "\uff0e": ".", "\ufe52": ".", "\u2024": "."})
 # The shortest consumer domain an address missing its `@` is read at: typed as a dot before it
 # (`ana.gil.live.com`), or left out, the domain glued to the name (`anagil77gmail.com`), where a
 # shorter one ends too many words (`x.olive.com` is no `x.o@live.com`, `jaime.com` no `jai@me.com`).
 _MEND_AFTER_DOT = 8
 _MEND_GLUED = 9
+# A provider's web address is no mailbox (`outlook.live.com`, `www.gmail.com`, `es.yahoo.com`).
+_HOST_WORDS = _words("account accounts correo email login mail signin webmail www")
 
 
 def mend_email(raw: str, consumer_domains: tuple[str, ...]) -> str | None:
     """An address as its writer meant it when a slip on a phone's keyboard made it invalid:
-    a space beside its `@` or a dot (`ana.gil @gmail.com`), a full-width `＠`, the `@` typed
-    twice (`ana@@gmail.com`), or the `@` typed as a dot or left out before a consumer
-    provider's domain (`ana.gil.hotmail.es`, `anagil77gmail.com`). Never words apart (`no tiene
-    correo @gmail.com` is a phrase, not a slip) nor a placeholder domain (`ninguno.email.com`).
-    None when none of these mends it; what is mended is validated again by the caller."""
-    text = unicodedata.normalize("NFKC", raw).strip()
-    text = _AT_RUN.sub("@", _AROUND.sub(r"\1", text))
+    a space beside its `@` (`ana.gil @gmail.com`) or beside the first dot of its domain
+    (`ana@hotmail. es`), a full-width `＠`, the `@` typed twice (`ana@@gmail.com`), or the `@`
+    typed as a dot or left out before a consumer provider's domain (`ana.gil.hotmail.es`,
+    `anagil77gmail.com`). Never words apart (`no tiene correo @gmail.com`, `Sr. ana@gmail.com`,
+    `ana@gmail.com. Gracias`), a placeholder domain (`ninguno.email.com`) or a provider's web
+    address (`outlook.live.com`). None when none of these mends it; what is mended is validated
+    again by the caller."""
+    text = _AT_RUN.sub("@", _BESIDE_AT.sub("@", raw.strip().translate(_WIDE)))
+    if "@" in text:
+        local, _, domain = text.rpartition("@")
+        spaced = _SPACED_FIRST_DOT.fullmatch(domain)  # a space beside the domain's first dot only
+        text = f"{local}@{spaced[1]}.{spaced[2]}" if spaced else text
+        if " " in text or "\u00a0" in text:
+            return None
+        return text if text != raw.strip() else None
     if " " in text or "\u00a0" in text:
         return None
-    if "@" not in text:
-        lowered = text.lower()
-        if any(lowered.endswith(d) for d in PLACEHOLDER_EMAIL_DOMAINS):
-            return None
-        for domain in sorted(consumer_domains, key=len, reverse=True):  # `gmail`, not `mail`
-            if not lowered.endswith(domain):
-                continue
-            local = text[: len(text) - len(domain)]
-            shortest = _MEND_AFTER_DOT if local.endswith(".") else _MEND_GLUED
-            local = local.removesuffix(".")
-            return f"{local}@{domain}" if len(domain) >= shortest and len(local) > 1 else None
+    lowered = text.lower()
+    if any(lowered.endswith(d) for d in PLACEHOLDER_EMAIL_DOMAINS):
         return None
-    return text if text != raw.strip() else None
+    for domain in sorted(consumer_domains, key=len, reverse=True):  # `gmail`, not `mail`
+        if not lowered.endswith(domain):
+            continue
+        local = text[: len(text) - len(domain)]
+        after_dot = local.endswith(".")
+        local = local.removesuffix(".")
+        if after_dot and _host_label(local.lower(), consumer_domains):
+            return None
+        shortest = _MEND_AFTER_DOT if after_dot else _MEND_GLUED
+        return f"{local}@{domain}" if len(domain) >= shortest and len(local) > 1 else None
+    return None
+
+
+def _host_label(local: str, consumer_domains: tuple[str, ...]) -> bool:
+    """A web host's first label, not a mailbox: `www`, `login`, a country (`es`), a provider."""
+    providers = {d.partition(".")[0] for d in consumer_domains}
+    return "." not in local and (len(local) <= 3 or local in _HOST_WORDS or local in providers)
 
 
 def fix_domain(domain: str, known: tuple[str, ...]) -> str:
