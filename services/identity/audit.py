@@ -117,6 +117,7 @@ ACTIONS = tuple(
         Customer.IdentifierUnlinked,
         Customer.NameRecorded,
         Customer.ErasedIdentifierPresented,
+        Customer.SkippedIdentifierCarried,
         Customer.CustomersMerged,
         Customer.MergedIntoSurvivor,
         Customer.CustomersSplit,

@@ -105,6 +105,8 @@ def carry_while_skipped(state: IdentityState, identifier: Identifier, customer_i
         return
     if len(index.carried_while_skipped) < MAX_CARRIERS:
         index.carry_while_skipped(customer_id=customer_id)
+        # and on the customer, whose erasure then knows the key it may take with it
+        state.customer(customer_id).carry_skipped(kind=identifier.kind, value=identifier.value)
     elif not index.carriers_overflowed:
         index.overflow_carriers()
 

@@ -108,6 +108,15 @@ class Customer(Aggregate):
         value: str
         evidence_event_id: str | None
 
+    class SkippedIdentifierCarried(Aggregate.Event):
+        """A touchpoint filed under it was sealed under an identifier resolution skipped and it
+        does not hold (a call from a home line alone), recorded once per identifier beside the
+        identifier's `IdentifierIndex.CarriedWhileSkipped`: erasing this customer destroys that
+        key too when nobody else may need it (its holders erased before, no other carrier)."""
+
+        kind: str
+        value: str
+
     class Erased(Aggregate.Event):
         """An admin erased the customer's personal data (`customer.erased`, issue 11): its
         identifiers were unlinked and suppressed, its subject keys destroyed, its warehouse rows
@@ -233,6 +242,17 @@ class Customer(Aggregate):
     def present_erased(self, kind: str, value: str, evidence_event_id: str | None) -> None:
         if Identifier(kind, value) not in self.presented_erased:
             self.presented_erased.append(Identifier(kind, value))
+
+    @property
+    def carried_skipped(self) -> list[Identifier]:
+        """Identifiers it does not hold that its touchpoints were sealed under while resolution
+        skipped them, in order (`SkippedIdentifierCarried`; none before 2026-12-05)."""
+        return self.__dict__.setdefault("_carried_skipped", [])
+
+    @event(SkippedIdentifierCarried)
+    def carry_skipped(self, kind: str, value: str) -> None:
+        if Identifier(kind, value) not in self.carried_skipped:
+            self.carried_skipped.append(Identifier(kind, value))
 
     @property
     def erasure(self) -> dict[str, Any] | None:

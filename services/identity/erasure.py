@@ -69,6 +69,10 @@ class PlannedIdentifier:
     # a touchpoint sealed under it while resolution skipped it (a call from a home line alone).
     # Suppression is decided by `kept_for_others` alone.
     key_kept: bool
+    # Not the member's: a touchpoint of its was sealed under it while resolution skipped it (a
+    # call from a home line alone). Neither unlinked nor suppressed, nor counted as erased: its
+    # key goes only when nobody else may need it (its holders erased before, no live carrier).
+    carried_skipped: bool
 
 
 @dataclass(frozen=True)
@@ -92,22 +96,33 @@ def plan(state: IdentityState, customer_id: str) -> ErasurePlan:
     for member in members:
         customer = state.customer(member)
         for identifier in sorted(customer.links, key=lambda i: (i.kind, i.value)):
-            planned.append(_planned(state, member, identifier, group, held=True))
+            planned.append(_planned(state, member, identifier, group, held=True, carried=False))
         if customer.merged_into is not None and customer.merge_in is not None:
             survivor = state.customer(customer.merged_into)
             joined[member] = survivor.merge_reasons.get(customer.merge_in, "")
     for member in members:  # erased before, carried since: sealed under the same subjects
         for identifier in state.customer(member).presented_erased:
-            planned.append(_planned(state, member, identifier, group, held=False))
+            planned.append(_planned(state, member, identifier, group, held=False, carried=False))
+    named = {p.identifier for p in planned}
+    for member in members:  # skipped, carried: its key may be this group's alone by now
+        for identifier in state.customer(member).carried_skipped:
+            if identifier not in named:
+                named.add(identifier)
+                planned.append(_planned(state, member, identifier, group, held=False, carried=True))
     return ErasurePlan(canonical, tuple(members), tuple(planned), joined)
 
 
 def _planned(
-    state: IdentityState, member: str, identifier: Identifier, group: set[str], held: bool
+    state: IdentityState,
+    member: str,
+    identifier: Identifier,
+    group: set[str],
+    held: bool,
+    carried: bool,
 ) -> PlannedIdentifier:
     outside = bool(_others_of(state, identifier) - group)
     kept = outside or _carried_outside(state, identifier, group)
-    return PlannedIdentifier(member, identifier, outside, held, kept)
+    return PlannedIdentifier(member, identifier, outside, held, kept, carried)
 
 
 def erase(
@@ -153,11 +168,10 @@ def erase(
         if erased_here and not index.suppressed:
             index.suppress(reason=reason, actor=actor)
     # An identifier two members hold (or one holds and another carried) is counted once.
-    erased = list(dict.fromkeys(p.identifier for p in planned.identifiers if not p.kept_for_others))
+    ours = [p for p in planned.identifiers if not p.carried_skipped]
+    erased = list(dict.fromkeys(p.identifier for p in ours if not p.kept_for_others))
     shared = [
-        i
-        for i in dict.fromkeys(p.identifier for p in planned.identifiers if p.kept_for_others)
-        if i not in erased
+        i for i in dict.fromkeys(p.identifier for p in ours if p.kept_for_others) if i not in erased
     ]
     for member in members:  # the canonical one's names go with its `Erased`
         customer = state.customer(member)

@@ -55,6 +55,7 @@ from services.identity.errors import CustomerNotFound
 from services.identity.filing import IdentityFiler
 from services.identity.rules import Identifier, IdentityRules, TenantRules
 from services.projections.timeline import to_timeline_rows
+from services.query_api.routers.erasure import _identifiers as preview_identifiers
 from services.query_api.routers.erasure import raw_erasure
 from tests.events import event
 from tests.identity_memory import memory_resolver
@@ -938,6 +939,54 @@ def test_a_line_called_alone_by_many_keeps_its_key_past_what_its_index_lists(
         pipeline.erase(caller)
     pipeline.erase(lucia)
     assert pipeline.opened(pipeline.log[4])["payload"]["text"] == "llamada 3"
+
+
+def test_the_last_one_who_needed_a_lines_key_takes_it_when_erased(pipeline: Pipeline) -> None:
+    # Lucía, the line's only holder, is erased: its key stays for the two calls from it alone.
+    # Each caller's erasure then takes it only once no one else needs it: after the first, the
+    # second call is still readable; after the second, neither is. Before, the key stayed for
+    # ever once kept for a caller (found 2026-12-05: the second caller's call outlived her).
+    lucia, callers = a_line_and_calls_from_it_alone(pipeline, calls=2)
+    first_call, second_call = pipeline.log[1], pipeline.log[2]
+    pipeline.erase(lucia)
+    pipeline.erase(callers[0])
+    assert pipeline.opened(second_call)["payload"]["text"] == "llamada 1"
+    pipeline.erase(callers[1])
+    assert pipeline.opened(first_call)[ERASED] is True
+    assert pipeline.opened(second_call)[ERASED] is True
+
+
+def test_a_callers_erasure_shows_the_line_it_called_from_and_neither_unlinks_nor_counts_it(
+    pipeline: Pipeline,
+) -> None:
+    lucia, [caller] = a_line_and_calls_from_it_alone(pipeline)
+    line = Identifier("phone", "+34912345678")
+
+    def fates() -> set[tuple[bool, bool, bool, bool]]:
+        return {
+            (p.held, p.kept_for_others, p.key_kept, p.carried_skipped)
+            for p in pipeline.identity.erasure_plan(TENANT, caller).identifiers
+            if p.identifier == line
+        }
+
+    assert fates() == {(False, True, True, True)}  # Lucía holds it: its key stays
+    pipeline.erase(lucia)
+    assert fates() == {(False, False, False, True)}  # nobody else needs it now
+    pipeline.erase(caller)
+    record = pipeline.identity.erasure_of(TENANT, caller)
+    assert record is not None and record["counts"]["identifiers"] == 0
+    assert pipeline.opened(pipeline.log[1])[ERASED] is True
+
+
+def test_the_preview_says_a_line_called_from_alone_is_never_suppressed_by_the_caller(
+    pipeline: Pipeline,
+) -> None:
+    lucia, [caller] = a_line_and_calls_from_it_alone(pipeline)
+    pipeline.erase(lucia)
+    shown = preview_identifiers(pipeline.identity.erasure_plan(TENANT, caller))
+    [line] = [i for i in shown if i.value == "+34912345678"]
+    assert (line.carried_skipped, line.key_destroyed) == (True, True)
+    assert (line.suppressed, line.carried_again) == (False, False)
 
 
 def test_a_household_lines_calls_outlive_the_erasure_of_a_caller_on_it_alone(

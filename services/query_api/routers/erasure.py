@@ -108,11 +108,17 @@ class PlannedIdentifierOut(BaseModel):
     )
     suppressed: bool = Field(
         description="whether it stops linking anyone once erased; false when a customer outside "
-        "the group that is not erased holds it, was released from it or presented it",
+        "the group that is not erased holds it, was released from it or presented it, and for "
+        "one the group only carried while skipped (`carried_skipped`)",
     )
     carried_again: bool = Field(
         description="erased with an earlier customer and carried again by this member's "
         "touchpoints since (not linked to it)"
+    )
+    carried_skipped: bool = Field(
+        description="not this member's: a touchpoint of its was sealed under it while identity "
+        "skipped it (a call from a home line alone); never unlinked or suppressed by this "
+        "erasure, its key goes only when no one else may need it (`key_destroyed`)"
     )
 
 
@@ -306,8 +312,9 @@ def _identifiers(planned: ErasurePlan | None) -> list[PlannedIdentifierOut]:
             value=p.identifier.value,
             held_by=p.member,
             key_destroyed=not p.key_kept,
-            suppressed=not p.kept_for_others,
-            carried_again=not p.held,
+            suppressed=not p.kept_for_others and not p.carried_skipped,
+            carried_again=not p.held and not p.carried_skipped,
+            carried_skipped=p.carried_skipped,
         )
         for p in planned.identifiers
     ]

@@ -123,6 +123,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "erase_key_kept_suppressed": "stops linking; its key stays for another customer's "
         "events under it",
         "erase_carried": "used again after an earlier erasure",
+        "erase_skipped_key_destroyed": "not this customer's, but its events here were sealed "
+        "under it; nobody else needs its key: it goes",
+        "erase_skipped_key_kept": "not this customer's, but its events here were sealed under "
+        "it; its key stays for others",
         "erase_already": "Already erased (event {event}).",
         "confirm_erase": "Erase for good",
         "erase_requested": "Erasure recorded (event {event}): it is carried out in a few seconds.",
@@ -140,6 +144,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "identity_action_erased": "personal data erased",
         "identity_action_names_forgotten": "names forgotten (its group was erased)",
         "identity_action_erased_identifier_presented": "an erased identifier used again",
+        "identity_action_skipped_identifier_carried": "used a shared line or address that is not its own",
         "identity_action_erasure_completed": "erasure completed",
         "identity_action_erased_rows_deleted": "erased rows deleted from the warehouse",
         "identity_rule_first_seen": "first seen with it",
@@ -378,6 +383,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "erase_key_kept_suppressed": "deja de vincular; su clave se conserva para los "
         "eventos de otro cliente con él",
         "erase_carried": "usado de nuevo tras un borrado anterior",
+        "erase_skipped_key_destroyed": "no es de este cliente, pero sus eventos aquí se "
+        "cifraron con él; nadie más necesita su clave: se borra",
+        "erase_skipped_key_kept": "no es de este cliente, pero sus eventos aquí se cifraron "
+        "con él; su clave se conserva para otros",
         "erase_already": "Ya borrado (evento {event}).",
         "confirm_erase": "Borrar para siempre",
         "erase_requested": "Borrado registrado (evento {event}): se lleva a cabo en unos segundos.",
@@ -395,6 +404,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "identity_action_erased": "datos personales borrados",
         "identity_action_names_forgotten": "nombres olvidados (su grupo se borró)",
         "identity_action_erased_identifier_presented": "identificador borrado usado de nuevo",
+        "identity_action_skipped_identifier_carried": "usó una línea o dirección compartida que no es suya",
         "identity_action_erasure_completed": "borrado completado",
         "identity_action_erased_rows_deleted": "filas borradas del almacén",
         "identity_rule_first_seen": "visto por primera vez con él",

@@ -533,7 +533,9 @@
       return `${m.customer_id} (${why}${events})`;
     });
     const identifiers = preview.identifiers.map((i) => {
-      const fate = i.key_destroyed ? t("erase_key_destroyed")
+      const fate = i.carried_skipped
+        ? t(i.key_destroyed ? "erase_skipped_key_destroyed" : "erase_skipped_key_kept")
+        : i.key_destroyed ? t("erase_key_destroyed")
         : i.suppressed === false ? t("erase_key_kept") : t("erase_key_kept_suppressed");
       const again = i.carried_again ? `, ${t("erase_carried")}` : "";
       return `${kindName(i.kind)}: ${i.value} (${fate}${again})`;
