@@ -71,7 +71,8 @@ class PlannedIdentifier:
     key_kept: bool
     # Not the member's: a touchpoint of its was sealed under it while resolution skipped it (a
     # call from a home line alone). Neither unlinked nor suppressed, nor counted as erased: its
-    # key goes only when nobody else may need it (its holders erased before, no live carrier).
+    # key goes only once an erasure of its holders suppressed it and no live customer outside
+    # the group may need it (no other holder, presenter or carrier recorded).
     carried_skipped: bool
 
 
@@ -122,6 +123,12 @@ def _planned(
 ) -> PlannedIdentifier:
     outside = bool(_others_of(state, identifier) - group)
     kept = outside or _carried_outside(state, identifier, group)
+    if carried and not kept:
+        # Not the group's: its key goes only once an erasure of its holders suppressed it. A
+        # line nobody holds, or an email unlinked from a member, may be a stranger's, whose
+        # events no record lists (not filed yet, or filed before carriers were recorded).
+        index = state.index(identifier)
+        kept = index is None or not index.suppressed
     return PlannedIdentifier(member, identifier, outside, held, kept, carried)
 
 

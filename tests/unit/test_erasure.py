@@ -956,6 +956,41 @@ def test_the_last_one_who_needed_a_lines_key_takes_it_when_erased(pipeline: Pipe
     assert pipeline.opened(second_call)[ERASED] is True
 
 
+def test_a_callers_erasure_leaves_a_line_nobody_holds_to_the_others_who_call_from_it(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A line nobody holds: each call from it alone is a customer of its own, and its key goes
+    # with no caller's erasure (only once an erasure of its holders suppressed it): another
+    # member of the household may have a call on the log not filed yet, or filed before
+    # callers were recorded (a review found both lost by a first version of this rule).
+    with monkeypatch.context() as before_carriers:
+        before_carriers.setattr(changes, "carry_while_skipped", lambda *a, **k: None)
+        [older] = pipeline.file(message({"phone": LINE}, "llamada antigua"))
+    old_call = pipeline.log[-1]
+    [caller] = pipeline.file(message({"phone": LINE}, "llamada 1"))
+    records, unfiled = sealed_only(pipeline, message({"phone": LINE}, "llamada 2"))
+    pipeline.erase(caller)
+    filed_later(pipeline, records)
+    assert pipeline.opened(unfiled)["payload"]["text"] == "llamada 2"
+    assert pipeline.opened(old_call)["payload"]["text"] == "llamada antigua"
+    assert older != caller
+
+
+def test_erasing_who_was_unlinked_from_an_email_leaves_its_key_to_its_real_owner(
+    pipeline: Pipeline,
+) -> None:
+    # Lucía is unlinked from an email ("not her mailbox"), then writes with it again beside her
+    # phone: the email is skipped, and her message sealed under it. Her erasure must not take
+    # the key from the real owner's message, on the log and not filed yet.
+    [lucia] = pipeline.file(message({"email": OTHER, "phone": PHONE}, "desde el trabajo"))
+    pipeline.identity.unlink(TENANT, lucia, "email", OTHER, "not her mailbox", "key-admin")
+    assert pipeline.file(message({"email": OTHER, "phone": PHONE}, "otra vez")) == [lucia]
+    records, unfiled = sealed_only(pipeline, message({"email": OTHER}, "soy la de verdad"))
+    pipeline.erase(lucia)
+    filed_later(pipeline, records)
+    assert pipeline.opened(unfiled)["payload"]["text"] == "soy la de verdad"
+
+
 def test_a_callers_erasure_shows_the_line_it_called_from_and_neither_unlinks_nor_counts_it(
     pipeline: Pipeline,
 ) -> None:

@@ -98,7 +98,10 @@ class MemberOut(BaseModel):
 class PlannedIdentifierOut(BaseModel):
     kind: str
     value: str
-    held_by: str = Field(description="the member that holds it, or that carried it again")
+    held_by: str = Field(
+        description="the member that holds it, or that carried it again, or (`carried_skipped`) "
+        "had events sealed under it"
+    )
     key_destroyed: bool = Field(
         description="whether its data key goes; false when a customer outside the group that is "
         "not erased holds it, was released from it or presented it (a shared line, a recycled "
@@ -118,7 +121,8 @@ class PlannedIdentifierOut(BaseModel):
     carried_skipped: bool = Field(
         description="not this member's: a touchpoint of its was sealed under it while identity "
         "skipped it (a call from a home line alone); never unlinked or suppressed by this "
-        "erasure, its key goes only when no one else may need it (`key_destroyed`)"
+        "erasure, its key goes only once an erasure of its holders suppressed it and no one "
+        "else may need it (`key_destroyed`)"
     )
 
 
