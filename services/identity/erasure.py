@@ -21,7 +21,7 @@ record, records it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,13 +67,23 @@ class PlannedIdentifier:
     held: bool  # linked to `member`; False: erased before, carried again since
     # Its key stays: kept for others, or a customer outside the group that does not hold it had
     # a touchpoint sealed under it while resolution skipped it (a call from a home line alone).
-    # Suppression is decided by `kept_for_others` alone.
+    # Suppression is `suppressed`: not kept for others, and the group's own.
     key_kept: bool
     # Not the member's: a touchpoint of its was sealed under it while resolution skipped it (a
     # call from a home line alone). Neither unlinked nor suppressed, nor counted as erased: its
     # key goes only once an erasure of its holders suppressed it and no live customer outside
     # the group may need it (no other holder, presenter or carrier recorded).
     carried_skipped: bool
+
+    @property
+    def suppressed(self) -> bool:
+        """Whether it links nobody once the group is erased (a held one: suppressed by it)."""
+        return not self.kept_for_others and not self.carried_skipped
+
+    @property
+    def carried_again(self) -> bool:
+        """Erased with an earlier customer, and carried again by the member since."""
+        return not self.held and not self.carried_skipped
 
 
 @dataclass(frozen=True)
@@ -162,7 +172,7 @@ def erase(
     if expected is not None and sorted(set(expected)) != sorted(members):
         raise GroupChanged(list(expected), members)
     for item in (p for p in planned.identifiers if p.held):
-        identifier, erased_here = item.identifier, not item.kept_for_others
+        identifier, erased_here = item.identifier, item.suppressed
         state.customer(item.member).unlink(
             kind=identifier.kind,
             value=identifier.value,
@@ -211,7 +221,7 @@ def _others_of(state: IdentityState, identifier: Identifier) -> set[str]:
     index = state.index(identifier)
     carried = index.carried_after_erasure if index is not None else []
     others = {*claim.holders, *claim.released, *claim.presented_by, *carried}
-    return {c for c in others if not _erased(state, c)}
+    return {c for c in others if not erased(state, c)}
 
 
 def _carried_outside(state: IdentityState, identifier: Identifier, group: set[str]) -> bool:
@@ -223,51 +233,41 @@ def _carried_outside(state: IdentityState, identifier: Identifier, group: set[st
         return False
     if index.carriers_overflowed:
         return True
-    return any(c not in group and not _erased(state, c) for c in index.carried_while_skipped)
+    return any(c not in group and not erased(state, c) for c in index.carried_while_skipped)
 
 
 def erased(state: IdentityState, customer_id: str) -> bool:
-    """Whether the customer was erased (see `_erased`)."""
-    return _erased(state, customer_id)
+    """Whether the customer was erased: named in the group an erasure recorded on it or on a
+    customer it was merged into (a record made before groups were names no group: only the
+    customer it is on). A customer merged into an erased one since is not: its own events still
+    need their keys; one erased and merged into another erased since still is."""
+    return any(
+        customer_id in recorded or (not recorded and holder == customer_id)
+        for holder, recorded in _erasures_up(state, customer_id)
+    )
 
 
 def erased_together(state: IdentityState, first_id: str, second_id: str) -> bool:
     """Whether one erasure named both customers in its group (recorded on a customer up the
     second's `merged_into` chain): splitting them would leave one erased by nothing. A record
     made before groups were names none: any split below it is refused."""
-    current: str | None = second_id
-    seen: set[str] = set()
-    while current is not None and current not in seen:
-        seen.add(current)
-        customer = state.customer(current)
-        record = customer.erasure
-        if record is not None:
-            recorded = recorded_members(record)
-            if not recorded:  # recorded before groups were: who was in it, nobody can tell
-                return True
-            if first_id in recorded and second_id in recorded:
-                return True
-        current = customer.merged_into
-    return False
+    return any(
+        not recorded or (first_id in recorded and second_id in recorded)
+        for _, recorded in _erasures_up(state, second_id)
+    )
 
 
-def _erased(state: IdentityState, customer_id: str) -> bool:
-    """Whether the customer was erased: named in the group an erasure recorded on it or on a
-    customer it was merged into (a record made before groups were names no group: only the
-    customer it is on). A customer merged into an erased one since is not: its own events still
-    need their keys; one erased and merged into another erased since still is."""
+def _erasures_up(state: IdentityState, customer_id: str) -> Iterator[tuple[str, list[str]]]:
+    """Each erasure recorded on the customer or on one up its `merged_into` chain: the customer
+    it is on, and the group it names (empty for a record made before groups were)."""
     current: str | None = customer_id
     seen: set[str] = set()
     while current is not None and current not in seen:
         seen.add(current)
         customer = state.customer(current)
-        record = customer.erasure
-        if record is not None:
-            recorded = recorded_members(record)
-            if customer_id in recorded or (not recorded and current == customer_id):
-                return True
+        if customer.erasure is not None:
+            yield current, recorded_members(customer.erasure)
         current = customer.merged_into
-    return False
 
 
 def complete(

@@ -316,8 +316,8 @@ def _identifiers(planned: ErasurePlan | None) -> list[PlannedIdentifierOut]:
             value=p.identifier.value,
             held_by=p.member,
             key_destroyed=not p.key_kept,
-            suppressed=not p.kept_for_others and not p.carried_skipped,
-            carried_again=not p.held and not p.carried_skipped,
+            suppressed=p.suppressed,
+            carried_again=p.carried_again,
             carried_skipped=p.carried_skipped,
         )
         for p in planned.identifiers
