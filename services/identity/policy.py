@@ -392,8 +392,8 @@ def _is_hub(claim: Claim, claims: list[Claim], situation: Situation, rules: Tena
     if not (rule.strong and not rule.unique and claim.holders):
         return False
     group = situation.groups[claim.holders[-1]]
-    ours = {i for i in group.identifiers if _personal_line(i, rules)}
-    theirs = [c for c in claims if _personal_line(c.identifier, rules)]
+    ours = {i for i in group.identifiers if personal_line(i, rules)}
+    theirs = [c for c in claims if personal_line(c.identifier, rules)]
     if not theirs or any(c.identifier in ours for c in theirs):
         return False  # nothing to disagree on, or a line of the customer's own: agreement
     if len(ours | {c.identifier for c in theirs}) > PERSONAL_LINES_PER_PERSON:
@@ -407,7 +407,7 @@ def _is_hub(claim: Claim, claims: list[Claim], situation: Situation, rules: Tena
     )
 
 
-def _personal_line(identifier: Identifier, rules: TenantRules) -> bool:
+def personal_line(identifier: Identifier, rules: TenantRules) -> bool:
     rule = rules.rule_for(identifier)
     return rule.vouches and not rule.device_profile
 
@@ -987,8 +987,8 @@ def _other_lines(
     ours: Iterable[Identifier], theirs: Iterable[Identifier], rules: TenantRules
 ) -> bool:
     """Both sides have personal lines (mobiles), and none in common: two people."""
-    our_lines = {i for i in ours if _personal_line(i, rules)}
-    their_lines = {i for i in theirs if _personal_line(i, rules)}
+    our_lines = {i for i in ours if personal_line(i, rules)}
+    their_lines = {i for i in theirs if personal_line(i, rules)}
     return bool(our_lines and their_lines and not our_lines & their_lines)
 
 

@@ -22,7 +22,6 @@ from services.identity.models import ResolvedCustomer
 from services.identity.naming import PreferredName, new_customer_name, new_customer_seed
 from services.identity.normalise import Normalised, ambiguous_readings
 from services.identity.policy import (
-    DAY_MICROS,
     ERASED_SKIP,
     PERSONAL_LINES_PER_PERSON,
     Claim,
@@ -31,6 +30,9 @@ from services.identity.policy import (
     Link,
     Situation,
     decide,
+    dormant,
+    personal_line,
+    stale,
 )
 from services.identity.reasons import reason_text
 from services.identity.rules import Identifier, TenantRules
@@ -142,25 +144,17 @@ def _writer(
     if _is_profile(state, writer, rules) or _holds_digits(state, writer, identifier):
         return None
     group = state.group(writer)
-    lines = [i for i in group.identifiers if _personal_line(i, rules)]
-    if len(lines) >= PERSONAL_LINES_PER_PERSON:
+    if sum(personal_line(i, rules) for i in group.identifiers) >= PERSONAL_LINES_PER_PERSON:
         return None
-    rule = rules.rule_for(identifier)
-    unused = at - written_at if written_at and at else 0
-    if rule.reassign_after_days and unused > rule.reassign_after_days * DAY_MICROS:
-        return None  # dormant
-    windows = [d for d in (rule.moved_on_after_days, rule.reassign_after_days) if d]
-    if windows and unused > min(windows) * DAY_MICROS:  # idle: stale if it moved on since
-        used = [t for i in lines for h, t in state.claim(i).confirmed.items() if h in group.members]
-        if any(t > written_at for t in used):
-            return None
+    # Held since it was written, would `decide` find it dormant or stale now?
+    held = Claim(
+        identifier, holders=(writer,), confirmed={writer: written_at} if written_at else {}
+    )
+    held = _with_successors(state, held, {writer: group}, rules)
+    now = Situation(claims=(held,), groups={writer: group}, new_customer_id=PROVISIONAL_ID, at=at)
+    if dormant(held, now, rules) or stale(held, now, rules):
+        return None
     return writer
-
-
-def _personal_line(identifier: Identifier, rules: TenantRules) -> bool:
-    """A line one person carries (a mobile), as `policy._personal_line` reads it."""
-    rule = rules.rule_for(identifier)
-    return rule.vouches and not rule.device_profile
 
 
 def _untouched(state: IdentityState, identifier: Identifier) -> bool:
