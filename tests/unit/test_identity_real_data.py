@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -262,8 +263,7 @@ def test_a_reading_never_makes_a_third_personal_line(
 def test_a_reading_is_not_settled_on_a_writer_who_moved_on_to_a_newer_number(
     identity: IdentityResolver,
 ) -> None:
-    def on(day: int, channel: str = "web") -> Callable[..., str]:
-        return memory_resolving(identity, channel, NOW + timedelta(days=day))
+    on = partial(resolving_on, identity)
 
     valentina = on(0)(phone="316 951 3292", email="valentina.rios@gmail.com")
     assert on(10)(phone="+57 300 765 4321", email="valentina.rios@gmail.com") == valentina
@@ -279,8 +279,7 @@ def test_a_reading_is_not_settled_on_a_writer_who_moved_on_to_a_newer_number(
 def test_a_reading_written_again_counts_from_its_latest_writing(
     identity: IdentityResolver,
 ) -> None:
-    def on(day: int, channel: str = "web") -> Callable[..., str]:
-        return memory_resolving(identity, channel, NOW + timedelta(days=day))
+    on = partial(resolving_on, identity)
 
     lucia = on(0)(phone="310 879 5685", email="lucia.luna@gmail.com")
     assert on(100)(phone="310 879 5685", email="lucia.luna@gmail.com") == lucia
@@ -356,8 +355,8 @@ def test_a_reading_settles_only_beside_identifiers_of_the_writers_own(
 def test_a_reading_written_longer_ago_than_a_number_stays_its_holders_settles_nothing(
     identity: IdentityResolver, days: int, settles: bool
 ) -> None:
-    lucia = memory_resolving(identity, "web", NOW)(phone="310 879 5685", email="lucia@gmail.com")
-    later = memory_resolving(identity, "sms", NOW + timedelta(days=days))
+    lucia = resolving_on(identity, 0)(phone="310 879 5685", email="lucia@gmail.com")
+    later = resolving_on(identity, days, "sms")
     assert (later(phone="+57 310 879 5685") == lucia) is settles
 
 
@@ -732,6 +731,11 @@ def identity() -> Iterator[IdentityResolver]:
 
 def resolving(identity: IdentityResolver, channel: str) -> Callable[..., str]:
     return memory_resolving(identity, channel, NOW)
+
+
+def resolving_on(identity: IdentityResolver, day: int, channel: str = "web") -> Callable[..., str]:
+    """Files touchpoints of `channel` that happened `day` days after NOW."""
+    return memory_resolving(identity, channel, NOW + timedelta(days=day))
 
 
 # --- the filing remembers what was ignored -------------------------------------------------------
