@@ -49,7 +49,10 @@ router = APIRouter(prefix="/v1", tags=["identity"], responses=AUTHENTICATED)
 _CHANGE: dict[int | str, dict[str, Any]] = {
     **BODY_RESPONSES,
     404: {"description": "no such customer, candidate, or identifier linked to the customer"},
-    409: {"description": "refused: ambiguous customer, merge or split refused, already decided"},
+    409: {
+        "description": "refused: ambiguous customer, merge or split refused (`erased_group_split`:"
+        " two customers one erasure took together), already decided"
+    },
     503: {"description": "the identity store does not answer, or this deployment has none"},
 }
 Reader = Annotated[Principal, Depends(require(CAN_READ_CUSTOMERS))]

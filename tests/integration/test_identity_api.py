@@ -188,6 +188,22 @@ def test_a_split_reverses_the_merge(api: Api) -> None:
     assert (again.status_code, again.json()["error"]["code"]) == (409, "split_refused")
 
 
+def test_customers_erased_together_are_not_split_apart(api: Api) -> None:
+    survivor, absorbed = merged_pair(api)
+    api.identity.erase_customer(
+        TENANT, survivor, "GDPR #1", "user:admin", str(uuid.uuid4()), lambda t, s: s
+    )
+    answer = api.call(
+        "POST",
+        f"/v1/customers/{survivor}/split",
+        "admin",
+        json={"absorbed_id": absorbed, "reason": "two people"},
+    )
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["error"]["code"] == "erased_group_split"
+    assert api.call("GET", f"/v1/customers/{absorbed}/identities").json()["redirected"] is True
+
+
 def test_candidates_are_listed_and_decided_once(api: Api) -> None:
     api.customer(email="dad@x.io", phone=LANDLINE)
     api.customer(email="kid@x.io", phone=LANDLINE)
