@@ -884,11 +884,12 @@ def test_an_admin_erases_a_customer_after_seeing_the_group_it_takes(
     # under a customer of its own (which of the household wrote?), sealed under the line's key,
     # so the erasure keeps that key while the line stops linking.
     line = f"+34 91{random.randrange(10**7):07d}"
+    from_the_line = event("message.received", "sms", {"phone": line}, now,
+                          {"text": f"soy yo {tag}"}, touchpoint=f"sms-{tag}")  # fmt: skip
     api.post_ok(deployment.key(TENANT_A, "ingest"), [
         event("message.received", "chat", {"email": email, "phone": line}, now,
               {"text": f"hola {tag}"}, touchpoint=f"chat-{tag}"),
-        event("message.received", "sms", {"phone": line}, now, {"text": f"soy yo {tag}"},
-              touchpoint=f"sms-{tag}"),
+        from_the_line,
     ])  # fmt: skip
     deployment.wait_processed()
     # A manager sees no erase form: erasing is the admins'.
@@ -917,6 +918,24 @@ def test_an_admin_erases_a_customer_after_seeing_the_group_it_takes(
     page.find("#erase-preview").click()  # once erased, the preview says so and cannot erase
     page.wait(lambda: "Already erased" in page.text("#erase-summary"), what="already erased")
     assert page.find("#erase-confirm").get_attribute("disabled") is not None
+    # The customer the message from the line alone went to: the line is not theirs, and now that
+    # Rosa is erased, nobody else needs its key, so it goes with them.
+    agent = deployment.key(TENANT_A, "agent")
+    filed = api.get(f"/v1/events/{from_the_line['event_id']}", agent)
+    assert filed.status_code == 200, filed.text
+    caller = filed.json()["customer_id"]
+    page.open(f"/console#customer={caller}")
+    page.wait(lambda: page.text("#customer-id") == caller, what="the caller's header")
+    # Nothing of Rosa's erasure is left on the caller's panel: not its status, nor its reason.
+    assert page.text("#identity-status") == "" and not page.find("#erase-result").is_displayed()
+    assert page.find("#erase-reason").get_attribute("value") == ""
+    page.find("#erase-reason").send_keys(f"GDPR art. 17 request {tag}-2")
+    page.find("#erase-preview").click()
+    skipped = "not this customer's, but its events here were sealed under it; nobody else needs"
+    summary = page.wait(lambda: skipped in page.text("#erase-summary") and page.text("#erase-summary"),
+                        what="the caller's erasure preview")  # fmt: skip
+    assert "its key: it goes" in summary and "events: 1" in summary, summary
+    page.screenshot("console-erase-preview-caller")
 
 
 def load_one_more_page(page: Page) -> None:

@@ -79,6 +79,7 @@
 
   async function load(id, marked = null) {
     stopLive();
+    if (!current || current.id !== id) clearIdentityForms();
     current = { id, marked, cursor: null, seen: new Set(), filters: readFilters(), done: false };
     $("empty").hidden = true;
     $("customer").hidden = false;
@@ -101,6 +102,14 @@
     loadIdentity(id);
     await nextPage();
     startLive(current.streamCursor);
+  }
+
+  // Another customer opened starts with clean identity forms: what was typed, previewed or
+  // answered for the one before (an erasure recorded, a merge preview) is not this one's.
+  function clearIdentityForms() {
+    if ($("identity-status")) $("identity-status").textContent = ""; // the curators' panel only
+    for (const form of ["merge-result", "erase-result"]) if ($(form)) $(form).hidden = true;
+    for (const input of ["merge-absorbed", "merge-reason", "erase-reason"]) if ($(input)) $(input).value = "";
   }
 
   // What a person recognises a customer by: the name its touchpoints give, else its strongest
