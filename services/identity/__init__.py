@@ -17,6 +17,7 @@ How it is wired:
 from services.identity.errors import (
     AmbiguousCustomer,
     CandidateAlreadyDecided,
+    CandidateErased,
     CandidateNotFound,
     CustomerNotFound,
     ErasedGroupSplit,
@@ -45,6 +46,7 @@ __all__ = [
     "AmbiguousCustomer",
     "AuditEntry",
     "CandidateAlreadyDecided",
+    "CandidateErased",
     "CandidateNotFound",
     "CandidateView",
     "CustomerIdentities",

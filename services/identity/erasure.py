@@ -247,6 +247,13 @@ def erased(state: IdentityState, customer_id: str) -> bool:
     )
 
 
+def erasure_touches(state: IdentityState, customer_id: str) -> bool:
+    """Whether the customer was erased (`erased`) or stands in a group an erasure is recorded on
+    (a live customer merged into an erased one since): a merge proposed before then would join
+    an erased group, or an erased member, on the strength of evidence the erasure took."""
+    return erased(state, customer_id) or erasure_of(state, customer_id) is not None
+
+
 def erased_together(state: IdentityState, first_id: str, second_id: str) -> bool:
     """Whether one erasure named both customers in its group (recorded on a customer up the
     second's `merged_into` chain): splitting them would leave one erased by nothing. A record

@@ -66,5 +66,12 @@ class CandidateAlreadyDecided(IdentityError):
     """A decision was already recorded for this candidate."""
 
 
+class CandidateErased(IdentityError):
+    """A candidate proposed before one of its customers was erased: accepting it would bring a
+    live customer's history into an erased group (or an erased member into a live one) on the
+    strength of evidence the erasure took. It can still be rejected; a manager who knows the two
+    are one person merges them by hand, which the erasure's rules then govern."""
+
+
 class IdentityBusy(IdentityError):
     """Concurrent writers kept conflicting with this command; the caller may retry later."""

@@ -39,6 +39,7 @@ from services.identity.domain import KEYED, NAMING_ID, IndexNaming, NamingChosen
 from services.identity.errors import (
     AmbiguousCustomer,
     CandidateAlreadyDecided,
+    CandidateErased,
     CustomerNotFound,
     ErasedGroupSplit,
     IdentifierNotLinked,
@@ -385,7 +386,8 @@ class IdentityResolver(Application[UUID]):
         actor: str,
         survivor_id: str | None = None,
     ) -> CandidateView:
-        """Accept (merge the pair) or reject (keep it apart for good) an open merge candidate."""
+        """Accept (merge the pair) or reject (keep it apart for good) an open merge candidate.
+        One whose customer was erased since it was proposed is only rejected (CandidateErased)."""
         rules = self.rules.for_tenant(tenant_id)
 
         def work(state: IdentityState) -> None:
@@ -395,6 +397,9 @@ class IdentityResolver(Application[UUID]):
             if not accept:
                 pair.reject(reason=reason, actor=actor)
                 return
+            for side in (pair.first_id, pair.second_id):
+                if erasure.erasure_touches(state, side):
+                    raise CandidateErased(f"candidate {candidate_id}: {side} was erased since")
             survivor, absorbed = changes.pair_sides(pair, survivor_id)
             merge_id = changes.merge_pair(state, survivor, absorbed, reason, actor, rules)
             pair.accept(merge_id=merge_id, reason=reason, actor=actor)
@@ -407,15 +412,18 @@ class IdentityResolver(Application[UUID]):
     # reads
 
     def candidates(self, tenant_id: str, status: str | None = "open") -> list[CandidateView]:
-        """Merge candidates; open ones whose customers were merged since are left out."""
+        """Merge candidates; open ones whose customers were merged since, or one of them erased
+        since (it can no longer be accepted: `decide_candidate`), are left out."""
         found = self.candidate_board.list(tenant_id, status)
         if status != "open":
             return found
         redirects = self.redirects(tenant_id)
+        state = self.state(tenant_id)
         return [
             c
             for c in found
             if redirects.get(c.first_id, c.first_id) != redirects.get(c.second_id, c.second_id)
+            and not any(erasure.erasure_touches(state, side) for side in (c.first_id, c.second_id))
         ]
 
     def identities(self, tenant_id: str, customer_id: str) -> CustomerIdentities:

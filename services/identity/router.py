@@ -22,6 +22,7 @@ from kernel.request_body import BODY_RESPONSES, json_body, openapi_body
 from services.identity.errors import (
     AmbiguousCustomer,
     CandidateAlreadyDecided,
+    CandidateErased,
     CandidateNotFound,
     CustomerNotFound,
     ErasedGroupSplit,
@@ -51,7 +52,8 @@ _CHANGE: dict[int | str, dict[str, Any]] = {
     404: {"description": "no such customer, candidate, or identifier linked to the customer"},
     409: {
         "description": "refused: ambiguous customer, merge or split refused (`erased_group_split`:"
-        " two customers one erasure took together), already decided"
+        " two customers one erasure took together), already decided (`candidate_erased`: a"
+        " candidate one of whose customers was erased since may only be rejected)"
     },
     503: {"description": "the identity store does not answer, or this deployment has none"},
 }
@@ -78,6 +80,7 @@ _ERRORS: dict[type[IdentityError], tuple[int, str]] = {
     SplitRefused: (409, "split_refused"),
     ErasedGroupSplit: (409, "erased_group_split"),
     CandidateAlreadyDecided: (409, "candidate_already_decided"),
+    CandidateErased: (409, "candidate_erased"),
     IdentityBusy: (503, "identity_busy"),
 }
 

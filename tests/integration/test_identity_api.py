@@ -227,6 +227,25 @@ def test_candidates_are_listed_and_decided_once(api: Api) -> None:
     assert (again.status_code, again.json()["error"]["code"]) == (409, "candidate_already_decided")
 
 
+def test_a_candidate_whose_customer_was_erased_since_is_only_rejected(api: Api) -> None:
+    # Proposed for a shared home line, then the kid was erased: accepting it would join the
+    # dad to an erased customer on the strength of a line the erasure took. It leaves the open
+    # list, an accept is refused in the one error shape, and a reject still closes it.
+    api.customer(email="dad@x.io", phone=LANDLINE)
+    kid = api.customer(email="kid@x.io", phone=LANDLINE)
+    [candidate] = api.call("GET", "/v1/merge-candidates").json()["candidates"]
+    api.identity.erase_customer(
+        TENANT, kid, "GDPR #2", "user:admin", str(uuid.uuid4()), lambda t, s: s
+    )
+    assert api.call("GET", "/v1/merge-candidates").json()["total"] == 0
+    path = f"/v1/merge-candidates/{candidate['candidate_id']}/decision"
+    accept = api.call("POST", path, "admin", json={"decision": "accept", "reason": "same"})
+    assert (accept.status_code, accept.json()["error"]["code"]) == (409, "candidate_erased")
+    assert api.call("GET", f"/v1/customers/{kid}/identities").json()["redirected"] is False
+    reject = api.call("POST", path, "admin", json={"decision": "reject", "reason": "erased"})
+    assert reject.status_code == 200 and reject.json()["status"] == "rejected"
+
+
 def test_accepting_a_candidate_merges_the_pair(api: Api) -> None:
     first = api.customer(email="ana@x.io", phone=LANDLINE)
     second = api.customer(email="ana.work@corp.es", phone=LANDLINE)

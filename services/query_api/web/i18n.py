@@ -272,6 +272,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "api_error_erased_group_split": "They were erased together: an erased group stays whole.",
         "api_error_identifier_not_linked": "That identifier is not linked to this customer.",
         "api_error_candidate_already_decided": "Someone has already decided on this proposal.",
+        "api_error_candidate_erased": "One of these customers was erased since this was proposed: "
+        "it can only be rejected.",
         "api_error_identity_busy": "Identity is busy; try again in a moment.",
         "api_error_identity_error": "Identity refused the request.",
         "api_error_status_4xx": "The server refused the request (HTTP {status}).",
@@ -470,6 +472,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "api_error_erased_group_split": "Se borraron juntos: un grupo borrado no se separa.",
         "api_error_identifier_not_linked": "Ese identificador no está vinculado a este cliente.",
         "api_error_candidate_already_decided": "Alguien ya ha decidido sobre esta propuesta.",
+        "api_error_candidate_erased": "Uno de estos clientes se borró después de la propuesta: "
+        "solo se puede rechazar.",
         "api_error_identity_busy": "El servicio de identidad está ocupado; inténtalo en un "
         "momento.",
         "api_error_identity_error": "El servicio de identidad ha rechazado la petición.",
