@@ -24,10 +24,10 @@ from pydantic import ValidationError
 from kernel.ports import KeyVault, Outgoing, Publisher, PublishStatus
 from kernel.sealing import EventOpener, EventSealer, KeyCache, SubjectOf
 from kernel.settings import CoreSettings
-from kernel.shredding import UNATTRIBUTED, subject_of
+from kernel.shredding import UNATTRIBUTED
 from schemas.envelope import CustomerRef
 from schemas.families import ERASURE_TYPE
-from services.identity.normalise import normalise_ref
+from services.identity.normalise import normalise_ref, sealing_subject
 from services.identity.rules import IdentityRules
 
 # Stored as they are: an erasure's own event holds no personal data (an opaque customer id, a
@@ -38,15 +38,16 @@ NEVER_SEALED = frozenset({ERASURE_TYPE})
 
 def subject_function(rules: Callable[[], IdentityRules]) -> SubjectOf:
     """The subject of an event's `customer` member: its strongest identifier that identity
-    would use, normalised with the tenant's rules (`rules()` read per call: they can change)."""
+    would use, normalised with the tenant's rules (`rules()` read per call: they can change);
+    with none, the readings of a national number several regions read (`sealing_subject`)."""
 
     def subject(tenant_id: str, customer: dict[str, Any]) -> str:
         try:
             ref = CustomerRef.model_validate(customer)
         except ValidationError:  # not after the ingest's validation; an alert's `cem:` id is valid
             return UNATTRIBUTED
-        normalised = normalise_ref(ref, rules().for_tenant(tenant_id))
-        return subject_of((i.kind, i.value) for i in normalised.identifiers)
+        tenant_rules = rules().for_tenant(tenant_id)
+        return sealing_subject(normalise_ref(ref, tenant_rules), tenant_rules)
 
     return subject
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from schemas.families import FILED_PREFIX
 from services.identity.errors import GroupChanged
+from services.identity.normalise import READINGS_KIND
 from services.identity.rules import Identifier
 from services.identity.state import IdentityState
 
@@ -133,10 +134,13 @@ def _planned(
 ) -> PlannedIdentifier:
     outside = bool(_others_of(state, identifier) - group)
     kept = outside or _carried_outside(state, identifier, group)
-    if carried and not kept:
+    if carried and not kept and identifier.kind != READINGS_KIND:
         # Not the group's: its key goes only once an erasure of its holders suppressed it. A
         # line nobody holds, or an email unlinked from a member, may be a stranger's, whose
         # events no record lists (not filed yet, or filed before carriers were recorded).
+        # A national number's readings are held by nobody, and every touchpoint sealed under
+        # them records its customer as carrying them (since they were a subject): their key
+        # goes once no live customer outside the group carried them.
         index = state.index(identifier)
         kept = index is None or not index.suppressed
     return PlannedIdentifier(member, identifier, outside, held, kept, carried)

@@ -16,6 +16,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from rapidfuzz.distance import OSA
 
+from kernel.shredding import UNATTRIBUTED, subject_of
 from schemas.envelope import CustomerRef
 from services.identity.keyboard import keyboard_slip
 from services.identity.placeholders import PLACEHOLDER_EMAIL_LOCALS, PLACEHOLDER_TOKENS
@@ -504,6 +505,42 @@ def _readings_of(rules: TenantRules, raw: str) -> tuple[Identifier, ...]:
     readings = {_valid_e164(raw, region) for region in rules.other_phone_regions}
     found = sorted(r for r in readings if r)
     return tuple(Identifier("phone", r) for r in found) if len(found) > 1 else ()
+
+
+# The sealing subject of a touchpoint whose only phone is a national number several of the
+# tenant's other regions read (`ambiguous_readings`), and nothing else usable: its readings,
+# sorted and joined. Not an identifier anyone holds or links; identity records who carried it
+# (`changes.carry_while_skipped`) so that erasing them takes its key (docs/erasure.md).
+READINGS_KIND = "phone_readings"
+READINGS_SEPARATOR = "|"
+
+
+def sealing_subject(normalised: Normalised, rules: TenantRules) -> str:
+    """The subject an event is sealed under (`kernel.shredding.subject_of`), from its
+    identifiers as identity normalises them before any known reading: the sealer
+    (`cem.sealing.subject_function`) and identity (`resolver._evidence`) both ask here, so they
+    agree. With no usable identifier, a national number read in several regions names the
+    readings (`readings_subject`: the first, sorted, of several such numbers), else
+    `UNATTRIBUTED`."""
+    if normalised.identifiers:
+        return subject_of((i.kind, i.value) for i in normalised.identifiers)
+    subjects = sorted(
+        readings_subject(readings)
+        for rejected in normalised.rejected
+        if (readings := ambiguous_readings(rejected, rules))
+    )
+    return subjects[0] if subjects else UNATTRIBUTED
+
+
+def readings_subject(readings: tuple[Identifier, ...]) -> str:
+    return f"{READINGS_KIND}:{READINGS_SEPARATOR.join(sorted(r.value for r in readings))}"
+
+
+def readings_carried(subject: str) -> Identifier | None:
+    """The readings a subject of `readings_subject` names, as the pseudo-identifier identity
+    records its carriers under (kind `phone_readings`); None for any other subject."""
+    kind, _, value = subject.partition(":")
+    return Identifier(READINGS_KIND, value) if kind == READINGS_KIND and value else None
 
 
 def with_known_reading(

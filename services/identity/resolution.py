@@ -20,7 +20,7 @@ from services.identity.erasure import erased
 from services.identity.known import quiet_decision
 from services.identity.models import ResolvedCustomer
 from services.identity.naming import PreferredName, new_customer_name, new_customer_seed
-from services.identity.normalise import Normalised, ambiguous_readings
+from services.identity.normalise import Normalised, ambiguous_readings, readings_carried
 from services.identity.policy import (
     ERASED_SKIP,
     PERSONAL_LINES_PER_PERSON,
@@ -293,6 +293,11 @@ def _record(
         elif evidence.subject == subject_of([(skip.identifier.kind, skip.identifier.value)]):
             # sealed under the skipped identifier's subject: its key stays for this customer
             changes.carry_while_skipped(state, skip.identifier, decision.home_id)
+    sealed_under = readings_carried(evidence.subject)
+    if sealed_under is not None:
+        # sealed under a national number's readings (nothing else usable): carried by this
+        # customer, so that erasing the customers who carried it takes its key
+        changes.carry_while_skipped(state, sealed_under, decision.home_id)
     # A national number that may be one of several: whose, unless the touchpoint went to a
     # device's profile (a kiosk's): that names the device, not who wrote the number on it.
     if not _is_profile(state, decision.home_id, rules):

@@ -30,7 +30,6 @@ from eventsourcing.persistence import IntegrityError, Recording
 from eventsourcing.utils import Environment, EnvType
 
 from kernel.processing import to_micros
-from kernel.shredding import subject_of
 from schemas.envelope import CustomerRef
 from services.identity import audit, changes, erasure
 from services.identity.at_rest import StoreNamingMismatch, check_readable
@@ -64,12 +63,13 @@ from services.identity.normalise import (
     ambiguous_readings,
     normalise_one,
     normalise_ref,
+    sealing_subject,
     with_known_reading,
 )
 from services.identity.person_names import normalise_name
 from services.identity.ports import IdentityStore
 from services.identity.resolution import resolve_in
-from services.identity.rules import Identifier, IdentityRules
+from services.identity.rules import Identifier, IdentityRules, TenantRules
 from services.identity.state import (
     DEFAULT_CACHE_SIZE,
     UNKEYED,
@@ -219,7 +219,7 @@ class IdentityResolver(Application[UUID]):
         rules = self.rules.for_tenant(tenant_id)
         normalised = [normalise_ref(t[0], rules) for t in touchpoints]
         work = [
-            (n, _evidence(t, actor, n), preferred_name(t[0], rules, self.id_key))
+            (n, _evidence(t, actor, n, rules), preferred_name(t[0], rules, self.id_key))
             for t, n in zip(touchpoints, normalised, strict=True)
         ]
         seen = [(*n.identifiers, *([p.identifier] if p.identifier else [])) for n, _, p in work]
@@ -574,12 +574,14 @@ def _no_collection_pauses() -> Iterator[None]:
             gc.enable()
 
 
-def _evidence(touchpoint: Touchpoint, actor: str, normalised: Normalised) -> Evidence:
+def _evidence(
+    touchpoint: Touchpoint, actor: str, normalised: Normalised, rules: TenantRules
+) -> Evidence:
     at = touchpoint[3] if len(touchpoint) > 3 else None
     name = _name_of(touchpoint[4]) if len(touchpoint) > 4 else ""  # type: ignore[misc]
     # The subject the sealing publisher named from the same identifiers, normalised alike
     # (`cem.sealing.subject_function`): erasure needs to know who else used its key.
-    subject = subject_of((i.kind, i.value) for i in normalised.identifiers)
+    subject = sealing_subject(normalised, rules)
     micros = to_micros(at) if at else 0
     return Evidence(str(touchpoint[1]), touchpoint[2], actor, micros, name, subject)
 

@@ -250,6 +250,33 @@ def test_the_logs_records_of_an_erased_customer_open_without_personal_data_when_
             assert event.customer.phone is not None
 
 
+def test_a_number_written_without_its_code_alone_is_erased_with_its_customer(
+    api: Client, platform: Platform
+) -> None:
+    # Valentina calls from her Colombian mobile in full; then a chat carries only the number
+    # written nationally (Colombian, Mexican or US?), which identity files under her. Erasing her
+    # erases the chat too: it was sealed under the number's readings, which she carried.
+    call, chat = api.post(
+        touch("message.received", "chat", {"phone": "+57 316 951 3292"}, 0, {"text": "hola"}),
+        touch("message.received", "chat", {"phone": "316 951 3292"}, 30, {"text": WORDS}),
+    )
+    customer_id = api.home("phone:+573169513292")
+    assert set(api.timeline(customer_id)) == {call, chat}
+    assert erase(api, customer_id, reason="GDPR request").status_code == 202
+    api.settle()
+    decode = opening_decode(opener_for(platform.settings))
+    chunks = sqlite_snapshot.log_records(
+        platform.settings.data_dir / "log.sqlite", TOUCHPOINTS_TOPIC, 500
+    )
+    [record] = [r for c in chunks for r in c if orjson.loads(r.value)["event_id"] == chat]
+    event = decode(Consumed(TOUCHPOINTS_TOPIC, 0, 0, record.key, record.value, record.headers))
+    if platform.settings.seal_personal_data:
+        assert event.customer.phone is None
+        assert WORDS not in orjson.dumps(event.payload).decode()
+    else:  # the log holds it in clear: what the route's `log_sealed: false` warns of
+        assert event.customer.phone == "316 951 3292"
+
+
 @pytest.fixture
 def two_processes(tmp_path: Path, warehouse: ChdbWarehouse) -> Iterator[Platform]:
     """`cem up`'s default layout: the filing stage (and so the erasure's keys and identity) in

@@ -1331,3 +1331,53 @@ def test_a_projection_group_never_deployed_is_not_waited_for(pipeline: Pipeline)
     assert step(True) == 1
     deleted = {sql.split()[2] for sql, _ in cast(Any, main.warehouse).commands}
     assert "customer_timeline" in deleted
+
+
+NATIONAL = "316 951 3292"  # a Colombian mobile written without +57: Colombian, Mexican or US?
+
+
+def test_a_number_written_without_its_code_alone_goes_with_the_customer_it_was_filed_under(
+    pipeline: Pipeline,
+) -> None:
+    # Valentina's calls come from her Colombian mobile in full; then a chat carries only the
+    # number written nationally, which the sealer cannot read as hers (it has no identity store)
+    # and identity files under her (the one reading a customer holds). It was sealed under the
+    # tenant's unattributed key, which no erasure takes: erasing her left the chat readable
+    # (found by a review, 2026-12-05). It is sealed under the number's readings now, which
+    # identity records her as carrying, and her erasure takes that key.
+    [valentina] = pipeline.file(message({"phone": "+57 316 951 3292"}, "llamada"))
+    [chat] = pipeline.file(message({"phone": NATIONAL}, "soy valentina, mi pedido"))
+    assert chat == valentina
+    [stranger] = pipeline.file(message({"phone": "315 222 3344"}, "otro número"))
+    pipeline.erase(valentina)
+    assert pipeline.opened(pipeline.log[1])[ERASED] is True
+    assert pipeline.opened(pipeline.log[1])["customer"] == {}
+    # Another ambiguous number, nobody's: its own readings' key, untouched by her erasure.
+    assert pipeline.opened(pipeline.log[2])["payload"]["text"] == "otro número"
+
+
+def test_a_number_written_without_its_code_keeps_its_key_for_another_customer_it_was_filed_under(
+    pipeline: Pipeline,
+) -> None:
+    # Before anyone held one of its readings, two forms gave the number nationally, each filed
+    # under a customer of its own and sealed under its readings (two writers: it links to
+    # neither); then Valentina's calls in full, and her chat with the number alone. Erasing her
+    # must leave the forms readable: their customers carried the readings too. One key per
+    # subject: her chat, under the same readings, stays readable until they are erased too (as
+    # a call from a household's line does, docs/erasure.md).
+    first, second = (
+        pipeline.file(message({"phone": NATIONAL}, "soy mateo"))[0],
+        pipeline.file(message({"phone": NATIONAL}, "soy pablo"))[0],
+    )
+    [valentina] = pipeline.file(message({"phone": "+57 316 951 3292"}, "llamada"))
+    [chat] = pipeline.file(message({"phone": NATIONAL}, "soy valentina"))
+    assert len({first, second, valentina}) == 3 and chat == valentina
+    pipeline.erase(valentina)
+    assert pipeline.opened(pipeline.log[0])["payload"]["text"] == "soy mateo"
+    assert pipeline.opened(pipeline.log[2])[ERASED] is True  # her call, under her number's key
+    # Once the other carriers are erased too, nobody live carried it: the key goes.
+    pipeline.erase(first)
+    assert pipeline.opened(pipeline.log[1])["payload"]["text"] == "soy pablo"
+    pipeline.erase(second)
+    for form_or_chat in (0, 1, 3):
+        assert pipeline.opened(pipeline.log[form_or_chat])[ERASED] is True

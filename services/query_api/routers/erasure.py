@@ -122,7 +122,9 @@ class PlannedIdentifierOut(BaseModel):
         description="not this member's: a touchpoint of its was sealed under it while identity "
         "skipped it (a call from a home line alone); never unlinked or suppressed by this "
         "erasure, its key goes only once an erasure of its holders suppressed it and no one "
-        "else may need it (`key_destroyed`)"
+        "else may need it (`key_destroyed`). Kind `phone_readings`: a national number valid in "
+        "several regions, alone on a touchpoint, its readings joined by `|`; nobody holds it, "
+        "and its key goes once no live customer outside the group carried it"
     )
 
 

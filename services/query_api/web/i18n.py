@@ -234,6 +234,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "kind_phone": "phone",
         "kind_anonymous_id": "device id",
         "kind_external": "external id",
+        "kind_phone_readings": "phone written without its country code (one of)",
         # Not a kind: what `typo_of:email with name` names beside one (the person's name).
         "kind_name": "name",
         # Dates typed in the timeline's filters (a Spanish page reads them day first).
@@ -436,6 +437,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "kind_phone": "teléfono",
         "kind_anonymous_id": "id de dispositivo",
         "kind_external": "id externo",
+        "kind_phone_readings": "teléfono escrito sin prefijo de país (uno de)",
         "kind_name": "nombre",
         "date_hint": "dd/mm/aaaa",
         "invalid_date": "No es una fecha: escríbela como",

@@ -547,7 +547,9 @@
         : i.key_destroyed ? t("erase_key_destroyed")
         : i.suppressed === false ? t("erase_key_kept") : t("erase_key_kept_suppressed");
       const again = i.carried_again ? `, ${t("erase_carried")}` : "";
-      return `${kindName(i.kind)}: ${i.value} (${fate}${again})`;
+      // A national number's readings (`phone_readings`): the numbers it may be, one of which.
+      const value = i.kind === "phone_readings" ? i.value.split("|").join(" / ") : i.value;
+      return `${kindName(i.kind)}: ${value} (${fate}${again})`;
     });
     const rows = [[t("erase_members"), members.join("; ")], [t("identifiers"), identifiers.join("; ") || "—"]];
     if (preview.erased) rows.unshift([t("erase_preview"), fill("erase_already", { event: preview.erasure_event_id })]);
