@@ -251,6 +251,18 @@ def erased(state: IdentityState, customer_id: str) -> bool:
     )
 
 
+def merged_since(state: IdentityState, customer_id: str) -> list[str]:
+    """The members of the customer's erased group that the erasure did not take: customers
+    merged into it afterwards (by mistake, or on a candidate proposed before), still live. An
+    erasure of the group answers "erased already" while their data is readable: they are split
+    off (allowed: `erased_together` is false for them) and erased on their own. Empty when the
+    group was never erased."""
+    canonical = state.canonical(customer_id)
+    if state.customer(canonical).erasure is None:
+        return []
+    return [m for m in state.members(canonical) if not erased(state, m)]
+
+
 def erasure_touches(state: IdentityState, customer_id: str) -> bool:
     """Whether the customer was erased (`erased`) or stands in a group an erasure is recorded on
     (a live customer merged into an erased one since): a merge proposed before then would join

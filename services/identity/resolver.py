@@ -372,6 +372,11 @@ class IdentityResolver(Application[UUID]):
         """The erasure recorded on the customer's group, None if it was never erased."""
         return erasure.erasure_of(self.state(tenant_id), customer_id)
 
+    def merged_since_erasure(self, tenant_id: str, customer_id: str) -> list[str]:
+        """Members of the customer's erased group merged into it after the erasure, not erased
+        (`erasure.merged_since`); empty when the group was never erased."""
+        return erasure.merged_since(self.state(tenant_id), customer_id)
+
     def erasure_plan(self, tenant_id: str, customer_id: str) -> erasure.ErasurePlan:
         """What erasing the customer would take (its group, each identifier and whether its
         key would go), changing nothing: the preview an admin reads before erasing."""

@@ -277,6 +277,34 @@ def test_a_number_written_without_its_code_alone_is_erased_with_its_customer(
         assert event.customer.phone == "316 951 3292"
 
 
+def test_a_live_customer_merged_into_an_erased_one_is_told_to_be_split_off_not_erased_already(
+    api: Client, platform: Platform
+) -> None:
+    # Bea was merged into Lucía by mistake after Lucía's erasure: the erasure did not take her,
+    # and her data is readable. Erasing Bea used to answer "erased already"; it names the way
+    # out now, the preview lists her, and once split off she is erased on her own.
+    customer_id, _ = lucia(api)
+    assert erase(api, customer_id, reason="GDPR request").status_code == 202
+    api.settle()
+    [bea_event] = api.post(touch("message.received", "chat", {"email": "bea@x.es"}, 60, {}))
+    bea = api.home("email:bea@x.es")
+    merged = {"survivor_id": customer_id, "absorbed_id": bea, "reason": "same person (wrong)"}
+    assert api.call("POST", "/v1/customers/merge", "admin", json=merged).status_code == 200
+    refused = erase(api, bea, reason="GDPR request #2")
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "merged_into_erased"
+    assert f"/v1/customers/{customer_id}/split" in refused.json()["error"]["message"]
+    preview = api.call("GET", f"/v1/customers/{bea}/erasure", "admin").json()
+    assert preview["erased"] is True and preview["merged_since"] == [bea]
+    split = {"absorbed_id": bea, "reason": "not her"}
+    answer = api.call("POST", f"/v1/customers/{customer_id}/split", "admin", json=split)
+    assert answer.status_code == 200, answer.text
+    assert erase(api, bea, reason="GDPR request #2").status_code == 202
+    api.settle()
+    assert api.call("GET", f"/v1/customers/{bea}/erasure", "admin").json()["erased"] is True
+    assert bea_event not in api.timeline(bea)
+
+
 @pytest.fixture
 def two_processes(tmp_path: Path, warehouse: ChdbWarehouse) -> Iterator[Platform]:
     """`cem up`'s default layout: the filing stage (and so the erasure's keys and identity) in

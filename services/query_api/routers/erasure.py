@@ -57,8 +57,9 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"description": "no such customer for the caller's tenant"},
     409: {
         "description": "an identifier key that several customers hold (name one by its id), "
-        "a customer already erased (`already_erased`), or a group that is no longer the "
-        "`members` given (`group_changed`)"
+        "a customer already erased (`already_erased`), a live customer merged into an erased "
+        "one since (`merged_into_erased`: split it off, then erase it), or a group that is no "
+        "longer the `members` given (`group_changed`)"
     },
     413: {"description": f"body over {MAX_BODY_BYTES} bytes"},
     422: {"description": "invalid body or customer id, with every violated path"},
@@ -143,6 +144,11 @@ class ErasurePreview(BaseModel):
     identifiers: list[PlannedIdentifierOut] = Field(
         description="what the erasure would unlink (empty once erased, or without identity)"
     )
+    merged_since: list[str] = Field(
+        default_factory=list,
+        description="once erased: customers merged into the group after its erasure, which it "
+        "did not take and are not erased; split each off to erase it",
+    )
     log_sealed: bool
 
 
@@ -201,6 +207,14 @@ def _customer(
     if identity is None and read_profile(request.app.state.warehouse, tenant_id, members) is None:
         raise ApiError(404, "not_found", "no such customer")  # a customer is its events' key
     if erased is not None:
+        assert identity is not None
+        live = identity.merged_since_erasure(tenant_id, members[0])
+        if live:
+            message = (
+                f"{', '.join(live)} was merged into {members[0]} after its erasure and is not "
+                f"erased: split it off (POST /v1/customers/{members[0]}/split), then erase it"
+            )
+            raise ApiError(409, "merged_into_erased", message)
         message = f"the customer was erased already (event {erased['erasure_event_id']})"
         raise ApiError(409, "already_erased", message)
     if expected is not None and sorted(set(expected)) != sorted(members):
@@ -271,7 +285,10 @@ def preview_erasure(request: Request, principal: Eraser, customer_id: CustomerId
     unknown = planned is None and record is None  # to identity: a customer is its events' key
     if unknown and read_profile(request.app.state.warehouse, tenant_id, members) is None:
         raise ApiError(404, "not_found", "no such customer")
+    merged_since: list[str] = []
     if record is not None:
+        assert identity is not None
+        merged_since = identity.merged_since_erasure(tenant_id, members[0])
         members = recorded_members(record) or members
     record_access(request, principal, members[0], "erasure_preview", customer_id)
     return ErasurePreview(
@@ -281,6 +298,7 @@ def preview_erasure(request: Request, principal: Eraser, customer_id: CustomerId
         completed=record is not None and record["completed"] is not None,
         members=_members(request, tenant_id, members, planned),
         identifiers=_identifiers(planned),
+        merged_since=merged_since,
         log_sealed=bool(getattr(request.app.state, "log_sealed", False)),
     )
 

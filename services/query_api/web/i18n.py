@@ -128,6 +128,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "erase_skipped_key_kept": "not this customer's, but its events here were sealed under "
         "it; its key stays for others",
         "erase_already": "Already erased (event {event}).",
+        "erase_merged_since": "Merged into it after its erasure, not erased: {ids}. Split each "
+        "off to erase it.",
         "confirm_erase": "Erase for good",
         "erase_requested": "Erasure recorded (event {event}): it is carried out in a few seconds.",
         "identity_status_active": "active",
@@ -271,6 +273,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "api_error_merge_refused": "This merge is not allowed.",
         "api_error_split_refused": "Those customers are not merged: nothing to split.",
         "api_error_erased_group_split": "They were erased together: an erased group stays whole.",
+        "api_error_merged_into_erased": "This customer was merged into an erased one afterwards: "
+        "split it off, then erase it.",
         "api_error_identifier_not_linked": "That identifier is not linked to this customer.",
         "api_error_candidate_already_decided": "Someone has already decided on this proposal.",
         "api_error_candidate_erased": "One of these customers was erased since this was proposed: "
@@ -391,6 +395,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "erase_skipped_key_kept": "no es de este cliente, pero sus eventos aquí se cifraron "
         "con él; su clave se conserva para otros",
         "erase_already": "Ya borrado (evento {event}).",
+        "erase_merged_since": "Unidos a él después del borrado, sin borrar: {ids}. Sepáralos "
+        "para borrarlos.",
         "confirm_erase": "Borrar para siempre",
         "erase_requested": "Borrado registrado (evento {event}): se lleva a cabo en unos segundos.",
         "identity_status_active": "activo",
@@ -472,6 +478,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "api_error_merge_refused": "Esta fusión no está permitida.",
         "api_error_split_refused": "Esos clientes no están fusionados: no hay nada que separar.",
         "api_error_erased_group_split": "Se borraron juntos: un grupo borrado no se separa.",
+        "api_error_merged_into_erased": "Este cliente se unió después a uno borrado: sepáralo y "
+        "luego bórralo.",
         "api_error_identifier_not_linked": "Ese identificador no está vinculado a este cliente.",
         "api_error_candidate_already_decided": "Alguien ya ha decidido sobre esta propuesta.",
         "api_error_candidate_erased": "Uno de estos clientes se borró después de la propuesta: "

@@ -553,6 +553,9 @@
     });
     const rows = [[t("erase_members"), members.join("; ")], [t("identifiers"), identifiers.join("; ") || "—"]];
     if (preview.erased) rows.unshift([t("erase_preview"), fill("erase_already", { event: preview.erasure_event_id })]);
+    if (preview.merged_since && preview.merged_since.length) {
+      rows.push([t("erase_members"), fill("erase_merged_since", { ids: preview.merged_since.join(", ") })]);
+    }
     $("erase-summary").replaceChildren(...rows.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v))));
     $("erase-confirm").disabled = preview.erased;
     $("erase-result").hidden = false;
