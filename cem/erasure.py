@@ -64,6 +64,7 @@ from schemas.families import ERASURE_TYPE, CustomerErased
 from services.identity.erasure import recorded_members, subjects
 from services.identity.errors import CustomerNotFound, GroupChanged
 from services.identity.filing import TRANSIENT
+from services.identity.normalise import readings_carried
 from services.identity.resolver import IdentityResolver
 from services.projections.arrivals import ARRIVALS
 from services.projections.contact_events import CONTACT_EVENTS
@@ -333,7 +334,9 @@ class CustomerEraser:
         (`customer_id:cem:customer:<key>`)."""
         readings = [customer_member(home), {"customer_id": home}]
         named = [self.subject_of(tenant_id, customer) for customer in readings]
-        found = dict.fromkeys(s for s in named if s != UNATTRIBUTED)
+        # Nor a national number's readings (`phone:3169513292`): other keys' events (an email
+        # typed as "no tiene" beside the same digits) are sealed under them too.
+        found = dict.fromkeys(s for s in named if s != UNATTRIBUTED and not readings_carried(s))
         found.update(dict.fromkeys(subjects([], [home])))
         return [self.key_id_of(tenant_id, s) for s in found]
 

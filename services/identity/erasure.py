@@ -21,13 +21,13 @@ record, records it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from schemas.families import FILED_PREFIX
 from services.identity.errors import GroupChanged
-from services.identity.normalise import READINGS_KIND
+from services.identity.normalise import READINGS_KIND, READINGS_SEPARATOR
 from services.identity.rules import Identifier
 from services.identity.state import IdentityState
 
@@ -116,11 +116,12 @@ def plan(state: IdentityState, customer_id: str) -> ErasurePlan:
         for identifier in state.customer(member).presented_erased:
             planned.append(_planned(state, member, identifier, group, held=False, carried=False))
     named = {p.identifier for p in planned}
+    suppressing = {p.identifier for p in planned if p.held and p.suppressed}
     for member in members:  # skipped, carried: its key may be this group's alone by now
         for identifier in state.customer(member).carried_skipped:
             if identifier not in named:
                 named.add(identifier)
-                planned.append(_planned(state, member, identifier, group, held=False, carried=True))
+                planned.append(_planned(state, member, identifier, group, False, True, suppressing))
     return ErasurePlan(canonical, tuple(members), tuple(planned), joined)
 
 
@@ -131,19 +132,42 @@ def _planned(
     group: set[str],
     held: bool,
     carried: bool,
+    suppressing: Collection[Identifier] = (),
 ) -> PlannedIdentifier:
     outside = bool(_others_of(state, identifier) - group)
     kept = outside or _carried_outside(state, identifier, group)
-    if carried and not kept and identifier.kind != READINGS_KIND:
+    if carried and not kept:
         # Not the group's: its key goes only once an erasure of its holders suppressed it. A
         # line nobody holds, or an email unlinked from a member, may be a stranger's, whose
         # events no record lists (not filed yet, or filed before carriers were recorded).
-        # A national number's readings are held by nobody, and every touchpoint sealed under
-        # them records its customer as carrying them (since they were a subject): their key
-        # goes once no live customer outside the group carried them.
-        index = state.index(identifier)
-        kept = index is None or not index.suppressed
+        kept = not _suppressed(state, identifier, group, suppressing)
     return PlannedIdentifier(member, identifier, outside, held, kept, carried)
+
+
+def _suppressed(
+    state: IdentityState,
+    identifier: Identifier,
+    group: set[str],
+    suppressing: Collection[Identifier],
+) -> bool:
+    """Whether a carried identifier's subject is the erased people's by now: suppressed by an
+    erasure of its holders. A national number's readings (`phone_readings`), held by nobody,
+    are once one of the readings is, before or by this erasure (`suppressing`: what this one
+    suppresses), and no live customer outside the group holds, held, presented or carried
+    another reading: the number was an erased person's (her calls came from it in full), and
+    a touchpoint of someone else's with the same digits, on the log and not filed yet, is not
+    more likely than one from an erased person's line (docs/erasure.md)."""
+    if identifier.kind != READINGS_KIND:
+        return _index_suppressed(state, identifier)
+    readings = [Identifier("phone", v) for v in identifier.value.split(READINGS_SEPARATOR)]
+    if any(_others_of(state, r) - group or _carried_outside(state, r, group) for r in readings):
+        return False
+    return any(r in suppressing or _index_suppressed(state, r) for r in readings)
+
+
+def _index_suppressed(state: IdentityState, identifier: Identifier) -> bool:
+    index = state.index(identifier)
+    return index is not None and index.suppressed
 
 
 def erase(

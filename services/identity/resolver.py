@@ -97,6 +97,10 @@ Touchpoint = (
 )
 
 
+# Why an erasure rejected the open merge candidates of the customers it erased.
+CANDIDATE_ERASED_REASON = "a customer of the pair was erased"
+
+
 class IdentityResolver(Application[UUID]):
     name = "Identity"  # PostgreSQL tables are named after it: identity_events
 
@@ -336,13 +340,23 @@ class IdentityResolver(Application[UUID]):
         destroy (`services.identity.erasure`). Run again, for the same erasure event or for
         another one of a customer already erased, it changes nothing and answers as the first
         time. `expected`: the group as the admin confirmed it (`GroupChanged` when it is not the
-        group now, and nothing changes)."""
-        return self._run(
-            tenant_id,
-            lambda state: erasure.erase(
+        group now, and nothing changes). The open merge candidates of its members are rejected
+        with it: the evidence they were proposed on is gone (`decide_candidate`)."""
+        proposed = self.candidate_board.list(tenant_id, "open")
+
+        def work(state: IdentityState) -> erasure.Erasure:
+            done = erasure.erase(
                 state, customer_id, reason, actor, erasure_event_id, key_id_of, expected
-            ),
-        )
+            )
+            members = set(done.members)
+            for view in proposed:
+                if {view.first_id, view.second_id} & members:
+                    pair = state.candidate(view.candidate_id)
+                    if pair.status == "open":
+                        pair.reject(reason=CANDIDATE_ERASED_REASON, actor=actor)
+            return done
+
+        return self._run(tenant_id, work)
 
     def erasure_completed(
         self, tenant_id: str, customer_id: str, erasure_event_id: str, counts: dict[str, int]
@@ -423,7 +437,9 @@ class IdentityResolver(Application[UUID]):
         if status != "open":
             return found
         redirects = self.redirects(tenant_id)
-        state = self.state(tenant_id)
+        state = self.state(tenant_id, reader=self.reader)
+        sides = [side for c in found for side in (c.first_id, c.second_id)]
+        state.preload_customers([*sides, *(redirects.get(side, side) for side in sides)])
         return [
             c
             for c in found

@@ -227,23 +227,48 @@ def test_candidates_are_listed_and_decided_once(api: Api) -> None:
     assert (again.status_code, again.json()["error"]["code"]) == (409, "candidate_already_decided")
 
 
-def test_a_candidate_whose_customer_was_erased_since_is_only_rejected(api: Api) -> None:
-    # Proposed for a shared home line, then the kid was erased: accepting it would join the
-    # dad to an erased customer on the strength of a line the erasure took. It leaves the open
-    # list, an accept is refused in the one error shape, and a reject still closes it.
+def test_erasing_a_customer_rejects_its_open_candidates(api: Api) -> None:
+    # Proposed for a shared home line, then the kid was erased: the evidence is gone with her,
+    # and accepting would join the dad to an erased customer. The erasure rejects it.
     api.customer(email="dad@x.io", phone=LANDLINE)
     kid = api.customer(email="kid@x.io", phone=LANDLINE)
     [candidate] = api.call("GET", "/v1/merge-candidates").json()["candidates"]
-    api.identity.erase_customer(
-        TENANT, kid, "GDPR #2", "user:admin", str(uuid.uuid4()), lambda t, s: s
+    erase_customer(api, kid)
+    assert api.call("GET", "/v1/merge-candidates").json()["total"] == 0
+    [decided] = api.call("GET", "/v1/merge-candidates?status=rejected").json()["candidates"]
+    assert decided["candidate_id"] == candidate["candidate_id"]
+    assert decided["decision_reason"] == "a customer of the pair was erased"
+    path = f"/v1/merge-candidates/{candidate['candidate_id']}/decision"
+    accept = api.call("POST", path, "admin", json={"decision": "accept", "reason": "same"})
+    assert (accept.status_code, accept.json()["error"]["code"]) == (
+        409,
+        "candidate_already_decided",
     )
+
+
+def test_a_candidate_whose_customer_joined_an_erased_group_since_is_only_rejected(api: Api) -> None:
+    # The dad was merged by mistake into a customer erased before: the pair's candidate is still
+    # open (that erasure did not name him), but accepting it would bring the kid into an erased
+    # group. It leaves the open list, an accept is refused, and a reject still closes it.
+    dad = api.customer(email="dad@x.io", phone=LANDLINE)
+    api.customer(email="kid@x.io", phone=LANDLINE)
+    [candidate] = api.call("GET", "/v1/merge-candidates").json()["candidates"]
+    erased = api.customer(email="someone@else.io")
+    erase_customer(api, erased)
+    merged = {"survivor_id": erased, "absorbed_id": dad, "reason": "by mistake"}
+    assert api.call("POST", "/v1/customers/merge", "admin", json=merged).status_code == 200
     assert api.call("GET", "/v1/merge-candidates").json()["total"] == 0
     path = f"/v1/merge-candidates/{candidate['candidate_id']}/decision"
     accept = api.call("POST", path, "admin", json={"decision": "accept", "reason": "same"})
     assert (accept.status_code, accept.json()["error"]["code"]) == (409, "candidate_erased")
-    assert api.call("GET", f"/v1/customers/{kid}/identities").json()["redirected"] is False
     reject = api.call("POST", path, "admin", json={"decision": "reject", "reason": "erased"})
     assert reject.status_code == 200 and reject.json()["status"] == "rejected"
+
+
+def erase_customer(api: Api, customer_id: str) -> None:
+    api.identity.erase_customer(
+        TENANT, customer_id, "GDPR #2", "user:admin", str(uuid.uuid4()), lambda t, s: s
+    )
 
 
 def test_accepting_a_candidate_merges_the_pair(api: Api) -> None:

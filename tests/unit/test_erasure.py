@@ -1381,3 +1381,39 @@ def test_a_number_written_without_its_code_keeps_its_key_for_another_customer_it
     pipeline.erase(second)
     for form_or_chat in (0, 1, 3):
         assert pipeline.opened(pipeline.log[form_or_chat])[ERASED] is True
+
+
+def test_a_number_written_without_its_code_keeps_its_key_while_someone_else_holds_a_reading(
+    pipeline: Pipeline,
+) -> None:
+    # Valentina's chat with her number written nationally is filed under her (she holds the
+    # Colombian reading); Pablo holds the Mexican one. His chat with the same digits is on the
+    # log, not filed yet, when she is erased: the readings' key stays for it (found by a review:
+    # a first version took it, as no record listed his chat yet).
+    [valentina] = pipeline.file(message({"phone": "+57 316 951 3292"}, "llamada"))
+    assert pipeline.file(message({"phone": NATIONAL}, "soy valentina")) == [valentina]
+    [pablo] = pipeline.file(message({"phone": "+52 316 951 3292"}, "llamada de pablo"))
+    assert pablo != valentina
+    assert text_filed_after_erasing(
+        pipeline, valentina, message({"phone": NATIONAL}, "soy pablo")
+    ) == ("soy pablo")
+    assert pipeline.opened(pipeline.log[0])[ERASED] is True  # her call, under her number's key
+
+
+def test_without_identity_erasing_a_national_numbers_key_leaves_its_readings_key() -> None:
+    # Rule mode keys the first chat `phone:3169513292` and the second by its placeholder email;
+    # both are sealed under the number's readings (the email is no identifier). Erasing the
+    # first key must not take the second's text with it (found by a review): as with the
+    # unattributed key before, the readings' key stays.
+    vault, cache = MemoryKeyVault(PLATFORM_KEY), KeyCache()
+    subject_of = subject_function(lambda: RULES)
+    sealer = EventSealer(vault, PLATFORM_KEY, subject_of, KeyCache(), NEVER_SEALED)
+    mine = message({"phone": NATIONAL}, "soy valentina")
+    theirs = message({"phone": NATIONAL, "email": "no@tiene.com"}, "soy otra")
+    values = sealer.seal_values([encode(accept(b, TENANT, AT)[0]) for b in (mine, theirs)])
+    home = customer_key(CustomerRef.model_validate(mine["customer"]))
+    eraser = CustomerEraser(None, vault, PLATFORM_KEY, cache, None, subject_of=subject_of)
+    body = raw_erasure(filed_subject(home) or "", "GDPR request", "key-admin", AT)
+    eraser.erase_one(accept(body, TENANT, AT)[0], home)
+    opened = EventOpener(vault, KeyCache()).open_event(orjson.loads(values[1]))
+    assert opened["payload"]["text"] == "soy otra"

@@ -127,6 +127,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "under it; nobody else needs its key: it goes",
         "erase_skipped_key_kept": "not this customer's, but its events here were sealed under "
         "it; its key stays for others",
+        "erase_readings_key_destroyed": "written this way on its events; nobody else needs "
+        "its key: it goes",
+        "erase_readings_key_kept": "written this way on its events; its key stays while "
+        "someone else may have written it too",
         "erase_already": "Already erased (event {event}).",
         "erase_merged_since": "Merged into it after its erasure, not erased: {ids}. Split each "
         "off to erase it.",
@@ -394,6 +398,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "cifraron con él; nadie más necesita su clave: se borra",
         "erase_skipped_key_kept": "no es de este cliente, pero sus eventos aquí se cifraron "
         "con él; su clave se conserva para otros",
+        "erase_readings_key_destroyed": "escrito así en sus eventos; nadie más necesita su "
+        "clave: se borra",
+        "erase_readings_key_kept": "escrito así en sus eventos; su clave se conserva mientras "
+        "otro pueda haberlo escrito también",
         "erase_already": "Ya borrado (evento {event}).",
         "erase_merged_since": "Unidos a él después del borrado, sin borrar: {ids}. Sepáralos "
         "para borrarlos.",

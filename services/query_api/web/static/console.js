@@ -542,13 +542,16 @@
       return `${m.customer_id} (${why}${events})`;
     });
     const identifiers = preview.identifiers.map((i) => {
-      const fate = i.carried_skipped
+      const readings = i.kind === "phone_readings";
+      const fate = readings
+        ? t(i.key_destroyed ? "erase_readings_key_destroyed" : "erase_readings_key_kept")
+        : i.carried_skipped
         ? t(i.key_destroyed ? "erase_skipped_key_destroyed" : "erase_skipped_key_kept")
         : i.key_destroyed ? t("erase_key_destroyed")
         : i.suppressed === false ? t("erase_key_kept") : t("erase_key_kept_suppressed");
       const again = i.carried_again ? `, ${t("erase_carried")}` : "";
       // A national number's readings (`phone_readings`): the numbers it may be, one of which.
-      const value = i.kind === "phone_readings" ? i.value.split("|").join(" / ") : i.value;
+      const value = readings ? i.value.split("|").join(" / ") : i.value;
       return `${kindName(i.kind)}: ${value} (${fate}${again})`;
     });
     const rows = [[t("erase_members"), members.join("; ")], [t("identifiers"), identifiers.join("; ") || "—"]];
