@@ -63,6 +63,7 @@ from services.identity.normalise import (
     ambiguous_readings,
     normalise_one,
     normalise_ref,
+    readings_carried,
     sealing_subject,
     with_known_reading,
 )
@@ -228,6 +229,8 @@ class IdentityResolver(Application[UUID]):
         ]
         seen = [(*n.identifiers, *([p.identifier] if p.identifier else [])) for n, _, p in work]
         readings = [i for n, _, _ in work for r in n.rejected for i in ambiguous_readings(r, rules)]
+        # and the readings themselves, where they are the subject its customer carries
+        readings += [i for _, e, _ in work if (i := readings_carried(e.subject)) is not None]
 
         def resolve_all(state: IdentityState) -> list[ResolvedCustomer]:
             state.preload(
