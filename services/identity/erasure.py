@@ -188,6 +188,12 @@ def erase(
     group as the admin confirmed it (the preview's members); when the group is not exactly those
     customers now, `GroupChanged` and nothing changes (checked here, where the erasure is
     carried out, so a merge or split between the request and its filing is caught too)."""
+    for holder, _ in _erasures_up(state, customer_id):
+        earlier = state.customer(holder).erasure
+        if earlier is not None and earlier["erasure_event_id"] == erasure_event_id:
+            # This very erasure, run again (redelivered) after its group was merged into a
+            # live customer since: it took its own group then, and takes nobody else now.
+            return _done(holder, [holder], earlier)
     canonical = state.canonical(customer_id)
     record = state.customer(canonical).erasure
     if record is not None:
@@ -282,7 +288,10 @@ def merged_since(state: IdentityState, customer_id: str) -> list[str]:
     off (allowed: `erased_together` is false for them) and erased on their own. Empty when the
     group was never erased."""
     canonical = state.canonical(customer_id)
-    if state.customer(canonical).erasure is None:
+    record = state.customer(canonical).erasure
+    if record is None or not recorded_members(record):
+        # never erased, or erased before groups were recorded: nobody can be told from a member
+        # then, and a split below it is refused (`erased_together`)
         return []
     return [m for m in state.members(canonical) if not erased(state, m)]
 

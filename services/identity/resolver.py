@@ -351,6 +351,8 @@ class IdentityResolver(Application[UUID]):
             done = erasure.erase(
                 state, customer_id, reason, actor, erasure_event_id, key_id_of, expected
             )
+            if done.already:  # its first run rejected them (a record's members may be today's)
+                return done
             members = set(done.members)
             for view in proposed:
                 if {view.first_id, view.second_id} & members:
@@ -440,7 +442,10 @@ class IdentityResolver(Application[UUID]):
         if status != "open":
             return found
         redirects = self.redirects(tenant_id)
-        state = self.state(tenant_id, reader=self.reader)
+        # Read in one query, around the shared cache: it is the commands' (under their lock),
+        # and may hold what a command changed and has not saved yet.
+        uncached = AggregateReader(self.recorder, self.mapper, self.store.select_since)
+        state = self.state(tenant_id, reader=uncached)
         sides = [side for c in found for side in (c.first_id, c.second_id)]
         state.preload_customers([*sides, *(redirects.get(side, side) for side in sides)])
         return [

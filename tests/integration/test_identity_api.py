@@ -3,6 +3,8 @@ roles, and the error answers. Runs on the embedded store (SQLite)."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,7 +20,7 @@ from cem.adapters.memory_access_audit import MemoryAccessAudit
 from cem.adapters.memory_keys import MemoryKeyStore
 from cem.adapters.sqlite_identity_store import SqliteIdentityStore
 from schemas.envelope import CustomerRef
-from services.identity import IdentityResolver, IdentityRules, TenantRules
+from services.identity import IdentityResolver, IdentityRules, TenantRules, erasure
 from services.identity.reasons import REFUSALS
 from services.identity.router import router
 
@@ -263,6 +265,53 @@ def test_a_candidate_whose_customer_joined_an_erased_group_since_is_only_rejecte
     assert (accept.status_code, accept.json()["error"]["code"]) == (409, "candidate_erased")
     reject = api.call("POST", path, "admin", json={"decision": "reject", "reason": "erased"})
     assert reject.status_code == 200 and reject.json()["status"] == "rejected"
+
+
+def test_erasing_an_erased_customer_again_rejects_no_candidate(api: Api) -> None:
+    # Lucía's erasure was recorded before groups were (it names none); the dad was merged into
+    # her since, by mistake. A second erasure of Lucía (asked twice, or redelivered) changes
+    # nothing: the dad's open candidate stays open (found by a review: it was rejected, the
+    # erasure's members being read as today's group).
+    dad = api.customer(email="dad@x.io", phone=LANDLINE)
+    api.customer(email="kid@x.io", phone=LANDLINE)
+    lucia = api.customer(email="lucia@x.io")
+    counts = {"members": 1, "identifiers": 0, "shared": 0}
+    api.identity._run(
+        TENANT,
+        lambda state: state.customer(lucia).erase(
+            reason="r", actor="a", erasure_event_id="older", key_ids=[], counts=counts
+        ),
+    )
+    api.identity.merge(TENANT, lucia, dad, "by mistake", "key-admin")
+    erase_customer(api, lucia)
+    assert api.identity.candidates(TENANT, "rejected") == []
+
+
+def test_the_open_candidates_are_read_apart_from_a_command_not_saved_yet(api: Api) -> None:
+    # The list is read by a request thread while the filing thread runs commands on the shared
+    # cache: a command that erased the kid and then failed (nothing saved) must not hide the
+    # candidate meanwhile (found by a review: the list read through that cache, unlocked).
+    api.customer(email="dad@x.io", phone=LANDLINE)
+    kid = api.customer(email="kid@x.io", phone=LANDLINE)
+    changed, listed = threading.Event(), threading.Event()
+
+    def fails_after_erasing(state: Any) -> None:
+        erasure.erase(state, kid, "r", "a", str(uuid.uuid4()), lambda t, s: s)
+        changed.set()
+        listed.wait(10)
+        raise RuntimeError("refused after the change: never saved")
+
+    def command() -> None:
+        with contextlib.suppress(RuntimeError):
+            api.identity._run(TENANT, fails_after_erasing)
+
+    thread = threading.Thread(target=command)
+    thread.start()
+    assert changed.wait(10)
+    during = api.identity.candidates(TENANT)
+    listed.set()
+    thread.join()
+    assert len(during) == 1 and len(api.identity.candidates(TENANT)) == 1
 
 
 def erase_customer(api: Api, customer_id: str) -> None:

@@ -51,7 +51,7 @@ from schemas.families import filed_subject
 from schemas.validate import accept, encode
 from services.identity import changes
 from services.identity.erasure import removed
-from services.identity.errors import CustomerNotFound
+from services.identity.errors import CustomerNotFound, ErasedGroupSplit
 from services.identity.filing import IdentityFiler
 from services.identity.rules import Identifier, IdentityRules, TenantRules
 from services.projections.timeline import to_timeline_rows
@@ -1417,3 +1417,46 @@ def test_without_identity_erasing_a_national_numbers_key_leaves_its_readings_key
     eraser.erase_one(accept(body, TENANT, AT)[0], home)
     opened = EventOpener(vault, KeyCache()).open_event(orjson.loads(values[1]))
     assert opened["payload"]["text"] == "soy otra"
+
+
+def test_a_group_erased_before_groups_were_recorded_lists_nobody_as_merged_since(
+    pipeline: Pipeline,
+) -> None:
+    # Lucía and Bea were merged, then erased by a record that names no group (before
+    # 2026-12-03): Bea cannot be told from a member merged in since, and a split below that
+    # record is refused, so the erase route must answer "erased already" for her, not tell the
+    # admin to split her off (found by a review: a dead end).
+    lucia, bea = pipeline.file(message({"email": EMAIL}), message({"email": OTHER}))
+    pipeline.identity.merge(TENANT, lucia, bea, "same person", "key-admin")
+    counts = {"members": 2, "identifiers": 0, "shared": 0}
+    pipeline.identity._run(
+        TENANT,
+        lambda state: state.customer(lucia).erase(
+            reason="r", actor="a", erasure_event_id="older", key_ids=[], counts=counts
+        ),
+    )
+    with pytest.raises(ErasedGroupSplit):
+        pipeline.identity.split(TENANT, lucia, bea, "not her", "key-admin")
+    assert pipeline.identity.merged_since_erasure(TENANT, bea) == []
+    # With the group on record, a customer merged in since is listed.
+    [carla] = pipeline.file(message({"email": "carla@x.es"}))
+    [dora] = pipeline.file(message({"email": "dora@x.es"}))
+    pipeline.erase(dora)
+    pipeline.identity.merge(TENANT, dora, carla, "by mistake", "key-admin")
+    assert pipeline.identity.merged_since_erasure(TENANT, carla) == [carla]
+
+
+def test_an_erasure_run_again_after_its_group_was_merged_into_a_live_one_takes_nobody_else(
+    pipeline: Pipeline,
+) -> None:
+    # Lucía was erased, then merged by mistake into Bea, who is live.
+    # The same erasure event, filed again (redelivered), found no record on Bea, the group's
+    # canonical customer now, and erased Bea's whole group (found by a review).
+    [lucia] = pipeline.file(message({"email": EMAIL}, "la borrada"))
+    body = erasure_of(lucia)
+    pipeline.file(body)
+    [bea] = pipeline.file(message({"email": OTHER}, "la viva"))
+    pipeline.identity.merge(TENANT, bea, lucia, "by mistake", "key-admin")
+    pipeline.file(body)  # redelivered
+    assert pipeline.identity.erasure_of(TENANT, bea) is None
+    assert pipeline.opened(pipeline.log[2])["payload"]["text"] == "la viva"
