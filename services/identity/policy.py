@@ -807,9 +807,31 @@ def one_slip_apart(new: Identifier, known: Identifier) -> bool:
     known_local, _, known_domain = known.value.rpartition("@")
     if domain != known_domain or min(len(local), len(known_local)) < MIN_TYPO_LOCAL:
         return False
-    if _digits(local) != _digits(known_local):
+    if _digits(local) != _digits(known_local) and not _digit_in_a_word(local, known_local):
         return False  # `ana.garcia1` and `ana.garcia2`: numbered accounts, often of one household
     return OSA.distance(local, known_local, score_cutoff=1) <= 1
+
+
+def _digit_in_a_word(first: str, second: str) -> bool:
+    """The one difference is a digit on the keyboard's top row hit inside a word, for the letter
+    under it or beside it (`mariat4resa` for `mariateresa`, `mar4ia`): a finger's slip, where a
+    number at the end (`ana.garcia1`) or standing apart numbers an account."""
+    if not keyboard_slip(first, second):
+        return False
+    if len(first) == len(second):
+        diff = [i for i, (x, y) in enumerate(zip(first, second, strict=True)) if x != y]
+        if len(diff) != 1:
+            return False  # two characters swapped: no digit hit for a letter
+        at = diff[0]
+        digits = [word for word in (first, second) if word[at].isdigit()]
+        if len(digits) != 1:
+            return False  # `ana.garcia1`, `ana.garcia2`: both numbered
+        word = digits[0]
+    else:
+        word, shorter = (first, second) if len(first) > len(second) else (second, first)
+        at = next((i for i, c in enumerate(shorter) if word[i] != c), len(shorter))
+    around = word[at - 1 : at] + word[at + 1 : at + 2]
+    return word[at].isdigit() and len(around) == 2 and around.isalpha()
 
 
 def _digits(text: str) -> str:

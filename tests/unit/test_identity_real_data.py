@@ -959,6 +959,20 @@ def test_a_browser_used_by_two_emails_that_are_no_slip_is_shared(
     assert resolve(anonymous_id="ck-home") not in {ana, luis}  # whose visit: nobody can tell
 
 
+def test_a_digit_hit_for_a_letter_is_a_slip_the_browser_corroborates(
+    identity: IdentityResolver,
+) -> None:
+    # Her chat gave `mariat4resa…` (4 sits above e), on the browser she had used; her real
+    # address came later, alone, then beside the same browser: one person, merged. Before, any
+    # digit that differed read as numbered accounts (`ana.garcia1`, `ana.garcia2`).
+    resolve = resolving(identity, "chat")
+    slip = resolve(email="mariat4resamoralesc@gmail.com", anonymous_id="ck-mt")
+    real = resolve(email="mariateresamoralesc@gmail.com")
+    assert real != slip
+    assert resolve(email="mariateresamoralesc@gmail.com", anonymous_id="ck-mt") in {real, slip}
+    assert identity.canonical_id("acme", real) == identity.canonical_id("acme", slip)
+
+
 @pytest.mark.parametrize(
     ("new", "known", "slip"),
     [
@@ -967,6 +981,12 @@ def test_a_browser_used_by_two_emails_that_are_no_slip_is_shared(
         ("anna@x.es", "ana@x.es", False),  # too short to tell
         ("ana.garc@x.es", "ana.garcia@x.es", False),  # two keystrokes
         ("member1@x.io", "member0@x.io", False),  # numbered accounts: a household's, not a slip
+        ("ana.garcia1@x.es", "ana.garcia@x.es", False),  # a number added at the end: another
+        # A digit of the top row hit inside a word, for the letter under it or beside it.
+        ("mariat4resa@x.es", "mariateresa@x.es", True),
+        ("mar4ia.lopez@x.es", "maria.lopez@x.es", True),
+        ("ma9ia.lopez@x.es", "maria.lopez@x.es", False),  # 9 is nowhere near r
+        ("maria4@x.es", "mariae@x.es", False),  # at the end: a number, not a slip
     ],
 )
 def test_one_slip_apart(new: str, known: str, slip: bool) -> None:
