@@ -812,26 +812,30 @@ def one_slip_apart(new: Identifier, known: Identifier) -> bool:
     return OSA.distance(local, known_local, score_cutoff=1) <= 1
 
 
+# Digits that stand for the letter beside them on purpose (`j0rge`, `andr3s`): a person who
+# found the name taken, not a slip.
+LOOK_ALIKES = frozenset({frozenset("0o"), frozenset("3e")})
+
+
 def _digit_in_a_word(first: str, second: str) -> bool:
-    """The one difference is a digit on the keyboard's top row hit inside a word, for the letter
-    under it or beside it (`mariat4resa` for `mariateresa`, `mar4ia`): a finger's slip, where a
-    number at the end (`ana.garcia1`) or standing apart numbers an account."""
-    if not keyboard_slip(first, second):
+    """The one difference is a digit of the keyboard's top row hit inside a word for the letter
+    under it (`mariat4resa` for `mariateresa`): a finger's slip, where a number at the end
+    (`ana.garcia1`), standing apart, or added (at Gmail, whose dots identity drops,
+    `pilar5.ruiz` is kept as `pilar5ruiz`) numbers an account, and a digit that looks like the
+    letter it replaces (`j0rge`) was chosen."""
+    if len(first) != len(second) or not keyboard_slip(first, second):
         return False
-    if len(first) == len(second):
-        diff = [i for i, (x, y) in enumerate(zip(first, second, strict=True)) if x != y]
-        if len(diff) != 1:
-            return False  # two characters swapped: no digit hit for a letter
-        at = diff[0]
-        digits = [word for word in (first, second) if word[at].isdigit()]
-        if len(digits) != 1:
-            return False  # `ana.garcia1`, `ana.garcia2`: both numbered
-        word = digits[0]
-    else:
-        word, shorter = (first, second) if len(first) > len(second) else (second, first)
-        at = next((i for i, c in enumerate(shorter) if word[i] != c), len(shorter))
+    diff = [i for i, (x, y) in enumerate(zip(first, second, strict=True)) if x != y]
+    if len(diff) != 1:
+        return False  # two characters swapped: no digit hit for a letter
+    at = diff[0]
+    pair = frozenset((first[at], second[at]))
+    digits = [word for word in (first, second) if word[at].isdigit()]
+    if len(digits) != 1 or pair in LOOK_ALIKES:
+        return False  # `ana.garcia1`, `ana.garcia2`: both numbered
+    word = digits[0]
     around = word[at - 1 : at] + word[at + 1 : at + 2]
-    return word[at].isdigit() and len(around) == 2 and around.isalpha()
+    return len(around) == 2 and around.isalpha()
 
 
 def _digits(text: str) -> str:
