@@ -283,8 +283,8 @@ def erased(state: IdentityState, customer_id: str) -> bool:
 
 def merged_since(state: IdentityState, customer_id: str) -> list[str]:
     """The members of the customer's erased group that the erasure did not take: customers
-    merged into it afterwards (by mistake, or on a candidate proposed before), still live. An
-    erasure of the group answers "erased already" while their data is readable: they are split
+    merged into it afterwards (by mistake, or on a candidate proposed before), still live, their
+    data readable: asked to erase one, the route answers 409 `merged_into_erased`; they are split
     off (allowed: `erased_together` is false for them) and erased on their own. Empty when the
     group was never erased."""
     canonical = state.canonical(customer_id)
@@ -329,12 +329,16 @@ def _erasures_up(state: IdentityState, customer_id: str) -> Iterator[tuple[str, 
 def complete(
     state: IdentityState, customer_id: str, erasure_event_id: str, counts: dict[str, int]
 ) -> None:
-    """Record what the keys and the warehouse lost (once per erasure event)."""
-    customer = state.customer(state.canonical(customer_id))
-    record = customer.erasure
-    if record is None or record["erasure_event_id"] != erasure_event_id or record["completed"]:
-        return
-    customer.complete_erasure(erasure_event_id=erasure_event_id, counts=counts)
+    """Record what the keys and the warehouse lost (once per erasure event), on the customer the
+    erasure is recorded on: the group's canonical one then, up the merge chain from it now (the
+    same erasure run again after its group was merged into a live customer, `erase`)."""
+    for holder, _ in _erasures_up(state, customer_id):
+        customer = state.customer(holder)
+        record = customer.erasure
+        if record is not None and record["erasure_event_id"] == erasure_event_id:
+            if not record["completed"]:
+                customer.complete_erasure(erasure_event_id=erasure_event_id, counts=counts)
+            return
 
 
 def record_rows(

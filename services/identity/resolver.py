@@ -358,7 +358,7 @@ class IdentityResolver(Application[UUID]):
                 if {view.first_id, view.second_id} & members:
                     pair = state.candidate(view.candidate_id)
                     if pair.status == "open":
-                        pair.reject(reason=CANDIDATE_ERASED_REASON, actor=actor)
+                        pair.reject(reason=CANDIDATE_ERASED_REASON, actor=SYSTEM_ACTOR)
             return done
 
         return self._run(tenant_id, work)

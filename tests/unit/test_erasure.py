@@ -1460,3 +1460,31 @@ def test_an_erasure_run_again_after_its_group_was_merged_into_a_live_one_takes_n
     pipeline.file(body)  # redelivered
     assert pipeline.identity.erasure_of(TENANT, bea) is None
     assert pipeline.opened(pipeline.log[2])["payload"]["text"] == "la viva"
+
+
+def test_an_erasure_carried_out_again_after_a_merge_into_a_live_customer_records_its_completion(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Lucía's erasure is recorded, but its keys are not destroyed (the vault fails: a dead
+    # letter); Lucía is then merged by mistake into Bea, live, and the dead letter replayed. The
+    # keys go, and the completion is recorded on Lucía's record (found by a review: it looked
+    # for the record on Bea, the group's canonical customer now, and recorded nothing, so the
+    # preview said "not completed" for good and the export "removed: null").
+    [lucia] = pipeline.file(message({"email": EMAIL}, "la borrada"))
+    body = erasure_of(lucia)
+    destroy, failures = pipeline.vault.destroy, [RuntimeError("vault down")]
+
+    def fails_once(tenant_id: str, key_ids: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return destroy(tenant_id, key_ids)
+
+    monkeypatch.setattr(pipeline.vault, "destroy", fails_once)
+    assert pipeline.filed(body).dead_letters
+    [bea] = pipeline.file(message({"email": OTHER}, "la viva"))
+    pipeline.identity.merge(TENANT, bea, lucia, "by mistake", "key-admin")
+    pipeline.file(body)  # the dead letter, replayed
+    assert pipeline.opened(pipeline.log[0])[ERASED] is True
+    record = pipeline.identity.erasure_recorded_on(TENANT, lucia)
+    assert record is not None and record["completed"] is not None
+    assert pipeline.identity.erasure_of(TENANT, bea) is None

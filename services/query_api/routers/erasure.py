@@ -125,7 +125,9 @@ class PlannedIdentifierOut(BaseModel):
         "erasure, its key goes only once an erasure of its holders suppressed it and no one "
         "else may need it (`key_destroyed`). Kind `phone_readings`: a national number valid in "
         "several regions, alone on a touchpoint, its readings joined by `|`; nobody holds it, "
-        "and its key goes once no live customer outside the group carried it"
+        "and its key goes once one of its readings is suppressed (by this erasure or an earlier "
+        "one) and no live customer outside the group holds, held, presented or carried a "
+        "reading or carried it"
     )
 
 

@@ -132,6 +132,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "erase_readings_key_kept": "written this way on its events; its key stays while "
         "someone else may have written it too",
         "erase_already": "Already erased (event {event}).",
+        "erase_merged_since_title": "Merged since",
         "erase_merged_since": "Merged into it after its erasure, not erased: {ids}. Split each "
         "off to erase it.",
         "confirm_erase": "Erase for good",
@@ -151,6 +152,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "identity_action_names_forgotten": "names forgotten (its group was erased)",
         "identity_action_erased_identifier_presented": "an erased identifier used again",
         "identity_action_skipped_identifier_carried": "used a shared line or address that is not its own",
+        "identity_action_phone_readings_carried": "wrote a number without its country code",
         "identity_action_erasure_completed": "erasure completed",
         "identity_action_erased_rows_deleted": "erased rows deleted from the warehouse",
         "identity_rule_first_seen": "first seen with it",
@@ -403,6 +405,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "erase_readings_key_kept": "escrito así en sus eventos; su clave se conserva mientras "
         "otro pueda haberlo escrito también",
         "erase_already": "Ya borrado (evento {event}).",
+        "erase_merged_since_title": "Unidos después",
         "erase_merged_since": "Unidos a él después del borrado, sin borrar: {ids}. Sepáralos "
         "para borrarlos.",
         "confirm_erase": "Borrar para siempre",
@@ -422,6 +425,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "identity_action_names_forgotten": "nombres olvidados (su grupo se borró)",
         "identity_action_erased_identifier_presented": "identificador borrado usado de nuevo",
         "identity_action_skipped_identifier_carried": "usó una línea o dirección compartida que no es suya",
+        "identity_action_phone_readings_carried": "escribió un número sin prefijo de país",
         "identity_action_erasure_completed": "borrado completado",
         "identity_action_erased_rows_deleted": "filas borradas del almacén",
         "identity_rule_first_seen": "visto por primera vez con él",

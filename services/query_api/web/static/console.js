@@ -404,7 +404,7 @@
       $("members").replaceChildren(...(absorbed.length ? absorbed.map((m) => memberItem(found.customer_id, m)) : [el("li", { class: "muted" }, t("none"))]));
       $("identity-history").replaceChildren(...history.entries.slice(-20).reverse().map((e) =>
         el("li", { title: e.action },
-          [when(e.at), named("identity_action", e.action), historyDetail(e)].filter(Boolean).join(" · "))));
+          [when(e.at), named("identity_action", historyAction(e)), historyDetail(e)].filter(Boolean).join(" · "))));
     } catch (error) {
       $("identities").replaceChildren(el("li", { class: "muted" }, error.status === 503 ? t("unavailable") : errorText(error)));
     }
@@ -412,6 +412,13 @@
 
   // What an identity history entry adds to its action: why (a reason, a rule) or the name it
   // recorded; nothing for the rest (no dangling separator).
+  // A number written without its country code is carried as its readings (`phone_readings`):
+  // her own number, most likely, not a shared line, and named so.
+  function historyAction(e) {
+    const readings = e.action === "skipped_identifier_carried" && e.details.kind === "phone_readings";
+    return readings ? "phone_readings_carried" : e.action;
+  }
+
   function historyDetail(e) {
     if (e.details.reason) return reasonText(e.details);
     if (e.details.rule) return ruleName(e.details.rule);
@@ -557,7 +564,7 @@
     const rows = [[t("erase_members"), members.join("; ")], [t("identifiers"), identifiers.join("; ") || "—"]];
     if (preview.erased) rows.unshift([t("erase_preview"), fill("erase_already", { event: preview.erasure_event_id })]);
     if (preview.merged_since && preview.merged_since.length) {
-      rows.push([t("erase_members"), fill("erase_merged_since", { ids: preview.merged_since.join(", ") })]);
+      rows.push([t("erase_merged_since_title"), fill("erase_merged_since", { ids: preview.merged_since.join(", ") })]);
     }
     $("erase-summary").replaceChildren(...rows.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v))));
     $("erase-confirm").disabled = preview.erased;
