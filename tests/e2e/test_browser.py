@@ -973,6 +973,8 @@ def test_an_admin_sees_a_number_written_without_its_code_go_and_a_customer_merge
     page.sign_in(people[(TENANT_A, "admin")])
     open_customer(page, email, valentina)
     page.wait(lambda: len(timeline_ids(page)) == 2, what="both messages on her timeline")
+    page.wait(lambda: "wrote a number without its country code" in page.text("#identity-history"),
+              what="her history naming the number written without +57")  # fmt: skip
     page.find("#erase-reason").send_keys(f"GDPR art. 17 request {tag}")
     page.find("#erase-preview").click()
     readings = "phone written without its country code (one of): "
@@ -999,6 +1001,7 @@ def test_an_admin_sees_a_number_written_without_its_code_go_and_a_customer_merge
     page.find("#erase-preview").click()
     since = f"Merged into it after its erasure, not erased: {lucas}. Split each off to erase it."
     page.wait(lambda: since in page.text("#erase-summary"), what="the customer merged in since")
+    assert "merged since" in page.text("#erase-summary").lower()  # its title, apart from members
     assert page.find("#erase-confirm").get_attribute("disabled") is not None
 
 
