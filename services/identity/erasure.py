@@ -197,6 +197,13 @@ def erase(
     canonical = state.canonical(customer_id)
     record = state.customer(canonical).erasure
     if record is not None:
+        if customer_id in merged_since(state, customer_id):
+            # Asked for a live customer that a merge took into an erased group after the
+            # request (the route answers 409 `merged_into_erased` when it comes first): that
+            # erasure did not take it, and this one may not pass for done. Refused, as a group
+            # changed since its confirmation is: split it off and ask again.
+            members = state.members(canonical)
+            raise GroupChanged(list(expected or [customer_id]), members)
         # Run again for the same event, or a second erasure asked before the first was filed
         # (both passed the route's 409): the first one's record and keys stand. Recording the
         # second would replace its key ids with the few a customer without identifiers has.

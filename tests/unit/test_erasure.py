@@ -1488,3 +1488,26 @@ def test_an_erasure_carried_out_again_after_a_merge_into_a_live_customer_records
     record = pipeline.identity.erasure_recorded_on(TENANT, lucia)
     assert record is not None and record["completed"] is not None
     assert pipeline.identity.erasure_of(TENANT, bea) is None
+
+
+def test_an_erasure_of_a_customer_merged_into_an_erased_one_before_its_filing_is_refused(
+    pipeline: Pipeline,
+) -> None:
+    # The admin asked to erase Bea (202); before the erasure was filed, Bea was merged by
+    # mistake into Lucía, erased before. Lucía's erasure did not take Bea, and Bea's must not
+    # pass for done (found by a review: it answered "erased already", Bea readable): refused, a
+    # dead letter saying to preview it again; split off, Bea is erased.
+    [lucia] = pipeline.file(message({"email": EMAIL}, "la borrada"))
+    pipeline.erase(lucia)
+    [bea] = pipeline.file(message({"email": OTHER}, "la viva"))
+    named = filed_subject(bea)
+    assert named is not None
+    asked = raw_erasure(named, "GDPR request #4712", "key-admin", AT, members=[bea])
+    pipeline.identity.merge(TENANT, lucia, bea, "by mistake", "key-admin")
+    homes, letters = pipeline.file_with_letters(asked)
+    [(reason, error)] = letters
+    assert (homes, reason) == ([], "erasure_failed") and "preview it again" in error
+    assert pipeline.opened(pipeline.log[2])["payload"]["text"] == "la viva"
+    pipeline.identity.split(TENANT, lucia, bea, "not her", "key-admin")
+    assert pipeline.file_with_letters(asked) == ([bea], [])
+    assert pipeline.opened(pipeline.log[2])[ERASED] is True
