@@ -27,7 +27,7 @@ from typing import Any
 
 from schemas.families import FILED_PREFIX
 from services.identity.errors import GroupChanged
-from services.identity.normalise import READINGS_KIND, READINGS_SEPARATOR
+from services.identity.normalise import READINGS_KIND, readings_in
 from services.identity.rules import Identifier
 from services.identity.state import IdentityState
 
@@ -159,7 +159,7 @@ def _suppressed(
     more likely than one from an erased person's line (docs/erasure.md)."""
     if identifier.kind != READINGS_KIND:
         return _index_suppressed(state, identifier)
-    readings = [Identifier("phone", v) for v in identifier.value.split(READINGS_SEPARATOR)]
+    readings = readings_in(identifier)
     if any(_others_of(state, r) - group or _carried_outside(state, r, group) for r in readings):
         return False
     return any(r in suppressing or _index_suppressed(state, r) for r in readings)
@@ -188,12 +188,11 @@ def erase(
     group as the admin confirmed it (the preview's members); when the group is not exactly those
     customers now, `GroupChanged` and nothing changes (checked here, where the erasure is
     carried out, so a merge or split between the request and its filing is caught too)."""
-    for holder, _ in _erasures_up(state, customer_id):
-        earlier = state.customer(holder).erasure
-        if earlier is not None and earlier["erasure_event_id"] == erasure_event_id:
-            # This very erasure, run again (redelivered) after its group was merged into a
-            # live customer since: it took its own group then, and takes nobody else now.
-            return _done(holder, [holder], earlier)
+    earlier = _recorded_as(state, customer_id, erasure_event_id)
+    if earlier is not None:
+        # This very erasure, run again (redelivered), after its group was merged into a live
+        # customer since too: it took its own group then, and takes nobody else now.
+        return _done(earlier[0], [earlier[0]], earlier[1])
     canonical = state.canonical(customer_id)
     record = state.customer(canonical).erasure
     if record is not None:
@@ -320,6 +319,17 @@ def erased_together(state: IdentityState, first_id: str, second_id: str) -> bool
     )
 
 
+def _recorded_as(
+    state: IdentityState, customer_id: str, erasure_event_id: str
+) -> tuple[str, dict[str, Any]] | None:
+    """The customer up the merge chain this erasure event is recorded on, and its record."""
+    for holder, _ in _erasures_up(state, customer_id):
+        record = state.customer(holder).erasure
+        if record is not None and record["erasure_event_id"] == erasure_event_id:
+            return holder, record
+    return None
+
+
 def _erasures_up(state: IdentityState, customer_id: str) -> Iterator[tuple[str, list[str]]]:
     """Each erasure recorded on the customer or on one up its `merged_into` chain: the customer
     it is on, and the group it names (empty for a record made before groups were)."""
@@ -339,13 +349,11 @@ def complete(
     """Record what the keys and the warehouse lost (once per erasure event), on the customer the
     erasure is recorded on: the group's canonical one then, up the merge chain from it now (the
     same erasure run again after its group was merged into a live customer, `erase`)."""
-    for holder, _ in _erasures_up(state, customer_id):
-        customer = state.customer(holder)
-        record = customer.erasure
-        if record is not None and record["erasure_event_id"] == erasure_event_id:
-            if not record["completed"]:
-                customer.complete_erasure(erasure_event_id=erasure_event_id, counts=counts)
-            return
+    recorded = _recorded_as(state, customer_id, erasure_event_id)
+    if recorded is not None and not recorded[1]["completed"]:
+        state.customer(recorded[0]).complete_erasure(
+            erasure_event_id=erasure_event_id, counts=counts
+        )
 
 
 def record_rows(

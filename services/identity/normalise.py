@@ -536,6 +536,11 @@ def readings_subject(readings: tuple[Identifier, ...]) -> str:
     return f"{READINGS_KIND}:{READINGS_SEPARATOR.join(sorted(r.value for r in readings))}"
 
 
+def readings_in(carried: Identifier) -> list[Identifier]:
+    """The phone numbers a `phone_readings` pseudo-identifier (`readings_carried`) stands for."""
+    return [Identifier("phone", v) for v in carried.value.split(READINGS_SEPARATOR)]
+
+
 def readings_carried(subject: str) -> Identifier | None:
     """The readings a subject of `readings_subject` names, as the pseudo-identifier identity
     records its carriers under (kind `phone_readings`); None for any other subject."""
