@@ -30,3 +30,17 @@ def resolving(identity: IdentityResolver, channel: str, at: datetime) -> Callabl
         return found.home_id
 
     return resolve
+
+
+def record_erasure_before_groups(
+    identity: IdentityResolver, tenant_id: str, customer_id: str, members: int = 1
+) -> None:
+    """The customer's erasure as recorded before 2026-12-03: naming no group (no `members`), no
+    key ids, its event id `older`."""
+    counts = {"members": members, "identifiers": 0, "shared": 0}
+    identity._run(
+        tenant_id,
+        lambda state: state.customer(customer_id).erase(
+            reason="r", actor="a", erasure_event_id="older", key_ids=[], counts=counts
+        ),
+    )

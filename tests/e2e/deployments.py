@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
+import pytest
 
 from cem.adapters import sqlite_snapshot
 from cem.serving import free_port, stop_processes, wait_until_serving
@@ -347,6 +348,12 @@ class Api:
         [found] = response.json()["customers"]
         customer_id: str = found["customer_id"]
         return customer_id
+
+
+def needs_identity(deployment: Deployment, what: str) -> None:
+    """Skip the test on a deployment without the identity service (`CEM_E2E_IDENTITY=rule`)."""
+    if getattr(deployment, "identity", "eventsourced") != "eventsourced":
+        pytest.skip(f"{what} need the identity service (CEM_E2E_IDENTITY=eventsourced)")
 
 
 # --- events as a channel system sends them -----------------------------------------------------

@@ -8,9 +8,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-import pytest
-
-from tests.e2e.deployments import TENANT_A, TENANT_B, Api, Deployment, new_tag, survey
+from tests.e2e.deployments import (
+    TENANT_A,
+    TENANT_B,
+    Api,
+    Deployment,
+    needs_identity,
+    new_tag,
+    survey,
+)
 from tests.events import event
 
 
@@ -101,8 +107,7 @@ def test_an_action_stays_on_the_alerts_customer_when_its_email_is_someone_elses_
 ) -> None:
     # The action is filed under the alert's customer as it is, not through the email it came
     # by: unlinked since and now another customer's (services/satisfaction/lifecycle.py).
-    if getattr(deployment, "identity", "eventsourced") != "eventsourced":
-        pytest.skip("unlinking needs the identity service (CEM_E2E_IDENTITY=eventsourced)")
+    needs_identity(deployment, "unlinks")
     ingest, manager = deployment.key(TENANT_A, "ingest"), deployment.key(TENANT_A, "manager")
     admin, agent = deployment.key(TENANT_A, "admin"), deployment.key(TENANT_A, "agent")
     tag, at = new_tag(), datetime.now(UTC) - timedelta(hours=1)

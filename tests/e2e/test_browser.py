@@ -30,6 +30,7 @@ from tests.e2e.deployments import (
     TENANT_B,
     Api,
     Deployment,
+    needs_identity,
     new_tag,
     story,
     survey,
@@ -811,8 +812,7 @@ def test_a_drift_alert_names_its_touchpoint_not_a_customer(
 def test_a_manager_merges_after_seeing_the_preview_then_splits(
     page: Page, people: dict[tuple[str, str], str], api: Api, deployment: Deployment
 ) -> None:
-    if getattr(deployment, "identity", "eventsourced") != "eventsourced":
-        pytest.skip("merges need the identity service (CEM_E2E_IDENTITY=eventsourced)")
+    needs_identity(deployment, "merges")
     tag, now = new_tag(), datetime.now(UTC)
     # Two customers known by identifiers that never merge on their own (an email, a device id).
     first, second = f"ana.{tag}@example.com", f"anon:dev-{tag}"
@@ -878,8 +878,7 @@ def test_a_manager_merges_after_seeing_the_preview_then_splits(
 def test_an_admin_erases_a_customer_after_seeing_the_group_it_takes(
     page: Page, people: dict[tuple[str, str], str], api: Api, deployment: Deployment
 ) -> None:
-    if getattr(deployment, "identity", "eventsourced") != "eventsourced":
-        pytest.skip("the erasure preview needs the identity service (CEM_E2E_IDENTITY)")
+    needs_identity(deployment, "erasure previews")
     tag, now = new_tag(), datetime.now(UTC)
     email = f"rosa.{tag}@yahoo.es"  # not a placeholder domain: identity links it
     # Her home line, which she alone holds, and a message from the line alone: identity files it
@@ -943,18 +942,18 @@ def test_an_admin_erases_a_customer_after_seeing_the_group_it_takes(
 def ambiguous_colombian_mobile() -> str:
     """A Colombian mobile, written without +57, that two other regions read too (as Mexican or
     US numbers): a random one of those the tenant's rules call ambiguous."""
+    rules = TenantRules(phone_region="ES")
     while True:
         national = f"316 {random.randrange(200, 1000)} {random.randrange(10**4):04d}"
-        dropped = normalise_one("phone", national, TenantRules(phone_region="ES"))
-        if isinstance(dropped, Rejected) and len(ambiguous_readings(dropped, TenantRules())) > 1:
+        dropped = normalise_one("phone", national, rules)
+        if isinstance(dropped, Rejected) and len(ambiguous_readings(dropped, rules)) > 1:
             return national
 
 
 def test_an_admin_sees_a_number_written_without_its_code_go_and_a_customer_merged_in_since(
     page: Page, people: dict[tuple[str, str], str], api: Api, deployment: Deployment
 ) -> None:
-    if getattr(deployment, "identity", "eventsourced") != "eventsourced":
-        pytest.skip("the erasure preview needs the identity service (CEM_E2E_IDENTITY)")
+    needs_identity(deployment, "erasure previews")
     tag, now = new_tag(), datetime.now(UTC)
     email, national = f"valentina.{tag}@gmail.com", ambiguous_colombian_mobile()
     # Her WhatsApp messages come from her Colombian mobile in full; a chat carries only the

@@ -25,6 +25,7 @@ from kernel.ports import TOUCHPOINTS_TOPIC, Consumed
 from kernel.sealing import opening_decode
 from kernel.settings import IngestSettings
 from kernel.shredding import sealed_key_id
+from schemas.envelope import Event
 from tests.integration.test_unified_history import (
     Client,
     stop_keeping_warehouse,
@@ -226,22 +227,29 @@ def test_a_replay_rebuilds_the_customer_anonymous_only_when_the_log_was_sealed(
         assert WORDS.encode() in text
 
 
+def logged(platform: Platform, event_ids: set[str]) -> list[tuple[Any, Event]]:
+    """These events' records on the log, each with the event a reader opens from it now."""
+    decode = opening_decode(opener_for(platform.settings))
+    chunks = sqlite_snapshot.log_records(
+        platform.settings.data_dir / "log.sqlite", TOUCHPOINTS_TOPIC, 500
+    )
+    return [
+        (r, decode(Consumed(TOUCHPOINTS_TOPIC, 0, 0, r.key, r.value, r.headers)))
+        for chunk in chunks
+        for r in chunk
+        if orjson.loads(r.value)["event_id"] in event_ids
+    ]
+
+
 def test_the_logs_records_of_an_erased_customer_open_without_personal_data_when_sealed(
     api: Client, platform: Platform
 ) -> None:
     customer_id, ids = lucia(api)
     assert erase(api, customer_id, reason="GDPR request").status_code == 202
     api.settle()
-    decode = opening_decode(opener_for(platform.settings))
-    chunks = sqlite_snapshot.log_records(
-        platform.settings.data_dir / "log.sqlite", TOUCHPOINTS_TOPIC, 500
-    )
-    records = [r for chunk in chunks for r in chunk]
-    mine = [r for r in records if orjson.loads(r.value)["event_id"] in ids.values()]
+    mine = logged(platform, set(ids.values()))
     assert len(mine) == 2
-    for record in mine:
-        consumed = Consumed(TOUCHPOINTS_TOPIC, 0, 0, record.key, record.value, record.headers)
-        event = decode(consumed)
+    for record, event in mine:
         if platform.settings.seal_personal_data:
             assert b"sealed" in record.value and b"lucia" not in record.value.lower()
             assert event.customer.email is None and event.customer.phone is None
@@ -264,12 +272,7 @@ def test_a_number_written_without_its_code_alone_is_erased_with_its_customer(
     assert set(api.timeline(customer_id)) == {call, chat}
     assert erase(api, customer_id, reason="GDPR request").status_code == 202
     api.settle()
-    decode = opening_decode(opener_for(platform.settings))
-    chunks = sqlite_snapshot.log_records(
-        platform.settings.data_dir / "log.sqlite", TOUCHPOINTS_TOPIC, 500
-    )
-    [record] = [r for c in chunks for r in c if orjson.loads(r.value)["event_id"] == chat]
-    event = decode(Consumed(TOUCHPOINTS_TOPIC, 0, 0, record.key, record.value, record.headers))
+    [(_, event)] = logged(platform, {chat})
     if platform.settings.seal_personal_data:
         assert event.customer.phone is None
         assert WORDS not in orjson.dumps(event.payload).decode()

@@ -23,6 +23,7 @@ from schemas.envelope import CustomerRef
 from services.identity import IdentityResolver, IdentityRules, TenantRules, erasure
 from services.identity.reasons import REFUSALS
 from services.identity.router import router
+from tests.identity_memory import record_erasure_before_groups
 
 TENANT = "acme"
 LANDLINE = "+34 912 34 56 78"
@@ -170,37 +171,29 @@ def test_a_refused_preview_gives_each_reason_as_a_code_too(api: Api) -> None:
     assert conflicting["reasons"] == ["both hold a different customer_id"]
 
 
-def test_a_split_reverses_the_merge(api: Api) -> None:
-    survivor, absorbed = merged_pair(api)
-    answer = api.call(
+def split(api: Api, survivor: str, absorbed: str) -> Any:
+    return api.call(
         "POST",
         f"/v1/customers/{survivor}/split",
         "admin",
         json={"absorbed_id": absorbed, "reason": "two people"},
     )
+
+
+def test_a_split_reverses_the_merge(api: Api) -> None:
+    survivor, absorbed = merged_pair(api)
+    answer = split(api, survivor, absorbed)
     assert answer.status_code == 200, answer.text
     assert answer.json()["absorbed_members"] == [absorbed]
     assert api.call("GET", f"/v1/customers/{absorbed}/identities").json()["redirected"] is False
-    again = api.call(
-        "POST",
-        f"/v1/customers/{survivor}/split",
-        "admin",
-        json={"absorbed_id": absorbed, "reason": "two people"},
-    )
+    again = split(api, survivor, absorbed)
     assert (again.status_code, again.json()["error"]["code"]) == (409, "split_refused")
 
 
 def test_customers_erased_together_are_not_split_apart(api: Api) -> None:
     survivor, absorbed = merged_pair(api)
-    api.identity.erase_customer(
-        TENANT, survivor, "GDPR #1", "user:admin", str(uuid.uuid4()), lambda t, s: s
-    )
-    answer = api.call(
-        "POST",
-        f"/v1/customers/{survivor}/split",
-        "admin",
-        json={"absorbed_id": absorbed, "reason": "two people"},
-    )
+    erase_customer(api, survivor)
+    answer = split(api, survivor, absorbed)
     assert answer.status_code == 409, answer.text
     assert answer.json()["error"]["code"] == "erased_group_split"
     assert api.call("GET", f"/v1/customers/{absorbed}/identities").json()["redirected"] is True
@@ -275,13 +268,7 @@ def test_erasing_an_erased_customer_again_rejects_no_candidate(api: Api) -> None
     dad = api.customer(email="dad@x.io", phone=LANDLINE)
     api.customer(email="kid@x.io", phone=LANDLINE)
     lucia = api.customer(email="lucia@x.io")
-    counts = {"members": 1, "identifiers": 0, "shared": 0}
-    api.identity._run(
-        TENANT,
-        lambda state: state.customer(lucia).erase(
-            reason="r", actor="a", erasure_event_id="older", key_ids=[], counts=counts
-        ),
-    )
+    record_erasure_before_groups(api.identity, TENANT, lucia)
     api.identity.merge(TENANT, lucia, dad, "by mistake", "key-admin")
     erase_customer(api, lucia)
     assert api.identity.candidates(TENANT, "rejected") == []

@@ -58,7 +58,7 @@ from services.projections.timeline import to_timeline_rows
 from services.query_api.routers.erasure import _identifiers as preview_identifiers
 from services.query_api.routers.erasure import raw_erasure
 from tests.events import event
-from tests.identity_memory import memory_resolver
+from tests.identity_memory import memory_resolver, record_erasure_before_groups
 
 PLATFORM_KEY = b"p" * 32
 TENANT = "acme"
@@ -834,13 +834,7 @@ def test_an_erasure_recorded_before_groups_were_takes_only_its_own_customer_for_
     # since, cannot be told from a member, and is taken for live (a key kept, not lost).
     carla, bea, call = recycled(pipeline)
     [lucia] = pipeline.file(message({"email": EMAIL}))
-    counts = {"members": 1, "identifiers": 0, "shared": 0}
-    pipeline.identity._run(
-        TENANT,
-        lambda state: state.customer(lucia).erase(
-            reason="r", actor="a", erasure_event_id="older", key_ids=[], counts=counts
-        ),
-    )
+    record_erasure_before_groups(pipeline.identity, TENANT, lucia)
     assert pipeline.identity.erasure_of(TENANT, lucia)["members"] == []  # type: ignore[index]
     pipeline.identity.merge(TENANT, lucia, carla, "merged by mistake", "key-admin")
     pipeline.erase(bea)
@@ -1428,13 +1422,7 @@ def test_a_group_erased_before_groups_were_recorded_lists_nobody_as_merged_since
     # admin to split her off (found by a review: a dead end).
     lucia, bea = pipeline.file(message({"email": EMAIL}), message({"email": OTHER}))
     pipeline.identity.merge(TENANT, lucia, bea, "same person", "key-admin")
-    counts = {"members": 2, "identifiers": 0, "shared": 0}
-    pipeline.identity._run(
-        TENANT,
-        lambda state: state.customer(lucia).erase(
-            reason="r", actor="a", erasure_event_id="older", key_ids=[], counts=counts
-        ),
-    )
+    record_erasure_before_groups(pipeline.identity, TENANT, lucia, members=2)
     with pytest.raises(ErasedGroupSplit):
         pipeline.identity.split(TENANT, lucia, bea, "not her", "key-admin")
     assert pipeline.identity.merged_since_erasure(TENANT, bea) == []

@@ -34,7 +34,7 @@ from services.identity.rules import Identifier, TenantRules
 from services.identity.settings import load_rules
 from services.ingest.batch import ItemStatus, complete, prepare
 from tests.events import BUCKET_KEY
-from tests.identity_memory import memory_resolver
+from tests.identity_memory import memory_resolver, record_erasure_before_groups
 from tests.identity_memory import resolving as memory_resolving
 
 NOW = datetime(2026, 1, 31, 12, tzinfo=UTC)
@@ -219,14 +219,8 @@ def test_a_group_erased_before_groups_were_recorded_cannot_be_split(
     andrea = resolve(email="andrea.alba@gmail.com")
     bruno = resolve(phone="+34 612 345 670", email="bruno.bravo@gmail.com")
     identity.merge("acme", andrea, bruno, "same person", "admin")
-    counts = {"members": 2, "identifiers": 0, "shared": 0}
     # As recorded before 2026-12-03, with no `members`: who was in the group, nobody can tell.
-    identity._run(
-        "acme",
-        lambda state: state.customer(andrea).erase(
-            reason="r", actor="a", erasure_event_id="older", key_ids=[], counts=counts
-        ),
-    )
+    record_erasure_before_groups(identity, "acme", andrea, members=2)
     with pytest.raises(ErasedGroupSplit):
         identity.split("acme", andrea, bruno, "wrong merge", "admin")
 
@@ -911,16 +905,25 @@ def test_two_customers_whose_emails_are_a_slip_apart_are_one_on_the_browser_of_o
     assert "one keystroke apart" in merged[0].details["reason"]
 
 
-def test_a_dot_hit_for_the_letter_above_it_is_a_slip_on_the_browser_of_one(
-    identity: IdentityResolver,
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        # `.` sits below `l` on a Spanish keyboard: Alba types `af.ores@` in a chat on her laptop.
+        ("af.ores@icloud.com", "aflores@icloud.com"),
+        # `4` sits above `e`: a digit hit for a letter inside a word, not a numbered account
+        # (`ana.garcia1`, `ana.garcia2`), which any digit that differed read as before.
+        ("mariat4resamoralesc@gmail.com", "mariateresamoralesc@gmail.com"),
+    ],
+)
+def test_a_key_hit_for_the_letter_beside_it_is_a_slip_on_the_browser_of_one(
+    identity: IdentityResolver, typed: str, meant: str
 ) -> None:
     resolve = resolving(identity, "web")
-    # `.` sits below `l` on a Spanish keyboard: Alba types `af.ores@` in a chat on her laptop.
-    slip = resolve(email="af.ores@icloud.com", anonymous_id="ck-laptop")
-    alba = resolve(email="aflores@icloud.com")
-    assert resolve(email="aflores@icloud.com", anonymous_id="ck-laptop") == alba
-    assert identity.locate("acme", slip).customer_id == alba
-    assert identity.locate("acme", resolve(anonymous_id="ck-laptop")).customer_id == alba
+    slip = resolve(email=typed, anonymous_id="ck-laptop")
+    person = resolve(email=meant)
+    assert resolve(email=meant, anonymous_id="ck-laptop") == person
+    assert identity.locate("acme", slip).customer_id == person
+    assert identity.locate("acme", resolve(anonymous_id="ck-laptop")).customer_id == person
 
 
 @pytest.mark.parametrize(
@@ -957,20 +960,6 @@ def test_a_browser_used_by_two_emails_that_are_no_slip_is_shared(
     assert identity.locate("acme", ana).members == (ana,)
     assert identity.locate("acme", luis).members == (luis,)
     assert resolve(anonymous_id="ck-home") not in {ana, luis}  # whose visit: nobody can tell
-
-
-def test_a_digit_hit_for_a_letter_is_a_slip_the_browser_corroborates(
-    identity: IdentityResolver,
-) -> None:
-    # Her chat gave `mariat4resa…` (4 sits above e), on the browser she had used; her real
-    # address came later, alone, then beside the same browser: one person, merged. Before, any
-    # digit that differed read as numbered accounts (`ana.garcia1`, `ana.garcia2`).
-    resolve = resolving(identity, "chat")
-    slip = resolve(email="mariat4resamoralesc@gmail.com", anonymous_id="ck-mt")
-    real = resolve(email="mariateresamoralesc@gmail.com")
-    assert real != slip
-    assert resolve(email="mariateresamoralesc@gmail.com", anonymous_id="ck-mt") in {real, slip}
-    assert identity.canonical_id("acme", real) == identity.canonical_id("acme", slip)
 
 
 @pytest.mark.parametrize(
