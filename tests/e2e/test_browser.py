@@ -982,6 +982,7 @@ def test_an_admin_sees_a_number_written_without_its_code_go_and_a_customer_merge
     digits = national.replace(" ", "")
     assert f"+57{digits}" in summary and f"+52{digits}" in summary, summary
     assert "written this way on its events; nobody else needs its key: it goes" in summary
+    page.screenshot("console-erase-preview-readings")
     page.find("#erase-confirm").click()
     page.wait(lambda: "Erasure recorded" in page.text("#identity-status"), what="recorded")
     deployment.wait_processed()
@@ -996,11 +997,18 @@ def test_an_admin_sees_a_number_written_without_its_code_go_and_a_customer_merge
     merged = api.command(deployment.key(TENANT_A, "manager"), "/v1/customers/merge", merge)
     assert merged.status_code == 200, merged.text
     page.open(f"/console#customer={valentina}")
+    page.driver.refresh()  # the same address: a fragment navigation would not load it again
     page.wait(lambda: page.text("#customer-id") == valentina, what="her header")
+    # Her messages are gone from the group's timeline; the stranger's merged in are there.
+    page.wait(lambda: f"otro {tag}" in page.text("#timeline"), what="the stranger's message")
+    assert f"hola {tag}" not in page.text("#timeline") and national not in page.text("#timeline")
+    page.find("#erase-reason").send_keys(f"GDPR art. 17 request {tag}-2")
     page.find("#erase-preview").click()
     since = f"Merged into it after its erasure, not erased: {lucas}. Split each off to erase it."
     page.wait(lambda: since in page.text("#erase-summary"), what="the customer merged in since")
     assert "merged since" in page.text("#erase-summary").lower()  # its title, apart from members
+    page.driver.execute_script("arguments[0].scrollIntoView()", page.find("#erase-result"))
+    page.screenshot("console-erase-merged-since")
     assert page.find("#erase-confirm").get_attribute("disabled") is not None
 
 

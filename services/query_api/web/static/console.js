@@ -410,8 +410,6 @@
     }
   }
 
-  // What an identity history entry adds to its action: why (a reason, a rule) or the name it
-  // recorded; nothing for the rest (no dangling separator).
   // A number written without its country code is carried as its readings (`phone_readings`):
   // her own number, most likely, not a shared line, and named so.
   function historyAction(e) {
@@ -419,6 +417,8 @@
     return readings ? "phone_readings_carried" : e.action;
   }
 
+  // What an identity history entry adds to its action: why (a reason, a rule) or the name it
+  // recorded; nothing for the rest (no dangling separator).
   function historyDetail(e) {
     if (e.details.reason) return reasonText(e.details);
     if (e.details.rule) return ruleName(e.details.rule);
@@ -541,6 +541,15 @@
     $("erase-cancel").addEventListener("click", () => { $("erase-result").hidden = true; });
   }
 
+  // What an erasure does with one identifier and its key, as the preview says it.
+  function erasureFate(i) {
+    const gone = i.key_destroyed;
+    if (i.kind === "phone_readings") return t(gone ? "erase_readings_key_destroyed" : "erase_readings_key_kept");
+    if (i.carried_skipped) return t(gone ? "erase_skipped_key_destroyed" : "erase_skipped_key_kept");
+    if (gone) return t("erase_key_destroyed");
+    return t(i.suppressed === false ? "erase_key_kept" : "erase_key_kept_suppressed");
+  }
+
   function renderErasure(preview, fill) {
     const members = preview.members.map((m) => {
       const why = m.customer_id === preview.customer_id ? t("erase_member_canonical")
@@ -549,17 +558,10 @@
       return `${m.customer_id} (${why}${events})`;
     });
     const identifiers = preview.identifiers.map((i) => {
-      const readings = i.kind === "phone_readings";
-      const fate = readings
-        ? t(i.key_destroyed ? "erase_readings_key_destroyed" : "erase_readings_key_kept")
-        : i.carried_skipped
-        ? t(i.key_destroyed ? "erase_skipped_key_destroyed" : "erase_skipped_key_kept")
-        : i.key_destroyed ? t("erase_key_destroyed")
-        : i.suppressed === false ? t("erase_key_kept") : t("erase_key_kept_suppressed");
       const again = i.carried_again ? `, ${t("erase_carried")}` : "";
       // A national number's readings (`phone_readings`): the numbers it may be, one of which.
-      const value = readings ? i.value.split("|").join(" / ") : i.value;
-      return `${kindName(i.kind)}: ${value} (${fate}${again})`;
+      const value = i.kind === "phone_readings" ? i.value.split("|").join(" / ") : i.value;
+      return `${kindName(i.kind)}: ${value} (${erasureFate(i)}${again})`;
     });
     const rows = [[t("erase_members"), members.join("; ")], [t("identifiers"), identifiers.join("; ") || "—"]];
     if (preview.erased) rows.unshift([t("erase_preview"), fill("erase_already", { event: preview.erasure_event_id })]);
