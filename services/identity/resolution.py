@@ -173,8 +173,13 @@ def _agrees(
     rules: TenantRules,
 ) -> bool:
     """Whether the touchpoint's other identifiers are the writer's group's, or devices nobody
-    holds (a browser, a landline): nothing in it says it is somebody else."""
+    holds (a browser, a landline): nothing in it says it is somebody else. Or identifiers nobody
+    holds, when the writer's group holds none: a customer made only of touchpoints that carried
+    the number written nationally is whoever this touchpoint's person is. Had it come first,
+    those touchpoints would have been filed under its customer (`with_known_reading`): the
+    touchpoints of one POST can reach the filing stage in either order."""
     group = state.canonical(writer)
+    anonymous = not state.group(writer).identifiers
     for identifier in normalised.identifiers:
         if identifier == number:
             continue
@@ -184,7 +189,7 @@ def _agrees(
         if claim.holders:
             if any(state.canonical(h) != group for h in claim.holders):
                 return False
-        elif not rules.rule_for(identifier).device_profile:
+        elif not (anonymous or rules.rule_for(identifier).device_profile):
             return False
     return True
 

@@ -345,6 +345,25 @@ def test_a_reading_settles_only_beside_identifiers_of_the_writers_own(
     assert phones_of(identity, valentina) == held
 
 
+@pytest.mark.parametrize("first", ["national", "in full"])
+def test_a_number_written_without_its_code_alone_is_filed_with_her_in_either_order(
+    identity: IdentityResolver, first: str
+) -> None:
+    # One POST: her WhatsApp message (her email, her Colombian mobile in full) and a chat that
+    # carried only the number written nationally. They reach the filing stage in either order.
+    resolve = resolving(identity, "web")
+    in_full = {"email": "valentina.rios@gmail.com", "phone": "+57 316 951 3292"}
+    if first == "national":
+        chat = resolve(phone="316 951 3292")  # nobody holds a reading: a customer of its own
+        valentina = resolve(**in_full)  # a new email, beside the number that customer wrote
+    else:
+        valentina = resolve(**in_full)
+        chat = resolve(phone="316 951 3292")  # the one reading held is hers
+    assert identity.canonical_id("acme", chat) == identity.canonical_id("acme", valentina)
+    rule = "national_reading" if first == "national" else "first_seen"
+    assert ("+573169513292", rule) in phones_of(identity, valentina)
+
+
 @pytest.mark.parametrize(("days", "settles"), [(30, True), (120, False)])
 def test_a_reading_written_longer_ago_than_a_number_stays_its_holders_settles_nothing(
     identity: IdentityResolver, days: int, settles: bool
