@@ -1,12 +1,21 @@
 """Accuracy benchmark of identity resolution (`cem bench identity`).
 
-Feeds the population (population.py) in time order through what production runs: each batch is
-validated exactly as the HTTP ingest validates it (`services.ingest.batch.prepare`; an event
-rejected whole is a lost touchpoint), decoded from the log's wire form as the runners decode it,
-and filed by the identity filer the embedded pipeline uses (`IdentityFiler` over the resolver
+Feeds the population (population.py) through what production runs: each batch is validated
+exactly as the HTTP ingest validates it (`services.ingest.batch.prepare`; an event rejected whole
+is a lost touchpoint), decoded from the log's wire form as the runners decode it, and filed by the
+identity filer the embedded pipeline uses (`IdentityFiler` over the resolver
 `cem.bootstrap.embedded_identity` builds: eventsourcing on an SQLite file, the product's default
 rules unless a rules file is given). Scores are computed from the filings alone: the customer each
 event was filed under, followed through merges (and splits) to who it is now.
+
+In which order the filing stage sees the touchpoints (`ARRIVALS`): in time order, as one
+partition would give them (`time`, the default); or as the filing stage polls them from the
+touchpoint topic's partitions (a touchpoint's partition is its customer key's bucket, so two of
+one person's touchpoints with different identifiers may sit on two partitions): each request's
+records polled as they arrive (`live`), or the whole population queued first and polled in
+batches (`backlog`, an imported history). The polls are the logs' own (`kernel.partitioning`:
+the partition of each record key, and the fair share of a poll between partitions), over the
+in-memory log that shares them, with the filing stage's batch size.
 """
 
 from __future__ import annotations
@@ -25,9 +34,13 @@ from bench.identity.misses import missed_linkable_pairs
 from bench.identity.population import Touch, generate
 from bench.identity.scoring import evidence_components, scores
 from bench.identity.spelling import PLACEHOLDER
+from cem.adapters.memory_log import MemoryLog
 from cem.bootstrap import embedded_identity
 from cem.identity import build_identity
+from cem.runner import next_offsets
+from kernel.filings import FILING_STAGE
 from kernel.partitioning import touchpoint_bucket_key
+from kernel.ports import TOUCHPOINTS_TOPIC, Record
 from kernel.processing import Unfiled
 from kernel.settings import IngestSettings
 from schemas.validate import decode
@@ -38,6 +51,9 @@ from services.identity.settings import IdentitySettings
 from services.ingest.batch import prepare
 
 TENANT = "bench"
+ARRIVALS = ("time", "live", "backlog")
+PARTITIONS = IngestSettings.model_fields["partitions"].default
+FILING_POLL = 5000  # records per poll of the filing stage (`cem.runner.file_once`)
 BUCKET_KEY = touchpoint_bucket_key(b"bench platform key")
 BATCH = 500  # events per ingest request and per filing batch
 MAX_EVENT_BYTES = IngestSettings.model_fields["max_event_bytes"].default
@@ -64,8 +80,14 @@ class Filed:
 
 
 def run_accuracy(
-    people: int, seed: int, rules: IdentityRules | None = None, data_dir: Path | None = None
+    people: int,
+    seed: int,
+    rules: IdentityRules | None = None,
+    data_dir: Path | None = None,
+    arrival: str = "time",
 ) -> dict[str, Any]:
+    if arrival not in ARRIVALS:
+        raise ValueError(f"arrival {arrival!r} is not one of {', '.join(ARRIVALS)}")
     touches = generate(people, seed)
     with tempfile.TemporaryDirectory(prefix="cem-identity-bench-") as scratch:
         directory = data_dir or Path(scratch)
@@ -75,16 +97,32 @@ def run_accuracy(
             else build_identity(IdentitySettings(mode="embedded", data_dir=directory), rules=rules)
         )
         try:
-            filed = file_all(touches, resolver)
+            filed = file_all(touches, resolver, arrival)
         finally:
             resolver.close()
-    return summarise(people, seed, touches, filed)
+    return summarise(people, seed, touches, filed) | {"arrival": arrival}
 
 
-def file_all(touches: Sequence[Touch], resolver: IdentityResolver) -> Filed:
+def file_all(touches: Sequence[Touch], resolver: IdentityResolver, arrival: str = "time") -> Filed:
     filer = IdentityFiler(resolver)
     homes: dict[str, str] = {}
     rejected = unfiled = 0
+    queue = MemoryLog(PARTITIONS)
+
+    def file(records: Sequence[Record]) -> None:
+        nonlocal unfiled
+        events = [decode(record.value) for record in records]
+        for event, home in zip(events, filer.file(events), strict=True):
+            if isinstance(home, Unfiled):
+                unfiled += 1
+            else:
+                homes[str(event.event_id)] = home
+
+    def poll_all() -> None:
+        while polled := queue.poll(TOUCHPOINTS_TOPIC, FILING_STAGE, FILING_POLL, 0):
+            file([Record(c.key, c.value, c.headers) for c in polled])
+            queue.commit(TOUCHPOINTS_TOPIC, FILING_STAGE, next_offsets(polled))
+
     started = time.perf_counter()
     for start in range(0, len(touches), BATCH):
         batch = touches[start : start + BATCH]
@@ -93,12 +131,14 @@ def file_all(touches: Sequence[Touch], resolver: IdentityResolver) -> Filed:
             [t.event for t in batch], TENANT, received, MAX_EVENT_BYTES, bucket_key=BUCKET_KEY
         )
         rejected += len(prepared.rejected)
-        events = [decode(out.record.value) for out in prepared.outgoing]
-        for event, home in zip(events, filer.file(events), strict=True):
-            if isinstance(home, Unfiled):
-                unfiled += 1
-            else:
-                homes[str(event.event_id)] = home
+        records = [out.record for out in prepared.outgoing]
+        if arrival == "time":
+            file(records)
+            continue
+        queue.append(TOUCHPOINTS_TOPIC, records)
+        if arrival == "live":
+            poll_all()
+    poll_all()
     elapsed = time.perf_counter() - started
     now = {home: resolver.canonical_id(TENANT, home) for home in set(homes.values())}
     return Filed(

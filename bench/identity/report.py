@@ -144,7 +144,15 @@ def load_average() -> list[float] | None:
 
 
 def default_out(result: dict[str, Any]) -> Path:
-    return Path("bench-results") / f"identity-seed{result['seed']}-people{result['people']}.json"
+    name = (
+        f"identity-seed{result['seed']}-people{result['people']}{_arrival(result.get('arrival'))}"
+    )
+    return Path("bench-results") / f"{name}.json"
+
+
+def _arrival(arrival: str | None) -> str:
+    """A file name's suffix for an arrival other than the default time order."""
+    return f"-{arrival}" if arrival and arrival != "time" else ""
 
 
 SEEDS_HEADER = (
@@ -184,9 +192,9 @@ def seeds_summary(results: list[dict[str, Any]]) -> str:
     )
 
 
-def seeds_out(seeds: list[int], people: int) -> Path:
+def seeds_out(seeds: list[int], people: int, arrival: str = "time") -> Path:
     named = "-".join(str(seed) for seed in seeds)
-    return Path("bench-results") / f"identity-seeds{named}-people{people}.json"
+    return Path("bench-results") / f"identity-seeds{named}-people{people}{_arrival(arrival)}.json"
 
 
 def write_seeds_json(results: list[dict[str, Any]], out: Path) -> Path:

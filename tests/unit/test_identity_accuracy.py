@@ -7,10 +7,11 @@ import random
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bench.identity import population
+from bench.identity import accuracy, population
 from bench.identity.accuracy import customers_per_person, run_accuracy
 from bench.identity.population import generate
 from bench.identity.report import format_table
@@ -154,6 +155,36 @@ def test_a_small_run_is_scored_from_what_ingest_and_filing_made_of_it() -> None:
     assert "pairwise precision" in table and "shared_landline" in table
     assert "through a placeholder or hub" in table and "by cause" in table
     assert "missed linkable pairs" in table or "no linkable pair missed" in table
+
+
+@pytest.mark.parametrize("arrival", ["live", "backlog"])
+def test_touchpoints_polled_from_the_partitions_are_each_filed_once_out_of_time_order(
+    arrival: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[str] = []
+    original = accuracy.IdentityFiler.file
+
+    def recording(self: Any, events: Any) -> Any:
+        seen.extend(str(e.event_id) for e in events)
+        return original(self, events)
+
+    monkeypatch.setattr(accuracy.IdentityFiler, "file", recording)
+    monkeypatch.setattr(accuracy, "BATCH", 100)
+    result = run_accuracy(150, seed=11, arrival=arrival)
+    in_time = [t.event_id for t in generate(150, 11)]
+    assert result["arrival"] == arrival and result["lost_at_filing"] == 0
+    assert sorted(seen) == sorted(in_time) and seen != in_time
+    if arrival == "live":  # each request's records are filed before the next request's
+        for start in range(0, len(in_time), 100):
+            assert set(seen[start : start + 100]) == set(in_time[start : start + 100])
+    else:  # the queue is polled 5,000 at a time: 150 people's touchpoints in one poll
+        assert len(in_time) < accuracy.FILING_POLL
+        assert seen[:100] != in_time[:100]
+
+
+def test_an_unknown_arrival_is_refused() -> None:
+    with pytest.raises(ValueError, match="arrival 'random' is not one of time, live, backlog"):
+        run_accuracy(10, seed=1, arrival="random")
 
 
 def test_the_cli_prints_the_table_and_writes_the_json(
