@@ -16,7 +16,7 @@ from kernel.shredding import subject_of
 from services.identity import changes
 from services.identity.changes import MAX_READERS, Evidence
 from services.identity.domain import Filing, IdentifierIndex
-from services.identity.erasure import erased
+from services.identity.erasure import erased, erasure_touches
 from services.identity.known import quiet_decision
 from services.identity.models import ResolvedCustomer
 from services.identity.naming import PreferredName, new_customer_name, new_customer_seed
@@ -174,12 +174,20 @@ def _agrees(
 ) -> bool:
     """Whether the touchpoint's other identifiers are the writer's group's, or devices nobody
     holds (a browser, a landline): nothing in it says it is somebody else. Or identifiers nobody
-    holds, when the writer's group holds none: a customer made only of touchpoints that carried
+    holds, when the writer's group holds none and no erasure touches any of its members, and the
+    number is one that vouches for who carries it (a mobile): a customer made only of touchpoints that carried
     the number written nationally is whoever this touchpoint's person is. Had it come first,
     those touchpoints would have been filed under its customer (`with_known_reading`): the
-    touchpoints of one POST can reach the filing stage in either order."""
+    touchpoints of one POST can reach the filing stage in either order. Not a home's landline
+    (anyone at home writes it: it would be settled on the writer while the person took it as
+    a shared line), nor a group an erasure emptied (a stranger's email would join it)."""
     group = state.canonical(writer)
-    anonymous = not state.group(writer).identifiers
+    writers = state.group(writer)
+    anonymous = (
+        rules.rule_for(number).vouches
+        and not writers.identifiers
+        and not any(erasure_touches(state, m) for m in writers.members)
+    )
     for identifier in normalised.identifiers:
         if identifier == number:
             continue

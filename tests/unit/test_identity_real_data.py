@@ -364,6 +364,44 @@ def test_a_number_written_without_its_code_alone_is_filed_with_her_in_either_ord
     assert ("+573169513292", rule) in phones_of(identity, valentina)
 
 
+@pytest.mark.parametrize("first", ["national", "in full"])
+def test_a_home_line_written_without_its_code_stays_the_one_who_gave_it_in_full(
+    identity: IdentityResolver, first: str
+) -> None:
+    # `602 387 1234`: a Cali landline (+57) or a +1 number. Anyone at home writes a landline: the
+    # chat that carried it alone does not make its customer the line's holder beside Carmen.
+    resolve = resolving(identity, "web")
+    in_full = {"email": "carmen.diaz@gmail.com", "phone": "+57 602 387 1234"}
+    if first == "national":
+        chat, carmen = resolve(phone="602 387 1234"), resolve(**in_full)
+    else:
+        carmen, chat = resolve(**in_full), resolve(phone="602 387 1234")
+    assert identity.holders_of("acme", "phone", "+576023871234") == (carmen,)
+    assert phones_of(identity, chat) == [] or identity.canonical_id(
+        "acme", chat
+    ) == identity.canonical_id("acme", carmen)
+
+
+@pytest.mark.parametrize("erased_survives", [True, False])
+def test_a_number_written_by_a_customer_merged_with_an_erased_one_takes_no_new_email(
+    identity: IdentityResolver, erased_survives: bool
+) -> None:
+    # Andrea was erased; a chat carrying only a number written nationally was merged with her
+    # group by mistake. Its group holds no identifiers because the erasure emptied it: Mateo's
+    # email, beside the number in full, does not join it.
+    resolve = resolving(identity, "web")
+    andrea = resolve(email="andrea.alba@gmail.com")
+    erase(identity, andrea)
+    chat = resolve(phone="316 951 3292")
+    if erased_survives:
+        identity.merge("acme", andrea, chat, "by mistake", "admin")
+    else:
+        identity.merge("acme", chat, andrea, "by mistake", "admin")
+    mateo = resolve(email="mateo.diaz@hotmail.com", phone="+57 316 951 3292")
+    assert identity.canonical_id("acme", mateo) != identity.canonical_id("acme", andrea)
+    assert identity.holders_of("acme", "email", "mateo.diaz@hotmail.com") == (mateo,)
+
+
 @pytest.mark.parametrize(("days", "settles"), [(30, True), (120, False)])
 def test_a_reading_written_longer_ago_than_a_number_stays_its_holders_settles_nothing(
     identity: IdentityResolver, days: int, settles: bool
