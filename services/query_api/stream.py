@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 POLL_S = 0.2
 WOKEN_GAP_S = 0.02
 KEEP_ALIVE_S = 15.0
+# How often an open stream asks whether its customer was erased meanwhile (one identity read).
+ERASURE_CHECK_S = 3.0
 # A browser's EventSource waits this long before reconnecting after a dropped connection.
 RETRY_MS = 1000
 
@@ -214,6 +216,10 @@ class CustomerStream:
     # A producer writing straight to Kafka may put one event id at two offsets: shown once.
     shown: set[str] = field(default_factory=set)
     lang: Language = "en"  # the language of each entry's summary (timeline.worded)
+    # Whether the customer was erased since the stream opened (blocking: read in a thread); on
+    # True the stream sends `event: erased` and ends. None: nothing to watch.
+    erased: Callable[[], bool] | None = None
+    erasure_check_s: float = ERASURE_CHECK_S
 
     async def messages(self) -> AsyncIterator[bytes]:
         subscription, watermark = await self.hub.subscribe(self.tenant_id, self.members)
@@ -255,10 +261,25 @@ class CustomerStream:
         return missed, earlier_arrivals(warehouse, missed, passed)
 
     async def _live(self, subscription: Subscription, position: Positions) -> AsyncIterator[bytes]:
+        wait_s = self.keep_alive_s
+        if self.erased is not None:
+            wait_s = min(wait_s, self.erasure_check_s)
+        kept_alive = checked = time.monotonic()
         while True:
             try:
-                batch = await asyncio.wait_for(subscription.queue.get(), self.keep_alive_s)
+                batch = await asyncio.wait_for(subscription.queue.get(), wait_s)
             except TimeoutError:
+                batch = None
+            now = time.monotonic()
+            if self.erased is not None and now - checked >= self.erasure_check_s:
+                checked = now
+                if await asyncio.to_thread(self.erased):
+                    yield sse_message(encode_positions(position), "erased", b"{}")
+                    return
+            if batch is None:
+                if now - kept_alive < self.keep_alive_s:
+                    continue
+                kept_alive = now
                 # Nothing queued: everything up to the hub's watermark reached this stream, so the
                 # client's cursor may move there (a later reconnect then reads less).
                 position.update(advance(position, self.hub.watermark or {}))

@@ -939,6 +939,32 @@ def test_an_admin_erases_a_customer_after_seeing_the_group_it_takes(
     page.screenshot("console-erase-preview-caller")
 
 
+def test_an_agents_open_page_stops_showing_a_customer_an_admin_erases(
+    page: Page, people: dict[tuple[str, str], str], api: Api, deployment: Deployment
+) -> None:
+    needs_identity(deployment, "erasures")
+    tag, now = new_tag(), datetime.now(UTC)
+    email = f"ines.{tag}@outlook.es"
+    api.post_ok(deployment.key(TENANT_A, "ingest"), [
+        event("message.received", "chat", {"email": email}, now, {"text": f"hola {tag}"},
+              touchpoint=f"chat-{tag}"),
+    ])  # fmt: skip
+    deployment.wait_processed()
+    ines = api.customer_of(deployment.key(TENANT_A, "agent"), email=email)
+    # An agent has her page open, live, while an admin erases her elsewhere.
+    page.sign_in(people[(TENANT_A, "agent")])
+    open_customer(page, email, ines)
+    page.wait(lambda: f"hola {tag}" in page.text("#timeline"), what="her message")
+    page.wait(lambda: "live" in page.text("#live"), what="the live stream")
+    path = f"/v1/customers/{ines}/erase"
+    erased = api.command(deployment.key(TENANT_A, "admin"), path, {"reason": f"GDPR {tag}"})
+    assert erased.status_code == 202, erased.text
+    told = "This customer was erased: their history is no longer shown."
+    page.wait(lambda: told in page.text("#timeline-end"), what="the page told of the erasure")
+    assert timeline_ids(page) == [] and f"hola {tag}" not in page.text("#customer")
+    assert email not in page.text("#customer") and page.text("#f-identifiers") == "—"
+
+
 def ambiguous_colombian_mobile() -> str:
     """A Colombian mobile, written without +57, that two other regions read too (as Mexican or
     US numbers): a random one of those the tenant's rules call ambiguous."""

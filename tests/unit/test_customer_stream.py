@@ -335,3 +335,49 @@ def test_told_latest_positions_read_once_then_answer_from_memory() -> None:
     assert (latest(), reads) == ({0: 4, 1: 2}, 1)
     untold = LatestPositions(twin)  # type: ignore[arg-type]
     assert (untold(), untold(), reads) == ({0: 4}, {0: 4}, 3)
+
+
+def test_a_customer_erased_while_the_stream_is_open_is_told_once_and_the_stream_ends() -> None:
+    twin = ArrivalsTwin()
+    twin.add(0, 0)
+    erased = threading.Event()
+    asked: list[float] = []
+
+    def was_erased() -> bool:
+        asked.append(0.0)
+        return erased.is_set()
+
+    async def scenario() -> list[str]:
+        hub = StreamHub(twin, poll_s=0.01)  # type: ignore[arg-type]
+        stream = CustomerStream(
+            hub, TENANT, [CUSTOMER], None, keep_alive_s=3600, erased=was_erased,
+            erasure_check_s=0.02,
+        )  # fmt: skip
+        messages = stream.messages()
+        await anext(messages), await anext(messages)  # the retry, then where it starts
+        new = twin.add(0, 1)
+        [(_, event_id)] = await take(messages, 1)  # live as before, while not erased
+        assert event_id == new.event_id
+        erased.set()
+        told = [m.decode() async for m in messages]  # ends by itself
+        return told
+
+    told = asyncio.run(scenario())
+    assert len(told) == 1 and "event: erased" in told[0] and "data: {}" in told[0], told
+    assert asked  # an identity read, in a thread
+
+
+def test_a_stream_with_nothing_to_watch_asks_nothing_and_keeps_alive() -> None:
+    twin = ArrivalsTwin()
+    twin.add(0, 0)
+
+    async def scenario() -> str:
+        hub = StreamHub(twin, poll_s=0.01)  # type: ignore[arg-type]
+        messages = CustomerStream(hub, TENANT, [CUSTOMER], None, keep_alive_s=0.05).messages()
+        await anext(messages), await anext(messages)
+        idle = (await asyncio.wait_for(anext(messages), 5)).decode()
+        await messages.aclose()
+        return idle
+
+    idle = asyncio.run(scenario())
+    assert "keep-alive" in idle and "erased" not in idle

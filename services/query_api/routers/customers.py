@@ -85,7 +85,8 @@ def _warehouse(request: Request) -> Warehouse:
     return warehouse
 
 
-def _identity(request: Request) -> IdentityResolver | None:
+def identity_of(request: Request) -> IdentityResolver | None:
+    """The app's identity resolver; None where the app runs without one."""
     identity: IdentityResolver | None = getattr(request.app.state, "identity", None)
     return identity
 
@@ -117,7 +118,7 @@ def _locate(
 
 def members_of(request: Request, tenant_id: str, requested: str) -> list[str]:
     """Every customer id whose rows are the requested customer's history, canonical first."""
-    identity = _identity(request)
+    identity = identity_of(request)
     if identity is None:
         return [requested]
     try:
@@ -246,7 +247,7 @@ def find_by_identifier(
         kind, value = lookup_key(email, phone, anonymous_id, external_id)
     except InvalidLookup as exc:
         raise _invalid("invalid_lookup", exc, exc.path) from None
-    tenant_id, identity = principal.tenant_id, _identity(request)
+    tenant_id, identity = principal.tenant_id, identity_of(request)
     raw = email if kind == "email" else phone
     spellings = _spellings(request, tenant_id, kind, value, raw)
     found = [m for v in spellings for m in find_customers(_warehouse(request), tenant_id, kind, v)]

@@ -6,11 +6,17 @@ reconnects with `Last-Event-ID` (or `?last_event_id=`) first gets what arrived a
 then live messages, and nothing twice. `?lang=es` words each entry's summary in Spanish, as the
 timeline's `lang` does. The cursor follows arrival into the warehouse, not event
 time, so a late event (old `occurred_at`) is delivered like any other.
+
+A customer erased while the stream is open gets one `event: erased` message (`data: {}`), and the
+stream ends: a page showing the customer's history must stop showing it. (The rows go from the
+warehouse in their own time; the page is told within `ERASURE_CHECK_S`.) A stream opened on a
+customer erased already (one merged into it since) is not told again.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
@@ -19,6 +25,7 @@ from fastapi.responses import StreamingResponse
 from kernel.access_audit import record_access
 from kernel.api_errors import ApiError
 from kernel.ports import Principal
+from services.identity.errors import CustomerNotFound
 from services.projections.arrivals import InvalidStreamCursor, Positions, decode_positions
 from services.projections.sql import customer_exists
 from services.query_api.params import SummaryLanguage
@@ -26,6 +33,7 @@ from services.query_api.routers.customers import (
     CUSTOMER_READ_RESPONSES,
     CustomerId,
     Reader,
+    identity_of,
     members_of,
 )
 from services.query_api.stream import CustomerStream, StreamHub
@@ -82,6 +90,22 @@ def _existing_members(request: Request, principal: Principal, customer_id: str) 
     return members
 
 
+def _erasure_watch(request: Request, tenant_id: str, canonical: str) -> Callable[[], bool] | None:
+    """Whether the customer has been erased since the stream opened, read on demand; None when
+    there is nothing to watch (no identity store, or erased already)."""
+    identity = identity_of(request)
+    if identity is None or identity.erasure_of(tenant_id, canonical) is not None:
+        return None
+
+    def erased() -> bool:
+        try:
+            return identity.erasure_of(tenant_id, canonical) is not None
+        except CustomerNotFound:  # not the customer it was: nothing to show of it either
+            return True
+
+    return erased
+
+
 @router.get(
     "/v1/customers/{customer_id:path}/stream",
     response_class=StreamingResponse,
@@ -104,7 +128,10 @@ async def stream_customer(
     tenant_id = principal.tenant_id
     # Blocking reads (identity store, warehouse) off the event loop that serves every stream.
     members = await asyncio.to_thread(_existing_members, request, principal, customer_id)
-    stream = CustomerStream(stream_hub(request), tenant_id, members, cursor, lang=lang)
+    erased = await asyncio.to_thread(_erasure_watch, request, tenant_id, members[0])
+    stream = CustomerStream(
+        stream_hub(request), tenant_id, members, cursor, lang=lang, erased=erased
+    )
     # no-store: personal data; X-Accel-Buffering: a proxy must pass each message on at once.
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream.messages(), media_type="text/event-stream", headers=headers)

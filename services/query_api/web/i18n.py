@@ -132,6 +132,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "erase_readings_key_kept": "written this way on its events; its key stays while "
         "someone else may have written it too",
         "erase_already": "Already erased (event {event}).",
+        "customer_erased": "This customer was erased: their history is no longer shown.",
         "erase_merged_since_title": "Merged since",
         "erase_merged_since": "Merged into it after its erasure, not erased: {ids}. Split each "
         "off to erase it.",
@@ -405,6 +406,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "erase_readings_key_kept": "escrito así en sus eventos; su clave se conserva mientras "
         "otro pueda haberlo escrito también",
         "erase_already": "Ya borrado (evento {event}).",
+        "customer_erased": "Este cliente se ha borrado: su historial ya no se muestra.",
         "erase_merged_since_title": "Unidos después",
         "erase_merged_since": "Unidos a él después del borrado, sin borrar: {ids}. Sepáralos "
         "para borrarlos.",

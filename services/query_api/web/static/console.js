@@ -346,6 +346,11 @@
       if (target === current && matchesFilters(entry)) appendEntry(entry, true);
       if (target === current && entry.repeat_of) refreshProfile(target);
     });
+    // Erased while open (by an admin, here or elsewhere): the page stops showing the history.
+    stream.addEventListener("erased", () => {
+      stream.close();
+      if (target === current) showErased(target);
+    });
     stream.addEventListener("error", () => {
       if (stream.readyState === EventSource.CLOSED && target === current) startPolling(target);
       else setLive(false);
@@ -367,6 +372,25 @@
         setLive(false);
       }
     }, 500);
+  }
+
+  // What was read of the customer goes from the page: the timeline, the profile's facts, its
+  // risk, its identifiers and their history. The identity panel's forms stay (an admin's erasure
+  // result; a preview then says "already erased").
+  function showErased(target) {
+    target.done = true;
+    target.erased = true;
+    $("timeline").replaceChildren();
+    $("more").hidden = true;
+    $("timeline-end").textContent = t("customer_erased");
+    $("live").textContent = t("customer_erased");
+    $("live").classList.remove("on");
+    $("customer-label").textContent = "";
+    for (const fact of document.querySelectorAll("#customer [id^='f-']")) fact.replaceChildren("—");
+    $("risk").replaceChildren();
+    for (const list of ["identities", "members", "identity-history"]) {
+      if ($(list)) $(list).replaceChildren();
+    }
   }
 
   function stopLive() {
