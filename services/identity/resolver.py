@@ -387,6 +387,20 @@ class IdentityResolver(Application[UUID]):
         `erased-rows` group deletes the rows of); None if none."""
         return erasure.recorded_on(self.state(tenant_id), customer_id)
 
+    def erased_among(self, tenant_id: str, customer_ids: Sequence[str]) -> set[str]:
+        """Which of the customers were erased (`erasure.erased`: named in an erasure's group; not
+        a live customer merged into an erased one since). An id the store does not know is
+        not erased."""
+        state = self.state(tenant_id)
+        found = set()
+        for customer_id in customer_ids:
+            try:
+                if erasure.erased(state, customer_id):
+                    found.add(customer_id)
+            except CustomerNotFound:
+                continue
+        return found
+
     def erasure_of(self, tenant_id: str, customer_id: str) -> dict[str, Any] | None:
         """The erasure recorded on the customer's group, None if it was never erased."""
         return erasure.erasure_of(self.state(tenant_id), customer_id)

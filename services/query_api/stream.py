@@ -264,24 +264,24 @@ class CustomerStream:
         wait_s = self.keep_alive_s
         if self.erased is not None:
             wait_s = min(wait_s, self.erasure_check_s)
-        kept_alive = checked = time.monotonic()
+        kept_alive, checked = time.monotonic(), None
         while True:
-            try:
-                batch = await asyncio.wait_for(subscription.queue.get(), wait_s)
-            except TimeoutError:
-                batch = None
             now = time.monotonic()
-            if self.erased is not None and now - checked >= self.erasure_check_s:
+            if self.erased is not None and (checked is None or now - checked >= wait_s):
                 checked = now
                 if await asyncio.to_thread(self.erased):
                     yield sse_message(encode_positions(position), "erased", b"{}")
                     return
-            if batch is None:
-                if now - kept_alive < self.keep_alive_s:
+            try:
+                batch = await asyncio.wait_for(subscription.queue.get(), wait_s)
+            except TimeoutError:
+                if time.monotonic() - kept_alive < self.keep_alive_s:
                     continue
-                kept_alive = now
+                kept_alive = time.monotonic()
                 # Nothing queued: everything up to the hub's watermark reached this stream, so the
-                # client's cursor may move there (a later reconnect then reads less).
+                # client's cursor may move there (a later reconnect then reads less). Nothing is
+                # awaited between the timeout and this read: the hub queues what it dispatches
+                # before it moves the watermark past it.
                 position.update(advance(position, self.hub.watermark or {}))
                 yield b": keep-alive\n" + sse_message(encode_positions(position))
                 continue

@@ -9,13 +9,17 @@ time, so a late event (old `occurred_at`) is delivered like any other.
 
 A customer erased while the stream is open gets one `event: erased` message (`data: {}`), and the
 stream ends: a page showing the customer's history must stop showing it. (The rows go from the
-warehouse in their own time; the page is told within `ERASURE_CHECK_S`.) A stream opened on a
-customer erased already (one merged into it since) is not told again.
+warehouse in their own time; the page is told within `ERASURE_CHECK_S`.) Any member of the group
+it opened on counts (one split off, then erased, was shown on the page). A stream opened on a
+group with a member erased already (a live customer merged into an erased one since) is not told
+of that one, unless the browser is reconnecting (`Last-Event-ID`): it may have shown the
+customer before an erasure while it was away.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -25,7 +29,6 @@ from fastapi.responses import StreamingResponse
 from kernel.access_audit import record_access
 from kernel.api_errors import ApiError
 from kernel.ports import Principal
-from services.identity.errors import CustomerNotFound
 from services.projections.arrivals import InvalidStreamCursor, Positions, decode_positions
 from services.projections.sql import customer_exists
 from services.query_api.params import SummaryLanguage
@@ -39,6 +42,7 @@ from services.query_api.routers.customers import (
 from services.query_api.stream import CustomerStream, StreamHub
 
 router = APIRouter(tags=["customers"])
+logger = logging.getLogger(__name__)
 
 _STREAM_EXAMPLE = (
     'id: MDoxMiwxOjQ\nevent: touchpoint\ndata: {"event_id": "…", "channel": "chat", …}\n\n'
@@ -90,18 +94,30 @@ def _existing_members(request: Request, principal: Principal, customer_id: str) 
     return members
 
 
-def _erasure_watch(request: Request, tenant_id: str, canonical: str) -> Callable[[], bool] | None:
-    """Whether the customer has been erased since the stream opened, read on demand; None when
-    there is nothing to watch (no identity store, or erased already)."""
+def _erasure_watch(
+    request: Request, tenant_id: str, members: list[str], reconnected: bool
+) -> Callable[[], bool] | None:
+    """Whether a member of the group the stream opened on has been erased since, read on demand;
+    None without an identity store. Since the stream opened: a member erased already then (a
+    live customer merged into an erased one since) is not news, except to a browser reconnecting
+    (`Last-Event-ID`), which may have shown the customer before the erasure."""
     identity = identity_of(request)
-    if identity is None or identity.erasure_of(tenant_id, canonical) is not None:
+    if identity is None:
         return None
+    known = set() if reconnected else identity.erased_among(tenant_id, members)
+    failing = False
 
     def erased() -> bool:
+        nonlocal failing
         try:
-            return identity.erasure_of(tenant_id, canonical) is not None
-        except CustomerNotFound:  # not the customer it was: nothing to show of it either
-            return True
+            news = bool(identity.erased_among(tenant_id, members) - known)
+        except Exception:  # noqa: BLE001 — the store briefly unavailable: the stream goes on
+            if not failing:
+                logger.warning("stream: could not read whether its customer was erased; retrying")
+            failing = True
+            return False
+        failing = False
+        return news
 
     return erased
 
@@ -128,7 +144,8 @@ async def stream_customer(
     tenant_id = principal.tenant_id
     # Blocking reads (identity store, warehouse) off the event loop that serves every stream.
     members = await asyncio.to_thread(_existing_members, request, principal, customer_id)
-    erased = await asyncio.to_thread(_erasure_watch, request, tenant_id, members[0])
+    reconnected = last_event_id_header is not None
+    erased = await asyncio.to_thread(_erasure_watch, request, tenant_id, members, reconnected)
     stream = CustomerStream(
         stream_hub(request), tenant_id, members, cursor, lang=lang, erased=erased
     )

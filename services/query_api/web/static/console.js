@@ -91,6 +91,7 @@
     $("customer-id").textContent = id;
     $("timeline").replaceChildren();
     $("timeline-end").textContent = t("loading");
+    setLive(false); // until this customer's stream opens
     try {
       const profile = await api(`/v1/customers/${encodeURIComponent(id)}`);
       renderProfile(profile);
@@ -187,7 +188,7 @@
   async function refreshProfile(target) {
     try {
       const profile = await api(`/v1/customers/${encodeURIComponent(target.id)}`);
-      if (target === current) renderProfile(profile);
+      if (target === current && !target.erased) renderProfile(profile);
     } catch (error) {
       // The header keeps what it showed; the timeline still has the new entry.
     }
@@ -197,6 +198,7 @@
     const badge = $("risk");
     try {
       const found = await api(`/v1/alerts?${query({ customer_id: id })}`);
+      if (current && current.erased) return;
       const open = found.alerts.filter((a) => (a.status || "open") !== "resolved");
       badge.className = open.length ? "badge danger" : "badge ok";
       // The newest open alert, with when it was raised: it stays open until someone resolves it,
@@ -260,13 +262,14 @@
       && (!f.since || at >= new Date(f.since).getTime()) && (!f.until || at < new Date(f.until).getTime());
   }
 
+  // An erased customer's page is not read again (its rows go from the warehouse in their time).
   $("filters").addEventListener("submit", (e) => {
     e.preventDefault();
-    if (current && datesValid()) load(current.id);
+    if (current && !current.erased && datesValid()) load(current.id);
   });
   $("filters").addEventListener("reset", () => setTimeout(() => {
     datesValid();
-    if (current) load(current.id);
+    if (current && !current.erased) load(current.id);
   }, 0));
 
   async function nextPage() {
@@ -276,7 +279,7 @@
     try {
       const page = await api(`/v1/customers/${encodeURIComponent(target.id)}/timeline?${query({
         ...target.filters, cursor: target.cursor, limit: PAGE, lang })}`);
-      if (target !== current) return;
+      if (target !== current || target.erased) return;
       for (const entry of page.entries) appendEntry(entry, false);
       if (page.stream_cursor && !target.streamCursor) target.streamCursor = page.stream_cursor;
       target.cursor = page.next_cursor;
@@ -364,7 +367,7 @@
       try {
         const page = await api(`/v1/customers/${encodeURIComponent(target.id)}/timeline?${query({
           ...target.filters, limit: PAGE, lang })}`);
-        if (target !== current) return;
+        if (target !== current || target.erased) return;
         const fresh = page.entries.filter((entry) => !target.seen.has(entry.event_id));
         for (const entry of fresh.slice().reverse()) appendEntry(entry, true);
         if (fresh.some((entry) => entry.repeat_of)) refreshProfile(target);
@@ -388,9 +391,14 @@
     $("customer-label").textContent = "";
     for (const fact of document.querySelectorAll("#customer [id^='f-']")) fact.replaceChildren("—");
     $("risk").replaceChildren();
+    $("risk").className = "badge";
+    $("repeat").hidden = true;
+    $("repeat").replaceChildren();
+    $("repeat").removeAttribute("title");
     for (const list of ["identities", "members", "identity-history"]) {
       if ($(list)) $(list).replaceChildren();
     }
+    if ($("merge-result")) $("merge-result").hidden = true; // a preview naming its identifiers
   }
 
   function stopLive() {
@@ -412,6 +420,7 @@
         api(`/v1/customers/${path}/identities`),
         api(`/v1/customers/${path}/identity-history`),
       ]);
+      if (current && current.id === id && current.erased) return; // read before the erasure
       // An identifier several members hold (the person and the profile of a device they used
       // before signing in) is one line, with how each came to hold it.
       const byIdentifier = new Map();

@@ -1,0 +1,142 @@
+"""A customer's live stream tells the page when the customer is erased while it is open
+(`services/query_api/routers/stream._erasure_watch`, `CustomerStream.erased`): which erasures count,
+a store that fails for a while, and nothing lost while identity is read."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import types
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from services.identity import IdentityResolver
+from services.query_api.routers.stream import _erasure_watch
+from services.query_api.stream import CustomerStream, StreamHub
+from tests.identity_memory import memory_resolver, resolving
+from tests.unit.test_customer_stream import CUSTOMER, TENANT, ArrivalsTwin
+
+
+@pytest.fixture
+def identity() -> Iterator[IdentityResolver]:
+    resolver = memory_resolver()
+    yield resolver
+    resolver.close()
+
+
+def app_with(identity: Any) -> Any:
+    """A request as the route gets it: only its app's identity is read."""
+    return types.SimpleNamespace(app=types.SimpleNamespace(state=types.SimpleNamespace(identity=identity)))  # fmt: skip
+
+
+def erase(identity: IdentityResolver, customer_id: str) -> None:
+    identity.erase_customer("acme", customer_id, "asked", "admin", str(uuid.uuid4()), lambda k, v: v)  # fmt: skip
+
+
+def customers(identity: IdentityResolver, *emails: str) -> list[str]:
+    resolve = resolving(identity, "web", datetime(2026, 1, 1, tzinfo=UTC))
+    return [resolve(email=email) for email in emails]
+
+
+def test_a_customer_erased_after_the_stream_opened_is_news(identity: IdentityResolver) -> None:
+    [ines] = customers(identity, "ines.ibanez@gmail.com")
+    watch = _erasure_watch(app_with(identity), "acme", [ines], reconnected=False)
+    assert watch is not None and watch() is False
+    erase(identity, ines)
+    assert watch() is True
+
+
+def test_a_live_customer_merged_into_an_erased_one_is_not_told_it_was_erased(
+    identity: IdentityResolver,
+) -> None:
+    andrea, carlos = customers(identity, "andrea.alba@gmail.com", "carlos.cano@gmail.com")
+    erase(identity, andrea)
+    watch = _erasure_watch(app_with(identity), "acme", [carlos], reconnected=False)
+    assert watch is not None
+    identity.merge("acme", andrea, carlos, "by mistake", "admin")
+    assert watch() is False  # Carlos is live: the erasure did not take him
+    # A page opened on the group since knows Andrea was erased: not news either.
+    group = identity.members("acme", andrea)
+    since = _erasure_watch(app_with(identity), "acme", list(group), reconnected=False)
+    assert since is not None and since() is False
+
+
+def test_a_member_split_off_then_erased_is_news_to_the_page_that_showed_it(
+    identity: IdentityResolver,
+) -> None:
+    sara, ana = customers(identity, "sara.soto@gmail.com", "ana.arias@gmail.com")
+    identity.merge("acme", sara, ana, "same person", "admin")
+    members = list(identity.members("acme", sara))
+    watch = _erasure_watch(app_with(identity), "acme", members, reconnected=False)
+    identity.split("acme", sara, ana, "not the same", "admin")
+    erase(identity, ana)
+    assert watch is not None and watch() is True
+
+
+def test_a_browser_reconnecting_after_the_erasure_is_told(identity: IdentityResolver) -> None:
+    [ines] = customers(identity, "ines.ibanez@gmail.com")
+    erase(identity, ines)  # while the browser was away, or just before its connection dropped
+    again = _erasure_watch(app_with(identity), "acme", [ines], reconnected=True)
+    assert again is not None and again() is True
+    fresh = _erasure_watch(app_with(identity), "acme", [ines], reconnected=False)
+    assert fresh is not None and fresh() is False
+
+
+def test_without_identity_there_is_nothing_to_watch() -> None:
+    assert _erasure_watch(app_with(None), "acme", ["c1"], reconnected=False) is None
+
+
+def test_a_store_that_fails_for_a_while_neither_ends_the_stream_nor_tells_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls = {"n": 0}
+
+    class Flaky:
+        def erased_among(self, tenant_id: str, ids: list[str]) -> set[str]:
+            calls["n"] += 1
+            if 1 < calls["n"] < 5:
+                raise ConnectionError("identity store unavailable")
+            return set()
+
+    watch = _erasure_watch(app_with(Flaky()), TENANT, [CUSTOMER], reconnected=False)
+    assert watch is not None
+    assert [watch() for _ in range(5)] == [False] * 5
+    assert len([r for r in caplog.records if "could not read" in r.message]) == 1  # once
+
+
+def test_nothing_arriving_while_identity_is_read_is_lost() -> None:
+    """The keep-alive moves the client's cursor to the hub's watermark: an arrival the hub
+    queued while the erasure check was awaited must be delivered, not passed over."""
+    twin = ArrivalsTwin()
+    twin.add(0, 0)
+    added = []
+
+    def slow_check() -> bool:
+        added.append(twin.add(0, len(added) + 1))  # arrives during the read
+        time.sleep(0.03)
+        return False
+
+    async def scenario() -> set[str]:
+        hub = StreamHub(twin, poll_s=0.005)  # type: ignore[arg-type]
+        stream = CustomerStream(
+            hub, TENANT, [CUSTOMER], None, keep_alive_s=0.5, erased=slow_check,
+            erasure_check_s=0.1,
+        )  # fmt: skip
+        messages = stream.messages()
+        await anext(messages), await anext(messages)
+        seen: set[str] = set()
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:
+            message = (await anext(messages)).decode()
+            seen.update(re.findall(r'"event_id":"([^"]+)"', message))
+        await messages.aclose()
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert len(added) >= 5  # checked again and again, keep-alives among them
+    assert [a.event_id for a in added[:-1] if a.event_id not in seen] == []
