@@ -263,6 +263,7 @@ def _bench_identity(args: argparse.Namespace) -> int:
         return _bench_identity_seeds(args, seeds, rules)
     seed = DEFAULT_IDENTITY_SEED if args.seed is None else args.seed
     result = run_accuracy(args.people, seed, rules=rules, arrival=args.arrival)
+    print(f"touchpoints arriving in {args.arrival} order")
     print(format_table(result))
     print(f"\nresults: {write_json(result, Path(args.out) if args.out else default_out(result))}")
     return 0 if result["meets_targets"] else 1

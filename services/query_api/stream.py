@@ -275,13 +275,17 @@ class CustomerStream:
             try:
                 batch = await asyncio.wait_for(subscription.queue.get(), wait_s)
             except TimeoutError:
-                if time.monotonic() - kept_alive < self.keep_alive_s:
+                # A batch the hub queued while the timed-out wait was being cancelled (it awaits)
+                # is delivered first: the watermark may have moved past it already.
+                if not subscription.queue.empty() or (
+                    time.monotonic() - kept_alive < self.keep_alive_s
+                ):
                     continue
                 kept_alive = time.monotonic()
                 # Nothing queued: everything up to the hub's watermark reached this stream, so the
-                # client's cursor may move there (a later reconnect then reads less). Nothing is
-                # awaited between the timeout and this read: the hub queues what it dispatches
-                # before it moves the watermark past it.
+                # client's cursor may move there (a later reconnect then reads less). The hub
+                # queues what it dispatches before it moves the watermark past it, and nothing is
+                # awaited between the check above and this read.
                 position.update(advance(position, self.hub.watermark or {}))
                 yield b": keep-alive\n" + sse_message(encode_positions(position))
                 continue

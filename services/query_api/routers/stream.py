@@ -10,10 +10,9 @@ time, so a late event (old `occurred_at`) is delivered like any other.
 A customer erased while the stream is open gets one `event: erased` message (`data: {}`), and the
 stream ends: a page showing the customer's history must stop showing it. (The rows go from the
 warehouse in their own time; the page is told within `ERASURE_CHECK_S`.) Any member of the group
-it opened on counts (one split off, then erased, was shown on the page). A stream opened on a
-group with a member erased already (a live customer merged into an erased one since) is not told
-of that one, unless the browser is reconnecting (`Last-Event-ID`): it may have shown the
-customer before an erasure while it was away.
+it opened on counts (one split off, then erased, was shown on the page), erased before the stream
+opened too (between the first page and the stream, or while a browser was away), except the
+erased members of a group a live customer was merged into since: that page is the live one's.
 """
 
 from __future__ import annotations
@@ -95,22 +94,26 @@ def _existing_members(request: Request, principal: Principal, customer_id: str) 
 
 
 def _erasure_watch(
-    request: Request, tenant_id: str, members: list[str], reconnected: bool
+    request: Request, tenant_id: str, members: list[str]
 ) -> Callable[[], bool] | None:
-    """Whether a member of the group the stream opened on has been erased since, read on demand;
-    None without an identity store. Since the stream opened: a member erased already then (a
-    live customer merged into an erased one since) is not news, except to a browser reconnecting
-    (`Last-Event-ID`), which may have shown the customer before the erasure."""
+    """Whether a member of the group the stream opened on is erased, read on demand; None
+    without an identity store. Not a member of an erased group that a live customer was merged
+    into since (`merged_since_erasure`): that erasure came before the merge, hence before any
+    page showed the group as it is, and the live customer's page is not to be emptied. Any other
+    erased member is news, whenever the page read it (an erasure between the first page and the
+    stream, or while a browser was away and reconnects)."""
     identity = identity_of(request)
     if identity is None:
         return None
-    known = set() if reconnected else identity.erased_among(tenant_id, members)
+    older = set()
+    if identity.merged_since_erasure(tenant_id, members[0]):
+        older = identity.erased_among(tenant_id, members)
     failing = False
 
     def erased() -> bool:
         nonlocal failing
         try:
-            news = bool(identity.erased_among(tenant_id, members) - known)
+            news = bool(identity.erased_among(tenant_id, members) - older)
         except Exception:  # noqa: BLE001 — the store briefly unavailable: the stream goes on
             if not failing:
                 logger.warning("stream: could not read whether its customer was erased; retrying")
@@ -144,8 +147,7 @@ async def stream_customer(
     tenant_id = principal.tenant_id
     # Blocking reads (identity store, warehouse) off the event loop that serves every stream.
     members = await asyncio.to_thread(_existing_members, request, principal, customer_id)
-    reconnected = last_event_id_header is not None
-    erased = await asyncio.to_thread(_erasure_watch, request, tenant_id, members, reconnected)
+    erased = await asyncio.to_thread(_erasure_watch, request, tenant_id, members)
     stream = CustomerStream(
         stream_hub(request), tenant_id, members, cursor, lang=lang, erased=erased
     )
