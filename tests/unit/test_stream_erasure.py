@@ -175,3 +175,11 @@ def test_an_arrival_dispatched_as_the_keep_alive_wait_times_out_is_delivered(wat
         return {e for m in out for e in re.findall(r'"event_id":"([^"]+)"', m)}
 
     assert "e-0-1" in asyncio.run(scenario())
+
+
+def test_a_group_identity_does_not_know_is_watched_without_an_error(
+    identity: IdentityResolver,
+) -> None:
+    # Events keyed by an id identity never linked: the timeline shows them; nothing to erase.
+    watch = _erasure_watch(app_with(identity), "acme", ["crm-unknown-to-identity"])
+    assert watch is not None and watch() is False

@@ -28,6 +28,7 @@ from fastapi.responses import StreamingResponse
 from kernel.access_audit import record_access
 from kernel.api_errors import ApiError
 from kernel.ports import Principal
+from services.identity.errors import CustomerNotFound
 from services.projections.arrivals import InvalidStreamCursor, Positions, decode_positions
 from services.projections.sql import customer_exists
 from services.query_api.params import SummaryLanguage
@@ -105,9 +106,12 @@ def _erasure_watch(
     identity = identity_of(request)
     if identity is None:
         return None
-    older = set()
-    if identity.merged_since_erasure(tenant_id, members[0]):
-        older = identity.erased_among(tenant_id, members)
+    older: set[str] = set()
+    try:
+        if identity.merged_since_erasure(tenant_id, members[0]):
+            older = identity.erased_among(tenant_id, members)
+    except CustomerNotFound:  # a group identity does not know (events keyed by an id it never
+        pass  # linked): nothing of it was erased through identity
     failing = False
 
     def erased() -> bool:
