@@ -345,20 +345,29 @@ def test_a_reading_settles_only_beside_identifiers_of_the_writers_own(
     assert phones_of(identity, valentina) == held
 
 
+def chat_and_message(
+    identity: IdentityResolver, first: str, national: str, in_full: dict[str, str]
+) -> tuple[str, str]:
+    """A chat carrying only `national` and a message carrying `in_full`, filed with the one named
+    by `first` ("national" or "in full") first; the customers each went to."""
+    resolve = resolving(identity, "web")
+    if first == "national":
+        chat = resolve(phone=national)
+        return chat, resolve(**in_full)
+    message = resolve(**in_full)
+    return resolve(phone=national), message
+
+
 @pytest.mark.parametrize("first", ["national", "in full"])
 def test_a_number_written_without_its_code_alone_is_filed_with_her_in_either_order(
     identity: IdentityResolver, first: str
 ) -> None:
     # One POST: her WhatsApp message (her email, her Colombian mobile in full) and a chat that
     # carried only the number written nationally. They reach the filing stage in either order.
-    resolve = resolving(identity, "web")
+    # Chat first: nobody holds a reading, a customer of its own, then a new email beside the
+    # number that customer wrote. Message first: the one reading held is hers.
     in_full = {"email": "valentina.rios@gmail.com", "phone": "+57 316 951 3292"}
-    if first == "national":
-        chat = resolve(phone="316 951 3292")  # nobody holds a reading: a customer of its own
-        valentina = resolve(**in_full)  # a new email, beside the number that customer wrote
-    else:
-        valentina = resolve(**in_full)
-        chat = resolve(phone="316 951 3292")  # the one reading held is hers
+    chat, valentina = chat_and_message(identity, first, "316 951 3292", in_full)
     assert identity.canonical_id("acme", chat) == identity.canonical_id("acme", valentina)
     rule = "national_reading" if first == "national" else "first_seen"
     assert ("+573169513292", rule) in phones_of(identity, valentina)
@@ -370,12 +379,8 @@ def test_a_home_line_written_without_its_code_stays_the_one_who_gave_it_in_full(
 ) -> None:
     # `602 387 1234`: a Cali landline (+57) or a +1 number. Anyone at home writes a landline: the
     # chat that carried it alone does not make its customer the line's holder beside Carmen.
-    resolve = resolving(identity, "web")
     in_full = {"email": "carmen.diaz@gmail.com", "phone": "+57 602 387 1234"}
-    if first == "national":
-        chat, carmen = resolve(phone="602 387 1234"), resolve(**in_full)
-    else:
-        carmen, chat = resolve(**in_full), resolve(phone="602 387 1234")
+    chat, carmen = chat_and_message(identity, first, "602 387 1234", in_full)
     assert identity.holders_of("acme", "phone", "+576023871234") == (carmen,)
     assert phones_of(identity, chat) == [] or identity.canonical_id(
         "acme", chat

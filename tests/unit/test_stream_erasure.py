@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 import time
 import types
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from services.identity import IdentityResolver
 from services.query_api.routers.stream import _erasure_watch
 from services.query_api.stream import CustomerStream, StreamHub
 from tests.identity_memory import memory_resolver, resolving
-from tests.unit.test_customer_stream import CUSTOMER, TENANT, ArrivalsTwin
+from tests.unit.test_customer_stream import CUSTOMER, TENANT, ArrivalsTwin, take
 
 
 @pytest.fixture
@@ -41,6 +42,17 @@ def erase(identity: IdentityResolver, customer_id: str) -> None:
 def customers(identity: IdentityResolver, *emails: str) -> list[str]:
     resolve = resolving(identity, "web", datetime(2026, 1, 1, tzinfo=UTC))
     return [resolve(email=email) for email in emails]
+
+
+def watched(
+    hub: StreamHub, erased: Callable[[], bool] | None, keep_alive_s: float, check_s: float
+) -> AsyncIterator[bytes]:
+    """The messages of a fresh stream of CUSTOMER that asks `erased` every `check_s`."""
+    stream = CustomerStream(
+        hub, TENANT, [CUSTOMER], None, keep_alive_s=keep_alive_s, erased=erased,
+        erasure_check_s=check_s,
+    )  # fmt: skip
+    return stream.messages()
 
 
 def test_a_customer_erased_after_the_stream_opened_is_news(identity: IdentityResolver) -> None:
@@ -126,11 +138,7 @@ def test_nothing_arriving_while_identity_is_read_is_lost() -> None:
 
     async def scenario() -> set[str]:
         hub = StreamHub(twin, poll_s=0.005)  # type: ignore[arg-type]
-        stream = CustomerStream(
-            hub, TENANT, [CUSTOMER], None, keep_alive_s=0.5, erased=slow_check,
-            erasure_check_s=0.1,
-        )  # fmt: skip
-        messages = stream.messages()
+        messages = watched(hub, slow_check, keep_alive_s=0.5, check_s=0.1)
         await anext(messages), await anext(messages)
         seen: set[str] = set()
         end = time.monotonic() + 2.0
@@ -145,8 +153,10 @@ def test_nothing_arriving_while_identity_is_read_is_lost() -> None:
     assert [a.event_id for a in added[:-1] if a.event_id not in seen] == []
 
 
-@pytest.mark.parametrize("watched", [False, True])
-def test_an_arrival_dispatched_as_the_keep_alive_wait_times_out_is_delivered(watched: bool) -> None:
+@pytest.mark.parametrize("is_watched", [False, True])
+def test_an_arrival_dispatched_as_the_keep_alive_wait_times_out_is_delivered(
+    is_watched: bool,
+) -> None:
     # The timed-out wait awaits its cancelled read: the hub may queue a batch and move its
     # watermark past it meanwhile. The keep-alive must not move the cursor over it.
     twin = ArrivalsTwin()
@@ -154,11 +164,8 @@ def test_an_arrival_dispatched_as_the_keep_alive_wait_times_out_is_delivered(wat
 
     async def scenario() -> set[str]:
         hub = StreamHub(twin, poll_s=100)  # type: ignore[arg-type]
-        stream = CustomerStream(
-            hub, TENANT, [CUSTOMER], None, keep_alive_s=0.5,
-            erased=(lambda: False) if watched else None, erasure_check_s=0.5,
-        )  # fmt: skip
-        messages = stream.messages()
+        check = (lambda: False) if is_watched else None
+        messages = watched(hub, check, keep_alive_s=0.5, check_s=0.5)
         await anext(messages), await anext(messages)
         loop = asyncio.get_running_loop()
         start = loop.time()
@@ -183,3 +190,29 @@ def test_a_group_identity_does_not_know_is_watched_without_an_error(
     # Events keyed by an id identity never linked: the timeline shows them; nothing to erase.
     watch = _erasure_watch(app_with(identity), "acme", ["crm-unknown-to-identity"])
     assert watch is not None and watch() is False
+
+
+def test_a_customer_erased_while_the_stream_is_open_is_told_once_and_the_stream_ends() -> None:
+    twin = ArrivalsTwin()
+    twin.add(0, 0)
+    erased = threading.Event()
+    asked: list[float] = []
+
+    def was_erased() -> bool:
+        asked.append(0.0)
+        return erased.is_set()
+
+    async def scenario() -> list[str]:
+        hub = StreamHub(twin, poll_s=0.01)  # type: ignore[arg-type]
+        messages = watched(hub, was_erased, keep_alive_s=3600, check_s=0.02)
+        await anext(messages), await anext(messages)  # the retry, then where it starts
+        new = twin.add(0, 1)
+        [(_, event_id)] = await take(messages, 1)  # live as before, while not erased
+        assert event_id == new.event_id
+        erased.set()
+        told = [m.decode() async for m in messages]  # ends by itself
+        return told
+
+    told = asyncio.run(scenario())
+    assert len(told) == 1 and "event: erased" in told[0] and "data: {}" in told[0], told
+    assert asked  # an identity read, in a thread
