@@ -963,6 +963,8 @@ def test_an_agents_open_page_stops_showing_a_customer_an_admin_erases(
     page.wait(lambda: told in page.text("#timeline-end"), what="the page told of the erasure")
     assert timeline_ids(page) == [] and f"hola {tag}" not in page.text("#customer")
     assert email not in page.text("#customer") and page.text("#f-identifiers") == "—"
+    assert email not in page.text("#results")  # the search results named her too
+    page.screenshot("console-erased-while-open")
     # Filtering again does not read her back (her rows go from the warehouse in their time).
     page.find("#filters button[type=submit]").click()
     time.sleep(1)

@@ -386,8 +386,9 @@
     $("timeline").replaceChildren();
     $("more").hidden = true;
     $("timeline-end").textContent = t("customer_erased");
-    $("live").textContent = t("customer_erased");
+    $("live").textContent = ""; // said once, under the title
     $("live").classList.remove("on");
+    $("results").replaceChildren(); // the search results name the customer too
     $("customer-label").textContent = "";
     for (const fact of document.querySelectorAll("#customer [id^='f-']")) fact.replaceChildren("—");
     $("risk").replaceChildren();
