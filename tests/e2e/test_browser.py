@@ -790,6 +790,56 @@ def test_resolving_an_alert_shows_on_the_customers_timeline(
         )
 
 
+# Run before the page's own scripts: records each stream the page opens and the stream cursor of
+# each timeline page it reads, and slows its reads of a customer (the timeline's more), so the
+# first page is still on its way when the header is drawn, as on a slow network.
+SLOW_READS = """
+window.cemStreams = [];
+window.cemCursors = [];
+const Source = window.EventSource;
+window.EventSource = class extends Source {
+  constructor(url, options) { super(url, options); window.cemStreams.push(String(url)); }
+};
+const read = window.fetch;
+window.fetch = async (path, init) => {
+  const timeline = String(path).includes("/timeline?");
+  const wait = timeline ? 800 : String(path).startsWith("/v1/customers/") ? 200 : 0;
+  await new Promise((done) => setTimeout(done, wait));
+  const response = await read(path, init);
+  if (timeline) window.cemCursors.push((await response.clone().json()).stream_cursor || null);
+  return response;
+};
+"""
+
+
+def test_the_live_stream_starts_where_the_first_page_was_read(
+    page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
+) -> None:
+    # An event stored between the first page's read and the stream's start is sent by the stream
+    # only when it starts at that page's cursor. The end of the list in view asks for the first
+    # page too; the stream must wait for that page, not open from "now" while it is on its way.
+    customer_id = customer["ids"]["customer_id"]
+    page.sign_in(people[(TENANT_A, "agent")])
+    added = page.driver.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument", {"source": SLOW_READS}
+    )
+    try:
+        page.open(f"/console#customer={customer_id}")
+        page.driver.refresh()  # a new document (signing in may have opened the console already)
+        page.wait(lambda: "●" in page.text("#live"), what="the live indicator")
+        cursors = page.wait(
+            lambda: page.driver.execute_script("return window.cemCursors"), what="the first page"
+        )
+        streams = page.driver.execute_script("return window.cemStreams")
+    finally:
+        page.driver.execute_cdp_cmd(
+            "Page.removeScriptToEvaluateOnNewDocument", {"identifier": added["identifier"]}
+        )
+    assert len(streams) == 1, streams
+    assert cursors[0], cursors  # the first page's
+    assert streams[0].endswith(f"last_event_id={cursors[0]}"), (streams, cursors)
+
+
 def test_a_drift_alert_names_its_touchpoint_not_a_customer(
     page: Page, people: dict[tuple[str, str], str], api: Api, deployment: Deployment
 ) -> None:

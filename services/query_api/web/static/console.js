@@ -101,8 +101,10 @@
     }
     loadRisk(id);
     loadIdentity(id);
+    const target = current;
     await nextPage();
-    startLive(current.streamCursor);
+    // Another customer opened meanwhile has its own stream (this one would never be closed).
+    if (target === current && !target.erased) startLive(target.streamCursor);
   }
 
   // Another customer opened starts with clean identity forms: what was typed, previewed or
@@ -272,10 +274,16 @@
     if (current && !current.erased) load(current.id);
   }, 0));
 
-  async function nextPage() {
-    if (!current || current.done || current.loading) return;
-    current.loading = true;
-    const target = current;
+  // Whoever asks first reads the page (the end of the list coming into view may ask before
+  // `load` does); a second ask waits for that read, so `load` opens the stream at the first
+  // page's stream_cursor, not before the page has come.
+  function nextPage() {
+    if (!current || current.done) return Promise.resolve();
+    if (!current.loading) current.loading = readPage(current);
+    return current.loading;
+  }
+
+  async function readPage(target) {
     try {
       const page = await api(`/v1/customers/${encodeURIComponent(target.id)}/timeline?${query({
         ...target.filters, cursor: target.cursor, limit: PAGE, lang })}`);
@@ -289,7 +297,7 @@
     } catch (error) {
       showError($("timeline-end"), error);
     } finally {
-      target.loading = false;
+      target.loading = null;
     }
   }
 
