@@ -377,6 +377,13 @@
           ...target.filters, limit: PAGE, lang })}`);
         if (target !== current || target.erased) return;
         const fresh = page.entries.filter((entry) => !target.seen.has(entry.event_id));
+        // Without a stream nobody tells the page of an erasure: its own entry does (the erasure
+        // event's entry is the one a customer's timeline keeps).
+        if (fresh.some((entry) => entry.type === "customer.erased")) {
+          clearInterval(target.poller);
+          showErased(target);
+          return;
+        }
         for (const entry of fresh.slice().reverse()) appendEntry(entry, true);
         if (fresh.some((entry) => entry.repeat_of)) refreshProfile(target);
       } catch (error) {
