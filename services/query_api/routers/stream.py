@@ -46,10 +46,15 @@ logger = logging.getLogger(__name__)
 
 _STREAM_EXAMPLE = (
     'id: MDoxMiwxOjQ\nevent: touchpoint\ndata: {"event_id": "…", "channel": "chat", …}\n\n'
+    ": keep-alive\nid: MDoxMiwxOjQ\n\n"
+    "id: MDoxMiwxOjU\nevent: erased\ndata: {}\n\n"
 )
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "an endless `text/event-stream`; `: keep-alive` comments when idle",
+        "description": "a `text/event-stream`: an `event: touchpoint` per new timeline entry "
+        "(its data the entry), `: keep-alive` comments when idle; when the customer is erased "
+        "meanwhile, one `event: erased` (data `{}`) and the stream ends (a client closes it: "
+        "a reconnection is told the same at once)",
         "content": {
             "text/event-stream": {"schema": {"type": "string"}, "example": _STREAM_EXAMPLE}
         },
