@@ -401,6 +401,19 @@ class IdentityResolver(Application[UUID]):
                 continue
         return found
 
+    def erased_before_merge(self, tenant_id: str, members: Sequence[str]) -> set[str]:
+        """The erased members of a group (`members`, canonical first) that a live customer was
+        merged into after the erasure (`merged_since_erasure`): erased before the group was as
+        it is now, so not news to a page that shows it (a live stream tells a page only of
+        other erasures). Empty otherwise, and for a group this store does not know (events keyed
+        by an id identity never linked: nothing of it was erased through identity)."""
+        try:
+            if not self.merged_since_erasure(tenant_id, members[0]):
+                return set()
+        except CustomerNotFound:
+            return set()
+        return self.erased_among(tenant_id, members)
+
     def erasure_of(self, tenant_id: str, customer_id: str) -> dict[str, Any] | None:
         """The erasure recorded on the customer's group, None if it was never erased."""
         return erasure.erasure_of(self.state(tenant_id), customer_id)

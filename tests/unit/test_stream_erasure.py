@@ -109,8 +109,8 @@ def test_a_store_that_fails_for_a_while_neither_ends_the_stream_nor_tells_it(
     calls = {"n": 0}
 
     class Flaky:
-        def merged_since_erasure(self, tenant_id: str, customer_id: str) -> list[str]:
-            return []
+        def erased_before_merge(self, tenant_id: str, members: list[str]) -> set[str]:
+            return set()
 
         def erased_among(self, tenant_id: str, ids: list[str]) -> set[str]:
             calls["n"] += 1

@@ -28,7 +28,6 @@ from fastapi.responses import StreamingResponse
 from kernel.access_audit import record_access
 from kernel.api_errors import ApiError
 from kernel.ports import Principal
-from services.identity.errors import CustomerNotFound
 from services.projections.arrivals import InvalidStreamCursor, Positions, decode_positions
 from services.projections.sql import customer_exists
 from services.query_api.params import SummaryLanguage
@@ -103,20 +102,14 @@ def _erasure_watch(
     request: Request, tenant_id: str, members: list[str]
 ) -> Callable[[], bool] | None:
     """Whether a member of the group the stream opened on is erased, read on demand; None
-    without an identity store. Not a member of an erased group that a live customer was merged
-    into since (`merged_since_erasure`): that erasure came before the merge, hence before any
-    page showed the group as it is, and the live customer's page is not to be emptied. Any other
-    erased member is news, whenever the page read it (an erasure between the first page and the
-    stream, or while a browser was away and reconnects)."""
+    without an identity store. Any erased member is news, whenever the page read it (an erasure
+    between the first page and the stream, or while a browser was away and reconnects), except
+    those erased before a live customer was merged in (`erased_before_merge`: the live
+    customer's page is not to be emptied)."""
     identity = identity_of(request)
     if identity is None:
         return None
-    older: set[str] = set()
-    try:
-        if identity.merged_since_erasure(tenant_id, members[0]):
-            older = identity.erased_among(tenant_id, members)
-    except CustomerNotFound:  # a group identity does not know (events keyed by an id it never
-        pass  # linked): nothing of it was erased through identity
+    older = identity.erased_before_merge(tenant_id, members)
     failing = False
 
     def erased() -> bool:
