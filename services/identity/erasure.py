@@ -28,7 +28,7 @@ from typing import Any
 from schemas.families import FILED_PREFIX
 from services.identity.errors import GroupChanged
 from services.identity.normalise import READINGS_KIND, readings_in
-from services.identity.rules import Identifier
+from services.identity.rules import Identifier, is_fixed_line
 from services.identity.state import IdentityState
 
 # (tenant id, subject) -> the vault's key id of that subject (`kernel.shredding.subject_key_id`).
@@ -162,7 +162,21 @@ def _suppressed(
     readings = readings_in(identifier)
     if any(_others_of(state, r) - group or _carried_outside(state, r, group) for r in readings):
         return False
-    return any(r in suppressing or _index_suppressed(state, r) for r in readings)
+    # A line's writers are not taken to hold it (anyone at home writes it): only a mobile's.
+    mobile = not any(is_fixed_line(r.value) for r in readings)
+    return any(
+        r in suppressing or _index_suppressed(state, r) or (mobile and _written_by(state, r, group))
+        for r in readings
+    )
+
+
+def _written_by(state: IdentityState, reading: Identifier, group: set[str]) -> bool:
+    """Whether the erased group wrote the number nationally, and nobody else alive: its touchpoints
+    with the number alone are filed under the one who wrote it (`resolution._wrote_it_before`),
+    as they would be under the holder of a reading, so the number is the erased person's."""
+    index = state.index(reading)
+    writers = set(index.read_nationally) if index is not None else set()
+    return bool(writers & group) and all(w in group or erased(state, w) for w in writers)
 
 
 def _index_suppressed(state: IdentityState, identifier: Identifier) -> bool:

@@ -553,7 +553,7 @@ def _choose_home(
             continue
         holder = claim.holders[-1]  # the most recent claim, for identifiers shared on purpose
         group = situation.groups[holder]
-        if device and holder not in situation.profiles and _identified(group.identifiers, rules):
+        if device and holder not in situation.profiles and identified(group.identifiers, rules):
             # Only a device: its touchpoints go to a profile of their own, which joins the
             # person using the device and leaves again if somebody else turns out to use it.
             return _ProfileOf(claim, group.canonical_id)
@@ -877,9 +877,9 @@ def _account_and_details(
     never one by a device alone."""
     ours, theirs = set(ours), set(theirs)
     if _account_only(ours, rules):
-        return _identified(theirs, rules) and not _strong_kinds(theirs, rules) & SIGN_IN_KINDS
+        return identified(theirs, rules) and not _strong_kinds(theirs, rules) & SIGN_IN_KINDS
     if _account_only(theirs, rules):
-        return _identified(ours, rules) and not _strong_kinds(ours, rules) & SIGN_IN_KINDS
+        return identified(ours, rules) and not _strong_kinds(ours, rules) & SIGN_IN_KINDS
     return False
 
 
@@ -937,7 +937,7 @@ def _vouches(
     identifier that does not extend never brings a second email: it may well be someone else's."""
     if not _only_holder(claim, group, situation):
         return False
-    if not _identified(group.identifiers, rules):
+    if not identified(group.identifiers, rules):
         return True
     rule = rules.rule_for(claim.identifier)
     held_kinds = _strong_kinds(group.identifiers, rules)
@@ -945,7 +945,7 @@ def _vouches(
     return rule.vouches and (completes or _extends(claim, situation, rules))
 
 
-def _identified(identifiers: Iterable[Identifier], rules: TenantRules) -> bool:
+def identified(identifiers: Iterable[Identifier], rules: TenantRules) -> bool:
     """Known as a person: holds a strong or a personal identifier (not only devices or lines)."""
     return any(rules.is_strong(i) or rules.rule_for(i).vouches for i in identifiers)
 
@@ -1032,7 +1032,7 @@ def _merge_or_propose_one(
     conflicts = unique_conflicts(draft.identifiers, other.identifiers, rules)
     devices = [c for c in claims if _is_device(c.identifier, rules)]
     if devices and len(devices) == len(claims):
-        if not _identified(other.identifiers, rules):
+        if not identified(other.identifiers, rules):
             # A device's profile joins the person now using it; a line's does not: calls from a
             # household's landline before anyone gave a name may have been anyone's there.
             # Nor does the profile of a device other customers used too (`_shared_by`).
@@ -1179,7 +1179,7 @@ def _voucher(
     any such identifier when the other group is anonymous, a personal one when the two groups
     complete each other (no strong kind on both sides), a personal one that `extends` in any case."""
     overlap = _strong_kinds(other.identifiers, rules) & _strong_kinds(draft.identifiers, rules)
-    anonymous = not _identified(other.identifiers, rules)
+    anonymous = not identified(other.identifiers, rules)
     for claim in claims:
         rule = rules.rule_for(claim.identifier)
         extends = _extends(claim, situation, rules)
@@ -1328,7 +1328,7 @@ def _note_users_of_shared(draft: _Draft, situation: Situation, rules: TenantRule
     of the device's users yet, until more customers used it than its rule allows (a kiosk, shared
     for good). So the judgement can be revisited when its users turn out to be one person
     (`_one_persons_again`), and is not when somebody else used it meanwhile."""
-    if not _identified(draft.identifiers, rules):
+    if not identified(draft.identifiers, rules):
         return
     for claim in situation.claims:
         shared = claim.saturated or claim.identifier in draft.saturate
@@ -1350,7 +1350,7 @@ def _record_presenter(draft: _Draft, identifier: Identifier, customer_id: str) -
 def _presented(draft: _Draft, claim: Claim, rules: TenantRules) -> None:
     """Remember that a person other than its holders used the device (`_shared_by`): a customer
     known by what it holds (not a one-off), once."""
-    if not _used_by_people(claim.identifier, rules) or not _identified(draft.identifiers, rules):
+    if not _used_by_people(claim.identifier, rules) or not identified(draft.identifiers, rules):
         return
     if draft.home not in claim.presented_by and not draft.members & set(claim.presented_by):
         _record_presenter(draft, claim.identifier, draft.home)

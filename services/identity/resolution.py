@@ -20,8 +20,14 @@ from services.identity.erasure import erased, erasure_touches
 from services.identity.known import quiet_decision
 from services.identity.models import ResolvedCustomer
 from services.identity.naming import PreferredName, new_customer_name, new_customer_seed
-from services.identity.normalise import Normalised, ambiguous_readings, readings_carried
+from services.identity.normalise import (
+    Normalised,
+    ambiguous_readings,
+    is_example_number,
+    readings_carried,
+)
 from services.identity.policy import (
+    DAY_MICROS,
     ERASED_SKIP,
     PERSONAL_LINES_PER_PERSON,
     Claim,
@@ -31,10 +37,11 @@ from services.identity.policy import (
     Situation,
     decide,
     dormant,
+    identified,
     personal_line,
     stale,
 )
-from services.identity.reasons import reason_text
+from services.identity.reasons import reason_code, reason_text
 from services.identity.rules import Identifier, TenantRules
 from services.identity.state import IdentityState
 
@@ -58,13 +65,21 @@ def resolve_in(
             rejected=normalised.rejected,
         )
     _settle_readings(state, normalised, evidence, rules)
-    quiet = quiet_decision(state, normalised, evidence.at, rules) if fast else None
+    written = _wrote_it_before(state, normalised, evidence.at, rules)
+    if written is not None and not normalised.identifiers:
+        home = Decision(home_id=written.holders[0], register=False)
+        return _record(state, home, "", normalised, evidence, rules)
+    quiet = quiet_decision(state, normalised, evidence.at, rules) if fast and not written else None
     if quiet is not None:  # the decision `decide` would make, changing nothing else
         return _record(state, quiet, "", normalised, evidence, rules)
-    claims = tuple(state.claim(i) for i in normalised.identifiers)
+    # A national number its writer is taken to hold (`_wrote_it_before`): decided as if it had
+    # come in full first and the writer held the reading; nothing is recorded of the reading.
+    claims = tuple(state.claim(i) for i in normalised.identifiers) + ((written,) if written else ())
     slips = _slips(state, claims)
     groups = {h: state.group(h) for claim in claims for h in claim.holders}
     groups |= {h: state.group(h) for known in slips.values() for c in known for h in c.holders}
+    if written is not None:
+        groups = _holding(groups, written)
     claims = tuple(_with_successors(state, c, groups, rules) for c in claims)
     # Those who presented a device count toward whom it is shared by; never merged or kept apart.
     presenters = {p: state.group(p) for c in claims for p in c.presented_by if p not in groups}
@@ -87,7 +102,54 @@ def resolve_in(
         seed = new_customer_seed(state, claims, rules, evidence.event_id, linked)
         name = new_customer_name(state, preferred, seed)
         decision = decide(replace(situation, new_customer_id=name), rules)
+    if written is None:
+        return _record(state, decision, seed, normalised, evidence, rules)
+    decision = _without(decision, written.identifier)
     return _record(state, decision, seed, normalised, evidence, rules)
+
+
+def _holding(groups: dict[str, Group], written: Claim) -> dict[str, Group]:
+    """The groups, the writer's holding the reading it is taken to hold."""
+    [writer] = written.holders
+    canonical = groups[writer].canonical_id
+    return {
+        h: replace(g, identifiers=g.identifiers | {written.identifier})
+        if g.canonical_id == canonical
+        else g
+        for h, g in groups.items()
+    }
+
+
+def _without(decision: Decision, reading: Identifier) -> Decision:
+    """The decision, recording nothing of a reading its writer was only taken to hold: a merge's
+    or a proposal's reason names the number by its national digits (`phone=3169513292`), not as
+    that reading (nobody holds it, and it may not be the number meant)."""
+    national = Identifier(reading.kind, str(_national_digits(reading.value)))
+
+    def named(reason: str) -> str:
+        coded = reason_code(reason)
+        if coded is None or coded[1].get("identifier") != str(reading):
+            return reason
+        return reason_text(coded[0], **(coded[1] | {"identifier": str(national)}))
+
+    return replace(
+        decision,
+        merges=tuple(replace(m, reason=named(m.reason)) for m in decision.merges),
+        proposals=tuple(
+            replace(
+                p,
+                reason=named(p.reason),
+                identifiers=tuple(national if i == reading else i for i in p.identifiers),
+            )
+            for p in decision.proposals
+        ),
+        links=tuple(link for link in decision.links if link.identifier != reading),
+        saturate=tuple(i for i in decision.saturate if i != reading),
+        skipped=tuple(skip for skip in decision.skipped if skip.identifier != reading),
+        reassign=tuple(r for r in decision.reassign if r.identifier != reading),
+        confirm=tuple(c for c in decision.confirm if c[0] != reading),
+        present=tuple(p for p in decision.present if p[0] != reading),
+    )
 
 
 def _settle_readings(
@@ -115,6 +177,51 @@ def _settle_readings(
             changes.confirm(state, identifier, writer, replace(evidence, at=written_at))
 
 
+def _wrote_it_before(
+    state: IdentityState, normalised: Normalised, at: int, rules: TenantRules
+) -> Claim | None:
+    """A national mobile number the touchpoint carries (`316 951 3292`, Colombian or Mexican,
+    no reading held), as a claim of the reading held by the customer who wrote the number before
+    (`_writer`, the one `_settle_readings` would give the number in full to): when no erasure
+    touches their group and the writing is not from longer after this touchpoint than a mobile
+    stays its holder's (a touchpoint that happened earlier can reach the filing stage later; a
+    writing from longer before is `_writer`'s: dormant or stale). Had the number come in full first, each touchpoint with it
+    written nationally would have been read as the held reading (`with_known_reading`) and
+    decided so; without this, each became a customer of its own (or of what else it carried),
+    and the number in full could go to none of them (written by several groups). Not a landline
+    (anyone at home writes it). None when there is no such number or writer."""
+    found = [readings for r in normalised.rejected if (readings := ambiguous_readings(r, rules))]
+    if len(found) != 1 or not all(rules.rule_for(r).vouches for r in found[0]):
+        return None
+    readings = found[0]
+    if not all(_untouched(state, r) for r in readings):
+        return None
+    index = state.index(readings[0])
+    if index is None or not index.read_nationally:
+        return None
+    writer = _writer(state, index, readings[0], at, rules)
+    if writer is None:
+        return None
+    group = state.group(writer)
+    if any(erasure_touches(state, m) for m in group.members):
+        return None
+    if (
+        normalised.identifiers
+        and all(rules.rule_for(i).device_profile for i in normalised.identifiers)
+        and not identified(group.identifiers, rules)
+    ):
+        # Only a browser (a kiosk) beside it, and the writer known by nothing else: linked, the
+        # device would make the writer its profile, which the next person on it absorbs. The
+        # touchpoint goes to the device's profile, as when the device came first.
+        return None
+    written_at = index.read_nationally[writer][0]
+    days = rules.rule_for(readings[0]).reassign_after_days
+    if written_at and at and days and written_at - at > days * DAY_MICROS:
+        return None
+    confirmed = {writer: written_at} if written_at else {}
+    return Claim(readings[0], holders=(writer,), confirmed=confirmed)
+
+
 def _writer(
     state: IdentityState,
     index: IdentifierIndex,
@@ -137,6 +244,8 @@ def _writer(
         return None
     writer = max(reversed(writers), key=lambda w: index.read_nationally[w][0])
     written_at, readings = index.read_nationally[writer]
+    if _an_example(readings, rules):
+        return None  # a form's or guide's example, typed for someone who gave no number
     if any(
         v != identifier.value and not _untouched(state, Identifier("phone", v)) for v in readings
     ):
@@ -155,6 +264,16 @@ def _writer(
     if dormant(held, now, rules) or stale(held, now, rules):
         return None
     return writer
+
+
+def _an_example(readings: tuple[str, ...], rules: TenantRules) -> bool:
+    """Whether a reading of a national number is a region's example number, which the rules take
+    for a placeholder (written in full it links nobody: `412 123 4567` is Venezuela's)."""
+    return (
+        rules.detect_placeholders
+        and rules.phone_examples_are_placeholders
+        and any(is_example_number(Identifier("phone", v)) for v in readings)
+    )
 
 
 def _untouched(state: IdentityState, identifier: Identifier) -> bool:
@@ -313,6 +432,9 @@ def _record(
         changes.carry_while_skipped(state, sealed_under, decision.home_id)
     # A national number that may be one of several: whose, unless the touchpoint went to a
     # device's profile (a kiosk's): that names the device, not who wrote the number on it.
+    # A touchpoint decided beside the number its writer was taken to hold (`_wrote_it_before`)
+    # and filed outside the writer's group (another account) makes a second writer: the number is
+    # then settled on nobody, as a number two customers share is nobody's to read it for.
     if not _is_profile(state, decision.home_id, rules):
         for rejected in normalised.rejected:
             readings = ambiguous_readings(rejected, rules)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -1353,28 +1353,87 @@ def test_a_number_written_without_its_code_alone_goes_with_the_customer_it_was_f
 def test_a_number_written_without_its_code_keeps_its_key_for_another_customer_it_was_filed_under(
     pipeline: Pipeline,
 ) -> None:
-    # Before anyone held one of its readings, two forms gave the number nationally, each filed
-    # under a customer of its own and sealed under its readings (two writers: it links to
-    # neither); then Valentina's calls in full, and her chat with the number alone. Erasing her
-    # must leave the forms readable: their customers carried the readings too. One key per
-    # subject: her chat, under the same readings, stays readable until they are erased too (as
-    # a call from a household's line does, docs/erasure.md).
-    first, second = (
-        pipeline.file(message({"phone": NATIONAL}, "soy mateo"))[0],
-        pipeline.file(message({"phone": NATIONAL}, "soy pablo"))[0],
-    )
+    # Before anyone held one of its readings, two forms gave the number nationally: Mateo's, with
+    # his email, 200 days ago (longer than a mobile stays its holder's), and Pablo's now with
+    # nothing else: filed under a customer of its own, sealed under its readings. Two writers:
+    # the number links to neither when Valentina's calls come in full; her chat with the number
+    # alone is hers. Erasing her must leave Pablo's form readable: his customer carried the
+    # readings too. One key per subject: her chat, under the same readings, stays readable until
+    # his is erased too (as a call from a household's line does, docs/erasure.md).
+    long_ago = AT - timedelta(days=200)
+    form = {"phone": NATIONAL, "email": "mateo.ruiz@gmail.com"}
+    mateo = pipeline.file(event("message.received", "chat", form, long_ago, {"text": "soy mateo"}))
+    [pablo] = pipeline.file(message({"phone": NATIONAL}, "soy pablo"))
     [valentina] = pipeline.file(message({"phone": "+57 316 951 3292"}, "llamada"))
     [chat] = pipeline.file(message({"phone": NATIONAL}, "soy valentina"))
-    assert len({first, second, valentina}) == 3 and chat == valentina
+    assert len({*mateo, pablo, valentina}) == 3 and chat == valentina
     pipeline.erase(valentina)
-    assert pipeline.opened(pipeline.log[0])["payload"]["text"] == "soy mateo"
-    assert pipeline.opened(pipeline.log[2])[ERASED] is True  # her call, under her number's key
-    # Once the other carriers are erased too, nobody live carried it: the key goes.
-    pipeline.erase(first)
     assert pipeline.opened(pipeline.log[1])["payload"]["text"] == "soy pablo"
-    pipeline.erase(second)
-    for form_or_chat in (0, 1, 3):
+    assert pipeline.opened(pipeline.log[2])[ERASED] is True  # her call, under her number's key
+    # Once the other carrier is erased too, nobody live carried it: the key goes.
+    pipeline.erase(pablo)
+    for form_or_chat in (1, 3):
         assert pipeline.opened(pipeline.log[form_or_chat])[ERASED] is True
+    assert pipeline.opened(pipeline.log[0])["payload"]["text"] == "soy mateo"  # his email's key
+
+
+@pytest.mark.parametrize("form_first", [True, False])
+def test_erasing_who_wrote_a_number_without_its_code_takes_the_touchpoints_filed_under_them(
+    pipeline: Pipeline, form_first: bool
+) -> None:
+    # Her chats carried only her mobile written nationally (sealed under its readings), her form
+    # her email too; all are filed under her (the one who wrote it). Erasing her takes them all,
+    # as it would had her number come in full first (the readings' key goes with a held one).
+    form = message({"phone": NATIONAL, "email": "valentina.rios@gmail.com"}, "mi formulario")
+    chat = message({"phone": NATIONAL}, "soy valentina")
+    web = message({"phone": NATIONAL, "anonymous_id": "ck-77"}, "desde la web")
+    filed = [pipeline.file(e)[0] for e in ([form, chat, web] if form_first else [chat, form, web])]
+    assert len(set(filed)) == 1
+    pipeline.erase(filed[0])
+    for position in range(3):
+        assert pipeline.opened(pipeline.log[position])[ERASED] is True, position
+
+
+def test_a_writer_of_a_number_without_its_code_after_an_erased_writer_is_erased_with_it(
+    pipeline: Pipeline,
+) -> None:
+    # Her customer wrote the number alone and was erased; the next writer's chat is under a new
+    # key, and goes with the next erasure (the erased writer does not keep it).
+    [valentina] = pipeline.file(message({"phone": NATIONAL}, "soy valentina"))
+    pipeline.erase(valentina)
+    [nuevo] = pipeline.file(message({"phone": NATIONAL}, "soy nuevo"))
+    assert nuevo != valentina
+    chat = pipeline.log[-1]
+    assert pipeline.opened(chat)["payload"]["text"] == "soy nuevo"
+    pipeline.erase(nuevo)
+    assert pipeline.opened(chat)[ERASED] is True
+
+
+def test_a_home_line_written_without_its_code_keeps_its_key_when_its_writer_is_erased(
+    pipeline: Pipeline,
+) -> None:
+    # `602 387 1234` (a Cali landline, or a +1 number): anyone at home writes it, so its writer is
+    # not taken to hold it, and erasing the writer leaves the line's key to the others at home.
+    [writer] = pipeline.file(message({"phone": "602 387 1234"}, "llamo desde casa"))
+    pipeline.erase(writer)
+    assert pipeline.opened(pipeline.log[0])["payload"]["text"] == "llamo desde casa"
+
+
+def test_two_writers_of_a_number_without_its_code_erased_one_after_the_other(
+    pipeline: Pipeline,
+) -> None:
+    # 200 days apart, two writers (the later one is not filed under the first); erasing the later
+    # leaves the earlier readable, then erasing the earlier takes both.
+    long_ago = AT - timedelta(days=200)
+    chat = event("message.received", "chat", {"phone": NATIONAL}, long_ago, {"text": "soy mateo"})
+    [old] = pipeline.file(chat)
+    [new] = pipeline.file(message({"phone": NATIONAL}, "soy pablo"))
+    assert old != new
+    pipeline.erase(new)
+    assert pipeline.opened(pipeline.log[0])["payload"]["text"] == "soy mateo"
+    pipeline.erase(old)
+    for position in (0, 1):
+        assert pipeline.opened(pipeline.log[position])[ERASED] is True, position
 
 
 def test_a_number_written_without_its_code_keeps_its_key_while_someone_else_holds_a_reading(

@@ -5,6 +5,7 @@ in-memory SQLite identity store)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -138,14 +139,33 @@ def test_a_number_written_without_its_code_before_anyone_held_it_is_hers_once_se
     assert resolve(phone="+52 316 951 3292") != valentina
 
 
+@pytest.mark.parametrize("in_full_first", [True, False])
+def test_two_emails_beside_one_mobile_written_without_its_code_are_one_customer_in_either_order(
+    identity: IdentityResolver, in_full_first: bool
+) -> None:
+    # A mobile extends to a second email: in full, the second email joins its holder; written
+    # nationally, the second touchpoint is decided as if the writer of the first held it.
+    resolve = resolving(identity, "web")
+    first = resolve(
+        phone="+57 316 951 3292" if in_full_first else "316 951 3292",
+        email="valentina.rios@gmail.com",
+    )
+    second = resolve(phone="316 951 3292", email="mateo.diaz@hotmail.com")
+    assert identity.canonical_id("acme", first) == identity.canonical_id("acme", second)
+    assert identity.canonical_id("acme", resolve(phone="+57 316 951 3292")) == (
+        identity.canonical_id("acme", first)
+    )
+
+
 def test_a_number_in_full_is_nobodys_when_several_customers_wrote_it_without_its_code(
     identity: IdentityResolver,
 ) -> None:
-    resolve = resolving(identity, "web")
-    first = resolve(phone="316 951 3292", email="valentina.rios@gmail.com")
-    second = resolve(phone="316 951 3292", email="mateo.diaz@hotmail.com")
+    # The first writing is older than a mobile stays its holder's: the second is another writer.
+    first = resolving_on(identity, 0)(phone="316 951 3292", email="valentina.rios@gmail.com")
+    later = resolving_on(identity, 200)
+    second = later(phone="316 951 3292", email="mateo.diaz@hotmail.com")
     assert first != second
-    assert resolve(phone="+57 316 951 3292") not in {first, second}
+    assert later(phone="+57 316 951 3292") not in {first, second}
 
 
 def test_a_number_in_full_beside_somebody_elses_identifier_does_not_settle_a_reading(
@@ -385,6 +405,242 @@ def test_a_home_line_written_without_its_code_stays_the_one_who_gave_it_in_full(
     assert phones_of(identity, chat) == [] or identity.canonical_id(
         "acme", chat
     ) == identity.canonical_id("acme", carmen)
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+def test_two_chats_with_a_number_written_without_its_code_and_it_in_full_are_one_in_any_order(
+    identity: IdentityResolver, order: tuple[int, ...]
+) -> None:
+    # Her two chats carried only her mobile written nationally (two spellings); her WhatsApp
+    # message carried it in full with her email. Whichever reaches the filing stage first, one
+    # customer: the second chat goes to the first's customer (made only of that number, written
+    # nationally), so the number in full has one writer to settle on.
+    touchpoints = [
+        {"phone": "316 951 3292"},
+        {"phone": "316-951-3292"},
+        {"email": "valentina.rios@gmail.com", "phone": "+57 316 951 3292"},
+    ]
+    resolve = resolving(identity, "web")
+    filed = [resolve(**touchpoints[i]) for i in order]
+    assert len({identity.canonical_id("acme", c) for c in filed}) == 1
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+def test_a_form_with_her_email_a_chat_and_the_number_in_full_are_one_in_any_order(
+    identity: IdentityResolver, order: tuple[int, ...]
+) -> None:
+    # Her form gave her email and her mobile written nationally; her chat the mobile alone; her
+    # WhatsApp message the mobile in full. The chat goes to whoever wrote the number before,
+    # whatever else that customer holds, as it goes to the number's holder in the other order.
+    touchpoints = [
+        {"email": "mateo.ruiz@gmail.com", "phone": "316 951 3292"},
+        {"phone": "316 951 3292"},
+        {"phone": "+57 316 951 3292"},
+    ]
+    resolve = resolving(identity, "web")
+    filed = [resolve(**touchpoints[i]) for i in order]
+    assert len({identity.canonical_id("acme", c) for c in filed}) == 1
+
+
+NATIONAL, IN_FULL = "316 951 3292", "+57 316 951 3292"
+
+
+def same_customer(identity: IdentityResolver, *customers: str) -> bool:
+    return len({identity.canonical_id("acme", c) for c in customers}) == 1
+
+
+@pytest.mark.parametrize("first", ["in full", "national"])
+def test_an_email_unlinked_from_the_writer_is_not_linked_back(
+    identity: IdentityResolver, first: str
+) -> None:
+    resolve = resolving(identity, "web")
+    writer = resolve(phone=IN_FULL if first == "in full" else NATIONAL, email="ana.alba@gmail.com")
+    identity.unlink("acme", writer, "email", "ana.alba@gmail.com", "not hers", "admin")
+    resolve(phone=NATIONAL, email="ana.alba@gmail.com")
+    assert identity.holders_of("acme", "email", "anaalba@gmail.com") != (writer,)
+
+
+@pytest.mark.parametrize("first", ["in full", "national"])
+def test_a_slip_beside_the_number_written_without_its_code_joins_as_beside_it_in_full(
+    identity: IdentityResolver, first: str
+) -> None:
+    # The mistyped email is one keystroke from Chema's: with the names agreeing, one customer.
+    resolve = resolving(identity, "phone")
+    chema = resolve(email="josemaria.flores.caballero@x.es", name="José María Flores")
+    mobile = resolve(phone=IN_FULL if first == "in full" else NATIONAL, name="José María Flores")
+    call = resolve(email="josemaria.flores.cabalero@x.es", phone=NATIONAL, name="José María Flores")
+    assert same_customer(identity, chema, mobile, call)
+
+
+@pytest.mark.parametrize("first", ["in full", "national"])
+@pytest.mark.parametrize(
+    "beside",
+    [
+        {"anonymous_id": "ck-42"},  # her browser
+        {"email": "lucia.mendez@gmail.com"},  # a second email: a mobile extends
+        {"customer_id": "acct-1"},
+    ],
+)
+def test_what_comes_beside_the_number_written_without_its_code_joins_as_beside_it_in_full(
+    identity: IdentityResolver, first: str, beside: dict[str, str]
+) -> None:
+    resolve = resolving(identity, "web")
+    writer = resolve(
+        phone=IN_FULL if first == "in full" else NATIONAL, email="lucia.trabajo@empresa.co"
+    )
+    chat = resolve(phone=NATIONAL, **beside)
+    assert same_customer(identity, writer, chat, resolve(phone=IN_FULL))
+
+
+@pytest.mark.parametrize("first", ["in full", "national"])
+def test_a_hub_email_beside_the_number_written_without_its_code_is_skipped_as_in_full(
+    identity: IdentityResolver, first: str
+) -> None:
+    resolve = resolving(identity, "store")
+    hub = "tienda.centro.norte@gmail.com"
+    for mobile in ("+34 617 345 678", "+34 617 345 679", "+34 617 345 670"):
+        resolve(email=hub, phone=mobile)
+    writer = resolve(phone=IN_FULL if first == "in full" else NATIONAL)
+    form = resolve(phone=NATIONAL, email=hub)
+    assert same_customer(identity, writer, form, resolve(phone=IN_FULL))
+
+
+@pytest.mark.parametrize("device", ["ck-home", "kiosk-03"])
+def test_a_browser_beside_the_number_written_without_its_code_fuses_nobody_who_uses_it_next(
+    identity: IdentityResolver, device: str
+) -> None:
+    # Her chat gave her mobile alone; then she wrote it on the home browser (or a shop's kiosk).
+    # Her customer is not made the device's profile, which the next person on it would absorb:
+    # her daughter signing in there, or Luis at the kiosk, stays apart, and her number in full
+    # goes to her.
+    resolve = resolving(identity, "web")
+    mother = resolve(phone=NATIONAL)
+    resolve(phone=NATIONAL, anonymous_id=device)
+    daughter = resolve(anonymous_id=device, email="hija.lopez@gmail.com")
+    assert not same_customer(identity, mother, daughter)
+    call = resolve(phone=IN_FULL)
+    assert same_customer(identity, call, mother) and not same_customer(identity, call, daughter)
+
+
+@pytest.mark.parametrize("first", ["in full", "national"])
+def test_a_number_two_accounts_gave_without_its_code_files_a_chat_with_it_alone_under_neither(
+    identity: IdentityResolver, first: str
+) -> None:
+    # Two accounts gave the one mobile (a family's): a chat carrying it alone could be either's.
+    resolve = resolving(identity, "web")
+    one = resolve(phone=IN_FULL if first == "in full" else NATIONAL, customer_id="acct-1")
+    two = resolve(phone=NATIONAL, customer_id="acct-2")
+    chat = resolve(phone=NATIONAL)
+    assert not same_customer(identity, one, two)
+    assert not same_customer(identity, chat, one) and not same_customer(identity, chat, two)
+
+
+def test_a_reason_naming_another_identifier_is_kept_as_it_is(identity: IdentityResolver) -> None:
+    # Only a reason naming the reading itself names the national digits instead: an external id
+    # whose text holds the reading's is another identifier.
+    resolve = resolving(identity, "web")
+    writer = resolve(phone=NATIONAL, customer_id="acct-1")
+    resolve(external_ids={"wa_phone": "+13169513292"})
+    resolve(phone=NATIONAL, customer_id="acct-1", external_ids={"wa_phone": "+13169513292"})
+    history = identity.history("acme", identity.canonical_id("acme", writer))
+    reasons = [str(e.details["reason"]) for e in history if e.details.get("reason")]
+    assert "both hold external:wa_phone=+13169513292" in reasons, reasons
+
+
+def test_a_merge_decided_beside_the_number_written_without_its_code_names_its_digits(
+    identity: IdentityResolver,
+) -> None:
+    # Nobody holds a reading of it: the reason names its national digits, not one of its readings
+    # (nor the raw text, which may carry more than the number).
+    resolve = resolving(identity, "web")
+    ana = resolve(phone=NATIONAL, email="ana.gomez@gmail.com")
+    work = resolve(email="ana.trabajo@empresa.co")
+    resolve(phone=NATIONAL, email="ana.trabajo@empresa.co")
+    assert same_customer(identity, ana, work)
+    history = identity.history("acme", identity.canonical_id("acme", ana))
+    reasons = [str(e.details["reason"]) for e in history if e.details.get("reason")]
+    assert any("phone=3169513292" in r for r in reasons), reasons
+    assert not any("+1316" in r or "+52316" in r or "+57316" in r for r in reasons), reasons
+
+
+@pytest.mark.parametrize("sizes", [[5], [1, 1, 1, 1, 1], [2, 3], [3, 2], [1, 4]])
+def test_touchpoints_with_a_number_written_without_its_code_file_alike_in_any_batches(
+    sizes: list[int],
+) -> None:
+    touchpoints = [
+        {"phone": NATIONAL},
+        {"phone": NATIONAL, "email": "valentina.rios@gmail.com"},
+        {"phone": NATIONAL, "customer_id": "acct-9"},
+        {"phone": NATIONAL},
+        {"phone": IN_FULL},
+    ]
+    identity = memory_resolver()
+    try:
+        refs = [(CustomerRef.model_validate(t), str(uuid.uuid4()), "web", NOW) for t in touchpoints]
+        homes, start = [], 0
+        for size in sizes:
+            homes += [r.home_id for r in identity.resolve_batch("acme", refs[start : start + size])]
+            start += size
+        assert same_customer(identity, *homes)  # as with the number in full first
+        again = identity.resolve_batch("acme", refs)
+        assert [r.home_id for r in again] == homes and all(r.replayed for r in again)
+    finally:
+        identity.close()
+
+
+@pytest.mark.parametrize("raw", ["412 123 4567", "91234567", "099 123 4567"])
+def test_an_example_number_written_without_its_code_joins_nobody(
+    identity: IdentityResolver, raw: str
+) -> None:
+    # Another region's example number (Venezuela's, Honduras', Ecuador's), typed by a clerk for
+    # walk-ins who gave none: written in full it is a placeholder, and written nationally it
+    # files no walk-in under another.
+    resolve = resolving(identity, "store")
+    ana, luis = resolve(phone=raw, name="Ana Alba Ruiz"), resolve(phone=raw, name="Luis Soto Gil")
+    assert identity.canonical_id("acme", ana) != identity.canonical_id("acme", luis)
+
+
+@pytest.mark.parametrize("old_first", [True, False])
+def test_a_number_written_without_its_code_200_days_apart_is_two_customers_in_either_order(
+    identity: IdentityResolver, old_first: bool
+) -> None:
+    # Longer apart than a mobile stays its holder's (given up, maybe handed on): two customers,
+    # whichever of the two touchpoints reaches the filing stage first.
+    if old_first:
+        old = resolving_on(identity, 0)(phone="316 951 3292")
+        new = resolving_on(identity, 200)(phone="316 951 3292")
+    else:
+        new = resolving_on(identity, 200)(phone="316 951 3292")
+        old = resolving_on(identity, 0)(phone="316 951 3292")
+    assert identity.canonical_id("acme", old) != identity.canonical_id("acme", new)
+
+
+def test_a_home_line_written_without_its_code_twice_is_two_customers(
+    identity: IdentityResolver,
+) -> None:
+    # `602 387 1234` (a Cali landline, or a +1 number): anyone at home writes it, so two chats that
+    # carried it alone are not taken for one person.
+    resolve = resolving(identity, "web")
+    assert resolve(phone="602 387 1234") != resolve(phone="602 387 1234")
+
+
+@pytest.mark.parametrize("merged", ["no", "into the erased one", "the erased one into it"])
+def test_a_number_written_without_its_code_again_does_not_join_a_group_an_erasure_touches(
+    identity: IdentityResolver, merged: str
+) -> None:
+    # The first chat's customer was erased, or merged with an erased customer by mistake (its
+    # group then holds no identifier: the erasure emptied it). The second chat is nobody's yet.
+    resolve = resolving(identity, "web")
+    first = resolve(phone="316 951 3292")
+    if merged == "no":
+        erase(identity, first)
+    else:
+        andrea = resolve(email="andrea.alba@gmail.com")
+        erase(identity, andrea)
+        survivor, absorbed = (andrea, first) if merged == "into the erased one" else (first, andrea)
+        identity.merge("acme", survivor, absorbed, "by mistake", "admin")
+    second = resolve(phone="316 951 3292")
+    assert identity.canonical_id("acme", second) != identity.canonical_id("acme", first)
 
 
 @pytest.mark.parametrize("erased_survives", [True, False])
