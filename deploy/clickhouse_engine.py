@@ -9,7 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from processes import EngineError, State, listening, spawn, wait_until
+from processes import EngineError, State, listening, spawn, terminate, wait_until
 
 CLICKHOUSE_MEMORY = int(os.environ.get("CEM_CLICKHOUSE_MEMORY", str(1 << 30)))
 
@@ -90,6 +90,10 @@ def start_clickhouse(state: State, attempts: int = 3) -> dict[str, str]:
         except EngineError:
             if attempt == attempts - 1 or state.running_pid() is not None:
                 raise
+            # A server of this attempt still running (seen once: a start retried while the
+            # first server ran, which then held the data directory's lock) goes first.
+            for pid in state.strays(str(state.path("config.xml"))):
+                terminate(pid)
             if restarting:
                 # The killed server's socket or lock may outlive it for a moment: same ports again.
                 time.sleep(2.0)

@@ -60,6 +60,23 @@ class State:
             return None
         return pid if str(self.dir).encode() in command_line else None
 
+    def strays(self, marker: str) -> list[int]:
+        """Live processes other than the recorded one whose command line holds `marker` (a file
+        of this directory only the engine's command names, such as its config): an instance a
+        failed start left running (its pid file since overwritten), which would hold the data
+        directory's lock against the next start."""
+        recorded, found = self.running_pid(), []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) in (os.getpid(), recorded):
+                continue
+            try:
+                command_line = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if marker.encode() in command_line and alive(int(entry.name)):
+                found.append(int(entry.name))
+        return found
+
     def log_tail(self, name: str, lines: int = 30) -> str:
         file = self.path(name)
         text = file.read_text(errors="replace") if file.exists() else "(no log)"

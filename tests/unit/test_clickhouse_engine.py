@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,3 +50,37 @@ def test_a_server_that_accepts_on_its_native_port_is_up(engine: ModuleType, tmp_
         state.path("ports.json").write_text(f'{{"tcp": {port}, "http": 1}}')
         endpoint = engine.start_clickhouse(state, attempts=1)
     assert endpoint["CLICKHOUSE_URL"] == f"clickhouse://127.0.0.1:{port}/default"
+
+
+def test_a_server_a_failed_start_left_running_is_stopped_before_the_next_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Seen once: a start was retried while the first server ran (its pid file since gone), and
+    # the second server could not lock the data directory. Before a retry, what still runs with
+    # this directory's config goes; a process that only names the directory does not.
+    monkeypatch.syspath_prepend(str(DEPLOY))
+    processes = importlib.import_module("processes")
+    state = processes.State(tmp_path)
+    config = str(state.path("config.xml"))
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    server = subprocess.Popen([*sleeper, config])
+    caller = subprocess.Popen([*sleeper, "--state-dir", str(tmp_path)])
+    try:
+        assert state.strays(config) == [server.pid]
+        module = importlib.import_module("clickhouse_engine")
+        attempts: list[int] = []
+
+        def start_once(state: Any) -> dict[str, str]:
+            attempts.append(len(state.strays(config)))
+            if len(attempts) == 1:
+                raise processes.EngineError("exited during start-up")
+            return {}
+
+        monkeypatch.setattr(module, "_start_once", start_once)
+        assert module.start_clickhouse(state) == {}
+        assert attempts == [1, 0]  # the first server was still there, then gone
+        assert server.wait(timeout=10) is not None and caller.poll() is None
+    finally:
+        for process in (server, caller):
+            process.kill()
+            process.wait()
