@@ -22,7 +22,6 @@ import time
 import uuid
 from argparse import Namespace
 from collections.abc import Callable, Sequence
-from functools import partial
 from pathlib import Path
 
 from bench.identity.accuracy import TENANT, file_all
@@ -75,9 +74,8 @@ def measure(
         )
 
 
-def _timed(read: object, groups: Sequence[list[str]]) -> tuple[float, float]:
+def _timed(read: Callable[[list[str]], object], groups: Sequence[list[str]]) -> tuple[float, float]:
     """Mean wall and CPU microseconds of `read(group)` over the groups."""
-    assert callable(read)
     wall, cpu = time.perf_counter(), time.process_time()
     for group in groups:
         read(group)
@@ -100,8 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="cem-erasure-watch-") as scratch:
         filer = embedded_identity(Path(scratch))
         try:
-            reader = partial(embedded_identity, Path(scratch))
-            measure(filer, reader, "embedded, SQLite file", args)
+            measure(filer, lambda: embedded_identity(Path(scratch)), "embedded, SQLite file", args)
         finally:
             filer.close()
     if args.postgres_dsn and postgres_answers(args.postgres_dsn):
@@ -112,8 +109,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             conn.execute(f"CREATE SCHEMA {schema}")
         filer = IdentityResolver(PostgresIdentityStore(dsn, schema))
         try:
-            reader = partial(lambda: IdentityResolver(PostgresIdentityStore(dsn, schema)))
-            measure(filer, reader, "distributed, PostgreSQL", args)
+            measure(
+                filer,
+                lambda: IdentityResolver(PostgresIdentityStore(dsn, schema)),
+                "distributed, PostgreSQL",
+                args,
+            )
         finally:
             filer.close()
             with psycopg.connect(dsn, autocommit=True) as conn:

@@ -102,9 +102,8 @@ def resolve_in(
         seed = new_customer_seed(state, claims, rules, evidence.event_id, linked)
         name = new_customer_name(state, preferred, seed)
         decision = decide(replace(situation, new_customer_id=name), rules)
-    if written is None:
-        return _record(state, decision, seed, normalised, evidence, rules)
-    decision = _without(decision, written.identifier)
+    if written is not None:
+        decision = _without(decision, written.identifier)
     return _record(state, decision, seed, normalised, evidence, rules)
 
 
