@@ -28,7 +28,7 @@ from typing import Any
 from schemas.families import FILED_PREFIX
 from services.identity.errors import GroupChanged
 from services.identity.normalise import READINGS_KIND, readings_in
-from services.identity.rules import Identifier, is_fixed_line
+from services.identity.rules import Identifier, TenantRules
 from services.identity.state import IdentityState
 
 # (tenant id, subject) -> the vault's key id of that subject (`kernel.shredding.subject_key_id`).
@@ -97,9 +97,10 @@ class ErasurePlan:
     joined: dict[str, str]  # member -> why it was merged into the group (not the canonical one)
 
 
-def plan(state: IdentityState, customer_id: str) -> ErasurePlan:
+def plan(state: IdentityState, customer_id: str, rules: TenantRules) -> ErasurePlan:
     """The group `erase` would erase and, for each identifier it holds or carried again, whether
-    its key would go; changes nothing."""
+    its key would go; changes nothing. `rules`: the tenant's, which say whose a number written
+    without its code is (as resolution read it)."""
     canonical = state.canonical(customer_id)
     members = state.members(canonical)
     group = set(members)
@@ -108,25 +109,32 @@ def plan(state: IdentityState, customer_id: str) -> ErasurePlan:
     for member in members:
         customer = state.customer(member)
         for identifier in sorted(customer.links, key=lambda i: (i.kind, i.value)):
-            planned.append(_planned(state, member, identifier, group, held=True, carried=False))
+            planned.append(
+                _planned(state, rules, member, identifier, group, held=True, carried=False)
+            )
         if customer.merged_into is not None and customer.merge_in is not None:
             survivor = state.customer(customer.merged_into)
             joined[member] = survivor.merge_reasons.get(customer.merge_in, "")
     for member in members:  # erased before, carried since: sealed under the same subjects
         for identifier in state.customer(member).presented_erased:
-            planned.append(_planned(state, member, identifier, group, held=False, carried=False))
+            planned.append(
+                _planned(state, rules, member, identifier, group, held=False, carried=False)
+            )
     named = {p.identifier for p in planned}
     suppressing = {p.identifier for p in planned if p.held and p.suppressed}
     for member in members:  # skipped, carried: its key may be this group's alone by now
         for identifier in state.customer(member).carried_skipped:
             if identifier not in named:
                 named.add(identifier)
-                planned.append(_planned(state, member, identifier, group, False, True, suppressing))
+                planned.append(
+                    _planned(state, rules, member, identifier, group, False, True, suppressing)
+                )
     return ErasurePlan(canonical, tuple(members), tuple(planned), joined)
 
 
 def _planned(
     state: IdentityState,
+    rules: TenantRules,
     member: str,
     identifier: Identifier,
     group: set[str],
@@ -140,12 +148,13 @@ def _planned(
         # Not the group's: its key goes only once an erasure of its holders suppressed it. A
         # line nobody holds, or an email unlinked from a member, may be a stranger's, whose
         # events no record lists (not filed yet, or filed before carriers were recorded).
-        kept = not _suppressed(state, identifier, group, suppressing)
+        kept = not _suppressed(state, rules, identifier, group, suppressing)
     return PlannedIdentifier(member, identifier, outside, held, kept, carried)
 
 
 def _suppressed(
     state: IdentityState,
+    rules: TenantRules,
     identifier: Identifier,
     group: set[str],
     suppressing: Collection[Identifier],
@@ -162,8 +171,10 @@ def _suppressed(
     readings = readings_in(identifier)
     if any(_others_of(state, r) - group or _carried_outside(state, r, group) for r in readings):
         return False
-    # A line's writers are not taken to hold it (anyone at home writes it): only a mobile's.
-    mobile = not any(is_fixed_line(r.value) for r in readings)
+    # A line's writers are not taken to hold it (anyone at home writes it): only a number's
+    # whose every reading vouches for who carries it, by the tenant's rules, as resolution
+    # decides (`resolution._wrote_it_before`).
+    mobile = all(rules.rule_for(r).vouches for r in readings)
     return any(
         r in suppressing or _index_suppressed(state, r) or (mobile and _written_by(state, r, group))
         for r in readings
@@ -191,6 +202,7 @@ def erase(
     actor: str,
     erasure_event_id: str,
     key_id_of: KeyIdOf,
+    rules: TenantRules,
     expected: Sequence[str] | None = None,
 ) -> Erasure:
     """Unlink (and suppress, unless shared outside the group) every identifier of the
@@ -221,7 +233,7 @@ def erase(
         # (both passed the route's 409): the first one's record and keys stand. Recording the
         # second would replace its key ids with the few a customer without identifiers has.
         return _done(canonical, state.members(canonical), record)
-    planned = plan(state, canonical)
+    planned = plan(state, canonical, rules)
     members = list(planned.members)
     if expected is not None and sorted(set(expected)) != sorted(members):
         raise GroupChanged(list(expected), members)

@@ -346,10 +346,11 @@ class IdentityResolver(Application[UUID]):
         group now, and nothing changes). The open merge candidates of its members are rejected
         with it: the evidence they were proposed on is gone (`decide_candidate`)."""
         proposed = self.candidate_board.list(tenant_id, "open")
+        rules = self.rules.for_tenant(tenant_id)
 
         def work(state: IdentityState) -> erasure.Erasure:
             done = erasure.erase(
-                state, customer_id, reason, actor, erasure_event_id, key_id_of, expected
+                state, customer_id, reason, actor, erasure_event_id, key_id_of, rules, expected
             )
             if done.already:  # its first run rejected them (a record's members may be today's)
                 return done
@@ -426,7 +427,7 @@ class IdentityResolver(Application[UUID]):
     def erasure_plan(self, tenant_id: str, customer_id: str) -> erasure.ErasurePlan:
         """What erasing the customer would take (its group, each identifier and whether its
         key would go), changing nothing: the preview an admin reads before erasing."""
-        return erasure.plan(self.state(tenant_id), customer_id)
+        return erasure.plan(self.state(tenant_id), customer_id, self.rules.for_tenant(tenant_id))
 
     def decide_candidate(
         self,

@@ -1042,6 +1042,8 @@ def an_open_page_told_of_an_erasure(
     assert timeline_ids(page) == [] and f"hola {tag}" not in page.text("#customer")
     assert email not in page.text("#customer") and page.text("#f-identifiers") == "—"
     assert email not in page.text("#results")  # the search results named her too
+    assert page.find("#search").get_attribute("value") == ""  # and what found her
+    assert page.text("#customer-id") == ines  # her opaque id names no one
     if live == "stream":
         page.screenshot("console-erased-while-open")
     # Filtering again does not read her back (her rows go from the warehouse in their time).

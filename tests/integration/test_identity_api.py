@@ -283,7 +283,8 @@ def test_the_open_candidates_are_read_apart_from_a_command_not_saved_yet(api: Ap
     changed, listed = threading.Event(), threading.Event()
 
     def fails_after_erasing(state: Any) -> None:
-        erasure.erase(state, kid, "r", "a", str(uuid.uuid4()), lambda t, s: s)
+        rules = api.identity.rules.for_tenant(TENANT)
+        erasure.erase(state, kid, "r", "a", str(uuid.uuid4()), lambda t, s: s, rules)
         changed.set()
         listed.wait(10)
         raise RuntimeError("refused after the change: never saved")

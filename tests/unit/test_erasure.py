@@ -115,18 +115,18 @@ TABLES = (
 class Pipeline:
     """The filing stage of one process: sealed records in, filings out, erasures carried out."""
 
-    def __init__(self) -> None:
+    def __init__(self, rules: IdentityRules = RULES) -> None:
         self.vault = MemoryKeyVault(PLATFORM_KEY)
         self.cache = KeyCache()
         self.sealer = EventSealer(
             self.vault,
             PLATFORM_KEY,
-            subject_function(lambda: RULES),
+            subject_function(lambda: rules),
             KeyCache(),
             NEVER_SEALED,
         )
         self.opener = EventOpener(self.vault, self.cache)
-        self.identity = memory_resolver(RULES)
+        self.identity = memory_resolver(rules)
         self.filer = IdentityFiler(self.identity)
         self.warehouse = RecordingWarehouse()
         self.eraser = CustomerEraser(
@@ -1417,6 +1417,18 @@ def test_a_home_line_written_without_its_code_keeps_its_key_when_its_writer_is_e
     [writer] = pipeline.file(message({"phone": "602 387 1234"}, "llamo desde casa"))
     pipeline.erase(writer)
     assert pipeline.opened(pipeline.log[0])["payload"]["text"] == "llamo desde casa"
+
+
+def test_a_home_line_written_without_its_code_goes_with_its_writer_where_lines_vouch() -> None:
+    # A tenant whose rules read a fixed line as any phone (no rule of its own: it vouches for who
+    # carries it) files a chat with the line alone under the one who wrote it before, as it would
+    # a mobile's: erasing that writer takes the line's key, as resolution took the line for hers.
+    pipeline = Pipeline(IdentityRules(default=TenantRules(phone_region="ES", fixed_line=None)))
+    [writer] = pipeline.file(message({"phone": "602 387 1234"}, "llamo desde casa"))
+    assert pipeline.file(message({"phone": "602 387 1234"}, "otra vez yo")) == [writer]
+    pipeline.erase(writer)
+    for position in (0, 1):
+        assert pipeline.opened(pipeline.log[position])[ERASED] is True, position
 
 
 def test_two_writers_of_a_number_without_its_code_erased_one_after_the_other(

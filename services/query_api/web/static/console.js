@@ -80,7 +80,8 @@
   async function load(id, marked = null) {
     stopLive();
     if (!current || current.id !== id) clearIdentityForms();
-    current = { id, marked, cursor: null, seen: new Set(), filters: readFilters(), done: false };
+    // `query`: what the search box held when she was opened (what found her: her email, often).
+    current = { id, marked, cursor: null, seen: new Set(), filters: readFilters(), done: false, query: $("search").value };
     $("empty").hidden = true;
     $("customer").hidden = false;
     // Chosen from a long list of results: bring the customer into view (a phone's screen, too).
@@ -404,6 +405,12 @@
     $("live").textContent = ""; // said once, under the title
     $("live").classList.remove("on");
     $("results").replaceChildren(); // the search results name the customer too
+    // So does what was typed to find her, unless the agent has typed something else since. The
+    // opaque id stays under the title: it names no one, and it is what the erasure is filed by.
+    if ($("search").value === target.query) {
+      $("search").value = "";
+      $("search-status").textContent = "";
+    }
     $("customer-label").textContent = "";
     for (const fact of document.querySelectorAll("#customer [id^='f-']")) fact.replaceChildren("—");
     $("risk").replaceChildren();
