@@ -7,22 +7,27 @@ identity bench's population (bench/identity: its people, their touchpoints, merg
 SQLite file (embedded) and on PostgreSQL when one answers (`--postgres-dsn`, else
 CEM_POSTGRES_DSN or CEM_TEST_POSTGRES_DSN), through a resolver of its own as the query API's is,
 and prints what they cost at a few numbers of open streams: reads per second and the share of one
-core they take. Not measured: identity's writes from other processes meanwhile (the filing stage
-files while streams are open), which the reads then catch up with. Numbers, not assertions; the
-load average is printed with them.
+core they take. Then, as the filing stage files while streams are open, another process files a
+second population into the same store (`--while-filing`, on by default) while this one keeps
+checking: the checks' latency (p50, p99, max) while identity's writes land, which the reads then
+catch up with, and the filing rate beside the quiet one. Numbers, not assertions; the load
+average is printed with them.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import random
+import statistics
 import tempfile
 import time
 import uuid
 from argparse import Namespace
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from bench.identity.accuracy import TENANT, file_all
 from bench.identity.population import generate
@@ -35,17 +40,45 @@ from services.query_api.stream import ERASURE_CHECK_S
 STREAMS = (200, 1_000, 5_000)
 
 
+# Which store a process opens: ("sqlite", data directory) or ("postgres", "dsn|schema").
+Store = tuple[str, str]
+
+
+def open_store(store: Store) -> IdentityResolver:
+    kind, where = store
+    if kind == "sqlite":
+        return embedded_identity(Path(where))
+    dsn, schema = where.rsplit("|", 1)
+    return IdentityResolver(PostgresIdentityStore(dsn, schema))
+
+
+def _file_elsewhere(store: Store, people: int, seed: int, began: Any, done: Any) -> None:
+    """The other process: file a population into the store; put (touchpoints, seconds) in `done`."""
+    filer = open_store(store)
+    try:
+        touches = generate(people, seed)
+        began.set()
+        filed = file_all(touches, filer)
+        done.put((len(touches), filed.elapsed_s))
+    finally:
+        filer.close()
+
+
 def measure(
-    filer: IdentityResolver, reader: Callable[[], IdentityResolver], label: str, args: Namespace
+    filer: IdentityResolver,
+    reader: Callable[[], IdentityResolver],
+    label: str,
+    args: Namespace,
+    store: Store | None = None,
 ) -> None:
     """File the population with `filer`, then read with a resolver of its own (`reader`), as the
     query API's is: its first pass over the groups finds nothing cached, the later ones do."""
-    began = time.perf_counter()
-    filed = file_all(generate(args.people, args.seed), filer)
+    touches = generate(args.people, args.seed)
+    filed = file_all(touches, filer)
     customers = sorted({c for c in filed.customers if c is not None})
     print(
         f"{label}: {len(customers):,} customers from {args.people:,} people "
-        f"(filed in {time.perf_counter() - began:.0f}s)"
+        f"(filed in {filed.elapsed_s:.0f}s, {len(touches) / max(filed.elapsed_s, 1e-9):,.0f} touchpoints/s)"
     )
     resolver = reader()
     try:
@@ -57,6 +90,7 @@ def measure(
         warm = _timed(
             lambda g: resolver.erased_among(TENANT, g), (groups * args.checks)[: args.checks]
         )
+        during = _while_filing(resolver, groups, store, args) if store is not None else None
     finally:
         resolver.close()
     print(f"  groups of several members: {merged:,} of {len(groups):,}")
@@ -72,6 +106,53 @@ def measure(
             f"{per_second * warm[1] / 1e6:.1%} of one core "
             f"({per_second * cold[1] / 1e6:.1%} if nothing were cached)"
         )
+    if during is not None and not during[0]:
+        print(f"  while another process filed {during[1]:,} touchpoints: no check ended meanwhile")
+    elif during is not None:
+        latencies, touched, seconds = during
+        ms = sorted(x * 1e3 for x in latencies)
+        p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
+        print(
+            f"  while another process filed {touched:,} touchpoints ({touched / max(seconds, 1e-9):,.0f}/s), "
+            f"checked as {args.streams:,} open streams ask: {len(ms):,} checks, p50 {statistics.median(ms):.2f} ms, p99 {p99:.2f} ms, "
+            f"max {ms[-1]:.1f} ms"
+        )
+
+
+def _while_filing(
+    resolver: IdentityResolver, groups: Sequence[list[str]], store: Store, args: Namespace
+) -> tuple[list[float], int, float]:
+    """Check the groups, one after the other, while another process files a second population
+    into the same store: each check's seconds, and what the other process filed in how long."""
+    context = multiprocessing.get_context("spawn")
+    began, done = context.Event(), context.Queue()
+    other = context.Process(
+        target=_file_elsewhere, args=(store, args.people, args.seed + 1, began, done)
+    )
+    other.start()
+    try:
+        if not began.wait(300):
+            raise RuntimeError("the filing process did not start")
+        latencies: list[float] = []
+        at, every = 0, ERASURE_CHECK_S / args.streams
+        next_check = time.perf_counter()
+        while other.is_alive() and done.empty():
+            group = groups[at % len(groups)]
+            at += 1
+            # Paced as that many open streams ask (a check late does not make the next one sooner)
+            next_check += every
+            time.sleep(max(0.0, next_check - time.perf_counter()))
+            start = time.perf_counter()
+            resolver.erased_among(TENANT, group)
+            latencies.append(time.perf_counter() - start)
+        touched, seconds = done.get(timeout=300)
+    finally:
+        other.join(300)
+        if other.is_alive():
+            other.terminate()
+    if other.exitcode:
+        raise RuntimeError(f"the filing process failed (exit {other.exitcode})")
+    return latencies, touched, seconds
 
 
 def _timed(read: Callable[[list[str]], object], groups: Sequence[list[str]]) -> tuple[float, float]:
@@ -89,6 +170,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--checks", type=int, default=5_000)
     parser.add_argument(
+        "--while-filing",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also check while another process files a second population (default: on)",
+    )
+    parser.add_argument(
+        "--streams", type=int, default=1_000, help="open streams the checks while filing pace"
+    )
+    parser.add_argument(
         "--postgres-dsn",
         default=os.environ.get("CEM_POSTGRES_DSN") or os.environ.get("CEM_TEST_POSTGRES_DSN"),
         help="PostgreSQL to measure on too (default CEM_POSTGRES_DSN, else CEM_TEST_POSTGRES_DSN)",
@@ -96,9 +186,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(f"load average at start: {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory(prefix="cem-erasure-watch-") as scratch:
-        filer = embedded_identity(Path(scratch))
+        store: Store = ("sqlite", scratch)
+        filer = open_store(store)
         try:
-            measure(filer, lambda: embedded_identity(Path(scratch)), "embedded, SQLite file", args)
+            watched = store if args.while_filing else None
+            measure(filer, lambda: open_store(store), "embedded, SQLite file", args, watched)
         finally:
             filer.close()
     if args.postgres_dsn and postgres_answers(args.postgres_dsn):
@@ -107,13 +199,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         dsn, schema = args.postgres_dsn, f"erasure_watch_{uuid.uuid4().hex[:10]}"
         with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f"CREATE SCHEMA {schema}")
-        filer = IdentityResolver(PostgresIdentityStore(dsn, schema))
+        in_postgres: Store = ("postgres", f"{dsn}|{schema}")
+        filer = open_store(in_postgres)
         try:
+            watched = in_postgres if args.while_filing else None
             measure(
-                filer,
-                lambda: IdentityResolver(PostgresIdentityStore(dsn, schema)),
-                "distributed, PostgreSQL",
-                args,
+                filer, lambda: open_store(in_postgres), "distributed, PostgreSQL", args, watched
             )
         finally:
             filer.close()

@@ -18,3 +18,9 @@ def test_the_erasure_watch_bench_prints_the_cost_of_each_check(
     assert re.search(r"each later check \(erased_among\): \d+ µs wall", out), out
     assert re.search(r"1,000 open streams: 333 checks/s, [\d.]+% of one core", out), out
     assert "PostgreSQL: not measured" in out
+    # Then checked while another process filed a second population into the same store.
+    filing = (
+        r"while another process filed [1-9][\d,]* touchpoints \([\d,]+/s\), "
+        r"checked as 1,000 open streams ask: [1-9][\d,]* checks"
+    )
+    assert re.search(filing + r", p50 [\d.]+ ms, p99 [\d.]+ ms", out), out
