@@ -253,13 +253,21 @@ def test_a_configuration_with_a_duplicate_key_is_refused(platform: Platform) -> 
     assert answer.json()["error"]["code"] == "malformed_json"
 
 
-def test_twilio_behind_a_proxy_verifies_against_the_channels_public_url(platform: Platform) -> None:
+@pytest.mark.parametrize("with_query", [False, True])
+def test_twilio_behind_a_proxy_verifies_against_the_channels_public_url(
+    platform: Platform, with_query: bool
+) -> None:
+    # The setting holds the URL Twilio calls, with the callback's query (as copied from Twilio's
+    # console) or without it: either way the query signed is the one the request came with
+    # (with it, a first version checked `…?queue=billing&agent=ana?queue=billing&agent=ana`).
     added = platform.add("twilio-voice", "token", {})
     public = f"https://cem.example.com/hooks/{added['channel_id']}"
+    query = "?queue=billing&agent=ana"
+    setting = public + query if with_query else public
     platform.client.patch(f"/v1/channels/{added['channel_id']}", headers=platform.admin,
-                          json={"settings": {"public_url": public}})  # fmt: skip
+                          json={"settings": {"public_url": setting}})  # fmt: skip
     fixture = json.loads((FIXTURES / "twilio-voice" / "completed.json").read_text())
-    body, query = fixture["body"].encode(), "?queue=billing&agent=ana"
+    body = fixture["body"].encode()
     signed_as_called = signing.twilio_headers("token", public + query, body)
     answer = platform.client.post(
         added["webhook_path"] + query, content=body, headers=signed_as_called

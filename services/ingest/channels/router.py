@@ -78,11 +78,13 @@ async def _verified_channel(
 
 def _delivery(request: Request, config: ChannelConfig, body: bytes) -> WebhookRequest:
     # Twilio signs the URL it called; behind a proxy that rewrites it, the channel says which.
+    # The query is the one this request came with, whether or not the setting was written with
+    # the callback's query (`…/{id}?queue=billing`, as copied from the console) or without.
     base = config.settings.get("public_url")
     url = (
         str(request.url)
         if not base
-        else str(base) + (f"?{request.url.query}" if request.url.query else "")
+        else str(base).partition("?")[0] + (f"?{request.url.query}" if request.url.query else "")
     )
     headers = {k.lower(): v for k, v in request.headers.items()}
     return WebhookRequest(url, headers, body, request.app.state.clock.now())
