@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from uuid import UUID, uuid5
+from uuid import UUID, uuid4, uuid5
 
 import orjson
 
@@ -131,9 +131,6 @@ def _message_problems(message: dict[str, Any], kind: Any) -> list[Violation]:
         problems.append(Violation("missing", "needs a userId or an anonymousId", "userId"))
     if kind == "track" and not _text(message.get("event")):
         problems.append(Violation("missing", "a track needs the event's name", "event"))
-    if kind == "page" and _page_url(message) is None:
-        message_ = "a page needs properties.url or context.page.url"
-        problems.append(Violation("missing", message_, "properties.url"))
     return problems
 
 
@@ -177,13 +174,18 @@ def _type_and_payload(
 
 
 def event_id(tenant_id: str, message: Mapping[str, Any], kind: str) -> str:
-    """The messageId when it is a UUID; else a UUID derived from it (or from the content)."""
+    """The messageId when it is a UUID; else a UUID derived from it, or from the content when the
+    message says when it happened (a retry of it is the same event). A message with neither is a
+    new event each time it is sent, as Segment gives each a messageId of its own: two clicks a
+    hand-written integration sends alike, with no id and no time, are two clicks."""
     given = message.get("messageId")
     if isinstance(given, str):
         try:
             return str(UUID(given))
         except ValueError:
             return str(uuid5(SEGMENT_NAMESPACE, f"{tenant_id}/{given}"))
+    if message.get("originalTimestamp") is None and message.get("timestamp") is None:
+        return str(uuid4())
     return str(uuid5(SEGMENT_NAMESPACE, f"{tenant_id}/content/{fingerprint(message, kind)}"))
 
 
@@ -262,7 +264,12 @@ def _page_payload(message: Mapping[str, Any], kind: str) -> dict[str, Any]:
     properties = _dict(message.get("properties"))
     page = _dict(_dict(message.get("context")).get("page"))
     name = _text(message.get("name"))
-    url = _page_url(message) if kind == "page" else f"screen:{name or 'unnamed'}"
+    # A page with no URL (Segment's server-side libraries send a name alone) is named, as a
+    # screen is: `page:<name>`.
+    if kind == "page":
+        url = _page_url(message) or f"page:{name or 'unnamed'}"
+    else:
+        url = f"screen:{name or 'unnamed'}"
     payload: dict[str, Any] = {"url": url}
     title = _text(properties.get("title")) or (page.get("title") if kind == "page" else None)
     for key, value in (("title", title or name), ("referrer", properties.get("referrer"))):

@@ -229,12 +229,34 @@ def test_a_retry_with_a_new_sent_at_has_the_same_id_and_fingerprint() -> None:
     assert changed.fingerprint != first.fingerprint
 
 
+def test_a_page_without_a_url_is_stored_by_its_name() -> None:
+    # Segment's own HTTP API example: a server-side page call names the page and gives no URL
+    # (the URL is optional there); it was refused (422), and the SDK drops what is refused.
+    page = {"type": "page", "userId": "019mr8mf4r", "name": "Tracking HTTP API",
+            "timestamp": "2012-12-02T00:31:29.738Z"}  # fmt: skip
+    event = stored(page)
+    assert event.type == "page.viewed"
+    assert event.payload["url"] == "page:Tracking HTTP API"
+    assert stored({"type": "page", "userId": "u"}).payload["url"] == "page:unnamed"
+
+
+def test_a_message_without_an_id_or_a_time_is_a_new_event_each_time() -> None:
+    # Segment gives each message it receives a messageId of its own: two clicks sent alike by a
+    # hand-written integration (no messageId, no timestamp) are two clicks, not a retry.
+    click = {"type": "track", "event": "Button Clicked", "userId": "u-1",
+             "properties": {"button": "buy"}}  # fmt: skip
+    first, second = mapped(click), mapped(click)
+    assert first.event["event_id"] != second.event["event_id"]
+    # With the time it happened, the same content is the same event (a retry).
+    timed = {**click, "timestamp": NOW.isoformat()}
+    assert mapped(timed).event["event_id"] == mapped(timed).event["event_id"]
+
+
 @pytest.mark.parametrize(
     ("message", "kind", "path"),
     [
         ({"type": "track", "event": "x"}, None, "userId"),
         ({"type": "track", "userId": "u"}, None, "event"),
-        ({"type": "page", "userId": "u"}, None, "properties.url"),
         ({"type": "alias", "userId": "u"}, None, "previousId"),
         ({"type": "teleport", "userId": "u"}, None, "type"),
         ({"userId": "u"}, None, "type"),
