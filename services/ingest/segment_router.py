@@ -3,7 +3,10 @@
 host alone).
 
 Auth is an ingest key, as Segment's SDKs send a write key (HTTP Basic, the key as user name and an
-empty password) or as a Bearer token. Segment's limits: 32 KB per call, 500 KB per batch (and per
+empty password) or as a Bearer token; a request without an Authorization header may carry it as the
+body's `writeKey`, as Segment's browser library (analytics.js) does: it posts `text/plain` to the
+short paths `/v1/t`, `/v1/p`, `/v1/i`, `/v1/a`, `/v1/g` (and `/v1/b` when batching), which are the
+same calls, from the shop's own origin (so these paths answer cross-origin requests, CORS). Segment's limits: 32 KB per call, 500 KB per batch (and per
 message inside it), a 413 as soon as reading passes them, also after gunzipping. A call answers
 Segment's `{"success": true}`; a batch adds our result per message, so the valid ones are stored
 and each invalid one is named (index and path) in our error shape. Everything else — validation,
@@ -24,7 +27,10 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kernel.api_errors import ApiError
 from kernel.auth import CAN_INGEST
@@ -71,12 +77,58 @@ def install_segment(app: FastAPI, settings: SegmentSettings | None = None) -> No
         raise SystemExit(f"cem: {exc}") from None
     app.state.segment_settings = found
     app.include_router(segment_router)
+    app.add_middleware(SegmentCors)
 
 
-def segment_principal(request: Request) -> Principal:
-    """The ingest key's principal, from Basic (key as user name) or Bearer, before any body."""
+class SegmentCors:
+    """CORS on the Segment paths alone (Starlette's middleware, scoped): a shop's pages post
+    there from their own origin, with the key in a header or the body, never a cookie. The rest
+    of the API (the console's session cookie) stays same-origin."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=["*"],
+            allow_methods=["POST"],
+            allow_headers=["Authorization", "Content-Type", "Content-Encoding"],
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in SEGMENT_PATHS:
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+def segment_principal(request: Request) -> Principal | None:
+    """The ingest key's principal, from Basic (key as user name) or Bearer, before any body; None
+    when the request has no Authorization header (the key may be the body's `writeKey`:
+    `body_principal`)."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    return _principal(request, _presented_key(header))
+
+
+def body_principal(request: Request, principal: Principal | None, body: Any) -> Principal:
+    """The principal of the header's key, else of the body's `writeKey` (analytics.js)."""
+    if principal is not None:
+        return principal
+    key = body.get("writeKey") if isinstance(body, dict) else None
+    if not isinstance(key, str) or not key.strip():
+        message = (
+            "missing key: send the ingest key as the Basic user name (empty password), Bearer, "
+            "or the body's writeKey"
+        )
+        raise ApiError(401, "unauthorized", message, headers=_UNAUTHORIZED)
+    return _principal(request, key.strip())
+
+
+def _principal(request: Request, key: str) -> Principal:
     keys: KeyStore = request.app.state.keys
-    principal = keys.authenticate(_presented_key(request.headers.get("authorization", "")))
+    principal = keys.authenticate(key)
     if principal is None:
         raise ApiError(401, "unauthorized", "unknown or revoked key", headers=_UNAUTHORIZED)
     if principal.role not in CAN_INGEST:
@@ -218,19 +270,27 @@ def _body(description: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-@segment_router.post(
-    "/v1/batch",
-    responses=_RESPONSES,
-    openapi_extra=_body('{"batch": [messages], "sentAt"?, "context"?}; gzip accepted'),
-)
 async def post_batch(
-    request: Request, principal: Principal = Depends(segment_principal)
+    request: Request, principal: Principal | None = Depends(segment_principal)
 ) -> JSONResponse:
     """Segment's batch: `{"batch": [messages], "sentAt", "context"}`, each message with a `type`."""
     settings = segment_settings_of(request.app)
     body = await read_segment_body(request, settings.max_batch_bytes)
+    principal = body_principal(request, principal, body)
     messages, defaults = batch_of(body)
     return await ingest_messages(request, principal, messages, None, defaults)
+
+
+# `/v1/b`: analytics.js's batching path (`{"writeKey", "batch", "sentAt"}`).
+for _path in ("/v1/batch", "/v1/b"):
+    segment_router.add_api_route(
+        _path,
+        post_batch,
+        methods=["POST"],
+        responses=_RESPONSES,
+        name="segment_batch" if _path == "/v1/batch" else "segment_batch_short",
+        openapi_extra=_body('{"batch": [messages], "sentAt"?, "context"?}; gzip accepted'),
+    )
 
 
 def batch_of(body: Any) -> tuple[list[Any], BatchDefaults]:
@@ -295,26 +355,34 @@ def segment_single(result: ItemResult) -> JSONResponse:
 
 def _single_route(kind: str) -> None:
     async def post_one(
-        request: Request, principal: Principal = Depends(segment_principal)
+        request: Request, principal: Principal | None = Depends(segment_principal)
     ) -> JSONResponse:
         settings = segment_settings_of(request.app)
         message = await read_segment_body(request, settings.max_call_bytes)
+        principal = body_principal(request, principal, message)
         return await ingest_messages(request, principal, [message], kind)
 
     post_one.__doc__ = f"Segment's `{kind}` call: one message."
     post_one.__name__ = f"post_{kind}"
-    segment_router.add_api_route(
-        f"/v1/{kind}",
-        post_one,
-        methods=["POST"],
-        responses=_RESPONSES,
-        name=f"segment_{kind}",
-        openapi_extra=_body(f"one Segment {kind} message (Segment's HTTP Tracking API)"),
-    )
+    # analytics.js posts each call to the kind's first letter (`/v1/t` for a track).
+    for path in (f"/v1/{kind}", f"/v1/{kind[0]}"):
+        segment_router.add_api_route(
+            path,
+            post_one,
+            methods=["POST"],
+            responses=_RESPONSES,
+            name=f"segment_{kind}" if path.endswith(kind) else f"segment_{kind}_short",
+            openapi_extra=_body(f"one Segment {kind} message (Segment's HTTP Tracking API)"),
+        )
 
 
 for _kind in KINDS:
     _single_route(_kind)
+
+# Every path above: what a shop's pages may post to from their own origin (CORS).
+SEGMENT_PATHS = frozenset(
+    route.path for route in segment_router.routes if isinstance(route, APIRoute)
+)
 
 
 def message_size(message: Any, limit: int) -> int:

@@ -98,6 +98,72 @@ def test_a_missing_or_wrong_key_is_401_and_nothing_is_stored(
     assert ingest.stored() == []
 
 
+def beacon(ingest: Ingest, path: str, body: dict[str, Any]) -> Any:
+    """What Segment's browser library (analytics.js) sends from a shop's page: text/plain (no CORS
+    preflight), no Authorization header, the write key in the body, a short path."""
+    headers = {"Content-Type": "text/plain", "Origin": "https://shop.example"}
+    return ingest.client.post(path, content=json.dumps(body).encode(), headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"), [("/v1/t", "track"), ("/v1/p", "page"), ("/v1/i", "identify"),
+                       ("/v1/a", "alias"), ("/v1/g", "group")],
+)  # fmt: skip
+def test_analytics_js_calls_are_stored_with_the_write_key_in_the_body(
+    ingest: Ingest, path: str, kind: str
+) -> None:
+    # The README says Segment SDKs work; the browser library was refused (404 on its paths, 401
+    # on /v1/batch: it never sends an Authorization header).
+    message = track(type=kind, writeKey=ingest.secret, previousId="anon-1", anonymousId="anon-1",
+                    properties={"url": "https://shop.example/"})  # fmt: skip
+    response = beacon(ingest, path, message)
+    assert response.status_code == 200, response.text
+    assert response.json()["success"] is True
+    # The shop's page may read the answer (its fetch fails without it, and retries for ever).
+    assert response.headers["access-control-allow-origin"] == "*"
+    [stored] = ingest.stored_events()
+    assert str(stored.event_id) == message["messageId"]
+
+
+def test_analytics_js_batches_are_stored_with_the_write_key_in_the_body(ingest: Ingest) -> None:
+    body = {"writeKey": ingest.secret, "batch": [track(), track()], "sentAt": NOW.isoformat()}
+    response = beacon(ingest, "/v1/b", body)
+    assert response.status_code == 200, response.text
+    assert len(ingest.stored()) == 2
+
+
+@pytest.mark.parametrize("key", [None, "", "cem_wrong"])
+def test_a_body_without_a_valid_write_key_is_401(ingest: Ingest, key: str | None) -> None:
+    message = track() if key is None else track(writeKey=key)
+    response = beacon(ingest, "/v1/t", message)
+    assert response.status_code == 401
+    assert error_of(response)["code"] == "unauthorized"
+    assert response.headers["access-control-allow-origin"] == "*"  # the page can read why
+    assert ingest.stored() == []
+
+
+def test_a_header_key_wins_over_the_body_and_must_be_valid(ingest: Ingest) -> None:
+    # A wrong key in the header is not rescued by a right one in the body.
+    message = track(writeKey=ingest.secret)
+    response = send(ingest, "/v1/track", message, key="cem_wrong")
+    assert response.status_code == 401
+    assert ingest.stored() == []
+
+
+def test_only_the_segment_paths_answer_other_origins(ingest: Ingest) -> None:
+    preflight = {"Origin": "https://shop.example", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization, content-type"}  # fmt: skip
+    answer = ingest.client.options("/v1/batch", headers=preflight)
+    assert answer.status_code == 200
+    assert answer.headers["access-control-allow-origin"] == "*"
+    assert "POST" in answer.headers["access-control-allow-methods"]
+    # The native API (and the console behind the same host) stays same-origin.
+    native = ingest.client.options("/v1/events", headers=preflight)
+    assert "access-control-allow-origin" not in native.headers
+    posted = ingest.client.post("/v1/events", json={}, headers={"Origin": "https://shop.example"})
+    assert "access-control-allow-origin" not in posted.headers
+
+
 def test_an_agent_key_may_not_track(ingest: Ingest) -> None:
     response = send(ingest, "/v1/track", track(), key=ingest.key("agent"))
     assert response.status_code == 403
