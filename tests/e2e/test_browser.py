@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import random
 import subprocess
@@ -838,6 +839,55 @@ def test_the_live_stream_starts_where_the_first_page_was_read(
     assert len(streams) == 1, streams
     assert cursors[0], cursors  # the first page's
     assert streams[0].endswith(f"last_event_id={cursors[0]}"), (streams, cursors)
+
+
+# Run before the page's own scripts: every read naming the first customer (its profile, alerts,
+# identities, timeline) answers 2.5 s late, as on a slow network.
+SLOW_FIRST = """
+const read = window.fetch;
+window.fetch = async (path, init) => {
+  if (String(path).includes(encodeURIComponent(window.cemSlow))) {
+    await new Promise((done) => setTimeout(done, 2500));
+  }
+  return read(path, init);
+};
+"""
+
+
+def test_a_customer_opened_while_the_one_before_loads_shows_only_its_own_header(
+    page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any], api: Api,
+    deployment: Deployment,
+) -> None:  # fmt: skip
+    # An agent opens one customer, then another before the first one's header has come: the
+    # late answers for the first were drawn over the second (its name, id, identifiers, risk),
+    # under the second one's timeline (found by a review).
+    first = customer["ids"]["customer_id"]
+    tag, now = new_tag(), datetime.now(UTC)
+    email = f"bruno.{tag}@correo.es"
+    api.post_ok(deployment.key(TENANT_A, "ingest"), [
+        event("message.received", "chat", {"email": email}, now, {"text": f"hola {tag}"},
+              touchpoint=f"chat-{tag}"),
+    ])  # fmt: skip
+    deployment.wait_processed()
+    second = api.customer_of(deployment.key(TENANT_A, "agent"), email=email)
+    page.sign_in(people[(TENANT_A, "agent")])
+    slow = f"window.cemSlow = {json.dumps(first)};" + SLOW_FIRST
+    added = page.driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": slow})
+    try:
+        page.open("/console")
+        page.driver.refresh()  # a new document (signing in may have opened the console already)
+        page.driver.execute_script(f"window.location.hash = 'customer={first}'")
+        time.sleep(0.3)
+        page.driver.execute_script(f"window.location.hash = 'customer={second}'")
+        page.wait(lambda: f"hola {tag}" in page.text("#timeline"), what="the second's timeline")
+        time.sleep(3.5)  # the first one's answers have all come by now
+        assert page.text("#customer-id") == second
+        assert email in page.text("#f-identifiers")
+        assert customer["ids"]["email"] not in page.text("#customer")
+    finally:
+        page.driver.execute_cdp_cmd(
+            "Page.removeScriptToEvaluateOnNewDocument", {"identifier": added["identifier"]}
+        )
 
 
 def test_a_drift_alert_names_its_touchpoint_not_a_customer(

@@ -82,6 +82,7 @@
     if (!current || current.id !== id) clearIdentityForms();
     // `query`: what the search box held when she was opened (what found her: her email, often).
     current = { id, marked, cursor: null, seen: new Set(), filters: readFilters(), done: false, query: $("search").value };
+    const target = current;
     $("empty").hidden = true;
     $("customer").hidden = false;
     // Chosen from a long list of results: bring the customer into view (a phone's screen, too).
@@ -95,14 +96,15 @@
     setLive(false); // until this customer's stream opens
     try {
       const profile = await api(`/v1/customers/${encodeURIComponent(id)}`);
+      // Another customer opened while this one's profile was on its way: that one is shown.
+      if (target !== current) return;
       renderProfile(profile);
     } catch (error) {
-      showError($("timeline-end"), error);
+      if (target === current) showError($("timeline-end"), error);
       return;
     }
     loadRisk(id);
     loadIdentity(id);
-    const target = current;
     await nextPage();
     // Another customer opened meanwhile has its own stream (this one would never be closed).
     if (target === current && !target.erased) startLive(target.streamCursor);
@@ -197,11 +199,14 @@
     }
   }
 
+  // Whether the customer `id` is the one the page shows (an answer for another is dropped).
+  const shown = (id) => Boolean(current && current.id === id && !current.erased);
+
   async function loadRisk(id) {
     const badge = $("risk");
     try {
       const found = await api(`/v1/alerts?${query({ customer_id: id })}`);
-      if (current && current.erased) return;
+      if (!shown(id)) return; // another customer opened meanwhile, or this one erased
       const open = found.alerts.filter((a) => (a.status || "open") !== "resolved");
       badge.className = open.length ? "badge danger" : "badge ok";
       // The newest open alert, with when it was raised: it stays open until someone resolves it,
@@ -210,6 +215,7 @@
         ? `${t("at_risk")}: ${alertText(open[0])} · ${when(open[0].raised_at)}`
         : t("not_at_risk");
     } catch (error) {
+      if (!shown(id)) return;
       badge.className = "badge";
       badge.textContent = "";
     }
@@ -443,7 +449,7 @@
         api(`/v1/customers/${path}/identities`),
         api(`/v1/customers/${path}/identity-history`),
       ]);
-      if (current && current.id === id && current.erased) return; // read before the erasure
+      if (!shown(id)) return; // another customer opened meanwhile, or read before the erasure
       // An identifier several members hold (the person and the profile of a device they used
       // before signing in) is one line, with how each came to hold it.
       const byIdentifier = new Map();
@@ -462,6 +468,7 @@
         el("li", { title: e.action },
           [when(e.at), named("identity_action", historyAction(e)), historyDetail(e)].filter(Boolean).join(" · "))));
     } catch (error) {
+      if (!shown(id)) return;
       $("identities").replaceChildren(el("li", { class: "muted" }, error.status === 503 ? t("unavailable") : errorText(error)));
     }
   }
