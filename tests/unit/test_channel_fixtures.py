@@ -20,6 +20,8 @@ from schemas.validate import decode
 from services.ingest.channels import signing, twilio
 from services.ingest.channels.base import WebhookRequest
 from services.ingest.channels.intake import map_delivery
+from services.ingest.channels.providers.shopify import Shopify
+from services.ingest.channels.providers.twilio_voice import TwilioVoice
 from services.ingest.channels.registry import load_providers
 from tests.events import BUCKET_KEY
 
@@ -154,3 +156,42 @@ def test_twilio_documented_vectors(caller: str, expected: str) -> None:
     request = WebhookRequest(url, {"x-twilio-signature": expected}, body, datetime.now(UTC))
     assert twilio.verify(request, "12345")
     assert signing.twilio_headers("12345", url, body)["X-Twilio-Signature"] == expected
+
+
+def test_a_twilio_leg_put_through_to_an_agent_is_no_customers_call() -> None:
+    # `<Dial>` makes a child leg whose `To` is the agent's (or a forwarding) number: mapped as a
+    # call, it filed a `call.ended` under the agent's number as a customer, and counted the
+    # parent call's talk time twice (found by a review).
+    fixture = load(FIXTURES / "twilio-voice" / "completed.json")
+    body = (
+        fixture["body"]
+        .replace("Direction=inbound", "Direction=outbound-dial")
+        .replace(
+            "To=%2B34910000000",
+            "To=%2B34910000777&ParentCallSid=CA22222222222222222222222222222222",
+        )
+    )
+    leg = replace(delivery(fixture), body=body.encode())
+    assert TwilioVoice().to_events(leg, {}) == []
+    # The customer's own call still maps, and an API call out to a customer too.
+    assert [e["type"] for e in TwilioVoice().to_events(delivery(fixture), {})] == ["call.ended"]
+    out = replace(
+        delivery(fixture), body=fixture["body"].replace("inbound", "outbound-api").encode()
+    )
+    [call] = TwilioVoice().to_events(out, {})
+    assert call["customer"] == {"phone": "+34910000000"}
+
+
+def test_a_shopify_refund_counts_only_the_money_that_went_back() -> None:
+    # A refund transaction that failed paid nothing back: it was counted all the same (found by
+    # a review). One failed and one done count the one done.
+    fixture = load(FIXTURES / "shopify" / "refund.json")
+    body = json.loads(fixture["body"])
+    done = body["transactions"][0]
+    failed = {**done, "id": 245136, "status": "failure", "amount": "50.00"}
+    body["transactions"] = [failed, done]
+    [event] = Shopify().to_events(replace(delivery(fixture), body=json.dumps(body).encode()), {})
+    assert (event["payload"]["amount"], event["payload"]["currency"]) == ("199.00", "EUR")
+    body["transactions"] = [failed]
+    [event] = Shopify().to_events(replace(delivery(fixture), body=json.dumps(body).encode()), {})
+    assert (event["payload"]["amount"], event["payload"]["currency"]) == ("0", "EUR")

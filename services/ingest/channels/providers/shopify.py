@@ -54,10 +54,15 @@ def _items(order: Mapping[str, Any]) -> int:
 
 
 def _refunded(refund: Mapping[str, Any], problems: list[Violation]) -> tuple[Decimal, str | None]:
-    """The amount refunded by the refund's `refund` transactions, and their currency."""
+    """The amount refunded by the refund's `refund` transactions that went through (`status`
+    `success`; one without a status is taken as done), and their currency. A `failure`, `error`
+    or `pending` one paid nothing back (yet)."""
     total, currency = Decimal(0), None
     for index, txn in enumerate(refund.get("transactions") or []):
         if not isinstance(txn, Mapping) or txn.get("kind") != "refund":
+            continue
+        currency = currency or txn.get("currency")
+        if txn.get("status", "success") != "success":
             continue
         try:
             total += Decimal(str(txn.get("amount")))
@@ -65,7 +70,6 @@ def _refunded(refund: Mapping[str, Any], problems: list[Violation]) -> tuple[Dec
             problems.append(
                 violation(f"transactions.{index}.amount", "not an amount", "bad_number")
             )
-        currency = currency or txn.get("currency")
     return total, currency
 
 

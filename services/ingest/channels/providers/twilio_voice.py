@@ -6,7 +6,10 @@ offers the call, `in-progress` answers it, `completed` ends it (talk time from
 carries nothing the others do not and maps to no event. Queue and agent are not Twilio concepts:
 they come from parameters the tenant appends to its callback URL (`?queue=billing&agent=ana`)
 or the channel's settings; `QueueTime` (seconds in a `<Queue>`) gives the wait, `hold_s` the hold.
-A retry has the same `CallSid` and status, hence the same event id.
+A retry has the same `CallSid` and status, hence the same event id. The legs a `<Dial>` makes
+(`Direction` `outbound-dial`: the call put through to an agent's or a forwarding number) map to
+no event: their `To` is that number, not a customer's, and the customer's call is their parent
+(`ParentCallSid`), whose own callbacks carry its talk time.
 """
 
 from __future__ import annotations
@@ -97,6 +100,8 @@ class TwilioVoice:
         raise_if(problems)
         if kind is None:  # `initiated`, `queued`: nothing a call event records
             return []
+        if fields.get("Direction") == "outbound-dial":
+            return []  # a leg of the customer's call, to an agent or a forward (see above)
         payload = _payload(kind, status, fields, extra, problems)
         raise_if(problems)
         return [{
