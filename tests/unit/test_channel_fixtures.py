@@ -20,7 +20,9 @@ from schemas.validate import decode
 from services.ingest.channels import signing, twilio
 from services.ingest.channels.base import WebhookRequest
 from services.ingest.channels.intake import map_delivery
+from services.ingest.channels.providers.chatwoot import Chatwoot
 from services.ingest.channels.providers.shopify import Shopify
+from services.ingest.channels.providers.twilio_messaging import TwilioMessaging
 from services.ingest.channels.providers.twilio_voice import TwilioVoice
 from services.ingest.channels.registry import load_providers
 from tests.events import BUCKET_KEY
@@ -195,3 +197,32 @@ def test_a_shopify_refund_counts_only_the_money_that_went_back() -> None:
     body["transactions"] = [failed]
     [event] = Shopify().to_events(replace(delivery(fixture), body=json.dumps(body).encode()), {})
     assert (event["payload"]["amount"], event["payload"]["currency"]) == ("0", "EUR")
+
+
+@pytest.mark.parametrize(
+    ("previous", "reopened"), [("pending", False), ("snoozed", False), ("resolved", True), (None, True)]
+)  # fmt: skip
+def test_a_chatwoot_conversation_reopens_only_after_it_was_resolved(
+    previous: str | None, reopened: bool
+) -> None:
+    # `open` after `pending` (a bot handing over to an agent) or `snoozed` is a case going on:
+    # each made a `case.reopened` of a case never resolved (found by a review).
+    fixture = load(FIXTURES / "chatwoot" / "conversation_resolved.json")
+    body = {**json.loads(fixture["body"]), "status": "open"}
+    if previous is not None:
+        change = {"status": {"previous_value": previous, "current_value": "open"}}
+        body["changed_attributes"] = [change]
+    opened = replace(delivery(fixture), body=json.dumps(body).encode())
+    types = [e["type"] for e in Chatwoot().to_events(opened, {})]
+    assert types == (["case.reopened"] if reopened else [])
+
+
+@pytest.mark.parametrize(("status", "types"), [
+    ("partially_delivered", ["custom.message_partially_delivered"]), ("receiving", []),
+])  # fmt: skip
+def test_every_twilio_message_status_maps(status: str, types: list[str]) -> None:
+    # Both are statuses Twilio documents; each was dead-lettered as `unmapped_status`.
+    fixture = load(FIXTURES / "twilio-messaging" / "status_delivered.json")
+    body = fixture["body"].replace("MessageStatus=delivered", f"MessageStatus={status}")
+    update = replace(delivery(fixture), body=body.encode())
+    assert [e["type"] for e in TwilioMessaging().to_events(update, {})] == types

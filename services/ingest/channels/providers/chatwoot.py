@@ -6,7 +6,8 @@ the hex HMAC-SHA256 of `"{X-Chatwoot-Timestamp}.{raw body}"`; a timestamp older 
 refused. `message_created`: incoming messages are the customer's, outgoing ones the agent's (or
 the bot's, when an agent bot sent them); private notes and activity messages map to nothing.
 `conversation_created` opens a case; `conversation_status_changed` to `resolved` resolves it and
-back to `open` reopens it. The customer is the conversation's contact (`meta.sender`): its
+back to `open` reopens it (not from `pending` or `snoozed`, as `changed_attributes` tells: a bot
+handing over, a snooze ending, is a case never resolved going on). The customer is the conversation's contact (`meta.sender`): its
 Chatwoot id as the `chatwoot` external id, its email and phone. Message ids, and conversation id
 with status and time, are the deduplication keys.
 """
@@ -35,6 +36,17 @@ from services.ingest.channels.registry import register
 PREFIX = "sha256="
 SOCIAL = ("Whatsapp", "FacebookPage", "Instagram", "Telegram", "Line", "TwitterProfile")
 SMS = ("Sms", "TwilioSms")
+
+
+def _previous_status(body: Mapping[str, Any]) -> str | None:
+    """The status before this change, from `changed_attributes` (`[{"status": {"previous_value":
+    …, "current_value": …}}]`); None when the delivery does not say."""
+    changed = body.get("changed_attributes")
+    for change in changed if isinstance(changed, list) else []:
+        status = change.get("status") if isinstance(change, Mapping) else None
+        if isinstance(status, Mapping) and status.get("previous_value") is not None:
+            return str(status["previous_value"])
+    return None
 
 
 def _channel(conversation: Mapping[str, Any]) -> str:
@@ -149,6 +161,8 @@ class Chatwoot:
         raise_if(problems)
         if kind is None:  # pending, snoozed: the case stays as it was
             return []
+        if kind == "case.reopened" and _previous_status(body) in ("pending", "snoozed"):
+            return []  # open for the first time since a bot's handover, or awake again
         meta = _mapping(body.get("meta"))
         payload: dict[str, Any] = {"case_id": f"chatwoot-{conversation_id}", "agent": _name(meta.get("assignee")),
                                    "queue": _name(body.get("inbox")) or settings.get("queue"),

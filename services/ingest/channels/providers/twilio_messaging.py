@@ -2,9 +2,10 @@
 
 Signed like every Twilio webhook (see `services.ingest.channels.twilio`). An incoming message
 (no `MessageStatus`, or `received`) is `message.received` from `From`; a status callback for a
-message we sent is `message.sent` when `sent`, and `custom.message_delivered` / `_read` /
-`_failed` / `_undelivered` for what happened to it later (`queued`, `accepted`, `sending` map to
-nothing). WhatsApp numbers come as `whatsapp:+…` and are the `social` channel. Twilio sends no
+message we sent is `message.sent` when `sent`, and `custom.message_delivered` /
+`_partially_delivered` / `_read` / `_failed` / `_undelivered` for what happened to it later
+(`queued`, `accepted`, `sending`, `scheduled`, `canceled`, and `receiving` for one coming in,
+map to nothing). WhatsApp numbers come as `whatsapp:+…` and are the `social` channel. Twilio sends no
 timestamp with these, so the event's time is when the delivery arrived; `MessageSid` and status
 are the deduplication key (a retry that arrives later is reported as already stored).
 """
@@ -27,8 +28,9 @@ from services.ingest.channels.base import (
 )
 from services.ingest.channels.registry import register
 
-LATER = frozenset({"delivered", "read", "failed", "undelivered"})
-SILENT = frozenset({"queued", "accepted", "sending", "scheduled", "canceled"})
+LATER = frozenset({"delivered", "partially_delivered", "read", "failed", "undelivered"})
+# `receiving`: an inbound message still arriving (its `received` callback follows).
+SILENT = frozenset({"queued", "accepted", "sending", "scheduled", "canceled", "receiving"})
 
 
 class TwilioMessaging:
