@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -517,9 +518,17 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+# Commands that run until stopped log what their connection pools retry; the others answer
+# once, so a server that does not answer is their one line on stderr (`cli_errors.describe`),
+# not a warning per attempt before it.
+LONG_RUNNING = frozenset({"up", "serve", "demo", "simulate", "bench"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    if args.command not in LONG_RUNNING:
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     return run_reporting(args.command, lambda: func(args))
 
 

@@ -14,6 +14,8 @@ from collections.abc import Callable
 import httpx
 from pydantic import ValidationError
 
+from kernel.ports import LogUnavailable
+
 USAGE_ERROR = 2  # argparse's own exit status for bad arguments
 FAILED = 1
 
@@ -44,6 +46,8 @@ def describe(exc: BaseException) -> tuple[str, int] | None:
         return str(exc), FAILED
     if isinstance(exc, httpx.TransportError):
         return f"cannot reach the server: {exc}", FAILED
+    if isinstance(exc, LogUnavailable):  # PostgreSQL, Kafka or a log that cannot answer in time
+        return str(exc), FAILED
     if isinstance(exc, ValueError):
         return str(exc), USAGE_ERROR
     if isinstance(exc, OSError):

@@ -238,3 +238,16 @@ def test_up_on_an_identity_store_in_clear_with_sealing_on_is_one_line(tmp_path: 
         assert identity.filing_of("acme", "e-1") is not None
     finally:
         identity.close()
+
+
+def test_an_unreachable_postgresql_is_one_line_after_saying_where(tmp_path: Path) -> None:
+    # Distributed, a command that reads PostgreSQL once printed a warning per connection attempt
+    # and a 50-line traceback when nothing answered (found by a review).
+    nobody = f"postgresql://cem@127.0.0.1:{free_port()}/cem"
+    env = {"CEM_MODE": "distributed", "CEM_POSTGRES_DSN": nobody}
+    done = cem("keys", "list", "--tenant", "acme", cwd=tmp_path, env=env)
+    assert done.returncode == 1, done
+    assert "Traceback" not in done.stdout + done.stderr
+    said, mistake = done.stderr.strip().splitlines()  # where the keys are, then what went wrong
+    assert said == "cem: keys are stored in PostgreSQL (CEM_MODE=distributed)"
+    assert mistake.startswith("cem keys: PostgreSQL at 127.0.0.1:"), mistake
