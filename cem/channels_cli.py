@@ -39,14 +39,18 @@ def one_line_errors(command: Command) -> Command:
     return run
 
 
-def _settings(args: argparse.Namespace) -> IngestSettings:
-    return IngestSettings(data_dir=data_dir.resolve(args.data_dir).path)
+def _settings(args: argparse.Namespace, create: bool = False) -> IngestSettings:
+    """The settings of the store the command works on, said aloud (the data directory, or
+    PostgreSQL). Only `channels add` creates a data directory: the others, run from another
+    directory than `cem up`'s, are one line saying so, not a new empty store."""
+    core = data_dir.store_settings(args.data_dir, "channels and dead letters", create)
+    return IngestSettings(data_dir=core.data_dir)
 
 
-def _store(args: argparse.Namespace) -> ChannelStore:
+def _store(settings: IngestSettings) -> ChannelStore:
     from cem.distributed import channels_from_settings
 
-    return channels_from_settings(_settings(args))
+    return channels_from_settings(settings)
 
 
 def _since(text: str | None) -> datetime | None:
@@ -90,21 +94,23 @@ def channels_add(args: argparse.Namespace) -> int:
     providers = load_providers()
     if args.provider not in providers:
         raise CliError(f"unknown provider {args.provider!r}; one of: {', '.join(providers)}")
-    store = _store(args)
+    secret, settings = _secret(args), _channel_settings(args)  # their mistakes come first
+    store = _store(_settings(args, create=True))
     try:
-        config = store.add(args.tenant, args.provider, _secret(args), name=args.name,
-                           settings=_channel_settings(args))  # fmt: skip
+        config = store.add(args.tenant, args.provider, secret, name=args.name,
+                           settings=settings)  # fmt: skip
     finally:
         store.close()
     print(f"{args.url.rstrip('/')}/v1/webhooks/{config.provider}/{config.channel_id}")
     print(f"channel {config.channel_id} · tenant {config.tenant_id} · provider "
-          f"{config.provider}: give the URL above to {config.provider} as its webhook URL",
+          f"{config.provider}: give the URL above to {config.provider} as its webhook URL "
+          "(--url: the base the provider reaches, e.g. your public https host)",
           file=sys.stderr)  # fmt: skip
     return 0
 
 
 def channels_list(args: argparse.Namespace) -> int:
-    store = _store(args)
+    store = _store(_settings(args))
     try:
         for config in store.list(args.tenant):
             print("\t".join([config.channel_id, config.provider, config.name,
@@ -115,9 +121,10 @@ def channels_list(args: argparse.Namespace) -> int:
 
 
 def channels_set(args: argparse.Namespace) -> int:
-    store = _store(args)
+    settings = _channel_settings(args)
+    store = _store(_settings(args))
     try:
-        if store.update_settings(args.tenant, args.channel_id, _channel_settings(args)) is None:
+        if store.update_settings(args.tenant, args.channel_id, settings) is None:
             raise CliError(f"tenant {args.tenant!r} has no channel {args.channel_id!r}")
     finally:
         store.close()
@@ -125,7 +132,7 @@ def channels_set(args: argparse.Namespace) -> int:
 
 
 def channels_remove(args: argparse.Namespace) -> int:
-    store = _store(args)
+    store = _store(_settings(args))
     try:
         if not store.remove(args.tenant, args.channel_id):
             raise CliError(f"tenant {args.tenant!r} has no channel {args.channel_id!r}")
@@ -135,7 +142,7 @@ def channels_remove(args: argparse.Namespace) -> int:
 
 
 def dead_letters_list(args: argparse.Namespace) -> int:
-    store = _store(args)
+    store = _store(_settings(args))
     try:
         letters = store.dead_letters(provider=args.provider, tenant_id=args.tenant,
                                      since=_since(args.since), status=None)  # fmt: skip
@@ -153,8 +160,9 @@ def dead_letters_replay(args: argparse.Namespace) -> int:
     from cem.platform_keys import shared_bucket_key
     from services.ingest.channels.replay import replay_webhooks
 
-    settings, since = _settings(args), _since(args.since)
-    store = _store(args)
+    since = _since(args.since)
+    settings = _settings(args)
+    store = _store(settings)
     try:
         bucket_key = shared_bucket_key(settings)
         with mode_publisher(settings) as (publisher, log):
@@ -163,16 +171,19 @@ def dead_letters_replay(args: argparse.Namespace) -> int:
                                      tenant_id=args.tenant, since=since,
                                      max_event_bytes=settings.max_event_bytes)  # fmt: skip
             print(report.line("webhook dead letters"))
+            replayed = True
             if args.provider in (None, "kafka"):
-                print(_replay_consumers(settings, log, args.tenant, since, bucket_key))
+                line, replayed = _replay_consumers(settings, log, args.tenant, since, bucket_key)
+                print(line)
     finally:
         store.close()
-    return 0
+    return 0 if replayed else 1
 
 
 def _replay_consumers(
     settings: IngestSettings, log: Any, tenant: str | None, since: Any, bucket_key: bytes
-) -> str:
+) -> tuple[str, bool]:
+    """The report's line, and whether the consumers' letters could be replayed at all."""
     from cem.dead_letter_replay import consumer_letters, mode_warehouse, replay_consumer_letters
 
     try:
@@ -184,7 +195,10 @@ def _replay_consumers(
             if settings.mode == "distributed"
             else "; stop `cem up` first (chdb serves one process)"
         )
-        return f"consumer dead letters: not replayed, the warehouse did not open ({reason}){hint}"
+        return (
+            f"consumer dead letters: not replayed, the warehouse did not open ({reason}){hint}",
+            False,
+        )
     try:
         rows = consumer_letters(warehouse, since)
     finally:
@@ -196,7 +210,7 @@ def _replay_consumers(
         report = replay_consumer_letters(rows, log, tenant, bucket_key=bucket_key, opener=opener)
     finally:
         opener.close()
-    return report.line("consumer dead letters")
+    return report.line("consumer dead letters"), True
 
 
 def _data_dir(p: argparse.ArgumentParser) -> None:

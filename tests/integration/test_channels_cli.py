@@ -73,7 +73,29 @@ def test_mistakes_are_one_line_and_a_non_zero_exit(
 ) -> None:
     code, out, err = run(capsys, *args, "--data-dir", str(tmp_path))
     assert code != 0 and out == ""
-    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    # The mistake in one line, after the data directory the command read when it got that far.
+    *said, mistake = err.strip().splitlines()
+    assert message in mistake and "Traceback" not in err
+    assert said in ([], [f"cem: data directory {tmp_path.resolve()} (from --data-dir)"]), said
+
+
+def test_commands_that_read_channels_make_no_data_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Run from another directory than `cem up`'s, `channels list` printed nothing and
+    # `dead-letters replay` made a new log and warehouse there (found by a review).
+    monkeypatch.delenv("CEM_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    for args in (["channels", "list", "--tenant", "acme"], ["dead-letters", "list"],
+                 ["dead-letters", "replay"]):  # fmt: skip
+        code, out, err = run(capsys, *args)
+        assert code != 0 and out == "", (args, out)
+        assert "no data directory" in err and "--data-dir" in err, err
+    assert not (tmp_path / ".cem").exists()
+    # Adding a channel is what creates one, and says so.
+    code, out, err = run(capsys, "channels", "add", "typeform", "--tenant", "acme", "--secret", "x")
+    assert code == 0 and "/v1/webhooks/typeform/ch_" in out
+    assert f"cem: data directory {(tmp_path / '.cem').resolve()} (from default)" in err
 
 
 def test_a_multi_line_secret_from_stdin(
