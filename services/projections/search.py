@@ -84,6 +84,8 @@ class Hit:
 def search_params(tenant_id: str, query: str, words: list[str]) -> dict[str, Any]:
     text = query.strip()
     digits = re.sub(r"\D", "", text)
+    if digits.startswith("00"):  # `0034 637…`: the international prefix, as `+` is written
+        digits = digits[2:]
     return {f"word_{i}": word for i, word in enumerate(words)} | {
         "tenant_id": tenant_id,
         "needle": text.lower(),

@@ -44,6 +44,8 @@ def store(warehouse: Warehouse, tenant_id: str, customer: dict[str, Any]) -> Non
         ("María García", True),
         ("GARCÍA maria", True),
         ("600 111 222", True),
+        ("0034 600 111 222", True),  # `00` for `+`, as people in Spain write it (was not found)
+        ("(+34) 600-111-222", True),
         ("garcia@", True),
         ("María Pérez", False),  # every word is needed
         ("600 999", False),
