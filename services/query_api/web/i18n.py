@@ -54,6 +54,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "at_risk": "At risk",
         "not_at_risk": "No open alert",
         "repeat_contact": "Repeat contact",
+        "repeat_contact_on": "on",
         "repeat_contact_earlier": "contacted us before on",
         "value_recency": "Last order",
         "days_ago": "days ago",
@@ -246,6 +247,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "kind_phone_readings": "phone written without its country code (one of)",
         # Not a kind: what `typo_of:email with name` names beside one (the person's name).
         "kind_name": "name",
+        # Not an identifier: what a search matched by an order's number.
+        "kind_order": "order",
+        # Channel badges: a few capitals in a coloured box (app.css `.icon`), in each language.
+        "badge_web": "WEB", "badge_mobile_app": "APP", "badge_email": "MAIL", "badge_phone": "TEL",
+        "badge_chat": "CHAT", "badge_sms": "SMS", "badge_social": "SOC", "badge_store": "SHOP",
+        "badge_survey": "SURV",
         # Dates typed in the timeline's filters (a Spanish page reads them day first).
         "date_hint": "yyyy-mm-dd",
         "invalid_date": "Not a date: write it as",
@@ -328,6 +335,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "at_risk": "En riesgo",
         "not_at_risk": "Sin alertas abiertas",
         "repeat_contact": "Contacto repetido",
+        "repeat_contact_on": "el",
         "repeat_contact_earlier": "ya nos contactó el",
         "value_recency": "Último pedido",
         "days_ago": "días atrás",
@@ -459,6 +467,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "kind_external": "id externo",
         "kind_phone_readings": "teléfono escrito sin prefijo de país (uno de)",
         "kind_name": "nombre",
+        "kind_order": "pedido",
+        "badge_web": "WEB", "badge_mobile_app": "APP", "badge_email": "EMAIL", "badge_phone": "TEL",
+        "badge_chat": "CHAT", "badge_sms": "SMS", "badge_social": "RRSS", "badge_store": "TDA",
+        "badge_survey": "ENC",
         "date_hint": "dd/mm/aaaa",
         "invalid_date": "No es una fecha: escríbela como",
         # Errores de la API por su `error.code` (kernel/api_errors.py).

@@ -68,7 +68,14 @@ const CEM = (() => {
     if (value === null || value === undefined) return el("td", { class: "num", dataset: { metric: name, n: 0 } }, "—");
     const low = n < minN;
     return el("td", { class: low ? "num low-n" : "num", dataset: { metric: name, n }, title: low ? lowTitle : null },
-      value.toFixed(1), low ? el("span", { class: "low-n-sample", "aria-hidden": "true" }, "*") : null);
+      fixed(value, 1), low ? el("span", { class: "low-n-sample", "aria-hidden": "true" }, "*") : null);
+  }
+
+  // A number to `digits` decimals as the page's language writes it ("54,5" in Spanish).
+  function fixed(value, digits) {
+    return new Intl.NumberFormat(lang, {
+      minimumFractionDigits: digits, maximumFractionDigits: digits, useGrouping: false,
+    }).format(value);
   }
 
   function when(iso) {
@@ -162,7 +169,7 @@ const CEM = (() => {
   }
 
   return {
-    t, api, el, metricCell, when, query, showError, errorText, alertText, channelName, kindName, identifierText,
+    t, api, el, metricCell, fixed, when, query, showError, errorText, alertText, channelName, kindName, identifierText,
     csrf, lang, ApiError,
   };
 })();

@@ -2,14 +2,16 @@
 "use strict";
 
 (() => {
-  const { t, api, el, when, query, showError, errorText, alertText, channelName, kindName, identifierText, lang } = CEM;
+  const { t, api, el, fixed, when, query, showError, errorText, alertText, channelName, kindName, identifierText, lang } = CEM;
   const $ = (id) => document.getElementById(id);
   const PAGE = 50;
-  // Channel badges are short labels in a colour per channel (app.css): readable without any
-  // emoji font, which many desktops and headless browsers lack.
-  const ICONS = {
-    web: "WEB", mobile_app: "APP", email: "MAIL", phone: "TEL", chat: "CHAT", sms: "SMS",
-    social: "SOC", store: "SHOP", survey: "SURV", other: "•",
+  // Channel badges are short labels in a colour per channel (app.css), in the page's language
+  // (`badge_<channel>`): readable without any emoji font, which many desktops and headless
+  // browsers lack. A channel without one is a dot.
+  const badge = (channel) => {
+    const key = `badge_${channel}`;
+    const text = t(key);
+    return text === key ? "•" : text;
   };
   const isManager = ["manager", "admin"].includes(document.body.dataset.role);
   let current = null; // { id, cursor, seen:Set, filters, stream, poller }
@@ -138,9 +140,9 @@
     $("f-orders").textContent = `${p.orders.count}`;
     $("f-amount").textContent = p.orders.by_currency.map((s) => `${s.net_amount} ${s.currency}`).join(" · ") || "—";
     const months = Math.max(1, (new Date(p.last_seen) - new Date(p.first_seen)) / (30.44 * 86400e3));
-    $("f-frequency").textContent = `${(p.orders.count / months).toFixed(2)} ${t("per_month")}`;
+    $("f-frequency").textContent = `${fixed(p.orders.count / months, 2)} ${t("per_month")}`;
     $("f-channels").replaceChildren(...p.channels.map((c) =>
-      el("span", { class: "chip" }, el("span", { class: `icon ch-${c.channel}` }, ICONS[c.channel] || "•"), ` ${channelName(c.channel)} (${c.events})`)));
+      el("span", { class: "chip" }, el("span", { class: `icon ch-${c.channel}` }, badge(c.channel)), ` ${channelName(c.channel)} (${c.events})`)));
     $("f-last").textContent = `${when(p.last_seen)} · ${channelName(p.last_channel)} · ${p.last_touchpoint}`;
     $("f-cases").replaceChildren(...(p.open_cases.length
       ? p.open_cases.map((c) => el("span", { class: "chip warn" }, c.subject || c.case_id))
@@ -185,7 +187,8 @@
     badge.hidden = !repeat;
     if (!repeat) return;
     const { contact, earlier } = repeat;
-    badge.textContent = `${t("repeat_contact")} · ${t("repeat_contact_earlier")} ${when(earlier.at)} (${channelName(earlier.channel)})`;
+    // When the repeat came, not only the contact before it: the latest may be days old.
+    badge.textContent = `${t("repeat_contact")} ${t("repeat_contact_on")} ${when(contact.at)} (${channelName(contact.channel)}) · ${t("repeat_contact_earlier")} ${when(earlier.at)} (${channelName(earlier.channel)})`;
     badge.title = `${when(contact.at)} ${channelName(contact.channel)} · ${contact.touchpoint} ← ${when(earlier.at)} ${channelName(earlier.channel)} · ${earlier.touchpoint}`;
   }
 
@@ -339,7 +342,7 @@
       toggle.textContent = payload.hidden ? t("show_payload") : t("hide_payload");
     });
     return el("li", { class: "event", dataset: { eventId: entry.event_id, channel: entry.channel } },
-      el("span", { class: `icon ch-${entry.channel}`, title: channelName(entry.channel), "aria-label": channelName(entry.channel) }, ICONS[entry.channel] || "•"),
+      el("span", { class: `icon ch-${entry.channel}`, title: channelName(entry.channel), "aria-label": channelName(entry.channel) }, badge(entry.channel)),
       el("time", { datetime: entry.derived_at }, when(entry.derived_at)),
       el("span", { class: "summary" }, entry.summary || entry.type),
       el("span", { class: "muted small" }, `${entry.type} · ${entry.touchpoint}`),

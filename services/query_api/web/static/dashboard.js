@@ -92,7 +92,7 @@
       if (csat === null) return el("td", { class: "heat none" }, "");
       const level = Math.min(4, Math.floor(csat / 20)); // 0–19 … 80–100: five colour steps
       return el("td", { class: `heat h${level}` },
-        el("button", { type: "button", class: "heat-button", onclick: () => drill(cell), title: `${tp} · ${ch}` }, csat.toFixed(0)));
+        el("button", { type: "button", class: "heat-button", onclick: () => drill(cell), title: `${tp} · ${channelName(ch)}` }, csat.toFixed(0)));
     })));
     $("heatmap").replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows));
   }
@@ -137,13 +137,27 @@
         ...touchpoints.map((tp, i) => ({ label: tp, ...seriesStyle(i), width: 2 })),
       ],
       axes: [
-        // Ticks under a day apart (hourly buckets) show the hour.
-        { values: (u, ticks, axis, space, step) => ticks.map((v) => (step < 86400 ? hour : day).format(new Date(v * 1000))) },
+        // Ticks under a day apart show the hour; over a period of several days, the first tick
+        // of each day shows its date above the hour (a week's ticks are every few hours).
+        { values: (u, ticks, axis, space, step) => tickLabels(ticks, step, bounds, day, hour) },
         { label: $("trend-metric").selectedOptions[0].textContent },
       ],
     }, data, $("trend"));
   }
   $("trend-metric").addEventListener("change", refresh);
+
+  function tickLabels(ticks, step, bounds, day, hour) {
+    if (step >= 86400) return ticks.map((v) => day.format(new Date(v * 1000)));
+    const days = bounds[1] - bounds[0] > 86400;
+    let before = null;
+    return ticks.map((v) => {
+      const at = new Date(v * 1000);
+      const date = day.format(at);
+      const label = days && date !== before ? `${date}\n${hour.format(at)}` : hour.format(at);
+      before = date;
+      return label;
+    });
+  }
 
   // --- drill-down -----------------------------------------------------------------------------
   async function drill(cell) {
@@ -201,11 +215,39 @@
       if (load !== queue.load) return;
       Object.assign(queue, { pages, cursor });
       $("alerts-empty").hidden = rows.length > 0;
+      const before = typed();
       $("alerts").tBodies[0].replaceChildren(...rows.map(alertRow));
+      restore(before);
       showMore();
     } catch (error) {
       showError($("alerts-empty"), error);
       $("alerts-empty").hidden = false;
+    }
+  }
+
+  // What the person was typing in the queue's rows, and where their focus was: a reload of the
+  // queue (2 s after an action, or the period or metric changed) rebuilds the rows, and must
+  // not empty a half-typed note or throw the focus out of the table.
+  function typed() {
+    const kept = new Map();
+    for (const row of $("alerts").tBodies[0].rows) {
+      const inputs = [...row.querySelectorAll("input")];
+      if (inputs.some((input) => input.value)) kept.set(row.dataset.alertId, inputs.map((input) => input.value));
+    }
+    const active = document.activeElement;
+    const row = active && active.closest ? active.closest("#alerts tr[data-alert-id]") : null;
+    const focus = row ? { id: row.dataset.alertId, at: [...row.querySelectorAll("input, button")].indexOf(active) } : null;
+    return { kept, focus };
+  }
+
+  function restore({ kept, focus }) {
+    for (const row of $("alerts").tBodies[0].rows) {
+      const values = kept.get(row.dataset.alertId);
+      if (values) row.querySelectorAll("input").forEach((input, i) => { input.value = values[i] || ""; });
+      if (focus && row.dataset.alertId === focus.id) {
+        const target = [...row.querySelectorAll("input, button")][focus.at];
+        if (target && !target.disabled) target.focus();
+      }
     }
   }
 
@@ -273,6 +315,8 @@
     try {
       const done = await api(`/v1/alerts/${encodeURIComponent(alert.alert_id)}/${action}`, { method: "POST", body: payload });
       showStatus(alert.alert_id, done.status);
+      // What was typed for it was sent: the row's fields start empty again.
+      said.closest("tr").querySelectorAll("input").forEach((input) => { input.value = ""; });
       // The action is an event on the log: the queue shows it once it has been processed.
       setTimeout(() => loadAlerts(queue.pages), 2000);
     } catch (error) {
