@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.webdriver.common.keys import Keys
 
 from services.identity.normalise import Rejected, ambiguous_readings, normalise_one
 from services.identity.rules import TenantRules
@@ -889,6 +890,25 @@ def test_a_customer_opened_while_the_one_before_loads_shows_only_its_own_header(
         page.driver.execute_cdp_cmd(
             "Page.removeScriptToEvaluateOnNewDocument", {"identifier": added["identifier"]}
         )
+
+
+def test_a_keyboard_reaches_the_identity_panel_without_tabbing_through_the_history(
+    page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
+) -> None:
+    # Each time the timeline's end came into view the next page loaded, so Tab reached the
+    # identity panel only after every entry's "Details" (found by a review): a skip button, seen
+    # when focused, right after the timeline's title.
+    ids, tag = customer["ids"], customer["tag"]
+    page.sign_in(people[(TENANT_A, "agent")])
+    open_customer(page, f"lucia.{tag}", ids["customer_id"])
+    page.driver.execute_script("document.getElementById('filter-channel').focus()")
+    active = page.driver.switch_to.active_element
+    active.send_keys(Keys.SHIFT, Keys.TAB)  # back from the filters: the skip button
+    skip = page.driver.switch_to.active_element
+    assert skip.get_attribute("id") == "to-identity" and skip.is_displayed()
+    assert skip.text == "Skip to the identity panel" and skip.location["x"] >= 0
+    skip.send_keys(Keys.ENTER)
+    assert page.driver.switch_to.active_element.get_attribute("id") == "identity-title"
 
 
 def test_a_drift_alert_names_its_touchpoint_not_a_customer(

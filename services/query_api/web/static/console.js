@@ -72,6 +72,9 @@
     load(id);
   }
 
+  // Past the timeline to the identity panel, for a keyboard (the history may be long).
+  $("to-identity").addEventListener("click", () => $("identity-title").focus());
+
   window.addEventListener("hashchange", fromHash);
   // `#customer=ID` opens a customer; `&event=ID` (from a dashboard answer) marks the rated event.
   function fromHash() {
