@@ -21,6 +21,11 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a bad argument is one line (the usage is one `--help` away)."""
 
     def error(self, message: str) -> NoReturn:
+        for action in self._actions:  # `cem keys` alone: argparse names the subcommands' dest
+            if isinstance(action, argparse._SubParsersAction) and message.endswith(
+                f"required: {action.dest}"
+            ):
+                message = f"name a command: {', '.join(action.choices)}"
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
@@ -402,7 +407,9 @@ def _add_keys(sub: Any) -> None:
         "--role", required=True, choices=("agent", "manager", "admin"), help="what they may do"
     )
     ucreate.add_argument("--email", required=True, help="the sign-in email")
-    ucreate.add_argument("--password", default=None, help="None: prompt, else generate")
+    ucreate.add_argument(
+        "--password", default=None, help="the password (default: prompted, else generated)"
+    )
     ucreate.set_defaults(func=_users_create)
     ulist = _command(user_commands, "list", "list accounts (without passwords)")
     _add_data_dir(ulist)

@@ -59,7 +59,9 @@ def add_commands(sub: Any, command: Callable[[Any, str, str], argparse.ArgumentP
         "default: $CEM_DATA_DIR, else ./.cem",
     )
     demo.add_argument("--url", required=True, help="the query API's base URL (console, sign-in)")
-    demo.add_argument("--ingest-url", default=None, help="the ingest API's base URL; None: --url")
+    demo.add_argument(
+        "--ingest-url", default=None, help="the ingest API's base URL (default: --url)"
+    )
     demo.add_argument("--customers", type=int, default=2000, help="people in the demo")
     demo.add_argument("--days", type=int, default=180, help="days of history to seed")
     demo.add_argument("--rate", type=float, default=5.0, help="live events per second")
@@ -67,6 +69,6 @@ def add_commands(sub: Any, command: Callable[[Any, str, str], argparse.ArgumentP
         "--duration",
         type=float,
         default=None,
-        help="seconds of live traffic (0: seed only); None: until Ctrl-C",
+        help="seconds of live traffic (0: seed only; default: until Ctrl-C)",
     )
     demo.set_defaults(func=_demo)

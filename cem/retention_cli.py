@@ -217,9 +217,13 @@ def add_commands(sub: Any, command: Any) -> None:
     set_ = command(kinds, "set", "set a tenant's retention (days, or 'unlimited')")
     set_.add_argument("--data-dir", **where)
     set_.add_argument("--tenant", required=True, help="tenant whose retention to set")
-    set_.add_argument("--events-days", default=None, help="raw events; None keeps the stored value")
     set_.add_argument(
-        "--projections-days", default=None, help="timeline, answers, alerts…; None: unchanged"
+        "--events-days", default=None, help="raw events (default: the stored value stays)"
+    )
+    set_.add_argument(
+        "--projections-days",
+        default=None,
+        help="timeline, answers, alerts… (default: the stored value stays)",
     )
     set_.set_defaults(func=_set)
     show = command(kinds, "show", "every tenant's retention and its last apply")

@@ -182,7 +182,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--health-port",
         type=int,
         default=None,
-        help="workers: serve GET /health on this port; None: no health port",
+        help="workers: serve GET /health on this port (default: none)",
     )
     parser.set_defaults(func=main)
 

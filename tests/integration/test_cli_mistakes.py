@@ -187,6 +187,8 @@ def test_every_option_has_help_and_shows_its_default() -> None:
         shown = " ".join(command.format_help().split())  # unwrapped
         # An option defaulting to None says in its help what applies then.
         assert "(default: None)" not in shown, command.prog
+        # ... in words, not as Python's `None` (`None: prompt, else generate`).
+        assert "None" not in shown, f"{command.prog}: {shown}"
         for action in command._actions:
             if isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
                 continue
@@ -251,3 +253,12 @@ def test_an_unreachable_postgresql_is_one_line_after_saying_where(tmp_path: Path
     said, mistake = done.stderr.strip().splitlines()  # where the keys are, then what went wrong
     assert said == "cem: keys are stored in PostgreSQL (CEM_MODE=distributed)"
     assert mistake.startswith("cem keys: PostgreSQL at 127.0.0.1:"), mistake
+
+
+@pytest.mark.parametrize(("args", "named"), [(["keys"], "create, list, revoke"),
+                                             (["dead-letters"], "list, replay")])  # fmt: skip
+def test_a_command_without_its_subcommand_names_them(
+    tmp_path: Path, args: list[str], named: str
+) -> None:
+    # argparse said "the following arguments are required: keys" (found by a review).
+    assert_one_line_mistake(cem(*args, cwd=tmp_path), f"name a command: {named}")
