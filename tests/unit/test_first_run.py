@@ -48,6 +48,12 @@ def test_the_sample_customer_is_the_busiest_of_the_newest_week_by_email() -> Non
     # The name the banner prints is on record (an order carried it): the console finds it.
     assert any((e["payload"].get("attributes") or {}).get("name") == sample.name for e in theirs)
     assert sample_customer(population, []) is None
+    # A week in which no order carried a name (a small demo): the banner names the customer by
+    # the email the search finds, not a name nothing on record carries (found by a review).
+    unnamed = [{**e, "payload": {k: v for k, v in e["payload"].items() if k != "attributes"}}
+               for e in recent]  # fmt: skip
+    quiet = sample_customer(population, unnamed)
+    assert quiet is not None and quiet.name == quiet.key.removeprefix("email:")
 
 
 def test_the_rate_column_shows_items_per_second() -> None:
