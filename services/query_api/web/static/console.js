@@ -632,7 +632,10 @@
       const value = i.kind === "phone_readings" ? i.value.split("|").join(" / ") : i.value;
       return `${kindName(i.kind)}: ${value} (${erasureFate(i)}${again})`;
     });
-    const rows = [[t("erase_members"), members.join("; ")], [t("identifiers"), identifiers.join("; ") || "—"]];
+    // An identifier two members hold (a person and their browser's profile) is one line when
+    // the erasure does the same to it for both.
+    const lines = [...new Set(identifiers)];
+    const rows = [[t("erase_members"), members.join("; ")], [t("identifiers"), lines.join("; ") || "—"]];
     if (preview.erased) rows.unshift([t("erase_preview"), fill("erase_already", { event: preview.erasure_event_id })]);
     if (preview.merged_since && preview.merged_since.length) {
       rows.push([t("erase_merged_since_title"), fill("erase_merged_since", { ids: preview.merged_since.join(", ") })]);
