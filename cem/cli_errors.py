@@ -28,10 +28,25 @@ class CliError(Exception):
         self.status = status
 
 
+# The prefixes of the settings read from the environment (pydantic-settings' `env_prefix`).
+ENV_PREFIXES = ("CEM_SEGMENT_", "CEM_INGEST_", "CEM_")
+
+
 def _validation_message(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first.get("loc", ()))
+    # A setting read from the environment is named as the user wrote it (`CEM_BACKLOG_LIMIT`).
+    where = _variable(where, first.get("input")) or where
     return f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg"))
+
+
+def _variable(field: str, value: object) -> str | None:
+    """The environment variable that gave `field` its bad `value`, if one did."""
+    for prefix in ENV_PREFIXES:
+        name = f"{prefix}{field.upper()}"
+        if field and "." not in field and os.environ.get(name) == value:
+            return name
+    return None
 
 
 def describe(exc: BaseException) -> tuple[str, int] | None:

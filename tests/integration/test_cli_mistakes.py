@@ -262,3 +262,9 @@ def test_a_command_without_its_subcommand_names_them(
 ) -> None:
     # argparse said "the following arguments are required: keys" (found by a review).
     assert_one_line_mistake(cem(*args, cwd=tmp_path), f"name a command: {named}")
+
+
+def test_a_bad_setting_in_the_environment_is_named_as_it_was_written(tmp_path: Path) -> None:
+    # It was named by the field (`backlog_limit: …`), which the user never typed.
+    done = cem("keys", "list", "--tenant", "acme", cwd=tmp_path, env={"CEM_MODE": "sideways"})
+    assert_one_line_mistake(done, "CEM_MODE:")
