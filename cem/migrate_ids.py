@@ -170,6 +170,9 @@ def _sync_dir(path: Path) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    found = data_dir.resolve(args.data_dir)
+    if not (found.path / "log.sqlite").exists():  # checked before a directory is made for it
+        raise CliError(f"no event log in {found.path} (from {found.source})")
     state = data_dir.prepare(args.data_dir)
     new = Path(args.into)
     if new.resolve() == state.path.resolve():

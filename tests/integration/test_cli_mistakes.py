@@ -268,3 +268,12 @@ def test_a_bad_setting_in_the_environment_is_named_as_it_was_written(tmp_path: P
     # It was named by the field (`backlog_limit: …`), which the user never typed.
     done = cem("keys", "list", "--tenant", "acme", cwd=tmp_path, env={"CEM_MODE": "sideways"})
     assert_one_line_mistake(done, "CEM_MODE:")
+
+
+def test_migrating_a_directory_that_does_not_exist_makes_none(tmp_path: Path) -> None:
+    missing = tmp_path / "nothing-here"
+    done = cem(
+        "migrate-ids", "--data-dir", str(missing), "--into", str(tmp_path / "new"), cwd=tmp_path
+    )
+    assert_one_line_mistake(done, "no event log in")
+    assert not missing.exists()  # it was created, empty, before the refusal (found by a review)
