@@ -25,12 +25,13 @@ from functools import partial
 from typing import Any
 
 import anyio
+import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kernel.api_errors import ApiError
 from kernel.auth import CAN_INGEST
@@ -97,9 +98,49 @@ class SegmentCors:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] in SEGMENT_PATHS:
-            await self.cors(scope, receive, send)
+            await self.cors(scope, receive, _with_segment_error(send))
         else:
             await self.app(scope, receive, send)
+
+
+def _with_segment_error(send: Send) -> Send:
+    """An error answer of a Segment path carries `code` and `message` at the top too, beside our
+    one error shape: Segment's SDKs read them there (the Python one, not finding them, logged
+    "Unknown error" and the status, never the reason)."""
+    start: dict[str, Any] = {}
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] >= 400:
+            start.update(message)  # held until the body is known
+            return
+        if message["type"] == "http.response.body" and start:
+            body = message.get("body", b"")
+            if message.get("more_body"):  # an error body comes whole; never more than one part
+                await send(start)
+                start.clear()
+                await send(message)
+                return
+            body = _segment_error_body(body)
+            headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+            headers.append((b"content-length", str(len(body)).encode()))
+            await send({**start, "headers": headers})
+            start.clear()
+            await send({**message, "body": body})
+            return
+        await send(message)
+
+    return sending
+
+
+def _segment_error_body(body: bytes) -> bytes:
+    try:
+        found = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body
+    error = found.get("error") if isinstance(found, dict) else None
+    if not isinstance(error, dict):
+        return body
+    return orjson.dumps({"code": error.get("code"), "message": error.get("message"), **found})
 
 
 def segment_principal(request: Request) -> Principal | None:

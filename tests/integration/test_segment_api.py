@@ -337,3 +337,19 @@ def test_a_segment_batch_waits_for_the_pipeline_like_a_native_one(ingest: Ingest
     assert pipeline.taken == 2 and len(ingest.stored_events()) == 20
     assert send(ingest, "/v1/track", track()).status_code == 200  # one call: live, never waits
     assert pipeline.taken == 2
+
+
+def test_an_error_carries_segments_code_and_message_at_the_top(ingest: Ingest) -> None:
+    # Segment's SDKs read `code` and `message` at the top of an error; the Python one, finding
+    # neither, logged "Unknown error" without the reason (found by a review).
+    refused = send(ingest, "/v1/track", track(event=None))
+    assert refused.status_code == 422
+    body = refused.json()
+    assert (body["code"], body["message"]) == (body["error"]["code"], body["error"]["message"])
+    assert int(refused.headers["content-length"]) == len(refused.content)
+    unknown = beacon(ingest, "/v1/t", track(writeKey="cem_wrong"))
+    assert (unknown.status_code, unknown.json()["code"]) == (401, "unauthorized")
+    assert unknown.headers["access-control-allow-origin"] == "*"
+    # The native API keeps the one error shape alone.
+    native = ingest.client.post("/v1/events", json={}, headers={"Authorization": "Bearer x"})
+    assert "code" not in native.json()
