@@ -20,7 +20,9 @@ from typing import Any
 import orjson
 
 from kernel.ports import Warehouse
-from services.projections.sql import IDENTIFIERS, TIMELINE
+from services.projections.lookup import NAME_KIND
+from services.projections.profile import NAME
+from services.projections.sql import IDENTIFIERS, PROFILE_FACTS, TIMELINE
 from services.projections.timeline import from_micros
 
 MIN_QUERY = 2
@@ -96,7 +98,8 @@ def search_params(tenant_id: str, query: str, words: list[str]) -> dict[str, Any
 
 
 def search_hits(warehouse: Warehouse, tenant_id: str, query: str) -> list[Hit]:
-    """Identifier and order matches of the query, most recently seen first."""
+    """Identifier and order matches of the query, most recently seen first; a name as the
+    touchpoints wrote it (`Lucía Pérez`), not as the search index keeps it (`lucia perez`)."""
     words = folded_words(query.strip())
     params = search_params(tenant_id, query, words)
     rows = warehouse.select(identifier_search(len(words)), params)
@@ -104,4 +107,38 @@ def search_hits(warehouse: Warehouse, tenant_id: str, query: str) -> list[Hit]:
     hits = [
         Hit(r["customer_id"], r["kind"], r["value"], from_micros(int(r["last_at"]))) for r in rows
     ]
+    hits = _written_names(warehouse, tenant_id, hits)
     return sorted(hits, key=lambda h: h.last_at, reverse=True)
+
+
+def _written_names(warehouse: Warehouse, tenant_id: str, hits: list[Hit]) -> list[Hit]:
+    """The name hits with the spelling the customer's profile keeps for that name (its latest,
+    `profile.NAME` facts: key the normalised name, `str_value` as written); one read, only when
+    a name matched. A name the profile does not have (yet) stays as the index keeps it."""
+    names = [h for h in hits if h.kind == NAME_KIND][:MAX_RESULTS]
+    if not names:
+        return hits
+    owners = sorted({h.customer_id for h in names})
+    keys = sorted({h.value for h in names})
+    params: dict[str, Any] = {"tenant_id": tenant_id}
+    params |= {f"owner_{i}": owner for i, owner in enumerate(owners)}
+    params |= {f"key_{i}": key for i, key in enumerate(keys)}
+    sql = WRITTEN_NAMES.format(
+        owners=", ".join(f"{{owner_{i}:String}}" for i in range(len(owners))),
+        keys=", ".join(f"{{key_{i}:String}}" for i in range(len(keys))),
+    )
+    written = {(r["customer_id"], r["key"]): r["written"] for r in warehouse.select(sql, params)}
+    return [
+        Hit(h.customer_id, h.kind, written.get((h.customer_id, h.value)) or h.value, h.last_at)
+        if h.kind == NAME_KIND
+        else h
+        for h in hits
+    ]
+
+
+# IN over one parameter per value (an Array parameter does not parse in IN on 18.16).
+WRITTEN_NAMES = f"""SELECT customer_id, key, argMax(str_value, (derived_at, event_id)) AS written
+FROM {PROFILE_FACTS}
+WHERE tenant_id = {{{{tenant_id:String}}}} AND customer_id IN ({{owners}})
+  AND field = '{NAME}' AND key IN ({{keys}})
+GROUP BY customer_id, key"""

@@ -15,7 +15,7 @@ from kernel.ports import Warehouse
 from schemas.validate import accept
 from services.projections.projection import ProjectionsProjection
 from services.projections.search import search_hits
-from services.projections.sql import IDENTIFIERS, TIMELINE
+from services.projections.sql import IDENTIFIERS, PROFILE_FACTS, TIMELINE
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ANA = {"customer_id": "cust-ana", "email": "maria.garcia@example.com", "phone": "+34 600 111 222"}
@@ -59,3 +59,19 @@ def test_a_search_finds_what_an_agent_types_in_its_tenant_only(
     store(wh, other, {**ANA, "customer_id": "cust-other"})
     customers = {hit.customer_id for hit in search_hits(wh, tenant, typed)}
     assert customers == ({"cust-ana"} if found else set())
+
+
+def test_a_name_is_answered_as_the_touchpoints_wrote_it(wh: Warehouse) -> None:
+    # The index keeps names folded (`lucia perez gomez`): results showed them so, without the
+    # accents the customer's header shows (found by a review).
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    raw = {"event_id": str(uuid.uuid4()), "occurred_at": T0.isoformat(), "type": "order.placed",
+           "channel": "web", "customer": {"customer_id": "cust-lucia"},
+           "payload": {"order_id": "o-1", "amount": "10", "currency": "EUR",
+                       "attributes": {"name": "Lucía Pérez Gómez"}}}  # fmt: skip
+    event, _ = accept(raw, tenant, T0 + timedelta(seconds=1))
+    rows = ProjectionsProjection().rows(event)
+    for table in (IDENTIFIERS, TIMELINE, PROFILE_FACTS):
+        wh.insert(table, rows[table])
+    names = [h.value for h in search_hits(wh, tenant, "lucia perez") if h.kind == "name"]
+    assert names == ["Lucía Pérez Gómez"]
