@@ -13,14 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from cem import data_dir
+from cem.cli_errors import CliError
 from cem.cli_format import Formatter
 from kernel.channels import ChannelStore
 from kernel.settings import IngestSettings
-
-
-class CliError(Exception):
-    """A mistake in the command line: printed as one line, exit status 2."""
-
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -186,6 +182,18 @@ def _replay_consumers(
     """The report's line, and whether the consumers' letters could be replayed at all."""
     from cem.dead_letter_replay import consumer_letters, mode_warehouse, replay_consumer_letters
 
+    if settings.mode != "distributed":
+        # chdb opens in one process only: while `cem up` holds the data directory, say so
+        # rather than let chdb fail (and print its own errors) trying.
+        try:
+            with data_dir.exclusive(settings.data_dir):
+                pass
+        except CliError:
+            return (
+                "consumer dead letters: not replayed, `cem up` is using this data directory "
+                "(chdb serves one process); stop it first, then run this again",
+                False,
+            )
     try:
         warehouse = mode_warehouse(settings)
     except Exception as exc:  # chdb refuses a second process; a server may be down

@@ -122,3 +122,17 @@ def test_a_multi_line_secret_from_stdin(
     store = channels_from_settings(CoreSettings(data_dir=tmp_path))
     assert store.secret(out.strip().rsplit("/", 1)[1]) == pem.strip()
     store.close()
+
+
+def test_replaying_while_cem_up_holds_the_directory_says_so_and_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # chdb opens in one process: the consumers' letters cannot be replayed beside `cem up`. It
+    # printed chdb's own errors and exited 0 (found by a review).
+    from cem import data_dir
+
+    with data_dir.exclusive(tmp_path):  # as `cem up` holds it
+        code, out, err = run(capsys, "dead-letters", "replay", "--data-dir", str(tmp_path))
+    assert code == 1 and "Traceback" not in err
+    assert "webhook dead letters: 0 re-stored" in out
+    assert "not replayed, `cem up` is using this data directory" in out
