@@ -1,10 +1,12 @@
-"""Segment HTTP Tracking API messages → our event envelope (pure: no I/O, clock or randomness).
+"""Segment HTTP Tracking API messages → our event envelope (no I/O or clock; a message with neither
+a messageId nor a time gets a random id, as Segment gives it one).
 
 One message (`identify`, `track`, `page`, `screen`, `group`, `alias`) becomes one raw event that
 the ingest then validates exactly like `POST /v1/events`:
 
 - `messageId` → `event_id`: the UUID itself, else a UUID derived from tenant and messageId (so an
-  SDK's retries are duplicates); without a messageId, one derived from the message's content.
+  SDK's retries are duplicates); without a messageId (or a blank one), one derived from the
+  message's content when it carries its time, else a new one each time (Segment's rule).
 - `userId` → `customer_id`, `anonymousId` → `anonymous_id`, traits `email` / `phone` → `email` /
   `phone` (`traits` of an identify, `context.traits` otherwise). An `alias` carries `userId` and
   `previousId` (read as the anonymous id it aliases) on one touchpoint: the identity service links
@@ -179,7 +181,9 @@ def event_id(tenant_id: str, message: Mapping[str, Any], kind: str) -> str:
     new event each time it is sent, as Segment gives each a messageId of its own: two clicks a
     hand-written integration sends alike, with no id and no time, are two clicks."""
     given = message.get("messageId")
-    if isinstance(given, str):
+    if isinstance(given, int | float) and not isinstance(given, bool):
+        given = str(given)  # a number sent as the id is still the id
+    if isinstance(given, str) and given.strip():
         try:
             return str(UUID(given))
         except ValueError:

@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kernel.api_errors import ApiError
+from kernel.api_errors import ApiError, error_body
 from kernel.auth import CAN_INGEST
 from kernel.ports import KeyStore, Principal
 from kernel.settings import IngestSettings
@@ -88,19 +88,51 @@ class SegmentCors:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.cors = CORSMiddleware(
-            app,
-            allow_origins=["*"],
-            allow_methods=["POST"],
-            allow_headers=["Authorization", "Content-Type", "Content-Encoding"],
-            max_age=600,
-        )
+        self.cors = _cors(app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in SEGMENT_PATHS:
-            await self.cors(scope, receive, _with_segment_error(send))
-        else:
+        if scope["type"] != "http" or scope["path"] not in SEGMENT_PATHS:
             await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.cors(scope, receive, _with_segment_error(sending))
+        except Exception:
+            # A bug: the page (and the SDK) still read a JSON answer it may read; the server's
+            # own handler then logs the traceback (it sees the answer sent, and sends nothing).
+            if not started:
+                body = error_body("internal_error", "the server failed; retry later", [])
+                await _cors(_answer(500, body))(scope, receive, send)
+            raise
+
+
+def _cors(app: ASGIApp) -> CORSMiddleware:
+    return CORSMiddleware(
+        app,
+        allow_origins=["*"],
+        allow_methods=["POST"],
+        allow_headers=["Authorization", "Content-Type", "Content-Encoding"],
+        max_age=600,
+    )
+
+
+def _answer(status: int, body: dict[str, Any]) -> ASGIApp:
+    """An ASGI app answering `body` (with Segment's top-level code and message)."""
+    content = _segment_error_body(orjson.dumps(body))
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", b"application/json"),
+                   (b"content-length", str(len(content)).encode())]  # fmt: skip
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+    return app
 
 
 def _with_segment_error(send: Send) -> Send:
@@ -153,10 +185,17 @@ def segment_principal(request: Request) -> Principal | None:
     return _principal(request, _presented_key(header))
 
 
-def body_principal(request: Request, principal: Principal | None, body: Any) -> Principal:
-    """The principal of the header's key, else of the body's `writeKey` (analytics.js)."""
+def body_principal(request: Request, principal: Principal | None, data: bytes) -> Principal:
+    """The principal of the header's key, else of the body's `writeKey` (analytics.js), read
+    from the body's bytes with a plain fast parser before the strict one (which a request that
+    names no key it may use never costs). A key in a shop's pages is anybody's to read: only an
+    ingest key is taken there, never an admin's."""
     if principal is not None:
         return principal
+    try:
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        body = None
     key = body.get("writeKey") if isinstance(body, dict) else None
     if not isinstance(key, str) or not key.strip():
         message = (
@@ -164,7 +203,11 @@ def body_principal(request: Request, principal: Principal | None, body: Any) -> 
             "or the body's writeKey"
         )
         raise ApiError(401, "unauthorized", message, headers=_UNAUTHORIZED)
-    return _principal(request, key.strip())
+    found = _principal(request, key.strip())
+    if found.role != "ingest":
+        message = f"a writeKey in a page must be an ingest key, not an {found.role!r} one"
+        raise ApiError(403, "forbidden", message)
+    return found
 
 
 def _principal(request: Request, key: str) -> Principal:
@@ -194,8 +237,9 @@ def _presented_key(header: str) -> str:
     raise ApiError(401, "unauthorized", message, headers=_UNAUTHORIZED)
 
 
-async def read_segment_body(request: Request, limit: int) -> Any:
-    """The JSON body within `limit` bytes, before and after gunzipping; 400, 413 or 415 else."""
+async def read_segment_body(request: Request, limit: int) -> bytes:
+    """The body's bytes within `limit`, before and after gunzipping; 413 or 415 else (and 400
+    for a broken gzip). `segment_json` parses them."""
     media = (request.headers.get("content-type") or "").partition(";")[0].strip().lower()
     if media not in _CONTENT_TYPES:
         raise ApiError(415, "unsupported_media_type", f"send application/json, not {media!r}")
@@ -208,6 +252,11 @@ async def read_segment_body(request: Request, limit: int) -> Any:
         data = gunzip_within(data, limit)
     elif encoding != "identity":
         raise ApiError(415, "unsupported_media_type", f"content encoding {encoding!r}: send gzip")
+    return data
+
+
+def segment_json(data: bytes) -> Any:
+    """The body parsed by the ingest's strict parser (duplicate keys refused); 400 else."""
     try:
         return parse_json(data)
     except MalformedJson as exc:
@@ -316,8 +365,9 @@ async def post_batch(
 ) -> JSONResponse:
     """Segment's batch: `{"batch": [messages], "sentAt", "context"}`, each message with a `type`."""
     settings = segment_settings_of(request.app)
-    body = await read_segment_body(request, settings.max_batch_bytes)
-    principal = body_principal(request, principal, body)
+    data = await read_segment_body(request, settings.max_batch_bytes)
+    principal = body_principal(request, principal, data)
+    body = segment_json(data)
     messages, defaults = batch_of(body)
     return await ingest_messages(request, principal, messages, None, defaults)
 
@@ -399,8 +449,9 @@ def _single_route(kind: str) -> None:
         request: Request, principal: Principal | None = Depends(segment_principal)
     ) -> JSONResponse:
         settings = segment_settings_of(request.app)
-        message = await read_segment_body(request, settings.max_call_bytes)
-        principal = body_principal(request, principal, message)
+        data = await read_segment_body(request, settings.max_call_bytes)
+        principal = body_principal(request, principal, data)
+        message = segment_json(data)
         return await ingest_messages(request, principal, [message], kind)
 
     post_one.__doc__ = f"Segment's `{kind}` call: one message."

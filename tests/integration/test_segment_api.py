@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -353,3 +354,46 @@ def test_an_error_carries_segments_code_and_message_at_the_top(ingest: Ingest) -
     # The native API keeps the one error shape alone.
     native = ingest.client.post("/v1/events", json={}, headers={"Authorization": "Bearer x"})
     assert "code" not in native.json()
+
+
+def test_only_an_ingest_key_is_taken_from_a_page(ingest: Ingest) -> None:
+    # A writeKey sits in a shop's page source for anyone to read: an admin key pasted there was
+    # taken (found by a review). In the header it is an admin's own choice, as before.
+    admin = ingest.key("admin")
+    refused = beacon(ingest, "/v1/t", track(writeKey=admin))
+    assert (refused.status_code, refused.json()["code"]) == (403, "forbidden")
+    assert "ingest key" in refused.json()["message"]
+    assert send(ingest, "/v1/track", track(), key=admin).status_code == 200
+
+
+def test_a_request_without_a_key_is_refused_before_its_body_is_parsed_strictly(
+    ingest: Ingest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Unauthenticated bodies (up to 500 KB, gzipped smaller) went through the strict parser
+    # before any key was checked: 40-130 ms of the server's loop each (found by a review).
+    import services.ingest.segment_router as router
+
+    parsed: list[bytes] = []
+    monkeypatch.setattr(router, "parse_json", lambda data: parsed.append(data) or {})
+    body = {"batch": [{}] * 1000, "writeKey": "cem_nope"}
+    gz = gzip.compress(json.dumps(body).encode())
+    answer = ingest.client.post("/v1/b", content=gz, headers={
+        "Content-Type": "text/plain", "Content-Encoding": "gzip"})  # fmt: skip
+    assert answer.status_code == 401 and parsed == []
+
+
+def test_a_server_failure_on_a_segment_path_is_json_a_page_may_read(
+    ingest: Ingest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import services.ingest.segment_router as router
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(router, "prepare_messages", broken)
+    client = TestClient(ingest.app, raise_server_exceptions=False)
+    answer = client.post("/v1/t", content=json.dumps(track(writeKey=ingest.secret)).encode(),
+                         headers={"Content-Type": "text/plain", "Origin": "https://shop.example"})  # fmt: skip
+    assert answer.status_code == 500
+    assert answer.json()["code"] == answer.json()["error"]["code"] == "internal_error"
+    assert answer.headers["access-control-allow-origin"] == "*"

@@ -311,3 +311,13 @@ def test_a_mapping_to_an_unknown_type_is_refused_when_loaded(tmp_path: Path) -> 
         load_mappings(path)
     with pytest.raises(InvalidMappings, match="No such file"):
         load_mappings(tmp_path / "missing.json")
+
+
+def test_a_blank_messageid_is_none_and_a_numeric_one_is_an_id() -> None:
+    # A blank id gave two different messages one event id (the second a conflict); a number was
+    # taken for no id, so its retries without a time were new events (found by a review).
+    first = mapped({"type": "track", "event": "a", "userId": "u", "messageId": ""})
+    second = mapped({"type": "track", "event": "b", "userId": "u", "messageId": ""})
+    assert first.event["event_id"] != second.event["event_id"]
+    numbered = {"type": "track", "event": "a", "userId": "u", "messageId": 12345}
+    assert mapped(numbered).event["event_id"] == mapped(numbered).event["event_id"]
