@@ -160,21 +160,31 @@ def test_twilio_documented_vectors(caller: str, expected: str) -> None:
     assert signing.twilio_headers("12345", url, body)["X-Twilio-Signature"] == expected
 
 
-def test_a_twilio_leg_put_through_to_an_agent_is_no_customers_call() -> None:
-    # `<Dial>` makes a child leg whose `To` is the agent's (or a forwarding) number: mapped as a
-    # call, it filed a `call.ended` under the agent's number as a customer, and counted the
-    # parent call's talk time twice (found by a review).
+@pytest.mark.parametrize(
+    ("to", "settings", "customers"),
+    [
+        ("%2B34910000777", {"agent_numbers": "+34910000777, +34910000778"}, []),
+        ("client%3Aana", {}, []),
+        ("sip%3Aana%40pbx.example", {}, []),
+        # An agent's softphone calling a customer: the <Dial> leg is the customer's call.
+        ("%2B34600999888", {"agent_numbers": "+34910000777"}, ["+34600999888"]),
+    ],
+)  # fmt: skip
+def test_a_twilio_leg_put_through_to_an_agent_is_no_customers_call(
+    to: str, settings: dict[str, str], customers: list[str]
+) -> None:
+    # `<Dial>` makes a child leg whose `To` is the agent's number (or client): mapped as a call,
+    # it filed a `call.ended` under the agent as a customer, and counted the parent call's talk
+    # time twice (found by a review). A leg to a customer stays a call (a second review).
     fixture = load(FIXTURES / "twilio-voice" / "completed.json")
     body = (
         fixture["body"]
         .replace("Direction=inbound", "Direction=outbound-dial")
-        .replace(
-            "To=%2B34910000000",
-            "To=%2B34910000777&ParentCallSid=CA22222222222222222222222222222222",
-        )
+        .replace("To=%2B34910000000", f"To={to}&ParentCallSid=CA22222222222222222222222222222222")
     )
     leg = replace(delivery(fixture), body=body.encode())
-    assert TwilioVoice().to_events(leg, {}) == []
+    found = TwilioVoice().to_events(leg, settings)
+    assert [e["customer"]["phone"] for e in found] == customers
     # The customer's own call still maps, and an API call out to a customer too.
     assert [e["type"] for e in TwilioVoice().to_events(delivery(fixture), {})] == ["call.ended"]
     out = replace(
@@ -197,6 +207,10 @@ def test_a_shopify_refund_counts_only_the_money_that_went_back() -> None:
     body["transactions"] = [failed]
     [event] = Shopify().to_events(replace(delivery(fixture), body=json.dumps(body).encode()), {})
     assert (event["payload"]["amount"], event["payload"]["currency"]) == ("0", "EUR")
+    # A pending one is on its way, and no second webhook comes when it succeeds: it counts.
+    body["transactions"] = [{**done, "status": "pending"}]
+    [event] = Shopify().to_events(replace(delivery(fixture), body=json.dumps(body).encode()), {})
+    assert event["payload"]["amount"] == "199.00"
 
 
 @pytest.mark.parametrize(
@@ -215,6 +229,22 @@ def test_a_chatwoot_conversation_reopens_only_after_it_was_resolved(
     opened = replace(delivery(fixture), body=json.dumps(body).encode())
     types = [e["type"] for e in Chatwoot().to_events(opened, {})]
     assert types == (["case.reopened"] if reopened else [])
+
+
+def test_a_chatwoot_conversation_a_bot_reopens_is_reopened_once() -> None:
+    # A bot's inbox reopens a resolved conversation as `pending`, then hands it over (`open`):
+    # the first is the reopening, the second nothing new (found by a review: neither reopened).
+    fixture = load(FIXTURES / "chatwoot" / "conversation_resolved.json")
+
+    def changed(previous: str, now: str) -> list[str]:
+        change = {"status": {"previous_value": previous, "current_value": now}}
+        body = {**json.loads(fixture["body"]), "status": now, "changed_attributes": [change]}
+        delivered = replace(delivery(fixture), body=json.dumps(body).encode())
+        return [e["type"] for e in Chatwoot().to_events(delivered, {})]
+
+    assert changed("resolved", "pending") == ["case.reopened"]
+    assert changed("pending", "open") == []
+    assert changed("open", "pending") == []
 
 
 @pytest.mark.parametrize(("status", "types"), [

@@ -7,7 +7,8 @@ refused. `message_created`: incoming messages are the customer's, outgoing ones 
 the bot's, when an agent bot sent them); private notes and activity messages map to nothing.
 `conversation_created` opens a case; `conversation_status_changed` to `resolved` resolves it and
 back to `open` reopens it (not from `pending` or `snoozed`, as `changed_attributes` tells: a bot
-handing over, a snooze ending, is a case never resolved going on). The customer is the conversation's contact (`meta.sender`): its
+handing over, a snooze ending, is a case going on); `resolved` to `pending` reopens it too (a bot
+inbox reopens a resolved conversation so, and later hands it over as `pending` → `open`). The customer is the conversation's contact (`meta.sender`): its
 Chatwoot id as the `chatwoot` external id, its email and phone. Message ids, and conversation id
 with status and time, are the deduplication keys.
 """
@@ -159,10 +160,15 @@ class Chatwoot:
         occurred_at = epoch_or_text_time(when, "created_at" if created else "updated_at", problems)
         customer = _customer(_contact(body, body), problems)
         raise_if(problems)
+        previous = _previous_status(body)
+        if status == "pending" and previous == "resolved":
+            # On a bot's inbox Chatwoot reopens a resolved conversation as `pending` (the bot
+            # answers first), then `open` when the bot hands over: the reopening is this one.
+            kind = "case.reopened"
         if kind is None:  # pending, snoozed: the case stays as it was
             return []
-        if kind == "case.reopened" and _previous_status(body) in ("pending", "snoozed"):
-            return []  # open for the first time since a bot's handover, or awake again
+        if kind == "case.reopened" and previous in ("pending", "snoozed"):
+            return []  # open after a bot's handover (reopened already if it was resolved)
         meta = _mapping(body.get("meta"))
         payload: dict[str, Any] = {"case_id": f"chatwoot-{conversation_id}", "agent": _name(meta.get("assignee")),
                                    "queue": _name(body.get("inbox")) or settings.get("queue"),

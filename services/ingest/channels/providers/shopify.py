@@ -54,15 +54,16 @@ def _items(order: Mapping[str, Any]) -> int:
 
 
 def _refunded(refund: Mapping[str, Any], problems: list[Violation]) -> tuple[Decimal, str | None]:
-    """The amount refunded by the refund's `refund` transactions that went through (`status`
-    `success`; one without a status is taken as done), and their currency. A `failure`, `error`
-    or `pending` one paid nothing back (yet)."""
+    """The amount refunded by the refund's `refund` transactions that went through or are on
+    their way (`success`, `pending`: no second webhook comes when a pending one succeeds; one
+    without a status is taken as done), and their currency. A `failure` or `error` one paid
+    nothing back."""
     total, currency = Decimal(0), None
     for index, txn in enumerate(refund.get("transactions") or []):
         if not isinstance(txn, Mapping) or txn.get("kind") != "refund":
             continue
         currency = currency or txn.get("currency")
-        if txn.get("status", "success") != "success":
+        if txn.get("status", "success") not in ("success", "pending"):
             continue
         try:
             total += Decimal(str(txn.get("amount")))

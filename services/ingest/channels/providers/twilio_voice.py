@@ -6,10 +6,12 @@ offers the call, `in-progress` answers it, `completed` ends it (talk time from
 carries nothing the others do not and maps to no event. Queue and agent are not Twilio concepts:
 they come from parameters the tenant appends to its callback URL (`?queue=billing&agent=ana`)
 or the channel's settings; `QueueTime` (seconds in a `<Queue>`) gives the wait, `hold_s` the hold.
-A retry has the same `CallSid` and status, hence the same event id. The legs a `<Dial>` makes
-(`Direction` `outbound-dial`: the call put through to an agent's or a forwarding number) map to
-no event: their `To` is that number, not a customer's, and the customer's call is their parent
-(`ParentCallSid`), whose own callbacks carry its talk time.
+A retry has the same `CallSid` and status, hence the same event id. A leg a `<Dial>` makes
+(`Direction` `outbound-dial`) to an agent maps to no event: its `To` is the agent (a `client:` or
+`sip:` address, or a number in the channel's `agent_numbers` setting, comma-separated), not a
+customer, and the customer's call is its parent (`ParentCallSid`), whose own callbacks carry its
+talk time. A `<Dial>` leg to anyone else is a call to a customer (an agent's softphone placing
+it: the parent leg is the agent's `client:`).
 """
 
 from __future__ import annotations
@@ -78,6 +80,12 @@ def _payload(
     }  # fmt: skip
 
 
+def _to_an_agent(fields: Mapping[str, str], extra: Mapping[str, str]) -> bool:
+    to = str(fields.get("To", ""))
+    agents = {n.strip() for n in extra.get("agent_numbers", "").split(",") if n.strip()}
+    return to.startswith(("client:", "sip:")) or to in agents
+
+
 class TwilioVoice:
     name: ClassVar[str] = "twilio-voice"
     secret_help: ClassVar[str] = "the Twilio account's auth token"
@@ -100,8 +108,8 @@ class TwilioVoice:
         raise_if(problems)
         if kind is None:  # `initiated`, `queued`: nothing a call event records
             return []
-        if fields.get("Direction") == "outbound-dial":
-            return []  # a leg of the customer's call, to an agent or a forward (see above)
+        if fields.get("Direction") == "outbound-dial" and _to_an_agent(fields, extra):
+            return []  # a leg of the customer's call, put through to an agent (see above)
         payload = _payload(kind, status, fields, extra, problems)
         raise_if(problems)
         return [{
