@@ -131,8 +131,9 @@ def _while_filing(
     )
     other.start()
     try:
-        if not began.wait(300):
-            raise RuntimeError("the filing process did not start")
+        while not began.wait(0.5):
+            if not other.is_alive():
+                raise RuntimeError(f"the filing process failed (exit {other.exitcode})")
         latencies: list[float] = []
         at, every = 0, ERASURE_CHECK_S / args.streams
         next_check = time.perf_counter()
@@ -145,6 +146,9 @@ def _while_filing(
             start = time.perf_counter()
             resolver.erased_among(TENANT, group)
             latencies.append(time.perf_counter() - start)
+        other.join(0.5 if done.empty() else 0)
+        if done.empty() and not other.is_alive():
+            raise RuntimeError(f"the filing process failed (exit {other.exitcode})")
         touched, seconds = done.get(timeout=300)
     finally:
         other.join(300)

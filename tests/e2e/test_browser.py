@@ -892,6 +892,45 @@ def test_a_customer_opened_while_the_one_before_loads_shows_only_its_own_header(
         )
 
 
+def test_an_erasure_preview_that_comes_after_another_customer_opened_is_dropped(
+    page: Page, people: dict[tuple[str, str], str], api: Api, deployment: Deployment
+) -> None:
+    needs_identity(deployment, "erasure previews")
+    # An admin asks for A's erasure preview and opens B while it loads: A's preview was shown
+    # over B with its Confirm focused, and confirming erased A (found by a review).
+    tag, now = new_tag(), datetime.now(UTC)
+    emails = [f"primera.{tag}@correo.es", f"segunda.{tag}@correo.es"]
+    api.post_ok(deployment.key(TENANT_A, "ingest"), [
+        event("message.received", "chat", {"email": e}, now, {"text": f"hola {n} {tag}"},
+              touchpoint=f"chat-{tag}")
+        for n, e in enumerate(emails)
+    ])  # fmt: skip
+    deployment.wait_processed()
+    first, second = (api.customer_of(deployment.key(TENANT_A, "agent"), email=e) for e in emails)
+    page.sign_in(people[(TENANT_A, "admin")])
+    slow = (
+        "const read = window.fetch; window.fetch = async (path, init) => {"
+        " if (String(path).endsWith('/erasure')) await new Promise((d) => setTimeout(d, 2500));"
+        " return read(path, init); };"
+    )
+    added = page.driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": slow})
+    try:
+        open_customer(page, emails[0], first)
+        page.driver.refresh()
+        page.wait(lambda: page.text("#customer-id") == first, what="the first customer")
+        page.find("#erase-reason").send_keys(f"GDPR {tag}")
+        page.find("#erase-preview").click()
+        page.driver.execute_script(f"window.location.hash = 'customer={second}'")
+        page.wait(lambda: page.text("#customer-id") == second, what="the second customer")
+        time.sleep(3.5)  # the first one's preview has come by now
+        assert not page.find("#erase-result").is_displayed()
+        assert first not in page.text("#customer")
+    finally:
+        page.driver.execute_cdp_cmd(
+            "Page.removeScriptToEvaluateOnNewDocument", {"identifier": added["identifier"]}
+        )
+
+
 def test_a_keyboard_reaches_the_identity_panel_without_tabbing_through_the_history(
     page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
 ) -> None:

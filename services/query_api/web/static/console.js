@@ -559,17 +559,22 @@
     let pending = null;
     $("merge-form").addEventListener("submit", async (e) => {
       e.preventDefault();
-      pending = { survivor_id: current.id, absorbed_id: $("merge-absorbed").value.trim(), reason: $("merge-reason").value.trim() };
+      const asked = { survivor_id: current.id, absorbed_id: $("merge-absorbed").value.trim(), reason: $("merge-reason").value.trim() };
+      pending = asked;
       try {
-        const preview = await api("/v1/customers/merge", { method: "POST", body: { ...pending, preview: true } });
+        const preview = await api("/v1/customers/merge", { method: "POST", body: { ...asked, preview: true } });
+        // Another customer opened (or another preview asked) meanwhile: this answer is not theirs.
+        if (pending !== asked || !current || current.id !== asked.survivor_id) return;
         $("identity-status").textContent = ""; // an earlier attempt's error is not this one's
         renderPreview(preview);
       } catch (error) {
+        if (pending !== asked || !current || current.id !== asked.survivor_id) return;
         $("merge-result").hidden = true; // the preview shown was another request's
-        showError($("identity-status"), error, pending.absorbed_id);
+        showError($("identity-status"), error, asked.absorbed_id);
       }
     });
     $("merge-confirm").addEventListener("click", async () => {
+      if (!pending || !current || current.id !== pending.survivor_id) { $("merge-result").hidden = true; return; }
       try {
         await api("/v1/customers/merge", { method: "POST", body: { ...pending, preview: false } });
         $("merge-result").hidden = true;
@@ -588,15 +593,20 @@
     const fill = (key, values) => t(key).replace(/\{([a-z]+)\}/g, (whole, name) => values[name] ?? whole);
     $("erase-form").addEventListener("submit", async (e) => {
       e.preventDefault();
+      const opened = current.id;
+      erasing = null;
       try {
-        const preview = await api(`/v1/customers/${encodeURIComponent(current.id)}/erasure`);
-        erasing = { id: preview.customer_id, members: preview.members.map((m) => m.customer_id) };
+        const preview = await api(`/v1/customers/${encodeURIComponent(opened)}/erasure`);
+        // Another customer opened meanwhile: the preview (and its Confirm) is not theirs.
+        if (!current || current.id !== opened) return;
+        erasing = { opened, id: preview.customer_id, members: preview.members.map((m) => m.customer_id) };
         renderErasure(preview, fill);
       } catch (error) {
-        showError($("identity-status"), error);
+        if (current && current.id === opened) showError($("identity-status"), error);
       }
     });
     $("erase-confirm").addEventListener("click", async () => {
+      if (!erasing || !current || current.id !== erasing.opened) { $("erase-result").hidden = true; return; }
       try {
         const done = await api(`/v1/customers/${encodeURIComponent(erasing.id)}/erase`, {
           method: "POST", body: { reason: $("erase-reason").value.trim(), members: erasing.members },

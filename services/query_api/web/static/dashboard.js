@@ -160,17 +160,21 @@
   }
 
   // --- drill-down -----------------------------------------------------------------------------
+  let drilling = 0; // the latest drill-down asked: an earlier one's answers arriving late are dropped
   async function drill(cell) {
+    const asked = ++drilling;
     $("drill").hidden = false;
     $("drill-title").textContent = `${t("answers")} ${cell.touchpoint} · ${channelName(cell.channel)}`;
     $("answers").tBodies[0].replaceChildren();
     $("drill-status").textContent = t("loading");
     try {
       const found = await api(`/v1/satisfaction/responses?${query({ touchpoint: cell.touchpoint, channel: cell.channel, since: period.since, until: period.until })}`);
+      if (asked !== drilling) return;
       const rows = found.responses || found.items || [];
       $("drill-status").textContent = rows.length ? "" : t("no_data");
       $("answers").tBodies[0].replaceChildren(...rows.map(answerRow));
     } catch (error) {
+      if (asked !== drilling) return;
       if (error.status === 404 || error.status === 405) $("drill-status").textContent = t("unavailable");
       else showError($("drill-status"), error);
     }
@@ -312,11 +316,15 @@
     if (action === "resolve" && !payload.note) { said.textContent = t("note_required"); return; }
     if (action === "assign" && !payload.assignee) { said.textContent = t("assignee_required"); return; }
     said.textContent = "";
+    const typedThen = [...said.closest("tr").querySelectorAll("input")].map((input) => input.value);
     try {
       const done = await api(`/v1/alerts/${encodeURIComponent(alert.alert_id)}/${action}`, { method: "POST", body: payload });
       showStatus(alert.alert_id, done.status);
-      // What was typed for it was sent: the row's fields start empty again.
-      said.closest("tr").querySelectorAll("input").forEach((input) => { input.value = ""; });
+      // What was typed for it was sent: those fields start empty again (not what was typed
+      // into them while the action was on its way).
+      said.closest("tr").querySelectorAll("input").forEach((input, i) => {
+        if (input.value === typedThen[i]) input.value = "";
+      });
       // The action is an event on the log: the queue shows it once it has been processed.
       setTimeout(() => loadAlerts(queue.pages), 2000);
     } catch (error) {
