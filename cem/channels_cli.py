@@ -4,10 +4,8 @@ letters. Mistakes are one line on stderr and a non-zero exit (`CliError`)."""
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,22 +15,6 @@ from cem.cli_errors import CliError
 from cem.cli_format import Formatter
 from kernel.channels import ChannelStore
 from kernel.settings import IngestSettings
-
-Command = Callable[[argparse.Namespace], int]
-
-
-def one_line_errors(command: Command) -> Command:
-    """Mistakes (and refusals such as a missing secret) as one line on stderr, exit status 2."""
-
-    @functools.wraps(command)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return command(args)
-        except (CliError, ValueError) as exc:
-            print(f"cem: {exc}", file=sys.stderr)
-            return 2
-
-    return run
 
 
 def _settings(args: argparse.Namespace, create: bool = False) -> IngestSettings:
@@ -253,31 +235,31 @@ def add_commands(sub: Any) -> None:
     add.add_argument("--settings", default=None, help="channel settings as JSON, or @file.json")
     add.add_argument("--url", default="http://127.0.0.1:8000", help="the ingest's public base URL")
     _data_dir(add)
-    add.set_defaults(func=one_line_errors(channels_add))
+    add.set_defaults(func=channels_add)
     lst = _command(verbs, "list", "list a tenant's channels (never their secrets)")
     lst.add_argument("--tenant", required=True, help="tenant whose channels to list")
     _data_dir(lst)
-    lst.set_defaults(func=one_line_errors(channels_list))
+    lst.set_defaults(func=channels_list)
     put = _command(verbs, "set", "replace a channel's settings (then replay its dead letters)")
     put.add_argument("channel_id", help="the id `cem channels list` shows")
     put.add_argument("--tenant", required=True, help="tenant of the channel")
     put.add_argument("--settings", required=True, help="channel settings as JSON, or @file.json")
     _data_dir(put)
-    put.set_defaults(func=one_line_errors(channels_set))
+    put.set_defaults(func=channels_set)
     rm = _command(verbs, "remove", "stop accepting a channel's webhooks")
     rm.add_argument("channel_id", help="the id `cem channels list` shows")
     rm.add_argument("--tenant", required=True, help="tenant of the channel")
     _data_dir(rm)
-    rm.set_defaults(func=one_line_errors(channels_remove))
+    rm.set_defaults(func=channels_remove)
 
     letters = _command(sub, "dead-letters", "list or replay dead letters")
     verbs = letters.add_subparsers(dest="dead_letters", required=True)
     show = _command(verbs, "list", "webhook dead letters, with every violated path")
     _filters(show)
-    show.set_defaults(func=one_line_errors(dead_letters_list))
+    show.set_defaults(func=dead_letters_list)
     replay = _command(verbs, "replay", "re-run dead letters after a mapping fix")
     _filters(replay)
-    replay.set_defaults(func=one_line_errors(dead_letters_replay))
+    replay.set_defaults(func=dead_letters_replay)
 
 
 def _command(sub: Any, name: str, help: str) -> argparse.ArgumentParser:

@@ -4,6 +4,7 @@ signing in sees. Screenshots of each screen go to docs/screenshots/ (`CEM_SCREEN
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -203,6 +204,31 @@ def open_customer(page: Page, query: str, customer_id: str) -> None:
 
 def timeline_ids(page: Page) -> list[str]:
     return [li.get_attribute("data-event-id") for li in page.all("#timeline li.event")]
+
+
+@contextlib.contextmanager
+def in_every_document(page: Page, source: str) -> Iterator[None]:
+    """Run `source` before the page's own scripts in every document opened meanwhile (a slow
+    network, a refused stream, simulated from inside the page)."""
+    added = page.driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": source})
+    try:
+        yield
+    finally:
+        page.driver.execute_cdp_cmd(
+            "Page.removeScriptToEvaluateOnNewDocument", {"identifier": added["identifier"]}
+        )
+
+
+def chatting(api: Api, deployment: Deployment, tag: str, *emails: str) -> list[str]:
+    """One chat message (`hola <n> <tag>`) from each email, processed: their customers' ids."""
+    now = datetime.now(UTC)
+    api.post_ok(deployment.key(TENANT_A, "ingest"), [
+        event("message.received", "chat", {"email": e}, now, {"text": f"hola {n} {tag}"},
+              touchpoint=f"chat-{tag}")
+        for n, e in enumerate(emails)
+    ])  # fmt: skip
+    deployment.wait_processed()
+    return [api.customer_of(deployment.key(TENANT_A, "agent"), email=e) for e in emails]
 
 
 # --- the tests --------------------------------------------------------------------------------
@@ -823,10 +849,7 @@ def test_the_live_stream_starts_where_the_first_page_was_read(
     # page too; the stream must wait for that page, not open from "now" while it is on its way.
     customer_id = customer["ids"]["customer_id"]
     page.sign_in(people[(TENANT_A, "agent")])
-    added = page.driver.execute_cdp_cmd(
-        "Page.addScriptToEvaluateOnNewDocument", {"source": SLOW_READS}
-    )
-    try:
+    with in_every_document(page, SLOW_READS):
         page.open(f"/console#customer={customer_id}")
         page.driver.refresh()  # a new document (signing in may have opened the console already)
         page.wait(lambda: "●" in page.text("#live"), what="the live indicator")
@@ -834,10 +857,6 @@ def test_the_live_stream_starts_where_the_first_page_was_read(
             lambda: page.driver.execute_script("return window.cemCursors"), what="the first page"
         )
         streams = page.driver.execute_script("return window.cemStreams")
-    finally:
-        page.driver.execute_cdp_cmd(
-            "Page.removeScriptToEvaluateOnNewDocument", {"identifier": added["identifier"]}
-        )
     assert len(streams) == 1, streams
     assert cursors[0], cursors  # the first page's
     assert streams[0].endswith(f"last_event_id={cursors[0]}"), (streams, cursors)
@@ -864,32 +883,21 @@ def test_a_customer_opened_while_the_one_before_loads_shows_only_its_own_header(
     # late answers for the first were drawn over the second (its name, id, identifiers, risk),
     # under the second one's timeline (found by a review).
     first = customer["ids"]["customer_id"]
-    tag, now = new_tag(), datetime.now(UTC)
+    tag = new_tag()
     email = f"bruno.{tag}@correo.es"
-    api.post_ok(deployment.key(TENANT_A, "ingest"), [
-        event("message.received", "chat", {"email": email}, now, {"text": f"hola {tag}"},
-              touchpoint=f"chat-{tag}"),
-    ])  # fmt: skip
-    deployment.wait_processed()
-    second = api.customer_of(deployment.key(TENANT_A, "agent"), email=email)
+    [second] = chatting(api, deployment, tag, email)
     page.sign_in(people[(TENANT_A, "agent")])
-    slow = f"window.cemSlow = {json.dumps(first)};" + SLOW_FIRST
-    added = page.driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": slow})
-    try:
+    with in_every_document(page, f"window.cemSlow = {json.dumps(first)};" + SLOW_FIRST):
         page.open("/console")
         page.driver.refresh()  # a new document (signing in may have opened the console already)
         page.driver.execute_script(f"window.location.hash = 'customer={first}'")
         time.sleep(0.3)
         page.driver.execute_script(f"window.location.hash = 'customer={second}'")
-        page.wait(lambda: f"hola {tag}" in page.text("#timeline"), what="the second's timeline")
+        page.wait(lambda: f"hola 0 {tag}" in page.text("#timeline"), what="the second's timeline")
         time.sleep(3.5)  # the first one's answers have all come by now
         assert page.text("#customer-id") == second
         assert email in page.text("#f-identifiers")
         assert customer["ids"]["email"] not in page.text("#customer")
-    finally:
-        page.driver.execute_cdp_cmd(
-            "Page.removeScriptToEvaluateOnNewDocument", {"identifier": added["identifier"]}
-        )
 
 
 def test_an_erasure_preview_that_comes_after_another_customer_opened_is_dropped(
@@ -898,23 +906,16 @@ def test_an_erasure_preview_that_comes_after_another_customer_opened_is_dropped(
     needs_identity(deployment, "erasure previews")
     # An admin asks for A's erasure preview and opens B while it loads: A's preview was shown
     # over B with its Confirm focused, and confirming erased A (found by a review).
-    tag, now = new_tag(), datetime.now(UTC)
+    tag = new_tag()
     emails = [f"primera.{tag}@correo.es", f"segunda.{tag}@correo.es"]
-    api.post_ok(deployment.key(TENANT_A, "ingest"), [
-        event("message.received", "chat", {"email": e}, now, {"text": f"hola {n} {tag}"},
-              touchpoint=f"chat-{tag}")
-        for n, e in enumerate(emails)
-    ])  # fmt: skip
-    deployment.wait_processed()
-    first, second = (api.customer_of(deployment.key(TENANT_A, "agent"), email=e) for e in emails)
+    first, second = chatting(api, deployment, tag, *emails)
     page.sign_in(people[(TENANT_A, "admin")])
     slow = (
         "const read = window.fetch; window.fetch = async (path, init) => {"
         " if (String(path).endsWith('/erasure')) await new Promise((d) => setTimeout(d, 2500));"
         " return read(path, init); };"
     )
-    added = page.driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": slow})
-    try:
+    with in_every_document(page, slow):
         open_customer(page, emails[0], first)
         page.driver.refresh()
         page.wait(lambda: page.text("#customer-id") == first, what="the first customer")
@@ -925,10 +926,6 @@ def test_an_erasure_preview_that_comes_after_another_customer_opened_is_dropped(
         time.sleep(3.5)  # the first one's preview has come by now
         assert not page.find("#erase-result").is_displayed()
         assert first not in page.text("#customer")
-    finally:
-        page.driver.execute_cdp_cmd(
-            "Page.removeScriptToEvaluateOnNewDocument", {"identifier": added["identifier"]}
-        )
 
 
 def test_a_keyboard_reaches_the_identity_panel_without_tabbing_through_the_history(
@@ -1114,42 +1111,28 @@ def test_an_agents_open_page_stops_showing_a_customer_an_admin_erases(
     page: Page, people: dict[tuple[str, str], str], api: Api, deployment: Deployment, live: str
 ) -> None:
     needs_identity(deployment, "erasures")
-    if live == "polling":
-        added = page.driver.execute_cdp_cmd(
-            "Page.addScriptToEvaluateOnNewDocument", {"source": STREAM_REFUSED}
-        )
-        try:
-            an_open_page_told_of_an_erasure(page, people, api, deployment, live)
-        finally:
-            page.driver.execute_cdp_cmd(
-                "Page.removeScriptToEvaluateOnNewDocument", {"identifier": added["identifier"]}
-            )
-    else:
+    refused = live == "polling"
+    with in_every_document(page, STREAM_REFUSED) if refused else contextlib.nullcontext():
         an_open_page_told_of_an_erasure(page, people, api, deployment, live)
 
 
 def an_open_page_told_of_an_erasure(
     page: Page, people: dict[tuple[str, str], str], api: Api, deployment: Deployment, live: str
 ) -> None:
-    tag, now = new_tag(), datetime.now(UTC)
+    tag = new_tag()
     email = f"ines.{tag}@outlook.es"
-    api.post_ok(deployment.key(TENANT_A, "ingest"), [
-        event("message.received", "chat", {"email": email}, now, {"text": f"hola {tag}"},
-              touchpoint=f"chat-{tag}"),
-    ])  # fmt: skip
-    deployment.wait_processed()
-    ines = api.customer_of(deployment.key(TENANT_A, "agent"), email=email)
+    [ines] = chatting(api, deployment, tag, email)
     # An agent has her page open, live, while an admin erases her elsewhere.
     page.sign_in(people[(TENANT_A, "agent")])
     open_customer(page, email, ines)
-    page.wait(lambda: f"hola {tag}" in page.text("#timeline"), what="her message")
+    page.wait(lambda: f"hola 0 {tag}" in page.text("#timeline"), what="her message")
     page.wait(lambda: "live" in page.text("#live"), what="the live stream")
     path = f"/v1/customers/{ines}/erase"
     erased = api.command(deployment.key(TENANT_A, "admin"), path, {"reason": f"GDPR {tag}"})
     assert erased.status_code == 202, erased.text
     told = "This customer was erased: their history is no longer shown."
     page.wait(lambda: told in page.text("#timeline-end"), what="the page told of the erasure")
-    assert timeline_ids(page) == [] and f"hola {tag}" not in page.text("#customer")
+    assert timeline_ids(page) == [] and f"hola 0 {tag}" not in page.text("#customer")
     assert email not in page.text("#customer") and page.text("#f-identifiers") == "—"
     assert email not in page.text("#results")  # the search results named her too
     assert page.find("#search").get_attribute("value") == ""  # and what found her
