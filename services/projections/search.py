@@ -22,7 +22,7 @@ import orjson
 from kernel.ports import Warehouse
 from services.projections.lookup import NAME_KIND
 from services.projections.profile import NAME
-from services.projections.sql import IDENTIFIERS, PROFILE_FACTS, TIMELINE
+from services.projections.sql import IDENTIFIERS, PROFILE_FACTS, TIMELINE, string_list
 from services.projections.timeline import from_micros
 
 MIN_QUERY = 2
@@ -118,15 +118,10 @@ def _written_names(warehouse: Warehouse, tenant_id: str, hits: list[Hit]) -> lis
     names = [h for h in hits if h.kind == NAME_KIND][:MAX_RESULTS]
     if not names:
         return hits
-    owners = sorted({h.customer_id for h in names})
-    keys = sorted({h.value for h in names})
-    params: dict[str, Any] = {"tenant_id": tenant_id}
-    params |= {f"owner_{i}": owner for i, owner in enumerate(owners)}
-    params |= {f"key_{i}": key for i, key in enumerate(keys)}
-    sql = WRITTEN_NAMES.format(
-        owners=", ".join(f"{{owner_{i}:String}}" for i in range(len(owners))),
-        keys=", ".join(f"{{key_{i}:String}}" for i in range(len(keys))),
-    )
+    owners, owner_params = string_list("owner", sorted({h.customer_id for h in names}))
+    keys, key_params = string_list("key", sorted({h.value for h in names}))
+    sql = WRITTEN_NAMES.format(owners=owners, keys=keys)
+    params = {"tenant_id": tenant_id, **owner_params, **key_params}
     written = {(r["customer_id"], r["key"]): r["written"] for r in warehouse.select(sql, params)}
     return [
         Hit(h.customer_id, h.kind, written.get((h.customer_id, h.value)) or h.value, h.last_at)
@@ -136,7 +131,6 @@ def _written_names(warehouse: Warehouse, tenant_id: str, hits: list[Hit]) -> lis
     ]
 
 
-# IN over one parameter per value (an Array parameter does not parse in IN on 18.16).
 WRITTEN_NAMES = f"""SELECT customer_id, key, argMax(str_value, (derived_at, event_id)) AS written
 FROM {PROFILE_FACTS}
 WHERE tenant_id = {{{{tenant_id:String}}}} AND customer_id IN ({{owners}})

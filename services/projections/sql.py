@@ -46,15 +46,21 @@ def members_of(customer: Members) -> list[str]:
     return [customer] if isinstance(customer, str) else list(customer)
 
 
+def string_list(prefix: str, values: Sequence[str]) -> tuple[str, dict[str, Any]]:
+    """`{prefix_0:String}, {prefix_1:String}, …` for an `IN (…)`, and its parameters: one per
+    value (an IN over literals uses the sorting key on every server; an Array parameter would not
+    parse in IN on 18.16)."""
+    names = [f"{prefix}_{i}" for i in range(len(values))]
+    return ", ".join(f"{{{name}:String}}" for name in names), dict(zip(names, values, strict=True))
+
+
 def members_filter(customer: Members) -> tuple[str, dict[str, Any]]:
-    """`customer_id IN (...)` with one parameter per member (an IN over literals uses the sorting
-    key on every server; an Array parameter would not parse in IN on 18.16)."""
+    """`customer_id IN (...)` with one parameter per member (`string_list`)."""
     members = members_of(customer)
     if not members:
         raise ValueError("a customer has at least one member")
-    names = [f"member_{i}" for i in range(len(members))]
-    fragment = ", ".join(f"{{{name}:String}}" for name in names)
-    return f"customer_id IN ({fragment})", dict(zip(names, members, strict=True))
+    fragment, params = string_list("member", members)
+    return f"customer_id IN ({fragment})", params
 
 
 def ddl(version: tuple[int, ...]) -> list[str]:
