@@ -10,7 +10,8 @@ and prints what they cost at a few numbers of open streams: reads per second and
 core they take. Then, as the filing stage files while streams are open, another process files a
 second population into the same store (`--while-filing`, on by default) while this one keeps
 checking: the checks' latency (p50, p99, max) while identity's writes land, which the reads then
-catch up with, and the filing rate beside the quiet one. Numbers, not assertions; the load
+catch up with, and the filing rate then (`--streams 0` gives the same filing with nobody
+checking: its baseline, in the same state of the store). Numbers, not assertions; the load
 average is printed with them.
 """
 
@@ -107,7 +108,12 @@ def measure(
             f"({per_second * cold[1] / 1e6:.1%} if nothing were cached)"
         )
     if during is not None and not during[0]:
-        print(f"  while another process filed {during[1]:,} touchpoints: no check ended meanwhile")
+        _, touched, seconds = during
+        checks = "nobody checking (--streams 0)" if not args.streams else "no check ended meanwhile"
+        print(
+            f"  while another process filed {touched:,} touchpoints "
+            f"({touched / max(seconds, 1e-9):,.0f}/s): {checks}"
+        )
     elif during is not None:
         latencies, touched, seconds = during
         ms = sorted(x * 1e3 for x in latencies)
@@ -135,9 +141,12 @@ def _while_filing(
             if not other.is_alive():
                 raise RuntimeError(f"the filing process failed (exit {other.exitcode})")
         latencies: list[float] = []
-        at, every = 0, ERASURE_CHECK_S / args.streams
+        at, every = 0, ERASURE_CHECK_S / max(args.streams, 1)
         next_check = time.perf_counter()
         while other.is_alive() and done.empty():
+            if not args.streams:  # the baseline: the same filing, nobody checking
+                time.sleep(0.05)
+                continue
             group = groups[at % len(groups)]
             at += 1
             # Paced as that many open streams ask (a check late does not make the next one sooner)
@@ -180,7 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also check while another process files a second population (default: on)",
     )
     parser.add_argument(
-        "--streams", type=int, default=1_000, help="open streams the checks while filing pace"
+        "--streams",
+        type=int,
+        default=1_000,
+        help="open streams the checks while filing pace (0: none, the filing rate's baseline)",
     )
     parser.add_argument(
         "--postgres-dsn",

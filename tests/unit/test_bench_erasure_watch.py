@@ -24,3 +24,10 @@ def test_the_erasure_watch_bench_prints_the_cost_of_each_check(
         r"checked as 1,000 open streams ask: [1-9][\d,]* checks"
     )
     assert re.search(filing + r", p50 [\d.]+ ms, p99 [\d.]+ ms", out), out
+
+
+def test_no_streams_gives_the_filing_rates_baseline(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--people", "40", "--checks", "10", "--postgres-dsn", "", "--streams", "0"]) == 0
+    out = capsys.readouterr().out
+    filed = r"while another process filed [1-9][\d,]* touchpoints \([\d,]+/s\): nobody checking"
+    assert re.search(filed, out), out
