@@ -341,8 +341,10 @@ def _map_within(
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": 'Stored (or a duplicate): {"success": true}; a batch adds a result each'},
     400: {"description": "Malformed JSON or gzip"},
-    401: {"description": "Missing, unknown or revoked key"},
-    403: {"description": "The key's role may not ingest"},
+    401: {"description": "Missing, unknown or revoked key (header, or the body's writeKey)"},
+    403: {
+        "description": "The key's role may not ingest, or a body's writeKey is not an ingest key"
+    },
     409: {"description": "The messageId was already stored with a different message"},
     413: {"description": "Over Segment's limits: 32 KB per call, 500 KB per batch"},
     415: {"description": "Not JSON, or an encoding other than gzip"},
@@ -356,8 +358,10 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def _body(description: str) -> dict[str, Any]:
+    # analytics.js sends the same JSON as text/plain (a request without a CORS preflight).
     schema = {"type": "object", "description": description}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    content = {media: {"schema": schema} for media in ("application/json", "text/plain")}
+    return {"requestBody": {"required": True, "content": content}}
 
 
 async def post_batch(
