@@ -1096,6 +1096,44 @@ def test_an_admin_erases_a_customer_after_seeing_the_group_it_takes(
     page.screenshot("console-erase-preview-caller")
 
 
+def test_an_erasure_preview_names_a_line_two_merged_members_hold_once(
+    page: Page, people: dict[tuple[str, str], str], api: Api, deployment: Deployment
+) -> None:
+    needs_identity(deployment, "erasure previews")
+    # Two customers who each gave their own email beside one home line both hold the line; a
+    # manager then merges them. The erasure does the same to the line for both members, so the
+    # preview names it once, not once per member.
+    tag, now = new_tag(), datetime.now(UTC)
+    emails = [f"elena.{tag}@yahoo.es", f"jorge.{tag}@yahoo.es"]
+    line = f"+34 91{random.randrange(10**7):07d}"
+    api.post_ok(deployment.key(TENANT_A, "ingest"), [
+        event("message.received", "chat", {"email": e, "phone": line}, now,
+              {"text": f"hola {n} {tag}"}, touchpoint=f"chat-{tag}")
+        for n, e in enumerate(emails)
+    ])  # fmt: skip
+    deployment.wait_processed()
+    agent = deployment.key(TENANT_A, "agent")
+    survivor, absorbed = (api.customer_of(agent, email=e) for e in emails)
+    assert survivor != absorbed  # one line beside two emails: two people of one home
+    merge = {"survivor_id": survivor, "absorbed_id": absorbed, "reason": f"one person {tag}"}
+    merged = api.command(deployment.key(TENANT_A, "manager"), "/v1/customers/merge", merge)
+    assert merged.status_code == 200, merged.text
+    page.sign_in(people[(TENANT_A, "admin")])
+    open_customer(page, emails[0], survivor)
+    page.find("#erase-reason").send_keys(f"GDPR {tag}")
+    page.find("#erase-preview").click()
+    summary = page.wait(
+        lambda: page.find("#erase-result").is_displayed() and page.text("#erase-summary"),
+        what="the erasure preview",
+    )
+    preview = api.get(f"/v1/customers/{survivor}/erasure", deployment.key(TENANT_A, "admin"))
+    assert preview.status_code == 200, preview.text
+    digits = line.replace(" ", "")
+    held = [i for i in preview.json()["identifiers"] if i["value"] == digits]
+    assert len(held) == 2, preview.json()  # the API names each member's hold
+    assert summary.count(digits) == 1 and all(e in summary for e in emails), summary
+
+
 # Run before the page's own scripts: the server refuses the page's live stream (a 404), so the page
 # falls back to polling its first page.
 STREAM_REFUSED = """
