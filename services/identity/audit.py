@@ -128,6 +128,7 @@ ACTIONS = tuple(
         Customer.ErasedRowsDeleted,
     )
 )
+NAME_RECORDED = _snake(Customer.NameRecorded.__name__)
 # What an erased customer's history no longer shows: the identifiers' values, what it was first
 # seen with and the names its touchpoints carried (the events keep them, sealed at rest with
 # CEM_SEAL_PERSONAL_DATA; docs/erasure.md). A registration's `name` is the opaque id: shown.

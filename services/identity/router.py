@@ -17,8 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from kernel.access_audit import AUDITED_READ_RESPONSES, record_access
 from kernel.api_errors import ApiError
 from kernel.auth import AUTHENTICATED, CAN_READ_CUSTOMERS, require
-from kernel.ports import Principal
+from kernel.ports import Principal, WarehouseUnavailable
 from kernel.request_body import BODY_RESPONSES, json_body, openapi_body
+from services.identity.audit import NAME_RECORDED
 from services.identity.errors import (
     AmbiguousCustomer,
     CandidateAlreadyDecided,
@@ -36,6 +37,7 @@ from services.identity.models import CandidateView, MergePlan
 from services.identity.reasons import reason_code
 from services.identity.resolver import IdentityResolver
 from services.projections.profile import Profile
+from services.projections.search import written_spellings
 from services.projections.sql import read_profile
 
 CAN_CURATE_IDENTITY = frozenset({"manager", "admin"})
@@ -236,7 +238,38 @@ def get_identity_history(customer_id: CustomerId, request: Request, who: Reader)
         entries = resolver.history(who.tenant_id, customer_id)
     canonical = resolver.canonical_id(who.tenant_id, customer_id)
     record_access(request, who, canonical, "identity_history", requested)
-    return {"customer_id": canonical, "entries": [asdict(entry) for entry in entries]}
+    shown = [asdict(entry) for entry in entries]
+    return {"customer_id": canonical, "entries": _names_as_written(request, who.tenant_id, shown)}
+
+
+def _names_as_written(
+    request: Request, tenant_id: str, entries: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The names the entries recorded as the touchpoints wrote them (`María García`), not as
+    identity compares them (`maria garcia`), where the warehouse's profile has the spelling: the
+    member's own, else another member's. Folded as recorded without a warehouse, while it is
+    unavailable, or for a name it does not have (yet)."""
+    warehouse = getattr(request.app.state, "warehouse", None)
+    recorded = [
+        e
+        for e in entries
+        if e["action"] == NAME_RECORDED and isinstance(e["details"].get("name"), str)
+    ]
+    if warehouse is None or not recorded:
+        return entries
+    members = {e["customer_id"] for e in recorded}
+    names = {e["details"]["name"] for e in recorded}
+    try:
+        written = written_spellings(warehouse, tenant_id, members, names)
+    except WarehouseUnavailable:
+        return entries
+    anyone = {name: spelling for (_, name), spelling in sorted(written.items())}
+    for entry in recorded:
+        name = entry["details"]["name"]
+        spelling = written.get((entry["customer_id"], name)) or anyone.get(name)
+        if spelling:
+            entry["details"] = {**entry["details"], "name": spelling}
+    return entries
 
 
 @router.post("/customers/merge", openapi_extra=openapi_body(MergeIn), responses=_CHANGE)

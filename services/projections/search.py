@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -112,23 +113,38 @@ def search_hits(warehouse: Warehouse, tenant_id: str, query: str) -> list[Hit]:
 
 
 def _written_names(warehouse: Warehouse, tenant_id: str, hits: list[Hit]) -> list[Hit]:
-    """The name hits with the spelling the customer's profile keeps for that name (its latest,
-    `profile.NAME` facts: key the normalised name, `str_value` as written); one read, only when
-    a name matched. A name the profile does not have (yet) stays as the index keeps it."""
+    """The name hits with the spelling the customer's profile keeps for that name (see
+    `written_spellings`); one read, only when a name matched. A name the profile does not have
+    (yet) stays as the index keeps it."""
     names = [h for h in hits if h.kind == NAME_KIND][:MAX_RESULTS]
     if not names:
         return hits
-    owners, owner_params = string_list("owner", sorted({h.customer_id for h in names}))
-    keys, key_params = string_list("key", sorted({h.value for h in names}))
-    sql = WRITTEN_NAMES.format(owners=owners, keys=keys)
-    params = {"tenant_id": tenant_id, **owner_params, **key_params}
-    written = {(r["customer_id"], r["key"]): r["written"] for r in warehouse.select(sql, params)}
+    written = written_spellings(
+        warehouse, tenant_id, {h.customer_id for h in names}, {h.value for h in names}
+    )
     return [
         Hit(h.customer_id, h.kind, written.get((h.customer_id, h.value)) or h.value, h.last_at)
         if h.kind == NAME_KIND
         else h
         for h in hits
     ]
+
+
+def written_spellings(
+    warehouse: Warehouse, tenant_id: str, customer_ids: Iterable[str], names: Iterable[str]
+) -> dict[tuple[str, str], str]:
+    """How the touchpoints of each customer wrote each normalised name (`maria garcia` →
+    `María García`): its latest spelling among the customer's `profile.NAME` facts (key the
+    normalised name, `str_value` as written), by (customer id, normalised name). One read; none
+    when either list is empty."""
+    customer_ids, names = sorted(set(customer_ids)), sorted(set(names))
+    if not (customer_ids and names):
+        return {}
+    owners, owner_params = string_list("owner", customer_ids)
+    keys, key_params = string_list("key", names)
+    sql = WRITTEN_NAMES.format(owners=owners, keys=keys)
+    params = {"tenant_id": tenant_id, **owner_params, **key_params}
+    return {(r["customer_id"], r["key"]): r["written"] for r in warehouse.select(sql, params)}
 
 
 WRITTEN_NAMES = f"""SELECT customer_id, key, argMax(str_value, (derived_at, event_id)) AS written

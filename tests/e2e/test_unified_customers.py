@@ -95,3 +95,36 @@ def test_a_linking_event_merges_two_histories_and_a_split_restores_each(
     assert api.profile(agent, phone_id).json()["members"] == [phone_cid]
     assert alerted(api, agent, phone_id) == {by_phone[1]["event_id"]}
     assert alerted(api, agent, email_id) == {by_email[1]["event_id"]}
+
+
+def test_the_identity_history_shows_a_recorded_name_as_the_touchpoints_wrote_it(
+    deployment: Deployment, api: Api
+) -> None:
+    # Identity records a name folded, to compare it (`maria jose garcia pena`); its history,
+    # which the console's identity panel shows, gave it so. It now shows it as written, from
+    # the profile, for both of the group's members: each its own spelling.
+    ingest, agent, manager = keys(deployment)
+    tag, start = new_tag(), hours_ago(3)
+    email, (phone, _) = f"mj.{tag}@correo.es", mobile_line()
+    written = ["María José García-Peña", "MARIA JOSE GARCIA PEÑA"]
+    api.post_ok(ingest, [
+        event("order.placed", "web", {"email": email}, start,
+              {"order_id": f"o-{tag}", "amount": "10.00", "currency": "EUR",
+               "attributes": {"name": written[0]}}, touchpoint=f"shop-{tag}"),
+        event("call.ended", "phone", {"phone": phone}, start + timedelta(minutes=5),
+              {"agent": "ana", "talk_s": 60, "attributes": {"name": written[1]}},
+              touchpoint=f"line-{tag}"),
+    ])  # fmt: skip
+    deployment.wait_processed(PROCESSED_WITHIN_S)
+    survivor, absorbed = api.customer_of(agent, email=email), api.customer_of(agent, phone=phone)
+    assert survivor != absorbed
+    merge = {"survivor_id": survivor, "absorbed_id": absorbed, "reason": f"one person {tag}"}
+    assert api.command(manager, "/v1/customers/merge", merge).status_code == 200
+    answer = api.get(f"/v1/customers/{survivor}/identity-history", agent)
+    assert answer.status_code == 200, answer.text
+    names = {
+        (e["customer_id"], e["details"]["name"])
+        for e in answer.json()["entries"]
+        if e["action"] == "name_recorded"
+    }
+    assert names == {(survivor, written[0]), (absorbed, written[1])}, names
