@@ -280,3 +280,20 @@ def test_twilio_behind_a_proxy_verifies_against_the_channels_public_url(
         ).status_code
         == 401
     )
+
+
+def test_a_signature_check_that_raises_is_a_401_not_a_500(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Whatever an unauthenticated sender puts in its headers, a provider's check that raises on
+    # it answers as a bad signature (one was a 500 with a traceback, found by a review).
+    from services.ingest.channels.providers.typeform import Typeform
+
+    def raising(self: Typeform, request: Any, secret: str) -> bool:
+        raise OverflowError("int too large to convert to float")
+
+    monkeypatch.setattr(Typeform, "verify", raising)
+    added = platform.add("typeform", SECRET, MAPPED)
+    answer = post_typeform(platform, added["webhook_path"], typeform_body())
+    assert answer.status_code == 401 and answer.json()["error"]["code"] == "bad_signature"
+    assert platform.events() == [] and platform.channels.dead_letters() == []

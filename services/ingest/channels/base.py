@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol
 from urllib.parse import parse_qsl
 
+from kernel.request_body import MalformedJson, parse_json
 from schemas.violations import Violation
 
 # event_id = uuid5(namespace, "<provider>:<provider's own id>"): a provider's retry of the same
@@ -92,10 +93,15 @@ def hmac_b64(secret: str, message: bytes, digest: Callable[[], Any] = hashlib.sh
 
 
 def fresh(timestamp: str | None, now: datetime, tolerance_s: int = SIGNATURE_TOLERANCE_S) -> bool:
-    """A signed unix-seconds timestamp within the tolerance of our clock."""
-    if timestamp is None or not timestamp.strip().isdigit():
+    """A signed unix-seconds timestamp within the tolerance of our clock: ASCII digits, at most
+    `_STAMP_DIGITS` of them (`²`, a 5,000-digit or a 400-digit stamp is no time, not an error)."""
+    if timestamp is None or not _STAMP.fullmatch(timestamp.strip()):
         return False
-    return abs(now.timestamp() - int(timestamp)) <= tolerance_s
+    return abs(int(now.timestamp()) - int(timestamp)) <= tolerance_s
+
+
+_STAMP_DIGITS = 12  # seconds up to the year 33658
+_STAMP = re.compile(rf"[0-9]{{1,{_STAMP_DIGITS}}}")
 
 
 def violation(path: str, message: str, code: str = "unmappable") -> Violation:
@@ -103,9 +109,11 @@ def violation(path: str, message: str, code: str = "unmappable") -> Violation:
 
 
 def json_body(request: WebhookRequest) -> Any:
+    """The body by the ingest's one strict parser (UTF-8, no duplicate keys, bounded depth and
+    integers): a delivery it refuses is a dead letter naming why."""
     try:
-        return json.loads(request.body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return parse_json(request.body)
+    except MalformedJson as exc:
         raise Unmappable(
             [violation("$", f"the body is not JSON: {exc}", "malformed_json")]
         ) from None
@@ -170,7 +178,12 @@ def map_items(
 def epoch_or_text_time(value: Any, path: str, problems: list[Violation]) -> str | None:
     """Epoch seconds, or text such as `2020-03-03 13:05:57 UTC` or ISO 8601, as RFC 3339."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, UTC).isoformat()
+        try:
+            return datetime.fromtimestamp(value, UTC).isoformat()
+        except (OverflowError, OSError, ValueError):
+            message = f"{path} is not a time: {value!r} seconds since 1970"
+            problems.append(violation(path, message, "bad_timestamp"))
+            return None
     if isinstance(value, str) and value.endswith(" UTC"):
         value = value.removesuffix(" UTC").replace(" ", "T") + "+00:00"
     if value is None:

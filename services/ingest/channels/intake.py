@@ -41,8 +41,9 @@ def map_delivery(
         raw = provider.to_events(request, channel.settings)
     except Unmappable as exc:
         raw, unmapped = exc.mapped, [safe_violation(v) for v in exc.violations]
-    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
-        # A payload shaped unlike the provider's documentation: keep it rather than answer 500.
+    except Exception as exc:  # noqa: BLE001 - any failure to map: kept and replayable, not a 500
+        # A payload shaped unlike the provider's documentation (a number out of range, nesting a
+        # parser cannot follow): kept as a dead letter rather than answered 500 for ever.
         problem = {"code": "mapping_failed", "message": f"{type(exc).__name__}: {exc}", "path": "$"}
         return Intake([], [problem], "mapping_failed")
     prepared = prepare(
