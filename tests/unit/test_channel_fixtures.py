@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 
@@ -256,3 +256,128 @@ def test_every_twilio_message_status_maps(status: str, types: list[str]) -> None
     body = fixture["body"].replace("MessageStatus=delivered", f"MessageStatus={status}")
     update = replace(delivery(fixture), body=body.encode())
     assert [e["type"] for e in TwilioMessaging().to_events(update, {})] == types
+
+
+def _headers_replaced(fixture: dict[str, Any], **headers: str) -> WebhookRequest:
+    found = delivery(fixture)
+    return replace(found, headers={**found.headers, **headers})
+
+
+@pytest.mark.parametrize("stamp", ["9" * 5000, "1" + "0" * 400, "\u00b2", "-5", " ", "1e9"])
+@pytest.mark.parametrize("path", TIMESTAMPED, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_a_signed_timestamp_no_clock_can_read_is_refused_not_an_error(
+    path: Path, stamp: str
+) -> None:
+    # Each of these was a 500 with a traceback, sent without any secret (found by a review):
+    # int() of 5,000 digits, a float overflow, `²` passing isdigit().
+    fixture = load(path)
+    provider = load_providers()[fixture["provider"]]
+    stamped = {
+        "chatwoot": "x-chatwoot-timestamp",
+        "sendgrid": "x-twilio-email-event-webhook-timestamp",
+    }[fixture["provider"]]
+    forged = _headers_replaced(fixture, **{stamped: stamp})
+    assert provider.verify(forged, fixture["secret"]) is False
+
+
+def test_a_chatwoot_signature_with_letters_beyond_ascii_is_refused_not_an_error() -> None:
+    fixture = load(FIXTURES / "chatwoot" / "message_incoming.json")
+    forged = _headers_replaced(fixture, **{"x-chatwoot-signature": "sha256=\u00e9\u00e9"})
+    assert Chatwoot().verify(forged, fixture["secret"]) is False
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ('{"id": 1, "x": ' + "[" * 100_000 + "]" * 100_000 + "}", "malformed_json"),
+        ('{"event": "message_created", "event": "contact_created"}', "malformed_json"),
+    ],
+    ids=["nested-too-deep", "duplicate-key"],
+)
+def test_a_body_the_strict_parser_refuses_is_a_dead_letter_naming_why(body: str, code: str) -> None:
+    # Nesting past the parser's depth was a RecursionError (a 500 on every retry, nothing kept);
+    # a repeated key was read as its last value. Both are now what POST /v1/events says of them.
+    for name in ("chatwoot", "shopify"):
+        fixture = load(next(FIXTURES.glob(f"{name}/*.json")))
+        sent = replace(delivery(fixture), body=body.encode())
+        intake = map_delivery(load_providers()[name], sent, channel(fixture), 64 * 1024, BUCKET_KEY)
+        assert [v["code"] for v in intake.violations] == [code], intake.violations
+        assert intake.outgoing == []
+
+
+def test_an_epoch_time_out_of_range_is_a_violation_not_an_error() -> None:
+    fixture = load(FIXTURES / "chatwoot" / "message_incoming.json")
+    body = {**json.loads(fixture["body"]), "created_at": 10**20}
+    sent = replace(delivery(fixture), body=json.dumps(body).encode())
+    intake = map_delivery(Chatwoot(), sent, channel(fixture), 64 * 1024, BUCKET_KEY)
+    assert [(v["code"], v["path"]) for v in intake.violations] == [("bad_timestamp", "created_at")]
+
+
+def test_one_shopify_order_delivered_to_two_subscriptions_is_one_event() -> None:
+    # A shop subscribed twice to orders/create gets two deliveries under two webhook ids (and
+    # one may come without it): each was stored, the order counted twice (found by a review).
+    fixture = load(FIXTURES / "shopify" / "order_online.json")
+    first = _headers_replaced(fixture, **{"x-shopify-webhook-id": "wh-sub-a"})
+    second = _headers_replaced(fixture, **{"x-shopify-webhook-id": "wh-sub-b"})
+    bare = replace(
+        first, headers={k: v for k, v in first.headers.items() if k != "x-shopify-webhook-id"}
+    )
+    ids = {e["event_id"] for d in (first, second, bare) for e in Shopify().to_events(d, {})}
+    assert len(ids) == 1
+
+
+@pytest.mark.parametrize(
+    ("changed", "code"),
+    [
+        ({"message_type": None}, "unmapped_message_type"),
+        ({"message_type": 0}, "unmapped_message_type"),
+        ({"message_type": "broadcast"}, "unmapped_message_type"),
+        ({"message_type": "template"}, None),
+        ({"message_type": "activity"}, None),
+    ],
+)
+def test_a_chatwoot_message_of_a_type_it_does_not_send_is_kept_not_dropped(
+    changed: dict[str, Any], code: str | None
+) -> None:
+    # Answered 200 with nothing stored and no dead letter (found by a review): only the types
+    # that are no contact (activity lines, Chatwoot's own widget forms) map to nothing.
+    fixture = load(FIXTURES / "chatwoot" / "message_incoming.json")
+    body = {**json.loads(fixture["body"]), **changed}
+    sent = replace(delivery(fixture), body=json.dumps(body).encode())
+    intake = map_delivery(Chatwoot(), sent, channel(fixture), 64 * 1024, BUCKET_KEY)
+    assert [v["code"] for v in intake.violations] == ([code] if code else [])
+    assert intake.outgoing == []
+
+
+def test_a_chatwoot_status_it_does_not_send_is_kept_not_dropped() -> None:
+    fixture = load(FIXTURES / "chatwoot" / "conversation_resolved.json")
+    body = {**json.loads(fixture["body"]), "status": "archived"}
+    sent = replace(delivery(fixture), body=json.dumps(body).encode())
+    intake = map_delivery(Chatwoot(), sent, channel(fixture), 64 * 1024, BUCKET_KEY)
+    assert [(v["code"], v["path"]) for v in intake.violations] == [("unmapped_status", "status")]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("CallStatus", "answered", "unmapped_status"),
+        ("CallStatus", "initiated", None),
+        ("CallDuration", "nan", "bad_number"),
+        ("CallDuration", "inf", "bad_number"),
+        ("Timestamp", "Mon, 01 Jan 0001 00:00:00 +0000", "bad_timestamp"),
+        ("Timestamp", "Tue, 10 Nov 26 16:20:30 +0000", "bad_timestamp"),
+        ("Timestamp", "Tue, 10 Nov 2026 16:20:30 -0000", "bad_timestamp"),
+    ],
+)
+def test_a_twilio_call_callback_twilio_would_not_send_is_kept_not_rewritten(
+    field: str, value: str, code: str | None
+) -> None:
+    # Each was answered 200 and dropped (`answered` is an event name, not a status), or stored
+    # rewritten: `nan` seconds as 0 s of talk, the year 0001 as 2001 (found by a review).
+    fixture = load(FIXTURES / "twilio-voice" / "completed.json")
+    fields = dict(parse_qsl(fixture["body"], keep_blank_values=True))
+    sent = replace(delivery(fixture), body=urlencode({**fields, field: value}).encode())
+    intake = map_delivery(TwilioVoice(), sent, channel(fixture), 64 * 1024, BUCKET_KEY)
+    assert [(v["code"], v["path"]) for v in intake.violations] == ([(code, field)] if code else [])
+    if code:
+        assert intake.outgoing == []

@@ -37,6 +37,11 @@ from services.ingest.channels.registry import register
 PREFIX = "sha256="
 SOCIAL = ("Whatsapp", "FacebookPage", "Instagram", "Telegram", "Line", "TwitterProfile")
 SMS = ("Sms", "TwilioSms")
+# Messages that are no contact with the customer: activity lines (`assigned to Ana`) and the
+# forms Chatwoot's widget shows by itself (`template`: "give us your email"). Any other type is
+# a dead letter, not dropped.
+SILENT_MESSAGES = ("activity", "template")
+STATUSES = ("open", "resolved", "pending", "snoozed")
 
 
 def _previous_status(body: Mapping[str, Any]) -> str | None:
@@ -101,7 +106,9 @@ class Chatwoot:
         if not fresh(stamp, request.received_at) or not given.startswith(PREFIX):
             return False
         expected = hmac.new(secret.encode(), f"{stamp}.".encode() + request.body, hashlib.sha256)
-        return hmac.compare_digest(expected.hexdigest(), given.removeprefix(PREFIX).strip())
+        # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, not False).
+        given_hex = given.removeprefix(PREFIX).strip().encode("utf-8", "surrogateescape")
+        return hmac.compare_digest(expected.hexdigest().encode(), given_hex)
 
     def to_events(
         self, request: WebhookRequest, settings: Mapping[str, Any]
@@ -120,9 +127,14 @@ class Chatwoot:
     def _message(
         self, body: Mapping[str, Any], settings: Mapping[str, Any]
     ) -> list[dict[str, Any]]:
-        if body.get("private") or body.get("message_type") not in ("incoming", "outgoing"):
-            return []  # private notes and activity lines are not contacts with the customer
+        message_type = body.get("message_type")
+        if body.get("private") or message_type in SILENT_MESSAGES:
+            return []  # private notes, activity lines, Chatwoot's own forms: no contact
         problems = list[Violation]()
+        if message_type not in ("incoming", "outgoing"):
+            known = ", ".join(("incoming", "outgoing", *SILENT_MESSAGES))
+            message = f"message_type {message_type!r} is not one Chatwoot sends ({known})"
+            problems.append(violation("message_type", message, "unmapped_message_type"))
         conversation = _mapping(body.get("conversation"))
         message_id = required(body, "id", problems)
         occurred_at = epoch_or_text_time(body.get("created_at"), "created_at", problems)
@@ -159,6 +171,9 @@ class Chatwoot:
         )
         occurred_at = epoch_or_text_time(when, "created_at" if created else "updated_at", problems)
         customer = _customer(_contact(body, body), problems)
+        if not created and status not in STATUSES:
+            message = f"status {status!r} is not one Chatwoot sends ({', '.join(STATUSES)})"
+            problems.append(violation("status", message, "unmapped_status"))
         raise_if(problems)
         previous = _previous_status(body)
         if status == "pending" and previous == "resolved":

@@ -2,8 +2,9 @@
 `source_name: pos`), `refunds/create` → `order.returned`.
 
 Shopify signs the raw body: `X-Shopify-Hmac-Sha256` is the base64 HMAC-SHA256 under the app's
-client secret. Its documentation says to deduplicate by `X-Shopify-Webhook-Id`, which a retry
-keeps; without it the topic and resource id are the key. The customer is the order's
+client secret. An order or a refund is created once, so the topic and the resource's id are
+the key: a retry, and the delivery of each of a shop's subscriptions to one topic (which come
+under different `X-Shopify-Webhook-Id`s), are one event. The customer is the order's
 `customer` (its Shopify id as the `shopify` external id, email, phone) or the order's own email
 or phone. A refund carries no customer, only its order: it is filed under the `shopify_order`
 external id of that order (see docs/channels.md).
@@ -74,6 +75,22 @@ def _refunded(refund: Mapping[str, Any], problems: list[Violation]) -> tuple[Dec
     return total, currency
 
 
+def _key(request: WebhookRequest, topic: str, body: Mapping[str, Any]) -> str:
+    """What one event is known by: the order or refund it creates (`orders/create:<id>`), since
+    each is created once. Not the delivery's `X-Shopify-Webhook-Id`: a shop with two
+    subscriptions to a topic gets one delivery of each, under two ids (Shopify's guide to
+    duplicates), and both were stored. Without a resource id, Shopify's event id (the same on
+    every subscription's delivery), else the delivery's id."""
+    resource = body.get("id")
+    if isinstance(resource, int | str) and not isinstance(resource, bool) and str(resource):
+        return f"{topic}:{resource}"
+    headers = request.headers
+    found = headers.get("x-shopify-event-id") or headers.get("x-shopify-webhook-id")
+    if not found:
+        raise_if([violation("id", "id is required to map this delivery", "missing")])
+    return f"{topic}:event:{found}"
+
+
 class Shopify:
     name: ClassVar[str] = "shopify"
     secret_help: ClassVar[str] = "the Shopify app's client secret (webhook signing secret)"
@@ -92,7 +109,7 @@ class Shopify:
         body = json_body(request)
         if not isinstance(body, Mapping):
             raise_if([violation("$", "the body is not a JSON object", "not_an_object")])
-        key = request.headers.get("x-shopify-webhook-id") or f"{topic}:{body.get('id')}"
+        key = _key(request, topic, body)
         if topic == "orders/create":
             return [self._order(body, key, settings)]
         return [self._refund(body, key, settings)]

@@ -16,6 +16,8 @@ it: the parent leg is the agent's `client:`).
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
@@ -35,14 +37,19 @@ from services.ingest.channels.registry import register
 
 ABANDONED = frozenset({"busy", "no-answer", "canceled", "failed"})
 TYPES = {"ringing": "call.offered", "in-progress": "call.answered"}
+# Statuses Twilio documents that no call event records; any other is a dead letter, not dropped.
+SILENT = frozenset({"initiated", "queued"})
 
 
 def _seconds(value: Any, path: str, problems: list[Violation]) -> float:
     try:
-        return max(0.0, float(value or 0))
+        seconds = float(value or 0)
     except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds):  # `nan` and `inf` parse as floats: no duration either
         problems.append(violation(path, f"{path} is not a number of seconds", "bad_number"))
         return 0.0
+    return max(0.0, seconds)
 
 
 def _occurred_at(fields: Mapping[str, str], problems: list[Violation]) -> str | None:
@@ -50,12 +57,22 @@ def _occurred_at(fields: Mapping[str, str], problems: list[Violation]) -> str | 
     if stamp is None:
         return None
     try:
-        return parsedate_to_datetime(stamp).isoformat()  # RFC 2822, as Twilio sends it
+        parsed = parsedate_to_datetime(stamp)  # RFC 2822, as Twilio sends it
     except (TypeError, ValueError):
+        parsed = None
+    # The parser reads a year below 100 as 19xx/20xx (`0001` became 2001), and
+    # `-0000` as no zone at all: neither is a time Twilio sends.
+    year = _YEAR.search(stamp)
+    written = int(year.group(1)) if year and len(year.group(1)) == 4 else None
+    if parsed is None or parsed.tzinfo is None or parsed.year != written:
         problems.append(
             violation("Timestamp", "Timestamp is not an RFC 2822 date", "bad_timestamp")
         )
         return None
+    return parsed.isoformat()
+
+
+_YEAR = re.compile(r"\b\d{1,2}\s+[A-Za-z]{3}\s+(\d+)\b")  # the year after the day and month
 
 
 def _payload(
@@ -105,6 +122,10 @@ class TwilioVoice:
         number = twilio.customer_number(fields)
         if not number:
             problems.append(violation("From", "no customer number (From / To)", "missing"))
+        if kind is None and status is not None and status not in SILENT:
+            known = ", ".join(sorted({*TYPES, *ABANDONED, "completed", *SILENT}))
+            message = f"CallStatus {status!r} is not one Twilio documents ({known})"
+            problems.append(violation("CallStatus", message, "unmapped_status"))
         raise_if(problems)
         if kind is None:  # `initiated`, `queued`: nothing a call event records
             return []
