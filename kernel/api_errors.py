@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kernel.ports import LogUnavailable, WarehouseUnavailable
+from kernel.web_security import with_security_headers
 
 # What a route that reads the warehouse documents for an outage (`_warehouse_unavailable`).
 WAREHOUSE_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
@@ -108,8 +109,19 @@ async def _http(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _internal(_: Request, exc: Exception) -> JSONResponse:
+    # A bug. Starlette's outermost middleware sends this, past every other middleware, then
+    # logs the traceback: so the security headers are set here (a plain-text "Internal Server
+    # Error" without them was the answer).
+    headers = {
+        name.decode(): value.decode() for name, value in with_security_headers([], static=False)
+    }
+    return _respond(500, "internal_error", "the server failed; retry later", headers=headers)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that give every error the one shape."""
+    app.add_exception_handler(Exception, _internal)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(LogUnavailable, _log_unavailable)
     app.add_exception_handler(WarehouseUnavailable, _warehouse_unavailable)

@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from kernel.api_errors import ApiError, error_body
 from kernel.auth import CAN_INGEST
 from kernel.ports import KeyStore, Principal
+from kernel.request_body import parse_or_400
 from kernel.settings import IngestSettings
 from kernel.telemetry import MeteredRoute, telemetry_of
 from schemas.json_safety import safe_json
@@ -195,7 +196,9 @@ def body_principal(request: Request, principal: Principal | None, data: bytes) -
     try:
         body = orjson.loads(data)
     except orjson.JSONDecodeError:
-        body = None
+        # No key can be read from it: say what is wrong with the body (as with a key in the
+        # header), not that the key is missing. The strict parser names where.
+        body = parse_or_400(data)
     key = body.get("writeKey") if isinstance(body, dict) else None
     if not isinstance(key, str) or not key.strip():
         message = (

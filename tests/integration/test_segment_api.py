@@ -397,3 +397,43 @@ def test_a_server_failure_on_a_segment_path_is_json_a_page_may_read(
     assert answer.status_code == 500
     assert answer.json()["code"] == answer.json()["error"]["code"] == "internal_error"
     assert answer.headers["access-control-allow-origin"] == "*"
+
+
+def test_a_server_failure_anywhere_is_the_one_json_error_with_the_security_headers(
+    ingest: Ingest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Outside the Segment paths a bug answered a plain-text "Internal Server Error" without the
+    # security headers (found by a review): Starlette's last handler sends it past them.
+    import services.ingest.router as router
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(router, "prepare", broken)
+    client = TestClient(ingest.app, raise_server_exceptions=False)
+    answer = client.post(
+        "/v1/events", json=[], headers={"Authorization": f"Bearer {ingest.secret}"}
+    )
+    assert answer.status_code == 500
+    assert answer.json()["error"]["code"] == "internal_error", answer.text
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (b'{"type": "track", "event": "x", "userId": "u\xff\xfe", "writeKey": "KEY"}', "UTF-8"),
+        (b'{"writeKey": "KEY", "p": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested too deeply"),
+    ],
+    ids=["invalid-utf8", "nested-too-deep"],
+)
+def test_an_analytics_js_body_no_key_can_be_read_from_says_what_is_wrong_with_it(
+    ingest: Ingest, body: bytes, said: str
+) -> None:
+    # Both answered 401 "missing key" beside a valid writeKey (found by a review); with the key
+    # in a header, the same bodies are a 400 naming the fault: now so without one too.
+    sent = body.replace(b"KEY", ingest.secret.encode())
+    answer = ingest.client.post("/v1/t", content=sent, headers={"Content-Type": "text/plain"})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "malformed_json" and said in answer.json()["message"]
