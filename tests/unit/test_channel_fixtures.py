@@ -381,3 +381,13 @@ def test_a_twilio_call_callback_twilio_would_not_send_is_kept_not_rewritten(
     assert [(v["code"], v["path"]) for v in intake.violations] == ([(code, field)] if code else [])
     if code:
         assert intake.outgoing == []
+
+
+def test_a_twilio_form_value_that_is_not_utf8_once_decoded_is_kept_not_replaced() -> None:
+    # `Body=%FF%FE` was stored as two replacement characters, the text lost, while the same
+    # bytes sent raw were a dead letter (found by a review): now both are.
+    fixture = load(FIXTURES / "twilio-messaging" / "status_delivered.json")
+    sent = replace(delivery(fixture), body=fixture["body"].encode() + b"&Body=%FF%FE")
+    intake = map_delivery(TwilioMessaging(), sent, channel(fixture), 64 * 1024, BUCKET_KEY)
+    assert [v["code"] for v in intake.violations] == ["malformed_form"]
+    assert intake.outgoing == []

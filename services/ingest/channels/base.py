@@ -125,8 +125,13 @@ def form_body(request: WebhookRequest) -> dict[str, str]:
         text = request.body.decode("utf-8")
     except UnicodeDecodeError:
         raise Unmappable([violation("$", "the form body is not UTF-8", "malformed_form")]) from None
+    try:  # `%FF` decodes to no character: refused like raw bytes, not replaced by `\ufffd`
+        pairs = parse_qsl(text, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        message = "a form value is not UTF-8 once percent-decoded"
+        raise Unmappable([violation("$", message, "malformed_form")]) from None
     fields: dict[str, str] = {}
-    for name, value in parse_qsl(text, keep_blank_values=True):
+    for name, value in pairs:
         fields.setdefault(name, value)
     return fields
 
