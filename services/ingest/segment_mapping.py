@@ -351,3 +351,32 @@ def _id(value: Any) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return _text(value)
+
+
+def segment_path(native: str, message: Any, kind: str | None) -> str:
+    """A violated path of the mapped event (`occurred_at`, `customer.customer_id`) in the
+    message's own terms (`originalTimestamp` or `timestamp`, `userId`), so a developer reading a
+    422 finds the field they sent; a path with no one field behind it (the payload's) as it is."""
+    message = message if isinstance(message, dict) else {}
+    kind = kind or message.get("type")
+    head, dot, rest = native.partition(".")
+    if head == "occurred_at":
+        return "originalTimestamp" if message.get("originalTimestamp") is not None else "timestamp"
+    if head == "sent_at":
+        return "sentAt"
+    if head == "event_id":
+        return "messageId"
+    if head == "customer" and dot:
+        field, _, _ = rest.partition(".")
+        traits = (
+            "traits"
+            if kind == "identify" and field in _dict(message.get("traits"))
+            else ("context.traits")
+        )
+        return {
+            "customer_id": "userId",
+            "anonymous_id": "previousId" if kind == "alias" else "anonymousId",
+            "email": f"{traits}.email",
+            "phone": f"{traits}.phone",
+        }.get(field, native)
+    return native

@@ -62,7 +62,13 @@ from services.ingest.segment_config import (
     TrackMapping,
     segment_settings_of,
 )
-from services.ingest.segment_mapping import KINDS, BatchDefaults, Mapped, map_message
+from services.ingest.segment_mapping import (
+    KINDS,
+    BatchDefaults,
+    Mapped,
+    map_message,
+    segment_path,
+)
 
 segment_router = APIRouter(route_class=MeteredRoute, tags=["segment"])
 _CONTENT_TYPES = ("application/json", "text/plain", "")  # analytics.js beacons send text/plain
@@ -311,14 +317,39 @@ def prepare_messages(
             continue
         checked = check_event(index, mapped.event, tenant_id, received_at, limits[1], bucket_key)
         if isinstance(checked, ItemResult):
-            prepared.rejected.append(checked)
+            prepared.rejected.append(
+                replace(checked, errors=_in_segment_terms(checked.errors, message, kind))
+            )
         else:
             event, out = checked
             # The SDK sets sentAt anew on each attempt: a retry must fingerprint as a duplicate.
             prepared.outgoing.append(replace(out, fingerprint=mapped.fingerprint))
             prepared.indexes.append(index)
-            prepared.notes.append(identifier_notes(event, rules or TenantRules()))
+            notes = identifier_notes(event, rules or TenantRules())
+            prepared.notes.append(_in_segment_terms(notes, message, kind))
     return prepared
+
+
+def _in_segment_terms(
+    violations: Sequence[Violation], message: Any, kind: str | None
+) -> tuple[Violation, ...]:
+    """The mapped event's violations (or notes) at the paths the message wrote (`timestamp`,
+    `userId`), and their messages naming those fields too."""
+    found = []
+    for v in violations:
+        path = segment_path(v.path, message, kind)
+        head = v.path.partition(".")[0]
+        text = (
+            path + v.message.removeprefix(v.path)
+            if v.message.startswith(v.path)
+            else (
+                path + v.message.removeprefix(head)
+                if v.message.startswith(head + " ")
+                else v.message
+            )
+        )
+        found.append(Violation(v.code, text, path))
+    return tuple(found)
 
 
 def _map_within(

@@ -437,3 +437,27 @@ def test_an_analytics_js_body_no_key_can_be_read_from_says_what_is_wrong_with_it
     answer = ingest.client.post("/v1/t", content=sent, headers={"Content-Type": "text/plain"})
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["code"] == "malformed_json" and said in answer.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "path"),
+    [
+        ({"timestamp": "2026-12-06"}, "timestamp"),
+        ({"originalTimestamp": "2026-12-06"}, "originalTimestamp"),
+        ({"userId": "u" * 20_000}, "userId"),
+        ({"userId": None, "anonymousId": "a" * 20_000}, "anonymousId"),
+        ({"context": {"traits": {"email": "not an email"}}}, "context.traits.email"),
+    ],
+)
+def test_a_rejected_message_names_the_field_it_wrote_not_the_mapped_events(
+    ingest: Ingest, fields: dict[str, Any], path: str
+) -> None:
+    # A 422 said `occurred_at` or `customer.customer_id`, fields a Segment message does not have
+    # (found by a review): the developer reading it must find what they sent.
+    message = {k: v for k, v in {**track(), **fields}.items() if v is not None}
+    answer = send(ingest, "/v1/batch", {"batch": [message]})
+    assert answer.status_code in (200, 422), answer.text
+    [item] = answer.json()["results"]
+    found = item.get("errors") or item.get("notes")  # a bad email is ignored, not refused
+    assert [e["path"] for e in found] == [path], item
+    assert "occurred_at" not in found[0]["message"] and "customer." not in found[0]["message"]
