@@ -288,6 +288,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "in a few seconds.",
         "api_error_warehouse_unavailable": "The data store does not answer right now; try again "
         "in a few seconds.",
+        "api_error_internal_error": "Something failed on the server; try again, and tell your "
+        "administrator if it keeps failing.",
         "api_error_log_unavailable": "The event log does not answer right now; try again in a "
         "few seconds.",
         "api_error_read_only": "This server is read-only: it takes no changes.",
@@ -512,6 +514,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "inténtalo en unos segundos.",
         "api_error_warehouse_unavailable": "El almacén de datos no responde ahora; inténtalo en "
         "unos segundos.",
+        "api_error_internal_error": "Algo ha fallado en el servidor; inténtalo de nuevo y, si "
+        "sigue fallando, avisa a tu administrador.",
         "api_error_log_unavailable": "El registro de eventos no responde ahora; inténtalo en "
         "unos segundos.",
         "api_error_read_only": "Este servidor es de solo lectura: no admite cambios.",
