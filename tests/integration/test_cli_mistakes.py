@@ -145,6 +145,26 @@ def test_replay_mistakes_are_one_line(tmp_path: Path) -> None:
     assert_one_line_mistake(cem("replay", "--data-dir", "empty", cwd=tmp_path), "no event log")
 
 
+def test_a_damaged_sqlite_file_is_one_line_naming_it(tmp_path: Path) -> None:
+    # A log or key store cut short or overwritten ended in a traceback (found by a review).
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "log.sqlite").write_bytes(os.urandom(20_000))
+    done = cem("replay", "--data-dir", str(data), cwd=tmp_path)
+    assert "Traceback" not in done.stderr and done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"cem replay: {data / 'log.sqlite'} is damaged (file is not a database): restore it "
+        "from a backup"
+    )
+    env = {"CEM_DATA_DIR": str(data)}
+    assert cem("keys", "create", "--tenant", "acme", "--role", "agent", cwd=tmp_path, env=env)
+    keys = (data / "keys.sqlite").read_bytes()
+    (data / "keys.sqlite").write_bytes(keys[:100] + os.urandom(4000) + keys[4100:])
+    done = cem("keys", "list", "--tenant", "acme", cwd=tmp_path, env=env)
+    assert "Traceback" not in done.stderr and done.returncode == 1, done.stderr
+    assert f"{data / 'keys.sqlite'} is damaged" in done.stderr.strip().splitlines()[-1]
+
+
 def test_keys_list_is_a_table_and_names_the_data_directory(tmp_path: Path) -> None:
     env = {"CEM_DATA_DIR": str(tmp_path / "from-env")}
     created = cem("keys", "create", "--tenant", "acme", "--role", "agent", cwd=tmp_path, env=env)
