@@ -112,9 +112,12 @@ def detect_language(text: str) -> str:
     letters neither language's profile knows (another script)."""
     if not any(ch.isalpha() for ch in text):
         return UNDETERMINED
+    # The factory first: it imports langdetect under the loading lock, so this import finds
+    # the module loaded (importing it beside the warm-up thread's import was a deadlock the
+    # import system detected, with a traceback at start).
+    detector = _detector_factory().create()
     from langdetect.lang_detect_exception import LangDetectException
 
-    detector = _detector_factory().create()
     detector.append(text)
     try:
         language: str = detector.detect()
