@@ -768,6 +768,7 @@ def test_f01_a_log_that_does_not_answer_gives_503_without_waiting_for_it() -> No
     response = ingest.post(raw)
     assert response.status_code == 503
     assert "did not acknowledge" in error_of(response)["message"]
+    assert "may still be stored: send the same request again" in error_of(response)["message"]
     assert ingest.stored() == []  # answered while the log was still silent
     # The log acknowledges the abandoned publish late; the client's retry is then a duplicate.
     ingest.publisher.gate = None
