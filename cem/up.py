@@ -113,7 +113,7 @@ def seed_and_simulate(
     rng = random.Random(42)
     population = demo.Population.generate(rng, opts.demo_customers)
     marker = opts.data_dir / "demo-seeded.json"
-    now = datetime.now(UTC)
+    now, resumed = _seeding_anchor(opts)
     recent_days = min(opts.demo_days, RECENT.days)
     recent = list(demo.history(population, rng, now, recent_days))
     days = weeks_newest_first(recent, now, DAY)
@@ -126,6 +126,12 @@ def seed_and_simulate(
     if marker.exists():
         print("demo: history already seeded in this data directory; live traffic only", flush=True)
     else:
+        if resumed:
+            print(
+                f"demo: resuming the seeding begun at {now:%Y-%m-%d %H:%M} UTC (stopped before "
+                "it ended): the same events again, what was stored answers as duplicates",
+                flush=True,
+            )
         seed_history(
             ingest, keys["ingest"], days, "demo: seeding the newest week, newest day first"
         )
@@ -134,12 +140,37 @@ def seed_and_simulate(
         weeks = weeks_newest_first(older, older_end)
         seed_history(ingest, keys["ingest"], weeks, "demo: seeding older weeks, newest first")
         marker.write_text(json.dumps({"seeded_at": datetime.now(UTC).isoformat()}))
+        (opts.data_dir / SEEDING).unlink(missing_ok=True)
     if channels is not None:  # a fifth of the live traffic as the providers send it, signed
         from cem.demo.provider_feed import start_provider_feed
 
         start_provider_feed(ingest, channels, opts.data_dir, population, opts.demo_rate / 5, stop)
     if not stop.is_set():
         simulate.live_traffic(ingest, keys["ingest"], population, rng, opts.demo_rate, stop)
+
+
+# The moment a demo seeding is anchored at, kept until it ends: the history is generated from
+# it (the same moment, the same events and ids), so a `cem up --demo` stopped mid-seeding sends
+# the same events again when restarted — duplicates — instead of a history shifted to a new
+# now beside the first (new ids, and a conflict for each event whose id the shift kept).
+SEEDING = "demo-seeding.json"
+
+
+def _seeding_anchor(opts: UpOptions) -> tuple[datetime, bool]:
+    """The seeding's moment: a seeding begun before with the same demo options, else now
+    (recorded); and whether it resumes one."""
+    path = opts.data_dir / SEEDING
+    shape = {"customers": opts.demo_customers, "days": opts.demo_days}
+    try:
+        begun = json.loads(path.read_text())
+        if begun.get("demo") == shape:
+            return datetime.fromisoformat(begun["now"]), True
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # none (or unreadable): a seeding of its own
+    now = datetime.now(UTC)
+    if not (opts.data_dir / "demo-seeded.json").exists():
+        path.write_text(json.dumps({"now": now.isoformat(), "demo": shape}))
+    return now, False
 
 
 def seed_history(
