@@ -59,6 +59,7 @@ from kernel.sealing import KeyCache
 from kernel.secrets import SecretBox
 from kernel.settings import CoreSettings, IngestSettings
 from kernel.wakeup import Wakeup
+from kernel.write_watch import WatchedPublisher
 from services.identity.filing import IdentityFiler
 from services.identity.resolver import IdentityResolver
 from services.identity.settings import IdentitySettings
@@ -107,6 +108,8 @@ class Platform:
     latest_arrivals: LatestPositions = field(init=False)
     # The filing stage's own process, when `start(filing_process=True)` started one.
     filing_process: FilingProcess | None = field(init=False, default=None)
+    # How the ingest's writes to the log are going, when `build` made its publisher.
+    writes: WatchedPublisher | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         # One filer (the filing stage's) and one decoder for every runner: the projections read
@@ -257,9 +260,11 @@ def build(
     private_dir(data_dir)
     if log is None:
         log = SqliteLog(data_dir / "log.sqlite", partitions=settings.partitions)
+    watched: WatchedPublisher | None = None
     if publisher is None:
         assert isinstance(log, SqliteLog), "pass a publisher matching the given log"
-        publisher = SqlitePublisher(log)
+        # What /ready says of writes (kernel/write_watch.py): a log that reads, refusing writes.
+        publisher = watched = WatchedPublisher(SqlitePublisher(log), settings.publish_timeout_s)
     warehouse = warehouse or ChdbWarehouse(data_dir / "warehouse", database="cem")
     keys = keys or SqliteKeyStore(data_dir / "keys.sqlite")
     clock = clock or SystemClock()
@@ -292,17 +297,29 @@ def build(
     platform.access_audit = access_audit or SqliteAccessAudit(data_dir / AUDIT_FILE)
     # Derived like the channel secrets' and customer ids' keys: CEM_SECRET_KEY, else secret.key.
     platform.bucket_key = touchpoint_bucket_key(local_platform_key(settings))
+    platform.writes = watched
     platform.app = create_app(platform)
     return platform
 
 
 def health(platform: Platform) -> dict[str, Any]:
     """What /health says: the mode, each consumer group's backlog and, when the filing stage runs
-    in a process of its own, that process."""
+    in a process of its own, that process; `degraded` and the stages whose batch keeps failing."""
     found: dict[str, Any] = {"mode": "embedded", "lag": platform.lag()}
     if platform.filing_process is not None:
         found["filing_process"] = platform.filing_process.state()
+    # A stage whose batch keeps failing (a store locked or unwritable): named, with its error.
+    failing = {r.stage: state for r in platform.runners if (state := r.failing()) is not None}
+    if failing:
+        found |= {"status": "degraded", "failing": failing}
     return found
+
+
+def _log_probe(platform: Platform) -> None:
+    """The log answers a read, and the ingest's writes to it are getting through."""
+    platform.log.end_offsets(TOUCHPOINTS_TOPIC)
+    if platform.writes is not None:
+        platform.writes.check()
 
 
 def create_app(platform: Platform) -> FastAPI:
@@ -349,7 +366,7 @@ def create_app(platform: Platform) -> FastAPI:
     readiness.set_checks(
         app,
         {
-            "event_log": lambda: platform.log.end_offsets(TOUCHPOINTS_TOPIC),
+            "event_log": lambda: _log_probe(platform),
             "warehouse": lambda: platform.warehouse.select("SELECT 1 AS ok"),
             **audit_probe(app),
         },

@@ -52,6 +52,7 @@ from kernel.ports import (
     Warehouse,
 )
 from kernel.settings import CoreSettings, IngestSettings, QuerySettings
+from kernel.write_watch import WatchedPublisher
 
 if TYPE_CHECKING:  # the identity store's client loads only when identity is switched on
     from services.identity.resolver import IdentityResolver
@@ -253,13 +254,14 @@ def build_ingest(
         seal_key = index.seal_key()
     keys = keys or PostgresKeyStore(postgres_dsn(settings))
     distributed = settings.model_copy(update={"mode": "distributed"})
-    publisher = sealing_publisher(
+    # What /ready says of writes (kernel/write_watch.py): a broker that answers, refusing records.
+    writes = WatchedPublisher(
         IdempotentPublisher(
             log, index, TOUCHPOINTS_TOPIC, timeout_s=settings.publish_timeout_s, seal_key=seal_key
         ),
-        distributed,
-        default_rules,
+        settings.publish_timeout_s,
     )
+    publisher = sealing_publisher(writes, distributed, default_rules)
     channels = channels or channels_from_settings(distributed)
     if bucket_key is None:
         bucket_key = shared_bucket_key(distributed)
@@ -279,6 +281,7 @@ def build_ingest(
         probes["kafka"] = log.ping
     if isinstance(index, PostgresIdempotencyIndex):
         probes["postgres"] = index.ping
+    probes["event_log_writes"] = writes.check
     readiness.set_checks(app, probes)
     return IngestService(settings, app, publisher, log, index, keys, channels)
 

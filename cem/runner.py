@@ -163,18 +163,44 @@ class Runner(threading.Thread):
         self.stage, self.step = name, step
         self.stopping = threading.Event()
         self.processed = 0
+        # While its batch keeps failing: since when (wall clock), how often, the latest error.
+        self.failing_since: datetime | None = None
+        self.failures = 0
+        self.last_error = ""
 
     def run(self) -> None:
         backoff = 0.1
         while not self.stopping.is_set():
             try:
                 self.processed += self.step()
-                backoff = 0.1
-            except Exception:
-                # The batch is not committed, so it is read again after the pause.
-                log.exception("runner %s failed a batch; retrying", self.stage)
+            except Exception as exc:
+                # The batch is not committed, so it is read again after the pause. The first
+                # failure with its traceback; the retries in one line each, not 60 lines every
+                # few seconds while a store is down.
+                self.failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                if self.failing_since is None:
+                    self.failing_since = datetime.now(UTC)
+                    log.exception("runner %s failed a batch; retrying", self.stage)
+                else:
+                    log.warning("runner %s failed its batch again (%d times since %s): %s; "
+                                "retrying", self.stage, self.failures,
+                                f"{self.failing_since:%H:%M:%S}", self.last_error)  # fmt: skip
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+            else:
+                if self.failing_since is not None:
+                    log.warning("runner %s recovered after %d failed attempts",
+                                self.stage, self.failures)  # fmt: skip
+                self.failing_since, self.failures, self.last_error = None, 0, ""
+                backoff = 0.1
+
+    def failing(self) -> dict[str, object] | None:
+        """What /health says of a stage whose batch keeps failing; None while it goes on."""
+        since = self.failing_since
+        if since is None:
+            return None
+        return {"since": since.isoformat(), "attempts": self.failures, "error": self.last_error}
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self.stopping.set()

@@ -10,8 +10,10 @@ alone, so its outage is a warehouse twin raising what the adapters raise (Wareho
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,7 @@ from kernel.ports import WarehouseUnavailable
 from kernel.settings import IngestSettings, QuerySettings
 from services.projections.projection import ProjectionsProjection
 from tests.engines import Engines
-from tests.events import BUCKET_KEY
+from tests.events import BUCKET_KEY, event
 
 TIMELINE = "/v1/customers/cust-1/timeline"
 
@@ -119,7 +121,7 @@ def test_the_ingest_is_not_ready_while_kafka_is_down(
     try:
         with TestClient(service.app) as client:
             eventually(lambda: client.get("/ready").status_code == 200, "ready", 60)
-            assert_ready(client, {"kafka", "postgres"})
+            assert_ready(client, {"kafka", "postgres", "event_log_writes"})
             engines.kill("kafka")
             try:
                 assert not_ready(client, "kafka")
@@ -186,3 +188,42 @@ def test_the_embedded_app_reports_its_log_and_warehouse_and_answers_503_json_in_
     assert client.get("/ready").json()["checks"]["event_log"] == "ok"
     flaky.down = False
     assert_ready(client, {"event_log", "warehouse", "access_audit"})
+
+
+def chat() -> dict[str, Any]:
+    return event("message.received", "chat", {"customer_id": "cust-1"}, datetime.now(UTC),
+                 {"text": "hola"})  # fmt: skip
+
+
+def test_the_embedded_app_is_not_ready_while_its_log_refuses_writes(tmp_path: Path) -> None:
+    # Another process holds the SQLite log's write lock: every POST answered 503 while /ready
+    # said `event_log: ok`, since the log still answered a read (found by a review).
+    keys = MemoryKeyStore()
+    settings = IngestSettings(data_dir=tmp_path / "data", identity="rule", publish_timeout_s=1.0)
+    platform = build(settings, keys=keys)
+    auth = {"Authorization": f"Bearer {keys.create('acme', 'ingest')[1]}"}
+    holder = sqlite3.connect(settings.data_dir / "log.sqlite", timeout=0.1)
+    try:
+        with TestClient(platform.app) as client:
+            first = client.post("/v1/events", json={"events": [chat()]}, headers=auth)
+            assert first.status_code == 200, first.text
+            assert client.get("/ready").json()["checks"]["event_log"] == "ok"
+            holder.execute("BEGIN EXCLUSIVE")
+            assert_unavailable(
+                client.post("/v1/events", json={"events": [chat()]}, headers=auth),
+                "log_unavailable",
+            )
+            assert not_ready(client, "event_log")
+            holder.rollback()
+            eventually(
+                lambda: (
+                    client.post("/v1/events", json={"events": [chat()]}, headers=auth).status_code
+                    == 200
+                ),
+                "a write through again",
+                30,
+            )
+            eventually(lambda: client.get("/ready").status_code == 200, "ready again", 30)
+    finally:
+        holder.close()
+        platform.log.close()
