@@ -8,13 +8,13 @@ translated here, in one place. `CEM_DEBUG=1` shows the traceback instead, for bu
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 from collections.abc import Callable
 
 import httpx
 from pydantic import ValidationError
 
+from cem.adapters.sqlite_damage import damaged_file_report
 from kernel.ports import LogUnavailable
 
 USAGE_ERROR = 2  # argparse's own exit status for bad arguments
@@ -64,34 +64,12 @@ def describe(exc: BaseException) -> tuple[str, int] | None:
         return f"cannot reach the server: {exc}", FAILED
     if isinstance(exc, LogUnavailable):  # PostgreSQL, Kafka or a log that cannot answer in time
         return str(exc), FAILED
-    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
-        # "file is not a database", "database disk image is malformed": a damaged file, not a
-        # busy one (OperationalError: locked, unwritable, which commands report themselves).
-        where = _sqlite_file(exc)
-        named = f"{where} is damaged" if where else "a SQLite file of the data directory is damaged"
-        return f"{named} ({exc}): restore it from a backup", FAILED
+    if (damaged := damaged_file_report(exc)) is not None:
+        return damaged, FAILED
     if isinstance(exc, ValueError):
         return str(exc), USAGE_ERROR
     if isinstance(exc, OSError):
         return exc.strerror and f"{exc.strerror}: {exc.filename}" or str(exc), FAILED
-    return None
-
-
-def _sqlite_file(exc: BaseException) -> str | None:
-    """The file of the SQLite connection the failing call used, found in the traceback's frames
-    (the exception does not name it); None when no frame holds one that still answers."""
-    tb = exc.__traceback__
-    while tb is not None:
-        for value in tb.tb_frame.f_locals.values():
-            if isinstance(value, sqlite3.Connection):
-                try:
-                    rows = value.execute("PRAGMA database_list").fetchall()
-                except sqlite3.Error:
-                    continue
-                files = [row[2] for row in rows if row[1] == "main" and row[2]]
-                if files:
-                    return str(files[0])
-        tb = tb.tb_next
     return None
 
 
