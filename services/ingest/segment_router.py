@@ -159,9 +159,13 @@ def _with_segment_error(send: Send) -> Send:
                 start.clear()
                 await send(message)
                 return
-            body = _segment_error_body(body)
-            headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+            plain = (b"content-type", b"text/plain; charset=utf-8") in start["headers"]
+            body = _plain_error_body(body) if plain else _segment_error_body(body)
+            dropped = (b"content-length", b"content-type") if plain else (b"content-length",)
+            headers = [(k, v) for k, v in start["headers"] if k.lower() not in dropped]
             headers.append((b"content-length", str(len(body)).encode()))
+            if plain:
+                headers.append((b"content-type", b"application/json"))
             await send({**start, "headers": headers})
             start.clear()
             await send({**message, "body": body})
@@ -169,6 +173,14 @@ def _with_segment_error(send: Send) -> Send:
         await send(message)
 
     return sending
+
+
+def _plain_error_body(body: bytes) -> bytes:
+    """A plain-text refusal (Starlette's CORS middleware refusing a preflight: "Disallowed CORS
+    method") in the one error shape, Segment's `code` and `message` at the top too."""
+    message = body.decode("utf-8", "replace").strip() or "the request was refused"
+    return orjson.dumps({"code": "bad_request", "message": message,
+                         **error_body("bad_request", message)})  # fmt: skip
 
 
 def _segment_error_body(body: bytes) -> bytes:

@@ -165,6 +165,27 @@ def test_only_the_segment_paths_answer_other_origins(ingest: Ingest) -> None:
     assert "access-control-allow-origin" not in posted.headers
 
 
+@pytest.mark.parametrize(
+    ("method", "headers", "said"),
+    [
+        ("PUT", "content-type", "Disallowed CORS method"),
+        ("POST", "x-foo", "Disallowed CORS headers"),
+    ],
+)
+def test_a_refused_preflight_is_the_one_json_error(
+    ingest: Ingest, method: str, headers: str, said: str
+) -> None:
+    # Starlette's middleware answered these in plain text (found by a review).
+    preflight = {"Origin": "https://shop.example", "Access-Control-Request-Method": method,
+                 "Access-Control-Request-Headers": headers}  # fmt: skip
+    answer = ingest.client.options("/v1/t", headers=preflight)
+    assert answer.status_code == 400
+    assert answer.headers["content-type"] == "application/json"
+    body = answer.json()
+    assert body["code"] == body["error"]["code"] == "bad_request"
+    assert said in body["message"] and said in body["error"]["message"]
+
+
 def test_an_agent_key_may_not_track(ingest: Ingest) -> None:
     response = send(ingest, "/v1/track", track(), key=ingest.key("agent"))
     assert response.status_code == 403
