@@ -104,6 +104,10 @@ def test_drill_down_pages_with_a_cursor(api: Api, deployment: Deployment) -> Non
     assert bad.status_code == 422
     unknown = api.get("/v1/satisfaction/responses", manager, metric="happiness")
     assert unknown.json()["error"]["details"][0]["path"] == "query.metric"
+    # A date alone is midnight UTC here too, as on every other read (it was a 422 here alone,
+    # "since must include a UTC offset": found by a review).
+    dates = api.get("/v1/satisfaction/responses", manager, since="2026-12-01", until="2026-12-02")
+    assert dates.status_code == 200, dates.text
 
 
 def download(api: Api, key: str, path: str, fmt: str, **params: Any) -> bytes:

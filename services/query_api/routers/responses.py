@@ -20,7 +20,7 @@ from kernel.processing import to_micros
 from schemas.envelope import Channel
 from services.projections.timeline import from_micros
 from services.query_api.exports import DOWNLOAD_RESPONSES, ExportFormat, Format, download
-from services.query_api.routers.satisfaction import TOUCHPOINT_PATTERN, window
+from services.query_api.routers.satisfaction import TOUCHPOINT_PATTERN, Since, Until, window
 from services.satisfaction.drilldown import (
     DEFAULT_PAGE,
     MAX_PAGE,
@@ -126,10 +126,8 @@ def _response_out(row: dict[str, Any]) -> SurveyResponseOut:
 def survey_responses(
     request: Request,
     principal: Annotated[Principal, Depends(require(CAN_READ_ANSWERS))],
-    since: Annotated[
-        datetime | None, Query(description="inclusive; default until − 30 days")
-    ] = None,
-    until: Annotated[datetime | None, Query(description="exclusive; default now")] = None,
+    since: Since = None,
+    until: Until = None,
     touchpoint: Annotated[str | None, Query(pattern=TOUCHPOINT_PATTERN, max_length=64)] = None,
     channel: Annotated[Channel | None, Query(description="attributed channel")] = None,
     metric: Annotated[str | None, Query(max_length=40, description=", ".join(METRICS))] = None,
