@@ -29,6 +29,7 @@ from cem.serving import free_port, stop_processes
 URL = re.compile(r"^\s+health\s+(?P<url>http\S+)/health$")
 KEY = re.compile(r"^\s{4}(?P<role>ingest|agent|manager|admin)\s+(?P<secret>cem_\S+)$")
 SAMPLE = re.compile(r"^\s+sample customer (?P<name>.+) \(id (?P<key>\S+)\)$")
+INGEST = re.compile(r"^\s+ingest\s+POST (?P<url>http\S+)/v1/events$")
 
 
 @dataclass
@@ -39,11 +40,18 @@ class Banner:
     keys: dict[str, str] = field(default_factory=dict)
     sample_key: str = ""
     lines: list[str] = field(default_factory=list)
+    posted_to: str = ""  # where events are posted, when the banner names it
+
+    @property
+    def ingest_url(self) -> str:
+        return self.posted_to or self.url
 
     def read(self, line: str) -> None:
         self.lines.append(line)
         if m := URL.match(line):
             self.url = m["url"]
+        elif m := INGEST.match(line):
+            self.posted_to = m["url"]
         elif m := KEY.match(line):
             self.keys[m["role"]] = m["secret"]
         elif m := SAMPLE.match(line):

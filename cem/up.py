@@ -214,13 +214,13 @@ def print_banner(
         f"  satisfaction    {url}/v1/satisfaction/touchpoints",
         f"  alerts          {url}/v1/alerts",
         f"  merge review    {url}/v1/merge-candidates (manager key)",
-        f"  metrics         {url}/metrics",
+        f"  metrics         {ingest_url or url}/metrics",
     ]
     if keys:
         lines.append("  demo keys (tenant 'demo'; send as 'Authorization: Bearer <key>'):")
         lines += [f"    {role:<8} {secret}" for role, secret in keys.items()]
     if keys and sample:
-        lines += sample_lines(url, keys, sample)
+        lines += sample_lines(url, keys, sample, ingest_url)
     if users:
         lines.append(f"  demo people (tenant 'demo'; sign in at {url}/signin):")
         lines += [
@@ -229,12 +229,15 @@ def print_banner(
     print("\n".join(lines), flush=True)
 
 
-def sample_lines(url: str, keys: dict[str, str], sample: SampleCustomer) -> list[str]:
-    """Ready-to-paste commands for the sample customer and the manager's default view."""
+def sample_lines(
+    url: str, keys: dict[str, str], sample: SampleCustomer, ingest_url: str | None = None
+) -> list[str]:
+    """Ready-to-paste commands for the sample customer and the manager's default view; the
+    export line names where events are posted apart (the distributed mode's ingest service)."""
     agent, manager = (f"-H 'Authorization: Bearer {keys[r]}'" for r in ("agent", "manager"))
     exports = (
-        f"export CEM={url} INGEST_KEY={keys['ingest']} AGENT_KEY={keys['agent']} "
-        f"MANAGER_KEY={keys['manager']} CUSTOMER={sample.key}"
+        f"export CEM={url} INGEST_URL={ingest_url or url} INGEST_KEY={keys['ingest']} "
+        f"AGENT_KEY={keys['agent']} MANAGER_KEY={keys['manager']} CUSTOMER={sample.key}"
     )
     return [
         f"  sample customer {sample.name} (id {sample.key})",

@@ -53,6 +53,7 @@ def test_each_readme_example_runs_as_written(demo: Banner, example: str) -> None
     env = {
         **os.environ,
         "CEM": demo.url,
+        "INGEST_URL": demo.ingest_url,
         "INGEST_KEY": demo.keys["ingest"],
         "AGENT_KEY": demo.keys["agent"],
         "MANAGER_KEY": demo.keys["manager"],

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from cem.adapters.memory_users import MemoryUserStore
 from cem.up import DEMO_TENANT, demo_users, print_banner
 from kernel.accounts import Accounts
@@ -25,3 +27,18 @@ def test_one_demo_person_per_role_who_can_sign_in(tmp_path: Path, capsys) -> Non
     banner = capsys.readouterr().out
     assert "http://127.0.0.1:8000/signin" in banner
     assert all(email in banner and password in banner for email, password in users.values())
+
+
+def test_the_distributed_banner_sends_the_readmes_posts_and_metrics_to_the_ingest(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Its export line gave only the query API, where the README's POST answered 404, and its
+    # metrics link was the query API's, a 404 too (found by a review).
+    from cem.demo_seed import SampleCustomer
+
+    keys = {role: f"cem_{role}" for role in ("ingest", "agent", "manager", "admin")}
+    print_banner("http://127.0.0.1:8001", keys, SampleCustomer("Emma Baker", "c_x"),
+                 read_only=False, ingest_url="http://127.0.0.1:8000")  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "export CEM=http://127.0.0.1:8001 INGEST_URL=http://127.0.0.1:8000 " in printed
+    assert "metrics         http://127.0.0.1:8000/metrics" in printed
