@@ -69,9 +69,14 @@ async def _api_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _log_unavailable(_: Request, exc: Exception) -> JSONResponse:
     # Never a 2xx without the log's acknowledgement (F01, F12): the client retries later.
-    return _respond(
-        503, "log_unavailable", str(exc) or "event log unavailable", headers={"Retry-After": "5"}
-    )
+    # The code of the store that does not answer: the log's, or PostgreSQL's (`store_unavailable`).
+    code = exc.code if isinstance(exc, LogUnavailable) else "log_unavailable"
+    message = str(exc) or "event log unavailable"
+    return _respond(503, code, message, headers={"Retry-After": "5"})
+
+
+# The codes `_log_unavailable` answers with (each a `LogUnavailable.code`), for the pages' words.
+STORE_CODES = ("log_unavailable", "store_unavailable")
 
 
 async def _warehouse_unavailable(_: Request, exc: Exception) -> JSONResponse:

@@ -155,7 +155,10 @@ class Clock(Protocol):
 
 
 class LogUnavailable(RuntimeError):
-    """The event log cannot acknowledge right now; callers answer 503 with Retry-After."""
+    """The event log cannot acknowledge right now; callers answer 503 with Retry-After, under
+    `code` (a subclass for another store names its own: kernel/api_errors.py)."""
+
+    code = "log_unavailable"
 
 
 class WarehouseUnavailable(RuntimeError):

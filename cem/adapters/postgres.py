@@ -27,7 +27,11 @@ class PostgresUnavailable(LogUnavailable):
     """PostgreSQL cannot answer in time (down, restarting, pool exhausted, lock wait too long).
 
     A LogUnavailable, so the HTTP services answer 503 with Retry-After: nothing was acknowledged.
+    Its code is its own: keys, accounts and the identity store live there too, and a query API
+    whose PostgreSQL is down is not told "the event log does not answer" (found by a review).
     """
+
+    code = "store_unavailable"
 
 
 def describe(dsn: str) -> str:

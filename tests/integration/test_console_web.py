@@ -123,6 +123,27 @@ def test_wrong_password_then_lock_out(app: FastAPI, client: TestClient) -> None:
     assert sign_in(client, email)[0] == 429  # the right password, but locked
 
 
+def test_signing_in_while_the_account_store_is_down_is_a_page_saying_so(
+    app: FastAPI, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The person at the sign-in form got the API's raw JSON 503, and it named the event log
+    # (found by a review, with PostgreSQL stopped).
+    from cem.adapters.postgres import PostgresUnavailable
+
+    def down(*args: object) -> None:
+        raise PostgresUnavailable("PostgreSQL at db:5432/cem: couldn't get a connection")
+
+    email = person(app, "agent")
+    monkeypatch.setattr(Accounts, "sign_in", down)
+    page = client.get("/signin")
+    answer = client.post("/signin", data={"email": email, "password": PASSWORD,
+                                          "csrf": form_token(page.text)})  # fmt: skip
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "30"
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "the account store does not answer" in answer.text
+    assert form_token(answer.text)  # the form again, to try once it answers
+
+
 def test_pages_need_a_session(client: TestClient) -> None:
     for path in ("/console", "/dashboard", "/"):
         answer = client.get(path, follow_redirects=False)

@@ -10,6 +10,7 @@ import pytest
 from eventsourcing.domain import Aggregate
 
 from kernel.accounts import USER_ROLES
+from kernel.api_errors import STORE_CODES
 from schemas.envelope import Channel
 from services.identity import audit
 from services.identity.audit import ACTIONS
@@ -146,6 +147,7 @@ def error_codes() -> set[str]:
     codes |= {code for _, code in _ERRORS.values()} | {"identity_error"}
     codes |= {"unauthorized", "forbidden", "not_found", "method_not_allowed", "http_error"}
     codes |= {"invalid_parameter", "range_too_large"}  # `_invalid`'s codes in the query routes
+    codes |= set(STORE_CODES)  # the stores' own codes (`LogUnavailable.code`)
     return codes - {"malformed_form"}  # the sign-in form's, which answers with a page
 
 

@@ -27,6 +27,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "password": "Password",
         "wrong_credentials": "Wrong email or password.",
         "locked": "Too many failed attempts: this account is locked for 15 minutes.",
+        "signin_unavailable": "Signing in is not possible right now (the account store does "
+        "not answer); try again in a minute.",
         "session_form_expired": "The form expired. Please try again.",
         "signed_in_as": "Signed in as",
         "console": "Agent console",
@@ -292,6 +294,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "administrator if it keeps failing.",
         "api_error_log_unavailable": "The event log does not answer right now; try again in a "
         "few seconds.",
+        "api_error_store_unavailable": "The database of keys, accounts and identities does not "
+        "answer right now; try again in a few seconds.",
         "api_error_read_only": "This server is read-only: it takes no changes.",
         "api_error_merge_refused": "This merge is not allowed.",
         "api_error_split_refused": "Those customers are not merged: nothing to split.",
@@ -317,6 +321,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "password": "Contraseña",
         "wrong_credentials": "Correo o contraseña incorrectos.",
         "locked": "Demasiados intentos fallidos: la cuenta queda bloqueada 15 minutos.",
+        "signin_unavailable": "Ahora no se puede iniciar sesión (el almacén de cuentas no "
+        "responde); inténtalo de nuevo en un minuto.",
         "session_form_expired": "El formulario ha caducado. Inténtalo de nuevo.",
         "signed_in_as": "Sesión de",
         "console": "Consola de agente",
@@ -518,6 +524,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "sigue fallando, avisa a tu administrador.",
         "api_error_log_unavailable": "El registro de eventos no responde ahora; inténtalo en "
         "unos segundos.",
+        "api_error_store_unavailable": "La base de datos de claves, cuentas e identidades no "
+        "responde ahora; inténtalo en unos segundos.",
         "api_error_read_only": "Este servidor es de solo lectura: no admite cambios.",
         "api_error_merge_refused": "Esta fusión no está permitida.",
         "api_error_split_refused": "Esos clientes no están fusionados: no hay nada que separar.",

@@ -23,6 +23,7 @@ from fastapi.templating import Jinja2Templates
 from kernel.accounts import AccountLocked, Accounts, ActiveSession
 from kernel.api_errors import ApiError
 from kernel.auth import SESSION_COOKIE, session_of
+from kernel.ports import LogUnavailable
 from kernel.request_body import read_limited
 from services.projections.timeline import type_titles
 from services.query_api.web.i18n import LANG_COOKIE, LANGUAGES, MESSAGES, language_of
@@ -110,6 +111,10 @@ async def signin(request: Request) -> Response:
         signed = _accounts(request).sign_in(form.get("email", ""), form.get("password", ""))
     except AccountLocked:
         return _signin_form(request, "locked", 429)
+    except LogUnavailable:  # the account store (PostgreSQL) does not answer: a page, not JSON
+        unavailable = _signin_form(request, "signin_unavailable", 503)
+        unavailable.headers["Retry-After"] = "30"
+        return unavailable
     if signed is None:
         return _signin_form(request, "wrong_credentials", 401)
     response = RedirectResponse("/console", status_code=303)
