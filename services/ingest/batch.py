@@ -197,7 +197,12 @@ def _published_result(
 ) -> ItemResult:
     errors: tuple[Violation, ...] = ()
     if status is PublishStatus.conflict:
-        message = "event_id already accepted with a different payload; the original is kept"
+        # Not "already accepted": the first payload's request may have been answered 503 and
+        # not stored yet (its claim holds the id until a retry of that body completes it).
+        message = (
+            "event_id was already sent with a different payload (stored, or in a request "
+            "answered 503 that sending the same body again completes); this one is not stored"
+        )
         errors = (Violation("conflict", message, "event_id"),)
         notes = ()  # about the body that was not stored
     return ItemResult(index, ItemStatus(status.value), out.event_id, errors, notes)

@@ -95,7 +95,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Malformed JSON"},
     401: {"description": "Missing, unknown or revoked key"},
     403: {"description": "The key's role may not ingest"},
-    409: {"description": "The event_id was already accepted with a different payload"},
+    409: {"description": "The event_id was already sent with a different payload"},
     413: {"description": "Body, event or batch over its limit"},
     415: {"description": "Unsupported content type"},
     422: {"description": "Invalid event, or a batch with every item rejected"},
@@ -184,7 +184,7 @@ def single_response(result: ItemResult) -> JSONResponse:
     details = [safe_violation(v) for v in result.errors]
     if result.status is ItemStatus.conflict:
         return _error(
-            409, "conflict", f"event {result.event_id} conflicts with a stored one", details
+            409, "conflict", f"event {result.event_id} conflicts with one sent before", details
         )
     if result.status is ItemStatus.rejected and result.rejection_code == "event_too_large":
         return _error(413, "payload_too_large", details[0]["message"], details)
