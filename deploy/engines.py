@@ -8,7 +8,8 @@
 
 `start` picks free ports on 127.0.0.1, keeps data, logs and a pid file in the state directory
 (default $CEM_ENGINES_DIR/<engine>, else /tmp/cem-engines/<engine>), waits until the engine answers,
-and prints its endpoint as `PREFIX<NAME>=value` lines for `eval`. Starting a stopped or killed
+and prints its endpoint as `export PREFIX<NAME>=value` lines for `eval` (plain `NAME=value` with
+`--prefix ''`, for parsers). Starting a stopped or killed
 instance again reuses its ports and data. Needs what .ci/provision.sh installs.
 """
 
@@ -43,7 +44,10 @@ def start(engine: str, state: State, prefix: str) -> None:
     began = time.monotonic()
     state.dir.mkdir(parents=True, exist_ok=True)
     endpoint = STARTERS[engine](state)
-    lines = "".join(f"{prefix}{name}={value}\n" for name, value in endpoint.items())
+    # With a prefix, lines for `eval "$(…)"`: exported, so the `cem serve` started after sees
+    # them (plain assignments stayed in the shell, found by a review); without one, for parsers.
+    export = "export " if prefix else ""
+    lines = "".join(f"{export}{prefix}{name}={value}\n" for name, value in endpoint.items())
     state.path("endpoint.env").write_text(lines)
     sys.stdout.write(lines)
     print(

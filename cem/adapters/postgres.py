@@ -116,7 +116,10 @@ class PostgresPool:
             ):
                 yield cursor
         except psycopg.OperationalError as exc:
-            raise PostgresUnavailable(f"PostgreSQL at {self.where}: {exc}") from exc
+            # The setting is named: a DSN left unset (localhost:5432) reads as a mistake of ours.
+            raise PostgresUnavailable(
+                f"PostgreSQL at {self.where} (CEM_POSTGRES_DSN): {exc}"
+            ) from exc
 
     def create_schema(self, lock_name: str, ddl: str) -> None:
         """Run `CREATE ... IF NOT EXISTS` statements once, even when replicas start together.

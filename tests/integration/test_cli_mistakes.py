@@ -273,6 +273,7 @@ def test_an_unreachable_postgresql_is_one_line_after_saying_where(tmp_path: Path
     said, mistake = done.stderr.strip().splitlines()  # where the keys are, then what went wrong
     assert said == "cem: keys are stored in PostgreSQL (CEM_MODE=distributed)"
     assert mistake.startswith("cem keys: PostgreSQL at 127.0.0.1:"), mistake
+    assert "(CEM_POSTGRES_DSN)" in mistake, mistake
 
 
 @pytest.mark.parametrize(("args", "named"), [(["keys"], "create, list, revoke"),
