@@ -227,13 +227,17 @@ def _replay(args: argparse.Namespace) -> int:
 def _replay_distributed(into: str) -> int:
     """The Kafka filings topic into database `into` of the ClickHouse server (CEM_* settings)."""
     from cem.faust_worker import WorkerSettings, database_of
+    from cem.progress import progress_bar_sized_later
     from cem.projection_set import default_projections
     from cem.replay import replay_distributed
 
     settings = WorkerSettings()
     if into == database_of(settings.clickhouse_url):
         raise CliError("replay into a fresh database, not the live one: pass --into NAME")
-    count = replay_distributed(settings, into, default_projections())
+    with progress_bar_sized_later(f"replaying into {into!r}", unit="records") as (sized, done):
+        count = replay_distributed(
+            settings, into, default_projections(), on_progress=done, on_total=sized
+        )
     print(f"replayed {count} records into database {into!r}")
     return 0
 

@@ -43,6 +43,12 @@ def progress_bar(
     description: str, total: int | None, unit: str = "events"
 ) -> Iterator[Callable[[int], None]]:
     """A bar for one step; the callable it yields sets how many items are done so far."""
+    with _bar(unit) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda done: progress.update(task, completed=done)
+
+
+def _bar(unit: str) -> Progress:
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -54,6 +60,18 @@ def progress_bar(
     console = Console(stderr=True)
     if not console.is_terminal:
         console.width = LOG_WIDTH  # a log has no width: rich's 80 columns cut the counts and rate
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda done: progress.update(task, completed=done)
+    return Progress(*columns, console=console)
+
+
+@contextmanager
+def progress_bar_sized_later(
+    description: str, unit: str = "events"
+) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
+    """A bar whose total is known only once the work starts (a Kafka topic's end offsets, read
+    by the step itself): yields (set the total, set how many are done)."""
+    with _bar(unit) as progress:
+        task = progress.add_task(description, total=None)
+        yield (
+            lambda total: progress.update(task, total=total),
+            lambda done: progress.update(task, completed=done),
+        )

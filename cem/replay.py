@@ -52,11 +52,15 @@ def replay(
     batch: int = 20_000,
     decode_record: Decode = decode_value,
     on_progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
 ) -> int:
     """Process the whole log of filings, as it is now, into `warehouse`; returns the records read.
-    `on_progress` hears the records read so far, across every projection, after each batch."""
+    `on_progress` hears the records read so far, across every projection, after each batch;
+    `on_total`, once, how many that will be."""
     ensure_tables(warehouse, projections)
     target = log.end_offsets(topic)
+    if on_total is not None:
+        on_total(sum(target.values()) * len(projections))
     run_id = uuid.uuid4().hex[:8]
     total = 0
     for projection in projections:
@@ -81,6 +85,7 @@ def replay_distributed(
     into: str,
     projections: Sequence[Projection],
     on_progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
 ) -> int:
     """`cem replay` in the distributed mode: the Kafka filings topic into database `into` of the
     ClickHouse server (dropped first). Only sealed filings are taken, as the workers take them."""
@@ -110,6 +115,7 @@ def replay_distributed(
             batch=5000,
             decode_record=decode,
             on_progress=on_progress,
+            on_total=on_total,
         )
     finally:
         opener.close()

@@ -125,7 +125,9 @@ def test_a_replay_rebuilds_the_by_event_table(warehouse: ChdbWarehouse, chdb_pat
     log = history_with_redeliveries(warehouse)
     rebuilt = ChdbWarehouse(chdb_path, database=f"replay_{uuid.uuid4().hex[:12]}")
     try:
-        assert replay(log, rebuilt, [PROJECTIONS]) > 0
+        totals: list[int] = []
+        assert replay(log, rebuilt, [PROJECTIONS], on_total=totals.append) > 0
+        assert totals == [sum(log.end_offsets(FILINGS_TOPIC).values())]
         assert by_event_rows(rebuilt) == by_event_rows(warehouse)
         assert by_event_rows(warehouse)
     finally:

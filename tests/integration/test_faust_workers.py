@@ -764,7 +764,13 @@ def replayed_tables(target: Target) -> dict[str, list[str]]:
         partitions=PARTITIONS,
         filings_topic=target.filings,
     )
-    assert replay_distributed(settings, into, default_projections()) > 0
+    totals: list[int] = []
+    done: list[int] = []
+    count = replay_distributed(
+        settings, into, default_projections(), on_progress=done.append, on_total=totals.append
+    )
+    # The progress `cem replay` draws (it printed nothing for a minute: found by a review).
+    assert count > 0 and len(totals) == 1 and done[-1] == count <= totals[0]
     rebuilt = ClickHouseWarehouse(target.clickhouse_url, into)
     try:
         return live_tables(rebuilt, target.tenant)
