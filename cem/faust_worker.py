@@ -50,6 +50,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -241,11 +242,36 @@ async def until_done(
     delay = FIRST_RETRY_S
     while True:
         try:
-            return await asyncio.to_thread(call)
+            found = await asyncio.to_thread(call)
         except retry_on as exc:
             log.warning("%s failed (%r); retrying it in %.1fs", doing, exc, delay)
+            FAILING.failed(doing, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, settings.retry_max_s)
+        else:
+            FAILING.succeeded(doing)
+            return found
+
+
+class Failing:
+    """What this worker keeps failing at (a store down: the same batch retried), for its /health
+    and /ready: since when, how many attempts, the latest error. One worker app per process."""
+
+    def __init__(self) -> None:
+        self.now: dict[str, dict[str, object]] = {}
+
+    def failed(self, doing: str, exc: BaseException) -> None:
+        since = self.now.get(doing, {}).get("since") or datetime.now(UTC).isoformat()
+        attempts = int(str(self.now.get(doing, {}).get("attempts", 0))) + 1
+        error = f"{type(exc).__name__}: {exc}"[:300]
+        self.now[doing] = {"since": since, "attempts": attempts, "error": error}
+
+    def succeeded(self, doing: str) -> None:
+        if self.now.pop(doing, None) is not None:
+            log.warning("%s succeeded again", doing)
+
+
+FAILING = Failing()
 
 
 # What makes the filing stage file the same batch again later: the claims or identity (PostgreSQL),
@@ -405,11 +431,23 @@ def create_app(name: str, source_topic: str, settings: WorkerSettings, step: Ste
 
 
 def add_health_page(app: faust.App, name: str) -> None:
-    """`GET /health` for container probes: the worker process is up and its app is running."""
+    """`GET /health` for container probes: the worker process is up and its app is running,
+    `degraded` with what it keeps failing at (a store down: a review saw `ok` while every batch
+    failed); `GET /ready`: 503 naming it meanwhile, as every HTTP process of the platform does."""
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
+        if FAILING.now:
+            return web.json({"status": "degraded", "service": name, "failing": FAILING.now})
         return web.json({"status": "ok", "service": name})
+
+    @app.page("/ready")
+    async def ready(web: Any, request: Any) -> Any:
+        checks = {doing: f"unavailable: {state['error']}" for doing, state in FAILING.now.items()}
+        if checks:
+            body = {"status": "unavailable", "checks": checks}
+            return web.json(body, status=503, headers={"Retry-After": "5"})
+        return web.json({"status": "ready", "checks": {}})
 
 
 def run_worker(projection: Projection, settings: CoreSettings | None = None) -> None:

@@ -245,3 +245,5 @@ def test_every_acked_event_is_stored_once_across_broker_kills_under_load(
         assert deployment.running(service)
         health = deployment.health(service)
         assert (health.status_code, health.json()) == (200, {"status": "ok", "service": service})
+        ready = httpx.get(f"{deployment.urls[service]}/ready", timeout=5.0)
+        assert (ready.status_code, ready.json()) == (200, {"status": "ready", "checks": {}})
