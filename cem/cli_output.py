@@ -13,8 +13,9 @@ import httpx
 from cem.cli_errors import CliError
 
 
-def check_port_free(host: str, port: int) -> None:
-    """Fail before starting anything when the port cannot be listened on (busy, or not ours)."""
+def check_port_free(host: str, port: int, option: str = "--port") -> None:
+    """Fail before starting anything when the port cannot be listened on (busy, or not ours);
+    `option` is the one that sets it."""
     if not 0 < port < 65536:
         raise CliError(f"port {port} is not a TCP port (1-65535)", status=2)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -26,7 +27,7 @@ def check_port_free(host: str, port: int) -> None:
             raise CliError(f"cannot listen on {host!r}: not a known address", status=2) from None
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise CliError(f"port {port} on {host} is busy: pass another --port") from None
+                raise CliError(f"port {port} on {host} is busy: pass another {option}") from None
             raise CliError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 

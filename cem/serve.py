@@ -113,6 +113,11 @@ def run_worker_service(
 
     config = _as(WorkerSettings, settings)
     if health_port is not None:
+        # Busy: one line before faust starts (its web server's bind error was an 80-line
+        # traceback, found by a review).
+        from cem.cli_output import check_port_free
+
+        check_port_free(host or ServerSettings().host, health_port, "--health-port")
         config = config.model_copy(
             update={
                 "worker_web_port": health_port,

@@ -224,7 +224,10 @@ def test_serve_on_a_busy_port_is_one_line(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         done = cem("serve", "query-api", "--port", str(port), cwd=tmp_path)
+        # A worker's health port too (an 80-line traceback from faust's web server before).
+        worker = cem("serve", "projections", "--health-port", str(port), cwd=tmp_path)
     assert_one_line_mistake(done, f"port {port}", "busy")
+    assert_one_line_mistake(worker, f"port {port}", "busy", "--health-port")
 
 
 def test_serve_with_unreachable_engines_is_one_line(tmp_path: Path) -> None:
