@@ -12,8 +12,10 @@ durable *before* the provider is told to stop retrying, in the same store in bot
 from __future__ import annotations
 
 import builtins
+import hashlib
 import re
 import secrets
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -62,6 +64,18 @@ class NewDeadLetter:
     body: bytes
     reason: str
     violations: list[dict[str, str]] = field(default_factory=list)
+
+
+def letter_id(letter: NewDeadLetter) -> str:
+    """A dead letter's id, derived from what was delivered (tenant, channel, URL, body): a
+    provider redelivering the same delivery finds its letter kept already and adds no second one
+    (each redelivery added a letter: found by a review). Stores insert a letter once by it."""
+    digest = hashlib.sha256(letter.body).hexdigest()
+    named = f"{letter.tenant_id}/{letter.channel_id}/{letter.url}/{digest}"
+    return str(uuid.uuid5(_LETTER_NAMESPACE, named))
+
+
+_LETTER_NAMESPACE = uuid.UUID("5f0c1e9a-7d2b-5c4e-8a61-2b9d4e7f3a10")
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import builtins
 import threading
-import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ from kernel.channels import (
     DeadLetterStatus,
     NewDeadLetter,
     WebhookDeadLetter,
+    letter_id,
     mint_channel_id,
 )
 from kernel.secrets import SecretBox
@@ -107,12 +107,12 @@ class MemoryChannelStore:
         return True
 
     def keep_dead_letter(self, letter: NewDeadLetter) -> str:
-        dead_letter_id = str(uuid.uuid4())
+        dead_letter_id = letter_id(letter)
         fields = {k: getattr(letter, k) for k in NewDeadLetter.__dataclass_fields__}
         fields["headers"] = kept_headers(letter.headers)
-        with self._lock:
-            self._letters[dead_letter_id] = WebhookDeadLetter(
-                **fields, dead_letter_id=dead_letter_id
+        with self._lock:  # a redelivery of a delivery kept already adds nothing
+            self._letters.setdefault(
+                dead_letter_id, WebhookDeadLetter(**fields, dead_letter_id=dead_letter_id)
             )
         return dead_letter_id
 

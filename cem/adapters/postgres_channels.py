@@ -11,7 +11,6 @@ from __future__ import annotations
 import builtins
 import json
 import secrets
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +23,7 @@ from kernel.channels import (
     DeadLetterStatus,
     NewDeadLetter,
     WebhookDeadLetter,
+    letter_id,
     mint_channel_id,
 )
 from kernel.secrets import KEY_BYTES, SecretBox
@@ -62,9 +62,11 @@ LETTER_COLUMNS = (
     "dead_letter_id, tenant_id, provider, channel_id, received_at, url, headers, body, "
     "reason, violations, status, attempts"
 )
+# A redelivery of a delivery kept already (the same id: kernel.channels.letter_id) adds nothing.
 INSERT_LETTER = """INSERT INTO webhook_dead_letters
   (dead_letter_id, tenant_id, provider, channel_id, received_at, url, headers, body, reason,
-   violations) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"""
+   violations) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+  ON CONFLICT (dead_letter_id) DO NOTHING"""
 # Every filter is a parameter; a NULL parameter means "any".
 SELECT_LETTERS = f"""SELECT {LETTER_COLUMNS} FROM webhook_dead_letters
   WHERE (%(provider)s::text IS NULL OR provider = %(provider)s)
@@ -175,15 +177,15 @@ class PostgresChannelStore:
         return row is not None
 
     def keep_dead_letter(self, letter: NewDeadLetter) -> str:
-        letter_id = str(uuid.uuid4())
+        kept_id = letter_id(letter)
         row = (
-            letter_id, letter.tenant_id, letter.provider, letter.channel_id, letter.received_at,
+            kept_id, letter.tenant_id, letter.provider, letter.channel_id, letter.received_at,
             letter.url, json.dumps(kept_headers(letter.headers)), letter.body, letter.reason,
             json.dumps(letter.violations),
         )  # fmt: skip
         with self.db.transaction() as cursor:
             cursor.execute(INSERT_LETTER, row)
-        return letter_id
+        return kept_id
 
     def dead_letters(
         self,

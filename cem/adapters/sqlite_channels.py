@@ -6,7 +6,6 @@ import builtins
 import json
 import sqlite3
 import threading
-import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -21,6 +20,7 @@ from kernel.channels import (
     DeadLetterStatus,
     NewDeadLetter,
     WebhookDeadLetter,
+    letter_id,
     mint_channel_id,
 )
 from kernel.secrets import SecretBox
@@ -57,7 +57,8 @@ LETTER_COLUMNS = (
     "dead_letter_id, tenant_id, provider, channel_id, received_at, url, headers, body, "
     "reason, violations, status, attempts"
 )
-INSERT_LETTER = f"""INSERT INTO webhook_dead_letters ({LETTER_COLUMNS})
+# A redelivery of a delivery kept already (the same id: kernel.channels.letter_id) adds nothing.
+INSERT_LETTER = f"""INSERT OR IGNORE INTO webhook_dead_letters ({LETTER_COLUMNS})
   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0)"""
 # Every filter is a parameter; a NULL parameter means "any".
 SELECT_LETTERS = f"""SELECT {LETTER_COLUMNS} FROM webhook_dead_letters
@@ -156,15 +157,15 @@ class SqliteChannelStore:
         return changed.rowcount == 1
 
     def keep_dead_letter(self, letter: NewDeadLetter) -> str:
-        letter_id = str(uuid.uuid4())
+        kept_id = letter_id(letter)
         row = (
-            letter_id, letter.tenant_id, letter.provider, letter.channel_id,
+            kept_id, letter.tenant_id, letter.provider, letter.channel_id,
             to_micros(letter.received_at), letter.url, json.dumps(kept_headers(letter.headers)),
             letter.body, letter.reason, json.dumps(letter.violations),
         )  # fmt: skip
         with self._db() as conn:
             conn.execute(INSERT_LETTER, row)
-        return letter_id
+        return kept_id
 
     def dead_letters(
         self,

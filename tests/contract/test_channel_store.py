@@ -25,7 +25,10 @@ def box() -> SecretBox:
     return SecretBox(platform_key(Path("/nonexistent"), env_value=new_key_text()))
 
 
-def letter(tenant: str, provider: str = "shopify", at: datetime | None = None) -> NewDeadLetter:
+def letter(
+    tenant: str, provider: str = "shopify", at: datetime | None = None, delivery: int = 1
+) -> NewDeadLetter:
+    """A dead letter of `delivery` (each its own body, as each delivery a provider sends)."""
     return NewDeadLetter(
         tenant_id=tenant,
         provider=provider,
@@ -33,7 +36,7 @@ def letter(tenant: str, provider: str = "shopify", at: datetime | None = None) -
         received_at=at or datetime(2026, 11, 2, 10, 0, tzinfo=UTC),
         url="http://cem.example/v1/webhooks/shopify/ch_xxxxxxxxxxxxxxxx",
         headers={"Content-Type": "application/json", "Authorization": "Basic c2VjcmV0"},
-        body=b'{"id": 1, "\xc3\xb1": "\x00"}',
+        body=b'{"id": %d, "\xc3\xb1": "\x00"}' % delivery,
         reason="unmappable",
         violations=[{"code": "missing", "message": "no customer", "path": "customer"}],
     )
@@ -112,10 +115,22 @@ class ChannelStoreContract:
         assert kept.headers == {"content-type": "application/json"}
         assert kept.received_at == letter(tenant).received_at
 
+    def test_a_delivery_redelivered_is_one_dead_letter(
+        self, store: ChannelStore, tenant: str
+    ) -> None:
+        # A provider redelivering the same delivery added a letter each time (found by a
+        # review); another delivery is another letter.
+        first = store.keep_dead_letter(letter(tenant))
+        later = datetime(2026, 11, 2, 10, 5, tzinfo=UTC)
+        assert store.keep_dead_letter(letter(tenant, at=later)) == first
+        other = store.keep_dead_letter(letter(tenant, delivery=2))
+        kept = [d.dead_letter_id for d in store.dead_letters(tenant_id=tenant)]
+        assert sorted(kept) == sorted([first, other]) and first != other
+
     def test_dead_letter_filters(self, store: ChannelStore, tenant: str) -> None:
         early = datetime(2026, 11, 1, tzinfo=UTC)
         store.keep_dead_letter(letter(tenant, "shopify", early))
-        store.keep_dead_letter(letter(tenant, "typeform", early + timedelta(days=2)))
+        store.keep_dead_letter(letter(tenant, "typeform", early + timedelta(days=2), delivery=2))
         assert [d.provider for d in store.dead_letters(tenant_id=tenant)] == [
             "shopify",
             "typeform",
@@ -127,8 +142,8 @@ class ChannelStoreContract:
         assert len(store.dead_letters(tenant_id=tenant, since=since)) == 1
 
     def test_settling_a_dead_letter(self, store: ChannelStore, tenant: str) -> None:
-        failing = store.keep_dead_letter(letter(tenant))
-        done = store.keep_dead_letter(letter(tenant))
+        failing = store.keep_dead_letter(letter(tenant, delivery=1))
+        done = store.keep_dead_letter(letter(tenant, delivery=2))
         new = [{"code": "c", "message": "m", "path": "p"}]
         store.settle_dead_letter(failing, replayed=False, reason="still", violations=new)
         store.settle_dead_letter(done, replayed=True, reason="", violations=[])
