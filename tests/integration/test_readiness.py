@@ -195,12 +195,14 @@ def chat() -> dict[str, Any]:
                  {"text": "hola"})  # fmt: skip
 
 
-def test_the_embedded_app_is_not_ready_while_its_log_refuses_writes(tmp_path: Path) -> None:
+def test_the_embedded_app_is_not_ready_while_its_log_refuses_writes(
+    tmp_path: Path, warehouse: ChdbWarehouse
+) -> None:
     # Another process holds the SQLite log's write lock: every POST answered 503 while /ready
     # said `event_log: ok`, since the log still answered a read (found by a review).
     keys = MemoryKeyStore()
     settings = IngestSettings(data_dir=tmp_path / "data", identity="rule", publish_timeout_s=1.0)
-    platform = build(settings, keys=keys)
+    platform = build(settings, keys=keys, warehouse=warehouse)  # chdb: one per process
     auth = {"Authorization": f"Bearer {keys.create('acme', 'ingest')[1]}"}
     holder = sqlite3.connect(settings.data_dir / "log.sqlite", timeout=0.1)
     try:
