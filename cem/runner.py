@@ -205,6 +205,9 @@ class Runner(threading.Thread):
     def stop(self, timeout_s: float = 10.0) -> None:
         self.stopping.set()
         self.join(timeout_s)
+        if self.is_alive():  # its batch waits on a store: it is abandoned (nothing committed)
+            log.warning("runner %s did not finish its batch within %.0f s; not waiting longer",
+                        self.stage, timeout_s)  # fmt: skip
 
 
 def filing_runner(

@@ -9,6 +9,7 @@ import json
 import os
 import random
 import signal
+import sys
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -297,5 +298,8 @@ def run(opts: UpOptions, settings: IngestSettings | None = None) -> None:
             server_header=False,
         )
     finally:
+        # Said at once: a store that is locked or down can hold a batch for seconds (a review
+        # waited 15 s after SIGTERM with nothing printed).
+        print("cem up: stopping: finishing the batches in progress", file=sys.stderr, flush=True)
         stop.set()
         platform.stop()
