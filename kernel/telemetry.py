@@ -137,7 +137,7 @@ def error_code(exc: Exception) -> str:
     if isinstance(exc, StorageFull):
         return "storage_full"
     if isinstance(exc, LogUnavailable):
-        return "log_unavailable"
+        return exc.code  # the store's own: log_unavailable, or store_unavailable (PostgreSQL)
     return "internal_error"
 
 

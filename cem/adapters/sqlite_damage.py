@@ -12,9 +12,16 @@ def damaged_file_report(exc: BaseException) -> str | None:
     commands report themselves)."""
     if not isinstance(exc, sqlite3.DatabaseError) or isinstance(exc, sqlite3.OperationalError):
         return None
+    # Only a damaged file: a UNIQUE violation or a closed connection is a bug to show as one, not
+    # a file to restore from a backup (found by a review).
+    if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return None
     where = _sqlite_file(exc)
     named = f"{where} is damaged" if where else "a SQLite file of the data directory is damaged"
     return f"{named} ({exc}): restore it from a backup"
+
+
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26  # the primary result codes, as sqlite3.h has them
 
 
 def _sqlite_file(exc: BaseException) -> str | None:
