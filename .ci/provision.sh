@@ -2,7 +2,7 @@
 # Installs what the real-service tests need on a fresh Debian bookworm machine (run as root):
 # ClickHouse server 18.16 and PostgreSQL 15 from Debian, Chromium and its driver (the browser tests),
 # a JRE and Maven, and the Kafka broker's jars
-# from Maven Central into deploy/kafka/lib/. Idempotent and quiet; any failure stops it loudly.
+# from Maven Central into deploy/kafka/lib/, npm and Segment's analytics.js (tests/e2e/analytics_js). Idempotent and quiet; any failure stops it loudly.
 # The services are never started here: deploy/engines.py starts private instances on free ports.
 set -euo pipefail
 
@@ -72,13 +72,26 @@ fetch_kafka_jars() {
   touch "$stamp"
 }
 
+# Segment's official browser library (analytics.js), which a browser test loads into a shop's
+# page: the exact version package-lock.json pins, from the npm registry.
+fetch_analytics_js() {
+  local dir="$ROOT/tests/e2e/analytics_js" stamp
+  stamp="$dir/node_modules/.fetched-$(sha256sum "$dir/package-lock.json" | cut -c1-16)"
+  [[ -e $stamp ]] && return 0
+  npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >/tmp/cem-provision-npm.log 2>&1 \
+    || { cat /tmp/cem-provision-npm.log >&2; die "npm ci (analytics.js) failed"; }
+  touch "$stamp"
+}
+
 tools=()
 command -v java >/dev/null || tools+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || tools+=(maven)
+command -v npm >/dev/null || tools+=(npm)
 apt_install "${APT_PACKAGES[@]}" ${tools[@]+"${tools[@]}"}
 keep_default_services_down
 fetch_kafka_jars
+fetch_analytics_js
 
 command -v clickhouse-server >/dev/null || die "clickhouse-server not on PATH after install"
 [[ -x /usr/lib/postgresql/15/bin/initdb ]] || die "PostgreSQL 15 initdb missing after install"
-echo "provision: ok (clickhouse-server, postgresql 15, kafka jars in deploy/kafka/lib)"
+echo "provision: ok (clickhouse-server, postgresql 15, kafka jars in deploy/kafka/lib, analytics.js)"

@@ -310,6 +310,8 @@ def health(platform: Platform) -> dict[str, Any]:
         found["filing_process"] = platform.filing_process.state()
     # A stage whose batch keeps failing (a store locked or unwritable): named, with its error.
     failing = {r.stage: state for r in platform.runners if (state := r.failing()) is not None}
+    if platform.filing_process is not None and (told := platform.filing_process.failing()):
+        failing[FILING_STAGE] = told  # what the filing process says of its batch
     if failing:
         found |= {"status": "degraded", "failing": failing}
     return found

@@ -254,7 +254,8 @@ def build_ingest(
         seal_key = index.seal_key()
     keys = keys or PostgresKeyStore(postgres_dsn(settings))
     distributed = settings.model_copy(update={"mode": "distributed"})
-    # What /ready says of writes (kernel/write_watch.py): a broker that answers, refusing records.
+    # What /ready says of writes (kernel/write_watch.py): a broker that answers, refusing records,
+    # or the claims' PostgreSQL; the check's message names the error (`PostgresUnavailable: …`).
     writes = WatchedPublisher(
         IdempotentPublisher(
             log, index, TOUCHPOINTS_TOPIC, timeout_s=settings.publish_timeout_s, seal_key=seal_key
@@ -281,7 +282,9 @@ def build_ingest(
         probes["kafka"] = log.ping
     if isinstance(index, PostgresIdempotencyIndex):
         probes["postgres"] = index.ping
-    probes["event_log_writes"] = writes.check
+    probes["writes"] = (
+        writes.check
+    )  # claims in PostgreSQL and records in Kafka: the error names which
     readiness.set_checks(app, probes)
     return IngestService(settings, app, publisher, log, index, keys, channels)
 
@@ -327,11 +330,11 @@ def build_query_api(
         bucket_key=bucket_key,
         log_sealed=settings.seal_personal_data,
     )
-    # Erasures and alert actions are published to Kafka: /ready names it when it does not answer
-    # (it said ready while every erase request answered 503: found by a review).
+    # Erasures and alert actions are published to Kafka: /ready reports it (it said nothing while
+    # every erase request answered 503), without gating on it: reads do not need it.
     inner = unwrapped(publisher)
     if isinstance(inner, IdempotentPublisher) and isinstance(inner.log, KafkaLog):
-        app.state.readiness["kafka"] = inner.log.ping
+        readiness.add_reported(app, {"kafka": inner.log.ping})
     return QueryService(
         settings, app, warehouse, keys, identity, users, publisher, access_audit=access_audit
     )

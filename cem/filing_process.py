@@ -23,6 +23,7 @@ process that projects and answers queries.
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import signal
@@ -38,6 +39,8 @@ from kernel.settings import IngestSettings
 
 log = logging.getLogger(__name__)
 LOCK_FILE = "filing.lock"
+# While the child's batch keeps failing (a store locked or down): since when, attempts, error.
+STATE_FILE = "filing-failing.json"
 FIRST_PAUSE_S, LONGEST_PAUSE_S = 1.0, 30.0
 # A child that ran this long before exiting is not in a crash loop: the next pause is the first.
 HEALTHY_RUN_S = 60.0
@@ -48,6 +51,7 @@ class FilingProcess:
 
     def __init__(self, settings: IngestSettings, first_pause_s: float = FIRST_PAUSE_S) -> None:
         self.env = child_environment(settings, os.environ)
+        self.data_dir = Path(settings.data_dir)
         self.first_pause_s = first_pause_s
         self.restarts = 0
         self.last_exit: int | None = None
@@ -97,6 +101,17 @@ class FilingProcess:
     def running(self) -> bool:
         process = self._process
         return process is not None and process.poll() is None
+
+    def failing(self) -> dict[str, object] | None:
+        """What the running child said of a batch that keeps failing (`tell_parent`); None while
+        it goes on, or when what is written is another (earlier) child's."""
+        try:
+            told = json.loads((self.data_dir / STATE_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(told, dict) or told.pop("pid", None) != self.pid or not self.running():
+            return None
+        return told
 
     def check(self) -> None:
         """The readiness probe: raises while the process is not running."""
@@ -180,9 +195,12 @@ def run_child(settings: IngestSettings, stop: threading.Event) -> None:
     # Erasures: keys and identity here; the warehouse is the parent's (chdb: one process), which
     # deletes the rows when it reads the erasure's filing (`cem.erasure.delete_erased_rows`).
     eraser = eraser_for(identity, opener, settings, None)
+    state = data_dir / STATE_FILE
+    state.unlink(missing_ok=True)  # an earlier child's, gone with it
     runner = Runner(
         FILING_STAGE,
         lambda: file_once(event_log, None, filer, decode_record=decode, eraser=eraser),
+        on_failing=lambda failing: tell_parent(state, failing),
     )
     settle_collector()
     runner.start()
@@ -194,6 +212,17 @@ def run_child(settings: IngestSettings, stop: threading.Event) -> None:
         event_log.close()
         if identity is not None:
             identity.close()
+
+
+def tell_parent(state: Path, failing: dict[str, object] | None) -> None:
+    """The stage's failing state where the parent's /health reads it (`FilingProcess.failing`):
+    written whole (a rename), with this process's id; removed once it goes on again."""
+    if failing is None:
+        state.unlink(missing_ok=True)
+        return
+    written = state.with_suffix(".tmp")
+    written.write_text(json.dumps({"pid": os.getpid(), **failing}))
+    os.replace(written, state)
 
 
 def stop_on_end_of_input(stop: threading.Event) -> None:

@@ -158,9 +158,16 @@ class Runner(threading.Thread):
     """Runs one stage (`step`: one batch, returns the records it read) in a loop until stopped;
     retries a failed batch with backoff."""
 
-    def __init__(self, name: str, step: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        name: str,
+        step: Callable[[], int],
+        on_failing: Callable[[dict[str, object] | None], None] | None = None,
+    ) -> None:
+        """`on_failing` hears `failing()` each time it changes (the filing process tells its
+        parent so)."""
         super().__init__(name=f"runner-{name}", daemon=True)
-        self.stage, self.step = name, step
+        self.stage, self.step, self.on_failing = name, step, on_failing
         self.stopping = threading.Event()
         self.processed = 0
         # While its batch keeps failing: since when (wall clock), how often, the latest error.
@@ -186,14 +193,23 @@ class Runner(threading.Thread):
                     log.warning("runner %s failed its batch again (%d times since %s): %s; "
                                 "retrying", self.stage, self.failures,
                                 f"{self.failing_since:%H:%M:%S}", self.last_error)  # fmt: skip
+                self._tell()
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             else:
                 if self.failing_since is not None:
                     log.warning("runner %s recovered after %d failed attempts",
                                 self.stage, self.failures)  # fmt: skip
-                self.failing_since, self.failures, self.last_error = None, 0, ""
+                    self.failing_since, self.failures, self.last_error = None, 0, ""
+                    self._tell()
                 backoff = 0.1
+
+    def _tell(self) -> None:
+        if self.on_failing is not None:
+            try:
+                self.on_failing(self.failing())
+            except Exception:  # noqa: BLE001 - telling is best effort; the stage goes on
+                log.warning("runner %s could not tell its state", self.stage, exc_info=True)
 
     def failing(self) -> dict[str, object] | None:
         """What /health says of a stage whose batch keeps failing; None while it goes on."""

@@ -26,6 +26,13 @@ def set_checks(app: FastAPI, probes: Mapping[str, Probe]) -> None:
     app.state.readiness = dict(probes)
 
 
+def add_reported(app: FastAPI, probes: Mapping[str, Probe]) -> None:
+    """Dependencies `/ready` reports without gating on them: a few of the process's requests need
+    them (the query API's erasures need Kafka), most do not, and a replica taken out of rotation
+    for them would refuse every read too (found by a review). Those requests answer 503 alone."""
+    app.state.readiness_reported = {**getattr(app.state, "readiness_reported", {}), **probes}
+
+
 READY_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "Every dependency answers"},
     503: {"description": "A dependency does not answer; `checks` says which (Retry-After)"},
@@ -34,13 +41,15 @@ READY_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 @router.get("/ready", responses=READY_RESPONSES)
 def ready(request: Request) -> JSONResponse:
-    """Each dependency's state, `ok` or why not; 200 when all are ok, else 503."""
+    """Each dependency's state, `ok` or why not; 200 when all that gate it are ok, else 503."""
     probes: Mapping[str, Probe] = getattr(request.app.state, "readiness", {})
+    reported: Mapping[str, Probe] = getattr(request.app.state, "readiness_reported", {})
     checks = {name: outcome(probe) for name, probe in probes.items()}
+    shown = {**checks, **{name: outcome(probe) for name, probe in reported.items()}}
     if all(state == "ok" for state in checks.values()):
-        return JSONResponse({"status": "ready", "checks": checks})
+        return JSONResponse({"status": "ready", "checks": shown})
     return JSONResponse(
-        {"status": "unavailable", "checks": checks},
+        {"status": "unavailable", "checks": shown},
         status_code=503,
         headers={"Retry-After": RETRY_AFTER_S},
     )

@@ -521,6 +521,25 @@ def _single_route(kind: str) -> None:
 for _kind in KINDS:
     _single_route(_kind)
 
+# analytics.js's own usage telemetry: small counters of the library's health, nothing of a
+# customer's. Accepted and discarded, with CORS like the paths it sends beside: refused, it logged
+# a CORS error in the shop's page and stopped its telemetry (found by running the library).
+METRICS_LIMIT = 32 * 1024
+
+
+@segment_router.post(
+    "/v1/m",
+    name="segment_library_metrics",
+    responses={413: {"description": "over 32 KB"}},
+    openapi_extra=_body("analytics.js's usage metrics; read and discarded, no key needed"),
+)
+async def post_library_metrics(request: Request) -> JSONResponse:
+    """analytics.js's usage metrics (`/v1/m`): read within 32 KB, then discarded; nothing of
+    a customer's is in them, and nothing is stored."""
+    await read_limited(request, METRICS_LIMIT)
+    return JSONResponse({"success": True})
+
+
 # Every path above: what a shop's pages may post to from their own origin (CORS).
 SEGMENT_PATHS = frozenset(
     route.path for route in segment_router.routes if isinstance(route, APIRoute)

@@ -1324,3 +1324,86 @@ def test_the_alerts_queue_loads_more_than_one_page(
     mine = page.all(f'#alerts tr[data-alert-id] a[href$="paged-{tag}"]')
     assert len(mine) == len(answers)
     assert not page.find("#alerts-more").is_displayed()
+
+
+# --- Segment's official browser library (analytics.js) on a shop's page -------------------------
+ANALYTICS_JS = (
+    Path(__file__).parent / "analytics_js" / "node_modules" / "@segment" / "analytics-next"
+)
+SHOP_PAGE = """<!doctype html><html><head><title>Tienda</title>
+<script>window.analytics = {_cdn: location.origin + "/ajs"};</script>
+<script src="/ajs/analytics-next/bundles/index.js"></script>
+<script>
+const q = new URLSearchParams(location.search), key = q.get("key");
+const segment = {apiKey: key, apiHost: q.get("host") + "/v1", protocol: "http"};
+if (q.get("batch")) segment.deliveryStrategy = {strategy: "batching", config: {size: 10, timeout: 300}};
+window.shop = AnalyticsNext.AnalyticsBrowser.load({writeKey: key,
+  cdnSettings: {integrations: {"Segment.io": segment}, metrics: {sampleRate: 0}}});
+</script></head><body>tienda</body></html>"""
+
+
+@contextlib.contextmanager
+def shop_site() -> Iterator[str]:
+    """A shop's own site, another origin than cem's, serving a page with analytics.js as the
+    README says to load it (its files from the shop, settings inline): its URL."""
+    import http.server
+    import shutil
+    import tempfile
+    import threading
+    from functools import partial
+
+    bundles = ANALYTICS_JS / "dist" / "umd"
+    if not (bundles / "index.js").exists():
+        missing_service("analytics.js is not installed (.ci/provision.sh runs npm ci)")
+    with tempfile.TemporaryDirectory() as site:
+        served = Path(site) / "ajs" / "analytics-next" / "bundles"
+        served.mkdir(parents=True)
+        for bundle in bundles.glob("*.js"):
+            shutil.copy(bundle, served / bundle.name)
+        (Path(site) / "shop.html").write_text(SHOP_PAGE)
+        quiet = type(
+            "Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None}
+        )
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(quiet, directory=site))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+@pytest.mark.parametrize("batching", [False, True], ids=["one-request-each", "batched"])
+def test_the_official_analytics_js_sends_from_a_shops_page(
+    page: Page, api: Api, deployment: Deployment, batching: bool
+) -> None:
+    # The README claimed analytics.js; run with the real library, its setting alone (apiHost)
+    # asked Segment's CDN for settings and sent nothing, and its telemetry hit a 404 without
+    # CORS. Loaded as the README now says, from the shop's origin: identify, track and page
+    # reach the customer's timeline, the name and email with them.
+    tag = new_tag()
+    user, email = f"u-ajs-{tag}", f"ajs.{tag}@correo.es"
+    ingest_host = deployment.ingest_url.removeprefix("http://")
+    with shop_site() as shop:
+        query = f"key={deployment.key(TENANT_A, 'ingest')}&host={ingest_host}"
+        page.driver.get(f"{shop}/shop.html?{query}{'&batch=1' if batching else ''}")
+        page.driver.set_script_timeout(30)
+        anonymous = page.driver.execute_async_script(
+            """const [user, email, done] = arguments;
+            (async () => {
+              await window.shop.identify(user, {email, name: "Ana Prueba"});
+              await window.shop.track("Order Completed", {order_id: "o-" + user, revenue: 10});
+              await window.shop.page();
+              done((await window.shop.instance).user().anonymousId());
+            })().catch((e) => done("failed: " + e));""",
+            user,
+            email,
+        )
+    assert anonymous and not str(anonymous).startswith("failed"), anonymous
+    deployment.wait_processed()
+    agent = deployment.key(TENANT_A, "agent")
+    found = page.wait(lambda: len(api.timeline(agent, user)) == 3 and api.timeline(agent, user),
+                      timeout_s=60, what="the three calls in the timeline")  # fmt: skip
+    assert sorted(e["type"] for e in found) == [
+        "custom.order_completed", "custom.segment.identify", "page.viewed"]  # fmt: skip
+    assert api.customer_of(agent, email=email)

@@ -247,6 +247,7 @@ def test_every_acked_event_is_stored_once_across_broker_kills_under_load(
         assert (health.status_code, health.json()) == (200, {"status": "ok", "service": service})
         ready = httpx.get(f"{deployment.urls[service]}/ready", timeout=5.0)
         assert (ready.status_code, ready.json()) == (200, {"status": "ready", "checks": {}})
-    # The query API publishes erasures and alert actions: its readiness names Kafka too.
+    # The query API publishes erasures and alert actions: its readiness reports Kafka too (not
+    # gating on it: its reads do not need it).
     ready = httpx.get(f"{deployment.base_url}/ready", timeout=5.0)
     assert ready.status_code == 200 and ready.json()["checks"]["kafka"] == "ok", ready.text

@@ -121,7 +121,7 @@ def test_the_ingest_is_not_ready_while_kafka_is_down(
     try:
         with TestClient(service.app) as client:
             eventually(lambda: client.get("/ready").status_code == 200, "ready", 60)
-            assert_ready(client, {"kafka", "postgres", "event_log_writes"})
+            assert_ready(client, {"kafka", "postgres", "writes"})
             engines.kill("kafka")
             try:
                 assert not_ready(client, "kafka")

@@ -482,3 +482,19 @@ def test_a_rejected_message_names_the_field_it_wrote_not_the_mapped_events(
     found = item.get("errors") or item.get("notes")  # a bad email is ignored, not refused
     assert [e["path"] for e in found] == [path], item
     assert "occurred_at" not in found[0]["message"] and "customer." not in found[0]["message"]
+
+
+def test_analytics_js_usage_metrics_are_accepted_and_discarded(ingest: Ingest) -> None:
+    # The library posts its own telemetry to /v1/m beside the calls (no key); a 404 without
+    # CORS was a console error in the shop's page (found by running the library).
+    preflight = {"Origin": "https://shop.example", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "content-type"}  # fmt: skip
+    assert ingest.client.options("/v1/m", headers=preflight).status_code == 200
+    sent = {"series": [{"type": "Counter", "metric": "analytics_js.invoke", "value": 1}]}
+    answer = ingest.client.post("/v1/m", content=json.dumps(sent).encode(),
+                                headers={"Content-Type": "text/plain", "Origin": "https://shop.example"})  # fmt: skip
+    assert answer.status_code == 200 and answer.json() == {"success": True}
+    assert answer.headers["access-control-allow-origin"] == "*"
+    assert ingest.stored() == []
+    big = ingest.client.post("/v1/m", content=b"x" * 40_000, headers={"Content-Type": "text/plain"})
+    assert big.status_code == 413

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +95,31 @@ def test_a_stage_whose_batch_keeps_failing_says_since_when_and_why() -> None:
         time.sleep(0.05)
     runner.stop()
     assert runner.failing() is None  # it recovered
+
+
+def test_the_filing_process_tells_its_parent_a_batch_that_keeps_failing(tmp_path: Path) -> None:
+    # `cem up` files in a process of its own: a stage failing there was invisible to /health
+    # (found by a review). The child writes what its runner says; the parent reads the running
+    # child's, not an earlier one's.
+    import os
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    from cem.filing_process import STATE_FILE, FilingProcess, tell_parent
+    from kernel.settings import IngestSettings
+
+    parent = FilingProcess(IngestSettings(data_dir=tmp_path))
+    running = SimpleNamespace(pid=os.getpid(), poll=lambda: None)
+    parent._process = cast(Any, running)
+    failing = {
+        "since": "2026-12-06T08:00:00+00:00",
+        "attempts": 3,
+        "error": "OperationalError: locked",
+    }
+    tell_parent(tmp_path / STATE_FILE, failing)
+    assert parent.failing() == failing
+    parent._process = cast(Any, SimpleNamespace(pid=os.getpid() + 1, poll=lambda: None))
+    assert parent.failing() is None  # an earlier child's word
+    parent._process = cast(Any, running)
+    tell_parent(tmp_path / STATE_FILE, None)
+    assert parent.failing() is None and not (tmp_path / STATE_FILE).exists()
