@@ -280,7 +280,8 @@ def test_an_agent_searches_sees_the_timeline_and_a_new_event_arrives_live(
     # The identity history says which name it recorded, and an entry without a detail ends at
     # its action (no dangling separator).
     history = page.wait(lambda: page.text("#identity-history"), what="the identity history")
-    assert "name recorded · lucia perez gomez" in history, history  # as identity keeps it
+    # As the touchpoint wrote it, not folded as identity compares it (`lucia perez gomez`).
+    assert "name recorded · Lucía Pérez Gómez" in history, history
     assert not [line for line in history.splitlines() if line.rstrip().endswith("·")], history
     page.screenshot("console")
 
