@@ -144,6 +144,26 @@ def test_signing_in_while_the_account_store_is_down_is_a_page_saying_so(
     assert form_token(answer.text)  # the form again, to try once it answers
 
 
+def test_a_page_while_the_account_store_is_down_says_so_not_json(
+    app: FastAPI, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A signed-in agent opening the console while PostgreSQL was down got the API's raw JSON
+    # 503 (found by a review): the pages answer the sign-in page saying why.
+    from cem.adapters.postgres import PostgresUnavailable
+
+    assert sign_in(client, person(app, "agent"))[0] == 303
+
+    def down(*args: object) -> None:
+        raise PostgresUnavailable("PostgreSQL at db:5432/cem: couldn't get a connection")
+
+    monkeypatch.setattr(Accounts, "session", down)
+    for path in ("/console", "/dashboard", "/"):
+        answer = client.get(path, follow_redirects=False)
+        assert answer.status_code == 503, (path, answer.text)
+        assert answer.headers["content-type"].startswith("text/html"), path
+        assert "the account store does not answer" in answer.text
+
+
 def test_pages_need_a_session(client: TestClient) -> None:
     for path in ("/console", "/dashboard", "/"):
         answer = client.get(path, follow_redirects=False)

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from kernel.accounts import AccountLocked, Accounts, ActiveSession
@@ -29,7 +31,24 @@ from services.projections.timeline import type_titles
 from services.query_api.web.i18n import LANG_COOKIE, LANGUAGES, MESSAGES, language_of
 from services.query_api.web.settings import WebSettings
 
-router = APIRouter(include_in_schema=False)
+
+class _PageRoute(APIRoute):
+    """A page route: while the account store (PostgreSQL) does not answer, the person gets the
+    sign-in page saying so (503, Retry-After), not the API's JSON error (found by a review)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except LogUnavailable:
+                return _unavailable_page(request)
+
+        return guarded
+
+
+router = APIRouter(include_in_schema=False, route_class=_PageRoute)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 SIGNIN_CSRF_COOKIE = "cem_signin_csrf"
 MANAGERS = frozenset({"manager", "admin"})
@@ -101,6 +120,12 @@ def _signin_form(request: Request, error: str | None, status_code: int = 200) ->
     return response
 
 
+def _unavailable_page(request: Request) -> Response:
+    unavailable = _signin_form(request, "signin_unavailable", 503)
+    unavailable.headers["Retry-After"] = "30"
+    return unavailable
+
+
 @router.post("/signin")
 async def signin(request: Request) -> Response:
     form = await _form(request)
@@ -112,9 +137,7 @@ async def signin(request: Request) -> Response:
     except AccountLocked:
         return _signin_form(request, "locked", 429)
     except LogUnavailable:  # the account store (PostgreSQL) does not answer: a page, not JSON
-        unavailable = _signin_form(request, "signin_unavailable", 503)
-        unavailable.headers["Retry-After"] = "30"
-        return unavailable
+        return _unavailable_page(request)
     if signed is None:
         return _signin_form(request, "wrong_credentials", 401)
     response = RedirectResponse("/console", status_code=303)
