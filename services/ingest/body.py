@@ -44,12 +44,17 @@ def media_type(content_type: str | None, content_encoding: str | None = None) ->
     media = media.strip().lower()
     if media not in SUPPORTED:
         _unsupported(f"content type {media or '(none)'!r} is not supported")
-    charset = _param(params, "charset")
+    charset = charset_of(params)
     if charset not in (None, "utf-8", "utf8"):
         _unsupported(f"charset {charset!r} is not supported: JSON bodies are UTF-8")
     if (content_encoding or "identity").strip().lower() != "identity":
         _unsupported("compressed bodies (Content-Encoding) are not supported")
     return media
+
+
+def charset_of(params: str) -> str | None:
+    """The `charset` of a Content-Type's parameters (after its `;`), lower case; None without."""
+    return _param(params, "charset")
 
 
 def _param(params: str, name: str) -> str | None:

@@ -53,7 +53,7 @@ from services.ingest.batch import (
     encoded_size,
     identifier_notes,
 )
-from services.ingest.body import MalformedJson, parse_json, read_limited
+from services.ingest.body import MalformedJson, charset_of, parse_json, read_limited
 from services.ingest.quota import limiter_of
 from services.ingest.router import batch_response, count_outcome, publish, single_response
 from services.ingest.segment_config import (
@@ -261,9 +261,14 @@ def _presented_key(header: str) -> str:
 async def read_segment_body(request: Request, limit: int) -> bytes:
     """The body's bytes within `limit`, before and after gunzipping; 413 or 415 else (and 400
     for a broken gzip). `segment_json` parses them."""
-    media = (request.headers.get("content-type") or "").partition(";")[0].strip().lower()
+    media, _, params = (request.headers.get("content-type") or "").partition(";")
+    media = media.strip().lower()
     if media not in _CONTENT_TYPES:
         raise ApiError(415, "unsupported_media_type", f"send application/json, not {media!r}")
+    charset = charset_of(params)  # as /v1/events: a body said to be Latin-1 is not read as UTF-8
+    if charset not in (None, "utf-8", "utf8"):
+        message = f"charset {charset!r} is not supported: JSON bodies are UTF-8"
+        raise ApiError(415, "unsupported_media_type", message)
     try:
         data = await read_limited(request, limit)
     except ApiError as exc:
