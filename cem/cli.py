@@ -238,6 +238,7 @@ def _replay_distributed(into: str) -> int:
         count = replay_distributed(
             settings, into, default_projections(), on_progress=done, on_total=sized
         )
+        sized(count)  # what was read: the offsets' total counts records retention deleted too
     print(f"replayed {count} records into database {into!r}")
     return 0
 
