@@ -50,7 +50,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -65,7 +64,7 @@ from cem.adapters.kafka_log import KafkaLog, Leadership
 from cem.adapters.postgres_idempotency import PostgresIdempotencyIndex
 from cem.direct_ingest import RecordDecoder, TimedConsumed
 from cem.record_seal import is_sealed_filing, sealed_filing
-from cem.runner import Runner, ensure_tables, write_dead_letters
+from cem.runner import Failures, Runner, ensure_tables, write_dead_letters
 from cem.sealing import opener_for
 from kernel.filings import FILING_STAGE, FiledBatch, file_batch, project_filings
 from kernel.ports import (
@@ -249,29 +248,13 @@ async def until_done(
             await asyncio.sleep(delay)
             delay = min(delay * 2, settings.retry_max_s)
         else:
-            FAILING.succeeded(doing)
+            if FAILING.succeeded(doing) is not None:
+                log.warning("%s succeeded again", doing)
             return found
 
 
-class Failing:
-    """What this worker keeps failing at (a store down: the same batch retried), for its /health
-    and /ready: since when, how many attempts, the latest error. One worker app per process."""
-
-    def __init__(self) -> None:
-        self.now: dict[str, dict[str, object]] = {}
-
-    def failed(self, doing: str, exc: BaseException) -> None:
-        since = self.now.get(doing, {}).get("since") or datetime.now(UTC).isoformat()
-        attempts = int(str(self.now.get(doing, {}).get("attempts", 0))) + 1
-        error = f"{type(exc).__name__}: {exc}"[:300]
-        self.now[doing] = {"since": since, "attempts": attempts, "error": error}
-
-    def succeeded(self, doing: str) -> None:
-        if self.now.pop(doing, None) is not None:
-            log.warning("%s succeeded again", doing)
-
-
-FAILING = Failing()
+# What this worker keeps failing at (one worker app per process), for its /health and /ready.
+FAILING = Failures()
 
 
 # What makes the filing stage file the same batch again later: the claims or identity (PostgreSQL),

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import cast
 
 from cem import dead_letters
 from kernel.filings import FILING_STAGE, file_batch, project_filings
@@ -154,6 +155,28 @@ def run_once(
     return len(records)
 
 
+class Failures:
+    """What keeps failing, by name (a stage's batch, a worker's write): since when (wall clock),
+    how many attempts, the latest error, for /health and /ready; cleared by a success. The
+    runners of `cem up` and the distributed workers (`cem.faust_worker.FAILING`) keep one each."""
+
+    def __init__(self) -> None:
+        self.now: dict[str, dict[str, object]] = {}
+
+    def failed(self, name: str, exc: BaseException) -> bool:
+        """Records an attempt that failed; True for the first of a run of them."""
+        first = name not in self.now
+        was = self.now.get(name, {"since": datetime.now(UTC).isoformat(), "attempts": 0})
+        error = f"{type(exc).__name__}: {exc}"[:300]
+        self.now[name] = {"since": was["since"], "attempts": cast(int, was["attempts"]) + 1,
+                          "error": error}  # fmt: skip
+        return first
+
+    def succeeded(self, name: str) -> dict[str, object] | None:
+        """Clears a run of failures; what it was, if there was one."""
+        return self.now.pop(name, None)
+
+
 class Runner(threading.Thread):
     """Runs one stage (`step`: one batch, returns the records it read) in a loop until stopped;
     retries a failed batch with backoff."""
@@ -170,10 +193,7 @@ class Runner(threading.Thread):
         self.stage, self.step, self.on_failing = name, step, on_failing
         self.stopping = threading.Event()
         self.processed = 0
-        # While its batch keeps failing: since when (wall clock), how often, the latest error.
-        self.failing_since: datetime | None = None
-        self.failures = 0
-        self.last_error = ""
+        self.failures = Failures()  # while its batch keeps failing
 
     def run(self) -> None:
         backoff = 0.1
@@ -184,23 +204,18 @@ class Runner(threading.Thread):
                 # The batch is not committed, so it is read again after the pause. The first
                 # failure with its traceback; the retries in one line each, not 60 lines every
                 # few seconds while a store is down.
-                self.failures += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"[:300]
-                if self.failing_since is None:
-                    self.failing_since = datetime.now(UTC)
+                if self.failures.failed(self.stage, exc):
                     log.exception("runner %s failed a batch; retrying", self.stage)
                 else:
-                    log.warning("runner %s failed its batch again (%d times since %s): %s; "
-                                "retrying", self.stage, self.failures,
-                                f"{self.failing_since:%H:%M:%S}", self.last_error)  # fmt: skip
+                    log.warning("runner %s failed its batch again: %s; retrying",
+                                self.stage, self.failing())  # fmt: skip
                 self._tell()
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             else:
-                if self.failing_since is not None:
-                    log.warning("runner %s recovered after %d failed attempts",
-                                self.stage, self.failures)  # fmt: skip
-                    self.failing_since, self.failures, self.last_error = None, 0, ""
+                if (was := self.failures.succeeded(self.stage)) is not None:
+                    log.warning("runner %s recovered after %s failed attempts",
+                                self.stage, was["attempts"])  # fmt: skip
                     self._tell()
                 backoff = 0.1
 
@@ -213,10 +228,7 @@ class Runner(threading.Thread):
 
     def failing(self) -> dict[str, object] | None:
         """What /health says of a stage whose batch keeps failing; None while it goes on."""
-        since = self.failing_since
-        if since is None:
-            return None
-        return {"since": since.isoformat(), "attempts": self.failures, "error": self.last_error}
+        return self.failures.now.get(self.stage)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self.stopping.set()
