@@ -355,17 +355,11 @@ def _in_segment_terms(
     found = []
     for v in violations:
         path = segment_path(v.path, message, kind)
-        head = v.path.partition(".")[0]
-        text = (
-            path + v.message.removeprefix(v.path)
-            if v.message.startswith(v.path)
-            else (
-                path + v.message.removeprefix(head)
-                if v.message.startswith(head + " ")
-                else v.message
-            )
+        # A message that begins with the violated path (or its first part) names it.
+        named = next((n for n in (v.path, v.path.partition(".")[0]) if v.message.startswith(n)), "")
+        found.append(
+            Violation(v.code, path + v.message.removeprefix(named) if named else v.message, path)
         )
-        found.append(Violation(v.code, text, path))
     return tuple(found)
 
 
