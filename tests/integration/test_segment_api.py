@@ -403,16 +403,24 @@ def test_a_request_without_a_key_is_refused_before_its_body_is_parsed_strictly(
     assert answer.status_code == 401 and parsed == []
 
 
+def broken_client(
+    ingest: Ingest, monkeypatch: pytest.MonkeyPatch, module: Any, name: str
+) -> TestClient:
+    """A client of the ingest whose `module.name` raises as a bug would, answered, not raised."""
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(module, name, broken)
+    return TestClient(ingest.app, raise_server_exceptions=False)
+
+
 def test_a_server_failure_on_a_segment_path_is_json_a_page_may_read(
     ingest: Ingest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import services.ingest.segment_router as router
 
-    def broken(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("a bug")
-
-    monkeypatch.setattr(router, "prepare_messages", broken)
-    client = TestClient(ingest.app, raise_server_exceptions=False)
+    client = broken_client(ingest, monkeypatch, router, "prepare_messages")
     answer = client.post("/v1/t", content=json.dumps(track(writeKey=ingest.secret)).encode(),
                          headers={"Content-Type": "text/plain", "Origin": "https://shop.example"})  # fmt: skip
     assert answer.status_code == 500
@@ -427,11 +435,7 @@ def test_a_server_failure_anywhere_is_the_one_json_error_with_the_security_heade
     # security headers (found by a review): Starlette's last handler sends it past them.
     import services.ingest.router as router
 
-    def broken(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("a bug")
-
-    monkeypatch.setattr(router, "prepare", broken)
-    client = TestClient(ingest.app, raise_server_exceptions=False)
+    client = broken_client(ingest, monkeypatch, router, "prepare")
     answer = client.post(
         "/v1/events", json=[], headers={"Authorization": f"Bearer {ingest.secret}"}
     )
