@@ -142,12 +142,11 @@ def agree(a: str, b: str) -> bool:
 
 
 def same_full_name(ours: Iterable[str], theirs: Iterable[str], surnames: int) -> bool:
-    """Two customers' recorded names say one person: each side has a full name, every full name
-    on both sides is the same, and no two names on either side differ (`agree`)."""
+    """Two customers' recorded names say one person: each side has a full name, and no two names
+    on either side differ (`agree`), so every full name is the same or the beginning of another
+    (`juan pablo benitez`, a compound given name and one surname, of `juan pablo benitez
+    fernandez`)."""
     ours, theirs = sorted(set(ours)), sorted(set(theirs))
-    fulls = {n for n in (*ours, *theirs) if is_full(n, surnames)}
-    if len(fulls) != 1:
-        return False
     if not any(is_full(n, surnames) for n in ours) or not any(is_full(n, surnames) for n in theirs):
         return False
     every = [*ours, *theirs]

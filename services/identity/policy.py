@@ -772,15 +772,16 @@ def _their_name_on_our_mailbox(
 
 def _named_as(ours: set[str], group: Group, rules: TenantRules) -> bool:
     """The group is known by the one full name `ours` holds (`same_full_name`): by its recorded
-    names, or, with none recorded, by an email whose mailbox is named after it (`fits_mailbox`:
-    `dcaballero@` for `daniel caballero marin`)."""
+    names, or, with no full name recorded (none, or only names agreeing with it: `agustin vega`),
+    by an email whose mailbox is named after it (`fits_mailbox`: `dcaballero@` for `daniel
+    caballero marin`, `agustin.vega.vargas@` for `agustin vega vargas`)."""
     surnames = rules.name_surnames
-    if group.names:
+    if any(is_full(name, surnames) for name in group.names):
         return same_full_name(ours, group.names, surnames)
     full = {name for name in ours if is_full(name, surnames)}
     return (
         len(full) == 1
-        and same_full_name(ours, full, surnames)
+        and same_full_name(ours | group.names, full, surnames)
         and any(_mailbox_named(full, i, rules) for i in group.identifiers)
     )
 

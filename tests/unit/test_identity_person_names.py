@@ -83,6 +83,15 @@ def test_nicknames_are_not_equated() -> None:
         ({"ana garcia lopez"}, {"ana garcia perez"}, False),  # mother and daughter
         ({"ana garcia lopez"}, {"ana garcia lopez", "pepe garcia"}, False),
         (set(), {"ana garcia lopez"}, False),
+        # A compound given name with one surname reads as full too: each side's full name is
+        # the other's beginning, so nothing says two people (Juan Pablo, at work and at home).
+        ({"juan pablo benitez"}, {"juan pablo benitez fernandez"}, True),
+        (
+            {"juan pablo benitez"},
+            {"juan pablo benitez fernandez", "juan pablo benitez ruiz"},
+            False,
+        ),
+        ({"juan pablo benitez ruiz"}, {"juan pablo benitez fernandez"}, False),
     ],
 )
 def test_same_full_name(ours: set[str], theirs: set[str], one: bool) -> None:
@@ -320,6 +329,22 @@ def test_a_browser_user_with_no_name_recorded_is_known_by_the_name_its_mailbox_i
     # Nor is a customer known by a phone only, or whose recorded name differs.
     phone = group("phone", set(), Identifier("phone", "+34617345678"), BROWSER)
     assert meet_on(BROWSER, mine, phone, "daniel caballero marin") == ()
+
+
+def test_a_browser_user_known_by_part_of_a_name_is_known_by_the_full_name_its_mailbox_spells() -> (
+    None
+):
+    # Agustín chatted from his laptop as "Agustín Vega" with `agustin.vega.vargas@`; months later
+    # he types his new address there, known by his full name: one person.
+    old = group("old", {"agustin vega"}, email("agustin.vega.vargas@hotmail.com"), BROWSER)
+    new = group("new", {"agustin", "agustin vega vargas"}, email("agustinvega93@yahoo.es"))
+    assert meet_on(BROWSER, new, old, "agustin") == ("old",)
+    # A recorded name that differs from the full name keeps them apart, whatever the mailbox...
+    other = group("other", {"alberto vega"}, email("agustin.vega.vargas@hotmail.com"), BROWSER)
+    assert meet_on(BROWSER, new, other, "agustin") == ()
+    # ...and so does a mailbox not named after it (a brother's, on the family laptop).
+    brother = group("brother", {"pablo vega"}, email("pvega@hotmail.com"), BROWSER)
+    assert meet_on(BROWSER, new, brother, "agustin") == ()
 
 
 def test_a_slip_of_an_unnamed_customers_address_typed_with_the_name_it_is_named_after_is_theirs() -> (
