@@ -406,6 +406,33 @@ def test_alert_pages_follow_their_cursor_to_the_end(api: Api) -> None:
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_cursor"
 
 
+def test_an_alerts_download_holds_every_alert_not_one_page(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The dashboard's "Export CSV" asks for no limit: the manager gets the period's alerts, not
+    # the first page of them (found by a review: 100 of 152). Pages of 2 stand for pages of 1,000.
+    import services.query_api.routers.alerts as alerts_module
+
+    monkeypatch.setattr(alerts_module, "PAGE", 2)
+    monkeypatch.setattr(alerts_module, "EXPORT_PAGE", 2)
+    api.store("acme", [answer("csat", 1, timedelta(hours=h)) for h in (1, 2, 3, 4, 5)])
+    key = api.key("acme")
+    listed = api.get(ALERTS, key).json()
+    assert len(listed["alerts"]) == 2 and listed["next_cursor"]
+    whole = api.get(ALERTS, key, format="csv")
+    assert whole.status_code == 200 and "x-next-cursor" not in whole.headers
+    assert len(whole.text.strip().splitlines()) == 1 + 5  # the header and every alert
+    # A limit asked for is a page, and the download says where the rest start.
+    page = api.get(ALERTS, key, format="csv", limit=2)
+    assert len(page.text.strip().splitlines()) == 1 + 2 and page.headers["x-next-cursor"]
+    # So does a whole download cut at its bound.
+    monkeypatch.setattr(alerts_module, "EXPORT_MAX", 4)
+    cut = api.get(ALERTS, key, format="csv")
+    assert len(cut.text.strip().splitlines()) == 1 + 4
+    rest = api.get(ALERTS, key, cursor=cut.headers["x-next-cursor"]).json()["alerts"]
+    assert len(rest) == 1
+
+
 def test_the_openapi_document_describes_both_responses(api: Api) -> None:
     spec = api.app.openapi()
     schemas = spec["components"]["schemas"]

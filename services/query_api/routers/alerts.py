@@ -8,6 +8,7 @@ filed under, a member of that group, which `GET /v1/customers/{id}` resolves to 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -35,6 +36,9 @@ from services.satisfaction.sql import NO_END, AlertQuery
 router = APIRouter(tags=["alerts"], responses=AUTHENTICATED)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+PAGE = 100  # alerts per page when none is asked for
+EXPORT_MAX = 100_000  # alerts in one whole download
+EXPORT_PAGE = 1000  # alerts read at a time for it
 
 
 class DriftOut(BaseModel):
@@ -188,13 +192,21 @@ def list_alerts(
     channel: list[Channel] | None = Query(
         None, max_length=50, description="attributed channel; repeat for any of several"
     ),
-    limit: int = Query(100, ge=1, le=1000),
+    limit: int | None = Query(
+        None,
+        ge=1,
+        le=1000,
+        description=f"alerts per page (default {PAGE}); a download (format csv or parquet) "
+        f"without it holds every alert that matches, up to {EXPORT_MAX:,} (then "
+        "X-Next-Cursor says where the rest start)",
+    ),
     format: Format = ExportFormat.json,
 ) -> AlertList | Response:
     """At-risk customer alerts of the caller's tenant, newest first."""
+    whole = format != ExportFormat.json and limit is None
     start, end = utc("since", since), utc("until", until)
     ordered_range(start, end)
-    before = _position(cursor)
+    size = limit or (EXPORT_PAGE if whole else PAGE)
     # The tenant comes only from the credential: another tenant's customer id finds nothing (S01).
     # One query over every member: newest first, one row per alert, at most `limit`.
     query = AlertQuery(
@@ -203,12 +215,36 @@ def list_alerts(
         customers=_customers(request, principal.tenant_id, customer_id),
         touchpoints=any_of(touchpoint),
         channels=any_of(channel),
-        limit=limit + 1,  # one more tells whether another page follows
+        limit=size + 1,  # one more tells whether another page follows
         until=to_micros(end) if end else NO_END,
-        before=before,
+        before=_position(cursor),
     )
+    alerts: list[AlertOut] = []
+    next_cursor: str | None = None
+    # A page; a whole download reads page after page (each lifecycle lookup bounded by a page).
+    while True:
+        page, next_cursor = _alerts_page(request, query, size)
+        alerts += page
+        if not (whole and next_cursor and len(alerts) < EXPORT_MAX):
+            break
+        query = replace(query, before=_position(next_cursor))
+    if customer_id is not None and query.customers:  # one customer's alerts: audited
+        record_access(request, principal, query.customers[0], "alerts", customer_id)
+    if format != ExportFormat.json:
+        response = download_items(alerts, list(AlertOut.model_fields), "alerts", format)
+        if next_cursor:  # not every alert that matches: where the rest start
+            response.headers["X-Next-Cursor"] = next_cursor
+        return response
+    return AlertList(rule_set=RULE_SET, alerts=alerts, next_cursor=next_cursor)
+
+
+def _alerts_page(
+    request: Request, query: AlertQuery, size: int
+) -> tuple[list[AlertOut], str | None]:
+    """Up to `size` alerts from the query's position, with their lifecycle states, and the cursor
+    of the next page (None: no more)."""
     rows = read_alerts_with_drift(request.app.state.warehouse, query, to_micros(now(request)))
-    page, more = rows[:limit], len(rows) > limit
+    page, more = rows[:size], len(rows) > size
     last = page[-1] if page else None
     next_cursor = (
         encode_cursor(Cursor(int(last["raised_at"]), last["alert_id"])) if more and last else None
@@ -216,12 +252,7 @@ def list_alerts(
     states = read_states(
         request.app.state.warehouse, query.tenant_id, [r["alert_id"] for r in page]
     )
-    alerts = [alert_out(row, states.get(row["alert_id"])) for row in page]
-    if customer_id is not None and query.customers:  # one customer's alerts: audited
-        record_access(request, principal, query.customers[0], "alerts", customer_id)
-    if format != ExportFormat.json:
-        return download_items(alerts, list(AlertOut.model_fields), "alerts", format)
-    return AlertList(rule_set=RULE_SET, alerts=alerts, next_cursor=next_cursor)
+    return [alert_out(row, states.get(row["alert_id"])) for row in page], next_cursor
 
 
 def _position(cursor: str | None) -> tuple[int, str]:
