@@ -84,7 +84,7 @@ def flatten(item: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
             flat.update(flatten(value, f"{name}."))
-        elif isinstance(value, list):
+        elif isinstance(value, list | tuple):  # an interval too: `low high`, not Python's repr
             flat[name] = " ".join(str(v) for v in value)
         else:
             flat[name] = value
