@@ -303,6 +303,49 @@ def test_an_agent_searches_sees_the_timeline_and_a_new_event_arrives_live(
     assert seen_after_s <= 1.0
 
 
+def test_while_an_agent_watches_the_header_and_risk_follow_and_late_entries_take_their_place(
+    page: Page, people: dict[tuple[str, str], str], api: Api, deployment: Deployment
+) -> None:
+    # Found by a review: a CSAT 1 answered during the call showed in the timeline, but the
+    # header kept the old score and "No open alert" until a reload; an event dated weeks back
+    # (a late source) went on top of "newest first"; a `message.*` filter dropped live messages.
+    tag = new_tag()
+    ids = {"customer_id": f"cust-live-{tag}", "email": f"live.{tag}@example.com"}
+    now = datetime.now(UTC).replace(microsecond=0)
+    ingest = deployment.key(TENANT_A, "ingest")
+    api.post_ok(ingest, [
+        event("message.received", "chat", ids, now - timedelta(hours=h), {"text": f"hola {h}"},
+              touchpoint=f"chat-{tag}")
+        for h in (2, 1)
+    ])  # fmt: skip
+    deployment.wait_processed()
+    page.sign_in(people[(TENANT_A, "agent")])
+    open_customer(page, f"live.{tag}", ids["customer_id"])
+    page.wait(lambda: len(timeline_ids(page)) == 2, what="the timeline")
+    page.wait(lambda: page.text("#risk") == "No open alert", what="the risk badge")
+    page.wait(lambda: "●" in page.text("#live"), what="the live indicator")
+
+    api.post_ok(ingest, survey(ids, "csat", 1, now, f"chat-{tag}"))
+    page.wait(lambda: page.text("#f-scores").startswith("1 (1-5)"), what="the new CSAT")
+    page.wait(lambda: page.text("#risk").startswith("At risk: "), what="the alert it raised")
+
+    late = event("call.ended", "phone", ids, now - timedelta(days=40), {"talk_s": 60},
+                 touchpoint=f"line-{tag}")  # fmt: skip
+    api.post_ok(ingest, late)
+    page.wait(lambda: late["event_id"] in timeline_ids(page), what="the late call")
+    shown = api.timeline(deployment.key(TENANT_A, "agent"), ids["customer_id"])
+    assert timeline_ids(page) == [e["event_id"] for e in shown]  # newest first, the call last
+
+    page.find("#filter-type").send_keys("message.*")
+    page.find("#filters button[type=submit]").click()
+    page.wait(lambda: len(timeline_ids(page)) == 2, what="the filtered timeline")
+    page.wait(lambda: "●" in page.text("#live"), what="the live indicator, filtered")
+    fresh = event("message.received", "chat", ids, now + timedelta(seconds=1), {"text": "sigo"},
+                  touchpoint=f"chat-{tag}")  # fmt: skip
+    api.post_ok(ingest, fresh)
+    page.wait(lambda: timeline_ids(page)[:1] == [fresh["event_id"]], what="the live message")
+
+
 WATCH_FOR_ENTRY = """
 window.cemSeenAt = null;
 const wanted = arguments[0];
@@ -1325,6 +1368,15 @@ def test_the_alerts_queue_loads_more_than_one_page(
     mine = page.all(f'#alerts tr[data-alert-id] a[href$="paged-{tag}"]')
     assert len(mine) == len(answers)
     assert not page.find("#alerts-more").is_displayed()
+    # The drill-down behind the touchpoint's cell reaches every answer it counts, a page at a
+    # time (a review found it stopped at the first 100, saying nothing).
+    page.find(f'#satisfaction tr[data-touchpoint="paged-{tag}"] th button').click()
+    page.wait(lambda: len(page.all("#answers tbody tr")) == ALERTS_PAGE, what="a page of answers")
+    more_answers = page.wait(lambda: page.find("#drill-more").is_displayed() and page.find("#drill-more"),
+                             what="the 'Load more answers' button")  # fmt: skip
+    more_answers.click()
+    page.wait(lambda: len(page.all("#answers tbody tr")) == len(answers), what="every answer")
+    page.wait(lambda: not page.find("#drill-more").is_displayed(), what="no more to load")
 
 
 # --- Segment's official browser library (analytics.js) on a shop's page -------------------------

@@ -105,7 +105,11 @@
       if (target !== current) return;
       renderProfile(profile);
     } catch (error) {
-      if (target === current) showError($("timeline-end"), error);
+      if (target === current) {
+        showError($("timeline-end"), error);
+        $("live").textContent = ""; // nothing to follow: no "connecting" left spinning
+        $("live").classList.remove("on");
+      }
       return;
     }
     loadRisk(id);
@@ -205,6 +209,23 @@
     }
   }
 
+  // A new touchpoint changes what the header says (the last contact, the latest score, the
+  // channels) and may raise or resolve an alert: both are read again once the entries of a burst
+  // have come, and the risk once more a few seconds later, since the alert an answer raises is
+  // written by the satisfaction stage after the timeline has the answer.
+  function refreshSoon(target) {
+    clearTimeout(target.refreshing);
+    clearTimeout(target.riskAgain);
+    target.refreshing = setTimeout(() => {
+      if (target !== current || target.erased) return;
+      refreshProfile(target);
+      loadRisk(target.id);
+      target.riskAgain = setTimeout(() => {
+        if (target === current && !target.erased) loadRisk(target.id);
+      }, 3000);
+    }, 300);
+  }
+
   // Whether the customer `id` is the one the page shows (an answer for another is dropped).
   const shown = (id) => Boolean(current && current.id === id && !current.erased);
 
@@ -273,7 +294,10 @@
   function matchesFilters(entry) {
     const f = current.filters;
     const at = new Date(entry.derived_at).getTime();
-    return (!f.channel || entry.channel === f.channel) && (!f.type || entry.type === f.type)
+    // A type filter is a type (`call.ended`) or a prefix (`call.*`), as the timeline API reads it.
+    const typed = !f.type || (f.type.endsWith(".*")
+      ? entry.type.startsWith(f.type.slice(0, -1)) : entry.type === f.type);
+    return (!f.channel || entry.channel === f.channel) && typed
       && (!f.since || at >= new Date(f.since).getTime()) && (!f.until || at < new Date(f.until).getTime());
   }
 
@@ -322,6 +346,16 @@
 
   function appendEntry(entry, atTop) {
     if (current.seen.has(entry.event_id)) return; // never shown twice (reconnects, pages)
+    // A live entry goes where its time puts it among those shown, newest first: one that
+    // happened earlier (a late source, a backfill) is not the newest. Older than every entry
+    // shown while older pages remain, it is left to the page that holds it.
+    let after = null;
+    if (atTop) {
+      const at = new Date(entry.derived_at).getTime();
+      after = [...$("timeline").children].find(
+        (li) => new Date(li.querySelector("time").getAttribute("datetime")).getTime() < at);
+      if (!after && !current.done && $("timeline").children.length) return;
+    }
     current.seen.add(entry.event_id);
     const item = entryItem(entry);
     if (entry.event_id === current.marked) {
@@ -330,7 +364,7 @@
     }
     if (atTop) {
       item.classList.add("fresh");
-      $("timeline").prepend(item);
+      $("timeline").insertBefore(item, after);
     } else {
       $("timeline").append(item);
     }
@@ -368,7 +402,7 @@
     stream.addEventListener("touchpoint", (message) => {
       const entry = JSON.parse(message.data);
       if (target === current && matchesFilters(entry)) appendEntry(entry, true);
-      if (target === current && entry.repeat_of) refreshProfile(target);
+      if (target === current) refreshSoon(target);
     });
     // Erased while open (by an admin, here or elsewhere): the page stops showing the history.
     stream.addEventListener("erased", () => {
@@ -398,7 +432,7 @@
           return;
         }
         for (const entry of fresh.slice().reverse()) appendEntry(entry, true);
-        if (fresh.some((entry) => entry.repeat_of)) refreshProfile(target);
+        if (fresh.length) refreshSoon(target);
       } catch (error) {
         setLive(false);
       }
@@ -440,6 +474,8 @@
     if (!current) return;
     if (current.stream) current.stream.close();
     if (current.poller) clearInterval(current.poller);
+    clearTimeout(current.refreshing);
+    clearTimeout(current.riskAgain);
   }
 
   function setLive(on) {

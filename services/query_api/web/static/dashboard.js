@@ -34,7 +34,7 @@
       const result = await api(`/v1/satisfaction/touchpoints?${params}`);
       const cells = aggregate(result.buckets);
       renderTable(cells, result.min_confident_n);
-      renderHeatmap(cells);
+      renderHeatmap(cells, result.min_confident_n);
       renderTrend(result.buckets);
     } catch (error) {
       showError($("sat-empty"), error);
@@ -81,7 +81,7 @@
     }));
   }
 
-  function renderHeatmap(cells) {
+  function renderHeatmap(cells, minN) {
     const touchpoints = [...new Set(cells.map((c) => c.touchpoint))];
     const channels = [...new Set(cells.map((c) => c.channel))].sort();
     const byKey = new Map(cells.map((c) => [`${c.touchpoint}\u0000${c.channel}`, c]));
@@ -91,8 +91,13 @@
       const csat = cell ? value(cell, "csat@1") : null;
       if (csat === null) return el("td", { class: "heat none" }, "");
       const level = Math.min(4, Math.floor(csat / 20)); // 0–19 … 80–100: five colour steps
-      return el("td", { class: `heat h${level}` },
-        el("button", { type: "button", class: "heat-button", onclick: () => drill(cell), title: `${tp} · ${channelName(ch)}` }, csat.toFixed(0)));
+      // Too few answers to trust: the colour fades and the number is starred, as in the table.
+      const n = cell.counts["csat@1"] || 0;
+      const low = n < minN;
+      const title = `${tp} · ${channelName(ch)} · n = ${n}${low ? ` · ${t("low_n")}` : ""}`;
+      return el("td", { class: `heat h${level}${low ? " low-n-heat" : ""}`, dataset: { n } },
+        el("button", { type: "button", class: "heat-button", onclick: () => drill(cell), title },
+          csat.toFixed(0), low ? el("span", { class: "low-n-sample", "aria-hidden": "true" }, "*") : null));
     })));
     $("heatmap").replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows));
   }
@@ -161,18 +166,28 @@
 
   // --- drill-down -----------------------------------------------------------------------------
   let drilling = 0; // the latest drill-down asked: an earlier one's answers arriving late are dropped
+  // The answers behind a cell, a page at a time: every one the cell counts can be reached.
+  const drilled = { cell: null, cursor: null };
+
+  const answersPage = (cell, cursor) => api(`/v1/satisfaction/responses?${query({
+    touchpoint: cell.touchpoint, channel: cell.channel, since: period.since, until: period.until, cursor })}`);
+
   async function drill(cell) {
     const asked = ++drilling;
+    Object.assign(drilled, { cell, cursor: null });
     $("drill").hidden = false;
+    $("drill-more").hidden = true;
     $("drill-title").textContent = `${t("answers")} ${cell.touchpoint} · ${channelName(cell.channel)}`;
     $("answers").tBodies[0].replaceChildren();
     $("drill-status").textContent = t("loading");
     try {
-      const found = await api(`/v1/satisfaction/responses?${query({ touchpoint: cell.touchpoint, channel: cell.channel, since: period.since, until: period.until })}`);
+      const found = await answersPage(cell, null);
       if (asked !== drilling) return;
-      const rows = found.responses || found.items || [];
+      const rows = found.responses || [];
       $("drill-status").textContent = rows.length ? "" : t("no_data");
       $("answers").tBodies[0].replaceChildren(...rows.map(answerRow));
+      drilled.cursor = found.next_cursor || null;
+      $("drill-more").hidden = drilled.cursor === null;
     } catch (error) {
       if (asked !== drilling) return;
       if (error.status === 404 || error.status === 405) $("drill-status").textContent = t("unavailable");
@@ -181,6 +196,22 @@
     $("drill").scrollIntoView({ block: "start" });
     $("drill-title").focus?.();
   }
+
+  $("drill-more").addEventListener("click", async () => {
+    const asked = drilling;
+    $("drill-more").disabled = true;
+    try {
+      const found = await answersPage(drilled.cell, drilled.cursor);
+      if (asked !== drilling) return;
+      $("answers").tBodies[0].append(...(found.responses || []).map(answerRow));
+      drilled.cursor = found.next_cursor || null;
+      $("drill-status").textContent = "";
+    } catch (error) {
+      if (asked === drilling) showError($("drill-status"), error);
+    }
+    $("drill-more").disabled = false;
+    $("drill-more").hidden = drilled.cursor === null;
+  });
 
   function answerRow(a) {
     const customer = `/console#customer=${encodeURIComponent(a.customer_id)}`;
