@@ -30,7 +30,7 @@ from pydantic_core import core_schema
 
 from schemas.envelope import EventIn, parse_timestamp
 from schemas.families import FAMILIES, PLATFORM_TYPES
-from schemas.personal import ATTRIBUTE_KEYS, ATTRIBUTE_WORDS, payload_fields
+from schemas.personal import ANONYMOUS_WORDS, ATTRIBUTE_KEYS, payload_fields
 
 ENVELOPE = "envelope"
 JSON_DIR = Path(__file__).parent / "json"
@@ -79,7 +79,8 @@ def _mark_personal(schema: dict[str, Any], event_type: str | None) -> dict[str, 
     for name in payload_fields(event_type):
         payload["properties"][name]["x-personal"] = True
     attributes = payload["properties"]["attributes"]
-    attributes["x-personal-key-words"] = " ".join(sorted(ATTRIBUTE_WORDS))
+    # Personal unless every word of the key is one of these (schemas/personal.py).
+    attributes["x-anonymous-key-words"] = " ".join(sorted(ANONYMOUS_WORDS))
     attributes["x-personal-keys"] = " ".join(sorted(ATTRIBUTE_KEYS))
     return schema
 

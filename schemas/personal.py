@@ -75,19 +75,31 @@ NOT_PERSONAL: dict[str, str] = {
 
 
 # `payload.attributes` is a flat map a producer fills as it likes (Segment's context and
-# properties land there as `context.ip`, `properties.first_name`). An attribute is personal when
-# a word of its key says so; the rest (`product`, `context.locale`) stays in clear.
+# properties land there as `context.ip`, `properties.first_name`), in any language and spelling.
+# So an attribute is personal unless every word of its key is one that names no person
+# (`product`, `properties.plan`, `context.locale`): an unforeseen key (`domicilio`, `dirección`,
+# `whatsapp`, `fecha_nacimiento`) is sealed, not left readable (found by a review, when a list of
+# personal words decided: each key it missed stayed in clear after an erasure).
 def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-ATTRIBUTE_WORDS = _words(
-    "name names firstname lastname surname fullname nombre apellido apellidos "
-    "email mail correo phone telephone tel mobile movil telefono "
-    "address direccion street calle city ciudad zip postcode postal "
-    "ip birthday birthdate dob dni nif nie passport iban "
-    "comment comentario message mensaje note nota text texto "
-    "url referrer search title"  # Segment's context.page.*: query strings, "Ana's account"
+ANONYMOUS_WORDS = _words(
+    # where a key comes from (Segment's context and properties)
+    "properties context traits "
+    # what was bought, and for how much (the value projection reads `product`)
+    "product products sku category categories brand variant plan tier quantity qty units "
+    "price amount total subtotal revenue value currency discount coupon tax shipping "
+    "payment method "
+    # the shop's and the campaign's own words
+    "store shop order cart checkout campaign source medium content term affiliation "
+    "list position step option "
+    # the client, not the person (no id, address or fingerprint of it)
+    "locale language timezone library version os app build platform screen width height "
+    "density network wifi cellular bluetooth carrier "
+    # Spanish
+    "producto productos categoria marca plan cantidad precio importe moneda descuento "
+    "cupon impuesto envio tienda pedido carrito campana idioma"
 )
 # Segment's device id is an identifier, its user agent a fingerprint, whatever their words.
 ATTRIBUTE_KEYS = frozenset({"context.userAgent", "context.device.id"})
@@ -96,12 +108,14 @@ _NOT_WORD = re.compile(r"[^a-z0-9]+")
 
 
 def attribute_words(key: str) -> list[str]:
-    """`properties.firstName` -> properties, first, name."""
+    """`properties.firstName` -> properties, first, name (an accented letter splits a word:
+    `dirección` -> direcci, n, which no list holds)."""
     return [w for w in _NOT_WORD.split(_CAMEL.sub(" ", key).lower()) if w]
 
 
 def is_personal_attribute(key: str) -> bool:
-    return key in ATTRIBUTE_KEYS or not ATTRIBUTE_WORDS.isdisjoint(attribute_words(key))
+    words = attribute_words(key)
+    return key in ATTRIBUTE_KEYS or not words or not ANONYMOUS_WORDS.issuperset(words)
 
 
 def payload_fields(event_type: str) -> tuple[str, ...]:
