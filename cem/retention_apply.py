@@ -27,6 +27,7 @@ from kernel.ports import Warehouse
 
 logger = logging.getLogger(__name__)
 LOG_RECORDS, LOG_CONFLICTS = "log:records", "log:conflicts"
+WEBHOOK_DEAD_LETTERS = "channels:dead letters"
 
 
 class TenantLog(Protocol):
@@ -35,6 +36,12 @@ class TenantLog(Protocol):
     def tenant_records(self, tenant_id: str, before: datetime, *, delete: bool) -> int: ...
 
     def tenant_conflicts(self, tenant_id: str, before: datetime, *, delete: bool) -> int: ...
+
+
+class TenantLetters(Protocol):
+    """Webhook dead letters (the channel store): raw bodies, ended with the raw events."""
+
+    def tenant_dead_letters(self, tenant_id: str, before: datetime, *, delete: bool) -> int: ...
 
 
 Step = Callable[[str, int], None]  # (table or log part, rows past retention)
@@ -77,6 +84,17 @@ def _log_part(
     return counts
 
 
+def _letters_part(
+    letters: TenantLetters, policy: Policy, now: datetime, dry_run: bool, on_step: Step
+) -> dict[str, int]:
+    before = cutoff(policy.events_days, now)
+    if before is None:
+        return {}
+    count = letters.tenant_dead_letters(policy.tenant_id, before, delete=not dry_run)
+    on_step(WEBHOOK_DEAD_LETTERS, count)
+    return {WEBHOOK_DEAD_LETTERS: count}
+
+
 def apply_policy(
     policy: Policy,
     warehouse: Warehouse,
@@ -86,11 +104,14 @@ def apply_policy(
     where: str,
     dry_run: bool = False,
     on_step: Step = lambda part, count: None,
+    letters: TenantLetters | None = None,
 ) -> ApplyRun:
     """Delete the tenant's data past its policy (count only, when `dry_run`)."""
     counts = _warehouse_part(warehouse, policy, now, dry_run, on_step)
     if log is not None:
         counts |= _log_part(log, policy, now, dry_run, on_step)
+    if letters is not None:
+        counts |= _letters_part(letters, policy, now, dry_run, on_step)
     return ApplyRun(
         policy.tenant_id,
         now,
@@ -116,6 +137,7 @@ def apply_all(
     tenant_id: str | None = None,
     dry_run: bool = False,
     on_step: Callable[[str, str, int], None] = lambda tenant, part, count: None,
+    letters: TenantLetters | None = None,
 ) -> list[ApplyRun]:
     """Apply every stored policy (or one tenant's) and record each run in `store`."""
     policies = [store.get(tenant_id)] if tenant_id else store.policies()
@@ -129,6 +151,7 @@ def apply_all(
             where=where,
             dry_run=dry_run,
             on_step=_for_tenant(on_step, policy.tenant_id),
+            letters=letters,
         )
         store.record_run(run)
         runs.append(run)

@@ -151,11 +151,16 @@ def _apply(args: argparse.Namespace) -> int:
     held = (
         nullcontext() if settings.mode == "distributed" else data_dir.exclusive(settings.data_dir)
     )
-    with held, _store(settings) as store, _engines(settings, args.database) as (wh, log):
+    with (
+        held,
+        _store(settings) as store,
+        _engines(settings, args.database) as (wh, log),
+        _channels(settings) as letters,
+    ):
         try:
             runs = apply_all(
                 store, wh, log, now=datetime.now(UTC), where=where, tenant_id=tenant,
-                dry_run=args.dry_run, on_step=step,
+                dry_run=args.dry_run, on_step=step, letters=letters,
             )  # fmt: skip
         except WarehouseUnavailable as exc:
             raise CliError(f"the warehouse does not answer: {exc}") from None
@@ -182,6 +187,24 @@ def _count_row(run: ApplyRun, part: str, count: int) -> dict[str, Any]:
     before = run.events_cutoff if kind == "events" else run.projections_cutoff
     done = "rows past retention" if run.dry_run else "rows deleted"
     return {"tenant": run.tenant_id, "data": part, "kind": kind, "before": before, done: count}
+
+
+@contextmanager
+def _channels(settings: CoreSettings) -> Iterator[Any]:
+    """The channel store, whose webhook dead letters end with the raw events (None in a data
+    directory that never had one: nothing is created for it)."""
+    from cem.distributed import channels_from_settings
+
+    if settings.mode != "distributed" and not (settings.data_dir / "channels.sqlite").exists():
+        yield None
+        return
+    channels = channels_from_settings(settings)
+    try:
+        yield channels
+    except LogUnavailable as exc:
+        raise CliError(f"the channel store does not answer: {exc}") from None
+    finally:
+        channels.close()
 
 
 @contextmanager

@@ -278,7 +278,9 @@ def run(opts: UpOptions, settings: IngestSettings | None = None) -> None:
     users = demo_users(accounts, opts.data_dir) if keys and accounts else None
     stop = threading.Event()
     if not opts.read_only:
-        retention_schedule.start(opts.data_dir, platform.warehouse, platform.log, stop)
+        retention_schedule.start(
+            opts.data_dir, platform.warehouse, platform.log, stop, platform.channels
+        )
     if keys:
         task, args = seed_and_simulate, (url, keys, opts, stop, platform.channels, users)
     else:

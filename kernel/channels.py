@@ -148,4 +148,9 @@ class ChannelStore(Protocol):
         """Record a replay attempt: replayed, or still failing with the new reason."""
         ...
 
+    def tenant_dead_letters(self, tenant_id: str, before: datetime, *, delete: bool) -> int:
+        """The tenant's dead letters received before `before`, counted (and deleted when
+        `delete`): retention ends them with the raw events (a letter holds a raw body)."""
+        ...
+
     def close(self) -> None: ...

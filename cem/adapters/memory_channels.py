@@ -147,5 +147,17 @@ class MemoryChannelStore:
                 attempts=letter.attempts + 1,
             )
 
+    def tenant_dead_letters(self, tenant_id: str, before: datetime, *, delete: bool) -> int:
+        with self._lock:
+            past = [
+                i
+                for i, d in self._letters.items()
+                if d.tenant_id == tenant_id and d.received_at < before
+            ]
+            if delete:
+                for i in past:
+                    del self._letters[i]
+        return len(past)
+
     def close(self) -> None:
         pass

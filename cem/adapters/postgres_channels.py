@@ -74,6 +74,7 @@ SELECT_LETTERS = f"""SELECT {LETTER_COLUMNS} FROM webhook_dead_letters
     AND (%(since)s::timestamptz IS NULL OR received_at >= %(since)s)
     AND (%(status)s::text IS NULL OR status = %(status)s)
   ORDER BY received_at, dead_letter_id"""
+TENANT_LETTERS = "FROM webhook_dead_letters WHERE tenant_id = %s AND received_at < %s"
 SETTLE_REPLAYED = """UPDATE webhook_dead_letters SET status = 'replayed', attempts = attempts + 1
   WHERE dead_letter_id = %s"""
 SETTLE_FAILING = """UPDATE webhook_dead_letters
@@ -213,6 +214,15 @@ class PostgresChannelStore:
                 cursor.execute(SETTLE_REPLAYED, (dead_letter_id,))
             else:
                 cursor.execute(SETTLE_FAILING, (reason, json.dumps(violations), dead_letter_id))
+
+    def tenant_dead_letters(self, tenant_id: str, before: datetime, *, delete: bool) -> int:
+        with self.db.transaction() as cursor:
+            if delete:
+                cursor.execute(f"DELETE {TENANT_LETTERS}", (tenant_id, before))
+                return int(cursor.rowcount)
+            cursor.execute(f"SELECT count(*) {TENANT_LETTERS}", (tenant_id, before))
+            row = cursor.fetchone()
+            return int(row[0]) if row else 0
 
     def close(self) -> None:
         self.db.close()

@@ -65,6 +65,7 @@ SELECT_LETTERS = f"""SELECT {LETTER_COLUMNS} FROM webhook_dead_letters
   WHERE (?1 IS NULL OR provider = ?1) AND (?2 IS NULL OR tenant_id = ?2)
     AND (?3 IS NULL OR received_at >= ?3) AND (?4 IS NULL OR status = ?4)
   ORDER BY received_at, dead_letter_id"""
+TENANT_LETTERS = "FROM webhook_dead_letters WHERE tenant_id = ? AND received_at < ?"
 SETTLE_REPLAYED = """UPDATE webhook_dead_letters SET status = 'replayed', attempts = attempts + 1
   WHERE dead_letter_id = ?"""
 SETTLE_FAILING = """UPDATE webhook_dead_letters
@@ -193,6 +194,13 @@ class SqliteChannelStore:
                 conn.execute(SETTLE_REPLAYED, (dead_letter_id,))
             else:
                 conn.execute(SETTLE_FAILING, (reason, json.dumps(violations), dead_letter_id))
+
+    def tenant_dead_letters(self, tenant_id: str, before: datetime, *, delete: bool) -> int:
+        params = (tenant_id, to_micros(before))
+        with self._db() as conn:
+            if delete:
+                return int(conn.execute(f"DELETE {TENANT_LETTERS}", params).rowcount)
+            return int(conn.execute(f"SELECT count() {TENANT_LETTERS}", params).fetchone()[0])
 
     def close(self) -> None:
         with self._lock:

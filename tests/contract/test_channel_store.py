@@ -127,6 +127,24 @@ class ChannelStoreContract:
         kept = [d.dead_letter_id for d in store.dead_letters(tenant_id=tenant)]
         assert sorted(kept) == sorted([first, other]) and first != other
 
+    def test_retention_counts_then_ends_a_tenants_dead_letters_received_before_its_cutoff(
+        self, store: ChannelStore, tenant: str
+    ) -> None:
+        # A letter keeps a delivery's raw body (a phone, a message): retention ended every raw
+        # event but these (found by a review).
+        early = datetime(2026, 11, 1, tzinfo=UTC)
+        old = store.keep_dead_letter(letter(tenant, at=early))
+        recent = store.keep_dead_letter(letter(tenant, at=early + timedelta(days=40), delivery=2))
+        other = f"{tenant}-other"
+        store.keep_dead_letter(letter(other, at=early))
+        cutoff = early + timedelta(days=30)
+        assert store.tenant_dead_letters(tenant, cutoff, delete=False) == 1
+        assert len(store.dead_letters(tenant_id=tenant, status=None)) == 2  # counted, kept
+        assert store.tenant_dead_letters(tenant, cutoff, delete=True) == 1
+        kept = [d.dead_letter_id for d in store.dead_letters(tenant_id=tenant, status=None)]
+        assert kept == [recent] and old not in kept
+        assert len(store.dead_letters(tenant_id=other, status=None)) == 1  # another tenant's
+
     def test_dead_letter_filters(self, store: ChannelStore, tenant: str) -> None:
         early = datetime(2026, 11, 1, tzinfo=UTC)
         store.keep_dead_letter(letter(tenant, "shopify", early))

@@ -91,6 +91,16 @@ def age_records(path: Path, by: timedelta) -> None:
 
 
 def test_dry_run_counts_then_apply_deletes_the_tenants_old_log_records(tmp_path: Path) -> None:
+    # And its webhook dead letters: raw bodies too (found by a review: never aged).
+    from cem.bootstrap import embedded_channels
+    from kernel.settings import CoreSettings
+    from tests.contract.test_channel_store import letter
+
+    channels = embedded_channels(CoreSettings(mode="embedded", data_dir=tmp_path))
+    now = datetime.now(UTC)
+    channels.keep_dead_letter(letter("acme", at=now - timedelta(days=2)))
+    channels.keep_dead_letter(letter("acme", at=now, delivery=2))
+    channels.close()
     log = SqliteLog(tmp_path / "log.sqlite")
     log.append(TOUCHPOINTS_TOPIC, [Record(partition_key(t, "c1"), b"{}") for t in ("acme", "zeta")])
     log.close()
@@ -104,14 +114,20 @@ def test_dry_run_counts_then_apply_deletes_the_tenants_old_log_records(tmp_path:
     dry = cem("retention", "apply", *where, "--dry-run", cwd=tmp_path)
     assert dry.returncode == 0, dry.stderr
     assert "acme · log:records: would delete 1 rows" in dry.stderr
-    header, records, conflicts, _ = dry.stdout.splitlines()
+    assert "acme · channels:dead letters: would delete 1 rows" in dry.stderr
+    header, records, conflicts, letters, _ = dry.stdout.splitlines()
+    assert letters.split()[:2] == ["acme", "channels:dead"] and letters.split()[-1] == "1"
     assert header.split() == ["tenant", "data", "kind", "before", "rows", "past", "retention"]
     assert records.split()[:3] + records.split()[-1:] == ["acme", "log:records", "events", "1"]
-    assert f"tenant acme: would delete 1 rows (embedded: {tmp_path.resolve()})" in dry.stdout
+    assert f"tenant acme: would delete 2 rows (embedded: {tmp_path.resolve()})" in dry.stdout
 
     done = cem("retention", "apply", *where, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "tenant acme: deleted 1 rows" in done.stdout
+    assert "tenant acme: deleted 2 rows" in done.stdout
+    channels = embedded_channels(CoreSettings(mode="embedded", data_dir=tmp_path))
+    [kept] = channels.dead_letters(tenant_id="acme", status=None)
+    assert kept.received_at > now - timedelta(days=1)  # the recent one stays
+    channels.close()
     log = SqliteLog(tmp_path / "log.sqlite")
     assert [c.key for c in log.poll(TOUCHPOINTS_TOPIC, "check", 10, 0.0)] == [b"zeta/c1"]
     log.close()
