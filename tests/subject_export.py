@@ -16,7 +16,16 @@ from typing import Any
 from urllib.parse import quote
 
 Read = Callable[..., Any]
-SECTIONS = ("events", "profile", "identifiers", "identity_history", "survey_answers", "alerts")
+SECTIONS = (
+    "events",
+    "profile",
+    "identifiers",
+    "identity_history",
+    "survey_answers",
+    "text_sentiment",
+    "alerts",
+    "access_audit",
+)
 FILES = {f"{name}.{ext}" for name in SECTIONS for ext in ("json", "csv")} | {"manifest.json"}
 FILENAME = re.compile(r'attachment; filename="customer-export-[0-9a-f]{16}-\d{8}T\d{6}Z\.zip"')
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -101,6 +110,14 @@ def check_export(content: bytes, read: Read, requested: str, tenant_id: str) -> 
     assert files["identity_history"] == read(f"/v1/customers/{path}/identity-history")["entries"]
     assert files["alerts"] == read("/v1/alerts", customer_id=requested, limit=1000)["alerts"]
     _check_answers(files, read)
+    # The sentiment of texts the customer wrote (the texts themselves are the events'), and who
+    # read the customer's data: the export's own read is recorded before the zip streams.
+    members = set(read(f"/v1/customers/{path}")["members"])
+    texts = {e["event_id"] for e in files["events"]}
+    assert {r["event_id"] for r in files["text_sentiment"]} <= texts
+    assert {r["customer_id"] for r in files["text_sentiment"]} <= members
+    assert {r["customer_id"] for r in files["access_audit"]} <= members
+    assert any(r["resource"] == "export" for r in files["access_audit"]), files["access_audit"]
 
     manifest = files["manifest"]
     assert (manifest["tenant_id"], manifest["requested_id"]) == (tenant_id, requested)

@@ -145,6 +145,11 @@ def test_the_export_holds_what_every_api_shows_for_the_merged_customer(
     }
     [alert] = files["alerts"]
     assert (alert["status"], alert["assignee"]) == ("assigned", "eva")
+    # Found by a review: the sentiment of her texts and the record of who read her data were
+    # hers too, and missing. Her chat is English: scored (Spanish is not, docs/metrics.md).
+    chat = next(e for e in files["events"] if e["type"] == "message.received")
+    assert chat["event_id"] in {r["event_id"] for r in files["text_sentiment"]}
+    assert {r["resource"] for r in files["access_audit"]} >= {"export"}
     assert any(e["type"] == "alert.assigned" for e in files["events"])
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -27,7 +27,7 @@ from pydantic_core import to_jsonable_python
 
 from kernel.access_audit import record_access
 from kernel.auth import AUTHENTICATED, CAN_EXPORT_SUBJECT, UNAUTHENTICATED, require
-from kernel.ports import Principal, Warehouse
+from kernel.ports import AccessAudit, AccessEntry, AccessQuery, Principal, Warehouse
 from services.identity.erasure import removed
 from services.identity.errors import CustomerNotFound
 from services.identity.resolver import IdentityResolver
@@ -41,7 +41,11 @@ from services.query_api.routers.satisfaction import now
 from services.query_api.subject_archive import JsonRow, Section, SubjectArchive
 from services.satisfaction.lifecycle_sql import read_states
 from services.satisfaction.sql import NO_END, AlertQuery, read_alerts
-from services.satisfaction.subject_sql import NEWEST, read_customer_answers
+from services.satisfaction.subject_sql import (
+    NEWEST,
+    read_customer_answers,
+    read_customer_sentiment,
+)
 
 router = APIRouter(tags=["customers"], responses=AUTHENTICATED)
 
@@ -129,6 +133,60 @@ def _alert_pages(warehouse: Warehouse, tenant_id: str, members: list[str]) -> It
         before = (int(rows[-1]["raised_at"]), rows[-1]["alert_id"])
 
 
+SENTIMENT_COLUMNS = (
+    "event_id", "customer_id", "type", "field", "touchpoint", "channel", "correlation_id",
+    "written_at", "language", "label", "score", "model", "model_version",
+)  # fmt: skip
+ACCESS_COLUMNS = (
+    "at", "actor_kind", "actor_id", "actor_email", "role", "customer_id", "requested_id",
+    "resource", "request_id",
+)  # fmt: skip
+
+
+def _sentiment_pages(
+    warehouse: Warehouse, tenant_id: str, members: list[str]
+) -> Iterator[list[Any]]:
+    """The sentiment of every text the members wrote (the label and score; the texts are in
+    `events`), newest first."""
+    before = NEWEST
+    while rows := read_customer_sentiment(warehouse, tenant_id, members, before, PAGE):
+        yield [
+            {**row, "written_at": _iso(int(row["written_at"])), "score": float(row["score"])}
+            for row in rows
+        ]
+        if len(rows) < PAGE:
+            return
+        before = (int(rows[-1]["written_at"]), rows[-1]["event_id"])
+
+
+def _iso(micros: int) -> str:
+    return datetime.fromtimestamp(micros / 1_000_000, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _access_pages(
+    audit: AccessAudit | None, tenant_id: str, members: list[str]
+) -> Iterator[list[Any]]:
+    """Who read the members' data and when (the access audit), newest first: data about the
+    person too. The export's own read is recorded before the zip streams, so it is listed."""
+    if audit is None:
+        return
+    for member in members:
+        before: tuple[Any, str] | None = None
+        while True:
+            query = AccessQuery(tenant_id, customer_id=member, before=before, limit=PAGE)
+            entries = audit.entries(query)
+            yield [_access_row(e) for e in entries]
+            if len(entries) < PAGE:
+                break
+            before = (entries[-1].at, entries[-1].entry_id)
+
+
+def _access_row(entry: AccessEntry) -> dict[str, Any]:
+    row = {name: getattr(entry, name) for name in ACCESS_COLUMNS}
+    row["at"] = entry.at.isoformat().replace("+00:00", "Z")
+    return row
+
+
 def _identity_records(
     request: Request, tenant_id: str, customer_id: str
 ) -> tuple[list[JsonRow], list[JsonRow]] | None:
@@ -203,18 +261,23 @@ def _sections(
     members: list[str],
     profile: Profile,
     identity: tuple[list[JsonRow], list[JsonRow]],
+    audit: AccessAudit | None = None,
 ) -> list[Section]:
     """What the zip holds, in order; the paged ones are read only as the zip streams."""
     events = _event_pages(warehouse, tenant_id, members)
     answers = _answer_pages(warehouse, tenant_id, members)
+    sentiment = _sentiment_pages(warehouse, tenant_id, members)
     alerts = _alert_pages(warehouse, tenant_id, members)
+    reads = _access_pages(audit, tenant_id, members)
     return [
         Section("events", list(TimelineEntry.model_fields), events),
         Section("profile", (), [[profile.model_dump(mode="json")]], single=True),
         Section("identifiers", IDENTITY_COLUMNS, [identity[0]]),
         Section("identity_history", HISTORY_COLUMNS, [identity[1]]),
         Section("survey_answers", list(SurveyAnswerOut.model_fields), answers),
+        Section("text_sentiment", SENTIMENT_COLUMNS, sentiment),
         Section("alerts", list(AlertOut.model_fields), alerts),
+        Section("access_audit", ACCESS_COLUMNS, reads),
     ]
 
 
@@ -229,7 +292,8 @@ def export_customer(request: Request, principal: Exporter, customer_id: Customer
     # The value and churn risk are derived data about the person: the export holds them too.
     profile = profile_of(warehouse, tenant_id, members, at)
     identity = _identity_records(request, tenant_id, members[0])
-    sections = _sections(warehouse, tenant_id, members, profile, identity or ([], []))
+    audit = getattr(request.app.state, "access_audit", None)
+    sections = _sections(warehouse, tenant_id, members, profile, identity or ([], []), audit)
     manifest = _manifest(tenant_id, customer_id, members, identity is not None, at)
     # An erased customer's export says so: what is left is the anonymous rest (docs/erasure.md).
     erasure = _erasure(request, tenant_id, members[0])
