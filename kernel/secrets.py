@@ -81,6 +81,21 @@ class SecretBox:
         nonce = secrets.token_bytes(NONCE_BYTES)
         return nonce + self._aead.encrypt(nonce, secret.encode(), channel_id.encode())
 
+    def seal_bytes(self, data: bytes, context: str) -> bytes:
+        """`data` encrypted and bound to `context` (what it belongs to: a dead letter's id)."""
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, data, context.encode())
+
+    def open_bytes(self, sealed: bytes, context: str) -> bytes:
+        nonce, ciphertext = sealed[:NONCE_BYTES], sealed[NONCE_BYTES:]
+        try:
+            return self._aead.decrypt(nonce, ciphertext, context.encode())
+        except InvalidTag:
+            raise SecretKeyError(
+                f"{context} does not open with this platform key "
+                "(CEM_SECRET_KEY or secret.key changed?)"
+            ) from None
+
     def open(self, sealed: bytes, channel_id: str) -> str:
         nonce, ciphertext = sealed[:NONCE_BYTES], sealed[NONCE_BYTES:]
         try:

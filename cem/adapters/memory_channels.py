@@ -161,3 +161,19 @@ class MemoryChannelStore:
 
     def close(self) -> None:
         pass
+
+
+# A dead letter's body (a provider's delivery: phones, names, messages) is stored sealed under the
+# store's platform key, bound to the letter's id; a body kept before this holds no marker and is
+# read as stored. No delivery starts with a NUL byte (JSON, forms).
+SEALED_BODY = b"\x00cem-sealed-letter-1\x00"
+
+
+def seal_body(box: SecretBox, dead_letter_id: str, body: bytes) -> bytes:
+    return SEALED_BODY + box.seal_bytes(body, f"dead letter {dead_letter_id}")
+
+
+def open_body(box: SecretBox, dead_letter_id: str, stored: bytes) -> bytes:
+    if not stored.startswith(SEALED_BODY):
+        return stored
+    return box.open_bytes(stored[len(SEALED_BODY) :], f"dead letter {dead_letter_id}")

@@ -12,10 +12,11 @@ import builtins
 import json
 import secrets
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from cem.adapters.memory_channels import check_new_channel, kept_headers
+from cem.adapters.memory_channels import check_new_channel, kept_headers, open_body, seal_body
 from cem.adapters.postgres import PostgresPool
 from cem.adapters.postgres_secrets import shared_secret
 from kernel.channels import (
@@ -181,8 +182,8 @@ class PostgresChannelStore:
         kept_id = letter_id(letter)
         row = (
             kept_id, letter.tenant_id, letter.provider, letter.channel_id, letter.received_at,
-            letter.url, json.dumps(kept_headers(letter.headers)), letter.body, letter.reason,
-            json.dumps(letter.violations),
+            letter.url, json.dumps(kept_headers(letter.headers)),
+            seal_body(self._box, kept_id, letter.body), letter.reason, json.dumps(letter.violations),
         )  # fmt: skip
         with self.db.transaction() as cursor:
             cursor.execute(INSERT_LETTER, row)
@@ -199,7 +200,8 @@ class PostgresChannelStore:
         params = {"provider": provider, "tenant": tenant_id, "since": since, "status": status}
         with self.db.transaction() as cursor:
             rows = cursor.execute(SELECT_LETTERS, params).fetchall()
-        return [_letter(row) for row in rows]
+        letters = [_letter(row) for row in rows]
+        return [replace(d, body=open_body(self._box, d.dead_letter_id, d.body)) for d in letters]
 
     def settle_dead_letter(
         self,

@@ -8,11 +8,12 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cem.adapters.memory_channels import check_new_channel, kept_headers
+from cem.adapters.memory_channels import check_new_channel, kept_headers, open_body, seal_body
 from cem.adapters.sqlite_log import from_micros, micros_now, storage_errors
 from cem.adapters.sqlite_store import open_private_db
 from kernel.channels import (
@@ -162,7 +163,8 @@ class SqliteChannelStore:
         row = (
             kept_id, letter.tenant_id, letter.provider, letter.channel_id,
             to_micros(letter.received_at), letter.url, json.dumps(kept_headers(letter.headers)),
-            letter.body, letter.reason, json.dumps(letter.violations),
+            seal_body(self._box, kept_id, letter.body), letter.reason,
+            json.dumps(letter.violations),
         )  # fmt: skip
         with self._db() as conn:
             conn.execute(INSERT_LETTER, row)
@@ -179,7 +181,8 @@ class SqliteChannelStore:
         after = None if since is None else to_micros(since)
         with self._db() as conn:
             rows = conn.execute(SELECT_LETTERS, (provider, tenant_id, after, status)).fetchall()
-        return [_letter(row) for row in rows]
+        letters = [_letter(row) for row in rows]
+        return [replace(d, body=open_body(self._box, d.dead_letter_id, d.body)) for d in letters]
 
     def settle_dead_letter(
         self,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -114,6 +115,19 @@ class ChannelStoreContract:
         assert kept.violations == letter(tenant).violations
         assert kept.headers == {"content-type": "application/json"}
         assert kept.received_at == letter(tenant).received_at
+
+    def test_a_dead_letters_body_is_never_stored_in_clear(
+        self, store: ChannelStore, tenant: str
+    ) -> None:
+        # A delivery holds what the customer sent (a phone, a message); found by a review in
+        # channels.sqlite as sent, with sealing on.
+        body = b"From=%2B34617345912&Body=quokkaberry+" + tenant.encode()
+        kept = replace(letter(tenant), body=body)
+        store.keep_dead_letter(kept)
+        [read] = store.dead_letters(tenant_id=tenant)
+        assert read.body == body  # opened for a replay
+        stored = self.stored_bytes(store)
+        assert b"quokkaberry" not in stored and b"617345912" not in stored
 
     def test_a_delivery_redelivered_is_one_dead_letter(
         self, store: ChannelStore, tenant: str

@@ -28,7 +28,8 @@ class TestPostgresChannelStore(ChannelStoreContract):
         assert isinstance(store, PostgresChannelStore)
         with store.db.transaction() as cursor:
             rows = cursor.execute("SELECT row_to_json(c)::text FROM channels AS c").fetchall()
-        return "\n".join(row[0] for row in rows).encode()
+            letters = cursor.execute("SELECT body FROM webhook_dead_letters").fetchall()
+        return "\n".join(row[0] for row in rows).encode() + b"".join(bytes(r[0]) for r in letters)
 
 
 def test_replicas_without_a_platform_key_share_the_one_kept_in_postgresql(
