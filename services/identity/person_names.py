@@ -133,6 +133,17 @@ def fits_mailbox(name: str, email: str, surnames: int) -> bool:
     return False
 
 
+def spells_whole(name: str, email: str) -> bool:
+    """The email's local part is the whole name and nothing else, its words in any order, any
+    separators or digits (`agustin.vega.vargas@`, `vega_vargas_agustin85@` for `agustin vega
+    vargas`; not `agustinvega@`, `jgarcia@` nor `jose.garcia.martinez@` for `jose garcia lopez`)."""
+    words = [w for w in ("".join(c for c in w if c.isalpha()) for w in name.split()) if w]
+    parts = [p for p in re.split(r"[^a-z]+", email.rpartition("@")[0].lower()) if p]
+    if not words:
+        return False
+    return sorted(parts) == sorted(words) or parts == ["".join(words)]
+
+
 def agree(a: str, b: str) -> bool:
     """One name is the other, or its beginning word by word (`ana garcia` of `ana garcia
     lopez`): no evidence of two people. `pepe garcia` and `jose garcia` differ."""
@@ -142,11 +153,14 @@ def agree(a: str, b: str) -> bool:
 
 
 def same_full_name(ours: Iterable[str], theirs: Iterable[str], surnames: int) -> bool:
-    """Two customers' recorded names say one person: each side has a full name, and no two names
-    on either side differ (`agree`), so every full name is the same or the beginning of another
-    (`juan pablo benitez`, a compound given name and one surname, of `juan pablo benitez
-    fernandez`)."""
+    """Two customers' recorded names say one person: each side has a full name, every full name
+    on both sides is the same, and no two names on either side differ (`agree`). Not a full name
+    and a longer one it begins (`jose luis garcia`, a compound given name and one surname, and
+    `jose luis garcia lopez`): a son named after his father, one surname written on a form."""
     ours, theirs = sorted(set(ours)), sorted(set(theirs))
+    fulls = {n for n in (*ours, *theirs) if is_full(n, surnames)}
+    if len(fulls) != 1:
+        return False
     if not any(is_full(n, surnames) for n in ours) or not any(is_full(n, surnames) for n in theirs):
         return False
     every = [*ours, *theirs]

@@ -22,6 +22,7 @@ from services.identity.person_names import (
     is_full,
     names_agree,
     same_full_name,
+    spells_whole,
 )
 from services.identity.reasons import reason_text
 from services.identity.rules import Identifier, TenantRules
@@ -772,18 +773,22 @@ def _their_name_on_our_mailbox(
 
 def _named_as(ours: set[str], group: Group, rules: TenantRules) -> bool:
     """The group is known by the one full name `ours` holds (`same_full_name`): by its recorded
-    names, or, with no full name recorded (none, or only names agreeing with it: `agustin vega`),
-    by an email whose mailbox is named after it (`fits_mailbox`: `dcaballero@` for `daniel
-    caballero marin`, `agustin.vega.vargas@` for `agustin vega vargas`)."""
+    names; with none recorded, by an email whose mailbox is named after it (`fits_mailbox`:
+    `dcaballero@` for `daniel caballero marin`); with only part of it recorded (`agustin vega`),
+    by an email whose mailbox is the whole name and nothing else (`spells_whole`:
+    `agustin.vega.vargas@`; a son recorded as `jose garcia` with `jgarcia@` or
+    `jose.garcia.martinez@` is not known as his father `jose garcia lopez`)."""
     surnames = rules.name_surnames
     if any(is_full(name, surnames) for name in group.names):
         return same_full_name(ours, group.names, surnames)
     full = {name for name in ours if is_full(name, surnames)}
-    return (
-        len(full) == 1
-        and same_full_name(ours | group.names, full, surnames)
-        and any(_mailbox_named(full, i, rules) for i in group.identifiers)
-    )
+    if len(full) != 1 or not same_full_name(ours | group.names, full, surnames):
+        return False
+    emails = [i.value for i in group.identifiers if i.kind == "email"]
+    if group.names:
+        [name] = full
+        return any(spells_whole(name, email) for email in emails)
+    return any(_mailbox_named(full, i, rules) for i in group.identifiers)
 
 
 def _second_mailbox_on(
