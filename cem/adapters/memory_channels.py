@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import replace
@@ -17,7 +18,7 @@ from kernel.channels import (
     letter_id,
     mint_channel_id,
 )
-from kernel.secrets import SecretBox
+from kernel.secrets import SecretBox, SecretKeyError
 
 # Headers a dead letter never keeps: credentials of a proxy or a person, not of the provider.
 PRIVATE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
@@ -47,6 +48,9 @@ def matches(
         and (since is None or letter.received_at >= since)
         and (status is None or letter.status == status)
     )
+
+
+logger = logging.getLogger(__name__)
 
 
 class MemoryChannelStore:
@@ -174,6 +178,12 @@ def seal_body(box: SecretBox, dead_letter_id: str, body: bytes) -> bytes:
 
 
 def open_body(box: SecretBox, dead_letter_id: str, stored: bytes) -> bytes:
+    """The body as received; one that does not open (another platform key) is left as stored,
+    logged, so that the other letters still list and replay (its replay fails and it stays)."""
     if not stored.startswith(SEALED_BODY):
         return stored
-    return box.open_bytes(stored[len(SEALED_BODY) :], f"dead letter {dead_letter_id}")
+    try:
+        return box.open_bytes(stored[len(SEALED_BODY) :], f"dead letter {dead_letter_id}")
+    except SecretKeyError as exc:
+        logger.warning("%s", exc)
+        return stored

@@ -203,6 +203,19 @@ class TestSqliteChannelStore(ChannelStoreContract):
     def stored_bytes(self, store: ChannelStore) -> bytes:
         return b"".join(p.read_bytes() for p in self.path.parent.glob("channels.sqlite*"))
 
+    def test_a_letter_that_does_not_open_leaves_the_others_readable(self, tmp_path: Path) -> None:
+        # One letter sealed under another platform key (a key changed) blocked every listing and
+        # replay of every tenant (found by a review): it is left as stored, the others open.
+        store = self.make_store(tmp_path)
+        store.keep_dead_letter(letter("acme"))
+        store.close()
+        other = SqliteChannelStore(self.path, box())
+        other.keep_dead_letter(letter("acme", delivery=2))
+        bodies = {d.body for d in other.dead_letters(tenant_id="acme")}
+        assert letter("acme", delivery=2).body in bodies and len(bodies) == 2
+        assert letter("acme").body not in bodies  # still sealed: nothing opened it wrongly
+        other.close()
+
     def test_another_platform_key_cannot_open_a_secret(self, tmp_path: Path) -> None:
         store = self.make_store(tmp_path)
         added = store.add("acme", "shopify", SECRET)

@@ -210,20 +210,19 @@
   }
 
   // A new touchpoint changes what the header says (the last contact, the latest score, the
-  // channels) and may raise or resolve an alert: both are read again once the entries of a burst
-  // have come, and the risk once more a few seconds later, since the alert an answer raises is
-  // written by the satisfaction stage after the timeline has the answer.
+  // channels) and may raise or resolve an alert: both are read again, once, when a burst of
+  // entries has been quiet for a moment. The moment gives the satisfaction stage time to write
+  // the alert an answer raises after the timeline has the answer; each read is an audited read
+  // of the customer, so a burst costs two, not two per entry.
+  const REFRESH_AFTER_MS = 1500;
+
   function refreshSoon(target) {
     clearTimeout(target.refreshing);
-    clearTimeout(target.riskAgain);
     target.refreshing = setTimeout(() => {
       if (target !== current || target.erased) return;
       refreshProfile(target);
       loadRisk(target.id);
-      target.riskAgain = setTimeout(() => {
-        if (target === current && !target.erased) loadRisk(target.id);
-      }, 3000);
-    }, 300);
+    }, REFRESH_AFTER_MS);
   }
 
   // Whether the customer `id` is the one the page shows (an answer for another is dropped).
@@ -351,10 +350,14 @@
     // shown while older pages remain, it is left to the page that holds it.
     let after = null;
     if (atTop) {
+      const shown = [...$("timeline").children];
+      const time = (li) => new Date(li.querySelector("time").getAttribute("datetime")).getTime();
       const at = new Date(entry.derived_at).getTime();
-      after = [...$("timeline").children].find(
-        (li) => new Date(li.querySelector("time").getAttribute("datetime")).getTime() < at);
-      if (!after && !current.done && $("timeline").children.length) return;
+      after = shown.find((li) => time(li) < at) || null;
+      // Older than every entry shown while older pages remain: left to the page that holds it,
+      // unless it is as old as the oldest shown (pages go by time, then id: the next page may
+      // have passed it), which it then joins.
+      if (!after && !current.done && shown.length && time(shown[shown.length - 1]) !== at) return;
     }
     current.seen.add(entry.event_id);
     const item = entryItem(entry);
@@ -475,7 +478,6 @@
     if (current.stream) current.stream.close();
     if (current.poller) clearInterval(current.poller);
     clearTimeout(current.refreshing);
-    clearTimeout(current.riskAgain);
   }
 
   function setLive(on) {

@@ -167,21 +167,24 @@
   // --- drill-down -----------------------------------------------------------------------------
   let drilling = 0; // the latest drill-down asked: an earlier one's answers arriving late are dropped
   // The answers behind a cell, a page at a time: every one the cell counts can be reached.
-  const drilled = { cell: null, cursor: null };
+  // The period is the one the cell was drilled in: a page more is of the same answers.
+  const drilled = { cell: null, cursor: null, since: null, until: null };
 
-  const answersPage = (cell, cursor) => api(`/v1/satisfaction/responses?${query({
-    touchpoint: cell.touchpoint, channel: cell.channel, since: period.since, until: period.until, cursor })}`);
+  const answersPage = (cursor) => api(`/v1/satisfaction/responses?${query({
+    touchpoint: drilled.cell.touchpoint, channel: drilled.cell.channel,
+    since: drilled.since, until: drilled.until, cursor })}`);
 
   async function drill(cell) {
     const asked = ++drilling;
-    Object.assign(drilled, { cell, cursor: null });
+    Object.assign(drilled, { cell, cursor: null, since: period.since, until: period.until });
     $("drill").hidden = false;
     $("drill-more").hidden = true;
+    $("drill-more").disabled = false;
     $("drill-title").textContent = `${t("answers")} ${cell.touchpoint} · ${channelName(cell.channel)}`;
     $("answers").tBodies[0].replaceChildren();
     $("drill-status").textContent = t("loading");
     try {
-      const found = await answersPage(cell, null);
+      const found = await answersPage(null);
       if (asked !== drilling) return;
       const rows = found.responses || [];
       $("drill-status").textContent = rows.length ? "" : t("no_data");
@@ -201,16 +204,19 @@
     const asked = drilling;
     $("drill-more").disabled = true;
     try {
-      const found = await answersPage(drilled.cell, drilled.cursor);
-      if (asked !== drilling) return;
+      const found = await answersPage(drilled.cursor);
+      if (asked !== drilling) return; // another cell drilled meanwhile: its own button stands
       $("answers").tBodies[0].append(...(found.responses || []).map(answerRow));
       drilled.cursor = found.next_cursor || null;
       $("drill-status").textContent = "";
     } catch (error) {
       if (asked === drilling) showError($("drill-status"), error);
+    } finally {
+      if (asked === drilling) {
+        $("drill-more").disabled = false;
+        $("drill-more").hidden = drilled.cursor === null;
+      }
     }
-    $("drill-more").disabled = false;
-    $("drill-more").hidden = drilled.cursor === null;
   });
 
   function answerRow(a) {
