@@ -6,8 +6,10 @@ with its channel restricted and its payload typed. `python -m schemas.export` re
 
 Personal data is marked as `schemas/personal.py` declares it, for producers and for the
 crypto-shredding that seals it: `"x-personal": true` on every customer identifier and on each
-type's personal payload fields, and on `attributes` the words of a key (`x-personal-key-words`)
-and the keys (`x-personal-keys`) that make an attribute personal, each a space-separated list.
+type's personal payload fields, and on `attributes` the words that leave an attribute in clear
+when every word of its key is one of them (`x-anonymous-key-words`; any other key is personal)
+and the keys that are personal whatever their words (`x-personal-keys`), each a space-separated
+list.
 Validators ignore `x-` keywords.
 
 What validators check beyond the schema (survey score bounds per kind, at least one customer

@@ -85,21 +85,22 @@ def _words(text: str) -> frozenset[str]:
 
 
 ANONYMOUS_WORDS = _words(
-    # where a key comes from (Segment's context and properties)
-    "properties context traits "
-    # what was bought, and for how much (the value projection reads `product`)
-    "product products sku category categories brand variant plan tier quantity qty units "
-    "price amount total subtotal revenue value currency discount coupon tax shipping "
-    "payment method "
+    # where a key comes from (Segment's context and properties; not `traits`, the person's)
+    "properties context "
+    # what was bought, as a single value (the value projection reads `product`); not `products`,
+    # `order`, `cart`, `checkout`, `shipping` or `payment`, whose values are often whole objects
+    # kept as JSON text (a billing address, the buyer's email), nor `value`, `content` or `term`
+    # (what was typed in a form, a campaign's search terms: an email, often; found by a review)
+    "product sku category brand variant plan tier quantity qty units "
+    "price amount total subtotal revenue currency discount coupon tax "
     # the shop's and the campaign's own words
-    "store shop order cart checkout campaign source medium content term affiliation "
-    "list position step option "
+    "store shop campaign source medium affiliation position step "
     # the client, not the person (no id, address or fingerprint of it)
     "locale language timezone library version os app build platform screen width height "
     "density network wifi cellular bluetooth carrier "
     # Spanish
-    "producto productos categoria marca plan cantidad precio importe moneda descuento "
-    "cupon impuesto envio tienda pedido carrito campana idioma"
+    "producto categoria marca plan cantidad precio importe moneda descuento "
+    "cupon impuesto tienda campana idioma"
 )
 # Segment's device id is an identifier, its user agent a fingerprint, whatever their words.
 ATTRIBUTE_KEYS = frozenset({"context.userAgent", "context.device.id"})
