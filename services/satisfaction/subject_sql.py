@@ -1,14 +1,16 @@
-"""A customer's own survey answers as stored (`survey_responses`), for a subject access export.
+"""A customer's own rows as stored, for a subject access export: survey answers
+(`survey_responses`) and the sentiment of the texts they wrote (`text_sentiment`).
 
-The rows as the satisfaction consumer filed them, each under a member of the customer: the
+The rows as the satisfaction consumer filed them, each under a member of the customer: an
 answer's own touchpoint and channel, not the attributed ones the dashboard reads (those are
 derived from other rows at read time). Newest first, a page at a time after a
-`(answered_at, event_id)` position, deduplicated by event id like every read of these tables.
+`(time, event_id)` position, deduplicated by event id like every read of these tables.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from kernel.ports import Warehouse
@@ -16,17 +18,63 @@ from services.projections.sql import members_filter
 from services.satisfaction.sql import RESPONSES_TABLE
 from services.satisfaction.texts import TEXT_SENTIMENT_TABLE
 
-_ANSWERS = """SELECT event_id, customer_id, survey_id, kind, scale, score, comment, touchpoint,
-       channel, correlation_id, answered_at
-FROM {table}
+NEWEST = (2**62, "")  # a position after every row
+
+
+@dataclass(frozen=True)
+class SubjectRows:
+    """One table's rows of a customer: which columns, and the time column pages follow."""
+
+    table: str
+    columns: str
+    at: str
+
+    def sql(self, members: str) -> str:
+        return f"""SELECT {self.columns}
+FROM {self.table}
 WHERE tenant_id = {{tenant_id:String}} AND {members}
-  AND (answered_at < {{before_at:Int64}}
-       OR (answered_at = {{before_at:Int64}} AND event_id < {{before_id:String}}))
-ORDER BY answered_at DESC, event_id DESC
+  AND ({self.at} < {{before_at:Int64}}
+       OR ({self.at} = {{before_at:Int64}} AND event_id < {{before_id:String}}))
+ORDER BY {self.at} DESC, event_id DESC
 LIMIT 1 BY event_id
 LIMIT {{limit:UInt32}}"""
 
-NEWEST = (2**62, "")  # a position after every answer
+
+ANSWERS = SubjectRows(
+    RESPONSES_TABLE,
+    "event_id, customer_id, survey_id, kind, scale, score, comment, touchpoint, channel, "
+    "correlation_id, answered_at",
+    "answered_at",
+)
+# The label and score of each text they wrote, not the text (that is in the timeline's events).
+SENTIMENT = SubjectRows(
+    TEXT_SENTIMENT_TABLE,
+    "event_id, customer_id, type, field, touchpoint, channel, correlation_id, written_at, "
+    "language, label, score, model, model_version",
+    "written_at",
+)
+
+
+def read_customer_rows(
+    warehouse: Warehouse,
+    rows: SubjectRows,
+    tenant_id: str,
+    members: Sequence[str],
+    before: tuple[int, str] = NEWEST,
+    limit: int = 500,
+) -> list[dict[str, Any]]:
+    """Up to `limit` rows of the members older than `before`, newest first."""
+    condition, params = members_filter(members)
+    return warehouse.select(
+        rows.sql(condition),
+        {
+            "tenant_id": tenant_id,
+            **params,
+            "before_at": before[0],
+            "before_id": before[1],
+            "limit": limit,
+        },
+    )
 
 
 def read_customer_answers(
@@ -37,49 +85,16 @@ def read_customer_answers(
     limit: int = 500,
 ) -> list[dict[str, Any]]:
     """Up to `limit` answers of the members older than `before`, newest first."""
-    condition, params = members_filter(members)
-    sql = _ANSWERS.format(table=RESPONSES_TABLE, members=condition)
-    return warehouse.select(
-        sql,
-        {
-            "tenant_id": tenant_id,
-            **params,
-            "before_at": before[0],
-            "before_id": before[1],
-            "limit": limit,
-        },
-    )
+    return read_customer_rows(warehouse, ANSWERS, tenant_id, members, before, limit)
 
 
-_SENTIMENT = """SELECT event_id, customer_id, type, field, touchpoint, channel, correlation_id,
-       written_at, language, label, score, model, model_version
-FROM {table}
-WHERE tenant_id = {{tenant_id:String}} AND {members}
-  AND (written_at < {{before_at:Int64}}
-       OR (written_at = {{before_at:Int64}} AND event_id < {{before_id:String}}))
-ORDER BY written_at DESC, event_id DESC
-LIMIT 1 BY event_id
-LIMIT {{limit:UInt32}}"""
-
-
-def read_customer_sentiment(
-    warehouse: Warehouse,
-    tenant_id: str,
-    members: Sequence[str],
-    before: tuple[int, str] = NEWEST,
-    limit: int = 500,
-) -> list[dict[str, Any]]:
-    """Up to `limit` scored texts of the members (`text_sentiment`: the label and score of each
-    text they wrote, not the text) older than `before`, newest first."""
-    condition, params = members_filter(members)
-    sql = _SENTIMENT.format(table=TEXT_SENTIMENT_TABLE, members=condition)
-    return warehouse.select(
-        sql,
-        {
-            "tenant_id": tenant_id,
-            **params,
-            "before_at": before[0],
-            "before_id": before[1],
-            "limit": limit,
-        },
-    )
+def customer_pages(
+    warehouse: Warehouse, rows: SubjectRows, tenant_id: str, members: Sequence[str], page: int
+) -> Iterator[list[dict[str, Any]]]:
+    """Every row of the members, newest first, `page` at a time."""
+    before = NEWEST
+    while found := read_customer_rows(warehouse, rows, tenant_id, members, before, page):
+        yield found
+        if len(found) < page:
+            return
+        before = (int(found[-1][rows.at]), found[-1]["event_id"])

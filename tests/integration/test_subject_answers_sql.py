@@ -1,5 +1,5 @@
-"""A customer's stored survey answers (`subject_sql`), on chdb and on a ClickHouse server: every
-member's answers once, newest first, page after page, nobody else's."""
+"""A customer's stored survey answers and text sentiment (`subject_sql`), on chdb and on a
+ClickHouse server: every member's rows once, newest first, page after page, nobody else's."""
 
 from __future__ import annotations
 
@@ -10,16 +10,22 @@ from typing import Any
 import pytest
 
 from kernel.ports import Warehouse
-from services.satisfaction import sql
+from services.satisfaction import sentiment_sql, sql
 from services.satisfaction.sql import RESPONSES_TABLE
-from services.satisfaction.subject_sql import NEWEST, read_customer_answers
+from services.satisfaction.subject_sql import (
+    NEWEST,
+    SENTIMENT,
+    customer_pages,
+    read_customer_answers,
+)
+from services.satisfaction.texts import TEXT_SENTIMENT_TABLE
 
 
 @pytest.fixture(params=["chdb", pytest.param("clickhouse", marks=pytest.mark.clickhouse)])
 def wh(request: pytest.FixtureRequest) -> Warehouse:
     fixture = "warehouse" if request.param == "chdb" else "clickhouse_warehouse"
     warehouse: Warehouse = request.getfixturevalue(fixture)
-    for statement in sql.ddl(warehouse.version):
+    for statement in [*sql.ddl(warehouse.version), *sentiment_sql.ddl(warehouse.version)]:
         warehouse.command(statement)
     return warehouse
 
@@ -60,3 +66,35 @@ def test_pages_hold_each_members_answer_once_newest_first(wh: Warehouse) -> None
     assert {k: found[0][k] for k in expected[0] if k != "tenant_id"} == {
         k: v for k, v in expected[0].items() if k != "tenant_id"
     }
+
+
+def scored(tenant_id: str, customer_id: str, written_at: int) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "event_id": str(uuid.uuid4()),
+        "customer_id": customer_id,
+        "type": "message.received",
+        "field": "text",
+        "touchpoint": "chat",
+        "channel": "chat",
+        "correlation_id": "",
+        "written_at": written_at,
+        "language": "en",
+        "label": random.choice(["negative", "neutral", "positive"]),
+        "score": 0.25,
+        "model": "vaderSentiment",
+        "model_version": "3.3.2",
+    }
+
+
+def test_the_sentiment_of_a_customers_texts_pages_like_the_answers(wh: Warehouse) -> None:
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    members = ["email:ana@x.io", "phone:+34600000001"]
+    times = [1_700_000_000_000_000 + (i // 3) * 1_000_000 for i in range(11)]
+    theirs = [scored(tenant, random.choice(members), at) for at in times]
+    wh.insert(TEXT_SENTIMENT_TABLE, [*theirs, scored(tenant, "email:eva@x.io", times[0])])
+    wh.insert(TEXT_SENTIMENT_TABLE, theirs[:4])  # a reprocessed batch
+    pages = list(customer_pages(wh, SENTIMENT, tenant, members, 4))
+    assert [len(p) for p in pages] == [4, 4, 3]
+    expected = sorted(theirs, key=lambda r: (r["written_at"], r["event_id"]), reverse=True)
+    assert [r["event_id"] for p in pages for r in p] == [r["event_id"] for r in expected]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -32,7 +32,7 @@ from services.identity.erasure import removed
 from services.identity.errors import CustomerNotFound
 from services.identity.resolver import IdentityResolver
 from services.projections.profile import Profile
-from services.projections.timeline import MAX_PAGE, TimelineEntry, decode_cursor
+from services.projections.timeline import MAX_PAGE, TimelineEntry, decode_cursor, from_micros
 from services.projections.timeline_page_sql import read_flagged_page
 from services.query_api.routers.alerts import AlertOut, alert_out
 from services.query_api.routers.customers import CustomerId, members_of, profile_of
@@ -41,11 +41,7 @@ from services.query_api.routers.satisfaction import now
 from services.query_api.subject_archive import JsonRow, Section, SubjectArchive
 from services.satisfaction.lifecycle_sql import read_states
 from services.satisfaction.sql import NO_END, AlertQuery, read_alerts
-from services.satisfaction.subject_sql import (
-    NEWEST,
-    read_customer_answers,
-    read_customer_sentiment,
-)
+from services.satisfaction.subject_sql import ANSWERS, SENTIMENT, customer_pages
 
 router = APIRouter(tags=["customers"], responses=AUTHENTICATED)
 
@@ -112,12 +108,8 @@ def _event_pages(warehouse: Warehouse, tenant_id: str, members: list[str]) -> It
 
 
 def _answer_pages(warehouse: Warehouse, tenant_id: str, members: list[str]) -> Iterator[list[Any]]:
-    before = NEWEST
-    while rows := read_customer_answers(warehouse, tenant_id, members, before, PAGE):
+    for rows in customer_pages(warehouse, ANSWERS, tenant_id, members, PAGE):
         yield [_answer_out(row).model_dump(mode="json") for row in rows]
-        if len(rows) < PAGE:
-            return
-        before = (int(rows[-1]["answered_at"]), rows[-1]["event_id"])
 
 
 def _alert_pages(warehouse: Warehouse, tenant_id: str, members: list[str]) -> Iterator[list[Any]]:
@@ -133,10 +125,7 @@ def _alert_pages(warehouse: Warehouse, tenant_id: str, members: list[str]) -> It
         before = (int(rows[-1]["raised_at"]), rows[-1]["alert_id"])
 
 
-SENTIMENT_COLUMNS = (
-    "event_id", "customer_id", "type", "field", "touchpoint", "channel", "correlation_id",
-    "written_at", "language", "label", "score", "model", "model_version",
-)  # fmt: skip
+SENTIMENT_COLUMNS = tuple(SENTIMENT.columns.split(", "))
 ACCESS_COLUMNS = (
     "at", "actor_kind", "actor_id", "actor_email", "role", "customer_id", "requested_id",
     "resource", "request_id",
@@ -148,19 +137,10 @@ def _sentiment_pages(
 ) -> Iterator[list[Any]]:
     """The sentiment of every text the members wrote (the label and score; the texts are in
     `events`), newest first."""
-    before = NEWEST
-    while rows := read_customer_sentiment(warehouse, tenant_id, members, before, PAGE):
-        yield [
-            {**row, "written_at": _iso(int(row["written_at"])), "score": float(row["score"])}
-            for row in rows
-        ]
-        if len(rows) < PAGE:
-            return
-        before = (int(rows[-1]["written_at"]), rows[-1]["event_id"])
-
-
-def _iso(micros: int) -> str:
-    return datetime.fromtimestamp(micros / 1_000_000, UTC).isoformat().replace("+00:00", "Z")
+    for rows in customer_pages(warehouse, SENTIMENT, tenant_id, members, PAGE):
+        yield to_jsonable_python(
+            [row | {"written_at": from_micros(int(row["written_at"]))} for row in rows]
+        )
 
 
 def _access_pages(
@@ -182,8 +162,7 @@ def _access_pages(
 
 
 def _access_row(entry: AccessEntry) -> dict[str, Any]:
-    row = {name: getattr(entry, name) for name in ACCESS_COLUMNS}
-    row["at"] = entry.at.isoformat().replace("+00:00", "Z")
+    row: dict[str, Any] = to_jsonable_python({n: getattr(entry, n) for n in ACCESS_COLUMNS})
     return row
 
 
