@@ -69,30 +69,32 @@ def _warehouse_part(
     return counts
 
 
-def _log_part(
-    log: TenantLog, policy: Policy, now: datetime, dry_run: bool, on_step: Step
+# A part of the raw data aged with the raw events: (tenant, before, delete) -> rows past it.
+RawPart = Callable[..., int]
+
+
+def _raw_parts(log: TenantLog | None, letters: TenantLetters | None) -> dict[str, RawPart]:
+    """What ends with the raw events besides the warehouse: the embedded log's records and
+    refused bodies, the channel store's webhook dead letters."""
+    parts: dict[str, RawPart] = {}
+    if log is not None:
+        parts |= {LOG_RECORDS: log.tenant_records, LOG_CONFLICTS: log.tenant_conflicts}
+    if letters is not None:
+        parts[WEBHOOK_DEAD_LETTERS] = letters.tenant_dead_letters
+    return parts
+
+
+def _raw_part(
+    parts: dict[str, RawPart], policy: Policy, now: datetime, dry_run: bool, on_step: Step
 ) -> dict[str, int]:
     before = cutoff(policy.events_days, now)
     if before is None:
         return {}
-    counts = {
-        LOG_RECORDS: log.tenant_records(policy.tenant_id, before, delete=not dry_run),
-        LOG_CONFLICTS: log.tenant_conflicts(policy.tenant_id, before, delete=not dry_run),
-    }
-    for part, count in counts.items():
-        on_step(part, count)
+    counts = {}
+    for part, past in parts.items():
+        counts[part] = past(policy.tenant_id, before, delete=not dry_run)
+        on_step(part, counts[part])
     return counts
-
-
-def _letters_part(
-    letters: TenantLetters, policy: Policy, now: datetime, dry_run: bool, on_step: Step
-) -> dict[str, int]:
-    before = cutoff(policy.events_days, now)
-    if before is None:
-        return {}
-    count = letters.tenant_dead_letters(policy.tenant_id, before, delete=not dry_run)
-    on_step(WEBHOOK_DEAD_LETTERS, count)
-    return {WEBHOOK_DEAD_LETTERS: count}
 
 
 def apply_policy(
@@ -108,10 +110,7 @@ def apply_policy(
 ) -> ApplyRun:
     """Delete the tenant's data past its policy (count only, when `dry_run`)."""
     counts = _warehouse_part(warehouse, policy, now, dry_run, on_step)
-    if log is not None:
-        counts |= _log_part(log, policy, now, dry_run, on_step)
-    if letters is not None:
-        counts |= _letters_part(letters, policy, now, dry_run, on_step)
+    counts |= _raw_part(_raw_parts(log, letters), policy, now, dry_run, on_step)
     return ApplyRun(
         policy.tenant_id,
         now,
