@@ -71,7 +71,6 @@ def progress_bar_sized_later(
     by the step itself): yields (set the total, set how many are done)."""
     with _bar(unit) as progress:
         task = progress.add_task(description, total=None)
-
         yield (
             lambda total: progress.update(task, total=total),
             lambda done: progress.update(task, completed=done),

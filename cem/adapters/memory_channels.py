@@ -52,9 +52,31 @@ def matches(
 
 logger = logging.getLogger(__name__)
 
+# A dead letter's body (a provider's delivery: phones, names, messages) is stored sealed under the
+# store's platform key, bound to the letter's id; a body kept before this holds no marker and is
+# read as stored. No delivery starts with a NUL byte (JSON, forms).
+SEALED_BODY = b"\x00cem-sealed-letter-1\x00"
+
+
+def seal_body(box: SecretBox, dead_letter_id: str, body: bytes) -> bytes:
+    return SEALED_BODY + box.seal_bytes(body, f"dead letter {dead_letter_id}")
+
+
+def open_body(box: SecretBox, dead_letter_id: str, stored: bytes) -> bytes:
+    """The body as received; one that does not open (another platform key) is left as stored,
+    logged, so that the other letters still list and replay (its replay fails and it stays)."""
+    if not stored.startswith(SEALED_BODY):
+        return stored
+    try:
+        return box.open_bytes(stored[len(SEALED_BODY) :], f"dead letter {dead_letter_id}")
+    except SecretKeyError as exc:
+        logger.warning("%s", exc)
+        return stored
+
 
 class MemoryChannelStore:
-    """A ChannelStore in a dict; secrets are sealed here too, so tests see what adapters do."""
+    """A ChannelStore in a dict; secrets and dead letters' bodies are sealed here too, so tests
+    see what adapters do."""
 
     def __init__(self, box: SecretBox) -> None:
         self._box = box
@@ -114,6 +136,7 @@ class MemoryChannelStore:
         dead_letter_id = letter_id(letter)
         fields = {k: getattr(letter, k) for k in NewDeadLetter.__dataclass_fields__}
         fields["headers"] = kept_headers(letter.headers)
+        fields["body"] = seal_body(self._box, dead_letter_id, letter.body)
         with self._lock:  # a redelivery of a delivery kept already adds nothing
             self._letters.setdefault(
                 dead_letter_id, WebhookDeadLetter(**fields, dead_letter_id=dead_letter_id)
@@ -129,7 +152,9 @@ class MemoryChannelStore:
         status: DeadLetterStatus | None = "pending",
     ) -> builtins.list[WebhookDeadLetter]:
         found = [
-            d for d in self._letters.values() if matches(d, provider, tenant_id, since, status)
+            replace(d, body=open_body(self._box, d.dead_letter_id, d.body))
+            for d in self._letters.values()
+            if matches(d, provider, tenant_id, since, status)
         ]
         return sorted(found, key=lambda d: d.received_at)
 
@@ -165,25 +190,3 @@ class MemoryChannelStore:
 
     def close(self) -> None:
         pass
-
-
-# A dead letter's body (a provider's delivery: phones, names, messages) is stored sealed under the
-# store's platform key, bound to the letter's id; a body kept before this holds no marker and is
-# read as stored. No delivery starts with a NUL byte (JSON, forms).
-SEALED_BODY = b"\x00cem-sealed-letter-1\x00"
-
-
-def seal_body(box: SecretBox, dead_letter_id: str, body: bytes) -> bytes:
-    return SEALED_BODY + box.seal_bytes(body, f"dead letter {dead_letter_id}")
-
-
-def open_body(box: SecretBox, dead_letter_id: str, stored: bytes) -> bytes:
-    """The body as received; one that does not open (another platform key) is left as stored,
-    logged, so that the other letters still list and replay (its replay fails and it stays)."""
-    if not stored.startswith(SEALED_BODY):
-        return stored
-    try:
-        return box.open_bytes(stored[len(SEALED_BODY) :], f"dead letter {dead_letter_id}")
-    except SecretKeyError as exc:
-        logger.warning("%s", exc)
-        return stored
