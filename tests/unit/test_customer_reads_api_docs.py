@@ -60,3 +60,8 @@ def test_every_status_and_content_type_is_documented(paths: dict[str, Any], path
     assert set(responses) >= {"200", *statuses}
     assert set(responses["200"]["content"]) == content
     assert all(responses[s].get("description") for s in statuses)
+
+
+def test_an_alerts_download_documents_where_it_stopped(paths: dict[str, Any]) -> None:
+    ok = paths["/v1/alerts"]["get"]["responses"]["200"]
+    assert ok["headers"]["X-Next-Cursor"]["description"]

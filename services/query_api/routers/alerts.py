@@ -159,7 +159,16 @@ def _customers(request: Request, tenant_id: str, customer_id: str | None) -> tup
     "/v1/alerts",
     response_model=AlertList,
     responses={
-        **DOWNLOAD_RESPONSES,
+        200: {
+            **DOWNLOAD_RESPONSES[200],
+            "headers": {
+                "X-Next-Cursor": {
+                    "description": "on a download that does not hold every alert that matches "
+                    "(a `limit`, or more than the whole-download bound): the cursor of the rest",
+                    "schema": {"type": "string"},
+                }
+            },
+        },
         **AUDITED_READ_RESPONSES,
         503: {
             "description": "the warehouse is unavailable, or (one customer's alerts, an audited "
