@@ -68,8 +68,11 @@ const CEM = (() => {
     if (value === null || value === undefined) return el("td", { class: "num", dataset: { metric: name, n: 0 } }, "—");
     const low = n < minN;
     return el("td", { class: low ? "num low-n" : "num", dataset: { metric: name, n }, title: low ? lowTitle : null },
-      fixed(value, 1), low ? el("span", { class: "low-n-sample", "aria-hidden": "true" }, "*") : null);
+      fixed(value, 1), low ? lowStar() : null);
   }
+
+  // The star beside a figure from too few answers or contacts to trust (the legend explains it).
+  const lowStar = () => el("span", { class: "low-n-sample", "aria-hidden": "true" }, "*");
 
   // A number to `digits` decimals as the page's language writes it ("54,5" in Spanish).
   function fixed(value, digits) {
@@ -169,7 +172,7 @@ const CEM = (() => {
   }
 
   return {
-    t, api, el, metricCell, fixed, when, query, showError, errorText, alertText, channelName, kindName, identifierText,
+    t, api, el, metricCell, lowStar, fixed, when, query, showError, errorText, alertText, channelName, kindName, identifierText,
     csrf, lang, ApiError,
   };
 })();

@@ -346,8 +346,7 @@
   function appendEntry(entry, atTop) {
     if (current.seen.has(entry.event_id)) return; // never shown twice (reconnects, pages)
     // A live entry goes where its time puts it among those shown, newest first: one that
-    // happened earlier (a late source, a backfill) is not the newest. Older than every entry
-    // shown while older pages remain, it is left to the page that holds it.
+    // happened earlier (a late source, a backfill) is not the newest.
     let after = null;
     if (atTop) {
       const shown = [...$("timeline").children];

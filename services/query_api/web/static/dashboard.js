@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const { t, api, el, metricCell, when, query, showError, errorText, alertText, channelName, lang } = CEM;
+  const { t, api, el, metricCell, lowStar, when, query, showError, errorText, alertText, channelName, lang } = CEM;
   const $ = (id) => document.getElementById(id);
   const HOUR = 3600e3;
   const METRICS = ["csat@1", "nps@1", "ces@1", "ces_easy@1"];
@@ -97,7 +97,7 @@
       const title = `${tp} · ${channelName(ch)} · n = ${n}${low ? ` · ${t("low_n")}` : ""}`;
       return el("td", { class: `heat h${level}${low ? " low-n-heat" : ""}`, dataset: { n } },
         el("button", { type: "button", class: "heat-button", onclick: () => drill(cell), title },
-          csat.toFixed(0), low ? el("span", { class: "low-n-sample", "aria-hidden": "true" }, "*") : null));
+          csat.toFixed(0), low ? lowStar() : null));
     })));
     $("heatmap").replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows));
   }
