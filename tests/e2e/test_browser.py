@@ -4,6 +4,7 @@ signing in sees. Screenshots of each screen go to docs/screenshots/ (`CEM_SCREEN
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import csv
 import io
@@ -19,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 from selenium.webdriver.common.keys import Keys
 
@@ -778,7 +780,7 @@ def test_the_dashboard_fits_a_phone(
         page.driver.set_window_size(1280, 900)
 
 
-def cell_from_rows(rows: list[dict[str, str]]) -> dict[str, str]:
+def cell_from_rows(rows: list[dict[str, Any]]) -> dict[str, str]:
     """A dashboard cell from export rows (one per bucket): n and the n-weighted metric values."""
     n = sum(int(r[f"responses.{kind}"]) for r in rows for kind in ("nps", "csat", "ces"))
     cell = {"n": str(n)}
@@ -790,7 +792,7 @@ def cell_from_rows(rows: list[dict[str, str]]) -> dict[str, str]:
     return cell
 
 
-def test_the_csv_export_equals_the_screen(
+def test_the_csv_and_excel_exports_equal_the_screen(
     page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
 ) -> None:
     page.sign_in(people[(TENANT_A, "manager")])
@@ -806,6 +808,20 @@ def test_the_csv_export_equals_the_screen(
     assert rows, text[:500]
     expected = cell_from_rows(rows)
     assert {k: shown[k] for k in expected} == expected
+    # The Excel button downloads the same numbers, as numbers (the browser's own fetch, signed in).
+    link = page.find("#export-xlsx").get_attribute("href")
+    assert link.endswith("format=xlsx"), link
+    encoded: str = page.driver.execute_async_script(
+        "const [url, done] = arguments; fetch(url).then(r => r.arrayBuffer()).then(b => {"
+        " let s = ''; for (const x of new Uint8Array(b)) s += String.fromCharCode(x);"
+        " done(btoa(s)); }, e => done(String(e)));",
+        link,
+    )
+    sheet = openpyxl.load_workbook(io.BytesIO(base64.b64decode(encoded)), read_only=True).active
+    assert sheet is not None
+    header, *values = list(sheet.iter_rows(values_only=True))
+    cells = [dict(zip(header, v, strict=True)) for v in values]
+    assert cell_from_rows([r for r in cells if r["touchpoint"] == touchpoint]) == expected
 
 
 def test_resolving_an_alert_shows_on_the_customers_timeline(

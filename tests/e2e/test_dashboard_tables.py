@@ -1,5 +1,5 @@
 """The CX dashboard's tables over HTTP on every deployment kind: the drill-down answers are exactly
-those a satisfaction cell counts, and the CSV and Parquet downloads hold the JSON's numbers."""
+those a satisfaction cell counts, and the Excel, CSV and Parquet downloads hold the JSON's numbers."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import openpyxl
 import pyarrow.parquet as pq
 
 from tests.e2e.deployments import TENANT_A, Api, Deployment, new_tag, survey
@@ -118,6 +119,14 @@ def download(api: Api, key: str, path: str, fmt: str, **params: Any) -> bytes:
     return response.content
 
 
+def excel(body: bytes) -> list[dict[str, Any]]:
+    """The rows of an Excel download's one sheet, by its header (openpyxl: not the writer)."""
+    sheet = openpyxl.load_workbook(io.BytesIO(body), read_only=True).active
+    assert sheet is not None
+    header, *rows = list(sheet.iter_rows(values_only=True))
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
 def test_exports_hold_the_numbers_of_the_json(api: Api, deployment: Deployment) -> None:
     tag, manager = new_tag(), deployment.key(TENANT_A, "manager")
     posted = post_answers(api, deployment, tag)
@@ -132,6 +141,12 @@ def test_exports_hold_the_numbers_of_the_json(api: Api, deployment: Deployment) 
     [prow] = pq.read_table(io.BytesIO(parquet)).to_pylist()
     assert prow["metrics.nps@1.value"] == cell["metrics"]["nps@1"]["value"]  # -> 0.0
     assert prow["responses.nps"] == cell["responses"]["nps"]
+    sheet = excel(download(api, manager, path, "xlsx", touchpoint=touchpoint, **window()))
+    [xrow] = [r for r in sheet if r["touchpoint"] == touchpoint]
+    for key, value in cell["metrics"].items():
+        assert xrow[f"metrics.{key}.value"] == value["value"]  # a number, not text
+        assert xrow[f"metrics.{key}.n"] == value["n"]
+    assert xrow["responses.nps"] == cell["responses"]["nps"]
 
     rows = list(csv.DictReader(io.StringIO(download(
         api, manager, "/v1/satisfaction/responses", "csv", touchpoint=touchpoint, **window()
@@ -145,3 +160,7 @@ def test_exports_hold_the_numbers_of_the_json(api: Api, deployment: Deployment) 
     assert [r["alert_id"] for r in exported] == [a["alert_id"] for a in alerts]
     assert [int(r["score"]) for r in exported] == [a["score"] for a in alerts]
     assert [r["status"] for r in exported] == [a["status"] for a in alerts]
+    sheet = excel(download(api, manager, "/v1/alerts", "xlsx", customer_id=f"dash-{tag}"))
+    assert [(r["alert_id"], r["score"]) for r in sheet] == [
+        (a["alert_id"], a["score"]) for a in alerts
+    ]

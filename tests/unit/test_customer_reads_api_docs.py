@@ -11,7 +11,10 @@ from cem.adapters.memory_keys import MemoryKeyStore
 from kernel.ports import Warehouse
 from services.query_api.app import create_app
 
-DOWNLOADS = {"application/json", "text/csv", "application/vnd.apache.parquet"}
+# Excel's own media type for .xlsx (the Office Open XML spreadsheet).
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+DOWNLOADS = {"application/json", "text/csv", "application/vnd.apache.parquet", XLSX}
 # path: (statuses, 200 content types). Every audited read answers 503 when the audit cannot
 # record it; every route 401 without a credential and 403 to a role that may not read it; a
 # customer addressed by an identifier key several customers hold is a 409.

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from services.query_api.exports import flatten, to_csv
+import io
+from datetime import datetime, timedelta, timezone
+
+import openpyxl
+
+from services.query_api.exports import flatten, to_csv, to_xlsx
 
 
 def test_an_interval_is_its_two_bounds_not_pythons_repr() -> None:
@@ -18,3 +23,52 @@ def test_an_interval_is_its_two_bounds_not_pythons_repr() -> None:
     }
     text = to_csv([row], list(row)).decode()
     assert "(" not in text and "0.0 79.5" in text
+
+
+def test_a_csv_writes_booleans_as_the_json_does() -> None:
+    # Python's `True` in a download that otherwise says what the JSON says (found by a review).
+    text = to_csv([{"low_confidence": True, "open": False}], ["low_confidence", "open"]).decode()
+    assert text.splitlines()[1] == "true,false"
+
+
+def test_an_excel_download_keeps_each_values_type_and_runs_no_text() -> None:
+    rows = [
+        {
+            "touchpoint": "tienda-sevilla",
+            "nps": -42.5,
+            "n": 31,
+            "low_confidence": False,
+            "at": datetime(2026, 3, 1, 10, 30, tzinfo=timezone(timedelta(hours=1))),
+            "verbatim": '=HYPERLINK("http://evil")',
+            "link": "https://example.io/x",
+            "digits": "0034617345678",
+            "missing": None,
+        }
+    ]
+    columns = [*rows[0], "absent"]
+    sheet = openpyxl.load_workbook(io.BytesIO(to_xlsx(rows, columns))).active
+    assert sheet is not None
+    header, row = list(sheet.iter_rows(values_only=True))
+    assert list(header) == columns
+    assert list(row) == [
+        "tienda-sevilla",
+        -42.5,
+        31,
+        False,
+        datetime(2026, 3, 1, 9, 30),  # UTC: Excel has no time zone
+        '=HYPERLINK("http://evil")',  # text as it was: not a formula, not prefixed
+        "https://example.io/x",
+        "0034617345678",  # text stays text: no number, no lost leading zeros
+        None,
+        None,
+    ]
+    cells = {c.value: c.data_type for c in sheet[2] if c.value is not None}
+    assert cells['=HYPERLINK("http://evil")'] == "s" and cells[-42.5] == "n"
+    assert sheet["F2"].hyperlink is None and sheet["G2"].hyperlink is None
+    assert sheet.freeze_panes == "A2"
+
+
+def test_an_excel_download_of_nothing_still_names_its_columns() -> None:
+    sheet = openpyxl.load_workbook(io.BytesIO(to_xlsx([], ["touchpoint", "n"]))).active
+    assert sheet is not None
+    assert list(sheet.iter_rows(values_only=True)) == [("touchpoint", "n")]

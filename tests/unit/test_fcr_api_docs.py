@@ -9,6 +9,9 @@ from cem.adapters.memory_keys import MemoryKeyStore
 from kernel.ports import Warehouse
 from services.query_api.app import create_app
 
+# Excel's own media type for .xlsx (the Office Open XML spreadsheet).
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
 
 def openapi() -> dict[str, Any]:
     spec: dict[str, Any] = create_app(cast(Warehouse, None), MemoryKeyStore()).openapi()
@@ -30,7 +33,7 @@ def test_the_fcr_route_its_parameters_statuses_and_downloads_are_documented() ->
         "format",
     }
     content = operation["responses"]["200"]["content"]
-    assert {"application/json", "text/csv", "application/vnd.apache.parquet"} <= set(content)
+    assert {"application/json", "text/csv", "application/vnd.apache.parquet", XLSX} <= set(content)
 
 
 def test_an_alert_documents_its_drift_detail() -> None:

@@ -9,6 +9,9 @@ from kernel.ports import Warehouse
 from services.query_api.app import create_app
 from services.service_metrics.definitions import SERVICE_DEFINITIONS
 
+# Excel's own media type for .xlsx (the Office Open XML spreadsheet).
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
 
 def test_the_route_its_parameters_and_statuses_are_documented() -> None:
     app = create_app(cast(Warehouse, None), MemoryKeyStore())
@@ -18,7 +21,7 @@ def test_the_route_its_parameters_and_statuses_are_documented() -> None:
     assert names >= {"since", "until", "channel", "touchpoint", "queue", "agent", "bucket"}
     assert names >= {"group_by", "format", "service_level_s"}
     downloads = set(operation["responses"]["200"]["content"])
-    assert downloads == {"application/json", "text/csv", "application/vnd.apache.parquet"}
+    assert downloads == {"application/json", "text/csv", "application/vnd.apache.parquet", XLSX}
 
 
 def test_every_definition_is_versioned_and_unique() -> None:

@@ -26,8 +26,10 @@
     table.dataset.until = period.until;
     table.dataset.bucket = period.bucket;
     const params = query(period);
+    $("export-xlsx").href = `/v1/satisfaction/touchpoints?${params}&format=xlsx`;
     $("export-csv").href = `/v1/satisfaction/touchpoints?${params}&format=csv`;
     $("export-parquet").href = `/v1/satisfaction/touchpoints?${params}&format=parquet`;
+    $("alerts-xlsx").href = `/v1/alerts?${query({ since: period.since })}&format=xlsx`;
     $("alerts-csv").href = `/v1/alerts?${query({ since: period.since })}&format=csv`;
     $("alerts-parquet").href = `/v1/alerts?${query({ since: period.since })}&format=parquet`;
     try {

@@ -32,6 +32,7 @@
 
   async function refresh() {
     const search = params();
+    $("service-xlsx").href = `/v1/service/touchpoints?${search}&format=xlsx`;
     $("service-csv").href = `/v1/service/touchpoints?${search}&format=csv`;
     $("service-parquet").href = `/v1/service/touchpoints?${search}&format=parquet`;
     try {
