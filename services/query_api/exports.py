@@ -80,7 +80,7 @@ def to_xlsx(rows: Sequence[Row], columns: Sequence[str], sheet: str = "cem") -> 
     with xlsxwriter.Workbook(buffer, options) as book:
         page = book.add_worksheet(sheet)
         bold = book.add_format({"bold": True})
-        when = book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+        when = book.add_format({"num_format": 'yyyy-mm-dd hh:mm:ss "UTC"'})  # says its zone
         for j, column in enumerate(columns):
             page.write_string(0, j, column, bold)
             page.set_column(j, j, min(max(len(column), 10), 40))  # the header readable

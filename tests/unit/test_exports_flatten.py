@@ -66,6 +66,7 @@ def test_an_excel_download_keeps_each_values_type_and_runs_no_text() -> None:
     assert cells['=HYPERLINK("http://evil")'] == "s" and cells[-42.5] == "n"
     assert sheet["F2"].hyperlink is None and sheet["G2"].hyperlink is None
     assert sheet.freeze_panes == "A2"
+    assert sheet["E2"].number_format == 'yyyy-mm-dd hh:mm:ss "UTC"'  # the zone shown
 
 
 def test_an_excel_download_of_nothing_still_names_its_columns() -> None:
