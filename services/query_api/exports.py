@@ -43,7 +43,8 @@ _MEDIA_TYPES = {
 }
 
 Row = Mapping[str, Any]
-# The `?format=` of a list route, and the 200 it documents: its JSON, or a CSV or Parquet download.
+# The `?format=` of a list route, and the 200 it documents: its JSON, or an Excel, CSV or Parquet
+# download.
 Format = Annotated[ExportFormat, Query(description="json, or a csv/xlsx/parquet download")]
 DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {media.split(";")[0]: {} for media in _MEDIA_TYPES.values()}}

@@ -225,17 +225,30 @@ def drift_alert_rows(
     return sorted(wanted, key=lambda r: (r["raised_at"], r["alert_id"]), reverse=True)
 
 
+def drift_of(warehouse: Warehouse, query: AlertQuery, as_of: int) -> list[dict[str, Any]]:
+    """The drift alerts of `query`'s range as of a moment (epoch micros), from any position: the
+    same for every page of one listing. None for a query of some customers' or some channels'
+    alerts (a drift alert is a touchpoint's, on any channel)."""
+    if query.customers is not None or query.channels:
+        return []
+    window = (query.since, query.until, as_of)
+    return drift_alert_rows(warehouse, query.tenant_id, window, query.touchpoints)
+
+
 def read_alerts_with_drift(
-    warehouse: Warehouse, query: AlertQuery, as_of: int
+    warehouse: Warehouse,
+    query: AlertQuery,
+    as_of: int,
+    drift: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """The stored alerts `query` asks for with the drift alerts of its range as of a moment (epoch
-    micros), newest first, at most `query.limit`. A drift alert is a touchpoint's, on any
-    channel: a query for some customers' or some channels' alerts has none."""
+    micros), newest first, at most `query.limit`; `drift`: `drift_of` the same query and moment,
+    when a listing of several pages has it already."""
     stored = read_alerts(warehouse, query)
     if query.customers is not None or query.channels:
         return stored
-    window = (query.since, query.until, as_of)
-    drift = drift_alert_rows(warehouse, query.tenant_id, window, query.touchpoints)
+    if drift is None:
+        drift = drift_of(warehouse, query, as_of)
     after = [r for r in drift if (r["raised_at"], r["alert_id"]) < query.before]
     newest_first = sorted(
         stored + after, key=lambda r: (int(r["raised_at"]), r["alert_id"]), reverse=True

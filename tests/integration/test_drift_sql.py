@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -22,7 +23,9 @@ from services.satisfaction.drift import DAY_S, DRIFT_METRICS, daily_samples, det
 from services.satisfaction.drift_sql import (
     LOOKBACK_DAYS,
     closed_days,
+    drift_of,
     find_drift_alert,
+    read_alerts_with_drift,
     read_daily_samples,
     read_drift_alerts,
 )
@@ -124,3 +127,28 @@ def test_days_are_closed_utc_days_within_the_range() -> None:
     assert closed_days(0, day) == [0]
     assert closed_days(1, 2 * day) == [86_400]
     assert closed_days(0, 2 * day - 1) == [0]
+
+
+def test_a_listing_read_page_by_page_with_drift_evaluated_once_is_the_whole_listing(
+    wh: Warehouse,
+) -> None:
+    # A whole alerts download reads pages of 1,000 and evaluates the range's drift alerts once
+    # for all of them (it did once per page): the pages, put end to end, are the listing.
+    tenant = new_tenant()
+    load(wh, make_events(tenant, calls_and_answers(seed=3)))
+    as_of = to_micros(BASE + timedelta(days=DAYS)) + 1_000_000
+    whole = read_alerts_with_drift(wh, sql.AlertQuery(tenant_id=tenant, limit=100_000), as_of)
+    assert any(r["rule"] == "drift.csat" for r in whole) and len(whole) > 100
+    query = sql.AlertQuery(tenant_id=tenant, limit=38)
+    drift = drift_of(wh, query, as_of)
+    assert [r["rule"] for r in drift] == ["drift.csat"]
+    pages: list[dict[str, Any]] = []
+    while True:
+        page = read_alerts_with_drift(wh, query, as_of, drift)
+        pages += page
+        if len(page) < query.limit:
+            break
+        query = replace(query, before=(int(page[-1]["raised_at"]), page[-1]["alert_id"]))
+    assert [r["alert_id"] for r in pages] == [r["alert_id"] for r in whole]
+    # One customer's alerts have no drift alert: a touchpoint's, not a customer's.
+    assert drift_of(wh, sql.AlertQuery(tenant_id=tenant, customers=("c1",)), as_of) == []

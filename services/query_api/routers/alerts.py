@@ -28,7 +28,7 @@ from services.query_api.routers.customers import members_of
 from services.query_api.routers.satisfaction import TouchpointName, now, utc
 from services.satisfaction.alerts import RULE_SET, text_of
 from services.satisfaction.drift import DEFINITION as DRIFT_DEFINITION
-from services.satisfaction.drift_sql import read_alerts_with_drift
+from services.satisfaction.drift_sql import drift_of, read_alerts_with_drift
 from services.satisfaction.lifecycle import Status
 from services.satisfaction.lifecycle_sql import AlertState, read_states
 from services.satisfaction.sql import NO_END, AlertQuery
@@ -205,7 +205,7 @@ def list_alerts(
         None,
         ge=1,
         le=1000,
-        description=f"alerts per page (default {PAGE}); a download (format csv or parquet) "
+        description=f"alerts per page (default {PAGE}); a download (format xlsx, csv or parquet) "
         f"without it holds every alert that matches, up to {EXPORT_MAX:,} (then "
         "X-Next-Cursor says where the rest start)",
     ),
@@ -230,9 +230,12 @@ def list_alerts(
     )
     alerts: list[AlertOut] = []
     next_cursor: str | None = None
+    as_of = to_micros(now(request))
+    # The drift alerts of the range, evaluated once for every page of a whole download.
+    drift = drift_of(request.app.state.warehouse, query, as_of) if whole else None
     # A page; a whole download reads page after page (each lifecycle lookup bounded by a page).
     while True:
-        page, next_cursor = _alerts_page(request, query, size)
+        page, next_cursor = _alerts_page(request, query, size, as_of, drift)
         alerts += page
         if not (whole and next_cursor and len(alerts) < EXPORT_MAX):
             break
@@ -248,11 +251,16 @@ def list_alerts(
 
 
 def _alerts_page(
-    request: Request, query: AlertQuery, size: int
+    request: Request,
+    query: AlertQuery,
+    size: int,
+    as_of: int,
+    drift: list[dict[str, Any]] | None = None,
 ) -> tuple[list[AlertOut], str | None]:
-    """Up to `size` alerts from the query's position, with their lifecycle states, and the cursor
+    """Up to `size` alerts from the query's position as of `as_of` (epoch micros; `drift`: the
+    range's drift alerts, when already evaluated), with their lifecycle states, and the cursor
     of the next page (None: no more)."""
-    rows = read_alerts_with_drift(request.app.state.warehouse, query, to_micros(now(request)))
+    rows = read_alerts_with_drift(request.app.state.warehouse, query, as_of, drift)
     page, more = rows[:size], len(rows) > size
     last = page[-1] if page else None
     next_cursor = (
