@@ -54,13 +54,9 @@ def media_type(content_type: str | None, content_encoding: str | None = None) ->
 
 def charset_of(params: str) -> str | None:
     """The `charset` of a Content-Type's parameters (after its `;`), lower case; None without."""
-    return _param(params, "charset")
-
-
-def _param(params: str, name: str) -> str | None:
     for part in params.split(";"):
         key, _, value = part.partition("=")
-        if key.strip().lower() == name:
+        if key.strip().lower() == "charset":
             return value.strip().strip('"').lower()
     return None
 
