@@ -13,10 +13,15 @@ from typing import Any
 from kernel.customer_key import customer_key
 from kernel.processing import Rows, to_micros
 from schemas.envelope import Event
-from schemas.families import CallEnded, Message, SurveySent
+from schemas.families import CallAnswered, CallEnded, CallOffered, Message, SurveySent
 
 SERVICE_EVENTS_TABLE = "service_events"
 CALL_ENDED = "call.ended"
+# Telephony systems that report a call in steps give its queue, agent and wait on these rather
+# than on `call.ended` (Twilio Voice's callbacks do): the metrics read them beside it.
+CALL_OFFERED = "call.offered"
+CALL_ANSWERED = "call.answered"
+CALL_STEPS = (CALL_OFFERED, CALL_ANSWERED)
 CALL_TRANSFERRED = "call.transferred"
 SURVEY_SENT = "survey.sent"
 SURVEY_ANSWERED = "survey.answered"
@@ -62,6 +67,20 @@ def _call_ended(row: Row, event: Event) -> Row:
     }
 
 
+def _call_step(row: Row, event: Event) -> Row:
+    """What an offered or answered call says of the call `call.ended` ends (same correlation
+    id): its queue and direction, or its queue, agent and wait."""
+    if event.type == CALL_OFFERED:
+        offered = CallOffered.model_validate(event.payload)
+        return row | {"queue": offered.queue, "direction": offered.direction}
+    answered = CallAnswered.model_validate(event.payload)
+    return row | {
+        "queue": answered.queue or "",
+        "agent": answered.agent,
+        "queue_wait_s": answered.queue_wait_s,
+    }
+
+
 def _message(row: Row, event: Event) -> Row:
     message = Message.model_validate(event.payload)
     return row | {
@@ -83,6 +102,8 @@ def to_service_rows(event: Event, customer_id: str | None = None) -> Rows:
     row = _base_row(event, customer_id)
     if event.type == CALL_ENDED:
         return {SERVICE_EVENTS_TABLE: [_call_ended(row, event)]}
+    if event.type in CALL_STEPS and event.correlation_id:
+        return {SERVICE_EVENTS_TABLE: [_call_step(row, event)]}
     if event.type == CALL_TRANSFERRED and event.correlation_id:
         return {SERVICE_EVENTS_TABLE: [row]}
     if event.type in MESSAGE_TYPES and event.correlation_id:

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.service_metrics.facts import (
+    CALL_ANSWERED,
     CALL_ENDED,
+    CALL_STEPS,
     CALL_TRANSFERRED,
     CONVERSATION_TYPES,
     SURVEY_ANSWERED,
@@ -93,12 +95,41 @@ def _call_figures(calls: list[Row], threshold_s: float, transferred: set[str]) -
     )
 
 
+def _with_steps(call: Fact, steps: Sequence[Fact]) -> Fact:
+    """An ended call completed by its offered and answered steps (docs/metrics.md, "A call in
+    steps"): its own queue and agent, else its steps' (the latest answer's queue, else the latest
+    offer's; the latest answer's agent); the longest wait any of them gives; outbound when any of
+    them says so."""
+    queues = [s for s in steps if s["queue"]]
+    agents = [s for s in steps if s["agent"]]
+    queue = max(
+        queues, key=lambda s: (s["type"] == CALL_ANSWERED, s["derived_at"], s["event_id"]),
+        default=None,
+    )  # fmt: skip
+    agent = max(agents, key=lambda s: (s["derived_at"], s["event_id"]), default=None)
+    outbound = call["direction"] == "outbound" or any(s["direction"] == "outbound" for s in steps)
+    return call | {
+        "queue": call["queue"] or (queue["queue"] if queue else ""),
+        "agent": call["agent"] or (agent["agent"] if agent else ""),
+        "queue_wait_s": max([call["queue_wait_s"], *(s["queue_wait_s"] for s in steps)]),
+        "direction": "outbound" if outbound else "inbound",
+    }
+
+
 def call_rows(facts: Sequence[Fact], query: ServiceQuery) -> list[Row]:
-    """Calls ended in the range; a call is transferred when its conversation has a transfer."""
+    """Calls ended in the range, each completed by its steps; a call is transferred when its
+    conversation has a transfer."""
     transferred = {
         f["correlation_id"] for f in facts if f["type"] == CALL_TRANSFERRED and f["correlation_id"]
     }
-    calls = [f for f in facts if f["type"] == CALL_ENDED and _in_range(f["derived_at"], query)]
+    steps: dict[str, list[Fact]] = defaultdict(list)
+    for f in _unique(f for f in facts if f["type"] in CALL_STEPS and f["correlation_id"]):
+        steps[f["correlation_id"]].append(f)
+    ended = [f for f in facts if f["type"] == CALL_ENDED and _in_range(f["derived_at"], query)]
+    calls = [
+        _with_steps(c, steps.get(c["correlation_id"], []) if c["correlation_id"] else [])
+        for c in ended
+    ]
     return [
         _row(key, _call_figures(group, query.threshold_s, transferred))
         for key, group in _cells(calls, query, "derived_at").items()

@@ -16,7 +16,9 @@ from kernel.ports import Warehouse
 from services.satisfaction.metrics import MetricValue
 from services.service_metrics.definitions import DEFAULT_SERVICE_LEVEL_S, SERVICE_DEFINITIONS
 from services.service_metrics.facts import (
+    CALL_ANSWERED,
     CALL_ENDED,
+    CALL_STEPS,
     CALL_TRANSFERRED,
     CONVERSATION_TYPES,
     SERVICE_EVENTS_TABLE,
@@ -123,13 +125,55 @@ def calls_sql(bucket: str, group_by: tuple[str, ...] = DIMENSIONS) -> str:
         WHERE tenant_id = {{tenant_id:String}} AND type = '{CALL_TRANSFERRED}'"""
     calls = f"""
         SELECT *, correlation_id != '' AND correlation_id IN ({transferred}) AS transferred
-        FROM ({_facts((CALL_ENDED,), ranged=True)})"""
+        FROM ({_with_steps()})"""
     return f"""
     SELECT {_keys(group_by)}, {_bucket("derived_at", bucket)} AS bucket_start,
         count() AS calls,
         {metrics}
     FROM ({_filtered(calls)})
     {_group(group_by, bucket)}"""
+
+
+# A call's earlier steps (offered, answered), one row per call: the queue (the answer's, else the
+# offer's; the latest of each), the agent (the latest answer's), the longest wait they give and
+# whether one said it was outbound. The calls ended in the range only (their correlation ids).
+_STEPS = f"""
+        SELECT correlation_id,
+            argMaxIf(queue, (type = '{CALL_ANSWERED}', derived_at, event_id), queue != '')
+                AS step_queue,
+            argMaxIf(agent, (derived_at, event_id), agent != '') AS step_agent,
+            max(queue_wait_s) AS step_wait_s, max(direction = 'outbound') AS step_outbound
+        FROM ({{steps}})
+        WHERE correlation_id IN (SELECT correlation_id FROM ({{ended}}) WHERE correlation_id != '')
+        GROUP BY correlation_id"""
+
+# The ended call's own names (`ended_*`) beside its steps': 18.16 refuses or hides a right column
+# of a join named like a left one that is not a key, and an alias named like a column it reads
+# would be read as itself.
+_ENDED_AS = """
+        SELECT tenant_id, event_id, customer_id, correlation_id, type, touchpoint, channel,
+            derived_at, handle_s, abandoned, survey_id, sender, agent AS ended_agent,
+            queue AS ended_queue, queue_wait_s AS ended_wait_s, direction AS ended_direction
+        FROM ({ended})"""
+
+
+def _with_steps() -> str:
+    """The calls ended in the range, each with what its offered and answered steps give and its
+    `call.ended` does not: the queue and agent it names, else its steps' (a queue from the
+    answer, else the offer); the longer of the waits given (a wait left out is 0); outbound when
+    the end or a step says so. A call without a correlation id has no steps."""
+    ended = _facts((CALL_ENDED,), ranged=True)
+    steps = _STEPS.format(steps=_facts(CALL_STEPS, ranged=False), ended=ended)
+    return f"""
+        SELECT tenant_id, event_id, customer_id, correlation_id, type, touchpoint, channel,
+            derived_at, handle_s, abandoned, survey_id, sender,
+            if(ended_agent != '', ended_agent, step_agent) AS agent,
+            if(ended_queue != '', ended_queue, step_queue) AS queue,
+            greatest(ended_wait_s, step_wait_s) AS queue_wait_s,
+            if(ended_direction = 'outbound' OR step_outbound = 1, 'outbound', 'inbound')
+                AS direction
+        FROM ({_ENDED_AS.format(ended=ended)}) AS ended
+        ANY LEFT JOIN ({steps}) AS steps USING (correlation_id)"""
 
 
 # One row per conversation with an inbound customer message: where it started, and the times,

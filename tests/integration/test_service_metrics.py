@@ -202,3 +202,19 @@ def test_the_hand_computed_facts_read_the_same_from_the_warehouse(any_warehouse:
     # c2 (15 s), c3 (unanswered) and c4 (120 s, answered after the range); not c1.
     assert (cell.counts["conversations"], cell.counts["unanswered"]) == (3, 1)
     assert cell.metrics["frt_mean@1"].value == pytest.approx(67.5)
+
+
+def test_calls_in_steps_read_the_same_from_the_warehouse(any_warehouse: Warehouse) -> None:
+    """The unit tests' calls in steps (offered, answered, ended), stored as the consumer stores
+    them: the SQL takes the same queue, agent, wait and direction from the steps."""
+    for statement in projection.ddl(any_warehouse.version):
+        any_warehouse.command(statement)
+    tenant = f"t{uuid.uuid4().hex[:12]}"
+    facts = [f | {"tenant_id": tenant} for f in [*hand.STEPPED, *hand.NAMED, *hand.CALLS]]
+    any_warehouse.insert(SERVICE_EVENTS_TABLE, facts + facts[:4])  # re-inserted: counted once
+    for group_by in (("queue", "agent"), ("queue",), ("agent",), ()):
+        for filters in ({}, {"queue": "sales_q"}, {"agent": "pedro", "threshold_s": 60.0}):
+            query = ServiceQuery(tenant, *hand.DAY, "total", group_by=group_by, **filters)
+            want = compute_service_metrics(facts, query)
+            assert want or filters
+            assert_same_cells(read_service_metrics(any_warehouse, query), want)

@@ -50,8 +50,24 @@ def _call(rnd: random.Random, i: int) -> list[Raw]:
             raws.append(
                 _raw("phone", "call.transferred", tp, conv, start + 5, {"to_queue": "tech"}, i)
             )
+    if rnd.random() < 0.3:  # reported in steps, as Twilio's callbacks do: see _in_steps
+        return raws + _in_steps(ended, tp, conv, start, wait, i)
     raws.append(_raw("phone", "call.ended", tp, conv, start + wait + 1, ended, i))
     return raws
+
+
+def _in_steps(ended: Raw, tp: str, conv: str, start: float, wait: float, i: int) -> list[Raw]:
+    """The call offered in its queue (outbound said there), answered by its agent after its wait,
+    ended with the durations only; an abandoned one is ended with its wait (no answer gives it)."""
+    offered: Raw = {"queue": ended.pop("queue")}
+    if ended.pop("direction") == "outbound":
+        offered["direction"] = "outbound"
+    raws = [_raw("phone", "call.offered", tp, conv, start, offered, i)]
+    if not ended.get("abandoned"):
+        answered = {"queue": offered["queue"], "agent": ended.pop("agent")}
+        answered["queue_wait_s"] = ended.pop("queue_wait_s")
+        raws.append(_raw("phone", "call.answered", tp, conv, start + wait, answered, i))
+    return [*raws, _raw("phone", "call.ended", tp, conv, start + wait + 1, ended, i)]
 
 
 def _conversation(rnd: random.Random, i: int) -> list[Raw]:
@@ -139,7 +155,20 @@ def reference_calls(
     )
     for column in ("talk_s", "hold_s", "wrap_s", "queue_wait_s"):
         calls[column] = calls[column].fillna(0.0)
-    calls["direction"] = calls["direction"].replace("", "inbound")
+    # A call in steps (docs/metrics.md): its queue, agent and wait from its offer and answer.
+    steps = df[df["type"].isin(["call.offered", "call.answered"])].copy()
+    steps["queue_wait_s"] = steps["queue_wait_s"].fillna(0.0)
+    by_call = steps.groupby("correlation_id")
+    queue = by_call["queue"].agg(lambda q: next(iter(q[q != ""]), ""))
+    agent = by_call["agent"].agg(lambda a: next(iter(a[a != ""]), ""))
+    outbound = by_call["direction"].agg(lambda d: bool((d == "outbound").any()))
+    calls["queue"] = calls["queue"].where(calls["queue"] != "", calls["correlation_id"].map(queue))
+    calls["agent"] = calls["agent"].where(calls["agent"] != "", calls["correlation_id"].map(agent))
+    calls[["queue", "agent"]] = calls[["queue", "agent"]].fillna("")
+    wait = calls["correlation_id"].map(by_call["queue_wait_s"].max()).fillna(0.0)
+    calls["queue_wait_s"] = calls["queue_wait_s"].combine(wait, max)
+    stepped_out = calls["correlation_id"].map(outbound).fillna(False).astype(bool)
+    calls["direction"] = calls["direction"].replace("", "inbound").where(~stepped_out, "outbound")
     calls["bucket_start"] = bucket_of(calls["t"], bucket)
     rows = {}
     for key, g in calls.groupby(KEYS):

@@ -47,6 +47,23 @@ def test_a_call_ended_keeps_wait_handle_time_and_abandonment() -> None:
     assert row["derived_at"] == to_micros(ended.derived_at)
 
 
+def test_a_call_in_steps_keeps_what_its_offer_and_answer_say() -> None:
+    # Twilio's callbacks and many telephony systems give the queue, the agent and the wait on
+    # these steps, not on the end (a review found them ignored: no queue, agent or wait).
+    offered = event(channel="phone", type="call.offered", correlation_id="call-8",
+                    payload={"queue": "sales", "direction": "outbound"})  # fmt: skip
+    answered = event(channel="phone", type="call.answered", correlation_id="call-8",
+                     payload={"queue": "sales", "agent": "pedro", "queue_wait_s": 60})  # fmt: skip
+    first, then = only_row(offered), only_row(answered)
+    assert (first["type"], first["queue"], first["direction"]) == (
+        "call.offered",
+        "sales",
+        "outbound",
+    )
+    assert (then["queue"], then["agent"], then["queue_wait_s"]) == ("sales", "pedro", 60.0)
+    assert (first["handle_s"], then["handle_s"], then["abandoned"]) == (0.0, 0.0, 0)
+
+
 def test_messages_keep_who_wrote_them_and_email_has_a_fixed_sender() -> None:
     bot = event(channel="chat", type="message.sent", correlation_id="c", payload={"sender": "bot"})
     inbound = event(channel="sms", type="message.received", correlation_id="c", payload={})
@@ -71,7 +88,8 @@ def test_surveys_keep_their_survey_id() -> None:
     [
         {"channel": "chat", "type": "message.received", "payload": {}},  # no conversation
         {"channel": "email", "type": "email.sent", "payload": {"message_id": "m"}},  # a campaign
-        {"channel": "phone", "type": "call.offered", "payload": {"queue": "q"}},
+        {"channel": "phone", "type": "call.offered", "payload": {"queue": "q"}},  # no call
+        {"channel": "phone", "type": "call.answered", "payload": {"agent": "a"}},
         {"channel": "web", "type": "page.viewed", "payload": {"url": "/"}},
     ],
 )

@@ -65,6 +65,36 @@ SURVEYS = [
     fact("survey.answered", 0, survey_id="s3", touchpoint="post_call", channel="survey"),
 ]
 FACTS = CHATS + CALLS + SURVEYS
+# Calls reported in steps (offered, answered, ended): a review's two, the queue, agent and wait
+# on the steps only.
+STEPPED = [
+    fact("call.offered", 0, correlation_id="k11", queue="sales_q"),
+    fact("call.answered", 60, correlation_id="k11", queue="sales_q", agent="pedro",
+         queue_wait_s=60.0, direction=""),
+    fact("call.ended", 180, correlation_id="k11", handle_s=120.0),
+    fact("call.offered", 0, correlation_id="k12", queue="sales_q"),
+    fact("call.ended", 40, correlation_id="k12", queue_wait_s=40.0, abandoned=1),
+]  # fmt: skip
+# Which names and wait a call in steps takes (docs/metrics.md, "A call in steps").
+NAMED = [
+    # The end names its queue and agent: they stand; the longer wait given counts.
+    fact("call.offered", 0, correlation_id="a", queue="first"),
+    fact("call.answered", 5, correlation_id="a", queue="second", agent="ann", queue_wait_s=25.0),
+    fact("call.ended", 90, correlation_id="a", queue="own", agent="bob", queue_wait_s=5.0,
+         handle_s=60.0),
+    # Transferred to another queue before it was answered: the answer's queue.
+    fact("call.offered", 0, correlation_id="b", queue="first"),
+    fact("call.offered", 3, correlation_id="b", queue="moved"),
+    fact("call.answered", 9, correlation_id="b", queue="answered_in", agent="cy"),
+    fact("call.ended", 99, correlation_id="b", handle_s=60.0),
+    # Outbound said by the offer; no answer names a queue: the latest offer's.
+    fact("call.offered", 0, correlation_id="c", queue="first", direction="outbound"),
+    fact("call.offered", 1, correlation_id="c", queue="last"),
+    fact("call.ended", 50, correlation_id="c", handle_s=30.0),
+    # No correlation id: nothing joins it, whatever else has none.
+    fact("call.answered", 0, queue="stray", agent="zed", queue_wait_s=99.0),
+    fact("call.ended", 10, queue="", handle_s=10.0),
+]  # fmt: skip
 
 
 def cells(rows: list[ServiceMetrics]) -> dict[tuple[str, str, str, str], dict[str, Any]]:
@@ -164,3 +194,33 @@ def test_a_rank_quantile_is_one_of_the_values_with_enough_below_it(
     assert found in values
     assert sum(v < found for v in values) <= int(level * len(values))
     assert sum(v <= found for v in values) > min(int(level * len(values)), len(values) - 1)
+
+
+def test_a_call_in_steps_takes_its_queue_agent_and_wait_from_them() -> None:
+    # A review's calls: the queue, agent and wait on the offer and the answer, the end giving
+    # durations only. Service level counts the abandoned call as a failure; both calls are in
+    # the queue their offer names, the answered one under the agent who answered.
+    query = ServiceQuery("t", *DAY, "total", group_by=("queue",))
+    [row] = compute_service_metrics(STEPPED, query)
+    assert (row.queue, row.counts["calls"]) == ("sales_q", 2)
+    assert (row.metrics["service_level@1"].value, row.metrics["service_level@1"].n) == (0.0, 2)
+    assert (row.metrics["asa@1"].value, row.metrics["asa@1"].n) == (60.0, 1)
+    assert (row.metrics["abandonment@1"].value, row.metrics["aht@1"].value) == (50.0, 120.0)
+    by_agent = ServiceQuery("t", *DAY, "total", group_by=("agent",), agent="pedro")
+    assert [(r.agent, r.counts["calls"]) for r in compute_service_metrics(STEPPED, by_agent)] == [
+        ("pedro", 1)
+    ]
+
+
+def test_a_calls_own_names_come_first_then_its_answer_then_its_offer() -> None:
+    query = ServiceQuery("t", *DAY, "total", group_by=("queue", "agent"))
+    found = {
+        (r.queue, r.agent): (r.metrics["asa@1"].value, r.metrics["service_level@1"].n)
+        for r in compute_service_metrics(NAMED, query)
+    }
+    assert found == {
+        ("own", "bob"): (25.0, 1),
+        ("answered_in", "cy"): (0.0, 1),
+        ("last", ""): (None, 0),  # outbound: no inbound figure
+        ("", ""): (0.0, 1),
+    }
