@@ -82,17 +82,31 @@ def wilson_interval(percent: float, n: int) -> Interval | None:
     p, z2 = percent / 100, Z95 * Z95
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = Z95 * math.sqrt(max(0.0, p * (1 - p)) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return (100 * (centre - half), 100 * (centre + half))
+    # Exactly 0 or 100 at the ends, never past the value: the float arithmetic left 2.8e-15
+    # above a share of 0 (found by a review).
+    return within((100 * (centre - half), 100 * (centre + half)), percent, (0.0, 100.0))
 
 
-def normal_interval(mean: float, sum_squares: float, n: int) -> Interval | None:
+def within(interval: Interval, value: float, bounds: Interval) -> Interval:
+    """The interval cut to the values the metric can take, and holding its own value."""
+    low, high = interval
+    floor, ceiling = bounds
+    return (min(max(low, floor), value), max(min(high, ceiling), value))
+
+
+def normal_interval(
+    mean: float, sum_squares: float, n: int, bounds: Interval | None = None
+) -> Interval | None:
     """mean ± 1.96 × s / √n, s the sample standard deviation of the per-response contributions
-    (for NPS: +100 promoter, 0 passive, −100 detractor). Needs two responses."""
+    (for NPS: +100 promoter, 0 passive, −100 detractor), cut to `bounds` (the values the metric
+    can take: an NPS of 33 from 3 answers gave −97 to 164 on a −100…100 scale). Needs two
+    responses."""
     if n < 2:
         return None
     variance = max(0.0, (sum_squares - n * mean * mean) / (n - 1))
     half = Z95 * math.sqrt(variance / n)
-    return (mean - half, mean + half)
+    interval = (mean - half, mean + half)
+    return interval if bounds is None else within(interval, mean, bounds)
 
 
 @dataclass(frozen=True)
@@ -127,13 +141,23 @@ class Definition:
             return MetricValue(None, n)
         if self.interval_method == "wilson":
             return MetricValue(value, n, wilson_interval(value, n))
-        return MetricValue(value, n, normal_interval(value, sum_squares, n))
+        return MetricValue(value, n, normal_interval(value, sum_squares, n, self.bounds))
+
+    @property
+    def bounds(self) -> Interval:
+        """The lowest and highest value the metric can take: its contribution's over the scale."""
+        first, _, last = self.scale.partition("-")
+        contributions = [self.contribution(s) for s in range(int(first), int(last) + 1)]
+        return (min(contributions), max(contributions))
 
     @property
     def interval_description(self) -> str:
         if self.interval_method == "wilson":
             return "95% Wilson score interval of the percentage"
-        return "95% normal interval: value ± 1.96 × s/√n (s: sample standard deviation), n ≥ 2"
+        return (
+            "95% normal interval: value ± 1.96 × s/√n (s: sample standard deviation), n ≥ 2, "
+            "cut to the values the metric can take"
+        )
 
     def reads(self, answer: Answer) -> bool:
         return answer.kind == self.kind and answer.scale == self.scale

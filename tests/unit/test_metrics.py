@@ -155,10 +155,43 @@ def test_normal_interval_needs_two_responses_and_narrows_with_n() -> None:
 
     one = CES_V1.evaluate([Answer("ces", 5, "1-7")])
     assert one.interval is None
-    few = CES_V1.evaluate([Answer("ces", s, "1-7") for s in (3, 5, 7)])
-    many = CES_V1.evaluate([Answer("ces", s, "1-7") for s in (3, 5, 7) * 10])
+    few = CES_V1.evaluate([Answer("ces", s, "1-7") for s in (4, 5, 6)])
+    many = CES_V1.evaluate([Answer("ces", s, "1-7") for s in (4, 5, 6) * 10])
     assert few.value == many.value == 5.0
     assert few.interval is not None and many.interval is not None
     assert few.interval[0] < many.interval[0] < 5.0 < many.interval[1] < few.interval[1]
-    low, high = few.interval  # s = 2: 5 ± 1.96 × 2 / √3
-    assert high - 5.0 == pytest.approx(1.959963984540054 * 2 / 3**0.5)
+    low, high = few.interval  # s = 1: 5 ± 1.96 × 1 / √3, inside the 1–7 scale
+    assert high - 5.0 == pytest.approx(1.959963984540054 / 3**0.5)
+    assert 5.0 - low == pytest.approx(1.959963984540054 / 3**0.5)
+
+
+def test_an_interval_stays_within_the_values_its_metric_can_take() -> None:
+    # Found by a review: an NPS of 33 from three answers had −97 to 164 on a −100…100 scale, a
+    # CES of 5 from (3, 5, 7) went past 7, and a share of 0 had its lower bound 2.8e-15 above it.
+    from services.satisfaction.metrics import CES_V1, NPS_V1, wilson_interval
+
+    nps = NPS_V1.evaluate([Answer("nps", s, "0-10") for s in (10, 10, 0)])
+    assert nps.value == pytest.approx(100 / 3) and nps.interval is not None
+    assert nps.interval[0] > -100.0 and nps.interval[1] == 100.0
+    ces = CES_V1.evaluate([Answer("ces", s, "1-7") for s in (3, 5, 7)])
+    assert ces.interval is not None and ces.interval[1] == 7.0 and 1.0 < ces.interval[0] < 5.0
+    assert wilson_interval(0.0, 5) is not None and wilson_interval(0.0, 5)[0] == 0.0
+    assert wilson_interval(100.0, 5) is not None and wilson_interval(100.0, 5)[1] == 100.0
+    assert [d.bounds for d in DEFINITIONS] == [
+        (-100.0, 100.0), (0.0, 100.0), (1.0, 5.0), (1.0, 7.0), (0.0, 100.0)
+    ]  # fmt: skip
+
+
+@settings(max_examples=200)
+@given(st.sampled_from(DEFINITIONS), st.lists(st.integers(0, 10), min_size=1, max_size=40))
+def test_every_interval_holds_its_value_within_the_scale(
+    definition: Definition, raw: list[int]
+) -> None:
+    first, _, last = definition.scale.partition("-")
+    scores = [int(first) + s % (int(last) - int(first) + 1) for s in raw]
+    result = definition.evaluate([Answer(definition.kind, s, definition.scale) for s in scores])
+    assert result.value is not None
+    if result.interval is not None:
+        low, high = result.interval
+        floor, ceiling = definition.bounds
+        assert floor <= low <= result.value <= high <= ceiling
