@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import openpyxl
 
-from services.query_api.exports import flatten, to_csv, to_xlsx
+from services.query_api.exports import columns_of, flatten, to_csv, to_xlsx
 
 
 def test_an_interval_is_its_two_bounds_not_pythons_repr() -> None:
@@ -73,3 +73,15 @@ def test_an_excel_download_of_nothing_still_names_its_columns() -> None:
     sheet = openpyxl.load_workbook(io.BytesIO(to_xlsx([], ["touchpoint", "n"]))).active
     assert sheet is not None
     assert list(sheet.iter_rows(values_only=True)) == [("touchpoint", "n")]
+
+
+def test_a_nested_field_is_its_flattened_columns_not_an_empty_one_beside_them() -> None:
+    rows = [flatten({"alert_id": "a", "message_params": {"metric": "nps", "score": "6"}})]
+    first = ["alert_id", "message_params", "note"]  # the model's fields, `note` never set
+    assert columns_of(rows, first) == [
+        "alert_id",
+        "note",
+        "message_params.metric",
+        "message_params.score",
+    ]
+    assert columns_of([], first) == first  # no rows: the model's fields name the columns
