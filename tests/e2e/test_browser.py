@@ -11,6 +11,7 @@ import io
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -486,8 +487,9 @@ def test_the_spanish_switch_translates_the_page(
     page.open("/dashboard")  # remembered
     page.wait(lambda: "Satisfacción" in page.text("#sat-title"))
     page.wait(lambda: page.all("#satisfaction tbody tr") and page.all("#trend canvas"))
-    # The trend's legend and dates in Spanish: "Fecha", days first.
-    assert page.text("#trend .u-legend .u-series:first-child .u-label") == "Fecha"
+    # The trend's legend and dates in Spanish: "Fecha", days first; its days are UTC days (the
+    # API's buckets), drawn and named so.
+    assert page.text("#trend .u-legend .u-series:first-child .u-label") == "Fecha (UTC)"
     page.driver.execute_script("arguments[0].scrollIntoView()", page.find("#trend"))
     page.screenshot("dashboard-trend-es")
     page.wait(lambda: page.all("#service tbody tr"), what="the service table")
@@ -508,6 +510,12 @@ def test_the_spanish_switch_translates_the_page(
                      what="the alerts queue")  # fmt: skip
     assert any("cliente en riesgo" in text for text in said), said
     assert not any("customer at risk" in text for text in said), said
+    # Each score names its survey as a manager does (`2 (CSAT)`), not the API's `csat`.
+    scores = [row.find_elements("css selector", "td")[3].text
+              for row in page.all("#alerts tr[data-alert-id]")]  # fmt: skip
+    assert scores and all(
+        re.fullmatch(r"-?[\d.,]+ \((CSAT|NPS|CES|sentimiento)\)", s) for s in scores
+    ), scores
     page.screenshot("dashboard-es")
     # The customer's header: the churn risk, its band and every factor in Spanish.
     open_customer(page, customer["ids"]["email"], customer["ids"]["customer_id"])

@@ -110,6 +110,19 @@ def test_every_channel_has_a_name_in_both_languages() -> None:
     assert MESSAGES["en"]["channel_mobile_app"] == "mobile app"
 
 
+def test_every_metric_an_answer_or_alert_names_has_a_name_in_both_languages() -> None:
+    # The drill-down and the alerts queue showed the API's `csat` and `6 (nps)` (a review):
+    # common.js metricName names each survey kind, and sentiment, by `metric_name_<kind>`.
+    from services.satisfaction.alerts import AT_RISK_RULES
+    from services.satisfaction.metrics import DEFINITIONS
+
+    kinds = {r.kind for r in AT_RISK_RULES} | {d.kind for d in DEFINITIONS} | {"sentiment"}
+    for language in ("en", "es"):
+        assert {f"metric_name_{kind}" for kind in kinds} <= MESSAGES[language].keys()
+    assert MESSAGES["es"]["metric_name_sentiment"] == "sentimiento"
+    assert MESSAGES["es"]["metric_name_nps"] == "NPS"
+
+
 def test_every_role_a_person_has_is_named_in_both_languages() -> None:
     # The header says who is signed in and as what (`t["role_" ~ user.role]` in base.html).
     for language in ("en", "es"):

@@ -134,6 +134,13 @@ const CEM = (() => {
     return namespace.length ? `${name} (${namespace.join(":")})` : name;
   }
 
+  // A survey kind or metric as a manager names it: the acronyms in capitals (`csat`: "CSAT"),
+  // sentiment in the page's language; one this page does not know, as the API wrote it.
+  function metricName(metric) {
+    const kind = String(metric).split("@")[0];
+    return messages[`metric_name_${kind}`] || metric;
+  }
+
   // An identifier the API wrote as one string, `kind:value` (a profile's `email:ana@x.io`,
   // `external:crm:C-7`) or `kind=value` (identity's reasons), as "correo: ana@x.io".
   function identifierText(text, separator = ":") {
@@ -172,7 +179,7 @@ const CEM = (() => {
   }
 
   return {
-    t, api, el, metricCell, lowStar, fixed, when, query, showError, errorText, alertText, channelName, kindName, identifierText,
+    t, api, el, metricCell, lowStar, fixed, when, query, showError, errorText, alertText, channelName, kindName, metricName, identifierText,
     csrf, lang, ApiError,
   };
 })();

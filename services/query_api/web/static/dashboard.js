@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const { t, api, el, metricCell, lowStar, when, query, showError, errorText, alertText, channelName, lang } = CEM;
+  const { t, api, el, metricCell, lowStar, when, query, showError, errorText, alertText, channelName, metricName, lang } = CEM;
   const $ = (id) => document.getElementById(id);
   const HOUR = 3600e3;
   const METRICS = ["csat@1", "nps@1", "ces@1", "ces_easy@1"];
@@ -132,15 +132,20 @@
     if (chart) chart.destroy();
     // The x axis is the chosen period, so a period with one bucket shows it at its date.
     const bounds = [new Date(period.since).getTime() / 1000, new Date(period.until).getTime() / 1000];
-    // Dates as the page's language writes them (5/11 in Spanish, 11/5 in English).
-    const day = new Intl.DateTimeFormat(lang, { day: "numeric", month: "numeric" });
-    const hour = new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit" });
-    const moment = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" });
+    // Dates as the page's language writes them (5/11 in Spanish, 11/5 in English). Day buckets
+    // are UTC days (the API's): drawn and named in UTC, and said so, or a viewer west of UTC saw
+    // each day under the date before it (a review). Hour buckets are instants: the viewer's time.
+    const utc = period.bucket === "day";
+    const zone = utc ? { timeZone: "UTC" } : {};
+    const day = new Intl.DateTimeFormat(lang, { day: "numeric", month: "numeric", ...zone });
+    const hour = new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit", ...zone });
+    const moment = new Intl.DateTimeFormat(lang, utc ? { dateStyle: "medium", ...zone } : { dateStyle: "medium", timeStyle: "short" });
     chart = new uPlot({
       width, height: 260, spanGaps: true,
+      ...(utc ? { tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC") } : {}),
       scales: { x: { time: true, range: () => bounds } },
       series: [
-        { label: t("trend_time"), value: (u, v) => (v == null ? "–" : moment.format(new Date(v * 1000))) },
+        { label: utc ? `${t("trend_time")} (UTC)` : t("trend_time"), value: (u, v) => (v == null ? "–" : moment.format(new Date(v * 1000))) },
         ...touchpoints.map((tp, i) => ({ label: tp, ...seriesStyle(i), width: 2 })),
       ],
       axes: [
@@ -224,7 +229,7 @@
   function answerRow(a) {
     const customer = `/console#customer=${encodeURIComponent(a.customer_id)}`;
     return el("tr", {},
-      el("td", {}, when(a.answered_at)), el("td", {}, a.metric), el("td", { class: "num" }, String(a.score)),
+      el("td", {}, when(a.answered_at)), el("td", {}, metricName(a.metric)), el("td", { class: "num" }, String(a.score)),
       el("td", {}, a.verbatim || ""),
       el("td", {}, el("a", { href: customer }, a.customer_id)),
       el("td", {}, a.rated_event_id ? el("a", { href: `${customer}&event=${encodeURIComponent(a.rated_event_id)}` }, t("open_timeline")) : "—"));
@@ -326,7 +331,7 @@
       el("td", {}, a.customer_id
         ? el("a", { href: `/console#customer=${encodeURIComponent(a.customer_id)}` }, a.customer_id)
         : el("span", { class: "muted" }, t("whole_touchpoint"))),
-      el("td", { title: a.message }, alertText(a)), el("td", { class: "num" }, `${a.score} (${a.metric})`),
+      el("td", { title: a.message }, alertText(a)), el("td", { class: "num" }, `${a.score} (${metricName(a.metric)})`),
       el("td", {}, a.channel ? `${a.touchpoint} · ${channelName(a.channel)}` : a.touchpoint),
       el("td", { class: "alert-status" }, t(`status_${status}`)),
       el("td", {}, a.assignee || ""), el("td", {}, a.note || ""),
