@@ -48,7 +48,7 @@ BAD = [
      "query.since"),
     (FCR, {"since": "2026-01-01T00:00:00"}, "invalid_parameter", "query.since"),
     (FCR, {"bucket": "year"}, "invalid_request", "query.bucket"),
-    (FCR, {"format": "xlsx"}, "invalid_request", "query.format"),
+    (FCR, {"format": "pdf"}, "invalid_request", "query.format"),
     (SERVICE, {"since": "2026-01-02", "until": "2026-01-02"}, "invalid_range", "query.since"),
     (SERVICE, {"group_by": "region"}, "invalid_request", "query.group_by.0"),
     (SERVICE, {"group_by": ["tenant", "agent"]}, "invalid_parameter", "query.group_by"),
