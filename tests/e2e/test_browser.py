@@ -788,6 +788,25 @@ def test_the_dashboard_fits_a_phone(
         page.driver.set_window_size(1280, 900)
 
 
+def test_the_trend_follows_the_window_when_it_narrows(
+    page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
+) -> None:
+    # Drawn at a desktop's width, the chart kept it when the window narrowed to a phone's, and the
+    # whole page scrolled sideways (a review: 1,368 px).
+    page.sign_in(people[(TENANT_A, "manager")])
+    page.driver.set_window_size(1400, 900)
+    try:
+        page.open("/dashboard")
+        page.wait(lambda: page.all("#trend canvas"), what="the trend")
+        page.driver.set_window_size(390, 844)
+        page.wait(
+            lambda: page.driver.execute_script(WIDER_THAN_THE_SCREEN) == [],
+            what="the page within a phone's width after the window narrowed",
+        )
+    finally:
+        page.driver.set_window_size(1280, 900)
+
+
 def cell_from_rows(rows: list[dict[str, Any]]) -> dict[str, str]:
     """A dashboard cell from export rows (one per bucket): n and the n-weighted metric values."""
     n = sum(int(r[f"responses.{kind}"]) for r in rows for kind in ("nps", "csat", "ces"))

@@ -157,6 +157,15 @@
     }, data, $("trend"));
   }
   $("trend-metric").addEventListener("change", refresh);
+  // The chart follows its box when the window changes (a phone turned, a desktop window
+  // narrowed): drawn once at the first width, it kept the page 1,368 px wide (a review).
+  let resizing = null;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizing);
+    resizing = setTimeout(() => {
+      if (chart) chart.setSize({ width: Math.max(280, $("trend").clientWidth || 600), height: 260 });
+    }, 150);
+  });
 
   function tickLabels(ticks, step, bounds, day, hour) {
     if (step >= 86400) return ticks.map((v) => day.format(new Date(v * 1000)));
