@@ -1048,7 +1048,7 @@ def test_a_drift_alert_names_its_touchpoint_not_a_customer(
     cells = [cell.text for cell in row.find_elements("css selector", "td")]
     assert cells[1] == "whole touchpoint" and not row.find_elements("css selector", "a")
     assert cells[2] == alert["message"] and cells[4] == desk  # no " · " before an empty channel
-    assert cells[3] == f"{alert['score']} (csat)"
+    assert cells[3] == f"{alert['score']} (CSAT)"  # as managers name it, not the API's csat
     page.driver.execute_script("arguments[0].scrollIntoView()", row)
     page.screenshot("dashboard-drift-alert")
 
