@@ -95,23 +95,36 @@ def _call_figures(calls: list[Row], threshold_s: float, transferred: set[str]) -
     )
 
 
-def _with_steps(call: Fact, steps: Sequence[Fact]) -> Fact:
-    """An ended call completed by its offered and answered steps (docs/metrics.md, "A call in
-    steps"): its own queue and agent, else its steps' (the latest answer's queue, else the latest
-    offer's; the latest answer's agent); the longest wait any of them gives; outbound when any of
-    them says so."""
-    queues = [s for s in steps if s["queue"]]
-    agents = [s for s in steps if s["agent"]]
+def _key(fact: Fact) -> tuple[int, str]:
+    return fact["derived_at"], fact["event_id"]
+
+
+def _with_steps(call: Fact, conversation: Sequence[Fact]) -> Fact:
+    """An ended call completed by its steps (docs/metrics.md, "A call in steps"): those of its
+    conversation (`conversation`: its ended calls and steps) after the call before it ended, up
+    to its own end. Its own queue and agent when it names them, else the steps' (the latest
+    answer's queue, else the latest offer's; the latest agent); its own wait when it gives one,
+    else the first answer's; outbound when it or a step says so."""
+    ends = [
+        f["derived_at"] for f in conversation if f["type"] == CALL_ENDED and _key(f) < _key(call)
+    ]
+    previous_end = max(ends, default=0)
+    steps = [
+        f for f in conversation
+        if f["type"] in CALL_STEPS and previous_end < f["derived_at"] <= call["derived_at"]
+    ]  # fmt: skip
+    answers = [s for s in steps if s["type"] == CALL_ANSWERED]
     queue = max(
-        queues, key=lambda s: (s["type"] == CALL_ANSWERED, s["derived_at"], s["event_id"]),
+        (s for s in steps if s["queue"]), key=lambda s: (s["type"] == CALL_ANSWERED, *_key(s)),
         default=None,
     )  # fmt: skip
-    agent = max(agents, key=lambda s: (s["derived_at"], s["event_id"]), default=None)
+    agent = max((s for s in steps if s["agent"]), key=_key, default=None)
+    first = min(answers, key=_key, default=None)
     outbound = call["direction"] == "outbound" or any(s["direction"] == "outbound" for s in steps)
     return call | {
         "queue": call["queue"] or (queue["queue"] if queue else ""),
         "agent": call["agent"] or (agent["agent"] if agent else ""),
-        "queue_wait_s": max([call["queue_wait_s"], *(s["queue_wait_s"] for s in steps)]),
+        "queue_wait_s": call["queue_wait_s"] or (first["queue_wait_s"] if first else 0.0),
         "direction": "outbound" if outbound else "inbound",
     }
 
@@ -122,12 +135,13 @@ def call_rows(facts: Sequence[Fact], query: ServiceQuery) -> list[Row]:
     transferred = {
         f["correlation_id"] for f in facts if f["type"] == CALL_TRANSFERRED and f["correlation_id"]
     }
-    steps: dict[str, list[Fact]] = defaultdict(list)
-    for f in _unique(f for f in facts if f["type"] in CALL_STEPS and f["correlation_id"]):
-        steps[f["correlation_id"]].append(f)
+    conversations: dict[str, list[Fact]] = defaultdict(list)
+    for f in _unique(f for f in facts if f["type"] in (*CALL_STEPS, CALL_ENDED)):
+        if f["correlation_id"]:
+            conversations[f["correlation_id"]].append(f)
     ended = [f for f in facts if f["type"] == CALL_ENDED and _in_range(f["derived_at"], query)]
     calls = [
-        _with_steps(c, steps.get(c["correlation_id"], []) if c["correlation_id"] else [])
+        _with_steps(c, conversations.get(c["correlation_id"], [])) if c["correlation_id"] else c
         for c in ended
     ]
     return [

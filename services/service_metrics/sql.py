@@ -134,18 +134,39 @@ def calls_sql(bucket: str, group_by: tuple[str, ...] = DIMENSIONS) -> str:
     {_group(group_by, bucket)}"""
 
 
-# A call's earlier steps (offered, answered), one row per call: the queue (the answer's, else the
-# offer's; the latest of each), the agent (the latest answer's), the longest wait they give and
-# whether one said it was outbound. The calls ended in the range only (their correlation ids).
+# Each call ended in the range, with the end of the call before it in its conversation (same
+# correlation id; 0 when none): its steps are those after that end, up to its own. The ends of
+# its conversation are read for the range's correlation ids only. 18.16 joins on keys alone: the
+# order is a condition after the join, and the right side's names differ from the left's.
+_PREVIOUS_END = """
+        SELECT event_id, correlation_id, derived_at,
+            max(if(other_at < derived_at OR (other_at = derived_at AND other_id < event_id),
+                other_at, 0)) AS previous_end
+        FROM (SELECT event_id, correlation_id, derived_at FROM ({ended})
+              WHERE correlation_id != '') AS call
+        ALL INNER JOIN (SELECT correlation_id, derived_at AS other_at, event_id AS other_id
+                        FROM ({ends})) AS other USING (correlation_id)
+        GROUP BY event_id, correlation_id, derived_at"""
+
+# What a call's steps give, one row per ended call: the latest answer's queue (else the latest
+# offer's), the latest agent, the first answer's wait and whether one said it was outbound.
 _STEPS = f"""
-        SELECT correlation_id,
-            argMaxIf(queue, (type = '{CALL_ANSWERED}', derived_at, event_id), queue != '')
-                AS step_queue,
-            argMaxIf(agent, (derived_at, event_id), agent != '') AS step_agent,
-            max(queue_wait_s) AS step_wait_s, max(direction = 'outbound') AS step_outbound
-        FROM ({{steps}})
-        WHERE correlation_id IN (SELECT correlation_id FROM ({{ended}}) WHERE correlation_id != '')
-        GROUP BY correlation_id"""
+        SELECT event_id,
+            argMaxIf(step_queue, (step_type = '{CALL_ANSWERED}', step_at, step_id),
+                step_queue != '' AND in_call) AS steps_queue,
+            argMaxIf(step_agent, (step_at, step_id), step_agent != '' AND in_call) AS steps_agent,
+            argMinIf(step_wait_s, (step_at, step_id), step_type = '{CALL_ANSWERED}' AND in_call)
+                AS steps_wait_s,
+            max(in_call AND step_direction = 'outbound') AS steps_outbound
+        FROM (
+            SELECT *, step_at > previous_end AND step_at <= derived_at AS in_call
+            FROM ({{previous}}) AS call
+            ALL INNER JOIN (SELECT correlation_id, type AS step_type, derived_at AS step_at,
+                                event_id AS step_id, queue AS step_queue, agent AS step_agent,
+                                queue_wait_s AS step_wait_s, direction AS step_direction
+                            FROM ({{steps}})) AS step USING (correlation_id)
+        )
+        GROUP BY event_id"""
 
 # The ended call's own names (`ended_*`) beside its steps': 18.16 refuses or hides a right column
 # of a join named like a left one that is not a key, and an alias named like a column it reads
@@ -158,22 +179,28 @@ _ENDED_AS = """
 
 
 def _with_steps() -> str:
-    """The calls ended in the range, each with what its offered and answered steps give and its
-    `call.ended` does not: the queue and agent it names, else its steps' (a queue from the
-    answer, else the offer); the longer of the waits given (a wait left out is 0); outbound when
-    the end or a step says so. A call without a correlation id has no steps."""
+    """The calls ended in the range, each completed by its steps (docs/metrics.md, "A call in
+    steps"): the steps of its conversation after the call before it ended, up to its own end.
+    Its own queue and agent when it names them, else the steps' (the latest answer's queue,
+    else the latest offer's; the latest agent); its own wait when it gives one, else the first
+    answer's; outbound when it or a step says so. A call without a correlation id has none."""
     ended = _facts((CALL_ENDED,), ranged=True)
-    steps = _STEPS.format(steps=_facts(CALL_STEPS, ranged=False), ended=ended)
+    calls = f" AND correlation_id IN (SELECT correlation_id FROM ({ended}))"
+    ends = _facts((CALL_ENDED,), ranged=False, condition=calls)
+    previous = _PREVIOUS_END.format(ended=ended, ends=ends)
+    steps = _STEPS.format(
+        previous=previous, steps=_facts(CALL_STEPS, ranged=False, condition=calls)
+    )
     return f"""
         SELECT tenant_id, event_id, customer_id, correlation_id, type, touchpoint, channel,
             derived_at, handle_s, abandoned, survey_id, sender,
-            if(ended_agent != '', ended_agent, step_agent) AS agent,
-            if(ended_queue != '', ended_queue, step_queue) AS queue,
-            greatest(ended_wait_s, step_wait_s) AS queue_wait_s,
-            if(ended_direction = 'outbound' OR step_outbound = 1, 'outbound', 'inbound')
+            if(ended_agent != '', ended_agent, steps_agent) AS agent,
+            if(ended_queue != '', ended_queue, steps_queue) AS queue,
+            if(ended_wait_s > 0, ended_wait_s, steps_wait_s) AS queue_wait_s,
+            if(ended_direction = 'outbound' OR steps_outbound = 1, 'outbound', 'inbound')
                 AS direction
         FROM ({_ENDED_AS.format(ended=ended)}) AS ended
-        ANY LEFT JOIN ({steps}) AS steps USING (correlation_id)"""
+        ANY LEFT JOIN ({steps}) AS steps USING (event_id)"""
 
 
 # One row per conversation with an inbound customer message: where it started, and the times,

@@ -31,7 +31,10 @@ def _raw(channel: str, type_: str, tp: str, conv: str, at: float, payload: Raw, 
 
 
 def _call(rnd: random.Random, i: int) -> list[Raw]:
-    conv, start = f"call-{i}", rnd.uniform(0, HORIZON_S)
+    # One conversation in ten holds two calls (the customer called back): its steps are told
+    # apart by when each call ended.
+    conv = f"call-{i - 1 if i and rnd.random() < 0.1 else i}"
+    start = rnd.uniform(0, HORIZON_S)
     tp, queue = rnd.choice(["support_line", "billing_line"]), rnd.choice(QUEUES)
     # The slow queue waits longer: a plausible difference the metrics must show.
     wait = round(rnd.expovariate(1 / (40 if queue == "tech" else 12)), 3)
@@ -51,14 +54,17 @@ def _call(rnd: random.Random, i: int) -> list[Raw]:
                 _raw("phone", "call.transferred", tp, conv, start + 5, {"to_queue": "tech"}, i)
             )
     if rnd.random() < 0.3:  # reported in steps, as Twilio's callbacks do: see _in_steps
-        return raws + _in_steps(ended, tp, conv, start, wait, i)
+        return raws + _in_steps(rnd, ended, tp, conv, start, wait, i)
     raws.append(_raw("phone", "call.ended", tp, conv, start + wait + 1, ended, i))
     return raws
 
 
-def _in_steps(ended: Raw, tp: str, conv: str, start: float, wait: float, i: int) -> list[Raw]:
+def _in_steps(
+    rnd: random.Random, ended: Raw, tp: str, conv: str, start: float, wait: float, i: int
+) -> list[Raw]:
     """The call offered in its queue (outbound said there), answered by its agent after its wait,
-    ended with the durations only; an abandoned one is ended with its wait (no answer gives it)."""
+    ended with the durations only; an abandoned one is ended with its wait (no answer gives it).
+    One answered call in four is answered again, by an agent of the tech queue (a transfer)."""
     offered: Raw = {"queue": ended.pop("queue")}
     if ended.pop("direction") == "outbound":
         offered["direction"] = "outbound"
@@ -67,6 +73,9 @@ def _in_steps(ended: Raw, tp: str, conv: str, start: float, wait: float, i: int)
         answered = {"queue": offered["queue"], "agent": ended.pop("agent")}
         answered["queue_wait_s"] = ended.pop("queue_wait_s")
         raws.append(_raw("phone", "call.answered", tp, conv, start + wait, answered, i))
+        if rnd.random() < 0.25:
+            again = {"queue": "tech", "agent": rnd.choice(AGENTS), "queue_wait_s": wait + 30}
+            raws.append(_raw("phone", "call.answered", tp, conv, start + wait + 0.5, again, i))
     return [*raws, _raw("phone", "call.ended", tp, conv, start + wait + 1, ended, i)]
 
 
@@ -155,20 +164,17 @@ def reference_calls(
     )
     for column in ("talk_s", "hold_s", "wrap_s", "queue_wait_s"):
         calls[column] = calls[column].fillna(0.0)
-    # A call in steps (docs/metrics.md): its queue, agent and wait from its offer and answer.
-    steps = df[df["type"].isin(["call.offered", "call.answered"])].copy()
-    steps["queue_wait_s"] = steps["queue_wait_s"].fillna(0.0)
-    by_call = steps.groupby("correlation_id")
-    queue = by_call["queue"].agg(lambda q: next(iter(q[q != ""]), ""))
-    agent = by_call["agent"].agg(lambda a: next(iter(a[a != ""]), ""))
-    outbound = by_call["direction"].agg(lambda d: bool((d == "outbound").any()))
-    calls["queue"] = calls["queue"].where(calls["queue"] != "", calls["correlation_id"].map(queue))
-    calls["agent"] = calls["agent"].where(calls["agent"] != "", calls["correlation_id"].map(agent))
-    calls[["queue", "agent"]] = calls[["queue", "agent"]].fillna("")
-    wait = calls["correlation_id"].map(by_call["queue_wait_s"].max()).fillna(0.0)
-    calls["queue_wait_s"] = calls["queue_wait_s"].combine(wait, max)
-    stepped_out = calls["correlation_id"].map(outbound).fillna(False).astype(bool)
-    calls["direction"] = calls["direction"].replace("", "inbound").where(~stepped_out, "outbound")
+    calls["direction"] = calls["direction"].replace("", "inbound")
+    # A call in steps (docs/metrics.md): what its offers and answers say, row by row.
+    kinds = ["call.offered", "call.answered", "call.ended"]
+    conversation = df[df["type"].isin(kinds) & (df["correlation_id"] != "")].copy()
+    conversation["queue_wait_s"] = conversation["queue_wait_s"].fillna(0.0)
+    by_id = {c: g.sort_values(["t", "event_id"]) for c, g in conversation.groupby("correlation_id")}
+    completed = [
+        _completed(call, by_id.get(call["correlation_id"])) for _, call in calls.iterrows()
+    ]
+    for column in ("queue", "agent", "queue_wait_s", "direction"):
+        calls[column] = [c[column] for c in completed]
     calls["bucket_start"] = bucket_of(calls["t"], bucket)
     rows = {}
     for key, g in calls.groupby(KEYS):
@@ -186,6 +192,44 @@ def reference_calls(
             "transfer@1": _pct(handled["correlation_id"].isin(transferred).sum(), len(handled)),
         }
     return rows
+
+
+def _completed(call: pd.Series, conversation: pd.DataFrame | None) -> dict[str, Any]:
+    """The call's queue, agent, wait and direction, its steps read as docs/metrics.md says: the
+    steps after its conversation's previous call ended, up to its own end; its own values first,
+    then the latest answer's queue (else the latest offer's), the latest agent, the first
+    answer's wait; outbound when it or a step says so."""
+    own = {k: call[k] for k in ("queue", "agent", "queue_wait_s", "direction")}
+    if conversation is None:
+        return own
+    mine = (call["t"], call["event_id"])
+    before = conversation[
+        (conversation["type"] == "call.ended")
+        & (
+            (conversation["t"] < mine[0])
+            | ((conversation["t"] == mine[0]) & (conversation["event_id"] < mine[1]))
+        )
+    ]
+    previous_end = before["t"].max() if len(before) else 0
+    steps = conversation[
+        (conversation["type"] != "call.ended")
+        & (conversation["t"] > previous_end)
+        & (conversation["t"] <= mine[0])
+    ]  # sorted by time, then event id
+    answers = steps[steps["type"] == "call.answered"]
+    queues = answers[answers["queue"] != ""]
+    if queues.empty:
+        queues = steps[steps["queue"] != ""]
+    agents = steps[steps["agent"] != ""]
+    return {
+        "queue": own["queue"] or (queues["queue"].iloc[-1] if len(queues) else ""),
+        "agent": own["agent"] or (agents["agent"].iloc[-1] if len(agents) else ""),
+        "queue_wait_s": own["queue_wait_s"]
+        or (answers["queue_wait_s"].iloc[0] if len(answers) else 0.0),
+        "direction": "outbound"
+        if own["direction"] == "outbound" or (steps["direction"] == "outbound").any()
+        else "inbound",
+    }
 
 
 def _mean(values: pd.Series, n: int) -> tuple[float | None, int]:

@@ -77,7 +77,7 @@ STEPPED = [
 ]  # fmt: skip
 # Which names and wait a call in steps takes (docs/metrics.md, "A call in steps").
 NAMED = [
-    # The end names its queue and agent: they stand; the longer wait given counts.
+    # The end names its queue, agent and wait: they stand.
     fact("call.offered", 0, correlation_id="a", queue="first"),
     fact("call.answered", 5, correlation_id="a", queue="second", agent="ann", queue_wait_s=25.0),
     fact("call.ended", 90, correlation_id="a", queue="own", agent="bob", queue_wait_s=5.0,
@@ -94,6 +94,22 @@ NAMED = [
     # No correlation id: nothing joins it, whatever else has none.
     fact("call.answered", 0, queue="stray", agent="zed", queue_wait_s=99.0),
     fact("call.ended", 10, queue="", handle_s=10.0),
+    # Two calls of one conversation: each has the steps after the one before it ended, up to
+    # its own end (a review: the first took the second's queue, agent and 300 s wait).
+    fact("call.offered", 0, correlation_id="m", queue="billing"),
+    fact("call.answered", 5, correlation_id="m", queue="billing", agent="dee", queue_wait_s=5.0),
+    fact("call.ended", 60, correlation_id="m", handle_s=55.0),
+    fact("call.offered", 3600, correlation_id="m", queue="tech"),
+    fact("call.answered", 3900, correlation_id="m", queue="tech", agent="eve",
+         queue_wait_s=300.0),
+    fact("call.ended", 4000, correlation_id="m", handle_s=100.0),
+    # Answered, transferred, answered again: the first answer's wait (when the customer was
+    # answered), the latest answer's queue and agent.
+    fact("call.offered", 0, correlation_id="x", queue="front"),
+    fact("call.answered", 5, correlation_id="x", queue="front", agent="fay", queue_wait_s=5.0),
+    fact("call.transferred", 30, correlation_id="x"),
+    fact("call.answered", 120, correlation_id="x", queue="back", agent="gus", queue_wait_s=90.0),
+    fact("call.ended", 300, correlation_id="x", handle_s=280.0),
 ]  # fmt: skip
 
 
@@ -219,8 +235,15 @@ def test_a_calls_own_names_come_first_then_its_answer_then_its_offer() -> None:
         for r in compute_service_metrics(NAMED, query)
     }
     assert found == {
-        ("own", "bob"): (25.0, 1),
+        ("own", "bob"): (5.0, 1),
         ("answered_in", "cy"): (0.0, 1),
         ("last", ""): (None, 0),  # outbound: no inbound figure
         ("", ""): (0.0, 1),
+        ("billing", "dee"): (5.0, 1),
+        ("tech", "eve"): (300.0, 1),
+        ("back", "gus"): (5.0, 1),
     }
+    # The first hour alone: the first call as it was, whatever came later.
+    first_hour = ServiceQuery("t", DAY[0], (TEN + 3600) * 1_000_000, "total", group_by=("queue",))
+    billing = [r for r in compute_service_metrics(NAMED, first_hour) if r.queue == "billing"]
+    assert [(r.counts["calls"], r.metrics["asa@1"].value) for r in billing] == [(1, 5.0)]
