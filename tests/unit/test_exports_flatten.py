@@ -85,3 +85,13 @@ def test_a_nested_field_is_its_flattened_columns_not_an_empty_one_beside_them() 
         "message_params.score",
     ]
     assert columns_of([], first) == first  # no rows: the model's fields name the columns
+    # None on some rows, nested on others (an alert's `drift`): the flattened columns only.
+    mixed = [{"a": 1, "m": None}, flatten({"a": 2, "m": {"x": 1}})]
+    assert columns_of(mixed, ["a", "m"]) == ["a", "m.x"]
+
+
+def test_an_excel_cell_for_nan_or_infinity_is_empty_not_an_error() -> None:
+    rows = [{"a": float("nan"), "b": float("inf"), "c": 1.5}]
+    sheet = openpyxl.load_workbook(io.BytesIO(to_xlsx(rows, ["a", "b", "c"]))).active
+    assert sheet is not None
+    assert list(sheet.iter_rows(values_only=True))[1] == (None, None, 1.5)
