@@ -788,6 +788,41 @@ def test_the_dashboard_fits_a_phone(
         page.driver.set_window_size(1280, 900)
 
 
+def test_a_manager_reports_on_last_month_and_yesterday(
+    page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
+) -> None:
+    # Only the last 7, 30 or 90 days could be chosen: no "November" (a review). Calendar periods
+    # are the viewer's own days; an ended one bounds the alerts and their download too.
+    page.sign_in(people[(TENANT_A, "manager")])
+    page.open("/dashboard")
+    page.wait(lambda: page.all("#satisfaction tbody tr"), what="the satisfaction table")
+    bounds = """const t = document.getElementById('satisfaction').dataset;
+        const since = new Date(t.since), until = new Date(t.until), now = new Date();
+        return [since.getFullYear(), since.getMonth(), since.getDate(), since.getHours(),
+                until.getFullYear(), until.getMonth(), until.getDate(), until.getHours(),
+                now.getFullYear(), now.getMonth(), now.getDate()];"""
+    for choice, first in (("last-month", True), ("yesterday", False)):
+        before = page.find("#satisfaction").get_attribute("data-since")
+        page.driver.execute_script(
+            "document.getElementById('period-days').value = arguments[0];", choice
+        )
+        page.find('#period button[type="submit"]').click()
+        page.wait(
+            lambda was=before: page.find("#satisfaction").get_attribute("data-since") != was,
+            what=f"the {choice} period applied",
+        )
+        s_y, s_m, s_d, s_h, u_y, u_m, u_d, u_h, n_y, n_m, n_d = page.driver.execute_script(bounds)
+        assert s_h == u_h == 0  # local midnights
+        if first:  # the 1st of last month to the 1st of this one
+            assert (u_y, u_m, u_d, s_d) == (n_y, n_m, 1, 1)
+            assert (s_y * 12 + s_m) == (n_y * 12 + n_m) - 1
+        else:  # yesterday, midnight to midnight
+            assert (u_y, u_m, u_d) == (n_y, n_m, n_d)
+        link = page.find("#alerts-xlsx").get_attribute("href")
+        assert "until=" in link and "since=" in link, link
+    assert [o.text for o in page.all("#period-days option")][0] == "Yesterday"
+
+
 def test_the_trend_follows_the_window_when_it_narrows(
     page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
 ) -> None:

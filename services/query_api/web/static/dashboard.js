@@ -10,11 +10,30 @@
   let period = null;
   let chart = null;
 
-  // The period ends at the next full hour, so the same page and the API agree on its bounds.
+  // The last N days end at the next full hour, so the same page and the API agree on their
+  // bounds; yesterday and the calendar months are the viewer's own days (local midnights), so a
+  // manager can report on November (a review: only the last N days could be chosen).
   function choosePeriod() {
-    const until = new Date(Math.ceil(Date.now() / HOUR) * HOUR);
-    const since = new Date(until.getTime() - Number($("period-days").value) * 24 * HOUR);
-    return { since: since.toISOString(), until: until.toISOString(), bucket: $("period-bucket").value };
+    const choice = $("period-days").value;
+    const now = new Date();
+    let since;
+    let until = new Date(Math.ceil(now.getTime() / HOUR) * HOUR);
+    if (choice === "yesterday") {
+      until = new Date(now.getFullYear(), now.getMonth(), now.getDate());
+      since = new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1);
+    } else if (choice === "this-month") {
+      since = new Date(now.getFullYear(), now.getMonth(), 1);
+    } else if (choice === "last-month") {
+      since = new Date(now.getFullYear(), now.getMonth() - 1, 1);
+      until = new Date(now.getFullYear(), now.getMonth(), 1);
+    } else {
+      since = new Date(until.getTime() - Number(choice) * 24 * HOUR);
+    }
+    // A period that has ended bounds the alerts too; one running to now leaves the queue open
+    // to the alerts raised while the page stays open (it reloads).
+    const ended = choice === "yesterday" || choice === "last-month";
+    return { since: since.toISOString(), until: until.toISOString(), bucket: $("period-bucket").value,
+      alertsUntil: ended ? until.toISOString() : null };
   }
 
   $("period").addEventListener("submit", (e) => { e.preventDefault(); refresh(); });
@@ -25,13 +44,14 @@
     table.dataset.since = period.since;
     table.dataset.until = period.until;
     table.dataset.bucket = period.bucket;
-    const params = query(period);
+    const params = query({ since: period.since, until: period.until, bucket: period.bucket });
     $("export-xlsx").href = `/v1/satisfaction/touchpoints?${params}&format=xlsx`;
     $("export-csv").href = `/v1/satisfaction/touchpoints?${params}&format=csv`;
     $("export-parquet").href = `/v1/satisfaction/touchpoints?${params}&format=parquet`;
-    $("alerts-xlsx").href = `/v1/alerts?${query({ since: period.since })}&format=xlsx`;
-    $("alerts-csv").href = `/v1/alerts?${query({ since: period.since })}&format=csv`;
-    $("alerts-parquet").href = `/v1/alerts?${query({ since: period.since })}&format=parquet`;
+    const alerted = query({ since: period.since, until: period.alertsUntil });
+    $("alerts-xlsx").href = `/v1/alerts?${alerted}&format=xlsx`;
+    $("alerts-csv").href = `/v1/alerts?${alerted}&format=csv`;
+    $("alerts-parquet").href = `/v1/alerts?${alerted}&format=parquet`;
     try {
       const result = await api(`/v1/satisfaction/touchpoints?${params}`);
       const cells = aggregate(result.buckets);
@@ -251,7 +271,7 @@
   const queue = { pages: 1, cursor: null, load: 0 };
 
   const alertsPage = (cursor) =>
-    api(`/v1/alerts?${query({ since: period.since, limit: ALERTS_PAGE, cursor })}`);
+    api(`/v1/alerts?${query({ since: period.since, until: period.alertsUntil, limit: ALERTS_PAGE, cursor })}`);
 
   function showMore() {
     $("alerts-more").hidden = queue.cursor === null;
