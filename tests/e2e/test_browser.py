@@ -85,6 +85,15 @@ class Page:
     def open(self, path: str) -> None:
         self.driver.get(f"{self.base_url}{path}")
 
+    @contextlib.contextmanager
+    def sized(self, width: int, height: int) -> Iterator[None]:
+        """The window at this size meanwhile, then back at the suite's 1280 × 900."""
+        self.driver.set_window_size(width, height)
+        try:
+            yield
+        finally:
+            self.driver.set_window_size(1280, 900)
+
     def sign_out_all(self) -> None:
         self.open("/signin")
         self.driver.delete_all_cookies()
@@ -495,15 +504,12 @@ def test_the_spanish_switch_translates_the_page(
     page.wait(lambda: page.all("#service tbody tr"), what="the service table")
     assert page.text("#service-title").startswith("Servicio")
     # Its 13 columns, in Spanish, fit a laptop's 1,366 px without scrolling sideways.
-    page.driver.set_window_size(1366, 900)
-    try:
+    with page.sized(1366, 900):
         wide, shown = page.driver.execute_script(
             "const w = document.querySelector('#service').parentElement;"
             "return [w.scrollWidth, w.clientWidth];"
         )
         assert wide <= shown, f"the Spanish service table is {wide} px wide in {shown} px"
-    finally:
-        page.driver.set_window_size(1280, 900)
     # What the server's alerts say, in Spanish too (message_code and message_params).
     said = page.wait(lambda: [row.find_elements("css selector", "td")[2].text
                               for row in page.all("#alerts tr[data-alert-id]")],
@@ -719,8 +725,7 @@ def test_the_console_fits_a_phone(
     page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
 ) -> None:
     page.sign_in(people[(TENANT_A, "agent")])
-    page.driver.set_window_size(390, 844)
-    try:
+    with page.sized(390, 844):
         open_customer(page, customer["ids"]["email"], customer["ids"]["customer_id"])
         page.wait(lambda: len(timeline_ids(page)) >= customer["events"])
         assert page.driver.execute_script(WIDER_THAN_THE_SCREEN) == []
@@ -754,16 +759,13 @@ def test_the_console_fits_a_phone(
             assert page.driver.execute_script(CHOICE_CLIPPED, page.find("#filter-channel")) == ""
         page.driver.execute_script("arguments[0].scrollIntoView()", page.find("#timeline-title"))
         page.screenshot("console-phone-es")
-    finally:
-        page.driver.set_window_size(1280, 900)
 
 
 def test_the_dashboard_fits_a_phone(
     page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
 ) -> None:
     page.sign_in(people[(TENANT_A, "manager")])
-    page.driver.set_window_size(390, 844)
-    try:
+    with page.sized(390, 844):
         page.open("/dashboard")
         service_row(page, f"line-{customer['tag']}")
         page.wait(lambda: page.all("#trend canvas") and page.all("#alerts tbody tr"))
@@ -784,8 +786,6 @@ def test_the_dashboard_fits_a_phone(
         assert first.find_element("css selector", "td").get_attribute("data-label") == "Raised"
         page.driver.execute_script("arguments[0].scrollIntoView()", page.find("#alerts-title"))
         page.screenshot("dashboard-alerts-phone")
-    finally:
-        page.driver.set_window_size(1280, 900)
 
 
 def test_a_manager_reports_on_last_month_and_yesterday(
@@ -829,8 +829,7 @@ def test_the_trend_follows_the_window_when_it_narrows(
     # Drawn at a desktop's width, the chart kept it when the window narrowed to a phone's, and the
     # whole page scrolled sideways (a review: 1,368 px).
     page.sign_in(people[(TENANT_A, "manager")])
-    page.driver.set_window_size(1400, 900)
-    try:
+    with page.sized(1400, 900):
         page.open("/dashboard")
         page.wait(lambda: page.all("#trend canvas"), what="the trend")
         page.driver.set_window_size(390, 844)
@@ -838,8 +837,6 @@ def test_the_trend_follows_the_window_when_it_narrows(
             lambda: page.driver.execute_script(WIDER_THAN_THE_SCREEN) == [],
             what="the page within a phone's width after the window narrowed",
         )
-    finally:
-        page.driver.set_window_size(1280, 900)
 
 
 def cell_from_rows(rows: list[dict[str, Any]]) -> dict[str, str]:
