@@ -227,8 +227,8 @@ def drift_alert_rows(
 
 def drift_of(warehouse: Warehouse, query: AlertQuery, as_of: int) -> list[dict[str, Any]]:
     """The drift alerts of `query`'s range as of a moment (epoch micros), from any position: the
-    same for every page of one listing. None (an empty list) for a query of some customers' or
-    some channels' alerts: a drift alert is a touchpoint's, on any channel."""
+    same for every page of one listing; none for a query of some customers' or some channels'
+    alerts (a drift alert is a touchpoint's, on any channel)."""
     if query.customers is not None or query.channels:
         return []
     window = (query.since, query.until, as_of)
