@@ -1,0 +1,142 @@
+"""A tenant's service calendar: its time zone, weekly opening hours and holidays.
+
+The time zone places day, week and month buckets on the tenant's own midnights; the opening hours
+and holidays give business-hours durations (first response time counted only while the service is
+open). A tenant without a calendar is in UTC and open all the time, so every figure equals its
+wall-clock definition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MAX_HOLIDAYS = 1000
+DAY_MINUTES = 24 * 60
+
+Interval = tuple[int, int]  # [start, end) in minutes after local midnight, 0 <= start < end <= 1440
+
+
+class CalendarError(ValueError):
+    """A calendar that cannot be stored; the message names the field that is wrong."""
+
+
+@lru_cache(maxsize=1)
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones()) | {"UTC"}
+
+
+def check_zone(name: str) -> str:
+    """An IANA time zone name as given, or CalendarError naming it."""
+    if not isinstance(name, str) or name not in _zones():
+        raise CalendarError(f"time_zone: unknown IANA time zone {name!r} (e.g. Europe/Madrid)")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise CalendarError(f"time_zone: unknown IANA time zone {name!r}") from exc
+    return name
+
+
+def _minutes(text: Any, where: str) -> int:
+    # "09:00" → 540; "24:00" is the end of the day.
+    if not isinstance(text, str) or len(text) != 5 or text[2] != ":":
+        raise CalendarError(f"{where}: {text!r} is not a time written HH:MM")
+    hh, mm = text[:2], text[3:]
+    if not (hh.isascii() and hh.isdigit() and mm.isascii() and mm.isdigit()):
+        raise CalendarError(f"{where}: {text!r} is not a time written HH:MM")
+    minutes = int(hh) * 60 + int(mm)
+    if int(mm) >= 60 or minutes > DAY_MINUTES:
+        raise CalendarError(f"{where}: {text!r} is not a time of day (00:00 to 24:00)")
+    return minutes
+
+
+def _clock(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _intervals(value: Any, where: str) -> tuple[Interval, ...]:
+    if not isinstance(value, list):
+        raise CalendarError(f'{where}: expected a list of ["HH:MM", "HH:MM"] pairs')
+    out: list[Interval] = []
+    for i, pair in enumerate(value):
+        here = f"{where}[{i}]"
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            raise CalendarError(f'{here}: expected a pair ["HH:MM", "HH:MM"]')
+        start, end = _minutes(pair[0], here), _minutes(pair[1], here)
+        if start >= end:
+            raise CalendarError(f"{here}: opens at {pair[0]} and closes at {pair[1]}, not after")
+        out.append((start, end))
+    out.sort()
+    for (_, end), (start, _) in zip(out, out[1:], strict=False):
+        if start < end:
+            raise CalendarError(f"{where}: intervals overlap")
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """One tenant's time zone, opening hours per weekday (Monday first) and closed dates."""
+
+    time_zone: str = "UTC"
+    # Seven entries, Monday to Sunday, each the day's opening intervals (empty: closed all day).
+    hours: tuple[tuple[Interval, ...], ...] = field(
+        default_factory=lambda: tuple(((0, DAY_MINUTES),) for _ in WEEKDAYS)
+    )
+    holidays: tuple[date, ...] = ()  # local dates closed all day, sorted
+
+    @property
+    def always_open(self) -> bool:
+        return not self.holidays and all(day == ((0, DAY_MINUTES),) for day in self.hours)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "time_zone": self.time_zone,
+            "hours": {
+                name: [[_clock(s), _clock(e)] for s, e in day]
+                for name, day in zip(WEEKDAYS, self.hours, strict=True)
+            },
+            "holidays": [d.isoformat() for d in self.holidays],
+        }
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> Calendar:
+        """A calendar from its JSON form; CalendarError names the first field that is wrong."""
+        if not isinstance(value, Mapping):
+            raise CalendarError("calendar: expected an object")
+        unknown = sorted(set(value) - {"time_zone", "hours", "holidays"})
+        if unknown:
+            raise CalendarError(f"{unknown[0]}: unknown field (time_zone, hours, holidays)")
+        zone = check_zone(value.get("time_zone", "UTC"))
+        hours_in = value.get("hours")
+        if hours_in is None:
+            hours = cls().hours
+        elif not isinstance(hours_in, Mapping):
+            raise CalendarError("hours: expected an object keyed mon … sun")
+        else:
+            bad = sorted(set(hours_in) - set(WEEKDAYS))
+            if bad:
+                raise CalendarError(f"hours.{bad[0]}: not a weekday (mon, tue, … sun)")
+            # A weekday left out is closed, so "mon"–"fri" alone means closed at the weekend.
+            hours = tuple(_intervals(hours_in.get(d, []), f"hours.{d}") for d in WEEKDAYS)
+        days_in = value.get("holidays", [])
+        if not isinstance(days_in, list):
+            raise CalendarError("holidays: expected a list of dates YYYY-MM-DD")
+        if len(days_in) > MAX_HOLIDAYS:
+            raise CalendarError(f"holidays: at most {MAX_HOLIDAYS} dates")
+        holidays: set[date] = set()
+        for i, text in enumerate(days_in):
+            try:
+                if not isinstance(text, str) or len(text) != 10:
+                    raise ValueError
+                holidays.add(date.fromisoformat(text))
+            except ValueError:
+                raise CalendarError(f"holidays[{i}]: {text!r} is not a date YYYY-MM-DD") from None
+        return cls(zone, hours, tuple(sorted(holidays)))
+
+
+UTC_ALWAYS_OPEN = Calendar()
