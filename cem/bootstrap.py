@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.sqlite_access_audit import AUDIT_FILE, SqliteAccessAudit
+from cem.adapters.sqlite_calendars import CALENDARS_FILE, SqliteCalendarStore
 from cem.adapters.sqlite_channels import SqliteChannelStore
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import SqliteLog, SqlitePublisher
@@ -65,6 +66,7 @@ from services.identity.resolver import IdentityResolver
 from services.identity.settings import IdentitySettings
 from services.ingest.backlog import BacklogGate, LogBacklog
 from services.projections.arrivals import ARRIVALS, LatestPositions, positions_of
+from services.service_metrics.calendar import CalendarStore
 
 
 def embedded_channels(settings: CoreSettings) -> SqliteChannelStore:
@@ -98,6 +100,8 @@ class Platform:
     runners: list[Runner] = field(default_factory=list)
     channels: ChannelStore | None = None
     access_audit: AccessAudit | None = None
+    # Tenants' time zones and opening hours (services/service_metrics/calendar.py).
+    calendars: CalendarStore | None = None
     # The key touchpoint record keys are bucketed with (`kernel.partitioning.touchpoint_key`).
     bucket_key: bytes = b""
     filer: IdentityFiler | None = field(init=False)
@@ -219,6 +223,8 @@ class Platform:
         close_audit = getattr(self.access_audit, "close", None)  # the port has no close
         if close_audit is not None:
             close_audit()
+        if self.calendars is not None:
+            self.calendars.close()
 
     def lag(self) -> dict[str, int]:
         """Records not yet processed, per consumer group: the filing stage's touchpoints, each
@@ -253,6 +259,7 @@ def build(
     channels: ChannelStore | None = None,
     users: UserStore | None = None,
     access_audit: AccessAudit | None = None,
+    calendars: CalendarStore | None = None,
 ) -> Platform:
     """Wire the embedded platform; any adapter given is used instead of the real one."""
     settings = settings or IngestSettings()
@@ -295,6 +302,7 @@ def build(
     platform.decoder = SharedDecoder(opener=opener_for(settings, keys_in_memory))
     platform.channels = channels or embedded_channels(settings)
     platform.access_audit = access_audit or SqliteAccessAudit(data_dir / AUDIT_FILE)
+    platform.calendars = calendars or SqliteCalendarStore(data_dir / CALENDARS_FILE)
     # Derived like the channel secrets' and customer ids' keys: CEM_SECRET_KEY, else secret.key.
     platform.bucket_key = touchpoint_bucket_key(local_platform_key(settings))
     platform.writes = watched
@@ -354,6 +362,7 @@ def create_app(platform: Platform) -> FastAPI:
         "channels": platform.channels,
         "accounts": Accounts(platform.users, platform.clock) if platform.users else None,
         "access_audit": platform.access_audit,
+        "calendars": platform.calendars,
         "arrivals_stored": platform.arrivals_stored,
         "latest_arrivals": platform.latest_arrivals,
         "log_sealed": platform.settings.seal_personal_data,

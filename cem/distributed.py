@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse
 from cem.adapters.kafka_log import KafkaLog
 from cem.adapters.postgres_access_audit import PostgresAccessAudit
+from cem.adapters.postgres_calendars import PostgresCalendarStore
 from cem.adapters.postgres_channels import PostgresChannelStore
 from cem.adapters.postgres_idempotency import PostgresIdempotencyIndex
 from cem.adapters.postgres_keys import PostgresKeyStore
@@ -53,6 +54,7 @@ from kernel.ports import (
 )
 from kernel.settings import CoreSettings, IngestSettings, QuerySettings
 from kernel.write_watch import WatchedPublisher
+from services.service_metrics.calendar import CalendarStore
 
 if TYPE_CHECKING:  # the identity store's client loads only when identity is switched on
     from services.identity.resolver import IdentityResolver
@@ -105,6 +107,7 @@ class QueryService:
     # Managers' alert actions are events: the query API publishes them like ingest does.
     publisher: Publisher | None = None
     access_audit: AccessAudit | None = None
+    calendars: CalendarStore | None = None
     closed: bool = False
 
     def start(self) -> None:
@@ -122,6 +125,8 @@ class QueryService:
             _close(self.keys)
             _close(self.users)
             _close(self.access_audit)
+            if self.calendars is not None:
+                self.calendars.close()
             if self.identity is not None:
                 self.identity.close()
 
@@ -299,6 +304,7 @@ def build_query_api(
     publisher: Publisher | None = None,
     access_audit: AccessAudit | None = None,
     bucket_key: bytes | None = None,
+    calendars: CalendarStore | None = None,
 ) -> QueryService:
     """The query API on the ClickHouse server (the database CEM_CLICKHOUSE_URL names, which the
     workers write) with the PostgreSQL key store and, when CEM_IDENTITY=eventsourced, the identity
@@ -316,6 +322,7 @@ def build_query_api(
     users = users or PostgresUserStore(postgres_dsn(settings))
     publisher = publisher or alert_publisher(settings)
     access_audit = access_audit or PostgresAccessAudit(postgres_dsn(settings))
+    calendars = calendars or PostgresCalendarStore(postgres_dsn(settings))
     # After the identity store: when PostgreSQL does not answer, that one fails at once, in one
     # line (the channel store's pool, which reads the shared key, retries and logs each attempt).
     if bucket_key is None:
@@ -329,6 +336,7 @@ def build_query_api(
         access_audit=access_audit,
         bucket_key=bucket_key,
         log_sealed=settings.seal_personal_data,
+        calendars=calendars,
     )
     # Erasures and alert actions are published to Kafka: /ready reports it (it said nothing while
     # every erase request answered 503), without gating on it: reads do not need it.
@@ -336,7 +344,15 @@ def build_query_api(
     if isinstance(inner, IdempotentPublisher) and isinstance(inner.log, KafkaLog):
         readiness.add_reported(app, {"kafka": inner.log.ping})
     return QueryService(
-        settings, app, warehouse, keys, identity, users, publisher, access_audit=access_audit
+        settings,
+        app,
+        warehouse,
+        keys,
+        identity,
+        users,
+        publisher,
+        access_audit=access_audit,
+        calendars=calendars,
     )
 
 

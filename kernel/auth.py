@@ -37,6 +37,8 @@ CAN_READ_ANSWERS = frozenset({"manager", "admin"})
 CAN_EXPORT_SUBJECT = frozenset({"admin"})
 # Who read which customer's data (the access audit): admins only.
 CAN_READ_AUDIT = frozenset({"admin"})
+# The tenant's settings (its service calendar): admins only; every reader sees them.
+CAN_SET_SETTINGS = frozenset({"admin"})
 SESSION_COOKIE = "cem_session"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

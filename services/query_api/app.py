@@ -13,6 +13,7 @@ from kernel.accounts import Accounts
 from kernel.clock import SystemClock
 from kernel.ports import AccessAudit, KeyStore, Publisher, UserStore, Warehouse
 from services.identity.resolver import IdentityResolver
+from services.service_metrics.calendar import CalendarStore
 
 
 def health_router(details: Callable[[], dict[str, Any]]) -> APIRouter:
@@ -42,6 +43,7 @@ def include_query_routes(app: FastAPI, health: Callable[[], dict[str, Any]]) -> 
         responses,
         satisfaction,
         search,
+        settings,
         stream,
     )
     from services.query_api.routers import service as service_metrics
@@ -63,6 +65,7 @@ def include_query_routes(app: FastAPI, health: Callable[[], dict[str, Any]]) -> 
     app.include_router(events.router)
     app.include_router(alert_lifecycle.router)
     app.include_router(audit.router)
+    app.include_router(settings.router)
 
 
 def create_app(
@@ -74,6 +77,7 @@ def create_app(
     access_audit: AccessAudit | None = None,
     bucket_key: bytes | None = None,
     log_sealed: bool = False,
+    calendars: CalendarStore | None = None,
 ) -> FastAPI:
     """The query API alone (distributed mode: one process per service); `identity` is the
     resolver on the shared identity store (`cem.identity.build_identity(IdentitySettings())`). `access_audit`
@@ -85,6 +89,7 @@ def create_app(
     web_security.install(app)
     app.state.warehouse, app.state.keys = warehouse, keys
     app.state.access_audit = access_audit
+    app.state.calendars = calendars  # tenants' time zones and opening hours
     app.state.log_sealed = log_sealed  # CEM_SEAL_PERSONAL_DATA: what an erasure can reach
     if identity is not None:
         app.state.identity = identity

@@ -8,11 +8,12 @@ wall-clock definition.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -140,3 +141,34 @@ class Calendar:
 
 
 UTC_ALWAYS_OPEN = Calendar()
+
+
+@dataclass(frozen=True)
+class StoredCalendar:
+    """A tenant's calendar as stored: who set it and when (aware datetime)."""
+
+    tenant_id: str
+    calendar: Calendar
+    set_at: Any
+    set_by: str  # the key's id or the person's email, `cli` from `cem calendar`
+
+
+class CalendarStore(Protocol):
+    """Where tenants' calendars live (SQLite embedded, PostgreSQL distributed), beside the keys."""
+
+    def set(self, stored: StoredCalendar) -> None:
+        """Store the tenant's calendar, replacing the previous one."""
+
+    def get(self, tenant_id: str) -> StoredCalendar | None:
+        """The tenant's calendar; None when none was set (UTC, always open)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def encode(calendar: Calendar) -> str:
+    return json.dumps(calendar.to_json(), separators=(",", ":"), sort_keys=True)
+
+
+def decode(text: str) -> Calendar:
+    return Calendar.from_json(json.loads(text))

@@ -289,6 +289,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "api_error_invalid_request": "The request has a value that is not valid.",
         "api_error_invalid_parameter": "A filter has a value that is not valid.",
         "api_error_invalid_range": "The start must be before the end.",
+        "api_error_invalid_calendar": "The calendar has a value that is not valid.",
+        "api_error_invalid_time_zone": "Unknown time zone: use a name like Europe/Madrid.",
+        "api_error_settings_unavailable": "This deployment keeps no tenant settings.",
         "api_error_invalid_cursor": "The list has changed: load it again.",
         "api_error_range_too_large": "The period is too long: choose a shorter one.",
         "api_error_invalid_transition": "The alert has already changed (someone else acted on "
@@ -519,6 +522,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "api_error_invalid_request": "La petición tiene un valor no válido.",
         "api_error_invalid_parameter": "Un filtro tiene un valor no válido.",
         "api_error_invalid_range": "El inicio debe ser anterior al final.",
+        "api_error_invalid_calendar": "El calendario tiene un valor no válido.",
+        "api_error_invalid_time_zone": "Zona horaria desconocida: usa un nombre como "
+        "Europe/Madrid.",
+        "api_error_settings_unavailable": "Este despliegue no guarda ajustes de la organización.",
         "api_error_invalid_cursor": "La lista ha cambiado: vuelve a cargarla.",
         "api_error_range_too_large": "El periodo es demasiado largo: elige uno más corto.",
         "api_error_invalid_transition": "La alerta ya ha cambiado (otra persona actuó sobre "
