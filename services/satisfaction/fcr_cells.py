@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from services.satisfaction.fcr import FcrContact, Outcome, repeated_contacts
 from services.satisfaction.metrics import MetricValue, wilson_interval
@@ -21,7 +22,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class FcrCell:
-    bucket_start: int  # epoch seconds, UTC
+    bucket_start: int  # epoch seconds
     touchpoint: str
     channel: str
     queue: str
@@ -60,11 +61,16 @@ _WIDTHS = {"hour": 3_600, "day": 86_400}
 _MONDAY_OFFSET = 3 * 86_400  # 1970-01-01 was a Thursday: weeks from Monday start 3 days earlier
 
 
-def bucket_start(micros: int, bucket: str, since: int) -> int:
-    """Epoch seconds of the UTC bucket `micros` falls in; `total` is one bucket from `since`."""
+def bucket_start(micros: int, bucket: str, since: int, zone: str = "UTC") -> int:
+    """Epoch seconds of the bucket of `zone` (an IANA name) that `micros` falls in; `total` is
+    one bucket from `since`. The reference of the warehouse's `bucket_start_sql`: an hour starts
+    at the zone's wall-clock hour (the second 02:00 of a night the clocks go back is an hour of
+    its own), a day, week (from Monday) or month at the zone's midnight."""
     seconds = micros // 1_000_000
     if bucket == "total":
         return since // 1_000_000
+    if zone != "UTC":
+        return _local_start(seconds, bucket, ZoneInfo(zone))
     if bucket in _WIDTHS:
         return seconds // _WIDTHS[bucket] * _WIDTHS[bucket]
     if bucket == "week":
@@ -74,10 +80,22 @@ def bucket_start(micros: int, bucket: str, since: int) -> int:
     return int(at.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp())
 
 
-def _key(contact: FcrContact, bucket: str, since: int) -> CellKey:
+def _local_start(seconds: int, bucket: str, zone: ZoneInfo) -> int:
+    local = datetime.fromtimestamp(seconds, zone)
+    if bucket == "hour":  # keeps `fold`: the repeated hour of a night the clocks go back
+        return int(local.replace(minute=0, second=0, microsecond=0).timestamp())
+    day = local.date()
+    if bucket == "week":
+        day -= timedelta(days=day.weekday())
+    elif bucket == "month":
+        day = day.replace(day=1)
+    return int(datetime(day.year, day.month, day.day, tzinfo=zone).timestamp())
+
+
+def _key(contact: FcrContact, bucket: str, since: int, zone: str = "UTC") -> CellKey:
     c = contact.contact
     return (
-        bucket_start(c.at, bucket, since),
+        bucket_start(c.at, bucket, since, zone),
         c.touchpoint,
         c.channel,
         contact.queue,
@@ -86,21 +104,26 @@ def _key(contact: FcrContact, bucket: str, since: int) -> CellKey:
 
 
 def to_cells(
-    contacts: Iterable[FcrContact], found: Iterable[Outcome], since: int, until: int, bucket: str
+    contacts: Iterable[FcrContact],
+    found: Iterable[Outcome],
+    since: int,
+    until: int,
+    bucket: str,
+    zone: str = "UTC",
 ) -> list[FcrCell]:
     """Cells of the contacts whose first inbound event is in [since, until) (epoch micros),
-    oldest bucket first."""
+    oldest bucket first, in `zone`'s buckets."""
     everyone = list(contacts)
     repeated = repeated_contacts(everyone)
     counts: dict[CellKey, Counter[str]] = {}
     for contact in everyone:
         if since <= contact.contact.at < until:
-            cell = counts.setdefault(_key(contact, bucket, since), Counter())
+            cell = counts.setdefault(_key(contact, bucket, since, zone), Counter())
             cell["contacts"] += 1
             cell["repeat_contacts"] += contact.contact.event_id in repeated
     for outcome in found:
         if since <= outcome.contact.contact.at < until:
-            cell = counts.setdefault(_key(outcome.contact, bucket, since), Counter())
+            cell = counts.setdefault(_key(outcome.contact, bucket, since, zone), Counter())
             cell["resolved_first_contacts"] += 1
             cell[outcome.status] += 1
     return [_cell(key, counts[key]) for key in sorted(counts)]

@@ -33,7 +33,7 @@ COLUMNS = ("customer_id", "event_id", "derived_at", "received_at", "channel", "t
 Event = tuple[Any, ...]
 Contact = tuple[Any, ...]
 Order = tuple[int, str]
-_HOUR = 3_600_000_000
+_QUARTER = 900_000_000  # micros
 _STATUS = {"fcr_final": 3, "fcr_provisional": 4, "repeated": 5}
 _ORDER = itemgetter(0, 1)
 _NO_TOPICS: frozenset[str] = frozenset()
@@ -208,6 +208,7 @@ def pair_cells(
     until: int,
     bucket: str,
     window: int = WINDOW_MICROS,
+    zone: str = "UTC",
 ) -> list[FcrCell]:
     """The cells of the contacts whose first inbound event is in [since, until), as of `as_of`,
     from contact events by column (`COLUMNS`), each event once (as the read's `LIMIT 1 BY
@@ -224,10 +225,10 @@ def pair_cells(
             at = contact[0]
             if not since <= at < until:
                 continue
-            hour = at // _HOUR
-            if hour not in starts:
-                starts[hour] = bucket_start(at, bucket, since)
-            key = (starts[hour], contact[3], contact[2], contact[4], contact[5])
+            quarter = at // _QUARTER  # every zone's offset is whole quarters of an hour
+            if quarter not in starts:
+                starts[quarter] = bucket_start(at, bucket, since, zone)
+            key = (starts[quarter], contact[3], contact[2], contact[4], contact[5])
             cell = counts.setdefault(key, [0, 0, 0, 0, 0, 0])
             cell[0] += 1
             cell[1] += i > 0 and at - ats[i - 1] <= window

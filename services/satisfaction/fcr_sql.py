@@ -96,6 +96,7 @@ def read_fcr(
     canonical: Mapping[str, str] | None = None,
     *,
     timeline: bool = False,
+    zone: str = "UTC",
 ) -> list[FcrCell]:
     """fcr@1 and the repeat-contact rate of the contacts in [since, until), as of `as_of`;
     `canonical` maps absorbed customer ids to the customer they were merged into. Read from the
@@ -106,7 +107,7 @@ def read_fcr(
     # agrees (a replay keeps each event's time and receipt).
     if not timeline:  # the pairing skips the events not known as of as_of (`known_at`'s rule)
         columns = read_contact_events(warehouse, tenant_id, read_since, read_until)
-        return pair_cells(columns, canonical, as_of, since, until, bucket)
+        return pair_cells(columns, canonical, as_of, since, until, bucket, zone=zone)
     rows = read_fcr_rows(warehouse, tenant_id, read_since, read_until)
     contacts = fcr_contacts((r for r in rows if known_at(r, as_of)), canonical)
-    return to_cells(contacts, outcomes(contacts, as_of), since, until, bucket)
+    return to_cells(contacts, outcomes(contacts, as_of), since, until, bucket, zone)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from kernel.dialect import replacing_engine
 from kernel.ports import Warehouse
-from services.satisfaction.sql import BUCKET_STARTS, TouchpointQuery
+from services.satisfaction.sql import TouchpointQuery, bucket_start_sql
 from services.satisfaction.texts import TEXT_SENTIMENT_TABLE
 
 
@@ -28,13 +28,11 @@ def ddl(version: tuple[int, ...]) -> list[str]:
     ]
 
 
-def touchpoint_sentiment_sql(bucket: str, filters: str = "1") -> str:
+def touchpoint_sentiment_sql(bucket: str, filters: str = "1", zone: str = "UTC") -> str:
     """Texts, negative and positive counts and the sum of scores per touchpoint × channel ×
     bucket × detected language; `filters` is the condition on touchpoint and channel
     (`TouchpointQuery.filters`)."""
-    bucket_start = BUCKET_STARTS[bucket].replace(
-        "{t}", "toDateTime(intDiv(written_at, 1000000), 'UTC')"
-    )
+    bucket_start = bucket_start_sql(bucket, "written_at", zone)
     return f"""
     SELECT touchpoint, channel, {bucket_start} AS bucket_start, language,
         count() AS n,
@@ -104,7 +102,8 @@ def read_touchpoint_sentiment(
     """Sentiment per touchpoint × channel × bucket, oldest bucket first."""
     condition, filter_params = query.filters()
     rows = warehouse.select(
-        touchpoint_sentiment_sql(query.bucket, condition), query.params() | filter_params
+        touchpoint_sentiment_sql(query.bucket, condition, query.time_zone),
+        query.params() | filter_params,
     )
     cells: dict[tuple[str, str, int], dict[str, SentimentCounts]] = {}
     for row in rows:  # ordered by cell, so the cells keep the query's order

@@ -16,20 +16,32 @@ from kernel.ports import Warehouse
 from services.projections.sql import any_of_filter, members_filter
 from services.satisfaction.attribution_sql import ATTRIBUTED_RESPONSES, attributed_responses
 from services.satisfaction.metrics import DEFINITIONS, Definition, MetricValue
+from services.service_metrics.calendar import check_zone
 
 RESPONSES_TABLE = "survey_responses"
 INTERACTIONS_TABLE = "interactions"
 ALERTS_TABLE = "alerts"
 KINDS = ("nps", "csat", "ces")
-# Epoch seconds (UTC) of the bucket an answer falls in, `{t}` its DateTime. Dates count days
-# since the epoch, hence × 86400; `total` is one bucket for the whole range, starting at `since`.
+# Epoch seconds of the bucket an answer falls in, `{t}` its DateTime in the bucket's time zone
+# (`toStartOfDay` and the others read the wall clock of the zone the DateTime carries; a Date is
+# turned back into that zone's midnight). `total` is one bucket for the whole range, starting at
+# `since`.
 BUCKET_STARTS = {
     "hour": "toUInt32(toStartOfHour({t}))",
     "day": "toUInt32(toStartOfDay({t}))",
-    "week": "toUInt32(toMonday({t})) * 86400",
-    "month": "toUInt32(toStartOfMonth({t})) * 86400",
+    "week": "toUInt32(toDateTime(toMonday({t}), '{zone}'))",
+    "month": "toUInt32(toDateTime(toStartOfMonth({t}), '{zone}'))",
     "total": "toUInt32(intDiv({since:Int64}, 1000000))",
 }
+
+
+def bucket_start_sql(bucket: str, column: str, zone: str = "UTC") -> str:
+    """The start (epoch seconds) of the `bucket` in `zone` that the epoch-microsecond `column`
+    falls in; `zone` must be a checked IANA name (`calendar.check_zone`), the one value formatted
+    into SQL here, as 18.16 takes a time zone only as a literal."""
+    zone = check_zone(zone)
+    at = f"toDateTime(intDiv({column}, 1000000), '{zone}')"
+    return BUCKET_STARTS[bucket].replace("{t}", at).replace("{zone}", zone)
 
 
 def ddl(version: tuple[int, ...]) -> list[str]:
@@ -91,12 +103,11 @@ def _metric_columns(definition: Definition) -> str:
     )
 
 
-def touchpoint_metrics_sql(bucket: str, filters: str = "1") -> str:
-    """Responses and every metric per attributed touchpoint × channel × time bucket; `filters` is
-    the condition on the attributed touchpoint and channel (`TouchpointQuery.filters`)."""
-    bucket_start = BUCKET_STARTS[bucket].replace(
-        "{t}", "toDateTime(intDiv(answered_at, 1000000), 'UTC')"
-    )
+def touchpoint_metrics_sql(bucket: str, filters: str = "1", zone: str = "UTC") -> str:
+    """Responses and every metric per attributed touchpoint × channel × time bucket (`zone`'s
+    days, weeks and months); `filters` is the condition on the attributed touchpoint and channel
+    (`TouchpointQuery.filters`)."""
+    bucket_start = bucket_start_sql(bucket, "answered_at", zone)
     kinds = ", ".join(f"countIf(kind = '{k}') AS responses_{k}" for k in KINDS)
     metrics = ",\n        ".join(_metric_columns(d) for d in DEFINITIONS)
     return f"""
@@ -180,6 +191,7 @@ class TouchpointQuery:
     bucket: str = "day"
     channels: tuple[str, ...] = ()  # any of; empty: every channel
     touchpoints: tuple[str, ...] = ()  # any of; empty: every touchpoint
+    time_zone: str = "UTC"  # whose midnights start the day, week and month buckets
 
     def filters(self) -> tuple[str, dict[str, Any]]:
         """The condition on the attributed channel and touchpoint, and its parameters."""
@@ -195,7 +207,7 @@ class TouchpointMetrics:
 
     touchpoint: str
     channel: str
-    bucket_start: int  # epoch seconds, UTC
+    bucket_start: int  # epoch seconds
     responses: dict[str, int]  # by survey kind
     metrics: dict[str, MetricValue]  # by definition key, `nps@1`
 
@@ -222,7 +234,7 @@ def read_touchpoint_metrics(
 ) -> list[TouchpointMetrics]:
     """Satisfaction per attributed touchpoint × channel × bucket, oldest bucket first."""
     condition, filter_params = query.filters()
-    sql = touchpoint_metrics_sql(query.bucket, condition)
+    sql = touchpoint_metrics_sql(query.bucket, condition, query.time_zone)
     rows = warehouse.select(sql, query.params() | filter_params)
     return [_to_touchpoint_metrics(row) for row in rows]
 

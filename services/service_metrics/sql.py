@@ -14,6 +14,7 @@ from typing import Any
 
 from kernel.ports import Warehouse
 from services.satisfaction.metrics import MetricValue
+from services.satisfaction.sql import bucket_start_sql
 from services.service_metrics.definitions import DEFAULT_SERVICE_LEVEL_S, SERVICE_DEFINITIONS
 from services.service_metrics.facts import (
     CALL_ANSWERED,
@@ -26,8 +27,7 @@ from services.service_metrics.facts import (
     SURVEY_SENT,
 )
 
-BUCKET_FUNCTIONS = {"hour": "toStartOfHour", "day": "toStartOfDay"}
-BUCKETS = (*BUCKET_FUNCTIONS, "total")  # total: the whole range, one bucket starting at `since`
+BUCKETS = ("hour", "day", "total")  # total: the whole range, one bucket starting at `since`
 DIMENSIONS = ("touchpoint", "channel", "queue", "agent")
 
 
@@ -46,10 +46,10 @@ def ddl(version: tuple[int, ...]) -> list[str]:
     ]
 
 
-def _bucket(column: str, bucket: str) -> str:
-    if bucket == "total":
-        return "toUInt32(intDiv({since:Int64}, 1000000))"
-    return f"toUInt32({BUCKET_FUNCTIONS[bucket]}(toDateTime(intDiv({column}, 1000000), 'UTC')))"
+def _bucket(column: str, bucket: str, zone: str) -> str:
+    if bucket not in BUCKETS:
+        raise ValueError(f"unknown bucket {bucket!r}")
+    return bucket_start_sql(bucket, column, zone)
 
 
 _IN_RANGE = " AND derived_at >= {since:Int64} AND derived_at < {until:Int64}"
@@ -102,7 +102,7 @@ def _value(name: str, n: str, numerator: str) -> str:
     return f"{n} AS {name}_n, if({n} = 0, 0, {numerator} / {n}) AS {name}_value"
 
 
-def calls_sql(bucket: str, group_by: tuple[str, ...] = DIMENSIONS) -> str:
+def calls_sql(bucket: str, group_by: tuple[str, ...] = DIMENSIONS, zone: str = "UTC") -> str:
     """AHT, ASA, service level, abandonment and transfers of calls ended in the range."""
     inbound, handled = "direction = 'inbound'", "abandoned = 0"
     answered = f"{inbound} AND {handled}"
@@ -127,7 +127,7 @@ def calls_sql(bucket: str, group_by: tuple[str, ...] = DIMENSIONS) -> str:
         SELECT *, correlation_id != '' AND correlation_id IN ({transferred}) AS transferred
         FROM ({_with_steps()})"""
     return f"""
-    SELECT {_keys(group_by)}, {_bucket("derived_at", bucket)} AS bucket_start,
+    SELECT {_keys(group_by)}, {_bucket("derived_at", bucket, zone)} AS bucket_start,
         count() AS calls,
         {metrics}
     FROM ({_filtered(calls)})
@@ -231,7 +231,9 @@ _FIRST_REPLY = """
         FROM ({conversations})"""
 
 
-def first_response_sql(bucket: str, group_by: tuple[str, ...] = DIMENSIONS) -> str:
+def first_response_sql(
+    bucket: str, group_by: tuple[str, ...] = DIMENSIONS, zone: str = "UTC"
+) -> str:
     """FRT p50, p90 and mean of conversations whose first inbound message is in the range."""
     conversations = _CONVERSATIONS.format(facts=_conversation_facts())
     answered = "countIf(replied)"
@@ -241,7 +243,7 @@ def first_response_sql(bucket: str, group_by: tuple[str, ...] = DIMENSIONS) -> s
         FROM ({_FIRST_REPLY.format(conversations=conversations)})
         WHERE first_in >= {{since:Int64}} AND first_in < {{until:Int64}}"""
     return f"""
-    SELECT {_keys(group_by)}, {_bucket("first_in", bucket)} AS bucket_start,
+    SELECT {_keys(group_by)}, {_bucket("first_in", bucket, zone)} AS bucket_start,
         count() AS conversations, count() - {answered} AS unanswered,
         {answered} AS frt_p50_n, quantileExactIf(0.5)(frt_s, replied) AS frt_p50_value,
         {answered} AS frt_p90_n, quantileExactIf(0.9)(frt_s, replied) AS frt_p90_value,
@@ -250,12 +252,12 @@ def first_response_sql(bucket: str, group_by: tuple[str, ...] = DIMENSIONS) -> s
     {_group(group_by, bucket)}"""
 
 
-def surveys_sql(bucket: str, group_by: tuple[str, ...] = DIMENSIONS) -> str:
+def surveys_sql(bucket: str, group_by: tuple[str, ...] = DIMENSIONS, zone: str = "UTC") -> str:
     """Surveys sent in the range, and how many of them have an answer (any time)."""
     answered = f"""SELECT survey_id FROM {SERVICE_EVENTS_TABLE}
         WHERE tenant_id = {{tenant_id:String}} AND type = '{SURVEY_ANSWERED}' AND survey_id != ''"""
     return f"""
-    SELECT {_keys(group_by)}, {_bucket("derived_at", bucket)} AS bucket_start,
+    SELECT {_keys(group_by)}, {_bucket("derived_at", bucket, zone)} AS bucket_start,
         count() AS surveys_sent,
         {_value("response_rate", "count()", f"100 * countIf(survey_id IN ({answered}))")}
     FROM ({_filtered(_facts((SURVEY_SENT,), ranged=True))})
@@ -277,6 +279,7 @@ class ServiceQuery:
     threshold_s: float = DEFAULT_SERVICE_LEVEL_S
     # The dimensions a row is per; the others are totalled ('' in the row).
     group_by: tuple[str, ...] = DIMENSIONS
+    time_zone: str = "UTC"  # whose midnights start the day buckets
 
     def params(self) -> dict[str, Any]:
         return {
@@ -342,5 +345,5 @@ def read_service_metrics(warehouse: Warehouse, query: ServiceQuery) -> list[Serv
     return collect(
         row
         for make_sql in (calls_sql, first_response_sql, surveys_sql)
-        for row in warehouse.select(make_sql(query.bucket, query.group_by), params)
+        for row in warehouse.select(make_sql(query.bucket, query.group_by, query.time_zone), params)
     )

@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -138,8 +139,15 @@ def _rows(events: Iterable[Event], table: str) -> list[dict[str, Any]]:
     return [row for e in events for row in projection.rows(e).get(table, [])]
 
 
-def _bucket_start(micros: int, bucket: str, since: int) -> int:
+def _bucket_start(micros: int, bucket: str, since: int, zone: str = "UTC") -> int:
     seconds = micros // 1_000_000
+    if zone != "UTC" and bucket != "total":  # the zone's wall clock: its hours and midnights
+        local = datetime.fromtimestamp(seconds, ZoneInfo(zone))
+        if bucket == "hour":
+            return int(local.replace(minute=0, second=0).timestamp())
+        day = local.date() - timedelta(days=local.weekday() if bucket == "week" else 0)
+        day = day.replace(day=1) if bucket == "month" else day
+        return int(datetime.combine(day, time(), ZoneInfo(zone)).timestamp())
     if bucket in ("hour", "day"):
         width = 3600 if bucket == "hour" else 86400
         return seconds // width * width
@@ -173,7 +181,7 @@ def reference_report(events: Sequence[Event], q: sql.TouchpointQuery) -> Report:
             continue
         if q.touchpoints and where.touchpoint not in q.touchpoints:
             continue
-        start = _bucket_start(r["answered_at"], q.bucket, q.since)
+        start = _bucket_start(r["answered_at"], q.bucket, q.since, q.time_zone)
         key = (where.touchpoint, where.channel, start)
         groups[key].append(Answer(r["kind"], r["score"], r["scale"]))
     return {key: (_counts(group), evaluate_all(group)) for key, group in groups.items()}
@@ -240,6 +248,7 @@ def warehouse_alerts(warehouse: Warehouse, q: sql.AlertQuery) -> list[tuple[Any,
 filters = st.fixed_dictionaries(
     {
         "bucket": st.sampled_from(["hour", "day", "week", "month", "total"]),
+        "zone": st.sampled_from(["UTC", "UTC", "Europe/Madrid", "Asia/Kolkata", "America/Lima"]),
         "channels": st.sampled_from(
             [(), (), ("phone",), ("chat",), ("survey",), ("phone", "chat")]
         ),
@@ -268,7 +277,9 @@ def test_sql_metrics_match_the_python_reference(
     events = make_events(tenant, raws)
     load(wh, events)
     since, until = f["window"]
-    q = sql.TouchpointQuery(tenant, since, until, f["bucket"], f["channels"], f["touchpoints"])
+    q = sql.TouchpointQuery(
+        tenant, since, until, f["bucket"], f["channels"], f["touchpoints"], f["zone"]
+    )
     assert_same_report(warehouse_report(wh, q), reference_report(events, q))
 
 

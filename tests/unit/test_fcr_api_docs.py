@@ -30,6 +30,7 @@ def test_the_fcr_route_its_parameters_statuses_and_downloads_are_documented() ->
         "queue",
         "agent",
         "bucket",
+        "tz",
         "format",
     }
     content = operation["responses"]["200"]["content"]

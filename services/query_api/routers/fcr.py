@@ -34,6 +34,7 @@ from services.query_api.routers.satisfaction import (
     window,
 )
 from services.query_api.routers.service import NAME_PATTERN
+from services.query_api.routers.settings import TimeZoneQuery, zone_of
 from services.satisfaction.fcr import DEFINITION, REPEAT_RATE_DEFINITION
 from services.satisfaction.fcr_cells import FcrCell
 from services.satisfaction.fcr_sql import RangeTooBusy, read_fcr
@@ -92,6 +93,7 @@ class FcrReport(BaseModel):
     until: datetime
     as_of: datetime = Field(description="the moment the figures hold at (provisional or final)")
     bucket: Bucket
+    time_zone: str = Field(default="UTC", description="whose midnights start the buckets")
     window_days: int = WINDOW_DAYS
     min_confident_n: int = MIN_CONFIDENT_N
     definitions: dict[str, str]
@@ -170,11 +172,13 @@ def first_contact_resolution(
     queue: list[Name] | None = Query(None, max_length=50),
     agent: list[Name] | None = Query(None, max_length=50),
     bucket: Bucket = Query("total", description="hour, day, week (from Monday), month or total"),
+    tz: TimeZoneQuery = None,
     format: Format = ExportFormat.json,
 ) -> FcrReport | Response:
     """fcr@1 and the repeat-contact rate per touchpoint × channel × queue × agent × bucket."""
     start, end = window(request, since, until, bucket)
     as_of = now(request)
+    zone = zone_of(request, principal.tenant_id, tz)
     try:
         cells = read_fcr(
             request.app.state.warehouse,
@@ -186,6 +190,7 @@ def first_contact_resolution(
             _redirects(request, principal.tenant_id),
             # An earlier release's data is read from the timeline until its contact events are.
             timeline=not _contact_events_ready(request),
+            zone=zone,
         )
     except RangeTooBusy as exc:
         details = [{"code": "range_too_large", "message": str(exc), "path": "query.since"}]
@@ -205,6 +210,7 @@ def first_contact_resolution(
         until=end,
         as_of=as_of,
         bucket=bucket,
+        time_zone=zone,
         definitions=DEFINITIONS,
         buckets=buckets,
     )

@@ -21,6 +21,7 @@ from services.query_api.exports import (
     touchpoint_columns,
 )
 from services.query_api.params import INSTANT_HELP, Moment, any_of, ordered_range
+from services.query_api.routers.settings import TimeZoneQuery, zone_of
 from services.satisfaction.metrics import DEFINITIONS, MIN_CONFIDENT_N, Definition, MetricValue
 from services.satisfaction.sentiment import DEFINITION as SENTIMENT_DEFINITION
 from services.satisfaction.sentiment_sql import (
@@ -122,6 +123,7 @@ class TouchpointSatisfaction(BaseModel):
     since: datetime
     until: datetime
     bucket: Bucket
+    time_zone: str = Field(default="UTC", description="whose midnights start the buckets")
     min_confident_n: int
     definitions: list[DefinitionOut]
     sentiment_definition: str = Field(
@@ -260,6 +262,7 @@ def touchpoint_satisfaction(
     bucket: Bucket = Query(
         "day", description="hour, day, week (from Monday), month, or total: the whole range"
     ),
+    tz: TimeZoneQuery = None,
     format: Format = ExportFormat.json,
 ) -> TouchpointSatisfaction | Response:
     """Responses and every metric definition per touchpoint × channel × bucket, oldest first,
@@ -273,6 +276,7 @@ def touchpoint_satisfaction(
         bucket=bucket,
         channels=any_of(channel),
         touchpoints=any_of(touchpoint),
+        time_zone=zone_of(request, principal.tenant_id, tz),
     )
     rows = read_touchpoint_metrics(request.app.state.warehouse, query)
     buckets = with_sentiment(rows, read_touchpoint_sentiment(request.app.state.warehouse, query))
@@ -283,6 +287,7 @@ def touchpoint_satisfaction(
         since=start,
         until=end,
         bucket=bucket,
+        time_zone=query.time_zone,
         min_confident_n=MIN_CONFIDENT_N,
         definitions=[_definition_out(d) for d in DEFINITIONS],
         buckets=buckets,

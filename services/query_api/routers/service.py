@@ -22,6 +22,7 @@ from services.query_api.routers.satisfaction import (
     Until,
     window,
 )
+from services.query_api.routers.settings import TimeZoneQuery, zone_of
 from services.satisfaction.metrics import MIN_CONFIDENT_N, MetricValue
 from services.service_metrics.definitions import (
     DEFAULT_SERVICE_LEVEL_S,
@@ -87,6 +88,7 @@ class TouchpointService(BaseModel):
     since: datetime
     until: datetime
     bucket: Bucket
+    time_zone: str = Field(default="UTC", description="whose midnights start the day buckets")
     group_by: list[str] = Field(description="the dimensions of each cell; the others are totalled")
     service_level_s: float
     min_confident_n: int
@@ -153,7 +155,7 @@ def touchpoint_service(
     touchpoint: str | None = Query(None, pattern=TOUCHPOINT_PATTERN, max_length=64),
     queue: str | None = Query(None, pattern=NAME_PATTERN),
     agent: str | None = Query(None, pattern=NAME_PATTERN),
-    bucket: Bucket = Query("day", description="UTC hour or day, or total: the whole range"),
+    bucket: Bucket = Query("day", description="hour or day (of `tz`), or total: the whole range"),
     group_by: list[GroupBy] | None = Query(
         None,
         max_length=5,
@@ -163,6 +165,7 @@ def touchpoint_service(
     service_level_s: float = Query(
         DEFAULT_SERVICE_LEVEL_S, gt=0, le=3600, description="the service level's threshold T"
     ),
+    tz: TimeZoneQuery = None,
     format: Format = ExportFormat.json,
 ) -> TouchpointService | Response:
     """Every service metric per cell (touchpoint × channel × queue × agent, or the dimensions
@@ -181,6 +184,7 @@ def touchpoint_service(
         agent=agent or "",
         threshold_s=service_level_s,
         group_by=dimensions,
+        time_zone=zone_of(request, principal.tenant_id, tz),
     )
     buckets = [_bucket_out(row) for row in read_service_metrics(request.app.state.warehouse, query)]
     if format != ExportFormat.json:
@@ -190,6 +194,7 @@ def touchpoint_service(
         since=start,
         until=end,
         bucket=bucket,
+        time_zone=query.time_zone,
         group_by=list(dimensions),
         service_level_s=service_level_s,
         min_confident_n=MIN_CONFIDENT_N,
