@@ -508,6 +508,7 @@ def _add_bench(sub: Any) -> None:
 
 def parser() -> argparse.ArgumentParser:
     from cem.audit_cli import add_commands as add_audit_commands
+    from cem.calendar_cli import add_commands as add_calendar_commands
     from cem.channels_cli import add_commands as add_channel_commands
     from cem.demo_cli import add_commands as add_demo_commands
     from cem.migrate_ids import add_commands as add_migrate_commands
@@ -524,6 +525,7 @@ def parser() -> argparse.ArgumentParser:
     add_channel_commands(sub)
     add_audit_commands(sub, _command)
     add_retention_commands(sub, _command)
+    add_calendar_commands(sub, _command)
     _add_replay(sub)
     add_migrate_commands(sub, _command)
     _add_bench(sub)

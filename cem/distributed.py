@@ -229,6 +229,17 @@ def retention_store_from_settings(settings: CoreSettings | None = None) -> Reten
     return SqliteRetentionStore(settings.data_dir / RETENTION_FILE)
 
 
+def calendar_store_from_settings(settings: CoreSettings | None = None) -> CalendarStore:
+    """Tenants' calendars, beside the accounts: PostgreSQL when distributed (every query API
+    replica reads them), else the SQLite file in the data directory (the one `cem up` uses)."""
+    from cem.adapters.sqlite_calendars import CALENDARS_FILE, SqliteCalendarStore
+
+    settings = settings or CoreSettings()
+    if settings.mode == "distributed":
+        return PostgresCalendarStore(postgres_dsn(settings))
+    return SqliteCalendarStore(settings.data_dir / CALENDARS_FILE)
+
+
 def build_ingest(
     settings: IngestSettings | None = None,
     *,
