@@ -57,7 +57,7 @@
       const cells = aggregate(result.buckets);
       renderTable(cells, result.min_confident_n);
       renderHeatmap(cells, result.min_confident_n);
-      renderTrend(result.buckets);
+      renderTrend(result.buckets, result.time_zone || "UTC");
     } catch (error) {
       showError($("sat-empty"), error);
       $("sat-empty").hidden = false;
@@ -131,7 +131,7 @@
     return i < 10 ? { stroke } : { stroke, dash: i % 2 ? [6, 3] : [2, 3] };
   }
 
-  function renderTrend(buckets) {
+  function renderTrend(buckets, timeZone) {
     const metric = $("trend-metric").value;
     const times = [...new Set(buckets.map((b) => b.bucket_start))].sort();
     const touchpoints = [...new Set(buckets.map((b) => b.touchpoint))].sort();
@@ -153,19 +153,21 @@
     // The x axis is the chosen period, so a period with one bucket shows it at its date.
     const bounds = [new Date(period.since).getTime() / 1000, new Date(period.until).getTime() / 1000];
     // Dates as the page's language writes them (5/11 in Spanish, 11/5 in English). Day buckets
-    // are UTC days (the API's): drawn and named in UTC, and said so, or a viewer west of UTC saw
-    // each day under the date before it (a review). Hour buckets are instants: the viewer's time.
-    const utc = period.bucket === "day";
-    const zone = utc ? { timeZone: "UTC" } : {};
+    // are the days of the tenant's time zone (the API's answer names it; UTC unless the tenant's
+    // calendar says otherwise): drawn and named in that zone, and said so, or a viewer elsewhere
+    // saw each day under the date before it (a review). Hour buckets are instants: the viewer's.
+    const days = period.bucket === "day";
+    const zoneName = timeZone === "UTC" ? "Etc/UTC" : timeZone;
+    const zone = days ? { timeZone: zoneName } : {};
     const day = new Intl.DateTimeFormat(lang, { day: "numeric", month: "numeric", ...zone });
     const hour = new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit", ...zone });
-    const moment = new Intl.DateTimeFormat(lang, utc ? { dateStyle: "medium", ...zone } : { dateStyle: "medium", timeStyle: "short" });
+    const moment = new Intl.DateTimeFormat(lang, days ? { dateStyle: "medium", ...zone } : { dateStyle: "medium", timeStyle: "short" });
     chart = new uPlot({
       width, height: 260, spanGaps: true,
-      ...(utc ? { tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC") } : {}),
+      ...(days ? { tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), zoneName) } : {}),
       scales: { x: { time: true, range: () => bounds } },
       series: [
-        { label: utc ? `${t("trend_time")} (UTC)` : t("trend_time"), value: (u, v) => (v == null ? "–" : moment.format(new Date(v * 1000))) },
+        { label: days ? `${t("trend_time")} (${timeZone})` : t("trend_time"), value: (u, v) => (v == null ? "–" : moment.format(new Date(v * 1000))) },
         ...touchpoints.map((tp, i) => ({ label: tp, ...seriesStyle(i), width: 2 })),
       ],
       axes: [
