@@ -36,9 +36,12 @@ from services.projections.repeat_contact import CONTACT_TYPES, is_contact
 from services.projections.sql import TIMELINE
 
 CONTACT_EVENTS = "contact_events"
-# Every contact type, and the case events that resolve, reopen or name a topic (fcr@1's reads).
+# Every contact type, the case events that resolve, reopen or name a topic, and the answer of a
+# call in steps, which names its agent and queue when its end does not (fcr@1's reads).
 CONTACT_EVENT_TYPES = tuple(
-    dict.fromkeys((*CONTACT_TYPES, "case.opened", "case.resolved", "case.reopened"))
+    dict.fromkeys(
+        (*CONTACT_TYPES, "call.answered", "case.opened", "case.resolved", "case.reopened")
+    )
 )
 BACKFILL_PAGE = 20_000
 

@@ -12,15 +12,17 @@ returned with its points, so an agent sees why a customer is at risk.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from kernel.processing import to_micros
 from services.projections.profile import Profile, Spend
+from services.service_metrics.facts import CALL_TRANSFERRED
+from services.service_metrics.rules import completed_calls
 
 VALUE_DEFINITION = "value@1"
 CHURN_DEFINITION = "churn_risk@1"
@@ -49,6 +51,31 @@ class CallFact:
     queue_wait_s: float
     abandoned: bool
     transfers: int
+
+
+def call_facts(facts: Iterable[dict[str, Any]], members: Collection[str]) -> list[CallFact]:
+    """The inbound calls filed under the customer's `members`, from `service_events` facts (the
+    tenant's, or at least the customer's and their conversations' steps), each read as service
+    metrics read it (docs/metrics.md, "A call in steps"): the wait is its own, else the first
+    answer's; outbound when it or a step says so. Its transfers are the customer's
+    `call.transferred` of its conversation. The reference of `value_sql`'s calls."""
+    listed = list({f["event_id"]: f for f in facts}.values())
+    transfers = Counter(
+        f["correlation_id"]
+        for f in listed
+        if f["type"] == CALL_TRANSFERRED and f["customer_id"] in members and f["correlation_id"]
+    )
+    return [
+        CallFact(
+            c["event_id"],
+            c["derived_at"],
+            c["queue_wait_s"],
+            bool(c["abandoned"]),
+            transfers[c["correlation_id"]] if c["correlation_id"] else 0,
+        )  # fmt: skip
+        for c in completed_calls(listed)
+        if c["customer_id"] in members and c["direction"] == "inbound"
+    ]
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """The reads of customer value (`value.py`): ClickHouse SQL that also runs on server 18.16.
 
 No table of its own: survey answers come from `profile_facts`, products from the orders in the
-timeline, negative texts from `text_sentiment` and calls from `service_events`, each for every member
-of a merged customer and deduplicated by event id, in one UNION ALL; `value.py` decides. 18.16 has no window
+timeline, negative texts from `text_sentiment` and calls from `service_events` (completed by their
+steps as service metrics complete them: `calls_with_steps`), each for every member of a merged
+customer and deduplicated by event id, in one UNION ALL; `value.py` decides. 18.16 has no window
 functions, so the reads return rows and the rule orders them. Only table names, fixed type lists
 and the members fragment are formatted into SQL.
 """
@@ -30,13 +31,15 @@ from services.projections.value import (
 )
 from services.satisfaction.texts import TEXT_SENTIMENT_TABLE
 from services.service_metrics.facts import CALL_ENDED, CALL_TRANSFERRED, SERVICE_EVENTS_TABLE
+from services.service_metrics.sql import calls_with_steps
 
 MAX_ANSWERS = 500  # the newest; the NPS trend needs two, the lookback rarely more
 MAX_ROWS = 10_000  # a bound on the orders, texts or calls one read fetches
 ORDER_TYPES = ("order.placed", "store.purchased")
 PRODUCT_ATTRIBUTE = "product"  # v1 orders have no product field: the `product` attribute names it
 
-_CUSTOMER = "tenant_id = {{tenant_id:String}} AND {members}"
+# `<members>` is replaced by the members fragment when read (it holds parameters in braces).
+_CUSTOMER = "tenant_id = {tenant_id:String} AND <members>"
 ANSWERS_QUERY = f"""SELECT key AS kind, num_value AS score, derived_at AS at, event_id
 FROM {PROFILE_FACTS}
 WHERE {_CUSTOMER} AND field = '{SURVEY}'
@@ -49,26 +52,26 @@ WHERE {_CUSTOMER} AND type IN ('{ORDER_TYPES[0]}', '{ORDER_TYPES[1]}')
 LIMIT 1 BY event_id
 LIMIT {MAX_ROWS}"""
 
+_IN_LOOKBACK = "{since:Int64} AND {until:Int64}"
 NEGATIVE_TEXTS_QUERY = f"""SELECT event_id, written_at AS at FROM {TEXT_SENTIMENT_TABLE}
-WHERE {_CUSTOMER} AND label = 'negative'
-    AND written_at >= {{{{since:Int64}}}} AND written_at <= {{{{until:Int64}}}}
+WHERE {_CUSTOMER} AND label = 'negative' AND written_at BETWEEN {_IN_LOOKBACK}
 LIMIT 1 BY event_id
 LIMIT {MAX_ROWS}"""
 
-_ENDED_IN_RANGE = f"""tenant_id = {{{{tenant_id:String}}}} AND type = '{CALL_ENDED}' AND {{members}}
-    AND direction = 'inbound'
-    AND derived_at >= {{{{since:Int64}}}} AND derived_at <= {{{{until:Int64}}}}"""
-# A call's transfers are the call.transferred events of its conversation (correlation id).
+_ENDED = f"""SELECT * FROM {SERVICE_EVENTS_TABLE}
+    WHERE {_CUSTOMER} AND type = '{CALL_ENDED}' AND derived_at BETWEEN {_IN_LOOKBACK}
+    LIMIT 1 BY event_id"""
+# The customer's calls read as service metrics read them (their steps give the wait and the
+# direction a call.ended may not: docs/metrics.md, "A call in steps"); the inbound ones count.
 CALLS_QUERY = f"""SELECT event_id, derived_at AS at, queue_wait_s, abandoned, correlation_id
-FROM {SERVICE_EVENTS_TABLE}
-WHERE {_ENDED_IN_RANGE}
-LIMIT 1 BY event_id
+FROM ({calls_with_steps(_ENDED)})
+WHERE direction = 'inbound'
 LIMIT {MAX_ROWS}"""
+# A call's transfers are the customer's call.transferred events of its conversation.
 TRANSFERS_QUERY = f"""SELECT correlation_id, count() AS transfers FROM (
     SELECT event_id, correlation_id FROM {SERVICE_EVENTS_TABLE}
-    WHERE tenant_id = {{{{tenant_id:String}}}} AND type = '{CALL_TRANSFERRED}' AND {{members}}
-        AND correlation_id != '' AND correlation_id IN (
-            SELECT correlation_id FROM {SERVICE_EVENTS_TABLE} WHERE {_ENDED_IN_RANGE})
+    WHERE {_CUSTOMER} AND type = '{CALL_TRANSFERRED}'
+        AND correlation_id != '' AND correlation_id IN (SELECT correlation_id FROM ({_ENDED}))
     LIMIT 1 BY event_id
 )
 GROUP BY correlation_id"""
@@ -101,7 +104,7 @@ def _read(
     warehouse: Warehouse, tenant_id: str, customer: Members, window: dict[str, int]
 ) -> dict[str, list[dict[str, Any]]]:
     members, params = members_filter(customer)
-    sql = SIGNALS_QUERY.format(members=members)
+    sql = SIGNALS_QUERY.replace("<members>", members)
     found: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in warehouse.select(sql, {"tenant_id": tenant_id, **params, **window}):
         found[row["source"]].append(row)

@@ -129,21 +129,28 @@ def _with_steps(call: Fact, conversation: Sequence[Fact]) -> Fact:
     }
 
 
+def completed_calls(facts: Iterable[Fact]) -> list[Fact]:
+    """Every `call.ended` among one tenant's facts (each once), completed by its steps: the
+    reference of `sql.calls_with_steps`, which every reader of calls shares."""
+    conversations: dict[str, list[Fact]] = defaultdict(list)
+    unique = _unique(f for f in facts if f["type"] in (*CALL_STEPS, CALL_ENDED))
+    for f in unique:
+        if f["correlation_id"]:
+            conversations[f["correlation_id"]].append(f)
+    return [
+        _with_steps(c, conversations[c["correlation_id"]]) if c["correlation_id"] else c
+        for c in unique
+        if c["type"] == CALL_ENDED
+    ]
+
+
 def call_rows(facts: Sequence[Fact], query: ServiceQuery) -> list[Row]:
     """Calls ended in the range, each completed by its steps; a call is transferred when its
     conversation has a transfer."""
     transferred = {
         f["correlation_id"] for f in facts if f["type"] == CALL_TRANSFERRED and f["correlation_id"]
     }
-    conversations: dict[str, list[Fact]] = defaultdict(list)
-    for f in _unique(f for f in facts if f["type"] in (*CALL_STEPS, CALL_ENDED)):
-        if f["correlation_id"]:
-            conversations[f["correlation_id"]].append(f)
-    ended = [f for f in facts if f["type"] == CALL_ENDED and _in_range(f["derived_at"], query)]
-    calls = [
-        _with_steps(c, conversations.get(c["correlation_id"], [])) if c["correlation_id"] else c
-        for c in ended
-    ]
+    calls = [c for c in completed_calls(facts) if _in_range(c["derived_at"], query)]
     return [
         _row(key, _call_figures(group, query.threshold_s, transferred))
         for key, group in _cells(calls, query, "derived_at").items()

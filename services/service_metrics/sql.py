@@ -125,7 +125,7 @@ def calls_sql(bucket: str, group_by: tuple[str, ...] = DIMENSIONS, zone: str = "
         WHERE tenant_id = {{tenant_id:String}} AND type = '{CALL_TRANSFERRED}'"""
     calls = f"""
         SELECT *, correlation_id != '' AND correlation_id IN ({transferred}) AS transferred
-        FROM ({_with_steps()})"""
+        FROM ({calls_with_steps(_facts((CALL_ENDED,), ranged=True))})"""
     return f"""
     SELECT {_keys(group_by)}, {_bucket("derived_at", bucket, zone)} AS bucket_start,
         count() AS calls,
@@ -178,13 +178,14 @@ _ENDED_AS = """
         FROM ({ended})"""
 
 
-def _with_steps() -> str:
-    """The calls ended in the range, each completed by its steps (docs/metrics.md, "A call in
-    steps"): the steps of its conversation after the call before it ended, up to its own end.
-    Its own queue and agent when it names them, else the steps' (the latest answer's queue,
-    else the latest offer's; the latest agent); its own wait when it gives one, else the first
-    answer's; outbound when it or a step says so. A call without a correlation id has none."""
-    ended = _facts((CALL_ENDED,), ranged=True)
+def calls_with_steps(ended: str) -> str:
+    """The calls `ended` selects (deduplicated `call.ended` facts of the tenant, every column),
+    each completed by its steps (docs/metrics.md, "A call in steps"): the steps of its
+    conversation after the call before it ended, up to its own end. Its own queue and agent when
+    it names them, else the steps' (the latest answer's queue, else the latest offer's; the
+    latest agent); its own wait when it gives one, else the first answer's; outbound when it or
+    a step says so. A call without a correlation id has none. Shared by every reader of calls
+    (service metrics, customer value, fcr@1), so they read a call alike."""
     calls = f" AND correlation_id IN (SELECT correlation_id FROM ({ended}))"
     ends = _facts((CALL_ENDED,), ranged=False, condition=calls)
     previous = _PREVIOUS_END.format(ended=ended, ends=ends)

@@ -5,7 +5,7 @@ customer counts, a reprocessed batch counts once, other customers and tenants ne
 from __future__ import annotations
 
 import uuid
-from collections import Counter, defaultdict
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,14 +19,15 @@ from services.projections.sql import read_profile
 from services.projections.value import (
     DAY_MICROS,
     LOOKBACK_DAYS,
-    CallFact,
     Signals,
     SurveyAnswer,
+    call_facts,
     customer_value,
 )
 from services.projections.value_sql import with_value
 from services.satisfaction.projection import SatisfactionProjection
 from services.satisfaction.texts import to_sentiment_rows
+from services.service_metrics.facts import SERVICE_EVENTS_TABLE, to_service_rows
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 MEMBERS = ["cust-a", "cust-b"]
@@ -68,6 +69,20 @@ def history(tenant: str) -> list[tuple[str, Event]]:
         (b, event(tenant, 4, "call.ended", "phone", correlation_id="call-2",
                   payload={"queue_wait_s": 30, "abandoned": True})),
         (b, event(tenant, 150, "call.ended", "phone", payload={"abandoned": True})),
+        # A call in steps (Twilio's callbacks): its wait is on the answer, filed by the telephony
+        # adapter under no known customer; the end says nothing of it.
+        (a, event(tenant, 7, "call.offered", "phone", correlation_id="call-3",
+                  payload={"queue": "billing"})),
+        ("cust-z", event(tenant, 6.99, "call.answered", "phone", correlation_id="call-3",
+                         payload={"agent": "ana", "queue_wait_s": 400})),
+        (a, event(tenant, 6.98, "call.ended", "phone", correlation_id="call-3",
+                  payload={"talk_s": 90})),
+        # An outbound call by its offer, its end saying nothing of the direction: not the
+        # customer's abandoned call, nor a long wait.
+        (b, event(tenant, 6, "call.offered", "phone", correlation_id="call-4",
+                  payload={"queue": "sales", "direction": "outbound"})),
+        (b, event(tenant, 5.99, "call.ended", "phone", correlation_id="call-4",
+                  payload={"queue_wait_s": 500, "abandoned": True})),
         (a, event(tenant, 3, "case.opened", "email", payload={"case_id": "k-1"})),
         ("cust-z", event(tenant, 2, "call.ended", "phone", payload={"abandoned": True})),
     ]  # fmt: skip
@@ -88,11 +103,19 @@ def store(warehouse: Warehouse, filed: list[tuple[str, Event]]) -> None:
         warehouse.insert(table, rows[:3])  # a reprocessed batch
 
 
+def service_facts(filed: list[tuple[str, Event]]) -> list[dict[str, Any]]:
+    """The `service_events` rows of the events, every customer's, as the consumer writes them."""
+    return [
+        row
+        for customer_id, e in filed
+        for row in to_service_rows(e, customer_id).get(SERVICE_EVENTS_TABLE, [])
+    ]
+
+
 def reference_signals(filed: list[tuple[str, Event]]) -> Signals:
     """The signals computed from the events themselves, with no SQL."""
     mine = [e for customer_id, e in filed if customer_id in MEMBERS]
     since, until = to_micros(NOW) - LOOKBACK_DAYS * DAY_MICROS, to_micros(NOW)
-    transfers = Counter(e.correlation_id for e in mine if e.type == "call.transferred")
     negative = [
         row["written_at"]
         for e in mine
@@ -108,17 +131,7 @@ def reference_signals(filed: list[tuple[str, Event]]) -> Signals:
             if e.type == "survey.answered"
         ],
         negative_texts=negative,
-        calls=[
-            CallFact(
-                str(e.event_id),
-                to_micros(e.derived_at),
-                float(e.payload.get("queue_wait_s", 0)),
-                bool(e.payload.get("abandoned")),
-                transfers[e.correlation_id] if e.correlation_id else 0,
-            )
-            for e in mine
-            if e.type == "call.ended" and since <= to_micros(e.derived_at) <= until
-        ],  # fmt: skip
+        calls=[c for c in call_facts(service_facts(filed), MEMBERS) if since <= c.at <= until],
         products=[
             e.payload["attributes"]["product"]
             for e in mine
@@ -150,7 +163,8 @@ def test_the_warehouse_value_equals_the_pure_rule_over_the_events(any_warehouse:
     assert (read.nps_trend.latest, read.nps_trend.previous) == (3, 9)
     points = {f.factor: f.points for f in read.churn_risk.factors}
     assert points["transfers"] == 10
-    assert points["long_wait"] == 5
+    # 420 s on call-1's end, 400 s on call-3's answer; call-4 is outbound by its offer.
+    assert points["long_wait"] == 10
     assert points["abandoned_call"] == 10  # the abandoned call 150 days ago is out of the lookback
     assert points["negative_sentiment"] >= 5
     assert {"nps_detractor", "nps_falling", "low_csat", "open_cases"} <= points.keys()

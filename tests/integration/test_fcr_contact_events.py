@@ -193,3 +193,20 @@ def test_the_route_reads_an_earlier_releases_timeline_until_its_contact_events_a
     assert after.status_code == 200
     assert after.json()["buckets"] == before.json()["buckets"]
     assert app.state.contact_events_backfilled.done  # from now on, read without asking
+
+
+def test_a_call_in_steps_is_its_answering_agents_on_both_reads(wh: Warehouse) -> None:
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    # Twilio's callbacks: offered to q3, answered by eve in q4, ended naming neither.
+    steps = [
+        ("call.offered", T0, {"queue": "q3"}),
+        ("call.answered", T0 + timedelta(minutes=1),
+         {"agent": "eve", "queue": "q4", "queue_wait_s": 60}),
+        ("call.ended", T0 + timedelta(minutes=9), {"resolved": True, "talk_s": 480}),
+    ]  # fmt: skip
+    projected(wh, [timeline_row(tenant, "ana", at, type_, "phone", correlation_id="call-1",
+                                payload=payload) for type_, at, payload in steps])  # fmt: skip
+    since, until, as_of = to_micros(T0), to_micros(T0 + DAY), to_micros(T0 + 30 * DAY)
+    for timeline in (False, True):
+        [cell] = read_fcr(wh, tenant, since, until, "total", as_of, timeline=timeline)
+        assert (cell.queue, cell.agent, cell.contacts, cell.fcr_final) == ("q4", "eve", 1, 1)

@@ -13,7 +13,13 @@ from services.projections.profile import (
     Spend,
 )
 from services.projections.repeat_contact import ContactRef, RepeatContact
-from services.projections.value import CallFact, Signals, SurveyAnswer, customer_value
+from services.projections.value import (
+    CallFact,
+    Signals,
+    SurveyAnswer,
+    call_facts,
+    customer_value,
+)
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -147,3 +153,47 @@ def test_a_customer_who_never_ordered_has_no_recency_and_a_medium_risk_from_serv
     assert value.nps_trend.latest is None
     # low_csat 10 + hard_effort 5 + abandoned 10 + transfers 5 = 30
     assert (value.churn_risk.score, value.churn_risk.band) == (30, "medium")
+
+
+def fact(
+    type_: str, event_id: str, days: float, corr: str, customer: str = "c1", **extra: object
+) -> dict[str, object]:
+    """A `service_events` row (services/service_metrics/facts.py)."""
+    row: dict[str, object] = {
+        "tenant_id": "t", "event_id": event_id, "customer_id": customer, "correlation_id": corr,
+        "type": type_, "touchpoint": "line", "channel": "phone", "derived_at": micros(ago(days)),
+        "agent": "", "queue": "", "sender": "", "direction": "", "queue_wait_s": 0.0,
+        "handle_s": 0.0, "abandoned": 0, "survey_id": "",
+    }  # fmt: skip
+    return row | extra
+
+
+def test_a_call_in_steps_is_read_as_service_metrics_read_it() -> None:
+    facts = [
+        # Twilio-style: the wait on the answer (filed under no known customer), none on the end.
+        fact("call.offered", "o1", 3.0, "k1", queue="billing", direction="inbound"),
+        fact("call.answered", "a1", 2.99, "k1", customer="?", agent="ana", queue_wait_s=400.0),
+        fact("call.answered", "a2", 2.98, "k1", agent="bo", queue_wait_s=20.0),  # a transfer
+        fact("call.transferred", "t1", 2.985, "k1"),
+        fact("call.ended", "e1", 2.97, "k1", direction="inbound", abandoned=0),
+        # Its own wait wins over the answer's.
+        fact("call.answered", "a3", 2.0, "k2", agent="ana", queue_wait_s=900.0),
+        fact("call.ended", "e2", 1.99, "k2", direction="inbound", queue_wait_s=30.0),
+        # Outbound by its offer, the end saying inbound (the default): not the customer's call.
+        fact("call.offered", "o3", 1.0, "k3", queue="sales", direction="outbound"),
+        fact("call.ended", "e3", 0.99, "k3", direction="inbound", queue_wait_s=500.0, abandoned=1),
+        # A call back in k1 after e1 ended: e1's steps are not its own.
+        fact("call.answered", "a4", 0.5, "k1", agent="cy", queue_wait_s=0.0),
+        fact("call.ended", "e4", 0.49, "k1", direction="inbound", abandoned=1),
+        # Another customer's call.
+        fact("call.ended", "e5", 0.4, "k5", customer="c2", direction="inbound", abandoned=1),
+    ]
+    calls = sorted(call_facts(facts + facts[:3], {"c1"}), key=lambda c: c.at)
+    assert [(c.event_id, c.queue_wait_s, c.abandoned, c.transfers) for c in calls] == [
+        ("e1", 400.0, False, 1),  # the first answer's wait: a transfer answered again is not it
+        ("e2", 30.0, False, 0),
+        ("e4", 0.0, True, 1),  # its conversation's transfer too: not windowed (yet)
+    ]
+    value = customer_value(profile(), Signals(calls=calls), NOW)
+    points = {f.factor: f.points for f in value.churn_risk.factors}
+    assert points == {"long_wait": 5, "abandoned_call": 10, "transfers": 10}

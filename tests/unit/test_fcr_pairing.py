@@ -72,6 +72,9 @@ def event(i: int, spec: tuple[int, int, int, int, int, int, bool]) -> dict[str, 
         ("call.offered", "phone", {"queue": "q3"}, call),
         ("call.ended", "phone", _with_topic({"resolved": True, "agent": "cy"}, topic), call),
         ("message.received", "sms", {"sender": "bot", "text": "menu"}, chat),
+        # A call in steps (Twilio's callbacks): the agent on the answer, none on the end.
+        ("call.answered", "phone", {"agent": "eve", "queue": "q4", "queue_wait_s": 30}, call),
+        ("call.ended", "phone", _with_topic({"resolved": True}, topic), call),
     ]
     type_, channel, payload, corr = kinds[kind]
     received = at + (3 * DAY if late else 1_000_000)
@@ -81,7 +84,7 @@ def event(i: int, spec: tuple[int, int, int, int, int, int, bool]) -> dict[str, 
 SPECS = st.tuples(
     st.integers(0, 40),
     st.integers(0, 3),
-    st.integers(0, 11),
+    st.integers(0, 13),
     st.integers(0, 3),
     st.integers(0, 6),
     st.integers(0, 4),
@@ -211,3 +214,25 @@ def test_a_reopen_exactly_seven_days_later_counts_and_a_microsecond_more_does_no
     as_of = T0 + 30 * DAY
     assert cells_both_ways(call_reopened_after(7 * DAY), as_of) == [("phone", 0, 1, 1)]
     assert cells_both_ways(call_reopened_after(7 * DAY + 1), as_of) == [("phone", 1, 0, 1)]
+
+
+def test_a_call_in_steps_is_its_answering_agents_and_queues() -> None:
+    # Twilio's callbacks: offered to q3, answered by eve (in q4), ended naming neither.
+    call = [
+        timeline_row(1, T0, "ana", "call.offered", "phone", {"queue": "q3"}, "call-1"),
+        timeline_row(2, T0 + 60, "ana", "call.answered", "phone",
+                     {"agent": "eve", "queue": "q4", "queue_wait_s": 60}, "call-1"),
+        timeline_row(3, T0 + 600, "ana", "call.ended", "phone", {"resolved": True}, "call-1"),
+    ]  # fmt: skip
+    as_of = T0 + 30 * DAY
+    contacts = fcr_contacts(call)
+    expected = to_cells(contacts, outcomes(contacts, as_of), T0, T0 + DAY, "total")
+    found = pair_cells(events(call), None, as_of, T0, T0 + DAY, "total")
+    assert found == expected
+    assert [(c.queue, c.agent, c.contacts, c.fcr_final) for c in found] == [("q4", "eve", 1, 1)]
+    # An answer is no contact of its own, and an end naming its agent is its own agent's.
+    assert contact_event_row(call[1])["contact"] == 0  # type: ignore[index]
+    named = [*call[:2], timeline_row(4, T0 + 600, "ana", "call.ended", "phone",
+                                     {"resolved": True, "agent": "bob"}, "call-1")]  # fmt: skip
+    [cell] = pair_cells(events(named), None, as_of, T0, T0 + DAY, "total")
+    assert (cell.queue, cell.agent) == ("q4", "bob")
