@@ -28,13 +28,14 @@ class CalendarError(ValueError):
 
 
 @lru_cache(maxsize=1)
-def _zones() -> frozenset[str]:
+def time_zones() -> frozenset[str]:
+    """Every IANA time zone name this machine knows (the settings page offers them)."""
     return frozenset(available_timezones()) | {"UTC"}
 
 
 def check_zone(name: str) -> str:
     """An IANA time zone name as given, or CalendarError naming it."""
-    if not isinstance(name, str) or name not in _zones():
+    if not isinstance(name, str) or name not in time_zones():
         raise CalendarError(f"time_zone: unknown IANA time zone {name!r} (e.g. Europe/Madrid)")
     try:
         ZoneInfo(name)

@@ -1535,3 +1535,55 @@ def test_the_official_analytics_js_sends_from_a_shops_page(
     assert sorted(e["type"] for e in found) == [
         "custom.order_completed", "custom.segment.identify", "page.viewed"]  # fmt: skip
     assert api.customer_of(agent, email=email)
+
+
+def test_an_admin_sets_the_service_calendar_and_the_dashboard_draws_its_days(
+    page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
+) -> None:
+    # Managers see no settings: the link is an admin's, the page is refused.
+    page.sign_in(people[(TENANT_A, "manager")])
+    page.wait(lambda: page.driver.current_url.endswith("/console"))
+    assert not page.all('nav a[href="/settings"]')
+    page.open("/settings")
+    assert page.find("#forbidden").is_displayed()
+    page.sign_in(people[(TENANT_A, "admin")], lang="es")
+    page.wait(lambda: page.driver.current_url.endswith("/console"))
+    page.find('nav a[href="/settings"]').click()
+    page.wait(lambda: page.find("#cal-zone").get_attribute("value") == "UTC", what="the calendar")
+    assert page.text("#calendar-title") == "Calendario de servicio"
+    assert page.text("#cal-meta") == "Sin configurar: UTC, abierto siempre."
+    token = page.find('meta[name="csrf-token"]').get_attribute("content")
+    try:
+        zone = page.find("#cal-zone")
+        zone.clear()
+        zone.send_keys("Europe/Madrid")
+        for day in ("mon", "tue", "wed", "thu"):
+            hours = page.find(f"#cal-hours-{day}")
+            hours.clear()
+            hours.send_keys("9:00-14:00, 15:00 – 18:00")
+        for day in ("fri", "sat", "sun"):
+            page.find(f"#cal-hours-{day}").clear()
+        page.find("#cal-holidays").send_keys("2026-12-08\n2026-12-32")
+        page.find("#cal-save").click()
+        # The server names the bad date; the page marks the holidays, in Spanish.
+        page.wait(lambda: page.find("#cal-holidays").get_attribute("aria-invalid") == "true",
+                  what="the bad holiday marked")  # fmt: skip
+        assert "El calendario tiene un valor no válido" in page.text("#cal-status")
+        holidays = page.find("#cal-holidays")
+        holidays.clear()
+        holidays.send_keys("2026-12-08\n2026-12-25")
+        page.find("#cal-save").click()
+        page.wait(lambda: page.text("#cal-status") == "Guardado.", what="saved")
+        assert page.find("#cal-hours-mon").get_attribute("value") == "09:00-14:00, 15:00-18:00"
+        assert page.text("#cal-meta").startswith("Último cambio")
+        with page.sized(390, 844):
+            assert page.driver.execute_script(WIDER_THAN_THE_SCREEN) == []
+            page.screenshot("settings-calendar-phone")
+        page.screenshot("settings-calendar-es")
+        # The dashboard draws its days in Madrid's time and says so.
+        page.open("/dashboard")
+        page.wait(lambda: page.all("#trend canvas"), what="the trend")
+        legend = page.text("#trend .u-legend .u-series:first-child .u-label")
+        assert legend == "Fecha (Europe/Madrid)"
+    finally:  # back to the default (an empty calendar: UTC, always open) for the other tests
+        assert page.fetch("PUT", "/v1/settings/calendar", {"X-CSRF-Token": token}) == 200

@@ -30,6 +30,7 @@ from kernel.request_body import read_limited
 from services.projections.timeline import type_titles
 from services.query_api.web.i18n import LANG_COOKIE, LANGUAGES, MESSAGES, language_of
 from services.query_api.web.settings import WebSettings
+from services.service_metrics.calendar import WEEKDAYS, time_zones
 
 
 class _PageRoute(APIRoute):
@@ -193,6 +194,18 @@ def console(request: Request) -> Response:
     types = type_titles(language_of(request))
     context = {**_page_context(session), "page": "console", "event_types": types}
     return _render(request, "console.html", context)
+
+
+@router.get("/settings")
+def settings_page(request: Request) -> Response:
+    session = session_of(request)
+    if session is None:
+        return _to_signin(request)
+    context = {**_page_context(session), "page": "settings"}
+    if session.user.role != "admin":  # who may set the tenant's settings (`CAN_SET_SETTINGS`)
+        return _render(request, "forbidden.html", context, 403)
+    zones = sorted(time_zones())
+    return _render(request, "settings.html", {**context, "zones": zones, "weekdays": WEEKDAYS})
 
 
 @router.get("/dashboard")

@@ -1,0 +1,92 @@
+// The tenant's service calendar (admins): its time zone, opening hours per weekday and holidays,
+// read from and written to /v1/settings/calendar. The server checks everything; this page only
+// turns "09:00-14:00, 15:00-18:00" into intervals and back, and points at the field at fault.
+"use strict";
+
+(() => {
+  const { t, api, el, errorText, when } = CEM;
+  const $ = (id) => document.getElementById(id);
+  const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+  const form = $("calendar-form");
+
+  function spansText(spans) {
+    return spans.map(([opens, closes]) => `${opens}-${closes}`).join(", ");
+  }
+
+  // "9:00-14:00, 15:00 – 18:00" → [["09:00", "14:00"], ["15:00", "18:00"]]; null if unreadable.
+  function readSpans(text) {
+    const parts = text.split(/[,;]/).map((part) => part.trim()).filter(Boolean);
+    const spans = [];
+    for (const part of parts) {
+      const found = part.match(/^(\d{1,2})[:.](\d{2})\s*[-–—]\s*(\d{1,2})[:.](\d{2})$/);
+      if (!found) return null;
+      const pad = (h, m) => `${h.padStart(2, "0")}:${m}`;
+      spans.push([pad(found[1], found[2]), pad(found[3], found[4])]);
+    }
+    return spans;
+  }
+
+  function fill(calendar) {
+    $("cal-zone").value = calendar.time_zone;
+    for (const day of WEEKDAYS) $(`cal-hours-${day}`).value = spansText(calendar.hours[day] || []);
+    $("cal-holidays").value = calendar.holidays.join("\n");
+    $("cal-meta").textContent = calendar.set_at
+      ? `${t("calendar_set")} ${when(calendar.set_at)} · ${calendar.set_by}`
+      : t("calendar_never_set");
+  }
+
+  function clearMarks() {
+    for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+  }
+
+  // The input an error's path names: body.time_zone, body.hours.mon[0], body.holidays[2].
+  function fieldOf(path) {
+    const found = String(path || "").match(/^body\.(time_zone|hours\.(\w+)|holidays)/);
+    if (!found) return null;
+    if (found[2]) return $(`cal-hours-${found[2]}`);
+    return found[1] === "time_zone" ? $("cal-zone") : $("cal-holidays");
+  }
+
+  function refuse(input, text) {
+    input.setAttribute("aria-invalid", "true");
+    input.focus();
+    $("cal-status").replaceChildren(el("span", { class: "error", role: "alert" }, text));
+  }
+
+  async function load() {
+    try {
+      fill(await api("/v1/settings/calendar"));
+    } catch (error) {
+      $("cal-status").replaceChildren(el("span", { class: "error", role: "alert" }, `${t("error")} ${errorText(error)}`));
+    }
+  }
+
+  form.addEventListener("submit", async (submitted) => {
+    submitted.preventDefault();
+    clearMarks();
+    const hours = {};
+    for (const day of WEEKDAYS) {
+      const input = $(`cal-hours-${day}`);
+      const spans = readSpans(input.value);
+      if (spans === null) return refuse(input, `${t("hours_unreadable")} (${t(`weekday_${day}`)})`);
+      hours[day] = spans;
+    }
+    const holidays = $("cal-holidays").value.split(/[\s,;]+/).filter(Boolean);
+    const body = { time_zone: $("cal-zone").value.trim(), hours, holidays };
+    $("cal-save").disabled = true;
+    try {
+      fill(await api("/v1/settings/calendar", { method: "PUT", body }));
+      $("cal-status").textContent = t("calendar_saved");
+    } catch (error) {
+      const details = (error.body && error.body.error && error.body.error.details) || [];
+      const input = details.map((d) => fieldOf(d.path)).find(Boolean);
+      const text = `${t("error")} ${errorText(error)}`;
+      if (input) refuse(input, text);
+      else $("cal-status").replaceChildren(el("span", { class: "error", role: "alert" }, text));
+    } finally {
+      $("cal-save").disabled = false;
+    }
+  });
+
+  load();
+})();
