@@ -50,7 +50,8 @@ class CallFact:
     at: int
     queue_wait_s: float
     abandoned: bool
-    transfers: int
+    transfers: int  # of its conversation: every call of a conversation names the same ones
+    conversation: str = ""  # its correlation id; '' for a call without one
 
 
 def call_facts(facts: Iterable[dict[str, Any]], members: Collection[str]) -> list[CallFact]:
@@ -72,6 +73,7 @@ def call_facts(facts: Iterable[dict[str, Any]], members: Collection[str]) -> lis
             c["queue_wait_s"],
             bool(c["abandoned"]),
             transfers[c["correlation_id"]] if c["correlation_id"] else 0,
+            c["correlation_id"],
         )  # fmt: skip
         for c in completed_calls(listed)
         if c["customer_id"] in members and c["direction"] == "inbound"
@@ -204,7 +206,11 @@ def _call_factors(calls: Sequence[CallFact]) -> list[Factor]:
     return [
         _factor("long_wait", sum(c.queue_wait_s > LONG_WAIT_S for c in calls)),
         _factor("abandoned_call", sum(c.abandoned for c in calls)),
-        _factor("transfers", sum(c.transfers for c in calls)),
+        # A conversation's transfers once, however many of its calls the customer made (a
+        # call-back carries the same conversation's transfers as the call before it).
+        _factor(
+            "transfers", sum({c.conversation or c.event_id: c.transfers for c in calls}.values())
+        ),
     ]
 
 

@@ -120,6 +120,7 @@ def _calls(ended: list[dict[str, Any]], transferred: list[dict[str, Any]]) -> li
             queue_wait_s=float(r["number"]),
             abandoned=bool(r["flag"]),
             transfers=transfers.get(r["text"], 0) if r["text"] else 0,
+            conversation=r["text"],
         )
         for r in ended
     ]

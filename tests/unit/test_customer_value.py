@@ -192,8 +192,9 @@ def test_a_call_in_steps_is_read_as_service_metrics_read_it() -> None:
     assert [(c.event_id, c.queue_wait_s, c.abandoned, c.transfers) for c in calls] == [
         ("e1", 400.0, False, 1),  # the first answer's wait: a transfer answered again is not it
         ("e2", 30.0, False, 0),
-        ("e4", 0.0, True, 1),  # its conversation's transfer too: not windowed (yet)
+        ("e4", 0.0, True, 1),  # its conversation's transfer too, counted once below
     ]
     value = customer_value(profile(), Signals(calls=calls), NOW)
     points = {f.factor: f.points for f in value.churn_risk.factors}
-    assert points == {"long_wait": 5, "abandoned_call": 10, "transfers": 10}
+    # k1's one transfer is 5 points, not 5 for each of its two calls (a review).
+    assert points == {"long_wait": 5, "abandoned_call": 10, "transfers": 5}
