@@ -15,8 +15,12 @@ from cem.cli_output import reachable
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from cem.distributed import keystore_from_settings, users_from_settings
-    from cem.up import UpOptions, demo_keys, demo_users, seed_and_simulate
+    from cem.distributed import (
+        calendar_store_from_settings,
+        keystore_from_settings,
+        users_from_settings,
+    )
+    from cem.up import UpOptions, demo_calendar, demo_keys, demo_users, seed_and_simulate
     from kernel.accounts import Accounts
     from kernel.clock import SystemClock
 
@@ -28,6 +32,11 @@ def _demo(args: argparse.Namespace) -> int:
     settings = data_dir.store_settings(args.data_dir, "keys and people")
     keys = demo_keys(keystore_from_settings(settings), state.path)
     users = demo_users(Accounts(users_from_settings(settings), SystemClock()), state.path)
+    calendars = calendar_store_from_settings(settings)
+    try:
+        demo_calendar(calendars)
+    finally:
+        calendars.close()
     options = UpOptions(
         data_dir=state.path,
         demo=True,

@@ -33,6 +33,7 @@ from kernel.collector import settle_collector
 from kernel.ports import KeyStore
 from kernel.settings import IngestSettings
 from services.satisfaction.sentiment import warm_up as warm_up_sentiment
+from services.service_metrics.calendar import Calendar, CalendarStore, StoredCalendar
 
 DEMO_TENANT = "demo"
 DEMO_ROLES = ("ingest", "agent", "manager", "admin")
@@ -87,6 +88,29 @@ def demo_users(accounts: Accounts, data_dir: Path) -> dict[str, tuple[str, str]]
     with os.fdopen(fd, "w") as out:
         out.write(json.dumps(known, indent=2))
     return known
+
+
+# The demo company is Spanish: its contact centre's calendar, set once (an admin may change it on
+# the Settings page; a calendar already set is kept). Spain's national holidays of 2026 and 2027.
+DEMO_CALENDAR = {
+    "time_zone": "Europe/Madrid",
+    "hours": {day: [["09:00", "20:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
+    | {"sat": [["10:00", "14:00"]]},
+    "holidays": [
+        f"{year}-{day}"
+        for year in (2026, 2027)
+        for day in ("01-01", "01-06", "05-01", "08-15", "10-12", "11-01", "12-06", "12-08", "12-25")
+    ]
+    + ["2026-04-03", "2027-03-26"],  # Good Friday
+}
+
+
+def demo_calendar(store: CalendarStore | None) -> None:
+    """The demo tenant's service calendar, unless one is set already."""
+    if store is None or store.get(DEMO_TENANT) is not None:
+        return
+    calendar = Calendar.from_json(DEMO_CALENDAR)
+    store.set(StoredCalendar(DEMO_TENANT, calendar, datetime.now(UTC), "demo"))
 
 
 def seed_and_simulate(
@@ -276,6 +300,8 @@ def run(opts: UpOptions, settings: IngestSettings | None = None) -> None:
     keys = demo_keys(platform.keys, opts.data_dir) if opts.demo and not opts.read_only else None
     accounts = platform.app.state.accounts
     users = demo_users(accounts, opts.data_dir) if keys and accounts else None
+    if keys:
+        demo_calendar(platform.calendars)
     stop = threading.Event()
     if not opts.read_only:
         retention_schedule.start(
