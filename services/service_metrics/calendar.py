@@ -19,7 +19,8 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_HOLIDAYS = 1000
 DAY_MINUTES = 24 * 60
 # Business seconds look at most this many local days, from the day before the start's: a first
-# response longer than about 13 months counts only its first 398 days' opening hours.
+# response longer than about 13 months counts only the opening hours of the start's local day
+# and the 398 days after it.
 MAX_DAYS = 400
 
 Interval = tuple[int, int]  # [start, end) in minutes after local midnight, 0 <= start < end <= 1440
