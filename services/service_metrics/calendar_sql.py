@@ -13,6 +13,7 @@ numbers.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -71,12 +72,26 @@ def _array(values: tuple[int, ...] | list[int]) -> str:
     return "[" + ", ".join(str(int(v)) for v in values) + "]"
 
 
+Window = tuple[int, int]  # [since, until) in epoch micros
+
+
+def _near(name: str, within: Window | None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The zone's offset changes (and offsets) that spans starting within the window can meet:
+    from two days before it to MAX_DAYS + 2 days after it; all of them without a window."""
+    changes, offsets = offset_changes(name)
+    if within is None:
+        return changes, offsets
+    first = bisect_left(changes, within[0] // 1_000_000 - 2 * 86_400)
+    last = bisect_right(changes, within[1] // 1_000_000 + (MAX_DAYS + 2) * 86_400)
+    return changes[first:last], offsets[first : last + 1]
+
+
 class _Zone:
     """SQL of one zone's offsets: the offset at an epoch second, and a local wall time's epoch
     second read with the offset in force before a change (zoneinfo's fold=0)."""
 
-    def __init__(self, name: str) -> None:
-        changes, offsets = offset_changes(name)
+    def __init__(self, name: str, within: Window | None) -> None:
+        changes, offsets = _near(check_zone(name), within)
         self.changes, self.offsets = _array(changes), _array(offsets)
         # zoneinfo's fold=0: a change is reached, in wall time, at its instant plus the larger
         # of the offsets before and after it; earlier wall times (in a gap or the first pass of
@@ -122,15 +137,19 @@ def _weekly(cal: Calendar) -> tuple[str, str, int]:
     return opens, closes, width
 
 
-def business_seconds_sql(start: str, end: str, cal: Calendar) -> str:
+def business_seconds_sql(start: str, end: str, cal: Calendar, within: Window | None = None) -> str:
     """A Float64 expression: the seconds of [start, end) (two Int64 epoch-micros expressions of
     the query; lambda names `bh_*` are taken) inside the calendar's opening hours, as
     `calendar.business_seconds` counts them; 0 when end <= start. The local days from the one
     before the start's to the one after the end's are unrolled, at most MAX_DAYS, each into its
-    weekday's intervals (one array element each)."""
+    weekday's intervals (one array element each).
+
+    `within`: when every start that counts is in this window (a query's range), only the zone's
+    changes near it are written: each lookup scans the changes, and a zone has about 250 from
+    1970 to 2100. A start outside it may be counted wrong."""
     if cal.always_open:
         return f"if(({end}) > ({start}), (({end}) - ({start})) / 1000000, 0)"
-    zone = _Zone(cal.time_zone)
+    zone = _Zone(cal.time_zone, within)
     opens, closes, width = _weekly(cal)
     holidays = "[" + ", ".join(str(_day_number(d)) for d in cal.holidays) + "]"
     bounds = (

@@ -15,7 +15,7 @@ from typing import Any
 from kernel.ports import Warehouse
 from services.satisfaction.metrics import MetricValue
 from services.service_metrics.calendar import UTC_ALWAYS_OPEN, Calendar
-from services.service_metrics.calendar_sql import business_seconds_sql
+from services.service_metrics.calendar_sql import Window, business_seconds_sql
 from services.service_metrics.definitions import DEFAULT_SERVICE_LEVEL_S, SERVICE_DEFINITIONS
 from services.service_metrics.facts import (
     CALL_ANSWERED,
@@ -235,12 +235,16 @@ _FIRST_REPLY = """
 
 
 def first_response_sql(
-    bucket: str, group_by: tuple[str, ...] = DIMENSIONS, calendar: Calendar = UTC_ALWAYS_OPEN
+    bucket: str,
+    group_by: tuple[str, ...] = DIMENSIONS,
+    calendar: Calendar = UTC_ALWAYS_OPEN,
+    within: Window | None = None,
 ) -> str:
     """FRT p50, p90 and mean of conversations whose first inbound message is in the range, in
-    wall-clock seconds and in business seconds of the calendar."""
+    wall-clock seconds and in business seconds of the calendar; `within`, the range's values
+    (epoch micros), keeps the business-hours SQL to the time zone's changes near it."""
     conversations = _CONVERSATIONS.format(facts=_conversation_facts())
-    business = business_seconds_sql("first_in", "reply_at", calendar)
+    business = business_seconds_sql("first_in", "reply_at", calendar, within)
     first_reply = _FIRST_REPLY.format(conversations=conversations, business=business)
     answered = "countIf(replied)"
     responses = f"""
@@ -354,5 +358,6 @@ def collect(rows: Iterable[dict[str, Any]]) -> list[ServiceMetrics]:
 def read_service_metrics(warehouse: Warehouse, query: ServiceQuery) -> list[ServiceMetrics]:
     """Every service metric per cell (the query's dimensions × bucket), oldest first."""
     params, dims = query.params(), (query.bucket, query.group_by)
-    queries = (calls_sql(*dims), first_response_sql(*dims, query.calendar), surveys_sql(*dims))
+    conversations = first_response_sql(*dims, query.calendar, (query.since, query.until))
+    queries = (calls_sql(*dims), conversations, surveys_sql(*dims))
     return collect(row for sql in queries for row in warehouse.select(sql, params))

@@ -73,8 +73,10 @@ def cases(any_warehouse: Warehouse) -> dict[int, list[tuple[int, int, int]]]:
     return spans
 
 
-def read(warehouse: Warehouse, seed: int, cal: Calendar) -> dict[int, float]:
-    sql = f"""SELECT id, {business_seconds_sql("s", "e", cal)} AS seconds FROM {TABLE}
+def read(
+    warehouse: Warehouse, seed: int, cal: Calendar, within: tuple[int, int] | None = None
+) -> dict[int, float]:
+    sql = f"""SELECT id, {business_seconds_sql("s", "e", cal, within)} AS seconds FROM {TABLE}
         WHERE seed = {{seed:UInt32}}"""
     return {int(r["id"]): float(r["seconds"]) for r in warehouse.select(sql, {"seed": seed})}
 
@@ -85,7 +87,9 @@ def test_random_calendars_and_spans_give_the_python_seconds(
     for seed in SEEDS:
         cal = random_calendar(random.Random(seed))
         want = {i: business_seconds(s, e, cal) for i, s, e in cases[seed]}
-        got = read(any_warehouse, seed, cal)
+        # Odd seeds write only the zone's changes near the spans' starts.
+        starts = [s for _, s, _ in cases[seed]]
+        got = read(any_warehouse, seed, cal, (min(starts), max(starts) + 1) if seed % 2 else None)
         wrong = {i: (got[i], w, cases[seed][i]) for i, w in want.items() if got[i] != w}
         assert not wrong, (seed, cal, wrong)
         assert any(want.values()) or not any(day for day in cal.hours)
