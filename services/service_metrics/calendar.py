@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -19,6 +19,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_HOLIDAYS = 1000
 DAY_MINUTES = 24 * 60
+# Business seconds look at most this many local days, from the day before the start's: a first
+# response longer than about 13 months counts only the opening hours of the start's local day
+# and the 398 days after it.
+MAX_DAYS = 400
 
 Interval = tuple[int, int]  # [start, end) in minutes after local midnight, 0 <= start < end <= 1440
 
@@ -173,3 +177,40 @@ def encode(calendar: Calendar) -> str:
 
 def decode(text: str) -> Calendar:
     return Calendar.from_json(json.loads(text))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def local_instant_us(day: date, minute: int, zone: ZoneInfo) -> int:
+    """Epoch micros of a local wall time: `minute` minutes after midnight of `day` (1440: the next
+    midnight). A wall time the clocks skip or repeat is read with the offset in force before the
+    change (zoneinfo's fold=0): 02:30 on a spring-forward night is 03:30 new time, and a repeated
+    01:30 is the first one."""
+    wall = datetime.combine(day, time()) + timedelta(minutes=minute)
+    return (wall.replace(tzinfo=zone, fold=0) - _EPOCH) // timedelta(microseconds=1)
+
+
+def business_seconds(start_us: int, end_us: int, cal: Calendar) -> float:
+    """Seconds of [start, end) (epoch micros) inside the calendar's opening hours: each local day
+    of its time zone opens its weekday's intervals unless it is a holiday. 0 when end <= start.
+    The local days looked at run from the day before the start's to the day after the end's (a
+    day's hours may fall outside its own date when the clocks change at midnight), at most
+    MAX_DAYS of them."""
+    if end_us <= start_us:
+        return 0.0
+    if cal.always_open:
+        return (end_us - start_us) / 1_000_000
+    zone = ZoneInfo(cal.time_zone)
+    first = datetime.fromtimestamp(start_us // 1_000_000, zone).date() - timedelta(days=1)
+    last = datetime.fromtimestamp(end_us // 1_000_000, zone).date() + timedelta(days=1)
+    total = 0
+    for n in range(min((last - first).days + 1, MAX_DAYS)):
+        day = first + timedelta(days=n)
+        if day in cal.holidays:
+            continue
+        for opens, closes in cal.hours[day.weekday()]:
+            since = max(start_us, local_instant_us(day, opens, zone))
+            until = min(end_us, local_instant_us(day, closes, zone))
+            total += max(0, until - since)
+    return total / 1_000_000

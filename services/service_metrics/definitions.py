@@ -39,6 +39,21 @@ SERVICE_DEFINITIONS = (
     ),
     ServiceDefinition("frt_mean", 1, "seconds", "mean first response time"),
     ServiceDefinition(
+        "frt_business_p50", 1, "seconds",
+        "median of first response times in business hours: the seconds between the same two "
+        "messages as frt_p50@1 during which the tenant's calendar is open (its opening hours "
+        "per weekday in its time zone, holidays closed); the value at rank floor(0.5·n); "
+        "n = answered conversations",
+    ),
+    ServiceDefinition(
+        "frt_business_p90", 1, "seconds",
+        "90th percentile of first response times in business hours, the value at rank "
+        "floor(0.9·n)",
+    ),
+    ServiceDefinition(
+        "frt_business_mean", 1, "seconds", "mean first response time in business hours"
+    ),
+    ServiceDefinition(
         "aht", 1, "seconds",
         "(talk + hold + wrap-up) / handled calls; handled = ended and not abandoned",
     ),

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from services.service_metrics.calendar import Calendar, business_seconds
 from services.service_metrics.facts import (
     CALL_ANSWERED,
     CALL_ENDED,
@@ -173,6 +174,12 @@ class FirstResponse:
     def seconds(self) -> float | None:
         return None if self.reply_at is None else (self.reply_at - self.first_in) / 1_000_000
 
+    def business_seconds(self, calendar: Calendar) -> float | None:
+        """The response time counted only while the calendar is open."""
+        if self.reply_at is None:
+            return None
+        return business_seconds(self.first_in, self.reply_at, calendar)
+
 
 def first_response(messages: Sequence[Fact]) -> FirstResponse | None:
     """FRT of one conversation; None without a customer message. A bot reply stops no clock; an
@@ -199,17 +206,24 @@ def first_response(messages: Sequence[Fact]) -> FirstResponse | None:
     )
 
 
-def _frt_figures(conversations: list[Row]) -> Row:
-    times = [c["seconds"] for c in conversations if c["seconds"] is not None]
+def _times(prefix: str, times: list[float]) -> Row:
+    """p50, p90 and mean of the answered conversations' times."""
     n = len(times)
     return {
-        "conversations": len(conversations),
-        "unanswered": len(conversations) - n,
-        "frt_p50_n": n,
-        "frt_p50_value": rank_quantile(times, 0.5) if n else 0.0,
-        "frt_p90_n": n,
-        "frt_p90_value": rank_quantile(times, 0.9) if n else 0.0,
-    } | _value("frt_mean", times, float)
+        f"{prefix}_p50_n": n,
+        f"{prefix}_p50_value": rank_quantile(times, 0.5) if n else 0.0,
+        f"{prefix}_p90_n": n,
+        f"{prefix}_p90_value": rank_quantile(times, 0.9) if n else 0.0,
+    } | _value(f"{prefix}_mean", times, float)
+
+
+def _frt_figures(conversations: list[Row]) -> Row:
+    answered = [c for c in conversations if c["seconds"] is not None]
+    return (
+        {"conversations": len(conversations), "unanswered": len(conversations) - len(answered)}
+        | _times("frt", [c["seconds"] for c in answered])
+        | _times("frt_business", [c["business_seconds"] for c in answered])
+    )
 
 
 def first_response_rows(facts: Sequence[Fact], query: ServiceQuery) -> list[Row]:
@@ -221,7 +235,9 @@ def first_response_rows(facts: Sequence[Fact], query: ServiceQuery) -> list[Row]
             by_conversation[fact["correlation_id"]].append(fact)
     found = [first_response(messages) for messages in by_conversation.values()]
     conversations = [
-        vars(f) | {"seconds": f.seconds} for f in found if f and _in_range(f.first_in, query)
+        vars(f) | {"seconds": f.seconds, "business_seconds": f.business_seconds(query.calendar)}
+        for f in found
+        if f and _in_range(f.first_in, query)
     ]
     return [
         _row(key, _frt_figures(group))

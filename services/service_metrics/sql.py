@@ -15,6 +15,8 @@ from typing import Any
 from kernel.ports import Warehouse
 from services.satisfaction.metrics import MetricValue
 from services.satisfaction.sql import bucket_start_sql
+from services.service_metrics.calendar import UTC_ALWAYS_OPEN, Calendar
+from services.service_metrics.calendar_sql import Window, business_seconds_sql
 from services.service_metrics.definitions import DEFAULT_SERVICE_LEVEL_S, SERVICE_DEFINITIONS
 from services.service_metrics.facts import (
     CALL_ANSWERED,
@@ -219,12 +221,13 @@ _CONVERSATIONS = """
         HAVING countIf(sender = 'customer') > 0"""
 
 # The first reply at or after the first inbound message; on a tie, the smallest agent/queue name,
-# so every server picks the same one.
+# so every server picks the same one. Its business seconds are counted in the tenant's calendar.
 _FIRST_REPLY = """
         SELECT *, arrayFilter(t -> t >= first_in, reply_times) AS after,
             length(after) > 0 AS replied,
             arrayReduce('min', after) AS reply_at,
             if(replied, (reply_at - first_in) / 1000000, 0) AS frt_s,
+            if(replied, {business}, 0) AS frt_business_s,
             arrayReduce('min', arrayFilter((a, t) -> t = reply_at, reply_agents, reply_times))
                 AS agent_replied,
             arrayReduce('min', arrayFilter((q, t) -> t = reply_at, reply_queues, reply_times))
@@ -233,22 +236,35 @@ _FIRST_REPLY = """
 
 
 def first_response_sql(
-    bucket: str, group_by: tuple[str, ...] = DIMENSIONS, zone: str = "UTC"
+    bucket: str,
+    group_by: tuple[str, ...] = DIMENSIONS,
+    calendar: Calendar = UTC_ALWAYS_OPEN,
+    within: Window | None = None,
+    zone: str = "UTC",
 ) -> str:
-    """FRT p50, p90 and mean of conversations whose first inbound message is in the range."""
+    """FRT p50, p90 and mean of conversations whose first inbound message is in the range, in
+    wall-clock seconds and in business seconds of the calendar; `within`, the range's values
+    (epoch micros), keeps the business-hours SQL to the time zone's changes near it."""
     conversations = _CONVERSATIONS.format(facts=_conversation_facts())
+    business = business_seconds_sql("first_in", "reply_at", calendar, within)
+    first_reply = _FIRST_REPLY.format(conversations=conversations, business=business)
     answered = "countIf(replied)"
     responses = f"""
-        SELECT touchpoint, channel, first_in, replied, frt_s,
+        SELECT touchpoint, channel, first_in, replied, frt_s, frt_business_s,
             if(replied, queue_replied, '') AS queue, if(replied, agent_replied, '') AS agent
-        FROM ({_FIRST_REPLY.format(conversations=conversations)})
+        FROM ({first_reply})
         WHERE first_in >= {{since:Int64}} AND first_in < {{until:Int64}}"""
     return f"""
     SELECT {_keys(group_by)}, {_bucket("first_in", bucket, zone)} AS bucket_start,
         count() AS conversations, count() - {answered} AS unanswered,
         {answered} AS frt_p50_n, quantileExactIf(0.5)(frt_s, replied) AS frt_p50_value,
         {answered} AS frt_p90_n, quantileExactIf(0.9)(frt_s, replied) AS frt_p90_value,
-        {_value("frt_mean", answered, "sumIf(frt_s, replied)")}
+        {_value("frt_mean", answered, "sumIf(frt_s, replied)")},
+        {answered} AS frt_business_p50_n,
+        quantileExactIf(0.5)(frt_business_s, replied) AS frt_business_p50_value,
+        {answered} AS frt_business_p90_n,
+        quantileExactIf(0.9)(frt_business_s, replied) AS frt_business_p90_value,
+        {_value("frt_business_mean", answered, "sumIf(frt_business_s, replied)")}
     FROM ({_filtered(responses)})
     {_group(group_by, bucket)}"""
 
@@ -281,6 +297,8 @@ class ServiceQuery:
     # The dimensions a row is per; the others are totalled ('' in the row).
     group_by: tuple[str, ...] = DIMENSIONS
     time_zone: str = "UTC"  # whose midnights start the day buckets
+    # The tenant's calendar, for the business-hours definitions (frt_business_*).
+    calendar: Calendar = UTC_ALWAYS_OPEN
 
     def params(self) -> dict[str, Any]:
         return {
@@ -342,9 +360,8 @@ def collect(rows: Iterable[dict[str, Any]]) -> list[ServiceMetrics]:
 
 def read_service_metrics(warehouse: Warehouse, query: ServiceQuery) -> list[ServiceMetrics]:
     """Every service metric per cell (the query's dimensions × bucket), oldest first."""
-    params = query.params()
-    return collect(
-        row
-        for make_sql in (calls_sql, first_response_sql, surveys_sql)
-        for row in warehouse.select(make_sql(query.bucket, query.group_by, query.time_zone), params)
-    )
+    params, dims = query.params(), (query.bucket, query.group_by)
+    zone, within = query.time_zone, (query.since, query.until)
+    conversations = first_response_sql(*dims, query.calendar, within, zone=zone)
+    queries = (calls_sql(*dims, zone), conversations, surveys_sql(*dims, zone))
+    return collect(row for sql in queries for row in warehouse.select(sql, params))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from kernel.processing import process_batch, to_micros
 from schemas.envelope import Event
 from schemas.validate import accept, encode
 from services.satisfaction.projection import SatisfactionProjection
+from services.service_metrics.calendar import Calendar
 from services.service_metrics.facts import SERVICE_EVENTS_TABLE
 from services.service_metrics.rules import compute_service_metrics
 from services.service_metrics.sql import ServiceMetrics, ServiceQuery, read_service_metrics
@@ -25,6 +26,7 @@ from tests.unit import test_service_rules as hand
 RECEIVED = pop.BASE + timedelta(days=4)
 EVERYTHING = (0, to_micros(RECEIVED) + 1)
 projection = SatisfactionProjection()
+OFFICE = Calendar.from_json(pop.OFFICE)
 
 
 @pytest.fixture(params=["chdb", pytest.param("clickhouse", marks=pytest.mark.clickhouse)])
@@ -36,8 +38,10 @@ def wh(request: pytest.FixtureRequest) -> Warehouse:
     return warehouse
 
 
-def make_events(tenant: str, raws: Sequence[dict[str, Any]]) -> list[Event]:
-    return [accept(raw, tenant, RECEIVED)[0] for raw in raws]
+def make_events(
+    tenant: str, raws: Sequence[dict[str, Any]], received: datetime = RECEIVED
+) -> list[Event]:
+    return [accept(raw, tenant, received)[0] for raw in raws]
 
 
 def load(
@@ -96,12 +100,37 @@ def test_each_metric_equals_the_pandas_reference(wh: Warehouse, seed: int, bucke
         EVERYTHING,
         (to_micros(pop.BASE + timedelta(hours=30)), to_micros(pop.BASE + timedelta(hours=50))),
     ):
-        rows = read_service_metrics(wh, ServiceQuery(tenant, since, until, bucket))
+        query = ServiceQuery(tenant, since, until, bucket, calendar=OFFICE)
+        rows = read_service_metrics(wh, query)
         assert_matches(rows, pop.reference_calls(df, since, until, bucket), "calls")
-        assert_matches(
-            rows, pop.reference_first_responses(df, since, until, bucket), "conversations"
-        )
+        frt = pop.reference_first_responses(df, since, until, bucket, pop.OFFICE)
+        assert_matches(rows, frt, "conversations")
         assert_matches(rows, pop.reference_surveys(df, since, until, bucket), "surveys_sent")
+        business = [m for r in frt.values() for k, m in r.items() if "business" in k]
+        assert any(value != 0 for value, _ in business) and any(v == 0 for v, _ in business)
+
+
+@pytest.mark.parametrize("bucket", ["hour", "day"])
+def test_business_hours_across_a_clock_change_equal_the_pandas_reference(
+    wh: Warehouse, bucket: str
+) -> None:
+    """Slow replies from Friday 2026-03-27 (a holiday) over the weekend, when Madrid's clocks
+    go forward, to Monday and Tuesday: the office's hours in summer time."""
+    tenant = f"t{uuid.uuid4().hex[:12]}"
+    week = pop.BASE + timedelta(days=26)
+    raws = pop.shifted(pop.population(8, reply_mean_s=12 * 3600), week - pop.BASE)
+    received = week + timedelta(days=10)
+    load(wh, make_events(tenant, raws, received))
+    df = pop.frame(raws)
+    for since, until in (
+        (0, to_micros(received)),
+        (to_micros(week + timedelta(hours=40)), to_micros(week + timedelta(hours=70))),
+    ):
+        query = ServiceQuery(tenant, since, until, bucket, calendar=OFFICE)
+        frt = pop.reference_first_responses(df, since, until, bucket, pop.OFFICE)
+        assert_matches(read_service_metrics(wh, query), frt, "conversations")
+        business = [m for r in frt.values() for k, m in r.items() if k == "frt_business_mean@1"]
+        assert any(value for value, _ in business)
 
 
 def test_filters_threshold_and_tenants(wh: Warehouse) -> None:
@@ -164,7 +193,9 @@ def test_the_sql_equals_the_python_reference(
         EVERYTHING,
         (to_micros(pop.BASE + timedelta(hours=30)), to_micros(pop.BASE + timedelta(hours=50))),
     ):
-        query = ServiceQuery(tenant, since, until, bucket, group_by=group_by, **filters)
+        query = ServiceQuery(
+            tenant, since, until, bucket, group_by=group_by, calendar=OFFICE, **filters
+        )
         want = compute_service_metrics(facts, query)
         got = read_service_metrics(wh, query)
         assert want
@@ -197,11 +228,24 @@ def test_the_hand_computed_facts_read_the_same_from_the_warehouse(any_warehouse:
             want = compute_service_metrics(facts, query)
             assert want
             assert_same_cells(read_service_metrics(any_warehouse, query), want)
+            query = ServiceQuery(tenant, since, until, "hour", group_by=group_by,
+                                 calendar=hand.SUNDAY_GAP)  # fmt: skip
+            want = compute_service_metrics(facts, query)
+            assert want
+            assert_same_cells(read_service_metrics(any_warehouse, query), want)
     cut = ServiceQuery(tenant, ten + 600 * 10**6, ten + 1860 * 10**6, "total", group_by=())
     [cell] = read_service_metrics(any_warehouse, cut)
     # c2 (15 s), c3 (unanswered) and c4 (120 s, answered after the range); not c1.
     assert (cell.counts["conversations"], cell.counts["unanswered"]) == (3, 1)
     assert cell.metrics["frt_mean@1"].value == pytest.approx(67.5)
+    cut = ServiceQuery(tenant, *hand.DAY, "total", group_by=(), calendar=hand.SUNDAY_GAP)
+    [cell] = read_service_metrics(any_warehouse, cut)
+    business = {k: (m.value, m.n) for k, m in cell.metrics.items() if "business" in k}
+    assert business == {  # as the unit test works it out
+        "frt_business_p50@1": (45.0, 3),
+        "frt_business_p90@1": (60.0, 3),
+        "frt_business_mean@1": (35.0, 3),
+    }
 
 
 def test_calls_in_steps_read_the_same_from_the_warehouse(any_warehouse: Warehouse) -> None:

@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 BASE = datetime(2026, 3, 1, tzinfo=UTC)
@@ -79,7 +80,7 @@ def _in_steps(
     return [*raws, _raw("phone", "call.ended", tp, conv, start + wait + 1, ended, i)]
 
 
-def _conversation(rnd: random.Random, i: int) -> list[Raw]:
+def _conversation(rnd: random.Random, i: int, reply_mean_s: float) -> list[Raw]:
     conv, start = f"conv-{i}", rnd.uniform(0, HORIZON_S)
     channel = rnd.choice(["chat", "sms", "social", "email"])
     tp = "live_chat" if channel != "email" else "support_mail"
@@ -97,7 +98,7 @@ def _conversation(rnd: random.Random, i: int) -> list[Raw]:
         bot = {"sender": "bot", "text": "hola"}
         raws.append(_raw(channel, outbound, tp, conv, start + 2, bot, i))
     for _ in range(rnd.choice([0, 1, 1, 2])):
-        at = start + round(rnd.expovariate(1 / 300), 3)
+        at = start + round(rnd.expovariate(1 / reply_mean_s), 3)
         raws.append(_raw(channel, outbound, tp, conv, at, _reply(rnd, channel), i))
     return raws
 
@@ -121,16 +122,36 @@ def _survey(rnd: random.Random, i: int) -> list[Raw]:
     return [sent, _raw("survey", "survey.answered", tp, "", at + 3600, answer, i)]
 
 
-def population(seed: int, size: int = 120) -> list[Raw]:
-    """Raw events of `size` calls, conversations and surveys each, from one seed."""
+def population(seed: int, size: int = 120, reply_mean_s: float = 300.0) -> list[Raw]:
+    """Raw events of `size` calls, conversations and surveys each, from one seed; agents reply
+    after `reply_mean_s` on average."""
     rnd = random.Random(seed)
     raws: list[Raw] = []
     for i in range(size):
-        raws += _call(rnd, i) + _conversation(rnd, i) + _survey(rnd, i)
+        raws += _call(rnd, i) + _conversation(rnd, i, reply_mean_s) + _survey(rnd, i)
     return [
         raw | {"event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{seed}/{n}"))}
         for n, raw in enumerate(raws)
     ]
+
+
+def shifted(raws: list[Raw], by: timedelta) -> list[Raw]:
+    """The same raws, each `by` later."""
+    return [
+        r | {"occurred_at": (datetime.fromisoformat(r["occurred_at"]) + by).isoformat()}
+        for r in raws
+    ]
+
+
+# A tenant's calendar in its JSON form (GET /v1/settings/calendar): a Madrid office, open on
+# weekdays 09:00–14:00 and 15:00–18:00 but on two holidays. 2026-03-29 (a Sunday) is 23 hours long.
+OFFICE: Raw = {
+    "time_zone": "Europe/Madrid",
+    "hours": {
+        day: [["09:00", "14:00"], ["15:00", "18:00"]] for day in ("mon", "tue", "wed", "thu", "fri")
+    },
+    "holidays": ["2026-03-03", "2026-03-27"],
+}
 
 
 # --- the reference: pandas over the raws, written from METRICS.md, not from the SQL ---------------
@@ -253,34 +274,91 @@ def _first_response(conv: pd.DataFrame) -> dict[str, Any]:
     replies = conv[(sender == "agent") & (conv["t"] >= first["t"])]
     found = {"touchpoint": first["touchpoint"], "channel": first["channel"], "first_in": first["t"]}
     if replies.empty:
-        return found | {"queue": "", "agent": "", "frt": None}
+        return found | {"queue": "", "agent": "", "frt": None, "reply_at": None}
     reply_at = replies["t"].min()
     at_reply = replies[replies["t"] == reply_at]
     frt = (reply_at - first["t"]) / 1_000_000
-    return found | {"queue": at_reply["queue"].min(), "agent": at_reply["agent"].min(), "frt": frt}
+    return found | {
+        "queue": at_reply["queue"].min(), "agent": at_reply["agent"].min(), "frt": frt,
+        "reply_at": reply_at,
+    }  # fmt: skip
+
+
+def opening_hours(calendar: Raw, since: int, until: int) -> tuple[np.ndarray, np.ndarray]:
+    """UTC micros of the opening and closing of every opening interval of the calendar's local
+    days around [since, until) (epoch micros). Local wall times become UTC with pandas: a
+    repeated one as its first (summer-time) pass, a skipped one moved an hour later, which for
+    Madrid's one-hour gap is the offset before the change (zoneinfo's fold=0)."""
+    zone = calendar["time_zone"]
+    ends = pd.to_datetime([since, until], unit="us", utc=True).tz_convert(zone).tz_localize(None)
+    days = pd.date_range(
+        ends[0].normalize() - pd.Timedelta(days=1), ends[1].normalize() + pd.Timedelta(days=1)
+    )
+    names = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    walls = [
+        (
+            day + pd.Timedelta(hours=int(o[:2]), minutes=int(o[3:])),
+            day + pd.Timedelta(hours=int(c[:2]), minutes=int(c[3:])),
+        )
+        for day in days
+        if day.date().isoformat() not in calendar.get("holidays", [])
+        for o, c in calendar["hours"].get(names[day.weekday()], [])
+    ]
+    local = pd.DataFrame(walls, columns=["open", "close"])
+    utc = [
+        local[c].dt.tz_localize(
+            zone, ambiguous=np.ones(len(local), bool), nonexistent=pd.Timedelta(hours=1)
+        )
+        for c in ("open", "close")
+    ]
+    micros = [(u - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1) for u in utc]
+    return micros[0].to_numpy(np.int64), micros[1].to_numpy(np.int64)
+
+
+def _business(convs: pd.DataFrame, calendar: Raw | None) -> pd.Series:
+    """Each answered conversation's first response time inside the calendar's opening hours."""
+    answered = convs.dropna(subset=["reply_at"])
+    if calendar is None or answered.empty:
+        return convs["frt"]
+    first, reply = answered["first_in"].to_numpy(np.int64), answered["reply_at"].to_numpy(np.int64)
+    opens, closes = opening_hours(calendar, int(first.min()), int(reply.max()))
+    overlap = np.minimum(reply[:, None], closes[None, :]) - np.maximum(
+        first[:, None], opens[None, :]
+    )
+    seconds = pd.Series(np.clip(overlap, 0, None).sum(axis=1) / 1_000_000, index=answered.index)
+    return seconds.reindex(convs.index)
+
+
+def _times(prefix: str, times: pd.Series) -> dict[str, Any]:
+    n = len(times)
+    return {
+        f"{prefix}_p50@1": (_rank(times, 0.5) if n else None, n),
+        f"{prefix}_p90@1": (_rank(times, 0.9) if n else None, n),
+        f"{prefix}_mean@1": _mean(times, n),
+    }
 
 
 def reference_first_responses(
-    df: pd.DataFrame, since: int, until: int, bucket: str
+    df: pd.DataFrame, since: int, until: int, bucket: str, calendar: Raw | None = None
 ) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """FRT per cell, and FRT in the business hours of a calendar (its JSON form; None: open
+    all the time)."""
     types = ["message.received", "message.sent", "email.replied", "email.sent"]
     msgs = df[df["type"].isin(types) & (df["correlation_id"] != "")]
     convs = pd.DataFrame(
         [_first_response(g) for _, g in msgs.groupby("correlation_id") if _has_inbound(g)]
     )
-    convs = convs[(convs["first_in"] >= since) & (convs["first_in"] < until)]
+    convs = convs[(convs["first_in"] >= since) & (convs["first_in"] < until)].copy()
+    convs["business"] = _business(convs, calendar)
     convs["bucket_start"] = bucket_of(convs["first_in"], bucket)
     rows = {}
     for key, g in convs.groupby(KEYS):
         times = g["frt"].dropna().astype(float)
-        n = len(times)
-        rows[key] = {
-            "conversations": len(g),
-            "unanswered": len(g) - n,
-            "frt_p50@1": (_rank(times, 0.5) if n else None, n),
-            "frt_p90@1": (_rank(times, 0.9) if n else None, n),
-            "frt_mean@1": _mean(times, n),
-        }
+        rows[key] = (
+            {"conversations": len(g), "unanswered": len(g) - len(times)}
+            | _times("frt", times)
+            | _times("frt_business", g["business"].dropna().astype(float))
+        )
     return rows
 
 

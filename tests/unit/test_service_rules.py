@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from services.service_metrics.calendar import Calendar
 from services.service_metrics.rules import (
     bucket_start,
     compute_service_metrics,
@@ -140,9 +141,11 @@ def test_every_metric_per_touchpoint_channel_queue_and_agent() -> None:
     found = cells(compute_service_metrics(FACTS, ServiceQuery("t", *DAY, "hour")))
     assert found == {
         # FRTs 45, 15, 120 s: sorted 15, 45, 120; p50 at rank 1, p90 at rank 2; mean 60.
+        # Open all the time (no calendar): business seconds are the same.
         ("web_chat", "chat", "q", "ana"): {
             "conversations": 3, "frt_p50@1": (45.0, 3), "frt_p90@1": (120.0, 3),
-            "frt_mean@1": (60.0, 3),
+            "frt_mean@1": (60.0, 3), "frt_business_p50@1": (45.0, 3),
+            "frt_business_p90@1": (120.0, 3), "frt_business_mean@1": (60.0, 3),
         },
         ("web_chat", "chat", "", ""): {"conversations": 1, "unanswered": 1},
         ("line", "phone", "q", "ana"): {
@@ -168,6 +171,8 @@ def test_grouped_by_queue_over_the_whole_range() -> None:
         "service_level@1": (pytest.approx(100 / 3), 3),
         "abandonment@1": (pytest.approx(100 / 3), 3), "transfer@1": (pytest.approx(100 / 3), 3),
         "frt_p50@1": (45.0, 3), "frt_p90@1": (120.0, 3), "frt_mean@1": (60.0, 3),
+        "frt_business_p50@1": (45.0, 3), "frt_business_p90@1": (120.0, 3),
+        "frt_business_mean@1": (60.0, 3),
     }  # fmt: skip
     assert found[("", "", "", "")] == {
         "conversations": 1,
@@ -175,6 +180,24 @@ def test_grouped_by_queue_over_the_whole_range() -> None:
         "surveys_sent": 2,
         "response_rate@1": (50.0, 2),
     }
+
+
+# Sundays (2026-03-01 is one) open 10:00–10:10 and from 10:31, in UTC.
+SUNDAY_GAP = Calendar.from_json({"hours": {"sun": [["10:00", "10:10"], ["10:31", "24:00"]]}})
+
+
+def test_business_hours_count_only_while_the_calendar_is_open() -> None:
+    query = ServiceQuery("t", *DAY, "total", group_by=(), calendar=SUNDAY_GAP)
+    [row] = compute_service_metrics(FACTS, query)
+    # c1 10:00:00–10:00:45, all open: 45 s; c2 10:10:00–10:10:15, closed: 0; c4 10:30–10:32,
+    # open from 10:31: 60 s. Sorted 0, 45, 60: p50 at rank 1, p90 at rank 2; mean 35.
+    business = {k: (m.value, m.n) for k, m in row.metrics.items() if "business" in k}
+    assert business == {
+        "frt_business_p50@1": (45.0, 3),
+        "frt_business_p90@1": (60.0, 3),
+        "frt_business_mean@1": (35.0, 3),
+    }
+    assert row.metrics["frt_mean@1"].value == 60.0  # the wall clock is unchanged
 
 
 def test_filters_threshold_duplicates_and_other_tenants() -> None:

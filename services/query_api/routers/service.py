@@ -22,7 +22,7 @@ from services.query_api.routers.satisfaction import (
     Until,
     window,
 )
-from services.query_api.routers.settings import TimeZoneQuery, zone_of
+from services.query_api.routers.settings import TimeZoneQuery, calendar_of, zone_of
 from services.satisfaction.metrics import MIN_CONFIDENT_N, MetricValue
 from services.service_metrics.definitions import (
     DEFAULT_SERVICE_LEVEL_S,
@@ -172,6 +172,7 @@ def touchpoint_service(
     of `group_by`) × bucket, oldest first, each value with its n."""
     start, end = window(request, since, until, bucket)
     dimensions = _dimensions(group_by)
+    calendar = calendar_of(request, principal.tenant_id)
     # The tenant comes only from the credential, never from the request (S01).
     query = ServiceQuery(
         tenant_id=principal.tenant_id,
@@ -184,7 +185,8 @@ def touchpoint_service(
         agent=agent or "",
         threshold_s=service_level_s,
         group_by=dimensions,
-        time_zone=zone_of(request, principal.tenant_id, tz),
+        time_zone=zone_of(request, principal.tenant_id, tz, calendar),
+        calendar=calendar,
     )
     buckets = [_bucket_out(row) for row in read_service_metrics(request.app.state.warehouse, query)]
     if format != ExportFormat.json:

@@ -87,10 +87,13 @@ def calendar_of(request: Request, tenant_id: str) -> Calendar:
     return stored.calendar if stored is not None else UTC_ALWAYS_OPEN
 
 
-def zone_of(request: Request, tenant_id: str, tz: str | None) -> str:
-    """The time zone buckets are drawn in: `tz` when given (422 if unknown), else the tenant's."""
+def zone_of(
+    request: Request, tenant_id: str, tz: str | None, calendar: Calendar | None = None
+) -> str:
+    """The time zone buckets are drawn in: `tz` when given (422 if unknown), else the tenant's
+    (from `calendar` when the caller read it already)."""
     if tz is None:
-        return calendar_of(request, tenant_id).time_zone
+        return (calendar or calendar_of(request, tenant_id)).time_zone
     try:
         return check_zone(tz)
     except CalendarError as exc:

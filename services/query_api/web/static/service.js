@@ -8,6 +8,7 @@
   const $ = (id) => document.getElementById(id);
   const COLUMNS = [
     ["count", "conversations"], ["metric", "frt_p50@1"], ["metric", "frt_p90@1"],
+    ["metric", "frt_business_p50@1"], ["metric", "frt_business_p90@1"],
     ["count", "calls"], ["metric", "aht@1"], ["metric", "asa@1"], ["metric", "service_level@1"],
     ["metric", "abandonment@1"], ["metric", "transfer@1"], ["metric", "response_rate@1"],
   ];
