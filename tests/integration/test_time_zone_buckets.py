@@ -24,6 +24,7 @@ ZONES = [
     "Asia/Kolkata",  # +05:30
     "Asia/Kathmandu",  # +05:45
     "Australia/Lord_Howe",  # +10:30, half an hour of summer time
+    "America/Santiago",  # its clocks change at midnight
 ]
 # The nights the clocks change in 2026 (Europe, the United States, Lord Howe), and plain days.
 AROUND = [
@@ -34,6 +35,8 @@ AROUND = [
     datetime(2026, 4, 4, 15, tzinfo=UTC),
     datetime(2026, 10, 3, 16, tzinfo=UTC),
     datetime(2026, 12, 31, 23, tzinfo=UTC),
+    datetime(2026, 4, 5, 3, tzinfo=UTC),
+    datetime(2026, 9, 6, 4, tzinfo=UTC),
     datetime(2026, 6, 1, tzinfo=UTC),
 ]
 
