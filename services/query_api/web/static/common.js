@@ -64,11 +64,27 @@ const CEM = (() => {
 
   // A table cell of a metric: its value to one decimal, or "—" without one. Under `minN` answers
   // it is greyed and starred; `lowTitle` (the legend above the table) says why.
-  function metricCell(name, value, n, minN, lowTitle) {
+  // `seconds`: the value is a duration, shown as people read one ("5 min 20 s", "3 h 05 min"),
+  // its seconds kept in `data-value` and in the tooltip.
+  function metricCell(name, value, n, minN, lowTitle, seconds = false) {
     if (value === null || value === undefined) return el("td", { class: "num", dataset: { metric: name, n: 0 } }, "—");
     const low = n < minN;
-    return el("td", { class: low ? "num low-n" : "num", dataset: { metric: name, n }, title: low ? lowTitle : null },
-      fixed(value, 1), low ? lowStar() : null);
+    const exact = `${fixed(value, 1)} s`;
+    const title = [seconds ? exact : null, low ? lowTitle : null].filter(Boolean).join(" · ") || null;
+    return el("td", { class: low ? "num low-n" : "num", dataset: { metric: name, n, value }, title },
+      seconds ? duration(value) : fixed(value, 1), low ? lowStar() : null);
+  }
+
+  // 45 s, 9.5 s, 5 min 20 s, 3 h 05 min, 2 d 4 h: two units at most, the larger first.
+  function duration(seconds) {
+    if (seconds < 10) return `${fixed(seconds, 1)} s`;
+    const whole = Math.round(seconds);
+    if (whole < 60) return `${whole} s`;
+    if (whole < 3600) return `${Math.floor(whole / 60)} min ${String(whole % 60).padStart(2, "0")} s`;
+    const minutes = Math.round(whole / 60);
+    if (minutes < 24 * 60) return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")} min`;
+    const hours = Math.round(minutes / 60);
+    return `${Math.floor(hours / 24)} d ${hours % 24} h`;
   }
 
   // The star beside a figure from too few answers or contacts to trust (the legend explains it).
@@ -179,7 +195,7 @@ const CEM = (() => {
   }
 
   return {
-    t, api, el, metricCell, lowStar, fixed, when, query, showError, errorText, alertText, channelName, kindName, metricName, identifierText,
+    t, api, el, metricCell, duration, lowStar, fixed, when, query, showError, errorText, alertText, channelName, kindName, metricName, identifierText,
     csrf, lang, ApiError,
   };
 })();

@@ -13,6 +13,9 @@
     ["metric", "abandonment@1"], ["metric", "transfer@1"], ["metric", "response_rate@1"],
   ];
 
+  // Durations, shown as people read them (the API's seconds in each cell's `data-value`).
+  const SECONDS = new Set(["frt_p50@1", "frt_p90@1", "frt_business_p50@1", "frt_business_p90@1", "aht@1", "asa@1"]);
+
   // The satisfaction table's period: dashboard.js, loaded before this script, sets it on load and
   // on submit before this script's own listener runs.
   function params() {
@@ -28,7 +31,7 @@
       el("th", { scope: "row" }, bucket.touchpoint), el("td", {}, channelName(bucket.channel)), el("td", {}, bucket.queue || "—"),
       ...COLUMNS.map(([kind, name]) => (kind === "count"
         ? el("td", { class: "num", dataset: { metric: name } }, String(bucket.counts[name]))
-        : metricCell(name, bucket.metrics[name]?.value, bucket.metrics[name]?.n, minN, t("service_low_n")))));
+        : metricCell(name, bucket.metrics[name]?.value, bucket.metrics[name]?.n, minN, t("service_low_n"), SECONDS.has(name)))));
   }
 
   async function refresh() {
