@@ -233,6 +233,7 @@ def print_banner(
         f"cem is running ({mode})",
         f"  agent console   {url}/console   (sign in at {url}/signin)",
         f"  CX dashboard    {url}/dashboard (managers and admins)",
+        f"  settings        {url}/settings  (admins: time zone, opening hours, holidays)",
         f"  API docs        {url}/docs",
         f"  health          {url}/health",
         f"  ingest          POST {ingest_url or url}/v1/events",
