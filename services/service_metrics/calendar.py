@@ -28,36 +28,59 @@ Interval = tuple[int, int]  # [start, end) in minutes after local midnight, 0 <=
 
 
 class CalendarError(ValueError):
-    """A calendar that cannot be stored; the message names the field that is wrong."""
+    """A calendar that cannot be stored: `str()` is `where: what`, naming the field that is
+    wrong; `path` is that field as the API's errors name one (`hours.mon.0`), `code` what is
+    wrong with it, for the pages' words."""
+
+    def __init__(self, message: str, code: str = "invalid") -> None:
+        super().__init__(message)
+        where = message.split(":", 1)[0]
+        self.path = where.replace("[", ".").replace("]", "")
+        self.code = code
+
+
+# Names the zone database carries that are not places: the machine's own zone (`localtime`,
+# whatever the host running the code says), a zone named "local time is unknown" and the POSIX
+# rules file. Browsers refuse `localtime`, and two servers could read it differently.
+_NOT_PLACES = frozenset({"localtime", "Factory", "posixrules"})
 
 
 @lru_cache(maxsize=1)
 def time_zones() -> frozenset[str]:
     """Every IANA time zone name this machine knows (the settings page offers them)."""
-    return frozenset(available_timezones()) | {"UTC"}
+    names = frozenset(available_timezones()) | {"UTC"}
+    return frozenset(
+        n for n in names if n not in _NOT_PLACES and not n.startswith(("posix/", "right/"))
+    )
 
 
 def check_zone(name: str) -> str:
     """An IANA time zone name as given, or CalendarError naming it."""
     if not isinstance(name, str) or name not in time_zones():
-        raise CalendarError(f"time_zone: unknown IANA time zone {name!r} (e.g. Europe/Madrid)")
+        raise CalendarError(
+            f"time_zone: unknown IANA time zone {name!r} (e.g. Europe/Madrid)", "unknown_time_zone"
+        )
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise CalendarError(f"time_zone: unknown IANA time zone {name!r}") from exc
+        raise CalendarError(
+            f"time_zone: unknown IANA time zone {name!r}", "unknown_time_zone"
+        ) from exc
     return name
 
 
 def _minutes(text: Any, where: str) -> int:
     # "09:00" → 540; "24:00" is the end of the day.
     if not isinstance(text, str) or len(text) != 5 or text[2] != ":":
-        raise CalendarError(f"{where}: {text!r} is not a time written HH:MM")
+        raise CalendarError(f"{where}: {text!r} is not a time written HH:MM", "time_format")
     hh, mm = text[:2], text[3:]
     if not (hh.isascii() and hh.isdigit() and mm.isascii() and mm.isdigit()):
-        raise CalendarError(f"{where}: {text!r} is not a time written HH:MM")
+        raise CalendarError(f"{where}: {text!r} is not a time written HH:MM", "time_format")
     minutes = int(hh) * 60 + int(mm)
     if int(mm) >= 60 or minutes > DAY_MINUTES:
-        raise CalendarError(f"{where}: {text!r} is not a time of day (00:00 to 24:00)")
+        raise CalendarError(
+            f"{where}: {text!r} is not a time of day (00:00 to 24:00)", "time_format"
+        )
     return minutes
 
 
@@ -67,20 +90,23 @@ def _clock(minutes: int) -> str:
 
 def _intervals(value: Any, where: str) -> tuple[Interval, ...]:
     if not isinstance(value, list):
-        raise CalendarError(f'{where}: expected a list of ["HH:MM", "HH:MM"] pairs')
+        raise CalendarError(f'{where}: expected a list of ["HH:MM", "HH:MM"] pairs', "time_format")
     out: list[Interval] = []
     for i, pair in enumerate(value):
         here = f"{where}[{i}]"
         if not isinstance(pair, list | tuple) or len(pair) != 2:
-            raise CalendarError(f'{here}: expected a pair ["HH:MM", "HH:MM"]')
+            raise CalendarError(f'{here}: expected a pair ["HH:MM", "HH:MM"]', "time_format")
         start, end = _minutes(pair[0], here), _minutes(pair[1], here)
         if start >= end:
-            raise CalendarError(f"{here}: opens at {pair[0]} and closes at {pair[1]}, not after")
+            raise CalendarError(
+                f"{here}: opens at {pair[0]} and closes at {pair[1]}, not after",
+                "closes_before_opening",
+            )
         out.append((start, end))
     out.sort()
     for (_, end), (start, _) in zip(out, out[1:], strict=False):
         if start < end:
-            raise CalendarError(f"{where}: intervals overlap")
+            raise CalendarError(f"{where}: intervals overlap", "overlapping_hours")
     return tuple(out)
 
 
@@ -122,18 +148,20 @@ class Calendar:
         if hours_in is None:
             hours = cls().hours
         elif not isinstance(hours_in, Mapping):
-            raise CalendarError("hours: expected an object keyed mon … sun")
+            raise CalendarError("hours: expected an object keyed mon … sun", "not_a_weekday")
         else:
             bad = sorted(set(hours_in) - set(WEEKDAYS))
             if bad:
-                raise CalendarError(f"hours.{bad[0]}: not a weekday (mon, tue, … sun)")
+                raise CalendarError(
+                    f"hours.{bad[0]}: not a weekday (mon, tue, … sun)", "not_a_weekday"
+                )
             # A weekday left out is closed, so "mon"–"fri" alone means closed at the weekend.
             hours = tuple(_intervals(hours_in.get(d, []), f"hours.{d}") for d in WEEKDAYS)
         days_in = value.get("holidays", [])
         if not isinstance(days_in, list):
-            raise CalendarError("holidays: expected a list of dates YYYY-MM-DD")
+            raise CalendarError("holidays: expected a list of dates YYYY-MM-DD", "holiday_format")
         if len(days_in) > MAX_HOLIDAYS:
-            raise CalendarError(f"holidays: at most {MAX_HOLIDAYS} dates")
+            raise CalendarError(f"holidays: at most {MAX_HOLIDAYS} dates", "too_many_holidays")
         holidays: set[date] = set()
         for i, text in enumerate(days_in):
             try:
@@ -141,7 +169,9 @@ class Calendar:
                     raise ValueError
                 holidays.add(date.fromisoformat(text))
             except ValueError:
-                raise CalendarError(f"holidays[{i}]: {text!r} is not a date YYYY-MM-DD") from None
+                raise CalendarError(
+                    f"holidays[{i}]: {text!r} is not a date YYYY-MM-DD", "holiday_format"
+                ) from None
         return cls(zone, hours, tuple(sorted(holidays)))
 
 

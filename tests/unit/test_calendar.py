@@ -20,6 +20,7 @@ from services.service_metrics.calendar import (
     Calendar,
     CalendarError,
     StoredCalendar,
+    time_zones,
 )
 
 MADRID = {
@@ -135,9 +136,9 @@ def test_admins_set_the_calendar_and_every_reader_of_the_tenant_sees_it(tmp_path
     ("body", "path"),
     [
         ({"time_zone": "Mars/Olympus"}, "body.time_zone"),
-        ({"hours": {"mon": [["18:00", "09:00"]]}}, "body.hours.mon[0]"),
+        ({"hours": {"mon": [["18:00", "09:00"]]}}, "body.hours.mon.0"),
         ({"hours": {"mon": [["9am", "5pm"]]}}, "body.hours.mon.0.0"),
-        ({"holidays": ["2026-13-01"]}, "body.holidays[0]"),
+        ({"holidays": ["2026-13-01"]}, "body.holidays.0"),
         ({"time_zone": "UTC", "opening": 1}, "body.opening"),
     ],
 )
@@ -147,8 +148,32 @@ def test_a_bad_calendar_answers_422_naming_the_path(
     client, as_ = _client(tmp_path)
     answer = client.put("/v1/settings/calendar", json=body, headers=as_["acme-admin"])
     assert answer.status_code == 422, answer.text
-    assert answer.json()["error"]["details"][0]["path"] == path
+    detail = answer.json()["error"]["details"][0]
+    assert detail["path"] == path
+    assert detail["code"] != "invalid"  # what is wrong, for the page's words
     assert client.get("/v1/settings/calendar", headers=as_["acme-admin"]).json()["time_zone"] == "UTC"  # fmt: skip
+
+
+@pytest.mark.parametrize("zone", ["localtime", "Factory", "posixrules", "posix/Europe/Madrid"])
+def test_names_that_are_not_places_are_not_time_zones(zone: str) -> None:
+    # `localtime` is whatever the host says (browsers refuse it): not a tenant's zone.
+    with pytest.raises(CalendarError) as refused:
+        Calendar.from_json({"time_zone": zone})
+    assert refused.value.code == "unknown_time_zone"
+    assert zone not in time_zones()
+    assert {"Europe/Madrid", "Atlantic/Canary", "UTC", "America/Santiago"} <= time_zones()
+
+
+def test_what_get_answers_can_be_put_back(tmp_path: Path) -> None:
+    client, as_ = _client(tmp_path)
+    client.put("/v1/settings/calendar", json=MADRID, headers=as_["acme-admin"])
+    read = client.get("/v1/settings/calendar", headers=as_["acme-admin"]).json()
+    read["holidays"].append("2027-01-06")
+    read["set_by"] = "forged"  # read-only: ignored
+    again = client.put("/v1/settings/calendar", json=read, headers=as_["acme-admin"])
+    assert again.status_code == 200, again.text
+    assert again.json()["holidays"][-1] == "2027-01-06"
+    assert again.json()["set_by"] != "forged"
 
 
 def test_duplicate_keys_and_huge_bodies_are_refused(tmp_path: Path) -> None:
@@ -197,3 +222,25 @@ def test_buckets_start_at_the_zones_own_midnights_and_hours() -> None:
     first = _start("2026-10-25T00:30:00+00:00", "hour", "Europe/Madrid")
     second = _start("2026-10-25T01:30:00+00:00", "hour", "Europe/Madrid")
     assert (first, second) == ("2026-10-25T00:00:00Z", "2026-10-25T01:00:00Z")
+
+
+def test_a_process_reads_a_tenants_calendar_once_in_a_while(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from services.query_api.routers import settings
+
+    store = SqliteCalendarStore(tmp_path / "calendars.sqlite")
+    reads: list[str] = []
+    counted = SimpleNamespace(get=lambda tenant: reads.append(tenant) or store.get(tenant))
+    request = cast(
+        Any, SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(calendars=counted)))
+    )
+    store.set(StoredCalendar("acme", Calendar.from_json(MADRID), datetime.now(UTC), "k"))
+    assert [settings.calendar_of(request, "acme").time_zone for _ in range(3)] == [
+        "Europe/Madrid"
+    ] * 3
+    assert settings.calendar_of(request, "globex") == UTC_ALWAYS_OPEN
+    assert reads == ["acme", "globex"]  # once each, within CACHE_S
+    request.app.state.calendar_cache["acme"] = (0.0, None)  # expired
+    assert settings.calendar_of(request, "acme").time_zone == "Europe/Madrid"
+    assert reads == ["acme", "globex", "acme"]

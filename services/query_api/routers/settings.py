@@ -9,6 +9,7 @@ see it; admins set it. A tenant that never set one is in UTC and always open.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -64,6 +65,10 @@ class CalendarBody(BaseModel):
         description="local dates YYYY-MM-DD closed all day",
         examples=[["2026-12-08", "2026-12-25"]],
     )
+    # What GET answers beside the calendar, so that a client may PUT back what it read, edited.
+    always_open: bool | None = Field(default=None, description="read-only: ignored")
+    set_at: datetime | None = Field(default=None, description="read-only: ignored")
+    set_by: str | None = Field(default=None, max_length=400, description="read-only: ignored")
 
 
 class CalendarOut(BaseModel):
@@ -80,10 +85,33 @@ def calendar_store(request: Request) -> CalendarStore | None:
     return store
 
 
+# How long a process reuses a tenant's calendar it read: every satisfaction, service and FCR
+# read needs it, and distributed it is a PostgreSQL query. A change made on another replica is
+# seen within this time; on this one at once.
+CACHE_S = 5.0
+
+
+def _cache(request: Request) -> dict[str, tuple[float, StoredCalendar | None]]:
+    cache: dict[str, tuple[float, StoredCalendar | None]] | None = getattr(
+        request.app.state, "calendar_cache", None
+    )
+    if cache is None:
+        cache = request.app.state.calendar_cache = {}
+    return cache
+
+
 def calendar_of(request: Request, tenant_id: str) -> Calendar:
     """The tenant's calendar; UTC and always open when it set none (or the app has no store)."""
     store = calendar_store(request)
-    stored = store.get(tenant_id) if store is not None else None
+    if store is None:
+        return UTC_ALWAYS_OPEN
+    cache, now = _cache(request), time.monotonic()
+    hit = cache.get(tenant_id)
+    if hit is not None and hit[0] > now:
+        stored = hit[1]
+    else:
+        stored = store.get(tenant_id)
+        cache[tenant_id] = (now + CACHE_S, stored)
     return stored.calendar if stored is not None else UTC_ALWAYS_OPEN
 
 
@@ -97,12 +125,9 @@ def zone_of(
     try:
         return check_zone(tz)
     except CalendarError as exc:
-        raise ApiError(
-            422,
-            "invalid_time_zone",
-            f"tz: {exc}".replace("time_zone: ", ""),
-            [{"path": "query.tz", "code": "invalid_time_zone", "message": str(exc)}],
-        ) from None
+        message = f"tz: {exc}".replace("time_zone: ", "")
+        detail = {"path": "query.tz", "code": "unknown_time_zone", "message": message}
+        raise ApiError(422, "invalid_time_zone", message, [detail]) from None
 
 
 def _out(stored: StoredCalendar | None) -> CalendarOut:
@@ -141,14 +166,16 @@ def put_calendar(
     store = calendar_store(request)
     if store is None:
         raise ApiError(503, "settings_unavailable", "this deployment keeps no tenant settings")
+    given = body.model_dump(exclude_none=True, exclude={"always_open", "set_at", "set_by"})
     try:
-        calendar = Calendar.from_json(body.model_dump(exclude_none=True))
+        calendar = Calendar.from_json(given)
     except CalendarError as exc:
-        path = "body." + str(exc).split(":", 1)[0]
-        detail = {"path": path, "code": "invalid_calendar", "message": str(exc)}
+        detail = {"path": f"body.{exc.path}", "code": exc.code, "message": str(exc)}
         raise ApiError(422, "invalid_calendar", str(exc), [detail]) from None
-    stored = StoredCalendar(principal.tenant_id, calendar, datetime.now(UTC), principal.record_id)
+    # Who: the key's id, or the person's email (a person's principal names it), as the page shows.
+    stored = StoredCalendar(principal.tenant_id, calendar, datetime.now(UTC), principal.key_id)
     store.set(stored)
+    _cache(request)[principal.tenant_id] = (time.monotonic() + CACHE_S, stored)
     return _out(stored)
 
 

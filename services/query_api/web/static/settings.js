@@ -41,7 +41,7 @@
 
   // The input an error's path names: body.time_zone, body.hours.mon[0], body.holidays[2].
   function fieldOf(path) {
-    const found = String(path || "").match(/^body\.(time_zone|hours\.(\w+)|holidays)/);
+    const found = String(path || "").match(/^body\.(time_zone|hours\.([a-z]+)|holidays)/);
     if (!found) return null;
     if (found[2]) return $(`cal-hours-${found[2]}`);
     return found[1] === "time_zone" ? $("cal-zone") : $("cal-holidays");
@@ -80,7 +80,11 @@
     } catch (error) {
       const details = (error.body && error.body.error && error.body.error.details) || [];
       const input = details.map((d) => fieldOf(d.path)).find(Boolean);
-      const text = `${t("error")} ${errorText(error)}`;
+      // English shows the server's message (it names the value); Spanish says what is wrong
+      // by the detail's code, the field at fault marked.
+      const code = details.length ? details[0].code : "";
+      const said = CEM.lang !== "en" && code && t(`calendar_error_${code}`) !== `calendar_error_${code}`;
+      const text = `${t("error")} ${said ? t(`calendar_error_${code}`) : errorText(error)}`;
       if (input) refuse(input, text);
       else $("cal-status").replaceChildren(el("span", { class: "error", role: "alert" }, text));
     } finally {
