@@ -82,8 +82,10 @@ def bucket_start(micros: int, bucket: str, since: int, zone: str = "UTC") -> int
 
 def _local_start(seconds: int, bucket: str, zone: ZoneInfo) -> int:
     local = datetime.fromtimestamp(seconds, zone)
-    if bucket == "hour":  # keeps `fold`: the repeated hour of a night the clocks go back
-        return int(local.replace(minute=0, second=0, microsecond=0).timestamp())
+    if bucket == "hour":  # the wall clock's hour under the offset in force at that instant
+        offset = local.utcoffset()
+        assert offset is not None  # a ZoneInfo always has one
+        return seconds - (seconds + int(offset.total_seconds())) % 3600
     day = local.date()
     if bucket == "week":
         day -= timedelta(days=day.weekday())

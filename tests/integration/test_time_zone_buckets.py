@@ -25,6 +25,7 @@ ZONES = [
     "Asia/Kathmandu",  # +05:45
     "Australia/Lord_Howe",  # +10:30, half an hour of summer time
     "America/Santiago",  # its clocks change at midnight
+    "Pacific/Chatham",  # +12:45, +13:45 in summer
 ]
 # The nights the clocks change in 2026 (Europe, the United States, Lord Howe), and plain days.
 AROUND = [
@@ -36,6 +37,8 @@ AROUND = [
     datetime(2026, 10, 3, 16, tzinfo=UTC),
     datetime(2026, 12, 31, 23, tzinfo=UTC),
     datetime(2026, 4, 5, 3, tzinfo=UTC),
+    datetime(2026, 4, 4, 14, tzinfo=UTC),  # Chatham's clocks go back
+    datetime(2026, 9, 26, 14, tzinfo=UTC),  # and forward
     datetime(2026, 9, 6, 4, tzinfo=UTC),
     datetime(2026, 6, 1, tzinfo=UTC),
 ]
