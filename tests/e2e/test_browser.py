@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
@@ -812,7 +813,8 @@ def test_a_manager_reports_on_last_month_and_yesterday(
     page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
 ) -> None:
     # Only the last 7, 30 or 90 days could be chosen: no "November" (a review). Calendar periods
-    # are the viewer's own days; an ended one bounds the alerts and their download too.
+    # are the tenant's days (tenant A has no calendar: UTC, the browser's zone here too); an
+    # ended one bounds the alerts and their download too.
     page.sign_in(people[(TENANT_A, "manager")])
     page.open("/dashboard")
     page.wait(lambda: page.all("#satisfaction tbody tr"), what="the satisfaction table")
@@ -1557,6 +1559,10 @@ def test_the_official_analytics_js_sends_from_a_shops_page(
     assert api.customer_of(agent, email=email)
 
 
+def parse_instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def test_an_admin_sets_the_service_calendar_and_the_dashboard_draws_its_days(
     page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
 ) -> None:
@@ -1588,7 +1594,7 @@ def test_an_admin_sets_the_service_calendar_and_the_dashboard_draws_its_days(
         # The server names the bad date; the page marks the holidays, in Spanish.
         page.wait(lambda: page.find("#cal-holidays").get_attribute("aria-invalid") == "true",
                   what="the bad holiday marked")  # fmt: skip
-        assert "El calendario tiene un valor no válido" in page.text("#cal-status")
+        assert "Un festivo no es una fecha escrita AAAA-MM-DD" in page.text("#cal-status")
         holidays = page.find("#cal-holidays")
         holidays.clear()
         holidays.send_keys("2026-12-08\n2026-12-25")
@@ -1605,5 +1611,17 @@ def test_an_admin_sets_the_service_calendar_and_the_dashboard_draws_its_days(
         page.wait(lambda: page.all("#trend canvas"), what="the trend")
         legend = page.text("#trend .u-legend .u-series:first-child .u-label")
         assert legend == "Fecha (Europe/Madrid)"
+        # "Yesterday" is Madrid's yesterday: midnight to midnight there, whatever the browser's.
+        before = page.find("#satisfaction").get_attribute("data-since")
+        page.driver.execute_script("document.getElementById('period-days').value = 'yesterday';")
+        page.find('#period button[type="submit"]').click()
+        page.wait(lambda: page.find("#satisfaction").get_attribute("data-since") != before,
+                  what="yesterday applied")  # fmt: skip
+        since = page.find("#satisfaction").get_attribute("data-since")
+        until = page.find("#satisfaction").get_attribute("data-until")
+        madrid = ZoneInfo("Europe/Madrid")
+        today = datetime.now(madrid).replace(hour=0, minute=0, second=0, microsecond=0)
+        yesterday = (today - timedelta(days=1)).replace(tzinfo=None).replace(tzinfo=madrid)
+        assert (parse_instant(since), parse_instant(until)) == (yesterday, today)
     finally:  # back to the default (an empty calendar: UTC, always open) for the other tests
         assert page.fetch("PUT", "/v1/settings/calendar", {"X-CSRF-Token": token}) == 200

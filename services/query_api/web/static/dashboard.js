@@ -10,22 +10,52 @@
   let period = null;
   let chart = null;
 
+  // The tenant's time zone (its service calendar's; UTC until an admin sets one): the API's day
+  // buckets are its days, so yesterday and the calendar months are its days too (a review: in
+  // the viewer's own days, a manager elsewhere saw one "yesterday" spread over two buckets).
+  let zone = "UTC";
+  const zoneRead = api("/v1/settings/calendar").then((c) => { zone = c.time_zone; }, () => {});
+
+  // Milliseconds the zone's wall clock is ahead of UTC at the instant `ms`.
+  function offsetAt(ms) {
+    const shown = new Intl.DateTimeFormat("en-US", {
+      timeZone: zone === "UTC" ? "Etc/UTC" : zone, hourCycle: "h23", year: "numeric",
+      month: "numeric", day: "numeric", hour: "numeric", minute: "numeric", second: "numeric",
+    }).formatToParts(new Date(ms));
+    const p = Object.fromEntries(shown.map((part) => [part.type, Number(part.value)]));
+    return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - Math.floor(ms / 1000) * 1000;
+  }
+
+  // The zone's date of an instant, and the instant its midnight of a date starts (month and day
+  // may run over: Date.UTC carries them, so day 0 is the last of the month before).
+  function dateIn(ms) {
+    const at = new Date(ms + offsetAt(ms));
+    return { y: at.getUTCFullYear(), m: at.getUTCMonth(), d: at.getUTCDate() };
+  }
+  function midnight(y, m, d) {
+    const wall = Date.UTC(y, m, d);
+    let ms = wall - offsetAt(wall);
+    ms = wall - offsetAt(ms); // the offset in force at that midnight, not at the guess
+    return new Date(ms);
+  }
+
   // The last N days end at the next full hour, so the same page and the API agree on their
-  // bounds; yesterday and the calendar months are the viewer's own days (local midnights), so a
-  // manager can report on November (a review: only the last N days could be chosen).
+  // bounds; yesterday and the calendar months are the tenant's days, so a manager can report on
+  // November (a review: only the last N days could be chosen).
   function choosePeriod() {
     const choice = $("period-days").value;
-    const now = new Date();
+    const now = Date.now();
+    const { y, m, d } = dateIn(now);
     let since;
-    let until = new Date(Math.ceil(now.getTime() / HOUR) * HOUR);
+    let until = new Date(Math.ceil(now / HOUR) * HOUR);
     if (choice === "yesterday") {
-      until = new Date(now.getFullYear(), now.getMonth(), now.getDate());
-      since = new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1);
+      until = midnight(y, m, d);
+      since = midnight(y, m, d - 1);
     } else if (choice === "this-month") {
-      since = new Date(now.getFullYear(), now.getMonth(), 1);
+      since = midnight(y, m, 1);
     } else if (choice === "last-month") {
-      since = new Date(now.getFullYear(), now.getMonth() - 1, 1);
-      until = new Date(now.getFullYear(), now.getMonth(), 1);
+      since = midnight(y, m - 1, 1);
+      until = midnight(y, m, 1);
     } else {
       since = new Date(until.getTime() - Number(choice) * 24 * HOUR);
     }
@@ -39,6 +69,7 @@
   $("period").addEventListener("submit", (e) => { e.preventDefault(); refresh(); });
 
   async function refresh() {
+    await zoneRead;
     period = choosePeriod();
     const table = $("satisfaction");
     table.dataset.since = period.since;
