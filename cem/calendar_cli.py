@@ -139,11 +139,11 @@ def add_commands(sub: Any, command: Any) -> None:
     where = {"default": None, "help": "default: $CEM_DATA_DIR, else ./.cem (embedded)"}
     show = command(kinds, "show", "a tenant's calendar as JSON (UTC, always open, if never set)")
     show.add_argument("--data-dir", **where)
-    show.add_argument("--tenant", required=True)
+    show.add_argument("--tenant", required=True, help="tenant whose calendar to show")
     show.set_defaults(func=_show)
     set_ = command(kinds, "set", "set a tenant's calendar")
     set_.add_argument("--data-dir", **where)
-    set_.add_argument("--tenant", required=True)
+    set_.add_argument("--tenant", required=True, help="tenant whose calendar to set")
     set_.add_argument(
         "--file",
         default=None,

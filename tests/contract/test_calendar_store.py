@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from cem.adapters.memory_calendars import MemoryCalendarStore
 from cem.adapters.sqlite_calendars import CALENDARS_FILE, SqliteCalendarStore
 from services.service_metrics.calendar import (
     UTC_ALWAYS_OPEN,
@@ -57,3 +58,8 @@ class CalendarStoreContract:
 class TestSqliteCalendarStore(CalendarStoreContract):
     def make_store(self, tmp_path: Path) -> CalendarStore:
         return SqliteCalendarStore(tmp_path / CALENDARS_FILE)
+
+
+class TestMemoryCalendarStore(CalendarStoreContract):
+    def make_store(self, tmp_path: Path) -> CalendarStore:
+        return MemoryCalendarStore()

@@ -326,6 +326,8 @@ def test_the_distributed_query_api_records_in_postgresql(
         assert isinstance(service.access_audit, PostgresAccessAudit)
         service.users.close()
         service.access_audit.close()
+        if service.calendars is not None:
+            service.calendars.close()
     # In PostgreSQL, where every other replica reads it too.
     other_replica = PostgresAccessAudit(postgres_dsn)
     try:

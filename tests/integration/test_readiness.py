@@ -25,6 +25,7 @@ from pydantic import SecretStr
 from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.clickhouse_warehouse import ClickHouseWarehouse
 from cem.adapters.memory_access_audit import MemoryAccessAudit
+from cem.adapters.memory_calendars import MemoryCalendarStore
 from cem.adapters.memory_keys import MemoryKeyStore
 from cem.adapters.memory_log import MemoryLog, MemoryPublisher
 from cem.adapters.memory_users import MemoryUserStore
@@ -85,6 +86,7 @@ def test_the_query_api_answers_503_json_and_is_not_ready_while_clickhouse_is_dow
         access_audit=MemoryAccessAudit(),
         publisher=MemoryPublisher(MemoryLog()),
         bucket_key=BUCKET_KEY,
+        calendars=MemoryCalendarStore(),
     )
     auth = {"Authorization": f"Bearer {secret}"}
     try:
