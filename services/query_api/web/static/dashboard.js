@@ -75,6 +75,7 @@
     table.dataset.since = period.since;
     table.dataset.until = period.until;
     table.dataset.bucket = period.bucket;
+    table.dispatchEvent(new Event("period")); // the service table (service.js) follows it
     const params = query({ since: period.since, until: period.until, bucket: period.bucket });
     $("export-xlsx").href = `/v1/satisfaction/touchpoints?${params}&format=xlsx`;
     $("export-csv").href = `/v1/satisfaction/touchpoints?${params}&format=csv`;

@@ -16,8 +16,7 @@
   // Durations, shown as people read them (the API's seconds in each cell's `data-value`).
   const SECONDS = new Set(["frt_p50@1", "frt_p90@1", "frt_business_p50@1", "frt_business_p90@1", "aht@1", "asa@1"]);
 
-  // The satisfaction table's period: dashboard.js, loaded before this script, sets it on load and
-  // on submit before this script's own listener runs.
+  // The satisfaction table's period, as dashboard.js set it before its `period` event.
   function params() {
     const { since, until } = $("satisfaction").dataset;
     Object.assign($("service").dataset, { since, until });
@@ -50,6 +49,7 @@
     }
   }
 
-  $("period").addEventListener("submit", (e) => { e.preventDefault(); refresh(); });
-  refresh();
+  // dashboard.js chooses the period (in the tenant's time zone, which it reads first) and says
+  // so with a `period` event on the satisfaction table, on load and on every submit.
+  $("satisfaction").addEventListener("period", refresh);
 })();

@@ -13,14 +13,14 @@
     return spans.map(([opens, closes]) => `${opens}-${closes}`).join(", ");
   }
 
-  // "9:00-14:00, 15:00 – 18:00" → [["09:00", "14:00"], ["15:00", "18:00"]]; null if unreadable.
+  // "9:00-14:00, 15 – 18.30" → [["09:00", "14:00"], ["15:00", "18:30"]]; null if unreadable.
   function readSpans(text) {
     const parts = text.split(/[,;]/).map((part) => part.trim()).filter(Boolean);
     const spans = [];
     for (const part of parts) {
-      const found = part.match(/^(\d{1,2})[:.](\d{2})\s*[-–—]\s*(\d{1,2})[:.](\d{2})$/);
+      const found = part.match(/^(\d{1,2})(?:[:.h](\d{2}))?\s*[-–—]\s*(\d{1,2})(?:[:.h](\d{2}))?$/);
       if (!found) return null;
-      const pad = (h, m) => `${h.padStart(2, "0")}:${m}`;
+      const pad = (h, m) => `${h.padStart(2, "0")}:${m || "00"}`;
       spans.push([pad(found[1], found[2]), pad(found[3], found[4])]);
     }
     return spans;
