@@ -1593,6 +1593,13 @@ def test_an_admin_sets_the_service_calendar_and_the_dashboard_draws_its_days(
             hours.send_keys("09:00-14:00, 15.00-18.00")
         for day in ("fri", "sat", "sun"):
             page.find(f"#cal-hours-{day}").clear()
+        # An afternoon typed in 12-hour time is refused on the page, not saved as the night.
+        page.find("#cal-hours-fri").send_keys("9-12, 1-5")
+        page.find("#cal-save").click()
+        page.wait(lambda: page.find("#cal-hours-fri").get_attribute("aria-invalid") == "true",
+                  what="the 12-hour afternoon refused")  # fmt: skip
+        assert "24 horas" in page.text("#cal-status")
+        page.find("#cal-hours-fri").clear()
         page.find("#cal-holidays").send_keys("2026-12-08\n2026-12-32")
         page.find("#cal-save").click()
         # The server names the bad date; the page marks the holidays, in Spanish.

@@ -244,3 +244,16 @@ def test_a_process_reads_a_tenants_calendar_once_in_a_while(tmp_path: Path) -> N
     request.app.state.calendar_cache["acme"] = (0.0, None)  # expired
     assert settings.calendar_of(request, "acme").time_zone == "Europe/Madrid"
     assert reads == ["acme", "globex", "acme"]
+
+
+def test_a_stored_zone_no_longer_taken_reads_as_utc(tmp_path: Path) -> None:
+    # An earlier build took `localtime`; its row must not fail every read of the tenant.
+    store = SqliteCalendarStore(tmp_path / "calendars.sqlite")
+    store._conn.execute(
+        "INSERT INTO tenant_calendars VALUES (?, ?, ?, ?)",
+        ("acme", '{"time_zone": "localtime", "holidays": ["2026-12-08"]}', 0, "k"),
+    )
+    stored = store.get("acme")
+    assert stored is not None and stored.calendar.time_zone == "UTC"
+    assert stored.calendar.holidays == (date(2026, 12, 8),)
+    store.close()

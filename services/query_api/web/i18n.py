@@ -62,7 +62,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "calendar_error_too_many_holidays": "At most 1,000 holidays.",
         "calendar_set": "Last changed",
         "calendar_never_set": "Never set: UTC, open all the time.",
-        "hours_unreadable": "Write the hours like 09:00-14:00, 15:00-18:00",
+        "hours_unreadable": "Write the hours in 24-hour time, in order, like 09:00-14:00, "
+        "15:00-18:00",
         "dashboard": "CX dashboard",
         "forbidden": "You do not have access to this page.",
         "forbidden_detail": "The CX dashboard is for managers and administrators.",
@@ -403,7 +404,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "calendar_error_too_many_holidays": "Como mucho 1000 festivos.",
         "calendar_set": "Último cambio",
         "calendar_never_set": "Sin configurar: UTC, abierto siempre.",
-        "hours_unreadable": "Escribe el horario así: 09:00-14:00, 15:00-18:00",
+        "hours_unreadable": "Escribe el horario en formato de 24 horas y en orden, así: "
+        "09:00-14:00, 15:00-18:00",
         "dashboard": "Panel de experiencia",
         "forbidden": "No tienes acceso a esta página.",
         "forbidden_detail": "El panel de experiencia es para responsables y administradores.",

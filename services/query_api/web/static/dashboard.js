@@ -36,6 +36,10 @@
     const wall = Date.UTC(y, m, d);
     let ms = wall - offsetAt(wall);
     ms = wall - offsetAt(ms); // the offset in force at that midnight, not at the guess
+    const at = dateIn(ms);
+    // A midnight the clocks skip (Santiago in September): the day starts at the jump, as the
+    // server's buckets do (zoneinfo's fold=0), not an hour early on the day before.
+    if (Date.UTC(at.y, at.m, at.d) < wall) ms = wall - offsetAt(ms);
     return new Date(ms);
   }
 
@@ -89,7 +93,8 @@
       const cells = aggregate(result.buckets);
       renderTable(cells, result.min_confident_n);
       renderHeatmap(cells, result.min_confident_n);
-      renderTrend(result.buckets, result.time_zone || "UTC");
+      lastTrend = [result.buckets, result.time_zone || "UTC"];
+      renderTrend(...lastTrend);
     } catch (error) {
       showError($("sat-empty"), error);
       $("sat-empty").hidden = false;
@@ -210,7 +215,9 @@
       ],
     }, data, $("trend"));
   }
-  $("trend-metric").addEventListener("change", refresh);
+  // Another metric redraws the trend from the answer it has: nothing else changed.
+  let lastTrend = null;
+  $("trend-metric").addEventListener("change", () => { if (lastTrend) renderTrend(...lastTrend); });
   // The chart follows its box when the window changes (a phone turned, a desktop window
   // narrowed): drawn once at the first width, it kept the page 1,368 px wide (a review).
   let resizing = null;

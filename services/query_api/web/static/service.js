@@ -33,17 +33,22 @@
         : metricCell(name, bucket.metrics[name]?.value, bucket.metrics[name]?.n, minN, t("service_low_n"), SECONDS.has(name)))));
   }
 
+  let loads = 0; // an older answer arriving last must not replace a newer one
+
   async function refresh() {
+    const load = ++loads;
     const search = params();
     $("service-xlsx").href = `/v1/service/touchpoints?${search}&format=xlsx`;
     $("service-csv").href = `/v1/service/touchpoints?${search}&format=csv`;
     $("service-parquet").href = `/v1/service/touchpoints?${search}&format=parquet`;
     try {
       const result = await api(`/v1/service/touchpoints?${search}`);
+      if (load !== loads) return;
       $("service").tBodies[0].replaceChildren(...result.buckets.map((b) => row(b, result.min_confident_n)));
       $("service-empty").textContent = t("no_service_data");
       $("service-empty").hidden = result.buckets.length > 0;
     } catch (error) {
+      if (load !== loads) return;
       showError($("service-empty"), error);
       $("service-empty").hidden = false;
     }

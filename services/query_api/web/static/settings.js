@@ -18,10 +18,14 @@
     const parts = text.split(/[,;]/).map((part) => part.trim()).filter(Boolean);
     const spans = [];
     for (const part of parts) {
-      const found = part.match(/^(\d{1,2})(?:[:.h](\d{2}))?\s*[-–—]\s*(\d{1,2})(?:[:.h](\d{2}))?$/);
+      const found = part.match(/^(\d{1,2})(?:[:.h](\d{2}))?h?\s*[-–—]\s*(\d{1,2})(?:[:.h](\d{2}))?h?$/);
       if (!found) return null;
       const pad = (h, m) => `${h.padStart(2, "0")}:${m || "00"}`;
-      spans.push([pad(found[1], found[2]), pad(found[3], found[4])]);
+      const span = [pad(found[1], found[2]), pad(found[3], found[4])];
+      // 24-hour times, in order: "9-12, 1-5" (meant as the afternoon) is refused, not read as
+      // open from 1 to 5 in the night.
+      if (spans.length && span[0] < spans[spans.length - 1][1]) return null;
+      spans.push(span);
     }
     return spans;
   }
