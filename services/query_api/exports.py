@@ -8,8 +8,9 @@ text comes from customers. Numbers are never prefixed, so a negative NPS stays a
 
 The Excel download is for people: a CSV opened in a Spanish Excel puts each whole row in one
 column (its list separator is `;`), shows accents garbled without a byte-order mark, and reads
-`42.5` as 425 or a date. An `.xlsx` has none of that: numbers are numbers, times are times (UTC,
-as the JSON gives them), and text is always written as text, never as a formula, so no prefix is
+`42.5` as 425 or a date. An `.xlsx` has none of that: numbers are numbers, times are times (as
+the JSON gives them: UTC, or a bucket's start in the answer's time zone, its offset written in
+the cell's format), and text is always written as text, never as a formula, so no prefix is
 needed there.
 """
 
@@ -87,7 +88,13 @@ def to_xlsx(rows: Sequence[Row], columns: Sequence[str], sheet: str = "cem") -> 
     with xlsxwriter.Workbook(buffer, options) as book:
         page = book.add_worksheet(sheet)
         bold = book.add_format({"bold": True})
-        when = book.add_format({"num_format": 'yyyy-mm-dd hh:mm:ss "UTC"'})  # says its zone
+        formats: dict[str, Any] = {}
+
+        def when(zone: str) -> Any:  # a time's format says its zone: "UTC", or "+01:00"
+            if zone not in formats:
+                formats[zone] = book.add_format({"num_format": f'yyyy-mm-dd hh:mm:ss "{zone}"'})
+            return formats[zone]
+
         for j, column in enumerate(columns):
             page.write_string(0, j, column, bold)
             page.set_column(j, j, min(max(len(column), 10), 40))  # the header readable
@@ -100,7 +107,16 @@ def to_xlsx(rows: Sequence[Row], columns: Sequence[str], sheet: str = "cem") -> 
     return buffer.getvalue()
 
 
-def _xlsx_cell(page: Any, i: int, j: int, value: Any, when: Any) -> None:
+def _zone_label(value: datetime) -> str:
+    """How a time's cell names its zone: UTC (and a time without one), else its offset, as the
+    JSON writes it (a Madrid bucket's start: `+01:00`)."""
+    offset = value.utcoffset()
+    if offset is None or not offset:
+        return "UTC"
+    return value.isoformat()[-6:]
+
+
+def _xlsx_cell(page: Any, i: int, j: int, value: Any, when: Callable[[str], Any]) -> None:
     if value is None:
         return
     if isinstance(value, bool):  # before numbers: a bool is an int
@@ -108,14 +124,21 @@ def _xlsx_cell(page: Any, i: int, j: int, value: Any, when: Any) -> None:
     elif isinstance(value, int | float):
         if math.isfinite(value):  # Excel has no NaN or infinity: an empty cell, not a 500
             page.write_number(i, j, value)
-    elif isinstance(value, datetime):  # Excel has no time zone: UTC, as the JSON's times are
-        page.write_datetime(i, j, value.astimezone(UTC) if value.tzinfo else value, when)
+    elif isinstance(value, datetime):  # Excel has no time zone: the wall time, zone beside it
+        page.write_datetime(i, j, value, when(_zone_label(value)))
     else:
         page.write_string(i, j, str(value))
 
 
+def _in_utc(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC)
+    return value
+
+
 def to_parquet(rows: Sequence[Row], columns: Sequence[str]) -> bytes:
-    data = {column: [row.get(column) for row in rows] for column in columns}
+    # Parquet's times are instants: every time in UTC (a column's zone would be its first row's).
+    data = {column: [_in_utc(row.get(column)) for row in rows] for column in columns}
     table = pa.Table.from_pydict(data)
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink)

@@ -4,10 +4,12 @@ draws one request in another zone. The tenant's calendar is put back as it was a
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import openpyxl
 import pytest
 
 from tests.e2e.deployments import TENANT_B, Api, Deployment, new_tag
@@ -63,6 +65,20 @@ def test_figures_fall_into_the_days_of_the_tenants_time_zone(
     assert day["responses"]["csat"] == 2
     start = datetime.fromisoformat(day["bucket_start"])
     assert start.astimezone(UTC).hour in (22, 23)  # Madrid's midnight, in UTC
+    # Written as Madrid writes it: midnight, with Madrid's offset (+01:00 or +02:00).
+    assert day["bucket_start"][10:19] == "T00:00:00" and day["bucket_start"][-6:] in (
+        "+01:00",
+        "+02:00",
+    )
+    # The Excel download shows the same midnight, its offset in the cell's format.
+    sheet = api.get(path, manager, touchpoint=survey, bucket="day", format="xlsx", **window)
+    assert sheet.status_code == 200, sheet.text
+    cells = openpyxl.load_workbook(io.BytesIO(sheet.content)).active
+    assert cells is not None
+    header = [c.value for c in cells[1]]
+    cell = cells.cell(row=2, column=header.index("bucket_start") + 1)
+    assert (cell.value.hour, cell.value.minute) == (0, 0)
+    assert cell.number_format.endswith(f'"{day["bucket_start"][-6:]}"')
     utc = api.get(path, manager, touchpoint=survey, bucket="day", tz="UTC", **window).json()
     assert utc["time_zone"] == "UTC"
     assert [b["responses"]["csat"] for b in utc["buckets"]] == [1, 1]  # two UTC days

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import openpyxl
 
@@ -39,6 +39,7 @@ def test_an_excel_download_keeps_each_values_type_and_runs_no_text() -> None:
             "n": 31,
             "low_confidence": False,
             "at": datetime(2026, 3, 1, 10, 30, tzinfo=timezone(timedelta(hours=1))),
+            "utc": datetime(2026, 3, 1, 9, 30, tzinfo=UTC),
             "verbatim": '=HYPERLINK("http://evil")',
             "link": "https://example.io/x",
             "digits": "0034617345678",
@@ -55,7 +56,8 @@ def test_an_excel_download_keeps_each_values_type_and_runs_no_text() -> None:
         -42.5,
         31,
         False,
-        datetime(2026, 3, 1, 9, 30),  # UTC: Excel has no time zone
+        datetime(2026, 3, 1, 10, 30),  # its wall time; Excel has no zone: the format says it
+        datetime(2026, 3, 1, 9, 30),
         '=HYPERLINK("http://evil")',  # text as it was: not a formula, not prefixed
         "https://example.io/x",
         "0034617345678",  # text stays text: no number, no lost leading zeros
@@ -64,9 +66,10 @@ def test_an_excel_download_keeps_each_values_type_and_runs_no_text() -> None:
     ]
     cells = {c.value: c.data_type for c in sheet[2] if c.value is not None}
     assert cells['=HYPERLINK("http://evil")'] == "s" and cells[-42.5] == "n"
-    assert sheet["F2"].hyperlink is None and sheet["G2"].hyperlink is None
+    assert sheet["G2"].hyperlink is None and sheet["H2"].hyperlink is None
     assert sheet.freeze_panes == "A2"
-    assert sheet["E2"].number_format == 'yyyy-mm-dd hh:mm:ss "UTC"'  # the zone shown
+    assert sheet["E2"].number_format == 'yyyy-mm-dd hh:mm:ss "+01:00"'  # the zone shown
+    assert sheet["F2"].number_format == 'yyyy-mm-dd hh:mm:ss "UTC"'
 
 
 def test_an_excel_download_of_nothing_still_names_its_columns() -> None:

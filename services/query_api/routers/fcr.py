@@ -7,7 +7,7 @@ customer: the identity map's redirects (absorbed id -> survivor) gather its memb
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -34,7 +34,7 @@ from services.query_api.routers.satisfaction import (
     window,
 )
 from services.query_api.routers.service import NAME_PATTERN
-from services.query_api.routers.settings import TimeZoneQuery, zone_of
+from services.query_api.routers.settings import TimeZoneQuery, zone_of, zoned
 from services.satisfaction.fcr import DEFINITION, REPEAT_RATE_DEFINITION
 from services.satisfaction.fcr_cells import FcrCell
 from services.satisfaction.fcr_sql import RangeTooBusy, read_fcr
@@ -100,14 +100,14 @@ class FcrReport(BaseModel):
     buckets: list[FcrBucket]
 
 
-def _bucket_out(cell: FcrCell) -> FcrBucket:
+def _bucket_out(cell: FcrCell, zone: str = "UTC") -> FcrBucket:
     counts = {name: getattr(cell, name) for name in COUNT_FIELDS}
     return FcrBucket(
         touchpoint=cell.touchpoint,
         channel=cell.channel,
         queue=cell.queue,
         agent=cell.agent,
-        bucket_start=datetime.fromtimestamp(cell.bucket_start, UTC),
+        bucket_start=zoned(cell.bucket_start, zone),
         status="final" if cell.final else "provisional",
         counts=FcrCounts(**counts),
         metrics={
@@ -201,7 +201,7 @@ def first_contact_resolution(
         "queue": any_of(queue),
         "agent": any_of(agent),
     }
-    buckets = [_bucket_out(c) for c in cells if _wanted(c, filters)]
+    buckets = [_bucket_out(c, zone) for c in cells if _wanted(c, filters)]
     if format != ExportFormat.json:
         return download_items(buckets, _columns(), "fcr", format)
     return FcrReport(

@@ -21,7 +21,7 @@ from services.query_api.exports import (
     touchpoint_columns,
 )
 from services.query_api.params import INSTANT_HELP, Moment, any_of, ordered_range
-from services.query_api.routers.settings import TimeZoneQuery, zone_of
+from services.query_api.routers.settings import TimeZoneQuery, zone_of, zoned
 from services.satisfaction.metrics import DEFINITIONS, MIN_CONFIDENT_N, Definition, MetricValue
 from services.satisfaction.sentiment import DEFINITION as SENTIMENT_DEFINITION
 from services.satisfaction.sentiment_sql import (
@@ -108,7 +108,10 @@ NO_SENTIMENT = SentimentOut(n=0, negative_share=None, positive_share=None, mean_
 class TouchpointBucket(BaseModel):
     touchpoint: str = Field(description="attributed touchpoint (of the rated interaction)")
     channel: str = Field(description="attributed channel")
-    bucket_start: datetime = Field(description="start of the bucket; for `total`, `since`")
+    bucket_start: datetime = Field(
+        description="start of the bucket, written with the offset of the answer's `time_zone` "
+        "(a Madrid day: `2026-12-02T00:00:00+01:00`); for `total`, `since`"
+    )
     responses: ResponseCounts
     metrics: dict[str, MetricOut] = Field(description="by definition key, e.g. `nps@1`")
     sentiment: SentimentOut = Field(
@@ -191,11 +194,11 @@ def metric_out(value: MetricValue) -> MetricOut:
     )
 
 
-def _bucket_out(row: TouchpointMetrics) -> TouchpointBucket:
+def _bucket_out(row: TouchpointMetrics, zone: str = "UTC") -> TouchpointBucket:
     return TouchpointBucket(
         touchpoint=row.touchpoint,
         channel=row.channel,
-        bucket_start=datetime.fromtimestamp(row.bucket_start, UTC),
+        bucket_start=zoned(row.bucket_start, zone),
         responses=ResponseCounts(**row.responses),
         metrics={key: metric_out(value) for key, value in row.metrics.items()},
     )
@@ -215,24 +218,24 @@ def _sentiment_out(row: TouchpointSentiment) -> SentimentOut:
     return SentimentOut(**_figures(row), by_language=languages)
 
 
-def _no_answers(row: TouchpointSentiment) -> TouchpointBucket:
+def _no_answers(row: TouchpointSentiment, zone: str = "UTC") -> TouchpointBucket:
     return TouchpointBucket(
         touchpoint=row.touchpoint,
         channel=row.channel,
-        bucket_start=datetime.fromtimestamp(row.bucket_start, UTC),
+        bucket_start=zoned(row.bucket_start, zone),
         responses=ResponseCounts(nps=0, csat=0, ces=0),
         metrics={d.key: metric_out(d.with_interval(None, 0, 0.0)) for d in DEFINITIONS},
     )
 
 
 def with_sentiment(
-    metrics: list[TouchpointMetrics], sentiment: list[TouchpointSentiment]
+    metrics: list[TouchpointMetrics], sentiment: list[TouchpointSentiment], zone: str = "UTC"
 ) -> list[TouchpointBucket]:
     """One bucket per cell that has answers or texts, oldest first, sentiment beside the metrics."""
-    cells = {(r.bucket_start, r.touchpoint, r.channel): _bucket_out(r) for r in metrics}
+    cells = {(r.bucket_start, r.touchpoint, r.channel): _bucket_out(r, zone) for r in metrics}
     for row in sentiment:
         key = (row.bucket_start, row.touchpoint, row.channel)
-        bucket = cells.get(key) or _no_answers(row)
+        bucket = cells.get(key) or _no_answers(row, zone)
         cells[key] = bucket.model_copy(update={"sentiment": _sentiment_out(row)})
     return [cells[key] for key in sorted(cells)]
 
@@ -279,7 +282,8 @@ def touchpoint_satisfaction(
         time_zone=zone_of(request, principal.tenant_id, tz),
     )
     rows = read_touchpoint_metrics(request.app.state.warehouse, query)
-    buckets = with_sentiment(rows, read_touchpoint_sentiment(request.app.state.warehouse, query))
+    texts = read_touchpoint_sentiment(request.app.state.warehouse, query)
+    buckets = with_sentiment(rows, texts, query.time_zone)
     if format != ExportFormat.json:
         return download_items(buckets, touchpoint_columns(), "satisfaction-touchpoints", format)
     return TouchpointSatisfaction(

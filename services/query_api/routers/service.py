@@ -3,7 +3,7 @@ rate, per channel, queue and agent, over time, each with its sample size."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -22,7 +22,7 @@ from services.query_api.routers.satisfaction import (
     Until,
     window,
 )
-from services.query_api.routers.settings import TimeZoneQuery, calendar_of, zone_of
+from services.query_api.routers.settings import TimeZoneQuery, calendar_of, zone_of, zoned
 from services.satisfaction.metrics import MIN_CONFIDENT_N, MetricValue
 from services.service_metrics.definitions import (
     DEFAULT_SERVICE_LEVEL_S,
@@ -109,13 +109,13 @@ def _metric_out(value: MetricValue) -> MetricOut:
     )
 
 
-def _bucket_out(row: ServiceMetrics) -> ServiceBucket:
+def _bucket_out(row: ServiceMetrics, zone: str = "UTC") -> ServiceBucket:
     return ServiceBucket(
         touchpoint=row.touchpoint,
         channel=row.channel,
         queue=row.queue,
         agent=row.agent,
-        bucket_start=datetime.fromtimestamp(row.bucket_start, UTC),
+        bucket_start=zoned(row.bucket_start, zone),
         counts=ServiceCounts(**row.counts),
         metrics={key: _metric_out(value) for key, value in row.metrics.items()},
     )
@@ -188,7 +188,8 @@ def touchpoint_service(
         time_zone=zone_of(request, principal.tenant_id, tz, calendar),
         calendar=calendar,
     )
-    buckets = [_bucket_out(row) for row in read_service_metrics(request.app.state.warehouse, query)]
+    rows = read_service_metrics(request.app.state.warehouse, query)
+    buckets = [_bucket_out(row, query.time_zone) for row in rows]
     if format != ExportFormat.json:
         return download_items(buckets, service_columns(), "service-touchpoints", format)
     return TouchpointService(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -113,6 +114,12 @@ def calendar_of(request: Request, tenant_id: str) -> Calendar:
         stored = store.get(tenant_id)
         cache[tenant_id] = (now + CACHE_S, stored)
     return stored.calendar if stored is not None else UTC_ALWAYS_OPEN
+
+
+def zoned(seconds: int, zone: str) -> datetime:
+    """An instant as the zone writes it (`2026-12-02T00:00:00+01:00`, a Madrid bucket's start):
+    the same instant as in UTC, readable as the day it starts; UTC stays `Z`."""
+    return datetime.fromtimestamp(seconds, UTC if zone == "UTC" else ZoneInfo(zone))
 
 
 def zone_of(

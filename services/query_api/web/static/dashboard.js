@@ -170,7 +170,8 @@
 
   function renderTrend(buckets, timeZone) {
     const metric = $("trend-metric").value;
-    const times = [...new Set(buckets.map((b) => b.bucket_start))].sort();
+    // By instant, not by text: a bucket's start carries its zone's offset, which changes.
+    const times = [...new Set(buckets.map((b) => b.bucket_start))].sort((a, b) => new Date(a) - new Date(b));
     const touchpoints = [...new Set(buckets.map((b) => b.touchpoint))].sort();
     const index = new Map(times.map((time, i) => [time, i]));
     const series = touchpoints.map((tp) => {
