@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from cem.adapters.sqlite_log import storage_errors
-from cem.adapters.sqlite_store import open_private_db
+from cem.adapters.sqlite_store import PrivateDbStore
 from cem.adapters.sqlite_users import from_micros, to_micros
 from kernel.ports import ACCESS_ENTRY_FIELDS, AccessEntry, AccessQuery
 
@@ -63,22 +58,15 @@ def _entry(row: tuple[Any, ...]) -> AccessEntry:
     return AccessEntry(entry_id, tenant_id, from_micros(at), *rest)
 
 
-class SqliteAccessAudit:
+class SqliteAccessAudit(PrivateDbStore):
     """An AccessAudit in one SQLite file, 0600. Thread-safe (one connection behind a lock)."""
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
         # Who read which customer: personal data, owner only. As the event log by default
         # (`sqlite_log._connect`): a commit is in the WAL before the read answers, so it survives a
         # crash of this process; only an OS crash or power loss can lose the last entries. An
         # fsync per read would cost more than the read.
-        self._conn = open_private_db(self.path, SCHEMA, "synchronous = NORMAL")
-
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, storage_errors(self.path):
-            yield self._conn
+        super().__init__(path, SCHEMA, "synchronous = NORMAL")
 
     def record(self, entry: AccessEntry) -> None:
         with self._db() as conn:
@@ -99,7 +87,3 @@ class SqliteAccessAudit:
         with self._db() as conn:
             rows = conn.execute(SELECT, query_params(query)).fetchall()
         return [_entry(row) for row in rows]
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()

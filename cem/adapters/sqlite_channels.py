@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import builtins
 import json
-import sqlite3
-import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from cem.adapters.memory_channels import check_new_channel, kept_headers, open_body, seal_body
-from cem.adapters.sqlite_log import from_micros, micros_now, storage_errors
-from cem.adapters.sqlite_store import open_private_db
+from cem.adapters.sqlite_log import from_micros, micros_now
+from cem.adapters.sqlite_store import PrivateDbStore
 from kernel.channels import (
     ChannelConfig,
     DeadLetterStatus,
@@ -93,20 +90,14 @@ def _letter(row: tuple[Any, ...]) -> WebhookDeadLetter:
     )  # fmt: skip
 
 
-class SqliteChannelStore:
+class SqliteChannelStore(PrivateDbStore):
     """A ChannelStore in one SQLite file. Thread-safe (one connection behind a lock)."""
 
     def __init__(self, path: Path, box: SecretBox) -> None:
-        self.path, self._box = Path(path), box
-        self._lock = threading.Lock()
+        self._box = box
         # synchronous=FULL (the default): a dead letter must survive power loss once the
         # provider has been told to stop retrying. Sealed secrets: the file is owner only.
-        self._conn = open_private_db(self.path, SCHEMA)
-
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, storage_errors(self.path):
-            yield self._conn
+        super().__init__(path, SCHEMA)
 
     def add(
         self,
@@ -204,7 +195,3 @@ class SqliteChannelStore:
             if delete:
                 return int(conn.execute(f"DELETE {TENANT_LETTERS}", params).rowcount)
             return int(conn.execute(f"SELECT count() {TENANT_LETTERS}", params).fetchone()[0])
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()

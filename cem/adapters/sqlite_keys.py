@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +14,8 @@ from cem.adapters.memory_keys import (
     mint_key,
     principal_of,
 )
-from cem.adapters.sqlite_log import from_micros, micros_now, storage_errors
-from cem.adapters.sqlite_store import open_private_db
+from cem.adapters.sqlite_log import from_micros, micros_now
+from cem.adapters.sqlite_store import PrivateDbStore
 from kernel.ports import Principal
 
 SCHEMA = """
@@ -43,21 +39,14 @@ def _stored(row: tuple[Any, ...]) -> StoredKey:
     return StoredKey(key_id, tenant_id, role, name, secret_sha256, from_micros(created_at), revoked)
 
 
-class SqliteKeyStore:
+class SqliteKeyStore(PrivateDbStore):
     """A KeyStore in one SQLite file. Thread-safe (one connection behind a lock)."""
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
         self._valid = ValidKeyCache()
         # Keys change rarely, so they keep SQLite's default synchronous=FULL: a created key
         # survives power loss; WAL lets authentication read while a key is being written.
-        self._conn = open_private_db(self.path, SCHEMA)
-
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, storage_errors(self.path):
-            yield self._conn
+        super().__init__(path, SCHEMA)
 
     def create(self, tenant_id: str, role: str, name: str = "") -> tuple[str, str]:
         check_new_key(tenant_id, role, name)
@@ -81,10 +70,6 @@ class SqliteKeyStore:
                 raise KeyError(key_id)
             conn.execute(REVOKE_KEY, (micros_now(), key_id))
         self._valid.forget(key_id)
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
 
     def list(self, tenant_id: str) -> builtins.list[dict[str, Any]]:
         """The tenant's keys, oldest first, without secrets or digests."""

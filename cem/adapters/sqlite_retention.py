@@ -4,17 +4,12 @@ directory (embedded mode), beside the keys and accounts."""
 from __future__ import annotations
 
 import builtins
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from cem.adapters.sqlite_log import storage_errors
-from cem.adapters.sqlite_store import open_private_db
+from cem.adapters.sqlite_store import PrivateDbStore
 from cem.adapters.sqlite_users import from_micros, to_micros
 from cem.retention import ApplyRun, Policy
 
@@ -56,18 +51,11 @@ def _run(row: tuple[Any, ...]) -> ApplyRun:
     )
 
 
-class SqliteRetentionStore:
+class SqliteRetentionStore(PrivateDbStore):
     """A RetentionStore in one SQLite file, 0600. Thread-safe (one connection behind a lock)."""
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._conn = open_private_db(self.path, SCHEMA)
-
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, storage_errors(self.path):
-            yield self._conn
+        super().__init__(path, SCHEMA)
 
     def set(self, policy: Policy) -> None:
         with self._db() as conn:
@@ -91,7 +79,3 @@ class SqliteRetentionStore:
     def runs(self, tenant_id: str, limit: int = 20) -> builtins.list[ApplyRun]:
         with self._db() as conn:
             return [_run(row) for row in conn.execute(SELECT_RUNS, (tenant_id, limit))]
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()

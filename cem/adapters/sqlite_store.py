@@ -5,6 +5,9 @@ store guards with its own lock, WAL so readers never wait for a writer, then the
 from __future__ import annotations
 
 import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from cem.adapters.sqlite_log import storage_errors
@@ -22,3 +25,22 @@ def open_private_db(path: Path, schema: str, *pragmas: str) -> sqlite3.Connectio
             conn.execute(f"PRAGMA {pragma}")
         conn.executescript(schema)
     return conn
+
+
+class PrivateDbStore:
+    """A store in one private SQLite file: one connection behind one lock (thread-safe), every
+    use of it inside `_db()`, so a full or read-only disk raises the port's exception."""
+
+    def __init__(self, path: Path, schema: str, *pragmas: str) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._conn = open_private_db(self.path, schema, *pragmas)
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, storage_errors(self.path):
+            yield self._conn
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

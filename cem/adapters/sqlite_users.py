@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import builtins
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cem.adapters.sqlite_log import storage_errors
-from cem.adapters.sqlite_store import open_private_db
+from cem.adapters.sqlite_store import PrivateDbStore
 from kernel.ports import SessionRecord, UserRecord
 
 SCHEMA = """
@@ -56,18 +52,11 @@ def _user(row: tuple[Any, ...]) -> UserRecord:
     return UserRecord(user_id, tenant_id, role, email, password_hash, from_micros(created_at))
 
 
-class SqliteUserStore:
+class SqliteUserStore(PrivateDbStore):
     """A UserStore in one SQLite file. Thread-safe (one connection behind a lock)."""
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._conn = open_private_db(self.path, SCHEMA)  # hashes and sessions: owner only
-
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, storage_errors(self.path):
-            yield self._conn
+        super().__init__(path, SCHEMA)  # hashes and sessions: owner only
 
     def add_user(self, user: UserRecord) -> None:
         values = (user.user_id, user.tenant_id, user.role, user.email, user.password_hash)
@@ -120,7 +109,3 @@ class SqliteUserStore:
     def delete_session(self, session_digest: str) -> None:
         with self._db() as conn:
             conn.execute(DELETE_SESSION, (session_digest,))
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
