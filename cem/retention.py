@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from cem.adapters.memory_keys import TENANT_PATTERN
+from cem.adapters.memory_keys import check_tenant_id
 from cem.dead_letters import TABLE as DEAD_LETTERS
 from kernel.ports import Warehouse
 from kernel.processing import to_micros  # how the warehouse stores every time
@@ -116,9 +116,10 @@ class RetentionStore(Protocol):
 
 
 def check_tenant(tenant_id: str) -> str:
-    if not TENANT_PATTERN.fullmatch(tenant_id):
-        raise RetentionError(f"invalid tenant id {tenant_id!r}: use a-z, 0-9, '_', '.', '-' (≤64)")
-    return tenant_id
+    try:
+        return check_tenant_id(tenant_id)
+    except ValueError as exc:
+        raise RetentionError(str(exc)) from None
 
 
 def check_days(option: str, days: int | None) -> int | None:
