@@ -66,7 +66,7 @@ from services.identity.resolver import IdentityResolver
 from services.identity.settings import IdentitySettings
 from services.ingest.backlog import BacklogGate, LogBacklog
 from services.projections.arrivals import ARRIVALS, LatestPositions, positions_of
-from services.service_metrics.calendar import CalendarStore
+from services.service_metrics.calendar import CachedCalendars, CalendarStore
 
 
 def embedded_channels(settings: CoreSettings) -> SqliteChannelStore:
@@ -362,7 +362,8 @@ def create_app(platform: Platform) -> FastAPI:
         "channels": platform.channels,
         "accounts": Accounts(platform.users, platform.clock) if platform.users else None,
         "access_audit": platform.access_audit,
-        "calendars": platform.calendars,
+        # Read by every aggregate route: kept a few seconds (a PUT here is seen at once).
+        "calendars": CachedCalendars(platform.calendars) if platform.calendars else None,
         "arrivals_stored": platform.arrivals_stored,
         "latest_arrivals": platform.latest_arrivals,
         "log_sealed": platform.settings.seal_personal_data,

@@ -13,7 +13,7 @@ from kernel.accounts import Accounts
 from kernel.clock import SystemClock
 from kernel.ports import AccessAudit, KeyStore, Publisher, UserStore, Warehouse
 from services.identity.resolver import IdentityResolver
-from services.service_metrics.calendar import CalendarStore
+from services.service_metrics.calendar import CachedCalendars, CalendarStore
 
 
 def health_router(details: Callable[[], dict[str, Any]]) -> APIRouter:
@@ -89,7 +89,8 @@ def create_app(
     web_security.install(app)
     app.state.warehouse, app.state.keys = warehouse, keys
     app.state.access_audit = access_audit
-    app.state.calendars = calendars  # tenants' time zones and opening hours
+    # Tenants' time zones and opening hours, read by every aggregate route: kept a few seconds.
+    app.state.calendars = CachedCalendars(calendars) if calendars is not None else None
     app.state.log_sealed = log_sealed  # CEM_SEAL_PERSONAL_DATA: what an erasure can reach
     if identity is not None:
         app.state.identity = identity

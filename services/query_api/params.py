@@ -8,10 +8,10 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from fastapi import Query
+from fastapi import Query, Request
 from pydantic import AwareDatetime, BeforeValidator, StringConstraints
 
 from kernel.api_errors import ApiError
@@ -91,3 +91,10 @@ __all__ = [
     "invalid_range",
     "ordered_range",
 ]
+
+
+def now(request: Request) -> datetime:
+    """The app's clock when the composition root set one (tests control it), else the system's."""
+    clock = getattr(request.app.state, "clock", None)
+    current: datetime = clock.now() if clock is not None else datetime.now(UTC)
+    return current.astimezone(UTC)

@@ -14,6 +14,7 @@ from cem.adapters.memory_calendars import MemoryCalendarStore
 from cem.adapters.sqlite_calendars import CALENDARS_FILE, SqliteCalendarStore
 from services.service_metrics.calendar import (
     UTC_ALWAYS_OPEN,
+    CachedCalendars,
     Calendar,
     CalendarStore,
     StoredCalendar,
@@ -63,3 +64,8 @@ class TestSqliteCalendarStore(CalendarStoreContract):
 class TestMemoryCalendarStore(CalendarStoreContract):
     def make_store(self, tmp_path: Path) -> CalendarStore:
         return MemoryCalendarStore()
+
+
+class TestCachedCalendars(CalendarStoreContract):
+    def make_store(self, tmp_path: Path) -> CalendarStore:
+        return CachedCalendars(SqliteCalendarStore(tmp_path / CALENDARS_FILE))

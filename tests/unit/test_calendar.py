@@ -17,6 +17,7 @@ from services.satisfaction.fcr_cells import bucket_start
 from services.service_metrics.calendar import (
     UTC_ALWAYS_OPEN,
     WEEKDAYS,
+    CachedCalendars,
     Calendar,
     CalendarError,
     StoredCalendar,
@@ -225,25 +226,33 @@ def test_buckets_start_at_the_zones_own_midnights_and_hours() -> None:
 
 
 def test_a_process_reads_a_tenants_calendar_once_in_a_while(tmp_path: Path) -> None:
-    from types import SimpleNamespace
-
-    from services.query_api.routers import settings
-
     store = SqliteCalendarStore(tmp_path / "calendars.sqlite")
     reads: list[str] = []
-    counted = SimpleNamespace(get=lambda tenant: reads.append(tenant) or store.get(tenant))
-    request = cast(
-        Any, SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(calendars=counted)))
-    )
+
+    class Counted:
+        def get(self, tenant: str) -> StoredCalendar | None:
+            reads.append(tenant)
+            return store.get(tenant)
+
+        def set(self, stored: StoredCalendar) -> None:
+            store.set(stored)
+
+        def close(self) -> None:
+            store.close()
+
+    clock = [100.0]
+    cached = CachedCalendars(Counted(), ttl_s=5.0, clock=lambda: clock[0])
     store.set(StoredCalendar("acme", Calendar.from_json(MADRID), datetime.now(UTC), "k"))
-    assert [settings.calendar_of(request, "acme").time_zone for _ in range(3)] == [
-        "Europe/Madrid"
-    ] * 3
-    assert settings.calendar_of(request, "globex") == UTC_ALWAYS_OPEN
-    assert reads == ["acme", "globex"]  # once each, within CACHE_S
-    request.app.state.calendar_cache["acme"] = (0.0, None)  # expired
-    assert settings.calendar_of(request, "acme").time_zone == "Europe/Madrid"
-    assert reads == ["acme", "globex", "acme"]
+    assert [cached.get("acme").calendar.time_zone for _ in range(3)] == ["Europe/Madrid"] * 3  # type: ignore[union-attr]
+    assert cached.get("globex") is None
+    assert reads == ["acme", "globex"]  # once each, within the 5 s
+    clock[0] += 5.0  # expired: read again
+    assert cached.get("acme") is not None and reads == ["acme", "globex", "acme"]
+    # A change through this process is seen at once, without a read.
+    canary = StoredCalendar("acme", Calendar(time_zone="Atlantic/Canary"), datetime.now(UTC), "k")
+    cached.set(canary)
+    assert cached.get("acme") == canary and reads == ["acme", "globex", "acme"]
+    cached.close()
 
 
 def test_a_stored_zone_no_longer_taken_reads_as_utc(tmp_path: Path) -> None:

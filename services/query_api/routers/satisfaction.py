@@ -20,7 +20,7 @@ from services.query_api.exports import (
     download_items,
     touchpoint_columns,
 )
-from services.query_api.params import INSTANT_HELP, Moment, any_of, ordered_range
+from services.query_api.params import INSTANT_HELP, Moment, any_of, now, ordered_range
 from services.query_api.routers.settings import TimeZoneQuery, zone_of, zoned
 from services.satisfaction.metrics import DEFINITIONS, MIN_CONFIDENT_N, Definition, MetricValue
 from services.satisfaction.sentiment import DEFINITION as SENTIMENT_DEFINITION
@@ -150,13 +150,6 @@ def utc(name: str, value: datetime | None) -> datetime | None:
 def _invalid(name: str, message: str, code: str = "invalid_parameter") -> ApiError:
     details = [{"code": code, "message": message, "path": f"query.{name}"}]
     return ApiError(422, code, f"{name} {message}", details)
-
-
-def now(request: Request) -> datetime:
-    """The app's clock when the composition root set one (tests control it), else the system's."""
-    clock = getattr(request.app.state, "clock", None)
-    current: datetime = clock.now() if clock is not None else datetime.now(UTC)
-    return current.astimezone(UTC)
 
 
 def window(

@@ -9,7 +9,6 @@ see it; admins set it. A tenant that never set one is in UTC and always open.
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -21,6 +20,7 @@ from kernel.api_errors import ApiError
 from kernel.auth import AUTHENTICATED, CAN_READ_AGGREGATES, CAN_SET_SETTINGS, require
 from kernel.ports import Principal
 from kernel.request_body import BODY_RESPONSES, json_body, openapi_body
+from services.query_api.params import now
 from services.service_metrics.calendar import (
     UTC_ALWAYS_OPEN,
     WEEKDAYS,
@@ -86,33 +86,11 @@ def calendar_store(request: Request) -> CalendarStore | None:
     return store
 
 
-# How long a process reuses a tenant's calendar it read: every satisfaction, service and FCR
-# read needs it, and distributed it is a PostgreSQL query. A change made on another replica is
-# seen within this time; on this one at once.
-CACHE_S = 5.0
-
-
-def _cache(request: Request) -> dict[str, tuple[float, StoredCalendar | None]]:
-    cache: dict[str, tuple[float, StoredCalendar | None]] | None = getattr(
-        request.app.state, "calendar_cache", None
-    )
-    if cache is None:
-        cache = request.app.state.calendar_cache = {}
-    return cache
-
-
 def calendar_of(request: Request, tenant_id: str) -> Calendar:
-    """The tenant's calendar; UTC and always open when it set none (or the app has no store)."""
+    """The tenant's calendar; UTC and always open when it set none (or the app has no store).
+    The app's store keeps what it read a few seconds (`CachedCalendars`)."""
     store = calendar_store(request)
-    if store is None:
-        return UTC_ALWAYS_OPEN
-    cache, now = _cache(request), time.monotonic()
-    hit = cache.get(tenant_id)
-    if hit is not None and hit[0] > now:
-        stored = hit[1]
-    else:
-        stored = store.get(tenant_id)
-        cache[tenant_id] = (now + CACHE_S, stored)
+    stored = store.get(tenant_id) if store is not None else None
     return stored.calendar if stored is not None else UTC_ALWAYS_OPEN
 
 
@@ -180,9 +158,8 @@ def put_calendar(
         detail = {"path": f"body.{exc.path}", "code": exc.code, "message": str(exc)}
         raise ApiError(422, "invalid_calendar", str(exc), [detail]) from None
     # Who: the key's id, or the person's email (a person's principal names it), as the page shows.
-    stored = StoredCalendar(principal.tenant_id, calendar, datetime.now(UTC), principal.key_id)
+    stored = StoredCalendar(principal.tenant_id, calendar, now(request), principal.key_id)
     store.set(stored)
-    _cache(request)[principal.tenant_id] = (time.monotonic() + CACHE_S, stored)
     return _out(stored)
 
 

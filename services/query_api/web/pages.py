@@ -24,7 +24,7 @@ from fastapi.templating import Jinja2Templates
 
 from kernel.accounts import AccountLocked, Accounts, ActiveSession
 from kernel.api_errors import ApiError
-from kernel.auth import SESSION_COOKIE, session_of
+from kernel.auth import CAN_SET_SETTINGS, SESSION_COOKIE, session_of
 from kernel.ports import LogUnavailable
 from kernel.request_body import read_limited
 from services.projections.timeline import type_titles
@@ -202,7 +202,7 @@ def settings_page(request: Request) -> Response:
     if session is None:
         return _to_signin(request)
     context = {**_page_context(session), "page": "settings"}
-    if session.user.role != "admin":  # who may set the tenant's settings (`CAN_SET_SETTINGS`)
+    if session.user.role not in CAN_SET_SETTINGS:
         return _render(request, "forbidden.html", context, 403)
     zones = sorted(time_zones())
     return _render(request, "settings.html", {**context, "zones": zones, "weekdays": WEEKDAYS})
