@@ -9,15 +9,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
+from services.satisfaction.buckets import bucket_start
 from services.satisfaction.fcr import FcrContact, Outcome, repeated_contacts
 from services.satisfaction.metrics import MetricValue, wilson_interval
 
 # Bucket start (epoch s), touchpoint, channel, queue, agent.
 CellKey = tuple[int, str, str, str, str]
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -55,43 +53,6 @@ def _percent(count: int, n: int) -> MetricValue:
         return MetricValue(None, 0)
     value = 100 * count / n
     return MetricValue(value, n, wilson_interval(value, n))
-
-
-_WIDTHS = {"hour": 3_600, "day": 86_400}
-_MONDAY_OFFSET = 3 * 86_400  # 1970-01-01 was a Thursday: weeks from Monday start 3 days earlier
-
-
-def bucket_start(micros: int, bucket: str, since: int, zone: str = "UTC") -> int:
-    """Epoch seconds of the bucket of `zone` (an IANA name) that `micros` falls in; `total` is
-    one bucket from `since`. The reference of the warehouse's `bucket_start_sql`: an hour starts
-    at the zone's wall-clock hour (the second 02:00 of a night the clocks go back is an hour of
-    its own), a day, week (from Monday) or month at the zone's midnight."""
-    seconds = micros // 1_000_000
-    if bucket == "total":
-        return since // 1_000_000
-    if zone != "UTC":
-        return _local_start(seconds, bucket, ZoneInfo(zone))
-    if bucket in _WIDTHS:
-        return seconds // _WIDTHS[bucket] * _WIDTHS[bucket]
-    if bucket == "week":
-        week = 7 * 86_400
-        return (seconds + _MONDAY_OFFSET) // week * week - _MONDAY_OFFSET
-    at = _EPOCH + timedelta(seconds=seconds)
-    return int(at.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp())
-
-
-def _local_start(seconds: int, bucket: str, zone: ZoneInfo) -> int:
-    local = datetime.fromtimestamp(seconds, zone)
-    if bucket == "hour":  # the wall clock's hour under the offset in force at that instant
-        offset = local.utcoffset()
-        assert offset is not None  # a ZoneInfo always has one
-        return seconds - (seconds + int(offset.total_seconds())) % 3600
-    day = local.date()
-    if bucket == "week":
-        day -= timedelta(days=day.weekday())
-    elif bucket == "month":
-        day = day.replace(day=1)
-    return int(datetime(day.year, day.month, day.day, tzinfo=zone).timestamp())
 
 
 def _key(contact: FcrContact, bucket: str, since: int, zone: str = "UTC") -> CellKey:

@@ -24,7 +24,8 @@ from operator import itemgetter
 from typing import Any
 
 from services.projections.repeat_contact import WINDOW_MICROS
-from services.satisfaction.fcr_cells import CellKey, FcrCell, bucket_start
+from services.satisfaction.buckets import bucket_start
+from services.satisfaction.fcr_cells import CellKey, FcrCell
 
 # The columns read, in the order `_fold` unpacks each event's values.
 COLUMNS = ("customer_id", "event_id", "derived_at", "received_at", "channel", "touchpoint",

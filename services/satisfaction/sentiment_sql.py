@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 from kernel.dialect import replacing_engine
 from kernel.ports import Warehouse
-from services.satisfaction.sql import TouchpointQuery, bucket_start_sql
+from services.satisfaction.buckets import bucket_start_sql
+from services.satisfaction.sql import TouchpointQuery
 from services.satisfaction.texts import TEXT_SENTIMENT_TABLE
 
 

@@ -15,33 +15,13 @@ from typing import Any
 from kernel.ports import Warehouse
 from services.projections.sql import any_of_filter, members_filter
 from services.satisfaction.attribution_sql import ATTRIBUTED_RESPONSES, attributed_responses
+from services.satisfaction.buckets import bucket_start_sql
 from services.satisfaction.metrics import DEFINITIONS, Definition, MetricValue
-from services.service_metrics.calendar import check_zone
 
 RESPONSES_TABLE = "survey_responses"
 INTERACTIONS_TABLE = "interactions"
 ALERTS_TABLE = "alerts"
 KINDS = ("nps", "csat", "ces")
-# Epoch seconds of the bucket an answer falls in, `{t}` its DateTime in the bucket's time zone
-# (`toStartOfDay` and the others read the wall clock of the zone the DateTime carries; a Date is
-# turned back into that zone's midnight). `total` is one bucket for the whole range, starting at
-# `since`.
-BUCKET_STARTS = {
-    "hour": "toUInt32(toStartOfHour({t}))",
-    "day": "toUInt32(toStartOfDay({t}))",
-    "week": "toUInt32(toDateTime(toMonday({t}), '{zone}'))",
-    "month": "toUInt32(toDateTime(toStartOfMonth({t}), '{zone}'))",
-    "total": "toUInt32(intDiv({since:Int64}, 1000000))",
-}
-
-
-def bucket_start_sql(bucket: str, column: str, zone: str = "UTC") -> str:
-    """The start (epoch seconds) of the `bucket` in `zone` that the epoch-microsecond `column`
-    falls in; `zone` must be a checked IANA name (`calendar.check_zone`), the one value formatted
-    into SQL here, as 18.16 takes a time zone only as a literal."""
-    zone = check_zone(zone)
-    at = f"toDateTime(intDiv({column}, 1000000), '{zone}')"
-    return BUCKET_STARTS[bucket].replace("{t}", at).replace("{zone}", zone)
 
 
 def ddl(version: tuple[int, ...]) -> list[str]:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kernel.ports import Warehouse
+from services.satisfaction.buckets import bucket_start_sql
 from services.satisfaction.metrics import MetricValue
-from services.satisfaction.sql import bucket_start_sql
 from services.service_metrics.calendar import UTC_ALWAYS_OPEN, Calendar
 from services.service_metrics.calendar_sql import Window, business_seconds_sql
 from services.service_metrics.definitions import DEFAULT_SERVICE_LEVEL_S, SERVICE_DEFINITIONS

@@ -12,8 +12,7 @@ import pytest
 
 from kernel.ports import Warehouse
 from kernel.processing import to_micros
-from services.satisfaction.fcr_cells import bucket_start
-from services.satisfaction.sql import bucket_start_sql
+from services.satisfaction.buckets import bucket_start, bucket_start_sql
 
 ZONES = [
     "UTC",

@@ -13,7 +13,7 @@ from cem.adapters.memory_keys import MemoryKeyStore
 from cem.adapters.sqlite_calendars import SqliteCalendarStore
 from kernel.ports import Warehouse
 from services.query_api.app import create_app
-from services.satisfaction.fcr_cells import bucket_start
+from services.satisfaction.buckets import bucket_start
 from services.service_metrics.calendar import (
     UTC_ALWAYS_OPEN,
     WEEKDAYS,

@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.projections.repeat_contact import WINDOW_MICROS
+from services.satisfaction.buckets import bucket_start
 from services.satisfaction.fcr import fcr_contacts, outcomes, same_topic
-from services.satisfaction.fcr_cells import bucket_start, to_cells
+from services.satisfaction.fcr_cells import to_cells
 from tests.unit.test_repeat_contact import row
 
 DAY = 86_400 * 1_000_000
