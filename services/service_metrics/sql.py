@@ -235,6 +235,18 @@ _FIRST_REPLY = """
         FROM ({conversations})"""
 
 
+def _times(prefix: str, seconds: str) -> str:
+    """p50, p90 and mean of the answered conversations' `seconds` (the twin of `rules._times`)."""
+    answered = "countIf(replied)"
+    return (
+        f"{answered} AS {prefix}_p50_n, "
+        f"quantileExactIf(0.5)({seconds}, replied) AS {prefix}_p50_value, "
+        f"{answered} AS {prefix}_p90_n, "
+        f"quantileExactIf(0.9)({seconds}, replied) AS {prefix}_p90_value, "
+        + _value(f"{prefix}_mean", answered, f"sumIf({seconds}, replied)")
+    )
+
+
 def first_response_sql(
     bucket: str,
     group_by: tuple[str, ...] = DIMENSIONS,
@@ -257,14 +269,8 @@ def first_response_sql(
     return f"""
     SELECT {_keys(group_by)}, {_bucket("first_in", bucket, zone)} AS bucket_start,
         count() AS conversations, count() - {answered} AS unanswered,
-        {answered} AS frt_p50_n, quantileExactIf(0.5)(frt_s, replied) AS frt_p50_value,
-        {answered} AS frt_p90_n, quantileExactIf(0.9)(frt_s, replied) AS frt_p90_value,
-        {_value("frt_mean", answered, "sumIf(frt_s, replied)")},
-        {answered} AS frt_business_p50_n,
-        quantileExactIf(0.5)(frt_business_s, replied) AS frt_business_p50_value,
-        {answered} AS frt_business_p90_n,
-        quantileExactIf(0.9)(frt_business_s, replied) AS frt_business_p90_value,
-        {_value("frt_business_mean", answered, "sumIf(frt_business_s, replied)")}
+        {_times("frt", "frt_s")},
+        {_times("frt_business", "frt_business_s")}
     FROM ({_filtered(responses)})
     {_group(group_by, bucket)}"""
 
