@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 from typing import get_args
@@ -180,3 +181,17 @@ def test_the_fields_an_error_names_are_labels_of_the_pages() -> None:
     assert fields is not None
     labels = re.findall(r':\s*"([a-z_]+)"', fields.group(1))
     assert "since" in labels and set(labels) <= MESSAGES["en"].keys()
+
+
+def test_every_calendar_mistake_is_worded_in_both_languages() -> None:
+    # A refused calendar's detail names what is wrong by a code; the pages word it from these.
+    source = (Path(__file__).parents[2] / "services/service_metrics/calendar.py").read_text()
+    codes = {
+        node.args[1].value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "CalendarError"
+        and len(node.args) == 2 and isinstance(node.args[1], ast.Constant)
+    }  # fmt: skip
+    assert {"unknown_time_zone", "closes_before_opening", "overlapping_hours"} <= codes
+    for language in ("en", "es"):
+        assert {f"api_detail_{code}" for code in codes} <= MESSAGES[language].keys(), language

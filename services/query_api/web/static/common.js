@@ -173,15 +173,19 @@ const CEM = (() => {
   };
 
   // What an API error says, in the page's language: the English page shows the server's message
-  // (it names the wrong value); another language says the error's `code` from its catalogue, or
-  // its status class for a code it does not know, with the field at fault by its label here.
+  // (it names the wrong value); another language says its first detail's or the error's `code`
+  // from its catalogue, or its status class for a code it does not know, with the field at fault
+  // by its label here.
   function errorText(error) {
     if (!(error instanceof ApiError)) return error.message;
     if (error.status === 0) return t("api_error_network");
     const body = (error.body && error.body.error) || {};
     if (lang === "en" && body.message) return body.message;
     const byStatus = messages[`api_error_status_${String(error.status)[0]}xx`];
-    const text = messages[`api_error_${body.code}`] || (byStatus ? byStatus.replace("{status}", error.status) : error.message);
+    // What is wrong with the field at fault, when its detail's code has words (`api_detail_…`:
+    // a closing time before its opening), else the error's own code.
+    const detail = (body.details || []).map((d) => messages[`api_detail_${d.code}`]).find(Boolean);
+    const text = detail || messages[`api_error_${body.code}`] || (byStatus ? byStatus.replace("{status}", error.status) : error.message);
     const field = (body.details || []).map((d) => FIELDS[String(d.path || "").split(".").pop()]).find(Boolean);
     return field ? `${text} (${t(field)})` : text;
   }

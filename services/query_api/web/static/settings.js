@@ -4,7 +4,7 @@
 "use strict";
 
 (() => {
-  const { t, api, el, errorText, when } = CEM;
+  const { t, api, el, showError, when } = CEM;
   const $ = (id) => document.getElementById(id);
   const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
   const form = $("calendar-form");
@@ -51,17 +51,16 @@
     return found[1] === "time_zone" ? $("cal-zone") : $("cal-holidays");
   }
 
-  function refuse(input, text) {
+  function mark(input) {
     input.setAttribute("aria-invalid", "true");
     input.focus();
-    $("cal-status").replaceChildren(el("span", { class: "error", role: "alert" }, text));
   }
 
   async function load() {
     try {
       fill(await api("/v1/settings/calendar"));
     } catch (error) {
-      $("cal-status").replaceChildren(el("span", { class: "error", role: "alert" }, `${t("error")} ${errorText(error)}`));
+      showError($("cal-status"), error);
     }
   }
 
@@ -72,7 +71,11 @@
     for (const day of WEEKDAYS) {
       const input = $(`cal-hours-${day}`);
       const spans = readSpans(input.value);
-      if (spans === null) return refuse(input, `${t("hours_unreadable")} (${t(`weekday_${day}`)})`);
+      if (spans === null) {
+        mark(input);
+        const said = `${t("hours_unreadable")} (${t(`weekday_${day}`)})`;
+        return $("cal-status").replaceChildren(el("span", { class: "error", role: "alert" }, said));
+      }
       hours[day] = spans;
     }
     const holidays = $("cal-holidays").value.split(/[\s,;]+/).filter(Boolean);
@@ -82,15 +85,10 @@
       fill(await api("/v1/settings/calendar", { method: "PUT", body }));
       $("cal-status").textContent = t("calendar_saved");
     } catch (error) {
+      showError($("cal-status"), error); // what is wrong, in the page's language
       const details = (error.body && error.body.error && error.body.error.details) || [];
       const input = details.map((d) => fieldOf(d.path)).find(Boolean);
-      // English shows the server's message (it names the value); Spanish says what is wrong
-      // by the detail's code, the field at fault marked.
-      const code = details.length ? details[0].code : "";
-      const said = CEM.lang !== "en" && code && t(`calendar_error_${code}`) !== `calendar_error_${code}`;
-      const text = `${t("error")} ${said ? t(`calendar_error_${code}`) : errorText(error)}`;
-      if (input) refuse(input, text);
-      else $("cal-status").replaceChildren(el("span", { class: "error", role: "alert" }, text));
+      if (input) mark(input);
     } finally {
       $("cal-save").disabled = false;
     }
