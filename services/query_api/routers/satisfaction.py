@@ -239,9 +239,11 @@ def with_sentiment(
     responses={
         **DOWNLOAD_RESPONSES,
         422: {
-            "description": "a bad parameter, since ≥ until (invalid_range), or more buckets "
-            "than one answer holds (range_too_large), with the violated path"
+            "description": "a bad parameter, since ≥ until (invalid_range), more buckets than "
+            "one answer holds (range_too_large), or an unknown tz (invalid_time_zone), with the "
+            "violated path"
         },
+        503: {"description": "the warehouse or the tenant settings' store cannot answer now"},
     },
 )
 def touchpoint_satisfaction(
