@@ -34,7 +34,7 @@ from cem.runner import (
     skip_to_end,
 )
 from cem.sealing import close_sealing, default_rules, opener_for, sealing_publisher
-from kernel import api_errors, readiness, web_security
+from kernel import api_errors, auth, readiness, web_security
 from kernel.access_audit import audit_probe
 from kernel.accounts import Accounts
 from kernel.channels import ChannelStore
@@ -370,6 +370,8 @@ def create_app(platform: Platform) -> FastAPI:
     }
     for name, value in state.items():
         setattr(app.state, name, value)
+    if platform.users is None:
+        auth.without_sessions(app)
     app.include_router(ingest_router)
     install_segment(app)
     app.include_router(channels_router)

@@ -11,7 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.models import APIKey, APIKeyIn, HTTPBase, HTTPBearer
+from fastapi.openapi.models import SecurityBase as SchemeModel
+from fastapi.security.base import SecurityBase
 
 from kernel.accounts import Accounts, ActiveSession
 from kernel.api_errors import ApiError
@@ -44,6 +47,77 @@ CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+class DeclaredScheme(SecurityBase):
+    """A credential as the OpenAPI document declares it (`components.securitySchemes`).
+
+    A FastAPI security dependency that checks nothing: FastAPI lists the schemes a route depends
+    on as that route's `security`, each an alternative. The checking stays with `require` and the
+    Segment routes, so that every refusal keeps the one error shape (`kernel.api_errors`).
+    """
+
+    def __init__(self, scheme_name: str, model: SchemeModel) -> None:
+        self.scheme_name = scheme_name
+        self.model = model
+
+    def __call__(self) -> None:
+        return None
+
+
+BEARER_KEY = DeclaredScheme(
+    "bearerKey",
+    HTTPBearer(
+        description=(
+            "An API key (`cem keys create TENANT ROLE`) as `Authorization: Bearer <key>`. "
+            "Its tenant is the one whose data the request reads or writes; its role "
+            f"({', '.join(ROLES)}) decides which routes it may use (403 otherwise)."
+        )
+    ),
+)
+SESSION = DeclaredScheme(
+    "sessionCookie",
+    APIKey.model_validate(
+        {
+            "in": APIKeyIn.cookie,
+            "name": SESSION_COOKIE,
+            "description": (
+                "A person's console session, set when they sign in at `/signin`. A request that "
+                "changes state on its strength must also send the session's CSRF token in "
+                "`X-CSRF-Token` (403 `csrf_token_missing` otherwise). Served only by an app that "
+                "signs people in; an `Authorization` header, when sent, is used instead."
+            ),
+        }
+    ),
+)
+BASIC_KEY = DeclaredScheme(
+    "basicKey",
+    HTTPBase(
+        scheme="basic",
+        description=(
+            "An ingest key as the user name with an empty password, as Segment's SDKs send "
+            "their write key. analytics.js may instead send it as the body's `writeKey` (an "
+            "ingest key only)."
+        ),
+    ),
+)
+
+
+def without_sessions(app: FastAPI) -> None:
+    """This app signs nobody in: its OpenAPI document offers no session cookie."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = generate()  # FastAPI keeps it (`app.openapi_schema`): trimmed once, in place
+        for path in document.get("paths", {}).values():
+            for operation in path.values():
+                security = operation.get("security")
+                if security:
+                    operation["security"] = [s for s in security if SESSION.scheme_name not in s]
+        document.get("components", {}).get("securitySchemes", {}).pop(SESSION.scheme_name, None)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def _bearer(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -63,7 +137,9 @@ def require(allowed: frozenset[str]) -> Callable[[Request], Principal]:
     The key store is the app's `state.keys`, set by the composition root.
     """
 
-    def dependency(request: Request) -> Principal:
+    def dependency(
+        request: Request, _key: None = Depends(BEARER_KEY), _session: None = Depends(SESSION)
+    ) -> Principal:
         principal = _principal(request)
         if principal.role not in allowed:
             raise ApiError(403, "forbidden", f"role {principal.role!r} may not do this")

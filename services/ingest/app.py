@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from kernel import api_errors, telemetry, web_security
+from kernel import api_errors, auth, telemetry, web_security
 from kernel.channels import ChannelStore
 from kernel.ports import Clock, KeyStore, Publisher
 from kernel.settings import IngestSettings
@@ -35,6 +35,7 @@ def create_app(
     app = FastAPI(title="cem ingest", version="0.1.0", docs_url=None, redoc_url=None)
     api_errors.install(app)
     web_security.install(app)
+    auth.without_sessions(app)  # the console and its sign-ins are the query API's
     app.state.publisher = publisher
     app.state.keys = keys
     app.state.ingest_settings = settings

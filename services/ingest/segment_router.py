@@ -34,7 +34,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kernel.api_errors import ApiError, error_body
-from kernel.auth import CAN_INGEST
+from kernel.auth import BASIC_KEY, BEARER_KEY, CAN_INGEST
 from kernel.ports import KeyStore, Principal
 from kernel.request_body import parse_or_400
 from kernel.settings import IngestSettings
@@ -194,7 +194,9 @@ def _segment_error_body(body: bytes) -> bytes:
     return orjson.dumps({"code": error.get("code"), "message": error.get("message"), **found})
 
 
-def segment_principal(request: Request) -> Principal | None:
+def segment_principal(
+    request: Request, _basic: None = Depends(BASIC_KEY), _key: None = Depends(BEARER_KEY)
+) -> Principal | None:
     """The ingest key's principal, from Basic (key as user name) or Bearer, before any body; None
     when the request has no Authorization header (the key may be the body's `writeKey`:
     `body_principal`)."""

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
-from kernel import api_errors, readiness, web_security
+from kernel import api_errors, auth, readiness, web_security
 from kernel.access_audit import audit_probe
 from kernel.accounts import Accounts
 from kernel.clock import SystemClock
@@ -96,6 +96,8 @@ def create_app(
         app.state.identity = identity
     # People sign in to the console and dashboard this app serves (`services.query_api.web`).
     app.state.accounts = Accounts(users, SystemClock()) if users is not None else None
+    if users is None:
+        auth.without_sessions(app)
     if publisher is not None:  # managers' alert actions are published as events
         if bucket_key is None:
             raise ValueError("a query API that publishes alert actions needs the bucket key")

@@ -183,7 +183,8 @@ def _described(config: ChannelConfig, request: Request) -> dict[str, Any]:
     }
 
 
-@channels_router.get("/v1/channels/providers")
+# Public (the list holds no tenant's data), so on a router without the credential's answers.
+@webhooks_router.get("/v1/channels/providers", tags=["channels"])
 def list_providers() -> dict[str, list[dict[str, str]]]:
     """The providers a channel can be configured for, and what each one's secret is."""
     return {
