@@ -366,7 +366,7 @@ def create_app(platform: Platform) -> FastAPI:
         "calendars": CachedCalendars(platform.calendars) if platform.calendars else None,
         "arrivals_stored": platform.arrivals_stored,
         "latest_arrivals": platform.latest_arrivals,
-        "log_sealed": platform.settings.seal_personal_data,
+        "log_sealed": platform.settings.sealing,
     }
     for name, value in state.items():
         setattr(app.state, name, value)

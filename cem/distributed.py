@@ -346,7 +346,7 @@ def build_query_api(
         users=users,
         access_audit=access_audit,
         bucket_key=bucket_key,
-        log_sealed=settings.seal_personal_data,
+        log_sealed=settings.sealing,
         calendars=calendars,
     )
     # Erasures and alert actions are published to Kafka: /ready reports it (it said nothing while

@@ -159,7 +159,10 @@ def child_environment(settings: IngestSettings, parent: Mapping[str, str]) -> di
     env["CEM_DATA_DIR"] = str(Path(settings.data_dir).resolve())
     env["CEM_PARTITIONS"] = str(settings.partitions)
     env["CEM_IDENTITY"] = settings.identity
-    env["CEM_SEAL_PERSONAL_DATA"] = "true" if settings.seal_personal_data else "false"
+    if settings.seal_personal_data is None:  # the default: the child decides as the parent did
+        env.pop("CEM_SEAL_PERSONAL_DATA", None)
+    else:
+        env["CEM_SEAL_PERSONAL_DATA"] = "true" if settings.seal_personal_data else "false"
     if settings.secret_key is not None:
         env["CEM_SECRET_KEY"] = settings.secret_key.get_secret_value()
     # `cem` importable wherever the parent found it (a checkout run with PYTHONPATH, say).

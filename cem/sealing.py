@@ -127,7 +127,7 @@ def sealing_publisher(
 ) -> Publisher:
     """`inner`, sealing when the settings say so (`seal_personal_data`). `cache`: the data keys
     a reader in the same process keeps too (the embedded mode's), else one of its own."""
-    if not settings.seal_personal_data:
+    if not settings.sealing:
         return inner
     vault = vault_for(settings)
     key = platform_key_for(settings)

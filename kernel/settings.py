@@ -29,11 +29,20 @@ class CoreSettings(BaseSettings):
     # The key channel secrets are sealed with (32 bytes, URL-safe base64); unset: `secret.key` in
     # the data directory, created 0600. Every replica of the distributed mode must share it.
     secret_key: SecretStr | None = None
-    # Personal data sealed at rest (docs/erasure.md, steps 2 and 3 of 5; no erase route yet): the
-    # log's personal fields under their subject's key, the identity store under its own key. Off
-    # by default until erasure is built. Readers of the log open sealed records whatever this
-    # says; the identity store refuses to start in the other form than it was written in.
-    seal_personal_data: bool = False
+    # Personal data sealed at rest (docs/erasure.md): the log's personal fields under their
+    # subject's key, so that an erasure holds through a replay, and the identity store under its
+    # own key. Unset (the default since 2026-12-06): on, except that an identity store written in
+    # clear before that stays clear (`sealing`). Readers of the log open sealed records whatever
+    # this says; set either way, the identity store refuses to start in the other form than it
+    # was written in.
+    seal_personal_data: bool | None = None
+
+    @property
+    def sealing(self) -> bool:
+        """Whether personal data is sealed from now on: unless CEM_SEAL_PERSONAL_DATA=false. (An
+        identity store already holding events in clear stays clear when the setting is unset:
+        `cem.identity.build_identity`.)"""
+        return self.seal_personal_data is not False
 
 
 class IngestSettings(CoreSettings):

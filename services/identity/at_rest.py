@@ -30,6 +30,10 @@ class StoreSealingMismatch(ValueError):
     under another key. A ValueError: a setting to correct, reported in one line."""
 
 
+class StoreHeldInClear(StoreSealingMismatch):
+    """The identity store holds its events in clear and is opened sealed."""
+
+
 class StoreNamingMismatch(ValueError):
     """The identity store names its identifiers under a key (`domain.IndexNaming`) and is opened
     with another one, or with none. A ValueError: a setting to correct, reported in one line."""
@@ -71,7 +75,7 @@ def _check(stored: StoredEvent, mapper: Mapper[Any]) -> None:
     except ValueError:  # what the library's AESCipher raises for a tag that does not verify
         clear = _is_json(stored.state)
     if clear:
-        raise StoreSealingMismatch(
+        raise StoreHeldInClear(
             f"the identity store holds its events in clear but {SETTING} is on: set it to false "
             "for this store (converting a store to sealed is not built)"
         )
