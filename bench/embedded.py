@@ -854,9 +854,12 @@ def heading(kind: str, plan: Plan, started_at: datetime, revision: str) -> str:
     """What a table is of: the commit (taken when the run started), the date, the machine, the
     size, the load."""
     one, five, fifteen = load_average()
+    # Sealing (the default since 2026-12-06) costs per event: every table says which it measured.
+    personal = "sealed" if IngestSettings().sealing else "in clear"
     return (
         f"cem bench {kind} · commit {revision} · {started_at:%Y-%m-%d %H:%M} UTC · "
-        f"{os.cpu_count()} cores · load average now {one} {five} {fifteen}\n{plan.describe()}"
+        f"{os.cpu_count()} cores · load average now {one} {five} {fifteen} · "
+        f"personal data {personal}\n{plan.describe()}"
     )
 
 

@@ -187,7 +187,7 @@ def test_the_setting_seals_both_stores_under_a_key_derived_from_the_platform_key
     tmp_path: Path,
 ) -> None:
     secret = SecretStr(new_key_text())
-    clear = IdentitySettings(data_dir=tmp_path, secret_key=secret)
+    clear = IdentitySettings(data_dir=tmp_path, secret_key=secret, seal_personal_data=False)
     sealed = IdentitySettings(data_dir=tmp_path, secret_key=secret, seal_personal_data=True)
     distributed = IdentitySettings(mode="distributed", secret_key=secret, seal_personal_data=True)
     assert "CIPHER_TOPIC" not in identity_store(clear).persistence_env()
@@ -213,4 +213,48 @@ def test_the_embedded_platform_passes_its_own_settings_to_the_identity_store(
     finally:
         identity.close()
     with pytest.raises(StoreSealingMismatch, match="is off"):
-        embedded_identity(tmp_path, CoreSettings(data_dir=tmp_path)).close()
+        embedded_identity(
+            tmp_path, CoreSettings(data_dir=tmp_path, seal_personal_data=False)
+        ).close()
+
+
+def test_an_unset_setting_seals_a_new_store_and_keeps_an_old_clear_one_clear(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Sealing is the default since 2026-12-06: unset, a new store is sealed; a store written in
+    clear before (when it was not) opens in clear with one warning instead of stopping the
+    upgrade, and keeps its customers; set to true, the same store is refused as before."""
+    secret = SecretStr(new_key_text())
+    new, old = tmp_path / "new", tmp_path / "old"
+    identity = embedded_identity(new, CoreSettings(data_dir=new, secret_key=secret))
+    try:
+        assert identity.mapper.cipher is not None
+        identity.resolve(TENANT, CustomerRef(email=EMAIL), str(uuid.uuid4()), "http")
+    finally:
+        identity.close()
+    was_clear = CoreSettings(data_dir=old, secret_key=secret, seal_personal_data=False)
+    identity = embedded_identity(old, was_clear)
+    try:
+        customer_id = identity.resolve(TENANT, CustomerRef(email=EMAIL), "e1", "http").customer_id
+    finally:
+        identity.close()
+    with caplog.at_level("WARNING", logger="cem.identity"):
+        identity = embedded_identity(old, CoreSettings(data_dir=old, secret_key=secret))
+    try:
+        assert identity.mapper.cipher is None
+        again = identity.resolve(TENANT, CustomerRef(email=EMAIL), "e2", "http")
+        assert (again.customer_id, again.created) == (customer_id, False)
+    finally:
+        identity.close()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "cem.identity"]
+    assert len(warnings) == 1 and "holds its events in clear" in warnings[0]
+    asked = CoreSettings(data_dir=old, secret_key=secret, seal_personal_data=True)
+    with pytest.raises(StoreSealingMismatch, match="in clear but CEM_SEAL_PERSONAL_DATA is on"):
+        embedded_identity(old, asked).close()
+    # The new store stays sealed when the setting is left unset: an unset setting never opens a
+    # sealed store in clear.
+    identity = embedded_identity(new, CoreSettings(data_dir=new, secret_key=secret))
+    try:
+        assert identity.mapper.cipher is not None
+    finally:
+        identity.close()
