@@ -7,6 +7,7 @@ refused instead, saying why, before the body is read.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -22,7 +23,19 @@ MESSAGE = (
 
 
 def refuse_writes(app: FastAPI) -> None:
-    """Answer every request that is not a read with 503 `read_only`."""
+    """Answer every request that is not a read with 503 `read_only`, before its credential is
+    checked (no write is taken from anyone); the OpenAPI document lists that 503 on each write."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = generate()  # FastAPI keeps it: amended once, in place
+        for item in document.get("paths", {}).values():
+            for method, operation in item.items():
+                if method.upper() not in READ_METHODS:
+                    operation.setdefault("responses", {})["503"] = {"description": MESSAGE}
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.middleware("http")
     async def _read_only(

@@ -67,7 +67,7 @@ BEARER_KEY = DeclaredScheme(
     "bearerKey",
     HTTPBearer(
         description=(
-            "An API key (`cem keys create TENANT ROLE`) as `Authorization: Bearer <key>`. "
+            "An API key (`cem keys create --tenant T --role R`) as `Authorization: Bearer <key>`. "
             "Its tenant is the one whose data the request reads or writes; its role "
             f"({', '.join(ROLES)}) decides which routes it may use (403 otherwise)."
         )
@@ -93,9 +93,9 @@ BASIC_KEY = DeclaredScheme(
     HTTPBase(
         scheme="basic",
         description=(
-            "An ingest key as the user name with an empty password, as Segment's SDKs send "
-            "their write key. analytics.js may instead send it as the body's `writeKey` (an "
-            "ingest key only)."
+            "An ingest key as the user name (the password is not read; Segment's SDKs send "
+            "their write key so, with an empty one). analytics.js may instead send it as the "
+            "body's `writeKey` (an ingest key only)."
         ),
     ),
 )
@@ -122,10 +122,11 @@ def _bearer(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
+        said = "missing bearer key" if not header.strip() else "not a Bearer key"
         raise ApiError(
             401,
             "unauthorized",
-            "missing bearer key: send 'Authorization: Bearer <key>'",
+            f"{said}: send 'Authorization: Bearer <key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
     return token.strip()
@@ -173,7 +174,12 @@ def session_of(request: Request) -> ActiveSession | None:
 def _session_principal(request: Request) -> Principal:
     session = session_of(request)
     if session is None:
-        raise ApiError(401, "unauthorized", "session expired or signed out: sign in again")
+        raise ApiError(
+            401,
+            "unauthorized",
+            "session expired or signed out: sign in again",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     if request.method not in SAFE_METHODS and not session.csrf_matches(
         request.headers.get(CSRF_HEADER)
     ):

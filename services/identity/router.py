@@ -59,6 +59,7 @@ _CHANGE: dict[int | str, dict[str, Any]] = {
     },
     503: {"description": "the identity store does not answer, or this deployment has none"},
 }
+_UNAVAILABLE: dict[int | str, dict[str, Any]] = {503: _CHANGE[503]}
 Reader = Annotated[Principal, Depends(require(CAN_READ_CUSTOMERS))]
 Curator = Annotated[Principal, Depends(require(CAN_CURATE_IDENTITY))]
 # Every identity change is a few short fields. Bodies are read only after the key is checked
@@ -341,7 +342,7 @@ def unlink_identifier(
     }
 
 
-@router.get("/merge-candidates")
+@router.get("/merge-candidates", responses=_UNAVAILABLE)
 def list_merge_candidates(
     request: Request,
     who: Reader,

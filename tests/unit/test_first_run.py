@@ -82,6 +82,9 @@ def test_read_only_refuses_writes_with_503_in_the_one_shape_and_serves_reads() -
         assert response.status_code == 503
         error = response.json()["error"]
         assert error["code"] == "read_only" and "read-only" in error["message"]
+    # The document says so (found by a first-hour review: an undocumented 503 on each write).
+    paths = app.openapi()["paths"]["/v1/thing"]
+    assert "503" in paths["post"]["responses"] and "503" not in paths["get"]["responses"]
 
 
 def test_identity_history_times_read_as_rfc3339_not_microseconds() -> None:

@@ -133,3 +133,26 @@ def test_declaring_the_schemes_changes_no_refusal() -> None:
     garbled = ingest.post("/v1/batch", headers={"Authorization": "Basic %%%"}, content=b"{}")
     assert garbled.status_code == 401
     assert garbled.json()["error"]["code"] == "unauthorized"
+
+
+def test_a_bad_session_or_a_header_of_another_scheme_is_told_apart() -> None:
+    client = TestClient(_query_api(sign_ins=True))
+    expired = client.get("/v1/customers", cookies={"cem_session": "not a session"})
+    assert expired.status_code == 401
+    assert expired.headers["www-authenticate"] == "Bearer"  # RFC 9110: every 401 names one
+    basic = client.get("/v1/customers", headers={"Authorization": "Basic dXNlcjo="})
+    assert basic.json()["error"]["message"].startswith("not a Bearer key")
+    missing = client.get("/v1/customers")
+    assert missing.json()["error"]["message"].startswith("missing bearer key")
+
+
+def test_routes_document_only_the_answers_they_can_give() -> None:
+    """Found by a first-hour review: the channel list and removal took no body yet listed the
+    body's answers, and the candidates list answered a 503 it did not list."""
+    ingest = _operations(_ingest().openapi())
+    for key in [("get", "/v1/channels"), ("delete", "/v1/channels/{channel_id}")]:
+        assert not {"400", "413"} & set(ingest[key]["responses"]), key
+    for key in [("post", "/v1/channels"), ("patch", "/v1/channels/{channel_id}")]:
+        assert {"400", "413", "422"} <= set(ingest[key]["responses"]), key
+    query = _operations(_query_api(sign_ins=True).openapi())
+    assert "503" in query[("get", "/v1/merge-candidates")]["responses"]

@@ -39,7 +39,6 @@ channels_router = APIRouter(
     tags=["channels"],
     responses={
         **AUTHENTICATED,
-        **BODY_RESPONSES,
         404: {"description": "no such channel (or this service has no channel store)"},
     },
 )
@@ -192,7 +191,12 @@ def list_providers() -> dict[str, list[dict[str, str]]]:
     }
 
 
-@channels_router.post("/v1/channels", status_code=201, openapi_extra=_body_schema(ChannelIn))
+@channels_router.post(
+    "/v1/channels",
+    status_code=201,
+    openapi_extra=_body_schema(ChannelIn),
+    responses=BODY_RESPONSES,
+)
 async def add_channel(
     request: Request, principal: Principal = Depends(require(CAN_CONFIGURE))
 ) -> dict[str, Any]:
@@ -224,7 +228,9 @@ class SettingsIn(BaseModel):
     settings: dict[str, Any]
 
 
-@channels_router.patch("/v1/channels/{channel_id}", openapi_extra=_body_schema(SettingsIn))
+@channels_router.patch(
+    "/v1/channels/{channel_id}", openapi_extra=_body_schema(SettingsIn), responses=BODY_RESPONSES
+)
 async def update_channel(
     channel_id: str, request: Request, principal: Principal = Depends(require(CAN_CONFIGURE))
 ) -> dict[str, Any]:
