@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from cem import data_dir
-from cem.adapters.memory_keys import check_tenant_id
 from cem.cli_errors import USAGE_ERROR, CliError
+from kernel.tenants import check_tenant_id
 from services.service_metrics.calendar import (
     UTC_ALWAYS_OPEN,
     Calendar,
@@ -32,11 +32,13 @@ ACTOR = "cli"
 
 
 @contextmanager
-def _store(args: argparse.Namespace) -> Iterator[CalendarStore]:
+def _store(args: argparse.Namespace, *, create: bool) -> Iterator[CalendarStore]:
     # A store that does not answer, or a bad value, is reported in one line by `run_reporting`.
+    # `show` on a data directory that does not exist (a mistyped --data-dir) is refused, not
+    # answered with a new, empty one's "never set".
     from cem.distributed import calendar_store_from_settings
 
-    settings = data_dir.store_settings(args.data_dir, "tenant calendars")
+    settings = data_dir.store_settings(args.data_dir, "tenant calendars", create=create)
     store = calendar_store_from_settings(settings)
     try:
         yield store
@@ -61,8 +63,13 @@ def _read(source: str) -> Any:
 
 def _set(args: argparse.Namespace) -> int:
     tenant = check_tenant_id(args.tenant)
-    if (args.file is None) == (args.time_zone is None):
+    if args.file is None and args.time_zone is None:
         raise CliError("give --file (the calendar's JSON, - for stdin) or --time-zone", USAGE_ERROR)
+    if args.file is not None and args.time_zone is not None:
+        raise CliError(
+            "give --file or --time-zone, not both (the file's time_zone says the zone)",
+            USAGE_ERROR,
+        )
     value = _read(args.file) if args.file is not None else {"time_zone": args.time_zone}
     if isinstance(value, dict):  # what `show` printed, edited: its record fields are not set
         named = value.pop("tenant_id", tenant)
@@ -73,7 +80,7 @@ def _set(args: argparse.Namespace) -> int:
         value.pop("set_at", None)
         value.pop("set_by", None)
     calendar = Calendar.from_json(value)  # CalendarError names the field: one line, status 2
-    with _store(args) as store:
+    with _store(args, create=True) as store:
         if args.file is None:  # only the zone changes: the opening hours and holidays stay
             old = store.get(tenant)
             kept = old.calendar if old is not None else UTC_ALWAYS_OPEN
@@ -95,7 +102,7 @@ def _summary(calendar: Calendar) -> str:
 
 def _show(args: argparse.Namespace) -> int:
     tenant = check_tenant_id(args.tenant)
-    with _store(args) as store:
+    with _store(args, create=False) as store:
         stored = store.get(tenant)
     calendar = stored.calendar if stored is not None else UTC_ALWAYS_OPEN
     shown: dict[str, Any] = {"tenant_id": tenant, **calendar.to_json()}

@@ -6,15 +6,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from cem import data_dir
 from cem.cli_errors import CliError
 from cem.cli_format import Formatter
 from kernel.channels import ChannelStore
 from kernel.settings import IngestSettings
+from kernel.tenants import check_tenant_id
 
 
 def _settings(args: argparse.Namespace, create: bool = False) -> IngestSettings:
@@ -38,19 +40,24 @@ def _since(text: str | None) -> datetime | None:
         since = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise CliError(f"--since {text!r} is not a date or RFC 3339 time") from None
+    if since.tzinfo is None and len(text) == len("2026-11-10"):
+        return since.replace(tzinfo=UTC)  # a date alone: its midnight in UTC
     if since.tzinfo is None:
-        raise CliError("--since needs a UTC offset, e.g. 2026-11-10T00:00:00Z")
+        raise CliError("--since needs a UTC offset, e.g. 2026-11-10T00:00:00Z (or a date alone)")
     return since
 
 
 def _channel_settings(args: argparse.Namespace) -> dict[str, Any]:
     """--settings '{"questions": …}' or --settings @file.json."""
     text = args.settings or "{}"
-    try:
-        if text.startswith("@"):
+    if text.startswith("@"):
+        try:
             text = Path(text[1:]).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"--settings: cannot read {text[1:]!r}: {exc}") from None
+    try:
         value = json.loads(text)
-    except (OSError, json.JSONDecodeError) as exc:
+    except json.JSONDecodeError as exc:
         raise CliError(f"--settings is not a JSON object: {exc}") from None
     if not isinstance(value, dict):
         raise CliError("--settings must be a JSON object")
@@ -67,11 +74,9 @@ def _secret(args: argparse.Namespace) -> str:
 
 
 def channels_add(args: argparse.Namespace) -> int:
-    from services.ingest.channels.registry import load_providers
-
-    providers = load_providers()
-    if args.provider not in providers:
-        raise CliError(f"unknown provider {args.provider!r}; one of: {', '.join(providers)}")
+    _known_provider(args.provider, kafka=False)
+    check_tenant_id(args.tenant)
+    base = _public_base(args.url)
     secret, settings = _secret(args), _channel_settings(args)  # their mistakes come first
     store = _store(_settings(args, create=True))
     try:
@@ -79,12 +84,22 @@ def channels_add(args: argparse.Namespace) -> int:
                            settings=settings)  # fmt: skip
     finally:
         store.close()
-    print(f"{args.url.rstrip('/')}/v1/webhooks/{config.provider}/{config.channel_id}")
+    print(f"{base}/v1/webhooks/{config.provider}/{config.channel_id}")
     print(f"channel {config.channel_id} · tenant {config.tenant_id} · provider "
           f"{config.provider}: give the URL above to {config.provider} as its webhook URL "
           "(--url: the base the provider reaches, e.g. your public https host)",
           file=sys.stderr)  # fmt: skip
     return 0
+
+
+def _public_base(url: str) -> str:
+    """--url as the provider will reach it: an http(s) URL with a host, without a trailing /."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CliError(f"--url {url!r} is not an http(s) URL, e.g. https://cem.example.com")
+    if parts.query or parts.fragment:
+        raise CliError(f"--url {url!r}: give the base URL alone, without ? or #")
+    return url.strip().rstrip("/")
 
 
 def channels_list(args: argparse.Namespace) -> int:
@@ -119,13 +134,40 @@ def channels_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def _filtered(args: argparse.Namespace) -> str:
+    said = [
+        f"{name} {value!r}"
+        for name, value in (
+            ("tenant", args.tenant),
+            ("provider", args.provider),
+            ("since", args.since),
+        )
+        if value
+    ]
+    return f" ({', '.join(said)})" if said else ""  # fmt: skip
+
+
+def _known_provider(name: str | None, *, kafka: bool = True) -> None:
+    """None, a provider's name, or (`kafka`) the consumers' dead letters."""
+    from services.ingest.channels.registry import load_providers
+
+    providers = load_providers()
+    if name is None or name in providers or (kafka and name == "kafka"):
+        return
+    also = " (or kafka)" if kafka else ""
+    raise CliError(f"unknown provider {name!r}; one of: {', '.join(providers)}{also}")
+
+
 def dead_letters_list(args: argparse.Namespace) -> int:
+    _known_provider(args.provider)
     store = _store(_settings(args))
     try:
         letters = store.dead_letters(provider=args.provider, tenant_id=args.tenant,
                                      since=_since(args.since), status=None)  # fmt: skip
     finally:
         store.close()
+    if not letters:
+        print("no dead letters" + _filtered(args), file=sys.stderr)
     for d in letters:
         paths = ",".join(v.get("path", "") for v in d.violations)
         print("\t".join([d.dead_letter_id, d.received_at.isoformat(), d.tenant_id, d.provider,
@@ -138,6 +180,7 @@ def dead_letters_replay(args: argparse.Namespace) -> int:
     from cem.platform_keys import shared_bucket_key
     from services.ingest.channels.replay import replay_webhooks
 
+    _known_provider(args.provider)
     since = _since(args.since)
     settings = _settings(args)
     store = _store(settings)

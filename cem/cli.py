@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from cem import data_dir
-from cem.cli_errors import USAGE_ERROR, CliError, run_reporting
+from cem.cli_errors import USAGE_ERROR, CliError, positive_number, run_reporting
 from cem.cli_format import Formatter
 from cem.cli_output import check_port_free, format_table, reachable
 from kernel.auth import ROLES
@@ -372,7 +372,9 @@ def _add_up(sub: Any) -> None:
     up.add_argument("--demo", action="store_true", help="seed a demo population and live traffic")
     up.add_argument("--demo-customers", type=int, default=2000, help="people in the demo")
     up.add_argument("--demo-days", type=int, default=180, help="days of demo history to seed")
-    up.add_argument("--demo-rate", type=float, default=5.0, help="live demo events per second")
+    up.add_argument(
+        "--demo-rate", type=positive_number, default=5.0, help="live demo events per second"
+    )
     up.add_argument("--database", default="cem", help="warehouse database to serve")
     up.add_argument(
         "--read-only",

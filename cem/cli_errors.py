@@ -7,6 +7,8 @@ translated here, in one place. `CEM_DEBUG=1` shows the traceback instead, for bu
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -86,3 +88,14 @@ def run_reporting(command: str, func: Callable[[], int]) -> int:
         message, status = described
         print(f"cem {command}: {message}", file=sys.stderr)
         return status
+
+
+def positive_number(text: str) -> float:
+    """An argparse type: a number above zero (a rate), said in argparse's one line otherwise."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number above 0, e.g. 5")
+    return value

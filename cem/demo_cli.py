@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cem import data_dir
+from cem.cli_errors import positive_number
 from cem.cli_output import reachable
 
 
@@ -73,7 +74,7 @@ def add_commands(sub: Any, command: Callable[[Any, str, str], argparse.ArgumentP
     )
     demo.add_argument("--customers", type=int, default=2000, help="people in the demo")
     demo.add_argument("--days", type=int, default=180, help="days of history to seed")
-    demo.add_argument("--rate", type=float, default=5.0, help="live events per second")
+    demo.add_argument("--rate", type=positive_number, default=5.0, help="live events per second")
     demo.add_argument(
         "--duration",
         type=float,

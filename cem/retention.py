@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from cem.adapters.memory_keys import check_tenant_id
 from cem.dead_letters import TABLE as DEAD_LETTERS
 from kernel.ports import Warehouse
 from kernel.processing import to_micros  # how the warehouse stores every time
+from kernel.tenants import check_tenant_id
 from services.projections.contact_events import CONTACT_EVENTS
 from services.projections.sql import IDENTIFIERS, PROFILE_FACTS, TIMELINE
 from services.satisfaction.attribution_sql import CUSTOMER_TOUCHPOINTS_TABLE, SERVICE_EVENTS_TABLE

@@ -24,6 +24,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from kernel.ports import Clock, Principal, SessionRecord, UserRecord, UserStore
+from kernel.tenants import check_tenant_id
 
 logger = logging.getLogger(__name__)
 
@@ -89,8 +90,10 @@ def generate_password() -> str:
 
 
 def check_new_user(tenant_id: str, role: str, email: str, password: str) -> None:
-    if not tenant_id.strip():
-        raise AccountError("tenant must not be empty")
+    try:
+        check_tenant_id(tenant_id)
+    except ValueError as exc:
+        raise AccountError(str(exc)) from None
     if role not in USER_ROLES:
         raise AccountError(f"role must be one of {', '.join(USER_ROLES)}, not {role!r}")
     if not EMAIL.match(email):

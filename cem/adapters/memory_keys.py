@@ -20,17 +20,10 @@ from typing import Any
 
 from kernel.auth import ROLES
 from kernel.ports import Principal
+from kernel.tenants import check_tenant_id
 
-TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
 SECRET_PATTERN = re.compile(r"^cem_([0-9a-f]{16})_([A-Za-z0-9_\-]{32,128})$")
 MAX_NAME_LENGTH = 200
-
-
-def check_tenant_id(tenant_id: str) -> str:
-    """A tenant id as given, or ValueError saying what one may hold."""
-    if not TENANT_PATTERN.fullmatch(tenant_id):
-        raise ValueError(f"invalid tenant id {tenant_id!r}: use a-z, 0-9, '_', '.', '-' (≤64)")
-    return tenant_id
 
 
 def check_new_key(tenant_id: str, role: str, name: str) -> None:

@@ -63,6 +63,7 @@ def test_show_prints_what_set_takes_back(tmp_path: Path) -> None:
         (("--file", "bad.json"), {"hours": {"mon": [["9", "17"]]}}, ("hours.mon[0]", "HH:MM")),
         (("--file", "bad.json"), {"tenant_id": "globex"}, ("calendar of tenant 'globex'",)),
         ((), None, ("give --file", "--time-zone")),
+        (("--file", "bad.json", "--time-zone", "UTC"), CALENDAR, ("not both",)),
     ],
 )
 def test_a_mistake_is_one_line(
@@ -75,6 +76,15 @@ def test_a_mistake_is_one_line(
     done = cem("calendar", "set", *where, "--tenant", "acme", *args, cwd=tmp_path)
     assert_one_line_mistake(done, *words)
     assert not (tmp_path / "data" / CALENDARS_FILE).exists() or "--time-zone" in args
+    assert not (tmp_path / "data").exists() or args == ("--time-zone", "Europe/Madird")
+
+
+def test_show_on_a_data_directory_that_does_not_exist_is_refused(tmp_path: Path) -> None:
+    """A mistyped --data-dir was made anew and answered with its "never set" calendar."""
+    mistyped = tmp_path / "nodir"
+    done = cem("calendar", "show", "--data-dir", str(mistyped), "--tenant", "acme", cwd=tmp_path)
+    assert_one_line_mistake(done, str(mistyped))
+    assert not mistyped.exists()
 
 
 def test_a_bad_tenant_is_one_line(tmp_path: Path) -> None:

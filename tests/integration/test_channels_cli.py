@@ -66,6 +66,15 @@ def test_channels_use_the_data_directory_every_command_finds(
          "--settings must be a JSON object"),
         (["channels", "remove", "ch_nope", "--tenant", "acme"], "has no channel 'ch_nope'"),
         (["dead-letters", "list", "--since", "yesterday"], "--since 'yesterday'"),
+        # Found by a first-hour review: each of these was taken.
+        (["channels", "add", "shopify", "--tenant", "Bad T", "--secret", "x"],
+         "invalid tenant id 'Bad T'"),
+        (["channels", "add", "shopify", "--tenant", "acme", "--secret", "x", "--url", "not a url"],
+         "--url 'not a url' is not an http(s) URL"),
+        (["channels", "add", "typeform", "--tenant", "acme", "--secret", "x", "--settings",
+          "@/nonexistent.json"], "--settings: cannot read '/nonexistent.json'"),
+        (["dead-letters", "list", "--provider", "nosuch"], "unknown provider 'nosuch'"),
+        (["dead-letters", "list", "--since", "2026-11-10T08:00"], "needs a UTC offset"),
     ],
 )  # fmt: skip
 def test_mistakes_are_one_line_and_a_non_zero_exit(
@@ -136,3 +145,17 @@ def test_replaying_while_cem_up_holds_the_directory_says_so_and_fails(
     assert code == 1 and "Traceback" not in err
     assert "webhook dead letters: 0 re-stored" in out
     assert "not replayed, `cem up` is using this data directory" in out
+
+
+def test_dead_letters_take_a_date_alone_and_say_when_there_are_none(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = ["--data-dir", str(tmp_path)]
+    assert (
+        run(capsys, "channels", "add", "typeform", "--tenant", "acme", "--secret", "x", *data)[0]
+        == 0
+    )
+    code, out, err = run(capsys, "dead-letters", "list", "--since", "2026-11-10", "--provider",
+                         "typeform", *data)  # fmt: skip
+    assert code == 0 and out == ""
+    assert "no dead letters (provider 'typeform', since '2026-11-10')" in err

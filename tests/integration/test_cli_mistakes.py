@@ -79,6 +79,9 @@ def test_a_bad_role_or_command_is_one_line(tmp_path: Path) -> None:
     )
     assert_one_line_mistake(cem("bogus", cwd=tmp_path), "'bogus'")
     assert_one_line_mistake(cem("up", "--port", "many", cwd=tmp_path), "--port")
+    # Found by a first-hour review: a negative rate was taken and the server started.
+    assert_one_line_mistake(cem("up", "--demo", "--demo-rate", "-5", cwd=tmp_path), "above 0")
+    assert not (tmp_path / ".cem").exists()
 
 
 def test_revoking_an_unknown_key_is_one_line(tmp_path: Path) -> None:

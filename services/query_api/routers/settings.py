@@ -36,7 +36,9 @@ Reader = Annotated[Principal, Depends(require(CAN_READ_AGGREGATES))]
 Admin = Annotated[Principal, Depends(require(CAN_SET_SETTINGS))]
 MAX_BODY_BYTES = 64 * 1024  # a week of hours and a thousand holidays fit many times over
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-Clock = Annotated[str, Field(pattern=r"^\d\d:\d\d$", examples=["09:00"])]
+# The pattern is documented, and checked by `Calendar.from_json`, which words a bad time as the
+# CLI and the settings page do (`hours.mon[0]: '9' is not a time written HH:MM`), not pydantic.
+Clock = Annotated[str, Field(examples=["09:00"], json_schema_extra={"pattern": r"^\d\d:\d\d$"})]
 
 _UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: {"description": "the settings store cannot answer now; retry later"}
