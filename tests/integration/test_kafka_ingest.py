@@ -38,11 +38,13 @@ from cem.distributed import (
     warehouse_database,
 )
 from cem.platform_keys import shared_bucket_key
+from cem.sealing import opener_for, unwrapped
 from cem.serving import free_port, wait_until_serving
 from kernel.partitioning import partition_for, touchpoint_key
 from kernel.ports import TOUCHPOINTS_TOPIC, Consumed
+from kernel.sealing import EventOpener, decode_opened
 from kernel.settings import CoreSettings, IngestSettings, QuerySettings
-from schemas.validate import decode
+from schemas.envelope import Event
 from tests.events import survey_answer as event
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -58,6 +60,11 @@ class Ingest:
     reader: KafkaLog
     tenant: str
     secret: str
+    opener: EventOpener  # the keys of what the ingest sealed (sealing is the default)
+
+    def stored(self, record: Consumed) -> Event:
+        """The event as the ingest stored it, opened."""
+        return decode_opened(record.value, self.opener)
 
     def post(self, body: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.secret}"}
@@ -105,7 +112,8 @@ def start_ingest(settings: IngestSettings, bootstrap: str, namespace: str) -> In
     tenant = f"acme-{uuid.uuid4().hex[:8]}"
     _, secret = service.keys.create(tenant, "ingest", "test")
     reader = KafkaLog(settings.kafka_bootstrap, topic_prefix=namespace)
-    return Ingest(service, TestClient(service.app), reader, tenant, secret)
+    opener = opener_for(settings)
+    return Ingest(service, TestClient(service.app), reader, tenant, secret, opener)
 
 
 @pytest.fixture
@@ -113,6 +121,7 @@ def ingest(settings: IngestSettings, namespace: str) -> Iterator[Ingest]:
     ingest = start_ingest(settings, settings.kafka_bootstrap, namespace)
     yield ingest
     ingest.reader.close()
+    ingest.opener.close()
     ingest.service.close()
 
 
@@ -130,7 +139,7 @@ def test_an_acked_event_is_on_the_topic_once_keyed_by_tenant_and_customer(ingest
     headers = dict(record.headers)
     assert headers["tenant_id"] == ingest.tenant.encode()
     assert headers["source_id"] == b"genesys"
-    stored = decode(record.value)
+    stored = ingest.stored(record)
     assert stored.tenant_id == ingest.tenant and stored.payload["score"] == 4
     assert ingest.index.statuses(ingest.tenant, [sent["event_id"]]) == {
         sent["event_id"]: "published"
@@ -182,8 +191,8 @@ def test_a_repeat_is_a_duplicate_and_another_payload_a_recorded_conflict(ingest:
     changed = ingest.post({**sent, "payload": {"kind": "csat", "score": 1}})
     assert changed.status_code == 409 and changed.json()["error"]["code"] == "conflict"
     [record] = ingest.on_topic(sent["event_id"])
-    assert decode(record.value).payload["score"] == 4  # the original stays
-    [conflict] = ingest.service.publisher.conflicts(ingest.tenant)
+    assert ingest.stored(record).payload["score"] == 4  # the original stays
+    [conflict] = unwrapped(ingest.service.publisher).conflicts(ingest.tenant)  # type: ignore[union-attr]
     assert conflict["event_id"] == sent["event_id"]
 
 
@@ -200,7 +209,7 @@ def test_a_batch_with_repeats_stores_each_event_once(ingest: Ingest) -> None:
         "accepted",
     ]
     stored = ingest.on_topic(first["event_id"], second["event_id"])
-    assert sorted(str(decode(r.value).event_id) for r in stored) == sorted(
+    assert sorted(str(ingest.stored(r).event_id) for r in stored) == sorted(
         [first["event_id"], second["event_id"]]
     )
     assert {r.key for r in stored} == {
@@ -246,17 +255,17 @@ def test_the_composition_root_alone_publishes_to_the_touchpoints_topic(
     settings: IngestSettings,
 ) -> None:
     service = build_ingest(settings)
-    reader = KafkaLog(settings.kafka_bootstrap)
+    reader, opener = KafkaLog(settings.kafka_bootstrap), opener_for(settings)
     try:
         service.start()  # creates the topic
-        ingest = Ingest(
-            service, TestClient(service.app), reader, f"acme-{uuid.uuid4().hex[:8]}", ""
-        )
+        tenant = f"acme-{uuid.uuid4().hex[:8]}"
+        ingest = Ingest(service, TestClient(service.app), reader, tenant, "", opener)
         ingest.secret = service.keys.create(ingest.tenant, "ingest")[1]
         sent = event()
         assert ingest.post(sent).status_code == 202
         assert len(ingest.on_topic(sent["event_id"])) == 1
     finally:
+        opener.close()
         reader.close()
         service.close()
 

@@ -25,12 +25,14 @@ from cem.bootstrap import Platform, build
 from cem.demo import Population, history
 from cem.migrate_ids import migrate
 from cem.platform_keys import shared_bucket_key
+from cem.sealing import opener_for
 from kernel.customer_key import customer_key
 from kernel.partitioning import partition_key, touchpoint_key
 from kernel.ports import Record
-from kernel.settings import IngestSettings
+from kernel.sealing import decode_opened
+from kernel.settings import CoreSettings, IngestSettings
 from schemas.envelope import Event
-from schemas.validate import accept, decode, encode
+from schemas.validate import accept, encode
 from tests.integration import test_unified_history as unified
 from tests.integration.test_unified_history import TENANT, Client, stop_keeping_warehouse, touch
 
@@ -107,7 +109,11 @@ def test_no_customer_id_topic_key_or_header_holds_an_email_or_phone(
     # reads the topic cannot compute a guessed email's bucket (an unkeyed hash's) to look for it.
     with sqlite3.connect(tmp_path / "data" / "log.sqlite") as db:
         rows = db.execute("SELECT key, value FROM records WHERE topic = 'touchpoints'").fetchall()
-    by_customer = {(e.tenant_id, customer_key(e.customer)): k for k, e in _decoded(rows)}
+    events = opened(platform.settings.data_dir, [value for _, value in rows])
+    by_customer = {
+        (e.tenant_id, customer_key(e.customer)): bytes(k)
+        for (k, _), e in zip(rows, events, strict=True)
+    }
     assert len(by_customer) >= 30
     assert all(
         key == touchpoint_key(platform.bucket_key, tenant, customer)
@@ -117,8 +123,14 @@ def test_no_customer_id_topic_key_or_header_holds_an_email_or_phone(
     assert unkeyed < len(by_customer) / 10  # ~1 in 65,536 each by chance
 
 
-def _decoded(rows: list[tuple[bytes, bytes]]) -> list[tuple[bytes, Event]]:
-    return [(bytes(key), decode(value)) for key, value in rows]
+def opened(data_dir: Path, values: list[bytes]) -> list[Event]:
+    """The stored events, opened with the data directory's keys (personal data is sealed by
+    default)."""
+    opener = opener_for(CoreSettings(data_dir=data_dir))
+    try:
+        return [decode_opened(bytes(value), opener) for value in values]
+    finally:
+        opener.close()
 
 
 def _unkeyed_bucket(tenant: str, customer: str) -> bytes:
@@ -146,8 +158,8 @@ def readable_keys(data_dir: Path) -> None:
     """Key the touchpoints as ingest did when ids were readable (`acme/email:ana@shop.es`)."""
     with sqlite3.connect(data_dir / "log.sqlite") as db:
         rows = db.execute("SELECT rowid, value FROM records WHERE topic = 'touchpoints'")
-        for rowid, value in rows.fetchall():
-            event = decode(value)
+        found = rows.fetchall()
+        for (rowid, _), event in zip(found, opened(data_dir, [v for _, v in found]), strict=True):
             key = f"{event.tenant_id}/{customer_key(event.customer)}".encode()
             db.execute("UPDATE records SET key = ? WHERE rowid = ?", (key, rowid))
 
@@ -205,8 +217,8 @@ def test_migrate_ids_refiles_a_data_directory_under_the_same_opaque_ids(
     assert not any(b"shop.es" in key or b"617345678" in key for key, _ in rows)
     # Re-keyed as the migrated platform's ingest keys new touchpoints (its bucket key).
     assert [key for key, _ in rekeyed] == [
-        touchpoint_key(migrated.bucket_key, TENANT, customer_key(decode(value).customer))
-        for _, value in rekeyed
+        touchpoint_key(migrated.bucket_key, TENANT, customer_key(event.customer))
+        for event in opened(new, [value for _, value in rekeyed])
     ]
 
 
@@ -226,12 +238,15 @@ def test_an_alert_action_is_filed_with_the_opaque_customer_it_is_about(
     filed = api.call("GET", f"/v1/events/{acted.json()['event_id']}").json()
     assert filed["customer_id"] == eva  # not a new customer named after the id it was sent
     # Its record is keyed as the ingest keys touchpoints: a bucket under the platform's key.
-    [(key, value)] = [
-        (r.key, r.value)
-        for r in platform.log.poll("touchpoints", "action-keys", 10_000, 0)
-        if str(decode(r.value).event_id) == acted.json()["event_id"]
+    records = platform.log.poll("touchpoints", "action-keys", 10_000, 0)
+    [(key, stored)] = [
+        (r.key, e)
+        for r, e in zip(
+            records, opened(platform.settings.data_dir, [r.value for r in records]), strict=True
+        )
+        if str(e.event_id) == acted.json()["event_id"]
     ]
-    expected = touchpoint_key(platform.bucket_key, TENANT, customer_key(decode(value).customer))
+    expected = touchpoint_key(platform.bucket_key, TENANT, customer_key(stored.customer))
     assert key == expected
 
 

@@ -19,8 +19,10 @@ from cem.adapters.chdb_warehouse import ChdbWarehouse
 from cem.adapters.memory_keys import MemoryKeyStore
 from cem.bootstrap import Platform, build
 from cem.replay import replay
+from cem.sealing import opener_for
 from kernel.customer_key import split_key
 from kernel.ports import FILINGS_TOPIC, Record
+from kernel.sealing import opening_decode
 from kernel.settings import IngestSettings
 from tests.events import event
 
@@ -301,11 +303,15 @@ def sorted_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def replayed_tables(platform: Platform, chdb_path: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every table `cem replay` rebuilds from the log now (opening sealed records, the default,
+    with keys of its own as the command's process has)."""
     rebuilt = ChdbWarehouse(chdb_path, database=f"r_{uuid.uuid4().hex[:12]}")
+    opener = opener_for(platform.settings)
     try:
-        replay(platform.log, rebuilt, platform.projections)
+        replay(platform.log, rebuilt, platform.projections, decode_record=opening_decode(opener))
         return tables(rebuilt)
     finally:
+        opener.close()
         rebuilt.drop_database()
         rebuilt.close()
 
