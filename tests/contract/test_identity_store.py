@@ -828,7 +828,8 @@ def test_the_distributed_store_takes_its_connection_from_the_dsn() -> None:
         postgres_dsn=SecretStr("postgresql://cem:s3cret@db.internal:6432/cemdb"),
         identity_postgres_schema="identity",
     )
-    env = identity_store(settings).persistence_env()
+    # A platform key given: the replicas' shared one is read from the server (sealing's key).
+    env = identity_store(settings, b"k" * 32).persistence_env()
     assert env["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
     assert (env["POSTGRES_HOST"], env["POSTGRES_PORT"], env["POSTGRES_DBNAME"]) == (
         "db.internal",

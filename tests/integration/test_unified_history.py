@@ -336,15 +336,21 @@ def test_each_event_is_decoded_once_in_the_process(
     import kernel.processing
     import kernel.sealing
 
-    decoded: list[bytes] = []
-    real = kernel.sealing.decode
+    decoded: list[object] = []
+    real, real_parsed = kernel.sealing.decode, kernel.sealing.decode_parsed
 
     def counting(value: bytes) -> Any:
         decoded.append(value)
         return real(value)
 
-    # Every decode of the log's bytes goes through one of the two.
-    monkeypatch.setattr(kernel.sealing, "decode", counting)  # the shared decoder's
+    def counting_parsed(value: dict[str, Any]) -> Any:
+        decoded.append(value)
+        return real_parsed(value)
+
+    # Every decode of the log's bytes goes through one of these: the shared decoder's, of a
+    # clear record or of a sealed one once opened (sealing is the default), and the runner's.
+    monkeypatch.setattr(kernel.sealing, "decode", counting)
+    monkeypatch.setattr(kernel.sealing, "decode_parsed", counting_parsed)
     monkeypatch.setattr(kernel.processing, "decode", counting)
     settings = IngestSettings(data_dir=tmp_path / "data", identity="eventsourced")
     running = build(settings, warehouse=warehouse, keys=MemoryKeyStore())
