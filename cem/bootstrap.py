@@ -33,7 +33,7 @@ from cem.runner import (
     projection_runner,
     skip_to_end,
 )
-from cem.sealing import close_sealing, default_rules, opener_for, sealing_publisher
+from cem.sealing import close_sealing, default_rules, log_sealed, opener_for, sealing_publisher
 from kernel import api_errors, auth, readiness, web_security
 from kernel.access_audit import audit_probe
 from kernel.accounts import Accounts
@@ -366,7 +366,7 @@ def create_app(platform: Platform) -> FastAPI:
         "calendars": CachedCalendars(platform.calendars) if platform.calendars else None,
         "arrivals_stored": platform.arrivals_stored,
         "latest_arrivals": platform.latest_arrivals,
-        "log_sealed": platform.settings.sealing,
+        "log_sealed": log_sealed(platform.settings, platform.identity),
     }
     for name, value in state.items():
         setattr(app.state, name, value)

@@ -37,7 +37,7 @@ from cem.adapters.sqlite_users import SqliteUserStore
 from cem.platform_keys import shared_bucket_key
 from cem.publishing import IdempotencyIndex, IdempotentPublisher
 from cem.retention import RetentionStore
-from cem.sealing import close_sealing, default_rules, sealing_publisher, unwrapped
+from cem.sealing import close_sealing, default_rules, log_sealed, sealing_publisher, unwrapped
 from kernel import readiness
 from kernel.channels import ChannelStore
 from kernel.clock import SystemClock
@@ -346,7 +346,7 @@ def build_query_api(
         users=users,
         access_audit=access_audit,
         bucket_key=bucket_key,
-        log_sealed=settings.sealing,
+        log_sealed=log_sealed(settings, identity),
         calendars=calendars,
     )
     # Erasures and alert actions are published to Kafka: /ready reports it (it said nothing while

@@ -190,7 +190,8 @@ def run_child(settings: IngestSettings, stop: threading.Event) -> None:
     event_log.watch_other_processes()  # the touchpoints the main process appends
     identity = None
     if settings.identity == "eventsourced":  # the store `cem.bootstrap.embedded_identity` opens
-        identity = build_identity(IdentitySettings(mode="embedded", data_dir=data_dir))
+        # Kept in clear or sealed as the parent opened it, which said so already: not again.
+        identity = build_identity(IdentitySettings(mode="embedded", data_dir=data_dir), warn=False)
     filer = IdentityFiler(identity) if identity is not None else None
     # Sealed records (docs/erasure.md) are opened before they are filed.
     opener = opener_for(settings)

@@ -11,7 +11,7 @@ from cem.platform_keys import shared_platform_key
 from kernel.opaque_ids import customer_id_key
 from kernel.private_files import private_file
 from kernel.shredding import identity_store_key
-from services.identity.at_rest import StoreHeldInClear
+from services.identity.at_rest import StoreHeldInClear, StoreSealingMismatch
 from services.identity.ports import IdentityStore
 from services.identity.resolver import IdentityResolver
 from services.identity.rules import IdentityRules
@@ -43,14 +43,15 @@ def identity_store(
 
 
 def build_identity(
-    settings: IdentitySettings, *, rules: IdentityRules | None = None
+    settings: IdentitySettings, *, rules: IdentityRules | None = None, warn: bool = True
 ) -> IdentityResolver:
     """The identity resolver for the configured mode.
 
     Sealed unless CEM_SEAL_PERSONAL_DATA=false; with the setting unset, a store that already
     holds its events in clear (written before sealing became the default) is opened in clear, as
     it was written (a store is one or the other from its first event; embedded, `cem migrate-ids
-    --into` copies it into a new, sealed one)."""
+    --into` copies it into a new, sealed one). `warn`: say so in the log (the embedded filing
+    process does not: its parent, on the same store, said it already)."""
     key = shared_platform_key(settings)
 
     def resolver(sealed: bool) -> IdentityResolver:
@@ -66,9 +67,19 @@ def build_identity(
     except StoreHeldInClear:
         if settings.seal_personal_data is not None:  # asked for explicitly: refused, one line
             raise
-    log.warning(
-        "the identity store holds its events in clear (written before sealing became the "
-        "default): it stays in clear; set CEM_SEAL_PERSONAL_DATA=false to say so, or copy it "
-        "into a sealed store (embedded: cem migrate-ids --into)"
-    )
-    return resolver(False)
+    try:
+        kept = resolver(False)
+    except StoreSealingMismatch:  # its first event in clear, its last sealed
+        raise StoreSealingMismatch(
+            "the identity store holds its first events in clear and its last ones sealed "
+            "(replicas started with different CEM_SEAL_PERSONAL_DATA on an empty store?): "
+            "neither setting reads it; restore it from a backup taken before"
+        ) from None
+    if warn:
+        log.warning(
+            "the identity store holds its events in clear (written before sealing became the "
+            "default): it stays in clear, and so do the log's older events, while new events are "
+            "sealed; to keep it so and say it, set CEM_SEAL_PERSONAL_DATA=false (embedded: `cem "
+            "migrate-ids --into NEW` copies it into a sealed store, without hand-made changes)"
+        )
+    return kept

@@ -1,6 +1,7 @@
 """Personal data sealed in the log (issue 11, step 2 of docs/erasure.md), wired for both modes.
 
-With `CEM_SEAL_PERSONAL_DATA=true` every producer of touchpoints (the HTTP ingest, Segment, channel
+With personal data sealed (the default since 2026-12-06; `CEM_SEAL_PERSONAL_DATA=false` turns it
+off) every producer of touchpoints (the HTTP ingest, Segment, channel
 webhooks, managers' alert actions, dead-letter replays) publishes through a `SealingPublisher`:
 each event's personal fields are sealed under its subject's data key before the log sees the
 bytes, and the stages that read the log open them (`kernel.sealing`). The subject is the event's
@@ -17,7 +18,7 @@ import functools
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -29,6 +30,9 @@ from schemas.envelope import CustomerRef
 from schemas.families import ERASURE_TYPE
 from services.identity.normalise import normalise_ref, sealing_subject
 from services.identity.rules import IdentityRules
+
+if TYPE_CHECKING:
+    from services.identity.resolver import IdentityResolver
 
 # Stored as they are: an erasure's own event holds no personal data (an opaque customer id, a
 # reason that is a ticket reference, the actor) and must still name its customer when its batch is
@@ -117,6 +121,14 @@ def platform_key_for(settings: CoreSettings) -> bytes:
     if settings.mode == "distributed":
         return shared_platform_key(settings)
     return local_platform_key(settings)
+
+
+def log_sealed(settings: CoreSettings, identity: IdentityResolver | None) -> bool:
+    """Whether the log holds personal data sealed, what an erasure's answer says: sealing on, and
+    no identity store kept in clear (`cem.identity.build_identity`: a data directory or
+    deployment written in clear before sealing became the default, whose log keeps its older
+    events in clear even though new ones are sealed)."""
+    return settings.sealing and (identity is None or identity.sealed_at_rest)
 
 
 def sealing_publisher(

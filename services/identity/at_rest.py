@@ -1,6 +1,7 @@
 """The identity store's events at rest: in clear, or sealed as a whole by the library's cipher.
 
-With `CEM_SEAL_PERSONAL_DATA` on, the composition root gives the store adapter a key
+With personal data sealed (the default; `CEM_SEAL_PERSONAL_DATA=false` turns it off), the
+composition root gives the store adapter a key
 (`kernel.shredding.identity_store_key`) and the adapter adds the library's cipher settings
 (`cipher_env`): every stored event and snapshot is AES-256-GCM ciphertext (nonce, tag, then the
 JSON the library would have stored), so the identifiers, names and reasons in the aggregates'
@@ -76,8 +77,9 @@ def _check(stored: StoredEvent, mapper: Mapper[Any]) -> None:
         clear = _is_json(stored.state)
     if clear:
         raise StoreHeldInClear(
-            f"the identity store holds its events in clear but {SETTING} is on: set it to false "
-            "for this store (converting a store to sealed is not built)"
+            f"the identity store holds its events in clear but {SETTING} is on: unset it or set "
+            "it to false for this store (embedded, `cem migrate-ids --into NEW` copies it into "
+            "a sealed one, without hand-made changes)"
         )
     raise StoreSealingMismatch(
         "the identity store is sealed under another platform key (CEM_SECRET_KEY or the "

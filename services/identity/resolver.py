@@ -145,6 +145,11 @@ class IdentityResolver(Application[UUID]):
         self.select_slips: SlipReader = partial(store.select_slips, self.recorder)
         self._commands = threading.Lock()  # the cache's aggregates are shared, not copied
 
+    @property
+    def sealed_at_rest(self) -> bool:
+        """Whether the store keeps its events sealed (`services.identity.at_rest`)."""
+        return self.mapper.cipher is not None
+
     def _index_naming(self, keyed: IndexNaming | None) -> tuple[IndexNaming, bool]:
         """How this store names identifiers (`domain.IndexNaming`), and whether that is still to
         be recorded: keyed when it recorded so (`NamingChosen`, checked against this key) or has

@@ -22,8 +22,9 @@ from pydantic import SecretStr
 
 from cem.adapters.sqlite_identity_store import SqliteIdentityStore
 from cem.bootstrap import embedded_identity
-from cem.identity import identity_store
-from kernel.secrets import new_key_text
+from cem.identity import build_identity, identity_store
+from cem.sealing import log_sealed
+from kernel.secrets import new_key_text, platform_key
 from kernel.settings import CoreSettings
 from kernel.shredding import identity_store_key
 from schemas.envelope import CustomerRef
@@ -248,6 +249,16 @@ def test_an_unset_setting_seals_a_new_store_and_keeps_an_old_clear_one_clear(
         identity.close()
     warnings = [r.getMessage() for r in caplog.records if r.name == "cem.identity"]
     assert len(warnings) == 1 and "holds its events in clear" in warnings[0]
+    # An erasure's answer says the log is not sealed there: its older events are in clear (a
+    # review found `log_sealed: true` on such a directory, and a replay brought them back).
+    assert not log_sealed(CoreSettings(data_dir=old, secret_key=secret), identity)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="cem.identity"):  # the filing process: said once
+        quiet = build_identity(
+            IdentitySettings(mode="embedded", data_dir=old, secret_key=secret), warn=False
+        )
+    quiet.close()
+    assert not [r for r in caplog.records if r.name == "cem.identity"]
     asked = CoreSettings(data_dir=old, secret_key=secret, seal_personal_data=True)
     with pytest.raises(StoreSealingMismatch, match="in clear but CEM_SEAL_PERSONAL_DATA is on"):
         embedded_identity(old, asked).close()
@@ -256,5 +267,40 @@ def test_an_unset_setting_seals_a_new_store_and_keeps_an_old_clear_one_clear(
     identity = embedded_identity(new, CoreSettings(data_dir=new, secret_key=secret))
     try:
         assert identity.mapper.cipher is not None
+        assert log_sealed(CoreSettings(data_dir=new, secret_key=secret), identity)
+        turned_off = CoreSettings(data_dir=new, secret_key=secret, seal_personal_data=False)
+        assert not log_sealed(turned_off, identity)
     finally:
         identity.close()
+    assert log_sealed(CoreSettings(data_dir=new), None)  # no identity store: the setting says
+
+
+def test_a_store_written_both_ways_says_so_in_one_line(tmp_path: Path) -> None:
+    """Two replicas that opened an empty store with different settings leave clear events first
+    and sealed ones last: with the setting unset, the refusal says what happened, not "set it
+    to true" (which the first events refuse too)."""
+    secret = SecretStr(new_key_text())
+    key = identity_store_key(platform_key(tmp_path, secret.get_secret_value()))
+    path, other = tmp_path / "identity.sqlite", tmp_path / "other" / "identity.sqlite"
+    other.parent.mkdir()
+    for where, cipher_key in ((path, None), (other, key)):
+        identity = IdentityResolver(
+            SqliteIdentityStore(where, cipher_key=cipher_key), RULES, id_key=ID_KEY
+        )
+        try:
+            identity.resolve(TENANT, CustomerRef(email=EMAIL), str(uuid.uuid4()), "http")
+        finally:
+            identity.close()
+    # The sealed store's events written after the clear ones (their aggregates are the same
+    # ids under the same naming key: renamed, as another replica's customers would be).
+    with sqlite3.connect(path) as db, sqlite3.connect(other) as sealed:
+        rows = sealed.execute("SELECT topic, state FROM stored_events").fetchall()
+        db.executemany(
+            "INSERT INTO stored_events (originator_id, originator_version, topic, state) "
+            "VALUES (?, 1, ?, ?)",
+            [(uuid.uuid4().hex, topic, state) for topic, state in rows],
+        )
+    with pytest.raises(StoreSealingMismatch) as refused:
+        embedded_identity(tmp_path, CoreSettings(data_dir=tmp_path, secret_key=secret))
+    assert "first events in clear and its last ones sealed" in str(refused.value)
+    assert "\n" not in str(refused.value)

@@ -158,9 +158,11 @@ class ErasureAccepted(BaseModel):
     customer_id: str = Field(description="the customer erased (the canonical one of its group)")
     event_id: str = Field(description="the `customer.erased` event recorded on the log")
     log_sealed: bool = Field(
-        description="whether this deployment seals personal data in the log "
-        "(CEM_SEAL_PERSONAL_DATA): if not, the log keeps the customer's events in clear and "
-        "`cem replay` brings their personal fields back"
+        description="whether the log holds this deployment's personal data sealed, so that "
+        "`cem replay` rebuilds the customer without it; false when sealing is off "
+        "(CEM_SEAL_PERSONAL_DATA=false) or the data was written in clear before sealing became "
+        "the default (its identity store is still in clear): the log keeps those events in "
+        "clear and a replay brings their personal fields back"
     )
 
 
