@@ -78,6 +78,7 @@ def channels_add(args: argparse.Namespace) -> int:
     check_tenant_id(args.tenant)
     base = _public_base(args.url)
     secret, settings = _secret(args), _channel_settings(args)  # their mistakes come first
+    settings = _checked(args.provider, settings)
     store = _store(_settings(args, create=True))
     try:
         config = store.add(args.tenant, args.provider, secret, name=args.name,
@@ -90,6 +91,19 @@ def channels_add(args: argparse.Namespace) -> int:
           "(--url: the base the provider reaches, e.g. your public https host)",
           file=sys.stderr)  # fmt: skip
     return 0
+
+
+def _checked(provider_name: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings as the provider reads them; a field it cannot use is a one-line mistake."""
+    from services.ingest.channels.registry import BadSettings, check_settings, provider
+
+    adapter = provider(provider_name)
+    if adapter is None:
+        return settings
+    try:
+        return check_settings(adapter, settings)
+    except BadSettings as exc:
+        raise CliError(f"--settings: {exc}") from None
 
 
 def _public_base(url: str) -> str:
@@ -117,6 +131,10 @@ def channels_set(args: argparse.Namespace) -> int:
     settings = _channel_settings(args)
     store = _store(_settings(args))
     try:
+        found = store.get(args.channel_id)
+        if found is None or found.tenant_id != args.tenant:
+            raise CliError(f"tenant {args.tenant!r} has no channel {args.channel_id!r}")
+        settings = _checked(found.provider, settings)
         if store.update_settings(args.tenant, args.channel_id, settings) is None:
             raise CliError(f"tenant {args.tenant!r} has no channel {args.channel_id!r}")
     finally:

@@ -74,6 +74,10 @@ def test_channels_use_the_data_directory_every_command_finds(
         (["channels", "add", "typeform", "--tenant", "acme", "--secret", "x", "--settings",
           "@/nonexistent.json"], "--settings: cannot read '/nonexistent.json'"),
         (["dead-letters", "list", "--provider", "nosuch"], "unknown provider 'nosuch'"),
+        (["channels", "add", "typeform", "--tenant", "acme", "--secret", "x", "--settings",
+          '{"questions": 5}'], "--settings: settings.questions"),
+        (["channels", "add", "typeform", "--tenant", "acme", "--secret", "x", "--settings",
+          '{"questions": {"q1": "nsp"}}'], "settings.questions.q1"),
         (["dead-letters", "list", "--since", "2026-11-10T08:00"], "needs a UTC offset"),
     ],
 )  # fmt: skip

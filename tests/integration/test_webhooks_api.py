@@ -114,6 +114,33 @@ def test_an_unknown_provider_is_named(platform: Platform) -> None:
     assert answer.json()["error"]["details"][0]["path"] == "body.provider"
 
 
+@pytest.mark.parametrize(
+    ("settings", "path"),
+    [
+        ({"questions": 5}, "body.settings.questions"),
+        ({"questions": {"q_nps": "nsp"}}, "body.settings.questions.q_nps"),
+        ({"question": {"q_nps": "nps"}}, "body.settings.question"),
+        ({"touchpoint": "Encuesta web"}, "body.settings.touchpoint"),
+    ],
+)
+def test_settings_the_provider_cannot_use_are_refused_when_configured(
+    platform: Platform, settings: dict[str, Any], path: str
+) -> None:
+    """Found by a first-hour review: a mistyped Typeform mapping was taken, and every signed
+    response then answered 200 and became a dead letter saying only `$`."""
+    answer = platform.client.post("/v1/channels", headers=platform.admin,
+                                  json={"provider": "typeform", "secret": "x", "settings": settings})  # fmt: skip
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "invalid_settings" and error["details"][0]["path"] == path
+    added = platform.add("typeform", SECRET, MAPPED)
+    changed = platform.client.patch(f"/v1/channels/{added['channel_id']}", headers=platform.admin,
+                                    json={"settings": settings})  # fmt: skip
+    assert changed.status_code == 422 and changed.json()["error"]["details"][0]["path"] == path
+    listed = platform.client.get("/v1/channels", headers=platform.admin).json()["channels"]
+    assert [c["settings"] for c in listed] == [MAPPED]  # the good mapping stays
+
+
 def test_a_signed_delivery_is_stored_and_its_retry_is_not_stored_again(platform: Platform) -> None:
     added = platform.add("typeform", SECRET, MAPPED)
     first = post_typeform(platform, added["webhook_path"], typeform_body())

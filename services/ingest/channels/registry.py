@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
 
 from services.ingest.channels import providers
 from services.ingest.channels.base import Provider
@@ -28,3 +32,36 @@ def load_providers() -> dict[str, Provider]:
 
 def provider(name: str) -> Provider | None:
     return load_providers().get(name)
+
+
+class BadSettings(ValueError):
+    """A channel's settings its provider cannot use: `path` (under `settings`) and what is
+    wrong, in one line."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"settings.{path}: {message}" if path else f"settings: {message}")
+        self.path, self.message = path, message
+
+
+def check_settings(adapter: Provider, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings as the provider reads them, or BadSettings naming the first field at fault.
+    A provider without a `settings_model` takes any JSON object (Twilio's are URL parameters)."""
+    model: type[BaseModel] | None = getattr(adapter, "settings_model", None)
+    if model is None:
+        return dict(settings)
+    try:
+        return model.model_validate(settings).model_dump(exclude_none=True)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        path = ".".join(str(part) for part in error["loc"])
+        message = _SAID.get(error["type"], error["msg"])
+        if error["type"] == "extra_forbidden":
+            message += f" (one of: {', '.join(model.model_fields)})"
+        raise BadSettings(path, message) from None
+
+
+# What pydantic's own words for these would leave unclear to whoever configures a channel.
+_SAID = {
+    "extra_forbidden": "not a setting of this provider",
+    "string_pattern_mismatch": "a name of a-z, 0-9, '_', '.', '-' (64 at most)",
+}

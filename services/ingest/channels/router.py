@@ -28,7 +28,12 @@ from kernel.settings import IngestSettings
 from kernel.telemetry import telemetry_of
 from services.ingest.channels.base import Provider, WebhookRequest
 from services.ingest.channels.intake import counts, dead_letter_of, map_delivery
-from services.ingest.channels.registry import load_providers, provider
+from services.ingest.channels.registry import (
+    BadSettings,
+    check_settings,
+    load_providers,
+    provider,
+)
 from services.ingest.router import publish
 
 log = logging.getLogger(__name__)
@@ -206,13 +211,26 @@ async def add_channel(
         known = ", ".join(load_providers())
         raise ApiError(422, "unknown_provider", f"no provider {body.provider!r}; one of {known}",
                        [{"code": "unknown_provider", "message": known, "path": "body.provider"}])  # fmt: skip
+    settings = _checked(provider(body.provider), body.settings)
     store = channels_of(request)
     config = await anyio.to_thread.run_sync(
         lambda: store.add(
-            principal.tenant_id, body.provider, body.secret, name=body.name, settings=body.settings
+            principal.tenant_id, body.provider, body.secret, name=body.name, settings=settings
         )  # fmt: skip
     )
     return _described(config, request)
+
+
+def _checked(adapter: Provider | None, settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings as the provider reads them; 422 naming the field it cannot use."""
+    if adapter is None:
+        return settings
+    try:
+        return check_settings(adapter, settings)
+    except BadSettings as exc:
+        detail = {"path": f"body.settings.{exc.path}".rstrip("."), "code": "invalid_settings",
+                  "message": exc.message}  # fmt: skip
+        raise ApiError(422, "invalid_settings", str(exc), [detail]) from None
 
 
 @channels_router.get("/v1/channels")
@@ -238,8 +256,12 @@ async def update_channel(
     letters with `cem dead-letters replay`."""
     body = await _config_body(request, SettingsIn)
     store = channels_of(request)
+    found = await anyio.to_thread.run_sync(store.get, channel_id)
+    if found is None or found.tenant_id != principal.tenant_id:
+        raise ApiError(404, "not_found", f"no channel {channel_id!r} for this tenant")
+    settings = _checked(provider(found.provider), body.settings)
     config = await anyio.to_thread.run_sync(
-        store.update_settings, principal.tenant_id, channel_id, body.settings
+        store.update_settings, principal.tenant_id, channel_id, settings
     )
     if config is None:
         raise ApiError(404, "not_found", f"no channel {channel_id!r} for this tenant")

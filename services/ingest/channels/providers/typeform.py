@@ -15,8 +15,11 @@ The response `token` (one per submission) with the question ref is the deduplica
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.envelope import Slug
 from schemas.violations import Violation
 from services.ingest.channels.base import (
     Ack,
@@ -71,9 +74,22 @@ def _scores(
     return scores
 
 
+class TypeformSettings(BaseModel):
+    """A Typeform channel's settings, checked when the channel is added or changed: a mistyped
+    mapping would otherwise turn every response into a dead letter."""
+
+    model_config = ConfigDict(extra="forbid")
+    questions: dict[str, Literal["csat", "nps", "ces"]] = Field(
+        default_factory=dict, description="field ref → the metric its answer scores"
+    )
+    comment: str | None = Field(default=None, description="the field ref of the free-text answer")
+    touchpoint: Slug | None = Field(default=None, description="default touchpoint")
+
+
 class Typeform:
     name: ClassVar[str] = "typeform"
     secret_help: ClassVar[str] = "the secret set on the Typeform webhook"
+    settings_model: ClassVar[type[BaseModel]] = TypeformSettings
 
     def verify(self, request: WebhookRequest, secret: str) -> bool:
         given = request.headers.get("typeform-signature", "")
