@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from kernel.api_errors import error_body
+from services.ingest.segment_router import SEGMENT_PATHS
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Signing in and out writes only people's sessions, not the log or the tables being served.
@@ -43,4 +44,7 @@ def refuse_writes(app: FastAPI) -> None:
     ) -> Response:
         if request.method in READ_METHODS or request.url.path in SESSION_PATHS:
             return await call_next(request)
-        return JSONResponse(error_body("read_only", MESSAGE), status_code=503)
+        body = error_body("read_only", MESSAGE)
+        if request.url.path in SEGMENT_PATHS:  # Segment's SDKs read `code` and `message` there
+            body = {"code": "read_only", "message": MESSAGE, **body}
+        return JSONResponse(body, status_code=503)

@@ -82,6 +82,10 @@ def test_read_only_refuses_writes_with_503_in_the_one_shape_and_serves_reads() -
         assert response.status_code == 503
         error = response.json()["error"]
         assert error["code"] == "read_only" and "read-only" in error["message"]
+    # A Segment path answers in Segment's shape too (its SDKs read `code` and `message`).
+    segment = client.post("/v1/track", json={})
+    assert segment.status_code == 503
+    assert segment.json()["code"] == "read_only" and segment.json()["error"]["code"] == "read_only"
     # The document says so (found by a first-hour review: an undocumented 503 on each write).
     paths = app.openapi()["paths"]["/v1/thing"]
     assert "503" in paths["post"]["responses"] and "503" not in paths["get"]["responses"]
