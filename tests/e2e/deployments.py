@@ -87,9 +87,15 @@ class Deployment(Protocol):
         directories of a distributed deployment are the session's: `Engines.state_dir`)."""
 
 
-# The suite's deployments seal personal data in the log (docs/erasure.md, step 2): every test
-# then reads through the sealed path, as the product will by default once erasure is built.
-SEALED = {"CEM_SEAL_PERSONAL_DATA": "true"}
+# The suite's deployments run as the product does by default, sealing personal data in the log
+# (docs/erasure.md, step 2; the default since 2026-12-06): no CEM_SEAL_PERSONAL_DATA is set, and
+# one the runner's environment has is dropped, so every test reads through the sealed path.
+SEALING_SETTING = "CEM_SEAL_PERSONAL_DATA"
+
+
+def default_sealing(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` without the sealing setting: the default, sealed."""
+    return {name: value for name, value in env.items() if name != SEALING_SETTING}
 
 
 # --- embedded: `cem up` in a subprocess -------------------------------------------------------
@@ -150,7 +156,7 @@ class EmbeddedDeployment:
         identity: str = "rule",
     ) -> None:
         self.data_dir, self.tenants, self.identity = data_dir, tenants, identity
-        self.env = {**os.environ, "CEM_IDENTITY": identity, **SEALED}
+        self.env = {**default_sealing(os.environ), "CEM_IDENTITY": identity}
         self.port = free_port()
         self.base_url = self.ingest_url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir.parent / f"{data_dir.name}-server.log"

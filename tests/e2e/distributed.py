@@ -30,7 +30,6 @@ from cem.adapters.kafka_log import KafkaLog
 from cem.serving import free_port, stop_processes
 from kernel.ports import FILINGS_TOPIC, TOUCHPOINTS_TOPIC, LogUnavailable, Record
 from tests.e2e.deployments import (
-    SEALED,
     TENANT_A,
     TENANT_B,
     _cem,
@@ -95,7 +94,6 @@ class DistributedDeployment:
         return {
             **inherited,
             **identity,
-            **SEALED,
             "CEM_MODE": "distributed",
             "CEM_DATA_DIR": str(self.work_dir / "data"),  # the workers' faust directories
             "CEM_KAFKA_BOOTSTRAP": self.kafka_bootstrap,

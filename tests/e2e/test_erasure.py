@@ -1,5 +1,5 @@
 """Erasure that survives a replay (issue 11, step 4 of docs/erasure.md), on every deployment kind
-(all run with `CEM_SEAL_PERSONAL_DATA=true`, `tests.e2e.deployments.SEALED`): an admin erases a
+(all run with personal data sealed, the default: `tests.e2e.deployments.default_sealing`): an admin erases a
 customer with `POST /v1/customers/{id}/erase`; the filing stage destroys the customer's data keys,
 forgets its identifiers and deletes its warehouse rows; `cem replay` afterwards rebuilds its rows
 without any of its personal data, while the anonymous facts (types, scores) are all there."""

@@ -1,5 +1,5 @@
 """Personal data sealed in the log (issue 11, step 2 of docs/erasure.md), on every deployment kind:
-the suite's deployments run with `CEM_SEAL_PERSONAL_DATA=true` (`tests.e2e.deployments.SEALED`),
+the suite's deployments run with the default, sealed (`tests.e2e.deployments.default_sealing`),
 so the log's touchpoints and filings hold each event's identifiers and free text only as
 ciphertext, while the APIs show them in clear and identity still finds the customer by them."""
 
