@@ -8,7 +8,7 @@ from typing import Any
 
 from services.identity.domain import Customer
 from services.identity.models import AuditEntry, CustomerIdentities, IdentityStatus, IdentityView
-from services.identity.reasons import reason_code
+from services.identity.reasons import reason_code, reason_text
 from services.identity.rules import Identifier
 from services.identity.state import IdentityState
 
@@ -86,6 +86,8 @@ def _entry(member: str, event: Any, erased: bool = False) -> AuditEntry:
     coded = reason_code(details["reason"]) if isinstance(details.get("reason"), str) else None
     if coded is not None:  # a reason identity wrote itself: its code, for a page's language
         details |= {"reason_code": coded[0], "reason_params": coded[1]}
+    if erased and not isinstance(event, Customer.Erased):  # the erasure's own reason stays
+        details |= _erased_reason(details.get("reason"), coded)
     return AuditEntry(
         at=event.timestamp,
         customer_id=member,
@@ -93,6 +95,22 @@ def _entry(member: str, event: Any, erased: bool = False) -> AuditEntry:
         action=_snake(type(event).__name__),
         details=details,
     )
+
+
+def _erased_reason(reason: Any, coded: tuple[str, dict[str, str]] | None) -> dict[str, Any]:
+    """An erased customer's reason without the identifiers identity wrote into it (`both hold
+    email=…`, `used anonymous_id=… before`; a review found them readable after the erasure),
+    its kind kept; a reason a person typed, which may name anyone, hidden whole."""
+    if not isinstance(reason, str) or not reason:
+        return {}
+    if coded is None:
+        return {"reason": REDACTED}
+    code, params = coded
+    hidden = {
+        name: value.split("=", 1)[0] + "=" + REDACTED if name in _IDENTIFIER_PARAMS else value
+        for name, value in params.items()
+    }
+    return {"reason": reason_text(code, **hidden), "reason_params": hidden}
 
 
 def _readable(name: str, value: Any) -> Any:
@@ -134,3 +152,5 @@ NAME_RECORDED = _snake(Customer.NameRecorded.__name__)
 # CEM_SEAL_PERSONAL_DATA; docs/erasure.md). A registration's `name` is the opaque id: shown.
 REDACTED = "(erased)"
 _PERSONAL_DETAILS = frozenset({"value", "seed"})
+# The parameters of identity's own reasons that are identifiers (`kind=value`).
+_IDENTIFIER_PARAMS = frozenset({"identifier", "hub"})

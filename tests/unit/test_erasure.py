@@ -259,6 +259,27 @@ def test_identity_forgets_the_identifiers_and_records_the_erasure(pipeline: Pipe
     assert again != lucia
 
 
+def test_the_history_of_an_erased_customer_hides_the_identifiers_in_identitys_reasons(
+    pipeline: Pipeline,
+) -> None:
+    """Found by a review of the distributed mode: after the erasure the values were hidden, but
+    a merge's reason identity wrote (`used anonymous_id=… before`, `both hold email=…`) still
+    named them, to agents too; so did the export's history."""
+    pipeline.file(message({"anonymous_id": "d-lucia-1"}))
+    pipeline.file(message({"email": EMAIL, "anonymous_id": "d-lucia-1"}))
+    [lucia] = pipeline.file(message({"email": EMAIL, "phone": PHONE}))
+    merged = [e for e in pipeline.identity.history(TENANT, lucia) if e.action == "customers_merged"]
+    assert merged and "d-lucia-1" in merged[0].details["reason"]  # named while she is a customer
+    pipeline.erase(lucia)
+    history = pipeline.identity.history(TENANT, lucia)
+    shown = orjson.dumps([e.details for e in history])
+    assert b"d-lucia-1" not in shown and b"lucia" not in shown and b"617345678" not in shown
+    [after] = [e for e in history if e.action == "customers_merged"]
+    assert after.details["reason_code"] == "used_before"  # still says why, in any language
+    assert after.details["reason_params"] == {"identifier": "anonymous_id=(erased)"}
+    assert [e.details["reason"] for e in history if e.action == "erased"] == ["GDPR request #4711"]
+
+
 def test_the_warehouse_rows_of_every_member_are_deleted_but_the_erasures_own(
     pipeline: Pipeline,
 ) -> None:
