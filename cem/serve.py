@@ -151,8 +151,17 @@ def serve_http(service: IngestService | QueryService, host: str | None, port: in
     close_on_shutdown(service)
     settle_collector()
     try:
-        # No `server` banner (kernel.web_security).
-        uvicorn.run(service.app, host=host or ServerSettings().host, port=port, server_header=False)
+        # No `server` banner (kernel.web_security). No access log: its lines carry each request's
+        # path and query, and so customers' emails and phones (`?email=`, `/customers/email:…`),
+        # which no erasure reaches (a review found them in the log after one); requests are
+        # counted by route in /metrics instead. `cem up` logs warnings only, for the same reason.
+        uvicorn.run(
+            service.app,
+            host=host or ServerSettings().host,
+            port=port,
+            server_header=False,
+            access_log=False,
+        )
     finally:
         service.close()  # when the server did not start; closing twice is harmless
 
