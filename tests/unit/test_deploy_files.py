@@ -449,9 +449,12 @@ def test_deployment_is_selected_probed_limited_and_unprivileged(
     for container in pod["containers"]:
         limits, requests = container["resources"]["limits"], container["resources"]["requests"]
         assert {"cpu", "memory"} <= set(limits) and {"cpu", "memory"} <= set(requests)
-        for probe in ("readinessProbe", "livenessProbe"):
+        for probe, path in (("readinessProbe", "/ready"), ("livenessProbe", "/health")):
             get = container[probe]["httpGet"]
-            assert get["path"] == "/health" and ports[get["port"]] == PORTS[name], probe
+            assert get["path"] == path and ports[get["port"]] == PORTS[name], probe
+        # Found by a review: ready-probed on /health (always ok), a replica whose database was
+        # down stayed behind the service; /ready answers within its pool's 5 s wait.
+        assert container["readinessProbe"]["timeoutSeconds"] > 5
         assert container["securityContext"]["allowPrivilegeEscalation"] is False
         image, _, tag = container["image"].rpartition(":")
         assert image and tag and tag != "latest"
