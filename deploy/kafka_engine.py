@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import os
 import shutil
+import sys
 import uuid
 from pathlib import Path
 
@@ -130,7 +131,21 @@ def kafka_answers(bootstrap: str) -> bool:
         admin.close()
 
 
+def check_client() -> None:
+    """The probe's client (kafka-python) importable by this Python, before any broker starts: a
+    Python without it found the deploy/kafka/ folder as `kafka` and failed after Java started,
+    leaving the broker running (a review)."""
+    try:
+        from kafka import KafkaAdminClient  # type: ignore[attr-defined,unused-ignore]  # noqa: F401
+    except ImportError:
+        raise EngineError(
+            f"kafka-python is not installed for {sys.executable}: run with the project's "
+            "Python (PYTHON=.venv/bin/python deploy/kafka/start.sh, or `make install` first)"
+        ) from None
+
+
 def start_kafka(state: State) -> dict[str, str]:
+    check_client()
     ports = state.ports("broker", "controller")
     bootstrap = f"127.0.0.1:{ports['broker']}"
     if state.running_pid() is None:
