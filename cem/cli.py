@@ -441,9 +441,15 @@ def _add_simulate(sub: Any) -> None:
 
 
 def _add_replay(sub: Any) -> None:
-    rep = _command(sub, "replay", "rebuild the warehouse tables from the event log")
+    rep = _command(
+        sub,
+        "replay",
+        "rebuild the warehouse tables from the event log: embedded, the data directory's log "
+        "into a chdb database; with CEM_MODE=distributed, the filings topic into a database on "
+        "the ClickHouse server of CEM_CLICKHOUSE_URL",
+    )
     _add_data_dir(rep)
-    rep.add_argument("--into", default="cem_replay", help="database to rebuild into")
+    rep.add_argument("--into", default="cem_replay", help="database to rebuild into (a new one)")
     rep.set_defaults(func=_replay)
 
 
