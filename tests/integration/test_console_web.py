@@ -197,9 +197,30 @@ def test_writes_with_the_cookie_need_the_csrf_header(app: FastAPI, client: TestC
     assert passed.status_code == 503
 
 
+def test_the_dashboard_and_settings_say_who_they_are_for(app: FastAPI, client: TestClient) -> None:
+    """Found by a browser review: a manager refused the settings page read that the dashboard
+    (which she may open) was for managers."""
+    sign_in(client, person(app, "manager"))
+    refused = client.get("/settings?lang=en")
+    assert refused.status_code == 403 and "Settings are for administrators." in main(refused.text)
+    assert "The CX dashboard is for" not in main(refused.text)
+    sign_in(client, person(app, "agent"))
+    assert "The CX dashboard is for managers" in main(client.get("/dashboard?lang=en").text)
+
+
 def test_sign_out_needs_the_token_and_ends_the_session(app: FastAPI, client: TestClient) -> None:
     sign_in(client, person(app, "agent"))
-    assert client.post("/signout", data={"csrf": "forged"}).status_code == 403
+    forged = client.post("/signout", data={"csrf": "forged"})
+    assert forged.status_code == 403
+    # A form from an earlier session (signed in again in another tab) is asked again, with a
+    # button carrying this session's token, instead of a page about the dashboard.
+    assert 'id="signout-confirm"' in forged.text and csrf_of(client) in forged.text
+    assert "dashboard" not in main(forged.text).lower()
+
+
+def main(page: str) -> str:
+    """What a page shows in its main element (its scripts carry every message besides)."""
+    return page.split("<main", 1)[1].split("</main>", 1)[0]
     assert client.get("/v1/customers/cust-ana").status_code == 200
     secret = client.cookies.get(SESSION_COOKIE) or ""
     client.post("/signout", data={"csrf": csrf_of(client)})

@@ -165,7 +165,10 @@ async def signout(request: Request) -> Response:
     if session is None:
         return _to_signin(request)
     if not session.csrf_matches(form.get("csrf")):
-        return _render(request, "forbidden.html", _page_context(session), 403)
+        # A form from an earlier session (signed in again in another tab): not signed out by
+        # another site's form, nor left wondering; asked again with this session's token.
+        context = {**_page_context(session), "signout_again": True}
+        return _render(request, "forbidden.html", context, 403)
     _accounts(request).sign_out(request.cookies[SESSION_COOKIE])
     response = _to_signin(request)
     response.delete_cookie(
@@ -201,7 +204,7 @@ def settings_page(request: Request) -> Response:
     session = session_of(request)
     if session is None:
         return _to_signin(request)
-    context = {**_page_context(session), "page": "settings"}
+    context = {**_page_context(session), "page": "settings", "detail": "forbidden_settings"}
     if session.user.role not in CAN_SET_SETTINGS:
         return _render(request, "forbidden.html", context, 403)
     zones = sorted(time_zones())
