@@ -198,6 +198,14 @@ const CEM = (() => {
     target.replaceChildren(el("span", { class: "error", role: "alert" }, text));
   }
 
+  // Switching language keeps what the page shows (the console's customer lives in the hash):
+  // the link's `?lang=` only, with the page's own hash (a browser review lost the customer).
+  for (const link of document.querySelectorAll(".languages a")) {
+    link.addEventListener("click", () => {
+      link.href = `${link.getAttribute("href").split("#")[0]}${window.location.hash}`;
+    });
+  }
+
   return {
     t, api, el, metricCell, duration, lowStar, fixed, when, query, showError, errorText, alertText, channelName, kindName, metricName, identifierText,
     csrf, lang, ApiError,
