@@ -289,6 +289,15 @@ def test_an_agent_searches_sees_the_timeline_and_a_new_event_arrives_live(
     assert "<script>window.pwned=1</script>" in shown_text and "<img src=x onerror=" in shown_text
     assert not page.all("#timeline img, #timeline script")
     assert page.driver.execute_script("return document.body.dataset.pwned || window.pwned") is None
+    # A message longer than its summary is read whole in the page, as text (a browser review
+    # found it only in the raw details, unreadable on a phone).
+    [read_all] = page.all("#timeline .read-all")
+    whole = page.find("#timeline .fulltext")
+    assert not whole.is_displayed()
+    read_all.click()
+    page.wait(lambda: whole.is_displayed(), what="the whole message")
+    assert whole.text == customer["xss"] and read_all.text == "Show less"
+    assert not page.all("#timeline img, #timeline script")
     page.wait(lambda: "●" in page.text("#live"), what="the live indicator")
     # The identity history says which name it recorded, and an entry without a detail ends at
     # its action (no dangling separator).

@@ -372,6 +372,33 @@
     }
   }
 
+  // The free text an entry's summary quotes, whole, when the summary had to cut it (a message,
+  // a transcript, a comment): read in the page, not in the raw details (a browser review).
+  const FULL_TEXT = {
+    "message.received": "text", "message.sent": "text", "email.replied": "text",
+    "call.ended": "transcript", "survey.answered": "comment", "order.returned": "reason",
+    "case.opened": "subject", "case.resolved": "resolution",
+    "alert.assigned": "note", "alert.acknowledged": "note", "alert.resolved": "note",
+  };
+
+  function fullText(entry) {
+    const field = FULL_TEXT[entry.type];
+    const text = field && entry.payload ? entry.payload[field] : "";
+    return typeof text === "string" && text && (entry.summary || "").includes("…") ? text : "";
+  }
+
+  function readAll(text) {
+    if (!text) return [];
+    const whole = el("p", { class: "fulltext", hidden: true }, text);
+    const toggle = el("button", { type: "button", class: "link read-all", "aria-expanded": "false" }, t("read_all"));
+    toggle.addEventListener("click", () => {
+      whole.hidden = !whole.hidden;
+      toggle.setAttribute("aria-expanded", String(!whole.hidden));
+      toggle.textContent = whole.hidden ? t("read_all") : t("read_less");
+    });
+    return [toggle, whole];
+  }
+
   function entryItem(entry) {
     const payload = el("pre", { class: "payload", hidden: true }, JSON.stringify(entry, null, 2));
     const toggle = el("button", { type: "button", class: "link", "aria-expanded": "false" }, t("show_payload"));
@@ -386,7 +413,7 @@
       el("span", { class: "summary" }, entry.summary || entry.type),
       el("span", { class: "muted small" }, `${entry.type} · ${entry.touchpoint}`),
       entry.repeat_of ? el("span", { class: "chip warn small", title: entry.repeat_of }, t("repeat_contact")) : null,
-      toggle, payload);
+      ...readAll(fullText(entry)), toggle, payload);
   }
 
   // --- live updates ---------------------------------------------------------------------------
