@@ -617,6 +617,19 @@ def test_the_spanish_console_names_kinds_reads_days_first_and_words_api_errors(
     assert offered["call.ended"] == "Llamada finalizada"
     assert offered["survey.answered"] == "Encuesta respondida"
     assert page.find("#filter-type").get_attribute("placeholder") == "todos los tipos"
+    # A title typed rather than picked filters by its type (it was a 422: a browser review).
+    page.find("#filter-type").send_keys("encuesta respondida")
+    page.find("#filters button[type=submit]").click()
+    page.wait(lambda: timeline_ids(page) and all(
+        "survey.answered" in item.text for item in page.all("#timeline li.event")
+    ), what="only the survey answers")  # fmt: skip
+    assert not page.find("#filter-error").is_displayed()
+    assert "Algo ha fallado" not in page.text("#timeline-end")
+    page.find("#filter-type").clear()
+    page.find("#filters button[type=submit]").click()
+    page.wait(lambda: len(timeline_ids(page)) >= total, what="the whole timeline again")
+    # The customer's amounts in Spanish numbers, as the other figures (a browser review).
+    assert "150,00 EUR" in page.text("#f-amount")
     # The date filters are typed day first, as Spanish writes them (a date input would show the
     # browser's mm/dd/yyyy): 31/12/2020 is only a date day first.
     since = page.find("#filter-since")

@@ -145,7 +145,8 @@
     $("customer-id").textContent = p.customer_id;
     $("f-identifiers").replaceChildren(...p.identifiers.map((i) => el("span", { class: "chip", title: i }, identifierText(i))));
     $("f-orders").textContent = `${p.orders.count}`;
-    $("f-amount").textContent = p.orders.by_currency.map((s) => `${s.net_amount} ${s.currency}`).join(" · ") || "—";
+    // In the page's way of writing numbers ("377,66 EUR" in Spanish), as the other figures are.
+    $("f-amount").textContent = p.orders.by_currency.map((s) => `${amount(s.net_amount)} ${s.currency}`).join(" · ") || "—";
     const months = Math.max(1, (new Date(p.last_seen) - new Date(p.first_seen)) / (30.44 * 86400e3));
     $("f-frequency").textContent = `${fixed(p.orders.count / months, 2)} ${t("per_month")}`;
     $("f-channels").replaceChildren(...p.channels.map((c) =>
@@ -275,6 +276,16 @@
     return !wrong.length;
   }
 
+  // What the type filter holds as the API reads it: a title typed rather than picked from the
+  // list ("Llamada finalizada", any case) is its type's code (a browser review got a 422).
+  function typeCode(typed) {
+    const text = typed.trim();
+    const folded = text.toLocaleLowerCase(lang);
+    const named = [...document.querySelectorAll("#event-types option")]
+      .find((o) => (o.getAttribute("label") || "").toLocaleLowerCase(lang) === folded);
+    return named ? named.value : text;
+  }
+
   function readFilters() {
     const day = (input, end) => {
       const start = dayStart(input);
@@ -284,7 +295,7 @@
     const until = day($("filter-until"), true);
     return {
       channel: $("filter-channel").value,
-      type: $("filter-type").value.trim(),
+      type: typeCode($("filter-type").value),
       since: since === null ? "" : new Date(since).toISOString(),
       until: until === null ? "" : new Date(until).toISOString(),
     };
@@ -397,6 +408,11 @@
       toggle.textContent = whole.hidden ? t("read_all") : t("read_less");
     });
     return [toggle, whole];
+  }
+
+  function amount(text) {
+    const value = Number(text);
+    return Number.isFinite(value) ? fixed(value, 2) : text;
   }
 
   function entryItem(entry) {
