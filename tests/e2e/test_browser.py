@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
+from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 from services.identity.normalise import Rejected, ambiguous_readings, normalise_one
@@ -840,6 +841,12 @@ def test_a_manager_reports_on_last_month_and_yesterday(
     page.sign_in(people[(TENANT_A, "manager")])
     page.open("/dashboard")
     page.wait(lambda: page.all("#satisfaction tbody tr"), what="the satisfaction table")
+    # Every row of the heat map has an answered cell (rows known for texts alone were empty).
+    for row in page.all("#heatmap tbody tr"):
+        assert row.find_elements(By.CSS_SELECTOR, ".heat-button"), row.text
+    # Answers drilled into follow the period chosen afterwards (a browser review).
+    page.find("#satisfaction tbody tr th button").click()
+    page.wait(lambda: page.find("#drill").is_displayed(), what="the answers panel")
     bounds = """const t = document.getElementById('satisfaction').dataset;
         const since = new Date(t.since), until = new Date(t.until), now = new Date();
         return [since.getFullYear(), since.getMonth(), since.getDate(), since.getHours(),
@@ -864,6 +871,13 @@ def test_a_manager_reports_on_last_month_and_yesterday(
             assert (u_y, u_m, u_d) == (n_y, n_m, n_d)
         link = page.find("#alerts-xlsx").get_attribute("href")
         assert "until=" in link and "since=" in link, link
+        page.wait(
+            lambda: (
+                page.find("#drill").get_attribute("data-since")
+                == page.find("#satisfaction").get_attribute("data-since")
+            ),
+            what=f"the answers of the {choice} period",
+        )
     assert [o.text for o in page.all("#period-days option")][0] == "Yesterday"
 
 

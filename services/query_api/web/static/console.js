@@ -137,7 +137,10 @@
       return found < 0 ? LABEL_KINDS.length : found;
     };
     const [best] = [...p.identifiers].sort((a, b) => rank(a) - rank(b));
-    return best ? best.slice(best.indexOf(":") + 1) : p.customer_id;
+    if (!best) return p.customer_id;
+    // An account elsewhere reads as its handle and where (`@ana · instagram`), not as the key.
+    const external = /^external:([^:]+):(.*)$/.exec(best);
+    return external ? `${external[2]} · ${external[1]}` : best.slice(best.indexOf(":") + 1);
   }
 
   function renderProfile(p) {

@@ -80,6 +80,7 @@
     table.dataset.until = period.until;
     table.dataset.bucket = period.bucket;
     table.dispatchEvent(new Event("period")); // the service table (service.js) follows it
+    if (!$("drill").hidden && drilled.cell) drill(drilled.cell, true); // so do the answers shown
     const params = query({ since: period.since, until: period.until, bucket: period.bucket });
     $("export-xlsx").href = `/v1/satisfaction/touchpoints?${params}&format=xlsx`;
     $("export-csv").href = `/v1/satisfaction/touchpoints?${params}&format=csv`;
@@ -141,9 +142,12 @@
   }
 
   function renderHeatmap(cells, minN) {
-    const touchpoints = [...new Set(cells.map((c) => c.touchpoint))];
-    const channels = [...new Set(cells.map((c) => c.channel))].sort();
-    const byKey = new Map(cells.map((c) => [`${c.touchpoint}\u0000${c.channel}`, c]));
+    // Only what has answers, as the table: a touchpoint or channel known for its texts alone
+    // made empty rows (a browser review).
+    const answered = cells.filter((cell) => cell.n > 0);
+    const touchpoints = [...new Set(answered.map((c) => c.touchpoint))];
+    const channels = [...new Set(answered.map((c) => c.channel))].sort();
+    const byKey = new Map(answered.map((c) => [`${c.touchpoint}\u0000${c.channel}`, c]));
     const head = el("tr", {}, el("th", { scope: "col" }, t("touchpoint")), ...channels.map((c) => el("th", { scope: "col" }, channelName(c))));
     const rows = touchpoints.map((tp) => el("tr", {}, el("th", { scope: "row" }, tp), ...channels.map((ch) => {
       const cell = byKey.get(`${tp}\u0000${ch}`);
@@ -185,7 +189,10 @@
       }
       return sums.map((s, i) => (counts[i] ? s / counts[i] : null));
     });
-    const data = [times.map((time) => new Date(time).getTime() / 1000), ...series];
+    // A line per touchpoint with a value of this metric in the period, each in the same colour
+    // whichever metric is chosen; the others would only fill the legend with "–" (a review).
+    const drawn = touchpoints.map((tp, i) => [tp, i, series[i]]).filter(([, , s]) => s.some((v) => v !== null));
+    const data = [times.map((time) => new Date(time).getTime() / 1000), ...drawn.map(([, , s]) => s)];
     const width = Math.max(280, $("trend").clientWidth || 600);
     if (chart) chart.destroy();
     // The x axis is the chosen period, so a period with one bucket shows it at its date.
@@ -206,7 +213,7 @@
       scales: { x: { time: true, range: () => bounds } },
       series: [
         { label: days ? `${t("trend_time")} (${timeZone})` : t("trend_time"), value: (u, v) => (v == null ? "–" : moment.format(new Date(v * 1000))) },
-        ...touchpoints.map((tp, i) => ({ label: tp, ...seriesStyle(i), width: 2 })),
+        ...drawn.map(([tp, i]) => ({ label: tp, ...seriesStyle(i), width: 2 })),
       ],
       axes: [
         // Ticks under a day apart show the hour; over a period of several days, the first tick
@@ -252,10 +259,13 @@
     touchpoint: drilled.cell.touchpoint, channel: drilled.cell.channel,
     since: drilled.since, until: drilled.until, cursor })}`);
 
-  async function drill(cell) {
+  // `follow`: the period changed while the panel was open; its answers follow it, where the
+  // reader is (a browser review found the old period's answers kept under the new table).
+  async function drill(cell, follow = false) {
     const asked = ++drilling;
     Object.assign(drilled, { cell, cursor: null, since: period.since, until: period.until });
     $("drill").hidden = false;
+    $("drill").dataset.since = period.since; // the period its answers are of
     $("drill-more").hidden = true;
     $("drill-more").disabled = false;
     $("drill-title").textContent = `${t("answers")} ${cell.touchpoint} · ${channelName(cell.channel)}`;
@@ -274,6 +284,7 @@
       if (error.status === 404 || error.status === 405) $("drill-status").textContent = t("unavailable");
       else showError($("drill-status"), error);
     }
+    if (follow) return;
     $("drill").scrollIntoView({ block: "start" });
     $("drill-title").focus?.();
   }
