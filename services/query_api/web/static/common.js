@@ -194,7 +194,10 @@ const CEM = (() => {
   // in a language whose catalogue text cannot name it (the English message already does).
   function showError(target, error, asked = "") {
     const missing = asked && lang !== "en" && error instanceof ApiError && error.status === 404;
-    const text = `${t("error")} ${errorText(error)}${missing ? ` (${asked})` : ""}`;
+    // A value the server refused (400, 422) is the reader's to correct, not something that
+    // went wrong: said without that preface (a browser review of the settings page).
+    const refused = error instanceof ApiError && (error.status === 400 || error.status === 422);
+    const text = `${refused ? "" : `${t("error")} `}${errorText(error)}${missing ? ` (${asked})` : ""}`;
     target.replaceChildren(el("span", { class: "error", role: "alert" }, text));
   }
 

@@ -546,7 +546,9 @@
         const key = `${i.kind}\u0000${i.value}`;
         byIdentifier.set(key, [...(byIdentifier.get(key) || []), i]);
       }
-      $("identities").replaceChildren(...[...byIdentifier.values()].map((held) =>
+      // None held (an identifier an erasure suppressed links nobody again): said, not left blank.
+      if (!byIdentifier.size) $("identities").replaceChildren(el("li", { class: "muted" }, t("none")));
+      else $("identities").replaceChildren(...[...byIdentifier.values()].map((held) =>
         el("li", {}, el("span", { class: "chip", title: held[0].kind }, `${kindName(held[0].kind)}: ${held[0].value}`),
           ...held.map((i, n) => el("span", { class: "muted small", title: `${i.status} · ${i.rule}` },
             // When the touchpoint that linked it happened (an imported history's, not the import's).
