@@ -18,6 +18,7 @@ from cem.adapters.sqlite_calendars import CALENDARS_FILE, SqliteCalendarStore
 from cem.adapters.sqlite_channels import SqliteChannelStore
 from cem.adapters.sqlite_keys import SqliteKeyStore
 from cem.adapters.sqlite_log import SqliteLog, SqlitePublisher
+from cem.adapters.sqlite_snapshot import first_values
 from cem.adapters.sqlite_users import SqliteUserStore
 from cem.erasure import ERASED_ROWS, CustomerEraser, Pending, delete_erased_rows
 from cem.filing_process import FilingProcess
@@ -366,7 +367,11 @@ def create_app(platform: Platform) -> FastAPI:
         "calendars": CachedCalendars(platform.calendars) if platform.calendars else None,
         "arrivals_stored": platform.arrivals_stored,
         "latest_arrivals": platform.latest_arrivals,
-        "log_sealed": log_sealed(platform.settings, platform.identity),
+        "log_sealed": log_sealed(
+            platform.settings,
+            platform.identity,
+            first_values(platform.settings.data_dir / "log.sqlite", TOUCHPOINTS_TOPIC),
+        ),
     }
     for name, value in state.items():
         setattr(app.state, name, value)

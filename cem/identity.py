@@ -69,9 +69,9 @@ def build_identity(
             raise
     try:
         kept = resolver(False)
-    except StoreSealingMismatch:  # its first event in clear, its last sealed
+    except StoreSealingMismatch:  # one of its ends in clear, the other sealed
         raise StoreSealingMismatch(
-            "the identity store holds its first events in clear and its last ones sealed "
+            "the identity store holds events both in clear and sealed "
             "(replicas started with different CEM_SEAL_PERSONAL_DATA on an empty store?): "
             "neither setting reads it; restore it from a backup taken before"
         ) from None

@@ -23,7 +23,7 @@ import argparse
 import os
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +32,11 @@ from cem.adapters.sqlite_log import SqliteLog
 from cem.adapters.sqlite_snapshot import backup, events_by_topic, log_records
 from cem.adapters.sqlite_vault import VAULT_FILE, SqliteKeyVault
 from cem.cli_errors import CliError
-from cem.sealing import LazyVault
+from cem.sealing import NEVER_SEALED, LazyVault, default_rules, subject_function
 from kernel.customer_key import customer_key
 from kernel.partitioning import touchpoint_bucket_key, touchpoint_key
 from kernel.ports import TOUCHPOINTS_TOPIC, Record
-from kernel.sealing import EventOpener, KeyCache, decode_opened
+from kernel.sealing import EventOpener, EventSealer, KeyCache, decode_opened, maybe_sealed
 from kernel.secrets import KEY_FILE, platform_key
 from kernel.settings import CoreSettings
 from services.identity.changes import SYSTEM_ACTOR
@@ -66,16 +66,20 @@ class Migration:
     undecodable: int  # kept with a bucketed old key: the filing stage dead-letters them as before
     # Identity events people made by hand in the old store, by kind (`HAND_MADE`); not carried.
     hand_made: dict[str, int] = field(default_factory=dict)
+    sealed: int = 0  # touchpoints copied in clear from the old log and sealed on the way
 
 
-def migrate(old: Path, new: Path, secret_key: str | None = None) -> Migration:
+def migrate(old: Path, new: Path, secret_key: str | None = None, *, seal: bool = True) -> Migration:
     """Copy `old`'s touchpoints, re-keyed, and its stores without customer ids into `new`.
 
     `old` is only read (every SQLite file opened read-only). The copy is made in a staging
     directory beside `new`, renamed to `new` once complete: a crash leaves no partial `new`.
     The touchpoints are keyed with the bucket key `new` will ingest with: derived from
     `secret_key` (CEM_SECRET_KEY) when given, else from the key file copied from `old` (made in
-    `new` when `old` had none, the one `cem up --data-dir NEW` then uses)."""
+    `new` when `old` had none, the one `cem up --data-dir NEW` then uses). With `seal` (personal
+    data sealed, the default), a touchpoint the old log holds in clear is sealed on the way, as
+    ingest seals, so that `new` holds no clear personal data and an erasure there holds through
+    a replay (a review: the copy kept them clear while an erasure answered `log_sealed: true`)."""
     if not (old / "log.sqlite").exists():
         raise CliError(f"no event log in {old}")
     if new.exists():
@@ -95,34 +99,50 @@ def migrate(old: Path, new: Path, secret_key: str | None = None) -> Migration:
     # Sealed touchpoints are opened (with the vault's copy: the old one is only read) to name
     # their customer; they are copied sealed, as they were.
     opener = EventOpener(LazyVault(lambda: SqliteKeyVault(staging / VAULT_FILE, key)), KeyCache())
+    vault = SqliteKeyVault(staging / VAULT_FILE, key) if seal else None
+    sealer = None
+    if vault is not None:
+        sealer = EventSealer(vault, key, subject_function(default_rules), KeyCache(), NEVER_SEALED)
     try:
-        copied, undecodable = _copy_touchpoints(
-            old / "log.sqlite", staging / "log.sqlite", touchpoint_bucket_key(key), opener
+        copied, undecodable, sealed = _copy_touchpoints(
+            old / "log.sqlite", staging / "log.sqlite", touchpoint_bucket_key(key), opener, sealer
         )
     finally:
         opener.close()
+        if vault is not None:
+            vault.close()
     hand_made = _hand_made(old / "identity.sqlite")
     _sync_dir(staging)
     staging.rename(new)
     _sync_dir(new.parent)
-    return Migration(copied, undecodable, hand_made)
+    return Migration(copied, undecodable, hand_made, sealed)
 
 
 def _copy_touchpoints(
-    old_log: Path, new_log: Path, bucket_key: bytes, opener: EventOpener
-) -> tuple[int, int]:
+    old_log: Path, new_log: Path, bucket_key: bytes, opener: EventOpener, sealer: EventSealer | None
+) -> tuple[int, int, int]:
     """Every touchpoint, each partition in order (one customer's are in one partition, so they
-    keep their order), read without writing the old log (no consumer group is committed)."""
-    target, copied, undecodable = SqliteLog(new_log), 0, 0
+    keep their order), read without writing the old log (no consumer group is committed); with
+    `sealer`, the clear ones that decode sealed on the way. How many were copied, did not
+    decode, and were sealed."""
+    target, copied, undecodable, sealed = SqliteLog(new_log), 0, 0, 0
     try:
         for batch in log_records(old_log, TOUCHPOINTS_TOPIC, CHUNK):
             rekeyed = [_rekeyed(r.key, r.value, r.headers, bucket_key, opener) for r in batch]
             undecodable += sum(not decoded for decoded, _ in rekeyed)
-            target.append(TOUCHPOINTS_TOPIC, [record for _, record in rekeyed])
+            records = [record for _, record in rekeyed]
+            if sealer is not None:
+                clear = [i for i, (decoded, r) in enumerate(rekeyed)
+                         if decoded and not maybe_sealed(r.value)]  # fmt: skip
+                values = sealer.seal_values([records[i].value for i in clear])
+                for i, value in zip(clear, values, strict=True):
+                    records[i] = replace(records[i], value=value)
+                sealed += len(clear)
+            target.append(TOUCHPOINTS_TOPIC, records)
             copied += len(rekeyed)
     finally:
         target.close()
-    return copied, undecodable
+    return copied, undecodable, sealed
 
 
 def _rekeyed(
@@ -179,8 +199,10 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError("migrate into a new directory, not the one being migrated")
     with data_dir.exclusive(state.path):
         state.announce()
-        done = migrate(state.path, new, _secret_key())
+        done = migrate(state.path, new, _secret_key(), seal=CoreSettings().sealing)
     print(f"copied {done.touchpoints} touchpoints into {new}")
+    if done.sealed:
+        print(f"{done.sealed} of them were in clear and are sealed in the copy")
     if done.undecodable:
         print(f"{done.undecodable} of them do not decode and will be dead-lettered as before")
     print(f"now run `cem up --data-dir {new}`: it files them with opaque customer ids")

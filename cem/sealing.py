@@ -20,10 +20,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from pydantic import ValidationError
 
 from kernel.ports import KeyVault, Outgoing, Publisher, PublishStatus
-from kernel.sealing import EventOpener, EventSealer, KeyCache, SubjectOf
+from kernel.sealing import EventOpener, EventSealer, KeyCache, SubjectOf, maybe_sealed
 from kernel.settings import CoreSettings
 from kernel.shredding import UNATTRIBUTED
 from schemas.envelope import CustomerRef
@@ -123,12 +124,27 @@ def platform_key_for(settings: CoreSettings) -> bytes:
     return local_platform_key(settings)
 
 
-def log_sealed(settings: CoreSettings, identity: IdentityResolver | None) -> bool:
-    """Whether the log holds personal data sealed, what an erasure's answer says: sealing on, and
-    no identity store kept in clear (`cem.identity.build_identity`: a data directory or
-    deployment written in clear before sealing became the default, whose log keeps its older
-    events in clear even though new ones are sealed)."""
-    return settings.sealing and (identity is None or identity.sealed_at_rest)
+def log_sealed(
+    settings: CoreSettings, identity: IdentityResolver | None, first: Sequence[bytes] = ()
+) -> bool:
+    """Whether the log holds personal data sealed, what an erasure's answer says: sealing on, no
+    identity store kept in clear (`cem.identity.build_identity`: a data directory or deployment
+    written in clear before sealing became the default), and, where the caller could read them
+    (`first`: each partition's first touchpoint, embedded), none of the log's first records in
+    clear: a log written in clear before keeps those events even though new ones are sealed."""
+    if not settings.sealing or (identity is not None and not identity.sealed_at_rest):
+        return False
+    return not any(_clear(value) for value in first)
+
+
+def _clear(value: bytes) -> bool:
+    """A stored touchpoint in clear that sealing would have sealed (an erasure's own never is)."""
+    if maybe_sealed(value):
+        return False
+    try:
+        return orjson.loads(value).get("type") not in NEVER_SEALED
+    except (orjson.JSONDecodeError, AttributeError):
+        return False  # not an event: the filing stage dead-letters it; no personal field read
 
 
 def sealing_publisher(

@@ -48,6 +48,20 @@ def log_records(path: Path, topic: str, chunk: int) -> Iterator[list[Record]]:
                 yield [Record(bytes(k), bytes(v), decode_headers(h)) for k, v, h in batch]
 
 
+def first_values(path: Path, topic: str) -> list[bytes]:
+    """The value of each partition's first record of an embedded log's topic (none when the
+    file or the topic is not there), read without writing."""
+    if not path.exists():
+        return []
+    with read_only(path) as log:
+        rows = log.execute(
+            "SELECT value FROM records WHERE topic = ? AND (partition, offset) IN "
+            "(SELECT partition, min(offset) FROM records WHERE topic = ? GROUP BY partition)",
+            (topic, topic),
+        ).fetchall()
+    return [bytes(value) for (value,) in rows]
+
+
 def events_by_topic(
     path: Path, table: str, names: Collection[str], unless_actor: str
 ) -> dict[str, int]:

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from services.identity.changes import SYSTEM_ACTOR
 from services.identity.domain import Customer
-from services.identity.models import AuditEntry, CustomerIdentities, IdentityStatus, IdentityView
+from services.identity.models import (
+    AuditEntry,
+    CandidateView,
+    CustomerIdentities,
+    IdentityStatus,
+    IdentityView,
+)
 from services.identity.reasons import reason_code, reason_text
 from services.identity.rules import Identifier
 from services.identity.state import IdentityState
@@ -95,6 +103,37 @@ def _entry(member: str, event: Any, erased: bool = False) -> AuditEntry:
         action=_snake(type(event).__name__),
         details=details,
     )
+
+
+def without_erased(found: list[CandidateView], erased: set[str]) -> list[CandidateView]:
+    """Merge candidates as listed, those with an erased customer without the identifiers their
+    reason and list name (`share phone=…`; a review found them listed after the erasure), nor
+    the reason a person typed for the decision."""
+    shown = []
+    for candidate in found:
+        if not {candidate.first_id, candidate.second_id} & erased:
+            shown.append(candidate)
+            continue
+        said = _erased_reason(candidate.reason, reason_code(candidate.reason))
+        shown.append(
+            replace(
+                candidate,
+                reason=said.get("reason", candidate.reason),
+                identifiers=tuple(
+                    f"{i.split('=', 1)[0]}={REDACTED}" for i in candidate.identifiers
+                ),
+                decision_reason=_decision(candidate),
+            )
+        )
+    return shown
+
+
+def _decision(candidate: CandidateView) -> str | None:
+    """Why it was decided: identity's own words stay (`a customer of the pair was erased`), a
+    person's, which may name anyone, are hidden."""
+    if not candidate.decision_reason or candidate.decided_by == SYSTEM_ACTOR:
+        return candidate.decision_reason
+    return REDACTED
 
 
 def _erased_reason(reason: Any, coded: tuple[str, dict[str, str]] | None) -> dict[str, Any]:

@@ -472,8 +472,9 @@ class IdentityResolver(Application[UUID]):
         """Merge candidates; open ones whose customers were merged since, or one of them erased
         since (it can no longer be accepted: `decide_candidate`), are left out."""
         found = self.candidate_board.list(tenant_id, status)
-        if status != "open":
-            return found
+        if status != "open":  # decided ones stay listed: those of erased customers name nothing
+            sides = [side for c in found for side in (c.first_id, c.second_id)]
+            return audit.without_erased(found, self.erased_among(tenant_id, sides))
         redirects = self.redirects(tenant_id)
         # Read in one query, around the shared cache: it is the commands' (under their lock),
         # and may hold what a command changed and has not saved yet.

@@ -302,5 +302,5 @@ def test_a_store_written_both_ways_says_so_in_one_line(tmp_path: Path) -> None:
         )
     with pytest.raises(StoreSealingMismatch) as refused:
         embedded_identity(tmp_path, CoreSettings(data_dir=tmp_path, secret_key=secret))
-    assert "first events in clear and its last ones sealed" in str(refused.value)
+    assert "holds events both in clear and sealed" in str(refused.value)
     assert "\n" not in str(refused.value)

@@ -233,6 +233,10 @@ def test_erasing_a_customer_rejects_its_open_candidates(api: Api) -> None:
     [decided] = api.call("GET", "/v1/merge-candidates?status=rejected").json()["candidates"]
     assert decided["candidate_id"] == candidate["candidate_id"]
     assert decided["decision_reason"] == "a customer of the pair was erased"
+    # It names no identifier any more: the erased kid's line was its reason (a review found
+    # `share phone=+34…` listed after the erasure).
+    assert "+34" not in str(decided) and decided["identifiers"] == ["phone=(erased)"]
+    assert decided["reason_params"]["identifier"] == "phone=(erased)"
     path = f"/v1/merge-candidates/{candidate['candidate_id']}/decision"
     accept = api.call("POST", path, "admin", json={"decision": "accept", "reason": "same"})
     assert (accept.status_code, accept.json()["error"]["code"]) == (

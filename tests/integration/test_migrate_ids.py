@@ -161,3 +161,46 @@ def test_sealed_touchpoints_are_rekeyed_by_their_customer_and_open_in_the_new_di
     assert (opened.customer.email, opened.payload["text"]) == ("ana@shop.es", "hola")
     bucket_key = touchpoint_bucket_key(local_platform_key(new))
     assert record.key == touchpoint_key(bucket_key, TENANT, customer_key(opened.customer))
+
+
+def test_clear_touchpoints_are_sealed_on_the_way_and_the_copy_holds_no_personal_data(
+    tmp_path: Path,
+) -> None:
+    """A directory written in clear (before sealing was the default): the copy seals what the
+    old log held in clear, so an erasure there holds through a replay (a review found the copy
+    clear while its erasures answered `log_sealed: true`). With sealing off, copied as it was."""
+    old = tmp_path / "old"
+    old.mkdir()
+    log = SqliteLog(old / "log.sqlite")
+    publisher = SqlitePublisher(log)
+    try:
+        at = datetime.now(UTC)
+        bodies = [
+            event("message.received", "chat", {"email": "ana@shop.es"}, at, {"text": "hola"}),
+            event("page.viewed", "web", {"anonymous_id": "d-1"}, at, {"url": "https://s.es/a"}),
+        ]
+        outgoing = prepare(bodies, TENANT, at, 64 * 1024, bucket_key=b"b" * 32)
+        assert publisher.publish(outgoing.outgoing) == [PublishStatus.accepted] * 2
+    finally:
+        log.close()
+    assert b"ana@shop.es" in (old / "log.sqlite").read_bytes()
+
+    done = migrate(old, tmp_path / "new")
+    assert (done.touchpoints, done.undecodable, done.sealed) == (2, 0, 2)
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "new").glob("log.sqlite*"))
+    assert b"ana@shop.es" not in stored and b"hola" not in stored and b"s.es/a" not in stored
+    records = [r for chunk in log_records(tmp_path / "new" / "log.sqlite", "touchpoints", 10)
+               for r in chunk]  # fmt: skip
+    opener = opener_for(CoreSettings(data_dir=tmp_path / "new"))
+    try:
+        opened = [decode_opened(r.value, opener) for r in records]
+    finally:
+        opener.close()
+    assert {(e.customer.email, e.customer.anonymous_id) for e in opened} == {
+        ("ana@shop.es", None),
+        (None, "d-1"),
+    }
+
+    kept = migrate(old, tmp_path / "kept", seal=False)
+    assert (kept.touchpoints, kept.sealed) == (2, 0)
+    assert b"ana@shop.es" in (tmp_path / "kept" / "log.sqlite").read_bytes()

@@ -324,3 +324,26 @@ def test_a_signature_check_that_raises_is_a_401_not_a_500(
     answer = post_typeform(platform, added["webhook_path"], typeform_body())
     assert answer.status_code == 401 and answer.json()["error"]["code"] == "bad_signature"
     assert platform.events() == [] and platform.channels.dead_letters() == []
+
+
+@pytest.mark.parametrize(
+    ("provider", "settings", "path"),
+    [
+        ("shopify", {"touchpont": "tienda"}, "body.settings.touchpont"),
+        ("chatwoot", {"touchpoint": "Chat Web"}, "body.settings.touchpoint"),
+        ("sendgrid", {"public_url": "not a url"}, "body.settings.public_url"),
+    ],
+)
+def test_every_provider_but_twilio_checks_its_settings(
+    platform: Platform, provider: str, settings: dict[str, Any], path: str
+) -> None:
+    """A mistyped setting of any provider whose events carry it (a touchpoint that is no name)
+    was taken and then dead-lettered every delivery (a review); Twilio's are URL parameters."""
+    answer = platform.client.post("/v1/channels", headers=platform.admin,
+                                  json={"provider": provider, "secret": "x", "settings": settings})  # fmt: skip
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["details"][0]["path"] == path
+    good = {"touchpoint": "tienda_online", "public_url": "https://cx.example.com/hooks/ch_1"}
+    assert platform.add(provider, "x", good)["settings"] == good
+    twilio = platform.add("twilio-voice", "token", {"queue": "billing", "agent_desk": "4"})
+    assert twilio["settings"] == {"queue": "billing", "agent_desk": "4"}

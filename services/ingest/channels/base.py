@@ -18,7 +18,10 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol
 from urllib.parse import parse_qsl
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from kernel.request_body import MalformedJson, parse_json
+from schemas.envelope import Slug
 from schemas.violations import Violation
 
 # event_id = uuid5(namespace, "<provider>:<provider's own id>"): a provider's retry of the same
@@ -60,6 +63,20 @@ class Unmappable(ValueError):
         super().__init__("; ".join(f"{v.path}: {v.message}" for v in violations))
         self.violations = violations
         self.mapped = mapped or []
+
+
+class ChannelSettings(BaseModel):
+    """The settings every provider that declares its own takes (`settings_model`, checked when a
+    channel is added or changed: a mistyped one would otherwise turn every delivery into a dead
+    letter); a provider's model adds its own fields."""
+
+    model_config = ConfigDict(extra="forbid")
+    touchpoint: Slug | None = Field(default=None, description="the events' touchpoint")
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S+$",
+        description="the URL the provider calls, when a proxy rewrites it (what it signs)",
+    )
 
 
 class Provider(Protocol):

@@ -50,7 +50,7 @@ def check_settings(adapter: Provider, settings: Mapping[str, Any]) -> dict[str, 
     if model is None:
         return dict(settings)
     try:
-        return model.model_validate(settings).model_dump(exclude_none=True)
+        return model.model_validate(settings).model_dump(exclude_unset=True)
     except ValidationError as exc:
         error = exc.errors()[0]
         path = ".".join(str(part) for part in error["loc"])

@@ -20,9 +20,12 @@ import hmac
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from pydantic import BaseModel, Field
+
 from schemas.violations import Violation
 from services.ingest.channels.base import (
     Ack,
+    ChannelSettings,
     WebhookRequest,
     epoch_or_text_time,
     event_id,
@@ -94,9 +97,17 @@ def _name(person: Any) -> str | None:
     )
 
 
+class ChatwootSettings(ChannelSettings):
+    """A Chatwoot channel's settings: the queue its conversations are counted under when the
+    inbox names none."""
+
+    queue: str | None = Field(default=None, min_length=1, max_length=200)
+
+
 class Chatwoot:
     name: ClassVar[str] = "chatwoot"
     secret_help: ClassVar[str] = "the secret of the Chatwoot webhook"
+    settings_model: ClassVar[type[BaseModel]] = ChatwootSettings
 
     def verify(self, request: WebhookRequest, secret: str) -> bool:
         stamp, given = (

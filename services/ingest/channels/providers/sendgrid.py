@@ -21,10 +21,12 @@ from typing import Any, ClassVar
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from pydantic import BaseModel
 
 from schemas.violations import Violation
 from services.ingest.channels.base import (
     Ack,
+    ChannelSettings,
     WebhookRequest,
     epoch_or_text_time,
     event_id,
@@ -94,6 +96,7 @@ def _payload(kind: str, item: Mapping[str, Any], problems: list[Violation]) -> d
 class SendGrid:
     name: ClassVar[str] = "sendgrid"
     secret_help: ClassVar[str] = "the Event Webhook's verification key (public key, base64 or PEM)"
+    settings_model: ClassVar[type[BaseModel]] = ChannelSettings
 
     def verify(self, request: WebhookRequest, secret: str) -> bool:
         key, stamp = public_key(secret), request.headers.get(TIMESTAMP)

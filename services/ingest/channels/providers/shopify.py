@@ -16,9 +16,13 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
+from pydantic import BaseModel, Field
+
+from schemas.envelope import Slug
 from schemas.violations import Violation
 from services.ingest.channels.base import (
     Ack,
+    ChannelSettings,
     WebhookRequest,
     event_id,
     hmac_b64,
@@ -91,9 +95,18 @@ def _key(request: WebhookRequest, topic: str, body: Mapping[str, Any]) -> str:
     return f"{topic}:event:{found}"
 
 
+class ShopifySettings(ChannelSettings):
+    """A Shopify channel's settings: the touchpoint of point-of-sale orders, and the store id of
+    those without a location."""
+
+    pos_touchpoint: Slug | None = None
+    store_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+
 class Shopify:
     name: ClassVar[str] = "shopify"
     secret_help: ClassVar[str] = "the Shopify app's client secret (webhook signing secret)"
+    settings_model: ClassVar[type[BaseModel]] = ShopifySettings
 
     def verify(self, request: WebhookRequest, secret: str) -> bool:
         given = request.headers.get("x-shopify-hmac-sha256")

@@ -17,12 +17,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from schemas.envelope import Slug
 from schemas.violations import Violation
 from services.ingest.channels.base import (
     Ack,
+    ChannelSettings,
     WebhookRequest,
     event_id,
     hmac_b64,
@@ -74,16 +74,13 @@ def _scores(
     return scores
 
 
-class TypeformSettings(BaseModel):
-    """A Typeform channel's settings, checked when the channel is added or changed: a mistyped
-    mapping would otherwise turn every response into a dead letter."""
+class TypeformSettings(ChannelSettings):
+    """A Typeform channel's settings: which questions score which metric, and the comment's."""
 
-    model_config = ConfigDict(extra="forbid")
     questions: dict[str, Literal["csat", "nps", "ces"]] = Field(
         default_factory=dict, description="field ref → the metric its answer scores"
     )
     comment: str | None = Field(default=None, description="the field ref of the free-text answer")
-    touchpoint: Slug | None = Field(default=None, description="default touchpoint")
 
 
 class Typeform:
