@@ -841,7 +841,8 @@ def test_a_manager_reports_on_last_month_and_yesterday(
     page.sign_in(people[(TENANT_A, "manager")])
     page.open("/dashboard")
     page.wait(lambda: page.all("#satisfaction tbody tr"), what="the satisfaction table")
-    # Every row of the heat map has an answered cell (rows known for texts alone were empty).
+    # Every row of the heat map (CSAT) has an answered cell: rows known for texts or NPS alone
+    # were empty.
     for row in page.all("#heatmap tbody tr"):
         assert row.find_elements(By.CSS_SELECTOR, ".heat-button"), row.text
     # Answers drilled into follow the period chosen afterwards (a browser review).

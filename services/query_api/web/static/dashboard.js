@@ -142,9 +142,9 @@
   }
 
   function renderHeatmap(cells, minN) {
-    // Only what has answers, as the table: a touchpoint or channel known for its texts alone
-    // made empty rows (a browser review).
-    const answered = cells.filter((cell) => cell.n > 0);
+    // Only what has CSAT answers, the map's one metric: a touchpoint or channel known for its
+    // texts or its NPS alone made empty rows (a browser review).
+    const answered = cells.filter((cell) => cell.counts["csat@1"] > 0);
     const touchpoints = [...new Set(answered.map((c) => c.touchpoint))];
     const channels = [...new Set(answered.map((c) => c.channel))].sort();
     const byKey = new Map(answered.map((c) => [`${c.touchpoint}\u0000${c.channel}`, c]));
