@@ -123,6 +123,19 @@ class Page:
 
         return list(self.driver.find_elements(By.CSS_SELECTOR, css))
 
+    def press(self, css: str) -> None:
+        """Click once nothing covers the element: panels that load around it (the identity
+        history, the profile) move it, and a click at its old place lands on what came there
+        (seen in CI: the erasure preview's button under its own form)."""
+
+        def pressed() -> bool:
+            element = self.find(css)
+            self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+            element.click()  # intercepted: raised, and `wait` tries again
+            return True
+
+        self.wait(pressed, what=f"{css} clicked")
+
     def wait(self, condition: Callable[[], Any], timeout_s: float = WAIT_S, what: str = "") -> Any:
         deadline = time.monotonic() + timeout_s
         while True:
@@ -1098,7 +1111,7 @@ def test_an_erasure_preview_that_comes_after_another_customer_opened_is_dropped(
         page.driver.refresh()
         page.wait(lambda: page.text("#customer-id") == first, what="the first customer")
         page.find("#erase-reason").send_keys(f"GDPR {tag}")
-        page.find("#erase-preview").click()
+        page.press("#erase-preview")
         page.driver.execute_script(f"window.location.hash = 'customer={second}'")
         page.wait(lambda: page.text("#customer-id") == second, what="the second customer")
         time.sleep(3.5)  # the first one's preview has come by now
@@ -1238,7 +1251,7 @@ def test_an_admin_erases_a_customer_after_seeing_the_group_it_takes(
     open_customer(page, email, api.customer_of(deployment.key(TENANT_A, "agent"), email=email))
     page.wait(lambda: len(timeline_ids(page)) == 1, what="the customer's timeline")
     page.find("#erase-reason").send_keys(f"GDPR art. 17 request {tag}")
-    page.find("#erase-preview").click()
+    page.press("#erase-preview")
     summary = page.wait(
         lambda: page.find("#erase-result").is_displayed() and page.text("#erase-summary"),
         what="the erasure preview",
@@ -1253,7 +1266,7 @@ def test_an_admin_erases_a_customer_after_seeing_the_group_it_takes(
     deployment.wait_processed()
     found = api.get("/v1/customers", deployment.key(TENANT_A, "agent"), email=email)
     assert found.status_code == 200 and found.json()["customers"] == [], status
-    page.find("#erase-preview").click()  # once erased, the preview says so and cannot erase
+    page.press("#erase-preview")  # once erased, the preview says so and cannot erase
     page.wait(lambda: "Already erased" in page.text("#erase-summary"), what="already erased")
     assert page.find("#erase-confirm").get_attribute("disabled") is not None
     # The customer the message from the line alone went to: the line is not theirs, and now that
@@ -1268,7 +1281,7 @@ def test_an_admin_erases_a_customer_after_seeing_the_group_it_takes(
     assert page.text("#identity-status") == "" and not page.find("#erase-result").is_displayed()
     assert page.find("#erase-reason").get_attribute("value") == ""
     page.find("#erase-reason").send_keys(f"GDPR art. 17 request {tag}-2")
-    page.find("#erase-preview").click()
+    page.press("#erase-preview")
     skipped = "not this customer's, but its events here were sealed under it; nobody else needs"
     summary = page.wait(lambda: skipped in page.text("#erase-summary") and page.text("#erase-summary"),
                         what="the caller's erasure preview")  # fmt: skip
@@ -1301,7 +1314,7 @@ def test_an_erasure_preview_names_a_line_two_merged_members_hold_once(
     page.sign_in(people[(TENANT_A, "admin")])
     open_customer(page, emails[0], survivor)
     page.find("#erase-reason").send_keys(f"GDPR {tag}")
-    page.find("#erase-preview").click()
+    page.press("#erase-preview")
     summary = page.wait(
         lambda: page.find("#erase-result").is_displayed() and page.text("#erase-summary"),
         what="the erasure preview",
@@ -1399,7 +1412,7 @@ def test_an_admin_sees_a_number_written_without_its_code_go_and_a_customer_merge
     page.wait(lambda: "wrote a number without its country code" in page.text("#identity-history"),
               what="her history naming the number written without +57")  # fmt: skip
     page.find("#erase-reason").send_keys(f"GDPR art. 17 request {tag}")
-    page.find("#erase-preview").click()
+    page.press("#erase-preview")
     readings = "phone written without its country code (one of): "
     summary = page.wait(lambda: readings in page.text("#erase-summary")
                         and page.text("#erase-summary"), what="the preview")  # fmt: skip
@@ -1428,7 +1441,7 @@ def test_an_admin_sees_a_number_written_without_its_code_go_and_a_customer_merge
     # check that they go.)
     page.wait(lambda: f"otro {tag}" in page.text("#timeline"), what="the stranger's message")
     page.find("#erase-reason").send_keys(f"GDPR art. 17 request {tag}-2")
-    page.find("#erase-preview").click()
+    page.press("#erase-preview")
     since = f"Merged into it after its erasure, not erased: {lucas}. Split each off to erase it."
     page.wait(lambda: since in page.text("#erase-summary"), what="the customer merged in since")
     assert "merged since" in page.text("#erase-summary").lower()  # its title, apart from members
