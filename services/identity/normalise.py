@@ -189,9 +189,36 @@ def normalise_phone(raw: str, rules: TenantRules) -> str | None:
             found = _valid_e164(spelled, region)
             if found:
                 return found
-    readings = {_valid_e164(raw, region) for region in rules.other_phone_regions}
-    readings.discard(None)
+    readings = _other_readings(raw, rules)
     return readings.pop() if len(readings) == 1 else None
+
+
+def _other_readings(raw: str, rules: TenantRules) -> set[str]:
+    """What a national number, invalid in the tenant's region, is in its other regions: with an
+    Argentine reading's mobile twin (`_argentine_mobile`) beside it."""
+    readings: set[str] = set()
+    for region in rules.other_phone_regions:
+        reading = _valid_e164(raw, region)
+        if reading:
+            readings.add(reading)
+            readings.update(_argentine_mobile(reading))
+    return readings
+
+
+def _argentine_mobile(e164: str) -> tuple[str, ...]:
+    """The mobile an Argentine number written without its mobile prefix may be. Argentina's
+    mobiles and landlines share one ten-digit numbering: a mobile is dialled with `15` after the
+    area code at home and `9` after the country code from abroad (`+54 9 341 362-3389`), and
+    people write their mobile with neither (`341 362-3389`), which libphonenumber reads as a
+    landline. Both are one subscriber's line; which one the writer meant, nothing says."""
+    national = e164.removeprefix(ARGENTINA)
+    if national == e164 or len(national) != 10 or national.startswith("9"):
+        return ()
+    mobile = _valid_e164(f"{ARGENTINA}9{national}", None)
+    return (mobile,) if mobile else ()
+
+
+ARGENTINA = "+54"
 
 
 # Remembered: a national number invalid in the tenant's region is read in its other regions
@@ -502,8 +529,7 @@ def ambiguous_readings(rejected: Rejected, rules: TenantRules) -> tuple[Identifi
 
 
 def _readings_of(rules: TenantRules, raw: str) -> tuple[Identifier, ...]:
-    readings = {_valid_e164(raw, region) for region in rules.other_phone_regions}
-    found = sorted(r for r in readings if r)
+    found = sorted(_other_readings(raw, rules))
     return tuple(Identifier("phone", r) for r in found) if len(found) > 1 else ()
 
 

@@ -176,7 +176,8 @@ def _identifier_note(rejected: Rejected, rules: TenantRules) -> Violation:
 
 
 AMBIGUOUS_NUMBER = (
-    "a national number valid in several regions; read as the one of its readings a customer "
+    "a national number with several readings (valid in several regions, or Argentine without "
+    "its mobile 9); read as the one of its readings a customer "
     "already holds when exactly one is held, else ignored until one of them is seen in full"
 )
 

@@ -109,6 +109,45 @@ def test_an_ambiguous_national_number_is_the_reading_a_customer_holds() -> None:
     assert with_known_reading(touchpoint, lambda i: i in readings, DEFAULTS) == touchpoint
 
 
+@pytest.mark.parametrize("raw", ["341 362-3389", "0341 362-3389", "261 580-6002"])
+def test_an_argentine_mobile_written_without_its_15_or_9_reads_as_the_mobile_too(raw: str) -> None:
+    # Argentina's mobiles and landlines share one numbering: written bare, the number is the
+    # landline libphonenumber reads, or the mobile `+54 9 …` of the same ten digits.
+    dropped = phone(raw)
+    assert isinstance(dropped, Rejected) and dropped.reason == "invalid"
+    national = "".join(c for c in raw if c.isdigit()).lstrip("0")
+    readings = {i.value for i in ambiguous_readings(dropped, DEFAULTS)}
+    assert {f"+54{national}", f"+549{national}"} <= readings
+    # Written with its 15 or its 9 it is the mobile, one number as before.
+    assert phone(f"0{national[:3]} 15-{national[3:]}") == Identifier("phone", f"+549{national}")
+    assert phone(f"+54 9 {national}") == Identifier("phone", f"+549{national}")
+
+
+def test_an_argentine_landline_written_nationally_is_no_longer_taken_for_certain() -> None:
+    # `11 4356-6414` was read as Buenos Aires' landline alone; it may be a mobile written bare.
+    dropped = phone("11 4356-6414")
+    assert isinstance(dropped, Rejected)
+    assert {i.value for i in ambiguous_readings(dropped, DEFAULTS)} == {
+        "+541143566414",
+        "+5491143566414",
+    }
+
+
+def test_an_argentine_writing_her_mobile_bare_is_the_customer_her_whatsapp_made(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "web")
+    sofia = resolve(phone="5493413623389")  # her SMS: the mobile in full, without its +
+    assert resolve(phone="341 362-3389", email="sofia.cano@outlook.com") == sofia
+    # Bare first, in full later: the reading she wrote settles on her as any other's does.
+    jorge = resolve(phone="261 580-6002", email="jcastro@ucm.es")
+    assert resolve(phone="+54 9 261 580-6002") == jorge
+    held = identity.identities("acme", jorge).identities
+    assert [(i.value, i.rule) for i in held if i.kind == "phone"] == [
+        ("+5492615806002", "national_reading")
+    ]
+
+
 def test_a_colombian_writing_her_number_without_its_code_is_herself(
     identity: IdentityResolver,
 ) -> None:
