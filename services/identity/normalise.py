@@ -185,6 +185,8 @@ def normalise_phone(raw: str, rules: TenantRules) -> str | None:
     for text in (raw, _without_retired_prefix(raw)):
         if text is None:
             continue
+        if _bare_argentine(text, rules.phone_region):
+            return None  # a landline or a mobile: `ambiguous_readings`
         for spelled, region in ((text, rules.phone_region), ("+" + text.strip(), None)):
             found = _valid_e164(spelled, region)
             if found:
@@ -219,6 +221,20 @@ def _argentine_mobile(e164: str) -> tuple[str, ...]:
 
 
 ARGENTINA = "+54"
+
+
+@lru_cache(maxsize=MEMO_E164)
+def _bare_argentine(text: str, region: str) -> tuple[str, ...]:
+    """An Argentine number written nationally in the tenant's own region (a tenant in Argentina)
+    without its mobile `15` (`341 362-3389`): its landline and mobile readings; else empty."""
+    try:
+        number = phonenumbers.parse(text, region, keep_raw_input=True)
+    except phonenumbers.NumberParseException:
+        return ()
+    national = number.country_code_source == phonenumbers.CountryCodeSource.FROM_DEFAULT_COUNTRY
+    landline = _valid_e164(text, region) if national else None
+    mobile = _argentine_mobile(landline) if landline else ()
+    return (landline, *mobile) if landline and mobile else ()
 
 
 # Remembered: a national number invalid in the tenant's region is read in its other regions
@@ -529,7 +545,7 @@ def ambiguous_readings(rejected: Rejected, rules: TenantRules) -> tuple[Identifi
 
 
 def _readings_of(rules: TenantRules, raw: str) -> tuple[Identifier, ...]:
-    found = sorted(_other_readings(raw, rules))
+    found = sorted(_bare_argentine(raw, rules.phone_region) or _other_readings(raw, rules))
     return tuple(Identifier("phone", r) for r in found) if len(found) > 1 else ()
 
 
@@ -595,15 +611,30 @@ def lookup_spellings(kind: str, raw: str, rules: TenantRules) -> tuple[str, ...]
     """Spellings, as a producer may have sent them, of the identifier a lookup names: every way of
     writing the one number (`614790674`, `0034614790674`, `34614790674`, `+34614790674`) or the
     mailbox identity reads it as, so that a search finds what was stored as sent. Empty when it
-    names no valid identifier of the kind."""
+    names no valid identifier of the kind. A national number with several readings
+    (`ambiguous_readings`: `316 951 3292`, `341 362-3389`) is looked up in all of them: identity
+    reads it as whichever a customer holds."""
     found = _normalised_value(kind, raw, rules)
+    if not found and kind == "phone":
+        readings = ambiguous_readings(Rejected(kind, raw, "invalid"), rules)
+        return tuple(s for reading in readings for s in _phone_spellings(reading.value))
     if not found:
         return ()
     if kind != "phone":
         return (found,)
+    return _phone_spellings(found)
+
+
+def _phone_spellings(found: str) -> tuple[str, ...]:
     number = phonenumbers.parse(found)
     national = re.sub(
         r"\D", "", phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
     )
     with_code = f"{number.country_code}{number.national_number}"
-    return found, national, with_code, f"00{with_code}"
+    # The national number without its trunk `0` too (`3413623389` for `03413623389`).
+    bare = str(number.national_number)
+    spellings: tuple[str, ...] = (found, national, bare, with_code, f"00{with_code}")
+    # An Argentine mobile written bare (`_argentine_mobile`): its ten digits, with and without 0.
+    if found.startswith(f"{ARGENTINA}9") and len(bare) == 11:
+        spellings += (bare[1:], f"0{bare[1:]}")
+    return tuple(dict.fromkeys(spellings))

@@ -108,3 +108,19 @@ def test_an_email_lookup_applies_the_providers_rules(api: Client) -> None:
     assert [c["customer_id"] for c in answer.json()["customers"]] == [
         api.home("email:analopez@gmail.com")
     ]
+
+
+def test_a_number_with_several_readings_finds_whoever_holds_one_of_them(api: Client) -> None:
+    # An Argentine mobile in full (her WhatsApp), then written bare on a form: the form is hers.
+    api.post(touch("message.received", "chat", {"phone": "5493413623389"}, 0, {"text": "hola"}))
+    api.post(touch("call.ended", "phone", {"phone": "341 362-3389", "email": "sc@x.ar"}, 3, {}))
+    sofia = api.home("phone:+5493413623389")
+    for spelling in ("341 362-3389", "0341 362 3389", "+5493413623389"):
+        answer = api.call("GET", "/v1/customers", params={"phone": spelling})
+        assert answer.status_code == 200, answer.text
+        assert [(c["customer_id"], c["events"]) for c in answer.json()["customers"]] == [
+            (sofia, 2)
+        ], spelling
+    # The bare number names no one reading: the lookup's value is the query's digits, no E.164.
+    bare = api.call("GET", "/v1/customers", params={"phone": "341 362-3389"}).json()
+    assert bare["value"] == "3413623389"

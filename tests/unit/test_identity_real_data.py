@@ -1516,3 +1516,25 @@ def test_a_persons_browser_stays_hers_when_only_her_own_customers_used_it(
     resolve(email="ana.garcia@gmail.com", phone="655 123 987")
     assert identity.locate("acme", mobile).customer_id == ana
     assert identity.locate("acme", resolve(anonymous_id="ck-ana")).customer_id == ana
+
+
+def test_a_tenant_in_argentina_reads_a_bare_number_as_its_landline_or_its_mobile() -> None:
+    argentina = TenantRules(phone_region="AR")
+    dropped = phone("341 362-3389", argentina)
+    assert isinstance(dropped, Rejected)
+    assert {i.value for i in ambiguous_readings(dropped, argentina)} == {
+        "+543413623389",
+        "+5493413623389",
+    }
+    # With its 15, or in full as telephony sends a caller's number, it is one number as before.
+    assert phone("0341 15 362-3389", argentina) == Identifier("phone", "+5493413623389")
+    assert phone("+543413623389", argentina) == Identifier("phone", "+543413623389")
+
+
+def test_a_lookup_of_a_number_with_several_readings_searches_each() -> None:
+    spellings = lookup_spellings("phone", "341 362-3389", DEFAULTS)
+    assert {"+543413623389", "+5493413623389", "3413623389"} <= set(spellings)
+    # An Argentine mobile in full is also searched as written bare.
+    assert {"3413623389", "03413623389"} <= set(
+        lookup_spellings("phone", "+5493413623389", DEFAULTS)
+    )

@@ -29,6 +29,7 @@ from services.identity.errors import AmbiguousCustomer, CustomerNotFound
 from services.identity.models import LocatedCustomer
 from services.identity.normalise import lookup_spellings, normalise_one
 from services.identity.resolver import IdentityResolver
+from services.identity.rules import Identifier
 from services.projections.arrivals import LatestPositions, Positions, encode_positions
 from services.projections.lookup import (
     CustomerLookup,
@@ -289,7 +290,9 @@ def _spellings(
 ) -> list[str]:
     """The values to search: an email or phone as identity reads it (the tenant's region, a `+`
     that the URL turned into a space, provider rules) in every spelling it may have been sent
-    with, as stored; other kinds, and text identity cannot read, exactly as given."""
+    with, as stored; other kinds, and text identity cannot read, exactly as given. A national
+    number with several readings (`316 951 3292`) is searched in each, as given first: the
+    lookup's `value` names no one reading."""
     if raw is None:
         return [stored]
     rules = identity_rules_of(request.app).for_tenant(tenant_id)
@@ -297,4 +300,5 @@ def _spellings(
         normalise_phone(s) if kind == "phone" else s.strip().lower()
         for s in lookup_spellings(kind, raw, rules)
     ]
-    return list(dict.fromkeys([*spellings, stored]))
+    one = isinstance(normalise_one(kind, raw, rules), Identifier)
+    return list(dict.fromkeys([*spellings, stored] if one else [stored, *spellings]))
