@@ -1060,6 +1060,9 @@ def _merge_or_propose_one(
             if slip:
                 _absorb(draft, other, home, reason_text(slip, kind=own[0].identifier.kind))
                 return
+            if _named_slip_between(draft.identifiers, other, situation, rules):
+                _absorb(draft, other, home, reason_text("slip_and_name"))
+                return
         browsers = [c for c in own if _personal_device(c, other, situation)]
         if mergeable and browsers and not conflicts:
             on = browsers[0].identifier.kind
@@ -1137,6 +1140,27 @@ def _slip_between(ours: Iterable[Identifier], theirs: Iterable[Identifier]) -> s
             ):
                 return "keystroke_apart"
     return None
+
+
+def _named_slip_between(
+    ours: Iterable[Identifier], other: Group, situation: Situation, rules: TenantRules
+) -> bool:
+    """An email of ours one slip from one of theirs (`one_slip_apart`: a letter missed too,
+    which `_slip_between` does not take alone), on a touchpoint carrying a name that both are
+    known by (`_slip_holder`'s `slip_and_name`), on a device only `other` used: corroborated as
+    a slip on a touchpoint of its own is (`_slip_of_known`), whichever of the two came first."""
+    name = situation.name
+    if not name:
+        return False
+    ours = set(ours)
+    mine = sorted(i for i in ours if i.kind == "email")
+    theirs = sorted(i for i in other.identifiers if i.kind == "email")
+    return any(
+        one_slip_apart(a, b)
+        and _slip_holder(a, b, {name}, name, ours, other, rules) == "slip_and_name"
+        for a in mine
+        for b in theirs
+    )
 
 
 def _named_alike(

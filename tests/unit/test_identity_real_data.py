@@ -1263,6 +1263,34 @@ def test_two_customers_whose_emails_are_a_slip_apart_are_one_on_the_browser_of_o
 
 
 @pytest.mark.parametrize(
+    ("name", "one"),
+    [
+        ("Enrique Ortiz Mendoza", True),  # his name, full: the missed letter was his slip
+        ("", False),  # no name: a letter missed is also how `daniel@` and `daniela@` differ
+        ("Enrique Ortiz", False),  # neither side known by a full name
+        ("Érica Ortiz Mendoza", False),  # somebody else on his browser: a sister
+    ],
+)
+def test_a_letter_missed_in_an_email_is_a_slip_on_the_browser_of_one_when_the_name_says_so(
+    identity: IdentityResolver, name: str, one: bool
+) -> None:
+    resolve = resolving(identity, "web")
+    # A chat on his laptop with `n` missed (no neighbour of the letters around it), then the
+    # right address alone (a survey): two customers, nothing joins them yet.
+    slip = resolve(email="erique_ortiz@gmail.com", anonymous_id="ck-laptop", name="Enrique Ortiz")
+    enrique = resolve(email="enrique_ortiz@gmail.com")
+    assert slip != enrique
+    # The right address on the laptop only the slip's customer used, with a name.
+    assert resolve(email="enrique_ortiz@gmail.com", anonymous_id="ck-laptop", name=name) == enrique
+    assert (identity.locate("acme", slip).customer_id == enrique) is one
+    if one:
+        merged = [e for e in identity.history("acme", enrique) if e.action == "customers_merged"]
+        assert merged[0].details["reason"] == (
+            "an email one keystroke from the other's, and the same name"
+        )
+
+
+@pytest.mark.parametrize(
     ("typed", "meant"),
     [
         # `.` sits below `l` on a Spanish keyboard: Alba types `af.ores@` in a chat on her laptop.
