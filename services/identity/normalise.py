@@ -596,15 +596,26 @@ def with_known_reading(
     """The touchpoint's identifiers with each ambiguous national number (`ambiguous_readings`)
     read as the one of its readings a customer already holds, when exactly one is held: a person
     writing their own number without its country code (`316 951 3292` from someone whose calls
-    came from `+57 316 951 3292`). With none or several held it stays dropped: which one?"""
+    came from `+57 316 951 3292`). With none or several held it stays dropped: which one? An
+    Argentine landline reading and its mobile twin held are one line (`_one_line`)."""
     identifiers, rejected = list(normalised.identifiers), []
     for dropped in normalised.rejected:
-        known = [i for i in ambiguous_readings(dropped, rules) if held(i)]
+        known = _one_line([i for i in ambiguous_readings(dropped, rules) if held(i)])
         if len(known) == 1 and known[0] not in identifiers:
             identifiers.append(known[0])
         else:
             rejected.append(dropped)
     return Normalised(tuple(identifiers), tuple(rejected))
+
+
+def _one_line(known: list[Identifier]) -> list[Identifier]:
+    """Readings held, an Argentine landline reading and its mobile twin counting as one line
+    (`_argentine_mobile`), read as the mobile: the same ten digits."""
+    if len(known) == 2:
+        landline, mobile = sorted(known, key=lambda i: len(i.value))
+        if _argentine_mobile(landline.value) == (mobile.value,):
+            return [mobile]
+    return known
 
 
 def lookup_spellings(kind: str, raw: str, rules: TenantRules) -> tuple[str, ...]:
@@ -614,18 +625,25 @@ def lookup_spellings(kind: str, raw: str, rules: TenantRules) -> tuple[str, ...]
     names no valid identifier of the kind. A national number with several readings
     (`ambiguous_readings`: `316 951 3292`, `341 362-3389`) is looked up in all of them: identity
     reads it as whichever a customer holds."""
+    if kind == "phone":
+        readings = phone_readings(raw, rules)
+        return tuple(dict.fromkeys(s for r in readings for s in _phone_spellings(r, rules)))
     found = _normalised_value(kind, raw, rules)
-    if not found and kind == "phone":
-        readings = ambiguous_readings(Rejected(kind, raw, "invalid"), rules)
-        return tuple(s for reading in readings for s in _phone_spellings(reading.value))
-    if not found:
-        return ()
-    if kind != "phone":
+    return (found,) if found else ()
+
+
+def phone_readings(raw: str, rules: TenantRules) -> tuple[str, ...]:
+    """The E.164 numbers a phone spelling may be, as identity reads it: the one it normalises to,
+    else the readings of a national number with several (`ambiguous_readings`); else none."""
+    found = normalise_phone(raw, rules)
+    if found:
         return (found,)
-    return _phone_spellings(found)
+    return tuple(i.value for i in ambiguous_readings(Rejected("phone", raw, "invalid"), rules))
 
 
-def _phone_spellings(found: str) -> tuple[str, ...]:
+def _phone_spellings(found: str, rules: TenantRules) -> tuple[str, ...]:
+    """The ways a producer may have written the number `found` that identity reads as it (alone
+    or among the readings of a national number with several)."""
     number = phonenumbers.parse(found)
     national = re.sub(
         r"\D", "", phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
@@ -637,4 +655,5 @@ def _phone_spellings(found: str) -> tuple[str, ...]:
     # An Argentine mobile written bare (`_argentine_mobile`): its ten digits, with and without 0.
     if found.startswith(f"{ARGENTINA}9") and len(bare) == 11:
         spellings += (bare[1:], f"0{bare[1:]}")
-    return tuple(dict.fromkeys(spellings))
+    # Not a spelling identity reads as another number (a French `612345679` is a Spanish mobile).
+    return tuple(s for s in dict.fromkeys(spellings) if found in phone_readings(s, rules))

@@ -124,3 +124,32 @@ def test_a_number_with_several_readings_finds_whoever_holds_one_of_them(api: Cli
     # The bare number names no one reading: the lookup's value is the query's digits, no E.164.
     bare = api.call("GET", "/v1/customers", params={"phone": "341 362-3389"}).json()
     assert bare["value"] == "3413623389"
+
+
+def test_a_number_of_another_country_does_not_find_a_spanish_number_of_the_same_digits(
+    api: Client,
+) -> None:
+    # Stored as sent nationally (612345679): a Spanish mobile. A French mobile, +33 6 12 34 56 79,
+    # or Rome's 06 6981 2345, written without their trunk 0, are those digits, not that number.
+    api.post(touch("call.ended", "phone", {"phone": "612 345 679", "email": "lucia@x.es"}, 0, {}))
+    api.post(touch("call.ended", "phone", {"phone": "669 812 345", "email": "pablo@x.es"}, 0, {}))
+    for foreign in ("+33 6 12 34 56 79", "+39 06 6981 2345"):
+        answer = api.call("GET", "/v1/customers", params={"phone": foreign})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["customers"] == [], foreign
+
+
+def test_a_bare_number_finds_its_holder_by_a_spelling_no_lookup_guesses(api: Client) -> None:
+    # Her line sent with its trunk 0 after the code (+54 011 …), read by identity as
+    # +541143566414, stored as sent; the query is the number written bare, with two readings.
+    api.post(
+        touch("call.ended", "phone", {"phone": "+54 011 4356 6414", "email": "mr@x.ar"}, 0, {})
+    )
+    answer = api.call("GET", "/v1/customers", params={"phone": "011 4356-6414"})
+    assert [c["customer_id"] for c in answer.json()["customers"]] == [api.home("email:mr@x.ar")]
+
+
+def test_a_placeholder_number_is_looked_up_as_the_number_it_is(api: Client) -> None:
+    api.post(touch("call.ended", "phone", {"phone": "600 000 000", "email": "rg@x.es"}, 0, {}))
+    answer = api.call("GET", "/v1/customers", params={"phone": "600 000 000"}).json()
+    assert answer["value"] == "+34600000000"

@@ -1546,6 +1546,18 @@ def test_a_persons_browser_stays_hers_when_only_her_own_customers_used_it(
     assert identity.locate("acme", resolve(anonymous_id="ck-ana")).customer_id == ana
 
 
+@pytest.mark.parametrize("also_without_9", [False, True])
+def test_a_bare_number_whose_landline_and_mobile_readings_she_holds_is_hers(
+    identity: IdentityResolver, also_without_9: bool
+) -> None:
+    resolve = resolving(identity, "web")
+    sofia = resolve(phone="+54 9 341 362-3389", email="sofia.cano@outlook.com")  # her WhatsApp
+    if also_without_9:  # a form where she wrote +54 without the 9: read as the landline
+        assert resolve(phone="+54 341 362-3389", email="sofia.cano@outlook.com") == sofia
+    # Both readings held, by her: one line, not two numbers to choose between.
+    assert resolve(phone="341 362-3389", anonymous_id="web-s1") == sofia
+
+
 def test_a_tenant_in_argentina_reads_a_bare_number_as_its_landline_or_its_mobile() -> None:
     argentina = TenantRules(phone_region="AR")
     dropped = phone("341 362-3389", argentina)

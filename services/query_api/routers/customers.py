@@ -27,9 +27,9 @@ from schemas.envelope import Channel
 from services.identity.app_rules import identity_rules_of
 from services.identity.errors import AmbiguousCustomer, CustomerNotFound
 from services.identity.models import LocatedCustomer
-from services.identity.normalise import lookup_spellings, normalise_one
+from services.identity.normalise import lookup_spellings, normalise_one, phone_readings
 from services.identity.resolver import IdentityResolver
-from services.identity.rules import Identifier
+from services.identity.rules import TenantRules
 from services.projections.arrivals import LatestPositions, Positions, encode_positions
 from services.projections.lookup import (
     CustomerLookup,
@@ -274,15 +274,25 @@ def _held_matches(
     """Sightings, on the customers identity says hold the identifier, of spellings no search
     above could guess (`Ana.Lopez@gmail.com` for `analopez+x@gmail.com`): those that identity
     reads as the same identifier."""
+    rules = identity.rules.for_tenant(tenant_id)
+    # A national number with several readings: whoever holds one of them (`phone_readings`).
+    wanted = set(phone_readings(raw, rules)) if kind == "phone" else {raw}
     holders = [
         h
-        for h in identity.holders_of(tenant_id, kind, raw)
+        for value in sorted(wanted)
+        for h in identity.holders_of(tenant_id, kind, value)
         if h not in {m.customer_id for m in found}
     ]
-    rules = identity.rules.for_tenant(tenant_id)
-    wanted = normalise_one(kind, raw, rules)
-    rows = sightings_of(_warehouse(request), tenant_id, kind, holders)
-    return matches_from_rows([r for r in rows if normalise_one(kind, r["value"], rules) == wanted])
+    rows = sightings_of(_warehouse(request), tenant_id, kind, list(dict.fromkeys(holders)))
+    return matches_from_rows([r for r in rows if _read_alike(kind, r["value"], raw, wanted, rules)])
+
+
+def _read_alike(kind: str, value: str, raw: str, wanted: set[str], rules: TenantRules) -> bool:
+    """A sighting's spelling is the query's identifier as identity reads both: one of the
+    numbers both may be, or the same normalised identifier."""
+    if kind == "phone":
+        return bool(wanted & set(phone_readings(value, rules)))
+    return normalise_one(kind, value, rules) == normalise_one(kind, raw, rules)
 
 
 def _spellings(
@@ -300,5 +310,5 @@ def _spellings(
         normalise_phone(s) if kind == "phone" else s.strip().lower()
         for s in lookup_spellings(kind, raw, rules)
     ]
-    one = isinstance(normalise_one(kind, raw, rules), Identifier)
+    one = kind != "phone" or len(phone_readings(raw, rules)) <= 1
     return list(dict.fromkeys([*spellings, stored] if one else [stored, *spellings]))
