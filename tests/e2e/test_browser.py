@@ -1376,6 +1376,58 @@ def an_open_page_told_of_an_erasure(
     assert timeline_ids(page) == [] and told in page.text("#timeline-end")
 
 
+def household_line() -> str:
+    """A Madrid landline nobody else in the deployment has (a fixed line: a household's)."""
+    return f"+3491{random.randrange(2 * 10**6, 10**7):07d}"
+
+
+def test_an_agent_on_a_call_from_a_households_line_is_offered_the_lines_customers(
+    page: Page, people: dict[tuple[str, str], str], api: Api, deployment: Deployment
+) -> None:
+    needs_identity(deployment, "household lines")
+    tag, now, line = new_tag(), datetime.now(UTC), household_line()
+    # Marta and José gave their home's line at checkout; then a call comes from it alone, with
+    # no name: anyone at home may have called, so it is filed under a customer of its own.
+    ingest = deployment.key(TENANT_A, "ingest")
+    names = {"marta": "Marta Ruiz Gil", "jose": "José Ruiz Gil"}
+    api.post_ok(ingest, [
+        event("order.placed", "web", {"email": f"{who}.{tag}@x.es", "phone": line}, now + timedelta(seconds=n),
+              {"order_id": f"o-{who}-{tag}", "amount": 20, "currency": "EUR",
+               "attributes": {"name": name}})
+        for n, (who, name) in enumerate(names.items())
+    ])  # fmt: skip
+    deployment.wait_processed()
+    call = event("call.ended", "phone", {"phone": line}, now + timedelta(minutes=5),
+                 {"talk_s": 60}, touchpoint=f"line-{tag}")  # fmt: skip
+    api.post_ok(ingest, [call])
+    deployment.wait_processed()
+    agent = deployment.key(TENANT_A, "agent")
+    filed = api.get(f"/v1/events/{call['event_id']}", agent)
+    assert filed.status_code == 200, filed.text
+    caller = filed.json()["customer_id"]
+    marta = api.customer_of(agent, email=f"marta.{tag}@x.es")
+    jose = api.customer_of(agent, email=f"jose.{tag}@x.es")
+    assert caller not in {marta, jose}
+    page.sign_in(people[(TENANT_A, "agent")])
+    page.open(f"/console#customer={caller}")
+    page.wait(lambda: page.text("#customer-id") == caller, what="the call's customer")
+    offered = page.wait(lambda: not page.find("#shared-lines").get_attribute("hidden")
+                        and len(page.all("#shared-line-customers button")) == 2
+                        and page.all("#shared-line-customers button"), what="the line's customers")  # fmt: skip
+    assert {b.text for b in offered} == set(names.values())
+    assert line in page.text("#shared-line-customers")
+    assert "Ask who is calling" in page.text("#shared-lines")
+    page.screenshot("console-household-line")
+    # José says it is him: his history opens, and it offers no line (he holds it).
+    next(b for b in offered if b.text == names["jose"]).click()
+    page.wait(lambda: page.text("#customer-id") == jose, what="José's history")
+    page.wait(lambda: f"jose.{tag}@x.es" in page.text("#identities"), what="José's identifiers")
+    assert page.find("#shared-lines").get_attribute("hidden") is not None
+    # In Spanish too.
+    page.open(f"/console?lang=es#customer={caller}")
+    page.wait(lambda: "Pregunte quién llama" in page.text("#shared-lines"), what="the Spanish hint")
+
+
 def ambiguous_colombian_mobile() -> str:
     """A Colombian mobile, written without +57, that two other regions read too (as Mexican or
     US numbers): a random one of those the tenant's rules call ambiguous."""

@@ -96,6 +96,7 @@
     }
     $("customer-label").textContent = "";
     $("customer-id").textContent = id;
+    $("shared-lines").hidden = true; // the customer before's line, until this one's identity reads
     $("timeline").replaceChildren();
     $("timeline-end").textContent = t("loading");
     setLive(false); // until this customer's stream opens
@@ -512,9 +513,10 @@
     $("repeat").hidden = true;
     $("repeat").replaceChildren();
     $("repeat").removeAttribute("title");
-    for (const list of ["identities", "members", "identity-history"]) {
+    for (const list of ["identities", "members", "identity-history", "shared-line-customers"]) {
       if ($(list)) $(list).replaceChildren();
     }
+    if ($("shared-lines")) $("shared-lines").hidden = true;
     if ($("merge-result")) $("merge-result").hidden = true; // a preview naming its identifiers
   }
 
@@ -558,10 +560,44 @@
       $("identity-history").replaceChildren(...history.entries.slice(-20).reverse().map((e) =>
         el("li", { title: e.action },
           [when(e.at), named("identity_action", historyAction(e)), historyDetail(e)].filter(Boolean).join(" · "))));
+      showSharedLines(id, found, history);
     } catch (error) {
       if (!shown(id)) return;
       $("identities").replaceChildren(el("li", { class: "muted" }, error.status === 503 ? t("unavailable") : errorText(error)));
     }
+  }
+
+  // A call from a household's line alone is filed under a customer of its own (anyone at home
+  // may have called): the line's customers are offered, so that the agent asks who is calling
+  // and opens their history. Only for a customer that holds nothing (the call's own).
+  const SHARED_LINES = 3, LINE_CUSTOMERS = 6;
+  async function showSharedLines(id, found, history) {
+    $("shared-lines").hidden = true;
+    $("shared-line-customers").replaceChildren();
+    if (found.identities.length) return;
+    const lines = [...new Set(history.entries
+      .filter((e) => e.action === "skipped_identifier_carried" && e.details.kind === "phone" && e.details.value)
+      .map((e) => e.details.value))].slice(0, SHARED_LINES);
+    const own = new Set(found.members);
+    const items = [];
+    try {
+      for (const line of lines) {
+        const looked = await api(`/v1/customers?${query({ phone: line })}`);
+        const others = looked.customers.map((c) => c.customer_id).filter((c) => !own.has(c)).slice(0, LINE_CUSTOMERS);
+        // By the name each is known by (their profile), else by id.
+        const profiles = await Promise.all(others.map((c) => api(`/v1/customers/${encodeURIComponent(c)}`).catch(() => null)));
+        if (others.length) {
+          items.push(el("li", {}, el("span", { class: "chip", title: "phone" }, line), " ",
+            ...others.map((c, n) => el("button", { type: "button", class: "link", title: c, onclick: () => openCustomer(c) },
+              profiles[n] ? displayName(profiles[n]) : c))));
+        }
+      }
+    } catch (error) {
+      return; // the hint is extra: the panel above says what went wrong with identity
+    }
+    if (!shown(id) || !items.length) return;
+    $("shared-line-customers").replaceChildren(...items);
+    $("shared-lines").hidden = false;
   }
 
   // A number written without its country code is carried as its readings (`phone_readings`):
