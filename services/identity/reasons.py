@@ -31,6 +31,7 @@ REASONS: dict[str, str] = {
     "same_full_name": "the same full name, and no other name, on one {kind}",
     "slip_and_name": "an email one keystroke from the other's, and the same name",
     "both_hold": "both hold {identifier}",
+    "caller_named": "the caller said who they are, on {identifier}",
     "completed_through": "completed through {identifier}",
     # Why they split one (services/identity/changes.py, policy.py).
     "hub_split": "split: {hub} turned out to be a hub, shared by people who disagree on the rest",

@@ -69,6 +69,7 @@ from services.identity.normalise import (
 )
 from services.identity.person_names import normalise_name
 from services.identity.ports import IdentityStore
+from services.identity.reasons import reason_text
 from services.identity.resolution import resolve_in
 from services.identity.rules import Identifier, IdentityRules, TenantRules
 from services.identity.state import (
@@ -287,6 +288,36 @@ class IdentityResolver(Application[UUID]):
                 raise MergeRefused(list(plan.reasons))
             merge_id = changes.merge(state, plan.survivor_id, plan.absorbed_id, reason, actor)
             _close_open_candidate(state, plan, merge_id, reason, actor)
+            return replace(plan, merge_id=merge_id)
+
+        return self._run(tenant_id, work)
+
+    def name_caller(self, tenant_id: str, call_id: str, caller_id: str, actor: str) -> MergePlan:
+        """The agent on a call from a household's line alone (filed under a customer of its own,
+        `policy._line_alone`: anyone at home may have called) heard who is calling: the caller's
+        customer, a holder of that line, absorbs the call's (a merge, audited with who said so,
+        that a manager can split). Refused (`MergeRefused`) unless the call's customer holds no
+        identifier and its touchpoints carried a line the caller's customer holds."""
+        rules = self.rules.for_tenant(tenant_id)
+
+        def work(state: IdentityState) -> MergePlan:
+            call, caller = state.group(call_id), state.group(caller_id)
+            carried = {
+                i
+                for member in sorted(call.members)
+                for i in state.customer(member).carried_skipped
+                if i.kind == "phone"
+            }
+            if call.identifiers or not carried:
+                raise MergeRefused([f"{call.canonical_id} is not a call from a shared line alone"])
+            lines = sorted(carried & caller.identifiers, key=str)
+            if not lines:
+                raise MergeRefused([f"{caller.canonical_id} does not hold the line of the call"])
+            plan = changes.plan_merge(state, caller.canonical_id, call.canonical_id, rules)
+            if not plan.allowed:
+                raise MergeRefused(list(plan.reasons))
+            reason = reason_text("caller_named", identifier=str(lines[0]))
+            merge_id = changes.merge(state, plan.survivor_id, plan.absorbed_id, reason, actor)
             return replace(plan, merge_id=merge_id)
 
         return self._run(tenant_id, work)

@@ -97,6 +97,12 @@ class MergeIn(BaseModel):
     preview: bool = False
 
 
+class CallerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    caller_id: CustomerId = Field(description="the customer who says they are calling")
+
+
 class SplitIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -292,6 +298,31 @@ def merge_customers(
         )
         impact = _impact(request, who.tenant_id, plan) if body.preview else None
     return _merge_out(plan, body.preview, impact)
+
+
+@router.post(
+    "/customers/{customer_id:path}/caller", openapi_extra=openapi_body(CallerIn), responses=_CHANGE
+)
+def name_the_caller(
+    customer_id: CustomerId,
+    who: Reader,
+    body: Annotated[CallerIn, Depends(json_body(CallerIn, MAX_BODY_BYTES))],
+    request: Request,
+) -> dict[str, Any]:
+    """On a call from a household's line alone (its own customer: anyone at home may have
+    called), the agent heard who is calling: `caller_id`, a customer holding that line, absorbs
+    the call's customer. Any role that reads customers; a manager can split it back. 409
+    `merge_refused` unless this customer holds no identifier and called from a line the caller
+    holds."""
+    resolver = _identity(request)
+    with _domain_errors():
+        plan = resolver.name_caller(
+            who.tenant_id,
+            resolver.customer_for(who.tenant_id, customer_id),
+            resolver.customer_for(who.tenant_id, body.caller_id),
+            _actor(who),
+        )
+    return {"customer_id": plan.survivor_id, "merge_id": plan.merge_id}
 
 
 @router.post(

@@ -1412,13 +1412,13 @@ def test_an_agent_on_a_call_from_a_households_line_is_offered_the_lines_customer
     page.open(f"/console#customer={caller}")
     page.wait(lambda: page.text("#customer-id") == caller, what="the call's customer")
     offered = page.wait(lambda: not page.find("#shared-lines").get_attribute("hidden")
-                        and len(page.all("#shared-line-customers button")) == 2
-                        and page.all("#shared-line-customers button"), what="the line's customers")  # fmt: skip
+                        and len(page.all("#shared-line-customers button.link")) == 2
+                        and page.all("#shared-line-customers button.link"), what="the line's customers")  # fmt: skip
     assert {b.text for b in offered} == set(names.values())
     assert line in page.text("#shared-line-customers")
     assert "Ask who is calling" in page.text("#shared-lines")
     page.screenshot("console-household-line")
-    # José says it is him: his history opens, and it offers no line (he holds it).
+    # A name opens that history, which offers no line (José holds it).
     next(b for b in offered if b.text == names["jose"]).click()
     page.wait(lambda: page.text("#customer-id") == jose, what="José's history")
     page.wait(lambda: f"jose.{tag}@x.es" in page.text("#identities"), what="José's identifiers")
@@ -1426,6 +1426,17 @@ def test_an_agent_on_a_call_from_a_households_line_is_offered_the_lines_customer
     # In Spanish too.
     page.open(f"/console?lang=es#customer={caller}")
     page.wait(lambda: "Pregunte quién llama" in page.text("#shared-lines"), what="the Spanish hint")
+    # José says it is him: "es quien llama" files the call in his history, which opens.
+    row = page.wait(lambda: next(li for li in page.all("#shared-line-customers li li")
+                                 if names["jose"] in li.text), what="José's row")  # fmt: skip
+    assert "es quien llama" in row.text
+    row.find_element(By.CSS_SELECTOR, "button.caller").click()
+    page.wait(lambda: page.text("#customer-id") == jose, what="José's history, with the call")
+    page.wait(lambda: call["event_id"] in timeline_ids(page), what="the call on José's timeline")
+    assert api.get(f"/v1/events/{call['event_id']}", agent).json()["customer_id"] == jose
+    history = page.wait(lambda: "quien llamaba dijo quién es" in page.text("#identity-history")
+                        and page.text("#identity-history"), what="the merge, said in Spanish")  # fmt: skip
+    assert line in history
 
 
 def ambiguous_colombian_mobile() -> str:

@@ -402,3 +402,32 @@ def test_every_spelling_of_an_identifier_key_finds_its_customer(api: Api) -> Non
         assert body["customer_id"] == customer, key
         kinds = {i["kind"] for i in body["identities"]}
         assert "external:crm" in kinds and "anonymous_id" in kinds
+
+
+def test_an_agent_names_the_caller_of_a_households_line(api: Api) -> None:
+    marta = api.customer(phone=LANDLINE, email="marta@x.es")
+    jose = api.customer(phone=LANDLINE, email="jose@x.es")
+    call = api.customer(phone=LANDLINE)  # the line alone: a customer of its own
+    assert call not in {marta, jose}
+    # The ingest key reads no customer: it cannot say who called.
+    body = {"caller_id": jose}
+    assert api.call("POST", f"/v1/customers/{call}/caller", "ingest", json=body).status_code == 403
+    # Somebody who does not hold the line is refused, and so is a customer that is no such call.
+    stranger = api.customer(email="luis@x.es")
+    for path, caller in ((call, stranger), (marta, jose)):
+        refused = api.call("POST", f"/v1/customers/{path}/caller", json={"caller_id": caller})
+        assert (refused.status_code, refused.json()["error"]["code"]) == (409, "merge_refused")
+    answer = api.call("POST", f"/v1/customers/{call}/caller", json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["customer_id"] == jose and answer.json()["merge_id"]
+    found = api.call("GET", f"/v1/customers/{call}/identities").json()
+    assert (found["customer_id"], found["members"]) == (jose, [jose, call])
+    entries = api.call("GET", f"/v1/customers/{jose}/identity-history").json()["entries"]
+    [entry] = [e for e in entries if e["action"] == "customers_merged"]
+    assert (entry["details"]["reason_code"], entry["details"]["actor"]) == (
+        "caller_named",
+        f"key:{api.key_ids['agent']}",
+    )
+    # A second answer for the same call: it is José's now, no call from a shared line alone.
+    again = api.call("POST", f"/v1/customers/{call}/caller", json={"caller_id": marta})
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "merge_refused")

@@ -25,6 +25,7 @@ CHUNK = 64 * 1024
 ROUTES = [
     "/v1/customers/merge",
     "/v1/customers/c-1/split",
+    "/v1/customers/c-1/caller",
     "/v1/customers/c-1/unlink",
     "/v1/merge-candidates/k-1/decision",
 ]

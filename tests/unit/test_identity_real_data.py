@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from kernel.ports import PublishStatus
 from schemas.envelope import CustomerRef
 from services.identity import ErasedGroupSplit, IdentityResolver, IdentitySettings
+from services.identity.errors import MergeRefused
 from services.identity.models import IgnoredIdentifier
 from services.identity.normalise import (
     Normalised,
@@ -1578,3 +1579,42 @@ def test_a_lookup_of_a_number_with_several_readings_searches_each() -> None:
     assert {"3413623389", "03413623389"} <= set(
         lookup_spellings("phone", "+5493413623389", DEFAULTS)
     )
+
+
+# --- an agent names the caller of a household's line ------------------------------------------
+
+
+def test_the_agent_names_who_called_from_a_households_line_and_the_call_joins_them(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "phone")
+    marta = resolve(phone="+34912009610", email="marta@x.es", name="Marta Ruiz Gil")
+    jose = resolve(phone="+34912009610", email="jose@x.es", name="José Ruiz Gil")
+    call = resolve(phone="+34912009610")  # no name: anyone at home
+    assert call not in {marta, jose}
+    plan = identity.name_caller("acme", call, jose, "key:agent-1")
+    assert (plan.survivor_id, plan.absorbed_id) == (jose, call) and plan.merge_id
+    assert identity.locate("acme", call).customer_id == jose
+    merged = [e for e in identity.history("acme", jose) if e.action == "customers_merged"]
+    assert merged[-1].details["reason"] == ("the caller said who they are, on phone=+34912009610")
+    assert merged[-1].details["actor"] == "key:agent-1"
+    # A manager can undo it exactly.
+    identity.split("acme", jose, call, "it was Marta after all", "key:manager-1")
+    assert identity.locate("acme", call).customer_id == call
+
+
+def test_naming_a_caller_is_refused_unless_the_call_came_from_a_line_the_caller_holds(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "phone")
+    marta = resolve(phone="+34912009610", email="marta@x.es", name="Marta Ruiz Gil")
+    resolve(phone="+34912009610", email="jose@x.es", name="José Ruiz Gil")
+    call = resolve(phone="+34912009610")
+    stranger = resolve(email="luis@x.es")
+    with pytest.raises(MergeRefused, match="does not hold the line"):
+        identity.name_caller("acme", call, stranger, "key:agent-1")
+    # Marta's own customer is no call from a shared line alone: an agent merges nothing into it.
+    with pytest.raises(MergeRefused, match="not a call from a shared line alone"):
+        identity.name_caller("acme", marta, call, "key:agent-1")
+    with pytest.raises(MergeRefused, match="not a call from a shared line alone"):
+        identity.name_caller("acme", stranger, marta, "key:agent-1")

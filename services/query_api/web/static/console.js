@@ -574,6 +574,7 @@
   async function showSharedLines(id, found, history) {
     $("shared-lines").hidden = true;
     $("shared-line-customers").replaceChildren();
+    $("shared-line-status").textContent = "";
     if (found.identities.length) return;
     const lines = [...new Set(history.entries
       .filter((e) => e.action === "skipped_identifier_carried" && e.details.kind === "phone" && e.details.value)
@@ -587,9 +588,11 @@
         // By the name each is known by (their profile), else by id.
         const profiles = await Promise.all(others.map((c) => api(`/v1/customers/${encodeURIComponent(c)}`).catch(() => null)));
         if (others.length) {
-          items.push(el("li", {}, el("span", { class: "chip", title: "phone" }, line), " ",
-            ...others.map((c, n) => el("button", { type: "button", class: "link", title: c, onclick: () => openCustomer(c) },
-              profiles[n] ? displayName(profiles[n]) : c))));
+          items.push(el("li", {}, el("span", { class: "chip", title: "phone" }, line),
+            el("ul", { class: "plain" }, ...others.map((c, n) => el("li", {},
+              el("button", { type: "button", class: "link", title: c, onclick: () => openCustomer(c) },
+                profiles[n] ? displayName(profiles[n]) : c),
+              el("button", { type: "button", class: "caller", onclick: (e) => nameCaller(id, c, e.currentTarget) }, t("is_the_caller")))))));
         }
       }
     } catch (error) {
@@ -598,6 +601,19 @@
     if (!shown(id) || !items.length) return;
     $("shared-line-customers").replaceChildren(...items);
     $("shared-lines").hidden = false;
+  }
+
+  // The caller said who they are: the call joins their history (`POST …/caller`, an audited
+  // merge a manager can split), which opens.
+  async function nameCaller(call, caller, button) {
+    button.disabled = true;
+    try {
+      const done = await api(`/v1/customers/${encodeURIComponent(call)}/caller`, { method: "POST", body: { caller_id: caller } });
+      openCustomer(done.customer_id);
+    } catch (error) {
+      button.disabled = false;
+      showError($("shared-line-status"), error);
+    }
   }
 
   // A number written without its country code is carried as its readings (`phone_readings`):
