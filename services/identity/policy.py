@@ -1060,8 +1060,10 @@ def _merge_or_propose_one(
             if slip:
                 _absorb(draft, other, home, reason_text(slip, kind=own[0].identifier.kind))
                 return
-            if _named_slip_between(draft.identifiers, other, situation, rules):
-                _absorb(draft, other, home, reason_text("slip_and_name"))
+            browsers = [c for c in own if _personal_device(c, other, situation)]
+            if browsers and _named_slip_between(draft, other, situation, rules):
+                on = browsers[0].identifier.kind
+                _absorb(draft, other, home, reason_text("slip_and_name_on", kind=on))
                 return
         browsers = [c for c in own if _personal_device(c, other, situation)]
         if mergeable and browsers and not conflicts:
@@ -1143,21 +1145,29 @@ def _slip_between(ours: Iterable[Identifier], theirs: Iterable[Identifier]) -> s
 
 
 def _named_slip_between(
-    ours: Iterable[Identifier], other: Group, situation: Situation, rules: TenantRules
+    draft: _Draft, other: Group, situation: Situation, rules: TenantRules
 ) -> bool:
     """An email of ours one slip from one of theirs (`one_slip_apart`: a letter missed too,
-    which `_slip_between` does not take alone), on a touchpoint carrying a name that both are
-    known by (`_slip_holder`'s `slip_and_name`), on a device only `other` used: corroborated as
-    a slip on a touchpoint of its own is (`_slip_of_known`), whichever of the two came first."""
+    which `_slip_between` does not take alone), on a browser only `other` used (the caller
+    checks `_personal_device`), when the touchpoint carries a name that is ours too (every name
+    recorded for the home agrees with it; with none recorded, the home's mailbox is named after
+    it) and both are known by (`_slip_holder`'s `slip_and_name`, over every name of the home
+    and the touchpoint's). Not a sister's gift order on her laptop with her brother's address
+    and her own name, nor a call from a home's line."""
     name = situation.name
     if not name:
         return False
-    ours = set(ours)
+    own = draft.own_names
+    if own and not all(agree(name, n) for n in own):
+        return False
+    ours = set(draft.identifiers)
     mine = sorted(i for i in ours if i.kind == "email")
+    if not own and not any(_mailbox_named({name}, e, rules) for e in mine):
+        return False
     theirs = sorted(i for i in other.identifiers if i.kind == "email")
     return any(
         one_slip_apart(a, b)
-        and _slip_holder(a, b, {name}, name, ours, other, rules) == "slip_and_name"
+        and _slip_holder(a, b, draft.names | {name}, name, ours, other, rules) == "slip_and_name"
         for a in mine
         for b in theirs
     )

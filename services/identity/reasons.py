@@ -30,6 +30,7 @@ REASONS: dict[str, str] = {
     "named_alike": "two emails named after one person, on one {kind}",
     "same_full_name": "the same full name, and no other name, on one {kind}",
     "slip_and_name": "an email one keystroke from the other's, and the same name",
+    "slip_and_name_on": "two emails one slip apart and the same name, on one {kind}",
     "both_hold": "both hold {identifier}",
     "caller_named": "the caller said who they are, on {identifier}",
     "completed_through": "completed through {identifier}",

@@ -1287,7 +1287,7 @@ def test_a_letter_missed_in_an_email_is_a_slip_on_the_browser_of_one_when_the_na
     if one:
         merged = [e for e in identity.history("acme", enrique) if e.action == "customers_merged"]
         assert merged[0].details["reason"] == (
-            "an email one keystroke from the other's, and the same name"
+            "two emails one slip apart and the same name, on one anonymous_id"
         )
 
 
@@ -1618,3 +1618,80 @@ def test_naming_a_caller_is_refused_unless_the_call_came_from_a_line_the_caller_
         identity.name_caller("acme", marta, call, "key:agent-1")
     with pytest.raises(MergeRefused, match="not a call from a shared line alone"):
         identity.name_caller("acme", stranger, marta, "key:agent-1")
+
+
+# --- a named slip on a browser: never a sibling's gift order, a short name, a household line ---
+
+
+def _kept_apart(identity: IdentityResolver, a: str, b: str) -> bool:
+    return identity.locate("acme", a).customer_id != identity.locate("acme", b).customer_id
+
+
+@pytest.mark.parametrize(
+    ("her_email", "her_name", "his_email", "his_name", "typed_name"),
+    [
+        # She orders a gift for her brother on her own laptop: his email (delivery notices),
+        # her name (the payer, autofilled). His recorded full name differs and is ignored.
+        (
+            "daniela.perez@gmail.com",
+            "Daniela Pérez García",
+            "daniel.perez@gmail.com",
+            "Daniel Pérez García",
+            "Daniela Pérez García",
+        ),
+        (
+            "maria_lopez@gmail.com",
+            "María López Ruiz",
+            "mario_lopez@gmail.com",
+            "Mario López Ruiz",
+            "María López Ruiz",
+        ),
+        # Only a short name typed: it agrees with her full name, so `full` holds.
+        (
+            "maria_lopez@gmail.com",
+            "María López Ruiz",
+            "mario_lopez@gmail.com",
+            "Mario López Ruiz",
+            "María López",
+        ),
+        # Her name recorded on no side: her mailbox is named after the typed name.
+        (
+            "danielaperez@gmail.com",
+            "",
+            "danielperez@gmail.com",
+            "Daniel Pérez García",
+            "Daniela Pérez García",
+        ),
+        # His name recorded on no side (a newsletter sign-up).
+        (
+            "daniela.perez@gmail.com",
+            "Daniela Pérez García",
+            "daniel.perez@gmail.com",
+            "",
+            "Daniela Pérez García",
+        ),
+    ],
+)
+def test_a_sibling_named_on_the_others_browser_is_not_merged(
+    identity: IdentityResolver,
+    her_email: str,
+    her_name: str,
+    his_email: str,
+    his_name: str,
+    typed_name: str,
+) -> None:
+    resolve = resolving(identity, "web")
+    her = resolve(email=her_email, anonymous_id="ck-her-laptop", name=her_name)
+    him = resolve(email=his_email, anonymous_id="ck-his-phone", name=his_name)
+    assert resolve(email=his_email, anonymous_id="ck-her-laptop", name=typed_name) == him
+    assert _kept_apart(identity, her, him), "two siblings merged (slip_and_name)"
+
+
+def test_a_household_landline_does_not_vouch_for_a_named_slip(identity: IdentityResolver) -> None:
+    # The home's landline, held only by María so far; Mario calls from it and gives his email;
+    # the agent types the name the console shows for the line (hers).
+    call, web = resolving(identity, "call"), resolving(identity, "web")
+    her = call(email="maria_lopez@gmail.com", phone="+34912345678", name="María López Ruiz")
+    him = web(email="mario_lopez@gmail.com", anonymous_id="ck-his", name="Mario López Ruiz")
+    call(email="mario_lopez@gmail.com", phone="+34912345678", name="María López")
+    assert _kept_apart(identity, her, him), "two siblings merged on a household landline"

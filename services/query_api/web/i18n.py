@@ -654,6 +654,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "identity_reason_same_full_name": "el mismo nombre completo, y ningún otro nombre, en un "
         "mismo {kind}",
         "identity_reason_slip_and_name": "un correo a una tecla del otro, y el mismo nombre",
+        "identity_reason_slip_and_name_on": "dos correos a un error de tecleo y el mismo nombre, "
+        "en un mismo {kind}",
         "identity_reason_both_hold": "ambos tienen {identifier}",
         "identity_reason_caller_named": "quien llamaba dijo quién es, en {identifier}",
         "identity_reason_completed_through": "completado a través de {identifier}",
