@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache, partial
 from typing import Any, TypeVar
@@ -68,6 +68,7 @@ from services.identity.normalise import (
     with_known_reading,
 )
 from services.identity.person_names import normalise_name
+from services.identity.policy import Group, household_line
 from services.identity.ports import IdentityStore
 from services.identity.reasons import reason_text
 from services.identity.resolution import resolve_in
@@ -302,15 +303,10 @@ class IdentityResolver(Application[UUID]):
 
         def work(state: IdentityState) -> MergePlan:
             call, caller = state.group(call_id), state.group(caller_id)
-            carried = {
-                i
-                for member in sorted(call.members)
-                for i in state.customer(member).carried_skipped
-                if i.kind == "phone"
-            }
-            if call.identifiers or not carried:
+            offered = _household_lines(state, call, rules)
+            if not offered:
                 raise MergeRefused([f"{call.canonical_id} is not a call from a shared line alone"])
-            lines = sorted(carried & caller.identifiers, key=str)
+            lines = [line for line, holders in offered if caller.canonical_id in holders]
             if not lines:
                 raise MergeRefused([f"{caller.canonical_id} does not hold the line of the call"])
             plan = changes.plan_merge(state, caller.canonical_id, call.canonical_id, rules)
@@ -321,6 +317,16 @@ class IdentityResolver(Application[UUID]):
             return replace(plan, merge_id=merge_id)
 
         return self._run(tenant_id, work)
+
+    def household_lines(self, tenant_id: str, customer_id: str) -> list[HouseholdLine]:
+        """The household lines a call's customer called from alone (`_household_lines`), each
+        with the groups of the customers holding it: whom to ask about, and to name the caller
+        among (`name_caller`)."""
+        state = self.state(tenant_id)
+        found = _household_lines(state, state.group(customer_id), self.rules.for_tenant(tenant_id))
+        return [
+            HouseholdLine(line, tuple(state.group(h) for h in holders)) for line, holders in found
+        ]
 
     def split(
         self, tenant_id: str, customer_id: str, absorbed_id: str, reason: str, actor: str
@@ -696,3 +702,40 @@ def _close_open_candidate(
     pair = state.pair(plan.survivor_id, plan.absorbed_id)
     if pair is not None and pair.status == "open":
         pair.accept(merge_id=merge_id, reason=reason, actor=actor)
+
+
+@dataclass(frozen=True)
+class HouseholdLine:
+    """A household's line a call came from alone, and the groups of the customers holding it."""
+
+    line: Identifier
+    holders: tuple[Group, ...]
+
+
+# A line with more customers than this is a switchboard's, not a household's: nobody to ask.
+HOUSEHOLD_HOLDERS = 6
+
+
+def _household_lines(
+    state: IdentityState, group: Group, rules: TenantRules
+) -> list[tuple[Identifier, tuple[str, ...]]]:
+    """The household lines (`policy.household_line`: fixed lines) the group's touchpoints were
+    sealed under while carrying them alone (`carried_skipped`: filed apart, anyone at home may
+    have called), with the canonical ids of the other customers holding each; none when the
+    group holds an identifier of its own (not a call's customer), for a line shared by too many
+    (saturated, or more holders than a household has) or held by nobody else."""
+    if group.identifiers:
+        return []
+    carried = {
+        i
+        for member in sorted(group.members)
+        for i in state.customer(member).carried_skipped
+        if household_line(i, rules)
+    }
+    found = []
+    for line in sorted(carried, key=str):
+        claim = state.claim(line)
+        holders = sorted({state.canonical(h) for h in claim.holders} - {group.canonical_id})
+        if holders and not claim.saturated and len(holders) <= HOUSEHOLD_HOLDERS:
+            found.append((line, tuple(holders)))
+    return found

@@ -5,6 +5,7 @@ or admin key. The resolver is `app.state.identity`, set by the composition root.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -214,6 +215,85 @@ def _identity(request: Request) -> IdentityResolver:
 
 def _actor(principal: Principal) -> str:
     return f"key:{principal.key_id}"
+
+
+class LineCustomer(BaseModel):
+    customer_id: str
+    name: str | None = Field(description="the name the customer's touchpoints give, if any")
+
+
+class HouseholdLineOut(BaseModel):
+    kind: str
+    value: str
+    customers: list[LineCustomer] = Field(description="the other customers holding the line")
+
+
+class HouseholdLines(BaseModel):
+    """A call's customer: the household lines it called from alone, and who holds each."""
+
+    customer_id: str
+    lines: list[HouseholdLineOut]
+
+
+@router.get(
+    "/customers/{customer_id:path}/household-lines",
+    response_model=HouseholdLines,
+    responses=_CUSTOMER_READ,
+)
+def get_household_lines(customer_id: CustomerId, request: Request, who: Reader) -> HouseholdLines:
+    """A call from a household's line alone is filed under a customer of its own (anyone at
+    home may have called): the line, and the customers holding it by name, to ask who is
+    calling and name them (`POST …/caller`). Empty for any other customer, and for a line more
+    customers hold than a household has."""
+    resolver = _identity(request)
+    with _domain_errors():
+        customer_id_now = resolver.customer_for(who.tenant_id, customer_id)
+        found = resolver.household_lines(who.tenant_id, customer_id_now)
+    canonical = resolver.canonical_id(who.tenant_id, customer_id_now)
+    record_access(request, who, canonical, "household_lines", customer_id)
+    groups = [g for line in found for g in line.holders]
+    written = _written_names(request, who.tenant_id, groups)
+    return HouseholdLines(
+        customer_id=canonical,
+        lines=[
+            HouseholdLineOut(
+                kind=line.line.kind,
+                value=line.line.value,
+                customers=[
+                    LineCustomer(customer_id=g.canonical_id, name=written.get(g.canonical_id))
+                    for g in line.holders
+                ],
+            )
+            for line in found
+        ],
+    )
+
+
+def _written_names(request: Request, tenant_id: str, groups: list[Any]) -> dict[str, str]:
+    """Each group's fullest recorded name (most words), as its touchpoints wrote it (the
+    profile's spelling, `written_spellings`), else as identity keeps it."""
+    chosen = {
+        g.canonical_id: max(g.names, key=lambda n: (len(n.split()), n)) for g in groups if g.names
+    }
+    warehouse = getattr(request.app.state, "warehouse", None)
+    spelled: dict[tuple[str, str], str] = {}
+    if warehouse is not None and chosen:
+        members = {m for g in groups for m in g.members}
+        with contextlib.suppress(WarehouseUnavailable):
+            spelled = written_spellings(warehouse, tenant_id, members, set(chosen.values()))
+    by_name = {name: text for (_, name), text in spelled.items()}
+    return {
+        g.canonical_id: next(
+            (
+                spelled[(m, chosen[g.canonical_id])]
+                for m in sorted(g.members)
+                if (m, chosen[g.canonical_id]) in spelled
+            ),
+            by_name.get(chosen[g.canonical_id], chosen[g.canonical_id]),
+        )
+        for g in groups
+        if g.canonical_id in chosen
+    }
 
 
 @router.get("/customers/{customer_id:path}/identities", responses=_CUSTOMER_READ)

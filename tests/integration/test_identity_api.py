@@ -409,6 +409,16 @@ def test_an_agent_names_the_caller_of_a_households_line(api: Api) -> None:
     jose = api.customer(phone=LANDLINE, email="jose@x.es")
     call = api.customer(phone=LANDLINE)  # the line alone: a customer of its own
     assert call not in {marta, jose}
+    # The call's customer offers the line and who holds it (by name when they gave one).
+    offered = api.call("GET", f"/v1/customers/{call}/household-lines").json()
+    assert offered["customer_id"] == call
+    assert [(line["kind"], line["value"]) for line in offered["lines"]] == [
+        ("phone", "+34912345678")
+    ]
+    holders = {(c["customer_id"], c["name"]) for c in offered["lines"][0]["customers"]}
+    assert holders == {(marta, None), (jose, None)}
+    mine = api.call("GET", f"/v1/customers/{marta}/household-lines").json()
+    assert mine["lines"] == []  # she holds the line: no call's customer
     # The ingest key reads no customer: it cannot say who called.
     body = {"caller_id": jose}
     assert api.call("POST", f"/v1/customers/{call}/caller", "ingest", json=body).status_code == 403

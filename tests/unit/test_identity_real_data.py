@@ -1695,3 +1695,24 @@ def test_a_household_landline_does_not_vouch_for_a_named_slip(identity: Identity
     him = web(email="mario_lopez@gmail.com", anonymous_id="ck-his", name="Mario López Ruiz")
     call(email="mario_lopez@gmail.com", phone="+34912345678", name="María López")
     assert _kept_apart(identity, her, him), "two siblings merged on a household landline"
+
+
+def test_the_lines_a_call_came_from_alone_are_offered_with_their_holders_unless_a_switchboard(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "phone")
+    marta = resolve(phone="+34912009610", email="marta@x.es", name="Marta Ruiz Gil")
+    jose = resolve(phone="+34912009610", email="jose@x.es", name="José Ruiz Gil")
+    call = resolve(phone="+34912009610")
+    [offered] = identity.household_lines("acme", call)
+    assert offered.line == Identifier("phone", "+34912009610")
+    assert {g.canonical_id for g in offered.holders} == {marta, jose}
+    assert {n for g in offered.holders for n in g.names} == {"marta ruiz gil", "jose ruiz gil"}
+    assert identity.household_lines("acme", marta) == []  # no call's customer: it holds the line
+    # A company's switchboard, given by more people than live in a home: nobody to ask about.
+    for n in range(8):
+        resolve(phone="+34913000000", email=f"employee{n}@acme.es")
+    switchboard = resolve(phone="+34913000000")
+    assert identity.household_lines("acme", switchboard) == []
+    with pytest.raises(MergeRefused, match="not a call from a shared line alone"):
+        identity.name_caller("acme", switchboard, resolve(email="employee0@acme.es"), "key:a")

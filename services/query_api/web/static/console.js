@@ -560,7 +560,7 @@
       $("identity-history").replaceChildren(...history.entries.slice(-20).reverse().map((e) =>
         el("li", { title: e.action },
           [when(e.at), named("identity_action", historyAction(e)), historyDetail(e)].filter(Boolean).join(" · "))));
-      showSharedLines(id, found, history);
+      showSharedLines(id, found);
     } catch (error) {
       if (!shown(id)) return;
       $("identities").replaceChildren(el("li", { class: "muted" }, error.status === 503 ? t("unavailable") : errorText(error)));
@@ -568,38 +568,27 @@
   }
 
   // A call from a household's line alone is filed under a customer of its own (anyone at home
-  // may have called): the line's customers are offered, so that the agent asks who is calling
-  // and opens their history. Only for a customer that holds nothing (the call's own).
-  const SHARED_LINES = 3, LINE_CUSTOMERS = 6;
-  async function showSharedLines(id, found, history) {
+  // may have called): the line's customers are offered by name (`…/household-lines`, one read
+  // the server audits once), so that the agent asks who is calling, opens their history or
+  // names them the caller. Nothing for a customer holding identifiers of its own.
+  async function showSharedLines(id, found) {
     $("shared-lines").hidden = true;
     $("shared-line-customers").replaceChildren();
     $("shared-line-status").textContent = "";
     if (found.identities.length) return;
-    const lines = [...new Set(history.entries
-      .filter((e) => e.action === "skipped_identifier_carried" && e.details.kind === "phone" && e.details.value)
-      .map((e) => e.details.value))].slice(0, SHARED_LINES);
-    const own = new Set(found.members);
-    const items = [];
+    let answer;
     try {
-      for (const line of lines) {
-        const looked = await api(`/v1/customers?${query({ phone: line })}`);
-        const others = looked.customers.map((c) => c.customer_id).filter((c) => !own.has(c)).slice(0, LINE_CUSTOMERS);
-        // By the name each is known by (their profile), else by id.
-        const profiles = await Promise.all(others.map((c) => api(`/v1/customers/${encodeURIComponent(c)}`).catch(() => null)));
-        if (others.length) {
-          items.push(el("li", {}, el("span", { class: "chip", title: "phone" }, line),
-            el("ul", { class: "plain" }, ...others.map((c, n) => el("li", {},
-              el("button", { type: "button", class: "link", title: c, onclick: () => openCustomer(c) },
-                profiles[n] ? displayName(profiles[n]) : c),
-              el("button", { type: "button", class: "caller", onclick: (e) => nameCaller(id, c, e.currentTarget) }, t("is_the_caller")))))));
-        }
-      }
+      answer = await api(`/v1/customers/${encodeURIComponent(id)}/household-lines`);
     } catch (error) {
-      return; // the hint is extra: the panel above says what went wrong with identity
+      return; // the hint is extra: the panel above says what is wrong with identity
     }
-    if (!shown(id) || !items.length) return;
-    $("shared-line-customers").replaceChildren(...items);
+    if (!shown(id) || !answer.lines.length) return;
+    $("shared-line-customers").replaceChildren(...answer.lines.map((line) =>
+      el("li", {}, el("span", { class: "chip", title: line.kind }, line.value),
+        el("ul", { class: "plain" }, ...line.customers.map((c) => el("li", {},
+          el("button", { type: "button", class: "link", title: c.customer_id, onclick: () => openCustomer(c.customer_id) },
+            c.name ? capitalised(c.name) : c.customer_id),
+          el("button", { type: "button", class: "caller", onclick: (e) => nameCaller(id, c.customer_id, e.currentTarget) }, t("is_the_caller"))))))));
     $("shared-lines").hidden = false;
   }
 
