@@ -105,10 +105,14 @@ def carry_while_skipped(state: IdentityState, identifier: Identifier, customer_i
         return
     if len(index.carried_while_skipped) < MAX_CARRIERS:
         index.carry_while_skipped(customer_id=customer_id)
-        # and on the customer, whose erasure then knows the key it may take with it
-        state.customer(customer_id).carry_skipped(kind=identifier.kind, value=identifier.value)
     elif not index.carriers_overflowed:
         index.overflow_carriers()
+    # and on the customer, past the index's limit too: its erasure then knows the key it may
+    # take with it (kept while the index has overflowed, `erasure._carried_outside`), and a call
+    # from a household's line alone knows its line (`resolver._household_lines`)
+    customer = state.customer(customer_id)
+    if identifier not in customer.carried_skipped:
+        customer.carry_skipped(kind=identifier.kind, value=identifier.value)
 
 
 # A national number's reading written by more customers than this names nobody in particular.

@@ -307,8 +307,13 @@ class IdentityResolver(Application[UUID]):
             if not offered:
                 raise MergeRefused([f"{call.canonical_id} is not a call from a shared line alone"])
             lines = [line for line, holders in offered if caller.canonical_id in holders]
-            if not lines:
+            if not lines or erasure.erasure_touches(state, caller.canonical_id):
                 raise MergeRefused([f"{caller.canonical_id} does not hold the line of the call"])
+            if state.kept_apart({g.canonical_id: g for g in (call, caller)}):
+                # a manager split them (or a reviewer rejected the pair): theirs to undo
+                raise MergeRefused(
+                    [f"{call.canonical_id} was kept apart from {caller.canonical_id}"]
+                )
             plan = changes.plan_merge(state, caller.canonical_id, call.canonical_id, rules)
             if not plan.allowed:
                 raise MergeRefused(list(plan.reasons))
@@ -712,10 +717,6 @@ class HouseholdLine:
     holders: tuple[Group, ...]
 
 
-# A line with more customers than this is a switchboard's, not a household's: nobody to ask.
-HOUSEHOLD_HOLDERS = 6
-
-
 def _household_lines(
     state: IdentityState, group: Group, rules: TenantRules
 ) -> list[tuple[Identifier, tuple[str, ...]]]:
@@ -723,8 +724,12 @@ def _household_lines(
     sealed under while carrying them alone (`carried_skipped`: filed apart, anyone at home may
     have called), with the canonical ids of the other customers holding each; none when the
     group holds an identifier of its own (not a call's customer), for a line shared by too many
-    (saturated, or more holders than a household has) or held by nobody else."""
-    if group.identifiers:
+    (saturated: more holders than the line's rule allows a household) or held by nobody else."""
+    # A call's customer alone: not one holding identifiers, several calls a manager merged, or a
+    # group an erasure touched (its evidence went with it).
+    if group.identifiers or len(group.members) > 1:
+        return []
+    if erasure.erasure_touches(state, group.canonical_id):
         return []
     carried = {
         i
@@ -736,6 +741,8 @@ def _household_lines(
     for line in sorted(carried, key=str):
         claim = state.claim(line)
         holders = sorted({state.canonical(h) for h in claim.holders} - {group.canonical_id})
-        if holders and not claim.saturated and len(holders) <= HOUSEHOLD_HOLDERS:
+        holders = [h for h in holders if not erasure.erasure_touches(state, h)]
+        # saturated: held by more than the rule's `max_holders` (a switchboard's, not a home's)
+        if holders and not claim.saturated:
             found.append((line, tuple(holders)))
     return found

@@ -104,6 +104,13 @@ class CallerIn(BaseModel):
     caller_id: CustomerId = Field(description="the customer who says they are calling")
 
 
+class CallerOut(BaseModel):
+    customer_id: str = Field(description="the caller's customer, which now holds the call")
+    merge_id: str | None = Field(
+        description="the merge that filed the call there (split undoes it)"
+    )
+
+
 class SplitIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -270,30 +277,20 @@ def get_household_lines(customer_id: CustomerId, request: Request, who: Reader) 
 
 
 def _written_names(request: Request, tenant_id: str, groups: list[Any]) -> dict[str, str]:
-    """Each group's fullest recorded name (most words), as its touchpoints wrote it (the
-    profile's spelling, `written_spellings`), else as identity keeps it."""
-    chosen = {
-        g.canonical_id: max(g.names, key=lambda n: (len(n.split()), n)) for g in groups if g.names
-    }
+    """The name each group's profile shows (`Profile.name`: the one its touchpoints give most
+    often, as written), as the console heads the customer once opened; none while the
+    warehouse is unavailable or a group's touchpoints gave none."""
     warehouse = getattr(request.app.state, "warehouse", None)
-    spelled: dict[tuple[str, str], str] = {}
-    if warehouse is not None and chosen:
-        members = {m for g in groups for m in g.members}
-        with contextlib.suppress(WarehouseUnavailable):
-            spelled = written_spellings(warehouse, tenant_id, members, set(chosen.values()))
-    by_name = {name: text for (_, name), text in spelled.items()}
-    return {
-        g.canonical_id: next(
-            (
-                spelled[(m, chosen[g.canonical_id])]
-                for m in sorted(g.members)
-                if (m, chosen[g.canonical_id]) in spelled
-            ),
-            by_name.get(chosen[g.canonical_id], chosen[g.canonical_id]),
-        )
-        for g in groups
-        if g.canonical_id in chosen
-    }
+    if warehouse is None:
+        return {}
+    names: dict[str, str] = {}
+    with contextlib.suppress(WarehouseUnavailable):
+        for group in groups:
+            members = [group.canonical_id, *sorted(group.members - {group.canonical_id})]
+            profile = read_profile(warehouse, tenant_id, members)
+            if profile is not None and profile.name:
+                names[group.canonical_id] = profile.name
+    return names
 
 
 @router.get("/customers/{customer_id:path}/identities", responses=_CUSTOMER_READ)
@@ -381,14 +378,17 @@ def merge_customers(
 
 
 @router.post(
-    "/customers/{customer_id:path}/caller", openapi_extra=openapi_body(CallerIn), responses=_CHANGE
+    "/customers/{customer_id:path}/caller",
+    openapi_extra=openapi_body(CallerIn),
+    response_model=CallerOut,
+    responses=_CHANGE,
 )
 def name_the_caller(
     customer_id: CustomerId,
     who: Reader,
     body: Annotated[CallerIn, Depends(json_body(CallerIn, MAX_BODY_BYTES))],
     request: Request,
-) -> dict[str, Any]:
+) -> CallerOut:
     """On a call from a household's line alone (its own customer: anyone at home may have
     called), the agent heard who is calling: `caller_id`, a customer holding that line, absorbs
     the call's customer. Any role that reads customers; a manager can split it back. 409
@@ -402,7 +402,7 @@ def name_the_caller(
             resolver.customer_for(who.tenant_id, body.caller_id),
             _actor(who),
         )
-    return {"customer_id": plan.survivor_id, "merge_id": plan.merge_id}
+    return CallerOut(customer_id=plan.survivor_id, merge_id=plan.merge_id)
 
 
 @router.post(

@@ -1709,10 +1709,66 @@ def test_the_lines_a_call_came_from_alone_are_offered_with_their_holders_unless_
     assert {g.canonical_id for g in offered.holders} == {marta, jose}
     assert {n for g in offered.holders for n in g.names} == {"marta ruiz gil", "jose ruiz gil"}
     assert identity.household_lines("acme", marta) == []  # no call's customer: it holds the line
-    # A company's switchboard, given by more people than live in a home: nobody to ask about.
-    for n in range(8):
-        resolve(phone="+34913000000", email=f"employee{n}@acme.es")
-    switchboard = resolve(phone="+34913000000")
+    # A company's switchboard, given by more people than a fixed line's rule allows a home
+    # (`max_holders` 6): saturated, nobody to ask about.
+    staff = [resolve(phone="+34913527418", email=f"employee{n}@acme.es") for n in range(6)]
+    first_call = resolve(phone="+34913527418")
+    assert {g.canonical_id for g in identity.household_lines("acme", first_call)[0].holders} == (
+        set(staff)
+    )
+    resolve(phone="+34913527418", email="employee6@acme.es")
+    switchboard = resolve(phone="+34913527418")
     assert identity.household_lines("acme", switchboard) == []
     with pytest.raises(MergeRefused, match="not a call from a shared line alone"):
-        identity.name_caller("acme", switchboard, resolve(email="employee0@acme.es"), "key:a")
+        identity.name_caller("acme", switchboard, staff[0], "key:a")
+
+
+def household_with_a_call(identity: IdentityResolver) -> tuple[Callable[..., str], str, str, str]:
+    resolve = resolving(identity, "phone")
+    marta = resolve(phone="+34912009610", email="marta@x.es", name="Marta Ruiz Gil")
+    jose = resolve(phone="+34912009610", email="jose@x.es", name="José Ruiz Gil")
+    return resolve, marta, jose, resolve(phone="+34912009610")
+
+
+def test_an_agent_cannot_undo_a_managers_split_of_a_caller(identity: IdentityResolver) -> None:
+    _, _, jose, call = household_with_a_call(identity)
+    identity.name_caller("acme", call, jose, "key:agent-1")
+    identity.split("acme", jose, call, "it was Marta", "key:manager-1")
+    with pytest.raises(MergeRefused, match="kept apart"):
+        identity.name_caller("acme", call, jose, "key:agent-1")
+
+
+def test_erased_customers_are_neither_offered_nor_named_callers(identity: IdentityResolver) -> None:
+    resolve, marta, jose, call = household_with_a_call(identity)
+    identity.name_caller("acme", call, marta, "key:agent-1")
+    identity.erase_customer("acme", marta, "gdpr", "key:admin", "er-1", lambda t, s: "0" * 32)
+    # Her erased group (the call named hers inside) is no call's customer, nor one to name.
+    assert identity.household_lines("acme", marta) == []
+    with pytest.raises(MergeRefused):
+        identity.name_caller("acme", marta, jose, "key:agent-1")
+    later = resolve(phone="+34912009610")
+    [line] = identity.household_lines("acme", later)
+    assert [g.canonical_id for g in line.holders] == [jose]
+    identity.erase_customer("acme", later, "gdpr", "key:admin", "er-2", lambda t, s: "0" * 32)
+    with pytest.raises(MergeRefused):
+        identity.name_caller("acme", later, jose, "key:agent-1")
+
+
+def test_calls_a_manager_merged_are_not_named_a_caller_together(identity: IdentityResolver) -> None:
+    resolve, _, jose, call = household_with_a_call(identity)
+    resolve(phone="+34913334455", email="ana@y.es", name="Ana Sanz Paz")
+    other_home = resolve(phone="+34913334455")
+    identity.merge("acme", call, other_home, "the same caller, a manager thought", "key:manager")
+    assert identity.household_lines("acme", call) == []
+    with pytest.raises(MergeRefused):
+        identity.name_caller("acme", call, jose, "key:agent-1")
+
+
+def test_a_line_called_from_alone_many_times_still_offers_its_customers(
+    identity: IdentityResolver,
+) -> None:
+    resolve, marta, jose, _ = household_with_a_call(identity)
+    calls = [resolve(phone="+34912009610") for _ in range(40)]  # past the index's 32 carriers
+    [line] = identity.household_lines("acme", calls[-1])
+    assert {g.canonical_id for g in line.holders} == {marta, jose}
+    assert identity.name_caller("acme", calls[-1], jose, "key:agent-1").survivor_id == jose
