@@ -306,14 +306,14 @@ class IdentityResolver(Application[UUID]):
             offered = _household_lines(state, call, rules)
             if not offered:
                 raise MergeRefused([f"{call.canonical_id} is not a call from a shared line alone"])
-            lines = [line for line, holders in offered if caller.canonical_id in holders]
-            if not lines or erasure.erasure_touches(state, caller.canonical_id):
-                raise MergeRefused([f"{caller.canonical_id} does not hold the line of the call"])
             if state.kept_apart({g.canonical_id: g for g in (call, caller)}):
                 # a manager split them (or a reviewer rejected the pair): theirs to undo
                 raise MergeRefused(
                     [f"{call.canonical_id} was kept apart from {caller.canonical_id}"]
                 )
+            lines = [line for line, holders in offered if caller.canonical_id in holders]
+            if not lines or erasure.erasure_touches(state, caller.canonical_id):
+                raise MergeRefused([f"{caller.canonical_id} does not hold the line of the call"])
             plan = changes.plan_merge(state, caller.canonical_id, call.canonical_id, rules)
             if not plan.allowed:
                 raise MergeRefused(list(plan.reasons))
@@ -741,7 +741,13 @@ def _household_lines(
     for line in sorted(carried, key=str):
         claim = state.claim(line)
         holders = sorted({state.canonical(h) for h in claim.holders} - {group.canonical_id})
-        holders = [h for h in holders if not erasure.erasure_touches(state, h)]
+        # not erased, nor kept apart from the call (a manager split an earlier naming back off)
+        holders = [
+            h
+            for h in holders
+            if not erasure.erasure_touches(state, h)
+            and not state.kept_apart({group.canonical_id: group, h: state.group(h)})
+        ]
         # saturated: held by more than the rule's `max_holders` (a switchboard's, not a home's)
         if holders and not claim.saturated:
             found.append((line, tuple(holders)))

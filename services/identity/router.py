@@ -258,7 +258,7 @@ def get_household_lines(customer_id: CustomerId, request: Request, who: Reader) 
         found = resolver.household_lines(who.tenant_id, customer_id_now)
     canonical = resolver.canonical_id(who.tenant_id, customer_id_now)
     record_access(request, who, canonical, "household_lines", customer_id)
-    groups = [g for line in found for g in line.holders]
+    groups = list({g.canonical_id: g for line in found for g in line.holders}.values())
     written = _written_names(request, who.tenant_id, groups)
     return HouseholdLines(
         customer_id=canonical,

@@ -1736,6 +1736,11 @@ def test_an_agent_cannot_undo_a_managers_split_of_a_caller(identity: IdentityRes
     identity.split("acme", jose, call, "it was Marta", "key:manager-1")
     with pytest.raises(MergeRefused, match="kept apart"):
         identity.name_caller("acme", call, jose, "key:agent-1")
+    # Nor is José offered for it any more: only Marta is.
+    [line] = identity.household_lines("acme", call)
+    assert [g.canonical_id for g in line.holders] != [] and jose not in {
+        g.canonical_id for g in line.holders
+    }
 
 
 def test_erased_customers_are_neither_offered_nor_named_callers(identity: IdentityResolver) -> None:
