@@ -1584,13 +1584,17 @@ def test_a_lookup_of_a_number_with_several_readings_searches_each() -> None:
 # --- an agent names the caller of a household's line ------------------------------------------
 
 
-def test_the_agent_names_who_called_from_a_households_line_and_the_call_joins_them(
-    identity: IdentityResolver,
-) -> None:
+def household_with_a_call(identity: IdentityResolver) -> tuple[Callable[..., str], str, str, str]:
     resolve = resolving(identity, "phone")
     marta = resolve(phone="+34912009610", email="marta@x.es", name="Marta Ruiz Gil")
     jose = resolve(phone="+34912009610", email="jose@x.es", name="José Ruiz Gil")
-    call = resolve(phone="+34912009610")  # no name: anyone at home
+    return resolve, marta, jose, resolve(phone="+34912009610")
+
+
+def test_the_agent_names_who_called_from_a_households_line_and_the_call_joins_them(
+    identity: IdentityResolver,
+) -> None:
+    _, marta, jose, call = household_with_a_call(identity)  # the call gave no name
     assert call not in {marta, jose}
     plan = identity.name_caller("acme", call, jose, "key:agent-1")
     assert (plan.survivor_id, plan.absorbed_id) == (jose, call) and plan.merge_id
@@ -1606,10 +1610,7 @@ def test_the_agent_names_who_called_from_a_households_line_and_the_call_joins_th
 def test_naming_a_caller_is_refused_unless_the_call_came_from_a_line_the_caller_holds(
     identity: IdentityResolver,
 ) -> None:
-    resolve = resolving(identity, "phone")
-    marta = resolve(phone="+34912009610", email="marta@x.es", name="Marta Ruiz Gil")
-    resolve(phone="+34912009610", email="jose@x.es", name="José Ruiz Gil")
-    call = resolve(phone="+34912009610")
+    resolve, marta, _, call = household_with_a_call(identity)
     stranger = resolve(email="luis@x.es")
     with pytest.raises(MergeRefused, match="does not hold the line"):
         identity.name_caller("acme", call, stranger, "key:agent-1")
@@ -1700,10 +1701,7 @@ def test_a_household_landline_does_not_vouch_for_a_named_slip(identity: Identity
 def test_the_lines_a_call_came_from_alone_are_offered_with_their_holders_unless_a_switchboard(
     identity: IdentityResolver,
 ) -> None:
-    resolve = resolving(identity, "phone")
-    marta = resolve(phone="+34912009610", email="marta@x.es", name="Marta Ruiz Gil")
-    jose = resolve(phone="+34912009610", email="jose@x.es", name="José Ruiz Gil")
-    call = resolve(phone="+34912009610")
+    resolve, marta, jose, call = household_with_a_call(identity)
     [offered] = identity.household_lines("acme", call)
     assert offered.line == Identifier("phone", "+34912009610")
     assert {g.canonical_id for g in offered.holders} == {marta, jose}
@@ -1721,13 +1719,6 @@ def test_the_lines_a_call_came_from_alone_are_offered_with_their_holders_unless_
     assert identity.household_lines("acme", switchboard) == []
     with pytest.raises(MergeRefused, match="not a call from a shared line alone"):
         identity.name_caller("acme", switchboard, staff[0], "key:a")
-
-
-def household_with_a_call(identity: IdentityResolver) -> tuple[Callable[..., str], str, str, str]:
-    resolve = resolving(identity, "phone")
-    marta = resolve(phone="+34912009610", email="marta@x.es", name="Marta Ruiz Gil")
-    jose = resolve(phone="+34912009610", email="jose@x.es", name="José Ruiz Gil")
-    return resolve, marta, jose, resolve(phone="+34912009610")
 
 
 def test_an_agent_cannot_undo_a_managers_split_of_a_caller(identity: IdentityResolver) -> None:
