@@ -20,7 +20,7 @@ written together, in any order (`doloresrojas@gmail.com` and `rojas_dolores@bbva
 about who holds a mailbox, and nothing is guessed, the other side says where each name ends.
 Identity keeps a Gmail address without its dots (Gmail ignores them), so there the separators
 are gone whatever the person typed; elsewhere the person typed it as one word. Read alone it
-stays one word, and two run-together addresses never name each other. (Until 2026-12-05 only
+stays one word, and two run-together addresses never name each other. (Until 2026-12-07 only
 addresses at a dotless domain were read so; the rule that tells a household apart, the same
 names and no extra or missing surname, is unchanged.)
 """

@@ -5,9 +5,8 @@ or admin key. The resolver is `app.state.identity`, set by the composition root.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -55,8 +54,11 @@ _CHANGE: dict[int | str, dict[str, Any]] = {
     404: {"description": "no such customer, candidate, or identifier linked to the customer"},
     409: {
         "description": "refused: ambiguous customer, merge or split refused (`erased_group_split`:"
-        " two customers one erasure took together), already decided (`candidate_erased`: a"
-        " candidate one of whose customers was erased since may only be rejected)"
+        " two customers one erasure took together; `merge_refused`: the rules refuse it, and for a"
+        " call's caller, a manager kept them apart, either was erased, or the caller does not"
+        " hold the line), already"
+        " decided (`candidate_erased`: a candidate one of whose customers was erased since may"
+        " only be rejected)"
     },
     503: {"description": "the identity store does not answer, or this deployment has none"},
 }
@@ -284,7 +286,7 @@ def _written_names(request: Request, tenant_id: str, groups: list[Any]) -> dict[
     if warehouse is None:
         return {}
     names: dict[str, str] = {}
-    with contextlib.suppress(WarehouseUnavailable):
+    with suppress(WarehouseUnavailable):
         for group in groups:
             members = [group.canonical_id, *sorted(group.members - {group.canonical_id})]
             profile = read_profile(warehouse, tenant_id, members)
