@@ -14,21 +14,19 @@ mailbox (`facturacion@`, `info@`, `ventas@`): it names a job, held by a differen
 company. Numbers tell numbered accounts apart (`ana.garcia1`, `ana.garcia2`: often one
 household), so they must agree too.
 
-A run-together local part is read as the other address's names when it is exactly those names
-written together, in any order (`doloresrojas@gmail.com` and `rojas_dolores@bbva.com`,
-`miguelguerrero@icloud.com` and `guerrero.miguel@telefonica.net`): the separators say nothing
-about who holds a mailbox, and nothing is guessed, the other side says where each name ends.
-Identity keeps a Gmail address without its dots (Gmail ignores them), so there the separators
-are gone whatever the person typed; elsewhere the person typed it as one word. Read alone it
-stays one word, and two run-together addresses never name each other. (Until 2026-12-07 only
-addresses at a dotless domain were read so; the rule that tells a household apart, the same
-names and no extra or missing surname, is unchanged.)
+Identity keeps a Gmail address without its dots (Gmail ignores them: `dolores.rojas@` and
+`doloresrojas@` are one mailbox), so the separators that tell its names apart are gone. Such a
+run-together local part (at a domain in `dotless`) is read as the other address's names when it
+is exactly those names written together, in any order (`doloresrojas@gmail.com` and
+`rojas_dolores@bbva.com`); read alone it stays one word, as before, and two dotless addresses
+never name each other.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Collection
 from itertools import permutations
 
 # Each side needs this many names of at least MIN_NAME letters (a given name and a surname):
@@ -85,13 +83,17 @@ ROLE_WORDS = frozenset(
 )
 
 
-def one_persons_mailboxes(first: str, second: str) -> bool:
-    """Whether two email addresses' local parts name the same person (see the module)."""
-    a, b = first.rpartition("@")[0], second.rpartition("@")[0]
+def one_persons_mailboxes(first: str, second: str, dotless: Collection[str] = ()) -> bool:
+    """Whether two email addresses' local parts name the same person (see the module); `dotless`:
+    the domains whose addresses are kept without their dots."""
+    (a, _, domain_a), (b, _, domain_b) = first.rpartition("@"), second.rpartition("@")
     if _digits(a) != _digits(b):
         return False
     names_a, names_b = _names(a), _names(b)
-    names_a, names_b = _run_together(names_a, names_b), _run_together(names_b, names_a)
+    if domain_a in dotless:
+        names_a = _run_together(names_a, names_b)
+    if domain_b in dotless:
+        names_b = _run_together(names_b, names_a)
     if ROLE_WORDS & (set(names_a) | set(names_b)):
         return False
     if not (_enough(names_a) and _enough(names_b)):
@@ -100,8 +102,8 @@ def one_persons_mailboxes(first: str, second: str) -> bool:
 
 
 def _run_together(names: list[str], other: list[str]) -> list[str]:
-    """`names` read as the other side's names when they are those names written together (one
-    word: a Gmail address kept without its dots, or typed so); otherwise as they are."""
+    """`names` read as the other side's names when they are those names written together (a
+    Gmail address kept without its dots); otherwise as they are."""
     if len(names) != 1 or not 1 < len(other) <= MAX_RUN_TOGETHER:
         return names
     written = {"".join(order) for order in permutations(other)}

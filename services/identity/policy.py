@@ -1187,7 +1187,7 @@ def _named_alike(
     known = sorted(i.value for i in theirs if i.kind == "email")
     for a in mine:
         for b in known:
-            if one_persons_mailboxes(a, b):
+            if one_persons_mailboxes(a, b, rules.email_dotless_domains):
                 return "named_alike"
     return None
 
