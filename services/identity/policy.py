@@ -795,8 +795,13 @@ def _second_mailbox_on(
     claim: Claim, group: Group, ranked: list[Claim], situation: Situation, rules: TenantRules
 ) -> bool:
     """The event's device is a browser only this customer used, and the event's new email is
-    named after the same person as the customer's (`_named_alike`): their second mailbox."""
+    named after the same person as the customer's (`_named_alike`): their second mailbox. Not
+    when the touchpoint's name differs from one the customer is known by (`names_agree`): a son
+    `José López Martín` typing `lopez.jose@` on his father's laptop (`jose.lopez@`, `José López
+    García`) is not his father, however alike their mailboxes."""
     if not (_is_device(claim.identifier, rules) and _personal_device(claim, group, situation)):
+        return False
+    if not names_agree({situation.name} - {""}, group.names):
         return False
     event = [c.identifier for c in ranked]
     if unique_conflicts(event, group.identifiers, rules):
@@ -1071,7 +1076,10 @@ def _merge_or_propose_one(
             if _complete_each_other(draft, other, rules):
                 _absorb(draft, other, home, reason_text("account_and_contact", kind=on))
                 return
-            if why := _named_alike(draft.identifiers, other.identifiers, rules):
+            # Mailboxes named alike say one person unless their names differ (a father and his
+            # son: `jose.lopez@` and `lopez.jose@`, `José López García` and `José López Martín`).
+            alike = names_agree(draft.names, other.names)
+            if alike and (why := _named_alike(draft.identifiers, other.identifiers, rules)):
                 _absorb(draft, other, home, reason_text(why, kind=on))
                 return
         # A browser used only by customers of one full name (and no other name) is one person's.

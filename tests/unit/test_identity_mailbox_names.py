@@ -218,14 +218,46 @@ def test_a_father_and_son_on_the_family_tablet_stay_two_customers() -> None:
     assert identity.locate("t", son).customer_id != identity.locate("t", father).customer_id
 
 
+FATHER, SON = "José López García", "José López Martín"
+
+
+def test_a_son_typing_his_mailbox_named_like_his_fathers_on_the_fathers_laptop_keeps_his_name() -> (
+    None
+):
+    # `jose.lopez@` and `lopez.jose@` name one person by their mailboxes alone (the same names);
+    # the names the touchpoints carry say two.
+    identity, touch = _resolver()
+    father = touch(email="Jose.Lopez@gmail.com", anonymous_id="laptop-1", name=FATHER)
+    son = touch(email="lopez.jose@yahoo.es", anonymous_id="laptop-1", name=SON)
+    assert identity.locate("t", son).customer_id != identity.locate("t", father).customer_id
+    # without a name that differs, the same mailboxes on her laptop are one person's
+    identity, touch = _resolver()
+    her = touch(email="Dolores.Rojas@gmail.com", anonymous_id="laptop-1", name="Dolores Rojas")
+    assert touch(email="rojas.dolores@bbva.com", anonymous_id="laptop-1") == her
+
+
+def test_a_son_already_known_is_not_merged_with_his_father_by_mailboxes_named_alike() -> None:
+    identity, touch = _resolver()
+    son = touch(email="lopez.jose@yahoo.es", name=SON)  # a newsletter sign-up
+    father = touch(email="Jose.Lopez@gmail.com", anonymous_id="laptop-1", name=FATHER)
+    touch(email="lopez.jose@yahoo.es", anonymous_id="laptop-1", name=SON)
+    assert identity.locate("t", son).customer_id != identity.locate("t", father).customer_id
+    # the same two customers with names that agree merge on her laptop, as before
+    identity, touch = _resolver()
+    work = touch(email="rojas.dolores@bbva.com", name="Dolores Rojas Pérez")
+    her = touch(email="Dolores.Rojas@gmail.com", anonymous_id="laptop-1", name="Dolores Rojas")
+    touch(email="rojas.dolores@bbva.com", anonymous_id="laptop-1")
+    assert identity.locate("t", work).customer_id == identity.locate("t", her).customer_id
+
+
 def _resolver() -> tuple[IdentityResolver, Callable[..., str]]:
     identity = memory_resolver(IdentityRules(default=ES))
     at = datetime(2026, 6, 1, tzinfo=UTC)
 
-    def touch(**ids: str) -> str:
+    def touch(name: str = "", **ids: str) -> str:
         nonlocal at
         at += timedelta(days=1)
         ref = CustomerRef(**ids)
-        return identity.resolve("t", ref, uuid.uuid4().hex, "web", at=at).customer_id
+        return identity.resolve("t", ref, uuid.uuid4().hex, "web", at=at, name=name).customer_id
 
     return identity, touch
