@@ -1076,9 +1076,11 @@ def _merge_or_propose_one(
             if _complete_each_other(draft, other, rules):
                 _absorb(draft, other, home, reason_text("account_and_contact", kind=on))
                 return
-            # Mailboxes named alike say one person unless their names differ (a father and his
-            # son: `jose.lopez@` and `lopez.jose@`, `José López García` and `José López Martín`).
-            alike = names_agree(draft.names, other.names)
+            # Mailboxes named alike say one person unless the names both customers are known by
+            # differ (a father and his son: `jose.lopez@` and `lopez.jose@`, `José López García`
+            # and `José López Martín`); a name only this touchpoint carries (a gift order typed
+            # by someone else) is not ours, and a side without a name decides nothing.
+            alike = names_agree(draft.own_names, other.names)
             if alike and (why := _named_alike(draft.identifiers, other.identifiers, rules)):
                 _absorb(draft, other, home, reason_text(why, kind=on))
                 return

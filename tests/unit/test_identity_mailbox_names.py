@@ -248,6 +248,15 @@ def test_a_son_already_known_is_not_merged_with_his_father_by_mailboxes_named_al
     her = touch(email="Dolores.Rojas@gmail.com", anonymous_id="laptop-1", name="Dolores Rojas")
     touch(email="rojas.dolores@bbva.com", anonymous_id="laptop-1")
     assert identity.locate("t", work).customer_id == identity.locate("t", her).customer_id
+    # and a name only the touchpoint carries (her daughter's gift order, sent to her work
+    # address from her laptop) is not one either customer is known by: it stops nothing
+    identity, touch = _resolver()
+    work = touch(email="rojas.dolores@bbva.com")
+    her = touch(
+        email="Dolores.Rojas@gmail.com", anonymous_id="laptop-1", name="Dolores Rojas Pérez"
+    )
+    touch(email="rojas.dolores@bbva.com", anonymous_id="laptop-1", name="Lucía Gómez Rojas")
+    assert identity.locate("t", work).customer_id == identity.locate("t", her).customer_id
 
 
 def _resolver() -> tuple[IdentityResolver, Callable[..., str]]:
