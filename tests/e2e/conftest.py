@@ -67,7 +67,9 @@ def deployment(request: pytest.FixtureRequest) -> Deployment:
     return found
 
 
-@pytest.fixture(scope="session")
+# Package-scoped, as the distributed one is: stopped once `tests/e2e` is done, so that the
+# integration and unit tests after it do not share the machine with an idle platform.
+@pytest.fixture(scope="package")
 def embedded_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedDeployment]:
     data_dir = tmp_path_factory.mktemp("embedded") / "data"
     running = EmbeddedDeployment(data_dir, identity=selected_identity())

@@ -57,7 +57,8 @@ WAIT_S = 20.0
 
 
 # --- the browser --------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
+# Closed once this module's tests are done, not left running beside the later tests.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
         missing_service("Debian's chromium and chromium-driver are not installed")
