@@ -5,9 +5,9 @@ CRM notes) or `first_name` and `last_name` (checkout, loyalty card). Identity ke
 customer's names, normalised (`normalise_name`: case, accents, spaces, `Mª` for `María`), and uses
 them as evidence beside identifiers (see policy.py): a browser only used by customers whose
 recorded full names are identical is one person's (`same_full_name`), and names that differ
-(`agree`) stop a slip or two mailboxes named alike from making one person of two. A customer with no name recorded is known by
-the full name its mailbox is named after (`fits_mailbox`: `rgonzalez@` for `Raúl González
-Pérez`), when a touchpoint carries that name. A name never links anything on its own, is no
+(`agree`) stop a slip or two mailboxes named alike from making one person of two. A customer
+with no name recorded is known by the full name its mailbox is named after (`fits_mailbox`:
+`rgonzalez@` for `Raúl González Pérez`), when a touchpoint carries that name. A name never links anything on its own, is no
 identifier, and nicknames are not equated (`Pepe` is not `José`: a father and his son).
 
 A *full* name is a given name and the surnames a person of the tenant's region carries: two in

@@ -56,9 +56,8 @@ _CHANGE: dict[int | str, dict[str, Any]] = {
         "description": "refused: ambiguous customer, merge or split refused (`erased_group_split`:"
         " two customers one erasure took together; `merge_refused`: the rules refuse it, and for a"
         " call's caller, a manager kept them apart, either was erased, or the caller does not"
-        " hold the line), already"
-        " decided (`candidate_erased`: a candidate one of whose customers was erased since may"
-        " only be rejected)"
+        " hold the line), already decided (`candidate_erased`: a candidate one of whose customers"
+        " was erased since may only be rejected)"
     },
     503: {"description": "the identity store does not answer, or this deployment has none"},
 }
