@@ -270,3 +270,29 @@ def _resolver() -> tuple[IdentityResolver, Callable[..., str]]:
         return identity.resolve("t", ref, uuid.uuid4().hex, "web", at=at, name=name).customer_id
 
     return identity, touch
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "Ma. Dolores Rojas",  # `Ma.` for María, one surname
+        "Rojas Pérez, María Dolores",  # surnames first, as a CRM exports it
+        "M. D. Rojas Pérez",  # initials
+        "María Rojas Pérez",  # her second given name left out
+    ],
+)
+def test_her_second_mailbox_typed_with_her_name_written_shorter_or_otherwise_is_hers(
+    written: str,
+) -> None:
+    # The names check stops a son's mailbox named like his father's; her own name, written as
+    # people write it, is no other person's and stops nothing.
+    identity, touch = _resolver()
+    her = touch(
+        email="Dolores.Rojas@gmail.com", anonymous_id="laptop-1", name="Mª Dolores Rojas Pérez"
+    )
+    assert touch(email="rojas.dolores@bbva.com", anonymous_id="laptop-1", name=written) == her
+    # a father and his son, as above, still stay apart however the son's name is written
+    identity, touch = _resolver()
+    father = touch(email="Jose.Lopez@gmail.com", anonymous_id="laptop-1", name=FATHER)
+    son = touch(email="lopez.jose@yahoo.es", anonymous_id="laptop-1", name="López Martín, José")
+    assert identity.locate("t", son).customer_id != identity.locate("t", father).customer_id

@@ -11,7 +11,14 @@ import pytest
 from cem.adapters.sqlite_identity_store import SqliteIdentityStore
 from schemas.envelope import CustomerRef
 from services.identity import IdentityResolver, IdentityRules
-from services.identity.person_names import fits_mailbox, name_in, normalise_name, same_full_name
+from services.identity.person_names import (
+    fits_mailbox,
+    may_be_one,
+    name_in,
+    names_agree,
+    normalise_name,
+    same_full_name,
+)
 from services.identity.policy import Claim, Group, Situation, decide
 from services.identity.reasons import reason_code
 from services.identity.rules import Identifier, TenantRules
@@ -33,6 +40,10 @@ TABLET = Identifier("anonymous_id", "tablet-1")
         ("José-Luis O'Donnell", "jose-luis o'donnell"),
         ("-", ""),
         ("n/a", "n a"),
+        # Surnames first, as lists and CRMs write names: the given name goes first.
+        ("García López, Mª José", "maria jose garcia lopez"),
+        ("ROJAS PÉREZ,Dolores", "dolores rojas perez"),
+        ("García López,", "garcia lopez"),  # nothing after the comma: left as it is
     ],
 )
 def test_a_name_has_one_spelling_whatever_the_case_accents_spaces_or_abbreviation(
@@ -92,6 +103,37 @@ def test_nicknames_are_not_equated() -> None:
 def test_same_full_name(ours: set[str], theirs: set[str], one: bool) -> None:
     assert same_full_name(ours, theirs, 2) is one
     assert same_full_name(theirs, ours, 2) is one
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "one"),
+    [
+        ("ma jose garcia lopez", "maria jose garcia lopez", True),  # `Ma.` for María
+        ("j lopez garcia", "jose lopez garcia", True),  # an initial
+        ("j l garcia", "jose luis garcia lopez", True),
+        ("maria garcia lopez", "maria jose garcia lopez", True),  # second given name left out
+        ("jose lopez", "jose lopez garcia", True),  # one surname written
+        ("maria", "maria jose garcia lopez", True),
+        ("jose lopez garcia", "jose lopez martin", False),  # a father and his son
+        ("jose maria lopez garcia", "maria jose lopez garcia", False),  # brother and sister
+        ("j lopez garcia", "m lopez garcia", False),  # siblings' initials
+        ("ana garcia lopez", "ana lopez garcia", False),  # surnames swapped: not read as one
+        ("maria jose garcia", "maria garcia lopez", False),  # neither within the other
+        ("pepe garcia lopez", "jose garcia lopez", False),  # nicknames are not equated
+        ("marta garcia", "maria garcia", False),
+    ],
+)
+def test_names_one_person_may_have_written_fuller_or_shorter(a: str, b: str, one: bool) -> None:
+    assert may_be_one(a, b) is one
+    assert may_be_one(b, a) is one
+    assert names_agree({a}, {b}) is one
+    assert names_agree({a}, set()) and names_agree(set(), {b})  # no name says nothing
+
+
+def test_every_name_on_one_side_must_fit_every_name_on_the_other() -> None:
+    household = {"jose lopez garcia", "jose lopez martin"}
+    assert names_agree({"jose lopez"}, household)  # fits both: nothing says which
+    assert not names_agree({"jose lopez garcia"}, household)
 
 
 def test_where_people_carry_one_surname_a_given_name_and_surname_is_full() -> None:
