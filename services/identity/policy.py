@@ -584,7 +584,7 @@ def _mistyped_email_of(
         # `_inside`): `iquintero@` and `mquintero@` calling from it are siblings sharing both
         # surnames. Nor does anything when the names differ (the touchpoint's and theirs).
         line = household_line(claim.identifier, rules)
-        slip = names_agree({situation.name} - {""}, group.names) and any(
+        slip = _may_be_named(situation, group) and any(
             one_slip_apart(e, known) and (not line or _inside(e, known))
             for e in emails
             for known in group.identifiers
@@ -791,17 +791,23 @@ def _named_as(ours: set[str], group: Group, rules: TenantRules) -> bool:
     return any(_mailbox_named(full, i, rules) for i in group.identifiers)
 
 
+def _may_be_named(situation: Situation, group: Group) -> bool:
+    """The touchpoint's name (if it carries one) may be that of the person the customer is known
+    by, each of its names (`person_names.names_agree`)."""
+    return names_agree({situation.name} - {""}, group.names)
+
+
 def _second_mailbox_on(
     claim: Claim, group: Group, ranked: list[Claim], situation: Situation, rules: TenantRules
 ) -> bool:
     """The event's device is a browser only this customer used, and the event's new email is
     named after the same person as the customer's (`_named_alike`): their second mailbox. Not
-    when the touchpoint's name differs from one the customer is known by (`names_agree`): a son
-    `José López Martín` typing `lopez.jose@` on his father's laptop (`jose.lopez@`, `José López
-    García`) is not his father, however alike their mailboxes."""
+    when the touchpoint's name says another person than one the customer is known by
+    (`_may_be_named`): a son `José López Martín` typing `lopez.jose@` on his father's laptop
+    (`jose.lopez@`, `José López García`) is not his father, however alike their mailboxes."""
     if not (_is_device(claim.identifier, rules) and _personal_device(claim, group, situation)):
         return False
-    if not names_agree({situation.name} - {""}, group.names):
+    if not _may_be_named(situation, group):
         return False
     event = [c.identifier for c in ranked]
     if unique_conflicts(event, group.identifiers, rules):
