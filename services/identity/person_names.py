@@ -4,9 +4,9 @@ A touchpoint may carry the person's name in `payload.attributes`: `name` (one fi
 CRM notes) or `first_name` and `last_name` (checkout, loyalty card). Identity keeps each
 customer's names, normalised (`normalise_name`: case, accents, spaces, `Mª` for `María`), and uses
 them as evidence beside identifiers (see policy.py): a browser only used by customers whose
-recorded full names are identical is one person's (`same_full_name`), and names no one person
-may have written (`may_be_one`: not one fuller or shorter than the other) stop a slip or two
-mailboxes named alike from making one person of two. A customer with no name recorded is known
+recorded full names are identical is one person's (`same_full_name`), and names that differ
+(`may_be_one`: neither the other's beginning) stop a slip or two mailboxes named alike from
+making one person of two. A customer with no name recorded is known
 by the full name its mailbox is named after (`fits_mailbox`: `rgonzalez@` for `Raúl González
 Pérez`), when a touchpoint carries that name. A name never links anything on its own, is no
 identifier, and nicknames are not equated (`Pepe` is not `José`: a father and his son).
@@ -36,15 +36,11 @@ _MARIA = re.compile(r"(?<!\w)m\.?\s*ª\.?(?=\s|$)", re.IGNORECASE)
 
 
 def normalise_name(text: str) -> str:
-    """Lower case, no accents, single spaces, `Mª` written `maría`, surnames written first before
-    one comma put last: `Mª José  GARCÍA`, `García, María José` and `maria jose garcia` are one
-    spelling. Anything but letters, spaces, hyphens and apostrophes is dropped; an empty result
-    (a placeholder such as `-`) is no name."""
+    """Lower case, no accents, single spaces, `Mª` written `maría`: `Mª José  GARCÍA` and `maria
+    jose garcia` are one spelling. Anything but letters, spaces, hyphens and apostrophes is
+    dropped; an empty result (a placeholder such as `-`) is no name."""
     if not isinstance(text, str) or len(text) > MAX_NAME:
         return ""
-    surnames, comma, given = text.partition(",")
-    if comma and "," not in given and _has_letter(surnames) and _has_letter(given):
-        text = f"{given} {surnames}"  # `Rojas Pérez, Dolores`, as lists and CRMs write names
     text = _MARIA.sub(" maria ", text)
     # Decomposed before lowering too: some letters (bold `𝐋`) are capitals only once decomposed.
     decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
@@ -52,10 +48,6 @@ def normalise_name(text: str) -> str:
         c if (c.isalpha() or c in "-'") else " " for c in decomposed if not unicodedata.combining(c)
     )
     return " ".join(w.strip("-'") for w in kept.split() if w.strip("-'"))
-
-
-def _has_letter(text: str) -> bool:
-    return any(c.isalpha() for c in text)
 
 
 def _name_text(payload: Mapping[str, Any]) -> str:
@@ -189,32 +181,16 @@ def agree_with_surname(ours: Iterable[str], theirs: Iterable[str]) -> bool:
     return all(agree(a, b) for i, a in enumerate(every) for b in every[i + 1 :])
 
 
-def _words_fit(a: str, b: str) -> bool:
-    """Two words of names that one person may write either way: the same word, an initial and a
-    word it begins (`j` and `jose`), or `ma` and `maria` (`Ma José`, as `Mª`)."""
-    if a == b or {a, b} == {"ma", "maria"}:
-        return True
-    return (len(a) == 1 and b.startswith(a)) or (len(b) == 1 and a.startswith(b))
-
-
 def may_be_one(a: str, b: str) -> bool:
-    """Two names one person may have written, one fuller than the other: the same first word
-    (`_words_fit`), then the shorter's words in the longer's, in their order, each word fitting
-    (`j lopez` and `jose lopez garcia`; `maria garcia lopez` and `maria jose garcia lopez`, a
-    second given name left out; `ma jose garcia` and `maria jose garcia`). Not `jose lopez
-    garcia` and `jose lopez martin` (a father and his son), nor `jose maria lopez` and `maria
-    jose lopez` (a brother and his sister). Weaker than `agree`: it only keeps a name from
-    vetoing what other evidence says (`names_agree`), never joins anything."""
-    short, long = sorted((a.split(), b.split()), key=len)
-    if not short:
-        return True
-    if not _words_fit(short[0], long[0]):
-        return False
-    rest = iter(long[1:])  # consumed as words are found: the order is kept
-    return all(any(_words_fit(word, other) for other in rest) for word in short[1:])
+    """Two names one person may have written: one is the other or its beginning word by word
+    (`agree`), a word `ma` read as `maria` (`Ma. José`, as `Mª José`; `normalise_name` keeps
+    the word as written, as identity has always recorded it). Nothing looser: an initial
+    (`J. López García`) or a given name left out (`María López García` for `María Carmen López
+    García`) fits a brother or a sister as well, who share both surnames."""
+    return agree(*(" ".join("maria" if w == "ma" else w for w in n.split()) for n in (a, b)))
 
 
 def names_agree(ours: Iterable[str], theirs: Iterable[str]) -> bool:
-    """No name on one side says another person than one on the other: each two may be one
-    person's, written fuller or shorter (`may_be_one`); true when a side has none."""
+    """No name on one side differs from one on the other (`may_be_one`); true when a side has
+    none."""
     return all(may_be_one(a, b) for a in set(ours) for b in set(theirs))

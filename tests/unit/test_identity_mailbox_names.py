@@ -272,27 +272,39 @@ def _resolver() -> tuple[IdentityResolver, Callable[..., str]]:
     return identity, touch
 
 
-@pytest.mark.parametrize(
-    "written",
-    [
-        "Ma. Dolores Rojas",  # `Ma.` for María, one surname
-        "Rojas Pérez, María Dolores",  # surnames first, as a CRM exports it
-        "M. D. Rojas Pérez",  # initials
-        "María Rojas Pérez",  # her second given name left out
-    ],
-)
-def test_her_second_mailbox_typed_with_her_name_written_shorter_or_otherwise_is_hers(
-    written: str,
-) -> None:
-    # The names check stops a son's mailbox named like his father's; her own name, written as
-    # people write it, is no other person's and stops nothing.
+@pytest.mark.parametrize("written", ["Ma. Dolores Rojas", "MA DOLORES ROJAS PÉREZ", "Mª Dolores"])
+def test_her_second_mailbox_typed_with_ma_for_maria_is_hers(written: str) -> None:
+    # `Ma.` is how forms abbreviate María, as `Mª`: her own name, not another person's.
     identity, touch = _resolver()
     her = touch(
-        email="Dolores.Rojas@gmail.com", anonymous_id="laptop-1", name="Mª Dolores Rojas Pérez"
+        email="Dolores.Rojas@gmail.com", anonymous_id="laptop-1", name="María Dolores Rojas Pérez"
     )
     assert touch(email="rojas.dolores@bbva.com", anonymous_id="laptop-1", name=written) == her
-    # a father and his son, as above, still stay apart however the son's name is written
+
+
+@pytest.mark.parametrize(
+    ("known", "written"),
+    [
+        # Siblings share both surnames: a given name left out or an initial fits either.
+        ("María Carmen López García", "María López García"),
+        ("María Carmen López García", "M. López García"),
+        ("José Luis López García", "José López García"),
+    ],
+)
+def test_a_siblings_mailbox_named_alike_on_the_family_laptop_is_not_filed_under_them(
+    known: str, written: str
+) -> None:
     identity, touch = _resolver()
-    father = touch(email="Jose.Lopez@gmail.com", anonymous_id="laptop-1", name=FATHER)
-    son = touch(email="lopez.jose@yahoo.es", anonymous_id="laptop-1", name="López Martín, José")
-    assert identity.locate("t", son).customer_id != identity.locate("t", father).customer_id
+    sibling = touch(email="Maria.Lopez@gmail.com", anonymous_id="laptop-1", name=known)
+    other = touch(email="lopez.maria@hotmail.com", anonymous_id="laptop-1", name=written)
+    assert identity.locate("t", other).customer_id != identity.locate("t", sibling).customer_id
+
+
+def test_two_sisters_known_by_their_surname_mailboxes_are_not_merged_on_the_family_laptop() -> None:
+    identity, touch = _resolver()
+    younger = touch(email="garcia.lopez@hotmail.com", name="María José López García")
+    elder = touch(
+        email="lopez.garcia@gmail.com", anonymous_id="laptop-1", name="María López García"
+    )
+    touch(email="garcia.lopez@hotmail.com", anonymous_id="laptop-1", name="María José López García")
+    assert identity.locate("t", younger).customer_id != identity.locate("t", elder).customer_id
