@@ -308,3 +308,14 @@ def test_two_sisters_known_by_their_surname_mailboxes_are_not_merged_on_the_fami
     )
     touch(email="garcia.lopez@hotmail.com", anonymous_id="laptop-1", name="María José López García")
     assert identity.locate("t", younger).customer_id != identity.locate("t", elder).customer_id
+
+
+def test_a_sisters_address_one_letter_from_hers_typed_with_an_initial_is_not_her_slip() -> None:
+    # `mclopezgarcia@` is one keystroke from `mjlopezgarcia@`, on the family laptop: María
+    # Carmen's own address, or María José's slip. `M. López García` fits either sister.
+    identity, touch = _resolver()
+    her = touch(
+        email="mjlopezgarcia@gmail.com", anonymous_id="laptop-1", name="María José López García"
+    )
+    other = touch(email="mclopezgarcia@gmail.com", anonymous_id="laptop-1", name="M. López García")
+    assert identity.locate("t", other).customer_id != identity.locate("t", her).customer_id
