@@ -53,13 +53,15 @@ LIMIT {SCAN_LIMIT}"""
 
 def folded_words(text: str) -> list[str]:
     """The words of a query that has letters, lower-cased and without accents (`María` →
-    `maria`), at most `MAX_WORDS`; none for digits only (the phone digits cover those) or when
+    `maria`) or a comma or full stop at either end, at most `MAX_WORDS`; none for digits only (the phone digits cover those) or when
     folding changes nothing of a one-word query (the needle covers it)."""
     if not any(c.isalpha() for c in text):
         return []
     decomposed = unicodedata.normalize("NFKD", text.lower())
     plain = "".join(c for c in decomposed if not unicodedata.combining(c))
-    words = plain.split()[:MAX_WORDS]
+    # A comma or full stop typed after a word is no part of it (`García, María`, as lists write
+    # names): the word is looked for without it.
+    words = [w for w in (w.strip(",.;:") for w in plain.split()) if w][:MAX_WORDS]
     return [] if words == [text.lower()] else words
 
 
