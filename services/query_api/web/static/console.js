@@ -601,7 +601,16 @@
       openCustomer(done.customer_id);
     } catch (error) {
       button.disabled = false;
-      showError($("shared-line-status"), error);
+      // Refused (409, 404): a holder erased, kept apart or gone since the hint was read. The
+      // hint is read again (the line's customers as they are now) and says why the one named is
+      // no longer offered; a refusal for someone still offered is said as the server words it.
+      if (error.status !== 409 && error.status !== 404) return showError($("shared-line-status"), error);
+      await showSharedLines(call, { identities: [] });
+      if (!shown(call)) return;
+      $("shared-lines").hidden = false;
+      const offered = [...$("shared-line-customers").querySelectorAll("button.link")].some((b) => b.title === caller);
+      if (offered) showError($("shared-line-status"), error);
+      else $("shared-line-status").replaceChildren(el("span", { class: "error", role: "alert" }, t("caller_gone")));
     }
   }
 
