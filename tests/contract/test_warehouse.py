@@ -285,6 +285,30 @@ class TestChdbWarehouse(WarehouseContract):
             other.drop_database()
             other.close()
 
+    def test_a_dropped_database_leaves_nothing_for_the_engine_to_load_again(
+        self, warehouse: Warehouse, chdb_path: Any
+    ) -> None:
+        """Dropped at once (`SYNC`): before, its tables waited in `metadata_dropped`, and every
+        later start of the engine loaded them again (the test suite's chdb starts grew 10×)."""
+        from cem.adapters.chdb_warehouse import ChdbWarehouse
+
+        other = ChdbWarehouse(chdb_path, database=f"t_{uuid.uuid4().hex[:12]}")
+        try:
+            other.command("CREATE TABLE t (n Int64) ENGINE = MergeTree() ORDER BY n")
+            other.insert("t", [{"n": 1}])
+            [uuid_row] = other.select(
+                "SELECT toString(uuid) AS u FROM system.tables "
+                "WHERE database = currentDatabase() AND name = 't'"
+            )
+            other.drop_database()
+            waiting = [p.name for p in (chdb_path / "metadata_dropped").glob("*")]
+            assert not [name for name in waiting if uuid_row["u"] in name], waiting
+            assert other.database not in [
+                r["name"] for r in warehouse.select("SELECT name FROM system.databases")
+            ]
+        finally:
+            other.close()
+
     def test_a_warehouse_that_fails_to_start_gives_its_use_of_the_engine_back(
         self, warehouse: Warehouse, chdb_path: Any, monkeypatch: pytest.MonkeyPatch
     ) -> None:
