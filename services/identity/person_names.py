@@ -6,9 +6,9 @@ customer's names, normalised (`normalise_name`: case, accents, spaces, `Mª` for
 them as evidence beside identifiers (see policy.py): a browser only used by customers whose
 recorded full names are identical is one person's (`same_full_name`), and names that differ
 (`may_be_one`: neither the other's beginning) stop a slip or two mailboxes named alike from
-making one person of two. A customer with no name recorded is known
-by the full name its mailbox is named after (`fits_mailbox`: `rgonzalez@` for `Raúl González
-Pérez`), when a touchpoint carries that name. A name never links anything on its own, is no
+making one person of two. A customer with no name recorded is known by the full name its
+mailbox is named after (`fits_mailbox`: `rgonzalez@` for `Raúl González Pérez`), when a
+touchpoint carries that name. A name never links anything on its own, is no
 identifier, and nicknames are not equated (`Pepe` is not `José`: a father and his son).
 
 A *full* name is a given name and the surnames a person of the tenant's region carries: two in

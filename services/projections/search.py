@@ -52,9 +52,10 @@ LIMIT {SCAN_LIMIT}"""
 
 
 def folded_words(text: str) -> list[str]:
-    """The words of a query that has letters, lower-cased and without accents (`María` →
-    `maria`) or a comma or full stop at either end, at most `MAX_WORDS`; none for digits only (the phone digits cover those) or when
-    folding changes nothing of a one-word query (the needle covers it)."""
+    """The words of a query that has letters, lower-cased, without accents (`María` → `maria`)
+    and without a comma or full stop at either end, at most `MAX_WORDS`; none for digits only
+    (the phone digits cover those) or when folding changes nothing of a one-word query (the
+    needle covers it)."""
     if not any(c.isalpha() for c in text):
         return []
     decomposed = unicodedata.normalize("NFKD", text.lower())
