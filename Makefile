@@ -3,7 +3,9 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
-PYTEST_ARGS ?=
+# Two workers: most non-unit tests wait on an engine, a server or a browser, so a second worker
+# runs beside them (tests/conftest.py: every test needing a real engine stays on one worker).
+PYTEST_ARGS ?= -n 2
 export VENV
 
 .PHONY: up install install-test provision lint test bench

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -38,6 +42,78 @@ def warehouse(chdb_path: Path) -> Iterator[ChdbWarehouse]:
     yield wh
     wh.drop_database()
     wh.close()
+
+
+# --- two workers (pytest-xdist, `make test`) ------------------------------------------------------
+# Every test that needs a real engine (Kafka, ClickHouse, PostgreSQL, directly or through the
+# distributed deployment) runs on one worker, in collection order, as it would alone: only that
+# worker starts the engines, and the tests that kill an engine or join the deployment's fixed
+# consumer groups never meet another worker's tests there. The embedded end-to-end tests are a
+# second unit (their deployment and browser start once). Every other test is a unit of its own,
+# given to whichever worker is free. The workers tell the controller which tests need an engine
+# (they see fixtures; it sees only node ids) in a file named by `pytest_configure_node`.
+ENGINE_FIXTURES = frozenset(
+    {"engines", "kafka_bootstrap", "clickhouse_url", "postgres_dsn", "clickhouse_warehouse"}
+)
+ENGINE_MARKS = ("kafka", "clickhouse", "postgres")
+# A warehouse or store chosen by parameter (`request.getfixturevalue`) shows in the test's id.
+ENGINE_PARAM = re.compile(r"\[.*\b(clickhouse|postgres|pg|kafka|distributed)\b.*\]", re.I)
+ENGINE_UNIT = "needs an engine"
+EMBEDDED_E2E_UNIT = "tests/e2e"
+_ENGINE_TESTS_KEY = "cem_engine_tests"
+
+
+def needs_engine(item: pytest.Item) -> bool:
+    return (
+        bool(ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())))
+        or any(item.get_closest_marker(m) for m in ENGINE_MARKS)
+        or bool(ENGINE_PARAM.search(item.nodeid))
+    )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    directory = node.config.__dict__.setdefault(
+        "_cem_engine_tests", tempfile.mkdtemp(prefix="cem-xdist-")
+    )
+    node.workerinput[_ENGINE_TESTS_KEY] = str(Path(directory) / node.gateway.id)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    target = getattr(config, "workerinput", {}).get(_ENGINE_TESTS_KEY)
+    if target:  # a worker: written before it reports its collection, read when scheduling
+        partial = Path(f"{target}.partial")
+        partial.write_text("".join(f"{i.nodeid}\n" for i in items if needs_engine(i)))
+        partial.replace(target)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if "_cem_engine_tests" in config.__dict__:
+        shutil.rmtree(config.__dict__["_cem_engine_tests"], ignore_errors=True)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class EnginesOnOneWorker(LoadScopeScheduling):
+        engine_tests: frozenset[str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.engine_tests is None:
+                directory = Path(config.__dict__["_cem_engine_tests"])
+                self.engine_tests = frozenset(
+                    line for f in directory.iterdir() if not f.name.endswith(".partial")
+                    for line in f.read_text().splitlines()
+                )  # fmt: skip
+            if nodeid in self.engine_tests or ENGINE_PARAM.search(nodeid):
+                return ENGINE_UNIT
+            if nodeid.startswith("tests/e2e/"):
+                return EMBEDDED_E2E_UNIT
+            return nodeid
+
+    return EnginesOnOneWorker(config, log)
 
 
 # The real engines' fixtures (kafka_bootstrap, clickhouse_url, postgres_dsn, clickhouse_warehouse,
