@@ -25,7 +25,7 @@ from kernel.processing import to_micros
 from schemas import families as f
 from schemas.envelope import Event
 from schemas.families import SCALES, filed_customer, parse_payload
-from services.identity.person_names import agree, normalise_name, written_name
+from services.identity.person_names import may_be_one, normalise_name, written_name
 from services.projections.repeat_contact import RepeatContact
 from services.projections.timeline import amount_text, from_micros
 
@@ -330,16 +330,17 @@ MAX_NAMES = 50
 
 def _name(names: list[FactGroup]) -> str | None:
     """The name the customer's touchpoints give most often, as it was last written. A name
-    counts the touchpoints giving it and those giving a shorter or longer form of it (`agree`:
-    `Ana García` and `Ana García López` are one person's, so together they outweigh a daughter's
-    `Lucía Ruiz` given three times); among equals, the fuller name, then the one given last.
+    counts the touchpoints giving it and those giving a shorter or longer form of it (`may_be_one`,
+    as identity reads names: `Ana García` and `Ana García López`, `Ma. Dolores` and `Mª Dolores
+    Rojas`, are one person's, so together they outweigh a daughter's `Lucía Ruiz` given three
+    times); among equals, the fuller name, then the one given last.
     None when none gave one."""
     if not names:
         return None
     ranked = sorted(names, key=lambda g: (g.n, g.latest), reverse=True)[:MAX_NAMES]
 
     def weight(group: FactGroup) -> tuple[int, int, tuple[int, str]]:
-        given = sum(other.n for other in ranked if agree(group.key, other.key))
+        given = sum(other.n for other in ranked if may_be_one(group.key, other.key))
         return given, len(group.key.split()), group.latest
 
     return max(ranked, key=weight).latest_str

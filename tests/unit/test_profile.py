@@ -172,6 +172,13 @@ def test_the_name_is_the_one_given_most_often_as_last_written() -> None:
         )
     ]
     assert profile_of(family).name == "José García"
+    # `Ma.` is how María is shortened (as `Mª`): one person's name, as identity reads it.
+    dolores = [
+        named({"name": n}, m)
+        for n, m in (("Ma. Dolores Rojas", 100), ("Mª Dolores Rojas Pérez", 101))
+    ]
+    lucia = [named({"name": "Lucía Ruiz"}, m) for m in (102, 103)]
+    assert profile_of([*dolores, *lucia]).name == "Mª Dolores Rojas Pérez"
     # Invisible characters are not shown: a zero-width space is a space, an override is dropped.
     hidden = [named({"name": "Ana\u200bGarcía\u202e"}, 60)]
     assert profile_of(hidden).name == "Ana García"
