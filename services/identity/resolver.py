@@ -311,8 +311,9 @@ class IdentityResolver(Application[UUID]):
                 raise MergeRefused(
                     [f"{call.canonical_id} was kept apart from {caller.canonical_id}"]
                 )
+            # holders are neither erased nor kept apart from the call (`_household_lines`)
             lines = [line for line, holders in offered if caller.canonical_id in holders]
-            if not lines or erasure.erasure_touches(state, caller.canonical_id):
+            if not lines:
                 raise MergeRefused([f"{caller.canonical_id} does not hold the line of the call"])
             plan = changes.plan_merge(state, caller.canonical_id, call.canonical_id, rules)
             if not plan.allowed:
