@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 # Two workers: most non-unit tests wait on an engine, a server or a browser, so a second worker
 # runs beside them (tests/conftest.py: every test needing a real engine stays on one worker).
-PYTEST_ARGS ?= -n 2
+# A worker that crashes ends the run, as a crash of the one process did (no restart).
+PYTEST_ARGS ?= -n 2 --max-worker-restart=0
 export VENV
 
 .PHONY: up install install-test provision lint test bench

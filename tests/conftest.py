@@ -61,6 +61,7 @@ ENGINE_PARAM = re.compile(r"\[.*\b(clickhouse|postgres|pg|kafka|distributed)\b.*
 ENGINE_UNIT = "needs an engine"
 EMBEDDED_E2E_UNIT = "tests/e2e"
 _ENGINE_TESTS_KEY = "cem_engine_tests"
+_ENGINE_TESTS_DIR = pytest.StashKey[Path]()
 
 
 def needs_engine(item: pytest.Item) -> bool:
@@ -73,10 +74,10 @@ def needs_engine(item: pytest.Item) -> bool:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    directory = node.config.__dict__.setdefault(
-        "_cem_engine_tests", tempfile.mkdtemp(prefix="cem-xdist-")
-    )
-    node.workerinput[_ENGINE_TESTS_KEY] = str(Path(directory) / node.gateway.id)
+    stash = node.config.stash
+    if _ENGINE_TESTS_DIR not in stash:
+        stash[_ENGINE_TESTS_DIR] = Path(tempfile.mkdtemp(prefix="cem-xdist-"))
+    node.workerinput[_ENGINE_TESTS_KEY] = str(stash[_ENGINE_TESTS_DIR] / node.gateway.id)
 
 
 @pytest.hookimpl(trylast=True)
@@ -89,12 +90,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if "_cem_engine_tests" in config.__dict__:
-        shutil.rmtree(config.__dict__["_cem_engine_tests"], ignore_errors=True)
+    if _ENGINE_TESTS_DIR in config.stash:
+        shutil.rmtree(config.stash[_ENGINE_TESTS_DIR], ignore_errors=True)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "load":  # `-n N` alone; a `--dist` asked for is xdist's
+        return None
     from xdist.scheduler import LoadScopeScheduling
 
     class EnginesOnOneWorker(LoadScopeScheduling):
@@ -102,7 +105,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
         def _split_scope(self, nodeid: str) -> str:
             if self.engine_tests is None:
-                directory = Path(config.__dict__["_cem_engine_tests"])
+                directory = config.stash[_ENGINE_TESTS_DIR]
                 self.engine_tests = frozenset(
                     line for f in directory.iterdir() if not f.name.endswith(".partial")
                     for line in f.read_text().splitlines()
@@ -112,6 +115,15 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             if nodeid.startswith("tests/e2e/"):
                 return EMBEDDED_E2E_UNIT
             return nodeid
+
+        def mark_test_complete(self, node: Any, item_index: int, duration: float = 0) -> None:
+            # xdist 3.8 keeps a worker's finished units: were it to crash, they would all be
+            # sent again, empty, and the run would wait for them forever (xdist issue 1313).
+            scope = self._split_scope(self.registered_collections[node][item_index])
+            super().mark_test_complete(node, item_index, duration)
+            units = self.assigned_work[node]
+            if scope in units and all(units[scope].values()):
+                del units[scope]
 
     return EnginesOnOneWorker(config, log)
 
