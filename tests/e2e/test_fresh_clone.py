@@ -73,3 +73,10 @@ def test_fresh_clone_runs_the_readme_commands(tmp_path: Path) -> None:
         text=True,
     )
     assert pytest_version.returncode == 0, pytest_version.stderr
+    # `make test` runs on two workers (Makefile: PYTEST_ARGS): their plugin was installed too.
+    workers = subprocess.run(
+        [str(clone / ".venv" / "bin" / "python"), "-c", "import xdist"],
+        capture_output=True,
+        text=True,
+    )
+    assert workers.returncode == 0, workers.stderr
