@@ -42,7 +42,17 @@ class Up:
 
     def child(self) -> int:
         pid: int = self.health()["filing_process"]["process"]
+        # this `cem up`'s, not that of a server another test worker started on the same port
+        # (`free_port` only says nobody listened a moment ago): the tests kill it
+        assert parent(pid) == self.process.pid, f"{self.url} is not this test's server"
         return pid
+
+
+def parent(pid: int) -> int | None:
+    try:  # /proc/PID/stat: "pid (comm) state ppid ..."
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (FileNotFoundError, IndexError, ValueError):
+        return None
 
 
 def cem(data_dir: Path, *args: str) -> str:
