@@ -162,6 +162,23 @@ def _principal(request: Request) -> Principal:
     return principal
 
 
+def still_authorised(request: Request) -> Callable[[], bool]:
+    """Whether the request's credential still holds (its key not revoked, its session neither
+    signed out nor expired), asked again later by what outlives the request: a live stream.
+    A store that does not answer says nothing new (True), as the stream's other checks do."""
+
+    def check() -> bool:
+        try:
+            _principal(request)
+        except ApiError:
+            return False
+        except Exception:  # noqa: BLE001 — the key or session store briefly unavailable
+            return True
+        return True
+
+    return check
+
+
 def session_of(request: Request) -> ActiveSession | None:
     """The person signed in with this request's cookie, if the app has accounts and it is live."""
     accounts: Accounts | None = getattr(request.app.state, "accounts", None)

@@ -220,6 +220,11 @@ class CustomerStream:
     # True the stream sends `event: erased` and ends. None: nothing to watch.
     erased: Callable[[], bool] | None = None
     erasure_check_s: float = ERASURE_CHECK_S
+    # Whether the credential that opened the stream still holds (blocking, read in a thread):
+    # asked with the erasure check and before each delivery; on False the stream ends, so that
+    # signing out or revoking a key stops what it was shown (the browser's reconnect then gets
+    # the 401). None: nothing to ask.
+    authorised: Callable[[], bool] | None = None
 
     async def messages(self) -> AsyncIterator[bytes]:
         subscription, watermark = await self.hub.subscribe(self.tenant_id, self.members)
@@ -262,14 +267,16 @@ class CustomerStream:
 
     async def _live(self, subscription: Subscription, position: Positions) -> AsyncIterator[bytes]:
         wait_s = self.keep_alive_s
-        if self.erased is not None:
+        if self.erased is not None or self.authorised is not None:
             wait_s = min(wait_s, self.erasure_check_s)
         kept_alive, checked = time.monotonic(), None
         while True:
             now = time.monotonic()
-            if self.erased is not None and (checked is None or now - checked >= wait_s):
+            if checked is None or now - checked >= wait_s:
                 checked = now
-                if await asyncio.to_thread(self.erased):
+                if not await self._still_authorised():
+                    return
+                if self.erased is not None and await asyncio.to_thread(self.erased):
                     yield sse_message(encode_positions(position), "erased", b"{}")
                     return
             try:
@@ -289,8 +296,13 @@ class CustomerStream:
                 position.update(advance(position, self.hub.watermark or {}))
                 yield b": keep-alive\n" + sse_message(encode_positions(position))
                 continue
+            if not await self._still_authorised():
+                return
             async for message in self._deliver(batch, position):
                 yield message
+
+    async def _still_authorised(self) -> bool:
+        return self.authorised is None or await asyncio.to_thread(self.authorised)
 
     async def _deliver(
         self, arrivals: Sequence[Arrival], position: Positions

@@ -216,3 +216,68 @@ def test_a_customer_erased_while_the_stream_is_open_is_told_once_and_the_stream_
     told = asyncio.run(scenario())
     assert len(told) == 1 and "event: erased" in told[0] and "data: {}" in told[0], told
     assert asked  # an identity read, in a thread
+
+
+def test_a_stream_whose_credential_no_longer_holds_ends_before_its_next_delivery() -> None:
+    # Signing out (or a revoked key) left an open stream sending the customer's new touchpoints
+    # to whoever held it (found by a browser review): asked before each delivery, it ends.
+    twin = ArrivalsTwin()
+    twin.add(0, 0)
+    signed_in = threading.Event()
+    signed_in.set()
+
+    async def scenario() -> tuple[str, list[str]]:
+        hub = StreamHub(twin, poll_s=0.01)  # type: ignore[arg-type]
+        stream = CustomerStream(
+            hub, TENANT, [CUSTOMER], None, keep_alive_s=3600, erasure_check_s=3600,
+            authorised=signed_in.is_set,
+        )  # fmt: skip
+        messages = stream.messages()
+        await anext(messages), await anext(messages)  # the retry, then where it starts
+        twin.add(0, 1)
+        [(_, shown)] = await take(messages, 1)  # live while signed in
+        signed_in.clear()
+        twin.add(0, 2)  # after signing out: not to be sent
+        rest: list[str] = []
+
+        async def drain() -> None:
+            rest.extend([m.decode() async for m in messages])
+
+        try:
+            await asyncio.wait_for(drain(), 10)  # ends by itself
+        except TimeoutError:
+            rest.append("still open")
+        await hub.stop()
+        return shown, rest
+
+    shown, rest = asyncio.run(scenario())
+    assert shown == "e-0-1"
+    assert not any("e-0-2" in m or m == "still open" for m in rest), rest
+
+
+def test_a_session_signed_out_or_expired_no_longer_authorises_what_it_opened() -> None:
+    from cem.adapters.memory_users import MemoryUserStore
+    from kernel.accounts import SESSION_LIFETIME, Accounts
+    from kernel.auth import SESSION_COOKIE, still_authorised
+    from kernel.clock import FixedClock
+
+    clock = FixedClock(datetime(2026, 12, 7, tzinfo=UTC))
+    accounts = Accounts(MemoryUserStore(), clock)
+    accounts.create("acme", "agent", "ana@example.com", "a long enough password")
+
+    def request_of(secret: str) -> Any:
+        app = types.SimpleNamespace(state=types.SimpleNamespace(accounts=accounts, keys=None))
+        return types.SimpleNamespace(
+            app=app, headers={}, cookies={SESSION_COOKIE: secret}, method="GET",
+            state=types.SimpleNamespace(),
+        )  # fmt: skip
+
+    first = accounts.sign_in("ana@example.com", "a long enough password")
+    second = accounts.sign_in("ana@example.com", "a long enough password")
+    assert first is not None and second is not None
+    signed_out, expiring = (still_authorised(request_of(s.session_secret)) for s in (first, second))
+    assert signed_out() and expiring()
+    accounts.sign_out(first.session_secret)
+    assert not signed_out() and expiring()
+    clock.advance(seconds=SESSION_LIFETIME.total_seconds() + 1)
+    assert not expiring()

@@ -27,6 +27,7 @@ from fastapi.responses import StreamingResponse
 
 from kernel.access_audit import record_access
 from kernel.api_errors import ApiError
+from kernel.auth import still_authorised
 from kernel.ports import Principal
 from services.projections.arrivals import InvalidStreamCursor, Positions, decode_positions
 from services.projections.sql import customer_exists
@@ -151,8 +152,9 @@ async def stream_customer(
     members = await asyncio.to_thread(_existing_members, request, principal, customer_id)
     erased = await asyncio.to_thread(_erasure_watch, request, tenant_id, members)
     stream = CustomerStream(
-        stream_hub(request), tenant_id, members, cursor, lang=lang, erased=erased
-    )
+        stream_hub(request), tenant_id, members, cursor, lang=lang, erased=erased,
+        authorised=still_authorised(request),
+    )  # fmt: skip
     # no-store: personal data; X-Accel-Buffering: a proxy must pass each message on at once.
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream.messages(), media_type="text/event-stream", headers=headers)
