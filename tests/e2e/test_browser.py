@@ -230,6 +230,34 @@ def open_customer(page: Page, query: str, customer_id: str) -> None:
     page.wait(lambda: page.text("#customer-id") == customer_id, what="the customer's header")
 
 
+def test_a_search_the_server_refuses_says_why_in_words_and_leaves_no_old_results(
+    page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
+) -> None:
+    # The English page showed the framework's words ("query.q: String should have at most 200
+    # characters") under the search before's results, still clickable (a browser review).
+    ids, tag = customer["ids"], customer["tag"]
+    page.sign_in(people[(TENANT_A, "agent")])
+    page.open("/console?lang=en")
+    search = page.find("#search")
+    assert search.get_attribute("maxlength") == "200"
+    search.send_keys(f"lucia.{tag}")
+    page.wait(lambda: page.all("#results button"), what="the customer found")
+    # Past the box's limit (pasted by a script, say): the API refuses it, said in words.
+    page.driver.execute_script(
+        "const s = document.getElementById('search'); s.value = 'x'.repeat(201);"
+        " s.dispatchEvent(new Event('input'));"
+    )
+    said = page.wait(lambda: page.text("#search-status .error"), what="the refusal")
+    assert said == "Too long: shorten it. (Search customers)"
+    assert not page.all("#results li")
+    # Enter opens the one customer found.
+    search.clear()
+    search.send_keys(ids["email"])
+    page.wait(lambda: len(page.all("#results button")) == 1, what="the one customer found")
+    search.send_keys(Keys.ENTER)
+    page.wait(lambda: page.text("#customer-id") == ids["customer_id"], what="her header")
+
+
 def timeline_ids(page: Page) -> list[str]:
     return [li.get_attribute("data-event-id") for li in page.all("#timeline li.event")]
 
@@ -663,7 +691,8 @@ def test_the_spanish_console_names_kinds_reads_days_first_and_words_api_errors(
     since.clear()
     since.send_keys("31/12/2099")
     page.find("#filters button[type=submit]").click()
-    page.wait(lambda: not timeline_ids(page) and page.text("#timeline-end") == "Inicio del historial.",
+    page.wait(lambda: not timeline_ids(page)
+              and page.text("#timeline-end") == "Ningún punto de contacto cumple estos filtros.",
               what="no entry after 31 December 2099")  # fmt: skip
     assert not page.find("#filter-error").is_displayed()
     since.clear()
@@ -672,14 +701,19 @@ def test_the_spanish_console_names_kinds_reads_days_first_and_words_api_errors(
     page.wait(lambda: len(timeline_ids(page)) == shown, what="every entry since 31 December 2020")
     page.find("#filters button[type=reset]").click()
     assert page.find("#filter-since").get_attribute("value") == ""
-    # An API error in Spanish, by its code: a customer nobody is.
-    page.open(f"/console#customer=nobody-{customer['tag']}")
-    error = page.wait(lambda: page.text("#timeline-end .error"), what="the 404")
-    assert error == "Algo ha fallado: No encontrado: no existe ese cliente, evento o alerta."
+    # A customer nobody is, opened over the one shown: nothing of hers stays on show under that
+    # id (her identifiers, orders and identity panel did; a browser review), and why is said.
+    nobody = f"nobody-{customer['tag']}"
+    assert page.find("#customer").is_displayed()
+    page.open(f"/console#customer={nobody}")
+    error = page.wait(lambda: page.text("#empty .error"), what="the 404")
+    assert error == f"Ningún cliente tiene el id {nobody}: búscalo por otro dato."
+    assert not page.find("#customer").is_displayed()
     page.open("/console?lang=en")
-    page.open(f"/console#customer=nobody-{customer['tag']}")
-    error = page.wait(lambda: page.text("#timeline-end .error"), what="the 404 in English")
-    assert error == "Something went wrong: no such customer"  # the server's own message
+    page.open(f"/console#customer={nobody}")
+    error = page.wait(lambda: page.text("#empty .error"), what="the 404 in English")
+    assert error == f"No customer has the id {nobody}: search for them instead."
+    assert not page.find("#customer").is_displayed()
     assert page.find("#filter-since").get_attribute("type") == "date"
     if getattr(deployment, "identity", "eventsourced") != "eventsourced":
         return  # merges need the identity service

@@ -173,20 +173,24 @@ const CEM = (() => {
   };
 
   // What an API error says, in the page's language: the English page shows the server's message
-  // (it names the wrong value); another language says its first detail's or the error's `code`
+  // (it names the wrong value), except a malformed request's; another language says its first detail's or the error's `code`
   // from its catalogue, or its status class for a code it does not know, with the field at fault
   // by its label here.
   function errorText(error) {
     if (!(error instanceof ApiError)) return error.message;
     if (error.status === 0) return t("api_error_network");
     const body = (error.body && error.body.error) || {};
-    if (lang === "en" && body.message) return body.message;
+    // Not the framework's own words for a malformed request (`invalid_request`: "query.q: String
+    // should have at most 200 characters"), which name internal paths: said as in Spanish.
+    if (lang === "en" && body.message && body.code !== "invalid_request") return body.message;
     const byStatus = messages[`api_error_status_${String(error.status)[0]}xx`];
     // What is wrong with the field at fault, when its detail's code has words (`api_detail_…`:
     // a closing time before its opening), else the error's own code.
     const detail = (body.details || []).map((d) => messages[`api_detail_${d.code}`]).find(Boolean);
     const text = detail || messages[`api_error_${body.code}`] || (byStatus ? byStatus.replace("{status}", error.status) : error.message);
-    const field = (body.details || []).map((d) => FIELDS[String(d.path || "").split(".").pop()]).find(Boolean);
+    // The path's last part that names a field (`query.type.0`: the first of the types asked).
+    const named = (path) => String(path || "").split(".").reverse().map((part) => FIELDS[part]).find(Boolean);
+    const field = (body.details || []).map((d) => named(d.path)).find(Boolean);
     return field ? `${text} (${t(field)})` : text;
   }
 
