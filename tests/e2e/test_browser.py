@@ -258,6 +258,24 @@ def test_a_search_the_server_refuses_says_why_in_words_and_leaves_no_old_results
     page.wait(lambda: page.text("#customer-id") == ids["customer_id"], what="her header")
 
 
+def test_an_order_placed_late_yesterday_is_yesterdays_not_todays(
+    page: Page, people: dict[tuple[str, str], str], api: Api, deployment: Deployment
+) -> None:
+    # The header read whole 24-hour days: an order at 23:00 seen at 10:00 was "today" (a
+    # browser review). Calendar days on the reader's clock (the browser's, this machine's).
+    tag = new_tag()
+    ids = {"customer_id": f"late-{tag}"}
+    midnight = datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
+    order = {"order_id": f"o-{tag}", "amount": "12.00", "currency": "EUR"}
+    api.post_ok(deployment.key(TENANT_A, "ingest"),
+                [event("order.placed", "web", ids, midnight - timedelta(hours=1), order)])  # fmt: skip
+    deployment.wait_processed()
+    page.sign_in(people[(TENANT_A, "agent")])
+    page.open(f"/console?lang=en#customer={ids['customer_id']}")
+    said = page.wait(lambda: page.text("#f-recency"), what="the last order's day")
+    assert said.startswith("yesterday · "), said
+
+
 def timeline_ids(page: Page) -> list[str]:
     return [li.get_attribute("data-event-id") for li in page.all("#timeline li.event")]
 

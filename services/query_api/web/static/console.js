@@ -177,10 +177,18 @@
     renderValue(p.value);
   }
 
+  function calendarDaysSince(at) {
+    const midnight = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
+    return Math.max(0, Math.round((midnight(new Date()) - midnight(new Date(at))) / 86400e3));
+  }
+
   // value@1 and churn_risk@1 (docs/metrics.md): the score with every factor that adds to it.
   function renderValue(v) {
     if (!v) return;
-    const recency = v.recency_days === null ? "—" : v.recency_days === 0 ? t("today") : `${v.recency_days} ${t("days_ago")}`;
+    // Calendar days on the reader's clock: an order last evening is "yesterday", not "today"
+    // (`recency_days` counts whole 24-hour days; a browser review).
+    const days = v.last_order_at ? calendarDaysSince(v.last_order_at) : null;
+    const recency = days === null ? "—" : days === 0 ? t("today") : days === 1 ? t("yesterday") : `${days} ${t("days_ago")}`;
     $("f-recency").textContent = `${recency} · ${v.tenure_days} ${t("days")}`;
     $("f-preferred").textContent = channelName(v.preferred_channel);
     $("f-products").replaceChildren(...(v.products.length
