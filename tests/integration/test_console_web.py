@@ -339,3 +339,23 @@ def test_an_erasure_asked_by_a_person_records_their_account_id_not_their_email(
     stored = orjson.loads(record.value)
     assert stored["payload"]["actor"] == f"user:{admin.user_id}"
     assert email.encode() not in record.value and b"dpo-" not in record.value
+
+
+def test_a_mistyped_page_address_is_a_page_saying_so_while_the_api_keeps_its_json(
+    app: FastAPI, client: TestClient
+) -> None:
+    # A person typing `/dashbaord` was shown the API's JSON error (a browser review).
+    browser = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8", "accept-language": "es"}
+    missing = client.get("/dashbaord", headers=browser)
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("text/html")
+    assert "No hay ninguna página en esta dirección" in missing.text
+    assert 'href="/console"' in missing.text
+    sign_in(client, person(app, "agent"))
+    english = client.get("/dashbaord", headers={**browser, "accept-language": "en"})
+    assert english.status_code == 404 and "There is no page at this address" in english.text
+    assert "Sign out" in english.text or "signout" in english.text  # the page of one signed in
+    for path, headers in (("/v1/nothing-here", browser), ("/dashbaord", {})):
+        answer = client.get(path, headers=headers)
+        assert answer.status_code == 404, path
+        assert answer.json()["error"]["code"] == "not_found", path

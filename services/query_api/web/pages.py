@@ -177,6 +177,14 @@ async def signout(request: Request) -> Response:
     return response
 
 
+def not_found_page(request: Request) -> HTMLResponse:
+    """No page at this address: said in the reader's language, with the way back (signed in
+    or not: the address says nothing of anyone's data)."""
+    session = session_of(request)
+    context = {**(_page_context(session) if session else {}), "missing": True}
+    return _render(request, "forbidden.html", context, 404)
+
+
 def _page_context(session: ActiveSession) -> dict[str, Any]:
     user = session.user
     return {
