@@ -24,9 +24,11 @@ from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
+from kernel.auth import SESSION_COOKIE
 from services.identity.normalise import Rejected, ambiguous_readings, normalise_one
 from services.identity.rules import TenantRules
 from services.projections.timeline import CHANNEL_NAMES
@@ -274,6 +276,28 @@ def test_an_order_placed_late_yesterday_is_yesterdays_not_todays(
     page.open(f"/console?lang=en#customer={ids['customer_id']}")
     said = page.wait(lambda: page.text("#f-recency"), what="the last order's day")
     assert said.startswith("yesterday · "), said
+
+
+def test_an_agent_whose_session_ended_signs_in_again_and_is_back_on_the_customer(
+    page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
+) -> None:
+    # An ended session sent the agent to a bare sign-in page, then to an empty console: the
+    # customer on the call was lost (a browser review). Told why, and brought back to her.
+    ids, agent = customer["ids"], people[(TENANT_A, "agent")]
+    page.sign_in(agent, lang="es")
+    page.open(f"/console#customer={ids['customer_id']}")
+    page.wait(lambda: page.text("#customer-id") == ids["customer_id"], what="her header")
+    page.driver.delete_cookie(SESSION_COOKIE)  # expired, or signed out in another tab
+    # The page's next read is a 401 (a refresh of hers may be it, and already on its way).
+    with contextlib.suppress(WebDriverException):  # the page went meanwhile
+        page.find("#filters button[type=submit]").click()
+    said = page.wait(lambda: page.all("#signin-info") and page.text("#signin-info"), what="why")
+    assert said == "Tu sesión ha terminado: vuelve a entrar para seguir donde estabas."
+    page.find("#email").send_keys(agent)
+    page.find("#password").send_keys(PASSWORD)
+    page.find("#signin-submit").click()
+    page.wait(lambda: "/console" in page.driver.current_url, what="back on the console")
+    page.wait(lambda: page.text("#customer-id") == ids["customer_id"], what="back on her")
 
 
 def timeline_ids(page: Page) -> list[str]:

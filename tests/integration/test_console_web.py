@@ -165,9 +165,11 @@ def test_a_page_while_the_account_store_is_down_says_so_not_json(
 
 
 def test_pages_need_a_session(client: TestClient) -> None:
-    for path in ("/console", "/dashboard", "/"):
+    # to sign in, then back to the page asked for (the home page is the sign-in itself)
+    for path, back in (("/console", "?next=%2Fconsole"), ("/dashboard", "?next=%2Fdashboard"),
+                       ("/", "")):  # fmt: skip
         answer = client.get(path, follow_redirects=False)
-        assert (answer.status_code, answer.headers["location"]) == (303, "/signin")
+        assert (answer.status_code, answer.headers["location"]) == (303, f"/signin{back}")
 
 
 def test_the_dashboard_is_for_managers(app: FastAPI, client: TestClient) -> None:
@@ -216,17 +218,18 @@ def test_sign_out_needs_the_token_and_ends_the_session(app: FastAPI, client: Tes
     # button carrying this session's token, instead of a page about the dashboard.
     assert 'id="signout-confirm"' in forged.text and csrf_of(client) in forged.text
     assert "dashboard" not in main(forged.text).lower()
-
-
-def main(page: str) -> str:
-    """What a page shows in its main element (its scripts carry every message besides)."""
-    return page.split("<main", 1)[1].split("</main>", 1)[0]
+    # (These lines had slipped under `main`'s return, where they never ran.)
     assert client.get("/v1/customers/cust-ana").status_code == 200
     secret = client.cookies.get(SESSION_COOKIE) or ""
     client.post("/signout", data={"csrf": csrf_of(client)})
     client.cookies.clear()
     client.cookies.set(SESSION_COOKIE, secret)
     assert client.get("/v1/customers/cust-ana").status_code == 401
+
+
+def main(page: str) -> str:
+    """What a page shows in its main element (its scripts carry every message besides)."""
+    return page.split("<main", 1)[1].split("</main>", 1)[0]
 
 
 def test_language_from_the_browser_switchable_and_remembered(client: TestClient) -> None:
@@ -359,3 +362,39 @@ def test_a_mistyped_page_address_is_a_page_saying_so_while_the_api_keeps_its_jso
         answer = client.get(path, headers=headers)
         assert answer.status_code == 404, path
         assert answer.json()["error"]["code"] == "not_found", path
+
+
+def test_a_session_that_ended_brings_the_person_back_where_they_were_once_signed_in(
+    app: FastAPI, client: TestClient
+) -> None:
+    # An expired session sent the agent to a bare sign-in page, then to an empty console: the
+    # customer on the call was lost (a browser review).
+    away = client.get("/dashboard", follow_redirects=False)
+    assert away.headers["location"] == "/signin?next=%2Fdashboard"
+    was = "/console#customer=cust-ana"
+    page = client.get(
+        "/signin", params={"ended": "1", "next": was}, headers={"accept-language": "en"}
+    )
+    assert "Your session ended: sign in again to go back where you were." in page.text
+    assert f'name="next" value="{was}"' in page.text
+    email = person(app, "agent")
+    fields = {"email": email, "csrf": form_token(page.text), "next": was}
+    wrong = client.post("/signin", data={**fields, "password": "not it"}, follow_redirects=False)
+    assert wrong.status_code == 401  # what was typed stays, and where to go
+    assert f'value="{email}"' in wrong.text and f'name="next" value="{was}"' in wrong.text
+    fields["csrf"] = form_token(wrong.text)
+    done = client.post("/signin", data={**fields, "password": PASSWORD}, follow_redirects=False)
+    assert (done.status_code, done.headers["location"]) == (303, was)
+
+
+@pytest.mark.parametrize(
+    "elsewhere",
+    ["//evil.example/x", "https://evil.example/", "/\\evil.example", "evil", "/console\r\nX: y"],
+)
+def test_signing_in_never_leads_to_another_site(
+    app: FastAPI, client: TestClient, elsewhere: str
+) -> None:
+    page = client.get("/signin", params={"next": elsewhere})
+    fields = {"email": person(app, "agent"), "password": PASSWORD, "csrf": form_token(page.text)}
+    done = client.post("/signin", data={**fields, "next": elsewhere}, follow_redirects=False)
+    assert (done.status_code, done.headers["location"]) == (303, "/console")

@@ -30,6 +30,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "signin_unavailable": "Signing in is not possible right now (the account store does "
         "not answer); try again in a minute.",
         "session_form_expired": "The form expired. Please try again.",
+        "session_ended": "Your session ended: sign in again to go back where you were.",
         "signed_in_as": "Signed in as",
         "console": "Agent console",
         "settings": "Settings",
@@ -387,6 +388,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "signin_unavailable": "Ahora no se puede iniciar sesión (el almacén de cuentas no "
         "responde); inténtalo de nuevo en un minuto.",
         "session_form_expired": "El formulario ha caducado. Inténtalo de nuevo.",
+        "session_ended": "Tu sesión ha terminado: vuelve a entrar para seguir donde estabas.",
         "signed_in_as": "Sesión de",
         "console": "Consola de agente",
         "settings": "Ajustes",

@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -78,7 +78,22 @@ def _render(
 
 
 def _to_signin(request: Request) -> RedirectResponse:
-    return RedirectResponse("/signin", status_code=303)
+    """To the sign-in page, which brings the person back here once signed in."""
+    back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/signin?{urlencode({'next': back})}", status_code=303)
+
+
+# Where a sign-in may lead: a page of this site (`/console#customer=…`), never another site's
+# (`//evil.example`, `/\\evil.example`, `https://…`: an open redirect).
+MAX_NEXT = 1000
+
+
+def _next_page(wanted: str | None) -> str:
+    if not wanted or len(wanted) > MAX_NEXT or not wanted.startswith("/"):
+        return "/console"
+    if wanted.startswith(("//", "/\\")) or any(c in wanted for c in "\r\n\t\\"):
+        return "/console"
+    return wanted
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -104,12 +119,30 @@ def home(request: Request) -> Response:
 
 @router.get("/signin")
 def signin_page(request: Request) -> Response:
-    return _signin_form(request, error=None)
+    # `ended`: a page whose session ended (signed out elsewhere, expired) sent the person here.
+    ended = request.query_params.get("ended") == "1"
+    return _signin_form(request, error=None, info="session_ended" if ended else None)
 
 
-def _signin_form(request: Request, error: str | None, status_code: int = 200) -> Response:
+def _signin_form(
+    request: Request,
+    error: str | None,
+    status_code: int = 200,
+    info: str | None = None,
+    form: dict[str, str] | None = None,
+) -> Response:
+    """The form, bringing back where the person was going (`next`) and the email they typed."""
     token = secrets.token_urlsafe(32)
-    response = _render(request, "signin.html", {"csrf": token, "error": error}, status_code)
+    form = form if form is not None else {"next": request.query_params.get("next", "")}
+    wanted = form.get("next") or ""
+    context = {
+        "csrf": token,
+        "error": error,
+        "info": info,
+        "next": _next_page(wanted) if wanted else "",
+        "email": form.get("email", "")[:320],
+    }
+    response = _render(request, "signin.html", context, status_code)
     response.set_cookie(
         SIGNIN_CSRF_COOKIE,
         token,
@@ -132,16 +165,16 @@ async def signin(request: Request) -> Response:
     form = await _form(request)
     expected = request.cookies.get(SIGNIN_CSRF_COOKIE, "")
     if not expected or not hmac.compare_digest(form.get("csrf", ""), expected):
-        return _signin_form(request, "session_form_expired", 403)
+        return _signin_form(request, "session_form_expired", 403, form=form)
     try:
         signed = _accounts(request).sign_in(form.get("email", ""), form.get("password", ""))
     except AccountLocked:
-        return _signin_form(request, "locked", 429)
+        return _signin_form(request, "locked", 429, form=form)
     except LogUnavailable:  # the account store (PostgreSQL) does not answer: a page, not JSON
         return _unavailable_page(request)
     if signed is None:
-        return _signin_form(request, "wrong_credentials", 401)
-    response = RedirectResponse("/console", status_code=303)
+        return _signin_form(request, "wrong_credentials", 401, form=form)
+    response = RedirectResponse(_next_page(form.get("next")), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
         signed.session_secret,

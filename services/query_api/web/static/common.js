@@ -37,7 +37,9 @@ const CEM = (() => {
       throw new ApiError(0, null); // no answer at all (offline, server down): `errorText` says so
     }
     if (response.status === 401) {
-      window.location.assign("/signin");
+      // Said on the sign-in page, which brings the person back here (the customer open, too).
+      const here = window.location.pathname + window.location.search + window.location.hash;
+      window.location.assign(`/signin?ended=1&next=${encodeURIComponent(here)}`);
       throw new ApiError(401, null);
     }
     const body = response.headers.get("content-type")?.includes("json") ? await response.json() : null;
