@@ -294,7 +294,10 @@
       else $(id).removeAttribute("aria-invalid");
     }
     $("filter-error").hidden = !wrong.length;
-    $("filter-error").textContent = wrong.length ? `${t("invalid_date")} ${t("date_hint")}` : "";
+    // The browser's date field shows its own format (mm/dd/yyyy here, dd/mm/yyyy there): ours is
+    // said only where the field is text (a browser review: "write it as yyyy-mm-dd" under one).
+    const said = $("filter-since").type === "date" ? t("invalid_date_field") : `${t("invalid_date")} ${t("date_hint")}`;
+    $("filter-error").textContent = wrong.length ? said : "";
     if (wrong.length) $(wrong[0]).focus();
     return !wrong.length;
   }
