@@ -784,6 +784,7 @@ def test_the_spanish_console_names_kinds_reads_days_first_and_words_api_errors(
     missing = page.wait(lambda: page.text("#identity-status .error") if page.all(
         "#identity-status .error") else None, what="the merge's 404")  # fmt: skip
     assert missing.endswith(f"(nadie-{tag})"), missing
+    assert not missing.startswith("Algo ha fallado"), missing  # a mistake to correct, not a failure
     assert not page.find("#merge-result").is_displayed()
     absorbed.clear()
     absorbed.send_keys(f"customer_id:two-{tag}")

@@ -202,7 +202,8 @@ const CEM = (() => {
     const missing = asked && lang !== "en" && error instanceof ApiError && error.status === 404;
     // A value the server refused (400, 422) is the reader's to correct, not something that
     // went wrong: said without that preface (a browser review of the settings page).
-    const refused = error instanceof ApiError && (error.status === 400 || error.status === 422);
+    // So is a 404 (a customer id typed in the merge form that nobody has).
+    const refused = error instanceof ApiError && [400, 404, 422].includes(error.status);
     const text = `${refused ? "" : `${t("error")} `}${errorText(error)}${missing ? ` (${asked})` : ""}`;
     target.replaceChildren(el("span", { class: "error", role: "alert" }, text));
   }
