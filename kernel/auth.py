@@ -8,6 +8,7 @@ that changes state on the cookie's strength must also carry the session's CSRF t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -162,19 +163,32 @@ def _principal(request: Request) -> Principal:
     return principal
 
 
+# How long an answer of `still_authorised` is kept (as long as a valid key is, `ValidKeyCache`),
+# and how long a store that failed is not asked again (its pool waits seconds per ask).
+STILL_AUTHORISED_S = 1.0
+STORE_BACK_OFF_S = 30.0
+
+
 def still_authorised(request: Request) -> Callable[[], bool]:
     """Whether the request's credential still holds (its key not revoked, its session neither
     signed out nor expired), asked again later by what outlives the request: a live stream.
-    A store that does not answer says nothing new (True), as the stream's other checks do."""
+    An answer is kept `STILL_AUTHORISED_S`; a store that does not answer says nothing new
+    (True, as the stream's other checks do) and is left alone `STORE_BACK_OFF_S`."""
+    kept: list[tuple[float, bool]] = []
 
     def check() -> bool:
+        now = time.monotonic()
+        if kept and now < kept[0][0]:
+            return kept[0][1]
         try:
             _principal(request)
+            answer, until = True, now + STILL_AUTHORISED_S
         except ApiError:
-            return False
+            answer, until = False, float("inf")  # ended for good
         except Exception:  # noqa: BLE001 — the key or session store briefly unavailable
-            return True
-        return True
+            answer, until = True, now + STORE_BACK_OFF_S
+        kept[:] = [(until, answer)]
+        return answer
 
     return check
 

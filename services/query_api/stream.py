@@ -204,6 +204,10 @@ def sse_message(cursor: str, event: str | None = None, data: bytes | None = None
     return ("\n".join(lines) + "\n\n").encode()
 
 
+class _CredentialEnded(Exception):
+    """The stream's credential no longer holds (`CustomerStream.authorised`): it ends."""
+
+
 @dataclass
 class CustomerStream:
     """The messages of one open stream, from a cursor: catch-up first, then live."""
@@ -240,6 +244,8 @@ class CustomerStream:
             yield sse_message(encode_positions(position))
             async for message in self._live(subscription, position):
                 yield message
+        except _CredentialEnded:  # during the catch-up: nothing more is sent
+            return
         finally:
             self.hub.unsubscribe(subscription)
 
@@ -296,10 +302,11 @@ class CustomerStream:
                 position.update(advance(position, self.hub.watermark or {}))
                 yield b": keep-alive\n" + sse_message(encode_positions(position))
                 continue
-            if not await self._still_authorised():
+            try:
+                async for message in self._deliver(batch, position):
+                    yield message
+            except _CredentialEnded:
                 return
-            async for message in self._deliver(batch, position):
-                yield message
 
     async def _still_authorised(self) -> bool:
         return self.authorised is None or await asyncio.to_thread(self.authorised)
@@ -321,6 +328,9 @@ class CustomerStream:
             [a.event_id for a in fresh],
             self.lang,
         )
+        # Asked once the entries are read (a sign-out during that read sends nothing more).
+        if not await self._still_authorised():
+            raise _CredentialEnded
         for arrival in fresh:
             position[arrival.partition] = arrival.offset
             entry = entries.get(arrival.event_id)

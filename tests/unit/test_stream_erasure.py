@@ -218,13 +218,30 @@ def test_a_customer_erased_while_the_stream_is_open_is_told_once_and_the_stream_
     assert asked  # an identity read, in a thread
 
 
-def test_a_stream_whose_credential_no_longer_holds_ends_before_its_next_delivery() -> None:
+class SignOutWhileReading(ArrivalsTwin):
+    """Signs the person out while the stream reads the entries of `e-0-2` (a review found the
+    entry sent after a check made before that read)."""
+
+    def __init__(self, signed_in: threading.Event) -> None:
+        super().__init__()
+        self.signed_in = signed_in
+
+    def select(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+        if "customer_timeline" in sql and "e-0-2" in (params or {}).values():
+            self.signed_in.clear()
+        return super().select(sql, params)
+
+
+@pytest.mark.parametrize("while_reading", [False, True])
+def test_a_stream_whose_credential_no_longer_holds_ends_before_its_next_delivery(
+    while_reading: bool,
+) -> None:
     # Signing out (or a revoked key) left an open stream sending the customer's new touchpoints
-    # to whoever held it (found by a browser review): asked before each delivery, it ends.
-    twin = ArrivalsTwin()
-    twin.add(0, 0)
+    # to whoever held it (found by a browser review): asked once the entries are read, it ends.
     signed_in = threading.Event()
     signed_in.set()
+    twin = SignOutWhileReading(signed_in) if while_reading else ArrivalsTwin()
+    twin.add(0, 0)
 
     async def scenario() -> tuple[str, list[str]]:
         hub = StreamHub(twin, poll_s=0.01)  # type: ignore[arg-type]
@@ -236,8 +253,9 @@ def test_a_stream_whose_credential_no_longer_holds_ends_before_its_next_delivery
         await anext(messages), await anext(messages)  # the retry, then where it starts
         twin.add(0, 1)
         [(_, shown)] = await take(messages, 1)  # live while signed in
-        signed_in.clear()
-        twin.add(0, 2)  # after signing out: not to be sent
+        if not while_reading:
+            signed_in.clear()
+        twin.add(0, 2)  # after signing out, or while its entry is read: not to be sent
         rest: list[str] = []
 
         async def drain() -> None:
@@ -255,12 +273,15 @@ def test_a_stream_whose_credential_no_longer_holds_ends_before_its_next_delivery
     assert not any("e-0-2" in m or m == "still open" for m in rest), rest
 
 
-def test_a_session_signed_out_or_expired_no_longer_authorises_what_it_opened() -> None:
+def test_a_session_signed_out_or_expired_no_longer_authorises_what_it_opened(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from cem.adapters.memory_users import MemoryUserStore
+    from kernel import auth
     from kernel.accounts import SESSION_LIFETIME, Accounts
-    from kernel.auth import SESSION_COOKIE, still_authorised
     from kernel.clock import FixedClock
 
+    monkeypatch.setattr(auth, "STILL_AUTHORISED_S", 0.0)  # every ask reads the store
     clock = FixedClock(datetime(2026, 12, 7, tzinfo=UTC))
     accounts = Accounts(MemoryUserStore(), clock)
     accounts.create("acme", "agent", "ana@example.com", "a long enough password")
@@ -268,16 +289,40 @@ def test_a_session_signed_out_or_expired_no_longer_authorises_what_it_opened() -
     def request_of(secret: str) -> Any:
         app = types.SimpleNamespace(state=types.SimpleNamespace(accounts=accounts, keys=None))
         return types.SimpleNamespace(
-            app=app, headers={}, cookies={SESSION_COOKIE: secret}, method="GET",
+            app=app, headers={}, cookies={auth.SESSION_COOKIE: secret}, method="GET",
             state=types.SimpleNamespace(),
         )  # fmt: skip
 
     first = accounts.sign_in("ana@example.com", "a long enough password")
     second = accounts.sign_in("ana@example.com", "a long enough password")
     assert first is not None and second is not None
-    signed_out, expiring = (still_authorised(request_of(s.session_secret)) for s in (first, second))
+    signed_out, expiring = (
+        auth.still_authorised(request_of(s.session_secret)) for s in (first, second)
+    )
     assert signed_out() and expiring()
     accounts.sign_out(first.session_secret)
     assert not signed_out() and expiring()
     clock.advance(seconds=SESSION_LIFETIME.total_seconds() + 1)
     assert not expiring()
+
+
+def test_a_session_store_that_fails_is_not_asked_again_at_once() -> None:
+    # Each ask of a PostgreSQL account store that is down waits for its pool: a stream asking
+    # before every delivery would stall (a review). The stream goes on, and asks again later.
+    from kernel import auth
+
+    asked: list[int] = []
+
+    class Down:
+        def session(self, secret: str) -> None:
+            asked.append(1)
+            raise ConnectionError("the account store does not answer")
+
+    app = types.SimpleNamespace(state=types.SimpleNamespace(accounts=Down(), keys=None))
+    request = types.SimpleNamespace(
+        app=app, headers={}, cookies={auth.SESSION_COOKIE: "s"}, method="GET",
+        state=types.SimpleNamespace(),
+    )  # fmt: skip
+    check = auth.still_authorised(request)  # type: ignore[arg-type]
+    assert check() and check() and check()
+    assert len(asked) == 1
