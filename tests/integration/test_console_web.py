@@ -162,6 +162,9 @@ def test_a_page_while_the_account_store_is_down_says_so_not_json(
         assert answer.status_code == 503, (path, answer.text)
         assert answer.headers["content-type"].startswith("text/html"), path
         assert "the account store does not answer" in answer.text
+    # An address that is no page still says so (a review got a 500 from its handler).
+    missing = client.get("/dashbaord", headers={"accept": "text/html"})
+    assert missing.status_code == 404 and "There is no page at this address" in missing.text
 
 
 def test_pages_need_a_session(client: TestClient) -> None:
@@ -348,6 +351,7 @@ def test_a_mistyped_page_address_is_a_page_saying_so_while_the_api_keeps_its_jso
     app: FastAPI, client: TestClient
 ) -> None:
     # A person typing `/dashbaord` was shown the API's JSON error (a browser review).
+    # (The account store down, the page still shows, as if signed out: a review got a 500.)
     browser = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8", "accept-language": "es"}
     missing = client.get("/dashbaord", headers=browser)
     assert missing.status_code == 404
@@ -382,14 +386,28 @@ def test_a_session_that_ended_brings_the_person_back_where_they_were_once_signed
     wrong = client.post("/signin", data={**fields, "password": "not it"}, follow_redirects=False)
     assert wrong.status_code == 401  # what was typed stays, and where to go
     assert f'value="{email}"' in wrong.text and f'name="next" value="{was}"' in wrong.text
+    # Switching language on the way keeps where to go (a review: the link dropped it).
+    assert 'href="?ended=1&amp;next=%2Fconsole%23customer%3Dcust-ana&amp;lang=es"' in page.text
     fields["csrf"] = form_token(wrong.text)
     done = client.post("/signin", data={**fields, "password": PASSWORD}, follow_redirects=False)
     assert (done.status_code, done.headers["location"]) == (303, was)
+    # Signing out, then in again, is the console (not `next=/signout`, a POST-only page: 405).
+    out = client.post("/signout", data={"csrf": csrf_of(client)}, follow_redirects=False)
+    assert out.headers["location"] == "/signin"
 
 
 @pytest.mark.parametrize(
     "elsewhere",
-    ["//evil.example/x", "https://evil.example/", "/\\evil.example", "evil", "/console\r\nX: y"],
+    [
+        "//evil.example/x",
+        "https://evil.example/",
+        "/\\evil.example",
+        "evil",
+        "/console\r\nX: y",
+        "/signout",
+        "/v1/customers/cust-ana/export",
+        "/..//evil.example",
+    ],
 )
 def test_signing_in_never_leads_to_another_site(
     app: FastAPI, client: TestClient, elsewhere: str

@@ -66,6 +66,9 @@ def _render(
 ) -> HTMLResponse:
     lang = language_of(request)
     page = {"lang": lang, "languages": LANGUAGES, "t": MESSAGES[lang], "messages": MESSAGES[lang]}
+    # Each language's link keeps the page's own query (the sign-in's `next`, say).
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+    page["language_links"] = {code: "?" + urlencode([*kept, ("lang", code)]) for code in LANGUAGES}
     response = templates.TemplateResponse(
         request, name, {**page, **context}, status_code=status_code
     )
@@ -88,12 +91,18 @@ def _to_signin(request: Request) -> RedirectResponse:
 MAX_NEXT = 1000
 
 
+# Only the pages a person reads: not the API (an export fetched after signing in), not sign-in
+# or sign-out themselves (`/signout` answers POST only).
+NEXT_PAGES = ("/console", "/dashboard", "/settings")
+
+
 def _next_page(wanted: str | None) -> str:
     if not wanted or len(wanted) > MAX_NEXT or not wanted.startswith("/"):
         return "/console"
     if wanted.startswith(("//", "/\\")) or any(c in wanted for c in "\r\n\t\\"):
         return "/console"
-    return wanted
+    page = wanted.split("#", 1)[0].split("?", 1)[0]
+    return wanted if page in NEXT_PAGES else "/console"
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -196,14 +205,14 @@ async def signin(request: Request) -> Response:
 async def signout(request: Request) -> Response:
     session, form = session_of(request), await _form(request)
     if session is None:
-        return _to_signin(request)
+        return RedirectResponse("/signin", status_code=303)
     if not session.csrf_matches(form.get("csrf")):
         # A form from an earlier session (signed in again in another tab): not signed out by
         # another site's form, nor left wondering; asked again with this session's token.
         context = {**_page_context(session), "signout_again": True}
         return _render(request, "forbidden.html", context, 403)
     _accounts(request).sign_out(request.cookies[SESSION_COOKIE])
-    response = _to_signin(request)
+    response = RedirectResponse("/signin", status_code=303)
     response.delete_cookie(
         SESSION_COOKIE, httponly=True, samesite="strict", secure=_secure(request)
     )
@@ -213,9 +222,18 @@ async def signout(request: Request) -> Response:
 def not_found_page(request: Request) -> HTMLResponse:
     """No page at this address: said in the reader's language, with the way back (signed in
     or not: the address says nothing of anyone's data)."""
-    session = session_of(request)
+    session = _signed_in(request)
     context = {**(_page_context(session) if session else {}), "missing": True}
     return _render(request, "forbidden.html", context, 404)
+
+
+def _signed_in(request: Request) -> ActiveSession | None:
+    """The live session, or None, also when the account store does not answer (a page that
+    needs no one signed in still shows)."""
+    try:
+        return session_of(request)
+    except Exception:  # noqa: BLE001 — the account store down: as if signed out
+        return None
 
 
 def _page_context(session: ActiveSession) -> dict[str, Any]:

@@ -182,9 +182,11 @@ const CEM = (() => {
     if (!(error instanceof ApiError)) return error.message;
     if (error.status === 0) return t("api_error_network");
     const body = (error.body && error.body.error) || {};
-    // Not the framework's own words for a malformed request (`invalid_request`: "query.q: String
-    // should have at most 200 characters"), which name internal paths: said as in Spanish.
-    if (lang === "en" && body.message && body.code !== "invalid_request") return body.message;
+    // Not the framework's own words for a malformed request ("the request has invalid
+    // parameters: query.q: String should have at most 200 characters", kernel/api_errors.py
+    // `_validation`), which name internal paths: said as in Spanish. Our own messages stay.
+    const framework = body.code === "invalid_request" && String(body.message || "").startsWith("the request has invalid parameters");
+    if (lang === "en" && body.message && !framework) return body.message;
     const byStatus = messages[`api_error_status_${String(error.status)[0]}xx`];
     // What is wrong with the field at fault, when its detail's code has words (`api_detail_…`:
     // a closing time before its opening), else the error's own code.

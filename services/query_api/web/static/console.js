@@ -24,9 +24,11 @@
     searchTimer = setTimeout(runSearch, 200);
   });
   $("search").addEventListener("keydown", (e) => {
-    // Enter opens the one customer found (with several, the agent picks one).
+    // Enter opens the one customer found for what the box holds now (with several, the agent
+    // picks one; results of an earlier text, still on show while the next search runs, not).
     const found = $("results").querySelectorAll("button");
-    if (e.key === "Enter" && found.length === 1) { e.preventDefault(); found[0].click(); }
+    const fresh = $("results").dataset.query === $("search").value.trim();
+    if (e.key === "Enter" && !e.isComposing && fresh && found.length === 1) { e.preventDefault(); found[0].click(); }
     if (e.key === "ArrowDown") {
       const first = $("results").querySelector("button");
       if (first) { e.preventDefault(); first.focus(); }
@@ -49,6 +51,7 @@
       if (seq !== searchSeq) return; // a newer keystroke won
       $("search-status").textContent = found.customers.length ? "" : t("no_results");
       $("results").replaceChildren(...found.customers.map(resultItem));
+      $("results").dataset.query = q; // what they were found for (Enter opens only those)
     } catch (error) {
       if (seq !== searchSeq) return;
       $("results").replaceChildren(); // not the search before's, under this one's error
@@ -117,7 +120,7 @@
         $("customer").hidden = true;
         $("empty").hidden = false;
         if (error instanceof ApiError && error.status === 404) {
-          $("empty").replaceChildren(el("span", { class: "error", role: "alert" }, t("no_such_customer").replace("{id}", id)));
+          $("empty").replaceChildren(el("span", { class: "error", role: "alert" }, t("no_such_customer").replace("{id}", () => id)));
         } else {
           showError($("empty"), error);
         }
@@ -384,6 +387,8 @@
 
   function appendEntry(entry, atTop) {
     if (current.seen.has(entry.event_id)) return; // never shown twice (reconnects, pages)
+    // One that matches the filters came live: "none matches" no longer holds.
+    if ($("timeline-end").textContent === t("no_match")) $("timeline-end").textContent = t("end_of_timeline");
     // A live entry goes where its time puts it among those shown, newest first: one that
     // happened earlier (a late source, a backfill) is not the newest.
     let after = null;
