@@ -504,6 +504,10 @@ def test_a_managers_dashboard_cell_equals_the_api(
     expected = api_cell(api, deployment.key(TENANT_A, "manager"), touchpoint, period_of(page))
     assert {k: shown[k] for k in expected} == expected
     assert shown["csat@1"] == "0.0" and shown["n"] == "1"  # the story's one CSAT 2
+    # A starred value says how many answers of its own kind it has (the row's n adds up kinds).
+    row = f'#satisfaction tr[data-touchpoint="{touchpoint}"]'
+    title = page.find(f'{row} td[data-metric="csat@1"]').get_attribute("title")
+    assert title == "answers of this kind: 1, fewer than 30: low confidence", title
     # A cell of texts without answers (listed by the API for its sentiment) is not a row here.
     assert "0" not in [td.text for td in page.all('#satisfaction td[data-metric="n"]')]
     page.wait(lambda: page.all("#trend canvas"), what="the trend chart")
@@ -607,7 +611,7 @@ def test_the_spanish_switch_translates_the_page(
     assert page.text('nav a[href="/console"]') == "Agent console"
     page.find("#lang-es").click()
     page.wait(lambda: page.text('nav a[href="/console"]') == "Consola de agente")
-    assert page.find("#search").get_attribute("placeholder").startswith("Correo")
+    assert page.find("#search").get_attribute("placeholder").startswith("Nombre, correo")
     page.open("/dashboard")  # remembered
     page.wait(lambda: "Satisfacción" in page.text("#sat-title"))
     page.wait(lambda: page.all("#satisfaction tbody tr") and page.all("#trend canvas"))
