@@ -110,7 +110,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
                     line for f in directory.iterdir() if not f.name.endswith(".partial")
                     for line in f.read_text().splitlines()
                 )  # fmt: skip
-            if nodeid in self.engine_tests or ENGINE_PARAM.search(nodeid):
+            if nodeid in self.engine_tests:  # `needs_engine`, as the workers saw it
                 return ENGINE_UNIT
             if nodeid.startswith("tests/e2e/"):
                 return EMBEDDED_E2E_UNIT

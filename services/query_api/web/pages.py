@@ -86,20 +86,17 @@ def _to_signin(request: Request) -> RedirectResponse:
     return RedirectResponse(f"/signin?{urlencode({'next': back})}", status_code=303)
 
 
-# Where a sign-in may lead: a page of this site (`/console#customer=…`), never another site's
-# (`//evil.example`, `/\\evil.example`, `https://…`: an open redirect).
+# Where a sign-in may lead: a page a person reads on this site (`/console#customer=…`), never
+# another site (`//evil.example`, `https://…`: an open redirect), the API (an export fetched
+# after signing in), nor sign-in or sign-out themselves (`/signout` answers POST only).
+NEXT_PAGES = ("/console", "/dashboard", "/settings")
 MAX_NEXT = 1000
 
 
-# Only the pages a person reads: not the API (an export fetched after signing in), not sign-in
-# or sign-out themselves (`/signout` answers POST only).
-NEXT_PAGES = ("/console", "/dashboard", "/settings")
-
-
 def _next_page(wanted: str | None) -> str:
-    if not wanted or len(wanted) > MAX_NEXT or not wanted.startswith("/"):
-        return "/console"
-    if wanted.startswith(("//", "/\\")) or any(c in wanted for c in "\r\n\t\\"):
+    """`wanted` when its path is one of `NEXT_PAGES` (the redirect quotes the rest), else the
+    console."""
+    if not wanted or len(wanted) > MAX_NEXT:
         return "/console"
     page = wanted.split("#", 1)[0].split("?", 1)[0]
     return wanted if page in NEXT_PAGES else "/console"

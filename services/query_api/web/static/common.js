@@ -175,9 +175,9 @@ const CEM = (() => {
   };
 
   // What an API error says, in the page's language: the English page shows the server's message
-  // (it names the wrong value), except a malformed request's; another language says its first detail's or the error's `code`
-  // from its catalogue, or its status class for a code it does not know, with the field at fault
-  // by its label here.
+  // (it names the wrong value), except a malformed request's; another language says its first
+  // detail's or the error's `code` from its catalogue, or its status class for a code it does not
+  // know, with the field at fault by its label here.
   function errorText(error) {
     if (!(error instanceof ApiError)) return error.message;
     if (error.status === 0) return t("api_error_network");
