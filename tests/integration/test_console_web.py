@@ -136,12 +136,16 @@ def test_signing_in_while_the_account_store_is_down_is_a_page_saying_so(
     email = person(app, "agent")
     monkeypatch.setattr(Accounts, "sign_in", down)
     page = client.get("/signin")
-    answer = client.post("/signin", data={"email": email, "password": PASSWORD,
+    page = client.get("/signin?next=%2Fdashboard")
+    answer = client.post("/signin", data={"email": email, "password": PASSWORD, "next": "/dashboard",
                                           "csrf": form_token(page.text)})  # fmt: skip
     assert answer.status_code == 503 and answer.headers["retry-after"] == "30"
     assert answer.headers["content-type"].startswith("text/html")
     assert "the account store does not answer" in answer.text
     assert form_token(answer.text)  # the form again, to try once it answers
+    # with what she typed and where she was going (both were dropped: a review)
+    assert f'value="{email}"' in answer.text
+    assert '<input type="hidden" name="next" value="/dashboard">' in answer.text
 
 
 def test_a_page_while_the_account_store_is_down_says_so_not_json(
@@ -162,6 +166,9 @@ def test_a_page_while_the_account_store_is_down_says_so_not_json(
         assert answer.status_code == 503, (path, answer.text)
         assert answer.headers["content-type"].startswith("text/html"), path
         assert "the account store does not answer" in answer.text
+        # The sign-in it offers leads back to the page asked for (the home page is the console).
+        back = "/console" if path == "/" else path
+        assert f'<input type="hidden" name="next" value="{back}">' in answer.text, path
     # An address that is no page still says so (a review got a 500 from its handler).
     missing = client.get("/dashbaord", headers={"accept": "text/html"})
     assert missing.status_code == 404 and "There is no page at this address" in missing.text

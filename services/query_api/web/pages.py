@@ -160,8 +160,14 @@ def _signin_form(
     return response
 
 
-def _unavailable_page(request: Request) -> Response:
-    unavailable = _signin_form(request, "signin_unavailable", 503)
+def _unavailable_page(request: Request, form: dict[str, str] | None = None) -> Response:
+    """The sign-in page saying the account store does not answer. It keeps what the person was
+    doing: the email and `next` of the sign-in they sent, else the page they asked for (a
+    review: both were dropped, so a retry landed on the console with an empty form)."""
+    if form is None:
+        asked = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        form = {"next": request.query_params.get("next", "") or asked}
+    unavailable = _signin_form(request, "signin_unavailable", 503, form=form)
     unavailable.headers["Retry-After"] = "30"
     return unavailable
 
@@ -177,7 +183,7 @@ async def signin(request: Request) -> Response:
     except AccountLocked:
         return _signin_form(request, "locked", 429, form=form)
     except LogUnavailable:  # the account store (PostgreSQL) does not answer: a page, not JSON
-        return _unavailable_page(request)
+        return _unavailable_page(request, form)
     if signed is None:
         return _signin_form(request, "wrong_credentials", 401, form=form)
     response = RedirectResponse(_next_page(form.get("next")), status_code=303)
