@@ -139,7 +139,15 @@ class Page:
 
         self.wait(pressed, what=f"{css} clicked")
 
-    def wait(self, condition: Callable[[], Any], timeout_s: float = WAIT_S, what: str = "") -> Any:
+    def wait(
+        self,
+        condition: Callable[[], Any],
+        timeout_s: float = WAIT_S,
+        what: str = "",
+        instead: Callable[[], str] | None = None,
+    ) -> Any:
+        """`condition`'s first truthy answer; past `timeout_s` an AssertionError naming `what`,
+        and what the page showed `instead` (an error it said, say)."""
         deadline = time.monotonic() + timeout_s
         while True:
             try:
@@ -149,8 +157,24 @@ class Page:
             if found:
                 return found
             if time.monotonic() > deadline:
-                raise AssertionError(f"not seen within {timeout_s}s: {what or condition}")
+                shown = ""
+                if instead is not None:
+                    try:
+                        shown = f"; the page showed instead: {instead()}"
+                    except Exception as error:  # noqa: BLE001 — the page itself gone, say
+                        shown = f"; the page could not be read: {error!r}"
+                raise AssertionError(f"not seen within {timeout_s}s: {what or condition}{shown}")
             time.sleep(0.05)
+
+    def state(self, *fields: str) -> str:
+        """What the page shows in `fields` (an input by its value), for a timeout's message."""
+        script = """return arguments[0].map((css) => {
+            const e = document.querySelector(css);
+            if (!e) return `${css}: none`;
+            const said = 'value' in e && e.tagName !== 'BUTTON' ? e.value : e.textContent;
+            return `${css}${e.hidden ? ' (hidden)' : ''}: ${JSON.stringify(said.trim())}`;
+        }).join('; ');"""
+        return str(self.driver.execute_script(script, list(fields)))
 
     def text(self, css: str) -> str:
         return str(self.find(css).text)
@@ -977,6 +1001,43 @@ def test_a_manager_reports_on_last_month_and_yesterday(
     assert [o.text for o in page.all("#period-days option")][0] == "Yesterday"
 
 
+def test_switching_language_keeps_the_dashboards_period_and_trend(
+    page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
+) -> None:
+    # A manager on the last 7 days by hour, with the NPS trend, switched to Spanish and was back
+    # on the last 30 days by day (a browser review). What the page shows lives in its address.
+    page.sign_in(people[(TENANT_A, "manager")])
+    page.open("/dashboard")
+    first = page.wait(lambda: period_of(page)["since"], what="the first period")
+    page.driver.execute_script(
+        "document.getElementById('period-days').value = '7';"
+        "document.getElementById('period-bucket').value = 'hour';"
+        "const metric = document.getElementById('trend-metric');"
+        "metric.value = 'nps@1'; metric.dispatchEvent(new Event('change'));"
+    )
+    page.find('#period button[type="submit"]').click()
+    page.wait(lambda: period_of(page)["since"] != first, what="the 7 days applied")
+    chosen = period_of(page)
+    assert chosen["bucket"] == "hour"
+    assert page.driver.current_url.endswith("#days=7&bucket=hour&metric=nps%401")
+    page.find("#lang-es").click()
+    try:
+        page.wait(lambda: "Satisfacción" in page.text("#sat-title"), what="the Spanish page")
+        shown = page.wait(lambda: period_of(page)["since"] and period_of(page), what="its period")
+        assert shown["bucket"] == "hour" and shown["since"] == chosen["since"], (shown, chosen)
+        assert page.find("#period-days").get_attribute("value") == "7"
+        assert page.find("#trend-metric").get_attribute("value") == "nps@1"
+        # A reload keeps it too; an address naming no such choice leaves the page's own.
+        page.open("/console")
+        page.open("/dashboard#days=forever&bucket=hour")
+        page.wait(lambda: period_of(page)["since"], what="the period of the edited address")
+        assert page.find("#period-days").get_attribute("value") == "30"
+        assert period_of(page)["bucket"] == "hour"
+    finally:
+        page.find("#lang-en").click()  # the language is remembered: the next test reads English
+        page.wait(lambda: "Satisfaction" in page.text("#sat-title"), what="the English page")
+
+
 def test_the_trend_follows_the_window_when_it_narrows(
     page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
 ) -> None:
@@ -1337,6 +1398,7 @@ def test_an_admin_erases_a_customer_after_seeing_the_group_it_takes(
     summary = page.wait(
         lambda: page.find("#erase-result").is_displayed() and page.text("#erase-summary"),
         what="the erasure preview",
+        instead=lambda: page.state("#identity-status", "#erase-reason", "#customer-id", "#empty"),
     )
     assert email in summary and "(erased)" in summary and "events: 1" in summary, summary
     assert "stops linking; its key stays for another customer's events under it" in summary
@@ -1395,11 +1457,15 @@ def test_an_erasure_preview_names_a_line_two_merged_members_hold_once(
     assert merged.status_code == 200, merged.text
     page.sign_in(people[(TENANT_A, "admin")])
     open_customer(page, emails[0], survivor)
+    # Her panels in place (each moves the form as it loads), then the preview.
+    page.wait(lambda: len(timeline_ids(page)) == 2, what="both members' messages")
+    page.wait(lambda: emails[1] in page.text("#identities"), what="the members' identifiers")
     page.find("#erase-reason").send_keys(f"GDPR {tag}")
     page.press("#erase-preview")
     summary = page.wait(
         lambda: page.find("#erase-result").is_displayed() and page.text("#erase-summary"),
         what="the erasure preview",
+        instead=lambda: page.state("#identity-status", "#erase-reason", "#customer-id", "#empty"),
     )
     preview = api.get(f"/v1/customers/{survivor}/erasure", deployment.key(TENANT_A, "admin"))
     assert preview.status_code == 200, preview.text

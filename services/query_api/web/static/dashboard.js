@@ -72,9 +72,27 @@
 
   $("period").addEventListener("submit", (e) => { e.preventDefault(); refresh(); });
 
+  // What the page shows lives in its address (`#days=7&bucket=hour&metric=nps@1`): a reload, a
+  // shared link and a language switch (its link keeps the hash) show the same period and trend
+  // (a browser review: switching language went back to the last 30 days).
+  const IN_ADDRESS = [["days", "period-days"], ["bucket", "period-bucket"], ["metric", "trend-metric"]];
+  function fromAddress() {
+    const asked = new URLSearchParams(window.location.hash.slice(1));
+    for (const [name, id] of IN_ADDRESS) {
+      const value = asked.get(name);
+      if (value !== null && [...$(id).options].some((option) => option.value === value)) $(id).value = value;
+    }
+  }
+  function toAddress() {
+    const shown = new URLSearchParams(IN_ADDRESS.map(([name, id]) => [name, $(id).value]));
+    history.replaceState(null, "", `${window.location.pathname}${window.location.search}#${shown}`);
+  }
+  fromAddress();
+
   async function refresh() {
     await zoneRead;
     period = choosePeriod();
+    toAddress();
     const table = $("satisfaction");
     table.dataset.since = period.since;
     table.dataset.until = period.until;
@@ -228,7 +246,10 @@
   }
   // Another metric redraws the trend from the answer it has: nothing else changed.
   let lastTrend = null;
-  $("trend-metric").addEventListener("change", () => { if (lastTrend) renderTrend(...lastTrend); });
+  $("trend-metric").addEventListener("change", () => {
+    toAddress();
+    if (lastTrend) renderTrend(...lastTrend);
+  });
   // The chart follows its box when the window changes (a phone turned, a desktop window
   // narrowed): drawn once at the first width, it kept the page 1,368 px wide (a review).
   let resizing = null;
