@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,7 +22,7 @@ import orjson
 
 from kernel.ports import Warehouse
 from services.projections.lookup import NAME_KIND
-from services.projections.profile import NAME
+from services.projections.profile import NAME, TOUCH
 from services.projections.sql import IDENTIFIERS, PROFILE_FACTS, TIMELINE, string_list
 from services.projections.timeline import from_micros
 
@@ -155,3 +155,33 @@ FROM {PROFILE_FACTS}
 WHERE tenant_id = {{{{tenant_id:String}}}} AND customer_id IN ({{owners}})
   AND field = '{NAME}' AND key IN ({{keys}})
 GROUP BY customer_id, key"""
+
+
+def last_contacts(
+    warehouse: Warehouse, tenant_id: str, groups: Mapping[str, Sequence[str]]
+) -> dict[str, datetime]:
+    """Each customer's last touchpoint over all its members (`groups`: customer id → member
+    ids), as its profile's `last_seen` reads it (the `profile.TOUCH` facts); one read. A search
+    result dated by the identifier that matched said "3 months ago" of a customer who called
+    yesterday from her phone (a browser review). A customer none of whose members has a
+    touchpoint is left out."""
+    owners_of: dict[str, list[str]] = {}
+    for customer, members in groups.items():
+        for member in members:
+            owners_of.setdefault(member, []).append(customer)
+    if not owners_of:
+        return {}
+    owners, params = string_list("owner", sorted(owners_of))
+    rows = warehouse.select(LAST_CONTACTS.format(owners=owners), {"tenant_id": tenant_id, **params})
+    last: dict[str, datetime] = {}
+    for row in rows:
+        at = from_micros(int(row["last_at"]))
+        for customer in owners_of.get(row["customer_id"], ()):
+            last[customer] = max(at, last.get(customer, at))
+    return last
+
+
+LAST_CONTACTS = f"""SELECT customer_id, max(derived_at) AS last_at
+FROM {PROFILE_FACTS}
+WHERE tenant_id = {{{{tenant_id:String}}}} AND customer_id IN ({{owners}}) AND field = '{TOUCH}'
+GROUP BY customer_id"""

@@ -319,6 +319,30 @@ def test_search_finds_a_customer_by_the_name_a_touchpoint_carried(
     ]
 
 
+def test_a_search_result_is_dated_by_the_customers_last_touchpoint_not_the_match(
+    app: FastAPI, warehouse: ChdbWarehouse, client: TestClient
+) -> None:
+    # A result said when what matched was last seen: "3 months ago" of a customer who called
+    # yesterday from her phone (a browser review). Each touchpoint is a minute after the one before.
+    first, second = {"customer_id": "cust-r1", "email": "rosa.marin@x.es"}, {
+        "customer_id": "cust-r2", "email": "rosa.marin@y.es"}  # fmt: skip
+    view = {"channel": "web", "type": "page.viewed", "payload": {"url": "https://shop.example/"}}
+    call = {"channel": "phone", "type": "call.ended", "touchpoint": "line",
+            "payload": {"agent": "ana", "talk_s": 50}}  # fmt: skip
+    store(warehouse, "acme", [
+        {**view, "customer": first},  # 08:00, her email
+        {**view, "customer": second},  # 08:01, the other Rosa's email
+        {**call, "customer": {"customer_id": "cust-r1"}},  # 08:02, her call: no email
+    ])  # fmt: skip
+    sign_in(client, person(app, "agent"))
+    found = client.get("/v1/customers/search", params={"q": "rosa.marin"}).json()["customers"]
+    assert [(c["customer_id"], c["last_seen"][11:16]) for c in found] == [
+        ("cust-r1", "08:02"),  # her call, the latest touchpoint of all: first
+        ("cust-r2", "08:01"),
+    ], found
+    assert found[0]["matched"] == [{"kind": "email", "value": "rosa.marin@x.es"}]
+
+
 @pytest.mark.parametrize("typed", ["Ana Pérez", "600 999", "garcía@example.org"])
 def test_search_needs_every_word_of_a_name(app: FastAPI, client: TestClient, typed: str) -> None:
     sign_in(client, person(app, "agent"))

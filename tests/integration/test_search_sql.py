@@ -14,7 +14,7 @@ from cem.runner import ensure_tables
 from kernel.ports import Warehouse
 from schemas.validate import accept
 from services.projections.projection import ProjectionsProjection
-from services.projections.search import search_hits
+from services.projections.search import last_contacts, search_hits
 from services.projections.sql import IDENTIFIERS, PROFILE_FACTS, TIMELINE
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -29,12 +29,14 @@ def wh(request: pytest.FixtureRequest) -> Warehouse:
     return warehouse
 
 
-def store(warehouse: Warehouse, tenant_id: str, customer: dict[str, Any]) -> None:
-    raw = {"event_id": str(uuid.uuid4()), "occurred_at": T0.isoformat(), "type": "page.viewed",
+def store(
+    warehouse: Warehouse, tenant_id: str, customer: dict[str, Any], at: datetime = T0
+) -> None:
+    raw = {"event_id": str(uuid.uuid4()), "occurred_at": at.isoformat(), "type": "page.viewed",
            "channel": "web", "customer": customer, "payload": {"url": "https://x.io"}}  # fmt: skip
-    event, _ = accept(raw, tenant_id, T0 + timedelta(seconds=1))
+    event, _ = accept(raw, tenant_id, at + timedelta(seconds=1))
     rows = ProjectionsProjection().rows(event)
-    for table in (IDENTIFIERS, TIMELINE):  # what the search reads
+    for table in (IDENTIFIERS, TIMELINE, PROFILE_FACTS):  # what the search reads
         warehouse.insert(table, rows[table])
 
 
@@ -76,3 +78,19 @@ def test_a_name_is_answered_as_the_touchpoints_wrote_it(wh: Warehouse) -> None:
         wh.insert(table, rows[table])
     names = [h.value for h in search_hits(wh, tenant, "lucia perez") if h.kind == "name"]
     assert names == ["Lucía Pérez Gómez"]
+
+
+def test_a_customers_last_contact_is_its_latest_members(wh: Warehouse) -> None:
+    # A merged customer's last touchpoint may be its absorbed member's; another tenant's and a
+    # customer with no touchpoint count for nothing.
+    tenant, other = f"t{uuid.uuid4().hex[:8]}", f"t{uuid.uuid4().hex[:8]}"
+    store(wh, tenant, {"customer_id": "c-1"}, T0)
+    store(wh, tenant, {"customer_id": "c-2"}, T0 + timedelta(days=3))  # absorbed into c-1
+    store(wh, tenant, {"customer_id": "c-3"}, T0 + timedelta(days=1))
+    store(wh, other, {"customer_id": "c-3"}, T0 + timedelta(days=9))
+    groups = {"c-1": ["c-1", "c-2"], "c-3": ["c-3"], "c-9": ["c-9"]}
+    assert last_contacts(wh, tenant, groups) == {
+        "c-1": T0 + timedelta(days=3),
+        "c-3": T0 + timedelta(days=1),
+    }
+    assert last_contacts(wh, tenant, {}) == {}

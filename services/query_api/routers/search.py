@@ -17,7 +17,13 @@ from kernel.api_errors import WAREHOUSE_UNAVAILABLE
 from kernel.auth import AUTHENTICATED, CAN_READ_CUSTOMERS, UNAUTHENTICATED, require
 from kernel.ports import Principal, Warehouse
 from services.identity.resolver import IdentityResolver
-from services.projections.search import MAX_RESULTS, MIN_QUERY, Hit, search_hits
+from services.projections.search import (
+    MAX_RESULTS,
+    MIN_QUERY,
+    Hit,
+    last_contacts,
+    search_hits,
+)
 
 router = APIRouter(tags=["customers"], responses=AUTHENTICATED)
 
@@ -29,13 +35,19 @@ class Match(BaseModel):
 
 class SearchResult(BaseModel):
     customer_id: str
-    last_seen: datetime
+    last_seen: datetime = Field(
+        description="the customer's last touchpoint (any member's, any channel), as its "
+        "profile's last_seen; what matched may have been seen earlier"
+    )
     matched: list[Match] = Field(description="what matched the query, most recent first")
 
 
 class SearchResults(BaseModel):
     query: str
-    customers: list[SearchResult] = Field(description=f"at most {MAX_RESULTS}, most recent first")
+    customers: list[SearchResult] = Field(
+        description=f"at most {MAX_RESULTS}: those whose match was seen most recently, the "
+        "most recent last touchpoint first"
+    )
 
 
 def group_hits(hits: list[Hit], canonical: dict[str, str]) -> list[SearchResult]:
@@ -49,6 +61,28 @@ def group_hits(hits: list[Hit], canonical: dict[str, str]) -> list[SearchResult]
         if match not in result.matched:
             result.matched.append(match)
     return list(grouped.values())[:MAX_RESULTS]
+
+
+def with_last_contacts(
+    request: Request, tenant_id: str, results: list[SearchResult]
+) -> list[SearchResult]:
+    """The results dated by each customer's last touchpoint (every member's), most recent first;
+    a result whose customer has none keeps its match's date."""
+    if not results:
+        return results
+    identity: IdentityResolver | None = getattr(request.app.state, "identity", None)
+    version = identity.identity_version(tenant_id) if identity is not None else None
+    groups = {  # the identity map: an id it does not know (a placeholder's key) is its own
+        r.customer_id: identity.members(tenant_id, r.customer_id, version)
+        if identity is not None
+        else [r.customer_id]
+        for r in results
+    }
+    last = last_contacts(request.app.state.warehouse, tenant_id, groups)
+    dated = [
+        r.model_copy(update={"last_seen": last.get(r.customer_id, r.last_seen)}) for r in results
+    ]
+    return sorted(dated, key=lambda r: r.last_seen, reverse=True)
 
 
 def canonical_ids(request: Request, tenant_id: str, hits: list[Hit]) -> dict[str, str]:
@@ -79,4 +113,5 @@ def search_customers(
     warehouse: Warehouse = request.app.state.warehouse
     hits = search_hits(warehouse, principal.tenant_id, q)
     customers = group_hits(hits, canonical_ids(request, principal.tenant_id, hits))
+    customers = with_last_contacts(request, principal.tenant_id, customers)
     return SearchResults(query=q, customers=customers)
