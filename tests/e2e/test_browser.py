@@ -1300,6 +1300,65 @@ def test_a_drift_alert_names_its_touchpoint_not_a_customer(
     page.screenshot("dashboard-drift-alert")
 
 
+def test_a_manager_names_the_customer_to_merge_by_email_or_phone_as_people_write_them(
+    page: Page, people: dict[tuple[str, str], str], api: Api, deployment: Deployment
+) -> None:
+    # The merge form took opaque ids only (`c_…`), which nobody on a call knows (a browser
+    # review): a manager types the other customer's phone as people write it, or their email.
+    needs_identity(deployment, "merges")
+    tag, now = new_tag(), datetime.now(UTC)
+    email, other = f"pilar.{tag}@yahoo.es", f"otra.{tag}@yahoo.es"  # not placeholder domains
+    mobile = f"+34 6{random.randrange(10**8):08d}"
+    ingest = deployment.key(TENANT_A, "ingest")
+    api.post_ok(ingest, [
+        event("page.viewed", "web", {"email": email}, now, {"url": "https://shop.example/"}),
+        event("call.ended", "phone", {"phone": mobile}, now, {"agent": "ana", "talk_s": 60},
+              touchpoint=f"line-{tag}"),
+        event("page.viewed", "web", {"email": other}, now, {"url": "https://shop.example/c"}),
+    ])  # fmt: skip
+    deployment.wait_processed()
+    agent = deployment.key(TENANT_A, "agent")
+    survivor = api.customer_of(agent, email=email)
+    caller = api.customer_of(agent, phone=mobile.replace(" ", ""))
+    assert caller != survivor
+    page.sign_in(people[(TENANT_A, "manager")])
+    open_customer(page, email, survivor)
+    page.wait(lambda: len(timeline_ids(page)) == 1, what="her timeline")
+    # Her other email, in capitals: the preview names that customer; cancelled.
+    page.find("#merge-absorbed").send_keys(other.upper())
+    page.find("#merge-reason").send_keys(f"same person {tag}")
+    page.press("#merge-preview")
+    summary = page.wait(
+        lambda: page.find("#merge-result").is_displayed() and page.text("#merge-summary"),
+        what="the preview of the customer her email names",
+        instead=lambda: page.state("#identity-status", "#merge-absorbed"),
+    )
+    assert other in summary and page.all("#identity-status .error") == [], summary
+    page.find("#merge-cancel").click()
+    # Her mobile as she says it on a call: `(+34) 6xx-xxx-xxx`.
+    digits = mobile.replace(" ", "")[3:]
+    said = f"(+34) {digits[:3]}-{digits[3:6]}-{digits[6:]}"
+    typed = page.find("#merge-absorbed")
+    typed.clear()
+    typed.send_keys(said)
+    page.press("#merge-preview")
+    summary = page.wait(
+        lambda: page.find("#merge-result").is_displayed() and page.text("#merge-summary"),
+        what="the preview of the customer her mobile names",
+        instead=lambda: page.state("#identity-status", "#merge-absorbed"),
+    )
+    assert caller in summary and other not in summary, summary
+    page.press("#merge-confirm")
+    page.wait(lambda: len(timeline_ids(page)) == 2, what="her call on her timeline")
+    assert api.customer_of(agent, phone=mobile.replace(" ", "")) == survivor
+    # Something nobody holds says so, naming what was typed.
+    typed.clear()
+    typed.send_keys(f"nadie.{tag}@yahoo.es")
+    page.press("#merge-preview")
+    missing = page.wait(lambda: page.text("#identity-status .error"), what="the 404")
+    assert f"nadie.{tag}@yahoo.es" in missing, missing
+
+
 def test_a_manager_merges_after_seeing_the_preview_then_splits(
     page: Page, people: dict[tuple[str, str], str], api: Api, deployment: Deployment
 ) -> None:

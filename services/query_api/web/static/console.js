@@ -719,16 +719,41 @@
     }
   }
 
+  // What a manager types to name the other customer: its id, or an email or phone it holds
+  // (people know a customer by those: a review found the form took opaque ids only). Each is
+  // asked as typed first, as the API reads an id before a key (a CRM's numeric ids stay ids),
+  // then as the identifier's key (`email:…`, `phone:…`), which the API normalises as ingest does.
+  function namings(typed) {
+    const tried = [typed];
+    if (!typed.includes(":")) {
+      if (typed.includes("@")) tried.push(`email:${typed}`);
+      else if (/^[+\d\s()./-]+$/.test(typed) && typed.replace(/\D/g, "").length >= 6) tried.push(`phone:${typed}`);
+    }
+    return tried;
+  }
+
   if (isManager) {
     let pending = null;
     $("merge-form").addEventListener("submit", async (e) => {
       e.preventDefault();
-      const asked = { survivor_id: current.id, absorbed_id: $("merge-absorbed").value.trim(), reason: $("merge-reason").value.trim() };
+      const typed = $("merge-absorbed").value.trim();
+      const asked = { survivor_id: current.id, absorbed_id: typed, reason: $("merge-reason").value.trim() };
       pending = asked;
       try {
-        const preview = await api("/v1/customers/merge", { method: "POST", body: { ...asked, preview: true } });
+        let preview = null;
+        for (const [n, naming] of namings(typed).entries()) {
+          try {
+            preview = await api("/v1/customers/merge", { method: "POST", body: { ...asked, absorbed_id: naming, preview: true } });
+            break;
+          } catch (error) {
+            const more = n + 1 < namings(typed).length;
+            if (!(more && error instanceof ApiError && error.status === 404)) throw error;
+          }
+        }
         // Another customer opened (or another preview asked) meanwhile: this answer is not theirs.
         if (pending !== asked || !current || current.id !== asked.survivor_id) return;
+        // The merge confirmed is of the customer the preview found, not of what was typed.
+        asked.absorbed_id = preview.absorbed_id;
         $("identity-status").textContent = ""; // an earlier attempt's error is not this one's
         renderPreview(preview);
       } catch (error) {
