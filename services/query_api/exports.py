@@ -30,6 +30,8 @@ import pyarrow.parquet as pq
 import xlsxwriter
 from fastapi import Query, Response
 
+from services.projections.timeline import Language
+
 
 class ExportFormat(StrEnum):
     json = "json"
@@ -49,6 +51,14 @@ Row = Mapping[str, Any]
 # The `?format=` of a list route, and the 200 it documents: its JSON, or an Excel, CSV or Parquet
 # download.
 Format = Annotated[ExportFormat, Query(description="json, or a csv/xlsx/parquet download")]
+# The `?lang=` of a list route that downloads: an Excel file's header row in words.
+HeaderLanguage = Annotated[
+    Language | None,
+    Query(
+        description="an xlsx download's header row in words of this language (en or es); "
+        "without it, and in csv and parquet, the columns are named by their codes"
+    ),
+]
 DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {media.split(";")[0]: {} for media in _MEDIA_TYPES.values()}}
 }
@@ -74,10 +84,16 @@ def to_csv(rows: Sequence[Row], columns: Sequence[str]) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-def to_xlsx(rows: Sequence[Row], columns: Sequence[str], sheet: str = "cem") -> bytes:
-    """The rows as one worksheet: a bold, frozen header row; each cell typed as its value is
-    (text always as text, so nothing a customer wrote runs as a formula or becomes a link).
-    Every download is bounded far below Excel's 1,048,576 rows (the alerts' at 100,000)."""
+def to_xlsx(
+    rows: Sequence[Row],
+    columns: Sequence[str],
+    sheet: str = "cem",
+    titles: Sequence[str] | None = None,
+) -> bytes:
+    """The rows as one worksheet: a bold, frozen header row (`titles`, else the column codes);
+    each cell typed as its value is (text always as text, so nothing a customer wrote runs as a
+    formula or becomes a link). Every download is bounded far below Excel's 1,048,576 rows (the
+    alerts' at 100,000)."""
     buffer = io.BytesIO()
     options: dict[str, Any] = {"strings_to_numbers": False, "strings_to_formulas": False}
     options |= {"strings_to_urls": False, "remove_timezone": True}
@@ -95,9 +111,9 @@ def to_xlsx(rows: Sequence[Row], columns: Sequence[str], sheet: str = "cem") -> 
                 formats[zone] = book.add_format({"num_format": f'yyyy-mm-dd hh:mm:ss "{zone}"'})
             return formats[zone]
 
-        for j, column in enumerate(columns):
-            page.write_string(0, j, column, bold)
-            page.set_column(j, j, min(max(len(column), 10), 40))  # the header readable
+        for j, title in enumerate(titles if titles is not None else columns):
+            page.write_string(0, j, title, bold)
+            page.set_column(j, j, min(max(len(title), 10), 40))  # the header readable
         page.freeze_panes(1, 0)
         for i, row in enumerate(rows, start=1):
             for j, column in enumerate(columns):
@@ -145,9 +161,21 @@ def to_parquet(rows: Sequence[Row], columns: Sequence[str]) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
-def download(rows: Sequence[Row], columns: Sequence[str], name: str, fmt: ExportFormat) -> Response:
-    """The rows as a file to save (`Content-Disposition: attachment`), never cached."""
-    body = _WRITERS[fmt](rows, columns)
+def download(
+    rows: Sequence[Row],
+    columns: Sequence[str],
+    name: str,
+    fmt: ExportFormat,
+    lang: Language | None = None,
+) -> Response:
+    """The rows as a file to save (`Content-Disposition: attachment`), never cached; with
+    `lang`, an Excel file's header row is in words of that language (`export_titles`)."""
+    if fmt == ExportFormat.xlsx and lang is not None:
+        from services.query_api.web.export_titles import column_titles
+
+        body = to_xlsx(rows, columns, titles=column_titles(list(columns), lang))
+    else:
+        body = _WRITERS[fmt](rows, columns)
     headers = {
         "Content-Disposition": f'attachment; filename="{name}.{fmt.value}"',
         "Cache-Control": "no-store",
@@ -190,11 +218,15 @@ def columns_of(rows: Sequence[Row], first: Sequence[str] = ()) -> list[str]:
 
 
 def download_items(
-    items: Sequence[Any], columns: Sequence[str], name: str, fmt: ExportFormat
+    items: Sequence[Any],
+    columns: Sequence[str],
+    name: str,
+    fmt: ExportFormat,
+    lang: Language | None = None,
 ) -> Response:
     """Pydantic items of a JSON answer as a download, nested fields flattened."""
     rows = [flatten(item.model_dump()) for item in items]
-    return download(rows, columns_of(rows, columns), name, fmt)
+    return download(rows, columns_of(rows, columns), name, fmt, lang)
 
 
 def touchpoint_columns() -> list[str]:

@@ -32,6 +32,7 @@ def test_the_fcr_route_its_parameters_statuses_and_downloads_are_documented() ->
         "bucket",
         "tz",
         "format",
+        "lang",  # an Excel download's header row in words
     }
     content = operation["responses"]["200"]["content"]
     assert {"application/json", "text/csv", "application/vnd.apache.parquet", XLSX} <= set(content)

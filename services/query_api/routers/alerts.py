@@ -22,7 +22,13 @@ from kernel.ports import Principal
 from kernel.processing import to_micros
 from schemas.envelope import Channel
 from services.projections.timeline import Cursor, encode_cursor
-from services.query_api.exports import DOWNLOAD_RESPONSES, ExportFormat, Format, download_items
+from services.query_api.exports import (
+    DOWNLOAD_RESPONSES,
+    ExportFormat,
+    Format,
+    HeaderLanguage,
+    download_items,
+)
 from services.query_api.params import INSTANT_HELP, Moment, any_of, cursor_position, ordered_range
 from services.query_api.routers.customers import members_of
 from services.query_api.routers.satisfaction import TouchpointName, now, utc
@@ -210,6 +216,7 @@ def list_alerts(
         "X-Next-Cursor says where the rest start)",
     ),
     format: Format = ExportFormat.json,
+    lang: HeaderLanguage = None,
 ) -> AlertList | Response:
     """At-risk customer alerts of the caller's tenant, newest first."""
     whole = format != ExportFormat.json and limit is None
@@ -243,7 +250,7 @@ def list_alerts(
     if customer_id is not None and query.customers:  # one customer's alerts: audited
         record_access(request, principal, query.customers[0], "alerts", customer_id)
     if format != ExportFormat.json:
-        response = download_items(alerts, list(AlertOut.model_fields), "alerts", format)
+        response = download_items(alerts, list(AlertOut.model_fields), "alerts", format, lang)
         if next_cursor:  # not every alert that matches: where the rest start
             response.headers["X-Next-Cursor"] = next_cursor
         return response

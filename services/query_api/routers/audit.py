@@ -18,7 +18,13 @@ from kernel.auth import AUTHENTICATED, CAN_READ_AUDIT, UNAUTHENTICATED, require
 from kernel.ports import AccessAudit, AccessEntry, AccessQuery, Principal
 from kernel.processing import to_micros
 from services.projections.timeline import Cursor, encode_cursor, from_micros
-from services.query_api.exports import DOWNLOAD_RESPONSES, ExportFormat, Format, download_items
+from services.query_api.exports import (
+    DOWNLOAD_RESPONSES,
+    ExportFormat,
+    Format,
+    HeaderLanguage,
+    download_items,
+)
 from services.query_api.params import (
     INSTANT_HELP,
     Instant,
@@ -120,6 +126,7 @@ def list_access(
     cursor: Annotated[str | None, Query(max_length=400)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     format: Format = ExportFormat.json,
+    lang: HeaderLanguage = None,
 ) -> AccessPage | Response:
     """Reads of single customers' data in the caller's tenant, newest first."""
     ordered_range(since, until)
@@ -136,5 +143,5 @@ def list_access(
     page, more = found[:limit], len(found) > limit
     entries = [_out(entry) for entry in page]
     if format != ExportFormat.json:
-        return download_items(entries, COLUMNS, "access-audit", format)
+        return download_items(entries, COLUMNS, "access-audit", format, lang)
     return AccessPage(entries=entries, next_cursor=_next_cursor(page, more))

@@ -21,7 +21,13 @@ from schemas.envelope import Channel
 from services.identity.resolver import IdentityResolver
 from services.projections.contact_events import Backfilled
 from services.projections.repeat_contact import WINDOW_DAYS
-from services.query_api.exports import DOWNLOAD_RESPONSES, ExportFormat, Format, download_items
+from services.query_api.exports import (
+    DOWNLOAD_RESPONSES,
+    ExportFormat,
+    Format,
+    HeaderLanguage,
+    download_items,
+)
 from services.query_api.params import any_of
 from services.query_api.routers.satisfaction import (
     Bucket,
@@ -174,6 +180,7 @@ def first_contact_resolution(
     bucket: Bucket = Query("total", description="hour, day, week (from Monday), month or total"),
     tz: TimeZoneQuery = None,
     format: Format = ExportFormat.json,
+    lang: HeaderLanguage = None,
 ) -> FcrReport | Response:
     """fcr@1 and the repeat-contact rate per touchpoint × channel × queue × agent × bucket."""
     start, end = window(request, since, until, bucket)
@@ -203,7 +210,7 @@ def first_contact_resolution(
     }
     buckets = [_bucket_out(c, zone) for c in cells if _wanted(c, filters)]
     if format != ExportFormat.json:
-        return download_items(buckets, _columns(), "fcr", format)
+        return download_items(buckets, _columns(), "fcr", format, lang)
     return FcrReport(
         tenant_id=principal.tenant_id,
         since=start,

@@ -19,7 +19,13 @@ from kernel.ports import Principal
 from kernel.processing import to_micros
 from schemas.envelope import Channel
 from services.projections.timeline import from_micros
-from services.query_api.exports import DOWNLOAD_RESPONSES, ExportFormat, Format, download
+from services.query_api.exports import (
+    DOWNLOAD_RESPONSES,
+    ExportFormat,
+    Format,
+    HeaderLanguage,
+    download,
+)
 from services.query_api.routers.satisfaction import TOUCHPOINT_PATTERN, Since, Until, window
 from services.satisfaction.drilldown import (
     DEFAULT_PAGE,
@@ -134,6 +140,7 @@ def survey_responses(
     cursor: Annotated[str | None, Query(max_length=600)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
     format: Format = ExportFormat.json,
+    lang: HeaderLanguage = None,
 ) -> SurveyResponsePage | Response:
     """Survey answers of the caller's tenant, newest first, attributed like the dashboard."""
     kind, scale = _kind_and_scale(metric)
@@ -155,5 +162,5 @@ def survey_responses(
     if format != ExportFormat.json:
         # A download holds the page asked for, like the JSON (raise `limit` for more rows).
         rows = [r.model_dump() for r in responses]
-        return download(rows, COLUMNS, "survey-responses", format)
+        return download(rows, COLUMNS, "survey-responses", format, lang)
     return SurveyResponsePage(responses=responses, next_cursor=next_cursor)

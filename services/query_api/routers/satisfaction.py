@@ -17,6 +17,7 @@ from services.query_api.exports import (
     DOWNLOAD_RESPONSES,
     ExportFormat,
     Format,
+    HeaderLanguage,
     download_items,
     touchpoint_columns,
 )
@@ -262,6 +263,7 @@ def touchpoint_satisfaction(
     ),
     tz: TimeZoneQuery = None,
     format: Format = ExportFormat.json,
+    lang: HeaderLanguage = None,
 ) -> TouchpointSatisfaction | Response:
     """Responses and every metric definition per touchpoint × channel × bucket, oldest first,
     each value with its n and 95% confidence interval."""
@@ -280,7 +282,9 @@ def touchpoint_satisfaction(
     texts = read_touchpoint_sentiment(request.app.state.warehouse, query)
     buckets = with_sentiment(rows, texts, query.time_zone)
     if format != ExportFormat.json:
-        return download_items(buckets, touchpoint_columns(), "satisfaction-touchpoints", format)
+        return download_items(
+            buckets, touchpoint_columns(), "satisfaction-touchpoints", format, lang
+        )
     return TouchpointSatisfaction(
         tenant_id=principal.tenant_id,
         since=start,

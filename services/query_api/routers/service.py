@@ -14,7 +14,13 @@ from kernel.auth import AUTHENTICATED, CAN_READ_AGGREGATES, UNAUTHENTICATED, req
 from kernel.ports import Principal
 from kernel.processing import to_micros
 from schemas.envelope import Channel
-from services.query_api.exports import DOWNLOAD_RESPONSES, ExportFormat, Format, download_items
+from services.query_api.exports import (
+    DOWNLOAD_RESPONSES,
+    ExportFormat,
+    Format,
+    HeaderLanguage,
+    download_items,
+)
 from services.query_api.routers.satisfaction import (
     TOUCHPOINT_PATTERN,
     MetricOut,
@@ -167,6 +173,7 @@ def touchpoint_service(
     ),
     tz: TimeZoneQuery = None,
     format: Format = ExportFormat.json,
+    lang: HeaderLanguage = None,
 ) -> TouchpointService | Response:
     """Every service metric per cell (touchpoint × channel × queue × agent, or the dimensions
     of `group_by`) × bucket, oldest first, each value with its n."""
@@ -191,7 +198,7 @@ def touchpoint_service(
     rows = read_service_metrics(request.app.state.warehouse, query)
     buckets = [_bucket_out(row, query.time_zone) for row in rows]
     if format != ExportFormat.json:
-        return download_items(buckets, service_columns(), "service-touchpoints", format)
+        return download_items(buckets, service_columns(), "service-touchpoints", format, lang)
     return TouchpointService(
         tenant_id=principal.tenant_id,
         since=start,

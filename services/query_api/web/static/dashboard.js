@@ -100,11 +100,12 @@
     table.dispatchEvent(new Event("period")); // the service table (service.js) follows it
     if (!$("drill").hidden && drilled.cell) drill(drilled.cell, true); // so do the answers shown
     const params = query({ since: period.since, until: period.until, bucket: period.bucket });
-    $("export-xlsx").href = `/v1/satisfaction/touchpoints?${params}&format=xlsx`;
+    // The Excel files are for people: their header row in the page's language (CSV keeps codes).
+    $("export-xlsx").href = `/v1/satisfaction/touchpoints?${params}&format=xlsx&lang=${lang}`;
     $("export-csv").href = `/v1/satisfaction/touchpoints?${params}&format=csv`;
     $("export-parquet").href = `/v1/satisfaction/touchpoints?${params}&format=parquet`;
     const alerted = query({ since: period.since, until: period.alertsUntil });
-    $("alerts-xlsx").href = `/v1/alerts?${alerted}&format=xlsx`;
+    $("alerts-xlsx").href = `/v1/alerts?${alerted}&format=xlsx&lang=${lang}`;
     $("alerts-csv").href = `/v1/alerts?${alerted}&format=csv`;
     $("alerts-parquet").href = `/v1/alerts?${alerted}&format=parquet`;
     try {

@@ -4,7 +4,7 @@
 "use strict";
 
 (() => {
-  const { t, api, el, metricCell, showError, channelName } = CEM;
+  const { t, api, el, metricCell, showError, channelName, lang } = CEM;
   const $ = (id) => document.getElementById(id);
   const COLUMNS = [
     ["count", "conversations"], ["metric", "frt_p50@1"], ["metric", "frt_p90@1"],
@@ -38,7 +38,7 @@
   async function refresh() {
     const load = ++loads;
     const search = params();
-    $("service-xlsx").href = `/v1/service/touchpoints?${search}&format=xlsx`;
+    $("service-xlsx").href = `/v1/service/touchpoints?${search}&format=xlsx&lang=${lang}`;
     $("service-csv").href = `/v1/service/touchpoints?${search}&format=csv`;
     $("service-parquet").href = `/v1/service/touchpoints?${search}&format=parquet`;
     try {

@@ -1,0 +1,154 @@
+"""An Excel download's header row in words (`?lang=en|es`), for the people who open it: a manager
+saw `metrics.csat@1.low_confidence` where the dashboard says "CSAT %" (a browser review).
+
+Only the header changes: the rows are the API's values, and CSV and Parquet keep the column codes
+(scripts read those). A column is titled from its parts: a metric's name as the dashboard writes
+it, then what of it the column holds (its answers, whether they are too few, its interval); a
+column this table does not know keeps its code, so a new field is never dropped.
+"""
+
+from __future__ import annotations
+
+from services.projections.timeline import Language
+from services.query_api.web.i18n import MESSAGES
+
+# Words an export needs that the pages do not (each language has every key).
+_WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "of_answers": "{metric}: n",
+        "of_low_confidence": "{metric}: low confidence (n < 30)",
+        "of_interval": "{metric}: 95% interval",
+        "answers_of": "{kind} answers",
+        "texts_of": "Sentiment: {field}",
+        "bucket_start": "Period start",
+        "agent": "Agent",
+        "event_id": "Event id",
+        "customer_id": "Customer id",
+        "scale": "Scale",
+        "rated_event_id": "Rated event id",
+        "correlation_id": "Correlation id",
+        "alert_id": "Alert id",
+        "rule": "Rule",
+        "severity": "Severity",
+        "raised_at": "Raised",
+        "message": "Message",
+        "message_code": "Message code",
+        "entry_id": "Entry id",
+        "at": "When",
+        "actor_kind": "Actor kind",
+        "actor_id": "Actor id",
+        "actor_email": "Actor email",
+        "role": "Role",
+        "requested_id": "Id asked for",
+        "resource": "What was read",
+        "request_id": "Request id",
+        "calls": "Calls",
+        "conversations": "Conversations",
+        "unanswered": "Without an agent reply yet",
+        "surveys_sent": "Surveys sent",
+        "contacts": "Contacts",
+        "repeat_contacts": "Repeat contacts",
+        "resolved_first_contacts": "Contacts FCR counts",
+        "fcr_final": "Resolved at first contact, final",
+        "fcr_provisional": "Resolved at first contact so far (window open)",
+        "repeated": "Came back or reopened",
+        "n": "texts",
+        "negative_share": "share negative",
+        "positive_share": "share positive",
+        "mean_score": "mean score",
+        "csat_mean": "CSAT mean",
+        "ces_easy": "CES % easy",
+        "frt_mean": "First response mean",
+        "frt_business_mean": "First response mean, business hours",
+        "fcr": "First contact resolution %",
+        "repeat_contact_rate": "Repeat contacts %",
+    },
+    "es": {
+        "of_answers": "{metric}: n",
+        "of_low_confidence": "{metric}: confianza baja (n < 30)",
+        "of_interval": "{metric}: intervalo del 95 %",
+        "answers_of": "Respuestas {kind}",
+        "texts_of": "Sentimiento: {field}",
+        "bucket_start": "Inicio del periodo",
+        "agent": "Agente",
+        "event_id": "Id del evento",
+        "customer_id": "Id del cliente",
+        "scale": "Escala",
+        "rated_event_id": "Id del evento valorado",
+        "correlation_id": "Id de correlación",
+        "alert_id": "Id de la alerta",
+        "rule": "Regla",
+        "severity": "Gravedad",
+        "raised_at": "Generada",
+        "message": "Mensaje",
+        "message_code": "Código del mensaje",
+        "entry_id": "Id de la entrada",
+        "at": "Cuándo",
+        "actor_kind": "Tipo de actor",
+        "actor_id": "Id del actor",
+        "actor_email": "Correo del actor",
+        "role": "Rol",
+        "requested_id": "Id pedido",
+        "resource": "Qué se leyó",
+        "request_id": "Id de la petición",
+        "calls": "Llamadas",
+        "conversations": "Conversaciones",
+        "unanswered": "Sin respuesta de un agente aún",
+        "surveys_sent": "Encuestas enviadas",
+        "contacts": "Contactos",
+        "repeat_contacts": "Contactos repetidos",
+        "resolved_first_contacts": "Contactos que cuenta la FCR",
+        "fcr_final": "Resueltos al primer contacto, definitivo",
+        "fcr_provisional": "Resueltos al primer contacto hasta ahora (plazo abierto)",
+        "repeated": "Volvieron o se reabrieron",
+        "n": "textos",
+        "negative_share": "proporción negativa",
+        "positive_share": "proporción positiva",
+        "mean_score": "puntuación media",
+        "csat_mean": "CSAT media",
+        "ces_easy": "CES % fácil",
+        "frt_mean": "Primera respuesta media",
+        "frt_business_mean": "Primera respuesta media, horario laboral",
+        "fcr": "Resolución al primer contacto %",
+        "repeat_contact_rate": "Contactos repetidos %",
+    },
+}
+
+# What a metric column holds besides its value (`metrics.<key>@<version>.<field>`).
+_OF_METRIC = {"n": "of_answers", "low_confidence": "of_low_confidence", "interval": "of_interval"}
+
+
+def _word(code: str, lang: Language) -> str | None:
+    """An export's own word for the code, else the pages' (a table header's), else None."""
+    return _WORDS[lang].get(code) or MESSAGES[lang].get(code)
+
+
+def column_title(column: str, lang: Language) -> str:
+    """The column's header in words of `lang`; its code when it has none."""
+    words = _WORDS[lang]
+    parts = column.split(".")
+    if parts[0] == "metrics" and len(parts) == 3:
+        name = _word(parts[1].split("@")[0], lang)
+        if name is None:
+            return column
+        field = parts[2]
+        if field == "value":
+            return name
+        return words[_OF_METRIC[field]].format(metric=name) if field in _OF_METRIC else column
+    if parts[0] == "responses" and len(parts) == 2:
+        return words["answers_of"].format(kind=parts[1].upper())
+    if parts[0] == "sentiment" and len(parts) == 2 and parts[1] in words:
+        return words["texts_of"].format(field=words[parts[1]])
+    if parts[0] == "counts" and len(parts) == 2:
+        return _word(parts[1], lang) or column
+    if len(parts) == 1:
+        return _word(column, lang) or column
+    return column
+
+
+def column_titles(columns: list[str], lang: Language) -> list[str]:
+    """Every column's title; two columns never share one (a title that would repeat another
+    keeps its code beside it), so a reader can tell them apart."""
+    titles = [column_title(c, lang) for c in columns]
+    repeated = {t for t in titles if titles.count(t) > 1}
+    return [f"{t} ({c})" if t in repeated else t for t, c in zip(titles, columns, strict=True)]

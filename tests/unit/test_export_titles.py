@@ -1,0 +1,79 @@
+"""An Excel download's header row in words (`services/query_api/web/export_titles.py`): every
+column of every download the dashboard and the admins use has a title in each language, none
+repeats, and a column it does not know keeps its code."""
+
+from __future__ import annotations
+
+import io
+
+import openpyxl
+import pytest
+
+from services.query_api.exports import ExportFormat, download, touchpoint_columns
+from services.query_api.routers import audit, fcr, responses, service
+from services.query_api.routers.alerts import AlertOut
+from services.query_api.web.export_titles import column_title, column_titles
+
+EXPORTS = {
+    "satisfaction": touchpoint_columns(),
+    "service": service.service_columns(),
+    "fcr": fcr._columns(),
+    "responses": list(responses.COLUMNS),
+    "audit": list(audit.COLUMNS),
+    # An alert's fields as a download has them; drift and message_params are nested (their
+    # parts keep their codes: a drift's figures, the message's fill-ins).
+    "alerts": [f for f in AlertOut.model_fields if f not in {"drift", "message_params"}],
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+@pytest.mark.parametrize("export", sorted(EXPORTS))
+def test_every_column_of_a_download_has_words_and_none_repeats(export: str, lang: str) -> None:
+    columns = EXPORTS[export]
+    titles = column_titles(columns, lang)  # type: ignore[arg-type]
+    untitled = [c for c, t in zip(columns, titles, strict=True) if t == c]
+    assert untitled == [], untitled
+    assert len(set(titles)) == len(titles), titles
+    assert not [t for t in titles if "@" in t or "_" in t], titles
+
+
+def test_a_metrics_columns_say_what_of_it_they_hold() -> None:
+    assert column_title("metrics.csat@1.value", "en") == "CSAT %"
+    assert column_title("metrics.csat@1.n", "es") == "CSAT %: n"
+    assert (
+        column_title("metrics.fcr@1.interval", "en") == "First contact resolution %: 95% interval"
+    )
+    assert (
+        column_title("metrics.aht@1.low_confidence", "es")
+        == "Tiempo de gestión: confianza baja (n < 30)"
+    )
+    assert column_title("responses.nps", "es") == "Respuestas NPS"
+    assert column_title("sentiment.negative_share", "en") == "Sentiment: share negative"
+
+
+def test_a_column_it_does_not_know_keeps_its_code() -> None:
+    for column in ("metrics.wow@2.value", "drift.drop", "message_params.metric", "x_y"):
+        assert column_title(column, "es") == column
+
+
+def test_two_columns_of_one_title_keep_their_codes_beside_it() -> None:
+    assert column_titles(["metrics.csat@1.value", "metrics.csat@2.value"], "en") == [
+        "CSAT % (metrics.csat@1.value)",
+        "CSAT % (metrics.csat@2.value)",
+    ]
+
+
+def test_the_excel_header_is_in_words_and_the_csv_keeps_its_codes() -> None:
+    rows = [{"touchpoint": "web", "metrics.nps@1.value": 12.5}]
+    columns = ["touchpoint", "metrics.nps@1.value"]
+    sheet = download(rows, columns, "x", ExportFormat.xlsx, "es")
+    book = openpyxl.load_workbook(io.BytesIO(sheet.body), read_only=True).active
+    assert book is not None
+    assert list(book.iter_rows(values_only=True)) == [("Punto de contacto", "NPS"), ("web", 12.5)]
+    plain = download(rows, columns, "x", ExportFormat.xlsx)
+    book = openpyxl.load_workbook(io.BytesIO(plain.body), read_only=True).active
+    assert book is not None
+    assert next(book.iter_rows(values_only=True)) == tuple(columns)
+    assert download(rows, columns, "x", ExportFormat.csv, "es").body.startswith(
+        b"touchpoint,metrics.nps@1.value"
+    )
