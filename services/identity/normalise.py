@@ -18,7 +18,7 @@ from rapidfuzz.distance import OSA
 
 from kernel.shredding import UNATTRIBUTED, subject_of
 from schemas.envelope import CustomerRef
-from services.identity.keyboard import keyboard_slip
+from services.identity.keyboard import keyboard_slip, neighbours
 from services.identity.placeholders import PLACEHOLDER_EMAIL_LOCALS, PLACEHOLDER_TOKENS
 from services.identity.placeholders import words as _words
 from services.identity.rules import ExternalNamespace, Identifier, TenantRules
@@ -94,7 +94,7 @@ def normalise_email(raw: str, rules: TenantRules) -> str | None:
     except EmailNotValidError:
         mended = mend_email(raw, rules.consumer_domains)
         if mended is None:
-            return None
+            return _without_stray_comma(raw, rules)
         try:
             address = validate_email(mended, check_deliverability=False)
         except EmailNotValidError:
@@ -158,6 +158,30 @@ def mend_email(raw: str, consumer_domains: tuple[str, ...]) -> str | None:
     return None
 
 
+def _without_stray_comma(raw: str, rules: TenantRules) -> str | None:
+    """The mailbox an address with one comma in its local part means, when the comma was hit
+    with a key beside it: `,` sits right of `m` and under `k` and `l`, next to `.` (keyboard.py),
+    and a comma is never part of an address as forms take it (an unquoted local part has none).
+    The comma beside one of those keys (`jimenez.migue,l@`, `,mcortes@`, `m,anuel@`) is read
+    both as hit with it (dropped) and as hit for a dot; the address is mended only when every
+    reading that is an address names one mailbox (at Gmail, whose dots identity drops, both do:
+    `cristinavil,lalobos@gmail.com`; elsewhere `ana,lopez@` may be `analopez@` or `ana.lopez@`:
+    which one?). A comma beside no such key stood for a letter (`migue,@` for `miguel@`): what
+    it stood for is a guess, and the address stays invalid."""
+    local, at, domain = raw.strip().rpartition("@")
+    if not at or local.count(",") != 1 or "," in domain:
+        return None
+    comma = local.index(",")
+    beside = local[comma - 1 : comma] + local[comma + 1 : comma + 2]
+    if not any(c.lower() in neighbours()[","] for c in beside):
+        return None
+    readings = {
+        normalise_email(f"{local[:comma]}{hit}{local[comma + 1 :]}@{domain}", rules)
+        for hit in ("", ".")
+    } - {None}
+    return readings.pop() if len(readings) == 1 else None
+
+
 def _host_label(local: str, consumer_domains: tuple[str, ...]) -> bool:
     """A web host's first label, not a mailbox: `www`, `login`, a country (`es`), a provider."""
     providers = {d.partition(".")[0] for d in consumer_domains}
@@ -168,13 +192,24 @@ def fix_domain(domain: str, known: tuple[str, ...]) -> str:
     """The consumer domain a mistyped one means: the only known domain one edit away (a letter
     missed, added, changed or two swapped), never a known domain or a short one (`me.co`). When
     several are, the only one a finger's slip reaches (`keyboard.keyboard_slip`: `mgail.com` is
-    `gmail.com` with two letters swapped, not `mail.com` with a `g` from nowhere); else none."""
+    `gmail.com` with two letters swapped, not `mail.com` with a `g` from nowhere); when no slip
+    of a finger reaches any, the only one a letter left out reaches (`gail.com` is `gmail.com`
+    without its `m`, where `mail.com` needs a `g` typed for an `m` across the keyboard); else
+    none."""
     if domain in known or len(domain) < 8:
         return domain
     near = [k for k in known if OSA.distance(domain, k, score_cutoff=1) <= 1]
     if len(near) > 1:
-        near = [k for k in near if keyboard_slip(domain, k)]
+        slips = [k for k in near if keyboard_slip(domain, k)]
+        near = slips or [k for k in near if _letter_left_out(domain, k)]
     return near[0] if len(near) == 1 else domain
+
+
+def _letter_left_out(typed: str, meant: str) -> bool:
+    """`typed` is `meant` with one of its letters missing."""
+    return len(meant) == len(typed) + 1 and any(
+        meant[:i] + meant[i + 1 :] == typed for i in range(len(meant))
+    )
 
 
 def normalise_phone(raw: str, rules: TenantRules) -> str | None:

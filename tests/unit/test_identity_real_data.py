@@ -784,6 +784,11 @@ def test_text_that_is_no_email_is_ignored_as_invalid(raw: str) -> None:
         ("ana.gil.live.com", "ana.gil@live.com"),
         ("anagil77gmail.com", "anagil77@gmail.com"),  # gmail.com, not mail.com
         ("ana@@x.es", "ana@x.es"),
+        # a comma hit with the key beside it (`,` is right of `m`, under `k` and `l`)
+        ("jimenez.migue,l@gmail.com", "jimenezmiguel@gmail.com"),
+        ("cristinavil,lalobos@gmail.com", "cristinavillalobos@gmail.com"),  # or for a dot: one
+        (",mcortes@bbva.com", "mcortes@bbva.com"),  # a dot cannot start it: hit with the `m`
+        ("ana.gil,@hotmail.es", "ana.gil@hotmail.es"),
     ],
 )
 def test_an_email_a_slip_made_invalid_is_read_as_meant(raw: str, meant: str) -> None:
@@ -825,6 +830,10 @@ def test_a_slip_mended_leaves_the_rest_of_the_address_as_written(slipped: str, c
         "es.yahoo.com",
         "ana\n@gmail.com",  # control characters are no slip
         "ana\t@gmail.com",
+        "carmen,molina@hotmail.es",  # `carmenmolina@` or `carmen.molina@`: which?
+        "miguel.jimene,@gmail.com",  # a comma beside no key of its own stood for a letter
+        "ana,gil,m@gmail.com",  # two commas
+        "ana@gmai,l.com",  # in the domain
     ],
 )
 def test_an_email_no_slip_explains_stays_invalid(raw: str) -> None:
@@ -1027,6 +1036,9 @@ def test_one_letter_typed_for_walk_ins_at_any_domain_links_none_of_them(
         # One edit from both gmail.com and mail.com: two letters swapped, a finger's slip, not a
         # `g` from nowhere.
         ("ana@mgail.com", "ana@gmail.com"),
+        # One edit from both too, and no finger's slip from either: an `m` left out, not a `g`
+        # typed for an `m` across the keyboard.
+        ("ana@gail.com", "ana@gmail.com"),
     ],
 )
 def test_a_domain_one_keystroke_from_a_consumer_domain_is_that_domain(raw: str, meant: str) -> None:
