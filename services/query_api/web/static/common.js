@@ -22,7 +22,28 @@ const CEM = (() => {
     }
   }
 
+  // While the page waits for answers, its main region says so (`aria-busy`): a screen reader
+  // waits for the panels to settle before reading them, and so do the browser tests before they
+  // press a button the panels loading around it would move.
+  let waiting = 0;
+  function busy(change) {
+    waiting += change;
+    const main = document.getElementById("main");
+    if (!main) return;
+    if (waiting > 0) main.setAttribute("aria-busy", "true");
+    else main.removeAttribute("aria-busy");
+  }
+
   async function api(path, options = {}) {
+    busy(+1);
+    try {
+      return await ask(path, options);
+    } finally {
+      busy(-1);
+    }
+  }
+
+  async function ask(path, options) {
     const headers = { Accept: "application/json", ...(options.headers || {}) };
     const init = { credentials: "same-origin", ...options, headers };
     if (options.body !== undefined && typeof options.body !== "string") {
