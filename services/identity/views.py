@@ -100,17 +100,16 @@ class IdentityMap(_Follower):
 
     def members(self, tenant_id: str, customer_id: str, as_of: int | None = None) -> list[str]:
         """Every customer id whose events belong to this customer's timeline, as of a version."""
+        return self.groups(tenant_id, [customer_id], as_of)[customer_id]
+
+    def groups(
+        self, tenant_id: str, customer_ids: Sequence[str], as_of: int | None = None
+    ) -> dict[str, list[str]]:
+        """`members` of each customer id, caught up once (a search's results: one read of the
+        store, not one per result)."""
         with self._lock:
             tenant = self._current(tenant_id)
-            canonical = _canonical(tenant, customer_id, as_of)
-            found, queue = set(), [canonical]
-            while queue:
-                survivor = queue.pop()
-                for member in tenant.absorbed.get(survivor, ()):
-                    if member not in found and _parent_at(tenant, member, as_of) == survivor:
-                        found.add(member)
-                        queue.append(member)
-            return [canonical, *sorted(found - {canonical})]
+            return {c: _members(tenant, _canonical(tenant, c, as_of), as_of) for c in customer_ids}
 
     def redirects(self, tenant_id: str, as_of: int | None = None) -> dict[str, str]:
         """absorbed id -> survivor id of every merged customer as of a version (warehouse joins)."""
@@ -123,6 +122,17 @@ class IdentityMap(_Follower):
         """The tenant's map after catching up; callers hold the lock while they read it."""
         self.catch_up()
         return self._tenants.get(tenant_id, _TenantMap())
+
+
+def _members(tenant: _TenantMap, canonical: str, as_of: int | None) -> list[str]:
+    found, queue = set(), [canonical]
+    while queue:
+        survivor = queue.pop()
+        for member in tenant.absorbed.get(survivor, ()):
+            if member not in found and _parent_at(tenant, member, as_of) == survivor:
+                found.add(member)
+                queue.append(member)
+    return [canonical, *sorted(found - {canonical})]
 
 
 def _canonical(tenant: _TenantMap, customer_id: str, as_of: int | None) -> str:

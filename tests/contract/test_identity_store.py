@@ -388,6 +388,13 @@ class IdentityStoreContract(IdentityStoreFixtures):
         assert identity.members(tenant, first, as_of=v0) == [first]
         assert identity.members(tenant, first, as_of=v1) == [first, second]
         assert identity.members(tenant, first, as_of=v2) == [first]
+        # Several ids in one read (a search's results), an absorbed one answered by its group's.
+        assert identity.groups(tenant, [second, first, "nobody"], as_of=v1) == {
+            second: [first, second],
+            first: [first, second],
+            "nobody": ["nobody"],
+        }
+        assert identity.groups(tenant, [second, first]) == {second: [second], first: [first]}
         with pytest.raises(SplitRefused):
             identity.split(tenant, first, second, "again", "key:k2")
 

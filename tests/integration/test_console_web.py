@@ -135,7 +135,6 @@ def test_signing_in_while_the_account_store_is_down_is_a_page_saying_so(
 
     email = person(app, "agent")
     monkeypatch.setattr(Accounts, "sign_in", down)
-    page = client.get("/signin")
     page = client.get("/signin?next=%2Fdashboard")
     answer = client.post("/signin", data={"email": email, "password": PASSWORD, "next": "/dashboard",
                                           "csrf": form_token(page.text)})  # fmt: skip
@@ -329,18 +328,24 @@ def test_a_search_result_is_dated_by_the_customers_last_touchpoint_not_the_match
     view = {"channel": "web", "type": "page.viewed", "payload": {"url": "https://shop.example/"}}
     call = {"channel": "phone", "type": "call.ended", "touchpoint": "line",
             "payload": {"agent": "ana", "talk_s": 50}}  # fmt: skip
+    # Twenty more Rosas after those two, each seen once by her email (08:02 to 08:21); then her
+    # call, the last touchpoint of all (08:22). The results were the 20 matches seen last, so
+    # she was cut before they were dated (a review).
+    others = [{**view, "customer": {"customer_id": f"cust-o{n:02d}",
+                                    "email": f"rosa.marin{n:02d}@z.es"}} for n in range(20)]  # fmt: skip
     store(warehouse, "acme", [
         {**view, "customer": first},  # 08:00, her email
         {**view, "customer": second},  # 08:01, the other Rosa's email
-        {**call, "customer": {"customer_id": "cust-r1"}},  # 08:02, her call: no email
+        *others,
+        {**call, "customer": {"customer_id": "cust-r1"}},  # 08:22, her call: no email
     ])  # fmt: skip
     sign_in(client, person(app, "agent"))
     found = client.get("/v1/customers/search", params={"q": "rosa.marin"}).json()["customers"]
-    assert [(c["customer_id"], c["last_seen"][11:16]) for c in found] == [
-        ("cust-r1", "08:02"),  # her call, the latest touchpoint of all: first
-        ("cust-r2", "08:01"),
-    ], found
+    assert len(found) == 20
+    assert (found[0]["customer_id"], found[0]["last_seen"][11:16]) == ("cust-r1", "08:22"), found
     assert found[0]["matched"] == [{"kind": "email", "value": "rosa.marin@x.es"}]
+    assert [c["last_seen"][11:16] for c in found[1:4]] == ["08:21", "08:20", "08:19"]
+    assert "cust-r2" not in [c["customer_id"] for c in found]  # seen last at 08:01: 21st
 
 
 @pytest.mark.parametrize("typed", ["Ana Pérez", "600 999", "garcía@example.org"])

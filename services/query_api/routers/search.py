@@ -45,53 +45,53 @@ class SearchResult(BaseModel):
 class SearchResults(BaseModel):
     query: str
     customers: list[SearchResult] = Field(
-        description=f"at most {MAX_RESULTS}: those whose match was seen most recently, the "
-        "most recent last touchpoint first"
+        description=f"at most {MAX_RESULTS}, the most recent last touchpoint first"
     )
 
 
-def group_hits(hits: list[Hit], canonical: dict[str, str]) -> list[SearchResult]:
+def group_hits(hits: list[Hit], groups: dict[str, list[str]]) -> list[SearchResult]:
+    """One result per customer (the canonical of each hit's home, by `groups`: home → members,
+    canonical first), dated by its latest hit until `dated` reads its last touchpoint."""
     grouped: dict[str, SearchResult] = {}
-    for hit in hits:  # most recent first, so a customer's first hit is its last_seen
-        customer_id = canonical.get(hit.customer_id, hit.customer_id)
+    for hit in hits:  # most recent first, so a customer's first hit is its latest
+        customer_id = groups.get(hit.customer_id, [hit.customer_id])[0]
         result = grouped.setdefault(
             customer_id, SearchResult(customer_id=customer_id, last_seen=hit.last_at, matched=[])
         )
         match = Match(kind=hit.kind, value=hit.value)
         if match not in result.matched:
             result.matched.append(match)
-    return list(grouped.values())[:MAX_RESULTS]
+    return list(grouped.values())
 
 
-def with_last_contacts(
-    request: Request, tenant_id: str, results: list[SearchResult]
+def dated(
+    request: Request, tenant_id: str, results: list[SearchResult], groups: dict[str, list[str]]
 ) -> list[SearchResult]:
-    """The results dated by each customer's last touchpoint (every member's), most recent first;
-    a result whose customer has none keeps its match's date."""
-    if not results:
-        return results
-    identity: IdentityResolver | None = getattr(request.app.state, "identity", None)
-    version = identity.identity_version(tenant_id) if identity is not None else None
-    groups = {  # the identity map: an id it does not know (a placeholder's key) is its own
-        r.customer_id: identity.members(tenant_id, r.customer_id, version)
-        if identity is not None
-        else [r.customer_id]
-        for r in results
-    }
-    last = last_contacts(request.app.state.warehouse, tenant_id, groups)
-    dated = [
+    """The `MAX_RESULTS` customers last in touch, each dated by its last touchpoint over all its
+    members (one read for every customer a hit found, so the customer who called yesterday is
+    not cut for one whose email was seen later); a customer without any keeps its match's date."""
+    members = {group[0]: group for group in groups.values()}
+    last = last_contacts(
+        request.app.state.warehouse,
+        tenant_id,
+        {r.customer_id: members.get(r.customer_id, [r.customer_id]) for r in results},
+    )
+    found = [
         r.model_copy(update={"last_seen": last.get(r.customer_id, r.last_seen)}) for r in results
     ]
-    return sorted(dated, key=lambda r: r.last_seen, reverse=True)
+    return sorted(found, key=lambda r: r.last_seen, reverse=True)[:MAX_RESULTS]
 
 
-def canonical_ids(request: Request, tenant_id: str, hits: list[Hit]) -> dict[str, str]:
+def hit_groups(request: Request, tenant_id: str, hits: list[Hit]) -> dict[str, list[str]]:
+    """Each hit's home → the members of the customer it stands for now (canonical first), in
+    one read of the identity map; each home alone without identity."""
+    homes = sorted({hit.customer_id for hit in hits})
     identity: IdentityResolver | None = getattr(request.app.state, "identity", None)
     if identity is None:
-        return {}
-    version = identity.identity_version(tenant_id)
-    homes = {hit.customer_id for hit in hits}
-    return {home: identity.canonical_id(tenant_id, home, version) for home in homes}
+        return {home: [home] for home in homes}
+    # As the map stands (one version for all); an id it does not know (a placeholder's key) is
+    # a group of its own.
+    return identity.groups(tenant_id, homes)
 
 
 @router.get(
@@ -112,6 +112,6 @@ def search_customers(
     """Customers whose email, phone, external id or order number contains `q`."""
     warehouse: Warehouse = request.app.state.warehouse
     hits = search_hits(warehouse, principal.tenant_id, q)
-    customers = group_hits(hits, canonical_ids(request, principal.tenant_id, hits))
-    customers = with_last_contacts(request, principal.tenant_id, customers)
+    groups = hit_groups(request, principal.tenant_id, hits)
+    customers = dated(request, principal.tenant_id, group_hits(hits, groups), groups)
     return SearchResults(query=q, customers=customers)
