@@ -67,7 +67,7 @@
     // to the alerts raised while the page stays open (it reloads).
     const ended = choice === "yesterday" || choice === "last-month";
     return { since: since.toISOString(), until: until.toISOString(), bucket: $("period-bucket").value,
-      alertsUntil: ended ? until.toISOString() : null };
+      alertsUntil: ended ? until.toISOString() : null, choice };
   }
 
   $("period").addEventListener("submit", (e) => { e.preventDefault(); refresh(); });
@@ -83,11 +83,15 @@
       if (value !== null && [...$(id).options].some((option) => option.value === value)) $(id).value = value;
     }
   }
+  // What is shown, not what the lists hold: a period chosen but not applied is not in it.
   function toAddress() {
-    const shown = new URLSearchParams(IN_ADDRESS.map(([name, id]) => [name, $(id).value]));
+    if (!period) return;
+    const shown = new URLSearchParams({ days: period.choice, bucket: period.bucket, metric: $("trend-metric").value });
     history.replaceState(null, "", `${window.location.pathname}${window.location.search}#${shown}`);
   }
   fromAddress();
+  // An address edited in place, or a shared link opened on this page, shows what it names.
+  window.addEventListener("hashchange", () => { fromAddress(); refresh(); });
 
   async function refresh() {
     await zoneRead;
