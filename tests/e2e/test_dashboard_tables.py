@@ -164,3 +164,14 @@ def test_exports_hold_the_numbers_of_the_json(api: Api, deployment: Deployment) 
     assert [(r["alert_id"], r["score"]) for r in sheet] == [
         (a["alert_id"], a["score"]) for a in alerts
     ]
+    # In words for people (`lang`): every column of the rows as flattened, the message's
+    # fill-ins too, none left as a code (a review found them so).
+    worded = excel(download(api, manager, "/v1/alerts", "xlsx", customer_id=f"dash-{tag}",
+                            lang="es"))  # fmt: skip
+    assert [(r["Id de la alerta"], r["Puntuación"]) for r in worded] == [
+        (a["alert_id"], a["score"]) for a in alerts
+    ]
+    cells_es = excel(download(api, manager, path, "xlsx", touchpoint=touchpoint, lang="es",
+                              **window()))  # fmt: skip
+    for header in (list(worded[0]), list(cells_es[0])):
+        assert not [h for h in header if "_" in h or "@" in h or "." in h], header

@@ -11,8 +11,9 @@ import pytest
 
 from services.query_api.exports import ExportFormat, download, touchpoint_columns
 from services.query_api.routers import audit, fcr, responses, service
-from services.query_api.routers.alerts import AlertOut
+from services.query_api.routers.alerts import AlertOut, DriftOut
 from services.query_api.web.export_titles import column_title, column_titles
+from services.satisfaction.alert_texts import score_text, sentiment_text
 
 EXPORTS = {
     "satisfaction": touchpoint_columns(),
@@ -20,16 +21,40 @@ EXPORTS = {
     "fcr": fcr._columns(),
     "responses": list(responses.COLUMNS),
     "audit": list(audit.COLUMNS),
-    # An alert's fields as a download has them; drift and message_params are nested (their
-    # parts keep their codes: a drift's figures, the message's fill-ins).
-    "alerts": [f for f in AlertOut.model_fields if f not in {"drift", "message_params"}],
+    # An alert's fields as a download flattens them: a drift's figures and what its message or
+    # an at-risk one is filled with (alert_texts.py, drift_sql.py).
+    "alerts": [f for f in AlertOut.model_fields if f not in {"drift", "message_params"}]
+    + [f"drift.{f}" for f in DriftOut.model_fields]
+    + [
+        f"message_params.{p}"
+        for p in (
+            *score_text("csat", 1, "1-5", 2).params,
+            *sentiment_text("message", -0.9, "es", "m", -0.6).params,
+            "touchpoint",
+            "drop",
+            "unit",
+            "low",
+            "high",
+            "baseline_days",
+            "baseline",
+            "n",
+            "baseline_n",
+            "p",
+        )  # fmt: skip
+    ],
+    # The satisfaction download's sentiment split by the language each text was detected in.
+    "sentiment by language": [
+        f"sentiment.by_language.{code}.{field}"
+        for code in ("en", "es", "und")
+        for field in ("n", "negative_share", "positive_share", "mean_score")
+    ],
 }
 
 
 @pytest.mark.parametrize("lang", ["en", "es"])
 @pytest.mark.parametrize("export", sorted(EXPORTS))
 def test_every_column_of_a_download_has_words_and_none_repeats(export: str, lang: str) -> None:
-    columns = EXPORTS[export]
+    columns = list(dict.fromkeys(EXPORTS[export]))  # the alerts' message parts overlap
     titles = column_titles(columns, lang)  # type: ignore[arg-type]
     untitled = [c for c, t in zip(columns, titles, strict=True) if t == c]
     assert untitled == [], untitled
@@ -49,10 +74,14 @@ def test_a_metrics_columns_say_what_of_it_they_hold() -> None:
     )
     assert column_title("responses.nps", "es") == "Respuestas NPS"
     assert column_title("sentiment.negative_share", "en") == "Sentiment: share negative"
+    assert column_title("sentiment.by_language.es.n", "es") == "Sentimiento (español): textos"
+    assert column_title("sentiment.by_language.pt.n", "en") == "Sentiment (PT): texts"
+    assert column_title("drift.p_value", "es") == "Desviación: valor p"
+    assert column_title("message_params.at_most", "en") == "Message, threshold"
 
 
 def test_a_column_it_does_not_know_keeps_its_code() -> None:
-    for column in ("metrics.wow@2.value", "drift.drop", "message_params.metric", "x_y"):
+    for column in ("metrics.wow@2.value", "drift.wow", "message_params.wow", "x_y"):
         assert column_title(column, "es") == column
 
 

@@ -114,6 +114,56 @@ _WORDS: dict[str, dict[str, str]] = {
     },
 }
 
+# The parts of nested columns: an alert's drift figures (`drift.<field>`), the values its message
+# is filled with (`message_params.<name>`), and the languages sentiment is split by
+# (`sentiment.by_language.<code>.<field>`).
+_PARTS: dict[str, dict[str, dict[str, str]]] = {
+    "en": {
+        "drift": {
+            "definition": "definition", "definition_key": "metric", "test": "test",
+            "period_start": "period start", "period_end": "period end",
+            "baseline_start": "baseline start", "period_value": "period value",
+            "period_n": "period n", "baseline_value": "baseline value", "baseline_n": "baseline n",
+            "drop": "drop", "drop_interval": "drop, 95% interval", "unit": "unit",
+            "p_value": "p-value", "answers": "answers", "answers_total": "answers in the period",
+        },
+        "message_params": {
+            "metric": "metric", "score": "score", "scale": "scale", "at_most": "threshold",
+            "where": "where", "language": "language", "model": "model", "drop": "drop",
+            "unit": "unit", "touchpoint": "touchpoint", "channel": "channel",
+            "low": "interval low", "high": "interval high", "baseline_days": "baseline days",
+            "baseline": "baseline", "n": "n", "baseline_n": "baseline n", "p": "p-value",
+        },
+        "by_language": {"en": "English", "es": "Spanish", "und": "undetermined"},
+        "drift_of": {"title": "Drift: {field}"},
+        "message_of": {"title": "Message, {field}"},
+        "sentiment_in": {"title": "Sentiment ({language}): {field}"},
+    },
+    "es": {
+        "drift": {
+            "definition": "definición", "definition_key": "métrica", "test": "prueba",
+            "period_start": "inicio del periodo", "period_end": "fin del periodo",
+            "baseline_start": "inicio de la referencia", "period_value": "valor del periodo",
+            "period_n": "n del periodo", "baseline_value": "valor de referencia",
+            "baseline_n": "n de referencia", "drop": "caída",
+            "drop_interval": "caída, intervalo del 95 %", "unit": "unidad", "p_value": "valor p",
+            "answers": "respuestas", "answers_total": "respuestas del periodo",
+        },
+        "message_params": {
+            "metric": "métrica", "score": "puntuación", "scale": "escala", "at_most": "umbral",
+            "where": "dónde", "language": "idioma", "model": "modelo", "drop": "caída",
+            "unit": "unidad", "touchpoint": "punto de contacto", "channel": "canal",
+            "low": "intervalo, mínimo", "high": "intervalo, máximo",
+            "baseline_days": "días de referencia", "baseline": "referencia", "n": "n",
+            "baseline_n": "n de referencia", "p": "valor p",
+        },
+        "by_language": {"en": "inglés", "es": "español", "und": "sin determinar"},
+        "drift_of": {"title": "Desviación: {field}"},
+        "message_of": {"title": "Mensaje, {field}"},
+        "sentiment_in": {"title": "Sentimiento ({language}): {field}"},
+    },
+}  # fmt: skip
+
 # What a metric column holds besides its value (`metrics.<key>@<version>.<field>`).
 _OF_METRIC = {"n": "of_answers", "low_confidence": "of_low_confidence", "interval": "of_interval"}
 
@@ -139,6 +189,13 @@ def column_title(column: str, lang: Language) -> str:
         return words["answers_of"].format(kind=parts[1].upper())
     if parts[0] == "sentiment" and len(parts) == 2 and parts[1] in words:
         return words["texts_of"].format(field=words[parts[1]])
+    named = _PARTS[lang]
+    if parts[:2] == ["sentiment", "by_language"] and len(parts) == 4 and parts[3] in words:
+        language = named["by_language"].get(parts[2], parts[2].upper())
+        return named["sentiment_in"]["title"].format(language=language, field=words[parts[3]])
+    if parts[0] in ("drift", "message_params") and len(parts) == 2 and parts[1] in named[parts[0]]:
+        title = named["drift_of" if parts[0] == "drift" else "message_of"]["title"]
+        return title.format(field=named[parts[0]][parts[1]])
     if parts[0] == "counts" and len(parts) == 2:
         return _word(parts[1], lang) or column
     if len(parts) == 1:
