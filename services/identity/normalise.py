@@ -162,24 +162,30 @@ def _without_stray_comma(raw: str, rules: TenantRules) -> str | None:
     """The mailbox an address with one comma in its local part means, when the comma was hit
     with a key beside it: `,` sits right of `m` and under `k` and `l`, next to `.` (keyboard.py),
     and a comma is never part of an address as forms take it (an unquoted local part has none).
-    The comma beside one of those keys (`jimenez.migue,l@`, `,mcortes@`, `m,anuel@`) is read
-    both as hit with it (dropped) and as hit for a dot; the address is mended only when every
-    reading that is an address names one mailbox (at Gmail, whose dots identity drops, both do:
-    `cristinavil,lalobos@gmail.com`; elsewhere `ana,lopez@` may be `analopez@` or `ana.lopez@`:
-    which one?). A comma beside no such key stood for a letter (`migue,@` for `miguel@`): what
-    it stood for is a guess, and the address stays invalid."""
+    The comma beside one of those keys is read as hit with it (dropped), as hit for a dot, and as
+    hit for the letter beside it (`guil,ermo@` for `guillermo@`, a review); the address is mended
+    only when every reading that is an address names one mailbox: at Gmail, whose dots identity
+    drops, `cristinavil,lalobos@gmail.com` (a third `l` in a row is no one's spelling) and
+    `ana.,gil@`; not `guil,ermo@` (`guilermo@` or `guillermo@`?), `,mcortes@` (`mmcortes@`?) nor
+    `ana,lopez@hotmail.es` (`analopez@` or `ana.lopez@`?). A comma beside none of those keys stood
+    for a letter (`migue,@` for `miguel@`): what it stood for is a guess, and it stays invalid."""
     local, at, domain = raw.strip().rpartition("@")
     if not at or local.count(",") != 1 or "," in domain:
         return None
     comma = local.index(",")
-    beside = local[comma - 1 : comma] + local[comma + 1 : comma + 2]
-    if not any(c.lower() in neighbours()[","] for c in beside):
+    before, after = local[:comma], local[comma + 1 :]
+    beside = {c.lower() for c in before[-1:] + after[:1]} & set(neighbours()[","])
+    if not beside:
         return None
-    readings = {
-        normalise_email(f"{local[:comma]}{hit}{local[comma + 1 :]}@{domain}", rules)
-        for hit in ("", ".")
-    } - {None}
+    hits = {"", "."} | {c for c in beside if c.isalpha() and not _third_in_a_row(before, c, after)}
+    readings = {normalise_email(f"{before}{hit}{after}@{domain}", rules) for hit in hits} - {None}
     return readings.pop() if len(readings) == 1 else None
+
+
+def _third_in_a_row(before: str, letter: str, after: str) -> bool:
+    """`letter` between `before` and `after` makes three of it in a row."""
+    run = f"{before[-2:]}{letter}{after[:2]}".lower()
+    return letter * 3 in run
 
 
 def _host_label(local: str, consumer_domains: tuple[str, ...]) -> bool:
