@@ -145,6 +145,8 @@ def test_signing_in_while_the_account_store_is_down_is_a_page_saying_so(
     # with what she typed and where she was going (both were dropped: a review)
     assert f'value="{email}"' in answer.text
     assert '<input type="hidden" name="next" value="/dashboard">' in answer.text
+    # and so do its language links (they were plain `?lang=es`), without the email
+    assert 'href="?next=%2Fdashboard&amp;lang=es"' in answer.text
 
 
 def test_a_page_while_the_account_store_is_down_says_so_not_json(

@@ -62,12 +62,17 @@ def _secure(request: Request) -> bool:
 
 
 def _render(
-    request: Request, name: str, context: dict[str, Any], status_code: int = 200
+    request: Request,
+    name: str,
+    context: dict[str, Any],
+    status_code: int = 200,
+    kept: list[tuple[str, str]] | None = None,
 ) -> HTMLResponse:
     lang = language_of(request)
     page = {"lang": lang, "languages": LANGUAGES, "t": MESSAGES[lang], "messages": MESSAGES[lang]}
-    # Each language's link keeps the page's own query (the sign-in's `next`, say).
-    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+    # Each language's link keeps the page's own query (the sign-in's `next`, say), or `kept`.
+    if kept is None:
+        kept = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
     page["language_links"] = {code: "?" + urlencode([*kept, ("lang", code)]) for code in LANGUAGES}
     response = templates.TemplateResponse(
         request, name, {**page, **context}, status_code=status_code
@@ -148,7 +153,12 @@ def _signin_form(
         "next": _next_page(wanted) if wanted else "",
         "email": form.get("email", "")[:320],
     }
-    response = _render(request, "signin.html", context, status_code)
+    # The answer to a sign-in sent (a wrong password, the store down): its language links keep
+    # where the person was going, from the form (the email stays out of addresses and logs).
+    kept = None
+    if request.method == "POST":
+        kept = [("next", context["next"])] if context["next"] else []
+    response = _render(request, "signin.html", context, status_code, kept)
     response.set_cookie(
         SIGNIN_CSRF_COOKIE,
         token,

@@ -219,15 +219,17 @@ const CEM = (() => {
     return field ? `${text} (${t(field)})` : text;
   }
 
-  // `asked`: what the request named (a customer id typed in a form), said beside a "not found"
-  // in a language whose catalogue text cannot name it (the English message already does).
+  // `asked`: what the request named as the person typed it (a customer's id, email or phone in
+  // the merge form), said beside a "not found" in every language: the server's English message
+  // names the key it looked up (`email:…`), not what was typed (a review).
   function showError(target, error, asked = "") {
-    const missing = asked && lang !== "en" && error instanceof ApiError && error.status === 404;
+    const missing = asked && error instanceof ApiError && error.status === 404;
     // A value the server refused (400, 422) is the reader's to correct, not something that
     // went wrong: said without that preface (a browser review of the settings page).
     // So is a 404 (a customer id typed in the merge form that nobody has).
     const refused = error instanceof ApiError && [400, 404, 422].includes(error.status);
-    const text = `${refused ? "" : `${t("error")} `}${errorText(error)}${missing ? ` (${asked})` : ""}`;
+    const said = missing ? `${t("api_error_not_found")} (${asked})` : errorText(error);
+    const text = `${refused ? "" : `${t("error")} `}${said}`;
     target.replaceChildren(el("span", { class: "error", role: "alert" }, text));
   }
 
