@@ -55,6 +55,10 @@ KEEP_ALIVE_S = 15.0
 ERASURE_CHECK_S = 3.0
 # A browser's EventSource waits this long before reconnecting after a dropped connection.
 RETRY_MS = 1000
+# After a delivery, how often and how long an open stream asks whether what the header reads
+# from the later stages changed (`CustomerStream.derived`).
+DERIVED_CHECK_S = 1.0
+DERIVED_WATCH_S = 30.0
 
 
 Earlier = set[tuple[str, str, str]]  # (tenant, customer, event) that had already arrived
@@ -229,6 +233,14 @@ class CustomerStream:
     # signing out or revoking a key stops what it was shown (the browser's reconnect then gets
     # the 401). None: nothing to ask.
     authorised: Callable[[], bool] | None = None
+    # What the header reads from the stages after the timeline (header_watch.py; blocking, read
+    # in a thread): asked when entries are delivered and every `derived_check_s` for
+    # `derived_watch_s` after; when it changed, the stream sends `event: header` and the page
+    # reads its header again (an alert a survey answer raised lands after the answer's entry).
+    # None: nothing to watch.
+    derived: Callable[[], object] | None = None
+    derived_check_s: float = DERIVED_CHECK_S
+    derived_watch_s: float = DERIVED_WATCH_S
 
     async def messages(self) -> AsyncIterator[bytes]:
         subscription, watermark = await self.hub.subscribe(self.tenant_id, self.members)
@@ -276,6 +288,8 @@ class CustomerStream:
         if self.erased is not None or self.authorised is not None:
             wait_s = min(wait_s, self.erasure_check_s)
         kept_alive, checked = time.monotonic(), None
+        # The header's later-stage reads: watched until `watch_until`, last read as `derived`.
+        watch_until, derived_at, derived = 0.0, 0.0, None
         while True:
             now = time.monotonic()
             if checked is None or now - checked >= wait_s:
@@ -285,8 +299,15 @@ class CustomerStream:
                 if self.erased is not None and await asyncio.to_thread(self.erased):
                     yield sse_message(encode_positions(position), "erased", b"{}")
                     return
+            watching = now < watch_until
+            if watching and now - derived_at >= self.derived_check_s:
+                derived_at, found = now, await self._derived()
+                if found is not None and derived is not None and found != derived:
+                    yield sse_message(encode_positions(position), "header", b"{}")
+                derived = found if found is not None else derived
+            timeout = min(wait_s, self.derived_check_s) if watching else wait_s
             try:
-                batch = await asyncio.wait_for(subscription.queue.get(), wait_s)
+                batch = await asyncio.wait_for(subscription.queue.get(), timeout)
             except TimeoutError:
                 # A batch the hub queued while the timed-out wait was being cancelled (it awaits)
                 # is delivered first: the watermark may have moved past it already.
@@ -307,6 +328,22 @@ class CustomerStream:
                     yield message
             except _CredentialEnded:
                 return
+            if self.derived is not None:
+                # What the header read before the later stages store this batch's: taken now,
+                # unless a watch already runs (its value is older, so nothing is missed).
+                if time.monotonic() >= watch_until or derived is None:
+                    derived_at, derived = time.monotonic(), await self._derived()
+                watch_until = time.monotonic() + self.derived_watch_s
+
+    async def _derived(self) -> object | None:
+        """`derived`'s value; None when it cannot be read now (the watch goes on)."""
+        if self.derived is None:
+            return None
+        try:
+            return await asyncio.to_thread(self.derived)
+        except Exception:  # noqa: BLE001 — the warehouse briefly unavailable: asked again
+            logger.warning("stream: could not read what its customer's header derives from")
+            return None
 
     async def _still_authorised(self) -> bool:
         return self.authorised is None or await asyncio.to_thread(self.authorised)

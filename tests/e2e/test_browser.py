@@ -1622,6 +1622,54 @@ def an_open_page_told_of_an_erasure(
     assert timeline_ids(page) == [] and told in page.text("#timeline-end")
 
 
+def test_an_open_pages_header_follows_what_a_later_stage_stores(
+    page: Page, people: dict[tuple[str, str], str], api: Api, deployment: Deployment
+) -> None:
+    # An entry reaches the open page at once; what a later stage stores for it (the alert a
+    # poor answer raises, a text's sentiment) may land after the header's one refresh (a browser
+    # review: the churn risk stayed stale). For a while after each delivery the stream compares
+    # what the header reads with what it read before that delivery, and says `header` when it
+    # changed; the page reads its header again (the mechanism's timing: unit tests in
+    # tests/unit/test_customer_stream.py).
+    tag = new_tag()
+    email = f"lola.{tag}@yahoo.es"  # a domain identity links (correo.es is a placeholder's)
+    [lola] = chatting(api, deployment, tag, email)
+    page.sign_in(people[(TENANT_A, "agent")])
+    open_customer(page, email, lola)
+    page.wait(lambda: "live" in page.text("#live"), what="the live stream")
+    page.wait(lambda: page.text("#risk") == "No open alert", what="no alert yet")
+    # A second stream from the page, to read what the server says (the console keeps its own).
+    page.driver.execute_script(
+        "window.cemSaid = []; const s = new EventSource(`/v1/customers/${arguments[0]}/stream`);"
+        "for (const n of ['touchpoint', 'header']) s.addEventListener(n, () => cemSaid.push(n));"
+        "window.cemWatch = s;",
+        lola,
+    )
+    page.wait(lambda: page.driver.execute_script("return cemWatch.readyState") == 1,
+              what="the second stream open")  # fmt: skip
+    said = lambda: page.driver.execute_script("return cemSaid")  # noqa: E731
+    ingest, now = deployment.key(TENANT_A, "ingest"), datetime.now(UTC)
+    # A message (nothing for the header), then her poor answer while the stream still watches:
+    # the alert it raises is compared with what the header read before the message.
+    api.post_ok(ingest, event("message.received", "chat", {"email": email}, now,
+                              {"text": f"sigo esperando {tag}"}, touchpoint=f"chat-{tag}"))  # fmt: skip
+    page.wait(lambda: "touchpoint" in said(), what="the message's entry")
+    api.post_ok(ingest, event("survey.answered", "survey", {"email": email}, now,
+                              {"kind": "csat", "score": 1}, touchpoint=f"encuesta-{tag}"))  # fmt: skip
+
+    def header_after_the_answer() -> bool:
+        names = said()  # a `header` for the message itself (its text's sentiment) may come too
+        entries = [i for i, name in enumerate(names) if name == "touchpoint"]
+        return len(entries) == 2 and "header" in names[entries[1] :]
+
+    page.wait(header_after_the_answer, timeout_s=30.0, what="the stream's header message",
+              instead=lambda: str(said()))  # fmt: skip
+    badge = page.wait(lambda: "customer at risk" in page.text("#risk") and page.text("#risk"),
+                      what="the at-risk badge")  # fmt: skip
+    assert badge.startswith("At risk: "), badge
+    page.driver.execute_script("cemWatch.close()")
+
+
 def household_line() -> str:
     """A Madrid landline nobody else in the deployment has (a fixed line: a household's)."""
     return f"+3491{random.randrange(2 * 10**6, 10**7):07d}"

@@ -4,6 +4,7 @@ timeline tables: a reconnection far behind reads every page, then live messages,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import threading
 from collections.abc import Mapping
@@ -335,3 +336,96 @@ def test_told_latest_positions_read_once_then_answer_from_memory() -> None:
     assert (latest(), reads) == ({0: 4, 1: 2}, 1)
     untold = LatestPositions(twin)  # type: ignore[arg-type]
     assert (untold(), untold(), reads) == ({0: 4}, {0: 4}, 3)
+
+
+class Reader:
+    """Reads a stream's messages as they come, in a task of their own (cancelling a pending
+    `anext` would close the stream), keeping each named message's name."""
+
+    def __init__(self, messages: Any) -> None:
+        self.messages, self.names = messages, []
+        self.task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for chunk in self.messages:
+            named = re.search(r"^event: (\w+)$", chunk.decode(), re.M)
+            if named:
+                self.names.append(named.group(1))
+
+    async def until(self, names: list[str], timeout_s: float = 5.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self.names != names:
+            assert asyncio.get_running_loop().time() < deadline, self.names
+            await asyncio.sleep(0.01)
+
+    async def close(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        await self.messages.aclose()
+
+
+def test_a_later_stage_storing_what_the_header_reads_tells_the_page_once() -> None:
+    # A survey answer's timeline entry goes out; its alert lands a moment later (satisfaction):
+    # the page's one refresh after the entry could read the header before it (a browser review:
+    # the churn risk stayed stale). The stream watches what the header reads and says `header`.
+    twin = ArrivalsTwin()
+    derived = {"alerts": 0}
+    asked = threading.Event()
+
+    def header_reads() -> tuple[tuple[str, int], ...]:
+        asked.set()
+        return tuple(sorted(derived.items()))
+
+    async def scenario() -> None:
+        hub = StreamHub(twin, poll_s=0.01)  # type: ignore[arg-type]
+        stream = CustomerStream(hub, TENANT, [CUSTOMER], None, keep_alive_s=0.05,
+                                derived=header_reads, derived_check_s=0.05)  # fmt: skip
+        reader = Reader(stream.messages())
+        await asyncio.sleep(0.3)
+        assert not asked.is_set()  # nothing delivered yet: nothing to watch
+        twin.add(0, 0)
+        await reader.until(["touchpoint"])
+        derived["alerts"] = 1  # the answer's alert, stored after its entry went out
+        await reader.until(["touchpoint", "header"])
+        await asyncio.sleep(0.5)  # nothing more changed: no second `header`
+        assert reader.names == ["touchpoint", "header"]
+        await reader.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_header_watch_ends_and_a_failed_read_is_no_change() -> None:
+    twin = ArrivalsTwin()
+    reads = {"n": 0}
+    failing = {"now": False}
+    value = {"n": 0}
+
+    def header_reads() -> int:
+        reads["n"] += 1
+        if failing["now"]:
+            raise RuntimeError("warehouse down")
+        return value["n"]
+
+    async def scenario() -> None:
+        hub = StreamHub(twin, poll_s=0.01)  # type: ignore[arg-type]
+        stream = CustomerStream(hub, TENANT, [CUSTOMER], None, keep_alive_s=0.05,
+                                derived=header_reads, derived_check_s=0.02,
+                                derived_watch_s=0.3)  # fmt: skip
+        reader = Reader(stream.messages())
+        await asyncio.sleep(0.1)  # subscribed: what arrives now is live
+        twin.add(0, 0)
+        await reader.until(["touchpoint"])
+        failing["now"] = True  # a read that fails says nothing changed, and the watch goes on
+        await asyncio.sleep(0.1)
+        failing["now"] = False
+        await asyncio.sleep(0.4)  # the watch (0.3 s) ended, unchanged
+        assert reader.names == ["touchpoint"]
+        asked = reads["n"]
+        assert asked >= 3
+        value["n"] = 1  # stored after the watch ended: not asked for any more
+        await asyncio.sleep(0.3)
+        assert reads["n"] == asked and reader.names == ["touchpoint"]
+        await reader.close()
+
+    asyncio.run(scenario())

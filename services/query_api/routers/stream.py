@@ -31,6 +31,7 @@ from kernel.auth import still_authorised
 from kernel.ports import Principal
 from services.projections.arrivals import InvalidStreamCursor, Positions, decode_positions
 from services.projections.sql import customer_exists
+from services.query_api.header_watch import derived_of
 from services.query_api.params import SummaryLanguage
 from services.query_api.routers.customers import (
     CUSTOMER_READ_RESPONSES,
@@ -151,9 +152,11 @@ async def stream_customer(
     # Blocking reads (identity store, warehouse) off the event loop that serves every stream.
     members = await asyncio.to_thread(_existing_members, request, principal, customer_id)
     erased = await asyncio.to_thread(_erasure_watch, request, tenant_id, members)
+    hub = stream_hub(request)
     stream = CustomerStream(
-        stream_hub(request), tenant_id, members, cursor, lang=lang, erased=erased,
+        hub, tenant_id, members, cursor, lang=lang, erased=erased,
         authorised=still_authorised(request),
+        derived=lambda: derived_of(hub.warehouse, tenant_id, members),
     )  # fmt: skip
     # no-store: personal data; X-Accel-Buffering: a proxy must pass each message on at once.
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}

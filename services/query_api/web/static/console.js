@@ -482,6 +482,9 @@
       if (target === current && matchesFilters(entry)) appendEntry(entry, true);
       if (target === current) refreshSoon(target);
     });
+    // A later stage stored what the header reads (an alert a survey answer raised, a text's
+    // sentiment): read again, once a burst of these is quiet.
+    stream.addEventListener("header", () => { if (target === current) refreshSoon(target); });
     // Erased while open (by an admin, here or elsewhere): the page stops showing the history.
     stream.addEventListener("erased", () => {
       stream.close();
