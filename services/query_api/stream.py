@@ -57,8 +57,8 @@ ERASURE_CHECK_S = 3.0
 RETRY_MS = 1000
 # After a delivery, how often and how long an open stream asks whether what the header reads
 # from the later stages changed (`CustomerStream.derived`).
-DERIVED_CHECK_S = 1.0
-DERIVED_WATCH_S = 30.0
+DERIVED_CHECK_S = 2.0
+DERIVED_WATCH_S = 20.0
 
 
 Earlier = set[tuple[str, str, str]]  # (tenant, customer, event) that had already arrived
