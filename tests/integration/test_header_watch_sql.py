@@ -18,12 +18,10 @@ from services.satisfaction.texts import TEXT_SENTIMENT_TABLE
 from services.service_metrics.facts import SERVICE_EVENTS_TABLE
 
 
-@pytest.fixture(params=["chdb", pytest.param("clickhouse", marks=pytest.mark.clickhouse)])
-def wh(request: pytest.FixtureRequest) -> Warehouse:
-    fixture = "warehouse" if request.param == "chdb" else "clickhouse_warehouse"
-    warehouse: Warehouse = request.getfixturevalue(fixture)
-    ensure_tables(warehouse, default_projections())
-    return warehouse
+@pytest.fixture
+def wh(any_warehouse: Warehouse) -> Warehouse:
+    ensure_tables(any_warehouse, default_projections())
+    return any_warehouse
 
 
 def common(tenant: str, customer: str) -> dict[str, Any]:
