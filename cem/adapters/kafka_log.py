@@ -410,12 +410,19 @@ class KafkaLog:
     def poll(self, topic: str, group: str, max_records: int, timeout_s: float) -> list[Consumed]:
         """Up to `max_records` after the group's committed offsets, shared fairly by partition.
 
-        Returns once a record is there, or `[]` after `timeout_s`. When the broker has reported
+        Returns once a record is there, or `[]` after `timeout_s` or once the log is closed
+        (also while the poll was still setting up its reader). When the broker has reported
         records past the group's position, the poll waits for them (up to the log's own
         `timeout_s`) instead of returning early: a fresh reader's first fetch takes a few round
         trips, and a caller draining the log must not mistake that for an empty log.
         """
-        reader = self._reader(topic, group)
+        self._check_open()
+        try:
+            reader = self._reader(topic, group)
+        except Exception:
+            if self._closed:  # closed while this poll set up its reader: woken, as if waiting
+                return []
+            raise
         started = time.monotonic()
         deadline = started + timeout_s
         patience = started + max(timeout_s, self.timeout_s)

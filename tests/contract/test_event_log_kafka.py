@@ -70,6 +70,33 @@ class TestKafkaLog(DurableEventLogContract):
         assert sorted(int(r.value) for r in first) == list(range(300))
         assert again == []
 
+    def test_a_close_while_a_poll_sets_up_its_reader_answers_it_empty(
+        self, kafka_bootstrap: str, topic: str, group: str
+    ) -> None:
+        """CI once closed the log 0.1 s after a poll started, before its reader existed (the
+        reader's round trips took longer under load): the poll raised instead of returning []."""
+        log = KafkaLog(kafka_bootstrap, partitions=PARTITIONS, topic_prefix=self.prefix)
+        log.end_offsets(topic)
+        setting_up, closed = threading.Event(), threading.Event()
+        new_reader = log._new_reader
+
+        def slow_new_reader(topic: str, group: str) -> object:
+            setting_up.set()
+            closed.wait(10.0)
+            return new_reader(topic, group)
+
+        log._new_reader = slow_new_reader  # type: ignore[method-assign,assignment]
+        got: list[object] = []
+        waiter = threading.Thread(target=lambda: got.append(log.poll(topic, group, 10, 20.0)))
+        waiter.start()
+        assert setting_up.wait(10.0)
+        log.close()
+        closed.set()
+        waiter.join(25.0)
+        assert got == [[]]
+        with pytest.raises(LogUnavailable, match="closed"):
+            log.poll(topic, group, 10, 0.1)  # a poll after the close is refused
+
 
 def test_the_producer_is_durable_and_idempotent_explicitly() -> None:
     config = producer_config("127.0.0.1:9092", 5.0)
