@@ -42,6 +42,7 @@ from services.projections.repeat_contact_sql import flag_repeats, read_repeat_co
 from services.projections.sql import find_customers, read_profile, read_timeline, sightings_of
 from services.projections.timeline_page_sql import read_flagged_page
 from services.projections.value_sql import read_signals
+from services.query_api.header_watch import derived_by_member, derived_of
 from services.query_api.routers.customers import profile_of
 from services.query_api.stream import _flagged_entries
 from services.satisfaction.drift_sql import read_alerts_with_drift
@@ -192,6 +193,13 @@ def reads(warehouse: ChdbWarehouse, name: str, unseen: Iterator[Arrival]) -> dic
     latest = arrivals.latest_positions(warehouse)
     mine = arrivals.arrivals_between(warehouse, TENANT, members, {}, latest)
     behind = back(latest, 1000)  # a console that reconnects after 1,000 arrivals
+    # The hub's one read for 200 open streams' customers (this one and 199 others).
+    others = warehouse.select(
+        "SELECT DISTINCT customer_id FROM customer_timeline WHERE customer_id != {name:String}"
+        " ORDER BY customer_id LIMIT 199",
+        {"name": name},
+    )
+    watched = {(TENANT, name)} | {(TENANT, str(r["customer_id"])) for r in others}
     return {
         "profile: facts": lambda: read_profile(warehouse, TENANT, members),
         "profile: repeat contact": lambda: read_repeat_contact(warehouse, TENANT, members),
@@ -228,6 +236,8 @@ def reads(warehouse: ChdbWarehouse, name: str, unseen: Iterator[Arrival]) -> dic
         "stream: deliver 1 entry": lambda: _flagged_entries(
             warehouse, TENANT, members, [mine[-1].event_id]
         ),
+        "stream: header, alone": lambda: derived_of(warehouse, TENANT, members),
+        "stream: header, 200 streams": lambda: derived_by_member(warehouse, watched),
     }  # fmt: skip
 
 

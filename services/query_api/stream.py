@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -45,6 +45,7 @@ from services.projections.arrivals import (
 from services.projections.repeat_contact_sql import flag_repeats
 from services.projections.sql import read_entries
 from services.projections.timeline import Language, TimelineEntry, worded
+from services.query_api.header_watch import Derived, Key, derived_by_member, derived_of_customer
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +56,9 @@ KEEP_ALIVE_S = 15.0
 ERASURE_CHECK_S = 3.0
 # A browser's EventSource waits this long before reconnecting after a dropped connection.
 RETRY_MS = 1000
-# After a delivery, how often and how long an open stream asks whether what the header reads
-# from the later stages changed (`CustomerStream.derived`).
-DERIVED_CHECK_S = 2.0
-DERIVED_WATCH_S = 20.0
+# How often the hub reads what the headers of the open streams' customers read from the later
+# stages (header_watch.py: one query for every stream), and tells a stream whose value changed.
+HEADER_CHECK_S = 2.0
 
 
 Earlier = set[tuple[str, str, str]]  # (tenant, customer, event) that had already arrived
@@ -69,24 +69,45 @@ def is_repeat(arrival: Arrival, members: Sequence[str], earlier: Earlier) -> boo
     return any((arrival.tenant_id, m, arrival.event_id) in earlier for m in members)
 
 
+class HeaderChanged:
+    """Queued for a stream whose customer's header value changed (`StreamHub.check_headers`)."""
+
+
+HEADER_CHANGED = HeaderChanged()
+
+# How the hub reads the header values of (tenant, member) keys (header_watch.derived_by_member).
+HeaderReads = Callable[[Warehouse, Collection[Key]], Mapping[Key, Mapping[str, int]]]
+
+
 @dataclass(eq=False)
 class Subscription:
     """One open stream: a customer (every member id) of one tenant, and what it was handed."""
 
     tenant_id: str
     members: tuple[str, ...]
-    queue: asyncio.Queue[list[Arrival]] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[list[Arrival] | HeaderChanged] = field(default_factory=asyncio.Queue)
+    # Whether the hub watches the customer's header value, and the value it read last (None:
+    # not read yet, or the read failed; the next read is the one compared with).
+    watch_header: bool = False
+    header: Derived | None = None
 
 
 class StreamHub:
     """Polls arrivals for every open stream of one app (see the module docstring)."""
 
     def __init__(
-        self, warehouse: Warehouse, poll_s: float = POLL_S, wakeup: Wakeup | None = None
+        self,
+        warehouse: Warehouse,
+        poll_s: float = POLL_S,
+        wakeup: Wakeup | None = None,
+        header_check_s: float = HEADER_CHECK_S,
+        header_reads: HeaderReads = derived_by_member,
     ) -> None:
         # `wakeup`: told by the writer of arrivals in this process (embedded) that some were
         # stored, so the hub polls at once instead of at its next tick (kernel/wakeup.py).
         self.warehouse, self.poll_s, self.wakeup = warehouse, poll_s, wakeup
+        self.header_check_s, self.header_reads = header_check_s, header_reads
+        self.header_task: asyncio.Task[None] | None = None
         self.watermark: Positions | None = None
         # When the read that moved the watermark last began (time.monotonic()).
         self.read_at: float | None = None
@@ -95,9 +116,14 @@ class StreamHub:
         self.lock = asyncio.Lock()
 
     async def subscribe(
-        self, tenant_id: str, members: Sequence[str]
+        self, tenant_id: str, members: Sequence[str], watch_header: bool = False
     ) -> tuple[Subscription, Positions]:
-        """Register a stream; returns it with the watermark from which the hub feeds it."""
+        """Register a stream; returns it with the watermark from which the hub feeds it. With
+        `watch_header`, the hub tells it (`HEADER_CHANGED`) when its customer's header value
+        changes from the one read now."""
+        subscription = Subscription(tenant_id, tuple(members), watch_header=watch_header)
+        if watch_header:
+            subscription.header = (await self._header_values([subscription])).get(subscription)
         async with self.lock:
             if self.task is None or self.task.done():
                 # Idle until now: the old watermark is stale, and no open stream depends on it.
@@ -106,20 +132,23 @@ class StreamHub:
                 self.watermark = await asyncio.to_thread(latest_positions, self.warehouse, floor)
                 self.read_at = began
             assert self.watermark is not None
-            subscription = Subscription(tenant_id, tuple(members))
             for member in subscription.members:
                 self.by_customer.setdefault((tenant_id, member), set()).add(subscription)
             if self.task is None or self.task.done():
                 self.task = asyncio.create_task(self._run(), name="stream-hub")
+            if watch_header and (self.header_task is None or self.header_task.done()):
+                self.header_task = asyncio.create_task(self._watch_headers(), name="headers")
             return subscription, dict(self.watermark)
 
     async def stop(self) -> None:
         """Stop polling (the app is shutting down and will close the warehouse next)."""
-        task, self.task = self.task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        tasks = (self.task, self.header_task)
+        self.task = self.header_task = None
+        for task in tasks:
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     def recent(self, max_age_s: float) -> Positions | None:
         """The watermark while the hub polls, if the read that moved it last began at most
@@ -170,6 +199,42 @@ class StreamHub:
             self.dispatch(arrivals, earlier)
             if len(arrivals) < MAX_POLL:  # else more had arrived than one poll reads
                 self.read_at = began
+
+    def subscriptions(self) -> set[Subscription]:
+        return {s for streams in self.by_customer.values() for s in streams}
+
+    async def _watch_headers(self) -> None:
+        # Stops when no open stream watches its header; the next one that does starts it again.
+        while any(s.watch_header for s in self.subscriptions()):
+            await asyncio.sleep(self.header_check_s)
+            await self.check_headers()
+
+    async def check_headers(self) -> None:
+        """Read the header value of every watching stream's customer (one read for all), and
+        queue `HEADER_CHANGED` for each stream whose value changed since the last read."""
+        watching = [s for s in self.subscriptions() if s.watch_header]
+        values = await self._header_values(watching)
+        for subscription in watching:
+            value = values.get(subscription)
+            if value is None:  # not read: compared at the next read
+                continue
+            if subscription.header is not None and value != subscription.header:
+                subscription.queue.put_nowait(HEADER_CHANGED)
+            subscription.header = value
+
+    async def _header_values(
+        self, subscriptions: Sequence[Subscription]
+    ) -> dict[Subscription, Derived]:
+        """Each subscription's header value; {} when the warehouse could not be read."""
+        if not subscriptions:
+            return {}
+        keys = {(s.tenant_id, m) for s in subscriptions for m in s.members}
+        try:
+            counts = await asyncio.to_thread(self.header_reads, self.warehouse, keys)
+        except Exception:  # noqa: BLE001 — the warehouse briefly unavailable: read again later
+            logger.warning("stream hub: could not read what the customers' headers derive from")
+            return {}
+        return {s: derived_of_customer(counts, s.tenant_id, s.members) for s in subscriptions}
 
     def dispatch(self, arrivals: Sequence[Arrival], earlier: Earlier | None = None) -> None:
         """Hand each arrival to its customer's streams, except repeats of what arrived at or
@@ -233,17 +298,15 @@ class CustomerStream:
     # signing out or revoking a key stops what it was shown (the browser's reconnect then gets
     # the 401). None: nothing to ask.
     authorised: Callable[[], bool] | None = None
-    # What the header reads from the stages after the timeline (header_watch.py; blocking, read
-    # in a thread): asked when entries are delivered and every `derived_check_s` for
-    # `derived_watch_s` after; when it changed, the stream sends `event: header` and the page
-    # reads its header again (an alert a survey answer raised lands after the answer's entry).
-    # None: nothing to watch.
-    derived: Callable[[], object] | None = None
-    derived_check_s: float = DERIVED_CHECK_S
-    derived_watch_s: float = DERIVED_WATCH_S
+    # Whether the hub watches what the header reads from the stages after the timeline
+    # (header_watch.py): when it changed, the stream sends `event: header` and the page reads
+    # its header again (an alert a survey answer raised lands after the answer's entry).
+    watch_header: bool = False
 
     async def messages(self) -> AsyncIterator[bytes]:
-        subscription, watermark = await self.hub.subscribe(self.tenant_id, self.members)
+        subscription, watermark = await self.hub.subscribe(
+            self.tenant_id, self.members, self.watch_header
+        )
         try:
             yield f"retry: {RETRY_MS}\n\n".encode()
             position = dict(watermark) if self.cursor is None else dict(self.cursor)
@@ -288,8 +351,6 @@ class CustomerStream:
         if self.erased is not None or self.authorised is not None:
             wait_s = min(wait_s, self.erasure_check_s)
         kept_alive, checked = time.monotonic(), None
-        # The header's later-stage reads: watched until `watch_until`, last read as `derived`.
-        watch_until, derived_at, derived = 0.0, 0.0, None
         while True:
             now = time.monotonic()
             if checked is None or now - checked >= wait_s:
@@ -299,15 +360,8 @@ class CustomerStream:
                 if self.erased is not None and await asyncio.to_thread(self.erased):
                     yield sse_message(encode_positions(position), "erased", b"{}")
                     return
-            watching = now < watch_until
-            if watching and now - derived_at >= self.derived_check_s:
-                derived_at, found = now, await self._derived()
-                if found is not None and derived is not None and found != derived:
-                    yield sse_message(encode_positions(position), "header", b"{}")
-                derived = found if found is not None else derived
-            timeout = min(wait_s, self.derived_check_s) if watching else wait_s
             try:
-                batch = await asyncio.wait_for(subscription.queue.get(), timeout)
+                batch = await asyncio.wait_for(subscription.queue.get(), wait_s)
             except TimeoutError:
                 # A batch the hub queued while the timed-out wait was being cancelled (it awaits)
                 # is delivered first: the watermark may have moved past it already.
@@ -323,27 +377,14 @@ class CustomerStream:
                 position.update(advance(position, self.hub.watermark or {}))
                 yield b": keep-alive\n" + sse_message(encode_positions(position))
                 continue
+            if isinstance(batch, HeaderChanged):
+                yield sse_message(encode_positions(position), "header", b"{}")
+                continue
             try:
                 async for message in self._deliver(batch, position):
                     yield message
             except _CredentialEnded:
                 return
-            if self.derived is not None:
-                # What the header read before the later stages store this batch's: taken now,
-                # unless a watch already runs (its value is older, so nothing is missed).
-                if time.monotonic() >= watch_until or derived is None:
-                    derived_at, derived = time.monotonic(), await self._derived()
-                watch_until = time.monotonic() + self.derived_watch_s
-
-    async def _derived(self) -> object | None:
-        """`derived`'s value; None when it cannot be read now (the watch goes on)."""
-        if self.derived is None:
-            return None
-        try:
-            return await asyncio.to_thread(self.derived)
-        except Exception:  # noqa: BLE001 — the warehouse briefly unavailable: asked again
-            logger.warning("stream: could not read what its customer's header derives from")
-            return None
 
     async def _still_authorised(self) -> bool:
         return self.authorised is None or await asyncio.to_thread(self.authorised)

@@ -365,71 +365,89 @@ class Reader:
         await self.messages.aclose()
 
 
+class HeaderReads:
+    """The hub's header reads, from a dict: (tenant, member) -> {kind: count}."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], dict[str, int]] = {}
+        self.calls: list[set[tuple[str, str]]] = []
+        self.failing = False
+
+    def __call__(self, warehouse: object, keys: Any) -> dict[tuple[str, str], dict[str, int]]:
+        self.calls.append(set(keys))
+        if self.failing:
+            raise RuntimeError("warehouse down")
+        return {k: dict(v) for k, v in self.counts.items() if k in keys}
+
+
+async def until(condition: Any, timeout_s: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.01)
+
+
 def test_a_later_stage_storing_what_the_header_reads_tells_the_page_once() -> None:
     # A survey answer's timeline entry goes out; its alert lands a moment later (satisfaction):
     # the page's one refresh after the entry could read the header before it (a browser review:
-    # the churn risk stayed stale). The stream watches what the header reads and says `header`.
-    twin = ArrivalsTwin()
-    derived = {"alerts": 0}
-    asked = threading.Event()
-
-    def header_reads() -> tuple[tuple[str, int], ...]:
-        asked.set()
-        return tuple(sorted(derived.items()))
+    # the churn risk stayed stale). The hub watches what the header reads and the stream says
+    # `header`.
+    twin, reads = ArrivalsTwin(), HeaderReads()
 
     async def scenario() -> None:
-        hub = StreamHub(twin, poll_s=0.01)  # type: ignore[arg-type]
+        hub = StreamHub(twin, poll_s=0.01, header_check_s=0.05, header_reads=reads)  # type: ignore[arg-type]
         stream = CustomerStream(hub, TENANT, [CUSTOMER], None, keep_alive_s=0.05,
-                                derived=header_reads, derived_check_s=0.05)  # fmt: skip
+                                watch_header=True)  # fmt: skip
         reader = Reader(stream.messages())
-        await asyncio.sleep(0.3)
-        assert not asked.is_set()  # nothing delivered yet: nothing to watch
+        await until(lambda: reads.calls)  # the value when the stream opened
         twin.add(0, 0)
         await reader.until(["touchpoint"])
-        # What the header read once the entry went out (the stream reads it after yielding the
-        # entry: stored before that read, the alert would be no change; seen under load in CI).
-        while not asked.is_set():
-            await asyncio.sleep(0.01)
-        derived["alerts"] = 1  # the answer's alert, stored after its entry went out
+        reads.counts[(TENANT, CUSTOMER)] = {"alerts": 1}  # the answer's alert, stored after
         await reader.until(["touchpoint", "header"])
-        await asyncio.sleep(0.5)  # nothing more changed: no second `header`
+        calls = len(reads.calls)
+        await until(lambda: len(reads.calls) >= calls + 5)  # nothing more changed
         assert reader.names == ["touchpoint", "header"]
         await reader.close()
 
     asyncio.run(scenario())
 
 
-def test_the_header_watch_ends_and_a_failed_read_is_no_change() -> None:
-    twin = ArrivalsTwin()
-    reads = {"n": 0}
-    failing = {"now": False}
-    value = {"n": 0}
-
-    def header_reads() -> int:
-        reads["n"] += 1
-        if failing["now"]:
-            raise RuntimeError("warehouse down")
-        return value["n"]
+def test_one_read_serves_every_watching_stream_and_a_failed_read_is_no_change() -> None:
+    twin, reads = ArrivalsTwin(), HeaderReads()
+    merged = ("cust-2", "cust-3")  # a merged customer: either member's rows change its header
 
     async def scenario() -> None:
-        hub = StreamHub(twin, poll_s=0.01)  # type: ignore[arg-type]
-        stream = CustomerStream(hub, TENANT, [CUSTOMER], None, keep_alive_s=0.05,
-                                derived=header_reads, derived_check_s=0.02,
-                                derived_watch_s=0.3)  # fmt: skip
-        reader = Reader(stream.messages())
-        await asyncio.sleep(0.1)  # subscribed: what arrives now is live
-        twin.add(0, 0)
-        await reader.until(["touchpoint"])
-        failing["now"] = True  # a read that fails says nothing changed, and the watch goes on
-        await asyncio.sleep(0.1)
-        failing["now"] = False
-        await asyncio.sleep(0.4)  # the watch (0.3 s) ended, unchanged
-        assert reader.names == ["touchpoint"]
-        asked = reads["n"]
-        assert asked >= 3
-        value["n"] = 1  # stored after the watch ended: not asked for any more
-        await asyncio.sleep(0.3)
-        assert reads["n"] == asked and reader.names == ["touchpoint"]
-        await reader.close()
+        hub = StreamHub(twin, poll_s=0.01, header_check_s=0.02, header_reads=reads)  # type: ignore[arg-type]
+        one = Reader(CustomerStream(hub, TENANT, [CUSTOMER], None, keep_alive_s=0.05,
+                                    watch_header=True).messages())  # fmt: skip
+        two = Reader(CustomerStream(hub, TENANT, list(merged), None, keep_alive_s=0.05,
+                                    watch_header=True).messages())  # fmt: skip
+        plain = Reader(CustomerStream(hub, TENANT, ["cust-4"], None,
+                                      keep_alive_s=0.05).messages())  # fmt: skip
+        both = {(TENANT, CUSTOMER), (TENANT, merged[0]), (TENANT, merged[1])}
+        await until(lambda: both in reads.calls)  # one read for both streams, not the plain one
+        assert all(keys <= both for keys in reads.calls)
+        reads.failing = True  # reads that fail say nothing changed, and the hub reads on
+        calls = len(reads.calls)
+        await until(lambda: len(reads.calls) >= calls + 3)
+        reads.counts[("other-tenant", merged[1])] = {"alerts": 3}  # another tenant's customer
+        reads.failing = False
+        calls = len(reads.calls)
+        await until(lambda: len(reads.calls) >= calls + 3)
+        assert one.names == two.names == plain.names == []
+        reads.counts[(TENANT, merged[1])] = {"texts": 1}  # the absorbed member's text
+        await two.until(["header"])
+        calls = len(reads.calls)
+        await until(lambda: len(reads.calls) >= calls + 3)
+        assert (one.names, two.names, plain.names) == ([], ["header"], [])
+        for reader in (one, two):
+            await reader.close()
+        # No stream watches: the hub stops reading.
+        await until(lambda: hub.header_task is not None and hub.header_task.done())
+        calls = len(reads.calls)
+        await asyncio.sleep(0.2)
+        assert len(reads.calls) == calls
+        await plain.close()
+        await hub.stop()
 
     asyncio.run(scenario())

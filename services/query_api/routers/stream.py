@@ -31,7 +31,6 @@ from kernel.auth import still_authorised
 from kernel.ports import Principal
 from services.projections.arrivals import InvalidStreamCursor, Positions, decode_positions
 from services.projections.sql import customer_exists
-from services.query_api.header_watch import derived_of
 from services.query_api.params import SummaryLanguage
 from services.query_api.routers.customers import (
     CUSTOMER_READ_RESPONSES,
@@ -156,7 +155,7 @@ async def stream_customer(
     stream = CustomerStream(
         hub, tenant_id, members, cursor, lang=lang, erased=erased,
         authorised=still_authorised(request),
-        derived=lambda: derived_of(hub.warehouse, tenant_id, members),
+        watch_header=True,
     )  # fmt: skip
     # no-store: personal data; X-Accel-Buffering: a proxy must pass each message on at once.
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
