@@ -13,8 +13,7 @@ from cem import data_dir
 from cem.cli_errors import USAGE_ERROR, CliError, positive_number, run_reporting
 from cem.cli_format import Formatter
 from cem.cli_output import check_port_free, format_table, reachable
-from kernel.auth import ROLES
-from kernel.ports import KeyStore
+from kernel.ports import ROLES, KeyStore
 
 
 class Parser(argparse.ArgumentParser):
@@ -514,29 +513,90 @@ def _add_bench(sub: Any) -> None:
     feeling.set_defaults(func=_bench_sentiment)
 
 
-def parser() -> argparse.ArgumentParser:
-    from cem.audit_cli import add_commands as add_audit_commands
-    from cem.calendar_cli import add_commands as add_calendar_commands
-    from cem.channels_cli import add_commands as add_channel_commands
-    from cem.demo_cli import add_commands as add_demo_commands
-    from cem.migrate_ids import add_commands as add_migrate_commands
-    from cem.retention_cli import add_commands as add_retention_commands
-    from cem.serve import add_arguments as add_serve_arguments
+def _add_demo(sub: Any) -> None:
+    from cem.demo_cli import add_commands
 
+    add_commands(sub, _command)
+
+
+def _add_serve(sub: Any) -> None:
+    from cem.serve import add_arguments
+
+    add_arguments(_command(sub, "serve", LAZY_HELP["serve"]))
+
+
+def _add_channels(sub: Any) -> None:
+    from cem.channels_cli import add_commands
+
+    add_commands(sub)
+
+
+def _add_audit(sub: Any) -> None:
+    from cem.audit_cli import add_commands
+
+    add_commands(sub, _command)
+
+
+def _add_retention(sub: Any) -> None:
+    from cem.retention_cli import add_commands
+
+    add_commands(sub, _command)
+
+
+def _add_calendar(sub: Any) -> None:
+    from cem.calendar_cli import add_commands
+
+    add_commands(sub, _command)
+
+
+def _add_migrate_ids(sub: Any) -> None:
+    from cem.migrate_ids import add_commands
+
+    add_commands(sub, _command)
+
+
+# Commands whose module is imported only when the command is run or its help is asked for, so
+# that a start of `cem` pays for one of them at most (their imports took about a second). Each
+# module's own parser says the same help (a test checks).
+LAZY_HELP = {
+    "demo": "seed the demo people, keys and traffic into a running platform",
+    "serve": "run one service of the distributed mode",
+    "channels": "configure provider webhooks (Twilio, Shopify, …)",
+    "dead-letters": "list or replay dead letters",
+    "audit": "who read which customer's data",
+    "retention": "how long each tenant's data is kept",
+    "calendar": "a tenant's time zone, opening hours and holidays",
+    "migrate-ids": "re-file an embedded data directory with opaque ids",
+}
+# Each adder and the commands it adds, in `cem --help`'s order.
+_COMMANDS: tuple[tuple[tuple[str, ...], Callable[[Any], None]], ...] = (
+    (("up",), _add_up),
+    (("keys", "users"), _add_keys),
+    (("simulate",), _add_simulate),
+    (("demo",), _add_demo),
+    (("serve",), _add_serve),
+    (("channels", "dead-letters"), _add_channels),
+    (("audit",), _add_audit),
+    (("retention",), _add_retention),
+    (("calendar",), _add_calendar),
+    (("replay",), _add_replay),
+    (("migrate-ids",), _add_migrate_ids),
+    (("bench",), _add_bench),
+)
+
+
+def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """`cem`'s parser. With `argv`, only the command it names is built whole: the others are
+    their name and help (`LAZY_HELP`), enough for `cem --help` and for a mistyped name."""
+    chosen = next((a for a in argv if not a.startswith("-")), None) if argv is not None else None
     root = Parser(prog="cem", description="customer-experience platform", formatter_class=Formatter)
     sub = root.add_subparsers(dest="command", required=True)
-    _add_up(sub)
-    _add_keys(sub)
-    _add_simulate(sub)
-    add_demo_commands(sub, _command)
-    add_serve_arguments(_command(sub, "serve", "run one service of the distributed mode"))
-    add_channel_commands(sub)
-    add_audit_commands(sub, _command)
-    add_retention_commands(sub, _command)
-    add_calendar_commands(sub, _command)
-    _add_replay(sub)
-    add_migrate_commands(sub, _command)
-    _add_bench(sub)
+    for names, add in _COMMANDS:
+        if argv is None or chosen in names or not set(names) <= LAZY_HELP.keys():
+            add(sub)
+        else:
+            for name in names:
+                _command(sub, name, LAZY_HELP[name])
     return root
 
 
@@ -547,7 +607,8 @@ LONG_RUNNING = frozenset({"up", "serve", "demo", "simulate", "bench"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser(argv).parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     if args.command not in LONG_RUNNING:
         logging.getLogger("psycopg.pool").setLevel(logging.ERROR)

@@ -13,7 +13,6 @@ import os
 import sys
 from collections.abc import Callable
 
-import httpx
 from pydantic import ValidationError
 
 from cem.adapters.sqlite_damage import damaged_file_report
@@ -62,7 +61,8 @@ def describe(exc: BaseException) -> tuple[str, int] | None:
         return _validation_message(exc), USAGE_ERROR
     if isinstance(exc, SimulationError):
         return str(exc), FAILED
-    if isinstance(exc, httpx.TransportError):
+    httpx = sys.modules.get("httpx")  # not imported: the error cannot be one of its own
+    if httpx is not None and isinstance(exc, httpx.TransportError):
         return f"cannot reach the server: {exc}", FAILED
     if isinstance(exc, LogUnavailable):  # PostgreSQL, Kafka or a log that cannot answer in time
         return str(exc), FAILED

@@ -8,8 +8,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
 from cem.cli_errors import CliError
 
 
@@ -33,6 +31,8 @@ def check_port_free(host: str, port: int, option: str = "--port") -> None:
 
 def reachable(url: str) -> None:
     """Fail in one line when nothing answers at `url` (a wrong port, a typo in the host)."""
+    import httpx  # here: every command's start would pay for it
+
     target = httpx.URL(url)
     if target.scheme not in ("http", "https") or not target.host:
         raise CliError(f"--url must be an http(s) URL with a host, got {url!r}", status=2)

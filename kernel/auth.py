@@ -19,9 +19,8 @@ from fastapi.security.base import SecurityBase
 
 from kernel.accounts import Accounts, ActiveSession
 from kernel.api_errors import ApiError
-from kernel.ports import KeyStore, Principal
+from kernel.ports import ROLES, KeyStore, Principal
 
-ROLES = ("ingest", "agent", "manager", "admin")
 # The 401 every authenticated route of the query API documents (OpenAPI `responses`), said once.
 UNAUTHENTICATED: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing, unknown or revoked credential"},

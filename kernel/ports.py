@@ -115,6 +115,10 @@ class Warehouse(Protocol):
     def close(self) -> None: ...
 
 
+# What a credential may do (a Principal's role); kernel/auth.py says which routes each may use.
+ROLES = ("ingest", "agent", "manager", "admin")
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who a credential belongs to."""

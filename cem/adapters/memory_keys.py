@@ -18,8 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from kernel.auth import ROLES
-from kernel.ports import Principal
+from kernel.ports import ROLES, Principal
 from kernel.tenants import check_tenant_id
 
 SECRET_PATTERN = re.compile(r"^cem_([0-9a-f]{16})_([A-Za-z0-9_\-]{32,128})$")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cem import data_dir
+from cem import cli, data_dir
 from cem.adapters.sqlite_identity_store import SqliteIdentityStore
 from cem.cli import parser
 from cem.serving import free_port, stop_processes, wait_until_serving
@@ -304,3 +304,41 @@ def test_migrating_a_directory_that_does_not_exist_makes_none(tmp_path: Path) ->
     )
     assert_one_line_mistake(done, "no event log in")
     assert not missing.exists()  # it was created, empty, before the refusal (found by a review)
+
+
+def _subcommands(p: argparse.ArgumentParser) -> dict[str, str]:
+    """The commands' names and help, as `cem --help` lists them."""
+    action = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+    return {c.dest: c.help or "" for c in action._choices_actions}
+
+
+def test_a_command_builds_only_its_own_parser_and_cem_help_lists_every_command() -> None:
+    whole = parser()
+    assert _subcommands(parser(["--help"])) == _subcommands(whole)  # names, order and help
+    lazy = {name for name, _ in _subcommands(whole).items() if name in cli.LAZY_HELP}
+    assert lazy == set(cli.LAZY_HELP)
+    for name in cli.LAZY_HELP:
+        chosen = parser([name, "--help"])
+        siblings = next(set(names) for names, _ in cli._COMMANDS if name in names)
+        for other in lazy - siblings:  # the others are their name and help only
+            assert not _commands_of(chosen, other)._actions[1:], other
+        assert _commands_of(chosen, name).format_help() == _commands_of(whole, name).format_help()
+
+
+def _commands_of(p: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    action = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+    found: argparse.ArgumentParser = action.choices[name]
+    return found
+
+
+def test_cem_help_starts_without_the_commands_modules() -> None:
+    # `cem --help`, `cem keys …`: about a second of imports before (fastapi, httpx, the identity
+    # rules) for modules of other commands.
+    code = (
+        "import sys; from cem.cli import parser; parser(['keys', 'list']);"
+        "heavy = [m for m in ('fastapi', 'httpx', 'cem.audit_cli', 'cem.migrate_ids',"
+        " 'cem.retention_cli', 'cem.serve', 'services.identity') if m in sys.modules];"
+        "print(heavy)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
