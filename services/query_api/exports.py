@@ -169,11 +169,13 @@ def download(
     lang: Language | None = None,
 ) -> Response:
     """The rows as a file to save (`Content-Disposition: attachment`), never cached; with
-    `lang`, an Excel file's header row is in words of that language (`export_titles`)."""
+    `lang`, an Excel file's header row and the codes the pages word are in words of that
+    language (`export_titles`)."""
     if fmt == ExportFormat.xlsx and lang is not None:
-        from services.query_api.web.export_titles import column_titles
+        from services.query_api.web.export_titles import column_titles, worded_row
 
-        body = to_xlsx(rows, columns, titles=column_titles(list(columns), lang))
+        worded = [worded_row(row, lang) for row in rows]
+        body = to_xlsx(worded, columns, titles=column_titles(list(columns), lang))
     else:
         body = _WRITERS[fmt](rows, columns)
     headers = {

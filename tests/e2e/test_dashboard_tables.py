@@ -11,6 +11,7 @@ from typing import Any
 import openpyxl
 import pyarrow.parquet as pq
 
+from services.query_api.web.export_titles import column_title
 from tests.e2e.deployments import TENANT_A, Api, Deployment, new_tag, survey
 from tests.events import event, iso
 
@@ -171,6 +172,11 @@ def test_exports_hold_the_numbers_of_the_json(api: Api, deployment: Deployment) 
     assert [(r["Id de la alerta"], r["Puntuación"]) for r in worded] == [
         (a["alert_id"], a["score"]) for a in alerts
     ]
+    # ... and what the alert says, its status and its channel, as the Spanish pages say them.
+    said, status = column_title("message", "es"), column_title("status", "es")
+    assert [(r[said].split(" ")[0], r[status]) for r in worded] == [
+        ("Respuesta", "abierta") for _ in alerts
+    ], worded
     cells_es = excel(download(api, manager, path, "xlsx", touchpoint=touchpoint, lang="es",
                               **window()))  # fmt: skip
     for header in (list(worded[0]), list(cells_es[0])):

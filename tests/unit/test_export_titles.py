@@ -12,8 +12,9 @@ import pytest
 from services.query_api.exports import ExportFormat, download, touchpoint_columns
 from services.query_api.routers import audit, fcr, responses, service
 from services.query_api.routers.alerts import AlertOut, DriftOut
-from services.query_api.web.export_titles import column_title, column_titles
-from services.satisfaction.alert_texts import score_text, sentiment_text
+from services.query_api.web.export_titles import column_title, column_titles, worded_row
+from services.satisfaction.alert_texts import AlertText, score_text, sentiment_text
+from services.satisfaction.lifecycle import Status
 
 EXPORTS = {
     "satisfaction": touchpoint_columns(),
@@ -106,3 +107,46 @@ def test_the_excel_header_is_in_words_and_the_csv_keeps_its_codes() -> None:
     assert download(rows, columns, "x", ExportFormat.csv, "es").body.startswith(
         b"touchpoint,metrics.nps@1.value"
     )
+
+
+def alert_row(text: AlertText, **more: object) -> dict[str, object]:
+    """An alert as its download flattens it."""
+    return {"message": text.english(), "message_code": text.code, "status": Status.assigned,
+            "channel": "phone", **{f"message_params.{k}": v for k, v in text.params.items()},
+            **more}  # fmt: skip
+
+
+def test_the_spanish_sheet_says_a_channel_a_status_and_an_alert_as_the_pages_do() -> None:
+    row = alert_row(sentiment_text("survey_comment", -0.85, "es", "pysentimiento", -0.6))
+    worded = worded_row(row, "es")
+    assert worded["message"] == (
+        "comentario de encuesta con puntuación -0,85 (es, pysentimiento), igual o inferior a -0,6: "
+        "cliente en riesgo"
+    )
+    assert (worded["status"], worded["channel"]) == ("asignada", "teléfono")
+    assert worded["message_params.score"] == "-0.85"  # the parameters stay the API's
+    # In English the text is the API's own message, word for word.
+    english = worded_row(row, "en")
+    assert english["message"] == row["message"]
+    assert (english["status"], english["channel"]) == ("assigned", "phone")
+
+
+def test_codes_without_words_stay_as_they_are() -> None:
+    row = {"message": "said by an older release", "message_code": None, "status": "snoozed",
+           "channel": "carrier_pigeon", "touchpoint": "web"}  # fmt: skip
+    assert worded_row(row, "es") == row
+    row = alert_row(score_text("csat", 1, "1-5", 2), message_code="at_risk.unknown")
+    assert worded_row(row, "es")["message"] == row["message"]
+
+
+def test_the_excel_rows_are_worded_and_the_csv_rows_are_not() -> None:
+    row = alert_row(score_text("csat", 1, "1-5", 2))
+    columns = ["channel", "status", "message"]
+    sheet = download([row], columns, "x", ExportFormat.xlsx, "es")
+    book = openpyxl.load_workbook(io.BytesIO(sheet.body), read_only=True).active
+    assert book is not None
+    values = list(book.iter_rows(values_only=True))[1]
+    assert values[:2] == ("teléfono", "asignada")
+    assert str(values[2]).startswith("Respuesta CSAT de 1 en la escala 1-5")
+    csv = download([row], columns, "x", ExportFormat.csv, "es").body.decode()
+    assert "phone,assigned,CSAT answer 1 on the 1-5 scale" in csv

@@ -1,16 +1,21 @@
-"""An Excel download's header row in words (`?lang=en|es`), for the people who open it: a manager
-saw `metrics.csat@1.low_confidence` where the dashboard says "CSAT %" (a browser review).
+"""An Excel download in words (`?lang=en|es`), for the people who open it: a manager saw
+`metrics.csat@1.low_confidence` where the dashboard says "CSAT %" (a browser review), and
+`phone` or an English alert in a Spanish sheet.
 
-Only the header changes: the rows are the API's values, and CSV and Parquet keep the column codes
-(scripts read those). A column is titled from its parts: a metric's name as the dashboard writes
+The header row, and the values the pages word (a channel, an alert's status and text); every
+other value is the API's, and CSV and Parquet keep the codes (scripts read those). A column is titled from its parts: a metric's name as the dashboard writes
 it, then what of it the column holds (its answers, whether they are too few, its interval); a
 column this table does not know keeps its code, so a new field is never dropped.
 """
 
 from __future__ import annotations
 
-from services.projections.timeline import Language
-from services.query_api.web.i18n import MESSAGES
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from services.projections.timeline import CHANNEL_NAMES, Language
+from services.query_api.web.i18n import MESSAGES, alert_text_key
 
 # Words an export needs that the pages do not (each language has every key).
 _WORDS: dict[str, dict[str, str]] = {
@@ -209,3 +214,51 @@ def column_titles(columns: list[str], lang: Language) -> list[str]:
     titles = [column_title(c, lang) for c in columns]
     repeated = {t for t in titles if titles.count(t) > 1}
     return [f"{t} ({c})" if t in repeated else t for t, c in zip(titles, columns, strict=True)]
+
+
+# A number as the API writes it in an alert's parameters ("-0.85", "1.7e-11").
+_NUMBER = re.compile(r"^([+-]?\d+)(?:\.(\d+))?(e[+-]?\d+)?$")
+
+
+def _local_number(text: str, lang: Language) -> str:
+    """`text` with this language's decimal mark when it is a number ("-0,85"); else as it is
+    (common.js `localNumber`)."""
+    found = _NUMBER.match(text)
+    if lang == "en" or found is None or found.group(2) is None:
+        return text
+    return f"{found.group(1)},{found.group(2)}{found.group(3) or ''}"
+
+
+def alert_text(row: Mapping[str, Any], lang: Language) -> str | None:
+    """What a flattened alert row says in `lang` (its `message_code` and `message_params.*`
+    filled into the pages' text, as common.js `alertText` does); None without a known code."""
+    code = row.get("message_code")
+    template = MESSAGES[lang].get(alert_text_key(code)) if isinstance(code, str) else None
+    if template is None:
+        return None
+
+    def fill(found: re.Match[str]) -> str:
+        name = found.group(1)
+        value = row.get(f"message_params.{name}")
+        if value is None:
+            return found.group(0)
+        if name in ("where", "unit"):
+            return MESSAGES[lang].get(f"alert_{name}_{value}", str(value))
+        return str(value) if name == "touchpoint" else _local_number(str(value), lang)
+
+    return re.sub(r"\{([a-z_]+)\}", fill, template)
+
+
+def worded_row(row: Mapping[str, Any], lang: Language) -> dict[str, Any]:
+    """An Excel row's codes in words of `lang`, as the pages show them: a channel's name, an
+    alert's status and what it says. Every other value, and a code without words, as it is."""
+    worded = dict(row)
+    channel = row.get("channel")
+    if isinstance(channel, str):
+        worded["channel"] = CHANNEL_NAMES[lang].get(channel, channel)
+    status = row.get("status")
+    if isinstance(status, str):
+        worded["status"] = MESSAGES[lang].get(f"status_{status}", status)
+    if "message" in row and (text := alert_text(row, lang)) is not None:
+        worded["message"] = text
+    return worded
