@@ -24,7 +24,7 @@ from kernel.customer_key import customer_key, event_identifiers
 from kernel.processing import to_micros
 from schemas import families as f
 from schemas.envelope import Event
-from schemas.families import SCALES, filed_customer, parse_payload
+from schemas.families import PLATFORM_TYPES, SCALES, filed_customer, parse_payload
 from services.identity.person_names import may_be_one, normalise_name, written_name
 from services.projections.repeat_contact import RepeatContact
 from services.projections.timeline import amount_text, from_micros
@@ -32,7 +32,7 @@ from services.projections.timeline import amount_text, from_micros
 UNITS_PER_AMOUNT = 10_000  # payload amounts have at most 4 decimal places
 
 # Fact fields. The field decides how the read combines a fact; the key says what it is about.
-TOUCH = "touch"  # every event; key = channel, str = touchpoint
+TOUCH = "touch"  # every contact (not a platform event); key = channel, str = touchpoint
 ORDER = "order"  # key = currency, num = amount in units
 RETURN = "return"  # key = currency, num = amount in units
 SURVEY = "survey"  # key = survey kind, num = score
@@ -99,11 +99,19 @@ _FAMILY_FACTS: dict[str, Callable[[Any], list[Fact]]] = {
 
 
 def facts_of(event: Event) -> list[Fact]:
-    touch = Fact(TOUCH, event.channel.value, event.touchpoint, 1)
+    # The platform's own events (a manager working an alert, an erasure) are on the customer's
+    # timeline but are no contact of theirs: they do not move the last contact, the channels
+    # used or the event count (a browser review: resolving an alert made the header say the
+    # customer had been in touch a minute ago, on channel "other").
+    touch = (
+        []
+        if event.type in PLATFORM_TYPES
+        else [Fact(TOUCH, event.channel.value, event.touchpoint, 1)]
+    )
     known = [Fact(IDENTIFIER, f"{kind}:{value}") for kind, value in event_identifiers(event)]
     family = _FAMILY_FACTS.get(event.type)
     extra = family(parse_payload(event.type, event.payload)) if family else []
-    return [touch, *known, *extra, *_name_facts(event)]
+    return [*touch, *known, *extra, *_name_facts(event)]
 
 
 def _name_facts(event: Event) -> list[Fact]:
@@ -208,8 +216,12 @@ class Profile(BaseModel):
         "then every customer merged into it"
     )
     first_seen: datetime
-    last_seen: datetime
-    events: int
+    last_seen: datetime = Field(
+        description="the customer's last touchpoint; the platform's own events on the timeline "
+        "(a manager working an alert, an erasure) are no contact of theirs and count in none "
+        "of last_seen, events, last_channel, last_touchpoint and channels"
+    )
+    events: int = Field(description="the customer's touchpoints")
     last_channel: str
     last_touchpoint: str
     channels: list[ChannelUsage] = Field(description="most used first")

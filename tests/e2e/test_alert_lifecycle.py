@@ -71,6 +71,12 @@ def test_a_manager_assigns_acknowledges_and_resolves_an_alert(
     ]
     assert actions[0]["payload"]["note"] == "refund sent"
     assert "refund sent" in actions[0]["summary"]
+    # Working the alert is no contact of the customer's: the header's last contact is still the
+    # answer an hour ago (a browser review saw "Last contact: a minute ago · other").
+    profile = api.profile(deployment.key(TENANT_A, "agent"), customer_id).json()
+    assert (profile["events"], profile["last_channel"]) == (1, "survey"), profile
+    assert profile["last_touchpoint"] == f"line-{tag}"
+    assert [c["channel"] for c in profile["channels"]] == ["survey"]
 
     again = act(api, manager, alert_id, "resolve", {"note": "twice"})
     assert again.status_code == 409

@@ -259,3 +259,19 @@ def test_money_is_reported_as_a_decimal_string(units: int, text: str) -> None:
 def test_sums_of_units_are_exact(amounts: list[Decimal]) -> None:
     total = sum(to_units(a) for a in amounts)
     assert Decimal(format_units(total)) == sum(amounts, Decimal(0))
+
+
+def test_working_an_alert_is_no_contact_of_the_customers() -> None:
+    # A manager resolving the customer's alert: on the timeline, but the header's last contact,
+    # channels and event count stay the customer's own (a browser review saw "other" and a
+    # contact a minute ago).
+    answered = event("survey.answered", "survey", {"kind": "csat", "score": 1, "survey_id": "s"},
+                     0, touchpoint="line")  # fmt: skip
+    resolved = event("alert.resolved", "other", {"alert_id": "a-1", "actor": "user:m@x.es",
+                     "note": "refund sent"}, 30, touchpoint="alert_queue",
+                     customer={"customer_id": "cem:customer:cust-1"})  # fmt: skip
+    assert "touch" not in {r["field"] for r in to_profile_facts(resolved)}
+    profile = profile_of([answered, resolved])
+    assert (profile.events, profile.last_channel, profile.last_touchpoint) == (1, "survey", "line")
+    assert profile.last_seen == answered.derived_at
+    assert [c.channel for c in profile.channels] == ["survey"]

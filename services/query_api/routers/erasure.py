@@ -93,7 +93,10 @@ class MemberOut(BaseModel):
         default=None, description="`merge_reason` as a code, when identity wrote it itself"
     )
     reason_params: dict[str, str] | None = None
-    events: int | None = Field(description="its events in the timeline; null without a warehouse")
+    events: int | None = Field(
+        description="its touchpoints in the timeline (the profile's events); null without a "
+        "warehouse"
+    )
 
 
 class PlannedIdentifierOut(BaseModel):
