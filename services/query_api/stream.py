@@ -20,11 +20,14 @@ the hub what arrived at or before its watermark (which every stream it feeds has
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import orjson
 
@@ -59,6 +62,10 @@ RETRY_MS = 1000
 # How often the hub reads what the headers of the open streams' customers read from the later
 # stages (header_watch.py: one query for every stream), and tells a stream whose value changed.
 HEADER_CHECK_S = 2.0
+# How long `StreamHub.stop` waits for the reads still running in worker threads.
+STOP_WAIT_S = 10.0
+
+T = TypeVar("T")
 
 
 Earlier = set[tuple[str, str, str]]  # (tenant, customer, event) that had already arrived
@@ -108,6 +115,12 @@ class StreamHub:
         self.warehouse, self.poll_s, self.wakeup = warehouse, poll_s, wakeup
         self.header_check_s, self.header_reads = header_check_s, header_reads
         self.header_task: asyncio.Task[None] | None = None
+        # The blocking reads of the hub and its streams (`read`): a cancelled await leaves its
+        # thread running, so `stop` waits for these before the app closes what they read.
+        self.executor = concurrent.futures.ThreadPoolExecutor(
+            min(32, (os.cpu_count() or 1) + 4), thread_name_prefix="stream-read"
+        )
+        self.reads: set[concurrent.futures.Future[Any]] = set()
         self.watermark: Positions | None = None
         # When the read that moved the watermark last began (time.monotonic()).
         self.read_at: float | None = None
@@ -129,7 +142,7 @@ class StreamHub:
                 # Idle until now: the old watermark is stale, and no open stream depends on it.
                 # The old watermark is a floor: positions only grow (latest_positions).
                 floor, began = self.watermark or {}, time.monotonic()
-                self.watermark = await asyncio.to_thread(latest_positions, self.warehouse, floor)
+                self.watermark = await self.read(latest_positions, self.warehouse, floor)
                 self.read_at = began
             assert self.watermark is not None
             for member in subscription.members:
@@ -141,7 +154,8 @@ class StreamHub:
             return subscription, dict(self.watermark)
 
     async def stop(self) -> None:
-        """Stop polling (the app is shutting down and will close the warehouse next)."""
+        """Stop polling (the app is shutting down and will close the warehouse next), and wait
+        for the reads still running in threads (up to `STOP_WAIT_S`)."""
         tasks = (self.task, self.header_task)
         self.task = self.header_task = None
         for task in tasks:
@@ -149,6 +163,16 @@ class StreamHub:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        running = [f for f in self.reads.copy() if not f.done()]
+        if running:
+            await asyncio.to_thread(concurrent.futures.wait, running, STOP_WAIT_S)
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` in a worker thread (a warehouse or identity read), off the event loop."""
+        future = self.executor.submit(fn, *args)
+        self.reads.add(future)
+        future.add_done_callback(self.reads.discard)
+        return await asyncio.wrap_future(future)
 
     def recent(self, max_age_s: float) -> Positions | None:
         """The watermark while the hub polls, if the read that moved it last began at most
@@ -189,11 +213,11 @@ class StreamHub:
         async with self.lock:
             assert self.watermark is not None
             began = time.monotonic()
-            arrivals = await asyncio.to_thread(poll_arrivals, self.warehouse, self.watermark)
+            arrivals = await self.read(poll_arrivals, self.warehouse, self.watermark)
             followed = [a for a in arrivals if (a.tenant_id, a.customer_id) in self.by_customer]
             earlier: Earlier = set()
             if followed:  # only what some stream is about to show is checked for repeats
-                earlier = await asyncio.to_thread(
+                earlier = await self.read(
                     earlier_arrivals, self.warehouse, followed, self.watermark
                 )
             self.dispatch(arrivals, earlier)
@@ -230,7 +254,7 @@ class StreamHub:
             return {}
         keys = {(s.tenant_id, m) for s in subscriptions for m in s.members}
         try:
-            counts = await asyncio.to_thread(self.header_reads, self.warehouse, keys)
+            counts = await self.read(self.header_reads, self.warehouse, keys)
         except Exception:  # noqa: BLE001 — the warehouse briefly unavailable: read again later
             logger.warning("stream hub: could not read what the customers' headers derive from")
             return {}
@@ -330,7 +354,7 @@ class CustomerStream:
         """What arrived between the client's cursor and the hub's watermark, page by page (a
         page is a prefix of every partition it reaches, so the next starts where it ended)."""
         while True:
-            missed, earlier = await asyncio.to_thread(self._missed, after, up_to, dict(position))
+            missed, earlier = await self.hub.read(self._missed, after, up_to, dict(position))
             unseen = [a for a in missed if not is_repeat(a, self.members, earlier)]
             async for message in self._deliver(unseen, position):
                 yield message
@@ -357,7 +381,7 @@ class CustomerStream:
                 checked = now
                 if not await self._still_authorised():
                     return
-                if self.erased is not None and await asyncio.to_thread(self.erased):
+                if self.erased is not None and await self.hub.read(self.erased):
                     yield sse_message(encode_positions(position), "erased", b"{}")
                     return
             try:
@@ -387,7 +411,7 @@ class CustomerStream:
                 return
 
     async def _still_authorised(self) -> bool:
-        return self.authorised is None or await asyncio.to_thread(self.authorised)
+        return self.authorised is None or await self.hub.read(self.authorised)
 
     async def _deliver(
         self, arrivals: Sequence[Arrival], position: Positions
@@ -398,7 +422,7 @@ class CustomerStream:
         self.shown.update(a.event_id for a in set(arrivals).difference(fresh))
         if not fresh:
             return
-        entries = await asyncio.to_thread(
+        entries = await self.hub.read(
             _flagged_entries,
             self.hub.warehouse,
             self.tenant_id,

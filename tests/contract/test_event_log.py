@@ -61,6 +61,20 @@ def by_position(records: list[Consumed]) -> list[Consumed]:
     return sorted(records, key=lambda r: (r.partition, r.offset))
 
 
+def until_waiting_in(thread: threading.Thread, function: str, timeout_s: float = 30.0) -> None:
+    """Until `thread`'s stack holds a call of `function`: a poll that has not started by the time
+    the log closes is refused, not woken (a 0.1 s sleep was not enough under load in CI)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        frame = sys._current_frames().get(thread.ident or -1)
+        while frame is not None and frame.f_code.co_name != function:
+            frame = frame.f_back
+        if frame is not None:
+            return
+        assert time.monotonic() < deadline, f"the poll never waited in {function}"
+        time.sleep(0.01)
+
+
 def next_offsets(batch: list[Consumed]) -> dict[int, int]:
     ends: dict[int, int] = {}
     for record in batch:
@@ -70,6 +84,9 @@ def next_offsets(batch: list[Consumed]) -> dict[int, int]:
 
 class EventLogContract:
     """Behaviour every EventLog must show. Subclasses provide `make_log`."""
+
+    # What a poll waiting for records is blocked in (threading.Condition.wait here).
+    poll_waits_in = "wait"
 
     def make_log(self, tmp_path: Path, partitions: int) -> EventLog:
         raise NotImplementedError
@@ -199,7 +216,7 @@ class EventLogContract:
         got: list[list[Consumed]] = []
         waiter = threading.Thread(target=lambda: got.append(log.poll(topic, group, 10, 20.0)))
         waiter.start()
-        time.sleep(0.1)
+        until_waiting_in(waiter, self.poll_waits_in)
         log.close()
         waiter.join(25.0)
         assert got == [[]]
@@ -371,6 +388,7 @@ class TestSqliteLog(DurableEventLogContract):
         assert isinstance(log, SqliteLog)
         log.end_offsets(topic)
         poll, waiting = _waiting_poll(log, topic, group)
+        until_waiting_in(poll, "wait")  # else its first read may find the record
         _append_from_another_process(log.path, topic, b"from elsewhere")
         poll.join(1.0)
         still_waiting = poll.is_alive()

@@ -33,6 +33,8 @@ class TestKafkaLog(DurableEventLogContract):
     """The whole suite, the restart cases included: a broker outlives the client, so reopening
     means a new client on the same cluster and namespace."""
 
+    poll_waits_in = "_poll_locked"  # its reader set up, fetching until records or the timeout
+
     @pytest.fixture(autouse=True)
     def _broker(self, kafka_bootstrap: str) -> None:
         self.bootstrap = kafka_bootstrap
@@ -119,8 +121,9 @@ def test_append_without_a_broker_raises_log_unavailable_within_the_bound(
         started = time.monotonic()
         with pytest.raises(LogUnavailable, match="Kafka"):
             dead_log.append("touchpoints", [Record(b"k", b"v")])
-        # Bounded by the log's timeout (1 s here), with slack for a busy machine.
-        assert time.monotonic() - started < 1.0 + 2.0
+        # Bounded by the log's timeout (1 s here), with slack for a machine stalled for seconds:
+        # unbounded, kafka-python's producer would block for its max_block_ms, 60 s.
+        assert time.monotonic() - started < 1.0 + 8.0
 
 
 def test_concurrent_appends_without_a_broker_each_fail_within_their_own_bound(

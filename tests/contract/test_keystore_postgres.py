@@ -84,4 +84,4 @@ def test_an_unreachable_server_is_unavailable_not_a_rejection() -> None:
     with pytest.raises(LogUnavailable, match=f"127.0.0.1:{port}/cem") as raised:
         PostgresKeyStore(f"postgresql://cem:s3cret@127.0.0.1:{port}/cem", timeout_s=1.0)
     assert "s3cret" not in str(raised.value)  # the DSN's password never reaches a message
-    assert time.monotonic() - started < 1.0 + 3.0
+    assert time.monotonic() - started < 1.0 + 8.0  # slack for a machine stalled for seconds

@@ -265,7 +265,8 @@ def test_a_claim_held_by_another_publisher_times_out_as_unavailable(
             started = time.monotonic()
             with pytest.raises(LogUnavailable, match="lock"):
                 IdempotentPublisher(log, index, timeout_s=0.3).publish([event])
-            assert time.monotonic() - started < 0.3 + 2.0
+            # Slack for a loaded machine, still short of the 5 s the lock is held.
+            assert time.monotonic() - started < 0.3 + 3.5
         assert stored(log) == []
         assert IdempotentPublisher(log, index).publish([event]) == [ACCEPTED]
     finally:

@@ -69,6 +69,9 @@ def test_without_runners_started_there_is_nothing_to_wait_for(platform: Platform
 
 def test_a_bulk_request_waits_until_the_filing_stage_has_caught_up(platform: Platform) -> None:
     platform.start()
+    # A stall far longer than this test takes: under load the seconds between the first
+    # request's backlog read and the check below could pass the 3 s one, letting the second in.
+    gate_of(platform).stall_s = 60.0
     api = Client(platform)
     [filing] = [r for r in platform.runners if r.stage == FILING_STAGE]
     filing.stop()

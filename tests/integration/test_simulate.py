@@ -153,7 +153,9 @@ def test_simulate_sends_paced_live_traffic_that_is_stored(url: str, ingest: Inge
 def test_low_rates_send_small_batches_several_times_a_second(url: str, ingest: Ingest):
     report = simulate(url, KEY, rate=20, customers=10, duration_s=1.2, batch_size=100)
     assert report.accepted == report.sent == len(ingest.stored)
-    assert report.requests >= 3  # batches of about rate/4, not one batch of 100 every 5 s
+    # Batches of about rate/4, not one batch of 100 every 5 s (counted by size: how many went
+    # in 1.2 s depends on how fast a loaded machine answers).
+    assert max(len(b) for b in ingest.batches) <= 5
     assert 10 <= report.sent <= 60
 
 
@@ -165,7 +167,10 @@ def test_live_traffic_runs_until_stopped_from_another_thread(url: str, ingest: I
         target=lambda: reports.append(live_traffic(url, KEY, population, Random(8), 100, stop))
     )
     worker.start()
-    time.sleep(1.0)
+    deadline = time.monotonic() + 30
+    while len(ingest.stored) <= 20:  # a second's traffic at least, however loaded the machine
+        assert time.monotonic() < deadline, len(ingest.stored)
+        time.sleep(0.05)
     stop.set()
     worker.join(timeout=10)
     assert not worker.is_alive()

@@ -171,14 +171,14 @@ def test_a_reading_that_does_not_answer_is_given_up_after_the_read_timeout(
     answer = threading.Event()
 
     def silent() -> Reading:
-        answer.wait(5)
+        answer.wait(60)  # a gate that waited for it would take a minute, not a loaded second
         return filing(0, 0)
 
     started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="services.ingest.backlog"):
         asyncio.run(enter(BacklogGate(silent, SETTINGS), 500))
     answer.set()
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 30
     assert "cannot be read (no answer within 0.05 s); not waiting" in caplog.text
 
 
@@ -207,18 +207,22 @@ def test_bulk_requests_under_the_limit_are_validated_and_published_side_by_side(
     order: list[str] = []
     roomy = IngestSettings(backlog_limit=10_000, backlog_bulk_events=20)
 
-    async def request(name: str, the_gate: BacklogGate) -> None:
+    async def request(name: str, the_gate: BacklogGate, both_in: asyncio.Event) -> None:
         async with the_gate.admitted(500):
             order.append(f"{name} in")
-            await asyncio.sleep(0.05)
+            if len(order) == 2:
+                both_in.set()
+            # Inside until the other is in too (0.05 s was shorter than b's reading under load);
+            # a gate that let one in at a time would time out here.
+            await asyncio.wait_for(both_in.wait(), 20)
             order.append(f"{name} out")
 
     async def both() -> None:
-        the_gate = BacklogGate(Moving(0), roomy)
-        await asyncio.gather(request("a", the_gate), request("b", the_gate))
+        the_gate, both_in = BacklogGate(Moving(0), roomy), asyncio.Event()
+        await asyncio.gather(request("a", the_gate, both_in), request("b", the_gate, both_in))
 
     asyncio.run(both())
-    assert order == ["a in", "b in", "a out", "b out"]
+    assert order[:2] == ["a in", "b in"] and sorted(order[2:]) == ["a out", "b out"]
 
 
 def test_a_request_that_fails_inside_gives_its_place_back() -> None:
@@ -232,19 +236,27 @@ def test_a_request_that_fails_inside_gives_its_place_back() -> None:
     asyncio.run(failing(BacklogGate(Moving(0), SETTINGS)))
 
 
-def test_a_request_behind_other_bulk_requests_for_the_longest_wait_gets_a_429() -> None:
+def test_a_request_behind_other_bulk_requests_for_the_longest_wait_gets_a_429(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     quick = IngestSettings(backlog_limit=100, backlog_bulk_events=20, backlog_max_wait_s=0.2)
+    monkeypatch.setattr(backlog, "READ_TIMEOUT_S", 60.0)
+    reading, answer = threading.Event(), threading.Event()
 
     def slow() -> Reading:  # a reading that takes its time (under the read timeout)
-        time.sleep(0.4)
+        reading.set()
+        answer.wait(60)  # until the second was answered (a 0.4 s sleep could end before it)
         return filing(0, 0)
 
     the_gate = BacklogGate(slow, quick)
 
     async def both() -> list[BaseException | None]:
         first = asyncio.create_task(enter(the_gate, 500))  # reads, holding the turn
-        await asyncio.sleep(0.05)
+        while not reading.is_set():
+            await asyncio.sleep(0.01)
         second = asyncio.create_task(enter(the_gate, 500))  # waits for the turn
+        await asyncio.gather(second, return_exceptions=True)
+        answer.set()
         return await asyncio.gather(first, second, return_exceptions=True)
 
     first, second = asyncio.run(both())

@@ -108,7 +108,7 @@ async def summaries(messages: Any, count: int) -> list[str]:
     """The summaries of the next `count` touchpoint messages."""
     found: list[str] = []
     while len(found) < count:
-        chunk = (await asyncio.wait_for(anext(messages), 5)).decode()
+        chunk = (await asyncio.wait_for(anext(messages), 20)).decode()
         data = re.search(r"event: touchpoint\ndata: (.*)\n", chunk)
         if data:
             found.append(orjson.loads(data.group(1))["summary"])
@@ -118,10 +118,10 @@ async def summaries(messages: Any, count: int) -> list[str]:
 async def take(messages: Any, count: int) -> list[tuple[str, str]]:
     """(id, event_id) of the next `count` touchpoint messages."""
     found: list[tuple[str, str]] = []
-    deadline = asyncio.get_running_loop().time() + 10
+    deadline = asyncio.get_running_loop().time() + 30
     while len(found) < count:
         assert asyncio.get_running_loop().time() < deadline, f"only {len(found)} of {count}"
-        chunk = (await asyncio.wait_for(anext(messages), 5)).decode()
+        chunk = (await asyncio.wait_for(anext(messages), 20)).decode()
         match = re.search(r'id: (\S+)\nevent: touchpoint\ndata: .*"event_id":"([^"]+)"', chunk)
         if match:
             found.append((match.group(1), match.group(2)))
@@ -306,7 +306,7 @@ def test_a_polling_hubs_watermark_is_recent_and_a_stopped_hubs_is_not() -> None:
         before = hub.recent(60.0)  # no stream yet: the hub has read nothing
         await hub.subscribe(TENANT, [CUSTOMER])
         twin.add(1, 7)
-        await asyncio.sleep(0.1)  # polls
+        await until(lambda: hub.watermark == {0: 0, 1: 7})  # polled (0.1 s was not, under load)
         polling = hub.recent(60.0)
         await hub.stop()
         return [before, polling, hub.recent(60.0)]
@@ -352,7 +352,7 @@ class Reader:
             if named:
                 self.names.append(named.group(1))
 
-    async def until(self, names: list[str], timeout_s: float = 5.0) -> None:
+    async def until(self, names: list[str], timeout_s: float = 20.0) -> None:
         deadline = asyncio.get_running_loop().time() + timeout_s
         while self.names != names:
             assert asyncio.get_running_loop().time() < deadline, self.names
@@ -380,7 +380,7 @@ class HeaderReads:
         return {k: dict(v) for k, v in self.counts.items() if k in keys}
 
 
-async def until(condition: Any, timeout_s: float = 5.0) -> None:
+async def until(condition: Any, timeout_s: float = 20.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout_s
     while not condition():
         assert asyncio.get_running_loop().time() < deadline
@@ -399,7 +399,9 @@ def test_a_later_stage_storing_what_the_header_reads_tells_the_page_once() -> No
         stream = CustomerStream(hub, TENANT, [CUSTOMER], None, keep_alive_s=0.05,
                                 watch_header=True)  # fmt: skip
         reader = Reader(stream.messages())
-        await until(lambda: reads.calls)  # the value when the stream opened
+        # Subscribed (its value read when it opened, then registered): what is stored from now
+        # on reaches it live.
+        await until(lambda: reads.calls and hub.by_customer)
         twin.add(0, 0)
         await reader.until(["touchpoint"])
         reads.counts[(TENANT, CUSTOMER)] = {"alerts": 1}  # the answer's alert, stored after

@@ -28,8 +28,10 @@ class Inner:
     def __init__(self) -> None:
         self.fail: Exception | None = None
         self.gate: threading.Event | None = None
+        self.entered = threading.Event()
 
     def publish(self, events: Sequence[Outgoing]) -> list[PublishStatus]:
+        self.entered.set()
         if self.gate is not None:
             self.gate.wait(10)
         if self.fail is not None:
@@ -63,7 +65,7 @@ def test_a_write_waiting_longer_than_the_ingest_waits_makes_it_unready() -> None
     inner.gate = threading.Event()
     writer = threading.Thread(target=watched.publish, args=([],))
     writer.start()
-    time.sleep(0.1)
+    assert inner.entered.wait(10)  # the write waits (a sleep let a slow thread start after it)
     watched.check()  # waiting, but not longer than an acknowledgement may take
     clock.now += 6
     with pytest.raises(LogUnavailable, match="a write has waited 6 s"):
