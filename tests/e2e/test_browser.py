@@ -281,6 +281,11 @@ def test_a_search_the_server_refuses_says_why_in_words_and_leaves_no_old_results
     said = page.wait(lambda: page.text("#search-status .error"), what="the refusal")
     assert said == "Too long: shorten it. (Search customers)"
     assert not page.all("#results li")
+    # One character is no search: Enter says how many it takes (it did nothing, a review).
+    search.clear()
+    search.send_keys("7", Keys.ENTER)
+    said = page.wait(lambda: page.text("#search-status"), what="the hint")
+    assert said == "Type at least 2 characters to search.", said
     # Enter opens the one customer found.
     search.clear()
     search.send_keys(ids["email"])
@@ -327,6 +332,27 @@ def test_an_agent_whose_session_ended_signs_in_again_and_is_back_on_the_customer
     page.find("#signin-submit").click()
     page.wait(lambda: "/console" in page.driver.current_url, what="back on the console")
     page.wait(lambda: page.text("#customer-id") == ids["customer_id"], what="back on her")
+
+
+def test_a_customer_link_opened_signed_out_opens_her_once_signed_in(
+    page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
+) -> None:
+    # The dashboard's alert links are `/console#customer=…`: the part after '#' never reaches
+    # the server, so its redirect to sign in lost it and the agent landed on an empty console (a
+    # browser review). Switching language on the sign-in page keeps it too.
+    ids, agent = customer["ids"], people[(TENANT_A, "agent")]
+    page.sign_out_all()
+    page.open(f"/console#customer={ids['customer_id']}")
+    page.wait(lambda: page.all("#signin-submit"), what="the sign-in page")
+    page.find("#lang-es").click()
+    page.wait(lambda: page.all("#signin-submit") and page.text("#signin-submit") == "Iniciar sesión",
+              what="the Spanish sign-in page")  # fmt: skip
+    page.find("#email").send_keys(agent)
+    page.find("#password").send_keys(PASSWORD)
+    page.find("#signin-submit").click()
+    page.wait(lambda: "/console" in page.driver.current_url, what="on the console")
+    page.wait(lambda: page.text("#customer-id") == ids["customer_id"], what="on her",
+              instead=lambda: page.state("#search-status", "#customer-id"))  # fmt: skip
 
 
 def timeline_ids(page: Page) -> list[str]:
@@ -1103,6 +1129,8 @@ def test_the_csv_and_excel_exports_equal_the_screen(
     )
     rows = [r for r in csv.DictReader(io.StringIO(text)) if r["touchpoint"] == touchpoint]
     assert rows, text[:500]
+    # A row per touchpoint and channel, as the table: the period's totals, not one per day.
+    assert len(rows) == len({r["channel"] for r in rows}), rows
     expected = cell_from_rows(rows)
     assert {k: shown[k] for k in expected} == expected
     # The Excel button downloads the same numbers, as numbers (the browser's own fetch, signed in).

@@ -19,6 +19,7 @@
   // --- search -----------------------------------------------------------------------------
   let searchTimer = null;
   let searchSeq = 0;
+  let tooShort = null; // the one character Enter was pressed on: the hint stays while it does
   $("search").addEventListener("input", () => {
     clearTimeout(searchTimer);
     searchTimer = setTimeout(runSearch, 200);
@@ -29,6 +30,11 @@
     const found = $("results").querySelectorAll("button");
     const fresh = $("results").dataset.query === $("search").value.trim();
     if (e.key === "Enter" && !e.isComposing && fresh && found.length === 1) { e.preventDefault(); found[0].click(); }
+    // A search needs two characters: said when asked for with one (it did nothing, a review).
+    if (e.key === "Enter" && !e.isComposing && $("search").value.trim().length === 1) {
+      tooShort = $("search").value.trim();
+      $("search-status").textContent = t("search_too_short");
+    }
     if (e.key === "ArrowDown") {
       const first = $("results").querySelector("button");
       if (first) { e.preventDefault(); first.focus(); }
@@ -44,7 +50,11 @@
   async function runSearch() {
     const q = $("search").value.trim();
     const seq = ++searchSeq;
-    if (q.length < 2) { $("results").replaceChildren(); $("search-status").textContent = ""; return; }
+    if (q.length < 2) {
+      $("results").replaceChildren();
+      $("search-status").textContent = q && q === tooShort ? t("search_too_short") : "";
+      return;
+    }
     $("search-status").textContent = t("searching");
     try {
       const found = await api(`/v1/customers/search?${query({ q })}`);
@@ -191,7 +201,7 @@
     // Calendar days on the reader's clock: an order last evening is "yesterday", not "today"
     // (`recency_days` counts whole 24-hour days; a browser review).
     const days = v.last_order_at ? calendarDaysSince(v.last_order_at) : null;
-    const recency = days === null ? "—" : days === 0 ? t("today") : days === 1 ? t("yesterday") : `${days} ${t("days_ago")}`;
+    const recency = days === null ? "—" : days === 0 ? t("today") : days === 1 ? t("yesterday") : t("days_ago").replace("{n}", String(days));
     $("f-recency").textContent = `${recency} · ${v.tenure_days} ${t("days")}`;
     $("f-preferred").textContent = channelName(v.preferred_channel);
     $("f-products").replaceChildren(...(v.products.length

@@ -104,10 +104,13 @@
     table.dispatchEvent(new Event("period")); // the service table (service.js) follows it
     if (!$("drill").hidden && drilled.cell) drill(drilled.cell, true); // so do the answers shown
     const params = query({ since: period.since, until: period.until, bucket: period.bucket });
-    // The Excel files are for people: their header row in the page's language (CSV keeps codes).
-    $("export-xlsx").href = `/v1/satisfaction/touchpoints?${params}&format=xlsx&lang=${lang}`;
-    $("export-csv").href = `/v1/satisfaction/touchpoints?${params}&format=csv`;
-    $("export-parquet").href = `/v1/satisfaction/touchpoints?${params}&format=parquet`;
+    // The table's downloads hold what it shows: the period's total per touchpoint and channel
+    // (a browser review got a row per day, empty days included, for a table of totals). The
+    // Excel files are for people: in the page's language (CSV and Parquet keep codes).
+    const totals = query({ since: period.since, until: period.until, bucket: "total" });
+    $("export-xlsx").href = `/v1/satisfaction/touchpoints?${totals}&format=xlsx&lang=${lang}`;
+    $("export-csv").href = `/v1/satisfaction/touchpoints?${totals}&format=csv`;
+    $("export-parquet").href = `/v1/satisfaction/touchpoints?${totals}&format=parquet`;
     const alerted = query({ since: period.since, until: period.alertsUntil });
     $("alerts-xlsx").href = `/v1/alerts?${alerted}&format=xlsx&lang=${lang}`;
     $("alerts-csv").href = `/v1/alerts?${alerted}&format=csv`;
@@ -429,8 +432,10 @@
 
   function alertRow(a) {
     const status = a.status || "open";
-    const assignee = el("input", { class: "small-input", "aria-label": t("assignee"), placeholder: t("assignee") });
-    const note = el("input", { class: "small-input", "aria-label": t("note"), placeholder: t("note") });
+    const assignee = el("input", { class: "small-input", "aria-label": t("assignee"), placeholder: t("assignee"), maxlength: "200" });
+    // As long as the API takes (schemas/families.py Note; a longer one was a 422 worded as "not
+    // valid", a browser review): the field stops there as one types.
+    const note = el("input", { class: "small-input", "aria-label": t("note"), placeholder: t("note"), maxlength: "2000" });
     const act = (action, label, body) => el("button", { type: "button", class: "small-button", dataset: { action },
       disabled: status === "resolved", onclick: () => alertAction(a, action, body(), said) }, label);
     // What an action on this row says (a missing assignee or note, a failure), beside its buttons.
