@@ -1159,6 +1159,35 @@ def test_the_csv_and_excel_exports_equal_the_screen(
     assert cell_from_rows([r for r in cells if r["touchpoint"] == touchpoint]) == expected
 
 
+def test_an_open_dashboard_follows_new_alerts_and_says_when_it_read(
+    page: Page, people: dict[tuple[str, str], str], api: Api, deployment: Deployment
+) -> None:
+    # It showed the same alerts for minutes, and nothing said since when (a browser review). It
+    # reads again every minute (here every 1.5 s), the period applied, not one picked meanwhile,
+    # and keeps a half-typed note.
+    tag = new_tag()
+    with in_every_document(page, "window.CEM_FOLLOW_MS = 1500;"):
+        page.sign_in(people[(TENANT_A, "manager")])
+        page.open("/dashboard#days=30&bucket=day&metric=csat%401")
+        page.wait(lambda: page.text("#as-of").startswith("Updated at "), what="when it read")
+        page.wait(lambda: page.all("#alerts tr[data-alert-id]"), what="the queue")
+        first = page.find("#alerts tr[data-alert-id]")
+        first.find_element("css selector", 'input[aria-label="Note"]').send_keys("half typed")
+        alert_id = first.get_attribute("data-alert-id")
+        page.find("#period-days").send_keys("7")  # picked, not applied
+        customer_id = f"late-{tag}"
+        at = datetime.now(UTC) - timedelta(minutes=5)
+        api.post_ok(deployment.key(TENANT_A, "ingest"),
+                    [survey({"customer_id": customer_id}, "csat", 1, at, f"line-{tag}")])  # fmt: skip
+        deployment.wait_processed()
+        row_css = f'#alerts tr[data-alert-id] a[href$="{customer_id}"]'
+        page.wait(lambda: page.all(row_css), what="the new alert, without a click",
+                  instead=lambda: page.state("#as-of", "#alerts-empty"))  # fmt: skip
+        assert "days=30" in page.driver.current_url, page.driver.current_url
+        kept = page.find(f'#alerts tr[data-alert-id="{alert_id}"] input[aria-label="Note"]')
+        assert kept.get_attribute("value") == "half typed"
+
+
 def test_resolving_an_alert_shows_on_the_customers_timeline(
     page: Page,
     people: dict[tuple[str, str], str],

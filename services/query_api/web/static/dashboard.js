@@ -8,6 +8,7 @@
   const HOUR = 3600e3;
   const METRICS = ["csat@1", "nps@1", "ces@1", "ces_easy@1"];
   let period = null;
+  let readAt = 0; // when the page last began reading what it shows (Date.now())
   let chart = null;
 
   // The tenant's time zone (its service calendar's; UTC until an admin sets one): the API's day
@@ -46,8 +47,7 @@
   // The last N days end at the next full hour, so the same page and the API agree on their
   // bounds; yesterday and the calendar months are the tenant's days, so a manager can report on
   // November (a review: only the last N days could be chosen).
-  function choosePeriod() {
-    const choice = $("period-days").value;
+  function choosePeriod(choice = $("period-days").value, bucket = $("period-bucket").value) {
     const now = Date.now();
     const { y, m, d } = dateIn(now);
     let since;
@@ -66,7 +66,7 @@
     // A period that has ended bounds the alerts too; one running to now leaves the queue open
     // to the alerts raised while the page stays open (it reloads).
     const ended = choice === "yesterday" || choice === "last-month";
-    return { since: since.toISOString(), until: until.toISOString(), bucket: $("period-bucket").value,
+    return { since: since.toISOString(), until: until.toISOString(), bucket,
       alertsUntil: ended ? until.toISOString() : null, choice };
   }
 
@@ -93,9 +93,12 @@
   // An address edited in place, or a shared link opened on this page, shows what it names.
   window.addEventListener("hashchange", () => { fromAddress(); refresh(); });
 
-  async function refresh() {
+  // `again`: the period applied, read again (not a choice made in the lists and not applied).
+  async function refresh(again = false) {
     await zoneRead;
-    period = choosePeriod();
+    period = again && period ? choosePeriod(period.choice, period.bucket) : choosePeriod();
+    const began = Date.now();
+    readAt = began;
     toAddress();
     const table = $("satisfaction");
     table.dataset.since = period.since;
@@ -122,6 +125,7 @@
       renderHeatmap(cells, result.min_confident_n);
       lastTrend = [result.buckets, result.time_zone || "UTC"];
       renderTrend(...lastTrend);
+      $("as-of").textContent = `${t("updated_at")} ${new Date(began).toLocaleTimeString(lang)}`;
     } catch (error) {
       showError($("sat-empty"), error);
       $("sat-empty").hidden = false;
@@ -492,6 +496,17 @@
       said.textContent = `${t("error")} ${reason}`;
     }
   }
+
+  // The page follows what happens while it stays open (a browser review: it showed the same
+  // alerts for minutes, and nothing said since when): every minute while it is in view, and on
+  // coming back into view after that, it reads the period applied again, and says when it read.
+  // An alert's half-typed note and the focus survive the queue's reload (`typed`).
+  const FOLLOW_MS = window.CEM_FOLLOW_MS || 60000;
+  function follow() {
+    if (period && !document.hidden && readAt && Date.now() - readAt >= FOLLOW_MS) refresh(true);
+  }
+  setInterval(follow, Math.min(FOLLOW_MS, 5000));
+  document.addEventListener("visibilitychange", follow);
 
   refresh();
 })();
