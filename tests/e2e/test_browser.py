@@ -261,6 +261,40 @@ def open_customer(page: Page, query: str, customer_id: str) -> None:
     page.wait(lambda: page.text("#customer-id") == customer_id, what="the customer's header")
 
 
+def test_a_customer_with_many_devices_shows_her_timeline_on_the_first_screen(
+    page: Page, people: dict[tuple[str, str], str], api: Api, deployment: Deployment
+) -> None:
+    # Six identifier chips, three of them long device ids, filled the first screen: no timeline
+    # entry was in view during a call (a browser review). What a caller says comes first (her
+    # email, her phone), the devices behind a button.
+    tag = new_tag()
+    email, now = f"marta.{tag}@yahoo.es", datetime.now(UTC) - timedelta(minutes=30)
+    ids = {"customer_id": f"many-{tag}", "email": email, "phone": "+34 612 000 111"}
+    visits = [
+        event("page.viewed", "web", {**ids, "anonymous_id": f"{n}-{tag}-" + "f" * 32},
+              now + timedelta(minutes=n), {"url": f"https://shop.example/{n}"},
+              touchpoint=f"web-{tag}")
+        for n in range(3)
+    ]  # fmt: skip
+    api.post_ok(deployment.key(TENANT_A, "ingest"), visits)
+    deployment.wait_processed()
+    page.sign_in(people[(TENANT_A, "agent")])
+    open_customer(page, email, ids["customer_id"])
+    toggle = page.wait(lambda: page.all("#f-identifiers button"), what="the button")[0]
+    shown = [c.get_attribute("title") for c in page.all("#f-identifiers .chip") if c.is_displayed()]
+    assert [i.split(":")[0] for i in shown] == ["customer_id", "email", "phone"], shown
+    assert toggle.text == "+3 more" and toggle.get_attribute("aria-expanded") == "false"
+    top = page.driver.execute_script(
+        "return document.getElementById('timeline-title').getBoundingClientRect().top"
+        " < window.innerHeight"
+    )
+    assert top, "the timeline starts below the first screen"
+    toggle.click()
+    page.wait(lambda: len([c for c in page.all("#f-identifiers .chip") if c.is_displayed()]) == 6,
+              what="every identifier")  # fmt: skip
+    assert toggle.text == "show fewer" and toggle.get_attribute("aria-expanded") == "true"
+
+
 def test_a_search_the_server_refuses_says_why_in_words_and_leaves_no_old_results(
     page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
 ) -> None:

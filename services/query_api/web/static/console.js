@@ -171,7 +171,7 @@
   function renderProfile(p) {
     $("customer-label").textContent = displayName(p);
     $("customer-id").textContent = p.customer_id;
-    $("f-identifiers").replaceChildren(...p.identifiers.map((i) => el("span", { class: "chip", title: i }, identifierText(i))));
+    renderIdentifiers(p.identifiers);
     $("f-orders").textContent = `${p.orders.count}`;
     // In the page's way of writing numbers ("377,66 EUR" in Spanish), as the other figures are.
     $("f-amount").textContent = p.orders.by_currency.map((s) => `${amount(s.net_amount)} ${s.currency}`).join(" · ") || "—";
@@ -691,6 +691,28 @@
     identifier: (v) => identifierText(v, "="), hub: (v) => identifierText(v, "="),
     kind: kindName, kinds: (v) => v.split(", ").map(kindName).join(", "),
   };
+
+  // A customer's identifiers, the ones a caller says first (email, phone, ids), devices last; past
+  // the first few, behind a button: six chips of long device ids filled the first screen and
+  // pushed the timeline below it during a call (a browser review).
+  const SHOWN_IDENTIFIERS = 3;
+  function renderIdentifiers(identifiers) {
+    const device = (i) => (i.startsWith("anonymous_id:") ? 1 : 0);
+    const ordered = [...identifiers].sort((a, b) => device(a) - device(b));
+    const chip = (i) => el("span", { class: "chip", title: i }, identifierText(i));
+    const shown = ordered.slice(0, SHOWN_IDENTIFIERS).map(chip);
+    const rest = ordered.slice(SHOWN_IDENTIFIERS);
+    if (!rest.length) { $("f-identifiers").replaceChildren(...shown); return; }
+    const more = el("span", { id: "more-identifiers", hidden: true }, ...rest.map(chip));
+    const toggle = el("button", { type: "button", class: "link", "aria-expanded": "false", "aria-controls": "more-identifiers" },
+      t("more_identifiers").replace("{n}", String(rest.length)));
+    toggle.addEventListener("click", () => {
+      more.hidden = !more.hidden;
+      toggle.setAttribute("aria-expanded", String(!more.hidden));
+      toggle.textContent = more.hidden ? t("more_identifiers").replace("{n}", String(rest.length)) : t("fewer_identifiers");
+    });
+    $("f-identifiers").replaceChildren(...shown, more, toggle);
+  }
 
   // The catalogue's text of `prefix_code` filled with `params`; `fallback` (the server's English)
   // without a code, or with one this page does not know.
