@@ -1066,6 +1066,34 @@ def test_a_manager_reports_on_last_month_and_yesterday(
     assert [o.text for o in page.all("#period-days option")][0] == "Yesterday"
 
 
+def test_back_from_a_timeline_opened_from_the_answers_shows_the_answers_again(
+    page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
+) -> None:
+    # The answers a manager was reviewing were closed on coming back (a browser review): the
+    # cell drilled into is in the address.
+    touchpoint = f"line-{customer['tag']}"
+    page.sign_in(people[(TENANT_A, "manager")])
+    page.open("/dashboard#days=30&bucket=day&metric=csat%401")
+    button = page.wait(
+        lambda: next(
+            b for b in page.all("#satisfaction tbody tr th button") if b.text == touchpoint
+        ),
+        what="the customer's touchpoint in the table",
+    )
+    button.click()
+    page.wait(lambda: page.all("#answers tbody tr a"), what="its answers")
+    title = page.text("#drill-title")
+    assert f"drill={touchpoint}" in page.driver.current_url, page.driver.current_url
+    page.all("#answers tbody tr a")[0].click()
+    page.wait(lambda: "/console" in page.driver.current_url, what="the customer's timeline")
+    page.driver.back()
+    page.wait(lambda: page.all("#drill-title") and page.find("#drill").is_displayed()
+              and page.text("#drill-title") == title and page.all("#answers tbody tr a"),
+              what="the answers again",
+              instead=lambda: page.state("#drill-title", "#drill-status"))  # fmt: skip
+    assert "days=30" in page.driver.current_url
+
+
 def test_switching_language_keeps_the_dashboards_period_and_trend(
     page: Page, people: dict[tuple[str, str], str], customer: dict[str, Any]
 ) -> None:

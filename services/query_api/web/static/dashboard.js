@@ -75,18 +75,27 @@
   // What the page shows lives in its address (`#days=7&bucket=hour&metric=nps@1`): a reload, a
   // shared link and a language switch (its link keeps the hash) show the same period and trend
   // (a browser review: switching language went back to the last 30 days).
+  // The cell whose answers are open is in it too (`&drill=web&drill_channel=web`): Back from a
+  // customer's timeline opened from them shows them again (a browser review: they were closed).
   const IN_ADDRESS = [["days", "period-days"], ["bucket", "period-bucket"], ["metric", "trend-metric"]];
+  let askedDrill = null; // the cell the address names, drilled into once the table is read
   function fromAddress() {
     const asked = new URLSearchParams(window.location.hash.slice(1));
     for (const [name, id] of IN_ADDRESS) {
       const value = asked.get(name);
       if (value !== null && [...$(id).options].some((option) => option.value === value)) $(id).value = value;
     }
+    const touchpoint = asked.get("drill");
+    askedDrill = touchpoint ? { touchpoint, channel: asked.get("drill_channel") || "" } : null;
   }
   // What is shown, not what the lists hold: a period chosen but not applied is not in it.
   function toAddress() {
     if (!period) return;
     const shown = new URLSearchParams({ days: period.choice, bucket: period.bucket, metric: $("trend-metric").value });
+    if (drilled.cell && !$("drill").hidden) {
+      shown.set("drill", drilled.cell.touchpoint);
+      shown.set("drill_channel", drilled.cell.channel);
+    }
     history.replaceState(null, "", `${window.location.pathname}${window.location.search}#${shown}`);
   }
   fromAddress();
@@ -105,7 +114,9 @@
     table.dataset.until = period.until;
     table.dataset.bucket = period.bucket;
     table.dispatchEvent(new Event("period")); // the service table (service.js) follows it
-    if (!$("drill").hidden && drilled.cell) drill(drilled.cell, true); // so do the answers shown
+    // So do the answers shown, when the manager changed the period; a reading again keeps the
+    // pages of answers being read (they would go back to the first every minute).
+    if (!again && !$("drill").hidden && drilled.cell) drill(drilled.cell, true);
     const params = query({ since: period.since, until: period.until, bucket: period.bucket });
     // The table's downloads hold what it shows: the period's total per touchpoint and channel
     // (a browser review got a row per day, empty days included, for a table of totals). The
@@ -122,6 +133,11 @@
       const result = await api(`/v1/satisfaction/touchpoints?${params}`);
       const cells = aggregate(result.buckets);
       renderTable(cells, result.min_confident_n);
+      if (askedDrill) {
+        const named = cells.find((c) => c.n > 0 && c.touchpoint === askedDrill.touchpoint && c.channel === askedDrill.channel);
+        askedDrill = null;
+        if (named) drill(named);
+      }
       renderHeatmap(cells, result.min_confident_n);
       lastTrend = [result.buckets, result.time_zone || "UTC"];
       renderTrend(...lastTrend);
@@ -130,7 +146,7 @@
       showError($("sat-empty"), error);
       $("sat-empty").hidden = false;
     }
-    loadAlerts();
+    loadAlerts(again ? queue.pages : 1); // a reading again keeps the pages of alerts shown
   }
 
   // Sums over the period's buckets, exactly: every v1 metric is a mean or a share of its n
@@ -301,6 +317,7 @@
     const asked = ++drilling;
     Object.assign(drilled, { cell, cursor: null, since: period.since, until: period.until });
     $("drill").hidden = false;
+    toAddress();
     $("drill").dataset.since = period.since; // the period its answers are of
     $("drill-more").hidden = true;
     $("drill-more").disabled = false;
