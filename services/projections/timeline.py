@@ -363,7 +363,19 @@ def _survey_answered(p: f.SurveyAnswered, say: _Say) -> list[str]:
 
 
 def _alert(event_type: str, label: str, who: str) -> Parts:
-    return lambda p, say: [say(event_type), say.labelled(label, getattr(p, who)), quote(p.note)]
+    return lambda p, say: [
+        say(event_type),
+        say.labelled(label, _person(getattr(p, who))),
+        quote(p.note),
+    ]
+
+
+def _person(actor: str | None) -> str | None:
+    """Who acted as an agent reads it: a person signed in by their email (`user:ana@x.es`, a
+    browser review read the code), a key by its id."""
+    if actor and actor.startswith("user:") and "@" in actor:
+        return actor.removeprefix("user:")
+    return actor
 
 
 _SUMMARIES: dict[str, Parts] = {

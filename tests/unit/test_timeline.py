@@ -216,6 +216,16 @@ SPANISH: dict[str, str] = {
 }
 
 
+def test_a_person_who_worked_an_alert_is_named_by_their_email_and_a_key_by_its_id() -> None:
+    # A browser review read "by user:manager@demo.example"; an account id stays as recorded.
+    resolved = {"alert_id": "a1", "actor": "user:ana@shop.es", "note": "refund sent"}
+    assert summarise(event("alert.resolved", resolved), "es") == (
+        "Alerta resuelta · otro · por ana@shop.es · “refund sent”"
+    )
+    acknowledged = {"alert_id": "a1", "actor": "user:7f3a9c"}
+    assert summarise(event("alert.acknowledged", acknowledged)).endswith(" · by user:7f3a9c")
+
+
 def test_every_summarised_type_has_a_spanish_line() -> None:
     # Iterating the table: a type added to `_SUMMARIES` without its Spanish line fails here.
     assert set(_SUMMARIES) == set(SPANISH)
