@@ -40,6 +40,9 @@ CASE = "case"  # key = case id, str = "open" | "resolved"
 CASE_SUBJECT = "case_subject"  # key = case id, str = subject or topic
 IDENTIFIER = "identifier"  # key = "kind:value"
 NAME = "name"  # key = the name normalised (person_names), str = as written
+# A platform event (alert action, erasure) on the customer's timeline: no contact, but the
+# customer exists (an erased customer keeps only its erasure's rows). key = type.
+PLATFORM = "platform"
 
 
 def to_units(amount: Decimal) -> int:
@@ -104,7 +107,7 @@ def facts_of(event: Event) -> list[Fact]:
     # used or the event count (a browser review: resolving an alert made the header say the
     # customer had been in touch a minute ago, on channel "other").
     touch = (
-        []
+        [Fact(PLATFORM, event.type, event.touchpoint)]
         if event.type in PLATFORM_TYPES
         else [Fact(TOUCH, event.channel.value, event.touchpoint, 1)]
     )
@@ -316,17 +319,20 @@ def fold_profile(
     for group in groups:
         by_field[group.field].append(group)
     touches = by_field[TOUCH]
-    if not touches:
+    # Only platform events left (an erased customer, or contacts past retention): the customer
+    # exists, with no contact (events 0, no channel).
+    seen = touches or by_field[PLATFORM]
+    if not seen:
         return None
-    latest = max(touches, key=lambda g: g.latest)
+    latest = max(touches, key=lambda g: g.latest) if touches else None
     return Profile(
         customer_id=customer_id,
         members=list(members or [customer_id]),
-        first_seen=from_micros(min(g.first_at for g in touches)),
-        last_seen=from_micros(max(g.last_at for g in touches)),
+        first_seen=from_micros(min(g.first_at for g in seen)),
+        last_seen=from_micros(max(g.last_at for g in seen)),
         events=sum(g.n for g in touches),
-        last_channel=latest.key,
-        last_touchpoint=latest.latest_str,
+        last_channel=latest.key if latest else "",
+        last_touchpoint=latest.latest_str if latest else "",
         channels=_channels(touches),
         orders=_orders(by_field[ORDER], by_field[RETURN]),
         satisfaction=_satisfaction(by_field[SURVEY]),

@@ -156,7 +156,10 @@ class CustomerValue(BaseModel):
     tenure_days: int = Field(description="whole days since the customer was first seen")
     first_seen: datetime
     channels_used: list[str] = Field(description="most used first")
-    preferred_channel: str
+    preferred_channel: str = Field(
+        description="the most used channel; '' for a customer with no contact left (an erased "
+        "one: only the platform's own events remain)"
+    )
     products: list[ProductCount] = Field(description=f"the top {TOP_PRODUCTS} products bought")
     nps_trend: NpsTrend
     open_cases: int
@@ -258,7 +261,7 @@ def customer_value(profile: Profile, signals: Signals, as_of: datetime) -> Custo
         tenure_days=_days(now - to_micros(profile.first_seen)),
         first_seen=profile.first_seen,
         channels_used=[c.channel for c in profile.channels],
-        preferred_channel=profile.channels[0].channel,
+        preferred_channel=profile.channels[0].channel if profile.channels else "",
         products=top_products(signals.products),
         nps_trend=trend,
         open_cases=len(profile.open_cases),

@@ -29,8 +29,10 @@ KINDS = ("alerts", "service", "texts")
 # (262,144 bytes by default) with ids of a few dozen characters each.
 MEMBERS_PER_QUERY = 1000
 
+# The tenants too: the tables' sorting keys start with the tenant, so a read skips the others'.
 _COUNTS = """SELECT tenant_id, customer_id, '{kind}' AS kind, uniqExact({row}) AS n FROM {table}
-WHERE customer_id IN ({{members}}) GROUP BY tenant_id, customer_id"""
+WHERE tenant_id IN ({{tenants}}) AND customer_id IN ({{members}})
+GROUP BY tenant_id, customer_id"""
 BY_MEMBER_QUERY = "\nUNION ALL\n".join(
     _COUNTS.format(kind=kind, row=row, table=table)
     for kind, row, table in (
@@ -47,11 +49,15 @@ Derived = tuple[tuple[str, int], ...]
 def derived_by_member(warehouse: Warehouse, keys: Collection[Key]) -> dict[Key, dict[str, int]]:
     """How many alerts, text sentiments and service facts each (tenant, member) has; a key
     without any row is left out. One query per `MEMBERS_PER_QUERY` distinct members."""
+    if not keys:
+        return {}
     members = sorted({member for _, member in keys})
+    tenants, tenant_params = string_list("tenant", sorted({tenant for tenant, _ in keys}))
     found: dict[Key, dict[str, int]] = {}
     for start in range(0, len(members), MEMBERS_PER_QUERY):
         fragment, params = string_list("member", members[start : start + MEMBERS_PER_QUERY])
-        for row in warehouse.select(BY_MEMBER_QUERY.format(members=fragment), params):
+        sql = BY_MEMBER_QUERY.format(members=fragment, tenants=tenants)
+        for row in warehouse.select(sql, {**params, **tenant_params}):
             key = (str(row["tenant_id"]), str(row["customer_id"]))
             if key in keys:  # the same id in another tenant is another customer
                 found.setdefault(key, {})[str(row["kind"])] = int(row["n"])

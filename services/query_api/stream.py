@@ -117,9 +117,7 @@ class StreamHub:
         self.header_task: asyncio.Task[None] | None = None
         # The blocking reads of the hub and its streams (`read`): a cancelled await leaves its
         # thread running, so `stop` waits for these before the app closes what they read.
-        self.executor = concurrent.futures.ThreadPoolExecutor(
-            min(32, (os.cpu_count() or 1) + 4), thread_name_prefix="stream-read"
-        )
+        self.executor: concurrent.futures.ThreadPoolExecutor | None = None  # made on a read
         self.reads: set[concurrent.futures.Future[Any]] = set()
         self.watermark: Positions | None = None
         # When the read that moved the watermark last began (time.monotonic()).
@@ -166,9 +164,17 @@ class StreamHub:
         running = [f for f in self.reads.copy() if not f.done()]
         if running:
             await asyncio.to_thread(concurrent.futures.wait, running, STOP_WAIT_S)
+        # Its idle threads end now, not when the hub is collected (a hub per app, per test).
+        executor, self.executor = self.executor, None
+        if executor is not None:
+            executor.shutdown(wait=False)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(*args)` in a worker thread (a warehouse or identity read), off the event loop."""
+        if self.executor is None:
+            self.executor = concurrent.futures.ThreadPoolExecutor(
+                min(32, (os.cpu_count() or 1) + 4), thread_name_prefix="stream-read"
+            )
         future = self.executor.submit(fn, *args)
         self.reads.add(future)
         future.add_done_callback(self.reads.discard)

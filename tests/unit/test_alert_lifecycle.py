@@ -204,8 +204,8 @@ def test_an_at_risk_alerts_action_is_on_its_customers_timeline_without_identifie
     )
     # The name it carries is no identifier: no lookup finds the customer by it.
     assert rows["customer_identifiers"] == []
-    # Nor a contact of the customer's: no profile fact at all (profile.facts_of).
-    assert rows["profile_facts"] == []
+    # Nor a contact of the customer's: a platform fact, no touch (profile.facts_of).
+    assert [fact["field"] for fact in rows["profile_facts"]] == ["platform"]
 
 
 def test_an_action_filed_by_process_batch_without_a_filer_lands_on_the_alerts_customer() -> None:

@@ -24,6 +24,7 @@ from services.projections.profile import (
     to_profile_facts,
     to_units,
 )
+from services.projections.value import Signals, customer_value
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 CUSTOMER = {"customer_id": "cust-1", "email": "Ana@Example.com"}
@@ -275,3 +276,18 @@ def test_working_an_alert_is_no_contact_of_the_customers() -> None:
     assert (profile.events, profile.last_channel, profile.last_touchpoint) == (1, "survey", "line")
     assert profile.last_seen == answered.derived_at
     assert [c.channel for c in profile.channels] == ["survey"]
+
+
+def test_a_customer_left_with_platform_events_only_still_has_a_profile_without_contacts() -> None:
+    # An erased customer keeps only its erasure's rows (and a customer whose contacts passed
+    # retention, its alert actions): it still exists, with no contact (a review found the
+    # erasure's export and the console answering 404 once platform events made no touch fact).
+    erased = event("customer.erased", "other", {"erasure_reason": "GDPR", "actor": "user:7f3a"}, 10,
+                   touchpoint="erasure", customer={"customer_id": "cem:customer:cust-1"})  # fmt: skip
+    profile = profile_of([erased])
+    assert profile is not None
+    assert (profile.events, profile.last_channel, profile.channels) == (0, "", [])
+    assert profile.first_seen == profile.last_seen == erased.derived_at
+    # Its value reads too (the export holds it): no channel preferred.
+    value = customer_value(profile, Signals(), erased.derived_at)
+    assert (value.preferred_channel, value.channels_used) == ("", [])

@@ -179,7 +179,8 @@
     $("f-frequency").textContent = `${fixed(p.orders.count / months, 2)} ${t("per_month")}`;
     $("f-channels").replaceChildren(...p.channels.map((c) =>
       el("span", { class: "chip" }, el("span", { class: `icon ch-${c.channel}` }, badge(c.channel)), ` ${channelName(c.channel)} (${c.events})`)));
-    $("f-last").textContent = `${when(p.last_seen)} · ${channelName(p.last_channel)} · ${p.last_touchpoint}`;
+    // Without a contact left (only the platform's own events: an erasure) no channel is named.
+    $("f-last").textContent = [when(p.last_seen), p.last_channel && channelName(p.last_channel), p.last_touchpoint].filter(Boolean).join(" · ");
     $("f-cases").replaceChildren(...(p.open_cases.length
       ? p.open_cases.map((c) => el("span", { class: "chip warn" }, c.subject || c.case_id))
       : [t("none")]));
@@ -695,22 +696,34 @@
   // A customer's identifiers, the ones a caller says first (email, phone, ids), devices last; past
   // the first few, behind a button: six chips of long device ids filled the first screen and
   // pushed the timeline below it during a call (a browser review).
+  // Opened stays opened for that customer when the header is read again (a later stage stored
+  // something: `event: header`).
   const SHOWN_IDENTIFIERS = 3;
+  const IDENTIFIER_ORDER = ["customer_id", "email", "phone", "external"];
+  let identifiersOpen = null; // the customer whose every identifier is shown
   function renderIdentifiers(identifiers) {
-    const device = (i) => (i.startsWith("anonymous_id:") ? 1 : 0);
-    const ordered = [...identifiers].sort((a, b) => device(a) - device(b));
+    const rank = (i) => {
+      const at = IDENTIFIER_ORDER.indexOf(i.slice(0, i.indexOf(":")));
+      return at >= 0 ? at : i.startsWith("anonymous_id:") ? IDENTIFIER_ORDER.length + 1 : IDENTIFIER_ORDER.length;
+    };
+    const ordered = [...identifiers].sort((a, b) => rank(a) - rank(b));
     const chip = (i) => el("span", { class: "chip", title: i }, identifierText(i));
     const shown = ordered.slice(0, SHOWN_IDENTIFIERS).map(chip);
     const rest = ordered.slice(SHOWN_IDENTIFIERS);
     if (!rest.length) { $("f-identifiers").replaceChildren(...shown); return; }
-    const more = el("span", { id: "more-identifiers", hidden: true }, ...rest.map(chip));
-    const toggle = el("button", { type: "button", class: "link", "aria-expanded": "false", "aria-controls": "more-identifiers" },
-      t("more_identifiers").replace("{n}", String(rest.length)));
+    const owner = current ? current.id : null;
+    const more = el("span", { id: "more-identifiers" }, ...rest.map(chip));
+    const toggle = el("button", { type: "button", class: "link", "aria-controls": "more-identifiers" });
+    const show = (open) => {
+      more.hidden = !open;
+      toggle.setAttribute("aria-expanded", String(open));
+      toggle.textContent = open ? t("fewer_identifiers") : t("more_identifiers").replace("{n}", String(rest.length));
+    };
     toggle.addEventListener("click", () => {
-      more.hidden = !more.hidden;
-      toggle.setAttribute("aria-expanded", String(!more.hidden));
-      toggle.textContent = more.hidden ? t("more_identifiers").replace("{n}", String(rest.length)) : t("fewer_identifiers");
+      identifiersOpen = more.hidden ? owner : null;
+      show(more.hidden);
     });
+    show(owner !== null && identifiersOpen === owner);
     $("f-identifiers").replaceChildren(...shown, more, toggle);
   }
 

@@ -9,6 +9,7 @@
   const METRICS = ["csat@1", "nps@1", "ces@1", "ces_easy@1"];
   let period = null;
   let readAt = 0; // when the page last began reading what it shows (Date.now())
+  let reading = 0; // which refresh is the latest: an older one's answer is not shown over it
   let chart = null;
 
   // The tenant's time zone (its service calendar's; UTC until an admin sets one): the API's day
@@ -107,6 +108,7 @@
     await zoneRead;
     period = again && period ? choosePeriod(period.choice, period.bucket) : choosePeriod();
     const began = Date.now();
+    const mine = ++reading;
     readAt = began;
     toAddress();
     const table = $("satisfaction");
@@ -131,6 +133,7 @@
     $("alerts-parquet").href = `/v1/alerts?${alerted}&format=parquet`;
     try {
       const result = await api(`/v1/satisfaction/touchpoints?${params}`);
+      if (mine !== reading) return; // a later refresh (a period applied meanwhile) shows its own
       const cells = aggregate(result.buckets);
       renderTable(cells, result.min_confident_n);
       if (askedDrill) {
@@ -143,6 +146,7 @@
       renderTrend(...lastTrend);
       $("as-of").textContent = `${t("updated_at")} ${new Date(began).toLocaleTimeString(lang)}`;
     } catch (error) {
+      if (mine !== reading) return;
       showError($("sat-empty"), error);
       $("sat-empty").hidden = false;
     }
