@@ -106,15 +106,14 @@ def facts_of(event: Event) -> list[Fact]:
     # timeline but are no contact of theirs: they do not move the last contact, the channels
     # used or the event count (a browser review: resolving an alert made the header say the
     # customer had been in touch a minute ago, on channel "other").
-    touch = (
-        [Fact(PLATFORM, event.type, event.touchpoint)]
-        if event.type in PLATFORM_TYPES
-        else [Fact(TOUCH, event.channel.value, event.touchpoint, 1)]
-    )
+    if event.type in PLATFORM_TYPES:
+        activity = Fact(PLATFORM, event.type, event.touchpoint)
+    else:
+        activity = Fact(TOUCH, event.channel.value, event.touchpoint, 1)
     known = [Fact(IDENTIFIER, f"{kind}:{value}") for kind, value in event_identifiers(event)]
     family = _FAMILY_FACTS.get(event.type)
     extra = family(parse_payload(event.type, event.payload)) if family else []
-    return [*touch, *known, *extra, *_name_facts(event)]
+    return [activity, *known, *extra, *_name_facts(event)]
 
 
 def _name_facts(event: Event) -> list[Fact]:

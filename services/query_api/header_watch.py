@@ -11,7 +11,7 @@ page when its customer's value changed.
 Counts of distinct rows per table and member: they only grow as a stage stores (a background
 merge of duplicate rows is not counted twice). A customer's value sums its members' counts, so it
 changes when any member's does. Plain SQL that runs on ClickHouse 18.16 and on chdb; only table
-names and the members fragment are formatted into it.
+names and the tenants' and members' parameter lists are formatted into it.
 """
 
 from __future__ import annotations

@@ -151,11 +151,9 @@ async def stream_customer(
     # Blocking reads (identity store, warehouse) off the event loop that serves every stream.
     members = await asyncio.to_thread(_existing_members, request, principal, customer_id)
     erased = await asyncio.to_thread(_erasure_watch, request, tenant_id, members)
-    hub = stream_hub(request)
     stream = CustomerStream(
-        hub, tenant_id, members, cursor, lang=lang, erased=erased,
-        authorised=still_authorised(request),
-        watch_header=True,
+        stream_hub(request), tenant_id, members, cursor, lang=lang, erased=erased,
+        authorised=still_authorised(request), watch_header=True,
     )  # fmt: skip
     # no-store: personal data; X-Accel-Buffering: a proxy must pass each message on at once.
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}

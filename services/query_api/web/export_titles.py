@@ -3,9 +3,10 @@
 `phone` or an English alert in a Spanish sheet.
 
 The header row, and the values the pages word (a channel, an alert's status and text); every
-other value is the API's, and CSV and Parquet keep the codes (scripts read those). A column is titled from its parts: a metric's name as the dashboard writes
-it, then what of it the column holds (its answers, whether they are too few, its interval); a
-column this table does not know keeps its code, so a new field is never dropped.
+other value is the API's, and CSV and Parquet keep the codes (scripts read those). A column is
+titled from its parts: a metric's name as the dashboard writes it, then what of it the column
+holds (its answers, whether they are too few, its interval); a column this table does not know
+keeps its code, so a new field is never dropped.
 """
 
 from __future__ import annotations
