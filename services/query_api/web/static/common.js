@@ -10,8 +10,11 @@ const CEM = (() => {
   const lang = document.body.dataset.lang || "en";
   const dateTime = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" });
 
-  function t(key) {
-    return messages[key] || key;
+  // The catalogue's text of `key`, its `{name}` places filled from `values` (one left unfilled
+  // when `values` has no such name).
+  function t(key, values) {
+    const text = messages[key] || key;
+    return values ? text.replace(/\{([a-z_]+)\}/g, (whole, name) => (values[name] ?? whole)) : text;
   }
 
   class ApiError extends Error {

@@ -202,7 +202,7 @@
     // Calendar days on the reader's clock: an order last evening is "yesterday", not "today"
     // (`recency_days` counts whole 24-hour days; a browser review).
     const days = v.last_order_at ? calendarDaysSince(v.last_order_at) : null;
-    const recency = days === null ? "—" : days === 0 ? t("today") : days === 1 ? t("yesterday") : t("days_ago").replace("{n}", String(days));
+    const recency = days === null ? "—" : days === 0 ? t("today") : days === 1 ? t("yesterday") : t("days_ago", { n: days });
     $("f-recency").textContent = `${recency} · ${v.tenure_days} ${t("days")}`;
     $("f-preferred").textContent = channelName(v.preferred_channel);
     $("f-products").replaceChildren(...(v.products.length
@@ -717,7 +717,7 @@
     const show = (open) => {
       more.hidden = !open;
       toggle.setAttribute("aria-expanded", String(open));
-      toggle.textContent = open ? t("fewer_identifiers") : t("more_identifiers").replace("{n}", String(rest.length));
+      toggle.textContent = open ? t("fewer_identifiers") : t("more_identifiers", { n: rest.length });
     };
     toggle.addEventListener("click", () => {
       identifiersOpen = more.hidden ? owner : null;
@@ -827,7 +827,6 @@
   // Admins: erase the customer's personal data, after seeing the group the erasure takes.
   if (document.body.dataset.role === "admin" && $("erase-form")) {
     let erasing = null;
-    const fill = (key, values) => t(key).replace(/\{([a-z]+)\}/g, (whole, name) => values[name] ?? whole);
     $("erase-form").addEventListener("submit", async (e) => {
       e.preventDefault();
       const opened = current.id;
@@ -849,7 +848,7 @@
           method: "POST", body: { reason: $("erase-reason").value.trim(), members: erasing.members },
         });
         $("erase-result").hidden = true;
-        $("identity-status").textContent = fill("erase_requested", { event: done.event_id });
+        $("identity-status").textContent = t("erase_requested", { event: done.event_id });
       } catch (error) {
         showError($("identity-status"), error);
       }
@@ -870,7 +869,7 @@
     const members = preview.members.map((m) => {
       const why = m.customer_id === preview.customer_id ? t("erase_member_canonical")
         : coded("identity_reason", m.reason_code, m.reason_params, m.merge_reason || "");
-      const events = m.events === null ? "" : `, ${fill("erase_member_events", { n: m.events })}`;
+      const events = m.events === null ? "" : `, ${t("erase_member_events", { n: m.events })}`;
       return `${m.customer_id} (${why}${events})`;
     });
     const identifiers = preview.identifiers.map((i) => {
@@ -883,9 +882,9 @@
     // the erasure does the same to it for both.
     const lines = [...new Set(identifiers)];
     const rows = [[t("erase_members"), members.join("; ")], [t("identifiers"), lines.join("; ") || "—"]];
-    if (preview.erased) rows.unshift([t("erase_preview"), fill("erase_already", { event: preview.erasure_event_id })]);
+    if (preview.erased) rows.unshift([t("erase_preview"), t("erase_already", { event: preview.erasure_event_id })]);
     if (preview.merged_since && preview.merged_since.length) {
-      rows.push([t("erase_merged_since_title"), fill("erase_merged_since", { ids: preview.merged_since.join(", ") })]);
+      rows.push([t("erase_merged_since_title"), t("erase_merged_since", { ids: preview.merged_since.join(", ") })]);
     }
     $("erase-summary").replaceChildren(...rows.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v))));
     $("erase-confirm").disabled = preview.erased;

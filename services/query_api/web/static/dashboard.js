@@ -190,7 +190,7 @@
         // The row's n counts every kind of answer; a starred value says how many of its own it
         // has (a browser review: n = 40, yet each metric starred "fewer than 30").
         ...METRICS.map((name) => metricCell(name, value(cell, name), cell.counts[name] || 0, minN,
-          t("low_n_of").replace("{n}", cell.counts[name] || 0))));
+          t("low_n_of", { n: cell.counts[name] || 0 }))));
     }));
   }
 
