@@ -836,7 +836,7 @@
         // Another customer opened meanwhile: the preview (and its Confirm) is not theirs.
         if (!current || current.id !== opened) return;
         erasing = { opened, id: preview.customer_id, members: preview.members.map((m) => m.customer_id) };
-        renderErasure(preview, fill);
+        renderErasure(preview);
       } catch (error) {
         if (current && current.id === opened) showError($("identity-status"), error);
       }
@@ -865,7 +865,7 @@
     return t(i.suppressed === false ? "erase_key_kept" : "erase_key_kept_suppressed");
   }
 
-  function renderErasure(preview, fill) {
+  function renderErasure(preview) {
     const members = preview.members.map((m) => {
       const why = m.customer_id === preview.customer_id ? t("erase_member_canonical")
         : coded("identity_reason", m.reason_code, m.reason_params, m.merge_reason || "");
