@@ -454,3 +454,16 @@ def test_signing_in_never_leads_to_another_site(
     fields = {"email": person(app, "agent"), "password": PASSWORD, "csrf": form_token(page.text)}
     done = client.post("/signin", data={**fields, "next": elsewhere}, follow_redirects=False)
     assert (done.status_code, done.headers["location"]) == (303, "/console")
+
+
+def test_pages_name_their_scripts_and_styles_by_their_content(client: TestClient) -> None:
+    # Static files are cached for an hour: a browser ran a cached common.js beside a new
+    # console.js once both changed (a browser test run across the change). Each address holds a
+    # hash of the file's content, so a changed file is a new address, served as before.
+    html = client.get("/signin").text
+    addresses = re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
+    assert addresses and all(re.search(r"\?v=[0-9a-f]{12}$", a) for a in addresses), addresses
+    for address in addresses:
+        served = client.get(address)
+        assert served.status_code == 200, address
+        assert "max-age=3600" in served.headers["cache-control"]

@@ -10,6 +10,8 @@ every answer.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import hmac
 import secrets
 from collections.abc import Callable, Coroutine
@@ -51,6 +53,20 @@ class _PageRoute(APIRoute):
 
 router = APIRouter(include_in_schema=False, route_class=_PageRoute)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+@functools.cache
+def static_url(path: str) -> str:
+    """`/static/<path>?v=<a hash of its content>`. Static files are cached for an hour
+    (kernel/web_security.py), so without it a browser could run a cached common.js with a new
+    console.js after an upgrade: a browser test run across a change of both saw exactly that.
+    A changed file is a new address; read once a process, as the files do not change under it."""
+    digest = hashlib.sha256((STATIC_DIR / path).read_bytes()).hexdigest()[:12]
+    return f"/static/{path}?v={digest}"
+
+
+templates.env.globals["static"] = static_url
 SIGNIN_CSRF_COOKIE = "cem_signin_csrf"
 MANAGERS = frozenset({"manager", "admin"})
 MAX_FORM_BYTES = 8 * 1024
