@@ -93,7 +93,8 @@ const CEM = (() => {
   // `seconds`: the value is a duration, shown as people read one ("5 min 20 s", "3 h 05 min"),
   // its seconds kept in `data-value` and in the tooltip.
   function metricCell(name, value, n, minN, lowTitle, seconds = false) {
-    if (value === null || value === undefined) return el("td", { class: "num", dataset: { metric: name, n: 0 } }, "—");
+    // No value: a dash in a table's column, left out of a phone's card (`none`: app.css).
+    if (value === null || value === undefined) return el("td", { class: "num none", dataset: { metric: name, n: 0 } }, "—");
     const low = n < minN;
     const exact = `${fixed(value, 1)} s`;
     const title = [seconds ? exact : null, low ? lowTitle : null].filter(Boolean).join(" · ") || null;
@@ -234,6 +235,20 @@ const CEM = (() => {
     const said = missing ? `${t("api_error_not_found")} (${asked})` : errorText(error);
     const text = `${refused ? "" : `${t("error")} `}${said}`;
     target.replaceChildren(el("span", { class: "error", role: "alert" }, text));
+  }
+
+  // On a phone a wide table's rows are cards (`table.cards`, app.css): every cell on a line of its
+  // own, named by its column (`data-label`, from the header, which a card hides). Rows are named
+  // as the scripts add them, whichever script and however (a browser review: the satisfaction
+  // and service tables scrolled sideways on a phone, their first column out of sight).
+  function nameCells(table) {
+    const headers = [...table.tHead.rows[0].cells].map((th) => th.textContent);
+    for (const row of table.tBodies[0].rows) {
+      [...row.cells].forEach((cell, i) => { if (!cell.dataset.label) cell.dataset.label = headers[i] || ""; });
+    }
+  }
+  for (const table of document.querySelectorAll("table.cards")) {
+    new MutationObserver(() => nameCells(table)).observe(table.tBodies[0], { childList: true });
   }
 
   // Switching language keeps what the page shows (the console's customer lives in the hash):

@@ -466,7 +466,7 @@
     // What an action on this row says (a missing assignee or note, a failure), beside its buttons.
     const said = el("p", { class: "row-status", role: "status" });
     const withNote = (fields) => (note.value.trim() ? { ...fields, note: note.value.trim() } : fields);
-    return labelled(el("tr", { dataset: { alertId: a.alert_id, status } },
+    return el("tr", { dataset: { alertId: a.alert_id, status } },
       el("td", {}, when(a.raised_at)),
       // A drift alert (rule drift.*) is about a touchpoint, not one customer.
       el("td", {}, a.customer_id
@@ -479,14 +479,7 @@
       el("td", {}, el("div", { class: "actions" }, assignee, note,
         act("assign", t("assign"), () => withNote({ assignee: assignee.value.trim() })),
         act("acknowledge", t("acknowledge"), () => withNote({})),
-        act("resolve", t("resolve"), () => withNote({})), said))));
-  }
-
-  // Each cell names its column (`data-label`): on a phone the rows are cards, the header hidden.
-  function labelled(row) {
-    const headers = [...$("alerts").tHead.rows[0].cells].map((th) => th.textContent);
-    [...row.cells].forEach((cell, i) => { cell.dataset.label = headers[i] || ""; });
-    return row;
+        act("resolve", t("resolve"), () => withNote({})), said)));
   }
 
   function showStatus(alertId, status) {
