@@ -803,6 +803,26 @@ def test_the_spanish_console_names_kinds_reads_days_first_and_words_api_errors(
     ), what="only the survey answers")  # fmt: skip
     assert not page.find("#filter-error").is_displayed()
     assert "Algo ha fallado" not in page.text("#timeline-end")
+    # A word the titles hold (no accent needed) is every type whose title holds it: all the
+    # calls' types. A word none holds is said to be no type, and nothing is asked (it was a 422
+    # worded "not written as this field expects", or "nothing matches" for a word like this).
+    page.find("#filter-type").clear()
+    page.find("#filter-type").send_keys("LLAMADA")
+    page.find("#filters button[type=submit]").click()
+    page.wait(lambda: timeline_ids(page) and all(
+        re.search(r"(^|\s)call\.[a-z]+ · ", item.text) for item in page.all("#timeline li.event")
+    ), what="only the calls", instead=lambda: page.text("#timeline"))  # fmt: skip
+    calls = timeline_ids(page)
+    assert 0 < len(calls) < shown, calls
+    page.find("#filter-type").clear()
+    page.find("#filter-type").send_keys("reembolso")
+    page.find("#filters button[type=submit]").click()
+    said = page.wait(
+        lambda: page.find("#filter-error").is_displayed() and page.text("#filter-error")
+    )
+    assert said.startswith("Ningún tipo de evento se llama «reembolso»: elige uno"), said
+    assert page.find("#filter-type").get_attribute("aria-invalid") == "true"
+    assert timeline_ids(page) == calls  # nothing asked
     page.find("#filter-type").clear()
     page.find("#filters button[type=submit]").click()
     page.wait(lambda: len(timeline_ids(page)) >= total, what="the whole timeline again")

@@ -333,6 +333,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "invalid_date": "Not a date: write it as",
         # the browser's own date field (English): its format is the browser's, not ours
         "invalid_date_field": "Not a full date: fill in its day, month and year.",
+        "unknown_type": "No event type is called “{typed}”: pick one from the list, or write its "
+        "code (call.ended, or call.* for every call).",
         # What the pages say for an API error, by its `error.code` (kernel/api_errors.py); the
         # English page shows the server's own message, which names the value that is wrong.
         "api_error_not_found": "Not found: no such customer, event or alert.",
@@ -622,6 +624,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "date_hint": "dd/mm/aaaa",
         "invalid_date": "No es una fecha: escríbela como",
         "invalid_date_field": "La fecha está incompleta: rellena día, mes y año.",
+        "unknown_type": "Ningún tipo de evento se llama «{typed}»: elige uno de la lista o escribe "
+        "su código (call.ended, o call.* para todas las llamadas).",
         # Errores de la API por su `error.code` (kernel/api_errors.py).
         "api_error_not_found": "No encontrado: no existe ese cliente, evento o alerta.",
         "api_error_already_erased": "Los datos personales de este cliente ya se borraron.",

@@ -131,7 +131,9 @@ const CEM = (() => {
   function query(params) {
     const search = new URLSearchParams();
     for (const [name, value] of Object.entries(params)) {
-      if (value !== undefined && value !== null && value !== "") search.set(name, value);
+      // A list is the parameter repeated (`type=call.ended&type=call.offered`: any of them).
+      if (Array.isArray(value)) value.forEach((item) => search.append(name, item));
+      else if (value !== undefined && value !== null && value !== "") search.set(name, value);
     }
     return search.toString();
   }

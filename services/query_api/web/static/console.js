@@ -300,30 +300,46 @@
     return day.getMonth() === month - 1 && day.getDate() === date ? day.getTime() : NaN;
   }
 
-  // Marks the date filters that are no date and says how to write one; true when all are fine.
-  function datesValid() {
+  // Marks the filters that cannot be read (a date that is no date, a type no type is called) and
+  // says how to write them; true when all are fine.
+  function filtersValid() {
     const wrong = ["filter-since", "filter-until"].filter((id) => Number.isNaN(dayStart($(id))));
-    for (const id of ["filter-since", "filter-until"]) {
+    if (typeCodes($("filter-type").value) === null) wrong.push("filter-type");
+    for (const id of ["filter-since", "filter-until", "filter-type"]) {
       if (wrong.includes(id)) $(id).setAttribute("aria-invalid", "true");
       else $(id).removeAttribute("aria-invalid");
     }
     $("filter-error").hidden = !wrong.length;
     // The browser's date field shows its own format (mm/dd/yyyy here, dd/mm/yyyy there): ours is
     // said only where the field is text (a browser review: "write it as yyyy-mm-dd" under one).
-    const said = $("filter-since").type === "date" ? t("invalid_date_field") : `${t("invalid_date")} ${t("date_hint")}`;
-    $("filter-error").textContent = wrong.length ? said : "";
+    const dates = $("filter-since").type === "date" ? t("invalid_date_field") : `${t("invalid_date")} ${t("date_hint")}`;
+    const said = [];
+    if (wrong.some((id) => id !== "filter-type")) said.push(dates);
+    if (wrong.includes("filter-type")) said.push(t("unknown_type", { typed: $("filter-type").value.trim() }));
+    $("filter-error").textContent = said.join(" ");
     if (wrong.length) $(wrong[0]).focus();
     return !wrong.length;
   }
 
-  // What the type filter holds as the API reads it: a title typed rather than picked from the
-  // list ("Llamada finalizada", any case) is its type's code (a browser review got a 422).
-  function typeCode(typed) {
-    const text = typed.trim();
-    const folded = text.toLocaleLowerCase(lang);
-    const named = [...document.querySelectorAll("#event-types option")]
-      .find((o) => (o.getAttribute("label") || "").toLocaleLowerCase(lang) === folded);
-    return named ? named.value : text;
+  // What the type filter holds as the API reads it: the types it names, [] for none, null when
+  // it names no type. A title typed rather than picked from the list ("Llamada finalizada", any
+  // case, accents or not) is its type; a code (`call.ended`, `call.*`) is itself; other words
+  // ("llamada") are every type whose title holds them all (a browser review got a 422 worded
+  // "not written as this field expects", or nothing found for a word its titles hold).
+  const TYPE_CODE = /^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*\.([a-z0-9_]+|\*)$/;
+  const plain = (text) => text.normalize("NFD").replace(/\p{M}/gu, "").toLocaleLowerCase(lang).trim();
+  function typeCodes(typed) {
+    const text = plain(typed);
+    if (!text) return [];
+    const options = [...document.querySelectorAll("#event-types option")]
+      .map((o) => ({ code: o.value, title: plain(o.getAttribute("label") || "") }));
+    const named = options.find((o) => o.title === text);
+    if (named) return [named.code];
+    if (TYPE_CODE.test(text)) return [text];
+    const words = text.split(/\s+/);
+    const holding = options.filter((o) => words.every((word) => o.title.split(/\s+/).some((w) => w.startsWith(word))));
+    // As many as the API takes at once (20); more would be every type but a few: say so.
+    return holding.length && holding.length <= 20 ? holding.map((o) => o.code) : null;
   }
 
   function readFilters() {
@@ -335,7 +351,7 @@
     const until = day($("filter-until"), true);
     return {
       channel: $("filter-channel").value,
-      type: typeCode($("filter-type").value),
+      type: typeCodes($("filter-type").value) || [],
       since: since === null ? "" : new Date(since).toISOString(),
       until: until === null ? "" : new Date(until).toISOString(),
     };
@@ -344,9 +360,10 @@
   function matchesFilters(entry) {
     const f = current.filters;
     const at = new Date(entry.derived_at).getTime();
-    // A type filter is a type (`call.ended`) or a prefix (`call.*`), as the timeline API reads it.
-    const typed = !f.type || (f.type.endsWith(".*")
-      ? entry.type.startsWith(f.type.slice(0, -1)) : entry.type === f.type);
+    // A type filter is any of its types (`call.ended`) or prefixes (`call.*`), as the timeline
+    // API reads it.
+    const typed = !f.type.length || f.type.some((type) => (type.endsWith(".*")
+      ? entry.type.startsWith(type.slice(0, -1)) : entry.type === type));
     return (!f.channel || entry.channel === f.channel) && typed
       && (!f.since || at >= new Date(f.since).getTime()) && (!f.until || at < new Date(f.until).getTime());
   }
@@ -354,10 +371,10 @@
   // An erased customer's page is not read again (its rows go from the warehouse in their time).
   $("filters").addEventListener("submit", (e) => {
     e.preventDefault();
-    if (current && !current.erased && datesValid()) load(current.id);
+    if (current && !current.erased && filtersValid()) load(current.id);
   });
   $("filters").addEventListener("reset", () => setTimeout(() => {
-    datesValid();
+    filtersValid();
     if (current && !current.erased) load(current.id);
   }, 0));
 
@@ -380,7 +397,8 @@
       target.cursor = page.next_cursor;
       target.done = !page.next_cursor;
       // Nothing at all under filters: none matches them (not "the start of the history").
-      const none = target.done && !target.seen.size && Object.values(target.filters).some(Boolean);
+      const none = target.done && !target.seen.size
+        && Object.values(target.filters).some((v) => (Array.isArray(v) ? v.length : v));
       $("timeline-end").textContent = target.done ? t(none ? "no_match" : "end_of_timeline") : "";
       $("more").hidden = target.done;
     } catch (error) {
