@@ -104,6 +104,7 @@
     stopLive();
     if (!current || current.id !== id) clearIdentityForms();
     // `query`: what the search box held when she was opened (what found her: her email, often).
+    filtersValid(false);
     current = { id, marked, cursor: null, seen: new Set(), filters: readFilters(), done: false, query: $("search").value };
     const target = current;
     $("empty").hidden = true;
@@ -301,8 +302,9 @@
   }
 
   // Marks the filters that cannot be read (a date that is no date, a type no type is called) and
-  // says how to write them; true when all are fine.
-  function filtersValid() {
+  // says how to write them; true when all are fine. `focus`: the first wrong one takes it (not
+  // when a customer opens: her page reads without them, and says so).
+  function filtersValid(focus = true) {
     const wrong = ["filter-since", "filter-until"].filter((id) => Number.isNaN(dayStart($(id))));
     if (typeCodes($("filter-type").value) === null) wrong.push("filter-type");
     for (const id of ["filter-since", "filter-until", "filter-type"]) {
@@ -317,7 +319,7 @@
     if (wrong.some((id) => id !== "filter-type")) said.push(dates);
     if (wrong.includes("filter-type")) said.push(t("unknown_type", { typed: $("filter-type").value.trim() }));
     $("filter-error").textContent = said.join(" ");
-    if (wrong.length) $(wrong[0]).focus();
+    if (wrong.length && focus) $(wrong[0]).focus();
     return !wrong.length;
   }
 
