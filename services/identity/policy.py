@@ -28,6 +28,8 @@ from services.identity.reasons import reason_text
 from services.identity.rules import Identifier, TenantRules
 from services.identity.slips import MIN_TYPO_LOCAL
 
+DIGITS = "0123456789"  # a local part's number at its end (a year): set aside to read its words
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -648,8 +650,10 @@ def _slip_holder(
     - Never when only a dot, hyphen or underscore differs (`_written_otherwise`), when the two
       hold different unique identifiers, or personal lines and none in common (two mobiles: two
       people, as in `_named_alike`), or when the slip touches the local part's first character
-      or its last two (`_inside`: an initial, `cnavarro@`/`pnavarro@`; a second surname's
-      initial, `josegarcia@`/`josegarciap@`, a father and his son), name or not.
+      or its end (an initial, `cnavarro@`/`pnavarro@`; a second surname's initial,
+      `josegarcia@`/`josegarciap@`, a father and his son), name or not. Unnamed, its last two
+      characters are kept (`_inside`); named, a letter after it is enough (`_before_the_end`:
+      `mgarriso@` for `mgarrido@`).
     - `slip_and_name`: the touchpoint carries a name, both sides are known by one name
       (`person_names.agree_with_surname`: every name the other's beginning, two words at least
       on each side) and one of those names is full (`is_full`: a given name and both surnames
@@ -660,7 +664,10 @@ def _slip_holder(
     - `typing_slip`: the slip is one a finger makes (`typing_slip`), and no name on either side
       differs from the other's: likely one person, yet the slip alone is weak evidence (nothing
       the two hold corroborates it), so a reviewer decides."""
-    if _written_otherwise(new, known) or not _inside(new, known):
+    if _written_otherwise(new, known):
+        return ""
+    inside = _inside(new, known)
+    if not (inside or _before_the_end(new, known)):
         return ""
     if unique_conflicts(identifiers, other.identifiers, rules):
         return ""
@@ -682,15 +689,38 @@ def _slip_holder(
         and _mailbox_named({event_name} | agreeing, known, rules)
     ):
         return "slip_and_name"
-    if typing_slip(new, known) and names_agree(names, other.names):
+    if inside and typing_slip(new, known) and names_agree(names, other.names):
         return "typing_slip"
     return ""
 
 
 def _inside(new: Identifier, known: Identifier) -> bool:
-    """The two local parts keep their first character and their last two: the slip is inside."""
+    """The two local parts keep their first character and their last two: the slip is inside.
+    Digits that end both alike (a year, `77`) are set aside first: what ends the words is what
+    tells a son's second surname's initial (`josegarcia77@`, `josegarciap77@`)."""
     a, b = new.value.rpartition("@")[0], known.value.rpartition("@")[0]
+    a_word, b_word = a.rstrip(DIGITS), b.rstrip(DIGITS)
+    if a[len(a_word) :] == b[len(b_word) :] and a_word and b_word:
+        a, b = a_word, b_word
     return a[:1] == b[:1] and a[-2:] == b[-2:]
+
+
+def _before_the_end(new: Identifier, known: Identifier) -> bool:
+    """The two local parts keep their first character, and a letter after the slip that ends
+    both words (digits at the end left aside: they are equal): `nalvarz@` for `nalvarez@`,
+    `mgarriso@` for `mgarrido@`. Not a letter added, dropped or changed at the end, whatever
+    letter it follows (`josegarciaa@` beside `josegarcia@`, `josegarciap7@` beside
+    `josegarcia7@`: a son's second surname's initial). Taken for a slip only with a name to
+    corroborate it (`_slip_holder`'s `slip_and_name`), never for review alone."""
+    a, b = new.value.rpartition("@")[0], known.value.rpartition("@")[0]
+    a, b = a.rstrip(DIGITS), b.rstrip(DIGITS)
+    if a[:1] != b[:1]:
+        return False
+    common = 0
+    while common < min(len(a), len(b)) and a[common] == b[common]:
+        common += 1
+    rest_a, rest_b = a[common:], b[common:]
+    return bool(rest_a and rest_b) and rest_a[-1] == rest_b[-1] and rest_a[-1].isalpha()
 
 
 def _written_otherwise(new: Identifier, known: Identifier) -> bool:
@@ -768,7 +798,36 @@ def _their_name_on_our_mailbox(
     if len(full) != 1 or not all(agree(situation.name, name) for name in full):
         return set()
     emails = [i for i in draft.identifiers if i.kind == "email"]
+    if not emails:
+        return _their_name_on_our_line(draft, full, users, groups, situation, rules)
     return full if any(_mailbox_named(full, email, rules) for email in emails) else set()
+
+
+def _their_name_on_our_line(
+    draft: _Draft,
+    full: set[str],
+    users: set[str],
+    groups: Mapping[str, Group],
+    situation: Situation,
+    rules: TenantRules,
+) -> set[str]:
+    """A home known by nothing that says whose it is (no name recorded, no email: a mobile's
+    calls and messages), whose mobile the touchpoint carries with the full name the device's
+    other users are known by, itself and whole (`same_full_name`), when none of those users holds
+    another mobile (two mobiles: two people, `_other_lines`): that name is the home's. It is
+    what `_new_details_named_alike` decides when the mobile comes first on such a touchpoint;
+    here the mobile's calls came before."""
+    lines = {i for i in draft.identifiers if personal_line(i, rules)}
+    carried = [c for c in situation.claims if c.identifier in lines]
+    if not carried or any(dormant(c, situation, rules) for c in carried):
+        return set()
+    if not same_full_name({situation.name}, full, rules.name_surnames):
+        return set()
+    if any(
+        _other_lines(draft.identifiers, groups[u].identifiers, rules) for u in users if u in groups
+    ):
+        return set()
+    return full
 
 
 def _named_as(ours: set[str], group: Group, rules: TenantRules) -> bool:
