@@ -58,9 +58,9 @@ def types_of(api: Api, key: str, **identifier: str) -> list[str]:
 Delivery = tuple[bytes, dict[str, str]]
 
 
-def twilio_call(url: str, phone: str, at: datetime) -> Delivery:
-    url += "?queue=billing&agent=ana"
-    form = {"CallSid": f"CA{new_tag()}", "CallStatus": "completed", "From": phone,
+def twilio_call(url: str, phone: str, at: datetime, sid: str = "", line: str = "") -> Delivery:
+    url += "?queue=billing&agent=ana" + (f"&touchpoint={line}" if line else "")
+    form = {"CallSid": sid or f"CA{new_tag()}", "CallStatus": "completed", "From": phone,
             "To": "+34910000000", "Direction": "inbound", "CallDuration": "120",
             "Timestamp": at.strftime("%a, %d %b %Y %H:%M:%S +0000")}  # fmt: skip
     body = urlencode(form).encode()
@@ -73,14 +73,15 @@ def twilio_sms(url: str, phone: str, at: datetime) -> Delivery:
     return body, signing.twilio_headers(SECRET, url, body)
 
 
-def typeform(touchpoint: str, email: str, at: datetime) -> bytes:
+def typeform(touchpoint: str, email: str, at: datetime, **hidden: str) -> bytes:
     answer = {
         "type": "number",
         "number": 2,
         "field": {"id": "x", "type": "rating", "ref": "csat_q"},
     }
+    hidden = {"email": email, "touchpoint": touchpoint, **hidden}
     response = {"form_id": "f1", "token": new_tag(), "submitted_at": iso(at),
-                "hidden": {"email": email, "touchpoint": touchpoint}, "answers": [answer]}  # fmt: skip
+                "hidden": hidden, "answers": [answer]}  # fmt: skip
     return json.dumps({"event_type": "form_response", "form_response": response}).encode()
 
 
@@ -164,6 +165,39 @@ def test_a_survey_reaches_satisfaction_and_a_retry_is_stored_once(
     ).json()["buckets"]
     assert [b["metrics"]["csat@1"]["n"] for b in buckets] == [1]
     assert [b["metrics"]["csat@1"]["value"] for b in buckets] == [0.0]  # rated 2 of 5
+
+
+def test_a_post_call_survey_counts_for_the_call_through_the_links_correlation_id(
+    deployment: Deployment, api: Api, at: datetime
+) -> None:
+    # The call ends; the survey's invitation is emailed (SendGrid: opened, clicked); the answer
+    # comes from Typeform. Its link carried the call's id as the hidden `correlation_id` (and the
+    # customer's email and phone): the answer counts for the call's line, queue and agent, not
+    # for the email opened last (a review wired the three without it, and every score went to
+    # "email": METRICS.md's latest touchpoint before the answer, no survey.sent being known).
+    manager = deployment.key(TENANT_A, "manager")
+    phone, email, sid = a_mobile(), f"p-{new_tag()}@buzon.cem.io", f"CA{new_tag()}"
+    line = f"line-{new_tag()}"
+    voice = add_channel(deployment, "twilio-voice", {})
+    assert (
+        deliver(voice, twilio_call(voice["webhook_url"], phone, at, sid, line)).status_code == 200
+    )
+    public, mail_body, sign_mail = sendgrid_open(email, at + timedelta(minutes=5))
+    mail = add_channel(deployment, "sendgrid", {}, secret=public)
+    assert deliver(mail, (mail_body, sign_mail(mail_body))).status_code == 200
+    survey = add_channel(deployment, "typeform", {"questions": {"csat_q": "csat"}})
+    hidden = {"phone": phone, "correlation_id": sid}
+    body = typeform("post_call_survey", email, at + timedelta(minutes=10), **hidden)
+    answer = httpx.post(
+        survey["webhook_url"], content=body, headers=signing.typeform_headers(SECRET, body)
+    )
+    assert answer.status_code == 200, answer.text
+    deployment.wait_processed()
+    window = {"since": iso(at - timedelta(days=1)), "until": iso(at + timedelta(days=1))}
+    counted = api.get("/v1/satisfaction/touchpoints", manager, touchpoint=line, **window).json()
+    assert [(b["channel"], b["metrics"]["csat@1"]["n"]) for b in counted["buckets"]] == [
+        ("phone", 1)
+    ]
 
 
 def test_a_forged_delivery_is_refused_and_stores_nothing(

@@ -8,6 +8,10 @@ secret. Which answers are CSAT, NPS or CES is the tenant's choice, per channel:
 
 Hidden fields carry the context the survey link was sent with: `touchpoint`, `correlation_id` and
 the customer (`customer_id`, `email`, `phone`); an answer of type `email` names the customer too.
+Where an answer counts is METRICS.md's attribution: the interaction of its `correlation_id` (a
+post-call survey's link carries the call's id, Twilio's `CallSid`), else the customer's latest
+touchpoint before it (the invitation's email opened, as often as not); the hidden `touchpoint` is
+the answer's own, counted only when no interaction is found (docs/channels.md).
 A response with no mapped question is unmappable (a dead letter to replay once it is mapped).
 The response `token` (one per submission) with the question ref is the deduplication key.
 """
