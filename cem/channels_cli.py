@@ -187,9 +187,11 @@ def dead_letters_list(args: argparse.Namespace) -> int:
     if not letters:
         print("no dead letters" + _filtered(args), file=sys.stderr)
     for d in letters:
-        paths = ",".join(v.get("path", "") for v in d.violations)
+        # Each violated path with what is wrong there (the path alone left the reason unsaid).
+        said = "; ".join(f"{v.get('path', '')}: {v.get('message', '')}".rstrip(": ")
+                         for v in d.violations)  # fmt: skip
         print("\t".join([d.dead_letter_id, d.received_at.isoformat(), d.tenant_id, d.provider,
-                         d.status, d.reason, paths]))  # fmt: skip
+                         d.status, d.reason, said]))  # fmt: skip
     return 0
 
 

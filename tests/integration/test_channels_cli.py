@@ -163,3 +163,30 @@ def test_dead_letters_take_a_date_alone_and_say_when_there_are_none(
                          "typeform", *data)  # fmt: skip
     assert code == 0 and out == ""
     assert "no dead letters (provider 'typeform', since '2026-11-10')" in err
+
+
+def test_a_dead_letter_is_listed_with_what_is_wrong_at_each_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from datetime import UTC, datetime
+
+    from cem.distributed import channels_from_settings
+    from kernel.channels import NewDeadLetter
+    from kernel.settings import CoreSettings
+
+    store = channels_from_settings(CoreSettings(data_dir=tmp_path))
+    channel = store.add("acme", "typeform", "x")
+    problems = [
+        {"path": "form_response.answers", "code": "missing", "message": "no mapped question"},
+        {"path": "form_response.hidden", "code": "missing", "message": "no customer"},
+    ]
+    store.keep_dead_letter(NewDeadLetter("acme", "typeform", channel.channel_id,
+                                         datetime(2026, 11, 10, tzinfo=UTC), "/x", {}, b"{}",
+                                         "unmappable", problems))  # fmt: skip
+    store.close()
+    code, out, _ = run(capsys, "dead-letters", "list", "--data-dir", str(tmp_path))
+    assert code == 0
+    assert out.rstrip("\n").split("\t")[-2:] == [
+        "unmappable",
+        "form_response.answers: no mapped question; form_response.hidden: no customer",
+    ]

@@ -208,6 +208,54 @@ def test_unmappable_is_kept_then_replayed_after_the_fix(platform: Platform) -> N
     assert platform.channels.dead_letters(tenant_id="acme") == []
 
 
+def test_an_admin_reads_the_tenants_dead_letters_and_replays_them_over_http(
+    platform: Platform,
+) -> None:
+    # The provider got its 200, so nothing told the integrator (a review): the tenant's admin
+    # lists what was kept and why, fixes the mapping and replays, without a shell on the host.
+    added = platform.add("typeform", SECRET, {"questions": {}})
+    assert post_typeform(platform, added["webhook_path"], typeform_body()).status_code == 200
+    listed = platform.client.get("/v1/channels/dead-letters", headers=platform.admin)
+    assert listed.status_code == 200, listed.text
+    [letter] = listed.json()["dead_letters"]
+    assert (letter["provider"], letter["channel_id"], letter["status"]) == (
+        "typeform", added["channel_id"], "pending",
+    )  # fmt: skip
+    assert letter["reason"] == "unmappable" and letter["bytes"] == len(typeform_body())
+    [violation] = letter["violations"]
+    assert violation["path"] == "form_response.answers" and violation["message"]
+    assert "body" not in letter  # the provider's personal data stays in the store
+    # Another tenant's admin sees none of it; an ingest key may not read it.
+    other = {"Authorization": f"Bearer {platform.keys.create('globex', 'admin')[1]}"}
+    assert platform.client.get("/v1/channels/dead-letters", headers=other).json() == {
+        "dead_letters": [], "more": False,
+    }  # fmt: skip
+    ingest = {"Authorization": f"Bearer {platform.keys.create('acme', 'ingest')[1]}"}
+    assert platform.client.get("/v1/channels/dead-letters", headers=ingest).status_code == 403
+    unknown = platform.client.get(
+        "/v1/channels/dead-letters", headers=platform.admin, params={"provider": "typefrom"}
+    )
+    assert unknown.status_code == 422 and "typefrom" in unknown.json()["error"]["message"]
+
+    replay = "/v1/channels/dead-letters/replay"
+    still = platform.client.post(replay, headers=platform.admin, json={})
+    assert still.json() == {"restored": 0, "duplicates": 0, "still_failing": 1}
+    fixed = platform.client.patch(f"/v1/channels/{added['channel_id']}", headers=platform.admin,
+                                  json={"settings": MAPPED})  # fmt: skip
+    assert fixed.status_code == 200
+    done = platform.client.post(replay, headers=platform.admin, json={"provider": "typeform"})
+    assert done.json() == {"restored": 1, "duplicates": 0, "still_failing": 0}
+    assert len(platform.events()) == 2
+    pending = platform.client.get("/v1/channels/dead-letters", headers=platform.admin).json()
+    assert pending["dead_letters"] == []
+    replayed = platform.client.get(
+        "/v1/channels/dead-letters", headers=platform.admin, params={"status": "replayed"}
+    ).json()["dead_letters"]
+    assert [(r["dead_letter_id"], r["status"]) for r in replayed] == [
+        (letter["dead_letter_id"], "replayed")
+    ]
+
+
 def test_a_batch_with_one_bad_item_keeps_the_rest_and_the_item(platform: Platform) -> None:
     private, public = signing.sendgrid_keypair()
     added = platform.add("sendgrid", public, {})

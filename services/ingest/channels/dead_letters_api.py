@@ -1,0 +1,136 @@
+"""A tenant's webhook dead letters, for its admins: what was kept and why, and a replay.
+
+A verified delivery that does not map is kept and the provider gets its 200 (it would retry
+otherwise), so nothing tells the integrator but this list. `GET /v1/channels/dead-letters`
+answers each letter with its reason and every violated path and message, never the raw body
+(it holds the provider's personal data; `cem dead-letters list` on the host reads the store).
+`POST /v1/channels/dead-letters/replay` maps the tenant's pending letters again with the
+channels' current settings and publishes them, as `cem dead-letters replay` does
+(services/ingest/channels/replay.py): after a mapping is fixed over `PATCH /v1/channels/{id}`,
+an admin finishes the job without a shell on the host.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import anyio
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import AwareDatetime, BaseModel, Field
+
+from kernel.api_errors import ApiError
+from kernel.auth import AUTHENTICATED, require
+from kernel.channels import WebhookDeadLetter
+from kernel.ports import Principal
+from kernel.request_body import BODY_RESPONSES, parse_or_400, read_limited, validate_body
+from kernel.settings import IngestSettings
+from services.ingest.channels.registry import load_providers
+from services.ingest.channels.replay import replay_webhooks
+
+CAN_CONFIGURE = frozenset({"admin"})  # as the channels themselves (router.py)
+MAX_LISTED = 500
+dead_letters_router = APIRouter(tags=["channels"], responses=dict(AUTHENTICATED))
+
+
+def _store(request: Request) -> Any:
+    store = getattr(request.app.state, "channels", None)
+    if store is None:
+        raise ApiError(404, "not_found", "this service has no channel store")
+    return store
+
+
+def _known(name: str | None, path: str) -> None:
+    if name is not None and name not in load_providers():
+        known = ", ".join(load_providers())
+        raise ApiError(422, "unknown_provider", f"no provider {name!r}; one of {known}",
+                       [{"code": "unknown_provider", "message": known, "path": path}])  # fmt: skip
+
+
+def _described(letter: WebhookDeadLetter) -> dict[str, Any]:
+    return {
+        "dead_letter_id": letter.dead_letter_id,
+        "channel_id": letter.channel_id,
+        "provider": letter.provider,
+        "received_at": letter.received_at.isoformat(),
+        "status": letter.status,
+        "attempts": letter.attempts,
+        "reason": letter.reason,
+        "violations": [
+            {k: str(v.get(k, "")) for k in ("path", "code", "message")} for v in letter.violations
+        ],
+        "bytes": len(letter.body),
+    }
+
+
+@dead_letters_router.get("/v1/channels/dead-letters")
+async def list_dead_letters(
+    request: Request,
+    principal: Principal = Depends(require(CAN_CONFIGURE)),
+    provider: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[
+        Literal["pending", "replayed", "all"],
+        Query(description="pending (default): not replayed yet; replayed; or all"),
+    ] = "pending",
+    since: Annotated[AwareDatetime | None, Query(description="received at or after")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 100,
+) -> dict[str, Any]:
+    """The tenant's webhook dead letters, oldest first: why each was kept (`reason`, and every
+    violated `path` with its `message`), without the delivered body."""
+    _known(provider, "query.provider")
+    store = _store(request)
+    letters = await anyio.to_thread.run_sync(
+        lambda: store.dead_letters(
+            provider=provider,
+            tenant_id=principal.tenant_id,
+            since=since,
+            status=None if status == "all" else status,
+        )
+    )
+    return {
+        "dead_letters": [_described(letter) for letter in letters[:limit]],
+        "more": len(letters) > limit,
+    }
+
+
+class ReplayIn(BaseModel):
+    provider: str | None = Field(default=None, max_length=64)
+    since: AwareDatetime | None = Field(default=None, description="received at or after")
+
+
+@dead_letters_router.post(
+    "/v1/channels/dead-letters/replay",
+    responses=BODY_RESPONSES,
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": ReplayIn.model_json_schema()}},
+        }
+    },
+)
+async def replay_dead_letters(
+    request: Request, principal: Principal = Depends(require(CAN_CONFIGURE))
+) -> dict[str, int]:
+    """Map the tenant's pending dead letters again with the channels' current settings and
+    store what now maps (a delivery stored before counts as a duplicate); answers how many were
+    re-stored, were duplicates, or still fail (listed with their new reason)."""
+    raw = await read_limited(request, 4096)
+    body = validate_body(ReplayIn, parse_or_400(raw)) if raw.strip() else ReplayIn()
+    _known(body.provider, "body.provider")
+    settings: IngestSettings = request.app.state.ingest_settings
+    store = _store(request)
+    report = await anyio.to_thread.run_sync(
+        lambda: replay_webhooks(
+            store,
+            request.app.state.publisher,
+            bucket_key=request.app.state.bucket_key,
+            provider=body.provider,
+            tenant_id=principal.tenant_id,
+            since=body.since,
+            max_event_bytes=settings.max_event_bytes,
+        )
+    )
+    return {
+        "restored": report.restored,
+        "duplicates": report.duplicates,
+        "still_failing": report.still_failing,
+    }
