@@ -47,11 +47,9 @@ def create_app(
     install_segment(app)
     app.include_router(telemetry.router)
     if channels is not None:
-        from services.ingest.channels.dead_letters_api import dead_letters_router
         from services.ingest.channels.router import router as channels_router
 
         app.state.channels = channels
-        app.include_router(dead_letters_router)
         app.include_router(channels_router)
     return app
 

@@ -228,6 +228,11 @@ def test_unmappable_is_kept_and_replayed_after_the_fix(
     assert answer.status_code == 200
     listed = deployment.cli("dead-letters", "list", "--tenant", TENANT_A, "--provider", "typeform")
     assert "form_response.answers" in listed
+    # The tenant's admin sees it too, over HTTP (the provider got its 200: nothing else says so).
+    kept = httpx.get(f"{deployment.ingest_url}/v1/channels/dead-letters", headers=admin,
+                     params={"provider": "typeform"}).json()["dead_letters"]  # fmt: skip
+    ours = [d for d in kept if d["channel_id"] == channel["channel_id"]]
+    assert [v["path"] for d in ours for v in d["violations"]] == ["form_response.answers"]
     fix = {"settings": {"questions": {"csat_q": "csat"}}}
     fixed = httpx.patch(
         f"{deployment.ingest_url}/v1/channels/{channel['channel_id']}", json=fix, headers=admin

@@ -27,6 +27,7 @@ from kernel.secrets import SecretKeyError
 from kernel.settings import IngestSettings
 from kernel.telemetry import telemetry_of
 from services.ingest.channels.base import Provider, WebhookRequest
+from services.ingest.channels.dead_letters_api import dead_letters_router
 from services.ingest.channels.intake import counts, dead_letter_of, map_delivery
 from services.ingest.channels.registry import (
     BadSettings,
@@ -281,4 +282,5 @@ async def remove_channel(
 
 router = APIRouter()
 router.include_router(webhooks_router)
+router.include_router(dead_letters_router)  # the tenant's letters, for its admin
 router.include_router(channels_router)
