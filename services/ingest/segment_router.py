@@ -18,9 +18,6 @@ from __future__ import annotations
 import base64
 import binascii
 import zlib
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
-from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -39,36 +36,15 @@ from kernel.ports import KeyStore, Principal
 from kernel.request_body import parse_or_400
 from kernel.settings import IngestSettings
 from kernel.telemetry import MeteredRoute, telemetry_of
-from schemas.json_safety import safe_json
-from schemas.validate import Violation
 from services.identity.app_rules import identity_rules_of
-from services.identity.rules import TenantRules
 from services.ingest.backlog import admitted
-from services.ingest.batch import (
-    ItemResult,
-    ItemStatus,
-    Prepared,
-    check_event,
-    complete,
-    encoded_size,
-    identifier_notes,
-)
+from services.ingest.batch import ItemResult, ItemStatus, complete
 from services.ingest.body import MalformedJson, charset_of, parse_json, read_limited
 from services.ingest.quota import limiter_of
 from services.ingest.router import batch_response, count_outcome, publish, single_response
-from services.ingest.segment_config import (
-    InvalidMappings,
-    SegmentSettings,
-    TrackMapping,
-    segment_settings_of,
-)
-from services.ingest.segment_mapping import (
-    KINDS,
-    BatchDefaults,
-    Mapped,
-    map_message,
-    segment_path,
-)
+from services.ingest.segment_config import InvalidMappings, SegmentSettings, segment_settings_of
+from services.ingest.segment_mapping import KINDS, BatchDefaults
+from services.ingest.segment_prepare import prepare_messages
 
 segment_router = APIRouter(route_class=MeteredRoute, tags=["segment"])
 _CONTENT_TYPES = ("application/json", "text/plain", "")  # analytics.js beacons send text/plain
@@ -311,79 +287,6 @@ def _too_large(limit: int) -> ApiError:
     return ApiError(413, "payload_too_large", message)
 
 
-def prepare_messages(
-    messages: Sequence[Any],
-    kind: str | None,
-    tenant_id: str,
-    received_at: datetime,
-    tracks: Mapping[str, TrackMapping],
-    limits: tuple[int, int],
-    defaults: BatchDefaults = BatchDefaults(),
-    rules: TenantRules | None = None,
-    *,
-    bucket_key: bytes,
-) -> Prepared:
-    """Map and validate every message; the valid ones become records, as in the native ingest,
-    with a note for each identifier the tenant's identity `rules` will ignore.
-
-    `limits` is (max bytes of one message, max bytes of one mapped event).
-    """
-    prepared = Prepared()
-    for index, message in enumerate(messages):
-        mapped = _map_within(message, kind, tenant_id, received_at, tracks, limits[0], defaults)
-        if isinstance(mapped, list):
-            prepared.rejected.append(ItemResult(index, ItemStatus.rejected, errors=tuple(mapped)))
-            continue
-        checked = check_event(index, mapped.event, tenant_id, received_at, limits[1], bucket_key)
-        if isinstance(checked, ItemResult):
-            prepared.rejected.append(
-                replace(checked, errors=_in_segment_terms(checked.errors, message, kind))
-            )
-        else:
-            event, out = checked
-            # The SDK sets sentAt anew on each attempt: a retry must fingerprint as a duplicate.
-            prepared.outgoing.append(replace(out, fingerprint=mapped.fingerprint))
-            prepared.indexes.append(index)
-            notes = identifier_notes(event, rules or TenantRules())
-            prepared.notes.append(_in_segment_terms(notes, message, kind))
-    return prepared
-
-
-def _in_segment_terms(
-    violations: Sequence[Violation], message: Any, kind: str | None
-) -> tuple[Violation, ...]:
-    """The mapped event's violations (or notes) at the paths the message wrote (`timestamp`,
-    `userId`), and their messages naming those fields too."""
-    found = []
-    for v in violations:
-        path = segment_path(v.path, message, kind)
-        # A message that begins with the violated path (or its first part) names it.
-        named = next((n for n in (v.path, v.path.partition(".")[0]) if v.message.startswith(n)), "")
-        found.append(
-            Violation(v.code, path + v.message.removeprefix(named) if named else v.message, path)
-        )
-    return tuple(found)
-
-
-def _map_within(
-    message: Any,
-    kind: str | None,
-    tenant_id: str,
-    received_at: datetime,
-    tracks: Mapping[str, TrackMapping],
-    max_bytes: int,
-    defaults: BatchDefaults,
-) -> Mapped | list[Violation]:
-    try:
-        size = message_size(message, max_bytes)
-    except RecursionError:  # json.dumps recurses; the strict parser allowed deeper nesting
-        return [Violation("nested_too_deeply", "the message is nested too deeply", "$")]
-    if size > max_bytes:
-        message_ = f"the message is {size} bytes; Segment's limit is {max_bytes}"
-        return [Violation("event_too_large", message_, "$")]
-    return map_message(message, kind, tenant_id, received_at, tracks, defaults)
-
-
 # --- routes -----------------------------------------------------------------------------------
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": 'Stored (or a duplicate): {"success": true}; a batch adds a result each'},
@@ -545,12 +448,3 @@ async def post_library_metrics(request: Request) -> JSONResponse:
 SEGMENT_PATHS = frozenset(
     route.path for route in segment_router.routes if isinstance(route, APIRoute)
 )
-
-
-def message_size(message: Any, limit: int) -> int:
-    """The message's compact JSON size, measured exactly (json.dumps) only near the limit: orjson's
-    output differs by a byte or two per float, so one that fits in half the limit fits."""
-    compact = safe_json(message)
-    if compact is not None and 2 * len(compact) <= limit:
-        return len(compact)
-    return encoded_size(message)
