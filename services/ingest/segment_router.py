@@ -8,8 +8,9 @@ body's `writeKey`, as Segment's browser library (analytics.js) does: it posts `t
 short paths `/v1/t`, `/v1/p`, `/v1/i`, `/v1/a`, `/v1/g` (and `/v1/b` when batching), which are the
 same calls, from the shop's own origin (so these paths answer cross-origin requests, CORS). Segment's limits: 32 KB per call, 500 KB per batch (and per
 message inside it), a 413 as soon as reading passes them, also after gunzipping. A call answers
-Segment's `{"success": true}`; a batch adds our result per message, so the valid ones are stored
-and each invalid one is named (index and path) in our error shape. Everything else — validation,
+Segment's `{"success": true}` with our status, event_id and notes beside it; a batch adds our
+result per message, so the valid ones are stored and each invalid one is named (index and path)
+in our error shape. Everything else — validation,
 idempotency, the log's acknowledgement before a 2xx — is the native ingest's (router.py).
 """
 
@@ -289,7 +290,10 @@ def _too_large(limit: int) -> ApiError:
 
 # --- routes -----------------------------------------------------------------------------------
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": 'Stored (or a duplicate): {"success": true}; a batch adds a result each'},
+    200: {
+        "description": 'Stored (or a duplicate): {"success": true} with status, event_id and any'
+        " notes; a batch adds a result each"
+    },
     400: {"description": "Malformed JSON or gzip"},
     401: {"description": "Missing, unknown or revoked key (header, or the body's writeKey)"},
     403: {
@@ -390,11 +394,13 @@ async def ingest_messages(
 
 
 def segment_single(result: ItemResult) -> JSONResponse:
-    """Segment's 200 `{"success": true}` for a stored (or duplicate) message, else the native
-    answer to one event (409, 413, 422 in our error shape)."""
+    """Segment's 200 `{"success": true}` for a stored (or duplicate) message, with our status,
+    event_id and notes beside it (a batch item's), else the native answer to one event (409, 413,
+    422 in our error shape)."""
     if result.status in (ItemStatus.accepted, ItemStatus.duplicate):
-        body = {"success": True, "status": result.status.value, "event_id": result.event_id}
-        return JSONResponse(body, 200)
+        found = result.as_dict()
+        del found["index"]  # one message: there is no list to point into
+        return JSONResponse({"success": True, **found}, 200)
     return single_response(result)
 
 

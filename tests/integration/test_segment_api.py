@@ -520,3 +520,21 @@ def test_a_body_said_to_be_another_charset_is_refused_as_on_the_native_api(
         ).status_code
         == 200
     )
+
+
+@pytest.mark.parametrize("path", ["/v1/identify", "/v1/i", "/v1/batch"])
+def test_a_single_call_carries_the_notes_a_batch_item_does(ingest: Ingest, path: str) -> None:
+    # /v1/identify answered {"success": true} alone while /v1/batch said the email was ignored
+    # (found by a review): the README promises the note on every call.
+    message = {"type": "identify", "userId": "u-1", "traits": {"email": "sin@email.com"},
+               "timestamp": NOW.isoformat()}  # fmt: skip
+    answer = send(ingest, path, {"batch": [message]} if path == "/v1/batch" else message)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    found = body["results"][0] if path == "/v1/batch" else body
+    assert body["success"] is True and found["status"] == "accepted"
+    [note] = found["notes"]
+    assert (note["code"], note["path"]) == ("identifier_ignored", "traits.email")
+    assert note["message"].startswith("traits.email ignored: a placeholder")
+    [stored] = ingest.stored_events()
+    assert stored.customer.email is not None  # kept as sent; identity ignores it
