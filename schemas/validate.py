@@ -80,13 +80,23 @@ def _payload_violations(raw: dict[str, Any]) -> tuple[BaseModel | None, list[Vio
         return None, problems + violations_of(exc, "payload")
 
 
-def _time_violations(derived: datetime, received_at: datetime) -> list[Violation]:
+def _time_violations(derived: datetime, received_at: datetime, corrected: bool) -> list[Violation]:
+    """`corrected`: whether sent_at came, so that `derived` is the skew-corrected time."""
     if derived < EARLIEST:
         return [Violation("absurd_timestamp", "occurred_at is before 2000-01-01", "occurred_at")]
     if derived > received_at + MAX_FUTURE:
-        msg = "occurred_at is in the future even after clock-skew correction via sent_at"
-        return [Violation("absurd_timestamp", msg, "occurred_at")]
+        return [Violation("absurd_timestamp", _future_message(corrected), "occurred_at")]
     return []
+
+
+def _future_message(corrected: bool) -> str:
+    # Worded by what was sent: a sender without sent_at looks for a correction that never ran.
+    ahead = f"more than {MAX_FUTURE.total_seconds() / 3600:g} h after the event was received"
+    if corrected:
+        return (
+            f"occurred_at is in the future ({ahead}) even after clock-skew correction via sent_at"
+        )
+    return f"occurred_at is in the future ({ahead}); no sent_at was sent to correct a skewed clock"
 
 
 def fingerprint(event: EventIn) -> str:
@@ -161,7 +171,7 @@ def _accept_checked(
     except OverflowError:
         message = "occurred_at and sent_at are too far apart to correct the clock"
         raise InvalidEvent(problems + [Violation("absurd_timestamp", message, "sent_at")]) from None
-    problems += _time_violations(derived, received_at)
+    problems += _time_violations(derived, received_at, incoming.sent_at is not None)
     if problems or structural or payload is None:
         raise InvalidEvent(problems)
     return _stored(incoming, payload, tenant_id, received_at, derived), fingerprint(incoming)

@@ -7,7 +7,8 @@ the path the message wrote (`timestamp`, `userId`), not the mapped event's (`occ
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -65,6 +66,15 @@ def prepare_messages(
     return prepared
 
 
+# The envelope's time fields, which a message's text may name beside its path ("timestamp is in
+# the future ...; no sent_at was sent"): each said as the message's own field.
+_TIME_FIELD = re.compile(r"\b(occurred_at|sent_at)\b")
+
+
+def _client_time_field(message: Any, kind: str | None) -> Callable[[re.Match[str]], str]:
+    return lambda found: segment_path(found[0], message, kind)
+
+
 def _in_segment_terms(
     violations: Sequence[Violation], message: Any, kind: str | None
 ) -> tuple[Violation, ...]:
@@ -75,8 +85,9 @@ def _in_segment_terms(
         path = segment_path(v.path, message, kind)
         # A message that begins with the violated path (or its first part) names it.
         named = next((n for n in (v.path, v.path.partition(".")[0]) if v.message.startswith(n)), "")
+        said = path + v.message.removeprefix(named) if named else v.message
         found.append(
-            Violation(v.code, path + v.message.removeprefix(named) if named else v.message, path)
+            Violation(v.code, _TIME_FIELD.sub(_client_time_field(message, kind), said), path)
         )
     return tuple(found)
 

@@ -538,3 +538,25 @@ def test_a_single_call_carries_the_notes_a_batch_item_does(ingest: Ingest, path:
     assert note["message"].startswith("traits.email ignored: a placeholder")
     [stored] = ingest.stored_events()
     assert stored.customer.email is not None  # kept as sent; identity ignores it
+
+
+@pytest.mark.parametrize("kind", ["track", "screen"])
+@pytest.mark.parametrize("sent_at", [None, NOW.isoformat()])
+def test_a_future_timestamp_is_worded_by_what_the_message_sent(
+    ingest: Ingest, kind: str, sent_at: str | None
+) -> None:
+    # A track without sentAt was refused "even after clock-skew correction via sent_at" (found
+    # by a review): neither the correction nor the field's name was the client's.
+    ahead = (NOW + timedelta(hours=3)).isoformat()
+    fields = {"name": "Home", "timestamp": ahead} | ({"sentAt": sent_at} if sent_at else {})
+    answer = send(ingest, f"/v1/{kind}", track(**fields))
+    assert answer.status_code == 422, answer.text
+    [detail] = error_of(answer)["details"]
+    assert (detail["code"], detail["path"]) == ("absurd_timestamp", "timestamp")
+    message = detail["message"]
+    assert message.startswith("timestamp ") and "sent_at" not in message, message
+    if sent_at is None:
+        assert "no sentAt" in message and "even after" not in message, message
+    else:
+        assert "even after" in message and "sentAt" in message, message
+    assert ingest.stored() == []

@@ -312,6 +312,23 @@ def test_b10_without_sent_at_a_future_timestamp_cannot_be_corrected() -> None:
     assert violations(raw) == [("absurd_timestamp", "occurred_at")]
 
 
+def future_message(raw: Any) -> str:
+    with pytest.raises(InvalidEvent) as caught:
+        accept(raw, TENANT, NOW)
+    [found] = caught.value.violations
+    return found.message
+
+
+def test_b10_a_future_timestamp_is_worded_by_whether_sent_at_came() -> None:
+    # It said "even after clock-skew correction via sent_at" when no sent_at was sent (found by
+    # a review): the sender would look for a correction that never happened.
+    ahead = (NOW + timedelta(hours=3)).isoformat()
+    alone = future_message(raw_event(occurred_at=ahead))
+    assert "no sent_at" in alone and "even after" not in alone
+    corrected = future_message(raw_event(occurred_at=ahead, sent_at=NOW.isoformat()))
+    assert "even after" in corrected and "via sent_at" in corrected
+
+
 def test_b10_accurate_clock_is_not_flagged() -> None:
     sent = NOW.isoformat()
     event, _ = accept(raw_event(occurred_at=sent, sent_at=sent), TENANT, NOW)
