@@ -10,7 +10,9 @@ A tenant maps Segment `track` event names to our typed events in one JSON file
      "*":    {"Order Refunded": {"type": "order.returned", "payload": {...}}}}
 
 `payload` names, for each field of the typed payload, the dotted path of the value in the
-Segment message. The `"*"` entry applies to every tenant that does not map the same name itself.
+Segment message (a message that gives no usable value for a field is kept as the unmapped
+`custom.<slug>`, with a note: segment_prepare). The `"*"` entry applies to every tenant that does
+not map the same name itself.
 The file is validated when first used: an unknown event type or a malformed entry stops the
 service with a message naming it, rather than rejecting events later.
 """

@@ -11,8 +11,8 @@ the ingest then validates exactly like `POST /v1/events`:
   `phone` (`traits` of an identify, `context.traits` otherwise). An `alias` carries `userId` and
   `previousId` (read as the anonymous id it aliases) on one touchpoint: the identity service links
   identifiers seen together, so the visitor's earlier anonymous history joins the customer.
-- `track` → the tenant's typed event where one is mapped (segment_config), else
-  `custom.<slug of the name>`; `page` → `page.viewed` (web); `screen` → `page.viewed` (mobile_app)
+- `track` → the tenant's typed event where one is mapped (segment_config), else (or when the
+  message cannot fill the typed event: segment_prepare) `custom.<slug of the name>`; `page` → `page.viewed` (web); `screen` → `page.viewed` (mobile_app)
   with the url `screen:<name>`; `identify`, `alias`, `group` → `custom.segment.<kind>` (the dot
   keeps them apart from any track name's slug).
 - Time: the client's `originalTimestamp` (else `timestamp`) → `occurred_at`, `sentAt` (the message's
