@@ -173,6 +173,10 @@ def count_outcome(telemetry: Telemetry, outcome: BatchOutcome) -> None:
     telemetry.inc("cem_ingest_duplicates_total", outcome.count(ItemStatus.duplicate))
     telemetry.inc("cem_ingest_conflicts_total", outcome.count(ItemStatus.conflict))
     for result in outcome.results:
+        # Counted once, when first stored: an SDK reads no note, so the operator counts them.
+        if result.status is ItemStatus.accepted:
+            for note in result.notes:
+                telemetry.inc("cem_ingest_notes_total", code=note.code)
         if result.status is ItemStatus.rejected:
             telemetry.inc("cem_ingest_rejected_total", code=result.rejection_code)
             for violation in result.errors:

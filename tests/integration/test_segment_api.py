@@ -646,3 +646,13 @@ def test_a_mapping_that_cannot_give_its_typed_event_keeps_the_track_and_names_it
     assert any("gives no currency" in n["message"] for n in notes), notes
     assert any("channel" in n["message"] for n in notes), notes
     assert [e.type for e in ingest.stored_events()] == ["custom.till_sale"]
+
+
+def test_a_mapping_not_met_is_counted_for_the_operator(ingest: Ingest, tmp_path: Path) -> None:
+    # The SDKs never read a message's result: the notes must show somewhere an operator looks.
+    order_mapping(ingest, tmp_path)
+    message = track(event="Order Completed", properties={"order_id": "o-6"})
+    for _ in range(2):  # the retry is a duplicate, not counted again
+        send(ingest, "/v1/batch", {"batch": [message]})
+    lines = ingest.client.get("/metrics").text.splitlines()
+    assert 'cem_ingest_notes_total{code="mapping_not_applied"} 2' in lines
