@@ -391,3 +391,28 @@ def test_a_twilio_form_value_that_is_not_utf8_once_decoded_is_kept_not_replaced(
     intake = map_delivery(TwilioMessaging(), sent, channel(fixture), 64 * 1024, BUCKET_KEY)
     assert [v["code"] for v in intake.violations] == ["malformed_form"]
     assert intake.outgoing == []
+
+
+@pytest.mark.parametrize(
+    ("changed", "name"),
+    [
+        ({}, "John Smith"),
+        # The customer record names nobody: the billing address does (a guest checkout).
+        ({"customer": {"id": 7, "email": "x@example.com", "first_name": None, "last_name": None},
+          "billing_address": {"first_name": "Steve", "last_name": "Shipper", "name": "Steve Shipper"}},
+         "Steve Shipper"),
+        ({"customer": {"id": 7, "first_name": "Ana"}}, "Ana"),
+        ({"customer": {"id": 7}, "billing_address": None}, ""),
+    ],
+)  # fmt: skip
+def test_a_shopify_order_carries_the_buyers_name_where_the_console_reads_it(
+    changed: dict[str, Any], name: str
+) -> None:
+    # The order carried no name: the profile's name was empty and a search for "John Smith"
+    # found nothing, although the README says an order's billing name is found (a review).
+    from services.identity.person_names import written_name
+
+    fixture = load(FIXTURES / "shopify" / "order_online.json")
+    body = {**json.loads(fixture["body"]), **changed}
+    [event] = Shopify().to_events(replace(delivery(fixture), body=json.dumps(body).encode()), {})
+    assert written_name(event["payload"]) == name

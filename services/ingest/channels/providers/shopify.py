@@ -6,7 +6,9 @@ client secret. An order or a refund is created once, so the topic and the resour
 the key: a retry, and the delivery of each of a shop's subscriptions to one topic (which come
 under different `X-Shopify-Webhook-Id`s), are one event. The customer is the order's
 `customer` (its Shopify id as the `shopify` external id, email, phone) or the order's own email
-or phone. A refund carries no customer, only its order: it is filed under the `shopify_order`
+or phone. The person's name goes where identity and the console read one (`payload.attributes`
+`first_name` and `last_name`, or `name`): the customer's, else the billing address's (a guest
+checkout). A refund carries no customer, only its order: it is filed under the `shopify_order`
 external id of that order (see docs/channels.md).
 """
 
@@ -51,6 +53,25 @@ def _customer(order: Mapping[str, Any]) -> dict[str, Any]:
     if phone:
         found["phone"] = phone
     return found
+
+
+def _text(value: Any) -> str:
+    return value.strip()[:200] if isinstance(value, str) else ""
+
+
+def _person_name(order: Mapping[str, Any]) -> dict[str, str]:
+    """The buyer's name as the v1 API's attributes carry it: the customer record's given name and
+    surname (the person the order is filed under), else the billing address's; a given name
+    and a surname together, else the one field. Empty when the order names nobody."""
+    for key in ("customer", "billing_address"):
+        found = order.get(key)
+        person: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+        first, last = _text(person.get("first_name")), _text(person.get("last_name"))
+        if first and last:
+            return {"first_name": first, "last_name": last}
+        if whole := _text(person.get("name")) or first or last:
+            return {"name": whole}
+    return {}
 
 
 def _items(order: Mapping[str, Any]) -> int:
@@ -142,7 +163,8 @@ class Shopify:
         payload: dict[str, Any] = {
             "order_id": str(order.get("name") or order["id"]), "amount": str(order["total_price"]),
             "currency": order["currency"], "items": _items(order),
-            "attributes": {"provider": "shopify", "shopify_order_id": str(order["id"])},
+            "attributes": {"provider": "shopify", "shopify_order_id": str(order["id"]),
+                           **_person_name(order)},
         }  # fmt: skip
         if pos:
             payload["store_id"] = str(order.get("location_id") or settings.get("store_id", "pos"))
