@@ -29,6 +29,7 @@ COUNTERS = {
     "cem_ingest_rejected_total": "Rejected inputs (whole requests or batch items) by error code.",
     "cem_ingest_violations_total": "Field violations in rejected events, by violation code.",
     "cem_ingest_notes_total": "Notes on stored events (an identifier ignored, a mapping not met).",
+    "cem_webhook_unrecorded_total": "Verified webhook deliveries that map to no event, by provider.",
     "cem_ingest_backlog_unread_total": "Bulk requests let in unread: the backlog could not be read.",
 }
 SUMMARIES = {

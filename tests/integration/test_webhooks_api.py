@@ -159,6 +159,20 @@ def test_a_bad_signature_is_401_and_nothing_is_kept(platform: Platform) -> None:
     assert platform.events() == [] and platform.channels.dead_letters() == []
 
 
+def test_a_shopify_test_order_is_acknowledged_counted_and_not_stored(platform: Platform) -> None:
+    # Shopify's "Send test notification" (its sample order, `"test": true`) was stored as a
+    # customer's real order and counted as revenue (found by a review).
+    added = platform.add("shopify", "shpss_secret", {})
+    fixture = json.loads((FIXTURES / "shopify" / "order_online.json").read_text())
+    body = json.dumps({**json.loads(fixture["body"]), "test": True}).encode()
+    headers = signing.shopify_headers("shpss_secret", body, "orders/create", "wh-test-1")
+    answer = platform.client.post(added["webhook_path"], content=body, headers=headers)
+    assert answer.status_code == 200  # Shopify stops sending it
+    assert platform.events() == [] and platform.channels.dead_letters() == []
+    metrics = platform.client.get("/metrics").text
+    assert 'cem_webhook_unrecorded_total{provider="shopify"} 1' in metrics
+
+
 def test_unknown_or_removed_channels_are_404(platform: Platform) -> None:
     added = platform.add("typeform", SECRET, MAPPED)
     wrong_provider = added["webhook_path"].replace("typeform", "shopify")

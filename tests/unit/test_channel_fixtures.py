@@ -416,3 +416,24 @@ def test_a_shopify_order_carries_the_buyers_name_where_the_console_reads_it(
     body = {**json.loads(fixture["body"]), **changed}
     [event] = Shopify().to_events(replace(delivery(fixture), body=json.dumps(body).encode()), {})
     assert written_name(event["payload"]) == name
+
+
+def test_a_shopify_test_order_and_its_refund_are_acknowledged_not_recorded() -> None:
+    # "Send test notification" and orders paid through a test gateway come with `"test": true`:
+    # each was stored as a real order, its amount counted as revenue (found by a review).
+    fixture = load(FIXTURES / "shopify" / "order_online.json")
+    body = {**json.loads(fixture["body"]), "test": True}
+    sent = replace(delivery(fixture), body=json.dumps(body).encode())
+    intake = map_delivery(Shopify(), sent, channel(fixture), 64 * 1024, BUCKET_KEY)
+    assert intake.complete and intake.outgoing == []
+    # A refund of such an order moves test money only: no real return either.
+    fixture = load(FIXTURES / "shopify" / "refund.json")
+    refund = json.loads(fixture["body"])
+    refund["transactions"] = [{**t, "test": True} for t in refund["transactions"]]
+    sent = replace(delivery(fixture), body=json.dumps(refund).encode())
+    assert Shopify().to_events(sent, {}) == []
+    # `"test": false`, as every real order says, is an order.
+    body["test"] = False
+    order = load(FIXTURES / "shopify" / "order_online.json")
+    sent = replace(delivery(order), body=json.dumps(body).encode())
+    assert [e["type"] for e in Shopify().to_events(sent, {})] == ["order.placed"]

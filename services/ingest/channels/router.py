@@ -140,6 +140,10 @@ async def receive_webhook(name: str, channel_id: str, request: Request) -> Respo
         letter = dead_letter_of(adapter, delivery, config, intake)
         await anyio.to_thread.run_sync(channels_of(request).keep_dead_letter, letter)
         telemetry.inc("cem_ingest_rejected_total", code=f"webhook_{intake.reason}")
+    if intake.complete and not intake.outgoing:
+        # Verified and documented as no customer's activity (a Shopify test order, a SendGrid
+        # `deferred`, a Chatwoot activity line): acknowledged, nothing to store, but counted.
+        telemetry.inc("cem_webhook_unrecorded_total", provider=adapter.name)
     done = counts(statuses)
     telemetry.inc("cem_ingest_accepted_total", done["accepted"])
     telemetry.inc("cem_ingest_duplicates_total", done["duplicates"])

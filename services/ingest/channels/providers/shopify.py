@@ -10,6 +10,11 @@ or phone. The person's name goes where identity and the console read one (`paylo
 `first_name` and `last_name`, or `name`): the customer's, else the billing address's (a guest
 checkout). A refund carries no customer, only its order: it is filed under the `shopify_order`
 external id of that order (see docs/channels.md).
+
+A test order (`"test": true`: the sample order of the admin's "Send test notification", or one
+paid through a test gateway) and a refund whose every transaction is a test are no customer's
+activity: they map to no event and are acknowledged (the router counts them), so no test money
+is counted as revenue or returns.
 """
 
 from __future__ import annotations
@@ -79,6 +84,17 @@ def _items(order: Mapping[str, Any]) -> int:
     return sum(int(line.get("quantity") or 0) for line in lines if isinstance(line, Mapping))
 
 
+def _is_test(topic: str, body: Mapping[str, Any]) -> bool:
+    """An order Shopify marks as a test, or a refund that moved only test transactions."""
+    if topic == "orders/create":
+        return body.get("test") is True
+    found = body.get("transactions")
+    transactions = found if isinstance(found, list) else []
+    return bool(transactions) and all(
+        isinstance(t, Mapping) and t.get("test") is True for t in transactions
+    )
+
+
 def _refunded(refund: Mapping[str, Any], problems: list[Violation]) -> tuple[Decimal, str | None]:
     """The amount refunded by the refund's `refund` transactions that went through or are on
     their way (`success`, `pending`: no second webhook comes when a pending one succeeds; one
@@ -143,6 +159,8 @@ class Shopify:
         body = json_body(request)
         if not isinstance(body, Mapping):
             raise_if([violation("$", "the body is not a JSON object", "not_an_object")])
+        if _is_test(topic, body):
+            return []
         key = _key(request, topic, body)
         if topic == "orders/create":
             return [self._order(body, key, settings)]
