@@ -21,6 +21,9 @@ from schemas.envelope import NAME_MAX, Channel, Event, IdStr, Name, SafeStr
 Seconds = Annotated[float, Field(ge=0, le=7 * 24 * 3600)]
 Text = Annotated[SafeStr, StringConstraints(max_length=20_000)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+# ISO 4217's code for "no currency involved": a return that paid nothing back and names no
+# currency (a Shopify refund without a transaction). Counted as a return, shown in no currency.
+NO_CURRENCY = "XXX"
 # The JSON Schema is spelled out: pydantic versions differ in what they emit for Decimal.
 MONEY_SCHEMA = {
     "anyOf": [

@@ -272,7 +272,8 @@ def _spend(currency: str, order: FactGroup | None, returned: FactGroup | None) -
 
 def _orders(orders: list[FactGroup], returns: list[FactGroup]) -> Orders:
     by_order, by_return = {g.key: g for g in orders}, {g.key: g for g in returns}
-    currencies = sorted(by_order.keys() | by_return.keys())
+    # A return that paid nothing back in no currency (NO_CURRENCY) counts, but is no spend.
+    currencies = sorted((by_order.keys() | by_return.keys()) - {f.NO_CURRENCY})
     return Orders(
         count=sum(g.n for g in orders),
         returns=sum(g.n for g in returns),

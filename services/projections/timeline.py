@@ -339,7 +339,8 @@ def _order(event_type: str) -> Parts:
 
 def _order_returned(p: f.OrderReturned, say: _Say) -> list[str]:
     order = say("order", p.order_id)
-    return [say("order.returned"), money(p.amount, p.currency), order, p.reason or ""]
+    paid_back = "" if p.currency == f.NO_CURRENCY else money(p.amount, p.currency)
+    return [say("order.returned"), paid_back, order, p.reason or ""]
 
 
 def _store_purchased(p: f.StorePurchased, say: _Say) -> list[str]:

@@ -437,3 +437,21 @@ def test_a_shopify_test_order_and_its_refund_are_acknowledged_not_recorded() -> 
     order = load(FIXTURES / "shopify" / "order_online.json")
     sent = replace(delivery(order), body=json.dumps(body).encode())
     assert [e["type"] for e in Shopify().to_events(sent, {})] == ["order.placed"]
+
+
+def test_a_shopify_refund_that_moved_no_money_is_a_return_in_the_currency_it_states() -> None:
+    # Shopify's own sample refund (`"transactions": []`) was a dead letter: no currency, so the
+    # return was lost (found by a review). Its lines' shop currency is used when they state one.
+    fixture = load(FIXTURES / "shopify" / "refund_without_money.json")
+    body = json.loads(fixture["body"])
+    money = {"shop_money": {"amount": "199.00", "currency_code": "EUR"},
+             "presentment_money": {"amount": "215.00", "currency_code": "USD"}}  # fmt: skip
+    body["refund_line_items"][0]["subtotal_set"] = money
+    [event] = Shopify().to_events(replace(delivery(fixture), body=json.dumps(body).encode()), {})
+    assert (event["payload"]["amount"], event["payload"]["currency"]) == ("0", "EUR")
+    # Money paid back in no stated currency is still refused: the amount would mean nothing.
+    body["transactions"] = [{"id": 1, "kind": "refund", "status": "success", "amount": "5.00"}]
+    body["refund_line_items"][0].pop("subtotal_set")
+    sent = replace(delivery(fixture), body=json.dumps(body).encode())
+    intake = map_delivery(Shopify(), sent, channel(fixture), 64 * 1024, BUCKET_KEY)
+    assert [v["path"] for v in intake.violations] == ["transactions"]

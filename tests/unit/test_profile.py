@@ -125,6 +125,20 @@ def test_profile_of_a_customer_month() -> None:
     assert profile.name == "Ana García López"
 
 
+def test_a_return_that_moved_no_money_counts_without_a_currency_of_its_own() -> None:
+    # A Shopify refund with no transaction (items sent back, nothing paid back) names no
+    # currency: it is stored in `XXX` (ISO 4217: no currency involved), counted as a return,
+    # and shows no "0 XXX" spend line beside the customer's real currencies.
+    profile = profile_of([
+        event("order.placed", "web", {"order_id": "O1", "amount": "40", "currency": "EUR"}, 0),
+        event("order.returned", "web", {"order_id": "O1", "amount": "0", "currency": "XXX"}, 10),
+    ])  # fmt: skip
+    assert profile.orders.count == 1 and profile.orders.returns == 1
+    assert [(s.currency, s.amount, s.net_amount) for s in profile.orders.by_currency] == [
+        ("EUR", "40.00", "40.00")
+    ]
+
+
 def named(name: dict[str, str], minutes: int) -> Event:
     order = {"order_id": f"O{minutes}", "amount": "10", "currency": "EUR", "attributes": name}
     return event("order.placed", "web", order, minutes)

@@ -162,6 +162,9 @@ def test_row_flags_a_clock_corrected_event_and_files_it_at_the_corrected_time() 
          "Order placed · checkout · 0.1234 USD · 1 item · order B"),
         ("order.returned", {"order_id": "A-1", "amount": "20", "currency": "EUR", "reason": "damaged"},
          "returns", "Order returned · returns · 20.00 EUR · order A-1 · damaged"),
+        # Nothing paid back, in no currency (a Shopify refund without a transaction): no "0 XXX".
+        ("order.returned", {"order_id": "A-1", "amount": "0", "currency": "XXX", "reason": "damaged"},
+         "returns", "Order returned · returns · order A-1 · damaged"),
         ("case.opened", {"case_id": "C-7", "subject": "Broken lid", "priority": "urgent"}, "support",
          "Case opened · support · case C-7 · “Broken lid” · urgent priority"),
         ("case.opened", {"case_id": "C-8", "topic": "delivery"}, "support",

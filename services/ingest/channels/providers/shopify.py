@@ -11,6 +11,11 @@ or phone. The person's name goes where identity and the console read one (`paylo
 checkout). A refund carries no customer, only its order: it is filed under the `shopify_order`
 external id of that order (see docs/channels.md).
 
+A refund that moved no money (no `refund` transaction: items sent back, nothing paid back, as
+in Shopify's own sample) is a return of amount 0, in the shop currency its lines or adjustments
+state, else `XXX` (ISO 4217: no currency involved); money paid back in no stated currency is a
+dead letter.
+
 A test order (`"test": true`: the sample order of the admin's "Send test notification", or one
 paid through a test gateway) and a refund whose every transaction is a test are no customer's
 activity: they map to no event and are acknowledged (the router counts them), so no test money
@@ -26,6 +31,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, Field
 
 from schemas.envelope import Slug
+from schemas.families import NO_CURRENCY
 from schemas.violations import Violation
 from services.ingest.channels.base import (
     Ack,
@@ -101,7 +107,7 @@ def _refunded(refund: Mapping[str, Any], problems: list[Violation]) -> tuple[Dec
     without a status is taken as done), and their currency. A `failure` or `error` one paid
     nothing back."""
     total, currency = Decimal(0), None
-    for index, txn in enumerate(refund.get("transactions") or []):
+    for index, txn in enumerate(_list(refund.get("transactions"))):
         if not isinstance(txn, Mapping) or txn.get("kind") != "refund":
             continue
         currency = currency or txn.get("currency")
@@ -114,6 +120,25 @@ def _refunded(refund: Mapping[str, Any], problems: list[Violation]) -> tuple[Dec
                 violation(f"transactions.{index}.amount", "not an amount", "bad_number")
             )
     return total, currency
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _stated_currency(refund: Mapping[str, Any]) -> str | None:
+    """The shop currency the refund's lines, adjustments or duties state (`*_set.shop_money`),
+    for a refund that moved no money and so has no transaction to name one."""
+    lines = [line for line in _list(refund.get("refund_line_items")) if isinstance(line, Mapping)]
+    adjusted = [a for a in _list(refund.get("order_adjustments")) if isinstance(a, Mapping)]
+    sets = [line.get(key) for line in lines for key in ("subtotal_set", "total_tax_set")]
+    sets += [a.get("amount_set") for a in adjusted] + [refund.get("total_duties_set")]
+    for money in sets:
+        shop = money.get("shop_money") if isinstance(money, Mapping) else None
+        code = shop.get("currency_code") if isinstance(shop, Mapping) else None
+        if isinstance(code, str) and code:
+            return code
+    return None
 
 
 def _key(request: WebhookRequest, topic: str, body: Mapping[str, Any]) -> str:
@@ -204,10 +229,10 @@ class Shopify:
             required(refund, path, problems)
         occurred_at = parse_iso(refund.get("created_at"), "created_at", problems)
         amount, currency = _refunded(refund, problems)
-        if currency is None:
-            problems.append(
-                violation("transactions", "no refund transaction with a currency", "missing")
-            )
+        currency = currency or _stated_currency(refund)
+        if currency is None and amount:
+            message = "money was paid back in no stated currency"
+            problems.append(violation("transactions", message, "missing"))
         raise_if(problems)
         order_id = str(refund["order_id"])
         return {
@@ -215,7 +240,8 @@ class Shopify:
             "type": "order.returned", "touchpoint": settings.get("touchpoint", "checkout"),
             "customer": {"external_ids": {"shopify_order": order_id}},
             "occurred_at": occurred_at, "correlation_id": order_id,
-            "payload": {"order_id": order_id, "amount": str(amount), "currency": currency,
+            "payload": {"order_id": order_id, "amount": str(amount),
+                        "currency": currency or NO_CURRENCY,
                         "items": sum(int(r.get("quantity") or 0) for r in refund.get("refund_line_items") or []),
                         "reason": refund.get("note") or None,
                         "attributes": {"provider": "shopify", "refund_id": str(refund["id"])}},
