@@ -79,6 +79,7 @@ def channels_add(args: argparse.Namespace) -> int:
     base = _public_base(args.url)
     secret, settings = _secret(args), _channel_settings(args)  # their mistakes come first
     settings = _checked(args.provider, settings)
+    _check_secret(args.provider, secret)
     store = _store(_settings(args, create=True))
     try:
         config = store.add(args.tenant, args.provider, secret, name=args.name,
@@ -104,6 +105,19 @@ def _checked(provider_name: str, settings: dict[str, Any]) -> dict[str, Any]:
         return check_settings(adapter, settings)
     except BadSettings as exc:
         raise CliError(f"--settings: {exc}") from None
+
+
+def _check_secret(provider_name: str, secret: str) -> None:
+    """A secret the provider can tell is unusable (a SendGrid key that is no ECDSA public key) is
+    a one-line mistake, never repeating the secret."""
+    from services.ingest.channels.registry import BadSecret, check_secret, provider
+
+    adapter = provider(provider_name)
+    try:
+        if adapter is not None:
+            check_secret(adapter, secret)
+    except BadSecret as exc:
+        raise CliError(f"--secret: {exc}") from None
 
 
 def _public_base(url: str) -> str:

@@ -79,6 +79,9 @@ def test_channels_use_the_data_directory_every_command_finds(
         (["channels", "add", "typeform", "--tenant", "acme", "--secret", "x", "--settings",
           '{"questions": {"q1": "nsp"}}'], "settings.questions.q1"),
         (["dead-letters", "list", "--since", "2026-11-10T08:00"], "needs a UTC offset"),
+        # Taken, then every delivery was 401 (a review): SendGrid's key is an ECDSA public key.
+        (["channels", "add", "sendgrid", "--tenant", "acme", "--secret", "not-a-key"],
+         "--secret: not a SendGrid verification key: not base64"),
     ],
 )  # fmt: skip
 def test_mistakes_are_one_line_and_a_non_zero_exit(

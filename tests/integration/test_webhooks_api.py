@@ -388,6 +388,21 @@ def test_a_signature_check_that_raises_is_a_401_not_a_500(
     assert platform.events() == [] and platform.channels.dead_letters() == []
 
 
+@pytest.mark.parametrize("secret", ["not-a-key", "c2VjcmV0", "-----BEGIN PRIVATE KEY-----\nabc"])
+def test_a_sendgrid_secret_that_is_no_verification_key_is_refused_when_configured(
+    platform: Platform, secret: str
+) -> None:
+    # `not-a-key` was taken (201), then every signed delivery was 401 (found by a review).
+    answer = platform.client.post(
+        "/v1/channels", headers=platform.admin, json={"provider": "sendgrid", "secret": secret}
+    )
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "invalid_secret" and error["details"][0]["path"] == "body.secret"
+    assert "verification key" in error["message"] and secret not in answer.text
+    assert platform.client.get("/v1/channels", headers=platform.admin).json()["channels"] == []
+
+
 @pytest.mark.parametrize(
     ("provider", "settings", "path"),
     [
@@ -406,6 +421,7 @@ def test_every_provider_but_twilio_checks_its_settings(
     assert answer.status_code == 422, answer.text
     assert answer.json()["error"]["details"][0]["path"] == path
     good = {"touchpoint": "tienda_online", "public_url": "https://cx.example.com/hooks/ch_1"}
-    assert platform.add(provider, "x", good)["settings"] == good
+    secret = signing.sendgrid_keypair()[1] if provider == "sendgrid" else "x"  # a key, checked
+    assert platform.add(provider, secret, good)["settings"] == good
     twilio = platform.add("twilio-voice", "token", {"queue": "billing", "agent_desk": "4"})
     assert twilio["settings"] == {"queue": "billing", "agent_desk": "4"}

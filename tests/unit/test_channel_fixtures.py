@@ -455,3 +455,42 @@ def test_a_shopify_refund_that_moved_no_money_is_a_return_in_the_currency_it_sta
     sent = replace(delivery(fixture), body=json.dumps(body).encode())
     intake = map_delivery(Shopify(), sent, channel(fixture), 64 * 1024, BUCKET_KEY)
     assert [v["path"] for v in intake.violations] == ["transactions"]
+
+
+def _public_pem(key: Any) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    return str(
+        key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode()
+    )
+
+
+def test_a_sendgrid_verification_key_is_checked_and_what_is_wrong_is_named() -> None:
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    from services.ingest.channels.providers.sendgrid import SendGrid
+
+    private, public = signing.sendgrid_keypair()
+    assert SendGrid().secret_problem(public) is None
+    assert SendGrid().secret_problem(_public_pem(private.public_key())) is None
+    rsa_der = (
+        rsa.generate_private_key(65537, 2048)
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    p384 = ec.generate_private_key(ec.SECP384R1()).public_key()
+    wrong = {
+        "not-a-key": "not base64",
+        base64.b64encode(b"sixteen bytes!!!").decode(): "16 bytes that are not a public key",
+        base64.b64encode(rsa_der).decode(): "an RSA public key, not an ECDSA (elliptic-curve) one",
+        _public_pem(p384): "on the curve secp384r1, not P-256",
+        "-----BEGIN EC PRIVATE KEY-----\nMHc=\n-----END EC PRIVATE KEY-----": "a private key",
+    }
+    for secret, said in wrong.items():
+        problem = SendGrid().secret_problem(secret)
+        assert problem is not None and said in problem, (secret, problem)

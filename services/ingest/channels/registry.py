@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -58,6 +58,20 @@ def check_settings(adapter: Provider, settings: Mapping[str, Any]) -> dict[str, 
         if error["type"] == "extra_forbidden":
             message += f" (one of: {', '.join(model.model_fields)})"
         raise BadSettings(path, message) from None
+
+
+class BadSecret(ValueError):
+    """A secret its provider can tell is none it signs with (SendGrid's verification key is a
+    public key); the message says what is wrong without repeating the secret."""
+
+
+def check_secret(adapter: Provider, secret: str) -> None:
+    """BadSecret when the provider can tell the secret is unusable (`secret_problem`); an HMAC
+    secret can be any text, so most providers check nothing."""
+    checker: Callable[[str], str | None] | None = getattr(adapter, "secret_problem", None)
+    problem = checker(secret) if checker else None
+    if problem:
+        raise BadSecret(problem)
 
 
 # What pydantic's own words for these would leave unclear to whoever configures a channel.

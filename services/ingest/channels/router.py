@@ -30,7 +30,9 @@ from services.ingest.channels.base import Provider, WebhookRequest
 from services.ingest.channels.dead_letters_api import dead_letters_router
 from services.ingest.channels.intake import counts, dead_letter_of, map_delivery
 from services.ingest.channels.registry import (
+    BadSecret,
     BadSettings,
+    check_secret,
     check_settings,
     load_providers,
     provider,
@@ -217,6 +219,7 @@ async def add_channel(
         raise ApiError(422, "unknown_provider", f"no provider {body.provider!r}; one of {known}",
                        [{"code": "unknown_provider", "message": known, "path": "body.provider"}])  # fmt: skip
     settings = _checked(provider(body.provider), body.settings)
+    _check_secret(provider(body.provider), body.secret)
     store = channels_of(request)
     config = await anyio.to_thread.run_sync(
         lambda: store.add(
@@ -236,6 +239,16 @@ def _checked(adapter: Provider | None, settings: dict[str, Any]) -> dict[str, An
         detail = {"path": f"body.settings.{exc.path}".rstrip("."), "code": "invalid_settings",
                   "message": exc.message}  # fmt: skip
         raise ApiError(422, "invalid_settings", str(exc), [detail]) from None
+
+
+def _check_secret(adapter: Provider | None, secret: str) -> None:
+    """422 naming what makes the secret unusable (never the secret itself)."""
+    try:
+        if adapter is not None:
+            check_secret(adapter, secret)
+    except BadSecret as exc:
+        detail = {"path": "body.secret", "code": "invalid_secret", "message": str(exc)}
+        raise ApiError(422, "invalid_secret", str(exc), [detail]) from None
 
 
 @channels_router.get("/v1/channels")

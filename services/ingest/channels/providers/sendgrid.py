@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from pydantic import BaseModel
 
 from schemas.violations import Violation
@@ -54,17 +55,52 @@ TYPES = {
     "group_resubscribe": "custom.email_group_resubscribe",
 }
 IGNORED = frozenset({"deferred"})
+# How every P-256 public key SendGrid shows begins (the DER header naming the curve): public.
+P256_PREFIX = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE"
 
 
 def public_key(secret: str) -> ec.EllipticCurvePublicKey | None:
+    key, problem = _read_key(secret)
+    return None if problem else key
+
+
+def _read_key(secret: str) -> tuple[ec.EllipticCurvePublicKey | None, str | None]:
+    """The verification key, or what is wrong with it in words that never repeat it: SendGrid
+    shows a P-256 public key as one line of base64 (the DER SubjectPublicKeyInfo); PEM is taken."""
+    if "PRIVATE KEY" in secret:
+        return None, "a private key: give the public verification key SendGrid shows"
+    if "BEGIN PUBLIC KEY" in secret:
+        not_one = "a PEM block that is not a public key"
+        key = _loaded(serialization.load_pem_public_key, secret.encode(), not_one)
+    else:
+        try:
+            der = base64.b64decode("".join(secret.split()), validate=True)
+        except binascii.Error:
+            return None, f"not base64 (SendGrid shows it as one line starting {P256_PREFIX}…)"
+        not_one = f"base64 of {len(der)} bytes that are not a public key"
+        key = _loaded(serialization.load_der_public_key, der, not_one)
+    return (None, key) if isinstance(key, str) else _ecdsa(key)
+
+
+def _loaded(
+    load: Callable[[bytes], PublicKeyTypes], data: bytes, instead: str
+) -> PublicKeyTypes | str:
+    """The public key `load` reads, else `instead` (what to say: the library's own words are left
+    out, as one of its messages could quote the bytes)."""
     try:
-        if "BEGIN PUBLIC KEY" in secret:
-            key = serialization.load_pem_public_key(secret.encode())
-        else:
-            key = serialization.load_der_public_key(base64.b64decode(secret))
-    except (ValueError, binascii.Error):
-        return None
-    return key if isinstance(key, ec.EllipticCurvePublicKey) else None
+        return load(data)
+    except (ValueError, UnsupportedAlgorithm):
+        return instead
+
+
+def _ecdsa(key: PublicKeyTypes) -> tuple[ec.EllipticCurvePublicKey | None, str | None]:
+    if isinstance(key, rsa.RSAPublicKey):
+        return None, "an RSA public key, not an ECDSA (elliptic-curve) one"
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        return None, "not an ECDSA (elliptic-curve) public key"
+    if not isinstance(key.curve, ec.SECP256R1):
+        return None, f"an ECDSA key on the curve {key.curve.name}, not P-256 (secp256r1)"
+    return key, None
 
 
 def _campaign(item: Mapping[str, Any]) -> str | None:
@@ -97,6 +133,12 @@ class SendGrid:
     name: ClassVar[str] = "sendgrid"
     secret_help: ClassVar[str] = "the Event Webhook's verification key (public key, base64 or PEM)"
     settings_model: ClassVar[type[BaseModel]] = ChannelSettings
+
+    def secret_problem(self, secret: str) -> str | None:
+        """What makes `secret` no verification key, checked when a channel is added: taken, it
+        would refuse every delivery (401) without saying why."""
+        problem = _read_key(secret)[1]
+        return f"not a SendGrid verification key: {problem}" if problem else None
 
     def verify(self, request: WebhookRequest, secret: str) -> bool:
         key, stamp = public_key(secret), request.headers.get(TIMESTAMP)
