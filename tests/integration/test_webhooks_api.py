@@ -173,6 +173,60 @@ def test_a_shopify_test_order_is_acknowledged_counted_and_not_stored(platform: P
     assert 'cem_webhook_unrecorded_total{provider="shopify"} 1' in metrics
 
 
+CHATWOOT_SECRET = "cw-secret-123"
+STAMP_HEADERS = {"chatwoot": ("X-Chatwoot-Signature", "X-Chatwoot-Timestamp"),
+                 "sendgrid": ("X-Twilio-Email-Event-Webhook-Signature",
+                              "X-Twilio-Email-Event-Webhook-Timestamp")}  # fmt: skip
+
+
+def _signed(provider: str, stamp: int, key: Any) -> tuple[bytes, dict[str, str]]:
+    fixture = json.loads(
+        (
+            FIXTURES
+            / provider
+            / f"{'batch' if provider == 'sendgrid' else 'message_incoming'}.json"
+        ).read_text()
+    )
+    body = fixture["body"].encode()
+    if provider == "sendgrid":
+        return body, signing.sendgrid_headers(key, body, stamp)
+    return body, signing.chatwoot_headers(key, body, stamp)
+
+
+@pytest.mark.parametrize("provider", ["chatwoot", "sendgrid"])
+def test_a_401_says_why_the_delivery_is_refused(platform: Platform, provider: str) -> None:
+    # Every refusal said "the <provider> signature does not verify": a missing header, a stale
+    # timestamp (a replay, or a clock behind) and a wrong secret alike (found by a review).
+    if provider == "sendgrid":
+        key, public = signing.sendgrid_keypair()
+        added, wrong = platform.add("sendgrid", public, {}), signing.sendgrid_keypair()[0]
+    else:
+        key, wrong = CHATWOOT_SECRET, "not-the-secret"
+        added = platform.add("chatwoot", CHATWOOT_SECRET, {})
+    signature, timestamp = STAMP_HEADERS[provider]
+    now = int(NOW.timestamp())
+
+    def refused(stamp: int, signer: Any = key, drop: str = "") -> str:
+        body, headers = _signed(provider, stamp, signer)
+        sent = {k: v for k, v in headers.items() if k != drop}
+        answer = platform.client.post(added["webhook_path"], content=body, headers=sent)
+        assert answer.status_code == 401 and answer.json()["error"]["code"] == "bad_signature"
+        message: str = answer.json()["error"]["message"]
+        assert CHATWOOT_SECRET not in answer.text
+        return message
+
+    assert refused(now, drop=signature) == f"missing header {signature}"
+    assert refused(now, drop=timestamp) == f"missing header {timestamp}"
+    stale = refused(now - 3600)
+    assert "timestamp is 3600 s old" in stale and "300 s allowed" in stale
+    ahead = refused(now + 900)
+    assert "900 s ahead of this server's clock" in ahead and "clock skew" in ahead
+    assert refused(now, signer=wrong) == (
+        f"the {provider} signature does not verify under the channel's secret"
+    )
+    assert platform.events() == [] and platform.channels.dead_letters() == []
+
+
 def test_unknown_or_removed_channels_are_404(platform: Platform) -> None:
     added = platform.add("typeform", SECRET, MAPPED)
     wrong_provider = added["webhook_path"].replace("typeform", "shopify")

@@ -494,3 +494,23 @@ def test_a_sendgrid_verification_key_is_checked_and_what_is_wrong_is_named() -> 
     for secret, said in wrong.items():
         problem = SendGrid().secret_problem(secret)
         assert problem is not None and said in problem, (secret, problem)
+
+
+def test_a_delivery_without_the_header_its_provider_signs_in_is_refused_naming_it(
+    fixture: dict[str, Any],
+) -> None:
+    # The header a 401 names is the one the provider's check reads.
+    from services.ingest.channels.base import refusal
+
+    provider = load_providers()[fixture["provider"]]
+    signed = delivery(fixture)
+    for header in filter(None, (provider.signature_header, provider.timestamp_header)):
+        assert header.lower() in signed.headers
+        unsigned = replace(
+            signed, headers={k: v for k, v in signed.headers.items() if k != header.lower()}
+        )
+        assert not provider.verify(unsigned, fixture["secret"])
+        assert refusal(provider, unsigned) == {
+            "code": "missing_header", "message": f"missing header {header}",
+            "path": f"headers.{header}",
+        }  # fmt: skip

@@ -84,6 +84,10 @@ class Provider(Protocol):
 
     name: ClassVar[str]
     secret_help: ClassVar[str]  # what `--secret` is for this provider, shown by `cem channels`
+    # The headers its signature (and signed timestamp, if any) come in, as the provider's
+    # documentation spells them: a 401 names the one missing or out of time.
+    signature_header: ClassVar[str]
+    timestamp_header: ClassVar[str | None]
 
     def verify(self, request: WebhookRequest, secret: str) -> bool: ...
 
@@ -119,6 +123,46 @@ def fresh(timestamp: str | None, now: datetime, tolerance_s: int = SIGNATURE_TOL
 
 _STAMP_DIGITS = 12  # seconds up to the year 33658
 _STAMP = re.compile(rf"[0-9]{{1,{_STAMP_DIGITS}}}")
+
+
+def refusal(provider: Provider, request: WebhookRequest) -> dict[str, str]:
+    """Why a delivery that does not verify is refused, as an error detail (`code`, `message`,
+    `path`): a header missing, a signed timestamp unreadable or out of the tolerance (how far, and
+    which way: a replay or a clock behind, or a clock ahead), else the signature itself. Said to a
+    sender not yet authenticated, so it names only what the provider's documentation names: never
+    the secret, nor what the signature should have been."""
+    stamp_header = provider.timestamp_header
+    for header in (provider.signature_header, stamp_header):
+        if header and not request.headers.get(header.lower(), "").strip():
+            return _detail("missing_header", f"missing header {header}", header)
+    stamp = request.headers.get(stamp_header.lower(), "").strip() if stamp_header else ""
+    if stamp_header and not _STAMP.fullmatch(stamp):
+        return _detail(
+            "bad_timestamp", f"{stamp_header} is not a time in unix seconds", stamp_header
+        )
+    if stamp_header and (late := _lateness(stamp, request.received_at)):
+        return _detail(late[0], late[1], stamp_header)
+    message = f"the {provider.name} signature does not verify under the channel's secret"
+    return _detail("bad_signature", message, provider.signature_header)
+
+
+def _lateness(stamp: str, now: datetime) -> tuple[str, str] | None:
+    age, allowed = int(now.timestamp()) - int(stamp), SIGNATURE_TOLERANCE_S
+    if age > allowed:
+        return "stale_timestamp", (
+            f"the signed timestamp is {age} s old, {allowed} s allowed: a delivery replayed "
+            "or held up, or the sender's clock is behind"
+        )
+    if -age > allowed:
+        return "future_timestamp", (
+            f"the signed timestamp is {-age} s ahead of this server's clock, {allowed} s allowed: "
+            "clock skew (is this host's clock synchronised?)"
+        )
+    return None
+
+
+def _detail(code: str, message: str, header: str) -> dict[str, str]:
+    return {"code": code, "message": message, "path": f"headers.{header}"}
 
 
 def violation(path: str, message: str, code: str = "unmappable") -> Violation:

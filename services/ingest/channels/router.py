@@ -26,7 +26,7 @@ from kernel.request_body import BODY_RESPONSES, parse_or_400, read_limited, vali
 from kernel.secrets import SecretKeyError
 from kernel.settings import IngestSettings
 from kernel.telemetry import telemetry_of
-from services.ingest.channels.base import Provider, WebhookRequest
+from services.ingest.channels.base import Provider, WebhookRequest, refusal
 from services.ingest.channels.dead_letters_api import dead_letters_router
 from services.ingest.channels.intake import counts, dead_letter_of, map_delivery
 from services.ingest.channels.registry import (
@@ -104,7 +104,11 @@ WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "accepted: the provider's own acknowledgement (body and type per provider)"
     },
     400: {"description": "the client disconnected mid-body"},
-    401: {"description": "the provider's signature does not verify under the channel's secret"},
+    401: {
+        "description": "the delivery is refused, the message saying why: a signature or signed "
+        "timestamp header missing, the timestamp out of the allowed window, or the signature "
+        "not verifying under the channel's secret"
+    },
     404: {"description": "no such provider, or no channel of it with this id"},
     413: {"description": "the body is larger than the ingest accepts"},
     503: {"description": "the channel's secret or the log is unavailable; retry (Retry-After)"},
@@ -125,7 +129,8 @@ async def receive_webhook(name: str, channel_id: str, request: Request) -> Respo
     telemetry = telemetry_of(request.app)
     if not _verifies(adapter, delivery, secret):
         telemetry.inc("cem_ingest_rejected_total", code="bad_signature")
-        raise ApiError(401, "bad_signature", f"the {name} signature does not verify")
+        why = refusal(adapter, delivery)
+        raise ApiError(401, "bad_signature", why["message"], [why])
     # Validating a large batch (SendGrid posts hundreds of events) takes a while: off the loop.
     intake = await anyio.to_thread.run_sync(
         map_delivery,

@@ -107,6 +107,8 @@ class ChatwootSettings(ChannelSettings):
 class Chatwoot:
     name: ClassVar[str] = "chatwoot"
     secret_help: ClassVar[str] = "the secret of the Chatwoot webhook"
+    signature_header: ClassVar[str] = "X-Chatwoot-Signature"
+    timestamp_header: ClassVar[str | None] = "X-Chatwoot-Timestamp"
     settings_model: ClassVar[type[BaseModel]] = ChatwootSettings
 
     def verify(self, request: WebhookRequest, secret: str) -> bool:

@@ -132,6 +132,8 @@ def _payload(kind: str, item: Mapping[str, Any], problems: list[Violation]) -> d
 class SendGrid:
     name: ClassVar[str] = "sendgrid"
     secret_help: ClassVar[str] = "the Event Webhook's verification key (public key, base64 or PEM)"
+    signature_header: ClassVar[str] = "X-Twilio-Email-Event-Webhook-Signature"
+    timestamp_header: ClassVar[str | None] = "X-Twilio-Email-Event-Webhook-Timestamp"
     settings_model: ClassVar[type[BaseModel]] = ChannelSettings
 
     def secret_problem(self, secret: str) -> str | None:

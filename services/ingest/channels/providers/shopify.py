@@ -168,6 +168,8 @@ class ShopifySettings(ChannelSettings):
 class Shopify:
     name: ClassVar[str] = "shopify"
     secret_help: ClassVar[str] = "the Shopify app's client secret (webhook signing secret)"
+    signature_header: ClassVar[str] = "X-Shopify-Hmac-Sha256"
+    timestamp_header: ClassVar[str | None] = None
     settings_model: ClassVar[type[BaseModel]] = ShopifySettings
 
     def verify(self, request: WebhookRequest, secret: str) -> bool:

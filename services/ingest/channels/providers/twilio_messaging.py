@@ -36,6 +36,8 @@ SILENT = frozenset({"queued", "accepted", "sending", "scheduled", "canceled", "r
 class TwilioMessaging:
     name: ClassVar[str] = "twilio-messaging"
     secret_help: ClassVar[str] = "the Twilio account's auth token"
+    signature_header: ClassVar[str] = "X-Twilio-Signature"
+    timestamp_header: ClassVar[str | None] = None
 
     def verify(self, request: WebhookRequest, secret: str) -> bool:
         return twilio.verify(request, secret)

@@ -106,6 +106,8 @@ def _to_an_agent(fields: Mapping[str, str], extra: Mapping[str, str]) -> bool:
 class TwilioVoice:
     name: ClassVar[str] = "twilio-voice"
     secret_help: ClassVar[str] = "the Twilio account's auth token"
+    signature_header: ClassVar[str] = "X-Twilio-Signature"
+    timestamp_header: ClassVar[str | None] = None
 
     def verify(self, request: WebhookRequest, secret: str) -> bool:
         return twilio.verify(request, secret)

@@ -90,6 +90,8 @@ class TypeformSettings(ChannelSettings):
 class Typeform:
     name: ClassVar[str] = "typeform"
     secret_help: ClassVar[str] = "the secret set on the Typeform webhook"
+    signature_header: ClassVar[str] = "Typeform-Signature"
+    timestamp_header: ClassVar[str | None] = None
     settings_model: ClassVar[type[BaseModel]] = TypeformSettings
 
     def verify(self, request: WebhookRequest, secret: str) -> bool:
