@@ -76,22 +76,45 @@ def _secret(args: argparse.Namespace) -> str:
 def channels_add(args: argparse.Namespace) -> int:
     _known_provider(args.provider, kafka=False)
     check_tenant_id(args.tenant)
-    base = _public_base(args.url)
+    given = _public_base(args.url) if args.url is not None else None
     secret, settings = _secret(args), _channel_settings(args)  # their mistakes come first
     settings = _checked(args.provider, settings)
     _check_secret(args.provider, secret)
-    store = _store(_settings(args, create=True))
+    found = _settings(args, create=True)
+    store = _store(found)
     try:
         config = store.add(args.tenant, args.provider, secret, name=args.name,
                            settings=settings)  # fmt: skip
     finally:
         store.close()
+    base, note = (given, "") if given else _local_base(found.data_dir)
     print(f"{base}/v1/webhooks/{config.provider}/{config.channel_id}")
     print(f"channel {config.channel_id} · tenant {config.tenant_id} · provider "
-          f"{config.provider}: give the URL above to {config.provider} as its webhook URL "
-          "(--url: the base the provider reaches, e.g. your public https host)",
+          f"{config.provider}: give the URL above to {config.provider} as its webhook URL",
           file=sys.stderr)  # fmt: skip
+    if note:
+        print(note, file=sys.stderr)
     return 0
+
+
+PLACEHOLDER_BASE = "http://127.0.0.1:8000"
+PUBLIC_HINT = "pass --url with the address the provider reaches, e.g. --url https://cx.example.com"
+
+
+def _local_base(path: Path) -> tuple[str, str]:
+    """Without --url: the address `cem up` serves this data directory at, when it runs (it says
+    so in the directory), else a placeholder; either way a line saying which, since a provider
+    on the internet reaches neither."""
+    served = data_dir.served_url(path)
+    if served:
+        return served, (
+            f"cem: {served} is where the running `cem up` serves this data directory; a provider "
+            f"outside this network cannot reach it: {PUBLIC_HINT}"
+        )
+    return PLACEHOLDER_BASE, (
+        f"cem: the host above is a placeholder ({PLACEHOLDER_BASE}): no `cem up` is running on "
+        f"this data directory to say its address; {PUBLIC_HINT}"
+    )
 
 
 def _checked(provider_name: str, settings: dict[str, Any]) -> dict[str, Any]:
@@ -310,7 +333,12 @@ def add_commands(sub: Any) -> None:
     add.add_argument("--secret", required=True, help="the provider's signing secret (`-`: stdin)")
     add.add_argument("--name", default="", help="a label to recognise the channel by")
     add.add_argument("--settings", default=None, help="channel settings as JSON, or @file.json")
-    add.add_argument("--url", default="http://127.0.0.1:8000", help="the ingest's public base URL")
+    add.add_argument(
+        "--url",
+        default=None,
+        help="the ingest's base URL as the provider reaches it (default: the address the running "
+        "`cem up` serves this data directory at, else a placeholder, said so)",
+    )
     _data_dir(add)
     add.set_defaults(func=channels_add)
     lst = _command(verbs, "list", "list a tenant's channels (never their secrets)")

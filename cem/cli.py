@@ -48,7 +48,8 @@ def _up(args: argparse.Namespace) -> int:
         database=args.database,
         read_only=args.read_only,
     )
-    with data_dir.exclusive(state.path):
+    url = f"http://{args.host}:{args.port}"  # as the banner prints it
+    with data_dir.exclusive(state.path), data_dir.serving(state.path, url):
         state.announce()
         run(options)
     return 0

@@ -3,11 +3,13 @@
 Every command that touches the directory names the one it used and why, so that a key created from
 another directory is never silently useless. `cem up` and `cem replay` hold an exclusive lock on it
 while they run (chdb allows one process per data directory): a second one fails in one line.
+`cem up` also says there the address it serves at (`serving.json`), for `cem channels add`.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -23,6 +25,9 @@ if TYPE_CHECKING:
 
 DEFAULT = Path(".cem")
 LOCK_FILE = "cem.lock"
+# Where `cem up` says the address it serves this directory at, while it runs: what `cem
+# channels add` prints a webhook URL with when given no --url.
+SERVING_FILE = "serving.json"
 
 
 @dataclass(frozen=True)
@@ -100,3 +105,40 @@ def exclusive(path: Path) -> Iterator[None]:
         lock.write(str(os.getpid()))
         lock.flush()
         yield
+
+
+@contextmanager
+def serving(path: Path, url: str) -> Iterator[None]:
+    """Say, for as long as this process serves the directory, the address it serves at."""
+    found = path / SERVING_FILE
+    found.write_text(json.dumps({"pid": os.getpid(), "url": url}))
+    try:
+        yield
+    finally:
+        found.unlink(missing_ok=True)
+
+
+def served_url(path: Path) -> str | None:
+    """The address a running `cem up` serves this directory at; None when none runs. A file left
+    by a process that was killed is known by its pid: not the lock's holder, or no process."""
+    try:
+        said = json.loads((path / SERVING_FILE).read_text())
+        holder = (path / LOCK_FILE).read_text().strip()
+    except (OSError, ValueError):
+        return None
+    if not isinstance(said, dict):
+        return None
+    pid, url = said.get("pid"), said.get("url")
+    if not isinstance(pid, int) or not isinstance(url, str) or str(pid) != holder:
+        return None
+    return url if _alive(pid) else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True

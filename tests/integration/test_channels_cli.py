@@ -193,3 +193,53 @@ def test_a_dead_letter_is_listed_with_what_is_wrong_at_each_path(
         "unmappable",
         "form_response.answers: no mapped question; form_response.hidden: no customer",
     ]
+
+
+def test_add_without_url_prints_the_address_cem_up_serves_else_says_it_is_a_placeholder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Without --url it printed http://127.0.0.1:8000/… while `cem up` served on another port,
+    # and said nothing of it (found by a review).
+    from cem import data_dir
+
+    data = ["--data-dir", str(tmp_path)]
+    add = ["channels", "add", "typeform", "--tenant", "acme", "--secret", "x", *data]
+    code, out, err = run(capsys, *add)
+    assert code == 0 and out.startswith("http://127.0.0.1:8000/v1/webhooks/typeform/ch_")
+    assert "the host above is a placeholder" in err and "--url" in err
+    with data_dir.exclusive(tmp_path), data_dir.serving(tmp_path, "http://127.0.0.1:18730"):
+        code, out, err = run(capsys, *add)  # as beside a running `cem up --port 18730`
+    assert code == 0 and out.startswith("http://127.0.0.1:18730/v1/webhooks/typeform/ch_")
+    assert "where the running `cem up` serves this data directory" in err and "--url" in err
+    assert data_dir.served_url(tmp_path) is None  # said only while it runs
+    code, out, err = run(capsys, *add, "--url", "https://cx.example.com")
+    assert out.startswith("https://cx.example.com/v1/webhooks/") and "placeholder" not in err
+
+
+def test_a_serving_address_left_by_a_killed_cem_up_is_not_used(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from cem import data_dir
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    pid = int(gone.stdout)
+    (tmp_path / data_dir.LOCK_FILE).write_text(str(pid))
+    (tmp_path / data_dir.SERVING_FILE).write_text(json.dumps({"pid": pid, "url": "http://h:1"}))
+    assert data_dir.served_url(tmp_path) is None
+
+
+def test_cem_up_says_where_it_serves_while_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cem import data_dir
+    from cem.serving import free_port
+
+    seen: list[str | None] = []
+    monkeypatch.setattr("cem.up.run", lambda options: seen.append(data_dir.served_url(tmp_path)))
+    port = free_port()
+    assert main(["up", "--port", str(port), "--data-dir", str(tmp_path)]) == 0
+    assert seen == [f"http://127.0.0.1:{port}"]
+    assert data_dir.served_url(tmp_path) is None
