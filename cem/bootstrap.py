@@ -294,7 +294,7 @@ def build(
         warehouse,
         keys,
         clock,
-        default_projections(),
+        default_projections(resolver.rules if resolver is not None else default_rules()),
         identity,
         FastAPI(),
         users or SqliteUserStore(data_dir / "users.sqlite"),

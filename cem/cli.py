@@ -183,7 +183,7 @@ def _replay(args: argparse.Namespace) -> int:
     from cem.projection_set import default_projections
     from cem.replay import replay
     from cem.runner import group_lag
-    from cem.sealing import opener_for
+    from cem.sealing import default_rules, opener_for
     from kernel.filings import FILING_STAGE
     from kernel.ports import FILINGS_TOPIC, TOUCHPOINTS_TOPIC
     from kernel.sealing import opening_decode
@@ -203,7 +203,7 @@ def _replay(args: argparse.Namespace) -> int:
         warehouse.drop_database()
         warehouse = ChdbWarehouse(state.path / "warehouse", database=args.into)
         # The filings carry each event's customer: the log alone rebuilds the tables.
-        projections = default_projections()
+        projections = default_projections(default_rules())
         total = sum(log.end_offsets(FILINGS_TOPIC).values()) * len(projections)
         with progress_bar(f"replaying into {args.into!r}", total, unit="records") as advance:
             opener = opener_for(CoreSettings(data_dir=state.path))
@@ -230,13 +230,14 @@ def _replay_distributed(into: str) -> int:
     from cem.progress import progress_bar_sized_later
     from cem.projection_set import default_projections
     from cem.replay import replay_distributed
+    from cem.sealing import default_rules
 
     settings = WorkerSettings()
     if into == database_of(settings.clickhouse_url):
         raise CliError("replay into a fresh database, not the live one: pass --into NAME")
     with progress_bar_sized_later(f"replaying into {into!r}", unit="records") as (sized, done):
         count = replay_distributed(
-            settings, into, default_projections(), on_progress=done, on_total=sized
+            settings, into, default_projections(default_rules()), on_progress=done, on_total=sized
         )
         sized(count)  # what was read: the offsets' total counts records retention deleted too
     print(f"replayed {count} records into database {into!r}")

@@ -6,9 +6,12 @@ name them without importing the embedded composition root (and chdb with it)."""
 from __future__ import annotations
 
 from kernel.processing import Projection
+from services.identity.rules import IdentityRules
 from services.projections.projection import ProjectionsProjection
 from services.satisfaction.projection import SatisfactionProjection
 
 
-def default_projections() -> list[Projection]:
-    return [ProjectionsProjection(), SatisfactionProjection()]
+def default_projections(rules: IdentityRules | None = None) -> list[Projection]:
+    """The projections, reading identifiers with identity's `rules` (the deployment's, so that a
+    profile lists what identity links; None: the product's, enough for naming the groups)."""
+    return [ProjectionsProjection(rules), SatisfactionProjection()]

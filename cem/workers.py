@@ -7,6 +7,7 @@ Composition roots: they join a service's pure projection to the faust runner (`c
 from __future__ import annotations
 
 from cem.faust_worker import run_filing_worker, run_worker
+from cem.sealing import default_rules
 from kernel.settings import CoreSettings
 from services.projections.projection import ProjectionsProjection
 from services.satisfaction.projection import SatisfactionProjection
@@ -23,7 +24,9 @@ def run_filing(settings: CoreSettings | None = None) -> None:
 
 def run_projections(settings: CoreSettings | None = None) -> None:
     """Consume `filings` as group `projections` until SIGTERM; settings from CEM_* by default."""
-    run_worker(ProjectionsProjection(), settings)
+    # Identity's rules, as the filing worker reads them (CEM_IDENTITY_RULES_FILE,
+    # CEM_DEFAULT_REGION): the identifiers a profile lists are those identity reads.
+    run_worker(ProjectionsProjection(default_rules()), settings)
 
 
 def run_satisfaction(settings: CoreSettings | None = None) -> None:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from schemas.envelope import CustomerRef, Event
-from schemas.families import filed_customer
+from schemas.envelope import CustomerRef
 
 
 def normalise_email(email: str) -> str:
@@ -73,26 +72,3 @@ def customer_member(key: str) -> dict[str, Any]:
     kind, value = split_key(key)
     namespace = kind.removeprefix("external:")
     return {"external_ids": {namespace: value}} if namespace != kind else {kind: value}
-
-
-def identifiers(ref: CustomerRef) -> list[tuple[str, str]]:
-    """Every (kind, normalised value) an event carries, for lookups by identifier. Kinds are spelled
-    as everywhere in the API: customer_id, email, phone, anonymous_id, external:<namespace>."""
-    found: list[tuple[str, str]] = []
-    if ref.customer_id:
-        found.append(("customer_id", ref.customer_id))
-    if ref.email:
-        found.append(("email", normalise_email(ref.email)))
-    if ref.phone:
-        found.append(("phone", normalise_phone(ref.phone)))
-    if ref.anonymous_id:
-        found.append(("anonymous_id", ref.anonymous_id))
-    found += [(f"external:{ns}", value) for ns, value in sorted(ref.external_ids.items())]
-    return found
-
-
-def event_identifiers(event: Event) -> list[tuple[str, str]]:
-    """The identifiers an event carries (`identifiers`); none for a platform event naming the
-    customer it is filed under (`schemas.families.filed_customer`): that name is no identifier
-    anyone holds, so no lookup, profile or timeline lists it."""
-    return [] if filed_customer(event) is not None else identifiers(event.customer)

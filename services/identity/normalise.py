@@ -407,7 +407,8 @@ def is_blocked(identifier: Identifier, raw: str, rules: TenantRules) -> bool:
     return identifier.value.casefold() in blocked or raw.strip().casefold() in blocked
 
 
-def _raw_identifiers(ref: CustomerRef) -> list[tuple[str, str]]:
+def raw_identifiers(ref: CustomerRef) -> list[tuple[str, str]]:
+    """The (kind, value as sent) identifiers an event carries, in the order identity reads them."""
     found = [
         (kind, raw)
         for kind, raw in (
@@ -568,7 +569,7 @@ def _normalised_value(kind: str, raw: str, rules: TenantRules) -> str | None:
 
 def normalise_ref(ref: CustomerRef, rules: TenantRules) -> Normalised:
     """Every identifier of the event, normalised; those that may not link anyone are set apart."""
-    results = [normalise_one(kind, raw, rules) for kind, raw in _raw_identifiers(ref)]
+    results = [normalise_one(kind, raw, rules) for kind, raw in raw_identifiers(ref)]
     return Normalised(
         identifiers=tuple(r for r in results if isinstance(r, Identifier)),
         rejected=tuple(r for r in results if isinstance(r, Rejected)),

@@ -12,17 +12,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from kernel.customer_key import (
-    customer_key,
-    event_identifiers,
-    normalise_email,
-    normalise_phone,
-    split_key,
-)
+from kernel.customer_key import customer_key, normalise_email, normalise_phone, split_key
 from kernel.processing import to_micros
 from schemas.envelope import Event
 from schemas.families import filed_customer
 from services.identity.person_names import name_in
+from services.identity.rules import TenantRules
+from services.projections.identifiers import event_identifiers
 from services.projections.timeline import from_micros
 
 LOOKUP_KINDS = ("email", "phone", "anonymous_id", "external_id")
@@ -43,16 +39,19 @@ _NORMALISE: dict[str, Callable[[str], str]] = {
 NAME_KIND = "name"
 
 
-def to_identifier_rows(event: Event, customer_id: str | None = None) -> list[dict[str, Any]]:
-    """The customer_identifiers rows of one event: one per identifier it carries, and one for the
-    person's name it carries (`NAME_KIND`, lower case without accents, `person_names`), filed
-    under `customer_id` (default: its customer key)."""
+def to_identifier_rows(
+    event: Event, customer_id: str | None = None, rules: TenantRules | None = None
+) -> list[dict[str, Any]]:
+    """The customer_identifiers rows of one event: one per identifier identity reads in it with
+    the tenant's `rules` (`identifiers.py`: a placeholder finds nobody), and one for the person's
+    name it carries (`NAME_KIND`, lower case without accents, `person_names`), filed under
+    `customer_id` (default: its customer key)."""
     owner, at, event_id = (
         customer_id or customer_key(event.customer),
         to_micros(event.derived_at),
         str(event.event_id),
     )
-    found = event_identifiers(event)
+    found = event_identifiers(event, rules)
     if filed_customer(event) is None and (name := name_in(event.payload)):
         found = [*found, (NAME_KIND, name)]  # (a platform event's payload names nobody)
     return [

@@ -20,12 +20,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from kernel.customer_key import customer_key, event_identifiers
+from kernel.customer_key import customer_key
 from kernel.processing import to_micros
 from schemas import families as f
 from schemas.envelope import Event
 from schemas.families import PLATFORM_TYPES, SCALES, filed_customer, parse_payload
 from services.identity.person_names import may_be_one, normalise_name, written_name
+from services.identity.rules import TenantRules
+from services.projections.identifiers import event_identifiers
 from services.projections.repeat_contact import RepeatContact
 from services.projections.timeline import amount_text, from_micros
 
@@ -101,7 +103,7 @@ _FAMILY_FACTS: dict[str, Callable[[Any], list[Fact]]] = {
 }
 
 
-def facts_of(event: Event) -> list[Fact]:
+def facts_of(event: Event, rules: TenantRules | None = None) -> list[Fact]:
     # The platform's own events (a manager working an alert, an erasure) are on the customer's
     # timeline but are no contact of theirs: they do not move the last contact, the channels
     # used or the event count (a browser review: resolving an alert made the header say the
@@ -110,7 +112,8 @@ def facts_of(event: Event) -> list[Fact]:
         activity = Fact(PLATFORM, event.type, event.touchpoint)
     else:
         activity = Fact(TOUCH, event.channel.value, event.touchpoint, 1)
-    known = [Fact(IDENTIFIER, f"{kind}:{value}") for kind, value in event_identifiers(event)]
+    # The identifiers identity reads with the tenant's rules (identifiers.py): no placeholder.
+    known = [Fact(IDENTIFIER, f"{k}:{v}") for k, v in event_identifiers(event, rules)]
     family = _FAMILY_FACTS.get(event.type)
     extra = family(parse_payload(event.type, event.payload)) if family else []
     return [activity, *known, *extra, *_name_facts(event)]
@@ -125,15 +128,18 @@ def _name_facts(event: Event) -> list[Fact]:
     return [Fact(NAME, normalise_name(written), written)] if written else []
 
 
-def to_profile_facts(event: Event, customer_id: str | None = None) -> list[dict[str, Any]]:
-    """The profile_facts rows of one event, filed under `customer_id` (default: its customer key)."""
+def to_profile_facts(
+    event: Event, customer_id: str | None = None, rules: TenantRules | None = None
+) -> list[dict[str, Any]]:
+    """The profile_facts rows of one event, filed under `customer_id` (default: its customer key),
+    read with the tenant's identity `rules`."""
     base = {
         "tenant_id": event.tenant_id,
         "customer_id": customer_id or customer_key(event.customer),
         "event_id": str(event.event_id),
         "derived_at": to_micros(event.derived_at),
     }
-    return [{**base, **vars(fact)} for fact in facts_of(event)]
+    return [{**base, **vars(fact)} for fact in facts_of(event, rules)]
 
 
 # --- the folded profile ----------------------------------------------------------------------

@@ -17,11 +17,13 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, Field, ValidationError
 
-from kernel.customer_key import customer_key, event_identifiers
+from kernel.customer_key import customer_key
 from kernel.processing import to_micros
 from schemas import families as f
 from schemas.envelope import Channel, Event
 from schemas.families import parse_payload
+from services.identity.rules import TenantRules
+from services.projections.identifiers import event_identifiers
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DEFAULT_PAGE = 50
@@ -38,8 +40,11 @@ def from_micros(micros: int) -> datetime:
 
 
 # --- rows ------------------------------------------------------------------------------------
-def to_timeline_rows(event: Event, customer_id: str | None = None) -> list[dict[str, Any]]:
-    """The one timeline row of an event, filed under `customer_id` (default: its customer key)."""
+def to_timeline_rows(
+    event: Event, customer_id: str | None = None, rules: TenantRules | None = None
+) -> list[dict[str, Any]]:
+    """The one timeline row of an event, filed under `customer_id` (default: its customer key),
+    with the identifiers identity reads with the tenant's `rules` (`identifiers.py`)."""
     return [
         {
             "tenant_id": event.tenant_id,
@@ -57,7 +62,7 @@ def to_timeline_rows(event: Event, customer_id: str | None = None) -> list[dict[
             "summary": summarise(event),
             # Sorted keys: a replayed event yields byte-identical rows (F13).
             "payload_json": orjson.dumps(event.payload, option=orjson.OPT_SORT_KEYS).decode(),
-            "identifiers": [f"{kind}:{value}" for kind, value in event_identifiers(event)],
+            "identifiers": [f"{kind}:{value}" for kind, value in event_identifiers(event, rules)],
         }
     ]
 

@@ -237,7 +237,7 @@ def page(browser: Any, deployment: Deployment) -> Page:
 def customer(deployment: Deployment, api: Api) -> dict[str, Any]:
     """A customer of tenant A with a cross-channel story (a CSAT 2 raises an alert), processed."""
     tag = new_tag()
-    ids = {"customer_id": f"cust-{tag}", "email": f"lucia.{tag}@example.com"}
+    ids = {"customer_id": f"cust-{tag}", "email": f"lucia.{tag}@mercado.es"}
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=6)
     events = story(ids, tag, start)
     xss = "<img src=x onerror=\"document.body.dataset.pwned='1'\"><script>window.pwned=1</script>"
@@ -506,7 +506,7 @@ def test_while_an_agent_watches_the_header_and_risk_follow_and_late_entries_take
     # header kept the old score and "No open alert" until a reload; an event dated weeks back
     # (a late source) went on top of "newest first"; a `message.*` filter dropped live messages.
     tag = new_tag()
-    ids = {"customer_id": f"cust-live-{tag}", "email": f"live.{tag}@example.com"}
+    ids = {"customer_id": f"cust-live-{tag}", "email": f"live.{tag}@mercado.es"}
     now = datetime.now(UTC).replace(microsecond=0)
     ingest = deployment.key(TENANT_A, "ingest")
     api.post_ok(ingest, [
@@ -1555,7 +1555,7 @@ def test_a_manager_merges_after_seeing_the_preview_then_splits(
     needs_identity(deployment, "merges")
     tag, now = new_tag(), datetime.now(UTC)
     # Two customers known by identifiers that never merge on their own (an email, a device id).
-    first, second = f"ana.{tag}@example.com", f"anon:dev-{tag}"
+    first, second = f"ana.{tag}@mercado.es", f"anon:dev-{tag}"
     api.post_ok(deployment.key(TENANT_A, "ingest"), [
         event("page.viewed", "web", {"email": first}, now, {"url": "https://shop.example/"}),
         event("page.viewed", "web", {"anonymous_id": f"dev-{tag}"}, now, {"url": "https://shop.example/b"}),

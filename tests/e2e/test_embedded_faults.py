@@ -153,7 +153,7 @@ def post_traffic(api: Api, embedded: EmbeddedDeployment, start: datetime) -> lis
     tags = [new_tag() for _ in range(4)]
     for tenant, tag in zip((TENANT_A, TENANT_A, TENANT_A, TENANT_B), tags, strict=True):
         ingest = embedded.key(tenant, "ingest")
-        events = story({"customer_id": f"cust-{tag}", "email": f"{tag}@example.com"}, tag, start)
+        events = story({"customer_id": f"cust-{tag}", "email": f"{tag}@mercado.es"}, tag, start)
         if tag == tags[1]:
             for one in reversed(events):
                 api.post_ok(ingest, one)
@@ -185,7 +185,7 @@ def what_users_see(
             profile.get("value", {}).pop("as_of", None)  # the moment of the read
             seen[f"{tenant} profile {tag}"] = profile
             seen[f"{tenant} lookup {tag}"] = api.get(
-                "/v1/customers", agent, email=f"{tag}@example.com"
+                "/v1/customers", agent, email=f"{tag}@mercado.es"
             ).json()
         for bucket in ("hour", "day"):
             seen[f"{tenant} satisfaction {bucket}"] = api.get(

@@ -28,7 +28,7 @@ from services.satisfaction.projection import SatisfactionProjection
 from tests.integration.test_customers_router import ana_history, store
 
 PASSWORD = "a long enough password"
-ANA = {"customer_id": "cust-ana", "email": "ana.garcia@example.com", "phone": "+34 600 111 222"}
+ANA = {"customer_id": "cust-ana", "email": "ana.garcia@mercado.es", "phone": "+34 600 111 222"}
 
 
 @pytest.fixture

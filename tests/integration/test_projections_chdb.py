@@ -50,7 +50,7 @@ def raw_event(
         "event_id": str(kw.pop("event_id", uuid.uuid4())),
         "channel": channel,
         "type": event_type,
-        "customer": kw.pop("customer", {"customer_id": "cust-1", "email": "Ana@Example.com"}),
+        "customer": kw.pop("customer", {"customer_id": "cust-1", "email": "Ana@Shop.es"}),
         "occurred_at": at.isoformat(),
         "payload": payload,
         **kw,
@@ -99,8 +99,7 @@ def reads(warehouse: Warehouse, tenant_id: str) -> dict[str, Any]:
         "profile": profile.model_dump() if profile else None,
         "other": whole_timeline(warehouse, tenant_id, "cust-2", page=50),
         "lookup": [
-            m.model_dump()
-            for m in sql.find_customers(warehouse, tenant_id, "email", "ana@example.com")
+            m.model_dump() for m in sql.find_customers(warehouse, tenant_id, "email", "ana@shop.es")
         ],
     }
 
@@ -352,19 +351,19 @@ def test_unknown_and_other_tenants_customers_are_not_found(wh: ChdbWarehouse) ->
     assert sql.read_timeline(wh, stranger, "cust-1") is None
     assert sql.read_timeline(wh, owner, "nobody") is None
     assert sql.read_profile(wh, stranger, "cust-1") is None
-    assert sql.find_customers(wh, stranger, "email", "ana@example.com") == []
+    assert sql.find_customers(wh, stranger, "email", "ana@shop.es") == []
 
 
 def test_lookup_finds_every_customer_an_identifier_was_seen_on(wh: ChdbWarehouse) -> None:
     tid = tenant()
-    shared = {"email": "Family@Example.COM"}
+    shared = {"email": "Family@Shop.ES"}
     raws = [
         raw_event("page.viewed", "web", {"url": "https://s.example/"}, T0, customer={"customer_id": "mum", **shared}),
         raw_event("page.viewed", "web", {"url": "https://s.example/"}, T0 + timedelta(days=1), customer={"customer_id": "son", **shared}),
         raw_event("call.ended", "phone", {}, T0 + timedelta(days=2), customer={"phone": "+44 (20) 7946-0000"}),
     ]  # fmt: skip
     deliver(wh, accepted(raws, tid))
-    by_email = sql.find_customers(wh, tid, *lookup_key(email="family@example.com"))
+    by_email = sql.find_customers(wh, tid, *lookup_key(email="family@shop.es"))
     assert [m.customer_id for m in by_email] == ["son", "mum"]
     [by_phone] = sql.find_customers(wh, tid, *lookup_key(phone="+44 20 7946 0000"))
     assert by_phone.customer_id == "phone:+442079460000" and by_phone.events == 1

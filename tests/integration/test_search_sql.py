@@ -18,7 +18,7 @@ from services.projections.search import last_contacts, search_hits
 from services.projections.sql import IDENTIFIERS, PROFILE_FACTS, TIMELINE
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-ANA = {"customer_id": "cust-ana", "email": "maria.garcia@example.com", "phone": "+34 600 111 222"}
+ANA = {"customer_id": "cust-ana", "email": "maria.garcia@shop.es", "phone": "+34 600 111 222"}
 
 
 @pytest.fixture(params=["chdb", pytest.param("clickhouse", marks=pytest.mark.clickhouse)])

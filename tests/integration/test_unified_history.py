@@ -368,3 +368,21 @@ def test_each_event_is_decoded_once_in_the_process(
         assert len(decoded) == 6
     finally:
         stop_keeping_warehouse(running)
+
+
+def test_a_placeholder_phone_identity_ignores_is_no_identifier_nor_lookup_key(
+    api: Client,
+) -> None:
+    """Review: two strangers' identifies with `+34 600 000 000` (a placeholder identity refuses)
+    were both listed by a lookup of it, showed it on their profiles, and its key answered 409."""
+    placeholder = "+34 600 000 000"
+    for n, email in enumerate(("ph.a@shop.es", "ph.b@shop.es")):
+        api.post(touch("call.ended", "phone", {"email": email, "phone": placeholder}, n, {}))
+    found = api.call("GET", "/v1/customers", params={"phone": "+34600000000"})
+    assert found.status_code == 200, found.text
+    assert found.json()["customers"] == []
+    profile = api.profile(api.home("email:ph.a@shop.es"))
+    assert profile["identifiers"] == ["email:ph.a@shop.es"]
+    [entry] = api.call("GET", f"/v1/customers/{profile['customer_id']}/timeline").json()["entries"]
+    assert entry["identifiers"] == ["email:ph.a@shop.es"]
+    assert api.call("GET", "/v1/customers/phone:+34600000000").status_code == 404

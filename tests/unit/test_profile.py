@@ -27,7 +27,7 @@ from services.projections.profile import (
 from services.projections.value import Signals, customer_value
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
-CUSTOMER = {"customer_id": "cust-1", "email": "Ana@Example.com"}
+CUSTOMER = {"customer_id": "cust-1", "email": "Ana@Shop.es"}
 
 
 def event(
@@ -120,7 +120,7 @@ def test_profile_of_a_customer_month() -> None:
     assert [(c.case_id, c.subject) for c in profile.open_cases] == [("C2", "refund")]
     assert profile.open_cases[0].opened_at == T0 + timedelta(minutes=130)
     assert profile.identifiers == [
-        "customer_id:cust-1", "email:ana@example.com", "phone:+33600000001",
+        "customer_id:cust-1", "email:ana@shop.es", "phone:+33600000001",
     ]  # fmt: skip
     assert profile.name == "Ana García López"
 

@@ -87,7 +87,7 @@ def event(
         "event_id": str(uuid.uuid4()),
         "channel": channel or sample_channel,
         "type": event_type,
-        "customer": customer or {"email": "Ana.Lopez@Example.com", "phone": "+33 6 12 34 56 78"},
+        "customer": customer or {"email": "Ana.Lopez@Shop.es", "phone": "+33 6 17 34 56 78"},
         "occurred_at": AT.isoformat(),
         "payload": sample_payload if payload is None else payload,
         **({"touchpoint": touchpoint} if touchpoint else {}),
@@ -106,7 +106,7 @@ def test_every_family_projects_to_one_faithful_row(event_type: str) -> None:
     ev = event(event_type, correlation_id="conv-9")
     [row] = to_timeline_rows(ev)
     assert row["tenant_id"] == "acme"
-    assert row["customer_id"] == customer_key(ev.customer) == "email:ana.lopez@example.com"
+    assert row["customer_id"] == customer_key(ev.customer) == "email:ana.lopez@shop.es"
     assert row["event_id"] == str(ev.event_id)
     assert (row["channel"], row["type"], row["touchpoint"]) == (
         ev.channel.value,
@@ -118,7 +118,7 @@ def test_every_family_projects_to_one_faithful_row(event_type: str) -> None:
     assert row["correlation_id"] == "conv-9"
     assert row["clock_corrected"] == 0
     assert orjson.loads(row["payload_json"]) == ev.payload
-    assert row["identifiers"] == ["email:ana.lopez@example.com", "phone:+33612345678"]
+    assert row["identifiers"] == ["email:ana.lopez@shop.es", "phone:+33617345678"]
     assert row["summary"] and "\n" not in row["summary"]
 
 
