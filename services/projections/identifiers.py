@@ -4,8 +4,11 @@ those identity reads as identifiers, with the tenant's rules (services/identity/
 A value identity refuses (a placeholder such as `+34 600 000 000`, a blocked value, text that is
 no identifier of its kind) names nobody: listed, it would show strangers one identifier and find
 them all by it. The ingest notes each refusal (`identifier_ignored`) and `GET /v1/events/{id}`
-says why; the value is no identifier of the profile and no lookup key. A value identity reads
-keeps the spelling it always had here.
+says why; the value is no identifier of the profile and no lookup key. A phone is listed as the
+E.164 number identity links (`(+34) 617-48-29-35` is `+34617482935`, so is `617 48 29 35`), once
+however it was written. Other kinds keep the spelling they always had here (an email lower case
+as written, not identity's key for the mailbox: agents search the spelling people use, dots and
+all, and the lookups find every spelling identity reads as one mailbox).
 
 A national number several regions read (`ambiguous_readings`) is kept as written, digits only:
 identity reads it as whichever reading a customer holds, which only its state knows, and the
@@ -51,5 +54,5 @@ def _identifier(kind: str, raw: str, rules: TenantRules) -> tuple[str, str] | No
 
 def _shown(read: Identifier, raw: str) -> str:
     if read.family == "phone":
-        return normalise_phone(raw)
+        return read.value
     return normalise_email(raw) if read.family == "email" else raw

@@ -386,3 +386,20 @@ def test_a_placeholder_phone_identity_ignores_is_no_identifier_nor_lookup_key(
     [entry] = api.call("GET", f"/v1/customers/{profile['customer_id']}/timeline").json()["entries"]
     assert entry["identifiers"] == ["email:ph.a@shop.es"]
     assert api.call("GET", "/v1/customers/phone:+34600000000").status_code == 404
+
+
+def test_a_phone_however_written_is_one_e164_identifier(api: Client) -> None:
+    """Review: `(+34) 617-48-29-35` showed as `phone:34617482935` beside `phone:+34617482935`."""
+    line = {"email": "lucia@shop.es"}
+    api.post(
+        touch("call.ended", "phone", {**line, "phone": "+34617482935"}, 0, {}),
+        touch("message.received", "chat", {**line, "phone": "(+34) 617-48-29-35"}, 5, {}),
+    )
+    profile = api.profile(api.home("email:lucia@shop.es"))
+    assert profile["identifiers"] == ["email:lucia@shop.es", "phone:+34617482935"]
+    entries = api.call("GET", f"/v1/customers/{profile['customer_id']}/timeline").json()["entries"]
+    assert [e["identifiers"] for e in entries] == [
+        ["email:lucia@shop.es", "phone:+34617482935"]
+    ] * 2
+    found = api.call("GET", "/v1/customers", params={"phone": "617 48 29 35"}).json()
+    assert [m["customer_id"] for m in found["customers"]] == [profile["customer_id"]]

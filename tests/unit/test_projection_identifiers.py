@@ -79,3 +79,17 @@ def test_a_national_number_several_regions_read_is_kept_as_written() -> None:
     """Identity reads it as the reading a customer holds, which only its state knows; the
     lookups search each reading's spellings, the digits as written among them."""
     assert listed(touchpoint({"phone": "316 951 3292"})) == everywhere("phone:3169513292")
+
+
+def test_a_phone_is_identity_s_e164_number_however_written() -> None:
+    """Review: `(+34) 617-48-29-35` was listed as `phone:34617482935` (its `+` not first), beside
+    `phone:+34617482935` from the same person's calls."""
+    for written in ("(+34) 617-48-29-35", "617 48 29 35", "0034 617482935", "+34617482935"):
+        event = touchpoint({"email": "lucia@shop.es", "phone": written})
+        assert listed(event) == everywhere("email:lucia@shop.es", "phone:+34617482935"), written
+
+
+def test_a_tenant_s_region_reads_its_national_numbers() -> None:
+    projection = ProjectionsProjection(IdentityRules(default=TenantRules(phone_region="MX")))
+    event = touchpoint({"phone": "55 1234 5678"})
+    assert listed(event, projection) == everywhere("phone:+525512345678")
