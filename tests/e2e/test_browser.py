@@ -1404,7 +1404,7 @@ def test_a_customer_opened_while_the_one_before_loads_shows_only_its_own_header(
     # under the second one's timeline (found by a review).
     first = customer["ids"]["customer_id"]
     tag = new_tag()
-    email = f"bruno.{tag}@correo.es"
+    email = f"bruno.{tag}@mercado.es"
     [second] = chatting(api, deployment, tag, email)
     page.sign_in(people[(TENANT_A, "agent")])
     with in_every_document(page, f"window.cemSlow = {json.dumps(first)};" + SLOW_FIRST):
@@ -1430,7 +1430,7 @@ def test_an_erasure_preview_that_comes_after_another_customer_opened_is_dropped(
     # An admin asks for A's erasure preview and opens B while it loads: A's preview was shown
     # over B with its Confirm focused, and confirming erased A (found by a review).
     tag = new_tag()
-    emails = [f"primera.{tag}@correo.es", f"segunda.{tag}@correo.es"]
+    emails = [f"primera.{tag}@mercado.es", f"segunda.{tag}@mercado.es"]
     first, second = chatting(api, deployment, tag, *emails)
     page.sign_in(people[(TENANT_A, "admin")])
     slow = (
@@ -2108,7 +2108,7 @@ def test_the_official_analytics_js_sends_from_a_shops_page(
     # CORS. Loaded as the README now says, from the shop's origin: identify, track and page
     # reach the customer's timeline, the name and email with them.
     tag = new_tag()
-    user, email = f"u-ajs-{tag}", f"ajs.{tag}@correo.es"
+    user, email = f"u-ajs-{tag}", f"ajs.{tag}@mercado.es"
     ingest_host = deployment.ingest_url.removeprefix("http://")
     with shop_site() as shop:
         query = f"key={deployment.key(TENANT_A, 'ingest')}&host={ingest_host}"

@@ -105,7 +105,7 @@ def test_the_identity_history_shows_a_recorded_name_as_the_touchpoints_wrote_it(
     # the profile, for both of the group's members: each its own spelling.
     ingest, agent, manager = keys(deployment)
     tag, start = new_tag(), hours_ago(3)
-    email, (phone, _) = f"mj.{tag}@correo.es", mobile_line()
+    email, (phone, _) = f"mj.{tag}@mercado.es", mobile_line()
     written = ["María José García-Peña", "MARIA JOSE GARCIA PEÑA"]
     api.post_ok(ingest, [
         event("order.placed", "web", {"email": email}, start,
