@@ -673,6 +673,13 @@ def _slip_holder(
         return ""
     if _other_lines(identifiers, other.identifiers, rules):
         return ""
+    if not inside:
+        # A slip just before the end (`_before_the_end`) is also where two second surnames
+        # differ (`josegarciavega@`, `josegarciavera@`: Vega, Vera): only one full name, the
+        # same on the touchpoint and on the holder, says one person (a review: "José García" on
+        # the second merged a father and his son).
+        same = event_name and same_full_name(names, other.names, rules.name_surnames)
+        return "slip_and_name" if same else ""
     full = any(is_full(n, rules.name_surnames) for n in (*names, *other.names))
     if event_name and full and agree_with_surname(names, other.names):
         return "slip_and_name"
@@ -689,7 +696,7 @@ def _slip_holder(
         and _mailbox_named({event_name} | agreeing, known, rules)
     ):
         return "slip_and_name"
-    if inside and typing_slip(new, known) and names_agree(names, other.names):
+    if typing_slip(new, known) and names_agree(names, other.names):
         return "typing_slip"
     return ""
 

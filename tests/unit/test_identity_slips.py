@@ -201,6 +201,24 @@ def test_a_named_slip_beside_another_mobile_than_the_customers_links_nothing(
             ("luis.vera.ruiz@gmail.com", "Luis Vera Ruiz"),
         ),
         (("anavega@gmail.com", "Ana Vega Ruiz"), ("anavera@gmail.com", "Ana Vera Ruiz")),
+        # A father and his son (or cousins) of one given name and first surname, the second
+        # surnames one letter apart before their end, one side's name written short (a review).
+        (
+            ("josegarciavega@gmail.com", "José García Vega"),
+            ("josegarciavera@gmail.com", "José García"),
+        ),
+        (
+            ("josegarciamora@gmail.com", "José García Mora"),
+            ("josegarciamoya@gmail.com", "José García"),
+        ),
+        (
+            ("antonio.lopez.sanz@gmail.com", "Antonio López Sanz"),
+            ("antonio.lopez.saez@gmail.com", "Antonio López"),
+        ),
+        (
+            ("josegarciavega@gmail.com", "José García"),
+            ("josegarciavera@gmail.com", "José García Vera"),
+        ),
         # A compound given name is no surname: the last letters differ.
         (
             ("mariajose.ruiz@gmail.com", "María José Ruiz"),
