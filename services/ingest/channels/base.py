@@ -143,6 +143,13 @@ def refusal(provider: Provider, request: WebhookRequest) -> dict[str, str]:
     if stamp_header and (late := _lateness(stamp, request.received_at)):
         return _detail(late[0], late[1], stamp_header)
     message = f"the {provider.name} signature does not verify under the channel's secret"
+    if getattr(provider, "signs_url", False):
+        # Twilio signs the URL it called: behind a proxy that changes it (TLS ended there, a
+        # path prefix taken off), the right secret fails too (a review: the secret was blamed).
+        message += (
+            f" and the URL it reached ({request.url}): behind a proxy that changes the URL, "
+            "set the channel's public_url"
+        )
     return _detail("bad_signature", message, provider.signature_header)
 
 

@@ -37,6 +37,7 @@ class TwilioMessaging:
     name: ClassVar[str] = "twilio-messaging"
     secret_help: ClassVar[str] = "the Twilio account's auth token"
     signature_header: ClassVar[str] = "X-Twilio-Signature"
+    signs_url: ClassVar[bool] = True  # the URL called is signed too (base.refusal says so)
     timestamp_header: ClassVar[str | None] = None
 
     def verify(self, request: WebhookRequest, secret: str) -> bool:
