@@ -133,8 +133,10 @@ class ChannelStore(Protocol):
         tenant_id: str | None = None,
         since: datetime | None = None,
         status: DeadLetterStatus | None = "pending",
+        limit: int | None = None,
     ) -> builtins.list[WebhookDeadLetter]:
-        """Dead letters matching every filter given, oldest first."""
+        """Dead letters matching every filter given, oldest first; the first `limit` of them
+        when given (each holds a body: an HTTP reader asks for a page, not for every one)."""
         ...
 
     def settle_dead_letter(

@@ -150,13 +150,15 @@ class MemoryChannelStore:
         tenant_id: str | None = None,
         since: datetime | None = None,
         status: DeadLetterStatus | None = "pending",
+        limit: int | None = None,
     ) -> builtins.list[WebhookDeadLetter]:
         found = [
             replace(d, body=open_body(self._box, d.dead_letter_id, d.body))
             for d in self._letters.values()
             if matches(d, provider, tenant_id, since, status)
         ]
-        return sorted(found, key=lambda d: d.received_at)
+        ordered = sorted(found, key=lambda d: (d.received_at, d.dead_letter_id))
+        return ordered if limit is None else ordered[:limit]
 
     def settle_dead_letter(
         self,

@@ -74,7 +74,7 @@ SELECT_LETTERS = f"""SELECT {LETTER_COLUMNS} FROM webhook_dead_letters
     AND (%(tenant)s::text IS NULL OR tenant_id = %(tenant)s)
     AND (%(since)s::timestamptz IS NULL OR received_at >= %(since)s)
     AND (%(status)s::text IS NULL OR status = %(status)s)
-  ORDER BY received_at, dead_letter_id"""
+  ORDER BY received_at, dead_letter_id LIMIT %(limit)s::bigint"""
 TENANT_LETTERS = "FROM webhook_dead_letters WHERE tenant_id = %s AND received_at < %s"
 SETTLE_REPLAYED = """UPDATE webhook_dead_letters SET status = 'replayed', attempts = attempts + 1
   WHERE dead_letter_id = %s"""
@@ -196,8 +196,15 @@ class PostgresChannelStore:
         tenant_id: str | None = None,
         since: datetime | None = None,
         status: DeadLetterStatus | None = "pending",
+        limit: int | None = None,
     ) -> builtins.list[WebhookDeadLetter]:
-        params = {"provider": provider, "tenant": tenant_id, "since": since, "status": status}
+        params = {
+            "provider": provider,
+            "tenant": tenant_id,
+            "since": since,
+            "status": status,
+            "limit": limit,
+        }  # fmt: skip  (LIMIT NULL: all of them)
         with self.db.transaction() as cursor:
             rows = cursor.execute(SELECT_LETTERS, params).fetchall()
         letters = [_letter(row) for row in rows]

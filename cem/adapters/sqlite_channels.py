@@ -62,7 +62,7 @@ INSERT_LETTER = f"""INSERT OR IGNORE INTO webhook_dead_letters ({LETTER_COLUMNS}
 SELECT_LETTERS = f"""SELECT {LETTER_COLUMNS} FROM webhook_dead_letters
   WHERE (?1 IS NULL OR provider = ?1) AND (?2 IS NULL OR tenant_id = ?2)
     AND (?3 IS NULL OR received_at >= ?3) AND (?4 IS NULL OR status = ?4)
-  ORDER BY received_at, dead_letter_id"""
+  ORDER BY received_at, dead_letter_id LIMIT ?5"""
 TENANT_LETTERS = "FROM webhook_dead_letters WHERE tenant_id = ? AND received_at < ?"
 SETTLE_REPLAYED = """UPDATE webhook_dead_letters SET status = 'replayed', attempts = attempts + 1
   WHERE dead_letter_id = ?"""
@@ -168,10 +168,12 @@ class SqliteChannelStore(PrivateDbStore):
         tenant_id: str | None = None,
         since: datetime | None = None,
         status: DeadLetterStatus | None = "pending",
+        limit: int | None = None,
     ) -> builtins.list[WebhookDeadLetter]:
         after = None if since is None else to_micros(since)
+        params = (provider, tenant_id, after, status, -1 if limit is None else limit)
         with self._db() as conn:
-            rows = conn.execute(SELECT_LETTERS, (provider, tenant_id, after, status)).fetchall()
+            rows = conn.execute(SELECT_LETTERS, params).fetchall()
         letters = [_letter(row) for row in rows]
         return [replace(d, body=open_body(self._box, d.dead_letter_id, d.body)) for d in letters]
 

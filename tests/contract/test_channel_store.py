@@ -172,6 +172,9 @@ class ChannelStoreContract:
         ]
         since = early + timedelta(days=1)
         assert len(store.dead_letters(tenant_id=tenant, since=since)) == 1
+        # The oldest first, as many as asked (an HTTP page reads no more bodies than it shows).
+        assert [d.provider for d in store.dead_letters(tenant_id=tenant, limit=1)] == ["shopify"]
+        assert len(store.dead_letters(tenant_id=tenant, limit=5)) == 2
 
     def test_settling_a_dead_letter(self, store: ChannelStore, tenant: str) -> None:
         failing = store.keep_dead_letter(letter(tenant, delivery=1))

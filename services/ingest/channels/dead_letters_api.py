@@ -29,6 +29,7 @@ from services.ingest.channels.replay import replay_webhooks
 
 CAN_CONFIGURE = frozenset({"admin"})  # as the channels themselves (router.py)
 MAX_LISTED = 500
+MAX_REPLAYED = 500  # letters one replay request re-runs, oldest first: ask again for the next
 dead_letters_router = APIRouter(tags=["channels"], responses=dict(AUTHENTICATED))
 
 
@@ -84,6 +85,7 @@ async def list_dead_letters(
             tenant_id=principal.tenant_id,
             since=since,
             status=None if status == "all" else status,
+            limit=limit + 1,  # one more than shown: whether there are more
         )
     )
     return {
@@ -110,9 +112,10 @@ class ReplayIn(BaseModel):
 async def replay_dead_letters(
     request: Request, principal: Principal = Depends(require(CAN_CONFIGURE))
 ) -> dict[str, int]:
-    """Map the tenant's pending dead letters again with the channels' current settings and
-    store what now maps (a delivery stored before counts as a duplicate); answers how many were
-    re-stored, were duplicates, or still fail (listed with their new reason)."""
+    """Map the tenant's pending dead letters again (the oldest 500; a letter still failing stays
+    pending, with its new reason) with the channels' current settings and store what now maps (a
+    delivery stored before counts as a duplicate); answers how many were re-stored, were
+    duplicates, or still fail."""
     raw = await read_limited(request, 4096)
     body = validate_body(ReplayIn, parse_or_400(raw)) if raw.strip() else ReplayIn()
     _known(body.provider, "body.provider")
@@ -127,6 +130,7 @@ async def replay_dead_letters(
             tenant_id=principal.tenant_id,
             since=body.since,
             max_event_bytes=settings.max_event_bytes,
+            limit=MAX_REPLAYED,
         )
     )
     return {

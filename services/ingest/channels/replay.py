@@ -69,11 +69,14 @@ def replay_webhooks(
     tenant_id: str | None = None,
     since: datetime | None = None,
     max_event_bytes: int = 64 * 1024,
+    limit: int | None = None,
 ) -> ReplayReport:
-    """Re-run the pending webhook dead letters that match every filter given; their records are
-    keyed with the deployment's `bucket_key`, as the webhook route keys them."""
+    """Re-run the pending webhook dead letters that match every filter given (the oldest
+    `limit` of them, when given); their records are keyed with the deployment's `bucket_key`,
+    as the webhook route keys them."""
     report = ReplayReport()
-    for letter in store.dead_letters(provider=provider, tenant_id=tenant_id, since=since):
+    letters = store.dead_letters(provider=provider, tenant_id=tenant_id, since=since, limit=limit)
+    for letter in letters:
         intake = _remap(store, letter, max_event_bytes, bucket_key)
         statuses = publisher.publish(intake.outgoing) if intake.outgoing else []
         outcome = _tally(statuses, intake.complete)
