@@ -48,7 +48,10 @@ def _up(args: argparse.Namespace) -> int:
         database=args.database,
         read_only=args.read_only,
     )
-    url = f"http://{args.host}:{args.port}"  # as the banner prints it
+    # Where providers' webhooks reach it on this host (`cem channels add` prints it): a server
+    # bound to every interface is reached at the loopback's; a read-only one takes no webhook.
+    local = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+    url = "" if args.read_only else f"http://{local}:{args.port}"
     with data_dir.exclusive(state.path), data_dir.serving(state.path, url):
         state.announce()
         run(options)

@@ -109,8 +109,13 @@ def exclusive(path: Path) -> Iterator[None]:
 
 @contextmanager
 def serving(path: Path, url: str) -> Iterator[None]:
-    """Say, for as long as this process serves the directory, the address it serves at."""
+    """Say, for as long as this process serves the directory, the address it serves at ("":
+    none to say, a read-only server taking no webhook)."""
     found = path / SERVING_FILE
+    if not url:
+        found.unlink(missing_ok=True)
+        yield
+        return
     found.write_text(json.dumps({"pid": os.getpid(), "url": url}))
     try:
         yield
@@ -120,7 +125,9 @@ def serving(path: Path, url: str) -> Iterator[None]:
 
 def served_url(path: Path) -> str | None:
     """The address a running `cem up` serves this directory at; None when none runs. A file left
-    by a process that was killed is known by its pid: not the lock's holder, or no process."""
+    by a process that was killed is known by the lock: the kernel released it with the process
+    (a pid alone may be another process's by now: a review), and the pid it names is the lock
+    holder's."""
     try:
         said = json.loads((path / SERVING_FILE).read_text())
         holder = (path / LOCK_FILE).read_text().strip()
@@ -131,14 +138,18 @@ def served_url(path: Path) -> str | None:
     pid, url = said.get("pid"), said.get("url")
     if not isinstance(pid, int) or not isinstance(url, str) or str(pid) != holder:
         return None
-    return url if _alive(pid) else None
+    return url if _locked(path / LOCK_FILE) else None
 
 
-def _alive(pid: int) -> bool:
+def _locked(lock_path: Path) -> bool:
+    """Whether a process holds the directory's lock now (`exclusive`), asked without waiting."""
     try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
+        with open(lock_path) as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            return False
+    except OSError:
         return False
-    except PermissionError:
-        return True  # it exists, under another user
-    return True

@@ -243,3 +243,28 @@ def test_cem_up_says_where_it_serves_while_it_runs(
     assert main(["up", "--port", str(port), "--data-dir", str(tmp_path)]) == 0
     assert seen == [f"http://127.0.0.1:{port}"]
     assert data_dir.served_url(tmp_path) is None
+
+
+def test_a_serving_address_whose_pid_lives_on_in_another_process_is_not_used(
+    tmp_path: Path,
+) -> None:
+    # A pid outlives its process when the kernel gives it to another one (a container's pid 1):
+    # what says a `cem up` runs is its lock, which the kernel releases with it (a review).
+    import json
+    import os
+
+    from cem import data_dir
+
+    (tmp_path / data_dir.LOCK_FILE).write_text(str(os.getpid()))  # alive, holding no lock
+    (tmp_path / data_dir.SERVING_FILE).write_text(
+        json.dumps({"pid": os.getpid(), "url": "http://h:1"})
+    )
+    assert data_dir.served_url(tmp_path) is None
+    with data_dir.exclusive(tmp_path):  # held now, by this process
+        (tmp_path / data_dir.SERVING_FILE).write_text(
+            json.dumps({"pid": os.getpid(), "url": "http://h:1"})
+        )
+        assert data_dir.served_url(tmp_path) == "http://h:1"
+    # A read-only server takes no webhook: it says no address.
+    with data_dir.exclusive(tmp_path), data_dir.serving(tmp_path, ""):
+        assert data_dir.served_url(tmp_path) is None
