@@ -401,7 +401,11 @@ def test_a_twilio_form_value_that_is_not_utf8_once_decoded_is_kept_not_replaced(
         ({"customer": {"id": 7, "email": "x@example.com", "first_name": None, "last_name": None},
           "billing_address": {"first_name": "Steve", "last_name": "Shipper", "name": "Steve Shipper"}},
          "Steve Shipper"),
-        ({"customer": {"id": 7, "first_name": "Ana"}}, "Ana"),
+        ({"customer": {"id": 7, "first_name": "Ana"}}, "Ana"),  # billed to John Smith: not hers
+        # The customer record's given name alone, the billing address's whole: hers, whole.
+        ({"customer": {"id": 7, "first_name": "Ana"},
+          "billing_address": {"first_name": "Ana", "last_name": "López García"}},
+         "Ana López García"),
         ({"customer": {"id": 7}, "billing_address": None}, ""),
     ],
 )  # fmt: skip

@@ -74,15 +74,17 @@ def _person_name(order: Mapping[str, Any]) -> dict[str, str]:
     """The buyer's name as the v1 API's attributes carry it: the customer record's given name and
     surname (the person the order is filed under), else the billing address's; a given name
     and a surname together, else the one field. Empty when the order names nobody."""
+    lone = ""  # the customer record's single field: the billing's whole name only if it is hers
     for key in ("customer", "billing_address"):
         found = order.get(key)
         person: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
         first, last = _text(person.get("first_name")), _text(person.get("last_name"))
-        if first and last:
+        # A billing name that is not the customer's given name is another person's (a partner's
+        # card): the customer's "Ana" stays, not "John Smith"; "Ana López" completes it.
+        if first and last and (not lone or first.casefold() == lone.casefold()):
             return {"first_name": first, "last_name": last}
-        if whole := _text(person.get("name")) or first or last:
-            return {"name": whole}
-    return {}
+        lone = lone or _text(person.get("name")) or first or last
+    return {"name": lone} if lone else {}
 
 
 def _items(order: Mapping[str, Any]) -> int:
