@@ -481,3 +481,11 @@ def test_every_provider_but_twilio_checks_its_settings(
     assert platform.add(provider, secret, good)["settings"] == good
     twilio = platform.add("twilio-voice", "token", {"queue": "billing", "agent_desk": "4"})
     assert twilio["settings"] == {"queue": "billing", "agent_desk": "4"}
+
+
+def test_the_dead_letter_routes_say_every_answer_they_can_give(platform: Platform) -> None:
+    paths = platform.client.get("/openapi.json").json()["paths"]
+    listed = set(paths["/v1/channels/dead-letters"]["get"]["responses"])
+    assert {"200", "401", "403", "404", "422"} <= listed, listed
+    replay = set(paths["/v1/channels/dead-letters/replay"]["post"]["responses"])
+    assert {"200", "400", "401", "403", "404", "413", "422", "503"} <= replay, replay

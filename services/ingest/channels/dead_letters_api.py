@@ -18,33 +18,29 @@ import anyio
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime, BaseModel, Field
 
-from kernel.api_errors import ApiError
 from kernel.auth import AUTHENTICATED, require
 from kernel.channels import WebhookDeadLetter
 from kernel.ports import Principal
 from kernel.request_body import BODY_RESPONSES, parse_or_400, read_limited, validate_body
 from kernel.settings import IngestSettings
+from services.ingest.channels.access import CAN_CONFIGURE, channels_of, unknown_provider
 from services.ingest.channels.registry import load_providers
 from services.ingest.channels.replay import replay_webhooks
 
-CAN_CONFIGURE = frozenset({"admin"})  # as the channels themselves (router.py)
 MAX_LISTED = 500
 MAX_REPLAYED = 500  # letters one replay request re-runs, oldest first: ask again for the next
-dead_letters_router = APIRouter(tags=["channels"], responses=dict(AUTHENTICATED))
-
-
-def _store(request: Request) -> Any:
-    store = getattr(request.app.state, "channels", None)
-    if store is None:
-        raise ApiError(404, "not_found", "this service has no channel store")
-    return store
+# Every answer a route here can give besides its 200 (the caller's key, the store, the input).
+ANSWERS: dict[int | str, dict[str, Any]] = {
+    **AUTHENTICATED,
+    404: {"description": "this service has no channel store"},
+    422: {"description": "an unknown provider or an invalid parameter, with every violated path"},
+}
+dead_letters_router = APIRouter(tags=["channels"], responses=ANSWERS)
 
 
 def _known(name: str | None, path: str) -> None:
     if name is not None and name not in load_providers():
-        known = ", ".join(load_providers())
-        raise ApiError(422, "unknown_provider", f"no provider {name!r}; one of {known}",
-                       [{"code": "unknown_provider", "message": known, "path": path}])  # fmt: skip
+        raise unknown_provider(name, path)
 
 
 def _described(letter: WebhookDeadLetter) -> dict[str, Any]:
@@ -78,7 +74,7 @@ async def list_dead_letters(
     """The tenant's webhook dead letters, oldest first: why each was kept (`reason`, and every
     violated `path` with its `message`), without the delivered body."""
     _known(provider, "query.provider")
-    store = _store(request)
+    store = channels_of(request)
     letters = await anyio.to_thread.run_sync(
         lambda: store.dead_letters(
             provider=provider,
@@ -101,7 +97,10 @@ class ReplayIn(BaseModel):
 
 @dead_letters_router.post(
     "/v1/channels/dead-letters/replay",
-    responses=BODY_RESPONSES,
+    responses={
+        **BODY_RESPONSES,
+        503: {"description": "the event log did not take the events; replay again (Retry-After)"},
+    },
     openapi_extra={
         "requestBody": {
             "required": False,
@@ -120,7 +119,7 @@ async def replay_dead_letters(
     body = validate_body(ReplayIn, parse_or_400(raw)) if raw.strip() else ReplayIn()
     _known(body.provider, "body.provider")
     settings: IngestSettings = request.app.state.ingest_settings
-    store = _store(request)
+    store = channels_of(request)
     report = await anyio.to_thread.run_sync(
         lambda: replay_webhooks(
             store,

@@ -20,12 +20,13 @@ from pydantic import BaseModel, Field
 
 from kernel.api_errors import ApiError
 from kernel.auth import AUTHENTICATED, require
-from kernel.channels import ChannelConfig, ChannelStore
+from kernel.channels import ChannelConfig
 from kernel.ports import Principal
 from kernel.request_body import BODY_RESPONSES, parse_or_400, read_limited, validate_body
 from kernel.secrets import SecretKeyError
 from kernel.settings import IngestSettings
 from kernel.telemetry import telemetry_of
+from services.ingest.channels.access import CAN_CONFIGURE, channels_of, unknown_provider
 from services.ingest.channels.base import Provider, WebhookRequest, refusal
 from services.ingest.channels.dead_letters_api import dead_letters_router
 from services.ingest.channels.intake import counts, dead_letter_of, map_delivery
@@ -40,7 +41,6 @@ from services.ingest.channels.registry import (
 from services.ingest.router import publish
 
 log = logging.getLogger(__name__)
-CAN_CONFIGURE = frozenset({"admin"})
 ModelT = TypeVar("ModelT", bound=BaseModel)
 webhooks_router = APIRouter(tags=["webhooks"])
 channels_router = APIRouter(
@@ -50,13 +50,6 @@ channels_router = APIRouter(
         404: {"description": "no such channel (or this service has no channel store)"},
     },
 )
-
-
-def channels_of(request: Request) -> ChannelStore:
-    store: ChannelStore | None = getattr(request.app.state, "channels", None)
-    if store is None:
-        raise ApiError(404, "not_found", "this service has no channel store")
-    return store
 
 
 def webhook_path(config: ChannelConfig) -> str:
@@ -220,9 +213,7 @@ async def add_channel(
     """Configure a provider channel for the key's tenant; answers the webhook URL to give it."""
     body = await _config_body(request, ChannelIn)
     if provider(body.provider) is None:
-        known = ", ".join(load_providers())
-        raise ApiError(422, "unknown_provider", f"no provider {body.provider!r}; one of {known}",
-                       [{"code": "unknown_provider", "message": known, "path": "body.provider"}])  # fmt: skip
+        raise unknown_provider(body.provider, "body.provider")
     settings = _checked(provider(body.provider), body.settings)
     _check_secret(provider(body.provider), body.secret)
     store = channels_of(request)
