@@ -478,6 +478,9 @@ def test_an_agent_searches_sees_the_timeline_and_a_new_event_arrives_live(
     history = page.wait(lambda: page.text("#identity-history"), what="the identity history")
     # As the touchpoint wrote it, not folded as identity compares it (`lucia perez gomez`).
     assert "name recorded · Lucía Pérez Gómez" in history, history
+    # A link names the identifier it linked (a review read "identifier linked" and nothing of
+    # which one).
+    assert f"identifier linked · email: {ids['email']} · " in history, history
     assert not [line for line in history.splitlines() if line.rstrip().endswith("·")], history
     page.screenshot("console")
 

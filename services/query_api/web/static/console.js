@@ -686,10 +686,13 @@
 
   // What an identity history entry adds to its action: why (a reason, a rule) or the name it
   // recorded; nothing for the rest (no dangling separator).
+  // What an entry says beyond its action: the identifier it linked, unlinked or saw (an agent
+  // reads which one, not "identifier linked" alone; "(erased)" once its customer is), then why.
   function historyDetail(e) {
-    if (e.details.reason) return reasonText(e.details);
-    if (e.details.rule) return ruleName(e.details.rule);
-    return e.details.name || "";
+    const d = e.details;
+    const which = d.kind && d.value ? `${kindName(d.kind)}: ${d.value}` : "";
+    const why = d.reason ? reasonText(d) : d.rule ? ruleName(d.rule) : d.name || "";
+    return [which, why].filter(Boolean).join(" · ");
   }
 
   // Identity's state words are codes (a status, what happened, why it linked): each is named in
