@@ -18,6 +18,7 @@ import functools
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -192,6 +193,9 @@ class LazyVault:
 
     def destroyed(self, tenant_id: str, key_id: str, fingerprint: str | None = None) -> bool:
         return self._inner().destroyed(tenant_id, key_id, fingerprint)
+
+    def last_destroyed_at(self, tenant_id: str, key_id: str) -> datetime | None:
+        return self._inner().last_destroyed_at(tenant_id, key_id)
 
     def destructions_after(self, position: int | None) -> tuple[int, list[tuple[str, str]]]:
         return self._inner().destructions_after(position)

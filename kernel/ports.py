@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 TOUCHPOINTS_TOPIC = "touchpoints"
 # The filing stage's decisions: each admitted touchpoint's bytes under the customer it was filed
 # under (`kernel.filings`), keyed by customer. Projections read this topic, never `touchpoints`.
 FILINGS_TOPIC = "filings"
 DEAD_LETTER_TOPIC = "touchpoints.dead_letters"
+# When a key id was destroyed, as `KeyVault.last_destroyed_at` answers for a tombstone kept before
+# destruction times were: unknown, so read as after every time (no arrival is after it).
+DESTROYED_AT_UNKNOWN: Final = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -306,6 +310,14 @@ class KeyVault(Protocol):
         under the id's present key was sealed under a destroyed one. With `fingerprint` (the
         blob's), whether the key destroyed was that one; a tombstone kept before fingerprints
         were (none recorded for the id) answers as without."""
+        ...
+
+    def last_destroyed_at(self, tenant_id: str, key_id: str) -> datetime | None:
+        """When a key under this id was last destroyed (the tombstone's time, set again by each
+        destruction): None when none ever was; `DESTROYED_AT_UNKNOWN` for a tombstone kept
+        before times were, which reads as after every time. What arrived before it is the erased
+        subject's (a webhook dead letter replayed later), what arrived after it a returning
+        subject's."""
         ...
 
     def destructions_after(self, position: int | None) -> tuple[int, list[tuple[str, str]]]:

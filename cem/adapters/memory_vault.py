@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from datetime import datetime
 
+from kernel.clock import SystemClock
+from kernel.ports import DESTROYED_AT_UNKNOWN, Clock
 from kernel.shredding import (
     TenantKeyring,
     check_key_id,
@@ -18,11 +21,15 @@ from kernel.shredding import (
 class MemoryKeyVault:
     """A KeyVault in a dict: (tenant, key id) -> the data key wrapped by the tenant key."""
 
-    def __init__(self, platform_key: bytes) -> None:
+    def __init__(self, platform_key: bytes, clock: Clock | None = None) -> None:
         self._keyring = TenantKeyring(platform_key)
         self._lock = threading.Lock()
+        self._clock = clock or SystemClock()
         self.wrapped: dict[tuple[str, str], bytes] = {}
         self.tombstones: set[tuple[str, str]] = set()
+        # When each tombstone's id was last destroyed; a tombstone without one was kept before
+        # times were (`last_destroyed_at`: unknown).
+        self.destroyed_at: dict[tuple[str, str], datetime] = {}
         self.fingerprints: dict[tuple[str, str], set[str]] = {}  # of the keys destroyed
         self.destructions: list[tuple[str, str]] = []  # the feed: its position is its length
 
@@ -52,11 +59,14 @@ class MemoryKeyVault:
 
     def destroy(self, tenant_id: str, key_ids: Sequence[str]) -> int:
         keys = self._keyring.of(tenant_id)
+        now: datetime = self._clock.now()
         with self._lock:
             found = 0
             for key_id in dict.fromkeys(check_key_id(k) for k in key_ids):
                 wrapped = self.wrapped.pop((tenant_id, key_id), None)
                 self.tombstones.add((tenant_id, key_id))
+                before = self.destroyed_at.get((tenant_id, key_id))
+                self.destroyed_at[(tenant_id, key_id)] = now if before is None else max(before, now)
                 self.destructions.append((tenant_id, key_id))
                 # Recorded even when no key was held: the id is then known to have none.
                 recorded = self.fingerprints.setdefault((tenant_id, key_id), set())
@@ -72,6 +82,13 @@ class MemoryKeyVault:
                 return False
             known = self.fingerprints.get(named)  # None: a tombstone from before fingerprints
             return fingerprint is None or known is None or fingerprint in known
+
+    def last_destroyed_at(self, tenant_id: str, key_id: str) -> datetime | None:
+        with self._lock:
+            named = (tenant_id, check_key_id(key_id))
+            if named not in self.tombstones:
+                return None
+            return self.destroyed_at.get(named, DESTROYED_AT_UNKNOWN)
 
     def destructions_after(self, position: int | None) -> tuple[int, list[tuple[str, str]]]:
         with self._lock:

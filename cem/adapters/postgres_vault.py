@@ -5,14 +5,18 @@ A destroyed key's row is gone from the table at once, but PostgreSQL keeps its b
 the tenant key, in the write-ahead log, in dead tuples until a vacuum reuses their space, and in
 backups (docs/erasure.md, "Known limits"). Its id stays in `key_vault_destroyed` (a tombstone), so
 the events sealed under it still open erased once a returning subject has a new key under the
-same id (`kernel.sealing.EventOpener`).
+same id (`kernel.sealing.EventOpener`), with the server's time of its last destruction
+(`destroyed_at`, added to a table made before: its tombstones have none, answered as unknown by
+`last_destroyed_at`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from cem.adapters.postgres import PostgresPool
+from kernel.ports import DESTROYED_AT_UNKNOWN
 from kernel.shredding import (
     TenantKeyring,
     check_key_id,
@@ -34,14 +38,19 @@ CREATE TABLE IF NOT EXISTS key_vault_destroyed_fingerprints (
   fingerprint TEXT COLLATE "C" NOT NULL, PRIMARY KEY (tenant_id, key_id, fingerprint));
 CREATE TABLE IF NOT EXISTS key_vault_destructions (
   seq BIGSERIAL PRIMARY KEY, tenant_id TEXT COLLATE "C" NOT NULL, key_id TEXT COLLATE "C" NOT NULL);
+ALTER TABLE key_vault_destroyed ADD COLUMN IF NOT EXISTS destroyed_at TIMESTAMPTZ;
 """
 INSERT = "INSERT INTO key_vault VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
 SELECT = "SELECT wrapped FROM key_vault WHERE tenant_id = %s AND key_id = %s"
 SELECT_MANY = "SELECT key_id, wrapped FROM key_vault WHERE tenant_id = %s AND key_id = ANY(%s)"
 DELETE = "DELETE FROM key_vault WHERE tenant_id = %s AND key_id = ANY(%s)"
-TOMBSTONE = """INSERT INTO key_vault_destroyed SELECT %s, unnest(%s::text[])
-ON CONFLICT DO NOTHING"""
-DESTROYED = "SELECT 1 FROM key_vault_destroyed WHERE tenant_id = %s AND key_id = %s"
+# The server's clock, which every replica shares. A destruction of an id destroyed before sets its
+# time again (the latest; a tombstone without one, kept before times were, gets this one).
+TOMBSTONE = """INSERT INTO key_vault_destroyed (tenant_id, key_id, destroyed_at)
+SELECT %s, unnest(%s::text[]), clock_timestamp()
+ON CONFLICT (tenant_id, key_id) DO UPDATE
+SET destroyed_at = GREATEST(key_vault_destroyed.destroyed_at, EXCLUDED.destroyed_at)"""
+DESTROYED = "SELECT destroyed_at FROM key_vault_destroyed WHERE tenant_id = %s AND key_id = %s"
 # One row per key destroyed, and one with '' per destruction: an id with none is a tombstone kept
 # before fingerprints were (`KeyVault.destroyed`).
 FINGERPRINT = """INSERT INTO key_vault_destroyed_fingerprints
@@ -123,6 +132,14 @@ class PostgresKeyVault:
                 return False
             known = {str(r[0]) for r in cursor.execute(FINGERPRINTS, named).fetchall()}
         return fingerprint is None or not known or fingerprint in known
+
+    def last_destroyed_at(self, tenant_id: str, key_id: str) -> datetime | None:
+        named = (tenant_id, check_key_id(key_id))
+        with self.db.transaction() as cursor:
+            row = cursor.execute(DESTROYED, named).fetchone()
+        if row is None:
+            return None
+        return DESTROYED_AT_UNKNOWN if row[0] is None else row[0].astimezone(UTC)
 
     def destructions_after(self, position: int | None) -> tuple[int, list[tuple[str, str]]]:
         with self.db.transaction() as cursor:

@@ -13,7 +13,9 @@
 - A destroyed key's id stays, alone, in `destroyed_keys` (its tombstone): a subject that comes
   back gets a new key under the same id, and the events sealed under the destroyed one must
   still open erased (`kernel.sealing.EventOpener`). The id is an HMAC under the tenant's naming
-  key; identity's erasure record names the same ids.
+  key; identity's erasure record names the same ids. The tombstone keeps when the id was last
+  destroyed (`destroyed_at`, microseconds; added to a file made before, whose tombstones then
+  have none: `KeyVault.last_destroyed_at` answers them as unknown).
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
-from cem.adapters.sqlite_log import storage_errors
+from cem.adapters.sqlite_log import from_micros, storage_errors
+from kernel.clock import SystemClock
+from kernel.ports import DESTROYED_AT_UNKNOWN, Clock
 from kernel.private_files import private_file
 from kernel.shredding import (
     TenantKeyring,
@@ -41,7 +46,7 @@ CREATE TABLE IF NOT EXISTS data_keys (
   tenant_id TEXT NOT NULL, key_id TEXT NOT NULL, wrapped BLOB NOT NULL,
   PRIMARY KEY (tenant_id, key_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS destroyed_keys (
-  tenant_id TEXT NOT NULL, key_id TEXT NOT NULL,
+  tenant_id TEXT NOT NULL, key_id TEXT NOT NULL, destroyed_at INTEGER,
   PRIMARY KEY (tenant_id, key_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS destroyed_fingerprints (
   tenant_id TEXT NOT NULL, key_id TEXT NOT NULL, fingerprint TEXT NOT NULL,
@@ -52,8 +57,14 @@ CREATE TABLE IF NOT EXISTS key_destructions (
 INSERT = "INSERT INTO data_keys VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
 SELECT = "SELECT wrapped FROM data_keys WHERE tenant_id = ? AND key_id = ?"
 DELETE = "DELETE FROM data_keys WHERE tenant_id = ? AND key_id = ?"
-TOMBSTONE = "INSERT INTO destroyed_keys VALUES (?, ?) ON CONFLICT DO NOTHING"
-DESTROYED = "SELECT 1 FROM destroyed_keys WHERE tenant_id = ? AND key_id = ?"
+# Columns added after the file was first released: (table, column, type). SQLite has no `ADD
+# COLUMN IF NOT EXISTS`, so the table's columns are read first (`_add_missing_columns`).
+ADDED_COLUMNS = (("destroyed_keys", "destroyed_at", "INTEGER"),)
+# A destruction of an id destroyed before sets its time again (the latest; a tombstone without
+# one, kept before times were, gets this one: every earlier destruction was before it).
+TOMBSTONE = """INSERT INTO destroyed_keys (tenant_id, key_id, destroyed_at) VALUES (?, ?, ?)
+ON CONFLICT DO UPDATE SET destroyed_at = max(coalesce(destroyed_at, 0), excluded.destroyed_at)"""
+DESTROYED = "SELECT destroyed_at FROM destroyed_keys WHERE tenant_id = ? AND key_id = ?"
 # One row per key destroyed, and one with '' per destruction: an id with none is a tombstone kept
 # before fingerprints were (`KeyVault.destroyed`).
 FINGERPRINT = "INSERT INTO destroyed_fingerprints VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
@@ -69,10 +80,11 @@ class SqliteKeyVault:
     """A KeyVault in one SQLite file. Thread-safe (one connection behind a lock); processes
     sharing the file agree through SQLite's write lock."""
 
-    def __init__(self, path: Path, platform_key: bytes) -> None:
+    def __init__(self, path: Path, platform_key: bytes, clock: Clock | None = None) -> None:
         self.path = Path(path)
         self._keyring = TenantKeyring(platform_key)
         self._lock = threading.Lock()
+        self._clock = clock or SystemClock()
         with storage_errors(self.path):
             private_file(self.path)
             self._conn = sqlite3.connect(
@@ -82,6 +94,16 @@ class SqliteKeyVault:
             self._conn.execute("PRAGMA secure_delete = ON")
             self._conn.execute("PRAGMA synchronous = FULL")
             self._conn.executescript(SCHEMA)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Bring a file made by an earlier release up to date: read and altered under the write
+        lock, so two processes opening it together add each column once."""
+        with self._transaction() as conn:
+            for table, column, column_type in ADDED_COLUMNS:
+                present = {str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")}
+                if column not in present:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {column_type}")
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -121,11 +143,12 @@ class SqliteKeyVault:
     def destroy(self, tenant_id: str, key_ids: Sequence[str]) -> int:
         keys = self._keyring.of(tenant_id)
         rows = [(tenant_id, check_key_id(k)) for k in dict.fromkeys(key_ids)]
+        now = _micros(self._clock.now())
         with self._transaction() as conn:
             destroyed = 0
             for row in rows:
                 held = conn.execute(SELECT, row).fetchone()
-                conn.execute(TOMBSTONE, row)
+                conn.execute(TOMBSTONE, (*row, now))
                 conn.execute(FINGERPRINT, (*row, ""))
                 conn.execute(FEED, row)
                 if held is not None:
@@ -142,6 +165,14 @@ class SqliteKeyVault:
             known = {str(r[0]) for r in self._conn.execute(FINGERPRINTS, named).fetchall()}
         return fingerprint is None or not known or fingerprint in known
 
+    def last_destroyed_at(self, tenant_id: str, key_id: str) -> datetime | None:
+        named = (tenant_id, check_key_id(key_id))
+        with self._lock, storage_errors(self.path):
+            row = self._conn.execute(DESTROYED, named).fetchone()
+        if row is None:
+            return None
+        return DESTROYED_AT_UNKNOWN if row[0] is None else from_micros(int(row[0]))
+
     def destructions_after(self, position: int | None) -> tuple[int, list[tuple[str, str]]]:
         with self._lock, storage_errors(self.path):
             if position is None:
@@ -153,3 +184,7 @@ class SqliteKeyVault:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _micros(at: datetime) -> int:
+    return int(at.timestamp() * 1_000_000)

@@ -13,19 +13,23 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from cem.adapters.memory_vault import MemoryKeyVault
 from cem.adapters.sqlite_vault import SqliteKeyVault
-from kernel.ports import KeyVault
+from kernel.ports import DESTROYED_AT_UNKNOWN, KeyVault
 from kernel.shredding import ShreddingError, key_fingerprint, subject_key_id, tenant_keys
 
 REPO = Path(__file__).resolve().parents[2]
 PLATFORM_KEY = secrets.token_bytes(32)
+# How far a vault's clock (PostgreSQL's, distributed) may be from this process's in these tests.
+CLOCKS_APART = timedelta(seconds=30)
 
 
 def key_id(tenant: str, subject: str) -> str:
@@ -146,6 +150,29 @@ class KeyVaultContract:
         assert not vault.destroyed(tenant, never, key_fingerprint(first))
         assert not vault.destroyed(f"{tenant}-b", kid, key_fingerprint(first))
 
+    def test_a_tombstone_keeps_when_its_id_was_last_destroyed(
+        self, vault: KeyVault, tenant: str
+    ) -> None:
+        kid, never = key_id(tenant, "email:ana@x.io"), key_id(tenant, "email:luis@x.io")
+        vault.get_or_create_many(tenant, [kid, never])
+        assert vault.last_destroyed_at(tenant, kid) is None
+        before = datetime.now(UTC)
+        vault.destroy(tenant, [kid])
+        first = vault.last_destroyed_at(tenant, kid)
+        assert first is not None and first.tzinfo is not None
+        assert before - CLOCKS_APART <= first <= datetime.now(UTC) + CLOCKS_APART
+        assert vault.last_destroyed_at(tenant, never) is None  # held, never destroyed
+        assert vault.last_destroyed_at(f"{tenant}-b", kid) is None
+        vault.get_or_create(tenant, kid)  # the subject came back: the time stays
+        assert vault.last_destroyed_at(tenant, kid) == first
+        time.sleep(0.01)
+        vault.destroy(tenant, [kid])  # and was erased again: the latest time
+        second = vault.last_destroyed_at(tenant, kid)
+        assert second is not None and second > first
+        gone = key_id(tenant, "email:never-held@x.io")  # a tombstone without a key: timed too
+        vault.destroy(tenant, [gone])
+        assert vault.last_destroyed_at(tenant, gone) not in (None, DESTROYED_AT_UNKNOWN)
+
     @pytest.mark.parametrize("bad", ["email:ana@x.io", "", "F" * 32])
     def test_a_subject_is_never_a_key_id(self, vault: KeyVault, tenant: str, bad: str) -> None:
         for call in (vault.get_or_create, vault.find):
@@ -155,6 +182,8 @@ class KeyVaultContract:
             vault.destroy(tenant, [bad])
         with pytest.raises(ValueError, match="never a subject"):
             vault.destroyed(tenant, bad)
+        with pytest.raises(ValueError, match="never a subject"):
+            vault.last_destroyed_at(tenant, bad)
 
     def test_another_platform_key_does_not_open_the_keys(
         self, vault: KeyVault, tenant: str, tmp_path: Path
@@ -273,11 +302,32 @@ class TestMemoryKeyVault(KeyVaultContract):
         other = MemoryKeyVault(platform_key)
         other.wrapped, other.tombstones = shared.wrapped, shared.tombstones
         other.fingerprints, other.destructions = shared.fingerprints, shared.destructions
+        other.destroyed_at = shared.destroyed_at
         return other
 
     @pytest.fixture(autouse=True)
     def _fresh(self) -> None:
         self._shared = None
+
+    def test_a_tombstone_kept_before_times_were_was_destroyed_at_an_unknown_time(
+        self, vault: KeyVault, tenant: str
+    ) -> None:
+        assert isinstance(vault, MemoryKeyVault)
+        kid = key_id(tenant, "email:ana@x.io")
+        vault.tombstones.add((tenant, kid))  # as a vault of an earlier release kept it
+        assert vault.destroyed(tenant, kid)
+        assert vault.last_destroyed_at(tenant, kid) is DESTROYED_AT_UNKNOWN
+        vault.destroy(tenant, [kid])  # destroyed again: this time is the latest
+        assert vault.last_destroyed_at(tenant, kid) not in (None, DESTROYED_AT_UNKNOWN)
+
+
+# `key_vault.sqlite`'s tables before the tombstones kept a time.
+OLD_SCHEMA = """
+CREATE TABLE data_keys (tenant_id TEXT NOT NULL, key_id TEXT NOT NULL, wrapped BLOB NOT NULL,
+  PRIMARY KEY (tenant_id, key_id)) WITHOUT ROWID;
+CREATE TABLE destroyed_keys (tenant_id TEXT NOT NULL, key_id TEXT NOT NULL,
+  PRIMARY KEY (tenant_id, key_id)) WITHOUT ROWID;
+"""
 
 
 class TestSqliteKeyVault(SharedVaultContract):
@@ -311,6 +361,33 @@ class TestSqliteKeyVault(SharedVaultContract):
         # The id stays once, as its tombstone (`destroyed`); its row of `data_keys` is zeroed.
         assert self._rows_naming(vault, gone) == ["destroyed_keys"]
         assert ids[29].encode() in after and ids[31].encode() in after  # its neighbours stay
+
+    def test_a_file_of_an_earlier_release_gets_the_destruction_time_column(
+        self, tmp_path: Path, tenant: str
+    ) -> None:
+        """Its tombstones have no time (unknown: after every time); destructions from now on
+        have one. A second vault opening it finds the column added and adds none."""
+        kid, later = key_id(tenant, "email:ana@x.io"), key_id(tenant, "email:luis@x.io")
+        path = tmp_path / "old" / "key_vault.sqlite"
+        path.parent.mkdir()
+        with sqlite3.connect(path) as conn:  # the tables as the release before made them
+            conn.executescript(OLD_SCHEMA)
+            conn.execute("INSERT INTO destroyed_keys VALUES (?, ?)", (tenant, kid))
+        conn.close()
+        opened = [SqliteKeyVault(path, PLATFORM_KEY) for _ in range(2)]
+        try:
+            first, second = opened
+            assert first.destroyed(tenant, kid)
+            assert first.last_destroyed_at(tenant, kid) is DESTROYED_AT_UNKNOWN
+            assert second.last_destroyed_at(tenant, later) is None
+            second.get_or_create(tenant, later)
+            second.destroy(tenant, [later])
+            assert first.last_destroyed_at(tenant, later) not in (None, DESTROYED_AT_UNKNOWN)
+            first.destroy(tenant, [kid])  # the old tombstone destroyed again: now it has one
+            assert second.last_destroyed_at(tenant, kid) not in (None, DESTROYED_AT_UNKNOWN)
+        finally:
+            for vault in opened:
+                vault.close()
 
     def test_keys_survive_a_restart(self, tmp_path: Path, tenant: str) -> None:
         kid = key_id(tenant, "email:ana@x.io")

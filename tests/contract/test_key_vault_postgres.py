@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 import pytest
 
 from cem.adapters.postgres_vault import FEED, PostgresKeyVault
-from kernel.ports import KeyVault
+from kernel.ports import DESTROYED_AT_UNKNOWN, KeyVault
 from tests.contract.test_key_vault import PLATFORM_KEY, SharedVaultContract, key_id
 
 pytestmark = pytest.mark.postgres
@@ -64,3 +66,50 @@ class TestPostgresKeyVault(SharedVaultContract):
         _, after = vault.destructions_after(seen)
         mine = [k for t, k in [*listed, *after] if t == tenant]
         assert mine == [early, late]
+
+    def test_a_tombstone_kept_before_times_were_was_destroyed_at_an_unknown_time(
+        self, vault: KeyVault, tenant: str
+    ) -> None:
+        assert isinstance(vault, PostgresKeyVault)
+        kid = key_id(tenant, "email:ana@x.io")
+        vault.get_or_create(tenant, kid)
+        vault.destroy(tenant, [kid])
+        with vault.db.transaction() as cursor:  # as a release before the column left it
+            cursor.execute(
+                "UPDATE key_vault_destroyed SET destroyed_at = NULL WHERE tenant_id = %s", (tenant,)
+            )
+        assert vault.last_destroyed_at(tenant, kid) is DESTROYED_AT_UNKNOWN
+        vault.destroy(tenant, [kid])  # destroyed again: this time is the latest
+        assert vault.last_destroyed_at(tenant, kid) not in (None, DESTROYED_AT_UNKNOWN)
+
+    def test_a_table_of_an_earlier_release_gets_the_destruction_time_column(
+        self, tenant: str
+    ) -> None:
+        """In a schema of its own (the session's tables have the column already): the tables
+        as the release before made them, one tombstone in it, then the vault starts."""
+        schema = f"old_{uuid.uuid4().hex[:12]}"
+        kid = key_id(tenant, "email:ana@x.io")
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+            conn.execute(
+                f"""CREATE TABLE {schema}.key_vault_destroyed (
+                tenant_id TEXT COLLATE "C" NOT NULL, key_id TEXT COLLATE "C" NOT NULL,
+                PRIMARY KEY (tenant_id, key_id))"""
+            )
+            conn.execute(f"INSERT INTO {schema}.key_vault_destroyed VALUES (%s, %s)", (tenant, kid))
+        separator = "&" if "?" in self.dsn else "?"
+        dsn = f"{self.dsn}{separator}options={quote(f'-csearch_path={schema}')}"
+        try:
+            vault = PostgresKeyVault(dsn, PLATFORM_KEY)
+            try:
+                assert vault.destroyed(tenant, kid)
+                assert vault.last_destroyed_at(tenant, kid) is DESTROYED_AT_UNKNOWN
+                vault.destroy(tenant, [kid])
+                assert vault.last_destroyed_at(tenant, kid) not in (None, DESTROYED_AT_UNKNOWN)
+            finally:
+                vault.close()
+            again = PostgresKeyVault(dsn, PLATFORM_KEY)  # a restart adds nothing twice
+            again.close()
+        finally:
+            with psycopg.connect(self.dsn, autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA {schema} CASCADE")
