@@ -22,7 +22,9 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 CHANNEL_ID = re.compile(r"^ch_[A-Za-z0-9_-]{16}$")
-DeadLetterStatus = Literal["pending", "replayed"]
+# erased: arrived before an erasure of a subject it names, and never replayed (`erase_dead_letter`).
+DeadLetterStatus = Literal["pending", "replayed", "erased"]
+ERASED_REASON = "erased"
 
 
 def mint_channel_id() -> str:
@@ -148,6 +150,14 @@ class ChannelStore(Protocol):
         violations: builtins.list[dict[str, str]],
     ) -> None:
         """Record a replay attempt: replayed, or still failing with the new reason."""
+        ...
+
+    def erase_dead_letter(self, dead_letter_id: str) -> None:
+        """Settle a letter that will never be replayed because it arrived before an erasure of a
+        subject it names: status `erased`, reason `erased`, its body (the erased person's
+        delivery) and violations (their messages may quote it) cleared, attempts counted. The
+        row stays (id, tenant, channel, provider, URL, headers, time): a redelivery of the same
+        body is then known and not kept again."""
         ...
 
     def tenant_dead_letters(self, tenant_id: str, before: datetime, *, delete: bool) -> int:

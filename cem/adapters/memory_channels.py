@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kernel.channels import (
+    ERASED_REASON,
     ChannelConfig,
     DeadLetterStatus,
     NewDeadLetter,
@@ -175,6 +176,18 @@ class MemoryChannelStore:
                 status="replayed" if replayed else "pending",
                 reason=letter.reason if replayed else reason,
                 violations=letter.violations if replayed else violations,
+                attempts=letter.attempts + 1,
+            )
+
+    def erase_dead_letter(self, dead_letter_id: str) -> None:
+        with self._lock:
+            letter = self._letters[dead_letter_id]
+            self._letters[dead_letter_id] = replace(
+                letter,
+                status="erased",
+                reason=ERASED_REASON,
+                violations=[],
+                body=b"",
                 attempts=letter.attempts + 1,
             )
 

@@ -20,6 +20,7 @@ from cem.adapters.memory_channels import check_new_channel, kept_headers, open_b
 from cem.adapters.postgres import PostgresPool
 from cem.adapters.postgres_secrets import shared_secret
 from kernel.channels import (
+    ERASED_REASON,
     ChannelConfig,
     DeadLetterStatus,
     NewDeadLetter,
@@ -78,6 +79,10 @@ SELECT_LETTERS = f"""SELECT {LETTER_COLUMNS} FROM webhook_dead_letters
 TENANT_LETTERS = "FROM webhook_dead_letters WHERE tenant_id = %s AND received_at < %s"
 SETTLE_REPLAYED = """UPDATE webhook_dead_letters SET status = 'replayed', attempts = attempts + 1
   WHERE dead_letter_id = %s"""
+# The body emptied, not the row deleted: a redelivery of the same body stays known
+# (`ChannelStore.erase_dead_letter`).
+SETTLE_ERASED = """UPDATE webhook_dead_letters SET status = 'erased', reason = %s,
+  violations = '[]', body = %s, attempts = attempts + 1 WHERE dead_letter_id = %s"""
 SETTLE_FAILING = """UPDATE webhook_dead_letters
   SET reason = %s, violations = %s, attempts = attempts + 1 WHERE dead_letter_id = %s"""
 
@@ -223,6 +228,10 @@ class PostgresChannelStore:
                 cursor.execute(SETTLE_REPLAYED, (dead_letter_id,))
             else:
                 cursor.execute(SETTLE_FAILING, (reason, json.dumps(violations), dead_letter_id))
+
+    def erase_dead_letter(self, dead_letter_id: str) -> None:
+        with self.db.transaction() as cursor:
+            cursor.execute(SETTLE_ERASED, (ERASED_REASON, b"", dead_letter_id))
 
     def tenant_dead_letters(self, tenant_id: str, before: datetime, *, delete: bool) -> int:
         with self.db.transaction() as cursor:

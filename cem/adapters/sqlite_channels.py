@@ -14,6 +14,7 @@ from cem.adapters.memory_channels import check_new_channel, kept_headers, open_b
 from cem.adapters.sqlite_log import from_micros, micros_now
 from cem.adapters.sqlite_store import PrivateDbStore
 from kernel.channels import (
+    ERASED_REASON,
     ChannelConfig,
     DeadLetterStatus,
     NewDeadLetter,
@@ -66,6 +67,10 @@ SELECT_LETTERS = f"""SELECT {LETTER_COLUMNS} FROM webhook_dead_letters
 TENANT_LETTERS = "FROM webhook_dead_letters WHERE tenant_id = ? AND received_at < ?"
 SETTLE_REPLAYED = """UPDATE webhook_dead_letters SET status = 'replayed', attempts = attempts + 1
   WHERE dead_letter_id = ?"""
+# The body emptied, not the row deleted: a redelivery of the same body stays known
+# (`ChannelStore.erase_dead_letter`).
+SETTLE_ERASED = """UPDATE webhook_dead_letters SET status = 'erased', reason = ?,
+  violations = '[]', body = ?, attempts = attempts + 1 WHERE dead_letter_id = ?"""
 SETTLE_FAILING = """UPDATE webhook_dead_letters
   SET reason = ?, violations = ?, attempts = attempts + 1 WHERE dead_letter_id = ?"""
 
@@ -97,7 +102,10 @@ class SqliteChannelStore(PrivateDbStore):
         self._box = box
         # synchronous=FULL (the default): a dead letter must survive power loss once the
         # provider has been told to stop retrying. Sealed secrets: the file is owner only.
-        super().__init__(path, SCHEMA)
+        # secure_delete: a body emptied (`erase_dead_letter`) or a letter deleted (retention)
+        # is zeroed in its page, not left in free space (its old page stays in the WAL until
+        # the next checkpoint).
+        super().__init__(path, SCHEMA, "secure_delete = ON")
 
     def add(
         self,
@@ -190,6 +198,10 @@ class SqliteChannelStore(PrivateDbStore):
                 conn.execute(SETTLE_REPLAYED, (dead_letter_id,))
             else:
                 conn.execute(SETTLE_FAILING, (reason, json.dumps(violations), dead_letter_id))
+
+    def erase_dead_letter(self, dead_letter_id: str) -> None:
+        with self._db() as conn:
+            conn.execute(SETTLE_ERASED, (ERASED_REASON, b"", dead_letter_id))
 
     def tenant_dead_letters(self, tenant_id: str, before: datetime, *, delete: bool) -> int:
         params = (tenant_id, to_micros(before))

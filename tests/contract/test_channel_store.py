@@ -192,6 +192,29 @@ class ChannelStoreContract:
         [replayed] = store.dead_letters(tenant_id=tenant, status="replayed")
         assert replayed.dead_letter_id == done
 
+    def test_an_erased_dead_letter_keeps_no_body_and_is_never_pending_again(
+        self, store: ChannelStore, tenant: str
+    ) -> None:
+        # A letter that arrived before its subject's erasure (the replay's check): settled for
+        # good, the erased person's delivery cleared, the row kept (what it was, and a
+        # redelivery of the same body known).
+        kept = letter(tenant, delivery=1)
+        erased = store.keep_dead_letter(kept)
+        other = store.keep_dead_letter(letter(tenant, delivery=2))
+        store.erase_dead_letter(erased)
+        assert [d.dead_letter_id for d in store.dead_letters(tenant_id=tenant)] == [other]
+        [gone] = store.dead_letters(tenant_id=tenant, status="erased")
+        assert (gone.dead_letter_id, gone.status, gone.reason) == (erased, "erased", "erased")
+        assert (gone.body, gone.violations, gone.attempts) == (b"", [], 1)
+        assert (gone.received_at, gone.channel_id, gone.provider) == (
+            kept.received_at, kept.channel_id, kept.provider,
+        )  # fmt: skip
+        assert store.keep_dead_letter(kept) == erased  # redelivered: not pending again
+        assert [d.dead_letter_id for d in store.dead_letters(tenant_id=tenant)] == [other]
+        assert len(store.dead_letters(tenant_id=tenant, status=None)) == 2
+        [still] = store.dead_letters(tenant_id=tenant)
+        assert still.body == letter(tenant, delivery=2).body  # the others keep theirs
+
 
 class TestMemoryChannelStore(ChannelStoreContract):
     def make_store(self, tmp_path: Path) -> ChannelStore:
