@@ -300,7 +300,7 @@ def _replay_consumers(
         report = replay_consumer_letters(rows, log, tenant, bucket_key=bucket_key, opener=opener)
     finally:
         opener.close()
-    return report.line("consumer dead letters"), True
+    return report.line("consumer dead letters", erasures=False), True
 
 
 def _data_dir(p: argparse.ArgumentParser) -> None:

@@ -25,7 +25,14 @@ import orjson
 from pydantic import ValidationError
 
 from kernel.ports import KeyVault, Outgoing, Publisher, PublishStatus
-from kernel.sealing import EventOpener, EventSealer, KeyCache, SubjectOf, maybe_sealed
+from kernel.sealing import (
+    ErasureCheck,
+    EventOpener,
+    EventSealer,
+    KeyCache,
+    SubjectOf,
+    maybe_sealed,
+)
 from kernel.settings import CoreSettings
 from kernel.shredding import UNATTRIBUTED
 from schemas.envelope import CustomerRef
@@ -72,6 +79,11 @@ class SealingPublisher:
             for e, value in zip(events, values, strict=True)
         ]
         return self.inner.publish(sealed)
+
+    def erasure_check(self) -> ErasureCheck:
+        """Whether events about to be published again (a webhook dead letter's) name a subject
+        erased since they arrived (`kernel.sealing.ChecksErasures`)."""
+        return ErasureCheck(self.sealer)
 
     def close_vault(self) -> None:
         self.vault.close()

@@ -16,6 +16,10 @@ of docs/erasure.md): the glue between `kernel.shredding` (pure) and a `KeyVault`
   projection stage projects and each batch the ingest seals, at most every `FOLLOW_S` for the
   other readers. A key is also read from the vault again after `CACHE_TTL_S` at the latest,
   should the feed be unreadable for that long.
+- `ErasureCheck` tells whether the subjects stored events name had a key destroyed at or after a
+  time (`KeyVault.last_destroyed_at`): a webhook dead letter that arrived before an erasure and
+  maps only now is the erased person's, and must not be sealed under a returning subject's new
+  key (`services.ingest.channels.replay`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
@@ -33,6 +38,7 @@ from kernel.ports import Consumed, KeyVault
 from kernel.shredding import (
     ERASED,
     SEALED,
+    UNATTRIBUTED,
     NotUnderThisKey,
     TenantKeyring,
     key_fingerprint,
@@ -200,9 +206,8 @@ class EventSealer:
             self.cache.follow(self.vault, now=True, strict=False)
         named: list[tuple[str, str]] = []  # (tenant, key id) of each event
         for event in (e for e, kept in zip(events, clear, strict=True) if not kept):
-            tenant_id, customer = str(event["tenant_id"]), event.get("customer")
-            subject = self.subject_of(tenant_id, customer if isinstance(customer, dict) else {})
-            named.append((tenant_id, subject_key_id(self._keyring.of(tenant_id), subject)))
+            tenant_id = str(event["tenant_id"])
+            named.append((tenant_id, self._key_id(tenant_id, _customer(event))))
         keys: dict[tuple[str, str], bytes] = {}
         missing: dict[str, list[str]] = {}
         for tenant_id, key_id in dict.fromkeys(named):
@@ -232,6 +237,74 @@ class EventSealer:
                 orjson.dumps(seal(event, key_id, key, tenant_id, str(event["event_id"]), print_))
             )
         return sealed
+
+    def _key_id(self, tenant_id: str, customer: dict[str, Any]) -> str:
+        return subject_key_id(self._keyring.of(tenant_id), self.subject_of(tenant_id, customer))
+
+    def key_ids_named(self, value: bytes) -> list[tuple[str, str]]:
+        """(tenant, key id) of each subject a stored event in clear names: the one it would be
+        sealed under, and each of its identifiers' own (`one_by_one`), for an erasure destroys
+        the key of every identifier of the person, and a touchpoint identity never saw may
+        have its strongest identifier new (a shop's customer id) beside an erased email. None
+        for a type stored in clear, nor the unattributed subject (no erasure destroys its key)."""
+        event = orjson.loads(value)
+        if event.get("type") in self.clear_types:
+            return []
+        tenant_id, customer = str(event["tenant_id"]), _customer(event)
+        subjects = [self.subject_of(tenant_id, c) for c in (customer, *one_by_one(customer))]
+        keys = self._keyring.of(tenant_id)
+        return [
+            (tenant_id, subject_key_id(keys, subject))
+            for subject in dict.fromkeys(subjects)
+            if subject != UNATTRIBUTED
+        ]
+
+
+def _customer(event: dict[str, Any]) -> dict[str, Any]:
+    customer = event.get("customer")
+    return customer if isinstance(customer, dict) else {}
+
+
+def one_by_one(customer: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each identifier of an event's `customer` member as a member of its own (each external id
+    apart), so that its subject is the one that identifier alone names."""
+    alone: list[dict[str, Any]] = []
+    for name, value in customer.items():
+        if name == "external_ids" and isinstance(value, dict):
+            alone.extend({name: {namespace: v}} for namespace, v in value.items() if v)
+        elif value:
+            alone.append({name: value})
+    return alone
+
+
+class ErasureCheck:
+    """Whether any subject that stored events name (`EventSealer.key_ids_named`) had a key
+    destroyed at or after a time, for one run over a batch of old deliveries: each id's time is
+    read from the vault once per check."""
+
+    def __init__(self, sealer: EventSealer) -> None:
+        self.sealer = sealer
+        self._times: dict[tuple[str, str], datetime | None] = {}
+
+    def erased_since(self, values: Sequence[bytes], since: datetime) -> bool:
+        """True when a key of a subject the events name was destroyed at or after `since` (or
+        at an unknown time: `DESTROYED_AT_UNKNOWN`, after every time): what arrived then is
+        the erased person's, even when the subject came back since with a new key."""
+        for named in dict.fromkeys(n for v in values for n in self.sealer.key_ids_named(v)):
+            if named not in self._times:
+                self._times[named] = self.sealer.vault.last_destroyed_at(*named)
+            at = self._times[named]
+            if at is not None and at >= since:
+                return True
+        return False
+
+
+@runtime_checkable
+class ChecksErasures(Protocol):
+    """A publisher that seals under subjects' keys (`cem.sealing.SealingPublisher`): one whose
+    subjects an erasure can have destroyed. A publisher in clear has no such check."""
+
+    def erasure_check(self) -> ErasureCheck: ...
 
 
 class EventOpener:

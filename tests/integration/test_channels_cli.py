@@ -268,3 +268,43 @@ def test_a_serving_address_whose_pid_lives_on_in_another_process_is_not_used(
     # A read-only server takes no webhook: it says no address.
     with data_dir.exclusive(tmp_path), data_dir.serving(tmp_path, ""):
         assert data_dir.served_url(tmp_path) is None
+
+
+def test_a_letter_received_before_an_erasure_is_settled_erased_by_the_replay(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Embedded, sealed (the default): the buyer's phone key was destroyed after the order was
+    # kept, so replaying it would make the erased person's order readable again.
+    from datetime import datetime
+
+    from cem.distributed import channels_from_settings
+    from cem.sealing import embedded_vault, platform_key_for
+    from kernel.channels import NewDeadLetter
+    from kernel.settings import CoreSettings
+    from kernel.shredding import subject_key_id, tenant_keys
+
+    fixture = json.loads(
+        (
+            Path(__file__).parents[1] / "fixtures" / "channels" / "shopify" / "order_online.json"
+        ).read_text()
+    )
+    settings = CoreSettings(data_dir=tmp_path)
+    store = channels_from_settings(settings)
+    channel = store.add("acme", "shopify", fixture["secret"])
+    kept = store.keep_dead_letter(
+        NewDeadLetter("acme", "shopify", channel.channel_id,
+                      datetime.fromisoformat(fixture["received_at"]),
+                      fixture["url"], fixture["headers"], fixture["body"].encode(), "unmappable")
+    )  # fmt: skip
+    store.close()
+    vault = embedded_vault(settings)
+    phone = subject_key_id(tenant_keys(platform_key_for(settings), "acme"), "phone:+34600333444")
+    vault.get_or_create("acme", phone)
+    vault.destroy("acme", [phone])  # now: after the letter arrived
+    vault.close()
+    code, out, _ = run(capsys, "dead-letters", "replay", "--provider", "shopify",
+                       "--data-dir", str(tmp_path))  # fmt: skip
+    assert code == 0
+    assert "webhook dead letters: 0 re-stored, 0 duplicates, 0 still failing, 1 erased" in out
+    code, out, _ = run(capsys, "dead-letters", "list", "--data-dir", str(tmp_path))
+    assert out.split("\t")[0] == kept and out.split("\t")[4:6] == ["erased", "erased"]

@@ -7,7 +7,8 @@ answers each letter with its reason and every violated path and message, never t
 `POST /v1/channels/dead-letters/replay` maps the tenant's pending letters again with the
 channels' current settings and publishes them, as `cem dead-letters replay` does
 (services/ingest/channels/replay.py): after a mapping is fixed over `PATCH /v1/channels/{id}`,
-an admin finishes the job without a shell on the host.
+an admin finishes the job without a shell on the host. A letter that arrived before an erasure of
+a subject it names is not published but settled `erased`, its body cleared (counted apart).
 """
 
 from __future__ import annotations
@@ -65,8 +66,11 @@ async def list_dead_letters(
     principal: Principal = Depends(require(CAN_CONFIGURE)),
     provider: Annotated[str | None, Query(max_length=64)] = None,
     status: Annotated[
-        Literal["pending", "replayed", "all"],
-        Query(description="pending (default): not replayed yet; replayed; or all"),
+        Literal["pending", "replayed", "erased", "all"],
+        Query(
+            description="pending (default): not replayed yet; replayed; erased: never "
+            "replayed, a subject it names erased after it arrived (its body cleared); or all"
+        ),
     ] = "pending",
     since: Annotated[AwareDatetime | None, Query(description="received at or after")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 100,
@@ -95,12 +99,28 @@ class ReplayIn(BaseModel):
     since: AwareDatetime | None = Field(default=None, description="received at or after")
 
 
+class ReplayOut(BaseModel):
+    """What became of the letters re-run (each counted once)."""
+
+    restored: int = Field(description="letters whose events were stored now")
+    duplicates: int = Field(description="letters whose events had all been stored before")
+    still_failing: int = Field(
+        description="letters that still do not (fully) map: pending, with their new reason"
+    )
+    erased: int = Field(
+        description="letters not stored because a subject they name was erased after they "
+        "arrived: settled `erased`, never replayed, their body cleared (with personal data "
+        "sealed; without it there is no such check and this stays 0)"
+    )
+
+
 @dead_letters_router.post(
     "/v1/channels/dead-letters/replay",
     responses={
         **BODY_RESPONSES,
         503: {"description": "the event log did not take the events; replay again (Retry-After)"},
     },
+    response_model=ReplayOut,
     openapi_extra={
         "requestBody": {
             "required": False,
@@ -110,11 +130,13 @@ class ReplayIn(BaseModel):
 )
 async def replay_dead_letters(
     request: Request, principal: Principal = Depends(require(CAN_CONFIGURE))
-) -> dict[str, int]:
+) -> ReplayOut:
     """Map the tenant's pending dead letters again (the oldest 500; a letter still failing stays
     pending, with its new reason) with the channels' current settings and store what now maps (a
     delivery stored before counts as a duplicate); answers how many were re-stored, were
-    duplicates, or still fail."""
+    duplicates, or still fail. A letter that maps but arrived before an erasure of a subject it
+    names (a key destroyed since it arrived) is not stored: it is settled `erased`, its body
+    cleared, and counted as `erased`."""
     raw = await read_limited(request, 4096)
     body = validate_body(ReplayIn, parse_or_400(raw)) if raw.strip() else ReplayIn()
     _known(body.provider, "body.provider")
@@ -132,8 +154,9 @@ async def replay_dead_letters(
             limit=MAX_REPLAYED,
         )
     )
-    return {
-        "restored": report.restored,
-        "duplicates": report.duplicates,
-        "still_failing": report.still_failing,
-    }
+    return ReplayOut(
+        restored=report.restored,
+        duplicates=report.duplicates,
+        still_failing=report.still_failing,
+        erased=report.erased,
+    )

@@ -5,6 +5,19 @@ module's current code, validated with their original arrival time, and published
 idempotent publisher: what was already stored the first time counts as a duplicate. The
 signature is not checked again: it was verified on arrival, and the provider's secret may have
 been rotated since. (The consumers' dead letters are re-run by `cem.dead_letter_replay`.)
+
+A letter that arrived before an erasure is the erased person's delivery: were it published now,
+its events would be sealed under the key a returning subject got since (or under a key of an
+identifier identity never saw) and filed under a new customer, readable. So, with a publisher
+that seals (`kernel.sealing.ChecksErasures`), each letter that maps is checked first: when a key
+of any subject its events name (the one they are sealed under, and each identifier's own) was
+destroyed at or after the letter's `received_at`, or at an unknown time (a tombstone kept before
+times were), nothing is published, and the letter is settled `erased` with its body cleared
+(`ChannelStore.erase_dead_letter`), never to be replayed. A letter received after the
+destruction (the subject came back) replays as any other. Without sealing there is no check:
+the log and the warehouse hold every event in clear, which an erasure does not make unreadable
+either (docs/erasure.md). A letter that still maps to nothing names no subject, so it keeps its
+body until retention ends it.
 """
 
 from __future__ import annotations
@@ -15,6 +28,7 @@ from datetime import datetime
 
 from kernel.channels import ChannelStore, WebhookDeadLetter
 from kernel.ports import Publisher, PublishStatus
+from kernel.sealing import ChecksErasures, ErasureCheck
 from services.ingest.channels.base import WebhookRequest
 from services.ingest.channels.intake import Intake, map_delivery
 from services.ingest.channels.registry import provider as provider_named
@@ -22,22 +36,28 @@ from services.ingest.channels.registry import provider as provider_named
 
 @dataclass
 class ReplayReport:
-    """How many dead letters were re-stored, were already stored, or still fail."""
+    """How many dead letters were re-stored, were already stored, still fail, or were not
+    published because a subject they name was erased after they arrived (their bodies cleared)."""
 
     restored: int = 0
     duplicates: int = 0
     still_failing: int = 0
+    erased: int = 0
 
     def add(self, other: ReplayReport) -> None:
         self.restored += other.restored
         self.duplicates += other.duplicates
         self.still_failing += other.still_failing
+        self.erased += other.erased
 
-    def line(self, what: str) -> str:
-        return (
+    def line(self, what: str, *, erasures: bool = True) -> str:
+        """One line of the report; `erasures` False for letters that are never checked against
+        erasures (the consumers': each goes back with the bytes it had, sealed or not)."""
+        said = (
             f"{what}: {self.restored} re-stored, {self.duplicates} duplicates, "
             f"{self.still_failing} still failing"
         )
+        return f"{said}, {self.erased} erased" if erasures else said
 
 
 def _remap(
@@ -60,6 +80,14 @@ def _tally(statuses: Sequence[PublishStatus], complete: bool) -> ReplayReport:
     return ReplayReport(duplicates=1)
 
 
+def _erased_since_arrival(
+    check: ErasureCheck | None, intake: Intake, letter: WebhookDeadLetter
+) -> bool:
+    if check is None or not intake.outgoing:
+        return False
+    return check.erased_since([e.record.value for e in intake.outgoing], letter.received_at)
+
+
 def replay_webhooks(
     store: ChannelStore,
     publisher: Publisher,
@@ -73,11 +101,17 @@ def replay_webhooks(
 ) -> ReplayReport:
     """Re-run the pending webhook dead letters that match every filter given (the oldest
     `limit` of them, when given); their records are keyed with the deployment's `bucket_key`,
-    as the webhook route keys them."""
+    as the webhook route keys them. A letter whose subject was erased after it arrived is
+    settled `erased` instead (with a sealing publisher: see the module's docstring)."""
     report = ReplayReport()
+    check = publisher.erasure_check() if isinstance(publisher, ChecksErasures) else None
     letters = store.dead_letters(provider=provider, tenant_id=tenant_id, since=since, limit=limit)
     for letter in letters:
         intake = _remap(store, letter, max_event_bytes, bucket_key)
+        if _erased_since_arrival(check, intake, letter):
+            store.erase_dead_letter(letter.dead_letter_id)
+            report.add(ReplayReport(erased=1))
+            continue
         statuses = publisher.publish(intake.outgoing) if intake.outgoing else []
         outcome = _tally(statuses, intake.complete)
         store.settle_dead_letter(
