@@ -29,8 +29,10 @@ What this does not reach (docs/erasure.md, "What erasure leaves"): other readers
 for up to a second (every process follows the key vault's destruction feed,
 `kernel.sealing.KeyCache`; projection stages and sealers before each batch), the identity store's own stored events (`NameRecorded`, the
 identifiers' link events: sealed at rest under the store's single key with
-`CEM_SEAL_PERSONAL_DATA`, in clear otherwise), dead letters, and copies the engines keep (WAL,
-old parts until merged away, backups).
+`CEM_SEAL_PERSONAL_DATA`, in clear otherwise), dead letters (a webhook letter received before the
+erasure is refused by a later replay, by the keys' destruction times: `KeyVault.last_destroyed_at`,
+services/ingest/channels/replay.py), and copies the engines keep (WAL, old parts until merged
+away, backups).
 """
 
 from __future__ import annotations
