@@ -255,10 +255,18 @@ def test_the_http_replay_answers_how_many_were_erased_and_the_list_shows_them() 
     deployment.erase(RECEIVED + timedelta(days=1), SHOP_CUSTOMER)
     answer = client.post("/v1/channels/dead-letters/replay", headers=admin, json={})
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"restored": 0, "duplicates": 0, "still_failing": 0, "erased": 1}
+    assert answer.json() == {"restored": 0, "duplicates": 0, "still_failing": 0, "erased": 1,
+                             "unrecorded": 0, "next_since": None}  # fmt: skip
     listed = client.get(
         "/v1/channels/dead-letters", headers=admin, params={"status": "erased"}
     ).json()["dead_letters"]
     assert [(d["dead_letter_id"], d["reason"], d["bytes"]) for d in listed] == [(kept, "erased", 0)]
     schema = client.get("/openapi.json").json()["components"]["schemas"]["ReplayOut"]
-    assert set(schema["required"]) == {"restored", "duplicates", "still_failing", "erased"}
+    assert set(schema["required"]) == {
+        "restored",
+        "duplicates",
+        "still_failing",
+        "erased",
+        "unrecorded",
+        "next_since",
+    }

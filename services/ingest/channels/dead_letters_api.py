@@ -30,6 +30,9 @@ from services.ingest.channels.replay import replay_webhooks
 
 MAX_LISTED = 500
 MAX_REPLAYED = 500  # letters one replay request re-runs, oldest first: ask again for the next
+# No letter is started after this long in one request (each is a publish to the event log: a
+# slow log must not hold the admin's request, or a proxy's, until it gives up on the answer).
+REPLAY_SECONDS = 20.0
 # Every answer a route here can give besides its 200 (the caller's key, the store, the input).
 ANSWERS: dict[int | str, dict[str, Any]] = {
     **AUTHENTICATED,
@@ -112,6 +115,15 @@ class ReplayOut(BaseModel):
         "arrived: settled `erased`, never replayed, their body cleared (with personal data "
         "sealed; without it there is no such check and this stays 0)"
     )
+    unrecorded: int = Field(
+        description="letters that now map, to nothing to store (a test order, a status the "
+        "provider's module acknowledges without an event): settled as replayed"
+    )
+    next_since: AwareDatetime | None = Field(
+        description="when letters were left (more than 500, or the request's time ran out): "
+        "the first one's arrival; send it as `since` to go on (letters still failing are not "
+        "re-run then); null: none left"
+    )
 
 
 @dead_letters_router.post(
@@ -134,9 +146,10 @@ async def replay_dead_letters(
     """Map the tenant's pending dead letters again (the oldest 500; a letter still failing stays
     pending, with its new reason) with the channels' current settings and store what now maps (a
     delivery stored before counts as a duplicate); answers how many were re-stored, were
-    duplicates, or still fail. A letter that maps but arrived before an erasure of a subject it
-    names (a key destroyed since it arrived) is not stored: it is settled `erased`, its body
-    cleared, and counted as `erased`."""
+    duplicates, still fail, or now map to nothing to store. A letter that maps but arrived
+    before an erasure of a subject it names (a key destroyed since it arrived) is not stored: it
+    is settled `erased`, its body cleared, and counted as `erased`. No letter is started after
+    20 s; when letters were left, `next_since` says where to go on from."""
     raw = await read_limited(request, 4096)
     body = validate_body(ReplayIn, parse_or_400(raw)) if raw.strip() else ReplayIn()
     _known(body.provider, "body.provider")
@@ -152,6 +165,7 @@ async def replay_dead_letters(
             since=body.since,
             max_event_bytes=settings.max_event_bytes,
             limit=MAX_REPLAYED,
+            seconds=REPLAY_SECONDS,
         )
     )
     return ReplayOut(
@@ -159,4 +173,6 @@ async def replay_dead_letters(
         duplicates=report.duplicates,
         still_failing=report.still_failing,
         erased=report.erased,
+        unrecorded=report.unrecorded,
+        next_since=report.next_since,
     )

@@ -22,6 +22,7 @@ body until retention ends it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,19 +37,25 @@ from services.ingest.channels.registry import provider as provider_named
 
 @dataclass
 class ReplayReport:
-    """How many dead letters were re-stored, were already stored, still fail, or were not
-    published because a subject they name was erased after they arrived (their bodies cleared)."""
+    """How many dead letters were re-stored, were already stored, still fail, now map to
+    nothing to store (a test order, a status the provider's module acknowledges and keeps no
+    event of), or were not published because a subject they name was erased after they arrived
+    (their bodies cleared); and, when a limit or the time allowed stopped the replay before the
+    last letter, the arrival time of the first one left (`next_since`: replay again from it)."""
 
     restored: int = 0
     duplicates: int = 0
     still_failing: int = 0
     erased: int = 0
+    unrecorded: int = 0
+    next_since: datetime | None = None
 
     def add(self, other: ReplayReport) -> None:
         self.restored += other.restored
         self.duplicates += other.duplicates
         self.still_failing += other.still_failing
         self.erased += other.erased
+        self.unrecorded += other.unrecorded
 
     def line(self, what: str, *, erasures: bool = True) -> str:
         """One line of the report; `erasures` False for letters that are never checked against
@@ -57,7 +64,10 @@ class ReplayReport:
             f"{what}: {self.restored} re-stored, {self.duplicates} duplicates, "
             f"{self.still_failing} still failing"
         )
-        return f"{said}, {self.erased} erased" if erasures else said
+        if not erasures:
+            return said
+        nothing = f", {self.unrecorded} with nothing to store" if self.unrecorded else ""
+        return f"{said}{nothing}, {self.erased} erased"
 
 
 def _remap(
@@ -75,6 +85,8 @@ def _remap(
 def _tally(statuses: Sequence[PublishStatus], complete: bool) -> ReplayReport:
     if not complete:
         return ReplayReport(still_failing=1)
+    if not statuses:  # mapped whole, to no event: nothing was stored, nor had been
+        return ReplayReport(unrecorded=1)
     if any(s is PublishStatus.accepted for s in statuses):
         return ReplayReport(restored=1)
     return ReplayReport(duplicates=1)
@@ -98,15 +110,31 @@ def replay_webhooks(
     since: datetime | None = None,
     max_event_bytes: int = 64 * 1024,
     limit: int | None = None,
+    seconds: float | None = None,
 ) -> ReplayReport:
     """Re-run the pending webhook dead letters that match every filter given (the oldest
-    `limit` of them, when given); their records are keyed with the deployment's `bucket_key`,
-    as the webhook route keys them. A letter whose subject was erased after it arrived is
-    settled `erased` instead (with a sealing publisher: see the module's docstring)."""
+    `limit` of them, when given; none started after `seconds`, when given, the first always
+    is); their records are keyed with the deployment's `bucket_key`, as the webhook route keys
+    them. A letter whose subject was erased after it arrived is settled `erased` instead (with
+    a sealing publisher: see the module's docstring). When letters were left, `next_since` is
+    the first one's arrival: letters still failing stay pending and are listed first again, so
+    a caller going on from it does not re-run them (`since` is inclusive: one that arrived in
+    the same microsecond as it may be run twice, which stores nothing twice)."""
     report = ReplayReport()
     check = publisher.erasure_check() if isinstance(publisher, ChecksErasures) else None
-    letters = store.dead_letters(provider=provider, tenant_id=tenant_id, since=since, limit=limit)
-    for letter in letters:
+    listed = store.dead_letters(
+        provider=provider,
+        tenant_id=tenant_id,
+        since=since,
+        limit=None if limit is None else limit + 1,  # one more: whether any is left
+    )
+    letters = listed if limit is None else listed[:limit]
+    left = listed[len(letters) :]
+    stop = None if seconds is None else time.monotonic() + seconds
+    for n, letter in enumerate(letters):
+        if stop is not None and n and time.monotonic() >= stop:
+            left = letters[n:]
+            break
         intake = _remap(store, letter, max_event_bytes, bucket_key)
         if _erased_since_arrival(check, intake, letter):
             store.erase_dead_letter(letter.dead_letter_id)
@@ -121,4 +149,5 @@ def replay_webhooks(
             violations=intake.violations,
         )
         report.add(outcome)
+    report.next_since = left[0].received_at if left else None
     return report
