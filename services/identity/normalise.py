@@ -126,7 +126,7 @@ _HOST_WORDS = _words("account accounts correo email login mail signin webmail ww
 def mend_email(raw: str, consumer_domains: tuple[str, ...]) -> str | None:
     """An address as its writer meant it when a slip on a phone's keyboard made it invalid:
     a space beside its `@` (`ana.gil @gmail.com`) or beside the first dot of its domain
-    (`ana@hotmail. es`), a full-width `＠`, the `@` typed twice (`ana@@gmail.com`), or the `@`
+    (`ana@hotmail. es`), a full stop after it (`ana@hotmail.es.`), a full-width `＠`, the `@` typed twice (`ana@@gmail.com`), or the `@`
     typed as a dot or left out before a consumer provider's domain (`ana.gil.hotmail.es`,
     `anagil77gmail.com`). Never words apart (`no tiene correo @gmail.com`, `Sr. ana@gmail.com`,
     `ana@gmail.com. Gracias`), a placeholder domain (`ninguno.email.com`) or a provider's web
@@ -136,7 +136,12 @@ def mend_email(raw: str, consumer_domains: tuple[str, ...]) -> str | None:
     if "@" in text:
         local, _, domain = text.rpartition("@")
         spaced = _SPACED_FIRST_DOT.fullmatch(domain)  # a space beside the domain's first dot only
-        text = f"{local}@{spaced[1]}.{spaced[2]}" if spaced else text
+        domain = f"{spaced[1]}.{spaced[2]}" if spaced else domain
+        # A full stop after the whole domain (`ana@gmail.com.`: the end of a sentence): a domain
+        # written with its final dot is the same domain, and what is left is validated again.
+        if domain.endswith(".") and not domain.endswith(".."):
+            domain = domain[:-1]
+        text = f"{local}@{domain}"
         if " " in text or "\u00a0" in text:
             return None
         return text if text != raw.strip() else None

@@ -784,6 +784,9 @@ def test_text_that_is_no_email_is_ignored_as_invalid(raw: str) -> None:
         ("ana.gil.live.com", "ana.gil@live.com"),
         ("anagil77gmail.com", "anagil77@gmail.com"),  # gmail.com, not mail.com
         ("ana@@x.es", "ana@x.es"),
+        ("ana.gil@hotmail.es.", "ana.gil@hotmail.es"),  # a full stop after the domain
+        ("Ana.Gil@Gmail.com.", "anagil@gmail.com"),
+        ("ana.gil @hotmail.es.", "ana.gil@hotmail.es"),
         # a comma hit with the key beside it (`,` is right of `m`, under `k` and `l`), every
         # reading one mailbox: dropped or a dot at Gmail (a third `l` is no one's spelling)
         ("cristinavil,lalobos@gmail.com", "cristinavillalobos@gmail.com"),
@@ -824,6 +827,8 @@ def test_a_slip_mended_leaves_the_rest_of_the_address_as_written(slipped: str, c
         "Sr. ana@gmail.com",  # a title, not a slip
         "ana. gil@hotmail.es",
         "ana@gmail.com. Gracias",  # a word after a whole domain
+        "ana@gmail.",  # a full stop after no whole domain: `gmail` is none
+        "ana@gmail.com..",
         "outlook.live.com",  # a provider's web address
         "login.live.com",
         "es.yahoo.com",
@@ -959,6 +964,7 @@ def test_an_event_without_any_identifier_is_still_invalid() -> None:
         ("email", "prueba@gmail.com"),  # Spanish for "test"
         ("email", "x@email.net"),  # the word "email" as the whole domain
         ("email", "nadie@correo.es"),
+        ("email", "sin@email.com."),  # a placeholder with a full stop after it is one still
         ("phone", "+34 600 000 000"),
         ("phone", "600000000"),
         ("phone", "+34 911 111 111"),
