@@ -72,7 +72,8 @@ class Situation:
     profiles: frozenset[str] = frozenset()
     name: str = ""  # the person's name the touchpoint carries, normalised; "" when none
     # For each email of the touchpoint nobody holds yet, the held emails one slip from it
-    # (`one_slip_apart`, found by `slips.slip_keys`), in order of value.
+    # (`one_slip_apart`, found by `slips.slip_keys`), in order of value; for a named
+    # touchpoint's email held already, those held by customers of another group.
     slips: Mapping[Identifier, tuple[Claim, ...]] = field(
         default_factory=lambda: MappingProxyType({})
     )
@@ -1060,7 +1061,9 @@ def _merge_slips(
     join the home when both are known by one name (`_slip_holder`: `slip_and_name`, the home's
     names and the event's against theirs): the slip goes to the home, so the home is who they
     are. A finger's slip with no name against it (`typing_slip`), or a named one the home cannot
-    take (a customer registered by this event), is proposed for review."""
+    take (a customer registered by this event), is proposed for review. An email of the event
+    held already joins the holders of its slips by a name only (`resolution._held_slips`): they
+    met without one when the second of the two was new."""
     home = _canonical(draft.home, situation)
     mergeable = rules.auto_merge and not draft.register
     for claim in ranked:
@@ -1080,7 +1083,9 @@ def _merge_slips(
                     other,
                     rules,
                 )
-                if not why:
+                if not why or (
+                    claim.holders and not _one_full_name(why, draft, other, situation, rules)
+                ):
                     continue
                 draft.touched.add(canonical_id)
                 if why == "slip_and_name" and mergeable:
@@ -1090,6 +1095,22 @@ def _merge_slips(
                     # erasure of them in a candidate (docs/erasure.md).
                     reason = reason_text("slip_for_review")
                     draft.proposals.append(Proposal(home, canonical_id, reason, ()))
+
+
+def _one_full_name(
+    why: str, draft: _Draft, other: Group, situation: Situation, rules: TenantRules
+) -> bool:
+    """Whether a slip of an email the event's home holds already (`resolution._held_slips`) is
+    its holder's: two customers established apart, so more than `slip_and_name`'s agreeing names.
+    The touchpoint carries a full name, and it is the one full name of both sides
+    (`same_full_name`): `José Luis Domínguez` on `joseluis.dominguez.marin@` says nothing against
+    José Luis Domínguez Martín's `joseluis.dominguez.martin@`, and nothing for him either (two
+    men, Marín and Martín). A slip with no such name was proposed for review when it was new."""
+    return (
+        why == "slip_and_name"
+        and is_full(situation.name, rules.name_surnames)
+        and same_full_name(draft.names, other.names, rules.name_surnames)
+    )
 
 
 def _other_lines(

@@ -69,13 +69,20 @@ def resolve_in(
     if written is not None and not normalised.identifiers:
         home = Decision(home_id=written.holders[0], register=False)
         return _record(state, home, "", normalised, evidence, rules)
-    quiet = quiet_decision(state, normalised, evidence.at, rules) if fast and not written else None
+    # A name on the touchpoint may say now that a slip of a held email, registered apart, is
+    # its holder's (`policy._merge_slips`): such a touchpoint is not quiet.
+    held_slips = _held_slips(state, normalised, evidence.name)
+    quiet = (
+        quiet_decision(state, normalised, evidence.at, rules)
+        if fast and not written and not held_slips
+        else None
+    )
     if quiet is not None:  # the decision `decide` would make, changing nothing else
         return _record(state, quiet, "", normalised, evidence, rules)
     # A national number its writer is taken to hold (`_wrote_it_before`): decided as if it had
     # come in full first and the writer held the reading; nothing is recorded of the reading.
     claims = tuple(state.claim(i) for i in normalised.identifiers) + ((written,) if written else ())
-    slips = _slips(state, claims)
+    slips = _slips(state, claims) | held_slips
     groups = {h: state.group(h) for claim in claims for h in claim.holders}
     groups |= {h: state.group(h) for known in slips.values() for c in known for h in c.holders}
     if written is not None:
@@ -351,6 +358,35 @@ def _slips(state: IdentityState, claims: tuple[Claim, ...]) -> dict[Identifier, 
             known = tuple(c for c in state.slips_of(claim.identifier) if c.holders)
             if known:
                 found[claim.identifier] = known
+    return found
+
+
+def _held_slips(
+    state: IdentityState, normalised: Normalised, name: str
+) -> dict[Identifier, tuple[Claim, ...]]:
+    """For each email of a named touchpoint that a customer holds already, the emails one slip
+    from it held by customers of another group: the slip and its name, read when the slip was
+    new, may have had no name on the other side then (`juan@` came before `jaun@`'s holder was
+    known by one), and the same evidence must not give another answer for arriving in another
+    order. None without a name: a slip with nothing to corroborate it was proposed for review
+    when it was new."""
+    if not name:
+        return {}
+    found = {}
+    for identifier in normalised.identifiers:
+        if identifier.kind != "email":
+            continue
+        claim = state.claim(identifier)
+        if not claim.holders or claim.suppressed or claim.saturated:
+            continue
+        ours = {state.canonical(h) for h in claim.holders}
+        known = tuple(
+            c
+            for c in state.slips_of(identifier)
+            if c.holders and {state.canonical(h) for h in c.holders} - ours
+        )
+        if known:
+            found[identifier] = known
     return found
 
 

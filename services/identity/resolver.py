@@ -245,6 +245,9 @@ class IdentityResolver(Application[UUID]):
                 identifiers=dict.fromkeys([*(i for ids in seen for i in ids), *readings]),
                 names=[p.name for _, _, p in work if p.name],
                 touchpoints=seen,
+                named_emails=[
+                    i for n, e, _ in work if e.name for i in n.identifiers if i.kind == "email"
+                ],
             )
             # Registering a customer asks whether its name is taken: asked for the batch at once.
             state.preload_customers(

@@ -220,11 +220,14 @@ class IdentityState:
         identifiers: Iterable[Identifier],
         names: Iterable[str],
         touchpoints: Iterable[Collection[Identifier]] = (),
+        named_emails: Iterable[Identifier] = (),
     ) -> None:
         """Read in a few queries what resolving touchpoints with these event ids, identifiers and
         preferred customer names reads: their filings, identifier indexes and named customers; the
         groups of the holders and filed customers (redirects and members, to the end); and, for
-        each touchpoint (its identifiers) reaching several groups, the pairs across them.
+        each touchpoint (its identifiers) reaching several groups, the pairs across them. The
+        slips of new emails are read, and of `named_emails` (the emails of touchpoints carrying
+        a name: `resolution._held_slips`) held already.
         Only reads: whatever a resolution asks for that is not preloaded is read then."""
         tenant = self.tenant_id
         identifiers = list(identifiers)
@@ -238,11 +241,12 @@ class IdentityState:
             for h in (*index.holders, *index.presented_by)
         ]
         customers += [f.home_id for f in filings]
-        customers += self._preload_slips(
+        new = [
             i
             for i, x in zip(identifiers, indexes, strict=True)
             if not self._peek(x, IdentifierIndex)
-        )
+        ]
+        customers += self._preload_slips(dict.fromkeys([*new, *named_emails]))
         seen: set[str] = set()
         while customers := [c for c in dict.fromkeys(customers) if c not in seen]:
             seen.update(customers)
