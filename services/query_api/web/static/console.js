@@ -691,7 +691,7 @@
   function historyDetail(e) {
     const d = e.details;
     const which = d.kind && d.value ? `${kindName(d.kind)}: ${d.value}` : "";
-    const why = d.reason ? reasonText(d) : d.rule ? ruleName(d.rule) : d.name || "";
+    const why = d.reason ? reasonText(e.details) : d.rule ? ruleName(d.rule) : d.name || "";
     return [which, why].filter(Boolean).join(" · ");
   }
 
