@@ -1197,6 +1197,52 @@ def test_the_trend_follows_the_window_when_it_narrows(
         )
 
 
+# How many pixels of the trend's canvas are the colour of the legend's series named
+# arguments[0] (its marker's), give or take antialiasing.
+SERIES_PIXELS = """const row = [...document.querySelectorAll('#trend .u-legend .u-series')]
+  .find(r => r.querySelector('.u-label').textContent === arguments[0]);
+const rgb = getComputedStyle(row.querySelector('.u-marker')).borderLeftColor.match(/\\d+/g).map(Number);
+const canvas = document.querySelector('#trend canvas');
+const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+let n = 0;
+for (let i = 0; i < data.length; i += 4) {
+  if (data[i + 3] > 200 && Math.abs(data[i] - rgb[0]) + Math.abs(data[i + 1] - rgb[1])
+      + Math.abs(data[i + 2] - rgb[2]) < 40) n++;
+}
+return n;"""
+
+
+def test_the_trend_draws_a_touchpoint_answered_on_days_apart(
+    page: Page, people: dict[tuple[str, str], str], api: Api, deployment: Deployment
+) -> None:
+    # Over 90 days uPlot draws no points, and the chart's `spanGaps` was not uPlot's (it is a
+    # series option): a touchpoint answered on days apart, each between days without answers,
+    # drew nothing but its name in the legend (a browser review). Its line now joins its days,
+    # and a touchpoint with one answer in the period is drawn as a point.
+    tag = new_tag()
+    now = datetime.now(UTC)
+    answers = [
+        survey({"customer_id": f"trend-{tag}-{days}-{score}"}, "csat", score,
+               now - timedelta(days=days), f"apart-{tag}")
+        for days in (60, 30) for score in (5, 2)
+    ] + [survey({"customer_id": f"trend-{tag}-lone"}, "csat", 5, now - timedelta(days=45), f"lone-{tag}")]  # fmt: skip
+    api.post_ok(deployment.key(TENANT_A, "ingest"), answers)
+    deployment.wait_processed()
+    page.sign_in(people[(TENANT_A, "manager")])
+    page.open("/dashboard#days=90&bucket=day&metric=csat%401")
+    labels = lambda: [e.text for e in page.all("#trend .u-legend .u-series .u-label")]  # noqa: E731
+    page.wait(lambda: {f"apart-{tag}", f"lone-{tag}"} <= set(labels()), what="both in the legend")
+    for touchpoint, at_least in ((f"apart-{tag}", 150), (f"lone-{tag}", 6)):
+        shown = page.driver.execute_script(SERIES_PIXELS, touchpoint)
+        # Hidden (a click on its legend entry), what remains of its colour is other lines'.
+        entry = next(e for e in page.all("#trend .u-legend .u-series")
+                     if e.find_element(By.CSS_SELECTOR, ".u-label").text == touchpoint)  # fmt: skip
+        entry.click()
+        hidden = page.driver.execute_script(SERIES_PIXELS, touchpoint)
+        entry.click()
+        assert shown - hidden >= at_least, (touchpoint, shown, hidden)
+
+
 def cell_from_rows(rows: list[dict[str, Any]]) -> dict[str, str]:
     """A dashboard cell from export rows (one per bucket): n and the n-weighted metric values."""
     n = sum(int(r[f"responses.{kind}"]) for r in rows for kind in ("nps", "csat", "ces"))

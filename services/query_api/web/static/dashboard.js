@@ -261,12 +261,15 @@
     const hour = new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit", ...zone });
     const moment = new Intl.DateTimeFormat(lang, days ? { dateStyle: "medium", ...zone } : { dateStyle: "medium", timeStyle: "short" });
     chart = new uPlot({
-      width, height: 260, spanGaps: true,
+      width, height: 260,
       ...(days ? { tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), zoneName) } : {}),
       scales: { x: { time: true, range: () => bounds } },
       series: [
         { label: days ? `${t("trend_time")} (${timeZone})` : t("trend_time"), value: (u, v) => (v == null ? "–" : moment.format(new Date(v * 1000))) },
-        ...drawn.map(([tp, i]) => ({ label: tp, ...seriesStyle(i), width: 2 })),
+        // A line through the days without answers (`spanGaps` is uPlot's per series: given to
+        // the chart it did nothing, and over 90 days, whose points uPlot does not draw, a value
+        // between two empty days was not drawn at all, its touchpoint only in the legend).
+        ...drawn.map(([tp, i]) => ({ label: tp, ...seriesStyle(i), width: 2, spanGaps: true, points: { filter: lone } })),
       ],
       axes: [
         // Ticks under a day apart show the hour; over a period of several days, the first tick
@@ -276,6 +279,15 @@
       ],
     }, data, $("trend"));
   }
+  // A touchpoint with one value in the period has no line to draw: its point is drawn even where
+  // uPlot draws none (too many buckets for the width), or it would not show at all.
+  function lone(u, i, show) {
+    if (show) return null;
+    const at = [];
+    u.data[i].forEach((v, j) => { if (v !== null && v !== undefined) at.push(j); });
+    return at.length === 1 ? at : null;
+  }
+
   // Another metric redraws the trend from the answer it has: nothing else changed.
   let lastTrend = null;
   $("trend-metric").addEventListener("change", () => {
