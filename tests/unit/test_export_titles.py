@@ -112,11 +112,11 @@ def test_the_excel_header_is_in_words_and_the_csv_keeps_its_codes() -> None:
 def alert_row(text: AlertText, **more: object) -> dict[str, object]:
     """An alert as its download flattens it."""
     return {"message": text.english(), "message_code": text.code, "status": Status.assigned,
-            "channel": "phone", **{f"message_params.{k}": v for k, v in text.params.items()},
+            "severity": "high", "channel": "phone", **{f"message_params.{k}": v for k, v in text.params.items()},
             **more}  # fmt: skip
 
 
-def test_the_spanish_sheet_says_a_channel_a_status_and_an_alert_as_the_pages_do() -> None:
+def test_the_spanish_sheet_words_a_channel_status_severity_and_alert_as_the_pages_do() -> None:
     row = alert_row(sentiment_text("survey_comment", -0.85, "es", "pysentimiento", -0.6))
     worded = worded_row(row, "es")
     assert worded["message"] == (
@@ -124,16 +124,18 @@ def test_the_spanish_sheet_says_a_channel_a_status_and_an_alert_as_the_pages_do(
         "cliente en riesgo"
     )
     assert (worded["status"], worded["channel"]) == ("asignada", "teléfono")
+    assert worded["severity"] == "alta"
     assert worded["message_params.score"] == "-0.85"  # the parameters stay the API's
     # In English the text is the API's own message, word for word.
     english = worded_row(row, "en")
     assert english["message"] == row["message"]
     assert (english["status"], english["channel"]) == ("assigned", "phone")
+    assert english["severity"] == "high"
 
 
 def test_codes_without_words_stay_as_they_are() -> None:
     row = {"message": "said by an older release", "message_code": None, "status": "snoozed",
-           "channel": "carrier_pigeon", "touchpoint": "web"}  # fmt: skip
+           "channel": "carrier_pigeon", "touchpoint": "web", "severity": "critical"}  # fmt: skip
     assert worded_row(row, "es") == row
     row = alert_row(score_text("csat", 1, "1-5", 2), message_code="at_risk.unknown")
     assert worded_row(row, "es")["message"] == row["message"]

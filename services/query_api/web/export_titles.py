@@ -36,6 +36,8 @@ _WORDS: dict[str, dict[str, str]] = {
         "alert_id": "Alert id",
         "rule": "Rule",
         "severity": "Severity",
+        "severity_high": "high",
+        "severity_medium": "medium",
         "raised_at": "Raised",
         "message": "Message",
         "message_code": "Message code",
@@ -85,6 +87,8 @@ _WORDS: dict[str, dict[str, str]] = {
         "alert_id": "Id de la alerta",
         "rule": "Regla",
         "severity": "Gravedad",
+        "severity_high": "alta",
+        "severity_medium": "media",
         "raised_at": "Generada",
         "message": "Mensaje",
         "message_code": "Código del mensaje",
@@ -252,7 +256,8 @@ def alert_text(row: Mapping[str, Any], lang: Language) -> str | None:
 
 def worded_row(row: Mapping[str, Any], lang: Language) -> dict[str, Any]:
     """An Excel row's codes in words of `lang`, as the pages show them: a channel's name, an
-    alert's status and what it says. Every other value, and a code without words, as it is."""
+    alert's status, its severity and what it says. Every other value, and a code without words,
+    as it is (a Spanish sheet said `high` under "Gravedad", a review)."""
     worded = dict(row)
     channel = row.get("channel")
     if isinstance(channel, str):
@@ -260,6 +265,9 @@ def worded_row(row: Mapping[str, Any], lang: Language) -> dict[str, Any]:
     status = row.get("status")
     if isinstance(status, str):
         worded["status"] = MESSAGES[lang].get(f"status_{status}", status)
+    severity = row.get("severity")
+    if isinstance(severity, str):
+        worded["severity"] = _WORDS[lang].get(f"severity_{severity}", severity)
     if "message" in row and (text := alert_text(row, lang)) is not None:
         worded["message"] = text
     return worded
