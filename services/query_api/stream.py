@@ -323,6 +323,12 @@ class CustomerStream:
     # True the stream sends `event: erased` and ends. None: nothing to watch.
     erased: Callable[[], bool] | None = None
     erasure_check_s: float = ERASURE_CHECK_S
+    # Whether the customer's members changed since the stream opened (blocking: read in a
+    # thread, with the erasure check): a merge or a split. The stream feeds the members it opened
+    # on, so it sends `event: regrouped` and ends, and the page reads the customer again (a
+    # review: a customer merged while her page was open never showed the merged history, nor,
+    # on the absorbed one's page, the new events filed under the survivor). None: nothing to watch.
+    regrouped: Callable[[], bool] | None = None
     # Whether the credential that opened the stream still holds (blocking, read in a thread):
     # asked with the erasure check and before each delivery; on False the stream ends, so that
     # signing out or revoking a key stops what it was shown (the browser's reconnect then gets
@@ -378,7 +384,7 @@ class CustomerStream:
 
     async def _live(self, subscription: Subscription, position: Positions) -> AsyncIterator[bytes]:
         wait_s = self.keep_alive_s
-        if self.erased is not None or self.authorised is not None:
+        if self.erased is not None or self.authorised is not None or self.regrouped is not None:
             wait_s = min(wait_s, self.erasure_check_s)
         kept_alive, checked = time.monotonic(), None
         while True:
@@ -389,6 +395,9 @@ class CustomerStream:
                     return
                 if self.erased is not None and await self.hub.read(self.erased):
                     yield sse_message(encode_positions(position), "erased", b"{}")
+                    return
+                if self.regrouped is not None and await self.hub.read(self.regrouped):
+                    yield sse_message(encode_positions(position), "regrouped", b"{}")
                     return
             try:
                 batch = await asyncio.wait_for(subscription.queue.get(), wait_s)

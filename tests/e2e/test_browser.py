@@ -1538,6 +1538,39 @@ def test_a_drift_alert_names_its_touchpoint_not_a_customer(
     page.screenshot("dashboard-drift-alert")
 
 
+def test_a_customer_merged_while_her_page_is_open_shows_the_merged_history_live(
+    page: Page, people: dict[tuple[str, str], str], api: Api, deployment: Deployment
+) -> None:
+    # The stream fed the members it opened on: a caller's page left open while an SMS gave her
+    # phone and her email never showed her web visit under that email, nor the SMS filed under
+    # the customer she was merged into (a review). The stream says `regrouped`; the page reads
+    # her again and follows the group.
+    needs_identity(deployment, "merges")
+    tag, now = new_tag(), datetime.now(UTC)
+    email, mobile = f"rocio.{tag}@yahoo.es", f"+34 6{random.randrange(10**8):08d}"
+    ingest = deployment.key(TENANT_A, "ingest")
+    visit = event("page.viewed", "web", {"email": email}, now - timedelta(minutes=5),
+                  {"url": "https://shop.example/"})  # fmt: skip
+    call = event("call.ended", "phone", {"phone": mobile}, now - timedelta(minutes=2),
+                 {"agent": "ana", "talk_s": 60}, touchpoint=f"line-{tag}")  # fmt: skip
+    api.post_ok(ingest, [visit, call])
+    deployment.wait_processed()
+    caller = api.customer_of(deployment.key(TENANT_A, "agent"), phone=mobile.replace(" ", ""))
+    page.sign_in(people[(TENANT_A, "agent")])
+    open_customer(page, mobile, caller)
+    page.wait(lambda: timeline_ids(page) == [call["event_id"]], what="the call alone")
+    page.wait(lambda: page.text("#live").endswith("live"), what="the live stream")
+    sms = event("message.received", "sms", {"phone": mobile, "email": email}, now,
+                {"text": f"Soy Rocío {tag}", "sender": "customer"}, touchpoint=f"sms-{tag}")  # fmt: skip
+    api.post_ok(ingest, [sms])
+    deployment.wait_processed()
+    page.wait(
+        lambda: timeline_ids(page) == [sms["event_id"], call["event_id"], visit["event_id"]],
+        what="her SMS and her visit, without a reload",
+        instead=lambda: page.state("#timeline", "#customer-id"),
+    )
+
+
 def test_a_manager_names_the_customer_to_merge_by_email_or_phone_as_people_write_them(
     page: Page, people: dict[tuple[str, str], str], api: Api, deployment: Deployment
 ) -> None:

@@ -13,6 +13,10 @@ warehouse in their own time; the page is told within `ERASURE_CHECK_S`.) Any mem
 it opened on counts (one split off, then erased, was shown on the page), erased before the stream
 opened too (between the first page and the stream, or while a browser was away), except the
 erased members of a group a live customer was merged into since: that page is the live one's.
+
+A customer merged with another, or one split off, while the stream is open gets one
+`event: regrouped` message (`data: {}`), and the stream ends: it feeds the members it opened on,
+so the page reads the customer's history again, every member's, and opens a new stream on them.
 """
 
 from __future__ import annotations
@@ -54,7 +58,9 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "a `text/event-stream`: an `event: touchpoint` per new timeline entry "
         "(its data the entry), `: keep-alive` comments when idle; when the customer is erased "
         "meanwhile, one `event: erased` (data `{}`) and the stream ends (a client closes it: "
-        "a reconnection is told the same at once)",
+        "a reconnection is told the same at once); when it is merged with another customer or "
+        "one is split off meanwhile, one `event: regrouped` (data `{}`) and the stream ends (a "
+        "client reads the customer again and opens a new stream)",
         "content": {
             "text/event-stream": {"schema": {"type": "string"}, "example": _STREAM_EXAMPLE}
         },
@@ -128,6 +134,33 @@ def _erasure_watch(
     return erased
 
 
+def _regroup_watch(
+    request: Request, tenant_id: str, customer_id: str, members: list[str]
+) -> Callable[[], bool] | None:
+    """Whether the customer the stream was opened for has other members than `members` now (a
+    merge or a split since), read on demand; None without an identity store. A failing read
+    (the store briefly unavailable, the customer gone) is no change: the erasure check and the
+    page's own reads say what they find."""
+    if identity_of(request) is None:
+        return None
+    opened = set(members)
+    failing = False
+
+    def regrouped() -> bool:
+        nonlocal failing
+        try:
+            now = set(members_of(request, tenant_id, customer_id))
+        except Exception:  # noqa: BLE001 — the stream goes on as it is
+            if not failing:
+                logger.warning("stream: could not read its customer's members; retrying")
+            failing = True
+            return False
+        failing = False
+        return now != opened
+
+    return regrouped
+
+
 @router.get(
     "/v1/customers/{customer_id:path}/stream",
     response_class=StreamingResponse,
@@ -151,9 +184,10 @@ async def stream_customer(
     # Blocking reads (identity store, warehouse) off the event loop that serves every stream.
     members = await asyncio.to_thread(_existing_members, request, principal, customer_id)
     erased = await asyncio.to_thread(_erasure_watch, request, tenant_id, members)
+    regrouped = _regroup_watch(request, tenant_id, customer_id, members)
     stream = CustomerStream(
         stream_hub(request), tenant_id, members, cursor, lang=lang, erased=erased,
-        authorised=still_authorised(request), watch_header=True,
+        regrouped=regrouped, authorised=still_authorised(request), watch_header=True,
     )  # fmt: skip
     # no-store: personal data; X-Accel-Buffering: a proxy must pass each message on at once.
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}

@@ -521,6 +521,13 @@
       stream.close();
       if (target === current) showErased(target);
     });
+    // Merged with another customer, or one split off, while open: the stream fed the members it
+    // opened on (a review: the merged history and the new events filed under the survivor never
+    // came). The customer is read again, every member's history, and a new stream opened.
+    stream.addEventListener("regrouped", () => {
+      stream.close();
+      if (target === current && !target.erased) load(target.id, target.marked);
+    });
     stream.addEventListener("error", () => {
       if (stream.readyState === EventSource.CLOSED && target === current) startPolling(target);
       else setLive(false);
