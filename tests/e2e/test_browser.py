@@ -604,8 +604,13 @@ def test_a_managers_dashboard_cell_equals_the_api(
     assert "0" not in [td.text for td in page.all('#satisfaction td[data-metric="n"]')]
     page.wait(lambda: page.all("#trend canvas"), what="the trend chart")
     page.screenshot("dashboard")
-    # Drill down: the answer behind the cell, then from it to the customer's timeline.
-    page.find(f'#satisfaction tr[data-touchpoint="{touchpoint}"] th button').click()
+    # Drill down: the answer behind the cell, then from it to the customer's timeline. Each
+    # row's button is named by its cell: a touchpoint on two channels read alike (a review).
+    names = [b.accessible_name for b in page.all("#satisfaction th button")]
+    assert len(names) == len(set(names)), names
+    button = page.find(f'#satisfaction tr[data-touchpoint="{touchpoint}"] th button')
+    assert button.accessible_name == f"Answers behind {touchpoint} · phone"
+    button.click()
     answer = page.wait(lambda: page.all("#answers tbody tr"), what="the answers behind the cell")
     assert len(answer) == 1 and "2" in answer[0].text
     page.screenshot("dashboard-drill")

@@ -172,6 +172,9 @@
     return [...cells.values()].sort((a, b) => a.touchpoint.localeCompare(b.touchpoint) || a.channel.localeCompare(b.channel));
   }
 
+  // "Answers behind chat_support · chat": the drill-down's title, and its button's name.
+  const answersOf = (cell) => `${t("answers")} ${cell.touchpoint} · ${channelName(cell.channel)}`;
+
   function value(cell, name) {
     return cell.counts[name] ? cell.sums[name] / cell.counts[name] : null;
   }
@@ -184,7 +187,10 @@
     $("sat-empty").textContent = t("no_data");
     $("satisfaction").tBodies[0].replaceChildren(...answered.map((cell) => {
       return el("tr", { dataset: { touchpoint: cell.touchpoint, channel: cell.channel } },
-        el("th", { scope: "row" }, el("button", { type: "button", class: "link", onclick: () => drill(cell) }, cell.touchpoint)),
+        // Named by its cell, as the answers it opens are titled: a touchpoint on two channels
+        // was two buttons a screen reader read alike ("chat_support", twice; a review).
+        el("th", { scope: "row" }, el("button", { type: "button", class: "link", onclick: () => drill(cell),
+          "aria-label": answersOf(cell) }, cell.touchpoint)),
         el("td", {}, channelName(cell.channel)),
         el("td", { class: "num", dataset: { metric: "n" } }, String(cell.n)),
         // The row's n counts every kind of answer; a starred value says how many of its own it
@@ -337,7 +343,7 @@
     $("drill").dataset.since = period.since; // the period its answers are of
     $("drill-more").hidden = true;
     $("drill-more").disabled = false;
-    $("drill-title").textContent = `${t("answers")} ${cell.touchpoint} · ${channelName(cell.channel)}`;
+    $("drill-title").textContent = answersOf(cell);
     $("answers").tBodies[0].replaceChildren();
     $("drill-status").textContent = t("loading");
     try {
