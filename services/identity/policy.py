@@ -7,6 +7,7 @@ store and two replicas given the same state decide the same thing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -657,9 +658,12 @@ def _slip_holder(
       `mgarriso@` for `mgarrido@`).
     - `slip_and_name`: the touchpoint carries a name, both sides are known by one name
       (`person_names.agree_with_surname`: every name the other's beginning, two words at least
-      on each side) and one of those names is full (`is_full`: a given name and both surnames
-      as the tenant's people carry them). A name tells people apart where a keystroke cannot
-      (`maria@` and `mario@`); names recorded before, without one on the touchpoint, do not.
+      on each side), one of those names is full (`is_full`: a given name and both surnames
+      as the tenant's people carry them), and a name word one address spells across the slip
+      is the other side's too (`_named_where_it_slips`: `José Luis Domínguez` on Marín's
+      address is not Martín, whose full name spells `martin`; a review). A name tells people
+      apart where a keystroke cannot (`maria@` and `mario@`); names recorded before, without
+      one on the touchpoint, do not.
       With no name recorded for them, their mailbox named after the touchpoint's full name
       (`fits_mailbox`), which one of the other `names` (if any) agrees with, is that one name.
     - `typing_slip`: the slip is one a finger makes (`typing_slip`), and no name on either side
@@ -682,7 +686,12 @@ def _slip_holder(
         same = event_name and same_full_name(names, other.names, rules.name_surnames)
         return "slip_and_name" if same else ""
     full = any(is_full(n, rules.name_surnames) for n in (*names, *other.names))
-    if event_name and full and agree_with_surname(names, other.names):
+    if (
+        event_name
+        and full
+        and agree_with_surname(names, other.names)
+        and _named_where_it_slips(new, known, names, other.names)
+    ):
         return "slip_and_name"
     # No name recorded for them, but their mailbox is named after the touchpoint's name, or after
     # a name of the home's that it agrees with (`David` on David Durán Márquez's touchpoint), and
@@ -700,6 +709,60 @@ def _slip_holder(
     if typing_slip(new, known) and names_agree(names, other.names):
         return "typing_slip"
     return ""
+
+
+def _named_where_it_slips(
+    new: Identifier, known: Identifier, ours: Iterable[str], theirs: Iterable[str]
+) -> bool:
+    """Whether the names leave no doubt where the two addresses differ: a word of a name (either
+    side's) that one address spells across the slip (`_spells_across`) is a word of a name of the
+    other address's side too. Martín's `joseluis.dominguez.martin@` beside a new
+    `joseluis.dominguez.marin@` on a touchpoint carrying `José Luis Domínguez`: nothing says that
+    José Luis Domínguez is Martín (Marín is a surname too); carrying `José Luis Domínguez
+    Martín`, it is his slip. Nor the other way round (`José Luis Domínguez Marín` on the new
+    address, the customer known as `José Luis Domínguez`). A slip in a word both sides are known
+    by (`teresamrenog@` of Teresa Moreno Gil, `teresamorenog@` of Teresa Moreno), or in none of
+    their words, the names do not tell apart."""
+    ours_words, theirs_words = _name_words(ours), _name_words(theirs)
+    a, b = new.value.rpartition("@")[0], known.value.rpartition("@")[0]
+    return all(
+        (word in ours_words or not _spells_across(word, b, a))
+        and (word in theirs_words or not _spells_across(word, a, b))
+        for word in ours_words | theirs_words
+    )
+
+
+# Name words shorter than this (`de`, `la`) are found by chance inside other words of an address.
+MIN_NAME_WORD = 3
+
+
+def _name_words(names: Iterable[str]) -> set[str]:
+    """The words of the names, letters only (`garcia-lopez`: `garcia`, `lopez`)."""
+    words = (w for name in names for w in re.split(r"[^a-z]+", name))
+    return {w for w in words if len(w) >= MIN_NAME_WORD}
+
+
+def _spells_across(word: str, local: str, other: str) -> bool:
+    """`local` spells `word` where it differs from `other` (one slip apart): the letters that
+    differ (changed, swapped, or one more than `other`'s) are inside one occurrence of it, or
+    the letter only `other` has falls between two of its letters (`santiago` in `santiagoperez`
+    beside `santiaagoperez`)."""
+    shortest = min(len(local), len(other))
+    start = 0
+    while start < shortest and local[start] == other[start]:
+        start += 1
+    same_end = 0
+    while same_end < shortest - start and local[-1 - same_end] == other[-1 - same_end]:
+        same_end += 1
+    end = len(local) - same_end
+    at = local.find(word)
+    while at >= 0:
+        if end > start and at <= start and end <= at + len(word):
+            return True
+        if end == start and at < start < at + len(word):
+            return True
+        at = local.find(word, at + 1)
+    return False
 
 
 def _inside(new: Identifier, known: Identifier) -> bool:

@@ -411,3 +411,68 @@ def test_a_held_email_named_later_joins_no_slip_a_reviewer_kept_apart(
     identity.decide_candidate("acme", candidate.candidate_id, False, "two people", "ana")
     resolve(email="daniel.dominguez.aguilar@gmail.com", name="Daniel Domínguez Aguilar")
     assert not _same(identity, slip, right)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        # Martín first; Marín's address later, with a name that leaves out the second surname:
+        # nothing says the touchpoint's José Luis Domínguez is Martín (a review).
+        (
+            ("joseluis.dominguez.martin@gmail.com", "José Luis Domínguez Martín"),
+            ("joseluis.dominguez.marin@gmail.com", "José Luis Domínguez"),
+        ),
+        # The other way round: the touchpoint's full name spells its own address (Marín), and
+        # the customer's name leaves out where theirs differs (Martín, perhaps).
+        (
+            ("joseluis.dominguez.martin@gmail.com", "José Luis Domínguez"),
+            ("joseluis.dominguez.marin@gmail.com", "José Luis Domínguez Marín"),
+        ),
+        (
+            ("josegarcia.vegas@gmail.com", "José García Vegas"),
+            ("josegarcia.vergas@gmail.com", "José García"),
+        ),
+    ],
+)
+def test_a_new_slip_inside_a_surname_only_one_side_is_named_by_is_a_candidate_for_review(
+    identity: IdentityResolver, first: tuple[str, str], second: tuple[str, str]
+) -> None:
+    resolve = resolving(identity, "chat")
+    one = resolve(email=first[0], name=first[1])
+    other = resolve(email=second[0], name=second[1])
+    assert not _same(identity, one, other)
+    [candidate] = identity.candidates("acme")
+    assert {candidate.first_id, candidate.second_id} == {one, other}
+    assert candidate.reason == "an email one keystroke from the other's"
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        # The slip is in a word the touchpoint's name spells (Domínguez): his, as before.
+        (
+            ("joseluis.dominguez.martin@gmail.com", "José Luis Domínguez Martín"),
+            ("joseluis.domingez.martin@gmail.com", "José Luis Domínguez"),
+        ),
+        # The same full name on both sides: the slip is his, wherever it is.
+        (
+            ("joseluis.dominguez.martin@gmail.com", "José Luis Domínguez Martín"),
+            ("joseluis.dominguez.marin@gmail.com", "José Luis Domínguez Martín"),
+        ),
+        # The customer's address misspells the surname both names spell (Moreno): the
+        # touchpoint's is the right spelling of it.
+        (("teresamrenog@x.es", "Teresa Moreno Gil"), ("teresamorenog@x.es", "Teresa Moreno")),
+        # A letter doubled inside the given name her touchpoint's name spells.
+        (
+            ("santiago.perez.ruiz@x.es", "Santiago Pérez Ruiz"),
+            ("santiaago.perez.ruiz@x.es", "Santiago Pérez"),
+        ),
+    ],
+)
+def test_a_new_slip_a_name_on_the_misspelt_side_spells_is_that_customers(
+    identity: IdentityResolver, first: tuple[str, str], second: tuple[str, str]
+) -> None:
+    resolve = resolving(identity, "chat")
+    one = resolve(email=first[0], name=first[1])
+    assert resolve(email=second[0], name=second[1]) == one
+    assert identity.candidates("acme") == []
