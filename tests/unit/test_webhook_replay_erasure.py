@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from cem.adapters.sqlite_vault import SqliteKeyVault
 from cem.sealing import SealingPublisher, subject_function
 from kernel.channels import ChannelStore, NewDeadLetter
 from kernel.clock import FixedClock
-from kernel.ports import TOUCHPOINTS_TOPIC, KeyVault, Publisher
+from kernel.ports import TOUCHPOINTS_TOPIC, KeyVault, Outgoing, Publisher, PublishStatus
 from kernel.sealing import EventOpener, EventSealer, KeyCache, maybe_sealed
 from kernel.secrets import SecretBox, new_key_text, platform_key
 from kernel.settings import IngestSettings
@@ -212,6 +212,39 @@ def test_other_letters_of_the_run_replay_as_before(deployment: Deployment) -> No
     assert (report.restored, report.erased) == (1, 1)
     assert deployment.letter(before).status == "erased"
     assert deployment.letter(after).status == "replayed"
+
+
+def test_an_erasure_filed_while_the_replay_runs_refuses_the_letters_checked_after_it(
+    deployment: Deployment,
+) -> None:
+    # Two orders of the same buyer, both received before the erasure; the erasure is filed
+    # after the first was published (a long replay from the shell). The first's events are
+    # sealed under the key destroyed since (unreadable); the second must not be published
+    # under the new key the sealer makes once it sees the destruction (a review: the check
+    # kept each id's time from the first letter, "never destroyed", and let it through).
+    first = deployment.keep(RECEIVED)
+    body = json.loads(FIXTURE["body"])
+    body["id"] += 1
+    second = deployment.store.keep_dead_letter(
+        NewDeadLetter(TENANT, "shopify", deployment.channel.channel_id,
+                      RECEIVED + timedelta(seconds=1), FIXTURE["url"], FIXTURE["headers"],
+                      json.dumps(body).encode(), "unmappable")
+    )  # fmt: skip
+    assert isinstance(deployment.publisher, SealingPublisher)
+    log_publisher = deployment.publisher.inner
+
+    class ErasureFiledAfterThePublication:
+        def publish(self, events: Sequence[Outgoing]) -> list[PublishStatus]:
+            statuses = log_publisher.publish(events)
+            deployment.erase(RECEIVED + timedelta(hours=1), SHOP_CUSTOMER, PHONE)
+            return statuses
+
+    deployment.publisher.inner = ErasureFiledAfterThePublication()
+    report = deployment.replay()
+    assert (report.restored, report.erased) == (1, 1)
+    assert deployment.letter(first).status == "replayed"
+    assert deployment.letter(second).status == "erased" and deployment.letter(second).body == b""
+    assert len(deployment.published()) == 1
 
 
 def test_a_letter_that_still_maps_to_nothing_keeps_its_body(tmp_path: Path) -> None:
