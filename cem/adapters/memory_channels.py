@@ -171,6 +171,8 @@ class MemoryChannelStore:
     ) -> None:
         with self._lock:
             letter = self._letters[dead_letter_id]
+            if letter.status == "erased":  # erased meanwhile: it stays so, nothing written back
+                return
             self._letters[dead_letter_id] = replace(
                 letter,
                 status="replayed" if replayed else "pending",

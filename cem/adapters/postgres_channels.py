@@ -77,14 +77,17 @@ SELECT_LETTERS = f"""SELECT {LETTER_COLUMNS} FROM webhook_dead_letters
     AND (%(status)s::text IS NULL OR status = %(status)s)
   ORDER BY received_at, dead_letter_id LIMIT %(limit)s::bigint"""
 TENANT_LETTERS = "FROM webhook_dead_letters WHERE tenant_id = %s AND received_at < %s"
+# Neither settles a letter erased meanwhile (a replay that read it before another erased it):
+# its body and violations stay gone, and it is never listed as replayed.
 SETTLE_REPLAYED = """UPDATE webhook_dead_letters SET status = 'replayed', attempts = attempts + 1
-  WHERE dead_letter_id = %s"""
+  WHERE dead_letter_id = %s AND status <> 'erased'"""
 # The body emptied, not the row deleted: a redelivery of the same body stays known
 # (`ChannelStore.erase_dead_letter`).
 SETTLE_ERASED = """UPDATE webhook_dead_letters SET status = 'erased', reason = %s,
   violations = '[]', body = %s, attempts = attempts + 1 WHERE dead_letter_id = %s"""
 SETTLE_FAILING = """UPDATE webhook_dead_letters
-  SET reason = %s, violations = %s, attempts = attempts + 1 WHERE dead_letter_id = %s"""
+  SET reason = %s, violations = %s, attempts = attempts + 1
+  WHERE dead_letter_id = %s AND status <> 'erased'"""
 
 
 def _channel(row: tuple[Any, ...]) -> ChannelConfig:

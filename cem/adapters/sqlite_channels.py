@@ -65,14 +65,17 @@ SELECT_LETTERS = f"""SELECT {LETTER_COLUMNS} FROM webhook_dead_letters
     AND (?3 IS NULL OR received_at >= ?3) AND (?4 IS NULL OR status = ?4)
   ORDER BY received_at, dead_letter_id LIMIT ?5"""
 TENANT_LETTERS = "FROM webhook_dead_letters WHERE tenant_id = ? AND received_at < ?"
+# Neither settles a letter erased meanwhile (a replay that read it before another erased it):
+# its body and violations stay gone, and it is never listed as replayed.
 SETTLE_REPLAYED = """UPDATE webhook_dead_letters SET status = 'replayed', attempts = attempts + 1
-  WHERE dead_letter_id = ?"""
+  WHERE dead_letter_id = ? AND status <> 'erased'"""
 # The body emptied, not the row deleted: a redelivery of the same body stays known
 # (`ChannelStore.erase_dead_letter`).
 SETTLE_ERASED = """UPDATE webhook_dead_letters SET status = 'erased', reason = ?,
   violations = '[]', body = ?, attempts = attempts + 1 WHERE dead_letter_id = ?"""
 SETTLE_FAILING = """UPDATE webhook_dead_letters
-  SET reason = ?, violations = ?, attempts = attempts + 1 WHERE dead_letter_id = ?"""
+  SET reason = ?, violations = ?, attempts = attempts + 1
+  WHERE dead_letter_id = ? AND status <> 'erased'"""
 
 
 def to_micros(at: datetime) -> int:

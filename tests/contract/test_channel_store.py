@@ -215,6 +215,24 @@ class ChannelStoreContract:
         [still] = store.dead_letters(tenant_id=tenant)
         assert still.body == letter(tenant, delivery=2).body  # the others keep theirs
 
+    @pytest.mark.parametrize("replayed", [True, False])
+    def test_a_letter_erased_meanwhile_is_not_settled_again(
+        self, store: ChannelStore, tenant: str, replayed: bool
+    ) -> None:
+        # Two replays: one read the letter, the other erased it, then the first settles what it
+        # found (a review): the erased letter takes back no violations and is never "replayed".
+        erased = store.keep_dead_letter(letter(tenant, delivery=1))
+        store.erase_dead_letter(erased)
+        found = [{"code": "c", "message": "quotes the body", "path": "p"}]
+        store.settle_dead_letter(erased, replayed=replayed, reason="still", violations=found)
+        [gone] = store.dead_letters(tenant_id=tenant, status=None)
+        assert (gone.status, gone.reason, gone.violations, gone.body) == (
+            "erased",
+            "erased",
+            [],
+            b"",
+        )
+
 
 class TestMemoryChannelStore(ChannelStoreContract):
     def make_store(self, tmp_path: Path) -> ChannelStore:
