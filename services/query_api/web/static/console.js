@@ -691,10 +691,10 @@
     return readings ? "phone_readings_carried" : e.action;
   }
 
-  // What an identity history entry adds to its action: why (a reason, a rule) or the name it
-  // recorded; nothing for the rest (no dangling separator).
-  // What an entry says beyond its action: the identifier it linked, unlinked or saw (an agent
-  // reads which one, not "identifier linked" alone; "(erased)" once its customer is), then why.
+  // What an identity history entry adds to its action: the identifier it linked, unlinked or
+  // saw (an agent reads which one, not "identifier linked" alone; "(erased)" once its customer
+  // is), then why (a reason, a rule) or the name it recorded; nothing for the rest (no dangling
+  // separator).
   function historyDetail(e) {
     const d = e.details;
     const which = d.kind && d.value ? `${kindName(d.kind)}: ${d.value}` : "";
