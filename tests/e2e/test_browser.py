@@ -1576,6 +1576,72 @@ def test_a_customer_merged_while_her_page_is_open_shows_the_merged_history_live(
     )
 
 
+# The browser's EventSource, wrapped so that a test can cut a stream as a dropped connection
+# does: while `dropped`, the server's messages are lost, and the page is told `error`, then
+# `open` when it comes back (Chrome's offline emulation leaves an open stream as it is).
+DROPPABLE_STREAMS = """
+(() => {
+  const Real = window.EventSource;
+  window.cemStreams = [];
+  window.EventSource = class extends Real {
+    constructor(url, options) { super(url, options); this.dropped = false; window.cemStreams.push(this); }
+    addEventListener(type, listener, options) {
+      super.addEventListener(type, (e) => { if (!this.dropped || e.byTest) listener.call(this, e); }, options);
+    }
+  };
+  const tell = (stream, type) => { const e = new Event(type); e.byTest = true; stream.dispatchEvent(e); };
+  window.cemDropStreams = () => window.cemStreams.forEach((s) => { s.dropped = true; tell(s, "error"); });
+  window.cemRestoreStreams = () => window.cemStreams.forEach((s) => { s.dropped = false; tell(s, "open"); });
+})();
+"""
+
+
+def test_a_customer_merged_while_her_page_was_offline_is_read_again_when_it_reconnects(
+    page: Page, people: dict[tuple[str, str], str], api: Api, deployment: Deployment
+) -> None:
+    # A stream takes the group it (re)connects to as its own: merged while the page was away
+    # (a laptop asleep, a proxy's drop), no `regrouped` came (a review). Back, the page reads her
+    # members again and, as they changed, her whole history.
+    needs_identity(deployment, "merges")
+    tag, now = new_tag(), datetime.now(UTC)
+    email, mobile = f"lola.{tag}@yahoo.es", f"+34 6{random.randrange(10**8):08d}"
+    ingest = deployment.key(TENANT_A, "ingest")
+    visit = event("page.viewed", "web", {"email": email}, now - timedelta(minutes=5),
+                  {"url": "https://shop.example/"})  # fmt: skip
+    call = event("call.ended", "phone", {"phone": mobile}, now - timedelta(minutes=2),
+                 {"agent": "ana", "talk_s": 60}, touchpoint=f"line-{tag}")  # fmt: skip
+    api.post_ok(ingest, [visit, call])
+    deployment.wait_processed()
+    caller = api.customer_of(deployment.key(TENANT_A, "agent"), phone=mobile.replace(" ", ""))
+    page.sign_in(people[(TENANT_A, "agent")])
+    added = page.driver.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument", {"source": DROPPABLE_STREAMS}
+    )
+    try:
+        open_customer(page, mobile, caller)
+        page.wait(lambda: timeline_ids(page) == [call["event_id"]], what="the call alone")
+        page.wait(lambda: page.text("#live").endswith("live"), what="the live stream")
+        page.wait(lambda: page.text("#identities"), what="her identifiers")
+        page.driver.execute_script("window.cemDropStreams()")
+        page.wait(lambda: not page.text("#live").endswith("live"), what="the stream dropped")
+        sms = event("message.received", "sms", {"phone": mobile, "email": email}, now,
+                    {"text": f"Soy Lola {tag}", "sender": "customer"}, touchpoint=f"sms-{tag}")  # fmt: skip
+        api.post_ok(ingest, [sms])
+        deployment.wait_processed()
+        time.sleep(4)  # past the server's regroup check (3 s): its `regrouped` is lost
+        assert timeline_ids(page) == [call["event_id"]]
+        page.driver.execute_script("window.cemRestoreStreams()")
+        page.wait(
+            lambda: timeline_ids(page) == [sms["event_id"], call["event_id"], visit["event_id"]],
+            what="her SMS and her visit once back",
+            instead=lambda: page.state("#timeline", "#customer-id", "#live"),
+        )
+    finally:
+        page.driver.execute_cdp_cmd(
+            "Page.removeScriptToEvaluateOnNewDocument", {"identifier": added["identifier"]}
+        )
+
+
 def test_a_manager_names_the_customer_to_merge_by_email_or_phone_as_people_write_them(
     page: Page, people: dict[tuple[str, str], str], api: Api, deployment: Deployment
 ) -> None:

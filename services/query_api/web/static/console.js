@@ -507,7 +507,12 @@
     const params = query({ lang, last_event_id: from });
     const stream = new EventSource(`/v1/customers/${encodeURIComponent(target.id)}/stream?${params}`);
     target.stream = stream;
-    stream.addEventListener("open", () => setLive(true));
+    let dropped = false;
+    stream.addEventListener("open", () => {
+      setLive(true);
+      if (dropped) checkGroup(target, stream);
+      dropped = false;
+    });
     stream.addEventListener("touchpoint", (message) => {
       const entry = JSON.parse(message.data);
       if (target === current && matchesFilters(entry)) appendEntry(entry, true);
@@ -530,9 +535,27 @@
     });
     stream.addEventListener("error", () => {
       if (stream.readyState === EventSource.CLOSED && target === current) startPolling(target);
-      else setLive(false);
+      else { setLive(false); dropped = true; }
     });
   }
+
+  // Back after the connection dropped: a stream takes the group it reconnects to as its own, so
+  // a merge or a split while the page was away (a laptop asleep, a proxy's drop) is told by no
+  // `regrouped` (a review). The members are read again and, when they changed, so is the page.
+  async function checkGroup(target, stream) {
+    if (!target.members) return;
+    try {
+      const found = await api(`/v1/customers/${encodeURIComponent(target.id)}/identities`);
+      if (target !== current || target.erased || target.stream !== stream) return;
+      if (groupOf(found) === target.members) return;
+      stream.close();
+      load(target.id, target.marked);
+    } catch (error) {
+      // The stream goes on as it is; the next reconnection reads them again.
+    }
+  }
+
+  const groupOf = (found) => [...found.members].sort().join("\n");
 
   function startPolling(target) {
     target.stream = null;
@@ -611,6 +634,7 @@
         api(`/v1/customers/${path}/identity-history`),
       ]);
       if (!shown(id)) return; // another customer opened meanwhile, or read before the erasure
+      current.members = groupOf(found); // what a reconnected stream's page compares
       // An identifier several members hold (the person and the profile of a device they used
       // before signing in) is one line, with how each came to hold it.
       const byIdentifier = new Map();
