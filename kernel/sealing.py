@@ -29,7 +29,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
@@ -277,6 +277,11 @@ def one_by_one(customer: dict[str, Any]) -> list[dict[str, Any]]:
     return alone
 
 
+# How far apart the ingest hosts' clocks and the vault's may be for the replay's erasure check
+# (`ErasureCheck.erased_since`): a minute, well beyond what NTP leaves between hosts.
+CLOCK_MARGIN = timedelta(minutes=1)
+
+
 class ErasureCheck:
     """Whether any subject that stored events name (`EventSealer.key_ids_named`) had a key
     destroyed at or after a time, for one run over a batch of old deliveries. Each id's time is
@@ -289,12 +294,16 @@ class ErasureCheck:
         self.sealer = sealer
 
     def erased_since(self, values: Sequence[bytes], since: datetime) -> bool:
-        """True when a key of a subject the events name was destroyed at or after `since` (or
-        at an unknown time: `DESTROYED_AT_UNKNOWN`, after every time): what arrived then is
-        the erased person's, even when the subject came back since with a new key."""
+        """True when a key of a subject the events name was destroyed at or after `since` less
+        `CLOCK_MARGIN` (or at an unknown time: `DESTROYED_AT_UNKNOWN`, after every time): what
+        arrived then is the erased person's, even when the subject came back since with a new
+        key. The margin: `since` is the ingest host's clock, the destruction's the vault's (the
+        PostgreSQL server's when distributed); a host running ahead of it by less than the
+        margin lets no letter of the erased person through. What it costs: a returning
+        subject's letter that arrived within the margin after the erasure is settled erased."""
         for named in dict.fromkeys(n for v in values for n in self.sealer.key_ids_named(v)):
             at = self.sealer.vault.last_destroyed_at(*named)
-            if at is not None and at >= since:
+            if at is not None and at >= since - CLOCK_MARGIN:
                 return True
         return False
 

@@ -187,6 +187,21 @@ def test_a_letter_received_after_the_erasure_replays_under_the_returning_subject
     assert letter.status == "replayed" and letter.body == FIXTURE["body"].encode()
 
 
+@pytest.mark.parametrize(
+    ("after", "erased"), [(timedelta(seconds=50), 1), (timedelta(minutes=2), 0)]
+)
+def test_a_letter_received_within_a_minute_after_the_erasure_is_refused_too(
+    deployment: Deployment, after: timedelta, erased: int
+) -> None:
+    # The letter's time is the ingest host's clock, the destruction's the vault's (PostgreSQL's
+    # when distributed): a host ahead of it by seconds stamped the erased person's letter
+    # "after" (a review). Within CLOCK_MARGIN the letter is read as hers.
+    deployment.erase(RECEIVED - after, SHOP_CUSTOMER, PHONE)
+    kept = deployment.keep(RECEIVED)
+    assert deployment.replay().erased == erased
+    assert deployment.letter(kept).status == ("erased" if erased else "replayed")
+
+
 def test_a_tombstone_kept_before_times_were_refuses_the_letter(deployment: Deployment) -> None:
     # When the key was destroyed is unknown: read as after every arrival (the letter may well
     # be the erased person's).
