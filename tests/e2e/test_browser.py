@@ -1543,6 +1543,33 @@ def test_a_drift_alert_names_its_touchpoint_not_a_customer(
     page.screenshot("dashboard-drift-alert")
 
 
+class CallerWithAVisit:
+    """A caller known by her mobile alone, whose web visit is another customer's (by her email)
+    until an SMS carrying both merges them: the two merge tests' start."""
+
+    def __init__(self, api: Api, deployment: Deployment, name: str) -> None:
+        self.tag, self.now = new_tag(), datetime.now(UTC)
+        self.name, self.email = name, f"{name}.{self.tag}@yahoo.es"
+        self.mobile = f"+34 6{random.randrange(10**8):08d}"
+        self.ingest = deployment.key(TENANT_A, "ingest")
+        self.visit = event("page.viewed", "web", {"email": self.email},
+                           self.now - timedelta(minutes=5), {"url": "https://shop.example/"})  # fmt: skip
+        self.call = event("call.ended", "phone", {"phone": self.mobile},
+                          self.now - timedelta(minutes=2), {"agent": "ana", "talk_s": 60},
+                          touchpoint=f"line-{self.tag}")  # fmt: skip
+        api.post_ok(self.ingest, [self.visit, self.call])
+        deployment.wait_processed()
+        agent = deployment.key(TENANT_A, "agent")
+        self.customer_id = api.customer_of(agent, phone=self.mobile.replace(" ", ""))
+        # Newest first, as the timeline lists them, once merged (after the SMS).
+        self.history = [self.call["event_id"], self.visit["event_id"]]
+
+    def sms_with_both(self) -> dict[str, Any]:
+        return event("message.received", "sms", {"phone": self.mobile, "email": self.email},
+                     self.now, {"text": f"Soy {self.name} {self.tag}", "sender": "customer"},
+                     touchpoint=f"sms-{self.tag}")  # fmt: skip
+
+
 def test_a_customer_merged_while_her_page_is_open_shows_the_merged_history_live(
     page: Page, people: dict[tuple[str, str], str], api: Api, deployment: Deployment
 ) -> None:
@@ -1551,26 +1578,16 @@ def test_a_customer_merged_while_her_page_is_open_shows_the_merged_history_live(
     # the customer she was merged into (a review). The stream says `regrouped`; the page reads
     # her again and follows the group.
     needs_identity(deployment, "merges")
-    tag, now = new_tag(), datetime.now(UTC)
-    email, mobile = f"rocio.{tag}@yahoo.es", f"+34 6{random.randrange(10**8):08d}"
-    ingest = deployment.key(TENANT_A, "ingest")
-    visit = event("page.viewed", "web", {"email": email}, now - timedelta(minutes=5),
-                  {"url": "https://shop.example/"})  # fmt: skip
-    call = event("call.ended", "phone", {"phone": mobile}, now - timedelta(minutes=2),
-                 {"agent": "ana", "talk_s": 60}, touchpoint=f"line-{tag}")  # fmt: skip
-    api.post_ok(ingest, [visit, call])
-    deployment.wait_processed()
-    caller = api.customer_of(deployment.key(TENANT_A, "agent"), phone=mobile.replace(" ", ""))
+    caller = CallerWithAVisit(api, deployment, "rocio")
     page.sign_in(people[(TENANT_A, "agent")])
-    open_customer(page, mobile, caller)
-    page.wait(lambda: timeline_ids(page) == [call["event_id"]], what="the call alone")
+    open_customer(page, caller.mobile, caller.customer_id)
+    page.wait(lambda: timeline_ids(page) == [caller.call["event_id"]], what="the call alone")
     page.wait(lambda: page.text("#live").endswith("live"), what="the live stream")
-    sms = event("message.received", "sms", {"phone": mobile, "email": email}, now,
-                {"text": f"Soy Rocío {tag}", "sender": "customer"}, touchpoint=f"sms-{tag}")  # fmt: skip
-    api.post_ok(ingest, [sms])
+    sms = caller.sms_with_both()
+    api.post_ok(caller.ingest, [sms])
     deployment.wait_processed()
     page.wait(
-        lambda: timeline_ids(page) == [sms["event_id"], call["event_id"], visit["event_id"]],
+        lambda: timeline_ids(page) == [sms["event_id"], *caller.history],
         what="her SMS and her visit, without a reload",
         instead=lambda: page.state("#timeline", "#customer-id"),
     )
@@ -1603,36 +1620,26 @@ def test_a_customer_merged_while_her_page_was_offline_is_read_again_when_it_reco
     # (a laptop asleep, a proxy's drop), no `regrouped` came (a review). Back, the page reads her
     # members again and, as they changed, her whole history.
     needs_identity(deployment, "merges")
-    tag, now = new_tag(), datetime.now(UTC)
-    email, mobile = f"lola.{tag}@yahoo.es", f"+34 6{random.randrange(10**8):08d}"
-    ingest = deployment.key(TENANT_A, "ingest")
-    visit = event("page.viewed", "web", {"email": email}, now - timedelta(minutes=5),
-                  {"url": "https://shop.example/"})  # fmt: skip
-    call = event("call.ended", "phone", {"phone": mobile}, now - timedelta(minutes=2),
-                 {"agent": "ana", "talk_s": 60}, touchpoint=f"line-{tag}")  # fmt: skip
-    api.post_ok(ingest, [visit, call])
-    deployment.wait_processed()
-    caller = api.customer_of(deployment.key(TENANT_A, "agent"), phone=mobile.replace(" ", ""))
+    caller = CallerWithAVisit(api, deployment, "lola")
     page.sign_in(people[(TENANT_A, "agent")])
     added = page.driver.execute_cdp_cmd(
         "Page.addScriptToEvaluateOnNewDocument", {"source": DROPPABLE_STREAMS}
     )
     try:
-        open_customer(page, mobile, caller)
-        page.wait(lambda: timeline_ids(page) == [call["event_id"]], what="the call alone")
+        open_customer(page, caller.mobile, caller.customer_id)
+        page.wait(lambda: timeline_ids(page) == [caller.call["event_id"]], what="the call alone")
         page.wait(lambda: page.text("#live").endswith("live"), what="the live stream")
         page.wait(lambda: page.text("#identities"), what="her identifiers")
         page.driver.execute_script("window.cemDropStreams()")
         page.wait(lambda: not page.text("#live").endswith("live"), what="the stream dropped")
-        sms = event("message.received", "sms", {"phone": mobile, "email": email}, now,
-                    {"text": f"Soy Lola {tag}", "sender": "customer"}, touchpoint=f"sms-{tag}")  # fmt: skip
-        api.post_ok(ingest, [sms])
+        sms = caller.sms_with_both()
+        api.post_ok(caller.ingest, [sms])
         deployment.wait_processed()
         time.sleep(4)  # past the server's regroup check (3 s): its `regrouped` is lost
-        assert timeline_ids(page) == [call["event_id"]]
+        assert timeline_ids(page) == [caller.call["event_id"]]
         page.driver.execute_script("window.cemRestoreStreams()")
         page.wait(
-            lambda: timeline_ids(page) == [sms["event_id"], call["event_id"], visit["event_id"]],
+            lambda: timeline_ids(page) == [sms["event_id"], *caller.history],
             what="her SMS and her visit once back",
             instead=lambda: page.state("#timeline", "#customer-id", "#live"),
         )
