@@ -13,9 +13,12 @@
 - A destroyed key's id stays, alone, in `destroyed_keys` (its tombstone): a subject that comes
   back gets a new key under the same id, and the events sealed under the destroyed one must
   still open erased (`kernel.sealing.EventOpener`). The id is an HMAC under the tenant's naming
-  key; identity's erasure record names the same ids. The tombstone keeps when the id was last
-  destroyed (`destroyed_at`, microseconds; added to a file made before, whose tombstones then
-  have none: `KeyVault.last_destroyed_at` answers them as unknown).
+  key; identity's erasure record names the same ids. When the id was last destroyed is kept
+  beside it, in a table of its own (`destroyed_times`, microseconds): a tombstone kept by an
+  earlier release has none (`KeyVault.last_destroyed_at` answers it as unknown), and a process
+  of that release still writing the file (`INSERT INTO destroyed_keys VALUES (?, ?)`, every
+  column by position) writes it as it always did, where a column added to `destroyed_keys`
+  would make its erasures fail.
 """
 
 from __future__ import annotations
@@ -46,7 +49,10 @@ CREATE TABLE IF NOT EXISTS data_keys (
   tenant_id TEXT NOT NULL, key_id TEXT NOT NULL, wrapped BLOB NOT NULL,
   PRIMARY KEY (tenant_id, key_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS destroyed_keys (
-  tenant_id TEXT NOT NULL, key_id TEXT NOT NULL, destroyed_at INTEGER,
+  tenant_id TEXT NOT NULL, key_id TEXT NOT NULL,
+  PRIMARY KEY (tenant_id, key_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS destroyed_times (
+  tenant_id TEXT NOT NULL, key_id TEXT NOT NULL, destroyed_at INTEGER NOT NULL,
   PRIMARY KEY (tenant_id, key_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS destroyed_fingerprints (
   tenant_id TEXT NOT NULL, key_id TEXT NOT NULL, fingerprint TEXT NOT NULL,
@@ -57,14 +63,13 @@ CREATE TABLE IF NOT EXISTS key_destructions (
 INSERT = "INSERT INTO data_keys VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
 SELECT = "SELECT wrapped FROM data_keys WHERE tenant_id = ? AND key_id = ?"
 DELETE = "DELETE FROM data_keys WHERE tenant_id = ? AND key_id = ?"
-# Columns added after the file was first released: (table, column, type). SQLite has no `ADD
-# COLUMN IF NOT EXISTS`, so the table's columns are read first (`_add_missing_columns`).
-ADDED_COLUMNS = (("destroyed_keys", "destroyed_at", "INTEGER"),)
+TOMBSTONE = "INSERT INTO destroyed_keys (tenant_id, key_id) VALUES (?, ?) ON CONFLICT DO NOTHING"
 # A destruction of an id destroyed before sets its time again (the latest; a tombstone without
 # one, kept before times were, gets this one: every earlier destruction was before it).
-TOMBSTONE = """INSERT INTO destroyed_keys (tenant_id, key_id, destroyed_at) VALUES (?, ?, ?)
-ON CONFLICT DO UPDATE SET destroyed_at = max(coalesce(destroyed_at, 0), excluded.destroyed_at)"""
-DESTROYED = "SELECT destroyed_at FROM destroyed_keys WHERE tenant_id = ? AND key_id = ?"
+TIMED = """INSERT INTO destroyed_times VALUES (?, ?, ?)
+ON CONFLICT DO UPDATE SET destroyed_at = max(destroyed_at, excluded.destroyed_at)"""
+DESTROYED = """SELECT t.destroyed_at FROM destroyed_keys k LEFT JOIN destroyed_times t
+  ON t.tenant_id = k.tenant_id AND t.key_id = k.key_id WHERE k.tenant_id = ? AND k.key_id = ?"""
 # One row per key destroyed, and one with '' per destruction: an id with none is a tombstone kept
 # before fingerprints were (`KeyVault.destroyed`).
 FINGERPRINT = "INSERT INTO destroyed_fingerprints VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
@@ -94,16 +99,6 @@ class SqliteKeyVault:
             self._conn.execute("PRAGMA secure_delete = ON")
             self._conn.execute("PRAGMA synchronous = FULL")
             self._conn.executescript(SCHEMA)
-        self._add_missing_columns()
-
-    def _add_missing_columns(self) -> None:
-        """Bring a file made by an earlier release up to date: read and altered under the write
-        lock, so two processes opening it together add each column once."""
-        with self._transaction() as conn:
-            for table, column, column_type in ADDED_COLUMNS:
-                present = {str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")}
-                if column not in present:
-                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {column_type}")
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -148,7 +143,8 @@ class SqliteKeyVault:
             destroyed = 0
             for row in rows:
                 held = conn.execute(SELECT, row).fetchone()
-                conn.execute(TOMBSTONE, (*row, now))
+                conn.execute(TOMBSTONE, row)
+                conn.execute(TIMED, (*row, now))
                 conn.execute(FINGERPRINT, (*row, ""))
                 conn.execute(FEED, row)
                 if held is not None:

@@ -362,11 +362,12 @@ class TestSqliteKeyVault(SharedVaultContract):
         assert self._rows_naming(vault, gone) == ["destroyed_keys"]
         assert ids[29].encode() in after and ids[31].encode() in after  # its neighbours stay
 
-    def test_a_file_of_an_earlier_release_gets_the_destruction_time_column(
+    def test_a_file_of_an_earlier_release_keeps_destruction_times_and_its_writers(
         self, tmp_path: Path, tenant: str
     ) -> None:
         """Its tombstones have no time (unknown: after every time); destructions from now on
-        have one. A second vault opening it finds the column added and adds none."""
+        have one; a process of that release still writing the file destroys as it did (a
+        review: a column added to `destroyed_keys` made its tombstone's insert fail)."""
         kid, later = key_id(tenant, "email:ana@x.io"), key_id(tenant, "email:luis@x.io")
         path = tmp_path / "old" / "key_vault.sqlite"
         path.parent.mkdir()
@@ -385,6 +386,11 @@ class TestSqliteKeyVault(SharedVaultContract):
             assert first.last_destroyed_at(tenant, later) not in (None, DESTROYED_AT_UNKNOWN)
             first.destroy(tenant, [kid])  # the old tombstone destroyed again: now it has one
             assert second.last_destroyed_at(tenant, kid) not in (None, DESTROYED_AT_UNKNOWN)
+            old_writer = key_id(tenant, "email:eva@x.io")
+            with sqlite3.connect(path) as conn:  # the earlier release's own tombstone
+                conn.execute("INSERT INTO destroyed_keys VALUES (?, ?)", (tenant, old_writer))
+            conn.close()
+            assert first.last_destroyed_at(tenant, old_writer) is DESTROYED_AT_UNKNOWN
         finally:
             for vault in opened:
                 vault.close()

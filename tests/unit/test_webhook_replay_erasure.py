@@ -127,8 +127,7 @@ def forget_time(vault: KeyVault, subject: str) -> None:
         return
     assert isinstance(vault, SqliteKeyVault)
     with sqlite3.connect(vault.path) as conn:
-        conn.execute("UPDATE destroyed_keys SET destroyed_at = NULL WHERE key_id = ?",
-                     (key_id(subject),))  # fmt: skip
+        conn.execute("DELETE FROM destroyed_times WHERE key_id = ?", (key_id(subject),))
     conn.close()
 
 
