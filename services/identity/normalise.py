@@ -173,18 +173,26 @@ def _without_stray_comma(raw: str, rules: TenantRules) -> str | None:
     drops, `cristinavil,lalobos@gmail.com` (a third `l` in a row is no one's spelling) and
     `ana.,gil@`; not `guil,ermo@` (`guilermo@` or `guillermo@`?), `,mcortes@` (`mmcortes@`?) nor
     `ana,lopez@hotmail.es` (`analopez@` or `ana.lopez@`?). A comma beside none of those keys stood
-    for a letter (`migue,@` for `miguel@`): what it stood for is a guess, and it stays invalid."""
+    for a letter (`migue,@` for `miguel@`): what it stood for is a guess, and it stays invalid.
+    Readings that disagree are read as the one a customer holds, when one alone is
+    (`comma_readings`, `with_known_reading`)."""
+    readings = _comma_readings(raw, rules)
+    return readings.pop() if len(readings) == 1 else None
+
+
+def _comma_readings(raw: str, rules: TenantRules) -> set[str]:
+    """The mailboxes an address with one stray comma may be (`_without_stray_comma`)."""
     local, at, domain = raw.strip().rpartition("@")
     if not at or local.count(",") != 1 or "," in domain:
-        return None
+        return set()
     comma = local.index(",")
     before, after = local[:comma], local[comma + 1 :]
     beside = {c.lower() for c in before[-1:] + after[:1]} & set(neighbours()[","])
     if not beside:
-        return None
+        return set()
     hits = {"", "."} | {c for c in beside if c.isalpha() and not _third_in_a_row(before, c, after)}
-    readings = {normalise_email(f"{before}{hit}{after}@{domain}", rules) for hit in hits} - {None}
-    return readings.pop() if len(readings) == 1 else None
+    found = {normalise_email(f"{before}{hit}{after}@{domain}", rules) for hit in hits}
+    return {r for r in found if r is not None}
 
 
 def _third_in_a_row(before: str, letter: str, after: str) -> bool:
@@ -637,6 +645,16 @@ def readings_carried(subject: str) -> Identifier | None:
     return Identifier(READINGS_KIND, value) if kind == READINGS_KIND and value else None
 
 
+def comma_readings(rejected: Rejected, rules: TenantRules) -> tuple[Identifier, ...]:
+    """The mailboxes an email with one stray comma may be when they disagree, so that it was
+    dropped (`_without_stray_comma`: `,mcortes@bbva.com` is `mcortes@` or `mmcortes@`); empty for
+    any other rejection."""
+    if rejected.kind != "email" or rejected.reason != "invalid" or "," not in rejected.raw:
+        return ()
+    found = sorted(_comma_readings(rejected.raw, rules))
+    return tuple(Identifier("email", r) for r in found) if len(found) > 1 else ()
+
+
 def with_known_reading(
     normalised: Normalised, held: Callable[[Identifier], bool], rules: TenantRules
 ) -> Normalised:
@@ -644,10 +662,17 @@ def with_known_reading(
     read as the one of its readings a customer already holds, when exactly one is held: a person
     writing their own number without its country code (`316 951 3292` from someone whose calls
     came from `+57 316 951 3292`). With none or several held it stays dropped: which one? An
-    Argentine landline reading and its mobile twin held are one line (`_one_line`)."""
+    Argentine landline reading and its mobile twin held are one line (`_one_line`). An email
+    with a stray comma whose readings disagree (`comma_readings`) is read so too:
+    `,mcortes@bbva.com` as `mcortes@bbva.com` when that is held and `mmcortes@bbva.com` is not;
+    only beside another identifier the touchpoint is sealed under (`sealing_subject`): alone, it
+    is sealed under the unattributed key, which erasing the holder would not take."""
     identifiers, rejected = list(normalised.identifiers), []
     for dropped in normalised.rejected:
-        known = _one_line([i for i in ambiguous_readings(dropped, rules) if held(i)])
+        readings = ambiguous_readings(dropped, rules) or (
+            comma_readings(dropped, rules) if normalised.identifiers else ()
+        )
+        known = _one_line([i for i in readings if held(i)])
         if len(known) == 1 and known[0] not in identifiers:
             identifiers.append(known[0])
         else:

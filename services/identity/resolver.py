@@ -61,6 +61,7 @@ from services.identity.normalise import (
     Normalised,
     Rejected,
     ambiguous_readings,
+    comma_readings,
     normalise_one,
     normalise_ref,
     readings_carried,
@@ -235,7 +236,12 @@ class IdentityResolver(Application[UUID]):
             for t, n in zip(touchpoints, normalised, strict=True)
         ]
         seen = [(*n.identifiers, *([p.identifier] if p.identifier else [])) for n, _, p in work]
-        readings = [i for n, _, _ in work for r in n.rejected for i in ambiguous_readings(r, rules)]
+        readings = [
+            i
+            for n, _, _ in work
+            for r in n.rejected
+            for i in ambiguous_readings(r, rules) or comma_readings(r, rules)
+        ]
         # and the readings themselves, where they are the subject its customer carries
         readings += [i for _, e, _ in work if (i := readings_carried(e.subject)) is not None]
 

@@ -850,6 +850,47 @@ def test_an_email_no_slip_explains_stays_invalid(raw: str) -> None:
     assert isinstance(email(raw), Rejected)
 
 
+def test_an_email_whose_comma_readings_disagree_is_the_one_a_customer_holds(
+    identity: IdentityResolver,
+) -> None:
+    # `,mcortes@bbva.com` is `mcortes@` or `mmcortes@`: with `mcortes@bbva.com` held, and
+    # `mmcortes@` by nobody, it is read as the one held, as a national number is.
+    resolve = resolving(identity, "store")
+    marta = resolve(email="mcortes@bbva.com", phone="+34 622 111 333")
+    assert resolve(email=",mcortes@bbva.com", anonymous_id="web-1") == marta
+    assert identity.canonical_id("acme", resolve(anonymous_id="web-1")) == marta
+
+
+def test_an_email_whose_comma_readings_are_both_held_or_neither_links_nobody(
+    identity: IdentityResolver,
+) -> None:
+    resolve = resolving(identity, "store")
+    # neither `guilermo@` nor `guillermo@` held: dropped, as before
+    stranger = resolve(email="guil,ermo@x.es", anonymous_id="web-1")
+    assert identity.holders_of("acme", "email", "guilermo@x.es") == ()
+    assert identity.holders_of("acme", "email", "guillermo@x.es") == ()
+    held = [
+        resolve(email="guilermo@x.es", phone="+34 622 111 333"),
+        resolve(email="guillermo@x.es", phone="+34 633 444 555"),
+    ]
+    # both held: which one? Nobody's
+    again = identity.canonical_id("acme", resolve(email="guil,ermo@x.es", anonymous_id="web-2"))
+    assert again not in {identity.canonical_id("acme", h) for h in held}
+    assert identity.canonical_id("acme", stranger) not in {
+        identity.canonical_id("acme", h) for h in held
+    }
+
+
+def test_a_comma_reading_alone_is_not_taken_for_the_customer_holding_it(
+    identity: IdentityResolver,
+) -> None:
+    # Alone, the touchpoint is sealed under the unattributed key (`sealing_subject`), which
+    # erasing the holder of `mcortes@bbva.com` would not take: it stays apart, as before.
+    resolve = resolving(identity, "store")
+    marta = resolve(email="mcortes@bbva.com", phone="+34 622 111 333")
+    assert identity.canonical_id("acme", resolve(email=",mcortes@bbva.com")) != marta
+
+
 @pytest.mark.parametrize(
     "raw",
     [
