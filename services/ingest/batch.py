@@ -30,7 +30,12 @@ from schemas.validate import (
     encode,
     reserved_type,
 )
-from services.identity.normalise import Rejected, ambiguous_readings, normalise_ref
+from services.identity.normalise import (
+    Rejected,
+    ambiguous_readings,
+    comma_readings,
+    normalise_ref,
+)
 from services.identity.rules import TenantRules
 
 log = logging.getLogger(__name__)
@@ -156,8 +161,9 @@ def prepare(
 def identifier_notes(event: Event, rules: TenantRules) -> tuple[Violation, ...]:
     """The identifiers of an accepted event that link nobody (invalid, placeholder, blocked):
     the event is kept, filed without them (an anonymous touchpoint when none is left). A national
-    number valid in several other regions is noted as identity uses it
-    (`normalise.with_known_reading`): ingest cannot tell yet whether a customer holds a reading."""
+    number valid in several other regions, or an email whose stray comma reads as several
+    mailboxes, is noted as identity uses it (`normalise.with_known_reading`): ingest cannot tell
+    yet whether a customer holds a reading."""
     return tuple(
         _identifier_note(rejected, rules)
         for rejected in normalise_ref(event.customer, rules).rejected
@@ -171,6 +177,12 @@ def _identifier_note(rejected: Rejected, rules: TenantRules) -> Violation:
             f"{rejected.path}: {AMBIGUOUS_NUMBER}",
             rejected.path,
         )
+    if comma_readings(rejected, rules):
+        return Violation(
+            "identifier_ambiguous",
+            f"{rejected.path}: {AMBIGUOUS_EMAIL}",
+            rejected.path,
+        )
     why = f"{rejected.path} ignored: {rejected.explanation}"
     return Violation("identifier_ignored", why, rejected.path)
 
@@ -179,6 +191,12 @@ AMBIGUOUS_NUMBER = (
     "a national number with several readings (valid in several regions, or Argentine without "
     "its mobile 9); read as the one of its readings a customer "
     "already holds when exactly one is held, else ignored until one of them is seen in full"
+)
+
+AMBIGUOUS_EMAIL = (
+    "an email with a stray comma that reads as several mailboxes (guil,ermo@: guilermo@ or "
+    "guillermo@); read as the one of them a customer already holds when exactly one is held and "
+    "the event carries another identifier, else ignored"
 )
 
 

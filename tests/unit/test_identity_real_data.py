@@ -34,7 +34,7 @@ from services.identity.normalise import (
 from services.identity.policy import one_slip_apart
 from services.identity.rules import Identifier, TenantRules
 from services.identity.settings import load_rules
-from services.ingest.batch import ItemStatus, complete, prepare
+from services.ingest.batch import AMBIGUOUS_EMAIL, ItemStatus, complete, prepare
 from tests.events import BUCKET_KEY
 from tests.identity_memory import memory_resolver, record_erasure_before_groups
 from tests.identity_memory import resolving as memory_resolving
@@ -933,6 +933,12 @@ def test_a_malformed_email_beside_a_valid_phone_is_accepted_with_a_note() -> Non
     status, notes = notes_of({"email": "no tiene", "phone": "(+34) 617-345-678"})
     assert status is ItemStatus.accepted
     assert notes == [("customer.email", "not a valid value of its kind")]
+
+
+def test_an_email_whose_comma_readings_disagree_is_noted_as_identity_reads_it() -> None:
+    status, notes = notes_of({"email": ",mcortes@bbva.com", "anonymous_id": "web-1"})
+    assert status is ItemStatus.accepted
+    assert notes == [("customer.email", AMBIGUOUS_EMAIL)]
 
 
 def test_an_event_whose_only_identifier_is_a_placeholder_is_accepted_and_says_so() -> None:
