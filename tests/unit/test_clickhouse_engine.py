@@ -7,6 +7,7 @@ import importlib
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -66,6 +67,11 @@ def test_a_server_a_failed_start_left_running_is_stopped_before_the_next_start(
     server = subprocess.Popen([*sleeper, config])
     caller = subprocess.Popen([*sleeper, "--state-dir", str(tmp_path)])
     try:
+        # Popen returns once the child's exec is past its point of no return, which can be before
+        # the kernel has set the new command line: /proc/<pid>/cmdline read empty then (a loaded
+        # CI run found no stray).
+        for process, marker in ((server, config), (caller, "--state-dir")):
+            command_line(process.pid, marker)
         assert state.strays(config) == [server.pid]
         module = importlib.import_module("clickhouse_engine")
         attempts: list[int] = []
@@ -84,3 +90,13 @@ def test_a_server_a_failed_start_left_running_is_stopped_before_the_next_start(
         for process in (server, caller):
             process.kill()
             process.wait()
+
+
+def command_line(pid: int, marker: str, seconds: float = 10.0) -> bytes:
+    """The process's command line once it names `marker` (its exec done)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if marker.encode() in found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.01)
