@@ -13,6 +13,7 @@ a subject it names is not published but settled `erased`, its body cleared (coun
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -168,11 +169,4 @@ async def replay_dead_letters(
             seconds=REPLAY_SECONDS,
         )
     )
-    return ReplayOut(
-        restored=report.restored,
-        duplicates=report.duplicates,
-        still_failing=report.still_failing,
-        erased=report.erased,
-        unrecorded=report.unrecorded,
-        next_since=report.next_since,
-    )
+    return ReplayOut(**asdict(report))  # the report's fields are the answer's
