@@ -74,11 +74,14 @@ class Deployment:
             SealingPublisher(inner, self.sealer, vault) if sealing else inner
         )
 
-    def keep(self, received_at: datetime) -> str:
-        """The order kept as a dead letter when it arrived (its mapping since fixed)."""
+    def keep(self, received_at: datetime, order: int = 0) -> str:
+        """The order kept as a dead letter when it arrived (its mapping since fixed); `order`:
+        another order of the same buyer, the fixture's id plus it (a body of its own)."""
+        body = json.loads(FIXTURE["body"])
+        body["id"] += order
         return self.store.keep_dead_letter(
             NewDeadLetter(TENANT, "shopify", self.channel.channel_id, received_at,
-                          FIXTURE["url"], FIXTURE["headers"], FIXTURE["body"].encode(),
+                          FIXTURE["url"], FIXTURE["headers"], json.dumps(body).encode(),
                           "unmappable", [{"path": "customer", "code": "c", "message": "m"}])
         )  # fmt: skip
 
@@ -215,13 +218,7 @@ def test_other_letters_of_the_run_replay_as_before(deployment: Deployment) -> No
     before = deployment.keep(RECEIVED)
     deployment.erase(RECEIVED + timedelta(days=1), SHOP_CUSTOMER, PHONE)
     # The same order delivered again after the erasure (the buyer came back): another body.
-    body = json.loads(FIXTURE["body"])
-    body["id"] += 1
-    after = deployment.store.keep_dead_letter(
-        NewDeadLetter(TENANT, "shopify", deployment.channel.channel_id,
-                      RECEIVED + timedelta(days=2), FIXTURE["url"], FIXTURE["headers"],
-                      json.dumps(body).encode(), "unmappable")
-    )  # fmt: skip
+    after = deployment.keep(RECEIVED + timedelta(days=2), order=1)
     report = deployment.replay()
     assert (report.restored, report.erased) == (1, 1)
     assert deployment.letter(before).status == "erased"
@@ -237,13 +234,7 @@ def test_an_erasure_filed_while_the_replay_runs_refuses_the_letters_checked_afte
     # under the new key the sealer makes once it sees the destruction (a review: the check
     # kept each id's time from the first letter, "never destroyed", and let it through).
     first = deployment.keep(RECEIVED)
-    body = json.loads(FIXTURE["body"])
-    body["id"] += 1
-    second = deployment.store.keep_dead_letter(
-        NewDeadLetter(TENANT, "shopify", deployment.channel.channel_id,
-                      RECEIVED + timedelta(seconds=1), FIXTURE["url"], FIXTURE["headers"],
-                      json.dumps(body).encode(), "unmappable")
-    )  # fmt: skip
+    second = deployment.keep(RECEIVED + timedelta(seconds=1), order=1)
     assert isinstance(deployment.publisher, SealingPublisher)
     log_publisher = deployment.publisher.inner
 
